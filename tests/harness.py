@@ -1,0 +1,379 @@
+"""Socket-level test harness for turbo servers: start/stop a server binary,
+speak raw bytes to it, parse its responses strictly. Python 3 stdlib only."""
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+LISTEN_RE = re.compile(r"turbo: listening on http://(\S+):(\d+) \(([^)]*workers?)\)")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer")
+TCHAR = set(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def short(data, limit=120):
+    """Printable excerpt of bytes for failure messages."""
+    text = repr(bytes(data[:limit]))
+    return text + ("...(%d bytes)" % len(data) if len(data) > limit else "")
+
+
+# ---------------------------------------------------------------- server
+
+class Server:
+    """One running server process. Collects stderr in a thread so the pipe
+    never fills, and parses the port from the listening line."""
+
+    def __init__(self, binary, env=None, startup_timeout=15.0):
+        full_env = dict(os.environ)
+        full_env.update({"PORT": "0", "TURBO_WORKERS": "2"})
+        full_env.update(env or {})
+        self.env = full_env
+        self.lines = []
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.host = None
+        self.port = None
+        self.proc = subprocess.Popen([binary], env=full_env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.reader.start()
+        if not self.ready.wait(startup_timeout) or self.port is None:
+            self.proc.kill()
+            self.proc.wait()
+            self.reader.join(2)
+            raise RuntimeError("server did not print its listening line within %.0fs; stderr: %s"
+                               % (startup_timeout, self.stderr()[-600:]))
+
+    def _read_stderr(self):
+        for raw in iter(self.proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            with self.lock:
+                self.lines.append(line)
+            if self.port is None:
+                m = LISTEN_RE.search(line)
+                if m:
+                    self.host, self.port = m.group(1), int(m.group(2))
+                    self.ready.set()
+        self.ready.set()
+
+    def stderr(self):
+        with self.lock:
+            return "".join(self.lines)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig=signal.SIGTERM):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        """Exit status, or None if still running after timeout seconds."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(2)
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, then wait. Returns a failure message or None."""
+        if not self.alive():
+            rc = self.proc.returncode
+            self.reader.join(2)
+            return "server had already exited with status %s before SIGTERM%s" % (
+                rc, sanitizer_excerpt(self.stderr()))
+        self.signal(signal.SIGTERM)
+        rc = self.wait(timeout)
+        if rc is None:
+            self.kill()
+            return "server still running %.0fs after SIGTERM (killed)" % timeout
+        self.reader.join(2)
+        return exit_problem(rc, self.stderr())
+
+
+def sanitizer_excerpt(text):
+    for mark in SANITIZER_MARKS:
+        i = text.find(mark)
+        if i >= 0:
+            return "; sanitizer report: " + text[i:i + 400].replace("\n", " | ")
+    return ""
+
+
+def exit_problem(rc, stderr_text):
+    rep = sanitizer_excerpt(stderr_text)
+    if rc != 0:
+        return "exit status %s (want 0)%s" % (rc, rep)
+    if rep:
+        return "exit 0 but" + rep
+    return None
+
+
+# ---------------------------------------------------------------- responses
+
+class Response:
+    def __init__(self, version, status, reason, headers, body, raw, framing):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value) as str, in order
+        self.body = body                # bytes, de-chunked
+        self.raw = raw                  # the exact bytes of this response
+        self.framing = framing          # "none", "length", "chunked", "close"
+
+    def header(self, name):
+        """The single value of a header (None if absent); joins repeats with ', '."""
+        vals = self.all(name)
+        return ", ".join(vals) if vals else None
+
+    def all(self, name):
+        n = name.lower()
+        return [v for k, v in self.headers if k.lower() == n]
+
+    def tokens(self, name):
+        """Comma-separated list members of a header, lower-cased."""
+        out = []
+        for v in self.all(name):
+            out += [t.strip().lower() for t in v.split(",") if t.strip()]
+        return out
+
+    def __repr__(self):
+        return "<%s %d, %d body bytes>" % (self.version, self.status, len(self.body))
+
+
+class BadResponse(Exception):
+    pass
+
+
+def parse_response(buf, method="GET", eof=False):
+    """Parse one response from the start of buf. Returns (Response, consumed) or
+    None when more bytes are needed. Raises BadResponse on malformed bytes."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buf) > 65536:
+            raise BadResponse("no end of response head in %d bytes" % len(buf))
+        if eof and buf:
+            raise BadResponse("connection closed inside response head: " + short(buf))
+        return None
+    head = bytes(buf[:end])
+    lines = head.split(b"\r\n")
+    m = re.match(rb"^(HTTP/\d\.\d) (\d{3}) ([^\r\n]*)$", lines[0])
+    if not m:
+        raise BadResponse("bad status line " + short(lines[0]))
+    version, status, reason = m.group(1).decode(), int(m.group(2)), m.group(3).decode("latin-1")
+    headers = []
+    for line in lines[1:]:
+        colon = line.find(b":")
+        if colon <= 0 or any(c not in TCHAR for c in line[:colon]):
+            raise BadResponse("bad response header line " + short(line))
+        value = line[colon + 1:].strip(b" \t")
+        if any(c < 0x20 and c != 0x09 or c == 0x7f for c in value):
+            raise BadResponse("control byte in response header " + short(line))
+        headers.append((line[:colon].decode(), value.decode("latin-1")))
+    pos = end + 4
+    lower = [(k.lower(), v) for k, v in headers]
+    cls = [v for k, v in lower if k == "content-length"]
+    tes = [v for k, v in lower if k == "transfer-encoding"]
+    if len(cls) > 1:
+        raise BadResponse("response has %d Content-Length headers" % len(cls))
+    if cls and tes:
+        raise BadResponse("response has both Content-Length and Transfer-Encoding")
+    if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
+        return Response(version, status, reason, headers, b"", bytes(buf[:pos]), "none"), pos
+    if tes:
+        if tes[-1].lower().split(",")[-1].strip() != "chunked":
+            raise BadResponse("response Transfer-Encoding %r not understood" % tes)
+        body = bytearray()
+        p = pos
+        while True:
+            le = buf.find(b"\r\n", p)
+            if le < 0:
+                if eof:
+                    raise BadResponse("closed inside chunked response")
+                return None
+            size_txt = bytes(buf[p:le]).split(b";")[0].strip()
+            if not re.match(rb"^[0-9A-Fa-f]+$", size_txt):
+                raise BadResponse("bad chunk size in response " + short(size_txt))
+            size = int(size_txt, 16)
+            p = le + 2
+            if size == 0:
+                while True:  # trailer section up to the empty line
+                    le = buf.find(b"\r\n", p)
+                    if le < 0:
+                        if eof:
+                            raise BadResponse("closed inside response trailers")
+                        return None
+                    if le == p:
+                        p += 2
+                        return Response(version, status, reason, headers, bytes(body),
+                                        bytes(buf[:p]), "chunked"), p
+                    p = le + 2
+            if len(buf) < p + size + 2:
+                if eof:
+                    raise BadResponse("closed inside response chunk")
+                return None
+            body += buf[p:p + size]
+            if buf[p + size:p + size + 2] != b"\r\n":
+                raise BadResponse("response chunk not followed by CRLF")
+            p += size + 2
+    if cls:
+        if not re.match(r"^[0-9]+$", cls[0]):
+            raise BadResponse("bad response Content-Length %r" % cls[0])
+        n = int(cls[0])
+        if len(buf) < pos + n:
+            if eof:
+                raise BadResponse("closed after %d of %d body bytes" % (len(buf) - pos, n))
+            return None
+        return Response(version, status, reason, headers, bytes(buf[pos:pos + n]),
+                        bytes(buf[:pos + n]), "length"), pos + n
+    if not eof:
+        return None
+    return Response(version, status, reason, headers, bytes(buf[pos:]), bytes(buf), "close"), len(buf)
+
+
+# ---------------------------------------------------------------- connections
+
+class Conn:
+    """A blocking client socket with a read buffer and strict response reading."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=2.0, rcvbuf=None):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.eof = False
+        self.reset = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_trickle(self, data, delay):
+        for i in range(len(data)):
+            self.sock.sendall(data[i:i + 1])
+            if delay:
+                time.sleep(delay)
+
+    def _fill(self, deadline):
+        """Read once into buf. Returns False on timeout."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        r, _, _ = select.select([self.sock], [], [], remaining)
+        if not r:
+            return False
+        try:
+            data = self.sock.recv(1 << 20)
+        except ConnectionResetError:
+            self.eof = self.reset = True
+            return True
+        except socket.timeout:
+            return False
+        if not data:
+            self.eof = True
+        self.buf += data
+        return True
+
+    def read_response(self, method="GET", timeout=None):
+        limit = timeout if timeout is not None else self.timeout
+        deadline = time.monotonic() + limit
+        while True:
+            got = parse_response(self.buf, method, self.eof)
+            if got:
+                resp, used = got
+                del self.buf[:used]
+                return resp
+            if self.eof:
+                raise TestFailure("connection %s before a response%s" % (
+                    "reset" if self.reset else "closed",
+                    " (got %s)" % short(self.buf) if self.buf else " (no bytes)"))
+            if not self._fill(deadline):
+                raise TestFailure("no complete response within %.1fs%s" % (
+                    limit,
+                    " (partial: %s)" % short(self.buf) if self.buf else " (no bytes)"))
+
+    def read_responses(self, n, method="GET", timeout=None):
+        return [self.read_response(method if isinstance(method, str) else method[i], timeout)
+                for i in range(n)]
+
+    def wait_closed(self, timeout=2.0):
+        """None if the peer closes (FIN or RST) within timeout with no further
+        bytes; otherwise a description of what happened instead."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            if not self._fill(deadline):
+                break
+        if self.buf:
+            return "unexpected bytes after the response: " + short(self.buf)
+        if not self.eof:
+            return "connection still open %.1fs after the response" % timeout
+        return None
+
+    def closed_within(self, timeout):
+        """Seconds until the peer closed, or None if it did not within timeout.
+        Bytes received meanwhile stay in buf."""
+        start = time.monotonic()
+        deadline = start + timeout
+        while not self.eof:
+            if not self._fill(deadline):
+                return None
+        return time.monotonic() - start
+
+    def quiet_for(self, seconds):
+        """True if nothing arrives (and no close) for the given time."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.buf or self.eof:
+                return False
+            self._fill(deadline)
+        return not self.buf and not self.eof
+
+
+def ipv6_loopback_available():
+    if not socket.has_ipv6:
+        return False
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False

@@ -1,0 +1,365 @@
+/* Unit tests of the HTTP/1.1 parser, the chunked decoder and the router:
+   tables of byte strings and the outcome each must have, every one also
+   fed split at every byte. */
+#define TURBO_IMPL
+#include "../turbo.h"
+
+#include <stdio.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                                  \
+    do {                                                                                  \
+        if (cond) passed++;                                                               \
+        else {                                                                            \
+            failed++;                                                                     \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            printf(__VA_ARGS__);                                                          \
+            printf("\n");                                                                 \
+        }                                                                                 \
+    } while (0)
+
+static const tb__limits limits = {64, 256, 8, 1000}; /* line, head, headers, body */
+
+typedef struct head_case {
+    const char *name;
+    const char *bytes;
+    int expect; /* > 0: complete with this status-free outcome (1 = ok); < 0: -status */
+} head_case;
+
+#define OK 1
+static const head_case head_cases[] = {
+    {"simple GET", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", OK},
+    {"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", OK},
+    {"leading empty line is ignored", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", OK},
+    {"absolute form", "GET http://a.b/x?y HTTP/1.1\r\nHost: a.b\r\n\r\n", OK},
+    {"asterisk form for OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", OK},
+    {"asterisk form for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"higher minor version is 1.1", "GET / HTTP/1.7\r\nHost: a\r\n\r\n", OK},
+    {"HTTP/2.0 is 505", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", -505},
+    {"HTTP/0.9 is 505", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", -505},
+    {"version without digits", "GET / HTTP/1.x\r\nHost: a\r\n\r\n", -400},
+    {"lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", -400},
+    {"missing version", "GET /\r\nHost: a\r\n\r\n", -400},
+    {"two spaces", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"trailing space", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", -400},
+    {"tab as separator", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"empty method", " / HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"method with a bad char", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"target not a path", "GET x HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"control char in target", "GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"non-ASCII in target", "GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"absolute form with userinfo", "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"absolute form with empty authority", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"absolute form with other scheme", "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"CONNECT is not implemented", "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", -501},
+    {"bare LF ends the request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", -400},
+    {"bare LF ends a header", "GET / HTTP/1.1\r\nHost: a\n\r\n", -400},
+    {"bare CR in a header", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", -400},
+    {"NUL in a header value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", -400},
+    {"DEL in a header value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", -400},
+    {"obs-text in a value is allowed", "GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n", OK},
+    {"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", -400},
+    {"tab before colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", -400},
+    {"line without colon", "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", -400},
+    {"empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", -400},
+    {"bad char in name", "GET / HTTP/1.1\r\nHost: a\r\nX@Y: z\r\n\r\n", -400},
+    {"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", -400},
+    {"missing Host in 1.1", "GET / HTTP/1.1\r\nX: a\r\n\r\n", -400},
+    {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", -400},
+    {"two Hosts in 1.0", "GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", -400},
+    {"Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", -400},
+    {"Host with bad port", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", -400},
+    {"Host IPv6 literal", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", OK},
+    {"Host unclosed literal", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", -400},
+    {"Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", -400},
+    {"empty Host is allowed", "GET / HTTP/1.1\r\nHost:\r\n\r\n", OK},
+    {"Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", OK},
+    {"two Content-Lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", -400},
+    {"Content-Length list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", -400},
+    {"signed Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", -400},
+    {"negative Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", -400},
+    {"hex Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", -400},
+    {"empty Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", -400},
+    {"Content-Length over the limit", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n", -413},
+    {"huge Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", -413},
+    {"chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", OK},
+    {"chunked any case", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChUnKeD\r\n\r\n", OK},
+    {"CL with TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", -400},
+    {"TE with CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", -400},
+    {"TE not ending in chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", -400},
+    {"TE chunked then gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", -400},
+    {"TE chunked twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", -400},
+    {"TE unknown coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n", -501},
+    {"TE gzip is not implemented", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", -501},
+    {"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", -400},
+    {"TE empty is not chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", -400},
+    {"unknown expectation", "POST / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", -417},
+    {"request line at the limit", "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n", OK},
+    {"request line over the limit", "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n", -414},
+    {"too many headers", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\n\r\n", -431},
+    {"head over the limit", "GET / HTTP/1.1\r\nHost: a\r\nA: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nB: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nC: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", -431},
+    {"fragment in target", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"angle bracket in target", "GET /<x> HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"bad percent escape in target", "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"truncated percent escape", "GET /a% HTTP/1.1\r\nHost: a\r\n\r\n", -400},
+    {"sub-delims and pct-escapes in target", "GET /a;b=c,d/%41?x=1&y=@:/? HTTP/1.1\r\nHost: a\r\n\r\n", OK},
+    {"binary garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", -400},
+};
+
+static size_t case_len(const head_case *c) {
+    /* The NUL case carries an embedded NUL: measure up to the final CRLFCRLF. */
+    const char *s = c->bytes;
+    size_t n = strlen(s);
+    if (strstr(c->name, "NUL")) n = n + 1 + strlen(s + n + 1);
+    return n;
+}
+
+static void test_head_table(void) {
+    size_t i;
+    for (i = 0; i < sizeof head_cases / sizeof *head_cases; i++) {
+        const head_case *c = &head_cases[i];
+        size_t n = case_len(c), k;
+        turbo_req r;
+        tb__framing f;
+        int rc = tb__parse_head(c->bytes, n, &r, &f, &limits), split_ok = 1;
+        int got = rc > 0 ? OK : rc;
+        CHECK(got == c->expect, "%s: expected %d, got %d", c->name, c->expect, rc);
+        if (rc > 0) CHECK((size_t)rc == n, "%s: consumed %d of %zu", c->name, rc, n);
+        for (k = 0; k < n; k++) { /* every prefix: need more, or the same error */
+            int p = tb__parse_head(c->bytes, k, &r, &f, &limits);
+            if (p > 0 || (p < 0 && p != c->expect)) {
+                split_ok = 0;
+                printf("  %s: prefix of %zu bytes gave %d\n", c->name, k, p);
+                break;
+            }
+        }
+        CHECK(split_ok, "%s: split at every byte", c->name);
+    }
+}
+
+static void test_head_fields(void) {
+    const char *s = "POST http://h:1/a/b?x=1&y HTTP/1.1\r\nHost: h:1\r\nX-Pad:  v  \r\n"
+                    "Connection: close\r\nContent-Length: 12\r\nExpect: 100-continue\r\n\r\n";
+    turbo_req r;
+    tb__framing f;
+    int rc = tb__parse_head(s, strlen(s), &r, &f, &limits);
+    turbo_str pad;
+    CHECK(rc == (int)strlen(s), "fields: parsed %d", rc);
+    CHECK(r.method.len == 4 && !memcmp(r.method.ptr, "POST", 4), "method");
+    CHECK(r.path.len == 4 && !memcmp(r.path.ptr, "/a/b", 4), "absolute-form path");
+    CHECK(r.query.len == 5 && !memcmp(r.query.ptr, "x=1&y", 5), "query kept apart");
+    CHECK(r.version == 11, "version");
+    pad = turbo_req_header(&r, "x-pad");
+    CHECK(pad.len == 1 && pad.ptr[0] == 'v', "value trimmed, name case-insensitive");
+    CHECK(f.content_length == 12 && !f.chunked, "content length");
+    CHECK(!f.keep_alive, "Connection: close");
+    CHECK(f.expect_continue, "100-continue");
+}
+
+static void test_keep_alive_rules(void) {
+    turbo_req r;
+    tb__framing f;
+    const char *a = "GET / HTTP/1.0\r\n\r\n", *b = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
+    const char *c = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    tb__parse_head(a, strlen(a), &r, &f, &limits);
+    CHECK(!f.keep_alive, "HTTP/1.0 closes by default");
+    tb__parse_head(b, strlen(b), &r, &f, &limits);
+    CHECK(f.keep_alive, "HTTP/1.0 with keep-alive stays open");
+    tb__parse_head(c, strlen(c), &r, &f, &limits);
+    CHECK(f.keep_alive, "HTTP/1.1 stays open by default");
+}
+
+typedef struct chunk_case {
+    const char *name;
+    const char *raw;
+    int expect;          /* 1 complete, or -status */
+    const char *decoded; /* when complete */
+} chunk_case;
+
+static const chunk_case chunk_cases[] = {
+    {"one chunk", "5\r\nhello\r\n0\r\n\r\n", 1, "hello"},
+    {"two chunks", "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", 1, "abcde"},
+    {"upper-case hex", "A\r\n0123456789\r\n0\r\n\r\n", 1, "0123456789"},
+    {"leading zeros", "0005\r\nhello\r\n0\r\n\r\n", 1, "hello"},
+    {"extension", "5;name=value\r\nhello\r\n0;x\r\n\r\n", 1, "hello"},
+    {"quoted extension", "5;n=\"a b\"\r\nhello\r\n0\r\n\r\n", 1, "hello"},
+    {"trailers", "5\r\nhello\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n", 1, "hello"},
+    {"empty body", "0\r\n\r\n", 1, ""},
+    {"bad hex", "zz\r\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"negative size", "-1\r\nx\r\n0\r\n\r\n", -400, NULL},
+    {"empty size", "\r\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"size then junk", "5x\r\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"data longer than size", "3\r\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"missing CRLF after data", "5\r\nhello0\r\n\r\n", -400, NULL},
+    {"bare LF after size", "5\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"control char in extension", "5;\x01\r\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"over the body limit", "3e9\r\n", -413, NULL},
+    {"overflowing size", "ffffffffffffffffffff\r\n", -413, NULL},
+    {"bad trailer", "0\r\n\x01\r\n\r\n", -400, NULL},
+    {"trailer without colon", "0\r\nNoColon\r\n\r\n", -400, NULL},
+    {"trailer with space before colon", "0\r\nX-T : 1\r\n\r\n", -400, NULL},
+    {"BWS before extension", "5 ;a=b\r\nhello\r\n0\r\n\r\n", 1, "hello"},
+    {"space after size", "5 \r\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"bare semicolon", "5;\r\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"extension with bad char", "5;a@b\r\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"unterminated quote", "5;a=\"b\r\nhello\r\n0\r\n\r\n", -400, NULL},
+    {"escaped quote in extension", "5;a=\"b\\\"c\"\r\nhello\r\n0\r\n\r\n", 1, "hello"},
+};
+
+static void test_chunk_table(void) {
+    size_t i;
+    for (i = 0; i < sizeof chunk_cases / sizeof *chunk_cases; i++) {
+        const chunk_case *c = &chunk_cases[i];
+        size_t n = strlen(c->raw), k;
+        char buf[256];
+        tb__chunked st;
+        int rc = 0, early = 0;
+        memcpy(buf, c->raw, n);
+        memset(&st, 0, sizeof st);
+        for (k = 1; k <= n && rc == 0; k++) { /* bytes arrive one at a time */
+            rc = tb__dechunk(buf, k, &st, &limits);
+            if (rc == 1 && k < n) early = 1;
+        }
+        CHECK(rc == c->expect, "%s: expected %d, got %d", c->name, c->expect, rc);
+        CHECK(!early, "%s: complete before its end", c->name);
+        if (c->expect == 1 && rc == 1) {
+            CHECK(st.src == n, "%s: consumed %zu of %zu", c->name, st.src, n);
+            CHECK(st.dst == strlen(c->decoded) && !memcmp(buf, c->decoded, st.dst),
+                  "%s: decoded \"%.*s\"", c->name, (int)st.dst, buf);
+        }
+    }
+}
+
+static void test_chunk_stops_at_message_end(void) {
+    char buf[64] = "2\r\nab\r\n0\r\n\r\nGET / HTTP/1.1\r\n";
+    tb__chunked st;
+    memset(&st, 0, sizeof st);
+    CHECK(tb__dechunk(buf, strlen(buf), &st, &limits) == 1, "complete");
+    CHECK(st.src == 12 && !memcmp(buf + st.src, "GET", 3), "next request left intact");
+}
+
+/* ---- router ---- */
+
+static void h_a(turbo_req *r, turbo_res *s, void *u) { (void)r, (void)s, (void)u; }
+
+static int route(turbo_server *s, const char *method, const char *path, turbo_req *r,
+                 const tb__node **allow) {
+    const tb__handler *h;
+    r->method.ptr = method;
+    r->method.len = strlen(method);
+    r->path.ptr = path;
+    r->path.len = strlen(path);
+    h = tb__route(s->root, r, allow);
+    return h ? (int)(intptr_t)h->user : 0;
+}
+
+static int param_is(const turbo_req *r, const char *name, const char *value) {
+    turbo_str v = turbo_req_param(r, name);
+    return v.ptr && v.len == strlen(value) && !memcmp(v.ptr, value, v.len);
+}
+
+static void test_router(void) {
+    turbo_server *s = turbo_new(NULL);
+    turbo_req r;
+    const tb__node *allow;
+    turbo_buf b = {NULL, 0, 0, 0};
+    char name[32];
+    int i, ok = 1;
+    CHECK(turbo_get(s, "/", h_a, (void *)1) == 0, "root");
+    CHECK(turbo_get(s, "/users", h_a, (void *)2) == 0, "static");
+    CHECK(turbo_get(s, "/users/{id}", h_a, (void *)3) == 0, "capture");
+    CHECK(turbo_get(s, "/users/me", h_a, (void *)4) == 0, "static beside a capture");
+    CHECK(turbo_post(s, "/users/{id}", h_a, (void *)5) == 0, "second method");
+    CHECK(turbo_get(s, "/users/{id}/posts/{post}", h_a, (void *)6) == 0, "two captures");
+    CHECK(turbo_get(s, "/files/{path...}", h_a, (void *)7) == 0, "tail");
+    CHECK(turbo_get(s, "/a/b/c", h_a, (void *)8) == 0, "deep static");
+    CHECK(turbo_get(s, "/a/{x}/d", h_a, (void *)9) == 0, "capture needing backtracking");
+    CHECK(turbo_get(s, "/slash/", h_a, (void *)10) == 0, "trailing slash");
+    CHECK(turbo_route(s, "PURGE", "/cache", h_a, (void *)11) == 0, "custom method");
+
+    CHECK(route(s, "GET", "/", &r, &allow) == 1, "GET /");
+    CHECK(route(s, "GET", "/users", &r, &allow) == 2, "GET /users");
+    CHECK(route(s, "GET", "/users/42", &r, &allow) == 3 && param_is(&r, "id", "42"), "capture value");
+    CHECK(route(s, "GET", "/users/me", &r, &allow) == 4, "static wins");
+    CHECK(route(s, "POST", "/users/7", &r, &allow) == 5, "method picks handler");
+    CHECK(route(s, "HEAD", "/users/7", &r, &allow) == 3, "HEAD served by GET");
+    CHECK(route(s, "GET", "/users/1/posts/2", &r, &allow) == 6 && param_is(&r, "id", "1") &&
+              param_is(&r, "post", "2") && r.param_count == 2,
+          "two captures");
+    CHECK(route(s, "GET", "/files/a/b/c.txt", &r, &allow) == 7 && param_is(&r, "path", "a/b/c.txt"),
+          "tail takes the rest");
+    CHECK(route(s, "GET", "/files/", &r, &allow) == 7 && param_is(&r, "path", ""), "empty tail");
+    CHECK(route(s, "GET", "/a/b/c", &r, &allow) == 8, "deep static");
+    CHECK(route(s, "GET", "/a/b/d", &r, &allow) == 9 && param_is(&r, "x", "b"), "backtracks");
+    CHECK(route(s, "GET", "/slash/", &r, &allow) == 10, "trailing slash matches");
+    CHECK(route(s, "GET", "/slash", &r, &allow) == 0 && !allow, "no slash is another path");
+    CHECK(route(s, "GET", "/users/", &r, &allow) == 0 && !allow, "empty capture is 404");
+    CHECK(route(s, "GET", "/nope", &r, &allow) == 0 && !allow, "404");
+    CHECK(route(s, "DELETE", "/users/1", &r, &allow) == 0 && allow, "405");
+    tb__allow_value(allow, &b);
+    CHECK(b.len == strlen("GET, POST, HEAD, OPTIONS") && !memcmp(b.data, "GET, POST, HEAD, OPTIONS", b.len),
+          "Allow: %.*s", (int)b.len, b.data);
+    turbo_buf_free(&b);
+    CHECK(route(s, "PURGE", "/cache", &r, &allow) == 11, "custom method");
+    CHECK(tb__known_method(s, r.method), "custom method is known");
+
+    /* Many routes: lookups still find each one. */
+    for (i = 0; i < 2000; i++) {
+        snprintf(name, sizeof name, "/many/r%d", i);
+        if (turbo_get(s, name, h_a, (void *)(intptr_t)(100 + i)) != 0) ok = 0;
+    }
+    for (i = 0; i < 2000; i++) {
+        snprintf(name, sizeof name, "/many/r%d", i);
+        if (route(s, "GET", name, &r, &allow) != 100 + i) ok = 0;
+    }
+    CHECK(ok, "2000 static siblings all route");
+    turbo_free(s);
+}
+
+static void refused(const char *method, const char *pattern, const char *message) {
+    turbo_server *s = turbo_new(NULL);
+    turbo_get(s, "/users/{id}", h_a, NULL);
+    turbo_get(s, "/t/{rest...}", h_a, NULL);
+    CHECK(turbo_route(s, method, pattern, h_a, NULL) == -1 && strstr(turbo_error(s), message),
+          "%s %s refused with \"%s\", got \"%s\"", method, pattern, message, turbo_error(s));
+    turbo_free(s);
+}
+
+static void test_refused_patterns(void) {
+    refused("GET", "users", "must start with \"/\"");
+    refused("GET", "/a/{id", "is missing \"}\"");
+    refused("GET", "/a/id}", "without \"{\"");
+    refused("GET", "/a/x{id}", "whole segment");
+    refused("GET", "/a/{1d}", "not an identifier");
+    refused("GET", "/a/{}", "not an identifier");
+    refused("GET", "/a//b", "empty segment");
+    refused("GET", "/a/{p...}/b", "must be the last segment");
+    refused("GET", "/a/{x}/{x}", "twice");
+    refused("GET", "/users/{id}", "already registered");
+    refused("GET", "/users/{name}/x", "conflicts with {id}");
+    refused("GET", "/t/{other...}", "conflicts with {rest}");
+    refused("GET", "/a b", "not allowed");
+    refused("G T", "/x", "not a valid HTTP method");
+}
+
+static void test_url_decode(void) {
+    char out[32];
+    CHECK(turbo_url_decode(out, "a%20b+c", 7, 1) == 5 && !memcmp(out, "a b c", 5), "decode");
+    CHECK(turbo_url_decode(out, "a+b", 3, 0) == 3 && !memcmp(out, "a+b", 3), "plus kept in paths");
+    CHECK(turbo_url_decode(out, "%zz", 3, 1) == -1, "bad escape");
+    CHECK(turbo_url_decode(out, "ab%2", 4, 1) == -1, "truncated escape");
+}
+
+int main(void) {
+    test_head_table();
+    test_head_fields();
+    test_keep_alive_rules();
+    test_chunk_table();
+    test_chunk_stops_at_message_end();
+    test_router();
+    test_refused_patterns();
+    test_url_decode();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}

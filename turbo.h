@@ -1,0 +1,2760 @@
+/* turbo.h - a small, strict, multi-core HTTP/1.1 server in one header.
+
+   USAGE
+     In exactly one C (or C++) file of your program:
+
+         #define TURBO_IMPL
+         #include "turbo.h"
+
+     Every other file includes "turbo.h" alone and sees the declarations.
+
+   WHAT IT IS
+     One event loop per worker thread (epoll on Linux, kqueue on BSD/macOS),
+     each with its own SO_REUSEPORT listener; a strict HTTP/1.1 parser
+     (keep-alive, pipelining, chunked bodies, 100-continue); a router with
+     {name} and {name...} captures; a JSON writer that streams into the
+     response. Needs libc and POSIX threads, nothing else.
+
+   HELLO WORLD
+
+         #define TURBO_IMPL
+         #include "turbo.h"
+
+         static void hello(turbo_req *req, turbo_res *res, void *user) {
+             (void)req; (void)user;
+             turbo_res_text(res, 200, "Hello, World!");
+         }
+
+         int main(void) {
+             turbo_server *s = turbo_new(&(turbo_config){ .port = 8080 });
+             turbo_get(s, "/", hello, NULL);
+             return turbo_run(s);        // until SIGINT or SIGTERM
+         }
+
+     cc -O2 hello.c -o hello -lpthread
+
+   CONFIGURATION MACROS (define before including)
+     TURBO_STATIC          make every function static (one translation unit)
+     TURBO_MAX_HEADERS     header lines a request may carry, hard cap (100)
+     TURBO_MAX_PARAMS      path captures a route may have (16)
+     TURBO_JSON_MAX_DEPTH  nesting depth of the JSON writer (64)
+     TURBO_MALLOC, TURBO_REALLOC, TURBO_FREE   the allocator (libc's)
+
+   MEMORY RULE
+     Everything turbo hands you (strings, requests, responses, writers)
+     belongs to turbo and is valid until your handler returns. Copy what you
+     need to keep. Everything you hand turbo is copied before the call
+     returns.
+
+   License: MIT, at the end of this file.
+*/
+#ifndef TURBO_H
+#define TURBO_H
+
+/* The implementation needs POSIX and Linux's accept4 even under -std=c99:
+   this works when turbo.h is the first header of that file (otherwise
+   compile it with -D_GNU_SOURCE). */
+#if defined(TURBO_IMPL) && defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef TURBO_STATIC
+#define TURBO_API static
+#else
+#define TURBO_API extern
+#endif
+
+#ifndef TURBO_MAX_HEADERS
+#define TURBO_MAX_HEADERS 100
+#endif
+#ifndef TURBO_MAX_PARAMS
+#define TURBO_MAX_PARAMS 16
+#endif
+#ifndef TURBO_JSON_MAX_DEPTH
+#define TURBO_JSON_MAX_DEPTH 64
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- types */
+
+/* A view of bytes owned by someone else; not NUL-terminated. */
+typedef struct turbo_str {
+    const char *ptr;
+    size_t len;
+} turbo_str;
+
+/* A growable byte buffer. `oom` is set when an allocation failed; later
+   appends are then ignored, so one check at the end is enough. */
+typedef struct turbo_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom;
+} turbo_buf;
+
+/* Error codes of the JSON writer (turbo_json.error). */
+enum {
+    TURBO_JSON_OK = 0,
+    TURBO_JSON_EXPECTED_KEY,    /* a value where an object wanted a key */
+    TURBO_JSON_UNEXPECTED_KEY,  /* a key outside an object, or twice */
+    TURBO_JSON_BAD_END,         /* an end that does not match the open container */
+    TURBO_JSON_TOO_DEEP,        /* nesting beyond TURBO_JSON_MAX_DEPTH */
+    TURBO_JSON_NOT_FINITE,      /* NaN or an infinity */
+    TURBO_JSON_AFTER_END,       /* a value after the top-level value was complete */
+    TURBO_JSON_INCOMPLETE,      /* finished with containers open, or empty */
+    TURBO_JSON_OOM              /* the output buffer could not grow */
+};
+
+/* The streaming JSON writer. Zero it with turbo_json_init; read `error`
+   (first error, sticky) or call turbo_json_finish. Fields are private. */
+typedef struct turbo_json {
+    turbo_buf *out;
+    int error;
+    int depth;
+    int state; /* what the writer expects next: internal */
+    unsigned char stack[TURBO_JSON_MAX_DEPTH];
+} turbo_json;
+
+typedef struct turbo_server turbo_server;
+typedef struct turbo_req turbo_req;
+typedef struct turbo_res turbo_res;
+typedef struct turbo_defer turbo_defer;
+
+/* A request handler. Answer through `res` before returning (or defer it,
+   see turbo_res_defer). A handler that answers nothing yields a 500. */
+typedef void (*turbo_handler)(turbo_req *req, turbo_res *res, void *user);
+
+/* Server settings. Zero means "the default" for every field, so set only
+   what you care about: turbo_new(&(turbo_config){ .port = 9000 }). */
+typedef struct turbo_config {
+    const char *host;          /* address to bind: "0.0.0.0"; "::" = IPv6 (+IPv4) */
+    int port;                  /* 8080; -1 asks the kernel for a free port */
+    int workers;               /* threads per process; 0 = online CPUs */
+    int processes;             /* prefork this many processes; 0 = no fork */
+    int backlog;               /* listen(2) backlog: 1024 */
+    size_t max_request_line;   /* bytes in the request line: 8192 (else 414) */
+    size_t max_header_bytes;   /* bytes in the whole head: 32768 (else 431) */
+    int max_headers;           /* header lines: 100, at most TURBO_MAX_HEADERS (else 431) */
+    size_t max_body;           /* request body bytes: 1 MiB (else 413) */
+    int header_timeout_ms;     /* first byte to end of head: 10000 (else 408) */
+    int body_timeout_ms;       /* end of head to end of body: 30000 (else 408) */
+    int keepalive_timeout_ms;  /* idle time between requests: 15000, then close */
+    int write_timeout_ms;      /* a client that stops reading: 30000, then close */
+    int max_requests;          /* requests per connection: 10000, then close */
+    int max_connections;       /* per worker: 10000 (else 503 and close) */
+    int shutdown_timeout_ms;   /* grace for requests in flight: 10000 */
+    int access_log;            /* 1: one line per request on stderr */
+    int no_signals;            /* 1: do not install SIGINT/SIGTERM handlers */
+    /* Hooks for embedders (the Python binding uses them). Called in each
+       serving process, before its workers start and after they stop. */
+    void (*on_process_start)(int process_index, void *hook_arg);
+    void (*on_process_stop)(int process_index, void *hook_arg);
+    /* With processes: in the parent just before each fork, and right after
+       it in both parent (in_child = 0) and child (in_child = 1). */
+    void (*before_fork)(void *hook_arg);
+    void (*after_fork)(int in_child, void *hook_arg);
+    void *hook_arg;
+} turbo_config;
+
+/* ---------------------------------------------------------------- server */
+
+/* Creates a server; cfg may be NULL for all defaults. NULL on out of memory. */
+TURBO_API turbo_server *turbo_new(const turbo_config *cfg);
+
+/* Overrides fields of cfg from environment variables named after them in
+   upper case with a TURBO_ prefix (TURBO_PORT, TURBO_WORKERS,
+   TURBO_MAX_BODY, TURBO_HEADER_TIMEOUT_MS, ...); PORT is read as well,
+   and PORT=0 asks for any free port. Returns 0, or -1 after printing
+   which variable is not a non-negative integer. */
+TURBO_API int turbo_config_env(turbo_config *cfg);
+
+/* Registers handler for method (any token, e.g. "GET") and pattern.
+   Patterns: "/users/{id}", "/files/{path...}" (a tail capture, last only).
+   Returns 0, or -1 with the reason in turbo_error(): malformed pattern,
+   route already registered, capture names conflicting with another route
+   at the same place, or called after turbo_run started. */
+TURBO_API int turbo_route(turbo_server *s, const char *method, const char *pattern,
+                          turbo_handler handler, void *user);
+TURBO_API int turbo_get(turbo_server *s, const char *pattern, turbo_handler h, void *user);
+TURBO_API int turbo_post(turbo_server *s, const char *pattern, turbo_handler h, void *user);
+TURBO_API int turbo_put(turbo_server *s, const char *pattern, turbo_handler h, void *user);
+TURBO_API int turbo_delete(turbo_server *s, const char *pattern, turbo_handler h, void *user);
+
+/* The last error of turbo_route/turbo_listen/turbo_run, as a sentence. */
+TURBO_API const char *turbo_error(const turbo_server *s);
+
+/* Binds the listening sockets now (turbo_run does it otherwise), so that
+   turbo_port() is known. Returns 0, or -1 with turbo_error() set. */
+TURBO_API int turbo_listen(turbo_server *s);
+TURBO_API int turbo_port(const turbo_server *s);
+
+/* Serves until SIGINT/SIGTERM or turbo_stop: stops accepting, finishes
+   requests in flight, closes idle connections. Returns 0 after a clean
+   shutdown, -1 if it could not start (see turbo_error). A second signal
+   exits the process at once. */
+TURBO_API int turbo_run(turbo_server *s);
+
+/* Asks a running server to shut down gracefully. Safe from any thread and
+   from a signal handler. */
+TURBO_API void turbo_stop(turbo_server *s);
+
+/* Frees a server that is not running. */
+TURBO_API void turbo_free(turbo_server *s);
+
+/* ---------------------------------------------------------------- request */
+
+TURBO_API turbo_str turbo_req_method(const turbo_req *r);
+TURBO_API turbo_str turbo_req_path(const turbo_req *r);   /* raw, without the query */
+TURBO_API turbo_str turbo_req_query(const turbo_req *r);  /* raw, after '?', may be empty */
+TURBO_API int turbo_req_version(const turbo_req *r);      /* 10 or 11 */
+
+/* The header's value (first one if repeated), case-insensitive name;
+   {NULL, 0} when absent. */
+TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name);
+TURBO_API int turbo_req_header_count(const turbo_req *r);
+TURBO_API turbo_str turbo_req_header_name(const turbo_req *r, int i);
+TURBO_API turbo_str turbo_req_header_value(const turbo_req *r, int i);
+
+/* A path capture by name, raw (not percent-decoded); {NULL, 0} if none. */
+TURBO_API turbo_str turbo_req_param(const turbo_req *r, const char *name);
+TURBO_API int turbo_req_param_count(const turbo_req *r);
+TURBO_API turbo_str turbo_req_param_name(const turbo_req *r, int i);
+TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i);
+
+/* Looks up a query parameter and percent-decodes it ('+' is a space).
+   Returns 1 and sets *out (valid until the handler returns), 0 when
+   absent, -1 when the value has a malformed %-escape or memory ran out. */
+TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out);
+
+/* The request body, de-chunked; empty when there is none. */
+TURBO_API turbo_str turbo_req_body(const turbo_req *r);
+
+/* Percent-decodes src into dst (room for len bytes is enough).
+   Returns the decoded length, or -1 on a malformed escape. */
+TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus_is_space);
+
+/* ---------------------------------------------------------------- response */
+
+/* Status, headers and body. Set status and headers before the body.
+   turbo sets Content-Length, Date, Server and Connection itself.
+   turbo_res_header returns -1 (and adds nothing) for a name that is not a
+   token, a value with CR, LF or NUL, one of the headers turbo sets, or a
+   header after the body has begun. */
+TURBO_API void turbo_res_status(turbo_res *res, int status);
+TURBO_API int turbo_res_header(turbo_res *res, const char *name, const char *value);
+TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len,
+                                const char *value, size_t value_len);
+TURBO_API void turbo_res_body(turbo_res *res, const void *data, size_t len);
+
+/* Shorthands: status, Content-Type and the whole body in one call. */
+TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_type,
+                              const void *body, size_t len);
+TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text);
+
+/* Starts a JSON body (Content-Type: application/json) and returns a writer
+   whose output is the body. If the writer ends in error or incomplete, the
+   client gets a 500 instead and the cause is logged. */
+TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status);
+
+/* Defers the answer: the handler returns without answering and the
+   connection waits (later pipelined requests wait behind it). The request
+   is no longer valid after the handler returns. Later, from any thread,
+   call turbo_defer_resume: fn runs on the connection's worker thread with
+   a response to fill (res is NULL if the client has gone; free arg then).
+   Returns NULL if out of memory (answer at once then). */
+TURBO_API turbo_defer *turbo_res_defer(turbo_res *res);
+TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg),
+                                  void *arg);
+
+/* ---------------------------------------------------------------- JSON writer */
+
+/* Writes JSON into out (appending). Strings are escaped per RFC 8259, plus
+   U+2028/U+2029; invalid UTF-8 is replaced by U+FFFD. Doubles are written
+   in the shortest form that reads back to the same bits; NaN and
+   infinities are refused (TURBO_JSON_NOT_FINITE). Commas and colons are
+   the writer's job. Each call returns 0, or the writer's (sticky) error. */
+TURBO_API void turbo_json_init(turbo_json *j, turbo_buf *out);
+TURBO_API int turbo_json_object_begin(turbo_json *j);
+TURBO_API int turbo_json_object_end(turbo_json *j);
+TURBO_API int turbo_json_array_begin(turbo_json *j);
+TURBO_API int turbo_json_array_end(turbo_json *j);
+TURBO_API int turbo_json_key(turbo_json *j, const char *key);
+TURBO_API int turbo_json_keyn(turbo_json *j, const char *key, size_t len);
+TURBO_API int turbo_json_string(turbo_json *j, const char *s);
+TURBO_API int turbo_json_stringn(turbo_json *j, const char *s, size_t len);
+TURBO_API int turbo_json_int(turbo_json *j, int64_t v);
+TURBO_API int turbo_json_uint(turbo_json *j, uint64_t v);
+TURBO_API int turbo_json_double(turbo_json *j, double v);
+TURBO_API int turbo_json_bool(turbo_json *j, int v);
+TURBO_API int turbo_json_null(turbo_json *j);
+/* Pre-encoded JSON, copied as is (it is the caller's to be valid). */
+TURBO_API int turbo_json_raw(turbo_json *j, const char *json, size_t len);
+/* 0 if exactly one complete value was written, else the error. */
+TURBO_API int turbo_json_finish(turbo_json *j);
+TURBO_API const char *turbo_json_strerror(int error);
+
+/* Shortest round-trip form of a finite double into dst (at least 32
+   bytes); returns its length. The digits equal Python's repr(). */
+TURBO_API int turbo_dtoa(double v, char *dst);
+
+/* Buffer helpers (also used by the writer). */
+TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra);  /* 0 or -1 (oom set) */
+TURBO_API void turbo_buf_append(turbo_buf *b, const void *data, size_t len);
+TURBO_API void turbo_buf_free(turbo_buf *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TURBO_H */
+
+/* ======================================================================== */
+/*                              IMPLEMENTATION                              */
+/* ======================================================================== */
+#ifdef TURBO_IMPL
+#ifndef TURBO_IMPL_DONE
+#define TURBO_IMPL_DONE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TURBO_MALLOC
+#define TURBO_MALLOC(n) malloc(n)
+#define TURBO_REALLOC(p, n) realloc(p, n)
+#define TURBO_FREE(p) free(p)
+#endif
+
+#if defined(__linux__)
+#define TB__EPOLL 1
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+    defined(__NetBSD__) || defined(__DragonFly__) || defined(TURBO_KQUEUE)
+#define TB__KQUEUE 1
+#else
+#error "turbo.h needs epoll (Linux) or kqueue (BSD, macOS)"
+#endif
+
+#define TB__MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* ---------------------------------------------------------------- buffers */
+
+TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra) {
+    size_t cap;
+    char *data;
+    if (b->oom) return -1;
+    if (b->cap - b->len >= extra) return 0;
+    cap = b->cap ? b->cap : 256;
+    while (cap - b->len < extra) {
+        if (cap > ((size_t)-1) / 2) { b->oom = 1; return -1; }
+        cap *= 2;
+    }
+    data = (char *)TURBO_REALLOC(b->data, cap);
+    if (!data) { b->oom = 1; return -1; }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+TURBO_API void turbo_buf_append(turbo_buf *b, const void *data, size_t len) {
+    if (len == 0 || turbo_buf_reserve(b, len) != 0) return;
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+TURBO_API void turbo_buf_free(turbo_buf *b) {
+    TURBO_FREE(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+static void tb__buf_puts(turbo_buf *b, const char *s) { turbo_buf_append(b, s, strlen(s)); }
+
+/* Unsigned decimal into dst (at least 20 bytes), returns the length. */
+static size_t tb__utoa(uint64_t v, char *dst) {
+    char tmp[20];
+    size_t n = 0, i;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    for (i = 0; i < n; i++) dst[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* ---------------------------------------------------------------- platform */
+/* The event loop behind six small functions, one set per backend, chosen at
+   compile time (the shape of redis's ae.c). Interest is level-triggered;
+   each registration carries a pointer handed back with its events. */
+
+#define TB__READ 1
+#define TB__WRITE 2
+#define TB__HUP 4 /* error or hang-up: the next read or write will tell */
+#define TB__MAX_EVENTS 256
+
+typedef struct tb__event {
+    void *ptr;
+    int mask;
+} tb__event;
+
+#if defined(TB__EPOLL)
+#include <sys/epoll.h>
+
+typedef struct tb__loop {
+    int fd;
+    struct epoll_event events[TB__MAX_EVENTS];
+} tb__loop;
+
+static int tb__loop_init(tb__loop *l) {
+    l->fd = epoll_create1(EPOLL_CLOEXEC);
+    return l->fd < 0 ? -1 : 0;
+}
+
+static void tb__loop_free(tb__loop *l) { if (l->fd >= 0) close(l->fd); }
+
+static int tb__loop_ctl(tb__loop *l, int op, int fd, int mask, void *ptr) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (mask & TB__READ ? EPOLLIN : 0u) | (mask & TB__WRITE ? EPOLLOUT : 0u);
+    ev.data.ptr = ptr;
+    return epoll_ctl(l->fd, op, fd, &ev);
+}
+
+/* Sets fd's interest to mask; old is the current one (0 = not registered). */
+static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
+    if (old == mask) return 0;
+    if (!mask) return tb__loop_ctl(l, EPOLL_CTL_DEL, fd, 0, ptr);
+    return tb__loop_ctl(l, old ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, mask, ptr);
+}
+
+static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
+    int n = epoll_wait(l->fd, l->events, TB__MAX_EVENTS, timeout_ms), i;
+    for (i = 0; i < n; i++) {
+        uint32_t e = l->events[i].events;
+        out[i].ptr = l->events[i].data.ptr;
+        out[i].mask = (e & EPOLLIN ? TB__READ : 0) | (e & EPOLLOUT ? TB__WRITE : 0) |
+                      (e & (EPOLLERR | EPOLLHUP) ? TB__HUP : 0);
+    }
+    return n < 0 ? 0 : n;
+}
+
+static int tb__accept(int lfd) {
+    return accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+#else /* TB__KQUEUE */
+#include <sys/event.h>
+
+typedef struct tb__loop {
+    int fd;
+    struct kevent events[TB__MAX_EVENTS];
+} tb__loop;
+
+static int tb__loop_init(tb__loop *l) {
+    l->fd = kqueue();
+    if (l->fd < 0) return -1;
+    fcntl(l->fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+static void tb__loop_free(tb__loop *l) { if (l->fd >= 0) close(l->fd); }
+
+/* kqueue keeps one filter per direction: add or delete each that changed. */
+static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
+    struct kevent ch[2];
+    int n = 0;
+    if ((old ^ mask) & TB__READ)
+        EV_SET(&ch[n++], fd, EVFILT_READ, mask & TB__READ ? EV_ADD : EV_DELETE, 0, 0, ptr);
+    if ((old ^ mask) & TB__WRITE)
+        EV_SET(&ch[n++], fd, EVFILT_WRITE, mask & TB__WRITE ? EV_ADD : EV_DELETE, 0, 0, ptr);
+    return n ? kevent(l->fd, ch, n, NULL, 0, NULL) : 0;
+}
+
+static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
+    struct timespec ts, *tsp = NULL;
+    int n, i;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+        tsp = &ts;
+    }
+    n = kevent(l->fd, NULL, 0, l->events, TB__MAX_EVENTS, tsp);
+    for (i = 0; i < n; i++) {
+        struct kevent *e = &l->events[i];
+        out[i].ptr = (void *)e->udata;
+        out[i].mask = (e->filter == EVFILT_READ ? TB__READ : TB__WRITE) |
+                      (e->flags & (EV_EOF | EV_ERROR) ? TB__HUP : 0);
+    }
+    return n < 0 ? 0 : n;
+}
+
+static int tb__accept(int lfd) {
+    int fd = accept(lfd, NULL, NULL);
+    if (fd >= 0) {
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+#ifdef SO_NOSIGPIPE
+        { int one = 1; setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one); }
+#endif
+    }
+    return fd;
+}
+#endif
+
+static int64_t tb__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------- HTTP/1.1 parser */
+/* Stateless, in the manner of picohttpparser: given the bytes received so
+   far, tb__parse_head returns the length of a complete head, 0 when more
+   bytes are needed, or -status for a request that must be refused. It
+   never copies: names, values and the target point into the buffer. */
+
+struct turbo_req {
+    turbo_str method, target, path, query, body;
+    int version; /* 10 or 11 */
+    int header_count, param_count;
+    turbo_str header_name[TURBO_MAX_HEADERS], header_value[TURBO_MAX_HEADERS];
+    turbo_str param_name[TURBO_MAX_PARAMS], param_value[TURBO_MAX_PARAMS];
+    turbo_buf *scratch; /* the worker's, for decoded query values */
+};
+
+/* How the body is framed and what the head asked of the connection. */
+typedef struct tb__framing {
+    uint64_t content_length;
+    int chunked, keep_alive, expect_continue;
+} tb__framing;
+
+typedef struct tb__limits {
+    size_t max_line, max_head;
+    int max_headers;
+    uint64_t max_body;
+} tb__limits;
+
+/* Bitmaps over the 256 byte values (bit c set when c is in the class). */
+static const uint32_t tb__tchar_map[8] = {0, 0x03ff6cfau, 0xc7fffffeu, 0x57ffffffu, 0, 0, 0, 0};
+static const uint32_t tb__target_map[8] = {0, 0xaffffff2u, 0x87ffffffu, 0x47fffffeu, 0, 0, 0, 0};
+static const uint32_t tb__value_map[8] = {0x00000200u, 0xffffffffu, 0xffffffffu, 0x7fffffffu,
+                                          0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
+static const uint32_t tb__host_map[8] = {0, 0x2fff7ff2u, 0xaffffffeu, 0x47fffffeu, 0, 0, 0, 0};
+
+#define TB__IN(map, c) ((map)[(unsigned char)(c) >> 5] >> ((unsigned char)(c) & 31) & 1u)
+
+static int tb__hex(int c) {
+    return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
+}
+
+static int tb__lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* a (length n, any case) equals lower (lower case, NUL-terminated)? */
+static int tb__ieq(const char *a, size_t n, const char *lower) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!lower[i] || tb__lower((unsigned char)a[i]) != lower[i]) return 0;
+    return lower[n] == 0;
+}
+
+static turbo_str tb__trim_ows(const char *p, size_t n) {
+    turbo_str s;
+    while (n && (*p == ' ' || *p == '\t')) p++, n--;
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+    s.ptr = p;
+    s.len = n;
+    return s;
+}
+
+/* Calls fn on each non-empty element of a comma-separated list; stops at
+   the first non-zero return and returns it. */
+static int tb__each_list_item(turbo_str v, int (*fn)(turbo_str item, void *ctx), void *ctx) {
+    size_t i = 0, start = 0;
+    for (; i <= v.len; i++) {
+        if (i == v.len || v.ptr[i] == ',') {
+            turbo_str item = tb__trim_ows(v.ptr + start, i - start);
+            int rc = item.len ? fn(item, ctx) : 0;
+            if (rc) return rc;
+            start = i + 1;
+        }
+    }
+    return 0;
+}
+
+/* Transfer-Encoding, over every TE line: chunked must come last, once. */
+typedef struct tb__te_state {
+    int seen, chunked, unknown;
+} tb__te_state;
+
+static int tb__te_item(turbo_str item, void *ctx) {
+    tb__te_state *st = (tb__te_state *)ctx;
+    st->seen = 1;
+    if (st->chunked) return -400; /* anything after chunked, or chunked twice */
+    if (tb__ieq(item.ptr, item.len, "chunked")) st->chunked = 1;
+    else st->unknown = 1;
+    return 0;
+}
+
+typedef struct tb__conn_tokens {
+    int close, keep_alive;
+} tb__conn_tokens;
+
+static int tb__connection_item(turbo_str item, void *ctx) {
+    tb__conn_tokens *t = (tb__conn_tokens *)ctx;
+    if (tb__ieq(item.ptr, item.len, "close")) t->close = 1;
+    else if (tb__ieq(item.ptr, item.len, "keep-alive")) t->keep_alive = 1;
+    return 0;
+}
+
+static int tb__parse_content_length(turbo_str v, uint64_t *out) {
+    uint64_t n = 0;
+    size_t i;
+    if (v.len == 0) return -400;
+    for (i = 0; i < v.len; i++) {
+        unsigned d = (unsigned)(unsigned char)v.ptr[i] - '0';
+        if (d > 9) return -400;
+        if (n > (UINT64_MAX - d) / 10) return -413; /* well-formed but absurd */
+        n = n * 10 + d;
+    }
+    *out = n;
+    return 0;
+}
+
+/* uri-host [":" port], where uri-host is a reg-name or "[" IP-literal "]". */
+static int tb__valid_host(turbo_str v) {
+    size_t i = 0, colon = v.len;
+    for (i = 0; i < v.len; i++)
+        if (!TB__IN(tb__host_map, v.ptr[i])) return 0;
+    if (v.len && v.ptr[0] == '[') {
+        const char *end = (const char *)memchr(v.ptr, ']', v.len);
+        if (!end) return 0;
+        i = (size_t)(end - v.ptr) + 1;
+        if (i < v.len && v.ptr[i] != ':') return 0;
+        colon = i;
+    } else {
+        for (i = 0; i < v.len; i++) {
+            if (v.ptr[i] == '[' || v.ptr[i] == ']') return 0;
+            if (v.ptr[i] == ':') {
+                if (colon != v.len) return 0;
+                colon = i;
+            }
+        }
+    }
+    for (i = colon + 1; i < v.len; i++)
+        if (v.ptr[i] < '0' || v.ptr[i] > '9') return 0;
+    return 1;
+}
+
+/* The request line: method SP request-target SP HTTP-version. */
+static int tb__parse_request_line(const char *p, size_t n, turbo_req *r) {
+    const char *end = p + n, *s = p, *q;
+    while (s < end && TB__IN(tb__tchar_map, *s)) s++;
+    if (s == p || s == end || *s != ' ') return -400;
+    r->method.ptr = p;
+    r->method.len = (size_t)(s - p);
+    q = ++s;
+    for (; s < end && TB__IN(tb__target_map, *s); s++)
+        if (*s == '%' && (end - s < 3 || tb__hex((unsigned char)s[1]) < 0 ||
+                          tb__hex((unsigned char)s[2]) < 0))
+            return -400;
+    if (s == q || s == end || *s != ' ') return -400;
+    r->target.ptr = q;
+    r->target.len = (size_t)(s - q);
+    s++;
+    if (end - s != 8 || memcmp(s, "HTTP/", 5) != 0 || s[5] < '0' || s[5] > '9' || s[6] != '.' ||
+        s[7] < '0' || s[7] > '9')
+        return -400;
+    if (s[5] != '1') return -505;
+    r->version = s[7] == '0' ? 10 : 11;
+    return 0;
+}
+
+/* Splits the target into path and query. Origin-form ("/a?b"), absolute
+   form ("http://host/a?b": the path is what follows the authority) and
+   "*" (OPTIONS only) are served; authority-form is CONNECT's, refused. */
+static int tb__split_target(turbo_req *r) {
+    const char *t = r->target.ptr, *end = t + r->target.len, *q;
+    if (r->target.len == 1 && t[0] == '*') {
+        if (r->method.len != 7 || memcmp(r->method.ptr, "OPTIONS", 7) != 0) return -400;
+        r->path = r->target;
+        r->query.ptr = end;
+        r->query.len = 0;
+        return 0;
+    }
+    if (t[0] != '/') {
+        size_t scheme = 0;
+        if (r->target.len > 7 && tb__ieq(t, 7, "http://")) scheme = 7;
+        else if (r->target.len > 8 && tb__ieq(t, 8, "https://")) scheme = 8;
+        if (!scheme) return -400;
+        turbo_str authority;
+        t += scheme;
+        authority.ptr = t;
+        while (t < end && *t != '/' && *t != '?') t++;
+        authority.len = (size_t)(t - authority.ptr);
+        /* RFC 9110 4.2.4: userinfo in an http(s) URI is an error. */
+        if (!authority.len || memchr(authority.ptr, '@', authority.len) || !tb__valid_host(authority))
+            return -400;
+    }
+    q = (const char *)memchr(t, '?', (size_t)(end - t));
+    r->path.ptr = t;
+    r->path.len = (size_t)((q ? q : end) - t);
+    r->query.ptr = q ? q + 1 : end;
+    r->query.len = q ? (size_t)(end - q - 1) : 0;
+    if (r->path.len == 0) { /* "http://host" or "http://host?x" means "/" */
+        static const char root[] = "/";
+        r->path.ptr = root;
+        r->path.len = 1;
+    }
+    return 0;
+}
+
+/* One header line without its CRLF: name ":" OWS value OWS. */
+static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo_str *value) {
+    size_t i = 0, j;
+    while (i < n && TB__IN(tb__tchar_map, p[i])) i++;
+    if (i == 0 || i == n || p[i] != ':') return -400; /* no name, no colon, or space before it */
+    for (j = i + 1; j < n; j++)
+        if (!TB__IN(tb__value_map, p[j])) return -400;
+    name->ptr = p;
+    name->len = i;
+    *value = tb__trim_ows(p + i + 1, n - i - 1);
+    return 0;
+}
+
+/* Applies the headers that frame the message or steer the connection. */
+static int tb__apply_headers(turbo_req *r, tb__framing *f) {
+    tb__te_state te = {0, 0, 0};
+    tb__conn_tokens conn = {0, 0};
+    int hosts = 0, has_cl = 0, i, rc;
+    for (i = 0; i < r->header_count; i++) {
+        turbo_str n = r->header_name[i], v = r->header_value[i];
+        if (tb__ieq(n.ptr, n.len, "content-length")) {
+            if (has_cl++) return -400;
+            if ((rc = tb__parse_content_length(v, &f->content_length)) != 0) return rc;
+        } else if (tb__ieq(n.ptr, n.len, "transfer-encoding")) {
+            te.seen = 1;
+            if ((rc = tb__each_list_item(v, tb__te_item, &te)) != 0) return rc;
+        } else if (tb__ieq(n.ptr, n.len, "host")) {
+            if (hosts++ || !tb__valid_host(v)) return -400;
+        } else if (tb__ieq(n.ptr, n.len, "connection")) {
+            tb__each_list_item(v, tb__connection_item, &conn);
+        } else if (tb__ieq(n.ptr, n.len, "expect") && r->version == 11) {
+            if (!tb__ieq(v.ptr, v.len, "100-continue")) return -417;
+            f->expect_continue = 1;
+        }
+    }
+    if (r->version == 11 && hosts != 1) return -400;
+    if (te.seen) {
+        if (r->version == 10 || has_cl || !te.chunked) return -400;
+        if (te.unknown) return -501;
+        f->chunked = 1;
+    }
+    f->keep_alive = r->version == 11 ? !conn.close : conn.keep_alive && !conn.close;
+    return 0;
+}
+
+/* Parses a request head from buf. Returns its length (through the empty
+   line), 0 if incomplete, or -status: 400 malformed, 414 request line too
+   long, 431 head too large or too many headers, 501 unknown transfer
+   coding or CONNECT, 505 unsupported HTTP major version, 417 unknown
+   expectation, 413 absurd Content-Length. */
+static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f,
+                          const tb__limits *lim) {
+    const char *p = buf, *end = buf + len, *lf;
+    size_t limit;
+    int rc;
+    memset(f, 0, sizeof *f);
+    r->method.len = 0;
+    r->header_count = r->param_count = 0;
+    /* RFC 9112 2.2: ignore empty lines before the request line. */
+    while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;
+    if (p == end || (end - p == 1 && *p == '\r')) return 0;
+    limit = TB__MIN((size_t)(end - p), lim->max_line + 2);
+    lf = (const char *)memchr(p, '\n', limit);
+    if (!lf) {
+        size_t i;
+        for (i = 0; i < limit; i++) /* refuse binary garbage early */
+            if ((unsigned char)p[i] < 0x20 && p[i] != '\r') return -400;
+        return (size_t)(end - p) > lim->max_line + 1 ? -414 : 0;
+    }
+    if (lf == p || lf[-1] != '\r') return -400; /* bare LF */
+    if ((size_t)(lf - 1 - p) > lim->max_line) return -414;
+    if ((rc = tb__parse_request_line(p, (size_t)(lf - 1 - p), r)) != 0) return rc;
+    if (r->method.len == 7 && memcmp(r->method.ptr, "CONNECT", 7) == 0) return -501;
+    if ((rc = tb__split_target(r)) != 0) return rc;
+    p = lf + 1;
+    for (;;) {
+        size_t avail = (size_t)(end - p), used = (size_t)(p - buf);
+        if (used > lim->max_head) return -431;
+        limit = TB__MIN(avail, lim->max_head - used + 2);
+        lf = (const char *)memchr(p, '\n', limit);
+        if (!lf) {
+            const char *cr = (const char *)memchr(p, '\r', limit);
+            if (cr && cr + 1 < p + limit) return -400; /* CR not followed by LF */
+            return avail >= lim->max_head - used + 2 ? -431 : 0;
+        }
+        if (lf == p || lf[-1] != '\r') return -400;
+        if (lf == p + 1) break; /* the empty line */
+        if (*p == ' ' || *p == '\t') return -400; /* obs-fold */
+        if (r->header_count >= lim->max_headers) return -431;
+        rc = tb__parse_header_line(p, (size_t)(lf - 1 - p), &r->header_name[r->header_count],
+                                   &r->header_value[r->header_count]);
+        if (rc) return rc;
+        r->header_count++;
+        p = lf + 1;
+    }
+    if ((size_t)(lf + 1 - buf) > lim->max_head + 2) return -431;
+    if ((rc = tb__apply_headers(r, f)) != 0) return rc;
+    if (!f->chunked && f->content_length > lim->max_body) return -413;
+    return (int)(lf + 1 - buf);
+}
+
+static size_t tb__skip_bws(const char *p, size_t i, size_t n) {
+    while (i < n && (p[i] == ' ' || p[i] == '\t')) i++;
+    return i;
+}
+
+/* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) */
+static int tb__valid_chunk_ext(const char *p, size_t n) {
+    size_t i = 0, start;
+    while (i < n) {
+        i = tb__skip_bws(p, i, n);
+        if (i == n || p[i] != ';') return 0;
+        start = i = tb__skip_bws(p, i + 1, n);
+        while (i < n && TB__IN(tb__tchar_map, p[i])) i++;
+        if (i == start) return 0;
+        i = tb__skip_bws(p, i, n);
+        if (i == n || p[i] != '=') continue;
+        start = i = tb__skip_bws(p, i + 1, n);
+        if (i < n && p[i] == '"') {
+            for (i++; i < n && p[i] != '"'; i++)
+                if (p[i] == '\\' && ++i == n) return 0;
+            if (i++ == n) return 0;
+        } else {
+            while (i < n && TB__IN(tb__tchar_map, p[i])) i++;
+            if (i == start) return 0;
+        }
+    }
+    return 1;
+}
+
+/* Incremental, in-place chunked decoder. The body region starts right
+   after the head; decoded bytes are compacted to its front while raw bytes
+   are still being read behind them, so the decoder never allocates and can
+   resume after any split. */
+enum {
+    TB__CH_SIZE,     /* hex digits of the chunk size */
+    TB__CH_EXT,      /* chunk extensions, up to CR */
+    TB__CH_SIZE_LF,  /* LF ending the size line */
+    TB__CH_DATA,     /* chunk data */
+    TB__CH_DATA_CR,  /* CR after the data */
+    TB__CH_DATA_LF,  /* LF after the data */
+    TB__CH_TRAILER,  /* start of a trailer line, or the final CRLF */
+    TB__CH_TRAILER_LINE,
+    TB__CH_END_LF,   /* LF of the final CRLF */
+    TB__CH_DONE
+};
+
+typedef struct tb__chunked {
+    size_t src;        /* raw bytes consumed, from the body start */
+    size_t dst;        /* decoded bytes, at the body start */
+    size_t line;       /* bytes of the current extension or trailer line */
+    size_t ext_start;  /* where the current chunk extension begins */
+    int colon;         /* the trailer line in progress has its colon */
+    size_t trailers;   /* bytes of trailer section so far */
+    uint64_t remaining;
+    int state, digits;
+} tb__chunked;
+
+#define TB__CHUNK_LINE_MAX 4096
+
+/* Returns 1 when the body is complete (st->src is its raw length), 0 when
+   more bytes are needed, or -400 / -413 / -431. */
+static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limits *lim) {
+    while (st->src < avail) {
+        char c = body[st->src];
+        switch (st->state) {
+        case TB__CH_SIZE: {
+            int d = c >= '0' && c <= '9' ? c - '0'
+                  : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
+            if (d >= 0) {
+                if (st->remaining > (lim->max_body - st->dst) >> 4) return -413;
+                st->remaining = st->remaining * 16 + (unsigned)d;
+                if (++st->digits > TB__CHUNK_LINE_MAX) return -400;
+                st->src++;
+                continue;
+            }
+            if (!st->digits) return -400;
+            if (st->remaining > lim->max_body - st->dst) return -413;
+            st->state = TB__CH_EXT;
+            st->ext_start = st->src;
+            continue; /* re-examine c as part of the extension */
+        }
+        case TB__CH_EXT:
+            if (c == '\r') {
+                if (!tb__valid_chunk_ext(body + st->ext_start, st->src - st->ext_start)) return -400;
+                st->state = TB__CH_SIZE_LF;
+            } else if (!TB__IN(tb__value_map, c) || ++st->line > TB__CHUNK_LINE_MAX) {
+                return -400;
+            }
+            st->src++;
+            continue;
+        case TB__CH_SIZE_LF:
+            if (c != '\n') return -400;
+            st->src++;
+            st->line = 0;
+            st->digits = 0;
+            st->state = st->remaining ? TB__CH_DATA : TB__CH_TRAILER;
+            continue;
+        case TB__CH_DATA: {
+            size_t n = (size_t)TB__MIN((uint64_t)(avail - st->src), st->remaining);
+            memmove(body + st->dst, body + st->src, n);
+            st->dst += n;
+            st->src += n;
+            st->remaining -= n;
+            if (!st->remaining) st->state = TB__CH_DATA_CR;
+            continue;
+        }
+        case TB__CH_DATA_CR:
+            if (c != '\r') return -400;
+            st->src++;
+            st->state = TB__CH_DATA_LF;
+            continue;
+        case TB__CH_DATA_LF:
+            if (c != '\n') return -400;
+            st->src++;
+            st->state = TB__CH_SIZE;
+            continue;
+        case TB__CH_TRAILER:
+            st->src++;
+            if (c == '\r') { st->state = TB__CH_END_LF; continue; }
+            if (!TB__IN(tb__tchar_map, c)) return -400;
+            st->colon = 0;
+            st->state = TB__CH_TRAILER_LINE;
+            continue;
+        case TB__CH_TRAILER_LINE: /* a field line: name ":" value */
+            if (c == '\r') {
+                if (!st->colon) return -400;
+                if (st->src + 1 == avail) return 0; /* wait for the LF */
+                if (body[st->src + 1] != '\n') return -400;
+                st->src += 2;
+                st->state = TB__CH_TRAILER;
+                continue;
+            }
+            if (!st->colon && c == ':') st->colon = 1;
+            else if (st->colon ? !TB__IN(tb__value_map, c) : !TB__IN(tb__tchar_map, c)) return -400;
+            if (++st->trailers > lim->max_head) return -431;
+            st->src++;
+            continue;
+        case TB__CH_END_LF:
+            if (c != '\n') return -400;
+            st->src++;
+            st->state = TB__CH_DONE;
+            return 1;
+        default:
+            return 1;
+        }
+    }
+    return st->state == TB__CH_DONE;
+}
+
+/* ---------------------------------------------------------------- router */
+/* A trie of path segments built before the server starts and read-only
+   after. Each node finds a static child through a small hash table, so a
+   lookup costs one hash per segment however many routes there are; then
+   it tries its {name} child, then its {name...} child, backtracking when a
+   branch dead-ends (static beats capture beats tail). */
+
+#define TB__METHOD_MAX 24
+
+typedef struct tb__handler {
+    char method[TB__METHOD_MAX];
+    size_t method_len;
+    turbo_handler fn;
+    void *user;
+} tb__handler;
+
+typedef struct tb__node {
+    char *seg; /* static text, or the capture's name */
+    size_t seg_len;
+    struct tb__node **children;
+    int nchildren;
+    int *index; /* open addressing over children, -1 = empty */
+    int index_cap;
+    struct tb__node *param, *tail;
+    tb__handler *handlers;
+    int nhandlers;
+} tb__node;
+
+static uint32_t tb__hash(const char *p, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    while (n--) h = (h ^ (unsigned char)*p++) * 16777619u;
+    return h;
+}
+
+static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len) {
+    uint32_t i;
+    if (!n->index_cap) return NULL;
+    for (i = tb__hash(seg, len);; i++) {
+        int k = n->index[i & (uint32_t)(n->index_cap - 1)];
+        if (k < 0) return NULL;
+        if (n->children[k]->seg_len == len && memcmp(n->children[k]->seg, seg, len) == 0)
+            return n->children[k];
+    }
+}
+
+static int tb__node_reindex(tb__node *n) {
+    int cap = 8, i;
+    int *index;
+    while (cap < n->nchildren * 2) cap *= 2;
+    index = (int *)TURBO_MALLOC((size_t)cap * sizeof *index);
+    if (!index) return -1;
+    for (i = 0; i < cap; i++) index[i] = -1;
+    for (i = 0; i < n->nchildren; i++) {
+        uint32_t h = tb__hash(n->children[i]->seg, n->children[i]->seg_len);
+        while (index[h & (uint32_t)(cap - 1)] >= 0) h++;
+        index[h & (uint32_t)(cap - 1)] = i;
+    }
+    TURBO_FREE(n->index);
+    n->index = index;
+    n->index_cap = cap;
+    return 0;
+}
+
+static tb__node *tb__node_new(const char *seg, size_t len) {
+    tb__node *n = (tb__node *)TURBO_MALLOC(sizeof *n);
+    if (!n) return NULL;
+    memset(n, 0, sizeof *n);
+    n->seg = (char *)TURBO_MALLOC(len + 1);
+    if (!n->seg) { TURBO_FREE(n); return NULL; }
+    memcpy(n->seg, seg, len);
+    n->seg[len] = 0;
+    n->seg_len = len;
+    return n;
+}
+
+static void tb__node_free(tb__node *n) {
+    int i;
+    if (!n) return;
+    for (i = 0; i < n->nchildren; i++) tb__node_free(n->children[i]);
+    tb__node_free(n->param);
+    tb__node_free(n->tail);
+    TURBO_FREE(n->children);
+    TURBO_FREE(n->index);
+    TURBO_FREE(n->handlers);
+    TURBO_FREE(n->seg);
+    TURBO_FREE(n);
+}
+
+static tb__node *tb__node_add_static(tb__node *n, const char *seg, size_t len) {
+    tb__node *c = tb__node_child(n, seg, len), **children;
+    if (c) return c;
+    if (!(c = tb__node_new(seg, len))) return NULL;
+    children = (tb__node **)TURBO_REALLOC(n->children, (size_t)(n->nchildren + 1) * sizeof c);
+    if (!children) { tb__node_free(c); return NULL; }
+    n->children = children;
+    n->children[n->nchildren++] = c;
+    if (tb__node_reindex(n) != 0) { n->nchildren--; tb__node_free(c); return NULL; }
+    return c;
+}
+
+static const tb__handler *tb__node_handler(const tb__node *n, turbo_str method) {
+    const tb__handler *get = NULL;
+    int i;
+    for (i = 0; i < n->nhandlers; i++) {
+        const tb__handler *h = &n->handlers[i];
+        if (h->method_len == method.len && memcmp(h->method, method.ptr, method.len) == 0) return h;
+        if (h->method_len == 3 && memcmp(h->method, "GET", 3) == 0) get = h;
+    }
+    return method.len == 4 && memcmp(method.ptr, "HEAD", 4) == 0 ? get : NULL;
+}
+
+typedef struct tb__lookup {
+    turbo_str method;
+    turbo_req *req;
+    const tb__node *allow; /* first node matching the path, for 405 */
+} tb__lookup;
+
+static const tb__handler *tb__node_accept(const tb__node *n, tb__lookup *lk) {
+    const tb__handler *h = tb__node_handler(n, lk->method);
+    if (!h && n->nhandlers && !lk->allow) lk->allow = n;
+    return h;
+}
+
+static int tb__push_param(turbo_req *r, const tb__node *n, const char *v, size_t len) {
+    if (r->param_count >= TURBO_MAX_PARAMS) return 0;
+    r->param_name[r->param_count].ptr = n->seg;
+    r->param_name[r->param_count].len = n->seg_len;
+    r->param_value[r->param_count].ptr = v;
+    r->param_value[r->param_count].len = len;
+    r->param_count++;
+    return 1;
+}
+
+/* p is the start of a segment (just after a '/'); end is the path's end. */
+static const tb__handler *tb__find(const tb__node *n, const char *p, const char *end,
+                                   tb__lookup *lk) {
+    const char *slash = (const char *)memchr(p, '/', (size_t)(end - p));
+    const char *seg_end = slash ? slash : end;
+    size_t len = (size_t)(seg_end - p);
+    const tb__node *c = tb__node_child(n, p, len);
+    const tb__handler *h;
+    if (c && (h = slash ? tb__find(c, slash + 1, end, lk) : tb__node_accept(c, lk))) return h;
+    if (n->param && len && tb__push_param(lk->req, n->param, p, len)) {
+        h = slash ? tb__find(n->param, slash + 1, end, lk) : tb__node_accept(n->param, lk);
+        if (h) return h;
+        lk->req->param_count--;
+    }
+    if (n->tail && tb__push_param(lk->req, n->tail, p, (size_t)(end - p))) {
+        if ((h = tb__node_accept(n->tail, lk))) return h;
+        lk->req->param_count--;
+    }
+    return NULL;
+}
+
+/* Finds the handler for the request's method and path, filling its
+   params. NULL when none: *allow is then the node whose methods make the
+   405's Allow header, or NULL for a 404. */
+static const tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
+    tb__lookup lk;
+    const tb__handler *h;
+    lk.method = r->method;
+    lk.req = r;
+    lk.allow = NULL;
+    r->param_count = 0;
+    h = r->path.len == 1 ? tb__node_accept(root, &lk)
+                         : tb__find(root, r->path.ptr + 1, r->path.ptr + r->path.len, &lk);
+    *allow = lk.allow;
+    return h;
+}
+
+/* Writes the Allow header's value for node n into b. */
+static void tb__allow_value(const tb__node *n, turbo_buf *b) {
+    int i, get = 0, head = 0, options = 0;
+    for (i = 0; i < n->nhandlers; i++) {
+        const tb__handler *h = &n->handlers[i];
+        if (i) turbo_buf_append(b, ", ", 2);
+        turbo_buf_append(b, h->method, h->method_len);
+        get |= h->method_len == 3 && memcmp(h->method, "GET", 3) == 0;
+        head |= h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
+        options |= h->method_len == 7 && memcmp(h->method, "OPTIONS", 7) == 0;
+    }
+    if (get && !head) tb__buf_puts(b, ", HEAD");
+    if (!options) tb__buf_puts(b, ", OPTIONS");
+}
+
+static int tb__is_ident(const char *p, size_t n) {
+    size_t i;
+    if (!n || (p[0] >= '0' && p[0] <= '9')) return 0;
+    for (i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Checks one pattern segment. Returns 0 static, 1 {name}, 2 {name...},
+   or -1 with the reason in err. */
+static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *err, size_t cap) {
+    const char *open = (const char *)memchr(p, '{', n), *close = (const char *)memchr(p, '}', n);
+    size_t i;
+    if (!open && !close) {
+        for (i = 0; i < n; i++)
+            if (!TB__IN(tb__target_map, p[i]) || p[i] == '?' || p[i] == '#') {
+                snprintf(err, cap, "route \"%s\" has a character not allowed in a path", pattern);
+                return -1;
+            }
+        return 0;
+    }
+    if (!close || (open && close < open)) {
+        snprintf(err, cap, "route \"%s\" is missing \"}\"", pattern);
+        return -1;
+    }
+    if (!open) {
+        snprintf(err, cap, "route \"%s\" has \"}\" without \"{\"", pattern);
+        return -1;
+    }
+    if (open != p || close != p + n - 1) {
+        snprintf(err, cap, "route \"%s\": a capture must be a whole segment", pattern);
+        return -1;
+    }
+    if (n > 5 && memcmp(p + n - 4, "...}", 4) == 0) {
+        if (tb__is_ident(p + 1, n - 5)) return 2;
+    } else if (tb__is_ident(p + 1, n - 2)) {
+        return 1;
+    }
+    snprintf(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern,
+             (int)(n - 2), p + 1);
+    return -1;
+}
+
+/* Walks (creating) the trie for pattern; the node, or NULL with err set. */
+static tb__node *tb__router_node(tb__node *root, const char *pattern, char *err, size_t cap) {
+    const char *p = pattern + 1, *end = pattern + strlen(pattern);
+    const char *names[TURBO_MAX_PARAMS];
+    size_t lens[TURBO_MAX_PARAMS];
+    int captures = 0, i;
+    tb__node *n = root;
+    if (pattern[0] != '/') {
+        snprintf(err, cap, "route \"%s\" must start with \"/\"", pattern);
+        return NULL;
+    }
+    if (p == end) return root;
+    for (;;) {
+        const char *slash = (const char *)memchr(p, '/', (size_t)(end - p));
+        size_t len = (size_t)((slash ? slash : end) - p);
+        int kind = tb__segment_kind(pattern, p, len, err, cap);
+        tb__node **slot;
+        if (kind < 0) return NULL;
+        if (!len && slash) {
+            snprintf(err, cap, "route \"%s\" has an empty segment", pattern);
+            return NULL;
+        }
+        if (kind == 0) {
+            if (!(n = tb__node_add_static(n, p, len))) break;
+        } else {
+            const char *name = p + 1;
+            size_t name_len = len - (kind == 2 ? 5 : 2);
+            if (kind == 2 && slash) {
+                snprintf(err, cap, "route \"%s\": {%.*s...} must be the last segment", pattern,
+                         (int)name_len, name);
+                return NULL;
+            }
+            for (i = 0; i < captures; i++)
+                if (lens[i] == name_len && memcmp(names[i], name, name_len) == 0) {
+                    snprintf(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern,
+                             (int)name_len, name);
+                    return NULL;
+                }
+            if (captures == TURBO_MAX_PARAMS) {
+                snprintf(err, cap, "route \"%s\" has more than %d captures", pattern,
+                         TURBO_MAX_PARAMS);
+                return NULL;
+            }
+            names[captures] = name;
+            lens[captures++] = name_len;
+            slot = kind == 1 ? &n->param : &n->tail;
+            if (*slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len))) {
+                snprintf(err, cap, "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
+                         pattern, (int)name_len, name, (*slot)->seg);
+                return NULL;
+            }
+            if (!*slot && !(*slot = tb__node_new(name, name_len))) break;
+            n = *slot;
+        }
+        if (!slash) return n;
+        p = slash + 1;
+    }
+    snprintf(err, cap, "out of memory adding route \"%s\"", pattern);
+    return NULL;
+}
+
+static int tb__router_add(tb__node *root, const char *method, const char *pattern,
+                          turbo_handler fn, void *user, char *err, size_t cap) {
+    size_t mlen = strlen(method), i;
+    tb__node *n;
+    tb__handler *hs;
+    for (i = 0; i < mlen; i++)
+        if (!TB__IN(tb__tchar_map, method[i])) break;
+    if (!mlen || i < mlen || mlen >= TB__METHOD_MAX) {
+        snprintf(err, cap, "method \"%s\" is not a valid HTTP method token", method);
+        return -1;
+    }
+    if (!fn) {
+        snprintf(err, cap, "route %s \"%s\" has no handler", method, pattern);
+        return -1;
+    }
+    if (!(n = tb__router_node(root, pattern, err, cap))) return -1;
+    for (i = 0; i < (size_t)n->nhandlers; i++)
+        if (n->handlers[i].method_len == mlen && memcmp(n->handlers[i].method, method, mlen) == 0) {
+            snprintf(err, cap, "route %s \"%s\" is already registered", method, pattern);
+            return -1;
+        }
+    hs = (tb__handler *)TURBO_REALLOC(n->handlers, (size_t)(n->nhandlers + 1) * sizeof *hs);
+    if (!hs) {
+        snprintf(err, cap, "out of memory adding route \"%s\"", pattern);
+        return -1;
+    }
+    n->handlers = hs;
+    memcpy(hs[n->nhandlers].method, method, mlen + 1);
+    hs[n->nhandlers].method_len = mlen;
+    hs[n->nhandlers].fn = fn;
+    hs[n->nhandlers].user = user;
+    n->nhandlers++;
+    return 0;
+}
+
+#include "wip/json_impl.h"
+
+/* ---------------------------------------------------------------- response */
+/* A response is written straight into the worker's output buffer: the
+   handler's headers first, then its body. When the handler returns, the
+   status line and the headers turbo owns (Date, Content-Length, ...) are
+   slid in front; for the small bodies of a typical API that move is a few
+   dozen bytes, and it spares handlers from declaring lengths up front. */
+
+typedef struct tb__worker tb__worker;
+typedef struct tb__conn tb__conn;
+
+struct turbo_res {
+    tb__worker *w;
+    tb__conn *c;
+    turbo_buf *out;
+    size_t start;      /* where this response begins in out */
+    size_t body_start; /* where its body begins; (size_t)-1 until it does */
+    int status;
+    int answered;      /* the handler set anything at all */
+    int head_only;     /* a HEAD request: the body is measured, then dropped */
+    int keep_alive;
+    int json_active;
+    int deferred;
+    turbo_json json;
+};
+
+static const char *tb__reason(int status) {
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error"
+                                                                             : "Server Error";
+    }
+}
+
+static int tb__res_body_started(const turbo_res *res) { return res->body_start != (size_t)-1; }
+
+TURBO_API void turbo_res_status(turbo_res *res, int status) {
+    res->status = status;
+    res->answered = 1;
+}
+
+TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len,
+                                const char *value, size_t value_len) {
+    static const char *const owned[] = {"content-length", "date", "server", "connection",
+                                        "transfer-encoding"};
+    size_t i;
+    if (tb__res_body_started(res) || res->deferred || !name_len) return -1;
+    for (i = 0; i < name_len; i++)
+        if (!TB__IN(tb__tchar_map, name[i])) return -1;
+    for (i = 0; i < value_len; i++)
+        if (!TB__IN(tb__value_map, value[i])) return -1;
+    for (i = 0; i < sizeof owned / sizeof *owned; i++)
+        if (tb__ieq(name, name_len, owned[i])) return -1;
+    if (turbo_buf_reserve(res->out, name_len + value_len + 4) != 0) return -1;
+    turbo_buf_append(res->out, name, name_len);
+    turbo_buf_append(res->out, ": ", 2);
+    turbo_buf_append(res->out, value, value_len);
+    turbo_buf_append(res->out, "\r\n", 2);
+    res->answered = 1;
+    return 0;
+}
+
+TURBO_API int turbo_res_header(turbo_res *res, const char *name, const char *value) {
+    return turbo_res_headern(res, name, strlen(name), value, strlen(value));
+}
+
+TURBO_API void turbo_res_body(turbo_res *res, const void *data, size_t len) {
+    if (res->deferred || res->json_active) return;
+    if (!tb__res_body_started(res)) res->body_start = res->out->len;
+    turbo_buf_append(res->out, data, len);
+    res->answered = 1;
+}
+
+TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_type,
+                              const void *body, size_t len) {
+    turbo_res_status(res, status);
+    if (content_type) turbo_res_header(res, "Content-Type", content_type);
+    turbo_res_body(res, body, len);
+}
+
+TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text) {
+    turbo_res_send(res, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status) {
+    turbo_res_status(res, status);
+    if (!res->json_active && !tb__res_body_started(res)) {
+        turbo_res_header(res, "Content-Type", "application/json");
+        res->body_start = res->out->len;
+        res->json_active = 1;
+        turbo_json_init(&res->json, res->out);
+    }
+    return &res->json;
+}
+
+/* ---------------------------------------------------------------- connections */
+/* A connection reads into the worker's shared read buffer and parses every
+   complete request there (pipelining); only the unfinished tail of a
+   request is copied into the connection's own buffer. Responses to one
+   read are appended to the worker's output buffer and sent with one
+   write; only what the kernel refuses is kept per connection, and reading
+   stops until it has drained. An idle connection owns no buffer at all. */
+
+enum { /* connection states */
+    TB__C_IDLE,   /* between requests */
+    TB__C_HEAD,   /* part of a head received */
+    TB__C_BODY,   /* head parsed, body being received */
+    TB__C_DEFER,  /* a handler deferred its answer */
+    TB__C_LINGER  /* answered and closing: the read side is drained */
+};
+
+enum { /* timer classes: every connection in a class has the same timeout */
+    TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_COUNT
+};
+
+#define TB__LINGER_MS 2000
+
+struct tb__conn {
+    int fd;
+    int mask;  /* interest registered with the loop */
+    int state;
+    int requests;
+    int close_after;   /* close once the output has drained */
+    int continue_sent; /* "100 Continue" went out for the request in progress */
+    int saw_lf;        /* the head in progress has a complete request line */
+    int head_len;      /* in TB__C_BODY: length of the parsed head */
+    tb__framing framing;
+    tb__chunked chunk;
+    size_t head_scan;  /* where the search for the end of the head resumes */
+    turbo_buf in;      /* an unfinished request, or requests held while deferred */
+    turbo_buf out;     /* output the kernel has not taken yet */
+    size_t out_sent;
+    turbo_defer *defer;
+    int timer;         /* timer class, -1 when in none */
+    int64_t deadline;
+    tb__conn *prev, *next; /* in the timer list, or the free list */
+};
+
+struct turbo_defer {
+    tb__conn *conn;      /* NULL once the connection is gone */
+    tb__worker *w;
+    int keep_alive, head_only, version;
+    void (*fn)(turbo_res *res, void *arg);
+    void *arg;
+    turbo_defer *next;
+};
+
+struct turbo_server {
+    turbo_config cfg; /* with every default filled in */
+    tb__node *root;
+    char (*methods)[TB__METHOD_MAX]; /* every method some route serves */
+    int nmethods;
+    char error[256];
+    int *listen_fds;
+    int nlisten;
+    int port;
+    int stop_pipe[2];
+    int running;
+    tb__worker *workers;
+};
+
+struct tb__worker {
+    turbo_server *s;
+    int index;
+    pthread_t thread;
+    tb__loop loop;
+    int listen_fd;
+    int listening;
+    int stop_fd;       /* read end of the server's stop pipe */
+    int wake[2];       /* turbo_defer_resume wakes the loop through this pipe */
+    pthread_mutex_t lock; /* guards `resumed`, the only state shared across threads */
+    turbo_defer *resumed;
+    int draining;
+    int64_t now, drain_deadline, accept_resume;
+    time_t date_sec;
+    char date[32];
+    int nconns;
+    tb__conn *free_conns;
+    tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
+    int64_t timeout[TB__T_COUNT];
+    tb__limits limits;
+    char *rbuf;
+    size_t rbuf_cap;
+    turbo_buf out, scratch;
+    turbo_req req;
+    turbo_res res;
+    tb__event events[TB__MAX_EVENTS];
+};
+
+/* ---------------------------------------------------------------- timers */
+/* One FIFO list per timeout class. Arming appends at the tail with
+   deadline now + the class's timeout, so each list stays sorted and only
+   its head is ever checked: O(1) to arm, disarm and expire. */
+
+static void tb__timer_clear(tb__worker *w, tb__conn *c) {
+    if (c->timer < 0) return;
+    if (c->prev) c->prev->next = c->next;
+    else w->timer_head[c->timer] = c->next;
+    if (c->next) c->next->prev = c->prev;
+    else w->timer_tail[c->timer] = c->prev;
+    c->prev = c->next = NULL;
+    c->timer = -1;
+}
+
+static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
+    tb__timer_clear(w, c);
+    c->timer = cls;
+    c->deadline = w->now + w->timeout[cls];
+    c->prev = w->timer_tail[cls];
+    if (c->prev) c->prev->next = c;
+    else w->timer_head[cls] = c;
+    w->timer_tail[cls] = c;
+}
+
+/* Milliseconds until the next deadline, -1 for none. */
+static int tb__timer_next(const tb__worker *w) {
+    int64_t next = -1;
+    int i;
+    for (i = 0; i < TB__T_COUNT; i++)
+        if (w->timer_head[i] && i != TB__T_DEFER && (next < 0 || w->timer_head[i]->deadline < next))
+            next = w->timer_head[i]->deadline;
+    if (!w->listening && w->accept_resume && (next < 0 || w->accept_resume < next))
+        next = w->accept_resume;
+    if (w->draining && (next < 0 || w->drain_deadline < next)) next = w->drain_deadline;
+    if (next < 0) return -1;
+    return next <= w->now ? 0 : (int)TB__MIN(next - w->now, 60000);
+}
+
+/* ---------------------------------------------------------------- connection state machine */
+
+static void tb__update_date(tb__worker *w) {
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    time_t t = time(NULL);
+    struct tm tm;
+    char *d = w->date;
+    if (t == w->date_sec) return;
+    w->date_sec = t;
+    gmtime_r(&t, &tm);
+    memcpy(d, days + 3 * tm.tm_wday, 3);
+    d[3] = ',';
+    d[4] = ' ';
+    d[5] = (char)('0' + tm.tm_mday / 10);
+    d[6] = (char)('0' + tm.tm_mday % 10);
+    d[7] = ' ';
+    memcpy(d + 8, months + 3 * tm.tm_mon, 3);
+    d[11] = ' ';
+    tb__utoa((uint64_t)(tm.tm_year + 1900), d + 12);
+    d[16] = ' ';
+    d[17] = (char)('0' + tm.tm_hour / 10);
+    d[18] = (char)('0' + tm.tm_hour % 10);
+    d[19] = ':';
+    d[20] = (char)('0' + tm.tm_min / 10);
+    d[21] = (char)('0' + tm.tm_min % 10);
+    d[22] = ':';
+    d[23] = (char)('0' + tm.tm_sec / 10);
+    d[24] = (char)('0' + tm.tm_sec % 10);
+    memcpy(d + 25, " GMT", 5);
+}
+
+static void tb__res_begin(tb__worker *w, tb__conn *c, int keep_alive, int head_only) {
+    turbo_res *res = &w->res;
+    res->w = w;
+    res->c = c;
+    res->out = &w->out;
+    res->start = w->out.len;
+    res->body_start = (size_t)-1;
+    res->status = 0;
+    res->answered = res->json_active = res->deferred = 0;
+    res->head_only = head_only;
+    res->keep_alive = keep_alive;
+}
+
+/* Rewrites the response under way as a short text error. */
+static void tb__res_fail(turbo_res *res, int status) {
+    res->out->len = res->start;
+    res->out->oom = 0;
+    res->json_active = 0;
+    res->body_start = (size_t)-1;
+    turbo_res_text(res, status, tb__reason(status));
+    turbo_buf_append(res->out, "\n", 1);
+}
+
+/* Completes the response under way: status line and turbo's own headers
+   go in front of the handler's headers, a blank line before the body. */
+static void tb__res_finish(turbo_res *res, const turbo_req *req) {
+    char head[192], *o;
+    size_t n = 0, hdr_len, body_len, total;
+    int status, no_body;
+    if (res->deferred) {
+        res->out->len = res->start;
+        return;
+    }
+    if (res->json_active && turbo_json_finish(&res->json) != 0) {
+        fprintf(stderr, "turbo: invalid JSON in the response to %.*s %.*s: %s\n",
+                (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr,
+                turbo_json_strerror(res->json.error));
+        tb__res_fail(res, 500);
+    } else if (!res->answered) {
+        fprintf(stderr, "turbo: the handler for %.*s %.*s answered nothing\n",
+                (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr);
+        tb__res_fail(res, 500);
+    } else if (res->status && (res->status < 200 || res->status > 999)) {
+        fprintf(stderr, "turbo: the handler for %.*s %.*s set status %d\n", (int)req->method.len,
+                req->method.ptr, (int)req->path.len, req->path.ptr, res->status);
+        tb__res_fail(res, 500);
+    }
+    if (res->out->oom) tb__res_fail(res, 500);
+    if (!tb__res_body_started(res)) res->body_start = res->out->len;
+    status = res->status ? res->status : 200;
+    no_body = status == 204 || status == 304;
+    hdr_len = res->body_start - res->start;
+    body_len = no_body ? 0 : res->out->len - res->body_start;
+    memcpy(head, "HTTP/1.1 ", 9);
+    n = 9 + tb__utoa((uint64_t)status, head + 9);
+    head[n++] = ' ';
+    {
+        const char *reason = tb__reason(status);
+        size_t rl = strlen(reason);
+        memcpy(head + n, reason, rl);
+        n += rl;
+    }
+    memcpy(head + n, "\r\nServer: turbo\r\nDate: ", 23);
+    n += 23;
+    memcpy(head + n, res->w->date, 29);
+    n += 29;
+    if (!no_body) {
+        memcpy(head + n, "\r\nContent-Length: ", 18);
+        n += 18;
+        n += tb__utoa(body_len, head + n);
+    }
+    if (!res->keep_alive) {
+        memcpy(head + n, "\r\nConnection: close", 19);
+        n += 19;
+    } else if (res->w->req.version == 10) {
+        memcpy(head + n, "\r\nConnection: keep-alive", 24);
+        n += 24;
+    }
+    head[n++] = '\r';
+    head[n++] = '\n';
+    if (res->head_only) body_len = 0;
+    total = n + hdr_len + 2 + body_len;
+    if (turbo_buf_reserve(res->out, n + 2) != 0) {
+        res->out->len = res->start; /* nothing sensible can be sent: close */
+        res->keep_alive = 0;
+        return;
+    }
+    o = res->out->data + res->start;
+    memmove(o + n + hdr_len + 2, o + hdr_len, body_len);
+    memmove(o + n, o, hdr_len);
+    memcpy(o, head, n);
+    memcpy(o + n + hdr_len, "\r\n", 2);
+    res->out->len = res->start + total;
+}
+
+static void tb__conn_free(tb__worker *w, tb__conn *c) {
+    tb__timer_clear(w, c);
+    if (c->defer) c->defer->conn = NULL;
+    close(c->fd);
+    turbo_buf_free(&c->in);
+    turbo_buf_free(&c->out);
+    w->nconns--;
+    c->next = w->free_conns;
+    w->free_conns = c;
+}
+
+static int tb__conn_watch(tb__worker *w, tb__conn *c, int mask) {
+    if (tb__loop_set(&w->loop, c->fd, c->mask, mask, c) != 0) return -1;
+    c->mask = mask;
+    return 0;
+}
+
+/* The answer is out: half-close and drain what the client still sends, so
+   that closing does not reset the connection under the response. */
+static void tb__conn_linger(tb__worker *w, tb__conn *c) {
+    shutdown(c->fd, SHUT_WR);
+    c->state = TB__C_LINGER;
+    turbo_buf_free(&c->in);
+    if (tb__conn_watch(w, c, TB__READ) != 0) {
+        tb__conn_free(w, c);
+        return;
+    }
+    tb__timer_set(w, c, TB__T_LINGER);
+}
+
+/* Sends what the worker's output buffer holds for c. Returns 0 when all
+   went out, 1 when the rest waits in c->out, -1 when c was closed. */
+static int tb__conn_send(tb__worker *w, tb__conn *c) {
+    size_t len = w->out.len, sent = 0;
+    w->out.len = 0;
+    while (sent < len) {
+        ssize_t n = send(c->fd, w->out.data + sent, len - sent, MSG_NOSIGNAL);
+        if (n > 0) { sent += (size_t)n; continue; }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        tb__conn_free(w, c);
+        return -1;
+    }
+    if (sent == len) return 0;
+    turbo_buf_append(&c->out, w->out.data + sent, len - sent);
+    if (c->out.oom || tb__conn_watch(w, c, TB__WRITE) != 0) {
+        tb__conn_free(w, c);
+        return -1;
+    }
+    c->out_sent = 0;
+    tb__timer_set(w, c, TB__T_WRITE);
+    return 1;
+}
+
+static int tb__is_method(turbo_str m, const char *name) {
+    size_t n = strlen(name);
+    return m.len == n && memcmp(m.ptr, name, n) == 0;
+}
+
+/* An engine error: a complete response, then close. */
+static void tb__conn_error(tb__worker *w, tb__conn *c, int status) {
+    tb__res_begin(w, c, 0, tb__is_method(w->req.method, "HEAD"));
+    w->req.path.len = 0;
+    w->req.version = 11;
+    tb__res_fail(&w->res, status);
+    tb__res_finish(&w->res, &w->req);
+    c->close_after = 1;
+}
+
+static int tb__known_method(const turbo_server *s, turbo_str m);
+static const tb__node *tb__server_root(const turbo_server *s);
+static void tb__server_allow_all(const turbo_server *s, turbo_buf *b);
+
+static void tb__access_log(tb__worker *w, const turbo_req *r, int status, size_t bytes) {
+    fprintf(stderr, "turbo: %.*s %.*s%s%.*s %d %zu\n", (int)r->method.len, r->method.ptr,
+            (int)r->path.len, r->path.ptr, r->query.len ? "?" : "", (int)r->query.len, r->query.ptr,
+            status, bytes);
+    (void)w;
+}
+
+/* Routes one complete request and writes its response. */
+static void tb__dispatch(tb__worker *w, tb__conn *c, turbo_req *r, const tb__framing *f) {
+    turbo_res *res = &w->res;
+    const tb__node *allow = NULL;
+    const tb__handler *h = NULL;
+    size_t start = w->out.len;
+    int keep = f->keep_alive && !w->draining && ++c->requests < w->s->cfg.max_requests;
+    tb__res_begin(w, c, keep, tb__is_method(r->method, "HEAD"));
+    w->scratch.len = 0;
+    if (!tb__known_method(w->s, r->method)) {
+        tb__res_fail(res, 501);
+    } else if (r->target.len == 1 && r->target.ptr[0] == '*') {
+        turbo_buf allow_all = {NULL, 0, 0, 0};
+        tb__server_allow_all(w->s, &allow_all);
+        turbo_res_status(res, 204);
+        turbo_res_headern(res, "Allow", 5, allow_all.data, allow_all.len);
+        turbo_buf_free(&allow_all);
+    } else if ((h = tb__route(tb__server_root(w->s), r, &allow)) != NULL) {
+        h->fn(r, res, h->user);
+    } else if (allow) {
+        w->scratch.len = 0;
+        tb__allow_value(allow, &w->scratch);
+        if (tb__is_method(r->method, "OPTIONS")) {
+            turbo_res_status(res, 204);
+            turbo_res_headern(res, "Allow", 5, w->scratch.data, w->scratch.len);
+        } else {
+            turbo_res_status(res, 405);
+            turbo_res_headern(res, "Allow", 5, w->scratch.data, w->scratch.len);
+            turbo_res_text(res, 405, "Method Not Allowed\n");
+        }
+    } else {
+        tb__res_fail(res, 404);
+    }
+    tb__res_finish(res, r);
+    if (w->s->cfg.access_log && !res->deferred)
+        tb__access_log(w, r, res->status ? res->status : 200, w->out.len - start);
+    if (!res->keep_alive && !res->deferred) c->close_after = 1;
+}
+
+/* Does the head in progress look complete (or over a limit)? Scans only
+   bytes not seen before, so a head trickled byte by byte costs O(n). */
+static int tb__head_ready(tb__conn *c, const char *msg, size_t avail, const tb__limits *lim) {
+    size_t i = c->head_scan;
+    while (i < avail) {
+        const char *lf = (const char *)memchr(msg + i, '\n', avail - i);
+        if (!lf) { i = avail; break; }
+        i = (size_t)(lf - msg);
+        if (i > 1 || (i == 1 && msg[0] != '\r')) c->saw_lf = 1;
+        if (i + 2 >= avail) break; /* cannot tell yet */
+        if (msg[i + 1] == '\n' || (msg[i + 1] == '\r' && msg[i + 2] == '\n')) return 1;
+        i++;
+    }
+    c->head_scan = i;
+    return (!c->saw_lf && avail > lim->max_line + 1) || avail > lim->max_head + 2;
+}
+
+static void tb__request_done(tb__conn *c) {
+    c->state = TB__C_IDLE;
+    c->head_scan = 0;
+    c->saw_lf = 0;
+    c->head_len = 0;
+    c->continue_sent = 0;
+    memset(&c->chunk, 0, sizeof c->chunk);
+}
+
+/* Serves every complete request in data; returns the bytes consumed. The
+   rest is an unfinished request (or requests waiting behind a deferred
+   one) for the caller to keep. */
+static size_t tb__process(tb__worker *w, tb__conn *c, char *data, size_t len) {
+    size_t pos = 0;
+    turbo_req *r = &w->req;
+    while (pos < len && !c->close_after && !c->defer) {
+        char *msg = data + pos;
+        size_t avail = len - pos, consumed;
+        tb__framing f;
+        int hl;
+        if (c->state == TB__C_BODY) {
+            hl = c->head_len;
+            f = c->framing;
+        } else {
+            if (c->state == TB__C_HEAD && !tb__head_ready(c, msg, avail, &w->limits)) break;
+            hl = tb__parse_head(msg, avail, r, &f, &w->limits);
+            if (hl < 0) { tb__conn_error(w, c, -hl); break; }
+            if (hl == 0) {
+                if (c->state != TB__C_HEAD) {
+                    c->state = TB__C_HEAD;
+                    tb__head_ready(c, msg, avail, &w->limits);
+                }
+                break;
+            }
+        }
+        if (f.chunked) {
+            int rc = tb__dechunk(msg + hl, avail - (size_t)hl, &c->chunk, &w->limits);
+            if (rc < 0) { tb__conn_error(w, c, -rc); break; }
+            consumed = rc ? (size_t)hl + c->chunk.src : 0;
+        } else {
+            consumed = avail - (size_t)hl >= f.content_length ? (size_t)hl + f.content_length : 0;
+        }
+        if (!consumed) { /* the body is still on its way */
+            if (c->state != TB__C_BODY) {
+                c->state = TB__C_BODY;
+                c->head_len = hl;
+                c->framing = f;
+            }
+            if (f.expect_continue && !c->continue_sent) {
+                tb__buf_puts(&w->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                c->continue_sent = 1;
+            }
+            break;
+        }
+        if (c->state == TB__C_BODY) tb__parse_head(msg, avail, r, &f, &w->limits);
+        r->body.ptr = msg + hl;
+        r->body.len = f.chunked ? c->chunk.dst : (size_t)f.content_length;
+        tb__request_done(c);
+        tb__dispatch(w, c, r, &f);
+        pos += consumed;
+    }
+    return pos;
+}
+
+/* Arms the timer that fits what the connection waits for now. */
+static void tb__conn_arm(tb__worker *w, tb__conn *c, int was) {
+    if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_IDLE);
+    else if (c->state == TB__C_DEFER) tb__timer_set(w, c, TB__T_DEFER);
+    else if (c->state != was || c->timer == TB__T_IDLE || c->timer == TB__T_WRITE)
+        tb__timer_set(w, c, c->state == TB__C_HEAD ? TB__T_HEAD : TB__T_BODY);
+}
+
+/* After processing: send, keep the unconsumed bytes, pick the next wait. */
+static void tb__conn_after(tb__worker *w, tb__conn *c, char *data, size_t len, size_t used,
+                           int was) {
+    int sent;
+    if (used < len) {
+        if (data != c->in.data) {
+            turbo_buf_append(&c->in, data + used, len - used);
+            if (c->in.oom) c->close_after = 1;
+        } else {
+            memmove(c->in.data, c->in.data + used, len - used);
+            c->in.len = len - used;
+        }
+    } else if (data == c->in.data) {
+        turbo_buf_free(&c->in); /* an idle connection keeps no buffer */
+    }
+    if (c->defer && c->state != TB__C_DEFER) c->state = TB__C_DEFER;
+    sent = tb__conn_send(w, c);
+    if (sent < 0) return;
+    if (sent == 1) return; /* reading resumes once the output drains */
+    if (c->close_after) { tb__conn_linger(w, c); return; }
+    if (tb__conn_watch(w, c, c->state == TB__C_DEFER ? 0 : TB__READ) != 0) {
+        tb__conn_free(w, c);
+        return;
+    }
+    if (w->draining && c->state == TB__C_IDLE && !c->in.len) {
+        tb__conn_free(w, c);
+        return;
+    }
+    tb__conn_arm(w, c, was);
+}
+
+static void tb__conn_readable(tb__worker *w, tb__conn *c) {
+    char *data;
+    size_t len, used;
+    ssize_t n;
+    int was = c->state;
+    if (c->state == TB__C_LINGER) {
+        n = read(c->fd, w->rbuf, w->rbuf_cap);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) tb__conn_free(w, c);
+        return;
+    }
+    if (!c->in.len) {
+        n = read(c->fd, w->rbuf, w->rbuf_cap);
+        data = w->rbuf;
+        len = n > 0 ? (size_t)n : 0;
+    } else {
+        size_t room = c->state == TB__C_BODY ? 65536 : 4096;
+        if (turbo_buf_reserve(&c->in, room) != 0) { tb__conn_free(w, c); return; }
+        n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+        if (n > 0) c->in.len += (size_t)n;
+        data = c->in.data;
+        len = c->in.len;
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        tb__conn_free(w, c);
+        return;
+    }
+    if (n < 0) return;
+    used = tb__process(w, c, data, len);
+    tb__conn_after(w, c, data, len, used, was);
+}
+
+/* Requests held in c->in (behind a deferred answer or a backed-up
+   output) are served now. */
+static void tb__conn_resume(tb__worker *w, tb__conn *c) {
+    int was = c->state;
+    size_t used = c->in.len ? tb__process(w, c, c->in.data, c->in.len) : 0;
+    tb__conn_after(w, c, c->in.data, c->in.len, used, was);
+}
+
+static void tb__conn_writable(tb__worker *w, tb__conn *c) {
+    while (c->out_sent < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
+        if (n > 0) { c->out_sent += (size_t)n; continue; }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            tb__timer_set(w, c, TB__T_WRITE);
+            return;
+        }
+        tb__conn_free(w, c);
+        return;
+    }
+    turbo_buf_free(&c->out);
+    c->out_sent = 0;
+    if (c->close_after) { tb__conn_linger(w, c); return; }
+    tb__conn_resume(w, c);
+}
+
+static void tb__conn_timeout(tb__worker *w, tb__conn *c) {
+    int cls = c->timer;
+    tb__timer_clear(w, c);
+    if ((cls == TB__T_HEAD && c->state == TB__C_HEAD) || cls == TB__T_BODY) {
+        tb__conn_error(w, c, 408);
+        if (tb__conn_send(w, c) == 0) tb__conn_linger(w, c);
+        return;
+    }
+    tb__conn_free(w, c);
+}
+
+TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
+    turbo_defer *d;
+    if (res->deferred) return res->c->defer;
+    d = (turbo_defer *)TURBO_MALLOC(sizeof *d);
+    if (!d) return NULL;
+    memset(d, 0, sizeof *d);
+    d->conn = res->c;
+    d->w = res->w;
+    d->keep_alive = res->keep_alive;
+    d->head_only = res->head_only;
+    d->version = res->w->req.version;
+    res->c->defer = d;
+    res->deferred = 1;
+    return d;
+}
+
+TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg) {
+    tb__worker *w = d->w;
+    d->fn = fn;
+    d->arg = arg;
+    pthread_mutex_lock(&w->lock);
+    d->next = w->resumed;
+    w->resumed = d;
+    pthread_mutex_unlock(&w->lock);
+    while (write(w->wake[1], "r", 1) < 0 && errno == EINTR) {
+    }
+}
+
+/* Answers the deferred requests that turbo_defer_resume handed over. */
+static void tb__worker_resumed(tb__worker *w) {
+    char drain[64];
+    turbo_defer *d, *next, *order = NULL;
+    while (read(w->wake[0], drain, sizeof drain) > 0) {
+    }
+    pthread_mutex_lock(&w->lock);
+    d = w->resumed;
+    w->resumed = NULL;
+    pthread_mutex_unlock(&w->lock);
+    for (; d; d = next) { /* the list is newest first: restore arrival order */
+        next = d->next;
+        d->next = order;
+        order = d;
+    }
+    for (d = order; d; d = next) {
+        tb__conn *c = d->conn;
+        next = d->next;
+        if (!c) {
+            d->fn(NULL, d->arg);
+        } else {
+            w->req.method.len = w->req.path.len = 0;
+            w->req.version = d->version;
+            tb__res_begin(w, c, d->keep_alive && !w->draining, d->head_only);
+            c->defer = NULL;
+            c->state = TB__C_IDLE;
+            d->fn(&w->res, d->arg);
+            tb__res_finish(&w->res, &w->req);
+            if (!w->res.keep_alive) c->close_after = 1;
+            tb__conn_resume(w, c);
+        }
+        TURBO_FREE(d);
+    }
+}
+
+/* ---------------------------------------------------------------- worker */
+
+
+static const tb__node *tb__server_root(const turbo_server *s) { return s->root; }
+
+static int tb__known_method(const turbo_server *s, turbo_str m) {
+    static const char *const standard[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
+                                           "OPTIONS", "TRACE", "PATCH"};
+    int i;
+    for (i = 0; i < (int)(sizeof standard / sizeof *standard); i++)
+        if (tb__is_method(m, standard[i])) return 1;
+    for (i = 0; i < s->nmethods; i++)
+        if (tb__is_method(m, s->methods[i])) return 1;
+    return 0;
+}
+
+static void tb__server_allow_all(const turbo_server *s, turbo_buf *b) {
+    int i;
+    tb__buf_puts(b, "GET, HEAD, OPTIONS");
+    for (i = 0; i < s->nmethods; i++) {
+        if (!strcmp(s->methods[i], "GET") || !strcmp(s->methods[i], "HEAD") ||
+            !strcmp(s->methods[i], "OPTIONS"))
+            continue;
+        tb__buf_puts(b, ", ");
+        tb__buf_puts(b, s->methods[i]);
+    }
+}
+
+static void tb__worker_accept(tb__worker *w) {
+    int i;
+    for (i = 0; i < 64; i++) { /* a bounded batch keeps other connections served */
+        int fd = tb__accept(w->listen_fd), one = 1;
+        tb__conn *c;
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting for a moment rather
+                   than spin on a listener that stays readable. */
+                fprintf(stderr, "turbo: accept: %s; pausing accepts for 100 ms\n", strerror(errno));
+                tb__loop_set(&w->loop, w->listen_fd, TB__READ, 0, &w->listen_fd);
+                w->listening = 0;
+                w->accept_resume = w->now + 100;
+            }
+            return;
+        }
+        if (w->nconns >= w->s->cfg.max_connections) {
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nServer: turbo\r\n"
+                                       "Content-Type: text/plain; charset=utf-8\r\n"
+                                       "Content-Length: 20\r\nConnection: close\r\n\r\n"
+                                       "Service Unavailable\n";
+            ssize_t ignored = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
+            (void)ignored;
+            close(fd);
+            continue;
+        }
+        if ((c = w->free_conns) != NULL) w->free_conns = c->next;
+        else if (!(c = (tb__conn *)TURBO_MALLOC(sizeof *c))) { close(fd); continue; }
+        memset(c, 0, sizeof *c);
+        c->fd = fd;
+        c->timer = -1;
+        w->nconns++;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (tb__conn_watch(w, c, TB__READ) != 0) { tb__conn_free(w, c); continue; }
+        tb__timer_set(w, c, TB__T_HEAD);
+    }
+}
+
+static void tb__worker_expire(tb__worker *w) {
+    int i;
+    for (i = 0; i < TB__T_COUNT; i++) {
+        if (i == TB__T_DEFER) continue;
+        while (w->timer_head[i] && w->timer_head[i]->deadline <= w->now)
+            tb__conn_timeout(w, w->timer_head[i]);
+    }
+    if (!w->listening && w->accept_resume && w->accept_resume <= w->now && !w->draining) {
+        w->accept_resume = 0;
+        if (tb__loop_set(&w->loop, w->listen_fd, 0, TB__READ, &w->listen_fd) == 0) w->listening = 1;
+    }
+}
+
+/* Shutdown: stop accepting, close idle connections; the busy ones close
+   after their answer (keep-alive is off from now on). */
+static void tb__worker_drain(tb__worker *w) {
+    tb__conn *c, *next;
+    w->draining = 1;
+    w->drain_deadline = w->now + w->s->cfg.shutdown_timeout_ms;
+    tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
+    if (w->listening) tb__loop_set(&w->loop, w->listen_fd, TB__READ, 0, &w->listen_fd);
+    w->listening = 0;
+    close(w->listen_fd);
+    w->listen_fd = -1;
+    for (c = w->timer_head[TB__T_IDLE]; c; c = next) {
+        next = c->next;
+        tb__conn_free(w, c);
+    }
+    for (c = w->timer_head[TB__T_HEAD]; c; c = next) {
+        next = c->next;
+        if (c->state == TB__C_IDLE) tb__conn_free(w, c);
+    }
+}
+
+static void tb__worker_close_all(tb__worker *w) {
+    int i;
+    for (i = 0; i < TB__T_COUNT; i++)
+        while (w->timer_head[i]) tb__conn_free(w, w->timer_head[i]);
+}
+
+static void *tb__worker_main(void *arg) {
+    tb__worker *w = (tb__worker *)arg;
+    for (;;) {
+        int n, i;
+        if (w->draining && (w->nconns == 0 || w->now >= w->drain_deadline)) break;
+        n = tb__loop_wait(&w->loop, w->events, tb__timer_next(w));
+        w->now = tb__now_ms();
+        tb__update_date(w);
+        for (i = 0; i < n; i++) {
+            void *p = w->events[i].ptr;
+            if (p == &w->listen_fd) tb__worker_accept(w);
+            else if (p == &w->stop_fd) tb__worker_drain(w);
+            else if (p == &w->wake[0]) tb__worker_resumed(w);
+            else if (w->events[i].mask & TB__WRITE) tb__conn_writable(w, (tb__conn *)p);
+            else tb__conn_readable(w, (tb__conn *)p);
+        }
+        tb__worker_expire(w);
+    }
+    tb__worker_close_all(w);
+    return NULL;
+}
+
+static void tb__worker_free(tb__worker *w) {
+    turbo_defer *d, *next;
+    tb__conn *c;
+    tb__loop_free(&w->loop);
+    if (w->wake[0] >= 0) close(w->wake[0]);
+    if (w->wake[1] >= 0) close(w->wake[1]);
+    if (w->listen_fd >= 0) close(w->listen_fd);
+    for (d = w->resumed; d; d = next) { /* resumed after the worker stopped */
+        next = d->next;
+        d->fn(NULL, d->arg);
+        TURBO_FREE(d);
+    }
+    while ((c = w->free_conns) != NULL) {
+        w->free_conns = c->next;
+        TURBO_FREE(c);
+    }
+    TURBO_FREE(w->rbuf);
+    turbo_buf_free(&w->out);
+    turbo_buf_free(&w->scratch);
+    pthread_mutex_destroy(&w->lock);
+}
+
+static int tb__pipe(int fds[2]) {
+    int i;
+    if (pipe(fds) != 0) return -1;
+    for (i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
+
+static int tb__worker_init(tb__worker *w, turbo_server *s, int index, int listen_fd) {
+    const turbo_config *cfg = &s->cfg;
+    memset(w, 0, sizeof *w);
+    w->s = s;
+    w->index = index;
+    w->listen_fd = listen_fd;
+    w->stop_fd = s->stop_pipe[0];
+    w->wake[0] = w->wake[1] = -1;
+    w->loop.fd = -1;
+    pthread_mutex_init(&w->lock, NULL);
+    w->timeout[TB__T_HEAD] = cfg->header_timeout_ms;
+    w->timeout[TB__T_BODY] = cfg->body_timeout_ms;
+    w->timeout[TB__T_IDLE] = cfg->keepalive_timeout_ms;
+    w->timeout[TB__T_WRITE] = cfg->write_timeout_ms;
+    w->timeout[TB__T_LINGER] = TB__MIN(TB__LINGER_MS, cfg->write_timeout_ms);
+    w->timeout[TB__T_DEFER] = 0;
+    w->limits.max_line = cfg->max_request_line;
+    w->limits.max_head = cfg->max_header_bytes;
+    w->limits.max_headers = cfg->max_headers;
+    w->limits.max_body = cfg->max_body;
+    w->req.scratch = &w->scratch;
+    w->rbuf_cap = 65536;
+    w->now = tb__now_ms();
+    tb__update_date(w);
+    if (!(w->rbuf = (char *)TURBO_MALLOC(w->rbuf_cap)) || tb__pipe(w->wake) != 0 ||
+        tb__loop_init(&w->loop) != 0 || tb__loop_set(&w->loop, w->wake[0], 0, TB__READ, &w->wake[0]) ||
+        tb__loop_set(&w->loop, w->stop_fd, 0, TB__READ, &w->stop_fd) ||
+        tb__loop_set(&w->loop, listen_fd, 0, TB__READ, &w->listen_fd))
+        return -1;
+    w->listening = 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- server */
+
+/* The one piece of global state: how a signal asks for shutdown. A
+   second signal exits at once, unless it is the supervisor passing on
+   the first one (a terminal's Ctrl-C reaches every process of a group). */
+static volatile sig_atomic_t tb__signal_fd = -1;
+static volatile sig_atomic_t tb__signals_seen = 0;
+static volatile sig_atomic_t tb__supervisor_pid = 0;
+
+static void tb__on_signal(int sig, siginfo_t *info, void *context) {
+    int saved = errno;
+    ssize_t ignored;
+    (void)sig;
+    (void)context;
+    if (tb__supervisor_pid && info && info->si_pid == tb__supervisor_pid && tb__signals_seen) return;
+    if (tb__signals_seen++) _exit(1);
+    if (tb__signal_fd >= 0) ignored = write(tb__signal_fd, "s", 1);
+    (void)ignored;
+    errno = saved;
+}
+
+static void tb__on_child(int sig) {
+    int saved = errno;
+    ssize_t ignored;
+    (void)sig;
+    if (tb__signal_fd >= 0) ignored = write(tb__signal_fd, "c", 1);
+    (void)ignored;
+    errno = saved;
+}
+
+static void tb__config_defaults(turbo_config *c) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!c->host) c->host = "0.0.0.0";
+    if (!c->port) c->port = 8080;
+    if (c->workers <= 0) c->workers = cpus > 0 ? (int)cpus : 1;
+    if (c->processes < 0) c->processes = 0;
+    if (c->backlog <= 0) c->backlog = 1024;
+    if (!c->max_request_line) c->max_request_line = 8192;
+    if (!c->max_header_bytes) c->max_header_bytes = 32768;
+    if (c->max_headers <= 0 || c->max_headers > TURBO_MAX_HEADERS) c->max_headers = TURBO_MAX_HEADERS;
+    if (!c->max_body) c->max_body = 1 << 20;
+    if (c->header_timeout_ms <= 0) c->header_timeout_ms = 10000;
+    if (c->body_timeout_ms <= 0) c->body_timeout_ms = 30000;
+    if (c->keepalive_timeout_ms <= 0) c->keepalive_timeout_ms = 15000;
+    if (c->write_timeout_ms <= 0) c->write_timeout_ms = 30000;
+    if (c->max_requests <= 0) c->max_requests = 10000;
+    if (c->max_connections <= 0) c->max_connections = 10000;
+    if (c->shutdown_timeout_ms <= 0) c->shutdown_timeout_ms = 10000;
+}
+
+TURBO_API turbo_server *turbo_new(const turbo_config *cfg) {
+    turbo_server *s = (turbo_server *)TURBO_MALLOC(sizeof *s);
+    if (!s) return NULL;
+    memset(s, 0, sizeof *s);
+    if (cfg) s->cfg = *cfg;
+    tb__config_defaults(&s->cfg);
+    s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    if (!(s->root = tb__node_new("", 0))) { TURBO_FREE(s); return NULL; }
+    return s;
+}
+
+/* Reads a non-negative integer variable into *out; -1 if malformed. */
+static int tb__env_num(const char *name, unsigned long long max, unsigned long long *out) {
+    const char *v = getenv(name);
+    char *end;
+    if (!v || !*v) return 0;
+    errno = 0;
+    *out = strtoull(v, &end, 10);
+    if (*end || errno || *v == '-' || *out > max) {
+        fprintf(stderr, "turbo: %s=\"%s\" is not an integer from 0 to %llu\n", name, v, max);
+        return -1;
+    }
+    return 1;
+}
+
+static int tb__env_int(const char *name, int *out) {
+    unsigned long long v;
+    int rc = tb__env_num(name, 0x7fffffff, &v);
+    if (rc > 0) *out = (int)v;
+    return rc;
+}
+
+static int tb__env_size(const char *name, size_t *out) {
+    unsigned long long v;
+    int rc = tb__env_num(name, (size_t)-1 / 2, &v);
+    if (rc > 0) *out = (size_t)v;
+    return rc;
+}
+
+TURBO_API int turbo_config_env(turbo_config *c) {
+    const char *host = getenv("TURBO_HOST");
+    int port = -1, bad = 0;
+    if (host && *host) c->host = host;
+    if (tb__env_int("PORT", &port) > 0 || tb__env_int("TURBO_PORT", &port) > 0)
+        c->port = port == 0 ? -1 : port; /* 0 in the environment: any free port */
+    bad |= tb__env_int("PORT", &port) < 0 || tb__env_int("TURBO_PORT", &port) < 0 || port > 65535;
+    bad |= tb__env_int("TURBO_WORKERS", &c->workers) < 0;
+    bad |= tb__env_int("TURBO_PROCESSES", &c->processes) < 0;
+    bad |= tb__env_size("TURBO_MAX_REQUEST_LINE", &c->max_request_line) < 0;
+    bad |= tb__env_size("TURBO_MAX_HEADER_BYTES", &c->max_header_bytes) < 0;
+    bad |= tb__env_int("TURBO_MAX_HEADERS", &c->max_headers) < 0;
+    bad |= tb__env_size("TURBO_MAX_BODY", &c->max_body) < 0;
+    bad |= tb__env_int("TURBO_HEADER_TIMEOUT_MS", &c->header_timeout_ms) < 0;
+    bad |= tb__env_int("TURBO_BODY_TIMEOUT_MS", &c->body_timeout_ms) < 0;
+    bad |= tb__env_int("TURBO_KEEPALIVE_TIMEOUT_MS", &c->keepalive_timeout_ms) < 0;
+    bad |= tb__env_int("TURBO_WRITE_TIMEOUT_MS", &c->write_timeout_ms) < 0;
+    bad |= tb__env_int("TURBO_MAX_REQUESTS", &c->max_requests) < 0;
+    bad |= tb__env_int("TURBO_MAX_CONNECTIONS", &c->max_connections) < 0;
+    bad |= tb__env_int("TURBO_SHUTDOWN_TIMEOUT_MS", &c->shutdown_timeout_ms) < 0;
+    bad |= tb__env_int("TURBO_ACCESS_LOG", &c->access_log) < 0;
+    return bad ? -1 : 0;
+}
+
+TURBO_API int turbo_route(turbo_server *s, const char *method, const char *pattern,
+                          turbo_handler handler, void *user) {
+    int i;
+    if (s->running) {
+        snprintf(s->error, sizeof s->error, "route %s \"%s\" added while the server runs", method,
+                 pattern);
+        return -1;
+    }
+    if (tb__router_add(s->root, method, pattern, handler, user, s->error, sizeof s->error) != 0)
+        return -1;
+    for (i = 0; i < s->nmethods; i++)
+        if (!strcmp(s->methods[i], method)) return 0;
+    {
+        char(*m)[TB__METHOD_MAX] = (char(*)[TB__METHOD_MAX])TURBO_REALLOC(
+            s->methods, (size_t)(s->nmethods + 1) * sizeof *s->methods);
+        if (!m) {
+            snprintf(s->error, sizeof s->error, "out of memory");
+            return -1;
+        }
+        s->methods = m;
+        strcpy(s->methods[s->nmethods++], method);
+    }
+    return 0;
+}
+
+TURBO_API int turbo_get(turbo_server *s, const char *p, turbo_handler h, void *u) {
+    return turbo_route(s, "GET", p, h, u);
+}
+TURBO_API int turbo_post(turbo_server *s, const char *p, turbo_handler h, void *u) {
+    return turbo_route(s, "POST", p, h, u);
+}
+TURBO_API int turbo_put(turbo_server *s, const char *p, turbo_handler h, void *u) {
+    return turbo_route(s, "PUT", p, h, u);
+}
+TURBO_API int turbo_delete(turbo_server *s, const char *p, turbo_handler h, void *u) {
+    return turbo_route(s, "DELETE", p, h, u);
+}
+
+TURBO_API const char *turbo_error(const turbo_server *s) { return s->error; }
+TURBO_API int turbo_port(const turbo_server *s) { return s->port; }
+
+static int tb__bind_one(turbo_server *s, const struct addrinfo *ai, int port) {
+    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol), one = 1, zero = 0;
+    struct sockaddr_storage addr;
+    if (fd < 0) return -1;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    if (ai->ai_family == AF_INET6) ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)port);
+    else ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)port);
+    if (bind(fd, (struct sockaddr *)&addr, ai->ai_addrlen) != 0 || listen(fd, s->cfg.backlog) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+TURBO_API int turbo_listen(turbo_server *s) {
+    struct addrinfo hints, *ai = NULL;
+    int i, n = s->cfg.workers * (s->cfg.processes > 0 ? s->cfg.processes : 1), rc;
+    if (s->nlisten) return 0;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if ((rc = getaddrinfo(s->cfg.host, NULL, &hints, &ai)) != 0) {
+        snprintf(s->error, sizeof s->error, "cannot resolve host \"%s\": %s", s->cfg.host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    if (!(s->listen_fds = (int *)TURBO_MALLOC((size_t)n * sizeof(int)))) {
+        freeaddrinfo(ai);
+        snprintf(s->error, sizeof s->error, "out of memory");
+        return -1;
+    }
+    s->port = s->cfg.port < 0 ? 0 : s->cfg.port;
+    for (i = 0; i < n; i++) {
+        int fd = tb__bind_one(s, ai, s->port);
+        if (fd < 0) {
+            snprintf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host,
+                     s->port, strerror(errno));
+            while (i--) close(s->listen_fds[i]);
+            TURBO_FREE(s->listen_fds);
+            s->listen_fds = NULL;
+            freeaddrinfo(ai);
+            return -1;
+        }
+        if (i == 0 && s->port == 0) { /* the kernel chose: the others join it */
+            struct sockaddr_storage a;
+            socklen_t len = sizeof a;
+            getsockname(fd, (struct sockaddr *)&a, &len);
+            s->port = ntohs(a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+                                                    : ((struct sockaddr_in *)&a)->sin_port);
+        }
+        s->listen_fds[i] = fd;
+    }
+    s->nlisten = n;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+/* Runs this process's workers, one thread each, on listen_fds[0..n). */
+static int tb__serve(turbo_server *s, int process_index, int *fds) {
+    int i, started = 0, rc = 0;
+    s->workers = (tb__worker *)TURBO_MALLOC((size_t)s->cfg.workers * sizeof *s->workers);
+    if (!s->workers) return -1;
+    if (s->cfg.on_process_start) s->cfg.on_process_start(process_index, s->cfg.hook_arg);
+    for (i = 0; i < s->cfg.workers; i++) {
+        if (tb__worker_init(&s->workers[i], s, i, fds[i]) != 0 ||
+            pthread_create(&s->workers[i].thread, NULL, tb__worker_main, &s->workers[i]) != 0) {
+            snprintf(s->error, sizeof s->error, "cannot start worker %d: %s", i, strerror(errno));
+            tb__worker_free(&s->workers[i]);
+            fds[i] = -1;
+            rc = -1;
+            break;
+        }
+        fds[i] = -1; /* the worker owns it now */
+        started++;
+    }
+    if (rc) turbo_stop(s);
+    for (i = 0; i < started; i++) {
+        pthread_join(s->workers[i].thread, NULL);
+        tb__worker_free(&s->workers[i]);
+    }
+    TURBO_FREE(s->workers);
+    s->workers = NULL;
+    if (s->cfg.on_process_stop) s->cfg.on_process_stop(process_index, s->cfg.hook_arg);
+    return rc;
+}
+
+static pid_t tb__spawn(turbo_server *s, int index) {
+    pid_t pid;
+    if (s->cfg.before_fork) s->cfg.before_fork(s->cfg.hook_arg);
+    pid = fork();
+    if (pid != 0) {
+        if (s->cfg.after_fork) s->cfg.after_fork(0, s->cfg.hook_arg);
+        return pid;
+    }
+    /* The child: its own stop pipe, default SIGCHLD, its share of sockets,
+       and an end when the supervisor ends, however it ends. */
+    signal(SIGCHLD, SIG_DFL);
+    tb__supervisor_pid = (sig_atomic_t)getppid();
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != tb__supervisor_pid) _exit(1);
+#endif
+    if (s->cfg.after_fork) s->cfg.after_fork(1, s->cfg.hook_arg);
+    close(s->stop_pipe[0]);
+    close(s->stop_pipe[1]);
+    if (tb__pipe(s->stop_pipe) != 0) _exit(1);
+    tb__signal_fd = s->stop_pipe[1];
+    {
+        int i, w = s->cfg.workers, rc;
+        for (i = 0; i < s->nlisten; i++)
+            if (i / w != index) close(s->listen_fds[i]);
+        rc = tb__serve(s, index, s->listen_fds + index * w);
+        _exit(rc ? 1 : 0);
+    }
+}
+
+/* The prefork supervisor: starts the processes, replaces any that dies,
+   and on a stop signal passes SIGTERM on and waits for them all. */
+static int tb__supervise(turbo_server *s) {
+    int n = s->cfg.processes, i, alive = 0, stopping = 0, failed = 0;
+    pid_t *pids = (pid_t *)TURBO_MALLOC((size_t)n * sizeof(pid_t));
+    int64_t *born = (int64_t *)TURBO_MALLOC((size_t)n * sizeof(int64_t));
+    if (!pids || !born) {
+        TURBO_FREE(pids);
+        TURBO_FREE(born);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        born[i] = tb__now_ms();
+        if ((pids[i] = tb__spawn(s, i)) > 0) alive++;
+    }
+    while (alive > 0) {
+        struct pollfd p;
+        char cmd[64];
+        ssize_t got;
+        pid_t pid;
+        int status, k;
+        p.fd = s->stop_pipe[0];
+        p.events = POLLIN;
+        if (poll(&p, 1, 1000) < 0 && errno != EINTR) break;
+        while ((got = read(s->stop_pipe[0], cmd, sizeof cmd)) > 0)
+            if (!stopping && memchr(cmd, 's', (size_t)got)) {
+                stopping = 1;
+                for (i = 0; i < n; i++)
+                    if (pids[i] > 0) kill(pids[i], SIGTERM);
+            }
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            for (k = 0; k < n && pids[k] != pid; k++) {
+            }
+            if (k == n) continue;
+            alive--;
+            pids[k] = 0;
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = 1;
+            if (stopping) continue;
+            fprintf(stderr, "turbo: worker process %d (pid %ld) ended (status %d); starting another\n",
+                    k, (long)pid, status);
+            if (tb__now_ms() - born[k] < 1000) usleep(1000 * 1000); /* no fork storm */
+            born[k] = tb__now_ms();
+            if ((pids[k] = tb__spawn(s, k)) > 0) alive++;
+        }
+    }
+    TURBO_FREE(pids);
+    TURBO_FREE(born);
+    return stopping && !failed ? 0 : -1;
+}
+
+TURBO_API int turbo_run(turbo_server *s) {
+    struct sigaction sa, old_int, old_term, old_chld, old_pipe;
+    int rc;
+    char host[64];
+    if (s->running) return -1;
+    if (turbo_listen(s) != 0) {
+        fprintf(stderr, "turbo: %s\n", s->error);
+        return -1;
+    }
+    if (tb__pipe(s->stop_pipe) != 0) {
+        snprintf(s->error, sizeof s->error, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    s->running = 1;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, &old_pipe);
+    if (!s->cfg.no_signals) {
+        tb__signals_seen = 0;
+        tb__signal_fd = s->stop_pipe[1];
+        sa.sa_sigaction = tb__on_signal;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        sa.sa_flags = 0;
+    }
+    snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
+    fprintf(stderr, "turbo: listening on http://%s:%d (%d workers)\n", host, s->port,
+            s->cfg.workers * (s->cfg.processes > 0 ? s->cfg.processes : 1));
+    if (s->cfg.processes > 0)
+        fprintf(stderr, "turbo: %d processes of %d threads\n", s->cfg.processes, s->cfg.workers);
+    if (s->cfg.processes > 0) {
+        sa.sa_handler = tb__on_child;
+        sigaction(SIGCHLD, &sa, &old_chld);
+        tb__signal_fd = s->stop_pipe[1];
+        rc = tb__supervise(s);
+        sigaction(SIGCHLD, &old_chld, NULL);
+    } else {
+        rc = tb__serve(s, 0, s->listen_fds);
+    }
+    if (!s->cfg.no_signals) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    tb__signal_fd = -1;
+    close(s->stop_pipe[0]);
+    close(s->stop_pipe[1]);
+    s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    s->running = 0;
+    return rc;
+}
+
+TURBO_API void turbo_stop(turbo_server *s) {
+    ssize_t ignored;
+    if (s->stop_pipe[1] >= 0) ignored = write(s->stop_pipe[1], "s", 1);
+    (void)ignored;
+}
+
+TURBO_API void turbo_free(turbo_server *s) {
+    int i;
+    if (!s) return;
+    for (i = 0; i < s->nlisten; i++)
+        if (s->listen_fds[i] >= 0) close(s->listen_fds[i]);
+    TURBO_FREE(s->listen_fds);
+    tb__node_free(s->root);
+    TURBO_FREE(s->methods);
+    TURBO_FREE(s);
+}
+
+/* ---------------------------------------------------------------- request accessors */
+
+TURBO_API turbo_str turbo_req_method(const turbo_req *r) { return r->method; }
+TURBO_API turbo_str turbo_req_path(const turbo_req *r) { return r->path; }
+TURBO_API turbo_str turbo_req_query(const turbo_req *r) { return r->query; }
+TURBO_API int turbo_req_version(const turbo_req *r) { return r->version; }
+TURBO_API turbo_str turbo_req_body(const turbo_req *r) { return r->body; }
+TURBO_API int turbo_req_header_count(const turbo_req *r) { return r->header_count; }
+TURBO_API int turbo_req_param_count(const turbo_req *r) { return r->param_count; }
+
+static turbo_str tb__str_at(const turbo_str *a, int n, int i) {
+    turbo_str none = {NULL, 0};
+    return i >= 0 && i < n ? a[i] : none;
+}
+
+TURBO_API turbo_str turbo_req_header_name(const turbo_req *r, int i) {
+    return tb__str_at(r->header_name, r->header_count, i);
+}
+TURBO_API turbo_str turbo_req_header_value(const turbo_req *r, int i) {
+    return tb__str_at(r->header_value, r->header_count, i);
+}
+TURBO_API turbo_str turbo_req_param_name(const turbo_req *r, int i) {
+    return tb__str_at(r->param_name, r->param_count, i);
+}
+TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i) {
+    return tb__str_at(r->param_value, r->param_count, i);
+}
+
+TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
+    size_t n = strlen(name), k;
+    int i;
+    turbo_str none = {NULL, 0};
+    for (i = 0; i < r->header_count; i++) {
+        if (r->header_name[i].len != n) continue;
+        for (k = 0; k < n && tb__lower((unsigned char)r->header_name[i].ptr[k]) ==
+                                 tb__lower((unsigned char)name[k]);
+             k++) {
+        }
+        if (k == n) return r->header_value[i];
+    }
+    return none;
+}
+
+TURBO_API turbo_str turbo_req_param(const turbo_req *r, const char *name) {
+    size_t n = strlen(name);
+    int i;
+    turbo_str none = {NULL, 0};
+    for (i = 0; i < r->param_count; i++)
+        if (r->param_name[i].len == n && memcmp(r->param_name[i].ptr, name, n) == 0)
+            return r->param_value[i];
+    return none;
+}
+
+TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus_is_space) {
+    size_t i, n = 0;
+    for (i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%') {
+            int hi, lo;
+            if (i + 2 >= len) return -1;
+            hi = tb__hex((unsigned char)src[i + 1]);
+            lo = tb__hex((unsigned char)src[i + 2]);
+            if (hi < 0 || lo < 0) return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        dst[n++] = c;
+    }
+    return (long)n;
+}
+
+TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out) {
+    const char *p = r->query.ptr, *end = p + r->query.len;
+    size_t name_len = strlen(name);
+    while (p < end) {
+        const char *amp = (const char *)memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
+        const char *eq = (const char *)memchr(p, '=', (size_t)(stop - p)), *kend = eq ? eq : stop;
+        char key[256];
+        long klen = (size_t)(kend - p) <= sizeof key ? turbo_url_decode(key, p, (size_t)(kend - p), 1) : -1;
+        if (klen == (long)name_len && memcmp(key, name, name_len) == 0) {
+            const char *v = eq ? eq + 1 : stop;
+            size_t vlen = (size_t)(stop - v);
+            long dlen;
+            /* Decoded values stay valid until the handler returns, so each
+               lookup appends to the scratch buffer; reserving up front
+               means earlier values never move. */
+            if (!r->scratch->len && turbo_buf_reserve(r->scratch, r->query.len * 4 + 64) != 0) return -1;
+            if (r->scratch->cap - r->scratch->len < vlen) return -1;
+            dlen = turbo_url_decode(r->scratch->data + r->scratch->len, v, vlen, 1);
+            if (dlen < 0) return -1;
+            out->ptr = r->scratch->data + r->scratch->len;
+            out->len = (size_t)dlen;
+            r->scratch->len += (size_t)dlen;
+            return 1;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
+
+#endif /* TURBO_IMPL_DONE */
+#endif /* TURBO_IMPL */
