@@ -1766,11 +1766,10 @@ static int tb__known_method(const turbo_server *s, turbo_str m);
 static const tb__node *tb__server_root(const turbo_server *s);
 static void tb__server_allow_all(const turbo_server *s, turbo_buf *b);
 
-static void tb__access_log(tb__worker *w, const turbo_req *r, int status, size_t bytes) {
-    fprintf(stderr, "turbo: %.*s %.*s%s%.*s %d %zu\n", (int)r->method.len, r->method.ptr,
+static void tb__access_log(const turbo_req *r, int status, size_t bytes) {
+    fprintf(stderr, "turbo: %.*s %.*s%s%.*s %d %lu\n", (int)r->method.len, r->method.ptr,
             (int)r->path.len, r->path.ptr, r->query.len ? "?" : "", (int)r->query.len, r->query.ptr,
-            status, bytes);
-    (void)w;
+            status, (unsigned long)bytes);
 }
 
 /* Routes one complete request and writes its response. */
@@ -1808,7 +1807,7 @@ static void tb__dispatch(tb__worker *w, tb__conn *c, turbo_req *r, const tb__fra
     }
     tb__res_finish(res, r);
     if (w->s->cfg.access_log && !res->deferred)
-        tb__access_log(w, r, res->status ? res->status : 200, w->out.len - start);
+        tb__access_log(r, res->status ? res->status : 200, w->out.len - start);
     if (!res->keep_alive && !res->deferred) c->close_after = 1;
 }
 
@@ -2473,6 +2472,15 @@ TURBO_API int turbo_listen(turbo_server *s) {
     return 0;
 }
 
+static void tb__close_listeners(turbo_server *s) {
+    int i;
+    for (i = 0; i < s->nlisten; i++)
+        if (s->listen_fds[i] >= 0) close(s->listen_fds[i]);
+    TURBO_FREE(s->listen_fds);
+    s->listen_fds = NULL;
+    s->nlisten = 0;
+}
+
 /* Runs this process's workers, one thread each, on listen_fds[0..n). */
 static int tb__serve(turbo_server *s, int process_index, int *fds) {
     int i, started = 0, rc = 0;
@@ -2561,6 +2569,7 @@ static int tb__supervise(turbo_server *s) {
                 stopping = 1;
                 for (i = 0; i < n; i++)
                     if (pids[i] > 0) kill(pids[i], SIGTERM);
+                tb__close_listeners(s); /* else new connections would queue unanswered */
             }
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
             for (k = 0; k < n && pids[k] != pid; k++) {
@@ -2629,6 +2638,7 @@ TURBO_API int turbo_run(turbo_server *s) {
     }
     sigaction(SIGPIPE, &old_pipe, NULL);
     tb__signal_fd = -1;
+    tb__close_listeners(s);
     close(s->stop_pipe[0]);
     close(s->stop_pipe[1]);
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
@@ -2643,11 +2653,8 @@ TURBO_API void turbo_stop(turbo_server *s) {
 }
 
 TURBO_API void turbo_free(turbo_server *s) {
-    int i;
     if (!s) return;
-    for (i = 0; i < s->nlisten; i++)
-        if (s->listen_fds[i] >= 0) close(s->listen_fds[i]);
-    TURBO_FREE(s->listen_fds);
+    tb__close_listeners(s);
     tb__node_free(s->root);
     TURBO_FREE(s->methods);
     TURBO_FREE(s);

@@ -15,6 +15,7 @@ PY = os.environ.get("PYTHON", sys.executable)
 SUITES = [
     ("parser and router", ["build/test_parser"]),
     ("http over sockets (asan+ubsan)", [PY, "tests/test_http.py", "build/hello-asan"]),
+    ("http over sockets (tsan)", [PY, "tests/test_http.py", "build/hello-tsan"]),
 ]
 
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed", re.M)

@@ -351,7 +351,27 @@ static void test_url_decode(void) {
     CHECK(turbo_url_decode(out, "ab%2", 4, 1) == -1, "truncated escape");
 }
 
+static void test_query_lookup(void) {
+    turbo_buf scratch = {NULL, 0, 0, 0};
+    turbo_req r;
+    turbo_str a, b, c;
+    memset(&r, 0, sizeof r);
+    r.scratch = &scratch;
+    r.query.ptr = "a=1&name=J%C3%B6rg+K&empty=&flag&bad=%zz&a=2";
+    r.query.len = strlen(r.query.ptr);
+    CHECK(turbo_req_query_get(&r, "a", &a) == 1 && a.len == 1 && a.ptr[0] == '1', "first of repeated");
+    CHECK(turbo_req_query_get(&r, "name", &b) == 1 && b.len == 7 && !memcmp(b.ptr, "J\xc3\xb6rg K", 7),
+          "percent and plus decoded");
+    CHECK(a.len == 1 && a.ptr[0] == '1', "earlier values stay valid");
+    CHECK(turbo_req_query_get(&r, "empty", &c) == 1 && c.len == 0, "empty value");
+    CHECK(turbo_req_query_get(&r, "flag", &c) == 1 && c.len == 0, "key without =");
+    CHECK(turbo_req_query_get(&r, "bad", &c) == -1, "malformed escape");
+    CHECK(turbo_req_query_get(&r, "missing", &c) == 0, "absent");
+    turbo_buf_free(&scratch);
+}
+
 int main(void) {
+    test_query_lookup();
     test_head_table();
     test_head_fields();
     test_keep_alive_rules();
