@@ -1,5 +1,5 @@
 # turbo: `make` builds everything, `make run` starts the demo, `make test`
-# runs every test and ends with "N passed, N failed".
+# runs every test and ends with "N passed, N failed", `make bench` measures.
 CC      ?= cc
 PYTHON  ?= python3
 WARN    := -std=c99 -Wall -Wextra -Wpedantic -Werror
@@ -7,10 +7,16 @@ OPT     := -O2 -g
 ASAN    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 TSAN    := -O1 -g -fsanitize=thread
 LDLIBS  := -lpthread
-HDRS    := turbo.h $(wildcard wip/*.h)
+HDRS    := turbo.h
 
-PROGRAMS := build/hello build/hello-asan build/hello-tsan build/test_parser
-.PHONY: all run test clean
+# The Python extension is built in place, so `import turbo` works from here.
+PY_INC  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+PY_EXT  := turbo$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+
+PROGRAMS := build/hello build/hello-asan build/hello-tsan build/hello-debug \
+            build/test_parser build/test_json build/native_server \
+            $(PY_EXT) examples/handlers.so
+.PHONY: all run test bench bench-quick fuzz valgrind clean
 
 all: $(PROGRAMS)
 
@@ -20,8 +26,22 @@ build/hello-asan: examples/hello.c $(HDRS) | build
 	$(CC) $(WARN) $(ASAN) $< -o $@ $(LDLIBS)
 build/hello-tsan: examples/hello.c $(HDRS) | build
 	$(CC) $(WARN) $(TSAN) $< -o $@ $(LDLIBS)
+build/hello-debug: examples/hello.c $(HDRS) | build
+	$(CC) $(WARN) -O1 -g $< -o $@ $(LDLIBS)
 build/test_parser: tests/test_parser.c $(HDRS) | build
 	$(CC) $(WARN) $(ASAN) $< -o $@ $(LDLIBS)
+build/test_json: tests/test_json.c $(HDRS) | build
+	$(CC) $(WARN) $(ASAN) $< -o $@ $(LDLIBS)
+build/native_server: examples/native_server.c examples/handlers.c $(HDRS) | build
+	$(CC) $(WARN) $(OPT) -I. examples/native_server.c examples/handlers.c -o $@ $(LDLIBS)
+build/json_bench: bench/json_bench.c $(HDRS) | build
+	$(CC) $(WARN) -O2 $< -o $@ $(LDLIBS) -lcjson
+build/floor: bench/floor.c | build
+	$(CC) $(WARN) -O2 $< -o $@
+$(PY_EXT): turbo_py.c $(HDRS)
+	$(CC) -O2 -g -fPIC -shared -Wall -Wextra -Werror -I$(PY_INC) $< -o $@ $(LDLIBS)
+examples/handlers.so: examples/handlers.c $(HDRS)
+	$(CC) $(WARN) -O2 -fPIC -shared -I. $< -o $@
 build:
 	mkdir -p build
 
@@ -31,5 +51,18 @@ run: build/hello
 test: all
 	$(PYTHON) tests/run_all.py
 
+bench: all build/json_bench build/floor
+	$(PYTHON) bench/run.py
+	./build/json_bench
+
+bench-quick: all build/floor
+	$(PYTHON) bench/run.py --quick
+
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} bash tests/fuzz/run.sh
+
+valgrind: build/hello-debug
+	bash tests/valgrind.sh
+
 clean:
-	rm -rf build
+	rm -rf build $(PY_EXT) examples/handlers.so

@@ -61,7 +61,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef TURBO_STATIC
+#if defined(TURBO_STATIC) && defined(__GNUC__)
+#define TURBO_API static __attribute__((unused)) /* a program uses only some */
+#elif defined(TURBO_STATIC)
 #define TURBO_API static
 #else
 #define TURBO_API extern
@@ -274,11 +276,14 @@ TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, voi
 
 /* ---------------------------------------------------------------- JSON writer */
 
-/* Writes JSON into out (appending). Strings are escaped per RFC 8259, plus
-   U+2028/U+2029; invalid UTF-8 is replaced by U+FFFD. Doubles are written
-   in the shortest form that reads back to the same bits; NaN and
-   infinities are refused (TURBO_JSON_NOT_FINITE). Commas and colons are
-   the writer's job. Each call returns 0, or the writer's (sticky) error. */
+/* Writes JSON into out (appending). Strings are escaped per RFC 8259
+   (control characters without a short form as lower-case \u00xx), plus
+   U+2028/U+2029; each maximal invalid UTF-8 subpart becomes one U+FFFD, as
+   Python's decode('utf-8', 'replace') does; a NULL string is null. Doubles
+   are written in the shortest form that reads back to the same bits, in
+   the text of Python's repr(); NaN and infinities are refused
+   (TURBO_JSON_NOT_FINITE). Commas and colons are the writer's job. Each
+   call returns 0, or the writer's first error, which sticks. */
 TURBO_API void turbo_json_init(turbo_json *j, turbo_buf *out);
 TURBO_API int turbo_json_object_begin(turbo_json *j);
 TURBO_API int turbo_json_object_end(turbo_json *j);
@@ -299,8 +304,9 @@ TURBO_API int turbo_json_raw(turbo_json *j, const char *json, size_t len);
 TURBO_API int turbo_json_finish(turbo_json *j);
 TURBO_API const char *turbo_json_strerror(int error);
 
-/* Shortest round-trip form of a finite double into dst (at least 32
-   bytes); returns its length. The digits equal Python's repr(). */
+/* Shortest round-trip form of a double into dst (at least 32 bytes);
+   returns its length. The text equals Python's repr(), "nan" and "inf"
+   included. */
 TURBO_API int turbo_dtoa(double v, char *dst);
 
 /* Buffer helpers (also used by the writer). */
@@ -357,49 +363,6 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #endif
 
 #define TB__MIN(a, b) ((a) < (b) ? (a) : (b))
-
-/* ---------------------------------------------------------------- buffers */
-
-TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra) {
-    size_t cap;
-    char *data;
-    if (b->oom) return -1;
-    if (b->cap - b->len >= extra) return 0;
-    cap = b->cap ? b->cap : 256;
-    while (cap - b->len < extra) {
-        if (cap > ((size_t)-1) / 2) { b->oom = 1; return -1; }
-        cap *= 2;
-    }
-    data = (char *)TURBO_REALLOC(b->data, cap);
-    if (!data) { b->oom = 1; return -1; }
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-TURBO_API void turbo_buf_append(turbo_buf *b, const void *data, size_t len) {
-    if (len == 0 || turbo_buf_reserve(b, len) != 0) return;
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-}
-
-TURBO_API void turbo_buf_free(turbo_buf *b) {
-    TURBO_FREE(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->oom = 0;
-}
-
-static void tb__buf_puts(turbo_buf *b, const char *s) { turbo_buf_append(b, s, strlen(s)); }
-
-/* Unsigned decimal into dst (at least 20 bytes), returns the length. */
-static size_t tb__utoa(uint64_t v, char *dst) {
-    char tmp[20];
-    size_t n = 0, i;
-    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-    for (i = 0; i < n; i++) dst[i] = tmp[n - 1 - i];
-    return n;
-}
 
 /* ---------------------------------------------------------------- platform */
 /* The event loop behind six small functions, one set per backend, chosen at
@@ -526,6 +489,49 @@ static int64_t tb__now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---------------------------------------------------------------- buffers */
+
+TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra) {
+    size_t cap;
+    char *data;
+    if (b->oom) return -1;
+    if (b->cap - b->len >= extra) return 0;
+    cap = b->cap ? b->cap : 256;
+    while (cap - b->len < extra) {
+        if (cap > ((size_t)-1) / 2) { b->oom = 1; return -1; }
+        cap *= 2;
+    }
+    data = (char *)TURBO_REALLOC(b->data, cap);
+    if (!data) { b->oom = 1; return -1; }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+TURBO_API void turbo_buf_append(turbo_buf *b, const void *data, size_t len) {
+    if (len == 0 || turbo_buf_reserve(b, len) != 0) return;
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+TURBO_API void turbo_buf_free(turbo_buf *b) {
+    TURBO_FREE(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+static void tb__buf_puts(turbo_buf *b, const char *s) { turbo_buf_append(b, s, strlen(s)); }
+
+/* Unsigned decimal into dst (at least 20 bytes), returns the length. */
+static size_t tb__utoa(uint64_t v, char *dst) {
+    char tmp[20];
+    size_t n = 0, i;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    for (i = 0; i < n; i++) dst[i] = tmp[n - 1 - i];
+    return n;
+}
+
 /* ---------------------------------------------------------------- HTTP/1.1 parser */
 /* Stateless, in the manner of picohttpparser: given the bytes received so
    far, tb__parse_head returns the length of a complete head, 0 when more
@@ -546,6 +552,8 @@ typedef struct tb__framing {
     uint64_t content_length;
     int chunked, keep_alive, expect_continue;
 } tb__framing;
+
+#define TB__METHOD_MAX 24 /* longest method a route may name, plus one */
 
 typedef struct tb__limits {
     size_t max_line, max_head;
@@ -632,7 +640,7 @@ static int tb__parse_content_length(turbo_str v, uint64_t *out) {
     for (i = 0; i < v.len; i++) {
         unsigned d = (unsigned)(unsigned char)v.ptr[i] - '0';
         if (d > 9) return -400;
-        if (n > (UINT64_MAX - d) / 10) return -413; /* well-formed but absurd */
+        if (n > (UINT64_MAX - d) / 10) return -400; /* not a length we could represent */
         n = n * 10 + d;
     }
     *out = n;
@@ -669,6 +677,7 @@ static int tb__parse_request_line(const char *p, size_t n, turbo_req *r) {
     const char *end = p + n, *s = p, *q;
     while (s < end && TB__IN(tb__tchar_map, *s)) s++;
     if (s == p || s == end || *s != ' ') return -400;
+    if (s - p >= TB__METHOD_MAX) return -501; /* longer than any method a route can have */
     r->method.ptr = p;
     r->method.len = (size_t)(s - p);
     q = ++s;
@@ -747,6 +756,7 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
     int hosts = 0, has_cl = 0, i, rc;
     for (i = 0; i < r->header_count; i++) {
         turbo_str n = r->header_name[i], v = r->header_value[i];
+        if (n.len != 4 && n.len != 6 && n.len != 10 && n.len != 14 && n.len != 17) continue;
         if (tb__ieq(n.ptr, n.len, "content-length")) {
             if (has_cl++) return -400;
             if ((rc = tb__parse_content_length(v, &f->content_length)) != 0) return rc;
@@ -792,6 +802,9 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     lf = (const char *)memchr(p, '\n', limit);
     if (!lf) {
         size_t i;
+        for (i = 0; i < limit && TB__IN(tb__tchar_map, p[i]); i++) {
+        }
+        if (i >= TB__METHOD_MAX) return -501; /* a method longer than any route's */
         for (i = 0; i < limit; i++) /* refuse binary garbage early */
             if ((unsigned char)p[i] < 0x20 && p[i] != '\r') return -400;
         return (size_t)(end - p) > lim->max_line + 1 ? -414 : 0;
@@ -977,14 +990,114 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
     return st->state == TB__CH_DONE;
 }
 
+/* ---------------------------------------------------------------- request accessors */
+
+TURBO_API turbo_str turbo_req_method(const turbo_req *r) { return r->method; }
+TURBO_API turbo_str turbo_req_path(const turbo_req *r) { return r->path; }
+TURBO_API turbo_str turbo_req_query(const turbo_req *r) { return r->query; }
+TURBO_API int turbo_req_version(const turbo_req *r) { return r->version; }
+TURBO_API turbo_str turbo_req_body(const turbo_req *r) { return r->body; }
+TURBO_API int turbo_req_header_count(const turbo_req *r) { return r->header_count; }
+TURBO_API int turbo_req_param_count(const turbo_req *r) { return r->param_count; }
+
+static turbo_str tb__str_at(const turbo_str *a, int n, int i) {
+    turbo_str none = {NULL, 0};
+    return i >= 0 && i < n ? a[i] : none;
+}
+
+TURBO_API turbo_str turbo_req_header_name(const turbo_req *r, int i) {
+    return tb__str_at(r->header_name, r->header_count, i);
+}
+TURBO_API turbo_str turbo_req_header_value(const turbo_req *r, int i) {
+    return tb__str_at(r->header_value, r->header_count, i);
+}
+TURBO_API turbo_str turbo_req_param_name(const turbo_req *r, int i) {
+    return tb__str_at(r->param_name, r->param_count, i);
+}
+TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i) {
+    return tb__str_at(r->param_value, r->param_count, i);
+}
+
+TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
+    size_t n = strlen(name), k;
+    int i;
+    turbo_str none = {NULL, 0};
+    for (i = 0; i < r->header_count; i++) {
+        if (r->header_name[i].len != n) continue;
+        for (k = 0; k < n && tb__lower((unsigned char)r->header_name[i].ptr[k]) ==
+                                 tb__lower((unsigned char)name[k]);
+             k++) {
+        }
+        if (k == n) return r->header_value[i];
+    }
+    return none;
+}
+
+TURBO_API turbo_str turbo_req_param(const turbo_req *r, const char *name) {
+    size_t n = strlen(name);
+    int i;
+    turbo_str none = {NULL, 0};
+    for (i = 0; i < r->param_count; i++)
+        if (r->param_name[i].len == n && memcmp(r->param_name[i].ptr, name, n) == 0)
+            return r->param_value[i];
+    return none;
+}
+
+TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus_is_space) {
+    size_t i, n = 0;
+    for (i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%') {
+            int hi, lo;
+            if (i + 2 >= len) return -1;
+            hi = tb__hex((unsigned char)src[i + 1]);
+            lo = tb__hex((unsigned char)src[i + 2]);
+            if (hi < 0 || lo < 0) return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        dst[n++] = c;
+    }
+    return (long)n;
+}
+
+TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out) {
+    const char *p = r->query.ptr, *end = p + r->query.len;
+    size_t name_len = strlen(name);
+    while (p < end) {
+        const char *amp = (const char *)memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
+        const char *eq = (const char *)memchr(p, '=', (size_t)(stop - p)), *kend = eq ? eq : stop;
+        char key[256];
+        long klen = (size_t)(kend - p) <= sizeof key ? turbo_url_decode(key, p, (size_t)(kend - p), 1) : -1;
+        if (klen == (long)name_len && memcmp(key, name, name_len) == 0) {
+            const char *v = eq ? eq + 1 : stop;
+            size_t vlen = (size_t)(stop - v);
+            long dlen;
+            /* Decoded values stay valid until the handler returns, so each
+               lookup appends to the scratch buffer; reserving up front
+               means earlier values never move. */
+            if (!r->scratch->len && turbo_buf_reserve(r->scratch, r->query.len * 4 + 64) != 0) return -1;
+            if (r->scratch->cap - r->scratch->len < vlen) return -1;
+            dlen = turbo_url_decode(r->scratch->data + r->scratch->len, v, vlen, 1);
+            if (dlen < 0) return -1;
+            out->ptr = r->scratch->data + r->scratch->len;
+            out->len = (size_t)dlen;
+            r->scratch->len += (size_t)dlen;
+            return 1;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- router */
 /* A trie of path segments built before the server starts and read-only
    after. Each node finds a static child through a small hash table, so a
    lookup costs one hash per segment however many routes there are; then
    it tries its {name} child, then its {name...} child, backtracking when a
    branch dead-ends (static beats capture beats tail). */
-
-#define TB__METHOD_MAX 24
 
 typedef struct tb__handler {
     char method[TB__METHOD_MAX];
@@ -1304,7 +1417,635 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
     return 0;
 }
 
-#include "wip/json_impl.h"
+/* ---------------------------------------------------------------- JSON writer */
+
+/* The writer streams into a turbo_buf: each call checks that its token may
+   come now, makes room (calling turbo_buf_reserve only when short of it),
+   then writes the comma it needs and the token through a plain pointer.
+   j->state says what may come next; j->stack keeps, per open container, the
+   state to return to after each of its members (TB__JSON_ARRAY_NEXT or
+   TB__JSON_OBJECT_NEXT). Zero is the start state. The first error sticks:
+   later calls write nothing and return it. Output is not rolled back on
+   error; the caller discards it (turbo answers 500). */
+enum {
+    TB__JSON_START = 0,    /* top level, nothing written yet */
+    TB__JSON_ARRAY_FIRST,  /* after '[': a value or ']' */
+    TB__JSON_ARRAY_NEXT,   /* after an element: ',' value or ']' */
+    TB__JSON_OBJECT_FIRST, /* after '{': a key or '}' */
+    TB__JSON_OBJECT_NEXT,  /* after a member: ',' key or '}' */
+    TB__JSON_MEMBER,       /* after a key: its value */
+    TB__JSON_DONE          /* the one top-level value is complete */
+};
+
+/* Input bytes a string is escaped in at a time: each round reserves room for
+   the worst case (6 output bytes per input byte), so this bounds how much
+   spare room one call asks for. */
+enum { TB__JSON_CHUNK = 4096 };
+
+static const char tb__json_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static int tb__json_fail(turbo_json *j, int error) {
+    j->error = error;
+    return error;
+}
+
+/* Makes room for n more bytes: 0, or OOM (set). The common case, room
+   already there, costs no call. */
+static int tb__json_room(turbo_json *j, size_t n) {
+    turbo_buf *b = j->out;
+    if (b->cap - b->len >= n && !b->oom) return 0;
+    return turbo_buf_reserve(b, n) ? tb__json_fail(j, TURBO_JSON_OOM) : 0;
+}
+
+/* 0 if a value may come now, else the (sticky) error. */
+static int tb__json_check_value(turbo_json *j) {
+    if (j->error) return j->error;
+    if (j->state == TB__JSON_OBJECT_FIRST || j->state == TB__JSON_OBJECT_NEXT)
+        return tb__json_fail(j, TURBO_JSON_EXPECTED_KEY);
+    if (j->state == TB__JSON_DONE) return tb__json_fail(j, TURBO_JSON_AFTER_END);
+    return 0;
+}
+
+/* Checks that a value may come now, makes room for it and its comma and
+   writes the comma. Returns where to write the value, or NULL (error set). */
+static char *tb__json_value_at(turbo_json *j, size_t room) {
+    turbo_buf *b = j->out;
+    if (tb__json_check_value(j) || tb__json_room(j, room + 1)) return NULL;
+    if (j->state == TB__JSON_ARRAY_NEXT) b->data[b->len++] = ',';
+    return b->data + b->len;
+}
+
+/* Ends a value written up to p: the enclosing container wants its next
+   member, or the document is complete. */
+static int tb__json_value_done(turbo_json *j, char *p) {
+    j->out->len = (size_t)(p - j->out->data);
+    j->state = j->depth ? (int)j->stack[j->depth - 1] : (int)TB__JSON_DONE;
+    return 0;
+}
+
+/* ---- strings ----
+   Escapes: '"' and '\\' as \" and \\; the control characters U+0000-U+001F
+   as \b \f \n \r \t where those exist, else \u00xx with lower-case hex (as
+   Python's json.dumps); U+2028 and U+2029 as \u2028 and \u2029 so the output
+   can sit inside JavaScript source. '/' and DEL are left alone.
+   Invalid UTF-8 becomes U+FFFD, one per maximal subpart (The Unicode
+   Standard, 3.9, "U+FFFD Substitution of Maximal Subparts"): a byte that
+   cannot start a sequence (80-C1, F5-FF) is one subpart; otherwise the
+   subpart is the longest prefix of a well-formed sequence that is there, so
+   E2 82 followed by 'A' (or by the end) is one U+FFFD, then 'A'. Overlongs,
+   surrogates and values above U+10FFFF fail at their first or second byte
+   (C0, E0 80, ED A0, F0 80, F4 90), so each of their bytes becomes one
+   U+FFFD. Python's bytes.decode("utf-8", "replace") follows the same rule. */
+
+/* Nonzero if any of the 8 bytes of w is below 0x20, '"', '\\' or 0x80 and
+   above (exact as a yes/no: a borrow only crosses from a byte that is). */
+static uint64_t tb__json_special8(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+    uint64_t t = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash);
+    return (t | w) & high;
+}
+
+/* The length of the well-formed UTF-8 sequence at s (n >= 1 bytes left,
+   s[0] >= 0x80), or minus the length of its maximal ill-formed subpart. */
+static int tb__json_utf8(const unsigned char *s, size_t n) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int len, i;
+    if (c < 0xC2 || c > 0xF4) return -1;
+    if (c < 0xE0) {
+        len = 2;
+    } else if (c < 0xF0) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;      /* overlong */
+        else if (c == 0xED) hi = 0x9F; /* surrogates */
+    } else {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;      /* overlong */
+        else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+    }
+    if (n < 2 || s[1] < lo || s[1] > hi) return -1;
+    for (i = 2; i < len; i++)
+        if ((size_t)i >= n || (s[i] & 0xC0) != 0x80) return -i;
+    return len;
+}
+
+static char *tb__json_escape_ascii(char *o, unsigned c) {
+    static const char hex[] = "0123456789abcdef";
+    char e;
+    switch (c) {
+    case '"': e = '"'; break;
+    case '\\': e = '\\'; break;
+    case '\b': e = 'b'; break;
+    case '\f': e = 'f'; break;
+    case '\n': e = 'n'; break;
+    case '\r': e = 'r'; break;
+    case '\t': e = 't'; break;
+    default:
+        memcpy(o, "\\u00", 4);
+        o[4] = hex[c >> 4];
+        o[5] = hex[c & 15];
+        return o + 6;
+    }
+    o[0] = '\\';
+    o[1] = e;
+    return o + 2;
+}
+
+/* memcpy for the short runs most strings are made of: no call below 16. */
+static void tb__json_copy(char *o, const unsigned char *s, size_t n) {
+    if (n >= 16) {
+        memcpy(o, s, n);
+    } else if (n >= 8) {
+        memcpy(o, s, 8);
+        memcpy(o + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(o, s, 4);
+        memcpy(o + n - 4, s + n - 4, 4);
+    } else if (n) {
+        o[0] = (char)s[0];
+        o[n / 2] = (char)s[n / 2];
+        o[n - 1] = (char)s[n - 1];
+    }
+}
+
+/* Escapes the bytes from s to stop into *out, which has room for 6 bytes
+   per byte up to 3 past stop: a sequence that starts before stop may end
+   there (never past `end`). Bytes that need nothing, valid multi-byte
+   sequences included, are copied in runs with one copy each; 8 bytes are
+   checked at a time. Returns where it stopped: stop, or up to 3 past it. */
+static const unsigned char *tb__json_escape(char **out, const unsigned char *s,
+                                            const unsigned char *stop,
+                                            const unsigned char *end) {
+    char *o = *out;
+    const unsigned char *run = s, *first = s;
+    while (s < stop) {
+        uint64_t w;
+        unsigned c;
+        int n;
+        while (stop - s >= 8) {
+            memcpy(&w, s, 8);
+            if (tb__json_special8(w)) break;
+            s += 8;
+        }
+        if (stop - s < 8 && stop - first >= 8) { /* the tail, as the last 8 bytes */
+            memcpy(&w, stop - 8, 8);
+            if (!tb__json_special8(w)) break;
+        }
+        while (s < stop && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\') s++;
+        if (s >= stop) break;
+        c = *s;
+        n = c >= 0x80 ? tb__json_utf8(s, (size_t)(end - s)) : 0;
+        /* U+2028 and U+2029 are E2 80 A8 and E2 80 A9 */
+        if (n > 0 && !(n == 3 && c == 0xE2 && s[1] == 0x80 && (s[2] & 0xFE) == 0xA8)) {
+            s += n;
+            continue;
+        }
+        tb__json_copy(o, run, (size_t)(s - run));
+        o += s - run;
+        if (n == 0) {
+            o = tb__json_escape_ascii(o, c);
+            s++;
+        } else if (n > 0) {
+            memcpy(o, s[2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+            o += 6;
+            s += 3;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            s += -n;
+        }
+        run = s;
+    }
+    if (s < stop) s = stop; /* the tail check found the rest plain */
+    tb__json_copy(o, run, (size_t)(s - run));
+    *out = o + (s - run);
+    return s;
+}
+
+/* Appends `comma` unless it is 0, the quoted and escaped string, then
+   `suffix` unless it is 0. */
+static int tb__json_put_string(turbo_json *j, char comma, const char *str, size_t len,
+                               char suffix) {
+    turbo_buf *b = j->out;
+    const unsigned char *s, *end;
+    char *o;
+    if (!str) str = ""; /* (NULL, 0): no arithmetic on a null pointer */
+    s = (const unsigned char *)str;
+    end = s + len;
+    do {
+        size_t left = (size_t)(end - s), chunk = TB__JSON_CHUNK, take = left < chunk ? left : chunk;
+        /* 6 per byte, a sequence may end 3 past the chunk, 4 for comma, quotes, suffix */
+        if (tb__json_room(j, (take + 3) * 6 + 4)) return j->error;
+        o = b->data + b->len;
+        if (s == (const unsigned char *)str) {
+            if (comma) *o++ = comma;
+            *o++ = '"';
+        }
+        s = tb__json_escape(&o, s, s + take, end);
+        b->len = (size_t)(o - b->data);
+    } while (s < end);
+    *o++ = '"';
+    if (suffix) *o++ = suffix;
+    b->len = (size_t)(o - b->data);
+    return 0;
+}
+
+/* ---- integers ----
+   Two digits per step from a table, in 32-bit pieces of 8 digits; every
+   division is by a constant, so the compiler makes it a multiplication. */
+
+/* v < 10^8 without leading zeros; returns the end. */
+static char *tb__json_u32(char *o, uint32_t v) {
+    int n = v < 10000 ? (v < 100 ? (v < 10 ? 1 : 2) : (v < 1000 ? 3 : 4))
+                      : (v < 1000000 ? (v < 100000 ? 5 : 6) : (v < 10000000 ? 7 : 8));
+    char *p = o + n;
+    while (v >= 100) {
+        p -= 2;
+        memcpy(p, tb__json_pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) memcpy(p - 2, tb__json_pairs + 2 * v, 2);
+    else p[-1] = (char)('0' + v);
+    return o + n;
+}
+
+/* v < 10^8 as exactly 8 digits. */
+static void tb__json_8digits(char *o, uint32_t v) {
+    uint32_t hi = v / 10000, lo = v % 10000;
+    memcpy(o, tb__json_pairs + 2 * (hi / 100), 2);
+    memcpy(o + 2, tb__json_pairs + 2 * (hi % 100), 2);
+    memcpy(o + 4, tb__json_pairs + 2 * (lo / 100), 2);
+    memcpy(o + 6, tb__json_pairs + 2 * (lo % 100), 2);
+}
+
+/* v in decimal; returns the end. */
+static char *tb__json_u64(char *o, uint64_t v) {
+    if (v < 100000000) return tb__json_u32(o, (uint32_t)v);
+    if (v < 10000000000000000u) {
+        o = tb__json_u32(o, (uint32_t)(v / 100000000));
+    } else {
+        o = tb__json_u32(o, (uint32_t)(v / 10000000000000000u));
+        tb__json_8digits(o, (uint32_t)(v / 100000000 % 100000000));
+        o += 8;
+    }
+    tb__json_8digits(o, (uint32_t)(v % 100000000));
+    return o + 8;
+}
+
+/* ---- doubles: shortest round-trip decimal (Schubfach) ----
+   After R. Giulietti, "The Schubfach way to render doubles" (2020). For
+   v = c * 2^q, its rounding interval R (the reals that read back as v) is
+   scaled by 10^-k, k = floor(log10(width of R)), with one 128-bit
+   multiplication per end, rounded to odd so that comparisons with even
+   integers stay exact. R then holds at most one multiple of 10^(k+1) and at
+   least one of 10^k; the shortest decimal is the former if present, else
+   the multiple of 10^k nearest v (ties to even digits). These are the digits
+   of David Gay's dtoa in shortest mode, which Python's repr() uses.
+
+   The scale factors g(e) = floor(10^e * 2^(127 - floor(log2 10^e))) + 1,
+   e in [-292, 324], are rebuilt from every 28th one times 5^r plus a 2-bit
+   correction: 23 stored entries instead of 617, for two multiplications per
+   call. tests/gen_pow10.py generated the tables and checked every entry and
+   every range assumption below. */
+
+typedef struct tb__dtoa_u128 {
+    uint64_t hi, lo;
+} tb__dtoa_u128;
+
+static const uint64_t tb__dtoa_pow10_base[23][2] = {
+    {0xff77b1fcbebcdc4f, 0x25e8e89c13bb0f7a}, {0x80fa687f881c7f8e, 0x7ce66634bc9d0b99},
+    {0x823c12795db6ce57, 0x76c53d08d6b70858}, {0x8380dea93da4bc60, 0x4247cb9e59f71e6d},
+    {0x84c8d4dfd2c63f3b, 0x29ecd9f40041e073}, {0x8613fd0145877585, 0xbd06742ce95f5f36},
+    {0x87625f056c7c4a8b, 0x11471cd764ad4972}, {0x88b402f7fd75539b, 0x11dbcb0218ebb414},
+    {0x8a08f0f8bf0f156b, 0x1b8e9ecb641b58ff}, {0x8b61313bbabce2c6, 0x2323ac4b3b3da015},
+    {0x8cbccc096f5088cb, 0xf93f87b7442e45d3}, {0x8e1bc9bf04000000, 0x0000000000000000},
+    {0x8f7e32ce7bea5c6f, 0xe4820023a2000000}, {0x90e40fbeea1d3a4a, 0xbc8955e946fe31cd},
+    {0x924d692ca61be758, 0x593c2626705f9c56}, {0x93ba47c980e98cdf, 0xc66f336c36b10137},
+    {0x952ab45cfa97a0b2, 0xdd945a747bf26183}, {0x969eb7c47859e743, 0x9f644ae5a4b1b325},
+    {0x98165af37b2153de, 0xc3727a337a8b704a}, {0x9991a6f3d6bf1765, 0xacca6da1e0a8ef29},
+    {0x9b10a4e5e9913128, 0xca7cf2b4191c8326}, {0x9c935e00d4b9d8d2, 0x6ed1bf9a569f33d3},
+    {0x9e19db92b4e31ba9, 0x6c07a2c26a8346d1},
+};
+static const uint64_t tb__dtoa_pow5[28] = {
+    1u, 5u, 25u, 125u,
+    625u, 3125u, 15625u, 78125u,
+    390625u, 1953125u, 9765625u, 48828125u,
+    244140625u, 1220703125u, 6103515625u, 30517578125u,
+    152587890625u, 762939453125u, 3814697265625u, 19073486328125u,
+    95367431640625u, 476837158203125u, 2384185791015625u, 11920928955078125u,
+    59604644775390625u, 298023223876953125u, 1490116119384765625u, 7450580596923828125u,
+};
+static const uint64_t tb__dtoa_pow10_fix[20] = {
+    0x9404410050001400, 0x0040555569565565, 0x4410100400000000, 0x5451541455055151,
+    0x1541551554014514, 0x9554555555545545, 0x0544554554000056, 0x1051555595555514,
+    0x5524001500101100, 0x000000a6aaaaa955, 0x0000000000000000, 0x5555925514000000,
+    0x505440505554525a, 0x0000000000000055, 0x1045145450511554, 0x4400414555415141,
+    0x0000004000404040, 0x5514151400000000, 0x0410000414014415, 0x0000000000005550,
+};
+
+/* 64x64 -> 128-bit product: one instruction where the compiler has a
+   128-bit type, else from 32-bit halves. */
+static tb__dtoa_u128 tb__dtoa_mul(uint64_t a, uint64_t b) {
+    tb__dtoa_u128 r;
+#if defined(__SIZEOF_INT128__)
+    __extension__ typedef unsigned __int128 tb__dtoa_wide;
+    tb__dtoa_wide p = (tb__dtoa_wide)a * b;
+    r.hi = (uint64_t)(p >> 64);
+    r.lo = (uint64_t)p;
+#else
+    uint64_t a0 = a & 0xffffffffu, a1 = a >> 32, b0 = b & 0xffffffffu, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (p01 & 0xffffffffu) + (p10 & 0xffffffffu);
+    r.hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+    r.lo = (mid << 32) | (p00 & 0xffffffffu);
+#endif
+    return r;
+}
+
+/* floor(q log10 2), floor(q log10 2 + log10 3/4) and floor(e log2 10) by
+   fixed-point multiplication, exact over the ranges used; the bias keeps the
+   shifted value non-negative (right shifts of negatives are not portable). */
+static int tb__dtoa_log10_pow2(int q) {
+    return ((q * 315653 + (1024 << 20)) >> 20) - 1024;
+}
+static int tb__dtoa_log10_three_quarters_pow2(int q) {
+    return ((q * 315653 - 131237 + (1024 << 20)) >> 20) - 1024;
+}
+static int tb__dtoa_log2_pow10(int e) {
+    return ((e * 1741647 + (1024 << 19)) >> 19) - 1024;
+}
+
+/* g(e), e in [-292, 324]: base * 5^r / 2^sh, plus the stored correction and 1. */
+static tb__dtoa_u128 tb__dtoa_pow10(int e) {
+    int i = (e + 292) / 28, r = (e + 292) % 28;
+    unsigned fix = (unsigned)(tb__dtoa_pow10_fix[(e + 292) / 32] >> (2 * ((e + 292) % 32))) & 3;
+    tb__dtoa_u128 g;
+    g.hi = tb__dtoa_pow10_base[i][0];
+    g.lo = tb__dtoa_pow10_base[i][1];
+    if (r) {
+        int sh = tb__dtoa_log2_pow10(e) - tb__dtoa_log2_pow10(e - r) - r; /* 1..63 */
+        tb__dtoa_u128 lo = tb__dtoa_mul(g.lo, tb__dtoa_pow5[r]);
+        tb__dtoa_u128 hi = tb__dtoa_mul(g.hi, tb__dtoa_pow5[r]);
+        uint64_t mid = hi.lo + lo.hi, top = hi.hi + (mid < lo.hi);
+        g.hi = (top << (64 - sh)) | (mid >> sh);
+        g.lo = (mid << (64 - sh)) | (lo.lo >> sh);
+    }
+    g.lo += fix + 1;
+    g.hi += g.lo < fix + 1;
+    return g;
+}
+
+/* g * cp / 2^128 rounded to odd: the floor, its low bit set if inexact. */
+static uint64_t tb__dtoa_round_odd(tb__dtoa_u128 g, uint64_t cp) {
+    tb__dtoa_u128 x = tb__dtoa_mul(g.lo, cp), y = tb__dtoa_mul(g.hi, cp);
+    uint64_t z = y.lo + x.hi;
+    return (y.hi + (z < y.lo)) | (z != 0);
+}
+
+/* The shortest decimal in the rounding interval of v = c * 2^q: returns its
+   digits, *k its power of ten. `irregular`: c is a power of two above the
+   subnormals, so the gap below v is half the gap above. */
+static uint64_t tb__dtoa_schubfach(uint64_t c, int q, int irregular, int *k) {
+    uint64_t cb = c << 2, cbl = cb - 2 + (uint64_t)irregular, cbr = cb + 2;
+    uint64_t vb, lower, upper, s, sp, mid;
+    int kk = irregular ? tb__dtoa_log10_three_quarters_pow2(q) : tb__dtoa_log10_pow2(q);
+    int h = q + tb__dtoa_log2_pow10(-kk) + 1; /* 1..4: cbr << h fits */
+    tb__dtoa_u128 g = tb__dtoa_pow10(-kk);
+    uint64_t odd = c & 1; /* ends of R belong to it only for an even c */
+    vb = tb__dtoa_round_odd(g, cb << h);
+    lower = tb__dtoa_round_odd(g, cbl << h) + odd;
+    upper = tb__dtoa_round_odd(g, cbr << h) - odd;
+    /* all values below are in units of 10^kk / 4 */
+    s = vb >> 2;
+    sp = s / 10;
+    if ((lower <= 40 * sp) != (40 * sp + 40 <= upper)) {
+        *k = kk + 1;
+        return sp + (40 * sp + 40 <= upper);
+    }
+    *k = kk;
+    if ((lower <= 4 * s) != (4 * s + 4 <= upper)) return s + (4 * s + 4 <= upper);
+    mid = 4 * s + 2;
+    return s + (vb > mid || (vb == mid && (s & 1)));
+}
+
+/* Digits (no trailing zeros) and power of ten of the shortest decimal of
+   the positive finite double with biased exponent be and fraction f. */
+static uint64_t tb__dtoa_decimal(int be, uint64_t f, int *k) {
+    uint64_t c = be ? f | ((uint64_t)1 << 52) : f, d;
+    int q = be ? be - 1075 : -1074;
+    if (q <= 0 && q >= -52 && !(c & (((uint64_t)1 << -q) - 1))) {
+        /* an integer below 2^53: its own digits are the shortest */
+        d = c >> -q;
+        *k = 0;
+    } else {
+        d = tb__dtoa_schubfach(c, q, f == 0 && be > 1, k);
+    }
+    while (d % 10000 == 0) {
+        d /= 10000;
+        *k += 4;
+    }
+    while (d % 10 == 0) {
+        d /= 10;
+        *k += 1;
+    }
+    return d;
+}
+
+/* Lays out the digits as Python's repr() does: positional when
+   1e-4 <= |v| < 1e16, with ".0" added to integers; otherwise d.ddde+XX with
+   at least two exponent digits. */
+TURBO_API int turbo_dtoa(double v, char *dst) {
+    char digits[20], *o = dst;
+    uint64_t bits, d;
+    int be, k, n, point, e;
+    memcpy(&bits, &v, sizeof bits);
+    be = (int)(bits >> 52) & 0x7ff;
+    if (be == 0x7ff && (bits << 12)) {
+        memcpy(dst, "nan", 3);
+        return 3;
+    }
+    if (bits >> 63) *o++ = '-';
+    if (be == 0x7ff) {
+        memcpy(o, "inf", 3);
+        return (int)(o + 3 - dst);
+    }
+    if (!(bits << 1)) {
+        memcpy(o, "0.0", 3);
+        return (int)(o + 3 - dst);
+    }
+    d = tb__dtoa_decimal(be, bits & (((uint64_t)1 << 52) - 1), &k);
+    n = (int)(tb__json_u64(digits, d) - digits);
+    point = n + k; /* v = 0.DIGITS * 10^point */
+    if (point > 16 || point <= -4) {
+        *o++ = digits[0];
+        if (n > 1) {
+            *o++ = '.';
+            memcpy(o, digits + 1, (size_t)(n - 1));
+            o += n - 1;
+        }
+        e = point - 1;
+        *o++ = 'e';
+        *o++ = e < 0 ? '-' : '+';
+        if (e < 0) e = -e;
+        if (e >= 100) {
+            *o++ = (char)('0' + e / 100);
+            e %= 100;
+        }
+        memcpy(o, tb__json_pairs + 2 * e, 2);
+        o += 2;
+    } else if (point <= 0) {
+        memcpy(o, "0.000", (size_t)(2 - point));
+        o += 2 - point;
+        memcpy(o, digits, (size_t)n);
+        o += n;
+    } else if (point >= n) {
+        memcpy(o, digits, (size_t)n);
+        o += n;
+        memset(o, '0', (size_t)(point - n));
+        o += point - n;
+        memcpy(o, ".0", 2);
+        o += 2;
+    } else {
+        memcpy(o, digits, (size_t)point);
+        o[point] = '.';
+        memcpy(o + point + 1, digits + point, (size_t)(n - point));
+        o += n + 1;
+    }
+    return (int)(o - dst);
+}
+
+/* ---- the API ---- */
+
+TURBO_API void turbo_json_init(turbo_json *j, turbo_buf *out) {
+    j->out = out;
+    j->error = TURBO_JSON_OK;
+    j->depth = 0;
+    j->state = TB__JSON_START;
+}
+
+static int tb__json_open(turbo_json *j, char bracket, int inside, int after) {
+    char *p = tb__json_value_at(j, 1);
+    if (!p) return j->error;
+    if (j->depth >= TURBO_JSON_MAX_DEPTH) return tb__json_fail(j, TURBO_JSON_TOO_DEEP);
+    *p = bracket;
+    j->out->len++;
+    j->stack[j->depth++] = (unsigned char)after;
+    j->state = inside;
+    return 0;
+}
+
+/* A container may end after its opening or after a complete member; a key
+   still waiting for its value makes the end a bad one. */
+static int tb__json_close(turbo_json *j, char bracket, int first, int next) {
+    turbo_buf *b = j->out;
+    if (j->error) return j->error;
+    if (j->state != first && j->state != next) return tb__json_fail(j, TURBO_JSON_BAD_END);
+    if (tb__json_room(j, 1)) return j->error;
+    b->data[b->len++] = bracket;
+    j->depth--;
+    return tb__json_value_done(j, b->data + b->len);
+}
+
+TURBO_API int turbo_json_object_begin(turbo_json *j) {
+    return tb__json_open(j, '{', TB__JSON_OBJECT_FIRST, TB__JSON_OBJECT_NEXT);
+}
+TURBO_API int turbo_json_object_end(turbo_json *j) {
+    return tb__json_close(j, '}', TB__JSON_OBJECT_FIRST, TB__JSON_OBJECT_NEXT);
+}
+TURBO_API int turbo_json_array_begin(turbo_json *j) {
+    return tb__json_open(j, '[', TB__JSON_ARRAY_FIRST, TB__JSON_ARRAY_NEXT);
+}
+TURBO_API int turbo_json_array_end(turbo_json *j) {
+    return tb__json_close(j, ']', TB__JSON_ARRAY_FIRST, TB__JSON_ARRAY_NEXT);
+}
+
+TURBO_API int turbo_json_keyn(turbo_json *j, const char *key, size_t len) {
+    if (j->error) return j->error;
+    if (j->state != TB__JSON_OBJECT_FIRST && j->state != TB__JSON_OBJECT_NEXT)
+        return tb__json_fail(j, TURBO_JSON_UNEXPECTED_KEY);
+    if (tb__json_put_string(j, j->state == TB__JSON_OBJECT_NEXT ? ',' : 0, key, len, ':'))
+        return j->error;
+    j->state = TB__JSON_MEMBER;
+    return 0;
+}
+TURBO_API int turbo_json_key(turbo_json *j, const char *key) {
+    return turbo_json_keyn(j, key, strlen(key));
+}
+
+TURBO_API int turbo_json_stringn(turbo_json *j, const char *s, size_t len) {
+    if (tb__json_check_value(j) ||
+        tb__json_put_string(j, j->state == TB__JSON_ARRAY_NEXT ? ',' : 0, s, len, 0))
+        return j->error;
+    return tb__json_value_done(j, j->out->data + j->out->len);
+}
+/* A NULL string is written as null, so optional fields need no branch. */
+TURBO_API int turbo_json_string(turbo_json *j, const char *s) {
+    return s ? turbo_json_stringn(j, s, strlen(s)) : turbo_json_null(j);
+}
+
+TURBO_API int turbo_json_int(turbo_json *j, int64_t v) {
+    char *p = tb__json_value_at(j, 20);
+    if (!p) return j->error;
+    if (v < 0) *p++ = '-';
+    return tb__json_value_done(j, tb__json_u64(p, v < 0 ? 0 - (uint64_t)v : (uint64_t)v));
+}
+TURBO_API int turbo_json_uint(turbo_json *j, uint64_t v) {
+    char *p = tb__json_value_at(j, 20);
+    if (!p) return j->error;
+    return tb__json_value_done(j, tb__json_u64(p, v));
+}
+
+TURBO_API int turbo_json_double(turbo_json *j, double v) {
+    char *p = tb__json_value_at(j, 32);
+    uint64_t bits;
+    if (!p) return j->error;
+    memcpy(&bits, &v, sizeof bits);
+    if ((bits >> 52 & 0x7ff) == 0x7ff) return tb__json_fail(j, TURBO_JSON_NOT_FINITE);
+    return tb__json_value_done(j, p + turbo_dtoa(v, p));
+}
+
+TURBO_API int turbo_json_bool(turbo_json *j, int v) {
+    char *p = tb__json_value_at(j, 5);
+    if (!p) return j->error;
+    memcpy(p, v ? "true" : "false", v ? 4 : 5);
+    return tb__json_value_done(j, p + (v ? 4 : 5));
+}
+TURBO_API int turbo_json_null(turbo_json *j) {
+    char *p = tb__json_value_at(j, 4);
+    if (!p) return j->error;
+    memcpy(p, "null", 4);
+    return tb__json_value_done(j, p + 4);
+}
+TURBO_API int turbo_json_raw(turbo_json *j, const char *json, size_t len) {
+    char *p = tb__json_value_at(j, len);
+    if (!p) return j->error;
+    if (len) memcpy(p, json, len);
+    return tb__json_value_done(j, p + len);
+}
+
+TURBO_API int turbo_json_finish(turbo_json *j) {
+    if (j->error) return j->error;
+    if (j->state != TB__JSON_DONE) return tb__json_fail(j, TURBO_JSON_INCOMPLETE);
+    return 0;
+}
+
+TURBO_API const char *turbo_json_strerror(int error) {
+    switch (error) {
+    case TURBO_JSON_OK: return "no error";
+    case TURBO_JSON_EXPECTED_KEY: return "a value was written where an object needed a key";
+    case TURBO_JSON_UNEXPECTED_KEY: return "a key was written outside an object or after a key";
+    case TURBO_JSON_BAD_END: return "an end does not match the open container";
+    case TURBO_JSON_TOO_DEEP: return "nesting is deeper than TURBO_JSON_MAX_DEPTH";
+    case TURBO_JSON_NOT_FINITE: return "NaN or infinity is not JSON";
+    case TURBO_JSON_AFTER_END: return "a value was written after the complete document";
+    case TURBO_JSON_INCOMPLETE: return "the document is empty or has containers still open";
+    case TURBO_JSON_OOM: return "out of memory for the JSON output";
+    default: return "unknown JSON writer error";
+    }
+}
 
 /* ---------------------------------------------------------------- response */
 /* A response is written straight into the worker's output buffer: the
@@ -1379,18 +2120,27 @@ TURBO_API void turbo_res_status(turbo_res *res, int status) {
     res->answered = 1;
 }
 
+/* The headers turbo writes itself; a handler may not set them. */
+static int tb__owned_header(const char *name, size_t len) {
+    switch (len) {
+    case 4: return tb__ieq(name, len, "date");
+    case 6: return tb__ieq(name, len, "server");
+    case 10: return tb__ieq(name, len, "connection");
+    case 14: return tb__ieq(name, len, "content-length");
+    case 17: return tb__ieq(name, len, "transfer-encoding");
+    default: return 0;
+    }
+}
+
 TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len,
                                 const char *value, size_t value_len) {
-    static const char *const owned[] = {"content-length", "date", "server", "connection",
-                                        "transfer-encoding"};
     size_t i;
     if (tb__res_body_started(res) || res->deferred || !name_len) return -1;
     for (i = 0; i < name_len; i++)
         if (!TB__IN(tb__tchar_map, name[i])) return -1;
     for (i = 0; i < value_len; i++)
         if (!TB__IN(tb__value_map, value[i])) return -1;
-    for (i = 0; i < sizeof owned / sizeof *owned; i++)
-        if (tb__ieq(name, name_len, owned[i])) return -1;
+    if (tb__owned_header(name, name_len)) return -1;
     if (turbo_buf_reserve(res->out, name_len + value_len + 4) != 0) return -1;
     turbo_buf_append(res->out, name, name_len);
     turbo_buf_append(res->out, ": ", 2);
@@ -2171,19 +2921,23 @@ static void tb__worker_close_all(tb__worker *w) {
 static void *tb__worker_main(void *arg) {
     tb__worker *w = (tb__worker *)arg;
     for (;;) {
-        int n, i;
+        int n, i, stop;
         if (w->draining && (w->nconns == 0 || w->now >= w->drain_deadline)) break;
         n = tb__loop_wait(&w->loop, w->events, tb__timer_next(w));
         w->now = tb__now_ms();
         tb__update_date(w);
+        stop = 0;
         for (i = 0; i < n; i++) {
             void *p = w->events[i].ptr;
             if (p == &w->listen_fd) tb__worker_accept(w);
-            else if (p == &w->stop_fd) tb__worker_drain(w);
+            else if (p == &w->stop_fd) stop = 1;
             else if (p == &w->wake[0]) tb__worker_resumed(w);
             else if (w->events[i].mask & TB__WRITE) tb__conn_writable(w, (tb__conn *)p);
             else tb__conn_readable(w, (tb__conn *)p);
         }
+        /* Draining frees connections, so it waits until no event of this
+           batch can still point at one. */
+        if (stop && !w->draining) tb__worker_drain(w);
         tb__worker_expire(w);
     }
     tb__worker_close_all(w);
@@ -2660,108 +3414,30 @@ TURBO_API void turbo_free(turbo_server *s) {
     TURBO_FREE(s);
 }
 
-/* ---------------------------------------------------------------- request accessors */
-
-TURBO_API turbo_str turbo_req_method(const turbo_req *r) { return r->method; }
-TURBO_API turbo_str turbo_req_path(const turbo_req *r) { return r->path; }
-TURBO_API turbo_str turbo_req_query(const turbo_req *r) { return r->query; }
-TURBO_API int turbo_req_version(const turbo_req *r) { return r->version; }
-TURBO_API turbo_str turbo_req_body(const turbo_req *r) { return r->body; }
-TURBO_API int turbo_req_header_count(const turbo_req *r) { return r->header_count; }
-TURBO_API int turbo_req_param_count(const turbo_req *r) { return r->param_count; }
-
-static turbo_str tb__str_at(const turbo_str *a, int n, int i) {
-    turbo_str none = {NULL, 0};
-    return i >= 0 && i < n ? a[i] : none;
-}
-
-TURBO_API turbo_str turbo_req_header_name(const turbo_req *r, int i) {
-    return tb__str_at(r->header_name, r->header_count, i);
-}
-TURBO_API turbo_str turbo_req_header_value(const turbo_req *r, int i) {
-    return tb__str_at(r->header_value, r->header_count, i);
-}
-TURBO_API turbo_str turbo_req_param_name(const turbo_req *r, int i) {
-    return tb__str_at(r->param_name, r->param_count, i);
-}
-TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i) {
-    return tb__str_at(r->param_value, r->param_count, i);
-}
-
-TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
-    size_t n = strlen(name), k;
-    int i;
-    turbo_str none = {NULL, 0};
-    for (i = 0; i < r->header_count; i++) {
-        if (r->header_name[i].len != n) continue;
-        for (k = 0; k < n && tb__lower((unsigned char)r->header_name[i].ptr[k]) ==
-                                 tb__lower((unsigned char)name[k]);
-             k++) {
-        }
-        if (k == n) return r->header_value[i];
-    }
-    return none;
-}
-
-TURBO_API turbo_str turbo_req_param(const turbo_req *r, const char *name) {
-    size_t n = strlen(name);
-    int i;
-    turbo_str none = {NULL, 0};
-    for (i = 0; i < r->param_count; i++)
-        if (r->param_name[i].len == n && memcmp(r->param_name[i].ptr, name, n) == 0)
-            return r->param_value[i];
-    return none;
-}
-
-TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus_is_space) {
-    size_t i, n = 0;
-    for (i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= len) return -1;
-            hi = tb__hex((unsigned char)src[i + 1]);
-            lo = tb__hex((unsigned char)src[i + 2]);
-            if (hi < 0 || lo < 0) return -1;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        }
-        dst[n++] = c;
-    }
-    return (long)n;
-}
-
-TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out) {
-    const char *p = r->query.ptr, *end = p + r->query.len;
-    size_t name_len = strlen(name);
-    while (p < end) {
-        const char *amp = (const char *)memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
-        const char *eq = (const char *)memchr(p, '=', (size_t)(stop - p)), *kend = eq ? eq : stop;
-        char key[256];
-        long klen = (size_t)(kend - p) <= sizeof key ? turbo_url_decode(key, p, (size_t)(kend - p), 1) : -1;
-        if (klen == (long)name_len && memcmp(key, name, name_len) == 0) {
-            const char *v = eq ? eq + 1 : stop;
-            size_t vlen = (size_t)(stop - v);
-            long dlen;
-            /* Decoded values stay valid until the handler returns, so each
-               lookup appends to the scratch buffer; reserving up front
-               means earlier values never move. */
-            if (!r->scratch->len && turbo_buf_reserve(r->scratch, r->query.len * 4 + 64) != 0) return -1;
-            if (r->scratch->cap - r->scratch->len < vlen) return -1;
-            dlen = turbo_url_decode(r->scratch->data + r->scratch->len, v, vlen, 1);
-            if (dlen < 0) return -1;
-            out->ptr = r->scratch->data + r->scratch->len;
-            out->len = (size_t)dlen;
-            r->scratch->len += (size_t)dlen;
-            return 1;
-        }
-        p = stop + 1;
-    }
-    return 0;
-}
-
 
 #endif /* TURBO_IMPL_DONE */
 #endif /* TURBO_IMPL */
+
+/*
+MIT License
+
+Copyright (c) 2026 the turbo authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+*/

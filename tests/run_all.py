@@ -14,8 +14,12 @@ PY = os.environ.get("PYTHON", sys.executable)
 
 SUITES = [
     ("parser and router", ["build/test_parser"]),
+    ("json writer", ["build/test_json"]),
+    ("json round trip vs python", [PY, "tests/test_json_roundtrip.py", "build/test_json"]),
     ("http over sockets (asan+ubsan)", [PY, "tests/test_http.py", "build/hello-asan"]),
     ("http over sockets (tsan)", [PY, "tests/test_http.py", "build/hello-tsan"]),
+    ("python binding", [PY, "tests/test_py.py"]),
+    ("fastapi parity", [PY, "tests/test_fastapi_parity.py"]),
 ]
 
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed", re.M)

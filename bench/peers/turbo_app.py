@@ -1,0 +1,34 @@
+"""turbo Python twin of bench/peers/fastapi_plain.py, for bench/run.py.
+
+Same routes, written the same way as the FastAPI app: plain returns, and a
+turbo.Request for the raw echo. Run: PORT=8080 TURBO_WORKERS=1 python3 turbo_app.py
+"""
+import os
+
+import turbo
+
+app = turbo.App()
+
+
+@app.get("/")
+def plaintext():
+    return turbo.Response("Hello, World!", media_type="text/plain")
+
+
+@app.get("/json")
+def json():
+    return {"message": "Hello, World!"}
+
+
+@app.get("/users/{id}")
+def user(id: str):
+    return {"id": id}
+
+
+@app.post("/echo")
+def echo(request: turbo.Request):
+    return turbo.Response(request.body, media_type=request.headers.get("content-type"))
+
+
+if __name__ == "__main__":
+    app.run(port=int(os.environ.get("PORT", "8000")), workers=1)

@@ -1,0 +1,253 @@
+"""The app most of tests/test_py.py talks to: one route per behaviour.
+
+Configured from the environment: APP_WORKERS (processes, default 1),
+APP_THREADS (threads per process, default 1), TURBO_TEST_HANDLERS (the
+built examples/handlers.so), TURBO_TEST_TID_LIB (a native route that
+answers its thread id), plus turbo's own TURBO_* and PORT."""
+import asyncio
+import enum
+import gc
+import os
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+import turbo
+
+app = turbo.App()
+
+
+@app.get("/users/{id}")
+def get_user(id: int, q: Optional[str] = None, limit: int = 10):
+    return {"id": id, "q": q, "limit": limit}
+
+
+@app.get("/conv")
+def conv(i: int, f: float, b: bool, s: str):
+    return {"i": i, "f": f, "b": b, "s": s}
+
+
+@app.get("/opt")
+def opt(n: Optional[int] = None, flag: bool = False, ratio: float = 0.5, name="anon"):
+    return {"n": n, "flag": flag, "ratio": ratio, "name": name}
+
+
+@app.get("/kwonly/{a}")
+def kwonly(a: int, *, b: int = 2, c: str = "x"):
+    return [a, b, c]
+
+
+@app.get("/files/{path:path}")
+def files(path: str):
+    return {"path": path}
+
+
+@app.post("/items", status_code=201)
+def create_item(item: dict):
+    return item
+
+
+@app.post("/typed")
+def typed(item: Dict[str, Any]):
+    return {"keys": sorted(item)}
+
+
+@app.post("/list")
+def count(items: list):
+    return {"n": len(items)}
+
+
+@app.post("/maybe")
+def maybe(item: Optional[dict] = None):
+    return {"item": item}
+
+
+@app.put("/items/{id}")
+def put_item(id: int, item: dict):
+    return {"put": id, "item": item}
+
+
+@app.patch("/items/{id}")
+def patch_item(id: int):
+    return {"patched": id}
+
+
+@app.delete("/items/{id}")
+def delete_item(id: int):
+    return {"deleted": id}
+
+
+@app.route("/multi", methods=["GET", "post"])
+def multi(request: turbo.Request):
+    return {"method": request.method}
+
+
+@app.get("/status204", status_code=204)
+def no_content():
+    return None
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Opaque:
+    pass
+
+
+RESULTS = {
+    "dict": lambda: {"a": 1, "b": [1, 2], "c": {"d": None}},
+    "list": lambda: [1, "two", 3.5, True, None],
+    "tuple": lambda: (1, 2),
+    "str": lambda: "hé \"quoted\"\n",
+    "int": lambda: 42,
+    "negative": lambda: -9223372036854775808,
+    "uint64": lambda: 18446744073709551615,
+    "bigint": lambda: 123456789012345678901234567890,
+    "float": lambda: [0.1, 1.5, 1e20, 1e-7, 123456789012345680000.0, -0.0, 3.0],
+    "true": lambda: True,
+    "false": lambda: False,
+    "none": lambda: None,
+    "nested": lambda: {"a": [{"b": [[1], {"c": "d"}]}]},
+    "keys": lambda: {1: "int", 2.5: "float", False: "bool", None: "none"},
+    "enum": lambda: {"color": Color.RED},
+    "set": lambda: {7},
+    "bytes": lambda: b"\x00\x01raw",
+    "unsupported": lambda: {"x": Opaque()},
+    "nan": lambda: float("nan"),
+    "json_response": lambda: turbo.JSONResponse({"made": "here"}, status_code=203, headers={"X-J": "yes"}),
+}
+
+
+@app.get("/result/{kind}")
+def result(kind: str):
+    return RESULTS[kind]()
+
+
+@app.get("/http-error")
+def http_error():
+    raise turbo.HTTPException(418, detail={"why": "teapot"}, headers={"X-Reason": "tea"})
+
+
+@app.get("/http-error-default")
+def http_error_default():
+    raise turbo.HTTPException(status_code=404)
+
+
+@app.get("/boom")
+def boom():
+    raise ValueError("kaboom")
+
+
+@app.get("/response")
+def response():
+    return turbo.Response(content="hello", status_code=202, headers={"X-A": "1", "X-B": "two"},
+                          media_type="text/plain")
+
+
+class HTMLResponse(turbo.Response):
+    media_type = "text/html"
+
+
+@app.get("/html")
+def html():
+    return HTMLResponse("<p>hi</p>")
+
+
+@app.get("/request/{name}")
+def raw(name: str, request: turbo.Request):
+    return {"method": request.method, "path": request.path, "test": request.headers.get("x-test"),
+            "query": request.query_params, "path_params": request.path_params,
+            "body": request.body.decode()}
+
+
+@app.post("/request-json")
+def raw_json(request: turbo.Request):
+    return {"parsed": request.json()}
+
+
+KEPT = []
+
+
+@app.get("/keep")
+def keep(request: turbo.Request):
+    KEPT.append(request)
+    return len(KEPT)
+
+
+@app.get("/kept")
+def kept():
+    r = KEPT[-1]
+    return {"path": r.path, "query": r.query_params, "agent": r.headers.get("x-test")}
+
+
+@app.get("/debug/counts")
+def counts():
+    """For the leak test: what the interpreter holds, after a collection."""
+    gc.collect()
+    return {"blocks": sys.getallocatedblocks(), "objects": len(gc.get_objects())}
+
+
+@app.get("/pid")
+def pid():
+    return {"pid": os.getpid()}
+
+
+@app.get("/spin/{seconds}")
+def spin(seconds: float):
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return {"spun": seconds, "thread": threading.get_native_id()}
+
+
+@app.get("/async/sleep/{ms}")
+async def async_sleep(ms: int):
+    await asyncio.sleep(ms / 1000)
+    return {"slept": ms}
+
+
+@app.get("/async/fail")
+async def async_fail():
+    await asyncio.sleep(0)
+    raise turbo.HTTPException(409, detail="conflict")
+
+
+@app.get("/async/boom")
+async def async_boom():
+    await asyncio.sleep(0)
+    raise RuntimeError("async kaboom")
+
+
+@app.get("/async/request")
+async def async_request(request: turbo.Request, tag: str = "none"):
+    await asyncio.sleep(0.01)
+    return {"path": request.path, "test": request.headers.get("x-test"), "tag": tag}
+
+
+try:
+    import pydantic
+except ImportError:
+    pydantic = None
+
+if pydantic is not None:
+    class Item(pydantic.BaseModel):
+        name: str
+        price: float
+
+    @app.post("/model")
+    def model(item: Item):
+        return item
+
+
+if os.environ.get("TURBO_TEST_HANDLERS"):
+    app.native("GET", "/health", os.environ["TURBO_TEST_HANDLERS"], "health")
+    app.native("POST", "/native/echo", os.environ["TURBO_TEST_HANDLERS"], "echo")
+if os.environ.get("TURBO_TEST_TID_LIB"):
+    app.native("GET", "/native/tid", os.environ["TURBO_TEST_TID_LIB"], "tid")
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=0, workers=int(os.environ.get("APP_WORKERS", "1")),
+            threads=int(os.environ.get("APP_THREADS", "1")))

@@ -1,0 +1,101 @@
+"""One source, two frameworks: FastAPI when PARITY_FRAMEWORK=fastapi (served
+by uvicorn), turbo otherwise. tests/test_fastapi_parity.py compares them."""
+import asyncio
+import os
+from typing import Optional
+
+if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
+    from fastapi import FastAPI as App, HTTPException, Request, Response
+else:
+    from turbo import App, HTTPException, Request, Response
+
+app = App()
+
+
+@app.get("/items/{item_id}")
+def read_item(item_id: int, q: Optional[str] = None, limit: int = 10, ratio: float = 0.5, flag: bool = False):
+    return {"item_id": item_id, "q": q, "limit": limit, "ratio": ratio, "flag": flag}
+
+
+@app.get("/need")
+def need(a: int, b: str, c: float, d: bool):
+    return {"a": a, "b": b, "c": c, "d": d}
+
+
+@app.post("/body", status_code=201)
+def body(item: dict):
+    return {"got": item}
+
+
+@app.post("/list")
+def count(items: list):
+    return {"n": len(items)}
+
+
+@app.put("/items/{item_id}")
+def replace(item_id: int, item: dict):
+    return {"item_id": item_id, "item": item}
+
+
+@app.delete("/items/{item_id}")
+def delete(item_id: int):
+    return {"deleted": item_id}
+
+
+RESULTS = {
+    "dict": {"a": 1, "b": {"c": [1, 2, None]}},
+    "list": [1, "two", 3.5, True, False, None],
+    "str": "héllo \"w\"\n\t\u0001",
+    "int": -42,
+    "big": 2 ** 64 + 1,
+    "floats": [0.1, 1.5, 1e20, 1e-7, 2.5e-300, 123456789012345680000.0, -0.0, 3.0, 1 / 3],
+    "true": True,
+    "none": None,
+    "tuple": (1, "a"),
+}
+
+
+@app.get("/types/{kind}")
+def types(kind: str):
+    return RESULTS[kind]
+
+
+@app.get("/error/http")
+def http_error():
+    raise HTTPException(status_code=404, detail="no such thing", headers={"X-Reason": "missing"})
+
+
+@app.get("/error/detail")
+def http_error_detail():
+    raise HTTPException(status_code=400, detail={"field": "x", "codes": [1, 2]})
+
+
+@app.get("/response")
+def response():
+    return Response(content="plain", media_type="text/plain", headers={"X-A": "1"})
+
+
+@app.get("/response/status")
+def response_status():
+    return Response(content=b"{}", status_code=202, media_type="application/json")
+
+
+@app.get("/request/{name}")
+def request_info(name: str, request: Request):
+    return {"method": request.method, "name": name, "path_params": dict(request.path_params),
+            "query": dict(request.query_params), "x": request.headers.get("x-test")}
+
+
+@app.get("/async/{n}")
+async def async_route(n: int):
+    await asyncio.sleep(0.01)
+    return {"n": n * 2}
+
+
+@app.get("/status204", status_code=204)
+def no_content():
+    return None
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=0, workers=1)

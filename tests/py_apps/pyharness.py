@@ -1,0 +1,139 @@
+"""Helpers shared by tests/test_py.py and tests/test_fastapi_parity.py:
+start an app as a server process, talk HTTP to it, run the tests."""
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+APPS = os.path.join(ROOT, "tests", "py_apps")
+PYTHON = os.environ.get("PYTHON", sys.executable)
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ThreadSanitizer")
+LISTENING = re.compile(rb"turbo: listening on http://(\S+):(\d+) \((\d+) workers\)")
+
+# A native handler for the tests: answers the id of the thread serving it.
+TID_SOURCE = r"""
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "turbo.h"
+void tid(turbo_req *req, turbo_res *res, void *user) {
+    char text[32];
+    (void)req; (void)user;
+    snprintf(text, sizeof text, "%ld", (long)syscall(SYS_gettid));
+    turbo_res_text(res, 200, text);
+}
+"""
+
+
+def build_native(workdir):
+    """Builds examples/handlers.c and the tid handler as shared libraries in workdir."""
+    cc = os.environ.get("CC", "cc")
+    handlers = os.path.join(workdir, "handlers.so")
+    tid_c, tid = os.path.join(workdir, "tid.c"), os.path.join(workdir, "tid.so")
+    with open(tid_c, "w") as f:
+        f.write(TID_SOURCE)
+    for src, out in ((os.path.join(ROOT, "examples", "handlers.c"), handlers), (tid_c, tid)):
+        subprocess.run([cc, "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror", "-I", ROOT, src,
+                        "-o", out], check=True)
+    return handlers, tid
+
+
+class Server:
+    """An app run as a child process; stderr goes to a file (tracebacks can be many)."""
+
+    def __init__(self, argv, env=None, cwd=None, port=None, ready_timeout=15):
+        self.log_file = tempfile.TemporaryFile()
+        full_env = dict(os.environ, PORT="0", PYTHONPATH=ROOT)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(argv, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=self.log_file, stderr=self.log_file)
+        self.port = port
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited early:\n" + self.log())
+            if self.port is None:
+                m = LISTENING.search(self.raw_log())
+                if m:
+                    self.port = int(m.group(2))
+            if self.port is not None and self._accepts():
+                return
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("server not ready:\n" + self.log())
+
+    def _accepts(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def raw_log(self):
+        self.log_file.seek(0)
+        return self.log_file.read()
+
+    def log(self):
+        return self.raw_log().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Signals the server and returns its exit status ("sanitizer" if its log has a report)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return "timeout"
+        return "sanitizer" if any(mark in self.log() for mark in SANITIZER_MARKS) else rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        """One request on a new connection: (status, headers with lower-case names, body)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+
+def turbo_app(name, env=None):
+    return Server([PYTHON, os.path.join(APPS, name)], env=env)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(test_classes):
+    """Runs the tests, prints `N passed, N failed` last, exits non-zero on failure."""
+    suite = unittest.TestSuite()
+    for cls in test_classes:
+        suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(cls))
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    passed = result.testsRun - failed - len(result.skipped)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+def workdir():
+    d = tempfile.mkdtemp(prefix="turbo-test-")
+    return d, lambda: shutil.rmtree(d, ignore_errors=True)

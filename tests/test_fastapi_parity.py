@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""FastAPI parity: the same apps under real FastAPI (Debian's python3-fastapi,
+run by uvicorn with /usr/bin/python3) and under turbo receive the same
+requests, valid and invalid; status codes, content types, JSON bodies and
+the loc/type of every 422 error must agree.
+
+Debian's FastAPI is 0.92 on pydantic 1, whose error types have older names
+(type_error.integer); turbo follows pydantic 2 (int_parsing). TYPE_NAMES maps
+the old names onto the new; msg and input are not compared, as pydantic 1
+words them differently and has no input.
+
+Run: python3 tests/test_fastapi_parity.py   (FASTAPI_PYTHON=... picks FastAPI's interpreter)"""
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py_apps"))
+import pyharness as harness  # noqa: E402
+
+FASTAPI_PYTHON = os.environ.get("FASTAPI_PYTHON", "/usr/bin/python3")
+TYPE_NAMES = {
+    "type_error.integer": "int_parsing",
+    "type_error.float": "float_parsing",
+    "type_error.bool": "bool_parsing",
+    "value_error.missing": "missing",
+    "value_error.jsondecode": "json_invalid",
+    "type_error.dict": "dict_type",
+    "type_error.list": "list_type",
+}
+JSON = {"Content-Type": "application/json"}
+
+PARITY_CASES = [
+    ("GET", "/items/5"),
+    ("GET", "/items/5?q=x&limit=3&ratio=1.5&flag=true"),
+    ("GET", "/items/abc"),
+    ("GET", "/items/5?limit=x"),
+    ("GET", "/items/5?ratio=x"),
+    ("GET", "/items/5?flag=maybe"),
+    ("GET", "/items/5?flag=on"),
+    ("GET", "/items/5?flag=0&limit=-7&ratio=1e3"),
+    ("GET", "/items/x?limit=y&ratio=z"),
+    ("GET", "/items/%35?q=a%20b+c%2B"),
+    ("GET", "/items/5?q="),
+    ("GET", "/need"),
+    ("GET", "/need?a=1&b=x&c=2.5&d=yes"),
+    ("GET", "/need?a=1.5&b=&c=&d="),
+    ("POST", "/body", b'{"a": 1, "b": [true, null]}', JSON),
+    ("POST", "/body", b"[1, 2]", JSON),
+    ("POST", "/body", b'{"a":', JSON),
+    ("POST", "/body", b"{'a': 1}", JSON),
+    ("POST", "/body"),
+    ("POST", "/body", b'{"no": "content-type"}'),
+    ("POST", "/list", b"[1, 2, 3]", JSON),
+    ("POST", "/list", b'{"a": 1}', JSON),
+    ("PUT", "/items/3", b'{"v": 1}', JSON),
+    ("PUT", "/items/x", b"[1]", JSON),  # not [], which pydantic 1 turns into {}
+    ("DELETE", "/items/3"),
+    ("GET", "/error/http"),
+    ("GET", "/error/detail"),
+    ("GET", "/response"),
+    ("GET", "/response/status"),
+    ("GET", "/request/bob?x=1&y=two", None, {"X-Test": "yes"}),
+    ("GET", "/async/21"),
+    ("GET", "/status204"),
+] + [("GET", "/types/" + kind) for kind in ("dict", "list", "str", "int", "big", "floats", "true", "none", "tuple")]
+
+# Answered by the frameworks themselves, which word them differently: status only.
+STATUS_ONLY_CASES = [("GET", "/nowhere"), ("POST", "/items/5"), ("PATCH", "/need")]
+
+DEMO_CASES = [
+    ("GET", "/"),
+    ("GET", "/health"),
+    ("POST", "/echo", b'{"a": [1, 2], "b": "x"}', JSON),
+    ("POST", "/echo", b"[1]", JSON),
+    ("GET", "/echo/test"),
+    ("GET", "/users/7?q=x"),
+    ("GET", "/users/abc?limit=z"),
+    ("POST", "/db/items", b'{"name": "pen"}', JSON),
+    ("POST", "/db/items", b'{"name": "ink"}', JSON),
+    ("POST", "/db/items", b'{"name": 3}', JSON),
+    ("GET", "/db/items"),
+    ("GET", "/stress/cpu/1000"),
+    ("GET", "/stress/memory/2"),
+    ("GET", "/stress/memory/5000"),
+]
+
+
+def fastapi_available():
+    try:
+        return subprocess.run([FASTAPI_PYTHON, "-c", "import fastapi, uvicorn"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def normalized(status, headers, raw):
+    """What must agree: status, content type, and the body (422 errors as (type, loc) pairs)."""
+    ctype = headers.get("content-type", "").replace(" ", "")
+    body = raw
+    if ctype == "application/json" and raw:
+        body = json.loads(raw)
+        if status == 422:
+            body = [(TYPE_NAMES.get(e["type"], e["type"]), e["loc"]) for e in body["detail"]]
+    return status, ctype, body, headers.get("x-reason"), headers.get("x-a")
+
+
+def uvicorn(target, env=None):
+    port = harness.free_port()
+    return harness.Server([FASTAPI_PYTHON, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+                           "--log-level", "warning"], env=env, cwd=harness.APPS if target.startswith("parity")
+                          else harness.ROOT, port=port)
+
+
+@unittest.skipUnless(fastapi_available(), f"FastAPI is not installed for {FASTAPI_PYTHON}")
+class Parity(unittest.TestCase):
+    def compare(self, turbo_server, fastapi_server, cases, status_only=False):
+        for case in cases:
+            method, path, body, headers = (case + (None, None))[:4]
+            with self.subTest(request=f"{method} {path}"):
+                ours = turbo_server.request(method, path, body, headers)
+                theirs = fastapi_server.request(method, path, body, headers)
+                if status_only:
+                    self.assertEqual(ours[0], theirs[0])
+                else:
+                    self.assertEqual(normalized(*ours), normalized(*theirs))
+
+    def test_same_app_same_answers(self):
+        ours = harness.turbo_app("parity_app.py")
+        theirs = uvicorn("parity_app:app", {"PARITY_FRAMEWORK": "fastapi"})
+        try:
+            self.compare(ours, theirs, PARITY_CASES)
+            self.compare(ours, theirs, STATUS_ONLY_CASES, status_only=True)
+        finally:
+            self.assertEqual(ours.stop(), 0, ours.log())
+            theirs.stop()
+
+    def test_demo_app_and_its_fastapi_twin_agree(self):
+        work, cleanup = harness.workdir()
+        handlers, _ = harness.build_native(work)
+        ours = harness.Server([harness.PYTHON, os.path.join(harness.ROOT, "examples", "app.py")],
+                              env={"TURBO_HANDLERS": handlers, "TURBO_PROCESSES": "0", "TURBO_WORKERS": "1"})
+        theirs = uvicorn("bench.app_fastapi:app")
+        try:
+            self.compare(ours, theirs, DEMO_CASES)
+        finally:
+            self.assertEqual(ours.stop(), 0, ours.log())
+            theirs.stop()
+            cleanup()
+
+
+if __name__ == "__main__":
+    harness.run([Parity])

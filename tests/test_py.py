@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""Tests of the Python binding (turbo_py.c), over real sockets.
+
+Needs the extension built in the repository root (`make`, or the cc line at
+the top of turbo_py.c) for the interpreter in $PYTHON (default: this one).
+Apps under tests/py_apps/ run as child processes on a free port.
+Run: python3 tests/test_py.py"""
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py_apps"))
+import pyharness as harness  # noqa: E402
+
+sys.path.insert(0, harness.ROOT)
+import turbo  # noqa: E402
+
+WORK, CLEANUP = harness.workdir()
+HANDLERS, TID = harness.build_native(WORK)
+ENV = {"TURBO_TEST_HANDLERS": HANDLERS, "TURBO_TEST_TID_LIB": TID}
+
+
+def dumps(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def int_error(where, name, value):
+    return {"type": "int_parsing", "loc": [where, name],
+            "msg": "Input should be a valid integer, unable to parse string as an integer", "input": value}
+
+
+class BasicApp(unittest.TestCase):
+    """One server (1 process, 1 thread) for conversions, bodies, results and errors."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.turbo_app("basic_app.py", ENV)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        assert rc == 0, f"the server exited with {rc}:\n{cls.server.log()[-3000:]}"
+
+    def call(self, path, method="GET", body=None, headers=None):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers = dict(headers or {}, **{"Content-Type": "application/json"})
+        status, hdrs, raw = self.server.request(method, path, body, headers)
+        return status, hdrs, raw
+
+    def json(self, path, **kw):
+        status, hdrs, raw = self.call(path, **kw)
+        if raw:
+            self.assertEqual(hdrs.get("content-type"), "application/json", raw)
+        return status, json.loads(raw) if raw else None
+
+    # ---- parameters
+
+    def test_path_int_is_converted_and_query_defaults_apply(self):
+        self.assertEqual(self.json("/users/5"), (200, {"id": 5, "q": None, "limit": 10}))
+
+    def test_query_values_are_converted(self):
+        self.assertEqual(self.json("/users/7?q=hi&limit=3"), (200, {"id": 7, "q": "hi", "limit": 3}))
+
+    def test_bad_path_int_is_422_with_fastapi_body(self):
+        status, hdrs, raw = self.call("/users/abc")
+        self.assertEqual(status, 422)
+        self.assertEqual(json.loads(raw), {"detail": [int_error("path", "id", "abc")]})
+
+    def test_missing_required_query_is_422_missing(self):
+        self.assertEqual(self.json("/conv?i=1&f=2&b=true"), (422, {"detail": [
+            {"type": "missing", "loc": ["query", "s"], "msg": "Field required", "input": None}]}))
+
+    def test_each_scalar_type_is_converted(self):
+        self.assertEqual(self.json("/conv?i=-12&f=2.5&b=yes&s=x%20y"),
+                         (200, {"i": -12, "f": 2.5, "b": True, "s": "x y"}))
+
+    def test_pydantic_lax_string_forms_are_accepted(self):
+        self.assertEqual(self.json("/conv?i=%2B1_000.00&f=1e3&b=OFF&s="),
+                         (200, {"i": 1000, "f": 1000.0, "b": False, "s": ""}))
+
+    def test_every_bad_value_is_reported_in_signature_order(self):
+        status, body = self.json("/conv?i=1.5&f=abc&b=maybe")
+        self.assertEqual(status, 422)
+        self.assertEqual(body["detail"], [
+            int_error("query", "i", "1.5"),
+            {"type": "float_parsing", "loc": ["query", "f"],
+             "msg": "Input should be a valid number, unable to parse string as a number", "input": "abc"},
+            {"type": "bool_parsing", "loc": ["query", "b"],
+             "msg": "Input should be a valid boolean, unable to interpret input", "input": "maybe"},
+            {"type": "missing", "loc": ["query", "s"], "msg": "Field required", "input": None}])
+
+    def test_path_errors_come_before_query_errors(self):
+        status, body = self.json("/users/x?limit=y")
+        self.assertEqual([e["loc"] for e in body["detail"]], [["path", "id"], ["query", "limit"]])
+
+    def test_optional_and_unannotated_parameters(self):
+        self.assertEqual(self.json("/opt"), (200, {"n": None, "flag": False, "ratio": 0.5, "name": "anon"}))
+        self.assertEqual(self.json("/opt?n=3&flag=1&ratio=.25&name=bob"),
+                         (200, {"n": 3, "flag": True, "ratio": 0.25, "name": "bob"}))
+
+    def test_optional_int_with_bad_value_is_422(self):
+        self.assertEqual(self.json("/opt?n=x"), (422, {"detail": [int_error("query", "n", "x")]}))
+
+    def test_big_integers_are_exact(self):
+        self.assertEqual(self.call("/users/123456789012345678901234567890")[2],
+                         b'{"id":123456789012345678901234567890,"q":null,"limit":10}')
+
+    def test_keyword_only_parameters(self):
+        self.assertEqual(self.json("/kwonly/1?b=5"), (200, [1, 5, "x"]))
+
+    def test_fastapi_path_converter_is_a_tail_capture(self):
+        self.assertEqual(self.json("/files/a/b%20c.txt"), (200, {"path": "a/b c.txt"}))
+
+    def test_path_and_query_are_percent_decoded(self):
+        self.assertEqual(self.json("/users/%35?q=a%2Bb+c"), (200, {"id": 5, "q": "a+b c", "limit": 10}))
+
+    # ---- bodies
+
+    def test_json_body_is_passed_and_status_code_applies(self):
+        self.assertEqual(self.json("/items", method="POST", body={"a": [1, 2], "b": "é"}),
+                         (201, {"a": [1, 2], "b": "é"}))
+
+    def test_body_without_content_type_is_read_as_json(self):
+        self.assertEqual(self.json("/items", method="POST", body=b'{"x":1}'), (201, {"x": 1}))
+
+    def test_dict_of_any_annotation_is_a_body(self):
+        self.assertEqual(self.json("/typed", method="POST", body={"b": 1, "a": 2}), (200, {"keys": ["a", "b"]}))
+
+    def test_list_body(self):
+        self.assertEqual(self.json("/list", method="POST", body=[1, 2, 3]), (200, {"n": 3}))
+
+    def test_body_of_wrong_type_is_422_dict_type_or_list_type(self):
+        self.assertEqual(self.json("/items", method="POST", body=[1]), (422, {"detail": [
+            {"type": "dict_type", "loc": ["body"], "msg": "Input should be a valid dictionary", "input": [1]}]}))
+        self.assertEqual(self.json("/list", method="POST", body={"a": 1}), (422, {"detail": [
+            {"type": "list_type", "loc": ["body"], "msg": "Input should be a valid list", "input": {"a": 1}}]}))
+
+    def test_malformed_json_body_is_422_json_invalid(self):
+        status, body = self.json("/items", method="POST", body=b'{"a":',
+                                 headers={"Content-Type": "application/json"})
+        self.assertEqual((status, body), (422, {"detail": [
+            {"type": "json_invalid", "loc": ["body", 5], "msg": "JSON decode error", "input": {},
+             "ctx": {"error": "Expecting value"}}]}))
+
+    def test_missing_body_is_422_missing(self):
+        self.assertEqual(self.json("/items", method="POST"), (422, {"detail": [
+            {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]}))
+
+    def test_optional_body_defaults_to_none(self):
+        self.assertEqual(self.json("/maybe", method="POST"), (200, {"item": None}))
+        self.assertEqual(self.json("/maybe", method="POST", body={"k": 1}), (200, {"item": {"k": 1}}))
+
+    def test_body_with_a_non_json_content_type_is_not_parsed(self):
+        status, body = self.json("/items", method="POST", body=b'{"a":1}', headers={"Content-Type": "text/plain"})
+        self.assertEqual((status, body["detail"][0]["type"], body["detail"][0]["input"]),
+                         (422, "dict_type", '{"a":1}'))
+
+    def test_json_body_that_is_not_utf8_is_400(self):
+        self.assertEqual(self.json("/items", method="POST", body=b'\x80{}', headers={"Content-Type": "application/json"}),
+                         (400, {"detail": "There was an error parsing the body"}))
+
+    @unittest.skipUnless(importlib.util.find_spec("pydantic"), "pydantic is not installed")
+    def test_pydantic_model_body_is_validated_and_dumped(self):
+        self.assertEqual(self.json("/model", method="POST", body={"name": "pen", "price": "1.5"}),
+                         (200, {"name": "pen", "price": 1.5}))
+        status, body = self.json("/model", method="POST", body={"price": "x"})
+        self.assertEqual(status, 422)
+        self.assertEqual([(e["type"], e["loc"]) for e in body["detail"]],
+                         [("missing", ["body", "name"]), ("float_parsing", ["body", "price"])])
+
+    # ---- methods
+
+    def test_put_patch_delete_and_multi_method_routes(self):
+        self.assertEqual(self.json("/items/3", method="PUT", body={"v": 1}), (200, {"put": 3, "item": {"v": 1}}))
+        self.assertEqual(self.json("/items/4", method="PATCH"), (200, {"patched": 4}))
+        self.assertEqual(self.json("/items/5", method="DELETE"), (200, {"deleted": 5}))
+        self.assertEqual(self.json("/multi"), (200, {"method": "GET"}))
+        self.assertEqual(self.json("/multi", method="POST"), (200, {"method": "POST"}))
+        self.assertEqual(self.call("/multi", method="DELETE")[0], 405)
+
+    # ---- results
+
+    def test_results_of_each_json_type_match_json_dumps(self):
+        cases = {"dict": {"a": 1, "b": [1, 2], "c": {"d": None}}, "list": [1, "two", 3.5, True, None],
+                 "tuple": [1, 2], "int": 42, "negative": -9223372036854775808, "uint64": 18446744073709551615,
+                 "bigint": 123456789012345678901234567890, "true": True, "false": False, "none": None,
+                 "nested": {"a": [{"b": [[1], {"c": "d"}]}]},
+                 "float": [0.1, 1.5, 1e20, 1e-7, 123456789012345680000.0, -0.0, 3.0]}
+        for kind, expected in cases.items():
+            with self.subTest(kind=kind):
+                status, hdrs, raw = self.call("/result/" + kind)
+                self.assertEqual((status, hdrs["content-type"], raw), (200, "application/json", dumps(expected)))
+
+    def test_string_result_is_a_json_string(self):
+        self.assertEqual(json.loads(self.call("/result/str")[2]), "hé \"quoted\"\n")
+
+    def test_dict_keys_are_converted_as_json_dumps_does(self):
+        self.assertEqual(self.call("/result/keys")[2], b'{"1":"int","2.5":"float","false":"bool","null":"none"}')
+
+    def test_enum_members_and_sets(self):
+        self.assertEqual(self.json("/result/enum"), (200, {"color": "red"}))
+        self.assertEqual(self.json("/result/set"), (200, [7]))
+
+    def test_bytes_result_is_octet_stream(self):
+        status, hdrs, raw = self.call("/result/bytes")
+        self.assertEqual((status, hdrs["content-type"], raw), (200, "application/octet-stream", b"\x00\x01raw"))
+
+    def test_unsupported_result_is_500_and_the_log_names_the_type(self):
+        self.assertEqual(self.json("/result/unsupported"), (500, {"detail": "Internal Server Error"}))
+        self.assertIn("cannot encode an object of type 'Opaque' as JSON", self.server.log())
+
+    def test_nan_result_is_500(self):
+        self.assertEqual(self.call("/result/nan")[0], 500)
+
+    def test_json_response(self):
+        status, hdrs, raw = self.call("/result/json_response")
+        self.assertEqual((status, hdrs["x-j"], hdrs["content-type"], raw),
+                         (203, "yes", "application/json", b'{"made":"here"}'))
+
+    def test_status_204_has_no_body(self):
+        status, hdrs, raw = self.call("/status204")
+        self.assertEqual((status, raw), (204, b""))
+
+    # ---- errors
+
+    def test_http_exception_sets_status_detail_and_headers(self):
+        status, hdrs, raw = self.call("/http-error")
+        self.assertEqual((status, hdrs["x-reason"], hdrs["content-type"], json.loads(raw)),
+                         (418, "tea", "application/json", {"detail": {"why": "teapot"}}))
+
+    def test_http_exception_without_detail_uses_the_reason_phrase(self):
+        self.assertEqual(self.json("/http-error-default"), (404, {"detail": "Not Found"}))
+
+    def test_exception_is_500_traceback_logged_and_server_keeps_serving(self):
+        status, hdrs, raw = self.call("/boom")
+        self.assertEqual((status, raw), (500, b'{"detail":"Internal Server Error"}'))
+        log = self.server.log()
+        self.assertIn("turbo: GET /boom: unhandled exception", log)
+        self.assertRegex(log, r"Traceback \(most recent call last\):\n(.*\n)*ValueError: kaboom")
+        self.assertEqual(self.json("/users/1")[0], 200)
+
+    # ---- Response and Request
+
+    def test_response_with_headers_status_and_media_type(self):
+        status, hdrs, raw = self.call("/response")
+        self.assertEqual((status, raw, hdrs["x-a"], hdrs["x-b"], hdrs["content-type"]),
+                         (202, b"hello", "1", "two", "text/plain; charset=utf-8"))
+
+    def test_response_subclass_media_type(self):
+        status, hdrs, raw = self.call("/html")
+        self.assertEqual((status, hdrs["content-type"], raw), (200, "text/html; charset=utf-8", b"<p>hi</p>"))
+
+    def test_request_object_fields(self):
+        self.assertEqual(self.json("/request/bob?x=1&y=a+b&x=2", headers={"X-Test": "yes"}), (200, {
+            "method": "GET", "path": "/request/bob", "test": "yes", "query": {"x": "2", "y": "a b"},
+            "path_params": {"name": "bob"}, "body": ""}))
+
+    def test_request_body_and_json(self):
+        self.assertEqual(self.json("/request-json", method="POST", body={"k": [1]}), (200, {"parsed": {"k": [1]}}))
+
+    def test_request_kept_after_its_handler_is_a_copy(self):
+        self.assertEqual(self.call("/keep?z=9", headers={"X-Test": "kept"})[0], 200)
+        self.assertEqual(self.json("/kept"), (200, {"path": "/keep", "query": {"z": "9"}, "agent": "kept"}))
+
+    # ---- native and async routes
+
+    def test_native_routes_run_the_c_handlers(self):
+        status, hdrs, raw = self.call("/health")
+        self.assertEqual((status, hdrs["content-type"], raw), (200, "application/json", b'{"status":"ok"}'))
+        status, hdrs, raw = self.call("/native/echo", method="POST", body=b"abc", headers={"Content-Type": "x/y"})
+        self.assertEqual((status, hdrs["content-type"], raw), (200, "x/y", b"abc"))
+
+    def test_async_handler_result(self):
+        self.assertEqual(self.json("/async/sleep/10"), (200, {"slept": 10}))
+
+    def test_async_http_exception_and_exception(self):
+        self.assertEqual(self.json("/async/fail"), (409, {"detail": "conflict"}))
+        self.assertEqual(self.json("/async/boom"), (500, {"detail": "Internal Server Error"}))
+        self.assertIn("RuntimeError: async kaboom", self.server.log())
+
+    def test_async_handler_gets_a_request_copy(self):
+        self.assertEqual(self.json("/async/request?tag=t", headers={"X-Test": "a"}),
+                         (200, {"path": "/async/request", "test": "a", "tag": "t"}))
+
+    def test_fifty_async_sleeps_overlap_on_one_worker(self):
+        start = time.monotonic()
+        with ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(lambda _: self.json("/async/sleep/200"), range(50)))
+        elapsed = time.monotonic() - start
+        self.assertEqual(results, [(200, {"slept": 200})] * 50)
+        self.assertLess(elapsed, 1.0)
+
+
+class Processes(unittest.TestCase):
+    def test_workers_are_processes_with_distinct_pids(self):
+        server = harness.turbo_app("basic_app.py", dict(ENV, APP_WORKERS="2"))
+        try:
+            pids = set()
+            for _ in range(200):
+                pids.add(json.loads(server.request("GET", "/pid")[2])["pid"])
+                if len(pids) == 2:
+                    break
+            self.assertEqual(len(pids), 2)
+            self.assertNotIn(server.proc.pid, pids)
+            self.assertEqual(server.request("GET", "/async/sleep/1")[0], 200)
+        finally:
+            self.assertEqual(server.stop(signal.SIGINT), 0, server.log())
+        for pid in pids:
+            self.assertFalse(os.path.exists(f"/proc/{pid}"), f"worker process {pid} still exists")
+
+    def test_native_route_answers_while_a_python_handler_spins(self):
+        server = harness.turbo_app("basic_app.py", dict(ENV, APP_THREADS="2"))
+        try:
+            conns = {}  # thread id -> keep-alive connection served by that worker thread
+            for _ in range(40):
+                s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                conns.setdefault(native_tid(s), s)
+                if len(conns) == 2:
+                    break
+            self.assertEqual(len(conns), 2, "could not reach both worker threads")
+            (busy_tid, busy), (free_tid, free) = conns.items()
+            spin = threading.Thread(target=lambda: busy.sendall(
+                b"GET /spin/2 HTTP/1.1\r\nHost: t\r\n\r\n"))
+            started = time.monotonic()
+            spin.start()
+            time.sleep(0.3)
+            worst = 0.0
+            while time.monotonic() - started < 1.8:
+                t0 = time.monotonic()
+                self.assertEqual(native_tid(free), free_tid)
+                worst = max(worst, time.monotonic() - t0)
+                time.sleep(0.05)
+            spin_body = read_response(busy)
+            self.assertGreaterEqual(time.monotonic() - started, 2.0)
+            self.assertIn(b'"spun":2.0', spin_body)
+            self.assertLess(worst, 0.05, f"a native request took {worst * 1000:.1f} ms")
+        finally:
+            self.assertEqual(server.stop(), 0, server.log())
+
+
+def read_response(sock):
+    """Reads one response with a Content-Length; returns its body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return body
+
+
+def native_tid(sock):
+    sock.sendall(b"GET /native/tid HTTP/1.1\r\nHost: t\r\n\r\n")
+    return int(read_response(sock))
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigterm_and_sigint_exit_0(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with self.subTest(sig=sig):
+                server = harness.turbo_app("basic_app.py", ENV)
+                self.assertEqual(server.request("GET", "/users/1")[0], 200)
+                self.assertEqual(server.stop(sig), 0, server.log())
+
+    def test_request_in_flight_finishes_before_exit(self):
+        server = harness.turbo_app("basic_app.py", dict(ENV, APP_WORKERS="2"))
+        got = []
+        t = threading.Thread(target=lambda: got.append(server.request("GET", "/spin/1")))
+        t.start()
+        time.sleep(0.4)
+        self.assertEqual(server.stop(signal.SIGTERM), 0, server.log())
+        t.join()
+        self.assertEqual(got[0][0], 200)
+
+
+class Leaks(unittest.TestCase):
+    REQUESTS = [
+        b"GET /users/5?q=x HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /users/abc HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /conv?i=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n"
+        b'{"a":[1,2],"b":3}',
+        b"POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{\"a\":",
+        b"GET /request/x?y=1 HTTP/1.1\r\nHost: t\r\nX-Test: 1\r\n\r\n",
+        b"GET /http-error HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /result/nested HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /response HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /async/sleep/0 HTTP/1.1\r\nHost: t\r\n\r\n",
+    ]
+
+    def drive(self, port, total, connections=4, depth=64):
+        """Sends total requests, pipelined depth deep on each connection; returns the status counts."""
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(connections)]
+        statuses = {}
+        sent = 0
+        batch = [self.REQUESTS[i % len(self.REQUESTS)] for i in range(depth)]
+        payload = b"".join(batch)
+        try:
+            while sent < total:
+                for s in socks:
+                    s.sendall(payload)
+                for s in socks:
+                    pending, buf = depth, b""
+                    while pending:
+                        head_end = buf.find(b"\r\n\r\n")
+                        if head_end >= 0:
+                            length = int(re.search(rb"(?i)content-length: (\d+)", buf[:head_end]).group(1))
+                            if len(buf) >= head_end + 4 + length:
+                                code = int(buf[9:12])
+                                statuses[code] = statuses.get(code, 0) + 1
+                                buf = buf[head_end + 4 + length:]
+                                pending -= 1
+                                continue
+                        chunk = s.recv(1 << 20)
+                        self.assertTrue(chunk, "connection closed")
+                        buf += chunk
+                sent += depth * connections
+        finally:
+            for s in socks:
+                s.close()
+        return statuses
+
+    def test_rss_stays_flat_over_200000_mixed_requests(self):
+        server = harness.turbo_app("basic_app.py", dict(ENV, TURBO_MAX_REQUESTS="100000000"))
+        try:
+            self.drive(server.port, 20000)
+            before, counts_before = rss_kib(server.proc.pid), json.loads(server.request("GET", "/debug/counts")[2])
+            statuses = self.drive(server.port, 200000)
+            after, counts_after = rss_kib(server.proc.pid), json.loads(server.request("GET", "/debug/counts")[2])
+            self.assertEqual(set(statuses), {200, 201, 422, 500, 418, 202})
+            self.assertLess(after - before, 3 * 1024, f"RSS grew from {before} KiB to {after} KiB")
+            # A reference leaked per request would keep about 200,000 blocks or objects alive.
+            self.assertLess(counts_after["blocks"] - counts_before["blocks"], 2000, (counts_before, counts_after))
+            self.assertLess(counts_after["objects"] - counts_before["objects"], 200, (counts_before, counts_after))
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+class NativeServer(unittest.TestCase):
+    def test_handlers_c_serves_unchanged_from_a_c_program(self):
+        exe = os.path.join(WORK, "native_server")
+        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-Wextra", "-Werror", "-I", harness.ROOT,
+                        os.path.join(harness.ROOT, "examples", "native_server.c"),
+                        os.path.join(harness.ROOT, "examples", "handlers.c"), "-o", exe, "-lpthread"], check=True)
+        server = harness.Server([exe], env={"TURBO_WORKERS": "1", "TURBO_HOST": "127.0.0.1"})
+        try:
+            self.assertEqual(server.request("GET", "/")[2], b"Hello, World!")
+            self.assertEqual(server.request("GET", "/json")[2], b'{"message":"Hello, World!"}')
+            self.assertEqual(server.request("GET", "/health")[2], b'{"status":"ok"}')
+            self.assertEqual(server.request("GET", "/users/42")[2], b'{"id":"42"}')
+            status, hdrs, raw = server.request("POST", "/echo", b"[1]", {"Content-Type": "application/json"})
+            self.assertEqual((status, hdrs["content-type"], raw), (200, "application/json", b"[1]"))
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
+class Declarations(unittest.TestCase):
+    """Mistakes are refused when the route is declared, with a message naming them."""
+
+    def test_unsupported_annotation_is_a_type_error(self):
+        def f(x: set): pass
+        with self.assertRaisesRegex(TypeError, "parameter 'x': annotation .*set.* is not supported"):
+            turbo.App().get("/b")(f)
+
+    def test_typed_container_body_is_refused(self):
+        def f(item: dict[str, int]): pass
+        with self.assertRaisesRegex(TypeError, "does not check the items"):
+            turbo.App().post("/a")(f)
+
+    def test_two_bodies_and_union_and_path_dict_are_refused(self):
+        from typing import Union
+        def two(a: dict, b: list): pass
+        def union(a: Union[int, str]): pass
+        def path_dict(a: dict): pass
+        with self.assertRaisesRegex(TypeError, "only one body"):
+            turbo.App().post("/a")(two)
+        with self.assertRaisesRegex(TypeError, "only Optional"):
+            turbo.App().get("/a")(union)
+        with self.assertRaisesRegex(TypeError, "path parameter 'a'"):
+            turbo.App().get("/x/{a}")(path_dict)
+
+    def test_malformed_and_duplicate_patterns_are_value_errors(self):
+        app = turbo.App()
+        with self.assertRaises(ValueError):
+            app.get("/a/{id")(lambda id: id)
+        app.get("/b")(lambda: 1)
+        with self.assertRaises(ValueError):
+            app.get("/b")(lambda: 2)
+
+    def test_bad_status_and_bad_native_library(self):
+        with self.assertRaises(ValueError):
+            turbo.App().get("/a", status_code=700)(lambda: 1)
+        with self.assertRaisesRegex(OSError, "cannot load"):
+            turbo.App().native("GET", "/a", os.path.join(WORK, "missing.so"), "health")
+        with self.assertRaisesRegex(OSError, "has no symbol nope"):
+            turbo.App().native("GET", "/a", HANDLERS, "nope")
+
+    def test_decorator_returns_the_function(self):
+        def f(): return 1
+        self.assertIs(turbo.App().get("/f")(f), f)
+
+    def test_response_and_http_exception_objects(self):
+        r = turbo.Response("é", status_code=201, headers=[("X-A", "1")], media_type="text/plain")
+        self.assertEqual((r.body, r.status_code, r.headers, r.media_type),
+                         ("é".encode(), 201, [("X-A", "1")], "text/plain"))
+        with self.assertRaisesRegex(ValueError, "set by turbo"):
+            turbo.Response(b"", headers={"Content-Length": "3"})
+        with self.assertRaisesRegex(ValueError, "control character"):
+            turbo.Response(b"", headers={"X-A": "a\r\nb"})
+        e = turbo.HTTPException(404, detail="gone", headers={"X-Y": "z"})
+        self.assertEqual((e.status_code, e.detail, e.headers, str(e)), (404, "gone", {"X-Y": "z"}, "404: gone"))
+        self.assertIsInstance(e, Exception)
+        self.assertEqual(turbo.JSONResponse([1, 2.5]).body, b"[1,2.5]")
+
+
+if __name__ == "__main__":
+    try:
+        harness.run([Declarations, BasicApp, Processes, Shutdown, NativeServer, Leaks])
+    finally:
+        CLEANUP()

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Python handlers that fail in every way, against tests/py_apps/hostile_app.py:
+exceptions of every kind (BaseException subclasses included), sync and
+async; results that cannot be encoded; recursion; huge responses; a worker
+process that dies mid-request. The server must answer each with a 500 (or
+the right answer), never a hang or a crash, keep serving, replace a dead
+worker process, and exit cleanly on SIGTERM.
+
+    python3 tests/test_py_hostile.py
+
+Ends with `N passed, N failed`; exits 1 on failure."""
+import http.client
+import json
+import os
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py_apps"))
+from pyharness import run, turbo_app  # noqa: E402
+
+RAISES = ["value", "custom", "keyerror", "memory", "recursion", "systemexit", "keyboard",
+          "generatorexit", "basebase", "badstr", "stopiteration"]
+UNENCODABLE = ["object", "set", "generator", "function", "cyclic", "nonstr_keys", "nan", "inf",
+               "exception_object", "coroutine_object"]
+
+
+def worker_pids(pid):
+    out = []
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return sorted(out)
+
+
+class Hostile(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = turbo_app("hostile_app.py", {"APP_WORKERS": "2", "TURBO_WRITE_TIMEOUT_MS": "10000"})
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        if rc != 0:
+            raise AssertionError("server exit status %r on SIGTERM; log tail:\n%s" % (rc, cls.srv.log()[-2000:]))
+
+    def get(self, path, timeout=10):
+        try:
+            return self.srv.request("GET", path, timeout=timeout)
+        except socket.timeout:
+            self.fail("GET %s: no answer within %ds (a hang)" % (path, timeout))
+
+    def assert_generic_500(self, path, timeout=10):
+        status, headers, body = self.get(path, timeout)
+        self.assertEqual(status, 500, "GET %s: %d %r" % (path, status, body[:200]))
+        self.assertNotIn(b"Traceback", body, "GET %s leaks a traceback" % path)
+        self.assertLess(len(body), 200, "GET %s: error body of %d bytes" % (path, len(body)))
+
+    def assert_serving(self, times=6):
+        for _ in range(times):  # new connections: both worker processes get some
+            status, _, body = self.get("/ok", timeout=5)
+            self.assertEqual(status, 200, body)
+
+    def test_every_exception_kind_is_a_500_and_the_server_keeps_serving(self):
+        for kind in RAISES:
+            with self.subTest(kind=kind):
+                self.assert_generic_500("/raise/" + kind, timeout=5)
+                self.assert_serving(2)
+        self.assert_serving()
+
+    def test_every_exception_kind_from_an_async_handler_is_a_500(self):
+        for kind in RAISES:
+            with self.subTest(kind=kind):
+                self.assert_generic_500("/async/raise/" + kind, timeout=5)
+                self.assert_serving(2)
+        self.assert_serving()
+
+    def test_runaway_recursion_is_a_500(self):
+        for _ in range(3):
+            self.assert_generic_500("/recursion")
+        self.assert_serving()
+
+    def test_results_that_cannot_be_json_are_500(self):
+        for kind in UNENCODABLE:
+            with self.subTest(kind=kind):
+                self.assert_generic_500("/result/" + kind, timeout=5)
+        self.assert_serving()
+
+    def test_hard_results_are_500_or_correct(self):
+        """A 100,000-deep list (the encoder must not overflow the C stack), an
+        int beyond 64 bits, a lone surrogate: each a 500 or a right answer."""
+        for kind, check in (("deep", None), ("bigint", lambda v: v == {"n": 2 ** 200}),
+                            ("surrogate", None)):
+            with self.subTest(kind=kind):
+                status, _, body = self.get("/result/" + kind, timeout=10)
+                if status == 200:
+                    value = json.loads(body)
+                    if check:
+                        self.assertTrue(check(value), "%s: %r" % (kind, body[:100]))
+                else:
+                    self.assertEqual(status, 500, body[:200])
+        self.assert_serving()
+
+    def test_huge_responses_are_sent_whole(self):
+        status, _, body = self.get("/huge/64", timeout=30)
+        self.assertEqual(status, 200)
+        self.assertEqual(len(body), (64 << 20) + 2, "64 MiB string as JSON")
+        status, _, body = self.get("/hugelist/2000000", timeout=30)
+        self.assertEqual(status, 200)
+        self.assertEqual(len(json.loads(body)), 2000000)
+        self.assert_serving()
+
+    def test_a_reader_that_vanishes_during_a_huge_response_does_no_harm(self):
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", self.srv.port))
+            s.sendall(b"GET /huge/32 HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.recv(1000)
+            s.close()
+        self.assert_serving()
+
+    def test_a_worker_process_that_dies_is_replaced(self):
+        """os._exit, a segfault and SIGKILL in a handler: the client's
+        connection ends, the supervisor starts a new process, and the app is
+        back to two worker processes serving."""
+        parent = self.srv.proc.pid
+        for how in ("exit", "segv", "kill"):
+            with self.subTest(how=how):
+                before = worker_pids(parent)
+                self.assertEqual(len(before), 2, "worker processes before: %s" % before)
+                try:
+                    status, _, _ = self.srv.request("GET", "/die/" + how, timeout=10)
+                    self.assertGreaterEqual(status, 500)
+                except (ConnectionError, http.client.HTTPException, socket.timeout):
+                    pass  # the process serving it is gone: no answer is the expected outcome
+                deadline = time.monotonic() + 10
+                now = worker_pids(parent)
+                while time.monotonic() < deadline and (len(now) != 2 or now == before):
+                    time.sleep(0.1)
+                    now = worker_pids(parent)
+                self.assertEqual(len(now), 2, "worker processes after /die/%s: %s" % (how, now))
+                self.assertNotEqual(now, before, "no process was replaced after /die/%s" % how)
+                self.assert_serving()
+        self.assertIn("starting another", self.srv.log())
+
+
+if __name__ == "__main__":
+    run([Hostile])

@@ -1,0 +1,2468 @@
+/* turbo_py.c - the CPython extension module `turbo`: FastAPI-style apps served by turbo.h.
+
+   BUILD (from the repository root; or `pip install . --no-build-isolation`)
+     cc -O2 -fPIC -shared -Wall -Wextra -Werror -I"$(python3 -c 'import sysconfig;
+        print(sysconfig.get_paths()["include"])')" turbo_py.c \
+        -o turbo"$(python3-config --extension-suffix)" -lpthread
+
+   HOW A REQUEST FLOWS
+     turbo.h parses the request and matches the route in C. A native route
+     (app.native) is a plain turbo_handler and runs without the GIL. Every
+     Python route goes through one trampoline, tb_py_handler, whose `user`
+     is the route's plan: which parameters come from the path, the query,
+     the body or turbo.Request, how each is converted, their defaults. The
+     plan is computed once, at decoration, from inspect.signature. Per
+     request the trampoline takes the GIL (a thread state kept per worker
+     thread), converts the values in C, calls the function with vectorcall,
+     writes the result as JSON straight from the Python objects with the
+     turbo.h writer, and releases the GIL.
+
+     `async def` handlers run on one asyncio loop per process, in a thread
+     of its own. The trampoline hands the coroutine over with
+     asyncio.run_coroutine_threadsafe and defers the answer
+     (turbo_res_defer); when the future completes, its callback calls
+     turbo_defer_resume, and the answer is written on the worker thread.
+
+   PROCESSES AND THE GIL
+     app.run(workers=N) asks turbo_run to fork N processes after the routes
+     are registered (turbo_config.processes); each runs `threads` workers.
+     run() releases the GIL for turbo_run; the hooks take it back around
+     each fork (before_fork/after_fork: PyOS_BeforeFork, then
+     PyOS_AfterFork_Parent or _Child, as os.fork does) and around each
+     process's start and stop (the asyncio thread, the thread states).
+
+   MEMORY RULE FOR NATIVE HANDLERS: as in turbo.h, the framework owns
+   everything it hands you; copy what you keep beyond the call.
+
+   The module keeps its state in static variables, so it supports one
+   interpreter per process (no subinterpreters). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Not TURBO_STATIC: native handler libraries loaded by app.native resolve
+   the turbo_* functions they call from this module (see tb_export_api). */
+#define TURBO_IMPL
+#include "turbo.h"
+
+#define TB_MAX_ARGS 32
+
+/* ================================================================ module state */
+
+static PyTypeObject tb_AppType, tb_DecoratorType, tb_RequestType, tb_ResponseType,
+    tb_JSONResponseType, tb_HTTPExceptionType, tb_PendingType;
+
+static PyObject *tb_json_loads; /* json.loads: request bodies and Request.json() */
+static PyObject *tb_JSONDecodeError;
+static PyObject *tb_Enum;            /* enum.Enum: results encode as their value */
+static PyObject *tb_BaseModel;       /* pydantic.BaseModel, once pydantic is imported */
+static PyObject *tb_ValidationError; /* pydantic.ValidationError */
+static int tb_pydantic_v2;
+
+static PyObject *tb_empty_tuple;
+static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
+    *tb_s_flush, *tb_s_value, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
+
+/* The asyncio loop of this process, when the app has async handlers. */
+static PyObject *tb_loop, *tb_loop_thread, *tb_run_coroutine_threadsafe;
+
+static pthread_key_t tb_scratch_key;
+
+/* ================================================================ the GIL on worker threads */
+
+/* Each turbo worker thread gets one Python thread state, the first time it
+   runs Python, and keeps it: a request then costs a GIL hand-off, not an
+   allocation. The states are deleted when the process stops serving. */
+static PyInterpreterState *tb_interp;
+static __thread PyThreadState *tb_thread_ts;
+static PyThreadState **tb_worker_states;
+static size_t tb_nworker_states, tb_worker_states_cap;
+
+static int tb_gil_take(void) {
+    PyThreadState *ts = tb_thread_ts;
+    if (ts) {
+        PyEval_RestoreThread(ts);
+        return 0;
+    }
+    ts = PyThreadState_New(tb_interp);
+    if (!ts) return -1;
+    PyEval_RestoreThread(ts);
+    if (tb_nworker_states == tb_worker_states_cap) {
+        size_t cap = tb_worker_states_cap ? tb_worker_states_cap * 2 : 16;
+        PyThreadState **grown = PyMem_Realloc(tb_worker_states, cap * sizeof *grown);
+        if (!grown) {
+            PyThreadState_Clear(ts);
+            PyThreadState_DeleteCurrent();
+            return -1;
+        }
+        tb_worker_states = grown;
+        tb_worker_states_cap = cap;
+    }
+    tb_worker_states[tb_nworker_states++] = ts;
+    tb_thread_ts = ts;
+    return 0;
+}
+
+static void tb_gil_drop(void) {
+    PyEval_SaveThread();
+}
+
+/* GIL held; the worker threads have stopped. */
+static void tb_delete_worker_states(void) {
+    for (size_t i = 0; i < tb_nworker_states; i++) {
+        PyThreadState_Clear(tb_worker_states[i]);
+        PyThreadState_Delete(tb_worker_states[i]);
+    }
+    PyMem_Free(tb_worker_states);
+    tb_worker_states = NULL;
+    tb_nworker_states = tb_worker_states_cap = 0;
+}
+
+/* ================================================================ errors and logs */
+
+/* Takes the raised exception: a new reference to the (normalized) instance. */
+static PyObject *tb_take_exception(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb) PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+/* Prints a traceback on sys.stderr under a line naming the route. Unlike
+   PyErr_Print it never exits on SystemExit. */
+static void tb_log_exception(const char *label, PyObject *exc) {
+    PySys_FormatStderr("turbo: %s: unhandled exception\n", label);
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_DisplayException(exc);
+#else
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyErr_Display((PyObject *)Py_TYPE(exc), exc, tb);
+    Py_XDECREF(tb);
+#endif
+}
+
+/* Logs the raised exception as one line (type and message). */
+static void tb_log_error_line(const char *label) {
+    PyObject *exc = tb_take_exception();
+    if (!exc) return;
+    PyObject *text = PyObject_Str(exc);
+    if (text)
+        PySys_FormatStderr("turbo: %s: %s: %U\n", label, Py_TYPE(exc)->tp_name, text);
+    else
+        PyErr_Clear();
+    Py_XDECREF(text);
+    Py_DECREF(exc);
+}
+
+/* ================================================================ JSON from Python objects */
+
+/* A per-thread output buffer for JSON bodies: encoding can fail half-way
+   (an unsupported type), and then the client must get a clean 500, so the
+   body is built here and sent whole. Reused: no allocation per request. */
+static void tb_scratch_free(void *p) {
+    turbo_buf_free((turbo_buf *)p);
+    free(p);
+}
+
+static turbo_buf *tb_scratch(void) {
+    turbo_buf *b = (turbo_buf *)pthread_getspecific(tb_scratch_key);
+    if (!b) {
+        b = (turbo_buf *)calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(tb_scratch_key, b) != 0) {
+            free(b);
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    b->len = 0;
+    b->oom = 0;
+    return b;
+}
+
+/* A buffer that grew for one big body is not kept. */
+static void tb_scratch_done(turbo_buf *b) {
+    if (b->cap > (1u << 20)) {
+        turbo_buf_free(b);
+        memset(b, 0, sizeof *b);
+    }
+}
+
+static int tb_json_check(int rc) {
+    if (rc == TURBO_JSON_OK) return 0;
+    if (rc == TURBO_JSON_OOM)
+        PyErr_NoMemory();
+    else
+        PyErr_Format(PyExc_ValueError, "cannot write JSON: %s", turbo_json_strerror(rc));
+    return -1;
+}
+
+static int tb_encode(turbo_json *j, PyObject *o, int lenient);
+
+static int tb_encode_str(turbo_json *j, PyObject *s, int as_key) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(s, &n);
+    if (!p) return -1;
+    return tb_json_check(as_key ? turbo_json_keyn(j, p, (size_t)n)
+                                : turbo_json_stringn(j, p, (size_t)n));
+}
+
+/* The decimal text of an int, ignoring any __repr__ of a subclass. */
+static int tb_encode_int_text(turbo_json *j, PyObject *o, int as_key) {
+    PyObject *text = PyLong_Type.tp_repr(o);
+    if (!text) return -1;
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(text, &n);
+    int rc = !p ? -1
+                : tb_json_check(as_key ? turbo_json_keyn(j, p, (size_t)n)
+                                       : turbo_json_raw(j, p, (size_t)n));
+    Py_DECREF(text);
+    return rc;
+}
+
+static int tb_encode_int(turbo_json *j, PyObject *o) {
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (!overflow) return tb_json_check(turbo_json_int(j, v));
+    if (overflow > 0) {
+        unsigned long long u = PyLong_AsUnsignedLongLong(o);
+        if (!(u == (unsigned long long)-1 && PyErr_Occurred()))
+            return tb_json_check(turbo_json_uint(j, u));
+        PyErr_Clear();
+    }
+    /* Beyond 64 bits: every digit, as json.dumps writes it. */
+    return tb_encode_int_text(j, o, 0);
+}
+
+/* Dict keys as json.dumps converts them. */
+static int tb_encode_key(turbo_json *j, PyObject *k) {
+    if (PyUnicode_Check(k)) return tb_encode_str(j, k, 1);
+    if (k == Py_True || k == Py_False || k == Py_None)
+        return tb_json_check(turbo_json_key(j, k == Py_True    ? "true"
+                                               : k == Py_False ? "false"
+                                                               : "null"));
+    if (PyLong_Check(k)) return tb_encode_int_text(j, k, 1);
+    if (PyFloat_Check(k)) {
+        char digits[32];
+        double d = PyFloat_AS_DOUBLE(k);
+        if (d != d || d - d != 0) {
+            PyErr_SetString(PyExc_ValueError, "cannot write JSON: a non-finite float as a key");
+            return -1;
+        }
+        int n = turbo_dtoa(d, digits);
+        return tb_json_check(turbo_json_keyn(j, digits, (size_t)n));
+    }
+    PyErr_Format(PyExc_TypeError, "JSON keys must be str, int, float, bool or None, not '%.200s'",
+                 Py_TYPE(k)->tp_name);
+    return -1;
+}
+
+static int tb_encode_dict(turbo_json *j, PyObject *o, int lenient) {
+    if (tb_json_check(turbo_json_object_begin(j))) return -1;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(o, &pos, &k, &v)) {
+        /* Encoding may run Python code (a model dump), which could drop these. */
+        Py_INCREF(k);
+        Py_INCREF(v);
+        int rc = tb_encode_key(j, k);
+        if (rc == 0) rc = tb_encode(j, v, lenient);
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (rc) return -1;
+    }
+    return tb_json_check(turbo_json_object_end(j));
+}
+
+/* A list or a tuple. The size is read again at each step: a list may change. */
+static int tb_encode_seq(turbo_json *j, PyObject *o, int lenient) {
+    if (tb_json_check(turbo_json_array_begin(j))) return -1;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(o); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(o, i);
+        Py_INCREF(item);
+        int rc = tb_encode(j, item, lenient);
+        Py_DECREF(item);
+        if (rc) return -1;
+    }
+    return tb_json_check(turbo_json_array_end(j));
+}
+
+/* Finds pydantic if the program imported it. Borrowed; NULL, no error, if not. */
+static PyObject *tb_pydantic_base(void) {
+    if (tb_BaseModel) return tb_BaseModel;
+    PyObject *name = PyUnicode_FromString("pydantic");
+    PyObject *mod = name ? PyImport_GetModule(name) : NULL;
+    Py_XDECREF(name);
+    if (!mod) {
+        PyErr_Clear();
+        return NULL;
+    }
+    tb_BaseModel = PyObject_GetAttrString(mod, "BaseModel");
+    tb_ValidationError = PyObject_GetAttrString(mod, "ValidationError");
+    Py_DECREF(mod);
+    if (!tb_BaseModel || !tb_ValidationError) {
+        PyErr_Clear();
+        Py_CLEAR(tb_BaseModel);
+        Py_CLEAR(tb_ValidationError);
+        return NULL;
+    }
+    tb_pydantic_v2 = PyObject_HasAttrString(tb_BaseModel, "model_validate");
+    return tb_BaseModel;
+}
+
+static int tb_is_model(PyObject *o) {
+    PyObject *base = tb_pydantic_base();
+    if (!base) return 0;
+    int r = PyObject_IsInstance(o, base);
+    if (r < 0) PyErr_Clear();
+    return r > 0;
+}
+
+/* Objects that are not JSON types but have an obvious JSON form, as
+   FastAPI's encoder gives them: a pydantic model its dump, an enum member
+   its value, a set a list. A new reference; NULL without an error if o
+   has none. */
+static PyObject *tb_plain_value(PyObject *o) {
+    if (PyAnySet_Check(o)) return PySequence_List(o);
+    int r = PyObject_IsInstance(o, tb_Enum);
+    if (r != 0) return r < 0 ? NULL : PyObject_GetAttr(o, tb_s_value);
+    if (tb_is_model(o)) {
+        if (!tb_pydantic_v2) return PyObject_CallMethod(o, "dict", NULL);
+        PyObject *dump = PyObject_GetAttr(o, tb_s_model_dump);
+        if (!dump) return NULL;
+        PyObject *kw = Py_BuildValue("{O:O}", tb_s_mode, tb_s_json);
+        PyObject *out = kw ? PyObject_Call(dump, tb_empty_tuple, kw) : NULL;
+        Py_XDECREF(kw);
+        Py_DECREF(dump);
+        return out;
+    }
+    return NULL;
+}
+
+static int tb_encode_other(turbo_json *j, PyObject *o, int lenient) {
+    /* Subclasses of the JSON types (IntEnum, OrderedDict, namedtuple...). */
+    if (PyLong_Check(o)) return tb_encode_int(j, o);
+    if (PyUnicode_Check(o)) return tb_encode_str(j, o, 0);
+    if (PyFloat_Check(o)) return tb_json_check(turbo_json_double(j, PyFloat_AS_DOUBLE(o)));
+    if (PyDict_Check(o)) return tb_encode_dict(j, o, lenient);
+    if (PyList_Check(o) || PyTuple_Check(o)) return tb_encode_seq(j, o, lenient);
+    PyObject *plain = tb_plain_value(o);
+    if (!plain && !PyErr_Occurred() && lenient)
+        plain = PyObject_Str(o); /* e.g. an exception in a validation error's ctx */
+    if (plain) {
+        int rc = tb_encode(j, plain, lenient);
+        Py_DECREF(plain);
+        return rc;
+    }
+    if (!PyErr_Occurred())
+        PyErr_Format(PyExc_TypeError, "cannot encode an object of type '%.200s' as JSON",
+                     Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+/* Writes o as JSON: exact types first, the common case. 0, or -1 with an
+   exception set. Nesting is bounded by the writer's TURBO_JSON_MAX_DEPTH,
+   which also stops a container that contains itself. */
+static int tb_encode(turbo_json *j, PyObject *o, int lenient) {
+    if (PyUnicode_CheckExact(o)) return tb_encode_str(j, o, 0);
+    if (PyLong_CheckExact(o)) return tb_encode_int(j, o);
+    if (PyDict_CheckExact(o)) return tb_encode_dict(j, o, lenient);
+    if (PyList_CheckExact(o) || PyTuple_CheckExact(o)) return tb_encode_seq(j, o, lenient);
+    if (PyFloat_CheckExact(o)) return tb_json_check(turbo_json_double(j, PyFloat_AS_DOUBLE(o)));
+    if (o == Py_True || o == Py_False) return tb_json_check(turbo_json_bool(j, o == Py_True));
+    if (o == Py_None) return tb_json_check(turbo_json_null(j));
+    return tb_encode_other(j, o, lenient);
+}
+
+enum { TB_AS_DETAIL = 1, TB_LENIENT = 2 };
+
+/* Encodes value (or {"detail": value}) into the scratch buffer. Returns
+   the buffer, to be given back with tb_scratch_done, or NULL with an
+   exception set. */
+static turbo_buf *tb_to_json(PyObject *value, int flags) {
+    turbo_buf *buf = tb_scratch();
+    if (!buf) return NULL;
+    turbo_json j;
+    turbo_json_init(&j, buf);
+    int lenient = (flags & TB_LENIENT) != 0;
+    int rc;
+    if (flags & TB_AS_DETAIL) {
+        rc = tb_json_check(turbo_json_object_begin(&j));
+        if (rc == 0) rc = tb_json_check(turbo_json_key(&j, "detail"));
+        if (rc == 0) rc = tb_encode(&j, value, lenient);
+        if (rc == 0) rc = tb_json_check(turbo_json_object_end(&j));
+    } else {
+        rc = tb_encode(&j, value, lenient);
+    }
+    if (rc == 0) rc = tb_json_check(turbo_json_finish(&j));
+    if (rc == 0 && buf->oom) rc = tb_json_check(TURBO_JSON_OOM);
+    if (rc) {
+        tb_scratch_done(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* ================================================================ small helpers */
+
+static int tb_body_allowed(int status) {
+    return !(status < 200 || status == 204 || status == 205 || status == 304);
+}
+
+static void tb_send_500(turbo_res *res) {
+    static const char body[] = "{\"detail\":\"Internal Server Error\"}";
+    turbo_res_send(res, 500, "application/json", body, sizeof body - 1);
+}
+
+/* A status that allows no body (204, 304): FastAPI still names the type. */
+static void tb_send_empty(turbo_res *res, int status, const char *content_type) {
+    turbo_res_send(res, status, content_type, "", 0);
+}
+
+/* Sends value as a JSON body. 0, or -1 with an exception set (nothing sent). */
+static int tb_send_json(turbo_res *res, int status, PyObject *value, int flags) {
+    if (!tb_body_allowed(status)) {
+        tb_send_empty(res, status, "application/json");
+        return 0;
+    }
+    turbo_buf *buf = tb_to_json(value, flags);
+    if (!buf) return -1;
+    turbo_res_send(res, status, "application/json", buf->data, buf->len);
+    tb_scratch_done(buf);
+    return 0;
+}
+
+static void tb_trim(const char **s, size_t *n) {
+    while (*n && strchr(" \t\r\n\f\v", (*s)[0])) (*s)++, (*n)--;
+    while (*n && strchr(" \t\r\n\f\v", (*s)[*n - 1])) (*n)--;
+}
+
+static int tb_is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+static int tb_is_alnum(char c) {
+    return tb_is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* Copies s without the underscores that pydantic allows between two
+   letters or digits; NULL (no error) if one is misplaced. PyMem_Free it. */
+static char *tb_copy_without_underscores(const char *s, size_t n) {
+    char *out = (char *)PyMem_Malloc(n + 1);
+    if (!out) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '_') {
+            if (i == 0 || i + 1 == n || !tb_is_alnum(s[i - 1]) || !tb_is_alnum(s[i + 1])) {
+                PyMem_Free(out);
+                return NULL;
+            }
+            continue;
+        }
+        out[k++] = s[i];
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* Percent-decodes (malformed escapes are kept as they are) and decodes
+   UTF-8 with replacement characters, as Starlette reads paths and queries. */
+static PyObject *tb_decoded_str(const char *s, size_t n, int plus_is_space) {
+    if (n == 0) return PyUnicode_FromStringAndSize("", 0);
+    if (!memchr(s, '%', n) && !(plus_is_space && memchr(s, '+', n)))
+        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "replace");
+    char small[256];
+    char *buf = n <= sizeof small ? small : (char *)PyMem_Malloc(n);
+    if (!buf) return PyErr_NoMemory();
+    long len = turbo_url_decode(buf, s, n, plus_is_space);
+    PyObject *r = len < 0 ? PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "replace")
+                          : PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");
+    if (buf != small) PyMem_Free(buf);
+    return r;
+}
+
+static PyObject *tb_str_view(turbo_str s) {
+    return PyUnicode_DecodeUTF8(s.len ? s.ptr : "", (Py_ssize_t)s.len, "replace");
+}
+
+/* ================================================================ turbo.Request */
+
+/* Raw access to the request, made only for handlers that declare it. The
+   fields are read from the turbo_req when first asked for; if the handler
+   keeps the object beyond its call (or is async), everything is copied
+   before the turbo_req goes away. */
+typedef struct {
+    PyObject_HEAD
+    turbo_req *req; /* NULL once detached */
+    PyObject *method, *path, *headers, *query_params, *path_params, *body;
+} tb_Request;
+
+static PyObject *tb_req_headers(turbo_req *req) {
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    int n = turbo_req_header_count(req);
+    for (int i = 0; i < n; i++) {
+        turbo_str name = turbo_req_header_name(req, i), value = turbo_req_header_value(req, i);
+        PyObject *key = PyUnicode_DecodeLatin1(name.ptr, (Py_ssize_t)name.len, NULL);
+        PyObject *lower = key ? PyObject_CallMethod(key, "lower", NULL) : NULL;
+        Py_XDECREF(key);
+        if (!lower) goto fail;
+        /* Repeated headers: the first one, as Starlette's headers[name]. */
+        int seen = PyDict_Contains(d, lower);
+        PyObject *v = seen ? NULL : PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL);
+        int rc = seen < 0 ? -1 : seen ? 0 : v ? PyDict_SetItem(d, lower, v) : -1;
+        Py_DECREF(lower);
+        Py_XDECREF(v);
+        if (rc < 0) goto fail;
+    }
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+/* name=value pairs split on '&', decoded; a repeated name keeps its last value. */
+static PyObject *tb_req_query_params(turbo_req *req) {
+    turbo_str q = turbo_req_query(req);
+    PyObject *d = PyDict_New();
+    const char *p = q.ptr, *end = q.len ? q.ptr + q.len : q.ptr;
+    while (d && p < end) {
+        const char *amp = (const char *)memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = (const char *)memchr(p, '=', (size_t)(stop - p));
+        if (stop > p) {
+            const char *vstart = eq ? eq + 1 : stop;
+            PyObject *k = tb_decoded_str(p, (size_t)((eq ? eq : stop) - p), 1);
+            PyObject *v = k ? tb_decoded_str(vstart, (size_t)(stop - vstart), 1) : NULL;
+            if (!v || PyDict_SetItem(d, k, v) < 0) Py_CLEAR(d);
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+        }
+        p = stop + 1;
+    }
+    return d;
+}
+
+static PyObject *tb_req_path_params(turbo_req *req) {
+    PyObject *d = PyDict_New();
+    int n = turbo_req_param_count(req);
+    for (int i = 0; d && i < n; i++) {
+        turbo_str name = turbo_req_param_name(req, i), value = turbo_req_param_value(req, i);
+        PyObject *k = tb_str_view(name);
+        PyObject *v = k ? tb_decoded_str(value.ptr, value.len, 0) : NULL;
+        if (!v || PyDict_SetItem(d, k, v) < 0) Py_CLEAR(d);
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+    }
+    return d;
+}
+
+enum {
+    TB_RQ_METHOD,
+    TB_RQ_PATH,
+    TB_RQ_HEADERS,
+    TB_RQ_QUERY,
+    TB_RQ_PATH_PARAMS,
+    TB_RQ_BODY,
+    TB_RQ_N
+};
+
+static PyObject **tb_request_slot(tb_Request *r, int field) {
+    PyObject **slots[TB_RQ_N]
+        = {&r->method, &r->path, &r->headers, &r->query_params, &r->path_params, &r->body};
+    return slots[field];
+}
+
+static PyObject *tb_request_build(turbo_req *req, int field) {
+    turbo_str s;
+    switch (field) {
+    case TB_RQ_METHOD:
+        return tb_str_view(turbo_req_method(req));
+    case TB_RQ_PATH:
+        s = turbo_req_path(req);
+        return tb_decoded_str(s.ptr, s.len, 0);
+    case TB_RQ_HEADERS:
+        return tb_req_headers(req);
+    case TB_RQ_QUERY:
+        return tb_req_query_params(req);
+    case TB_RQ_PATH_PARAMS:
+        return tb_req_path_params(req);
+    default:
+        s = turbo_req_body(req);
+        return PyBytes_FromStringAndSize(s.len ? s.ptr : "", (Py_ssize_t)s.len);
+    }
+}
+
+/* Borrowed reference to a field, built on first use. */
+static PyObject *tb_request_field(tb_Request *r, int field) {
+    PyObject **slot = tb_request_slot(r, field);
+    if (!*slot) {
+        if (!r->req) {
+            PyErr_SetString(PyExc_RuntimeError, "the request is no longer available");
+            return NULL;
+        }
+        *slot = tb_request_build(r->req, field);
+    }
+    return *slot;
+}
+
+static PyObject *tb_request_get(PyObject *self, void *field) {
+    PyObject *v = tb_request_field((tb_Request *)self, (int)(intptr_t)field);
+    Py_XINCREF(v);
+    return v;
+}
+
+/* Called when the turbo_req is about to go away: a Request still referenced
+   elsewhere copies everything first. */
+static void tb_request_detach(tb_Request *r, const char *label) {
+    if (Py_REFCNT(r) > 1) {
+        for (int f = 0; f < TB_RQ_N; f++) {
+            if (!tb_request_field(r, f)) {
+                tb_log_error_line(label);
+                *tb_request_slot(r, f) = Py_None;
+                Py_INCREF(Py_None);
+            }
+        }
+    }
+    r->req = NULL;
+}
+
+static PyObject *tb_request_new(turbo_req *req) {
+    tb_Request *r = PyObject_New(tb_Request, &tb_RequestType);
+    if (!r) return NULL;
+    r->req = req;
+    for (int f = 0; f < TB_RQ_N; f++) *tb_request_slot(r, f) = NULL;
+    return (PyObject *)r;
+}
+
+static void tb_request_dealloc(PyObject *self) {
+    tb_Request *r = (tb_Request *)self;
+    for (int f = 0; f < TB_RQ_N; f++) Py_XDECREF(*tb_request_slot(r, f));
+    PyObject_Free(self);
+}
+
+static PyObject *tb_request_json(PyObject *self, PyObject *unused) {
+    (void)unused;
+    PyObject *body = tb_request_field((tb_Request *)self, TB_RQ_BODY);
+    return body ? PyObject_CallOneArg(tb_json_loads, body) : NULL;
+}
+
+static PyObject *tb_request_repr(PyObject *self) {
+    PyObject *m = tb_request_field((tb_Request *)self, TB_RQ_METHOD);
+    PyObject *p = m ? tb_request_field((tb_Request *)self, TB_RQ_PATH) : NULL;
+    return p ? PyUnicode_FromFormat("<turbo.Request %U %U>", m, p) : NULL;
+}
+
+static PyGetSetDef tb_request_getset[]
+    = {{"method", tb_request_get, NULL, "The method, e.g. 'GET'.", (void *)TB_RQ_METHOD},
+       {"path", tb_request_get, NULL, "The path, percent-decoded, without the query.",
+        (void *)TB_RQ_PATH},
+       {"headers", tb_request_get, NULL,
+        "A dict of headers, names in lower case (first of repeats).", (void *)TB_RQ_HEADERS},
+       {"query_params", tb_request_get, NULL,
+        "A dict of decoded query parameters (last of repeats).", (void *)TB_RQ_QUERY},
+       {"path_params", tb_request_get, NULL, "A dict of decoded path captures.",
+        (void *)TB_RQ_PATH_PARAMS},
+       {"body", tb_request_get, NULL, "The body as bytes.", (void *)TB_RQ_BODY},
+       {NULL, NULL, NULL, NULL, NULL}};
+
+static PyMethodDef tb_request_methods[]
+    = {{"json", tb_request_json, METH_NOARGS, "The body parsed as JSON (json.loads)."},
+       {NULL, NULL, 0, NULL}};
+
+/* ================================================================ turbo.Response */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *body; /* bytes */
+    PyObject *headers;            /* list of (name, value) str tuples */
+    PyObject *media_type;         /* str or None */
+    int status_code;
+} tb_Response;
+
+static int tb_is_token(const char *s, Py_ssize_t n) {
+    if (n == 0) return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!tb_is_alnum(s[i]) && !strchr("!#$%&'*+-.^_`|~", s[i])) return 0;
+    return 1;
+}
+
+/* Checks one header the way turbo_res_header will, so that a bad one is an
+   exception where the Response is made, not a surprise at sending time. */
+static int tb_check_header(PyObject *name, PyObject *value) {
+    static const char *const reserved[]
+        = {"content-length", "date", "server", "connection", "transfer-encoding"};
+    Py_ssize_t nn, vn;
+    const char *n = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &nn) : NULL;
+    const char *v = n && PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &vn) : NULL;
+    if (!v) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "header names and values must be str");
+        return -1;
+    }
+    if (!tb_is_token(n, nn)) {
+        PyErr_Format(PyExc_ValueError, "header name %R is not a valid token", name);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < vn; i++) {
+        if (((unsigned char)v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f) {
+            PyErr_Format(PyExc_ValueError, "header %R has a control character in its value", name);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
+        if ((size_t)nn == strlen(reserved[i]) && strncasecmp(n, reserved[i], (size_t)nn) == 0) {
+            PyErr_Format(PyExc_ValueError, "header %R is set by turbo itself", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* headers: None, a mapping or an iterable of pairs -> a checked list of pairs. */
+static PyObject *tb_header_list(PyObject *headers) {
+    if (!headers || headers == Py_None) return PyList_New(0);
+    PyObject *items = PyMapping_Check(headers) && !PyList_Check(headers) && !PyTuple_Check(headers)
+                          ? PyMapping_Items(headers)
+                          : PySequence_List(headers);
+    if (!items) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *pair = PySequence_Tuple(PyList_GET_ITEM(items, i));
+        if (!pair || PyTuple_GET_SIZE(pair) != 2) {
+            if (pair) PyErr_SetString(PyExc_ValueError, "headers must be (name, value) pairs");
+            Py_XDECREF(pair);
+            Py_DECREF(items);
+            return NULL;
+        }
+        if (tb_check_header(PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
+            Py_DECREF(pair);
+            Py_DECREF(items);
+            return NULL;
+        }
+        if (PyList_SetItem(items, i, pair) < 0) { /* steals pair, drops the old item */
+            Py_DECREF(items);
+            return NULL;
+        }
+    }
+    return items;
+}
+
+/* Sends status, the checked header pairs, an optional Content-Type and the body. */
+static void tb_send_with_headers(turbo_res *res, const char *label, int status, PyObject *headers,
+                                 const char *content_type, const char *body, size_t len) {
+    turbo_res_status(res, status);
+    for (Py_ssize_t i = 0; headers && i < PyList_GET_SIZE(headers); i++) {
+        PyObject *pair = PyList_GET_ITEM(headers, i);
+        Py_ssize_t nn = 0, vn = 0;
+        const char *n = NULL, *v = NULL;
+        if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2
+            && PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))
+            && PyUnicode_Check(PyTuple_GET_ITEM(pair, 1))) {
+            n = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 0), &nn);
+            v = n ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 1), &vn) : NULL;
+        }
+        if (!v || turbo_res_headern(res, n, (size_t)nn, v, (size_t)vn) < 0) {
+            PyErr_Clear();
+            PySys_FormatStderr("turbo: %s: response header %R refused\n", label, pair);
+        }
+    }
+    if (content_type) turbo_res_header(res, "Content-Type", content_type);
+    turbo_res_body(res, body, len);
+}
+
+static int tb_has_header(PyObject *headers, const char *name) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *pair = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2
+            || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)))
+            continue;
+        const char *n = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0));
+        if (!n)
+            PyErr_Clear();
+        else if (strcasecmp(n, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int tb_contains_nocase(const char *s, const char *word) {
+    size_t n = strlen(word);
+    for (; *s; s++)
+        if (strncasecmp(s, word, n) == 0) return 1;
+    return 0;
+}
+
+static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) {
+    if (!r->body) { /* a subclass whose __init__ skipped Response.__init__ */
+        PySys_FormatStderr("turbo: %s: the Response was never initialized\n", label);
+        tb_send_500(res);
+        return;
+    }
+    if (r->status_code < 100 || r->status_code > 599) {
+        PySys_FormatStderr("turbo: %s: %d is not an HTTP status\n", label, r->status_code);
+        tb_send_500(res);
+        return;
+    }
+    PyObject *ctype = NULL;
+    if (PyUnicode_Check(r->media_type) && !tb_has_header(r->headers, "content-type")) {
+        const char *mt = PyUnicode_AsUTF8(r->media_type);
+        /* Text types get a charset, as Starlette adds it. */
+        if (mt && strncasecmp(mt, "text/", 5) == 0 && !tb_contains_nocase(mt, "charset="))
+            ctype = PyUnicode_FromFormat("%U; charset=utf-8", r->media_type);
+        else if (mt) {
+            ctype = r->media_type;
+            Py_INCREF(ctype);
+        }
+    }
+    const char *ct = ctype ? PyUnicode_AsUTF8(ctype) : NULL;
+    if (PyErr_Occurred()) {
+        tb_log_error_line(label);
+        tb_send_500(res);
+    } else {
+        tb_send_with_headers(res, label, r->status_code, r->headers, ct, PyBytes_AS_STRING(r->body),
+                             (size_t)PyBytes_GET_SIZE(r->body));
+    }
+    Py_XDECREF(ctype);
+}
+
+static int tb_response_setup(tb_Response *r, PyObject *body, int status, PyObject *headers,
+                             PyObject *media_type) {
+    if (status < 100 || status > 599) {
+        PyErr_Format(PyExc_ValueError, "status_code %d is not an HTTP status", status);
+        return -1;
+    }
+    PyObject *list = tb_header_list(headers);
+    if (!list) return -1;
+    Py_INCREF(media_type);
+    if (media_type == Py_None) {
+        /* A subclass may name its media type as a class attribute, as in Starlette. */
+        PyObject *cls_value = PyObject_GetAttrString((PyObject *)Py_TYPE(r), "media_type");
+        if (cls_value && PyUnicode_Check(cls_value)) {
+            Py_SETREF(media_type, cls_value);
+        } else {
+            Py_XDECREF(cls_value);
+            PyErr_Clear();
+        }
+    } else if (!PyUnicode_Check(media_type)) {
+        PyErr_SetString(PyExc_TypeError, "media_type must be a str or None");
+        Py_DECREF(list);
+        Py_DECREF(media_type);
+        return -1;
+    }
+    Py_INCREF(body);
+    Py_XSETREF(r->body, body);
+    Py_XSETREF(r->headers, list);
+    Py_XSETREF(r->media_type, media_type);
+    r->status_code = status;
+    return 0;
+}
+
+static PyObject *tb_content_bytes(PyObject *content) {
+    if (content == Py_None) return PyBytes_FromStringAndSize("", 0);
+    if (PyBytes_Check(content)) {
+        Py_INCREF(content);
+        return content;
+    }
+    if (PyUnicode_Check(content)) return PyUnicode_AsUTF8String(content);
+    if (PyObject_CheckBuffer(content)) return PyBytes_FromObject(content);
+    PyErr_Format(PyExc_TypeError, "Response content must be bytes or str, not '%.200s'",
+                 Py_TYPE(content)->tp_name);
+    return NULL;
+}
+
+static int tb_response_init(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"content", "status_code", "headers", "media_type", NULL};
+    PyObject *content = Py_None, *headers = Py_None, *media_type = Py_None;
+    int status = 200;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OiOO:Response", kwlist, &content, &status,
+                                     &headers, &media_type))
+        return -1;
+    PyObject *body = tb_content_bytes(content);
+    if (!body) return -1;
+    int rc = tb_response_setup((tb_Response *)self, body, status, headers, media_type);
+    Py_DECREF(body);
+    return rc;
+}
+
+static int tb_json_response_init(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"content", "status_code", "headers", "media_type", NULL};
+    PyObject *content = Py_None, *headers = Py_None, *media_type = Py_None;
+    int status = 200;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OiOO:JSONResponse", kwlist, &content, &status,
+                                     &headers, &media_type))
+        return -1;
+    turbo_buf *buf = tb_to_json(content, 0);
+    if (!buf) return -1;
+    PyObject *body = PyBytes_FromStringAndSize(buf->data, (Py_ssize_t)buf->len);
+    tb_scratch_done(buf);
+    if (!body) return -1;
+    int rc = tb_response_setup((tb_Response *)self, body, status, headers, media_type);
+    Py_DECREF(body);
+    if (rc == 0 && ((tb_Response *)self)->media_type == Py_None) {
+        PyObject *json_type = PyUnicode_FromString("application/json");
+        if (!json_type) return -1;
+        Py_SETREF(((tb_Response *)self)->media_type, json_type);
+    }
+    return rc;
+}
+
+static void tb_response_dealloc(PyObject *self) {
+    tb_Response *r = (tb_Response *)self;
+    Py_XDECREF(r->body);
+    Py_XDECREF(r->headers);
+    Py_XDECREF(r->media_type);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyMemberDef tb_response_members[] = {
+    {"body", T_OBJECT_EX, offsetof(tb_Response, body), READONLY, "The body, bytes."},
+    {"headers", T_OBJECT_EX, offsetof(tb_Response, headers), READONLY, "The (name, value) pairs."},
+    {"media_type", T_OBJECT, offsetof(tb_Response, media_type), 0, "The Content-Type, or None."},
+    {"status_code", T_INT, offsetof(tb_Response, status_code), 0, "The status."},
+    {NULL, 0, 0, 0, NULL}};
+
+/* ================================================================ turbo.HTTPException */
+
+typedef struct {
+    PyException_HEAD
+    PyObject *status_code, *detail, *headers;
+    PyObject *header_list; /* headers, checked, as (name, value) pairs */
+    int status;
+} tb_HTTPException;
+
+static int tb_http_exception_init(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"status_code", "detail", "headers", NULL};
+    tb_HTTPException *e = (tb_HTTPException *)self;
+    PyObject *status_code, *detail = Py_None, *headers = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:HTTPException", kwlist, &status_code,
+                                     &detail, &headers))
+        return -1;
+    long status = PyLong_Check(status_code) ? PyLong_AsLong(status_code) : -1;
+    if (status < 100 || status > 599) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "status_code %R is not an HTTP status", status_code);
+        return -1;
+    }
+    PyObject *list = tb_header_list(headers);
+    if (!list) return -1;
+    Py_INCREF(detail);
+    if (detail == Py_None) {
+        /* As Starlette: the standard reason phrase. */
+        PyObject *http = PyImport_ImportModule("http");
+        PyObject *phrase = http ? PyObject_CallMethod(http, "HTTPStatus", "O", status_code) : NULL;
+        Py_XDECREF(http);
+        if (phrase) Py_SETREF(phrase, PyObject_GetAttrString(phrase, "phrase"));
+        if (!phrase) {
+            Py_DECREF(list);
+            Py_DECREF(detail);
+            return -1;
+        }
+        Py_SETREF(detail, phrase);
+    }
+    PyObject *base_args = PyTuple_Pack(2, status_code, detail);
+    if (!base_args || ((PyTypeObject *)PyExc_BaseException)->tp_init(self, base_args, NULL) < 0) {
+        Py_XDECREF(base_args);
+        Py_DECREF(list);
+        Py_DECREF(detail);
+        return -1;
+    }
+    Py_DECREF(base_args);
+    Py_INCREF(status_code);
+    Py_INCREF(headers);
+    Py_XSETREF(e->status_code, status_code);
+    Py_XSETREF(e->detail, detail);
+    Py_XSETREF(e->headers, headers);
+    Py_XSETREF(e->header_list, list);
+    e->status = (int)status;
+    return 0;
+}
+
+static int tb_http_exception_traverse(PyObject *self, visitproc visit, void *arg) {
+    tb_HTTPException *e = (tb_HTTPException *)self;
+    Py_VISIT(e->status_code);
+    Py_VISIT(e->detail);
+    Py_VISIT(e->headers);
+    Py_VISIT(e->header_list);
+    return ((PyTypeObject *)PyExc_Exception)->tp_traverse(self, visit, arg);
+}
+
+static int tb_http_exception_clear(PyObject *self) {
+    tb_HTTPException *e = (tb_HTTPException *)self;
+    Py_CLEAR(e->status_code);
+    Py_CLEAR(e->detail);
+    Py_CLEAR(e->headers);
+    Py_CLEAR(e->header_list);
+    return ((PyTypeObject *)PyExc_Exception)->tp_clear(self);
+}
+
+/* As CPython's own exception subclasses: not through BaseException's
+   dealloc, which untracks again (fatal on Python 3.9). */
+static void tb_http_exception_dealloc(PyObject *self) {
+    PyObject_GC_UnTrack(self);
+    tb_http_exception_clear(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *tb_http_exception_str(PyObject *self) {
+    tb_HTTPException *e = (tb_HTTPException *)self;
+    if (!e->detail) return PyUnicode_FromString("");
+    return PyUnicode_FromFormat("%d: %S", e->status, e->detail);
+}
+
+static PyMemberDef tb_http_exception_members[] = {
+    {"status_code", T_OBJECT, offsetof(tb_HTTPException, status_code), READONLY, "The status."},
+    {"detail", T_OBJECT, offsetof(tb_HTTPException, detail), READONLY,
+     "Sent as {\"detail\": detail}."},
+    {"headers", T_OBJECT, offsetof(tb_HTTPException, headers), READONLY, "Extra response headers."},
+    {NULL, 0, 0, 0, NULL}};
+
+static void tb_send_http_exception(turbo_res *res, const char *label, tb_HTTPException *e) {
+    turbo_buf *buf = NULL;
+    if (tb_body_allowed(e->status) && !(buf = tb_to_json(e->detail, TB_AS_DETAIL))) {
+        tb_log_error_line(label);
+        tb_send_500(res);
+        return;
+    }
+    tb_send_with_headers(res, label, e->status, e->header_list, buf ? "application/json" : NULL,
+                         buf ? buf->data : "", buf ? buf->len : 0);
+    if (buf) tb_scratch_done(buf);
+}
+
+/* ================================================================ route plans */
+
+enum { TB_PATH, TB_QUERY, TB_BODY, TB_REQUEST }; /* where a value comes from */
+enum { TB_STR, TB_INT, TB_FLOAT, TB_BOOL, TB_DICT, TB_LIST, TB_MODEL, TB_RAW }; /* how it is made */
+
+static const struct {
+    const char *type, *msg;
+} tb_conv_error[] = {
+    {"string_type", "Input should be a valid string"},
+    {"int_parsing", "Input should be a valid integer, unable to parse string as an integer"},
+    {"float_parsing", "Input should be a valid number, unable to parse string as a number"},
+    {"bool_parsing", "Input should be a valid boolean, unable to interpret input"},
+    {"dict_type", "Input should be a valid dictionary"},
+    {"list_type", "Input should be a valid list"},
+};
+
+typedef struct {
+    char *name;              /* the capture or query name, UTF-8 */
+    PyObject *pyname;        /* the same, for error locations */
+    PyObject *default_value; /* NULL when required */
+    PyObject *model;         /* the pydantic class of a TB_MODEL body */
+    unsigned char source, conv, nullable;
+} tb_param;
+
+/* Everything the trampoline needs to call one Python handler. */
+typedef struct {
+    PyObject *func;
+    PyObject *kwnames;      /* keyword-only parameter names, or NULL */
+    Py_ssize_t npositional; /* the leading parameters, passed by position */
+    int nparams;
+    unsigned char order[TB_MAX_ARGS]; /* by source: errors are listed path, query, body */
+    tb_param params[TB_MAX_ARGS];
+    int status;
+    int is_async;
+    char *label; /* "GET /users/{id}", for logs */
+} tb_plan;
+
+static void tb_plan_free(tb_plan *pl) {
+    if (!pl) return;
+    for (int i = 0; i < pl->nparams; i++) {
+        PyMem_Free(pl->params[i].name);
+        Py_XDECREF(pl->params[i].pyname);
+        Py_XDECREF(pl->params[i].default_value);
+        Py_XDECREF(pl->params[i].model);
+    }
+    Py_XDECREF(pl->func);
+    Py_XDECREF(pl->kwnames);
+    PyMem_Free(pl->label);
+    PyMem_Free(pl);
+}
+
+static char *tb_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = (char *)PyMem_Malloc(n);
+    if (!d)
+        PyErr_NoMemory();
+    else
+        memcpy(d, s, n);
+    return d;
+}
+
+/* FastAPI's "{name:path}" is turbo's tail capture "{name...}". */
+static char *tb_translate_pattern(const char *path) {
+    char *out = (char *)PyMem_Malloc(strlen(path) * 2 + 1);
+    if (!out) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    char *o = out;
+    for (const char *p = path; *p;) {
+        if (strncmp(p, ":path}", 6) == 0) {
+            memcpy(o, "...}", 4);
+            o += 4;
+            p += 6;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The capture names of a pattern, as a set of str. */
+static PyObject *tb_pattern_captures(const char *pattern) {
+    PyObject *set = PySet_New(NULL);
+    for (const char *p = strchr(pattern, '{'); set && p; p = strchr(p + 1, '{')) {
+        const char *end = strchr(p, '}');
+        if (!end) break;
+        size_t n = (size_t)(end - p - 1);
+        if (n >= 3 && strncmp(end - 3, "...", 3) == 0) n -= 3;
+        PyObject *name = PyUnicode_DecodeUTF8(p + 1, (Py_ssize_t)n, "strict");
+        if (!name || PySet_Add(set, name) < 0) Py_CLEAR(set);
+        Py_XDECREF(name);
+    }
+    return set;
+}
+
+/* What decoration needs from typing and inspect. */
+typedef struct {
+    PyObject *empty, *any, *get_origin, *get_args, *union_, *union_type;
+} tb_typing;
+
+static PyObject *tb_type_origin(tb_typing *t, PyObject *ann) {
+    return PyObject_CallOneArg(t->get_origin, ann);
+}
+
+/* dict[str, Any], List[Any] and the bare forms are fine; typed items are
+   not checked one by one, so such an annotation is refused, not ignored. */
+static int tb_check_container_args(tb_typing *t, PyObject *ann, PyObject *pyname, int is_dict) {
+    PyObject *args = PyObject_CallOneArg(t->get_args, ann);
+    if (!args) return -1;
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); i++) {
+        PyObject *a = PyTuple_GET_ITEM(args, i);
+        if (a != t->any && !(is_dict && i == 0 && a == (PyObject *)&PyUnicode_Type)) ok = 0;
+    }
+    Py_DECREF(args);
+    if (!ok)
+        PyErr_Format(PyExc_TypeError,
+                     "parameter '%U': %R: turbo does not check the items of a body; "
+                     "annotate it as %s or use a pydantic model",
+                     pyname, ann, is_dict ? "dict" : "list");
+    return ok ? 0 : -1;
+}
+
+/* Sets q->conv, q->source and q->nullable from the annotation. */
+static int tb_classify(tb_typing *t, tb_param *q, PyObject *ann, int in_path, int *nbody) {
+    int rc = -1;
+    PyObject *origin = NULL;
+    Py_INCREF(ann);
+    if (ann == t->empty || ann == t->any) {
+        q->conv = TB_STR;
+    } else {
+        if (!(origin = tb_type_origin(t, ann))) goto done;
+        if (origin == t->union_ || (t->union_type && origin == t->union_type)) {
+            PyObject *args = PyObject_CallOneArg(t->get_args, ann);
+            PyObject *none_type = (PyObject *)Py_TYPE(Py_None);
+            if (!args) goto done;
+            if (PyTuple_GET_SIZE(args) == 2
+                && (PyTuple_GET_ITEM(args, 0) == none_type
+                    || PyTuple_GET_ITEM(args, 1) == none_type)) {
+                PyObject *inner
+                    = PyTuple_GET_ITEM(args, PyTuple_GET_ITEM(args, 0) == none_type ? 1 : 0);
+                Py_INCREF(inner);
+                Py_SETREF(ann, inner);
+                q->nullable = 1;
+            }
+            Py_DECREF(args);
+            if (!q->nullable) {
+                PyErr_Format(PyExc_TypeError,
+                             "parameter '%U': %R: only Optional[X] unions are supported", q->pyname,
+                             ann);
+                goto done;
+            }
+            Py_SETREF(origin, tb_type_origin(t, ann));
+            if (!origin) goto done;
+        }
+        if (ann == (PyObject *)&PyLong_Type)
+            q->conv = TB_INT;
+        else if (ann == (PyObject *)&PyFloat_Type)
+            q->conv = TB_FLOAT;
+        else if (ann == (PyObject *)&PyBool_Type)
+            q->conv = TB_BOOL;
+        else if (ann == (PyObject *)&PyUnicode_Type || ann == t->any)
+            q->conv = TB_STR;
+        else if (ann == (PyObject *)&PyDict_Type || origin == (PyObject *)&PyDict_Type)
+            q->conv = TB_DICT;
+        else if (ann == (PyObject *)&PyList_Type || origin == (PyObject *)&PyList_Type)
+            q->conv = TB_LIST;
+        else if (PyType_Check(ann) && PyType_IsSubtype((PyTypeObject *)ann, &tb_RequestType))
+            q->conv = TB_RAW;
+        else if (PyType_Check(ann) && tb_pydantic_base()
+                 && PyObject_IsSubclass(ann, tb_BaseModel) == 1) {
+            q->conv = TB_MODEL;
+            q->model = ann;
+            Py_INCREF(ann);
+        } else {
+            PyErr_Clear();
+            PyErr_Format(
+                PyExc_TypeError,
+                "parameter '%U': annotation %R is not supported; use int, float, str, bool, "
+                "Optional[...], dict, list, a pydantic model or turbo.Request",
+                q->pyname, ann);
+            goto done;
+        }
+        if ((q->conv == TB_DICT || q->conv == TB_LIST)
+            && tb_check_container_args(t, ann, q->pyname, q->conv == TB_DICT) < 0)
+            goto done;
+    }
+    if (q->conv == TB_RAW) {
+        q->source = TB_REQUEST;
+    } else if (q->conv >= TB_DICT) {
+        if (in_path) {
+            PyErr_Format(PyExc_TypeError, "path parameter '%U' must be int, float, str or bool",
+                         q->pyname);
+            goto done;
+        }
+        if (++*nbody > 1) {
+            PyErr_Format(PyExc_TypeError, "parameter '%U': only one body parameter is supported",
+                         q->pyname);
+            goto done;
+        }
+        q->source = TB_BODY;
+    } else {
+        q->source = in_path ? TB_PATH : TB_QUERY;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(origin);
+    Py_DECREF(ann);
+    return rc;
+}
+
+static int tb_typing_load(tb_typing *t, PyObject *inspect) {
+    PyObject *typing = PyImport_ImportModule("typing");
+    PyObject *types = typing ? PyImport_ImportModule("types") : NULL;
+    PyObject *parameter = types ? PyObject_GetAttrString(inspect, "Parameter") : NULL;
+    memset(t, 0, sizeof *t);
+    if (parameter) {
+        t->empty = PyObject_GetAttrString(parameter, "empty");
+        t->any = PyObject_GetAttrString(typing, "Any");
+        t->get_origin = PyObject_GetAttrString(typing, "get_origin");
+        t->get_args = PyObject_GetAttrString(typing, "get_args");
+        t->union_ = PyObject_GetAttrString(typing, "Union");
+        t->union_type = PyObject_GetAttrString(types, "UnionType"); /* X | None, Python 3.10+ */
+        if (!t->union_type) PyErr_Clear();
+    }
+    Py_XDECREF(typing);
+    Py_XDECREF(types);
+    Py_XDECREF(parameter);
+    return t->empty && t->any && t->get_origin && t->get_args && t->union_ ? 0 : -1;
+}
+
+static void tb_typing_clear(tb_typing *t) {
+    Py_XDECREF(t->empty);
+    Py_XDECREF(t->any);
+    Py_XDECREF(t->get_origin);
+    Py_XDECREF(t->get_args);
+    Py_XDECREF(t->union_);
+    Py_XDECREF(t->union_type);
+}
+
+/* The annotations, with string annotations resolved; a callable that is
+   not a function (a partial) has only what the signature shows. */
+static PyObject *tb_type_hints(PyObject *func) {
+    PyObject *typing = PyImport_ImportModule("typing");
+    PyObject *hints = typing ? PyObject_CallMethod(typing, "get_type_hints", "O", func) : NULL;
+    Py_XDECREF(typing);
+    if (!hints && PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        hints = PyDict_New();
+    }
+    return hints;
+}
+
+static int tb_plan_param(tb_plan *pl, tb_typing *t, PyObject *p, PyObject *hints,
+                         PyObject *captures, PyObject *kwnames, int *nbody) {
+    PyObject *kind_obj = PyObject_GetAttrString(p, "kind");
+    long kind = kind_obj ? PyLong_AsLong(kind_obj) : -1;
+    Py_XDECREF(kind_obj);
+    if (kind == -1 && PyErr_Occurred()) return -1;
+    if (kind == 2 || kind == 4) /* *args, **kwargs: nothing to pass */
+        return 0;
+    if (pl->nparams == TB_MAX_ARGS) {
+        PyErr_Format(PyExc_TypeError, "a handler may have at most %d parameters", TB_MAX_ARGS);
+        return -1;
+    }
+    tb_param *q = &pl->params[pl->nparams++];
+    if (!(q->pyname = PyObject_GetAttrString(p, "name"))) return -1;
+    const char *name = PyUnicode_AsUTF8(q->pyname);
+    if (!name || !(q->name = tb_strdup(name))) return -1;
+    PyObject *dflt = PyObject_GetAttrString(p, "default");
+    if (!dflt) return -1;
+    if (dflt != t->empty)
+        q->default_value = dflt;
+    else
+        Py_DECREF(dflt);
+    PyObject *ann = PyDict_GetItemWithError(hints, q->pyname); /* borrowed */
+    if (!ann && PyErr_Occurred()) return -1;
+    PyObject *own_ann = ann ? NULL : PyObject_GetAttrString(p, "annotation");
+    if (!ann && !own_ann) return -1;
+    int in_path = PySet_Contains(captures, q->pyname);
+    int rc = in_path < 0 ? -1 : tb_classify(t, q, ann ? ann : own_ann, in_path, nbody);
+    Py_XDECREF(own_ann);
+    if (rc < 0) return -1;
+    if (kind == 3) /* keyword-only */
+        return PyList_Append(kwnames, q->pyname);
+    pl->npositional++;
+    return 0;
+}
+
+static tb_plan *tb_plan_new(PyObject *func, const char *pattern, const char *label, int status) {
+    tb_plan *pl = (tb_plan *)PyMem_Calloc(1, sizeof *pl);
+    if (!pl) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    pl->func = func;
+    Py_INCREF(func);
+    pl->status = status;
+    tb_typing t;
+    memset(&t, 0, sizeof t);
+    PyObject *inspect = NULL, *sig = NULL, *hints = NULL, *params = NULL, *list = NULL,
+             *captures = NULL, *kwnames = NULL, *is_async = NULL;
+    int ok = 0, nbody = 0;
+    if (!(pl->label = tb_strdup(label)) || !(inspect = PyImport_ImportModule("inspect"))
+        || tb_typing_load(&t, inspect) < 0
+        || !(sig = PyObject_CallMethod(inspect, "signature", "O", func))
+        || !(hints = tb_type_hints(func)) || !(params = PyObject_GetAttrString(sig, "parameters"))
+        || !(list = PyMapping_Values(params)) || !(captures = tb_pattern_captures(pattern))
+        || !(kwnames = PyList_New(0))
+        || !(is_async = PyObject_CallMethod(inspect, "iscoroutinefunction", "O", func)))
+        goto done;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++)
+        if (tb_plan_param(pl, &t, PyList_GET_ITEM(list, i), hints, captures, kwnames, &nbody) < 0)
+            goto done;
+    if (PyList_GET_SIZE(kwnames) && !(pl->kwnames = PyList_AsTuple(kwnames))) goto done;
+    pl->is_async = PyObject_IsTrue(is_async) == 1;
+    int k = 0;
+    for (int source = TB_PATH; source <= TB_REQUEST; source++)
+        for (int i = 0; i < pl->nparams; i++)
+            if (pl->params[i].source == source) pl->order[k++] = (unsigned char)i;
+    ok = 1;
+done:
+    tb_typing_clear(&t);
+    Py_XDECREF(inspect);
+    Py_XDECREF(sig);
+    Py_XDECREF(hints);
+    Py_XDECREF(params);
+    Py_XDECREF(list);
+    Py_XDECREF(captures);
+    Py_XDECREF(kwnames);
+    Py_XDECREF(is_async);
+    if (!ok) {
+        tb_plan_free(pl);
+        return NULL;
+    }
+    return pl;
+}
+
+/* ================================================================ converting values */
+
+/* Each returns a new reference; NULL without an exception when the text
+   does not parse; NULL with one on a real error. Rules as pydantic 2's
+   lax mode for strings. */
+static PyObject *tb_parse_int(const char *s, size_t n) {
+    tb_trim(&s, &n);
+    size_t dot = n;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '.') dot = i;
+    for (size_t i = dot + 1; i < n; i++) /* "12.000" is 12; "12." and "12.5" are not integers */
+        if (s[i] != '0') return NULL;
+    if (dot < n && dot + 1 == n) return NULL;
+    size_t start = (dot && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
+    if (start == dot) return NULL;
+    for (size_t i = start; i < dot; i++)
+        if (!tb_is_digit(s[i]) && s[i] != '_') return NULL;
+    if (dot - start <= 18 && !memchr(s, '_', dot)) {
+        long long v = 0;
+        for (size_t i = start; i < dot; i++) v = v * 10 + (s[i] - '0');
+        return PyLong_FromLongLong(s[0] == '-' ? -v : v);
+    }
+    char *digits = tb_copy_without_underscores(s, dot);
+    if (!digits) return NULL;
+    PyObject *v = PyLong_FromString(digits, NULL, 10);
+    PyMem_Free(digits);
+    if (!v && PyErr_ExceptionMatches(PyExc_ValueError)) /* e.g. more digits than Python allows */
+        PyErr_Clear();
+    return v;
+}
+
+static PyObject *tb_parse_float(const char *s, size_t n) {
+    tb_trim(&s, &n);
+    if (n == 0) return NULL;
+    char *text = tb_copy_without_underscores(s, n);
+    if (!text) return NULL;
+    char *end;
+    double d = PyOS_string_to_double(text, &end, NULL);
+    int whole = *end == '\0';
+    PyMem_Free(text);
+    if (d == -1.0 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) return NULL;
+        PyErr_Clear();
+    }
+    return whole && !PyErr_Occurred() ? PyFloat_FromDouble(d) : NULL;
+}
+
+static PyObject *tb_parse_bool(const char *s, size_t n) {
+    static const char *const words[]
+        = {"0", "off", "f", "false", "n", "no", "1", "on", "t", "true", "y", "yes"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        if (strlen(words[i]) == n && strncasecmp(s, words[i], n) == 0) {
+            PyObject *v = i < 6 ? Py_False : Py_True;
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return NULL;
+}
+
+static PyObject *tb_convert(int conv, const char *s, size_t n) {
+    switch (conv) {
+    case TB_INT:
+        return tb_parse_int(s, n);
+    case TB_FLOAT:
+        return tb_parse_float(s, n);
+    case TB_BOOL:
+        return tb_parse_bool(s, n);
+    default:
+        return PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
+    }
+}
+
+/* Appends {"type","loc","msg","input"} to *errors (made on first use);
+   loc is [where] or [where, name]. */
+static int tb_add_error(PyObject **errors, const char *type, const char *where, PyObject *name,
+                        const char *msg, PyObject *input) {
+    if (!*errors && !(*errors = PyList_New(0))) return -1;
+    PyObject *e = name ? Py_BuildValue("{s:s,s:[s,O],s:s,s:O}", "type", type, "loc", where, name,
+                                       "msg", msg, "input", input)
+                       : Py_BuildValue("{s:s,s:[s],s:s,s:O}", "type", type, "loc", where, "msg",
+                                       msg, "input", input);
+    if (!e) return -1;
+    int rc = PyList_Append(*errors, e);
+    Py_DECREF(e);
+    return rc;
+}
+
+static int tb_add_missing(PyObject **errors, const char *where, PyObject *name) {
+    return tb_add_error(errors, "missing", where, name, "Field required", Py_None);
+}
+
+/* 0 with *out set or an error appended; -1 with an exception. */
+static int tb_arg_scalar(tb_param *q, const char *where, const char *s, size_t n, PyObject **out,
+                         PyObject **errors) {
+    if ((*out = tb_convert(q->conv, s, n))) return 0;
+    if (PyErr_Occurred()) return -1;
+    PyObject *input = PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
+    int rc = input ? tb_add_error(errors, tb_conv_error[q->conv].type, where, q->pyname,
+                                  tb_conv_error[q->conv].msg, input)
+                   : -1;
+    Py_XDECREF(input);
+    return rc;
+}
+
+static int tb_arg_path(tb_param *q, turbo_req *req, PyObject **out, PyObject **errors) {
+    turbo_str v = turbo_req_param(req, q->name);
+    if (!v.len || !memchr(v.ptr, '%', v.len))
+        return tb_arg_scalar(q, "path", v.len ? v.ptr : "", v.len, out, errors);
+    char small[256];
+    char *buf = v.len <= sizeof small ? small : (char *)PyMem_Malloc(v.len);
+    if (!buf) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    long n = turbo_url_decode(buf, v.ptr, v.len, 0);
+    int rc = n < 0 ? tb_arg_scalar(q, "path", v.ptr, v.len, out, errors)
+                   : tb_arg_scalar(q, "path", buf, (size_t)n, out, errors);
+    if (buf != small) PyMem_Free(buf);
+    return rc;
+}
+
+/* 0, 1 after answering (a malformed query), or -1 with an exception. */
+static int tb_arg_query(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out,
+                        PyObject **errors) {
+    turbo_str v;
+    int found = turbo_req_query_get(req, q->name, &v);
+    if (found > 0) return tb_arg_scalar(q, "query", v.len ? v.ptr : "", v.len, out, errors);
+    if (found < 0) {
+        static const char body[] = "{\"detail\":\"Malformed query string\"}";
+        turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
+        return 1;
+    }
+    if (!q->default_value) return tb_add_missing(errors, "query", q->pyname);
+    *out = q->default_value;
+    Py_INCREF(*out);
+    return 0;
+}
+
+/* FastAPI reads a body as JSON when there is no Content-Type or it is
+   application/json or application/...+json. */
+static int tb_is_json_request(turbo_req *req) {
+    turbo_str ct = turbo_req_header(req, "content-type");
+    if (!ct.ptr || !ct.len) return 1;
+    size_t n = 0;
+    while (n < ct.len && ct.ptr[n] != ';') n++;
+    while (n && (ct.ptr[n - 1] == ' ' || ct.ptr[n - 1] == '\t')) n--;
+    if (n < 12 || strncasecmp(ct.ptr, "application/", 12) != 0) return 0;
+    return (n == 16 && strncasecmp(ct.ptr + 12, "json", 4) == 0)
+           || (n > 17 && strncasecmp(ct.ptr + n - 5, "+json", 5) == 0);
+}
+
+static int tb_add_json_invalid(PyObject **errors) {
+    PyObject *exc = tb_take_exception();
+    PyObject *pos = PyObject_GetAttr(exc, tb_s_pos);
+    PyObject *msg = pos ? PyObject_GetAttr(exc, tb_s_msg) : NULL;
+    PyObject *e
+        = msg ? Py_BuildValue("{s:s,s:[s,O],s:s,s:{},s:{s:O}}", "type", "json_invalid", "loc",
+                              "body", pos, "msg", "JSON decode error", "input", "ctx", "error", msg)
+              : NULL;
+    int rc = -1;
+    if (e && (*errors || (*errors = PyList_New(0)))) rc = PyList_Append(*errors, e);
+    Py_XDECREF(e);
+    Py_XDECREF(msg);
+    Py_XDECREF(pos);
+    Py_DECREF(exc);
+    return rc;
+}
+
+/* pydantic's own errors, with "body" prepended to each loc, as FastAPI does. */
+static int tb_add_model_errors(PyObject **errors) {
+    PyObject *exc = tb_take_exception();
+    PyObject *list = NULL;
+    if (tb_pydantic_v2) {
+        PyObject *meth = PyObject_GetAttrString(exc, "errors");
+        PyObject *kw = meth ? Py_BuildValue("{s:O}", "include_url", Py_False) : NULL;
+        list = kw ? PyObject_Call(meth, tb_empty_tuple, kw) : NULL;
+        Py_XDECREF(meth);
+        Py_XDECREF(kw);
+    } else {
+        list = PyObject_CallMethod(exc, "errors", NULL);
+    }
+    Py_DECREF(exc);
+    if (!list || (!*errors && !(*errors = PyList_New(0)))) {
+        Py_XDECREF(list);
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(list); i++) {
+        PyObject *e = PyList_GET_ITEM(list, i);
+        PyObject *loc = PyDict_Check(e) ? PyDict_GetItemWithError(e, tb_s_loc) : NULL;
+        PyObject *inner = loc ? PySequence_Tuple(loc) : NULL;
+        PyObject *body = inner ? Py_BuildValue("(s)", "body") : NULL;
+        PyObject *full = body ? PySequence_Concat(body, inner) : NULL;
+        rc = full && PyDict_SetItem(e, tb_s_loc, full) == 0 ? PyList_Append(*errors, e) : -1;
+        Py_XDECREF(inner);
+        Py_XDECREF(body);
+        Py_XDECREF(full);
+    }
+    Py_DECREF(list);
+    return rc;
+}
+
+static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject **errors) {
+    if (q->conv == TB_MODEL) {
+        PyObject *m = tb_pydantic_v2 ? PyObject_CallMethod(q->model, "model_validate", "(O)", value)
+                                     : PyObject_CallMethod(q->model, "parse_obj", "(O)", value);
+        if (m) {
+            *out = m;
+            return 0;
+        }
+        return PyErr_ExceptionMatches(tb_ValidationError) ? tb_add_model_errors(errors) : -1;
+    }
+    if (q->conv == TB_DICT ? PyDict_Check(value) : PyList_Check(value)) {
+        *out = value;
+        Py_INCREF(value);
+        return 0;
+    }
+    PyObject *input
+        = PyBytes_Check(value)
+              ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value), "replace")
+              : value;
+    if (input == value) Py_INCREF(input);
+    int rc = input ? tb_add_error(errors, tb_conv_error[q->conv].type, "body", NULL,
+                                  tb_conv_error[q->conv].msg, input)
+                   : -1;
+    Py_XDECREF(input);
+    return rc;
+}
+
+/* 0, 1 after answering (a body that is not text), or -1 with an exception. */
+static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out,
+                       PyObject **errors) {
+    turbo_str b = turbo_req_body(req);
+    PyObject *value = b.len ? PyBytes_FromStringAndSize(b.ptr, (Py_ssize_t)b.len) : Py_None;
+    if (!value) return -1;
+    if (value != Py_None && tb_is_json_request(req)) {
+        Py_SETREF(value, PyObject_CallOneArg(tb_json_loads, value));
+        if (!value) {
+            if (PyErr_ExceptionMatches(tb_JSONDecodeError)) return tb_add_json_invalid(errors);
+            if (!PyErr_ExceptionMatches(PyExc_ValueError)) return -1;
+            PyErr_Clear(); /* not UTF-8 or UTF-16/32: as FastAPI */
+            static const char body[] = "{\"detail\":\"There was an error parsing the body\"}";
+            turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
+            return 1;
+        }
+    } else if (value == Py_None) {
+        Py_INCREF(value);
+    }
+    int rc;
+    if (value == Py_None) {
+        if (q->default_value) {
+            *out = q->default_value;
+            Py_INCREF(*out);
+            rc = 0;
+        } else {
+            rc = tb_add_missing(errors, "body", NULL);
+        }
+    } else {
+        rc = tb_check_body(q, value, out, errors);
+    }
+    Py_DECREF(value);
+    return rc;
+}
+
+/* Fills args[0..nparams) with new references. 0; 1 after answering the
+   request itself (422, 400); -1 with an exception. */
+static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject **args,
+                         tb_Request **request) {
+    PyObject *errors = NULL;
+    int rc = 0;
+    for (int i = 0; i < pl->nparams; i++) args[i] = NULL;
+    for (int k = 0; k < pl->nparams && rc == 0; k++) {
+        int i = pl->order[k];
+        tb_param *q = &pl->params[i];
+        switch (q->source) {
+        case TB_PATH:
+            rc = tb_arg_path(q, req, &args[i], &errors);
+            break;
+        case TB_QUERY:
+            rc = tb_arg_query(q, req, res, &args[i], &errors);
+            break;
+        case TB_BODY:
+            rc = tb_arg_body(q, req, res, &args[i], &errors);
+            break;
+        default:
+            if (!errors) {
+                args[i] = tb_request_new(req);
+                *request = (tb_Request *)args[i];
+                rc = args[i] ? 0 : -1;
+            }
+        }
+    }
+    if (rc == 0 && errors)
+        rc = tb_send_json(res, 422, errors, TB_AS_DETAIL | TB_LENIENT) < 0 ? -1 : 1;
+    Py_XDECREF(errors);
+    if (rc != 0) {
+        for (int i = 0; i < pl->nparams; i++) Py_CLEAR(args[i]);
+        *request = NULL;
+    }
+    return rc;
+}
+
+/* ================================================================ the trampoline */
+
+/* Answers with what a handler returned. GIL held. */
+static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
+    if (PyObject_TypeCheck(result, &tb_ResponseType)) {
+        tb_send_response(res, pl->label, (tb_Response *)result);
+    } else if (PyBytes_Check(result)) {
+        if (tb_body_allowed(pl->status))
+            turbo_res_send(res, pl->status, "application/octet-stream", PyBytes_AS_STRING(result),
+                           (size_t)PyBytes_GET_SIZE(result));
+        else
+            tb_send_empty(res, pl->status, "application/octet-stream");
+    } else if (tb_send_json(res, pl->status, result, 0) < 0) {
+        tb_log_error_line(pl->label);
+        tb_send_500(res);
+    }
+}
+
+/* Answers with an exception: exc (stolen), or the raised one if NULL. */
+static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc) {
+    if (!exc && !(exc = tb_take_exception())) {
+        tb_send_500(res);
+        return;
+    }
+    if (PyObject_TypeCheck(exc, &tb_HTTPExceptionType) && ((tb_HTTPException *)exc)->header_list) {
+        tb_send_http_exception(res, pl->label, (tb_HTTPException *)exc);
+    } else {
+        tb_log_exception(pl->label, exc);
+        tb_send_500(res);
+    }
+    Py_DECREF(exc);
+}
+
+static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro);
+
+/* The turbo_handler of every Python route; user is the route's plan. */
+static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
+    tb_plan *pl = (tb_plan *)user;
+    PyObject *stack[TB_MAX_ARGS + 1], **args = stack + 1; /* args[-1] free for vectorcall */
+    tb_Request *request = NULL;
+    if (tb_gil_take() < 0) {
+        turbo_res_text(res, 500, "Internal Server Error");
+        return;
+    }
+    int rc = tb_build_args(pl, req, res, args, &request);
+    if (rc == 0) {
+        PyObject *result = PyObject_Vectorcall(
+            pl->func, args, (size_t)pl->npositional | PY_VECTORCALL_ARGUMENTS_OFFSET, pl->kwnames);
+        PyObject *exc = result ? NULL : tb_take_exception(); /* before any other call */
+        if (request) tb_request_detach(request, pl->label);
+        for (int i = 0; i < pl->nparams; i++) Py_DECREF(args[i]);
+        if (!result)
+            tb_answer_exception(res, pl, exc);
+        else if (pl->is_async || PyCoro_CheckExact(result))
+            tb_await(res, pl, result);
+        else
+            tb_answer(res, pl, result);
+        Py_XDECREF(result);
+    } else if (rc < 0) {
+        tb_answer_exception(res, pl, NULL);
+    }
+    tb_gil_drop();
+}
+
+/* ================================================================ async handlers */
+
+/* One awaited request: the done-callback of its future (tp_call) stores
+   the outcome and resumes the deferred answer on the worker thread. */
+typedef struct {
+    PyObject_HEAD
+    turbo_defer *defer; /* NULL once resumed */
+    tb_plan *plan;
+    PyObject *result, *error;
+} tb_Pending;
+
+static void tb_resume(turbo_res *res, void *arg) {
+    tb_Pending *p = (tb_Pending *)arg;
+    if (tb_gil_take() < 0) {
+        if (res) turbo_res_text(res, 500, "Internal Server Error");
+        return; /* p is lost: without the GIL it cannot be released */
+    }
+    if (res && p->result) {
+        tb_answer(res, p->plan, p->result);
+    } else if (res) {
+        PyObject *error = p->error;
+        p->error = NULL;
+        tb_answer_exception(res, p->plan, error);
+    }
+    Py_DECREF(p);
+    tb_gil_drop();
+}
+
+/* Runs on the loop's thread, GIL held, when the future is done. */
+static PyObject *tb_pending_call(PyObject *self, PyObject *args, PyObject *kwds) {
+    tb_Pending *p = (tb_Pending *)self;
+    PyObject *future;
+    if (kwds || !PyArg_ParseTuple(args, "O", &future))
+        return kwds ? (PyErr_SetString(PyExc_TypeError, "no keywords"), NULL) : NULL;
+    if (!p->defer) Py_RETURN_NONE;
+    if (!(p->result = PyObject_CallMethodNoArgs(future, tb_s_result)))
+        p->error = tb_take_exception();
+    turbo_defer *d = p->defer;
+    p->defer = NULL;
+    Py_INCREF(p); /* carried by turbo to tb_resume */
+    turbo_defer_resume(d, tb_resume, p);
+    Py_RETURN_NONE;
+}
+
+static void tb_pending_dealloc(PyObject *self) {
+    tb_Pending *p = (tb_Pending *)self;
+    Py_XDECREF(p->result);
+    Py_XDECREF(p->error);
+    PyObject_Free(self);
+}
+
+static void tb_close_coroutine(PyObject *coro) {
+    PyObject *closed = PyObject_CallMethodNoArgs(coro, tb_s_close);
+    Py_XDECREF(closed);
+    PyErr_Clear();
+}
+
+/* Hands a coroutine to this process's loop and defers the answer. */
+static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
+    if (!tb_loop) {
+        tb_close_coroutine(coro);
+        PyErr_SetString(PyExc_RuntimeError, "the handler returned a coroutine but this process "
+                                            "runs no asyncio loop: declare it with async def");
+        tb_answer_exception(res, pl, NULL);
+        return;
+    }
+    tb_Pending *p = PyObject_New(tb_Pending, &tb_PendingType);
+    if (p) {
+        p->plan = pl;
+        p->result = p->error = NULL;
+    }
+    if (!p || !(p->defer = turbo_res_defer(res))) {
+        Py_XDECREF(p);
+        tb_close_coroutine(coro);
+        PyErr_NoMemory();
+        tb_answer_exception(res, pl, NULL);
+        return;
+    }
+    turbo_defer *d = p->defer;
+    PyObject *future
+        = PyObject_CallFunctionObjArgs(tb_run_coroutine_threadsafe, coro, tb_loop, NULL);
+    PyObject *added
+        = future ? PyObject_CallMethodOneArg(future, tb_s_add_done_callback, (PyObject *)p) : NULL;
+    if (!added) {
+        p->error = tb_take_exception();
+        if (!future) tb_close_coroutine(coro);
+        if (p->defer) { /* else the callback has already run */
+            p->defer = NULL;
+            Py_INCREF(p);
+            turbo_defer_resume(d, tb_resume, p);
+        }
+    }
+    Py_XDECREF(added);
+    Py_XDECREF(future);
+    Py_DECREF(p);
+}
+
+/* GIL held. Starts asyncio's loop in a daemon thread of this process. */
+static int tb_loop_start(void) {
+    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    PyObject *threading = asyncio ? PyImport_ImportModule("threading") : NULL;
+    PyObject *loop = threading ? PyObject_CallMethod(asyncio, "new_event_loop", NULL) : NULL;
+    PyObject *run = loop ? PyObject_GetAttrString(loop, "run_forever") : NULL;
+    PyObject *kw = run ? Py_BuildValue("{s:O,s:s,s:O}", "target", run, "name", "turbo-asyncio",
+                                       "daemon", Py_True)
+                       : NULL;
+    PyObject *thread_type = kw ? PyObject_GetAttrString(threading, "Thread") : NULL;
+    PyObject *thread = thread_type ? PyObject_Call(thread_type, tb_empty_tuple, kw) : NULL;
+    PyObject *started = thread ? PyObject_CallMethod(thread, "start", NULL) : NULL;
+    if (started) {
+        tb_run_coroutine_threadsafe = PyObject_GetAttrString(asyncio, "run_coroutine_threadsafe");
+        tb_loop = loop;
+        tb_loop_thread = thread;
+        Py_INCREF(loop);
+        Py_INCREF(thread);
+    }
+    Py_XDECREF(asyncio);
+    Py_XDECREF(threading);
+    Py_XDECREF(loop);
+    Py_XDECREF(run);
+    Py_XDECREF(kw);
+    Py_XDECREF(thread_type);
+    Py_XDECREF(thread);
+    Py_XDECREF(started);
+    return started && tb_run_coroutine_threadsafe ? 0 : -1;
+}
+
+static void tb_loop_stop(void) {
+    if (!tb_loop) return;
+    PyObject *stop = PyObject_GetAttrString(tb_loop, "stop");
+    PyObject *r = stop ? PyObject_CallMethod(tb_loop, "call_soon_threadsafe", "O", stop) : NULL;
+    Py_XDECREF(r);
+    r = r ? PyObject_CallMethod(tb_loop_thread, "join", NULL) : NULL;
+    Py_XDECREF(r);
+    r = r ? PyObject_CallMethod(tb_loop, "close", NULL) : NULL;
+    if (!r) tb_log_error_line("stopping the asyncio loop");
+    Py_XDECREF(r);
+    Py_XDECREF(stop);
+    Py_CLEAR(tb_loop);
+    Py_CLEAR(tb_loop_thread);
+    Py_CLEAR(tb_run_coroutine_threadsafe);
+}
+
+/* ================================================================ turbo.App */
+
+typedef struct {
+    char *method, *pattern;
+    turbo_handler handler;
+    void *user;
+} tb_entry;
+
+typedef struct {
+    PyObject_HEAD
+    tb_entry *entries; /* every route, registered again on the real server by run() */
+    size_t nentries;
+    tb_plan **plans;
+    size_t nplans;
+    turbo_server *check; /* refuses bad or conflicting patterns when they are declared */
+    int has_async;
+    int serving; /* inside run() */
+    pid_t run_pid;
+} tb_App;
+
+static int tb_app_register(tb_App *app, const char *method, const char *pattern, turbo_handler h,
+                           void *user) {
+    if (app->serving) {
+        PyErr_SetString(PyExc_RuntimeError, "routes cannot be added while the app is running");
+        return -1;
+    }
+    if (!app->check && !(app->check = turbo_new(NULL))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (turbo_route(app->check, method, pattern, h, user) < 0) {
+        PyErr_SetString(PyExc_ValueError, turbo_error(app->check));
+        return -1;
+    }
+    tb_entry *grown = (tb_entry *)PyMem_Realloc(app->entries, (app->nentries + 1) * sizeof *grown);
+    if (!grown) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    app->entries = grown;
+    tb_entry *e = &grown[app->nentries];
+    e->method = tb_strdup(method);
+    e->pattern = e->method ? tb_strdup(pattern) : NULL;
+    if (!e->pattern) {
+        PyMem_Free(e->method);
+        return -1;
+    }
+    e->handler = h;
+    e->user = user;
+    app->nentries++;
+    return 0;
+}
+
+/* None -> ("GET",); a str or a sequence of str -> a tuple in upper case. */
+static PyObject *tb_methods(PyObject *methods) {
+    if (methods == Py_None) return Py_BuildValue("(s)", "GET");
+    PyObject *seq = PyUnicode_Check(methods) ? PyTuple_Pack(1, methods) : PySequence_Tuple(methods);
+    Py_ssize_t n = seq ? PyTuple_GET_SIZE(seq) : 0;
+    PyObject *out = seq ? PyTuple_New(n) : NULL;
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        PyObject *m = PyTuple_GET_ITEM(seq, i);
+        PyObject *upper = PyUnicode_Check(m) ? PyObject_CallMethod(m, "upper", NULL) : NULL;
+        if (!upper) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "methods must be str");
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, upper);
+    }
+    if (out && n == 0) {
+        PyErr_SetString(PyExc_ValueError, "methods is empty");
+        Py_CLEAR(out);
+    }
+    Py_XDECREF(seq);
+    return out;
+}
+
+static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *methods, int status) {
+    if (!PyCallable_Check(func)) {
+        PyErr_Format(PyExc_TypeError, "a route handler must be callable, not %R", func);
+        return -1;
+    }
+    if (status < 100 || status > 599) {
+        PyErr_Format(PyExc_ValueError, "status_code %d is not an HTTP status", status);
+        return -1;
+    }
+    const char *cpath = PyUnicode_AsUTF8(path);
+    char *pattern = cpath ? tb_translate_pattern(cpath) : NULL;
+    PyObject *sep = pattern ? PyUnicode_FromString("|") : NULL;
+    PyObject *verbs = sep ? PyUnicode_Join(sep, methods) : NULL;
+    PyObject *label = verbs ? PyUnicode_FromFormat("%U %U", verbs, path) : NULL;
+    const char *clabel = label ? PyUnicode_AsUTF8(label) : NULL;
+    tb_plan *pl = clabel ? tb_plan_new(func, pattern, clabel, status) : NULL;
+    tb_plan **grown
+        = pl ? (tb_plan **)PyMem_Realloc(app->plans, (app->nplans + 1) * sizeof *grown) : NULL;
+    int rc = -1;
+    if (grown) {
+        app->plans = grown;
+        grown[app->nplans++] = pl;
+        rc = 0;
+        for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(methods); i++) {
+            const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
+            rc = m ? tb_app_register(app, m, pattern, tb_py_handler, pl) : -1;
+        }
+        app->has_async |= pl->is_async;
+    } else if (pl) {
+        PyErr_NoMemory();
+        tb_plan_free(pl);
+    }
+    PyMem_Free(pattern);
+    Py_XDECREF(sep);
+    Py_XDECREF(verbs);
+    Py_XDECREF(label);
+    return rc;
+}
+
+/* The object @app.get(...) returns: registers the function it decorates. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *app, *path, *methods;
+    int status;
+} tb_Decorator;
+
+static PyObject *tb_decorator_new(PyObject *app, PyObject *path, PyObject *methods, int status) {
+    tb_Decorator *d = PyObject_New(tb_Decorator, &tb_DecoratorType);
+    if (!d) return NULL;
+    Py_INCREF(app);
+    Py_INCREF(path);
+    Py_INCREF(methods);
+    d->app = app;
+    d->path = path;
+    d->methods = methods;
+    d->status = status;
+    return (PyObject *)d;
+}
+
+static PyObject *tb_decorator_call(PyObject *self, PyObject *args, PyObject *kwds) {
+    tb_Decorator *d = (tb_Decorator *)self;
+    PyObject *func;
+    if (kwds && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "the route decorator takes the function only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O:route", &func)
+        || tb_app_add((tb_App *)d->app, d->path, func, d->methods, d->status) < 0)
+        return NULL;
+    Py_INCREF(func);
+    return func;
+}
+
+static void tb_decorator_dealloc(PyObject *self) {
+    tb_Decorator *d = (tb_Decorator *)self;
+    Py_DECREF(d->app);
+    Py_DECREF(d->path);
+    Py_DECREF(d->methods);
+    PyObject_Free(self);
+}
+
+static PyObject *tb_app_verb(PyObject *self, PyObject *args, PyObject *kwds, const char *verb) {
+    static char *kwlist[] = {"path", "status_code", NULL};
+    PyObject *path;
+    int status = 200;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|$i", kwlist, &path, &status)) return NULL;
+    PyObject *methods = Py_BuildValue("(s)", verb);
+    PyObject *d = methods ? tb_decorator_new(self, path, methods, status) : NULL;
+    Py_XDECREF(methods);
+    return d;
+}
+
+#define TB_VERB(fn, verb) \
+    static PyObject *fn(PyObject *s, PyObject *a, PyObject *k) { return tb_app_verb(s, a, k, verb); }
+TB_VERB(tb_app_get, "GET")
+TB_VERB(tb_app_post, "POST")
+TB_VERB(tb_app_put, "PUT")
+TB_VERB(tb_app_patch, "PATCH")
+TB_VERB(tb_app_delete, "DELETE")
+
+static PyObject *tb_app_route(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"path", "methods", "status_code", NULL};
+    PyObject *path, *methods = Py_None;
+    int status = 200;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|Oi:route", kwlist, &path, &methods, &status))
+        return NULL;
+    PyObject *verbs = tb_methods(methods);
+    PyObject *d = verbs ? tb_decorator_new(self, path, verbs, status) : NULL;
+    Py_XDECREF(verbs);
+    return d;
+}
+
+static PyObject *tb_app_add_route(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"path", "endpoint", "methods", "status_code", NULL};
+    PyObject *path, *func, *methods = Py_None;
+    int status = 200;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO|Oi:add_route", kwlist, &path, &func, &methods,
+                                     &status))
+        return NULL;
+    PyObject *verbs = tb_methods(methods);
+    int rc = verbs ? tb_app_add((tb_App *)self, path, func, verbs, status) : -1;
+    Py_XDECREF(verbs);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Makes this module's turbo_* functions visible to libraries loaded later:
+   a native handler library calls them as a C program calls turbo.h. */
+static int tb_export_api(void) {
+    static int done;
+    turbo_server *(*anchor)(const turbo_config *) = turbo_new;
+    void *addr;
+    Dl_info info;
+    if (done) return 0;
+    memcpy(&addr, &anchor, sizeof addr);
+    if (!dladdr(addr, &info) || !info.dli_fname
+        || !dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL)) {
+        PyErr_Format(PyExc_ImportError, "cannot export the turbo API to native handlers: %s",
+                     dlerror());
+        return -1;
+    }
+    done = 1;
+    return 0;
+}
+
+static PyObject *tb_app_native(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"method", "path", "library", "symbol", NULL};
+    const char *method, *path, *library, *symbol;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ssss:native", kwlist, &method, &path, &library,
+                                     &symbol)
+        || tb_export_api() < 0)
+        return NULL;
+    /* Never closed: the server calls into it for as long as the process lives. */
+    void *lib = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) return PyErr_Format(PyExc_OSError, "cannot load %s: %s", library, dlerror());
+    void *sym = dlsym(lib, symbol);
+    if (!sym) return PyErr_Format(PyExc_OSError, "%s has no symbol %s", library, symbol);
+    turbo_handler handler;
+    memcpy(&handler, &sym, sizeof handler);
+    PyObject *verbs = PyUnicode_FromString(method);
+    PyObject *upper = verbs ? PyObject_CallMethod(verbs, "upper", NULL) : NULL;
+    const char *m = upper ? PyUnicode_AsUTF8(upper) : NULL;
+    char *pattern = m ? tb_translate_pattern(path) : NULL;
+    int rc = pattern ? tb_app_register((tb_App *)self, m, pattern, handler, NULL) : -1;
+    PyMem_Free(pattern);
+    Py_XDECREF(verbs);
+    Py_XDECREF(upper);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static void tb_flush_std_streams(void) {
+    static const char *const names[] = {"stdout", "stderr"};
+    for (int i = 0; i < 2; i++) {
+        PyObject *f = PySys_GetObject(names[i]); /* borrowed */
+        PyObject *r = f && f != Py_None ? PyObject_CallMethodNoArgs(f, tb_s_flush) : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+}
+
+/* While turbo_run runs, the thread that called it holds the GIL only
+   inside these hooks; the prefork supervisor never holds it. Each fork is
+   done as os.fork does it: GIL held, PyOS_BeforeFork, then
+   PyOS_AfterFork_Parent or PyOS_AfterFork_Child. */
+static void tb_before_fork(void *arg) {
+    (void)arg;
+    PyEval_RestoreThread(tb_thread_ts);
+    PyOS_BeforeFork();
+}
+
+static void tb_after_fork(int in_child, void *arg) {
+    (void)arg;
+    if (in_child)
+        PyOS_AfterFork_Child();
+    else
+        PyOS_AfterFork_Parent();
+    tb_thread_ts = PyEval_SaveThread();
+}
+
+static void tb_on_process_start(int process_index, void *arg) {
+    tb_App *app = (tb_App *)arg;
+    (void)process_index;
+    PyEval_RestoreThread(tb_thread_ts);
+    if (app->has_async && tb_loop_start() < 0) tb_log_error_line("starting the asyncio loop");
+    tb_thread_ts = PyEval_SaveThread();
+}
+
+static void tb_on_process_stop(int process_index, void *arg) {
+    tb_App *app = (tb_App *)arg;
+    (void)process_index;
+    PyEval_RestoreThread(tb_thread_ts);
+    tb_loop_stop();
+    tb_delete_worker_states();
+    if (getpid() != app->run_pid) /* a child process ends with _exit */
+        tb_flush_std_streams();
+    tb_thread_ts = PyEval_SaveThread();
+}
+
+static PyObject *tb_app_run(PyObject *self_obj, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"host", "port", "workers", "threads", NULL};
+    tb_App *self = (tb_App *)self_obj;
+    const char *host = "127.0.0.1";
+    int port = 8000, threads = 1;
+    PyObject *workers = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|siOi:run", kwlist, &host, &port, &workers,
+                                     &threads))
+        return NULL;
+    if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
+    long processes = workers == Py_None ? sysconf(_SC_NPROCESSORS_ONLN) : PyLong_AsLong(workers);
+    if (processes == -1 && PyErr_Occurred()) return NULL;
+    if (processes < 1 || threads < 1)
+        return PyErr_Format(PyExc_ValueError, "workers and threads must be at least 1");
+    turbo_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.host = host;
+    cfg.port = port == 0 ? -1 : port;
+    cfg.workers = threads;
+    cfg.processes = processes > 1 ? (int)processes : 0;
+    cfg.on_process_start = tb_on_process_start;
+    cfg.on_process_stop = tb_on_process_stop;
+    cfg.before_fork = tb_before_fork;
+    cfg.after_fork = tb_after_fork;
+    cfg.hook_arg = self;
+    if (turbo_config_env(&cfg) < 0)
+        return PyErr_Format(PyExc_ValueError,
+                            "a TURBO_* environment variable is invalid (see stderr)");
+    turbo_server *s = turbo_new(&cfg);
+    if (!s) return PyErr_NoMemory();
+    for (size_t i = 0; i < self->nentries; i++) {
+        tb_entry *e = &self->entries[i];
+        if (turbo_route(s, e->method, e->pattern, e->handler, e->user) < 0) {
+            PyErr_Format(PyExc_RuntimeError, "turbo: %s", turbo_error(s));
+            turbo_free(s);
+            return NULL;
+        }
+    }
+    PyObject *asyncio
+        = self->has_async ? PyImport_ImportModule("asyncio") : NULL; /* once, before forking */
+    if (self->has_async && !asyncio) {
+        turbo_free(s);
+        return NULL;
+    }
+    Py_XDECREF(asyncio);
+    tb_interp = PyInterpreterState_Get();
+    self->run_pid = getpid();
+    self->serving = 1;
+    tb_thread_ts = PyEval_SaveThread();
+    int rc = turbo_run(s);
+    PyEval_RestoreThread(tb_thread_ts);
+    self->serving = 0;
+    if (rc != 0) PyErr_Format(PyExc_RuntimeError, "turbo: %s", turbo_error(s));
+    turbo_free(s);
+    if (rc != 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static void tb_app_free_routes(tb_App *app) {
+    for (size_t i = 0; i < app->nentries; i++) {
+        PyMem_Free(app->entries[i].method);
+        PyMem_Free(app->entries[i].pattern);
+    }
+    for (size_t i = 0; i < app->nplans; i++) tb_plan_free(app->plans[i]);
+    PyMem_Free(app->entries);
+    PyMem_Free(app->plans);
+    app->entries = NULL;
+    app->plans = NULL;
+    app->nentries = app->nplans = 0;
+    if (app->check) turbo_free(app->check);
+    app->check = NULL;
+}
+
+static int tb_app_traverse(PyObject *self, visitproc visit, void *arg) {
+    tb_App *app = (tb_App *)self;
+    for (size_t i = 0; i < app->nplans; i++) {
+        Py_VISIT(app->plans[i]->func);
+        for (int k = 0; k < app->plans[i]->nparams; k++)
+            Py_VISIT(app->plans[i]->params[k].default_value);
+    }
+    return 0;
+}
+
+static int tb_app_clear(PyObject *self) {
+    if (!((tb_App *)self)->serving) tb_app_free_routes((tb_App *)self);
+    return 0;
+}
+
+static void tb_app_dealloc(PyObject *self) {
+    PyObject_GC_UnTrack(self);
+    tb_app_free_routes((tb_App *)self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+#define TB_METH(name, fn, doc)                                                                     \
+    { name, (PyCFunction)(void (*)(void))fn, METH_VARARGS | METH_KEYWORDS, doc }
+static PyMethodDef tb_app_methods[] = {
+    TB_METH("get", tb_app_get, "get(path, *, status_code=200): a decorator for a GET route."),
+    TB_METH("post", tb_app_post, "post(path, *, status_code=200): a decorator for a POST route."),
+    TB_METH("put", tb_app_put, "put(path, *, status_code=200): a decorator for a PUT route."),
+    TB_METH("patch", tb_app_patch,
+            "patch(path, *, status_code=200): a decorator for a PATCH route."),
+    TB_METH("delete", tb_app_delete,
+            "delete(path, *, status_code=200): a decorator for a DELETE route."),
+    TB_METH("route", tb_app_route,
+            "route(path, methods=None, status_code=200): a decorator for any methods."),
+    TB_METH("add_route", tb_app_add_route,
+            "add_route(path, endpoint, methods=None, status_code=200)."),
+    TB_METH(
+        "native", tb_app_native,
+        "native(method, path, library, symbol): serve a C turbo_handler from a shared library."),
+    TB_METH(
+        "run", tb_app_run,
+        "run(host='127.0.0.1', port=8000, workers=None, threads=1): serve until SIGINT/SIGTERM.\n"
+        "workers: processes (None: one per CPU); threads: turbo workers per process.\n"
+        "port=0 picks a free port. TURBO_* environment variables override these."),
+    {NULL, NULL, 0, NULL}};
+
+/* ================================================================ types and module */
+
+static PyTypeObject tb_AppType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo.App",
+    .tp_basicsize = sizeof(tb_App),
+    .tp_dealloc = tb_app_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "App(): routes declared with decorators, served by app.run().",
+    .tp_traverse = tb_app_traverse,
+    .tp_clear = tb_app_clear,
+    .tp_methods = tb_app_methods,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyTypeObject tb_DecoratorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo._RouteDecorator",
+    .tp_basicsize = sizeof(tb_Decorator),
+    .tp_dealloc = tb_decorator_dealloc,
+    .tp_call = tb_decorator_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+};
+
+static PyTypeObject tb_RequestType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo.Request",
+    .tp_basicsize = sizeof(tb_Request),
+    .tp_dealloc = tb_request_dealloc,
+    .tp_repr = tb_request_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The raw request; declare a parameter annotated turbo.Request to get it.",
+    .tp_methods = tb_request_methods,
+    .tp_getset = tb_request_getset,
+};
+
+static PyTypeObject tb_ResponseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo.Response",
+    .tp_basicsize = sizeof(tb_Response),
+    .tp_dealloc = tb_response_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Response(content=b'', status_code=200, headers=None, media_type=None)",
+    .tp_members = tb_response_members,
+    .tp_init = tb_response_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyTypeObject tb_JSONResponseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo.JSONResponse",
+    .tp_basicsize = sizeof(tb_Response),
+    .tp_dealloc = tb_response_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc
+    = "JSONResponse(content, status_code=200, headers=None, media_type=None): content as JSON.",
+    .tp_init = tb_json_response_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyTypeObject tb_HTTPExceptionType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo.HTTPException",
+    .tp_basicsize = sizeof(tb_HTTPException),
+    .tp_dealloc = tb_http_exception_dealloc,
+    .tp_str = tb_http_exception_str,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc
+    = "HTTPException(status_code, detail=None, headers=None): answers {\"detail\": detail}.",
+    .tp_traverse = tb_http_exception_traverse,
+    .tp_clear = tb_http_exception_clear,
+    .tp_members = tb_http_exception_members,
+    .tp_init = tb_http_exception_init,
+};
+
+static PyTypeObject tb_PendingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo._Pending",
+    .tp_basicsize = sizeof(tb_Pending),
+    .tp_dealloc = tb_pending_dealloc,
+    .tp_call = tb_pending_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+};
+
+static struct PyModuleDef tb_module
+    = {PyModuleDef_HEAD_INIT,
+       "turbo",
+       "FastAPI-style Python apps on the turbo C HTTP server, with native C routes beside them.",
+       -1,
+       NULL,
+       NULL,
+       NULL,
+       NULL,
+       NULL};
+
+static int tb_intern(PyObject **slot, const char *s) {
+    return (*slot = PyUnicode_InternFromString(s)) ? 0 : -1;
+}
+
+static int tb_module_state_init(void) {
+    PyObject *json = PyImport_ImportModule("json");
+    PyObject *enum_mod = json ? PyImport_ImportModule("enum") : NULL;
+    if (enum_mod) {
+        tb_json_loads = PyObject_GetAttrString(json, "loads");
+        tb_JSONDecodeError = PyObject_GetAttrString(json, "JSONDecodeError");
+        tb_Enum = PyObject_GetAttrString(enum_mod, "Enum");
+    }
+    Py_XDECREF(json);
+    Py_XDECREF(enum_mod);
+    if (!tb_json_loads || !tb_JSONDecodeError || !tb_Enum || !(tb_empty_tuple = PyTuple_New(0)))
+        return -1;
+    if (tb_intern(&tb_s_result, "result") || tb_intern(&tb_s_add_done_callback, "add_done_callback")
+        || tb_intern(&tb_s_pos, "pos") || tb_intern(&tb_s_msg, "msg") || tb_intern(&tb_s_loc, "loc")
+        || tb_intern(&tb_s_close, "close") || tb_intern(&tb_s_flush, "flush")
+        || tb_intern(&tb_s_value, "value") || tb_intern(&tb_s_model_dump, "model_dump")
+        || tb_intern(&tb_s_mode, "mode") || tb_intern(&tb_s_json, "json"))
+        return -1;
+    if (pthread_key_create(&tb_scratch_key, tb_scratch_free) != 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+PyMODINIT_FUNC PyInit_turbo(void) {
+    static const struct {
+        const char *name;
+        PyTypeObject *type;
+    } exported[] = {{"App", &tb_AppType},
+                    {"Request", &tb_RequestType},
+                    {"Response", &tb_ResponseType},
+                    {"JSONResponse", &tb_JSONResponseType},
+                    {"HTTPException", &tb_HTTPExceptionType}};
+    PyTypeObject *internal[] = {&tb_DecoratorType, &tb_PendingType};
+    tb_HTTPExceptionType.tp_base = (PyTypeObject *)PyExc_Exception;
+    tb_JSONResponseType.tp_base = &tb_ResponseType;
+    for (size_t i = 0; i < sizeof exported / sizeof *exported; i++)
+        if (PyType_Ready(exported[i].type) < 0) return NULL;
+    for (size_t i = 0; i < sizeof internal / sizeof *internal; i++)
+        if (PyType_Ready(internal[i]) < 0) return NULL;
+    if (tb_module_state_init() < 0) return NULL;
+    PyObject *m = PyModule_Create(&tb_module);
+    if (!m) return NULL;
+    for (size_t i = 0; i < sizeof exported / sizeof *exported; i++) {
+        Py_INCREF(exported[i].type);
+        if (PyModule_AddObject(m, exported[i].name, (PyObject *)exported[i].type) < 0) {
+            Py_DECREF(exported[i].type);
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
