@@ -525,10 +525,15 @@ static void tb__buf_puts(turbo_buf *b, const char *s) { turbo_buf_append(b, s, s
 
 /* Unsigned decimal into dst (at least 20 bytes), returns the length. */
 static size_t tb__utoa(uint64_t v, char *dst) {
-    char tmp[20];
-    size_t n = 0, i;
-    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-    for (i = 0; i < n; i++) dst[i] = tmp[n - 1 - i];
+    char tmp[20], *p = tmp + sizeof tmp;
+    size_t n;
+    if (v < 10) { /* the common Content-Length of small bodies, and 0 */
+        dst[0] = (char)('0' + v);
+        return 1;
+    }
+    do { *--p = (char)('0' + v % 10); v /= 10; } while (v);
+    n = (size_t)(tmp + sizeof tmp - p);
+    memcpy(dst, p, n);
     return n;
 }
 
@@ -561,14 +566,25 @@ typedef struct tb__limits {
     uint64_t max_body;
 } tb__limits;
 
-/* Bitmaps over the 256 byte values (bit c set when c is in the class). */
-static const uint32_t tb__tchar_map[8] = {0, 0x03ff6cfau, 0xc7fffffeu, 0x57ffffffu, 0, 0, 0, 0};
-static const uint32_t tb__target_map[8] = {0, 0xaffffff2u, 0x87ffffffu, 0x47fffffeu, 0, 0, 0, 0};
-static const uint32_t tb__value_map[8] = {0x00000200u, 0xffffffffu, 0xffffffffu, 0x7fffffffu,
-                                          0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
-static const uint32_t tb__host_map[8] = {0, 0x2fff7ff2u, 0xaffffffeu, 0x47fffffeu, 0, 0, 0, 0};
+/* Byte classes, one table lookup per byte: token characters (tchar), the
+   RFC 3986 characters of a request target, field-value bytes (HTAB, SP,
+   VCHAR, obs-text) and Host characters. */
+#define TB__TCHAR 1
+#define TB__TARGET 2
+#define TB__VALUE 4
+#define TB__HOST 8
+static const unsigned char tb__class[256] = {
+    0,0,0,0,0,0,0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    4,15,4,5,15,15,15,15,14,14,15,15,14,15,15,6,15,15,15,15,15,15,15,15,15,15,14,14,4,14,4,6,
+    6,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,12,4,12,5,15,
+    5,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,4,5,4,15,0,
+    4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
+    4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
+    4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
+    4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
+};
 
-#define TB__IN(map, c) ((map)[(unsigned char)(c) >> 5] >> ((unsigned char)(c) & 31) & 1u)
+#define TB__IS(cls, c) (tb__class[(unsigned char)(c)] & (cls))
 
 static int tb__hex(int c) {
     return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
@@ -651,7 +667,7 @@ static int tb__parse_content_length(turbo_str v, uint64_t *out) {
 static int tb__valid_host(turbo_str v) {
     size_t i = 0, colon = v.len;
     for (i = 0; i < v.len; i++)
-        if (!TB__IN(tb__host_map, v.ptr[i])) return 0;
+        if (!TB__IS(TB__HOST, v.ptr[i])) return 0;
     if (v.len && v.ptr[0] == '[') {
         const char *end = (const char *)memchr(v.ptr, ']', v.len);
         if (!end) return 0;
@@ -675,13 +691,13 @@ static int tb__valid_host(turbo_str v) {
 /* The request line: method SP request-target SP HTTP-version. */
 static int tb__parse_request_line(const char *p, size_t n, turbo_req *r) {
     const char *end = p + n, *s = p, *q;
-    while (s < end && TB__IN(tb__tchar_map, *s)) s++;
+    while (s < end && TB__IS(TB__TCHAR, *s)) s++;
     if (s == p || s == end || *s != ' ') return -400;
     if (s - p >= TB__METHOD_MAX) return -501; /* longer than any method a route can have */
     r->method.ptr = p;
     r->method.len = (size_t)(s - p);
     q = ++s;
-    for (; s < end && TB__IN(tb__target_map, *s); s++)
+    for (; s < end && TB__IS(TB__TARGET, *s); s++)
         if (*s == '%' && (end - s < 3 || tb__hex((unsigned char)s[1]) < 0 ||
                           tb__hex((unsigned char)s[2]) < 0))
             return -400;
@@ -739,10 +755,10 @@ static int tb__split_target(turbo_req *r) {
 /* One header line without its CRLF: name ":" OWS value OWS. */
 static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo_str *value) {
     size_t i = 0, j;
-    while (i < n && TB__IN(tb__tchar_map, p[i])) i++;
+    while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
     if (i == 0 || i == n || p[i] != ':') return -400; /* no name, no colon, or space before it */
     for (j = i + 1; j < n; j++)
-        if (!TB__IN(tb__value_map, p[j])) return -400;
+        if (!TB__IS(TB__VALUE, p[j])) return -400;
     name->ptr = p;
     name->len = i;
     *value = tb__trim_ows(p + i + 1, n - i - 1);
@@ -802,7 +818,7 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     lf = (const char *)memchr(p, '\n', limit);
     if (!lf) {
         size_t i;
-        for (i = 0; i < limit && TB__IN(tb__tchar_map, p[i]); i++) {
+        for (i = 0; i < limit && TB__IS(TB__TCHAR, p[i]); i++) {
         }
         if (i >= TB__METHOD_MAX) return -501; /* a method longer than any route's */
         for (i = 0; i < limit; i++) /* refuse binary garbage early */
@@ -853,7 +869,7 @@ static int tb__valid_chunk_ext(const char *p, size_t n) {
         i = tb__skip_bws(p, i, n);
         if (i == n || p[i] != ';') return 0;
         start = i = tb__skip_bws(p, i + 1, n);
-        while (i < n && TB__IN(tb__tchar_map, p[i])) i++;
+        while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
         if (i == start) return 0;
         i = tb__skip_bws(p, i, n);
         if (i == n || p[i] != '=') continue;
@@ -863,7 +879,7 @@ static int tb__valid_chunk_ext(const char *p, size_t n) {
                 if (p[i] == '\\' && ++i == n) return 0;
             if (i++ == n) return 0;
         } else {
-            while (i < n && TB__IN(tb__tchar_map, p[i])) i++;
+            while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
             if (i == start) return 0;
         }
     }
@@ -926,7 +942,7 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
             if (c == '\r') {
                 if (!tb__valid_chunk_ext(body + st->ext_start, st->src - st->ext_start)) return -400;
                 st->state = TB__CH_SIZE_LF;
-            } else if (!TB__IN(tb__value_map, c) || ++st->line > TB__CHUNK_LINE_MAX) {
+            } else if (!TB__IS(TB__VALUE, c) || ++st->line > TB__CHUNK_LINE_MAX) {
                 return -400;
             }
             st->src++;
@@ -960,7 +976,7 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
         case TB__CH_TRAILER:
             st->src++;
             if (c == '\r') { st->state = TB__CH_END_LF; continue; }
-            if (!TB__IN(tb__tchar_map, c)) return -400;
+            if (!TB__IS(TB__TCHAR, c)) return -400;
             st->colon = 0;
             st->state = TB__CH_TRAILER_LINE;
             continue;
@@ -974,7 +990,7 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
                 continue;
             }
             if (!st->colon && c == ':') st->colon = 1;
-            else if (st->colon ? !TB__IN(tb__value_map, c) : !TB__IN(tb__tchar_map, c)) return -400;
+            else if (st->colon ? !TB__IS(TB__VALUE, c) : !TB__IS(TB__TCHAR, c)) return -400;
             if (++st->trailers > lim->max_head) return -431;
             st->src++;
             continue;
@@ -1293,7 +1309,7 @@ static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *
     size_t i;
     if (!open && !close) {
         for (i = 0; i < n; i++)
-            if (!TB__IN(tb__target_map, p[i]) || p[i] == '?' || p[i] == '#') {
+            if (!TB__IS(TB__TARGET, p[i]) || p[i] == '?' || p[i] == '#') {
                 snprintf(err, cap, "route \"%s\" has a character not allowed in a path", pattern);
                 return -1;
             }
@@ -1388,7 +1404,7 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
     tb__node *n;
     tb__handler *hs;
     for (i = 0; i < mlen; i++)
-        if (!TB__IN(tb__tchar_map, method[i])) break;
+        if (!TB__IS(TB__TCHAR, method[i])) break;
     if (!mlen || i < mlen || mlen >= TB__METHOD_MAX) {
         snprintf(err, cap, "method \"%s\" is not a valid HTTP method token", method);
         return -1;
@@ -2135,19 +2151,29 @@ static int tb__owned_header(const char *name, size_t len) {
 TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len,
                                 const char *value, size_t value_len) {
     size_t i;
+    char *o;
     if (tb__res_body_started(res) || res->deferred || !name_len) return -1;
     for (i = 0; i < name_len; i++)
-        if (!TB__IN(tb__tchar_map, name[i])) return -1;
+        if (!TB__IS(TB__TCHAR, name[i])) return -1;
     for (i = 0; i < value_len; i++)
-        if (!TB__IN(tb__value_map, value[i])) return -1;
+        if (!TB__IS(TB__VALUE, value[i])) return -1;
     if (tb__owned_header(name, name_len)) return -1;
     if (turbo_buf_reserve(res->out, name_len + value_len + 4) != 0) return -1;
-    turbo_buf_append(res->out, name, name_len);
-    turbo_buf_append(res->out, ": ", 2);
-    turbo_buf_append(res->out, value, value_len);
-    turbo_buf_append(res->out, "\r\n", 2);
+    o = res->out->data + res->out->len;
+    memcpy(o, name, name_len);
+    memcpy(o + name_len, ": ", 2);
+    memcpy(o + name_len + 2, value, value_len);
+    memcpy(o + name_len + 2 + value_len, "\r\n", 2);
+    res->out->len += name_len + value_len + 4;
     res->answered = 1;
     return 0;
+}
+
+/* A header turbo itself sets, whose bytes are known to be valid. */
+static void tb__res_own_header(turbo_res *res, const char *line, size_t len) {
+    if (tb__res_body_started(res) || res->deferred) return;
+    turbo_buf_append(res->out, line, len);
+    res->answered = 1;
 }
 
 TURBO_API int turbo_res_header(turbo_res *res, const char *name, const char *value) {
@@ -2169,17 +2195,22 @@ TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_ty
 }
 
 TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text) {
-    turbo_res_send(res, status, "text/plain; charset=utf-8", text, strlen(text));
+    static const char type[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    turbo_res_status(res, status);
+    tb__res_own_header(res, type, sizeof type - 1);
+    turbo_res_body(res, text, strlen(text));
 }
 
 TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status) {
+    static const char type[] = "Content-Type: application/json\r\n";
+    int body_started = tb__res_body_started(res);
     turbo_res_status(res, status);
-    if (!res->json_active && !tb__res_body_started(res)) {
-        turbo_res_header(res, "Content-Type", "application/json");
-        res->body_start = res->out->len;
-        res->json_active = 1;
-        turbo_json_init(&res->json, res->out);
-    }
+    if (res->json_active) return &res->json;
+    if (!body_started) tb__res_own_header(res, type, sizeof type - 1);
+    if (!body_started) res->body_start = res->out->len;
+    turbo_json_init(&res->json, res->out);
+    res->json_active = 1;
+    if (body_started) res->json.error = TURBO_JSON_AFTER_END; /* a body was already written */
     return &res->json;
 }
 
