@@ -1,0 +1,151 @@
+/* A server exercising the parts of the C API the demo does not: handlers
+   that misbehave, deferred answers from another thread, query decoding,
+   header validation, custom methods and large streamed bodies. Driven by
+   tests/test_c_api.py. */
+#define TURBO_IMPL
+#include "../turbo.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void answers_nothing(turbo_req *req, turbo_res *res, void *user) {
+    (void)req, (void)res, (void)user;
+}
+
+static void leaves_json_open(turbo_req *req, turbo_res *res, void *user) {
+    turbo_json *j = turbo_res_json(res, 200);
+    (void)req, (void)user;
+    turbo_json_object_begin(j);
+    turbo_json_key(j, "a");
+}
+
+static void json_value_for_key(turbo_req *req, turbo_res *res, void *user) {
+    turbo_json *j = turbo_res_json(res, 200);
+    (void)req, (void)user;
+    turbo_json_object_begin(j);
+    turbo_json_int(j, 1); /* a value where a key is due */
+    turbo_json_object_end(j);
+}
+
+static void bad_status(turbo_req *req, turbo_res *res, void *user) {
+    (void)req, (void)user;
+    turbo_res_text(res, 99, "no");
+}
+
+/* Echoes query values as JSON: each of ?a, ?b, ?c, with -1 shown as "malformed". */
+static void query(turbo_req *req, turbo_res *res, void *user) {
+    static const char *const names[] = {"a", "b", "c"};
+    turbo_json *j = turbo_res_json(res, 200);
+    int i;
+    (void)user;
+    turbo_json_object_begin(j);
+    for (i = 0; i < 3; i++) {
+        turbo_str v;
+        int rc = turbo_req_query_get(req, names[i], &v);
+        turbo_json_key(j, names[i]);
+        if (rc == 1) turbo_json_stringn(j, v.ptr, v.len);
+        else if (rc == 0) turbo_json_null(j);
+        else turbo_json_string(j, "malformed");
+    }
+    turbo_json_object_end(j);
+}
+
+/* Tries to set a header with CR LF in its value and one turbo owns: both
+   must be refused; reports what the calls returned. */
+static void header_injection(turbo_req *req, turbo_res *res, void *user) {
+    char body[64];
+    int injected = turbo_res_header(res, "X-Evil", "a\r\nSet-Cookie: x=1");
+    int owned = turbo_res_header(res, "Content-Length", "5");
+    int bad_name = turbo_res_header(res, "Bad Name", "v");
+    int fine = turbo_res_header(res, "X-Fine", "yes");
+    (void)req, (void)user;
+    snprintf(body, sizeof body, "%d %d %d %d", injected, owned, bad_name, fine);
+    turbo_res_text(res, 200, body);
+}
+
+static void purge(turbo_req *req, turbo_res *res, void *user) {
+    (void)req, (void)user;
+    turbo_res_text(res, 200, "purged");
+}
+
+/* A large body written in pieces. */
+static void big(turbo_req *req, turbo_res *res, void *user) {
+    char chunk[1024];
+    int i;
+    (void)req, (void)user;
+    memset(chunk, 'x', sizeof chunk);
+    turbo_res_status(res, 200);
+    turbo_res_header(res, "Content-Type", "application/octet-stream");
+    for (i = 0; i < 4096; i++) turbo_res_body(res, chunk, sizeof chunk);
+}
+
+/* Deferred: a helper thread sleeps, then resumes the answer. */
+typedef struct later {
+    turbo_defer *defer;
+    int ms;
+    char id[32];
+} later;
+
+static void answer_later(turbo_res *res, void *arg) {
+    later *l = (later *)arg;
+    if (res) {
+        turbo_json *j = turbo_res_json(res, 200);
+        turbo_json_object_begin(j);
+        turbo_json_key(j, "deferred");
+        turbo_json_string(j, l->id);
+        turbo_json_object_end(j);
+    }
+    free(l);
+}
+
+static void *sleeper(void *arg) {
+    later *l = (later *)arg;
+    struct timespec ts;
+    ts.tv_sec = l->ms / 1000;
+    ts.tv_nsec = (long)(l->ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+    turbo_defer_resume(l->defer, answer_later, l);
+    return NULL;
+}
+
+static void deferred(turbo_req *req, turbo_res *res, void *user) {
+    turbo_str id = turbo_req_param(req, "id");
+    later *l = (later *)calloc(1, sizeof *l);
+    pthread_t t;
+    (void)user;
+    if (!l || id.len >= sizeof l->id) {
+        free(l);
+        turbo_res_text(res, 500, "no memory");
+        return;
+    }
+    memcpy(l->id, id.ptr, id.len); /* the request is gone once we return */
+    l->ms = 100;
+    l->defer = turbo_res_defer(res);
+    if (!l->defer || pthread_create(&t, NULL, sleeper, l) != 0) {
+        free(l);
+        turbo_res_text(res, 500, "cannot defer");
+        return;
+    }
+    pthread_detach(t);
+}
+
+int main(void) {
+    turbo_config cfg;
+    turbo_server *s;
+    int rc;
+    memset(&cfg, 0, sizeof cfg);
+    if (turbo_config_env(&cfg) != 0 || !(s = turbo_new(&cfg))) return 1;
+    if (turbo_get(s, "/nothing", answers_nothing, NULL) ||
+        turbo_get(s, "/json/open", leaves_json_open, NULL) ||
+        turbo_get(s, "/json/misuse", json_value_for_key, NULL) ||
+        turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/query", query, NULL) ||
+        turbo_get(s, "/headers", header_injection, NULL) ||
+        turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
+        turbo_get(s, "/later/{id}", deferred, NULL)) {
+        fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
+        return 1;
+    }
+    rc = turbo_run(s);
+    turbo_free(s);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,191 @@
+"""The C API over real sockets, against tests/c_api_server.c (built with
+ASan+UBSan): misbehaving handlers get a 500 and a log line, deferred
+answers keep pipelined order, query values are decoded, response headers
+cannot be injected. Also runs build/native_server, the examples/handlers.c
+routes compiled into a plain C server.
+
+Usage: python3 tests/test_c_api.py build/c_api_server-asan build/native_server
+"""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Conn, Server, check  # noqa: E402
+
+H = b"Host: x\r\n"
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def get(srv, path):
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"GET " + path + b" HTTP/1.1\r\n" + H + b"\r\n")
+        return c.read_response()
+
+
+@test
+def test_handler_that_answers_nothing_is_500_and_logged(srv):
+    r = get(srv, b"/nothing")
+    check(r.status == 500, "status %d" % r.status)
+    check("answered nothing" in srv.stderr(), "no log line")
+
+
+@test
+def test_json_left_open_is_500(srv):
+    r = get(srv, b"/json/open")
+    check(r.status == 500, "status %d" % r.status)
+    check(b"{" not in r.body, "partial JSON reached the client: %r" % r.body)
+    check("invalid JSON" in srv.stderr(), "no log line")
+
+
+@test
+def test_json_value_where_key_due_is_500(srv):
+    check(get(srv, b"/json/misuse").status == 500, "misuse not caught")
+
+
+@test
+def test_status_out_of_range_is_500(srv):
+    check(get(srv, b"/status/bad").status == 500, "status 99 was sent")
+
+
+@test
+def test_connection_survives_a_500(srv):
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"GET /nothing HTTP/1.1\r\n" + H + b"\r\nGET /query?a=1 HTTP/1.1\r\n" + H + b"\r\n")
+        a, b = c.read_responses(2)
+        check(a.status == 500 and b.status == 200, "got %d, %d" % (a.status, b.status))
+
+
+@test
+def test_query_values_are_percent_decoded(srv):
+    r = get(srv, b"/query?a=J%C3%B6rg+K&b=&c=%2B%26")
+    check(r.status == 200, "status %d" % r.status)
+    check(json.loads(r.body) == {"a": "J\u00f6rg K", "b": "", "c": "+&"}, r.body)
+
+
+@test
+def test_malformed_escape_in_query_is_400_before_the_handler(srv):
+    check(get(srv, b"/query?c=%zz").status == 400, "malformed escape reached the handler")
+
+
+@test
+def test_absent_query_value_is_null(srv):
+    check(json.loads(get(srv, b"/query").body) == {"a": None, "b": None, "c": None}, "not null")
+
+
+@test
+def test_response_header_injection_is_refused(srv):
+    r = get(srv, b"/headers")
+    check(r.body == b"-1 -1 -1 0", "header calls returned %r" % r.body)
+    check(r.header("x-evil") is None and r.header("set-cookie") is None, "injected header sent")
+    check(r.header("x-fine") == "yes", "valid header missing")
+    check(r.header("content-length") == "10", "Content-Length %r" % r.header("content-length"))
+
+
+@test
+def test_custom_method_is_routed(srv):
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"PURGE /cache HTTP/1.1\r\n" + H + b"\r\n")
+        r = c.read_response()
+    check(r.status == 200 and r.body == b"purged", "status %d" % r.status)
+
+
+@test
+def test_large_body_written_in_pieces(srv):
+    with Conn(srv.port, timeout=5) as c:
+        c.send(b"GET /big HTTP/1.1\r\n" + H + b"\r\n")
+        r = c.read_response(timeout=5)
+    check(r.status == 200 and len(r.body) == 4 << 20 and r.body == b"x" * (4 << 20), "body wrong")
+
+
+@test
+def test_deferred_answer_arrives_from_another_thread(srv):
+    r = get(srv, b"/later/7")
+    check(json.loads(r.body) == {"deferred": "7"}, r.body)
+
+
+@test
+def test_pipelined_requests_wait_behind_a_deferred_one(srv):
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"GET /later/1 HTTP/1.1\r\n" + H + b"\r\nGET /query?a=2 HTTP/1.1\r\n" + H + b"\r\n"
+               b"GET /later/3 HTTP/1.1\r\n" + H + b"\r\n")
+        a, b, d = c.read_responses(3)
+    check(json.loads(a.body) == {"deferred": "1"}, "first %r" % a.body)
+    check(json.loads(b.body)["a"] == "2", "second %r" % b.body)
+    check(json.loads(d.body) == {"deferred": "3"}, "third %r" % d.body)
+
+
+@test
+def test_deferred_requests_overlap(srv):
+    conns = [Conn(srv.port, timeout=3) for _ in range(20)]
+    started = time.monotonic()
+    for i, c in enumerate(conns):
+        c.send(b"GET /later/%d HTTP/1.1\r\n" % i + H + b"\r\n")
+    for i, c in enumerate(conns):
+        check(json.loads(c.read_response().body) == {"deferred": str(i)}, "answer %d" % i)
+        c.close()
+    elapsed = time.monotonic() - started
+    check(elapsed < 1.5, "20 deferred answers of 100 ms took %.2f s: not overlapping" % elapsed)
+
+
+@test
+def test_client_gone_before_deferred_answer(srv):
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"GET /later/9 HTTP/1.1\r\n" + H + b"\r\n")
+    time.sleep(0.3)
+    check(get(srv, b"/query?a=1").status == 200, "server stopped answering")
+
+
+def native_checks(binary):
+    """examples/handlers.c compiled into a C server answers like the demo."""
+    srv = Server(binary, {"TURBO_WORKERS": "1"})
+    failures = []
+    try:
+        for path, want in [(b"/", b"Hello, World!"), (b"/json", b'{"message":"Hello, World!"}')]:
+            r = get(srv, path)
+            if r.status != 200 or r.body != want:
+                failures.append("native_server %s: %d %r" % (path, r.status, r.body))
+        if get(srv, b"/health").status != 200:
+            failures.append("native_server /health")
+    finally:
+        problem = srv.stop()
+    if problem:
+        failures.append("native_server: " + problem)
+    return failures
+
+
+def main(argv):
+    passed = failed = 0
+    srv = Server(argv[1], {"TURBO_WORKERS": "2"})
+    try:
+        for fn in TESTS:
+            try:
+                fn(srv)
+                passed += 1
+            except Exception as e:  # one failing test must not hide the rest
+                failed += 1
+                print("FAIL %s: %s" % (fn.__name__, e))
+    finally:
+        problem = srv.stop()
+    if problem:
+        failed += 1
+        print("FAIL server exit: %s" % problem)
+    else:
+        passed += 1
+    for f in native_checks(argv[2]) if len(argv) > 2 else []:
+        failed += 1
+        print("FAIL " + f)
+    if len(argv) > 2:
+        passed += 1
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
