@@ -326,6 +326,10 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #ifndef TURBO_IMPL_DONE
 #define TURBO_IMPL_DONE
 
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#error "turbo.h: include it first in the TURBO_IMPL file, or compile with -D_GNU_SOURCE"
+#endif
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>

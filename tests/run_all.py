@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = os.environ.get("PYTHON", sys.executable)
 
 SUITES = [
+    ("header compiles (c99, c11, c++17)", [PY, "tests/test_compile.py"]),
     ("parser and router", ["build/test_parser"]),
     ("json writer", ["build/test_json"]),
     ("json round trip vs python", [PY, "tests/test_json_roundtrip.py", "build/test_json"]),

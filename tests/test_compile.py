@@ -1,0 +1,47 @@
+"""turbo.h compiles warning-free as C99 and C11 with gcc and clang, as C++17
+with g++ and clang++, and with TURBO_STATIC: each build is one test."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STRICT = ["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fsyntax-only"]
+BUILDS = [
+    ("gcc", ["-std=c99"]), ("gcc", ["-std=c11"]), ("clang", ["-std=c99"]), ("clang", ["-std=c11"]),
+    ("g++", ["-std=c++17", "-x", "c++"]), ("clang++", ["-std=c++17", "-x", "c++"]),
+    ("gcc", ["-std=c99", "-DTURBO_STATIC"]), ("g++", ["-std=c++17", "-x", "c++", "-DTURBO_STATIC"]),
+]
+SOURCES = ["examples/hello.c", "tests/c_api_server.c"]
+# A file that includes the header twice, once for the API and once for the
+# implementation: it needs -D_GNU_SOURCE, as turbo.h's #error says.
+DOUBLE = '#include "turbo.h"\n#define TURBO_IMPL\n#include "turbo.h"\nint main(void) { return 0; }\n'
+
+
+def main():
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        double = os.path.join(tmp, "double.c")
+        with open(double, "w") as f:
+            f.write(DOUBLE)
+        for cc, flags in BUILDS:
+            if not shutil.which(cc):
+                print("FAIL %s is not installed" % cc)
+                failed += 1
+                continue
+            for src in SOURCES + [double]:
+                extra = ["-D_GNU_SOURCE"] if src == double else []
+                cmd = [cc] + flags + extra + STRICT + ["-I", ROOT, src]
+                proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                if proc.returncode == 0:
+                    passed += 1
+                else:
+                    failed += 1
+                    print("FAIL %s\n%s" % (" ".join(cmd), proc.stdout.decode()[:2000]))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
