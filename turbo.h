@@ -817,6 +817,7 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     r->header_count = r->param_count = 0;
     /* RFC 9112 2.2: ignore empty lines before the request line. */
     while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;
+    if ((size_t)(p - buf) > lim->max_head) return -431; /* an endless run of empty lines */
     if (p == end || (end - p == 1 && *p == '\r')) return 0;
     limit = TB__MIN((size_t)(end - p), lim->max_line + 2);
     lf = (const char *)memchr(p, '\n', limit);
@@ -953,6 +954,7 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
             continue;
         case TB__CH_SIZE_LF:
             if (c != '\n') return -400;
+            if (st->src - st->dst > lim->max_body + lim->max_head) return -413; /* framing overhead */
             st->src++;
             st->line = 0;
             st->digits = 0;
@@ -2239,6 +2241,7 @@ enum { /* timer classes: every connection in a class has the same timeout */
 };
 
 #define TB__LINGER_MS 2000
+#define TB__OUT_HIGH (1u << 20) /* stop serving pipelined requests once this much output waits */
 
 struct tb__conn {
     int fd;
@@ -2246,6 +2249,7 @@ struct tb__conn {
     int state;
     int requests;
     int close_after;   /* close once the output has drained */
+    int out_full;      /* complete requests wait in c->in until the output drains */
     int continue_sent; /* "100 Continue" went out for the request in progress */
     int saw_lf;        /* the head in progress has a complete request line */
     int head_len;      /* in TB__C_BODY: length of the parsed head */
@@ -2296,6 +2300,7 @@ struct tb__worker {
     pthread_mutex_t lock; /* guards `resumed`, the only state shared across threads */
     turbo_defer *resumed;
     int draining;
+    int defers; /* turbo_defer objects not yet resumed: the worker must outlive them */
     int64_t now, drain_deadline, accept_resume;
     time_t date_sec;
     char date[32];
@@ -2513,7 +2518,7 @@ static void tb__conn_linger(tb__worker *w, tb__conn *c) {
 static int tb__conn_send(tb__worker *w, tb__conn *c) {
     size_t len = w->out.len, sent = 0;
     w->out.len = 0;
-    while (sent < len) {
+    while (sent < len && !c->out.len) { /* behind a backlog: queue, in order */
         ssize_t n = send(c->fd, w->out.data + sent, len - sent, MSG_NOSIGNAL);
         if (n > 0) { sent += (size_t)n; continue; }
         if (n < 0 && errno == EINTR) continue;
@@ -2521,13 +2526,12 @@ static int tb__conn_send(tb__worker *w, tb__conn *c) {
         tb__conn_free(w, c);
         return -1;
     }
-    if (sent == len) return 0;
+    if (sent == len && !c->out.len) return 0;
     turbo_buf_append(&c->out, w->out.data + sent, len - sent);
     if (c->out.oom || tb__conn_watch(w, c, TB__WRITE) != 0) {
         tb__conn_free(w, c);
         return -1;
     }
-    c->out_sent = 0;
     tb__timer_set(w, c, TB__T_WRITE);
     return 1;
 }
@@ -2538,8 +2542,8 @@ static int tb__is_method(turbo_str m, const char *name) {
 }
 
 /* An engine error: a complete response, then close. */
-static void tb__conn_error(tb__worker *w, tb__conn *c, int status) {
-    tb__res_begin(w, c, 0, tb__is_method(w->req.method, "HEAD"));
+static void tb__conn_error(tb__worker *w, tb__conn *c, int status, int head_only) {
+    tb__res_begin(w, c, 0, head_only);
     w->req.path.len = 0;
     w->req.version = 11;
     tb__res_fail(&w->res, status);
@@ -2633,13 +2637,17 @@ static size_t tb__process(tb__worker *w, tb__conn *c, char *data, size_t len) {
         size_t avail = len - pos, consumed;
         tb__framing f;
         int hl;
+        if (w->out.len >= TB__OUT_HIGH) { /* answer the rest once this much has drained */
+            c->out_full = 1;
+            break;
+        }
         if (c->state == TB__C_BODY) {
             hl = c->head_len;
             f = c->framing;
         } else {
             if (c->state == TB__C_HEAD && !tb__head_ready(c, msg, avail, &w->limits)) break;
             hl = tb__parse_head(msg, avail, r, &f, &w->limits);
-            if (hl < 0) { tb__conn_error(w, c, -hl); break; }
+            if (hl < 0) { tb__conn_error(w, c, -hl, tb__is_method(r->method, "HEAD")); break; }
             if (hl == 0) {
                 if (c->state != TB__C_HEAD) {
                     c->state = TB__C_HEAD;
@@ -2650,7 +2658,10 @@ static size_t tb__process(tb__worker *w, tb__conn *c, char *data, size_t len) {
         }
         if (f.chunked) {
             int rc = tb__dechunk(msg + hl, avail - (size_t)hl, &c->chunk, &w->limits);
-            if (rc < 0) { tb__conn_error(w, c, -rc); break; }
+            if (rc < 0) { /* in TB__C_BODY the shared request is another's: the head was not HEAD */
+                tb__conn_error(w, c, -rc, c->state != TB__C_BODY && tb__is_method(r->method, "HEAD"));
+                break;
+            }
             consumed = rc ? (size_t)hl + c->chunk.src : 0;
         } else {
             consumed = avail - (size_t)hl >= f.content_length ? (size_t)hl + f.content_length : 0;
@@ -2705,6 +2716,11 @@ static void tb__conn_after(tb__worker *w, tb__conn *c, char *data, size_t len, s
     if (sent < 0) return;
     if (sent == 1) return; /* reading resumes once the output drains */
     if (c->close_after) { tb__conn_linger(w, c); return; }
+    if (c->out_full) { /* requests wait in c->in: serve them once the socket takes more */
+        if (tb__conn_watch(w, c, TB__WRITE) != 0) { tb__conn_free(w, c); return; }
+        tb__timer_set(w, c, TB__T_WRITE);
+        return;
+    }
     if (tb__conn_watch(w, c, c->state == TB__C_DEFER ? 0 : TB__READ) != 0) {
         tb__conn_free(w, c);
         return;
@@ -2751,7 +2767,9 @@ static void tb__conn_readable(tb__worker *w, tb__conn *c) {
    output) are served now. */
 static void tb__conn_resume(tb__worker *w, tb__conn *c) {
     int was = c->state;
-    size_t used = c->in.len ? tb__process(w, c, c->in.data, c->in.len) : 0;
+    size_t used;
+    c->out_full = 0;
+    used = c->in.len ? tb__process(w, c, c->in.data, c->in.len) : 0;
     tb__conn_after(w, c, c->in.data, c->in.len, used, was);
 }
 
@@ -2777,7 +2795,7 @@ static void tb__conn_timeout(tb__worker *w, tb__conn *c) {
     int cls = c->timer;
     tb__timer_clear(w, c);
     if ((cls == TB__T_HEAD && c->state == TB__C_HEAD) || cls == TB__T_BODY) {
-        tb__conn_error(w, c, 408);
+        tb__conn_error(w, c, 408, 0);
         if (tb__conn_send(w, c) == 0) tb__conn_linger(w, c);
         return;
     }
@@ -2797,6 +2815,7 @@ TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     d->version = res->w->req.version;
     res->c->defer = d;
     res->deferred = 1;
+    res->w->defers++;
     return d;
 }
 
@@ -2830,6 +2849,7 @@ static void tb__worker_resumed(tb__worker *w) {
     for (d = order; d; d = next) {
         tb__conn *c = d->conn;
         next = d->next;
+        w->defers--;
         if (!c) {
             d->fn(NULL, d->arg);
         } else {
@@ -2956,22 +2976,28 @@ static void tb__worker_close_all(tb__worker *w) {
 static void *tb__worker_main(void *arg) {
     tb__worker *w = (tb__worker *)arg;
     for (;;) {
-        int n, i, stop;
-        if (w->draining && (w->nconns == 0 || w->now >= w->drain_deadline)) break;
+        int n, i, stop, wake;
+        if (w->draining && w->now >= w->drain_deadline) {
+            tb__worker_close_all(w);
+            w->drain_deadline = INT64_MAX; /* only deferred answers are left to wait for */
+        }
+        if (w->draining && w->nconns == 0 && !w->defers) break;
         n = tb__loop_wait(&w->loop, w->events, tb__timer_next(w));
         w->now = tb__now_ms();
         tb__update_date(w);
-        stop = 0;
+        stop = wake = 0;
         for (i = 0; i < n; i++) {
             void *p = w->events[i].ptr;
             if (p == &w->listen_fd) tb__worker_accept(w);
             else if (p == &w->stop_fd) stop = 1;
-            else if (p == &w->wake[0]) tb__worker_resumed(w);
-            else if (w->events[i].mask & TB__WRITE) tb__conn_writable(w, (tb__conn *)p);
+            else if (p == &w->wake[0]) wake = 1;
+            else if ((w->events[i].mask & TB__WRITE) || (((tb__conn *)p)->mask & TB__WRITE))
+                tb__conn_writable(w, (tb__conn *)p);
             else tb__conn_readable(w, (tb__conn *)p);
         }
-        /* Draining frees connections, so it waits until no event of this
+        /* Both may free connections, so they wait until no event of this
            batch can still point at one. */
+        if (wake) tb__worker_resumed(w);
         if (stop && !w->draining) tb__worker_drain(w);
         tb__worker_expire(w);
     }
@@ -3310,6 +3336,7 @@ static pid_t tb__spawn(turbo_server *s, int index) {
     /* The child: its own stop pipe, default SIGCHLD, its share of sockets,
        and an end when the supervisor ends, however it ends. */
     signal(SIGCHLD, SIG_DFL);
+    tb__signals_seen = 0;
     tb__supervisor_pid = (sig_atomic_t)getppid();
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGTERM);

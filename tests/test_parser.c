@@ -232,6 +232,33 @@ static void test_chunk_table(void) {
     }
 }
 
+static void test_endless_empty_lines_are_431(void) {
+    char buf[600];
+    turbo_req r;
+    tb__framing f;
+    memset(buf, 0, sizeof buf);
+    for (size_t i = 0; i + 1 < sizeof buf; i += 2) buf[i] = '\r', buf[i + 1] = '\n';
+    CHECK(tb__parse_head(buf, sizeof buf, &r, &f, &limits) == -431, "CRLF flood must hit the head limit");
+}
+
+static void test_chunk_framing_overhead_is_bounded(void) {
+    /* One-byte chunks with long extensions: raw bytes pile up far beyond
+       the decoded body unless the decoder bounds them. */
+    static char buf[40000];
+    tb__chunked st;
+    size_t n = 0;
+    int rc = 0;
+    while (n + 300 < sizeof buf) {
+        n += (size_t)sprintf(buf + n, "1;");
+        memset(buf + n, 'a', 250);
+        n += 250;
+        n += (size_t)sprintf(buf + n, "\r\nX\r\n");
+    }
+    memset(&st, 0, sizeof st);
+    rc = tb__dechunk(buf, n, &st, &limits);
+    CHECK(rc == -413, "framing overhead beyond body + head limits is 413, got %d", rc);
+}
+
 static void test_chunk_stops_at_message_end(void) {
     char buf[64] = "2\r\nab\r\n0\r\n\r\nGET / HTTP/1.1\r\n";
     tb__chunked st;
@@ -378,6 +405,8 @@ int main(void) {
     test_keep_alive_rules();
     test_chunk_table();
     test_chunk_stops_at_message_end();
+    test_endless_empty_lines_are_431();
+    test_chunk_framing_overhead_is_bounded();
     test_router();
     test_refused_patterns();
     test_url_decode();
