@@ -357,11 +357,11 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #define TURBO_FREE(p) free(p)
 #endif
 
-#if defined(__linux__)
+#if defined(TURBO_KQUEUE) || defined(__APPLE__) || defined(__FreeBSD__) || \
+    defined(__OpenBSD__) || defined(__NetBSD__) || defined(__DragonFly__)
+#define TB__KQUEUE 1 /* TURBO_KQUEUE forces it, e.g. on Linux with tests/kqueue_shim */
+#elif defined(__linux__)
 #define TB__EPOLL 1
-#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
-    defined(__NetBSD__) || defined(__DragonFly__) || defined(TURBO_KQUEUE)
-#define TB__KQUEUE 1
 #else
 #error "turbo.h needs epoll (Linux) or kqueue (BSD, macOS)"
 #endif
@@ -430,6 +430,10 @@ static int tb__accept(int lfd) {
 
 #else /* TB__KQUEUE */
 #include <sys/event.h>
+
+#ifndef MSG_NOSIGNAL /* macOS: SO_NOSIGPIPE on each socket instead (tb__accept) */
+#define MSG_NOSIGNAL 0
+#endif
 
 typedef struct tb__loop {
     int fd;
