@@ -41,6 +41,7 @@
 #include <structmember.h>
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -67,11 +68,14 @@ static PyObject *tb_ValidationError; /* pydantic.ValidationError */
 static int tb_pydantic_v2;
 
 static PyObject *tb_empty_tuple;
+static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type,
+    *tb_s_application_json;
 static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
     *tb_s_flush, *tb_s_value, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
 
 /* The asyncio loop of this process, when the app has async handlers. */
-static PyObject *tb_loop, *tb_loop_thread, *tb_run_coroutine_threadsafe;
+static PyObject *tb_loop_ns; /* loop, thread, submit: see tb_loop_start */
+static PyObject *tb_loop, *tb_run_coroutine_threadsafe; /* borrowed from tb_loop_ns */
 
 static pthread_key_t tb_scratch_key;
 
@@ -173,13 +177,16 @@ static void tb_log_error_line(const char *label) {
 /* A per-thread output buffer for JSON bodies: encoding can fail half-way
    (an unsupported type), and then the client must get a clean 500, so the
    body is built here and sent whole. Reused: no allocation per request. */
+static __thread turbo_buf *tb_thread_scratch; /* the key's value, read faster */
+
 static void tb_scratch_free(void *p) {
     turbo_buf_free((turbo_buf *)p);
     free(p);
+    tb_thread_scratch = NULL;
 }
 
 static turbo_buf *tb_scratch(void) {
-    turbo_buf *b = (turbo_buf *)pthread_getspecific(tb_scratch_key);
+    turbo_buf *b = tb_thread_scratch;
     if (!b) {
         b = (turbo_buf *)calloc(1, sizeof *b);
         if (!b || pthread_setspecific(tb_scratch_key, b) != 0) {
@@ -187,6 +194,7 @@ static turbo_buf *tb_scratch(void) {
             PyErr_NoMemory();
             return NULL;
         }
+        tb_thread_scratch = b;
     }
     b->len = 0;
     b->oom = 0;
@@ -214,8 +222,13 @@ static int tb_encode(turbo_json *j, PyObject *o, int lenient);
 
 static int tb_encode_str(turbo_json *j, PyObject *s, int as_key) {
     Py_ssize_t n;
-    const char *p = PyUnicode_AsUTF8AndSize(s, &n);
-    if (!p) return -1;
+    const char *p;
+    if (PyUnicode_IS_COMPACT_ASCII(s)) { /* its characters are its UTF-8 */
+        p = (const char *)PyUnicode_DATA(s);
+        n = PyUnicode_GET_LENGTH(s);
+    } else if (!(p = PyUnicode_AsUTF8AndSize(s, &n))) {
+        return -1;
+    }
     return tb_json_check(as_key ? turbo_json_keyn(j, p, (size_t)n)
                                 : turbo_json_stringn(j, p, (size_t)n));
 }
@@ -304,16 +317,10 @@ static int tb_encode_seq(turbo_json *j, PyObject *o, int lenient) {
 /* Finds pydantic if the program imported it. Borrowed; NULL, no error, if not. */
 static PyObject *tb_pydantic_base(void) {
     if (tb_BaseModel) return tb_BaseModel;
-    PyObject *name = PyUnicode_FromString("pydantic");
-    PyObject *mod = name ? PyImport_GetModule(name) : NULL;
-    Py_XDECREF(name);
-    if (!mod) {
-        PyErr_Clear();
-        return NULL;
-    }
+    PyObject *mod = PyDict_GetItemString(PyImport_GetModuleDict(), "pydantic"); /* borrowed */
+    if (!mod) return NULL;
     tb_BaseModel = PyObject_GetAttrString(mod, "BaseModel");
     tb_ValidationError = PyObject_GetAttrString(mod, "ValidationError");
-    Py_DECREF(mod);
     if (!tb_BaseModel || !tb_ValidationError) {
         PyErr_Clear();
         Py_CLEAR(tb_BaseModel);
@@ -419,6 +426,7 @@ static turbo_buf *tb_to_json(PyObject *value, int flags) {
 
 /* ================================================================ small helpers */
 
+/* A status that allows no body (204, 304) is sent empty, but FastAPI still names the type. */
 static int tb_body_allowed(int status) {
     return !(status < 200 || status == 204 || status == 205 || status == 304);
 }
@@ -428,27 +436,27 @@ static void tb_send_500(turbo_res *res) {
     turbo_res_send(res, 500, "application/json", body, sizeof body - 1);
 }
 
-/* A status that allows no body (204, 304): FastAPI still names the type. */
-static void tb_send_empty(turbo_res *res, int status, const char *content_type) {
-    turbo_res_send(res, status, content_type, "", 0);
-}
-
 /* Sends value as a JSON body. 0, or -1 with an exception set (nothing sent). */
 static int tb_send_json(turbo_res *res, int status, PyObject *value, int flags) {
     if (!tb_body_allowed(status)) {
-        tb_send_empty(res, status, "application/json");
+        turbo_res_send(res, status, "application/json", "", 0);
         return 0;
     }
     turbo_buf *buf = tb_to_json(value, flags);
     if (!buf) return -1;
-    turbo_res_send(res, status, "application/json", buf->data, buf->len);
+    /* The same bytes as turbo_res_send, but turbo writes its own Content-Type faster. */
+    turbo_json_raw(turbo_res_json(res, status), buf->data, buf->len);
     tb_scratch_done(buf);
     return 0;
 }
 
+static int tb_is_space(char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
 static void tb_trim(const char **s, size_t *n) {
-    while (*n && strchr(" \t\r\n\f\v", (*s)[0])) (*s)++, (*n)--;
-    while (*n && strchr(" \t\r\n\f\v", (*s)[*n - 1])) (*n)--;
+    while (*n && tb_is_space((*s)[0])) (*s)++, (*n)--;
+    while (*n && tb_is_space((*s)[*n - 1])) (*n)--;
 }
 
 static int tb_is_digit(char c) {
@@ -508,10 +516,13 @@ static PyObject *tb_str_view(turbo_str s) {
    fields are read from the turbo_req when first asked for; if the handler
    keeps the object beyond its call (or is async), everything is copied
    before the turbo_req goes away. */
+enum { TB_RQ_METHOD, TB_RQ_PATH, TB_RQ_HEADERS, TB_RQ_QUERY, TB_RQ_PATH_PARAMS, TB_RQ_BODY,
+       TB_RQ_N };
+
 typedef struct {
     PyObject_HEAD
     turbo_req *req; /* NULL once detached */
-    PyObject *method, *path, *headers, *query_params, *path_params, *body;
+    PyObject *field[TB_RQ_N];
 } tb_Request;
 
 static PyObject *tb_req_headers(turbo_req *req) {
@@ -574,22 +585,6 @@ static PyObject *tb_req_path_params(turbo_req *req) {
     return d;
 }
 
-enum {
-    TB_RQ_METHOD,
-    TB_RQ_PATH,
-    TB_RQ_HEADERS,
-    TB_RQ_QUERY,
-    TB_RQ_PATH_PARAMS,
-    TB_RQ_BODY,
-    TB_RQ_N
-};
-
-static PyObject **tb_request_slot(tb_Request *r, int field) {
-    PyObject **slots[TB_RQ_N]
-        = {&r->method, &r->path, &r->headers, &r->query_params, &r->path_params, &r->body};
-    return slots[field];
-}
-
 static PyObject *tb_request_build(turbo_req *req, int field) {
     turbo_str s;
     switch (field) {
@@ -612,7 +607,7 @@ static PyObject *tb_request_build(turbo_req *req, int field) {
 
 /* Borrowed reference to a field, built on first use. */
 static PyObject *tb_request_field(tb_Request *r, int field) {
-    PyObject **slot = tb_request_slot(r, field);
+    PyObject **slot = &r->field[field];
     if (!*slot) {
         if (!r->req) {
             PyErr_SetString(PyExc_RuntimeError, "the request is no longer available");
@@ -636,7 +631,7 @@ static void tb_request_detach(tb_Request *r, const char *label) {
         for (int f = 0; f < TB_RQ_N; f++) {
             if (!tb_request_field(r, f)) {
                 tb_log_error_line(label);
-                *tb_request_slot(r, f) = Py_None;
+                r->field[f] = Py_None;
                 Py_INCREF(Py_None);
             }
         }
@@ -648,13 +643,13 @@ static PyObject *tb_request_new(turbo_req *req) {
     tb_Request *r = PyObject_New(tb_Request, &tb_RequestType);
     if (!r) return NULL;
     r->req = req;
-    for (int f = 0; f < TB_RQ_N; f++) *tb_request_slot(r, f) = NULL;
+    for (int f = 0; f < TB_RQ_N; f++) r->field[f] = NULL;
     return (PyObject *)r;
 }
 
 static void tb_request_dealloc(PyObject *self) {
     tb_Request *r = (tb_Request *)self;
-    for (int f = 0; f < TB_RQ_N; f++) Py_XDECREF(*tb_request_slot(r, f));
+    for (int f = 0; f < TB_RQ_N; f++) Py_XDECREF(r->field[f]);
     PyObject_Free(self);
 }
 
@@ -691,8 +686,8 @@ static PyMethodDef tb_request_methods[]
 
 typedef struct {
     PyObject_HEAD
-    PyObject *body; /* bytes */
-    PyObject *headers;            /* list of (name, value) str tuples */
+    PyObject *body; /* bytes, or an ASCII str until .body is read */
+    PyObject *headers;            /* list of (name, value) str tuples; NULL: none yet */
     PyObject *media_type;         /* str or None */
     int status_code;
 } tb_Response;
@@ -766,7 +761,8 @@ static PyObject *tb_header_list(PyObject *headers) {
 
 /* Sends status, the checked header pairs, an optional Content-Type and the body. */
 static void tb_send_with_headers(turbo_res *res, const char *label, int status, PyObject *headers,
-                                 const char *content_type, const char *body, size_t len) {
+                                 const char *content_type, size_t content_type_len,
+                                 const char *body, size_t len) {
     turbo_res_status(res, status);
     for (Py_ssize_t i = 0; headers && i < PyList_GET_SIZE(headers); i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i);
@@ -783,12 +779,12 @@ static void tb_send_with_headers(turbo_res *res, const char *label, int status, 
             PySys_FormatStderr("turbo: %s: response header %R refused\n", label, pair);
         }
     }
-    if (content_type) turbo_res_header(res, "Content-Type", content_type);
+    if (content_type) turbo_res_headern(res, "Content-Type", 12, content_type, content_type_len);
     turbo_res_body(res, body, len);
 }
 
 static int tb_has_header(PyObject *headers, const char *name) {
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+    for (Py_ssize_t i = 0; headers && i < PyList_GET_SIZE(headers); i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i);
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2
             || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)))
@@ -802,81 +798,62 @@ static int tb_has_header(PyObject *headers, const char *name) {
     return 0;
 }
 
-static int tb_contains_nocase(const char *s, const char *word) {
-    size_t n = strlen(word);
-    for (; *s; s++)
-        if (strncasecmp(s, word, n) == 0) return 1;
+/* word is in lower case. */
+static int tb_contains_nocase(const char *s, size_t n, const char *word) {
+    size_t w = strlen(word);
+    for (size_t i = 0; i + w <= n; i++)
+        if ((s[i] | 0x20) == word[0] && strncasecmp(s + i, word, w) == 0) return 1;
     return 0;
 }
 
 static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) {
-    if (!r->body) { /* a subclass whose __init__ skipped Response.__init__ */
-        PySys_FormatStderr("turbo: %s: the Response was never initialized\n", label);
+    static const char charset[] = "; charset=utf-8";
+    char small[128], *joined = NULL;
+    const char *ct = NULL;
+    Py_ssize_t ctn = 0;
+    if (!r->body || r->status_code < 100 || r->status_code > 599) {
+        if (!r->body) /* a subclass whose __init__ skipped Response.__init__ */
+            PySys_FormatStderr("turbo: %s: the Response was never initialized\n", label);
+        else
+            PySys_FormatStderr("turbo: %s: %d is not an HTTP status\n", label, r->status_code);
         tb_send_500(res);
         return;
     }
-    if (r->status_code < 100 || r->status_code > 599) {
-        PySys_FormatStderr("turbo: %s: %d is not an HTTP status\n", label, r->status_code);
-        tb_send_500(res);
-        return;
-    }
-    PyObject *ctype = NULL;
-    if (PyUnicode_Check(r->media_type) && !tb_has_header(r->headers, "content-type")) {
-        const char *mt = PyUnicode_AsUTF8(r->media_type);
-        /* Text types get a charset, as Starlette adds it. */
-        if (mt && strncasecmp(mt, "text/", 5) == 0 && !tb_contains_nocase(mt, "charset="))
-            ctype = PyUnicode_FromFormat("%U; charset=utf-8", r->media_type);
-        else if (mt) {
-            ctype = r->media_type;
-            Py_INCREF(ctype);
-        }
-    }
-    const char *ct = ctype ? PyUnicode_AsUTF8(ctype) : NULL;
-    if (PyErr_Occurred()) {
+    if (r->media_type && PyUnicode_Check(r->media_type) /* NULL after `del r.media_type` */
+        && !tb_has_header(r->headers, "content-type")
+        && !(ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn))) {
         tb_log_error_line(label);
         tb_send_500(res);
-    } else {
-        tb_send_with_headers(res, label, r->status_code, r->headers, ct, PyBytes_AS_STRING(r->body),
-                             (size_t)PyBytes_GET_SIZE(r->body));
+        return;
     }
-    Py_XDECREF(ctype);
-}
-
-static int tb_response_setup(tb_Response *r, PyObject *body, int status, PyObject *headers,
-                             PyObject *media_type) {
-    if (status < 100 || status > 599) {
-        PyErr_Format(PyExc_ValueError, "status_code %d is not an HTTP status", status);
-        return -1;
-    }
-    PyObject *list = tb_header_list(headers);
-    if (!list) return -1;
-    Py_INCREF(media_type);
-    if (media_type == Py_None) {
-        /* A subclass may name its media type as a class attribute, as in Starlette. */
-        PyObject *cls_value = PyObject_GetAttrString((PyObject *)Py_TYPE(r), "media_type");
-        if (cls_value && PyUnicode_Check(cls_value)) {
-            Py_SETREF(media_type, cls_value);
-        } else {
-            Py_XDECREF(cls_value);
-            PyErr_Clear();
+    /* Text types get a charset, as Starlette adds it. */
+    if (ct && strncasecmp(ct, "text/", 5) == 0
+        && !tb_contains_nocase(ct, (size_t)ctn, "charset=")) {
+        size_t need = (size_t)ctn + sizeof charset;
+        if (!(joined = need <= sizeof small ? small : (char *)PyMem_Malloc(need))) {
+            PySys_FormatStderr("turbo: %s: out of memory\n", label);
+            tb_send_500(res);
+            return;
         }
-    } else if (!PyUnicode_Check(media_type)) {
-        PyErr_SetString(PyExc_TypeError, "media_type must be a str or None");
-        Py_DECREF(list);
-        Py_DECREF(media_type);
-        return -1;
+        memcpy(joined, ct, (size_t)ctn);
+        memcpy(joined + ctn, charset, sizeof charset);
+        ctn += sizeof charset - 1;
+        ct = joined;
     }
-    Py_INCREF(body);
-    Py_XSETREF(r->body, body);
-    Py_XSETREF(r->headers, list);
-    Py_XSETREF(r->media_type, media_type);
-    r->status_code = status;
-    return 0;
+    int is_bytes = PyBytes_Check(r->body);
+    tb_send_with_headers(
+        res, label, r->status_code, r->headers, ct, (size_t)ctn,
+        is_bytes ? PyBytes_AS_STRING(r->body) : (const char *)PyUnicode_DATA(r->body),
+        (size_t)(is_bytes ? PyBytes_GET_SIZE(r->body) : PyUnicode_GET_LENGTH(r->body)));
+    if (joined != small) PyMem_Free(joined);
 }
 
-static PyObject *tb_content_bytes(PyObject *content) {
+/* The body of a Response: bytes, or an ASCII str kept as it is (its
+   characters are its UTF-8; bytes are made only if .body is read). */
+static PyObject *tb_content_body(PyObject *content) {
     if (content == Py_None) return PyBytes_FromStringAndSize("", 0);
-    if (PyBytes_Check(content)) {
+    if (PyBytes_Check(content)
+        || (PyUnicode_CheckExact(content) && PyUnicode_IS_COMPACT_ASCII(content))) {
         Py_INCREF(content);
         return content;
     }
@@ -887,40 +864,99 @@ static PyObject *tb_content_bytes(PyObject *content) {
     return NULL;
 }
 
+/* The work of Response.__init__; a JSONResponse's content is encoded as JSON. */
+static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObject *headers,
+                            PyObject *media_type) {
+    int as_json = PyObject_TypeCheck(r, &tb_JSONResponseType), ok;
+    PyObject *body, *list = NULL;
+    if (as_json) {
+        turbo_buf *buf = tb_to_json(content, 0);
+        body = buf ? PyBytes_FromStringAndSize(buf->data, (Py_ssize_t)buf->len) : NULL;
+        if (buf) tb_scratch_done(buf);
+    } else {
+        body = tb_content_body(content);
+    }
+    if (!body) return -1;
+    if (!(ok = status >= 100 && status <= 599))
+        PyErr_Format(PyExc_ValueError, "status_code %d is not an HTTP status", status);
+    if (ok && headers != Py_None) ok = (list = tb_header_list(headers)) != NULL;
+    Py_INCREF(media_type);
+    if (ok && media_type == Py_None && Py_TYPE(r) != &tb_ResponseType
+        && Py_TYPE(r) != &tb_JSONResponseType) {
+        /* A subclass may name its media type as a class attribute, as in Starlette. */
+        PyObject *cls_value = PyObject_GetAttr((PyObject *)Py_TYPE(r), tb_s_media_type);
+        if (cls_value && PyUnicode_Check(cls_value))
+            Py_SETREF(media_type, cls_value);
+        else
+            Py_XDECREF(cls_value);
+        PyErr_Clear();
+    } else if (ok && media_type != Py_None && !PyUnicode_Check(media_type)) {
+        PyErr_SetString(PyExc_TypeError, "media_type must be a str or None");
+        ok = 0;
+    }
+    if (ok && as_json && media_type == Py_None) {
+        Py_INCREF(tb_s_application_json);
+        Py_SETREF(media_type, tb_s_application_json);
+    }
+    if (!ok) {
+        Py_DECREF(body);
+        Py_XDECREF(list);
+        Py_DECREF(media_type);
+        return -1;
+    }
+    Py_XSETREF(r->body, body);
+    Py_XSETREF(r->headers, list); /* NULL: no headers, the list is made if asked for */
+    Py_XSETREF(r->media_type, media_type);
+    r->status_code = status;
+    return 0;
+}
+
 static int tb_response_init(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"content", "status_code", "headers", "media_type", NULL};
     PyObject *content = Py_None, *headers = Py_None, *media_type = Py_None;
     int status = 200;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OiOO:Response", kwlist, &content, &status,
-                                     &headers, &media_type))
+    const char *format = PyObject_TypeCheck(self, &tb_JSONResponseType) ? "|OiOO:JSONResponse"
+                                                                          : "|OiOO:Response";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist, &content, &status, &headers,
+                                     &media_type))
         return -1;
-    PyObject *body = tb_content_bytes(content);
-    if (!body) return -1;
-    int rc = tb_response_setup((tb_Response *)self, body, status, headers, media_type);
-    Py_DECREF(body);
-    return rc;
+    return tb_response_fill((tb_Response *)self, content, status, headers, media_type);
 }
 
-static int tb_json_response_init(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"content", "status_code", "headers", "media_type", NULL};
-    PyObject *content = Py_None, *headers = Py_None, *media_type = Py_None;
-    int status = 200;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OiOO:JSONResponse", kwlist, &content, &status,
-                                     &headers, &media_type))
-        return -1;
-    turbo_buf *buf = tb_to_json(content, 0);
-    if (!buf) return -1;
-    PyObject *body = PyBytes_FromStringAndSize(buf->data, (Py_ssize_t)buf->len);
-    tb_scratch_done(buf);
-    if (!body) return -1;
-    int rc = tb_response_setup((tb_Response *)self, body, status, headers, media_type);
-    Py_DECREF(body);
-    if (rc == 0 && ((tb_Response *)self)->media_type == Py_None) {
-        PyObject *json_type = PyUnicode_FromString("application/json");
-        if (!json_type) return -1;
-        Py_SETREF(((tb_Response *)self)->media_type, json_type);
+/* Calling Response or JSONResponse itself (tp_vectorcall is not inherited
+   by subclasses) skips the tuple and dict of a generic call. Anything
+   unusual (a bad keyword, a status that is not an int) takes the generic
+   path, which raises the usual errors. */
+static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
+                                        PyObject *kwnames) {
+    PyObject *const names[] = {tb_s_content, tb_s_status_code, tb_s_headers, tb_s_media_type};
+    PyObject *value[4] = {Py_None, NULL, Py_None, Py_None};
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    int fast = nargs <= 4;
+    for (Py_ssize_t i = 0; i < nargs && fast; i++) value[i] = args[i];
+    for (Py_ssize_t i = 0; i < nkw && fast; i++) {
+        int k = 0; /* names in code are interned, as these are; others go the generic way */
+        while (k < 4 && PyTuple_GET_ITEM(kwnames, i) != names[k]) k++;
+        if ((fast = k < 4 && k >= nargs)) value[k] = args[nargs + i];
     }
-    return rc;
+    long status = 200;
+    if (fast && value[1]) {
+        int overflow = 0;
+        fast = PyLong_CheckExact(value[1]);
+        if (fast) status = PyLong_AsLongAndOverflow(value[1], &overflow);
+        fast = fast && !overflow && status >= INT_MIN && status <= INT_MAX;
+    }
+    PyObject *r;
+    if (fast) {
+        r = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
+        if (r && tb_response_fill((tb_Response *)r, value[0], (int)status, value[2], value[3]) < 0)
+            Py_CLEAR(r);
+    } else { /* type.__call__ bound to the class: the generic call, which does not come here */
+        PyObject *generic = PyObject_GetAttrString(type, "__call__");
+        r = generic ? PyObject_Vectorcall(generic, args, nargsf, kwnames) : NULL;
+        Py_XDECREF(generic);
+    }
+    return r;
 }
 
 static void tb_response_dealloc(PyObject *self) {
@@ -931,9 +967,30 @@ static void tb_response_dealloc(PyObject *self) {
     Py_TYPE(self)->tp_free(self);
 }
 
+/* The bytes of the body and the list of headers are made when first asked
+   for: most responses are sent without anyone asking. */
+static PyObject *tb_response_get(PyObject *self, void *headers) {
+    tb_Response *r = (tb_Response *)self;
+    if (!r->body)
+        return PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '%s'",
+                            Py_TYPE(self)->tp_name, headers ? "headers" : "body");
+    PyObject **slot = headers ? &r->headers : &r->body;
+    if (headers && !r->headers && !(r->headers = PyList_New(0))) return NULL;
+    if (!headers && PyUnicode_Check(r->body)) {
+        PyObject *bytes = PyUnicode_AsUTF8String(r->body);
+        if (!bytes) return NULL;
+        Py_SETREF(r->body, bytes);
+    }
+    Py_INCREF(*slot);
+    return *slot;
+}
+
+static PyGetSetDef tb_response_getset[]
+    = {{"body", tb_response_get, NULL, "The body, bytes.", NULL},
+       {"headers", tb_response_get, NULL, "The (name, value) pairs.", (void *)1},
+       {NULL, NULL, NULL, NULL, NULL}};
+
 static PyMemberDef tb_response_members[] = {
-    {"body", T_OBJECT_EX, offsetof(tb_Response, body), READONLY, "The body, bytes."},
-    {"headers", T_OBJECT_EX, offsetof(tb_Response, headers), READONLY, "The (name, value) pairs."},
     {"media_type", T_OBJECT, offsetof(tb_Response, media_type), 0, "The Content-Type, or None."},
     {"status_code", T_INT, offsetof(tb_Response, status_code), 0, "The status."},
     {NULL, 0, 0, 0, NULL}};
@@ -1040,7 +1097,7 @@ static void tb_send_http_exception(turbo_res *res, const char *label, tb_HTTPExc
         tb_send_500(res);
         return;
     }
-    tb_send_with_headers(res, label, e->status, e->header_list, buf ? "application/json" : NULL,
+    tb_send_with_headers(res, label, e->status, e->header_list, buf ? "application/json" : NULL, 16,
                          buf ? buf->data : "", buf ? buf->len : 0);
     if (buf) tb_scratch_done(buf);
 }
@@ -1391,6 +1448,12 @@ done:
    does not parse; NULL with one on a real error. Rules as pydantic 2's
    lax mode for strings. */
 static PyObject *tb_parse_int(const char *s, size_t n) {
+    if (n && n <= 18) { /* the common case first: digits only */
+        long long v = 0;
+        size_t i = 0;
+        while (i < n && tb_is_digit(s[i])) v = v * 10 + (s[i++] - '0');
+        if (i == n) return PyLong_FromLongLong(v);
+    }
     tb_trim(&s, &n);
     size_t dot = n;
     for (size_t i = 0; i < n; i++)
@@ -1418,7 +1481,7 @@ static PyObject *tb_parse_int(const char *s, size_t n) {
 
 static PyObject *tb_parse_float(const char *s, size_t n) {
     tb_trim(&s, &n);
-    if (n == 0) return NULL;
+    if (n == 0 || memchr(s, '\0', n)) return NULL; /* a NUL would end the C string early */
     char *text = tb_copy_without_underscores(s, n);
     if (!text) return NULL;
     char *end;
@@ -1494,16 +1557,11 @@ static int tb_arg_path(tb_param *q, turbo_req *req, PyObject **out, PyObject **e
     turbo_str v = turbo_req_param(req, q->name);
     if (!v.len || !memchr(v.ptr, '%', v.len))
         return tb_arg_scalar(q, "path", v.len ? v.ptr : "", v.len, out, errors);
-    char small[256];
-    char *buf = v.len <= sizeof small ? small : (char *)PyMem_Malloc(v.len);
-    if (!buf) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    long n = turbo_url_decode(buf, v.ptr, v.len, 0);
-    int rc = n < 0 ? tb_arg_scalar(q, "path", v.ptr, v.len, out, errors)
-                   : tb_arg_scalar(q, "path", buf, (size_t)n, out, errors);
-    if (buf != small) PyMem_Free(buf);
+    PyObject *text = tb_decoded_str(v.ptr, v.len, 0); /* bad UTF-8 fails every type but str */
+    Py_ssize_t n;
+    const char *s = text ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+    int rc = s ? tb_arg_scalar(q, "path", s, (size_t)n, out, errors) : -1;
+    Py_XDECREF(text);
     return rc;
 }
 
@@ -1692,14 +1750,14 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
 
 /* Answers with what a handler returned. GIL held. */
 static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
-    if (PyObject_TypeCheck(result, &tb_ResponseType)) {
+    int plain_json = PyDict_CheckExact(result) || PyUnicode_CheckExact(result); /* most often */
+    if (!plain_json && PyObject_TypeCheck(result, &tb_ResponseType)) {
         tb_send_response(res, pl->label, (tb_Response *)result);
-    } else if (PyBytes_Check(result)) {
-        if (tb_body_allowed(pl->status))
-            turbo_res_send(res, pl->status, "application/octet-stream", PyBytes_AS_STRING(result),
-                           (size_t)PyBytes_GET_SIZE(result));
-        else
-            tb_send_empty(res, pl->status, "application/octet-stream");
+    } else if (!plain_json && PyBytes_Check(result)) {
+        int empty = !tb_body_allowed(pl->status);
+        turbo_res_send(res, pl->status, "application/octet-stream",
+                       empty ? "" : PyBytes_AS_STRING(result),
+                       empty ? 0 : (size_t)PyBytes_GET_SIZE(result));
     } else if (tb_send_json(res, pl->status, result, 0) < 0) {
         tb_log_error_line(pl->label);
         tb_send_500(res);
@@ -1851,48 +1909,35 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
 
 /* GIL held. Starts asyncio's loop in a daemon thread of this process. */
 static int tb_loop_start(void) {
-    PyObject *asyncio = PyImport_ImportModule("asyncio");
-    PyObject *threading = asyncio ? PyImport_ImportModule("threading") : NULL;
-    PyObject *loop = threading ? PyObject_CallMethod(asyncio, "new_event_loop", NULL) : NULL;
-    PyObject *run = loop ? PyObject_GetAttrString(loop, "run_forever") : NULL;
-    PyObject *kw = run ? Py_BuildValue("{s:O,s:s,s:O}", "target", run, "name", "turbo-asyncio",
-                                       "daemon", Py_True)
-                       : NULL;
-    PyObject *thread_type = kw ? PyObject_GetAttrString(threading, "Thread") : NULL;
-    PyObject *thread = thread_type ? PyObject_Call(thread_type, tb_empty_tuple, kw) : NULL;
-    PyObject *started = thread ? PyObject_CallMethod(thread, "start", NULL) : NULL;
-    if (started) {
-        tb_run_coroutine_threadsafe = PyObject_GetAttrString(asyncio, "run_coroutine_threadsafe");
-        tb_loop = loop;
-        tb_loop_thread = thread;
-        Py_INCREF(loop);
-        Py_INCREF(thread);
+    static const char code[]
+        = "import asyncio, threading\n"
+          "loop = asyncio.new_event_loop()\n"
+          "thread = threading.Thread(target=loop.run_forever, name='turbo-asyncio', daemon=True)\n"
+          "thread.start()\n"
+          "submit = asyncio.run_coroutine_threadsafe\n";
+    PyObject *ns = PyDict_New();
+    PyObject *done = ns && PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0
+                         ? PyRun_String(code, Py_file_input, ns, ns)
+                         : NULL;
+    if (done) {
+        tb_loop_ns = ns;
+        tb_loop = PyDict_GetItemString(ns, "loop");
+        tb_run_coroutine_threadsafe = PyDict_GetItemString(ns, "submit");
+    } else {
+        Py_XDECREF(ns);
     }
-    Py_XDECREF(asyncio);
-    Py_XDECREF(threading);
-    Py_XDECREF(loop);
-    Py_XDECREF(run);
-    Py_XDECREF(kw);
-    Py_XDECREF(thread_type);
-    Py_XDECREF(thread);
-    Py_XDECREF(started);
-    return started && tb_run_coroutine_threadsafe ? 0 : -1;
+    Py_XDECREF(done);
+    return done ? 0 : -1;
 }
 
 static void tb_loop_stop(void) {
-    if (!tb_loop) return;
-    PyObject *stop = PyObject_GetAttrString(tb_loop, "stop");
-    PyObject *r = stop ? PyObject_CallMethod(tb_loop, "call_soon_threadsafe", "O", stop) : NULL;
-    Py_XDECREF(r);
-    r = r ? PyObject_CallMethod(tb_loop_thread, "join", NULL) : NULL;
-    Py_XDECREF(r);
-    r = r ? PyObject_CallMethod(tb_loop, "close", NULL) : NULL;
+    if (!tb_loop_ns) return;
+    static const char code[] = "loop.call_soon_threadsafe(loop.stop); thread.join(); loop.close()";
+    PyObject *r = PyRun_String(code, Py_file_input, tb_loop_ns, tb_loop_ns);
     if (!r) tb_log_error_line("stopping the asyncio loop");
     Py_XDECREF(r);
-    Py_XDECREF(stop);
-    Py_CLEAR(tb_loop);
-    Py_CLEAR(tb_loop_thread);
-    Py_CLEAR(tb_run_coroutine_threadsafe);
+    tb_loop = tb_run_coroutine_threadsafe = NULL;
+    Py_CLEAR(tb_loop_ns);
 }
 
 /* ================================================================ turbo.App */
@@ -2205,17 +2250,11 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args, PyObject *kwds) 
     if (processes == -1 && PyErr_Occurred()) return NULL;
     if (processes < 1 || threads < 1)
         return PyErr_Format(PyExc_ValueError, "workers and threads must be at least 1");
-    turbo_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.host = host;
-    cfg.port = port == 0 ? -1 : port;
-    cfg.workers = threads;
-    cfg.processes = processes > 1 ? (int)processes : 0;
-    cfg.on_process_start = tb_on_process_start;
-    cfg.on_process_stop = tb_on_process_stop;
-    cfg.before_fork = tb_before_fork;
-    cfg.after_fork = tb_after_fork;
-    cfg.hook_arg = self;
+    turbo_config cfg = {.host = host, .port = port == 0 ? -1 : port, .workers = threads,
+                        .processes = processes > 1 ? (int)processes : 0,
+                        .on_process_start = tb_on_process_start,
+                        .on_process_stop = tb_on_process_stop, .before_fork = tb_before_fork,
+                        .after_fork = tb_after_fork, .hook_arg = self};
     if (turbo_config_env(&cfg) < 0)
         return PyErr_Format(PyExc_ValueError,
                             "a TURBO_* environment variable is invalid (see stderr)");
@@ -2288,20 +2327,16 @@ static void tb_app_dealloc(PyObject *self) {
 #define TB_METH(name, fn, doc)                                                                     \
     { name, (PyCFunction)(void (*)(void))fn, METH_VARARGS | METH_KEYWORDS, doc }
 static PyMethodDef tb_app_methods[] = {
-    TB_METH("get", tb_app_get, "get(path, *, status_code=200): a decorator for a GET route."),
-    TB_METH("post", tb_app_post, "post(path, *, status_code=200): a decorator for a POST route."),
-    TB_METH("put", tb_app_put, "put(path, *, status_code=200): a decorator for a PUT route."),
-    TB_METH("patch", tb_app_patch,
-            "patch(path, *, status_code=200): a decorator for a PATCH route."),
-    TB_METH("delete", tb_app_delete,
-            "delete(path, *, status_code=200): a decorator for a DELETE route."),
-    TB_METH("route", tb_app_route,
-            "route(path, methods=None, status_code=200): a decorator for any methods."),
+    TB_METH("get", tb_app_get, "get(path, *, status_code=200): decorates a GET route."),
+    TB_METH("post", tb_app_post, "post(path, *, status_code=200): decorates a POST route."),
+    TB_METH("put", tb_app_put, "put(path, *, status_code=200): decorates a PUT route."),
+    TB_METH("patch", tb_app_patch, "patch(path, *, status_code=200): decorates a PATCH route."),
+    TB_METH("delete", tb_app_delete, "delete(path, *, status_code=200): decorates a DELETE route."),
+    TB_METH("route", tb_app_route, "route(path, methods=None, status_code=200): any methods."),
     TB_METH("add_route", tb_app_add_route,
-            "add_route(path, endpoint, methods=None, status_code=200)."),
-    TB_METH(
-        "native", tb_app_native,
-        "native(method, path, library, symbol): serve a C turbo_handler from a shared library."),
+            "add_route(path, endpoint, methods=None, status_code=200): no decorator needed."),
+    TB_METH("native", tb_app_native,
+            "native(method, path, library, symbol): a C turbo_handler from a shared library."),
     TB_METH(
         "run", tb_app_run,
         "run(host='127.0.0.1', port=8000, workers=None, threads=1): serve until SIGINT/SIGTERM.\n"
@@ -2353,6 +2388,7 @@ static PyTypeObject tb_ResponseType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Response(content=b'', status_code=200, headers=None, media_type=None)",
     .tp_members = tb_response_members,
+    .tp_getset = tb_response_getset,
     .tp_init = tb_response_init,
     .tp_new = PyType_GenericNew,
 };
@@ -2365,7 +2401,7 @@ static PyTypeObject tb_JSONResponseType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc
     = "JSONResponse(content, status_code=200, headers=None, media_type=None): content as JSON.",
-    .tp_init = tb_json_response_init,
+    .tp_init = tb_response_init,
     .tp_new = PyType_GenericNew,
 };
 
@@ -2393,20 +2429,10 @@ static PyTypeObject tb_PendingType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
 };
 
-static struct PyModuleDef tb_module
-    = {PyModuleDef_HEAD_INIT,
-       "turbo",
-       "FastAPI-style Python apps on the turbo C HTTP server, with native C routes beside them.",
-       -1,
-       NULL,
-       NULL,
-       NULL,
-       NULL,
-       NULL};
-
-static int tb_intern(PyObject **slot, const char *s) {
-    return (*slot = PyUnicode_InternFromString(s)) ? 0 : -1;
-}
+static struct PyModuleDef tb_module = {
+    PyModuleDef_HEAD_INIT, "turbo",
+    "FastAPI-style Python apps on the turbo C HTTP server, with native C routes beside them.", -1,
+    NULL, NULL, NULL, NULL, NULL};
 
 static int tb_module_state_init(void) {
     PyObject *json = PyImport_ImportModule("json");
@@ -2420,12 +2446,18 @@ static int tb_module_state_init(void) {
     Py_XDECREF(enum_mod);
     if (!tb_json_loads || !tb_JSONDecodeError || !tb_Enum || !(tb_empty_tuple = PyTuple_New(0)))
         return -1;
-    if (tb_intern(&tb_s_result, "result") || tb_intern(&tb_s_add_done_callback, "add_done_callback")
-        || tb_intern(&tb_s_pos, "pos") || tb_intern(&tb_s_msg, "msg") || tb_intern(&tb_s_loc, "loc")
-        || tb_intern(&tb_s_close, "close") || tb_intern(&tb_s_flush, "flush")
-        || tb_intern(&tb_s_value, "value") || tb_intern(&tb_s_model_dump, "model_dump")
-        || tb_intern(&tb_s_mode, "mode") || tb_intern(&tb_s_json, "json"))
-        return -1;
+    static const struct {
+        PyObject **slot;
+        const char *text;
+    } strings[] = {{&tb_s_result, "result"}, {&tb_s_add_done_callback, "add_done_callback"},
+                   {&tb_s_pos, "pos"}, {&tb_s_msg, "msg"}, {&tb_s_loc, "loc"},
+                   {&tb_s_close, "close"}, {&tb_s_flush, "flush"}, {&tb_s_value, "value"},
+                   {&tb_s_model_dump, "model_dump"}, {&tb_s_mode, "mode"}, {&tb_s_json, "json"},
+                   {&tb_s_content, "content"}, {&tb_s_status_code, "status_code"},
+                   {&tb_s_headers, "headers"}, {&tb_s_media_type, "media_type"},
+                   {&tb_s_application_json, "application/json"}};
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
+        if (!(*strings[i].slot = PyUnicode_InternFromString(strings[i].text))) return -1;
     if (pthread_key_create(&tb_scratch_key, tb_scratch_free) != 0) {
         PyErr_NoMemory();
         return -1;
@@ -2435,27 +2467,25 @@ static int tb_module_state_init(void) {
 
 PyMODINIT_FUNC PyInit_turbo(void) {
     static const struct {
-        const char *name;
+        const char *name; /* NULL: internal */
         PyTypeObject *type;
-    } exported[] = {{"App", &tb_AppType},
-                    {"Request", &tb_RequestType},
-                    {"Response", &tb_ResponseType},
-                    {"JSONResponse", &tb_JSONResponseType},
-                    {"HTTPException", &tb_HTTPExceptionType}};
-    PyTypeObject *internal[] = {&tb_DecoratorType, &tb_PendingType};
+    } types[] = {{"App", &tb_AppType}, {"Request", &tb_RequestType},
+                 {"Response", &tb_ResponseType}, {"JSONResponse", &tb_JSONResponseType},
+                 {"HTTPException", &tb_HTTPExceptionType}, {NULL, &tb_DecoratorType},
+                 {NULL, &tb_PendingType}};
     tb_HTTPExceptionType.tp_base = (PyTypeObject *)PyExc_Exception;
     tb_JSONResponseType.tp_base = &tb_ResponseType;
-    for (size_t i = 0; i < sizeof exported / sizeof *exported; i++)
-        if (PyType_Ready(exported[i].type) < 0) return NULL;
-    for (size_t i = 0; i < sizeof internal / sizeof *internal; i++)
-        if (PyType_Ready(internal[i]) < 0) return NULL;
+    tb_ResponseType.tp_vectorcall = tb_response_vectorcall;
+    tb_JSONResponseType.tp_vectorcall = tb_response_vectorcall;
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (PyType_Ready(types[i].type) < 0) return NULL;
     if (tb_module_state_init() < 0) return NULL;
     PyObject *m = PyModule_Create(&tb_module);
     if (!m) return NULL;
-    for (size_t i = 0; i < sizeof exported / sizeof *exported; i++) {
-        Py_INCREF(exported[i].type);
-        if (PyModule_AddObject(m, exported[i].name, (PyObject *)exported[i].type) < 0) {
-            Py_DECREF(exported[i].type);
+    for (size_t i = 0; i < sizeof types / sizeof *types && types[i].name; i++) {
+        Py_INCREF(types[i].type);
+        if (PyModule_AddObject(m, types[i].name, (PyObject *)types[i].type) < 0) {
+            Py_DECREF(types[i].type);
             Py_DECREF(m);
             return NULL;
         }

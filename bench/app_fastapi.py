@@ -4,7 +4,9 @@ tests/test_fastapi_parity.py.
 
     python3 bench/app_fastapi.py            # uvicorn on 127.0.0.1:$PORT (8000)
     python3 -m uvicorn bench.app_fastapi:app --port 8000"""
+import atexit
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -14,7 +16,19 @@ from fastapi import FastAPI, HTTPException
 
 app = FastAPI()
 
-DB_PATH = os.path.join(tempfile.mkdtemp(prefix="fastapi-app-"), "items.db")
+# SQLite in a fresh temporary directory, removed at exit by the process that
+# made it (not by any process forked from it).
+DB_DIR = tempfile.mkdtemp(prefix="fastapi-app-")
+DB_PATH = os.path.join(DB_DIR, "items.db")
+DB_OWNER = os.getpid()
+
+
+@atexit.register
+def remove_db_dir():
+    if os.getpid() == DB_OWNER:
+        shutil.rmtree(DB_DIR, ignore_errors=True)
+
+
 with sqlite3.connect(DB_PATH) as setup:
     setup.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
 setup.close()

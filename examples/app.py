@@ -6,7 +6,9 @@
 PORT, TURBO_HOST, TURBO_PROCESSES, TURBO_WORKERS (threads per process) and the
 other TURBO_* variables override the arguments of app.run. The same app for
 FastAPI is bench/app_fastapi.py."""
+import atexit
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -21,9 +23,20 @@ HANDLERS = os.environ.get("TURBO_HANDLERS", os.path.join(HERE, "handlers.so"))
 
 app = turbo.App()
 
-# SQLite in a fresh temporary directory; one connection per thread, opened
-# on first use (so after the worker processes have forked).
-DB_PATH = os.path.join(tempfile.mkdtemp(prefix="turbo-app-"), "items.db")
+# SQLite in a fresh temporary directory, removed at exit by the process that
+# made it (the worker processes forked from it leave it alone); one connection
+# per thread, opened on first use (so after the worker processes have forked).
+DB_DIR = tempfile.mkdtemp(prefix="turbo-app-")
+DB_PATH = os.path.join(DB_DIR, "items.db")
+DB_OWNER = os.getpid()
+
+
+@atexit.register
+def remove_db_dir():
+    if os.getpid() == DB_OWNER:
+        shutil.rmtree(DB_DIR, ignore_errors=True)
+
+
 with sqlite3.connect(DB_PATH) as setup:
     setup.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
 setup.close()
