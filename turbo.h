@@ -3397,8 +3397,10 @@ static int tb__supervise(turbo_server *s) {
             if (k == n) continue;
             alive--;
             pids[k] = 0;
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = 1;
-            if (stopping) continue;
+            if (stopping) { /* replaced processes do not count: only how these stop */
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = 1;
+                continue;
+            }
             fprintf(stderr, "turbo: worker process %d (pid %ld) ended (status %d); starting another\n",
                     k, (long)pid, status);
             if (tb__now_ms() - born[k] < 1000) usleep(1000 * 1000); /* no fork storm */

@@ -1907,14 +1907,16 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
     Py_DECREF(p);
 }
 
-/* GIL held. Starts asyncio's loop in a daemon thread of this process. */
+/* GIL held. Starts asyncio's loop in a daemon thread of this process; guard
+   keeps a KeyboardInterrupt or SystemExit in a handler from stopping it. */
 static int tb_loop_start(void) {
     static const char code[]
-        = "import asyncio, threading\n"
-          "loop = asyncio.new_event_loop()\n"
-          "thread = threading.Thread(target=loop.run_forever, name='turbo-asyncio', daemon=True)\n"
-          "thread.start()\n"
-          "submit = asyncio.run_coroutine_threadsafe\n";
+        = "import asyncio, threading\nloop = asyncio.new_event_loop()\n"
+          "thread = threading.Thread(target=loop.run_forever, daemon=True); thread.start()\n"
+          "async def guard(coro):\n    try:\n        return await coro\n"
+          "    except (KeyboardInterrupt, SystemExit) as e:\n"
+          "        raise RuntimeError('handler raised ' + type(e).__name__) from e\n"
+          "def submit(coro, loop):\n    return asyncio.run_coroutine_threadsafe(guard(coro), loop)\n";
     PyObject *ns = PyDict_New();
     PyObject *done = ns && PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0
                          ? PyRun_String(code, Py_file_input, ns, ns)

@@ -21,7 +21,13 @@ SUITES = [
     ("http over sockets (tsan)", [PY, "tests/test_http.py", "build/hello-tsan"]),
     ("http over kqueue-on-epoll shim", [PY, "tests/test_http.py", "build/hello-kqueue"]),
     ("c api over sockets (asan+ubsan)", [PY, "tests/test_c_api.py", "build/c_api_server-asan", "build/native_server"]),
+    ("hostile clients (asan+ubsan)", [PY, "tests/test_hostile.py", "build/hello-asan"]),
+    ("hostile clients (release build)", [PY, "tests/test_hostile.py", "build/hello"]),
+    ("valgrind memcheck, http subset", ["bash", "tests/valgrind.sh", "build/hello-debug",
+                                         "pipelin", "keep", "chunk", "shutdown", "split", "limit"]),
+    ("fuzz targets, smoke", ["bash", "tests/fuzz/run.sh", "smoke"]),
     ("python binding", [PY, "tests/test_py.py"]),
+    ("python handlers failing every way", [PY, "tests/test_py_hostile.py"]),
     ("fastapi parity", [PY, "tests/test_fastapi_parity.py"]),
 ]
 

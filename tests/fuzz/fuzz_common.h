@@ -73,6 +73,13 @@ static inline int ref_is_tchar(unsigned char c) {
            (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/* RFC 3986 characters of a request target: unreserved, sub-delims, ":",
+   "@", "/", "?" and "%". */
+static inline int ref_is_target(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~!$&'()*+,;=:@/?%", c) != NULL);
+}
+
 /* field-vchar / SP / HTAB (obs-text included) */
 static inline int ref_is_value(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
@@ -120,9 +127,11 @@ static inline int ref_valid_ext(const unsigned char *p, size_t n) {
 }
 
 /* Decodes a chunked body from p[0..n) into out (room for n bytes). Limits as
-   turbo defines them: the declared sizes must fit max_body (413), at most
-   4096 size digits and 4096 extension bytes per line (400), trailer bytes
-   (each field line less its first byte) at most max_head (431). */
+   turbo defines them: the declared sizes must fit max_body (413), and so
+   must the raw bytes so far, less the data, fit max_body + max_head (413,
+   checked at each size line's LF); at most 4096 size digits and 4096
+   extension bytes per line (400); trailer bytes (each field line less its
+   first byte) at most max_head (431). */
 static inline int ref_dechunk(const unsigned char *p, size_t n, unsigned char *out, uint64_t max_body,
                        size_t max_head, ref_chunked *res) {
     size_t i = 0, dst = 0, trailers = 0;
@@ -147,7 +156,9 @@ static inline int ref_dechunk(const unsigned char *p, size_t n, unsigned char *o
         if (i == n) return REF_MORE;
         if (!ref_valid_ext(p + ext_start, i - ext_start)) return -400;
         if (++i == n) return REF_MORE;
-        if (p[i++] != '\n') return -400;
+        if (p[i] != '\n') return -400;
+        if (i - dst > max_body + max_head) return -413; /* framing bytes beyond the data */
+        i++;
         if (size == 0) break;
         if (n - i < size) {
             memcpy(out + dst, p + i, n - i);

@@ -526,7 +526,8 @@ static void compare(const events *got, const events *want) {
             continue;
         }
         FUZZ_ASSERT(g->type == w->type, "token %d: type %d, want %d", i, g->type, w->type);
-        FUZZ_ASSERT(g->len == w->len && !memcmp(got->arena + g->off, want->arena + w->off, g->len),
+        FUZZ_ASSERT(g->len == w->len &&
+                        (!g->len || !memcmp(got->arena + g->off, want->arena + w->off, g->len)),
                     "token %d reads back as \"%.*s\", want \"%.*s\"", i, (int)g->len,
                     (const char *)got->arena + g->off, (int)w->len, (const char *)want->arena + w->off);
     }

@@ -9,6 +9,7 @@
    - a verdict on a prefix (complete head, or an error) is the verdict on the
      whole: more bytes never change a decision already taken, and a complete
      parse of a prefix yields the very same fields;
+   - the server's gate, tb__head_ready, never holds back a complete head;
    - a complete head is well-formed: it ends in CRLF CRLF, has no bare CR or
      LF and no NUL, its fields lie inside it, names are tokens, values carry
      no CR/LF/NUL and no outer whitespace, within every limit;
@@ -86,7 +87,7 @@ static void check_head(const char *buf, size_t hl, const turbo_req *r, const tb_
     FUZZ_ASSERT(r->version == 10 || r->version == 11, "version %d", r->version);
     FUZZ_ASSERT(r->method.len > 0 && in_range(r->method.ptr, r->method.len, buf, hl), "method");
     for (i = 0; i < r->method.len; i++)
-        FUZZ_ASSERT(TB__IN(tb__tchar_map, r->method.ptr[i]), "method byte %02x",
+        FUZZ_ASSERT(ref_is_tchar((unsigned char)r->method.ptr[i]), "method byte %02x",
                     (unsigned char)r->method.ptr[i]);
     FUZZ_ASSERT(!tb__is_method(r->method, "CONNECT"), "CONNECT accepted");
     FUZZ_ASSERT(r->target.len > 0 && in_range(r->target.ptr, r->target.len, buf, hl), "target");
@@ -111,7 +112,7 @@ static void check_head(const char *buf, size_t hl, const turbo_req *r, const tb_
         FUZZ_ASSERT(nm.len > 0 && in_range(nm.ptr, nm.len, buf, hl), "header name %d", k);
         FUZZ_ASSERT(in_range(v.ptr, v.len, buf, hl), "header value %d", k);
         for (i = 0; i < nm.len; i++)
-            FUZZ_ASSERT(TB__IN(tb__tchar_map, nm.ptr[i]), "header name byte %02x",
+            FUZZ_ASSERT(ref_is_tchar((unsigned char)nm.ptr[i]), "header name byte %02x",
                         (unsigned char)nm.ptr[i]);
         for (i = 0; i < v.len; i++)
             FUZZ_ASSERT(v.ptr[i] != '\r' && v.ptr[i] != '\n' && v.ptr[i] != 0 && v.ptr[i] != 0x7f,
@@ -148,7 +149,7 @@ static int known_method_501(const char *data, size_t n, int prefix_rc, int whole
     if (!FUZZ_METHOD_501 || prefix_rc != -501 || (whole_rc != -400 && whole_rc != -414)) return 0;
     while (n - i >= 2 && data[i] == '\r' && data[i + 1] == '\n') i += 2;
     for (k = 0; k < TB__METHOD_MAX; k++)
-        if (i + k >= n || !TB__IN(tb__tchar_map, data[i + k])) return 0;
+        if (i + k >= n || !ref_is_tchar((unsigned char)data[i + k])) return 0;
     return 1;
 }
 
@@ -175,6 +176,8 @@ static size_t one_request(const char *data, size_t n, fuzz_rng *rng, const tb__l
     tb__framing whole_f, part_f;
     char *whole = fuzz_copy(data, n);
     size_t have = 0, taken = 0;
+    tb__conn conn;
+    int waiting = 0;
     int hl = tb__parse_head(whole, n, &whole_req, &whole_f, lim);
     FUZZ_ASSERT(hl >= -505 && (size_t)(hl > 0 ? hl : 0) <= n, "head length %d of %zu", hl, n);
     if (hl < 0)
@@ -183,13 +186,27 @@ static size_t one_request(const char *data, size_t n, fuzz_rng *rng, const tb__l
                     "unexpected status %d", -hl);
     if (hl > 0) check_head(whole, (size_t)hl, &whole_req, &whole_f, lim);
 
+    memset(&conn, 0, sizeof conn);
     while (have < n) { /* the same bytes, arriving piece by piece */
         char *part;
-        int rc;
+        int rc, ready = 1;
         have += fuzz_step(rng, 48);
         if (have > n) have = n;
         part = fuzz_copy(data, have);
+        /* As the server does: after a first "need more", it parses again only
+           once tb__head_ready says the head may be complete. */
+        if (waiting) ready = tb__head_ready(&conn, part, have, lim);
         rc = tb__parse_head(part, have, &part_req, &part_f, lim);
+        FUZZ_ASSERT(ready || rc <= 0, "a complete head of %d bytes waits: tb__head_ready says no at %zu",
+                    rc, have);
+        if (!ready) {
+            free(part);
+            continue;
+        }
+        if (rc == 0 && !waiting) {
+            waiting = 1;
+            tb__head_ready(&conn, part, have, lim);
+        }
         if (rc != 0) {
             FUZZ_ASSERT(rc == hl || known_method_501(data, n, rc, hl) ||
                             known_header_count_431(data, n, rc, hl, lim),

@@ -95,7 +95,7 @@ static int ref_parse_pattern(route *rt) {
             s->len = n - 2;
         } else {
             for (k = 0; k < n; k++)
-                if (!TB__IN(tb__target_map, p[k]) || p[k] == '?' || p[k] == '#' || p[k] == '{' ||
+                if (!ref_is_target((unsigned char)p[k]) || p[k] == '?' || p[k] == '#' || p[k] == '{' ||
                     p[k] == '}')
                     return rt->nsegs;
             if (!n && slash) return rt->nsegs; /* empty segment before a '/' */
