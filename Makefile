@@ -13,7 +13,7 @@ HDRS    := turbo.h
 PY_INC  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 PY_EXT  := turbo$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
-PROGRAMS := build/hello build/hello-asan build/hello-tsan build/hello-debug build/hello-kqueue \
+PROGRAMS := build/hello build/hello-asan build/hello-tsan build/hello-debug build/hello-kqueue build/test_shim \
             build/test_parser build/test_json build/native_server build/c_api_server-asan \
             $(PY_EXT) examples/handlers.so
 .PHONY: all run test bench bench-quick fuzz valgrind clean
@@ -30,6 +30,8 @@ build/hello-debug: examples/hello.c $(HDRS) | build
 	$(CC) $(WARN) -O1 -g $< -o $@ $(LDLIBS)
 build/hello-kqueue: examples/hello.c tests/kqueue_shim/kqueue.c $(HDRS) | build
 	$(CC) $(WARN) $(ASAN) -DTURBO_KQUEUE -Itests/kqueue_shim examples/hello.c tests/kqueue_shim/kqueue.c -o $@ $(LDLIBS)
+build/test_shim: tests/kqueue_shim/test_shim.c tests/kqueue_shim/kqueue.c | build
+	$(CC) $(WARN) $(ASAN) -Itests/kqueue_shim $^ -o $@ $(LDLIBS)
 build/test_parser: tests/test_parser.c $(HDRS) | build
 	$(CC) $(WARN) $(ASAN) $< -o $@ $(LDLIBS)
 build/test_json: tests/test_json.c $(HDRS) | build

@@ -1280,8 +1280,9 @@ static const tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb
     lk.req = r;
     lk.allow = NULL;
     r->param_count = 0;
-    h = r->path.len == 1 ? tb__node_accept(root, &lk)
-                         : tb__find(root, r->path.ptr + 1, r->path.ptr + r->path.len, &lk);
+    h = r->path.len == 1 ? tb__node_accept(root, &lk) : NULL;
+    if (!h) /* for "/" too: a root "/{rest...}" takes it with an empty capture */
+        h = tb__find(root, r->path.ptr + 1, r->path.ptr + r->path.len, &lk);
     *allow = lk.allow;
     return h;
 }

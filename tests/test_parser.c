@@ -330,6 +330,14 @@ static void test_router(void) {
           "Allow: %.*s", (int)b.len, b.data);
     turbo_buf_free(&b);
     CHECK(route(s, "PURGE", "/cache", &r, &allow) == 11, "custom method");
+    {
+        turbo_server *t = turbo_new(NULL);
+        turbo_get(t, "/{rest...}", h_a, (void *)12);
+        CHECK(route(t, "GET", "/", &r, &allow) == 12 && param_is(&r, "rest", ""),
+              "a root tail takes \"/\" with an empty capture");
+        CHECK(route(t, "GET", "/a/b", &r, &allow) == 12 && param_is(&r, "rest", "a/b"), "root tail");
+        turbo_free(t);
+    }
     CHECK(tb__known_method(s, r.method), "custom method is known");
 
     /* Many routes: lookups still find each one. */
