@@ -701,7 +701,6 @@ static int tb__parse_request_line(const char *p, size_t n, turbo_req *r) {
     const char *end = p + n, *s = p, *q;
     while (s < end && TB__IS(TB__TCHAR, *s)) s++;
     if (s == p || s == end || *s != ' ') return -400;
-    if (s - p >= TB__METHOD_MAX) return -501; /* longer than any method a route can have */
     r->method.ptr = p;
     r->method.len = (size_t)(s - p);
     q = ++s;
@@ -814,7 +813,8 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
 static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f,
                           const tb__limits *lim) {
     const char *p = buf, *end = buf + len, *lf;
-    size_t limit;
+    size_t limit, i;
+    turbo_str name, value;
     int rc;
     memset(f, 0, sizeof *f);
     r->method.len = 0;
@@ -823,13 +823,16 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;
     if ((size_t)(p - buf) > lim->max_head) return -431; /* an endless run of empty lines */
     if (p == end || (end - p == 1 && *p == '\r')) return 0;
+    /* A method longer than any route's is refused from its first bytes
+       alone, and nothing is decided before they are in: every split of a
+       request gets the same answer. */
+    for (i = 0; i < (size_t)(end - p) && i < TB__METHOD_MAX && TB__IS(TB__TCHAR, p[i]); i++) {
+    }
+    if (i == TB__METHOD_MAX) return -501;
+    if (i == (size_t)(end - p)) return 0;
     limit = TB__MIN((size_t)(end - p), lim->max_line + 2);
     lf = (const char *)memchr(p, '\n', limit);
     if (!lf) {
-        size_t i;
-        for (i = 0; i < limit && TB__IS(TB__TCHAR, p[i]); i++) {
-        }
-        if (i >= TB__METHOD_MAX) return -501; /* a method longer than any route's */
         for (i = 0; i < limit; i++) /* refuse binary garbage early */
             if ((unsigned char)p[i] < 0x20 && p[i] != '\r') return -400;
         return (size_t)(end - p) > lim->max_line + 1 ? -414 : 0;
@@ -853,11 +856,12 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
         if (lf == p || lf[-1] != '\r') return -400;
         if (lf == p + 1) break; /* the empty line */
         if (*p == ' ' || *p == '\t') return -400; /* obs-fold */
+        /* Checked before counted: a malformed line is a 400 however the
+           bytes arrive, as it is while still incomplete. */
+        if ((rc = tb__parse_header_line(p, (size_t)(lf - 1 - p), &name, &value)) != 0) return rc;
         if (r->header_count >= lim->max_headers) return -431;
-        rc = tb__parse_header_line(p, (size_t)(lf - 1 - p), &r->header_name[r->header_count],
-                                   &r->header_value[r->header_count]);
-        if (rc) return rc;
-        r->header_count++;
+        r->header_name[r->header_count] = name;
+        r->header_value[r->header_count++] = value;
         p = lf + 1;
     }
     if ((size_t)(lf + 1 - buf) > lim->max_head + 2) return -431;
@@ -880,9 +884,9 @@ static int tb__valid_chunk_ext(const char *p, size_t n) {
         start = i = tb__skip_bws(p, i + 1, n);
         while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
         if (i == start) return 0;
-        i = tb__skip_bws(p, i, n);
-        if (i == n || p[i] != '=') continue;
-        start = i = tb__skip_bws(p, i + 1, n);
+        start = tb__skip_bws(p, i, n);
+        if (start == n || p[start] != '=') continue; /* BWS only before "=" or ";" */
+        start = i = tb__skip_bws(p, start + 1, n);
         if (i < n && p[i] == '"') {
             for (i++; i < n && p[i] != '"'; i++)
                 if (p[i] == '\\' && ++i == n) return 0;
@@ -1348,8 +1352,11 @@ static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *
     return -1;
 }
 
-/* Walks (creating) the trie for pattern; the node, or NULL with err set. */
-static tb__node *tb__router_node(tb__node *root, const char *pattern, char *err, size_t cap) {
+/* Walks the trie for pattern; the node, or NULL with err set. With create
+   0 it only checks (returning root when all is well, nodes or not), so that
+   a refused pattern leaves no nodes behind. */
+static tb__node *tb__router_node(tb__node *root, const char *pattern, int create, char *err,
+                                 size_t cap) {
     const char *p = pattern + 1, *end = pattern + strlen(pattern);
     const char *names[TURBO_MAX_PARAMS];
     size_t lens[TURBO_MAX_PARAMS];
@@ -1371,7 +1378,8 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, char *err,
             return NULL;
         }
         if (kind == 0) {
-            if (!(n = tb__node_add_static(n, p, len))) break;
+            if (!create) n = n ? tb__node_child(n, p, len) : NULL;
+            else if (!(n = tb__node_add_static(n, p, len))) break;
         } else {
             const char *name = p + 1;
             size_t name_len = len - (kind == 2 ? 5 : 2);
@@ -1393,16 +1401,16 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, char *err,
             }
             names[captures] = name;
             lens[captures++] = name_len;
-            slot = kind == 1 ? &n->param : &n->tail;
-            if (*slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len))) {
+            slot = !n ? NULL : kind == 1 ? &n->param : &n->tail;
+            if (slot && *slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len))) {
                 snprintf(err, cap, "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
                          pattern, (int)name_len, name, (*slot)->seg);
                 return NULL;
             }
-            if (!*slot && !(*slot = tb__node_new(name, name_len))) break;
-            n = *slot;
+            if (create && !*slot && !(*slot = tb__node_new(name, name_len))) break;
+            n = slot ? *slot : NULL;
         }
-        if (!slash) return n;
+        if (!slash) return create ? n : root;
         p = slash + 1;
     }
     snprintf(err, cap, "out of memory adding route \"%s\"", pattern);
@@ -1424,7 +1432,9 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
         snprintf(err, cap, "route %s \"%s\" has no handler", method, pattern);
         return -1;
     }
-    if (!(n = tb__router_node(root, pattern, err, cap))) return -1;
+    if (!tb__router_node(root, pattern, 0, err, cap) ||
+        !(n = tb__router_node(root, pattern, 1, err, cap)))
+        return -1;
     for (i = 0; i < (size_t)n->nhandlers; i++)
         if (n->handlers[i].method_len == mlen && memcmp(n->handlers[i].method, method, mlen) == 0) {
             snprintf(err, cap, "route %s \"%s\" is already registered", method, pattern);
@@ -3304,6 +3314,7 @@ static void tb__close_listeners(turbo_server *s) {
 /* Runs this process's workers, one thread each, on listen_fds[0..n). */
 static int tb__serve(turbo_server *s, int process_index, int *fds) {
     int i, started = 0, rc = 0;
+    sigset_t stop_signals, old_mask;
     s->workers = (tb__worker *)TURBO_MALLOC((size_t)s->cfg.workers * sizeof *s->workers);
     if (!s->workers) return -1;
     if (s->cfg.on_process_start) s->cfg.on_process_start(process_index, s->cfg.hook_arg);
@@ -3320,10 +3331,18 @@ static int tb__serve(turbo_server *s, int process_index, int *fds) {
         started++;
     }
     if (rc) turbo_stop(s);
+    /* Stop signals go to a worker (each waits in its loop), not to this
+       thread: a handler deferred inside pthread_join (as sanitizers defer
+       them) would never reach the stop pipe. */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
     for (i = 0; i < started; i++) {
         pthread_join(s->workers[i].thread, NULL);
         tb__worker_free(&s->workers[i]);
     }
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     TURBO_FREE(s->workers);
     s->workers = NULL;
     if (s->cfg.on_process_stop) s->cfg.on_process_stop(process_index, s->cfg.hook_arg);
@@ -3411,6 +3430,7 @@ static int tb__supervise(turbo_server *s) {
     }
     TURBO_FREE(pids);
     TURBO_FREE(born);
+    if (failed) snprintf(s->error, sizeof s->error, "a worker process did not stop cleanly");
     return stopping && !failed ? 0 : -1;
 }
 

@@ -379,6 +379,14 @@ static void test_refused_patterns(void) {
     refused("G T", "/x", "not a valid HTTP method");
 }
 
+static void test_refused_pattern_leaves_no_trace(void) {
+    turbo_server *s = turbo_new(NULL);
+    CHECK(turbo_get(s, "/a/{x}/{bad", h_a, NULL) == -1, "malformed pattern refused");
+    CHECK(turbo_get(s, "/a/{y}", h_a, NULL) == 0, "a later route is not blamed on it: %s",
+          turbo_error(s));
+    turbo_free(s);
+}
+
 static void test_url_decode(void) {
     char out[32];
     CHECK(turbo_url_decode(out, "a%20b+c", 7, 1) == 5 && !memcmp(out, "a b c", 5), "decode");
@@ -417,6 +425,7 @@ int main(void) {
     test_chunk_framing_overhead_is_bounded();
     test_router();
     test_refused_patterns();
+    test_refused_pattern_leaves_no_trace();
     test_url_decode();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;

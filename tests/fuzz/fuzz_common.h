@@ -10,7 +10,7 @@
 #include <string.h>
 
 #ifndef FUZZ_EXT_NAME_BWS
-#define FUZZ_EXT_NAME_BWS 1
+#define FUZZ_EXT_NAME_BWS 0
 #endif
 
 #define FUZZ_ASSERT(cond, ...)                                                   \
