@@ -2305,7 +2305,6 @@ struct turbo_server {
 
 struct tb__worker {
     turbo_server *s;
-    int index;
     pthread_t thread;
     tb__loop loop;
     int listen_fd;
@@ -2567,7 +2566,6 @@ static void tb__conn_error(tb__worker *w, tb__conn *c, int status, int head_only
 }
 
 static int tb__known_method(const turbo_server *s, turbo_str m);
-static const tb__node *tb__server_root(const turbo_server *s);
 static void tb__server_allow_all(const turbo_server *s, turbo_buf *b);
 
 static void tb__access_log(const turbo_req *r, int status, size_t bytes) {
@@ -2593,7 +2591,7 @@ static void tb__dispatch(tb__worker *w, tb__conn *c, turbo_req *r, const tb__fra
         turbo_res_status(res, 204);
         turbo_res_headern(res, "Allow", 5, allow_all.data, allow_all.len);
         turbo_buf_free(&allow_all);
-    } else if ((h = tb__route(tb__server_root(w->s), r, &allow)) != NULL) {
+    } else if ((h = tb__route(w->s->root, r, &allow)) != NULL) {
         h->fn(r, res, h->user);
     } else if (allow) {
         w->scratch.len = 0;
@@ -2885,8 +2883,6 @@ static void tb__worker_resumed(tb__worker *w) {
 /* ---------------------------------------------------------------- worker */
 
 
-static const tb__node *tb__server_root(const turbo_server *s) { return s->root; }
-
 static int tb__known_method(const turbo_server *s, turbo_str m) {
     static const char *const standard[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
                                            "OPTIONS", "TRACE", "PATCH"};
@@ -3052,11 +3048,10 @@ static int tb__pipe(int fds[2]) {
     return 0;
 }
 
-static int tb__worker_init(tb__worker *w, turbo_server *s, int index, int listen_fd) {
+static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     const turbo_config *cfg = &s->cfg;
     memset(w, 0, sizeof *w);
     w->s = s;
-    w->index = index;
     w->listen_fd = listen_fd;
     w->stop_fd = s->stop_pipe[0];
     w->wake[0] = w->wake[1] = -1;
@@ -3319,7 +3314,7 @@ static int tb__serve(turbo_server *s, int process_index, int *fds) {
     if (!s->workers) return -1;
     if (s->cfg.on_process_start) s->cfg.on_process_start(process_index, s->cfg.hook_arg);
     for (i = 0; i < s->cfg.workers; i++) {
-        if (tb__worker_init(&s->workers[i], s, i, fds[i]) != 0 ||
+        if (tb__worker_init(&s->workers[i], s, fds[i]) != 0 ||
             pthread_create(&s->workers[i].thread, NULL, tb__worker_main, &s->workers[i]) != 0) {
             snprintf(s->error, sizeof s->error, "cannot start worker %d: %s", i, strerror(errno));
             tb__worker_free(&s->workers[i]);
