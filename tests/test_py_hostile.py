@@ -163,7 +163,11 @@ class DyingWorkers(unittest.TestCase):
 
     def die_and_recover(self, srv, how):
         parent = srv.proc.pid
+        deadline = time.monotonic() + 10  # the listening line comes before the forks
         before = worker_pids(parent)
+        while time.monotonic() < deadline and len(before) != 2:
+            time.sleep(0.05)
+            before = worker_pids(parent)
         self.assertEqual(len(before), 2, "worker processes before: %s" % before)
         try:
             status, _, _ = srv.request("GET", "/die/" + how, timeout=10)
