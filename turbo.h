@@ -152,6 +152,7 @@ typedef struct turbo_config {
     int max_connections;       /* per worker: 10000 (else 503 and close) */
     int shutdown_timeout_ms;   /* grace for requests in flight: 10000 */
     int access_log;            /* 1: one line per request on stderr */
+    int json_errors;           /* 1: turbo's own errors as {"detail":"Not Found"} */
     int no_signals;            /* 1: do not install SIGINT/SIGTERM handlers */
     /* Hooks for embedders (the Python binding uses them). Called in each
        serving process, before its workers start and after they stop. */
@@ -229,7 +230,8 @@ TURBO_API int turbo_req_param_count(const turbo_req *r);
 TURBO_API turbo_str turbo_req_param_name(const turbo_req *r, int i);
 TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i);
 
-/* Looks up a query parameter and percent-decodes it ('+' is a space).
+/* Looks up a query parameter and percent-decodes it ('+' is a space);
+   of repeated names, the last counts (as in Starlette and most others).
    Returns 1 and sets *out (valid until the handler returns), 0 when
    absent, -1 when the value has a malformed %-escape or memory ran out. */
 TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out);
@@ -1094,32 +1096,32 @@ TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus
 }
 
 TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out) {
-    const char *p = r->query.ptr, *end = p + r->query.len;
-    size_t name_len = strlen(name);
+    const char *p = r->query.ptr, *end = p + r->query.len, *v = NULL;
+    size_t name_len = strlen(name), vlen = 0;
+    long dlen;
     while (p < end) {
         const char *amp = (const char *)memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
         const char *eq = (const char *)memchr(p, '=', (size_t)(stop - p)), *kend = eq ? eq : stop;
         char key[256];
         long klen = (size_t)(kend - p) <= sizeof key ? turbo_url_decode(key, p, (size_t)(kend - p), 1) : -1;
         if (klen == (long)name_len && memcmp(key, name, name_len) == 0) {
-            const char *v = eq ? eq + 1 : stop;
-            size_t vlen = (size_t)(stop - v);
-            long dlen;
-            /* Decoded values stay valid until the handler returns, so each
-               lookup appends to the scratch buffer; reserving up front
-               means earlier values never move. */
-            if (!r->scratch->len && turbo_buf_reserve(r->scratch, r->query.len * 4 + 64) != 0) return -1;
-            if (r->scratch->cap - r->scratch->len < vlen) return -1;
-            dlen = turbo_url_decode(r->scratch->data + r->scratch->len, v, vlen, 1);
-            if (dlen < 0) return -1;
-            out->ptr = r->scratch->data + r->scratch->len;
-            out->len = (size_t)dlen;
-            r->scratch->len += (size_t)dlen;
-            return 1;
+            v = eq ? eq + 1 : stop;
+            vlen = (size_t)(stop - v);
         }
         p = stop + 1;
     }
-    return 0;
+    if (!v) return 0;
+    /* Decoded values stay valid until the handler returns, so each lookup
+       appends to the scratch buffer; reserving up front means earlier
+       values never move. */
+    if (!r->scratch->len && turbo_buf_reserve(r->scratch, r->query.len * 4 + 64) != 0) return -1;
+    if (r->scratch->cap - r->scratch->len < vlen) return -1;
+    dlen = turbo_url_decode(r->scratch->data + r->scratch->len, v, vlen, 1);
+    if (dlen < 0) return -1;
+    out->ptr = r->scratch->data + r->scratch->len;
+    out->len = (size_t)dlen;
+    r->scratch->len += (size_t)dlen;
+    return 1;
 }
 
 /* ---------------------------------------------------------------- router */
@@ -2415,14 +2417,30 @@ static void tb__res_begin(tb__worker *w, tb__conn *c, int keep_alive, int head_o
     res->keep_alive = keep_alive;
 }
 
-/* Rewrites the response under way as a short text error. */
+/* turbo's own error body: the reason as text, or {"detail":"Reason"}. */
+static void tb__res_error_body(turbo_res *res, int status) {
+    const char *reason = tb__reason(status);
+    char body[64];
+    size_t n = strlen(reason);
+    if (res->w->s->cfg.json_errors) {
+        memcpy(body, "{\"detail\":\"", 11);
+        memcpy(body + 11, reason, n);
+        memcpy(body + 11 + n, "\"}", 2);
+        turbo_res_send(res, status, "application/json", body, n + 13);
+    } else {
+        memcpy(body, reason, n);
+        body[n] = '\n';
+        turbo_res_send(res, status, "text/plain; charset=utf-8", body, n + 1);
+    }
+}
+
+/* Rewrites the response under way as an error. */
 static void tb__res_fail(turbo_res *res, int status) {
     res->out->len = res->start;
     res->out->oom = 0;
     res->json_active = 0;
     res->body_start = (size_t)-1;
-    turbo_res_text(res, status, tb__reason(status));
-    turbo_buf_append(res->out, "\n", 1);
+    tb__res_error_body(res, status);
 }
 
 /* Completes the response under way: status line and turbo's own headers
@@ -2602,7 +2620,7 @@ static void tb__dispatch(tb__worker *w, tb__conn *c, turbo_req *r, const tb__fra
         } else {
             turbo_res_status(res, 405);
             turbo_res_headern(res, "Allow", 5, w->scratch.data, w->scratch.len);
-            turbo_res_text(res, 405, "Method Not Allowed\n");
+            tb__res_error_body(res, 405);
         }
     } else {
         tb__res_fail(res, 404);
@@ -3190,6 +3208,7 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     bad |= tb__env_int("TURBO_MAX_CONNECTIONS", &c->max_connections) < 0;
     bad |= tb__env_int("TURBO_SHUTDOWN_TIMEOUT_MS", &c->shutdown_timeout_ms) < 0;
     bad |= tb__env_int("TURBO_ACCESS_LOG", &c->access_log) < 0;
+    bad |= tb__env_int("TURBO_JSON_ERRORS", &c->json_errors) < 0;
     return bad ? -1 : 0;
 }
 

@@ -2256,7 +2256,7 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args, PyObject *kwds) 
                         .processes = processes > 1 ? (int)processes : 0,
                         .on_process_start = tb_on_process_start,
                         .on_process_stop = tb_on_process_stop, .before_fork = tb_before_fork,
-                        .after_fork = tb_after_fork, .hook_arg = self};
+                        .after_fork = tb_after_fork, .hook_arg = self, .json_errors = 1};
     if (turbo_config_env(&cfg) < 0)
         return PyErr_Format(PyExc_ValueError,
                             "a TURBO_* environment variable is invalid (see stderr)");

@@ -2006,6 +2006,29 @@ def test_ipv6_loopback_serves(srv):
         check_json(conn.read_response(), {"message": "Hello, World!"})
 
 
+# ================================================================ json-errors group
+group("json_errors", {"TURBO_JSON_ERRORS": "1"})
+
+
+@test
+def test_json_errors_give_detail_bodies(srv):
+    """With json_errors, turbo's own answers carry FastAPI's {"detail": reason};
+    a handler's own body is untouched."""
+    cases = [(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 404, "Not Found"),
+             (b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", 405, "Method Not Allowed"),
+             (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, "Bad Request")]
+    for raw, status, reason in cases:
+        with Conn(srv.port) as conn:
+            conn.send(raw)
+            r = conn.read_response()
+            check(r.status == status, "%r: status %d, wanted %d" % (raw[:20], r.status, status))
+            check(r.header("content-type") == "application/json", "content type %r" % r.header("content-type"))
+            check(json.loads(r.body) == {"detail": reason}, "body %r" % r.body)
+    with Conn(srv.port) as conn:
+        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(conn.read_response().body == b"Hello, World!", "a handler's text body changed")
+
+
 # ================================================================ shutdown group
 group("shutdown", None)
 

@@ -71,6 +71,9 @@ class BasicApp(unittest.TestCase):
     def test_query_values_are_converted(self):
         self.assertEqual(self.json("/users/7?q=hi&limit=3"), (200, {"id": 7, "q": "hi", "limit": 3}))
 
+    def test_a_repeated_query_parameter_counts_by_its_last_value(self):
+        self.assertEqual(self.json("/users/7?limit=1&q=a&limit=2&q=b"), (200, {"id": 7, "q": "b", "limit": 2}))
+
     def test_bad_path_int_is_422_with_fastapi_body(self):
         status, hdrs, raw = self.call("/users/abc")
         self.assertEqual(status, 422)
@@ -237,6 +240,10 @@ class BasicApp(unittest.TestCase):
         status, hdrs, raw = self.call("/http-error")
         self.assertEqual((status, hdrs["x-reason"], hdrs["content-type"], json.loads(raw)),
                          (418, "tea", "application/json", {"detail": {"why": "teapot"}}))
+
+    def test_unknown_route_and_wrong_method_answer_like_fastapi(self):
+        self.assertEqual(self.json("/no/such/route"), (404, {"detail": "Not Found"}))
+        self.assertEqual(self.json("/users/5", method="DELETE"), (405, {"detail": "Method Not Allowed"}))
 
     def test_http_exception_without_detail_uses_the_reason_phrase(self):
         self.assertEqual(self.json("/http-error-default"), (404, {"detail": "Not Found"}))

@@ -13,7 +13,7 @@
      that serves the method (HEAD falling back to GET); with its captures,
      which are views into the path; none found: 405 exactly when some route
      matches the path, its Allow node being the reference's first match;
-   - turbo_req_query_get returns the first matching key's value decoded
+   - turbo_req_query_get returns the last matching key's value decoded
      ('+' as space), -1 for a malformed escape, and earlier results stay
      valid while later lookups run. */
 #define TURBO_IMPL
@@ -185,25 +185,28 @@ static long ref_decode(char *dst, const char *src, size_t n) {
     return (long)o;
 }
 
-/* The reference answer for name: 1 with the decoded value in out, 0, or -1. */
+/* The reference answer for name, the last of repeats: 1 with the decoded
+   value in out, 0, or -1. */
 static int ref_query(const char *q, size_t n, const char *name, char *out, size_t *out_len) {
-    const char *p = q, *end = q + n;
+    const char *p = q, *end = q + n, *v = NULL, *v_end = NULL;
     size_t name_len = strlen(name);
     char key[300];
+    long vlen;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(stop - p)), *kend = eq ? eq : stop;
         long klen = (size_t)(kend - p) <= 256 ? ref_decode(key, p, (size_t)(kend - p)) : -1;
         if (klen == (long)name_len && !memcmp(key, name, name_len)) {
-            const char *v = eq ? eq + 1 : stop;
-            long vlen = ref_decode(out, v, (size_t)(stop - v));
-            if (vlen < 0) return -1;
-            *out_len = (size_t)vlen;
-            return 1;
+            v = eq ? eq + 1 : stop;
+            v_end = stop;
         }
         p = stop + 1;
     }
-    return 0;
+    if (!v) return 0;
+    vlen = ref_decode(out, v, (size_t)(v_end - v));
+    if (vlen < 0) return -1;
+    *out_len = (size_t)vlen;
+    return 1;
 }
 
 static void check_query(turbo_req *r, turbo_buf *scratch) {
