@@ -1017,7 +1017,7 @@ static int tb_http_exception_init(PyObject *self, PyObject *args, PyObject *kwds
             PyErr_Format(PyExc_ValueError, "status_code %R is not an HTTP status", status_code);
         return -1;
     }
-    PyObject *list = tb_header_list(headers);
+    PyObject *list = tb_header_list(headers), *base_args = NULL;
     if (!list) return -1;
     Py_INCREF(detail);
     if (detail == Py_None) {
@@ -1026,20 +1026,12 @@ static int tb_http_exception_init(PyObject *self, PyObject *args, PyObject *kwds
         PyObject *phrase = http ? PyObject_CallMethod(http, "HTTPStatus", "O", status_code) : NULL;
         Py_XDECREF(http);
         if (phrase) Py_SETREF(phrase, PyObject_GetAttrString(phrase, "phrase"));
-        if (!phrase) {
-            Py_DECREF(list);
-            Py_DECREF(detail);
-            return -1;
-        }
+        if (!phrase) goto fail;
         Py_SETREF(detail, phrase);
     }
-    PyObject *base_args = PyTuple_Pack(2, status_code, detail);
-    if (!base_args || ((PyTypeObject *)PyExc_BaseException)->tp_init(self, base_args, NULL) < 0) {
-        Py_XDECREF(base_args);
-        Py_DECREF(list);
-        Py_DECREF(detail);
-        return -1;
-    }
+    base_args = PyTuple_Pack(2, status_code, detail);
+    if (!base_args || ((PyTypeObject *)PyExc_BaseException)->tp_init(self, base_args, NULL) < 0)
+        goto fail;
     Py_DECREF(base_args);
     Py_INCREF(status_code);
     Py_INCREF(headers);
@@ -1049,6 +1041,11 @@ static int tb_http_exception_init(PyObject *self, PyObject *args, PyObject *kwds
     Py_XSETREF(e->header_list, list);
     e->status = (int)status;
     return 0;
+fail:
+    Py_XDECREF(base_args);
+    Py_DECREF(list);
+    Py_DECREF(detail);
+    return -1;
 }
 
 static int tb_http_exception_traverse(PyObject *self, visitproc visit, void *arg) {
@@ -1498,27 +1495,17 @@ static PyObject *tb_parse_float(const char *s, size_t n) {
 static PyObject *tb_parse_bool(const char *s, size_t n) {
     static const char *const words[]
         = {"0", "off", "f", "false", "n", "no", "1", "on", "t", "true", "y", "yes"};
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
-        if (strlen(words[i]) == n && strncasecmp(s, words[i], n) == 0) {
-            PyObject *v = i < 6 ? Py_False : Py_True;
-            Py_INCREF(v);
-            return v;
-        }
-    }
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (strlen(words[i]) == n && strncasecmp(s, words[i], n) == 0)
+            return PyBool_FromLong(i >= 6);
     return NULL;
 }
 
 static PyObject *tb_convert(int conv, const char *s, size_t n) {
-    switch (conv) {
-    case TB_INT:
-        return tb_parse_int(s, n);
-    case TB_FLOAT:
-        return tb_parse_float(s, n);
-    case TB_BOOL:
-        return tb_parse_bool(s, n);
-    default:
-        return PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
-    }
+    if (conv == TB_INT) return tb_parse_int(s, n);
+    if (conv == TB_FLOAT) return tb_parse_float(s, n);
+    if (conv == TB_BOOL) return tb_parse_bool(s, n);
+    return PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
 }
 
 /* Appends {"type","loc","msg","input"} to *errors (made on first use);
