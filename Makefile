@@ -29,7 +29,7 @@ build/hello-tsan: examples/hello.c $(HDRS) | build
 build/hello-debug: examples/hello.c $(HDRS) | build
 	$(CC) $(WARN) -O1 -g $< -o $@ $(LDLIBS)
 build/hello-kqueue: examples/hello.c tests/kqueue_shim/kqueue.c $(HDRS) | build
-	$(CC) $(WARN) $(ASAN) -DTURBO_KQUEUE -Itests/kqueue_shim examples/hello.c tests/kqueue_shim/kqueue.c -o $@ $(LDLIBS)
+	$(CC) $(WARN) $(ASAN) -DTURBO_KQUEUE -DTURBO_SHARED_LISTENER -Itests/kqueue_shim examples/hello.c tests/kqueue_shim/kqueue.c -o $@ $(LDLIBS)
 build/test_shim: tests/kqueue_shim/test_shim.c tests/kqueue_shim/kqueue.c | build
 	$(CC) $(WARN) $(ASAN) -Itests/kqueue_shim $^ -o $@ $(LDLIBS)
 build/test_parser: tests/test_parser.c $(HDRS) | build

@@ -10,10 +10,11 @@
 
    WHAT IT IS
      One event loop per worker thread (epoll on Linux, kqueue on BSD/macOS),
-     each with its own SO_REUSEPORT listener; a strict HTTP/1.1 parser
-     (keep-alive, pipelining, chunked bodies, 100-continue); a router with
-     {name} and {name...} captures; a JSON writer that streams into the
-     response. Needs libc and POSIX threads, nothing else.
+     each with its own SO_REUSEPORT listener (on macOS they share one); a
+     strict HTTP/1.1 parser (keep-alive, pipelining, chunked bodies,
+     100-continue); a router with {name} and {name...} captures; a JSON
+     writer that streams into the response. Needs libc and POSIX threads,
+     nothing else.
 
    HELLO WORLD
 
@@ -39,6 +40,8 @@
      TURBO_MAX_PARAMS      path captures a route may have (16)
      TURBO_JSON_MAX_DEPTH  nesting depth of the JSON writer (64)
      TURBO_MALLOC, TURBO_REALLOC, TURBO_FREE   the allocator (libc's)
+     TURBO_KQUEUE          kqueue even on Linux (with tests/kqueue_shim)
+     TURBO_SHARED_LISTENER workers share one listening socket, as on macOS
 
    MEMORY RULE
      Everything turbo hands you (strings, requests, responses, writers)
@@ -359,6 +362,18 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #define TURBO_FREE(p) free(p)
 #endif
 
+/* Each worker has its own listening socket where the kernel balances
+   connections over sockets bound to one port (Linux's SO_REUSEPORT,
+   FreeBSD's SO_REUSEPORT_LB). Elsewhere (macOS, the other BSDs, where
+   SO_REUSEPORT hands every connection to one socket) the workers share
+   one socket, each through a dup of it, and race to accept.
+   TURBO_SHARED_LISTENER forces sharing, to test that path on Linux. */
+#if defined(__linux__) && !defined(TURBO_SHARED_LISTENER)
+#define TB__REUSEPORT SO_REUSEPORT
+#elif defined(SO_REUSEPORT_LB) && !defined(TURBO_SHARED_LISTENER)
+#define TB__REUSEPORT SO_REUSEPORT_LB
+#endif
+
 #if defined(TURBO_KQUEUE) || defined(__APPLE__) || defined(__FreeBSD__) || \
     defined(__OpenBSD__) || defined(__NetBSD__) || defined(__DragonFly__)
 #define TB__KQUEUE 1 /* TURBO_KQUEUE forces it, e.g. on Linux with tests/kqueue_shim */
@@ -578,15 +593,15 @@ typedef struct tb__limits {
 
 /* Byte classes, one table lookup per byte: token characters (tchar), the
    RFC 3986 characters of a request target, field-value bytes (HTAB, SP,
-   VCHAR, obs-text) and Host characters. */
+   VCHAR, obs-text) and the characters of a Host's reg-name. */
 #define TB__TCHAR 1
 #define TB__TARGET 2
 #define TB__VALUE 4
 #define TB__HOST 8
 static const unsigned char tb__class[256] = {
     0,0,0,0,0,0,0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    4,15,4,5,15,15,15,15,14,14,15,15,14,15,15,6,15,15,15,15,15,15,15,15,15,15,14,14,4,14,4,6,
-    6,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,12,4,12,5,15,
+    4,15,4,5,15,15,15,15,14,14,15,15,14,15,15,6,15,15,15,15,15,15,15,15,15,15,6,14,4,14,4,6,
+    6,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,4,4,4,5,15,
     5,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,4,5,4,15,0,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
@@ -675,27 +690,18 @@ static int tb__parse_content_length(turbo_str v, uint64_t *out) {
 
 /* uri-host [":" port], where uri-host is a reg-name or "[" IP-literal "]". */
 static int tb__valid_host(turbo_str v) {
-    size_t i = 0, colon = v.len;
-    for (i = 0; i < v.len; i++)
-        if (!TB__IS(TB__HOST, v.ptr[i])) return 0;
-    if (v.len && v.ptr[0] == '[') {
-        const char *end = (const char *)memchr(v.ptr, ']', v.len);
-        if (!end) return 0;
-        i = (size_t)(end - v.ptr) + 1;
-        if (i < v.len && v.ptr[i] != ':') return 0;
-        colon = i;
-    } else {
-        for (i = 0; i < v.len; i++) {
-            if (v.ptr[i] == '[' || v.ptr[i] == ']') return 0;
-            if (v.ptr[i] == ':') {
-                if (colon != v.len) return 0;
-                colon = i;
-            }
+    const char *p = v.ptr, *end = p + v.len;
+    if (p < end && *p == '[') {
+        for (p++; p < end && (TB__IS(TB__HOST, *p) || *p == ':'); p++) {
         }
+        if (p == end || *p != ']' || p == v.ptr + 1) return 0;
+        p++;
+    } else {
+        while (p < end && TB__IS(TB__HOST, *p)) p++;
     }
-    for (i = colon + 1; i < v.len; i++)
-        if (v.ptr[i] < '0' || v.ptr[i] > '9') return 0;
-    return 1;
+    if (p < end && *p++ != ':') return 0;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    return p == end;
 }
 
 /* The request line: method SP request-target SP HTTP-version. */
@@ -761,16 +767,38 @@ static int tb__split_target(turbo_req *r) {
     return 0;
 }
 
+#define TB__BYTES(b) (0x0101010101010101ull * (b))
+
+/* Are all n bytes field-value bytes? Eight at a time while none is below
+   0x20 or 0x7f (HTAB, the one control byte allowed, goes the slow way). */
+static int tb__valid_value(const char *p, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, del, below_space, is_del;
+        memcpy(&x, p + i, 8);
+        del = x ^ TB__BYTES(0x7f); /* a zero byte where x has 0x7f */
+        below_space = (x - TB__BYTES(0x20)) & ~x & TB__BYTES(0x80);
+        is_del = (del - TB__BYTES(1)) & ~del & TB__BYTES(0x80);
+        if (below_space | is_del) break;
+    }
+    for (; i < n; i++)
+        if (!TB__IS(TB__VALUE, p[i])) return 0;
+    return 1;
+}
+
 /* One header line without its CRLF: name ":" OWS value OWS. */
 static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo_str *value) {
     size_t i = 0, j;
     while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
     if (i == 0 || i == n || p[i] != ':') return -400; /* no name, no colon, or space before it */
-    for (j = i + 1; j < n; j++)
-        if (!TB__IS(TB__VALUE, p[j])) return -400;
+    if (!tb__valid_value(p + i + 1, n - i - 1)) return -400;
     name->ptr = p;
     name->len = i;
-    *value = tb__trim_ows(p + i + 1, n - i - 1);
+    for (j = i + 1; j < n && (p[j] == ' ' || p[j] == '\t'); j++) {
+    }
+    while (n > j && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+    value->ptr = p + j;
+    value->len = n - j;
     return 0;
 }
 
@@ -781,20 +809,28 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
     int hosts = 0, has_cl = 0, i, rc;
     for (i = 0; i < r->header_count; i++) {
         turbo_str n = r->header_name[i], v = r->header_value[i];
-        if (n.len != 4 && n.len != 6 && n.len != 10 && n.len != 14 && n.len != 17) continue;
-        if (tb__ieq(n.ptr, n.len, "content-length")) {
+        switch (n.len) { /* the length picks the one name to compare */
+        case 14:
+            if (!tb__ieq(n.ptr, n.len, "content-length")) break;
             if (has_cl++) return -400;
             if ((rc = tb__parse_content_length(v, &f->content_length)) != 0) return rc;
-        } else if (tb__ieq(n.ptr, n.len, "transfer-encoding")) {
+            break;
+        case 17:
+            if (!tb__ieq(n.ptr, n.len, "transfer-encoding")) break;
             te.seen = 1;
             if ((rc = tb__each_list_item(v, tb__te_item, &te)) != 0) return rc;
-        } else if (tb__ieq(n.ptr, n.len, "host")) {
-            if (hosts++ || !tb__valid_host(v)) return -400;
-        } else if (tb__ieq(n.ptr, n.len, "connection")) {
-            tb__each_list_item(v, tb__connection_item, &conn);
-        } else if (tb__ieq(n.ptr, n.len, "expect") && r->version == 11) {
+            break;
+        case 4:
+            if (tb__ieq(n.ptr, n.len, "host") && (hosts++ || !tb__valid_host(v))) return -400;
+            break;
+        case 10:
+            if (tb__ieq(n.ptr, n.len, "connection")) tb__each_list_item(v, tb__connection_item, &conn);
+            break;
+        case 6:
+            if (!tb__ieq(n.ptr, n.len, "expect") || r->version != 11) break;
             if (!tb__ieq(v.ptr, v.len, "100-continue")) return -417;
             f->expect_continue = 1;
+            break;
         }
     }
     if (r->version == 11 && hosts != 1) return -400;
@@ -2474,8 +2510,11 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     hdr_len = res->body_start - res->start;
     body_len = no_body ? 0 : res->out->len - res->body_start;
     memcpy(head, "HTTP/1.1 ", 9);
-    n = 9 + tb__utoa((uint64_t)status, head + 9);
-    head[n++] = ' ';
+    head[9] = (char)('0' + status / 100); /* three digits: checked above */
+    head[10] = (char)('0' + status / 10 % 10);
+    head[11] = (char)('0' + status % 10);
+    head[12] = ' ';
+    n = 13;
     {
         const char *reason = tb__reason(status);
         size_t rl = strlen(reason);
@@ -3260,7 +3299,9 @@ static int tb__bind_one(turbo_server *s, const struct addrinfo *ai, int port) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+#ifdef TB__REUSEPORT
+    setsockopt(fd, SOL_SOCKET, TB__REUSEPORT, &one, sizeof one);
+#endif
     if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
     if (ai->ai_family == AF_INET6) ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)port);
@@ -3292,7 +3333,11 @@ TURBO_API int turbo_listen(turbo_server *s) {
     }
     s->port = s->cfg.port < 0 ? 0 : s->cfg.port;
     for (i = 0; i < n; i++) {
+#ifdef TB__REUSEPORT
         int fd = tb__bind_one(s, ai, s->port);
+#else
+        int fd = i ? fcntl(s->listen_fds[0], F_DUPFD_CLOEXEC, 0) : tb__bind_one(s, ai, s->port);
+#endif
         if (fd < 0) {
             snprintf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host,
                      s->port, strerror(errno));

@@ -20,7 +20,7 @@ SUITES = [
     ("http over sockets (asan+ubsan)", [PY, "tests/test_http.py", "build/hello-asan"]),
     ("http over sockets (tsan)", [PY, "tests/test_http.py", "build/hello-tsan"]),
     ("kqueue shim semantics", ["build/test_shim"]),
-    ("http over kqueue-on-epoll shim", [PY, "tests/test_http.py", "build/hello-kqueue"]),
+    ("http, kqueue shim, shared listener", [PY, "tests/test_http.py", "build/hello-kqueue"]),
     ("c api over sockets (asan+ubsan)", [PY, "tests/test_c_api.py", "build/c_api_server-asan", "build/native_server"]),
     ("hostile clients (asan+ubsan)", [PY, "tests/test_hostile.py", "build/hello-asan"]),
     ("hostile clients (release build)", [PY, "tests/test_hostile.py", "build/hello"]),

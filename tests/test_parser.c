@@ -73,6 +73,11 @@ static const head_case head_cases[] = {
     {"Host IPv6 literal", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", OK},
     {"Host unclosed literal", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", -400},
     {"Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", -400},
+    {"Host literal then junk", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", -400},
+    {"Host empty literal", "GET / HTTP/1.1\r\nHost: []\r\n\r\n", -400},
+    {"Host bracket in a name", "GET / HTTP/1.1\r\nHost: a[b\r\n\r\n", -400},
+    {"Host with two ports", "GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", -400},
+    {"Host with an empty port", "GET / HTTP/1.1\r\nHost: a:\r\n\r\n", OK},
     {"empty Host is allowed", "GET / HTTP/1.1\r\nHost:\r\n\r\n", OK},
     {"Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", OK},
     {"two Content-Lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", -400},
@@ -136,6 +141,38 @@ static void test_head_table(void) {
             }
         }
         CHECK(split_ok, "%s: split at every byte", c->name);
+    }
+}
+
+/* Long values are checked eight bytes at a time: a forbidden byte is
+   found at every offset, and HTAB, obs-text and DEL's neighbours are not
+   mistaken for one. */
+static void test_value_bytes_at_every_offset(void) {
+    static const unsigned char bad[] = {0x00, 0x01, 0x08, 0x0b, 0x1f, 0x7f};
+    static const unsigned char good[] = {'\t', ' ', '~', 0x80, 0xfe, 0xff};
+    char buf[128];
+    size_t pos, k, n, head = strlen("GET / HTTP/1.1\r\nHost: a\r\nX: ");
+    for (pos = 0; pos < 24; pos++) {
+        for (k = 0; k < sizeof bad + sizeof good; k++) {
+            unsigned char b = k < sizeof bad ? bad[k] : good[k - sizeof bad];
+            turbo_req r;
+            tb__framing f;
+            int rc;
+            memcpy(buf, "GET / HTTP/1.1\r\nHost: a\r\nX: ", head);
+            memset(buf + head, 'v', 24);
+            buf[head + pos] = (char)b;
+            memcpy(buf + head + 24, "\r\n\r\n", 4);
+            n = head + 28;
+            rc = tb__parse_head(buf, n, &r, &f, &limits);
+            if (k < sizeof bad) {
+                CHECK(rc == -400, "byte 0x%02x at offset %zu of a value: %d, not 400", b, pos, rc);
+            } else {
+                turbo_str v = turbo_req_header(&r, "x");
+                size_t trimmed = 24 - (b == ' ' || b == '\t') * (pos == 0 || pos == 23);
+                CHECK(rc == (int)n && v.len == trimmed,
+                      "byte 0x%02x at offset %zu of a value: %d, value of %zu bytes", b, pos, rc, v.len);
+            }
+        }
     }
 }
 
@@ -417,6 +454,7 @@ static void test_query_lookup(void) {
 int main(void) {
     test_query_lookup();
     test_head_table();
+    test_value_bytes_at_every_offset();
     test_head_fields();
     test_keep_alive_rules();
     test_chunk_table();
