@@ -63,6 +63,7 @@ static PyTypeObject tb_AppType, tb_DecoratorType, tb_RequestType, tb_ResponseTyp
 static PyObject *tb_json_loads; /* json.loads: request bodies and Request.json() */
 static PyObject *tb_JSONDecodeError;
 static PyObject *tb_Enum;            /* enum.Enum: results encode as their value */
+static PyObject *tb_Headers;         /* Request.headers' class: see tb_module_state_init */
 static PyObject *tb_BaseModel;       /* pydantic.BaseModel, once pydantic is imported */
 static PyObject *tb_ValidationError; /* pydantic.ValidationError */
 static int tb_pydantic_v2;
@@ -164,10 +165,8 @@ static void tb_log_error_line(const char *label) {
     PyObject *exc = tb_take_exception();
     if (!exc) return;
     PyObject *text = PyObject_Str(exc);
-    if (text)
-        PySys_FormatStderr("turbo: %s: %s: %U\n", label, Py_TYPE(exc)->tp_name, text);
-    else
-        PyErr_Clear();
+    if (text) PySys_FormatStderr("turbo: %s: %s: %U\n", label, Py_TYPE(exc)->tp_name, text);
+    else PyErr_Clear();
     Py_XDECREF(text);
     Py_DECREF(exc);
 }
@@ -526,7 +525,7 @@ typedef struct {
 } tb_Request;
 
 static PyObject *tb_req_headers(turbo_req *req) {
-    PyObject *d = PyDict_New();
+    PyObject *d = PyObject_CallNoArgs(tb_Headers);
     if (!d) return NULL;
     int n = turbo_req_header_count(req);
     for (int i = 0; i < n; i++) {
@@ -670,7 +669,8 @@ static PyGetSetDef tb_request_getset[]
        {"path", tb_request_get, NULL, "The path, percent-decoded, without the query.",
         (void *)TB_RQ_PATH},
        {"headers", tb_request_get, NULL,
-        "A dict of headers, names in lower case (first of repeats).", (void *)TB_RQ_HEADERS},
+        "A dict of headers, names in lower case, read in any case (first of repeats).",
+        (void *)TB_RQ_HEADERS},
        {"query_params", tb_request_get, NULL,
         "A dict of decoded query parameters (last of repeats).", (void *)TB_RQ_QUERY},
        {"path_params", tb_request_get, NULL, "A dict of decoded path captures.",
@@ -1894,6 +1894,17 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
     Py_DECREF(p);
 }
 
+/* Runs Python source in a fresh namespace; returns the namespace. */
+static PyObject *tb_run_code(const char *code) {
+    PyObject *ns = PyDict_New();
+    PyObject *done = ns && PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0
+                         ? PyRun_String(code, Py_file_input, ns, ns)
+                         : NULL;
+    if (!done) Py_CLEAR(ns);
+    Py_XDECREF(done);
+    return ns;
+}
+
 /* GIL held. Starts asyncio's loop in a daemon thread of this process; guard
    keeps a KeyboardInterrupt or SystemExit in a handler from stopping it. */
 static int tb_loop_start(void) {
@@ -1904,19 +1915,10 @@ static int tb_loop_start(void) {
           "    except (KeyboardInterrupt, SystemExit) as e:\n"
           "        raise RuntimeError('handler raised ' + type(e).__name__) from e\n"
           "def submit(coro, loop):\n    return asyncio.run_coroutine_threadsafe(guard(coro), loop)\n";
-    PyObject *ns = PyDict_New();
-    PyObject *done = ns && PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0
-                         ? PyRun_String(code, Py_file_input, ns, ns)
-                         : NULL;
-    if (done) {
-        tb_loop_ns = ns;
-        tb_loop = PyDict_GetItemString(ns, "loop");
-        tb_run_coroutine_threadsafe = PyDict_GetItemString(ns, "submit");
-    } else {
-        Py_XDECREF(ns);
-    }
-    Py_XDECREF(done);
-    return done ? 0 : -1;
+    if (!(tb_loop_ns = tb_run_code(code))) return -1;
+    tb_loop = PyDict_GetItemString(tb_loop_ns, "loop");
+    tb_run_coroutine_threadsafe = PyDict_GetItemString(tb_loop_ns, "submit");
+    return 0;
 }
 
 static void tb_loop_stop(void) {
@@ -2424,6 +2426,16 @@ static struct PyModuleDef tb_module = {
     NULL, NULL, NULL, NULL, NULL};
 
 static int tb_module_state_init(void) {
+    /* Starlette's headers are read in any case; apps written for it do so. */
+    static const char headers_code[]
+        = "class Headers(dict):\n"
+          "    def __getitem__(self, name): return dict.__getitem__(self, name.lower())\n"
+          "    def get(self, name, default=None): return dict.get(self, name.lower(), default)\n"
+          "    def __contains__(self, name): return dict.__contains__(self, name.lower())\n";
+    PyObject *headers_ns = tb_run_code(headers_code);
+    tb_Headers = headers_ns ? PyDict_GetItemString(headers_ns, "Headers") : NULL;
+    Py_XINCREF(tb_Headers);
+    Py_XDECREF(headers_ns);
     PyObject *json = PyImport_ImportModule("json");
     PyObject *enum_mod = json ? PyImport_ImportModule("enum") : NULL;
     if (enum_mod) {
@@ -2433,7 +2445,8 @@ static int tb_module_state_init(void) {
     }
     Py_XDECREF(json);
     Py_XDECREF(enum_mod);
-    if (!tb_json_loads || !tb_JSONDecodeError || !tb_Enum || !(tb_empty_tuple = PyTuple_New(0)))
+    if (!tb_Headers || !tb_json_loads || !tb_JSONDecodeError || !tb_Enum
+        || !(tb_empty_tuple = PyTuple_New(0)))
         return -1;
     static const struct {
         PyObject **slot;
@@ -2475,13 +2488,11 @@ PyMODINIT_FUNC PyInit_turbo(void) {
         Py_INCREF(types[i].type);
         if (PyModule_AddObject(m, types[i].name, (PyObject *)types[i].type) < 0) {
             Py_DECREF(types[i].type);
-            Py_DECREF(m);
-            return NULL;
+            goto fail;
         }
     }
-    if (PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    if (PyModule_AddStringConstant(m, "__version__", "0.1.0") == 0) return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
 }

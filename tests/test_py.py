@@ -272,6 +272,11 @@ class BasicApp(unittest.TestCase):
             "method": "GET", "path": "/request/bob", "test": "yes", "query": {"x": "2", "y": "a b"},
             "path_params": {"name": "bob"}, "body": ""}))
 
+    def test_request_headers_are_read_in_any_case(self):
+        self.assertEqual(self.json("/headers", headers={"X-Test": "yes", "x-other": "o"}), (200, {
+            "get": "yes", "item": "yes", "in": True, "default": "d", "names": ["x-other", "x-test"],
+            "is_dict": True}))
+
     def test_request_body_and_json(self):
         self.assertEqual(self.json("/request-json", method="POST", body={"k": [1]}), (200, {"parsed": {"k": [1]}}))
 

@@ -162,6 +162,13 @@ def raw(name: str, request: turbo.Request):
             "body": request.body.decode()}
 
 
+@app.get("/headers")
+def headers(request: turbo.Request):
+    h = request.headers
+    return {"get": h.get("X-Test"), "item": h["X-TEST"], "in": "x-TeSt" in h, "default": h.get("X-None", "d"),
+            "names": sorted(k for k in h if k.startswith("x-")), "is_dict": isinstance(h, dict)}
+
+
 @app.post("/request-json")
 def raw_json(request: turbo.Request):
     return {"parsed": request.json()}
