@@ -14,7 +14,7 @@ PY_INC  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["
 PY_EXT  := turbo$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
 PROGRAMS := build/hello build/hello-asan build/hello-tsan build/hello-debug build/hello-kqueue build/test_shim \
-            build/test_parser build/test_json build/native_server build/c_api_server-asan \
+            build/test_parser build/test_json build/native_server build/c_api_server-asan build/c_api_server-tsan \
             $(PY_EXT) examples/handlers.so
 .PHONY: all run test bench bench-quick fuzz valgrind clean
 
@@ -38,6 +38,8 @@ build/test_json: tests/test_json.c $(HDRS) | build
 	$(CC) $(WARN) $(ASAN) $< -o $@ $(LDLIBS)
 build/c_api_server-asan: tests/c_api_server.c $(HDRS) | build
 	$(CC) $(WARN) $(ASAN) $< -o $@ $(LDLIBS)
+build/c_api_server-tsan: tests/c_api_server.c $(HDRS) | build
+	$(CC) $(WARN) $(TSAN) $< -o $@ $(LDLIBS)
 build/native_server: examples/native_server.c examples/handlers.c $(HDRS) | build
 	$(CC) $(WARN) $(OPT) -I. examples/native_server.c examples/handlers.c -o $@ $(LDLIBS)
 build/json_bench: bench/json_bench.c $(HDRS) | build

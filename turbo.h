@@ -273,7 +273,9 @@ TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status);
    connection waits (later pipelined requests wait behind it). The request
    is no longer valid after the handler returns. Later, from any thread,
    call turbo_defer_resume: fn runs on the connection's worker thread with
-   a response to fill (res is NULL if the client has gone; free arg then).
+   a response to fill, or with res NULL if the client has gone (free arg
+   then). Shutdown waits for deferred answers up to shutdown_timeout_ms;
+   a resume after that calls fn(NULL, arg) at once, in the calling thread.
    Returns NULL if out of memory (answer at once then). */
 TURBO_API turbo_defer *turbo_res_defer(turbo_res *res);
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg),
@@ -2318,9 +2320,19 @@ struct tb__conn {
     tb__conn *prev, *next; /* in the timer list, or the free list */
 };
 
+/* What a worker shares with the threads that resume its deferred answers.
+   It outlives the worker while answers the worker gave up on at shutdown
+   are still to be resumed; the last of them frees it. */
+typedef struct tb__mailbox {
+    pthread_mutex_t lock;
+    int wake_fd;          /* the worker's wake pipe; -1 once the worker has stopped */
+    turbo_defer *resumed; /* handed over, not yet answered */
+    int orphans;          /* once stopped: defers not yet resumed */
+} tb__mailbox;
+
 struct turbo_defer {
     tb__conn *conn;      /* NULL once the connection is gone */
-    tb__worker *w;
+    tb__mailbox *box;
     int keep_alive, head_only, version;
     void (*fn)(turbo_res *res, void *arg);
     void *arg;
@@ -2349,10 +2361,9 @@ struct tb__worker {
     int listening;
     int stop_fd;       /* read end of the server's stop pipe */
     int wake[2];       /* turbo_defer_resume wakes the loop through this pipe */
-    pthread_mutex_t lock; /* guards `resumed`, the only state shared across threads */
-    turbo_defer *resumed;
+    tb__mailbox *box;  /* the only state shared across threads */
     int draining;
-    int defers; /* turbo_defer objects not yet resumed: the worker must outlive them */
+    int defers;        /* turbo_defer objects not yet answered or given up */
     int64_t now, drain_deadline, accept_resume;
     time_t date_sec;
     char date[32];
@@ -2879,7 +2890,7 @@ TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     if (!d) return NULL;
     memset(d, 0, sizeof *d);
     d->conn = res->c;
-    d->w = res->w;
+    d->box = res->w->box;
     d->keep_alive = res->keep_alive;
     d->head_only = res->head_only;
     d->version = res->w->req.version;
@@ -2889,15 +2900,31 @@ TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     return d;
 }
 
+static void tb__mailbox_free(tb__mailbox *box) {
+    pthread_mutex_destroy(&box->lock);
+    TURBO_FREE(box);
+}
+
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg) {
-    tb__worker *w = d->w;
+    tb__mailbox *box = d->box;
+    int stopped, last = 0;
     d->fn = fn;
     d->arg = arg;
-    pthread_mutex_lock(&w->lock);
-    d->next = w->resumed;
-    w->resumed = d;
-    pthread_mutex_unlock(&w->lock);
-    while (write(w->wake[1], "r", 1) < 0 && errno == EINTR) {
+    pthread_mutex_lock(&box->lock);
+    stopped = box->wake_fd < 0;
+    if (stopped) {
+        last = --box->orphans == 0;
+    } else {
+        d->next = box->resumed;
+        box->resumed = d;
+        while (write(box->wake_fd, "r", 1) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_mutex_unlock(&box->lock);
+    if (stopped) { /* the worker gave up on it at shutdown: no one to answer */
+        fn(NULL, arg);
+        TURBO_FREE(d);
+        if (last) tb__mailbox_free(box);
     }
 }
 
@@ -2907,10 +2934,10 @@ static void tb__worker_resumed(tb__worker *w) {
     turbo_defer *d, *next, *order = NULL;
     while (read(w->wake[0], drain, sizeof drain) > 0) {
     }
-    pthread_mutex_lock(&w->lock);
-    d = w->resumed;
-    w->resumed = NULL;
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_lock(&w->box->lock);
+    d = w->box->resumed;
+    w->box->resumed = NULL;
+    pthread_mutex_unlock(&w->box->lock);
     for (; d; d = next) { /* the list is newest first: restore arrival order */
         next = d->next;
         d->next = order;
@@ -3046,8 +3073,9 @@ static void *tb__worker_main(void *arg) {
     for (;;) {
         int n, i, stop, wake;
         if (w->draining && w->now >= w->drain_deadline) {
-            tb__worker_close_all(w);
-            w->drain_deadline = INT64_MAX; /* only deferred answers are left to wait for */
+            if (w->defers)
+                fprintf(stderr, "turbo: shutdown: not waiting for %d deferred answers\n", w->defers);
+            break;
         }
         if (w->draining && w->nconns == 0 && !w->defers) break;
         n = tb__loop_wait(&w->loop, w->events, tb__timer_next(w));
@@ -3074,13 +3102,25 @@ static void *tb__worker_main(void *arg) {
 }
 
 static void tb__worker_free(tb__worker *w) {
-    turbo_defer *d, *next;
+    turbo_defer *d, *next, *resumed = NULL;
     tb__conn *c;
+    int orphans = 0;
+    if (w->box) { /* from now on turbo_defer_resume answers a NULL response itself */
+        pthread_mutex_lock(&w->box->lock);
+        w->box->wake_fd = -1;
+        resumed = w->box->resumed;
+        w->box->resumed = NULL;
+        for (d = resumed; d; d = d->next) w->defers--;
+        orphans = w->box->orphans = w->defers;
+        pthread_mutex_unlock(&w->box->lock);
+        if (!orphans) tb__mailbox_free(w->box);
+        w->box = NULL;
+    }
     tb__loop_free(&w->loop);
     if (w->wake[0] >= 0) close(w->wake[0]);
     if (w->wake[1] >= 0) close(w->wake[1]);
     if (w->listen_fd >= 0) close(w->listen_fd);
-    for (d = w->resumed; d; d = next) { /* resumed after the worker stopped */
+    for (d = resumed; d; d = next) { /* resumed after the worker stopped */
         next = d->next;
         d->fn(NULL, d->arg);
         TURBO_FREE(d);
@@ -3092,7 +3132,6 @@ static void tb__worker_free(tb__worker *w) {
     TURBO_FREE(w->rbuf);
     turbo_buf_free(&w->out);
     turbo_buf_free(&w->scratch);
-    pthread_mutex_destroy(&w->lock);
 }
 
 static int tb__pipe(int fds[2]) {
@@ -3113,7 +3152,10 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     w->stop_fd = s->stop_pipe[0];
     w->wake[0] = w->wake[1] = -1;
     w->loop.fd = -1;
-    pthread_mutex_init(&w->lock, NULL);
+    if (!(w->box = (tb__mailbox *)TURBO_MALLOC(sizeof *w->box))) return -1;
+    memset(w->box, 0, sizeof *w->box);
+    pthread_mutex_init(&w->box->lock, NULL);
+    w->box->wake_fd = -1;
     w->timeout[TB__T_HEAD] = cfg->header_timeout_ms;
     w->timeout[TB__T_BODY] = cfg->body_timeout_ms;
     w->timeout[TB__T_IDLE] = cfg->keepalive_timeout_ms;
@@ -3133,6 +3175,7 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
         tb__loop_set(&w->loop, w->stop_fd, 0, TB__READ, &w->stop_fd) ||
         tb__loop_set(&w->loop, listen_fd, 0, TB__READ, &w->listen_fd))
         return -1;
+    w->box->wake_fd = w->wake[1];
     w->listening = 1;
     return 0;
 }

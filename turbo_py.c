@@ -585,23 +585,13 @@ static PyObject *tb_req_path_params(turbo_req *req) {
 }
 
 static PyObject *tb_request_build(turbo_req *req, int field) {
-    turbo_str s;
-    switch (field) {
-    case TB_RQ_METHOD:
-        return tb_str_view(turbo_req_method(req));
-    case TB_RQ_PATH:
-        s = turbo_req_path(req);
-        return tb_decoded_str(s.ptr, s.len, 0);
-    case TB_RQ_HEADERS:
-        return tb_req_headers(req);
-    case TB_RQ_QUERY:
-        return tb_req_query_params(req);
-    case TB_RQ_PATH_PARAMS:
-        return tb_req_path_params(req);
-    default:
-        s = turbo_req_body(req);
-        return PyBytes_FromStringAndSize(s.len ? s.ptr : "", (Py_ssize_t)s.len);
-    }
+    if (field == TB_RQ_METHOD) return tb_str_view(turbo_req_method(req));
+    if (field == TB_RQ_HEADERS) return tb_req_headers(req);
+    if (field == TB_RQ_QUERY) return tb_req_query_params(req);
+    if (field == TB_RQ_PATH_PARAMS) return tb_req_path_params(req);
+    turbo_str s = field == TB_RQ_PATH ? turbo_req_path(req) : turbo_req_body(req);
+    if (field == TB_RQ_PATH) return tb_decoded_str(s.ptr, s.len, 0);
+    return PyBytes_FromStringAndSize(s.len ? s.ptr : "", (Py_ssize_t)s.len);
 }
 
 /* Borrowed reference to a field, built on first use. */
@@ -1810,7 +1800,10 @@ typedef struct {
 
 static void tb_resume(turbo_res *res, void *arg) {
     tb_Pending *p = (tb_Pending *)arg;
-    if (tb_gil_take() < 0) {
+    /* After shutdown turbo calls this at once from the resuming thread: the
+       loop's, which holds the GIL. */
+    int held = !res && PyGILState_Check();
+    if (!held && tb_gil_take() < 0) {
         if (res) turbo_res_text(res, 500, "Internal Server Error");
         return; /* p is lost: without the GIL it cannot be released */
     }
@@ -1822,7 +1815,7 @@ static void tb_resume(turbo_res *res, void *arg) {
         tb_answer_exception(res, p->plan, error);
     }
     Py_DECREF(p);
-    tb_gil_drop();
+    if (!held) tb_gil_drop();
 }
 
 /* Runs on the loop's thread, GIL held, when the future is done. */
@@ -2429,13 +2422,15 @@ static int tb_module_state_init(void) {
     /* Starlette's headers are read in any case; apps written for it do so. */
     static const char headers_code[]
         = "class Headers(dict):\n"
-          "    def __getitem__(self, name): return dict.__getitem__(self, name.lower())\n"
-          "    def get(self, name, default=None): return dict.get(self, name.lower(), default)\n"
-          "    def __contains__(self, name): return dict.__contains__(self, name.lower())\n";
+          "    def __getitem__(self, name): return dict.__getitem__(self, str(name).lower())\n"
+          "    def get(self, name, default=None):\n"
+          "        return dict.get(self, str(name).lower(), default)\n"
+          "    def __contains__(self, name): return dict.__contains__(self, str(name).lower())\n";
     PyObject *headers_ns = tb_run_code(headers_code);
-    tb_Headers = headers_ns ? PyDict_GetItemString(headers_ns, "Headers") : NULL;
+    if (!headers_ns) return -1;
+    tb_Headers = PyDict_GetItemString(headers_ns, "Headers");
     Py_XINCREF(tb_Headers);
-    Py_XDECREF(headers_ns);
+    Py_DECREF(headers_ns);
     PyObject *json = PyImport_ImportModule("json");
     PyObject *enum_mod = json ? PyImport_ImportModule("enum") : NULL;
     if (enum_mod) {

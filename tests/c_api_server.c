@@ -6,7 +6,9 @@
 #include "../turbo.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void answers_nothing(turbo_req *req, turbo_res *res, void *user) {
     (void)req, (void)res, (void)user;
@@ -88,6 +90,7 @@ typedef struct later {
 
 static void answer_later(turbo_res *res, void *arg) {
     later *l = (later *)arg;
+    if (!res) fprintf(stderr, "c_api_server: no one to answer /later/%s\n", l->id);
     if (res) {
         turbo_json *j = turbo_res_json(res, 200);
         turbo_json_object_begin(j);
@@ -129,6 +132,21 @@ static void deferred(turbo_req *req, turbo_res *res, void *user) {
     pthread_detach(t);
 }
 
+/* Defers and does not resume while the server runs: shutdown must not
+   wait for it forever. main resumes it once turbo_run has returned. */
+static turbo_defer *never_resumed;
+
+static void given_up(turbo_res *res, void *arg) {
+    (void)arg;
+    fprintf(stderr, "c_api_server: /never resumed after shutdown, %s response\n", res ? "with a" : "no");
+}
+
+static void never(turbo_req *req, turbo_res *res, void *user) {
+    (void)req, (void)user;
+    never_resumed = turbo_res_defer(res);
+    if (!never_resumed) turbo_res_text(res, 500, "cannot defer");
+}
+
 int main(void) {
     turbo_config cfg;
     turbo_server *s;
@@ -141,11 +159,19 @@ int main(void) {
         turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/query", query, NULL) ||
         turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
-        turbo_get(s, "/later/{id}", deferred, NULL)) {
+        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/never", never, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }
     rc = turbo_run(s);
+    if (never_resumed) turbo_defer_resume(never_resumed, given_up, NULL);
+    if (getenv("LINGER_MS")) { /* let late turbo_defer_resume calls happen before exit */
+        long ms = atol(getenv("LINGER_MS"));
+        struct timespec ts;
+        ts.tv_sec = ms / 1000;
+        ts.tv_nsec = ms % 1000 * 1000000L;
+        nanosleep(&ts, NULL);
+    }
     turbo_free(s);
     return rc == 0 ? 0 : 1;
 }

@@ -215,20 +215,42 @@ def native_checks(binary):
 
 def deferred_shutdown_checks(binary):
     """Shutdown with a deferred answer outstanding past the grace period: the
-    worker outlives the turbo_defer it handed out, and the process exits 0."""
-    srv = Server(binary, {"TURBO_WORKERS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "20"})
+    worker stops without it (the client's connection is closed), the late
+    turbo_defer_resume calls its function with no response from the
+    resuming thread, nothing leaks, and the process exits 0."""
+    srv = Server(binary, {"TURBO_WORKERS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "20", "LINGER_MS": "400"})
     failures = []
     try:
         c = Conn(srv.port, timeout=3)
         c.send(b"GET /later/1 HTTP/1.1\r\n" + H + b"\r\n")
         time.sleep(0.03)
         srv.signal()
+        if c.closed_within(1.0) is None:
+            failures.append("deferred shutdown: the waiting client's connection was not closed")
+        c.close()
+        rc = srv.wait(5)
+        if rc != 0:
+            failures.append("deferred shutdown: exit status %s" % rc)
+        for line in ("not waiting for 1 deferred", "no one to answer /later/1"):
+            if line not in srv.stderr():
+                failures.append("deferred shutdown: no %r in the log: %s" % (line, srv.stderr()[-400:]))
+        if "Sanitizer" in srv.stderr():
+            failures.append("deferred shutdown: " + srv.stderr()[-400:])
+    finally:
+        srv.kill()
+    srv = Server(binary, {"TURBO_WORKERS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"})
+    try:  # an answer deferred and never resumed
+        c = Conn(srv.port, timeout=3)
+        c.send(b"GET /never HTTP/1.1\r\n" + H + b"\r\n")
+        time.sleep(0.1)
+        srv.signal()
         rc = srv.wait(5)
         c.close()
         if rc != 0:
-            failures.append("deferred shutdown: exit status %s" % rc)
-        if "ERROR: AddressSanitizer" in srv.stderr():
-            failures.append("deferred shutdown: " + srv.stderr()[-400:])
+            failures.append("never-resumed shutdown: exit status %s (None: still running after 5 s): %s"
+                            % (rc, srv.stderr()[-400:]))
+        elif "/never resumed after shutdown, no response" not in srv.stderr():
+            failures.append("never-resumed shutdown: " + srv.stderr()[-400:])
     finally:
         srv.kill()
     return failures

@@ -145,6 +145,27 @@ for _kind in RAISES:
             lambda self, k=_kind: self.check_kind(k))
 
 
+class NeverFinishing(unittest.TestCase):
+    def test_sigterm_does_not_wait_forever_for_an_async_handler(self):
+        """An async handler that never returns (awaiting for an hour): SIGTERM
+        closes its connection after TURBO_SHUTDOWN_TIMEOUT_MS and the server
+        exits 0, with one process and with two."""
+        for workers in ("1", "2"):
+            with self.subTest(workers=workers):
+                srv = turbo_app("hostile_app.py", {"APP_WORKERS": workers, "TURBO_SHUTDOWN_TIMEOUT_MS": "300"})
+                try:
+                    conn = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                    conn.sendall(b"GET /async/forever HTTP/1.1\r\nHost: t\r\n\r\n")
+                    time.sleep(0.3)
+                    rc = srv.stop(timeout=8)
+                    self.assertEqual(rc, 0, "exit status %r; log tail:\n%s" % (rc, srv.log()[-800:]))
+                    self.assertEqual(conn.recv(100), b"", "the waiting client got an answer")
+                    conn.close()
+                    self.assertIn("not waiting for 1 deferred", srv.log())
+                finally:
+                    srv.kill()
+
+
 class DyingWorkers(unittest.TestCase):
     def test_a_worker_process_that_dies_is_replaced_and_shutdown_stays_clean(self):
         """os._exit, a segfault and SIGKILL in a handler: the client's
@@ -187,4 +208,4 @@ class DyingWorkers(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    run([Hostile, AsyncFailures, DyingWorkers])
+    run([Hostile, AsyncFailures, NeverFinishing, DyingWorkers])

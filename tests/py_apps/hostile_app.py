@@ -64,6 +64,11 @@ async def async_raise(kind: str):
     raise RAISES[kind]()
 
 
+@app.get("/async/forever")
+async def async_forever():
+    await asyncio.sleep(3600)
+
+
 class Unencodable:
     pass
 
