@@ -2296,6 +2296,9 @@ enum { /* timer classes: every connection in a class has the same timeout */
 };
 
 #define TB__LINGER_MS 2000
+/* A handler still running this long after the shutdown grace period
+   (a sync Python handler in an endless loop, say) ends the process. */
+#define TB__STOP_GRACE_MS 2000
 #define TB__OUT_HIGH (1u << 20) /* stop serving pipelined requests once this much output waits */
 
 struct tb__conn {
@@ -2351,6 +2354,10 @@ struct turbo_server {
     int stop_pipe[2];
     int running;
     tb__worker *workers;
+    /* How tb__serve learns that its workers have ended. */
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    int workers_ended;
 };
 
 struct tb__worker {
@@ -3098,6 +3105,10 @@ static void *tb__worker_main(void *arg) {
         tb__worker_expire(w);
     }
     tb__worker_close_all(w);
+    pthread_mutex_lock(&w->s->stop_lock);
+    w->s->workers_ended++;
+    pthread_cond_signal(&w->s->stop_cond);
+    pthread_mutex_unlock(&w->s->stop_lock);
     return NULL;
 }
 
@@ -3414,11 +3425,37 @@ static void tb__close_listeners(turbo_server *s) {
 }
 
 /* Runs this process's workers, one thread each, on listen_fds[0..n). */
+/* Waits until the workers have ended; ends the process if one is still
+   running (stuck in a handler) well past the shutdown grace period. */
+static void tb__await_workers(turbo_server *s, int started) {
+    int64_t stop_at = 0;
+    pthread_mutex_lock(&s->stop_lock);
+    while (s->workers_ended < started) {
+        struct timespec until;
+        struct pollfd stop;
+        stop.fd = s->stop_pipe[0]; /* its byte stays unread, for every worker to see */
+        stop.events = POLLIN;
+        if (!stop_at && poll(&stop, 1, 0) > 0) stop_at = tb__now_ms();
+        if (stop_at && tb__now_ms() > stop_at + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS) {
+            fprintf(stderr, "turbo: a handler is still running %d ms after shutdown began; exiting\n",
+                    s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS);
+            _exit(1);
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &until);
+    }
+    pthread_mutex_unlock(&s->stop_lock);
+}
+
 static int tb__serve(turbo_server *s, int process_index, int *fds) {
     int i, started = 0, rc = 0;
     sigset_t stop_signals, old_mask;
     s->workers = (tb__worker *)TURBO_MALLOC((size_t)s->cfg.workers * sizeof *s->workers);
     if (!s->workers) return -1;
+    pthread_mutex_init(&s->stop_lock, NULL);
+    pthread_cond_init(&s->stop_cond, NULL);
+    s->workers_ended = 0;
     if (s->cfg.on_process_start) s->cfg.on_process_start(process_index, s->cfg.hook_arg);
     for (i = 0; i < s->cfg.workers; i++) {
         if (tb__worker_init(&s->workers[i], s, fds[i]) != 0 ||
@@ -3440,11 +3477,14 @@ static int tb__serve(turbo_server *s, int process_index, int *fds) {
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+    tb__await_workers(s, started);
     for (i = 0; i < started; i++) {
         pthread_join(s->workers[i].thread, NULL);
         tb__worker_free(&s->workers[i]);
     }
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    pthread_cond_destroy(&s->stop_cond);
+    pthread_mutex_destroy(&s->stop_lock);
     TURBO_FREE(s->workers);
     s->workers = NULL;
     if (s->cfg.on_process_stop) s->cfg.on_process_stop(process_index, s->cfg.hook_arg);
@@ -3486,6 +3526,7 @@ static pid_t tb__spawn(turbo_server *s, int index) {
    and on a stop signal passes SIGTERM on and waits for them all. */
 static int tb__supervise(turbo_server *s) {
     int n = s->cfg.processes, i, alive = 0, stopping = 0, failed = 0;
+    int64_t kill_at = 0; /* a process past its own shutdown deadline is killed */
     pid_t *pids = (pid_t *)TURBO_MALLOC((size_t)n * sizeof(pid_t));
     int64_t *born = (int64_t *)TURBO_MALLOC((size_t)n * sizeof(int64_t));
     if (!pids || !born) {
@@ -3509,10 +3550,17 @@ static int tb__supervise(turbo_server *s) {
         while ((got = read(s->stop_pipe[0], cmd, sizeof cmd)) > 0)
             if (!stopping && memchr(cmd, 's', (size_t)got)) {
                 stopping = 1;
+                kill_at = tb__now_ms() + s->cfg.shutdown_timeout_ms + 2 * TB__STOP_GRACE_MS;
                 for (i = 0; i < n; i++)
                     if (pids[i] > 0) kill(pids[i], SIGTERM);
                 tb__close_listeners(s); /* else new connections would queue unanswered */
             }
+        if (kill_at && tb__now_ms() >= kill_at) {
+            fprintf(stderr, "turbo: killing worker processes that did not stop\n");
+            for (i = 0; i < n; i++)
+                if (pids[i] > 0) kill(pids[i], SIGKILL);
+            kill_at = 0;
+        }
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
             for (k = 0; k < n && pids[k] != pid; k++) {
             }

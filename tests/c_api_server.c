@@ -147,6 +147,13 @@ static void never(turbo_req *req, turbo_res *res, void *user) {
     if (!never_resumed) turbo_res_text(res, 500, "cannot defer");
 }
 
+/* Never returns: shutdown has to end the process around it. */
+static void hang(turbo_req *req, turbo_res *res, void *user) {
+    struct timespec hour = {3600, 0};
+    (void)req, (void)res, (void)user;
+    for (;;) nanosleep(&hour, NULL);
+}
+
 int main(void) {
     turbo_config cfg;
     turbo_server *s;
@@ -159,7 +166,8 @@ int main(void) {
         turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/query", query, NULL) ||
         turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
-        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/never", never, NULL)) {
+        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/never", never, NULL) ||
+        turbo_get(s, "/hang", hang, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

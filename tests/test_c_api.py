@@ -253,6 +253,19 @@ def deferred_shutdown_checks(binary):
             failures.append("never-resumed shutdown: " + srv.stderr()[-400:])
     finally:
         srv.kill()
+    srv = Server(binary, {"TURBO_WORKERS": "2", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"})
+    try:  # a handler that never returns: the process ends itself after the grace period
+        c = Conn(srv.port, timeout=3)
+        c.send(b"GET /hang HTTP/1.1\r\n" + H + b"\r\n")
+        time.sleep(0.1)
+        srv.signal()
+        rc = srv.wait(8)
+        c.close()
+        if rc != 1 or "a handler is still running" not in srv.stderr():
+            failures.append("stuck-handler shutdown: exit status %s (None: still running after 8 s): %s"
+                            % (rc, srv.stderr()[-400:]))
+    finally:
+        srv.kill()
     return failures
 
 

@@ -166,6 +166,25 @@ class NeverFinishing(unittest.TestCase):
                     srv.kill()
 
 
+    def test_sigterm_ends_a_process_stuck_in_a_sync_handler(self):
+        """A sync handler that never returns cannot be interrupted: past the
+        grace period the process ends itself (status 1, a log line), with
+        one process and with two."""
+        for workers in ("1", "2"):
+            with self.subTest(workers=workers):
+                srv = turbo_app("hostile_app.py", {"APP_WORKERS": workers, "TURBO_SHUTDOWN_TIMEOUT_MS": "300"})
+                try:
+                    conn = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                    conn.sendall(b"GET /sync/forever HTTP/1.1\r\nHost: t\r\n\r\n")
+                    time.sleep(0.3)
+                    rc = srv.stop(timeout=10)
+                    self.assertEqual(rc, 1, "exit status %r; log tail:\n%s" % (rc, srv.log()[-800:]))
+                    self.assertIn("still running", srv.log())
+                    conn.close()
+                finally:
+                    srv.kill()
+
+
 class DyingWorkers(unittest.TestCase):
     def test_a_worker_process_that_dies_is_replaced_and_shutdown_stays_clean(self):
         """os._exit, a segfault and SIGKILL in a handler: the client's

@@ -5,6 +5,7 @@ import asyncio
 import ctypes
 import os
 import signal
+import time
 
 import turbo
 
@@ -62,6 +63,11 @@ def recursion():
 async def async_raise(kind: str):
     await asyncio.sleep(0)
     raise RAISES[kind]()
+
+
+@app.get("/sync/forever")
+def sync_forever():
+    time.sleep(3600)
 
 
 @app.get("/async/forever")
