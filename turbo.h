@@ -203,7 +203,8 @@ TURBO_API int turbo_port(const turbo_server *s);
 /* Serves until SIGINT/SIGTERM or turbo_stop: stops accepting, finishes
    requests in flight, closes idle connections. Returns 0 after a clean
    shutdown, -1 if it could not start (see turbo_error). A second signal
-   exits the process at once. */
+   exits the process at once; so does a handler still running 2 s after
+   shutdown_timeout_ms (exit status 1). */
 TURBO_API int turbo_run(turbo_server *s);
 
 /* Asks a running server to shut down gracefully. Safe from any thread and
