@@ -1660,8 +1660,8 @@ static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **o
         Py_SETREF(value, PyObject_CallOneArg(tb_json_loads, value));
         if (!value) {
             if (PyErr_ExceptionMatches(tb_JSONDecodeError)) return tb_add_json_invalid(errors);
-            if (!PyErr_ExceptionMatches(PyExc_ValueError)) return -1;
-            PyErr_Clear(); /* not UTF-8 or UTF-16/32: as FastAPI */
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+            PyErr_Clear(); /* not UTF-8, nested too deep, too many digits: as FastAPI */
             static const char body[] = "{\"detail\":\"There was an error parsing the body\"}";
             turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
             return 1;

@@ -51,6 +51,8 @@ PARITY_CASES = [
     ("POST", "/body", b"[1, 2]", JSON),
     ("POST", "/body", b'{"a":', JSON),
     ("POST", "/body", b"{'a': 1}", JSON),
+    ("POST", "/body", b"[" * 100000 + b"]" * 100000, JSON),  # too deep for json.loads
+    ("POST", "/body", b'{"a": ' + b"9" * 5000 + b"}", JSON),  # more digits than int() takes
     ("POST", "/body"),
     ("POST", "/body", b'{"no": "content-type"}'),
     ("POST", "/list", b"[1, 2, 3]", JSON),

@@ -168,9 +168,10 @@ class BasicApp(unittest.TestCase):
         self.assertEqual((status, body["detail"][0]["type"], body["detail"][0]["input"]),
                          (422, "dict_type", '{"a":1}'))
 
-    def test_json_body_that_is_not_utf8_is_400(self):
-        self.assertEqual(self.json("/items", method="POST", body=b'\x80{}', headers={"Content-Type": "application/json"}),
-                         (400, {"detail": "There was an error parsing the body"}))
+    def test_json_body_that_is_not_utf8_or_too_deep_is_400(self):
+        for raw in (b'\x80{}', b"[" * 100000 + b"]" * 100000):
+            self.assertEqual(self.json("/items", method="POST", body=raw, headers={"Content-Type": "application/json"}),
+                             (400, {"detail": "There was an error parsing the body"}))
 
     @unittest.skipUnless(importlib.util.find_spec("pydantic"), "pydantic is not installed")
     def test_pydantic_model_body_is_validated_and_dumped(self):
