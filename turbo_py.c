@@ -60,10 +60,11 @@
 static PyTypeObject tb_AppType, tb_DecoratorType, tb_RequestType, tb_ResponseType,
     tb_JSONResponseType, tb_HTTPExceptionType, tb_PendingType;
 
+static PyObject *tb_support; /* tb_support_code's namespace: these borrow from it */
 static PyObject *tb_json_loads; /* json.loads: request bodies and Request.json() */
 static PyObject *tb_JSONDecodeError;
-static PyObject *tb_Enum;            /* enum.Enum: results encode as their value */
-static PyObject *tb_Headers;         /* Request.headers' class: see tb_module_state_init */
+static PyObject *tb_Headers;         /* Request.headers' class */
+static PyObject *tb_plain;           /* the JSON form of other objects */
 static PyObject *tb_BaseModel;       /* pydantic.BaseModel, once pydantic is imported */
 static PyObject *tb_ValidationError; /* pydantic.ValidationError */
 static int tb_pydantic_v2;
@@ -72,7 +73,7 @@ static PyObject *tb_empty_tuple;
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type,
     *tb_s_application_json;
 static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
-    *tb_s_flush, *tb_s_value, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
+    *tb_s_flush, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
 
 /* The asyncio loop of this process, when the app has async handlers. */
 static PyObject *tb_loop_ns; /* loop, thread, submit: see tb_loop_start */
@@ -338,14 +339,11 @@ static int tb_is_model(PyObject *o) {
     return r > 0;
 }
 
-/* Objects that are not JSON types but have an obvious JSON form, as
-   FastAPI's encoder gives them: a pydantic model its dump, an enum member
-   its value, a set a list. A new reference; NULL without an error if o
-   has none. */
+/* Objects that are not JSON types but have a JSON form, as FastAPI's
+   encoder gives them: a pydantic model its dump, the others (enum members,
+   sets, dates, UUIDs, dataclasses...) what tb_plain says. A new reference;
+   NULL without an error if o has none. */
 static PyObject *tb_plain_value(PyObject *o) {
-    if (PyAnySet_Check(o)) return PySequence_List(o);
-    int r = PyObject_IsInstance(o, tb_Enum);
-    if (r != 0) return r < 0 ? NULL : PyObject_GetAttr(o, tb_s_value);
     if (tb_is_model(o)) {
         if (!tb_pydantic_v2) return PyObject_CallMethod(o, "dict", NULL);
         PyObject *dump = PyObject_GetAttr(o, tb_s_model_dump);
@@ -356,7 +354,9 @@ static PyObject *tb_plain_value(PyObject *o) {
         Py_DECREF(dump);
         return out;
     }
-    return NULL;
+    PyObject *plain = PyObject_CallOneArg(tb_plain, o);
+    if (plain == Py_NotImplemented) Py_CLEAR(plain);
+    return plain;
 }
 
 static int tb_encode_other(turbo_json *j, PyObject *o, int lenient) {
@@ -2418,38 +2418,43 @@ static struct PyModuleDef tb_module = {
     "FastAPI-style Python apps on the turbo C HTTP server, with native C routes beside them.", -1,
     NULL, NULL, NULL, NULL, NULL};
 
+static const char tb_support_code[]
+    = "import dataclasses, datetime, decimal, enum, pathlib, types, uuid\n"
+      "from json import loads, JSONDecodeError\n"
+      "class Headers(dict):  # read in any case, as Starlette's, and as apps for it do\n"
+      "    def __getitem__(self, name): return dict.__getitem__(self, str(name).lower())\n"
+      "    def get(self, name, default=None):\n"
+      "        return dict.get(self, str(name).lower(), default)\n"
+      "    def __contains__(self, name): return dict.__contains__(self, str(name).lower())\n"
+      "def plain(o):  # as FastAPI's jsonable_encoder\n"
+      "    if isinstance(o, enum.Enum): return o.value\n"
+      "    if isinstance(o, (set, frozenset, types.GeneratorType)): return list(o)\n"
+      "    if isinstance(o, (datetime.date, datetime.time)): return o.isoformat()\n"
+      "    if isinstance(o, datetime.timedelta): return o.total_seconds()\n"
+      "    if isinstance(o, (uuid.UUID, pathlib.PurePath)): return str(o)\n"
+      "    if isinstance(o, decimal.Decimal):\n"
+      "        return int(o) if o.as_tuple().exponent >= 0 else float(o)\n"
+      "    if isinstance(o, bytes): return o.decode()\n"
+      "    if dataclasses.is_dataclass(o) and not isinstance(o, type):\n"
+      "        return dataclasses.asdict(o)\n"
+      "    return NotImplemented\n";
+
 static int tb_module_state_init(void) {
-    /* Starlette's headers are read in any case; apps written for it do so. */
-    static const char headers_code[]
-        = "class Headers(dict):\n"
-          "    def __getitem__(self, name): return dict.__getitem__(self, str(name).lower())\n"
-          "    def get(self, name, default=None):\n"
-          "        return dict.get(self, str(name).lower(), default)\n"
-          "    def __contains__(self, name): return dict.__contains__(self, str(name).lower())\n";
-    PyObject *headers_ns = tb_run_code(headers_code);
-    if (!headers_ns) return -1;
-    tb_Headers = PyDict_GetItemString(headers_ns, "Headers");
-    Py_XINCREF(tb_Headers);
-    Py_DECREF(headers_ns);
-    PyObject *json = PyImport_ImportModule("json");
-    PyObject *enum_mod = json ? PyImport_ImportModule("enum") : NULL;
-    if (enum_mod) {
-        tb_json_loads = PyObject_GetAttrString(json, "loads");
-        tb_JSONDecodeError = PyObject_GetAttrString(json, "JSONDecodeError");
-        tb_Enum = PyObject_GetAttrString(enum_mod, "Enum");
-    }
-    Py_XDECREF(json);
-    Py_XDECREF(enum_mod);
-    if (!tb_Headers || !tb_json_loads || !tb_JSONDecodeError || !tb_Enum
+    if (!(tb_support = tb_run_code(tb_support_code))) return -1;
+    tb_Headers = PyDict_GetItemString(tb_support, "Headers");
+    tb_plain = PyDict_GetItemString(tb_support, "plain");
+    tb_json_loads = PyDict_GetItemString(tb_support, "loads");
+    tb_JSONDecodeError = PyDict_GetItemString(tb_support, "JSONDecodeError");
+    if (!tb_Headers || !tb_plain || !tb_json_loads || !tb_JSONDecodeError
         || !(tb_empty_tuple = PyTuple_New(0)))
         return -1;
     static const struct {
         PyObject **slot;
         const char *text;
     } strings[] = {{&tb_s_result, "result"}, {&tb_s_add_done_callback, "add_done_callback"},
-                   {&tb_s_pos, "pos"}, {&tb_s_msg, "msg"}, {&tb_s_loc, "loc"},
-                   {&tb_s_close, "close"}, {&tb_s_flush, "flush"}, {&tb_s_value, "value"},
-                   {&tb_s_model_dump, "model_dump"}, {&tb_s_mode, "mode"}, {&tb_s_json, "json"},
+                   {&tb_s_pos, "pos"}, {&tb_s_msg, "msg"}, {&tb_s_loc, "loc"}, {&tb_s_close, "close"},
+                   {&tb_s_flush, "flush"}, {&tb_s_model_dump, "model_dump"}, {&tb_s_mode, "mode"},
+                   {&tb_s_json, "json"},
                    {&tb_s_content, "content"}, {&tb_s_status_code, "status_code"},
                    {&tb_s_headers, "headers"}, {&tb_s_media_type, "media_type"},
                    {&tb_s_application_json, "application/json"}};

@@ -70,7 +70,9 @@ PARITY_CASES = [
     ("GET", "/nowhere"),
     ("POST", "/items/5"),
     ("PATCH", "/need"),
-] + [("GET", "/types/" + kind) for kind in ("dict", "list", "str", "int", "big", "floats", "true", "none", "tuple")]
+] + [("GET", "/types/" + kind) for kind in ("dict", "list", "str", "int", "big", "floats", "true", "none", "tuple",
+                                                  "datetime", "uuid", "decimal", "dataclass", "enum_set", "path",
+                                                  "bytes_inside")]
 
 DEMO_CASES = [
     ("GET", "/"),

@@ -215,6 +215,11 @@ class BasicApp(unittest.TestCase):
         self.assertEqual(self.json("/result/enum"), (200, {"color": "red"}))
         self.assertEqual(self.json("/result/set"), (200, [7]))
 
+    def test_generators_dates_uuids_decimals_encode_as_fastapi_does(self):
+        self.assertEqual(self.json("/result/generator"), (200, [0, 1, 4]))
+        self.assertEqual(self.json("/result/datetime"), (200, {
+            "at": "2024-01-02T03:04:05", "id": "00000000-0000-0000-0000-000000000001", "price": 9.99}))
+
     def test_bytes_result_is_octet_stream(self):
         status, hdrs, raw = self.call("/result/bytes")
         self.assertEqual((status, hdrs["content-type"], raw), (200, "application/octet-stream", b"\x00\x01raw"))

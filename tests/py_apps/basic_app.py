@@ -5,12 +5,15 @@ APP_THREADS (threads per process, default 1), TURBO_TEST_HANDLERS (the
 built examples/handlers.so), TURBO_TEST_TID_LIB (a native route that
 answers its thread id), plus turbo's own TURBO_* and PORT."""
 import asyncio
+import datetime
+import decimal
 import enum
 import gc
 import os
 import sys
 import threading
 import time
+import uuid
 from typing import Any, Dict, List, Optional
 
 import turbo
@@ -113,6 +116,9 @@ RESULTS = {
     "keys": lambda: {1: "int", 2.5: "float", False: "bool", None: "none"},
     "enum": lambda: {"color": Color.RED},
     "set": lambda: {7},
+    "generator": lambda: (i * i for i in range(3)),
+    "datetime": lambda: {"at": datetime.datetime(2024, 1, 2, 3, 4, 5), "id": uuid.UUID(int=1),
+                         "price": decimal.Decimal("9.99")},
     "bytes": lambda: b"\x00\x01raw",
     "unsupported": lambda: {"x": Opaque()},
     "nan": lambda: float("nan"),

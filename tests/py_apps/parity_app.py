@@ -1,7 +1,13 @@
 """One source, two frameworks: FastAPI when PARITY_FRAMEWORK=fastapi (served
 by uvicorn), turbo otherwise. tests/test_fastapi_parity.py compares them."""
 import asyncio
+import dataclasses
+import datetime
+import decimal
+import enum
 import os
+import pathlib
+import uuid
 from typing import Optional
 
 if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
@@ -42,6 +48,17 @@ def delete(item_id: int):
     return {"deleted": item_id}
 
 
+class Color(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    label: str
+    at: datetime.date
+
+
 RESULTS = {
     "dict": {"a": 1, "b": {"c": [1, 2, None]}},
     "list": [1, "two", 3.5, True, False, None],
@@ -52,6 +69,14 @@ RESULTS = {
     "true": True,
     "none": None,
     "tuple": (1, "a"),
+    "datetime": {"at": datetime.datetime(2024, 1, 2, 3, 4, 5, 600), "day": datetime.date(2024, 1, 2),
+                 "time": datetime.time(7, 8, 9), "span": datetime.timedelta(days=1, seconds=1.5)},
+    "uuid": uuid.UUID(int=0x1234),
+    "decimal": [decimal.Decimal("1.5"), decimal.Decimal("10"), decimal.Decimal("-2.25")],
+    "dataclass": Point(1, "p", datetime.date(2024, 5, 6)),
+    "enum_set": {"colors": {Color.RED}, "frozen": frozenset([3])},
+    "path": pathlib.PurePosixPath("/a/b"),
+    "bytes_inside": {"b": b"text"},
 }
 
 
