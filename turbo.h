@@ -2664,7 +2664,7 @@ static void tb__dispatch(tb__worker *w, tb__conn *c, turbo_req *r, const tb__fra
     } else if (r->target.len == 1 && r->target.ptr[0] == '*') {
         turbo_buf allow_all = {NULL, 0, 0, 0};
         tb__server_allow_all(w->s, &allow_all);
-        turbo_res_status(res, 204);
+        turbo_res_status(res, 200); /* RFC 9110 9.3.7: with Content-Length: 0 */
         turbo_res_headern(res, "Allow", 5, allow_all.data, allow_all.len);
         turbo_buf_free(&allow_all);
     } else if ((h = tb__route(w->s->root, r, &allow)) != NULL) {
@@ -2673,7 +2673,7 @@ static void tb__dispatch(tb__worker *w, tb__conn *c, turbo_req *r, const tb__fra
         w->scratch.len = 0;
         tb__allow_value(allow, &w->scratch);
         if (tb__is_method(r->method, "OPTIONS")) {
-            turbo_res_status(res, 204);
+            turbo_res_status(res, 200);
             turbo_res_headern(res, "Allow", 5, w->scratch.data, w->scratch.len);
         } else {
             turbo_res_status(res, 405);
