@@ -1907,7 +1907,13 @@ static int tb_loop_start(void) {
           "async def guard(coro):\n    try:\n        return await coro\n"
           "    except (KeyboardInterrupt, SystemExit) as e:\n"
           "        raise RuntimeError('handler raised ' + type(e).__name__) from e\n"
-          "def submit(coro, loop):\n    return asyncio.run_coroutine_threadsafe(guard(coro), loop)\n";
+          "def submit(coro, loop):\n    return asyncio.run_coroutine_threadsafe(guard(coro), loop)\n"
+          "def stop():  # pending tasks are cancelled, so that their finally blocks run\n"
+          "    loop.call_soon_threadsafe(loop.stop); thread.join()\n"
+          "    tasks = asyncio.all_tasks(loop)\n"
+          "    for t in tasks: t.cancel()\n"
+          "    if tasks: loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))\n"
+          "    loop.close()\n";
     if (!(tb_loop_ns = tb_run_code(code))) return -1;
     tb_loop = PyDict_GetItemString(tb_loop_ns, "loop");
     tb_run_coroutine_threadsafe = PyDict_GetItemString(tb_loop_ns, "submit");
@@ -1916,7 +1922,7 @@ static int tb_loop_start(void) {
 
 static void tb_loop_stop(void) {
     if (!tb_loop_ns) return;
-    static const char code[] = "loop.call_soon_threadsafe(loop.stop); thread.join(); loop.close()";
+    static const char code[] = "stop()";
     PyObject *r = PyRun_String(code, Py_file_input, tb_loop_ns, tb_loop_ns);
     if (!r) tb_log_error_line("stopping the asyncio loop");
     Py_XDECREF(r);
@@ -2252,13 +2258,6 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args, PyObject *kwds) 
             return NULL;
         }
     }
-    PyObject *asyncio
-        = self->has_async ? PyImport_ImportModule("asyncio") : NULL; /* once, before forking */
-    if (self->has_async && !asyncio) {
-        turbo_free(s);
-        return NULL;
-    }
-    Py_XDECREF(asyncio);
     tb_interp = PyInterpreterState_Get();
     self->run_pid = getpid();
     self->serving = 1;
@@ -2419,7 +2418,7 @@ static struct PyModuleDef tb_module = {
     NULL, NULL, NULL, NULL, NULL};
 
 static const char tb_support_code[]
-    = "import dataclasses, datetime, decimal, enum, pathlib, types, uuid\n"
+    = "import asyncio, dataclasses, datetime, decimal, enum, pathlib, types, uuid  # before forks\n"
       "from json import loads, JSONDecodeError\n"
       "class Headers(dict):  # read in any case, as Starlette's, and as apps for it do\n"
       "    def __getitem__(self, name): return dict.__getitem__(self, str(name).lower())\n"
@@ -2452,9 +2451,9 @@ static int tb_module_state_init(void) {
         PyObject **slot;
         const char *text;
     } strings[] = {{&tb_s_result, "result"}, {&tb_s_add_done_callback, "add_done_callback"},
-                   {&tb_s_pos, "pos"}, {&tb_s_msg, "msg"}, {&tb_s_loc, "loc"}, {&tb_s_close, "close"},
-                   {&tb_s_flush, "flush"}, {&tb_s_model_dump, "model_dump"}, {&tb_s_mode, "mode"},
-                   {&tb_s_json, "json"},
+                   {&tb_s_pos, "pos"}, {&tb_s_msg, "msg"}, {&tb_s_loc, "loc"},
+                   {&tb_s_close, "close"}, {&tb_s_flush, "flush"}, {&tb_s_json, "json"},
+                   {&tb_s_model_dump, "model_dump"}, {&tb_s_mode, "mode"},
                    {&tb_s_content, "content"}, {&tb_s_status_code, "status_code"},
                    {&tb_s_headers, "headers"}, {&tb_s_media_type, "media_type"},
                    {&tb_s_application_json, "application/json"}};

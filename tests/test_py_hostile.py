@@ -148,8 +148,9 @@ for _kind in RAISES:
 class NeverFinishing(unittest.TestCase):
     def test_sigterm_does_not_wait_forever_for_an_async_handler(self):
         """An async handler that never returns (awaiting for an hour): SIGTERM
-        closes its connection after TURBO_SHUTDOWN_TIMEOUT_MS and the server
-        exits 0, with one process and with two."""
+        closes its connection after TURBO_SHUTDOWN_TIMEOUT_MS, the task is
+        cancelled (its finally block runs) and the server exits 0, with one
+        process and with two."""
         for workers in ("1", "2"):
             with self.subTest(workers=workers):
                 srv = turbo_app("hostile_app.py", {"APP_WORKERS": workers, "TURBO_SHUTDOWN_TIMEOUT_MS": "300"})
@@ -162,6 +163,8 @@ class NeverFinishing(unittest.TestCase):
                     self.assertEqual(conn.recv(100), b"", "the waiting client got an answer")
                     conn.close()
                     self.assertIn("not waiting for 1 deferred", srv.log())
+                    self.assertIn("/async/forever cleaned up", srv.log(), "the task was not cancelled")
+                    self.assertNotIn("Task was destroyed", srv.log())
                 finally:
                     srv.kill()
 

@@ -5,6 +5,7 @@ import asyncio
 import ctypes
 import os
 import signal
+import sys
 import time
 
 import turbo
@@ -72,7 +73,10 @@ def sync_forever():
 
 @app.get("/async/forever")
 async def async_forever():
-    await asyncio.sleep(3600)
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        print("hostile_app: /async/forever cleaned up", file=sys.stderr, flush=True)
 
 
 class Unencodable:
