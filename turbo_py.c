@@ -1800,8 +1800,8 @@ typedef struct {
 
 static void tb_resume(turbo_res *res, void *arg) {
     tb_Pending *p = (tb_Pending *)arg;
-    /* After shutdown turbo calls this at once from the resuming thread: the
-       loop's, which holds the GIL. */
+    /* After shutdown turbo calls this at once from the resuming thread,
+       which then holds the GIL (the loop's, or the one cancelling its tasks). */
     int held = !res && PyGILState_Check();
     if (!held && tb_gil_take() < 0) {
         if (res) turbo_res_text(res, 500, "Internal Server Error");

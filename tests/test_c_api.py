@@ -6,6 +6,7 @@ routes compiled into a plain C server.
 
 Usage: python3 tests/test_c_api.py build/c_api_server-asan build/native_server
 """
+import contextlib
 import json
 import os
 import sys
@@ -213,21 +214,35 @@ def native_checks(binary):
     return failures
 
 
+@contextlib.contextmanager
+def stopping(binary, env, path, pause):
+    """A server with GET path in flight for `pause` seconds, then SIGTERM."""
+    srv = Server(binary, env)
+    c = None
+    try:
+        c = Conn(srv.port, timeout=3)
+        c.send(b"GET " + path + b" HTTP/1.1\r\n" + H + b"\r\n")
+        time.sleep(pause)
+        srv.signal()
+        yield srv, c
+    finally:
+        if c:
+            c.close()
+        srv.kill()
+
+
 def deferred_shutdown_checks(binary):
     """Shutdown with a deferred answer outstanding past the grace period: the
     worker stops without it (the client's connection is closed), the late
     turbo_defer_resume calls its function with no response from the
-    resuming thread, nothing leaks, and the process exits 0."""
-    srv = Server(binary, {"TURBO_WORKERS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "20", "LINGER_MS": "400"})
+    resuming thread, nothing leaks, and the process exits 0. An answer never
+    resumed does not hold shutdown; a handler that never returns makes the
+    process end itself (status 1) after the grace period."""
     failures = []
-    try:
-        c = Conn(srv.port, timeout=3)
-        c.send(b"GET /later/1 HTTP/1.1\r\n" + H + b"\r\n")
-        time.sleep(0.03)
-        srv.signal()
+    env = {"TURBO_WORKERS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "20", "LINGER_MS": "400"}
+    with stopping(binary, env, b"/later/1", 0.03) as (srv, c):
         if c.closed_within(1.0) is None:
             failures.append("deferred shutdown: the waiting client's connection was not closed")
-        c.close()
         rc = srv.wait(5)
         if rc != 0:
             failures.append("deferred shutdown: exit status %s" % rc)
@@ -236,36 +251,16 @@ def deferred_shutdown_checks(binary):
                 failures.append("deferred shutdown: no %r in the log: %s" % (line, srv.stderr()[-400:]))
         if "Sanitizer" in srv.stderr():
             failures.append("deferred shutdown: " + srv.stderr()[-400:])
-    finally:
-        srv.kill()
-    srv = Server(binary, {"TURBO_WORKERS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"})
-    try:  # an answer deferred and never resumed
-        c = Conn(srv.port, timeout=3)
-        c.send(b"GET /never HTTP/1.1\r\n" + H + b"\r\n")
-        time.sleep(0.1)
-        srv.signal()
+    with stopping(binary, {"TURBO_WORKERS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/never", 0.1) as (srv, c):
         rc = srv.wait(5)
-        c.close()
-        if rc != 0:
+        if rc != 0 or "/never resumed after shutdown, no response" not in srv.stderr():
             failures.append("never-resumed shutdown: exit status %s (None: still running after 5 s): %s"
                             % (rc, srv.stderr()[-400:]))
-        elif "/never resumed after shutdown, no response" not in srv.stderr():
-            failures.append("never-resumed shutdown: " + srv.stderr()[-400:])
-    finally:
-        srv.kill()
-    srv = Server(binary, {"TURBO_WORKERS": "2", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"})
-    try:  # a handler that never returns: the process ends itself after the grace period
-        c = Conn(srv.port, timeout=3)
-        c.send(b"GET /hang HTTP/1.1\r\n" + H + b"\r\n")
-        time.sleep(0.1)
-        srv.signal()
+    with stopping(binary, {"TURBO_WORKERS": "2", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/hang", 0.1) as (srv, c):
         rc = srv.wait(8)
-        c.close()
         if rc != 1 or "a handler is still running" not in srv.stderr():
             failures.append("stuck-handler shutdown: exit status %s (None: still running after 8 s): %s"
                             % (rc, srv.stderr()[-400:]))
-    finally:
-        srv.kill()
     return failures
 
 

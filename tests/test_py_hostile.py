@@ -146,46 +146,45 @@ for _kind in RAISES:
 
 
 class NeverFinishing(unittest.TestCase):
+    """SIGTERM while a handler never finishes, with one process and with two."""
+
+    def shutdown_during(self, path, workers, timeout):
+        """Leaves GET path in flight, sends SIGTERM: (exit status, log, what the client got)."""
+        srv = turbo_app("hostile_app.py", {"APP_WORKERS": workers, "TURBO_SHUTDOWN_TIMEOUT_MS": "300"})
+        try:
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as conn:
+                conn.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+                time.sleep(0.3)
+                rc = srv.stop(timeout=timeout)
+                try:
+                    got = conn.recv(100)
+                except ConnectionError:
+                    got = b""
+            return rc, srv.log(), got
+        finally:
+            srv.kill()
+
     def test_sigterm_does_not_wait_forever_for_an_async_handler(self):
-        """An async handler that never returns (awaiting for an hour): SIGTERM
-        closes its connection after TURBO_SHUTDOWN_TIMEOUT_MS, the task is
-        cancelled (its finally block runs) and the server exits 0, with one
-        process and with two."""
+        """An async handler awaiting for an hour: its connection is closed after
+        TURBO_SHUTDOWN_TIMEOUT_MS, the task is cancelled (its finally block
+        runs) and the server exits 0."""
         for workers in ("1", "2"):
             with self.subTest(workers=workers):
-                srv = turbo_app("hostile_app.py", {"APP_WORKERS": workers, "TURBO_SHUTDOWN_TIMEOUT_MS": "300"})
-                try:
-                    conn = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-                    conn.sendall(b"GET /async/forever HTTP/1.1\r\nHost: t\r\n\r\n")
-                    time.sleep(0.3)
-                    rc = srv.stop(timeout=8)
-                    self.assertEqual(rc, 0, "exit status %r; log tail:\n%s" % (rc, srv.log()[-800:]))
-                    self.assertEqual(conn.recv(100), b"", "the waiting client got an answer")
-                    conn.close()
-                    self.assertIn("not waiting for 1 deferred", srv.log())
-                    self.assertIn("/async/forever cleaned up", srv.log(), "the task was not cancelled")
-                    self.assertNotIn("Task was destroyed", srv.log())
-                finally:
-                    srv.kill()
-
+                rc, log, got = self.shutdown_during(b"/async/forever", workers, 8)
+                self.assertEqual(rc, 0, "exit status %r; log tail:\n%s" % (rc, log[-800:]))
+                self.assertEqual(got, b"", "the waiting client got an answer")
+                self.assertIn("not waiting for 1 deferred", log)
+                self.assertIn("/async/forever cleaned up", log, "the task was not cancelled")
+                self.assertNotIn("Task was destroyed", log)
 
     def test_sigterm_ends_a_process_stuck_in_a_sync_handler(self):
         """A sync handler that never returns cannot be interrupted: past the
-        grace period the process ends itself (status 1, a log line), with
-        one process and with two."""
+        grace period the process ends itself (status 1, a log line)."""
         for workers in ("1", "2"):
             with self.subTest(workers=workers):
-                srv = turbo_app("hostile_app.py", {"APP_WORKERS": workers, "TURBO_SHUTDOWN_TIMEOUT_MS": "300"})
-                try:
-                    conn = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-                    conn.sendall(b"GET /sync/forever HTTP/1.1\r\nHost: t\r\n\r\n")
-                    time.sleep(0.3)
-                    rc = srv.stop(timeout=10)
-                    self.assertEqual(rc, 1, "exit status %r; log tail:\n%s" % (rc, srv.log()[-800:]))
-                    self.assertIn("still running", srv.log())
-                    conn.close()
-                finally:
-                    srv.kill()
+                rc, log, _ = self.shutdown_during(b"/sync/forever", workers, 10)
+                self.assertEqual(rc, 1, "exit status %r; log tail:\n%s" % (rc, log[-800:]))
+                self.assertIn("still running", log)
 
 
 class DyingWorkers(unittest.TestCase):
