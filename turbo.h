@@ -9,7 +9,7 @@
      Every other file includes "turbo.h" alone and sees the declarations.
 
    WHAT IT IS
-     One event loop per worker thread (epoll on Linux, kqueue on BSD/macOS),
+     One event loop per thread (epoll on Linux, kqueue on BSD/macOS),
      each with its own SO_REUSEPORT listener (on macOS they share one); a
      strict HTTP/1.1 parser (keep-alive, pipelining, chunked bodies,
      100-continue); a router with {name} and {name...} captures; a JSON
@@ -34,6 +34,25 @@
 
      cc -O2 hello.c -o hello -lpthread
 
+   EXECUTION MODEL
+     Each of `threads` event loops (a "worker") is run by one thread, which
+     reads, parses and calls the handler inline: a quick handler costs no
+     thread hop. No handler may stall a loop, though. A monitor thread
+     looks at every loop each millisecond; a handler still running after
+     handoff_ms (1) has its loop given to a spare thread, which goes on
+     serving the loop's other connections, while the stuck thread finishes
+     that one request, sends its answer and parks as a spare:
+
+         loop A: thread 1 ---- handler blocks ...... answers, parks
+                                    \-> thread 2 serves loop A on
+     A route that overstayed once (or was registered TURBO_BLOCKING) gives
+     its loop away before its handler starts. Spare threads are bounded by
+     blocking_threads (64 per process); with none spare, the loop waits for
+     its handler and requests queue, none is lost. So a handler may block
+     (database calls, sleeps, CPU loops, a lock), and `user` data is shared
+     by many threads at once: make it read-only, or guard it. From another
+     thread only turbo_defer_resume and turbo_stop may be called.
+
    CONFIGURATION MACROS (define before including)
      TURBO_STATIC          make every function static (one translation unit)
      TURBO_MAX_HEADERS     header lines a request may carry, hard cap (100)
@@ -41,7 +60,7 @@
      TURBO_JSON_MAX_DEPTH  nesting depth of the JSON writer (64)
      TURBO_MALLOC, TURBO_REALLOC, TURBO_FREE   the allocator (libc's)
      TURBO_KQUEUE          kqueue even on Linux (with tests/kqueue_shim)
-     TURBO_SHARED_LISTENER workers share one listening socket, as on macOS
+     TURBO_SHARED_LISTENER loops share one listening socket, as on macOS
 
    MEMORY RULE
      Everything turbo hands you (strings, requests, responses, writers)
@@ -140,8 +159,10 @@ typedef void (*turbo_handler)(turbo_req *req, turbo_res *res, void *user);
 typedef struct turbo_config {
     const char *host;          /* address to bind: "0.0.0.0"; "::" = IPv6 (+IPv4) */
     int port;                  /* 8080; -1 asks the kernel for a free port */
-    int workers;               /* threads per process; 0 = online CPUs */
+    int threads;               /* event loops per process, a thread each; 0 = online CPUs */
     int processes;             /* prefork this many processes; 0 = no fork */
+    int blocking_threads;      /* spare threads per process for handlers that block: 64 */
+    int handoff_ms;            /* a handler running this long hands its loop over: 1 */
     int backlog;               /* listen(2) backlog: 1024 */
     size_t max_request_line;   /* bytes in the request line: 8192 (else 414) */
     size_t max_header_bytes;   /* bytes in the whole head: 32768 (else 431) */
@@ -158,7 +179,7 @@ typedef struct turbo_config {
     int json_errors;           /* 1: turbo's own errors as {"detail":"Not Found"} */
     int no_signals;            /* 1: do not install SIGINT/SIGTERM handlers */
     /* Hooks for embedders (the Python binding uses them). Called in each
-       serving process, before its workers start and after they stop. */
+       serving process, before its threads start and after they stop. */
     void (*on_process_start)(int process_index, void *hook_arg);
     void (*on_process_stop)(int process_index, void *hook_arg);
     /* With processes: in the parent just before each fork, and right after
@@ -174,7 +195,7 @@ typedef struct turbo_config {
 TURBO_API turbo_server *turbo_new(const turbo_config *cfg);
 
 /* Overrides fields of cfg from environment variables named after them in
-   upper case with a TURBO_ prefix (TURBO_PORT, TURBO_WORKERS,
+   upper case with a TURBO_ prefix (TURBO_PORT, TURBO_THREADS,
    TURBO_MAX_BODY, TURBO_HEADER_TIMEOUT_MS, ...); PORT is read as well,
    and PORT=0 asks for any free port. Returns 0, or -1 after printing
    which variable is not a non-negative integer. */
@@ -187,6 +208,13 @@ TURBO_API int turbo_config_env(turbo_config *cfg);
    at the same place, or called after turbo_run started. */
 TURBO_API int turbo_route(turbo_server *s, const char *method, const char *pattern,
                           turbo_handler handler, void *user);
+
+/* Route flags. TURBO_BLOCKING: the handler is known to block (a database
+   call, a sleep), so its loop goes to a spare thread before it starts
+   rather than after handoff_ms (see EXECUTION MODEL above). */
+#define TURBO_BLOCKING 1
+TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern,
+                             turbo_handler handler, void *user, int flags);
 TURBO_API int turbo_get(turbo_server *s, const char *pattern, turbo_handler h, void *user);
 TURBO_API int turbo_post(turbo_server *s, const char *pattern, turbo_handler h, void *user);
 TURBO_API int turbo_put(turbo_server *s, const char *pattern, turbo_handler h, void *user);
@@ -1175,6 +1203,8 @@ typedef struct tb__handler {
     size_t method_len;
     turbo_handler fn;
     void *user;
+    int flags;      /* TURBO_BLOCKING */
+    int overstayed; /* atomic: its last run outlasted handoff_ms (see hand-off) */
 } tb__handler;
 
 typedef struct tb__node {
@@ -1261,11 +1291,11 @@ static tb__node *tb__node_add_static(tb__node *n, const char *seg, size_t len) {
     return c;
 }
 
-static const tb__handler *tb__node_handler(const tb__node *n, turbo_str method) {
-    const tb__handler *get = NULL;
+static tb__handler *tb__node_handler(const tb__node *n, turbo_str method) {
+    tb__handler *get = NULL;
     int i;
     for (i = 0; i < n->nhandlers; i++) {
-        const tb__handler *h = &n->handlers[i];
+        tb__handler *h = &n->handlers[i];
         if (h->method_len == method.len && memcmp(h->method, method.ptr, method.len) == 0) return h;
         if (h->method_len == 3 && memcmp(h->method, "GET", 3) == 0) get = h;
     }
@@ -1278,8 +1308,8 @@ typedef struct tb__lookup {
     const tb__node *allow; /* first node matching the path, for 405 */
 } tb__lookup;
 
-static const tb__handler *tb__node_accept(const tb__node *n, tb__lookup *lk) {
-    const tb__handler *h = tb__node_handler(n, lk->method);
+static tb__handler *tb__node_accept(const tb__node *n, tb__lookup *lk) {
+    tb__handler *h = tb__node_handler(n, lk->method);
     if (!h && n->nhandlers && !lk->allow) lk->allow = n;
     return h;
 }
@@ -1295,13 +1325,13 @@ static int tb__push_param(turbo_req *r, const tb__node *n, const char *v, size_t
 }
 
 /* p is the start of a segment (just after a '/'); end is the path's end. */
-static const tb__handler *tb__find(const tb__node *n, const char *p, const char *end,
+static tb__handler *tb__find(const tb__node *n, const char *p, const char *end,
                                    tb__lookup *lk) {
     const char *slash = (const char *)memchr(p, '/', (size_t)(end - p));
     const char *seg_end = slash ? slash : end;
     size_t len = (size_t)(seg_end - p);
     const tb__node *c = tb__node_child(n, p, len);
-    const tb__handler *h;
+    tb__handler *h;
     if (c && (h = slash ? tb__find(c, slash + 1, end, lk) : tb__node_accept(c, lk))) return h;
     if (n->param && len && tb__push_param(lk->req, n->param, p, len)) {
         h = slash ? tb__find(n->param, slash + 1, end, lk) : tb__node_accept(n->param, lk);
@@ -1317,10 +1347,11 @@ static const tb__handler *tb__find(const tb__node *n, const char *p, const char 
 
 /* Finds the handler for the request's method and path, filling its
    params. NULL when none: *allow is then the node whose methods make the
-   405's Allow header, or NULL for a 404. */
-static const tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
+   405's Allow header, or NULL for a 404. The handler is not const: its
+   overstayed flag is the one thing that changes once the server runs. */
+static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
     tb__lookup lk;
-    const tb__handler *h;
+    tb__handler *h;
     lk.method = r->method;
     lk.req = r;
     lk.allow = NULL;
@@ -1459,7 +1490,7 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, int create
 }
 
 static int tb__router_add(tb__node *root, const char *method, const char *pattern,
-                          turbo_handler fn, void *user, char *err, size_t cap) {
+                          turbo_handler fn, void *user, int flags, char *err, size_t cap) {
     size_t mlen = strlen(method), i;
     tb__node *n;
     tb__handler *hs;
@@ -1491,6 +1522,8 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
     hs[n->nhandlers].method_len = mlen;
     hs[n->nhandlers].fn = fn;
     hs[n->nhandlers].user = user;
+    hs[n->nhandlers].flags = flags;
+    hs[n->nhandlers].overstayed = 0;
     n->nhandlers++;
     return 0;
 }
@@ -2125,23 +2158,93 @@ TURBO_API const char *turbo_json_strerror(int error) {
     }
 }
 
-/* ---------------------------------------------------------------- response */
-/* A response is written straight into the worker's output buffer: the
-   handler's headers first, then its body. When the handler returns, the
-   status line and the headers turbo owns (Date, Content-Length, ...) are
-   slid in front; for the small bodies of a typical API that move is a few
-   dozen bytes, and it spares handlers from declaring lengths up front. */
+/* ---------------------------------------------------------------- server state */
+/* A server has its event loops ("workers"); a worker owns its epoll or
+   kqueue set, its listening socket, its connections and their timers. A
+   worker is run by one thread at a time, and each thread brings its own
+   serving buffers (tb__thread): read buffer, output buffer, the request
+   and response being handled. Normally a worker keeps its thread; a
+   handler that blocks makes them part (see "hand-off"). */
+
+enum { /* connection states */
+    TB__C_IDLE,   /* between requests */
+    TB__C_HEAD,   /* part of a head received */
+    TB__C_BODY,   /* head parsed, body being received */
+    TB__C_DEFER,  /* a handler deferred its answer */
+    TB__C_LINGER  /* answered and closing: the read side is drained */
+};
+
+enum { /* timer classes: every connection in a class has the same timeout */
+    TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_COUNT
+};
+
+#define TB__LINGER_MS 2000
+/* A handler still running this long after the shutdown grace period
+   (a sync Python handler in an endless loop, say) ends the process. */
+#define TB__STOP_GRACE_MS 2000
+#define TB__OUT_HIGH (1u << 20) /* stop serving pipelined requests once this much output waits */
 
 typedef struct tb__worker tb__worker;
 typedef struct tb__conn tb__conn;
+typedef struct tb__thread tb__thread;
+
+struct tb__conn {
+    int fd;
+    int mask;  /* interest registered with the loop */
+    int state;
+    int requests;
+    int close_after;   /* close once the output has drained */
+    int out_full;      /* complete requests wait in c->in until the output drains */
+    int continue_sent; /* "100 Continue" went out for the request in progress */
+    int saw_lf;        /* the head in progress has a complete request line */
+    int head_len;      /* in TB__C_BODY: length of the parsed head */
+    tb__framing framing;
+    tb__chunked chunk;
+    size_t head_scan;  /* where the search for the end of the head resumes */
+    turbo_buf in;      /* an unfinished request, or requests held while deferred */
+    turbo_buf out;     /* output the kernel has not taken yet */
+    size_t out_sent;
+    turbo_defer *defer;
+    int timer;         /* timer class, -1 when in none */
+    int64_t deadline;
+    tb__conn *prev, *next; /* in the timer list, or the free list */
+    /* While lent (a thread outside the loop runs its handler) the loop
+       leaves it alone; the thread hands it back through the mailbox. */
+    int lent;
+    int dead;               /* the lending thread found the client gone */
+    tb__conn *returned_next; /* in the mailbox's returned list */
+};
+
+/* What a worker shares with other threads: those that resume its deferred
+   answers and those that hand back lent connections. It outlives the
+   worker while answers the worker gave up on at shutdown are still to be
+   resumed; the last of them frees it. */
+typedef struct tb__mailbox {
+    pthread_mutex_t lock;
+    int wake_fd;          /* the worker's wake pipe; -1 once the worker has stopped */
+    turbo_defer *resumed; /* handed over, not yet answered; newest first */
+    tb__conn *returned;   /* lent connections whose handler has finished */
+    int orphans;          /* once stopped: defers not yet resumed */
+} tb__mailbox;
+
+struct turbo_defer {
+    tb__conn *conn;      /* NULL once the connection is gone */
+    tb__mailbox *box;
+    int keep_alive, head_only, version;
+    void (*fn)(turbo_res *res, void *arg);
+    void *arg;
+    turbo_defer *next;
+};
 
 struct turbo_res {
     tb__worker *w;
+    tb__thread *t;
     tb__conn *c;
     turbo_buf *out;
     size_t start;      /* where this response begins in out */
     size_t body_start; /* where its body begins; (size_t)-1 until it does */
     int status;
+    int version;       /* the request's: 10 or 11 */
     int answered;      /* the handler set anything at all */
     int head_only;     /* a HEAD request: the body is measured, then dropped */
     int keep_alive;
@@ -2149,6 +2252,88 @@ struct turbo_res {
     int deferred;
     turbo_json json;
 };
+
+/* A thread's serving buffers, whichever worker it runs. */
+struct tb__thread {
+    turbo_server *s;
+    pthread_t id;
+    tb__thread *next;      /* every thread of the pool, for joining */
+    int detached;          /* it gave its worker away (see hand-off) */
+    unsigned long call;    /* the worker's call count while a handler runs */
+    char *rbuf;
+    size_t rbuf_cap;
+    turbo_buf out, scratch;
+    turbo_req req;
+    turbo_res res;
+    time_t date_sec;
+    char date[32];
+    tb__event events[TB__MAX_EVENTS];
+};
+
+/* The threads of a process: those running a worker, those inside a
+   handler that blocked, and idle ones parked for the next hand-off. */
+typedef struct tb__pool {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* parked threads wait here for a worker */
+    pthread_cond_t changed;     /* a worker ended or a thread parked: for tb__serve */
+    tb__worker *queue, *queue_tail; /* workers waiting for a thread */
+    int queued;                 /* in the queue, or promised a place in it */
+    int idle, nthreads, max_threads, closing;
+    int nworkers, workers_ended;
+    tb__thread *threads;
+    pthread_t monitor;
+    int64_t handoff_us;
+} tb__pool;
+
+struct turbo_server {
+    turbo_config cfg; /* with every default filled in */
+    tb__node *root;
+    char (*methods)[TB__METHOD_MAX]; /* every method some route serves */
+    int nmethods;
+    char error[256];
+    int *listen_fds;
+    int nlisten;
+    int port;
+    int stop_pipe[2];
+    int running;
+    tb__worker *workers;
+    tb__pool pool;
+};
+
+struct tb__worker {
+    turbo_server *s;
+    tb__loop loop;
+    int listen_fd;
+    int listening;
+    int stop_fd;       /* read end of the server's stop pipe */
+    int wake[2];       /* turbo_defer_resume and returned connections wake the loop */
+    tb__mailbox *box;
+    int draining, gave_up;
+    int defers;        /* turbo_defer objects not yet answered or given up */
+    int lent;          /* connections whose handler runs outside the loop */
+    turbo_defer *held; /* resumed answers for lent connections, in order */
+    int64_t now, drain_deadline, accept_resume;
+    int nconns;
+    tb__conn *free_conns;
+    tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
+    int64_t timeout[TB__T_COUNT];
+    tb__limits limits;
+    /* The hand-off: calls is odd while the worker's thread runs a handler
+       for busy (atomic: the monitor reads it, and takes the worker by
+       making it even). */
+    unsigned long calls;
+    tb__conn *busy;
+    tb__worker *queue_next;
+    unsigned long seen_calls; /* the monitor's last look */
+    int64_t seen_at;
+};
+
+/* ---------------------------------------------------------------- response */
+/* A response is written straight into the thread's output buffer: the
+   handler's headers first, then its body. When the handler returns, the
+   status line and the headers turbo owns (Date, Content-Length, ...) are
+   slid in front; for the small bodies of a typical API that move is a few
+   dozen bytes, and it spares handlers from declaring lengths up front. */
 
 static const char *tb__reason(int status) {
     switch (status) {
@@ -2276,167 +2461,16 @@ TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status) {
     return &res->json;
 }
 
-/* ---------------------------------------------------------------- connections */
-/* A connection reads into the worker's shared read buffer and parses every
-   complete request there (pipelining); only the unfinished tail of a
-   request is copied into the connection's own buffer. Responses to one
-   read are appended to the worker's output buffer and sent with one
-   write; only what the kernel refuses is kept per connection, and reading
-   stops until it has drained. An idle connection owns no buffer at all. */
 
-enum { /* connection states */
-    TB__C_IDLE,   /* between requests */
-    TB__C_HEAD,   /* part of a head received */
-    TB__C_BODY,   /* head parsed, body being received */
-    TB__C_DEFER,  /* a handler deferred its answer */
-    TB__C_LINGER  /* answered and closing: the read side is drained */
-};
-
-enum { /* timer classes: every connection in a class has the same timeout */
-    TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_COUNT
-};
-
-#define TB__LINGER_MS 2000
-/* A handler still running this long after the shutdown grace period
-   (a sync Python handler in an endless loop, say) ends the process. */
-#define TB__STOP_GRACE_MS 2000
-#define TB__OUT_HIGH (1u << 20) /* stop serving pipelined requests once this much output waits */
-
-struct tb__conn {
-    int fd;
-    int mask;  /* interest registered with the loop */
-    int state;
-    int requests;
-    int close_after;   /* close once the output has drained */
-    int out_full;      /* complete requests wait in c->in until the output drains */
-    int continue_sent; /* "100 Continue" went out for the request in progress */
-    int saw_lf;        /* the head in progress has a complete request line */
-    int head_len;      /* in TB__C_BODY: length of the parsed head */
-    tb__framing framing;
-    tb__chunked chunk;
-    size_t head_scan;  /* where the search for the end of the head resumes */
-    turbo_buf in;      /* an unfinished request, or requests held while deferred */
-    turbo_buf out;     /* output the kernel has not taken yet */
-    size_t out_sent;
-    turbo_defer *defer;
-    int timer;         /* timer class, -1 when in none */
-    int64_t deadline;
-    tb__conn *prev, *next; /* in the timer list, or the free list */
-};
-
-/* What a worker shares with the threads that resume its deferred answers.
-   It outlives the worker while answers the worker gave up on at shutdown
-   are still to be resumed; the last of them frees it. */
-typedef struct tb__mailbox {
-    pthread_mutex_t lock;
-    int wake_fd;          /* the worker's wake pipe; -1 once the worker has stopped */
-    turbo_defer *resumed; /* handed over, not yet answered */
-    int orphans;          /* once stopped: defers not yet resumed */
-} tb__mailbox;
-
-struct turbo_defer {
-    tb__conn *conn;      /* NULL once the connection is gone */
-    tb__mailbox *box;
-    int keep_alive, head_only, version;
-    void (*fn)(turbo_res *res, void *arg);
-    void *arg;
-    turbo_defer *next;
-};
-
-struct turbo_server {
-    turbo_config cfg; /* with every default filled in */
-    tb__node *root;
-    char (*methods)[TB__METHOD_MAX]; /* every method some route serves */
-    int nmethods;
-    char error[256];
-    int *listen_fds;
-    int nlisten;
-    int port;
-    int stop_pipe[2];
-    int running;
-    tb__worker *workers;
-    /* How tb__serve learns that its workers have ended. */
-    pthread_mutex_t stop_lock;
-    pthread_cond_t stop_cond;
-    int workers_ended;
-};
-
-struct tb__worker {
-    turbo_server *s;
-    pthread_t thread;
-    tb__loop loop;
-    int listen_fd;
-    int listening;
-    int stop_fd;       /* read end of the server's stop pipe */
-    int wake[2];       /* turbo_defer_resume wakes the loop through this pipe */
-    tb__mailbox *box;  /* the only state shared across threads */
-    int draining;
-    int defers;        /* turbo_defer objects not yet answered or given up */
-    int64_t now, drain_deadline, accept_resume;
-    time_t date_sec;
-    char date[32];
-    int nconns;
-    tb__conn *free_conns;
-    tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
-    int64_t timeout[TB__T_COUNT];
-    tb__limits limits;
-    char *rbuf;
-    size_t rbuf_cap;
-    turbo_buf out, scratch;
-    turbo_req req;
-    turbo_res res;
-    tb__event events[TB__MAX_EVENTS];
-};
-
-/* ---------------------------------------------------------------- timers */
-/* One FIFO list per timeout class. Arming appends at the tail with
-   deadline now + the class's timeout, so each list stays sorted and only
-   its head is ever checked: O(1) to arm, disarm and expire. */
-
-static void tb__timer_clear(tb__worker *w, tb__conn *c) {
-    if (c->timer < 0) return;
-    if (c->prev) c->prev->next = c->next;
-    else w->timer_head[c->timer] = c->next;
-    if (c->next) c->next->prev = c->prev;
-    else w->timer_tail[c->timer] = c->prev;
-    c->prev = c->next = NULL;
-    c->timer = -1;
-}
-
-static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
-    tb__timer_clear(w, c);
-    c->timer = cls;
-    c->deadline = w->now + w->timeout[cls];
-    c->prev = w->timer_tail[cls];
-    if (c->prev) c->prev->next = c;
-    else w->timer_head[cls] = c;
-    w->timer_tail[cls] = c;
-}
-
-/* Milliseconds until the next deadline, -1 for none. */
-static int tb__timer_next(const tb__worker *w) {
-    int64_t next = -1;
-    int i;
-    for (i = 0; i < TB__T_COUNT; i++)
-        if (w->timer_head[i] && i != TB__T_DEFER && (next < 0 || w->timer_head[i]->deadline < next))
-            next = w->timer_head[i]->deadline;
-    if (!w->listening && w->accept_resume && (next < 0 || w->accept_resume < next))
-        next = w->accept_resume;
-    if (w->draining && (next < 0 || w->drain_deadline < next)) next = w->drain_deadline;
-    if (next < 0) return -1;
-    return next <= w->now ? 0 : (int)TB__MIN(next - w->now, 60000);
-}
-
-/* ---------------------------------------------------------------- connection state machine */
-
-static void tb__update_date(tb__worker *w) {
+/* The Date header's value, cached per thread and renewed once a second. */
+static void tb__update_date(tb__thread *th) {
     static const char days[] = "SunMonTueWedThuFriSat";
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
     time_t t = time(NULL);
     struct tm tm;
-    char *d = w->date;
-    if (t == w->date_sec) return;
-    w->date_sec = t;
+    char *d = th->date;
+    if (t == th->date_sec) return;
+    th->date_sec = t;
     gmtime_r(&t, &tm);
     memcpy(d, days + 3 * tm.tm_wday, 3);
     d[3] = ',';
@@ -2459,14 +2493,16 @@ static void tb__update_date(tb__worker *w) {
     memcpy(d + 25, " GMT", 5);
 }
 
-static void tb__res_begin(tb__worker *w, tb__conn *c, int keep_alive, int head_only) {
-    turbo_res *res = &w->res;
+static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_alive, int head_only) {
+    turbo_res *res = &t->res;
     res->w = w;
+    res->t = t;
     res->c = c;
-    res->out = &w->out;
-    res->start = w->out.len;
+    res->out = &t->out;
+    res->start = t->out.len;
     res->body_start = (size_t)-1;
     res->status = 0;
+    res->version = t->req.version;
     res->answered = res->json_active = res->deferred = 0;
     res->head_only = head_only;
     res->keep_alive = keep_alive;
@@ -2542,7 +2578,7 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     }
     memcpy(head + n, "\r\nServer: turbo\r\nDate: ", 23);
     n += 23;
-    memcpy(head + n, res->w->date, 29);
+    memcpy(head + n, res->t->date, 29);
     n += 29;
     if (!no_body) {
         memcpy(head + n, "\r\nContent-Length: ", 18);
@@ -2552,7 +2588,7 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     if (!res->keep_alive) {
         memcpy(head + n, "\r\nConnection: close", 19);
         n += 19;
-    } else if (res->w->req.version == 10) {
+    } else if (res->version == 10) {
         memcpy(head + n, "\r\nConnection: keep-alive", 24);
         n += 24;
     }
@@ -2572,6 +2608,186 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     memcpy(o + n + hdr_len, "\r\n", 2);
     res->out->len = res->start + total;
 }
+
+
+/* ---------------------------------------------------------------- timers */
+/* One FIFO list per timeout class. Arming appends at the tail with
+   deadline now + the class's timeout, so each list stays sorted and only
+   its head is ever checked: O(1) to arm, disarm and expire. */
+
+static void tb__timer_clear(tb__worker *w, tb__conn *c) {
+    if (c->timer < 0) return;
+    if (c->prev) c->prev->next = c->next;
+    else w->timer_head[c->timer] = c->next;
+    if (c->next) c->next->prev = c->prev;
+    else w->timer_tail[c->timer] = c->prev;
+    c->prev = c->next = NULL;
+    c->timer = -1;
+}
+
+static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
+    tb__timer_clear(w, c);
+    c->timer = cls;
+    c->deadline = w->now + w->timeout[cls];
+    c->prev = w->timer_tail[cls];
+    if (c->prev) c->prev->next = c;
+    else w->timer_head[cls] = c;
+    w->timer_tail[cls] = c;
+}
+
+/* Milliseconds until the next deadline, -1 for none. */
+static int tb__timer_next(const tb__worker *w) {
+    int64_t next = -1;
+    int i;
+    for (i = 0; i < TB__T_COUNT; i++)
+        if (w->timer_head[i] && i != TB__T_DEFER && (next < 0 || w->timer_head[i]->deadline < next))
+            next = w->timer_head[i]->deadline;
+    if (!w->listening && w->accept_resume && (next < 0 || w->accept_resume < next))
+        next = w->accept_resume;
+    if (w->draining && !w->gave_up && (next < 0 || w->drain_deadline < next))
+        next = w->drain_deadline;
+    if (next < 0) return -1;
+    return next <= w->now ? 0 : (int)TB__MIN(next - w->now, 60000);
+}
+
+
+/* ---------------------------------------------------------------- hand-off */
+/* No handler may stall a loop. A worker's thread calls each handler
+   inline, which costs the quick ones a store before and a compare-and-swap
+   after. A monitor thread looks at every worker each millisecond; when one
+   has been inside the same handler call for handoff_ms, it gives the
+   worker to a spare thread, which goes on serving the worker's other
+   connections. The stuck thread keeps the one connection it is answering
+   ("lent"): when the handler returns it sends the answer, hands the
+   connection back through the mailbox and parks as a spare. A route that
+   overstayed once, or was registered TURBO_BLOCKING, gives its worker away
+   before the handler starts, so a slow route costs no stall at all, only
+   two thread wake-ups. Threads are bounded by blocking_threads: with none
+   spare, the worker waits for its handler (requests queue, none is lost). */
+
+/* With the pool locked: promises a thread for one more worker; -1 if the
+   bound is reached or no thread can be started. */
+static int tb__pool_reserve(turbo_server *s);
+
+/* With the pool locked, after tb__pool_reserve: the worker's next thread takes it. */
+static void tb__pool_push(tb__pool *p, tb__worker *w) {
+    w->queue_next = NULL;
+    if (p->queue_tail) p->queue_tail->queue_next = w;
+    else p->queue = w;
+    p->queue_tail = w;
+    pthread_cond_signal(&p->cond);
+}
+
+static int tb__conn_watch(tb__worker *w, tb__conn *c, int mask);
+static void tb__timer_clear(tb__worker *w, tb__conn *c);
+
+/* The loop lets go of c while another thread runs its handler. */
+static void tb__conn_lend(tb__worker *w, tb__conn *c) {
+    tb__timer_clear(w, c);
+    tb__conn_watch(w, c, 0);
+    c->lent = 1;
+    w->lent++;
+}
+
+/* Before a handler runs for c on the worker's thread: from now on the
+   monitor may hand the worker to another thread. */
+static void tb__call_begin(tb__worker *w, tb__thread *t, tb__conn *c) {
+    w->busy = c;
+    t->call = __atomic_load_n(&w->calls, __ATOMIC_RELAXED) + 1;
+    __atomic_store_n(&w->calls, t->call, __ATOMIC_RELEASE);
+}
+
+/* After it: 0 if this thread still runs the worker, 1 if the monitor gave
+   the worker away meanwhile (t is detached: it owns only busy now). */
+static int tb__call_end(tb__worker *w, tb__thread *t) {
+    unsigned long expected = t->call;
+    if (__atomic_compare_exchange_n(&w->calls, &expected, expected + 1, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        return 0;
+    t->detached = 1;
+    return 1;
+}
+
+/* A handler about to block: gives the worker to a spare thread now and
+   keeps only c. 0 if no thread is spare (the handler runs inline). */
+static int tb__lend(tb__worker *w, tb__thread *t, tb__conn *c) {
+    tb__pool *p = &w->s->pool;
+    int ok;
+    pthread_mutex_lock(&p->lock);
+    ok = tb__pool_reserve(w->s) == 0;
+    if (ok) {
+        tb__conn_lend(w, c);
+        w->busy = NULL;
+        t->detached = 1;
+        tb__pool_push(p, w);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return ok;
+}
+
+/* The monitor's look at one worker, pool locked. Returns 1 if the worker
+   is busy (the monitor keeps looking every millisecond). */
+static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
+    unsigned long calls = __atomic_load_n(&w->calls, __ATOMIC_ACQUIRE);
+    if (calls != w->seen_calls) {
+        w->seen_calls = calls;
+        w->seen_at = now_us;
+        return 1;
+    }
+    if (!(calls & 1)) return 0;
+    if (now_us - w->seen_at < s->pool.handoff_us || tb__pool_reserve(s) != 0) return 1;
+    if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        tb__pool_push(&s->pool, w); /* its next thread lends w->busy to the stuck one */
+    else
+        s->pool.queued--; /* the handler returned meanwhile: the promise is void */
+    return 1;
+}
+
+static int64_t tb__now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Every millisecond while any worker is busy; every 10 ms after 100 quiet ones. */
+static void *tb__monitor_main(void *arg) {
+    turbo_server *s = (turbo_server *)arg;
+    tb__pool *p = &s->pool;
+    int quiet = 0, i;
+    sigset_t stop_signals; /* stop signals are for the workers' loops */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    pthread_mutex_lock(&p->lock);
+    while (!p->closing) {
+        struct timespec until;
+        long step_ns = quiet > 100 ? 10000000L : 1000000L;
+        int64_t now;
+        int busy = 0;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += step_ns;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->changed, &p->lock, &until);
+        now = tb__now_us();
+        for (i = 0; i < p->nworkers; i++) busy |= tb__monitor_check(s, &s->workers[i], now);
+        quiet = busy ? 0 : quiet + 1;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- connections */
+/* A connection reads into its thread's read buffer and parses every
+   complete request there (pipelining); only the unfinished tail of a
+   request is copied into the connection's own buffer. Responses to one
+   read are appended to the thread's output buffer and sent with one
+   write; only what the kernel refuses is kept per connection, and reading
+   stops until it has drained. An idle connection owns no buffer at all. */
 
 static void tb__conn_free(tb__worker *w, tb__conn *c) {
     tb__timer_clear(w, c);
@@ -2603,21 +2819,32 @@ static void tb__conn_linger(tb__worker *w, tb__conn *c) {
     tb__timer_set(w, c, TB__T_LINGER);
 }
 
-/* Sends what the worker's output buffer holds for c. Returns 0 when all
-   went out, 1 when the rest waits in c->out, -1 when c was closed. */
-static int tb__conn_send(tb__worker *w, tb__conn *c) {
-    size_t len = w->out.len, sent = 0;
-    w->out.len = 0;
-    while (sent < len && !c->out.len) { /* behind a backlog: queue, in order */
-        ssize_t n = send(c->fd, w->out.data + sent, len - sent, MSG_NOSIGNAL);
+/* Sends what it can of data to c's socket: the bytes sent, or -1 when
+   the client has gone. */
+static ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
+    size_t sent = 0;
+    while (sent < len) {
+        ssize_t n = send(c->fd, data + sent, len - sent, MSG_NOSIGNAL);
         if (n > 0) { sent += (size_t)n; continue; }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        return -1;
+    }
+    return (ssize_t)sent;
+}
+
+/* Sends what the thread's output buffer holds for c. Returns 0 when all
+   went out, 1 when the rest waits in c->out, -1 when c was closed. */
+static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
+    size_t len = t->out.len;
+    ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len); /* behind a backlog: queue */
+    t->out.len = 0;
+    if (sent < 0) {
         tb__conn_free(w, c);
         return -1;
     }
-    if (sent == len && !c->out.len) return 0;
-    turbo_buf_append(&c->out, w->out.data + sent, len - sent);
+    if ((size_t)sent == len && !c->out.len) return 0;
+    turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
     if (c->out.oom || tb__conn_watch(w, c, TB__WRITE) != 0) {
         tb__conn_free(w, c);
         return -1;
@@ -2632,17 +2859,38 @@ static int tb__is_method(turbo_str m, const char *name) {
 }
 
 /* An engine error: a complete response, then close. */
-static void tb__conn_error(tb__worker *w, tb__conn *c, int status, int head_only) {
-    tb__res_begin(w, c, 0, head_only);
-    w->req.path.len = 0;
-    w->req.version = 11;
-    tb__res_fail(&w->res, status);
-    tb__res_finish(&w->res, &w->req);
+static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status, int head_only) {
+    t->req.path.len = 0;
+    t->req.version = 11;
+    tb__res_begin(w, t, c, 0, head_only);
+    tb__res_fail(&t->res, status);
+    tb__res_finish(&t->res, &t->req);
     c->close_after = 1;
 }
 
-static int tb__known_method(const turbo_server *s, turbo_str m);
-static void tb__server_allow_all(const turbo_server *s, turbo_buf *b);
+static int tb__known_method(const turbo_server *s, turbo_str m) {
+    static const char *const standard[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
+                                           "OPTIONS", "TRACE", "PATCH"};
+    int i;
+    for (i = 0; i < (int)(sizeof standard / sizeof *standard); i++)
+        if (tb__is_method(m, standard[i])) return 1;
+    for (i = 0; i < s->nmethods; i++)
+        if (tb__is_method(m, s->methods[i])) return 1;
+    return 0;
+}
+
+/* The Allow header of "OPTIONS *": every method some route serves. */
+static void tb__server_allow_all(const turbo_server *s, turbo_buf *b) {
+    int i;
+    tb__buf_puts(b, "GET, HEAD, OPTIONS");
+    for (i = 0; i < s->nmethods; i++) {
+        if (!strcmp(s->methods[i], "GET") || !strcmp(s->methods[i], "HEAD") ||
+            !strcmp(s->methods[i], "OPTIONS"))
+            continue;
+        tb__buf_puts(b, ", ");
+        tb__buf_puts(b, s->methods[i]);
+    }
+}
 
 static void tb__access_log(const turbo_req *r, int status, size_t bytes) {
     fprintf(stderr, "turbo: %.*s %.*s%s%.*s %d %lu\n", (int)r->method.len, r->method.ptr,
@@ -2650,15 +2898,36 @@ static void tb__access_log(const turbo_req *r, int status, size_t bytes) {
             status, (unsigned long)bytes);
 }
 
+/* Calls a route's handler. Its worker goes to a spare thread first if the
+   route is known to block, or meanwhile if the handler overstays (see
+   hand-off); either way this thread then keeps only c (t->detached). */
+static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h,
+                            turbo_req *r) {
+    int blocks = (h->flags & TURBO_BLOCKING) || __atomic_load_n(&h->overstayed, __ATOMIC_RELAXED);
+    if (blocks && tb__lend(w, t, c)) {
+        int64_t started = tb__now_us();
+        h->fn(r, &t->res, h->user);
+        if (tb__now_us() - started < w->s->pool.handoff_us) /* it has become quick */
+            __atomic_store_n(&h->overstayed, 0, __ATOMIC_RELAXED);
+    } else {
+        tb__call_begin(w, t, c);
+        h->fn(r, &t->res, h->user);
+        if (tb__call_end(w, t)) __atomic_store_n(&h->overstayed, 1, __ATOMIC_RELAXED);
+    }
+    if (t->detached) tb__update_date(t); /* the handler may have run for seconds */
+    else if (t->res.deferred) w->defers++;
+}
+
 /* Routes one complete request and writes its response. */
-static void tb__dispatch(tb__worker *w, tb__conn *c, turbo_req *r, const tb__framing *f) {
-    turbo_res *res = &w->res;
+static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r,
+                         const tb__framing *f) {
+    turbo_res *res = &t->res;
     const tb__node *allow = NULL;
-    const tb__handler *h = NULL;
-    size_t start = w->out.len;
+    tb__handler *h = NULL;
+    size_t start = t->out.len;
     int keep = f->keep_alive && !w->draining && ++c->requests < w->s->cfg.max_requests;
-    tb__res_begin(w, c, keep, tb__is_method(r->method, "HEAD"));
-    w->scratch.len = 0;
+    tb__res_begin(w, t, c, keep, tb__is_method(r->method, "HEAD"));
+    t->scratch.len = 0;
     if (!tb__known_method(w->s, r->method)) {
         tb__res_fail(res, 501);
     } else if (r->target.len == 1 && r->target.ptr[0] == '*') {
@@ -2668,16 +2937,15 @@ static void tb__dispatch(tb__worker *w, tb__conn *c, turbo_req *r, const tb__fra
         turbo_res_headern(res, "Allow", 5, allow_all.data, allow_all.len);
         turbo_buf_free(&allow_all);
     } else if ((h = tb__route(w->s->root, r, &allow)) != NULL) {
-        h->fn(r, res, h->user);
+        tb__run_handler(w, t, c, h, r);
     } else if (allow) {
-        w->scratch.len = 0;
-        tb__allow_value(allow, &w->scratch);
+        tb__allow_value(allow, &t->scratch);
         if (tb__is_method(r->method, "OPTIONS")) {
             turbo_res_status(res, 200);
-            turbo_res_headern(res, "Allow", 5, w->scratch.data, w->scratch.len);
+            turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
         } else {
             turbo_res_status(res, 405);
-            turbo_res_headern(res, "Allow", 5, w->scratch.data, w->scratch.len);
+            turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
             tb__res_error_body(res, 405);
         }
     } else {
@@ -2685,7 +2953,7 @@ static void tb__dispatch(tb__worker *w, tb__conn *c, turbo_req *r, const tb__fra
     }
     tb__res_finish(res, r);
     if (w->s->cfg.access_log && !res->deferred)
-        tb__access_log(r, res->status ? res->status : 200, w->out.len - start);
+        tb__access_log(r, res->status ? res->status : 200, t->out.len - start);
     if (!res->keep_alive && !res->deferred) c->close_after = 1;
 }
 
@@ -2717,16 +2985,16 @@ static void tb__request_done(tb__conn *c) {
 
 /* Serves every complete request in data; returns the bytes consumed. The
    rest is an unfinished request (or requests waiting behind a deferred
-   one) for the caller to keep. */
-static size_t tb__process(tb__worker *w, tb__conn *c, char *data, size_t len) {
+   one) for the caller to keep. Stops after a handler that detached t. */
+static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len) {
     size_t pos = 0;
-    turbo_req *r = &w->req;
-    while (pos < len && !c->close_after && !c->defer) {
+    turbo_req *r = &t->req;
+    while (pos < len && !t->detached && !c->close_after && !c->defer) {
         char *msg = data + pos;
         size_t avail = len - pos, consumed;
         tb__framing f;
         int hl;
-        if (w->out.len >= TB__OUT_HIGH) { /* answer the rest once this much has drained */
+        if (t->out.len >= TB__OUT_HIGH) { /* answer the rest once this much has drained */
             c->out_full = 1;
             break;
         }
@@ -2736,7 +3004,7 @@ static size_t tb__process(tb__worker *w, tb__conn *c, char *data, size_t len) {
         } else {
             if (c->state == TB__C_HEAD && !tb__head_ready(c, msg, avail, &w->limits)) break;
             hl = tb__parse_head(msg, avail, r, &f, &w->limits);
-            if (hl < 0) { tb__conn_error(w, c, -hl, tb__is_method(r->method, "HEAD")); break; }
+            if (hl < 0) { tb__conn_error(w, t, c, -hl, tb__is_method(r->method, "HEAD")); break; }
             if (hl == 0) {
                 if (c->state != TB__C_HEAD) {
                     c->state = TB__C_HEAD;
@@ -2747,8 +3015,8 @@ static size_t tb__process(tb__worker *w, tb__conn *c, char *data, size_t len) {
         }
         if (f.chunked) {
             int rc = tb__dechunk(msg + hl, avail - (size_t)hl, &c->chunk, &w->limits);
-            if (rc < 0) { /* in TB__C_BODY the shared request is another's: the head was not HEAD */
-                tb__conn_error(w, c, -rc, c->state != TB__C_BODY && tb__is_method(r->method, "HEAD"));
+            if (rc < 0) { /* in TB__C_BODY the thread's request is another's: the head was not HEAD */
+                tb__conn_error(w, t, c, -rc, c->state != TB__C_BODY && tb__is_method(r->method, "HEAD"));
                 break;
             }
             consumed = rc ? (size_t)hl + c->chunk.src : 0;
@@ -2762,16 +3030,18 @@ static size_t tb__process(tb__worker *w, tb__conn *c, char *data, size_t len) {
                 c->framing = f;
             }
             if (f.expect_continue && !c->continue_sent) {
-                tb__buf_puts(&w->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                tb__buf_puts(&t->out, "HTTP/1.1 100 Continue\r\n\r\n");
                 c->continue_sent = 1;
             }
             break;
         }
+        /* A body that came in later reads: the views into the head are
+           stale (the bytes moved into c->in), so the head is parsed again. */
         if (c->state == TB__C_BODY) tb__parse_head(msg, avail, r, &f, &w->limits);
         r->body.ptr = msg + hl;
         r->body.len = f.chunked ? c->chunk.dst : (size_t)f.content_length;
         tb__request_done(c);
-        tb__dispatch(w, c, r, &f);
+        tb__dispatch(w, t, c, r, &f);
         pos += consumed;
     }
     return pos;
@@ -2781,14 +3051,12 @@ static size_t tb__process(tb__worker *w, tb__conn *c, char *data, size_t len) {
 static void tb__conn_arm(tb__worker *w, tb__conn *c, int was) {
     if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_IDLE);
     else if (c->state == TB__C_DEFER) tb__timer_set(w, c, TB__T_DEFER);
-    else if (c->state != was || c->timer == TB__T_IDLE || c->timer == TB__T_WRITE)
+    else if (c->state != was || c->timer < 0 || c->timer == TB__T_IDLE || c->timer == TB__T_WRITE)
         tb__timer_set(w, c, c->state == TB__C_HEAD ? TB__T_HEAD : TB__T_BODY);
 }
 
-/* After processing: send, keep the unconsumed bytes, pick the next wait. */
-static void tb__conn_after(tb__worker *w, tb__conn *c, char *data, size_t len, size_t used,
-                           int was) {
-    int sent;
+/* Keeps the bytes of data past used (an unfinished request) in c->in. */
+static void tb__conn_keep(tb__conn *c, char *data, size_t len, size_t used) {
     if (used < len) {
         if (data != c->in.data) {
             turbo_buf_append(&c->in, data + used, len - used);
@@ -2801,7 +3069,14 @@ static void tb__conn_after(tb__worker *w, tb__conn *c, char *data, size_t len, s
         turbo_buf_free(&c->in); /* an idle connection keeps no buffer */
     }
     if (c->defer && c->state != TB__C_DEFER) c->state = TB__C_DEFER;
-    sent = tb__conn_send(w, c);
+}
+
+/* After processing: keep the unconsumed bytes, send, pick the next wait. */
+static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len,
+                           size_t used, int was) {
+    int sent;
+    tb__conn_keep(c, data, len, used);
+    sent = tb__conn_send(w, t, c);
     if (sent < 0) return;
     if (sent == 1) return; /* reading resumes once the output drains */
     if (c->close_after) { tb__conn_linger(w, c); return; }
@@ -2821,19 +3096,46 @@ static void tb__conn_after(tb__worker *w, tb__conn *c, char *data, size_t len, s
     tb__conn_arm(w, c, was);
 }
 
-static void tb__conn_readable(tb__worker *w, tb__conn *c) {
+/* A detached thread gives its lent connection back: it keeps the
+   unconsumed bytes, sends the answers itself (what the socket refuses
+   waits in c->out) and posts c to the worker's mailbox. */
+static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len,
+                            size_t used) {
+    tb__mailbox *box = w->box;
+    ssize_t sent = tb__send_some(c, t->out.data, t->out.len);
+    tb__conn_keep(c, data, len, used);
+    if (sent < 0) c->dead = 1;
+    else turbo_buf_append(&c->out, t->out.data + sent, t->out.len - (size_t)sent);
+    if (c->out.oom) c->dead = 1;
+    t->out.len = 0;
+    pthread_mutex_lock(&box->lock);
+    c->returned_next = box->returned;
+    box->returned = c;
+    while (write(box->wake_fd, "r", 1) < 0 && errno == EINTR) {
+    }
+    pthread_mutex_unlock(&box->lock);
+}
+
+/* After processing by this thread: answers go out, or the lent connection goes back. */
+static void tb__conn_done(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len,
+                          size_t used, int was) {
+    if (t->detached) tb__conn_return(w, t, c, data, len, used);
+    else tb__conn_after(w, t, c, data, len, used, was);
+}
+
+static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
     char *data;
     size_t len, used;
     ssize_t n;
     int was = c->state;
     if (c->state == TB__C_LINGER) {
-        n = read(c->fd, w->rbuf, w->rbuf_cap);
+        n = read(c->fd, t->rbuf, t->rbuf_cap);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) tb__conn_free(w, c);
         return;
     }
     if (!c->in.len) {
-        n = read(c->fd, w->rbuf, w->rbuf_cap);
-        data = w->rbuf;
+        n = read(c->fd, t->rbuf, t->rbuf_cap);
+        data = t->rbuf;
         len = n > 0 ? (size_t)n : 0;
     } else {
         size_t room = c->state == TB__C_BODY ? 65536 : 4096;
@@ -2848,48 +3150,67 @@ static void tb__conn_readable(tb__worker *w, tb__conn *c) {
         return;
     }
     if (n < 0) return;
-    used = tb__process(w, c, data, len);
-    tb__conn_after(w, c, data, len, used, was);
+    used = tb__process(w, t, c, data, len);
+    tb__conn_done(w, t, c, data, len, used, was);
 }
 
 /* Requests held in c->in (behind a deferred answer or a backed-up
    output) are served now. */
-static void tb__conn_resume(tb__worker *w, tb__conn *c) {
+static void tb__conn_resume(tb__worker *w, tb__thread *t, tb__conn *c) {
     int was = c->state;
     size_t used;
     c->out_full = 0;
-    used = c->in.len ? tb__process(w, c, c->in.data, c->in.len) : 0;
-    tb__conn_after(w, c, c->in.data, c->in.len, used, was);
+    used = c->in.len ? tb__process(w, t, c, c->in.data, c->in.len) : 0;
+    tb__conn_done(w, t, c, c->in.data, c->in.len, used, was);
 }
 
-static void tb__conn_writable(tb__worker *w, tb__conn *c) {
-    while (c->out_sent < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
-        if (n > 0) { c->out_sent += (size_t)n; continue; }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            tb__timer_set(w, c, TB__T_WRITE);
-            return;
-        }
+static void tb__conn_writable(tb__worker *w, tb__thread *t, tb__conn *c) {
+    ssize_t n = tb__send_some(c, c->out.data + c->out_sent, c->out.len - c->out_sent);
+    if (n < 0) {
         tb__conn_free(w, c);
+        return;
+    }
+    c->out_sent += (size_t)n;
+    if (c->out_sent < c->out.len) {
+        tb__timer_set(w, c, TB__T_WRITE);
         return;
     }
     turbo_buf_free(&c->out);
     c->out_sent = 0;
     if (c->close_after) { tb__conn_linger(w, c); return; }
-    tb__conn_resume(w, c);
+    tb__conn_resume(w, t, c);
 }
 
-static void tb__conn_timeout(tb__worker *w, tb__conn *c) {
+/* A lent connection is back: the loop takes it up where its thread left it. */
+static void tb__conn_returned(tb__worker *w, tb__thread *t, tb__conn *c) {
+    c->lent = 0;
+    w->lent--;
+    if (c->defer) w->defers++;
+    if (c->dead || w->gave_up) {
+        tb__conn_free(w, c);
+        return;
+    }
+    if (c->out.len) /* send the rest first; reading resumes once it has drained */
+        tb__conn_after(w, t, c, c->in.data, c->in.len, 0, -1);
+    else
+        tb__conn_resume(w, t, c);
+}
+
+static void tb__conn_timeout(tb__worker *w, tb__thread *t, tb__conn *c) {
     int cls = c->timer;
     tb__timer_clear(w, c);
     if ((cls == TB__T_HEAD && c->state == TB__C_HEAD) || cls == TB__T_BODY) {
-        tb__conn_error(w, c, 408, 0);
-        if (tb__conn_send(w, c) == 0) tb__conn_linger(w, c);
+        tb__conn_error(w, t, c, 408, 0);
+        if (tb__conn_send(w, t, c) == 0) tb__conn_linger(w, c);
         return;
     }
     tb__conn_free(w, c);
 }
+
+/* ---------------------------------------------------------------- deferred answers */
+/* The one place where other threads meet a worker: they resume deferred
+   answers, and detached threads return lent connections, through its
+   mailbox; the wake pipe tells the worker's loop. */
 
 TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     turbo_defer *d;
@@ -2901,10 +3222,9 @@ TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     d->box = res->w->box;
     d->keep_alive = res->keep_alive;
     d->head_only = res->head_only;
-    d->version = res->w->req.version;
+    d->version = res->version;
     res->c->defer = d;
-    res->deferred = 1;
-    res->w->defers++;
+    res->deferred = 1; /* counted in the worker's defers by its loop, after the handler */
     return d;
 }
 
@@ -2936,67 +3256,97 @@ TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, voi
     }
 }
 
-/* Answers the deferred requests that turbo_defer_resume handed over. */
-static void tb__worker_resumed(tb__worker *w) {
+/* Answers one resumed defer (and frees it). May detach t: the resume
+   function is a handler too. */
+static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
+    tb__conn *c = d->conn;
+    if (!c) {
+        tb__call_begin(w, t, NULL);
+        d->fn(NULL, d->arg);
+        tb__call_end(w, t);
+        TURBO_FREE(d);
+        return;
+    }
+    t->req.method.len = t->req.path.len = 0;
+    t->req.version = d->version;
+    tb__res_begin(w, t, c, d->keep_alive && !w->draining, d->head_only);
+    c->defer = NULL;
+    c->state = TB__C_IDLE;
+    tb__call_begin(w, t, c);
+    d->fn(&t->res, d->arg);
+    if (tb__call_end(w, t)) tb__update_date(t);
+    else if (t->res.deferred) w->defers++;
+    tb__res_finish(&t->res, &t->req);
+    if (!t->res.keep_alive) c->close_after = 1;
+    TURBO_FREE(d);
+    if (t->detached) tb__conn_return(w, t, c, c->in.data, c->in.len, 0);
+    else tb__conn_resume(w, t, c);
+}
+
+/* Takes what the mailbox holds: returned connections first, then the
+   resumed answers, oldest first, after those held for lent connections.
+   If t detaches on the way, what is left goes back to the mailbox for
+   the worker's next thread. */
+static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
-    turbo_defer *d, *next, *order = NULL;
+    turbo_defer *d, *next, *fresh = NULL, *order = w->held, **tail = &order;
+    tb__conn *c, *back;
+    w->held = NULL;
     while (read(w->wake[0], drain, sizeof drain) > 0) {
     }
     pthread_mutex_lock(&w->box->lock);
     d = w->box->resumed;
     w->box->resumed = NULL;
+    back = w->box->returned;
+    w->box->returned = NULL;
     pthread_mutex_unlock(&w->box->lock);
     for (; d; d = next) { /* the list is newest first: restore arrival order */
         next = d->next;
-        d->next = order;
-        order = d;
+        d->next = fresh;
+        fresh = d;
     }
-    for (d = order; d; d = next) {
-        tb__conn *c = d->conn;
+    while (*tail) tail = &(*tail)->next;
+    *tail = fresh;
+    while (back && !t->detached) {
+        c = back;
+        back = c->returned_next;
+        tb__conn_returned(w, t, c);
+    }
+    for (tail = &w->held; order && !t->detached; order = next) {
+        d = order;
         next = d->next;
-        w->defers--;
-        if (!c) {
-            d->fn(NULL, d->arg);
-        } else {
-            w->req.method.len = w->req.path.len = 0;
-            w->req.version = d->version;
-            tb__res_begin(w, c, d->keep_alive && !w->draining, d->head_only);
-            c->defer = NULL;
-            c->state = TB__C_IDLE;
-            d->fn(&w->res, d->arg);
-            tb__res_finish(&w->res, &w->req);
-            if (!w->res.keep_alive) c->close_after = 1;
-            tb__conn_resume(w, c);
+        if (d->conn && d->conn->lent) { /* its handler still runs: after it returns */
+            d->next = NULL;
+            *tail = d;
+            tail = &d->next;
+            continue;
         }
-        TURBO_FREE(d);
+        w->defers--;
+        tb__answer_resumed(w, t, d);
+    }
+    if (t->detached && (back || order)) {
+        pthread_mutex_lock(&w->box->lock);
+        while (back) {
+            c = back;
+            back = c->returned_next;
+            c->returned_next = w->box->returned;
+            w->box->returned = c;
+        }
+        for (tail = &w->box->resumed; *tail; tail = &(*tail)->next) {
+        }
+        for (; order; order = next) { /* older than any resumed since: at the end */
+            next = order->next;
+            order->next = NULL;
+            *tail = order;
+            tail = &order->next;
+        }
+        while (write(w->box->wake_fd, "r", 1) < 0 && errno == EINTR) {
+        }
+        pthread_mutex_unlock(&w->box->lock);
     }
 }
 
 /* ---------------------------------------------------------------- worker */
-
-
-static int tb__known_method(const turbo_server *s, turbo_str m) {
-    static const char *const standard[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
-                                           "OPTIONS", "TRACE", "PATCH"};
-    int i;
-    for (i = 0; i < (int)(sizeof standard / sizeof *standard); i++)
-        if (tb__is_method(m, standard[i])) return 1;
-    for (i = 0; i < s->nmethods; i++)
-        if (tb__is_method(m, s->methods[i])) return 1;
-    return 0;
-}
-
-static void tb__server_allow_all(const turbo_server *s, turbo_buf *b) {
-    int i;
-    tb__buf_puts(b, "GET, HEAD, OPTIONS");
-    for (i = 0; i < s->nmethods; i++) {
-        if (!strcmp(s->methods[i], "GET") || !strcmp(s->methods[i], "HEAD") ||
-            !strcmp(s->methods[i], "OPTIONS"))
-            continue;
-        tb__buf_puts(b, ", ");
-        tb__buf_puts(b, s->methods[i]);
-    }
-}
 
 static void tb__worker_accept(tb__worker *w) {
     int i;
@@ -3036,12 +3386,12 @@ static void tb__worker_accept(tb__worker *w) {
     }
 }
 
-static void tb__worker_expire(tb__worker *w) {
+static void tb__worker_expire(tb__worker *w, tb__thread *t) {
     int i;
     for (i = 0; i < TB__T_COUNT; i++) {
         if (i == TB__T_DEFER) continue;
         while (w->timer_head[i] && w->timer_head[i]->deadline <= w->now)
-            tb__conn_timeout(w, w->timer_head[i]);
+            tb__conn_timeout(w, t, w->timer_head[i]);
     }
     if (!w->listening && w->accept_resume && w->accept_resume <= w->now && !w->draining) {
         w->accept_resume = 0;
@@ -3076,51 +3426,64 @@ static void tb__worker_close_all(tb__worker *w) {
         while (w->timer_head[i]) tb__conn_free(w, w->timer_head[i]);
 }
 
-static void *tb__worker_main(void *arg) {
-    tb__worker *w = (tb__worker *)arg;
+/* Runs worker w on thread t until the worker ends, or until t detaches
+   inside a handler (the worker is then another thread's). Events of a
+   batch left unhandled are reported again: interest is level-triggered. */
+static void tb__worker_run(tb__worker *w, tb__thread *t) {
+    tb__pool *p = &w->s->pool;
+    t->detached = 0;
+    if (w->busy) { /* taken from a stuck thread: that thread keeps the connection */
+        tb__conn_lend(w, w->busy);
+        w->busy = NULL;
+    }
     for (;;) {
-        int n, i, stop, wake;
+        int n, i, stop = 0, wake = 0;
         if (w->draining && w->now >= w->drain_deadline) {
-            if (w->defers)
+            if (!w->gave_up && w->defers)
                 fprintf(stderr, "turbo: shutdown: not waiting for %d deferred answers\n", w->defers);
-            break;
+            if (!w->gave_up) tb__worker_close_all(w);
+            w->gave_up = 1;
+            if (!w->lent) break; /* else wait for their handlers; a stuck one ends the process */
         }
         if (w->draining && w->nconns == 0 && !w->defers) break;
-        n = tb__loop_wait(&w->loop, w->events, tb__timer_next(w));
+        n = tb__loop_wait(&w->loop, t->events, tb__timer_next(w));
         w->now = tb__now_ms();
-        tb__update_date(w);
-        stop = wake = 0;
-        for (i = 0; i < n; i++) {
-            void *p = w->events[i].ptr;
-            if (p == &w->listen_fd) tb__worker_accept(w);
-            else if (p == &w->stop_fd) stop = 1;
-            else if (p == &w->wake[0]) wake = 1;
-            else if ((w->events[i].mask & TB__WRITE) || (((tb__conn *)p)->mask & TB__WRITE))
-                tb__conn_writable(w, (tb__conn *)p);
-            else tb__conn_readable(w, (tb__conn *)p);
+        tb__update_date(t);
+        for (i = 0; i < n && !t->detached; i++) {
+            void *ptr = t->events[i].ptr;
+            if (ptr == &w->listen_fd) tb__worker_accept(w);
+            else if (ptr == &w->stop_fd) stop = 1;
+            else if (ptr == &w->wake[0]) wake = 1;
+            else if ((t->events[i].mask & TB__WRITE) || (((tb__conn *)ptr)->mask & TB__WRITE))
+                tb__conn_writable(w, t, (tb__conn *)ptr);
+            else tb__conn_readable(w, t, (tb__conn *)ptr);
         }
         /* Both may free connections, so they wait until no event of this
            batch can still point at one. */
-        if (wake) tb__worker_resumed(w);
+        if (wake && !t->detached) tb__worker_resumed(w, t);
+        if (t->detached) return;
         if (stop && !w->draining) tb__worker_drain(w);
-        tb__worker_expire(w);
+        tb__worker_expire(w, t);
     }
     tb__worker_close_all(w);
-    pthread_mutex_lock(&w->s->stop_lock);
-    w->s->workers_ended++;
-    pthread_cond_signal(&w->s->stop_cond);
-    pthread_mutex_unlock(&w->s->stop_lock);
-    return NULL;
+    pthread_mutex_lock(&p->lock);
+    p->workers_ended++;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void tb__worker_free(tb__worker *w) {
-    turbo_defer *d, *next, *resumed = NULL;
+    turbo_defer *d, *next, *resumed = w->held;
     tb__conn *c;
     int orphans = 0;
     if (w->box) { /* from now on turbo_defer_resume answers a NULL response itself */
         pthread_mutex_lock(&w->box->lock);
         w->box->wake_fd = -1;
-        resumed = w->box->resumed;
+        for (d = w->box->resumed; d; d = next) {
+            next = d->next;
+            d->next = resumed;
+            resumed = d;
+        }
         w->box->resumed = NULL;
         for (d = resumed; d; d = d->next) w->defers--;
         orphans = w->box->orphans = w->defers;
@@ -3141,9 +3504,6 @@ static void tb__worker_free(tb__worker *w) {
         w->free_conns = c->next;
         TURBO_FREE(c);
     }
-    TURBO_FREE(w->rbuf);
-    turbo_buf_free(&w->out);
-    turbo_buf_free(&w->scratch);
 }
 
 static int tb__pipe(int fds[2]) {
@@ -3178,11 +3538,8 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     w->limits.max_head = cfg->max_header_bytes;
     w->limits.max_headers = cfg->max_headers;
     w->limits.max_body = cfg->max_body;
-    w->req.scratch = &w->scratch;
-    w->rbuf_cap = 65536;
     w->now = tb__now_ms();
-    tb__update_date(w);
-    if (!(w->rbuf = (char *)TURBO_MALLOC(w->rbuf_cap)) || tb__pipe(w->wake) != 0 ||
+    if (tb__pipe(w->wake) != 0 ||
         tb__loop_init(&w->loop) != 0 || tb__loop_set(&w->loop, w->wake[0], 0, TB__READ, &w->wake[0]) ||
         tb__loop_set(&w->loop, w->stop_fd, 0, TB__READ, &w->stop_fd) ||
         tb__loop_set(&w->loop, listen_fd, 0, TB__READ, &w->listen_fd))
@@ -3190,6 +3547,100 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     w->box->wake_fd = w->wake[1];
     w->listening = 1;
     return 0;
+}
+
+
+/* ---------------------------------------------------------------- threads */
+/* A process's threads are alike: each parks in the pool until a worker
+   needs one, runs it until the worker ends or a handler detaches the
+   thread, and parks again. The pool starts them as needed, up to one per
+   worker plus blocking_threads. */
+
+static void tb__thread_free(tb__thread *t) {
+    TURBO_FREE(t->rbuf);
+    turbo_buf_free(&t->out);
+    turbo_buf_free(&t->scratch);
+    TURBO_FREE(t);
+}
+
+static void *tb__thread_main(void *arg) {
+    tb__thread *t = (tb__thread *)arg;
+    tb__pool *p = &t->s->pool;
+    pthread_mutex_lock(&p->lock);
+    for (;;) { /* counted idle here, by whoever started it or by itself */
+        tb__worker *w;
+        while (!p->queue && !p->closing) pthread_cond_wait(&p->cond, &p->lock);
+        if (!p->queue) break;
+        w = p->queue;
+        p->queue = w->queue_next;
+        if (!p->queue) p->queue_tail = NULL;
+        p->queued--;
+        p->idle--;
+        pthread_mutex_unlock(&p->lock);
+        tb__worker_run(w, t);
+        pthread_mutex_lock(&p->lock);
+        p->idle++;
+        if (p->workers_ended == p->nworkers) pthread_cond_broadcast(&p->changed);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static int tb__pool_reserve(turbo_server *s) {
+    tb__pool *p = &s->pool;
+    tb__thread *t;
+    if (p->idle > p->queued) {
+        p->queued++;
+        return 0;
+    }
+    if (p->nthreads >= p->max_threads || p->closing) return -1;
+    if (!(t = (tb__thread *)TURBO_MALLOC(sizeof *t))) return -1;
+    memset(t, 0, sizeof *t);
+    t->s = s;
+    t->rbuf_cap = 65536;
+    t->req.scratch = &t->scratch;
+    tb__update_date(t);
+    if (!(t->rbuf = (char *)TURBO_MALLOC(t->rbuf_cap)) ||
+        pthread_create(&t->id, NULL, tb__thread_main, t) != 0) {
+        tb__thread_free(t);
+        return -1;
+    }
+    t->next = p->threads;
+    p->threads = t;
+    p->nthreads++;
+    p->idle++;
+    p->queued++;
+    return 0;
+}
+
+static void tb__pool_init(turbo_server *s) {
+    tb__pool *p = &s->pool;
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    p->max_threads = s->cfg.threads + s->cfg.blocking_threads;
+    p->handoff_us = (int64_t)s->cfg.handoff_ms * 1000;
+}
+
+/* Every worker has ended and every thread is parked: stops and joins them all. */
+static void tb__pool_close(turbo_server *s, int monitor_started) {
+    tb__pool *p = &s->pool;
+    tb__thread *t;
+    pthread_mutex_lock(&p->lock);
+    p->closing = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    if (monitor_started) pthread_join(p->monitor, NULL);
+    while ((t = p->threads) != NULL) {
+        p->threads = t->next;
+        pthread_join(t->id, NULL);
+        tb__thread_free(t);
+    }
+    pthread_cond_destroy(&p->changed);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
 }
 
 /* ---------------------------------------------------------------- server */
@@ -3226,8 +3677,10 @@ static void tb__config_defaults(turbo_config *c) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (!c->host) c->host = "0.0.0.0";
     if (!c->port) c->port = 8080;
-    if (c->workers <= 0) c->workers = cpus > 0 ? (int)cpus : 1;
+    if (c->threads <= 0) c->threads = cpus > 0 ? (int)cpus : 1;
     if (c->processes < 0) c->processes = 0;
+    if (c->blocking_threads <= 0) c->blocking_threads = 64;
+    if (c->handoff_ms <= 0) c->handoff_ms = 1;
     if (c->backlog <= 0) c->backlog = 1024;
     if (!c->max_request_line) c->max_request_line = 8192;
     if (!c->max_header_bytes) c->max_header_bytes = 32768;
@@ -3288,8 +3741,10 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     if (tb__env_int("PORT", &port) > 0 || tb__env_int("TURBO_PORT", &port) > 0)
         c->port = port == 0 ? -1 : port; /* 0 in the environment: any free port */
     bad |= tb__env_int("PORT", &port) < 0 || tb__env_int("TURBO_PORT", &port) < 0 || port > 65535;
-    bad |= tb__env_int("TURBO_WORKERS", &c->workers) < 0;
+    bad |= tb__env_int("TURBO_THREADS", &c->threads) < 0;
     bad |= tb__env_int("TURBO_PROCESSES", &c->processes) < 0;
+    bad |= tb__env_int("TURBO_BLOCKING_THREADS", &c->blocking_threads) < 0;
+    bad |= tb__env_int("TURBO_HANDOFF_MS", &c->handoff_ms) < 0;
     bad |= tb__env_size("TURBO_MAX_REQUEST_LINE", &c->max_request_line) < 0;
     bad |= tb__env_size("TURBO_MAX_HEADER_BYTES", &c->max_header_bytes) < 0;
     bad |= tb__env_int("TURBO_MAX_HEADERS", &c->max_headers) < 0;
@@ -3308,13 +3763,18 @@ TURBO_API int turbo_config_env(turbo_config *c) {
 
 TURBO_API int turbo_route(turbo_server *s, const char *method, const char *pattern,
                           turbo_handler handler, void *user) {
+    return turbo_route_ex(s, method, pattern, handler, user, 0);
+}
+
+TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern,
+                             turbo_handler handler, void *user, int flags) {
     int i;
     if (s->running) {
         snprintf(s->error, sizeof s->error, "route %s \"%s\" added while the server runs", method,
                  pattern);
         return -1;
     }
-    if (tb__router_add(s->root, method, pattern, handler, user, s->error, sizeof s->error) != 0)
+    if (tb__router_add(s->root, method, pattern, handler, user, flags, s->error, sizeof s->error) != 0)
         return -1;
     for (i = 0; i < s->nmethods; i++)
         if (!strcmp(s->methods[i], method)) return 0;
@@ -3370,7 +3830,7 @@ static int tb__bind_one(turbo_server *s, const struct addrinfo *ai, int port) {
 
 TURBO_API int turbo_listen(turbo_server *s) {
     struct addrinfo hints, *ai = NULL;
-    int i, n = s->cfg.workers * (s->cfg.processes > 0 ? s->cfg.processes : 1), rc;
+    int i, n = s->cfg.threads * (s->cfg.processes > 0 ? s->cfg.processes : 1), rc;
     if (s->nlisten) return 0;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -3425,13 +3885,13 @@ static void tb__close_listeners(turbo_server *s) {
     s->nlisten = 0;
 }
 
-/* Runs this process's workers, one thread each, on listen_fds[0..n). */
-/* Waits until the workers have ended; ends the process if one is still
-   running (stuck in a handler) well past the shutdown grace period. */
-static void tb__await_workers(turbo_server *s, int started) {
+/* Waits until the workers have ended and every thread is parked; ends
+   the process if a handler still runs well past the shutdown grace period. */
+static void tb__await_workers(turbo_server *s) {
+    tb__pool *p = &s->pool;
     int64_t stop_at = 0;
-    pthread_mutex_lock(&s->stop_lock);
-    while (s->workers_ended < started) {
+    pthread_mutex_lock(&p->lock);
+    while (p->workers_ended < p->nworkers || p->idle < p->nthreads) {
         struct timespec until;
         struct pollfd stop;
         stop.fd = s->stop_pipe[0]; /* its byte stays unread, for every worker to see */
@@ -3444,48 +3904,59 @@ static void tb__await_workers(turbo_server *s, int started) {
         }
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
-        pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &until);
+        pthread_cond_timedwait(&p->changed, &p->lock, &until);
     }
-    pthread_mutex_unlock(&s->stop_lock);
+    pthread_mutex_unlock(&p->lock);
 }
 
+/* Starts worker w on a thread of the pool. */
+static int tb__worker_start(turbo_server *s, tb__worker *w) {
+    tb__pool *p = &s->pool;
+    int rc;
+    pthread_mutex_lock(&p->lock);
+    rc = tb__pool_reserve(s);
+    if (rc == 0) {
+        tb__pool_push(p, w);
+        p->nworkers++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+/* Runs this process's workers on listen_fds[0..threads), with the monitor
+   that hands a stuck worker to another thread. */
 static int tb__serve(turbo_server *s, int process_index, int *fds) {
-    int i, started = 0, rc = 0;
+    int i, rc = 0, monitor = 0;
     sigset_t stop_signals, old_mask;
-    s->workers = (tb__worker *)TURBO_MALLOC((size_t)s->cfg.workers * sizeof *s->workers);
+    s->workers = (tb__worker *)TURBO_MALLOC((size_t)s->cfg.threads * sizeof *s->workers);
     if (!s->workers) return -1;
-    pthread_mutex_init(&s->stop_lock, NULL);
-    pthread_cond_init(&s->stop_cond, NULL);
-    s->workers_ended = 0;
+    tb__pool_init(s);
     if (s->cfg.on_process_start) s->cfg.on_process_start(process_index, s->cfg.hook_arg);
-    for (i = 0; i < s->cfg.workers; i++) {
-        if (tb__worker_init(&s->workers[i], s, fds[i]) != 0 ||
-            pthread_create(&s->workers[i].thread, NULL, tb__worker_main, &s->workers[i]) != 0) {
+    for (i = 0; i < s->cfg.threads && !rc; i++) {
+        if (tb__worker_init(&s->workers[i], s, fds[i]) != 0 || tb__worker_start(s, &s->workers[i]) != 0) {
             snprintf(s->error, sizeof s->error, "cannot start worker %d: %s", i, strerror(errno));
             tb__worker_free(&s->workers[i]);
-            fds[i] = -1;
             rc = -1;
-            break;
         }
         fds[i] = -1; /* the worker owns it now */
-        started++;
     }
+    if (!rc && pthread_create(&s->pool.monitor, NULL, tb__monitor_main, s) != 0) {
+        snprintf(s->error, sizeof s->error, "cannot start the monitor thread: %s", strerror(errno));
+        rc = -1;
+    }
+    monitor = !rc;
     if (rc) turbo_stop(s);
     /* Stop signals go to a worker (each waits in its loop), not to this
-       thread: a handler deferred inside pthread_join (as sanitizers defer
-       them) would never reach the stop pipe. */
+       thread: a handler deferred inside a wait (as sanitizers defer them)
+       would never reach the stop pipe. */
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
-    tb__await_workers(s, started);
-    for (i = 0; i < started; i++) {
-        pthread_join(s->workers[i].thread, NULL);
-        tb__worker_free(&s->workers[i]);
-    }
+    tb__await_workers(s);
+    tb__pool_close(s, monitor);
+    for (i = 0; i < s->pool.nworkers; i++) tb__worker_free(&s->workers[i]);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-    pthread_cond_destroy(&s->stop_cond);
-    pthread_mutex_destroy(&s->stop_lock);
     TURBO_FREE(s->workers);
     s->workers = NULL;
     if (s->cfg.on_process_stop) s->cfg.on_process_stop(process_index, s->cfg.hook_arg);
@@ -3515,7 +3986,7 @@ static pid_t tb__spawn(turbo_server *s, int index) {
     if (tb__pipe(s->stop_pipe) != 0) _exit(1);
     tb__signal_fd = s->stop_pipe[1];
     {
-        int i, w = s->cfg.workers, rc;
+        int i, w = s->cfg.threads, rc;
         for (i = 0; i < s->nlisten; i++)
             if (i / w != index) close(s->listen_fds[i]);
         rc = tb__serve(s, index, s->listen_fds + index * w);
@@ -3613,10 +4084,11 @@ TURBO_API int turbo_run(turbo_server *s) {
         sa.sa_flags = 0;
     }
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
-    fprintf(stderr, "turbo: listening on http://%s:%d (%d workers)\n", host, s->port,
-            s->cfg.workers * (s->cfg.processes > 0 ? s->cfg.processes : 1));
-    if (s->cfg.processes > 0)
-        fprintf(stderr, "turbo: %d processes of %d threads\n", s->cfg.processes, s->cfg.workers);
+    {
+        int procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
+        fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host,
+                s->port, procs, procs == 1 ? "" : "es", s->cfg.threads, s->cfg.threads == 1 ? "" : "s");
+    }
     if (s->cfg.processes > 0) {
         sa.sa_handler = tb__on_child;
         sigaction(SIGCHLD, &sa, &old_chld);

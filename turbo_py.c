@@ -1936,6 +1936,7 @@ typedef struct {
     char *method, *pattern;
     turbo_handler handler;
     void *user;
+    int flags; /* TURBO_BLOCKING */
 } tb_entry;
 
 typedef struct {
@@ -1951,7 +1952,7 @@ typedef struct {
 } tb_App;
 
 static int tb_app_register(tb_App *app, const char *method, const char *pattern, turbo_handler h,
-                           void *user) {
+                           void *user, int flags) {
     if (app->serving) {
         PyErr_SetString(PyExc_RuntimeError, "routes cannot be added while the app is running");
         return -1;
@@ -1960,7 +1961,7 @@ static int tb_app_register(tb_App *app, const char *method, const char *pattern,
         PyErr_NoMemory();
         return -1;
     }
-    if (turbo_route(app->check, method, pattern, h, user) < 0) {
+    if (turbo_route_ex(app->check, method, pattern, h, user, flags) < 0) {
         PyErr_SetString(PyExc_ValueError, turbo_error(app->check));
         return -1;
     }
@@ -1979,6 +1980,7 @@ static int tb_app_register(tb_App *app, const char *method, const char *pattern,
     }
     e->handler = h;
     e->user = user;
+    e->flags = flags;
     app->nentries++;
     return 0;
 }
@@ -2007,7 +2009,8 @@ static PyObject *tb_methods(PyObject *methods) {
     return out;
 }
 
-static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *methods, int status) {
+static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *methods, int status,
+                      int flags) {
     if (!PyCallable_Check(func)) {
         PyErr_Format(PyExc_TypeError, "a route handler must be callable, not %R", func);
         return -1;
@@ -2032,7 +2035,7 @@ static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *met
         rc = 0;
         for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(methods); i++) {
             const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
-            rc = m ? tb_app_register(app, m, pattern, tb_py_handler, pl) : -1;
+            rc = m ? tb_app_register(app, m, pattern, tb_py_handler, pl, flags) : -1;
         }
         app->has_async |= pl->is_async;
     } else if (pl) {
@@ -2050,10 +2053,11 @@ static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *met
 typedef struct {
     PyObject_HEAD
     PyObject *app, *path, *methods;
-    int status;
+    int status, flags;
 } tb_Decorator;
 
-static PyObject *tb_decorator_new(PyObject *app, PyObject *path, PyObject *methods, int status) {
+static PyObject *tb_decorator_new(PyObject *app, PyObject *path, PyObject *methods, int status,
+                                  int flags) {
     tb_Decorator *d = PyObject_New(tb_Decorator, &tb_DecoratorType);
     if (!d) return NULL;
     Py_INCREF(app);
@@ -2063,6 +2067,7 @@ static PyObject *tb_decorator_new(PyObject *app, PyObject *path, PyObject *metho
     d->path = path;
     d->methods = methods;
     d->status = status;
+    d->flags = flags;
     return (PyObject *)d;
 }
 
@@ -2074,7 +2079,7 @@ static PyObject *tb_decorator_call(PyObject *self, PyObject *args, PyObject *kwd
         return NULL;
     }
     if (!PyArg_ParseTuple(args, "O:route", &func)
-        || tb_app_add((tb_App *)d->app, d->path, func, d->methods, d->status) < 0)
+        || tb_app_add((tb_App *)d->app, d->path, func, d->methods, d->status, d->flags) < 0)
         return NULL;
     Py_INCREF(func);
     return func;
@@ -2089,12 +2094,15 @@ static void tb_decorator_dealloc(PyObject *self) {
 }
 
 static PyObject *tb_app_verb(PyObject *self, PyObject *args, PyObject *kwds, const char *verb) {
-    static char *kwlist[] = {"path", "status_code", NULL};
+    static char *kwlist[] = {"path", "status_code", "blocking", NULL};
     PyObject *path;
-    int status = 200;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|$i", kwlist, &path, &status)) return NULL;
+    int status = 200, blocking = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|$ip", kwlist, &path, &status, &blocking))
+        return NULL;
     PyObject *methods = Py_BuildValue("(s)", verb);
-    PyObject *d = methods ? tb_decorator_new(self, path, methods, status) : NULL;
+    PyObject *d = methods ? tb_decorator_new(self, path, methods, status,
+                                             blocking ? TURBO_BLOCKING : 0)
+                          : NULL;
     Py_XDECREF(methods);
     return d;
 }
@@ -2108,26 +2116,30 @@ TB_VERB(tb_app_patch, "PATCH")
 TB_VERB(tb_app_delete, "DELETE")
 
 static PyObject *tb_app_route(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"path", "methods", "status_code", NULL};
+    static char *kwlist[] = {"path", "methods", "status_code", "blocking", NULL};
     PyObject *path, *methods = Py_None;
-    int status = 200;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|Oi:route", kwlist, &path, &methods, &status))
+    int status = 200, blocking = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|Oi$p:route", kwlist, &path, &methods, &status,
+                                     &blocking))
         return NULL;
     PyObject *verbs = tb_methods(methods);
-    PyObject *d = verbs ? tb_decorator_new(self, path, verbs, status) : NULL;
+    PyObject *d = verbs ? tb_decorator_new(self, path, verbs, status, blocking ? TURBO_BLOCKING : 0)
+                        : NULL;
     Py_XDECREF(verbs);
     return d;
 }
 
 static PyObject *tb_app_add_route(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"path", "endpoint", "methods", "status_code", NULL};
+    static char *kwlist[] = {"path", "endpoint", "methods", "status_code", "blocking", NULL};
     PyObject *path, *func, *methods = Py_None;
-    int status = 200;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO|Oi:add_route", kwlist, &path, &func, &methods,
-                                     &status))
+    int status = 200, blocking = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO|Oi$p:add_route", kwlist, &path, &func,
+                                     &methods, &status, &blocking))
         return NULL;
     PyObject *verbs = tb_methods(methods);
-    int rc = verbs ? tb_app_add((tb_App *)self, path, func, verbs, status) : -1;
+    int rc = verbs ? tb_app_add((tb_App *)self, path, func, verbs, status,
+                                blocking ? TURBO_BLOCKING : 0)
+                   : -1;
     Py_XDECREF(verbs);
     if (rc < 0) return NULL;
     Py_RETURN_NONE;
@@ -2153,10 +2165,11 @@ static int tb_export_api(void) {
 }
 
 static PyObject *tb_app_native(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"method", "path", "library", "symbol", NULL};
+    static char *kwlist[] = {"method", "path", "library", "symbol", "blocking", NULL};
     const char *method, *path, *library, *symbol;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ssss:native", kwlist, &method, &path, &library,
-                                     &symbol)
+    int blocking = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ssss|$p:native", kwlist, &method, &path, &library,
+                                     &symbol, &blocking)
         || tb_export_api() < 0)
         return NULL;
     /* Never closed: the server calls into it for as long as the process lives. */
@@ -2170,7 +2183,9 @@ static PyObject *tb_app_native(PyObject *self, PyObject *args, PyObject *kwds) {
     PyObject *upper = verbs ? PyObject_CallMethod(verbs, "upper", NULL) : NULL;
     const char *m = upper ? PyUnicode_AsUTF8(upper) : NULL;
     char *pattern = m ? tb_translate_pattern(path) : NULL;
-    int rc = pattern ? tb_app_register((tb_App *)self, m, pattern, handler, NULL) : -1;
+    int rc = pattern ? tb_app_register((tb_App *)self, m, pattern, handler, NULL,
+                                       blocking ? TURBO_BLOCKING : 0)
+                     : -1;
     PyMem_Free(pattern);
     Py_XDECREF(verbs);
     Py_XDECREF(upper);
@@ -2227,21 +2242,23 @@ static void tb_on_process_stop(int process_index, void *arg) {
 }
 
 static PyObject *tb_app_run(PyObject *self_obj, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"host", "port", "workers", "threads", NULL};
+    static char *kwlist[] = {"host", "port", "workers", "threads", "blocking_threads", NULL};
     tb_App *self = (tb_App *)self_obj;
     const char *host = "127.0.0.1";
-    int port = 8000, threads = 1;
+    int port = 8000, threads = 1, blocking_threads = 0;
     PyObject *workers = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|siOi:run", kwlist, &host, &port, &workers,
-                                     &threads))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|siOii:run", kwlist, &host, &port, &workers,
+                                     &threads, &blocking_threads))
         return NULL;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
     long processes = workers == Py_None ? sysconf(_SC_NPROCESSORS_ONLN) : PyLong_AsLong(workers);
     if (processes == -1 && PyErr_Occurred()) return NULL;
-    if (processes < 1 || threads < 1)
-        return PyErr_Format(PyExc_ValueError, "workers and threads must be at least 1");
-    turbo_config cfg = {.host = host, .port = port == 0 ? -1 : port, .workers = threads,
+    if (processes < 1 || threads < 1 || blocking_threads < 0)
+        return PyErr_Format(PyExc_ValueError,
+                            "workers and threads must be at least 1, blocking_threads at least 0");
+    turbo_config cfg = {.host = host, .port = port == 0 ? -1 : port, .threads = threads,
                         .processes = processes > 1 ? (int)processes : 0,
+                        .blocking_threads = blocking_threads,
                         .on_process_start = tb_on_process_start,
                         .on_process_stop = tb_on_process_stop, .before_fork = tb_before_fork,
                         .after_fork = tb_after_fork, .hook_arg = self, .json_errors = 1};
@@ -2252,7 +2269,7 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args, PyObject *kwds) 
     if (!s) return PyErr_NoMemory();
     for (size_t i = 0; i < self->nentries; i++) {
         tb_entry *e = &self->entries[i];
-        if (turbo_route(s, e->method, e->pattern, e->handler, e->user) < 0) {
+        if (turbo_route_ex(s, e->method, e->pattern, e->handler, e->user, e->flags) < 0) {
             PyErr_Format(PyExc_RuntimeError, "turbo: %s", turbo_error(s));
             turbo_free(s);
             return NULL;
@@ -2310,21 +2327,27 @@ static void tb_app_dealloc(PyObject *self) {
 #define TB_METH(name, fn, doc)                                                                     \
     { name, (PyCFunction)(void (*)(void))fn, METH_VARARGS | METH_KEYWORDS, doc }
 static PyMethodDef tb_app_methods[] = {
-    TB_METH("get", tb_app_get, "get(path, *, status_code=200): decorates a GET route."),
-    TB_METH("post", tb_app_post, "post(path, *, status_code=200): decorates a POST route."),
-    TB_METH("put", tb_app_put, "put(path, *, status_code=200): decorates a PUT route."),
-    TB_METH("patch", tb_app_patch, "patch(path, *, status_code=200): decorates a PATCH route."),
-    TB_METH("delete", tb_app_delete, "delete(path, *, status_code=200): decorates a DELETE route."),
-    TB_METH("route", tb_app_route, "route(path, methods=None, status_code=200): any methods."),
+    TB_METH("get", tb_app_get,
+            "get(path, *, status_code=200, blocking=False): decorates a GET route.\n"
+            "blocking=True: the handler blocks (I/O), so it runs off the event loop at once."),
+    TB_METH("post", tb_app_post, "post(path, *, status_code=200, blocking=False): a POST route."),
+    TB_METH("put", tb_app_put, "put(path, *, status_code=200, blocking=False): a PUT route."),
+    TB_METH("patch", tb_app_patch, "patch(path, *, status_code=200, blocking=False): a PATCH route."),
+    TB_METH("delete", tb_app_delete,
+            "delete(path, *, status_code=200, blocking=False): a DELETE route."),
+    TB_METH("route", tb_app_route,
+            "route(path, methods=None, status_code=200, *, blocking=False): any methods."),
     TB_METH("add_route", tb_app_add_route,
-            "add_route(path, endpoint, methods=None, status_code=200): no decorator needed."),
+            "add_route(path, endpoint, methods=None, status_code=200, *, blocking=False)."),
     TB_METH("native", tb_app_native,
-            "native(method, path, library, symbol): a C turbo_handler from a shared library."),
+            "native(method, path, library, symbol, *, blocking=False): a C turbo_handler\n"
+            "from a shared library."),
     TB_METH(
         "run", tb_app_run,
-        "run(host='127.0.0.1', port=8000, workers=None, threads=1): serve until SIGINT/SIGTERM.\n"
-        "workers: processes (None: one per CPU); threads: turbo workers per process.\n"
-        "port=0 picks a free port. TURBO_* environment variables override these."),
+        "run(host='127.0.0.1', port=8000, workers=None, threads=1, blocking_threads=0):\n"
+        "serve until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event\n"
+        "loops per process; blocking_threads: spare threads per process for handlers that\n"
+        "block (0: 64). port=0 picks a free port. TURBO_* environment variables override these."),
     {NULL, NULL, 0, NULL}};
 
 /* ================================================================ types and module */

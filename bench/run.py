@@ -508,7 +508,7 @@ def need_all(*checks):
 
 def define_servers(pythons):
     turbo_py, peer_py, flask_py = pythons["turbo"], pythons["fastapi"], pythons["flask"]
-    turbo_env = {"TURBO_WORKERS": "1", "TURBO_PROCESSES": "1"}
+    turbo_env = {"TURBO_THREADS": "1", "TURBO_PROCESSES": "1"}
     turbo_idle = {"TURBO_KEEPALIVE_TIMEOUT_MS": "600000", "TURBO_MAX_CONNECTIONS": "20000"}
     py_env = {"PYTHONPATH": ROOT, "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1"}
     uvicorn = ["--loop", "uvloop", "--http", "httptools", "--workers", "1",

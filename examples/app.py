@@ -3,7 +3,7 @@
     make                      # builds the turbo module and examples/handlers.so
     python3 examples/app.py   # serves on 127.0.0.1:8000, one process per CPU
 
-PORT, TURBO_HOST, TURBO_PROCESSES, TURBO_WORKERS (threads per process) and the
+PORT, TURBO_HOST, TURBO_PROCESSES, TURBO_THREADS (threads per process) and the
 other TURBO_* variables override the arguments of app.run. The same app for
 FastAPI is bench/app_fastapi.py."""
 import atexit

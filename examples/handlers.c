@@ -10,11 +10,15 @@
          cc -O2 -fPIC -shared -I. examples/handlers.c -o examples/handlers.so
          app.native("GET", "/health", "./examples/handlers.so", "health")
 
-   Native handlers run on turbo's worker threads without the GIL: they must
-   not call into Python. Memory rule: everything turbo hands you (the
+   Native handlers run on turbo's threads without the GIL: they must not
+   call into Python. They may block (slow_io below): their event loop
+   then goes on with another thread. Memory rule: everything turbo hands you (the
    request, its strings, the response, the JSON writer) belongs to turbo
    and is valid until the handler returns; copy what you keep. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, under -std=c99 */
 #include "turbo.h"
+
+#include <time.h>
 
 /* GET /health -> {"status":"ok"} */
 void health(turbo_req *req, turbo_res *res, void *user)
@@ -69,4 +73,21 @@ void echo(turbo_req *req, turbo_res *res, void *user)
     turbo_res_status(res, 200);
     if (type.len) turbo_res_headern(res, "Content-Type", 12, type.ptr, type.len);
     turbo_res_body(res, body.ptr, body.len);
+}
+
+/* GET /io -> {"waited_ms":10} after 10 ms asleep: a stand-in for a
+   database call. turbo runs it off the event loop (see Execution model). */
+void slow_io(turbo_req *req, turbo_res *res, void *user)
+{
+    struct timespec ten_ms = {0, 10000000L};
+    turbo_json *j;
+    (void)req;
+    (void)user;
+    while (nanosleep(&ten_ms, &ten_ms) != 0) {
+    }
+    j = turbo_res_json(res, 200);
+    turbo_json_object_begin(j);
+    turbo_json_key(j, "waited_ms");
+    turbo_json_int(j, 10);
+    turbo_json_object_end(j);
 }

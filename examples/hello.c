@@ -1,6 +1,6 @@
 /* The demo server that `make run` starts: plaintext, JSON, a path
    parameter and a body echo. Settings come from the environment (PORT,
-   TURBO_WORKERS, ... see README), so tests can start it with tiny limits. */
+   TURBO_THREADS, ... see README), so tests can start it with tiny limits. */
 #define TURBO_IMPL
 #include "../turbo.h"
 

@@ -10,6 +10,7 @@ void hello(turbo_req *req, turbo_res *res, void *user);
 void hello_json(turbo_req *req, turbo_res *res, void *user);
 void user_by_id(turbo_req *req, turbo_res *res, void *user);
 void echo(turbo_req *req, turbo_res *res, void *user);
+void slow_io(turbo_req *req, turbo_res *res, void *user);
 
 int main(void)
 {
@@ -20,7 +21,7 @@ int main(void)
     if (!s) return 1;
     if (turbo_get(s, "/", hello, NULL) || turbo_get(s, "/json", hello_json, NULL) ||
         turbo_get(s, "/health", health, NULL) || turbo_get(s, "/users/{id}", user_by_id, NULL) ||
-        turbo_post(s, "/echo", echo, NULL)) {
+        turbo_post(s, "/echo", echo, NULL) || turbo_get(s, "/io", slow_io, NULL)) {
         fprintf(stderr, "native_server: %s\n", turbo_error(s));
         return 1;
     }

@@ -154,6 +154,92 @@ static void hang(turbo_req *req, turbo_res *res, void *user) {
     for (;;) nanosleep(&hour, NULL);
 }
 
+static void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = ms % 1000 * 1000000L;
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static long param_ms(turbo_req *req) {
+    turbo_str v = turbo_req_param(req, "ms");
+    long ms = 0;
+    size_t i;
+    for (i = 0; i < v.len && i < 6; i++) ms = ms * 10 + (v.ptr[i] - '0');
+    return ms;
+}
+
+/* Blocks its thread, as a database call would: the other connections of
+   its worker must go on being served. */
+static void sleeps(turbo_req *req, turbo_res *res, void *user) {
+    char text[32];
+    long ms = param_ms(req);
+    (void)user;
+    sleep_ms(ms);
+    snprintf(text, sizeof text, "slept %ld", ms);
+    turbo_res_text(res, 200, text);
+}
+
+/* Keeps its CPU busy instead. */
+static void spins(turbo_req *req, turbo_res *res, void *user) {
+    struct timespec start, now;
+    long ms = param_ms(req), elapsed = 0;
+    volatile unsigned long n = 0;
+    (void)user;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (elapsed < ms) {
+        n++;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    }
+    turbo_res_text(res, 200, "spun");
+}
+
+/* Defers, has the answer resumed at once from another thread, and only
+   then blocks: the resume arrives while the handler still runs. */
+static void defer_then_sleep(turbo_req *req, turbo_res *res, void *user) {
+    later *l = (later *)calloc(1, sizeof *l);
+    pthread_t t;
+    (void)req, (void)user;
+    if (!l) {
+        turbo_res_text(res, 500, "no memory");
+        return;
+    }
+    memcpy(l->id, "early", 6);
+    l->defer = turbo_res_defer(res);
+    if (!l->defer || pthread_create(&t, NULL, sleeper, l) != 0) {
+        free(l);
+        turbo_res_text(res, 500, "cannot defer");
+        return;
+    }
+    pthread_detach(t);
+    sleep_ms(400);
+}
+
+/* A resume function that blocks: it is a handler too. */
+static void answer_slowly(turbo_res *res, void *arg) {
+    (void)arg;
+    sleep_ms(1500);
+    if (res) turbo_res_text(res, 200, "resumed slowly");
+}
+
+static void *resume_slowly(void *arg) {
+    turbo_defer_resume((turbo_defer *)arg, answer_slowly, NULL);
+    return NULL;
+}
+
+static void slow_resume(turbo_req *req, turbo_res *res, void *user) {
+    turbo_defer *d = turbo_res_defer(res);
+    pthread_t t;
+    (void)req, (void)user;
+    if (!d || pthread_create(&t, NULL, resume_slowly, d) != 0) {
+        turbo_res_text(res, 500, "cannot defer");
+        return;
+    }
+    pthread_detach(t);
+}
+
 int main(void) {
     turbo_config cfg;
     turbo_server *s;
@@ -167,7 +253,10 @@ int main(void) {
         turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
         turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/never", never, NULL) ||
-        turbo_get(s, "/hang", hang, NULL)) {
+        turbo_get(s, "/hang", hang, NULL) || turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
+        turbo_route_ex(s, "GET", "/blocking/{ms}", sleeps, NULL, TURBO_BLOCKING) ||
+        turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
+        turbo_get(s, "/slow-resume", slow_resume, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

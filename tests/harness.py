@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-LISTEN_RE = re.compile(r"turbo: listening on http://(\S+):(\d+) \(([^)]*workers?)\)")
+LISTEN_RE = re.compile(r"turbo: listening on http://(\S+):(\d+) \(([^)]*threads?)\)")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer")
 TCHAR = set(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -43,7 +43,7 @@ class Server:
 
     def __init__(self, binary, env=None, startup_timeout=15.0):
         full_env = dict(os.environ)
-        full_env.update({"PORT": "0", "TURBO_WORKERS": "2"})
+        full_env.update({"PORT": "0", "TURBO_THREADS": "2"})
         full_env.update(env or {})
         self.env = full_env
         self.lines = []

@@ -198,7 +198,7 @@ def test_error_on_a_chunked_body_after_another_clients_head_has_a_body(srv):
 
 def native_checks(binary):
     """examples/handlers.c compiled into a C server answers like the demo."""
-    srv = Server(binary, {"TURBO_WORKERS": "1"})
+    srv = Server(binary, {"TURBO_THREADS": "1"})
     failures = []
     try:
         for path, want in [(b"/", b"Hello, World!"), (b"/json", b'{"message":"Hello, World!"}')]:
@@ -239,7 +239,7 @@ def deferred_shutdown_checks(binary):
     resumed does not hold shutdown; a handler that never returns makes the
     process end itself (status 1) after the grace period."""
     failures = []
-    env = {"TURBO_WORKERS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "20", "LINGER_MS": "400"}
+    env = {"TURBO_THREADS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "20", "LINGER_MS": "400"}
     with stopping(binary, env, b"/later/1", 0.03) as (srv, c):
         if c.closed_within(1.0) is None:
             failures.append("deferred shutdown: the waiting client's connection was not closed")
@@ -251,12 +251,12 @@ def deferred_shutdown_checks(binary):
                 failures.append("deferred shutdown: no %r in the log: %s" % (line, srv.stderr()[-400:]))
         if "Sanitizer" in srv.stderr():
             failures.append("deferred shutdown: " + srv.stderr()[-400:])
-    with stopping(binary, {"TURBO_WORKERS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/never", 0.1) as (srv, c):
+    with stopping(binary, {"TURBO_THREADS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/never", 0.1) as (srv, c):
         rc = srv.wait(5)
         if rc != 0 or "/never resumed after shutdown, no response" not in srv.stderr():
             failures.append("never-resumed shutdown: exit status %s (None: still running after 5 s): %s"
                             % (rc, srv.stderr()[-400:]))
-    with stopping(binary, {"TURBO_WORKERS": "2", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/hang", 0.1) as (srv, c):
+    with stopping(binary, {"TURBO_THREADS": "2", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/hang", 0.1) as (srv, c):
         rc = srv.wait(8)
         if rc != 1 or "a handler is still running" not in srv.stderr():
             failures.append("stuck-handler shutdown: exit status %s (None: still running after 8 s): %s"
@@ -264,9 +264,91 @@ def deferred_shutdown_checks(binary):
     return failures
 
 
+def timed_get(port, path):
+    """(response, seconds) for one GET on a fresh connection."""
+    started = time.monotonic()
+    with Conn(port, timeout=10) as c:
+        c.send(b"GET " + path + b" HTTP/1.1\r\n" + H + b"\r\n")
+        r = c.read_response()
+    return r, time.monotonic() - started
+
+
+def slow_started(port, path):
+    """A connection with `path` sent: its handler is about to block."""
+    c = Conn(port, timeout=10)
+    c.send(b"GET " + path + b" HTTP/1.1\r\n" + H + b"\r\n")
+    return c
+
+
+def quick_while(srv, slow_path, label, failures, quick=b"/query?a=1"):
+    """While slow_path runs (threads=1: on the one worker), a quick request on
+    another connection is answered within 500 ms; then the slow one too."""
+    slow = slow_started(srv.port, slow_path)
+    try:
+        time.sleep(0.05)  # lets the slow handler start; the check holds either way
+        r, took = timed_get(srv.port, quick)
+        if r.status != 200 or took > 0.5:
+            failures.append("%s: quick request took %.3f s (status %d)" % (label, took, r.status))
+        r = slow.read_response()
+        if r.status != 200:
+            failures.append("%s: the slow request got %d %r" % (label, r.status, r.body))
+    finally:
+        slow.close()
+
+
+def execution_model_checks(binary):
+    """No handler stalls a loop: with one worker thread, a C handler that
+    sleeps, spins, or resumes slowly does not delay other connections; a
+    route flagged TURBO_BLOCKING runs off the loop from its first call; at
+    the bound of spare threads requests queue and are all served;
+    pipelined answers keep their order; shutdown waits for a lent handler."""
+    failures = []
+    srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_BLOCKING_THREADS": "4"})
+    try:
+        quick_while(srv, b"/sleep/2000", "sleeping handler", failures)
+        quick_while(srv, b"/spin/1500", "spinning handler", failures)
+        quick_while(srv, b"/blocking/1500", "TURBO_BLOCKING route", failures)
+        quick_while(srv, b"/slow-resume", "blocking resume function", failures)
+        with Conn(srv.port, timeout=10) as c:  # the resume arrives while its handler still runs
+            c.send(b"GET /defer-sleep HTTP/1.1\r\n" + H + b"\r\n")
+            r = c.read_response()
+            if r.status != 200 or r.body != b'{"deferred":"early"}':
+                failures.append("defer then sleep: %d %r" % (r.status, r.body))
+        with Conn(srv.port, timeout=10) as c:
+            c.send(b"GET /sleep/300 HTTP/1.1\r\n" + H + b"\r\nGET /query?a=2 HTTP/1.1\r\n" + H + b"\r\n")
+            first, second = c.read_response(), c.read_response()
+            if first.body != b"slept 300" or second.body != b'{"a":"2","b":null,"c":null}':
+                failures.append("pipelined behind a blocking handler: %r then %r" % (first.body, second.body))
+        conns = [slow_started(srv.port, b"/sleep/300") for _ in range(12)]  # 4 spare threads: they queue
+        try:
+            bodies = [c.read_response().body for c in conns]
+        finally:
+            for c in conns:
+                c.close()
+        if bodies != [b"slept 300"] * 12:
+            failures.append("12 sleeping requests over 4 spare threads: %r" % bodies)
+        slow = slow_started(srv.port, b"/sleep/1000")
+        try:
+            time.sleep(0.1)
+            srv.signal()
+            r = slow.read_response()
+            if r.status != 200 or r.body != b"slept 1000":
+                failures.append("shutdown during a lent handler: %d %r" % (r.status, r.body))
+        finally:
+            slow.close()
+        rc = srv.wait(10)
+        if rc != 0:
+            failures.append("shutdown during a lent handler: exit status %s: %s" % (rc, srv.stderr()[-400:]))
+    finally:
+        srv.kill()
+    if "Sanitizer" in srv.stderr() or "runtime error" in srv.stderr():
+        failures.append("execution model: " + srv.stderr()[-600:])
+    return failures
+
+
 def main(argv):
     passed = failed = 0
-    srv = Server(argv[1], {"TURBO_WORKERS": "2"})
+    srv = Server(argv[1], {"TURBO_THREADS": "2"})
     try:
         for fn in TESTS:
             try:
@@ -282,11 +364,12 @@ def main(argv):
         print("FAIL server exit: %s" % problem)
     else:
         passed += 1
-    extra = deferred_shutdown_checks(argv[1])
-    failed += len(extra)
-    passed += 0 if extra else 1
-    for f in extra:
-        print("FAIL " + f)
+    for group in (deferred_shutdown_checks, execution_model_checks):
+        extra = group(argv[1])
+        failed += len(extra)
+        passed += 0 if extra else 1
+        for f in extra:
+            print("FAIL " + f)
     for f in native_checks(argv[2]) if len(argv) > 2 else []:
         failed += 1
         print("FAIL " + f)

@@ -140,7 +140,7 @@ class Parity(unittest.TestCase):
         work, cleanup = harness.workdir()
         handlers, _ = harness.build_native(work)
         ours = harness.Server([harness.PYTHON, os.path.join(harness.ROOT, "examples", "app.py")],
-                              env={"TURBO_HANDLERS": handlers, "TURBO_PROCESSES": "0", "TURBO_WORKERS": "1"})
+                              env={"TURBO_HANDLERS": handlers, "TURBO_PROCESSES": "0", "TURBO_THREADS": "1"})
         theirs = uvicorn("bench.app_fastapi:app")
         try:
             self.compare(ours, theirs, DEMO_CASES)

@@ -234,7 +234,7 @@ def test_slow_reader_keeps_memory_bounded_and_is_cut_at_write_timeout(binary):
     serving others meanwhile and after."""
     write_timeout = 2.0
     srv = Server(binary, {"TURBO_WRITE_TIMEOUT_MS": str(int(write_timeout * 1000)),
-                          "TURBO_WORKERS": "1"})
+                          "TURBO_THREADS": "1"})
     try:
         get_ok(srv.port)
         base = rss_kib(srv.proc.pid)
@@ -342,7 +342,7 @@ def test_connection_flood_past_fd_limit_recovers_without_busy_loop(binary):
     from (its CPU time over 3 s of saturation stays under 0.6 s), keep
     answering the connections it has, and serve new clients once the flood
     is gone."""
-    env = {"TURBO_WORKERS": "1", "TURBO_HEADER_TIMEOUT_MS": "30000",
+    env = {"TURBO_THREADS": "1", "TURBO_HEADER_TIMEOUT_MS": "30000",
            "TURBO_KEEPALIVE_TIMEOUT_MS": "30000"}
     srv = with_nofile(64, lambda: Server(binary, env))
     flood = []
@@ -476,7 +476,7 @@ def test_10000_idle_connections_cost_under_2_kib_each(binary):
     name = os.path.basename(binary)
     if "asan" in name or "tsan" in name:
         raise Skip("RSS of a sanitizer build says nothing about turbo's own memory")
-    srv, sel, conns, base = ten_thousand(binary, {"TURBO_WORKERS": "1"})
+    srv, sel, conns, base = ten_thousand(binary, {"TURBO_THREADS": "1"})
     try:
         pump(sel, 0.3)
         per = (rss_kib(srv.proc.pid) - base) * 1024.0 / len(conns)

@@ -5,7 +5,7 @@ implementation.
 
     python3 tests/test_http.py build/hello-asan [name-substring ...]
 
-Each group starts its own server (PORT=0, TURBO_WORKERS=2 plus the group's
+Each group starts its own server (PORT=0, TURBO_THREADS=2 plus the group's
 knobs), and ends by stopping it with SIGTERM: exit status 0 and no sanitizer
 report is a test of its own. Prints one line per failure and ends with
 `N passed, N failed`; exits 1 if anything failed."""
@@ -1901,7 +1901,7 @@ def test_1000_concurrent_keepalive_connections(srv):
 
 
 # ================================================================ max-connections group
-group("max_connections", {"TURBO_WORKERS": "1", "TURBO_MAX_CONNECTIONS": "4"})
+group("max_connections", {"TURBO_THREADS": "1", "TURBO_MAX_CONNECTIONS": "4"})
 
 
 @test
@@ -1960,7 +1960,7 @@ def child_pids(pid):
 
 @test
 def test_prefork_processes_serve_and_exit_cleanly(binary):
-    srv = start(binary, {"TURBO_PROCESSES": "2", "TURBO_WORKERS": "1"})
+    srv = start(binary, {"TURBO_PROCESSES": "2", "TURBO_THREADS": "1"})
     try:
         time.sleep(0.3)
         kids = child_pids(srv.proc.pid)
@@ -2122,7 +2122,7 @@ def test_sigint_is_graceful_too(binary):
 
 @test
 def test_shutdown_refuses_new_connections(binary):
-    srv = start(binary, {"TURBO_WORKERS": "2"})
+    srv = start(binary, {"TURBO_THREADS": "2"})
     try:
         with Conn(srv.port, timeout=3) as busy:
             busy.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 4\r\n\r\nab")

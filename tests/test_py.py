@@ -472,13 +472,89 @@ def rss_kib(pid):
         return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
 
 
+def timed(server, path):
+    started = time.monotonic()
+    status, _, body = server.request("GET", path, timeout=20)
+    return status, body, time.monotonic() - started
+
+
+class ExecutionModel(unittest.TestCase):
+    """No handler stalls the event loop: one process, one event loop, and
+    Python handlers that sleep or spin do not delay a native route."""
+
+    def slow_requests(self, server, path, n):
+        """n requests to path on their own connections, in the background."""
+        pool = ThreadPoolExecutor(n)
+        return pool, [pool.submit(server.request, "GET", path, None, None, 30) for _ in range(n)]
+
+    def native_while(self, server, path, n):
+        pool, slow = self.slow_requests(server, path, n)
+        try:
+            time.sleep(0.2)  # lets the slow handlers start; the checks hold either way
+            with ThreadPoolExecutor(16) as fresh:
+                quick = list(fresh.map(lambda _: timed(server, "/health"), range(16)))
+            for status, body, took in quick:
+                self.assertEqual((status, body), (200, b'{"status":"ok"}'))
+                self.assertLess(took, 0.5, "a native request waited %.3f s behind %s" % (took, path))
+            return [f.result()[0] for f in slow]
+        finally:
+            pool.shutdown()
+
+    def test_sleeping_python_handlers_do_not_delay_a_native_route(self):
+        server = harness.turbo_app("blocking_app.py", ENV)
+        try:
+            self.assertEqual(self.native_while(server, "/sleep?s=3", 8), [200] * 8)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_a_spinning_python_handler_does_not_delay_a_native_route(self):
+        server = harness.turbo_app("blocking_app.py", ENV)
+        try:
+            self.assertEqual(self.native_while(server, "/spin?s=2", 1), [200])
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_a_route_declared_blocking_does_not_delay_a_quick_python_route(self):
+        server = harness.turbo_app("blocking_app.py", ENV)
+        try:
+            pool, slow = self.slow_requests(server, "/io?s=2", 4)
+            time.sleep(0.2)
+            status, body, took = timed(server, "/quick")
+            self.assertEqual((status, json.loads(body)), (200, {"quick": True}))
+            self.assertLess(took, 0.5)
+            self.assertEqual([f.result()[2] for f in slow], [b'{"io":2.0}'] * 4)
+            pool.shutdown()
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_at_the_bound_of_spare_threads_requests_queue_and_are_all_served(self):
+        server = harness.turbo_app("blocking_app.py", dict(ENV, APP_BLOCKING_THREADS="2"))
+        try:
+            pool, slow = self.slow_requests(server, "/sleep?s=0.3", 10)
+            self.assertEqual([f.result()[2] for f in slow], [b'{"slept":0.3}'] * 10)
+            pool.shutdown()
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_shutdown_waits_for_handlers_running_off_the_loop(self):
+        server = harness.turbo_app("blocking_app.py", ENV)
+        pool, slow = self.slow_requests(server, "/sleep?s=1", 3)
+        try:
+            time.sleep(0.3)
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+            self.assertEqual([f.result()[:1] for f in slow], [(200,)] * 3)
+        finally:
+            pool.shutdown()
+            server.kill()
+
+
 class NativeServer(unittest.TestCase):
     def test_handlers_c_serves_unchanged_from_a_c_program(self):
         exe = os.path.join(WORK, "native_server")
         subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-Wextra", "-Werror", "-I", harness.ROOT,
                         os.path.join(harness.ROOT, "examples", "native_server.c"),
                         os.path.join(harness.ROOT, "examples", "handlers.c"), "-o", exe, "-lpthread"], check=True)
-        server = harness.Server([exe], env={"TURBO_WORKERS": "1", "TURBO_HOST": "127.0.0.1"})
+        server = harness.Server([exe], env={"TURBO_THREADS": "1", "TURBO_HOST": "127.0.0.1"})
         try:
             self.assertEqual(server.request("GET", "/")[2], b"Hello, World!")
             self.assertEqual(server.request("GET", "/json")[2], b'{"message":"Hello, World!"}')
@@ -551,6 +627,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Processes, Shutdown, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

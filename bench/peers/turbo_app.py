@@ -1,7 +1,7 @@
 """turbo Python twin of bench/peers/fastapi_plain.py, for bench/run.py.
 
 Same routes, written the same way as the FastAPI app: plain returns, and a
-turbo.Request for the raw echo. Run: PORT=8080 TURBO_WORKERS=1 python3 turbo_app.py
+turbo.Request for the raw echo. Run: PORT=8080 TURBO_THREADS=1 python3 turbo_app.py
 """
 import os
 

@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 APPS = os.path.join(ROOT, "tests", "py_apps")
 PYTHON = os.environ.get("PYTHON", sys.executable)
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ThreadSanitizer")
-LISTENING = re.compile(rb"turbo: listening on http://(\S+):(\d+) \((\d+) workers\)")
+LISTENING = re.compile(rb"turbo: listening on http://(\S+):(\d+) \((\d+) process(?:es)? x (\d+) threads?\)")
 
 # A native handler for the tests: answers the id of the thread serving it.
 TID_SOURCE = r"""
