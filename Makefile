@@ -62,11 +62,13 @@ test: all
 # run.py installs the peers (libcjson-dev among them) before json_bench is built.
 bench: all build/floor
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/blocking.py
 	$(MAKE) build/json_bench
 	./build/json_bench
 
 bench-quick: all build/floor
 	$(PYTHON) bench/run.py --quick
+	$(PYTHON) bench/blocking.py --quick
 
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} bash tests/fuzz/run.sh

@@ -2725,9 +2725,10 @@ static int tb__lend(tb__worker *w, tb__thread *t, tb__conn *c) {
     return ok;
 }
 
-/* The monitor's look at one worker, pool locked. Returns 1 if the worker
-   is busy (the monitor keeps looking every millisecond). */
+/* The monitor's look at one worker. Returns 1 if the worker is busy (the
+   monitor keeps looking every millisecond). */
 static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
+    tb__pool *p = &s->pool;
     unsigned long calls = __atomic_load_n(&w->calls, __ATOMIC_ACQUIRE);
     if (calls != w->seen_calls) {
         w->seen_calls = calls;
@@ -2735,12 +2736,16 @@ static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
         return 1;
     }
     if (!(calls & 1)) return 0;
-    if (now_us - w->seen_at < s->pool.handoff_us || tb__pool_reserve(s) != 0) return 1;
-    if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE))
-        tb__pool_push(&s->pool, w); /* its next thread lends w->busy to the stuck one */
-    else
-        s->pool.queued--; /* the handler returned meanwhile: the promise is void */
+    if (now_us - w->seen_at < p->handoff_us) return 1;
+    pthread_mutex_lock(&p->lock);
+    if (tb__pool_reserve(s) == 0) {
+        if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            tb__pool_push(p, w); /* its next thread lends w->busy to the stuck one */
+        else
+            p->queued--; /* the handler returned meanwhile: the promise is void */
+    }
+    pthread_mutex_unlock(&p->lock);
     return 1;
 }
 
@@ -2750,7 +2755,8 @@ static int64_t tb__now_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Every millisecond while any worker is busy; every 10 ms after 100 quiet ones. */
+/* Every millisecond while any worker is busy; every 10 ms after 100 quiet
+   ones. It takes no lock unless it hands a worker over. */
 static void *tb__monitor_main(void *arg) {
     turbo_server *s = (turbo_server *)arg;
     tb__pool *p = &s->pool;
@@ -2760,24 +2766,16 @@ static void *tb__monitor_main(void *arg) {
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    pthread_mutex_lock(&p->lock);
-    while (!p->closing) {
-        struct timespec until;
-        long step_ns = quiet > 100 ? 10000000L : 1000000L;
+    while (!__atomic_load_n(&p->closing, __ATOMIC_ACQUIRE)) {
+        struct timespec step = {0, 1000000L};
         int64_t now;
         int busy = 0;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += step_ns;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&p->changed, &p->lock, &until);
+        if (quiet > 100) step.tv_nsec = 10000000L;
+        nanosleep(&step, NULL);
         now = tb__now_us();
         for (i = 0; i < p->nworkers; i++) busy |= tb__monitor_check(s, &s->workers[i], now);
         quiet = busy ? 0 : quiet + 1;
     }
-    pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
@@ -3628,9 +3626,8 @@ static void tb__pool_close(turbo_server *s, int monitor_started) {
     tb__pool *p = &s->pool;
     tb__thread *t;
     pthread_mutex_lock(&p->lock);
-    p->closing = 1;
+    __atomic_store_n(&p->closing, 1, __ATOMIC_RELEASE); /* the monitor reads it unlocked */
     pthread_cond_broadcast(&p->cond);
-    pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
     if (monitor_started) pthread_join(p->monitor, NULL);
     while ((t = p->threads) != NULL) {
