@@ -57,7 +57,7 @@
      TURBO_STATIC          make every function static (one translation unit)
      TURBO_MAX_HEADERS     header lines a request may carry, hard cap (100)
      TURBO_MAX_PARAMS      path captures a route may have (16)
-     TURBO_JSON_MAX_DEPTH  nesting depth of the JSON writer (64)
+     TURBO_JSON_MAX_DEPTH  nesting depth of the JSON writer (1024: what json.loads takes)
      TURBO_MALLOC, TURBO_REALLOC, TURBO_FREE   the allocator (libc's)
      TURBO_KQUEUE          kqueue even on Linux (with tests/kqueue_shim)
      TURBO_SHARED_LISTENER loops share one listening socket, as on macOS
@@ -98,7 +98,7 @@
 #define TURBO_MAX_PARAMS 16
 #endif
 #ifndef TURBO_JSON_MAX_DEPTH
-#define TURBO_JSON_MAX_DEPTH 64
+#define TURBO_JSON_MAX_DEPTH 1024
 #endif
 
 #ifdef __cplusplus
@@ -142,7 +142,7 @@ typedef struct turbo_json {
     int error;
     int depth;
     int state; /* what the writer expects next: internal */
-    unsigned char stack[TURBO_JSON_MAX_DEPTH];
+    unsigned char stack[(TURBO_JSON_MAX_DEPTH + 7) / 8]; /* a bit per level: 1 = object */
 } turbo_json;
 
 typedef struct turbo_server turbo_server;
@@ -268,6 +268,12 @@ TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i);
    absent, -1 when the value has a malformed %-escape or memory ran out. */
 TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out);
 
+/* Takes the next name=value pair off *rest, a query string (start with
+   turbo_req_query): 1 with *name and *value set, raw (see turbo_url_decode),
+   or 0 at the end. A pair without "=" has an empty value; empty pairs
+   ("a=1&&b=2") are skipped. */
+TURBO_API int turbo_query_next(turbo_str *rest, turbo_str *name, turbo_str *value);
+
 /* The request body, de-chunked; empty when there is none. */
 TURBO_API turbo_str turbo_req_body(const turbo_req *r);
 
@@ -279,14 +285,27 @@ TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus
 
 /* Status, headers and body. Set status and headers before the body.
    turbo sets Content-Length, Date, Server and Connection itself.
-   turbo_res_header returns -1 (and adds nothing) for a name that is not a
-   token, a value with CR, LF or NUL, one of the headers turbo sets, or a
-   header after the body has begun. */
+   turbo_res_header returns -1 (and adds nothing) for a header that
+   turbo_header_check refuses, or a header after the body has begun. */
 TURBO_API void turbo_res_status(turbo_res *res, int status);
 TURBO_API int turbo_res_header(turbo_res *res, const char *name, const char *value);
 TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len,
                                 const char *value, size_t value_len);
 TURBO_API void turbo_res_body(turbo_res *res, const void *data, size_t len);
+
+/* The statuses a handler may answer with: 200 to 599 (1xx are not final
+   answers, and HTTP has none past 599); another is answered as a 500. */
+TURBO_API int turbo_status_allowed(int status);
+/* 0 for 204, 205 and 304, which carry no body: turbo drops what was written. */
+TURBO_API int turbo_status_has_body(int status);
+
+/* Checks a response header as turbo_res_header does: 0 if it may be sent,
+   else TURBO_HEADER_BAD_NAME (not a token), TURBO_HEADER_BAD_VALUE (CR, LF,
+   NUL or another control byte) or TURBO_HEADER_OWNED (Content-Length,
+   Transfer-Encoding, Date, Server, Connection: turbo writes those). */
+enum { TURBO_HEADER_BAD_NAME = 1, TURBO_HEADER_BAD_VALUE, TURBO_HEADER_OWNED };
+TURBO_API int turbo_header_check(const char *name, size_t name_len, const char *value,
+                                 size_t value_len);
 
 /* Shorthands: status, Content-Type and the whole body in one call. */
 TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_type,
@@ -665,6 +684,18 @@ static turbo_str tb__trim_ows(const char *p, size_t n) {
     return s;
 }
 
+/* Does a comma-separated list have an empty element ("chunked,")? */
+static int tb__list_has_empty(turbo_str v) {
+    size_t i, start = 0;
+    for (i = 0; i <= v.len; i++) {
+        if (i == v.len || v.ptr[i] == ',') {
+            if (!tb__trim_ows(v.ptr + start, i - start).len) return 1;
+            start = i + 1;
+        }
+    }
+    return 0;
+}
+
 /* Calls fn on each non-empty element of a comma-separated list; stops at
    the first non-zero return and returns it. */
 static int tb__each_list_item(turbo_str v, int (*fn)(turbo_str item, void *ctx), void *ctx) {
@@ -719,14 +750,62 @@ static int tb__parse_content_length(turbo_str v, uint64_t *out) {
     return 0;
 }
 
+/* dec-octet "." dec-octet "." dec-octet "." dec-octet (RFC 3986 3.2.2). */
+static int tb__valid_ipv4(const char *p, size_t n) {
+    size_t i = 0;
+    int part;
+    for (part = 0; part < 4; part++) {
+        size_t start;
+        int v = 0;
+        if (part && (i == n || p[i++] != '.')) return 0;
+        start = i;
+        while (i < n && i - start < 3 && p[i] >= '0' && p[i] <= '9') v = v * 10 + (p[i++] - '0');
+        if (i == start || v > 255 || (i - start > 1 && p[start] == '0')) return 0;
+    }
+    return i == n;
+}
+
+/* IPv6address: eight groups of 1-4 hex digits, or fewer around one "::";
+   the last two may be written as an IPv4 address. */
+static int tb__valid_ipv6(const char *p, size_t n) {
+    size_t i = 0;
+    int groups = 0, gap = 0;
+    if (n >= 2 && p[0] == ':' && p[1] == ':') gap = 1, i = 2;
+    while (i < n) {
+        size_t start = i;
+        while (i < n && i - start < 4 && tb__hex((unsigned char)p[i]) >= 0) i++;
+        if (i < n && p[i] == '.') /* the IPv4 tail: two groups' worth, and the end */
+            return tb__valid_ipv4(p + start, n - start) && (gap ? groups + 2 <= 7 : groups + 2 == 8);
+        if (i == start) return 0;
+        groups++;
+        if (i == n) break;
+        if (p[i++] != ':' || i == n) return 0;
+        if (p[i] == ':') {
+            if (gap++) return 0;
+            i++;
+        }
+    }
+    return gap ? groups <= 7 : groups == 8;
+}
+
+/* IP-literal = "[" ( IPv6address / IPvFuture ) "]", without the brackets. */
+static int tb__valid_ip_literal(const char *p, size_t n) {
+    size_t i = 1, start;
+    if (n == 0 || (p[0] != 'v' && p[0] != 'V')) return tb__valid_ipv6(p, n);
+    while (i < n && tb__hex((unsigned char)p[i]) >= 0) i++; /* IPvFuture: "v" HEXDIG+ "." ... */
+    if (i == 1 || i == n || p[i++] != '.') return 0;
+    for (start = i; i < n; i++)
+        if (!TB__IS(TB__HOST, p[i]) && p[i] != ':') return 0;
+    return i > start;
+}
+
 /* uri-host [":" port], where uri-host is a reg-name or "[" IP-literal "]". */
 static int tb__valid_host(turbo_str v) {
     const char *p = v.ptr, *end = p + v.len;
     if (p < end && *p == '[') {
-        for (p++; p < end && (TB__IS(TB__HOST, *p) || *p == ':'); p++) {
-        }
-        if (p == end || *p != ']' || p == v.ptr + 1) return 0;
-        p++;
+        const char *close = (const char *)memchr(p, ']', v.len);
+        if (!close || !tb__valid_ip_literal(p + 1, (size_t)(close - p - 1))) return 0;
+        p = close + 1;
     } else {
         while (p < end && TB__IS(TB__HOST, *p)) p++;
     }
@@ -848,6 +927,9 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
             break;
         case 17:
             if (!tb__ieq(n.ptr, n.len, "transfer-encoding")) break;
+            /* RFC 9110 5.6.1.2 lets a recipient skip empty elements, but a
+               front end that does not would read other framing: refused. */
+            if (tb__list_has_empty(v)) return -400;
             te.seen = 1;
             if ((rc = tb__each_list_item(v, tb__te_item, &te)) != 0) return rc;
             break;
@@ -1162,20 +1244,35 @@ TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus
     return (long)n;
 }
 
+TURBO_API int turbo_query_next(turbo_str *rest, turbo_str *name, turbo_str *value) {
+    while (rest->len) {
+        const char *p = rest->ptr, *amp = (const char *)memchr(p, '&', rest->len);
+        const char *stop = amp ? amp : p + rest->len, *eq;
+        rest->ptr = amp ? amp + 1 : stop;
+        rest->len -= (size_t)(rest->ptr - p);
+        if (stop == p) continue;
+        eq = (const char *)memchr(p, '=', (size_t)(stop - p));
+        name->ptr = p;
+        name->len = (size_t)((eq ? eq : stop) - p);
+        value->ptr = eq ? eq + 1 : stop;
+        value->len = (size_t)(stop - value->ptr);
+        return 1;
+    }
+    return 0;
+}
+
 TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out) {
-    const char *p = r->query.ptr, *end = p + r->query.len, *v = NULL;
+    turbo_str rest = r->query, key, value;
+    const char *v = NULL;
     size_t name_len = strlen(name), vlen = 0;
     long dlen;
-    while (p < end) {
-        const char *amp = (const char *)memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
-        const char *eq = (const char *)memchr(p, '=', (size_t)(stop - p)), *kend = eq ? eq : stop;
-        char key[256];
-        long klen = (size_t)(kend - p) <= sizeof key ? turbo_url_decode(key, p, (size_t)(kend - p), 1) : -1;
-        if (klen == (long)name_len && memcmp(key, name, name_len) == 0) {
-            v = eq ? eq + 1 : stop;
-            vlen = (size_t)(stop - v);
+    while (turbo_query_next(&rest, &key, &value)) {
+        char decoded[256];
+        long klen = key.len <= sizeof decoded ? turbo_url_decode(decoded, key.ptr, key.len, 1) : -1;
+        if (klen == (long)name_len && memcmp(decoded, name, name_len) == 0) {
+            v = value.ptr;
+            vlen = value.len;
         }
-        p = stop + 1;
     }
     if (!v) return 0;
     /* Decoded values stay valid until the handler returns, so each lookup
@@ -1533,9 +1630,10 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
 /* The writer streams into a turbo_buf: each call checks that its token may
    come now, makes room (calling turbo_buf_reserve only when short of it),
    then writes the comma it needs and the token through a plain pointer.
-   j->state says what may come next; j->stack keeps, per open container, the
-   state to return to after each of its members (TB__JSON_ARRAY_NEXT or
-   TB__JSON_OBJECT_NEXT). Zero is the start state. The first error sticks:
+   j->state says what may come next; j->stack keeps a bit per open
+   container, whether it is an object, which gives the state to return to
+   after each of its members (TB__JSON_OBJECT_NEXT or TB__JSON_ARRAY_NEXT).
+   Zero is the start state. The first error sticks:
    later calls write nothing and return it. Output is not rolled back on
    error; the caller discards it (turbo answers 500). */
 enum {
@@ -1592,8 +1690,10 @@ static char *tb__json_value_at(turbo_json *j, size_t room) {
 /* Ends a value written up to p: the enclosing container wants its next
    member, or the document is complete. */
 static int tb__json_value_done(turbo_json *j, char *p) {
+    int level = j->depth - 1;
     j->out->len = (size_t)(p - j->out->data);
-    j->state = j->depth ? (int)j->stack[j->depth - 1] : (int)TB__JSON_DONE;
+    if (level < 0) j->state = TB__JSON_DONE;
+    else j->state = j->stack[level >> 3] >> (level & 7) & 1 ? TB__JSON_OBJECT_NEXT : TB__JSON_ARRAY_NEXT;
     return 0;
 }
 
@@ -2037,13 +2137,16 @@ TURBO_API void turbo_json_init(turbo_json *j, turbo_buf *out) {
     j->state = TB__JSON_START;
 }
 
-static int tb__json_open(turbo_json *j, char bracket, int inside, int after) {
+static int tb__json_open(turbo_json *j, char bracket, int inside, int is_object) {
     char *p = tb__json_value_at(j, 1);
+    unsigned char bit = (unsigned char)(1u << (j->depth & 7));
     if (!p) return j->error;
     if (j->depth >= TURBO_JSON_MAX_DEPTH) return tb__json_fail(j, TURBO_JSON_TOO_DEEP);
     *p = bracket;
     j->out->len++;
-    j->stack[j->depth++] = (unsigned char)after;
+    if (is_object) j->stack[j->depth >> 3] |= bit;
+    else j->stack[j->depth >> 3] &= (unsigned char)~bit;
+    j->depth++;
     j->state = inside;
     return 0;
 }
@@ -2061,13 +2164,13 @@ static int tb__json_close(turbo_json *j, char bracket, int first, int next) {
 }
 
 TURBO_API int turbo_json_object_begin(turbo_json *j) {
-    return tb__json_open(j, '{', TB__JSON_OBJECT_FIRST, TB__JSON_OBJECT_NEXT);
+    return tb__json_open(j, '{', TB__JSON_OBJECT_FIRST, 1);
 }
 TURBO_API int turbo_json_object_end(turbo_json *j) {
     return tb__json_close(j, '}', TB__JSON_OBJECT_FIRST, TB__JSON_OBJECT_NEXT);
 }
 TURBO_API int turbo_json_array_begin(turbo_json *j) {
-    return tb__json_open(j, '[', TB__JSON_ARRAY_FIRST, TB__JSON_ARRAY_NEXT);
+    return tb__json_open(j, '[', TB__JSON_ARRAY_FIRST, 0);
 }
 TURBO_API int turbo_json_array_end(turbo_json *j) {
     return tb__json_close(j, ']', TB__JSON_ARRAY_FIRST, TB__JSON_ARRAY_NEXT);
@@ -2183,6 +2286,7 @@ enum { /* timer classes: every connection in a class has the same timeout */
    (a sync Python handler in an endless loop, say) ends the process. */
 #define TB__STOP_GRACE_MS 2000
 #define TB__OUT_HIGH (1u << 20) /* stop serving pipelined requests once this much output waits */
+#define TB__OUT_KEEP (256u << 10) /* a thread's output buffer grown past this is given back */
 
 typedef struct tb__worker tb__worker;
 typedef struct tb__conn tb__conn;
@@ -2395,16 +2499,27 @@ static int tb__owned_header(const char *name, size_t len) {
     }
 }
 
+TURBO_API int turbo_status_allowed(int status) { return status >= 200 && status <= 599; }
+
+TURBO_API int turbo_status_has_body(int status) {
+    return status != 204 && status != 205 && status != 304;
+}
+
+TURBO_API int turbo_header_check(const char *name, size_t name_len, const char *value,
+                                 size_t value_len) {
+    size_t i;
+    if (!name_len) return TURBO_HEADER_BAD_NAME;
+    for (i = 0; i < name_len; i++)
+        if (!TB__IS(TB__TCHAR, name[i])) return TURBO_HEADER_BAD_NAME;
+    if (!tb__valid_value(value, value_len)) return TURBO_HEADER_BAD_VALUE;
+    return tb__owned_header(name, name_len) ? TURBO_HEADER_OWNED : 0;
+}
+
 TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len,
                                 const char *value, size_t value_len) {
-    size_t i;
     char *o;
-    if (tb__res_body_started(res) || res->deferred || !name_len) return -1;
-    for (i = 0; i < name_len; i++)
-        if (!TB__IS(TB__TCHAR, name[i])) return -1;
-    for (i = 0; i < value_len; i++)
-        if (!TB__IS(TB__VALUE, value[i])) return -1;
-    if (tb__owned_header(name, name_len)) return -1;
+    if (tb__res_body_started(res) || res->deferred) return -1;
+    if (turbo_header_check(name, name_len, value, value_len) != 0) return -1;
     if (turbo_buf_reserve(res->out, name_len + value_len + 4) != 0) return -1;
     o = res->out->data + res->out->len;
     memcpy(o, name, name_len);
@@ -2534,53 +2649,24 @@ static void tb__res_fail(turbo_res *res, int status) {
     tb__res_error_body(res, status);
 }
 
-/* Completes the response under way: status line and turbo's own headers
-   go in front of the handler's headers, a blank line before the body. */
-static void tb__res_finish(turbo_res *res, const turbo_req *req) {
-    char head[192], *o;
-    size_t n = 0, hdr_len, body_len, total;
-    int status, no_body;
-    if (res->deferred) {
-        res->out->len = res->start;
-        return;
-    }
-    if (res->json_active && turbo_json_finish(&res->json) != 0) {
-        fprintf(stderr, "turbo: invalid JSON in the response to %.*s %.*s: %s\n",
-                (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr,
-                turbo_json_strerror(res->json.error));
-        tb__res_fail(res, 500);
-    } else if (!res->answered) {
-        fprintf(stderr, "turbo: the handler for %.*s %.*s answered nothing\n",
-                (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr);
-        tb__res_fail(res, 500);
-    } else if (res->status && (res->status < 200 || res->status > 999)) {
-        fprintf(stderr, "turbo: the handler for %.*s %.*s set status %d\n", (int)req->method.len,
-                req->method.ptr, (int)req->path.len, req->path.ptr, res->status);
-        tb__res_fail(res, 500);
-    }
-    if (res->out->oom) tb__res_fail(res, 500);
-    if (!tb__res_body_started(res)) res->body_start = res->out->len;
-    status = res->status ? res->status : 200;
-    no_body = status == 204 || status == 304;
-    hdr_len = res->body_start - res->start;
-    body_len = no_body ? 0 : res->out->len - res->body_start;
+/* Writes the status line and turbo's own headers (through the CRLF that
+   ends the last of them) into head, which has room for 192 bytes; returns
+   their length. */
+static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, char *head) {
+    const char *reason = tb__reason(status);
+    size_t n, rl = strlen(reason);
     memcpy(head, "HTTP/1.1 ", 9);
-    head[9] = (char)('0' + status / 100); /* three digits: checked above */
+    head[9] = (char)('0' + status / 100); /* three digits: turbo_status_allowed */
     head[10] = (char)('0' + status / 10 % 10);
     head[11] = (char)('0' + status % 10);
     head[12] = ' ';
-    n = 13;
-    {
-        const char *reason = tb__reason(status);
-        size_t rl = strlen(reason);
-        memcpy(head + n, reason, rl);
-        n += rl;
-    }
+    memcpy(head + 13, reason, rl);
+    n = 13 + rl;
     memcpy(head + n, "\r\nServer: turbo\r\nDate: ", 23);
     n += 23;
     memcpy(head + n, res->t->date, 29);
     n += 29;
-    if (!no_body) {
+    if (status != 204 && status != 304) { /* RFC 9112 6.3: those never have a length */
         memcpy(head + n, "\r\nContent-Length: ", 18);
         n += 18;
         n += tb__utoa(body_len, head + n);
@@ -2594,6 +2680,39 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     }
     head[n++] = '\r';
     head[n++] = '\n';
+    return n;
+}
+
+/* Completes the response under way: status line and turbo's own headers
+   go in front of the handler's headers, a blank line before the body. */
+static void tb__res_finish(turbo_res *res, const turbo_req *req) {
+    char head[192], *o;
+    size_t n, hdr_len, body_len, total;
+    int status;
+    if (res->deferred) {
+        res->out->len = res->start;
+        return;
+    }
+    if (res->json_active && turbo_json_finish(&res->json) != 0) {
+        fprintf(stderr, "turbo: invalid JSON in the response to %.*s %.*s: %s\n",
+                (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr,
+                turbo_json_strerror(res->json.error));
+        tb__res_fail(res, 500);
+    } else if (!res->answered) {
+        fprintf(stderr, "turbo: the handler for %.*s %.*s answered nothing\n",
+                (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr);
+        tb__res_fail(res, 500);
+    } else if (res->status && !turbo_status_allowed(res->status)) {
+        fprintf(stderr, "turbo: the handler for %.*s %.*s set status %d\n", (int)req->method.len,
+                req->method.ptr, (int)req->path.len, req->path.ptr, res->status);
+        tb__res_fail(res, 500);
+    }
+    if (res->out->oom) tb__res_fail(res, 500);
+    if (!tb__res_body_started(res)) res->body_start = res->out->len;
+    status = res->status ? res->status : 200;
+    hdr_len = res->body_start - res->start;
+    body_len = turbo_status_has_body(status) ? res->out->len - res->body_start : 0;
+    n = tb__res_head(res, status, body_len, head);
     if (res->head_only) body_len = 0;
     total = n + hdr_len + 2 + body_len;
     if (turbo_buf_reserve(res->out, n + 2) != 0) {
@@ -2833,16 +2952,24 @@ static ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
 
 /* Sends what the thread's output buffer holds for c. Returns 0 when all
    went out, 1 when the rest waits in c->out, -1 when c was closed. */
+/* The thread's output has gone out (or into c->out): the buffer is kept
+   for the next answers, unless one big answer made it big. */
+static void tb__out_reset(tb__thread *t) {
+    t->out.len = 0;
+    if (t->out.cap > TB__OUT_KEEP) turbo_buf_free(&t->out);
+}
+
 static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
     size_t len = t->out.len;
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len); /* behind a backlog: queue */
-    t->out.len = 0;
+    if (sent >= 0 && ((size_t)sent < len || c->out.len))
+        turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
+    tb__out_reset(t);
     if (sent < 0) {
         tb__conn_free(w, c);
         return -1;
     }
-    if ((size_t)sent == len && !c->out.len) return 0;
-    turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
+    if (!c->out.len) return 0;
     if (c->out.oom || tb__conn_watch(w, c, TB__WRITE) != 0) {
         tb__conn_free(w, c);
         return -1;
@@ -3105,7 +3232,7 @@ static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *dat
     if (sent < 0) c->dead = 1;
     else turbo_buf_append(&c->out, t->out.data + sent, t->out.len - (size_t)sent);
     if (c->out.oom) c->dead = 1;
-    t->out.len = 0;
+    tb__out_reset(t);
     pthread_mutex_lock(&box->lock);
     c->returned_next = box->returned;
     box->returned = c;

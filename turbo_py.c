@@ -71,7 +71,7 @@ static int tb_pydantic_v2;
 
 static PyObject *tb_empty_tuple;
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type,
-    *tb_s_application_json;
+    *tb_s_application_json, *tb_s_content_type;
 static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
     *tb_s_flush, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
 
@@ -161,14 +161,19 @@ static void tb_log_exception(const char *label, PyObject *exc) {
 #endif
 }
 
+/* Logs exc as one line (type and message), with a note after it. */
+static void tb_log_line(const char *label, PyObject *exc, const char *note) {
+    PyObject *text = PyObject_Str(exc);
+    if (text) PySys_FormatStderr("turbo: %s: %s: %U%s\n", label, Py_TYPE(exc)->tp_name, text, note);
+    else PyErr_Clear();
+    Py_XDECREF(text);
+}
+
 /* Logs the raised exception as one line (type and message). */
 static void tb_log_error_line(const char *label) {
     PyObject *exc = tb_take_exception();
     if (!exc) return;
-    PyObject *text = PyObject_Str(exc);
-    if (text) PySys_FormatStderr("turbo: %s: %s: %U\n", label, Py_TYPE(exc)->tp_name, text);
-    else PyErr_Clear();
-    Py_XDECREF(text);
+    tb_log_line(label, exc, "");
     Py_DECREF(exc);
 }
 
@@ -176,8 +181,12 @@ static void tb_log_error_line(const char *label) {
 
 /* A per-thread output buffer for JSON bodies: encoding can fail half-way
    (an unsupported type), and then the client must get a clean 500, so the
-   body is built here and sent whole. Reused: no allocation per request. */
+   body is built here and sent whole. Reused: no allocation per request.
+   Encoding may run Python code that encodes again (a JSONResponse made in
+   a generator or a pydantic serializer): that nested encoding gets a
+   buffer of its own. */
 static __thread turbo_buf *tb_thread_scratch; /* the key's value, read faster */
+static __thread int tb_thread_scratch_busy;
 
 static void tb_scratch_free(void *p) {
     turbo_buf_free((turbo_buf *)p);
@@ -187,6 +196,10 @@ static void tb_scratch_free(void *p) {
 
 static turbo_buf *tb_scratch(void) {
     turbo_buf *b = tb_thread_scratch;
+    if (tb_thread_scratch_busy) {
+        if (!(b = (turbo_buf *)calloc(1, sizeof *b))) PyErr_NoMemory();
+        return b;
+    }
     if (!b) {
         b = (turbo_buf *)calloc(1, sizeof *b);
         if (!b || pthread_setspecific(tb_scratch_key, b) != 0) {
@@ -198,11 +211,18 @@ static turbo_buf *tb_scratch(void) {
     }
     b->len = 0;
     b->oom = 0;
+    tb_thread_scratch_busy = 1;
     return b;
 }
 
-/* A buffer that grew for one big body is not kept. */
+/* Gives a buffer of tb_scratch back; one that grew for a big body is not kept. */
 static void tb_scratch_done(turbo_buf *b) {
+    if (b != tb_thread_scratch) { /* a nested encoding's own */
+        turbo_buf_free(b);
+        free(b);
+        return;
+    }
+    tb_thread_scratch_busy = 0;
     if (b->cap > (1u << 20)) {
         turbo_buf_free(b);
         memset(b, 0, sizeof *b);
@@ -366,18 +386,27 @@ static int tb_encode_other(turbo_json *j, PyObject *o, int lenient) {
     if (PyFloat_Check(o)) return tb_json_check(turbo_json_double(j, PyFloat_AS_DOUBLE(o)));
     if (PyDict_Check(o)) return tb_encode_dict(j, o, lenient);
     if (PyList_Check(o) || PyTuple_Check(o)) return tb_encode_seq(j, o, lenient);
+    /* An error body shows what the client sent, whatever its bytes. */
+    if (lenient && PyBytes_Check(o)) {
+        PyObject *text = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), "replace");
+        int rc = text ? tb_encode_str(j, text, 0) : -1;
+        Py_XDECREF(text);
+        return rc;
+    }
+    /* Only containers count toward the writer's depth: a conversion whose
+       result converts again (an Enum member that is its own value) is
+       bounded here, as Python bounds recursion. */
+    if (Py_EnterRecursiveCall(" while encoding a result as JSON")) return -1;
     PyObject *plain = tb_plain_value(o);
     if (!plain && !PyErr_Occurred() && lenient)
         plain = PyObject_Str(o); /* e.g. an exception in a validation error's ctx */
-    if (plain) {
-        int rc = tb_encode(j, plain, lenient);
-        Py_DECREF(plain);
-        return rc;
-    }
-    if (!PyErr_Occurred())
+    int rc = plain ? tb_encode(j, plain, lenient) : -1;
+    Py_XDECREF(plain);
+    Py_LeaveRecursiveCall();
+    if (rc < 0 && !PyErr_Occurred())
         PyErr_Format(PyExc_TypeError, "cannot encode an object of type '%.200s' as JSON",
                      Py_TYPE(o)->tp_name);
-    return -1;
+    return rc;
 }
 
 /* Writes o as JSON: exact types first, the common case. 0, or -1 with an
@@ -425,9 +454,12 @@ static turbo_buf *tb_to_json(PyObject *value, int flags) {
 
 /* ================================================================ small helpers */
 
-/* A status that allows no body (204, 304) is sent empty, but FastAPI still names the type. */
-static int tb_body_allowed(int status) {
-    return !(status < 200 || status == 204 || status == 205 || status == 304);
+/* 1, or 0 with a ValueError: the one rule for statuses is turbo.h's. */
+static int tb_check_status(long status) {
+    if (status >= 0 && status <= INT_MAX && turbo_status_allowed((int)status)) return 1;
+    PyErr_Format(PyExc_ValueError, "status_code %ld cannot be sent: turbo answers with 200 to 599",
+                 status);
+    return 0;
 }
 
 static void tb_send_500(turbo_res *res) {
@@ -437,7 +469,7 @@ static void tb_send_500(turbo_res *res) {
 
 /* Sends value as a JSON body. 0, or -1 with an exception set (nothing sent). */
 static int tb_send_json(turbo_res *res, int status, PyObject *value, int flags) {
-    if (!tb_body_allowed(status)) {
+    if (!turbo_status_has_body(status)) { /* sent empty, but FastAPI still names the type */
         turbo_res_send(res, status, "application/json", "", 0);
         return 0;
     }
@@ -489,8 +521,9 @@ static char *tb_copy_without_underscores(const char *s, size_t n) {
     return out;
 }
 
-/* Percent-decodes (malformed escapes are kept as they are) and decodes
-   UTF-8 with replacement characters, as Starlette reads paths and queries. */
+/* Percent-decodes (turbo's parser has refused malformed escapes) and
+   decodes UTF-8 with replacement characters, as Starlette reads paths and
+   queries. */
 static PyObject *tb_decoded_str(const char *s, size_t n, int plus_is_space) {
     if (n == 0) return PyUnicode_FromStringAndSize("", 0);
     if (!memchr(s, '%', n) && !(plus_is_space && memchr(s, '+', n)))
@@ -499,7 +532,7 @@ static PyObject *tb_decoded_str(const char *s, size_t n, int plus_is_space) {
     char *buf = n <= sizeof small ? small : (char *)PyMem_Malloc(n);
     if (!buf) return PyErr_NoMemory();
     long len = turbo_url_decode(buf, s, n, plus_is_space);
-    PyObject *r = len < 0 ? PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "replace")
+    PyObject *r = len < 0 ? PyErr_Format(PyExc_ValueError, "malformed %%-escape in %.*s", (int)n, s)
                           : PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");
     if (buf != small) PyMem_Free(buf);
     return r;
@@ -548,24 +581,17 @@ fail:
     return NULL;
 }
 
-/* name=value pairs split on '&', decoded; a repeated name keeps its last value. */
+/* The query's pairs, as turbo.h splits them, decoded; a repeated name
+   keeps its last value. */
 static PyObject *tb_req_query_params(turbo_req *req) {
-    turbo_str q = turbo_req_query(req);
+    turbo_str rest = turbo_req_query(req), name, value;
     PyObject *d = PyDict_New();
-    const char *p = q.ptr, *end = q.len ? q.ptr + q.len : q.ptr;
-    while (d && p < end) {
-        const char *amp = (const char *)memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = (const char *)memchr(p, '=', (size_t)(stop - p));
-        if (stop > p) {
-            const char *vstart = eq ? eq + 1 : stop;
-            PyObject *k = tb_decoded_str(p, (size_t)((eq ? eq : stop) - p), 1);
-            PyObject *v = k ? tb_decoded_str(vstart, (size_t)(stop - vstart), 1) : NULL;
-            if (!v || PyDict_SetItem(d, k, v) < 0) Py_CLEAR(d);
-            Py_XDECREF(k);
-            Py_XDECREF(v);
-        }
-        p = stop + 1;
+    while (d && turbo_query_next(&rest, &name, &value)) {
+        PyObject *k = tb_decoded_str(name.ptr, name.len, 1);
+        PyObject *v = k ? tb_decoded_str(value.ptr, value.len, 1) : NULL;
+        if (!v || PyDict_SetItem(d, k, v) < 0) Py_CLEAR(d);
+        Py_XDECREF(k);
+        Py_XDECREF(v);
     }
     return d;
 }
@@ -682,18 +708,10 @@ typedef struct {
     int status_code;
 } tb_Response;
 
-static int tb_is_token(const char *s, Py_ssize_t n) {
-    if (n == 0) return 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (!tb_is_alnum(s[i]) && !strchr("!#$%&'*+-.^_`|~", s[i])) return 0;
-    return 1;
-}
-
-/* Checks one header the way turbo_res_header will, so that a bad one is an
-   exception where the Response is made, not a surprise at sending time. */
+/* Checks one header as turbo_res_header will (turbo_header_check), so that
+   a bad one is an exception where the Response is made, not a surprise at
+   sending time. */
 static int tb_check_header(PyObject *name, PyObject *value) {
-    static const char *const reserved[]
-        = {"content-length", "date", "server", "connection", "transfer-encoding"};
     Py_ssize_t nn, vn;
     const char *n = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &nn) : NULL;
     const char *v = n && PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &vn) : NULL;
@@ -702,23 +720,20 @@ static int tb_check_header(PyObject *name, PyObject *value) {
             PyErr_SetString(PyExc_TypeError, "header names and values must be str");
         return -1;
     }
-    if (!tb_is_token(n, nn)) {
+    switch (turbo_header_check(n, (size_t)nn, v, (size_t)vn)) {
+    case 0:
+        return 0;
+    case TURBO_HEADER_BAD_NAME:
         PyErr_Format(PyExc_ValueError, "header name %R is not a valid token", name);
         return -1;
+    case TURBO_HEADER_BAD_VALUE:
+        PyErr_Format(PyExc_ValueError, "header %R has a control character in its value %R", name,
+                     value);
+        return -1;
+    default:
+        PyErr_Format(PyExc_ValueError, "header %R is set by turbo itself", name);
+        return -1;
     }
-    for (Py_ssize_t i = 0; i < vn; i++) {
-        if (((unsigned char)v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f) {
-            PyErr_Format(PyExc_ValueError, "header %R has a control character in its value", name);
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
-        if ((size_t)nn == strlen(reserved[i]) && strncasecmp(n, reserved[i], (size_t)nn) == 0) {
-            PyErr_Format(PyExc_ValueError, "header %R is set by turbo itself", name);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* headers: None, a mapping or an iterable of pairs -> a checked list of pairs. */
@@ -801,17 +816,18 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
     char small[128], *joined = NULL;
     const char *ct = NULL;
     Py_ssize_t ctn = 0;
-    if (!r->body || r->status_code < 100 || r->status_code > 599) {
+    if (!r->body || !turbo_status_allowed(r->status_code)) { /* status_code is writable */
         if (!r->body) /* a subclass whose __init__ skipped Response.__init__ */
             PySys_FormatStderr("turbo: %s: the Response was never initialized\n", label);
         else
-            PySys_FormatStderr("turbo: %s: %d is not an HTTP status\n", label, r->status_code);
+            PySys_FormatStderr("turbo: %s: status %d cannot be sent\n", label, r->status_code);
         tb_send_500(res);
         return;
     }
     if (r->media_type && PyUnicode_Check(r->media_type) /* NULL after `del r.media_type` */
         && !tb_has_header(r->headers, "content-type")
-        && !(ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn))) {
+        && (tb_check_header(tb_s_content_type, r->media_type) < 0 /* it is writable */
+            || !(ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn)))) {
         tb_log_error_line(label);
         tb_send_500(res);
         return;
@@ -867,8 +883,7 @@ static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObj
         body = tb_content_body(content);
     }
     if (!body) return -1;
-    if (!(ok = status >= 100 && status <= 599))
-        PyErr_Format(PyExc_ValueError, "status_code %d is not an HTTP status", status);
+    ok = tb_check_status(status);
     if (ok && headers != Py_None) ok = (list = tb_header_list(headers)) != NULL;
     Py_INCREF(media_type);
     if (ok && media_type == Py_None && Py_TYPE(r) != &tb_ResponseType
@@ -888,6 +903,7 @@ static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObj
         Py_INCREF(tb_s_application_json);
         Py_SETREF(media_type, tb_s_application_json);
     }
+    if (ok && media_type != Py_None) ok = tb_check_header(tb_s_content_type, media_type) == 0;
     if (!ok) {
         Py_DECREF(body);
         Py_XDECREF(list);
@@ -1002,11 +1018,8 @@ static int tb_http_exception_init(PyObject *self, PyObject *args, PyObject *kwds
                                      &detail, &headers))
         return -1;
     long status = PyLong_Check(status_code) ? PyLong_AsLong(status_code) : -1;
-    if (status < 100 || status > 599) {
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_ValueError, "status_code %R is not an HTTP status", status_code);
-        return -1;
-    }
+    if (status == -1 && PyErr_Occurred()) return -1;
+    if (!tb_check_status(status)) return -1;
     PyObject *list = tb_header_list(headers), *base_args = NULL;
     if (!list) return -1;
     Py_INCREF(detail);
@@ -1079,7 +1092,7 @@ static PyMemberDef tb_http_exception_members[] = {
 
 static void tb_send_http_exception(turbo_res *res, const char *label, tb_HTTPException *e) {
     turbo_buf *buf = NULL;
-    if (tb_body_allowed(e->status) && !(buf = tb_to_json(e->detail, TB_AS_DETAIL))) {
+    if (turbo_status_has_body(e->status) && !(buf = tb_to_json(e->detail, TB_AS_DETAIL))) {
         tb_log_error_line(label);
         tb_send_500(res);
         return;
@@ -1123,6 +1136,7 @@ typedef struct {
     tb_param params[TB_MAX_ARGS];
     int status;
     int is_async;
+    unsigned long failures; /* unhandled exceptions so far (GIL held) */
     char *label; /* "GET /users/{id}", for logs */
 } tb_plan;
 
@@ -1731,7 +1745,7 @@ static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
     if (!plain_json && PyObject_TypeCheck(result, &tb_ResponseType)) {
         tb_send_response(res, pl->label, (tb_Response *)result);
     } else if (!plain_json && PyBytes_Check(result)) {
-        int empty = !tb_body_allowed(pl->status);
+        int empty = !turbo_status_has_body(pl->status);
         turbo_res_send(res, pl->status, "application/octet-stream",
                        empty ? "" : PyBytes_AS_STRING(result),
                        empty ? 0 : (size_t)PyBytes_GET_SIZE(result));
@@ -1739,6 +1753,27 @@ static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
         tb_log_error_line(pl->label);
         tb_send_500(res);
     }
+}
+
+/* A route's first TB_FULL_TRACEBACKS exceptions are logged with their
+   traceback, then one in TB_TRACEBACK_EVERY; the others as one line with
+   their count, so that a client cannot grow the log by a traceback per
+   request. */
+#define TB_FULL_TRACEBACKS 10
+#define TB_TRACEBACK_EVERY 100
+static void tb_log_route_exception(tb_plan *pl, PyObject *exc) {
+    unsigned long n = ++pl->failures;
+    char note[96];
+    if (n <= TB_FULL_TRACEBACKS || n % TB_TRACEBACK_EVERY == 0) {
+        tb_log_exception(pl->label, exc);
+        if (n == TB_FULL_TRACEBACKS)
+            PySys_FormatStderr("turbo: %s: %d unhandled exceptions: from now on one line each, "
+                               "with the traceback of one in %d\n",
+                               pl->label, TB_FULL_TRACEBACKS, TB_TRACEBACK_EVERY);
+        return;
+    }
+    snprintf(note, sizeof note, " (unhandled exception %lu of this route)", n);
+    tb_log_line(pl->label, exc, note);
 }
 
 /* Answers with an exception: exc (stolen), or the raised one if NULL. */
@@ -1750,7 +1785,7 @@ static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc) {
     if (PyObject_TypeCheck(exc, &tb_HTTPExceptionType) && ((tb_HTTPException *)exc)->header_list) {
         tb_send_http_exception(res, pl->label, (tb_HTTPException *)exc);
     } else {
-        tb_log_exception(pl->label, exc);
+        tb_log_route_exception(pl, exc);
         tb_send_500(res);
     }
     Py_DECREF(exc);
@@ -2015,10 +2050,7 @@ static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *met
         PyErr_Format(PyExc_TypeError, "a route handler must be callable, not %R", func);
         return -1;
     }
-    if (status < 100 || status > 599) {
-        PyErr_Format(PyExc_ValueError, "status_code %d is not an HTTP status", status);
-        return -1;
-    }
+    if (!tb_check_status(status)) return -1;
     const char *cpath = PyUnicode_AsUTF8(path);
     char *pattern = cpath ? tb_translate_pattern(cpath) : NULL;
     PyObject *sep = pattern ? PyUnicode_FromString("|") : NULL;
@@ -2479,7 +2511,8 @@ static int tb_module_state_init(void) {
                    {&tb_s_model_dump, "model_dump"}, {&tb_s_mode, "mode"},
                    {&tb_s_content, "content"}, {&tb_s_status_code, "status_code"},
                    {&tb_s_headers, "headers"}, {&tb_s_media_type, "media_type"},
-                   {&tb_s_application_json, "application/json"}};
+                   {&tb_s_application_json, "application/json"},
+                   {&tb_s_content_type, "Content-Type"}};
     for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
         if (!(*strings[i].slot = PyUnicode_InternFromString(strings[i].text))) return -1;
     if (pthread_key_create(&tb_scratch_key, tb_scratch_free) != 0) {

@@ -34,6 +34,16 @@ static void bad_status(turbo_req *req, turbo_res *res, void *user) {
     turbo_res_text(res, 99, "no");
 }
 
+/* Answers with the status in the path (and a body, which some must drop). */
+static void any_status(turbo_req *req, turbo_res *res, void *user) {
+    turbo_str v = turbo_req_param(req, "code");
+    int code = 0;
+    size_t i;
+    (void)user;
+    for (i = 0; i < v.len && i < 4; i++) code = code * 10 + (v.ptr[i] - '0');
+    turbo_res_text(res, code, "body");
+}
+
 /* Echoes query values as JSON: each of ?a, ?b, ?c, with -1 shown as "malformed". */
 static void query(turbo_req *req, turbo_res *res, void *user) {
     static const char *const names[] = {"a", "b", "c"};
@@ -249,7 +259,7 @@ int main(void) {
     if (turbo_get(s, "/nothing", answers_nothing, NULL) ||
         turbo_get(s, "/json/open", leaves_json_open, NULL) ||
         turbo_get(s, "/json/misuse", json_value_for_key, NULL) ||
-        turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/query", query, NULL) ||
+        turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/status/{code}", any_status, NULL) || turbo_get(s, "/query", query, NULL) ||
         turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
         turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/never", never, NULL) ||

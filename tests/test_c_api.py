@@ -66,6 +66,23 @@ def test_status_out_of_range_is_500(srv):
 
 
 @test
+def test_only_statuses_200_to_599_are_sent(srv):
+    for code in (b"101", b"199", b"600", b"999"):
+        r = get(srv, b"/status/" + code)
+        check(r.status == 500, "status %s was sent as %d" % (code, r.status))
+    check(get(srv, b"/status/599").status == 599, "599 refused")
+
+
+@test
+def test_205_drops_the_body_and_says_so_with_a_zero_length(srv):
+    r = get(srv, b"/status/205")
+    check(r.status == 205 and r.body == b"" and r.header("Content-Length") == "0",
+          "205: %r" % r.raw)
+    r = get(srv, b"/status/204")
+    check(r.status == 204 and r.header("Content-Length") is None, "204: %r" % r.raw)
+
+
+@test
 def test_connection_survives_a_500(srv):
     with Conn(srv.port, timeout=3) as c:
         c.send(b"GET /nothing HTTP/1.1\r\n" + H + b"\r\nGET /query?a=1 HTTP/1.1\r\n" + H + b"\r\n")

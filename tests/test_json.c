@@ -554,6 +554,39 @@ static void test_nesting_beyond_max_depth_is_too_deep(void) {
     turbo_buf_free(&d.buf);
 }
 
+/* Objects and arrays mixed at every level, as deep as allowed: each end
+   must match its own container (the stack keeps a bit per level), and a
+   wrong end is refused at every depth. */
+static void test_deep_mixed_nesting_ends_each_container_in_turn(void) {
+    doc d;
+    int i;
+    turbo_buf want = {NULL, 0, 0, 0};
+    doc_start(&d);
+    for (i = 0; i < TURBO_JSON_MAX_DEPTH; i++) {
+        if (i % 3 == 1) {
+            turbo_json_array_begin(&d.j);
+            turbo_buf_append(&want, "[", 1);
+        } else {
+            turbo_json_object_begin(&d.j);
+            turbo_json_key(&d.j, "k");
+            turbo_buf_append(&want, "{\"k\":", 5);
+        }
+    }
+    turbo_json_null(&d.j);
+    turbo_buf_append(&want, "null", 4);
+    for (i = TURBO_JSON_MAX_DEPTH - 1; i >= 0; i--) {
+        turbo_json probe = d.j; /* the wrong end, tried on a copy */
+        CHECK((i % 3 == 1 ? turbo_json_object_end(&probe) : turbo_json_array_end(&probe)) ==
+              TURBO_JSON_BAD_END);
+        CHECK((i % 3 == 1 ? turbo_json_array_end(&d.j) : turbo_json_object_end(&d.j)) == 0);
+        turbo_buf_append(&want, i % 3 == 1 ? "]" : "}", 1);
+    }
+    CHECK(turbo_json_finish(&d.j) == 0);
+    CHECK(d.buf.len == want.len && memcmp(d.buf.data, want.data, want.len) == 0);
+    turbo_buf_free(&d.buf);
+    turbo_buf_free(&want);
+}
+
 static void test_nan_and_infinities_are_not_finite(void) {
     static const uint64_t bad[] = {0x7FF8000000000000u, 0x7FF0000000000000u,
                                    0xFFF0000000000000u, 0x7FF0000000000001u};
@@ -899,6 +932,7 @@ int main(int argc, char **argv) {
     RUN(test_two_keys_in_a_row_is_unexpected_key);
     RUN(test_end_that_does_not_match_is_bad_end);
     RUN(test_nesting_beyond_max_depth_is_too_deep);
+    RUN(test_deep_mixed_nesting_ends_each_container_in_turn);
     RUN(test_nan_and_infinities_are_not_finite);
     RUN(test_second_top_level_value_is_after_end);
     RUN(test_finish_with_open_container_or_nothing_is_incomplete);

@@ -278,6 +278,13 @@ class BasicApp(unittest.TestCase):
             "method": "GET", "path": "/request/bob", "test": "yes", "query": {"x": "2", "y": "a b"},
             "path_params": {"name": "bob"}, "body": ""}))
 
+    def test_query_pairs_split_as_turbo_h_splits_them(self):
+        """turbo_query_next is the one splitter: empty pairs skipped, a bare name
+        has an empty value, the last of a repeated name counts, '+' and %XX decoded."""
+        query = self.json("/request/q?a=1&&b=2&c&=z&a=3&d=x%3Dy+z")[1]["query"]
+        self.assertEqual(query, {"a": "3", "b": "2", "c": "", "": "z", "d": "x=y z"})
+        self.assertEqual(self.json("/conv?i=1&&f=2&b=on&s=&i=7")[1], {"i": 7, "f": 2.0, "b": True, "s": ""})
+
     def test_request_headers_are_read_in_any_case(self):
         self.assertEqual(self.json("/headers", headers={"X-Test": "yes", "x-other": "o"}), (200, {
             "get": "yes", "item": "yes", "in": True, "default": "d", "names": ["x-other", "x-test"],

@@ -12,6 +12,7 @@ Ends with `N passed, N failed`; exits 1 on failure."""
 import http.client
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -187,6 +188,102 @@ class NeverFinishing(unittest.TestCase):
                 self.assertIn("still running", log)
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
+
+
+def nested(depth):
+    value = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+class Probed(unittest.TestCase):
+    """What probing the binding found (a crash, a corrupt 200, 500s on valid
+    input, rules that had drifted apart, memory kept, log floods), each
+    checked on one serving process."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = turbo_app("hostile_app.py", {"APP_WORKERS": "1"})
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        if rc != 0:
+            raise AssertionError("server exit status %r; log tail:\n%s" % (rc, cls.srv.log()[-2000:]))
+
+    def call(self, method, path, body=None, headers=None):
+        status, hdrs, raw = self.srv.request(method, path, body, headers, timeout=30)
+        return status, hdrs, raw
+
+    def test_a_conversion_that_never_ends_is_a_500_not_a_crash(self):
+        status, _, body = self.call("GET", "/result/self_enum")
+        self.assertEqual((status, body), (500, b'{"detail":"Internal Server Error"}'))
+        self.assertIn("RecursionError", self.srv.log())
+        self.assertEqual(self.call("GET", "/ok")[0], 200)
+
+    def test_encoding_inside_an_encoding_gives_valid_json(self):
+        status, _, body = self.call("GET", "/result/reentrant")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body), {"k": [1, 2], "items": [{"meta": '{"k":[1,2]}'}]})
+
+    def test_json_deeper_than_64_levels_is_served(self):
+        for depth in (65, 500):
+            doc = json.dumps(nested(depth)).encode()
+            status, _, body = self.call("POST", "/echo/list", doc, {"Content-Type": "application/json"})
+            self.assertEqual((status, body), (200, doc.replace(b" ", b"")))
+        status, _, body = self.call("POST", "/need/dict", json.dumps(nested(65)).encode(),
+                                    {"Content-Type": "application/json"})
+        self.assertEqual(status, 422, body[:200])
+        self.assertEqual(json.loads(body)["detail"][0]["input"], nested(65))
+        status, _, body = self.call("GET", "/result/deep100")
+        self.assertEqual((status, json.loads(body)), (200, nested(101)))
+
+    def test_a_model_body_that_is_not_utf8_under_another_type_is_422(self):
+        try:
+            import pydantic  # noqa: F401
+        except ImportError:
+            self.skipTest("pydantic is not installed")
+        status, _, body = self.call("POST", "/model", b"\xff\xfe", {"Content-Type": "text/plain"})
+        self.assertEqual(status, 422, body)
+        self.assertEqual(json.loads(body)["detail"][0]["loc"][0], "body")
+
+    def test_a_media_type_with_cr_lf_is_refused_where_it_is_set(self):
+        self.assertEqual(json.loads(self.call("GET", "/media/made")[2]), {"raised": "ValueError"})
+        status, headers, body = self.call("GET", "/media/changed")
+        self.assertEqual(status, 500)
+        self.assertNotIn("set-cookie", headers)
+        self.assertIn("control character", self.srv.log())
+
+    def test_a_status_turbo_cannot_send_is_refused_when_written(self):
+        for code in (101, 150, 600, 999):
+            status, _, body = self.call("GET", "/status/%d" % code)
+            self.assertIn("cannot be sent", json.loads(body)["response"], code)
+        self.assertEqual(json.loads(self.call("GET", "/status/599")[2]), {"response": None})
+
+    def test_memory_goes_back_after_big_answers(self):
+        pid = self.srv.proc.pid
+        self.assertEqual(self.call("GET", "/huge/1")[0], 200)
+        before = rss_kib(pid)
+        for _ in range(5):
+            status, _, body = self.call("GET", "/huge/50")
+            self.assertEqual((status, len(body)), (200, (50 << 20) + 2))
+        grown = rss_kib(pid) - before
+        self.assertLess(grown, 40 << 10, "RSS grew by %d KiB after five 50 MiB answers" % grown)
+
+    def test_repeated_exceptions_log_one_line_each_after_the_first_ten(self):
+        log_before = self.srv.log()
+        for _ in range(30):
+            self.assertEqual(self.call("GET", "/raise/custom")[0], 500)
+        log = self.srv.log()[len(log_before):]
+        self.assertEqual(log.count("Traceback"), 10, log[-3000:])
+        self.assertEqual(log.count("(unhandled exception "), 20)
+        self.assertIn("Boom: custom (unhandled exception 30 of this route)", log)
+
+
 class DyingWorkers(unittest.TestCase):
     def test_a_worker_process_that_dies_is_replaced_and_shutdown_stays_clean(self):
         """os._exit, a segfault and SIGKILL in a handler: the client's
@@ -229,4 +326,4 @@ class DyingWorkers(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    run([Hostile, AsyncFailures, NeverFinishing, DyingWorkers])
+    run([Hostile, Probed, AsyncFailures, NeverFinishing, DyingWorkers])

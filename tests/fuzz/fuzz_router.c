@@ -185,7 +185,8 @@ static long ref_decode(char *dst, const char *src, size_t n) {
     return (long)o;
 }
 
-/* The reference answer for name, the last of repeats: 1 with the decoded
+/* The reference answer for name, the last of repeats (empty pairs, as in
+   "a&&b", are no pairs, as Python's parse_qsl has it): 1 with the decoded
    value in out, 0, or -1. */
 static int ref_query(const char *q, size_t n, const char *name, char *out, size_t *out_len) {
     const char *p = q, *end = q + n, *v = NULL, *v_end = NULL;
@@ -196,7 +197,7 @@ static int ref_query(const char *q, size_t n, const char *name, char *out, size_
         const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(stop - p)), *kend = eq ? eq : stop;
         long klen = (size_t)(kend - p) <= 256 ? ref_decode(key, p, (size_t)(kend - p)) : -1;
-        if (klen == (long)name_len && !memcmp(key, name, name_len)) {
+        if (stop > p && klen == (long)name_len && !memcmp(key, name, name_len)) {
             v = eq ? eq + 1 : stop;
             v_end = stop;
         }

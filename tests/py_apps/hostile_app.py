@@ -3,6 +3,7 @@ way a Python handler can. Configured from the environment: APP_WORKERS
 (processes, default 2), plus turbo's own TURBO_* and PORT."""
 import asyncio
 import ctypes
+import enum
 import os
 import signal
 import sys
@@ -111,6 +112,71 @@ RESULTS = {
     "exception_object": lambda: ValueError("returned, not raised"),
     "coroutine_object": lambda: asyncio.sleep(0),
 }
+
+
+class SelfValued(enum.Enum):
+    A = 1
+
+
+SelfValued.A._value_ = SelfValued.A  # its FastAPI form is itself, forever
+
+
+def meta_items():
+    yield {"meta": turbo.JSONResponse({"k": [1, 2]}).body.decode()}
+
+
+RESULTS.update({
+    "self_enum": lambda: SelfValued.A,
+    "reentrant": lambda: {"k": [1, 2], "items": meta_items()},
+    "deep100": lambda: deep(100),
+})
+
+
+@app.post("/echo/list")
+def echo_list(payload: list):
+    return payload
+
+
+@app.post("/need/dict")
+def need_dict(payload: dict):
+    return payload
+
+
+try:
+    import pydantic
+except ImportError:
+    pydantic = None
+
+if pydantic is not None:
+    class Item(pydantic.BaseModel):
+        name: str
+
+    @app.post("/model")
+    def model(item: Item):
+        return item
+
+
+@app.get("/media/{how}")
+def media(how: str):
+    bad = "text/html\r\nSet-Cookie: x=1"
+    if how == "made":
+        try:
+            turbo.Response("x", media_type=bad)
+        except ValueError as e:
+            return {"raised": type(e).__name__}
+        return {"raised": None}
+    r = turbo.Response("x", media_type="text/plain")
+    r.media_type = bad
+    return r
+
+
+@app.get("/status/{code}")
+def status(code: int):
+    try:
+        turbo.Response(b"hi", status_code=code)
+    except ValueError as e:
+        return {"response": str(e)}
+    return {"response": None}
 
 
 @app.get("/result/{kind}")
