@@ -9,9 +9,9 @@ TSAN    := -O1 -g -fsanitize=thread
 LDLIBS  := -lpthread
 HDRS    := turbo.h
 
-# The Python extension is built in place, so `import turbo` works from here.
+# The Python extension is built in place, into the turbo/ package, so `import turbo` works from here.
 PY_INC  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-PY_EXT  := turbo$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+PY_EXT  := turbo/_turbo$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
 PROGRAMS := build/hello build/hello-asan build/hello-tsan build/hello-debug build/hello-kqueue build/test_shim \
             build/test_parser build/test_json build/native_server build/c_api_server-asan build/c_api_server-tsan \

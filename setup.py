@@ -1,4 +1,5 @@
-"""Builds the `turbo` extension module from turbo_py.c (which includes turbo.h).
+"""Builds the `turbo` package: turbo/ and its native module turbo._turbo, from turbo_py.c
+(which includes turbo.h).
 
     pip install . --no-build-isolation     (metadata is in pyproject.toml)"""
 import sys
@@ -6,10 +7,10 @@ import sys
 from setuptools import Extension, setup
 
 setup(
-    packages=[],  # one extension module; the repository's folders are not packages
+    packages=["turbo"],
     ext_modules=[
         Extension(
-            "turbo",
+            "turbo._turbo",
             sources=["turbo_py.c"],
             depends=["turbo.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],

@@ -1,9 +1,11 @@
-/* turbo_py.c - the CPython extension module `turbo`: FastAPI-style apps served by turbo.h.
+/* turbo_py.c - the CPython extension module `turbo._turbo`: FastAPI-style apps served by
+   turbo.h. The package turbo/ (Python) re-exports it and holds what runs at import and
+   decoration time; everything a request touches is here.
 
-   BUILD (from the repository root; or `pip install . --no-build-isolation`)
+   BUILD (from the repository root: `make`; or `pip install . --no-build-isolation`)
      cc -O2 -fPIC -shared -Wall -Wextra -Werror -I"$(python3 -c 'import sysconfig;
         print(sysconfig.get_paths()["include"])')" turbo_py.c \
-        -o turbo"$(python3-config --extension-suffix)" -lpthread
+        -o turbo/_turbo"$(python3-config --extension-suffix)" -lpthread
 
    HOW A REQUEST FLOWS
      turbo.h parses the request and matches the route in C. A native route
@@ -12,20 +14,24 @@
      is the route's plan: which parameters come from the path, the query,
      the body or turbo.Request, how each is converted, their defaults. The
      plan is computed once, at decoration, from inspect.signature. Per
-     request the trampoline takes the GIL (a thread state kept per worker
+     request the trampoline takes the GIL (a thread state kept per turbo
      thread), converts the values in C, calls the function with vectorcall,
      writes the result as JSON straight from the Python objects with the
      turbo.h writer, and releases the GIL.
 
      `async def` handlers run on one asyncio loop per process, in a thread
-     of its own. The trampoline hands the coroutine over with
-     asyncio.run_coroutine_threadsafe and defers the answer
-     (turbo_res_defer); when the future completes, its callback calls
-     turbo_defer_resume, and the answer is written on the worker thread.
+     of its own (turbo/_support.py's Loop). The trampoline hands the
+     coroutine over with asyncio.run_coroutine_threadsafe and defers the
+     answer (turbo_res_defer); when the future completes, its callback calls
+     turbo_defer_resume, and the answer is written on the loop's thread.
+
+     A handler that blocks (time.sleep, a database call, waiting for the
+     GIL) is turbo.h's business: its event loop goes on with another thread
+     (see EXECUTION MODEL in turbo.h), so any number of these run at once.
 
    PROCESSES AND THE GIL
      app.run(workers=N) asks turbo_run to fork N processes after the routes
-     are registered (turbo_config.processes); each runs `threads` workers.
+     are registered (turbo_config.processes); each runs `threads` event loops.
      run() releases the GIL for turbo_run; the hooks take it back around
      each fork (before_fork/after_fork: PyOS_BeforeFork, then
      PyOS_AfterFork_Parent or _Child, as os.fork does) and around each
@@ -60,7 +66,7 @@
 static PyTypeObject tb_AppType, tb_DecoratorType, tb_RequestType, tb_ResponseType,
     tb_JSONResponseType, tb_HTTPExceptionType, tb_PendingType;
 
-static PyObject *tb_support; /* tb_support_code's namespace: these borrow from it */
+/* From turbo/_support.py, imported once: */
 static PyObject *tb_json_loads; /* json.loads: request bodies and Request.json() */
 static PyObject *tb_JSONDecodeError;
 static PyObject *tb_Headers;         /* Request.headers' class */
@@ -76,8 +82,9 @@ static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb
     *tb_s_flush, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
 
 /* The asyncio loop of this process, when the app has async handlers. */
-static PyObject *tb_loop_ns; /* loop, thread, submit: see tb_loop_start */
-static PyObject *tb_loop, *tb_run_coroutine_threadsafe; /* borrowed from tb_loop_ns */
+static PyObject *tb_Loop;      /* the class */
+static PyObject *tb_loop_obj;  /* this process's, while it serves (see tb_loop_start) */
+static PyObject *tb_loop_submit; /* its submit(coro) */
 
 static pthread_key_t tb_scratch_key;
 
@@ -1884,7 +1891,7 @@ static void tb_close_coroutine(PyObject *coro) {
 
 /* Hands a coroutine to this process's loop and defers the answer. */
 static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
-    if (!tb_loop) {
+    if (!tb_loop_submit) {
         tb_close_coroutine(coro);
         PyErr_SetString(PyExc_RuntimeError, "the handler returned a coroutine but this process "
                                             "runs no asyncio loop: declare it with async def");
@@ -1904,8 +1911,7 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
         return;
     }
     turbo_defer *d = p->defer;
-    PyObject *future
-        = PyObject_CallFunctionObjArgs(tb_run_coroutine_threadsafe, coro, tb_loop, NULL);
+    PyObject *future = PyObject_CallOneArg(tb_loop_submit, coro);
     PyObject *added
         = future ? PyObject_CallMethodOneArg(future, tb_s_add_done_callback, (PyObject *)p) : NULL;
     if (!added) {
@@ -1922,47 +1928,24 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
     Py_DECREF(p);
 }
 
-/* Runs Python source in a fresh namespace; returns the namespace. */
-static PyObject *tb_run_code(const char *code) {
-    PyObject *ns = PyDict_New();
-    PyObject *done = ns && PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0
-                         ? PyRun_String(code, Py_file_input, ns, ns)
-                         : NULL;
-    if (!done) Py_CLEAR(ns);
-    Py_XDECREF(done);
-    return ns;
-}
-
-/* GIL held. Starts asyncio's loop in a daemon thread of this process; guard
-   keeps a KeyboardInterrupt or SystemExit in a handler from stopping it. */
+/* GIL held. Starts this process's asyncio loop (turbo._support.Loop). */
 static int tb_loop_start(void) {
-    static const char code[]
-        = "import asyncio, threading\nloop = asyncio.new_event_loop()\n"
-          "thread = threading.Thread(target=loop.run_forever, daemon=True); thread.start()\n"
-          "async def guard(coro):\n    try:\n        return await coro\n"
-          "    except (KeyboardInterrupt, SystemExit) as e:\n"
-          "        raise RuntimeError('handler raised ' + type(e).__name__) from e\n"
-          "def submit(coro, loop):\n    return asyncio.run_coroutine_threadsafe(guard(coro), loop)\n"
-          "def stop():  # pending tasks are cancelled, so that their finally blocks run\n"
-          "    loop.call_soon_threadsafe(loop.stop); thread.join()\n"
-          "    tasks = asyncio.all_tasks(loop)\n"
-          "    for t in tasks: t.cancel()\n"
-          "    if tasks: loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))\n"
-          "    loop.close()\n";
-    if (!(tb_loop_ns = tb_run_code(code))) return -1;
-    tb_loop = PyDict_GetItemString(tb_loop_ns, "loop");
-    tb_run_coroutine_threadsafe = PyDict_GetItemString(tb_loop_ns, "submit");
+    if (!(tb_loop_obj = PyObject_CallNoArgs(tb_Loop))) return -1;
+    if (!(tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))) {
+        Py_CLEAR(tb_loop_obj);
+        return -1;
+    }
     return 0;
 }
 
+/* GIL held. Stops it; the tasks still pending are cancelled. */
 static void tb_loop_stop(void) {
-    if (!tb_loop_ns) return;
-    static const char code[] = "stop()";
-    PyObject *r = PyRun_String(code, Py_file_input, tb_loop_ns, tb_loop_ns);
+    if (!tb_loop_obj) return;
+    PyObject *r = PyObject_CallMethod(tb_loop_obj, "stop", NULL);
     if (!r) tb_log_error_line("stopping the asyncio loop");
     Py_XDECREF(r);
-    tb_loop = tb_run_coroutine_threadsafe = NULL;
-    Py_CLEAR(tb_loop_ns);
+    Py_CLEAR(tb_loop_submit);
+    Py_CLEAR(tb_loop_obj);
 }
 
 /* ================================================================ turbo.App */
@@ -2468,38 +2451,20 @@ static PyTypeObject tb_PendingType = {
 };
 
 static struct PyModuleDef tb_module = {
-    PyModuleDef_HEAD_INIT, "turbo",
+    PyModuleDef_HEAD_INIT, "turbo._turbo",
     "FastAPI-style Python apps on the turbo C HTTP server, with native C routes beside them.", -1,
     NULL, NULL, NULL, NULL, NULL};
 
-static const char tb_support_code[]
-    = "import asyncio, dataclasses, datetime, decimal, enum, pathlib, types, uuid  # before forks\n"
-      "from json import loads, JSONDecodeError\n"
-      "class Headers(dict):  # read in any case, as Starlette's, and as apps for it do\n"
-      "    def __getitem__(self, name): return dict.__getitem__(self, str(name).lower())\n"
-      "    def get(self, name, default=None):\n"
-      "        return dict.get(self, str(name).lower(), default)\n"
-      "    def __contains__(self, name): return dict.__contains__(self, str(name).lower())\n"
-      "def plain(o):  # as FastAPI's jsonable_encoder\n"
-      "    if isinstance(o, enum.Enum): return o.value\n"
-      "    if isinstance(o, (set, frozenset, types.GeneratorType)): return list(o)\n"
-      "    if isinstance(o, (datetime.date, datetime.time)): return o.isoformat()\n"
-      "    if isinstance(o, datetime.timedelta): return o.total_seconds()\n"
-      "    if isinstance(o, (uuid.UUID, pathlib.PurePath)): return str(o)\n"
-      "    if isinstance(o, decimal.Decimal):\n"
-      "        return int(o) if o.as_tuple().exponent >= 0 else float(o)\n"
-      "    if isinstance(o, bytes): return o.decode()\n"
-      "    if dataclasses.is_dataclass(o) and not isinstance(o, type):\n"
-      "        return dataclasses.asdict(o)\n"
-      "    return NotImplemented\n";
-
 static int tb_module_state_init(void) {
-    if (!(tb_support = tb_run_code(tb_support_code))) return -1;
-    tb_Headers = PyDict_GetItemString(tb_support, "Headers");
-    tb_plain = PyDict_GetItemString(tb_support, "plain");
-    tb_json_loads = PyDict_GetItemString(tb_support, "loads");
-    tb_JSONDecodeError = PyDict_GetItemString(tb_support, "JSONDecodeError");
-    if (!tb_Headers || !tb_plain || !tb_json_loads || !tb_JSONDecodeError
+    PyObject *support = PyImport_ImportModule("turbo._support"); /* before any fork */
+    if (!support) return -1;
+    tb_Headers = PyObject_GetAttrString(support, "Headers");
+    tb_plain = PyObject_GetAttrString(support, "plain");
+    tb_json_loads = PyObject_GetAttrString(support, "loads");
+    tb_JSONDecodeError = PyObject_GetAttrString(support, "JSONDecodeError");
+    tb_Loop = PyObject_GetAttrString(support, "Loop");
+    Py_DECREF(support);
+    if (!tb_Headers || !tb_plain || !tb_json_loads || !tb_JSONDecodeError || !tb_Loop
         || !(tb_empty_tuple = PyTuple_New(0)))
         return -1;
     static const struct {
@@ -2522,7 +2487,7 @@ static int tb_module_state_init(void) {
     return 0;
 }
 
-PyMODINIT_FUNC PyInit_turbo(void) {
+PyMODINIT_FUNC PyInit__turbo(void) {
     static const struct {
         const char *name; /* NULL: internal */
         PyTypeObject *type;
