@@ -201,7 +201,8 @@ TURBO_API turbo_server *turbo_new(const turbo_config *cfg);
    which variable is not a non-negative integer. */
 TURBO_API int turbo_config_env(turbo_config *cfg);
 
-/* Registers handler for method (any token, e.g. "GET") and pattern.
+/* Registers handler for method (any token, e.g. "GET"; "*" for every
+   method the path has no handler of its own for) and pattern.
    Patterns: "/users/{id}", "/files/{path...}" (a tail capture, last only).
    Returns 0, or -1 with the reason in turbo_error(): malformed pattern,
    route already registered, capture names conflicting with another route
@@ -277,6 +278,10 @@ TURBO_API int turbo_query_next(turbo_str *rest, turbo_str *name, turbo_str *valu
 /* The request body, de-chunked; empty when there is none. */
 TURBO_API turbo_str turbo_req_body(const turbo_req *r);
 
+/* The client's address as text into host (room for 46 bytes is enough);
+   returns its port, or -1 if it is not an IP address. */
+TURBO_API int turbo_req_peer(const turbo_req *r, char *host, size_t cap);
+
 /* Percent-decodes src into dst (room for len bytes is enough).
    Returns the decoded length, or -1 on a malformed escape. */
 TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus_is_space);
@@ -311,6 +316,10 @@ TURBO_API int turbo_header_check(const char *name, size_t name_len, const char *
 TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_type,
                               const void *body, size_t len);
 TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text);
+
+/* For an answer to HEAD that writes no body: the Content-Length a GET would
+   have (turbo measures the body otherwise). Ignored for other methods. */
+TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
 
 /* Starts a JSON body (Content-Type: application/json) and returns a writer
    whose output is the body. If the writer ends in error or incomplete, the
@@ -390,6 +399,7 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -491,8 +501,9 @@ static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
     return n < 0 ? 0 : n;
 }
 
-static int tb__accept(int lfd) {
-    return accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+static int tb__accept(int lfd, struct sockaddr_storage *peer) {
+    socklen_t len = sizeof *peer;
+    return accept4(lfd, (struct sockaddr *)peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 
 #else /* TB__KQUEUE */
@@ -545,8 +556,9 @@ static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
     return n < 0 ? 0 : n;
 }
 
-static int tb__accept(int lfd) {
-    int fd = accept(lfd, NULL, NULL);
+static int tb__accept(int lfd, struct sockaddr_storage *peer) {
+    socklen_t len = sizeof *peer;
+    int fd = accept(lfd, (struct sockaddr *)peer, &len);
     if (fd >= 0) {
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -618,8 +630,16 @@ static size_t tb__utoa(uint64_t v, char *dst) {
    bytes are needed, or -status for a request that must be refused. It
    never copies: names, values and the target point into the buffer. */
 
+/* A client's address, as accept gave it: kept small, per connection. */
+typedef struct tb__peer {
+    unsigned char addr[16]; /* 4 bytes for IPv4 */
+    uint16_t port;
+    unsigned char family; /* 4, 6, or 0 when unknown */
+} tb__peer;
+
 struct turbo_req {
     turbo_str method, target, path, query, body;
+    const tb__peer *peer;
     int version; /* 10 or 11 */
     int header_count, param_count;
     turbo_str header_name[TURBO_MAX_HEADERS], header_value[TURBO_MAX_HEADERS];
@@ -1178,6 +1198,13 @@ TURBO_API turbo_str turbo_req_path(const turbo_req *r) { return r->path; }
 TURBO_API turbo_str turbo_req_query(const turbo_req *r) { return r->query; }
 TURBO_API int turbo_req_version(const turbo_req *r) { return r->version; }
 TURBO_API turbo_str turbo_req_body(const turbo_req *r) { return r->body; }
+
+TURBO_API int turbo_req_peer(const turbo_req *r, char *host, size_t cap) {
+    if (!r->peer || !r->peer->family ||
+        !inet_ntop(r->peer->family == 4 ? AF_INET : AF_INET6, r->peer->addr, host, (socklen_t)cap))
+        return -1;
+    return r->peer->port;
+}
 TURBO_API int turbo_req_header_count(const turbo_req *r) { return r->header_count; }
 TURBO_API int turbo_req_param_count(const turbo_req *r) { return r->param_count; }
 
@@ -1388,15 +1415,17 @@ static tb__node *tb__node_add_static(tb__node *n, const char *seg, size_t len) {
     return c;
 }
 
+/* The handler for method: its own, else GET's for HEAD, else the "*" one. */
 static tb__handler *tb__node_handler(const tb__node *n, turbo_str method) {
-    tb__handler *get = NULL;
+    tb__handler *get = NULL, *any = NULL;
     int i;
     for (i = 0; i < n->nhandlers; i++) {
         tb__handler *h = &n->handlers[i];
         if (h->method_len == method.len && memcmp(h->method, method.ptr, method.len) == 0) return h;
         if (h->method_len == 3 && memcmp(h->method, "GET", 3) == 0) get = h;
+        if (h->method_len == 1 && h->method[0] == '*') any = h;
     }
-    return method.len == 4 && memcmp(method.ptr, "HEAD", 4) == 0 ? get : NULL;
+    return get && method.len == 4 && memcmp(method.ptr, "HEAD", 4) == 0 ? get : any;
 }
 
 typedef struct tb__lookup {
@@ -2309,6 +2338,7 @@ struct tb__conn {
     turbo_buf out;     /* output the kernel has not taken yet */
     size_t out_sent;
     turbo_defer *defer;
+    tb__peer peer;
     int timer;         /* timer class, -1 when in none */
     int64_t deadline;
     tb__conn *prev, *next; /* in the timer list, or the free list */
@@ -2351,6 +2381,7 @@ struct turbo_res {
     int version;       /* the request's: 10 or 11 */
     int answered;      /* the handler set anything at all */
     int head_only;     /* a HEAD request: the body is measured, then dropped */
+    int64_t head_length; /* turbo_res_head_length's, or -1 */
     int keep_alive;
     int json_active;
     int deferred;
@@ -2563,6 +2594,10 @@ TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text) {
     turbo_res_body(res, text, strlen(text));
 }
 
+TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length) {
+    res->head_length = (int64_t)(length & 0x7fffffffffffffffull);
+}
+
 TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status) {
     static const char type[] = "Content-Type: application/json\r\n";
     int body_started = tb__res_body_started(res);
@@ -2620,6 +2655,7 @@ static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_al
     res->version = t->req.version;
     res->answered = res->json_active = res->deferred = 0;
     res->head_only = head_only;
+    res->head_length = -1;
     res->keep_alive = keep_alive;
 }
 
@@ -2712,7 +2748,10 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     status = res->status ? res->status : 200;
     hdr_len = res->body_start - res->start;
     body_len = turbo_status_has_body(status) ? res->out->len - res->body_start : 0;
-    n = tb__res_head(res, status, body_len, head);
+    if (res->head_only && res->head_length >= 0 && !body_len && turbo_status_has_body(status))
+        n = tb__res_head(res, status, (size_t)res->head_length, head);
+    else
+        n = tb__res_head(res, status, body_len, head);
     if (res->head_only) body_len = 0;
     total = n + hdr_len + 2 + body_len;
     if (turbo_buf_reserve(res->out, n + 2) != 0) {
@@ -3000,7 +3039,7 @@ static int tb__known_method(const turbo_server *s, turbo_str m) {
     for (i = 0; i < (int)(sizeof standard / sizeof *standard); i++)
         if (tb__is_method(m, standard[i])) return 1;
     for (i = 0; i < s->nmethods; i++)
-        if (tb__is_method(m, s->methods[i])) return 1;
+        if (tb__is_method(m, s->methods[i]) || !strcmp(s->methods[i], "*")) return 1;
     return 0;
 }
 
@@ -3010,7 +3049,7 @@ static void tb__server_allow_all(const turbo_server *s, turbo_buf *b) {
     tb__buf_puts(b, "GET, HEAD, OPTIONS");
     for (i = 0; i < s->nmethods; i++) {
         if (!strcmp(s->methods[i], "GET") || !strcmp(s->methods[i], "HEAD") ||
-            !strcmp(s->methods[i], "OPTIONS"))
+            !strcmp(s->methods[i], "OPTIONS") || !strcmp(s->methods[i], "*"))
             continue;
         tb__buf_puts(b, ", ");
         tb__buf_puts(b, s->methods[i]);
@@ -3163,6 +3202,7 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         /* A body that came in later reads: the views into the head are
            stale (the bytes moved into c->in), so the head is parsed again. */
         if (c->state == TB__C_BODY) tb__parse_head(msg, avail, r, &f, &w->limits);
+        r->peer = &c->peer;
         r->body.ptr = msg + hl;
         r->body.len = f.chunked ? c->chunk.dst : (size_t)f.content_length;
         tb__request_done(c);
@@ -3473,10 +3513,25 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
 
 /* ---------------------------------------------------------------- worker */
 
+static void tb__peer_keep(tb__peer *p, const struct sockaddr_storage *a) {
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+        memcpy(p->addr, &in->sin_addr, 4);
+        p->port = ntohs(in->sin_port);
+        p->family = 4;
+    } else if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+        memcpy(p->addr, &in6->sin6_addr, 16);
+        p->port = ntohs(in6->sin6_port);
+        p->family = 6;
+    }
+}
+
 static void tb__worker_accept(tb__worker *w) {
     int i;
     for (i = 0; i < 64; i++) { /* a bounded batch keeps other connections served */
-        int fd = tb__accept(w->listen_fd), one = 1;
+        struct sockaddr_storage peer;
+        int fd = tb__accept(w->listen_fd, &peer), one = 1;
         tb__conn *c;
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -3503,6 +3558,7 @@ static void tb__worker_accept(tb__worker *w) {
         else if (!(c = (tb__conn *)TURBO_MALLOC(sizeof *c))) { close(fd); continue; }
         memset(c, 0, sizeof *c);
         c->fd = fd;
+        tb__peer_keep(&c->peer, &peer);
         c->timer = -1;
         w->nconns++;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

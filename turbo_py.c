@@ -64,7 +64,8 @@
 /* ================================================================ module state */
 
 static PyTypeObject tb_AppType, tb_DecoratorType, tb_RequestType, tb_ResponseType,
-    tb_JSONResponseType, tb_HTTPExceptionType, tb_PendingType;
+    tb_JSONResponseType, tb_HTTPExceptionType, tb_PendingType, tb_ReadyType, tb_ASGICallType,
+    tb_WSGIStartType;
 
 /* From turbo/_support.py, imported once: */
 static PyObject *tb_json_loads; /* json.loads: request bodies and Request.json() */
@@ -85,6 +86,7 @@ static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb
 static PyObject *tb_Loop;      /* the class */
 static PyObject *tb_loop_obj;  /* this process's, while it serves (see tb_loop_start) */
 static PyObject *tb_loop_submit; /* its submit(coro) */
+static PyObject *tb_loop_create_future; /* its loop's create_future() */
 
 static pthread_key_t tb_scratch_key;
 
@@ -1931,7 +1933,11 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
 /* GIL held. Starts this process's asyncio loop (turbo._support.Loop). */
 static int tb_loop_start(void) {
     if (!(tb_loop_obj = PyObject_CallNoArgs(tb_Loop))) return -1;
-    if (!(tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))) {
+    PyObject *loop = PyObject_GetAttrString(tb_loop_obj, "loop");
+    tb_loop_create_future = loop ? PyObject_GetAttrString(loop, "create_future") : NULL;
+    Py_XDECREF(loop);
+    if (!tb_loop_create_future || !(tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))) {
+        Py_CLEAR(tb_loop_create_future);
         Py_CLEAR(tb_loop_obj);
         return -1;
     }
@@ -1945,7 +1951,589 @@ static void tb_loop_stop(void) {
     if (!r) tb_log_error_line("stopping the asyncio loop");
     Py_XDECREF(r);
     Py_CLEAR(tb_loop_submit);
+    Py_CLEAR(tb_loop_create_future);
     Py_CLEAR(tb_loop_obj);
+}
+
+/* ================================================================ hosted ASGI and WSGI apps */
+
+/* An existing app mounted at a prefix (app.mount, python3 -m turbo): it gets
+   every request that turbo's own routes do not take, through a "*" route. */
+typedef struct {
+    PyObject *app;
+    PyObject *root_path;  /* str: the prefix, as ASGI's root_path and WSGI's SCRIPT_NAME */
+    size_t prefix_len;    /* bytes of the path the prefix takes */
+    int is_asgi;
+    PyObject *state;      /* ASGI: the lifespan state, copied into each scope */
+    char *label;          /* "ASGI app at /api", for logs */
+} tb_mount;
+
+static PyObject *tb_server_addr; /* (host, port) of the listener, for scopes and environs */
+
+/* An answer built without the GIL's help later: turbo writes it from any thread. */
+typedef struct {
+    int status;
+    turbo_buf headers; /* "name: value\r\n" lines, checked */
+    turbo_buf body;
+    long long length;  /* the app's Content-Length, for HEAD; -1 if none */
+} tb_reply;
+
+static void tb_reply_free(tb_reply *a) {
+    turbo_buf_free(&a->headers);
+    turbo_buf_free(&a->body);
+    free(a);
+}
+
+/* Writes a (and frees it); res NULL: the client has gone. */
+static void tb_reply_write(turbo_res *res, void *arg) {
+    tb_reply *a = (tb_reply *)arg;
+    const char *p = a->headers.data, *end = p + a->headers.len;
+    if (res) {
+        turbo_res_status(res, a->status);
+        while (p < end) {
+            const char *colon = memchr(p, ':', (size_t)(end - p)), *eol = memchr(p, '\r', (size_t)(end - p));
+            turbo_res_headern(res, p, (size_t)(colon - p), colon + 2, (size_t)(eol - colon - 2));
+            p = eol + 2;
+        }
+        turbo_res_body(res, a->body.data, a->body.len);
+        if (a->length >= 0) turbo_res_head_length(res, (uint64_t)a->length);
+    }
+    tb_reply_free(a);
+}
+
+static tb_reply *tb_reply_new(void) {
+    tb_reply *a = (tb_reply *)calloc(1, sizeof *a);
+    if (a) a->length = -1;
+    return a;
+}
+
+static tb_reply *tb_reply_500(void) {
+    static const char body[] = "{\"detail\":\"Internal Server Error\"}";
+    static const char type[] = "Content-Type: application/json\r\n";
+    tb_reply *a = tb_reply_new();
+    if (!a) return NULL;
+    a->status = 500;
+    turbo_buf_append(&a->headers, type, sizeof type - 1);
+    turbo_buf_append(&a->body, body, sizeof body - 1);
+    return a;
+}
+
+/* bytes, or str as Latin-1 (WSGI's way): 0 with *p, *n set, or -1 with an exception. */
+static int tb_header_bytes(PyObject *o, const char **p, Py_ssize_t *n) {
+    if (PyBytes_Check(o)) {
+        *p = PyBytes_AS_STRING(o);
+        *n = PyBytes_GET_SIZE(o);
+        return 0;
+    }
+    if (PyUnicode_Check(o) && PyUnicode_IS_COMPACT_ASCII(o)) {
+        *p = (const char *)PyUnicode_DATA(o);
+        *n = PyUnicode_GET_LENGTH(o);
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "a response header must be bytes (ASGI) or an ASCII str (WSGI), "
+                                  "not %R", o);
+    return -1;
+}
+
+/* Adds the (name, value) pairs of headers to a. The headers turbo writes
+   itself (Content-Length, Date, Server, Connection, Transfer-Encoding) are
+   left out: turbo computes them. 0, or -1 with an exception. */
+static int tb_reply_headers(tb_reply *a, PyObject *headers) {
+    PyObject *it = PyObject_GetIter(headers), *pair;
+    if (!it) return -1;
+    while ((pair = PyIter_Next(it)) != NULL) {
+        PyObject *seq = PySequence_Fast(pair, "a response header must be a (name, value) pair");
+        const char *n = NULL, *v = NULL;
+        Py_ssize_t nn = 0, vn = 0;
+        int rc = !seq ? -1 : PySequence_Fast_GET_SIZE(seq) != 2 ? -2
+               : tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 0), &n, &nn) < 0
+                   || tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 1), &v, &vn) < 0 ? -1
+               : turbo_header_check(n, (size_t)nn, v, (size_t)vn);
+        if (rc == -2) PyErr_SetString(PyExc_ValueError, "a response header must be a (name, value) pair");
+        if (rc == TURBO_HEADER_BAD_NAME || rc == TURBO_HEADER_BAD_VALUE)
+            PyErr_Format(PyExc_ValueError, "response header %R is not valid HTTP", pair);
+        if (rc == TURBO_HEADER_OWNED && nn == 14 && strncasecmp(n, "content-length", 14) == 0) {
+            char digits[24];
+            size_t k = (size_t)vn < sizeof digits - 1 ? (size_t)vn : sizeof digits - 1;
+            memcpy(digits, v, k);
+            digits[k] = '\0';
+            a->length = strtoll(digits, NULL, 10);
+        }
+        if (rc == 0) {
+            turbo_buf_append(&a->headers, n, (size_t)nn);
+            turbo_buf_append(&a->headers, ": ", 2);
+            turbo_buf_append(&a->headers, v, (size_t)vn);
+            turbo_buf_append(&a->headers, "\r\n", 2);
+        }
+        Py_XDECREF(seq);
+        Py_DECREF(pair);
+        if (rc != 0 && rc != TURBO_HEADER_OWNED) {
+            Py_DECREF(it);
+            return -1;
+        }
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Appends a bytes-like body part. */
+static int tb_reply_body(tb_reply *a, PyObject *part) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(part, &view, PyBUF_SIMPLE) < 0) return -1;
+    turbo_buf_append(&a->body, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (a->body.oom) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* The request path past the mount's prefix, percent-decoded: "/" at least. */
+static turbo_str tb_mount_path(tb_mount *m, turbo_req *req) {
+    turbo_str p = turbo_req_path(req);
+    p.ptr += m->prefix_len;
+    p.len -= m->prefix_len;
+    if (!p.len) {
+        p.ptr = "/";
+        p.len = 1;
+    }
+    return p;
+}
+
+static PyObject *tb_client_addr(turbo_req *req) {
+    char host[64];
+    int port = turbo_req_peer(req, host, sizeof host);
+    if (port < 0) Py_RETURN_NONE;
+    return Py_BuildValue("(si)", host, port);
+}
+
+/* ---- ASGI 3.0: http scope, receive, send; the app runs on the asyncio loop */
+
+/* An awaitable whose value is ready: what receive() and send() return. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *value;
+} tb_Ready;
+
+static PyObject *tb_ready_new(PyObject *value) { /* steals value */
+    tb_Ready *r = value ? PyObject_New(tb_Ready, &tb_ReadyType) : NULL;
+    if (!r) {
+        Py_XDECREF(value);
+        return NULL;
+    }
+    r->value = value;
+    return (PyObject *)r;
+}
+
+static PyObject *tb_ready_await(PyObject *self) {
+    Py_INCREF(self);
+    return self;
+}
+
+static PyObject *tb_ready_next(PyObject *self) {
+    tb_Ready *r = (tb_Ready *)self;
+    PyObject *stop = r->value ? PyObject_CallOneArg(PyExc_StopIteration, r->value) : NULL;
+    if (stop) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+    Py_CLEAR(r->value);
+    return NULL;
+}
+
+static void tb_ready_dealloc(PyObject *self) {
+    Py_XDECREF(((tb_Ready *)self)->value);
+    PyObject_Free(self);
+}
+
+static PyAsyncMethods tb_ready_async = {tb_ready_await, NULL, NULL, NULL};
+
+/* One request to an ASGI app: receive() and send() are its methods, and
+   it is the done-callback of the app's future. */
+typedef struct {
+    PyObject_HEAD
+    turbo_defer *defer;   /* NULL once answered */
+    tb_mount *mount;
+    tb_reply *reply;    /* filled by send(), handed to turbo when complete */
+    PyObject *body;       /* the request body, until the first receive() */
+    PyObject *disconnect; /* a future that receive() waits on after the body */
+    int started;
+} tb_ASGICall;
+
+static PyObject *tb_asgi_message(const char *type) {
+    return Py_BuildValue("{s:s}", "type", type);
+}
+
+static PyObject *tb_asgi_receive(PyObject *self, PyObject *unused) {
+    tb_ASGICall *c = (tb_ASGICall *)self;
+    (void)unused;
+    if (c->body) {
+        PyObject *m = Py_BuildValue("{s:s,s:O,s:O}", "type", "http.request", "body", c->body,
+                                    "more_body", Py_False);
+        Py_CLEAR(c->body);
+        return tb_ready_new(m);
+    }
+    if (!c->defer) return tb_ready_new(tb_asgi_message("http.disconnect"));
+    if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future)))
+        return NULL;
+    Py_INCREF(c->disconnect);
+    return c->disconnect;
+}
+
+/* The answer is complete: to turbo, and receive() now reports the end. */
+static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
+    turbo_defer *d = c->defer;
+    c->defer = NULL;
+    turbo_defer_resume(d, tb_reply_write, a);
+    if (c->disconnect) {
+        PyObject *m = tb_asgi_message("http.disconnect");
+        PyObject *r = m ? PyObject_CallMethod(c->disconnect, "set_result", "O", m) : NULL;
+        if (!r) PyErr_Clear();
+        Py_XDECREF(r);
+        Py_XDECREF(m);
+    }
+}
+
+static PyObject *tb_hosted_fail(tb_mount *m, const char *what) {
+    return PyErr_Format(PyExc_RuntimeError, "%s: %s", m->label, what);
+}
+
+static int tb_asgi_start(tb_ASGICall *c, PyObject *msg) {
+    PyObject *status = PyMapping_GetItemString(msg, "status");
+    long code = status && PyLong_Check(status) ? PyLong_AsLong(status) : -1;
+    Py_XDECREF(status);
+    if (!tb_check_status(code)) return -1;
+    c->reply->status = (int)code;
+    PyObject *headers = PyMapping_HasKeyString(msg, "headers") ? PyMapping_GetItemString(msg, "headers") : NULL;
+    int rc = headers ? tb_reply_headers(c->reply, headers) : 0;
+    Py_XDECREF(headers);
+    c->started = 1;
+    return rc;
+}
+
+static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
+    tb_ASGICall *c = (tb_ASGICall *)self;
+    PyObject *type = PyMapping_Check(msg) ? PyMapping_GetItemString(msg, "type") : NULL;
+    const char *t = type && PyUnicode_Check(type) ? PyUnicode_AsUTF8(type) : NULL;
+    Py_XDECREF(type);
+    PyErr_Clear();
+    if (!t) return tb_hosted_fail(c->mount, "sent a message without a str 'type'");
+    if (!c->defer || !c->reply) return tb_hosted_fail(c->mount, "sent a message after the response was complete");
+    if (strcmp(t, "http.response.start") == 0) {
+        if (c->started) return tb_hosted_fail(c->mount, "sent http.response.start twice");
+        if (tb_asgi_start(c, msg) < 0) return NULL;
+    } else if (strcmp(t, "http.response.body") == 0) {
+        if (!c->started) return tb_hosted_fail(c->mount, "sent http.response.body before http.response.start");
+        PyObject *body = PyMapping_HasKeyString(msg, "body") ? PyMapping_GetItemString(msg, "body") : NULL;
+        PyObject *more = PyMapping_HasKeyString(msg, "more_body") ? PyMapping_GetItemString(msg, "more_body") : NULL;
+        int rc = body ? tb_reply_body(c->reply, body) : 0, more_body = more ? PyObject_IsTrue(more) : 0;
+        Py_XDECREF(body);
+        Py_XDECREF(more);
+        if (rc < 0 || more_body < 0) return NULL;
+        if (!more_body) {
+            tb_reply *a = c->reply;
+            c->reply = NULL;
+            tb_asgi_finish(c, a);
+        }
+    } else {
+        return PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'",
+                            c->mount->label, t);
+    }
+    Py_INCREF(Py_None);
+    return tb_ready_new(Py_None);
+}
+
+/* The app's future is done: an app that failed or answered nothing gets a 500. */
+static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
+    tb_ASGICall *c = (tb_ASGICall *)self;
+    PyObject *future, *result;
+    if (kwds || !PyArg_ParseTuple(args, "O", &future)) return NULL;
+    if (!(result = PyObject_CallMethodNoArgs(future, tb_s_result))) {
+        PyObject *exc = tb_take_exception();
+        if (exc) tb_log_exception(c->mount->label, exc);
+        Py_XDECREF(exc);
+    } else if (c->defer) {
+        PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->mount->label);
+    }
+    Py_XDECREF(result);
+    if (c->defer) tb_asgi_finish(c, tb_reply_500());
+    Py_RETURN_NONE;
+}
+
+static void tb_asgi_call_dealloc(PyObject *self) {
+    tb_ASGICall *c = (tb_ASGICall *)self;
+    if (c->reply) tb_reply_free(c->reply);
+    Py_XDECREF(c->body);
+    Py_XDECREF(c->disconnect);
+    PyObject_Free(self);
+}
+
+static PyMethodDef tb_asgi_receive_def = {"receive", tb_asgi_receive, METH_NOARGS, NULL};
+static PyMethodDef tb_asgi_send_def = {"send", tb_asgi_send, METH_O, NULL};
+
+/* Request headers as ASGI wants them: [(lower-case name, value)] as bytes. */
+static PyObject *tb_asgi_headers(turbo_req *req) {
+    int n = turbo_req_header_count(req);
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list && i < n; i++) {
+        turbo_str name = turbo_req_header_name(req, i), value = turbo_req_header_value(req, i);
+        PyObject *k = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)name.len);
+        if (k) {
+            char *d = PyBytes_AS_STRING(k);
+            for (size_t j = 0; j < name.len; j++)
+                d[j] = (char)(name.ptr[j] >= 'A' && name.ptr[j] <= 'Z' ? name.ptr[j] + 32 : name.ptr[j]);
+        }
+        PyObject *pair = k ? Py_BuildValue("(Ny#)", k, value.ptr, (Py_ssize_t)value.len) : NULL;
+        if (!pair) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, pair);
+    }
+    return list;
+}
+
+static PyObject *tb_asgi_scope(tb_mount *m, turbo_req *req) {
+    turbo_str method = turbo_req_method(req), raw = turbo_req_path(req), query = turbo_req_query(req);
+    turbo_str path = tb_mount_path(m, req);
+    PyObject *state = m->state ? PyDict_Copy(m->state) : PyDict_New();
+    PyObject *scope = state ? Py_BuildValue(
+        "{s:s,s:{s:s,s:s},s:s,s:s#,s:s,s:N,s:y#,s:y#,s:O,s:N,s:N,s:O,s:N}", "type", "http",
+        "asgi", "version", "3.0", "spec_version", "2.3",
+        "http_version", turbo_req_version(req) == 10 ? "1.0" : "1.1",
+        "method", method.ptr, (Py_ssize_t)method.len, "scheme", "http",
+        "path", tb_decoded_str(path.ptr, path.len, 0),
+        "raw_path", raw.ptr, (Py_ssize_t)raw.len, "query_string", query.len ? query.ptr : "",
+        (Py_ssize_t)query.len, "root_path", m->root_path, "headers", tb_asgi_headers(req),
+        "client", tb_client_addr(req), "server", tb_server_addr ? tb_server_addr : Py_None,
+        "state", state) : NULL;
+    return scope;
+}
+
+/* The turbo_handler of a mounted ASGI app: the app's coroutine goes to the
+   asyncio loop and the answer is deferred until send() completes it. */
+static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
+    tb_mount *m = (tb_mount *)user;
+    if (tb_gil_take() < 0) {
+        turbo_res_text(res, 500, "Internal Server Error");
+        return;
+    }
+    turbo_str b = turbo_req_body(req);
+    tb_ASGICall *c = PyObject_New(tb_ASGICall, &tb_ASGICallType);
+    PyObject *scope = NULL, *receive = NULL, *send = NULL, *coro = NULL, *future = NULL, *added = NULL;
+    if (c) {
+        c->defer = NULL;
+        c->mount = m;
+        c->reply = tb_reply_new();
+        c->body = PyBytes_FromStringAndSize(b.len ? b.ptr : "", (Py_ssize_t)b.len);
+        c->disconnect = NULL;
+        c->started = 0;
+    }
+    if (c && c->reply && c->body && (scope = tb_asgi_scope(m, req))
+        && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c))
+        && (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c))
+        && (coro = PyObject_CallFunctionObjArgs(m->app, scope, receive, send, NULL))
+        && (c->defer = turbo_res_defer(res)) != NULL) {
+        future = PyObject_CallOneArg(tb_loop_submit, coro);
+        added = future ? PyObject_CallMethodOneArg(future, tb_s_add_done_callback, (PyObject *)c) : NULL;
+        if (!added) { /* the app never runs: answer now, through the defer */
+            tb_log_error_line(m->label);
+            if (!future) tb_close_coroutine(coro);
+            if (c->defer) tb_asgi_finish(c, tb_reply_500());
+        }
+    } else {
+        if (coro) tb_close_coroutine(coro);
+        if (PyErr_Occurred()) tb_log_error_line(m->label);
+        tb_send_500(res);
+    }
+    Py_XDECREF(added);
+    Py_XDECREF(future);
+    Py_XDECREF(coro);
+    Py_XDECREF(send);
+    Py_XDECREF(receive);
+    Py_XDECREF(scope);
+    Py_XDECREF(c);
+    tb_gil_drop();
+}
+
+/* ---- WSGI (PEP 3333): the app runs on the turbo thread, which its loop
+   leaves behind if it blocks */
+
+/* start_response, one per request; write() is its method. */
+typedef struct {
+    PyObject_HEAD
+    tb_reply *reply;
+    tb_mount *mount;
+    int started;
+} tb_WSGIStart;
+
+static PyObject *tb_wsgi_write(PyObject *self, PyObject *data) {
+    tb_WSGIStart *s = (tb_WSGIStart *)self;
+    if (!s->started) return tb_hosted_fail(s->mount, "write() before start_response");
+    if (tb_reply_body(s->reply, data) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef tb_wsgi_write_def = {"write", tb_wsgi_write, METH_O, NULL};
+
+static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"status", "headers", "exc_info", NULL};
+    tb_WSGIStart *s = (tb_WSGIStart *)self;
+    PyObject *status, *headers, *exc_info = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO|O:start_response", kwlist, &status, &headers,
+                                     &exc_info))
+        return NULL;
+    if (s->started && exc_info == Py_None)
+        return PyErr_Format(PyExc_RuntimeError, "%s: start_response called twice without exc_info",
+                            s->mount->label);
+    const char *text = PyUnicode_AsUTF8(status);
+    if (!text) return NULL;
+    long code = strlen(text) >= 3 && tb_is_digit(text[0]) && tb_is_digit(text[1]) && tb_is_digit(text[2])
+                    ? (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0') : -1;
+    if (!tb_check_status(code)) return NULL;
+    s->reply->status = (int)code; /* with exc_info, nothing has been sent: replace all */
+    s->reply->headers.len = 0;
+    s->reply->length = -1;
+    if (tb_reply_headers(s->reply, headers) < 0) return NULL;
+    s->started = 1;
+    return PyCFunction_New(&tb_wsgi_write_def, self);
+}
+
+static void tb_wsgi_start_dealloc(PyObject *self) {
+    PyObject_Free(self);
+}
+
+static PyObject *tb_io_BytesIO;
+
+/* PATH_INFO: percent-decoded bytes, as Latin-1 text (PEP 3333). */
+static PyObject *tb_latin1_path(turbo_str p) {
+    char small[256];
+    char *buf = p.len <= sizeof small ? small : (char *)PyMem_Malloc(p.len);
+    if (!buf) return PyErr_NoMemory();
+    long n = turbo_url_decode(buf, p.ptr, p.len, 0);
+    PyObject *r = n < 0 ? PyErr_Format(PyExc_ValueError, "malformed %%-escape in the path")
+                        : PyUnicode_DecodeLatin1(buf, (Py_ssize_t)n, NULL);
+    if (buf != small) PyMem_Free(buf);
+    return r;
+}
+
+/* "HTTP_" + the name in upper case, '-' as '_'; repeated headers joined by ", ". */
+static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
+    char key[300];
+    size_t n = name.len < sizeof key - 6 ? name.len : sizeof key - 6;
+    memcpy(key, "HTTP_", 5);
+    for (size_t i = 0; i < n; i++) {
+        char ch = name.ptr[i];
+        key[5 + i] = ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
+    }
+    key[5 + n] = '\0';
+    const char *k = strcmp(key, "HTTP_CONTENT_TYPE") == 0 ? "CONTENT_TYPE"
+                  : strcmp(key, "HTTP_CONTENT_LENGTH") == 0 ? "CONTENT_LENGTH" : key;
+    PyObject *v = PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL);
+    PyObject *old = v ? PyDict_GetItemString(env, k) : NULL; /* borrowed */
+    if (old) Py_SETREF(v, PyUnicode_FromFormat("%U, %U", old, v));
+    int rc = v ? PyDict_SetItemString(env, k, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) {
+    turbo_str method = turbo_req_method(req), query = turbo_req_query(req), body = turbo_req_body(req);
+    char host[64];
+    int port = turbo_req_peer(req, host, sizeof host);
+    PyObject *input = PyObject_CallFunction(tb_io_BytesIO, "y#", body.len ? body.ptr : "",
+                                            (Py_ssize_t)body.len);
+    PyObject *server = tb_server_addr;
+    PyObject *env = input ? Py_BuildValue(
+        "{s:s#,s:O,s:N,s:N,s:s,s:s,s:O,s:O,s:(ii),s:s,s:O,s:O,s:O,s:O,s:O}",
+        "REQUEST_METHOD", method.ptr, (Py_ssize_t)method.len, "SCRIPT_NAME", m->root_path,
+        "PATH_INFO", tb_latin1_path(tb_mount_path(m, req)),
+        "QUERY_STRING", PyUnicode_DecodeLatin1(query.len ? query.ptr : "", (Py_ssize_t)query.len, NULL),
+        "SERVER_PROTOCOL", turbo_req_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1",
+        "REMOTE_ADDR", port < 0 ? "" : host,
+        "SERVER_NAME", server ? PyTuple_GET_ITEM(server, 0) : Py_None,
+        "SERVER_PORT", server ? PyTuple_GET_ITEM(server, 1) : Py_None,
+        "wsgi.version", 1, 0, "wsgi.url_scheme", "http", "wsgi.input", input,
+        "wsgi.errors", PySys_GetObject("stderr"), "wsgi.multithread", Py_True,
+        "wsgi.multiprocess", multiprocess ? Py_True : Py_False, "wsgi.run_once", Py_False)
+        : NULL;
+    if (env && server) { /* CGI wants the port as text */
+        PyObject *text = PyObject_Str(PyTuple_GET_ITEM(server, 1));
+        if (!text || PyDict_SetItemString(env, "SERVER_PORT", text) < 0) Py_CLEAR(env);
+        Py_XDECREF(text);
+    }
+    for (int i = 0; env && i < turbo_req_header_count(req); i++)
+        if (tb_wsgi_add_header(env, turbo_req_header_name(req, i), turbo_req_header_value(req, i)) < 0)
+            Py_CLEAR(env);
+    if (env && port >= 0) {
+        PyObject *p = PyUnicode_FromFormat("%d", port);
+        if (!p || PyDict_SetItemString(env, "REMOTE_PORT", p) < 0) Py_CLEAR(env);
+        Py_XDECREF(p);
+    }
+    Py_XDECREF(input);
+    return env;
+}
+
+/* Runs the app's iterable to its end, then its close(), whatever happens. */
+static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result) {
+    PyObject *it = PyObject_GetIter(result), *part;
+    int rc = it ? 0 : -1;
+    while (it && rc == 0 && (part = PyIter_Next(it)) != NULL) {
+        if (!start->started)
+            rc = (tb_hosted_fail(start->mount, "the app's body came before start_response"), -1);
+        else
+            rc = tb_reply_body(start->reply, part);
+        Py_DECREF(part);
+    }
+    if (rc == 0 && PyErr_Occurred()) rc = -1;
+    Py_XDECREF(it);
+    if (PyObject_HasAttrString(result, "close")) {
+        PyObject *exc = rc < 0 ? tb_take_exception() : NULL; /* the first error is the one told */
+        PyObject *closed = PyObject_CallMethod(result, "close", NULL);
+        if (!closed) rc = -1;
+        Py_XDECREF(closed);
+        if (exc) {
+            PyErr_Clear();
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+    }
+    return rc;
+}
+
+static int tb_multiprocess; /* wsgi.multiprocess */
+
+/* The turbo_handler of a mounted WSGI app. */
+static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
+    tb_mount *m = (tb_mount *)user;
+    if (tb_gil_take() < 0) {
+        turbo_res_text(res, 500, "Internal Server Error");
+        return;
+    }
+    tb_WSGIStart *start = PyObject_New(tb_WSGIStart, &tb_WSGIStartType);
+    PyObject *env = NULL, *result = NULL;
+    int rc = -1;
+    if (start) {
+        start->reply = tb_reply_new();
+        start->mount = m;
+        start->started = 0;
+    }
+    if (start && start->reply && (env = tb_wsgi_environ(m, req, tb_multiprocess))
+        && (result = PyObject_CallFunctionObjArgs(m->app, env, (PyObject *)start, NULL)))
+        rc = tb_wsgi_consume(start, result);
+    if (rc == 0 && !start->started)
+        rc = (tb_hosted_fail(m, "the app returned without calling start_response"), -1);
+    if (rc == 0) {
+        tb_reply_write(res, start->reply);
+    } else {
+        PyObject *exc = tb_take_exception();
+        if (exc) tb_log_exception(m->label, exc);
+        Py_XDECREF(exc);
+        if (start && start->reply) tb_reply_free(start->reply);
+        tb_send_500(res);
+    }
+    Py_XDECREF(result);
+    Py_XDECREF(env);
+    Py_XDECREF(start);
+    tb_gil_drop();
 }
 
 /* ================================================================ turbo.App */
@@ -1964,6 +2552,8 @@ typedef struct {
     tb_plan **plans;
     size_t nplans;
     turbo_server *check; /* refuses bad or conflicting patterns when they are declared */
+    tb_mount **mounts;   /* hosted ASGI and WSGI apps */
+    size_t nmounts;
     int has_async;
     int serving; /* inside run() */
     pid_t run_pid;
@@ -2160,6 +2750,80 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args, PyObject *kwds
     Py_RETURN_NONE;
 }
 
+static void tb_mount_free(tb_mount *m) {
+    Py_XDECREF(m->app);
+    Py_XDECREF(m->root_path);
+    Py_XDECREF(m->state);
+    PyMem_Free(m->label);
+    PyMem_Free(m);
+}
+
+/* App._mount(prefix, app, is_asgi): turbo.App.mount, once it knows the
+   interface, hands the app here. It takes "*" routes at the prefix. */
+static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
+    tb_App *app = (tb_App *)self;
+    const char *prefix;
+    PyObject *hosted, *root_path = NULL;
+    int is_asgi;
+    if (!PyArg_ParseTuple(args, "sOp|U:_mount", &prefix, &hosted, &is_asgi, &root_path)) return NULL;
+    size_t n = strlen(prefix);
+    int root = n == 1 && prefix[0] == '/';
+    if (prefix[0] != '/' || (!root && prefix[n - 1] == '/') || strchr(prefix, '{'))
+        return PyErr_Format(PyExc_ValueError, "mount path \"%s\" must start with \"/\", not end with "
+                            "one (but \"/\" itself), and have no captures", prefix);
+    tb_mount *m = (tb_mount *)PyMem_Calloc(1, sizeof *m);
+    tb_mount **grown = m ? (tb_mount **)PyMem_Realloc(app->mounts, (app->nmounts + 1) * sizeof *grown)
+                         : NULL;
+    char *tail = grown ? (char *)PyMem_Malloc(n + 16) : NULL;
+    if (!tail) {
+        PyMem_Free(m);
+        return PyErr_NoMemory();
+    }
+    app->mounts = grown;
+    grown[app->nmounts++] = m;
+    Py_INCREF(hosted);
+    m->app = hosted;
+    m->is_asgi = is_asgi;
+    m->prefix_len = root ? 0 : n;
+    if (root_path) Py_INCREF(root_path);
+    m->root_path = root_path ? root_path : PyUnicode_FromString(root ? "" : prefix);
+    PyObject *label = PyUnicode_FromFormat("%s app at %s", is_asgi ? "ASGI" : "WSGI", prefix);
+    const char *clabel = label ? PyUnicode_AsUTF8(label) : NULL;
+    m->label = clabel ? tb_strdup(clabel) : NULL;
+    Py_XDECREF(label);
+    turbo_handler h = is_asgi ? tb_asgi_handler : tb_wsgi_handler;
+    snprintf(tail, n + 16, "%s/{tb_path...}", root ? "" : prefix);
+    int rc = !m->root_path || !m->label ? -1
+           : (!root && tb_app_register(app, "*", prefix, h, m, 0) < 0) ? -1
+           : tb_app_register(app, "*", tail, h, m, 0);
+    PyMem_Free(tail);
+    if (rc < 0) return NULL;
+    app->has_async |= is_asgi;
+    Py_RETURN_NONE;
+}
+
+/* GIL held, in a serving process: lifespan.startup for every ASGI app. */
+static void tb_lifespan(tb_App *app, const char *step) {
+    PyObject *apps = PyList_New(0);
+    for (size_t i = 0; apps && i < app->nmounts; i++)
+        if (app->mounts[i]->is_asgi && PyList_Append(apps, app->mounts[i]->app) < 0) Py_CLEAR(apps);
+    if (!apps || !PyList_GET_SIZE(apps) || !tb_loop_obj) {
+        Py_XDECREF(apps);
+        if (PyErr_Occurred()) tb_log_error_line("lifespan");
+        return;
+    }
+    PyObject *states = PyObject_CallMethod(tb_loop_obj, step, "O", apps);
+    if (!states) tb_log_error_line("lifespan");
+    for (size_t i = 0, k = 0; states && PyList_Check(states) && i < app->nmounts; i++) {
+        if (!app->mounts[i]->is_asgi || k >= (size_t)PyList_GET_SIZE(states)) continue;
+        PyObject *state = PyList_GET_ITEM(states, k++);
+        Py_INCREF(state);
+        Py_XSETREF(app->mounts[i]->state, state);
+    }
+    Py_XDECREF(states);
+    Py_DECREF(apps);
+}
+
 /* Makes this module's turbo_* functions visible to libraries loaded later:
    a native handler library calls them as a C program calls turbo.h. */
 static int tb_export_api(void) {
@@ -2242,6 +2906,7 @@ static void tb_on_process_start(int process_index, void *arg) {
     (void)process_index;
     PyEval_RestoreThread(tb_thread_ts);
     if (app->has_async && tb_loop_start() < 0) tb_log_error_line("starting the asyncio loop");
+    tb_lifespan(app, "lifespan_startup");
     tb_thread_ts = PyEval_SaveThread();
 }
 
@@ -2249,6 +2914,7 @@ static void tb_on_process_stop(int process_index, void *arg) {
     tb_App *app = (tb_App *)arg;
     (void)process_index;
     PyEval_RestoreThread(tb_thread_ts);
+    tb_lifespan(app, "lifespan_shutdown");
     tb_loop_stop();
     tb_delete_worker_states();
     if (getpid() != app->run_pid) /* a child process ends with _exit */
@@ -2290,6 +2956,13 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args, PyObject *kwds) 
             return NULL;
         }
     }
+    if (turbo_listen(s) < 0) {
+        PyErr_Format(PyExc_OSError, "turbo: %s", turbo_error(s));
+        turbo_free(s);
+        return NULL;
+    }
+    Py_XSETREF(tb_server_addr, Py_BuildValue("(si)", host, turbo_port(s)));
+    tb_multiprocess = processes > 1;
     tb_interp = PyInterpreterState_Get();
     self->run_pid = getpid();
     self->serving = 1;
@@ -2309,6 +2982,10 @@ static void tb_app_free_routes(tb_App *app) {
         PyMem_Free(app->entries[i].pattern);
     }
     for (size_t i = 0; i < app->nplans; i++) tb_plan_free(app->plans[i]);
+    for (size_t i = 0; i < app->nmounts; i++) tb_mount_free(app->mounts[i]);
+    PyMem_Free(app->mounts);
+    app->mounts = NULL;
+    app->nmounts = 0;
     PyMem_Free(app->entries);
     PyMem_Free(app->plans);
     app->entries = NULL;
@@ -2320,6 +2997,7 @@ static void tb_app_free_routes(tb_App *app) {
 
 static int tb_app_traverse(PyObject *self, visitproc visit, void *arg) {
     tb_App *app = (tb_App *)self;
+    for (size_t i = 0; i < app->nmounts; i++) Py_VISIT(app->mounts[i]->app);
     for (size_t i = 0; i < app->nplans; i++) {
         Py_VISIT(app->plans[i]->func);
         for (int k = 0; k < app->plans[i]->nparams; k++)
@@ -2357,6 +3035,9 @@ static PyMethodDef tb_app_methods[] = {
     TB_METH("native", tb_app_native,
             "native(method, path, library, symbol, *, blocking=False): a C turbo_handler\n"
             "from a shared library."),
+    {"_mount", tb_app_mount, METH_VARARGS,
+     "_mount(path, app, is_asgi, root_path=path): serves app for every request under path\n"
+     "that no route takes."},
     TB_METH(
         "run", tb_app_run,
         "run(host='127.0.0.1', port=8000, workers=None, threads=1, blocking_threads=0):\n"
@@ -2441,6 +3122,35 @@ static PyTypeObject tb_HTTPExceptionType = {
     .tp_init = tb_http_exception_init,
 };
 
+static PyTypeObject tb_ReadyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo._Ready",
+    .tp_basicsize = sizeof(tb_Ready),
+    .tp_dealloc = tb_ready_dealloc,
+    .tp_as_async = &tb_ready_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = tb_ready_next,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+};
+
+static PyTypeObject tb_ASGICallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo._ASGICall",
+    .tp_basicsize = sizeof(tb_ASGICall),
+    .tp_dealloc = tb_asgi_call_dealloc,
+    .tp_call = tb_asgi_done,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+};
+
+static PyTypeObject tb_WSGIStartType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo._StartResponse",
+    .tp_basicsize = sizeof(tb_WSGIStart),
+    .tp_dealloc = tb_wsgi_start_dealloc,
+    .tp_call = tb_wsgi_start_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+};
+
 static PyTypeObject tb_PendingType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "turbo._Pending",
@@ -2464,6 +3174,10 @@ static int tb_module_state_init(void) {
     tb_JSONDecodeError = PyObject_GetAttrString(support, "JSONDecodeError");
     tb_Loop = PyObject_GetAttrString(support, "Loop");
     Py_DECREF(support);
+    PyObject *io = PyImport_ImportModule("io");
+    tb_io_BytesIO = io ? PyObject_GetAttrString(io, "BytesIO") : NULL;
+    Py_XDECREF(io);
+    if (!tb_io_BytesIO) return -1;
     if (!tb_Headers || !tb_plain || !tb_json_loads || !tb_JSONDecodeError || !tb_Loop
         || !(tb_empty_tuple = PyTuple_New(0)))
         return -1;
@@ -2494,7 +3208,8 @@ PyMODINIT_FUNC PyInit__turbo(void) {
     } types[] = {{"App", &tb_AppType}, {"Request", &tb_RequestType},
                  {"Response", &tb_ResponseType}, {"JSONResponse", &tb_JSONResponseType},
                  {"HTTPException", &tb_HTTPExceptionType}, {NULL, &tb_DecoratorType},
-                 {NULL, &tb_PendingType}};
+                 {NULL, &tb_PendingType}, {NULL, &tb_ReadyType}, {NULL, &tb_ASGICallType},
+                 {NULL, &tb_WSGIStartType}};
     tb_HTTPExceptionType.tp_base = (PyTypeObject *)PyExc_Exception;
     tb_JSONResponseType.tp_base = &tb_ResponseType;
     tb_ResponseType.tp_vectorcall = tb_response_vectorcall;

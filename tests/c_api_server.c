@@ -250,6 +250,22 @@ static void slow_resume(turbo_req *req, turbo_res *res, void *user) {
     pthread_detach(t);
 }
 
+/* Every method: answers with the one it got. */
+static void any_method(turbo_req *req, turbo_res *res, void *user) {
+    turbo_str m = turbo_req_method(req);
+    (void)user;
+    turbo_res_send(res, 200, "text/plain", m.ptr, m.len);
+}
+
+/* The client's address and port, as "host port". */
+static void peer(turbo_req *req, turbo_res *res, void *user) {
+    char host[64], text[96];
+    int port = turbo_req_peer(req, host, sizeof host);
+    (void)user;
+    snprintf(text, sizeof text, "%s %d", port < 0 ? "?" : host, port);
+    turbo_res_text(res, 200, text);
+}
+
 int main(void) {
     turbo_config cfg;
     turbo_server *s;
@@ -266,7 +282,9 @@ int main(void) {
         turbo_get(s, "/hang", hang, NULL) || turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
         turbo_route_ex(s, "GET", "/blocking/{ms}", sleeps, NULL, TURBO_BLOCKING) ||
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
-        turbo_get(s, "/slow-resume", slow_resume, NULL)) {
+        turbo_get(s, "/slow-resume", slow_resume, NULL) ||
+        turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
+        turbo_get(s, "/peer", peer, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

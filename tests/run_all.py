@@ -31,6 +31,7 @@ SUITES = [
     ("python binding", [PY, "tests/test_py.py"]),
     ("python handlers failing every way", [PY, "tests/test_py_hostile.py"]),
     ("fastapi parity", [PY, "tests/test_fastapi_parity.py"]),
+    ("asgi and wsgi apps hosted (vs uvicorn, gunicorn)", [PY, "tests/test_hosting.py"]),
 ]
 
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed", re.M)

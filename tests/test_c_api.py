@@ -74,6 +74,30 @@ def test_only_statuses_200_to_599_are_sent(srv):
 
 
 @test
+def test_a_star_route_takes_every_method_the_path_has_no_handler_for(srv):
+    for method in (b"GET", b"POST", b"BREW", b"OPTIONS"):
+        with Conn(srv.port, timeout=3) as c:
+            c.send(method + b" /any/x/y HTTP/1.1\r\n" + H + b"Content-Length: 0\r\n\r\n")
+            r = c.read_response()
+            check(r.status == 200 and r.body == method, "%s /any/x/y: %d %r" % (method, r.status, r.body))
+    r = get(srv, b"/any/get")  # its own GET handler wins
+    check(r.status == 200 and r.body.startswith(b"127.0.0.1 "), "GET /any/get: %r" % r.body)
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"OPTIONS * HTTP/1.1\r\n" + H + b"\r\n")
+        allow = c.read_response().header("Allow")
+        check("*" not in allow and "BREW" not in allow, "OPTIONS * Allow: %r" % allow)
+
+
+@test
+def test_the_peer_address_is_the_clients(srv):
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"GET /peer HTTP/1.1\r\n" + H + b"\r\n")
+        r = c.read_response()
+        want = "%s %d" % c.sock.getsockname()[:2]
+        check(r.body.decode() == want, "peer %r, want %r" % (r.body, want))
+
+
+@test
 def test_205_drops_the_body_and_says_so_with_a_zero_length(srv):
     r = get(srv, b"/status/205")
     check(r.status == 205 and r.body == b"" and r.header("Content-Length") == "0",

@@ -1,5 +1,5 @@
 """turbo: FastAPI-style Python apps on turbo.h, a small multi-core HTTP/1.1 server in C,
-with native C routes beside them.
+with native C routes and existing ASGI/WSGI apps beside them.
 
     import turbo
     app = turbo.App()
@@ -8,12 +8,47 @@ with native C routes beside them.
     def get_user(id: int):
         return {"id": id}
 
+    app.mount("/", fastapi_app)   # every other request goes to an existing app
     app.run(port=8000)
 
 Everything a request touches lives in the native module turbo._turbo (turbo_py.c): routing,
-argument conversion, the call, the JSON answer. This package is what runs at import and
-decoration time, and the command line (python3 -m turbo --help). Nothing here runs per request.
+argument conversion, the call, the JSON answer, the ASGI scope and WSGI environ. This package
+is what runs at import and decoration time, and the command line (python3 -m turbo --help).
+Nothing here runs per request.
 """
-from ._turbo import App, HTTPException, JSONResponse, Request, Response, __version__
+import asyncio
+import inspect
 
-__all__ = ["App", "HTTPException", "JSONResponse", "Request", "Response", "__version__"]
+from . import _turbo
+from ._turbo import HTTPException, JSONResponse, Request, Response, __version__
+
+__all__ = ["App", "HTTPException", "JSONResponse", "Request", "Response", "__version__",
+           "interface_of"]
+
+
+def interface_of(app):
+    """"asgi" for an ASGI 3 app (a coroutine function, or an object whose __call__ is one),
+    "wsgi" for any other callable, as uvicorn and Granian tell them apart."""
+    if not callable(app):
+        raise TypeError("%r is not an ASGI or WSGI app: it is not callable" % (app,))
+    call = app if inspect.isroutine(app) or inspect.isclass(app) else type(app).__call__
+    return "asgi" if asyncio.iscoroutinefunction(call) else "wsgi"
+
+
+class App(_turbo.App):
+    __doc__ = _turbo.App.__doc__
+
+    def mount(self, path, app, *, interface=None, root_path=None):
+        """Serves an existing ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app for every
+        request under path that turbo's own routes do not take, its 404s and /docs included.
+        At a prefix ("/api") the app sees it as root_path (ASGI) or SCRIPT_NAME (WSGI), and the
+        rest as its path; root_path= sets that value itself (a proxy in front strips a prefix).
+        interface: "asgi" or "wsgi" when detection would guess wrong."""
+        kind = interface or interface_of(app)
+        if kind not in ("asgi", "wsgi"):
+            raise ValueError("interface must be 'asgi' or 'wsgi', not %r" % (kind,))
+        if root_path is None:
+            self._mount(path, app, kind == "asgi")
+        else:
+            self._mount(path, app, kind == "asgi", root_path)
+        return app

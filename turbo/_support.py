@@ -10,6 +10,7 @@ import datetime
 import decimal
 import enum
 import pathlib
+import sys
 import threading
 import types
 import uuid
@@ -80,3 +81,62 @@ class Loop:
         if tasks:
             self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         self.loop.close()
+
+    def lifespan_startup(self, apps):
+        """Runs ASGI lifespan.startup for each app, in order; returns their state dicts."""
+        self.lifespans = [Lifespan(app) for app in apps]
+        return [asyncio.run_coroutine_threadsafe(ls.startup(), self.loop).result()
+                for ls in self.lifespans]
+
+    def lifespan_shutdown(self, apps):
+        """Runs lifespan.shutdown for each app that started, in reverse order."""
+        for ls in reversed(getattr(self, "lifespans", [])):
+            asyncio.run_coroutine_threadsafe(ls.shutdown(), self.loop).result()
+        return []
+
+
+class Lifespan:
+    """The ASGI lifespan protocol for one app. An app that does not speak it (it raises on
+    the lifespan scope at once) is served all the same, as uvicorn's "auto" mode does."""
+
+    def __init__(self, app):
+        self.app = app
+        self.state = {}
+        self.task = None
+
+    async def startup(self):
+        self.inbox = asyncio.Queue()
+        self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self.inbox.put_nowait({"type": "lifespan.startup"})
+        self.task = asyncio.ensure_future(self._run())
+        await self.started.wait()
+        return self.state
+
+    async def shutdown(self):
+        if self.task is None or self.task.done():
+            return
+        self.inbox.put_nowait({"type": "lifespan.shutdown"})
+        await self.stopped.wait()
+
+    async def _run(self):
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                 "state": self.state}
+        try:
+            await self.app(scope, self.inbox.get, self._send)
+        except BaseException as e:
+            if self.started.is_set():
+                print("turbo: lifespan of %r: %s: %s" % (self.app, type(e).__name__, e),
+                      file=sys.stderr, flush=True)
+        finally:
+            self.started.set()
+            self.stopped.set()
+
+    async def _send(self, message):
+        kind = message["type"]
+        if kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
+            print("turbo: %s: %s" % (kind, message.get("message", "")), file=sys.stderr, flush=True)
+        if kind.startswith("lifespan.startup."):
+            self.started.set()
+        elif kind.startswith("lifespan.shutdown."):
+            self.stopped.set()

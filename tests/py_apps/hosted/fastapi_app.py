@@ -1,0 +1,74 @@
+"""A FastAPI app as its users write it, for tests/test_hosting.py: served by uvicorn and by
+turbo (python3 -m turbo), the answers must be the same."""
+from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import BaseModel
+
+app = FastAPI()
+done = []
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+@app.get("/items/{item_id}")
+async def read_item(item_id: int, q: str = None):
+    return {"item_id": item_id, "q": q}
+
+
+@app.post("/items", status_code=201)
+def create_item(item: Item):
+    return item
+
+
+@app.get("/sync")
+def sync_route():
+    return {"sync": True}
+
+
+@app.get("/teapot")
+async def teapot():
+    raise HTTPException(418, detail="short and stout", headers={"X-Tea": "earl grey"})
+
+
+@app.get("/text", response_class=PlainTextResponse)
+async def text():
+    return "plain words"
+
+
+@app.get("/stream")
+async def stream():
+    async def parts():
+        for i in range(5):
+            yield b"part %d\n" % i
+    return StreamingResponse(parts(), media_type="text/plain")
+
+
+@app.post("/echo")
+async def echo(request: Request):
+    body = await request.body()
+    return {"length": len(body), "head": body[:16].decode("latin-1"),
+            "type": request.headers.get("content-type")}
+
+
+@app.get("/scope")
+async def scope(request: Request):
+    s = request.scope
+    return {"keys": sorted(k for k in s if k not in ("app", "router", "endpoint", "path_params",
+                                                      "route", "fastapi_astack", "extensions")),
+            "path": s["path"], "raw_path": s["raw_path"].decode(), "query": s["query_string"].decode(),
+            "root_path": s["root_path"], "method": s["method"], "http_version": s["http_version"],
+            "client_host": s["client"][0], "headers": [k.decode() for k, _ in s["headers"]]}
+
+
+@app.get("/background")
+async def background(tasks: BackgroundTasks):
+    tasks.add_task(done.append, 1)
+    return {"queued": len(done)}
+
+
+@app.get("/boom")
+async def boom():
+    raise RuntimeError("the app failed")

@@ -1,0 +1,31 @@
+"""A Flask app, for tests/test_hosting.py: served by gunicorn and by turbo."""
+from flask import Flask, jsonify, request
+
+app = Flask(__name__)
+
+
+@app.route("/hello/<name>")
+def hello(name):
+    return jsonify(hello=name, q=request.args.get("q"))
+
+
+@app.route("/echo", methods=["POST"])
+def echo():
+    data = request.get_data()
+    return jsonify(length=len(data), type=request.content_type, script=request.script_root)
+
+
+@app.route("/stream")
+def stream():
+    return app.response_class((b"line %d\n" % i for i in range(4)), mimetype="text/plain")
+
+
+@app.route("/boom")
+def boom():
+    raise RuntimeError("the app failed")
+
+
+def bare(environ, start_response):
+    """A WSGI app with no framework."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Path", environ["PATH_INFO"])])
+    return [b"bare ", environ["QUERY_STRING"].encode()]

@@ -1,0 +1,47 @@
+"""A bare Starlette app with a lifespan that fills the request state, for
+tests/test_hosting.py."""
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    print("starlette_app: started", flush=True)
+    yield {"db": "connected"}
+    print("starlette_app: stopped", flush=True)
+
+
+async def home(request):
+    return JSONResponse({"path": request.url.path, "query": dict(request.query_params)})
+
+
+async def state(request):
+    return JSONResponse({"db": request.state.db})
+
+
+async def head_or_get(request):
+    return Response("twelve bytes", media_type="text/plain")
+
+
+app = Starlette(routes=[Route("/", home), Route("/plain", head_or_get)])
+# Lifespan state is ASGI spec 2.3 (uvicorn 0.17 has none): turbo-only tests use this one.
+stateful = Starlette(routes=[Route("/state", state)], lifespan=lifespan)
+
+
+async def bare(scope, receive, send):
+    """An ASGI app with no framework: two sends."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"bare"})
+
+
+async def misbehaving(scope, receive, send):
+    """Sends a body before the start: an error the server must catch."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.body", "body": b"too early"})

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Existing ASGI and WSGI apps on turbo: the same apps (tests/py_apps/hosted/) served by
+their usual server (uvicorn for FastAPI and Starlette, gunicorn for Flask and Django) and by
+turbo (`python3 -m turbo module:app`) get the same requests; statuses, headers (less Date,
+Server, Connection and the framing ones) and bodies must agree. Then what only turbo does: a
+FastAPI app mounted beside turbo routes (one Python, one native), lifespan state, and apps that
+break the protocol.
+
+Runs on Debian's interpreter and packages (python3-fastapi, python3-starlette, python3-flask,
+python3-django, python3-uvicorn, gunicorn; .ci/run installs them): HOSTING_PYTHON picks
+another. Without them the suite says so and fails.
+
+    python3 tests/test_hosting.py"""
+import http.client
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py_apps"))
+import pyharness as harness  # noqa: E402
+
+PY = os.environ.get("HOSTING_PYTHON", "/usr/bin/python3")
+HOSTED = os.path.join(harness.APPS, "hosted")
+WORK, CLEANUP = harness.workdir()
+HANDLERS, _ = harness.build_native(WORK)
+NOT_COMPARED = {"date", "server", "connection", "keep-alive", "transfer-encoding"}
+JSON = {"Content-Type": "application/json"}
+BIG = b"x" * 100000
+
+
+def turbo(spec, *extra, env=None):
+    return harness.Server([PY, "-m", "turbo", spec, "--port", "0", *extra], cwd=HOSTED,
+                          env=dict(env or {}, TURBO_TEST_HANDLERS=HANDLERS))
+
+
+def uvicorn(spec):
+    port = harness.free_port()
+    return harness.Server([PY, "-m", "uvicorn", spec, "--port", str(port), "--no-access-log",
+                           "--log-level", "warning"], cwd=HOSTED, port=port)
+
+
+def gunicorn(spec):
+    port = harness.free_port()
+    return harness.Server([PY, "-m", "gunicorn", "--bind", "127.0.0.1:%d" % port, "--log-level",
+                           "warning", spec], cwd=HOSTED, port=port)
+
+
+def exchange(port, method, path, body=None, headers=None, chunked=False):
+    """(status, {header: value} less the ones not compared, body, was_chunked)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        if chunked:
+            conn.request(method, path, body=iter([body[:7], body[7:]]), headers=headers or {},
+                         encode_chunked=True)
+        else:
+            conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        raw = r.read()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        if "allow" in hdrs:  # a set in Flask: its order changes from process to process
+            hdrs["allow"] = ", ".join(sorted(m.strip() for m in hdrs["allow"].split(",")))
+        was_chunked = "chunked" in hdrs.get("transfer-encoding", "")
+        return r.status, {k: v for k, v in hdrs.items() if k not in NOT_COMPARED}, raw, was_chunked
+    finally:
+        conn.close()
+
+
+FASTAPI_CASES = [
+    ("GET", "/items/5?q=x"), ("GET", "/items/abc"), ("GET", "/items/5?q=%C3%A9+b"),
+    ("POST", "/items", b'{"name": "pen", "price": "1.5"}', JSON),
+    ("POST", "/items", b'{"price": "x"}', JSON), ("POST", "/items", b"{bad", JSON),
+    ("GET", "/sync"), ("GET", "/teapot"), ("GET", "/text"), ("GET", "/stream"),
+    ("POST", "/echo", BIG, {"Content-Type": "application/octet-stream"}),
+    ("POST", "/echo", b"chunked body here", {"Content-Type": "text/plain"}, True),
+    ("HEAD", "/items/5"), ("GET", "/nope"), ("DELETE", "/items/5"), ("OPTIONS", "/items/5"),
+    ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/background"), ("GET", "/boom"),
+]
+FLASK_CASES = [
+    ("GET", "/hello/bob?q=1"), ("POST", "/echo", b"abc", {"Content-Type": "text/plain"}),
+    ("POST", "/echo", BIG, {"Content-Type": "application/octet-stream"}),
+    ("GET", "/stream"), ("GET", "/missing"), ("POST", "/hello/x"), ("HEAD", "/hello/x"),
+    ("GET", "/boom"), ("GET", "/hello/%C3%A9t%C3%A9"),
+]
+DJANGO_CASES = [
+    ("GET", "/hello/x?q=2"), ("POST", "/echo", b'{"a": 1}', JSON), ("GET", "/missing"),
+    ("PUT", "/hello/y"),
+]
+
+
+def request_of(case):
+    method, path = case[0], case[1]
+    body = case[2] if len(case) > 2 else None
+    headers = case[3] if len(case) > 3 else None
+    chunked = len(case) > 4 and case[4]
+    return method, path, body, headers, chunked
+
+
+class Parity(unittest.TestCase):
+    def compare(self, spec, peer, cases):
+        theirs, ours = peer(spec), turbo(spec)
+        try:
+            for case in cases:
+                method, path, body, headers, chunked = request_of(case)
+                with self.subTest(spec=spec, method=method, path=path):
+                    want = exchange(theirs.port, method, path, body, headers, chunked)
+                    got = exchange(ours.port, method, path, body, headers, chunked)
+                    want_headers, got_headers = dict(want[1]), dict(got[1])
+                    if want[3]:  # the peer streamed it: turbo sends a length instead
+                        got_headers.pop("content-length", None)
+                    self.assertEqual((got[0], got_headers, got[2]), (want[0], want_headers, want[2]))
+        finally:
+            theirs.kill()
+            self.assertEqual(ours.stop(), 0, ours.log()[-2000:])
+        return ours
+
+    def test_fastapi_as_on_uvicorn(self):
+        self.compare("fastapi_app:app", uvicorn, FASTAPI_CASES)
+
+    def test_starlette_as_on_uvicorn(self):
+        self.compare("starlette_app:app", uvicorn, [("GET", "/?a=1&b=%20"), ("GET", "/plain"),
+                                                   ("HEAD", "/plain"), ("GET", "/x")])
+
+    def test_a_bare_asgi_app_as_on_uvicorn(self):
+        self.compare("starlette_app:bare", uvicorn, [("GET", "/anything?x=1"), ("POST", "/", b"b")])
+
+    def test_flask_as_on_gunicorn(self):
+        self.compare("flask_app:app", gunicorn, FLASK_CASES)
+
+    def test_a_bare_wsgi_app_as_on_gunicorn(self):
+        self.compare("flask_app:bare", gunicorn, [("GET", "/a/b%20c?q=1"), ("GET", "/")])
+
+    def test_django_as_on_gunicorn(self):
+        self.compare("django_app:app", gunicorn, DJANGO_CASES)
+
+
+class TurboOnly(unittest.TestCase):
+    def json(self, server, path, method="GET"):
+        status, _, body, _ = exchange(server.port, method, path)
+        return status, json.loads(body)
+
+    def test_the_scope_has_every_key_asgi_requires(self):
+        server = turbo("fastapi_app:app")
+        try:
+            status, scope = self.json(server, "/scope?a=1")
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertEqual(status, 200)
+        for key in ("asgi", "client", "headers", "http_version", "method", "path", "query_string",
+                    "raw_path", "root_path", "scheme", "server", "state", "type"):
+            self.assertIn(key, scope["keys"])
+        self.assertEqual((scope["path"], scope["raw_path"], scope["query"], scope["client_host"]),
+                         ("/scope", "/scope", "a=1", "127.0.0.1"))
+        self.assertIn("host", scope["headers"])
+
+    def test_a_fastapi_app_mounted_beside_turbo_routes(self):
+        server = harness.Server([PY, os.path.join(HOSTED, "hybrid_app.py")],
+                                env={"TURBO_TEST_HANDLERS": HANDLERS})
+        try:
+            self.assertEqual(self.json(server, "/items/7?q=z"),
+                             (200, {"item_id": 7, "q": "z", "served_by": "turbo"}))
+            self.assertEqual(self.json(server, "/health"), (200, {"status": "ok"}))
+            self.assertEqual(self.json(server, "/sync"), (200, {"sync": True}))
+            self.assertEqual(self.json(server, "/items/7", "DELETE")[0], 405)  # FastAPI's answer
+            self.assertEqual(self.json(server, "/nope"), (404, {"detail": "Not Found"}))
+            status, openapi = self.json(server, "/openapi.json")
+            self.assertEqual(status, 200)
+            self.assertIn("/items/{item_id}", openapi["paths"])
+            status, _, page, _ = exchange(server.port, "GET", "/docs")
+            self.assertEqual(status, 200)
+            self.assertIn(b"swagger-ui", page)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_an_app_mounted_at_a_prefix_sees_its_root_path(self):
+        server = harness.Server([PY, "-c", "import sys, turbo; sys.path.insert(0, %r); "
+                                 "import fastapi_app, flask_app; app = turbo.App(); "
+                                 "app.mount('/api', fastapi_app.app); app.mount('/old', flask_app.app); "
+                                 "app.run(port=0, workers=1)" % HOSTED])
+        try:
+            status, scope = self.json(server, "/api/scope")
+            self.assertEqual((status, scope["root_path"], scope["path"]), (200, "/api", "/scope"))
+            status, echo = self.json(server, "/old/echo", "POST")
+            self.assertEqual((status, echo["script"]), (200, "/old"))
+            self.assertEqual(self.json(server, "/elsewhere")[0], 404)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_lifespan_runs_per_process_and_its_state_reaches_requests(self):
+        server = turbo("starlette_app:stateful")
+        try:
+            self.assertEqual(self.json(server, "/state"), (200, {"db": "connected"}))
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        log = server.log()
+        self.assertLess(log.index("starlette_app: started"), log.index("starlette_app: stopped"))
+
+    def test_an_asgi_app_that_breaks_the_protocol_is_a_500_and_a_log_line(self):
+        server = turbo("starlette_app:misbehaving")
+        try:
+            status, _, body, _ = exchange(server.port, "GET", "/")
+            self.assertEqual((status, body), (500, b'{"detail":"Internal Server Error"}'))
+            self.assertEqual(exchange(server.port, "GET", "/")[0], 500)  # and it goes on serving
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertIn("ASGI app at /: sent http.response.body before http.response.start", server.log())
+
+    def test_the_command_line_refuses_what_it_cannot_do(self):
+        for argv, text in ((["nosuchmodule:app"], "cannot import"),
+                           (["fastapi_app:nothing"], "has no attribute"),
+                           (["fastapi_app:app", "--reload"], "not supported"),
+                           (["fastapi_app"], "module:attribute")):
+            out = subprocess.run([PY, "-m", "turbo", *argv], cwd=HOSTED, capture_output=True,
+                                 text=True, timeout=60, env=dict(os.environ, PYTHONPATH=harness.ROOT))
+            self.assertNotEqual(out.returncode, 0, argv)
+            self.assertIn(text, out.stderr, argv)
+
+
+def main():
+    probe = subprocess.run([PY, "-c", "import sys, fastapi, starlette, flask, django, uvicorn, "
+                            "gunicorn, turbo; print(sys.version.split()[0], fastapi.__version__, "
+                            "starlette.__version__, flask.__version__, django.__version__)"],
+                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=harness.ROOT))
+    if probe.returncode != 0:
+        print("test_hosting: %s cannot import the frameworks or turbo (apt-get install "
+              "python3-fastapi python3-starlette python3-flask python3-django python3-uvicorn "
+              "gunicorn; make): %s" % (PY, probe.stderr.strip()[-400:]))
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    print("interpreter %s: Python, FastAPI, Starlette, Flask, Django = %s" % (PY, probe.stdout.strip()))
+    try:
+        harness.run([Parity, TurboOnly])
+    finally:
+        CLEANUP()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""python3 -m turbo module:app: serves an existing app on turbo, as uvicorn and Granian do.
+
+    python3 -m turbo main:app                          # FastAPI or Starlette (ASGI)
+    python3 -m turbo wsgi:application --interface wsgi # Flask or Django (WSGI)
+    python3 -m turbo main:app --processes 2 --port 8080
+
+The app may be an ASGI 3 app, a WSGI app or a turbo.App; which one is detected (--interface
+forces it). An ASGI or WSGI app is mounted at "/" of a turbo.App, so it answers every request.
+"""
+import argparse
+import importlib
+import os
+import sys
+
+from . import App, interface_of
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python3 -m turbo", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("app", help="module:attribute, e.g. main:app (module.attr.attr works too)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
+                   "'::' for IPv6 and IPv4)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    p.add_argument("--processes", "--workers", type=int, default=1, dest="processes",
+                   help="worker processes (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="event loops per process (default 1)")
+    p.add_argument("--blocking-threads", type=int, default=0,
+                   help="spare threads per process for handlers that block (default 64)")
+    p.add_argument("--interface", choices=("auto", "asgi", "wsgi", "turbo"), default="auto",
+                   help="what the app is (default: detected)")
+    p.add_argument("--app-dir", default=".", help="directory put first on sys.path (default .)")
+    p.add_argument("--factory", action="store_true",
+                   help="the attribute is a function returning the app")
+    p.add_argument("--root-path", default="", help="the prefix a proxy in front strips: the app's "
+                   "root_path (ASGI) or SCRIPT_NAME (WSGI)")
+    p.add_argument("--access-log", action="store_true", help="one line per request on stderr")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                   help="accepted for uvicorn's command lines; turbo logs errors and its "
+                        "listening line")
+    p.add_argument("--reload", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def load(spec, app_dir, factory):
+    module_name, _, attrs = spec.partition(":")
+    if not module_name or not attrs:
+        raise SystemExit("turbo: the app must be given as module:attribute, not %r" % spec)
+    sys.path.insert(0, os.path.abspath(app_dir))
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as e:
+        raise SystemExit("turbo: cannot import %r: %s" % (module_name, e))
+    for attr in attrs.split("."):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise SystemExit("turbo: %r has no attribute %r" % (module_name, attrs))
+    return obj() if factory else obj
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.reload:
+        raise SystemExit("turbo: --reload is not supported; restart the server after changes")
+    app = load(args.app, args.app_dir, args.factory)
+    kind = args.interface
+    if kind == "auto":
+        kind = "turbo" if isinstance(app, App) else interface_of(app)
+    if kind == "turbo":
+        server = app
+    else:
+        server = App()
+        server.mount("/", app, interface=kind, root_path=args.root_path.rstrip("/"))
+    if args.access_log:
+        os.environ.setdefault("TURBO_ACCESS_LOG", "1")
+    server.run(host=args.host, port=args.port, workers=args.processes, threads=args.threads,
+               blocking_threads=args.blocking_threads)
+
+
+if __name__ == "__main__":
+    main()
