@@ -86,7 +86,11 @@ static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb
 static PyObject *tb_Loop;      /* the class */
 static PyObject *tb_loop_obj;  /* this process's, while it serves (see tb_loop_start) */
 static PyObject *tb_loop_submit; /* its submit(coro) */
-static PyObject *tb_loop_create_future; /* its loop's create_future() */
+static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe;
+static PyObject *tb_guard;     /* _support._guard: SystemExit in a task must not stop the loop */
+/* ASGI requests waiting for the loop to start them (see tb_asgi_enqueue). */
+static PyObject *tb_asgi_queue;
+static int tb_asgi_wake_pending;
 
 static pthread_key_t tb_scratch_key;
 
@@ -1930,15 +1934,20 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
     Py_DECREF(p);
 }
 
+static void tb_loop_stop(void);
+
 /* GIL held. Starts this process's asyncio loop (turbo._support.Loop). */
 static int tb_loop_start(void) {
     if (!(tb_loop_obj = PyObject_CallNoArgs(tb_Loop))) return -1;
     PyObject *loop = PyObject_GetAttrString(tb_loop_obj, "loop");
     tb_loop_create_future = loop ? PyObject_GetAttrString(loop, "create_future") : NULL;
+    tb_loop_create_task = loop ? PyObject_GetAttrString(loop, "create_task") : NULL;
+    tb_loop_call_soon_threadsafe = loop ? PyObject_GetAttrString(loop, "call_soon_threadsafe") : NULL;
     Py_XDECREF(loop);
-    if (!tb_loop_create_future || !(tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))) {
-        Py_CLEAR(tb_loop_create_future);
-        Py_CLEAR(tb_loop_obj);
+    if (!tb_loop_create_future || !tb_loop_create_task || !tb_loop_call_soon_threadsafe
+        || !(tb_asgi_queue = PyList_New(0))
+        || !(tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))) {
+        tb_loop_stop();
         return -1;
     }
     return 0;
@@ -1952,6 +1961,10 @@ static void tb_loop_stop(void) {
     Py_XDECREF(r);
     Py_CLEAR(tb_loop_submit);
     Py_CLEAR(tb_loop_create_future);
+    Py_CLEAR(tb_loop_create_task);
+    Py_CLEAR(tb_loop_call_soon_threadsafe);
+    Py_CLEAR(tb_asgi_queue);
+    tb_asgi_wake_pending = 0;
     Py_CLEAR(tb_loop_obj);
 }
 
@@ -2308,6 +2321,60 @@ static PyObject *tb_asgi_scope(tb_mount *m, turbo_req *req) {
     return scope;
 }
 
+/* Requests waiting for the asyncio loop to start their app: (call, coro)
+   pairs. The loop is woken once per batch, not once per request, and the
+   coroutines become tasks there directly. The GIL guards both. */
+/* On the asyncio loop's thread: every queued request becomes a task. */
+static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
+    PyObject *batch = tb_asgi_queue;
+    (void)self, (void)unused;
+    tb_asgi_wake_pending = 0;
+    if (!(tb_asgi_queue = PyList_New(0))) {
+        tb_asgi_queue = batch;
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(batch); i++) {
+        PyObject *pair = PyList_GET_ITEM(batch, i), *coro = PyTuple_GET_ITEM(pair, 1);
+        tb_ASGICall *c = (tb_ASGICall *)PyTuple_GET_ITEM(pair, 0);
+        PyObject *guarded = PyObject_CallOneArg(tb_guard, coro); /* SystemExit must not stop the loop */
+        PyObject *task = guarded ? PyObject_CallOneArg(tb_loop_create_task, guarded) : NULL;
+        PyObject *added = task ? PyObject_CallMethodOneArg(task, tb_s_add_done_callback, (PyObject *)c) : NULL;
+        if (!added) {
+            tb_log_error_line(c->mount->label);
+            if (!task) tb_close_coroutine(guarded ? guarded : coro);
+            if (c->defer) tb_asgi_finish(c, tb_reply_500());
+        }
+        Py_XDECREF(added);
+        Py_XDECREF(task);
+        Py_XDECREF(guarded);
+    }
+    Py_DECREF(batch);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef tb_asgi_drain_def = {"drain", tb_asgi_drain, METH_NOARGS, NULL};
+
+/* Queues a request for the loop, waking it if no wake-up is on its way. */
+static int tb_asgi_enqueue(tb_ASGICall *c, PyObject *coro) {
+    PyObject *pair = PyTuple_Pack(2, (PyObject *)c, coro);
+    int rc = pair ? PyList_Append(tb_asgi_queue, pair) : -1;
+    Py_XDECREF(pair);
+    if (rc == 0 && !tb_asgi_wake_pending) {
+        /* Set first: the call may let the loop run the drain before it returns. */
+        tb_asgi_wake_pending = 1;
+        PyObject *drain = PyCFunction_New(&tb_asgi_drain_def, NULL);
+        PyObject *r = drain ? PyObject_CallOneArg(tb_loop_call_soon_threadsafe, drain) : NULL;
+        Py_XDECREF(drain);
+        Py_XDECREF(r);
+        if (!r) {
+            tb_asgi_wake_pending = 0;
+            PyList_SetSlice(tb_asgi_queue, PyList_GET_SIZE(tb_asgi_queue) - 1, PY_SSIZE_T_MAX, NULL);
+            return -1;
+        }
+    }
+    return rc;
+}
+
 /* The turbo_handler of a mounted ASGI app: the app's coroutine goes to the
    asyncio loop and the answer is deferred until send() completes it. */
 static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
@@ -2318,7 +2385,7 @@ static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
     }
     turbo_str b = turbo_req_body(req);
     tb_ASGICall *c = PyObject_New(tb_ASGICall, &tb_ASGICallType);
-    PyObject *scope = NULL, *receive = NULL, *send = NULL, *coro = NULL, *future = NULL, *added = NULL;
+    PyObject *scope = NULL, *receive = NULL, *send = NULL, *coro = NULL;
     if (c) {
         c->defer = NULL;
         c->mount = m;
@@ -2332,20 +2399,16 @@ static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
         && (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c))
         && (coro = PyObject_CallFunctionObjArgs(m->app, scope, receive, send, NULL))
         && (c->defer = turbo_res_defer(res)) != NULL) {
-        future = PyObject_CallOneArg(tb_loop_submit, coro);
-        added = future ? PyObject_CallMethodOneArg(future, tb_s_add_done_callback, (PyObject *)c) : NULL;
-        if (!added) { /* the app never runs: answer now, through the defer */
+        if (tb_asgi_enqueue(c, coro) < 0) { /* the app never runs: answer now, through the defer */
             tb_log_error_line(m->label);
-            if (!future) tb_close_coroutine(coro);
-            if (c->defer) tb_asgi_finish(c, tb_reply_500());
+            tb_close_coroutine(coro);
+            tb_asgi_finish(c, tb_reply_500());
         }
     } else {
         if (coro) tb_close_coroutine(coro);
         if (PyErr_Occurred()) tb_log_error_line(m->label);
         tb_send_500(res);
     }
-    Py_XDECREF(added);
-    Py_XDECREF(future);
     Py_XDECREF(coro);
     Py_XDECREF(send);
     Py_XDECREF(receive);
@@ -3173,12 +3236,13 @@ static int tb_module_state_init(void) {
     tb_json_loads = PyObject_GetAttrString(support, "loads");
     tb_JSONDecodeError = PyObject_GetAttrString(support, "JSONDecodeError");
     tb_Loop = PyObject_GetAttrString(support, "Loop");
+    tb_guard = PyObject_GetAttrString(support, "_guard");
     Py_DECREF(support);
     PyObject *io = PyImport_ImportModule("io");
     tb_io_BytesIO = io ? PyObject_GetAttrString(io, "BytesIO") : NULL;
     Py_XDECREF(io);
     if (!tb_io_BytesIO) return -1;
-    if (!tb_Headers || !tb_plain || !tb_json_loads || !tb_JSONDecodeError || !tb_Loop
+    if (!tb_Headers || !tb_plain || !tb_json_loads || !tb_JSONDecodeError || !tb_Loop || !tb_guard
         || !(tb_empty_tuple = PyTuple_New(0)))
         return -1;
     static const struct {

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""bench/hosted.py: existing apps on turbo against their usual servers, in one run.
+
+    python3 bench/hosted.py            full run (about 2 minutes)
+    python3 bench/hosted.py --quick    shorter runs
+
+The apps of bench/peers/hosted_apps.py, one process each, the server pinned to CPU 0 and
+wrk (-t1 -c64, keep-alive) to CPU 1: a bare ASGI app and a FastAPI async route on uvicorn
+(uvloop, httptools) and on turbo; a bare WSGI app and a Flask route on gunicorn's sync worker
+(which closes every connection) and on turbo. Reported: the server's CPU time per request and
+requests/s. Writes bench/results/hosted.{json,md}. Uses bench/run.py's helpers.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blocking  # noqa: E402
+import run as bench  # noqa: E402
+
+ROWS = [  # (row, app, path, peer)
+    ("bare ASGI app (two sends)", "bare_asgi", "/", "uvicorn"),
+    ("FastAPI async JSON route", "fastapi_app", "/json", "uvicorn"),
+    ("bare WSGI app", "bare_wsgi", "/", "gunicorn"),
+    ("Flask JSON route", "flask_app", "/json", "gunicorn"),
+]
+TARGETS = {"bare_asgi": 0.4, "fastapi_app": 0.8, "bare_wsgi": 0.15, "flask_app": 0.55}
+
+
+def server(kind, app, python):
+    module = "hosted_apps:" + app
+    if kind == "turbo":
+        argv = lambda port, _: [python, "-m", "turbo", module, "--port", str(port)]  # noqa: E731
+        env = {"PYTHONPATH": bench.ROOT, "TURBO_THREADS": "1"}
+    elif kind == "uvicorn":
+        argv = lambda port, _: [python, "-m", "uvicorn", module, "--port", str(port),  # noqa: E731
+                                "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                                "--log-level", "warning", "--backlog", "4096"]
+        env = {}
+    else:
+        argv = lambda port, _: [python, "-m", "gunicorn", "--workers", "1", "--bind",  # noqa: E731
+                                "127.0.0.1:%d" % port, "--backlog", "4096", "--log-level",
+                                "warning", module]
+        env = {}
+    return bench.Server("%s-%s" % (kind, app), "%s %s" % (kind, app), argv, set(),
+                        cwd=bench.PEERS, env=env)
+
+
+def measure(kind, app, path, python, seconds, scratch):
+    running = server(kind, app, python).start(scratch)
+    try:
+        problem = running.wait_ready(30)
+        if problem:
+            raise RuntimeError("%s %s: %s" % (kind, app, problem))
+        blocking.get_once(running.port, path)
+        running.refresh_pids()
+        cpu0 = bench.cpu_ticks(running.pids)
+        got = blocking.wrk(running.port, path, 64, seconds, scratch)
+        cpu1 = bench.cpu_ticks(running.pids)
+    finally:
+        running.stop()
+    cpu_us = (cpu1 - cpu0) / bench.CLK_TCK * 1e6 / max(1, got["requests"])
+    return {"rps": got["rps"], "cpu_us": cpu_us, "errors": got["errors"]}
+
+
+def markdown(results, seconds):
+    lines = ["| hosted app (one process) | turbo: CPU µs/req (req/s) | peer: CPU µs/req (req/s) | "
+             "turbo / peer | target |", "|---|---:|---:|---:|---|"]
+    for row, app, _, peer in ROWS:
+        t, p = results[app]["turbo"], results[app][peer]
+        lines.append("| %s | %.1f (%.0f) | %s %.1f (%.0f) | %.2fx | <= %.2fx |" % (
+            row, t["cpu_us"], t["rps"], peer, p["cpu_us"], p["rps"], t["cpu_us"] / p["cpu_us"],
+            TARGETS[app]))
+    lines.append("")
+    lines.append("wrk -t1 -c64, %d s per run, keep-alive (gunicorn's sync worker closes each "
+                 "connection); errors: %d." % (seconds, sum(r["errors"] for a in results.values()
+                                                           for r in a.values())))
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=bench.RESULTS)
+    args = parser.parse_args()
+    seconds = 3 if args.quick else 8
+    bench.raise_nofile()
+    python = bench.python_with(["turbo", "fastapi", "flask", "uvicorn", "uvloop", "httptools",
+                                "gunicorn"], ["/usr/bin/python3", *bench.PYTHONS])
+    if not python:
+        sys.exit("bench/hosted.py: needs one Python with turbo (make), FastAPI, Flask, uvicorn, "
+                 "uvloop, httptools and gunicorn (make bench installs Debian's)")
+    os.sched_setaffinity(0, {int(bench.CLIENT_CPU)})
+    scratch = tempfile.mkdtemp(prefix="turbo-hosted-")
+    results = {}
+    bench.log("hosted apps:")
+    for _, app, path, peer in ROWS:
+        results[app] = {}
+        for kind in ("turbo", peer):
+            results[app][kind] = measure(kind, app, path, python, seconds, scratch)
+            bench.log("  %s on %s: %s" % (app, kind, json.dumps(results[app][kind])))
+    table = markdown(results, seconds)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "hosted.json"), "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%d %H:%M %Z"), "seconds": seconds,
+                   "python": python, "results": results}, f, indent=1)
+    with open(os.path.join(args.out, "hosted.md"), "w") as f:
+        f.write(table)
+    print()
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
