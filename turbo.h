@@ -3261,6 +3261,16 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
     tb__conn_arm(w, c, was);
 }
 
+/* With the mailbox locked, after adding to it: the first item of a batch
+   wakes the worker (it empties the pipe, then takes every item). */
+static void tb__mailbox_wake(tb__mailbox *box) {
+    if ((box->resumed && box->resumed->next) || (box->returned && box->returned->returned_next) ||
+        (box->resumed && box->returned))
+        return;
+    while (write(box->wake_fd, "r", 1) < 0 && errno == EINTR) {
+    }
+}
+
 /* A detached thread gives its lent connection back: it keeps the
    unconsumed bytes, sends the answers itself (what the socket refuses
    waits in c->out) and posts c to the worker's mailbox. */
@@ -3276,8 +3286,7 @@ static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *dat
     pthread_mutex_lock(&box->lock);
     c->returned_next = box->returned;
     box->returned = c;
-    while (write(box->wake_fd, "r", 1) < 0 && errno == EINTR) {
-    }
+    tb__mailbox_wake(box);
     pthread_mutex_unlock(&box->lock);
 }
 
@@ -3410,8 +3419,7 @@ TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, voi
     } else {
         d->next = box->resumed;
         box->resumed = d;
-        while (write(box->wake_fd, "r", 1) < 0 && errno == EINTR) {
-        }
+        tb__mailbox_wake(box);
     }
     pthread_mutex_unlock(&box->lock);
     if (stopped) { /* the worker gave up on it at shutdown: no one to answer */

@@ -47,6 +47,8 @@
 #include <structmember.h>
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -88,9 +90,6 @@ static PyObject *tb_loop_obj;  /* this process's, while it serves (see tb_loop_s
 static PyObject *tb_loop_submit; /* its submit(coro) */
 static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe;
 static PyObject *tb_guard;     /* _support._guard: SystemExit in a task must not stop the loop */
-/* ASGI requests waiting for the loop to start them (see tb_asgi_enqueue). */
-static PyObject *tb_asgi_queue;
-static int tb_asgi_wake_pending;
 
 static pthread_key_t tb_scratch_key;
 
@@ -1935,6 +1934,8 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
 }
 
 static void tb_loop_stop(void);
+static int tb_asgi_jobs_open(PyObject *loop);
+static void tb_asgi_jobs_close(void);
 
 /* GIL held. Starts this process's asyncio loop (turbo._support.Loop). */
 static int tb_loop_start(void) {
@@ -1943,14 +1944,12 @@ static int tb_loop_start(void) {
     tb_loop_create_future = loop ? PyObject_GetAttrString(loop, "create_future") : NULL;
     tb_loop_create_task = loop ? PyObject_GetAttrString(loop, "create_task") : NULL;
     tb_loop_call_soon_threadsafe = loop ? PyObject_GetAttrString(loop, "call_soon_threadsafe") : NULL;
+    int rc = tb_loop_create_future && tb_loop_create_task && tb_loop_call_soon_threadsafe
+             && (tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit")) ? 0 : -1;
+    if (rc == 0 && loop) rc = tb_asgi_jobs_open(loop);
     Py_XDECREF(loop);
-    if (!tb_loop_create_future || !tb_loop_create_task || !tb_loop_call_soon_threadsafe
-        || !(tb_asgi_queue = PyList_New(0))
-        || !(tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))) {
-        tb_loop_stop();
-        return -1;
-    }
-    return 0;
+    if (rc < 0) tb_loop_stop();
+    return rc;
 }
 
 /* GIL held. Stops it; the tasks still pending are cancelled. */
@@ -1963,8 +1962,7 @@ static void tb_loop_stop(void) {
     Py_CLEAR(tb_loop_create_future);
     Py_CLEAR(tb_loop_create_task);
     Py_CLEAR(tb_loop_call_soon_threadsafe);
-    Py_CLEAR(tb_asgi_queue);
-    tb_asgi_wake_pending = 0;
+    tb_asgi_jobs_close();
     Py_CLEAR(tb_loop_obj);
 }
 
@@ -2112,13 +2110,6 @@ static turbo_str tb_mount_path(tb_mount *m, turbo_req *req) {
         p.len = 1;
     }
     return p;
-}
-
-static PyObject *tb_client_addr(turbo_req *req) {
-    char host[64];
-    int port = turbo_req_peer(req, host, sizeof host);
-    if (port < 0) Py_RETURN_NONE;
-    return Py_BuildValue("(si)", host, port);
 }
 
 /* ---- ASGI 3.0: http scope, receive, send; the app runs on the asyncio loop */
@@ -2285,136 +2276,224 @@ static void tb_asgi_call_dealloc(PyObject *self) {
 static PyMethodDef tb_asgi_receive_def = {"receive", tb_asgi_receive, METH_NOARGS, NULL};
 static PyMethodDef tb_asgi_send_def = {"send", tb_asgi_send, METH_O, NULL};
 
-/* Request headers as ASGI wants them: [(lower-case name, value)] as bytes. */
-static PyObject *tb_asgi_headers(turbo_req *req) {
+/* One ASGI request as a turbo thread hands it to the asyncio loop: a copy
+   of what the scope needs (the turbo_req is gone once the handler
+   returns), made without the GIL. data holds the method, the raw path, the
+   query, then each header as name NUL value NUL (the parser refuses NUL),
+   then the body. */
+typedef struct tb_asgi_job {
+    struct tb_asgi_job *next;
+    tb_mount *mount;
+    turbo_defer *defer;
+    int version, port, nheaders;
+    size_t method_len, path_len, query_len, headers_len, body_len;
+    char host[48];
+    char data[];
+} tb_asgi_job;
+
+/* Jobs waiting for the asyncio loop: the first one of a batch writes a byte
+   to wake_fd, which the loop watches (add_reader); it takes them all. */
+static struct {
+    pthread_mutex_t lock;
+    tb_asgi_job *head, **tail;
+    int wake_fd[2];
+} tb_asgi_jobs = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, {-1, -1}};
+
+static tb_asgi_job *tb_asgi_job_new(tb_mount *m, turbo_req *req) {
+    turbo_str method = turbo_req_method(req), path = turbo_req_path(req), query = turbo_req_query(req);
+    turbo_str body = turbo_req_body(req);
     int n = turbo_req_header_count(req);
-    PyObject *list = PyList_New(n);
-    for (int i = 0; list && i < n; i++) {
+    size_t headers_len = 0;
+    for (int i = 0; i < n; i++)
+        headers_len += turbo_req_header_name(req, i).len + turbo_req_header_value(req, i).len + 2;
+    tb_asgi_job *job = (tb_asgi_job *)malloc(sizeof *job + method.len + path.len + query.len
+                                             + headers_len + body.len);
+    if (!job) return NULL;
+    job->next = NULL;
+    job->mount = m;
+    job->version = turbo_req_version(req);
+    job->port = turbo_req_peer(req, job->host, sizeof job->host);
+    job->nheaders = n;
+    job->method_len = method.len;
+    job->path_len = path.len;
+    job->query_len = query.len;
+    job->headers_len = headers_len;
+    job->body_len = body.len;
+    char *o = job->data;
+    memcpy(o, method.ptr, method.len);
+    o += method.len;
+    memcpy(o, path.ptr, path.len);
+    o += path.len;
+    if (query.len) memcpy(o, query.ptr, query.len);
+    o += query.len;
+    for (int i = 0; i < n; i++) {
         turbo_str name = turbo_req_header_name(req, i), value = turbo_req_header_value(req, i);
-        PyObject *k = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)name.len);
-        if (k) {
-            char *d = PyBytes_AS_STRING(k);
-            for (size_t j = 0; j < name.len; j++)
-                d[j] = (char)(name.ptr[j] >= 'A' && name.ptr[j] <= 'Z' ? name.ptr[j] + 32 : name.ptr[j]);
-        }
-        PyObject *pair = k ? Py_BuildValue("(Ny#)", k, value.ptr, (Py_ssize_t)value.len) : NULL;
+        for (size_t k = 0; k < name.len; k++) /* ASGI's names are in lower case */
+            *o++ = (char)(name.ptr[k] >= 'A' && name.ptr[k] <= 'Z' ? name.ptr[k] + 32 : name.ptr[k]);
+        *o++ = '\0';
+        if (value.len) memcpy(o, value.ptr, value.len);
+        o += value.len;
+        *o++ = '\0';
+    }
+    if (body.len) memcpy(o, body.ptr, body.len);
+    return job;
+}
+
+static PyObject *tb_asgi_headers(const tb_asgi_job *job) {
+    const char *p = job->data + job->method_len + job->path_len + job->query_len;
+    PyObject *list = PyList_New(job->nheaders);
+    for (int i = 0; list && i < job->nheaders; i++) {
+        size_t nlen = strlen(p), vlen = strlen(p + nlen + 1);
+        PyObject *pair = Py_BuildValue("(y#y#)", p, (Py_ssize_t)nlen, p + nlen + 1, (Py_ssize_t)vlen);
         if (!pair) Py_CLEAR(list);
         else PyList_SET_ITEM(list, i, pair);
+        p += nlen + vlen + 2;
     }
     return list;
 }
 
-static PyObject *tb_asgi_scope(tb_mount *m, turbo_req *req) {
-    turbo_str method = turbo_req_method(req), raw = turbo_req_path(req), query = turbo_req_query(req);
-    turbo_str path = tb_mount_path(m, req);
+static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
+    tb_mount *m = job->mount;
+    const char *method = job->data, *raw = method + job->method_len, *query = raw + job->path_len;
+    size_t prefix = m->prefix_len, rest = job->path_len - prefix;
     PyObject *state = m->state ? PyDict_Copy(m->state) : PyDict_New();
-    PyObject *scope = state ? Py_BuildValue(
-        "{s:s,s:{s:s,s:s},s:s,s:s#,s:s,s:N,s:y#,s:y#,s:O,s:N,s:N,s:O,s:N}", "type", "http",
+    PyObject *client = job->port < 0 ? Py_None : Py_BuildValue("(si)", job->host, job->port);
+    if (client == Py_None) Py_INCREF(client);
+    PyObject *scope = state && client ? Py_BuildValue(
+        "{s:s,s:{s:s,s:s},s:s,s:s#,s:s,s:N,s:y#,s:y#,s:O,s:N,s:O,s:O,s:O}", "type", "http",
         "asgi", "version", "3.0", "spec_version", "2.3",
-        "http_version", turbo_req_version(req) == 10 ? "1.0" : "1.1",
-        "method", method.ptr, (Py_ssize_t)method.len, "scheme", "http",
-        "path", tb_decoded_str(path.ptr, path.len, 0),
-        "raw_path", raw.ptr, (Py_ssize_t)raw.len, "query_string", query.len ? query.ptr : "",
-        (Py_ssize_t)query.len, "root_path", m->root_path, "headers", tb_asgi_headers(req),
-        "client", tb_client_addr(req), "server", tb_server_addr ? tb_server_addr : Py_None,
-        "state", state) : NULL;
+        "http_version", job->version == 10 ? "1.0" : "1.1",
+        "method", method, (Py_ssize_t)job->method_len, "scheme", "http",
+        "path", rest ? tb_decoded_str(raw + prefix, rest, 0) : PyUnicode_FromString("/"),
+        "raw_path", raw, (Py_ssize_t)job->path_len, "query_string", query, (Py_ssize_t)job->query_len,
+        "root_path", m->root_path, "headers", tb_asgi_headers(job), "client", client,
+        "server", tb_server_addr ? tb_server_addr : Py_None, "state", state)
+        : NULL;
+    Py_XDECREF(state);
+    Py_XDECREF(client);
     return scope;
 }
 
-/* Requests waiting for the asyncio loop to start their app: (call, coro)
-   pairs. The loop is woken once per batch, not once per request, and the
-   coroutines become tasks there directly. The GIL guards both. */
-/* On the asyncio loop's thread: every queued request becomes a task. */
+/* On the asyncio loop's thread: the job becomes a task running the app. */
+static void tb_asgi_start_job(tb_asgi_job *job) {
+    tb_mount *m = job->mount;
+    const char *body = job->data + job->method_len + job->path_len + job->query_len + job->headers_len;
+    tb_ASGICall *c = PyObject_New(tb_ASGICall, &tb_ASGICallType);
+    PyObject *scope = NULL, *receive = NULL, *send = NULL, *coro = NULL, *guarded = NULL;
+    PyObject *task = NULL, *added = NULL;
+    if (!c) {
+        tb_log_error_line(m->label);
+        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        return;
+    }
+    c->defer = job->defer;
+    c->mount = m;
+    c->reply = tb_reply_new();
+    c->body = PyBytes_FromStringAndSize(body, (Py_ssize_t)job->body_len);
+    c->disconnect = NULL;
+    c->started = 0;
+    if (c->reply && c->body && (scope = tb_asgi_scope(job))
+        && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c))
+        && (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c))
+        && (coro = PyObject_CallFunctionObjArgs(m->app, scope, receive, send, NULL))
+        && (guarded = PyObject_CallOneArg(tb_guard, coro)) /* SystemExit must not stop the loop */
+        && (task = PyObject_CallOneArg(tb_loop_create_task, guarded)))
+        added = PyObject_CallMethodOneArg(task, tb_s_add_done_callback, (PyObject *)c);
+    if (!added) { /* the app never runs: answer now */
+        tb_log_error_line(m->label);
+        if (!task && (guarded || coro)) tb_close_coroutine(guarded ? guarded : coro);
+        if (c->defer) tb_asgi_finish(c, tb_reply_500());
+    }
+    Py_XDECREF(added);
+    Py_XDECREF(task);
+    Py_XDECREF(guarded);
+    Py_XDECREF(coro);
+    Py_XDECREF(send);
+    Py_XDECREF(receive);
+    Py_XDECREF(scope);
+    Py_DECREF(c);
+}
+
+static tb_asgi_job *tb_asgi_take_jobs(void) {
+    pthread_mutex_lock(&tb_asgi_jobs.lock);
+    tb_asgi_job *jobs = tb_asgi_jobs.head;
+    tb_asgi_jobs.head = NULL;
+    tb_asgi_jobs.tail = &tb_asgi_jobs.head;
+    pthread_mutex_unlock(&tb_asgi_jobs.lock);
+    return jobs;
+}
+
+/* The loop's reader of wake_fd: every job waiting becomes a task. */
 static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
-    PyObject *batch = tb_asgi_queue;
+    char bytes[64];
     (void)self, (void)unused;
-    tb_asgi_wake_pending = 0;
-    if (!(tb_asgi_queue = PyList_New(0))) {
-        tb_asgi_queue = batch;
-        return NULL;
+    while (read(tb_asgi_jobs.wake_fd[0], bytes, sizeof bytes) > 0) {
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(batch); i++) {
-        PyObject *pair = PyList_GET_ITEM(batch, i), *coro = PyTuple_GET_ITEM(pair, 1);
-        tb_ASGICall *c = (tb_ASGICall *)PyTuple_GET_ITEM(pair, 0);
-        PyObject *guarded = PyObject_CallOneArg(tb_guard, coro); /* SystemExit must not stop the loop */
-        PyObject *task = guarded ? PyObject_CallOneArg(tb_loop_create_task, guarded) : NULL;
-        PyObject *added = task ? PyObject_CallMethodOneArg(task, tb_s_add_done_callback, (PyObject *)c) : NULL;
-        if (!added) {
-            tb_log_error_line(c->mount->label);
-            if (!task) tb_close_coroutine(guarded ? guarded : coro);
-            if (c->defer) tb_asgi_finish(c, tb_reply_500());
-        }
-        Py_XDECREF(added);
-        Py_XDECREF(task);
-        Py_XDECREF(guarded);
+    for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
+        next = job->next;
+        tb_asgi_start_job(job);
+        free(job);
     }
-    Py_DECREF(batch);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef tb_asgi_drain_def = {"drain", tb_asgi_drain, METH_NOARGS, NULL};
 
-/* Queues a request for the loop, waking it if no wake-up is on its way. */
-static int tb_asgi_enqueue(tb_ASGICall *c, PyObject *coro) {
-    PyObject *pair = PyTuple_Pack(2, (PyObject *)c, coro);
-    int rc = pair ? PyList_Append(tb_asgi_queue, pair) : -1;
-    Py_XDECREF(pair);
-    if (rc == 0 && !tb_asgi_wake_pending) {
-        /* Set first: the call may let the loop run the drain before it returns. */
-        tb_asgi_wake_pending = 1;
-        PyObject *drain = PyCFunction_New(&tb_asgi_drain_def, NULL);
-        PyObject *r = drain ? PyObject_CallOneArg(tb_loop_call_soon_threadsafe, drain) : NULL;
-        Py_XDECREF(drain);
-        Py_XDECREF(r);
-        if (!r) {
-            tb_asgi_wake_pending = 0;
-            PyList_SetSlice(tb_asgi_queue, PyList_GET_SIZE(tb_asgi_queue) - 1, PY_SSIZE_T_MAX, NULL);
-            return -1;
-        }
+/* GIL held, at loop start: the pipe, watched by the loop. */
+static int tb_asgi_jobs_open(PyObject *loop) {
+    if (pipe(tb_asgi_jobs.wake_fd) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     }
-    return rc;
+    for (int i = 0; i < 2; i++) {
+        fcntl(tb_asgi_jobs.wake_fd[i], F_SETFL, O_NONBLOCK);
+        fcntl(tb_asgi_jobs.wake_fd[i], F_SETFD, FD_CLOEXEC);
+    }
+    tb_asgi_jobs.tail = &tb_asgi_jobs.head;
+    PyObject *drain = PyCFunction_New(&tb_asgi_drain_def, NULL);
+    PyObject *add = drain ? PyObject_GetAttrString(loop, "add_reader") : NULL;
+    PyObject *r = add ? PyObject_CallFunction(tb_loop_call_soon_threadsafe, "OiO", add,
+                                              tb_asgi_jobs.wake_fd[0], drain)
+                      : NULL;
+    Py_XDECREF(drain);
+    Py_XDECREF(add);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
 }
 
-/* The turbo_handler of a mounted ASGI app: the app's coroutine goes to the
-   asyncio loop and the answer is deferred until send() completes it. */
+/* GIL held, once the loop has stopped: jobs it never started get no answer. */
+static void tb_asgi_jobs_close(void) {
+    for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
+        next = job->next;
+        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        free(job);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (tb_asgi_jobs.wake_fd[i] >= 0) close(tb_asgi_jobs.wake_fd[i]);
+        tb_asgi_jobs.wake_fd[i] = -1;
+    }
+}
+
+/* The turbo_handler of a mounted ASGI app. It takes no GIL: the request is
+   copied to the asyncio loop, which runs the app, and the answer is
+   deferred until send() completes it. */
 static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_mount *m = (tb_mount *)user;
-    if (tb_gil_take() < 0) {
-        turbo_res_text(res, 500, "Internal Server Error");
+    tb_asgi_job *job = tb_asgi_jobs.wake_fd[1] >= 0 ? tb_asgi_job_new(m, req) : NULL;
+    if (!job || !(job->defer = turbo_res_defer(res))) {
+        fprintf(stderr, "turbo: %s: %s\n", m->label, job ? "out of memory" : "no asyncio loop runs");
+        free(job);
+        tb_send_500(res);
         return;
     }
-    turbo_str b = turbo_req_body(req);
-    tb_ASGICall *c = PyObject_New(tb_ASGICall, &tb_ASGICallType);
-    PyObject *scope = NULL, *receive = NULL, *send = NULL, *coro = NULL;
-    if (c) {
-        c->defer = NULL;
-        c->mount = m;
-        c->reply = tb_reply_new();
-        c->body = PyBytes_FromStringAndSize(b.len ? b.ptr : "", (Py_ssize_t)b.len);
-        c->disconnect = NULL;
-        c->started = 0;
-    }
-    if (c && c->reply && c->body && (scope = tb_asgi_scope(m, req))
-        && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c))
-        && (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c))
-        && (coro = PyObject_CallFunctionObjArgs(m->app, scope, receive, send, NULL))
-        && (c->defer = turbo_res_defer(res)) != NULL) {
-        if (tb_asgi_enqueue(c, coro) < 0) { /* the app never runs: answer now, through the defer */
-            tb_log_error_line(m->label);
-            tb_close_coroutine(coro);
-            tb_asgi_finish(c, tb_reply_500());
+    pthread_mutex_lock(&tb_asgi_jobs.lock);
+    int first = !tb_asgi_jobs.head;
+    *tb_asgi_jobs.tail = job;
+    tb_asgi_jobs.tail = &job->next;
+    pthread_mutex_unlock(&tb_asgi_jobs.lock);
+    if (first)
+        while (write(tb_asgi_jobs.wake_fd[1], "j", 1) < 0 && errno == EINTR) {
         }
-    } else {
-        if (coro) tb_close_coroutine(coro);
-        if (PyErr_Occurred()) tb_log_error_line(m->label);
-        tb_send_500(res);
-    }
-    Py_XDECREF(coro);
-    Py_XDECREF(send);
-    Py_XDECREF(receive);
-    Py_XDECREF(scope);
-    Py_XDECREF(c);
-    tb_gil_drop();
 }
 
 /* ---- WSGI (PEP 3333): the app runs on the turbo thread, which its loop
