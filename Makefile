@@ -16,7 +16,7 @@ PY_EXT  := turbo/_turbo$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.g
 PROGRAMS := build/hello build/hello-asan build/hello-tsan build/hello-debug build/hello-kqueue build/test_shim \
             build/test_parser build/test_json build/native_server build/c_api_server-asan build/c_api_server-tsan \
             $(PY_EXT) examples/handlers.so
-.PHONY: all run test bench bench-quick fuzz valgrind clean
+.PHONY: all run test bench bench-quick fuzz valgrind clean compile_commands.json
 
 all: $(PROGRAMS)
 
@@ -56,8 +56,9 @@ build:
 run: build/hello
 	./build/hello
 
+# make test T="http json": only the suites whose name has one of the words
 test: all
-	$(PYTHON) tests/run_all.py
+	$(PYTHON) tests/run_all.py $(T)
 
 # run.py installs the peers (libcjson-dev among them) before json_bench is built.
 bench: all build/floor
@@ -75,6 +76,10 @@ fuzz:
 
 valgrind: build/hello-debug
 	bash tests/valgrind.sh
+
+# For editors (clangd): the implementation half of turbo.h compiles as part of examples/hello.c.
+compile_commands.json:
+	printf '[{"directory":"%s","file":"examples/hello.c","command":"cc $(WARN) -c examples/hello.c"},{"directory":"%s","file":"turbo_py.c","command":"cc -Wall -Wextra -I$(PY_INC) -c turbo_py.c"}]\n' "$(CURDIR)" "$(CURDIR)" > $@
 
 clean:
 	rm -rf build $(PY_EXT) examples/handlers.so

@@ -16,7 +16,7 @@
      writer that streams into the response. Needs libc and POSIX threads,
      nothing else.
 
-   HELLO WORLD
+   AN APP IN ONE SCREEN
 
          #define TURBO_IMPL
          #include "turbo.h"
@@ -26,13 +26,28 @@
              turbo_res_text(res, 200, "Hello, World!");
          }
 
-         int main(void) {
-             turbo_server *s = turbo_new(&(turbo_config){ .port = 8080 });
-             turbo_get(s, "/", hello, NULL);
-             return turbo_run(s);        // until SIGINT or SIGTERM
+         static void get_user(turbo_req *req, turbo_res *res, void *user) {
+             turbo_str id = turbo_req_param(req, "id");   // a view into the request
+             turbo_json *j = turbo_res_json(res, 200);    // application/json
+             (void)user;
+             turbo_json_object_begin(j);
+             turbo_json_key(j, "id");
+             turbo_json_stringn(j, id.ptr, id.len);
+             turbo_json_object_end(j);
          }
 
-     cc -O2 hello.c -o hello -lpthread
+         int main(void) {
+             turbo_server *s = turbo_new(&(turbo_config){ .port = 8080 });
+             if (turbo_get(s, "/", hello, NULL) || turbo_get(s, "/users/{id}", get_user, NULL)) {
+                 fprintf(stderr, "%s\n", turbo_error(s));  // route "/a/{id" is missing "}"
+                 return 1;
+             }
+             int rc = turbo_run(s);   // until SIGINT or SIGTERM, then drains: 0
+             turbo_free(s);
+             return rc;
+         }
+
+     cc -O2 app.c -o app -lpthread
 
    EXECUTION MODEL
      Each of `threads` event loops (a "worker") is run by one thread, which
@@ -67,6 +82,22 @@
      belongs to turbo and is valid until your handler returns. Copy what you
      need to keep. Everything you hand turbo is copied before the call
      returns.
+
+   WHAT TURBO ANSWERS BY ITSELF
+     400 a malformed or ambiguous request (bad framing, bare CR/LF, bad Host),
+         then close; 404 no route; 405 (with Allow) a route with other
+         methods; OPTIONS: 200 with Allow; 408 a head or body too slow;
+     413 a body over max_body; 414 a request line over max_request_line;
+     417 an Expect other than 100-continue; 431 a head over max_header_bytes
+         or max_headers; 500 a handler that answered nothing, invalid JSON,
+         a status outside 200-599; 501 an unknown method or transfer coding;
+     503 over max_connections; 505 an HTTP version other than 1.x.
+     json_errors = 1 makes their bodies {"detail":"Not Found"}.
+
+   NOT INCLUDED
+     TLS and HTTP/2 (put nginx, HAProxy or a cloud balancer in front),
+     compression, caching, cookies and sessions, WebSockets, streamed
+     responses and static files (planned), request bodies over max_body.
 
    License: MIT, at the end of this file.
 */
@@ -105,7 +136,7 @@
 extern "C" {
 #endif
 
-/* ---------------------------------------------------------------- types */
+/* ---------------------------------------------------------------- API: types */
 
 /* A view of bytes owned by someone else; not NUL-terminated. */
 typedef struct turbo_str {
@@ -189,7 +220,7 @@ typedef struct turbo_config {
     void *hook_arg;
 } turbo_config;
 
-/* ---------------------------------------------------------------- server */
+/* ---------------------------------------------------------------- API: server */
 
 /* Creates a server; cfg may be NULL for all defaults. NULL on out of memory. */
 TURBO_API turbo_server *turbo_new(const turbo_config *cfg);
@@ -243,7 +274,7 @@ TURBO_API void turbo_stop(turbo_server *s);
 /* Frees a server that is not running. */
 TURBO_API void turbo_free(turbo_server *s);
 
-/* ---------------------------------------------------------------- request */
+/* ---------------------------------------------------------------- API: request */
 
 TURBO_API turbo_str turbo_req_method(const turbo_req *r);
 TURBO_API turbo_str turbo_req_path(const turbo_req *r);   /* raw, without the query */
@@ -286,7 +317,7 @@ TURBO_API int turbo_req_peer(const turbo_req *r, char *host, size_t cap);
    Returns the decoded length, or -1 on a malformed escape. */
 TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus_is_space);
 
-/* ---------------------------------------------------------------- response */
+/* ---------------------------------------------------------------- API: response */
 
 /* Status, headers and body. Set status and headers before the body.
    turbo sets Content-Length, Date, Server and Connection itself.
@@ -338,7 +369,7 @@ TURBO_API turbo_defer *turbo_res_defer(turbo_res *res);
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg),
                                   void *arg);
 
-/* ---------------------------------------------------------------- JSON writer */
+/* ---------------------------------------------------------------- API: JSON writer */
 
 /* Writes JSON into out (appending). Strings are escaped per RFC 8259
    (control characters without a short form as lower-case \u00xx), plus
@@ -390,6 +421,28 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #ifndef TURBO_IMPL_DONE
 #define TURBO_IMPL_DONE
 
+/* HOW A REQUEST FLOWS (each step in its section, in file order)
+
+     tb__worker_run      worker      one event loop: wait, then each ready socket
+     tb__worker_accept   worker      a new connection: a tb__conn, TB__T_HEAD timer
+     tb__conn_readable   connections read into the thread's buffer (or the conn's own)
+     tb__process         connections every complete request in the bytes read:
+       tb__parse_head    parser        request line and headers, framing checked
+       tb__dechunk       parser        a chunked body, decoded in place
+       tb__dispatch      connections   501, OPTIONS *, route, 404, 405
+         tb__route       router          the handler and its {captures}
+         tb__run_handler connections     the handler, watched by the monitor (hand-off)
+       tb__res_finish    response      status line and turbo's headers slid in front
+     tb__conn_after      connections one send of every answer; keep the rest; next timer
+     tb__worker_resumed  deferred    answers resumed from other threads, lent
+                                     connections handed back
+     tb__worker_expire   worker      timers: 408, idle close, write deadline
+
+   State: a server has its workers (one event loop each, with its listening
+   socket, connections, timers and mailbox) and a pool of threads; a thread
+   runs one worker at a time and owns the buffers a request is parsed from
+   and answered into (tb__thread). */
+
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #error "turbo.h: include it first in the TURBO_IMPL file, or compile with -D_GNU_SOURCE"
 #endif
@@ -416,6 +469,9 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #include <time.h>
 #include <unistd.h>
 
+#if defined(TURBO_MALLOC) != defined(TURBO_FREE) || defined(TURBO_MALLOC) != defined(TURBO_REALLOC)
+#error "turbo.h: define all of TURBO_MALLOC, TURBO_REALLOC and TURBO_FREE, or none"
+#endif
 #ifndef TURBO_MALLOC
 #define TURBO_MALLOC(n) malloc(n)
 #define TURBO_REALLOC(p, n) realloc(p, n)

@@ -177,6 +177,7 @@ def markdown(results, seconds):
 
 
 def main():
+    bench.stop_all_on_exit()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=bench.RESULTS)

@@ -15,6 +15,7 @@ Python 3 standard library only; the chart uses matplotlib when any Python on
 the machine has it.
 """
 import argparse
+import atexit
 import json
 import math
 import os
@@ -384,7 +385,10 @@ def raise_nofile():
 
 
 class Running:
-    """A started server: its process group, port and log."""
+    """A started server: its process group, port and log. Every one started is
+    in Running.started, so that an interrupted run stops them all (stop_all)."""
+
+    started = []
 
     def __init__(self, server, port, scratch, argv, env):
         self.server, self.port, self.scratch = server, port, scratch
@@ -394,6 +398,7 @@ class Running:
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=self._child_setup)
         self.pids = [self.proc.pid]
+        Running.started.append(self)
 
     @staticmethod
     def _child_setup():
@@ -420,6 +425,8 @@ class Running:
         return text.replace("\n", " | ") or "(no output)"
 
     def stop(self, timeout=10.0):
+        if self.log.closed:
+            return
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -1118,9 +1125,9 @@ def noise_note(results):
             f"max {max(shares):.0%}); figures from a shared core run high and spread wide.", ""]
 
 
-def markdown(results, summary, settings):
+def md_runs(results, summary, settings, names):
+    """The heading, the method and the table of every run."""
     m = results["machine"]
-    names = {s["name"]: s["label"] for s in results["servers"]}
     warmup = "per case" if settings.get("warmup_each_case", True) else "before each server's first case"
     lines = [
         f"# turbo benchmarks ({results['mode']} run, {results['date']})", "",
@@ -1139,12 +1146,9 @@ def markdown(results, summary, settings):
         "| case | server | RPS median [min-max] | CPU us/req | p50 ms | p99 ms | errors | peak RSS MiB | bound |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    case_titles = {c.name: c.title for c in CASES}
-    case_order = [c.name for c in CASES] + [c for c in summary if c not in case_titles]
-    for case in case_order:
+    for case in case_order(summary):
         rows = summary.get(case, {})
-        server_order = [s["name"] for s in results["servers"]]
-        for server in server_order:
+        for server in [s["name"] for s in results["servers"]]:
             key = f"{case}/{server}"
             if server in rows:
                 r = rows[server]
@@ -1157,82 +1161,101 @@ def markdown(results, summary, settings):
             if key in results["row_errors"]:
                 lines.append(f"| {case} | {names[server]} | {results['row_errors'][key]} "
                              "| | | | | | |")
-    lines += ["", "`bound` (server CPU / wrk CPU).", ""]
+    return lines + ["", "`bound` (server CPU / wrk CPU).", ""]
 
+
+def case_order(summary):
+    titles = {c.name for c in CASES}
+    return [c.name for c in CASES] + [c for c in summary if c not in titles]
+
+
+def md_ratios(summary):
     ratios = ratio_rows(summary)
-    if any(cells for _, cells, _ in ratios):
-        used = [c for c in case_order if any(c in cells for _, cells, _ in ratios)]
-        lines += ["## Ratios", "",
-                  "Server CPU per request, A / B (and RPS, A / B); lower CPU is better. "
-                  "turbo's JSON and path rows are set against the floor's plaintext, "
-                  "since the floor parses nothing.", "",
-                  "| A / B | " + " | ".join(used) + " | target (CPU) |",
-                  "|---|" + "---|" * len(used) + "---|"]
-        for what, cells, target in ratios:
-            if cells:
-                lines.append(f"| {what} | " + " | ".join(cells.get(c, "") for c in used)
-                             + f" | {target} |")
-        lines.append("")
+    if not any(cells for _, cells, _ in ratios):
+        return []
+    used = [c for c in case_order(summary) if any(c in cells for _, cells, _ in ratios)]
+    lines = ["## Ratios", "",
+             "Server CPU per request, A / B (and RPS, A / B); lower CPU is better. "
+             "turbo's JSON and path rows are set against the floor's plaintext, "
+             "since the floor parses nothing.", "",
+             "| A / B | " + " | ".join(used) + " | target (CPU) |",
+             "|---|" + "---|" * len(used) + "---|"]
+    for what, cells, target in ratios:
+        if cells:
+            lines.append(f"| {what} | " + " | ".join(cells.get(c, "") for c in used)
+                         + f" | {target} |")
+    return lines + [""]
 
+
+def md_targets(results, summary):
     goals = target_rows(results, summary)
-    if goals:
-        lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
-        lines += [f"| {what} | {value} | {'yes' if met else '**no**'} |"
-                  for what, value, met in goals]
-        lines.append("")
+    if not goals:
+        return []
+    lines = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {what} | {value} | {'yes' if met else '**no**'} |" for what, value, met in goals]
+    return lines + [""]
 
-    if results["idle"]:
-        lines += [f"## {settings['idle']:,} idle keep-alive connections", "",
-                  "Each connection made one GET / and stays open. RSS of the server's "
-                  "processes, fresh start, after one request and with the connections held "
-                  "(kernel socket buffers are not in RSS).", "",
-                  "| server | open | RSS before MiB | RSS held MiB | bytes per connection |",
-                  "|---|---|---|---|---|"]
-        for server in [s["name"] for s in results["servers"]]:
-            row = results["idle"].get(server)
-            if not row:
-                continue
-            if "baseline_kb" not in row:
-                lines.append(f"| {names[server]} | {row['error']} | | | |")
-                continue
-            per = f"{row['bytes_per_conn']:,.0f}" if "bytes_per_conn" in row else \
-                f"n/a: {row.get('error', '')}"
-            lines.append(f"| {names[server]} | {row['open']:,}/{row['connections']:,} | "
-                         f"{row['baseline_kb'] / 1024:.1f} | {row['held_kb'] / 1024:.1f} | {per} |")
-        lines.append("")
 
+def md_idle(results, settings, names):
+    if not results["idle"]:
+        return []
+    lines = [f"## {settings['idle']:,} idle keep-alive connections", "",
+             "Each connection made one GET / and stays open. RSS of the server's "
+             "processes, fresh start, after one request and with the connections held "
+             "(kernel socket buffers are not in RSS).", "",
+             "| server | open | RSS before MiB | RSS held MiB | bytes per connection |",
+             "|---|---|---|---|---|"]
+    for server in [s["name"] for s in results["servers"]]:
+        row = results["idle"].get(server)
+        if not row:
+            continue
+        if "baseline_kb" not in row:
+            lines.append(f"| {names[server]} | {row['error']} | | | |")
+            continue
+        per = f"{row['bytes_per_conn']:,.0f}" if "bytes_per_conn" in row else \
+            f"n/a: {row.get('error', '')}"
+        lines.append(f"| {names[server]} | {row['open']:,}/{row['connections']:,} | "
+                     f"{row['baseline_kb'] / 1024:.1f} | {row['held_kb'] / 1024:.1f} | {per} |")
+    return lines + [""]
+
+
+def md_callgrind(results, settings, names):
     cg = results["callgrind"]
-    if cg:
-        lines += ["## Instructions per request (callgrind)", "",
-                  "`valgrind --tool=callgrind`, one keep-alive connection, one request at a "
-                  "time: (a run answering a warm-up of 50 of each request, then N of this one) "
-                  "- (a run answering the warm-up alone), over N. User-space instructions only; "
-                  f"N = {settings['cg_requests']} (C), {settings['cg_requests_py']} (Python). "
-                  "Does not move with machine noise.", "",
-                  "| server | plaintext | json |", "|---|---|---|"]
-        for server, rows in cg.items():
-            if not isinstance(rows, dict):
-                continue
-            if "error" in rows:
-                lines.append(f"| {names.get(server, server)} | {rows['error']} | |")
-                continue
+    if not cg:
+        return []
+    lines = ["## Instructions per request (callgrind)", "",
+             "`valgrind --tool=callgrind`, one keep-alive connection, one request at a "
+             "time: (a run answering a warm-up of 50 of each request, then N of this one) "
+             "- (a run answering the warm-up alone), over N. User-space instructions only; "
+             f"N = {settings['cg_requests']} (C), {settings['cg_requests_py']} (Python). "
+             "Does not move with machine noise.", "",
+             "| server | plaintext | json |", "|---|---|---|"]
+    for server, rows in cg.items():
+        if not isinstance(rows, dict):
+            continue
+        if "error" in rows:
+            lines.append(f"| {names.get(server, server)} | {rows['error']} | |")
+            continue
 
-            def one(case):
-                r = rows.get(case)
-                if not r:
-                    return "-"
-                return f"{r['instructions_per_request']:,}" if "error" not in r else r["error"]
-            lines.append(f"| {names.get(server, server)} | {one('plaintext')} | {one('json')} |")
-        lines.append("")
+        def one(case):
+            r = rows.get(case)
+            if not r:
+                return "-"
+            return f"{r['instructions_per_request']:,}" if "error" not in r else r["error"]
+        lines.append(f"| {names.get(server, server)} | {one('plaintext')} | {one('json')} |")
+    return lines + [""]
 
+
+def md_versions(results, names):
+    lines = []
     unavailable = results["unavailable"]
     if unavailable:
         lines += ["Not available: " + "; ".join(f"{names.get(k, k)}: {v}"
                                                 for k, v in unavailable.items()), ""]
-    v = m["versions"]
+    v = results["machine"]["versions"]
     peers = v.get("peers_python", {})
     flask = v.get("flask_python", {})
-    lines += ["Versions: " + ", ".join(x for x in [
+    return lines + ["Versions: " + ", ".join(x for x in [
         v.get("wrk") and v["wrk"].split(" Copyright")[0],
         v.get("nginx"), v.get("node") and "node " + v["node"],
         peers.get("python") and "Python " + peers["python"],
@@ -1243,7 +1266,13 @@ def markdown(results, summary, settings):
         flask.get("flask") and "Flask " + flask["flask"],
         flask.get("gunicorn") and "gunicorn " + flask["gunicorn"],
         v.get("cc")] if x) + ".", ""]
-    return "\n".join(lines)
+
+
+def markdown(results, summary, settings):
+    names = {s["name"]: s["label"] for s in results["servers"]}
+    return "\n".join(md_runs(results, summary, settings, names) + md_ratios(summary)
+                     + md_targets(results, summary) + md_idle(results, settings, names)
+                     + md_callgrind(results, settings, names) + md_versions(results, names))
 
 
 def chart(results_path, png_path):
@@ -1312,7 +1341,16 @@ def draw_chart(results_path, png_path):
 
 # ------------------------------------------------------------ main
 
+def stop_all_on_exit():
+    """SIGTERM ends the run as Ctrl-C does: every server started is stopped."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+    atexit.register(lambda: [r.stop() for r in Running.started])
+
+
 def main():
+    stop_all_on_exit()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one short repetition")
     parser.add_argument("--cases", help="comma-separated case names (default: all)")

@@ -5,7 +5,6 @@
 #include "../turbo.h"
 
 #include <stdio.h>
-#include <string.h>
 
 static void hello(turbo_req *req, turbo_res *res, void *user) {
     (void)req;
@@ -44,10 +43,9 @@ static void echo(turbo_req *req, turbo_res *res, void *user) {
 }
 
 int main(void) {
-    turbo_config cfg;
+    turbo_config cfg = {.port = 8080}; /* the rest from TURBO_* and PORT */
     turbo_server *s;
     int rc;
-    memset(&cfg, 0, sizeof cfg);
     if (turbo_config_env(&cfg) != 0 || !(s = turbo_new(&cfg))) return 1;
     if (turbo_get(s, "/", hello, NULL) || turbo_get(s, "/json", hello_json, NULL) ||
         turbo_get(s, "/users/{id}", get_user, NULL) || turbo_post(s, "/echo", echo, NULL)) {

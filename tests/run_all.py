@@ -1,7 +1,12 @@
-"""Runs every test suite and sums their closing `N passed, N failed` lines.
+"""Runs the test suites and sums their closing `N passed, N failed` lines.
+
+    python3 tests/run_all.py              every suite (what `make test` runs)
+    python3 tests/run_all.py http json    only suites whose name has one of
+                                          these words (`make test T="http json"`)
 
 Each suite is a command that prints its own summary as its last such line;
-a suite that crashes or prints none counts as one failure.
+a suite that crashes or prints none counts as one failure. A failing suite's
+output tail is shown, with the command that runs it alone.
 """
 import os
 import re
@@ -37,9 +42,14 @@ SUITES = [
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed", re.M)
 
 
-def main():
+def main(words):
     total_pass = total_fail = 0
-    for name, cmd in SUITES:
+    suites = [(n, c) for n, c in SUITES if not words or any(w.lower() in n.lower() for w in words)]
+    if not suites:
+        print("no suite's name has any of: %s" % " ".join(words))
+        print("0 passed, 1 failed")
+        return 1
+    for name, cmd in suites:
         started = time.time()
         proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         out = proc.stdout.decode("utf-8", "replace")
@@ -52,6 +62,7 @@ def main():
             f = 1  # a non-zero exit with no failure counted is still a failure
         if f:
             sys.stdout.write(out[-6000:])
+            print("rerun alone: %s" % " ".join(cmd))
         print("%-40s %4d passed, %d failed (%.1f s)" % (name, p, f, time.time() - started))
         sys.stdout.flush()
         total_pass += p
@@ -61,4 +72,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
