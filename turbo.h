@@ -2502,7 +2502,8 @@ struct tb__worker {
     int draining, gave_up;
     int defers;        /* turbo_defer objects not yet answered or given up */
     int lent;          /* connections whose handler runs outside the loop */
-    turbo_defer *held; /* resumed answers for lent connections, in order */
+    turbo_defer *held; /* resumed answers not yet answered (lent connections'), in order */
+    tb__conn *returned; /* connections handed back, not yet taken up */
     int64_t now, drain_deadline, accept_resume;
     int nconns;
     tb__conn *free_conns;
@@ -3333,7 +3334,7 @@ static void tb__mailbox_wake(tb__mailbox *box) {
 static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len,
                             size_t used) {
     tb__mailbox *box = w->box;
-    ssize_t sent = tb__send_some(c, t->out.data, t->out.len);
+    ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, t->out.len); /* behind a backlog: queue */
     tb__conn_keep(c, data, len, used);
     if (sent < 0) c->dead = 1;
     else turbo_buf_append(&c->out, t->out.data + sent, t->out.len - (size_t)sent);
@@ -3514,13 +3515,13 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
 
 /* Takes what the mailbox holds: returned connections first, then the
    resumed answers, oldest first, after those held for lent connections.
-   If t detaches on the way, what is left goes back to the mailbox for
-   the worker's next thread. */
+   The lists wait in the worker while they are worked through, so that a
+   thread that detaches on the way leaves the rest to the worker's next
+   thread (tb__worker_run), which goes on at once. */
 static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
-    turbo_defer *d, *next, *fresh = NULL, *order = w->held, **tail = &order;
+    turbo_defer *d, *fresh = NULL, **tail;
     tb__conn *c, *back;
-    w->held = NULL;
     while (read(w->wake[0], drain, sizeof drain) > 0) {
     }
     pthread_mutex_lock(&w->box->lock);
@@ -3529,49 +3530,35 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     back = w->box->returned;
     w->box->returned = NULL;
     pthread_mutex_unlock(&w->box->lock);
-    for (; d; d = next) { /* the list is newest first: restore arrival order */
-        next = d->next;
+    while (d) { /* the mailbox's list is newest first: restore arrival order */
+        turbo_defer *next = d->next;
         d->next = fresh;
         fresh = d;
+        d = next;
     }
-    while (*tail) tail = &(*tail)->next;
+    for (tail = &w->held; *tail; tail = &(*tail)->next) {
+    }
     *tail = fresh;
-    while (back && !t->detached) {
+    while (back) {
         c = back;
         back = c->returned_next;
+        c->returned_next = w->returned;
+        w->returned = c;
+    }
+    while (!t->detached && w->returned) { /* once detached, the worker is not this thread's */
+        c = w->returned;
+        w->returned = c->returned_next;
         tb__conn_returned(w, t, c);
     }
-    for (tail = &w->held; order && !t->detached; order = next) {
-        d = order;
-        next = d->next;
+    for (tail = &w->held; !t->detached && *tail;) {
+        d = *tail;
         if (d->conn && d->conn->lent) { /* its handler still runs: after it returns */
-            d->next = NULL;
-            *tail = d;
             tail = &d->next;
             continue;
         }
+        *tail = d->next;
         w->defers--;
         tb__answer_resumed(w, t, d);
-    }
-    if (t->detached && (back || order)) {
-        pthread_mutex_lock(&w->box->lock);
-        while (back) {
-            c = back;
-            back = c->returned_next;
-            c->returned_next = w->box->returned;
-            w->box->returned = c;
-        }
-        for (tail = &w->box->resumed; *tail; tail = &(*tail)->next) {
-        }
-        for (; order; order = next) { /* older than any resumed since: at the end */
-            next = order->next;
-            order->next = NULL;
-            *tail = order;
-            tail = &order->next;
-        }
-        while (write(w->box->wake_fd, "r", 1) < 0 && errno == EINTR) {
-        }
-        pthread_mutex_unlock(&w->box->lock);
     }
 }
 
@@ -3681,6 +3668,8 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
         tb__conn_lend(w, w->busy);
         w->busy = NULL;
     }
+    if (w->returned || w->held) tb__worker_resumed(w, t); /* what the last thread left */
+    if (t->detached) return;
     for (;;) {
         int n, i, stop = 0, wake = 0;
         if (w->draining && w->now >= w->drain_deadline) {
