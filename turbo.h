@@ -1545,6 +1545,37 @@ static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node
     return h;
 }
 
+static int tb__is_method(turbo_str m, const char *name) {
+    size_t n = strlen(name);
+    return m.len == n && memcmp(m.ptr, name, n) == 0;
+}
+
+/* A method some route serves, one of the standard ones, or any when a "*"
+   route exists; methods[0..n) are the server's (turbo_route keeps them). */
+static int tb__known_method(char (*methods)[TB__METHOD_MAX], int n, turbo_str m) {
+    static const char *const standard[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
+                                           "OPTIONS", "TRACE", "PATCH"};
+    int i;
+    for (i = 0; i < (int)(sizeof standard / sizeof *standard); i++)
+        if (tb__is_method(m, standard[i])) return 1;
+    for (i = 0; i < n; i++)
+        if (tb__is_method(m, methods[i]) || !strcmp(methods[i], "*")) return 1;
+    return 0;
+}
+
+/* The Allow header of "OPTIONS *": every method some route serves. */
+static void tb__allow_all(char (*methods)[TB__METHOD_MAX], int n, turbo_buf *b) {
+    int i;
+    tb__buf_puts(b, "GET, HEAD, OPTIONS");
+    for (i = 0; i < n; i++) {
+        if (!strcmp(methods[i], "GET") || !strcmp(methods[i], "HEAD") ||
+            !strcmp(methods[i], "OPTIONS") || !strcmp(methods[i], "*"))
+            continue;
+        tb__buf_puts(b, ", ");
+        tb__buf_puts(b, methods[i]);
+    }
+}
+
 /* Writes the Allow header's value for node n into b. */
 static void tb__allow_value(const tb__node *n, turbo_buf *b) {
     int i, get = 0, head = 0, options = 0;
@@ -3074,10 +3105,6 @@ static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
     return 1;
 }
 
-static int tb__is_method(turbo_str m, const char *name) {
-    size_t n = strlen(name);
-    return m.len == n && memcmp(m.ptr, name, n) == 0;
-}
 
 /* An engine error: a complete response, then close. */
 static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status, int head_only) {
@@ -3087,30 +3114,6 @@ static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status
     tb__res_fail(&t->res, status);
     tb__res_finish(&t->res, &t->req);
     c->close_after = 1;
-}
-
-static int tb__known_method(const turbo_server *s, turbo_str m) {
-    static const char *const standard[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
-                                           "OPTIONS", "TRACE", "PATCH"};
-    int i;
-    for (i = 0; i < (int)(sizeof standard / sizeof *standard); i++)
-        if (tb__is_method(m, standard[i])) return 1;
-    for (i = 0; i < s->nmethods; i++)
-        if (tb__is_method(m, s->methods[i]) || !strcmp(s->methods[i], "*")) return 1;
-    return 0;
-}
-
-/* The Allow header of "OPTIONS *": every method some route serves. */
-static void tb__server_allow_all(const turbo_server *s, turbo_buf *b) {
-    int i;
-    tb__buf_puts(b, "GET, HEAD, OPTIONS");
-    for (i = 0; i < s->nmethods; i++) {
-        if (!strcmp(s->methods[i], "GET") || !strcmp(s->methods[i], "HEAD") ||
-            !strcmp(s->methods[i], "OPTIONS") || !strcmp(s->methods[i], "*"))
-            continue;
-        tb__buf_puts(b, ", ");
-        tb__buf_puts(b, s->methods[i]);
-    }
 }
 
 static void tb__access_log(const turbo_req *r, int status, size_t bytes) {
@@ -3149,11 +3152,11 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
     int keep = f->keep_alive && !w->draining && ++c->requests < w->s->cfg.max_requests;
     tb__res_begin(w, t, c, keep, tb__is_method(r->method, "HEAD"));
     t->scratch.len = 0;
-    if (!tb__known_method(w->s, r->method)) {
+    if (!tb__known_method(w->s->methods, w->s->nmethods, r->method)) {
         tb__res_fail(res, 501);
     } else if (r->target.len == 1 && r->target.ptr[0] == '*') {
         turbo_buf allow_all = {NULL, 0, 0, 0};
-        tb__server_allow_all(w->s, &allow_all);
+        tb__allow_all(w->s->methods, w->s->nmethods, &allow_all);
         turbo_res_status(res, 200); /* RFC 9110 9.3.7: with Content-Length: 0 */
         turbo_res_headern(res, "Allow", 5, allow_all.data, allow_all.len);
         turbo_buf_free(&allow_all);

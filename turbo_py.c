@@ -1240,6 +1240,81 @@ static int tb_check_container_args(tb_typing *t, PyObject *ann, PyObject *pyname
     return ok ? 0 : -1;
 }
 
+/* Optional[X] and X | None: *ann becomes X (a new reference replaces the
+   old one) and q->nullable is set. 0, or -1 for another union. */
+static int tb_unwrap_optional(tb_typing *t, tb_param *q, PyObject **ann) {
+    PyObject *args = PyObject_CallOneArg(t->get_args, *ann);
+    PyObject *none_type = (PyObject *)Py_TYPE(Py_None);
+    if (!args) return -1;
+    if (PyTuple_GET_SIZE(args) == 2
+        && (PyTuple_GET_ITEM(args, 0) == none_type || PyTuple_GET_ITEM(args, 1) == none_type)) {
+        PyObject *inner = PyTuple_GET_ITEM(args, PyTuple_GET_ITEM(args, 0) == none_type ? 1 : 0);
+        Py_INCREF(inner);
+        Py_SETREF(*ann, inner);
+        q->nullable = 1;
+    }
+    Py_DECREF(args);
+    if (q->nullable) return 0;
+    PyErr_Format(PyExc_TypeError, "parameter '%U': %R: only Optional[X] unions are supported",
+                 q->pyname, *ann);
+    return -1;
+}
+
+/* Sets q->conv (and q->model) from an annotation that is no union. */
+static int tb_conversion_of(tb_typing *t, tb_param *q, PyObject *ann, PyObject *origin) {
+    if (ann == (PyObject *)&PyLong_Type)
+        q->conv = TB_INT;
+    else if (ann == (PyObject *)&PyFloat_Type)
+        q->conv = TB_FLOAT;
+    else if (ann == (PyObject *)&PyBool_Type)
+        q->conv = TB_BOOL;
+    else if (ann == (PyObject *)&PyUnicode_Type || ann == t->any)
+        q->conv = TB_STR;
+    else if (ann == (PyObject *)&PyDict_Type || origin == (PyObject *)&PyDict_Type)
+        q->conv = TB_DICT;
+    else if (ann == (PyObject *)&PyList_Type || origin == (PyObject *)&PyList_Type)
+        q->conv = TB_LIST;
+    else if (PyType_Check(ann) && PyType_IsSubtype((PyTypeObject *)ann, &tb_RequestType))
+        q->conv = TB_RAW;
+    else if (PyType_Check(ann) && tb_pydantic_base() && PyObject_IsSubclass(ann, tb_BaseModel) == 1) {
+        q->conv = TB_MODEL;
+        q->model = ann;
+        Py_INCREF(ann);
+    } else {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError,
+                     "parameter '%U': annotation %R is not supported; use int, float, str, bool, "
+                     "Optional[...], dict, list, a pydantic model or turbo.Request",
+                     q->pyname, ann);
+        return -1;
+    }
+    if (q->conv == TB_DICT || q->conv == TB_LIST)
+        return tb_check_container_args(t, ann, q->pyname, q->conv == TB_DICT);
+    return 0;
+}
+
+/* Sets q->source from q->conv: the request, the body (one at most), the path or the query. */
+static int tb_source_of(tb_param *q, int in_path, int *nbody) {
+    if (q->conv == TB_RAW) {
+        q->source = TB_REQUEST;
+    } else if (q->conv >= TB_DICT) {
+        if (in_path) {
+            PyErr_Format(PyExc_TypeError, "path parameter '%U' must be int, float, str or bool",
+                         q->pyname);
+            return -1;
+        }
+        if (++*nbody > 1) {
+            PyErr_Format(PyExc_TypeError, "parameter '%U': only one body parameter is supported",
+                         q->pyname);
+            return -1;
+        }
+        q->source = TB_BODY;
+    } else {
+        q->source = in_path ? TB_PATH : TB_QUERY;
+    }
+    return 0;
+}
+
 /* Sets q->conv, q->source and q->nullable from the annotation. */
 static int tb_classify(tb_typing *t, tb_param *q, PyObject *ann, int in_path, int *nbody) {
     int rc = -1;
@@ -1247,82 +1322,13 @@ static int tb_classify(tb_typing *t, tb_param *q, PyObject *ann, int in_path, in
     Py_INCREF(ann);
     if (ann == t->empty || ann == t->any) {
         q->conv = TB_STR;
-    } else {
-        if (!(origin = tb_type_origin(t, ann))) goto done;
-        if (origin == t->union_ || (t->union_type && origin == t->union_type)) {
-            PyObject *args = PyObject_CallOneArg(t->get_args, ann);
-            PyObject *none_type = (PyObject *)Py_TYPE(Py_None);
-            if (!args) goto done;
-            if (PyTuple_GET_SIZE(args) == 2
-                && (PyTuple_GET_ITEM(args, 0) == none_type
-                    || PyTuple_GET_ITEM(args, 1) == none_type)) {
-                PyObject *inner
-                    = PyTuple_GET_ITEM(args, PyTuple_GET_ITEM(args, 0) == none_type ? 1 : 0);
-                Py_INCREF(inner);
-                Py_SETREF(ann, inner);
-                q->nullable = 1;
-            }
-            Py_DECREF(args);
-            if (!q->nullable) {
-                PyErr_Format(PyExc_TypeError,
-                             "parameter '%U': %R: only Optional[X] unions are supported", q->pyname,
-                             ann);
-                goto done;
-            }
-            Py_SETREF(origin, tb_type_origin(t, ann));
-            if (!origin) goto done;
-        }
-        if (ann == (PyObject *)&PyLong_Type)
-            q->conv = TB_INT;
-        else if (ann == (PyObject *)&PyFloat_Type)
-            q->conv = TB_FLOAT;
-        else if (ann == (PyObject *)&PyBool_Type)
-            q->conv = TB_BOOL;
-        else if (ann == (PyObject *)&PyUnicode_Type || ann == t->any)
-            q->conv = TB_STR;
-        else if (ann == (PyObject *)&PyDict_Type || origin == (PyObject *)&PyDict_Type)
-            q->conv = TB_DICT;
-        else if (ann == (PyObject *)&PyList_Type || origin == (PyObject *)&PyList_Type)
-            q->conv = TB_LIST;
-        else if (PyType_Check(ann) && PyType_IsSubtype((PyTypeObject *)ann, &tb_RequestType))
-            q->conv = TB_RAW;
-        else if (PyType_Check(ann) && tb_pydantic_base()
-                 && PyObject_IsSubclass(ann, tb_BaseModel) == 1) {
-            q->conv = TB_MODEL;
-            q->model = ann;
-            Py_INCREF(ann);
-        } else {
-            PyErr_Clear();
-            PyErr_Format(
-                PyExc_TypeError,
-                "parameter '%U': annotation %R is not supported; use int, float, str, bool, "
-                "Optional[...], dict, list, a pydantic model or turbo.Request",
-                q->pyname, ann);
-            goto done;
-        }
-        if ((q->conv == TB_DICT || q->conv == TB_LIST)
-            && tb_check_container_args(t, ann, q->pyname, q->conv == TB_DICT) < 0)
-            goto done;
+        rc = 0;
+    } else if ((origin = tb_type_origin(t, ann)) != NULL) {
+        if (origin == t->union_ || (t->union_type && origin == t->union_type))
+            Py_SETREF(origin, tb_unwrap_optional(t, q, &ann) < 0 ? NULL : tb_type_origin(t, ann));
+        rc = origin ? tb_conversion_of(t, q, ann, origin) : -1;
     }
-    if (q->conv == TB_RAW) {
-        q->source = TB_REQUEST;
-    } else if (q->conv >= TB_DICT) {
-        if (in_path) {
-            PyErr_Format(PyExc_TypeError, "path parameter '%U' must be int, float, str or bool",
-                         q->pyname);
-            goto done;
-        }
-        if (++*nbody > 1) {
-            PyErr_Format(PyExc_TypeError, "parameter '%U': only one body parameter is supported",
-                         q->pyname);
-            goto done;
-        }
-        q->source = TB_BODY;
-    } else {
-        q->source = in_path ? TB_PATH : TB_QUERY;
-    }
-    rc = 0;
-done:
+    if (rc == 0) rc = tb_source_of(q, in_path, nbody);
     Py_XDECREF(origin);
     Py_DECREF(ann);
     return rc;

@@ -267,9 +267,10 @@ static void peer(turbo_req *req, turbo_res *res, void *user) {
 }
 
 int main(void) {
-    turbo_config cfg = {.port = 8080}; /* the rest from TURBO_* and PORT */
+    turbo_config cfg; /* zeroed, not a designated initializer: this file also compiles as C++17 */
     turbo_server *s;
     int rc;
+    memset(&cfg, 0, sizeof cfg);
     if (turbo_config_env(&cfg) != 0 || !(s = turbo_new(&cfg))) return 1;
     if (turbo_get(s, "/nothing", answers_nothing, NULL) ||
         turbo_get(s, "/json/open", leaves_json_open, NULL) ||

@@ -25,6 +25,7 @@ static int g_fail_realloc; /* makes every growth of a buffer fail */
 static void *test_realloc(void *p, size_t n) { return g_fail_realloc ? NULL : realloc(p, n); }
 
 static const char *g_test;
+static const char *g_filter; /* -k WORD: only the tests whose name has it */
 static int g_test_failed, g_passed, g_failed;
 
 #define CHECK(cond)                                                                  \
@@ -37,6 +38,7 @@ static int g_test_failed, g_passed, g_failed;
 
 #define RUN(test)                                   \
     do {                                            \
+        if (g_filter && !strstr(#test, g_filter)) break; \
         g_test = #test;                             \
         g_test_failed = 0;                          \
         test();                                     \
@@ -892,8 +894,9 @@ static int generate(long count, uint64_t seed) {
 int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--gen") == 0)
         return generate(atol(argv[2]), strtoull(argv[3], NULL, 10));
-    if (argc != 1) {
-        fprintf(stderr, "usage: test_json [--gen N SEED]\n");
+    if (argc == 3 && strcmp(argv[1], "-k") == 0) g_filter = argv[2]; /* only tests named so */
+    else if (argc != 1) {
+        fprintf(stderr, "usage: test_json [--gen N SEED | -k WORD]\n");
         return 2;
     }
     RUN(test_empty_containers);

@@ -15,7 +15,8 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = os.path.join(ROOT, "tests", "py_apps")
 PYTHON = os.environ.get("PYTHON", sys.executable)
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ThreadSanitizer")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import SANITIZER_MARKS  # noqa: E402  (one list for both harnesses)
 LISTENING = re.compile(rb"turbo: listening on http://(\S+):(\d+) \((\d+) process(?:es)? x (\d+) threads?\)")
 
 # A native handler for the tests: answers the id of the thread serving it.
@@ -122,11 +123,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def name_filter(argv):
+    """The words after -k on the command line: only tests whose name has one run."""
+    return argv[argv.index("-k") + 1:] if "-k" in argv else []
+
+
 def run(test_classes):
-    """Runs the tests, prints `N passed, N failed` last, exits non-zero on failure."""
+    """Runs the tests (python3 SUITE.py -k WORD... runs only those whose name has one of the
+    words), prints `N passed, N failed` last, exits non-zero on failure."""
+    words = name_filter(sys.argv)
     suite = unittest.TestSuite()
     for cls in test_classes:
-        suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(cls))
+        for test in unittest.defaultTestLoader.loadTestsFromTestCase(cls):
+            if not words or any(w in test.id() for w in words):
+                suite.addTest(test)
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     passed = result.testsRun - failed - len(result.skipped)
