@@ -348,6 +348,20 @@ TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_ty
                               const void *body, size_t len);
 TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text);
 
+/* Streams the answer: sends the status, the headers and the body written
+   so far now, in chunked coding (until close in HTTP/1.0); write more with
+   turbo_res_body and flush again; the body ends when the answer does (the
+   handler returns, or the resume function of a deferred answer returns
+   without deferring again). Waits while the client reads slowly, so call
+   it where waiting is fine: a handler's thread (its event loop goes on with
+   another). Returns 0, or -1 when the client has gone, after a JSON body
+   was begun, or for a status that has no body. */
+TURBO_API int turbo_res_flush(turbo_res *res);
+
+/* Ends a streamed answer that went wrong: the connection closes without
+   the end of the body, so the client knows it is incomplete. */
+TURBO_API void turbo_res_abort(turbo_res *res);
+
 /* For an answer to HEAD that writes no body: the Content-Length a GET would
    have (turbo measures the body otherwise). Ignored for other methods. */
 TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
@@ -2397,6 +2411,8 @@ enum { /* timer classes: every connection in a class has the same timeout */
     TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_COUNT
 };
 
+enum { TB__STREAM_NONE, TB__STREAM_CHUNKED, TB__STREAM_UNTIL_CLOSE, TB__STREAM_ABORTED };
+
 #define TB__LINGER_MS 2000
 /* A handler still running this long after the shutdown grace period
    (a sync Python handler in an endless loop, say) ends the process. */
@@ -2426,6 +2442,7 @@ struct tb__conn {
     size_t out_sent;
     turbo_defer *defer;
     tb__peer peer;
+    int streaming;     /* the answer under way was flushed: TB__STREAM_* */
     int timer;         /* timer class, -1 when in none */
     int64_t deadline;
     tb__conn *prev, *next; /* in the timer list, or the free list */
@@ -2777,6 +2794,7 @@ static void tb__res_fail(turbo_res *res, int status) {
    ends the last of them) into head, which has room for 192 bytes; returns
    their length. */
 static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, char *head) {
+    int streamed = res->c && res->c->streaming;
     const char *reason = tb__reason(status);
     size_t n, rl = strlen(reason);
     memcpy(head, "HTTP/1.1 ", 9);
@@ -2790,7 +2808,10 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
     n += 23;
     memcpy(head + n, res->t->date, 29);
     n += 29;
-    if (status != 204 && status != 304) { /* RFC 9112 6.3: those never have a length */
+    if (streamed && res->c->streaming == TB__STREAM_CHUNKED) {
+        memcpy(head + n, "\r\nTransfer-Encoding: chunked", 28);
+        n += 28;
+    } else if (!streamed && status != 204 && status != 304) { /* RFC 9112 6.3: never a length */
         memcpy(head + n, "\r\nContent-Length: ", 18);
         n += 18;
         n += tb__utoa(body_len, head + n);
@@ -2807,6 +2828,98 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
     return n;
 }
 
+/* Inserts len bytes of text at offset at of b (room reserved by the caller). */
+static void tb__buf_insert(turbo_buf *b, size_t at, const char *text, size_t len) {
+    memmove(b->data + at + len, b->data + at, b->len - at);
+    memcpy(b->data + at, text, len);
+    b->len += len;
+}
+
+/* The body written since the last flush, framed as one chunk (or left as it
+   is until close; dropped for HEAD). 0, or -1 out of memory. */
+static int tb__res_frame_body(turbo_res *res) {
+    char size[24];
+    size_t body = res->out->len - res->body_start, n;
+    if (res->head_only) res->out->len = res->body_start;
+    if (res->head_only || !body || res->c->streaming != TB__STREAM_CHUNKED) return 0;
+    n = (size_t)snprintf(size, sizeof size, "%lx\r\n", (unsigned long)body);
+    if (turbo_buf_reserve(res->out, n + 2) != 0) return -1;
+    tb__buf_insert(res->out, res->body_start, size, n);
+    turbo_buf_append(res->out, "\r\n", 2);
+    return 0;
+}
+
+/* A streamed answer ends: its last chunk and the empty one (or the close). */
+static void tb__res_end_stream(turbo_res *res) {
+    tb__conn *c = res->c;
+    if (c->streaming == TB__STREAM_ABORTED || tb__res_frame_body(res) != 0) {
+        res->out->len = res->start; /* nothing more of it: the close tells */
+        res->keep_alive = 0;
+    } else if (c->streaming == TB__STREAM_CHUNKED && !res->head_only) {
+        turbo_buf_append(res->out, "0\r\n\r\n", 5);
+    }
+    if (c->streaming != TB__STREAM_CHUNKED) res->keep_alive = 0;
+    c->streaming = TB__STREAM_NONE;
+}
+
+/* Sends all of data, waiting for the socket up to timeout_ms each time: 0,
+   or -1 when the client has gone (or stopped reading that long). */
+static int tb__send_all(tb__conn *c, const char *data, size_t len, int timeout_ms) {
+    while (len) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p;
+            p.fd = c->fd;
+            p.events = POLLOUT;
+            p.revents = 0;
+            if (poll(&p, 1, timeout_ms) <= 0) return -1;
+        } else if (n < 0 && errno != EINTR) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+TURBO_API int turbo_res_flush(turbo_res *res) {
+    tb__conn *c = res->c;
+    turbo_buf *out = res->out;
+    int status = res->status ? res->status : 200, rc;
+    if (res->deferred || res->json_active || c->streaming == TB__STREAM_ABORTED ||
+        !turbo_status_allowed(status) || !turbo_status_has_body(status))
+        return -1;
+    if (!tb__res_body_started(res)) res->body_start = out->len;
+    if (!c->streaming) { /* the head first: turbo's lines, the handler's, the blank line */
+        char head[192];
+        size_t n, hdr_len = res->body_start - res->start;
+        c->streaming = res->version == 11 ? TB__STREAM_CHUNKED : TB__STREAM_UNTIL_CLOSE;
+        if (c->streaming == TB__STREAM_UNTIL_CLOSE) res->keep_alive = 0;
+        n = tb__res_head(res, status, 0, head);
+        if (turbo_buf_reserve(out, n + 2) != 0) return -1;
+        tb__buf_insert(out, res->start, head, n);
+        tb__buf_insert(out, res->start + n + hdr_len, "\r\n", 2);
+        res->body_start = res->start + n + hdr_len + 2;
+        res->status = status;
+    }
+    if (tb__res_frame_body(res) != 0 || out->oom) return -1;
+    rc = tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent,
+                      res->w->s->cfg.write_timeout_ms) == 0 &&
+                 tb__send_all(c, out->data, out->len, res->w->s->cfg.write_timeout_ms) == 0
+             ? 0
+             : -1;
+    turbo_buf_free(&c->out);
+    c->out_sent = 0;
+    out->len = res->start = res->body_start = 0;
+    if (rc) c->streaming = TB__STREAM_ABORTED;
+    return rc;
+}
+
+TURBO_API void turbo_res_abort(turbo_res *res) {
+    if (res->c->streaming) res->c->streaming = TB__STREAM_ABORTED;
+}
+
 /* Completes the response under way: status line and turbo's own headers
    go in front of the handler's headers, a blank line before the body. */
 static void tb__res_finish(turbo_res *res, const turbo_req *req) {
@@ -2815,6 +2928,10 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     int status;
     if (res->deferred) {
         res->out->len = res->start;
+        return;
+    }
+    if (res->c && res->c->streaming) {
+        tb__res_end_stream(res);
         return;
     }
     if (res->json_active && turbo_json_finish(&res->json) != 0) {

@@ -2001,20 +2001,23 @@ static void tb_reply_free(tb_reply *a) {
     free(a);
 }
 
+/* Writes a's status, headers and body into res. */
+static void tb_reply_put(turbo_res *res, tb_reply *a) {
+    const char *p = a->headers.data, *end = p + a->headers.len;
+    turbo_res_status(res, a->status);
+    while (p < end) {
+        const char *colon = memchr(p, ':', (size_t)(end - p)), *eol = memchr(p, '\r', (size_t)(end - p));
+        turbo_res_headern(res, p, (size_t)(colon - p), colon + 2, (size_t)(eol - colon - 2));
+        p = eol + 2;
+    }
+    turbo_res_body(res, a->body.data, a->body.len);
+    if (a->length >= 0) turbo_res_head_length(res, (uint64_t)a->length);
+}
+
 /* Writes a (and frees it); res NULL: the client has gone. */
 static void tb_reply_write(turbo_res *res, void *arg) {
     tb_reply *a = (tb_reply *)arg;
-    const char *p = a->headers.data, *end = p + a->headers.len;
-    if (res) {
-        turbo_res_status(res, a->status);
-        while (p < end) {
-            const char *colon = memchr(p, ':', (size_t)(end - p)), *eol = memchr(p, '\r', (size_t)(end - p));
-            turbo_res_headern(res, p, (size_t)(colon - p), colon + 2, (size_t)(eol - colon - 2));
-            p = eol + 2;
-        }
-        turbo_res_body(res, a->body.data, a->body.len);
-        if (a->length >= 0) turbo_res_head_length(res, (uint64_t)a->length);
-    }
+    if (res) tb_reply_put(res, a);
     tb_reply_free(a);
 }
 
@@ -2511,6 +2514,7 @@ typedef struct {
     tb_reply *reply;
     tb_mount *mount;
     int started;
+    int flushed; /* streamed: the head and the body so far have gone out */
 } tb_WSGIStart;
 
 static PyObject *tb_wsgi_write(PyObject *self, PyObject *data) {
@@ -2620,15 +2624,34 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
     return env;
 }
 
-/* Runs the app's iterable to its end, then its close(), whatever happens. */
-static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result) {
+/* Sends the head and the body so far (the GIL let go while the client
+   takes it): 0, or 1 when the client has gone. */
+static int tb_wsgi_flush(tb_WSGIStart *s, turbo_res *res) {
+    int rc;
+    if (s->flushed) turbo_res_body(res, s->reply->body.data, s->reply->body.len);
+    else tb_reply_put(res, s->reply);
+    s->flushed = 1;
+    s->reply->body.len = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = turbo_res_flush(res);
+    Py_END_ALLOW_THREADS
+    return rc < 0 ? 1 : 0;
+}
+
+/* Runs the app's iterable to its end (or the client's), then its close(),
+   whatever happens. A body of unknown length from anything but a list or
+   a tuple is streamed, each part as it comes (PEP 3333). 0, 1 if the
+   client has gone, -1 with an exception. */
+static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result, turbo_res *res) {
     PyObject *it = PyObject_GetIter(result), *part;
-    int rc = it ? 0 : -1;
+    int rc = it ? 0 : -1, stream = !PyList_CheckExact(result) && !PyTuple_CheckExact(result);
     while (it && rc == 0 && (part = PyIter_Next(it)) != NULL) {
         if (!start->started)
             rc = (tb_hosted_fail(start->mount, "the app's body came before start_response"), -1);
         else
             rc = tb_reply_body(start->reply, part);
+        if (rc == 0 && stream && start->reply->length < 0 && start->reply->body.len)
+            rc = tb_wsgi_flush(start, res);
         Py_DECREF(part);
     }
     if (rc == 0 && PyErr_Occurred()) rc = -1;
@@ -2662,21 +2685,25 @@ static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
     if (start) {
         start->reply = tb_reply_new();
         start->mount = m;
-        start->started = 0;
+        start->started = start->flushed = 0;
     }
     if (start && start->reply && (env = tb_wsgi_environ(m, req, tb_multiprocess))
         && (result = PyObject_CallFunctionObjArgs(m->app, env, (PyObject *)start, NULL)))
-        rc = tb_wsgi_consume(start, result);
+        rc = tb_wsgi_consume(start, result, res);
     if (rc == 0 && !start->started)
         rc = (tb_hosted_fail(m, "the app returned without calling start_response"), -1);
-    if (rc == 0) {
+    if (rc >= 0 && start->flushed) { /* the rest of the stream; turbo ends it */
+        turbo_res_body(res, start->reply->body.data, start->reply->body.len);
+        tb_reply_free(start->reply);
+    } else if (rc == 0) {
         tb_reply_write(res, start->reply);
     } else {
         PyObject *exc = tb_take_exception();
         if (exc) tb_log_exception(m->label, exc);
         Py_XDECREF(exc);
         if (start && start->reply) tb_reply_free(start->reply);
-        tb_send_500(res);
+        if (start && start->flushed) turbo_res_abort(res); /* too late for a 500 */
+        else tb_send_500(res);
     }
     Py_XDECREF(result);
     Py_XDECREF(env);

@@ -250,6 +250,27 @@ static void slow_resume(turbo_req *req, turbo_res *res, void *user) {
     pthread_detach(t);
 }
 
+/* A body of n pieces of 64 KiB, each flushed as it is made: the client reads
+   it as it comes, and a client that leaves stops the producer. */
+static void stream(turbo_req *req, turbo_res *res, void *user) {
+    static char piece[65536];
+    turbo_str v = turbo_req_param(req, "n");
+    int n = 0, i;
+    size_t k;
+    (void)user;
+    for (k = 0; k < v.len && k < 5; k++) n = n * 10 + (v.ptr[k] - '0');
+    memset(piece, 's', sizeof piece);
+    turbo_res_status(res, 200);
+    turbo_res_header(res, "Content-Type", "application/octet-stream");
+    for (i = 0; i < n; i++) {
+        turbo_res_body(res, piece, sizeof piece);
+        if (turbo_res_flush(res) < 0) {
+            fprintf(stderr, "c_api_server: /stream: the client left after %d pieces\n", i);
+            return;
+        }
+    }
+}
+
 /* Every method: answers with the one it got. */
 static void any_method(turbo_req *req, turbo_res *res, void *user) {
     turbo_str m = turbo_req_method(req);
@@ -284,7 +305,7 @@ int main(void) {
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
-        turbo_get(s, "/peer", peer, NULL)) {
+        turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/stream/{n}", stream, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

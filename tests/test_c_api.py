@@ -89,6 +89,48 @@ def test_a_star_route_takes_every_method_the_path_has_no_handler_for(srv):
 
 
 @test
+def test_a_flushed_body_comes_chunked_piece_by_piece(srv):
+    with Conn(srv.port, timeout=10) as c:
+        c.send(b"GET /stream/3 HTTP/1.1\r\n" + H + b"\r\nGET /query?a=9 HTTP/1.1\r\n" + H + b"\r\n")
+        r = c.read_response()
+        check(r.status == 200 and r.framing == "chunked" and r.body == b"s" * (3 << 16),
+              "stream: %d %s %d bytes" % (r.status, r.framing, len(r.body)))
+        check(r.header("Content-Type") == "application/octet-stream", "headers: %r" % r.headers)
+        after = c.read_response()  # keep-alive goes on after the last chunk
+        check(after.body == b'{"a":"9","b":null,"c":null}', "pipelined after a stream: %r" % after.body)
+    with Conn(srv.port, timeout=10) as c:  # HTTP/1.0: until close
+        c.send(b"GET /stream/2 HTTP/1.0\r\n\r\n")
+        r = c.read_response()
+        check(r.framing == "close" and len(r.body) == 2 << 16, "1.0 stream: %s %d" % (r.framing, len(r.body)))
+    with Conn(srv.port, timeout=10) as c:
+        c.send(b"HEAD /stream/2 HTTP/1.1\r\n" + H + b"\r\n")
+        r = c.read_response(method="HEAD")
+        check(r.status == 200 and r.body == b"", "HEAD stream: %d %r" % (r.status, r.body))
+
+
+@test
+def test_a_slow_reader_of_a_stream_holds_no_one_else_up(srv):
+    with Conn(srv.port, timeout=20, rcvbuf=4096) as slow:
+        slow.send(b"GET /stream/64 HTTP/1.1\r\n" + H + b"\r\n")  # 4 MiB, read late
+        time.sleep(0.3)
+        started = time.monotonic()
+        r = get(srv, b"/query?a=1")
+        took = time.monotonic() - started
+        check(r.status == 200 and took < 0.5, "a quick request waited %.3f s behind a stream" % took)
+        r = slow.read_response()
+        check(len(r.body) == 64 << 16, "slow reader got %d bytes" % len(r.body))
+
+
+@test
+def test_a_client_that_leaves_mid_stream_stops_its_producer(srv):
+    c = Conn(srv.port, timeout=5, rcvbuf=4096)
+    c.send(b"GET /stream/2000 HTTP/1.1\r\n" + H + b"\r\n")
+    c.sock.recv(1000)
+    c.close()
+    check(logged(srv, "/stream: the client left after", timeout=15), "the producer was not told")
+
+
+@test
 def test_the_peer_address_is_the_clients(srv):
     with Conn(srv.port, timeout=3) as c:
         c.send(b"GET /peer HTTP/1.1\r\n" + H + b"\r\n")

@@ -14,6 +14,7 @@ another. Without them the suite says so and fails.
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import unittest
@@ -205,6 +206,28 @@ class TurboOnly(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
         self.assertIn("ASGI app at /: sent http.response.body before http.response.start", server.log())
+
+    def test_a_wsgi_generator_is_streamed_part_by_part(self):
+        server = turbo("flask_app:gated")
+        gate = os.path.join(WORK, "gate")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+                s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % gate.encode())
+                got = b""
+                while b"first\n" not in got:  # sent before the app goes on: no gate needed
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk, "closed before the first part: %r" % got)
+                    got += chunk
+                self.assertIn(b"Transfer-Encoding: chunked", got)
+                self.assertNotIn(b"second", got)  # a buffered body would bring both at once
+                open(gate, "w").close()
+                while not got.endswith(b"0\r\n\r\n"):
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk, "closed before the end: %r" % got)
+                    got += chunk
+                self.assertIn(b"second\n", got)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
 
     def test_the_command_line_refuses_what_it_cannot_do(self):
         for argv, text in ((["nosuchmodule:app"], "cannot import"),

@@ -29,3 +29,17 @@ def bare(environ, start_response):
     """A WSGI app with no framework."""
     start_response("200 OK", [("Content-Type", "text/plain"), ("X-Path", environ["PATH_INFO"])])
     return [b"bare ", environ["QUERY_STRING"].encode()]
+
+
+def gated(environ, start_response):
+    """Streams "first", then waits (10 s at most) for the file named by the query to
+    exist before "second": a client sees the first part only if it was sent at once."""
+    import os
+    import time
+    gate = environ["QUERY_STRING"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"first\n"
+    deadline = time.monotonic() + 10
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield b"second\n"
