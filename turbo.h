@@ -96,8 +96,8 @@
 
    NOT INCLUDED
      TLS and HTTP/2 (put nginx, HAProxy or a cloud balancer in front),
-     compression, caching, cookies and sessions, WebSockets, streamed
-     responses and static files (planned), request bodies over max_body.
+     compression, caching, cookies and sessions, WebSockets and static
+     files (planned), request bodies over max_body.
 
    License: MIT, at the end of this file.
 */

@@ -90,6 +90,7 @@ static PyObject *tb_loop_obj;  /* this process's, while it serves (see tb_loop_s
 static PyObject *tb_loop_submit; /* its submit(coro) */
 static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe;
 static PyObject *tb_guard;     /* _support._guard: SystemExit in a task must not stop the loop */
+static PyObject *tb_resolve;   /* _support._resolve: a future done, unless it was cancelled */
 
 static pthread_key_t tb_scratch_key;
 
@@ -1993,6 +1994,7 @@ typedef struct {
     turbo_buf headers; /* "name: value\r\n" lines, checked */
     turbo_buf body;
     long long length;  /* the app's Content-Length, for HEAD; -1 if none */
+    int body_only;     /* more of a streamed body: the head went out before */
 } tb_reply;
 
 static void tb_reply_free(tb_reply *a) {
@@ -2004,6 +2006,10 @@ static void tb_reply_free(tb_reply *a) {
 /* Writes a's status, headers and body into res. */
 static void tb_reply_put(turbo_res *res, tb_reply *a) {
     const char *p = a->headers.data, *end = p + a->headers.len;
+    if (a->body_only) {
+        turbo_res_body(res, a->body.data, a->body.len);
+        return;
+    }
     turbo_res_status(res, a->status);
     while (p < end) {
         const char *colon = memchr(p, ':', (size_t)(end - p)), *eol = memchr(p, '\r', (size_t)(end - p));
@@ -2171,7 +2177,12 @@ typedef struct {
     tb_reply *reply;    /* filled by send(), handed to turbo when complete */
     PyObject *body;       /* the request body, until the first receive() */
     PyObject *disconnect; /* a future that receive() waits on after the body */
+    PyObject *waiter;     /* a future send() waits on while its part goes out */
     int started;
+    int streamed;         /* a part went out before the end (more_body) */
+    int in_flight;        /* a part is with turbo: defer comes back with it */
+    int app_done;         /* the app's task has ended */
+    int gone;             /* the client has gone: later parts are dropped */
 } tb_ASGICall;
 
 static PyObject *tb_asgi_message(const char *type) {
@@ -2187,7 +2198,7 @@ static PyObject *tb_asgi_receive(PyObject *self, PyObject *unused) {
         Py_CLEAR(c->body);
         return tb_ready_new(m);
     }
-    if (!c->defer) return tb_ready_new(tb_asgi_message("http.disconnect"));
+    if (!c->defer && !c->in_flight) return tb_ready_new(tb_asgi_message("http.disconnect"));
     if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future)))
         return NULL;
     Py_INCREF(c->disconnect);
@@ -2225,6 +2236,62 @@ static int tb_asgi_start(tb_ASGICall *c, PyObject *msg) {
     return rc;
 }
 
+static void tb_asgi_abort(turbo_res *res, void *arg) {
+    (void)arg;
+    if (res) turbo_res_abort(res);
+}
+
+/* On a turbo thread: one part of a streamed body goes out (the head first),
+   then the answer is deferred again for the next; the app's send() is let
+   go once the client has taken it. */
+static void tb_asgi_part(turbo_res *res, void *arg) {
+    tb_ASGICall *c = (tb_ASGICall *)arg;
+    tb_reply *part = c->reply;
+    turbo_defer *next = NULL;
+    if (res) {
+        tb_reply_put(res, part);
+        if (turbo_res_flush(res) == 0) next = turbo_res_defer(res);
+    }
+    int held = !res && PyGILState_Check(); /* called at once after shutdown, as tb_resume */
+    if (!held && tb_gil_take() < 0) return;
+    /* All of the call's state first: calling into Python below may let the
+       app run, and send its next part, before this returns. */
+    PyObject *waiter = c->waiter;
+    c->waiter = NULL;
+    part->body.len = 0;
+    part->body_only = 1;
+    c->in_flight = 0;
+    c->defer = next;
+    c->gone = !next;
+    if (next && c->app_done) { /* the app ended without its last part */
+        c->defer = NULL;
+        turbo_defer_resume(next, tb_asgi_abort, NULL);
+    }
+    PyObject *r = waiter ? PyObject_CallFunctionObjArgs(tb_loop_call_soon_threadsafe, tb_resolve,
+                                                        waiter, NULL)
+                         : NULL;
+    if (!r) PyErr_Clear();
+    Py_XDECREF(r);
+    Py_XDECREF(waiter);
+    Py_DECREF(c);
+    if (!held) tb_gil_drop();
+}
+
+/* send() with more_body: the part goes to turbo now, and send() returns a
+   future done once the client has it (backpressure). */
+static PyObject *tb_asgi_stream(tb_ASGICall *c) {
+    turbo_defer *d = c->defer;
+    if (!(c->waiter = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
+    c->defer = NULL;
+    c->in_flight = 1;
+    c->streamed = 1;
+    Py_INCREF(c); /* carried by turbo to tb_asgi_part */
+    Py_INCREF(c->waiter);
+    PyObject *waiter = c->waiter;
+    turbo_defer_resume(d, tb_asgi_part, c);
+    return waiter;
+}
+
 static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     tb_ASGICall *c = (tb_ASGICall *)self;
     PyObject *type = PyMapping_Check(msg) ? PyMapping_GetItemString(msg, "type") : NULL;
@@ -2232,6 +2299,11 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     Py_XDECREF(type);
     PyErr_Clear();
     if (!t) return tb_hosted_fail(c->mount, "sent a message without a str 'type'");
+    if (c->gone) { /* as uvicorn: after a disconnect, sends are dropped */
+        Py_INCREF(Py_None);
+        return tb_ready_new(Py_None);
+    }
+    if (c->in_flight) return tb_hosted_fail(c->mount, "sent a message before the last send() was awaited");
     if (!c->defer || !c->reply) return tb_hosted_fail(c->mount, "sent a message after the response was complete");
     if (strcmp(t, "http.response.start") == 0) {
         if (c->started) return tb_hosted_fail(c->mount, "sent http.response.start twice");
@@ -2244,6 +2316,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
         Py_XDECREF(body);
         Py_XDECREF(more);
         if (rc < 0 || more_body < 0) return NULL;
+        if (more_body && c->reply->body.len) return tb_asgi_stream(c);
         if (!more_body) {
             tb_reply *a = c->reply;
             c->reply = NULL;
@@ -2270,7 +2343,14 @@ static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
         PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->mount->label);
     }
     Py_XDECREF(result);
-    if (c->defer) tb_asgi_finish(c, tb_reply_500());
+    c->app_done = 1;
+    if (c->defer && c->streamed) { /* too late for a 500: the client sees the end missing */
+        turbo_defer *d = c->defer;
+        c->defer = NULL;
+        turbo_defer_resume(d, tb_asgi_abort, NULL);
+    } else if (c->defer) {
+        tb_asgi_finish(c, tb_reply_500());
+    }
     Py_RETURN_NONE;
 }
 
@@ -2279,6 +2359,7 @@ static void tb_asgi_call_dealloc(PyObject *self) {
     if (c->reply) tb_reply_free(c->reply);
     Py_XDECREF(c->body);
     Py_XDECREF(c->disconnect);
+    Py_XDECREF(c->waiter);
     PyObject_Free(self);
 }
 
@@ -2399,8 +2480,8 @@ static void tb_asgi_start_job(tb_asgi_job *job) {
     c->mount = m;
     c->reply = tb_reply_new();
     c->body = PyBytes_FromStringAndSize(body, (Py_ssize_t)job->body_len);
-    c->disconnect = NULL;
-    c->started = 0;
+    c->disconnect = c->waiter = NULL;
+    c->started = c->streamed = c->in_flight = c->app_done = c->gone = 0;
     if (c->reply && c->body && (scope = tb_asgi_scope(job))
         && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c))
         && (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c))
@@ -3349,12 +3430,13 @@ static int tb_module_state_init(void) {
     tb_JSONDecodeError = PyObject_GetAttrString(support, "JSONDecodeError");
     tb_Loop = PyObject_GetAttrString(support, "Loop");
     tb_guard = PyObject_GetAttrString(support, "_guard");
+    tb_resolve = PyObject_GetAttrString(support, "_resolve");
     Py_DECREF(support);
     PyObject *io = PyImport_ImportModule("io");
     tb_io_BytesIO = io ? PyObject_GetAttrString(io, "BytesIO") : NULL;
     Py_XDECREF(io);
     if (!tb_io_BytesIO) return -1;
-    if (!tb_Headers || !tb_plain || !tb_json_loads || !tb_JSONDecodeError || !tb_Loop || !tb_guard
+    if (!tb_Headers || !tb_plain || !tb_json_loads || !tb_JSONDecodeError || !tb_Loop || !tb_guard || !tb_resolve
         || !(tb_empty_tuple = PyTuple_New(0)))
         return -1;
     static const struct {

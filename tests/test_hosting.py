@@ -208,8 +208,14 @@ class TurboOnly(unittest.TestCase):
         self.assertIn("ASGI app at /: sent http.response.body before http.response.start", server.log())
 
     def test_a_wsgi_generator_is_streamed_part_by_part(self):
-        server = turbo("flask_app:gated")
-        gate = os.path.join(WORK, "gate")
+        self.check_streamed("flask_app:gated", "wsgi-gate")
+
+    def test_an_asgi_body_with_more_body_is_streamed_part_by_part(self):
+        self.check_streamed("starlette_app:gated", "asgi-gate")
+
+    def check_streamed(self, spec, name):
+        server = turbo(spec)
+        gate = os.path.join(WORK, name)
         try:
             with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
                 s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % gate.encode())

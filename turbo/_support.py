@@ -59,6 +59,12 @@ async def _guard(coro):
         raise RuntimeError("handler raised " + type(e).__name__) from e
 
 
+def _resolve(future):
+    """Lets an ASGI app's send() go on: its part is out (unless the task was cancelled)."""
+    if not future.done():
+        future.set_result(None)
+
+
 class Loop:
     """The asyncio loop of a serving process, in a daemon thread of its own."""
 

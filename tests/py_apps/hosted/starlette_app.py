@@ -45,3 +45,22 @@ async def misbehaving(scope, receive, send):
     if scope["type"] != "http":
         return
     await send({"type": "http.response.body", "body": b"too early"})
+
+
+async def gated(scope, receive, send):
+    """Streams "first", then waits (10 s at most) for the file named by the query to exist
+    before "second": a client sees the first part only if it was sent at once."""
+    import asyncio
+    import os
+    import time
+    if scope["type"] != "http":
+        return
+    gate = scope["query_string"].decode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"first\n", "more_body": True})
+    deadline = time.monotonic() + 10
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await send({"type": "http.response.body", "body": b"second\n", "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
