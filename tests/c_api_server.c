@@ -253,7 +253,7 @@ static void slow_resume(turbo_req *req, turbo_res *res, void *user) {
 /* A body of n pieces of 64 KiB, each flushed as it is made: the client reads
    it as it comes, and a client that leaves stops the producer. */
 static void stream(turbo_req *req, turbo_res *res, void *user) {
-    static char piece[65536];
+    char piece[65536]; /* per call: streams run on several threads at once */
     turbo_str v = turbo_req_param(req, "n");
     int n = 0, i;
     size_t k;
