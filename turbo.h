@@ -204,7 +204,7 @@ typedef struct turbo_config {
     int keepalive_timeout_ms;  /* idle time between requests: 15000, then close */
     int write_timeout_ms;      /* a client that stops reading: 30000, then close */
     int max_requests;          /* requests per connection: 10000, then close */
-    int max_connections;       /* per worker: 10000 (else 503 and close) */
+    int max_connections;       /* per event loop: 10000 (else 503 and close) */
     int shutdown_timeout_ms;   /* grace for requests in flight: 10000 */
     int access_log;            /* 1: one line per request on stderr */
     int json_errors;           /* 1: turbo's own errors as {"detail":"Not Found"} */

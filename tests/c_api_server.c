@@ -121,10 +121,22 @@ static void *sleeper(void *arg) {
     return NULL;
 }
 
+/* Defers res; a thread resumes it with l after l->ms. Answers 500 (and
+   frees l) if that cannot be done. */
+static void defer_to_sleeper(turbo_res *res, later *l) {
+    pthread_t t;
+    l->defer = turbo_res_defer(res);
+    if (!l->defer || pthread_create(&t, NULL, sleeper, l) != 0) {
+        free(l);
+        turbo_res_text(res, 500, "cannot defer");
+        return;
+    }
+    pthread_detach(t);
+}
+
 static void deferred(turbo_req *req, turbo_res *res, void *user) {
     turbo_str id = turbo_req_param(req, "id");
     later *l = (later *)calloc(1, sizeof *l);
-    pthread_t t;
     (void)user;
     if (!l || id.len >= sizeof l->id) {
         free(l);
@@ -133,13 +145,7 @@ static void deferred(turbo_req *req, turbo_res *res, void *user) {
     }
     memcpy(l->id, id.ptr, id.len); /* the request is gone once we return */
     l->ms = 100;
-    l->defer = turbo_res_defer(res);
-    if (!l->defer || pthread_create(&t, NULL, sleeper, l) != 0) {
-        free(l);
-        turbo_res_text(res, 500, "cannot defer");
-        return;
-    }
-    pthread_detach(t);
+    defer_to_sleeper(res, l);
 }
 
 /* Defers and does not resume while the server runs: shutdown must not
@@ -210,20 +216,13 @@ static void spins(turbo_req *req, turbo_res *res, void *user) {
    then blocks: the resume arrives while the handler still runs. */
 static void defer_then_sleep(turbo_req *req, turbo_res *res, void *user) {
     later *l = (later *)calloc(1, sizeof *l);
-    pthread_t t;
     (void)req, (void)user;
     if (!l) {
         turbo_res_text(res, 500, "no memory");
         return;
     }
     memcpy(l->id, "early", 6);
-    l->defer = turbo_res_defer(res);
-    if (!l->defer || pthread_create(&t, NULL, sleeper, l) != 0) {
-        free(l);
-        turbo_res_text(res, 500, "cannot defer");
-        return;
-    }
-    pthread_detach(t);
+    defer_to_sleeper(res, l);
     sleep_ms(400);
 }
 
