@@ -1,8 +1,9 @@
 """What the native module needs written in Python, imported once by turbo._turbo.
 
 Nothing here runs for an ordinary request: Headers is built only for handlers that read
-request.headers, plain() only for results that are not JSON types, and the asyncio loop's
-methods once per process (start, stop) and once per awaited coroutine (submit).
+request.headers, plain() only for results that are not JSON types, the asyncio loop's methods
+once per process (start, stop, lifespan) and once per awaited coroutine (submit), _guard around
+each coroutine and _resolve once per streamed part of an ASGI body.
 """
 import asyncio
 import dataclasses
@@ -73,6 +74,7 @@ class Loop:
         self.thread = threading.Thread(target=self.loop.run_forever, name="turbo-asyncio",
                                        daemon=True)
         self.thread.start()
+        self.lifespans = []
 
     def submit(self, coro):
         return asyncio.run_coroutine_threadsafe(_guard(coro), self.loop)
@@ -96,7 +98,7 @@ class Loop:
 
     def lifespan_shutdown(self, apps):
         """Runs lifespan.shutdown for each app that started, in reverse order."""
-        for ls in reversed(getattr(self, "lifespans", [])):
+        for ls in reversed(self.lifespans):
             asyncio.run_coroutine_threadsafe(ls.shutdown(), self.loop).result()
         return []
 
