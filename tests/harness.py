@@ -7,7 +7,7 @@ import select
 import signal
 import socket
 import subprocess
-import threading
+import tempfile
 import time
 
 LISTEN_RE = re.compile(r"turbo: listening on http://(\S+):(\d+) \(([^)]*threads?)\)")
@@ -37,46 +37,49 @@ def short(data, limit=120):
 
 # ---------------------------------------------------------------- server
 
-class Server:
-    """One running server process. Collects stderr in a thread so the pipe
-    never fills, and parses the port from the listening line."""
+class Process:
+    """A server process, C or Python: its output (stdout and stderr) goes to a file, so
+    that no pipe ever fills and what it wrote before answering is there when the answer
+    is; its port is read from the listening line, or given (a peer such as uvicorn) and
+    then waited for until it accepts."""
 
-    def __init__(self, binary, env=None, startup_timeout=15.0):
-        full_env = dict(os.environ)
-        full_env.update({"PORT": "0", "TURBO_THREADS": "2"})
-        full_env.update(env or {})
-        self.env = full_env
-        self.lines = []
-        self.lock = threading.Lock()
-        self.ready = threading.Event()
+    def __init__(self, argv, env, cwd=None, port=None, startup_timeout=15.0):
+        self.env = env
+        self.output = tempfile.TemporaryFile()
         self.host = None
-        self.port = None
-        self.proc = subprocess.Popen([binary], env=full_env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self.reader.start()
-        if not self.ready.wait(startup_timeout) or self.port is None:
-            self.proc.kill()
-            self.proc.wait()
-            self.reader.join(2)
-            raise RuntimeError("server did not print its listening line within %.0fs; stderr: %s"
-                               % (startup_timeout, self.stderr()[-600:]))
+        self.port = port
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=self.output, stderr=self.output)
+        deadline = time.monotonic() + startup_timeout
+        while not self._ready(port is not None):
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited (status %s) before it listened; output: %s"
+                                   % (self.proc.returncode, self.stderr()[-2000:]))
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("server not listening within %.0fs; output: %s"
+                                   % (startup_timeout, self.stderr()[-2000:]))
+            time.sleep(0.05)
 
-    def _read_stderr(self):
-        for raw in iter(self.proc.stderr.readline, b""):
-            line = raw.decode("utf-8", "replace")
-            with self.lock:
-                self.lines.append(line)
-            if self.port is None:
-                m = LISTEN_RE.search(line)
-                if m:
-                    self.host, self.port = m.group(1), int(m.group(2))
-                    self.ready.set()
-        self.ready.set()
+    def _ready(self, given_port):
+        if given_port:
+            return self._accepts()
+        m = LISTEN_RE.search(self.stderr())
+        if m:
+            self.host, self.port = m.group(1), int(m.group(2))
+        return m is not None
+
+    def _accepts(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
 
     def stderr(self):
-        with self.lock:
-            return "".join(self.lines)
+        """Everything the server has printed so far."""
+        self.output.seek(0)
+        return self.output.read().decode("utf-8", "replace")
 
     def alive(self):
         return self.proc.poll() is None
@@ -96,13 +99,22 @@ class Server:
         if self.alive():
             self.proc.kill()
             self.proc.wait()
-        self.reader.join(2)
+
+
+class Server(Process):
+    """A C server binary, configured by its environment (PORT=0, TURBO_THREADS=2 unless env
+    says otherwise)."""
+
+    def __init__(self, binary, env=None, startup_timeout=15.0):
+        full_env = dict(os.environ)
+        full_env.update({"PORT": "0", "TURBO_THREADS": "2"})
+        full_env.update(env or {})
+        Process.__init__(self, [binary], full_env, startup_timeout=startup_timeout)
 
     def stop(self, timeout=5.0):
         """SIGTERM, then wait. Returns a failure message or None."""
         if not self.alive():
             rc = self.proc.returncode
-            self.reader.join(2)
             return "server had already exited with status %s before SIGTERM%s" % (
                 rc, sanitizer_excerpt(self.stderr()))
         self.signal(signal.SIGTERM)
@@ -110,7 +122,6 @@ class Server:
         if rc is None:
             self.kill()
             return "server still running %.0fs after SIGTERM (killed)" % timeout
-        self.reader.join(2)
         return exit_problem(rc, self.stderr())
 
 

@@ -1,23 +1,21 @@
-"""Helpers shared by tests/test_py.py and tests/test_fastapi_parity.py:
-start an app as a server process, talk HTTP to it, run the tests."""
+"""Helpers shared by the Python suites (test_py, test_py_hostile, test_fastapi_parity,
+test_hosting): start an app as a server process (tests/harness.py's Process, which runs
+the C servers too), talk HTTP to it, run the tests."""
 import http.client
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = os.path.join(ROOT, "tests", "py_apps")
 PYTHON = os.environ.get("PYTHON", sys.executable)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from harness import SANITIZER_MARKS  # noqa: E402  (one list for both harnesses)
-LISTENING = re.compile(rb"turbo: listening on http://(\S+):(\d+) \((\d+) process(?:es)? x (\d+) threads?\)")
+import harness  # noqa: E402  (its Process runs the C servers too)
 
 # A native handler for the tests: answers the id of the thread serving it.
 TID_SOURCE = r"""
@@ -48,59 +46,32 @@ def build_native(workdir):
     return handlers, tid
 
 
-class Server:
-    """An app run as a child process; stderr goes to a file (tracebacks can be many)."""
+class Server(harness.Process):
+    """A Python app (or a peer server) as a child process, with PYTHONPATH at the
+    repository; port: a peer's, known in advance, else read from turbo's listening line."""
 
     def __init__(self, argv, env=None, cwd=None, port=None, ready_timeout=15):
-        self.log_file = tempfile.TemporaryFile()
         full_env = dict(os.environ, PORT="0", PYTHONPATH=ROOT)
         full_env.update(env or {})
-        self.proc = subprocess.Popen(argv, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                     stdout=self.log_file, stderr=self.log_file)
-        self.port = port
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited early:\n" + self.log())
-            if self.port is None:
-                m = LISTENING.search(self.raw_log())
-                if m:
-                    self.port = int(m.group(2))
-            if self.port is not None and self._accepts():
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("server not ready:\n" + self.log())
-
-    def _accepts(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def raw_log(self):
-        self.log_file.seek(0)
-        return self.log_file.read()
+        harness.Process.__init__(self, argv, full_env, cwd=cwd, port=port,
+                                 startup_timeout=ready_timeout)
 
     def log(self):
-        return self.raw_log().decode("utf-8", "replace")
+        return self.stderr()
+
+    def raw_log(self):
+        return self.stderr().encode()
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
-        """Signals the server and returns its exit status ("sanitizer" if its log has a report)."""
-        if self.proc.poll() is None:
+        """Signals the server and returns its exit status ("sanitizer" if its log has a
+        report, "timeout" if it did not end)."""
+        if self.alive():
             self.proc.send_signal(sig)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        rc = self.wait(timeout)
+        if rc is None:
             self.kill()
             return "timeout"
-        return "sanitizer" if any(mark in self.log() for mark in SANITIZER_MARKS) else rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        return "sanitizer" if any(mark in self.log() for mark in harness.SANITIZER_MARKS) else rc
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         """One request on a new connection: (status, headers with lower-case names, body)."""
