@@ -14,7 +14,6 @@ process each, server pinned to CPU 0, clients to CPU 1):
      event loop: requests/s against what the spare threads allow.
 Writes bench/results/blocking.{json,md}. Uses bench/run.py's helpers.
 """
-import argparse
 import json
 import os
 import re
@@ -177,13 +176,7 @@ def markdown(results, seconds):
 
 
 def main():
-    bench.stop_all_on_exit()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=bench.RESULTS)
-    args = parser.parse_args()
-    seconds = 3 if args.quick else 8
-    bench.raise_nofile()
+    args, seconds = bench.side_script(__doc__)
     pythons = {
         "turbo": bench.python_with(["turbo"], bench.PYTHONS),
         "fastapi": bench.python_with(["fastapi", "uvicorn", "uvloop", "httptools"],

@@ -10,7 +10,6 @@ wrk (-t1 -c64, keep-alive) to CPU 1: a bare ASGI app and a FastAPI async route o
 (which closes every connection) and on turbo. Reported: the server's CPU time per request and
 requests/s. Writes bench/results/hosted.{json,md}. Uses bench/run.py's helpers.
 """
-import argparse
 import json
 import os
 import sys
@@ -82,13 +81,7 @@ def markdown(results, seconds):
 
 
 def main():
-    bench.stop_all_on_exit()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=bench.RESULTS)
-    args = parser.parse_args()
-    seconds = 3 if args.quick else 8
-    bench.raise_nofile()
+    args, seconds = bench.side_script(__doc__)
     python = bench.python_with(["turbo", "fastapi", "flask", "uvicorn", "uvloop", "httptools",
                                 "gunicorn"], ["/usr/bin/python3", *bench.PYTHONS])
     if not python:

@@ -1349,6 +1349,18 @@ def stop_all_on_exit():
     atexit.register(lambda: [r.stop() for r in Running.started])
 
 
+def side_script(doc):
+    """The start of bench/blocking.py and bench/hosted.py: their servers stopped on exit, their
+    options (--quick: 3 s runs, else 8 s; --out DIR), the file limit raised. (args, seconds)."""
+    stop_all_on_exit()
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 s runs instead of 8 s")
+    parser.add_argument("--out", default=RESULTS, help="directory for the table and JSON")
+    args = parser.parse_args()
+    raise_nofile()
+    return args, 3 if args.quick else 8
+
+
 def main():
     stop_all_on_exit()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
