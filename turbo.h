@@ -383,6 +383,14 @@ TURBO_API turbo_defer *turbo_res_defer(turbo_res *res);
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg),
                                   void *arg);
 
+/* Optional, from the handler that deferred: ended(arg, gone) is called
+   once, on the connection's worker thread: gone = 1 as soon as the
+   connection is lost while the answer is not yet resumed (the client
+   left, or a timeout or shutdown closed it), else gone = 0 once the
+   resumed answer has been written. While an answer is deferred the
+   connection is still read, so a client that leaves is seen at once. */
+TURBO_API void turbo_defer_watch(turbo_defer *d, void (*ended)(void *arg, int gone), void *arg);
+
 /* ---------------------------------------------------------------- API: JSON writer */
 
 /* Writes JSON into out (appending). Strings are escaped per RFC 8259
@@ -2419,6 +2427,7 @@ enum { TB__STREAM_NONE, TB__STREAM_CHUNKED, TB__STREAM_UNTIL_CLOSE, TB__STREAM_A
 #define TB__STOP_GRACE_MS 2000
 #define TB__OUT_HIGH (1u << 20) /* stop serving pipelined requests once this much output waits */
 #define TB__OUT_KEEP (256u << 10) /* a thread's output buffer grown past this is given back */
+#define TB__DEFER_HOLD (64u << 10) /* behind a deferred answer, reading stops once this much waits */
 
 typedef struct tb__worker tb__worker;
 typedef struct tb__conn tb__conn;
@@ -2471,6 +2480,8 @@ struct turbo_defer {
     int keep_alive, head_only, version;
     void (*fn)(turbo_res *res, void *arg);
     void *arg;
+    void (*ended)(void *arg, int gone); /* turbo_defer_watch */
+    void *ended_arg;
     turbo_defer *next;
 };
 
@@ -3150,9 +3161,11 @@ static void *tb__monitor_main(void *arg) {
    write; only what the kernel refuses is kept per connection, and reading
    stops until it has drained. An idle connection owns no buffer at all. */
 
+static void tb__defer_lost(turbo_defer *d);
+
 static void tb__conn_free(tb__worker *w, tb__conn *c) {
     tb__timer_clear(w, c);
-    if (c->defer) c->defer->conn = NULL;
+    if (c->defer) tb__defer_lost(c->defer);
     close(c->fd);
     turbo_buf_free(&c->in);
     turbo_buf_free(&c->out);
@@ -3427,7 +3440,7 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
         tb__timer_set(w, c, TB__T_WRITE);
         return;
     }
-    if (tb__conn_watch(w, c, c->state == TB__C_DEFER ? 0 : TB__READ) != 0) {
+    if (tb__conn_watch(w, c, c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD ? 0 : TB__READ) != 0) {
         tb__conn_free(w, c);
         return;
     }
@@ -3584,12 +3597,40 @@ static void tb__mailbox_free(tb__mailbox *box) {
     TURBO_FREE(box);
 }
 
+TURBO_API void turbo_defer_watch(turbo_defer *d, void (*ended)(void *arg, int gone), void *arg) {
+    d->ended = ended;
+    d->ended_arg = arg;
+}
+
+/* On the worker's thread, as its connection goes: a watcher is told,
+   unless the answer was resumed first (it hears of the end then). fn is
+   set under the mailbox lock, so that the two never both happen. */
+static void tb__defer_lost(turbo_defer *d) {
+    int tell;
+    d->conn = NULL;
+    if (!d->ended) return;
+    pthread_mutex_lock(&d->box->lock);
+    tell = !d->fn;
+    pthread_mutex_unlock(&d->box->lock);
+    if (tell) {
+        d->ended(d->ended_arg, 1);
+        d->ended = NULL;
+    }
+}
+
+/* The resumed answer's function has run (res NULL: the client had gone). */
+static void tb__defer_answered(turbo_defer *d, turbo_res *res) {
+    d->fn(res, d->arg);
+    if (d->ended) d->ended(d->ended_arg, !res);
+    TURBO_FREE(d);
+}
+
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg) {
     tb__mailbox *box = d->box;
     int stopped, last = 0;
+    pthread_mutex_lock(&box->lock);
     d->fn = fn;
     d->arg = arg;
-    pthread_mutex_lock(&box->lock);
     stopped = box->wake_fd < 0;
     if (stopped) {
         last = --box->orphans == 0;
@@ -3600,8 +3641,7 @@ TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, voi
     }
     pthread_mutex_unlock(&box->lock);
     if (stopped) { /* the worker gave up on it at shutdown: no one to answer */
-        fn(NULL, arg);
-        TURBO_FREE(d);
+        tb__defer_answered(d, NULL);
         if (last) tb__mailbox_free(box);
     }
 }
@@ -3612,9 +3652,8 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     tb__conn *c = d->conn;
     if (!c) {
         tb__call_begin(w, t, NULL);
-        d->fn(NULL, d->arg);
+        tb__defer_answered(d, NULL);
         tb__call_end(w, t);
-        TURBO_FREE(d);
         return;
     }
     t->req.method.len = t->req.path.len = 0;
@@ -3628,6 +3667,7 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     else if (t->res.deferred) w->defers++;
     tb__res_finish(&t->res, &t->req);
     if (!t->res.keep_alive) c->close_after = 1;
+    if (d->ended) d->ended(d->ended_arg, 0);
     TURBO_FREE(d);
     if (t->detached) tb__conn_return(w, t, c, c->in.data, c->in.len, 0);
     else tb__conn_resume(w, t, c);
@@ -3642,7 +3682,7 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
     turbo_defer *d, *fresh = NULL, **tail;
     tb__conn *c, *back;
-    while (read(w->wake[0], drain, sizeof drain) > 0) {
+    while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) { /* a short read emptied the pipe */
     }
     pthread_mutex_lock(&w->box->lock);
     d = w->box->resumed;
@@ -3851,8 +3891,7 @@ static void tb__worker_free(tb__worker *w) {
     if (w->listen_fd >= 0) close(w->listen_fd);
     for (d = resumed; d; d = next) { /* resumed after the worker stopped */
         next = d->next;
-        d->fn(NULL, d->arg);
-        TURBO_FREE(d);
+        tb__defer_answered(d, NULL);
     }
     while ((c = w->free_conns) != NULL) {
         w->free_conns = c->next;

@@ -1198,217 +1198,48 @@ static char *tb_translate_pattern(const char *path) {
     return out;
 }
 
-/* The capture names of a pattern, as a set of str. */
-static PyObject *tb_pattern_captures(const char *pattern) {
-    PyObject *set = PySet_New(NULL);
-    for (const char *p = strchr(pattern, '{'); set && p; p = strchr(p + 1, '{')) {
-        const char *end = strchr(p, '}');
-        if (!end) break;
-        size_t n = (size_t)(end - p - 1);
-        if (n >= 3 && strncmp(end - 3, "...", 3) == 0) n -= 3;
-        PyObject *name = PyUnicode_DecodeUTF8(p + 1, (Py_ssize_t)n, "strict");
-        if (!name || PySet_Add(set, name) < 0) Py_CLEAR(set);
-        Py_XDECREF(name);
-    }
-    return set;
-}
+/* The plan's parameters, as turbo/_plans.py's describe() reads them from
+   the signature (the names below are its words for source and conv). */
+static const char *const tb_source_names[] = {"path", "query", "body", "request"};
+static const char *const tb_conv_names[] = {"str", "int", "float", "bool", "dict", "list", "model", "request"};
 
-/* What decoration needs from typing and inspect. */
-typedef struct {
-    PyObject *empty, *any, *get_origin, *get_args, *union_, *union_type;
-} tb_typing;
-
-static PyObject *tb_type_origin(tb_typing *t, PyObject *ann) {
-    return PyObject_CallOneArg(t->get_origin, ann);
-}
-
-/* dict[str, Any], List[Any] and the bare forms are fine; typed items are
-   not checked one by one, so such an annotation is refused, not ignored. */
-static int tb_check_container_args(tb_typing *t, PyObject *ann, PyObject *pyname, int is_dict) {
-    PyObject *args = PyObject_CallOneArg(t->get_args, ann);
-    if (!args) return -1;
-    int ok = 1;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); i++) {
-        PyObject *a = PyTuple_GET_ITEM(args, i);
-        if (a != t->any && !(is_dict && i == 0 && a == (PyObject *)&PyUnicode_Type)) ok = 0;
-    }
-    Py_DECREF(args);
-    if (!ok)
-        PyErr_Format(PyExc_TypeError,
-                     "parameter '%U': %R: turbo does not check the items of a body; "
-                     "annotate it as %s or use a pydantic model",
-                     pyname, ann, is_dict ? "dict" : "list");
-    return ok ? 0 : -1;
-}
-
-/* Optional[X] and X | None: *ann becomes X (a new reference replaces the
-   old one) and q->nullable is set. 0, or -1 for another union. */
-static int tb_unwrap_optional(tb_typing *t, tb_param *q, PyObject **ann) {
-    PyObject *args = PyObject_CallOneArg(t->get_args, *ann);
-    PyObject *none_type = (PyObject *)Py_TYPE(Py_None);
-    if (!args) return -1;
-    if (PyTuple_GET_SIZE(args) == 2
-        && (PyTuple_GET_ITEM(args, 0) == none_type || PyTuple_GET_ITEM(args, 1) == none_type)) {
-        PyObject *inner = PyTuple_GET_ITEM(args, PyTuple_GET_ITEM(args, 0) == none_type ? 1 : 0);
-        Py_INCREF(inner);
-        Py_SETREF(*ann, inner);
-        q->nullable = 1;
-    }
-    Py_DECREF(args);
-    if (q->nullable) return 0;
-    PyErr_Format(PyExc_TypeError, "parameter '%U': %R: only Optional[X] unions are supported",
-                 q->pyname, *ann);
+static int tb_name_index(PyObject *s, const char *const *names, int n) {
+    const char *c = PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : NULL;
+    for (int i = 0; c && i < n; i++)
+        if (strcmp(c, names[i]) == 0) return i;
+    if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "turbo._plans: unknown kind %R", s);
     return -1;
 }
 
-/* Sets q->conv (and q->model) from an annotation that is no union. */
-static int tb_conversion_of(tb_typing *t, tb_param *q, PyObject *ann, PyObject *origin) {
-    if (ann == (PyObject *)&PyLong_Type)
-        q->conv = TB_INT;
-    else if (ann == (PyObject *)&PyFloat_Type)
-        q->conv = TB_FLOAT;
-    else if (ann == (PyObject *)&PyBool_Type)
-        q->conv = TB_BOOL;
-    else if (ann == (PyObject *)&PyUnicode_Type || ann == t->any)
-        q->conv = TB_STR;
-    else if (ann == (PyObject *)&PyDict_Type || origin == (PyObject *)&PyDict_Type)
-        q->conv = TB_DICT;
-    else if (ann == (PyObject *)&PyList_Type || origin == (PyObject *)&PyList_Type)
-        q->conv = TB_LIST;
-    else if (PyType_Check(ann) && PyType_IsSubtype((PyTypeObject *)ann, &tb_RequestType))
-        q->conv = TB_RAW;
-    else if (PyType_Check(ann) && tb_pydantic_base() && PyObject_IsSubclass(ann, tb_BaseModel) == 1) {
-        q->conv = TB_MODEL;
-        q->model = ann;
-        Py_INCREF(ann);
-    } else {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError,
-                     "parameter '%U': annotation %R is not supported; use int, float, str, bool, "
-                     "Optional[...], dict, list, a pydantic model or turbo.Request",
-                     q->pyname, ann);
+static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
+    PyObject *name, *source, *conv, *dflt, *model;
+    int nullable, kwonly;
+    if (!PyArg_ParseTuple(desc, "UOOpO!Op", &name, &source, &conv, &nullable, &PyTuple_Type,
+                          &dflt, &model, &kwonly))
         return -1;
-    }
-    if (q->conv == TB_DICT || q->conv == TB_LIST)
-        return tb_check_container_args(t, ann, q->pyname, q->conv == TB_DICT);
-    return 0;
-}
-
-/* Sets q->source from q->conv: the request, the body (one at most), the path or the query. */
-static int tb_source_of(tb_param *q, int in_path, int *nbody) {
-    if (q->conv == TB_RAW) {
-        q->source = TB_REQUEST;
-    } else if (q->conv >= TB_DICT) {
-        if (in_path) {
-            PyErr_Format(PyExc_TypeError, "path parameter '%U' must be int, float, str or bool",
-                         q->pyname);
-            return -1;
-        }
-        if (++*nbody > 1) {
-            PyErr_Format(PyExc_TypeError, "parameter '%U': only one body parameter is supported",
-                         q->pyname);
-            return -1;
-        }
-        q->source = TB_BODY;
-    } else {
-        q->source = in_path ? TB_PATH : TB_QUERY;
-    }
-    return 0;
-}
-
-/* Sets q->conv, q->source and q->nullable from the annotation. */
-static int tb_classify(tb_typing *t, tb_param *q, PyObject *ann, int in_path, int *nbody) {
-    int rc = -1;
-    PyObject *origin = NULL;
-    Py_INCREF(ann);
-    if (ann == t->empty || ann == t->any) {
-        q->conv = TB_STR;
-        rc = 0;
-    } else if ((origin = tb_type_origin(t, ann)) != NULL) {
-        if (origin == t->union_ || (t->union_type && origin == t->union_type))
-            Py_SETREF(origin, tb_unwrap_optional(t, q, &ann) < 0 ? NULL : tb_type_origin(t, ann));
-        rc = origin ? tb_conversion_of(t, q, ann, origin) : -1;
-    }
-    if (rc == 0) rc = tb_source_of(q, in_path, nbody);
-    Py_XDECREF(origin);
-    Py_DECREF(ann);
-    return rc;
-}
-
-static int tb_typing_load(tb_typing *t, PyObject *inspect) {
-    PyObject *typing = PyImport_ImportModule("typing");
-    PyObject *types = typing ? PyImport_ImportModule("types") : NULL;
-    PyObject *parameter = types ? PyObject_GetAttrString(inspect, "Parameter") : NULL;
-    memset(t, 0, sizeof *t);
-    if (parameter) {
-        t->empty = PyObject_GetAttrString(parameter, "empty");
-        t->any = PyObject_GetAttrString(typing, "Any");
-        t->get_origin = PyObject_GetAttrString(typing, "get_origin");
-        t->get_args = PyObject_GetAttrString(typing, "get_args");
-        t->union_ = PyObject_GetAttrString(typing, "Union");
-        t->union_type = PyObject_GetAttrString(types, "UnionType"); /* X | None, Python 3.10+ */
-        if (!t->union_type) PyErr_Clear();
-    }
-    Py_XDECREF(typing);
-    Py_XDECREF(types);
-    Py_XDECREF(parameter);
-    return t->empty && t->any && t->get_origin && t->get_args && t->union_ ? 0 : -1;
-}
-
-static void tb_typing_clear(tb_typing *t) {
-    Py_XDECREF(t->empty);
-    Py_XDECREF(t->any);
-    Py_XDECREF(t->get_origin);
-    Py_XDECREF(t->get_args);
-    Py_XDECREF(t->union_);
-    Py_XDECREF(t->union_type);
-}
-
-/* The annotations, with string annotations resolved; a callable that is
-   not a function (a partial) has only what the signature shows. */
-static PyObject *tb_type_hints(PyObject *func) {
-    PyObject *typing = PyImport_ImportModule("typing");
-    PyObject *hints = typing ? PyObject_CallMethod(typing, "get_type_hints", "O", func) : NULL;
-    Py_XDECREF(typing);
-    if (!hints && PyErr_ExceptionMatches(PyExc_TypeError)) {
-        PyErr_Clear();
-        hints = PyDict_New();
-    }
-    return hints;
-}
-
-static int tb_plan_param(tb_plan *pl, tb_typing *t, PyObject *p, PyObject *hints,
-                         PyObject *captures, PyObject *kwnames, int *nbody) {
-    PyObject *kind_obj = PyObject_GetAttrString(p, "kind");
-    long kind = kind_obj ? PyLong_AsLong(kind_obj) : -1;
-    Py_XDECREF(kind_obj);
-    if (kind == -1 && PyErr_Occurred()) return -1;
-    if (kind == 2 || kind == 4) /* *args, **kwargs: nothing to pass */
-        return 0;
     if (pl->nparams == TB_MAX_ARGS) {
         PyErr_Format(PyExc_TypeError, "a handler may have at most %d parameters", TB_MAX_ARGS);
         return -1;
     }
     tb_param *q = &pl->params[pl->nparams++];
-    if (!(q->pyname = PyObject_GetAttrString(p, "name"))) return -1;
-    const char *name = PyUnicode_AsUTF8(q->pyname);
-    if (!name || !(q->name = tb_strdup(name))) return -1;
-    PyObject *dflt = PyObject_GetAttrString(p, "default");
-    if (!dflt) return -1;
-    if (dflt != t->empty)
-        q->default_value = dflt;
-    else
-        Py_DECREF(dflt);
-    PyObject *ann = PyDict_GetItemWithError(hints, q->pyname); /* borrowed */
-    if (!ann && PyErr_Occurred()) return -1;
-    PyObject *own_ann = ann ? NULL : PyObject_GetAttrString(p, "annotation");
-    if (!ann && !own_ann) return -1;
-    int in_path = PySet_Contains(captures, q->pyname);
-    int rc = in_path < 0 ? -1 : tb_classify(t, q, ann ? ann : own_ann, in_path, nbody);
-    Py_XDECREF(own_ann);
-    if (rc < 0) return -1;
-    if (kind == 3) /* keyword-only */
-        return PyList_Append(kwnames, q->pyname);
+    int s = tb_name_index(source, tb_source_names, 4), k = s < 0 ? -1 : tb_name_index(conv, tb_conv_names, 8);
+    const char *cname = PyUnicode_AsUTF8(name);
+    if (k < 0 || !cname || !(q->name = tb_strdup(cname))) return -1;
+    q->source = (unsigned char)s;
+    q->conv = (unsigned char)k;
+    q->nullable = (unsigned char)nullable;
+    Py_INCREF(name);
+    q->pyname = name;
+    if (PyTuple_GET_SIZE(dflt)) {
+        q->default_value = PyTuple_GET_ITEM(dflt, 0);
+        Py_INCREF(q->default_value);
+    }
+    if (model != Py_None) {
+        Py_INCREF(model);
+        q->model = model;
+        tb_pydantic_base(); /* the program has imported pydantic: the module finds it now */
+    }
+    if (kwonly) return PyList_Append(kwnames, name);
     pl->npositional++;
     return 0;
 }
@@ -1422,39 +1253,26 @@ static tb_plan *tb_plan_new(PyObject *func, const char *pattern, const char *lab
     pl->func = func;
     Py_INCREF(func);
     pl->status = status;
-    tb_typing t;
-    memset(&t, 0, sizeof t);
-    PyObject *inspect = NULL, *sig = NULL, *hints = NULL, *params = NULL, *list = NULL,
-             *captures = NULL, *kwnames = NULL, *is_async = NULL;
-    int ok = 0, nbody = 0;
-    if (!(pl->label = tb_strdup(label)) || !(inspect = PyImport_ImportModule("inspect"))
-        || tb_typing_load(&t, inspect) < 0
-        || !(sig = PyObject_CallMethod(inspect, "signature", "O", func))
-        || !(hints = tb_type_hints(func)) || !(params = PyObject_GetAttrString(sig, "parameters"))
-        || !(list = PyMapping_Values(params)) || !(captures = tb_pattern_captures(pattern))
+    PyObject *plans = NULL, *described = NULL, *kwnames = NULL, *params;
+    int ok = 0, is_async;
+    if (!(pl->label = tb_strdup(label)) || !(plans = PyImport_ImportModule("turbo._plans"))
+        || !(described = PyObject_CallMethod(plans, "describe", "Os", func, pattern))
         || !(kwnames = PyList_New(0))
-        || !(is_async = PyObject_CallMethod(inspect, "iscoroutinefunction", "O", func)))
+        || !PyArg_ParseTuple(described, "pO!", &is_async, &PyTuple_Type, &params))
         goto done;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++)
-        if (tb_plan_param(pl, &t, PyList_GET_ITEM(list, i), hints, captures, kwnames, &nbody) < 0)
-            goto done;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++)
+        if (tb_plan_param(pl, PyTuple_GET_ITEM(params, i), kwnames) < 0) goto done;
     if (PyList_GET_SIZE(kwnames) && !(pl->kwnames = PyList_AsTuple(kwnames))) goto done;
-    pl->is_async = PyObject_IsTrue(is_async) == 1;
+    pl->is_async = is_async;
     int k = 0;
     for (int source = TB_PATH; source <= TB_REQUEST; source++)
         for (int i = 0; i < pl->nparams; i++)
             if (pl->params[i].source == source) pl->order[k++] = (unsigned char)i;
     ok = 1;
 done:
-    tb_typing_clear(&t);
-    Py_XDECREF(inspect);
-    Py_XDECREF(sig);
-    Py_XDECREF(hints);
-    Py_XDECREF(params);
-    Py_XDECREF(list);
-    Py_XDECREF(captures);
+    Py_XDECREF(plans);
+    Py_XDECREF(described);
     Py_XDECREF(kwnames);
-    Py_XDECREF(is_async);
     if (!ok) {
         tb_plan_free(pl);
         return NULL;
@@ -2168,10 +1986,24 @@ static void tb_ready_dealloc(PyObject *self) {
 
 static PyAsyncMethods tb_ready_async = {tb_ready_await, NULL, NULL, NULL};
 
+/* What turbo and the loop's side share of one ASGI request, so that
+   turbo can say the connection went before the answer: turbo keeps a
+   reference while it watches a deferred answer (tb_asgi_ended), the loop's
+   side one (the job, then the call), and the last to let go frees it. */
+typedef struct {
+    int refs;
+    struct tb_ASGICall *call; /* on the loop's thread only */
+} tb_asgi_link;
+
+static void tb_asgi_link_drop(tb_asgi_link *link) {
+    if (link && __atomic_sub_fetch(&link->refs, 1, __ATOMIC_ACQ_REL) == 0) free(link);
+}
+
 /* One request to an ASGI app: receive() and send() are its methods, and
    it is the done-callback of the app's future. */
-typedef struct {
+typedef struct tb_ASGICall {
     PyObject_HEAD
+    tb_asgi_link *link;
     turbo_defer *defer;   /* NULL once answered */
     tb_mount *mount;
     tb_reply *reply;    /* filled by send(), handed to turbo when complete */
@@ -2184,6 +2016,14 @@ typedef struct {
     int app_done;         /* the app's task has ended */
     int gone;             /* the client has gone: later parts are dropped */
 } tb_ASGICall;
+
+static void tb_asgi_ended(void *arg, int gone);
+
+/* turbo tells the link when the connection of this deferred answer goes. */
+static void tb_asgi_watch(turbo_defer *d, tb_asgi_link *link) {
+    __atomic_add_fetch(&link->refs, 1, __ATOMIC_RELAXED);
+    turbo_defer_watch(d, tb_asgi_ended, link);
+}
 
 static PyObject *tb_asgi_message(const char *type) {
     return Py_BuildValue("{s:s}", "type", type);
@@ -2198,18 +2038,20 @@ static PyObject *tb_asgi_receive(PyObject *self, PyObject *unused) {
         Py_CLEAR(c->body);
         return tb_ready_new(m);
     }
-    if (!c->defer && !c->in_flight) return tb_ready_new(tb_asgi_message("http.disconnect"));
+    if (c->gone || (!c->defer && !c->in_flight)) return tb_ready_new(tb_asgi_message("http.disconnect"));
     if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future)))
         return NULL;
     Py_INCREF(c->disconnect);
     return c->disconnect;
 }
 
-/* The answer is complete: to turbo, and receive() now reports the end. */
-static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
-    turbo_defer *d = c->defer;
-    c->defer = NULL;
-    turbo_defer_resume(d, tb_reply_write, a);
+static void tb_asgi_abort(turbo_res *res, void *arg) {
+    (void)arg;
+    if (res) turbo_res_abort(res);
+}
+
+/* receive() now reports the end, to an app waiting on it too. */
+static void tb_asgi_disconnected(tb_ASGICall *c) {
     if (c->disconnect) {
         PyObject *m = tb_asgi_message("http.disconnect");
         PyObject *r = m ? PyObject_CallMethod(c->disconnect, "set_result", "O", m) : NULL;
@@ -2217,6 +2059,27 @@ static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
         Py_XDECREF(r);
         Py_XDECREF(m);
     }
+}
+
+/* The answer is complete: to turbo. */
+static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
+    turbo_defer *d = c->defer;
+    c->defer = NULL;
+    turbo_defer_resume(d, tb_reply_write, a);
+    tb_asgi_disconnected(c);
+}
+
+/* On the loop's thread: the connection went before the answer was
+   complete. Sends are dropped from now on, as uvicorn does; a part still
+   with turbo comes back without a response and lets its send() go. */
+static void tb_asgi_gone(tb_ASGICall *c) {
+    c->gone = 1;
+    if (c->defer && !c->in_flight) {
+        turbo_defer *d = c->defer;
+        c->defer = NULL;
+        turbo_defer_resume(d, tb_asgi_abort, NULL);
+    }
+    tb_asgi_disconnected(c);
 }
 
 static PyObject *tb_hosted_fail(tb_mount *m, const char *what) {
@@ -2236,11 +2099,6 @@ static int tb_asgi_start(tb_ASGICall *c, PyObject *msg) {
     return rc;
 }
 
-static void tb_asgi_abort(turbo_res *res, void *arg) {
-    (void)arg;
-    if (res) turbo_res_abort(res);
-}
-
 /* On a turbo thread: one part of a streamed body goes out (the head first),
    then the answer is deferred again for the next; the app's send() is let
    go once the client has taken it. */
@@ -2250,7 +2108,7 @@ static void tb_asgi_part(turbo_res *res, void *arg) {
     turbo_defer *next = NULL;
     if (res) {
         tb_reply_put(res, part);
-        if (turbo_res_flush(res) == 0) next = turbo_res_defer(res);
+        if (turbo_res_flush(res) == 0 && (next = turbo_res_defer(res)) != NULL) tb_asgi_watch(next, c->link);
     }
     int held = !res && PyGILState_Check(); /* called at once after shutdown, as tb_resume */
     if (!held && tb_gil_take() < 0) return;
@@ -2271,6 +2129,7 @@ static void tb_asgi_part(turbo_res *res, void *arg) {
                                                         waiter, NULL)
                          : NULL;
     if (!r) PyErr_Clear();
+    if (c->gone) tb_asgi_disconnected(c);
     Py_XDECREF(r);
     Py_XDECREF(waiter);
     Py_DECREF(c);
@@ -2356,6 +2215,8 @@ static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
 
 static void tb_asgi_call_dealloc(PyObject *self) {
     tb_ASGICall *c = (tb_ASGICall *)self;
+    c->link->call = NULL;
+    tb_asgi_link_drop(c->link);
     if (c->reply) tb_reply_free(c->reply);
     Py_XDECREF(c->body);
     Py_XDECREF(c->disconnect);
@@ -2375,6 +2236,8 @@ typedef struct tb_asgi_job {
     struct tb_asgi_job *next;
     tb_mount *mount;
     turbo_defer *defer;
+    tb_asgi_link *link;
+    int gone;             /* no request: word that link's connection has gone */
     int version, port, nheaders;
     size_t method_len, path_len, query_len, headers_len, body_len;
     char host[48];
@@ -2400,6 +2263,7 @@ static tb_asgi_job *tb_asgi_job_new(tb_mount *m, turbo_req *req) {
                                              + headers_len + body.len);
     if (!job) return NULL;
     job->next = NULL;
+    job->gone = 0;
     job->mount = m;
     job->version = turbo_req_version(req);
     job->port = turbo_req_peer(req, job->host, sizeof job->host);
@@ -2469,13 +2333,16 @@ static void tb_asgi_start_job(tb_asgi_job *job) {
     tb_mount *m = job->mount;
     const char *body = job->data + job->method_len + job->path_len + job->query_len + job->headers_len;
     tb_ASGICall *c = PyObject_New(tb_ASGICall, &tb_ASGICallType);
-    PyObject *scope = NULL, *receive = NULL, *send = NULL, *coro = NULL, *guarded = NULL;
+    PyObject *scope = NULL, *receive = NULL, *send = NULL, *coro = NULL;
     PyObject *task = NULL, *added = NULL;
     if (!c) {
         tb_log_error_line(m->label);
         turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        tb_asgi_link_drop(job->link);
         return;
     }
+    c->link = job->link; /* the job's reference becomes the call's */
+    c->link->call = c;
     c->defer = job->defer;
     c->mount = m;
     c->reply = tb_reply_new();
@@ -2486,17 +2353,15 @@ static void tb_asgi_start_job(tb_asgi_job *job) {
         && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c))
         && (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c))
         && (coro = PyObject_CallFunctionObjArgs(m->app, scope, receive, send, NULL))
-        && (guarded = PyObject_CallOneArg(tb_guard, coro)) /* SystemExit must not stop the loop */
-        && (task = PyObject_CallOneArg(tb_loop_create_task, guarded)))
+        && (task = PyObject_CallOneArg(tb_loop_create_task, coro)))
         added = PyObject_CallMethodOneArg(task, tb_s_add_done_callback, (PyObject *)c);
     if (!added) { /* the app never runs: answer now */
         tb_log_error_line(m->label);
-        if (!task && (guarded || coro)) tb_close_coroutine(guarded ? guarded : coro);
+        if (!task && coro) tb_close_coroutine(coro);
         if (c->defer) tb_asgi_finish(c, tb_reply_500());
     }
     Py_XDECREF(added);
     Py_XDECREF(task);
-    Py_XDECREF(guarded);
     Py_XDECREF(coro);
     Py_XDECREF(send);
     Py_XDECREF(receive);
@@ -2513,15 +2378,21 @@ static tb_asgi_job *tb_asgi_take_jobs(void) {
     return jobs;
 }
 
-/* The loop's reader of wake_fd: every job waiting becomes a task. */
+/* The loop's reader of wake_fd: every job waiting becomes a task, and
+   calls whose connection went hear of it. */
 static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
     char bytes[64];
     (void)self, (void)unused;
-    while (read(tb_asgi_jobs.wake_fd[0], bytes, sizeof bytes) > 0) {
+    while (read(tb_asgi_jobs.wake_fd[0], bytes, sizeof bytes) == (ssize_t)sizeof bytes) { /* a short read emptied the pipe */
     }
     for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
         next = job->next;
-        tb_asgi_start_job(job);
+        if (!job->gone) {
+            tb_asgi_start_job(job);
+        } else {
+            if (job->link->call) tb_asgi_gone(job->link->call);
+            tb_asgi_link_drop(job->link);
+        }
         free(job);
     }
     Py_RETURN_NONE;
@@ -2553,14 +2424,47 @@ static int tb_asgi_jobs_open(PyObject *loop) {
 
 /* GIL held, once the loop has stopped: jobs it never started get no answer. */
 static void tb_asgi_jobs_close(void) {
-    for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
-        next = job->next;
-        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
-        free(job);
-    }
+    pthread_mutex_lock(&tb_asgi_jobs.lock); /* from now on nothing is posted */
     for (int i = 0; i < 2; i++) {
         if (tb_asgi_jobs.wake_fd[i] >= 0) close(tb_asgi_jobs.wake_fd[i]);
         tb_asgi_jobs.wake_fd[i] = -1;
+    }
+    pthread_mutex_unlock(&tb_asgi_jobs.lock);
+    for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
+        next = job->next;
+        if (!job->gone) turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        tb_asgi_link_drop(job->link);
+        free(job);
+    }
+}
+
+/* Queues a job (or a notice) for the loop; 0 once the loop has stopped. */
+static int tb_asgi_post(tb_asgi_job *job) {
+    pthread_mutex_lock(&tb_asgi_jobs.lock);
+    int open = tb_asgi_jobs.wake_fd[1] >= 0, first = open && !tb_asgi_jobs.head;
+    if (open) {
+        *tb_asgi_jobs.tail = job;
+        tb_asgi_jobs.tail = &job->next;
+    }
+    pthread_mutex_unlock(&tb_asgi_jobs.lock);
+    if (first)
+        while (write(tb_asgi_jobs.wake_fd[1], "j", 1) < 0 && errno == EINTR) {
+        }
+    return open;
+}
+
+/* turbo_defer_watch's callback, on a turbo thread: the loop's side is told
+   when the connection went, by a notice behind the request's own job. */
+static void tb_asgi_ended(void *arg, int gone) {
+    tb_asgi_link *link = (tb_asgi_link *)arg;
+    tb_asgi_job *notice = gone ? (tb_asgi_job *)calloc(1, sizeof *notice) : NULL;
+    if (notice) {
+        notice->gone = 1;
+        notice->link = link;
+    }
+    if (!notice || !tb_asgi_post(notice)) {
+        free(notice);
+        tb_asgi_link_drop(link);
     }
 }
 
@@ -2569,21 +2473,23 @@ static void tb_asgi_jobs_close(void) {
    deferred until send() completes it. */
 static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_mount *m = (tb_mount *)user;
-    tb_asgi_job *job = tb_asgi_jobs.wake_fd[1] >= 0 ? tb_asgi_job_new(m, req) : NULL;
-    if (!job || !(job->defer = turbo_res_defer(res))) {
-        fprintf(stderr, "turbo: %s: %s\n", m->label, job ? "out of memory" : "no asyncio loop runs");
+    tb_asgi_job *job = tb_asgi_job_new(m, req);
+    tb_asgi_link *link = job ? (tb_asgi_link *)calloc(1, sizeof *link) : NULL;
+    if (link && (job->defer = turbo_res_defer(res)) != NULL) {
+        link->refs = 1; /* the job's */
+        job->link = link;
+        tb_asgi_watch(job->defer, link); /* first: once posted, the job is the loop's */
+        if (tb_asgi_post(job)) return;
+        fprintf(stderr, "turbo: %s: no asyncio loop runs\n", m->label);
+        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        tb_asgi_link_drop(link);
         free(job);
-        tb_send_500(res);
         return;
     }
-    pthread_mutex_lock(&tb_asgi_jobs.lock);
-    int first = !tb_asgi_jobs.head;
-    *tb_asgi_jobs.tail = job;
-    tb_asgi_jobs.tail = &job->next;
-    pthread_mutex_unlock(&tb_asgi_jobs.lock);
-    if (first)
-        while (write(tb_asgi_jobs.wake_fd[1], "j", 1) < 0 && errno == EINTR) {
-        }
+    fprintf(stderr, "turbo: %s: out of memory\n", m->label);
+    tb_send_500(res);
+    free(link);
+    free(job);
 }
 
 /* ---- WSGI (PEP 3333): the app runs on the turbo thread, which its loop

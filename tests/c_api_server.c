@@ -121,11 +121,20 @@ static void *sleeper(void *arg) {
     return NULL;
 }
 
-/* Defers res; a thread resumes it with l after l->ms. Answers 500 (and
-   frees l) if that cannot be done. */
-static void defer_to_sleeper(turbo_res *res, later *l) {
+/* How the deferred answers of /watched ended (turbo_defer_watch). */
+static int watched_gone, watched_answered;
+
+static void watched_end(void *arg, int gone) {
+    (void)arg;
+    __atomic_add_fetch(gone ? &watched_gone : &watched_answered, 1, __ATOMIC_RELAXED);
+}
+
+/* Defers res, watched with ended if given; a thread resumes it with l
+   after l->ms. Answers 500 (and frees l) if that cannot be done. */
+static void defer_to_sleeper(turbo_res *res, later *l, void (*ended)(void *, int)) {
     pthread_t t;
     l->defer = turbo_res_defer(res);
+    if (l->defer && ended) turbo_defer_watch(l->defer, ended, NULL);
     if (!l->defer || pthread_create(&t, NULL, sleeper, l) != 0) {
         free(l);
         turbo_res_text(res, 500, "cannot defer");
@@ -134,18 +143,29 @@ static void defer_to_sleeper(turbo_res *res, later *l) {
     pthread_detach(t);
 }
 
+/* /later/{id}: answered after 100 ms; /watched/{ms}: after ms, watched. */
 static void deferred(turbo_req *req, turbo_res *res, void *user) {
-    turbo_str id = turbo_req_param(req, "id");
+    turbo_str id = turbo_req_param(req, "id"), ms = turbo_req_param(req, "ms");
     later *l = (later *)calloc(1, sizeof *l);
-    (void)user;
     if (!l || id.len >= sizeof l->id) {
         free(l);
         turbo_res_text(res, 500, "no memory");
         return;
     }
     memcpy(l->id, id.ptr, id.len); /* the request is gone once we return */
-    l->ms = 100;
-    defer_to_sleeper(res, l);
+    l->ms = ms.len ? atoi(ms.ptr) : 100;
+    defer_to_sleeper(res, l, user ? watched_end : NULL);
+}
+
+static void watch_stats(turbo_req *req, turbo_res *res, void *user) {
+    turbo_json *j = turbo_res_json(res, 200);
+    (void)req, (void)user;
+    turbo_json_object_begin(j);
+    turbo_json_key(j, "gone");
+    turbo_json_int(j, __atomic_load_n(&watched_gone, __ATOMIC_RELAXED));
+    turbo_json_key(j, "answered");
+    turbo_json_int(j, __atomic_load_n(&watched_answered, __ATOMIC_RELAXED));
+    turbo_json_object_end(j);
 }
 
 /* Defers and does not resume while the server runs: shutdown must not
@@ -222,7 +242,7 @@ static void defer_then_sleep(turbo_req *req, turbo_res *res, void *user) {
         return;
     }
     memcpy(l->id, "early", 6);
-    defer_to_sleeper(res, l);
+    defer_to_sleeper(res, l, NULL);
     sleep_ms(400);
 }
 
@@ -298,7 +318,8 @@ int main(void) {
         turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/status/{code}", any_status, NULL) || turbo_get(s, "/query", query, NULL) ||
         turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
-        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/never", never, NULL) ||
+        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/watched/{id}/{ms}", deferred, s) ||
+        turbo_get(s, "/watch-stats", watch_stats, NULL) || turbo_get(s, "/never", never, NULL) ||
         turbo_get(s, "/hang", hang, NULL) || turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
         turbo_route_ex(s, "GET", "/blocking/{ms}", sleeps, NULL, TURBO_BLOCKING) ||
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||

@@ -29,6 +29,15 @@ def check(cond, msg):
         raise TestFailure(msg)
 
 
+def wait_until(cond, msg, timeout=10.0):
+    """Polls cond until it holds (a test waits for a condition, never a fixed time)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TestFailure(msg)
+        time.sleep(0.01)
+
+
 def short(data, limit=120):
     """Printable excerpt of bytes for failure messages."""
     text = repr(bytes(data[:limit]))

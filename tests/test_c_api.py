@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Conn, Server, check  # noqa: E402
+from harness import Conn, Server, check, wait_until  # noqa: E402
 
 H = b"Host: x\r\n"
 TESTS = []
@@ -234,6 +234,18 @@ def test_client_gone_before_deferred_answer(srv):
         c.send(b"GET /later/9 HTTP/1.1\r\n" + H + b"\r\n")
     time.sleep(0.3)
     check(get(srv, b"/query?a=1").status == 200, "server stopped answering")
+
+
+@test
+def test_a_watched_deferred_answer_hears_how_it_ended(srv):
+    def stats():
+        return json.loads(get(srv, b"/watch-stats").body)
+    before = stats()
+    check(get(srv, b"/watched/a/20").status == 200, "the watched answer did not come")
+    wait_until(lambda: stats()["answered"] == before["answered"] + 1, "no ended(arg, 0) after the answer")
+    with Conn(srv.port, timeout=3) as c:  # leaves long before the 3 s answer
+        c.send(b"GET /watched/b/3000 HTTP/1.1\r\n" + H + b"\r\n")
+    wait_until(lambda: stats()["gone"] == before["gone"] + 1, "no ended(arg, 1) when the client left")
 
 
 @test

@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py_apps"))
@@ -50,7 +51,7 @@ def gunicorn(spec):
 
 def exchange(port, method, path, body=None, headers=None, chunked=False):
     """(status, {header: value} less the ones not compared, body, was_chunked)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20)))
     try:
         if chunked:
             conn.request(method, path, body=iter([body[:7], body[7:]]), headers=headers or {},
@@ -217,7 +218,7 @@ class TurboOnly(unittest.TestCase):
         server = turbo(spec)
         gate = os.path.join(WORK, name)
         try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))) as s:
                 s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % gate.encode())
                 got = b""
                 while b"first\n" not in got:  # sent before the app goes on: no gate needed
@@ -235,6 +236,34 @@ class TurboOnly(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
 
+    def test_an_app_waiting_on_receive_hears_the_client_leave(self):
+        server = turbo("starlette_app:watching")
+        marker = os.path.join(WORK, "left-before-answer")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))) as s:
+                s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % marker.encode())
+                wait_for(lambda: os.path.exists(marker + ".waiting"), "the app never waited")
+            wait_for(lambda: os.path.exists(marker), "the app never heard the client leave")
+            with open(marker) as f:
+                self.assertEqual(f.read(), "http.disconnect")
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_a_stream_stops_when_the_client_leaves(self):
+        server = turbo("starlette_app:streaming")
+        marker = os.path.join(WORK, "left-mid-stream")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))) as s:
+                s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % marker.encode())
+                got = b""
+                while got.count(b"part") < 3:
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk, "closed mid-stream: %r" % got)
+                    got += chunk
+            wait_for(lambda: os.path.exists(marker), "the stream went on after the client left: " + server.log()[-3000:])
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
     def test_the_command_line_refuses_what_it_cannot_do(self):
         for argv, text in ((["nosuchmodule:app"], "cannot import"),
                            (["fastapi_app:nothing"], "has no attribute"),
@@ -244,6 +273,15 @@ class TurboOnly(unittest.TestCase):
                                  text=True, timeout=60, env=dict(os.environ, PYTHONPATH=harness.ROOT))
             self.assertNotEqual(out.returncode, 0, argv)
             self.assertIn(text, out.stderr, argv)
+
+
+def wait_for(condition, what, timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))):
+    """Polls condition until it holds; fails with what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(what)
+        time.sleep(0.01)
 
 
 def main():

@@ -3,13 +3,14 @@
 Nothing here runs for an ordinary request: Headers is built only for handlers that read
 request.headers, plain() only for results that are not JSON types, the asyncio loop's methods
 once per process (start, stop, lifespan) and once per awaited coroutine (submit), _guard around
-each coroutine and _resolve once per streamed part of an ASGI body.
+each coroutine of a turbo.App route and _resolve once per streamed part of an ASGI body.
 """
 import asyncio
 import dataclasses
 import datetime
 import decimal
 import enum
+import os
 import pathlib
 import sys
 import threading
@@ -66,21 +67,49 @@ def _resolve(future):
         future.set_result(None)
 
 
+def new_event_loop():
+    """uvloop's loop when it is installed (as uvicorn's --loop auto), else asyncio's;
+    TURBO_LOOP=asyncio or uvloop chooses."""
+    choice = os.environ.get("TURBO_LOOP", "auto")
+    if choice not in ("auto", "asyncio", "uvloop"):
+        raise ValueError("TURBO_LOOP must be auto, asyncio or uvloop, not %r" % choice)
+    if choice != "asyncio":
+        try:
+            import uvloop
+            return uvloop.new_event_loop()
+        except ImportError:
+            if choice == "uvloop":
+                raise
+    return asyncio.new_event_loop()
+
+
 class Loop:
     """The asyncio loop of a serving process, in a daemon thread of its own."""
 
     def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="turbo-asyncio",
-                                       daemon=True)
+        self.loop = new_event_loop()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="turbo-asyncio", daemon=True)
         self.thread.start()
         self.lifespans = []
+
+    def _run(self):
+        """A KeyboardInterrupt or SystemExit raised by an app's task ends that task (its
+        done callback answers 500 and logs it), and leaves the loop's run_forever: run on."""
+        while True:
+            try:
+                self.loop.run_forever()
+                return
+            except (KeyboardInterrupt, SystemExit):
+                if self.stopping:
+                    return
 
     def submit(self, coro):
         return asyncio.run_coroutine_threadsafe(_guard(coro), self.loop)
 
     def stop(self):
         """Stops the loop, then cancels the tasks still pending, so that their finally blocks run."""
+        self.stopping = True
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         tasks = asyncio.all_tasks(self.loop)

@@ -3,7 +3,7 @@ tests/test_hosting.py."""
 import contextlib
 
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -64,3 +64,35 @@ async def gated(scope, receive, send):
         await asyncio.sleep(0.01)
     await send({"type": "http.response.body", "body": b"second\n", "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+async def watching(scope, receive, send):
+    """Answers nothing until receive() reports that the client left; then writes the message's
+    type to the file named by the query (its ".waiting" twin says the app is waiting)."""
+    if scope["type"] != "http":
+        return
+    marker = scope["query_string"].decode()
+    await receive()  # the (empty) body
+    open(marker + ".waiting", "w").close()
+    message = await receive()
+    with open(marker, "w") as f:
+        f.write(message["type"])
+
+
+async def endless(request):
+    """Streams until the client leaves (Starlette stops the stream when receive() says so)."""
+    import asyncio
+
+    async def parts():
+        while True:
+            yield b"part\n"
+            await asyncio.sleep(0.005)
+    return StreamingResponse(parts(), media_type="text/plain")
+
+
+async def streaming(scope, receive, send):
+    """The endless stream; once it has ended, writes "stopped" to the file named by the query."""
+    await Starlette(routes=[Route("/", endless)])(scope, receive, send)
+    if scope["type"] == "http":
+        with open(scope["query_string"].decode(), "w") as f:
+            f.write("stopped")
