@@ -65,7 +65,7 @@
 
 /* ================================================================ module state */
 
-static PyTypeObject tb_AppType, tb_DecoratorType, tb_RequestType, tb_ResponseType,
+static PyTypeObject tb_AppType, tb_RequestType, tb_ResponseType,
     tb_JSONResponseType, tb_HTTPExceptionType, tb_PendingType, tb_ReadyType, tb_ASGICallType,
     tb_WSGIStartType;
 
@@ -1149,6 +1149,7 @@ typedef struct {
     tb_param params[TB_MAX_ARGS];
     int status;
     int is_async;
+    PyObject *response;     /* shapes results (the response model), or NULL */
     unsigned long failures; /* unhandled exceptions so far (GIL held) */
     char *label; /* "GET /users/{id}", for logs */
 } tb_plan;
@@ -1163,6 +1164,7 @@ static void tb_plan_free(tb_plan *pl) {
     }
     Py_XDECREF(pl->func);
     Py_XDECREF(pl->kwnames);
+    Py_XDECREF(pl->response);
     PyMem_Free(pl->label);
     PyMem_Free(pl);
 }
@@ -1577,8 +1579,19 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
 /* ================================================================ the trampoline */
 
 /* Answers with what a handler returned. GIL held. */
+static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc);
+
 static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
     int plain_json = PyDict_CheckExact(result) || PyUnicode_CheckExact(result); /* most often */
+    PyObject *shaped = NULL;
+    if (pl->response && !PyObject_TypeCheck(result, &tb_ResponseType)) {
+        if (!(shaped = PyObject_CallOneArg(pl->response, result))) {
+            tb_answer_exception(res, pl, tb_take_exception()); /* as FastAPI: a 500 */
+            return;
+        }
+        result = shaped;
+        plain_json = 0;
+    }
     if (!plain_json && PyObject_TypeCheck(result, &tb_ResponseType)) {
         tb_send_response(res, pl->label, (tb_Response *)result);
     } else if (!plain_json && PyBytes_Check(result)) {
@@ -1590,6 +1603,7 @@ static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
         tb_log_error_line(pl->label);
         tb_send_500(res);
     }
+    Py_XDECREF(shaped);
 }
 
 /* A route's first TB_FULL_TRACEBACKS exceptions are logged with their
@@ -2780,7 +2794,7 @@ static PyObject *tb_methods(PyObject *methods) {
 }
 
 static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *methods, int status,
-                      int flags) {
+                      int flags, PyObject *response) {
     if (!PyCallable_Check(func)) {
         PyErr_Format(PyExc_TypeError, "a route handler must be callable, not %R", func);
         return -1;
@@ -2793,6 +2807,10 @@ static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *met
     PyObject *label = verbs ? PyUnicode_FromFormat("%U %U", verbs, path) : NULL;
     const char *clabel = label ? PyUnicode_AsUTF8(label) : NULL;
     tb_plan *pl = clabel ? tb_plan_new(func, pattern, clabel, status) : NULL;
+    if (pl && response != Py_None) {
+        Py_INCREF(response);
+        pl->response = response;
+    }
     tb_plan **grown
         = pl ? (tb_plan **)PyMem_Realloc(app->plans, (app->nplans + 1) * sizeof *grown) : NULL;
     int rc = -1;
@@ -2816,96 +2834,19 @@ static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *met
     return rc;
 }
 
-/* The object @app.get(...) returns: registers the function it decorates. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *app, *path, *methods;
-    int status, flags;
-} tb_Decorator;
-
-static PyObject *tb_decorator_new(PyObject *app, PyObject *path, PyObject *methods, int status,
-                                  int flags) {
-    tb_Decorator *d = PyObject_New(tb_Decorator, &tb_DecoratorType);
-    if (!d) return NULL;
-    Py_INCREF(app);
-    Py_INCREF(path);
-    Py_INCREF(methods);
-    d->app = app;
-    d->path = path;
-    d->methods = methods;
-    d->status = status;
-    d->flags = flags;
-    return (PyObject *)d;
-}
-
-static PyObject *tb_decorator_call(PyObject *self, PyObject *args, PyObject *kwds) {
-    tb_Decorator *d = (tb_Decorator *)self;
-    PyObject *func;
-    if (kwds && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "the route decorator takes the function only");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "O:route", &func)
-        || tb_app_add((tb_App *)d->app, d->path, func, d->methods, d->status, d->flags) < 0)
-        return NULL;
-    Py_INCREF(func);
-    return func;
-}
-
-static void tb_decorator_dealloc(PyObject *self) {
-    tb_Decorator *d = (tb_Decorator *)self;
-    Py_DECREF(d->app);
-    Py_DECREF(d->path);
-    Py_DECREF(d->methods);
-    PyObject_Free(self);
-}
-
-static PyObject *tb_app_verb(PyObject *self, PyObject *args, PyObject *kwds, const char *verb) {
-    static char *kwlist[] = {"path", "status_code", "blocking", NULL};
-    PyObject *path;
-    int status = 200, blocking = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|$ip", kwlist, &path, &status, &blocking))
-        return NULL;
-    PyObject *methods = Py_BuildValue("(s)", verb);
-    PyObject *d = methods ? tb_decorator_new(self, path, methods, status,
-                                             blocking ? TURBO_BLOCKING : 0)
-                          : NULL;
-    Py_XDECREF(methods);
-    return d;
-}
-
-#define TB_VERB(fn, verb) \
-    static PyObject *fn(PyObject *s, PyObject *a, PyObject *k) { return tb_app_verb(s, a, k, verb); }
-TB_VERB(tb_app_get, "GET")
-TB_VERB(tb_app_post, "POST")
-TB_VERB(tb_app_put, "PUT")
-TB_VERB(tb_app_patch, "PATCH")
-TB_VERB(tb_app_delete, "DELETE")
-
-static PyObject *tb_app_route(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"path", "methods", "status_code", "blocking", NULL};
-    PyObject *path, *methods = Py_None;
-    int status = 200, blocking = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|Oi$p:route", kwlist, &path, &methods, &status,
-                                     &blocking))
-        return NULL;
-    PyObject *verbs = tb_methods(methods);
-    PyObject *d = verbs ? tb_decorator_new(self, path, verbs, status, blocking ? TURBO_BLOCKING : 0)
-                        : NULL;
-    Py_XDECREF(verbs);
-    return d;
-}
-
+/* App.add_route: turbo/__init__.py's decorators end here. response, if not
+   None, turns each result that is no Response into what is sent (the
+   response model, turbo/_plans.py). */
 static PyObject *tb_app_add_route(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"path", "endpoint", "methods", "status_code", "blocking", NULL};
-    PyObject *path, *func, *methods = Py_None;
+    static char *kwlist[] = {"path", "endpoint", "methods", "status_code", "blocking", "response", NULL};
+    PyObject *path, *func, *methods = Py_None, *response = Py_None;
     int status = 200, blocking = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO|Oi$p:add_route", kwlist, &path, &func,
-                                     &methods, &status, &blocking))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO|Oi$pO:add_route", kwlist, &path, &func,
+                                     &methods, &status, &blocking, &response))
         return NULL;
     PyObject *verbs = tb_methods(methods);
     int rc = verbs ? tb_app_add((tb_App *)self, path, func, verbs, status,
-                                blocking ? TURBO_BLOCKING : 0)
+                                blocking ? TURBO_BLOCKING : 0, response)
                    : -1;
     Py_XDECREF(verbs);
     if (rc < 0) return NULL;
@@ -3162,6 +3103,7 @@ static int tb_app_traverse(PyObject *self, visitproc visit, void *arg) {
     for (size_t i = 0; i < app->nmounts; i++) Py_VISIT(app->mounts[i]->app);
     for (size_t i = 0; i < app->nplans; i++) {
         Py_VISIT(app->plans[i]->func);
+        Py_VISIT(app->plans[i]->response);
         for (int k = 0; k < app->plans[i]->nparams; k++)
             Py_VISIT(app->plans[i]->params[k].default_value);
     }
@@ -3182,18 +3124,9 @@ static void tb_app_dealloc(PyObject *self) {
 #define TB_METH(name, fn, doc)                                                                     \
     { name, (PyCFunction)(void (*)(void))fn, METH_VARARGS | METH_KEYWORDS, doc }
 static PyMethodDef tb_app_methods[] = {
-    TB_METH("get", tb_app_get,
-            "get(path, *, status_code=200, blocking=False): decorates a GET route.\n"
-            "blocking=True: the handler blocks (I/O), so it runs off the event loop at once."),
-    TB_METH("post", tb_app_post, "post(path, *, status_code=200, blocking=False): a POST route."),
-    TB_METH("put", tb_app_put, "put(path, *, status_code=200, blocking=False): a PUT route."),
-    TB_METH("patch", tb_app_patch, "patch(path, *, status_code=200, blocking=False): a PATCH route."),
-    TB_METH("delete", tb_app_delete,
-            "delete(path, *, status_code=200, blocking=False): a DELETE route."),
-    TB_METH("route", tb_app_route,
-            "route(path, methods=None, status_code=200, *, blocking=False): any methods."),
     TB_METH("add_route", tb_app_add_route,
-            "add_route(path, endpoint, methods=None, status_code=200, *, blocking=False)."),
+            "add_route(path, endpoint, methods=None, status_code=200, *, blocking=False,\n"
+            "response=None): a Python route; the decorators (turbo/__init__.py) end here."),
     TB_METH("native", tb_app_native,
             "native(method, path, library, symbol, *, blocking=False): a C turbo_handler\n"
             "from a shared library."),
@@ -3221,15 +3154,6 @@ static PyTypeObject tb_AppType = {
     .tp_clear = tb_app_clear,
     .tp_methods = tb_app_methods,
     .tp_new = PyType_GenericNew,
-};
-
-static PyTypeObject tb_DecoratorType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "turbo._RouteDecorator",
-    .tp_basicsize = sizeof(tb_Decorator),
-    .tp_dealloc = tb_decorator_dealloc,
-    .tp_call = tb_decorator_call,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
 };
 
 static PyTypeObject tb_RequestType = {
@@ -3371,7 +3295,7 @@ PyMODINIT_FUNC PyInit__turbo(void) {
         PyTypeObject *type;
     } types[] = {{"App", &tb_AppType}, {"Request", &tb_RequestType},
                  {"Response", &tb_ResponseType}, {"JSONResponse", &tb_JSONResponseType},
-                 {"HTTPException", &tb_HTTPExceptionType}, {NULL, &tb_DecoratorType},
+                 {"HTTPException", &tb_HTTPExceptionType},
                  {NULL, &tb_PendingType}, {NULL, &tb_ReadyType}, {NULL, &tb_ASGICallType},
                  {NULL, &tb_WSGIStartType}};
     tb_HTTPExceptionType.tp_base = (PyTypeObject *)PyExc_Exception;

@@ -19,7 +19,7 @@ Nothing here runs per request.
 import asyncio
 import inspect
 
-from . import _turbo
+from . import _plans, _turbo
 from ._turbo import HTTPException, JSONResponse, Request, Response, __version__
 
 __all__ = ["App", "HTTPException", "JSONResponse", "Request", "Response", "__version__",
@@ -37,6 +37,44 @@ def interface_of(app):
 
 class App(_turbo.App):
     __doc__ = _turbo.App.__doc__
+
+    def route(self, path, methods=None, status_code=200, *, blocking=False,
+              response_model=_plans._DEFAULT, response_model_include=None,
+              response_model_exclude=None, response_model_exclude_unset=False,
+              response_model_exclude_none=False):
+        """Decorates a handler for path and methods (default ["GET"]). blocking=True: the
+        handler blocks (I/O), so its event loop is given away before it starts.
+        response_model (default: the return annotation, when it names a pydantic model)
+        validates and filters what the handler returns, with FastAPI's response_model_*
+        options."""
+        def register(func):
+            shape = _plans.response_model(func, response_model, include=response_model_include,
+                                          exclude=response_model_exclude,
+                                          exclude_unset=response_model_exclude_unset,
+                                          exclude_none=response_model_exclude_none)
+            self.add_route(path, func, methods, status_code, blocking=blocking, response=shape)
+            return func
+        return register
+
+    def get(self, path, **options):
+        """A GET route: route(path, ["GET"], ...) with the same options."""
+        return self.route(path, ["GET"], **options)
+
+    def post(self, path, **options):
+        """A POST route."""
+        return self.route(path, ["POST"], **options)
+
+    def put(self, path, **options):
+        """A PUT route."""
+        return self.route(path, ["PUT"], **options)
+
+    def patch(self, path, **options):
+        """A PATCH route."""
+        return self.route(path, ["PATCH"], **options)
+
+    def delete(self, path, **options):
+        """A DELETE route."""
+        return self.route(path, ["DELETE"], **options)
 
     def mount(self, path, app, *, interface=None, root_path=None):
         """Serves an existing ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app for every

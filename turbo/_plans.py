@@ -106,3 +106,49 @@ def describe(func, pattern):
         default = () if p.default is p.empty else (p.default,)
         params.append((p.name, source, conv, nullable, default, model, p.kind == p.KEYWORD_ONLY))
     return inspect.iscoroutinefunction(func), tuple(params)
+
+
+_DEFAULT = object()  # response_model not given: the return annotation decides
+
+
+def _mentions_model(ann):
+    return _pydantic_model(ann) or any(_mentions_model(a) for a in typing.get_args(ann))
+
+
+class ResponseModel:
+    """Validates a handler's result against the response model and gives what is sent: only
+    the model's fields (a returned object with more, a password say, loses them), by alias,
+    with FastAPI's response_model_include/exclude/exclude_unset/exclude_none applied. A result
+    that does not fit is an error of the handler (500), as in FastAPI."""
+
+    def __init__(self, model, include=None, exclude=None, exclude_unset=False,
+                 exclude_none=False):
+        import pydantic
+        self.model = model
+        self.dump = dict(by_alias=True, include=include, exclude=exclude,
+                         exclude_unset=exclude_unset, exclude_none=exclude_none)
+        self.adapter = pydantic.TypeAdapter(model) if hasattr(pydantic, "TypeAdapter") else None
+
+    def __call__(self, value):
+        if self.adapter is not None:
+            value = self.adapter.validate_python(value, from_attributes=True)
+            return self.adapter.dump_python(value, mode="json", **self.dump)
+        import pydantic  # pydantic 1: a model is read as the dict of its set fields
+        if isinstance(value, pydantic.BaseModel):
+            value = value.dict(by_alias=True, exclude_unset=self.dump["exclude_unset"])
+        value = pydantic.parse_obj_as(self.model, value)
+        return value.dict(**self.dump) if isinstance(value, pydantic.BaseModel) else value
+
+
+def response_model(func, model=_DEFAULT, **options):
+    """The ResponseModel for a route, or None: response_model= if given (None turns it off),
+    else the return annotation when it names a pydantic model (FastAPI's rule)."""
+    if model is _DEFAULT:
+        model = _hints(func).get("return")
+        if model is None or not _mentions_model(model):
+            return None
+    elif model is None:
+        return None
+    if "pydantic" not in sys.modules:
+        raise TypeError("response_model=%r needs pydantic, which is not imported" % (model,))
+    return ResponseModel(model, **options)

@@ -122,5 +122,58 @@ def no_content():
     return None
 
 
+
+
+# Response models: the return annotation or response_model= filters and checks what is sent.
+from typing import List  # noqa: E402
+
+from pydantic import BaseModel  # noqa: E402
+
+
+class BaseUser(BaseModel):
+    name: str
+    email: Optional[str] = None
+    tags: List[str] = []
+
+
+class UserIn(BaseUser):
+    password: str
+
+
+@app.post("/users")
+def create_user(user: UserIn) -> BaseUser:
+    return user  # the password must not be sent
+
+
+@app.get("/users/dict", response_model=BaseUser)
+def user_dict():
+    return {"name": "ann", "password": "secret", "extra": 1}
+
+
+@app.get("/users/list")
+def user_list() -> List[BaseUser]:
+    return [UserIn(name="a", password="x"), {"name": "b", "password": "y", "tags": ["t"]}]
+
+
+@app.get("/users/unset", response_model=BaseUser, response_model_exclude_unset=True)
+def user_unset():
+    return BaseUser(name="cy")
+
+
+@app.get("/users/none", response_model=BaseUser, response_model_exclude_none=True)
+def user_none():
+    return {"name": "di"}
+
+
+@app.get("/users/broken", response_model=BaseUser)
+def user_broken():
+    return {"email": "no name"}  # does not fit the model: a 500
+
+
+@app.get("/users/off", response_model=None)
+def user_off() -> dict:
+    return {"name": "ed", "password": "shown: no model"}
+
+
 if __name__ == "__main__":
     app.run(host="127.0.0.1", port=0, workers=1)
