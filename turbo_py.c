@@ -1117,7 +1117,7 @@ static void tb_send_http_exception(turbo_res *res, const char *label, tb_HTTPExc
 
 /* ================================================================ route plans */
 
-enum { TB_PATH, TB_QUERY, TB_BODY, TB_REQUEST }; /* where a value comes from */
+enum { TB_PATH, TB_QUERY, TB_HEADER, TB_COOKIE, TB_BODY, TB_REQUEST }; /* where a value comes from */
 enum { TB_STR, TB_INT, TB_FLOAT, TB_BOOL, TB_DICT, TB_LIST, TB_MODEL, TB_RAW }; /* how it is made */
 
 static const struct {
@@ -1132,8 +1132,9 @@ static const struct {
 };
 
 typedef struct {
-    char *name;              /* the capture or query name, UTF-8 */
+    char *name;              /* the capture, query, header or cookie name (the alias), UTF-8 */
     PyObject *pyname;        /* the same, for error locations */
+    PyObject *rules;         /* gt, max_length, pattern...: turbo/params.py's rules(), or NULL */
     PyObject *default_value; /* NULL when required */
     PyObject *model;         /* the pydantic class of a TB_MODEL body */
     unsigned char source, conv, nullable;
@@ -1161,6 +1162,7 @@ static void tb_plan_free(tb_plan *pl) {
         Py_XDECREF(pl->params[i].pyname);
         Py_XDECREF(pl->params[i].default_value);
         Py_XDECREF(pl->params[i].model);
+        Py_XDECREF(pl->params[i].rules);
     }
     Py_XDECREF(pl->func);
     Py_XDECREF(pl->kwnames);
@@ -1202,7 +1204,7 @@ static char *tb_translate_pattern(const char *path) {
 
 /* The plan's parameters, as turbo/_plans.py's describe() reads them from
    the signature (the names below are its words for source and conv). */
-static const char *const tb_source_names[] = {"path", "query", "body", "request"};
+static const char *const tb_source_names[] = {"path", "query", "header", "cookie", "body", "request"};
 static const char *const tb_conv_names[] = {"str", "int", "float", "bool", "dict", "list", "model", "request"};
 
 static int tb_name_index(PyObject *s, const char *const *names, int n) {
@@ -1214,24 +1216,28 @@ static int tb_name_index(PyObject *s, const char *const *names, int n) {
 }
 
 static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
-    PyObject *name, *source, *conv, *dflt, *model;
+    PyObject *name, *key, *source, *conv, *dflt, *model, *rules;
     int nullable, kwonly;
-    if (!PyArg_ParseTuple(desc, "UOOpO!Op", &name, &source, &conv, &nullable, &PyTuple_Type,
-                          &dflt, &model, &kwonly))
+    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!", &name, &key, &source, &conv, &nullable, &PyTuple_Type,
+                          &dflt, &model, &kwonly, &PyTuple_Type, &rules))
         return -1;
     if (pl->nparams == TB_MAX_ARGS) {
         PyErr_Format(PyExc_TypeError, "a handler may have at most %d parameters", TB_MAX_ARGS);
         return -1;
     }
     tb_param *q = &pl->params[pl->nparams++];
-    int s = tb_name_index(source, tb_source_names, 4), k = s < 0 ? -1 : tb_name_index(conv, tb_conv_names, 8);
-    const char *cname = PyUnicode_AsUTF8(name);
-    if (k < 0 || !cname || !(q->name = tb_strdup(cname))) return -1;
+    int s = tb_name_index(source, tb_source_names, 6), k = s < 0 ? -1 : tb_name_index(conv, tb_conv_names, 8);
+    const char *ckey = PyUnicode_AsUTF8(key);
+    if (k < 0 || !ckey || !(q->name = tb_strdup(ckey))) return -1;
     q->source = (unsigned char)s;
     q->conv = (unsigned char)k;
     q->nullable = (unsigned char)nullable;
-    Py_INCREF(name);
-    q->pyname = name;
+    Py_INCREF(key);
+    q->pyname = key;
+    if (PyTuple_GET_SIZE(rules)) {
+        Py_INCREF(rules);
+        q->rules = rules;
+    }
     if (PyTuple_GET_SIZE(dflt)) {
         q->default_value = PyTuple_GET_ITEM(dflt, 0);
         Py_INCREF(q->default_value);
@@ -1370,12 +1376,65 @@ static int tb_add_missing(PyObject **errors, const char *where, PyObject *name) 
     return tb_add_error(errors, "missing", where, name, "Field required", Py_None);
 }
 
+/* Does value keep the rule (rule, bound, type, message, ctx)? 1, 0, or -1
+   with an exception. */
+static int tb_rule_kept(PyObject *rule, PyObject *value) {
+    const char *r = PyUnicode_AsUTF8(PyTuple_GET_ITEM(rule, 0));
+    PyObject *bound = PyTuple_GET_ITEM(rule, 1);
+    if (!r) return -1;
+    if (strcmp(r, "min_length") == 0 || strcmp(r, "max_length") == 0) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(value), limit = PyLong_AsSsize_t(bound);
+        if (limit == -1 && PyErr_Occurred()) return -1;
+        return r[1] == 'i' ? n >= limit : n <= limit;
+    }
+    if (strcmp(r, "pattern") == 0) {
+        PyObject *m = PyObject_CallMethod(bound, "search", "O", value);
+        int found = m ? m != Py_None : -1;
+        Py_XDECREF(m);
+        return found;
+    }
+    if (strcmp(r, "multiple_of") == 0) {
+        PyObject *rest = PyNumber_Remainder(value, bound);
+        int kept = rest ? !PyObject_IsTrue(rest) : -1;
+        Py_XDECREF(rest);
+        return kept;
+    }
+    int op = r[0] == 'g' ? (r[1] == 't' ? Py_GT : Py_GE) : (r[1] == 't' ? Py_LT : Py_LE);
+    return PyObject_RichCompareBool(value, bound, op);
+}
+
+/* The first of q's rules that *out breaks becomes pydantic 2's error (and
+   *out is dropped). 0, or -1 with an exception. */
+static int tb_check_rules(tb_param *q, const char *where, PyObject **out, PyObject *input,
+                          PyObject **errors) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(q->rules); i++) {
+        PyObject *rule = PyTuple_GET_ITEM(q->rules, i);
+        int kept = tb_rule_kept(rule, *out);
+        if (kept < 0) return -1;
+        if (kept) continue;
+        Py_CLEAR(*out);
+        const char *type = PyUnicode_AsUTF8(PyTuple_GET_ITEM(rule, 2));
+        const char *msg = type ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(rule, 3)) : NULL;
+        if (!msg || tb_add_error(errors, type, where, q->pyname, msg, input) < 0) return -1;
+        return PyDict_SetItemString(PyList_GET_ITEM(*errors, PyList_GET_SIZE(*errors) - 1), "ctx",
+                                    PyTuple_GET_ITEM(rule, 4));
+    }
+    return 0;
+}
+
 /* 0 with *out set or an error appended; -1 with an exception. */
 static int tb_arg_scalar(tb_param *q, const char *where, const char *s, size_t n, PyObject **out,
                          PyObject **errors) {
-    if ((*out = tb_convert(q->conv, s, n))) return 0;
+    PyObject *input;
+    if ((*out = tb_convert(q->conv, s, n))) {
+        if (!q->rules) return 0;
+        input = PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
+        int rc = input ? tb_check_rules(q, where, out, input, errors) : -1;
+        Py_XDECREF(input);
+        return rc;
+    }
     if (PyErr_Occurred()) return -1;
-    PyObject *input = PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
+    input = PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
     int rc = input ? tb_add_error(errors, tb_conv_error[q->conv].type, where, q->pyname,
                                   tb_conv_error[q->conv].msg, input)
                    : -1;
@@ -1407,6 +1466,41 @@ static int tb_arg_query(tb_param *q, turbo_req *req, turbo_res *res, PyObject **
         return 1;
     }
     if (!q->default_value) return tb_add_missing(errors, "query", q->pyname);
+    *out = q->default_value;
+    Py_INCREF(*out);
+    return 0;
+}
+
+/* The value of cookie name in the Cookie header, as Starlette reads it. */
+static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out) {
+    turbo_str h = turbo_req_header(req, "cookie");
+    size_t n = strlen(name), i = 0;
+    while (h.ptr && i < h.len) {
+        while (i < h.len && (h.ptr[i] == ' ' || h.ptr[i] == ';')) i++;
+        size_t start = i;
+        while (i < h.len && h.ptr[i] != ';') i++;
+        const char *pair = h.ptr + start, *eq = (const char *)memchr(pair, '=', i - start);
+        if (!eq || (size_t)(eq - pair) != n || memcmp(pair, name, n) != 0) continue;
+        out->ptr = eq + 1;
+        out->len = (size_t)(h.ptr + i - out->ptr);
+        while (out->len && out->ptr[out->len - 1] == ' ') out->len--;
+        if (out->len >= 2 && out->ptr[0] == '"' && out->ptr[out->len - 1] == '"') {
+            out->ptr++;
+            out->len -= 2;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* A header or a cookie: 0 with *out set or an error appended; -1 with an exception. */
+static int tb_arg_header(tb_param *q, turbo_req *req, PyObject **out, PyObject **errors) {
+    const char *where = q->source == TB_HEADER ? "header" : "cookie";
+    turbo_str v = {NULL, 0};
+    int found = q->source == TB_HEADER ? (v = turbo_req_header(req, q->name)).ptr != NULL
+                                       : tb_cookie_get(req, q->name, &v);
+    if (found) return tb_arg_scalar(q, where, v.len ? v.ptr : "", v.len, out, errors);
+    if (!q->default_value) return tb_add_missing(errors, where, q->pyname);
     *out = q->default_value;
     Py_INCREF(*out);
     return 0;
@@ -1554,6 +1648,10 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
             break;
         case TB_QUERY:
             rc = tb_arg_query(q, req, res, &args[i], &errors);
+            break;
+        case TB_HEADER:
+        case TB_COOKIE:
+            rc = tb_arg_header(q, req, &args[i], &errors);
             break;
         case TB_BODY:
             rc = tb_arg_body(q, req, res, &args[i], &errors);

@@ -28,6 +28,14 @@ TYPE_NAMES = {
     "value_error.jsondecode": "json_invalid",
     "type_error.dict": "dict_type",
     "type_error.list": "list_type",
+    "value_error.number.not_gt": "greater_than",
+    "value_error.number.not_ge": "greater_than_equal",
+    "value_error.number.not_lt": "less_than",
+    "value_error.number.not_le": "less_than_equal",
+    "value_error.number.not_multiple": "multiple_of",
+    "value_error.any_str.min_length": "string_too_short",
+    "value_error.any_str.max_length": "string_too_long",
+    "value_error.str.regex": "string_pattern_mismatch",
 }
 JSON = {"Content-Type": "application/json"}
 
@@ -73,6 +81,11 @@ PARITY_CASES = [
     ("POST", "/users", b'{"name": "ann", "password": "secret", "email": "a@x"}', JSON),
     ("GET", "/users/dict"), ("GET", "/users/list"), ("GET", "/users/unset"), ("GET", "/users/none"),
     ("GET", "/users/broken"), ("GET", "/users/off"),
+    ("GET", "/rules/3"), ("GET", "/rules/0"), ("GET", "/rules/3?q=b"), ("GET", "/rules/3?q=abcdefg"),
+    ("GET", "/rules/3?q=bcd"), ("GET", "/rules/3?q=abc&size=10&num=4"), ("GET", "/rules/3?size=0"),
+    ("GET", "/rules/3?size=11"), ("GET", "/rules/3?num=3"), ("GET", "/rules/x?size=y&num=z"),
+    ("GET", "/rules/3", None, {"X-Token": "tok", "Cookie": "a=1; sess=zz"}),
+    ("GET", "/needs-header"), ("GET", "/needs-header", None, {"X-Key": "k"}),
 ] + [("GET", "/types/" + kind) for kind in ("dict", "list", "str", "int", "big", "floats", "true", "none", "tuple",
                                                   "datetime", "uuid", "decimal", "dataclass", "enum_set", "path",
                                                   "bytes_inside")]

@@ -598,6 +598,28 @@ class Declarations(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, "path parameter 'a'"):
             turbo.App().get("/x/{a}")(path_dict)
 
+    def test_metadata_and_rules_turbo_cannot_apply_are_refused(self):
+        from typing import Annotated
+
+        class AfterValidator:  # any metadata turbo does not know, as pydantic's would be
+            def __init__(self, check):
+                self.check = check
+        def validated(a: Annotated[int, AfterValidator(abs)]): pass
+        def rule_on_str(a: str = turbo.Query(gt=1)): pass
+        def length_on_int(a: int = turbo.Query(max_length=3)): pass
+        def marker_on_body(a: dict = turbo.Query()): pass
+        def path_not_captured(a: int = turbo.Path()): pass
+        with self.assertRaisesRegex(TypeError, "Annotated metadata .*AfterValidator.* is not supported"):
+            turbo.App().get("/a")(validated)
+        with self.assertRaisesRegex(TypeError, "need int or float"):
+            turbo.App().get("/a")(rule_on_str)
+        with self.assertRaisesRegex(TypeError, "need str"):
+            turbo.App().get("/a")(length_on_int)
+        with self.assertRaisesRegex(TypeError, "takes int, float, str or bool"):
+            turbo.App().get("/a")(marker_on_body)
+        with self.assertRaisesRegex(TypeError, "has no {a}"):
+            turbo.App().get("/a")(path_not_captured)
+
     def test_malformed_and_duplicate_patterns_are_value_errors(self):
         app = turbo.App()
         with self.assertRaises(ValueError):

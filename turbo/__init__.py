@@ -21,9 +21,10 @@ import inspect
 
 from . import _plans, _turbo
 from ._turbo import HTTPException, JSONResponse, Request, Response, __version__
+from .params import Cookie, Header, Path, Query
 
-__all__ = ["App", "HTTPException", "JSONResponse", "Request", "Response", "__version__",
-           "interface_of"]
+__all__ = ["App", "Cookie", "HTTPException", "Header", "JSONResponse", "Path", "Query", "Request",
+           "Response", "__version__", "interface_of"]
 
 
 def interface_of(app):

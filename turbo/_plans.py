@@ -11,6 +11,7 @@ import sys
 import types
 import typing
 
+from . import params
 from ._turbo import Request
 
 _UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))  # X | None: Python 3.10+
@@ -73,26 +74,60 @@ def conversion(name, ann):
 
 
 def _hints(func):
-    """The annotations, string ones resolved; a callable that is not a function (a
-    partial) has only what its signature shows."""
+    """The annotations, string ones resolved, Annotated kept; a callable that is not a
+    function (a partial) has only what its signature shows."""
     try:
-        return typing.get_type_hints(func)
+        return typing.get_type_hints(func, include_extras=True)
     except TypeError:
         return {}
 
 
+def _marker(p, ann):
+    """(the annotation without Annotated, the parameter's marker or None). Metadata turbo
+    does not apply is refused, never ignored."""
+    marker = p.default if isinstance(p.default, params.Param) else None
+    if typing.get_origin(ann) is typing.Annotated:
+        ann, *meta = typing.get_args(ann)
+        for m in meta:
+            if not isinstance(m, params.Param):
+                raise TypeError("parameter '%s': Annotated metadata %r is not supported; use "
+                                "Query, Path, Header or Cookie with their rules" % (p.name, m))
+            if marker is not None:
+                raise TypeError("parameter '%s' has two markers" % p.name)
+            marker = m
+    return ann, marker
+
+
+def _default(p, marker):
+    """A 1-tuple with the default, or () when the value is required."""
+    value = p.default
+    if marker is not None and value is marker:
+        value = marker.default
+    return () if value is p.empty or value is ... else (value,)
+
+
 def describe(func, pattern):
     """(is_async, parameters) for a handler of a route with this turbo pattern. Each
-    parameter: (name, source, conversion, nullable, default, model, keyword_only), source
-    one of path, query, body, request; default a 1-tuple, or () when the value is required."""
+    parameter: (name, key, source, conversion, nullable, default, model, keyword_only, rules):
+    key the name in the request; source one of path, query, header, cookie, body, request;
+    default a 1-tuple, or () when the value is required; rules as params.Param.rules."""
     in_path = captures(pattern)
     hints = _hints(func)
-    params, bodies = [], 0
+    out, bodies = [], 0
     for p in inspect.signature(func).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):  # nothing to pass
             continue
-        conv, nullable, model = conversion(p.name, hints.get(p.name, p.annotation))
-        if conv == "request":
+        ann, marker = _marker(p, hints.get(p.name, p.annotation))
+        conv, nullable, model = conversion(p.name, ann)
+        key, rules = p.name, ()
+        if marker is not None:
+            if conv not in ("str", "int", "float", "bool"):
+                raise TypeError("parameter '%s': %s() takes int, float, str or bool"
+                                % (p.name, type(marker).__name__))
+            source, key, rules = marker.source, marker.key(p.name), marker.rules(p.name, conv)
+            if source == "path" and key not in in_path:
+                raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
+        elif conv == "request":
             source = "request"
         elif conv in ("dict", "list", "model"):
             if p.name in in_path:
@@ -103,9 +138,9 @@ def describe(func, pattern):
             source = "body"
         else:
             source = "path" if p.name in in_path else "query"
-        default = () if p.default is p.empty else (p.default,)
-        params.append((p.name, source, conv, nullable, default, model, p.kind == p.KEYWORD_ONLY))
-    return inspect.iscoroutinefunction(func), tuple(params)
+        out.append((p.name, key, source, conv, nullable, _default(p, marker), model,
+                    p.kind == p.KEYWORD_ONLY, rules))
+    return inspect.iscoroutinefunction(func), tuple(out)
 
 
 _DEFAULT = object()  # response_model not given: the return annotation decides

@@ -11,9 +11,9 @@ import uuid
 from typing import Optional
 
 if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
-    from fastapi import FastAPI as App, HTTPException, Request, Response
+    from fastapi import Cookie, FastAPI as App, Header, HTTPException, Path, Query, Request, Response
 else:
-    from turbo import App, HTTPException, Request, Response
+    from turbo import App, Cookie, Header, HTTPException, Path, Query, Request, Response
 
 app = App()
 
@@ -173,6 +173,19 @@ def user_broken():
 @app.get("/users/off", response_model=None)
 def user_off() -> dict:
     return {"name": "ed", "password": "shown: no model"}
+
+
+# Parameter markers and their rules (FastAPI 0.92's spelling: defaults, regex=).
+@app.get("/rules/{item_id}")
+def rules(item_id: int = Path(..., ge=1), q: Optional[str] = Query(None, min_length=2, max_length=5, regex="^a"),
+          size: float = Query(1.0, gt=0, le=10), n: int = Query(0, alias="num", multiple_of=2),
+          x_token: str = Header("none"), sess: str = Cookie("no")):
+    return {"item_id": item_id, "q": q, "size": size, "n": n, "x_token": x_token, "sess": sess}
+
+
+@app.get("/needs-header")
+def needs_header(x_key: str = Header(...), user_agent: Optional[str] = Header(None)):
+    return {"x_key": x_key}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,108 @@
+"""Parameter markers, as FastAPI declares them: where a value comes from (Query, Path, Header,
+Cookie) and what it must be (gt, ge, lt, le, multiple_of, min_length, max_length, pattern).
+
+    def read(item_id: int = Path(ge=1), q: str = Query(None, max_length=50),
+             x_token: Annotated[str, Header()] = "none"): ...
+
+Read once at decoration (turbo/_plans.py); per request the values are found, converted and
+checked in C, and a value that breaks a rule gets pydantic 2's 422 (greater_than,
+string_too_short, string_pattern_mismatch...).
+"""
+import re
+
+__all__ = ["Cookie", "Header", "Path", "Query"]
+
+_NUMBER_RULES = (  # rule, pydantic's error type, its message
+    ("gt", "greater_than", "Input should be greater than %s"),
+    ("ge", "greater_than_equal", "Input should be greater than or equal to %s"),
+    ("lt", "less_than", "Input should be less than %s"),
+    ("le", "less_than_equal", "Input should be less than or equal to %s"),
+    ("multiple_of", "multiple_of", "Input should be a multiple of %s"),
+)
+
+
+def _number(x):
+    """A bound as pydantic writes it in a message: 1.0 as 1."""
+    return str(int(x)) if isinstance(x, float) and x.is_integer() else str(x)
+
+
+class Param:
+    """Where a parameter comes from (source) and the rules its value must keep. default: the
+    value when it is absent (... or none given: required); alias: the name in the request."""
+    source = None
+
+    def __init__(self, default=..., *, alias=None, gt=None, ge=None, lt=None, le=None,
+                 multiple_of=None, min_length=None, max_length=None, pattern=None, regex=None,
+                 title=None, description=None, example=None, examples=None, deprecated=None,
+                 include_in_schema=True):
+        self.default, self.alias = default, alias
+        self.numbers = {"gt": gt, "ge": ge, "lt": lt, "le": le, "multiple_of": multiple_of}
+        self.min_length, self.max_length = min_length, max_length
+        self.pattern = pattern if pattern is not None else regex  # regex: FastAPI's older name
+        # For the OpenAPI document: kept, not used to serve.
+        self.docs = dict(title=title, description=description, example=example,
+                         examples=examples, deprecated=deprecated,
+                         include_in_schema=include_in_schema)
+
+    def __repr__(self):
+        return "%s(%r)" % (type(self).__name__, self.default)
+
+    def key(self, name):
+        """The name the value has in the request."""
+        return self.alias or name
+
+    def rules(self, name, conv):
+        """The checks for C, in pydantic's order: (rule, bound, error type, message, ctx)."""
+        out = []
+        lengths = (("min_length", self.min_length, "string_too_short",
+                    "String should have at least %d character%s"),
+                   ("max_length", self.max_length, "string_too_long",
+                    "String should have at most %d character%s"))
+        if any(v is not None for v in self.numbers.values()) and conv not in ("int", "float"):
+            raise TypeError("parameter '%s': gt, ge, lt, le and multiple_of need int or float"
+                            % name)
+        if (self.min_length, self.max_length, self.pattern) != (None, None, None) \
+                and conv != "str":
+            raise TypeError("parameter '%s': min_length, max_length and pattern need str" % name)
+        for rule, bound, kind, msg in lengths:
+            if bound is not None:
+                out.append((rule, bound, kind, msg % (bound, "" if bound == 1 else "s"),
+                            {rule: bound}))
+        if self.pattern is not None:
+            out.append(("pattern", re.compile(self.pattern), "string_pattern_mismatch",
+                        "String should match pattern '%s'" % self.pattern,
+                        {"pattern": self.pattern}))
+        for rule, kind, msg in _NUMBER_RULES:
+            bound = self.numbers[rule]
+            if bound is not None:
+                out.append((rule, bound, kind, msg % _number(bound), {rule: bound}))
+        return tuple(out)
+
+
+class Query(Param):
+    """A value from the query string (the default for scalars)."""
+    source = "query"
+
+
+class Path(Param):
+    """A capture of the path; always required."""
+    source = "path"
+
+
+class Header(Param):
+    """A request header; the name's underscores become hyphens unless convert_underscores=False."""
+    source = "header"
+
+    def __init__(self, default=..., *, convert_underscores=True, **rules):
+        super().__init__(default, **rules)
+        self.convert_underscores = convert_underscores
+
+    def key(self, name):
+        if self.alias:
+            return self.alias.lower()
+        return name.replace("_", "-") if self.convert_underscores else name
+
+
+class Cookie(Param):
+    """A cookie of the request's Cookie header."""
+    source = "cookie"
