@@ -12,8 +12,9 @@
      (app.native) is a plain turbo_handler and runs without the GIL. Every
      Python route goes through one trampoline, tb_py_handler, whose `user`
      is the route's plan: which parameters come from the path, the query,
-     the body or turbo.Request, how each is converted, their defaults. The
-     plan is computed once, at decoration, from inspect.signature. Per
+     a header, a cookie, the body or turbo.Request, how each is converted
+     and checked, their defaults. The plan is read once, at decoration,
+     from the signature by turbo/_plans.py (describe). Per
      request the trampoline takes the GIL (a thread state kept per turbo
      thread), converts the values in C, calls the function with vectorcall,
      writes the result as JSON straight from the Python objects with the

@@ -13,8 +13,9 @@ with native C routes and existing ASGI/WSGI apps beside them.
 
 Everything a request touches lives in the native module turbo._turbo (turbo_py.c): routing,
 argument conversion, the call, the JSON answer, the ASGI scope and WSGI environ. This package
-is what runs at import and decoration time, and the command line (python3 -m turbo --help).
-Nothing here runs per request.
+is what runs at import and decoration time (routes, parameter markers, response models), and
+the command line (python3 -m turbo --help). Per request nothing here runs, but for a route
+with a response model its validation (pydantic's, through _plans.ResponseModel).
 """
 import asyncio
 import inspect
