@@ -2044,11 +2044,13 @@ def start(binary, env=None):
 def test_shutdown_finishes_in_flight_request(binary):
     srv = start(binary)
     try:
-        with Conn(srv.port, timeout=3) as conn:
-            conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 10\r\n\r\nhello")
-            time.sleep(0.2)
+        with Conn(srv.port, timeout=5) as conn:
+            # The interim 100 answer says the server holds the request (no fixed wait).
+            conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+            check(conn.read_response().status == 100, "no 100 Continue")
+            conn.send(b"hello")
             srv.signal(signal.SIGTERM)
-            time.sleep(0.3)
+            time.sleep(0.3)  # the window in which a wrong exit would show
             check(srv.alive(), "server exited with a request in flight (status %s)" % srv.proc.returncode)
             conn.send(b"world")
             check_ok(conn.read_response(), b"helloworld")
