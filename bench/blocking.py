@@ -191,15 +191,7 @@ def main():
     results = measure(["turbo-py", "fastapi", "turbo-c"], pythons, seconds, scratch)
     results["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
     results["seconds"] = seconds
-    table = markdown(results, seconds)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "blocking.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    with open(os.path.join(args.out, "blocking.md"), "w") as f:
-        f.write(table)
-    print()
-    print(table)
-    return 0
+    return bench.side_results(args.out, "blocking", results, markdown(results, seconds))
 
 
 if __name__ == "__main__":

@@ -96,16 +96,9 @@ def main():
         for kind in ("turbo", peer):
             results[app][kind] = measure(kind, app, path, python, seconds, scratch)
             bench.log("  %s on %s: %s" % (app, kind, json.dumps(results[app][kind])))
-    table = markdown(results, seconds)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "hosted.json"), "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%d %H:%M %Z"), "seconds": seconds,
-                   "python": python, "results": results}, f, indent=1)
-    with open(os.path.join(args.out, "hosted.md"), "w") as f:
-        f.write(table)
-    print()
-    print(table)
-    return 0
+    return bench.side_results(args.out, "hosted", {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"), "seconds": seconds, "python": python,
+        "results": results}, markdown(results, seconds))
 
 
 if __name__ == "__main__":

@@ -1361,6 +1361,19 @@ def side_script(doc):
     return args, 3 if args.quick else 8
 
 
+def side_results(out, name, data, table):
+    """The end of bench/blocking.py and bench/hosted.py: out/NAME.json and out/NAME.md
+    written, the table printed. Returns 0, their exit status."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, name + ".json"), "w") as f:
+        json.dump(data, f, indent=1)
+    with open(os.path.join(out, name + ".md"), "w") as f:
+        f.write(table)
+    print()
+    print(table)
+    return 0
+
+
 def main():
     stop_all_on_exit()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -30,9 +30,9 @@ def parse_args(argv):
                    help="spare threads per process for handlers that block (default 64)")
     p.add_argument("--interface", choices=("auto", "asgi", "wsgi", "turbo"), default="auto",
                    help="what the app is (default: detected)")
-    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
-                   help="the asyncio loop ASGI apps and async routes run on (default: uvloop "
-                        "when installed)")
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"),
+                   help="the asyncio loop ASGI apps and async routes run on (default: "
+                        "TURBO_LOOP, else uvloop when installed)")
     p.add_argument("--app-dir", default=".", help="directory put first on sys.path (default .)")
     p.add_argument("--factory", action="store_true",
                    help="the attribute is a function returning the app")
@@ -76,7 +76,8 @@ def main(argv=None):
     else:
         server = App()
         server.mount("/", app, interface=kind, root_path=args.root_path.rstrip("/"))
-    os.environ["TURBO_LOOP"] = args.loop
+    if args.loop:
+        os.environ["TURBO_LOOP"] = args.loop
     if args.access_log:
         os.environ.setdefault("TURBO_ACCESS_LOG", "1")
     server.run(host=args.host, port=args.port, workers=args.processes, threads=args.threads,

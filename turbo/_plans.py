@@ -168,11 +168,23 @@ class ResponseModel:
         if self.adapter is not None:
             value = self.adapter.validate_python(value, from_attributes=True)
             return self.adapter.dump_python(value, mode="json", **self.dump)
-        import pydantic  # pydantic 1: a model is read as the dict of its set fields
-        if isinstance(value, pydantic.BaseModel):
-            value = value.dict(by_alias=True, exclude_unset=self.dump["exclude_unset"])
-        value = pydantic.parse_obj_as(self.model, value)
-        return value.dict(**self.dump) if isinstance(value, pydantic.BaseModel) else value
+        # pydantic 1 keeps an instance of a subclass as it is (its extra fields too): models,
+        # at any depth, are read as dicts first, as FastAPI does, then validated.
+        import pydantic
+        value = _v1_plain(value, by_alias=True, exclude_unset=self.dump["exclude_unset"])
+        return _v1_plain(pydantic.parse_obj_as(self.model, value), **self.dump)
+
+
+def _v1_plain(value, **dump):
+    """A pydantic 1 result with its models, in lists and dicts too, made dicts."""
+    import pydantic
+    if isinstance(value, pydantic.BaseModel):
+        return value.dict(**dump)
+    if isinstance(value, (list, tuple)):
+        return [_v1_plain(v, **dump) for v in value]
+    if isinstance(value, dict):
+        return {k: _v1_plain(v, **dump) for k, v in value.items()}
+    return value
 
 
 def response_model(func, model=_DEFAULT, **options):

@@ -84,8 +84,8 @@ class Server(harness.Process):
             conn.close()
 
 
-def turbo_app(name, env=None):
-    return Server([PYTHON, os.path.join(APPS, name)], env=env)
+def turbo_app(name, env=None, python=PYTHON):
+    return Server([python, os.path.join(APPS, name)], env=env)
 
 
 def free_port():
