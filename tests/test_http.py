@@ -2040,15 +2040,20 @@ def start(binary, env=None):
     return Server(binary, env)
 
 
+def hold_request(conn, length, part):
+    """Starts a POST /echo of length bytes and sends part of its body; returns once the
+    server holds the request (its 100 Continue says so: no fixed wait)."""
+    conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % length)
+    check(conn.read_response().status == 100, "no 100 Continue")
+    conn.send(part)
+
+
 @test
 def test_shutdown_finishes_in_flight_request(binary):
     srv = start(binary)
     try:
         with Conn(srv.port, timeout=5) as conn:
-            # The interim 100 answer says the server holds the request (no fixed wait).
-            conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 10\r\n\r\n")
-            check(conn.read_response().status == 100, "no 100 Continue")
-            conn.send(b"hello")
+            hold_request(conn, 10, b"hello")
             srv.signal(signal.SIGTERM)
             time.sleep(0.3)  # the window in which a wrong exit would show
             check(srv.alive(), "server exited with a request in flight (status %s)" % srv.proc.returncode)
@@ -2108,8 +2113,7 @@ def test_sigint_is_graceful_too(binary):
     srv = start(binary)
     try:
         with Conn(srv.port, timeout=3) as conn:
-            conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 4\r\n\r\nab")
-            time.sleep(0.2)
+            hold_request(conn, 4, b"ab")
             srv.signal(signal.SIGINT)
             time.sleep(0.2)
             conn.send(b"cd")
@@ -2127,8 +2131,7 @@ def test_shutdown_refuses_new_connections(binary):
     srv = start(binary, {"TURBO_THREADS": "2"})
     try:
         with Conn(srv.port, timeout=3) as busy:
-            busy.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 4\r\n\r\nab")
-            time.sleep(0.2)
+            hold_request(busy, 4, b"ab")
             srv.signal(signal.SIGTERM)
             time.sleep(0.3)
             served = None
@@ -2156,8 +2159,7 @@ def test_shutdown_timeout_bounds_a_stuck_request(binary):
     srv = start(binary, {"TURBO_SHUTDOWN_TIMEOUT_MS": "500", "TURBO_BODY_TIMEOUT_MS": "30000"})
     try:
         with Conn(srv.port, timeout=3) as conn:
-            conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 10\r\n\r\nhel")
-            time.sleep(0.2)
+            hold_request(conn, 10, b"hel")
             t0 = time.monotonic()
             srv.signal(signal.SIGTERM)
             rc = srv.wait(3)
@@ -2174,8 +2176,7 @@ def test_second_signal_exits_at_once(binary):
     srv = start(binary, {"TURBO_SHUTDOWN_TIMEOUT_MS": "10000"})
     try:
         with Conn(srv.port, timeout=3) as conn:
-            conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 10\r\n\r\nhel")
-            time.sleep(0.2)
+            hold_request(conn, 10, b"hel")
             srv.signal(signal.SIGTERM)
             time.sleep(0.3)
             check(srv.alive(), "exited on the first signal with a request in flight")
