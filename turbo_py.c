@@ -1138,6 +1138,7 @@ typedef struct {
     PyObject *rules;         /* gt, max_length, pattern...: turbo/params.py's rules(), or NULL */
     PyObject *default_value; /* NULL when required */
     PyObject *model;         /* the pydantic class of a TB_MODEL body */
+    long rank;               /* checked (and its errors listed) in this order */
     unsigned char source, conv, nullable;
 } tb_param;
 
@@ -1147,10 +1148,11 @@ typedef struct {
     PyObject *kwnames;      /* keyword-only parameter names, or NULL */
     Py_ssize_t npositional; /* the leading parameters, passed by position */
     int nparams;
-    unsigned char order[TB_MAX_ARGS]; /* by source: errors are listed path, query, body */
+    unsigned char order[TB_MAX_ARGS]; /* by rank: errors are listed path, query, body */
     tb_param params[TB_MAX_ARGS];
     int status;
     int is_async;
+    int finishes; /* func returns (result, finish): finish() once the answer is written */
     PyObject *response;     /* shapes results (the response model), or NULL */
     unsigned long failures; /* unhandled exceptions so far (GIL held) */
     char *label; /* "GET /users/{id}", for logs */
@@ -1219,8 +1221,9 @@ static int tb_name_index(PyObject *s, const char *const *names, int n) {
 static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     PyObject *name, *key, *source, *conv, *dflt, *model, *rules;
     int nullable, kwonly;
-    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!", &name, &key, &source, &conv, &nullable, &PyTuple_Type,
-                          &dflt, &model, &kwonly, &PyTuple_Type, &rules))
+    long rank;
+    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!l", &name, &key, &source, &conv, &nullable, &PyTuple_Type,
+                          &dflt, &model, &kwonly, &PyTuple_Type, &rules, &rank))
         return -1;
     if (pl->nparams == TB_MAX_ARGS) {
         PyErr_Format(PyExc_TypeError, "a handler may have at most %d parameters", TB_MAX_ARGS);
@@ -1233,6 +1236,7 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     q->source = (unsigned char)s;
     q->conv = (unsigned char)k;
     q->nullable = (unsigned char)nullable;
+    q->rank = rank;
     Py_INCREF(key);
     q->pyname = key;
     if (PyTuple_GET_SIZE(rules)) {
@@ -1253,30 +1257,35 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     return 0;
 }
 
-static tb_plan *tb_plan_new(PyObject *func, const char *pattern, const char *label, int status) {
+/* endpoint is the handler as declared, or a turbo.dependencies.Solver; the
+   plan calls what describe() says (the handler, or the solver's call). */
+static tb_plan *tb_plan_new(PyObject *endpoint, const char *pattern, const char *label, int status) {
     tb_plan *pl = (tb_plan *)PyMem_Calloc(1, sizeof *pl);
     if (!pl) {
         PyErr_NoMemory();
         return NULL;
     }
+    pl->status = status;
+    PyObject *plans = NULL, *described = NULL, *kwnames = NULL, *params, *func;
+    int ok = 0, is_async, finishes;
+    if (!(pl->label = tb_strdup(label)) || !(plans = PyImport_ImportModule("turbo._plans"))
+        || !(described = PyObject_CallMethod(plans, "describe", "Os", endpoint, pattern))
+        || !(kwnames = PyList_New(0))
+        || !PyArg_ParseTuple(described, "pO!Op", &is_async, &PyTuple_Type, &params, &func, &finishes))
+        goto done;
     pl->func = func;
     Py_INCREF(func);
-    pl->status = status;
-    PyObject *plans = NULL, *described = NULL, *kwnames = NULL, *params;
-    int ok = 0, is_async;
-    if (!(pl->label = tb_strdup(label)) || !(plans = PyImport_ImportModule("turbo._plans"))
-        || !(described = PyObject_CallMethod(plans, "describe", "Os", func, pattern))
-        || !(kwnames = PyList_New(0))
-        || !PyArg_ParseTuple(described, "pO!", &is_async, &PyTuple_Type, &params))
-        goto done;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++)
         if (tb_plan_param(pl, PyTuple_GET_ITEM(params, i), kwnames) < 0) goto done;
     if (PyList_GET_SIZE(kwnames) && !(pl->kwnames = PyList_AsTuple(kwnames))) goto done;
     pl->is_async = is_async;
-    int k = 0;
-    for (int source = TB_PATH; source <= TB_REQUEST; source++)
-        for (int i = 0; i < pl->nparams; i++)
-            if (pl->params[i].source == source) pl->order[k++] = (unsigned char)i;
+    pl->finishes = finishes;
+    for (int i = 0; i < pl->nparams; i++) { /* a stable insertion sort by rank */
+        int k = i;
+        for (; k > 0 && pl->params[pl->order[k - 1]].rank > pl->params[i].rank; k--)
+            pl->order[k] = pl->order[k - 1];
+        pl->order[k] = (unsigned char)i;
+    }
     ok = 1;
 done:
     Py_XDECREF(plans);
@@ -1680,7 +1689,7 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
 /* Answers with what a handler returned. GIL held. */
 static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc);
 
-static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
+static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
     int plain_json = PyDict_CheckExact(result) || PyUnicode_CheckExact(result); /* most often */
     PyObject *shaped = NULL;
     if (pl->response && !PyObject_TypeCheck(result, &tb_ResponseType)) {
@@ -1703,6 +1712,30 @@ static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
         tb_send_500(res);
     }
     Py_XDECREF(shaped);
+}
+
+static void tb_log_route_exception(tb_plan *pl, PyObject *exc);
+
+/* With yield dependencies (pl->finishes) a result is (value, finish): the
+   cleanup, finish(), runs once the answer is made, as in FastAPI. */
+static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
+    if (!pl->finishes) {
+        tb_answer_value(res, pl, result);
+        return;
+    }
+    if (!PyTuple_CheckExact(result) || PyTuple_GET_SIZE(result) != 2) {
+        PyErr_SetString(PyExc_SystemError, "a dependency solver returned no (result, finish)");
+        tb_answer_exception(res, pl, NULL);
+        return;
+    }
+    tb_answer_value(res, pl, PyTuple_GET_ITEM(result, 0));
+    PyObject *done = PyObject_CallNoArgs(PyTuple_GET_ITEM(result, 1));
+    if (!done) {
+        PyObject *exc = tb_take_exception();
+        if (exc) tb_log_route_exception(pl, exc);
+        Py_XDECREF(exc);
+    }
+    Py_XDECREF(done);
 }
 
 /* A route's first TB_FULL_TRACEBACKS exceptions are logged with their

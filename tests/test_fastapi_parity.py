@@ -90,6 +90,36 @@ PARITY_CASES = [
                                                   "datetime", "uuid", "decimal", "dataclass", "enum_set", "path",
                                                   "bytes_inside")]
 
+BASIC = {"Authorization": "Basic " + __import__("base64").b64encode(b"ann:pa:ss").decode()}
+DEPENDS_CASES = [
+    ("GET", "/common"), ("GET", "/common?q=x&skip=2&limit=7"), ("GET", "/common?limit=101&skip=y"),
+    ("GET", "/common", None, {"X-Block": "1"}),
+    ("GET", "/class?q=a&limit=3"), ("GET", "/class?skip=z"), ("GET", "/class-named?q=b"),
+    ("GET", "/sub?q=from-query"), ("GET", "/sub", None, {"Cookie": "last_query=from-cookie"}), ("GET", "/sub"),
+    ("GET", "/cache"),
+    ("GET", "/guarded"), ("GET", "/guarded", None, {"X-Token": "fake-super-secret-token"}),
+    ("GET", "/guarded", None, {"X-Token": "bad", "X-Key": "fake-super-secret-key"}),
+    ("GET", "/guarded", None, {"X-Token": "fake-super-secret-token", "X-Key": "bad"}),
+    ("GET", "/guarded", None, {"X-Token": "fake-super-secret-token", "X-Key": "fake-super-secret-key"}),
+    ("GET", "/db"), ("GET", "/db?fail=http"), ("GET", "/db?fail=owner"),
+    ("GET", "/async?n=21"), ("GET", "/async?n=x&limit=500"), ("GET", "/async-sync-handler?n=4"),
+    ("GET", "/order/1?a=2&b=3", None, {"H": "h"}), ("GET", "/order/x"), ("GET", "/order/x?a=q&b=1"),
+    ("GET", "/request", None, {"X-Test": "seen"}),
+    ("GET", "/oauth2"), ("GET", "/oauth2", None, {"Authorization": "Bearer abc"}),
+    ("GET", "/oauth2", None, {"Authorization": "Basic abc"}), ("GET", "/oauth2", None, {"Authorization": "Bearer"}),
+    ("GET", "/basic"), ("GET", "/basic", None, BASIC), ("GET", "/basic", None, {"Authorization": "Basic !!!"}),
+    ("GET", "/basic", None, {"Authorization": "Basic " + __import__("base64").b64encode(b"nocolon").decode()}),
+    ("GET", "/basic", None, {"Authorization": "Bearer x"}), ("GET", "/basic-realm"),
+    ("GET", "/bearer"), ("GET", "/bearer", None, {"Authorization": "Bearer t0k"}),
+    ("GET", "/bearer", None, {"Authorization": "Basic t0k"}), ("GET", "/bearer", None, {"Authorization": "Bearer"}),
+    ("GET", "/soft-bearer"), ("GET", "/soft-bearer", None, {"Authorization": "Bearer t"}),
+    ("GET", "/keys"), ("GET", "/keys?api_key=q", None, {"X-API-Key": "h", "Cookie": "session=c"}),
+    ("GET", "/keys?api_key=q", None, {"X-API-Key": "h"}),
+    ("GET", "/scoped"), ("GET", "/scoped", None, {"Authorization": "Bearer u"}),
+    ("GET", "/scoped-admin", None, {"Authorization": "Bearer u"}),
+    ("GET", "/scoped-admin", None, {"Authorization": "Bearer root"}),
+]
+
 DEMO_CASES = [
     ("GET", "/"),
     ("GET", "/health"),
@@ -125,7 +155,7 @@ def normalized(status, headers, raw):
         body = json.loads(raw)
         if status == 422:
             body = [(TYPE_NAMES.get(e["type"], e["type"]), e["loc"]) for e in body["detail"]]
-    return status, ctype, body, headers.get("x-reason"), headers.get("x-a")
+    return status, ctype, body, headers.get("x-reason"), headers.get("x-a"), headers.get("www-authenticate")
 
 
 def uvicorn(target, env=None):
@@ -152,11 +182,14 @@ class Parity(unittest.TestCase):
         """turbo on FastAPI's interpreter: Debian's pydantic is 1.x (response models differ)."""
         self.check_parity_app(FASTAPI_PYTHON)
 
-    def check_parity_app(self, python):
-        ours = harness.turbo_app("parity_app.py", python=python)
-        theirs = uvicorn("parity_app:app", {"PARITY_FRAMEWORK": "fastapi"})
+    def test_dependencies_same_answers(self):
+        self.check_parity_app(harness.PYTHON, "parity_depends", DEPENDS_CASES)
+
+    def check_parity_app(self, python, app="parity_app", cases=PARITY_CASES):
+        ours = harness.turbo_app(app + ".py", python=python)
+        theirs = uvicorn(app + ":app", {"PARITY_FRAMEWORK": "fastapi"})
         try:
-            self.compare(ours, theirs, PARITY_CASES)
+            self.compare(ours, theirs, cases)
         finally:
             self.assertEqual(ours.stop(), 0, ours.log())
             theirs.stop()

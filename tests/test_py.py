@@ -573,6 +573,55 @@ class NativeServer(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
 
 
+class Dependencies(unittest.TestCase):
+    """What FastAPI 0.92 cannot show (the parity suite compares the rest): when the cleanup of
+    a yield dependency runs, Annotated, overrides applied by run()."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.turbo_app("depends_app.py")
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        assert rc == 0, f"the server exited with {rc}:\n{cls.server.log()[-3000:]}"
+
+    def get(self, path):
+        status, _, raw = self.server.request("GET", path)
+        return status, json.loads(raw)
+
+    def events_end_with(self, tail):
+        """The last events, once they have all happened (a cleanup runs after the answer)."""
+        deadline = time.monotonic() + 10
+        while self.get("/events")[1][-len(tail):] != tail and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(self.get("/events")[1][-len(tail):], tail)
+
+    def test_a_yield_dependency_is_open_in_the_handler_and_closed_after(self):
+        self.assertEqual(self.get("/yield?name=s1"), (200, {"open": True}))
+        self.events_end_with(["open s1", "handler s1", "close s1"])
+
+    def test_an_async_yield_dependency_is_closed_after_the_answer(self):
+        self.assertEqual(self.get("/async-yield?name=a1"), (200, "a1"))
+        self.events_end_with(["open a1", "handler a1", "close a1"])
+
+    def test_an_exception_in_a_cleanup_is_logged_and_the_answer_stands(self):
+        self.assertEqual(self.get("/broken-cleanup"), (200, {"v": 1}))
+        deadline = time.monotonic() + 10
+        while "cleanup failed on purpose" not in self.server.log() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertIn("cleanup failed on purpose", self.server.log())
+        self.assertEqual(self.get("/yield?name=after")[0], 200)
+
+    def test_depends_and_query_inside_annotated(self):
+        self.assertEqual(self.get("/annotated?skip=2&q=x"), (200, {"skip": 2, "limit": 10, "q": "x"}))
+        status, body = self.get("/annotated?limit=51")
+        self.assertEqual((status, [e["type"] for e in body["detail"]]), (422, ["less_than_equal"]))
+
+    def test_an_override_set_after_the_route_applies_from_run(self):
+        self.assertEqual(self.get("/user?token=t"), (200, "overridden"))
+
+
 class Declarations(unittest.TestCase):
     """Mistakes are refused when the route is declared, with a message naming them."""
 
@@ -636,6 +685,23 @@ class Declarations(unittest.TestCase):
         with self.assertRaisesRegex(OSError, "has no symbol nope"):
             turbo.App().native("GET", "/a", HANDLERS, "nope")
 
+    def test_dependency_mistakes_are_refused(self):
+        def needs_token(token: str): return token
+        def positional_only(a, /): return a
+        def route(v=turbo.Depends(positional_only)): return v
+        with self.assertRaisesRegex(TypeError, "takes Depends"):
+            turbo.App().get("/a", dependencies=[needs_token])(lambda: 1)
+        with self.assertRaisesRegex(TypeError, "positional-only"):
+            turbo.App().get("/a")(route)
+        with self.assertRaisesRegex(TypeError, "read by the App's decorators"):
+            turbo.App().add_route("/a", route)
+        app = turbo.App()
+        app.get("/a")(lambda v=turbo.Depends(lambda: 1): v)
+        app.dependency_overrides = {}
+        solver = app._solvers[0]
+        with self.assertRaisesRegex(TypeError, "asks for 'token'"):
+            solver.override({solver.steps[0][0]: needs_token})
+
     def test_decorator_returns_the_function(self):
         def f(): return 1
         self.assertIs(turbo.App().get("/f")(f), f)
@@ -656,6 +722,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

@@ -21,11 +21,13 @@ import asyncio
 import inspect
 
 from . import _plans, _turbo
+from . import dependencies as _dependencies
 from ._turbo import HTTPException, JSONResponse, Request, Response, __version__
+from .dependencies import Depends, Security, SecurityScopes
 from .params import Cookie, Header, Path, Query
 
-__all__ = ["App", "Cookie", "HTTPException", "Header", "JSONResponse", "Path", "Query", "Request",
-           "Response", "__version__", "interface_of"]
+__all__ = ["App", "Cookie", "Depends", "HTTPException", "Header", "JSONResponse", "Path", "Query",
+           "Request", "Response", "Security", "SecurityScopes", "__version__", "interface_of"]
 
 
 def interface_of(app):
@@ -38,14 +40,24 @@ def interface_of(app):
 
 
 class App(_turbo.App):
-    __doc__ = _turbo.App.__doc__
+    """App(dependencies=None): routes declared with decorators, served by app.run().
+    dependencies: Depends(...) run before every route's handler, results unused.
+    dependency_overrides: {dependency: replacement}, as FastAPI's; read when a route is
+    declared, and again by run() for replacements that ask no more of the request."""
 
-    def route(self, path, methods=None, status_code=200, *, blocking=False,
+    def __init__(self, *, dependencies=None):
+        super().__init__()
+        self.dependencies = list(dependencies or ())
+        self.dependency_overrides = {}
+        self._solvers = []
+
+    def route(self, path, methods=None, status_code=200, *, blocking=False, dependencies=None,
               response_model=_plans._DEFAULT, response_model_include=None,
               response_model_exclude=None, response_model_exclude_unset=False,
               response_model_exclude_none=False):
         """Decorates a handler for path and methods (default ["GET"]). blocking=True: the
         handler blocks (I/O), so its event loop is given away before it starts.
+        dependencies: Depends(...) run before the handler, results unused.
         response_model (default: the return annotation, when it names a pydantic model)
         validates and filters what the handler returns, with FastAPI's response_model_*
         options."""
@@ -54,7 +66,14 @@ class App(_turbo.App):
                                           exclude=response_model_exclude,
                                           exclude_unset=response_model_exclude_unset,
                                           exclude_none=response_model_exclude_none)
-            self.add_route(path, func, methods, status_code, blocking=blocking, response=shape)
+            endpoint, deps = func, self.dependencies + list(dependencies or ())
+            if _dependencies.needed(func, deps):
+                label = "%s %s" % ("|".join(methods or ["GET"]), path)
+                endpoint = _dependencies.Solver(func, _plans.translate(path), deps,
+                                                self.dependency_overrides, label)
+                self._solvers.append(endpoint)
+            self.add_route(path, endpoint, methods, status_code, blocking=blocking,
+                           response=shape)
             return func
         return register
 
@@ -77,6 +96,16 @@ class App(_turbo.App):
     def delete(self, path, **options):
         """A DELETE route."""
         return self.route(path, ["DELETE"], **options)
+
+    def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
+        """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
+        loops per process; blocking_threads: spare threads per process for handlers that
+        block (0: 64). port=0 picks a free port. TURBO_* environment variables override these.
+        dependency_overrides set since the routes were declared apply from here."""
+        if self.dependency_overrides:
+            for solver in self._solvers:
+                solver.override(self.dependency_overrides)
+        return super().run(host, port, workers, threads, blocking_threads)
 
     def mount(self, path, app, *, interface=None, root_path=None):
         """Serves an existing ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app for every

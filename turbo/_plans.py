@@ -83,15 +83,17 @@ def _hints(func):
 
 
 def _marker(p, ann):
-    """(the annotation without Annotated, the parameter's marker or None). Metadata turbo
-    does not apply is refused, never ignored."""
-    marker = p.default if isinstance(p.default, params.Param) else None
+    """(the annotation without Annotated, the parameter's marker or None): a Param, or a
+    Depends (turbo/dependencies.py). Metadata turbo does not apply is refused, never ignored."""
+    from .dependencies import Depends
+    kinds = (params.Param, Depends)
+    marker = p.default if isinstance(p.default, kinds) else None
     if typing.get_origin(ann) is typing.Annotated:
         ann, *meta = typing.get_args(ann)
         for m in meta:
-            if not isinstance(m, params.Param):
+            if not isinstance(m, kinds):
                 raise TypeError("parameter '%s': Annotated metadata %r is not supported; use "
-                                "Query, Path, Header or Cookie with their rules" % (p.name, m))
+                                "Query, Path, Header, Cookie or Depends" % (p.name, m))
             if marker is not None:
                 raise TypeError("parameter '%s' has two markers" % p.name)
             marker = m
@@ -106,41 +108,75 @@ def _default(p, marker):
     return () if value is p.empty or value is ... else (value,)
 
 
-def describe(func, pattern):
-    """(is_async, parameters) for a handler of a route with this turbo pattern. Each
-    parameter: (name, key, source, conversion, nullable, default, model, keyword_only, rules):
-    key the name in the request; source one of path, query, header, cookie, body, request;
-    default a 1-tuple, or () when the value is required; rules as params.Param.rules."""
-    in_path = captures(pattern)
-    hints = _hints(func)
-    out, bodies = [], 0
+def parameters(func):
+    """(parameter, annotation without Annotated, marker or None) for each parameter of func
+    that can receive a value (not *args or **kwargs). For a class, its __init__'s; for
+    another callable object, its __call__'s, or its own __signature__'s."""
+    if inspect.isclass(func):
+        hints = _hints(func.__init__)
+    elif inspect.isroutine(func) or getattr(func, "__signature__", None) is not None:
+        hints = _hints(func)
+    else:
+        hints = _hints(type(func).__call__)
     for p in inspect.signature(func).parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):  # nothing to pass
-            continue
-        ann, marker = _marker(p, hints.get(p.name, p.annotation))
-        conv, nullable, model = conversion(p.name, ann)
-        key, rules = p.name, ()
-        if marker is not None:
-            if conv not in ("str", "int", "float", "bool"):
-                raise TypeError("parameter '%s': %s() takes int, float, str or bool"
-                                % (p.name, type(marker).__name__))
-            source, key, rules = marker.source, marker.key(p.name), marker.rules(p.name, conv)
-            if source == "path" and key not in in_path:
-                raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
-        elif conv == "request":
-            source = "request"
-        elif conv in ("dict", "list", "model"):
-            if p.name in in_path:
-                raise TypeError("path parameter '%s' must be int, float, str or bool" % p.name)
-            bodies += 1
-            if bodies > 1:
-                raise TypeError("parameter '%s': only one body parameter is supported" % p.name)
-            source = "body"
-        else:
-            source = "path" if p.name in in_path else "query"
-        out.append((p.name, key, source, conv, nullable, _default(p, marker), model,
-                    p.kind == p.KEYWORD_ONLY, rules))
-    return inspect.iscoroutinefunction(func), tuple(out)
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            yield (p, *_marker(p, hints.get(p.name, p.annotation)))
+
+
+SOURCES = ("path", "query", "header", "cookie", "body", "request")
+
+
+def leaf(p, ann, marker, in_path):
+    """The plan of one parameter: (name, key, source, conversion, nullable, default, model,
+    keyword_only, rules, rank). key is its name in the request; source one of SOURCES;
+    default a 1-tuple, or () when the value is required; rules as params.Param.rules; rank
+    orders the checks and so the errors of a 422: path, query, header, cookie, body."""
+    conv, nullable, model = conversion(p.name, ann)
+    key, rules = p.name, ()
+    if marker is not None:
+        if conv not in ("str", "int", "float", "bool"):
+            raise TypeError("parameter '%s': %s() takes int, float, str or bool"
+                            % (p.name, type(marker).__name__))
+        source, key, rules = marker.source, marker.key(p.name), marker.rules(p.name, conv)
+        if source == "path" and key not in in_path:
+            raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
+    elif conv == "request":
+        source = "request"
+    elif conv in ("dict", "list", "model"):
+        if p.name in in_path:
+            raise TypeError("path parameter '%s' must be int, float, str or bool" % p.name)
+        source = "body"
+    else:
+        source = "path" if p.name in in_path else "query"
+    return (p.name, key, source, conv, nullable, _default(p, marker), model,
+            p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source))
+
+
+def check_bodies(plan):
+    """One body parameter at most: two would be merged into one object, which turbo does not do."""
+    bodies = [q[0] for q in plan if q[2] == "body"]
+    if len(bodies) > 1:
+        raise TypeError("parameter '%s': only one body parameter is supported" % bodies[1])
+
+
+def describe(func, pattern):
+    """(is_async, parameters, call, finishes) for a handler of a route with this turbo pattern:
+    C calls call with the parameters' values (leaf() gives each one's plan). For a handler
+    with dependencies, call is its dependencies.Solver's, which takes every value the graph
+    asks of the request and, when finishes, returns (result, finish): finish() runs the
+    cleanup of yield dependencies once the answer is written."""
+    from .dependencies import Solver, Depends
+    if isinstance(func, Solver):
+        return func.is_async, tuple(func.params), func.call, func.finishes
+    in_path = captures(pattern)
+    out = []
+    for p, ann, marker in parameters(func):
+        if isinstance(marker, Depends):
+            raise TypeError("parameter '%s': Depends() is read by the App's decorators, not by "
+                            "add_route" % p.name)
+        out.append(leaf(p, ann, marker, in_path))
+    check_bodies(out)
+    return inspect.iscoroutinefunction(func), tuple(out), func, False
 
 
 _DEFAULT = object()  # response_model not given: the return annotation decides

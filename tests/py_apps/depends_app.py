@@ -1,0 +1,74 @@
+"""Dependencies as turbo serves them beyond what FastAPI 0.92 shows (tests/test_py.py):
+when cleanups run, Annotated, overrides, an exception in a cleanup."""
+import asyncio
+from typing import Annotated, Optional
+
+from turbo import App, Depends, Query
+
+app = App()
+EVENTS = []
+
+
+def resource(name: str = "r"):
+    EVENTS.append("open " + name)
+    yield {"name": name, "open": True}
+    EVENTS.append("close " + name)
+
+
+@app.get("/yield")
+def use_resource(r: dict = Depends(resource)):
+    EVENTS.append("handler " + r["name"])
+    return {"open": r["open"]}
+
+
+async def async_resource(name: str = "a"):
+    EVENTS.append("open " + name)
+    await asyncio.sleep(0)
+    yield name
+    await asyncio.sleep(0)
+    EVENTS.append("close " + name)
+
+
+@app.get("/async-yield")
+async def use_async_resource(r: str = Depends(async_resource)):
+    EVENTS.append("handler " + r)
+    return r
+
+
+def broken_cleanup():
+    yield 1
+    raise RuntimeError("cleanup failed on purpose")
+
+
+@app.get("/broken-cleanup")
+def use_broken_cleanup(v: int = Depends(broken_cleanup)):
+    return {"v": v}
+
+
+@app.get("/events")
+def events():
+    return EVENTS
+
+
+def pages(skip: int = 0, limit: Annotated[int, Query(le=50)] = 10):
+    return skip, limit
+
+
+@app.get("/annotated")
+def annotated(p: Annotated[tuple, Depends(pages)], q: Optional[str] = None):
+    return {"skip": p[0], "limit": p[1], "q": q}
+
+
+def real_user(token: str = Query()):
+    return "user of " + token
+
+
+@app.get("/user")
+def user(name: str = Depends(real_user)):
+    return name
+
+
+app.dependency_overrides[real_user] = lambda: "overridden"  # after the route: run() applies it
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=0, workers=1)

@@ -1,0 +1,241 @@
+"""Dependencies, as FastAPI declares them: Depends, Security and SecurityScopes.
+
+    def pagination(skip: int = 0, limit: int = Query(10, le=100)):
+        return {"skip": skip, "limit": limit}
+
+    @app.get("/items")
+    def items(page: dict = Depends(pagination), db=Depends(get_db)): ...
+
+A route's graph is read once, at decoration, into a Solver. Every parameter a dependency asks
+of the request joins the route's plan, so C finds, converts and checks it as it does the
+handler's own, and reports every error in one 422 (dependency by dependency, then the
+handler's, the body last, as FastAPI lists them). Per request only the calls remain, in order,
+each result kept for every parameter that names it (use_cache), and the cleanup of yield
+dependencies runs once the answer is made.
+"""
+import asyncio
+import contextlib
+import functools
+import inspect
+import sys
+import traceback
+
+from . import _plans
+
+__all__ = ["Depends", "Security", "SecurityScopes", "Solver"]
+
+
+class Depends:
+    """A parameter whose value is what dependency returns (or yields), called with the values
+    its own parameters ask of the request. Depends() alone: the annotation is the dependency
+    (a class). use_cache=False: called once for each parameter that names it, not once per
+    request."""
+
+    def __init__(self, dependency=None, *, use_cache=True):
+        self.dependency, self.use_cache = dependency, use_cache
+
+    def __repr__(self):
+        name = getattr(self.dependency, "__name__", type(self.dependency).__name__)
+        return "%s(%s)" % (type(self).__name__, name if self.dependency is not None else "")
+
+
+class Security(Depends):
+    """Depends, with the OAuth2 scopes the route requires: gathered along the chain into the
+    SecurityScopes of the dependencies below that ask for one."""
+
+    def __init__(self, dependency=None, *, scopes=None, use_cache=True):
+        super().__init__(dependency, use_cache=use_cache)
+        self.scopes = list(scopes or ())
+
+
+class SecurityScopes:
+    """The scopes required by the chain of Security() above a dependency."""
+
+    def __init__(self, scopes=None):
+        self.scopes = list(scopes or ())
+        self.scope_str = " ".join(self.scopes)
+
+
+def _kind(call):
+    """How a dependency is called: "call", "await", "gen" (a generator: what it yields is the
+    value, the rest is its cleanup) or "agen" (the same, async)."""
+    if not (inspect.isroutine(call) or inspect.isclass(call)):
+        call = getattr(type(call), "__call__", call)
+    if inspect.isasyncgenfunction(call):
+        return "agen"
+    if inspect.isgeneratorfunction(call):
+        return "gen"
+    return "await" if inspect.iscoroutinefunction(call) else "call"
+
+
+class _Graph:
+    """The steps of one route, dependencies first, and the plan of every value they take."""
+
+    def __init__(self, pattern, overrides):
+        self.in_path = _plans.captures(pattern)
+        self.overrides = overrides
+        self.params = []  # the route's plan: each value the graph asks of the request
+        self.consts = []  # the SecurityScopes given to dependencies
+        self.steps = []   # (call, kind, ((parameter name, ref), ...)), in the order they run
+        self.cached = {}  # (call, scopes) -> the ref of its result
+        self.groups = 0
+
+    def add(self, call, scopes, use_cache):
+        """The ref of call's result: its dependencies become steps before it, its parameters
+        join the plan."""
+        call = self.overrides.get(call, call)
+        if not callable(call):
+            raise TypeError("dependency %r is not callable" % (call,))
+        args, own = [], []
+        for p, ann, marker in _plans.parameters(call):
+            if p.kind == p.POSITIONAL_ONLY:
+                raise TypeError("%r: parameter '%s' is positional-only; dependencies and "
+                                "their handlers take keywords" % (call, p.name))
+            if isinstance(marker, Depends):
+                dep = ann if marker.dependency is None else marker.dependency
+                more = marker.scopes if isinstance(marker, Security) else []
+                args.append((p.name, self.add(dep, scopes + more, marker.use_cache)))
+            elif ann is SecurityScopes:
+                self.consts.append(SecurityScopes(scopes))
+                args.append((p.name, ("const", len(self.consts) - 1)))
+            else:
+                own.append((p, ann, marker))
+        self.groups += 1
+        for p, ann, marker in own:
+            q = _plans.leaf(p, ann, marker, self.in_path)
+            rank = 1 << 20 if q[2] == "body" else self.groups * 8 + q[-1]
+            args.append((p.name, ("param", len(self.params))))
+            self.params.append(q[:7] + (False, q[8], rank))
+        key = (call, tuple(sorted(set(scopes))))
+        if use_cache and key in self.cached:
+            return self.cached[key]
+        self.steps.append((call, _kind(call), tuple(args)))
+        ref = ("step", len(self.steps) - 1)
+        if use_cache:
+            self.cached[key] = ref
+        return ref
+
+
+class Solver:
+    """A route's handler with its dependencies. describe() (turbo/_plans.py) gives C the
+    plan of every value and call, which C calls with them for each request: it runs the
+    steps and returns the handler's result, or (result, finish) when finishes."""
+
+    def __init__(self, endpoint, pattern, dependencies=(), overrides=None, label=""):
+        self.endpoint, self.pattern, self.label = endpoint, pattern, label
+        self.dependencies = tuple(dependencies)
+        graph = self._graph(overrides or {})
+        _plans.check_bodies(graph.params)
+        self.params = tuple(graph.params)
+        kinds = {kind for _, kind, _ in graph.steps}
+        self.is_async = bool(kinds & {"await", "agen"})
+        self.finishes = bool(kinds & {"gen", "agen"})
+        self.call = self._call_async if self.is_async else self._call
+        self._load(graph, range(len(self.params)))
+
+    def __call__(self, *values):
+        """Runs the graph for one request (C calls self.call, the same without this step)."""
+        return self.call(*values)
+
+    def _graph(self, overrides):
+        graph = _Graph(self.pattern, overrides)
+        for d in self.dependencies:
+            if not isinstance(d, Depends):
+                raise TypeError("dependencies=[...] takes Depends(...), not %r" % (d,))
+            graph.add(d.dependency, getattr(d, "scopes", []), d.use_cache)
+        graph.add(self.endpoint, [], False)
+        return graph
+
+    def _load(self, graph, where):
+        """Takes graph's steps; where[i] is the place of its i-th parameter in the values C
+        passes (they differ after override())."""
+        kinds = {kind for _, kind, _ in graph.steps}
+        if (kinds & {"await", "agen"} and not self.is_async) or ("gen" in kinds and not self.finishes):
+            raise TypeError("%s: an override is async or a generator where what it replaces was "
+                            "not: set dependency_overrides before declaring the routes" % self.label)
+        nvalues, nconsts = len(self.params), len(graph.consts)
+        base = {"param": 0, "const": nvalues, "step": nvalues + nconsts}
+        steps = []
+        for n, (call, kind, args) in enumerate(graph.steps, 1):
+            if kind == "gen":
+                call = contextlib.contextmanager(call)
+            elif kind == "agen":
+                call = contextlib.asynccontextmanager(call)
+            elif kind == "call" and self.is_async and n == len(graph.steps):
+                kind = "thread"  # a sync handler of an async route must not stall the loop
+            steps.append((call, kind, tuple(
+                (name, base[ref] + (where[i] if ref == "param" else i)) for name, (ref, i) in args)))
+        self.consts, self.steps = tuple(graph.consts), tuple(steps)
+
+    def override(self, overrides):
+        """Runs the overriding dependencies from now on. They may ask the request only for
+        values the route's plan already has (it is C's, fixed at decoration)."""
+        graph = self._graph(overrides)
+        where = []
+        for q in graph.params:
+            same = [i for i, old in enumerate(self.params) if old[1:7] == q[1:7]
+                    and old[8] == q[8]]
+            if not same:
+                raise TypeError("%s: an override asks for '%s' (%s), which the dependencies it "
+                                "replaces did not: set dependency_overrides before declaring the "
+                                "routes" % (self.label, q[1], q[2]))
+            where.append(same[0])
+        self._load(graph, where)
+
+    def _call(self, *values):
+        pool = [*values, *self.consts]
+        stack = contextlib.ExitStack() if self.finishes else None
+        try:
+            for call, kind, args in self.steps:
+                value = call(**{name: pool[i] for name, i in args})
+                pool.append(stack.enter_context(value) if kind == "gen" else value)
+        except BaseException:
+            if stack is not None:
+                stack.__exit__(*sys.exc_info())  # the generators see the exception
+            raise
+        return pool[-1] if stack is None else (pool[-1], stack.close)
+
+    async def _call_async(self, *values):
+        pool = [*values, *self.consts]
+        stack = contextlib.AsyncExitStack()
+        try:
+            for call, kind, args in self.steps:
+                kwargs = {name: pool[i] for name, i in args}
+                if kind == "call":
+                    value = call(**kwargs)
+                elif kind == "await":
+                    value = await call(**kwargs)
+                elif kind == "gen":
+                    value = stack.enter_context(call(**kwargs))
+                elif kind == "agen":
+                    value = await stack.enter_async_context(call(**kwargs))
+                else:
+                    value = await asyncio.get_running_loop().run_in_executor(
+                        None, functools.partial(call, **kwargs))
+                pool.append(value)
+        except BaseException:
+            await stack.__aexit__(*sys.exc_info())
+            raise
+        if not self.finishes:
+            return pool[-1]
+        loop = asyncio.get_running_loop()
+        return pool[-1], functools.partial(loop.call_soon_threadsafe, self._close_later, stack)
+
+    def _close_later(self, stack):
+        asyncio.get_running_loop().create_task(self._close(stack))
+
+    async def _close(self, stack):
+        try:
+            await stack.aclose()
+        except Exception:
+            sys.stderr.write("turbo: %s: the cleanup of a dependency raised\n" % self.label)
+            traceback.print_exc()
+
+
+def needed(func, dependencies):
+    """Whether a handler needs a Solver: it has dependencies, or a parameter Depends() or
+    SecurityScopes."""
+    if dependencies:
+        return True
+    return any(isinstance(marker, Depends) or ann is SecurityScopes
+               for _, ann, marker in _plans.parameters(func))

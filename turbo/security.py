@@ -1,0 +1,135 @@
+"""The security dependencies FastAPI users rely on (fastapi.security's), with the same answers
+when a credential is missing or malformed (401 or 403, the same detail and WWW-Authenticate).
+
+    oauth2 = OAuth2PasswordBearer(tokenUrl="token")
+
+    @app.get("/me")
+    def me(token: str = Depends(oauth2)): ...
+
+Each reads one value of the request (a header, a query parameter or a cookie), found by C
+like any parameter's: its __signature__ asks for it. auto_error=False: None instead of the
+error, so that several schemes can be tried in turn.
+"""
+import base64
+import binascii
+import dataclasses
+import inspect
+import typing
+
+from . import params
+from ._turbo import HTTPException
+
+__all__ = ["APIKeyCookie", "APIKeyHeader", "APIKeyQuery", "HTTPAuthorizationCredentials",
+           "HTTPBasic", "HTTPBasicCredentials", "HTTPBearer", "OAuth2PasswordBearer"]
+
+
+@dataclasses.dataclass
+class HTTPBasicCredentials:
+    username: str
+    password: str
+
+
+@dataclasses.dataclass
+class HTTPAuthorizationCredentials:
+    scheme: str
+    credentials: str
+
+
+class _Scheme:
+    """A dependency that reads one value: source ("header", "query" or "cookie") and key."""
+    source, key = "header", "Authorization"
+
+    def __init__(self, *, scheme_name=None, description=None, auto_error=True):
+        self.scheme_name = scheme_name or type(self).__name__
+        self.description, self.auto_error = description, auto_error
+        marker = {"header": params.Header, "query": params.Query,
+                  "cookie": params.Cookie}[self.source](None, alias=self.key)
+        self.__signature__ = inspect.Signature([inspect.Parameter(
+            "value", inspect.Parameter.KEYWORD_ONLY, default=marker, annotation=typing.Optional[str])])
+
+    def refuse(self, status, detail="Not authenticated", challenge=None):
+        """None with auto_error=False, else the error FastAPI answers."""
+        if not self.auto_error:
+            return None
+        raise HTTPException(status, detail, headers={"WWW-Authenticate": challenge} if challenge else None)
+
+
+def _split(authorization):
+    """("Bearer", "abc") from "Bearer abc"; ("", "") when absent."""
+    scheme, _, rest = (authorization or "").partition(" ")
+    return scheme, rest
+
+
+class OAuth2PasswordBearer(_Scheme):
+    """The bearer token of an OAuth2 password flow: 401 without one."""
+
+    def __init__(self, tokenUrl, scheme_name=None, scopes=None, description=None, auto_error=True):
+        super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
+        self.token_url, self.scopes = tokenUrl, dict(scopes or {})
+
+    def __call__(self, *, value):
+        scheme, token = _split(value)
+        if scheme.lower() != "bearer":
+            return self.refuse(401, challenge="Bearer")
+        return token
+
+
+class HTTPBearer(_Scheme):
+    """Authorization: Bearer <credentials>: 403 without it."""
+
+    def __init__(self, *, bearerFormat=None, scheme_name=None, description=None, auto_error=True):
+        super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
+        self.bearer_format = bearerFormat
+
+    def __call__(self, *, value):
+        scheme, credentials = _split(value)
+        if not (scheme and credentials):
+            return self.refuse(403)
+        if scheme.lower() != "bearer":
+            return self.refuse(403, "Invalid authentication credentials")
+        return HTTPAuthorizationCredentials(scheme, credentials)
+
+
+class HTTPBasic(_Scheme):
+    """Authorization: Basic base64(user:password): 401 with a challenge without it."""
+
+    def __init__(self, *, scheme_name=None, realm=None, description=None, auto_error=True):
+        super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
+        self.realm = realm
+
+    def __call__(self, *, value):
+        challenge = 'Basic realm="%s"' % self.realm if self.realm else "Basic"
+        scheme, encoded = _split(value)
+        if not value or scheme.lower() != "basic":
+            return self.refuse(401, challenge=challenge)
+        try:
+            username, sep, password = base64.b64decode(encoded).decode("ascii").partition(":")
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            sep = ""
+        if not sep:
+            raise HTTPException(401, "Invalid authentication credentials",
+                                headers={"WWW-Authenticate": challenge})
+        return HTTPBasicCredentials(username, password)
+
+
+class _APIKey(_Scheme):
+    """An API key under name: 403 without it."""
+
+    def __init__(self, *, name, scheme_name=None, description=None, auto_error=True):
+        self.key = name
+        super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
+
+    def __call__(self, *, value):
+        return value if value else self.refuse(403)
+
+
+class APIKeyHeader(_APIKey):
+    source = "header"
+
+
+class APIKeyQuery(_APIKey):
+    source = "query"
+
+
+class APIKeyCookie(_APIKey):
+    source = "cookie"
