@@ -225,6 +225,12 @@ CASES = [
     Case("echo", "POST /echo, 1 KiB JSON", "post.lua", {"PATH_": "/echo", "BODY_": ECHO_BODY},
          http_request("POST", "/echo", ECHO_BODY),
          [{"media": "application/json", "body": ECHO_BODY}]),
+    Case("query", "GET /items/{id}?limit=5 (int path and query)", "get.lua",
+         {"PATH_": "/items/42?limit=5"}, http_request("GET", "/items/42?limit=5"),
+         [{"media": "application/json", "json_body": {"id": 42, "limit": 5}}]),
+    Case("depends", "the same, limit=Query(gt=0), one dependency", "get.lua",
+         {"PATH_": "/dep/items/42?limit=5"}, http_request("GET", "/dep/items/42?limit=5"),
+         [{"media": "application/json", "json_body": {"id": 42, "limit": 5, "user": "anonymous"}}]),
     Case("pipelined", f"GET / pipelined {PIPELINE_DEPTH} deep", "pipeline.lua",
          {"PATH_": "/", "DEPTH_": PIPELINE_DEPTH},
          http_request("GET", "/") * PIPELINE_DEPTH, [PLAIN_CHECK] * PIPELINE_DEPTH),
@@ -484,6 +490,7 @@ def python_with(modules, candidates):
 
 PYTHONS = [sys.executable, "/usr/bin/python3", shutil.which("python3")]
 MAIN_CASES = {"plaintext", "json", "path", "echo", "pipelined"}
+PARAM_CASES = {"query", "depends"}  # FastAPI's surface: Python servers only
 
 
 def nginx_argv(port, scratch):
@@ -531,7 +538,8 @@ def define_servers(pythons):
                env=turbo_env, idle_env=turbo_idle,
                missing=need_file(os.path.join(BUILD, "hello"), "make build/hello failed")),
         Server("turbo-py", "turbo Python (bench/peers/turbo_app.py)",
-               lambda port, _: [turbo_py, os.path.join(PEERS, "turbo_app.py")], MAIN_CASES,
+               lambda port, _: [turbo_py, os.path.join(PEERS, "turbo_app.py")],
+               MAIN_CASES | PARAM_CASES,
                env={**turbo_env, **py_env}, idle_env=turbo_idle,
                missing=need_python(turbo_py, "turbo (make builds it)")),
         Server("nginx", "nginx (return 200)", nginx_argv,
@@ -542,7 +550,7 @@ def define_servers(pythons):
         Server("fastapi", "FastAPI + uvicorn",
                lambda port, _: [peer_py, "-m", "uvicorn", "fastapi_plain:app",
                                 "--host", "127.0.0.1", "--port", str(port), *uvicorn],
-               MAIN_CASES, cwd=PEERS, env={"PYTHONHASHSEED": "0"},
+               MAIN_CASES | PARAM_CASES, cwd=PEERS, env={"PYTHONHASHSEED": "0"},
                missing=need_python(peer_py, "fastapi, uvicorn, uvloop, httptools")),
         Server("flask", "Flask + gunicorn",
                lambda port, _: [flask_py, "-m", "gunicorn", "--workers", "1",
@@ -1072,6 +1080,10 @@ def ratio_rows(summary):
                                   for c in ("plaintext", "json", "path")}, "<= 1.3x"),
         ("FastAPI / turbo Python", {c: cell(c, "fastapi", c, "turbo-py") for c in main},
          ">= 10x"),
+        ("FastAPI / turbo Python, parameters", {c: cell(c, "fastapi", c, "turbo-py")
+                                                for c in ("query", "depends")}, ">= 5x (depends)"),
+        ("turbo Python, depends / query", {"depends": cell("depends", "turbo-py", "query", "turbo-py")},
+         "<= 1.5x"),
         ("turbo Python / turbo C", {c: cell(c, "turbo-py", c, "turbo-c") for c in main}, ""),
         ("FastAPI / turbo Python, app", {c: cell(c, "fastapi-app", c, "turbo-py-app")
                                          for c in summary if not c in main}, ">= 10x"),
@@ -1105,6 +1117,10 @@ def target_rows(results, summary):
         if fastapi:
             ratio(f"FastAPI / turbo Python {case} CPU/req >= 10x", case, "turbo-py", fastapi,
                   10, above=True)
+    ratio("turbo Python depends CPU/req <= 1.5x query", "depends", "turbo-py",
+          cpu_of(summary, "query", "turbo-py"), 1.5)
+    ratio("turbo Python depends CPU/req <= 0.2x FastAPI's", "depends", "turbo-py",
+          cpu_of(summary, "depends", "fastapi"), 0.2)
     pipelined = cpu_of(summary, "pipelined", "turbo-c")
     if pipelined:
         rows.append(("turbo C pipelined CPU/req < 1.5 us", f"{pipelined:.2f} us", pipelined < 1.5))
@@ -1426,7 +1442,7 @@ def main():
     cases = CASES + mixed_cases(settings["mixed_routes"])
     for server in servers:
         if server.name.endswith("-app"):
-            server.cases = {c.name for c in cases if c.name not in MAIN_CASES}
+            server.cases = {c.name for c in cases if c.name not in MAIN_CASES | PARAM_CASES}
     if args.cases:
         wanted = set(args.cases.split(","))
         cases = [c for c in cases if c.name in wanted]

@@ -25,6 +25,20 @@ def user(id: str):
     return {"id": id}
 
 
+@app.get("/items/{id}")
+def item(id: int, limit: int = 10):
+    return {"id": id, "limit": limit}
+
+
+def current_user(x_user: str = turbo.Header("anonymous")):
+    return x_user
+
+
+@app.get("/dep/items/{id}")
+def item_for_user(id: int, limit: int = turbo.Query(10, gt=0), user: str = turbo.Depends(current_user)):
+    return {"id": id, "limit": limit, "user": user}
+
+
 @app.post("/echo")
 def echo(request: turbo.Request):
     return turbo.Response(request.body, media_type=request.headers.get("content-type"))
