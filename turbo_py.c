@@ -561,14 +561,19 @@ static PyObject *tb_str_view(turbo_str s) {
 /* Raw access to the request, made only for handlers that declare it. The
    fields are read from the turbo_req when first asked for; if the handler
    keeps the object beyond its call (or is async), everything is copied
-   before the turbo_req goes away. */
+   before the turbo_req goes away. The derived fields (Starlette's url,
+   cookies, scope, state) are made from those by turbo/_support.py. */
 enum { TB_RQ_METHOD, TB_RQ_PATH, TB_RQ_HEADERS, TB_RQ_QUERY, TB_RQ_PATH_PARAMS, TB_RQ_BODY,
-       TB_RQ_N };
+       TB_RQ_QUERY_STRING, TB_RQ_RAW_PATH, TB_RQ_CLIENT, TB_RQ_N };
+enum { TB_RQ_URL, TB_RQ_COOKIES, TB_RQ_SCOPE, TB_RQ_STATE, TB_RQ_DERIVED };
+static PyObject *tb_request_derive[TB_RQ_DERIVED]; /* _support.request_url, ... */
+static PyObject *tb_Body, *tb_Address;             /* request.body's class, request.client's */
 
 typedef struct {
     PyObject_HEAD
     turbo_req *req; /* NULL once detached */
     PyObject *field[TB_RQ_N];
+    PyObject *derived[TB_RQ_DERIVED];
 } tb_Request;
 
 static PyObject *tb_req_headers(turbo_req *req) {
@@ -625,12 +630,20 @@ static PyObject *tb_req_path_params(turbo_req *req) {
 }
 
 static PyObject *tb_request_build(turbo_req *req, int field) {
+    char host[64];
     if (field == TB_RQ_METHOD) return tb_str_view(turbo_req_method(req));
     if (field == TB_RQ_HEADERS) return tb_req_headers(req);
     if (field == TB_RQ_QUERY) return tb_req_query_params(req);
     if (field == TB_RQ_PATH_PARAMS) return tb_req_path_params(req);
-    turbo_str s = field == TB_RQ_PATH ? turbo_req_path(req) : turbo_req_body(req);
+    if (field == TB_RQ_CLIENT) {
+        int port = turbo_req_peer(req, host, sizeof host);
+        if (port < 0) Py_RETURN_NONE;
+        return PyObject_CallFunction(tb_Address, "si", host, port);
+    }
+    turbo_str s = field == TB_RQ_BODY ? turbo_req_body(req)
+                  : field == TB_RQ_QUERY_STRING ? turbo_req_query(req) : turbo_req_path(req);
     if (field == TB_RQ_PATH) return tb_decoded_str(s.ptr, s.len, 0);
+    if (field == TB_RQ_BODY) return PyObject_CallFunction(tb_Body, "y#", s.len ? s.ptr : "", (Py_ssize_t)s.len);
     return PyBytes_FromStringAndSize(s.len ? s.ptr : "", (Py_ssize_t)s.len);
 }
 
@@ -653,6 +666,13 @@ static PyObject *tb_request_get(PyObject *self, void *field) {
     return v;
 }
 
+static PyObject *tb_request_get_derived(PyObject *self, void *which) {
+    PyObject **slot = &((tb_Request *)self)->derived[(intptr_t)which];
+    if (!*slot) *slot = PyObject_CallOneArg(tb_request_derive[(intptr_t)which], self);
+    Py_XINCREF(*slot);
+    return *slot;
+}
+
 /* Called when the turbo_req is about to go away: a Request still referenced
    elsewhere copies everything first. */
 static void tb_request_detach(tb_Request *r, const char *label) {
@@ -673,19 +693,24 @@ static PyObject *tb_request_new(turbo_req *req) {
     if (!r) return NULL;
     r->req = req;
     for (int f = 0; f < TB_RQ_N; f++) r->field[f] = NULL;
+    for (int f = 0; f < TB_RQ_DERIVED; f++) r->derived[f] = NULL;
     return (PyObject *)r;
 }
 
 static void tb_request_dealloc(PyObject *self) {
     tb_Request *r = (tb_Request *)self;
     for (int f = 0; f < TB_RQ_N; f++) Py_XDECREF(r->field[f]);
+    for (int f = 0; f < TB_RQ_DERIVED; f++) Py_XDECREF(r->derived[f]);
     PyObject_Free(self);
 }
 
+static PyObject *tb_ready_new(PyObject *value);
+
+/* An awaitable, as Starlette's: await request.json(). */
 static PyObject *tb_request_json(PyObject *self, PyObject *unused) {
     (void)unused;
     PyObject *body = tb_request_field((tb_Request *)self, TB_RQ_BODY);
-    return body ? PyObject_CallOneArg(tb_json_loads, body) : NULL;
+    return body ? tb_ready_new(PyObject_CallOneArg(tb_json_loads, body)) : NULL;
 }
 
 static PyObject *tb_request_repr(PyObject *self) {
@@ -705,11 +730,19 @@ static PyGetSetDef tb_request_getset[]
         "A dict of decoded query parameters (last of repeats).", (void *)TB_RQ_QUERY},
        {"path_params", tb_request_get, NULL, "A dict of decoded path captures.",
         (void *)TB_RQ_PATH_PARAMS},
-       {"body", tb_request_get, NULL, "The body as bytes.", (void *)TB_RQ_BODY},
+       {"body", tb_request_get, NULL, "The body as bytes; await request.body() works too.",
+        (void *)TB_RQ_BODY},
+       {"query_string", tb_request_get, NULL, "The raw query (bytes).", (void *)TB_RQ_QUERY_STRING},
+       {"raw_path", tb_request_get, NULL, "The raw path (bytes).", (void *)TB_RQ_RAW_PATH},
+       {"client", tb_request_get, NULL, "(host, port) of the peer.", (void *)TB_RQ_CLIENT},
+       {"url", tb_request_get_derived, NULL, "The URL, as Starlette's.", (void *)TB_RQ_URL},
+       {"cookies", tb_request_get_derived, NULL, "A dict of cookies.", (void *)TB_RQ_COOKIES},
+       {"scope", tb_request_get_derived, NULL, "An ASGI-style scope.", (void *)TB_RQ_SCOPE},
+       {"state", tb_request_get_derived, NULL, "Attributes for this request.", (void *)TB_RQ_STATE},
        {NULL, NULL, NULL, NULL, NULL}};
 
 static PyMethodDef tb_request_methods[]
-    = {{"json", tb_request_json, METH_NOARGS, "The body parsed as JSON (json.loads)."},
+    = {{"json", tb_request_json, METH_NOARGS, "await request.json(): the body parsed (json.loads)."},
        {NULL, NULL, 0, NULL}};
 
 /* ================================================================ turbo.Response */
@@ -3393,7 +3426,14 @@ static int tb_module_state_init(void) {
     tb_Loop = PyObject_GetAttrString(support, "Loop");
     tb_guard = PyObject_GetAttrString(support, "_guard");
     tb_resolve = PyObject_GetAttrString(support, "_resolve");
+    tb_Body = PyObject_GetAttrString(support, "Body");
+    tb_Address = PyObject_GetAttrString(support, "Address");
+    static const char *const derive[TB_RQ_DERIVED] = {"request_url", "request_cookies", "request_scope",
+                                                      "State"};
+    for (int i = 0; i < TB_RQ_DERIVED; i++)
+        if (!(tb_request_derive[i] = PyObject_GetAttrString(support, derive[i]))) break;
     Py_DECREF(support);
+    if (!tb_Body || !tb_Address || !tb_request_derive[TB_RQ_DERIVED - 1]) return -1;
     PyObject *io = PyImport_ImportModule("io");
     tb_io_BytesIO = io ? PyObject_GetAttrString(io, "BytesIO") : NULL;
     Py_XDECREF(io);

@@ -293,6 +293,15 @@ class BasicApp(unittest.TestCase):
     def test_request_body_and_json(self):
         self.assertEqual(self.json("/request-json", method="POST", body={"k": [1]}), (200, {"parsed": {"k": [1]}}))
 
+    def test_request_awaitable_body_and_json_url_cookies_client_state_scope(self):
+        status, body = self.json("/request-await/b%20c?x=1&y=%20", method="POST", body=[1, "two"],
+                                 headers={"Host": "example.test:81", "Cookie": 'a=1; sess="x y"; =bare'})
+        self.assertEqual((status, body), (200, {
+            "body": '[1, "two"]', "json": [1, "two"], "url": "http://example.test:81/request-await/b%20c?x=1&y=%20",
+            "url_path": "/request-await/b%20c", "query": "x=1&y=%20", "cookies": {"a": "1", "sess": "x y", "": "bare"},
+            "client_host": "127.0.0.1", "client_port_is_int": True, "state": "b c",
+            "scope": ["http", "POST", "/request-await/b c"], "scope_query": "x=1&y=%20", "is_bytes": True}))
+
     def test_request_kept_after_its_handler_is_a_copy(self):
         self.assertEqual(self.call("/keep?z=9", headers={"X-Test": "kept"})[0], 200)
         self.assertEqual(self.json("/kept"), (200, {"path": "/keep", "query": {"z": "9"}, "agent": "kept"}))

@@ -6,6 +6,7 @@ once per process (start, stop, lifespan) and once per awaited coroutine (submit)
 each coroutine of a turbo.App route and _resolve once per streamed part of an ASGI body.
 """
 import asyncio
+import collections
 import dataclasses
 import datetime
 import decimal
@@ -15,6 +16,7 @@ import pathlib
 import sys
 import threading
 import types
+import urllib.parse
 import uuid
 from json import JSONDecodeError, loads  # noqa: F401  (the module takes them from here)
 
@@ -30,6 +32,67 @@ class Headers(dict):
 
     def __contains__(self, name):
         return dict.__contains__(self, str(name).lower())
+
+
+class Body(bytes):
+    """request.body: the bytes; called, an awaitable of them, as Starlette's request.body()."""
+
+    async def __call__(self):
+        return bytes(self)
+
+
+Address = collections.namedtuple("Address", "host port")  # request.client, as Starlette's
+
+
+class URL(str):
+    """request.url: the URL as text, with Starlette's parts (scheme, netloc, hostname, port,
+    path, query)."""
+
+    def __getattr__(self, part):
+        split = urllib.parse.urlsplit(self)
+        if part in ("scheme", "netloc", "hostname", "port", "path", "query", "fragment"):
+            return getattr(split, part)
+        raise AttributeError(part)
+
+
+def request_url(request):
+    query = request.query_string.decode("latin-1")
+    host = request.headers.get("host", "")
+    return URL("http://%s%s%s" % (host, request.raw_path.decode("latin-1"),
+                                  "?" + query if query else ""))
+
+
+def request_cookies(request):
+    """The Cookie header's pairs, split as Starlette splits them; a value in double quotes
+    loses them, as a Cookie() parameter's does."""
+    cookies = {}
+    for chunk in request.headers.get("cookie", "").split(";"):
+        name, sep, value = chunk.partition("=")
+        name, value = (name.strip(), value.strip()) if sep else ("", chunk.strip())
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if name or value:
+            cookies[name] = value
+    return cookies
+
+
+def request_scope(request):
+    """An ASGI-style http scope for code that reads request.scope (headers as pairs of
+    bytes, the first of repeated names)."""
+    return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1", "method": request.method, "scheme": "http",
+            "path": request.path, "raw_path": request.raw_path,
+            "query_string": request.query_string, "root_path": "",
+            "headers": [(k.encode("latin-1"), v.encode("latin-1"))
+                        for k, v in request.headers.items()],
+            "client": request.client, "server": None, "path_params": request.path_params}
+
+
+class State(types.SimpleNamespace):
+    """request.state: attributes set for the time of one request."""
+
+    def __init__(self, request=None):
+        super().__init__()
 
 
 def plain(o):

@@ -9,6 +9,7 @@ import datetime
 import decimal
 import enum
 import gc
+import json
 import os
 import sys
 import threading
@@ -177,7 +178,17 @@ def headers(request: turbo.Request):
 
 @app.post("/request-json")
 def raw_json(request: turbo.Request):
-    return {"parsed": request.json()}
+    return {"parsed": json.loads(request.body)}
+
+
+@app.post("/request-await/{name}")
+async def awaited_request(name: str, request: turbo.Request):
+    request.state.seen = name
+    return {"body": (await request.body()).decode(), "json": await request.json(), "url": request.url,
+            "url_path": request.url.path, "query": request.url.query, "cookies": request.cookies,
+            "client_host": request.client.host, "client_port_is_int": isinstance(request.client.port, int),
+            "state": request.state.seen, "scope": [request.scope[k] for k in ("type", "method", "path")],
+            "scope_query": request.scope["query_string"].decode(), "is_bytes": isinstance(request.body, bytes)}
 
 
 KEPT = []
