@@ -20,14 +20,17 @@ with a response model its validation (pydantic's, through _plans.ResponseModel).
 import asyncio
 import inspect
 
-from . import _plans, _turbo
+from . import _plans, _turbo, routing
 from . import dependencies as _dependencies
 from ._turbo import HTTPException, JSONResponse, Request, Response, __version__
 from .dependencies import Depends, Security, SecurityScopes
 from .params import Cookie, Header, Path, Query
+from .responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from .routing import APIRouter
 
-__all__ = ["App", "Cookie", "Depends", "HTTPException", "Header", "JSONResponse", "Path", "Query",
-           "Request", "Response", "Security", "SecurityScopes", "__version__", "interface_of"]
+__all__ = ["APIRouter", "App", "Cookie", "Depends", "HTMLResponse", "HTTPException", "Header",
+           "JSONResponse", "Path", "PlainTextResponse", "Query", "RedirectResponse", "Request",
+           "Response", "Security", "SecurityScopes", "__version__", "interface_of"]
 
 
 def interface_of(app):
@@ -39,73 +42,73 @@ def interface_of(app):
     return "asgi" if asyncio.iscoroutinefunction(call) else "wsgi"
 
 
-class App(_turbo.App):
-    """App(dependencies=None): routes declared with decorators, served by app.run().
+class App(_turbo.App, routing.Routes):
+    """App(dependencies=None, redirect_slashes=True): routes declared with decorators (get,
+    post, ..., as FastAPI's), served by app.run().
     dependencies: Depends(...) run before every route's handler, results unused.
+    redirect_slashes: GET /items answers 307 to /items/ when only that is a route (and the
+    other way round), as FastAPI does.
     dependency_overrides: {dependency: replacement}, as FastAPI's; read when a route is
     declared, and again by run() for replacements that ask no more of the request."""
 
-    def __init__(self, *, dependencies=None):
+    def __init__(self, *, dependencies=None, redirect_slashes=True):
         super().__init__()
         self.dependencies = list(dependencies or ())
+        self.redirect_slashes = redirect_slashes
         self.dependency_overrides = {}
+        self.routes = []      # routing.Route of every Python route, for the API document
         self._solvers = []
+        self._taken = set()   # every path served here: routes, native routes, mounts
+        self._mounts = []
 
-    def route(self, path, methods=None, status_code=200, *, blocking=False, dependencies=None,
-              response_model=_plans._DEFAULT, response_model_include=None,
-              response_model_exclude=None, response_model_exclude_unset=False,
-              response_model_exclude_none=False):
-        """Decorates a handler for path and methods (default ["GET"]). blocking=True: the
-        handler blocks (I/O), so its event loop is given away before it starts.
-        dependencies: Depends(...) run before the handler, results unused.
-        response_model (default: the return annotation, when it names a pydantic model)
-        validates and filters what the handler returns, with FastAPI's response_model_*
-        options."""
-        def register(func):
-            shape = _plans.response_model(func, response_model, include=response_model_include,
-                                          exclude=response_model_exclude,
-                                          exclude_unset=response_model_exclude_unset,
-                                          exclude_none=response_model_exclude_none)
-            endpoint, deps = func, self.dependencies + list(dependencies or ())
-            if _dependencies.needed(func, deps):
-                label = "%s %s" % ("|".join(methods or ["GET"]), path)
-                endpoint = _dependencies.Solver(func, _plans.translate(path), deps,
-                                                self.dependency_overrides, label)
-                self._solvers.append(endpoint)
-            self.add_route(path, endpoint, methods, status_code, blocking=blocking,
-                           response=shape)
-            return func
-        return register
+    def add_api_route(self, path, endpoint, **options):
+        o = self.full_options(path, endpoint, options)
+        methods = o["methods"] or ["GET"]
+        shape = _plans.shaper(endpoint, o["status_code"], o["response_class"],
+                              o["response_model"], include=o["response_model_include"],
+                              exclude=o["response_model_exclude"],
+                              exclude_unset=o["response_model_exclude_unset"],
+                              exclude_none=o["response_model_exclude_none"])
+        call, deps = endpoint, self.dependencies + list(o["dependencies"] or ())
+        if _dependencies.needed(endpoint, deps):
+            call = _dependencies.Solver(endpoint, _plans.translate(path), deps,
+                                        self.dependency_overrides, "%s %s" % ("|".join(methods), path))
+            self._solvers.append(call)
+        self.add_route(path, call, methods, o["status_code"], blocking=o["blocking"],
+                       response=shape)
+        self.routes.append(routing.Route(path, endpoint, list(methods), o))
+        self._taken.add(path)
 
-    def get(self, path, **options):
-        """A GET route: route(path, ["GET"], ...) with the same options."""
-        return self.route(path, ["GET"], **options)
+    def native(self, method, path, library, symbol, *, blocking=False):
+        self._taken.add(path)
+        return super().native(method, path, library, symbol, blocking=blocking)
 
-    def post(self, path, **options):
-        """A POST route."""
-        return self.route(path, ["POST"], **options)
-
-    def put(self, path, **options):
-        """A PUT route."""
-        return self.route(path, ["PUT"], **options)
-
-    def patch(self, path, **options):
-        """A PATCH route."""
-        return self.route(path, ["PATCH"], **options)
-
-    def delete(self, path, **options):
-        """A DELETE route."""
-        return self.route(path, ["DELETE"], **options)
+    native.__doc__ = _turbo.App.native.__doc__
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
         loops per process; blocking_threads: spare threads per process for handlers that
         block (0: 64). port=0 picks a free port. TURBO_* environment variables override these.
-        dependency_overrides set since the routes were declared apply from here."""
+        dependency_overrides set since the routes were declared apply from here, and the
+        trailing-slash redirects are added now that every route is known."""
         if self.dependency_overrides:
             for solver in self._solvers:
                 solver.override(self.dependency_overrides)
+        if self.redirect_slashes:
+            self._add_slash_redirects()
         return super().run(host, port, workers, threads, blocking_threads)
+
+    def _add_slash_redirects(self):
+        """For any method, as Starlette redirects before it looks at the method."""
+        for path in {r.path for r in self.routes}:
+            twin = routing.slash_twin(path)
+            if twin is None or twin in self._taken or any(_under(twin, m) for m in self._mounts):
+                continue
+            try:
+                self.add_route(twin, _redirect_to_twin, _ALL_METHODS)
+            except ValueError:  # the twin's shape is another route's ({id} against {name})
+                continue
+            self._taken.add(twin)
 
     def mount(self, path, app, *, interface=None, root_path=None):
         """Serves an existing ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app for every
@@ -113,6 +116,7 @@ class App(_turbo.App):
         At a prefix ("/api") the app sees it as root_path (ASGI) or SCRIPT_NAME (WSGI), and the
         rest as its path; root_path= sets that value itself (a proxy in front strips a prefix).
         interface: "asgi" or "wsgi" when detection would guess wrong."""
+        self._mounts.append(path)
         kind = interface or interface_of(app)
         if kind not in ("asgi", "wsgi"):
             raise ValueError("interface must be 'asgi' or 'wsgi', not %r" % (kind,))
@@ -121,3 +125,20 @@ class App(_turbo.App):
         else:
             self._mount(path, app, kind == "asgi", root_path)
         return app
+
+
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _under(path, prefix):
+    """Whether a mount at prefix takes path."""
+    return prefix in ("", "/") or path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _redirect_to_twin(request: Request):
+    """307 to the same URL with the trailing slash added or taken away, as Starlette does."""
+    path = request.path
+    path = path[:-1] if path.endswith("/") else path + "/"
+    query = request.query_string.decode("latin-1")
+    return RedirectResponse("http://%s%s%s" % (request.headers.get("host", ""), path,
+                                               "?" + query if query else ""))

@@ -12,7 +12,7 @@ import types
 import typing
 
 from . import params
-from ._turbo import Request
+from ._turbo import JSONResponse, Request, Response
 
 _UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))  # X | None: Python 3.10+
 _SCALARS = ((int, "int"), (float, "float"), (bool, "bool"), (str, "str"), (typing.Any, "str"))
@@ -179,7 +179,14 @@ def describe(func, pattern):
     return inspect.iscoroutinefunction(func), tuple(out), func, False
 
 
-_DEFAULT = object()  # response_model not given: the return annotation decides
+class _Default:
+    """response_model not given: the return annotation decides."""
+
+    def __repr__(self):
+        return "<the return annotation>"
+
+
+_DEFAULT = _Default()
 
 
 def _mentions_model(ann):
@@ -221,6 +228,29 @@ def _v1_plain(value, **dump):
     if isinstance(value, dict):
         return {k: _v1_plain(v, **dump) for k, v in value.items()}
     return value
+
+
+class AsClass:
+    """response_class=: what a handler returns (its response model applied first) becomes
+    that class of response, with the route's status."""
+
+    def __init__(self, cls, status_code, model):
+        self.cls, self.status_code, self.model = cls, status_code, model
+
+    def __call__(self, value):
+        if self.model is not None:
+            value = self.model(value)
+        return self.cls(value, self.status_code)
+
+
+def shaper(func, status_code, response_class, model=_DEFAULT, **options):
+    """What turns a handler's result into what is sent, or None (JSON, as returned)."""
+    shape = response_model(func, model, **options)
+    if response_class is None or response_class is JSONResponse:
+        return shape
+    if not (isinstance(response_class, type) and issubclass(response_class, Response)):
+        raise TypeError("response_class=%r is not a turbo.Response class" % (response_class,))
+    return AsClass(response_class, status_code, shape)
 
 
 def response_model(func, model=_DEFAULT, **options):

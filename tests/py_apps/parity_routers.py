@@ -1,0 +1,102 @@
+"""Routers, redirects and response classes, one source for two frameworks: FastAPI when
+PARITY_FRAMEWORK=fastapi (served by uvicorn), turbo otherwise. tests/test_fastapi_parity.py
+compares them."""
+import os
+
+if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
+    from fastapi import APIRouter, Depends, FastAPI as App, Header, HTTPException
+    from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+else:
+    from turbo import (APIRouter, App, Depends, Header, HTMLResponse, HTTPException, PlainTextResponse,
+                       RedirectResponse)
+
+CALLS = []
+
+
+def token(x_token: str = Header()):
+    if x_token != "secret":
+        raise HTTPException(status_code=400, detail="X-Token header invalid")
+
+
+def audit(x_audit: str = Header("none")):
+    CALLS.append(x_audit)
+
+
+users = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(token)])
+
+
+@users.get("/")
+def list_users():
+    return [{"name": "ann"}]
+
+
+@users.get("/{user_id}")
+def read_user(user_id: int):
+    return {"user_id": user_id}
+
+
+admin = APIRouter()
+
+
+@admin.post("/reset", status_code=202)
+def reset():
+    return {"reset": True}
+
+
+@admin.get("/audit")
+def read_audit():
+    return {"calls": len(CALLS)}
+
+
+settings = APIRouter(prefix="/settings")
+
+
+@settings.get("")
+def read_settings():
+    return {"theme": "dark"}
+
+
+admin.include_router(settings)
+
+app = App()
+app.include_router(users)
+app.include_router(admin, prefix="/admin", tags=["admin"], dependencies=[Depends(audit)])
+
+
+@app.get("/items/")
+def list_items():
+    return ["a", "b"]
+
+
+@app.post("/items/")
+def add_item():
+    return {"added": True}
+
+
+@app.get("/things")
+def list_things():
+    return ["t"]
+
+
+@app.get("/page", response_class=HTMLResponse)
+def page():
+    return "<h1>hi</h1>"
+
+
+@app.get("/text", response_class=PlainTextResponse, status_code=201)
+def text():
+    return "plain words"
+
+
+@app.get("/go")
+def go():
+    return RedirectResponse("/items/?a b=c")
+
+
+@app.get("/go-permanent")
+def go_permanent():
+    return RedirectResponse(url="https://example.com/x", status_code=301)
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=0, workers=1)
