@@ -1217,27 +1217,6 @@ static char *tb_strdup(const char *s) {
     return d;
 }
 
-/* FastAPI's "{name:path}" is turbo's tail capture "{name...}". */
-static char *tb_translate_pattern(const char *path) {
-    char *out = (char *)PyMem_Malloc(strlen(path) * 2 + 1);
-    if (!out) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    char *o = out;
-    for (const char *p = path; *p;) {
-        if (strncmp(p, ":path}", 6) == 0) {
-            memcpy(o, "...}", 4);
-            o += 4;
-            p += 6;
-        } else {
-            *o++ = *p++;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* The plan's parameters, as turbo/_plans.py's describe() reads them from
    the signature (the names below are its words for source and conv). */
 static const char *const tb_source_names[] = {"path", "query", "header", "cookie", "body", "request"};
@@ -2934,44 +2913,23 @@ static int tb_app_register(tb_App *app, const char *method, const char *pattern,
     return 0;
 }
 
-/* None -> ("GET",); a str or a sequence of str -> a tuple in upper case. */
-static PyObject *tb_methods(PyObject *methods) {
-    if (methods == Py_None) return Py_BuildValue("(s)", "GET");
-    PyObject *seq = PyUnicode_Check(methods) ? PyTuple_Pack(1, methods) : PySequence_Tuple(methods);
-    Py_ssize_t n = seq ? PyTuple_GET_SIZE(seq) : 0;
-    PyObject *out = seq ? PyTuple_New(n) : NULL;
-    for (Py_ssize_t i = 0; out && i < n; i++) {
-        PyObject *m = PyTuple_GET_ITEM(seq, i);
-        PyObject *upper = PyUnicode_Check(m) ? PyObject_CallMethod(m, "upper", NULL) : NULL;
-        if (!upper) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "methods must be str");
-            Py_CLEAR(out);
-            break;
-        }
-        PyTuple_SET_ITEM(out, i, upper);
-    }
-    if (out && n == 0) {
-        PyErr_SetString(PyExc_ValueError, "methods is empty");
-        Py_CLEAR(out);
-    }
-    Py_XDECREF(seq);
-    return out;
-}
-
-static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *methods, int status,
-                      int flags, PyObject *response) {
-    if (!PyCallable_Check(func)) {
-        PyErr_Format(PyExc_TypeError, "a route handler must be callable, not %R", func);
-        return -1;
-    }
-    if (!tb_check_status(status)) return -1;
-    const char *cpath = PyUnicode_AsUTF8(path);
-    char *pattern = cpath ? tb_translate_pattern(cpath) : NULL;
-    PyObject *sep = pattern ? PyUnicode_FromString("|") : NULL;
-    PyObject *verbs = sep ? PyUnicode_Join(sep, methods) : NULL;
-    PyObject *label = verbs ? PyUnicode_FromFormat("%U %U", verbs, path) : NULL;
-    const char *clabel = label ? PyUnicode_AsUTF8(label) : NULL;
-    tb_plan *pl = clabel ? tb_plan_new(func, pattern, clabel, status) : NULL;
+/* App._add_route(pattern, label, endpoint, methods, status_code, blocking,
+   response): App.add_route (turbo/__init__.py) ends here, with a turbo
+   pattern and a tuple of methods in upper case. response, if not None,
+   turns each result that is no Response into what is sent (the response
+   model, turbo/_plans.py). */
+static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
+    tb_App *app = (tb_App *)self;
+    const char *pattern, *label;
+    PyObject *func, *methods, *response;
+    int status, blocking;
+    if (!PyArg_ParseTuple(args, "ssOO!ipO:_add_route", &pattern, &label, &func, &PyTuple_Type, &methods,
+                          &status, &blocking, &response))
+        return NULL;
+    if (!PyCallable_Check(func))
+        return PyErr_Format(PyExc_TypeError, "a route handler must be callable, not %R", func);
+    if (!tb_check_status(status)) return NULL;
+    tb_plan *pl = tb_plan_new(func, pattern, label, status);
     if (pl && response != Py_None) {
         Py_INCREF(response);
         pl->response = response;
@@ -2985,35 +2943,14 @@ static int tb_app_add(tb_App *app, PyObject *path, PyObject *func, PyObject *met
         rc = 0;
         for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(methods); i++) {
             const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
-            rc = m ? tb_app_register(app, m, pattern, tb_py_handler, pl, flags) : -1;
+            rc = m ? tb_app_register(app, m, pattern, tb_py_handler, pl, blocking ? TURBO_BLOCKING : 0)
+                   : -1;
         }
         app->has_async |= pl->is_async;
     } else if (pl) {
         PyErr_NoMemory();
         tb_plan_free(pl);
     }
-    PyMem_Free(pattern);
-    Py_XDECREF(sep);
-    Py_XDECREF(verbs);
-    Py_XDECREF(label);
-    return rc;
-}
-
-/* App.add_route: turbo/__init__.py's decorators end here. response, if not
-   None, turns each result that is no Response into what is sent (the
-   response model, turbo/_plans.py). */
-static PyObject *tb_app_add_route(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"path", "endpoint", "methods", "status_code", "blocking", "response", NULL};
-    PyObject *path, *func, *methods = Py_None, *response = Py_None;
-    int status = 200, blocking = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO|Oi$pO:add_route", kwlist, &path, &func,
-                                     &methods, &status, &blocking, &response))
-        return NULL;
-    PyObject *verbs = tb_methods(methods);
-    int rc = verbs ? tb_app_add((tb_App *)self, path, func, verbs, status,
-                                blocking ? TURBO_BLOCKING : 0, response)
-                   : -1;
-    Py_XDECREF(verbs);
     if (rc < 0) return NULL;
     Py_RETURN_NONE;
 }
@@ -3111,12 +3048,10 @@ static int tb_export_api(void) {
     return 0;
 }
 
-static PyObject *tb_app_native(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"method", "path", "library", "symbol", "blocking", NULL};
-    const char *method, *path, *library, *symbol;
-    int blocking = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ssss|$p:native", kwlist, &method, &path, &library,
-                                     &symbol, &blocking)
+static PyObject *tb_app_native(PyObject *self, PyObject *args) {
+    const char *method, *pattern, *library, *symbol;
+    int blocking;
+    if (!PyArg_ParseTuple(args, "ssssp:_native", &method, &pattern, &library, &symbol, &blocking)
         || tb_export_api() < 0)
         return NULL;
     /* Never closed: the server calls into it for as long as the process lives. */
@@ -3126,17 +3061,8 @@ static PyObject *tb_app_native(PyObject *self, PyObject *args, PyObject *kwds) {
     if (!sym) return PyErr_Format(PyExc_OSError, "%s has no symbol %s", library, symbol);
     turbo_handler handler;
     memcpy(&handler, &sym, sizeof handler);
-    PyObject *verbs = PyUnicode_FromString(method);
-    PyObject *upper = verbs ? PyObject_CallMethod(verbs, "upper", NULL) : NULL;
-    const char *m = upper ? PyUnicode_AsUTF8(upper) : NULL;
-    char *pattern = m ? tb_translate_pattern(path) : NULL;
-    int rc = pattern ? tb_app_register((tb_App *)self, m, pattern, handler, NULL,
-                                       blocking ? TURBO_BLOCKING : 0)
-                     : -1;
-    PyMem_Free(pattern);
-    Py_XDECREF(verbs);
-    Py_XDECREF(upper);
-    if (rc < 0) return NULL;
+    if (tb_app_register((tb_App *)self, method, pattern, handler, NULL, blocking ? TURBO_BLOCKING : 0) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -3289,12 +3215,12 @@ static void tb_app_dealloc(PyObject *self) {
 #define TB_METH(name, fn, doc)                                                                     \
     { name, (PyCFunction)(void (*)(void))fn, METH_VARARGS | METH_KEYWORDS, doc }
 static PyMethodDef tb_app_methods[] = {
-    TB_METH("add_route", tb_app_add_route,
-            "add_route(path, endpoint, methods=None, status_code=200, *, blocking=False,\n"
-            "response=None): a Python route; the decorators (turbo/__init__.py) end here."),
-    TB_METH("native", tb_app_native,
-            "native(method, path, library, symbol, *, blocking=False): a C turbo_handler\n"
-            "from a shared library."),
+    {"_add_route", tb_app_add_route, METH_VARARGS,
+     "_add_route(pattern, label, endpoint, methods, status_code, blocking, response): a Python\n"
+     "route, as App.add_route (turbo/__init__.py) gives it."},
+    {"_native", tb_app_native, METH_VARARGS,
+     "_native(method, pattern, library, symbol, blocking): a C turbo_handler from a shared\n"
+     "library, as App.native gives it."},
     {"_mount", tb_app_mount, METH_VARARGS,
      "_mount(path, app, is_asgi, root_path=path): serves app for every request under path\n"
      "that no route takes."},

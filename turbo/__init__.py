@@ -63,7 +63,8 @@ class App(_turbo.App, routing.Routes):
 
     def add_api_route(self, path, endpoint, **options):
         o = self.full_options(path, endpoint, options)
-        methods = o["methods"] or ["GET"]
+        methods = o["methods"]
+        methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
         shape = _plans.shaper(endpoint, o["status_code"], o["response_class"],
                               o["response_model"], include=o["response_model_include"],
                               exclude=o["response_model_exclude"],
@@ -77,13 +78,24 @@ class App(_turbo.App, routing.Routes):
         self.add_route(path, call, methods, o["status_code"], blocking=o["blocking"],
                        response=shape)
         self.routes.append(routing.Route(path, endpoint, list(methods), o))
+
+    def add_route(self, path, endpoint, methods=None, status_code=200, *, blocking=False,
+                  response=None):
+        """A Python route as it is, without the decorators' options (the handler's own
+        parameters are still read); response, if not None, is called with each result that
+        is no Response and returns what is sent."""
+        methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
+        if not methods or not all(isinstance(m, str) for m in methods):
+            raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
+        methods = tuple(m.upper() for m in methods)
+        self._add_route(_plans.translate(path), "%s %s" % ("|".join(methods), path), endpoint,
+                        methods, status_code, blocking, response)
         self._taken.add(path)
 
     def native(self, method, path, library, symbol, *, blocking=False):
+        """Serves a C turbo_handler, symbol, from the shared library at library."""
+        self._native(method.upper(), _plans.translate(path), library, symbol, blocking)
         self._taken.add(path)
-        return super().native(method, path, library, symbol, blocking=blocking)
-
-    native.__doc__ = _turbo.App.native.__doc__
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
