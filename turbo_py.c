@@ -1170,7 +1170,7 @@ typedef struct {
     PyObject *pyname;        /* the same, for error locations */
     PyObject *rules;         /* gt, max_length, pattern...: turbo/params.py's rules(), or NULL */
     PyObject *default_value; /* NULL when required */
-    PyObject *model;         /* the pydantic class of a TB_MODEL body */
+    PyObject *model;         /* what validates a TB_MODEL body (pydantic's) */
     long rank;               /* checked (and its errors listed) in this order */
     unsigned char source, conv, nullable;
 } tb_param;
@@ -1593,9 +1593,8 @@ static int tb_add_model_errors(PyObject **errors) {
 }
 
 static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject **errors) {
-    if (q->conv == TB_MODEL) {
-        PyObject *m = tb_pydantic_v2 ? PyObject_CallMethod(q->model, "model_validate", "(O)", value)
-                                     : PyObject_CallMethod(q->model, "parse_obj", "(O)", value);
+    if (q->conv == TB_MODEL) { /* q->model validates: turbo/_plans.py's validator() */
+        PyObject *m = PyObject_CallOneArg(q->model, value);
         if (m) {
             *out = m;
             return 0;

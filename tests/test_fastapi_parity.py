@@ -121,6 +121,26 @@ DEPENDS_CASES = [
     ("GET", "/scoped-admin", None, {"Authorization": "Bearer root"}),
 ]
 
+BODY_CASES = [
+    ("PUT", "/items/5", b'{"item": {"name": "a"}, "user": {"username": "u"}, "importance": 3}', JSON),
+    ("PUT", "/items/5", b'{"item": {"name": "a"}, "importance": 0}', JSON),
+    ("PUT", "/items/5", b'{"item": {"price": "x"}, "user": {}, "importance": "y"}', JSON),
+    ("PUT", "/items/5", None, JSON), ("PUT", "/items/5", b"null", JSON), ("PUT", "/items/5", b"[1]", JSON),
+    ("PUT", "/items/5", b'{"item": ', JSON), ("PUT", "/items/x", b"{}", JSON),
+    ("PUT", "/embed", b'{"item": {"name": "e"}}', JSON), ("PUT", "/embed", b'{"name": "e"}', JSON),
+    ("PUT", "/embed-alias", b'{"thing": {"name": "t"}, "note": "hi"}', JSON),
+    ("PUT", "/embed-alias", b'{"item": {"name": "t"}, "note": "too long"}', JSON),
+    ("POST", "/list", b'[{"name": "a"}, {"name": "b", "tags": ["x"]}]', JSON),
+    ("POST", "/list", b'[{"name": "a"}, {"price": 2}]', JSON), ("POST", "/list", b'{"name": "a"}', JSON),
+    ("POST", "/weights", b'{"a": 1.5, "b": 2}', JSON), ("POST", "/weights", b'{"a": "heavy"}', JSON),
+    ("POST", "/scalar", b"7", JSON), ("POST", "/scalar", b'"8"', JSON), ("POST", "/scalar", b'"x"', JSON),
+    ("POST", "/scalar"),
+    ("POST", "/optional"), ("POST", "/optional", b'{"name": "o"}', JSON), ("POST", "/optional", b'{}', JSON),
+    ("POST", "/union", b'{"name": "u"}', JSON), ("POST", "/union", b"[1, 2]", JSON),
+    ("POST", "/dep-body", b'{"item": {"name": "d"}, "extra": "y"}', JSON),
+    ("POST", "/dep-body", b'{"item": {"name": "d"}}', JSON), ("POST", "/dep-body", b'{"extra": "y"}', JSON),
+]
+
 SECRET = {"X-Token": "secret"}
 ROUTER_CASES = [
     ("GET", "/users/", None, SECRET), ("GET", "/users/", None, {"X-Token": "no"}), ("GET", "/users/"),
@@ -202,6 +222,12 @@ class Parity(unittest.TestCase):
 
     def test_routers_redirects_and_response_classes_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_routers", ROUTER_CASES)
+
+    def test_bodies_same_answers(self):
+        self.check_parity_app(harness.PYTHON, "parity_bodies", BODY_CASES)
+
+    def test_bodies_same_answers_with_pydantic_1(self):
+        self.check_parity_app(FASTAPI_PYTHON, "parity_bodies", BODY_CASES)
 
     def check_parity_app(self, python, app="parity_app", cases=PARITY_CASES):
         ours = harness.turbo_app(app + ".py", python=python)

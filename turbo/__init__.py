@@ -24,11 +24,11 @@ from . import _plans, _turbo, routing
 from . import dependencies as _dependencies
 from ._turbo import HTTPException, JSONResponse, Request, Response, __version__
 from .dependencies import Depends, Security, SecurityScopes
-from .params import Cookie, Header, Path, Query
+from .params import Body, Cookie, Header, Path, Query
 from .responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from .routing import APIRouter
 
-__all__ = ["APIRouter", "App", "Cookie", "Depends", "HTMLResponse", "HTTPException", "Header",
+__all__ = ["APIRouter", "App", "Body", "Cookie", "Depends", "HTMLResponse", "HTTPException", "Header",
            "JSONResponse", "Path", "PlainTextResponse", "Query", "RedirectResponse", "Request",
            "Response", "Security", "SecurityScopes", "__version__", "interface_of"]
 

@@ -12,7 +12,7 @@ import types
 import typing
 
 from . import params
-from ._turbo import JSONResponse, Request, Response
+from ._turbo import HTTPException, JSONResponse, Request, Response
 
 _UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))  # X | None: Python 3.10+
 _SCALARS = ((int, "int"), (float, "float"), (bool, "bool"), (str, "str"), (typing.Any, "str"))
@@ -34,43 +34,75 @@ def _pydantic_model(ann):
     return pydantic is not None and isinstance(ann, type) and issubclass(ann, pydantic.BaseModel)
 
 
-def _container(name, ann, kind):
-    """dict[str, Any], List[Any] and the bare forms: the items are not checked one by one,
-    so an annotation that asks for it is refused."""
-    for i, arg in enumerate(typing.get_args(ann)):
-        if arg is not typing.Any and not (kind == "dict" and i == 0 and arg is str):
-            raise TypeError("parameter '%s': %r: turbo does not check the items of a body; "
-                            "annotate it as %s or use a pydantic model" % (name, ann, kind))
-    return kind
+def _plain_container(ann, kind):
+    """dict, list, Dict[str, Any], List[Any]: taken as they are (C checks the type only)."""
+    return all(arg is typing.Any or (kind == "dict" and i == 0 and arg is str)
+               for i, arg in enumerate(typing.get_args(ann)))
 
 
 def conversion(name, ann):
-    """(how the value is made, whether None is allowed, the pydantic model or None)."""
+    """(how the value is made, whether None is allowed, the annotation without None). "typed"
+    is any annotation C does not convert itself (list[Item], dict[str, int], unions...),
+    which only a body can have: pydantic validates it."""
     nullable = False
     if typing.get_origin(ann) in _UNIONS:
-        args = typing.get_args(ann)
-        if len(args) != 2 or type(None) not in args:
-            raise TypeError("parameter '%s': %r: only Optional[X] unions are supported"
-                            % (name, ann))
-        ann = args[0] if args[1] is type(None) else args[1]
-        nullable = True
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(ann))
+        if len(args) > 1:
+            return "typed", nullable, typing.Union[tuple(args)]
+        ann = args[0]
     origin = typing.get_origin(ann)
     if ann is inspect.Parameter.empty:
-        return "str", nullable, None
+        return "str", nullable, ann
     for scalar, conv in _SCALARS:
         if ann is scalar:
-            return conv, nullable, None
-    if ann is dict or origin is dict:
-        return _container(name, ann, "dict"), nullable, None
-    if ann is list or origin is list:
-        return _container(name, ann, "list"), nullable, None
+            return conv, nullable, ann
+    for kind, cls in (("dict", dict), ("list", list)):
+        if ann is cls or origin is cls:
+            return kind if _plain_container(ann, kind) else "typed", nullable, ann
     if isinstance(ann, type) and issubclass(ann, Request):
-        return "request", nullable, None
-    if _pydantic_model(ann):
-        return "model", nullable, ann
-    raise TypeError("parameter '%s': annotation %r is not supported; use int, float, str, "
-                    "bool, Optional[...], dict, list, a pydantic model or turbo.Request"
-                    % (name, ann))
+        return "request", nullable, ann
+    return ("model" if _pydantic_model(ann) else "typed"), nullable, ann
+
+
+def _pydantic(why):
+    try:
+        import pydantic
+    except ImportError:
+        raise TypeError("%s needs pydantic, which is not installed" % why) from None
+    return pydantic
+
+
+def validator(name, ann, conv, rules=None):
+    """What C calls to make a body value of annotation ann: a pydantic model's validation,
+    or pydantic's for any other annotation (with the marker's rules, rules)."""
+    pydantic = _pydantic("parameter '%s': %r" % (name, ann))
+    v2 = hasattr(pydantic, "TypeAdapter")
+    if conv == "model" and not rules:
+        return ann.model_validate if v2 else ann.parse_obj
+    if rules:
+        ann = typing.Annotated[ann, pydantic.Field(**rules)]
+    if v2:
+        return pydantic.TypeAdapter(ann).validate_python
+    return _V1Validator(ann)
+
+
+class _V1Validator:
+    """pydantic 1's parse_obj_as, its errors located as FastAPI 0.92 locates them (without the
+    __root__ of the model parse_obj_as makes)."""
+
+    def __init__(self, ann):
+        self.ann = ann
+
+    def __call__(self, value):
+        import pydantic
+        try:
+            return pydantic.parse_obj_as(self.ann, value)
+        except pydantic.ValidationError as e:
+            for error in e.errors():  # the list it keeps: its next errors() gives these
+                if error["loc"][:1] == ("__root__",):
+                    error["loc"] = error["loc"][1:]
+            raise
 
 
 def _hints(func):
@@ -129,11 +161,23 @@ SOURCES = ("path", "query", "header", "cookie", "body", "request")
 def leaf(p, ann, marker, in_path):
     """The plan of one parameter: (name, key, source, conversion, nullable, default, model,
     keyword_only, rules, rank). key is its name in the request; source one of SOURCES;
-    default a 1-tuple, or () when the value is required; rules as params.Param.rules; rank
-    orders the checks and so the errors of a 422: path, query, header, cookie, body."""
-    conv, nullable, model = conversion(p.name, ann)
-    key, rules = p.name, ()
-    if marker is not None:
+    default a 1-tuple, or () when the value is required; model what validates a body value
+    (validator()); rules as params.Param.rules; rank orders the checks and so the errors of a
+    422: path, query, header, cookie, body."""
+    conv, nullable, bare = conversion(p.name, ann)
+    key, rules, check = p.name, (), None
+    if is_body(p, ann, marker):
+        if p.name in in_path and marker is None:
+            raise TypeError("path parameter '%s' must be int, float, str or bool" % p.name)
+        source = "body"
+        if marker is not None or conv not in ("dict", "list"):
+            check = validator(p.name, bare, conv, marker.field_rules() if marker else None)
+            conv = "model"
+    elif conv == "typed":
+        raise TypeError("parameter '%s': annotation %r is not supported here; use int, float, "
+                        "str, bool, Optional[...], or a body (dict, list, a pydantic model, "
+                        "Body()) or turbo.Request" % (p.name, ann))
+    elif marker is not None:
         if conv not in ("str", "int", "float", "bool"):
             raise TypeError("parameter '%s': %s() takes int, float, str or bool"
                             % (p.name, type(marker).__name__))
@@ -142,21 +186,87 @@ def leaf(p, ann, marker, in_path):
             raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
     elif conv == "request":
         source = "request"
-    elif conv in ("dict", "list", "model"):
-        if p.name in in_path:
-            raise TypeError("path parameter '%s' must be int, float, str or bool" % p.name)
-        source = "body"
     else:
         source = "path" if p.name in in_path else "query"
-    return (p.name, key, source, conv, nullable, _default(p, marker), model,
+    return (p.name, key, source, conv, nullable, _default(p, marker), check,
             p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source))
 
 
+def is_body(p, ann, marker):
+    """Whether a parameter is (part of) the body: Body(), or, unmarked, an annotation that is
+    no scalar."""
+    if marker is not None:
+        return isinstance(marker, params.Body)
+    return conversion(p.name, ann)[0] in ("dict", "list", "model", "typed")
+
+
+def one_body(bodies):
+    """Whether a route's body parameters (p, annotation, marker) are one value, the whole
+    body; else each is the member under its name, as FastAPI has it."""
+    return len(bodies) == 1 and not getattr(bodies[0][2], "embed", False)
+
+
+class Members:
+    """Several body parameters (or one with embed=True): one model whose fields are the body's
+    members, validated at once, as FastAPI makes it. C validates the body against it; members()
+    gives each parameter's value."""
+
+    def __init__(self, bodies):
+        pydantic = _pydantic("several body parameters (or Body(embed=True))")
+        fields = {}
+        for i, (p, ann, marker) in enumerate(bodies):
+            default = _default(p, marker)
+            extra = marker.field_rules() if marker is not None else {}
+            fields["f%d" % i] = (ann, pydantic.Field(default[0] if default else ...,
+                                                     alias=marker.key(p.name) if marker else p.name,
+                                                     **extra))
+        self.model = pydantic.create_model("Body", **fields)
+        self.names = tuple(fields)
+        self.v2 = hasattr(pydantic, "TypeAdapter")
+
+    def leaf(self):
+        """The C plan of the body, checked last: validated against the model (check), None
+        when empty."""
+        return ("body", "body", "body", "model", True, (None,), self.check, False, (), 1 << 20)
+
+    def check(self, body):
+        """A body that is no object has no members: each is missing, as FastAPI finds it."""
+        body = body if isinstance(body, dict) else {}
+        return self.model.model_validate(body) if self.v2 else self.model.parse_obj(body)
+
+    def members(self, body):
+        """The values, in the order of the parameters. An absent body is {} (its members
+        missing, or their defaults), as FastAPI reads it."""
+        if body is None:
+            import pydantic
+            try:
+                body = self.check({})
+            except pydantic.ValidationError as e:
+                raise validation_error(e, "body") from None
+        return [getattr(body, name) for name in self.names]
+
+
+def validation_error(exc, where):
+    """A pydantic ValidationError as the 422 turbo answers, each loc starting with where (C
+    makes the same for a body it validates)."""
+    try:
+        errors = exc.errors(include_url=False)
+    except TypeError:  # pydantic 1
+        errors = exc.errors()
+    for e in errors:
+        e["loc"] = (where,) + tuple(e["loc"])
+        if "ctx" in e:
+            e["ctx"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+                        for k, v in e["ctx"].items()}
+    return HTTPException(422, errors)
+
+
 def check_bodies(plan):
-    """One body parameter at most: two would be merged into one object, which turbo does not do."""
+    """One body parameter at most, for routes declared without the decorators."""
     bodies = [q[0] for q in plan if q[2] == "body"]
     if len(bodies) > 1:
-        raise TypeError("parameter '%s': only one body parameter is supported" % bodies[1])
+        raise TypeError("parameter '%s': several body parameters need the App's decorators"
+                        % bodies[1])
 
 
 def describe(func, pattern):

@@ -79,6 +79,9 @@ class _Graph:
         self.steps = []   # (call, kind, ((parameter name, ref), ...)), in the order they run
         self.cached = {}  # (call, scopes) -> the ref of its result
         self.groups = 0
+        self.bodies = []  # (parameter, annotation, marker, key, plan) of each body member
+        self.members = None  # _plans.Members when the body has several
+        self.body_at = None  # where the body is among the values
 
     def add(self, call, scopes, use_cache):
         """The ref of call's result: its dependencies become steps before it, its parameters
@@ -103,9 +106,14 @@ class _Graph:
         self.groups += 1
         for p, ann, marker in own:
             q = _plans.leaf(p, ann, marker, self.in_path)
-            rank = 1 << 20 if q[2] == "body" else self.groups * 8 + q[-1]
+            if q[2] == "body":  # one body for the whole graph: see settle_body
+                keys = [b[3] for b in self.bodies]
+                if q[1] not in keys:
+                    self.bodies.append((p, ann, marker, q[1], q))
+                args.append((p.name, ("body", [b[3] for b in self.bodies].index(q[1]))))
+                continue
             args.append((p.name, ("param", len(self.params))))
-            self.params.append(q[:7] + (False, q[8], rank))
+            self.params.append(q[:7] + (False, q[8], self.groups * 8 + q[-1]))
         key = (call, tuple(sorted(set(scopes))))
         if use_cache and key in self.cached:
             return self.cached[key]
@@ -114,6 +122,21 @@ class _Graph:
         if use_cache:
             self.cached[key] = ref
         return ref
+
+
+    def settle_body(self):
+        """The body parameters of the whole graph become the last value of the plan: the
+        whole body when there is one, else one model whose members they are."""
+        if not self.bodies:
+            return
+        self.body_at = len(self.params)
+        found = [b[:3] for b in self.bodies]
+        if _plans.one_body(found):
+            q = self.bodies[0][4]
+            self.params.append(q[:7] + (False, q[8], 1 << 20))
+        else:
+            self.members = _plans.Members(found)
+            self.params.append(self.members.leaf())
 
 
 class Solver:
@@ -125,7 +148,6 @@ class Solver:
         self.endpoint, self.pattern, self.label = endpoint, pattern, label
         self.dependencies = tuple(dependencies)
         graph = self._graph(overrides or {})
-        _plans.check_bodies(graph.params)
         self.params = tuple(graph.params)
         kinds = {kind for _, kind, _ in graph.steps}
         self.is_async = bool(kinds & {"await", "agen"})
@@ -144,6 +166,7 @@ class Solver:
                 raise TypeError("dependencies=[...] takes Depends(...), not %r" % (d,))
             graph.add(d.dependency, getattr(d, "scopes", []), d.use_cache)
         graph.add(self.endpoint, [], False)
+        graph.settle_body()
         return graph
 
     def _load(self, graph, where):
@@ -154,7 +177,11 @@ class Solver:
             raise TypeError("%s: an override is async or a generator where what it replaces was "
                             "not: set dependency_overrides before declaring the routes" % self.label)
         nvalues, nconsts = len(self.params), len(graph.consts)
-        base = {"param": 0, "const": nvalues, "step": nvalues + nconsts}
+        self.members, self.body_at = graph.members, graph.body_at
+        nmembers = len(self.members.names) if self.members else 0
+        base = {"param": 0, "const": nvalues, "member": nvalues + nconsts,
+                "step": nvalues + nconsts + nmembers}
+        where = list(where)
         steps = []
         for n, (call, kind, args) in enumerate(graph.steps, 1):
             if kind == "gen":
@@ -163,9 +190,15 @@ class Solver:
                 call = contextlib.asynccontextmanager(call)
             elif kind == "call" and self.is_async and n == len(graph.steps):
                 kind = "thread"  # a sync handler of an async route must not stall the loop
-            steps.append((call, kind, tuple(
-                (name, base[ref] + (where[i] if ref == "param" else i)) for name, (ref, i) in args)))
+            steps.append((call, kind, tuple((name, self._index(base, where, graph, ref, i))
+                                            for name, (ref, i) in args)))
         self.consts, self.steps = tuple(graph.consts), tuple(steps)
+
+    def _index(self, base, where, graph, ref, i):
+        """Where a ref's value is in the pool of a call."""
+        if ref == "body":  # the whole body, or one of its members
+            return base["member"] + i if graph.members else where[graph.body_at]
+        return base[ref] + (where[i] if ref == "param" else i)
 
     def override(self, overrides):
         """Runs the overriding dependencies from now on. They may ask the request only for
@@ -173,8 +206,8 @@ class Solver:
         graph = self._graph(overrides)
         where = []
         for q in graph.params:
-            same = [i for i, old in enumerate(self.params) if old[1:7] == q[1:7]
-                    and old[8] == q[8]]
+            same = [i for i, old in enumerate(self.params) if old[1:6] == q[1:6]
+                    and old[8] == q[8]]  # not the body's validator: a new object each time
             if not same:
                 raise TypeError("%s: an override asks for '%s' (%s), which the dependencies it "
                                 "replaces did not: set dependency_overrides before declaring the "
@@ -184,6 +217,8 @@ class Solver:
 
     def _call(self, *values):
         pool = [*values, *self.consts]
+        if self.members:
+            pool += self.members.members(values[self.body_at])
         stack = contextlib.ExitStack() if self.finishes else None
         try:
             for call, kind, args in self.steps:
@@ -197,6 +232,8 @@ class Solver:
 
     async def _call_async(self, *values):
         pool = [*values, *self.consts]
+        if self.members:
+            pool += self.members.members(values[self.body_at])
         stack = contextlib.AsyncExitStack()
         try:
             for call, kind, args in self.steps:
@@ -237,5 +274,7 @@ def needed(func, dependencies):
     SecurityScopes."""
     if dependencies:
         return True
-    return any(isinstance(marker, Depends) or ann is SecurityScopes
-               for _, ann, marker in _plans.parameters(func))
+    found = list(_plans.parameters(func))
+    bodies = [b for b in found if not isinstance(b[2], Depends) and _plans.is_body(*b)]
+    return bool(bodies and not _plans.one_body(bodies)) or any(
+        isinstance(marker, Depends) or ann is SecurityScopes for _, ann, marker in found)

@@ -10,7 +10,7 @@ string_too_short, string_pattern_mismatch...).
 """
 import re
 
-__all__ = ["Cookie", "Header", "Path", "Query"]
+__all__ = ["Body", "Cookie", "Header", "Path", "Query"]
 
 _NUMBER_RULES = (  # rule, pydantic's error type, its message
     ("gt", "greater_than", "Input should be greater than %s"),
@@ -51,6 +51,18 @@ class Param:
         """The name the value has in the request."""
         return self.alias or name
 
+    def field_rules(self):
+        """The rules as keywords of pydantic's Field (pydantic 1 calls pattern regex)."""
+        import pydantic
+        out = {k: v for k, v in self.numbers.items() if v is not None}
+        if self.min_length is not None:
+            out["min_length"] = self.min_length
+        if self.max_length is not None:
+            out["max_length"] = self.max_length
+        if self.pattern is not None:
+            out["pattern" if hasattr(pydantic, "TypeAdapter") else "regex"] = self.pattern
+        return out
+
     def rules(self, name, conv):
         """The checks for C, in pydantic's order: (rule, bound, error type, message, ctx)."""
         out = []
@@ -77,6 +89,17 @@ class Param:
             if bound is not None:
                 out.append((rule, bound, kind, msg % _number(bound), {rule: bound}))
         return tuple(out)
+
+
+class Body(Param):
+    """A JSON body parameter: the whole body, or, with embed=True or beside other body
+    parameters, its member under the parameter's name (alias). Any annotation pydantic
+    validates; the rules apply as pydantic's Field constraints."""
+    source = "body"
+
+    def __init__(self, default=..., *, embed=False, media_type="application/json", **rules):
+        super().__init__(default, **rules)
+        self.embed, self.media_type = embed, media_type
 
 
 class Query(Param):
