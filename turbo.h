@@ -309,6 +309,31 @@ TURBO_API int turbo_query_next(turbo_str *rest, turbo_str *name, turbo_str *valu
 /* The request body, de-chunked; empty when there is none. */
 TURBO_API turbo_str turbo_req_body(const turbo_req *r);
 
+/* A multipart/form-data body (RFC 7578), part by part, without copying:
+       turbo_multipart m;
+       turbo_part part;
+       if (turbo_multipart_begin(req, &m) == 0)
+           while ((rc = turbo_multipart_next(&m, &part)) == 1) use(part.name, part.data);
+   begin returns 0 for a multipart/form-data request with a boundary, else
+   -1 (not one). next returns 1 with *part set (views into the body, raw: a quoted
+   name or filename loses its quotes only), 0 after the closing delimiter,
+   -1 for a malformed body (no delimiter, a part without a name...). */
+typedef struct {
+    turbo_str name, filename; /* filename.ptr is NULL for a field that is no file */
+    turbo_str content_type;   /* {NULL, 0} when the part has none */
+    turbo_str head;           /* the part's header lines, raw */
+    turbo_str data;
+} turbo_part;
+
+typedef struct {
+    const char *at, *end; /* after the last delimiter; the body's end */
+    char delim[76];       /* CRLF "--" boundary (RFC 2046: 70 bytes at most) */
+    size_t delim_len;
+} turbo_multipart;
+
+TURBO_API int turbo_multipart_begin(const turbo_req *r, turbo_multipart *m);
+TURBO_API int turbo_multipart_next(turbo_multipart *m, turbo_part *part);
+
 /* The client's address as text into host (room for 46 bytes is enough);
    returns its port, or -1 if it is not an IP address. */
 TURBO_API int turbo_req_peer(const turbo_req *r, char *host, size_t cap);
@@ -1364,6 +1389,96 @@ TURBO_API int turbo_query_next(turbo_str *rest, turbo_str *name, turbo_str *valu
         return 1;
     }
     return 0;
+}
+
+/* ---- multipart/form-data */
+
+static const char *tb__search(const char *p, const char *end, const char *what, size_t n) {
+    while ((size_t)(end - p) >= n) {
+        const char *c = (const char *)memchr(p, what[0], (size_t)(end - p) - n + 1);
+        if (!c) return NULL;
+        if (memcmp(c, what, n) == 0) return c;
+        p = c + 1;
+    }
+    return NULL;
+}
+
+/* The value of parameter key (lower case, with its "=") in a header value
+   such as `form-data; name="a"; filename="b"`, quotes removed. */
+static turbo_str tb__header_param(turbo_str v, const char *key) {
+    turbo_str out = {NULL, 0};
+    size_t n = strlen(key), i = 0;
+    while (i < v.len) {
+        const char *semi = (const char *)memchr(v.ptr + i, ';', v.len - i);
+        size_t stop = semi ? (size_t)(semi - v.ptr) : v.len;
+        turbo_str item = tb__trim_ows(v.ptr + i, stop - i);
+        i = stop + 1;
+        if (item.len < n || !tb__ieq(item.ptr, n, key)) continue;
+        out.ptr = item.ptr + n;
+        out.len = item.len - n;
+        if (out.len >= 2 && out.ptr[0] == '"' && out.ptr[out.len - 1] == '"') {
+            out.ptr++;
+            out.len -= 2;
+        }
+        return out;
+    }
+    return out;
+}
+
+TURBO_API int turbo_multipart_begin(const turbo_req *r, turbo_multipart *m) {
+    turbo_str ct = turbo_req_header(r, "content-type"), b = turbo_req_body(r), boundary;
+    const char *first;
+    if (ct.len < 19 || !tb__ieq(ct.ptr, 19, "multipart/form-data")) return -1;
+    boundary = tb__header_param(ct, "boundary=");
+    if (!boundary.len || boundary.len > 70) return -1;
+    memcpy(m->delim, "\r\n--", 4);
+    memcpy(m->delim + 4, boundary.ptr, boundary.len);
+    m->delim_len = boundary.len + 4;
+    m->end = b.ptr + b.len;
+    /* The first delimiter opens the body, or follows a preamble. */
+    if (b.len >= m->delim_len - 2 && memcmp(b.ptr, m->delim + 2, m->delim_len - 2) == 0) {
+        m->at = b.ptr + m->delim_len - 2;
+        return 0;
+    }
+    first = b.len ? tb__search(b.ptr, m->end, m->delim, m->delim_len) : NULL;
+    m->at = first ? first + m->delim_len : NULL; /* none: next() says malformed */
+    return 0;
+}
+
+TURBO_API int turbo_multipart_next(turbo_multipart *m, turbo_part *part) {
+    const char *p = m->at, *head_end, *next, *line;
+    if (!p) return -1;
+    if (m->end - p >= 2 && p[0] == '-' && p[1] == '-') return 0; /* the closing delimiter */
+    while (p < m->end && (*p == ' ' || *p == '\t')) p++;        /* transport padding */
+    if (m->end - p < 2 || p[0] != '\r' || p[1] != '\n') return -1;
+    p += 2;
+    if (m->end - p >= 2 && p[0] == '\r' && p[1] == '\n') head_end = p;
+    else if (!(head_end = tb__search(p, m->end, "\r\n\r\n", 4))) return -1;
+    else head_end += 2;
+    if (!(next = tb__search(head_end + 2, m->end, m->delim, m->delim_len))) return -1;
+    memset(part, 0, sizeof *part);
+    part->head.ptr = p;
+    part->head.len = (size_t)(head_end - p);
+    part->data.ptr = head_end + 2;
+    part->data.len = (size_t)(next - part->data.ptr);
+    m->at = next + m->delim_len;
+    for (line = p; line < head_end;) {
+        const char *eol = tb__search(line, head_end, "\r\n", 2), *colon;
+        turbo_str value;
+        if (!eol) return -1;
+        colon = (const char *)memchr(line, ':', (size_t)(eol - line));
+        if (colon) {
+            value = tb__trim_ows(colon + 1, (size_t)(eol - colon - 1));
+            if (tb__ieq(line, (size_t)(colon - line), "content-disposition")) {
+                part->name = tb__header_param(value, "name=");
+                part->filename = tb__header_param(value, "filename=");
+            } else if (tb__ieq(line, (size_t)(colon - line), "content-type")) {
+                part->content_type = value;
+            }
+        }
+        line = eol + 2;
+    }
+    return part->name.ptr ? 1 : -1;
 }
 
 TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out) {

@@ -67,7 +67,7 @@
 /* ================================================================ module state */
 
 static PyTypeObject tb_AppType, tb_RequestType, tb_ResponseType,
-    tb_JSONResponseType, tb_HTTPExceptionType, tb_PendingType, tb_ReadyType, tb_ASGICallType,
+    tb_JSONResponseType, tb_PendingType, tb_ReadyType, tb_ASGICallType,
     tb_WSGIStartType;
 
 /* From turbo/_support.py, imported once: */
@@ -1050,109 +1050,45 @@ static PyMemberDef tb_response_members[] = {
 
 /* ================================================================ turbo.HTTPException */
 
-typedef struct {
-    PyException_HEAD
-    PyObject *status_code, *detail, *headers;
-    PyObject *header_list; /* headers, checked, as (name, value) pairs */
-    int status;
-} tb_HTTPException;
+/* turbo/exceptions.py's class: the status, detail and the checked header
+   pairs are read from it when a handler raises one. */
+static PyObject *tb_HTTPException;
 
-static int tb_http_exception_init(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"status_code", "detail", "headers", NULL};
-    tb_HTTPException *e = (tb_HTTPException *)self;
-    PyObject *status_code, *detail = Py_None, *headers = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:HTTPException", kwlist, &status_code,
-                                     &detail, &headers))
-        return -1;
-    long status = PyLong_Check(status_code) ? PyLong_AsLong(status_code) : -1;
-    if (status == -1 && PyErr_Occurred()) return -1;
-    if (!tb_check_status(status)) return -1;
-    PyObject *list = tb_header_list(headers), *base_args = NULL;
-    if (!list) return -1;
-    Py_INCREF(detail);
-    if (detail == Py_None) {
-        /* As Starlette: the standard reason phrase. */
-        PyObject *http = PyImport_ImportModule("http");
-        PyObject *phrase = http ? PyObject_CallMethod(http, "HTTPStatus", "O", status_code) : NULL;
-        Py_XDECREF(http);
-        if (phrase) Py_SETREF(phrase, PyObject_GetAttrString(phrase, "phrase"));
-        if (!phrase) goto fail;
-        Py_SETREF(detail, phrase);
+/* 1 after answering exc if it is an HTTPException, 0 if it is not. */
+static int tb_send_http_exception(turbo_res *res, const char *label, PyObject *exc) {
+    if (!tb_HTTPException) {
+        PyObject *mod = PyImport_ImportModule("turbo.exceptions");
+        tb_HTTPException = mod ? PyObject_GetAttrString(mod, "HTTPException") : NULL;
+        Py_XDECREF(mod);
     }
-    base_args = PyTuple_Pack(2, status_code, detail);
-    if (!base_args || ((PyTypeObject *)PyExc_BaseException)->tp_init(self, base_args, NULL) < 0)
-        goto fail;
-    Py_DECREF(base_args);
-    Py_INCREF(status_code);
-    Py_INCREF(headers);
-    Py_XSETREF(e->status_code, status_code);
-    Py_XSETREF(e->detail, detail);
-    Py_XSETREF(e->headers, headers);
-    Py_XSETREF(e->header_list, list);
-    e->status = (int)status;
-    return 0;
-fail:
-    Py_XDECREF(base_args);
-    Py_DECREF(list);
-    Py_DECREF(detail);
-    return -1;
-}
-
-static int tb_http_exception_traverse(PyObject *self, visitproc visit, void *arg) {
-    tb_HTTPException *e = (tb_HTTPException *)self;
-    Py_VISIT(e->status_code);
-    Py_VISIT(e->detail);
-    Py_VISIT(e->headers);
-    Py_VISIT(e->header_list);
-    return ((PyTypeObject *)PyExc_Exception)->tp_traverse(self, visit, arg);
-}
-
-static int tb_http_exception_clear(PyObject *self) {
-    tb_HTTPException *e = (tb_HTTPException *)self;
-    Py_CLEAR(e->status_code);
-    Py_CLEAR(e->detail);
-    Py_CLEAR(e->headers);
-    Py_CLEAR(e->header_list);
-    return ((PyTypeObject *)PyExc_Exception)->tp_clear(self);
-}
-
-/* As CPython's own exception subclasses: not through BaseException's
-   dealloc, which untracks again (fatal on Python 3.9). */
-static void tb_http_exception_dealloc(PyObject *self) {
-    PyObject_GC_UnTrack(self);
-    tb_http_exception_clear(self);
-    Py_TYPE(self)->tp_free(self);
-}
-
-static PyObject *tb_http_exception_str(PyObject *self) {
-    tb_HTTPException *e = (tb_HTTPException *)self;
-    if (!e->detail) return PyUnicode_FromString("");
-    return PyUnicode_FromFormat("%d: %S", e->status, e->detail);
-}
-
-static PyMemberDef tb_http_exception_members[] = {
-    {"status_code", T_OBJECT, offsetof(tb_HTTPException, status_code), READONLY, "The status."},
-    {"detail", T_OBJECT, offsetof(tb_HTTPException, detail), READONLY,
-     "Sent as {\"detail\": detail}."},
-    {"headers", T_OBJECT, offsetof(tb_HTTPException, headers), READONLY, "Extra response headers."},
-    {NULL, 0, 0, 0, NULL}};
-
-static void tb_send_http_exception(turbo_res *res, const char *label, tb_HTTPException *e) {
+    if (!tb_HTTPException || PyObject_IsInstance(exc, tb_HTTPException) != 1) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *code = PyObject_GetAttrString(exc, "status_code");
+    PyObject *detail = code ? PyObject_GetAttrString(exc, "detail") : NULL;
+    PyObject *pairs = detail ? PyObject_GetAttrString(exc, "header_list") : NULL;
+    long status = code ? PyLong_AsLong(code) : -1;
     turbo_buf *buf = NULL;
-    if (turbo_status_has_body(e->status) && !(buf = tb_to_json(e->detail, TB_AS_DETAIL))) {
+    if (!pairs || !tb_check_status(status)
+        || (turbo_status_has_body((int)status) && !(buf = tb_to_json(detail, TB_AS_DETAIL)))) {
         tb_log_error_line(label);
         tb_send_500(res);
-        return;
+    } else {
+        tb_send_with_headers(res, label, (int)status, pairs, buf ? "application/json" : NULL, 16,
+                             buf ? buf->data : "", buf ? buf->len : 0);
     }
-    tb_send_with_headers(res, label, e->status, e->header_list, buf ? "application/json" : NULL, 16,
-                         buf ? buf->data : "", buf ? buf->len : 0);
     if (buf) tb_scratch_done(buf);
+    Py_XDECREF(code);
+    Py_XDECREF(detail);
+    Py_XDECREF(pairs);
+    return 1;
 }
 
 /* ================================================================ route plans */
 
-enum { TB_PATH, TB_QUERY, TB_HEADER, TB_COOKIE, TB_BODY, TB_REQUEST }; /* where a value comes from */
-enum { TB_STR, TB_INT, TB_FLOAT, TB_BOOL, TB_DICT, TB_LIST, TB_MODEL, TB_RAW }; /* how it is made */
+enum { TB_PATH, TB_QUERY, TB_HEADER, TB_COOKIE, TB_BODY, TB_FORM, TB_FILE, TB_REQUEST }; /* from */
+enum { TB_STR, TB_INT, TB_FLOAT, TB_BOOL, TB_DICT, TB_LIST, TB_MODEL, TB_RAW, TB_BYTES, TB_UPLOAD };
 
 static const struct {
     const char *type, *msg;
@@ -1173,6 +1109,7 @@ typedef struct {
     PyObject *model;         /* what validates a TB_MODEL body (pydantic's) */
     long rank;               /* checked (and its errors listed) in this order */
     unsigned char source, conv, nullable;
+    unsigned char many; /* a list of every value of that name (list[int] = Query()...) */
 } tb_param;
 
 /* Everything the trampoline needs to call one Python handler. */
@@ -1219,8 +1156,10 @@ static char *tb_strdup(const char *s) {
 
 /* The plan's parameters, as turbo/_plans.py's describe() reads them from
    the signature (the names below are its words for source and conv). */
-static const char *const tb_source_names[] = {"path", "query", "header", "cookie", "body", "request"};
-static const char *const tb_conv_names[] = {"str", "int", "float", "bool", "dict", "list", "model", "request"};
+static const char *const tb_source_names[] = {"path", "query", "header", "cookie", "body",
+                                              "form", "file", "request"};
+static const char *const tb_conv_names[] = {"str", "int", "float", "bool", "dict", "list",
+                                            "model", "request", "bytes", "upload"};
 
 static int tb_name_index(PyObject *s, const char *const *names, int n) {
     const char *c = PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : NULL;
@@ -1232,22 +1171,23 @@ static int tb_name_index(PyObject *s, const char *const *names, int n) {
 
 static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     PyObject *name, *key, *source, *conv, *dflt, *model, *rules;
-    int nullable, kwonly;
+    int nullable, kwonly, many;
     long rank;
-    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!l", &name, &key, &source, &conv, &nullable, &PyTuple_Type,
-                          &dflt, &model, &kwonly, &PyTuple_Type, &rules, &rank))
+    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!lp", &name, &key, &source, &conv, &nullable, &PyTuple_Type,
+                          &dflt, &model, &kwonly, &PyTuple_Type, &rules, &rank, &many))
         return -1;
     if (pl->nparams == TB_MAX_ARGS) {
         PyErr_Format(PyExc_TypeError, "a handler may have at most %d parameters", TB_MAX_ARGS);
         return -1;
     }
     tb_param *q = &pl->params[pl->nparams++];
-    int s = tb_name_index(source, tb_source_names, 6), k = s < 0 ? -1 : tb_name_index(conv, tb_conv_names, 8);
+    int s = tb_name_index(source, tb_source_names, 8), k = s < 0 ? -1 : tb_name_index(conv, tb_conv_names, 10);
     const char *ckey = PyUnicode_AsUTF8(key);
     if (k < 0 || !ckey || !(q->name = tb_strdup(ckey))) return -1;
     q->source = (unsigned char)s;
     q->conv = (unsigned char)k;
     q->nullable = (unsigned char)nullable;
+    q->many = (unsigned char)many;
     q->rank = rank;
     Py_INCREF(key);
     q->pyname = key;
@@ -1528,6 +1468,139 @@ static int tb_arg_header(tb_param *q, turbo_req *req, PyObject **out, PyObject *
     return 0;
 }
 
+/* Appends to values each value named q->name in an urlencoded text (a
+   query, or a form body) as a decoded str. 0, or -1 with an exception. */
+static int tb_pairs_named(tb_param *q, turbo_str rest, PyObject *values) {
+    turbo_str name, value;
+    while (turbo_query_next(&rest, &name, &value)) {
+        PyObject *k = tb_decoded_str(name.ptr, name.len, 1);
+        int match = k ? PyUnicode_CompareWithASCIIString(k, q->name) == 0 : -1;
+        Py_XDECREF(k);
+        PyObject *v = match > 0 ? tb_decoded_str(value.ptr, value.len, 1) : NULL;
+        if (match < 0 || (match > 0 && (!v || PyList_Append(values, v) < 0))) {
+            Py_XDECREF(v);
+            return -1;
+        }
+        Py_XDECREF(v);
+    }
+    return 0;
+}
+
+static PyObject *tb_UploadFile; /* _support.UploadFile */
+
+/* A part of a multipart body as the parameter takes it: text for a field,
+   bytes or an UploadFile for a file. */
+static PyObject *tb_part_value(tb_param *q, const turbo_part *p) {
+    const char *data = p->data.len ? p->data.ptr : "";
+    if (q->source != TB_FILE) return PyUnicode_DecodeUTF8(data, (Py_ssize_t)p->data.len, "replace");
+    if (q->conv == TB_BYTES) return PyBytes_FromStringAndSize(data, (Py_ssize_t)p->data.len);
+    return PyObject_CallFunction(tb_UploadFile, "s#s#y#y#", p->filename.len ? p->filename.ptr : "",
+                                 (Py_ssize_t)p->filename.len, p->content_type.ptr,
+                                 (Py_ssize_t)p->content_type.len, data, (Py_ssize_t)p->data.len,
+                                 p->head.ptr, (Py_ssize_t)p->head.len);
+}
+
+static int tb_is_form_urlencoded(turbo_req *req) {
+    turbo_str ct = turbo_req_header(req, "content-type");
+    return ct.len >= 33 && strncasecmp(ct.ptr, "application/x-www-form-urlencoded", 33) == 0;
+}
+
+/* Every value named q->name that the request has for the parameter's
+   source (query, header, form field or file), in order, appended to
+   values. 0, 1 for a malformed multipart body, -1 with an exception. */
+static int tb_values_named(tb_param *q, turbo_req *req, PyObject *values) {
+    turbo_multipart m;
+    turbo_part part;
+    int rc;
+    if (q->source == TB_QUERY) return tb_pairs_named(q, turbo_req_query(req), values);
+    if (q->source == TB_HEADER) {
+        for (int i = 0, n = turbo_req_header_count(req); i < n; i++) {
+            turbo_str k = turbo_req_header_name(req, i), v = turbo_req_header_value(req, i);
+            PyObject *text = strlen(q->name) == k.len && strncasecmp(k.ptr, q->name, k.len) == 0
+                                 ? PyUnicode_DecodeLatin1(v.len ? v.ptr : "", (Py_ssize_t)v.len, NULL)
+                                 : Py_None;
+            if (!text || (text != Py_None && PyList_Append(values, text) < 0)) return -1;
+            if (text != Py_None) Py_DECREF(text);
+        }
+        return 0;
+    }
+    if (turbo_multipart_begin(req, &m) != 0)
+        return q->source == TB_FORM && tb_is_form_urlencoded(req)
+                   ? tb_pairs_named(q, turbo_req_body(req), values) : 0;
+    while ((rc = turbo_multipart_next(&m, &part)) == 1) {
+        if (part.name.len != strlen(q->name) || memcmp(part.name.ptr, q->name, part.name.len) != 0
+            || (q->conv == TB_UPLOAD && !part.filename.ptr))
+            continue;
+        PyObject *v = tb_part_value(q, &part);
+        if (!v || PyList_Append(values, v) < 0) {
+            Py_XDECREF(v);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    return rc < 0;
+}
+
+/* A value from tb_values_named as the parameter's type: text is converted
+   (errors located at index when the parameter is a list); a file is kept. */
+static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t index, PyObject **out,
+                       PyObject **errors) {
+    Py_ssize_t n, before = *errors ? PyList_GET_SIZE(*errors) : 0;
+    if (!PyUnicode_Check(v)) {
+        *out = v;
+        Py_INCREF(v);
+        return 0;
+    }
+    const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+    if (!s || tb_arg_scalar(q, where, s, (size_t)n, out, errors) < 0) return -1;
+    for (Py_ssize_t i = before; index >= 0 && *errors && i < PyList_GET_SIZE(*errors); i++) {
+        PyObject *loc = PyDict_GetItem(PyList_GET_ITEM(*errors, i), tb_s_loc);
+        PyObject *at = loc ? PyLong_FromSsize_t(index) : NULL;
+        if (!at || PyList_Append(loc, at) < 0) {
+            Py_XDECREF(at);
+            return -1;
+        }
+        Py_DECREF(at);
+    }
+    return 0;
+}
+
+/* A parameter read through tb_values_named: a list parameter takes them
+   all, another the last (as Starlette's multi-dicts give it). 0, 1 after
+   answering 400, -1 with an exception. */
+static int tb_arg_named(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out,
+                        PyObject **errors) {
+    const char *where = q->source == TB_QUERY ? "query" : q->source == TB_HEADER ? "header" : "body";
+    PyObject *values = PyList_New(0);
+    int rc = values ? tb_values_named(q, req, values) : -1;
+    Py_ssize_t n = rc == 0 ? PyList_GET_SIZE(values) : 0;
+    if (rc > 0) {
+        static const char body[] = "{\"detail\":\"There was an error parsing the body\"}";
+        turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
+    } else if (rc == 0 && n == 0) {
+        if (q->default_value) {
+            *out = q->default_value;
+            Py_INCREF(*out);
+        } else {
+            rc = tb_add_missing(errors, where, q->pyname);
+        }
+    } else if (rc == 0 && !q->many) {
+        rc = tb_arg_item(q, where, PyList_GET_ITEM(values, n - 1), -1, out, errors);
+    } else if (rc == 0) {
+        PyObject *list = PyList_New(n);
+        for (Py_ssize_t i = 0; list && rc == 0 && i < n; i++) {
+            PyObject *item = NULL;
+            rc = tb_arg_item(q, where, PyList_GET_ITEM(values, i), i, &item, errors);
+            PyList_SET_ITEM(list, i, item ? item : (Py_INCREF(Py_None), Py_None));
+        }
+        if (!list) rc = -1;
+        if (rc == 0 && *out == NULL && list) *out = list;
+        else Py_XDECREF(list);
+    }
+    Py_XDECREF(values);
+    return rc;
+}
+
 /* FastAPI reads a body as JSON when there is no Content-Type or it is
    application/json or application/...+json. */
 static int tb_is_json_request(turbo_req *req) {
@@ -1558,36 +1631,19 @@ static int tb_add_json_invalid(PyObject **errors) {
     return rc;
 }
 
-/* pydantic's own errors, with "body" prepended to each loc, as FastAPI does. */
+/* pydantic's own errors, with "body" prepended to each loc, as FastAPI
+   does (_support.model_errors). */
+static PyObject *tb_model_errors;
+
 static int tb_add_model_errors(PyObject **errors) {
     PyObject *exc = tb_take_exception();
-    PyObject *list = NULL;
-    if (tb_pydantic_v2) {
-        PyObject *meth = PyObject_GetAttrString(exc, "errors");
-        PyObject *kw = meth ? Py_BuildValue("{s:O}", "include_url", Py_False) : NULL;
-        list = kw ? PyObject_Call(meth, tb_empty_tuple, kw) : NULL;
-        Py_XDECREF(meth);
-        Py_XDECREF(kw);
-    } else {
-        list = PyObject_CallMethod(exc, "errors", NULL);
-    }
-    Py_DECREF(exc);
+    PyObject *list = exc ? PyObject_CallFunction(tb_model_errors, "Os", exc, "body") : NULL;
+    Py_XDECREF(exc);
     if (!list || (!*errors && !(*errors = PyList_New(0)))) {
         Py_XDECREF(list);
         return -1;
     }
-    int rc = 0;
-    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(list); i++) {
-        PyObject *e = PyList_GET_ITEM(list, i);
-        PyObject *loc = PyDict_Check(e) ? PyDict_GetItemWithError(e, tb_s_loc) : NULL;
-        PyObject *inner = loc ? PySequence_Tuple(loc) : NULL;
-        PyObject *body = inner ? Py_BuildValue("(s)", "body") : NULL;
-        PyObject *full = body ? PySequence_Concat(body, inner) : NULL;
-        rc = full && PyDict_SetItem(e, tb_s_loc, full) == 0 ? PyList_Append(*errors, e) : -1;
-        Py_XDECREF(inner);
-        Py_XDECREF(body);
-        Py_XDECREF(full);
-    }
+    int rc = PyList_SetSlice(*errors, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, list);
     Py_DECREF(list);
     return rc;
 }
@@ -1668,11 +1724,17 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
             rc = tb_arg_path(q, req, &args[i], &errors);
             break;
         case TB_QUERY:
-            rc = tb_arg_query(q, req, res, &args[i], &errors);
+            rc = q->many ? tb_arg_named(q, req, res, &args[i], &errors)
+                         : tb_arg_query(q, req, res, &args[i], &errors);
             break;
         case TB_HEADER:
         case TB_COOKIE:
-            rc = tb_arg_header(q, req, &args[i], &errors);
+            rc = q->many ? tb_arg_named(q, req, res, &args[i], &errors)
+                         : tb_arg_header(q, req, &args[i], &errors);
+            break;
+        case TB_FORM:
+        case TB_FILE:
+            rc = tb_arg_named(q, req, res, &args[i], &errors);
             break;
         case TB_BODY:
             rc = tb_arg_body(q, req, res, &args[i], &errors);
@@ -1776,9 +1838,7 @@ static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc) {
         tb_send_500(res);
         return;
     }
-    if (PyObject_TypeCheck(exc, &tb_HTTPExceptionType) && ((tb_HTTPException *)exc)->header_list) {
-        tb_send_http_exception(res, pl->label, (tb_HTTPException *)exc);
-    } else {
+    if (!tb_send_http_exception(res, pl->label, exc)) {
         tb_log_route_exception(pl, exc);
         tb_send_500(res);
     }
@@ -3283,21 +3343,6 @@ static PyTypeObject tb_JSONResponseType = {
     .tp_new = PyType_GenericNew,
 };
 
-static PyTypeObject tb_HTTPExceptionType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "turbo.HTTPException",
-    .tp_basicsize = sizeof(tb_HTTPException),
-    .tp_dealloc = tb_http_exception_dealloc,
-    .tp_str = tb_http_exception_str,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc
-    = "HTTPException(status_code, detail=None, headers=None): answers {\"detail\": detail}.",
-    .tp_traverse = tb_http_exception_traverse,
-    .tp_clear = tb_http_exception_clear,
-    .tp_members = tb_http_exception_members,
-    .tp_init = tb_http_exception_init,
-};
-
 static PyTypeObject tb_ReadyType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "turbo._Ready",
@@ -3344,28 +3389,27 @@ static struct PyModuleDef tb_module = {
 static int tb_module_state_init(void) {
     PyObject *support = PyImport_ImportModule("turbo._support"); /* before any fork */
     if (!support) return -1;
-    tb_Headers = PyObject_GetAttrString(support, "Headers");
-    tb_plain = PyObject_GetAttrString(support, "plain");
-    tb_json_loads = PyObject_GetAttrString(support, "loads");
-    tb_JSONDecodeError = PyObject_GetAttrString(support, "JSONDecodeError");
-    tb_Loop = PyObject_GetAttrString(support, "Loop");
-    tb_guard = PyObject_GetAttrString(support, "_guard");
-    tb_resolve = PyObject_GetAttrString(support, "_resolve");
-    tb_Body = PyObject_GetAttrString(support, "Body");
-    tb_Address = PyObject_GetAttrString(support, "Address");
-    static const char *const derive[TB_RQ_DERIVED] = {"request_url", "request_cookies", "request_scope",
-                                                      "State"};
-    for (int i = 0; i < TB_RQ_DERIVED; i++)
-        if (!(tb_request_derive[i] = PyObject_GetAttrString(support, derive[i]))) break;
+    static const struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {{&tb_Headers, "Headers"}, {&tb_plain, "plain"}, {&tb_json_loads, "loads"},
+                 {&tb_JSONDecodeError, "JSONDecodeError"}, {&tb_Loop, "Loop"}, {&tb_guard, "_guard"},
+                 {&tb_resolve, "_resolve"}, {&tb_Body, "Body"}, {&tb_Address, "Address"},
+                 {&tb_UploadFile, "UploadFile"}, {&tb_model_errors, "model_errors"},
+                 {&tb_request_derive[TB_RQ_URL], "request_url"},
+                 {&tb_request_derive[TB_RQ_COOKIES], "request_cookies"},
+                 {&tb_request_derive[TB_RQ_SCOPE], "request_scope"},
+                 {&tb_request_derive[TB_RQ_STATE], "State"}};
+    int found = 1;
+    for (size_t i = 0; found && i < sizeof names / sizeof *names; i++)
+        found = (*names[i].slot = PyObject_GetAttrString(support, names[i].name)) != NULL;
     Py_DECREF(support);
-    if (!tb_Body || !tb_Address || !tb_request_derive[TB_RQ_DERIVED - 1]) return -1;
+    if (!found) return -1;
     PyObject *io = PyImport_ImportModule("io");
     tb_io_BytesIO = io ? PyObject_GetAttrString(io, "BytesIO") : NULL;
     Py_XDECREF(io);
     if (!tb_io_BytesIO) return -1;
-    if (!tb_Headers || !tb_plain || !tb_json_loads || !tb_JSONDecodeError || !tb_Loop || !tb_guard || !tb_resolve
-        || !(tb_empty_tuple = PyTuple_New(0)))
-        return -1;
+    if (!(tb_empty_tuple = PyTuple_New(0))) return -1;
     static const struct {
         PyObject **slot;
         const char *text;
@@ -3392,10 +3436,8 @@ PyMODINIT_FUNC PyInit__turbo(void) {
         PyTypeObject *type;
     } types[] = {{"App", &tb_AppType}, {"Request", &tb_RequestType},
                  {"Response", &tb_ResponseType}, {"JSONResponse", &tb_JSONResponseType},
-                 {"HTTPException", &tb_HTTPExceptionType},
                  {NULL, &tb_PendingType}, {NULL, &tb_ReadyType}, {NULL, &tb_ASGICallType},
                  {NULL, &tb_WSGIStartType}};
-    tb_HTTPExceptionType.tp_base = (PyTypeObject *)PyExc_Exception;
     tb_JSONResponseType.tp_base = &tb_ResponseType;
     tb_ResponseType.tp_vectorcall = tb_response_vectorcall;
     tb_JSONResponseType.tp_vectorcall = tb_response_vectorcall;

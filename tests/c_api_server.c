@@ -306,6 +306,39 @@ static void peer(turbo_req *req, turbo_res *res, void *user) {
     turbo_res_text(res, 200, text);
 }
 
+/* The parts of a multipart/form-data body as a JSON list of [name, filename
+   or null, content type or null, data]; 400 for a body that is not one. */
+static void parts(turbo_req *req, turbo_res *res, void *user) {
+    turbo_multipart m;
+    turbo_part part;
+    turbo_json *j;
+    int rc;
+    (void)user;
+    if (turbo_multipart_begin(req, &m) != 0) {
+        turbo_res_text(res, 415, "not multipart/form-data");
+        return;
+    }
+    while ((rc = turbo_multipart_next(&m, &part)) == 1) continue;
+    if (rc < 0) {
+        turbo_res_text(res, 400, "malformed multipart body");
+        return;
+    }
+    turbo_multipart_begin(req, &m);
+    j = turbo_res_json(res, 200);
+    turbo_json_array_begin(j);
+    while ((rc = turbo_multipart_next(&m, &part)) == 1) {
+        turbo_json_array_begin(j);
+        turbo_json_stringn(j, part.name.ptr, part.name.len);
+        if (part.filename.ptr) turbo_json_stringn(j, part.filename.ptr, part.filename.len);
+        else turbo_json_null(j);
+        if (part.content_type.ptr) turbo_json_stringn(j, part.content_type.ptr, part.content_type.len);
+        else turbo_json_null(j);
+        turbo_json_stringn(j, part.data.ptr, part.data.len);
+        turbo_json_array_end(j);
+    }
+    turbo_json_array_end(j);
+}
+
 int main(void) {
     turbo_config cfg; /* zeroed, not a designated initializer: this file also compiles as C++17 */
     turbo_server *s;
@@ -325,7 +358,8 @@ int main(void) {
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
-        turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/stream/{n}", stream, NULL)) {
+        turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/stream/{n}", stream, NULL) ||
+        turbo_route(s, "POST", "/parts", parts, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

@@ -139,6 +139,42 @@ def test_the_peer_address_is_the_clients(srv):
         check(r.body.decode() == want, "peer %r, want %r" % (r.body, want))
 
 
+def post_parts(srv, body, content_type=b"multipart/form-data; boundary=XyZ"):
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"POST /parts HTTP/1.1\r\n" + H + b"Content-Type: " + content_type +
+               b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        return c.read_response()
+
+
+@test
+def test_multipart_parts_are_split_with_names_filenames_and_types(srv):
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\none\r\n"
+            b"--XyZ\r\ncontent-disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\n"
+            b"Content-Type: text/plain\r\n\r\nline 1\r\nline 2 --XyZ not a delimiter\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=empty\r\n\r\n\r\n--XyZ--\r\nepilogue")
+    r = post_parts(srv, body)
+    check(r.status == 200, "status %d %r" % (r.status, r.body))
+    check(json.loads(r.body) == [["a", None, None, "one"],
+                                 ["f", "x.txt", "text/plain", "line 1\r\nline 2 --XyZ not a delimiter"],
+                                 ["empty", None, None, ""]], r.body)
+    r = post_parts(srv, b"preamble\r\n--b\r\nContent-Disposition: form-data; name=\"z\"\r\n\r\n1\r\n--b--",
+                   b'multipart/form-data; charset=utf-8; boundary="b"')
+    check((r.status, json.loads(r.body)) == (200, [["z", None, None, "1"]]), r.raw)
+
+
+@test
+def test_malformed_multipart_bodies_are_refused(srv):
+    bad = [b"", b"--XyZ", b"--XyZ\r\n\r\nno name\r\n--XyZ--",
+           b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\nno closing delimiter",
+           b"--XyZ\r\nContent-Disposition: form-data; name=a\r\nno blank line",
+           b"--XyZ junk\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--XyZ--"]
+    for body in bad:
+        r = post_parts(srv, body)
+        check(r.status == 400, "%r: %d %r" % (body, r.status, r.body))
+    for ct in (b"text/plain", b"multipart/form-data", b"multipart/form-data; boundary=" + b"b" * 71):
+        check(post_parts(srv, b"--b\r\n", ct).status == 415, ct)
+
+
 @test
 def test_205_drops_the_body_and_says_so_with_a_zero_length(srv):
     r = get(srv, b"/status/205")

@@ -141,6 +141,45 @@ BODY_CASES = [
     ("POST", "/dep-body", b'{"item": {"name": "d"}}', JSON), ("POST", "/dep-body", b'{"extra": "y"}', JSON),
 ]
 
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def multipart(*parts, boundary="B0und"):
+    """A multipart/form-data body: parts are (name, value) or (name, filename, type, data)."""
+    out = b""
+    for part in parts:
+        name, rest = part[0], part[1:]
+        if len(rest) == 1:
+            out += b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (
+                boundary.encode(), name.encode(), rest[0].encode())
+        else:
+            out += (b'--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s"\r\n'
+                    b"Content-Type: %s\r\n\r\n%s\r\n" % (boundary.encode(), name.encode(), rest[0].encode(),
+                                                          rest[1].encode(), rest[2]))
+    return out + b"--%s--\r\n" % boundary.encode(), {"Content-Type": "multipart/form-data; boundary=" + boundary}
+
+
+FORM_CASES = [
+    ("POST", "/login", b"username=ann&password=secret&remember=on", FORM),
+    ("POST", "/login", b"username=a+b%21&password=xy", FORM), ("POST", "/login", b"password=abcd", FORM),
+    ("POST", "/login", b"username=ann&password=pw&remember=maybe", FORM), ("POST", "/login", b"", FORM),
+    ("POST", "/login", b'{"username": "json"}', JSON),
+    ("POST", "/login", *multipart(("username", "mp"), ("password", "long enough"))),
+    ("POST", "/token", b"username=u&password=p&scope=a+b&grant_type=password&client_id=c", FORM),
+    ("POST", "/token", b"username=u&password=p&grant_type=other", FORM), ("POST", "/token", b"username=u", FORM),
+    ("POST", "/bytes", *multipart(("file", "a.bin", "application/octet-stream", b"\x00\x01binary"))),
+    ("POST", "/bytes", *multipart(("other", "x"))),
+    ("POST", "/upload", *multipart(("file", "r\xc3\xa9sum\xc3\xa9.txt", "text/plain", b"hello\r\n--B0un not it"),
+                                    ("note", "n1"))),
+    ("POST", "/upload", *multipart(("note", "no file"))),
+    ("POST", "/uploads", *multipart(("files", "a.txt", "text/plain", b"aa"), ("files", "b.txt", "text/plain", b"bbb"))),
+    ("POST", "/uploads", *multipart(("x", "y"))),
+    ("POST", "/optional-file", *multipart(("x", "y"))),
+    ("POST", "/optional-file", *multipart(("file", "f", "text/plain", b"z"))),
+    ("GET", "/list-query?q=a&q=b&n=1&n=2"), ("GET", "/list-query"), ("GET", "/list-query?n=1&n=x&n=3&n=y"),
+    ("GET", "/list-header", None, {"X-Tag": "one"}),
+]
+
 SECRET = {"X-Token": "secret"}
 ROUTER_CASES = [
     ("GET", "/users/", None, SECRET), ("GET", "/users/", None, {"X-Token": "no"}), ("GET", "/users/"),
@@ -228,6 +267,9 @@ class Parity(unittest.TestCase):
 
     def test_bodies_same_answers_with_pydantic_1(self):
         self.check_parity_app(FASTAPI_PYTHON, "parity_bodies", BODY_CASES)
+
+    def test_forms_files_and_lists_same_answers(self):
+        self.check_parity_app(harness.PYTHON, "parity_forms", FORM_CASES)
 
     def check_parity_app(self, python, app="parity_app", cases=PARITY_CASES):
         ours = harness.turbo_app(app + ".py", python=python)

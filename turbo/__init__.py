@@ -22,15 +22,18 @@ import inspect
 
 from . import _plans, _turbo, routing
 from . import dependencies as _dependencies
-from ._turbo import HTTPException, JSONResponse, Request, Response, __version__
+from ._turbo import JSONResponse, Request, Response, __version__
+from .exceptions import HTTPException
 from .dependencies import Depends, Security, SecurityScopes
-from .params import Body, Cookie, Header, Path, Query
+from ._support import UploadFile
+from .params import Body, Cookie, File, Form, Header, Path, Query
 from .responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from .routing import APIRouter
 
-__all__ = ["APIRouter", "App", "Body", "Cookie", "Depends", "HTMLResponse", "HTTPException", "Header",
-           "JSONResponse", "Path", "PlainTextResponse", "Query", "RedirectResponse", "Request",
-           "Response", "Security", "SecurityScopes", "__version__", "interface_of"]
+__all__ = ["APIRouter", "App", "Body", "Cookie", "Depends", "File", "Form", "HTMLResponse",
+           "HTTPException", "Header", "JSONResponse", "Path", "PlainTextResponse", "Query",
+           "RedirectResponse", "Request", "Response", "Security", "SecurityScopes", "UploadFile",
+           "__version__", "interface_of"]
 
 
 def interface_of(app):

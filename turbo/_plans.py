@@ -12,7 +12,9 @@ import types
 import typing
 
 from . import params
-from ._turbo import HTTPException, JSONResponse, Request, Response
+from ._support import UploadFile, model_errors
+from ._turbo import JSONResponse, Request, Response
+from .exceptions import HTTPException
 
 _UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))  # X | None: Python 3.10+
 _SCALARS = ((int, "int"), (float, "float"), (bool, "bool"), (str, "str"), (typing.Any, "str"))
@@ -57,6 +59,10 @@ def conversion(name, ann):
     for scalar, conv in _SCALARS:
         if ann is scalar:
             return conv, nullable, ann
+    if ann is bytes:
+        return "bytes", nullable, ann
+    if isinstance(ann, type) and issubclass(ann, UploadFile):
+        return "upload", nullable, ann
     for kind, cls in (("dict", dict), ("list", list)):
         if ann is cls or origin is cls:
             return kind if _plain_container(ann, kind) else "typed", nullable, ann
@@ -155,17 +161,22 @@ def parameters(func):
             yield (p, *_marker(p, hints.get(p.name, p.annotation)))
 
 
-SOURCES = ("path", "query", "header", "cookie", "body", "request")
+SOURCES = ("path", "query", "header", "cookie", "body", "form", "file", "request")
 
 
 def leaf(p, ann, marker, in_path):
     """The plan of one parameter: (name, key, source, conversion, nullable, default, model,
-    keyword_only, rules, rank). key is its name in the request; source one of SOURCES;
+    keyword_only, rules, rank, many). key is its name in the request; source one of SOURCES;
     default a 1-tuple, or () when the value is required; model what validates a body value
     (validator()); rules as params.Param.rules; rank orders the checks and so the errors of a
-    422: path, query, header, cookie, body."""
+    422: path, query, header, cookie, body; many: a list of every value of that name."""
     conv, nullable, bare = conversion(p.name, ann)
-    key, rules, check = p.name, (), None
+    key, rules, check, many = p.name, (), None, False
+    if marker is None and _files(p.name, ann):
+        marker = params.File()  # FastAPI reads an UploadFile parameter as a file unasked
+    if marker is not None and typing.get_origin(bare) is list and marker.source != "body":
+        many = True  # list[int] = Query(), List[UploadFile] = File()...
+        conv, _, bare = conversion(p.name, (typing.get_args(bare) or (str,))[0])
     if is_body(p, ann, marker):
         if p.name in in_path and marker is None:
             raise TypeError("path parameter '%s' must be int, float, str or bool" % p.name)
@@ -173,23 +184,28 @@ def leaf(p, ann, marker, in_path):
         if marker is not None or conv not in ("dict", "list"):
             check = validator(p.name, bare, conv, marker.field_rules() if marker else None)
             conv = "model"
-    elif conv == "typed":
+    elif marker is not None and (conv in ("str", "int", "float", "bool")
+                                 or marker.source == "file" and conv in ("bytes", "upload")):
+        source, key = marker.source, marker.key(p.name)
+        rules = marker.rules(p.name, conv) if source != "file" else ()
+        if source == "path" and key not in in_path:
+            raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
+        if many and source in ("path", "cookie"):
+            raise TypeError("parameter '%s': a list cannot come from a %s" % (p.name, source))
+    elif marker is not None:
+        raise TypeError("parameter '%s': %s() takes int, float, str or bool%s, or a list of them"
+                        % (p.name, type(marker).__name__,
+                           ", bytes or UploadFile" if marker.source == "file" else ""))
+    elif conv in ("typed", "bytes", "upload"):
         raise TypeError("parameter '%s': annotation %r is not supported here; use int, float, "
                         "str, bool, Optional[...], or a body (dict, list, a pydantic model, "
                         "Body()) or turbo.Request" % (p.name, ann))
-    elif marker is not None:
-        if conv not in ("str", "int", "float", "bool"):
-            raise TypeError("parameter '%s': %s() takes int, float, str or bool"
-                            % (p.name, type(marker).__name__))
-        source, key, rules = marker.source, marker.key(p.name), marker.rules(p.name, conv)
-        if source == "path" and key not in in_path:
-            raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
     elif conv == "request":
         source = "request"
     else:
         source = "path" if p.name in in_path else "query"
     return (p.name, key, source, conv, nullable, _default(p, marker), check,
-            p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source))
+            p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source), many)
 
 
 def is_body(p, ann, marker):
@@ -197,7 +213,15 @@ def is_body(p, ann, marker):
     no scalar."""
     if marker is not None:
         return isinstance(marker, params.Body)
-    return conversion(p.name, ann)[0] in ("dict", "list", "model", "typed")
+    return conversion(p.name, ann)[0] in ("dict", "list", "model", "typed") and not _files(p.name, ann)
+
+
+def _files(name, ann):
+    """UploadFile, or a list of them."""
+    conv, _, bare = conversion(name, ann)
+    if typing.get_origin(bare) is list:
+        conv = conversion(name, (typing.get_args(bare) or (str,))[0])[0]
+    return conv == "upload"
 
 
 def one_body(bodies):
@@ -227,7 +251,8 @@ class Members:
     def leaf(self):
         """The C plan of the body, checked last: validated against the model (check), None
         when empty."""
-        return ("body", "body", "body", "model", True, (None,), self.check, False, (), 1 << 20)
+        return ("body", "body", "body", "model", True, (None,), self.check, False, (), 1 << 20,
+                False)
 
     def check(self, body):
         """A body that is no object has no members: each is missing, as FastAPI finds it."""
@@ -247,18 +272,8 @@ class Members:
 
 
 def validation_error(exc, where):
-    """A pydantic ValidationError as the 422 turbo answers, each loc starting with where (C
-    makes the same for a body it validates)."""
-    try:
-        errors = exc.errors(include_url=False)
-    except TypeError:  # pydantic 1
-        errors = exc.errors()
-    for e in errors:
-        e["loc"] = (where,) + tuple(e["loc"])
-        if "ctx" in e:
-            e["ctx"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
-                        for k, v in e["ctx"].items()}
-    return HTTPException(422, errors)
+    """A pydantic ValidationError as the 422 turbo answers (as C does for a body)."""
+    return HTTPException(422, model_errors(exc, where))
 
 
 def check_bodies(plan):

@@ -14,6 +14,7 @@ import enum
 import os
 import pathlib
 import sys
+import tempfile
 import threading
 import types
 import urllib.parse
@@ -93,6 +94,56 @@ class State(types.SimpleNamespace):
 
     def __init__(self, request=None):
         super().__init__()
+
+
+class UploadFile:
+    """A file of a multipart form, as Starlette's: filename, content_type, headers, size, and
+    file (a SpooledTemporaryFile: in memory, on disk past spool_max_size), with the async
+    read, write, seek and close."""
+    spool_max_size = 1024 * 1024
+
+    def __init__(self, filename, content_type, data, head=b""):
+        self.filename, self.content_type, self.size = filename, content_type, len(data)
+        self.file = tempfile.SpooledTemporaryFile(max_size=self.spool_max_size)
+        self.file.write(data)
+        self.file.seek(0)
+        self._head = head
+
+    @property
+    def headers(self):
+        """The part's headers (names in lower case)."""
+        pairs = (line.partition(":") for line in self._head.decode("latin-1").split("\r\n"))
+        return Headers((k.strip().lower(), v.strip()) for k, sep, v in pairs if sep)
+
+    async def read(self, size=-1):
+        return self.file.read(size)
+
+    async def write(self, data):
+        self.file.write(data)
+
+    async def seek(self, offset):
+        self.file.seek(offset)
+
+    async def close(self):
+        self.file.close()
+
+    def __repr__(self):
+        return "UploadFile(filename=%r, size=%d)" % (self.filename, self.size)
+
+
+def model_errors(exc, where):
+    """A pydantic ValidationError's errors as a 422 lists them: each loc starting with where,
+    ctx values that are no JSON made text (pydantic 2 puts the exception of a failed check)."""
+    try:
+        errors = exc.errors(include_url=False)
+    except TypeError:  # pydantic 1
+        errors = exc.errors()
+    for e in errors:
+        e["loc"] = (where,) + tuple(e["loc"])
+        if "ctx" in e:
+            e["ctx"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+                        for k, v in e["ctx"].items()}
+    return errors
 
 
 def plain(o):

@@ -113,7 +113,8 @@ class _Graph:
                 args.append((p.name, ("body", [b[3] for b in self.bodies].index(q[1]))))
                 continue
             args.append((p.name, ("param", len(self.params))))
-            self.params.append(q[:7] + (False, q[8], self.groups * 8 + q[-1]))
+            rank = 1 << 20 if q[2] in ("form", "file") else self.groups * 8 + q[9]
+            self.params.append(q[:7] + (False, q[8], rank, q[10]))
         key = (call, tuple(sorted(set(scopes))))
         if use_cache and key in self.cached:
             return self.cached[key]
@@ -133,7 +134,7 @@ class _Graph:
         found = [b[:3] for b in self.bodies]
         if _plans.one_body(found):
             q = self.bodies[0][4]
-            self.params.append(q[:7] + (False, q[8], 1 << 20))
+            self.params.append(q[:7] + (False, q[8], 1 << 20, q[10]))
         else:
             self.members = _plans.Members(found)
             self.params.append(self.members.leaf())

@@ -10,7 +10,7 @@ string_too_short, string_pattern_mismatch...).
 """
 import re
 
-__all__ = ["Body", "Cookie", "Header", "Path", "Query"]
+__all__ = ["Body", "Cookie", "File", "Form", "Header", "Path", "Query"]
 
 _NUMBER_RULES = (  # rule, pydantic's error type, its message
     ("gt", "greater_than", "Input should be greater than %s"),
@@ -100,6 +100,23 @@ class Body(Param):
     def __init__(self, default=..., *, embed=False, media_type="application/json", **rules):
         super().__init__(default, **rules)
         self.embed, self.media_type = embed, media_type
+
+
+class Form(Param):
+    """A field of a form (application/x-www-form-urlencoded or multipart/form-data)."""
+    source = "form"
+
+    def __init__(self, default=..., *, media_type="application/x-www-form-urlencoded", **rules):
+        super().__init__(default, **rules)
+        self.media_type = media_type
+
+
+class File(Form):
+    """A file of a multipart/form-data form: bytes, an UploadFile, or a list of either."""
+    source = "file"
+
+    def __init__(self, default=..., *, media_type="multipart/form-data", **rules):
+        super().__init__(default, media_type=media_type, **rules)
 
 
 class Query(Param):

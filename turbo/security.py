@@ -17,10 +17,11 @@ import inspect
 import typing
 
 from . import params
-from ._turbo import HTTPException
+from .exceptions import HTTPException
 
 __all__ = ["APIKeyCookie", "APIKeyHeader", "APIKeyQuery", "HTTPAuthorizationCredentials",
-           "HTTPBasic", "HTTPBasicCredentials", "HTTPBearer", "OAuth2PasswordBearer"]
+           "HTTPBasic", "HTTPBasicCredentials", "HTTPBearer", "OAuth2PasswordBearer",
+           "OAuth2PasswordRequestForm"]
 
 
 @dataclasses.dataclass
@@ -72,6 +73,19 @@ class OAuth2PasswordBearer(_Scheme):
         if scheme.lower() != "bearer":
             return self.refuse(401, challenge="Bearer")
         return token
+
+
+class OAuth2PasswordRequestForm:
+    """The form of an OAuth2 password request (Depends() it): username, password, scopes (the
+    space-separated scope field), grant_type ("password" if given), client_id, client_secret."""
+
+    def __init__(self, grant_type: typing.Optional[str] = params.Form(None, pattern="password"),
+                 username: str = params.Form(), password: str = params.Form(),
+                 scope: str = params.Form(""), client_id: typing.Optional[str] = params.Form(None),
+                 client_secret: typing.Optional[str] = params.Form(None)):
+        self.grant_type, self.username, self.password = grant_type, username, password
+        self.scopes = scope.split()
+        self.client_id, self.client_secret = client_id, client_secret
 
 
 class HTTPBearer(_Scheme):

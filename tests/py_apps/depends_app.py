@@ -3,7 +3,7 @@ when cleanups run, Annotated, overrides, an exception in a cleanup."""
 import asyncio
 from typing import Annotated, Optional
 
-from turbo import App, Depends, Query
+from turbo import App, Depends, Form, Query, UploadFile
 
 app = App()
 EVENTS = []
@@ -66,6 +66,11 @@ def real_user(token: str = Query()):
 @app.get("/user")
 def user(name: str = Depends(real_user)):
     return name
+
+
+@app.post("/upload")
+async def upload(file: UploadFile, n: int = Form()):
+    return {"size": file.size, "n": n, "on_disk": file.file._rolled, "type": file.headers["content-type"]}
 
 
 app.dependency_overrides[real_user] = lambda: "overridden"  # after the route: run() applies it
