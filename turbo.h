@@ -1445,11 +1445,10 @@ TURBO_API int turbo_multipart_begin(const turbo_req *r, turbo_multipart *m) {
     return 0;
 }
 
-TURBO_API int turbo_multipart_next(turbo_multipart *m, turbo_part *part) {
-    const char *p = m->at, *head_end, *next, *line;
-    if (!p) return -1;
-    if (m->end - p >= 2 && p[0] == '-' && p[1] == '-') return 0; /* the closing delimiter */
-    while (p < m->end && (*p == ' ' || *p == '\t')) p++;        /* transport padding */
+/* The part at p (just after a delimiter), or -1; next() makes -1 stick. */
+static int tb__multipart_part(turbo_multipart *m, const char *p, turbo_part *part) {
+    const char *head_end, *next, *line;
+    while (p < m->end && (*p == ' ' || *p == '\t')) p++; /* transport padding */
     if (m->end - p < 2 || p[0] != '\r' || p[1] != '\n') return -1;
     p += 2;
     if (m->end - p >= 2 && p[0] == '\r' && p[1] == '\n') head_end = p;
@@ -1479,6 +1478,15 @@ TURBO_API int turbo_multipart_next(turbo_multipart *m, turbo_part *part) {
         line = eol + 2;
     }
     return part->name.ptr ? 1 : -1;
+}
+
+TURBO_API int turbo_multipart_next(turbo_multipart *m, turbo_part *part) {
+    int rc;
+    if (!m->at) return -1;
+    if (m->end - m->at >= 2 && m->at[0] == '-' && m->at[1] == '-') return 0; /* closing delimiter */
+    rc = tb__multipart_part(m, m->at, part);
+    if (rc < 0) m->at = NULL;
+    return rc;
 }
 
 TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out) {

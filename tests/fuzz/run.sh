@@ -6,7 +6,7 @@
 #                                          regression input, then fuzz each
 #                                          target FUZZ_SMOKE_SECONDS (5)
 #
-# Targets: parser chunked router json (default: all, one after another).
+# Targets: parser chunked router json multipart (default: all, one after another).
 # Needs clang with libFuzzer (Debian: clang, libclang-rt-14-dev).
 # Binaries and the growing working corpus live in build/fuzz/; a crash or a
 # broken invariant leaves its input in build/fuzz/artifacts/<target>/: minimise
@@ -20,7 +20,7 @@ case "${1:-}" in
 fuzz | smoke) mode=$1; shift ;;
 esac
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(parser chunked router json)
+[ ${#targets[@]} -eq 0 ] && targets=(parser chunked router json multipart)
 
 CLANG=${CLANG:-clang}
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
