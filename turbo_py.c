@@ -568,6 +568,7 @@ enum { TB_RQ_METHOD, TB_RQ_PATH, TB_RQ_HEADERS, TB_RQ_QUERY, TB_RQ_PATH_PARAMS, 
 enum { TB_RQ_URL, TB_RQ_COOKIES, TB_RQ_SCOPE, TB_RQ_STATE, TB_RQ_DERIVED };
 static PyObject *tb_request_derive[TB_RQ_DERIVED]; /* _support.request_url, ... */
 static PyObject *tb_Body, *tb_Address;             /* request.body's class, request.client's */
+static PyObject *tb_MutableHeaders;                /* Response.headers' view */
 
 typedef struct {
     PyObject_HEAD
@@ -1027,20 +1028,48 @@ static PyObject *tb_response_get(PyObject *self, void *headers) {
     if (!r->body)
         return PyErr_Format(PyExc_AttributeError, "'%.200s' object has no attribute '%s'",
                             Py_TYPE(self)->tp_name, headers ? "headers" : "body");
-    PyObject **slot = headers ? &r->headers : &r->body;
     if (headers && !r->headers && !(r->headers = PyList_New(0))) return NULL;
+    if (headers) return PyObject_CallOneArg(tb_MutableHeaders, r->headers); /* a view */
     if (!headers && PyUnicode_Check(r->body)) {
         PyObject *bytes = PyUnicode_AsUTF8String(r->body);
         if (!bytes) return NULL;
         Py_SETREF(r->body, bytes);
     }
-    Py_INCREF(*slot);
-    return *slot;
+    Py_INCREF(r->body);
+    return r->body;
 }
+
+/* set_cookie and delete_cookie, written in turbo/_support.py. */
+static PyObject *tb_set_cookie, *tb_delete_cookie;
+
+static PyObject *tb_response_cookie(PyObject *fn, PyObject *self, PyObject *args, PyObject *kwds) {
+    PyObject *head = PyTuple_Pack(1, self), *full = head ? PySequence_Concat(head, args) : NULL;
+    PyObject *r = full ? PyObject_Call(fn, full, kwds) : NULL;
+    Py_XDECREF(head);
+    Py_XDECREF(full);
+    return r;
+}
+
+static PyObject *tb_response_set_cookie(PyObject *self, PyObject *args, PyObject *kwds) {
+    return tb_response_cookie(tb_set_cookie, self, args, kwds);
+}
+
+static PyObject *tb_response_delete_cookie(PyObject *self, PyObject *args, PyObject *kwds) {
+    return tb_response_cookie(tb_delete_cookie, self, args, kwds);
+}
+
+static PyMethodDef tb_response_methods[] = {
+    {"set_cookie", (PyCFunction)(void (*)(void))tb_response_set_cookie, METH_VARARGS | METH_KEYWORDS,
+     "set_cookie(key, value='', max_age=None, expires=None, path='/', domain=None, secure=False,\n"
+     "httponly=False, samesite='lax'): adds a Set-Cookie header, as Starlette's."},
+    {"delete_cookie", (PyCFunction)(void (*)(void))tb_response_delete_cookie, METH_VARARGS | METH_KEYWORDS,
+     "delete_cookie(key, path='/', domain=None, ...): the cookie set again, expired."},
+    {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef tb_response_getset[]
     = {{"body", tb_response_get, NULL, "The body, bytes.", NULL},
-       {"headers", tb_response_get, NULL, "The (name, value) pairs.", (void *)1},
+       {"headers", tb_response_get, NULL, "The (name, value) pairs, read and set by name too.",
+        (void *)1},
        {NULL, NULL, NULL, NULL, NULL}};
 
 static PyMemberDef tb_response_members[] = {
@@ -3327,6 +3356,7 @@ static PyTypeObject tb_ResponseType = {
     .tp_doc = "Response(content=b'', status_code=200, headers=None, media_type=None)",
     .tp_members = tb_response_members,
     .tp_getset = tb_response_getset,
+    .tp_methods = tb_response_methods,
     .tp_init = tb_response_init,
     .tp_new = PyType_GenericNew,
 };
@@ -3396,6 +3426,8 @@ static int tb_module_state_init(void) {
                  {&tb_JSONDecodeError, "JSONDecodeError"}, {&tb_Loop, "Loop"}, {&tb_guard, "_guard"},
                  {&tb_resolve, "_resolve"}, {&tb_Body, "Body"}, {&tb_Address, "Address"},
                  {&tb_UploadFile, "UploadFile"}, {&tb_model_errors, "model_errors"},
+                 {&tb_MutableHeaders, "MutableHeaders"}, {&tb_set_cookie, "set_cookie"},
+                 {&tb_delete_cookie, "delete_cookie"},
                  {&tb_request_derive[TB_RQ_URL], "request_url"},
                  {&tb_request_derive[TB_RQ_COOKIES], "request_cookies"},
                  {&tb_request_derive[TB_RQ_SCOPE], "request_scope"},

@@ -76,7 +76,8 @@ class App(_turbo.App, routing.Routes):
         call, deps = endpoint, self.dependencies + list(o["dependencies"] or ())
         if _dependencies.needed(endpoint, deps):
             call = _dependencies.Solver(endpoint, _plans.translate(path), deps,
-                                        self.dependency_overrides, "%s %s" % ("|".join(methods), path))
+                                        self.dependency_overrides, "%s %s" % ("|".join(methods), path),
+                                        o["status_code"], shape)
             self._solvers.append(call)
         self.add_route(path, call, methods, o["status_code"], blocking=o["blocking"],
                        response=shape)

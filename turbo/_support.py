@@ -10,7 +10,9 @@ import collections
 import dataclasses
 import datetime
 import decimal
+import email.utils
 import enum
+import http.cookies
 import os
 import pathlib
 import sys
@@ -129,6 +131,93 @@ class UploadFile:
 
     def __repr__(self):
         return "UploadFile(filename=%r, size=%d)" % (self.filename, self.size)
+
+
+class MutableHeaders:
+    """Response.headers: the (name, value) pairs of a response, read and set by name in any
+    case as Starlette's MutableHeaders (headers["X-A"] = "1" replaces, append() adds one
+    more); equal to the list of pairs it shows. turbo checks each when it sends them."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def _find(self, name):
+        name = name.lower()
+        return [i for i, (k, _) in enumerate(self.raw) if k.lower() == name]
+
+    def __getitem__(self, name):
+        found = self._find(name)
+        if not found:
+            raise KeyError(name)
+        return self.raw[found[0]][1]
+
+    def get(self, name, default=None):
+        found = self._find(name)
+        return self.raw[found[0]][1] if found else default
+
+    def __setitem__(self, name, value):
+        self.__delitem__(name) if self._find(name) else None
+        self.raw.append((name, value))
+
+    def __delitem__(self, name):
+        for i in reversed(self._find(name)):
+            del self.raw[i]
+
+    def __contains__(self, name):
+        return bool(self._find(name))
+
+    def append(self, name, value):
+        self.raw.append((name, value))
+
+    def getlist(self, name):
+        return [self.raw[i][1] for i in self._find(name)]
+
+    def items(self):
+        return list(self.raw)
+
+    def keys(self):
+        return [k for k, _ in self.raw]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.raw)
+
+    def __eq__(self, other):
+        return self.raw == (other.raw if isinstance(other, MutableHeaders) else other)
+
+    def __repr__(self):
+        return "MutableHeaders(%r)" % (self.raw,)
+
+
+def set_cookie(response, key, value="", max_age=None, expires=None, path="/", domain=None,
+               secure=False, httponly=False, samesite="lax"):
+    """Response.set_cookie, as Starlette's: a Set-Cookie header."""
+    cookie = http.cookies.SimpleCookie()
+    cookie[key] = value
+    morsel = cookie[key]
+    for attr, given in (("max-age", max_age), ("path", path), ("domain", domain),
+                        ("expires", expires if not isinstance(expires, datetime.datetime)
+                         else email.utils.format_datetime(expires, usegmt=True))):
+        if given is not None:
+            morsel[attr] = given
+    if secure:
+        morsel["secure"] = True
+    if httponly:
+        morsel["httponly"] = True
+    if samesite is not None:
+        if samesite.lower() not in ("strict", "lax", "none"):
+            raise ValueError("samesite must be 'strict', 'lax' or 'none'")
+        morsel["samesite"] = samesite
+    response.headers.append("set-cookie", cookie.output(header="").strip())
+
+
+def delete_cookie(response, key, path="/", domain=None, secure=False, httponly=False,
+                  samesite="lax"):
+    """Response.delete_cookie: the cookie set again, expired."""
+    set_cookie(response, key, max_age=0, expires=0, path=path, domain=domain, secure=secure,
+               httponly=httponly, samesite=samesite)
 
 
 def model_errors(exc, where):

@@ -21,6 +21,7 @@ import sys
 import traceback
 
 from . import _plans
+from ._turbo import JSONResponse, Response
 
 __all__ = ["Depends", "Security", "SecurityScopes", "Solver"]
 
@@ -82,6 +83,7 @@ class _Graph:
         self.bodies = []  # (parameter, annotation, marker, key, plan) of each body member
         self.members = None  # _plans.Members when the body has several
         self.body_at = None  # where the body is among the values
+        self.wants_response = False
 
     def add(self, call, scopes, use_cache):
         """The ref of call's result: its dependencies become steps before it, its parameters
@@ -98,6 +100,9 @@ class _Graph:
                 dep = ann if marker.dependency is None else marker.dependency
                 more = marker.scopes if isinstance(marker, Security) else []
                 args.append((p.name, self.add(dep, scopes + more, marker.use_cache)))
+            elif isinstance(ann, type) and issubclass(ann, Response):
+                self.wants_response = True  # a Response to set headers, cookies, status on
+                args.append((p.name, ("response", 0)))
             elif ann is SecurityScopes:
                 self.consts.append(SecurityScopes(scopes))
                 args.append((p.name, ("const", len(self.consts) - 1)))
@@ -145,9 +150,11 @@ class Solver:
     plan of every value and call, which C calls with them for each request: it runs the
     steps and returns the handler's result, or (result, finish) when finishes."""
 
-    def __init__(self, endpoint, pattern, dependencies=(), overrides=None, label=""):
+    def __init__(self, endpoint, pattern, dependencies=(), overrides=None, label="",
+                 status_code=200, shape=None):
         self.endpoint, self.pattern, self.label = endpoint, pattern, label
         self.dependencies = tuple(dependencies)
+        self.status_code, self.shape = status_code, shape
         graph = self._graph(overrides or {})
         self.params = tuple(graph.params)
         kinds = {kind for _, kind, _ in graph.steps}
@@ -180,8 +187,11 @@ class Solver:
         nvalues, nconsts = len(self.params), len(graph.consts)
         self.members, self.body_at = graph.members, graph.body_at
         nmembers = len(self.members.names) if self.members else 0
+        self.wants_response = graph.wants_response
+        self.response_at = nvalues + nconsts + nmembers
         base = {"param": 0, "const": nvalues, "member": nvalues + nconsts,
-                "step": nvalues + nconsts + nmembers}
+                "response": nvalues + nconsts + nmembers,
+                "step": nvalues + nconsts + nmembers + self.wants_response}
         where = list(where)
         steps = []
         for n, (call, kind, args) in enumerate(graph.steps, 1):
@@ -216,10 +226,31 @@ class Solver:
             where.append(same[0])
         self._load(graph, where)
 
-    def _call(self, *values):
+    def _pool(self, values):
+        """What the steps take their arguments from: C's values, the constants, the members
+        of the body, the Response of a response parameter; then each step's result."""
         pool = [*values, *self.consts]
         if self.members:
             pool += self.members.members(values[self.body_at])
+        if self.wants_response:
+            pool.append(Response(b"", self.status_code))
+        return pool
+
+    def _result(self, pool):
+        """The handler's result; with a response parameter, made a response with its status,
+        headers and cookies (a Response the handler returns is sent as it is, as in FastAPI)."""
+        value = pool[-1]
+        if not self.wants_response or isinstance(value, Response):
+            return value
+        sub = pool[self.response_at]
+        if isinstance(self.shape, _plans.AsClass):
+            content = self.shape.model(value) if self.shape.model else value
+            return self.shape.cls(content, sub.status_code, sub.headers.raw)
+        return JSONResponse(self.shape(value) if self.shape else value, sub.status_code,
+                            sub.headers.raw)
+
+    def _call(self, *values):
+        pool = self._pool(values)
         stack = contextlib.ExitStack() if self.finishes else None
         try:
             for call, kind, args in self.steps:
@@ -229,12 +260,10 @@ class Solver:
             if stack is not None:
                 stack.__exit__(*sys.exc_info())  # the generators see the exception
             raise
-        return pool[-1] if stack is None else (pool[-1], stack.close)
+        return self._result(pool) if stack is None else (self._result(pool), stack.close)
 
     async def _call_async(self, *values):
-        pool = [*values, *self.consts]
-        if self.members:
-            pool += self.members.members(values[self.body_at])
+        pool = self._pool(values)
         stack = contextlib.AsyncExitStack()
         try:
             for call, kind, args in self.steps:
@@ -255,9 +284,9 @@ class Solver:
             await stack.__aexit__(*sys.exc_info())
             raise
         if not self.finishes:
-            return pool[-1]
+            return self._result(pool)
         loop = asyncio.get_running_loop()
-        return pool[-1], functools.partial(loop.call_soon_threadsafe, self._close_later, stack)
+        return self._result(pool), functools.partial(loop.call_soon_threadsafe, self._close_later, stack)
 
     def _close_later(self, stack):
         asyncio.get_running_loop().create_task(self._close(stack))
@@ -278,4 +307,5 @@ def needed(func, dependencies):
     found = list(_plans.parameters(func))
     bodies = [b for b in found if not isinstance(b[2], Depends) and _plans.is_body(*b)]
     return bool(bodies and not _plans.one_body(bodies)) or any(
-        isinstance(marker, Depends) or ann is SecurityScopes for _, ann, marker in found)
+        isinstance(marker, Depends) or ann is SecurityScopes
+        or isinstance(ann, type) and issubclass(ann, Response) for _, ann, marker in found)

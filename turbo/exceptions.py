@@ -18,7 +18,7 @@ class HTTPException(Exception):
             detail = http.HTTPStatus(status_code).phrase
         super().__init__(status_code, detail)
         self.status_code, self.detail, self.headers = status_code, detail, headers
-        self.header_list = checked.headers  # what C sends: the checked (name, value) pairs
+        self.header_list = checked.headers.raw  # what C sends: the checked (name, value) pairs
 
     def __str__(self):
         return "%d: %s" % (self.status_code, self.detail)

@@ -5,10 +5,11 @@ import os
 
 if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
     from fastapi import APIRouter, Depends, FastAPI as App, Header, HTTPException
-    from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+    from fastapi import Response
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 else:
-    from turbo import (APIRouter, App, Depends, Header, HTMLResponse, HTTPException, PlainTextResponse,
-                       RedirectResponse)
+    from turbo import (APIRouter, App, Depends, Header, HTMLResponse, HTTPException, JSONResponse,
+                       PlainTextResponse, RedirectResponse, Response)
 
 CALLS = []
 
@@ -96,6 +97,29 @@ def go():
 @app.get("/go-permanent")
 def go_permanent():
     return RedirectResponse(url="https://example.com/x", status_code=301)
+
+
+@app.get("/cookie", status_code=201)
+def cookie(response: Response, n: int = 1):
+    response.set_cookie("session", "abc", max_age=60, httponly=True)
+    response.headers["X-A"] = str(n)
+    if n == 2:
+        response.status_code = 202
+    return {"n": n}
+
+
+@app.get("/cookie-page", response_class=HTMLResponse)
+def cookie_page(response: Response):
+    response.headers["X-A"] = "html"
+    return "<p>page</p>"
+
+
+@app.get("/forget")
+def forget():
+    response = JSONResponse({"forgotten": True})
+    response.delete_cookie("session")
+    response.headers["X-A"] = "gone"
+    return response
 
 
 if __name__ == "__main__":
