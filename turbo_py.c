@@ -3051,46 +3051,40 @@ static void tb_mount_free(tb_mount *m) {
     PyMem_Free(m);
 }
 
-/* App._mount(prefix, app, is_asgi): turbo.App.mount, once it knows the
-   interface, hands the app here. It takes "*" routes at the prefix. */
+/* App._mount(patterns, app, is_asgi, root_path, prefix_len, label):
+   turbo.App.mount (turbo/__init__.py), once it has checked the prefix
+   and knows the interface, hands the app here with the "*" routes it
+   takes: the prefix itself, and everything under it. */
 static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     tb_App *app = (tb_App *)self;
-    const char *prefix;
-    PyObject *hosted, *root_path = NULL;
+    PyObject *patterns, *hosted, *root_path;
+    Py_ssize_t prefix_len;
+    const char *label;
     int is_asgi;
-    if (!PyArg_ParseTuple(args, "sOp|U:_mount", &prefix, &hosted, &is_asgi, &root_path)) return NULL;
-    size_t n = strlen(prefix);
-    int root = n == 1 && prefix[0] == '/';
-    if (prefix[0] != '/' || (!root && prefix[n - 1] == '/') || strchr(prefix, '{'))
-        return PyErr_Format(PyExc_ValueError, "mount path \"%s\" must start with \"/\", not end with "
-                            "one (but \"/\" itself), and have no captures", prefix);
+    if (!PyArg_ParseTuple(args, "O!OpUns:_mount", &PyTuple_Type, &patterns, &hosted, &is_asgi,
+                          &root_path, &prefix_len, &label))
+        return NULL;
     tb_mount *m = (tb_mount *)PyMem_Calloc(1, sizeof *m);
     tb_mount **grown = m ? (tb_mount **)PyMem_Realloc(app->mounts, (app->nmounts + 1) * sizeof *grown)
                          : NULL;
-    char *tail = grown ? (char *)PyMem_Malloc(n + 16) : NULL;
-    if (!tail) {
+    if (!grown) {
         PyMem_Free(m);
         return PyErr_NoMemory();
     }
     app->mounts = grown;
     grown[app->nmounts++] = m;
     Py_INCREF(hosted);
+    Py_INCREF(root_path);
     m->app = hosted;
     m->is_asgi = is_asgi;
-    m->prefix_len = root ? 0 : n;
-    if (root_path) Py_INCREF(root_path);
-    m->root_path = root_path ? root_path : PyUnicode_FromString(root ? "" : prefix);
-    PyObject *label = PyUnicode_FromFormat("%s app at %s", is_asgi ? "ASGI" : "WSGI", prefix);
-    const char *clabel = label ? PyUnicode_AsUTF8(label) : NULL;
-    m->label = clabel ? tb_strdup(clabel) : NULL;
-    Py_XDECREF(label);
-    turbo_handler h = is_asgi ? tb_asgi_handler : tb_wsgi_handler;
-    snprintf(tail, n + 16, "%s/{tb_path...}", root ? "" : prefix);
-    int rc = !m->root_path || !m->label ? -1
-           : (!root && tb_app_register(app, "*", prefix, h, m, 0) < 0) ? -1
-           : tb_app_register(app, "*", tail, h, m, 0);
-    PyMem_Free(tail);
-    if (rc < 0) return NULL;
+    m->prefix_len = (size_t)prefix_len;
+    m->root_path = root_path;
+    if (!(m->label = tb_strdup(label))) return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(patterns); i++) {
+        const char *pattern = PyUnicode_AsUTF8(PyTuple_GET_ITEM(patterns, i));
+        turbo_handler h = is_asgi ? tb_asgi_handler : tb_wsgi_handler;
+        if (!pattern || tb_app_register(app, "*", pattern, h, m, 0) < 0) return NULL;
+    }
     app->has_async |= is_asgi;
     Py_RETURN_NONE;
 }

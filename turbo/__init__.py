@@ -132,14 +132,17 @@ class App(_turbo.App, routing.Routes):
         At a prefix ("/api") the app sees it as root_path (ASGI) or SCRIPT_NAME (WSGI), and the
         rest as its path; root_path= sets that value itself (a proxy in front strips a prefix).
         interface: "asgi" or "wsgi" when detection would guess wrong."""
-        self._mounts.append(path)
         kind = interface or interface_of(app)
         if kind not in ("asgi", "wsgi"):
             raise ValueError("interface must be 'asgi' or 'wsgi', not %r" % (kind,))
-        if root_path is None:
-            self._mount(path, app, kind == "asgi")
-        else:
-            self._mount(path, app, kind == "asgi", root_path)
+        if not path.startswith("/") or (path != "/" and path.endswith("/")) or "{" in path:
+            raise ValueError('mount path "%s" must start with "/", not end with one (but "/" '
+                             'itself), and have no captures' % path)
+        prefix = "" if path == "/" else path
+        patterns = (prefix + "/{tb_path...}",) if path == "/" else (prefix, prefix + "/{tb_path...}")
+        self._mount(patterns, app, kind == "asgi", prefix if root_path is None else root_path,
+                    len(prefix.encode()), "%s app at %s" % (kind.upper(), path))
+        self._mounts.append(path)
         return app
 
 
