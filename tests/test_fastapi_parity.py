@@ -180,6 +180,24 @@ FORM_CASES = [
     ("GET", "/list-header", None, {"X-Tag": "one"}),
 ]
 
+ANN, BOB = {"Authorization": "Bearer ann"}, {"Authorization": "Bearer bob"}
+PORTED_CASES = [  # in order: the later ones see what the earlier ones made
+    ("GET", "/health"), ("GET", "/items/"), ("GET", "/items/", None, {"Authorization": "Bearer nobody"}),
+    ("POST", "/token", b"username=ann&password=secret", FORM), ("POST", "/token", b"username=ann&password=x", FORM),
+    ("POST", "/token", b"username=ann", FORM),
+    ("GET", "/users/me", None, ANN), ("GET", "/users/me"),
+    ("POST", "/users/", b'{"username": "bob", "password": "pw", "full_name": "Bob"}', JSON),
+    ("POST", "/users/", b'{"username": "bob", "password": "pw"}', JSON), ("POST", "/users/", b'{"password": "x"}', JSON),
+    ("GET", "/users/me", None, BOB),
+    ("POST", "/items/", b'{"title": "pen", "price": 1.5, "tags": ["office"]}', {**JSON, **ANN}),
+    ("POST", "/items/", b'{"title": "ink", "price": "x"}', {**JSON, **ANN}),
+    ("POST", "/items/", b'{"title": "cup", "price": 3}', {**JSON, **BOB}),
+    ("GET", "/items/", None, ANN), ("GET", "/items/?skip=1&limit=1", None, ANN), ("GET", "/items/?limit=0", None, ANN),
+    ("GET", "/items/1", None, BOB), ("GET", "/items/9", None, BOB), ("GET", "/items/x", None, BOB),
+    ("GET", "/items", None, ANN), ("DELETE", "/items/1", None, BOB), ("DELETE", "/items/1", None, ANN),
+    ("DELETE", "/items/1", None, ANN), ("GET", "/items/", None, ANN), ("GET", "/health"),
+]
+
 SECRET = {"X-Token": "secret"}
 ROUTER_CASES = [
     ("GET", "/users/", None, SECRET), ("GET", "/users/", None, {"X-Token": "no"}), ("GET", "/users/"),
@@ -272,6 +290,76 @@ class Parity(unittest.TestCase):
 
     def test_forms_files_and_lists_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_forms", FORM_CASES)
+
+    def test_the_ported_example_answers_as_under_fastapi(self):
+        """examples/ported_app.py with its two turbo import lines changed back to FastAPI's."""
+        source_path = os.path.join(harness.ROOT, "examples", "ported_app.py")
+        with open(source_path) as f:
+            source = f.read()
+        ported = {"from turbo import APIRouter, App, Depends, HTTPException, Query, status":
+                  "from fastapi import APIRouter, Depends, FastAPI as App, HTTPException, Query, status",
+                  "from turbo.security import": "from fastapi.security import"}
+        for ours, theirs in ported.items():
+            self.assertEqual(source.count(ours), 1, ours)
+            source = source.replace(ours, theirs)
+        self.assertNotIn("turbo", source.replace("to turbo", ""))
+        work, cleanup = harness.workdir()
+        with open(os.path.join(work, "ported_fastapi.py"), "w") as f:
+            f.write(source)
+        port = harness.free_port()
+        theirs = harness.Server([FASTAPI_PYTHON, "-m", "uvicorn", "ported_fastapi:app", "--host", "127.0.0.1",
+                                 "--port", str(port), "--log-level", "warning"], cwd=work, port=port)
+        ours = harness.Server([harness.PYTHON, source_path], env={"PORT": "0"})
+        try:
+            self.compare(ours, theirs, PORTED_CASES)
+        finally:
+            self.assertEqual(ours.stop(), 0, ours.log())
+            theirs.stop()
+            cleanup()
+
+    def test_jsonable_encoder_as_fastapis(self):
+        """turbo.jsonable_encoder and FastAPI's on the same values, in FastAPI's interpreter."""
+        script = """
+import dataclasses, datetime, decimal, enum, json, uuid
+from typing import List, Optional
+from pydantic import BaseModel
+import fastapi.encoders, turbo
+
+class Color(enum.Enum):
+    RED = "red"
+
+class Tag(BaseModel):
+    name: str
+    note: Optional[str] = None
+
+class Item(BaseModel):
+    title: str
+    tags: List[Tag] = []
+    price: Optional[float] = None
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    at: datetime.date
+
+values = [{"a": [1, 2.5, None, True]}, Item(title="t", tags=[Tag(name="n")]), Color.RED, {Color.RED},
+          datetime.datetime(2024, 1, 2, 3, 4, 5), datetime.timedelta(seconds=90), uuid.UUID(int=7),
+          decimal.Decimal("1.50"), Point(1, datetime.date(2024, 5, 6)), (1, "b"), {"n": None, "k": Item(title="x")}]
+options = [{}, {"exclude_none": True}, {"exclude_unset": True}, {"include": {"title"}}]
+out = []
+for v in values:
+    for o in options:
+        if "include" in o and not isinstance(v, BaseModel):
+            continue
+        out.append([repr(v)[:40], o and sorted(o), fastapi.encoders.jsonable_encoder(v, **o), turbo.jsonable_encoder(v, **o)])
+print(json.dumps(out, default=str))
+"""
+        env = dict(os.environ, PYTHONPATH=harness.ROOT)
+        done = subprocess.run([FASTAPI_PYTHON, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        for what, options, theirs, ours in json.loads(done.stdout):
+            with self.subTest(value=what, options=options):
+                self.assertEqual(ours, theirs)
 
     def check_parity_app(self, python, app="parity_app", cases=PARITY_CASES):
         ours = harness.turbo_app(app + ".py", python=python)

@@ -20,11 +20,12 @@ with a response model its validation (pydantic's, through _plans.ResponseModel).
 import asyncio
 import inspect
 
-from . import _plans, _turbo, routing
+from . import _plans, _turbo, routing, status
 from . import dependencies as _dependencies
 from ._turbo import JSONResponse, Request, Response, __version__
 from .exceptions import HTTPException
 from .dependencies import Depends, Security, SecurityScopes
+from .encoders import jsonable_encoder
 from ._support import UploadFile
 from .params import Body, Cookie, File, Form, Header, Path, Query
 from .responses import HTMLResponse, PlainTextResponse, RedirectResponse
@@ -33,7 +34,7 @@ from .routing import APIRouter
 __all__ = ["APIRouter", "App", "Body", "Cookie", "Depends", "File", "Form", "HTMLResponse",
            "HTTPException", "Header", "JSONResponse", "Path", "PlainTextResponse", "Query",
            "RedirectResponse", "Request", "Response", "Security", "SecurityScopes", "UploadFile",
-           "__version__", "interface_of"]
+           "__version__", "interface_of", "jsonable_encoder", "status"]
 
 
 def interface_of(app):
