@@ -5,6 +5,7 @@ trampoline follows (turbo_py.c, tb_plan_new): where each parameter comes from (t
 the query, the body or the request itself), how its text becomes a value, and its default.
 An annotation turbo cannot honour is refused here, with the reason, never ignored.
 """
+import functools
 import inspect
 import re
 import sys
@@ -84,12 +85,12 @@ def validator(name, ann, conv, rules=None):
     or pydantic's for any other annotation (with the marker's rules, rules)."""
     pydantic = _pydantic("parameter '%s': %r" % (name, ann))
     v2 = hasattr(pydantic, "TypeAdapter")
-    if conv == "model" and not rules:
-        return ann.model_validate if v2 else ann.parse_obj
+    if conv == "model" and not rules and not v2:
+        return ann.parse_obj
     if rules:
         ann = typing.Annotated[ann, pydantic.Field(**rules)]
-    if v2:
-        return pydantic.TypeAdapter(ann).validate_python
+    if v2:  # from_attributes: what is no object is model_attributes_type, as in FastAPI
+        return functools.partial(pydantic.TypeAdapter(ann).validate_python, from_attributes=True)
     return _V1Validator(ann)
 
 
