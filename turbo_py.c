@@ -1134,11 +1134,12 @@ typedef struct {
     char *name;              /* the capture, query, header or cookie name (the alias), UTF-8 */
     PyObject *pyname;        /* the same, for error locations */
     PyObject *rules;         /* gt, max_length, pattern...: turbo/params.py's rules(), or NULL */
-    PyObject *default_value; /* NULL when required */
+    PyObject *default_value; /* NULL when required; its factory when factory is set */
     PyObject *model;         /* what validates a TB_MODEL body (pydantic's) */
     long rank;               /* checked (and its errors listed) in this order */
     unsigned char source, conv, nullable;
-    unsigned char many; /* a list of every value of that name (list[int] = Query()...) */
+    unsigned char many;    /* a list of every value of that name (list[int] = Query()...) */
+    unsigned char factory; /* default_value is called for each request (default_factory) */
 } tb_param;
 
 /* Everything the trampoline needs to call one Python handler. */
@@ -1224,8 +1225,9 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
         Py_INCREF(rules);
         q->rules = rules;
     }
-    if (PyTuple_GET_SIZE(dflt)) {
+    if (PyTuple_GET_SIZE(dflt)) { /* (value,), or (factory, "factory") */
         q->default_value = PyTuple_GET_ITEM(dflt, 0);
+        q->factory = PyTuple_GET_SIZE(dflt) == 2;
         Py_INCREF(q->default_value);
     }
     if (model != Py_None) {
@@ -1367,6 +1369,16 @@ static int tb_add_missing(PyObject **errors, const char *where, PyObject *name) 
     return tb_add_error(errors, "missing", where, name, "Field required", Py_None);
 }
 
+/* A value the request does not have: its default (made by its factory),
+   or a missing error. 0, or -1 with an exception. */
+static int tb_absent(tb_param *q, const char *where, PyObject *name, PyObject **out, PyObject **errors) {
+    if (!q->default_value) return tb_add_missing(errors, where, name);
+    if (q->factory) return (*out = PyObject_CallNoArgs(q->default_value)) ? 0 : -1;
+    *out = q->default_value;
+    Py_INCREF(*out);
+    return 0;
+}
+
 /* Does value keep the rule (rule, bound, type, message, ctx)? 1, 0, or -1
    with an exception. */
 static int tb_rule_kept(PyObject *rule, PyObject *value) {
@@ -1456,10 +1468,7 @@ static int tb_arg_query(tb_param *q, turbo_req *req, turbo_res *res, PyObject **
         turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
         return 1;
     }
-    if (!q->default_value) return tb_add_missing(errors, "query", q->pyname);
-    *out = q->default_value;
-    Py_INCREF(*out);
-    return 0;
+    return tb_absent(q, "query", q->pyname, out, errors);
 }
 
 /* The value of cookie name in the Cookie header, as Starlette reads it. */
@@ -1491,10 +1500,7 @@ static int tb_arg_header(tb_param *q, turbo_req *req, PyObject **out, PyObject *
     int found = q->source == TB_HEADER ? (v = turbo_req_header(req, q->name)).ptr != NULL
                                        : tb_cookie_get(req, q->name, &v);
     if (found) return tb_arg_scalar(q, where, v.len ? v.ptr : "", v.len, out, errors);
-    if (!q->default_value) return tb_add_missing(errors, where, q->pyname);
-    *out = q->default_value;
-    Py_INCREF(*out);
-    return 0;
+    return tb_absent(q, where, q->pyname, out, errors);
 }
 
 /* Appends to values each value named q->name in an urlencoded text (a
@@ -1607,12 +1613,7 @@ static int tb_arg_named(tb_param *q, turbo_req *req, turbo_res *res, PyObject **
         static const char body[] = "{\"detail\":\"There was an error parsing the body\"}";
         turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
     } else if (rc == 0 && n == 0) {
-        if (q->default_value) {
-            *out = q->default_value;
-            Py_INCREF(*out);
-        } else {
-            rc = tb_add_missing(errors, where, q->pyname);
-        }
+        rc = tb_absent(q, where, q->pyname, out, errors);
     } else if (rc == 0 && !q->many) {
         rc = tb_arg_item(q, where, PyList_GET_ITEM(values, n - 1), -1, out, errors);
     } else if (rc == 0) {
@@ -1724,13 +1725,7 @@ static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **o
     }
     int rc;
     if (value == Py_None) {
-        if (q->default_value) {
-            *out = q->default_value;
-            Py_INCREF(*out);
-            rc = 0;
-        } else {
-            rc = tb_add_missing(errors, "body", NULL);
-        }
+        rc = tb_absent(q, "body", NULL, out, errors);
     } else {
         rc = tb_check_body(q, value, out, errors);
     }

@@ -642,6 +642,12 @@ class Dependencies(unittest.TestCase):
         status, _, raw = self.server.request("POST", path, body, headers)
         return status, json.loads(raw)
 
+    def test_default_factory_makes_a_default_per_request(self):
+        for _ in range(2):
+            self.assertEqual(self.get("/factory"), (200, {"tags": ["mine"], "seen_is_int": True}))
+        status, _, raw = self.server.request("GET", "/factory", b'["x"]', {"Content-Type": "application/json"})
+        self.assertEqual((status, json.loads(raw)), (200, {"tags": ["x", "mine"], "seen_is_int": True}))
+
     def test_an_override_set_after_the_route_applies_from_run(self):
         self.assertEqual(self.get("/user?token=t"), (200, "overridden"))
 

@@ -140,8 +140,11 @@ def _marker(p, ann):
 
 
 def _default(p, marker):
-    """A 1-tuple with the default, or () when the value is required."""
+    """A 1-tuple with the default, (factory, "factory") for a default_factory, or () when the
+    value is required."""
     value = p.default
+    if marker is not None and getattr(marker, "default_factory", None) is not None:
+        return (marker.default_factory, "factory")
     if marker is not None and value is marker:
         value = marker.default
     return () if value is p.empty or value is ... else (value,)
@@ -242,8 +245,11 @@ class Members:
         for i, (p, ann, marker) in enumerate(bodies):
             default = _default(p, marker)
             extra = marker.field_rules() if marker is not None else {}
-            fields["f%d" % i] = (ann, pydantic.Field(default[0] if default else ...,
-                                                     alias=marker.key(p.name) if marker else p.name,
+            if len(default) == 2:
+                extra["default_factory"] = default[0]
+            else:
+                extra["default"] = default[0] if default else ...
+            fields["f%d" % i] = (ann, pydantic.Field(alias=marker.key(p.name) if marker else p.name,
                                                      **extra))
         self.model = pydantic.create_model("Body", **fields)
         self.names = tuple(fields)

@@ -28,14 +28,17 @@ def _number(x):
 
 class Param:
     """Where a parameter comes from (source) and the rules its value must keep. default: the
-    value when it is absent (... or none given: required); alias: the name in the request."""
+    value when it is absent (... or none given: required), or default_factory() made for each
+    request; alias: the name in the request."""
     source = None
 
-    def __init__(self, default=..., *, alias=None, gt=None, ge=None, lt=None, le=None,
-                 multiple_of=None, min_length=None, max_length=None, pattern=None, regex=None,
-                 title=None, description=None, example=None, examples=None, deprecated=None,
-                 include_in_schema=True):
-        self.default, self.alias = default, alias
+    def __init__(self, default=..., *, default_factory=None, alias=None, gt=None, ge=None,
+                 lt=None, le=None, multiple_of=None, min_length=None, max_length=None,
+                 pattern=None, regex=None, title=None, description=None, example=None,
+                 examples=None, deprecated=None, include_in_schema=True):
+        if default is not ... and default_factory is not None:
+            raise TypeError("give a default or a default_factory, not both")
+        self.default, self.default_factory, self.alias = default, default_factory, alias
         self.numbers = {"gt": gt, "ge": ge, "lt": lt, "le": le, "multiple_of": multiple_of}
         self.min_length, self.max_length = min_length, max_length
         self.pattern = pattern if pattern is not None else regex  # regex: FastAPI's older name

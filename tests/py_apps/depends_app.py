@@ -3,7 +3,7 @@ when cleanups run, Annotated, overrides, an exception in a cleanup."""
 import asyncio
 from typing import Annotated, Optional
 
-from turbo import App, Depends, Form, Query, UploadFile
+from turbo import App, Body, Depends, Form, Query, UploadFile
 
 app = App()
 EVENTS = []
@@ -71,6 +71,12 @@ def user(name: str = Depends(real_user)):
 @app.post("/upload")
 async def upload(file: UploadFile, n: int = Form()):
     return {"size": file.size, "n": n, "on_disk": file.file._rolled, "type": file.headers["content-type"]}
+
+
+@app.get("/factory")
+def factory(tags: list = Body(default_factory=list), seen: int = Query(default_factory=lambda: len(EVENTS))):
+    tags.append("mine")  # a fresh list each time: a shared default would grow
+    return {"tags": tags, "seen_is_int": isinstance(seen, int)}
 
 
 app.dependency_overrides[real_user] = lambda: "overridden"  # after the route: run() applies it
