@@ -312,10 +312,10 @@ TURBO_API turbo_str turbo_req_body(const turbo_req *r);
 /* A multipart/form-data body (RFC 7578), part by part, without copying:
        turbo_multipart m;
        turbo_part part;
-       if (turbo_multipart_begin(req, &m) == 0)
+       if (turbo_multipart_begin(&m, turbo_req_header(req, "content-type"), turbo_req_body(req)) == 0)
            while ((rc = turbo_multipart_next(&m, &part)) == 1) use(part.name, part.data);
-   begin returns 0 for a multipart/form-data request with a boundary, else
-   -1 (not one). next returns 1 with *part set (views into the body, raw: a quoted
+   begin returns 0 when content_type is multipart/form-data with a
+   boundary, else -1 (not one); body is the request's, or any bytes. next returns 1 with *part set (views into the body, raw: a quoted
    name or filename loses its quotes only), 0 after the closing delimiter,
    -1 for a malformed body (no delimiter, a part without a name...). */
 typedef struct {
@@ -331,7 +331,7 @@ typedef struct {
     size_t delim_len;
 } turbo_multipart;
 
-TURBO_API int turbo_multipart_begin(const turbo_req *r, turbo_multipart *m);
+TURBO_API int turbo_multipart_begin(turbo_multipart *m, turbo_str content_type, turbo_str body);
 TURBO_API int turbo_multipart_next(turbo_multipart *m, turbo_part *part);
 
 /* The client's address as text into host (room for 46 bytes is enough);
@@ -1425,8 +1425,8 @@ static turbo_str tb__header_param(turbo_str v, const char *key) {
     return out;
 }
 
-TURBO_API int turbo_multipart_begin(const turbo_req *r, turbo_multipart *m) {
-    turbo_str ct = turbo_req_header(r, "content-type"), b = turbo_req_body(r), boundary;
+TURBO_API int turbo_multipart_begin(turbo_multipart *m, turbo_str ct, turbo_str b) {
+    turbo_str boundary;
     const char *first;
     if (ct.len < 19 || !tb__ieq(ct.ptr, 19, "multipart/form-data")) return -1;
     boundary = tb__header_param(ct, "boundary=");

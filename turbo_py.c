@@ -90,7 +90,6 @@ static PyObject *tb_Loop;      /* the class */
 static PyObject *tb_loop_obj;  /* this process's, while it serves (see tb_loop_start) */
 static PyObject *tb_loop_submit; /* its submit(coro) */
 static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe;
-static PyObject *tb_guard;     /* _support._guard: SystemExit in a task must not stop the loop */
 static PyObject *tb_resolve;   /* _support._resolve: a future done, unless it was cancelled */
 
 static pthread_key_t tb_scratch_key;
@@ -714,6 +713,13 @@ static PyObject *tb_request_json(PyObject *self, PyObject *unused) {
     return body ? tb_ready_new(PyObject_CallOneArg(tb_json_loads, body)) : NULL;
 }
 
+static PyObject *tb_request_form_of; /* _support.request_form */
+
+static PyObject *tb_request_form(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return PyObject_CallOneArg(tb_request_form_of, self);
+}
+
 static PyObject *tb_request_repr(PyObject *self) {
     PyObject *m = tb_request_field((tb_Request *)self, TB_RQ_METHOD);
     PyObject *p = m ? tb_request_field((tb_Request *)self, TB_RQ_PATH) : NULL;
@@ -744,6 +750,7 @@ static PyGetSetDef tb_request_getset[]
 
 static PyMethodDef tb_request_methods[]
     = {{"json", tb_request_json, METH_NOARGS, "await request.json(): the body parsed (json.loads)."},
+       {"form", tb_request_form, METH_NOARGS, "await request.form(): the form's fields and files."},
        {NULL, NULL, 0, NULL}};
 
 /* ================================================================ turbo.Response */
@@ -1503,6 +1510,13 @@ static int tb_arg_header(tb_param *q, turbo_req *req, PyObject **out, PyObject *
     return tb_absent(q, where, q->pyname, out, errors);
 }
 
+/* Appends v, a new reference (NULL after an error), and lets it go: 0 or -1. */
+static int tb_append(PyObject *list, PyObject *v) {
+    int rc = v ? PyList_Append(list, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
 /* Appends to values each value named q->name in an urlencoded text (a
    query, or a form body) as a decoded str. 0, or -1 with an exception. */
 static int tb_pairs_named(tb_param *q, turbo_str rest, PyObject *values) {
@@ -1511,12 +1525,8 @@ static int tb_pairs_named(tb_param *q, turbo_str rest, PyObject *values) {
         PyObject *k = tb_decoded_str(name.ptr, name.len, 1);
         int match = k ? PyUnicode_CompareWithASCIIString(k, q->name) == 0 : -1;
         Py_XDECREF(k);
-        PyObject *v = match > 0 ? tb_decoded_str(value.ptr, value.len, 1) : NULL;
-        if (match < 0 || (match > 0 && (!v || PyList_Append(values, v) < 0))) {
-            Py_XDECREF(v);
+        if (match < 0 || (match && tb_append(values, tb_decoded_str(value.ptr, value.len, 1)) < 0))
             return -1;
-        }
-        Py_XDECREF(v);
     }
     return 0;
 }
@@ -1535,15 +1545,11 @@ static PyObject *tb_part_value(tb_param *q, const turbo_part *p) {
                                  p->head.ptr, (Py_ssize_t)p->head.len);
 }
 
-static int tb_is_form_urlencoded(turbo_req *req) {
-    turbo_str ct = turbo_req_header(req, "content-type");
-    return ct.len >= 33 && strncasecmp(ct.ptr, "application/x-www-form-urlencoded", 33) == 0;
-}
-
 /* Every value named q->name that the request has for the parameter's
    source (query, header, form field or file), in order, appended to
    values. 0, 1 for a malformed multipart body, -1 with an exception. */
 static int tb_values_named(tb_param *q, turbo_req *req, PyObject *values) {
+    turbo_str ct = turbo_req_header(req, "content-type");
     turbo_multipart m;
     turbo_part part;
     int rc;
@@ -1551,27 +1557,21 @@ static int tb_values_named(tb_param *q, turbo_req *req, PyObject *values) {
     if (q->source == TB_HEADER) {
         for (int i = 0, n = turbo_req_header_count(req); i < n; i++) {
             turbo_str k = turbo_req_header_name(req, i), v = turbo_req_header_value(req, i);
-            PyObject *text = strlen(q->name) == k.len && strncasecmp(k.ptr, q->name, k.len) == 0
-                                 ? PyUnicode_DecodeLatin1(v.len ? v.ptr : "", (Py_ssize_t)v.len, NULL)
-                                 : Py_None;
-            if (!text || (text != Py_None && PyList_Append(values, text) < 0)) return -1;
-            if (text != Py_None) Py_DECREF(text);
+            if (strlen(q->name) == k.len && strncasecmp(k.ptr, q->name, k.len) == 0
+                && tb_append(values, PyUnicode_DecodeLatin1(v.len ? v.ptr : "", (Py_ssize_t)v.len, NULL)) < 0)
+                return -1;
         }
         return 0;
     }
-    if (turbo_multipart_begin(req, &m) != 0)
-        return q->source == TB_FORM && tb_is_form_urlencoded(req)
+    if (turbo_multipart_begin(&m, ct, turbo_req_body(req)) != 0)
+        return q->source == TB_FORM && ct.len >= 33
+                       && strncasecmp(ct.ptr, "application/x-www-form-urlencoded", 33) == 0
                    ? tb_pairs_named(q, turbo_req_body(req), values) : 0;
     while ((rc = turbo_multipart_next(&m, &part)) == 1) {
         if (part.name.len != strlen(q->name) || memcmp(part.name.ptr, q->name, part.name.len) != 0
             || (q->conv == TB_UPLOAD && !part.filename.ptr))
             continue;
-        PyObject *v = tb_part_value(q, &part);
-        if (!v || PyList_Append(values, v) < 0) {
-            Py_XDECREF(v);
-            return -1;
-        }
-        Py_DECREF(v);
+        if (tb_append(values, tb_part_value(q, &part)) < 0) return -1;
     }
     return rc < 0;
 }
@@ -1590,12 +1590,7 @@ static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t i
     if (!s || tb_arg_scalar(q, where, s, (size_t)n, out, errors) < 0) return -1;
     for (Py_ssize_t i = before; index >= 0 && *errors && i < PyList_GET_SIZE(*errors); i++) {
         PyObject *loc = PyDict_GetItem(PyList_GET_ITEM(*errors, i), tb_s_loc);
-        PyObject *at = loc ? PyLong_FromSsize_t(index) : NULL;
-        if (!at || PyList_Append(loc, at) < 0) {
-            Py_XDECREF(at);
-            return -1;
-        }
-        Py_DECREF(at);
+        if (!loc || tb_append(loc, PyLong_FromSsize_t(index)) < 0) return -1;
     }
     return 0;
 }
@@ -3193,23 +3188,17 @@ static void tb_on_process_stop(int process_index, void *arg) {
     tb_thread_ts = PyEval_SaveThread();
 }
 
-static PyObject *tb_app_run(PyObject *self_obj, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"host", "port", "workers", "threads", "blocking_threads", NULL};
+/* App._run(host, port, processes, threads, blocking_threads): App.run
+   (turbo/__init__.py) ends here with the values checked. */
+static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     tb_App *self = (tb_App *)self_obj;
-    const char *host = "127.0.0.1";
-    int port = 8000, threads = 1, blocking_threads = 0;
-    PyObject *workers = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|siOii:run", kwlist, &host, &port, &workers,
-                                     &threads, &blocking_threads))
+    const char *host;
+    int port, processes, threads, blocking_threads;
+    if (!PyArg_ParseTuple(args, "siiii:_run", &host, &port, &processes, &threads, &blocking_threads))
         return NULL;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
-    long processes = workers == Py_None ? sysconf(_SC_NPROCESSORS_ONLN) : PyLong_AsLong(workers);
-    if (processes == -1 && PyErr_Occurred()) return NULL;
-    if (processes < 1 || threads < 1 || blocking_threads < 0)
-        return PyErr_Format(PyExc_ValueError,
-                            "workers and threads must be at least 1, blocking_threads at least 0");
     turbo_config cfg = {.host = host, .port = port == 0 ? -1 : port, .threads = threads,
-                        .processes = processes > 1 ? (int)processes : 0,
+                        .processes = processes > 1 ? processes : 0,
                         .blocking_threads = blocking_threads,
                         .on_process_start = tb_on_process_start,
                         .on_process_stop = tb_on_process_stop, .before_fork = tb_before_fork,
@@ -3289,8 +3278,6 @@ static void tb_app_dealloc(PyObject *self) {
     Py_TYPE(self)->tp_free(self);
 }
 
-#define TB_METH(name, fn, doc)                                                                     \
-    { name, (PyCFunction)(void (*)(void))fn, METH_VARARGS | METH_KEYWORDS, doc }
 static PyMethodDef tb_app_methods[] = {
     {"_add_route", tb_app_add_route, METH_VARARGS,
      "_add_route(pattern, label, endpoint, methods, status_code, blocking, response): a Python\n"
@@ -3299,14 +3286,10 @@ static PyMethodDef tb_app_methods[] = {
      "_native(method, pattern, library, symbol, blocking): a C turbo_handler from a shared\n"
      "library, as App.native gives it."},
     {"_mount", tb_app_mount, METH_VARARGS,
-     "_mount(path, app, is_asgi, root_path=path): serves app for every request under path\n"
-     "that no route takes."},
-    TB_METH(
-        "run", tb_app_run,
-        "run(host='127.0.0.1', port=8000, workers=None, threads=1, blocking_threads=0):\n"
-        "serve until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event\n"
-        "loops per process; blocking_threads: spare threads per process for handlers that\n"
-        "block (0: 64). port=0 picks a free port. TURBO_* environment variables override these."),
+     "_mount(patterns, app, is_asgi, root_path, prefix_len, label): an ASGI or WSGI app, as\n"
+     "App.mount gives it."},
+    {"_run", tb_app_run, METH_VARARGS,
+     "_run(host, port, processes, threads, blocking_threads): serves, as App.run asks."},
     {NULL, NULL, 0, NULL}};
 
 /* ================================================================ types and module */
@@ -3400,10 +3383,41 @@ static PyTypeObject tb_PendingType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
 };
 
+/* form_parts(content_type, body): the parts of a multipart/form-data
+   body as (name, filename or None, content type or None, head, data), for
+   Request.form() (turbo/_support.py); None for another content type. */
+static PyObject *tb_form_parts(PyObject *self, PyObject *args) {
+    turbo_str ct, body;
+    Py_ssize_t ctn, bn;
+    turbo_multipart m;
+    turbo_part p;
+    int rc = 1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "s#y#:form_parts", &ct.ptr, &ctn, &body.ptr, &bn)) return NULL;
+    ct.len = (size_t)ctn;
+    body.len = (size_t)bn;
+    if (turbo_multipart_begin(&m, ct, body) != 0) Py_RETURN_NONE;
+    PyObject *parts = PyList_New(0);
+    while (parts && (rc = turbo_multipart_next(&m, &p)) == 1)
+        if (tb_append(parts, Py_BuildValue("(s#z#z#y#y#)", p.name.ptr, (Py_ssize_t)p.name.len,
+                                           p.filename.ptr, (Py_ssize_t)p.filename.len, p.content_type.ptr,
+                                           (Py_ssize_t)p.content_type.len, p.head.ptr, (Py_ssize_t)p.head.len,
+                                           p.data.ptr, (Py_ssize_t)p.data.len))
+            < 0)
+            Py_CLEAR(parts);
+    if (parts && rc < 0) Py_CLEAR(parts);
+    if (rc < 0) PyErr_SetString(PyExc_ValueError, "malformed multipart/form-data body");
+    return parts;
+}
+
+static PyMethodDef tb_module_methods[] = {
+    {"form_parts", tb_form_parts, METH_VARARGS, "form_parts(content_type, body): a multipart body's parts."},
+    {NULL, NULL, 0, NULL}};
+
 static struct PyModuleDef tb_module = {
     PyModuleDef_HEAD_INIT, "turbo._turbo",
     "FastAPI-style Python apps on the turbo C HTTP server, with native C routes beside them.", -1,
-    NULL, NULL, NULL, NULL, NULL};
+    tb_module_methods, NULL, NULL, NULL, NULL};
 
 static int tb_module_state_init(void) {
     PyObject *support = PyImport_ImportModule("turbo._support"); /* before any fork */
@@ -3412,11 +3426,11 @@ static int tb_module_state_init(void) {
         PyObject **slot;
         const char *name;
     } names[] = {{&tb_Headers, "Headers"}, {&tb_plain, "plain"}, {&tb_json_loads, "loads"},
-                 {&tb_JSONDecodeError, "JSONDecodeError"}, {&tb_Loop, "Loop"}, {&tb_guard, "_guard"},
+                 {&tb_JSONDecodeError, "JSONDecodeError"}, {&tb_Loop, "Loop"},
                  {&tb_resolve, "_resolve"}, {&tb_Body, "Body"}, {&tb_Address, "Address"},
                  {&tb_UploadFile, "UploadFile"}, {&tb_model_errors, "model_errors"},
                  {&tb_MutableHeaders, "MutableHeaders"}, {&tb_set_cookie, "set_cookie"},
-                 {&tb_delete_cookie, "delete_cookie"},
+                 {&tb_delete_cookie, "delete_cookie"}, {&tb_request_form_of, "request_form"},
                  {&tb_request_derive[TB_RQ_URL], "request_url"},
                  {&tb_request_derive[TB_RQ_COOKIES], "request_cookies"},
                  {&tb_request_derive[TB_RQ_SCOPE], "request_scope"},

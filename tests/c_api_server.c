@@ -314,7 +314,8 @@ static void parts(turbo_req *req, turbo_res *res, void *user) {
     turbo_json *j;
     int rc;
     (void)user;
-    if (turbo_multipart_begin(req, &m) != 0) {
+    turbo_str ct = turbo_req_header(req, "content-type"), body = turbo_req_body(req);
+    if (turbo_multipart_begin(&m, ct, body) != 0) {
         turbo_res_text(res, 415, "not multipart/form-data");
         return;
     }
@@ -323,7 +324,7 @@ static void parts(turbo_req *req, turbo_res *res, void *user) {
         turbo_res_text(res, 400, "malformed multipart body");
         return;
     }
-    turbo_multipart_begin(req, &m);
+    turbo_multipart_begin(&m, ct, body);
     j = turbo_res_json(res, 200);
     turbo_json_array_begin(j);
     while ((rc = turbo_multipart_next(&m, &part)) == 1) {

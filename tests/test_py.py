@@ -302,6 +302,20 @@ class BasicApp(unittest.TestCase):
             "client_host": "127.0.0.1", "client_port_is_int": True, "state": "b c",
             "scope": ["http", "POST", "/request-await/b c"], "scope_query": "x=1&y=%20", "is_bytes": True}))
 
+    def test_request_form_reads_urlencoded_and_multipart_bodies(self):
+        status, body = self.json("/request-form", method="POST", body=b"a=1&tag=x&tag=y+z&e=",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual((status, body), (200, {"fields": {"a": "1", "tag": "y z", "e": ""}, "tags": ["x", "y z"],
+                                                "files": []}))
+        multipart = (b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n2\r\n'
+                     b'--b\r\nContent-Disposition: form-data; name="file"; filename="f.txt"\r\n\r\nhi\r\n--b--')
+        status, body = self.json("/request-form", method="POST", body=multipart,
+                                 headers={"Content-Type": "multipart/form-data; boundary=b"})
+        self.assertEqual((status, body), (200, {"fields": {"a": "2"}, "tags": [], "files": [["f.txt", "hi"]]}))
+        status, body = self.json("/request-form", method="POST", body=b"--b\r\nbroken",
+                                 headers={"Content-Type": "multipart/form-data; boundary=b"})
+        self.assertEqual((status, body), (400, {"detail": "There was an error parsing the body"}))
+
     def test_request_kept_after_its_handler_is_a_copy(self):
         self.assertEqual(self.call("/keep?z=9", headers={"X-Test": "kept"})[0], 200)
         self.assertEqual(self.json("/kept"), (200, {"path": "/keep", "query": {"z": "9"}, "agent": "kept"}))

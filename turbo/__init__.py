@@ -19,6 +19,7 @@ with a response model its validation (pydantic's, through _plans.ResponseModel).
 """
 import asyncio
 import inspect
+import os
 
 from . import _plans, _turbo, routing, status
 from . import dependencies as _dependencies
@@ -113,7 +114,10 @@ class App(_turbo.App, routing.Routes):
                 solver.override(self.dependency_overrides)
         if self.redirect_slashes:
             self._add_slash_redirects()
-        return super().run(host, port, workers, threads, blocking_threads)
+        processes = (os.cpu_count() or 1) if workers is None else workers
+        if processes < 1 or threads < 1 or blocking_threads < 0:
+            raise ValueError("workers and threads must be at least 1, blocking_threads at least 0")
+        self._run(host, port, processes, threads, blocking_threads)
 
     def _add_slash_redirects(self):
         """For any method, as Starlette redirects before it looks at the method."""

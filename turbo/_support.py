@@ -133,6 +133,64 @@ class UploadFile:
         return "UploadFile(filename=%r, size=%d)" % (self.filename, self.size)
 
 
+class FormData:
+    """await request.form(): the fields (str) and files (UploadFile) of a form, by name, as
+    Starlette's FormData: form[name] and get() give the last of a repeated name, getlist() all."""
+
+    def __init__(self, pairs):
+        self._pairs = pairs
+        self._last = dict(pairs)
+
+    def __getitem__(self, name):
+        return self._last[name]
+
+    def get(self, name, default=None):
+        return self._last.get(name, default)
+
+    def getlist(self, name):
+        return [v for k, v in self._pairs if k == name]
+
+    def __contains__(self, name):
+        return name in self._last
+
+    def __iter__(self):
+        return iter(self._last)
+
+    def __len__(self):
+        return len(self._last)
+
+    def keys(self):
+        return self._last.keys()
+
+    def items(self):
+        return self._last.items()
+
+    def multi_items(self):
+        return list(self._pairs)
+
+    async def close(self):
+        for _, v in self._pairs:
+            if isinstance(v, UploadFile):
+                await v.close()
+
+
+async def request_form(request):
+    """Request.form(): the body as a form; an empty one for another content type."""
+    from . import _turbo
+    from .exceptions import HTTPException
+    ctype = request.headers.get("content-type", "")
+    if ctype.lower().startswith("application/x-www-form-urlencoded"):
+        return FormData(urllib.parse.parse_qsl(request.body.decode("latin-1"), keep_blank_values=True,
+                                               encoding="utf-8", errors="replace"))
+    try:
+        parts = _turbo.form_parts(ctype, request.body) or []
+    except ValueError:
+        raise HTTPException(400, "There was an error parsing the body") from None
+    return FormData([(name, data.decode("utf-8", "replace") if filename is None
+                      else UploadFile(filename, part_type, data, head))
+                     for name, filename, part_type, head, data in parts])
+
+
 class MutableHeaders:
     """Response.headers: the (name, value) pairs of a response, read and set by name in any
     case as Starlette's MutableHeaders (headers["X-A"] = "1" replaces, append() adds one

@@ -21,19 +21,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t ct_len = nl ? (size_t)(nl - data) : size, body_len = nl ? size - ct_len - 1 : 0;
     char *ct = fuzz_copy(data, ct_len), *body = fuzz_copy(nl ? nl + 1 : data, body_len);
     const char *end = body + body_len, *last = body;
-    turbo_req req;
+    turbo_str type, whole;
     turbo_multipart m;
     turbo_part part;
     int rc, parts = 0;
-    memset(&req, 0, sizeof req);
-    req.header_count = 1;
-    req.header_name[0].ptr = "Content-Type";
-    req.header_name[0].len = 12;
-    req.header_value[0].ptr = ct;
-    req.header_value[0].len = ct_len;
-    req.body.ptr = body;
-    req.body.len = body_len;
-    if (turbo_multipart_begin(&req, &m) == 0) {
+    type.ptr = ct;
+    type.len = ct_len;
+    whole.ptr = body;
+    whole.len = body_len;
+    if (turbo_multipart_begin(&m, type, whole) == 0) {
         FUZZ_ASSERT(ct_len >= 19 && m.delim_len > 4 && m.delim_len <= 74, "delimiter %zu", m.delim_len);
         while ((rc = turbo_multipart_next(&m, &part)) == 1) {
             FUZZ_ASSERT(part.name.ptr && inside(part.name, last, end) && inside(part.filename, last, end) &&

@@ -191,6 +191,14 @@ async def awaited_request(name: str, request: turbo.Request):
             "scope_query": request.scope["query_string"].decode(), "is_bytes": isinstance(request.body, bytes)}
 
 
+@app.post("/request-form")
+async def request_form(request: turbo.Request):
+    form = await request.form()
+    files = [(f.filename, (await f.read()).decode()) for f in form.getlist("file")]
+    return {"fields": {k: v for k, v in form.items() if isinstance(v, str)}, "tags": form.getlist("tag"),
+            "files": files}
+
+
 KEPT = []
 
 
