@@ -1145,7 +1145,7 @@ typedef struct {
     PyObject *model;         /* what validates a TB_MODEL body (pydantic's) */
     long rank;               /* checked (and its errors listed) in this order */
     unsigned char source, conv, nullable;
-    unsigned char many;    /* a list of every value of that name (list[int] = Query()...) */
+    unsigned char many;    /* every value of the name: 1 in a list, 2 a set, 3 a tuple */
     unsigned char factory; /* default_value is called for each request (default_factory) */
 } tb_param;
 
@@ -1208,9 +1208,10 @@ static int tb_name_index(PyObject *s, const char *const *names, int n) {
 
 static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     PyObject *name, *key, *source, *conv, *dflt, *model, *rules;
-    int nullable, kwonly, many;
+    int nullable, kwonly;
+    unsigned char many;
     long rank;
-    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!lp", &name, &key, &source, &conv, &nullable, &PyTuple_Type,
+    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!lb", &name, &key, &source, &conv, &nullable, &PyTuple_Type,
                           &dflt, &model, &kwonly, &PyTuple_Type, &rules, &rank, &many))
         return -1;
     if (pl->nparams == TB_MAX_ARGS) {
@@ -1224,7 +1225,7 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     q->source = (unsigned char)s;
     q->conv = (unsigned char)k;
     q->nullable = (unsigned char)nullable;
-    q->many = (unsigned char)many;
+    q->many = many;
     q->rank = rank;
     Py_INCREF(key);
     q->pyname = key;
@@ -1618,6 +1619,7 @@ static int tb_arg_named(tb_param *q, turbo_req *req, turbo_res *res, PyObject **
             rc = tb_arg_item(q, where, PyList_GET_ITEM(values, i), i, &item, errors);
             PyList_SET_ITEM(list, i, item ? item : (Py_INCREF(Py_None), Py_None));
         }
+        if (list && q->many > 1) Py_SETREF(list, q->many == 2 ? PySet_New(list) : PyList_AsTuple(list));
         if (!list) rc = -1;
         if (rc == 0 && *out == NULL && list) *out = list;
         else Py_XDECREF(list);

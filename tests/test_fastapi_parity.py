@@ -177,7 +177,8 @@ FORM_CASES = [
     ("POST", "/optional-file", *multipart(("x", "y"))),
     ("POST", "/optional-file", *multipart(("file", "f", "text/plain", b"z"))),
     ("GET", "/list-query?q=a&q=b&n=1&n=2"), ("GET", "/list-query"), ("GET", "/list-query?n=1&n=x&n=3&n=y"),
-    ("GET", "/list-header", None, {"X-Tag": "one"}),
+    ("GET", "/list-header", None, {"X-Tag": "one"}), ("GET", "/set-query?s=3&s=1&s=3&t=b&t=a"),
+    ("GET", "/set-query"), ("GET", "/set-query?s=x"),
 ]
 
 ANN, BOB = {"Authorization": "Bearer ann"}, {"Authorization": "Bearer bob"}

@@ -166,6 +166,7 @@ def parameters(func):
 
 
 SOURCES = ("path", "query", "header", "cookie", "body", "form", "file", "request")
+_MANY = (list, set, tuple)
 
 
 def leaf(p, ann, marker, in_path):
@@ -173,13 +174,15 @@ def leaf(p, ann, marker, in_path):
     keyword_only, rules, rank, many). key is its name in the request; source one of SOURCES;
     default a 1-tuple, or () when the value is required; model what validates a body value
     (validator()); rules as params.Param.rules; rank orders the checks and so the errors of a
-    422: path, query, header, cookie, body; many: a list of every value of that name."""
+    422: path, query, header, cookie, body; many: every value of that name, in a list (1), a
+    set (2) or a tuple (3)."""
     conv, nullable, bare = conversion(p.name, ann)
-    key, rules, check, many = p.name, (), None, False
+    key, rules, check, many = p.name, (), None, 0
     if marker is None and _files(p.name, ann):
         marker = params.File()  # FastAPI reads an UploadFile parameter as a file unasked
-    if marker is not None and typing.get_origin(bare) is list and marker.source != "body":
-        many = True  # list[int] = Query(), List[UploadFile] = File()...
+    collection = typing.get_origin(bare) or bare
+    if marker is not None and collection in _MANY and marker.source != "body":
+        many = _MANY.index(collection) + 1  # list[int] = Query(), List[UploadFile] = File()...
         conv, _, bare = conversion(p.name, (typing.get_args(bare) or (str,))[0])
     if is_body(p, ann, marker):
         if p.name in in_path and marker is None:
@@ -258,8 +261,7 @@ class Members:
     def leaf(self):
         """The C plan of the body, checked last: validated against the model (check), None
         when empty."""
-        return ("body", "body", "body", "model", True, (None,), self.check, False, (), 1 << 20,
-                False)
+        return ("body", "body", "body", "model", True, (None,), self.check, False, (), 1 << 20, 0)
 
     def check(self, body):
         """A body that is no object has no members: each is missing, as FastAPI finds it."""

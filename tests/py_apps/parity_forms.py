@@ -2,7 +2,7 @@
 PARITY_FRAMEWORK=fastapi (served by uvicorn), turbo otherwise. tests/test_fastapi_parity.py
 compares them."""
 import os
-from typing import List, Optional
+from typing import List, Optional, Set, Tuple
 
 if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
     from fastapi import Depends, FastAPI as App, File, Form, Header, Query, UploadFile
@@ -50,6 +50,11 @@ async def optional_file(file: Optional[UploadFile] = None):
 @app.get("/list-query")
 def list_query(q: List[str] = Query([]), n: Optional[List[int]] = Query(None)):
     return {"q": q, "n": n}
+
+
+@app.get("/set-query")
+def set_query(s: Set[int] = Query(set()), t: Tuple[str, ...] = Query(())):
+    return {"s": sorted(s), "s_type": type(s).__name__, "t": t, "t_type": type(t).__name__}
 
 
 @app.get("/list-header")
