@@ -101,7 +101,8 @@ def name_filter(argv):
 
 def run(test_classes):
     """Runs the tests (python3 SUITE.py -k WORD... runs only those whose name has one of the
-    words), prints `N passed, N failed` last, exits non-zero on failure."""
+    words), prints `N passed, N failed` last, exits non-zero on failure. A skipped test (a
+    package missing) counts as failed, and so does running no test at all."""
     words = name_filter(sys.argv)
     suite = unittest.TestSuite()
     for cls in test_classes:
@@ -109,10 +110,12 @@ def run(test_classes):
             if not words or any(w in test.id() for w in words):
                 suite.addTest(test)
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped)
+    for test, reason in result.skipped:  # a test that cannot run is a failure, never a pass
+        print(f"FAIL (could not run): {test.id()}: {reason}")
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses) + len(result.skipped)
+    passed = result.testsRun - failed
     print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed or not result.testsRun else 0)
 
 
 def workdir():
