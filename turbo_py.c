@@ -11,10 +11,11 @@
      turbo.h parses the request and matches the route in C. A native route
      (app.native) is a plain turbo_handler and runs without the GIL. Every
      Python route goes through one trampoline, tb_py_handler, whose `user`
-     is the route's plan: which parameters come from the path, the query,
-     a header, a cookie, the body or turbo.Request, how each is converted
-     and checked, their defaults. The plan is read once, at decoration,
-     from the signature by turbo/_plans.py (describe). Per
+     is the route's plan: which values come from the path, the query, a
+     header, a cookie, the body, a form or turbo.Request, how each is
+     converted and checked, their defaults. The plan is read once, at
+     decoration, by turbo/_plans.py (describe; with dependencies, from the
+     whole graph: turbo/dependencies.py's Solver, which C then calls). Per
      request the trampoline takes the GIL (a thread state kept per turbo
      thread), converts the values in C, calls the function with vectorcall,
      writes the result as JSON straight from the Python objects with the

@@ -656,6 +656,15 @@ class Dependencies(unittest.TestCase):
         status, _, raw = self.server.request("POST", path, body, headers)
         return status, json.loads(raw)
 
+    def test_background_tasks_run_after_the_answer_in_order_and_not_after_a_failure(self):
+        self.assertEqual(self.get("/background/b1"), (200, "queued b1"))  # its first task still waits
+        self.assertNotIn("task b1", self.get("/events")[1])
+        self.assertEqual(self.get("/background/b2?fail=true")[0], 500)
+        self.assertEqual(self.get("/release"), (200, "released"))
+        self.events_end_with(["task b1", "async task b1"])
+        self.assertIn("background task failed on purpose", self.server.log())
+        self.assertNotIn("task b2", self.get("/events")[1])
+
     def test_default_factory_makes_a_default_per_request(self):
         for _ in range(2):
             self.assertEqual(self.get("/factory"), (200, {"tags": ["mine"], "seen_is_int": True}))
@@ -670,7 +679,7 @@ class Declarations(unittest.TestCase):
     """Mistakes are refused when the route is declared, with a message naming them."""
 
     def test_unsupported_annotation_is_a_type_error(self):
-        def f(x: set = turbo.Query()): pass
+        def f(x: dict = turbo.Query()): pass
         with self.assertRaisesRegex(TypeError, r"parameter 'x': Query\(\) takes int, float, str or bool"):
             turbo.App().get("/b")(f)
 

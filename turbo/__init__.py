@@ -25,6 +25,7 @@ from . import _plans, _turbo, routing, status
 from . import dependencies as _dependencies
 from ._turbo import JSONResponse, Request, Response, __version__
 from .exceptions import HTTPException
+from .background import BackgroundTasks
 from .dependencies import Depends, Security, SecurityScopes
 from .encoders import jsonable_encoder
 from ._support import UploadFile
@@ -32,10 +33,10 @@ from .params import Body, Cookie, File, Form, Header, Path, Query
 from .responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from .routing import APIRouter
 
-__all__ = ["APIRouter", "App", "Body", "Cookie", "Depends", "File", "Form", "HTMLResponse",
-           "HTTPException", "Header", "JSONResponse", "Path", "PlainTextResponse", "Query",
-           "RedirectResponse", "Request", "Response", "Security", "SecurityScopes", "UploadFile",
-           "__version__", "interface_of", "jsonable_encoder", "status"]
+__all__ = ["APIRouter", "App", "BackgroundTasks", "Body", "Cookie", "Depends", "File", "Form",
+           "HTMLResponse", "HTTPException", "Header", "JSONResponse", "Path", "PlainTextResponse",
+           "Query", "RedirectResponse", "Request", "Response", "Security", "SecurityScopes",
+           "UploadFile", "__version__", "interface_of", "jsonable_encoder", "status"]
 
 
 def interface_of(app):

@@ -22,6 +22,7 @@ import traceback
 
 from . import _plans
 from ._turbo import JSONResponse, Response
+from .background import BackgroundTasks
 
 __all__ = ["Depends", "Security", "SecurityScopes", "Solver"]
 
@@ -84,6 +85,7 @@ class _Graph:
         self.members = None  # _plans.Members when the body has several
         self.body_at = None  # where the body is among the values
         self.wants_response = False
+        self.wants_background = False  # one BackgroundTasks per request, run after the answer
 
     def add(self, call, scopes, use_cache):
         """The ref of call's result: its dependencies become steps before it, its parameters
@@ -103,6 +105,9 @@ class _Graph:
             elif isinstance(ann, type) and issubclass(ann, Response):
                 self.wants_response = True  # a Response to set headers, cookies, status on
                 args.append((p.name, ("response", 0)))
+            elif isinstance(ann, type) and issubclass(ann, BackgroundTasks):
+                self.wants_background = True
+                args.append((p.name, ("background", 0)))
             elif ann is SecurityScopes:
                 self.consts.append(SecurityScopes(scopes))
                 args.append((p.name, ("const", len(self.consts) - 1)))
@@ -159,7 +164,7 @@ class Solver:
         self.params = tuple(graph.params)
         kinds = {kind for _, kind, _ in graph.steps}
         self.is_async = bool(kinds & {"await", "agen"})
-        self.finishes = bool(kinds & {"gen", "agen"})
+        self.finishes = bool(kinds & {"gen", "agen"}) or graph.wants_background
         self.call = self._call_async if self.is_async else self._call
         self._load(graph, range(len(self.params)))
 
@@ -187,11 +192,12 @@ class Solver:
         nvalues, nconsts = len(self.params), len(graph.consts)
         self.members, self.body_at = graph.members, graph.body_at
         nmembers = len(self.members.names) if self.members else 0
-        self.wants_response = graph.wants_response
+        self.wants_response, self.wants_background = graph.wants_response, graph.wants_background
         self.response_at = nvalues + nconsts + nmembers
+        self.background_at = self.response_at + self.wants_response
         base = {"param": 0, "const": nvalues, "member": nvalues + nconsts,
-                "response": nvalues + nconsts + nmembers,
-                "step": nvalues + nconsts + nmembers + self.wants_response}
+                "response": self.response_at, "background": self.background_at,
+                "step": self.background_at + self.wants_background}
         where = list(where)
         steps = []
         for n, (call, kind, args) in enumerate(graph.steps, 1):
@@ -234,7 +240,17 @@ class Solver:
             pool += self.members.members(values[self.body_at])
         if self.wants_response:
             pool.append(Response(b"", self.status_code))
+        if self.wants_background:
+            pool.append(BackgroundTasks())
         return pool
+
+    def _finish(self, pool, stack):
+        """After the answer: the cleanup of yield dependencies, then the background tasks."""
+        try:
+            stack.close()
+        finally:
+            if self.wants_background:
+                pool[self.background_at].run_later()
 
     def _result(self, pool):
         """The handler's result; with a response parameter, made a response with its status,
@@ -260,7 +276,9 @@ class Solver:
             if stack is not None:
                 stack.__exit__(*sys.exc_info())  # the generators see the exception
             raise
-        return self._result(pool) if stack is None else (self._result(pool), stack.close)
+        if stack is None:
+            return self._result(pool)
+        return self._result(pool), functools.partial(self._finish, pool, stack)
 
     async def _call_async(self, *values):
         pool = self._pool(values)
@@ -286,17 +304,20 @@ class Solver:
         if not self.finishes:
             return self._result(pool)
         loop = asyncio.get_running_loop()
-        return self._result(pool), functools.partial(loop.call_soon_threadsafe, self._close_later, stack)
+        return self._result(pool), functools.partial(loop.call_soon_threadsafe, self._close_later,
+                                                     pool, stack)
 
-    def _close_later(self, stack):
-        asyncio.get_running_loop().create_task(self._close(stack))
+    def _close_later(self, pool, stack):
+        asyncio.get_running_loop().create_task(self._close(pool, stack))
 
-    async def _close(self, stack):
+    async def _close(self, pool, stack):
         try:
             await stack.aclose()
         except Exception:
             sys.stderr.write("turbo: %s: the cleanup of a dependency raised\n" % self.label)
             traceback.print_exc()
+        if self.wants_background:
+            pool[self.background_at].run_later()
 
 
 def needed(func, dependencies):
@@ -308,4 +329,5 @@ def needed(func, dependencies):
     bodies = [b for b in found if not isinstance(b[2], Depends) and _plans.is_body(*b)]
     return bool(bodies and not _plans.one_body(bodies)) or any(
         isinstance(marker, Depends) or ann is SecurityScopes
-        or isinstance(ann, type) and issubclass(ann, Response) for _, ann, marker in found)
+        or isinstance(ann, type) and issubclass(ann, (Response, BackgroundTasks))
+        for _, ann, marker in found)

@@ -1,9 +1,10 @@
 """Dependencies as turbo serves them beyond what FastAPI 0.92 shows (tests/test_py.py):
 when cleanups run, Annotated, overrides, an exception in a cleanup."""
 import asyncio
+import threading
 from typing import Annotated, Optional
 
-from turbo import App, Body, Depends, Form, Query, UploadFile
+from turbo import App, BackgroundTasks, Body, Depends, Form, Query, UploadFile
 
 app = App()
 EVENTS = []
@@ -71,6 +72,39 @@ def user(name: str = Depends(real_user)):
 @app.post("/upload")
 async def upload(file: UploadFile, n: int = Form()):
     return {"size": file.size, "n": n, "on_disk": file.file._rolled, "type": file.headers["content-type"]}
+
+
+RELEASE = threading.Event()
+
+
+def waits_for_release(name):
+    RELEASE.wait(20)
+    EVENTS.append("task " + name)
+
+
+async def async_task(name):
+    await asyncio.sleep(0)
+    EVENTS.append("async task " + name)
+
+
+def failing_task():
+    raise RuntimeError("background task failed on purpose")
+
+
+@app.get("/background/{name}")
+def background(name: str, tasks: BackgroundTasks, fail: bool = False):
+    tasks.add_task(waits_for_release, name)
+    tasks.add_task(failing_task)
+    tasks.add_task(async_task, name=name)
+    if fail:
+        raise RuntimeError("the handler failed: its tasks must not run")
+    return "queued " + name
+
+
+@app.get("/release")
+def release():
+    RELEASE.set()
+    return "released"
 
 
 @app.get("/factory")

@@ -1,0 +1,54 @@
+"""BackgroundTasks, as FastAPI's: functions to call once the answer is made.
+
+    def notify(email: str, message=""): ...
+
+    @app.post("/send")
+    def send(email: str, background_tasks: BackgroundTasks):
+        background_tasks.add_task(notify, email, message="hi")
+        return {"queued": True}
+
+The tasks of a request run in order on a thread of the process's pool (an async one on an
+asyncio loop of its own there), so the answer never waits for them; an exception is logged
+and the next task still runs. The process waits for the tasks under way when it exits.
+"""
+import asyncio
+import concurrent.futures
+import inspect
+import os
+import sys
+import traceback
+
+__all__ = ["BackgroundTasks"]
+
+_POOL_THREADS = 8
+_pool = None  # (pid, executor): made in each process when first needed, after any fork
+
+
+class BackgroundTasks:
+    def __init__(self, tasks=None):
+        self.tasks = list(tasks or ())
+
+    def add_task(self, func, *args, **kwargs):
+        self.tasks.append((func, args, kwargs))
+
+    def run_later(self):
+        """Hands the tasks to the pool."""
+        global _pool
+        if not self.tasks:
+            return
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), concurrent.futures.ThreadPoolExecutor(
+                _POOL_THREADS, thread_name_prefix="turbo-background"))
+        _pool[1].submit(_run, list(self.tasks))
+
+
+def _run(tasks):
+    for func, args, kwargs in tasks:
+        try:
+            if inspect.iscoroutinefunction(func):
+                asyncio.run(func(*args, **kwargs))
+            else:
+                func(*args, **kwargs)
+        except Exception:
+            sys.stderr.write("turbo: background task %s raised\n" % getattr(func, "__name__", func))
+            traceback.print_exc()
