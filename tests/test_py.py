@@ -675,6 +675,73 @@ class Dependencies(unittest.TestCase):
         self.assertEqual(self.get("/user?token=t"), (200, "overridden"))
 
 
+class OpenAPI(unittest.TestCase):
+    """The document and its pages (the parity suite compares the operations with FastAPI's)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.turbo_app("openapi_app.py", ENV)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        assert rc == 0, f"the server exited with {rc}:\n{cls.server.log()[-3000:]}"
+
+    def test_the_document_is_valid_openapi_3_1_with_what_the_routes_declare(self):
+        from openapi_spec_validator import validate
+        status, _, raw = self.server.request("GET", "/openapi.json")
+        doc = json.loads(raw)
+        self.assertEqual(status, 200)
+        validate(doc)
+        self.assertEqual((doc["openapi"], doc["info"]), ("3.1.0", {"title": "Shop", "version": "2.0",
+                                                                    "description": "Items and files."}))
+        self.assertEqual(sorted(doc["paths"]), ["/health", "/items/", "/upload"])
+        create = doc["paths"]["/items/"]["post"]
+        self.assertEqual((create["operationId"], create["summary"], create["description"], create["tags"]),
+                         ("create_item_items__post", "Create Item", "Makes an item.\n\nThe price defaults to 0.",
+                          ["items"]))
+        self.assertEqual(create["requestBody"], {"content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Item"}}}, "required": True})
+        self.assertEqual(sorted(create["responses"]), ["201", "404", "422"])
+        self.assertEqual(create["responses"]["404"]["content"]["application/json"]["schema"],
+                         {"$ref": "#/components/schemas/Message"})
+        self.assertEqual(create["security"], [{"OAuth2PasswordBearer": []}])
+        listing = doc["paths"]["/items/"]["get"]
+        self.assertTrue(listing["deprecated"])
+        limit = listing["parameters"][0]
+        self.assertEqual((limit["name"], limit["in"], limit["required"], limit["schema"]["exclusiveMinimum"],
+                          limit["schema"]["maximum"], limit["schema"]["default"]), ("limit", "query", False, 0, 100, 10))
+        self.assertEqual(listing["responses"]["200"]["content"]["application/json"]["schema"],
+                         {"type": "array", "items": {"$ref": "#/components/schemas/Item"}})
+        upload = doc["paths"]["/upload"]["post"]
+        body = doc["components"]["schemas"][upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+                                            ["$ref"].split("/")[-1]]
+        self.assertEqual((upload["summary"], body["properties"]["file"]["format"], body["required"]),
+                         ("Send a file", "binary", ["file"]))
+        self.assertEqual(doc["paths"]["/health"]["get"]["summary"], "Health check")
+        self.assertEqual(doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"],
+                         {"scopes": {"read": "Read items"}, "tokenUrl": "token"})
+        self.assertIn("HTTPValidationError", doc["components"]["schemas"])
+
+    def test_docs_and_redoc_pages_load_their_scripts_and_the_document(self):
+        status, headers, page = self.server.request("GET", "/docs")
+        self.assertEqual((status, headers["content-type"]), (200, "text/html; charset=utf-8"))
+        for part in (b'src="/static/swagger-ui-bundle.js"', b'href="/static/swagger-ui.css"', b'url: "/openapi.json"'):
+            self.assertIn(part, page)
+        status, _, page = self.server.request("GET", "/redoc")
+        self.assertEqual(status, 200)
+        self.assertIn(b'spec-url="/openapi.json"', page)
+        self.assertEqual(self.server.request("GET", "/docs/oauth2-redirect")[0], 200)
+
+    def test_openapi_url_none_serves_no_document_and_no_pages(self):
+        server = harness.turbo_app("openapi_app.py", dict(ENV, TURBO_NO_DOCS="1"))
+        try:
+            for path in ("/openapi.json", "/docs", "/redoc"):
+                self.assertEqual(server.request("GET", path)[0], 404, path)
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
 class Declarations(unittest.TestCase):
     """Mistakes are refused when the route is declared, with a message naming them."""
 
@@ -770,6 +837,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, OpenAPI, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

@@ -21,7 +21,7 @@ import asyncio
 import inspect
 import os
 
-from . import _plans, _turbo, routing, status
+from . import _plans, _turbo, openapi, routing, status
 from . import dependencies as _dependencies
 from ._turbo import JSONResponse, Request, Response, __version__
 from .exceptions import HTTPException
@@ -49,18 +49,35 @@ def interface_of(app):
 
 
 class App(_turbo.App, routing.Routes):
-    """App(dependencies=None, redirect_slashes=True): routes declared with decorators (get,
-    post, ..., as FastAPI's), served by app.run().
+    """App(dependencies=None, redirect_slashes=True, title="turbo", version="0.1.0", ...):
+    routes declared with decorators (get, post, ..., as FastAPI's), served by app.run().
     dependencies: Depends(...) run before every route's handler, results unused.
     redirect_slashes: GET /items answers 307 to /items/ when only that is a route (and the
     other way round), as FastAPI does.
+    title, version, description, summary, terms_of_service, contact, license_info, servers,
+    openapi_tags: the API document's, served at openapi_url ("/openapi.json"; None: no
+    document, no pages), shown at docs_url ("/docs": Swagger UI from swagger_js_url and
+    swagger_css_url) and redoc_url ("/redoc", redoc_js_url).
     dependency_overrides: {dependency: replacement}, as FastAPI's; read when a route is
     declared, and again by run() for replacements that ask no more of the request."""
 
-    def __init__(self, *, dependencies=None, redirect_slashes=True):
+    def __init__(self, *, dependencies=None, redirect_slashes=True, title="turbo",
+                 version="0.1.0", description="", summary=None, terms_of_service=None,
+                 contact=None, license_info=None, servers=None, openapi_tags=None,
+                 openapi_url="/openapi.json", docs_url="/docs", redoc_url="/redoc",
+                 swagger_js_url=openapi.SWAGGER_JS, swagger_css_url=openapi.SWAGGER_CSS,
+                 redoc_js_url=openapi.REDOC_JS):
         super().__init__()
         self.dependencies = list(dependencies or ())
         self.redirect_slashes = redirect_slashes
+        self.title, self.version, self.description = title, version, description
+        self.info_extra = dict(summary=summary, terms_of_service=terms_of_service,
+                               contact=contact, license_info=license_info)
+        self.servers, self.openapi_tags = servers, openapi_tags
+        self.openapi_url, self.docs_url, self.redoc_url = openapi_url, docs_url, redoc_url
+        self.swagger_js_url, self.swagger_css_url = swagger_js_url, swagger_css_url
+        self.redoc_js_url = redoc_js_url
+        self.natives = []     # (method, path, symbol, openapi) of each native route
         self.dependency_overrides = {}
         self.routes = []      # routing.Route of every Python route, for the API document
         self._solvers = []
@@ -84,7 +101,9 @@ class App(_turbo.App, routing.Routes):
             self._solvers.append(call)
         self.add_route(path, call, methods, o["status_code"], blocking=o["blocking"],
                        response=shape)
-        self.routes.append(routing.Route(path, endpoint, list(methods), o))
+        route = routing.Route(path, endpoint, list(methods), o)
+        route.call = call
+        self.routes.append(route)
 
     def add_route(self, path, endpoint, methods=None, status_code=200, *, blocking=False,
                   response=None):
@@ -99,10 +118,12 @@ class App(_turbo.App, routing.Routes):
                         methods, status_code, blocking, response)
         self._taken.add(path)
 
-    def native(self, method, path, library, symbol, *, blocking=False):
-        """Serves a C turbo_handler, symbol, from the shared library at library."""
+    def native(self, method, path, library, symbol, *, blocking=False, openapi=None):
+        """Serves a C turbo_handler, symbol, from the shared library at library. openapi: the
+        operation's entries in the API document (summary, responses...), else a minimal one."""
         self._native(method.upper(), _plans.translate(path), library, symbol, blocking)
         self._taken.add(path)
+        self.natives.append((method.upper(), path, symbol, openapi))
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
@@ -113,6 +134,8 @@ class App(_turbo.App, routing.Routes):
         if self.dependency_overrides:
             for solver in self._solvers:
                 solver.override(self.dependency_overrides)
+        if self.openapi_url:
+            openapi.add_routes(self)
         if self.redirect_slashes:
             self._add_slash_redirects()
         processes = (os.cpu_count() or 1) if workers is None else workers

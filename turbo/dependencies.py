@@ -20,7 +20,7 @@ import inspect
 import sys
 import traceback
 
-from . import _plans
+from . import _plans, security
 from ._turbo import JSONResponse, Response
 from .background import BackgroundTasks
 
@@ -86,6 +86,8 @@ class _Graph:
         self.body_at = None  # where the body is among the values
         self.wants_response = False
         self.wants_background = False  # one BackgroundTasks per request, run after the answer
+        self.documented = []  # (plan, annotation) of each value but the body, for the API document
+        self.callers = []  # (call, scopes) of every step: the security schemes among them
 
     def add(self, call, scopes, use_cache):
         """The ref of call's result: its dependencies become steps before it, its parameters
@@ -125,6 +127,9 @@ class _Graph:
             args.append((p.name, ("param", len(self.params))))
             rank = 1 << 20 if q[2] in ("form", "file") else self.groups * 8 + q[9]
             self.params.append(q[:7] + (False, q[8], rank, q[10]))
+            if q[2] != "request" and not isinstance(call, security._Scheme):  # a scheme is its own
+                self.documented.append((q, ann))
+        self.callers.append((call, scopes))
         key = (call, tuple(sorted(set(scopes))))
         if use_cache and key in self.cached:
             return self.cached[key]
@@ -162,6 +167,8 @@ class Solver:
         self.status_code, self.shape = status_code, shape
         graph = self._graph(overrides or {})
         self.params = tuple(graph.params)
+        self.documented, self.callers = graph.documented, graph.callers
+        self.bodies = [(ann, marker, key, q) for _, ann, marker, key, q in graph.bodies]
         kinds = {kind for _, kind, _ in graph.steps}
         self.is_async = bool(kinds & {"await", "agen"})
         self.finishes = bool(kinds & {"gen", "agen"}) or graph.wants_background
