@@ -2549,7 +2549,7 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
     tb_mount *m = job->mount;
     const char *method = job->data, *raw = method + job->method_len, *query = raw + job->path_len;
     size_t prefix = m->prefix_len, rest = job->path_len - prefix;
-    PyObject *state = m->state ? PyDict_Copy(m->state) : PyDict_New();
+    PyObject *state = PyDict_Copy(m->state);
     PyObject *client = job->port < 0 ? Py_None : Py_BuildValue("(si)", job->host, job->port);
     if (client == Py_None) Py_INCREF(client);
     PyObject *scope = state && client ? Py_BuildValue(
@@ -3044,18 +3044,18 @@ static void tb_mount_free(tb_mount *m) {
     PyMem_Free(m);
 }
 
-/* App._mount(patterns, app, is_asgi, root_path, prefix_len, label):
+/* App._mount(patterns, app, is_asgi, root_path, prefix_len, label, state):
    turbo.App.mount (turbo/__init__.py), once it has checked the prefix
    and knows the interface, hands the app here with the "*" routes it
    takes: the prefix itself, and everything under it. */
 static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     tb_App *app = (tb_App *)self;
-    PyObject *patterns, *hosted, *root_path;
+    PyObject *patterns, *hosted, *root_path, *state;
     Py_ssize_t prefix_len;
     const char *label;
     int is_asgi;
-    if (!PyArg_ParseTuple(args, "O!OpUns:_mount", &PyTuple_Type, &patterns, &hosted, &is_asgi,
-                          &root_path, &prefix_len, &label))
+    if (!PyArg_ParseTuple(args, "O!OpUnsO!:_mount", &PyTuple_Type, &patterns, &hosted, &is_asgi,
+                          &root_path, &prefix_len, &label, &PyDict_Type, &state))
         return NULL;
     tb_mount *m = (tb_mount *)PyMem_Calloc(1, sizeof *m);
     tb_mount **grown = m ? (tb_mount **)PyMem_Realloc(app->mounts, (app->nmounts + 1) * sizeof *grown)
@@ -3068,6 +3068,8 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     grown[app->nmounts++] = m;
     Py_INCREF(hosted);
     Py_INCREF(root_path);
+    Py_INCREF(state);
+    m->state = state; /* filled by the app's lifespan, in each process */
     m->app = hosted;
     m->is_asgi = is_asgi;
     m->prefix_len = (size_t)prefix_len;
@@ -3082,26 +3084,12 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* GIL held, in a serving process: lifespan.startup for every ASGI app. */
-static void tb_lifespan(tb_App *app, const char *step) {
-    PyObject *apps = PyList_New(0);
-    for (size_t i = 0; apps && i < app->nmounts; i++)
-        if (app->mounts[i]->is_asgi && PyList_Append(apps, app->mounts[i]->app) < 0) Py_CLEAR(apps);
-    if (!apps || !PyList_GET_SIZE(apps) || !tb_loop_obj) {
-        Py_XDECREF(apps);
-        if (PyErr_Occurred()) tb_log_error_line("lifespan");
-        return;
-    }
-    PyObject *states = PyObject_CallMethod(tb_loop_obj, step, "O", apps);
-    if (!states) tb_log_error_line("lifespan");
-    for (size_t i = 0, k = 0; states && PyList_Check(states) && i < app->nmounts; i++) {
-        if (!app->mounts[i]->is_asgi || k >= (size_t)PyList_GET_SIZE(states)) continue;
-        PyObject *state = PyList_GET_ITEM(states, k++);
-        Py_INCREF(state);
-        Py_XSETREF(app->mounts[i]->state, state);
-    }
-    Py_XDECREF(states);
-    Py_DECREF(apps);
+/* GIL held, in a serving process: the lifespan of the app's own handlers
+   and of its mounted ASGI apps (App._lifespan, turbo/__init__.py). */
+static void tb_lifespan(tb_App *app, int starting) {
+    PyObject *r = PyObject_CallMethod((PyObject *)app, "_lifespan", "O", starting ? Py_True : Py_False);
+    if (!r) tb_log_error_line("lifespan");
+    Py_XDECREF(r);
 }
 
 /* Makes this module's turbo_* functions visible to libraries loaded later:
@@ -3175,7 +3163,7 @@ static void tb_on_process_start(int process_index, void *arg) {
     (void)process_index;
     PyEval_RestoreThread(tb_thread_ts);
     if (app->has_async && tb_loop_start() < 0) tb_log_error_line("starting the asyncio loop");
-    tb_lifespan(app, "lifespan_startup");
+    tb_lifespan(app, 1);
     tb_thread_ts = PyEval_SaveThread();
 }
 
@@ -3183,7 +3171,7 @@ static void tb_on_process_stop(int process_index, void *arg) {
     tb_App *app = (tb_App *)arg;
     (void)process_index;
     PyEval_RestoreThread(tb_thread_ts);
-    tb_lifespan(app, "lifespan_shutdown");
+    tb_lifespan(app, 0);
     tb_loop_stop();
     tb_delete_worker_states();
     if (getpid() != app->run_pid) /* a child process ends with _exit */
@@ -3191,14 +3179,16 @@ static void tb_on_process_stop(int process_index, void *arg) {
     tb_thread_ts = PyEval_SaveThread();
 }
 
-/* App._run(host, port, processes, threads, blocking_threads): App.run
-   (turbo/__init__.py) ends here with the values checked. */
+/* App._run(host, port, processes, threads, blocking_threads, needs_loop):
+   App.run (turbo/__init__.py) ends here with the values checked. */
 static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     tb_App *self = (tb_App *)self_obj;
     const char *host;
-    int port, processes, threads, blocking_threads;
-    if (!PyArg_ParseTuple(args, "siiii:_run", &host, &port, &processes, &threads, &blocking_threads))
+    int port, processes, threads, blocking_threads, needs_loop;
+    if (!PyArg_ParseTuple(args, "siiiip:_run", &host, &port, &processes, &threads, &blocking_threads,
+                          &needs_loop))
         return NULL;
+    self->has_async |= needs_loop;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
     turbo_config cfg = {.host = host, .port = port == 0 ? -1 : port, .threads = threads,
                         .processes = processes > 1 ? processes : 0,
@@ -3289,10 +3279,10 @@ static PyMethodDef tb_app_methods[] = {
      "_native(method, pattern, library, symbol, blocking): a C turbo_handler from a shared\n"
      "library, as App.native gives it."},
     {"_mount", tb_app_mount, METH_VARARGS,
-     "_mount(patterns, app, is_asgi, root_path, prefix_len, label): an ASGI or WSGI app, as\n"
-     "App.mount gives it."},
+     "_mount(patterns, app, is_asgi, root_path, prefix_len, label, state): an ASGI or WSGI app,\n"
+     "as App.mount gives it."},
     {"_run", tb_app_run, METH_VARARGS,
-     "_run(host, port, processes, threads, blocking_threads): serves, as App.run asks."},
+     "_run(host, port, processes, threads, blocking_threads, needs_loop): serves, as App.run asks."},
     {NULL, NULL, 0, NULL}};
 
 /* ================================================================ types and module */

@@ -675,6 +675,28 @@ class Dependencies(unittest.TestCase):
         self.assertEqual(self.get("/user?token=t"), (200, "overridden"))
 
 
+class Lifespan(unittest.TestCase):
+    def test_lifespan_and_event_handlers_run_in_each_process_and_state_reaches_requests(self):
+        log = os.path.join(WORK, "lifespan.log")
+        server = harness.turbo_app("lifespan_app.py", {"LIFESPAN_LOG": log, "WORKERS": "2"})
+        try:
+            pids = set()
+            deadline = time.monotonic() + 20
+            while len(pids) < 2 and time.monotonic() < deadline:  # both processes answer, in time
+                status, _, raw = server.request("GET", "/state")
+                body = json.loads(raw)
+                self.assertEqual((status, body["pool"]), (200, "pool of %d" % body["pid"]))
+                pids.add(body["pid"])
+            self.assertEqual(len(pids), 2)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log())
+        with open(log) as f:
+            events = [line.split() for line in f]
+        for pid in pids:
+            mine = [" ".join(e[:-1]) for e in events if int(e[-1]) == pid]
+            self.assertEqual(mine, ["startup handler", "lifespan enter", "lifespan exit", "shutdown handler"])
+
+
 class OpenAPI(unittest.TestCase):
     """The document and its pages (the parity suite compares the operations with FastAPI's)."""
 
@@ -837,6 +859,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, OpenAPI, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Lifespan, OpenAPI, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

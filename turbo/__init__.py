@@ -21,7 +21,7 @@ import asyncio
 import inspect
 import os
 
-from . import _plans, _turbo, openapi, routing, status
+from . import _plans, _support, _turbo, openapi, routing, status
 from . import dependencies as _dependencies
 from ._turbo import JSONResponse, Request, Response, __version__
 from .exceptions import HTTPException
@@ -58,10 +58,15 @@ class App(_turbo.App, routing.Routes):
     openapi_tags: the API document's, served at openapi_url ("/openapi.json"; None: no
     document, no pages), shown at docs_url ("/docs": Swagger UI from swagger_js_url and
     swagger_css_url) and redoc_url ("/redoc", redoc_js_url).
+    lifespan: an async context manager factory, lifespan(app), entered as each serving process
+    starts and left as it stops; a dict it yields is the state every request.state starts
+    from. on_startup, on_shutdown: functions (sync or async) called then, as
+    @app.on_event("startup") adds them.
     dependency_overrides: {dependency: replacement}, as FastAPI's; read when a route is
     declared, and again by run() for replacements that ask no more of the request."""
 
-    def __init__(self, *, dependencies=None, redirect_slashes=True, title="turbo",
+    def __init__(self, *, dependencies=None, redirect_slashes=True, lifespan=None,
+                 on_startup=None, on_shutdown=None, title="turbo",
                  version="0.1.0", description="", summary=None, terms_of_service=None,
                  contact=None, license_info=None, servers=None, openapi_tags=None,
                  openapi_url="/openapi.json", docs_url="/docs", redoc_url="/redoc",
@@ -78,6 +83,9 @@ class App(_turbo.App, routing.Routes):
         self.swagger_js_url, self.swagger_css_url = swagger_js_url, swagger_css_url
         self.redoc_js_url = redoc_js_url
         self.natives = []     # (method, path, symbol, openapi) of each native route
+        self.lifespan = lifespan
+        self.handlers = {"startup": list(on_startup or ()), "shutdown": list(on_shutdown or ())}
+        self._hosted = []     # (app, its lifespan state) of each mounted ASGI app
         self.dependency_overrides = {}
         self.routes = []      # routing.Route of every Python route, for the API document
         self._solvers = []
@@ -125,6 +133,40 @@ class App(_turbo.App, routing.Routes):
         self._taken.add(path)
         self.natives.append((method.upper(), path, symbol, openapi))
 
+    def on_event(self, event):
+        """Decorates a function (sync or async) to call as each serving process starts
+        ("startup") or stops ("shutdown")."""
+        def register(func):
+            self.add_event_handler(event, func)
+            return func
+        return register
+
+    def add_event_handler(self, event, func):
+        if event not in self.handlers:
+            raise ValueError("event must be 'startup' or 'shutdown', not %r" % (event,))
+        self.handlers[event].append(func)
+
+    def _lifespan(self, starting):
+        """Called by C in each serving process as it starts (starting) and stops: the
+        lifespan of the mounted ASGI apps, then this app's own (lifespan, on_event)."""
+        loop = _support.Loop.current
+        apps = [app for app, _ in self._hosted]
+        own = self.lifespan or self.handlers["startup"] or self.handlers["shutdown"]
+        if own:
+            apps.append(_support.OwnLifespan(self))
+        if not apps or loop is None:
+            return
+        if not starting:
+            loop.lifespan_shutdown(apps)
+            return
+        states = loop.lifespan_startup(apps)
+        for (_, state), new in zip(self._hosted, states):
+            state.clear()
+            state.update(new)
+        if own:
+            _support.LIFESPAN_STATE.clear()
+            _support.LIFESPAN_STATE.update(states[-1])
+
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
         loops per process; blocking_threads: spare threads per process for handlers that
@@ -135,19 +177,24 @@ class App(_turbo.App, routing.Routes):
             for solver in self._solvers:
                 solver.override(self.dependency_overrides)
         if self.openapi_url:
-            openapi.add_routes(self)
+            openapi.add_routes(self, self._free)
         if self.redirect_slashes:
             self._add_slash_redirects()
         processes = (os.cpu_count() or 1) if workers is None else workers
         if processes < 1 or threads < 1 or blocking_threads < 0:
             raise ValueError("workers and threads must be at least 1, blocking_threads at least 0")
-        self._run(host, port, processes, threads, blocking_threads)
+        needs_loop = bool(self.lifespan or self.handlers["startup"] or self.handlers["shutdown"])
+        self._run(host, port, processes, threads, blocking_threads, needs_loop)
+
+    def _free(self, path):
+        """Whether no route and no mounted app takes path."""
+        return path not in self._taken and not any(_under(path, m) for m in self._mounts)
 
     def _add_slash_redirects(self):
         """For any method, as Starlette redirects before it looks at the method."""
         for path in {r.path for r in self.routes}:
             twin = routing.slash_twin(path)
-            if twin is None or twin in self._taken or any(_under(twin, m) for m in self._mounts):
+            if twin is None or not self._free(twin):
                 continue
             try:
                 self.add_route(twin, _redirect_to_twin, _ALL_METHODS)
@@ -169,8 +216,11 @@ class App(_turbo.App, routing.Routes):
                              'itself), and have no captures' % path)
         prefix = "" if path == "/" else path
         patterns = (prefix + "/{tb_path...}",) if path == "/" else (prefix, prefix + "/{tb_path...}")
+        state = {}
         self._mount(patterns, app, kind == "asgi", prefix if root_path is None else root_path,
-                    len(prefix.encode()), "%s app at %s" % (kind.upper(), path))
+                    len(prefix.encode()), "%s app at %s" % (kind.upper(), path), state)
+        if kind == "asgi":
+            self._hosted.append((app, state))
         self._mounts.append(path)
         return app
 

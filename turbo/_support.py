@@ -13,6 +13,7 @@ import decimal
 import email.utils
 import enum
 import http.cookies
+import inspect
 import os
 import pathlib
 import sys
@@ -91,11 +92,51 @@ def request_scope(request):
             "client": request.client, "server": None, "path_params": request.path_params}
 
 
+LIFESPAN_STATE = {}  # what the app's lifespan yielded, in this process
+
+
 class State(types.SimpleNamespace):
-    """request.state: attributes set for the time of one request."""
+    """request.state: attributes set for the time of one request, starting from what the
+    app's lifespan yielded."""
 
     def __init__(self, request=None):
-        super().__init__()
+        super().__init__(**LIFESPAN_STATE)
+
+
+class OwnLifespan:
+    """A turbo.App's lifespan (lifespan=, on_event handlers) as an ASGI lifespan app, so that
+    it runs on the loop as the mounted apps' do."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        await receive()  # lifespan.startup
+        try:
+            for handler in self.app.handlers["startup"]:
+                await _maybe_await(handler())
+            context = self.app.lifespan(self.app) if self.app.lifespan else None
+            state = await context.__aenter__() if context else None
+            scope["state"].update(state or {})
+        except BaseException as e:
+            await send({"type": "lifespan.startup.failed", "message": "%s: %s" % (type(e).__name__, e)})
+            raise
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        try:
+            if context:
+                await context.__aexit__(None, None, None)
+            for handler in self.app.handlers["shutdown"]:
+                await _maybe_await(handler())
+        except BaseException as e:
+            await send({"type": "lifespan.shutdown.failed", "message": "%s: %s" % (type(e).__name__, e)})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _maybe_await(value):
+    if inspect.isawaitable(value):
+        await value
 
 
 class UploadFile:
@@ -346,8 +387,10 @@ def new_event_loop():
 
 class Loop:
     """The asyncio loop of a serving process, in a daemon thread of its own."""
+    current = None  # this process's, while it serves
 
     def __init__(self):
+        Loop.current = self
         self.loop = new_event_loop()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="turbo-asyncio", daemon=True)
@@ -379,6 +422,7 @@ class Loop:
         if tasks:
             self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         self.loop.close()
+        Loop.current = None
 
     def lifespan_startup(self, apps):
         """Runs ASGI lifespan.startup for each app, in order; returns their state dicts."""

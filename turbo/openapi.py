@@ -335,9 +335,9 @@ window.close();
 """)
 
 
-def add_routes(app):
-    """Declares /openapi.json, /docs, /docs/oauth2-redirect and /redoc (those the app asks
-    for and has not taken)."""
+def add_routes(app, free):
+    """Declares /openapi.json, /docs, /docs/oauth2-redirect and /redoc: those the app asks for
+    and free(path) says no route or mounted app takes (a mounted app's docs stay its own)."""
     cached = []
 
     def openapi():
@@ -352,5 +352,5 @@ def add_routes(app):
     if app.openapi_url and app.redoc_url:
         pages.append((app.redoc_url, lambda: redoc_page(app)))
     for path, page in pages:
-        if path and path not in app._taken:
+        if path and free(path):
             app.add_route(path, page)
