@@ -1085,43 +1085,6 @@ static PyMemberDef tb_response_members[] = {
     {"status_code", T_INT, offsetof(tb_Response, status_code), 0, "The status."},
     {NULL, 0, 0, 0, NULL}};
 
-/* ================================================================ turbo.HTTPException */
-
-/* turbo/exceptions.py's class: the status, detail and the checked header
-   pairs are read from it when a handler raises one. */
-static PyObject *tb_HTTPException;
-
-/* 1 after answering exc if it is an HTTPException, 0 if it is not. */
-static int tb_send_http_exception(turbo_res *res, const char *label, PyObject *exc) {
-    if (!tb_HTTPException) {
-        PyObject *mod = PyImport_ImportModule("turbo.exceptions");
-        tb_HTTPException = mod ? PyObject_GetAttrString(mod, "HTTPException") : NULL;
-        Py_XDECREF(mod);
-    }
-    if (!tb_HTTPException || PyObject_IsInstance(exc, tb_HTTPException) != 1) {
-        PyErr_Clear();
-        return 0;
-    }
-    PyObject *code = PyObject_GetAttrString(exc, "status_code");
-    PyObject *detail = code ? PyObject_GetAttrString(exc, "detail") : NULL;
-    PyObject *pairs = detail ? PyObject_GetAttrString(exc, "header_list") : NULL;
-    long status = code ? PyLong_AsLong(code) : -1;
-    turbo_buf *buf = NULL;
-    if (!pairs || !tb_check_status(status)
-        || (turbo_status_has_body((int)status) && !(buf = tb_to_json(detail, TB_AS_DETAIL)))) {
-        tb_log_error_line(label);
-        tb_send_500(res);
-    } else {
-        tb_send_with_headers(res, label, (int)status, pairs, buf ? "application/json" : NULL, 16,
-                             buf ? buf->data : "", buf ? buf->len : 0);
-    }
-    if (buf) tb_scratch_done(buf);
-    Py_XDECREF(code);
-    Py_XDECREF(detail);
-    Py_XDECREF(pairs);
-    return 1;
-}
-
 /* ================================================================ route plans */
 
 enum { TB_PATH, TB_QUERY, TB_HEADER, TB_COOKIE, TB_BODY, TB_FORM, TB_FILE, TB_REQUEST }; /* from */
@@ -1162,6 +1125,7 @@ typedef struct {
     int is_async;
     int finishes; /* func returns (result, finish): finish() once the answer is written */
     PyObject *response;     /* shapes results (the response model), or NULL */
+    PyObject *app;          /* the turbo.App (borrowed: it owns the plan), for its exception handlers */
     unsigned long failures; /* unhandled exceptions so far (GIL held) */
     char *label; /* "GET /users/{id}", for logs */
 } tb_plan;
@@ -1731,6 +1695,32 @@ static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **o
     return rc;
 }
 
+static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result);
+static void tb_log_route_exception(tb_plan *pl, PyObject *exc);
+
+/* The app's exception handlers, FastAPI's default one for HTTPException
+   among them (App._handle_exception, _handle_invalid in turbo/__init__.py):
+   1 after answering with the Response one returned (or a 500 if it
+   raised), 0 when none applies. */
+static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject *what, turbo_str body) {
+    PyObject *r = PyObject_CallMethod(pl->app, method, "Oy#", what, body.len ? body.ptr : "",
+                                      (Py_ssize_t)body.len);
+    if (r == Py_None) {
+        Py_DECREF(r);
+        return 0;
+    }
+    if (!r) {
+        PyObject *exc = tb_take_exception();
+        if (exc) tb_log_route_exception(pl, exc);
+        Py_XDECREF(exc);
+        tb_send_500(res);
+        return 1;
+    }
+    tb_answer_value(res, pl, r);
+    Py_DECREF(r);
+    return 1;
+}
+
 /* Fills args[0..nparams) with new references. 0; 1 after answering the
    request itself (422, 400); -1 with an exception. */
 static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject **args,
@@ -1770,7 +1760,8 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
         }
     }
     if (rc == 0 && errors)
-        rc = tb_send_json(res, 422, errors, TB_AS_DETAIL | TB_LENIENT) < 0 ? -1 : 1;
+        rc = tb_handled(res, pl, "_handle_invalid", errors, turbo_req_body(req))
+                 || tb_send_json(res, 422, errors, TB_AS_DETAIL | TB_LENIENT) >= 0 ? 1 : -1;
     Py_XDECREF(errors);
     if (rc != 0) {
         for (int i = 0; i < pl->nparams; i++) Py_CLEAR(args[i]);
@@ -1808,8 +1799,6 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
     }
     Py_XDECREF(shaped);
 }
-
-static void tb_log_route_exception(tb_plan *pl, PyObject *exc);
 
 /* With yield dependencies (pl->finishes) a result is (value, finish): the
    cleanup, finish(), runs once the answer is made, as in FastAPI. */
@@ -1860,7 +1849,8 @@ static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc) {
         tb_send_500(res);
         return;
     }
-    if (!tb_send_http_exception(res, pl->label, exc)) {
+    turbo_str none = {NULL, 0};
+    if (!tb_handled(res, pl, "_handle_exception", exc, none)) { /* not an HTTPException either */
         tb_log_route_exception(pl, exc);
         tb_send_500(res);
     }
@@ -3011,6 +3001,7 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
         return PyErr_Format(PyExc_TypeError, "a route handler must be callable, not %R", func);
     if (!tb_check_status(status)) return NULL;
     tb_plan *pl = tb_plan_new(func, pattern, label, status);
+    if (pl) pl->app = self;
     if (pl && response != Py_None) {
         Py_INCREF(response);
         pl->response = response;

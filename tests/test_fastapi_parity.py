@@ -199,6 +199,12 @@ PORTED_CASES = [  # in order: the later ones see what the earlier ones made
     ("DELETE", "/items/1", None, ANN), ("GET", "/items/", None, ANN), ("GET", "/health"),
 ]
 
+ERROR_CASES = [
+    ("GET", "/unicorns/yolo"), ("GET", "/unicorns/ann"), ("GET", "/tea?brew=true"), ("GET", "/tea"),
+    ("GET", "/tea?brew=maybe"), ("POST", "/items/x", b'{"a": 1}', JSON), ("POST", "/items/3", b"[1]", JSON),
+    ("POST", "/items/3", b'{"a": 1}', JSON), ("GET", "/missing"), ("GET", "/boom"),
+]
+
 SECRET = {"X-Token": "secret"}
 ROUTER_CASES = [
     ("GET", "/users/", None, SECRET), ("GET", "/users/", None, {"X-Token": "no"}), ("GET", "/users/"),
@@ -382,6 +388,9 @@ print(json.dumps(out, default=str))
         for what, options, theirs, ours in json.loads(done.stdout):
             with self.subTest(value=what, options=options):
                 self.assertEqual(ours, theirs)
+
+    def test_exception_handlers_same_answers(self):
+        self.check_parity_app(harness.PYTHON, "parity_errors", ERROR_CASES)
 
     def check_parity_app(self, python, app="parity_app", cases=PARITY_CASES):
         ours = harness.turbo_app(app + ".py", python=python)

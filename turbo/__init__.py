@@ -24,7 +24,7 @@ import os
 from . import _plans, _support, _turbo, openapi, routing, status
 from . import dependencies as _dependencies
 from ._turbo import JSONResponse, Request, Response, __version__
-from .exceptions import HTTPException
+from .exceptions import HTTPException, RequestValidationError
 from .background import BackgroundTasks
 from .dependencies import Depends, Security, SecurityScopes
 from .encoders import jsonable_encoder
@@ -35,8 +35,9 @@ from .routing import APIRouter
 
 __all__ = ["APIRouter", "App", "BackgroundTasks", "Body", "Cookie", "Depends", "File", "Form",
            "HTMLResponse", "HTTPException", "Header", "JSONResponse", "Path", "PlainTextResponse",
-           "Query", "RedirectResponse", "Request", "Response", "Security", "SecurityScopes",
-           "UploadFile", "__version__", "interface_of", "jsonable_encoder", "status"]
+           "Query", "RedirectResponse", "Request", "RequestValidationError", "Response", "Security",
+           "SecurityScopes", "UploadFile", "__version__", "interface_of", "jsonable_encoder",
+           "status"]
 
 
 def interface_of(app):
@@ -66,7 +67,7 @@ class App(_turbo.App, routing.Routes):
     declared, and again by run() for replacements that ask no more of the request."""
 
     def __init__(self, *, dependencies=None, redirect_slashes=True, lifespan=None,
-                 on_startup=None, on_shutdown=None, title="turbo",
+                 on_startup=None, on_shutdown=None, exception_handlers=None, title="turbo",
                  version="0.1.0", description="", summary=None, terms_of_service=None,
                  contact=None, license_info=None, servers=None, openapi_tags=None,
                  openapi_url="/openapi.json", docs_url="/docs", redoc_url="/redoc",
@@ -86,6 +87,7 @@ class App(_turbo.App, routing.Routes):
         self.lifespan = lifespan
         self.handlers = {"startup": list(on_startup or ()), "shutdown": list(on_shutdown or ())}
         self._hosted = []     # (app, its lifespan state) of each mounted ASGI app
+        self.exception_handlers = dict(exception_handlers or {})
         self.dependency_overrides = {}
         self.routes = []      # routing.Route of every Python route, for the API document
         self._solvers = []
@@ -132,6 +134,37 @@ class App(_turbo.App, routing.Routes):
         self._native(method.upper(), _plans.translate(path), library, symbol, blocking)
         self._taken.add(path)
         self.natives.append((method.upper(), path, symbol, openapi))
+
+    def exception_handler(self, exc_class_or_status_code):
+        """Decorates handler(request, exc) (sync or async), which returns the Response for an
+        exception of that class (or a subclass) raised by a handler or a dependency, or for
+        an HTTPException of that status; RequestValidationError replaces turbo's 422. request
+        is None: the request's values are the handler's to keep."""
+        def register(handler):
+            self.add_exception_handler(exc_class_or_status_code, handler)
+            return handler
+        return register
+
+    def add_exception_handler(self, exc_class_or_status_code, handler):
+        self.exception_handlers[exc_class_or_status_code] = handler
+
+    def _handle_exception(self, exc, body):
+        """Called by C for an exception of a route: the Response of its handler, FastAPI's
+        answer to an HTTPException, or None (turbo answers 500 and logs it)."""
+        handler = None
+        if isinstance(exc, HTTPException):
+            handler = self.exception_handlers.get(exc.status_code)
+        for cls in type(exc).__mro__:
+            handler = handler or self.exception_handlers.get(cls)
+        if handler is not None:
+            return _as_response(handler(None, exc))
+        return exc.response() if isinstance(exc, HTTPException) else None
+
+    def _handle_invalid(self, errors, body):
+        """Called by C with a request's 422 errors: the Response of a RequestValidationError
+        handler, or None (turbo's 422)."""
+        handler = self.exception_handlers.get(RequestValidationError)
+        return None if handler is None else _as_response(handler(None, RequestValidationError(errors, body)))
 
     def on_event(self, event):
         """Decorates a function (sync or async) to call as each serving process starts
@@ -226,6 +259,17 @@ class App(_turbo.App, routing.Routes):
 
 
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _as_response(value):
+    """What an exception handler returned (awaited when it is async) as a Response."""
+    if inspect.isawaitable(value):
+        loop = _support.Loop.current
+        if loop is not None:
+            value = asyncio.run_coroutine_threadsafe(_support._awaited(value), loop.loop).result()
+        else:
+            value = asyncio.run(_support._awaited(value))
+    return value if isinstance(value, Response) else JSONResponse(value)
 
 
 def _under(path, prefix):

@@ -134,6 +134,11 @@ class OwnLifespan:
         await send({"type": "lifespan.shutdown.complete"})
 
 
+async def _awaited(awaitable):
+    """A coroutine of any awaitable (run_coroutine_threadsafe takes only coroutines)."""
+    return await awaitable
+
+
 async def _maybe_await(value):
     if inspect.isawaitable(value):
         await value

@@ -1,10 +1,12 @@
 """HTTPException, as FastAPI's: raise it in a handler or a dependency to answer
-{"detail": detail} with that status and headers."""
+{"detail": detail} with that status and headers; RequestValidationError, what an exception
+handler for it receives instead of turbo's 422."""
 import http
+import json
 
-from ._turbo import Response
+from ._turbo import JSONResponse, Response
 
-__all__ = ["HTTPException"]
+__all__ = ["HTTPException", "RequestValidationError"]
 
 
 class HTTPException(Exception):
@@ -25,3 +27,33 @@ class HTTPException(Exception):
 
     def __repr__(self):
         return "HTTPException(status_code=%r, detail=%r)" % (self.status_code, self.detail)
+
+    def response(self):
+        """FastAPI's answer to it: {"detail": detail}, or no body for a status without one."""
+        if self.status_code in (204, 304) or self.status_code < 200:
+            return Response(b"", self.status_code, self.header_list)
+        return JSONResponse({"detail": self.detail}, self.status_code, self.header_list)
+
+
+class RequestValidationError(ValueError):
+    """The values of a request that did not validate: errors() lists them as turbo's 422 does;
+    body is the request's body (parsed when it is JSON), as FastAPI gives it."""
+
+    def __init__(self, errors, body=None):
+        super().__init__(errors)
+        self._errors = errors
+        self.body = body or None
+        if isinstance(body, bytes) and body:
+            try:
+                self.body = json.loads(body)
+            except ValueError:
+                pass
+
+    def errors(self):
+        return self._errors
+
+    def __str__(self):
+        lines = ["%d validation error%s" % (len(self._errors), "" if len(self._errors) == 1 else "s")]
+        for e in self._errors:
+            lines += [" -> ".join(str(part) for part in e["loc"]), "  %s (type=%s)" % (e["msg"], e["type"])]
+        return "\n".join(lines)
