@@ -697,6 +697,61 @@ class Lifespan(unittest.TestCase):
             self.assertEqual(mine, ["startup handler", "lifespan enter", "lifespan exit", "shutdown handler"])
 
 
+class TestClientOfAnApp(unittest.TestCase):
+    """turbo.testclient.TestClient on examples/ported_app.py, as a FastAPI test suite uses it."""
+
+    def test_requests_of_every_kind_over_a_served_app(self):
+        from turbo.testclient import TestClient
+        spec = importlib.util.spec_from_file_location("ported_app", os.path.join(harness.ROOT, "examples",
+                                                                                 "ported_app.py"))
+        ported = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(ported)
+        with TestClient(ported.app) as client:
+            token = client.post("/token", data={"username": "ann", "password": "secret"})
+            self.assertEqual((token.status_code, token.json()["access_token"]), (200, "ann"))
+            auth = {"Authorization": "Bearer ann"}
+            made = client.post("/items/", json={"title": "pen", "price": 2}, headers=auth)
+            self.assertEqual((made.status_code, made.json()["id"]), (201, 1))
+            listed = client.get("/items", params={"limit": 5}, headers=auth)  # 307 to /items/, followed
+            self.assertEqual((listed.status_code, [i["title"] for i in listed.json()]), (200, ["pen"]))
+            self.assertEqual(client.get("/items/", headers={"Authorization": "Bearer x"}).status_code, 401)
+            self.assertEqual(client.get("/items/", params={"limit": 0}, headers=auth).json()["detail"][0]["type"],
+                             "greater_than_equal")
+            self.assertEqual(client.delete("/items/1", headers=auth).status_code, 204)
+            ported.app.dependency_overrides[ported.get_current_user] = lambda: ported.UserIn(
+                username="bob", password="x")
+            self.assertEqual(client.get("/users/me").json(), {"username": "bob", "full_name": None})
+            ported.app.dependency_overrides.clear()
+            self.assertEqual(client.get("/users/me").status_code, 401)
+
+    def test_forms_files_and_cookies(self):
+        from turbo.testclient import TestClient
+        app = turbo.App()
+
+        @app.post("/upload")
+        async def upload(file: turbo.UploadFile, note: str = turbo.Form()):
+            return {"name": file.filename, "data": (await file.read()).decode(), "note": note}
+
+        @app.get("/login")
+        def login(response: turbo.Response):
+            response.set_cookie("session", "s1")
+            return "in"
+
+        @app.get("/whoami")
+        def whoami(session: str = turbo.Cookie("nobody")):
+            return session
+
+        client = TestClient(app)
+        try:
+            sent = client.post("/upload", data={"note": "n"}, files={"file": ("a.txt", b"abc", "text/plain")})
+            self.assertEqual(sent.json(), {"name": "a.txt", "data": "abc", "note": "n"})
+            self.assertEqual(client.get("/whoami").json(), "nobody")
+            self.assertEqual(client.get("/login").cookies, {"session": "s1"})
+            self.assertEqual(client.get("/whoami").json(), "s1")
+        finally:
+            client.close()
+
+
 class OpenAPI(unittest.TestCase):
     """The document and its pages (the parity suite compares the operations with FastAPI's)."""
 
@@ -859,6 +914,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, Lifespan, OpenAPI, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

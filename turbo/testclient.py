@@ -1,0 +1,235 @@
+"""TestClient, as FastAPI's (Starlette's), for an App's tests:
+
+    from turbo.testclient import TestClient
+
+    client = TestClient(app)
+
+    def test_read_item():
+        response = client.get("/items/foo", headers={"X-Token": "coneofsilence"})
+        assert response.status_code == 200
+        assert response.json() == {"id": "foo", "title": "Foo"}
+
+The app is served for real, over a socket: at the first request the process forks, and the
+child runs app.run on a free port (one process, its lifespan included), so what is tested is
+what turbo serves. dependency_overrides set before a request apply to it (the child is started
+again when they have changed). The child stops with the client (close(), the end of a with
+block, or the end of the test process).
+"""
+import atexit
+import http.client
+import json as jsonlib
+import os
+import signal
+import socket
+import time
+import urllib.parse
+import uuid
+
+__all__ = ["TestClient"]
+
+
+class Response:
+    """What a request got: status_code, headers (read in any case), content, text, json()."""
+
+    def __init__(self, status, headers, content, url):
+        self.status_code, self.content, self.url = status, content, url
+        self.headers = _Headers(headers)
+        self.is_success = 200 <= status < 300
+
+    @property
+    def text(self):
+        return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        return jsonlib.loads(self.content)
+
+    @property
+    def cookies(self):
+        return _cookies_of(self.headers.get_list("set-cookie"))
+
+    def __repr__(self):
+        return "<Response [%d]>" % self.status_code
+
+
+class _Headers(dict):
+    def __init__(self, pairs):
+        super().__init__((k.lower(), v) for k, v in pairs)
+        self._pairs = pairs
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, name.lower())
+
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name.lower())
+
+    def get_list(self, name):
+        return [v for k, v in self._pairs if k.lower() == name.lower()]
+
+
+def _cookies_of(set_cookies):
+    jar = {}
+    for line in set_cookies:
+        name, _, rest = line.partition("=")
+        value = rest.split(";", 1)[0].strip().strip('"')
+        if "max-age=0" in rest.lower().replace(" ", ""):
+            jar[name.strip()] = None
+        else:
+            jar[name.strip()] = value
+    return jar
+
+
+class TestClient:
+    __test__ = False  # not a test class, for pytest
+
+    def __init__(self, app, base_url="http://testserver", raise_server_exceptions=True,
+                 cookies=None, headers=None):
+        self.app, self.base_url = app, base_url
+        self.cookies = dict(cookies or {})
+        self.headers = dict(headers or {})
+        self._child = None  # (pid, port, the overrides it was started with)
+        atexit.register(self.close)
+
+    def __enter__(self):
+        self._serving()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _serving(self):
+        overrides = dict(self.app.dependency_overrides)
+        if self._child and self._child[2] != overrides:
+            self.close()
+        if self._child:
+            return self._child[1]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.environ.update(TURBO_PROCESSES="0", TURBO_THREADS="1")
+                self.app.run(host="127.0.0.1", port=port, workers=1)
+                code = 0
+            finally:
+                os._exit(code)
+        self._child = (pid, port, overrides)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return port
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                self._child = None
+                raise RuntimeError("the app stopped before it served (see stderr)")
+            time.sleep(0.01)
+        self.close()
+        raise RuntimeError("the app did not listen within 30 s")
+
+    def close(self):
+        if self._child:
+            pid = self._child[0]
+            self._child = None
+            try:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+    def request(self, method, url, *, params=None, json=None, data=None, files=None,
+                content=None, headers=None, cookies=None, follow_redirects=True,
+                allow_redirects=None):
+        """One request: params the query (dict or pairs), json a JSON body, data a form (or
+        bytes), files {name: (filename, bytes, type) or bytes or a file}, content raw bytes."""
+        port = self._serving()
+        follow = follow_redirects if allow_redirects is None else allow_redirects
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path or "/"
+        query = parts.query
+        if params:
+            query = "&".join(x for x in (query, urllib.parse.urlencode(params, doseq=True)) if x)
+        target = urllib.parse.quote(path, safe="/%:@!$&'()*+,;=") + ("?" + query if query else "")
+        sent = dict(self.headers, **(headers or {}))
+        body = content
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            sent.setdefault("Content-Type", "application/json")
+        elif files:
+            body, ctype = _multipart(data or {}, files)
+            sent["Content-Type"] = ctype
+        elif isinstance(data, dict):
+            body = urllib.parse.urlencode(data, doseq=True).encode()
+            sent.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        elif data is not None:
+            body = data.encode() if isinstance(data, str) else data
+        jar = dict(self.cookies, **(cookies or {}))
+        if jar:
+            sent["Cookie"] = "; ".join("%s=%s" % kv for kv in jar.items() if kv[1] is not None)
+        sent.setdefault("Host", urllib.parse.urlsplit(self.base_url).netloc or "testserver")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request(method.upper(), target, body=body, headers=sent)
+            r = conn.getresponse()
+            response = Response(r.status, r.getheaders(), r.read(), self.base_url + target)
+        finally:
+            conn.close()
+        for name, value in response.cookies.items():
+            if value is None:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        location = response.headers.get("location")
+        if follow and location and response.status_code in (301, 302, 303, 307, 308):
+            moved = urllib.parse.urlsplit(location)
+            again = "GET" if response.status_code == 303 else method
+            return self.request(again, moved.path + ("?" + moved.query if moved.query else ""),
+                                headers=headers, follow_redirects=True,
+                                content=body if again == method else None)
+        return response
+
+    def get(self, url, **kw):
+        return self.request("GET", url, **kw)
+
+    def head(self, url, **kw):
+        return self.request("HEAD", url, **kw)
+
+    def options(self, url, **kw):
+        return self.request("OPTIONS", url, **kw)
+
+    def delete(self, url, **kw):
+        return self.request("DELETE", url, **kw)
+
+    def post(self, url, **kw):
+        return self.request("POST", url, **kw)
+
+    def put(self, url, **kw):
+        return self.request("PUT", url, **kw)
+
+    def patch(self, url, **kw):
+        return self.request("PATCH", url, **kw)
+
+
+def _multipart(fields, files):
+    boundary = uuid.uuid4().hex
+    out = []
+    for name, value in fields.items():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            out.append(b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+                       % (boundary.encode(), name.encode(), str(v).encode()))
+    items = files.items() if isinstance(files, dict) else files
+    for name, spec in items:
+        if not isinstance(spec, tuple):
+            spec = (getattr(spec, "name", name), spec)
+        filename, data = os.path.basename(str(spec[0])), spec[1]
+        ctype = spec[2] if len(spec) > 2 else "application/octet-stream"
+        data = data.read() if hasattr(data, "read") else data
+        data = data.encode() if isinstance(data, str) else data
+        out.append(b'--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s"\r\n'
+                   b"Content-Type: %s\r\n\r\n%s\r\n" % (boundary.encode(), name.encode(),
+                                                       filename.encode(), ctype.encode(), data))
+    out.append(b"--%s--\r\n" % boundary.encode())
+    return b"".join(out), "multipart/form-data; boundary=" + boundary
