@@ -2950,8 +2950,8 @@ typedef struct {
     pid_t run_pid;
 } tb_App;
 
-static int tb_app_register(tb_App *app, const char *method, const char *pattern, turbo_handler h,
-                           void *user, int flags) {
+/* Refuses a bad pattern, or one another route of the app has, as it is declared. */
+static int tb_app_check(tb_App *app, const char *method, const char *pattern) {
     if (app->serving) {
         PyErr_SetString(PyExc_RuntimeError, "routes cannot be added while the app is running");
         return -1;
@@ -2960,10 +2960,17 @@ static int tb_app_register(tb_App *app, const char *method, const char *pattern,
         PyErr_NoMemory();
         return -1;
     }
-    if (turbo_route_ex(app->check, method, pattern, h, user, flags) < 0) {
+    if (turbo_route_ex(app->check, method, pattern, tb_py_handler, NULL, 0) < 0) {
         PyErr_SetString(PyExc_ValueError, turbo_error(app->check));
         return -1;
     }
+    return 0;
+}
+
+/* Keeps a route for run() to register (checked first, unless checked is set). */
+static int tb_app_register(tb_App *app, const char *method, const char *pattern, turbo_handler h,
+                           void *user, int flags, int checked) {
+    if (!checked && tb_app_check(app, method, pattern) < 0) return -1;
     tb_entry *grown = (tb_entry *)PyMem_Realloc(app->entries, (app->nentries + 1) * sizeof *grown);
     if (!grown) {
         PyErr_NoMemory();
@@ -2984,11 +2991,24 @@ static int tb_app_register(tb_App *app, const char *method, const char *pattern,
     return 0;
 }
 
+/* App._check_route(pattern, methods): the route, checked as it is declared;
+   run() registers it with _add_route. */
+static PyObject *tb_app_check_route(PyObject *self, PyObject *args) {
+    const char *pattern;
+    PyObject *methods;
+    if (!PyArg_ParseTuple(args, "sO!:_check_route", &pattern, &PyTuple_Type, &methods)) return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
+        const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
+        if (!m || tb_app_check((tb_App *)self, m, pattern) < 0) return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* App._add_route(pattern, label, endpoint, methods, status_code, blocking,
-   response): App.add_route (turbo/__init__.py) ends here, with a turbo
-   pattern and a tuple of methods in upper case. response, if not None,
-   turns each result that is no Response into what is sent (the response
-   model, turbo/_plans.py). */
+   response): App.run (turbo/__init__.py) registers each Python route here,
+   checked already, with a turbo pattern and a tuple of methods in upper
+   case. response, if not None, turns each result that is no Response into
+   what is sent (the response model, turbo/_plans.py). */
 static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
     tb_App *app = (tb_App *)self;
     const char *pattern, *label;
@@ -3015,7 +3035,7 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
         rc = 0;
         for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(methods); i++) {
             const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
-            rc = m ? tb_app_register(app, m, pattern, tb_py_handler, pl, blocking ? TURBO_BLOCKING : 0)
+            rc = m ? tb_app_register(app, m, pattern, tb_py_handler, pl, blocking ? TURBO_BLOCKING : 0, 1)
                    : -1;
         }
         app->has_async |= pl->is_async;
@@ -3069,7 +3089,7 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(patterns); i++) {
         const char *pattern = PyUnicode_AsUTF8(PyTuple_GET_ITEM(patterns, i));
         turbo_handler h = is_asgi ? tb_asgi_handler : tb_wsgi_handler;
-        if (!pattern || tb_app_register(app, "*", pattern, h, m, 0) < 0) return NULL;
+        if (!pattern || tb_app_register(app, "*", pattern, h, m, 0, 0) < 0) return NULL;
     }
     app->has_async |= is_asgi;
     Py_RETURN_NONE;
@@ -3115,7 +3135,7 @@ static PyObject *tb_app_native(PyObject *self, PyObject *args) {
     if (!sym) return PyErr_Format(PyExc_OSError, "%s has no symbol %s", library, symbol);
     turbo_handler handler;
     memcpy(&handler, &sym, sizeof handler);
-    if (tb_app_register((tb_App *)self, method, pattern, handler, NULL, blocking ? TURBO_BLOCKING : 0) < 0)
+    if (tb_app_register((tb_App *)self, method, pattern, handler, NULL, blocking ? TURBO_BLOCKING : 0, 0) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -3263,15 +3283,11 @@ static void tb_app_dealloc(PyObject *self) {
 }
 
 static PyMethodDef tb_app_methods[] = {
-    {"_add_route", tb_app_add_route, METH_VARARGS,
-     "_add_route(pattern, label, endpoint, methods, status_code, blocking, response): a Python\n"
-     "route, as App.add_route (turbo/__init__.py) gives it."},
-    {"_native", tb_app_native, METH_VARARGS,
-     "_native(method, pattern, library, symbol, blocking): a C turbo_handler from a shared\n"
-     "library, as App.native gives it."},
-    {"_mount", tb_app_mount, METH_VARARGS,
-     "_mount(patterns, app, is_asgi, root_path, prefix_len, label, state): an ASGI or WSGI app,\n"
-     "as App.mount gives it."},
+    {"_check_route", tb_app_check_route, METH_VARARGS,
+     "_check_route(pattern, methods): refuses a bad or taken pattern, as a route is declared."},
+    {"_add_route", tb_app_add_route, METH_VARARGS, "A Python route, as App.run registers it."},
+    {"_native", tb_app_native, METH_VARARGS, "A C turbo_handler from a library, as App.native gives it."},
+    {"_mount", tb_app_mount, METH_VARARGS, "An ASGI or WSGI app, as App.mount gives it."},
     {"_run", tb_app_run, METH_VARARGS,
      "_run(host, port, processes, threads, blocking_threads, needs_loop): serves, as App.run asks."},
     {NULL, NULL, 0, NULL}};

@@ -205,6 +205,11 @@ ERROR_CASES = [
     ("POST", "/items/3", b'{"a": 1}', JSON), ("GET", "/missing"), ("GET", "/boom"),
 ]
 
+MIDDLEWARE_CASES = [
+    ("GET", "/sync/3"), ("GET", "/sync/4?x_user=ann"), ("GET", "/async"), ("GET", "/missing"),
+    ("GET", "/async", None, {"X-Block": "1"}), ("GET", "/sync/5", None, {"X-Block": "1"}),
+]
+
 SECRET = {"X-Token": "secret"}
 ROUTER_CASES = [
     ("GET", "/users/", None, SECRET), ("GET", "/users/", None, {"X-Token": "no"}), ("GET", "/users/"),
@@ -391,6 +396,9 @@ print(json.dumps(out, default=str))
 
     def test_exception_handlers_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_errors", ERROR_CASES)
+
+    def test_http_middleware_same_answers(self):
+        self.check_parity_app(harness.PYTHON, "parity_middleware", MIDDLEWARE_CASES)
 
     def check_parity_app(self, python, app="parity_app", cases=PARITY_CASES):
         ours = harness.turbo_app(app + ".py", python=python)

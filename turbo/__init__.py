@@ -63,8 +63,9 @@ class App(_turbo.App, routing.Routes):
     starts and left as it stops; a dict it yields is the state every request.state starts
     from. on_startup, on_shutdown: functions (sync or async) called then, as
     @app.on_event("startup") adds them.
-    dependency_overrides: {dependency: replacement}, as FastAPI's; read when a route is
-    declared, and again by run() for replacements that ask no more of the request."""
+    dependency_overrides: {dependency: replacement}, as FastAPI's, as they are when run() starts.
+    Routes are checked as they are declared and registered by run(), with the overrides and
+    the middleware of that time."""
 
     def __init__(self, *, dependencies=None, redirect_slashes=True, lifespan=None,
                  on_startup=None, on_shutdown=None, exception_handlers=None, title="turbo",
@@ -89,8 +90,9 @@ class App(_turbo.App, routing.Routes):
         self._hosted = []     # (app, its lifespan state) of each mounted ASGI app
         self.exception_handlers = dict(exception_handlers or {})
         self.dependency_overrides = {}
+        self.middleware_stack = []  # @app.middleware("http") functions, the outermost last
         self.routes = []      # routing.Route of every Python route, for the API document
-        self._solvers = []
+        self._pending = []    # (build, pattern, label, methods, status, blocking): run() registers
         self._taken = set()   # every path served here: routes, native routes, mounts
         self._mounts = []
 
@@ -103,16 +105,23 @@ class App(_turbo.App, routing.Routes):
                               exclude=o["response_model_exclude"],
                               exclude_unset=o["response_model_exclude_unset"],
                               exclude_none=o["response_model_exclude_none"])
-        call, deps = endpoint, self.dependencies + list(o["dependencies"] or ())
-        if _dependencies.needed(endpoint, deps):
-            call = _dependencies.Solver(endpoint, _plans.translate(path), deps,
-                                        self.dependency_overrides, "%s %s" % ("|".join(methods), path),
-                                        o["status_code"], shape)
-            self._solvers.append(call)
-        self.add_route(path, call, methods, o["status_code"], blocking=o["blocking"],
-                       response=shape)
+        deps = self.dependencies + list(o["dependencies"] or ())
+        label = "%s %s" % ("|".join(methods).upper(), path)
+
+        def build(middleware):
+            """The call and the result shaper C gets: the handler itself, or a Solver with
+            its dependencies (the overrides and middleware of the time)."""
+            if not middleware and not _dependencies.needed(endpoint, deps):
+                return endpoint, shape
+            solver = _dependencies.Solver(endpoint, _plans.translate(path), deps,
+                                          self.dependency_overrides, label, o["status_code"],
+                                          shape, middleware, self._exception_response)
+            return solver, None if middleware else shape
         route = routing.Route(path, endpoint, list(methods), o)
-        route.call = call
+        route.call = build(())[0]  # checked now; the API document reads its plan
+        if route.call is endpoint:
+            _plans.describe(endpoint, _plans.translate(path))
+        self._declare(path, build, methods, o["status_code"], o["blocking"])
         self.routes.append(route)
 
     def add_route(self, path, endpoint, methods=None, status_code=200, *, blocking=False,
@@ -120,13 +129,34 @@ class App(_turbo.App, routing.Routes):
         """A Python route as it is, without the decorators' options (the handler's own
         parameters are still read); response, if not None, is called with each result that
         is no Response and returns what is sent."""
+        _plans.describe(endpoint, _plans.translate(path))  # refused now, not at run()
+        self._declare(path, lambda middleware: (endpoint, response), methods, status_code, blocking)
+
+    def _declare(self, path, build, methods, status_code, blocking):
         methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
         if not methods or not all(isinstance(m, str) for m in methods):
             raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
         methods = tuple(m.upper() for m in methods)
-        self._add_route(_plans.translate(path), "%s %s" % ("|".join(methods), path), endpoint,
-                        methods, status_code, blocking, response)
+        Response(b"", status_code)  # a status turbo cannot send is refused here, as C would
+        pattern = _plans.translate(path)
+        self._check_route(pattern, methods)
+        self._pending.append((build, pattern, "%s %s" % ("|".join(methods), path), methods,
+                              status_code, blocking))
         self._taken.add(path)
+
+    def middleware(self, middleware_type):
+        """Decorates async mw(request, call_next) as FastAPI's @app.middleware("http"): it gets
+        each request of the app's Python routes, awaits call_next(request) for the route's
+        Response, and returns a Response (that one, changed, or another). The last declared
+        is the outermost. Such routes run on the asyncio loop (a plain def handler on its
+        thread pool), as in FastAPI."""
+        if middleware_type != "http":
+            raise ValueError('only "http" middleware is supported, not %r' % (middleware_type,))
+
+        def register(func):
+            self.middleware_stack.append(func)
+            return func
+        return register
 
     def native(self, method, path, library, symbol, *, blocking=False, openapi=None):
         """Serves a C turbo_handler, symbol, from the shared library at library. openapi: the
@@ -148,16 +178,29 @@ class App(_turbo.App, routing.Routes):
     def add_exception_handler(self, exc_class_or_status_code, handler):
         self.exception_handlers[exc_class_or_status_code] = handler
 
-    def _handle_exception(self, exc, body):
-        """Called by C for an exception of a route: the Response of its handler, FastAPI's
-        answer to an HTTPException, or None (turbo answers 500 and logs it)."""
+    def _handler_for(self, exc):
         handler = None
         if isinstance(exc, HTTPException):
             handler = self.exception_handlers.get(exc.status_code)
         for cls in type(exc).__mro__:
             handler = handler or self.exception_handlers.get(cls)
+        return handler
+
+    def _handle_exception(self, exc, body):
+        """Called by C for an exception of a route: the Response of its handler, FastAPI's
+        answer to an HTTPException, or None (turbo answers 500 and logs it)."""
+        handler = self._handler_for(exc)
         if handler is not None:
             return _as_response(handler(None, exc))
+        return exc.response() if isinstance(exc, HTTPException) else None
+
+    async def _exception_response(self, exc):
+        """The same, on the loop, for call_next of the middleware (as Starlette's
+        ExceptionMiddleware sits inside the middleware stack)."""
+        handler = self._handler_for(exc)
+        if handler is not None:
+            value = await _support._maybe_await(handler(None, exc))
+            return value if isinstance(value, Response) else JSONResponse(value)
         return exc.response() if isinstance(exc, HTTPException) else None
 
     def _handle_invalid(self, errors, body):
@@ -206,13 +249,15 @@ class App(_turbo.App, routing.Routes):
         block (0: 64). port=0 picks a free port. TURBO_* environment variables override these.
         dependency_overrides set since the routes were declared apply from here, and the
         trailing-slash redirects are added now that every route is known."""
-        if self.dependency_overrides:
-            for solver in self._solvers:
-                solver.override(self.dependency_overrides)
         if self.openapi_url:
             openapi.add_routes(self, self._free)
         if self.redirect_slashes:
             self._add_slash_redirects()
+        middleware = tuple(self.middleware_stack)
+        for build, pattern, label, methods, status_code, blocking in self._pending:
+            call, shape = build(middleware)
+            self._add_route(pattern, label, call, methods, status_code, blocking, shape)
+        self._pending = []
         processes = (os.cpu_count() or 1) if workers is None else workers
         if processes < 1 or threads < 1 or blocking_threads < 0:
             raise ValueError("workers and threads must be at least 1, blocking_threads at least 0")

@@ -140,8 +140,8 @@ async def _awaited(awaitable):
 
 
 async def _maybe_await(value):
-    if inspect.isawaitable(value):
-        await value
+    """value, awaited if it is awaitable."""
+    return await value if inspect.isawaitable(value) else value
 
 
 class UploadFile:

@@ -156,24 +156,31 @@ class _Graph:
 
 
 class Solver:
-    """A route's handler with its dependencies. describe() (turbo/_plans.py) gives C the
-    plan of every value and call, which C calls with them for each request: it runs the
-    steps and returns the handler's result, or (result, finish) when finishes."""
+    """A route's handler with its dependencies (and the app's middleware). describe()
+    (turbo/_plans.py) gives C the plan of every value and call, which C calls with them for
+    each request: it runs the steps and returns the handler's result, or (result, finish)
+    when finishes."""
 
     def __init__(self, endpoint, pattern, dependencies=(), overrides=None, label="",
-                 status_code=200, shape=None):
+                 status_code=200, shape=None, middleware=(), on_error=None):
         self.endpoint, self.pattern, self.label = endpoint, pattern, label
         self.dependencies = tuple(dependencies)
-        self.status_code, self.shape = status_code, shape
+        self.status_code, self.shape, self.middleware = status_code, shape, tuple(middleware)
+        self.on_error = on_error  # async: the Response for an exception, or None
         graph = self._graph(overrides or {})
         self.params = tuple(graph.params)
         self.documented, self.callers = graph.documented, graph.callers
         self.bodies = [(ann, marker, key, q) for _, ann, marker, key, q in graph.bodies]
         kinds = {kind for _, kind, _ in graph.steps}
-        self.is_async = bool(kinds & {"await", "agen"})
-        self.finishes = bool(kinds & {"gen", "agen"}) or graph.wants_background
-        self.call = self._call_async if self.is_async else self._call
-        self._load(graph, range(len(self.params)))
+        self.runs_async = bool(kinds & {"await", "agen"})
+        self.closes = bool(kinds & {"gen", "agen"}) or graph.wants_background
+        self._load(graph)
+        self.run_steps = self._call_async if self.runs_async else self._call
+        self.is_async, self.finishes, self.call = self.runs_async, self.closes, self.run_steps
+        if self.middleware:  # the request is the last value; the answer a Response, then cleanup
+            self.params += (("request", "request", "request", "request", False, (), None, False,
+                             (), 1 << 21, 0),)
+            self.is_async, self.finishes, self.call = True, False, self._through_middleware
 
     def __call__(self, *values):
         """Runs the graph for one request (C calls self.call, the same without this step)."""
@@ -189,14 +196,9 @@ class Solver:
         graph.settle_body()
         return graph
 
-    def _load(self, graph, where):
-        """Takes graph's steps; where[i] is the place of its i-th parameter in the values C
-        passes (they differ after override())."""
-        kinds = {kind for _, kind, _ in graph.steps}
-        if (kinds & {"await", "agen"} and not self.is_async) or ("gen" in kinds and not self.finishes):
-            raise TypeError("%s: an override is async or a generator where what it replaces was "
-                            "not: set dependency_overrides before declaring the routes" % self.label)
-        nvalues, nconsts = len(self.params), len(graph.consts)
+    def _load(self, graph):
+        """Takes graph's steps, each argument an index in the pool of a call (see _pool)."""
+        nvalues, nconsts = len(graph.params), len(graph.consts)
         self.members, self.body_at = graph.members, graph.body_at
         nmembers = len(self.members.names) if self.members else 0
         self.wants_response, self.wants_background = graph.wants_response, graph.wants_background
@@ -205,39 +207,59 @@ class Solver:
         base = {"param": 0, "const": nvalues, "member": nvalues + nconsts,
                 "response": self.response_at, "background": self.background_at,
                 "step": self.background_at + self.wants_background}
-        where = list(where)
         steps = []
         for n, (call, kind, args) in enumerate(graph.steps, 1):
             if kind == "gen":
                 call = contextlib.contextmanager(call)
             elif kind == "agen":
                 call = contextlib.asynccontextmanager(call)
-            elif kind == "call" and self.is_async and n == len(graph.steps):
+            elif kind == "call" and self.runs_async and n == len(graph.steps):
                 kind = "thread"  # a sync handler of an async route must not stall the loop
-            steps.append((call, kind, tuple((name, self._index(base, where, graph, ref, i))
-                                            for name, (ref, i) in args)))
+            steps.append((call, kind, tuple(
+                (name, base["member"] + i if ref == "body" and self.members
+                 else graph.body_at if ref == "body" else base[ref] + i)
+                for name, (ref, i) in args)))
         self.consts, self.steps = tuple(graph.consts), tuple(steps)
 
-    def _index(self, base, where, graph, ref, i):
-        """Where a ref's value is in the pool of a call."""
-        if ref == "body":  # the whole body, or one of its members
-            return base["member"] + i if graph.members else where[graph.body_at]
-        return base[ref] + (where[i] if ref == "param" else i)
+    async def _through_middleware(self, *values):
+        """The app's middleware around the route: call_next runs it (a sync graph on the
+        loop's thread pool) and gives its answer as a Response, an exception with a handler
+        (HTTPException's included) answered there."""
+        request, values = values[-1], values[:-1]
 
-    def override(self, overrides):
-        """Runs the overriding dependencies from now on. They may ask the request only for
-        values the route's plan already has (it is C's, fixed at decoration)."""
-        graph = self._graph(overrides)
-        where = []
-        for q in graph.params:
-            same = [i for i, old in enumerate(self.params) if old[1:6] == q[1:6]
-                    and old[8] == q[8]]  # not the body's validator: a new object each time
-            if not same:
-                raise TypeError("%s: an override asks for '%s' (%s), which the dependencies it "
-                                "replaces did not: set dependency_overrides before declaring the "
-                                "routes" % (self.label, q[1], q[2]))
-            where.append(same[0])
-        self._load(graph, where)
+        async def call_next(request):
+            try:
+                if self.runs_async:
+                    result = await self.run_steps(*values)
+                else:
+                    result = await asyncio.get_running_loop().run_in_executor(
+                        None, functools.partial(self.run_steps, *values))
+            except Exception as exc:  # answered inside the middleware, as in Starlette
+                answer = await self.on_error(exc) if self.on_error else None
+                if answer is None:
+                    raise
+                return answer
+            finish = None
+            if self.closes:
+                result, finish = result
+            try:
+                return self._as_response(result)
+            finally:
+                if finish is not None:
+                    finish()
+
+        handler = call_next
+        for mw in self.middleware:
+            handler = functools.partial(_dispatch, mw, handler)
+        return await handler(request)
+
+    def _as_response(self, value):
+        """A result as the Response C would have made of it (its response model applied)."""
+        if isinstance(value, Response):
+            return value
+        if isinstance(self.shape, _plans.AsClass):
+            return self.shape(value)
+        return JSONResponse(self.shape(value) if self.shape else value, self.status_code)
 
     def _pool(self, values):
         """What the steps take their arguments from: C's values, the constants, the members
@@ -274,7 +296,7 @@ class Solver:
 
     def _call(self, *values):
         pool = self._pool(values)
-        stack = contextlib.ExitStack() if self.finishes else None
+        stack = contextlib.ExitStack() if self.closes else None
         try:
             for call, kind, args in self.steps:
                 value = call(**{name: pool[i] for name, i in args})
@@ -308,7 +330,7 @@ class Solver:
         except BaseException:
             await stack.__aexit__(*sys.exc_info())
             raise
-        if not self.finishes:
+        if not self.closes:
             return self._result(pool)
         loop = asyncio.get_running_loop()
         return self._result(pool), functools.partial(loop.call_soon_threadsafe, self._close_later,
@@ -325,6 +347,10 @@ class Solver:
             traceback.print_exc()
         if self.wants_background:
             pool[self.background_at].run_later()
+
+
+async def _dispatch(middleware, call_next, request):
+    return await middleware(request, call_next)
 
 
 def needed(func, dependencies):
