@@ -48,7 +48,6 @@
 #include <Python.h>
 #include <structmember.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -3103,37 +3102,17 @@ static void tb_lifespan(tb_App *app, int starting) {
     Py_XDECREF(r);
 }
 
-/* Makes this module's turbo_* functions visible to libraries loaded later:
-   a native handler library calls them as a C program calls turbo.h. */
-static int tb_export_api(void) {
-    static int done;
-    turbo_server *(*anchor)(const turbo_config *) = turbo_new;
-    void *addr;
-    Dl_info info;
-    if (done) return 0;
-    memcpy(&addr, &anchor, sizeof addr);
-    if (!dladdr(addr, &info) || !info.dli_fname
-        || !dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL)) {
-        PyErr_Format(PyExc_ImportError, "cannot export the turbo API to native handlers: %s",
-                     dlerror());
-        return -1;
-    }
-    done = 1;
-    return 0;
-}
-
+/* App._native(method, pattern, address, blocking): a C turbo_handler at
+   address, as App.native finds it in a library (turbo/__init__.py). */
 static PyObject *tb_app_native(PyObject *self, PyObject *args) {
-    const char *method, *pattern, *library, *symbol;
+    const char *method, *pattern;
+    PyObject *address;
     int blocking;
-    if (!PyArg_ParseTuple(args, "ssssp:_native", &method, &pattern, &library, &symbol, &blocking)
-        || tb_export_api() < 0)
+    if (!PyArg_ParseTuple(args, "ssO!p:_native", &method, &pattern, &PyLong_Type, &address, &blocking))
         return NULL;
-    /* Never closed: the server calls into it for as long as the process lives. */
-    void *lib = dlopen(library, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) return PyErr_Format(PyExc_OSError, "cannot load %s: %s", library, dlerror());
-    void *sym = dlsym(lib, symbol);
-    if (!sym) return PyErr_Format(PyExc_OSError, "%s has no symbol %s", library, symbol);
+    void *sym = PyLong_AsVoidPtr(address);
     turbo_handler handler;
+    if (!sym) return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "no handler at address 0");
     memcpy(&handler, &sym, sizeof handler);
     if (tb_app_register((tb_App *)self, method, pattern, handler, NULL, blocking ? TURBO_BLOCKING : 0, 0) < 0)
         return NULL;

@@ -18,6 +18,7 @@ the command line (python3 -m turbo --help). Per request nothing here runs, but f
 with a response model its validation (pydantic's, through _plans.ResponseModel).
 """
 import asyncio
+import ctypes
 import inspect
 import os
 
@@ -161,7 +162,8 @@ class App(_turbo.App, routing.Routes):
     def native(self, method, path, library, symbol, *, blocking=False, openapi=None):
         """Serves a C turbo_handler, symbol, from the shared library at library. openapi: the
         operation's entries in the API document (summary, responses...), else a minimal one."""
-        self._native(method.upper(), _plans.translate(path), library, symbol, blocking)
+        self._native(method.upper(), _plans.translate(path), _handler_address(library, symbol),
+                     blocking)
         self._taken.add(path)
         self.natives.append((method.upper(), path, symbol, openapi))
 
@@ -304,6 +306,26 @@ class App(_turbo.App, routing.Routes):
 
 
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+_LIBRARIES = []  # native handler libraries, never closed: the server calls into them
+
+
+def _handler_address(library, symbol):
+    """The address of a turbo_handler in a shared library. The module's own turbo_* functions
+    are made visible first, since the library calls them as a C program calls turbo.h."""
+    if not _LIBRARIES:
+        ctypes.CDLL(_turbo.__file__, mode=os.RTLD_NOW | os.RTLD_NOLOAD | os.RTLD_GLOBAL)
+    try:
+        lib = ctypes.CDLL(library, mode=os.RTLD_NOW | os.RTLD_LOCAL)
+    except OSError as e:
+        raise OSError("cannot load %s: %s" % (library, e)) from None
+    try:
+        address = ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
+    except AttributeError:
+        raise OSError("%s has no symbol %s" % (library, symbol)) from None
+    _LIBRARIES.append(lib)
+    return address
 
 
 def _as_response(value):
