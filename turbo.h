@@ -391,6 +391,34 @@ TURBO_API void turbo_res_abort(turbo_res *res);
    have (turbo measures the body otherwise). Ignored for other methods. */
 TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
 
+/* Answers with the file at path (a path the program trusts; for a folder
+   a client names, see turbo_static): Content-Type from its extension,
+   ETag and Last-Modified, 304 for a matching If-None-Match or
+   If-Modified-Since, 206 for one satisfiable Range (416 if none is; several
+   get the whole file), If-Range; the body is sent with sendfile (a file
+   over 64 KiB; read and write where there is none), waiting while the
+   client reads slowly as turbo_res_flush does. req (for the conditional
+   headers) may be NULL. A missing or unreadable file, or one that is not
+   a regular file, is turbo's 404. Returns 0, or -1 after a 404 or when the
+   client has gone. */
+TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
+
+/* Serves the files under the folder root for GET and HEAD of prefix/...
+   ("/assets/app.js" is root/app.js) with turbo_res_file. Refused with 404,
+   never a file from elsewhere: a path that does not decode, holds NUL, a
+   "." or ".." segment, a name that starts with "." (unless dotfiles), or
+   resolves (symlinks followed) outside root; a folder (unless index: its
+   index.html). cache_control, if set, is sent with every file. -1 (see
+   turbo_error) when root is no folder or the pattern is taken. */
+typedef struct {
+    int index;                 /* a folder answers with its index.html */
+    int dotfiles;              /* serve names that start with "." */
+    const char *cache_control; /* e.g. "public, max-age=3600"; NULL: none */
+} turbo_static_options;
+
+TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root,
+                           const turbo_static_options *opts);
+
 /* Starts a JSON body (Content-Type: application/json) and returns a writer
    whose output is the body. If the writer ends in error or incomplete, the
    client gets a 500 instead and the cause is logged. */
@@ -506,12 +534,16 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #endif
 #include <time.h>
 #include <unistd.h>
@@ -2542,7 +2574,8 @@ enum { /* timer classes: every connection in a class has the same timeout */
     TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_COUNT
 };
 
-enum { TB__STREAM_NONE, TB__STREAM_CHUNKED, TB__STREAM_UNTIL_CLOSE, TB__STREAM_ABORTED };
+enum { TB__STREAM_NONE, TB__STREAM_CHUNKED, TB__STREAM_UNTIL_CLOSE, TB__STREAM_ABORTED,
+       TB__STREAM_SENT /* a file's answer has gone out whole */ };
 
 #define TB__LINGER_MS 2000
 /* A handler still running this long after the shutdown grace period
@@ -2671,6 +2704,7 @@ struct turbo_server {
     int running;
     tb__worker *workers;
     tb__pool pool;
+    struct tb__static *statics; /* turbo_static's folders */
 };
 
 struct tb__worker {
@@ -2852,14 +2886,13 @@ TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status) {
 
 
 /* The Date header's value, cached per thread and renewed once a second. */
-static void tb__update_date(tb__thread *th) {
+static const char tb__months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+/* t as an HTTP date, "Sun, 06 Nov 1994 08:49:37 GMT" and a NUL, into d. */
+static void tb__format_date(time_t t, char *d) {
     static const char days[] = "SunMonTueWedThuFriSat";
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    time_t t = time(NULL);
+    const char *months = tb__months;
     struct tm tm;
-    char *d = th->date;
-    if (t == th->date_sec) return;
-    th->date_sec = t;
     gmtime_r(&t, &tm);
     memcpy(d, days + 3 * tm.tm_wday, 3);
     d[3] = ',';
@@ -2880,6 +2913,13 @@ static void tb__update_date(tb__thread *th) {
     d[23] = (char)('0' + tm.tm_sec / 10);
     d[24] = (char)('0' + tm.tm_sec % 10);
     memcpy(d + 25, " GMT", 5);
+}
+
+static void tb__update_date(tb__thread *th) {
+    time_t t = time(NULL);
+    if (t == th->date_sec) return;
+    th->date_sec = t;
+    tb__format_date(t, th->date);
 }
 
 static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_alive, int head_only) {
@@ -2986,14 +3026,25 @@ static int tb__res_frame_body(turbo_res *res) {
 /* A streamed answer ends: its last chunk and the empty one (or the close). */
 static void tb__res_end_stream(turbo_res *res) {
     tb__conn *c = res->c;
-    if (c->streaming == TB__STREAM_ABORTED || tb__res_frame_body(res) != 0) {
+    if (c->streaming == TB__STREAM_SENT) {
+        res->out->len = res->start;
+    } else if (c->streaming == TB__STREAM_ABORTED || tb__res_frame_body(res) != 0) {
         res->out->len = res->start; /* nothing more of it: the close tells */
         res->keep_alive = 0;
     } else if (c->streaming == TB__STREAM_CHUNKED && !res->head_only) {
         turbo_buf_append(res->out, "0\r\n\r\n", 5);
     }
-    if (c->streaming != TB__STREAM_CHUNKED) res->keep_alive = 0;
+    if (c->streaming != TB__STREAM_CHUNKED && c->streaming != TB__STREAM_SENT) res->keep_alive = 0;
     c->streaming = TB__STREAM_NONE;
+}
+
+/* Waits up to timeout_ms for c's socket to take more: 0, or -1. */
+static int tb__wait_writable(tb__conn *c, int timeout_ms) {
+    struct pollfd p;
+    p.fd = c->fd;
+    p.events = POLLOUT;
+    p.revents = 0;
+    return poll(&p, 1, timeout_ms) > 0 ? 0 : -1;
 }
 
 /* Sends all of data, waiting for the socket up to timeout_ms each time: 0,
@@ -3005,11 +3056,7 @@ static int tb__send_all(tb__conn *c, const char *data, size_t len, int timeout_m
             data += n;
             len -= (size_t)n;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd p;
-            p.fd = c->fd;
-            p.events = POLLOUT;
-            p.revents = 0;
-            if (poll(&p, 1, timeout_ms) <= 0) return -1;
+            if (tb__wait_writable(c, timeout_ms) != 0) return -1;
         } else if (n < 0 && errno != EINTR) {
             return -1;
         }
@@ -3052,6 +3099,202 @@ TURBO_API int turbo_res_flush(turbo_res *res) {
 
 TURBO_API void turbo_res_abort(turbo_res *res) {
     if (res->c->streaming) res->c->streaming = TB__STREAM_ABORTED;
+}
+
+/* ---- files */
+
+static const char *const tb__mime[][2] = {
+    {"html", "text/html"}, {"css", "text/css"}, {"js", "text/javascript"}, {"json", "application/json"},
+    {"txt", "text/plain"}, {"xml", "application/xml"}, {"svg", "image/svg+xml"}, {"png", "image/png"},
+    {"jpg", "image/jpeg"}, {"jpeg", "image/jpeg"}, {"gif", "image/gif"}, {"webp", "image/webp"},
+    {"ico", "image/x-icon"}, {"pdf", "application/pdf"}, {"wasm", "application/wasm"},
+    {"woff2", "font/woff2"}, {"mp4", "video/mp4"}, {"zip", "application/zip"}};
+
+static const char *tb__mime_type(const char *path) {
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    size_t i;
+    for (i = 0; dot && dot > slash && i < sizeof tb__mime / sizeof *tb__mime; i++)
+        if (strcasecmp(dot + 1, tb__mime[i][0]) == 0) return tb__mime[i][1];
+    return "application/octet-stream";
+}
+
+/* The n decimal digits at p as a number, or -1. */
+static int64_t tb__digits(const char *p, int n) {
+    int64_t v = 0;
+    int i;
+    for (i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") as seconds since 1970,
+   or -1 (RFC 9110 5.6.7: the other two formats are obsolete). */
+static int64_t tb__parse_date(turbo_str v) {
+    const char *p = v.ptr, *m;
+    int64_t day, year, hour, min, sec, mon, y, days;
+    if (v.len != 29 || p[3] != ',' || p[4] != ' ' || p[7] != ' ' || p[11] != ' ' || p[16] != ' ' ||
+        p[19] != ':' || p[22] != ':' || memcmp(p + 25, " GMT", 4) != 0)
+        return -1;
+    m = tb__search(tb__months, tb__months + 36, p + 8, 3);
+    if (!m || (m - tb__months) % 3) return -1;
+    day = tb__digits(p + 5, 2);
+    year = tb__digits(p + 12, 4);
+    hour = tb__digits(p + 17, 2);
+    min = tb__digits(p + 20, 2);
+    sec = tb__digits(p + 23, 2);
+    if (day < 1 || year < 1970 || hour < 0 || min < 0 || sec < 0) return -1;
+    mon = (m - tb__months) / 3 + 1;
+    /* Days since 1970-01-01, counting years from March so that leap days come last. */
+    y = year - (mon <= 2);
+    days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * (mon > 2 ? mon - 3 : mon + 9) + 2) / 5 + day -
+           1 - 719468;
+    return days * 86400 + hour * 3600 + min * 60 + sec;
+}
+
+/* Does the If-None-Match list v hold etag (weakly compared) or "*"? */
+static int tb__etag_listed(turbo_str v, const char *etag) {
+    size_t i = 0, n = strlen(etag);
+    while (i < v.len) {
+        const char *comma = (const char *)memchr(v.ptr + i, ',', v.len - i);
+        size_t stop = comma ? (size_t)(comma - v.ptr) : v.len;
+        turbo_str item = tb__trim_ows(v.ptr + i, stop - i);
+        i = stop + 1;
+        if (item.len >= 2 && item.ptr[0] == 'W' && item.ptr[1] == '/') item.ptr += 2, item.len -= 2;
+        if ((item.len == 1 && item.ptr[0] == '*') || (item.len == n && memcmp(item.ptr, etag, n) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* The one range of "bytes=a-b", "bytes=a-" or "bytes=-n" against size:
+   1 with *from and *len, 0 for none to apply (absent, malformed, several:
+   the whole file), -1 when it cannot be satisfied (416). */
+static int tb__range(turbo_str v, uint64_t size, uint64_t *from, uint64_t *len) {
+    const char *dash = (const char *)memchr(v.ptr, '-', v.len);
+    size_t da = dash ? (size_t)(dash - v.ptr) - 6 : 0, db = dash ? v.len - da - 7 : 0;
+    int64_t a, b;
+    if (v.len < 7 || memcmp(v.ptr, "bytes=", 6) != 0 || !dash || da > 18 || db > 18 || (!da && !db))
+        return 0; /* several ranges (a comma) fail the digits below */
+    a = da ? tb__digits(v.ptr + 6, (int)da) : 0;
+    b = db ? tb__digits(dash + 1, (int)db) : 0;
+    if (a < 0 || b < 0 || (da && db && b < a)) return 0;
+    if (!da) { /* the last b bytes */
+        if (!b || !size) return -1;
+        *from = (uint64_t)b >= size ? 0 : size - (uint64_t)b;
+        *len = size - *from;
+        return 1;
+    }
+    if ((uint64_t)a >= size) return -1;
+    *from = (uint64_t)a;
+    *len = (db && (uint64_t)b < size - 1 ? (uint64_t)b : size - 1) - (uint64_t)a + 1;
+    return 1;
+}
+
+/* Appends len bytes of fd from off to the body: 0, or -1. */
+static int tb__res_read_file(turbo_res *res, int fd, off_t off, uint64_t len) {
+    turbo_buf *out = res->out;
+    if (!tb__res_body_started(res)) res->body_start = out->len;
+    if (turbo_buf_reserve(out, (size_t)len) != 0) return -1;
+    if (pread(fd, out->data + out->len, (size_t)len, off) != (ssize_t)len) return -1;
+    out->len += (size_t)len;
+    return 0;
+}
+
+/* Sends the head, then len bytes of fd from off, as one answer with its
+   length: sendfile where there is one. 0, or -1 when the client has gone. */
+static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
+    tb__conn *c = res->c;
+    turbo_buf *out = res->out;
+    int timeout = res->w->s->cfg.write_timeout_ms;
+    char head[192];
+    size_t n, hdr_len;
+    if (!tb__res_body_started(res)) res->body_start = out->len;
+    hdr_len = res->body_start - res->start;
+    n = tb__res_head(res, res->status, (size_t)len, head);
+    if (turbo_buf_reserve(out, n + 2) != 0) return -1;
+    tb__buf_insert(out, res->start, head, n);
+    tb__buf_insert(out, res->start + n + hdr_len, "\r\n", 2);
+    c->streaming = TB__STREAM_ABORTED; /* until the last byte is out */
+    if (tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent, timeout) != 0 ||
+        tb__send_all(c, out->data, out->len, timeout) != 0)
+        return -1;
+    turbo_buf_free(&c->out);
+    c->out_sent = 0;
+    out->len = res->start = res->body_start = 0;
+    while (len) {
+#ifdef __linux__
+        ssize_t k = sendfile(c->fd, fd, &off, len > (1u << 30) ? (1u << 30) : (size_t)len);
+#else
+        char chunk[65536];
+        ssize_t k = pread(fd, chunk, len > sizeof chunk ? sizeof chunk : (size_t)len, off);
+        if (k > 0 && tb__send_all(c, chunk, (size_t)k, timeout) != 0) return -1;
+        if (k > 0) off += k;
+#endif
+        if (k > 0) {
+            len -= (uint64_t)k;
+        } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (tb__wait_writable(c, timeout) != 0) return -1;
+        } else if (k == 0 || errno != EINTR) { /* the file shrank, or the client went */
+            return -1;
+        }
+    }
+    c->streaming = TB__STREAM_SENT;
+    return 0;
+}
+
+TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path) {
+    static const turbo_str none = {NULL, 0};
+    turbo_str inm = req ? turbo_req_header(req, "if-none-match") : none;
+    turbo_str ims = req ? turbo_req_header(req, "if-modified-since") : none;
+    turbo_str want = req ? turbo_req_header(req, "range") : none;
+    turbo_str if_range = req ? turbo_req_header(req, "if-range") : none;
+    char etag[48], modified[32], range[64];
+    uint64_t from = 0, len;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0, ranged = 0;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        tb__res_fail(res, 404);
+        return -1;
+    }
+    len = (uint64_t)st.st_size;
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime, (unsigned long long)len);
+    tb__format_date(st.st_mtime, modified);
+    turbo_res_header(res, "ETag", etag);
+    turbo_res_header(res, "Last-Modified", modified);
+    if (inm.ptr ? tb__etag_listed(inm, etag)
+                : ims.ptr && tb__parse_date(ims) >= 0 && (int64_t)st.st_mtime <= tb__parse_date(ims)) {
+        turbo_res_status(res, 304);
+        close(fd);
+        return 0;
+    }
+    turbo_res_header(res, "Accept-Ranges", "bytes");
+    /* If-Range: the range only if the file is still the one the client has. */
+    if (want.ptr && (!if_range.ptr || (if_range.len == strlen(etag) && memcmp(if_range.ptr, etag, if_range.len) == 0) ||
+                     (if_range.len == 29 && memcmp(if_range.ptr, modified, 29) == 0)))
+        ranged = tb__range(want, len, &from, &len);
+    if (ranged) {
+        if (ranged < 0) snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st.st_size);
+        else snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)from,
+                      (unsigned long long)(from + len - 1), (unsigned long long)st.st_size);
+        turbo_res_header(res, "Content-Range", range);
+    }
+    turbo_res_status(res, ranged < 0 ? 416 : ranged ? 206 : 200);
+    if (ranged >= 0) turbo_res_header(res, "Content-Type", tb__mime_type(path));
+    if (ranged < 0) {
+        tb__res_error_body(res, 416);
+    } else if (res->head_only) {
+        turbo_res_head_length(res, len);
+    } else if (len <= 65536 || res->deferred) { /* into the body: one write with the head */
+        rc = tb__res_read_file(res, fd, (off_t)from, len);
+        if (rc != 0) tb__res_fail(res, 500);
+    } else {
+        rc = tb__res_send_file(res, fd, (off_t)from, len);
+    }
+    close(fd);
+    return rc;
 }
 
 /* Completes the response under way: status line and turbo's own headers
@@ -4306,6 +4549,85 @@ TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pa
     return 0;
 }
 
+/* ---- static files */
+
+typedef struct tb__static {
+    char root[PATH_MAX]; /* resolved: no symlink, no "..", no trailing "/" */
+    size_t root_len;
+    turbo_static_options opts;
+    struct tb__static *next; /* the server's, freed with it */
+} tb__static;
+
+/* Is the decoded path (after the prefix) one to look up: no NUL, no "." or
+   ".." segment, and no name starting with "." unless dotfiles? */
+static int tb__static_path_ok(const char *p, size_t n, int dotfiles) {
+    size_t i = 0;
+    if (memchr(p, '\0', n)) return 0;
+    while (i < n) {
+        size_t start = i, len;
+        while (i < n && p[i] != '/') i++;
+        len = i - start;
+        if (len && p[start] == '.' && (!dotfiles || len == 1 || (len == 2 && p[start + 1] == '.')))
+            return 0;
+        i++;
+    }
+    return 1;
+}
+
+static void tb__static_handler(turbo_req *req, turbo_res *res, void *user) {
+    tb__static *st = (tb__static *)user;
+    turbo_str raw = turbo_req_param(req, "tb_file");
+    char rel[PATH_MAX], full[PATH_MAX + 16], real[PATH_MAX];
+    long n = raw.len < sizeof rel ? turbo_url_decode(rel, raw.ptr ? raw.ptr : "", raw.len, 0) : -1;
+    struct stat sb;
+    if (n < 0 || !tb__static_path_ok(rel, (size_t)n, st->opts.dotfiles) ||
+        snprintf(full, sizeof full, "%s/%.*s", st->root, (int)n, rel) >= (int)sizeof full ||
+        !realpath(full, real) || strncmp(real, st->root, st->root_len) != 0 ||
+        (real[st->root_len] != '/' && real[st->root_len] != '\0') || stat(real, &sb) != 0) {
+        tb__res_fail(res, 404);
+        return;
+    }
+    if (S_ISDIR(sb.st_mode)) { /* its index.html, if asked for and inside root */
+        if (!st->opts.index || snprintf(full, sizeof full, "%s/index.html", real) >= (int)sizeof full ||
+            !realpath(full, real) || strncmp(real, st->root, st->root_len) != 0 || real[st->root_len] != '/') {
+            tb__res_fail(res, 404);
+            return;
+        }
+    }
+    if (st->opts.cache_control) turbo_res_header(res, "Cache-Control", st->opts.cache_control);
+    turbo_res_file(res, req, real);
+}
+
+TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root,
+                           const turbo_static_options *opts) {
+    tb__static *st = (tb__static *)TURBO_MALLOC(sizeof *st);
+    char pattern[1024];
+    struct stat sb;
+    size_t n = strlen(prefix);
+    if (!st) {
+        snprintf(s->error, sizeof s->error, "out of memory");
+        return -1;
+    }
+    memset(st, 0, sizeof *st);
+    if (opts) st->opts = *opts;
+    if (!realpath(root, st->root) || stat(st->root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(s->error, sizeof s->error, "static files: \"%s\" is no folder", root);
+        TURBO_FREE(st);
+        return -1;
+    }
+    st->root_len = strlen(st->root);
+    if (st->root_len == 1) st->root_len = 0; /* "/": every path is under it */
+    if (n && prefix[n - 1] == '/') n--;
+    if ((size_t)snprintf(pattern, sizeof pattern, "%.*s/{tb_file...}", (int)n, prefix) >= sizeof pattern ||
+        turbo_route(s, "GET", pattern, tb__static_handler, st) != 0) {
+        TURBO_FREE(st);
+        return -1;
+    }
+    st->next = s->statics;
+    s->statics = st;
+    return 0;
+}
+
 TURBO_API int turbo_get(turbo_server *s, const char *p, turbo_handler h, void *u) {
     return turbo_route(s, "GET", p, h, u);
 }
@@ -4635,6 +4957,11 @@ TURBO_API void turbo_stop(turbo_server *s) {
 
 TURBO_API void turbo_free(turbo_server *s) {
     if (!s) return;
+    while (s->statics) {
+        struct tb__static *next = s->statics->next;
+        TURBO_FREE(s->statics);
+        s->statics = next;
+    }
     tb__close_listeners(s);
     tb__node_free(s->root);
     TURBO_FREE(s->methods);

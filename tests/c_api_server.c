@@ -340,6 +340,12 @@ static void parts(turbo_req *req, turbo_res *res, void *user) {
     turbo_json_array_end(j);
 }
 
+/* The file named by $STATIC_FILE, through turbo_res_file. */
+static void one_file(turbo_req *req, turbo_res *res, void *user) {
+    (void)user;
+    turbo_res_file(res, req, getenv("STATIC_FILE") ? getenv("STATIC_FILE") : "/nonexistent");
+}
+
 int main(void) {
     turbo_config cfg; /* zeroed, not a designated initializer: this file also compiles as C++17 */
     turbo_server *s;
@@ -360,9 +366,19 @@ int main(void) {
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
         turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/stream/{n}", stream, NULL) ||
-        turbo_route(s, "POST", "/parts", parts, NULL)) {
+        turbo_route(s, "POST", "/parts", parts, NULL) || turbo_get(s, "/file", one_file, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
+    }
+    if (getenv("STATIC_ROOT")) { /* the folder of tests/test_c_api.py's static file tests */
+        turbo_static_options opts;
+        memset(&opts, 0, sizeof opts);
+        opts.index = 1;
+        opts.cache_control = "public, max-age=60";
+        if (turbo_static(s, "/static", getenv("STATIC_ROOT"), &opts) != 0) {
+            fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
+            return 1;
+        }
     }
     rc = turbo_run(s);
     if (never_resumed) turbo_defer_resume(never_resumed, given_up, NULL);

@@ -9,7 +9,9 @@ Usage: python3 tests/test_c_api.py build/c_api_server-asan build/native_server
 import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -173,6 +175,95 @@ def test_malformed_multipart_bodies_are_refused(srv):
         check(r.status == 400, "%r: %d %r" % (body, r.status, r.body))
     for ct in (b"text/plain", b"multipart/form-data", b"multipart/form-data; boundary=" + b"b" * 71):
         check(post_parts(srv, b"--b\r\n", ct).status == 415, ct)
+
+
+SMALL = b"abcdefghij" * 10
+BIG = bytes(range(256)) * 4096 + b"tail"  # past 64 KiB: sent with sendfile
+
+
+def make_static_root():
+    """A folder for turbo_static: files, a subfolder with an index, a dotfile, and symlinks
+    inside and out; a secret beside it that no request may read."""
+    top = tempfile.mkdtemp(prefix="turbo-static-")
+    root = os.path.join(top, "root")
+    os.makedirs(os.path.join(root, "sub"))
+    with open(os.path.join(top, "secret.txt"), "w") as f:
+        f.write("SECRET")
+    for name, data in (("small.txt", SMALL), ("big.bin", BIG), (".hidden", b"dot"),
+                       ("sub/index.html", b"<p>index</p>"), ("page.html", b"<p>page</p>")):
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(data)
+    os.symlink(os.path.join(top, "secret.txt"), os.path.join(root, "escape.txt"))
+    os.symlink(os.path.join(root, "small.txt"), os.path.join(root, "inside.txt"))
+    os.symlink(top, os.path.join(root, "up"))
+    return root
+
+
+def fetch(srv, path, headers=b"", method=b"GET"):
+    with Conn(srv.port, timeout=5) as c:
+        c.send(method + b" " + path + b" HTTP/1.1\r\n" + H + headers + b"\r\n")
+        return c.read_response(method.decode())
+
+
+@test
+def test_a_static_file_comes_with_its_type_validators_and_cache_control(srv):
+    r = fetch(srv, b"/static/small.txt")
+    check((r.status, r.body, r.header("Content-Type"), r.header("Accept-Ranges"), r.header("Cache-Control")) ==
+          (200, SMALL, "text/plain", "bytes", "public, max-age=60"), r.raw[:300])
+    etag, modified = r.header("ETag"), r.header("Last-Modified")
+    check(etag and etag.startswith('"') and modified and modified.endswith(" GMT"), r.raw[:300])
+    for headers in (b"If-None-Match: " + etag.encode() + b"\r\n", b"If-None-Match: \"x\", W/" + etag.encode() + b"\r\n",
+                    b"If-Modified-Since: " + modified.encode() + b"\r\n", b"If-None-Match: *\r\n"):
+        r = fetch(srv, b"/static/small.txt", headers)
+        check(r.status == 304 and r.body == b"" and r.header("ETag") == etag, "%r: %r" % (headers, r.raw[:200]))
+    for headers in (b"If-None-Match: \"other\"\r\n", b"If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+                    b"If-Modified-Since: yesterday\r\n"):
+        check(fetch(srv, b"/static/small.txt", headers).status == 200, headers)
+    r = fetch(srv, b"/file", b"If-None-Match: " + etag.encode() + b"\r\n")  # turbo_res_file from a handler
+    check(r.status == 304, r.raw[:200])
+    check(fetch(srv, b"/static/page.html").header("Content-Type") == "text/html", "html type")
+
+
+@test
+def test_static_ranges_are_answered_206_or_416(srv):
+    n = len(SMALL)
+    cases = [(b"bytes=0-3", 206, SMALL[:4], "bytes 0-3/%d" % n), (b"bytes=-3", 206, SMALL[-3:], "bytes %d-%d/%d" % (n - 3, n - 1, n)),
+             (b"bytes=95-", 206, SMALL[95:], "bytes 95-99/%d" % n), (b"bytes=90-500", 206, SMALL[90:], "bytes 90-99/%d" % n),
+             (b"bytes=100-", 416, None, "bytes */%d" % n), (b"bytes=0-1,3-4", 200, SMALL, None),
+             (b"bytes=x-", 200, SMALL, None), (b"items=0-1", 200, SMALL, None)]
+    for spec, status, body, content_range in cases:
+        r = fetch(srv, b"/static/small.txt", b"Range: " + spec + b"\r\n")
+        check(r.status == status and (body is None or r.body == body) and r.header("Content-Range") == content_range,
+              "%r: %r" % (spec, r.raw[:200]))
+    r = fetch(srv, b"/static/small.txt", b"Range: bytes=0-3\r\nIf-Range: \"stale\"\r\n")
+    check(r.status == 200 and r.body == SMALL, "If-Range: %r" % r.raw[:200])
+
+
+@test
+def test_a_big_static_file_goes_out_whole_and_the_connection_goes_on(srv):
+    with Conn(srv.port, timeout=10) as c:
+        c.send(b"GET /static/big.bin HTTP/1.1\r\n" + H + b"\r\nGET /static/big.bin HTTP/1.1\r\n" + H +
+               b"Range: bytes=65536-65546\r\n\r\nGET /static/small.txt HTTP/1.1\r\n" + H + b"\r\n")
+        whole, part, small = c.read_responses(3)
+    check(whole.status == 200 and whole.body == BIG, "big: %d, %d bytes" % (whole.status, len(whole.body)))
+    check(part.status == 206 and part.body == BIG[65536:65547], "range of big: %r" % part.raw[:200])
+    check(small.status == 200 and small.body == SMALL, "after big: %r" % small.raw[:200])
+    r = fetch(srv, b"/static/big.bin", method=b"HEAD")
+    check(r.status == 200 and r.header("Content-Length") == str(len(BIG)), "HEAD: %r" % r.raw[:200])
+
+
+@test
+def test_static_refuses_every_path_out_of_its_folder(srv):
+    for path in (b"/static/../c_api_server.c", b"/static/%2e%2e/secret.txt", b"/static/%2E%2E%2Fsecret.txt",
+                 b"/static/sub/%2e%2e/%2e%2e/secret.txt", b"/static/a%00b", b"/static/.hidden", b"/static/%2ehidden",
+                 b"/static/escape.txt", b"/static/up/secret.txt", b"/static/nothing", b"/static/%zz",
+                 b"/static/./small.txt", b"/static//etc/passwd"):
+        r = fetch(srv, path)
+        check(r.status in (400, 404) and b"SECRET" not in r.body and b"root:" not in r.body,
+              "%r: %r" % (path, r.raw[:200]))
+    check(fetch(srv, b"/static/inside.txt").body == SMALL, "a symlink inside the folder")
+    check(fetch(srv, b"/static/sub/").body == b"<p>index</p>", "folder index")
+    check(fetch(srv, b"/static/sub").body == b"<p>index</p>", "folder index without the slash")
 
 
 @test
@@ -484,7 +575,9 @@ def main(argv):
     argv = argv[:argv.index("-k")] if "-k" in argv else argv
     chosen = lambda name: not words or any(w in name for w in words)  # noqa: E731
     passed = failed = 0
-    srv = Server(argv[1], {"TURBO_THREADS": "2"})
+    static = make_static_root()
+    srv = Server(argv[1], {"TURBO_THREADS": "2", "STATIC_ROOT": static,
+                           "STATIC_FILE": os.path.join(static, "small.txt")})
     try:
         for fn in [f for f in TESTS if chosen(f.__name__)]:
             try:
@@ -512,6 +605,7 @@ def main(argv):
         print("FAIL " + f)
     if native:
         passed += 1
+    shutil.rmtree(os.path.dirname(static), ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
