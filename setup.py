@@ -2,19 +2,18 @@
 (which includes turbo.h).
 
     pip install . --no-build-isolation     (metadata is in pyproject.toml)"""
-import sys
-
 from setuptools import Extension, setup
 
 setup(
     packages=["turbo"],
+    package_data={"turbo": ["pages/*.html"]},
     ext_modules=[
         Extension(
             "turbo._turbo",
             sources=["turbo_py.c"],
             depends=["turbo.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
-            libraries=["pthread"] + (["dl"] if sys.platform.startswith("linux") else []),
+            libraries=["pthread"],
         )
     ],
 )

@@ -9,6 +9,7 @@ the security schemes of turbo.security's dependencies. A mounted app's own docum
 import html
 import inspect
 import json
+import os
 import re
 import sys
 
@@ -264,75 +265,29 @@ def document(app):
     return doc
 
 
+def _page(name):
+    """A page of turbo/pages/, read when first served."""
+    with open(os.path.join(os.path.dirname(__file__), "pages", name)) as f:
+        return f.read()
+
+
 def swagger_page(app):
     """/docs: Swagger UI over the document (its script and style from swagger_js_url and
     swagger_css_url: a CDN by default, a local copy for offline deployments)."""
-    title = html.escape(app.title)
-    return responses.HTMLResponse("""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>%s - Swagger UI</title>
-<link rel="stylesheet" href="%s">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="%s"></script>
-<script>
-window.ui = SwaggerUIBundle({
-    url: %s,
-    dom_id: "#swagger-ui",
-    deepLinking: true,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
-    layout: "BaseLayout",
-    oauth2RedirectUrl: window.location.origin + %s
-});
-</script>
-</body>
-</html>
-""" % (title, html.escape(app.swagger_css_url), html.escape(app.swagger_js_url),
-       json.dumps(app.openapi_url), json.dumps(app.docs_url + "/oauth2-redirect")))
+    return responses.HTMLResponse(_page("swagger.html") % (
+        html.escape(app.title), html.escape(app.swagger_css_url), html.escape(app.swagger_js_url),
+        json.dumps(app.openapi_url), json.dumps(app.docs_url + "/oauth2-redirect")))
 
 
 def redoc_page(app):
     """/redoc: ReDoc over the document."""
-    return responses.HTMLResponse("""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>%s - ReDoc</title>
-</head>
-<body>
-<redoc spec-url="%s"></redoc>
-<script src="%s"></script>
-</body>
-</html>
-""" % (html.escape(app.title), html.escape(app.openapi_url), html.escape(app.redoc_js_url)))
+    return responses.HTMLResponse(_page("redoc.html") % (
+        html.escape(app.title), html.escape(app.openapi_url), html.escape(app.redoc_js_url)))
 
 
 def oauth2_redirect_page():
     """Where Swagger UI's OAuth2 login comes back: hands the answer to the opener."""
-    return responses.HTMLResponse("""<!doctype html>
-<html lang="en">
-<body>
-<script>
-"use strict";
-var sent = window.opener && window.opener.swaggerUIRedirectOauth2;
-if (sent) {
-    var query = new URLSearchParams(window.location.hash.slice(1) || window.location.search.slice(1));
-    var params = Object.fromEntries(query.entries());
-    if (params.code || params.access_token) {
-        sent.callback({auth: sent.auth, token: params, isValid: true, redirectUrl: sent.redirectUrl});
-    } else {
-        sent.errCb({authId: sent.auth.name, source: "auth", level: "warning",
-                    message: "the authorization server answered no code or token"});
-    }
-}
-window.close();
-</script>
-</body>
-</html>
-""")
+    return responses.HTMLResponse(_page("oauth2-redirect.html"))
 
 
 def add_routes(app, free):
