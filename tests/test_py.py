@@ -38,17 +38,23 @@ def int_error(where, name, value):
             "msg": "Input should be a valid integer, unable to parse string as an integer", "input": value}
 
 
-class BasicApp(unittest.TestCase):
-    """One server (1 process, 1 thread) for conversions, bodies, results and errors."""
+class ServedApp(unittest.TestCase):
+    """Tests of one app of tests/py_apps/ (APP, started with APP_ENV), served for the class."""
+    APP, APP_ENV = None, ENV
 
     @classmethod
     def setUpClass(cls):
-        cls.server = harness.turbo_app("basic_app.py", ENV)
+        cls.server = harness.turbo_app(cls.APP, cls.APP_ENV)
 
     @classmethod
     def tearDownClass(cls):
         rc = cls.server.stop()
         assert rc == 0, f"the server exited with {rc}:\n{cls.server.log()[-3000:]}"
+
+
+class BasicApp(ServedApp):
+    """One server (1 process, 1 thread) for conversions, bodies, results and errors."""
+    APP = "basic_app.py"
 
     def call(self, path, method="GET", body=None, headers=None):
         if isinstance(body, (dict, list)):
@@ -596,18 +602,10 @@ class NativeServer(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
 
 
-class Dependencies(unittest.TestCase):
+class Dependencies(ServedApp):
     """What FastAPI 0.92 cannot show (the parity suite compares the rest): when the cleanup of
     a yield dependency runs, Annotated, overrides applied by run()."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.turbo_app("depends_app.py", {"TURBO_MAX_BODY": str(8 << 20)})
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.server.stop()
-        assert rc == 0, f"the server exited with {rc}:\n{cls.server.log()[-3000:]}"
+    APP, APP_ENV = "depends_app.py", {"TURBO_MAX_BODY": str(8 << 20)}
 
     def get(self, path):
         status, _, raw = self.server.request("GET", path)
@@ -752,17 +750,9 @@ class TestClientOfAnApp(unittest.TestCase):
             client.close()
 
 
-class OpenAPI(unittest.TestCase):
+class OpenAPI(ServedApp):
     """The document and its pages (the parity suite compares the operations with FastAPI's)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.turbo_app("openapi_app.py", ENV)
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.server.stop()
-        assert rc == 0, f"the server exited with {rc}:\n{cls.server.log()[-3000:]}"
+    APP = "openapi_app.py"
 
     def test_the_document_is_valid_openapi_3_1_with_what_the_routes_declare(self):
         from openapi_spec_validator import validate
