@@ -1,9 +1,12 @@
 """What the native module needs written in Python, imported once by turbo._turbo.
 
-Nothing here runs for an ordinary request: Headers is built only for handlers that read
-request.headers, plain() only for results that are not JSON types, the asyncio loop's methods
-once per process (start, stop, lifespan) and once per awaited coroutine (submit), _guard around
-each coroutine of a turbo.App route and _resolve once per streamed part of an ASGI body.
+Nothing here runs for an ordinary request. What C calls, and when: Headers for a handler that
+reads request.headers; Body, Address and the request_* functions when a handler reads those
+fields of a Request; UploadFile for a file parameter; MutableHeaders when a handler reads a
+Response's headers, set_cookie and delete_cookie; model_errors for a body pydantic refuses;
+plain() for a result that is no JSON type; the asyncio loop's methods once per process (start,
+stop, the lifespans) and once per awaited coroutine (submit, with _guard around it), _resolve
+once per streamed part of an ASGI body.
 """
 import asyncio
 import collections
