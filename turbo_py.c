@@ -3169,14 +3169,32 @@ static void tb_on_process_stop(int process_index, void *arg) {
     tb_thread_ts = PyEval_SaveThread();
 }
 
-/* App._run(host, port, processes, threads, blocking_threads, needs_loop):
-   App.run (turbo/__init__.py) ends here with the values checked. */
+/* turbo_static for each (prefix, folder, index, dotfiles, cache_control) of
+   App.static: 0, or -1 with an exception. */
+static int tb_add_statics(turbo_server *s, PyObject *statics) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(statics); i++) {
+        turbo_static_options o;
+        const char *prefix, *folder;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(statics, i), "ssppz", &prefix, &folder, &o.index, &o.dotfiles,
+                              &o.cache_control))
+            return -1;
+        if (turbo_static(s, prefix, folder, &o) != 0) {
+            PyErr_Format(PyExc_ValueError, "turbo: %s", turbo_error(s));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* App._run(host, port, processes, threads, blocking_threads, needs_loop,
+   statics): App.run (turbo/__init__.py) ends here with the values checked. */
 static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     tb_App *self = (tb_App *)self_obj;
     const char *host;
     int port, processes, threads, blocking_threads, needs_loop;
-    if (!PyArg_ParseTuple(args, "siiiip:_run", &host, &port, &processes, &threads, &blocking_threads,
-                          &needs_loop))
+    PyObject *statics;
+    if (!PyArg_ParseTuple(args, "siiiipO!:_run", &host, &port, &processes, &threads, &blocking_threads,
+                          &needs_loop, &PyTuple_Type, &statics))
         return NULL;
     self->has_async |= needs_loop;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
@@ -3198,6 +3216,10 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
             turbo_free(s);
             return NULL;
         }
+    }
+    if (tb_add_statics(s, statics) < 0) {
+        turbo_free(s);
+        return NULL;
     }
     if (turbo_listen(s) < 0) {
         PyErr_Format(PyExc_OSError, "turbo: %s", turbo_error(s));

@@ -602,10 +602,33 @@ class NativeServer(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
 
 
+FILES = os.path.join(WORK, "files")
+os.makedirs(os.path.join(FILES, "docs"), exist_ok=True)
+for name, text in (("notes.txt", "some notes"), ("docs/index.html", "<p>docs</p>"), (".env", "SECRET=1")):
+    with open(os.path.join(FILES, name), "w") as f:
+        f.write(text)
+
+
 class Dependencies(ServedApp):
     """What FastAPI 0.92 cannot show (the parity suite compares the rest): when the cleanup of
-    a yield dependency runs, Annotated, overrides applied by run()."""
-    APP, APP_ENV = "depends_app.py", {"TURBO_MAX_BODY": str(8 << 20)}
+    a yield dependency runs, Annotated, overrides applied by run(); and static files."""
+    APP, APP_ENV = "depends_app.py", {"TURBO_MAX_BODY": str(8 << 20), "FILES_DIR": FILES}
+
+    def test_static_files_mounted_or_declared_and_a_file_response(self):
+        status, headers, raw = self.server.request("GET", "/files/notes.txt")
+        self.assertEqual((status, raw, headers["content-type"]), (200, b"some notes", "text/plain"))
+        self.assertEqual(self.server.request("GET", "/files/notes.txt", None,
+                                             {"If-None-Match": headers["etag"]})[0], 304)
+        self.assertEqual(self.server.request("GET", "/files/docs/")[2], b"<p>docs</p>")
+        for path in ("/files/.env", "/files/%2e%2e/%2e%2e/etc/passwd", "/files/nothing"):
+            self.assertEqual(self.server.request("GET", path)[0], 404, path)
+        status, headers, raw = self.server.request("GET", "/raw/notes.txt", None, {"Range": "bytes=5-"})
+        self.assertEqual((status, raw, headers["cache-control"]), (206, b"notes", "no-store"))
+        self.assertEqual(self.server.request("GET", "/raw/docs/")[0], 404)  # no index for this one
+        status, headers, raw = self.server.request("GET", "/download")
+        self.assertEqual((status, raw, headers["content-disposition"], headers["content-type"]),
+                         (200, b"some notes", "attachment; filename*=utf-8''my%20notes.txt",
+                          "text/plain; charset=utf-8"))
 
     def get(self, path):
         status, _, raw = self.server.request("GET", path)

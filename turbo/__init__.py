@@ -31,13 +31,13 @@ from .dependencies import Depends, Security, SecurityScopes
 from .encoders import jsonable_encoder
 from ._support import UploadFile
 from .params import Body, Cookie, File, Form, Header, Path, Query
-from .responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from .responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, StaticFiles
 from .routing import APIRouter
 
-__all__ = ["APIRouter", "App", "BackgroundTasks", "Body", "Cookie", "Depends", "File", "Form",
-           "HTMLResponse", "HTTPException", "Header", "JSONResponse", "Path", "PlainTextResponse",
+__all__ = ["APIRouter", "App", "BackgroundTasks", "Body", "Cookie", "Depends", "File", "FileResponse",
+           "Form", "HTMLResponse", "HTTPException", "Header", "JSONResponse", "Path", "PlainTextResponse",
            "Query", "RedirectResponse", "Request", "RequestValidationError", "Response", "Security",
-           "SecurityScopes", "UploadFile", "__version__", "interface_of", "jsonable_encoder",
+           "SecurityScopes", "StaticFiles", "UploadFile", "__version__", "interface_of", "jsonable_encoder",
            "status"]
 
 
@@ -95,7 +95,8 @@ class App(_turbo.App, routing.Routes):
         self.routes = []      # routing.Route of every Python route, for the API document
         self._pending = []    # (build, pattern, label, methods, status, blocking): run() registers
         self._taken = set()   # every path served here: routes, native routes, mounts
-        self._mounts = []
+        self._mounts = []     # prefixes that take every path under them: mounts, static folders
+        self._statics = []    # (prefix, folder, index, dotfiles, cache_control) for turbo_static
 
     def add_api_route(self, path, endpoint, **options):
         o = self.full_options(path, endpoint, options)
@@ -166,6 +167,17 @@ class App(_turbo.App, routing.Routes):
                      blocking)
         self._taken.add(path)
         self.natives.append((method.upper(), path, symbol, openapi))
+
+    def static(self, path, directory, *, index=False, dotfiles=False, cache_control=None):
+        """Serves the files under directory at path ("/assets/app.js" is directory/app.js),
+        in C (turbo.h's turbo_static): ETag, Last-Modified, 304, Range, sendfile; a folder's
+        index.html with index=True; names starting with "." only with dotfiles=True; no file
+        from outside directory by any path or symlink (404)."""
+        if not os.path.isdir(directory):
+            raise ValueError("static files: %r is no folder" % (directory,))
+        self._check_route(_plans.translate(path.rstrip("/")) + "/{tb_file...}", ("GET",))
+        self._statics.append((path, directory, index, dotfiles, cache_control))
+        self._mounts.append(path.rstrip("/") or "/")
 
     def exception_handler(self, exc_class_or_status_code):
         """Decorates handler(request, exc) (sync or async), which returns the Response for an
@@ -264,7 +276,7 @@ class App(_turbo.App, routing.Routes):
         if processes < 1 or threads < 1 or blocking_threads < 0:
             raise ValueError("workers and threads must be at least 1, blocking_threads at least 0")
         needs_loop = bool(self.lifespan or self.handlers["startup"] or self.handlers["shutdown"])
-        self._run(host, port, processes, threads, blocking_threads, needs_loop)
+        self._run(host, port, processes, threads, blocking_threads, needs_loop, tuple(self._statics))
 
     def _free(self, path):
         """Whether no route and no mounted app takes path."""
@@ -288,6 +300,8 @@ class App(_turbo.App, routing.Routes):
         At a prefix ("/api") the app sees it as root_path (ASGI) or SCRIPT_NAME (WSGI), and the
         rest as its path; root_path= sets that value itself (a proxy in front strips a prefix).
         interface: "asgi" or "wsgi" when detection would guess wrong."""
+        if isinstance(app, StaticFiles):
+            return self.static(path, app.directory, index=app.html)
         kind = interface or interface_of(app)
         if kind not in ("asgi", "wsgi"):
             raise ValueError("interface must be 'asgi' or 'wsgi', not %r" % (kind,))

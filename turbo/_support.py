@@ -182,37 +182,16 @@ class UploadFile:
         return "UploadFile(filename=%r, size=%d)" % (self.filename, self.size)
 
 
-class FormData:
+class FormData(dict):
     """await request.form(): the fields (str) and files (UploadFile) of a form, by name, as
     Starlette's FormData: form[name] and get() give the last of a repeated name, getlist() all."""
 
     def __init__(self, pairs):
+        super().__init__(pairs)
         self._pairs = pairs
-        self._last = dict(pairs)
-
-    def __getitem__(self, name):
-        return self._last[name]
-
-    def get(self, name, default=None):
-        return self._last.get(name, default)
 
     def getlist(self, name):
         return [v for k, v in self._pairs if k == name]
-
-    def __contains__(self, name):
-        return name in self._last
-
-    def __iter__(self):
-        return iter(self._last)
-
-    def __len__(self):
-        return len(self._last)
-
-    def keys(self):
-        return self._last.keys()
-
-    def items(self):
-        return self._last.items()
 
     def multi_items(self):
         return list(self._pairs)

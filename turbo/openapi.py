@@ -112,29 +112,24 @@ def _plan_of(route):
 
 
 def _request_body(op_id, bodies, forms, schemas):
-    """The requestBody of an operation: its JSON body, or its form."""
-    if forms:
-        files = any(q[2] == "file" for q, _ in forms)
-        props = {q[1]: _scalar_schema(q, ann, schemas) for q, ann in forms}
-        required = [q[1] for q, _ in forms if not q[5]]
-        media = "multipart/form-data" if files else "application/x-www-form-urlencoded"
-        name = "Body_" + op_id
-        schemas.components[name] = dict({"title": name, "type": "object", "properties": props},
-                                        **({"required": required} if required else {}))
-        return _body({media: {"schema": {"$ref": "#/components/schemas/" + name}}}, required)
-    if len(bodies) == 1 and not getattr(bodies[0][1], "embed", False):
+    """The requestBody of an operation: its form, its one JSON body, or the object its body
+    parameters are the members of (a Body_<operationId> component, as FastAPI names it)."""
+    if not forms and len(bodies) == 1 and not getattr(bodies[0][1], "embed", False):
         ann, _, _, q = bodies[0]
         return _body({"application/json": {"schema": schemas.of(ann)}}, not q[5])
-    props, required = {}, []
+    props = {}
+    for q, ann in forms:
+        props[q[1]] = _scalar_schema(q, ann, schemas)
     for ann, _, key, q in bodies:
         schema = schemas.of(ann)
         props[key] = schema if "$ref" in schema else dict(schema, title=_title(key))
-        if not q[5]:
-            required.append(key)
+    required = [q[1] for q, _ in forms if not q[5]] + [key for _, _, key, q in bodies if not q[5]]
+    media = ("multipart/form-data" if any(q[2] == "file" for q, _ in forms)
+             else "application/x-www-form-urlencoded") if forms else "application/json"
     name = "Body_" + op_id
     schemas.components[name] = dict({"title": name, "type": "object", "properties": props},
                                     **({"required": required} if required else {}))
-    return _body({"application/json": {"schema": {"$ref": "#/components/schemas/" + name}}}, required)
+    return _body({media: {"schema": {"$ref": "#/components/schemas/" + name}}}, required)
 
 
 def _body(content, required):

@@ -25,6 +25,8 @@ import time
 import urllib.parse
 import uuid
 
+from . import _support
+
 __all__ = ["TestClient"]
 
 
@@ -33,8 +35,9 @@ class Response:
 
     def __init__(self, status, headers, content, url):
         self.status_code, self.content, self.url = status, content, url
-        self.headers = _Headers(headers)
+        self.headers = _support.Headers((k.lower(), v) for k, v in headers)
         self.is_success = 200 <= status < 300
+        self.cookies = _cookies_of(v for k, v in headers if k.lower() == "set-cookie")
 
     @property
     def text(self):
@@ -43,30 +46,8 @@ class Response:
     def json(self):
         return jsonlib.loads(self.content)
 
-    @property
-    def cookies(self):
-        return _cookies_of(self.headers.get_list("set-cookie"))
-
     def __repr__(self):
         return "<Response [%d]>" % self.status_code
-
-
-class _Headers(dict):
-    def __init__(self, pairs):
-        super().__init__((k.lower(), v) for k, v in pairs)
-        self._pairs = pairs
-
-    def __getitem__(self, name):
-        return dict.__getitem__(self, name.lower())
-
-    def get(self, name, default=None):
-        return dict.get(self, name.lower(), default)
-
-    def __contains__(self, name):
-        return dict.__contains__(self, name.lower())
-
-    def get_list(self, name):
-        return [v for k, v in self._pairs if k.lower() == name.lower()]
 
 
 def _cookies_of(set_cookies):

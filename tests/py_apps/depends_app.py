@@ -1,10 +1,11 @@
 """Dependencies as turbo serves them beyond what FastAPI 0.92 shows (tests/test_py.py):
 when cleanups run, Annotated, overrides, an exception in a cleanup."""
 import asyncio
+import os
 import threading
 from typing import Annotated, Optional
 
-from turbo import App, BackgroundTasks, Body, Depends, Form, Query, UploadFile
+from turbo import App, BackgroundTasks, Body, Depends, FileResponse, Form, Query, StaticFiles, UploadFile
 
 app = App()
 EVENTS = []
@@ -111,6 +112,16 @@ def release():
 def factory(tags: list = Body(default_factory=list), seen: int = Query(default_factory=lambda: len(EVENTS))):
     tags.append("mine")  # a fresh list each time: a shared default would grow
     return {"tags": tags, "seen_is_int": isinstance(seen, int)}
+
+
+FILES = os.environ["FILES_DIR"]
+app.mount("/files", StaticFiles(directory=FILES, html=True))
+app.static("/raw", FILES, cache_control="no-store")
+
+
+@app.get("/download")
+def download():
+    return FileResponse(os.path.join(FILES, "notes.txt"), filename="my notes.txt")
 
 
 app.dependency_overrides[real_user] = lambda: "overridden"  # after the route: run() applies it
