@@ -823,6 +823,30 @@ class OpenAPI(ServedApp):
         self.assertIn(b'spec-url="/openapi.json"', page)
         self.assertEqual(self.server.request("GET", "/docs/oauth2-redirect")[0], 200)
 
+    def test_docs_render_the_operations_in_a_headless_chromium(self):
+        """Swagger UI from a local swagger-ui-dist (tests/browser, npm ci), as an offline
+        deployment serves it; the DOM is read back and a screenshot kept in build/artifacts."""
+        dist = os.path.join(harness.ROOT, "tests", "browser", "node_modules", "swagger-ui-dist")
+        self.assertTrue(os.path.exists("/usr/bin/chromium"), "chromium is not installed (.ci/run installs it)")
+        self.assertTrue(os.path.isdir(dist), "swagger-ui-dist is not installed: npm ci --prefix tests/browser")
+        server = harness.turbo_app("openapi_app.py", dict(ENV, SWAGGER_DIST=dist))
+        artifacts = os.path.join(harness.ROOT, "build", "artifacts")
+        os.makedirs(artifacts, exist_ok=True)
+        browser = ["/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                   "--hide-scrollbars", "--window-size=1280,1000", "--virtual-time-budget=15000"]
+        url = "http://127.0.0.1:%d/docs" % server.port
+        try:
+            dom = subprocess.run(browser + ["--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+            subprocess.run(browser + ["--screenshot=" + os.path.join(artifacts, "docs.png"), url],
+                           capture_output=True, timeout=120)
+        finally:
+            self.assertEqual(server.stop(), 0)
+        for path in ("/items/", "/upload", "/health"):
+            self.assertIn('data-path="%s"' % path, dom)
+        for summary in ("Create Item", "List Items", "Send a file", "Health check", "What the shop sells."):
+            self.assertIn(summary, dom)
+        self.assertTrue(os.path.getsize(os.path.join(artifacts, "docs.png")) > 10000)
+
     def test_openapi_url_none_serves_no_document_and_no_pages(self):
         server = harness.turbo_app("openapi_app.py", dict(ENV, TURBO_NO_DOCS="1"))
         try:

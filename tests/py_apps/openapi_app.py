@@ -24,6 +24,8 @@ else:
     app = App(title="Shop", version="2.0", description="Items and files.", servers=[{"url": "/"}],
               openapi_tags=[{"name": "items", "description": "What the shop sells."}],
               swagger_js_url="/static/swagger-ui-bundle.js", swagger_css_url="/static/swagger-ui.css")
+    if os.environ.get("SWAGGER_DIST"):  # the browser test's local copy of swagger-ui-dist
+        app.static("/static", os.environ["SWAGGER_DIST"])
 oauth2 = OAuth2PasswordBearer(tokenUrl="token", scopes={"read": "Read items"})
 
 
