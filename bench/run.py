@@ -40,6 +40,8 @@ RESULTS = os.path.join(BENCH, "results")
 BUILD = os.path.join(ROOT, "build")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+STATIC_DIR = os.path.join(BUILD, "bench-static")  # the files of the static cases
+STATIC_FILES = {"4k.bin": bytes(range(256)) * 16, "1m.bin": bytes(range(256)) * 4096}
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 NOFILE = 65536
@@ -231,6 +233,10 @@ CASES = [
     Case("depends", "the same, limit=Query(gt=0), one dependency", "get.lua",
          {"PATH_": "/dep/items/42?limit=5"}, http_request("GET", "/dep/items/42?limit=5"),
          [{"media": "application/json", "json_body": {"id": 42, "limit": 5, "user": "anonymous"}}]),
+    Case("static-4k", "GET a 4 KiB static file", "get.lua", {"PATH_": "/static/4k.bin"},
+         http_request("GET", "/static/4k.bin"), [{"body": STATIC_FILES["4k.bin"]}]),
+    Case("static-1m", "GET a 1 MiB static file", "get.lua", {"PATH_": "/static/1m.bin"},
+         http_request("GET", "/static/1m.bin"), [{"body": STATIC_FILES["1m.bin"]}]),
     Case("pipelined", f"GET / pipelined {PIPELINE_DEPTH} deep", "pipeline.lua",
          {"PATH_": "/", "DEPTH_": PIPELINE_DEPTH},
          http_request("GET", "/") * PIPELINE_DEPTH, [PLAIN_CHECK] * PIPELINE_DEPTH),
@@ -491,6 +497,7 @@ def python_with(modules, candidates):
 PYTHONS = [sys.executable, "/usr/bin/python3", shutil.which("python3")]
 MAIN_CASES = {"plaintext", "json", "path", "echo", "pipelined"}
 PARAM_CASES = {"query", "depends"}  # FastAPI's surface: Python servers only
+STATIC_CASES = {"static-4k", "static-1m"}  # against nginx's sendfile
 
 
 def nginx_argv(port, scratch):
@@ -498,6 +505,7 @@ def nginx_argv(port, scratch):
     os.makedirs(prefix, exist_ok=True)
     with open(os.path.join(PEERS, "nginx.conf")) as f:
         conf = f.read().replace("@PORT@", str(port)).replace("@PREFIX@", prefix)
+        conf = conf.replace("@STATIC@", STATIC_DIR)
     with open(os.path.join(prefix, "nginx.conf"), "w") as f:
         f.write(conf)
     return ["nginx", "-p", prefix, "-e", os.path.join(prefix, "error.log"),
@@ -534,8 +542,8 @@ def define_servers(pythons):
                {"plaintext", "pipelined"},
                missing=need_file(os.path.join(BUILD, "floor"), "cc failed")),
         Server("turbo-c", "turbo C (build/hello)",
-               lambda port, _: [os.path.join(BUILD, "hello")], MAIN_CASES,
-               env=turbo_env, idle_env=turbo_idle,
+               lambda port, _: [os.path.join(BUILD, "hello")], MAIN_CASES | STATIC_CASES,
+               env={**turbo_env, "STATIC_ROOT": STATIC_DIR}, idle_env=turbo_idle,
                missing=need_file(os.path.join(BUILD, "hello"), "make build/hello failed")),
         Server("turbo-py", "turbo Python (bench/peers/turbo_app.py)",
                lambda port, _: [turbo_py, os.path.join(PEERS, "turbo_app.py")],
@@ -543,7 +551,7 @@ def define_servers(pythons):
                env={**turbo_env, **py_env}, idle_env=turbo_idle,
                missing=need_python(turbo_py, "turbo (make builds it)")),
         Server("nginx", "nginx (return 200)", nginx_argv,
-               {"plaintext", "json", "path", "pipelined"}, missing=need_program("nginx"),
+               {"plaintext", "json", "path", "pipelined"} | STATIC_CASES, missing=need_program("nginx"),
                not_applicable={"echo": "n/a: nginx cannot answer with the request body by itself"}),
         Server("node", "node http", lambda port, _: ["node", os.path.join(PEERS, "node_app.js")],
                MAIN_CASES, missing=need_program("node")),
@@ -1069,7 +1077,7 @@ def ratio_rows(summary):
             return None
         return f"{x['cpu_us_per_req'] / y['cpu_us_per_req']:.2f}x ({x['rps_median'] / y['rps_median']:.2f}x)"
 
-    main = ["plaintext", "json", "path", "echo", "pipelined"]
+    main = ["plaintext", "json", "path", "echo", "pipelined", "static-4k", "static-1m"]
     floor_case = {"plaintext": "plaintext", "json": "plaintext", "path": "plaintext",
                   "pipelined": "pipelined"}
     rows = [
@@ -1107,7 +1115,7 @@ def target_rows(results, summary):
             rows.append((what, f"{r:.2f}x", r >= limit if above else r <= limit))
     for case in ("plaintext", "json"):
         ratio(f"turbo C {case} CPU/req <= 1.1x floor", case, "turbo-c", floor, 1.1)
-    for case in ("plaintext", "json", "path"):
+    for case in ("plaintext", "json", "path", "static-4k", "static-1m"):
         ratio(f"turbo C {case} CPU/req < nginx", case, "turbo-c",
               cpu_of(summary, case, "nginx"), 0.9999)
     for case in ("plaintext", "json", "path"):
@@ -1455,6 +1463,10 @@ def main():
         "runs": [], "row_errors": {}, "unavailable": {}, "idle": {}, "callgrind": {},
     }
     scratch = tempfile.mkdtemp(prefix="turbo-bench-")
+    os.makedirs(STATIC_DIR, exist_ok=True)
+    for name, data in STATIC_FILES.items():
+        with open(os.path.join(STATIC_DIR, name), "wb") as f:
+            f.write(data)
     try:
         def section(title):
             log(f"== {title} (at {time.monotonic() - started_at:.0f} s)")

@@ -1,10 +1,12 @@
 /* The demo server that `make run` starts: plaintext, JSON, a path
-   parameter and a body echo. Settings come from the environment (PORT,
+   parameter and a body echo, and the files of the folder $STATIC_ROOT at
+   /static/ when it is set. Settings come from the environment (PORT,
    TURBO_THREADS, ... see README), so tests can start it with tiny limits. */
 #define TURBO_IMPL
 #include "../turbo.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void hello(turbo_req *req, turbo_res *res, void *user) {
@@ -51,6 +53,11 @@ int main(void) {
     if (turbo_config_env(&cfg) != 0 || !(s = turbo_new(&cfg))) return 1;
     if (turbo_get(s, "/", hello, NULL) || turbo_get(s, "/json", hello_json, NULL) ||
         turbo_get(s, "/users/{id}", get_user, NULL) || turbo_post(s, "/echo", echo, NULL)) {
+        fprintf(stderr, "hello: %s\n", turbo_error(s));
+        turbo_free(s);
+        return 1;
+    }
+    if (getenv("STATIC_ROOT") && turbo_static(s, "/static", getenv("STATIC_ROOT"), NULL) != 0) {
         fprintf(stderr, "hello: %s\n", turbo_error(s));
         turbo_free(s);
         return 1;
