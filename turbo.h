@@ -3250,6 +3250,7 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
     turbo_str ims = req ? turbo_req_header(req, "if-modified-since") : none;
     turbo_str want = req ? turbo_req_header(req, "range") : none;
     turbo_str if_range = req ? turbo_req_header(req, "if-range") : none;
+    int64_t since = ims.ptr ? tb__parse_date(ims) : -1; /* If-Modified-Since, or -1 */
     char etag[48], modified[32], range[64];
     uint64_t from = 0, len;
     struct stat st;
@@ -3264,8 +3265,7 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
     tb__format_date(st.st_mtime, modified);
     turbo_res_header(res, "ETag", etag);
     turbo_res_header(res, "Last-Modified", modified);
-    if (inm.ptr ? tb__etag_listed(inm, etag)
-                : ims.ptr && tb__parse_date(ims) >= 0 && (int64_t)st.st_mtime <= tb__parse_date(ims)) {
+    if (inm.ptr ? tb__etag_listed(inm, etag) : since >= 0 && (int64_t)st.st_mtime <= since) {
         turbo_res_status(res, 304);
         close(fd);
         return 0;

@@ -291,6 +291,7 @@ class Parity(unittest.TestCase):
     def compare(self, turbo_server, fastapi_server, cases):
         ours, theirs = (operations(server.request("GET", "/openapi.json")[2])
                         for server in (turbo_server, fastapi_server))
+        self.assertTrue(theirs)
         self.assertEqual(sorted(ours), sorted(theirs))
         for key in theirs:
             with self.subTest(operation=key):
@@ -390,7 +391,9 @@ print(json.dumps(out, default=str))
         env = dict(os.environ, PYTHONPATH=harness.ROOT)
         done = subprocess.run([FASTAPI_PYTHON, "-c", script], capture_output=True, text=True, env=env, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr)
-        for what, options, theirs, ours in json.loads(done.stdout):
+        rows = json.loads(done.stdout)
+        self.assertEqual(len(rows), 11 * 3 + 1)  # each value with three options, the model with include too
+        for what, options, theirs, ours in rows:
             with self.subTest(value=what, options=options):
                 self.assertEqual(ours, theirs)
 
