@@ -347,9 +347,9 @@ def _as_response(value):
     if inspect.isawaitable(value):
         loop = _support.Loop.current
         if loop is not None:
-            value = asyncio.run_coroutine_threadsafe(_support._awaited(value), loop.loop).result()
+            value = asyncio.run_coroutine_threadsafe(_support._maybe_await(value), loop.loop).result()
         else:
-            value = asyncio.run(_support._awaited(value))
+            value = asyncio.run(_support._maybe_await(value))
     return value if isinstance(value, Response) else JSONResponse(value)
 
 

@@ -137,13 +137,9 @@ class OwnLifespan:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-async def _awaited(awaitable):
-    """A coroutine of any awaitable (run_coroutine_threadsafe takes only coroutines)."""
-    return await awaitable
-
-
 async def _maybe_await(value):
-    """value, awaited if it is awaitable."""
+    """value, awaited if it is awaitable (a coroutine of any awaitable, for
+    run_coroutine_threadsafe, which takes only coroutines)."""
     return await value if inspect.isawaitable(value) else value
 
 
