@@ -26,6 +26,8 @@
      coroutine over with asyncio.run_coroutine_threadsafe and defers the
      answer (turbo_res_defer); when the future completes, its callback calls
      turbo_defer_resume, and the answer is written on the loop's thread.
+     A result that is callable (a StreamingResponse) is an ASGI app that
+     answers itself, on that loop, as a mounted app does (tb_answer_asgi).
 
      A handler that blocks (time.sleep, a database call, waiting for the
      GIL) is turbo.h's business: its event loop goes on with another thread
@@ -534,19 +536,24 @@ static char *tb_copy_without_underscores(const char *s, size_t n) {
     return out;
 }
 
+enum { TB_PLUS_IS_SPACE = 1, TB_LATIN1 = 2 };
+
 /* Percent-decodes (turbo's parser has refused malformed escapes) and
    decodes UTF-8 with replacement characters, as Starlette reads paths and
-   queries. */
-static PyObject *tb_decoded_str(const char *s, size_t n, int plus_is_space) {
-    if (n == 0) return PyUnicode_FromStringAndSize("", 0);
-    if (!memchr(s, '%', n) && !(plus_is_space && memchr(s, '+', n)))
-        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "replace");
-    char small[256];
-    char *buf = n <= sizeof small ? small : (char *)PyMem_Malloc(n);
-    if (!buf) return PyErr_NoMemory();
-    long len = turbo_url_decode(buf, s, n, plus_is_space);
+   queries; or Latin-1, as PEP 3333 wants PATH_INFO. */
+static PyObject *tb_decoded_str(const char *s, size_t n, int how) {
+    int plus_is_space = how & TB_PLUS_IS_SPACE;
+    char small[256], *buf = small;
+    const char *text = s;
+    long len = (long)n;
+    if (n && (memchr(s, '%', n) || (plus_is_space && memchr(s, '+', n)))) {
+        if (n > sizeof small && !(buf = (char *)PyMem_Malloc(n))) return PyErr_NoMemory();
+        len = turbo_url_decode(buf, s, n, plus_is_space);
+        text = buf;
+    }
     PyObject *r = len < 0 ? PyErr_Format(PyExc_ValueError, "malformed %%-escape in %.*s", (int)n, s)
-                          : PyUnicode_DecodeUTF8(buf, (Py_ssize_t)len, "replace");
+                  : how & TB_LATIN1 ? PyUnicode_DecodeLatin1(text, (Py_ssize_t)len, NULL)
+                                    : PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "replace");
     if (buf != small) PyMem_Free(buf);
     return r;
 }
@@ -606,8 +613,8 @@ static PyObject *tb_req_query_params(turbo_req *req) {
     turbo_str rest = turbo_req_query(req), name, value;
     PyObject *d = PyDict_New();
     while (d && turbo_query_next(&rest, &name, &value)) {
-        PyObject *k = tb_decoded_str(name.ptr, name.len, 1);
-        PyObject *v = k ? tb_decoded_str(value.ptr, value.len, 1) : NULL;
+        PyObject *k = tb_decoded_str(name.ptr, name.len, TB_PLUS_IS_SPACE);
+        PyObject *v = k ? tb_decoded_str(value.ptr, value.len, TB_PLUS_IS_SPACE) : NULL;
         if (!v || PyDict_SetItem(d, k, v) < 0) Py_CLEAR(d);
         Py_XDECREF(k);
         Py_XDECREF(v);
@@ -713,13 +720,6 @@ static PyObject *tb_request_json(PyObject *self, PyObject *unused) {
     return body ? tb_ready_new(PyObject_CallOneArg(tb_json_loads, body)) : NULL;
 }
 
-static PyObject *tb_request_form_of; /* _support.request_form */
-
-static PyObject *tb_request_form(PyObject *self, PyObject *unused) {
-    (void)unused;
-    return PyObject_CallOneArg(tb_request_form_of, self);
-}
-
 static PyObject *tb_request_repr(PyObject *self) {
     PyObject *m = tb_request_field((tb_Request *)self, TB_RQ_METHOD);
     PyObject *p = m ? tb_request_field((tb_Request *)self, TB_RQ_PATH) : NULL;
@@ -750,7 +750,6 @@ static PyGetSetDef tb_request_getset[]
 
 static PyMethodDef tb_request_methods[]
     = {{"json", tb_request_json, METH_NOARGS, "await request.json(): the body parsed (json.loads)."},
-       {"form", tb_request_form, METH_NOARGS, "await request.form(): the form's fields and files."},
        {NULL, NULL, 0, NULL}};
 
 /* ================================================================ turbo.Response */
@@ -775,20 +774,14 @@ static int tb_check_header(PyObject *name, PyObject *value) {
             PyErr_SetString(PyExc_TypeError, "header names and values must be str");
         return -1;
     }
-    switch (turbo_header_check(n, (size_t)nn, v, (size_t)vn)) {
-    case 0:
-        return 0;
-    case TURBO_HEADER_BAD_NAME:
+    int rc = turbo_header_check(n, (size_t)nn, v, (size_t)vn);
+    if (rc == TURBO_HEADER_BAD_NAME)
         PyErr_Format(PyExc_ValueError, "header name %R is not a valid token", name);
-        return -1;
-    case TURBO_HEADER_BAD_VALUE:
-        PyErr_Format(PyExc_ValueError, "header %R has a control character in its value %R", name,
-                     value);
-        return -1;
-    default:
+    else if (rc == TURBO_HEADER_BAD_VALUE)
+        PyErr_Format(PyExc_ValueError, "header %R has a control character in its value %R", name, value);
+    else if (rc != 0)
         PyErr_Format(PyExc_ValueError, "header %R is set by turbo itself", name);
-        return -1;
-    }
+    return rc == 0 ? 0 : -1;
 }
 
 /* headers: None, a mapping or an iterable of pairs -> a checked list of pairs. */
@@ -1045,33 +1038,6 @@ static PyObject *tb_response_get(PyObject *self, void *headers) {
     Py_INCREF(r->body);
     return r->body;
 }
-
-/* set_cookie and delete_cookie, written in turbo/_support.py. */
-static PyObject *tb_set_cookie, *tb_delete_cookie;
-
-static PyObject *tb_response_cookie(PyObject *fn, PyObject *self, PyObject *args, PyObject *kwds) {
-    PyObject *head = PyTuple_Pack(1, self), *full = head ? PySequence_Concat(head, args) : NULL;
-    PyObject *r = full ? PyObject_Call(fn, full, kwds) : NULL;
-    Py_XDECREF(head);
-    Py_XDECREF(full);
-    return r;
-}
-
-static PyObject *tb_response_set_cookie(PyObject *self, PyObject *args, PyObject *kwds) {
-    return tb_response_cookie(tb_set_cookie, self, args, kwds);
-}
-
-static PyObject *tb_response_delete_cookie(PyObject *self, PyObject *args, PyObject *kwds) {
-    return tb_response_cookie(tb_delete_cookie, self, args, kwds);
-}
-
-static PyMethodDef tb_response_methods[] = {
-    {"set_cookie", (PyCFunction)(void (*)(void))tb_response_set_cookie, METH_VARARGS | METH_KEYWORDS,
-     "set_cookie(key, value='', max_age=None, expires=None, path='/', domain=None, secure=False,\n"
-     "httponly=False, samesite='lax'): adds a Set-Cookie header, as Starlette's."},
-    {"delete_cookie", (PyCFunction)(void (*)(void))tb_response_delete_cookie, METH_VARARGS | METH_KEYWORDS,
-     "delete_cookie(key, path='/', domain=None, ...): the cookie set again, expired."},
-    {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef tb_response_getset[]
     = {{"body", tb_response_get, NULL, "The body, bytes.", NULL},
@@ -1400,19 +1366,13 @@ static int tb_check_rules(tb_param *q, const char *where, PyObject **out, PyObje
 /* 0 with *out set or an error appended; -1 with an exception. */
 static int tb_arg_scalar(tb_param *q, const char *where, const char *s, size_t n, PyObject **out,
                          PyObject **errors) {
-    PyObject *input;
-    if ((*out = tb_convert(q->conv, s, n))) {
-        if (!q->rules) return 0;
-        input = PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
-        int rc = input ? tb_check_rules(q, where, out, input, errors) : -1;
-        Py_XDECREF(input);
-        return rc;
-    }
-    if (PyErr_Occurred()) return -1;
-    input = PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
-    int rc = input ? tb_add_error(errors, tb_conv_error[q->conv].type, where, q->pyname,
-                                  tb_conv_error[q->conv].msg, input)
-                   : -1;
+    if ((*out = tb_convert(q->conv, s, n)) && !q->rules) return 0;
+    if (!*out && PyErr_Occurred()) return -1;
+    PyObject *input = PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
+    int rc = !input ? -1
+             : *out ? tb_check_rules(q, where, out, input, errors)
+                    : tb_add_error(errors, tb_conv_error[q->conv].type, where, q->pyname,
+                                   tb_conv_error[q->conv].msg, input);
     Py_XDECREF(input);
     return rc;
 }
@@ -1487,10 +1447,11 @@ static int tb_append(PyObject *list, PyObject *v) {
 static int tb_pairs_named(tb_param *q, turbo_str rest, PyObject *values) {
     turbo_str name, value;
     while (turbo_query_next(&rest, &name, &value)) {
-        PyObject *k = tb_decoded_str(name.ptr, name.len, 1);
+        PyObject *k = tb_decoded_str(name.ptr, name.len, TB_PLUS_IS_SPACE);
         int match = k ? PyUnicode_CompareWithASCIIString(k, q->name) == 0 : -1;
         Py_XDECREF(k);
-        if (match < 0 || (match && tb_append(values, tb_decoded_str(value.ptr, value.len, 1)) < 0))
+        if (match < 0) return -1;
+        if (match && tb_append(values, tb_decoded_str(value.ptr, value.len, TB_PLUS_IS_SPACE)) < 0)
             return -1;
     }
     return 0;
@@ -1774,10 +1735,13 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
 /* Answers with what a handler returned. GIL held. */
 static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc);
 
+static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app);
+
 static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
     int plain_json = PyDict_CheckExact(result) || PyUnicode_CheckExact(result); /* most often */
     PyObject *shaped = NULL;
-    if (pl->response && !PyObject_TypeCheck(result, &tb_ResponseType)) {
+    if (pl->response && (plain_json || !(PyObject_TypeCheck(result, &tb_ResponseType)
+                                         || PyCallable_Check(result)))) {
         if (!(shaped = PyObject_CallOneArg(pl->response, result))) {
             tb_answer_exception(res, pl, tb_take_exception()); /* as FastAPI: a 500 */
             return;
@@ -1787,6 +1751,8 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
     }
     if (!plain_json && PyObject_TypeCheck(result, &tb_ResponseType)) {
         tb_send_response(res, pl->label, (tb_Response *)result);
+    } else if (!plain_json && PyCallable_Check(result)) {
+        tb_answer_asgi(res, pl, result);
     } else if (!plain_json && PyBytes_Check(result)) {
         int empty = !turbo_status_has_body(pl->status);
         turbo_res_send(res, pl->status, "application/octet-stream",
@@ -2154,14 +2120,10 @@ static int tb_reply_body(tb_reply *a, PyObject *part) {
     if (PyObject_GetBuffer(part, &view, PyBUF_SIMPLE) < 0) return -1;
     turbo_buf_append(&a->body, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
-    if (a->body.oom) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    return 0;
+    return a->body.oom ? (PyErr_NoMemory(), -1) : 0;
 }
 
-/* The request path past the mount's prefix, percent-decoded: "/" at least. */
+/* The raw request path past the mount's prefix: "/" at least. */
 static turbo_str tb_mount_path(tb_mount *m, turbo_req *req) {
     turbo_str p = turbo_req_path(req);
     p.ptr += m->prefix_len;
@@ -2233,7 +2195,7 @@ typedef struct tb_ASGICall {
     PyObject_HEAD
     tb_asgi_link *link;
     turbo_defer *defer;   /* NULL once answered */
-    tb_mount *mount;
+    const char *label;    /* the app's or the route's, for logs */
     tb_reply *reply;    /* filled by send(), handed to turbo when complete */
     PyObject *body;       /* the request body, until the first receive() */
     PyObject *disconnect; /* a future that receive() waits on after the body */
@@ -2278,11 +2240,15 @@ static void tb_asgi_abort(turbo_res *res, void *arg) {
     if (res) turbo_res_abort(res);
 }
 
-/* receive() now reports the end, to an app waiting on it too. */
+/* receive() now reports the end, to an app waiting on it too (from a
+   turbo thread as well: through call_soon_threadsafe). */
 static void tb_asgi_disconnected(tb_ASGICall *c) {
     if (c->disconnect) {
         PyObject *m = tb_asgi_message("http.disconnect");
-        PyObject *r = m ? PyObject_CallMethod(c->disconnect, "set_result", "O", m) : NULL;
+        PyObject *r = m && tb_loop_call_soon_threadsafe
+                          ? PyObject_CallFunctionObjArgs(tb_loop_call_soon_threadsafe, tb_resolve,
+                                                         c->disconnect, m, NULL)
+                          : NULL;
         if (!r) PyErr_Clear();
         Py_XDECREF(r);
         Py_XDECREF(m);
@@ -2310,8 +2276,8 @@ static void tb_asgi_gone(tb_ASGICall *c) {
     tb_asgi_disconnected(c);
 }
 
-static PyObject *tb_hosted_fail(tb_mount *m, const char *what) {
-    return PyErr_Format(PyExc_RuntimeError, "%s: %s", m->label, what);
+static PyObject *tb_hosted_fail(const char *label, const char *what) {
+    return PyErr_Format(PyExc_RuntimeError, "%s: %s", label, what);
 }
 
 static int tb_asgi_start(tb_ASGICall *c, PyObject *msg) {
@@ -2385,18 +2351,18 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     const char *t = type && PyUnicode_Check(type) ? PyUnicode_AsUTF8(type) : NULL;
     Py_XDECREF(type);
     PyErr_Clear();
-    if (!t) return tb_hosted_fail(c->mount, "sent a message without a str 'type'");
+    if (!t) return tb_hosted_fail(c->label, "sent a message without a str 'type'");
     if (c->gone) { /* as uvicorn: after a disconnect, sends are dropped */
         Py_INCREF(Py_None);
         return tb_ready_new(Py_None);
     }
-    if (c->in_flight) return tb_hosted_fail(c->mount, "sent a message before the last send() was awaited");
-    if (!c->defer || !c->reply) return tb_hosted_fail(c->mount, "sent a message after the response was complete");
+    if (c->in_flight) return tb_hosted_fail(c->label, "sent a message before the last send() was awaited");
+    if (!c->defer || !c->reply) return tb_hosted_fail(c->label, "sent a message after the response was complete");
     if (strcmp(t, "http.response.start") == 0) {
-        if (c->started) return tb_hosted_fail(c->mount, "sent http.response.start twice");
+        if (c->started) return tb_hosted_fail(c->label, "sent http.response.start twice");
         if (tb_asgi_start(c, msg) < 0) return NULL;
     } else if (strcmp(t, "http.response.body") == 0) {
-        if (!c->started) return tb_hosted_fail(c->mount, "sent http.response.body before http.response.start");
+        if (!c->started) return tb_hosted_fail(c->label, "sent http.response.body before http.response.start");
         PyObject *body = PyMapping_HasKeyString(msg, "body") ? PyMapping_GetItemString(msg, "body") : NULL;
         PyObject *more = PyMapping_HasKeyString(msg, "more_body") ? PyMapping_GetItemString(msg, "more_body") : NULL;
         int rc = body ? tb_reply_body(c->reply, body) : 0, more_body = more ? PyObject_IsTrue(more) : 0;
@@ -2411,7 +2377,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
         }
     } else {
         return PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'",
-                            c->mount->label, t);
+                            c->label, t);
     }
     Py_INCREF(Py_None);
     return tb_ready_new(Py_None);
@@ -2424,10 +2390,10 @@ static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
     if (kwds || !PyArg_ParseTuple(args, "O", &future)) return NULL;
     if (!(result = PyObject_CallMethodNoArgs(future, tb_s_result))) {
         PyObject *exc = tb_take_exception();
-        if (exc) tb_log_exception(c->mount->label, exc);
+        if (exc) tb_log_exception(c->label, exc);
         Py_XDECREF(exc);
     } else if (c->defer) {
-        PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->mount->label);
+        PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->label);
     }
     Py_XDECREF(result);
     c->app_done = 1;
@@ -2556,35 +2522,35 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
     return scope;
 }
 
-/* On the asyncio loop's thread: the job becomes a task running the app. */
-static void tb_asgi_start_job(tb_asgi_job *job) {
-    tb_mount *m = job->mount;
-    const char *body = job->data + job->method_len + job->path_len + job->query_len + job->headers_len;
-    tb_ASGICall *c = PyObject_New(tb_ASGICall, &tb_ASGICallType);
-    PyObject *scope = NULL, *receive = NULL, *send = NULL, *coro = NULL;
-    PyObject *task = NULL, *added = NULL;
+/* Runs app(scope, receive, send) to answer d, its task made by start
+   (loop.create_task on the loop's thread, Loop.submit from another). The
+   call takes over link's reference. scope or body NULL: d gets a 500. */
+static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, PyObject *app,
+                        PyObject *scope, PyObject *body, PyObject *start) {
+    tb_ASGICall *c = scope && body ? PyObject_New(tb_ASGICall, &tb_ASGICallType) : NULL;
+    PyObject *receive = NULL, *send = NULL, *coro = NULL, *task = NULL, *added = NULL;
     if (!c) {
-        tb_log_error_line(m->label);
-        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
-        tb_asgi_link_drop(job->link);
+        tb_log_error_line(label);
+        turbo_defer_resume(d, tb_reply_write, tb_reply_500());
+        tb_asgi_link_drop(link);
         return;
     }
-    c->link = job->link; /* the job's reference becomes the call's */
-    c->link->call = c;
-    c->defer = job->defer;
-    c->mount = m;
+    c->link = link;
+    link->call = c;
+    c->defer = d;
+    c->label = label;
     c->reply = tb_reply_new();
-    c->body = PyBytes_FromStringAndSize(body, (Py_ssize_t)job->body_len);
+    Py_INCREF(body);
+    c->body = body;
     c->disconnect = c->waiter = NULL;
     c->started = c->streamed = c->in_flight = c->app_done = c->gone = 0;
-    if (c->reply && c->body && (scope = tb_asgi_scope(job))
-        && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c))
+    if (c->reply && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c))
         && (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c))
-        && (coro = PyObject_CallFunctionObjArgs(m->app, scope, receive, send, NULL))
-        && (task = PyObject_CallOneArg(tb_loop_create_task, coro)))
+        && (coro = PyObject_CallFunctionObjArgs(app, scope, receive, send, NULL))
+        && (task = PyObject_CallOneArg(start, coro)))
         added = PyObject_CallMethodOneArg(task, tb_s_add_done_callback, (PyObject *)c);
     if (!added) { /* the app never runs: answer now */
-        tb_log_error_line(m->label);
+        tb_log_error_line(label);
         if (!task && coro) tb_close_coroutine(coro);
         if (c->defer) tb_asgi_finish(c, tb_reply_500());
     }
@@ -2593,8 +2559,16 @@ static void tb_asgi_start_job(tb_asgi_job *job) {
     Py_XDECREF(coro);
     Py_XDECREF(send);
     Py_XDECREF(receive);
-    Py_XDECREF(scope);
     Py_DECREF(c);
+}
+
+/* On the asyncio loop's thread: the job becomes a task running the app. */
+static void tb_asgi_start_job(tb_asgi_job *job) {
+    const char *body = job->data + job->method_len + job->path_len + job->query_len + job->headers_len;
+    PyObject *scope = tb_asgi_scope(job), *bytes = PyBytes_FromStringAndSize(body, (Py_ssize_t)job->body_len);
+    tb_asgi_run(job->mount->label, job->link, job->defer, job->mount->app, scope, bytes, tb_loop_create_task);
+    Py_XDECREF(bytes);
+    Py_XDECREF(scope);
 }
 
 static tb_asgi_job *tb_asgi_take_jobs(void) {
@@ -2720,6 +2694,33 @@ static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
     free(job);
 }
 
+/* A handler's result that is callable is an ASGI app giving the answer (a
+   StreamingResponse, or a Starlette response): it runs on the loop as a
+   mounted app does, so its body can stream. The scope has no request in
+   it: the route has read that. */
+static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
+    if (!tb_loop_obj && tb_loop_start() < 0) {
+        tb_answer_exception(res, pl, NULL);
+        return;
+    }
+    tb_asgi_link *link = (tb_asgi_link *)calloc(1, sizeof *link);
+    turbo_defer *d = link ? turbo_res_defer(res) : NULL;
+    if (!d) {
+        free(link);
+        PyErr_NoMemory();
+        tb_answer_exception(res, pl, NULL);
+        return;
+    }
+    link->refs = 1;
+    tb_asgi_watch(d, link);
+    PyObject *scope = Py_BuildValue("{s:s,s:{s:s,s:s}}", "type", "http", "asgi", "version", "3.0",
+                                    "spec_version", "2.3");
+    PyObject *body = PyBytes_FromStringAndSize(NULL, 0);
+    tb_asgi_run(pl->label, link, d, app, scope, body, tb_loop_submit);
+    Py_XDECREF(body);
+    Py_XDECREF(scope);
+}
+
 /* ---- WSGI (PEP 3333): the app runs on the turbo thread, which its loop
    leaves behind if it blocks */
 
@@ -2734,7 +2735,7 @@ typedef struct {
 
 static PyObject *tb_wsgi_write(PyObject *self, PyObject *data) {
     tb_WSGIStart *s = (tb_WSGIStart *)self;
-    if (!s->started) return tb_hosted_fail(s->mount, "write() before start_response");
+    if (!s->started) return tb_hosted_fail(s->mount->label, "write() before start_response");
     if (tb_reply_body(s->reply, data) < 0) return NULL;
     Py_RETURN_NONE;
 }
@@ -2770,18 +2771,6 @@ static void tb_wsgi_start_dealloc(PyObject *self) {
 
 static PyObject *tb_io_BytesIO;
 
-/* PATH_INFO: percent-decoded bytes, as Latin-1 text (PEP 3333). */
-static PyObject *tb_latin1_path(turbo_str p) {
-    char small[256];
-    char *buf = p.len <= sizeof small ? small : (char *)PyMem_Malloc(p.len);
-    if (!buf) return PyErr_NoMemory();
-    long n = turbo_url_decode(buf, p.ptr, p.len, 0);
-    PyObject *r = n < 0 ? PyErr_Format(PyExc_ValueError, "malformed %%-escape in the path")
-                        : PyUnicode_DecodeLatin1(buf, (Py_ssize_t)n, NULL);
-    if (buf != small) PyMem_Free(buf);
-    return r;
-}
-
 /* "HTTP_" + the name in upper case, '-' as '_'; repeated headers joined by ", ". */
 static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
     char key[300];
@@ -2804,6 +2793,7 @@ static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
 
 static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) {
     turbo_str method = turbo_req_method(req), query = turbo_req_query(req), body = turbo_req_body(req);
+    turbo_str path = tb_mount_path(m, req);
     char host[64];
     int port = turbo_req_peer(req, host, sizeof host);
     PyObject *input = PyObject_CallFunction(tb_io_BytesIO, "y#", body.len ? body.ptr : "",
@@ -2812,7 +2802,7 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
     PyObject *env = input ? Py_BuildValue(
         "{s:s#,s:O,s:N,s:N,s:s,s:s,s:O,s:O,s:(ii),s:s,s:O,s:O,s:O,s:O,s:O}",
         "REQUEST_METHOD", method.ptr, (Py_ssize_t)method.len, "SCRIPT_NAME", m->root_path,
-        "PATH_INFO", tb_latin1_path(tb_mount_path(m, req)),
+        "PATH_INFO", tb_decoded_str(path.ptr, path.len, TB_LATIN1),
         "QUERY_STRING", PyUnicode_DecodeLatin1(query.len ? query.ptr : "", (Py_ssize_t)query.len, NULL),
         "SERVER_PROTOCOL", turbo_req_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1",
         "REMOTE_ADDR", port < 0 ? "" : host,
@@ -2862,7 +2852,7 @@ static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result, turbo_res *res
     int rc = it ? 0 : -1, stream = !PyList_CheckExact(result) && !PyTuple_CheckExact(result);
     while (it && rc == 0 && (part = PyIter_Next(it)) != NULL) {
         if (!start->started)
-            rc = (tb_hosted_fail(start->mount, "the app's body came before start_response"), -1);
+            rc = (tb_hosted_fail(start->mount->label, "the app's body came before start_response"), -1);
         else
             rc = tb_reply_body(start->reply, part);
         if (rc == 0 && stream && start->reply->length < 0 && start->reply->body.len)
@@ -2906,7 +2896,7 @@ static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
         && (result = PyObject_CallFunctionObjArgs(m->app, env, (PyObject *)start, NULL)))
         rc = tb_wsgi_consume(start, result, res);
     if (rc == 0 && !start->started)
-        rc = (tb_hosted_fail(m, "the app returned without calling start_response"), -1);
+        rc = (tb_hosted_fail(m->label, "the app returned without calling start_response"), -1);
     if (rc >= 0 && start->flushed) { /* the rest of the stream; turbo ends it */
         turbo_res_body(res, start->reply->body.data, start->reply->body.len);
         tb_reply_free(start->reply);
@@ -3329,7 +3319,6 @@ static PyTypeObject tb_ResponseType = {
     .tp_doc = "Response(content=b'', status_code=200, headers=None, media_type=None)",
     .tp_members = tb_response_members,
     .tp_getset = tb_response_getset,
-    .tp_methods = tb_response_methods,
     .tp_init = tb_response_init,
     .tp_new = PyType_GenericNew,
 };
@@ -3430,15 +3419,27 @@ static int tb_module_state_init(void) {
                  {&tb_JSONDecodeError, "JSONDecodeError"}, {&tb_Loop, "Loop"},
                  {&tb_resolve, "_resolve"}, {&tb_Body, "Body"}, {&tb_Address, "Address"},
                  {&tb_UploadFile, "UploadFile"}, {&tb_model_errors, "model_errors"},
-                 {&tb_MutableHeaders, "MutableHeaders"}, {&tb_set_cookie, "set_cookie"},
-                 {&tb_delete_cookie, "delete_cookie"}, {&tb_request_form_of, "request_form"},
+                 {&tb_MutableHeaders, "MutableHeaders"},
                  {&tb_request_derive[TB_RQ_URL], "request_url"},
                  {&tb_request_derive[TB_RQ_COOKIES], "request_cookies"},
                  {&tb_request_derive[TB_RQ_SCOPE], "request_scope"},
                  {&tb_request_derive[TB_RQ_STATE], "State"}};
+    /* Methods written in Python: a function in a type's dict is a method. */
+    static const struct {
+        PyTypeObject *type;
+        const char *name, *function;
+    } methods[] = {{&tb_RequestType, "form", "request_form"},
+                   {&tb_ResponseType, "set_cookie", "set_cookie"},
+                   {&tb_ResponseType, "delete_cookie", "delete_cookie"}};
     int found = 1;
     for (size_t i = 0; found && i < sizeof names / sizeof *names; i++)
         found = (*names[i].slot = PyObject_GetAttrString(support, names[i].name)) != NULL;
+    for (size_t i = 0; found && i < sizeof methods / sizeof *methods; i++) {
+        PyObject *f = PyObject_GetAttrString(support, methods[i].function);
+        found = f && PyDict_SetItemString(methods[i].type->tp_dict, methods[i].name, f) == 0;
+        Py_XDECREF(f);
+        PyType_Modified(methods[i].type);
+    }
     Py_DECREF(support);
     if (!found) return -1;
     PyObject *io = PyImport_ImportModule("io");

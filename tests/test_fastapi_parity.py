@@ -221,6 +221,7 @@ ROUTER_CASES = [
     ("GET", "/users", None, SECRET),
     ("GET", "/page"), ("GET", "/text"), ("GET", "/go"), ("GET", "/go-permanent"),
     ("GET", "/cookie"), ("GET", "/cookie?n=2"), ("GET", "/cookie?n=x"), ("GET", "/cookie-page"), ("GET", "/forget"),
+    ("GET", "/stream"), ("GET", "/stream?n=0"), ("GET", "/stream?n=x"), ("GET", "/stream-async"),
 ]
 
 DEMO_CASES = [

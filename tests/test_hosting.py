@@ -163,6 +163,9 @@ class TurboOnly(unittest.TestCase):
             self.assertEqual(self.json(server, "/items/7?q=z"),
                              (200, {"item_id": 7, "q": "z", "served_by": "turbo"}))
             self.assertEqual(self.json(server, "/health"), (200, {"status": "ok"}))
+            status, headers, body, _ = exchange(server.port, "GET", "/moved-over")
+            self.assertEqual((status, body, headers.get("x-from")),
+                             (203, b"from a Starlette response", "starlette"))
             self.assertEqual(self.json(server, "/sync"), (200, {"sync": True}))
             self.assertEqual(self.json(server, "/items/7", "DELETE")[0], 405)  # FastAPI's answer
             self.assertEqual(self.json(server, "/nope"), (404, {"detail": "Not Found"}))

@@ -696,6 +696,104 @@ class Dependencies(ServedApp):
         self.assertEqual(self.get("/user?token=t"), (200, "overridden"))
 
 
+class Streaming(ServedApp):
+    """Answers sent as they are made: StreamingResponse, generator routes (JSON lines and
+    server-sent events); a client that goes stops the generator, whose notes are files."""
+    NOTES = os.path.join(WORK, "stream-notes")
+    APP, APP_ENV = "streaming_app.py", {"STREAM_DIR": NOTES}
+
+    @classmethod
+    def setUpClass(cls):
+        os.makedirs(cls.NOTES, exist_ok=True)
+        super().setUpClass()
+
+    def noted(self, name):
+        path = os.path.join(self.NOTES, name)
+        harness.harness.wait_until(lambda: os.path.exists(path), "no note %r from the app" % name)
+
+    def read_until(self, path, marker):
+        """The bytes of a streamed answer up to marker; the connection is then closed."""
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        try:
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path.encode())
+            data = b""
+            while marker not in data:
+                part = sock.recv(65536)
+                self.assertTrue(part, "the answer ended before %r: %r" % (marker, data[-200:]))
+                data += part
+            return data
+        finally:
+            sock.close()
+
+    def test_sync_and_async_iterators_stream_in_chunked_coding(self):
+        status, headers, raw = self.server.request("GET", "/sync")
+        self.assertEqual((status, raw), (200, b"part 0\npart 1\npart 2\n"))
+        self.assertEqual((headers["transfer-encoding"], headers["content-type"], headers["x-kind"]),
+                         ("chunked", "text/plain; charset=utf-8", "sync"))
+        status, headers, raw = self.server.request("GET", "/async")
+        self.assertEqual((status, raw, headers["transfer-encoding"]),
+                         (201, b"chunk 0\nchunk 1\nchunk 2\n", "chunked"))
+        self.assertEqual(self.server.request("GET", "/sync?n=0")[2], b"")
+        self.assertEqual(self.server.request("HEAD", "/sync")[2], b"")
+
+    def test_a_big_stream_arrives_whole(self):
+        status, _, raw = self.server.request("GET", "/big?mib=24", timeout=60)
+        self.assertEqual((status, len(raw), raw.count(b"x")), (200, 24 << 20, 24 << 20))
+
+    def test_many_streams_at_once(self):
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda _: self.server.request("GET", "/sync?n=20"), range(64)))
+        want = b"".join(b"part %d\n" % i for i in range(20))
+        self.assertEqual({(a[0], a[2]) for a in answers}, {(200, want)})
+
+    def test_a_client_that_goes_stops_the_generator(self):
+        for kind in ("endless-async", "endless-sync"):
+            self.read_until("/" + kind, b"tick\n")
+            self.noted(kind)
+        self.assertEqual(self.server.request("GET", "/sync")[0], 200)  # still serving
+
+    def test_a_stream_that_fails_midway_ends_the_connection_without_the_last_chunk(self):
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        try:
+            sock.sendall(b"GET /broken HTTP/1.1\r\nHost: t\r\n\r\n")
+            data = b""
+            while part := sock.recv(65536):
+                data += part
+        finally:
+            sock.close()
+        self.assertIn(b"first\n", data)
+        self.assertNotIn(b"\r\n0\r\n\r\n", data)
+        harness.harness.wait_until(lambda: "the stream broke" in self.server.log(), "no log line")
+
+    def test_background_tasks_run_after_the_stream(self):
+        self.assertEqual(self.server.request("GET", "/later")[2], b"ab")
+        self.noted("later")
+
+    def test_generator_routes_stream_json_lines_shaped_by_the_item_type(self):
+        status, headers, raw = self.server.request("GET", "/lines")
+        self.assertEqual((status, headers["content-type"]), (200, "application/jsonl"))
+        self.assertEqual([json.loads(line) for line in raw.splitlines()],
+                         [{"name": "n0", "price": 0.0}, {"name": "n1", "price": 1.0}])
+        self.assertEqual(self.server.request("GET", "/plain-lines")[2], b'{"a":1}\n[1,"two"]\n')
+
+    def test_server_sent_events(self):
+        status, headers, raw = self.server.request("GET", "/events")
+        self.assertEqual((status, headers["content-type"]), (200, "text/event-stream; charset=utf-8"))
+        self.assertEqual(raw, b'data: {"name":"a","price":1.0}\n\n'
+                              b': two\n: lines\nevent: update\ndata: {"x":1}\nid: 7\nretry: 100\n\n'
+                              b'data: line 1\ndata: line 2\n\n')
+
+    def test_a_quiet_event_stream_is_kept_alive_with_pings(self):
+        data = self.read_until("/quiet", b": ping\n\n")
+        self.assertIn(b'data: "hello"\n\n', data)
+        self.noted("quiet")
+
+    def test_events_refuse_a_line_break_in_their_fields(self):
+        for fields in ({"event": "a\nb"}, {"id": "1\r2"}, {"data": 1, "raw_data": "1"}):
+            with self.assertRaises(ValueError):
+                turbo.ServerSentEvent(**fields)
+
+
 class Lifespan(unittest.TestCase):
     def test_lifespan_and_event_handlers_run_in_each_process_and_state_reaches_requests(self):
         log = os.path.join(WORK, "lifespan.log")
@@ -945,6 +1043,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Streaming, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

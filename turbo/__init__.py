@@ -21,8 +21,9 @@ import asyncio
 import ctypes
 import inspect
 import os
+import typing
 
-from . import _plans, _support, _turbo, openapi, routing, status
+from . import _plans, _support, _turbo, openapi, responses, routing, status
 from . import dependencies as _dependencies
 from ._turbo import JSONResponse, Request, Response, __version__
 from .exceptions import HTTPException, RequestValidationError
@@ -31,14 +32,16 @@ from .dependencies import Depends, Security, SecurityScopes
 from .encoders import jsonable_encoder
 from ._support import UploadFile
 from .params import Body, Cookie, File, Form, Header, Path, Query
-from .responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, StaticFiles
+from .responses import (EventSourceResponse, FileResponse, HTMLResponse, PlainTextResponse,
+                        RedirectResponse, ServerSentEvent, StaticFiles, StreamingResponse)
 from .routing import APIRouter
 
-__all__ = ["APIRouter", "App", "BackgroundTasks", "Body", "Cookie", "Depends", "File", "FileResponse",
-           "Form", "HTMLResponse", "HTTPException", "Header", "JSONResponse", "Path", "PlainTextResponse",
-           "Query", "RedirectResponse", "Request", "RequestValidationError", "Response", "Security",
-           "SecurityScopes", "StaticFiles", "UploadFile", "__version__", "interface_of", "jsonable_encoder",
-           "status"]
+__all__ = ["APIRouter", "App", "BackgroundTasks", "Body", "Cookie", "Depends",
+           "EventSourceResponse", "File", "FileResponse", "Form", "HTMLResponse", "HTTPException",
+           "Header", "JSONResponse", "Path", "PlainTextResponse", "Query", "RedirectResponse",
+           "Request", "RequestValidationError", "Response", "Security", "SecurityScopes",
+           "ServerSentEvent", "StaticFiles", "StreamingResponse", "UploadFile", "__version__",
+           "interface_of", "jsonable_encoder", "status"]
 
 
 def interface_of(app):
@@ -102,11 +105,17 @@ class App(_turbo.App, routing.Routes):
         o = self.full_options(path, endpoint, options)
         methods = o["methods"]
         methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
-        shape = _plans.shaper(endpoint, o["status_code"], o["response_class"],
-                              o["response_model"], include=o["response_model_include"],
-                              exclude=o["response_model_exclude"],
-                              exclude_unset=o["response_model_exclude_unset"],
-                              exclude_none=o["response_model_exclude_none"])
+        if inspect.isgeneratorfunction(endpoint) or inspect.isasyncgenfunction(endpoint):
+            item = typing.get_args(_plans._hints(endpoint).get("return"))[:1]
+            named = item and _plans._mentions_model(*item)
+            model = _plans.response_model(endpoint, *item) if named else None
+            shape = responses.Items(o["response_class"], o["status_code"], model)
+        else:
+            shape = _plans.shaper(endpoint, o["status_code"], o["response_class"],
+                                  o["response_model"], include=o["response_model_include"],
+                                  exclude=o["response_model_exclude"],
+                                  exclude_unset=o["response_model_exclude_unset"],
+                                  exclude_none=o["response_model_exclude_none"])
         deps = self.dependencies + list(o["dependencies"] or ())
         label = "%s %s" % ("|".join(methods).upper(), path)
 

@@ -16,6 +16,7 @@ from . import params
 from ._support import UploadFile, model_errors
 from ._turbo import JSONResponse, Request, Response
 from .exceptions import HTTPException
+from .responses import StreamingResponse
 
 _UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))  # X | None: Python 3.10+
 _SCALARS = ((int, "int"), (float, "float"), (bool, "bool"), (str, "str"), (typing.Any, "str"))
@@ -382,7 +383,8 @@ def shaper(func, status_code, response_class, model=_DEFAULT, **options):
     shape = response_model(func, model, **options)
     if response_class is None or response_class is JSONResponse:
         return shape
-    if not (isinstance(response_class, type) and issubclass(response_class, Response)):
+    if not (isinstance(response_class, type)
+            and issubclass(response_class, (Response, StreamingResponse))):
         raise TypeError("response_class=%r is not a turbo.Response class" % (response_class,))
     return AsClass(response_class, status_code, shape)
 

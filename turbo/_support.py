@@ -346,10 +346,10 @@ async def _guard(coro):
         raise RuntimeError("handler raised " + type(e).__name__) from e
 
 
-def _resolve(future):
-    """Lets an ASGI app's send() go on: its part is out (unless the task was cancelled)."""
+def _resolve(future, value=None):
+    """Lets an ASGI app's send() or receive() go on (unless its task was cancelled)."""
     if not future.done():
-        future.set_result(None)
+        future.set_result(value)
 
 
 def new_event_loop():

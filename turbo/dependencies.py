@@ -255,11 +255,11 @@ class Solver:
 
     def _as_response(self, value):
         """A result as the Response C would have made of it (its response model applied)."""
-        if isinstance(value, Response):
+        if not isinstance(value, Response) and not callable(value) and self.shape:
+            value = self.shape(value)
+        if isinstance(value, Response) or callable(value):  # a callable streams (responses.py)
             return value
-        if isinstance(self.shape, _plans.AsClass):
-            return self.shape(value)
-        return JSONResponse(self.shape(value) if self.shape else value, self.status_code)
+        return JSONResponse(value, self.status_code)
 
     def _pool(self, values):
         """What the steps take their arguments from: C's values, the constants, the members
@@ -285,7 +285,7 @@ class Solver:
         """The handler's result; with a response parameter, made a response with its status,
         headers and cookies (a Response the handler returns is sent as it is, as in FastAPI)."""
         value = pool[-1]
-        if not self.wants_response or isinstance(value, Response):
+        if not self.wants_response or isinstance(value, Response) or callable(value):
             return value
         sub = pool[self.response_at]
         if isinstance(self.shape, _plans.AsClass):

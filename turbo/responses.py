@@ -1,15 +1,24 @@
 """Response classes as Starlette has them, to return from a handler or to name in a route's
 response_class=. Each is a turbo.Response: its body, status and headers are checked when it is
-made and sent by C as they are. StaticFiles, to mount a folder as Starlette's is mounted."""
+made and sent by C as they are. StaticFiles, to mount a folder as Starlette's is mounted.
+StreamingResponse and EventSourceResponse send a body as it is made: C runs them on the
+asyncio loop as ASGI apps, as it runs any callable a handler returns."""
+import asyncio
+import concurrent.futures
 import email.utils
+import json
 import mimetypes
 import os
+import re
 import urllib.parse
 
+from ._support import MutableHeaders
 from ._turbo import JSONResponse, Response
+from .encoders import jsonable_encoder
 
-__all__ = ["FileResponse", "HTMLResponse", "JSONResponse", "PlainTextResponse", "RedirectResponse",
-           "Response", "StaticFiles"]
+__all__ = ["EventSourceResponse", "FileResponse", "HTMLResponse", "JSONResponse",
+           "PlainTextResponse", "RedirectResponse", "Response", "ServerSentEvent", "StaticFiles",
+           "StreamingResponse"]
 
 
 class HTMLResponse(Response):
@@ -56,3 +65,151 @@ class StaticFiles:
         if check_dir and not os.path.isdir(directory):
             raise RuntimeError("Directory '%s' does not exist" % directory)
         self.directory, self.html = directory, html
+
+
+_END = object()
+_stream_threads = None  # (pid, executor): made in each process when first needed, after any fork
+
+
+def _step_threads():
+    """The threads that take the steps of sync iterators, which may block."""
+    global _stream_threads
+    if _stream_threads is None or _stream_threads[0] != os.getpid():
+        _stream_threads = (os.getpid(), concurrent.futures.ThreadPoolExecutor(
+            64, thread_name_prefix="turbo-stream"))
+    return _stream_threads[1]
+
+
+class StreamingResponse:
+    """A body sent piece by piece as content (an iterator or async iterator of str or bytes)
+    yields it, in chunked coding. The next piece is asked for once the client has taken the
+    last, so a slow client slows the producer and memory stays bounded; a sync iterator's
+    steps run on threads of their own, so it may block. When the client goes, an async
+    iterator gets CancelledError where it waits, a sync one is dropped after its current step.
+    background (BackgroundTasks) runs once the body is sent."""
+
+    media_type = None
+
+    def __init__(self, content, status_code=200, headers=None, media_type=None, background=None):
+        Response(b"", status_code)  # a status turbo cannot send is refused here
+        self.body_iterator, self.status_code, self.background = content, status_code, background
+        self.media_type = media_type or self.media_type
+        self.headers = MutableHeaders(list(headers.items()) if isinstance(headers, dict)
+                                      else list(headers or ()))
+        if self.media_type and "content-type" not in self.headers:
+            charset = "; charset=utf-8" if self.media_type.startswith("text/") else ""
+            self.headers["content-type"] = self.media_type + charset
+
+    async def _pieces(self):
+        content = self.body_iterator
+        if hasattr(content, "__aiter__"):
+            async for piece in content:
+                yield piece
+            return
+        loop, steps = asyncio.get_running_loop(), iter(content)
+        while (piece := await loop.run_in_executor(_step_threads(), next, steps, _END)) is not _END:
+            yield piece
+
+    async def __call__(self, scope, receive, send):
+        await receive()  # the request's body, which the route has read
+        task, gone, streaming = asyncio.current_task(), asyncio.ensure_future(receive()), True
+        gone.add_done_callback(lambda _: task.cancel() if streaming else None)
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                                for k, v in self.headers.items()]})
+        try:
+            async for piece in self._pieces():
+                await send({"type": "http.response.body", "more_body": True,
+                            "body": piece.encode() if isinstance(piece, str) else piece})
+        except asyncio.CancelledError:
+            if not gone.done():  # the process stops, not the client
+                raise
+            return
+        finally:
+            streaming = False
+        await send({"type": "http.response.body", "body": b""})
+        if self.background is not None:
+            self.background.run_later()
+
+
+_LINES = re.compile("\r\n|\r|\n")  # the line breaks of text/event-stream
+
+
+class ServerSentEvent:
+    """One event of an EventSourceResponse: data (sent as JSON) or raw_data (a str sent as it
+    is), with event (its type), id, retry (milliseconds) and comment, as FastAPI's."""
+
+    def __init__(self, data=None, *, raw_data=None, event=None, id=None, retry=None, comment=None):
+        if data is not None and raw_data is not None:
+            raise ValueError("a ServerSentEvent takes data or raw_data, not both")
+        for name, value in (("event", event), ("id", id)):
+            if value is not None and len(_LINES.split(value)) > 1:
+                raise ValueError("a ServerSentEvent's %s cannot hold a line break" % name)
+        if data is not None:
+            raw_data = json.dumps(jsonable_encoder(data), separators=(",", ":"), ensure_ascii=False)
+        self.raw_data, self.event, self.id, self.retry = raw_data, event, id, retry
+        self.comment = comment
+
+    def encode(self):
+        lines = [": " + line for line in _LINES.split(self.comment)] if self.comment else []
+        lines += ["event: " + self.event] if self.event is not None else []
+        if self.raw_data is not None:
+            lines += ["data: " + line for line in _LINES.split(self.raw_data)]
+        lines += ["id: " + self.id] if self.id is not None else []
+        lines += ["retry: %d" % self.retry] if self.retry is not None else []
+        return ("\n".join(lines) + "\n\n").encode()
+
+
+class EventSourceResponse(StreamingResponse):
+    """Server-sent events (text/event-stream): content yields a ServerSentEvent per event (or
+    str or bytes already in the format). After 15 seconds without one a comment, ": ping", keeps
+    proxies from closing the connection as idle."""
+
+    media_type = "text/event-stream"
+    ping_seconds = 15.0
+
+    async def _pieces(self):
+        pieces, step = super()._pieces(), None
+        try:
+            while True:
+                step = step or asyncio.ensure_future(pieces.__anext__())
+                done, _ = await asyncio.wait((step,), timeout=self.ping_seconds)
+                if not done:
+                    yield b": ping\n\n"
+                    continue
+                done, step = step, None
+                try:
+                    piece = done.result()
+                except StopAsyncIteration:
+                    return
+                yield piece.encode() if isinstance(piece, ServerSentEvent) else piece
+        finally:
+            if step is not None:
+                step.cancel()
+
+
+class Items:
+    """What a generator handler returns is streamed, as FastAPI (0.134 on) streams it: each item
+    it yields as one JSON line (application/jsonl), or as one event's JSON data with
+    response_class=EventSourceResponse (a ServerSentEvent as it is); model, when the return
+    annotation names one (AsyncIterable[Item]), shapes each item."""
+
+    def __init__(self, cls, status_code, model):
+        self.cls, self.status_code, self.model = cls or StreamingResponse, status_code, model
+        self.events = issubclass(self.cls, EventSourceResponse)
+
+    def encode(self, item):
+        if self.events and isinstance(item, ServerSentEvent):
+            return item
+        text = json.dumps(jsonable_encoder(self.model(item) if self.model else item),
+                          separators=(",", ":"), ensure_ascii=False)
+        return ServerSentEvent(raw_data=text) if self.events else text + "\n"
+
+    async def _each(self, items):
+        async for item in items:
+            yield self.encode(item)
+
+    def __call__(self, items):
+        pieces = self._each(items) if hasattr(items, "__aiter__") else map(self.encode, items)
+        media_type = None if self.events else "application/jsonl"
+        return self.cls(pieces, self.status_code, media_type=media_type)

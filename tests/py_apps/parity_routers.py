@@ -6,10 +6,11 @@ import os
 if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
     from fastapi import APIRouter, Depends, FastAPI as App, Header, HTTPException
     from fastapi import Response
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+    from fastapi.responses import (HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse,
+                                   StreamingResponse)
 else:
     from turbo import (APIRouter, App, Depends, Header, HTMLResponse, HTTPException, JSONResponse,
-                       PlainTextResponse, RedirectResponse, Response)
+                       PlainTextResponse, RedirectResponse, Response, StreamingResponse)
 
 CALLS = []
 
@@ -120,6 +121,20 @@ def forget():
     response.delete_cookie("session")
     response.headers["X-A"] = "gone"
     return response
+
+
+@app.get("/stream")
+def stream(n: int = 3):
+    return StreamingResponse(("line %d\n" % i for i in range(n)), media_type="text/plain",
+                             headers={"X-A": "streamed"})
+
+
+@app.get("/stream-async", status_code=201)
+async def stream_async():
+    async def parts():
+        yield b"one,"
+        yield "two"
+    return StreamingResponse(parts(), status_code=202, media_type="text/csv")
 
 
 if __name__ == "__main__":
