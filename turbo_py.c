@@ -1659,12 +1659,12 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result);
 static void tb_log_route_exception(tb_plan *pl, PyObject *exc);
 
 /* The app's exception handlers, FastAPI's default one for HTTPException
-   among them (App._handle_exception, _handle_invalid in turbo/__init__.py):
-   1 after answering with the Response one returned (or a 500 if it
-   raised), 0 when none applies. */
-static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject *what, turbo_str body) {
-    PyObject *r = PyObject_CallMethod(pl->app, method, "Oy#", what, body.len ? body.ptr : "",
-                                      (Py_ssize_t)body.len);
+   among them (App._handle_exception, _handle_invalid in turbo/__init__.py),
+   given the request when there is one: 1 after answering with what one
+   returned (or a 500 if it raised), 0 when none applies. */
+static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject *what,
+                      PyObject *request) {
+    PyObject *r = PyObject_CallMethod(pl->app, method, "OO", what, request ? request : Py_None);
     if (r == Py_None) {
         Py_DECREF(r);
         return 0;
@@ -1719,9 +1719,13 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
             }
         }
     }
-    if (rc == 0 && errors)
-        rc = tb_handled(res, pl, "_handle_invalid", errors, turbo_req_body(req))
+    if (rc == 0 && errors) {
+        PyObject *about = tb_request_new(req);
+        rc = (about && tb_handled(res, pl, "_handle_invalid", errors, about))
                  || tb_send_json(res, 422, errors, TB_AS_DETAIL | TB_LENIENT) >= 0 ? 1 : -1;
+        if (about) tb_request_detach((tb_Request *)about, pl->label);
+        Py_XDECREF(about);
+    }
     Py_XDECREF(errors);
     if (rc != 0) {
         for (int i = 0; i < pl->nparams; i++) Py_CLEAR(args[i]);
@@ -1814,8 +1818,7 @@ static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc) {
         tb_send_500(res);
         return;
     }
-    turbo_str none = {NULL, 0};
-    if (!tb_handled(res, pl, "_handle_exception", exc, none)) { /* not an HTTPException either */
+    if (!tb_handled(res, pl, "_handle_exception", exc, NULL)) { /* not an HTTPException either */
         tb_log_route_exception(pl, exc);
         tb_send_500(res);
     }
@@ -2800,31 +2803,22 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
                                             (Py_ssize_t)body.len);
     PyObject *server = tb_server_addr;
     PyObject *env = input ? Py_BuildValue(
-        "{s:s#,s:O,s:N,s:N,s:s,s:s,s:O,s:O,s:(ii),s:s,s:O,s:O,s:O,s:O,s:O}",
+        "{s:s#,s:O,s:N,s:N,s:s,s:s,s:O,s:N,s:N,s:(ii),s:s,s:O,s:O,s:O,s:O,s:O}",
         "REQUEST_METHOD", method.ptr, (Py_ssize_t)method.len, "SCRIPT_NAME", m->root_path,
         "PATH_INFO", tb_decoded_str(path.ptr, path.len, TB_LATIN1),
         "QUERY_STRING", PyUnicode_DecodeLatin1(query.len ? query.ptr : "", (Py_ssize_t)query.len, NULL),
         "SERVER_PROTOCOL", turbo_req_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1",
         "REMOTE_ADDR", port < 0 ? "" : host,
         "SERVER_NAME", server ? PyTuple_GET_ITEM(server, 0) : Py_None,
-        "SERVER_PORT", server ? PyTuple_GET_ITEM(server, 1) : Py_None,
+        "SERVER_PORT", server ? PyObject_Str(PyTuple_GET_ITEM(server, 1)) : PyUnicode_FromString(""),
+        "REMOTE_PORT", port < 0 ? PyUnicode_FromString("") : PyUnicode_FromFormat("%d", port),
         "wsgi.version", 1, 0, "wsgi.url_scheme", "http", "wsgi.input", input,
         "wsgi.errors", PySys_GetObject("stderr"), "wsgi.multithread", Py_True,
         "wsgi.multiprocess", multiprocess ? Py_True : Py_False, "wsgi.run_once", Py_False)
         : NULL;
-    if (env && server) { /* CGI wants the port as text */
-        PyObject *text = PyObject_Str(PyTuple_GET_ITEM(server, 1));
-        if (!text || PyDict_SetItemString(env, "SERVER_PORT", text) < 0) Py_CLEAR(env);
-        Py_XDECREF(text);
-    }
     for (int i = 0; env && i < turbo_req_header_count(req); i++)
         if (tb_wsgi_add_header(env, turbo_req_header_name(req, i), turbo_req_header_value(req, i)) < 0)
             Py_CLEAR(env);
-    if (env && port >= 0) {
-        PyObject *p = PyUnicode_FromFormat("%d", port);
-        if (!p || PyDict_SetItemString(env, "REMOTE_PORT", p) < 0) Py_CLEAR(env);
-        Py_XDECREF(p);
-    }
     Py_XDECREF(input);
     return env;
 }

@@ -10,6 +10,7 @@ the old names onto the new; msg and input are not compared, as pydantic 1
 words them differently and has no input.
 
 Run: python3 tests/test_fastapi_parity.py   (FASTAPI_PYTHON=... picks FastAPI's interpreter)"""
+import gzip
 import json
 import os
 import re
@@ -210,6 +211,25 @@ MIDDLEWARE_CASES = [
     ("GET", "/async", None, {"X-Block": "1"}), ("GET", "/sync/5", None, {"X-Block": "1"}),
 ]
 
+A, B, EVIL = {"Origin": "https://a.example"}, {"Origin": "https://x.b.example"}, {"Origin": "https://evil.example"}
+PREFLIGHT = {"Access-Control-Request-Method": "POST"}
+GZIP = {"Accept-Encoding": "gzip, br"}
+CORS_CASES = [
+    ("GET", "/items/1"), ("GET", "/items/1?q=z", None, A), ("GET", "/items/1", None, B),
+    ("GET", "/items/1", None, EVIL), ("GET", "/items/x", None, A), ("GET", "/nowhere", None, A),
+    ("GET", "/teapot", None, A), ("DELETE", "/items/1", None, A),
+    ("POST", "/items", b'{"name": "pen"}', dict(A, **{"Content-Type": "application/json"})),
+    ("OPTIONS", "/items", None, dict(A, **PREFLIGHT)), ("OPTIONS", "/items/1", None, dict(B, **PREFLIGHT)),
+    ("OPTIONS", "/anywhere", None, dict(EVIL, **PREFLIGHT)),
+    ("OPTIONS", "/items", None, dict(A, **{"Access-Control-Request-Method": "PUT"})),
+    ("OPTIONS", "/items", None, dict(A, **PREFLIGHT, **{"Access-Control-Request-Headers": "X-Token, content-type"})),
+    ("OPTIONS", "/items", None, dict(A, **PREFLIGHT, **{"Access-Control-Request-Headers": "X-Other"})),
+    ("OPTIONS", "/items", None, dict(EVIL, **{"Access-Control-Request-Method": "PATCH"})),
+    ("OPTIONS", "/items", None, A),
+    ("GET", "/big", None, GZIP), ("GET", "/big?n=50", None, GZIP), ("GET", "/big", None, dict(A, **GZIP)),
+    ("GET", "/big"), ("GET", "/stream", None, GZIP), ("GET", "/stream", None, A),
+]
+
 SECRET = {"X-Token": "secret"}
 ROUTER_CASES = [
     ("GET", "/users/", None, SECRET), ("GET", "/users/", None, {"X-Token": "no"}), ("GET", "/users/"),
@@ -261,8 +281,11 @@ def normalized(status, headers, raw):
             body = [(TYPE_NAMES.get(e["type"], e["type"]), e["loc"]) for e in body["detail"]]
     location = re.sub(r"^http://127\.0\.0\.1:\d+", "", headers.get("location", ""))  # the ports differ
     cookie = re.sub(r"expires=[^;]*; ", "", headers.get("set-cookie", ""))  # the dates differ
+    if headers.get("content-encoding") == "gzip":
+        body = gzip.decompress(raw)
+    cors = {k: v for k, v in headers.items() if k.startswith("access-control-") or k == "vary"}
     return (status, ctype, body, headers.get("x-reason"), headers.get("x-a"), headers.get("www-authenticate"),
-            location, cookie)
+            location, cookie, cors, headers.get("content-encoding"))
 
 
 def operations(raw):
@@ -400,6 +423,9 @@ print(json.dumps(out, default=str))
 
     def test_exception_handlers_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_errors", ERROR_CASES)
+
+    def test_cors_gzip_and_asgi_middleware_same_answers(self):
+        self.check_parity_app(harness.PYTHON, "parity_cors", CORS_CASES)
 
     def test_http_middleware_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_middleware", MIDDLEWARE_CASES)

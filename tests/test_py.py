@@ -775,6 +775,8 @@ class Streaming(ServedApp):
         self.assertEqual([json.loads(line) for line in raw.splitlines()],
                          [{"name": "n0", "price": 0.0}, {"name": "n1", "price": 1.0}])
         self.assertEqual(self.server.request("GET", "/plain-lines")[2], b'{"a":1}\n[1,"two"]\n')
+        self.assertEqual(self.server.request("GET", "/greetings", None, {"X-User": "ann"})[2],
+                         b'{"word":"hello","to":"ann"}\n{"word":"bye","to":"ann"}\n')
 
     def test_server_sent_events(self):
         status, headers, raw = self.server.request("GET", "/events")
@@ -792,6 +794,56 @@ class Streaming(ServedApp):
         for fields in ({"event": "a\nb"}, {"id": "1\r2"}, {"data": 1, "raw_data": "1"}):
             with self.assertRaises(ValueError):
                 turbo.ServerSentEvent(**fields)
+
+
+class ASGIMiddleware(ServedApp):
+    """app.add_middleware with a class of the app's own and GZipMiddleware (the parity suite
+    compares CORS, GZip and the rest with FastAPI's)."""
+    APP = "asgi_middleware_app.py"
+
+    def test_a_middleware_answers_before_any_route_or_lets_the_request_through(self):
+        self.assertEqual(self.server.request("GET", "/count/1", None, {"X-Block": "1"})[:3:2],
+                         (403, b"blocked"))
+        status, _, raw = self.server.request("GET", "/count/2")
+        self.assertEqual((status, json.loads(raw)["n"]), (200, 2))
+        self.assertEqual(json.loads(self.server.request("POST", "/echo", b"hello body")[2]),
+                         {"body": "hello body"})  # the body reaches the route through the middleware
+        self.assertEqual(self.server.request("GET", "/nowhere", None, {"X-Block": "1"})[0], 403)
+        self.assertEqual(self.server.request("DELETE", "/count/2")[:2][0], 405)
+
+    def test_validation_errors_and_failures_go_through_it(self):
+        status, _, raw = self.server.request("GET", "/count/x")
+        self.assertEqual((status, json.loads(raw)), (400, {"path": "/count/x", "errors": 1}))
+        self.assertEqual(self.server.request("GET", "/count/x", None, {"X-Block": "1"})[0], 403)
+        self.assertEqual(self.server.request("GET", "/fails")[0], 500)
+        harness.harness.wait_until(lambda: "a route failed under middleware" in self.server.log(),
+                                   "no log line for the failure")
+        self.assertEqual(self.server.request("GET", "/count/3")[0], 200)
+
+    def test_a_stream_is_compressed_as_it_goes(self):
+        import zlib
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        try:
+            sock.sendall(b"GET /events HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
+            data, text, unpack = b"", b"", zlib.decompressobj(31)
+            while b"data: " not in text:  # the first event arrives while the stream goes on
+                part = sock.recv(65536)
+                self.assertTrue(part, "the stream ended")
+                data += part
+                head, sep, chunks = data.partition(b"\r\n\r\n")
+                if not sep:
+                    continue
+                body, rest = b"", chunks
+                while b"\r\n" in rest:
+                    size, _, rest = rest.partition(b"\r\n")
+                    if len(rest) < int(size, 16) + 2:
+                        break
+                    body, rest = body + rest[:int(size, 16)], rest[int(size, 16) + 2:]
+                text = zlib.decompressobj(31).decompress(body)
+            self.assertIn(b"content-encoding: gzip", head.lower())
+            self.assertIn(b'data: {"first":true}', text)
+        finally:
+            sock.close()
 
 
 class Lifespan(unittest.TestCase):
@@ -1043,6 +1095,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, Streaming, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Streaming, ASGIMiddleware, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

@@ -23,7 +23,7 @@ import inspect
 import os
 import typing
 
-from . import _plans, _support, _turbo, openapi, responses, routing, status
+from . import _plans, _support, _turbo, middleware, openapi, responses, routing, status
 from . import dependencies as _dependencies
 from ._turbo import JSONResponse, Request, Response, __version__
 from .exceptions import HTTPException, RequestValidationError
@@ -95,6 +95,8 @@ class App(_turbo.App, routing.Routes):
         self.exception_handlers = dict(exception_handlers or {})
         self.dependency_overrides = {}
         self.middleware_stack = []  # @app.middleware("http") functions, the outermost last
+        self.user_middleware = []   # (class, args, options) of add_middleware, the outermost last
+        self._around = None         # their middleware.Around, made by run()
         self.routes = []      # routing.Route of every Python route, for the API document
         self._pending = []    # (build, pattern, label, methods, status, blocking): run() registers
         self._taken = set()   # every path served here: routes, native routes, mounts
@@ -169,6 +171,15 @@ class App(_turbo.App, routing.Routes):
             return func
         return register
 
+    def add_middleware(self, middleware_class, *args, **options):
+        """A pure ASGI middleware class, as Starlette's app.add_middleware: run() makes
+        middleware_class(app, *args, **options) around the ones added before, all outside the
+        @app.middleware("http") functions. It gets every request of the Python routes and the
+        requests no route takes (turbo's 404 and 405 go through it, so a CORS middleware answers
+        preflight requests), not native routes, static folders, mounted apps, nor the answers
+        turbo gives before a route runs (a 422)."""
+        self.user_middleware.append((middleware_class, args, options))
+
     def native(self, method, path, library, symbol, *, blocking=False, openapi=None):
         """Serves a C turbo_handler, symbol, from the shared library at library. openapi: the
         operation's entries in the API document (summary, responses...), else a minimal one."""
@@ -209,28 +220,32 @@ class App(_turbo.App, routing.Routes):
             handler = handler or self.exception_handlers.get(cls)
         return handler
 
-    def _handle_exception(self, exc, body):
+    def _handle_exception(self, exc, request):
         """Called by C for an exception of a route: the Response of its handler, FastAPI's
         answer to an HTTPException, or None (turbo answers 500 and logs it)."""
         handler = self._handler_for(exc)
         if handler is not None:
-            return _as_response(handler(None, exc))
+            return _as_response(handler(request, exc))
         return exc.response() if isinstance(exc, HTTPException) else None
 
-    async def _exception_response(self, exc):
+    async def _exception_response(self, exc, request):
         """The same, on the loop, for call_next of the middleware (as Starlette's
         ExceptionMiddleware sits inside the middleware stack)."""
         handler = self._handler_for(exc)
         if handler is not None:
-            value = await _support._maybe_await(handler(None, exc))
+            value = await _support._maybe_await(handler(request, exc))
             return value if isinstance(value, Response) else JSONResponse(value)
         return exc.response() if isinstance(exc, HTTPException) else None
 
-    def _handle_invalid(self, errors, body):
+    def _handle_invalid(self, errors, request):
         """Called by C with a request's 422 errors: the Response of a RequestValidationError
-        handler, or None (turbo's 422)."""
+        handler, or None (turbo's 422); through the ASGI middleware if there is any."""
         handler = self.exception_handlers.get(RequestValidationError)
-        return None if handler is None else _as_response(handler(None, RequestValidationError(errors, body)))
+        exc = RequestValidationError(errors, request.body)
+        answer = None if handler is None else _as_response(handler(request, exc))
+        if self._around is None:
+            return answer
+        return self._around.exchange(request, _support.ready(answer or exc.response()))
 
     def on_event(self, event):
         """Decorates a function (sync or async) to call as each serving process starts
@@ -276,9 +291,11 @@ class App(_turbo.App, routing.Routes):
             openapi.add_routes(self, self._free)
         if self.redirect_slashes:
             self._add_slash_redirects()
-        middleware = tuple(self.middleware_stack)
+        around = self._around = middleware.Around(self.user_middleware, self.routes) if self.user_middleware else None
+        if around and "/" not in self._mounts:
+            self._mount(("/{tb_path...}",), around.app, True, "", 0, "ASGI middleware at /", {})
         for build, pattern, label, methods, status_code, blocking in self._pending:
-            call, shape = build(middleware)
+            call, shape = build(tuple(self.middleware_stack) + ((around,) if around else ()))
             self._add_route(pattern, label, call, methods, status_code, blocking, shape)
         self._pending = []
         processes = (os.cpu_count() or 1) if workers is None else workers

@@ -346,6 +346,13 @@ async def _guard(coro):
         raise RuntimeError("handler raised " + type(e).__name__) from e
 
 
+def ready(value):
+    """An async function that returns value."""
+    async def give():
+        return value
+    return give
+
+
 def _resolve(future, value=None):
     """Lets an ASGI app's send() or receive() go on (unless its task was cancelled)."""
     if not future.done():

@@ -166,7 +166,7 @@ class Solver:
         self.endpoint, self.pattern, self.label = endpoint, pattern, label
         self.dependencies = tuple(dependencies)
         self.status_code, self.shape, self.middleware = status_code, shape, tuple(middleware)
-        self.on_error = on_error  # async: the Response for an exception, or None
+        self.on_error = on_error  # async (exc, request): the Response for an exception, or None
         graph = self._graph(overrides or {})
         self.params = tuple(graph.params)
         self.documented, self.callers = graph.documented, graph.callers
@@ -181,6 +181,9 @@ class Solver:
             self.params += (("request", "request", "request", "request", False, (), None, False,
                              (), 1 << 21, 0),)
             self.is_async, self.finishes, self.call = True, False, self._through_middleware
+        if self.middleware and hasattr(self.middleware[-1], "exchange"):  # middleware.Around
+            self.around, self.middleware = self.middleware[-1], self.middleware[:-1]
+            self.is_async, self.call = False, self._exchange
 
     def __call__(self, *values):
         """Runs the graph for one request (C calls self.call, the same without this step)."""
@@ -193,6 +196,9 @@ class Solver:
                 raise TypeError("dependencies=[...] takes Depends(...), not %r" % (d,))
             graph.add(d.dependency, getattr(d, "scopes", []), d.use_cache)
         graph.add(self.endpoint, [], False)
+        call, kind, args = graph.steps[-1]
+        if kind in ("gen", "agen"):  # a generator handler's result is streamed (responses.Items)
+            graph.steps[-1] = (call, "call", args)
         graph.settle_body()
         return graph
 
@@ -221,6 +227,10 @@ class Solver:
                 for name, (ref, i) in args)))
         self.consts, self.steps = tuple(graph.consts), tuple(steps)
 
+    def _exchange(self, *values):
+        """What C runs as the answer: the ASGI middleware, with the route inside it."""
+        return self.around.exchange(values[-1], functools.partial(self._through_middleware, *values))
+
     async def _through_middleware(self, *values):
         """The app's middleware around the route: call_next runs it (a sync graph on the
         loop's thread pool) and gives its answer as a Response, an exception with a handler
@@ -235,7 +245,7 @@ class Solver:
                     result = await asyncio.get_running_loop().run_in_executor(
                         None, functools.partial(self.run_steps, *values))
             except Exception as exc:  # answered inside the middleware, as in Starlette
-                answer = await self.on_error(exc) if self.on_error else None
+                answer = await self.on_error(exc, request) if self.on_error else None
                 if answer is None:
                     raise
                 return answer

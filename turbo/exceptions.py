@@ -52,6 +52,12 @@ class RequestValidationError(ValueError):
     def errors(self):
         return self._errors
 
+    def response(self):
+        """turbo's 422: {"detail": errors}, what cannot be JSON as text (a ValueError in a ctx)."""
+        text = json.dumps({"detail": self._errors}, separators=(",", ":"), ensure_ascii=False,
+                          default=lambda o: o.decode("utf-8", "replace") if isinstance(o, bytes) else str(o))
+        return Response(text, 422, None, "application/json")
+
     def __str__(self):
         lines = ["%d validation error%s" % (len(self._errors), "" if len(self._errors) == 1 else "s")]
         for e in self._errors:

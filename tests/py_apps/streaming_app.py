@@ -105,6 +105,17 @@ def plain_lines():
     yield [1, "two"]
 
 
+def user(x_user: str = turbo.Header("anon")):
+    return x_user
+
+
+@app.get("/greetings")
+def greetings(name: str = turbo.Depends(user)):
+    """A generator route with a dependency: its Solver streams what it yields too."""
+    for word in ("hello", "bye"):
+        yield {"word": word, "to": name}
+
+
 @app.get("/events", response_class=EventSourceResponse)
 def events() -> Iterator[Item]:
     yield Item(name="a", price=1)

@@ -1,0 +1,222 @@
+"""ASGI middleware around turbo's Python routes (App.add_middleware), and the classes that come
+with turbo, as Starlette's: app.add_middleware(CORSMiddleware, allow_origins=[...]) or
+app.add_middleware(GZipMiddleware). Any pure ASGI middleware class is added the same way."""
+import re
+import zlib
+
+from ._turbo import Response
+
+__all__ = ["CORSMiddleware", "GZipMiddleware"]
+
+_ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+_SAFELISTED = {"Accept", "Accept-Language", "Content-Language", "Content-Type"}
+
+
+def _header(scope_or_message, name):
+    """The first value of a header among ASGI's (bytes name, bytes value) pairs, or None."""
+    name = name.encode()
+    for key, value in scope_or_message.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _set(message, name, value):
+    """Sets a header of an http.response.start message, in place of any of that name."""
+    key = name.lower().encode()
+    message["headers"] = [(k, v) for k, v in message.get("headers", ()) if k.lower() != key]
+    message["headers"].append((key, value.encode("latin-1")))
+
+
+def _vary(message, name):
+    """Adds name to the message's Vary header."""
+    vary = _header(message, "vary")
+    _set(message, "vary", name if not vary else "%s, %s" % (vary, name))
+
+
+async def _plain(send, status, text, headers):
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()] + [
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", b"text/plain; charset=utf-8")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class CORSMiddleware:
+    """Cross-origin requests, with Starlette's options and answers. A preflight request (OPTIONS
+    with Origin and Access-Control-Request-Method) is answered here: 200 "OK", or 400 "Disallowed
+    CORS origin, method, headers" naming what the options refuse. Any other request with an
+    Origin goes on, and its answer gets the Access-Control-* headers the options give: "*" for
+    any origin, else the origin itself when allowed (allow_origins, or allow_origin_regex
+    matching all of it), also when any origin is allowed but the request has cookies."""
+
+    def __init__(self, app, allow_origins=(), allow_methods=("GET",), allow_headers=(),
+                 allow_credentials=False, allow_origin_regex=None, expose_headers=(), max_age=600):
+        self.app = app
+        self.origins, self.any_origin = set(allow_origins), "*" in allow_origins
+        self.origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
+        self.methods = _ALL_METHODS if "*" in allow_methods else tuple(allow_methods)
+        named = sorted(_SAFELISTED | set(allow_headers))
+        self.headers, self.any_header = {h.lower() for h in named}, "*" in allow_headers
+        self.name_origin = not self.any_origin or allow_credentials  # never "*" in a preflight
+        self.simple = {}
+        if self.any_origin:
+            self.simple["access-control-allow-origin"] = "*"
+        if allow_credentials:
+            self.simple["access-control-allow-credentials"] = "true"
+        if expose_headers:
+            self.simple["access-control-expose-headers"] = ", ".join(expose_headers)
+        self.preflight = {"vary": "Origin"} if self.name_origin else {
+            "access-control-allow-origin": "*"}
+        self.preflight["access-control-allow-methods"] = ", ".join(self.methods)
+        self.preflight["access-control-max-age"] = str(max_age)
+        if not self.any_header:
+            self.preflight["access-control-allow-headers"] = ", ".join(named)
+        if allow_credentials:
+            self.preflight["access-control-allow-credentials"] = "true"
+
+    def allowed(self, origin):
+        return (self.any_origin or origin in self.origins
+                or bool(self.origin_regex and self.origin_regex.fullmatch(origin)))
+
+    async def __call__(self, scope, receive, send):
+        origin = _header(scope, "origin") if scope["type"] == "http" else None
+        if origin is None:
+            return await self.app(scope, receive, send)
+        if scope["method"] == "OPTIONS" and _header(scope, "access-control-request-method"):
+            return await self.answer_preflight(scope, origin, send)
+        named = self.allowed(origin) and (not self.any_origin or _header(scope, "cookie") is not None)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                for name, value in self.simple.items():
+                    _set(message, name, value)
+                if named:
+                    _set(message, "access-control-allow-origin", origin)
+                    _vary(message, "Origin")
+            await send(message)
+        await self.app(scope, receive, with_headers)
+
+    async def answer_preflight(self, scope, origin, send):
+        headers, refused = dict(self.preflight), []
+        if not self.allowed(origin):
+            refused.append("origin")
+        elif self.name_origin:
+            headers["access-control-allow-origin"] = origin
+        if _header(scope, "access-control-request-method") not in self.methods:
+            refused.append("method")
+        asked = _header(scope, "access-control-request-headers")
+        if asked is not None and self.any_header:
+            headers["access-control-allow-headers"] = asked
+        elif asked is not None and any(h.strip().lower() not in self.headers for h in asked.split(",")):
+            refused.append("headers")
+        if refused:
+            return await _plain(send, 400, "Disallowed CORS " + ", ".join(refused), headers)
+        await _plain(send, 200, "OK", headers)
+
+
+class GZipMiddleware:
+    """Compresses answers of minimum_size bytes or more for clients that accept gzip, as
+    Starlette's (Content-Encoding, Vary: Accept-Encoding, the new Content-Length); a streamed
+    answer is compressed as it streams, each part flushed so that it reaches the client at once.
+    An answer that already has a Content-Encoding goes as it is."""
+
+    def __init__(self, app, minimum_size=500, compresslevel=9):
+        self.app, self.minimum_size, self.level = app, minimum_size, compresslevel
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or "gzip" not in (_header(scope, "accept-encoding") or ""):
+            return await self.app(scope, receive, send)
+        start, packer = None, None
+
+        async def compressed(message):
+            nonlocal start, packer
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if start is None:  # the start went out: the body is passed on as it is, or packed
+                if packer is not None:
+                    more = message.get("more_body", False)
+                    message["body"] = packer.compress(message.get("body", b"")) + packer.flush(
+                        zlib.Z_SYNC_FLUSH if more else zlib.Z_FINISH)
+                return await send(message)
+            head, start = start, None
+            body, more = message.get("body", b""), message.get("more_body", False)
+            if _header(head, "content-encoding") is None and (more or len(body) >= self.minimum_size):
+                packer = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # 31: the gzip format
+                message["body"] = packer.compress(body) + packer.flush(
+                    zlib.Z_SYNC_FLUSH if more else zlib.Z_FINISH)
+                _set(head, "content-encoding", "gzip")
+                _vary(head, "Accept-Encoding")
+                head["headers"] = [(k, v) for k, v in head["headers"] if k.lower() != b"content-length"]
+                if not more:
+                    _set(head, "content-length", str(len(message["body"])))
+            await send(head)
+            await send(message)
+        await self.app(scope, receive, compressed)
+
+
+def _path_regex(path):
+    """A FastAPI path as a regex: {name} is one segment, {name:path} the rest."""
+    return re.compile("".join(
+        (".+" if part.endswith(":path}") else "[^/]+") if part.startswith("{") else re.escape(part)
+        for part in re.split(r"(\{[^}]*\})", path)))
+
+
+class Around:
+    """The ASGI middleware of an App, built when run() starts, each class around the ones added
+    before it. The innermost app is the route: a route's Solver hands C an Exchange (exchange()),
+    which C runs as the answer, an ASGI app; a request no route takes comes through a mount at
+    "/" (app) and gets turbo's 404 or 405, so a middleware answers those too (a CORS preflight)."""
+
+    def __init__(self, entries, routes):
+        self.app = self.route
+        for cls, args, options in entries:
+            self.app = cls(self.app, *args, **options)
+        self.paths = [(_path_regex(r.path), r.methods) for r in routes]
+
+    def exchange(self, request, respond):
+        return _Exchange(self.app, request, respond)
+
+    def unrouted(self, scope):
+        allowed = sorted({m for path, methods in self.paths if path.fullmatch(scope["path"])
+                          for m in methods})
+        if allowed:
+            return Response('{"detail":"Method Not Allowed"}', 405, {"allow": ", ".join(allowed)},
+                            "application/json")
+        return Response('{"detail":"Not Found"}', 404, None, "application/json")
+
+    async def route(self, scope, receive, send):
+        respond = scope.get("turbo.respond")
+        response = await respond() if respond else self.unrouted(scope)
+        if callable(response):  # it streams
+            return await response(scope, receive, send)
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        media = response.media_type
+        if media and not any(k == b"content-type" for k, _ in headers):
+            text = media.startswith("text/") and "charset=" not in media.lower()
+            headers.append((b"content-type", (media + "; charset=utf-8" * text).encode("latin-1")))
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class _Exchange:
+    """One request through the ASGI middleware, as C runs it: the request's scope, with the
+    route's respond() in it for Around.route, and its body as the first message of receive()."""
+
+    def __init__(self, app, request, respond):
+        self.app, self.request, self.respond = app, request, respond
+
+    async def __call__(self, scope, receive, send):
+        first = True
+
+        async def receive_body():
+            nonlocal first
+            if not first:
+                return await receive()
+            first = False
+            await receive()  # C's own first message, without the body, which the route read
+            return {"type": "http.request", "body": bytes(self.request.body), "more_body": False}
+        await self.app(dict(self.request.scope, **{"turbo.respond": self.respond}), receive_body, send)
