@@ -20,13 +20,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import blocking  # noqa: E402
 import run as bench  # noqa: E402
 
-ROWS = [  # (row, app, path, peer)
-    ("bare ASGI app (two sends)", "bare_asgi", "/", "uvicorn"),
-    ("FastAPI async JSON route", "fastapi_app", "/json", "uvicorn"),
-    ("bare WSGI app", "bare_wsgi", "/", "gunicorn"),
-    ("Flask JSON route", "flask_app", "/json", "gunicorn"),
+ROWS = [  # (row, app, path, peer, the peer's app: the same app if None)
+    ("bare ASGI app (two sends)", "bare_asgi", "/", "uvicorn", None),
+    ("FastAPI async JSON route", "fastapi_app", "/json", "uvicorn", None),
+    ("bare WSGI app", "bare_wsgi", "/", "gunicorn", None),
+    ("Flask JSON route", "flask_app", "/json", "gunicorn", None),
+    ("turbo.App vs FastAPI: sync JSON route, one http middleware", "turbo_mw", "/json", "uvicorn",
+     "fastapi_mw"),
+    ("turbo.App vs FastAPI: the same, CORSMiddleware", "turbo_cors", "/json", "uvicorn",
+     "fastapi_cors"),
 ]
-TARGETS = {"bare_asgi": 0.4, "fastapi_app": 0.8, "bare_wsgi": 0.15, "flask_app": 0.55}
+TARGETS = {"bare_asgi": 0.4, "fastapi_app": 0.8, "bare_wsgi": 0.15, "flask_app": 0.55,
+           "turbo_mw": 0.2, "turbo_cors": 0.2}
 
 
 def server(kind, app, python):
@@ -68,7 +73,7 @@ def measure(kind, app, path, python, seconds, scratch):
 def markdown(results, seconds):
     lines = ["| hosted app (one process) | turbo: CPU µs/req (req/s) | peer: CPU µs/req (req/s) | "
              "turbo / peer | target |", "|---|---:|---:|---:|---|"]
-    for row, app, _, peer in ROWS:
+    for row, app, _, peer, _ in ROWS:
         t, p = results[app]["turbo"], results[app][peer]
         lines.append("| %s | %.1f (%.0f) | %s %.1f (%.0f) | %.2fx | <= %.2fx |" % (
             row, t["cpu_us"], t["rps"], peer, p["cpu_us"], p["rps"], t["cpu_us"] / p["cpu_us"],
@@ -91,10 +96,11 @@ def main():
     scratch = tempfile.mkdtemp(prefix="turbo-hosted-")
     results = {}
     bench.log("hosted apps:")
-    for _, app, path, peer in ROWS:
+    for _, app, path, peer, peer_app in ROWS:
         results[app] = {}
         for kind in ("turbo", peer):
-            results[app][kind] = measure(kind, app, path, python, seconds, scratch)
+            served = peer_app if kind == peer and peer_app else app
+            results[app][kind] = measure(kind, served, path, python, seconds, scratch)
             bench.log("  %s on %s: %s" % (app, kind, json.dumps(results[app][kind])))
     return bench.side_results(args.out, "hosted", {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"), "seconds": seconds, "python": python,

@@ -1,12 +1,14 @@
 """HTTPException, as FastAPI's: raise it in a handler or a dependency to answer
 {"detail": detail} with that status and headers; RequestValidationError, what an exception
-handler for it receives instead of turbo's 422."""
+handler for it receives instead of turbo's 422; the default handlers of both, as
+fastapi.exception_handlers has them."""
 import http
 import json
 
 from ._turbo import JSONResponse, Response
 
-__all__ = ["HTTPException", "RequestValidationError"]
+__all__ = ["HTTPException", "RequestValidationError", "http_exception_handler",
+           "request_validation_exception_handler"]
 
 
 class HTTPException(Exception):
@@ -63,3 +65,13 @@ class RequestValidationError(ValueError):
         for e in self._errors:
             lines += [" -> ".join(str(part) for part in e["loc"]), "  %s (type=%s)" % (e["msg"], e["type"])]
         return "\n".join(lines)
+
+
+async def http_exception_handler(request, exc):
+    """FastAPI's default answer to an HTTPException, for a handler of one's own to fall back on."""
+    return exc.response()
+
+
+async def request_validation_exception_handler(request, exc):
+    """turbo's 422 for a RequestValidationError, the same way."""
+    return exc.response()

@@ -1,8 +1,13 @@
 """The apps of bench/hosted.py, each served by its usual server and by turbo
 (`python3 -m turbo hosted_apps:NAME`): a bare ASGI app, a FastAPI async JSON route, a bare
-WSGI app and a Flask JSON route."""
+WSGI app and a Flask JSON route; and twins, one a FastAPI app, the other a turbo.App, with the
+same middleware: an @app.middleware("http") that adds a header, and CORSMiddleware."""
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from flask import Flask, jsonify
+
+import turbo
+import turbo.middleware
 
 
 async def bare_asgi(scope, receive, send):
@@ -32,3 +37,23 @@ flask_app = Flask(__name__)
 @flask_app.route("/json")
 def flask_json():
     return jsonify(message="Hello, World!")
+
+
+async def tag(request, call_next):
+    response = await call_next(request)
+    response.headers["X-Tag"] = "tagged"
+    return response
+
+
+def hello():
+    return {"message": "Hello, World!"}
+
+
+fastapi_mw, turbo_mw = FastAPI(), turbo.App()
+fastapi_cors, turbo_cors = FastAPI(), turbo.App()
+for app in (fastapi_mw, turbo_mw):
+    app.middleware("http")(tag)
+    app.get("/json")(hello)
+for app, cls in ((fastapi_cors, CORSMiddleware), (turbo_cors, turbo.middleware.CORSMiddleware)):
+    app.add_middleware(cls, allow_origins=["https://a.example"])
+    app.get("/json")(hello)

@@ -4,11 +4,13 @@ import os
 
 if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
     from fastapi import Depends, FastAPI as App, HTTPException
+    from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse
     from starlette.exceptions import HTTPException as BaseHTTPException
 else:
     from turbo import App, Depends, HTTPException, JSONResponse, PlainTextResponse, RequestValidationError
+    from turbo.exceptions import http_exception_handler, request_validation_exception_handler
     BaseHTTPException = HTTPException
 
 
@@ -36,12 +38,16 @@ def lookup_handler(request, exc):
 
 @app.exception_handler(RequestValidationError)
 async def validation_handler(request, exc):
+    if exc.body == [1]:  # the default answer, FastAPI's own handler
+        return await request_validation_exception_handler(request, exc)
     return JSONResponse(status_code=400, content={"errors": len(exc.errors()), "body": exc.body,
                                                   "where": [list(e["loc"]) for e in exc.errors()]})
 
 
 @app.exception_handler(BaseHTTPException)
 async def http_handler(request, exc):
+    if exc.status_code == 404:
+        return await http_exception_handler(request, exc)
     return JSONResponse({"custom": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
