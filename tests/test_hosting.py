@@ -192,6 +192,36 @@ class TurboOnly(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
 
+    def test_reload_restarts_the_server_when_a_source_changes(self):
+        folder = os.path.join(WORK, "reloaded")
+        os.makedirs(folder, exist_ok=True)
+        source = os.path.join(folder, "reloaded_app.py")
+
+        def write(version):
+            with open(source, "w") as f:
+                f.write("import turbo\napp = turbo.App()\n\n@app.get('/v')\n"
+                        "def v():\n    return {'version': %d}\n" % version)
+            os.utime(source, ns=(version * 10**9, version * 10**9))  # a new time, however fast
+        write(1)
+        port = harness.free_port()
+        server = harness.Server([PY, "-m", "turbo", "reloaded_app:app", "--reload", "--app-dir",
+                                 folder, "--port", str(port)], env={"PORT": str(port)}, port=port)
+        try:
+            self.assertEqual(self.json(server, "/v"), (200, {"version": 1}))
+            write(2)
+
+            def answers_2():
+                try:
+                    return self.json(server, "/v") == (200, {"version": 2})
+                except OSError:  # between the two servers
+                    return False
+            harness.harness.wait_until(answers_2, "the new source was never served", timeout=30)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertIn("the sources changed, restarting", server.log())
+        with self.assertRaises(OSError):  # the child server stopped with the supervisor
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
     def test_lifespan_runs_per_process_and_its_state_reaches_requests(self):
         server = turbo("starlette_app:stateful")
         try:

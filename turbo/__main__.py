@@ -3,6 +3,7 @@
     python3 -m turbo main:app                          # FastAPI or Starlette (ASGI)
     python3 -m turbo wsgi:application --interface wsgi # Flask or Django (WSGI)
     python3 -m turbo main:app --processes 2 --port 8080
+    python3 -m turbo main:app --reload                 # restarted when a .py file changes
 
 The app may be an ASGI 3 app, a WSGI app or a turbo.App; which one is detected (--interface
 forces it). An ASGI or WSGI app is mounted at "/" of a turbo.App, so it answers every request.
@@ -10,7 +11,10 @@ forces it). An ASGI or WSGI app is mounted at "/" of a turbo.App, so it answers 
 import argparse
 import importlib
 import os
+import signal
+import subprocess
 import sys
+import time
 
 from . import App, interface_of
 
@@ -42,7 +46,8 @@ def parse_args(argv):
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                    help="accepted for uvicorn's command lines; turbo logs errors and its "
                         "listening line")
-    p.add_argument("--reload", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--reload", action="store_true", help="serve from a child process, started "
+                   "again when a .py file under --app-dir changes (for development)")
     return p.parse_args(argv)
 
 
@@ -63,10 +68,50 @@ def load(spec, app_dir, factory):
     return obj() if factory else obj
 
 
+def sources(folder):
+    """The modification time of every .py file under folder, by path."""
+    stamps = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                try:
+                    stamps[os.path.join(root, name)] = os.stat(os.path.join(root, name)).st_mtime_ns
+                except OSError:  # gone between the listing and the stat
+                    pass
+    return stamps
+
+
+def reload_forever(argv, folder):
+    """--reload: the server runs in a child process (the same command without --reload),
+    stopped and started again when the sources change (looked at twice a second); a child that
+    fails to start is started again at the next change. SIGINT or SIGTERM stops both."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    command = [sys.executable, "-m", "turbo"] + [a for a in argv if a != "--reload"]
+    stamps, child = sources(folder), None
+    try:
+        while True:
+            if child is None:
+                child = subprocess.Popen(command)
+            time.sleep(0.5)
+            now = sources(folder)
+            if now != stamps:
+                stamps = now
+                sys.stderr.write("turbo: the sources changed, restarting\n")
+                child.terminate()
+                child.wait()
+                child = None
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait()
+
+
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     if args.reload:
-        raise SystemExit("turbo: --reload is not supported; restart the server after changes")
+        return reload_forever(argv, args.app_dir)
     app = load(args.app, args.app_dir, args.factory)
     kind = args.interface
     if kind == "auto":
