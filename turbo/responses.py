@@ -80,6 +80,13 @@ def _step_threads():
     return _stream_threads[1]
 
 
+async def _gone(receive):
+    """Returns when the client has gone (or the answer is complete), the request's own
+    messages skipped."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class StreamingResponse:
     """A body sent piece by piece as content (an iterator or async iterator of str or bytes)
     yields it, in chunked coding. The next piece is asked for once the client has taken the
@@ -111,8 +118,7 @@ class StreamingResponse:
             yield piece
 
     async def __call__(self, scope, receive, send):
-        await receive()  # the request's body, which the route has read
-        task, gone, streaming = asyncio.current_task(), asyncio.ensure_future(receive()), True
+        task, gone, streaming = asyncio.current_task(), asyncio.ensure_future(_gone(receive)), True
         gone.add_done_callback(lambda _: task.cancel() if streaming else None)
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
