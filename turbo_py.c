@@ -83,7 +83,7 @@ static int tb_pydantic_v2;
 
 static PyObject *tb_empty_tuple;
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type,
-    *tb_s_application_json, *tb_s_content_type;
+    *tb_s_application_json, *tb_s_content_type, *tb_s_background;
 static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
     *tb_s_flush, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
 
@@ -759,6 +759,7 @@ typedef struct {
     PyObject *body; /* bytes, or an ASCII str until .body is read */
     PyObject *headers;            /* list of (name, value) str tuples; NULL: none yet */
     PyObject *media_type;         /* str or None */
+    PyObject *background;         /* BackgroundTasks to run once it is sent, or NULL */
     int status_code;
 } tb_Response;
 
@@ -920,7 +921,7 @@ static PyObject *tb_content_body(PyObject *content) {
 
 /* The work of Response.__init__; a JSONResponse's content is encoded as JSON. */
 static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObject *headers,
-                            PyObject *media_type) {
+                            PyObject *media_type, PyObject *background) {
     int as_json = PyObject_TypeCheck(r, &tb_JSONResponseType), ok;
     PyObject *body, *list = NULL;
     if (as_json) {
@@ -961,20 +962,22 @@ static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObj
     Py_XSETREF(r->body, body);
     Py_XSETREF(r->headers, list); /* NULL: no headers, the list is made if asked for */
     Py_XSETREF(r->media_type, media_type);
+    Py_XINCREF(background == Py_None ? NULL : background);
+    Py_XSETREF(r->background, background == Py_None ? NULL : background);
     r->status_code = status;
     return 0;
 }
 
 static int tb_response_init(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"content", "status_code", "headers", "media_type", NULL};
-    PyObject *content = Py_None, *headers = Py_None, *media_type = Py_None;
+    static char *kwlist[] = {"content", "status_code", "headers", "media_type", "background", NULL};
+    PyObject *content = Py_None, *headers = Py_None, *media_type = Py_None, *background = Py_None;
     int status = 200;
-    const char *format = PyObject_TypeCheck(self, &tb_JSONResponseType) ? "|OiOO:JSONResponse"
-                                                                          : "|OiOO:Response";
+    const char *format = PyObject_TypeCheck(self, &tb_JSONResponseType) ? "|OiOOO:JSONResponse"
+                                                                          : "|OiOOO:Response";
     if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist, &content, &status, &headers,
-                                     &media_type))
+                                     &media_type, &background))
         return -1;
-    return tb_response_fill((tb_Response *)self, content, status, headers, media_type);
+    return tb_response_fill((tb_Response *)self, content, status, headers, media_type, background);
 }
 
 /* Calling Response or JSONResponse itself (tp_vectorcall is not inherited
@@ -983,15 +986,16 @@ static int tb_response_init(PyObject *self, PyObject *args, PyObject *kwds) {
    path, which raises the usual errors. */
 static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
                                         PyObject *kwnames) {
-    PyObject *const names[] = {tb_s_content, tb_s_status_code, tb_s_headers, tb_s_media_type};
-    PyObject *value[4] = {Py_None, NULL, Py_None, Py_None};
+    PyObject *const names[] = {tb_s_content, tb_s_status_code, tb_s_headers, tb_s_media_type,
+                               tb_s_background};
+    PyObject *value[5] = {Py_None, NULL, Py_None, Py_None, Py_None};
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    int fast = nargs <= 4;
+    int fast = nargs <= 5;
     for (Py_ssize_t i = 0; i < nargs && fast; i++) value[i] = args[i];
     for (Py_ssize_t i = 0; i < nkw && fast; i++) {
         int k = 0; /* names in code are interned, as these are; others go the generic way */
-        while (k < 4 && PyTuple_GET_ITEM(kwnames, i) != names[k]) k++;
-        if ((fast = k < 4 && k >= nargs)) value[k] = args[nargs + i];
+        while (k < 5 && PyTuple_GET_ITEM(kwnames, i) != names[k]) k++;
+        if ((fast = k < 5 && k >= nargs)) value[k] = args[nargs + i];
     }
     long status = 200;
     if (fast && value[1]) {
@@ -1003,7 +1007,7 @@ static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, s
     PyObject *r;
     if (fast) {
         r = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
-        if (r && tb_response_fill((tb_Response *)r, value[0], (int)status, value[2], value[3]) < 0)
+        if (r && tb_response_fill((tb_Response *)r, value[0], (int)status, value[2], value[3], value[4]) < 0)
             Py_CLEAR(r);
     } else { /* type.__call__ bound to the class: the generic call, which does not come here */
         PyObject *generic = PyObject_GetAttrString(type, "__call__");
@@ -1018,6 +1022,7 @@ static void tb_response_dealloc(PyObject *self) {
     Py_XDECREF(r->body);
     Py_XDECREF(r->headers);
     Py_XDECREF(r->media_type);
+    Py_XDECREF(r->background);
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -1048,6 +1053,7 @@ static PyGetSetDef tb_response_getset[]
 static PyMemberDef tb_response_members[] = {
     {"media_type", T_OBJECT, offsetof(tb_Response, media_type), 0, "The Content-Type, or None."},
     {"status_code", T_INT, offsetof(tb_Response, status_code), 0, "The status."},
+    {"background", T_OBJECT, offsetof(tb_Response, background), 0, "Tasks run once it is sent."},
     {NULL, 0, 0, 0, NULL}};
 
 /* ================================================================ route plans */
@@ -1753,8 +1759,10 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
         result = shaped;
         plain_json = 0;
     }
+    PyObject *background = NULL;
     if (!plain_json && PyObject_TypeCheck(result, &tb_ResponseType)) {
         tb_send_response(res, pl->label, (tb_Response *)result);
+        background = ((tb_Response *)result)->background;
     } else if (!plain_json && PyCallable_Check(result)) {
         tb_answer_asgi(res, pl, result);
     } else if (!plain_json && PyBytes_Check(result)) {
@@ -1766,6 +1774,9 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
         tb_log_error_line(pl->label);
         tb_send_500(res);
     }
+    PyObject *later = background ? PyObject_CallMethod(background, "run_later", NULL) : NULL;
+    if (background && !later) tb_log_error_line(pl->label);
+    Py_XDECREF(later);
     Py_XDECREF(shaped);
 }
 
@@ -2128,14 +2139,10 @@ static int tb_reply_body(tb_reply *a, PyObject *part) {
 
 /* The raw request path past the mount's prefix: "/" at least. */
 static turbo_str tb_mount_path(tb_mount *m, turbo_req *req) {
-    turbo_str p = turbo_req_path(req);
+    turbo_str p = turbo_req_path(req), root = {"/", 1};
     p.ptr += m->prefix_len;
     p.len -= m->prefix_len;
-    if (!p.len) {
-        p.ptr = "/";
-        p.len = 1;
-    }
-    return p;
+    return p.len ? p : root;
 }
 
 /* ---- ASGI 3.0: http scope, receive, send; the app runs on the asyncio loop */
@@ -3310,7 +3317,7 @@ static PyTypeObject tb_ResponseType = {
     .tp_basicsize = sizeof(tb_Response),
     .tp_dealloc = tb_response_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "Response(content=b'', status_code=200, headers=None, media_type=None)",
+    .tp_doc = "Response(content=b'', status_code=200, headers=None, media_type=None, background=None)",
     .tp_members = tb_response_members,
     .tp_getset = tb_response_getset,
     .tp_init = tb_response_init,
@@ -3451,7 +3458,7 @@ static int tb_module_state_init(void) {
                    {&tb_s_content, "content"}, {&tb_s_status_code, "status_code"},
                    {&tb_s_headers, "headers"}, {&tb_s_media_type, "media_type"},
                    {&tb_s_application_json, "application/json"},
-                   {&tb_s_content_type, "Content-Type"}};
+                   {&tb_s_content_type, "Content-Type"}, {&tb_s_background, "background"}};
     for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
         if (!(*strings[i].slot = PyUnicode_InternFromString(strings[i].text))) return -1;
     if (pthread_key_create(&tb_scratch_key, tb_scratch_free) != 0) {

@@ -768,6 +768,8 @@ class Streaming(ServedApp):
     def test_background_tasks_run_after_the_stream(self):
         self.assertEqual(self.server.request("GET", "/later")[2], b"ab")
         self.noted("later")
+        self.assertEqual(self.server.request("GET", "/later-json")[2], b'{"queued":true}')
+        self.noted("later-json")  # background= of any Response
 
     def test_generator_routes_stream_json_lines_shaped_by_the_item_type(self):
         status, headers, raw = self.server.request("GET", "/lines")

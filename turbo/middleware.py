@@ -200,6 +200,8 @@ class Around:
         headers.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
+        if response.background is not None:
+            response.background.run_later()
 
 
 class _Exchange:

@@ -93,6 +93,12 @@ def later(tasks: BackgroundTasks):
     return StreamingResponse(iter(["a", "b"]), background=tasks)
 
 
+@app.get("/later-json")
+def later_json(tasks: BackgroundTasks):
+    tasks.add_task(note, "later-json")
+    return turbo.JSONResponse({"queued": True}, background=tasks)
+
+
 @app.get("/lines")
 async def lines() -> AsyncIterable[Item]:
     for i in range(2):
