@@ -9,6 +9,7 @@ The app may be an ASGI 3 app, a WSGI app or a turbo.App; which one is detected (
 forces it). An ASGI or WSGI app is mounted at "/" of a turbo.App, so it answers every request.
 """
 import argparse
+import ctypes
 import importlib
 import os
 import signal
@@ -82,6 +83,14 @@ def sources(folder):
     return stamps
 
 
+def _end_with_parent():
+    """In the child, on Linux: SIGTERM when the supervisor dies, even of SIGKILL."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        pass
+
+
 def reload_forever(argv, folder):
     """--reload: the server runs in a child process (the same command without --reload),
     stopped and started again when the sources change (looked at twice a second); a child that
@@ -92,7 +101,7 @@ def reload_forever(argv, folder):
     try:
         while True:
             if child is None:
-                child = subprocess.Popen(command)
+                child = subprocess.Popen(command, preexec_fn=_end_with_parent)
             time.sleep(0.5)
             now = sources(folder)
             if now != stamps:
