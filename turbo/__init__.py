@@ -19,6 +19,7 @@ with a response model its validation (pydantic's, through _plans.ResponseModel).
 """
 import asyncio
 import ctypes
+import functools
 import inspect
 import os
 
@@ -79,8 +80,8 @@ class App(_turbo.App, routing.Routes):
         self.dependencies = list(dependencies or ())
         self.redirect_slashes = redirect_slashes
         self.title, self.version, self.description = title, version, description
-        self.info_extra = dict(summary=summary, terms_of_service=terms_of_service,
-                               contact=contact, license_info=license_info)
+        self.info_extra = dict(summary=summary, termsOfService=terms_of_service,  # the document's
+                               contact=contact, license=license_info)
         self.servers, self.openapi_tags = servers, openapi_tags
         self.openapi_url, self.docs_url, self.redoc_url = openapi_url, docs_url, redoc_url
         self.swagger_js_url, self.swagger_css_url = swagger_js_url, swagger_css_url
@@ -100,15 +101,10 @@ class App(_turbo.App, routing.Routes):
 
     def add_api_route(self, path, endpoint, **options):
         o = self.full_options(path, endpoint, options)
-        methods = o["methods"]
-        methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
-        shape = _plans.shaper(endpoint, o["status_code"], o["response_class"],
-                              o["response_model"], include=o["response_model_include"],
-                              exclude=o["response_model_exclude"],
-                              exclude_unset=o["response_model_exclude_unset"],
-                              exclude_none=o["response_model_exclude_none"])
+        methods = _methods(o["methods"])
+        shape = _plans.shaper(endpoint, o)
         deps = self.dependencies + list(o["dependencies"] or ())
-        label = "%s %s" % ("|".join(methods).upper(), path)
+        label = "%s %s" % ("|".join(methods), path)
 
         def build(middleware):
             """The call and the result shaper C gets: the handler itself, or a Solver with
@@ -132,13 +128,10 @@ class App(_turbo.App, routing.Routes):
         parameters are still read); response, if not None, is called with each result that
         is no Response and returns what is sent."""
         _plans.describe(endpoint, _plans.translate(path))  # refused now, not at run()
-        self._declare(path, lambda middleware: (endpoint, response), methods, status_code, blocking)
+        self._declare(path, lambda middleware: (endpoint, response), _methods(methods),
+                      status_code, blocking)
 
     def _declare(self, path, build, methods, status_code, blocking):
-        methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
-        if not methods or not all(isinstance(m, str) for m in methods):
-            raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
-        methods = tuple(m.upper() for m in methods)
         Response(b"", status_code)  # a status turbo cannot send is refused here, as C would
         pattern = _plans.translate(path)
         self._check_route(pattern, methods)
@@ -154,11 +147,7 @@ class App(_turbo.App, routing.Routes):
         thread pool), as in FastAPI."""
         if middleware_type != "http":
             raise ValueError('only "http" middleware is supported, not %r' % (middleware_type,))
-
-        def register(func):
-            self.middleware_stack.append(func)
-            return func
-        return register
+        return routing.decorator(self.middleware_stack.append)
 
     def native(self, method, path, library, symbol, *, blocking=False, openapi=None):
         """Serves a C turbo_handler, symbol, from the shared library at library. openapi: the
@@ -184,10 +173,8 @@ class App(_turbo.App, routing.Routes):
         exception of that class (or a subclass) raised by a handler or a dependency, or for
         an HTTPException of that status; RequestValidationError replaces turbo's 422. request
         is None: the request's values are the handler's to keep."""
-        def register(handler):
-            self.add_exception_handler(exc_class_or_status_code, handler)
-            return handler
-        return register
+        return routing.decorator(functools.partial(self.add_exception_handler,
+                                                   exc_class_or_status_code))
 
     def add_exception_handler(self, exc_class_or_status_code, handler):
         self.exception_handlers[exc_class_or_status_code] = handler
@@ -212,10 +199,10 @@ class App(_turbo.App, routing.Routes):
         """The same, on the loop, for call_next of the middleware (as Starlette's
         ExceptionMiddleware sits inside the middleware stack)."""
         handler = self._handler_for(exc)
-        if handler is not None:
-            value = await _support._maybe_await(handler(None, exc))
-            return value if isinstance(value, Response) else JSONResponse(value)
-        return exc.response() if isinstance(exc, HTTPException) else None
+        if handler is None:
+            return self._handle_exception(exc, b"")
+        value = await _support._maybe_await(handler(None, exc))
+        return value if isinstance(value, Response) else JSONResponse(value)
 
     def _handle_invalid(self, errors, body):
         """Called by C with a request's 422 errors: the Response of a RequestValidationError
@@ -226,10 +213,7 @@ class App(_turbo.App, routing.Routes):
     def on_event(self, event):
         """Decorates a function (sync or async) to call as each serving process starts
         ("startup") or stops ("shutdown")."""
-        def register(func):
-            self.add_event_handler(event, func)
-            return func
-        return register
+        return routing.decorator(functools.partial(self.add_event_handler, event))
 
     def add_event_handler(self, event, func):
         if event not in self.handlers:
@@ -240,22 +224,13 @@ class App(_turbo.App, routing.Routes):
         """Called by C in each serving process as it starts (starting) and stops: the
         lifespan of the mounted ASGI apps, then this app's own (lifespan, on_event)."""
         loop = _support.Loop.current
-        apps = [app for app, _ in self._hosted]
-        own = self.lifespan or self.handlers["startup"] or self.handlers["shutdown"]
-        if own:
-            apps.append(_support.OwnLifespan(self))
-        if not apps or loop is None:
-            return
-        if not starting:
-            loop.lifespan_shutdown(apps)
-            return
-        states = loop.lifespan_startup(apps)
-        for (_, state), new in zip(self._hosted, states):
-            state.clear()
-            state.update(new)
-        if own:
-            _support.LIFESPAN_STATE.clear()
-            _support.LIFESPAN_STATE.update(states[-1])
+        if loop is not None and not starting:
+            loop.lifespan_shutdown()
+        elif loop is not None:
+            apps = list(self._hosted)
+            if self.lifespan or self.handlers["startup"] or self.handlers["shutdown"]:
+                apps.append((_support.OwnLifespan(self), _support.LIFESPAN_STATE))
+            loop.lifespan_startup(apps)
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
@@ -322,6 +297,14 @@ class App(_turbo.App, routing.Routes):
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
+def _methods(methods):
+    """A route's methods, upper case: one, a list, or None for GET."""
+    methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
+    if not methods or not all(isinstance(m, str) for m in methods):
+        raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
+    return tuple(m.upper() for m in methods)
+
+
 _LIBRARIES = []  # native handler libraries, never closed: the server calls into them
 
 
@@ -360,8 +343,7 @@ def _under(path, prefix):
 
 def _redirect_to_twin(request: Request):
     """307 to the same URL with the trailing slash added or taken away, as Starlette does."""
-    path = request.path
-    path = path[:-1] if path.endswith("/") else path + "/"
     query = request.query_string.decode("latin-1")
-    return RedirectResponse("http://%s%s%s" % (request.headers.get("host", ""), path,
+    return RedirectResponse("http://%s%s%s" % (request.headers.get("host", ""),
+                                               routing.slash_twin(request.path),
                                                "?" + query if query else ""))

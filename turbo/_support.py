@@ -223,36 +223,32 @@ class MutableHeaders:
     def __init__(self, raw):
         self.raw = raw
 
-    def _find(self, name):
+    def getlist(self, name):
         name = name.lower()
-        return [i for i, (k, _) in enumerate(self.raw) if k.lower() == name]
-
-    def __getitem__(self, name):
-        found = self._find(name)
-        if not found:
-            raise KeyError(name)
-        return self.raw[found[0]][1]
+        return [v for k, v in self.raw if k.lower() == name]
 
     def get(self, name, default=None):
-        found = self._find(name)
-        return self.raw[found[0]][1] if found else default
+        found = self.getlist(name)
+        return found[0] if found else default
+
+    def __getitem__(self, name):
+        found = self.getlist(name)
+        if not found:
+            raise KeyError(name)
+        return found[0]
 
     def __setitem__(self, name, value):
-        self.__delitem__(name) if self._find(name) else None
+        del self[name]
         self.raw.append((name, value))
 
     def __delitem__(self, name):
-        for i in reversed(self._find(name)):
-            del self.raw[i]
+        self.raw[:] = [pair for pair in self.raw if pair[0].lower() != name.lower()]
 
     def __contains__(self, name):
-        return bool(self._find(name))
+        return bool(self.getlist(name))
 
     def append(self, name, value):
         self.raw.append((name, value))
-
-    def getlist(self, name):
-        return [self.raw[i][1] for i in self._find(name)]
 
     def items(self):
         return list(self.raw)
@@ -276,22 +272,15 @@ class MutableHeaders:
 def set_cookie(response, key, value="", max_age=None, expires=None, path="/", domain=None,
                secure=False, httponly=False, samesite="lax"):
     """Response.set_cookie, as Starlette's: a Set-Cookie header."""
+    if samesite is not None and samesite.lower() not in ("strict", "lax", "none"):
+        raise ValueError("samesite must be 'strict', 'lax' or 'none'")
+    if isinstance(expires, datetime.datetime):
+        expires = email.utils.format_datetime(expires, usegmt=True)
     cookie = http.cookies.SimpleCookie()
     cookie[key] = value
-    morsel = cookie[key]
-    for attr, given in (("max-age", max_age), ("path", path), ("domain", domain),
-                        ("expires", expires if not isinstance(expires, datetime.datetime)
-                         else email.utils.format_datetime(expires, usegmt=True))):
-        if given is not None:
-            morsel[attr] = given
-    if secure:
-        morsel["secure"] = True
-    if httponly:
-        morsel["httponly"] = True
-    if samesite is not None:
-        if samesite.lower() not in ("strict", "lax", "none"):
-            raise ValueError("samesite must be 'strict', 'lax' or 'none'")
-        morsel["samesite"] = samesite
+    attributes = {"max-age": max_age, "expires": expires, "path": path, "domain": domain,
+                  "secure": secure, "httponly": httponly, "samesite": samesite}
+    cookie[key].update({k: v for k, v in attributes.items() if v is not None and v is not False})
     response.headers.append("set-cookie", cookie.output(header="").strip())
 
 
@@ -408,35 +397,31 @@ class Loop:
         Loop.current = None
 
     def lifespan_startup(self, apps):
-        """Runs ASGI lifespan.startup for each app, in order; returns their state dicts."""
-        self.lifespans = [Lifespan(app) for app in apps]
-        return [asyncio.run_coroutine_threadsafe(ls.startup(), self.loop).result()
-                for ls in self.lifespans]
+        """Runs ASGI lifespan.startup for each (app, the state dict it fills), in order."""
+        self.lifespans = [Lifespan(app, state) for app, state in apps]
+        for ls in self.lifespans:
+            asyncio.run_coroutine_threadsafe(ls.startup(), self.loop).result()
 
-    def lifespan_shutdown(self, apps):
+    def lifespan_shutdown(self):
         """Runs lifespan.shutdown for each app that started, in reverse order."""
         for ls in reversed(self.lifespans):
             asyncio.run_coroutine_threadsafe(ls.shutdown(), self.loop).result()
-        return []
 
 
 class Lifespan:
     """The ASGI lifespan protocol for one app. An app that does not speak it (it raises on
     the lifespan scope at once) is served all the same, as uvicorn's "auto" mode does."""
 
-    def __init__(self, app):
-        self.app = app
-        self.state = {}
-        self.task = None
+    def __init__(self, app, state):
+        self.app, self.state, self.task = app, state, None
+        state.clear()
 
     async def startup(self):
         self.inbox = asyncio.Queue()
-        self.started = asyncio.Event()
-        self.stopped = asyncio.Event()
+        self.started, self.stopped = asyncio.Event(), asyncio.Event()
         self.inbox.put_nowait({"type": "lifespan.startup"})
         self.task = asyncio.ensure_future(self._run())
         await self.started.wait()
-        return self.state
 
     async def shutdown(self):
         if self.task is None or self.task.done():

@@ -16,6 +16,7 @@ again when they have changed). The child stops with the client (close(), the end
 block, or the end of the test process).
 """
 import atexit
+import functools
 import http.client
 import json as jsonlib
 import os
@@ -37,7 +38,11 @@ class Response:
         self.status_code, self.content, self.url = status, content, url
         self.headers = _support.Headers((k.lower(), v) for k, v in headers)
         self.is_success = 200 <= status < 300
-        self.cookies = _cookies_of(v for k, v in headers if k.lower() == "set-cookie")
+        self.cookies = {}  # what Set-Cookie sets, None for what it deletes (Max-Age=0)
+        for line in (v for k, v in headers if k.lower() == "set-cookie"):
+            name, _, rest = line.partition("=")
+            deleted = "max-age=0" in rest.lower().replace(" ", "")
+            self.cookies[name.strip()] = None if deleted else rest.split(";", 1)[0].strip().strip('"')
 
     @property
     def text(self):
@@ -48,18 +53,6 @@ class Response:
 
     def __repr__(self):
         return "<Response [%d]>" % self.status_code
-
-
-def _cookies_of(set_cookies):
-    jar = {}
-    for line in set_cookies:
-        name, _, rest = line.partition("=")
-        value = rest.split(";", 1)[0].strip().strip('"')
-        if "max-age=0" in rest.lower().replace(" ", ""):
-            jar[name.strip()] = None
-        else:
-            jar[name.strip()] = value
-    return jar
 
 
 class TestClient:
@@ -172,26 +165,13 @@ class TestClient:
                                 content=body if again == method else None)
         return response
 
-    def get(self, url, **kw):
-        return self.request("GET", url, **kw)
-
-    def head(self, url, **kw):
-        return self.request("HEAD", url, **kw)
-
-    def options(self, url, **kw):
-        return self.request("OPTIONS", url, **kw)
-
-    def delete(self, url, **kw):
-        return self.request("DELETE", url, **kw)
-
-    def post(self, url, **kw):
-        return self.request("POST", url, **kw)
-
-    def put(self, url, **kw):
-        return self.request("PUT", url, **kw)
-
-    def patch(self, url, **kw):
-        return self.request("PATCH", url, **kw)
+    get = functools.partialmethod(request, "GET")
+    head = functools.partialmethod(request, "HEAD")
+    options = functools.partialmethod(request, "OPTIONS")
+    delete = functools.partialmethod(request, "DELETE")
+    post = functools.partialmethod(request, "POST")
+    put = functools.partialmethod(request, "PUT")
+    patch = functools.partialmethod(request, "PATCH")
 
 
 def _multipart(fields, files):
