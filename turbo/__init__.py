@@ -15,7 +15,7 @@ Everything a request touches lives in the native module turbo._turbo (turbo_py.c
 argument conversion, the call, the JSON answer, the ASGI scope and WSGI environ. This package
 is what runs at import and decoration time (routes, parameter markers, response models), and
 the command line (python3 -m turbo --help). Per request nothing here runs, but for a route
-with a response model its validation (pydantic's, through _plans.ResponseModel).
+with a response model its validation (pydantic's, through _plans.Shaper).
 """
 import asyncio
 import ctypes
@@ -99,8 +99,7 @@ class App(_turbo.App, routing.Routes):
         self._mounts = []     # prefixes that take every path under them: mounts, static folders
         self._statics = []    # (prefix, folder, index, dotfiles, cache_control) for turbo_static
 
-    def add_api_route(self, path, endpoint, **options):
-        o = self.full_options(path, endpoint, options)
+    def _add(self, path, endpoint, o):
         methods = _methods(o["methods"])
         shape = _plans.shaper(endpoint, o)
         deps = self.dependencies + list(o["dependencies"] or ())
@@ -180,12 +179,11 @@ class App(_turbo.App, routing.Routes):
         self.exception_handlers[exc_class_or_status_code] = handler
 
     def _handler_for(self, exc):
-        handler = None
-        if isinstance(exc, HTTPException):
-            handler = self.exception_handlers.get(exc.status_code)
-        for cls in type(exc).__mro__:
-            handler = handler or self.exception_handlers.get(cls)
-        return handler
+        """The handler of an HTTPException's status, else of the nearest class of exc."""
+        keys = [exc.status_code] if isinstance(exc, HTTPException) else []
+        found = [self.exception_handlers[k] for k in keys + list(type(exc).__mro__)
+                 if k in self.exception_handlers]
+        return found[0] if found else None
 
     def _handle_exception(self, exc, body):
         """Called by C for an exception of a route: the Response of its handler, FastAPI's
@@ -330,7 +328,7 @@ def _as_response(value):
     if inspect.isawaitable(value):
         loop = _support.Loop.current
         if loop is not None:
-            value = asyncio.run_coroutine_threadsafe(_support._maybe_await(value), loop.loop).result()
+            value = loop.run(_support._maybe_await(value))
         else:
             value = asyncio.run(_support._maybe_await(value))
     return value if isinstance(value, Response) else JSONResponse(value)

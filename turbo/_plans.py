@@ -40,7 +40,6 @@ def translate(path):
 
 
 def captures(pattern):
-    """The capture names of a turbo pattern."""
     return {name[:-3] if name.endswith("...") else name
             for name in re.findall(r"\{([^}]*)\}", pattern)}
 
@@ -141,7 +140,6 @@ def _marker(p, ann):
 
 
 def _default(p, marker):
-    """A Leaf's default."""
     value = p.default
     if marker is not None and getattr(marker, "default_factory", None) is not None:
         return (marker.default_factory, "factory")
@@ -314,29 +312,35 @@ def response_model(func, model=_DEFAULT):
     return model
 
 
-class ResponseModel:
-    """Validates a handler's result against the response model and gives what is sent: only
-    the model's fields (a returned object with more, a password say, loses them), by alias,
-    with FastAPI's response_model_include/exclude/exclude_unset/exclude_none applied. A result
-    that does not fit is an error of the handler (500), as in FastAPI."""
+class Shaper:
+    """What turns a handler's result into what is sent; C calls it with each result that is
+    no Response. With a response model, the result is validated against it and only its fields
+    are sent (a returned object with more, a password say, loses them), by alias, with FastAPI's
+    response_model_include/exclude/exclude_unset/exclude_none; a result that does not fit is
+    an error of the handler (500), as in FastAPI. With a response_class, it becomes that class
+    of response, with the route's status (C gives only the value) or the given ones."""
 
-    def __init__(self, model, options):
-        import pydantic
-        self.model = model
+    def __init__(self, model, cls, options):
+        self.model, self.cls, self.status_code = model, cls, options["status_code"]
         self.dump = {k: options["response_model_" + k]
                      for k in ("include", "exclude", "exclude_unset", "exclude_none")}
         self.dump["by_alias"] = True
-        self.adapter = pydantic.TypeAdapter(model) if hasattr(pydantic, "TypeAdapter") else None
+        pydantic = sys.modules.get("pydantic")
+        v2 = model is not None and hasattr(pydantic, "TypeAdapter")
+        self.adapter = pydantic.TypeAdapter(model) if v2 else None
 
-    def __call__(self, value):
+    def __call__(self, value, *status_and_headers):
         if self.adapter is not None:
             value = self.adapter.validate_python(value, from_attributes=True)
-            return self.adapter.dump_python(value, mode="json", **self.dump)
-        # pydantic 1 keeps an instance of a subclass as it is (its extra fields too): models,
-        # at any depth, are read as dicts first, as FastAPI does, then validated.
-        import pydantic
-        value = _v1_plain(value, by_alias=True, exclude_unset=self.dump["exclude_unset"])
-        return _v1_plain(pydantic.parse_obj_as(self.model, value), **self.dump)
+            value = self.adapter.dump_python(value, mode="json", **self.dump)
+        elif self.model is not None:
+            # pydantic 1 keeps an instance of a subclass as it is (its extra fields too):
+            # models, at any depth, are read as dicts first, as FastAPI does, then validated.
+            value = _v1_plain(value, by_alias=True, exclude_unset=self.dump["exclude_unset"])
+            value = _v1_plain(sys.modules["pydantic"].parse_obj_as(self.model, value), **self.dump)
+        if self.cls is None:
+            return value
+        return self.cls(value, *(status_and_headers or (self.status_code,)))
 
 
 def _v1_plain(value, **dump):
@@ -351,30 +355,12 @@ def _v1_plain(value, **dump):
     return value
 
 
-class AsClass:
-    """response_class=: what a handler returns (its response model applied first) becomes
-    that class of response, with the route's status (C gives only the value) or the given
-    status and headers."""
-
-    def __init__(self, cls, status_code, model):
-        self.cls, self.status_code, self.model = cls, status_code, model
-
-    def __call__(self, value, *status_and_headers):
-        if self.model is not None:
-            value = self.model(value)
-        return self.cls(value, *(status_and_headers or (self.status_code,)))
-
-
 def shaper(func, options):
-    """What turns a handler's result into what is sent, or None (JSON, as returned), from
-    add_api_route's options."""
+    """The Shaper of a route, from add_api_route's options, or None (JSON, as returned)."""
     model = response_model(func, options["response_model"])
     if model is not None and "pydantic" not in sys.modules:
         raise TypeError("response_model=%r needs pydantic, which is not imported" % (model,))
-    shape = None if model is None else ResponseModel(model, options)
-    cls = options["response_class"]
-    if cls is None or cls is JSONResponse:
-        return shape
-    if not (isinstance(cls, type) and issubclass(cls, Response)):
+    cls = None if options["response_class"] is JSONResponse else options["response_class"]
+    if cls is not None and not (isinstance(cls, type) and issubclass(cls, Response)):
         raise TypeError("response_class=%r is not a turbo.Response class" % (cls,))
-    return AsClass(cls, options["status_code"], shape)
+    return None if model is None and cls is None else Shaper(model, cls, options)

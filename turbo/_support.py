@@ -10,6 +10,7 @@ once per streamed part of an ASGI body.
 """
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime
 import decimal
@@ -367,7 +368,7 @@ class Loop:
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="turbo-asyncio", daemon=True)
         self.thread.start()
-        self.lifespans = []
+        self.lifespans = contextlib.AsyncExitStack()
 
     def _run(self):
         """A KeyboardInterrupt or SystemExit raised by an app's task ends that task (its
@@ -396,57 +397,54 @@ class Loop:
         self.loop.close()
         Loop.current = None
 
+    def run(self, coro):
+        """Runs coro on the loop, from another thread, and waits for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
     def lifespan_startup(self, apps):
-        """Runs ASGI lifespan.startup for each (app, the state dict it fills), in order."""
-        self.lifespans = [Lifespan(app, state) for app, state in apps]
-        for ls in self.lifespans:
-            asyncio.run_coroutine_threadsafe(ls.startup(), self.loop).result()
+        """Enters the lifespan of each (ASGI app, the state dict it fills), in order."""
+        for app, state in apps:
+            self.run(self.lifespans.enter_async_context(lifespan(app, state)))
 
     def lifespan_shutdown(self):
-        """Runs lifespan.shutdown for each app that started, in reverse order."""
-        for ls in reversed(self.lifespans):
-            asyncio.run_coroutine_threadsafe(ls.shutdown(), self.loop).result()
+        """Leaves them, in reverse order."""
+        self.run(self.lifespans.aclose())
 
 
-class Lifespan:
-    """The ASGI lifespan protocol for one app. An app that does not speak it (it raises on
-    the lifespan scope at once) is served all the same, as uvicorn's "auto" mode does."""
+@contextlib.asynccontextmanager
+async def lifespan(app, state):
+    """The ASGI lifespan protocol for one app: lifespan.startup as the context is entered,
+    lifespan.shutdown as it is left. An app that does not speak it (it raises on the lifespan
+    scope at once) is served all the same, as uvicorn's "auto" mode does."""
+    inbox, started, stopped = asyncio.Queue(), asyncio.Event(), asyncio.Event()
 
-    def __init__(self, app, state):
-        self.app, self.state, self.task = app, state, None
-        state.clear()
-
-    async def startup(self):
-        self.inbox = asyncio.Queue()
-        self.started, self.stopped = asyncio.Event(), asyncio.Event()
-        self.inbox.put_nowait({"type": "lifespan.startup"})
-        self.task = asyncio.ensure_future(self._run())
-        await self.started.wait()
-
-    async def shutdown(self):
-        if self.task is None or self.task.done():
-            return
-        self.inbox.put_nowait({"type": "lifespan.shutdown"})
-        await self.stopped.wait()
-
-    async def _run(self):
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
-                 "state": self.state}
-        try:
-            await self.app(scope, self.inbox.get, self._send)
-        except BaseException as e:
-            if self.started.is_set():
-                print("turbo: lifespan of %r: %s: %s" % (self.app, type(e).__name__, e),
-                      file=sys.stderr, flush=True)
-        finally:
-            self.started.set()
-            self.stopped.set()
-
-    async def _send(self, message):
+    async def send(message):
         kind = message["type"]
         if kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
             print("turbo: %s: %s" % (kind, message.get("message", "")), file=sys.stderr, flush=True)
         if kind.startswith("lifespan.startup."):
-            self.started.set()
+            started.set()
         elif kind.startswith("lifespan.shutdown."):
-            self.stopped.set()
+            stopped.set()
+
+    async def run():
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                 "state": state}
+        try:
+            await app(scope, inbox.get, send)
+        except BaseException as e:
+            if started.is_set():
+                print("turbo: lifespan of %r: %s: %s" % (app, type(e).__name__, e),
+                      file=sys.stderr, flush=True)
+        finally:
+            started.set()
+            stopped.set()
+
+    state.clear()
+    inbox.put_nowait({"type": "lifespan.startup"})
+    task = asyncio.ensure_future(run())
+    await started.wait()
+    yield
+    if not task.done():
+        inbox.put_nowait({"type": "lifespan.shutdown"})
+        await stopped.wait()

@@ -212,7 +212,7 @@ class Solver:
                     result = await asyncio.get_running_loop().run_in_executor(
                         None, functools.partial(self.run_steps, *values))
             except Exception as exc:  # answered inside the middleware, as in Starlette
-                answer = await self.on_error(exc) if self.on_error else None
+                answer = await self.on_error(exc)
                 if answer is None:
                     raise
                 return answer
@@ -233,12 +233,11 @@ class Solver:
     def _response(self, value, *status_and_headers):
         """A result as the Response C would have made of it (its response model applied), with
         the route's status or the given status and headers."""
+        if self.shape is not None and not isinstance(value, Response):
+            value = self.shape(value, *status_and_headers)  # a Response with a response_class
         if isinstance(value, Response):
             return value
-        if isinstance(self.shape, _plans.AsClass):
-            return self.shape(value, *status_and_headers)
-        return JSONResponse(self.shape(value) if self.shape else value,
-                            *(status_and_headers or (self.status_code,)))
+        return JSONResponse(value, *(status_and_headers or (self.status_code,)))
 
     def _pool(self, values):
         """What the steps take their arguments from: C's values, the constants, the members
@@ -269,23 +268,20 @@ class Solver:
         return self._response(pool[-1], sub.status_code, sub.headers.raw)
 
     def _call(self, *values):
-        pool = self._pool(values)
-        stack = contextlib.ExitStack() if self.closes else None
+        pool, stack = self._pool(values), contextlib.ExitStack()
         try:
             for call, kind, args in self.steps:
                 value = call(**{name: pool[i] for name, i in args})
                 pool.append(stack.enter_context(value) if kind == "gen" else value)
         except BaseException:
-            if stack is not None:
-                stack.__exit__(*sys.exc_info())  # the generators see the exception
+            stack.__exit__(*sys.exc_info())  # the generators see the exception
             raise
-        if stack is None:
+        if not self.closes:
             return self._result(pool)
         return self._result(pool), functools.partial(self._finish, pool, stack)
 
     async def _call_async(self, *values):
-        pool = self._pool(values)
-        stack = contextlib.AsyncExitStack()
+        pool, stack = self._pool(values), contextlib.AsyncExitStack()
         try:
             for call, kind, args in self.steps:
                 kwargs = {name: pool[i] for name, i in args}

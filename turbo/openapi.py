@@ -196,7 +196,6 @@ def _operation(route, method, schemas, schemes):
 
 
 def document(app):
-    """The OpenAPI 3.1 document of app, as a dict."""
     schemas, schemes, paths = Schemas(), {}, {}
     for route in app.routes:
         if not route.options["include_in_schema"]:

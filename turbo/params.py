@@ -56,7 +56,6 @@ class Param:
         return "%s(%r)" % (type(self).__name__, self.default)
 
     def key(self, name):
-        """The name the value has in the request."""
         return self.alias or name
 
     def field_rules(self):

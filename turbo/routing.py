@@ -32,7 +32,8 @@ class Route:
 
 
 class Routes:
-    """The route decorators. Each ends in add_api_route, which App and APIRouter define."""
+    """The route decorators. Each ends in add_api_route, which hands the route and all its
+    options to _add, as App and APIRouter define it."""
 
     def add_api_route(self, path, endpoint, *, methods=None, status_code=200, blocking=False,
                       dependencies=None, response_model=_plans._DEFAULT,
@@ -50,15 +51,9 @@ class Routes:
         response_class makes it that class of turbo.Response. tags, summary, description,
         responses, deprecated, operation_id, include_in_schema, name, openapi_extra and
         callbacks are kept for the API document."""
-        raise NotImplementedError
-
-    @staticmethod
-    def full_options(path, endpoint, options):
-        """options with add_api_route's defaults for those not given (methods included);
-        an unknown name is a TypeError, as with a real signature."""
-        bound = inspect.signature(Routes.add_api_route).bind(None, path, endpoint, **options)
-        bound.apply_defaults()
-        return {k: v for k, v in bound.arguments.items() if k not in ("self", "path", "endpoint")}
+        options = dict(locals())  # every option above, given or not
+        del options["self"], options["path"], options["endpoint"]
+        self._add(path, endpoint, options)
 
     def api_route(self, path, methods=None, **options):
         """Decorates a handler: add_api_route(path, handler, methods=methods, ...)."""
@@ -78,7 +73,7 @@ class Routes:
             if deprecated is not None:
                 options["deprecated"] = deprecated
             options["include_in_schema"] = include_in_schema and options["include_in_schema"]
-            self.add_api_route(prefix + r.path, r.endpoint, methods=r.methods, **options)
+            self._add(prefix + r.path, r.endpoint, dict(options, methods=r.methods))
 
 
 def decorator(add):
@@ -137,9 +132,8 @@ class APIRouter(Routes):
         self.deprecated, self.include_in_schema = deprecated, include_in_schema
         self.routes = []
 
-    def add_api_route(self, path, endpoint, **options):
-        options = _joined(self.full_options(path, endpoint, options), self.tags,
-                          self.dependencies, self.responses)
+    def _add(self, path, endpoint, options):
+        options = _joined(options, self.tags, self.dependencies, self.responses)
         methods = options.pop("methods")
         if options["deprecated"] is None:
             options["deprecated"] = self.deprecated

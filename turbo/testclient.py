@@ -158,10 +158,8 @@ class TestClient:
                 self.cookies[name] = value
         location = response.headers.get("location")
         if follow and location and response.status_code in (301, 302, 303, 307, 308):
-            moved = urllib.parse.urlsplit(location)
             again = "GET" if response.status_code == 303 else method
-            return self.request(again, moved.path + ("?" + moved.query if moved.query else ""),
-                                headers=headers, follow_redirects=True,
+            return self.request(again, location, headers=headers, follow_redirects=True,
                                 content=body if again == method else None)
         return response
 
