@@ -78,8 +78,8 @@ class Solver:
 
     def __init__(self, endpoint, pattern, dependencies=(), overrides=None, label="",
                  status_code=200, shape=None, middleware=(), on_error=None):
-        self.endpoint, self.label, self.status_code, self.shape = endpoint, label, status_code, shape
-        self.middleware = tuple(middleware)
+        self.endpoint, self.label, self.middleware = endpoint, label, tuple(middleware)
+        self.status_code, self.shape = status_code, shape
         self.on_error = on_error  # async: the Response for an exception, or None
         self.in_path, self.overrides = _plans.captures(pattern), overrides or {}
         self.params = []  # the route's plan: each value the graph asks of the request
@@ -184,9 +184,10 @@ class Solver:
         nmembers = len(self.members.names) if self.members else 0
         self.response_at = nvalues + nconsts + nmembers
         self.background_at = self.response_at + self.wants_response
-        base = {"param": 0, "const": nvalues, "body": nvalues + nconsts if self.members
-                else self.body_at, "response": self.response_at,
-                "background": self.background_at, "step": self.background_at + self.wants_background}
+        base = {"param": 0, "const": nvalues, "response": self.response_at,
+                "body": nvalues + nconsts if self.members else self.body_at,
+                "background": self.background_at,
+                "step": self.background_at + self.wants_background}
         steps = []
         for n, (call, kind, args) in enumerate(self.steps, 1):
             if kind == "gen":

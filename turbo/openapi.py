@@ -21,8 +21,9 @@ SWAGGER_JS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.j
 SWAGGER_CSS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"
 REDOC_JS = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
 
-_SCALAR_SCHEMAS = {"int": {"type": "integer"}, "float": {"type": "number"}, "str": {"type": "string"},
-                   "bool": {"type": "boolean"}, "bytes": {"type": "string", "format": "binary"},
+_SCALAR_SCHEMAS = {"int": {"type": "integer"}, "float": {"type": "number"},
+                   "str": {"type": "string"}, "bool": {"type": "boolean"},
+                   "bytes": {"type": "string", "format": "binary"},
                    "upload": {"type": "string", "format": "binary"}}
 _RULE_KEYS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum",
               "le": "maximum", "multiple_of": "multipleOf", "min_length": "minLength",

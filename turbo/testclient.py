@@ -16,6 +16,7 @@ again when they have changed). The child stops with the client (close(), the end
 block, or the end of the test process).
 """
 import atexit
+import contextlib
 import functools
 import http.client
 import json as jsonlib
@@ -42,7 +43,8 @@ class Response:
         for line in (v for k, v in headers if k.lower() == "set-cookie"):
             name, _, rest = line.partition("=")
             deleted = "max-age=0" in rest.lower().replace(" ", "")
-            self.cookies[name.strip()] = None if deleted else rest.split(";", 1)[0].strip().strip('"')
+            value = rest.split(";", 1)[0].strip().strip('"')
+            self.cookies[name.strip()] = None if deleted else value
 
     @property
     def text(self):
@@ -105,14 +107,11 @@ class TestClient:
         raise RuntimeError("the app did not listen within 30 s")
 
     def close(self):
-        if self._child:
-            pid = self._child[0]
-            self._child = None
-            try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        child, self._child = self._child, None
+        if child:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(child[0], signal.SIGTERM)
+                os.waitpid(child[0], 0)
 
     def request(self, method, url, *, params=None, json=None, data=None, files=None,
                 content=None, headers=None, cookies=None, follow_redirects=True,
