@@ -106,7 +106,8 @@ class Solver:
             self.is_async, self.finishes, self.call = True, False, self._through_middleware
 
     def __call__(self, *values):
-        """Runs the graph for one request (C calls self.call, the same without this step)."""
+        """Runs the graph for one request (C calls self.call, the same without this step; a
+        Solver is a route's handler, which C checks is callable)."""
         return self.call(*values)
 
     def _add(self, call, scopes, use_cache):
