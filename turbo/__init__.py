@@ -15,10 +15,11 @@ Everything a request touches lives in the native module turbo._turbo (turbo_py.c
 argument conversion, the call, the JSON answer, the ASGI scope and WSGI environ. This package
 is what runs at import and decoration time (routes, parameter markers, response models), and
 the command line (python3 -m turbo --help). Per request nothing here runs, but for a route
-with a response model its validation (pydantic's, through _plans.ResponseModel).
+with a response model its validation (pydantic's, through _plans.Shaper).
 """
 import asyncio
 import ctypes
+import functools
 import inspect
 import os
 import typing
@@ -82,8 +83,8 @@ class App(_turbo.App, routing.Routes):
         self.dependencies = list(dependencies or ())
         self.redirect_slashes = redirect_slashes
         self.title, self.version, self.description = title, version, description
-        self.info_extra = dict(summary=summary, terms_of_service=terms_of_service,
-                               contact=contact, license_info=license_info)
+        self.info_extra = dict(summary=summary, termsOfService=terms_of_service,  # the document's
+                               contact=contact, license=license_info)
         self.servers, self.openapi_tags = servers, openapi_tags
         self.openapi_url, self.docs_url, self.redoc_url = openapi_url, docs_url, redoc_url
         self.swagger_js_url, self.swagger_css_url = swagger_js_url, swagger_css_url
@@ -103,23 +104,16 @@ class App(_turbo.App, routing.Routes):
         self._mounts = []     # prefixes that take every path under them: mounts, static folders
         self._statics = []    # (prefix, folder, index, dotfiles, cache_control) for turbo_static
 
-    def add_api_route(self, path, endpoint, **options):
-        o = self.full_options(path, endpoint, options)
-        methods = o["methods"]
-        methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
+    def _add(self, path, endpoint, o):
+        methods = _methods(o["methods"])
         if inspect.isgeneratorfunction(endpoint) or inspect.isasyncgenfunction(endpoint):
-            item = typing.get_args(_plans._hints(endpoint).get("return"))[:1]
-            named = item and _plans._mentions_model(*item)
-            model = _plans.response_model(endpoint, *item) if named else None
-            shape = responses.Items(o["response_class"], o["status_code"], model)
+            item = typing.get_args(_plans._hints(endpoint).get("return"))[:1]  # AsyncIterable[X]
+            model = item and _plans._mentions_model(*item) and _plans.Shaper(*item, None, o)
+            shape = responses.Items(o["response_class"], o["status_code"], model or None)
         else:
-            shape = _plans.shaper(endpoint, o["status_code"], o["response_class"],
-                                  o["response_model"], include=o["response_model_include"],
-                                  exclude=o["response_model_exclude"],
-                                  exclude_unset=o["response_model_exclude_unset"],
-                                  exclude_none=o["response_model_exclude_none"])
+            shape = _plans.shaper(endpoint, o)
         deps = self.dependencies + list(o["dependencies"] or ())
-        label = "%s %s" % ("|".join(methods).upper(), path)
+        label = "%s %s" % ("|".join(methods), path)
 
         def build(middleware):
             """The call and the result shaper C gets: the handler itself, or a Solver with
@@ -143,13 +137,10 @@ class App(_turbo.App, routing.Routes):
         parameters are still read); response, if not None, is called with each result that
         is no Response and returns what is sent."""
         _plans.describe(endpoint, _plans.translate(path))  # refused now, not at run()
-        self._declare(path, lambda middleware: (endpoint, response), methods, status_code, blocking)
+        self._declare(path, lambda middleware: (endpoint, response), _methods(methods),
+                      status_code, blocking)
 
     def _declare(self, path, build, methods, status_code, blocking):
-        methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
-        if not methods or not all(isinstance(m, str) for m in methods):
-            raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
-        methods = tuple(m.upper() for m in methods)
         Response(b"", status_code)  # a status turbo cannot send is refused here, as C would
         pattern = _plans.translate(path)
         self._check_route(pattern, methods)
@@ -165,19 +156,15 @@ class App(_turbo.App, routing.Routes):
         thread pool), as in FastAPI."""
         if middleware_type != "http":
             raise ValueError('only "http" middleware is supported, not %r' % (middleware_type,))
-
-        def register(func):
-            self.middleware_stack.append(func)
-            return func
-        return register
+        return routing.decorator(self.middleware_stack.append)
 
     def add_middleware(self, middleware_class, *args, **options):
         """A pure ASGI middleware class, as Starlette's app.add_middleware: run() makes
         middleware_class(app, *args, **options) around the ones added before, all outside the
-        @app.middleware("http") functions. It gets every request of the Python routes and the
-        requests no route takes (turbo's 404 and 405 go through it, so a CORS middleware answers
-        preflight requests), not native routes, static folders, mounted apps, nor the answers
-        turbo gives before a route runs (a 422)."""
+        @app.middleware("http") functions. It gets every request of the Python routes, their
+        422s, and the requests no route takes (turbo's 404 and 405 go through it, so a CORS
+        middleware answers preflight requests), not native routes, static folders or mounted
+        apps."""
         self.user_middleware.append((middleware_class, args, options))
 
     def native(self, method, path, library, symbol, *, blocking=False, openapi=None):
@@ -204,21 +191,18 @@ class App(_turbo.App, routing.Routes):
         exception of that class (or a subclass) raised by a handler or a dependency, or for
         an HTTPException of that status; RequestValidationError replaces turbo's 422. request
         is None: the request's values are the handler's to keep."""
-        def register(handler):
-            self.add_exception_handler(exc_class_or_status_code, handler)
-            return handler
-        return register
+        return routing.decorator(functools.partial(self.add_exception_handler,
+                                                   exc_class_or_status_code))
 
     def add_exception_handler(self, exc_class_or_status_code, handler):
         self.exception_handlers[exc_class_or_status_code] = handler
 
     def _handler_for(self, exc):
-        handler = None
-        if isinstance(exc, HTTPException):
-            handler = self.exception_handlers.get(exc.status_code)
-        for cls in type(exc).__mro__:
-            handler = handler or self.exception_handlers.get(cls)
-        return handler
+        """The handler of an HTTPException's status, else of the nearest class of exc."""
+        keys = [exc.status_code] if isinstance(exc, HTTPException) else []
+        found = [self.exception_handlers[k] for k in keys + list(type(exc).__mro__)
+                 if k in self.exception_handlers]
+        return found[0] if found else None
 
     def _handle_exception(self, exc, request):
         """Called by C for an exception of a route: the Response of its handler, FastAPI's
@@ -232,10 +216,10 @@ class App(_turbo.App, routing.Routes):
         """The same, on the loop, for call_next of the middleware (as Starlette's
         ExceptionMiddleware sits inside the middleware stack)."""
         handler = self._handler_for(exc)
-        if handler is not None:
-            value = await _support._maybe_await(handler(request, exc))
-            return value if isinstance(value, Response) else JSONResponse(value)
-        return exc.response() if isinstance(exc, HTTPException) else None
+        if handler is None:
+            return self._handle_exception(exc, request)
+        value = await _support._maybe_await(handler(request, exc))
+        return value if isinstance(value, Response) else JSONResponse(value)
 
     def _handle_invalid(self, errors, request):
         """Called by C with a request's 422 errors: the Response of a RequestValidationError
@@ -250,10 +234,7 @@ class App(_turbo.App, routing.Routes):
     def on_event(self, event):
         """Decorates a function (sync or async) to call as each serving process starts
         ("startup") or stops ("shutdown")."""
-        def register(func):
-            self.add_event_handler(event, func)
-            return func
-        return register
+        return routing.decorator(functools.partial(self.add_event_handler, event))
 
     def add_event_handler(self, event, func):
         if event not in self.handlers:
@@ -264,22 +245,13 @@ class App(_turbo.App, routing.Routes):
         """Called by C in each serving process as it starts (starting) and stops: the
         lifespan of the mounted ASGI apps, then this app's own (lifespan, on_event)."""
         loop = _support.Loop.current
-        apps = [app for app, _ in self._hosted]
-        own = self.lifespan or self.handlers["startup"] or self.handlers["shutdown"]
-        if own:
-            apps.append(_support.OwnLifespan(self))
-        if not apps or loop is None:
-            return
-        if not starting:
-            loop.lifespan_shutdown(apps)
-            return
-        states = loop.lifespan_startup(apps)
-        for (_, state), new in zip(self._hosted, states):
-            state.clear()
-            state.update(new)
-        if own:
-            _support.LIFESPAN_STATE.clear()
-            _support.LIFESPAN_STATE.update(states[-1])
+        if loop is not None and not starting:
+            loop.lifespan_shutdown()
+        elif loop is not None:
+            apps = list(self._hosted)
+            if self.lifespan or self.handlers["startup"] or self.handlers["shutdown"]:
+                apps.append((_support.OwnLifespan(self), _support.LIFESPAN_STATE))
+            loop.lifespan_startup(apps)
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
@@ -291,8 +263,9 @@ class App(_turbo.App, routing.Routes):
             openapi.add_routes(self, self._free)
         if self.redirect_slashes:
             self._add_slash_redirects()
-        around = self._around = middleware.Around(self.user_middleware, self.routes) if self.user_middleware else None
-        if around and "/" not in self._mounts:
+        around = self._around = self.user_middleware and middleware.Around(self.user_middleware,
+                                                                             self.routes) or None
+        if around and "/" not in self._mounts:  # the requests no route takes
             self._mount(("/{tb_path...}",), around.app, True, "", 0, "ASGI middleware at /", {})
         for build, pattern, label, methods, status_code, blocking in self._pending:
             call, shape = build(tuple(self.middleware_stack) + ((around,) if around else ()))
@@ -348,6 +321,14 @@ class App(_turbo.App, routing.Routes):
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
+def _methods(methods):
+    """A route's methods, upper case: one, a list, or None for GET."""
+    methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
+    if not methods or not all(isinstance(m, str) for m in methods):
+        raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
+    return tuple(m.upper() for m in methods)
+
+
 _LIBRARIES = []  # native handler libraries, never closed: the server calls into them
 
 
@@ -373,7 +354,7 @@ def _as_response(value):
     if inspect.isawaitable(value):
         loop = _support.Loop.current
         if loop is not None:
-            value = asyncio.run_coroutine_threadsafe(_support._maybe_await(value), loop.loop).result()
+            value = loop.run(_support._maybe_await(value))
         else:
             value = asyncio.run(_support._maybe_await(value))
     return value if isinstance(value, Response) else JSONResponse(value)
@@ -386,8 +367,7 @@ def _under(path, prefix):
 
 def _redirect_to_twin(request: Request):
     """307 to the same URL with the trailing slash added or taken away, as Starlette does."""
-    path = request.path
-    path = path[:-1] if path.endswith("/") else path + "/"
     query = request.query_string.decode("latin-1")
-    return RedirectResponse("http://%s%s%s" % (request.headers.get("host", ""), path,
+    return RedirectResponse("http://%s%s%s" % (request.headers.get("host", ""),
+                                               routing.slash_twin(request.path),
                                                "?" + query if query else ""))

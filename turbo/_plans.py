@@ -5,6 +5,7 @@ trampoline follows (turbo_py.c, tb_plan_new): where each parameter comes from (t
 the query, the body or the request itself), how its text becomes a value, and its default.
 An annotation turbo cannot honour is refused here, with the reason, never ignored.
 """
+import collections
 import functools
 import inspect
 import re
@@ -19,7 +20,19 @@ from .exceptions import HTTPException
 from .responses import StreamingResponse
 
 _UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))  # X | None: Python 3.10+
-_SCALARS = ((int, "int"), (float, "float"), (bool, "bool"), (str, "str"), (typing.Any, "str"))
+_KNOWN = ((int, "int"), (float, "float"), (bool, "bool"), (str, "str"), (typing.Any, "str"),
+          (inspect.Parameter.empty, "str"), (bytes, "bytes"))
+SOURCES = ("path", "query", "header", "cookie", "body", "form", "file", "request")
+_MANY = (list, set, tuple)
+
+# The plan of one parameter, as C reads it (turbo_py.c, tb_plan_param). key: its name in the
+# request; source: one of SOURCES; conv: how its text becomes a value (conversion()); default:
+# a 1-tuple, (factory, "factory") for a default_factory, or () when the value is required;
+# model: what validates a body value (validator()), or None; rules: as params.Param.rules;
+# rank: orders the checks and so the errors of a 422 (path, query, header, cookie, body);
+# many: every value of that name, in a list (1), a set (2) or a tuple (3).
+Leaf = collections.namedtuple("Leaf", "name key source conv nullable default model kwonly rules "
+                                      "rank many")
 
 
 def translate(path):
@@ -28,7 +41,6 @@ def translate(path):
 
 
 def captures(pattern):
-    """The capture names of a turbo pattern."""
     return {name[:-3] if name.endswith("...") else name
             for name in re.findall(r"\{([^}]*)\}", pattern)}
 
@@ -44,7 +56,7 @@ def _plain_container(ann, kind):
                for i, arg in enumerate(typing.get_args(ann)))
 
 
-def conversion(name, ann):
+def conversion(ann):
     """(how the value is made, whether None is allowed, the annotation without None). "typed"
     is any annotation C does not convert itself (list[Item], dict[str, int], unions...),
     which only a body can have: pydantic validates it."""
@@ -55,18 +67,13 @@ def conversion(name, ann):
         if len(args) > 1:
             return "typed", nullable, typing.Union[tuple(args)]
         ann = args[0]
-    origin = typing.get_origin(ann)
-    if ann is inspect.Parameter.empty:
-        return "str", nullable, ann
-    for scalar, conv in _SCALARS:
-        if ann is scalar:
+    for known, conv in _KNOWN:
+        if ann is known:
             return conv, nullable, ann
-    if ann is bytes:
-        return "bytes", nullable, ann
     if isinstance(ann, type) and issubclass(ann, UploadFile):
         return "upload", nullable, ann
     for kind, cls in (("dict", dict), ("list", list)):
-        if ann is cls or origin is cls:
+        if ann is cls or typing.get_origin(ann) is cls:
             return kind if _plain_container(ann, kind) else "typed", nullable, ann
     if isinstance(ann, type) and issubclass(ann, Request):
         return "request", nullable, ann
@@ -92,25 +99,18 @@ def validator(name, ann, conv, rules=None):
         ann = typing.Annotated[ann, pydantic.Field(**rules)]
     if v2:  # from_attributes: what is no object is model_attributes_type, as in FastAPI
         return functools.partial(pydantic.TypeAdapter(ann).validate_python, from_attributes=True)
-    return _V1Validator(ann)
 
-
-class _V1Validator:
-    """pydantic 1's parse_obj_as, its errors located as FastAPI 0.92 locates them (without the
-    __root__ of the model parse_obj_as makes)."""
-
-    def __init__(self, ann):
-        self.ann = ann
-
-    def __call__(self, value):
-        import pydantic
+    def parse_v1(value):
+        """pydantic 1's parse_obj_as, its errors located as FastAPI 0.92 locates them (without
+        the __root__ of the model parse_obj_as makes)."""
         try:
-            return pydantic.parse_obj_as(self.ann, value)
+            return pydantic.parse_obj_as(ann, value)
         except pydantic.ValidationError as e:
             for error in e.errors():  # the list it keeps: its next errors() gives these
                 if error["loc"][:1] == ("__root__",):
                     error["loc"] = error["loc"][1:]
             raise
+    return parse_v1
 
 
 def _hints(func):
@@ -141,8 +141,6 @@ def _marker(p, ann):
 
 
 def _default(p, marker):
-    """A 1-tuple with the default, (factory, "factory") for a default_factory, or () when the
-    value is required."""
     value = p.default
     if marker is not None and getattr(marker, "default_factory", None) is not None:
         return (marker.default_factory, "factory")
@@ -166,26 +164,17 @@ def parameters(func):
             yield (p, *_marker(p, hints.get(p.name, p.annotation)))
 
 
-SOURCES = ("path", "query", "header", "cookie", "body", "form", "file", "request")
-_MANY = (list, set, tuple)
-
-
 def leaf(p, ann, marker, in_path):
-    """The plan of one parameter: (name, key, source, conversion, nullable, default, model,
-    keyword_only, rules, rank, many). key is its name in the request; source one of SOURCES;
-    default a 1-tuple, or () when the value is required; model what validates a body value
-    (validator()); rules as params.Param.rules; rank orders the checks and so the errors of a
-    422: path, query, header, cookie, body; many: every value of that name, in a list (1), a
-    set (2) or a tuple (3)."""
-    conv, nullable, bare = conversion(p.name, ann)
+    """The Leaf of one parameter of a route whose path has the captures in_path."""
+    conv, nullable, bare = conversion(ann)
     key, rules, check, many = p.name, (), None, 0
-    if marker is None and _files(p.name, ann):
+    if marker is None and _files(ann):
         marker = params.File()  # FastAPI reads an UploadFile parameter as a file unasked
     collection = typing.get_origin(bare) or bare
     if marker is not None and collection in _MANY and marker.source != "body":
         many = _MANY.index(collection) + 1  # list[int] = Query(), List[UploadFile] = File()...
-        conv, _, bare = conversion(p.name, (typing.get_args(bare) or (str,))[0])
-    if is_body(p, ann, marker):
+        conv, _, bare = conversion((typing.get_args(bare) or (str,))[0])
+    if is_body(ann, marker):
         if p.name in in_path and marker is None:
             raise TypeError("path parameter '%s' must be int, float, str or bool" % p.name)
         source = "body"
@@ -212,23 +201,23 @@ def leaf(p, ann, marker, in_path):
         source = "request"
     else:
         source = "path" if p.name in in_path else "query"
-    return (p.name, key, source, conv, nullable, _default(p, marker), check,
-            p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source), many)
+    return Leaf(p.name, key, source, conv, nullable, _default(p, marker), check,
+                p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source), many)
 
 
-def is_body(p, ann, marker):
+def is_body(ann, marker):
     """Whether a parameter is (part of) the body: Body(), or, unmarked, an annotation that is
     no scalar."""
     if marker is not None:
         return isinstance(marker, params.Body)
-    return conversion(p.name, ann)[0] in ("dict", "list", "model", "typed") and not _files(p.name, ann)
+    return conversion(ann)[0] in ("dict", "list", "model", "typed") and not _files(ann)
 
 
-def _files(name, ann):
+def _files(ann):
     """UploadFile, or a list of them."""
-    conv, _, bare = conversion(name, ann)
+    conv, _, bare = conversion(ann)
     if typing.get_origin(bare) is list:
-        conv = conversion(name, (typing.get_args(bare) or (str,))[0])[0]
+        conv = conversion((typing.get_args(bare) or (str,))[0])[0]
     return conv == "upload"
 
 
@@ -257,17 +246,14 @@ class Members:
                                                      **extra))
         self.model = pydantic.create_model("Body", **fields)
         self.names = tuple(fields)
-        self.v2 = hasattr(pydantic, "TypeAdapter")
-
-    def leaf(self):
-        """The C plan of the body, checked last: validated against the model (check), None
-        when empty."""
-        return ("body", "body", "body", "model", True, (None,), self.check, False, (), 1 << 20, 0)
+        self.validate = validator("body", self.model, "model")
+        # The C plan of the body, checked last: validated against the model, None when empty.
+        self.leaf = Leaf("body", "body", "body", "model", True, (None,), self.check, False, (),
+                         1 << 20, 0)
 
     def check(self, body):
         """A body that is no object has no members: each is missing, as FastAPI finds it."""
-        body = body if isinstance(body, dict) else {}
-        return self.model.model_validate(body) if self.v2 else self.model.parse_obj(body)
+        return self.validate(body if isinstance(body, dict) else {})
 
     def members(self, body):
         """The values, in the order of the parameters. An absent body is {} (its members
@@ -276,30 +262,17 @@ class Members:
             import pydantic
             try:
                 body = self.check({})
-            except pydantic.ValidationError as e:
-                raise validation_error(e, "body") from None
+            except pydantic.ValidationError as e:  # the 422 C answers for a body
+                raise HTTPException(422, model_errors(e, "body")) from None
         return [getattr(body, name) for name in self.names]
-
-
-def validation_error(exc, where):
-    """A pydantic ValidationError as the 422 turbo answers (as C does for a body)."""
-    return HTTPException(422, model_errors(exc, where))
-
-
-def check_bodies(plan):
-    """One body parameter at most, for routes declared without the decorators."""
-    bodies = [q[0] for q in plan if q[2] == "body"]
-    if len(bodies) > 1:
-        raise TypeError("parameter '%s': several body parameters need the App's decorators"
-                        % bodies[1])
 
 
 def describe(func, pattern):
     """(is_async, parameters, call, finishes) for a handler of a route with this turbo pattern:
-    C calls call with the parameters' values (leaf() gives each one's plan). For a handler
-    with dependencies, call is its dependencies.Solver's, which takes every value the graph
-    asks of the request and, when finishes, returns (result, finish): finish() runs the
-    cleanup of yield dependencies once the answer is written."""
+    C calls call with the parameters' values (their Leaf plans). For a handler with
+    dependencies, call is its dependencies.Solver's, which takes every value the graph asks of
+    the request and, when finishes, returns (result, finish): finish() runs the cleanup of
+    yield dependencies once the answer is written."""
     from .dependencies import Solver, Depends
     if isinstance(func, Solver):
         return func.is_async, tuple(func.params), func.call, func.finishes
@@ -310,7 +283,10 @@ def describe(func, pattern):
             raise TypeError("parameter '%s': Depends() is read by the App's decorators, not by "
                             "add_route" % p.name)
         out.append(leaf(p, ann, marker, in_path))
-    check_bodies(out)
+    bodies = [q.name for q in out if q.source == "body"]
+    if len(bodies) > 1:
+        raise TypeError("parameter '%s': several body parameters need the App's decorators"
+                        % bodies[1])
     return inspect.iscoroutinefunction(func), tuple(out), func, False
 
 
@@ -328,29 +304,44 @@ def _mentions_model(ann):
     return _pydantic_model(ann) or any(_mentions_model(a) for a in typing.get_args(ann))
 
 
-class ResponseModel:
-    """Validates a handler's result against the response model and gives what is sent: only
-    the model's fields (a returned object with more, a password say, loses them), by alias,
-    with FastAPI's response_model_include/exclude/exclude_unset/exclude_none applied. A result
-    that does not fit is an error of the handler (500), as in FastAPI."""
+def response_model(func, model=_DEFAULT):
+    """The response model of a route, or None: response_model= if given (None turns it off),
+    else the return annotation when it names a pydantic model (FastAPI's rule)."""
+    if model is _DEFAULT:
+        model = _hints(func).get("return")
+        return model if model is not None and _mentions_model(model) else None
+    return model
 
-    def __init__(self, model, include=None, exclude=None, exclude_unset=False,
-                 exclude_none=False):
-        import pydantic
-        self.model = model
-        self.dump = dict(by_alias=True, include=include, exclude=exclude,
-                         exclude_unset=exclude_unset, exclude_none=exclude_none)
-        self.adapter = pydantic.TypeAdapter(model) if hasattr(pydantic, "TypeAdapter") else None
 
-    def __call__(self, value):
+class Shaper:
+    """What turns a handler's result into what is sent; C calls it with each result that is
+    no Response. With a response model, the result is validated against it and only its fields
+    are sent (a returned object with more, a password say, loses them), by alias, with FastAPI's
+    response_model_include/exclude/exclude_unset/exclude_none; a result that does not fit is
+    an error of the handler (500), as in FastAPI. With a response_class, it becomes that class
+    of response, with the route's status (C gives only the value) or the given ones."""
+
+    def __init__(self, model, cls, options):
+        self.model, self.cls, self.status_code = model, cls, options["status_code"]
+        self.dump = {k: options["response_model_" + k]
+                     for k in ("include", "exclude", "exclude_unset", "exclude_none")}
+        self.dump["by_alias"] = True
+        pydantic = sys.modules.get("pydantic")
+        v2 = model is not None and hasattr(pydantic, "TypeAdapter")
+        self.adapter = pydantic.TypeAdapter(model) if v2 else None
+
+    def __call__(self, value, *status_and_headers):
         if self.adapter is not None:
             value = self.adapter.validate_python(value, from_attributes=True)
-            return self.adapter.dump_python(value, mode="json", **self.dump)
-        # pydantic 1 keeps an instance of a subclass as it is (its extra fields too): models,
-        # at any depth, are read as dicts first, as FastAPI does, then validated.
-        import pydantic
-        value = _v1_plain(value, by_alias=True, exclude_unset=self.dump["exclude_unset"])
-        return _v1_plain(pydantic.parse_obj_as(self.model, value), **self.dump)
+            value = self.adapter.dump_python(value, mode="json", **self.dump)
+        elif self.model is not None:
+            # pydantic 1 keeps an instance of a subclass as it is (its extra fields too):
+            # models, at any depth, are read as dicts first, as FastAPI does, then validated.
+            value = _v1_plain(value, by_alias=True, exclude_unset=self.dump["exclude_unset"])
+            value = _v1_plain(sys.modules["pydantic"].parse_obj_as(self.model, value), **self.dump)
+        if self.cls is None:
+            return value
+        return self.cls(value, *(status_and_headers or (self.status_code,)))
 
 
 def _v1_plain(value, **dump):
@@ -365,39 +356,13 @@ def _v1_plain(value, **dump):
     return value
 
 
-class AsClass:
-    """response_class=: what a handler returns (its response model applied first) becomes
-    that class of response, with the route's status."""
-
-    def __init__(self, cls, status_code, model):
-        self.cls, self.status_code, self.model = cls, status_code, model
-
-    def __call__(self, value):
-        if self.model is not None:
-            value = self.model(value)
-        return self.cls(value, self.status_code)
-
-
-def shaper(func, status_code, response_class, model=_DEFAULT, **options):
-    """What turns a handler's result into what is sent, or None (JSON, as returned)."""
-    shape = response_model(func, model, **options)
-    if response_class is None or response_class is JSONResponse:
-        return shape
-    if not (isinstance(response_class, type)
-            and issubclass(response_class, (Response, StreamingResponse))):
-        raise TypeError("response_class=%r is not a turbo.Response class" % (response_class,))
-    return AsClass(response_class, status_code, shape)
-
-
-def response_model(func, model=_DEFAULT, **options):
-    """The ResponseModel for a route, or None: response_model= if given (None turns it off),
-    else the return annotation when it names a pydantic model (FastAPI's rule)."""
-    if model is _DEFAULT:
-        model = _hints(func).get("return")
-        if model is None or not _mentions_model(model):
-            return None
-    elif model is None:
-        return None
-    if "pydantic" not in sys.modules:
+def shaper(func, options):
+    """The Shaper of a route, from add_api_route's options, or None (JSON, as returned)."""
+    model = response_model(func, options["response_model"])
+    if model is not None and "pydantic" not in sys.modules:
         raise TypeError("response_model=%r needs pydantic, which is not imported" % (model,))
-    return ResponseModel(model, **options)
+    cls = None if options["response_class"] is JSONResponse else options["response_class"]
+    if cls is not None and not (isinstance(cls, type)
+                                and issubclass(cls, (Response, StreamingResponse))):
+        raise TypeError("response_class=%r is not a turbo.Response class" % (cls,))
+    return None if model is None and cls is None else Shaper(model, cls, options)

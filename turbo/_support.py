@@ -10,6 +10,7 @@ once per streamed part of an ASGI body.
 """
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime
 import decimal
@@ -223,36 +224,32 @@ class MutableHeaders:
     def __init__(self, raw):
         self.raw = raw
 
-    def _find(self, name):
+    def getlist(self, name):
         name = name.lower()
-        return [i for i, (k, _) in enumerate(self.raw) if k.lower() == name]
-
-    def __getitem__(self, name):
-        found = self._find(name)
-        if not found:
-            raise KeyError(name)
-        return self.raw[found[0]][1]
+        return [v for k, v in self.raw if k.lower() == name]
 
     def get(self, name, default=None):
-        found = self._find(name)
-        return self.raw[found[0]][1] if found else default
+        found = self.getlist(name)
+        return found[0] if found else default
+
+    def __getitem__(self, name):
+        found = self.getlist(name)
+        if not found:
+            raise KeyError(name)
+        return found[0]
 
     def __setitem__(self, name, value):
-        self.__delitem__(name) if self._find(name) else None
+        del self[name]
         self.raw.append((name, value))
 
     def __delitem__(self, name):
-        for i in reversed(self._find(name)):
-            del self.raw[i]
+        self.raw[:] = [pair for pair in self.raw if pair[0].lower() != name.lower()]
 
     def __contains__(self, name):
-        return bool(self._find(name))
+        return bool(self.getlist(name))
 
     def append(self, name, value):
         self.raw.append((name, value))
-
-    def getlist(self, name):
-        return [self.raw[i][1] for i in self._find(name)]
 
     def items(self):
         return list(self.raw)
@@ -276,22 +273,15 @@ class MutableHeaders:
 def set_cookie(response, key, value="", max_age=None, expires=None, path="/", domain=None,
                secure=False, httponly=False, samesite="lax"):
     """Response.set_cookie, as Starlette's: a Set-Cookie header."""
+    if samesite is not None and samesite.lower() not in ("strict", "lax", "none"):
+        raise ValueError("samesite must be 'strict', 'lax' or 'none'")
+    if isinstance(expires, datetime.datetime):
+        expires = email.utils.format_datetime(expires, usegmt=True)
     cookie = http.cookies.SimpleCookie()
     cookie[key] = value
-    morsel = cookie[key]
-    for attr, given in (("max-age", max_age), ("path", path), ("domain", domain),
-                        ("expires", expires if not isinstance(expires, datetime.datetime)
-                         else email.utils.format_datetime(expires, usegmt=True))):
-        if given is not None:
-            morsel[attr] = given
-    if secure:
-        morsel["secure"] = True
-    if httponly:
-        morsel["httponly"] = True
-    if samesite is not None:
-        if samesite.lower() not in ("strict", "lax", "none"):
-            raise ValueError("samesite must be 'strict', 'lax' or 'none'")
-        morsel["samesite"] = samesite
+    attributes = {"max-age": max_age, "expires": expires, "path": path, "domain": domain,
+                  "secure": secure, "httponly": httponly, "samesite": samesite}
+    cookie[key].update({k: v for k, v in attributes.items() if v is not None and v is not False})
     response.headers.append("set-cookie", cookie.output(header="").strip())
 
 
@@ -385,7 +375,7 @@ class Loop:
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="turbo-asyncio", daemon=True)
         self.thread.start()
-        self.lifespans = []
+        self.lifespans = contextlib.AsyncExitStack()
 
     def _run(self):
         """A KeyboardInterrupt or SystemExit raised by an app's task ends that task (its
@@ -414,61 +404,54 @@ class Loop:
         self.loop.close()
         Loop.current = None
 
+    def run(self, coro):
+        """Runs coro on the loop, from another thread, and waits for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
     def lifespan_startup(self, apps):
-        """Runs ASGI lifespan.startup for each app, in order; returns their state dicts."""
-        self.lifespans = [Lifespan(app) for app in apps]
-        return [asyncio.run_coroutine_threadsafe(ls.startup(), self.loop).result()
-                for ls in self.lifespans]
+        """Enters the lifespan of each (ASGI app, the state dict it fills), in order."""
+        for app, state in apps:
+            self.run(self.lifespans.enter_async_context(lifespan(app, state)))
 
-    def lifespan_shutdown(self, apps):
-        """Runs lifespan.shutdown for each app that started, in reverse order."""
-        for ls in reversed(self.lifespans):
-            asyncio.run_coroutine_threadsafe(ls.shutdown(), self.loop).result()
-        return []
+    def lifespan_shutdown(self):
+        """Leaves them, in reverse order."""
+        self.run(self.lifespans.aclose())
 
 
-class Lifespan:
-    """The ASGI lifespan protocol for one app. An app that does not speak it (it raises on
-    the lifespan scope at once) is served all the same, as uvicorn's "auto" mode does."""
+@contextlib.asynccontextmanager
+async def lifespan(app, state):
+    """The ASGI lifespan protocol for one app: lifespan.startup as the context is entered,
+    lifespan.shutdown as it is left. An app that does not speak it (it raises on the lifespan
+    scope at once) is served all the same, as uvicorn's "auto" mode does."""
+    inbox, started, stopped = asyncio.Queue(), asyncio.Event(), asyncio.Event()
 
-    def __init__(self, app):
-        self.app = app
-        self.state = {}
-        self.task = None
-
-    async def startup(self):
-        self.inbox = asyncio.Queue()
-        self.started = asyncio.Event()
-        self.stopped = asyncio.Event()
-        self.inbox.put_nowait({"type": "lifespan.startup"})
-        self.task = asyncio.ensure_future(self._run())
-        await self.started.wait()
-        return self.state
-
-    async def shutdown(self):
-        if self.task is None or self.task.done():
-            return
-        self.inbox.put_nowait({"type": "lifespan.shutdown"})
-        await self.stopped.wait()
-
-    async def _run(self):
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
-                 "state": self.state}
-        try:
-            await self.app(scope, self.inbox.get, self._send)
-        except BaseException as e:
-            if self.started.is_set():
-                print("turbo: lifespan of %r: %s: %s" % (self.app, type(e).__name__, e),
-                      file=sys.stderr, flush=True)
-        finally:
-            self.started.set()
-            self.stopped.set()
-
-    async def _send(self, message):
+    async def send(message):
         kind = message["type"]
         if kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
             print("turbo: %s: %s" % (kind, message.get("message", "")), file=sys.stderr, flush=True)
         if kind.startswith("lifespan.startup."):
-            self.started.set()
+            started.set()
         elif kind.startswith("lifespan.shutdown."):
-            self.stopped.set()
+            stopped.set()
+
+    async def run():
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                 "state": state}
+        try:
+            await app(scope, inbox.get, send)
+        except BaseException as e:
+            if started.is_set():
+                print("turbo: lifespan of %r: %s: %s" % (app, type(e).__name__, e),
+                      file=sys.stderr, flush=True)
+        finally:
+            started.set()
+            stopped.set()
+
+    state.clear()
+    inbox.put_nowait({"type": "lifespan.startup"})
+    task = asyncio.ensure_future(run())
+    await started.wait()
+    yield
+    if not task.done():
+        inbox.put_nowait({"type": "lifespan.shutdown"})
+        await stopped.wait()

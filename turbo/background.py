@@ -32,7 +32,6 @@ class BackgroundTasks:
         self.tasks.append((func, args, kwargs))
 
     def run_later(self):
-        """Hands the tasks to the pool."""
         global _pool
         if not self.tasks:
             return

@@ -70,26 +70,53 @@ def _kind(call):
     return "await" if inspect.iscoroutinefunction(call) else "call"
 
 
-class _Graph:
-    """The steps of one route, dependencies first, and the plan of every value they take."""
+class Solver:
+    """A route's handler with its dependencies (and the app's middleware), read once into steps
+    and the plan of every value they take. describe() (turbo/_plans.py) gives C that plan and
+    call, which C calls with the values for each request: it runs the steps and returns the
+    handler's result, or (result, finish) when finishes."""
 
-    def __init__(self, pattern, overrides):
-        self.in_path = _plans.captures(pattern)
-        self.overrides = overrides
+    def __init__(self, endpoint, pattern, dependencies=(), overrides=None, label="",
+                 status_code=200, shape=None, middleware=(), on_error=None):
+        self.endpoint, self.label, self.middleware = endpoint, label, tuple(middleware)
+        self.status_code, self.shape = status_code, shape
+        self.on_error = on_error  # async (exc, request): the Response for an exception, or None
+        self.in_path, self.overrides = _plans.captures(pattern), overrides or {}
         self.params = []  # the route's plan: each value the graph asks of the request
         self.consts = []  # the SecurityScopes given to dependencies
         self.steps = []   # (call, kind, ((parameter name, ref), ...)), in the order they run
         self.cached = {}  # (call, scopes) -> the ref of its result
-        self.groups = 0
-        self.bodies = []  # (parameter, annotation, marker, key, plan) of each body member
-        self.members = None  # _plans.Members when the body has several
-        self.body_at = None  # where the body is among the values
+        self.bodies = []  # (parameter, annotation, marker, leaf) of each body member
+        self.documented = []  # (leaf, annotation) of each value but the body, for the API document
+        self.callers = []  # (call, scopes) of every step: the security schemes among them
         self.wants_response = False
         self.wants_background = False  # one BackgroundTasks per request, run after the answer
-        self.documented = []  # (plan, annotation) of each value but the body, for the API document
-        self.callers = []  # (call, scopes) of every step: the security schemes among them
+        for d in dependencies:
+            if not isinstance(d, Depends):
+                raise TypeError("dependencies=[...] takes Depends(...), not %r" % (d,))
+            self._add(d.dependency, getattr(d, "scopes", []), d.use_cache)
+        self._add(endpoint, [], False)
+        call, kind, args = self.steps[-1]
+        if kind in ("gen", "agen"):  # a generator handler's result is streamed (responses.Items)
+            self.steps[-1] = (call, "call", args)
+        self._settle_body()
+        self._load()
+        self.params = tuple(self.params)
+        self.is_async, self.finishes, self.call = self.runs_async, self.closes, self.run_steps
+        if self.middleware:  # the request is the last value; the answer a Response, then cleanup
+            self.params += (_plans.Leaf("request", "request", "request", "request", False, (), None,
+                                        False, (), 1 << 21, 0),)
+            self.is_async, self.finishes, self.call = True, False, self._through_middleware
+        if self.middleware and hasattr(self.middleware[-1], "exchange"):  # middleware.Around
+            self.around, self.middleware = self.middleware[-1], self.middleware[:-1]
+            self.is_async, self.call = False, self._exchange
 
-    def add(self, call, scopes, use_cache):
+    def __call__(self, *values):
+        """Runs the graph for one request (C calls self.call, the same without this step; a
+        Solver is a route's handler, which C checks is callable)."""
+        return self.call(*values)
+
+    def _add(self, call, scopes, use_cache):
         """The ref of call's result: its dependencies become steps before it, its parameters
         join the plan."""
         call = self.overrides.get(call, call)
@@ -103,7 +130,7 @@ class _Graph:
             if isinstance(marker, Depends):
                 dep = ann if marker.dependency is None else marker.dependency
                 more = marker.scopes if isinstance(marker, Security) else []
-                args.append((p.name, self.add(dep, scopes + more, marker.use_cache)))
+                args.append((p.name, self._add(dep, scopes + more, marker.use_cache)))
             elif isinstance(ann, type) and issubclass(ann, Response):
                 self.wants_response = True  # a Response to set headers, cookies, status on
                 args.append((p.name, ("response", 0)))
@@ -115,19 +142,21 @@ class _Graph:
                 args.append((p.name, ("const", len(self.consts) - 1)))
             else:
                 own.append((p, ann, marker))
-        self.groups += 1
         for p, ann, marker in own:
             q = _plans.leaf(p, ann, marker, self.in_path)
-            if q[2] == "body":  # one body for the whole graph: see settle_body
-                keys = [b[3] for b in self.bodies]
-                if q[1] not in keys:
-                    self.bodies.append((p, ann, marker, q[1], q))
-                args.append((p.name, ("body", [b[3] for b in self.bodies].index(q[1]))))
+            if q.source == "body":  # one body for the whole graph: see _settle_body
+                keys = [b[3].key for b in self.bodies]
+                if q.key not in keys:
+                    self.bodies.append((p, ann, marker, q))
+                    keys.append(q.key)
+                args.append((p.name, ("body", keys.index(q.key))))
                 continue
             args.append((p.name, ("param", len(self.params))))
-            rank = 1 << 20 if q[2] in ("form", "file") else self.groups * 8 + q[9]
-            self.params.append(q[:7] + (False, q[8], rank, q[10]))
-            if q[2] != "request" and not isinstance(call, security._Scheme):  # a scheme is its own
+            # checked, and their errors listed, dependency by dependency (callers: those before)
+            group = len(self.callers) + 1
+            rank = 1 << 20 if q.source in ("form", "file") else group * 8 + q.rank
+            self.params.append(q._replace(kwonly=False, rank=rank))
+            if q.source != "request" and not isinstance(call, security._Scheme):  # its own
                 self.documented.append((q, ann))
         self.callers.append((call, scopes))
         key = (call, tuple(sorted(set(scopes))))
@@ -139,93 +168,43 @@ class _Graph:
             self.cached[key] = ref
         return ref
 
-
-    def settle_body(self):
+    def _settle_body(self):
         """The body parameters of the whole graph become the last value of the plan: the
         whole body when there is one, else one model whose members they are."""
+        self.members, self.body_at = None, len(self.params)
         if not self.bodies:
             return
-        self.body_at = len(self.params)
         found = [b[:3] for b in self.bodies]
         if _plans.one_body(found):
-            q = self.bodies[0][4]
-            self.params.append(q[:7] + (False, q[8], 1 << 20, q[10]))
+            self.params.append(self.bodies[0][3]._replace(kwonly=False, rank=1 << 20))
         else:
             self.members = _plans.Members(found)
-            self.params.append(self.members.leaf())
+            self.params.append(self.members.leaf)
 
-
-class Solver:
-    """A route's handler with its dependencies (and the app's middleware). describe()
-    (turbo/_plans.py) gives C the plan of every value and call, which C calls with them for
-    each request: it runs the steps and returns the handler's result, or (result, finish)
-    when finishes."""
-
-    def __init__(self, endpoint, pattern, dependencies=(), overrides=None, label="",
-                 status_code=200, shape=None, middleware=(), on_error=None):
-        self.endpoint, self.pattern, self.label = endpoint, pattern, label
-        self.dependencies = tuple(dependencies)
-        self.status_code, self.shape, self.middleware = status_code, shape, tuple(middleware)
-        self.on_error = on_error  # async (exc, request): the Response for an exception, or None
-        graph = self._graph(overrides or {})
-        self.params = tuple(graph.params)
-        self.documented, self.callers = graph.documented, graph.callers
-        self.bodies = [(ann, marker, key, q) for _, ann, marker, key, q in graph.bodies]
-        kinds = {kind for _, kind, _ in graph.steps}
+    def _load(self):
+        """Makes each step's arguments indexes in the pool of a call (see _pool)."""
+        kinds = {kind for _, kind, _ in self.steps}
         self.runs_async = bool(kinds & {"await", "agen"})
-        self.closes = bool(kinds & {"gen", "agen"}) or graph.wants_background
-        self._load(graph)
+        self.closes = bool(kinds & {"gen", "agen"}) or self.wants_background
         self.run_steps = self._call_async if self.runs_async else self._call
-        self.is_async, self.finishes, self.call = self.runs_async, self.closes, self.run_steps
-        if self.middleware:  # the request is the last value; the answer a Response, then cleanup
-            self.params += (("request", "request", "request", "request", False, (), None, False,
-                             (), 1 << 21, 0),)
-            self.is_async, self.finishes, self.call = True, False, self._through_middleware
-        if self.middleware and hasattr(self.middleware[-1], "exchange"):  # middleware.Around
-            self.around, self.middleware = self.middleware[-1], self.middleware[:-1]
-            self.is_async, self.call = False, self._exchange
-
-    def __call__(self, *values):
-        """Runs the graph for one request (C calls self.call, the same without this step)."""
-        return self.call(*values)
-
-    def _graph(self, overrides):
-        graph = _Graph(self.pattern, overrides)
-        for d in self.dependencies:
-            if not isinstance(d, Depends):
-                raise TypeError("dependencies=[...] takes Depends(...), not %r" % (d,))
-            graph.add(d.dependency, getattr(d, "scopes", []), d.use_cache)
-        graph.add(self.endpoint, [], False)
-        call, kind, args = graph.steps[-1]
-        if kind in ("gen", "agen"):  # a generator handler's result is streamed (responses.Items)
-            graph.steps[-1] = (call, "call", args)
-        graph.settle_body()
-        return graph
-
-    def _load(self, graph):
-        """Takes graph's steps, each argument an index in the pool of a call (see _pool)."""
-        nvalues, nconsts = len(graph.params), len(graph.consts)
-        self.members, self.body_at = graph.members, graph.body_at
+        nvalues, nconsts = len(self.params), len(self.consts)
         nmembers = len(self.members.names) if self.members else 0
-        self.wants_response, self.wants_background = graph.wants_response, graph.wants_background
         self.response_at = nvalues + nconsts + nmembers
         self.background_at = self.response_at + self.wants_response
-        base = {"param": 0, "const": nvalues, "member": nvalues + nconsts,
-                "response": self.response_at, "background": self.background_at,
+        base = {"param": 0, "const": nvalues, "response": self.response_at,
+                "body": nvalues + nconsts if self.members else self.body_at,
+                "background": self.background_at,
                 "step": self.background_at + self.wants_background}
         steps = []
-        for n, (call, kind, args) in enumerate(graph.steps, 1):
+        for n, (call, kind, args) in enumerate(self.steps, 1):
             if kind == "gen":
                 call = contextlib.contextmanager(call)
             elif kind == "agen":
                 call = contextlib.asynccontextmanager(call)
-            elif kind == "call" and self.runs_async and n == len(graph.steps):
+            elif kind == "call" and self.runs_async and n == len(self.steps):
                 kind = "thread"  # a sync handler of an async route must not stall the loop
-            steps.append((call, kind, tuple(
-                (name, base["member"] + i if ref == "body" and self.members
-                 else graph.body_at if ref == "body" else base[ref] + i)
-                for name, (ref, i) in args)))
-        self.consts, self.steps = tuple(graph.consts), tuple(steps)
+            steps.append((call, kind, tuple((name, base[ref] + i) for name, (ref, i) in args)))
+        self.consts, self.steps = tuple(self.consts), tuple(steps)
 
     def _exchange(self, *values):
         """What C runs as the answer: the ASGI middleware, with the route inside it."""
@@ -245,7 +224,7 @@ class Solver:
                     result = await asyncio.get_running_loop().run_in_executor(
                         None, functools.partial(self.run_steps, *values))
             except Exception as exc:  # answered inside the middleware, as in Starlette
-                answer = await self.on_error(exc, request) if self.on_error else None
+                answer = await self.on_error(exc, request)
                 if answer is None:
                     raise
                 return answer
@@ -253,7 +232,7 @@ class Solver:
             if self.closes:
                 result, finish = result
             try:
-                return self._as_response(result)
+                return self._response(result)
             finally:
                 if finish is not None:
                     finish()
@@ -263,13 +242,14 @@ class Solver:
             handler = functools.partial(_dispatch, mw, handler)
         return await handler(request)
 
-    def _as_response(self, value):
-        """A result as the Response C would have made of it (its response model applied)."""
-        if not isinstance(value, Response) and not callable(value) and self.shape:
-            value = self.shape(value)
+    def _response(self, value, *status_and_headers):
+        """A result as the Response C would have made of it (its response model applied), with
+        the route's status or the given status and headers."""
+        if self.shape is not None and not isinstance(value, Response) and not callable(value):
+            value = self.shape(value, *status_and_headers)  # a Response with a response_class
         if isinstance(value, Response) or callable(value):  # a callable streams (responses.py)
             return value
-        return JSONResponse(value, self.status_code)
+        return JSONResponse(value, *(status_and_headers or (self.status_code,)))
 
     def _pool(self, values):
         """What the steps take their arguments from: C's values, the constants, the members
@@ -294,34 +274,26 @@ class Solver:
     def _result(self, pool):
         """The handler's result; with a response parameter, made a response with its status,
         headers and cookies (a Response the handler returns is sent as it is, as in FastAPI)."""
-        value = pool[-1]
-        if not self.wants_response or isinstance(value, Response) or callable(value):
-            return value
+        if not self.wants_response:
+            return pool[-1]
         sub = pool[self.response_at]
-        if isinstance(self.shape, _plans.AsClass):
-            content = self.shape.model(value) if self.shape.model else value
-            return self.shape.cls(content, sub.status_code, sub.headers.raw)
-        return JSONResponse(self.shape(value) if self.shape else value, sub.status_code,
-                            sub.headers.raw)
+        return self._response(pool[-1], sub.status_code, sub.headers.raw)
 
     def _call(self, *values):
-        pool = self._pool(values)
-        stack = contextlib.ExitStack() if self.closes else None
+        pool, stack = self._pool(values), contextlib.ExitStack()
         try:
             for call, kind, args in self.steps:
                 value = call(**{name: pool[i] for name, i in args})
                 pool.append(stack.enter_context(value) if kind == "gen" else value)
         except BaseException:
-            if stack is not None:
-                stack.__exit__(*sys.exc_info())  # the generators see the exception
+            stack.__exit__(*sys.exc_info())  # the generators see the exception
             raise
-        if stack is None:
+        if not self.closes:
             return self._result(pool)
         return self._result(pool), functools.partial(self._finish, pool, stack)
 
     async def _call_async(self, *values):
-        pool = self._pool(values)
-        stack = contextlib.AsyncExitStack()
+        pool, stack = self._pool(values), contextlib.AsyncExitStack()
         try:
             for call, kind, args in self.steps:
                 kwargs = {name: pool[i] for name, i in args}
@@ -369,7 +341,7 @@ def needed(func, dependencies):
     if dependencies:
         return True
     found = list(_plans.parameters(func))
-    bodies = [b for b in found if not isinstance(b[2], Depends) and _plans.is_body(*b)]
+    bodies = [b for b in found if not isinstance(b[2], Depends) and _plans.is_body(*b[1:])]
     return bool(bodies and not _plans.one_body(bodies)) or any(
         isinstance(marker, Depends) or ann is SecurityScopes
         or isinstance(ann, type) and issubclass(ann, (Response, BackgroundTasks))

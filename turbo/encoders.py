@@ -1,6 +1,5 @@
 """jsonable_encoder, as FastAPI's: any value turbo can send as JSON, made of dicts, lists, str,
 int, float, bool and None (for storing it, or comparing it, as the client will read it)."""
-import dataclasses
 import sys
 
 from . import _support
@@ -30,9 +29,7 @@ def jsonable_encoder(obj, include=None, exclude=None, by_alias=True, exclude_uns
                 and (include is None or k in include) and (exclude is None or k not in exclude)}
     if isinstance(obj, (list, tuple)):
         return [jsonable_encoder(v, **options) for v in obj]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return jsonable_encoder(dataclasses.asdict(obj), **options)
-    plain = _support.plain(obj)
+    plain = _support.plain(obj)  # dataclasses, enums, dates...
     if plain is NotImplemented:
         try:
             plain = dict(obj)

@@ -6,6 +6,7 @@ docstring, tags, deprecated, responses), parameters with their schemas and rules
 (pydantic's JSON schemas, forms, files), response models, the 422 of routes that take values,
 the security schemes of turbo.security's dependencies. A mounted app's own document stays its own.
 """
+import functools
 import html
 import inspect
 import json
@@ -20,7 +21,10 @@ SWAGGER_JS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.j
 SWAGGER_CSS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"
 REDOC_JS = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
 
-_SCALAR_TYPES = {"int": "integer", "float": "number", "str": "string", "bool": "boolean"}
+_SCALAR_SCHEMAS = {"int": {"type": "integer"}, "float": {"type": "number"},
+                   "str": {"type": "string"}, "bool": {"type": "boolean"},
+                   "bytes": {"type": "string", "format": "binary"},
+                   "upload": {"type": "string", "format": "binary"}}
 _RULE_KEYS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum",
               "le": "maximum", "multiple_of": "multipleOf", "min_length": "minLength",
               "max_length": "maxLength"}
@@ -38,6 +42,11 @@ _HTTP_VALIDATION_ERROR = {
 
 def _title(name):
     return name.replace("_", " ").title()
+
+
+def _some(**entries):
+    """The entries that are not empty: the document leaves the others out, as FastAPI's does."""
+    return {k: v for k, v in entries.items() if v}
 
 
 def operation_id(name, path, method):
@@ -71,25 +80,19 @@ class Schemas:
 
 
 def _scalar_schema(q, ann, schemas):
-    """The schema of a path, query, header, cookie or form value, or a file."""
-    name, key, source, conv, nullable, default, _, _, rules, _, many = q
-    if conv in ("bytes", "upload"):
-        schema = {"type": "string", "format": "binary"}
-    elif conv in _SCALAR_TYPES:
-        schema = {"type": _SCALAR_TYPES[conv]}
-    else:
-        schema = schemas.of(ann)
-    for rule, bound, *_ in rules:
+    """The schema of a path, query, header, cookie or form value, or a file (q its Leaf)."""
+    schema = dict(_SCALAR_SCHEMAS[q.conv]) if q.conv in _SCALAR_SCHEMAS else schemas.of(ann)
+    for rule, bound, *_ in q.rules:
         schema[_RULE_KEYS.get(rule, rule)] = bound.pattern if rule == "pattern" else bound
-    if many:
+    if q.many:
         schema = {"type": "array", "items": schema}
-    if nullable:
+    if q.nullable:
         schema = {"anyOf": [schema, {"type": "null"}]}
-    schema["title"] = _title(name) if source not in ("header", "query", "cookie") else _title(key)
-    if len(default) == 1 and default[0] is not None:
+    schema["title"] = _title(q.key if q.source in ("header", "query", "cookie") else q.name)
+    if len(q.default) == 1 and q.default[0] is not None:
         try:
-            json.dumps(default[0])
-            schema["default"] = default[0]
+            json.dumps(q.default[0])
+            schema["default"] = q.default[0]
         except (TypeError, ValueError):
             pass
     return schema
@@ -104,9 +107,9 @@ def _plan_of(route):
     in_path = _plans.captures(_plans.translate(route.path))
     for p, ann, marker in _plans.parameters(route.endpoint):
         q = _plans.leaf(p, ann, marker, in_path)
-        if q[2] == "body":
-            bodies.append((ann, marker, q[1], q))
-        elif q[2] != "request":
+        if q.source == "body":
+            bodies.append((p, ann, marker, q))
+        elif q.source != "request":
             values.append((q, ann))
     return values, bodies, [(route.endpoint, [])]
 
@@ -114,64 +117,47 @@ def _plan_of(route):
 def _request_body(op_id, bodies, forms, schemas):
     """The requestBody of an operation: its form, its one JSON body, or the object its body
     parameters are the members of (a Body_<operationId> component, as FastAPI names it)."""
-    if not forms and len(bodies) == 1 and not getattr(bodies[0][1], "embed", False):
-        ann, _, _, q = bodies[0]
-        return _body({"application/json": {"schema": schemas.of(ann)}}, not q[5])
+    if not forms and _plans.one_body(bodies):
+        _, ann, _, q = bodies[0]
+        return _some(content={"application/json": {"schema": schemas.of(ann)}},
+                     required=not q.default)
     props = {}
     for q, ann in forms:
-        props[q[1]] = _scalar_schema(q, ann, schemas)
-    for ann, _, key, q in bodies:
+        props[q.key] = _scalar_schema(q, ann, schemas)
+    for _, ann, _, q in bodies:
         schema = schemas.of(ann)
-        props[key] = schema if "$ref" in schema else dict(schema, title=_title(key))
-    required = [q[1] for q, _ in forms if not q[5]] + [key for _, _, key, q in bodies if not q[5]]
-    media = ("multipart/form-data" if any(q[2] == "file" for q, _ in forms)
+        props[q.key] = schema if "$ref" in schema else dict(schema, title=_title(q.key))
+    required = [q.key for q in [q for q, _ in forms] + [b[3] for b in bodies] if not q.default]
+    media = ("multipart/form-data" if any(q.source == "file" for q, _ in forms)
              else "application/x-www-form-urlencoded") if forms else "application/json"
     name = "Body_" + op_id
-    schemas.components[name] = dict({"title": name, "type": "object", "properties": props},
-                                    **({"required": required} if required else {}))
-    return _body({media: {"schema": {"$ref": "#/components/schemas/" + name}}}, required)
-
-
-def _body(content, required):
-    """A requestBody; "required" only when it is (FastAPI leaves it out otherwise)."""
-    return dict({"content": content}, **({"required": True} if required else {}))
+    schemas.components[name] = {"title": name, "type": "object", "properties": props,
+                                 **_some(required=required)}
+    return _some(content={media: {"schema": {"$ref": "#/components/schemas/" + name}}},
+                 required=bool(required))
 
 
 def _security(callers, schemes):
     """The security requirements of an operation, and its schemes into schemes."""
     out = []
     for call, scopes in callers:
-        if not isinstance(call, security._Scheme):
-            continue
-        if isinstance(call, security.OAuth2PasswordBearer):
-            model = {"type": "oauth2", "flows": {"password": {"scopes": call.scopes,
-                                                               "tokenUrl": call.token_url}}}
-        elif isinstance(call, (security.HTTPBasic, security.HTTPBearer)):
-            model = {"type": "http", "scheme": "basic" if isinstance(call, security.HTTPBasic)
-                     else "bearer"}
-        else:
-            model = {"type": "apiKey", "in": call.source, "name": call.key}
-        if call.description:
-            model["description"] = call.description
-        schemes[call.scheme_name] = model
-        if {call.scheme_name: list(scopes)} not in out:  # one scheme, met along two chains
-            out.append({call.scheme_name: list(scopes)})
+        if isinstance(call, security._Scheme):
+            schemes[call.scheme_name] = dict(call.model, **_some(description=call.description))
+            if {call.scheme_name: list(scopes)} not in out:  # one scheme, met along two chains
+                out.append({call.scheme_name: list(scopes)})
     return out
 
 
 def _responses(route, o, schemas, takes_values):
     status = str(o["status_code"])
-    cls = o["response_class"]
-    media = getattr(cls, "media_type", None) or "application/json"
+    media = getattr(o["response_class"], "media_type", None) or "application/json"
     ok = {"description": o["response_description"]}
     if int(status) not in (204, 304):
-        model = o["response_model"]
-        if model is _plans._DEFAULT:
-            model = _plans._hints(route.endpoint).get("return")
-            model = model if model is not None and _plans._mentions_model(model) else None
-        schema = schemas.of(model) if model is not None and media == "application/json" else {}
+        model = _plans.response_model(route.endpoint, o["response_model"])
         if media != "application/json":
             schema = {"type": "string"}
+        else:
+            schema = {} if model is None else schemas.of(model)
         ok["content"] = {media: {"schema": schema}}
     out = {status: ok}
     if takes_values:
@@ -191,46 +177,26 @@ def _operation(route, method, schemas, schemes):
     path = re.sub(r"\{([^}:]*)(:path)?\}", r"{\1}", route.path)
     op_id = o["operation_id"] or operation_id(name, path, method)
     values, bodies, callers = _plan_of(route)
-    forms = [(q, ann) for q, ann in values if q[2] in ("form", "file")]
-    params = [(q, ann) for q, ann in values if q[2] not in ("form", "file")]
-    op = {"summary": o["summary"] or _title(name), "operationId": op_id}
-    if o["tags"]:
-        op["tags"] = list(o["tags"])
-    description = o["description"] or inspect.cleandoc(getattr(route.endpoint, "__doc__", "") or "")
-    if description:
-        op["description"] = description
-    if o["deprecated"]:
-        op["deprecated"] = True
-    seen = set()
-    parameters = []
+    forms = [(q, ann) for q, ann in values if q.source in ("form", "file")]
+    params = [(q, ann) for q, ann in values if q.source not in ("form", "file")]
+    body = _request_body(op_id, bodies, forms, schemas) if bodies or forms else None
+    parameters = {}  # a value two dependencies take is one parameter
     for q, ann in params:
-        if (q[1], q[2]) in seen:
-            continue
-        seen.add((q[1], q[2]))
-        parameters.append({"name": q[1], "in": q[2], "required": q[2] == "path" or not q[5],
-                           "schema": _scalar_schema(q, ann, schemas)})
-    if parameters:
-        op["parameters"] = parameters
-    if bodies or forms:
-        op["requestBody"] = _request_body(op_id, bodies, forms, schemas)
-    op["responses"] = _responses(route, o, schemas, bool(params or bodies or forms))
-    requirements = _security(callers, schemes)
-    if requirements:
-        op["security"] = requirements
-    if o["openapi_extra"]:
-        op.update(o["openapi_extra"])
-    return path, op
+        if (q.key, q.source) not in parameters:
+            parameters[q.key, q.source] = {"name": q.key, "in": q.source,
+                                           "required": q.source == "path" or not q.default,
+                                           "schema": _scalar_schema(q, ann, schemas)}
+    op = _some(summary=o["summary"] or _title(name), operationId=op_id, tags=list(o["tags"] or ()),
+               description=o["description"] or inspect.cleandoc(getattr(route.endpoint, "__doc__",
+                                                                        "") or ""),
+               deprecated=bool(o["deprecated"]), parameters=list(parameters.values()),
+               requestBody=body,
+               responses=_responses(route, o, schemas, bool(params or bodies or forms)),
+               security=_security(callers, schemes))
+    return path, dict(op, **(o["openapi_extra"] or {}))
 
 
 def document(app):
-    """The OpenAPI 3.1 document of app, as a dict."""
-    info = {"title": app.title, "version": app.version}
-    if app.description:
-        info["description"] = app.description
-    for key in ("summary", "terms_of_service", "contact", "license_info"):
-        value = app.info_extra.get(key)
-        if value:
-            info[{"terms_of_service": "termsOfService", "license_info": "license"}.get(key, key)] = value
     schemas, schemes, paths = Schemas(), {}, {}
     for route in app.routes:
         if not route.options["include_in_schema"]:
@@ -242,65 +208,49 @@ def document(app):
         op = {"summary": _title(symbol), "operationId": operation_id(symbol, path, method),
               "responses": {"200": {"description": "Successful Response"}}}
         paths.setdefault(path, {})[method.lower()] = dict(op, **(extra or {}))
-    doc = {"openapi": "3.1.0", "info": info, "paths": paths}
-    if app.servers:
-        doc["servers"] = app.servers
     if any("422" in op["responses"] for ops in paths.values() for op in ops.values()):
         schemas.components["ValidationError"] = _VALIDATION_ERROR
         schemas.components["HTTPValidationError"] = _HTTP_VALIDATION_ERROR
-    components = {}
-    if schemas.components:
-        components["schemas"] = dict(sorted(schemas.components.items()))
-    if schemes:
-        components["securitySchemes"] = schemes
-    if components:
-        doc["components"] = components
-    if app.openapi_tags:
-        doc["tags"] = app.openapi_tags
-    return doc
+    info = {"title": app.title, "version": app.version,
+            **_some(description=app.description, **app.info_extra)}
+    components = _some(schemas=dict(sorted(schemas.components.items())), securitySchemes=schemes)
+    return {"openapi": "3.1.0", "info": info, "paths": paths,
+            **_some(servers=app.servers, components=components, tags=app.openapi_tags)}
 
 
-def _page(name):
-    """A page of turbo/pages/, read when first served."""
+def _page(name, *values):
+    """A page of turbo/pages/, read when it is served, with values in its %s."""
     with open(os.path.join(os.path.dirname(__file__), "pages", name)) as f:
-        return f.read()
-
-
-def swagger_page(app):
-    """/docs: Swagger UI over the document (its script and style from swagger_js_url and
-    swagger_css_url: a CDN by default, a local copy for offline deployments)."""
-    return responses.HTMLResponse(_page("swagger.html") % (
-        html.escape(app.title), html.escape(app.swagger_css_url), html.escape(app.swagger_js_url),
-        json.dumps(app.openapi_url), json.dumps(app.docs_url + "/oauth2-redirect")))
-
-
-def redoc_page(app):
-    """/redoc: ReDoc over the document."""
-    return responses.HTMLResponse(_page("redoc.html") % (
-        html.escape(app.title), html.escape(app.openapi_url), html.escape(app.redoc_js_url)))
-
-
-def oauth2_redirect_page():
-    """Where Swagger UI's OAuth2 login comes back: hands the answer to the opener."""
-    return responses.HTMLResponse(_page("oauth2-redirect.html"))
+        return responses.HTMLResponse(f.read() % values)
 
 
 def add_routes(app, free):
     """Declares /openapi.json, /docs, /docs/oauth2-redirect and /redoc: those the app asks for
-    and free(path) says no route or mounted app takes (a mounted app's docs stay its own)."""
-    cached = []
+    and free(path) says no route or mounted app takes (a mounted app's docs stay its own).
+    /docs is Swagger UI, its script and style from swagger_js_url and swagger_css_url (a CDN
+    by default, a local copy for offline deployments); /docs/oauth2-redirect is where its
+    OAuth2 login comes back, handing the answer to the opener; /redoc is ReDoc."""
+    escape = html.escape
 
+    @functools.lru_cache(maxsize=None)
     def openapi():
-        if not cached:
-            cached.append(JSONResponse(document(app)))
-        return cached[0]
+        return JSONResponse(document(app))
+
+    def swagger():
+        return _page("swagger.html", escape(app.title), escape(app.swagger_css_url),
+                     escape(app.swagger_js_url), json.dumps(app.openapi_url),
+                     json.dumps(app.docs_url + "/oauth2-redirect"))
+
+    def redoc():
+        return _page("redoc.html", escape(app.title), escape(app.openapi_url),
+                     escape(app.redoc_js_url))
 
     pages = [(app.openapi_url, openapi)]
     if app.openapi_url and app.docs_url:
-        pages += [(app.docs_url, lambda: swagger_page(app)),
-                  (app.docs_url + "/oauth2-redirect", oauth2_redirect_page)]
+        pages += [(app.docs_url, swagger),
+                  (app.docs_url + "/oauth2-redirect", lambda: _page("oauth2-redirect.html"))]
     if app.openapi_url and app.redoc_url:
-        pages.append((app.redoc_url, lambda: redoc_page(app)))
+        pages.append((app.redoc_url, redoc))
     for path, page in pages:
         if path and free(path):
             app.add_route(path, page)

@@ -12,13 +12,17 @@ import re
 
 __all__ = ["Body", "Cookie", "File", "Form", "Header", "Path", "Query"]
 
-_NUMBER_RULES = (  # rule, pydantic's error type, its message
-    ("gt", "greater_than", "Input should be greater than %s"),
-    ("ge", "greater_than_equal", "Input should be greater than or equal to %s"),
-    ("lt", "less_than", "Input should be less than %s"),
-    ("le", "less_than_equal", "Input should be less than or equal to %s"),
-    ("multiple_of", "multiple_of", "Input should be a multiple of %s"),
-)
+_RULES = {  # rule: pydantic's error type and message, in the order pydantic checks them
+    "min_length": ("string_too_short", "String should have at least %d character%s"),
+    "max_length": ("string_too_long", "String should have at most %d character%s"),
+    "pattern": ("string_pattern_mismatch", "String should match pattern '%s'"),
+    "gt": ("greater_than", "Input should be greater than %s"),
+    "ge": ("greater_than_equal", "Input should be greater than or equal to %s"),
+    "lt": ("less_than", "Input should be less than %s"),
+    "le": ("less_than_equal", "Input should be less than or equal to %s"),
+    "multiple_of": ("multiple_of", "Input should be a multiple of %s"),
+}
+_STRING_RULES = {"min_length", "max_length", "pattern"}
 
 
 def _number(x):
@@ -39,9 +43,10 @@ class Param:
         if default is not ... and default_factory is not None:
             raise TypeError("give a default or a default_factory, not both")
         self.default, self.default_factory, self.alias = default, default_factory, alias
-        self.numbers = {"gt": gt, "ge": ge, "lt": lt, "le": le, "multiple_of": multiple_of}
-        self.min_length, self.max_length = min_length, max_length
-        self.pattern = pattern if pattern is not None else regex  # regex: FastAPI's older name
+        self.constraints = dict(  # regex: FastAPI's older name of pattern
+            min_length=min_length, max_length=max_length,
+            pattern=pattern if pattern is not None else regex,
+            gt=gt, ge=ge, lt=lt, le=le, multiple_of=multiple_of)
         # For the OpenAPI document: kept, not used to serve.
         self.docs = dict(title=title, description=description, example=example,
                          examples=examples, deprecated=deprecated,
@@ -51,46 +56,34 @@ class Param:
         return "%s(%r)" % (type(self).__name__, self.default)
 
     def key(self, name):
-        """The name the value has in the request."""
         return self.alias or name
 
     def field_rules(self):
         """The rules as keywords of pydantic's Field (pydantic 1 calls pattern regex)."""
         import pydantic
-        out = {k: v for k, v in self.numbers.items() if v is not None}
-        if self.min_length is not None:
-            out["min_length"] = self.min_length
-        if self.max_length is not None:
-            out["max_length"] = self.max_length
-        if self.pattern is not None:
-            out["pattern" if hasattr(pydantic, "TypeAdapter") else "regex"] = self.pattern
+        out = {k: v for k, v in self.constraints.items() if v is not None}
+        if "pattern" in out and not hasattr(pydantic, "TypeAdapter"):
+            out["regex"] = out.pop("pattern")
         return out
 
     def rules(self, name, conv):
         """The checks for C, in pydantic's order: (rule, bound, error type, message, ctx)."""
-        out = []
-        lengths = (("min_length", self.min_length, "string_too_short",
-                    "String should have at least %d character%s"),
-                   ("max_length", self.max_length, "string_too_long",
-                    "String should have at most %d character%s"))
-        if any(v is not None for v in self.numbers.values()) and conv not in ("int", "float"):
+        given = {k: v for k, v in self.constraints.items() if v is not None}
+        if set(given) - _STRING_RULES and conv not in ("int", "float"):
             raise TypeError("parameter '%s': gt, ge, lt, le and multiple_of need int or float"
                             % name)
-        if (self.min_length, self.max_length, self.pattern) != (None, None, None) \
-                and conv != "str":
+        if set(given) & _STRING_RULES and conv != "str":
             raise TypeError("parameter '%s': min_length, max_length and pattern need str" % name)
-        for rule, bound, kind, msg in lengths:
-            if bound is not None:
-                out.append((rule, bound, kind, msg % (bound, "" if bound == 1 else "s"),
-                            {rule: bound}))
-        if self.pattern is not None:
-            out.append(("pattern", re.compile(self.pattern), "string_pattern_mismatch",
-                        "String should match pattern '%s'" % self.pattern,
-                        {"pattern": self.pattern}))
-        for rule, kind, msg in _NUMBER_RULES:
-            bound = self.numbers[rule]
-            if bound is not None:
-                out.append((rule, bound, kind, msg % _number(bound), {rule: bound}))
+        out = []
+        for rule, bound in given.items():
+            kind, message = _RULES[rule]
+            if rule == "pattern":
+                message, bound = message % bound, re.compile(bound)
+            elif rule in _STRING_RULES:
+                message %= (bound, "" if bound == 1 else "s")
+            else:
+                message %= _number(bound)
+            out.append((rule, bound, kind, message, {rule: given[rule]}))
         return tuple(out)
 
 

@@ -215,7 +215,7 @@ class Items:
         async for item in items:
             yield self.encode(item)
 
-    def __call__(self, items):
+    def __call__(self, items, *status_and_headers):
         pieces = self._each(items) if hasattr(items, "__aiter__") else map(self.encode, items)
         media_type = None if self.events else "application/jsonl"
-        return self.cls(pieces, self.status_code, media_type=media_type)
+        return self.cls(pieces, *(status_and_headers or (self.status_code,)), media_type=media_type)

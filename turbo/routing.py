@@ -32,7 +32,8 @@ class Route:
 
 
 class Routes:
-    """The route decorators. Each ends in add_api_route, which App and APIRouter define."""
+    """The route decorators. Each ends in add_api_route, which hands the route and all its
+    options to _add, as App and APIRouter define it."""
 
     def add_api_route(self, path, endpoint, *, methods=None, status_code=200, blocking=False,
                       dependencies=None, response_model=_plans._DEFAULT,
@@ -50,44 +51,17 @@ class Routes:
         response_class makes it that class of turbo.Response. tags, summary, description,
         responses, deprecated, operation_id, include_in_schema, name, openapi_extra and
         callbacks are kept for the API document."""
-        raise NotImplementedError
-
-    @staticmethod
-    def full_options(path, endpoint, options):
-        """options with add_api_route's defaults for those not given (methods included);
-        an unknown name is a TypeError, as with a real signature."""
-        bound = inspect.signature(Routes.add_api_route).bind(None, path, endpoint, **options)
-        bound.apply_defaults()
-        return {k: v for k, v in bound.arguments.items() if k not in ("self", "path", "endpoint")}
+        options = dict(locals())  # every option above, given or not
+        del options["self"], options["path"], options["endpoint"]
+        self._add(path, endpoint, options)
 
     def api_route(self, path, methods=None, **options):
         """Decorates a handler: add_api_route(path, handler, methods=methods, ...)."""
-        def register(func):
-            self.add_api_route(path, func, methods=methods, **options)
-            return func
-        return register
+        return decorator(lambda func: self.add_api_route(path, func, methods=methods, **options))
 
     def route(self, path, methods=None, status_code=200, **options):
         """api_route, with the status code as turbo's earlier positional argument."""
         return self.api_route(path, methods, status_code=status_code, **options)
-
-    def get(self, path, **options):
-        return self.api_route(path, ["GET"], **options)
-
-    def post(self, path, **options):
-        return self.api_route(path, ["POST"], **options)
-
-    def put(self, path, **options):
-        return self.api_route(path, ["PUT"], **options)
-
-    def patch(self, path, **options):
-        return self.api_route(path, ["PATCH"], **options)
-
-    def delete(self, path, **options):
-        return self.api_route(path, ["DELETE"], **options)
-
-    def options(self, path, **options):
-        return self.api_route(path, ["OPTIONS"], **options)
 
     def include_router(self, router, *, prefix="", tags=None, dependencies=None, responses=None,
                        deprecated=None, include_in_schema=True):
@@ -95,37 +69,54 @@ class Routes:
         added and these dependencies run before the router's own."""
         _check_prefix(prefix)
         for r in router.routes:
-            options = dict(r.options)
-            options["tags"] = list(tags or ()) + list(options.get("tags") or ())
-            options["dependencies"] = list(dependencies or ()) + list(options.get("dependencies") or ())
-            options["responses"] = {**(responses or {}), **(options.get("responses") or {})}
+            options = _joined(r.options, tags, dependencies, responses)
             if deprecated is not None:
                 options["deprecated"] = deprecated
-            options["include_in_schema"] = include_in_schema and options.get("include_in_schema", True)
-            self.add_api_route(prefix + r.path, r.endpoint, methods=r.methods, **options)
+            options["include_in_schema"] = include_in_schema and options["include_in_schema"]
+            self._add(prefix + r.path, r.endpoint, dict(options, methods=r.methods))
 
 
-def _options_signature(method):
-    """add_api_route's keyword options, for the decorators' signatures (help(), editors)."""
-    params = [p for p in inspect.signature(Routes.add_api_route).parameters.values()
-              if p.kind == p.KEYWORD_ONLY and p.name != "methods"]
-    head = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-            inspect.Parameter("path", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    if method == "api_route":
-        head.append(inspect.Parameter("methods", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
-    return inspect.Signature(head + params)
+def decorator(add):
+    """A decorator that gives the function it decorates to add, and returns it as it is."""
+    def register(func):
+        add(func)
+        return func
+    return register
 
 
-for _name in ("api_route", "get", "post", "put", "patch", "delete", "options"):
-    getattr(Routes, _name).__signature__ = _options_signature(_name)
-    if _name != "api_route":
-        getattr(Routes, _name).__doc__ = "A %s route: api_route(path, [%r], ...)." % (
-            _name.upper(), _name.upper())
+def _method_decorator(method):
+    def decorate(self, path, **options):
+        return self.api_route(path, [method], **options)
+    decorate.__name__ = decorate.__qualname__ = method.lower()
+    decorate.__doc__ = "A %s route: api_route(path, [%r], ...)." % (method, method)
+    return decorate
+
+
+def _spell_options(func):
+    """func's **options shown as add_api_route's keyword options (help(), editors)."""
+    own = [p for p in inspect.signature(func).parameters.values() if p.kind != p.VAR_KEYWORD]
+    options = [p for p in inspect.signature(Routes.add_api_route).parameters.values()
+               if p.kind == p.KEYWORD_ONLY and p.name != "methods"]
+    func.__signature__ = inspect.Signature(own + options)
+
+
+_spell_options(Routes.api_route)
+for _method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+    setattr(Routes, _method.lower(), _method_decorator(_method))
+    _spell_options(getattr(Routes, _method.lower()))
 
 
 def _check_prefix(prefix):
     if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
         raise ValueError("a prefix must start with '/' and not end with '/': %r" % (prefix,))
+
+
+def _joined(options, tags, dependencies, responses):
+    """A route's options with the tags, dependencies and responses of an outer level put
+    before its own."""
+    return dict(options, tags=list(tags or ()) + list(options["tags"] or ()),
+                dependencies=list(dependencies or ()) + list(options["dependencies"] or ()),
+                responses={**(responses or {}), **(options["responses"] or {})})
 
 
 class APIRouter(Routes):
@@ -141,16 +132,12 @@ class APIRouter(Routes):
         self.deprecated, self.include_in_schema = deprecated, include_in_schema
         self.routes = []
 
-    def add_api_route(self, path, endpoint, **options):
-        options = self.full_options(path, endpoint, options)
+    def _add(self, path, endpoint, options):
+        options = _joined(options, self.tags, self.dependencies, self.responses)
         methods = options.pop("methods")
-        options["tags"] = self.tags + list(options.get("tags") or ())
-        options["dependencies"] = self.dependencies + list(options.get("dependencies") or ())
-        options["responses"] = {**self.responses, **(options.get("responses") or {})}
-        if self.deprecated is not None and options.get("deprecated") is None:
+        if options["deprecated"] is None:
             options["deprecated"] = self.deprecated
-        if not self.include_in_schema:
-            options["include_in_schema"] = False
+        options["include_in_schema"] = self.include_in_schema and options["include_in_schema"]
         self.routes.append(Route(self.prefix + path, endpoint, list(methods or ["GET"]), options))
 
 

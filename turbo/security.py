@@ -37,7 +37,8 @@ class HTTPAuthorizationCredentials:
 
 
 class _Scheme:
-    """A dependency that reads one value: source ("header", "query" or "cookie") and key."""
+    """A dependency that reads one value: source ("header", "query" or "cookie") and key.
+    model: its security scheme in the API document."""
     source, key = "header", "Authorization"
 
     def __init__(self, *, scheme_name=None, description=None, auto_error=True):
@@ -67,6 +68,8 @@ class OAuth2PasswordBearer(_Scheme):
     def __init__(self, tokenUrl, scheme_name=None, scopes=None, description=None, auto_error=True):
         super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
         self.token_url, self.scopes = tokenUrl, dict(scopes or {})
+        self.model = {"type": "oauth2", "flows": {"password": {"scopes": self.scopes,
+                                                               "tokenUrl": tokenUrl}}}
 
     def __call__(self, *, value):
         scheme, token = _split(value)
@@ -94,6 +97,7 @@ class HTTPBearer(_Scheme):
     def __init__(self, *, bearerFormat=None, scheme_name=None, description=None, auto_error=True):
         super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
         self.bearer_format = bearerFormat
+        self.model = {"type": "http", "scheme": "bearer"}
 
     def __call__(self, *, value):
         scheme, credentials = _split(value)
@@ -110,6 +114,7 @@ class HTTPBasic(_Scheme):
     def __init__(self, *, scheme_name=None, realm=None, description=None, auto_error=True):
         super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
         self.realm = realm
+        self.model = {"type": "http", "scheme": "basic"}
 
     def __call__(self, *, value):
         challenge = 'Basic realm="%s"' % self.realm if self.realm else "Basic"
@@ -132,6 +137,7 @@ class _APIKey(_Scheme):
     def __init__(self, *, name, scheme_name=None, description=None, auto_error=True):
         self.key = name
         super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
+        self.model = {"type": "apiKey", "in": self.source, "name": name}
 
     def __call__(self, *, value):
         return value if value else self.refuse(403)

@@ -16,6 +16,8 @@ again when they have changed). The child stops with the client (close(), the end
 block, or the end of the test process).
 """
 import atexit
+import contextlib
+import functools
 import http.client
 import json as jsonlib
 import os
@@ -37,7 +39,12 @@ class Response:
         self.status_code, self.content, self.url = status, content, url
         self.headers = _support.Headers((k.lower(), v) for k, v in headers)
         self.is_success = 200 <= status < 300
-        self.cookies = _cookies_of(v for k, v in headers if k.lower() == "set-cookie")
+        self.cookies = {}  # what Set-Cookie sets, None for what it deletes (Max-Age=0)
+        for line in (v for k, v in headers if k.lower() == "set-cookie"):
+            name, _, rest = line.partition("=")
+            deleted = "max-age=0" in rest.lower().replace(" ", "")
+            value = rest.split(";", 1)[0].strip().strip('"')
+            self.cookies[name.strip()] = None if deleted else value
 
     @property
     def text(self):
@@ -48,18 +55,6 @@ class Response:
 
     def __repr__(self):
         return "<Response [%d]>" % self.status_code
-
-
-def _cookies_of(set_cookies):
-    jar = {}
-    for line in set_cookies:
-        name, _, rest = line.partition("=")
-        value = rest.split(";", 1)[0].strip().strip('"')
-        if "max-age=0" in rest.lower().replace(" ", ""):
-            jar[name.strip()] = None
-        else:
-            jar[name.strip()] = value
-    return jar
 
 
 class TestClient:
@@ -112,14 +107,11 @@ class TestClient:
         raise RuntimeError("the app did not listen within 30 s")
 
     def close(self):
-        if self._child:
-            pid = self._child[0]
-            self._child = None
-            try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        child, self._child = self._child, None
+        if child:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(child[0], signal.SIGTERM)
+                os.waitpid(child[0], 0)
 
     def request(self, method, url, *, params=None, json=None, data=None, files=None,
                 content=None, headers=None, cookies=None, follow_redirects=True,
@@ -165,33 +157,18 @@ class TestClient:
                 self.cookies[name] = value
         location = response.headers.get("location")
         if follow and location and response.status_code in (301, 302, 303, 307, 308):
-            moved = urllib.parse.urlsplit(location)
             again = "GET" if response.status_code == 303 else method
-            return self.request(again, moved.path + ("?" + moved.query if moved.query else ""),
-                                headers=headers, follow_redirects=True,
+            return self.request(again, location, headers=headers, follow_redirects=True,
                                 content=body if again == method else None)
         return response
 
-    def get(self, url, **kw):
-        return self.request("GET", url, **kw)
-
-    def head(self, url, **kw):
-        return self.request("HEAD", url, **kw)
-
-    def options(self, url, **kw):
-        return self.request("OPTIONS", url, **kw)
-
-    def delete(self, url, **kw):
-        return self.request("DELETE", url, **kw)
-
-    def post(self, url, **kw):
-        return self.request("POST", url, **kw)
-
-    def put(self, url, **kw):
-        return self.request("PUT", url, **kw)
-
-    def patch(self, url, **kw):
-        return self.request("PATCH", url, **kw)
+    get = functools.partialmethod(request, "GET")
+    head = functools.partialmethod(request, "HEAD")
+    options = functools.partialmethod(request, "OPTIONS")
+    delete = functools.partialmethod(request, "DELETE")
+    post = functools.partialmethod(request, "POST")
+    put = functools.partialmethod(request, "PUT")
+    patch = functools.partialmethod(request, "PATCH")
 
 
 def _multipart(fields, files):
