@@ -43,12 +43,12 @@ def server(kind, app, python):
         argv = lambda port, _: [python, "-m", "uvicorn", module, "--port", str(port),  # noqa: E731
                                 "--loop", "uvloop", "--http", "httptools", "--no-access-log",
                                 "--log-level", "warning", "--backlog", "4096"]
-        env = {}
+        env = {"PYTHONPATH": bench.ROOT}  # hosted_apps.py imports turbo for the twins
     else:
         argv = lambda port, _: [python, "-m", "gunicorn", "--workers", "1", "--bind",  # noqa: E731
                                 "127.0.0.1:%d" % port, "--backlog", "4096", "--log-level",
                                 "warning", module]
-        env = {}
+        env = {"PYTHONPATH": bench.ROOT}
     return bench.Server("%s-%s" % (kind, app), "%s %s" % (kind, app), argv, set(),
                         cwd=bench.PEERS, env=env)
 
