@@ -1011,6 +1011,13 @@ class OpenAPI(ServedApp):
 class Declarations(unittest.TestCase):
     """Mistakes are refused when the route is declared, with a message naming them."""
 
+    def test_a_router_takes_one_method_as_a_str(self):
+        router, app = turbo.APIRouter(prefix="/r"), turbo.App()
+        router.api_route("/one", methods="post")(lambda: None)
+        app.include_router(router)
+        self.assertEqual([(r.path, [m.upper() for m in r.methods]) for r in app.routes],
+                         [("/r/one", ["POST"])])
+
     def test_unsupported_annotation_is_a_type_error(self):
         def f(x: dict = turbo.Query()): pass
         with self.assertRaisesRegex(TypeError, r"parameter 'x': Query\(\) takes int, float, str or bool"):

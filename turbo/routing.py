@@ -138,7 +138,8 @@ class APIRouter(Routes):
         if options["deprecated"] is None:
             options["deprecated"] = self.deprecated
         options["include_in_schema"] = self.include_in_schema and options["include_in_schema"]
-        self.routes.append(Route(self.prefix + path, endpoint, list(methods or ["GET"]), options))
+        methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
+        self.routes.append(Route(self.prefix + path, endpoint, methods, options))
 
 
 def slash_twin(path):
