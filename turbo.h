@@ -96,8 +96,8 @@
 
    NOT INCLUDED
      TLS and HTTP/2 (put nginx, HAProxy or a cloud balancer in front),
-     compression, caching, cookies and sessions, WebSockets and static
-     files (planned), request bodies over max_body.
+     compression, caching, cookies and sessions, WebSockets (planned),
+     request bodies over max_body.
 
    License: MIT, at the end of this file.
 */
@@ -581,7 +581,7 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #define TB__MIN(a, b) ((a) < (b) ? (a) : (b))
 
 /* ---------------------------------------------------------------- platform */
-/* The event loop behind six small functions, one set per backend, chosen at
+/* The event loop behind a few small functions, one set per backend, chosen at
    compile time (the shape of redis's ae.c). Interest is level-triggered;
    each registration carries a pointer handed back with its events. */
 
@@ -595,6 +595,11 @@ typedef struct tb__event {
     int mask;
 } tb__event;
 
+static void tb__nonblock_cloexec(int fd) {
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
 #if defined(TB__EPOLL)
 #include <sys/epoll.h>
 
@@ -607,8 +612,6 @@ static int tb__loop_init(tb__loop *l) {
     l->fd = epoll_create1(EPOLL_CLOEXEC);
     return l->fd < 0 ? -1 : 0;
 }
-
-static void tb__loop_free(tb__loop *l) { if (l->fd >= 0) close(l->fd); }
 
 static int tb__loop_ctl(tb__loop *l, int op, int fd, int mask, void *ptr) {
     struct epoll_event ev;
@@ -660,8 +663,6 @@ static int tb__loop_init(tb__loop *l) {
     return 0;
 }
 
-static void tb__loop_free(tb__loop *l) { if (l->fd >= 0) close(l->fd); }
-
 /* kqueue keeps one filter per direction: add or delete each that changed. */
 static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
     struct kevent ch[2];
@@ -695,8 +696,7 @@ static int tb__accept(int lfd, struct sockaddr_storage *peer) {
     socklen_t len = sizeof *peer;
     int fd = accept(lfd, (struct sockaddr *)peer, &len);
     if (fd >= 0) {
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        tb__nonblock_cloexec(fd);
 #ifdef SO_NOSIGPIPE
         { int one = 1; setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one); }
 #endif
@@ -705,10 +705,23 @@ static int tb__accept(int lfd, struct sockaddr_storage *peer) {
 }
 #endif
 
-static int64_t tb__now_ms(void) {
+static void tb__loop_free(tb__loop *l) { if (l->fd >= 0) close(l->fd); }
+
+static int64_t tb__now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t tb__now_ms(void) { return tb__now_us() / 1000; }
+
+/* Waits up to timeout_ms for events (POLLIN, POLLOUT) on fd: poll's result. */
+static int tb__poll(int fd, int events, int timeout_ms) {
+    struct pollfd p;
+    p.fd = fd;
+    p.events = (short)events;
+    p.revents = 0;
+    return poll(&p, 1, timeout_ms);
 }
 
 /* ---------------------------------------------------------------- buffers */
@@ -744,6 +757,19 @@ TURBO_API void turbo_buf_free(turbo_buf *b) {
 }
 
 static void tb__buf_puts(turbo_buf *b, const char *s) { turbo_buf_append(b, s, strlen(s)); }
+
+static turbo_str tb__str(const char *p, size_t n) {
+    turbo_str s;
+    s.ptr = p;
+    s.len = n;
+    return s;
+}
+
+/* Copies n bytes to o and returns their end, as mempcpy does. */
+static char *tb__put(char *o, const void *src, size_t n) {
+    memcpy(o, src, n);
+    return o + n;
+}
 
 /* Unsigned decimal into dst (at least 20 bytes), returns the length. */
 static size_t tb__utoa(uint64_t v, char *dst) {
@@ -831,64 +857,22 @@ static int tb__ieq(const char *a, size_t n, const char *lower) {
 }
 
 static turbo_str tb__trim_ows(const char *p, size_t n) {
-    turbo_str s;
     while (n && (*p == ' ' || *p == '\t')) p++, n--;
     while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
-    s.ptr = p;
-    s.len = n;
-    return s;
+    return tb__str(p, n);
 }
 
-/* Does a comma-separated list have an empty element ("chunked,")? */
-static int tb__list_has_empty(turbo_str v) {
-    size_t i, start = 0;
-    for (i = 0; i <= v.len; i++) {
-        if (i == v.len || v.ptr[i] == ',') {
-            if (!tb__trim_ows(v.ptr + start, i - start).len) return 1;
-            start = i + 1;
-        }
-    }
-    return 0;
-}
-
-/* Calls fn on each non-empty element of a comma-separated list; stops at
-   the first non-zero return and returns it. */
-static int tb__each_list_item(turbo_str v, int (*fn)(turbo_str item, void *ctx), void *ctx) {
-    size_t i = 0, start = 0;
-    for (; i <= v.len; i++) {
-        if (i == v.len || v.ptr[i] == ',') {
-            turbo_str item = tb__trim_ows(v.ptr + start, i - start);
-            int rc = item.len ? fn(item, ctx) : 0;
-            if (rc) return rc;
-            start = i + 1;
-        }
-    }
-    return 0;
-}
-
-/* Transfer-Encoding, over every TE line: chunked must come last, once. */
-typedef struct tb__te_state {
-    int seen, chunked, unknown;
-} tb__te_state;
-
-static int tb__te_item(turbo_str item, void *ctx) {
-    tb__te_state *st = (tb__te_state *)ctx;
-    st->seen = 1;
-    if (st->chunked) return -400; /* anything after chunked, or chunked twice */
-    if (tb__ieq(item.ptr, item.len, "chunked")) st->chunked = 1;
-    else st->unknown = 1;
-    return 0;
-}
-
-typedef struct tb__conn_tokens {
-    int close, keep_alive;
-} tb__conn_tokens;
-
-static int tb__connection_item(turbo_str item, void *ctx) {
-    tb__conn_tokens *t = (tb__conn_tokens *)ctx;
-    if (tb__ieq(item.ptr, item.len, "close")) t->close = 1;
-    else if (tb__ieq(item.ptr, item.len, "keep-alive")) t->keep_alive = 1;
-    return 0;
+/* Takes the next element of a list separated by sep off *rest, OWS
+   trimmed: 1 with *item set (empty ones too), or 0 after the last. An
+   empty list has one empty element; rest->ptr is NULL once it is used up. */
+static int tb__list_next(turbo_str *rest, char sep, turbo_str *item) {
+    const char *p = rest->ptr, *stop;
+    if (!p) return 0;
+    stop = (const char *)memchr(p, sep, rest->len);
+    *item = tb__trim_ows(p, stop ? (size_t)(stop - p) : rest->len);
+    rest->len -= stop ? (size_t)(stop + 1 - p) : rest->len;
+    rest->ptr = stop ? stop + 1 : NULL;
+    return 1;
 }
 
 static int tb__parse_content_length(turbo_str v, uint64_t *out) {
@@ -974,16 +958,14 @@ static int tb__parse_request_line(const char *p, size_t n, turbo_req *r) {
     const char *end = p + n, *s = p, *q;
     while (s < end && TB__IS(TB__TCHAR, *s)) s++;
     if (s == p || s == end || *s != ' ') return -400;
-    r->method.ptr = p;
-    r->method.len = (size_t)(s - p);
+    r->method = tb__str(p, (size_t)(s - p));
     q = ++s;
     for (; s < end && TB__IS(TB__TARGET, *s); s++)
         if (*s == '%' && (end - s < 3 || tb__hex((unsigned char)s[1]) < 0 ||
                           tb__hex((unsigned char)s[2]) < 0))
             return -400;
     if (s == q || s == end || *s != ' ') return -400;
-    r->target.ptr = q;
-    r->target.len = (size_t)(s - q);
+    r->target = tb__str(q, (size_t)(s - q));
     s++;
     if (end - s != 8 || memcmp(s, "HTTP/", 5) != 0 || s[5] < '0' || s[5] > '9' || s[6] != '.' ||
         s[7] < '0' || s[7] > '9')
@@ -1000,12 +982,7 @@ static int tb__split_target(turbo_req *r) {
     const char *t = r->target.ptr, *end = t + r->target.len, *q;
     if (r->target.len == 1 && t[0] == '*') {
         if (r->method.len != 7 || memcmp(r->method.ptr, "OPTIONS", 7) != 0) return -400;
-        r->path = r->target;
-        r->query.ptr = end;
-        r->query.len = 0;
-        return 0;
-    }
-    if (t[0] != '/') {
+    } else if (t[0] != '/') {
         size_t scheme = 0;
         if (r->target.len > 7 && tb__ieq(t, 7, "http://")) scheme = 7;
         else if (r->target.len > 8 && tb__ieq(t, 8, "https://")) scheme = 8;
@@ -1020,15 +997,9 @@ static int tb__split_target(turbo_req *r) {
             return -400;
     }
     q = (const char *)memchr(t, '?', (size_t)(end - t));
-    r->path.ptr = t;
-    r->path.len = (size_t)((q ? q : end) - t);
-    r->query.ptr = q ? q + 1 : end;
-    r->query.len = q ? (size_t)(end - q - 1) : 0;
-    if (r->path.len == 0) { /* "http://host" or "http://host?x" means "/" */
-        static const char root[] = "/";
-        r->path.ptr = root;
-        r->path.len = 1;
-    }
+    r->path = tb__str(t, (size_t)((q ? q : end) - t));
+    r->query = q ? tb__str(q + 1, (size_t)(end - q - 1)) : tb__str(end, 0);
+    if (r->path.len == 0) r->path = tb__str("/", 1); /* "http://host" or "http://host?x" */
     return 0;
 }
 
@@ -1057,21 +1028,19 @@ static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo
     while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
     if (i == 0 || i == n || p[i] != ':') return -400; /* no name, no colon, or space before it */
     if (!tb__valid_value(p + i + 1, n - i - 1)) return -400;
-    name->ptr = p;
-    name->len = i;
+    *name = tb__str(p, i);
     for (j = i + 1; j < n && (p[j] == ' ' || p[j] == '\t'); j++) {
     }
     while (n > j && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
-    value->ptr = p + j;
-    value->len = n - j;
+    *value = tb__str(p + j, n - j);
     return 0;
 }
 
 /* Applies the headers that frame the message or steer the connection. */
 static int tb__apply_headers(turbo_req *r, tb__framing *f) {
-    tb__te_state te = {0, 0, 0};
-    tb__conn_tokens conn = {0, 0};
-    int hosts = 0, has_cl = 0, i, rc;
+    int hosts = 0, has_cl = 0, te = 0, chunked = 0, unknown = 0, i, rc;
+    int conn_close = 0, conn_keep = 0;
+    turbo_str item;
     for (i = 0; i < r->header_count; i++) {
         turbo_str n = r->header_name[i], v = r->header_value[i];
         switch (n.len) { /* the length picks the one name to compare */
@@ -1082,17 +1051,25 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
             break;
         case 17:
             if (!tb__ieq(n.ptr, n.len, "transfer-encoding")) break;
-            /* RFC 9110 5.6.1.2 lets a recipient skip empty elements, but a
-               front end that does not would read other framing: refused. */
-            if (tb__list_has_empty(v)) return -400;
-            te.seen = 1;
-            if ((rc = tb__each_list_item(v, tb__te_item, &te)) != 0) return rc;
+            te = 1;
+            /* Over every TE line, chunked comes last, once. RFC 9110 5.6.1.2
+               lets a recipient skip empty elements, but a front end that
+               does not would read other framing: refused. */
+            while (tb__list_next(&v, ',', &item)) {
+                if (!item.len || chunked) return -400;
+                if (tb__ieq(item.ptr, item.len, "chunked")) chunked = 1;
+                else unknown = 1;
+            }
             break;
         case 4:
             if (tb__ieq(n.ptr, n.len, "host") && (hosts++ || !tb__valid_host(v))) return -400;
             break;
         case 10:
-            if (tb__ieq(n.ptr, n.len, "connection")) tb__each_list_item(v, tb__connection_item, &conn);
+            if (!tb__ieq(n.ptr, n.len, "connection")) break;
+            while (tb__list_next(&v, ',', &item)) {
+                conn_close |= tb__ieq(item.ptr, item.len, "close");
+                conn_keep |= tb__ieq(item.ptr, item.len, "keep-alive");
+            }
             break;
         case 6:
             if (!tb__ieq(n.ptr, n.len, "expect") || r->version != 11) break;
@@ -1102,12 +1079,12 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
         }
     }
     if (r->version == 11 && hosts != 1) return -400;
-    if (te.seen) {
-        if (r->version == 10 || has_cl || !te.chunked) return -400;
-        if (te.unknown) return -501;
+    if (te) {
+        if (r->version == 10 || has_cl || !chunked) return -400;
+        if (unknown) return -501;
         f->chunked = 1;
     }
-    f->keep_alive = r->version == 11 ? !conn.close : conn.keep_alive && !conn.close;
+    f->keep_alive = r->version == 11 ? !conn_close : conn_keep && !conn_close;
     return 0;
 }
 
@@ -1214,8 +1191,7 @@ enum {
     TB__CH_EXT,      /* chunk extensions, up to CR */
     TB__CH_SIZE_LF,  /* LF ending the size line */
     TB__CH_DATA,     /* chunk data */
-    TB__CH_DATA_CR,  /* CR after the data */
-    TB__CH_DATA_LF,  /* LF after the data */
+    TB__CH_DATA_END, /* CRLF after the data */
     TB__CH_TRAILER,  /* start of a trailer line, or the final CRLF */
     TB__CH_TRAILER_LINE,
     TB__CH_END_LF,   /* LF of the final CRLF */
@@ -1242,8 +1218,7 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
         char c = body[st->src];
         switch (st->state) {
         case TB__CH_SIZE: {
-            int d = c >= '0' && c <= '9' ? c - '0'
-                  : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
+            int d = tb__hex((unsigned char)c);
             if (d >= 0) {
                 if (st->remaining > (lim->max_body - st->dst) >> 4) return -413;
                 st->remaining = st->remaining * 16 + (unsigned)d;
@@ -1280,17 +1255,14 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
             st->dst += n;
             st->src += n;
             st->remaining -= n;
-            if (!st->remaining) st->state = TB__CH_DATA_CR;
+            if (!st->remaining) st->state = TB__CH_DATA_END;
             continue;
         }
-        case TB__CH_DATA_CR:
+        case TB__CH_DATA_END:
             if (c != '\r') return -400;
-            st->src++;
-            st->state = TB__CH_DATA_LF;
-            continue;
-        case TB__CH_DATA_LF:
-            if (c != '\n') return -400;
-            st->src++;
+            if (st->src + 1 == avail) return 0; /* wait for the LF */
+            if (body[st->src + 1] != '\n') return -400;
+            st->src += 2;
             st->state = TB__CH_SIZE;
             continue;
         case TB__CH_TRAILER:
@@ -1344,8 +1316,7 @@ TURBO_API int turbo_req_header_count(const turbo_req *r) { return r->header_coun
 TURBO_API int turbo_req_param_count(const turbo_req *r) { return r->param_count; }
 
 static turbo_str tb__str_at(const turbo_str *a, int n, int i) {
-    turbo_str none = {NULL, 0};
-    return i >= 0 && i < n ? a[i] : none;
+    return i >= 0 && i < n ? a[i] : tb__str(NULL, 0);
 }
 
 TURBO_API turbo_str turbo_req_header_name(const turbo_req *r, int i) {
@@ -1364,7 +1335,6 @@ TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i) {
 TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
     size_t n = strlen(name), k;
     int i;
-    turbo_str none = {NULL, 0};
     for (i = 0; i < r->header_count; i++) {
         if (r->header_name[i].len != n) continue;
         for (k = 0; k < n && tb__lower((unsigned char)r->header_name[i].ptr[k]) ==
@@ -1373,17 +1343,16 @@ TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
         }
         if (k == n) return r->header_value[i];
     }
-    return none;
+    return tb__str(NULL, 0);
 }
 
 TURBO_API turbo_str turbo_req_param(const turbo_req *r, const char *name) {
     size_t n = strlen(name);
     int i;
-    turbo_str none = {NULL, 0};
     for (i = 0; i < r->param_count; i++)
         if (r->param_name[i].len == n && memcmp(r->param_name[i].ptr, name, n) == 0)
             return r->param_value[i];
-    return none;
+    return tb__str(NULL, 0);
 }
 
 TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus_is_space) {
@@ -1414,10 +1383,8 @@ TURBO_API int turbo_query_next(turbo_str *rest, turbo_str *name, turbo_str *valu
         rest->len -= (size_t)(rest->ptr - p);
         if (stop == p) continue;
         eq = (const char *)memchr(p, '=', (size_t)(stop - p));
-        name->ptr = p;
-        name->len = (size_t)((eq ? eq : stop) - p);
-        value->ptr = eq ? eq + 1 : stop;
-        value->len = (size_t)(stop - value->ptr);
+        *name = tb__str(p, (size_t)((eq ? eq : stop) - p));
+        *value = eq ? tb__str(eq + 1, (size_t)(stop - eq - 1)) : tb__str(stop, 0);
         return 1;
     }
     return 0;
@@ -1438,16 +1405,11 @@ static const char *tb__search(const char *p, const char *end, const char *what, 
 /* The value of parameter key (lower case, with its "=") in a header value
    such as `form-data; name="a"; filename="b"`, quotes removed. */
 static turbo_str tb__header_param(turbo_str v, const char *key) {
-    turbo_str out = {NULL, 0};
-    size_t n = strlen(key), i = 0;
-    while (i < v.len) {
-        const char *semi = (const char *)memchr(v.ptr + i, ';', v.len - i);
-        size_t stop = semi ? (size_t)(semi - v.ptr) : v.len;
-        turbo_str item = tb__trim_ows(v.ptr + i, stop - i);
-        i = stop + 1;
+    turbo_str out = {NULL, 0}, item;
+    size_t n = strlen(key);
+    while (tb__list_next(&v, ';', &item)) {
         if (item.len < n || !tb__ieq(item.ptr, n, key)) continue;
-        out.ptr = item.ptr + n;
-        out.len = item.len - n;
+        out = tb__str(item.ptr + n, item.len - n);
         if (out.len >= 2 && out.ptr[0] == '"' && out.ptr[out.len - 1] == '"') {
             out.ptr++;
             out.len -= 2;
@@ -1488,10 +1450,8 @@ static int tb__multipart_part(turbo_multipart *m, const char *p, turbo_part *par
     else head_end += 2;
     if (!(next = tb__search(head_end + 2, m->end, m->delim, m->delim_len))) return -1;
     memset(part, 0, sizeof *part);
-    part->head.ptr = p;
-    part->head.len = (size_t)(head_end - p);
-    part->data.ptr = head_end + 2;
-    part->data.len = (size_t)(next - part->data.ptr);
+    part->head = tb__str(p, (size_t)(head_end - p));
+    part->data = tb__str(head_end + 2, (size_t)(next - head_end - 2));
     m->at = next + m->delim_len;
     for (line = p; line < head_end;) {
         const char *eol = tb__search(line, head_end, "\r\n", 2), *colon;
@@ -1542,8 +1502,7 @@ TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out
     if (r->scratch->cap - r->scratch->len < vlen) return -1;
     dlen = turbo_url_decode(r->scratch->data + r->scratch->len, v, vlen, 1);
     if (dlen < 0) return -1;
-    out->ptr = r->scratch->data + r->scratch->len;
-    out->len = (size_t)dlen;
+    *out = tb__str(r->scratch->data + r->scratch->len, (size_t)dlen);
     r->scratch->len += (size_t)dlen;
     return 1;
 }
@@ -1675,11 +1634,8 @@ static tb__handler *tb__node_accept(const tb__node *n, tb__lookup *lk) {
 
 static int tb__push_param(turbo_req *r, const tb__node *n, const char *v, size_t len) {
     if (r->param_count >= TURBO_MAX_PARAMS) return 0;
-    r->param_name[r->param_count].ptr = n->seg;
-    r->param_name[r->param_count].len = n->seg_len;
-    r->param_value[r->param_count].ptr = v;
-    r->param_value[r->param_count].len = len;
-    r->param_count++;
+    r->param_name[r->param_count] = tb__str(n->seg, n->seg_len);
+    r->param_value[r->param_count++] = tb__str(v, len);
     return 1;
 }
 
@@ -1753,7 +1709,6 @@ static void tb__allow_all(char (*methods)[TB__METHOD_MAX], int n, turbo_buf *b) 
     }
 }
 
-/* Writes the Allow header's value for node n into b. */
 static void tb__allow_value(const tb__node *n, turbo_buf *b) {
     int i, get = 0, head = 0, options = 0;
     for (i = 0; i < n->nhandlers; i++) {
@@ -1783,34 +1738,27 @@ static int tb__is_ident(const char *p, size_t n) {
    or -1 with the reason in err. */
 static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *err, size_t cap) {
     const char *open = (const char *)memchr(p, '{', n), *close = (const char *)memchr(p, '}', n);
-    size_t i;
+    const char *why;
+    size_t i = 0;
+    int tail = n > 5 && memcmp(p + n - 4, "...}", 4) == 0;
     if (!open && !close) {
-        for (i = 0; i < n; i++)
-            if (!TB__IS(TB__TARGET, p[i]) || p[i] == '?' || p[i] == '#') {
-                snprintf(err, cap, "route \"%s\" has a character not allowed in a path", pattern);
-                return -1;
-            }
-        return 0;
-    }
-    if (!close || (open && close < open)) {
-        snprintf(err, cap, "route \"%s\" is missing \"}\"", pattern);
+        while (i < n && TB__IS(TB__TARGET, p[i]) && p[i] != '?' && p[i] != '#') i++;
+        if (i == n) return 0;
+        why = " has a character not allowed in a path";
+    } else if (!close || (open && close < open)) {
+        why = " is missing \"}\"";
+    } else if (!open) {
+        why = " has \"}\" without \"{\"";
+    } else if (open != p || close != p + n - 1) {
+        why = ": a capture must be a whole segment";
+    } else if (tb__is_ident(p + 1, n - (tail ? 5 : 2))) {
+        return tail ? 2 : 1;
+    } else {
+        snprintf(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern,
+                 (int)(n - 2), p + 1);
         return -1;
     }
-    if (!open) {
-        snprintf(err, cap, "route \"%s\" has \"}\" without \"{\"", pattern);
-        return -1;
-    }
-    if (open != p || close != p + n - 1) {
-        snprintf(err, cap, "route \"%s\": a capture must be a whole segment", pattern);
-        return -1;
-    }
-    if (n > 5 && memcmp(p + n - 4, "...}", 4) == 0) {
-        if (tb__is_ident(p + 1, n - 5)) return 2;
-    } else if (tb__is_ident(p + 1, n - 2)) {
-        return 1;
-    }
-    snprintf(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern,
-             (int)(n - 2), p + 1);
+    snprintf(err, cap, "route \"%s\"%s", pattern, why);
     return -1;
 }
 
@@ -1881,11 +1829,10 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, int create
 
 static int tb__router_add(tb__node *root, const char *method, const char *pattern,
                           turbo_handler fn, void *user, int flags, char *err, size_t cap) {
-    size_t mlen = strlen(method), i;
+    size_t mlen = strlen(method), i = 0;
     tb__node *n;
     tb__handler *hs;
-    for (i = 0; i < mlen; i++)
-        if (!TB__IS(TB__TCHAR, method[i])) break;
+    while (i < mlen && TB__IS(TB__TCHAR, method[i])) i++;
     if (!mlen || i < mlen || mlen >= TB__METHOD_MAX) {
         snprintf(err, cap, "method \"%s\" is not a valid HTTP method token", method);
         return -1;
@@ -2037,25 +1984,17 @@ static int tb__json_utf8(const unsigned char *s, size_t n) {
 }
 
 static char *tb__json_escape_ascii(char *o, unsigned c) {
-    static const char hex[] = "0123456789abcdef";
-    char e;
-    switch (c) {
-    case '"': e = '"'; break;
-    case '\\': e = '\\'; break;
-    case '\b': e = 'b'; break;
-    case '\f': e = 'f'; break;
-    case '\n': e = 'n'; break;
-    case '\r': e = 'r'; break;
-    case '\t': e = 't'; break;
-    default:
-        memcpy(o, "\\u00", 4);
-        o[4] = hex[c >> 4];
-        o[5] = hex[c & 15];
-        return o + 6;
+    static const char hex[] = "0123456789abcdef", from[] = "\"\\\b\f\n\r\t", to[] = "\"\\bfnrt";
+    const char *k = c ? strchr(from, (int)c) : NULL; /* not NUL: strchr finds the terminator */
+    if (k) {
+        o[0] = '\\';
+        o[1] = to[k - from];
+        return o + 2;
     }
-    o[0] = '\\';
-    o[1] = e;
-    return o + 2;
+    memcpy(o, "\\u00", 4);
+    o[4] = hex[c >> 4];
+    o[5] = hex[c & 15];
+    return o + 6;
 }
 
 /* memcpy for the short runs most strings are made of: no call below 16. */
@@ -2113,12 +2052,10 @@ static const unsigned char *tb__json_escape(char **out, const unsigned char *s,
             o = tb__json_escape_ascii(o, c);
             s++;
         } else if (n > 0) {
-            memcpy(o, s[2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
-            o += 6;
+            o = tb__put(o, s[2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
             s += 3;
         } else {
-            memcpy(o, "\xEF\xBF\xBD", 3);
-            o += 3;
+            o = tb__put(o, "\xEF\xBF\xBD", 3);
             s += -n;
         }
         run = s;
@@ -2367,19 +2304,10 @@ TURBO_API int turbo_dtoa(double v, char *dst) {
     int be, k, n, point, e;
     memcpy(&bits, &v, sizeof bits);
     be = (int)(bits >> 52) & 0x7ff;
-    if (be == 0x7ff && (bits << 12)) {
-        memcpy(dst, "nan", 3);
-        return 3;
-    }
+    if (be == 0x7ff && (bits << 12)) return (int)(tb__put(dst, "nan", 3) - dst);
     if (bits >> 63) *o++ = '-';
-    if (be == 0x7ff) {
-        memcpy(o, "inf", 3);
-        return (int)(o + 3 - dst);
-    }
-    if (!(bits << 1)) {
-        memcpy(o, "0.0", 3);
-        return (int)(o + 3 - dst);
-    }
+    if (be == 0x7ff) return (int)(tb__put(o, "inf", 3) - dst);
+    if (!(bits << 1)) return (int)(tb__put(o, "0.0", 3) - dst);
     d = tb__dtoa_decimal(be, bits & (((uint64_t)1 << 52) - 1), &k);
     n = (int)(tb__json_u64(digits, d) - digits);
     point = n + k; /* v = 0.DIGITS * 10^point */
@@ -2387,8 +2315,7 @@ TURBO_API int turbo_dtoa(double v, char *dst) {
         *o++ = digits[0];
         if (n > 1) {
             *o++ = '.';
-            memcpy(o, digits + 1, (size_t)(n - 1));
-            o += n - 1;
+            o = tb__put(o, digits + 1, (size_t)(n - 1));
         }
         e = point - 1;
         *o++ = 'e';
@@ -2398,20 +2325,14 @@ TURBO_API int turbo_dtoa(double v, char *dst) {
             *o++ = (char)('0' + e / 100);
             e %= 100;
         }
-        memcpy(o, tb__json_pairs + 2 * e, 2);
-        o += 2;
+        o = tb__put(o, tb__json_pairs + 2 * e, 2);
     } else if (point <= 0) {
-        memcpy(o, "0.000", (size_t)(2 - point));
-        o += 2 - point;
-        memcpy(o, digits, (size_t)n);
-        o += n;
+        o = tb__put(o, "0.000", (size_t)(2 - point));
+        o = tb__put(o, digits, (size_t)n);
     } else if (point >= n) {
-        memcpy(o, digits, (size_t)n);
-        o += n;
+        o = tb__put(o, digits, (size_t)n);
         memset(o, '0', (size_t)(point - n));
-        o += point - n;
-        memcpy(o, ".0", 2);
-        o += 2;
+        o = tb__put(o + point - n, ".0", 2);
     } else {
         memcpy(o, digits, (size_t)point);
         o[point] = '.';
@@ -2493,17 +2414,17 @@ TURBO_API int turbo_json_string(turbo_json *j, const char *s) {
     return s ? turbo_json_stringn(j, s, strlen(s)) : turbo_json_null(j);
 }
 
-TURBO_API int turbo_json_int(turbo_json *j, int64_t v) {
+/* An integer: its sign (1 for a negative one) and magnitude. */
+static int tb__json_integer(turbo_json *j, int negative, uint64_t v) {
     char *p = tb__json_value_at(j, 20);
     if (!p) return j->error;
-    if (v < 0) *p++ = '-';
-    return tb__json_value_done(j, tb__json_u64(p, v < 0 ? 0 - (uint64_t)v : (uint64_t)v));
-}
-TURBO_API int turbo_json_uint(turbo_json *j, uint64_t v) {
-    char *p = tb__json_value_at(j, 20);
-    if (!p) return j->error;
+    if (negative) *p++ = '-';
     return tb__json_value_done(j, tb__json_u64(p, v));
 }
+TURBO_API int turbo_json_int(turbo_json *j, int64_t v) {
+    return tb__json_integer(j, v < 0, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+}
+TURBO_API int turbo_json_uint(turbo_json *j, uint64_t v) { return tb__json_integer(j, 0, v); }
 
 TURBO_API int turbo_json_double(turbo_json *j, double v) {
     char *p = tb__json_value_at(j, 32);
@@ -2515,17 +2436,9 @@ TURBO_API int turbo_json_double(turbo_json *j, double v) {
 }
 
 TURBO_API int turbo_json_bool(turbo_json *j, int v) {
-    char *p = tb__json_value_at(j, 5);
-    if (!p) return j->error;
-    memcpy(p, v ? "true" : "false", v ? 4 : 5);
-    return tb__json_value_done(j, p + (v ? 4 : 5));
+    return turbo_json_raw(j, v ? "true" : "false", v ? 4 : 5);
 }
-TURBO_API int turbo_json_null(turbo_json *j) {
-    char *p = tb__json_value_at(j, 4);
-    if (!p) return j->error;
-    memcpy(p, "null", 4);
-    return tb__json_value_done(j, p + 4);
-}
+TURBO_API int turbo_json_null(turbo_json *j) { return turbo_json_raw(j, "null", 4); }
 TURBO_API int turbo_json_raw(turbo_json *j, const char *json, size_t len) {
     char *p = tb__json_value_at(j, len);
     if (!p) return j->error;
@@ -2625,7 +2538,8 @@ struct tb__conn {
 typedef struct tb__mailbox {
     pthread_mutex_t lock;
     int wake_fd;          /* the worker's wake pipe; -1 once the worker has stopped */
-    turbo_defer *resumed; /* handed over, not yet answered; newest first */
+    turbo_defer *resumed; /* handed over, not yet answered; oldest first */
+    turbo_defer **resumed_tail;
     tb__conn *returned;   /* lent connections whose handler has finished */
     int orphans;          /* once stopped: defers not yet resumed */
 } tb__mailbox;
@@ -2884,37 +2798,25 @@ TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status) {
     return &res->json;
 }
 
-
-/* The Date header's value, cached per thread and renewed once a second. */
 static const char tb__months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
 
-/* t as an HTTP date, "Sun, 06 Nov 1994 08:49:37 GMT" and a NUL, into d. */
+/* t as an HTTP date, "Sun, 06 Nov 1994 08:49:37 GMT" and a NUL, into d
+   (32 bytes): the fields written over a template. */
 static void tb__format_date(time_t t, char *d) {
     static const char days[] = "SunMonTueWedThuFriSat";
-    const char *months = tb__months;
     struct tm tm;
     gmtime_r(&t, &tm);
+    memcpy(d, "Sun, 00 Jan 0000 00:00:00 GMT", 30);
     memcpy(d, days + 3 * tm.tm_wday, 3);
-    d[3] = ',';
-    d[4] = ' ';
-    d[5] = (char)('0' + tm.tm_mday / 10);
-    d[6] = (char)('0' + tm.tm_mday % 10);
-    d[7] = ' ';
-    memcpy(d + 8, months + 3 * tm.tm_mon, 3);
-    d[11] = ' ';
+    memcpy(d + 5, tb__json_pairs + 2 * tm.tm_mday, 2);
+    memcpy(d + 8, tb__months + 3 * tm.tm_mon, 3);
     tb__utoa((uint64_t)(tm.tm_year + 1900), d + 12);
-    d[16] = ' ';
-    d[17] = (char)('0' + tm.tm_hour / 10);
-    d[18] = (char)('0' + tm.tm_hour % 10);
-    d[19] = ':';
-    d[20] = (char)('0' + tm.tm_min / 10);
-    d[21] = (char)('0' + tm.tm_min % 10);
-    d[22] = ':';
-    d[23] = (char)('0' + tm.tm_sec / 10);
-    d[24] = (char)('0' + tm.tm_sec % 10);
-    memcpy(d + 25, " GMT", 5);
+    memcpy(d + 17, tb__json_pairs + 2 * tm.tm_hour, 2);
+    memcpy(d + 20, tb__json_pairs + 2 * tm.tm_min, 2);
+    memcpy(d + 23, tb__json_pairs + 2 * tm.tm_sec, 2);
 }
 
+/* The Date header's value, cached per thread and renewed once a second. */
 static void tb__update_date(tb__thread *th) {
     time_t t = time(NULL);
     if (t == th->date_sec) return;
@@ -2940,19 +2842,11 @@ static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_al
 
 /* turbo's own error body: the reason as text, or {"detail":"Reason"}. */
 static void tb__res_error_body(turbo_res *res, int status) {
-    const char *reason = tb__reason(status);
+    int json = res->w->s->cfg.json_errors;
     char body[64];
-    size_t n = strlen(reason);
-    if (res->w->s->cfg.json_errors) {
-        memcpy(body, "{\"detail\":\"", 11);
-        memcpy(body + 11, reason, n);
-        memcpy(body + 11 + n, "\"}", 2);
-        turbo_res_send(res, status, "application/json", body, n + 13);
-    } else {
-        memcpy(body, reason, n);
-        body[n] = '\n';
-        turbo_res_send(res, status, "text/plain; charset=utf-8", body, n + 1);
-    }
+    int n = snprintf(body, sizeof body, json ? "{\"detail\":\"%s\"}" : "%s\n", tb__reason(status));
+    turbo_res_send(res, status, json ? "application/json" : "text/plain; charset=utf-8", body,
+                   (size_t)n);
 }
 
 /* Rewrites the response under way as an error. */
@@ -2970,56 +2864,38 @@ static void tb__res_fail(turbo_res *res, int status) {
 static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, char *head) {
     int streamed = res->c && res->c->streaming;
     const char *reason = tb__reason(status);
-    size_t n, rl = strlen(reason);
-    memcpy(head, "HTTP/1.1 ", 9);
-    head[9] = (char)('0' + status / 100); /* three digits: turbo_status_allowed */
-    head[10] = (char)('0' + status / 10 % 10);
-    head[11] = (char)('0' + status % 10);
-    head[12] = ' ';
-    memcpy(head + 13, reason, rl);
-    n = 13 + rl;
-    memcpy(head + n, "\r\nServer: turbo\r\nDate: ", 23);
-    n += 23;
-    memcpy(head + n, res->t->date, 29);
-    n += 29;
+    char *o = tb__put(head, "HTTP/1.1 ", 9);
+    *o++ = (char)('0' + status / 100); /* three digits: turbo_status_allowed */
+    o = tb__put(o, tb__json_pairs + 2 * (status % 100), 2);
+    *o++ = ' ';
+    o = tb__put(o, reason, strlen(reason));
+    o = tb__put(o, "\r\nServer: turbo\r\nDate: ", 23);
+    o = tb__put(o, res->t->date, 29);
     if (streamed && res->c->streaming == TB__STREAM_CHUNKED) {
-        memcpy(head + n, "\r\nTransfer-Encoding: chunked", 28);
-        n += 28;
+        o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
     } else if (!streamed && status != 204 && status != 304) { /* RFC 9112 6.3: never a length */
-        memcpy(head + n, "\r\nContent-Length: ", 18);
-        n += 18;
-        n += tb__utoa(body_len, head + n);
+        o = tb__put(o, "\r\nContent-Length: ", 18);
+        o += tb__utoa(body_len, o);
     }
-    if (!res->keep_alive) {
-        memcpy(head + n, "\r\nConnection: close", 19);
-        n += 19;
-    } else if (res->version == 10) {
-        memcpy(head + n, "\r\nConnection: keep-alive", 24);
-        n += 24;
-    }
-    head[n++] = '\r';
-    head[n++] = '\n';
-    return n;
-}
-
-/* Inserts len bytes of text at offset at of b (room reserved by the caller). */
-static void tb__buf_insert(turbo_buf *b, size_t at, const char *text, size_t len) {
-    memmove(b->data + at + len, b->data + at, b->len - at);
-    memcpy(b->data + at, text, len);
-    b->len += len;
+    if (!res->keep_alive) o = tb__put(o, "\r\nConnection: close", 19);
+    else if (res->version == 10) o = tb__put(o, "\r\nConnection: keep-alive", 24);
+    return (size_t)(tb__put(o, "\r\n", 2) - head);
 }
 
 /* The body written since the last flush, framed as one chunk (or left as it
    is until close; dropped for HEAD). 0, or -1 out of memory. */
 static int tb__res_frame_body(turbo_res *res) {
-    char size[24];
+    char size[24], *o;
     size_t body = res->out->len - res->body_start, n;
     if (res->head_only) res->out->len = res->body_start;
     if (res->head_only || !body || res->c->streaming != TB__STREAM_CHUNKED) return 0;
     n = (size_t)snprintf(size, sizeof size, "%lx\r\n", (unsigned long)body);
     if (turbo_buf_reserve(res->out, n + 2) != 0) return -1;
-    tb__buf_insert(res->out, res->body_start, size, n);
-    turbo_buf_append(res->out, "\r\n", 2);
+    o = res->out->data + res->body_start;
+    memmove(o + n, o, body);
+    memcpy(o, size, n);
+    memcpy(o + n + body, "\r\n", 2);
+    res->out->len += n + 2;
     return 0;
 }
 
@@ -3038,61 +2914,82 @@ static void tb__res_end_stream(turbo_res *res) {
     c->streaming = TB__STREAM_NONE;
 }
 
-/* Waits up to timeout_ms for c's socket to take more: 0, or -1. */
-static int tb__wait_writable(tb__conn *c, int timeout_ms) {
-    struct pollfd p;
-    p.fd = c->fd;
-    p.events = POLLOUT;
-    p.revents = 0;
-    return poll(&p, 1, timeout_ms) > 0 ? 0 : -1;
+/* Sends what it can of data to c's socket: the bytes sent, or -1 when
+   the client has gone. */
+static ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
+    size_t sent = 0;
+    while (sent < len) {
+        ssize_t n = send(c->fd, data + sent, len - sent, MSG_NOSIGNAL);
+        if (n > 0) { sent += (size_t)n; continue; }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        return -1;
+    }
+    return (ssize_t)sent;
 }
 
 /* Sends all of data, waiting for the socket up to timeout_ms each time: 0,
    or -1 when the client has gone (or stopped reading that long). */
 static int tb__send_all(tb__conn *c, const char *data, size_t len, int timeout_ms) {
-    while (len) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            data += n;
-            len -= (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (tb__wait_writable(c, timeout_ms) != 0) return -1;
-        } else if (n < 0 && errno != EINTR) {
-            return -1;
-        }
+    for (;;) {
+        ssize_t n = tb__send_some(c, data, len);
+        if (n < 0) return -1;
+        if ((size_t)n == len) return 0;
+        data += n;
+        len -= (size_t)n;
+        if (tb__poll(c->fd, POLLOUT, timeout_ms) <= 0) return -1;
     }
+}
+
+/* Sends what waits in c->out, then the answer so far, now: 0, or -1 when
+   the client has gone. Both buffers are empty afterwards. */
+static int tb__res_send_now(turbo_res *res) {
+    tb__conn *c = res->c;
+    int timeout = res->w->s->cfg.write_timeout_ms, rc = 0;
+    if (c->out.len)
+        rc = tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent, timeout);
+    if (rc == 0) rc = tb__send_all(c, res->out->data, res->out->len, timeout);
+    turbo_buf_free(&c->out);
+    c->out_sent = 0;
+    res->out->len = res->start = res->body_start = 0;
+    return rc;
+}
+
+/* Puts the status line and turbo's own headers in front of the handler's
+   headers, and the blank line after them, before the body written so far;
+   length is the Content-Length. 0, or -1 out of memory. */
+static int tb__res_put_head(turbo_res *res, int status, size_t length) {
+    char head[192], *o;
+    size_t n, hdr_len, body_len;
+    if (!tb__res_body_started(res)) res->body_start = res->out->len;
+    hdr_len = res->body_start - res->start;
+    body_len = res->out->len - res->body_start;
+    n = tb__res_head(res, status, length, head);
+    if (turbo_buf_reserve(res->out, n + 2) != 0) return -1;
+    o = res->out->data + res->start;
+    memmove(o + n + hdr_len + 2, o + hdr_len, body_len);
+    memmove(o + n, o, hdr_len);
+    memcpy(o, head, n);
+    memcpy(o + n + hdr_len, "\r\n", 2);
+    res->body_start = res->start + n + hdr_len + 2;
+    res->out->len = res->body_start + body_len;
     return 0;
 }
 
 TURBO_API int turbo_res_flush(turbo_res *res) {
     tb__conn *c = res->c;
-    turbo_buf *out = res->out;
     int status = res->status ? res->status : 200, rc;
     if (res->deferred || res->json_active || c->streaming == TB__STREAM_ABORTED ||
         !turbo_status_allowed(status) || !turbo_status_has_body(status))
         return -1;
-    if (!tb__res_body_started(res)) res->body_start = out->len;
-    if (!c->streaming) { /* the head first: turbo's lines, the handler's, the blank line */
-        char head[192];
-        size_t n, hdr_len = res->body_start - res->start;
+    if (!c->streaming) { /* the head first */
         c->streaming = res->version == 11 ? TB__STREAM_CHUNKED : TB__STREAM_UNTIL_CLOSE;
         if (c->streaming == TB__STREAM_UNTIL_CLOSE) res->keep_alive = 0;
-        n = tb__res_head(res, status, 0, head);
-        if (turbo_buf_reserve(out, n + 2) != 0) return -1;
-        tb__buf_insert(out, res->start, head, n);
-        tb__buf_insert(out, res->start + n + hdr_len, "\r\n", 2);
-        res->body_start = res->start + n + hdr_len + 2;
+        if (tb__res_put_head(res, status, 0) != 0) return -1;
         res->status = status;
     }
-    if (tb__res_frame_body(res) != 0 || out->oom) return -1;
-    rc = tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent,
-                      res->w->s->cfg.write_timeout_ms) == 0 &&
-                 tb__send_all(c, out->data, out->len, res->w->s->cfg.write_timeout_ms) == 0
-             ? 0
-             : -1;
-    turbo_buf_free(&c->out);
-    c->out_sent = 0;
-    out->len = res->start = res->body_start = 0;
+    if (tb__res_frame_body(res) != 0 || res->out->oom) return -1;
+    rc = tb__res_send_now(res);
     if (rc) c->streaming = TB__STREAM_ABORTED;
     return rc;
 }
@@ -3155,12 +3052,9 @@ static int64_t tb__parse_date(turbo_str v) {
 
 /* Does the If-None-Match list v hold etag (weakly compared) or "*"? */
 static int tb__etag_listed(turbo_str v, const char *etag) {
-    size_t i = 0, n = strlen(etag);
-    while (i < v.len) {
-        const char *comma = (const char *)memchr(v.ptr + i, ',', v.len - i);
-        size_t stop = comma ? (size_t)(comma - v.ptr) : v.len;
-        turbo_str item = tb__trim_ows(v.ptr + i, stop - i);
-        i = stop + 1;
+    size_t n = strlen(etag);
+    turbo_str item;
+    while (tb__list_next(&v, ',', &item)) {
         if (item.len >= 2 && item.ptr[0] == 'W' && item.ptr[1] == '/') item.ptr += 2, item.len -= 2;
         if ((item.len == 1 && item.ptr[0] == '*') || (item.len == n && memcmp(item.ptr, etag, n) == 0))
             return 1;
@@ -3206,23 +3100,10 @@ static int tb__res_read_file(turbo_res *res, int fd, off_t off, uint64_t len) {
    length: sendfile where there is one. 0, or -1 when the client has gone. */
 static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     tb__conn *c = res->c;
-    turbo_buf *out = res->out;
     int timeout = res->w->s->cfg.write_timeout_ms;
-    char head[192];
-    size_t n, hdr_len;
-    if (!tb__res_body_started(res)) res->body_start = out->len;
-    hdr_len = res->body_start - res->start;
-    n = tb__res_head(res, res->status, (size_t)len, head);
-    if (turbo_buf_reserve(out, n + 2) != 0) return -1;
-    tb__buf_insert(out, res->start, head, n);
-    tb__buf_insert(out, res->start + n + hdr_len, "\r\n", 2);
+    if (tb__res_put_head(res, res->status, (size_t)len) != 0) return -1;
     c->streaming = TB__STREAM_ABORTED; /* until the last byte is out */
-    if (tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent, timeout) != 0 ||
-        tb__send_all(c, out->data, out->len, timeout) != 0)
-        return -1;
-    turbo_buf_free(&c->out);
-    c->out_sent = 0;
-    out->len = res->start = res->body_start = 0;
+    if (tb__res_send_now(res) != 0) return -1;
     while (len) {
 #ifdef __linux__
         ssize_t k = sendfile(c->fd, fd, &off, len > (1u << 30) ? (1u << 30) : (size_t)len);
@@ -3235,7 +3116,7 @@ static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
         if (k > 0) {
             len -= (uint64_t)k;
         } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (tb__wait_writable(c, timeout) != 0) return -1;
+            if (tb__poll(c->fd, POLLOUT, timeout) <= 0) return -1;
         } else if (k == 0 || errno != EINTR) { /* the file shrank, or the client went */
             return -1;
         }
@@ -3300,9 +3181,8 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
 /* Completes the response under way: status line and turbo's own headers
    go in front of the handler's headers, a blank line before the body. */
 static void tb__res_finish(turbo_res *res, const turbo_req *req) {
-    char head[192], *o;
-    size_t n, hdr_len, body_len, total;
-    int status;
+    size_t body_len, length;
+    int status, failed = 1;
     if (res->deferred) {
         res->out->len = res->start;
         return;
@@ -3311,44 +3191,32 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
         tb__res_end_stream(res);
         return;
     }
-    if (res->json_active && turbo_json_finish(&res->json) != 0) {
+    if (res->json_active && turbo_json_finish(&res->json) != 0)
         fprintf(stderr, "turbo: invalid JSON in the response to %.*s %.*s: %s\n",
                 (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr,
                 turbo_json_strerror(res->json.error));
-        tb__res_fail(res, 500);
-    } else if (!res->answered) {
+    else if (!res->answered)
         fprintf(stderr, "turbo: the handler for %.*s %.*s answered nothing\n",
                 (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr);
-        tb__res_fail(res, 500);
-    } else if (res->status && !turbo_status_allowed(res->status)) {
+    else if (res->status && !turbo_status_allowed(res->status))
         fprintf(stderr, "turbo: the handler for %.*s %.*s set status %d\n", (int)req->method.len,
                 req->method.ptr, (int)req->path.len, req->path.ptr, res->status);
-        tb__res_fail(res, 500);
-    }
-    if (res->out->oom) tb__res_fail(res, 500);
+    else
+        failed = res->out->oom;
+    if (failed) tb__res_fail(res, 500);
     if (!tb__res_body_started(res)) res->body_start = res->out->len;
     status = res->status ? res->status : 200;
-    hdr_len = res->body_start - res->start;
     body_len = turbo_status_has_body(status) ? res->out->len - res->body_start : 0;
+    length = body_len;
     if (res->head_only && res->head_length >= 0 && !body_len && turbo_status_has_body(status))
-        n = tb__res_head(res, status, (size_t)res->head_length, head);
-    else
-        n = tb__res_head(res, status, body_len, head);
+        length = (size_t)res->head_length;
     if (res->head_only) body_len = 0;
-    total = n + hdr_len + 2 + body_len;
-    if (turbo_buf_reserve(res->out, n + 2) != 0) {
+    res->out->len = res->body_start + body_len; /* without a body HEAD or the status has not */
+    if (tb__res_put_head(res, status, length) != 0) {
         res->out->len = res->start; /* nothing sensible can be sent: close */
         res->keep_alive = 0;
-        return;
     }
-    o = res->out->data + res->start;
-    memmove(o + n + hdr_len + 2, o + hdr_len, body_len);
-    memmove(o + n, o, hdr_len);
-    memcpy(o, head, n);
-    memcpy(o + n + hdr_len, "\r\n", 2);
-    res->out->len = res->start + total;
 }
-
 
 /* ---------------------------------------------------------------- timers */
 /* One FIFO list per timeout class. Arming appends at the tail with
@@ -3390,7 +3258,6 @@ static int tb__timer_next(const tb__worker *w) {
     return next <= w->now ? 0 : (int)TB__MIN(next - w->now, 60000);
 }
 
-
 /* ---------------------------------------------------------------- hand-off */
 /* No handler may stall a loop. A worker's thread calls each handler
    inline, which costs the quick ones a store before and a compare-and-swap
@@ -3419,7 +3286,6 @@ static void tb__pool_push(tb__pool *p, tb__worker *w) {
 }
 
 static int tb__conn_watch(tb__worker *w, tb__conn *c, int mask);
-static void tb__timer_clear(tb__worker *w, tb__conn *c);
 
 /* The loop lets go of c while another thread runs its handler. */
 static void tb__conn_lend(tb__worker *w, tb__conn *c) {
@@ -3489,12 +3355,6 @@ static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
     return 1;
 }
 
-static int64_t tb__now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Every millisecond while any worker is busy; every 10 ms after 100 quiet
    ones. It takes no lock unless it hands a worker over. */
 static void *tb__monitor_main(void *arg) {
@@ -3559,22 +3419,6 @@ static void tb__conn_linger(tb__worker *w, tb__conn *c) {
     tb__timer_set(w, c, TB__T_LINGER);
 }
 
-/* Sends what it can of data to c's socket: the bytes sent, or -1 when
-   the client has gone. */
-static ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
-    size_t sent = 0;
-    while (sent < len) {
-        ssize_t n = send(c->fd, data + sent, len - sent, MSG_NOSIGNAL);
-        if (n > 0) { sent += (size_t)n; continue; }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        return -1;
-    }
-    return (ssize_t)sent;
-}
-
-/* Sends what the thread's output buffer holds for c. Returns 0 when all
-   went out, 1 when the rest waits in c->out, -1 when c was closed. */
 /* The thread's output has gone out (or into c->out): the buffer is kept
    for the next answers, unless one big answer made it big. */
 static void tb__out_reset(tb__thread *t) {
@@ -3582,6 +3426,8 @@ static void tb__out_reset(tb__thread *t) {
     if (t->out.cap > TB__OUT_KEEP) turbo_buf_free(&t->out);
 }
 
+/* Sends what the thread's output buffer holds for c. Returns 0 when all
+   went out, 1 when the rest waits in c->out, -1 when c was closed. */
 static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
     size_t len = t->out.len;
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len); /* behind a backlog: queue */
@@ -3600,7 +3446,6 @@ static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
     tb__timer_set(w, c, TB__T_WRITE);
     return 1;
 }
-
 
 /* An engine error: a complete response, then close. */
 static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status, int head_only) {
@@ -3651,23 +3496,17 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
     if (!tb__known_method(w->s->methods, w->s->nmethods, r->method)) {
         tb__res_fail(res, 501);
     } else if (r->target.len == 1 && r->target.ptr[0] == '*') {
-        turbo_buf allow_all = {NULL, 0, 0, 0};
-        tb__allow_all(w->s->methods, w->s->nmethods, &allow_all);
+        tb__allow_all(w->s->methods, w->s->nmethods, &t->scratch);
         turbo_res_status(res, 200); /* RFC 9110 9.3.7: with Content-Length: 0 */
-        turbo_res_headern(res, "Allow", 5, allow_all.data, allow_all.len);
-        turbo_buf_free(&allow_all);
+        turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
     } else if ((h = tb__route(w->s->root, r, &allow)) != NULL) {
         tb__run_handler(w, t, c, h, r);
     } else if (allow) {
+        int options = tb__is_method(r->method, "OPTIONS");
         tb__allow_value(allow, &t->scratch);
-        if (tb__is_method(r->method, "OPTIONS")) {
-            turbo_res_status(res, 200);
-            turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
-        } else {
-            turbo_res_status(res, 405);
-            turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
-            tb__res_error_body(res, 405);
-        }
+        turbo_res_status(res, options ? 200 : 405);
+        turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
+        if (!options) tb__res_error_body(res, 405);
     } else {
         tb__res_fail(res, 404);
     }
@@ -3759,8 +3598,7 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
            stale (the bytes moved into c->in), so the head is parsed again. */
         if (c->state == TB__C_BODY) tb__parse_head(msg, avail, r, &f, &w->limits);
         r->peer = &c->peer;
-        r->body.ptr = msg + hl;
-        r->body.len = f.chunked ? c->chunk.dst : (size_t)f.content_length;
+        r->body = tb__str(msg + hl, f.chunked ? c->chunk.dst : (size_t)f.content_length);
         tb__request_done(c);
         tb__dispatch(w, t, c, r, &f);
         pos += consumed;
@@ -3858,11 +3696,6 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
     size_t len, used;
     ssize_t n;
     int was = c->state;
-    if (c->state == TB__C_LINGER) {
-        n = read(c->fd, t->rbuf, t->rbuf_cap);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) tb__conn_free(w, c);
-        return;
-    }
     if (!c->in.len) {
         n = read(c->fd, t->rbuf, t->rbuf_cap);
         data = t->rbuf;
@@ -3879,7 +3712,7 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
         tb__conn_free(w, c);
         return;
     }
-    if (n < 0) return;
+    if (n < 0 || c->state == TB__C_LINGER) return; /* lingering (no c->in): dropped */
     used = tb__process(w, t, c, data, len);
     tb__conn_done(w, t, c, data, len, used, was);
 }
@@ -4001,8 +3834,8 @@ TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, voi
     if (stopped) {
         last = --box->orphans == 0;
     } else {
-        d->next = box->resumed;
-        box->resumed = d;
+        *box->resumed_tail = d;
+        box->resumed_tail = &d->next;
         tb__mailbox_wake(box);
     }
     pthread_mutex_unlock(&box->lock);
@@ -4046,25 +3879,20 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
    thread (tb__worker_run), which goes on at once. */
 static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
-    turbo_defer *d, *fresh = NULL, **tail;
+    turbo_defer *d, **tail;
     tb__conn *c, *back;
     while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) { /* a short read emptied the pipe */
     }
     pthread_mutex_lock(&w->box->lock);
     d = w->box->resumed;
     w->box->resumed = NULL;
+    w->box->resumed_tail = &w->box->resumed;
     back = w->box->returned;
     w->box->returned = NULL;
     pthread_mutex_unlock(&w->box->lock);
-    while (d) { /* the mailbox's list is newest first: restore arrival order */
-        turbo_defer *next = d->next;
-        d->next = fresh;
-        fresh = d;
-        d = next;
-    }
     for (tail = &w->held; *tail; tail = &(*tail)->next) {
     }
-    *tail = fresh;
+    *tail = d;
     while (back) {
         c = back;
         back = c->returned_next;
@@ -4239,11 +4067,8 @@ static void tb__worker_free(tb__worker *w) {
     if (w->box) { /* from now on turbo_defer_resume answers a NULL response itself */
         pthread_mutex_lock(&w->box->lock);
         w->box->wake_fd = -1;
-        for (d = w->box->resumed; d; d = next) {
-            next = d->next;
-            d->next = resumed;
-            resumed = d;
-        }
+        *w->box->resumed_tail = w->held;
+        resumed = w->box->resumed;
         w->box->resumed = NULL;
         for (d = resumed; d; d = d->next) w->defers--;
         orphans = w->box->orphans = w->defers;
@@ -4268,10 +4093,7 @@ static void tb__worker_free(tb__worker *w) {
 static int tb__pipe(int fds[2]) {
     int i;
     if (pipe(fds) != 0) return -1;
-    for (i = 0; i < 2; i++) {
-        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    }
+    for (i = 0; i < 2; i++) tb__nonblock_cloexec(fds[i]);
     return 0;
 }
 
@@ -4286,13 +4108,13 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     if (!(w->box = (tb__mailbox *)TURBO_MALLOC(sizeof *w->box))) return -1;
     memset(w->box, 0, sizeof *w->box);
     pthread_mutex_init(&w->box->lock, NULL);
+    w->box->resumed_tail = &w->box->resumed;
     w->box->wake_fd = -1;
     w->timeout[TB__T_HEAD] = cfg->header_timeout_ms;
     w->timeout[TB__T_BODY] = cfg->body_timeout_ms;
     w->timeout[TB__T_IDLE] = cfg->keepalive_timeout_ms;
     w->timeout[TB__T_WRITE] = cfg->write_timeout_ms;
     w->timeout[TB__T_LINGER] = TB__MIN(TB__LINGER_MS, cfg->write_timeout_ms);
-    w->timeout[TB__T_DEFER] = 0;
     w->limits.max_line = cfg->max_request_line;
     w->limits.max_head = cfg->max_header_bytes;
     w->limits.max_headers = cfg->max_headers;
@@ -4307,7 +4129,6 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     w->listening = 1;
     return 0;
 }
-
 
 /* ---------------------------------------------------------------- threads */
 /* A process's threads are alike: each parks in the pool until a worker
@@ -4410,25 +4231,25 @@ static volatile sig_atomic_t tb__signal_fd = -1;
 static volatile sig_atomic_t tb__signals_seen = 0;
 static volatile sig_atomic_t tb__supervisor_pid = 0;
 
-static void tb__on_signal(int sig, siginfo_t *info, void *context) {
+/* From a signal handler: one byte into the stop pipe ('s' stop, 'c' a child ended). */
+static void tb__signal_write(const char *what) {
     int saved = errno;
-    ssize_t ignored;
-    (void)sig;
-    (void)context;
-    if (tb__supervisor_pid && info && info->si_pid == tb__supervisor_pid && tb__signals_seen) return;
-    if (tb__signals_seen++) _exit(1);
-    if (tb__signal_fd >= 0) ignored = write(tb__signal_fd, "s", 1);
+    ssize_t ignored = tb__signal_fd >= 0 ? write(tb__signal_fd, what, 1) : 0;
     (void)ignored;
     errno = saved;
 }
 
-static void tb__on_child(int sig) {
-    int saved = errno;
-    ssize_t ignored;
+static void tb__on_signal(int sig, siginfo_t *info, void *context) {
     (void)sig;
-    if (tb__signal_fd >= 0) ignored = write(tb__signal_fd, "c", 1);
-    (void)ignored;
-    errno = saved;
+    (void)context;
+    if (tb__supervisor_pid && info && info->si_pid == tb__supervisor_pid && tb__signals_seen) return;
+    if (tb__signals_seen++) _exit(1);
+    tb__signal_write("s");
+}
+
+static void tb__on_child(int sig) {
+    (void)sig;
+    tb__signal_write("c");
 }
 
 static void tb__config_defaults(turbo_config *c) {
@@ -4526,6 +4347,7 @@ TURBO_API int turbo_route(turbo_server *s, const char *method, const char *patte
 
 TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern,
                              turbo_handler handler, void *user, int flags) {
+    char(*m)[TB__METHOD_MAX];
     int i;
     if (s->running) {
         snprintf(s->error, sizeof s->error, "route %s \"%s\" added while the server runs", method,
@@ -4536,16 +4358,13 @@ TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pa
         return -1;
     for (i = 0; i < s->nmethods; i++)
         if (!strcmp(s->methods[i], method)) return 0;
-    {
-        char(*m)[TB__METHOD_MAX] = (char(*)[TB__METHOD_MAX])TURBO_REALLOC(
-            s->methods, (size_t)(s->nmethods + 1) * sizeof *s->methods);
-        if (!m) {
-            snprintf(s->error, sizeof s->error, "out of memory");
-            return -1;
-        }
-        s->methods = m;
-        strcpy(s->methods[s->nmethods++], method);
+    m = (char(*)[TB__METHOD_MAX])TURBO_REALLOC(s->methods, (size_t)(s->nmethods + 1) * sizeof *m);
+    if (!m) {
+        snprintf(s->error, sizeof s->error, "out of memory");
+        return -1;
     }
+    s->methods = m;
+    strcpy(s->methods[s->nmethods++], method);
     return 0;
 }
 
@@ -4648,8 +4467,7 @@ static int tb__bind_one(turbo_server *s, const struct addrinfo *ai, int port) {
     int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol), one = 1, zero = 0;
     struct sockaddr_storage addr;
     if (fd < 0) return -1;
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    tb__nonblock_cloexec(fd);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 #ifdef TB__REUSEPORT
     setsockopt(fd, SOL_SOCKET, TB__REUSEPORT, &one, sizeof one);
@@ -4663,6 +4481,15 @@ static int tb__bind_one(turbo_server *s, const struct addrinfo *ai, int port) {
         return -1;
     }
     return fd;
+}
+
+static void tb__close_listeners(turbo_server *s) {
+    int i;
+    for (i = 0; i < s->nlisten; i++)
+        if (s->listen_fds[i] >= 0) close(s->listen_fds[i]);
+    TURBO_FREE(s->listen_fds);
+    s->listen_fds = NULL;
+    s->nlisten = 0;
 }
 
 TURBO_API int turbo_listen(turbo_server *s) {
@@ -4690,15 +4517,7 @@ TURBO_API int turbo_listen(turbo_server *s) {
 #else
         int fd = i ? fcntl(s->listen_fds[0], F_DUPFD_CLOEXEC, 0) : tb__bind_one(s, ai, s->port);
 #endif
-        if (fd < 0) {
-            snprintf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host,
-                     s->port, strerror(errno));
-            while (i--) close(s->listen_fds[i]);
-            TURBO_FREE(s->listen_fds);
-            s->listen_fds = NULL;
-            freeaddrinfo(ai);
-            return -1;
-        }
+        if (fd < 0) break;
         if (i == 0 && s->port == 0) { /* the kernel chose: the others join it */
             struct sockaddr_storage a;
             socklen_t len = sizeof a;
@@ -4708,18 +4527,14 @@ TURBO_API int turbo_listen(turbo_server *s) {
         }
         s->listen_fds[i] = fd;
     }
-    s->nlisten = n;
+    s->nlisten = i;
+    if (i < n) {
+        snprintf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host,
+                 s->port, strerror(errno));
+        tb__close_listeners(s);
+    }
     freeaddrinfo(ai);
-    return 0;
-}
-
-static void tb__close_listeners(turbo_server *s) {
-    int i;
-    for (i = 0; i < s->nlisten; i++)
-        if (s->listen_fds[i] >= 0) close(s->listen_fds[i]);
-    TURBO_FREE(s->listen_fds);
-    s->listen_fds = NULL;
-    s->nlisten = 0;
+    return i < n ? -1 : 0;
 }
 
 /* Waits until the workers have ended and every thread is parked; ends
@@ -4730,10 +4545,8 @@ static void tb__await_workers(turbo_server *s) {
     pthread_mutex_lock(&p->lock);
     while (p->workers_ended < p->nworkers || p->idle < p->nthreads) {
         struct timespec until;
-        struct pollfd stop;
-        stop.fd = s->stop_pipe[0]; /* its byte stays unread, for every worker to see */
-        stop.events = POLLIN;
-        if (!stop_at && poll(&stop, 1, 0) > 0) stop_at = tb__now_ms();
+        /* The stop pipe's byte stays unread, for every worker to see. */
+        if (!stop_at && tb__poll(s->stop_pipe[0], POLLIN, 0) > 0) stop_at = tb__now_ms();
         if (stop_at && tb__now_ms() > stop_at + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS) {
             fprintf(stderr, "turbo: a handler is still running %d ms after shutdown began; exiting\n",
                     s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS);
@@ -4746,7 +4559,6 @@ static void tb__await_workers(turbo_server *s) {
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Starts worker w on a thread of the pool. */
 static int tb__worker_start(turbo_server *s, tb__worker *w) {
     tb__pool *p = &s->pool;
     int rc;
@@ -4801,6 +4613,7 @@ static int tb__serve(turbo_server *s, int process_index, int *fds) {
 }
 
 static pid_t tb__spawn(turbo_server *s, int index) {
+    int i, threads = s->cfg.threads;
     pid_t pid;
     if (s->cfg.before_fork) s->cfg.before_fork(s->cfg.hook_arg);
     pid = fork();
@@ -4822,13 +4635,9 @@ static pid_t tb__spawn(turbo_server *s, int index) {
     close(s->stop_pipe[1]);
     if (tb__pipe(s->stop_pipe) != 0) _exit(1);
     tb__signal_fd = s->stop_pipe[1];
-    {
-        int i, w = s->cfg.threads, rc;
-        for (i = 0; i < s->nlisten; i++)
-            if (i / w != index) close(s->listen_fds[i]);
-        rc = tb__serve(s, index, s->listen_fds + index * w);
-        _exit(rc ? 1 : 0);
-    }
+    for (i = 0; i < s->nlisten; i++)
+        if (i / threads != index) close(s->listen_fds[i]);
+    _exit(tb__serve(s, index, s->listen_fds + index * threads) ? 1 : 0);
 }
 
 /* The prefork supervisor: starts the processes, replaces any that dies,
@@ -4836,66 +4645,60 @@ static pid_t tb__spawn(turbo_server *s, int index) {
 static int tb__supervise(turbo_server *s) {
     int n = s->cfg.processes, i, alive = 0, stopping = 0, failed = 0;
     int64_t kill_at = 0; /* a process past its own shutdown deadline is killed */
-    pid_t *pids = (pid_t *)TURBO_MALLOC((size_t)n * sizeof(pid_t));
-    int64_t *born = (int64_t *)TURBO_MALLOC((size_t)n * sizeof(int64_t));
-    if (!pids || !born) {
-        TURBO_FREE(pids);
-        TURBO_FREE(born);
-        return -1;
-    }
+    struct tb__proc {
+        pid_t pid;
+        int64_t born;
+    } *procs = (struct tb__proc *)TURBO_MALLOC((size_t)n * sizeof *procs);
+    if (!procs) return -1;
     for (i = 0; i < n; i++) {
-        born[i] = tb__now_ms();
-        if ((pids[i] = tb__spawn(s, i)) > 0) alive++;
+        procs[i].born = tb__now_ms();
+        if ((procs[i].pid = tb__spawn(s, i)) > 0) alive++;
     }
     while (alive > 0) {
-        struct pollfd p;
         char cmd[64];
         ssize_t got;
         pid_t pid;
         int status, k;
-        p.fd = s->stop_pipe[0];
-        p.events = POLLIN;
-        if (poll(&p, 1, 1000) < 0 && errno != EINTR) break;
+        if (tb__poll(s->stop_pipe[0], POLLIN, 1000) < 0 && errno != EINTR) break;
         while ((got = read(s->stop_pipe[0], cmd, sizeof cmd)) > 0)
             if (!stopping && memchr(cmd, 's', (size_t)got)) {
                 stopping = 1;
                 kill_at = tb__now_ms() + s->cfg.shutdown_timeout_ms + 2 * TB__STOP_GRACE_MS;
                 for (i = 0; i < n; i++)
-                    if (pids[i] > 0) kill(pids[i], SIGTERM);
+                    if (procs[i].pid > 0) kill(procs[i].pid, SIGTERM);
                 tb__close_listeners(s); /* else new connections would queue unanswered */
             }
         if (kill_at && tb__now_ms() >= kill_at) {
             fprintf(stderr, "turbo: killing worker processes that did not stop\n");
             for (i = 0; i < n; i++)
-                if (pids[i] > 0) kill(pids[i], SIGKILL);
+                if (procs[i].pid > 0) kill(procs[i].pid, SIGKILL);
             kill_at = 0;
         }
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-            for (k = 0; k < n && pids[k] != pid; k++) {
+            for (k = 0; k < n && procs[k].pid != pid; k++) {
             }
             if (k == n) continue;
             alive--;
-            pids[k] = 0;
+            procs[k].pid = 0;
             if (stopping) { /* replaced processes do not count: only how these stop */
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = 1;
                 continue;
             }
             fprintf(stderr, "turbo: worker process %d (pid %ld) ended (status %d); starting another\n",
                     k, (long)pid, status);
-            if (tb__now_ms() - born[k] < 1000) usleep(1000 * 1000); /* no fork storm */
-            born[k] = tb__now_ms();
-            if ((pids[k] = tb__spawn(s, k)) > 0) alive++;
+            if (tb__now_ms() - procs[k].born < 1000) usleep(1000 * 1000); /* no fork storm */
+            procs[k].born = tb__now_ms();
+            if ((procs[k].pid = tb__spawn(s, k)) > 0) alive++;
         }
     }
-    TURBO_FREE(pids);
-    TURBO_FREE(born);
+    TURBO_FREE(procs);
     if (failed) snprintf(s->error, sizeof s->error, "a worker process did not stop cleanly");
     return stopping && !failed ? 0 : -1;
 }
 
 TURBO_API int turbo_run(turbo_server *s) {
     struct sigaction sa, old_int, old_term, old_chld, old_pipe;
-    int rc;
+    int rc, procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
     char host[64];
     if (s->running) return -1;
     if (turbo_listen(s) != 0) {
@@ -4911,9 +4714,9 @@ TURBO_API int turbo_run(turbo_server *s) {
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, &old_pipe);
+    tb__signal_fd = s->stop_pipe[1];
     if (!s->cfg.no_signals) {
         tb__signals_seen = 0;
-        tb__signal_fd = s->stop_pipe[1];
         sa.sa_sigaction = tb__on_signal;
         sa.sa_flags = SA_SIGINFO;
         sigaction(SIGINT, &sa, &old_int);
@@ -4921,15 +4724,11 @@ TURBO_API int turbo_run(turbo_server *s) {
         sa.sa_flags = 0;
     }
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
-    {
-        int procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
-        fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host,
-                s->port, procs, procs == 1 ? "" : "es", s->cfg.threads, s->cfg.threads == 1 ? "" : "s");
-    }
+    fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host,
+            s->port, procs, procs == 1 ? "" : "es", s->cfg.threads, s->cfg.threads == 1 ? "" : "s");
     if (s->cfg.processes > 0) {
         sa.sa_handler = tb__on_child;
         sigaction(SIGCHLD, &sa, &old_chld);
-        tb__signal_fd = s->stop_pipe[1];
         rc = tb__supervise(s);
         sigaction(SIGCHLD, &old_chld, NULL);
     } else {
@@ -4967,7 +4766,6 @@ TURBO_API void turbo_free(turbo_server *s) {
     TURBO_FREE(s->methods);
     TURBO_FREE(s);
 }
-
 
 #endif /* TURBO_IMPL_DONE */
 #endif /* TURBO_IMPL */
