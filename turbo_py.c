@@ -517,10 +517,7 @@ static int tb_is_alnum(char c) {
    letters or digits; NULL (no error) if one is misplaced. PyMem_Free it. */
 static char *tb_copy_without_underscores(const char *s, size_t n) {
     char *out = (char *)PyMem_Malloc(n + 1);
-    if (!out) {
-        PyErr_NoMemory();
-        return NULL;
-    }
+    if (!out) return (char *)PyErr_NoMemory();
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '_') {
@@ -1188,10 +1185,7 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
    plan calls what describe() says (the handler, or the solver's call). */
 static tb_plan *tb_plan_new(PyObject *endpoint, const char *pattern, const char *label, int status) {
     tb_plan *pl = (tb_plan *)PyMem_Calloc(1, sizeof *pl);
-    if (!pl) {
-        PyErr_NoMemory();
-        return NULL;
-    }
+    if (!pl) return (tb_plan *)PyErr_NoMemory();
     pl->status = status;
     PyObject *plans = NULL, *described = NULL, *kwnames = NULL, *params, *func;
     int ok = 0, is_async, finishes;
@@ -1409,26 +1403,31 @@ static int tb_arg_query(tb_param *q, turbo_req *req, turbo_res *res, PyObject **
     return tb_absent(q, "query", q->pyname, out, errors);
 }
 
-/* The value of cookie name in the Cookie header, as Starlette reads it. */
+/* The value of cookie name in the Cookie header, as Starlette reads it (and
+   turbo/_support.py's request_cookies): pairs split at ';' and their first
+   '=', name and value trimmed, a value's double quotes taken off, the last
+   of a repeated name. */
 static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out) {
     turbo_str h = turbo_req_header(req, "cookie");
     size_t n = strlen(name), i = 0;
+    int found = 0;
     while (h.ptr && i < h.len) {
-        while (i < h.len && (h.ptr[i] == ' ' || h.ptr[i] == ';')) i++;
-        size_t start = i;
+        const char *key = h.ptr + i;
         while (i < h.len && h.ptr[i] != ';') i++;
-        const char *pair = h.ptr + start, *eq = (const char *)memchr(pair, '=', i - start);
-        if (!eq || (size_t)(eq - pair) != n || memcmp(pair, name, n) != 0) continue;
-        out->ptr = eq + 1;
-        out->len = (size_t)(h.ptr + i - out->ptr);
-        while (out->len && out->ptr[out->len - 1] == ' ') out->len--;
-        if (out->len >= 2 && out->ptr[0] == '"' && out->ptr[out->len - 1] == '"') {
-            out->ptr++;
-            out->len -= 2;
+        const char *end = h.ptr + i++, *eq = memchr(key, '=', (size_t)(end - key)); /* i past ';' */
+        if (!eq) continue;
+        const char *value = eq + 1;
+        size_t klen = (size_t)(eq - key), vlen = (size_t)(end - value);
+        tb_trim(&key, &klen);
+        tb_trim(&value, &vlen);
+        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') value++, vlen -= 2;
+        if (klen == n && memcmp(key, name, n) == 0) {
+            out->ptr = value;
+            out->len = vlen;
+            found = 1;
         }
-        return 1;
     }
-    return 0;
+    return found;
 }
 
 /* A header or a cookie: 0 with *out set or an error appended; -1 with an exception. */

@@ -296,6 +296,30 @@ class BasicApp(ServedApp):
             "get": "yes", "item": "yes", "in": True, "default": "d", "names": ["x-other", "x-test"],
             "is_dict": True}))
 
+    def test_twins_written_in_c_and_python_agree(self):
+        """Where C and Python each apply a rule, one table runs both: cookies (a Cookie()
+        parameter against request.cookies), text types' charset (a Response sent by C against
+        turbo.responses.content_type, which streams and middleware use) and form bodies (Form()
+        values split by turbo_query_next against Request.form())."""
+        from turbo.responses import content_type
+        cookies = {"a=1": "1", "a=1; a=2": "2", "a= 1 ": "1", " a =1;b=2": "1", 'a="q u"': "q u",
+                   "b=2; a=3": "3", "x": None, "a=": "", "a=b=c": "b=c", ";;a=5;": "5", "aa=1": None,
+                   "A=1": None, 'a="': '"'}
+        for header, want in cookies.items():
+            with self.subTest(cookie=header):
+                self.assertEqual(self.json("/twins/cookie", headers={"Cookie": header}),
+                                 (200, {"c": want, "python": want}))
+        for media in ("text/plain", "TEXT/HTML", "text/csv; charset=latin-1", "text/x; Charset=utf-8",
+                      "application/json", "image/png", "text/event-stream"):
+            with self.subTest(media_type=media):
+                status, headers, _ = self.call("/twins/type?m=" + media.replace(" ", "%20"))
+                self.assertEqual((status, headers["content-type"]), (200, content_type(media)))
+        for body in ("a=1&a=2", "a=%20x+y", "a=&b=1", "b=1", "a=1&&a=2", "a=%C3%A9", "a=x=y"):
+            with self.subTest(form=body):
+                status, answer = self.json("/twins/form", method="POST", body=body,
+                                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+                self.assertEqual((status, answer["c"]), (200, answer["python"]))
+
     def test_request_body_and_json(self):
         self.assertEqual(self.json("/request-json", method="POST", body={"k": [1]}), (200, {"parsed": {"k": [1]}}))
 

@@ -5,6 +5,7 @@ import re
 import zlib
 
 from ._turbo import Response
+from .responses import content_type
 
 __all__ = ["CORSMiddleware", "GZipMiddleware"]
 
@@ -193,10 +194,8 @@ class Around:
         if callable(response):  # it streams
             return await response(scope, receive, send)
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        media = response.media_type
-        if media and not any(k == b"content-type" for k, _ in headers):
-            text = media.startswith("text/") and "charset=" not in media.lower()
-            headers.append((b"content-type", (media + "; charset=utf-8" * text).encode("latin-1")))
+        if response.media_type and not any(k == b"content-type" for k, _ in headers):
+            headers.append((b"content-type", content_type(response.media_type).encode("latin-1")))
         headers.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})

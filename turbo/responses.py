@@ -67,6 +67,13 @@ class StaticFiles:
         self.directory, self.html = directory, html
 
 
+def content_type(media_type):
+    """The Content-Type of a media type as C writes a Response's (tb_send_response): text/*
+    gets a charset, unless it names one."""
+    text = media_type.lower().startswith("text/") and "charset=" not in media_type.lower()
+    return media_type + "; charset=utf-8" if text else media_type
+
+
 _END = object()
 _stream_threads = None  # (pid, executor): made in each process when first needed, after any fork
 
@@ -104,8 +111,7 @@ class StreamingResponse:
         self.headers = MutableHeaders(list(headers.items()) if isinstance(headers, dict)
                                       else list(headers or ()))
         if self.media_type and "content-type" not in self.headers:
-            charset = "; charset=utf-8" if self.media_type.startswith("text/") else ""
-            self.headers["content-type"] = self.media_type + charset
+            self.headers["content-type"] = content_type(self.media_type)
 
     async def _pieces(self):
         content = self.body_iterator

@@ -274,6 +274,22 @@ if pydantic is not None:
         return item
 
 
+# Rules written twice, in C and in Python: each route answers with both (BasicApp.test_twins).
+@app.get("/twins/cookie")
+def twin_cookie(request: turbo.Request, a: Optional[str] = turbo.Cookie(None)):
+    return {"c": a, "python": request.cookies.get("a")}
+
+
+@app.get("/twins/type")
+def twin_type(m: str):
+    return turbo.Response(b"", media_type=m)
+
+
+@app.post("/twins/form")
+async def twin_form(request: turbo.Request, a: List[str] = turbo.Form([])):
+    return {"c": a, "python": (await request.form()).getlist("a")}
+
+
 if os.environ.get("TURBO_TEST_HANDLERS"):
     app.native("GET", "/health", os.environ["TURBO_TEST_HANDLERS"], "health")
     app.native("POST", "/native/echo", os.environ["TURBO_TEST_HANDLERS"], "echo")
