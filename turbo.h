@@ -64,9 +64,14 @@
      its loop away before its handler starts. Spare threads are bounded by
      blocking_threads (64 per process); with none spare, the loop waits for
      its handler and requests queue, none is lost. So a handler may block
-     (database calls, sleeps, CPU loops, a lock), and `user` data is shared
-     by many threads at once: make it read-only, or guard it. From another
-     thread only turbo_defer_resume and turbo_stop may be called.
+     (database calls, sleeps, CPU loops, a lock).
+
+   THREADS
+     A route's handler runs on many threads, several at once (each loop's,
+     and the spare ones), so the `user` data it is given is shared: make it
+     read-only, or guard it. Requests, responses and writers belong to the
+     handler's call. From another thread only turbo_defer_resume and
+     turbo_stop may be called.
 
    CONFIGURATION MACROS (define before including)
      TURBO_STATIC          make every function static (one translation unit)
@@ -88,7 +93,8 @@
          then close; 404 no route; 405 (with Allow) a route with other
          methods; OPTIONS: 200 with Allow; 408 a head or body too slow;
      413 a body over max_body; 414 a request line over max_request_line;
-     417 an Expect other than 100-continue; 431 a head over max_header_bytes
+     100 Continue to Expect: 100-continue when the body is wanted, 417 to
+         another Expect; 431 a head over max_header_bytes
          or max_headers; 500 a handler that answered nothing, invalid JSON,
          a status outside 200-599; 501 an unknown method or transfer coding;
      503 over max_connections; 505 an HTTP version other than 1.x.
@@ -496,7 +502,7 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #ifndef TURBO_IMPL_DONE
 #define TURBO_IMPL_DONE
 
-/* HOW A REQUEST FLOWS (each step in its section, in file order)
+/* HOW A REQUEST FLOWS (each step in its section; in the order a request meets them)
 
      tb__worker_run      worker      one event loop: wait, then each ready socket
      tb__worker_accept   worker      a new connection: a tb__conn, TB__T_HEAD timer

@@ -46,10 +46,9 @@ static void echo(turbo_req *req, turbo_res *res, void *user) {
 }
 
 int main(void) {
-    turbo_config cfg; /* zeroed, not a designated initializer: this file also compiles as C++17 */
+    turbo_config cfg = {0}; /* every field its default, then TURBO_* and PORT from the environment */
     turbo_server *s;
     int rc;
-    memset(&cfg, 0, sizeof cfg);
     if (turbo_config_env(&cfg) != 0 || !(s = turbo_new(&cfg))) return 1;
     if (turbo_get(s, "/", hello, NULL) || turbo_get(s, "/json", hello_json, NULL) ||
         turbo_get(s, "/users/{id}", get_user, NULL) || turbo_post(s, "/echo", echo, NULL)) {

@@ -21,7 +21,7 @@ SUITES = [
     ("header compiles (c99, c11, c++17)", [PY, "tests/test_compile.py"]),
     ("parser and router", ["build/test_parser"]),
     ("json writer", ["build/test_json"]),
-    ("json round trip vs python", [PY, "tests/test_json_roundtrip.py", "build/test_json"]),
+    ("writer round trip vs python", [PY, "tests/test_json_roundtrip.py", "build/test_json"]),
     ("http over sockets (asan+ubsan)", [PY, "tests/test_http.py", "build/hello-asan"]),
     ("http over sockets (tsan)", [PY, "tests/test_http.py", "build/hello-tsan"]),
     ("kqueue shim semantics", ["build/test_shim"]),

@@ -159,12 +159,22 @@ static void test_timeout(void) {
     close(kq);
 }
 
-int main(void) {
-    test_read_write_filters();
-    test_errors();
-    test_eof();
-    test_descriptor_reuse();
-    test_timeout();
+/* test_shim [-k WORD...]: with -k, only the tests whose name has one of the words. */
+int main(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        void (*run)(void);
+    } tests[] = {{"read_write_filters", test_read_write_filters}, {"errors", test_errors},
+                 {"eof", test_eof}, {"descriptor_reuse", test_descriptor_reuse},
+                 {"timeout", test_timeout}};
+    int first_word = argc > 1 && strcmp(argv[1], "-k") == 0 ? 2 : argc;
+    size_t i;
+    int k;
+    for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        int chosen = first_word == argc;
+        for (k = first_word; k < argc && !chosen; k++) chosen = strstr(tests[i].name, argv[k]) != NULL;
+        if (chosen) tests[i].run();
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
