@@ -1028,11 +1028,13 @@ static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo
     while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
     if (i == 0 || i == n || p[i] != ':') return -400; /* no name, no colon, or space before it */
     if (!tb__valid_value(p + i + 1, n - i - 1)) return -400;
-    *name = tb__str(p, i);
+    name->ptr = p;
+    name->len = i;
     for (j = i + 1; j < n && (p[j] == ' ' || p[j] == '\t'); j++) {
     }
     while (n > j && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
-    *value = tb__str(p + j, n - j);
+    value->ptr = p + j;
+    value->len = n - j;
     return 0;
 }
 
@@ -1040,7 +1042,7 @@ static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo
 static int tb__apply_headers(turbo_req *r, tb__framing *f) {
     int hosts = 0, has_cl = 0, te = 0, chunked = 0, unknown = 0, i, rc;
     int conn_close = 0, conn_keep = 0;
-    turbo_str item;
+    turbo_str rest, item; /* v's address is never taken, so v can stay in registers */
     for (i = 0; i < r->header_count; i++) {
         turbo_str n = r->header_name[i], v = r->header_value[i];
         switch (n.len) { /* the length picks the one name to compare */
@@ -1055,7 +1057,7 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
             /* Over every TE line, chunked comes last, once. RFC 9110 5.6.1.2
                lets a recipient skip empty elements, but a front end that
                does not would read other framing: refused. */
-            while (tb__list_next(&v, ',', &item)) {
+            for (rest = v; tb__list_next(&rest, ',', &item);) {
                 if (!item.len || chunked) return -400;
                 if (tb__ieq(item.ptr, item.len, "chunked")) chunked = 1;
                 else unknown = 1;
@@ -1066,7 +1068,7 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
             break;
         case 10:
             if (!tb__ieq(n.ptr, n.len, "connection")) break;
-            while (tb__list_next(&v, ',', &item)) {
+            for (rest = v; tb__list_next(&rest, ',', &item);) {
                 conn_close |= tb__ieq(item.ptr, item.len, "close");
                 conn_keep |= tb__ieq(item.ptr, item.len, "keep-alive");
             }
@@ -3431,7 +3433,7 @@ static void tb__out_reset(tb__thread *t) {
 static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
     size_t len = t->out.len;
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len); /* behind a backlog: queue */
-    if (sent >= 0 && ((size_t)sent < len || c->out.len))
+    if (sent >= 0 && ((size_t)sent < len || (c->out.len && len)))
         turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
     tb__out_reset(t);
     if (sent < 0) {
@@ -3674,7 +3676,8 @@ static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *dat
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, t->out.len); /* behind a backlog: queue */
     tb__conn_keep(c, data, len, used);
     if (sent < 0) c->dead = 1;
-    else turbo_buf_append(&c->out, t->out.data + sent, t->out.len - (size_t)sent);
+    else if ((size_t)sent < t->out.len)
+        turbo_buf_append(&c->out, t->out.data + sent, t->out.len - (size_t)sent);
     if (c->out.oom) c->dead = 1;
     tb__out_reset(t);
     pthread_mutex_lock(&box->lock);
@@ -3974,11 +3977,9 @@ static void tb__worker_accept(tb__worker *w) {
 
 static void tb__worker_expire(tb__worker *w, tb__thread *t) {
     int i;
-    for (i = 0; i < TB__T_COUNT; i++) {
-        if (i == TB__T_DEFER) continue;
-        while (w->timer_head[i] && w->timer_head[i]->deadline <= w->now)
+    for (i = 0; i < TB__T_COUNT; i++) /* a deferred answer has no deadline */
+        while (i != TB__T_DEFER && w->timer_head[i] && w->timer_head[i]->deadline <= w->now)
             tb__conn_timeout(w, t, w->timer_head[i]);
-    }
     if (!w->listening && w->accept_resume && w->accept_resume <= w->now && !w->draining) {
         w->accept_resume = 0;
         if (tb__loop_set(&w->loop, w->listen_fd, 0, TB__READ, &w->listen_fd) == 0) w->listening = 1;
