@@ -544,6 +544,10 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #ifdef __linux__
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
+#ifdef SYS_openat2
+#include <linux/openat2.h>
+#endif
 #endif
 #include <time.h>
 #include <unistd.h>
@@ -3127,8 +3131,11 @@ static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     return 0;
 }
 
-TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path) {
-    static const turbo_str none = {NULL, 0};
+/* turbo_res_file for a file already open (or fd -1): fd (closed here) and
+   its st; name's extension gives the Content-Type. */
+static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct stat *st,
+                      const char *name) {
+    turbo_str none = tb__str(NULL, 0);
     turbo_str inm = req ? turbo_req_header(req, "if-none-match") : none;
     turbo_str ims = req ? turbo_req_header(req, "if-modified-since") : none;
     turbo_str want = req ? turbo_req_header(req, "range") : none;
@@ -3136,19 +3143,19 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
     int64_t since = ims.ptr ? tb__parse_date(ims) : -1; /* If-Modified-Since, or -1 */
     char etag[48], modified[32], range[64];
     uint64_t from = 0, len;
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0, ranged = 0;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int rc = 0, ranged = 0;
+    if (fd < 0 || !S_ISREG(st->st_mode)) {
         if (fd >= 0) close(fd);
         tb__res_fail(res, 404);
         return -1;
     }
-    len = (uint64_t)st.st_size;
-    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime, (unsigned long long)len);
-    tb__format_date(st.st_mtime, modified);
+    len = (uint64_t)st->st_size;
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
+             (unsigned long long)len);
+    tb__format_date(st->st_mtime, modified);
     turbo_res_header(res, "ETag", etag);
     turbo_res_header(res, "Last-Modified", modified);
-    if (inm.ptr ? tb__etag_listed(inm, etag) : since >= 0 && (int64_t)st.st_mtime <= since) {
+    if (inm.ptr ? tb__etag_listed(inm, etag) : since >= 0 && (int64_t)st->st_mtime <= since) {
         turbo_res_status(res, 304);
         close(fd);
         return 0;
@@ -3159,13 +3166,14 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
                      (if_range.len == 29 && memcmp(if_range.ptr, modified, 29) == 0)))
         ranged = tb__range(want, len, &from, &len);
     if (ranged) {
-        if (ranged < 0) snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st.st_size);
+        if (ranged < 0)
+            snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st->st_size);
         else snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)from,
-                      (unsigned long long)(from + len - 1), (unsigned long long)st.st_size);
+                      (unsigned long long)(from + len - 1), (unsigned long long)st->st_size);
         turbo_res_header(res, "Content-Range", range);
     }
     turbo_res_status(res, ranged < 0 ? 416 : ranged ? 206 : 200);
-    if (ranged >= 0) turbo_res_header(res, "Content-Type", tb__mime_type(path));
+    if (ranged >= 0) turbo_res_header(res, "Content-Type", tb__mime_type(name));
     if (ranged < 0) {
         tb__res_error_body(res, 416);
     } else if (res->head_only) {
@@ -3178,6 +3186,13 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
     }
     close(fd);
     return rc;
+}
+
+TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path) {
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, &st) != 0) st.st_mode = 0; /* no file: 404 */
+    return tb__res_fd(res, req, fd, &st, path);
 }
 
 /* Completes the response under way: status line and turbo's own headers
@@ -4374,6 +4389,7 @@ TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pa
 typedef struct tb__static {
     char root[PATH_MAX]; /* resolved: no symlink, no "..", no trailing "/" */
     size_t root_len;
+    int dir; /* root, opened once */
     turbo_static_options opts;
     struct tb__static *next; /* the server's, freed with it */
 } tb__static;
@@ -4394,35 +4410,50 @@ static int tb__static_path_ok(const char *p, size_t n, int dotfiles) {
     return 1;
 }
 
+/* Opens rel, a checked path under root ("" for root itself), and stats it.
+   On Linux with one openat2 beneath root's fd; what that refuses (an
+   absolute symlink, even one to inside root), or a kernel without it, goes
+   the portable way: the path realpath resolves must be under root. */
+static int tb__static_open(const tb__static *st, const char *rel, struct stat *sb) {
+    char full[PATH_MAX + 16], real[PATH_MAX];
+    int fd = -1;
+#ifdef SYS_openat2
+    struct open_how how = {O_RDONLY | O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    fd = (int)syscall(SYS_openat2, st->dir, *rel ? rel : ".", &how, sizeof how);
+    if (fd < 0 && errno != EXDEV && errno != ENOSYS && errno != EPERM) return -1;
+#endif
+    if (fd < 0 && snprintf(full, sizeof full, "%s/%s", st->root, rel) < (int)sizeof full &&
+        realpath(full, real) && strncmp(real, st->root, st->root_len) == 0 &&
+        (real[st->root_len] == '/' || real[st->root_len] == '\0'))
+        fd = open(real, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, sb) != 0) sb->st_mode = 0; /* no file: 404 */
+    return fd;
+}
+
 static void tb__static_handler(turbo_req *req, turbo_res *res, void *user) {
     tb__static *st = (tb__static *)user;
     turbo_str raw = turbo_req_param(req, "tb_file");
-    char rel[PATH_MAX], full[PATH_MAX + 16], real[PATH_MAX];
-    long n = raw.len < sizeof rel ? turbo_url_decode(rel, raw.ptr ? raw.ptr : "", raw.len, 0) : -1;
+    char rel[PATH_MAX + 16]; /* and room for "/index.html" */
+    long n = raw.len < PATH_MAX ? turbo_url_decode(rel, raw.ptr ? raw.ptr : "", raw.len, 0) : -1;
     struct stat sb;
-    if (n < 0 || !tb__static_path_ok(rel, (size_t)n, st->opts.dotfiles) ||
-        snprintf(full, sizeof full, "%s/%.*s", st->root, (int)n, rel) >= (int)sizeof full ||
-        !realpath(full, real) || strncmp(real, st->root, st->root_len) != 0 ||
-        (real[st->root_len] != '/' && real[st->root_len] != '\0') || stat(real, &sb) != 0) {
-        tb__res_fail(res, 404);
-        return;
+    int fd = -1;
+    if (n >= 0 && tb__static_path_ok(rel, (size_t)n, st->opts.dotfiles)) {
+        rel[n] = '\0';
+        fd = tb__static_open(st, rel, &sb);
     }
-    if (S_ISDIR(sb.st_mode)) { /* its index.html, if asked for and inside root */
-        if (!st->opts.index || snprintf(full, sizeof full, "%s/index.html", real) >= (int)sizeof full ||
-            !realpath(full, real) || strncmp(real, st->root, st->root_len) != 0 || real[st->root_len] != '/') {
-            tb__res_fail(res, 404);
-            return;
-        }
+    if (fd >= 0 && S_ISDIR(sb.st_mode)) { /* its index.html, if asked for */
+        close(fd);
+        strcpy(rel + n, n && rel[n - 1] != '/' ? "/index.html" : "index.html");
+        fd = st->opts.index ? tb__static_open(st, rel, &sb) : -1;
     }
     if (st->opts.cache_control) turbo_res_header(res, "Cache-Control", st->opts.cache_control);
-    turbo_res_file(res, req, real);
+    tb__res_fd(res, req, fd, &sb, rel);
 }
 
 TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root,
                            const turbo_static_options *opts) {
     tb__static *st = (tb__static *)TURBO_MALLOC(sizeof *st);
     char pattern[1024];
-    struct stat sb;
     size_t n = strlen(prefix);
     if (!st) {
         snprintf(s->error, sizeof s->error, "out of memory");
@@ -4430,7 +4461,8 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
     }
     memset(st, 0, sizeof *st);
     if (opts) st->opts = *opts;
-    if (!realpath(root, st->root) || stat(st->root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    st->dir = realpath(root, st->root) ? open(st->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (st->dir < 0) {
         snprintf(s->error, sizeof s->error, "static files: \"%s\" is no folder", root);
         TURBO_FREE(st);
         return -1;
@@ -4440,6 +4472,7 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
     if (n && prefix[n - 1] == '/') n--;
     if ((size_t)snprintf(pattern, sizeof pattern, "%.*s/{tb_file...}", (int)n, prefix) >= sizeof pattern ||
         turbo_route(s, "GET", pattern, tb__static_handler, st) != 0) {
+        close(st->dir);
         TURBO_FREE(st);
         return -1;
     }
@@ -4759,6 +4792,7 @@ TURBO_API void turbo_free(turbo_server *s) {
     if (!s) return;
     while (s->statics) {
         struct tb__static *next = s->statics->next;
+        close(s->statics->dir);
         TURBO_FREE(s->statics);
         s->statics = next;
     }
