@@ -550,6 +550,10 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #ifdef __linux__
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
+#ifdef SYS_openat2
+#include <linux/openat2.h>
+#endif
 #endif
 #include <time.h>
 #include <unistd.h>
@@ -1034,11 +1038,13 @@ static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo
     while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
     if (i == 0 || i == n || p[i] != ':') return -400; /* no name, no colon, or space before it */
     if (!tb__valid_value(p + i + 1, n - i - 1)) return -400;
-    *name = tb__str(p, i);
+    name->ptr = p;
+    name->len = i;
     for (j = i + 1; j < n && (p[j] == ' ' || p[j] == '\t'); j++) {
     }
     while (n > j && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
-    *value = tb__str(p + j, n - j);
+    value->ptr = p + j;
+    value->len = n - j;
     return 0;
 }
 
@@ -1046,7 +1052,7 @@ static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo
 static int tb__apply_headers(turbo_req *r, tb__framing *f) {
     int hosts = 0, has_cl = 0, te = 0, chunked = 0, unknown = 0, i, rc;
     int conn_close = 0, conn_keep = 0;
-    turbo_str item;
+    turbo_str rest, item; /* v's address is never taken, so v can stay in registers */
     for (i = 0; i < r->header_count; i++) {
         turbo_str n = r->header_name[i], v = r->header_value[i];
         switch (n.len) { /* the length picks the one name to compare */
@@ -1061,7 +1067,7 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
             /* Over every TE line, chunked comes last, once. RFC 9110 5.6.1.2
                lets a recipient skip empty elements, but a front end that
                does not would read other framing: refused. */
-            while (tb__list_next(&v, ',', &item)) {
+            for (rest = v; tb__list_next(&rest, ',', &item);) {
                 if (!item.len || chunked) return -400;
                 if (tb__ieq(item.ptr, item.len, "chunked")) chunked = 1;
                 else unknown = 1;
@@ -1072,7 +1078,7 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
             break;
         case 10:
             if (!tb__ieq(n.ptr, n.len, "connection")) break;
-            while (tb__list_next(&v, ',', &item)) {
+            for (rest = v; tb__list_next(&rest, ',', &item);) {
                 conn_close |= tb__ieq(item.ptr, item.len, "close");
                 conn_keep |= tb__ieq(item.ptr, item.len, "keep-alive");
             }
@@ -3131,8 +3137,11 @@ static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     return 0;
 }
 
-TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path) {
-    static const turbo_str none = {NULL, 0};
+/* turbo_res_file for a file already open (or fd -1): fd (closed here) and
+   its st; name's extension gives the Content-Type. */
+static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct stat *st,
+                      const char *name) {
+    turbo_str none = tb__str(NULL, 0);
     turbo_str inm = req ? turbo_req_header(req, "if-none-match") : none;
     turbo_str ims = req ? turbo_req_header(req, "if-modified-since") : none;
     turbo_str want = req ? turbo_req_header(req, "range") : none;
@@ -3140,19 +3149,19 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
     int64_t since = ims.ptr ? tb__parse_date(ims) : -1; /* If-Modified-Since, or -1 */
     char etag[48], modified[32], range[64];
     uint64_t from = 0, len;
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0, ranged = 0;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int rc = 0, ranged = 0;
+    if (fd < 0 || !S_ISREG(st->st_mode)) {
         if (fd >= 0) close(fd);
         tb__res_fail(res, 404);
         return -1;
     }
-    len = (uint64_t)st.st_size;
-    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime, (unsigned long long)len);
-    tb__format_date(st.st_mtime, modified);
+    len = (uint64_t)st->st_size;
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
+             (unsigned long long)len);
+    tb__format_date(st->st_mtime, modified);
     turbo_res_header(res, "ETag", etag);
     turbo_res_header(res, "Last-Modified", modified);
-    if (inm.ptr ? tb__etag_listed(inm, etag) : since >= 0 && (int64_t)st.st_mtime <= since) {
+    if (inm.ptr ? tb__etag_listed(inm, etag) : since >= 0 && (int64_t)st->st_mtime <= since) {
         turbo_res_status(res, 304);
         close(fd);
         return 0;
@@ -3163,13 +3172,14 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
                      (if_range.len == 29 && memcmp(if_range.ptr, modified, 29) == 0)))
         ranged = tb__range(want, len, &from, &len);
     if (ranged) {
-        if (ranged < 0) snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st.st_size);
+        if (ranged < 0)
+            snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st->st_size);
         else snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)from,
-                      (unsigned long long)(from + len - 1), (unsigned long long)st.st_size);
+                      (unsigned long long)(from + len - 1), (unsigned long long)st->st_size);
         turbo_res_header(res, "Content-Range", range);
     }
     turbo_res_status(res, ranged < 0 ? 416 : ranged ? 206 : 200);
-    if (ranged >= 0) turbo_res_header(res, "Content-Type", tb__mime_type(path));
+    if (ranged >= 0) turbo_res_header(res, "Content-Type", tb__mime_type(name));
     if (ranged < 0) {
         tb__res_error_body(res, 416);
     } else if (res->head_only) {
@@ -3182,6 +3192,13 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
     }
     close(fd);
     return rc;
+}
+
+TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path) {
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, &st) != 0) st.st_mode = 0; /* no file: 404 */
+    return tb__res_fd(res, req, fd, &st, path);
 }
 
 /* Completes the response under way: status line and turbo's own headers
@@ -3437,7 +3454,7 @@ static void tb__out_reset(tb__thread *t) {
 static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
     size_t len = t->out.len;
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len); /* behind a backlog: queue */
-    if (sent >= 0 && ((size_t)sent < len || c->out.len))
+    if (sent >= 0 && ((size_t)sent < len || (c->out.len && len)))
         turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
     tb__out_reset(t);
     if (sent < 0) {
@@ -3680,7 +3697,8 @@ static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *dat
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, t->out.len); /* behind a backlog: queue */
     tb__conn_keep(c, data, len, used);
     if (sent < 0) c->dead = 1;
-    else turbo_buf_append(&c->out, t->out.data + sent, t->out.len - (size_t)sent);
+    else if ((size_t)sent < t->out.len)
+        turbo_buf_append(&c->out, t->out.data + sent, t->out.len - (size_t)sent);
     if (c->out.oom) c->dead = 1;
     tb__out_reset(t);
     pthread_mutex_lock(&box->lock);
@@ -3980,11 +3998,9 @@ static void tb__worker_accept(tb__worker *w) {
 
 static void tb__worker_expire(tb__worker *w, tb__thread *t) {
     int i;
-    for (i = 0; i < TB__T_COUNT; i++) {
-        if (i == TB__T_DEFER) continue;
-        while (w->timer_head[i] && w->timer_head[i]->deadline <= w->now)
+    for (i = 0; i < TB__T_COUNT; i++) /* a deferred answer has no deadline */
+        while (i != TB__T_DEFER && w->timer_head[i] && w->timer_head[i]->deadline <= w->now)
             tb__conn_timeout(w, t, w->timer_head[i]);
-    }
     if (!w->listening && w->accept_resume && w->accept_resume <= w->now && !w->draining) {
         w->accept_resume = 0;
         if (tb__loop_set(&w->loop, w->listen_fd, 0, TB__READ, &w->listen_fd) == 0) w->listening = 1;
@@ -4379,6 +4395,7 @@ TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pa
 typedef struct tb__static {
     char root[PATH_MAX]; /* resolved: no symlink, no "..", no trailing "/" */
     size_t root_len;
+    int dir; /* root, opened once */
     turbo_static_options opts;
     struct tb__static *next; /* the server's, freed with it */
 } tb__static;
@@ -4399,35 +4416,50 @@ static int tb__static_path_ok(const char *p, size_t n, int dotfiles) {
     return 1;
 }
 
+/* Opens rel, a checked path under root ("" for root itself), and stats it.
+   On Linux with one openat2 beneath root's fd; what that refuses (an
+   absolute symlink, even one to inside root), or a kernel without it, goes
+   the portable way: the path realpath resolves must be under root. */
+static int tb__static_open(const tb__static *st, const char *rel, struct stat *sb) {
+    char full[PATH_MAX + 16], real[PATH_MAX];
+    int fd = -1;
+#ifdef SYS_openat2
+    struct open_how how = {O_RDONLY | O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    fd = (int)syscall(SYS_openat2, st->dir, *rel ? rel : ".", &how, sizeof how);
+    if (fd < 0 && errno != EXDEV && errno != ENOSYS && errno != EPERM) return -1;
+#endif
+    if (fd < 0 && snprintf(full, sizeof full, "%s/%s", st->root, rel) < (int)sizeof full &&
+        realpath(full, real) && strncmp(real, st->root, st->root_len) == 0 &&
+        (real[st->root_len] == '/' || real[st->root_len] == '\0'))
+        fd = open(real, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, sb) != 0) sb->st_mode = 0; /* no file: 404 */
+    return fd;
+}
+
 static void tb__static_handler(turbo_req *req, turbo_res *res, void *user) {
     tb__static *st = (tb__static *)user;
     turbo_str raw = turbo_req_param(req, "tb_file");
-    char rel[PATH_MAX], full[PATH_MAX + 16], real[PATH_MAX];
-    long n = raw.len < sizeof rel ? turbo_url_decode(rel, raw.ptr ? raw.ptr : "", raw.len, 0) : -1;
+    char rel[PATH_MAX + 16]; /* and room for "/index.html" */
+    long n = raw.len < PATH_MAX ? turbo_url_decode(rel, raw.ptr ? raw.ptr : "", raw.len, 0) : -1;
     struct stat sb;
-    if (n < 0 || !tb__static_path_ok(rel, (size_t)n, st->opts.dotfiles) ||
-        snprintf(full, sizeof full, "%s/%.*s", st->root, (int)n, rel) >= (int)sizeof full ||
-        !realpath(full, real) || strncmp(real, st->root, st->root_len) != 0 ||
-        (real[st->root_len] != '/' && real[st->root_len] != '\0') || stat(real, &sb) != 0) {
-        tb__res_fail(res, 404);
-        return;
+    int fd = -1;
+    if (n >= 0 && tb__static_path_ok(rel, (size_t)n, st->opts.dotfiles)) {
+        rel[n] = '\0';
+        fd = tb__static_open(st, rel, &sb);
     }
-    if (S_ISDIR(sb.st_mode)) { /* its index.html, if asked for and inside root */
-        if (!st->opts.index || snprintf(full, sizeof full, "%s/index.html", real) >= (int)sizeof full ||
-            !realpath(full, real) || strncmp(real, st->root, st->root_len) != 0 || real[st->root_len] != '/') {
-            tb__res_fail(res, 404);
-            return;
-        }
+    if (fd >= 0 && S_ISDIR(sb.st_mode)) { /* its index.html, if asked for */
+        close(fd);
+        strcpy(rel + n, n && rel[n - 1] != '/' ? "/index.html" : "index.html");
+        fd = st->opts.index ? tb__static_open(st, rel, &sb) : -1;
     }
     if (st->opts.cache_control) turbo_res_header(res, "Cache-Control", st->opts.cache_control);
-    turbo_res_file(res, req, real);
+    tb__res_fd(res, req, fd, &sb, rel);
 }
 
 TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root,
                            const turbo_static_options *opts) {
     tb__static *st = (tb__static *)TURBO_MALLOC(sizeof *st);
     char pattern[1024];
-    struct stat sb;
     size_t n = strlen(prefix);
     if (!st) {
         snprintf(s->error, sizeof s->error, "out of memory");
@@ -4435,7 +4467,8 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
     }
     memset(st, 0, sizeof *st);
     if (opts) st->opts = *opts;
-    if (!realpath(root, st->root) || stat(st->root, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    st->dir = realpath(root, st->root) ? open(st->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (st->dir < 0) {
         snprintf(s->error, sizeof s->error, "static files: \"%s\" is no folder", root);
         TURBO_FREE(st);
         return -1;
@@ -4445,6 +4478,7 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
     if (n && prefix[n - 1] == '/') n--;
     if ((size_t)snprintf(pattern, sizeof pattern, "%.*s/{tb_file...}", (int)n, prefix) >= sizeof pattern ||
         turbo_route(s, "GET", pattern, tb__static_handler, st) != 0) {
+        close(st->dir);
         TURBO_FREE(st);
         return -1;
     }
@@ -4764,6 +4798,7 @@ TURBO_API void turbo_free(turbo_server *s) {
     if (!s) return;
     while (s->statics) {
         struct tb__static *next = s->statics->next;
+        close(s->statics->dir);
         TURBO_FREE(s->statics);
         s->statics = next;
     }

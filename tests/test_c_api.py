@@ -196,6 +196,10 @@ def make_static_root():
     os.symlink(os.path.join(top, "secret.txt"), os.path.join(root, "escape.txt"))
     os.symlink(os.path.join(root, "small.txt"), os.path.join(root, "inside.txt"))
     os.symlink(top, os.path.join(root, "up"))
+    os.symlink("small.txt", os.path.join(root, "relative.txt"))
+    os.symlink("../secret.txt", os.path.join(root, "relative-escape.txt"))
+    os.symlink("../root/small.txt", os.path.join(root, "out-and-back.txt"))
+    os.symlink("../page.html", os.path.join(root, "sub", "page.html"))
     return root
 
 
@@ -264,6 +268,17 @@ def test_static_refuses_every_path_out_of_its_folder(srv):
     check(fetch(srv, b"/static/inside.txt").body == SMALL, "a symlink inside the folder")
     check(fetch(srv, b"/static/sub/").body == b"<p>index</p>", "folder index")
     check(fetch(srv, b"/static/sub").body == b"<p>index</p>", "folder index without the slash")
+
+
+@test
+def test_static_follows_relative_symlinks_that_stay_in_its_folder(srv):
+    for path in (b"/static/relative.txt", b"/static/out-and-back.txt"):
+        r = fetch(srv, path)
+        check(r.status == 200 and r.body == SMALL, "%r: %r" % (path, r.raw[:200]))
+    r = fetch(srv, b"/static/sub/page.html")
+    check(r.status == 200 and r.body == b"<p>page</p>", "into the parent folder: %r" % r.raw[:200])
+    r = fetch(srv, b"/static/relative-escape.txt")
+    check(r.status == 404 and b"SECRET" not in r.body, "out of the folder: %r" % r.raw[:200])
 
 
 @test
