@@ -3378,17 +3378,22 @@ static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
     return 1;
 }
 
+/* Blocks SIGINT and SIGTERM in the calling thread; old gets the mask before. */
+static void tb__block_stops(sigset_t *old) {
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, old);
+}
+
 /* Every millisecond while any worker is busy; every 10 ms after 100 quiet
    ones. It takes no lock unless it hands a worker over. */
 static void *tb__monitor_main(void *arg) {
     turbo_server *s = (turbo_server *)arg;
     tb__pool *p = &s->pool;
     int quiet = 0, i;
-    sigset_t stop_signals; /* stop signals are for the workers' loops */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    tb__block_stops(NULL); /* stop signals are for the workers' loops */
     while (!__atomic_load_n(&p->closing, __ATOMIC_ACQUIRE)) {
         struct timespec step = {0, 1000000L};
         int64_t now;
@@ -4616,7 +4621,7 @@ static int tb__worker_start(turbo_server *s, tb__worker *w) {
    that hands a stuck worker to another thread. */
 static int tb__serve(turbo_server *s, int process_index, int *fds) {
     int i, rc = 0, monitor = 0;
-    sigset_t stop_signals, old_mask;
+    sigset_t old_mask;
     s->workers = (tb__worker *)TURBO_MALLOC((size_t)s->cfg.threads * sizeof *s->workers);
     if (!s->workers) return -1;
     tb__pool_init(s);
@@ -4638,10 +4643,7 @@ static int tb__serve(turbo_server *s, int process_index, int *fds) {
     /* Stop signals go to a worker (each waits in its loop), not to this
        thread: a handler deferred inside a wait (as sanitizers defer them)
        would never reach the stop pipe. */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+    tb__block_stops(&old_mask);
     tb__await_workers(s);
     tb__pool_close(s, monitor);
     for (i = 0; i < s->pool.nworkers; i++) tb__worker_free(&s->workers[i]);
@@ -4655,9 +4657,14 @@ static int tb__serve(turbo_server *s, int process_index, int *fds) {
 static pid_t tb__spawn(turbo_server *s, int index) {
     int i, threads = s->cfg.threads;
     pid_t pid;
+    sigset_t old_mask;
     if (s->cfg.before_fork) s->cfg.before_fork(s->cfg.hook_arg);
+    /* A stop signal waits until the child has a stop pipe of its own: taken
+       before, it would go down the supervisor's, and the child never stop. */
+    tb__block_stops(&old_mask);
     pid = fork();
     if (pid != 0) {
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         if (s->cfg.after_fork) s->cfg.after_fork(0, s->cfg.hook_arg);
         return pid;
     }
@@ -4675,6 +4682,7 @@ static pid_t tb__spawn(turbo_server *s, int index) {
     close(s->stop_pipe[1]);
     if (tb__pipe(s->stop_pipe) != 0) _exit(1);
     tb__signal_fd = s->stop_pipe[1];
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     for (i = 0; i < s->nlisten; i++)
         if (i / threads != index) close(s->listen_fds[i]);
     _exit(tb__serve(s, index, s->listen_fds + index * threads) ? 1 : 0);
