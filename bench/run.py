@@ -49,6 +49,16 @@ NOFILE = 65536
 APT_PACKAGES = ["wrk", "nginx", "python3-fastapi", "python3-uvicorn", "python3-uvloop",
                 "python3-httptools", "gunicorn", "python3-flask", "python3-matplotlib",
                 "libcjson-dev", "valgrind"]
+# The hyper peer, built offline from Debian's packaged crates with Debian's
+# cargo and rustc (installed apart, so that a failure here costs only hyper).
+RUST_PACKAGES = ["cargo", "rustc", "librust-hyper-dev", "librust-tokio-dev",
+                 "librust-serde-json-dev"]
+DEBIAN_CRATES = "/usr/share/cargo/registry"
+HYPER_DIR = os.path.join(BENCH, "peers", "hyper")
+HYPER_TARGET = os.path.join(BUILD, "hyper")
+HYPER_BIN = os.path.join(HYPER_TARGET, "release", "turbo-bench-hyper")
+# Why a peer that build() makes could not be built: {server name: reason}.
+BUILD_PROBLEMS = {}
 
 MODES = {
     "full": {"duration": 8, "warmup": 2, "reps": 3, "connections": 64, "idle": 10000,
@@ -553,6 +563,10 @@ def define_servers(pythons):
         Server("nginx", "nginx (return 200)", nginx_argv,
                {"plaintext", "json", "path", "pipelined"} | STATIC_CASES, missing=need_program("nginx"),
                not_applicable={"echo": "n/a: nginx cannot answer with the request body by itself"}),
+        Server("hyper", "hyper 0.14 (tokio current_thread)",
+               lambda port, _: [HYPER_BIN, str(port)], MAIN_CASES,
+               missing=lambda: BUILD_PROBLEMS.get("hyper") or need_file(
+                   HYPER_BIN, "cargo build failed")()),
         Server("node", "node http", lambda port, _: ["node", os.path.join(PEERS, "node_app.js")],
                MAIN_CASES, missing=need_program("node")),
         Server("fastapi", "FastAPI + uvicorn",
@@ -584,23 +598,84 @@ def define_servers(pythons):
 # ------------------------------------------------------------ setup
 
 def install_missing():
-    wanted = APT_PACKAGES + ([] if shutil.which("node") else ["nodejs"])
-    missing = [p for p in wanted
+    groups = [APT_PACKAGES + ([] if shutil.which("node") else ["nodejs"]), RUST_PACKAGES]
+    groups = [[p for p in wanted
                if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
-    if not missing:
+              for wanted in groups]
+    groups = [missing for missing in groups if missing]
+    if not groups:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        log(f"missing packages (not root, not installing): {' '.join(missing)}")
+        log(f"missing packages (not root, not installing): {' '.join(sum(groups, []))}")
         return
-    log(f"installing: {' '.join(missing)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], env=env)
-    result = subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env)
-    if result.returncode != 0:
-        log("apt-get install failed; the servers it would have provided are skipped")
+    for missing in groups:
+        log(f"installing: {' '.join(missing)}")
+        result = subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env)
+        if result.returncode != 0:
+            log("apt-get install failed; the servers it would have provided are skipped")
 
 
-def build():
+def rust_toolchain():
+    """(cargo, extra environment): Debian's cargo and rustc, the toolchain its
+    crates are packaged for, else whichever cargo is on PATH (None: none)."""
+    if os.path.exists("/usr/bin/cargo") and os.path.exists("/usr/bin/rustc"):
+        return "/usr/bin/cargo", {"RUSTC": "/usr/bin/rustc"}
+    return shutil.which("cargo"), {}
+
+
+def build_hyper():
+    """build/hyper/release/turbo-bench-hyper from bench/peers/hyper, offline
+    (its .cargo/config.toml puts Debian's crates in crates.io's place).
+    None when built, else why not."""
+    hint = "apt-get install " + " ".join(RUST_PACKAGES)
+    cargo, extra = rust_toolchain()
+    if not cargo:
+        return f"cargo not installed ({hint})"
+    crates = os.listdir(DEBIAN_CRATES) if os.path.isdir(DEBIAN_CRATES) else []
+    if not any(name.startswith("hyper-0.14") for name in crates):
+        return f"hyper 0.14 not in {DEBIAN_CRATES} ({hint})"
+    env = dict(os.environ, CARGO_TARGET_DIR=HYPER_TARGET, **extra)
+    argv = [cargo, "build", "--release", "--offline", "--quiet"]
+    lock = os.path.join(HYPER_DIR, "Cargo.lock")
+    for attempt in range(2):
+        try:
+            built = subprocess.run(argv, cwd=HYPER_DIR, env=env, capture_output=True,
+                                   text=True, timeout=1800)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return f"cargo build failed: {err}"
+        if built.returncode == 0:
+            return None
+        # A Cargo.lock from before an upgrade of Debian's crates names
+        # versions no longer there: resolve again, once.
+        if attempt == 0 and os.path.exists(lock):
+            os.remove(lock)
+            continue
+    log(f"building bench/peers/hyper failed:\n{built.stderr[-1500:]}")
+    last = [line for line in built.stderr.strip().splitlines() if line.strip()]
+    return "cargo build --offline failed: " + (last[0] if last else f"exit {built.returncode}")
+
+
+def hyper_versions():
+    """hyper's version as Cargo.lock resolved it, and the rustc that built it."""
+    out = {}
+    try:
+        with open(os.path.join(HYPER_DIR, "Cargo.lock")) as f:
+            match = re.search(r'name = "hyper"\nversion = "([^"]+)"', f.read())
+        if match:
+            out["hyper"] = match.group(1)
+    except OSError:
+        pass
+    cargo, extra = rust_toolchain()
+    rustc = extra.get("RUSTC") or shutil.which("rustc")
+    if cargo and rustc:
+        out["rustc"] = command_output([rustc, "--version"])
+    return out
+
+
+def build(servers=None):
+    """Builds what the servers (names; None: all) need."""
     os.makedirs(BUILD, exist_ok=True)
     made = subprocess.run(["make", "-C", ROOT, "build/hello"], capture_output=True, text=True)
     if made.returncode != 0:
@@ -613,6 +688,12 @@ def build():
                                capture_output=True, text=True)
         if built.returncode != 0:
             log(f"building bench/floor.c failed:\n{built.stderr}")
+    if servers is None or "hyper" in servers:
+        BUILD_PROBLEMS.pop("hyper", None)
+        problem = build_hyper()
+        if problem:
+            BUILD_PROBLEMS["hyper"] = problem
+            log(f"hyper peer not built: {problem}")
 
 
 def command_output(argv):
@@ -663,6 +744,7 @@ def machine_info(pythons):
             "node": command_output(["node", "--version"]),
             "cc": command_output([os.environ.get("CC", "cc"), "--version"]),
             "valgrind": command_output(["valgrind", "--version"]),
+            "rust_peer": hyper_versions(),
             "peers_python": module_versions(pythons["fastapi"], [
                 "fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools"]),
             "flask_python": module_versions(pythons["flask"], ["flask", "werkzeug", "gunicorn"]),
@@ -1084,6 +1166,7 @@ def ratio_rows(summary):
         ("turbo C / floor", {c: cell(c, "turbo-c", floor_case[c], "floor") for c in floor_case},
          "<= 1.1x (plaintext, json)"),
         ("turbo C / nginx", {c: cell(c, "turbo-c", c, "nginx") for c in main}, "< 1x"),
+        ("turbo C / hyper", {c: cell(c, "turbo-c", c, "hyper") for c in main}, ""),
         ("turbo Python / floor", {c: cell(c, "turbo-py", floor_case[c], "floor")
                                   for c in ("plaintext", "json", "path")}, "<= 1.3x"),
         ("FastAPI / turbo Python", {c: cell(c, "fastapi", c, "turbo-py") for c in main},
@@ -1251,7 +1334,7 @@ def md_callgrind(results, settings, names):
              "`valgrind --tool=callgrind`, one keep-alive connection, one request at a "
              "time: (a run answering a warm-up of 50 of each request, then N of this one) "
              "- (a run answering the warm-up alone), over N. User-space instructions only; "
-             f"N = {settings['cg_requests']} (C), {settings['cg_requests_py']} (Python). "
+             f"N = {settings['cg_requests']} (C, Rust), {settings['cg_requests_py']} (Python). "
              "Does not move with machine noise.", "",
              "| server | plaintext | json |", "|---|---|---|"]
     for server, rows in cg.items():
@@ -1279,9 +1362,12 @@ def md_versions(results, names):
     v = results["machine"]["versions"]
     peers = v.get("peers_python", {})
     flask = v.get("flask_python", {})
+    rust = v.get("rust_peer", {})
     return lines + ["Versions: " + ", ".join(x for x in [
         v.get("wrk") and v["wrk"].split(" Copyright")[0],
         v.get("nginx"), v.get("node") and "node " + v["node"],
+        rust.get("hyper") and f"hyper {rust['hyper']}" + (
+            f" ({rust['rustc']})" if rust.get("rustc") else ""),
         peers.get("python") and "Python " + peers["python"],
         peers.get("fastapi") and "FastAPI " + peers["fastapi"],
         peers.get("uvicorn") and "uvicorn " + peers["uvicorn"],
@@ -1433,7 +1519,7 @@ def main():
     raise_nofile()
     if not args.no_install:
         install_missing()
-    build()
+    build(set(args.servers.split(",")) if args.servers else None)
     pythons = {
         "turbo": python_with(["turbo"], PYTHONS),
         "fastapi": python_with(["fastapi", "uvicorn", "uvloop", "httptools"],
@@ -1480,7 +1566,7 @@ def main():
             measure_idle(idle_servers, settings, scratch, results)
         if not args.skip_callgrind:
             section("callgrind")
-            cg_servers = [s for s in servers if s.name in ("floor", "turbo-c", "turbo-py")]
+            cg_servers = [s for s in servers if s.name in ("floor", "turbo-c", "turbo-py", "hyper")]
             measure_callgrind(cg_servers, settings, scratch, results)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
