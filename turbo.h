@@ -839,6 +839,7 @@ typedef struct tb__limits {
 #define TB__TARGET 2
 #define TB__VALUE 4
 #define TB__HOST 8
+/* clang-format off */
 static const unsigned char tb__class[256] = {
     0,0,0,0,0,0,0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
     4,15,4,5,15,15,15,15,14,14,15,15,14,15,15,6,15,15,15,15,15,15,15,15,15,15,6,14,4,14,4,6,
@@ -849,6 +850,7 @@ static const unsigned char tb__class[256] = {
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
 };
+/* clang-format on */
 
 #define TB__IS(cls, c) (tb__class[(unsigned char)(c)] & (cls))
 
@@ -2168,6 +2170,7 @@ typedef struct tb__dtoa_u128 {
     uint64_t hi, lo;
 } tb__dtoa_u128;
 
+/* clang-format off */
 static const uint64_t tb__dtoa_pow10_base[23][2] = {
     {0xff77b1fcbebcdc4f, 0x25e8e89c13bb0f7a}, {0x80fa687f881c7f8e, 0x7ce66634bc9d0b99},
     {0x823c12795db6ce57, 0x76c53d08d6b70858}, {0x8380dea93da4bc60, 0x4247cb9e59f71e6d},
@@ -2198,6 +2201,7 @@ static const uint64_t tb__dtoa_pow10_fix[20] = {
     0x505440505554525a, 0x0000000000000055, 0x1045145450511554, 0x4400414555415141,
     0x0000004000404040, 0x5514151400000000, 0x0410000414014415, 0x0000000000005550,
 };
+/* clang-format on */
 
 /* 64x64 -> 128-bit product: one instruction where the compiler has a
    128-bit type, else from 32-bit halves. */
@@ -2487,7 +2491,8 @@ TURBO_API const char *turbo_json_strerror(int error) {
    and response being handled. Normally a worker keeps its thread; a
    handler that blocks makes them part (see "hand-off"). */
 
-enum { /* connection states */
+/* connection states */
+enum {
     TB__C_IDLE,   /* between requests */
     TB__C_HEAD,   /* part of a head received */
     TB__C_BODY,   /* head parsed, body being received */
@@ -2495,7 +2500,8 @@ enum { /* connection states */
     TB__C_LINGER  /* answered and closing: the read side is drained */
 };
 
-enum { /* timer classes: every connection in a class has the same timeout */
+/* timer classes: every connection in a class has the same timeout */
+enum {
     TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_COUNT
 };
 
@@ -3910,7 +3916,8 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
     turbo_defer *d, **tail;
     tb__conn *c, *back;
-    while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) { /* a short read emptied the pipe */
+    while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) {
+        /* a short read emptied the pipe */
     }
     pthread_mutex_lock(&w->box->lock);
     d = w->box->resumed;

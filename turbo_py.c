@@ -870,10 +870,10 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
         tb_send_500(res);
         return;
     }
-    if (r->media_type && PyUnicode_Check(r->media_type) /* NULL after `del r.media_type` */
-        && !tb_has_header(r->headers, "content-type")
-        && (tb_check_header(tb_s_content_type, r->media_type) < 0 /* it is writable */
-            || !(ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn)))) {
+    if (r->media_type && PyUnicode_Check(r->media_type) && /* NULL after `del r.media_type` */
+        !tb_has_header(r->headers, "content-type") &&
+        (tb_check_header(tb_s_content_type, r->media_type) < 0 || /* it is writable */
+         !(ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn)))) {
         tb_log_error_line(label);
         tb_send_500(res);
         return;
@@ -2594,7 +2594,8 @@ static tb_asgi_job *tb_asgi_take_jobs(void) {
 static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
     char bytes[64];
     (void)self, (void)unused;
-    while (read(tb_asgi_jobs.wake_fd[0], bytes, sizeof bytes) == (ssize_t)sizeof bytes) { /* a short read emptied the pipe */
+    while (read(tb_asgi_jobs.wake_fd[0], bytes, sizeof bytes) == (ssize_t)sizeof bytes) {
+        /* a short read emptied the pipe */
     }
     for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
         next = job->next;
@@ -3285,6 +3286,7 @@ static PyMethodDef tb_app_methods[] = {
 
 /* ================================================================ types and module */
 
+/* clang-format off */
 static PyTypeObject tb_AppType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "turbo.App",
@@ -3372,6 +3374,7 @@ static PyTypeObject tb_PendingType = {
     .tp_call = tb_pending_call,
     .tp_flags = Py_TPFLAGS_DEFAULT,
 };
+/* clang-format on */
 
 /* form_parts(content_type, body): the parts of a multipart/form-data
    body as (name, filename or None, content type or None, head, data), for

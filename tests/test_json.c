@@ -278,6 +278,7 @@ static void test_string_copies_valid_multibyte_utf8(void) {
     STRING_IS("\xEF\xBF\xBD", "\"\xEF\xBF\xBD\"");    /* U+FFFD itself */
 }
 
+/* clang-format off */
 static void test_string_escapes_u2028_and_u2029(void) {
     STRING_IS("a\xE2\x80\xA8" "b\xE2\x80\xA9" "c", "\"a\\u2028b\\u2029c\"");
     STRING_IS("\xE2\x80\xA7\xE2\x80\xAA", "\"\xE2\x80\xA7\xE2\x80\xAA\""); /* neighbours */
@@ -323,6 +324,7 @@ static void test_invalid_utf8_stray_continuation_bytes_are_replaced_each(void) {
     STRING_IS("a\x80\xBF" "b", "\"a" REPL REPL "b\"");
     STRING_IS("\xC3\xA9\xA9", "\"\xC3\xA9" REPL "\"");
 }
+/* clang-format on */
 
 /* Every position of a special byte within and around the 8-byte fast path. */
 static void test_string_fast_path_finds_special_bytes_anywhere(void) {
