@@ -16,7 +16,7 @@ PY_EXT  := turbo/_turbo$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.g
 PROGRAMS := build/hello build/hello-asan build/hello-tsan build/hello-debug build/hello-kqueue build/test_shim \
             build/test_parser build/test_json build/native_server build/c_api_server-asan build/c_api_server-tsan \
             $(PY_EXT) examples/handlers.so
-.PHONY: all run test bench bench-quick fuzz valgrind clean compile_commands.json
+.PHONY: all run test bench bench-quick fuzz valgrind format clean compile_commands.json
 
 all: $(PROGRAMS)
 
@@ -76,6 +76,13 @@ fuzz:
 
 valgrind: build/hello-debug
 	bash tests/valgrind.sh
+
+# Every C file in the style of .clang-format (clang-format 14 or later).
+CLANG_FORMAT ?= clang-format
+FORMAT_FILES := turbo.h turbo_py.c $(wildcard examples/*.c tests/*.c tests/kqueue_shim/*.c tests/kqueue_shim/sys/*.h \
+                tests/fuzz/*.c tests/fuzz/*.h bench/*.c)
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
 
 # For editors (clangd): the implementation half of turbo.h compiles as part of examples/hello.c.
 compile_commands.json:

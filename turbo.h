@@ -162,14 +162,14 @@ typedef struct turbo_buf {
 /* Error codes of the JSON writer (turbo_json.error). */
 enum {
     TURBO_JSON_OK = 0,
-    TURBO_JSON_EXPECTED_KEY,    /* a value where an object wanted a key */
-    TURBO_JSON_UNEXPECTED_KEY,  /* a key outside an object, or twice */
-    TURBO_JSON_BAD_END,         /* an end that does not match the open container */
-    TURBO_JSON_TOO_DEEP,        /* nesting beyond TURBO_JSON_MAX_DEPTH */
-    TURBO_JSON_NOT_FINITE,      /* NaN or an infinity */
-    TURBO_JSON_AFTER_END,       /* a value after the top-level value was complete */
-    TURBO_JSON_INCOMPLETE,      /* finished with containers open, or empty */
-    TURBO_JSON_OOM              /* the output buffer could not grow */
+    TURBO_JSON_EXPECTED_KEY,   /* a value where an object wanted a key */
+    TURBO_JSON_UNEXPECTED_KEY, /* a key outside an object, or twice */
+    TURBO_JSON_BAD_END,        /* an end that does not match the open container */
+    TURBO_JSON_TOO_DEEP,       /* nesting beyond TURBO_JSON_MAX_DEPTH */
+    TURBO_JSON_NOT_FINITE,     /* NaN or an infinity */
+    TURBO_JSON_AFTER_END,      /* a value after the top-level value was complete */
+    TURBO_JSON_INCOMPLETE,     /* finished with containers open, or empty */
+    TURBO_JSON_OOM             /* the output buffer could not grow */
 };
 
 /* The streaming JSON writer. Zero it with turbo_json_init; read `error`
@@ -178,7 +178,7 @@ typedef struct turbo_json {
     turbo_buf *out;
     int error;
     int depth;
-    int state; /* what the writer expects next: internal */
+    int state;                                           /* what the writer expects next: internal */
     unsigned char stack[(TURBO_JSON_MAX_DEPTH + 7) / 8]; /* a bit per level: 1 = object */
 } turbo_json;
 
@@ -194,27 +194,27 @@ typedef void (*turbo_handler)(turbo_req *req, turbo_res *res, void *user);
 /* Server settings. Zero means "the default" for every field, so set only
    what you care about: turbo_new(&(turbo_config){ .port = 9000 }). */
 typedef struct turbo_config {
-    const char *host;          /* address to bind: "0.0.0.0"; "::" = IPv6 (+IPv4) */
-    int port;                  /* 8080; -1 asks the kernel for a free port */
-    int threads;               /* event loops per process, a thread each; 0 = online CPUs */
-    int processes;             /* prefork this many processes; 0 = no fork */
-    int blocking_threads;      /* spare threads per process for handlers that block: 64 */
-    int handoff_ms;            /* a handler running this long hands its loop over: 1 */
-    int backlog;               /* listen(2) backlog: 1024 */
-    size_t max_request_line;   /* bytes in the request line: 8192 (else 414) */
-    size_t max_header_bytes;   /* bytes in the whole head: 32768 (else 431) */
-    int max_headers;           /* header lines: 100, at most TURBO_MAX_HEADERS (else 431) */
-    size_t max_body;           /* request body bytes: 1 MiB (else 413) */
-    int header_timeout_ms;     /* first byte to end of head: 10000 (else 408) */
-    int body_timeout_ms;       /* end of head to end of body: 30000 (else 408) */
-    int keepalive_timeout_ms;  /* idle time between requests: 15000, then close */
-    int write_timeout_ms;      /* a client that stops reading: 30000, then close */
-    int max_requests;          /* requests per connection: 10000, then close */
-    int max_connections;       /* per event loop: 10000 (else 503 and close) */
-    int shutdown_timeout_ms;   /* grace for requests in flight: 10000 */
-    int access_log;            /* 1: one line per request on stderr */
-    int json_errors;           /* 1: turbo's own errors as {"detail":"Not Found"} */
-    int no_signals;            /* 1: do not install SIGINT/SIGTERM handlers */
+    const char *host;         /* address to bind: "0.0.0.0"; "::" = IPv6 (+IPv4) */
+    int port;                 /* 8080; -1 asks the kernel for a free port */
+    int threads;              /* event loops per process, a thread each; 0 = online CPUs */
+    int processes;            /* prefork this many processes; 0 = no fork */
+    int blocking_threads;     /* spare threads per process for handlers that block: 64 */
+    int handoff_ms;           /* a handler running this long hands its loop over: 1 */
+    int backlog;              /* listen(2) backlog: 1024 */
+    size_t max_request_line;  /* bytes in the request line: 8192 (else 414) */
+    size_t max_header_bytes;  /* bytes in the whole head: 32768 (else 431) */
+    int max_headers;          /* header lines: 100, at most TURBO_MAX_HEADERS (else 431) */
+    size_t max_body;          /* request body bytes: 1 MiB (else 413) */
+    int header_timeout_ms;    /* first byte to end of head: 10000 (else 408) */
+    int body_timeout_ms;      /* end of head to end of body: 30000 (else 408) */
+    int keepalive_timeout_ms; /* idle time between requests: 15000, then close */
+    int write_timeout_ms;     /* a client that stops reading: 30000, then close */
+    int max_requests;         /* requests per connection: 10000, then close */
+    int max_connections;      /* per event loop: 10000 (else 503 and close) */
+    int shutdown_timeout_ms;  /* grace for requests in flight: 10000 */
+    int access_log;           /* 1: one line per request on stderr */
+    int json_errors;          /* 1: turbo's own errors as {"detail":"Not Found"} */
+    int no_signals;           /* 1: do not install SIGINT/SIGTERM handlers */
     /* Hooks for embedders (the Python binding uses them). Called in each
        serving process, before its threads start and after they stop. */
     void (*on_process_start)(int process_index, void *hook_arg);
@@ -244,15 +244,15 @@ TURBO_API int turbo_config_env(turbo_config *cfg);
    Returns 0, or -1 with the reason in turbo_error(): malformed pattern,
    route already registered, capture names conflicting with another route
    at the same place, or called after turbo_run started. */
-TURBO_API int turbo_route(turbo_server *s, const char *method, const char *pattern,
-                          turbo_handler handler, void *user);
+TURBO_API int turbo_route(turbo_server *s, const char *method, const char *pattern, turbo_handler handler,
+                          void *user);
 
 /* Route flags. TURBO_BLOCKING: the handler is known to block (a database
    call, a sleep), so its loop goes to a spare thread before it starts
    rather than after handoff_ms (see EXECUTION MODEL above). */
 #define TURBO_BLOCKING 1
-TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern,
-                             turbo_handler handler, void *user, int flags);
+TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern, turbo_handler handler,
+                             void *user, int flags);
 TURBO_API int turbo_get(turbo_server *s, const char *pattern, turbo_handler h, void *user);
 TURBO_API int turbo_post(turbo_server *s, const char *pattern, turbo_handler h, void *user);
 TURBO_API int turbo_put(turbo_server *s, const char *pattern, turbo_handler h, void *user);
@@ -283,9 +283,9 @@ TURBO_API void turbo_free(turbo_server *s);
 /* ---------------------------------------------------------------- API: request */
 
 TURBO_API turbo_str turbo_req_method(const turbo_req *r);
-TURBO_API turbo_str turbo_req_path(const turbo_req *r);   /* raw, without the query */
-TURBO_API turbo_str turbo_req_query(const turbo_req *r);  /* raw, after '?', may be empty */
-TURBO_API int turbo_req_version(const turbo_req *r);      /* 10 or 11 */
+TURBO_API turbo_str turbo_req_path(const turbo_req *r);  /* raw, without the query */
+TURBO_API turbo_str turbo_req_query(const turbo_req *r); /* raw, after '?', may be empty */
+TURBO_API int turbo_req_version(const turbo_req *r);     /* 10 or 11 */
 
 /* The header's value (first one if repeated), case-insensitive name;
    {NULL, 0} when absent. */
@@ -356,8 +356,8 @@ TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus
    turbo_header_check refuses, or a header after the body has begun. */
 TURBO_API void turbo_res_status(turbo_res *res, int status);
 TURBO_API int turbo_res_header(turbo_res *res, const char *name, const char *value);
-TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len,
-                                const char *value, size_t value_len);
+TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len, const char *value,
+                                size_t value_len);
 TURBO_API void turbo_res_body(turbo_res *res, const void *data, size_t len);
 
 /* The statuses a handler may answer with: 200 to 599 (1xx are not final
@@ -371,12 +371,11 @@ TURBO_API int turbo_status_has_body(int status);
    NUL or another control byte) or TURBO_HEADER_OWNED (Content-Length,
    Transfer-Encoding, Date, Server, Connection: turbo writes those). */
 enum { TURBO_HEADER_BAD_NAME = 1, TURBO_HEADER_BAD_VALUE, TURBO_HEADER_OWNED };
-TURBO_API int turbo_header_check(const char *name, size_t name_len, const char *value,
-                                 size_t value_len);
+TURBO_API int turbo_header_check(const char *name, size_t name_len, const char *value, size_t value_len);
 
 /* Shorthands: status, Content-Type and the whole body in one call. */
-TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_type,
-                              const void *body, size_t len);
+TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_type, const void *body,
+                              size_t len);
 TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text);
 
 /* Streams the answer: sends the status, the headers and the body written
@@ -439,8 +438,7 @@ TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status);
    a resume after that calls fn(NULL, arg) at once, in the calling thread.
    Returns NULL if out of memory (answer at once then). */
 TURBO_API turbo_defer *turbo_res_defer(turbo_res *res);
-TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg),
-                                  void *arg);
+TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg);
 
 /* Optional, from the handler that deferred: ended(arg, gone) is called
    once, on the connection's worker thread: gone = 1 as soon as the
@@ -486,7 +484,7 @@ TURBO_API const char *turbo_json_strerror(int error);
 TURBO_API int turbo_dtoa(double v, char *dst);
 
 /* Buffer helpers (also used by the writer). */
-TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra);  /* 0 or -1 (oom set) */
+TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra); /* 0 or -1 (oom set) */
 TURBO_API void turbo_buf_append(turbo_buf *b, const void *data, size_t len);
 TURBO_API void turbo_buf_free(turbo_buf *b);
 
@@ -579,8 +577,8 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #define TB__REUSEPORT SO_REUSEPORT_LB
 #endif
 
-#if defined(TURBO_KQUEUE) || defined(__APPLE__) || defined(__FreeBSD__) || \
-    defined(__OpenBSD__) || defined(__NetBSD__) || defined(__DragonFly__)
+#if defined(TURBO_KQUEUE) || defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+    defined(__NetBSD__) || defined(__DragonFly__)
 #define TB__KQUEUE 1 /* TURBO_KQUEUE forces it, e.g. on Linux with tests/kqueue_shim */
 #elif defined(__linux__)
 #define TB__EPOLL 1
@@ -708,14 +706,19 @@ static int tb__accept(int lfd, struct sockaddr_storage *peer) {
     if (fd >= 0) {
         tb__nonblock_cloexec(fd);
 #ifdef SO_NOSIGPIPE
-        { int one = 1; setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one); }
+        {
+            int one = 1;
+            setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+        }
 #endif
     }
     return fd;
 }
 #endif
 
-static void tb__loop_free(tb__loop *l) { if (l->fd >= 0) close(l->fd); }
+static void tb__loop_free(tb__loop *l) {
+    if (l->fd >= 0) close(l->fd);
+}
 
 static int64_t tb__now_us(void) {
     struct timespec ts;
@@ -743,11 +746,17 @@ TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra) {
     if (b->cap - b->len >= extra) return 0;
     cap = b->cap ? b->cap : 256;
     while (cap - b->len < extra) {
-        if (cap > ((size_t)-1) / 2) { b->oom = 1; return -1; }
+        if (cap > ((size_t)-1) / 2) {
+            b->oom = 1;
+            return -1;
+        }
         cap *= 2;
     }
     data = (char *)TURBO_REALLOC(b->data, cap);
-    if (!data) { b->oom = 1; return -1; }
+    if (!data) {
+        b->oom = 1;
+        return -1;
+    }
     b->data = data;
     b->cap = cap;
     return 0;
@@ -789,7 +798,10 @@ static size_t tb__utoa(uint64_t v, char *dst) {
         dst[0] = (char)('0' + v);
         return 1;
     }
-    do { *--p = (char)('0' + v % 10); v /= 10; } while (v);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
     n = (size_t)(tmp + sizeof tmp - p);
     memcpy(dst, p, n);
     return n;
@@ -839,6 +851,7 @@ typedef struct tb__limits {
 #define TB__TARGET 2
 #define TB__VALUE 4
 #define TB__HOST 8
+/* clang-format off */
 static const unsigned char tb__class[256] = {
     0,0,0,0,0,0,0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
     4,15,4,5,15,15,15,15,14,14,15,15,14,15,15,6,15,15,15,15,15,15,15,15,15,15,6,14,4,14,4,6,
@@ -849,6 +862,7 @@ static const unsigned char tb__class[256] = {
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
 };
+/* clang-format on */
 
 #define TB__IS(cls, c) (tb__class[(unsigned char)(c)] & (cls))
 
@@ -971,14 +985,14 @@ static int tb__parse_request_line(const char *p, size_t n, turbo_req *r) {
     r->method = tb__str(p, (size_t)(s - p));
     q = ++s;
     for (; s < end && TB__IS(TB__TARGET, *s); s++)
-        if (*s == '%' && (end - s < 3 || tb__hex((unsigned char)s[1]) < 0 ||
-                          tb__hex((unsigned char)s[2]) < 0))
+        if (*s == '%' &&
+            (end - s < 3 || tb__hex((unsigned char)s[1]) < 0 || tb__hex((unsigned char)s[2]) < 0))
             return -400;
     if (s == q || s == end || *s != ' ') return -400;
     r->target = tb__str(q, (size_t)(s - q));
     s++;
-    if (end - s != 8 || memcmp(s, "HTTP/", 5) != 0 || s[5] < '0' || s[5] > '9' || s[6] != '.' ||
-        s[7] < '0' || s[7] > '9')
+    if (end - s != 8 || memcmp(s, "HTTP/", 5) != 0 || s[5] < '0' || s[5] > '9' || s[6] != '.' || s[7] < '0' ||
+        s[7] > '9')
         return -400;
     if (s[5] != '1') return -505;
     r->version = s[7] == '0' ? 10 : 11;
@@ -1105,8 +1119,7 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
    long, 431 head too large or too many headers, 501 unknown transfer
    coding or CONNECT, 505 unsupported HTTP major version, 417 unknown
    expectation, 413 absurd Content-Length. */
-static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f,
-                          const tb__limits *lim) {
+static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f, const tb__limits *lim) {
     const char *p = buf, *end = buf + len, *lf;
     size_t limit, i;
     turbo_str name, value;
@@ -1149,7 +1162,7 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
             return avail >= lim->max_head - used + 2 ? -431 : 0;
         }
         if (lf == p || lf[-1] != '\r') return -400;
-        if (lf == p + 1) break; /* the empty line */
+        if (lf == p + 1) break;                   /* the empty line */
         if (*p == ' ' || *p == '\t') return -400; /* obs-fold */
         /* Checked before counted: a malformed line is a 400 however the
            bytes arrive, as it is while still incomplete. */
@@ -1206,17 +1219,17 @@ enum {
     TB__CH_DATA_END, /* CRLF after the data */
     TB__CH_TRAILER,  /* start of a trailer line, or the final CRLF */
     TB__CH_TRAILER_LINE,
-    TB__CH_END_LF,   /* LF of the final CRLF */
+    TB__CH_END_LF, /* LF of the final CRLF */
     TB__CH_DONE
 };
 
 typedef struct tb__chunked {
-    size_t src;        /* raw bytes consumed, from the body start */
-    size_t dst;        /* decoded bytes, at the body start */
-    size_t line;       /* bytes of the current extension or trailer line */
-    size_t ext_start;  /* where the current chunk extension begins */
-    int colon;         /* the trailer line in progress has its colon */
-    size_t trailers;   /* bytes of trailer section so far */
+    size_t src;       /* raw bytes consumed, from the body start */
+    size_t dst;       /* decoded bytes, at the body start */
+    size_t line;      /* bytes of the current extension or trailer line */
+    size_t ext_start; /* where the current chunk extension begins */
+    int colon;        /* the trailer line in progress has its colon */
+    size_t trailers;  /* bytes of trailer section so far */
     uint64_t remaining;
     int state, digits;
 } tb__chunked;
@@ -1279,7 +1292,10 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
             continue;
         case TB__CH_TRAILER:
             st->src++;
-            if (c == '\r') { st->state = TB__CH_END_LF; continue; }
+            if (c == '\r') {
+                st->state = TB__CH_END_LF;
+                continue;
+            }
             if (!TB__IS(TB__TCHAR, c)) return -400;
             st->colon = 0;
             st->state = TB__CH_TRAILER_LINE;
@@ -1303,8 +1319,7 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
             st->src++;
             st->state = TB__CH_DONE;
             return 1;
-        default:
-            return 1;
+        default: return 1;
         }
     }
     return st->state == TB__CH_DONE;
@@ -1349,8 +1364,8 @@ TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
     int i;
     for (i = 0; i < r->header_count; i++) {
         if (r->header_name[i].len != n) continue;
-        for (k = 0; k < n && tb__lower((unsigned char)r->header_name[i].ptr[k]) ==
-                                 tb__lower((unsigned char)name[k]);
+        for (k = 0;
+             k < n && tb__lower((unsigned char)r->header_name[i].ptr[k]) == tb__lower((unsigned char)name[k]);
              k++) {
         }
         if (k == n) return r->header_value[i];
@@ -1362,8 +1377,7 @@ TURBO_API turbo_str turbo_req_param(const turbo_req *r, const char *name) {
     size_t n = strlen(name);
     int i;
     for (i = 0; i < r->param_count; i++)
-        if (r->param_name[i].len == n && memcmp(r->param_name[i].ptr, name, n) == 0)
-            return r->param_value[i];
+        if (r->param_name[i].len == n && memcmp(r->param_name[i].ptr, name, n) == 0) return r->param_value[i];
     return tb__str(NULL, 0);
 }
 
@@ -1587,7 +1601,10 @@ static tb__node *tb__node_new(const char *seg, size_t len) {
     if (!n) return NULL;
     memset(n, 0, sizeof *n);
     n->seg = (char *)TURBO_MALLOC(len + 1);
-    if (!n->seg) { TURBO_FREE(n); return NULL; }
+    if (!n->seg) {
+        TURBO_FREE(n);
+        return NULL;
+    }
     memcpy(n->seg, seg, len);
     n->seg[len] = 0;
     n->seg_len = len;
@@ -1612,10 +1629,17 @@ static tb__node *tb__node_add_static(tb__node *n, const char *seg, size_t len) {
     if (c) return c;
     if (!(c = tb__node_new(seg, len))) return NULL;
     children = (tb__node **)TURBO_REALLOC(n->children, (size_t)(n->nchildren + 1) * sizeof c);
-    if (!children) { tb__node_free(c); return NULL; }
+    if (!children) {
+        tb__node_free(c);
+        return NULL;
+    }
     n->children = children;
     n->children[n->nchildren++] = c;
-    if (tb__node_reindex(n) != 0) { n->nchildren--; tb__node_free(c); return NULL; }
+    if (tb__node_reindex(n) != 0) {
+        n->nchildren--;
+        tb__node_free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -1652,8 +1676,7 @@ static int tb__push_param(turbo_req *r, const tb__node *n, const char *v, size_t
 }
 
 /* p is the start of a segment (just after a '/'); end is the path's end. */
-static tb__handler *tb__find(const tb__node *n, const char *p, const char *end,
-                                   tb__lookup *lk) {
+static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, tb__lookup *lk) {
     const char *slash = (const char *)memchr(p, '/', (size_t)(end - p));
     const char *seg_end = slash ? slash : end;
     size_t len = (size_t)(seg_end - p);
@@ -1698,8 +1721,8 @@ static int tb__is_method(turbo_str m, const char *name) {
 /* A method some route serves, one of the standard ones, or any when a "*"
    route exists; methods[0..n) are the server's (turbo_route keeps them). */
 static int tb__known_method(char (*methods)[TB__METHOD_MAX], int n, turbo_str m) {
-    static const char *const standard[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
-                                           "OPTIONS", "TRACE", "PATCH"};
+    static const char *const standard[] = {"GET",    "HEAD",    "POST",  "PUT",
+                                           "DELETE", "OPTIONS", "TRACE", "PATCH"};
     int i;
     for (i = 0; i < (int)(sizeof standard / sizeof *standard); i++)
         if (tb__is_method(m, standard[i])) return 1;
@@ -1713,8 +1736,8 @@ static void tb__allow_all(char (*methods)[TB__METHOD_MAX], int n, turbo_buf *b) 
     int i;
     tb__buf_puts(b, "GET, HEAD, OPTIONS");
     for (i = 0; i < n; i++) {
-        if (!strcmp(methods[i], "GET") || !strcmp(methods[i], "HEAD") ||
-            !strcmp(methods[i], "OPTIONS") || !strcmp(methods[i], "*"))
+        if (!strcmp(methods[i], "GET") || !strcmp(methods[i], "HEAD") || !strcmp(methods[i], "OPTIONS") ||
+            !strcmp(methods[i], "*"))
             continue;
         tb__buf_puts(b, ", ");
         tb__buf_puts(b, methods[i]);
@@ -1766,8 +1789,8 @@ static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *
     } else if (tb__is_ident(p + 1, n - (tail ? 5 : 2))) {
         return tail ? 2 : 1;
     } else {
-        snprintf(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern,
-                 (int)(n - 2), p + 1);
+        snprintf(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern, (int)(n - 2),
+                 p + 1);
         return -1;
     }
     snprintf(err, cap, "route \"%s\"%s", pattern, why);
@@ -1777,8 +1800,7 @@ static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *
 /* Walks the trie for pattern; the node, or NULL with err set. With create
    0 it only checks (returning root when all is well, nodes or not), so that
    a refused pattern leaves no nodes behind. */
-static tb__node *tb__router_node(tb__node *root, const char *pattern, int create, char *err,
-                                 size_t cap) {
+static tb__node *tb__router_node(tb__node *root, const char *pattern, int create, char *err, size_t cap) {
     const char *p = pattern + 1, *end = pattern + strlen(pattern);
     const char *names[TURBO_MAX_PARAMS];
     size_t lens[TURBO_MAX_PARAMS];
@@ -1806,19 +1828,18 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, int create
             const char *name = p + 1;
             size_t name_len = len - (kind == 2 ? 5 : 2);
             if (kind == 2 && slash) {
-                snprintf(err, cap, "route \"%s\": {%.*s...} must be the last segment", pattern,
-                         (int)name_len, name);
+                snprintf(err, cap, "route \"%s\": {%.*s...} must be the last segment", pattern, (int)name_len,
+                         name);
                 return NULL;
             }
             for (i = 0; i < captures; i++)
                 if (lens[i] == name_len && memcmp(names[i], name, name_len) == 0) {
-                    snprintf(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern,
-                             (int)name_len, name);
+                    snprintf(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern, (int)name_len,
+                             name);
                     return NULL;
                 }
             if (captures == TURBO_MAX_PARAMS) {
-                snprintf(err, cap, "route \"%s\" has more than %d captures", pattern,
-                         TURBO_MAX_PARAMS);
+                snprintf(err, cap, "route \"%s\" has more than %d captures", pattern, TURBO_MAX_PARAMS);
                 return NULL;
             }
             names[captures] = name;
@@ -1839,8 +1860,8 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, int create
     return NULL;
 }
 
-static int tb__router_add(tb__node *root, const char *method, const char *pattern,
-                          turbo_handler fn, void *user, int flags, char *err, size_t cap) {
+static int tb__router_add(tb__node *root, const char *method, const char *pattern, turbo_handler fn,
+                          void *user, int flags, char *err, size_t cap) {
     size_t mlen = strlen(method), i = 0;
     tb__node *n;
     tb__handler *hs;
@@ -1853,8 +1874,7 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
         snprintf(err, cap, "route %s \"%s\" has no handler", method, pattern);
         return -1;
     }
-    if (!tb__router_node(root, pattern, 0, err, cap) ||
-        !(n = tb__router_node(root, pattern, 1, err, cap)))
+    if (!tb__router_node(root, pattern, 0, err, cap) || !(n = tb__router_node(root, pattern, 1, err, cap)))
         return -1;
     for (i = 0; i < (size_t)n->nhandlers; i++)
         if (n->handlers[i].method_len == mlen && memcmp(n->handlers[i].method, method, mlen) == 0) {
@@ -2031,8 +2051,7 @@ static void tb__json_copy(char *o, const unsigned char *s, size_t n) {
    there (never past `end`). Bytes that need nothing, valid multi-byte
    sequences included, are copied in runs with one copy each; 8 bytes are
    checked at a time. Returns where it stopped: stop, or up to 3 past it. */
-static const unsigned char *tb__json_escape(char **out, const unsigned char *s,
-                                            const unsigned char *stop,
+static const unsigned char *tb__json_escape(char **out, const unsigned char *s, const unsigned char *stop,
                                             const unsigned char *end) {
     char *o = *out;
     const unsigned char *run = s, *first = s;
@@ -2080,8 +2099,7 @@ static const unsigned char *tb__json_escape(char **out, const unsigned char *s,
 
 /* Appends `comma` unless it is 0, the quoted and escaped string, then
    `suffix` unless it is 0. */
-static int tb__json_put_string(turbo_json *j, char comma, const char *str, size_t len,
-                               char suffix) {
+static int tb__json_put_string(turbo_json *j, char comma, const char *str, size_t len, char suffix) {
     turbo_buf *b = j->out;
     const unsigned char *s, *end;
     char *o;
@@ -2168,6 +2186,7 @@ typedef struct tb__dtoa_u128 {
     uint64_t hi, lo;
 } tb__dtoa_u128;
 
+/* clang-format off */
 static const uint64_t tb__dtoa_pow10_base[23][2] = {
     {0xff77b1fcbebcdc4f, 0x25e8e89c13bb0f7a}, {0x80fa687f881c7f8e, 0x7ce66634bc9d0b99},
     {0x823c12795db6ce57, 0x76c53d08d6b70858}, {0x8380dea93da4bc60, 0x4247cb9e59f71e6d},
@@ -2198,6 +2217,7 @@ static const uint64_t tb__dtoa_pow10_fix[20] = {
     0x505440505554525a, 0x0000000000000055, 0x1045145450511554, 0x4400414555415141,
     0x0000004000404040, 0x5514151400000000, 0x0410000414014415, 0x0000000000005550,
 };
+/* clang-format on */
 
 /* 64x64 -> 128-bit product: one instruction where the compiler has a
    128-bit type, else from 32-bit halves. */
@@ -2221,15 +2241,11 @@ static tb__dtoa_u128 tb__dtoa_mul(uint64_t a, uint64_t b) {
 /* floor(q log10 2), floor(q log10 2 + log10 3/4) and floor(e log2 10) by
    fixed-point multiplication, exact over the ranges used; the bias keeps the
    shifted value non-negative (right shifts of negatives are not portable). */
-static int tb__dtoa_log10_pow2(int q) {
-    return ((q * 315653 + (1024 << 20)) >> 20) - 1024;
-}
+static int tb__dtoa_log10_pow2(int q) { return ((q * 315653 + (1024 << 20)) >> 20) - 1024; }
 static int tb__dtoa_log10_three_quarters_pow2(int q) {
     return ((q * 315653 - 131237 + (1024 << 20)) >> 20) - 1024;
 }
-static int tb__dtoa_log2_pow10(int e) {
-    return ((e * 1741647 + (1024 << 19)) >> 19) - 1024;
-}
+static int tb__dtoa_log2_pow10(int e) { return ((e * 1741647 + (1024 << 19)) >> 19) - 1024; }
 
 /* g(e), e in [-292, 324]: base * 5^r / 2^sh, plus the stored correction and 1. */
 static tb__dtoa_u128 tb__dtoa_pow10(int e) {
@@ -2395,9 +2411,7 @@ TURBO_API int turbo_json_object_begin(turbo_json *j) {
 TURBO_API int turbo_json_object_end(turbo_json *j) {
     return tb__json_close(j, '}', TB__JSON_OBJECT_FIRST, TB__JSON_OBJECT_NEXT);
 }
-TURBO_API int turbo_json_array_begin(turbo_json *j) {
-    return tb__json_open(j, '[', TB__JSON_ARRAY_FIRST, 0);
-}
+TURBO_API int turbo_json_array_begin(turbo_json *j) { return tb__json_open(j, '[', TB__JSON_ARRAY_FIRST, 0); }
 TURBO_API int turbo_json_array_end(turbo_json *j) {
     return tb__json_close(j, ']', TB__JSON_ARRAY_FIRST, TB__JSON_ARRAY_NEXT);
 }
@@ -2406,14 +2420,11 @@ TURBO_API int turbo_json_keyn(turbo_json *j, const char *key, size_t len) {
     if (j->error) return j->error;
     if (j->state != TB__JSON_OBJECT_FIRST && j->state != TB__JSON_OBJECT_NEXT)
         return tb__json_fail(j, TURBO_JSON_UNEXPECTED_KEY);
-    if (tb__json_put_string(j, j->state == TB__JSON_OBJECT_NEXT ? ',' : 0, key, len, ':'))
-        return j->error;
+    if (tb__json_put_string(j, j->state == TB__JSON_OBJECT_NEXT ? ',' : 0, key, len, ':')) return j->error;
     j->state = TB__JSON_MEMBER;
     return 0;
 }
-TURBO_API int turbo_json_key(turbo_json *j, const char *key) {
-    return turbo_json_keyn(j, key, strlen(key));
-}
+TURBO_API int turbo_json_key(turbo_json *j, const char *key) { return turbo_json_keyn(j, key, strlen(key)); }
 
 TURBO_API int turbo_json_stringn(turbo_json *j, const char *s, size_t len) {
     if (tb__json_check_value(j) ||
@@ -2487,27 +2498,32 @@ TURBO_API const char *turbo_json_strerror(int error) {
    and response being handled. Normally a worker keeps its thread; a
    handler that blocks makes them part (see "hand-off"). */
 
-enum { /* connection states */
-    TB__C_IDLE,   /* between requests */
-    TB__C_HEAD,   /* part of a head received */
-    TB__C_BODY,   /* head parsed, body being received */
-    TB__C_DEFER,  /* a handler deferred its answer */
-    TB__C_LINGER  /* answered and closing: the read side is drained */
+/* connection states */
+enum {
+    TB__C_IDLE,  /* between requests */
+    TB__C_HEAD,  /* part of a head received */
+    TB__C_BODY,  /* head parsed, body being received */
+    TB__C_DEFER, /* a handler deferred its answer */
+    TB__C_LINGER /* answered and closing: the read side is drained */
 };
 
-enum { /* timer classes: every connection in a class has the same timeout */
-    TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_COUNT
-};
+/* timer classes: every connection in a class has the same timeout */
+enum { TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_COUNT };
 
-enum { TB__STREAM_NONE, TB__STREAM_CHUNKED, TB__STREAM_UNTIL_CLOSE, TB__STREAM_ABORTED,
-       TB__STREAM_SENT /* a file's answer has gone out whole */ };
+enum {
+    TB__STREAM_NONE,
+    TB__STREAM_CHUNKED,
+    TB__STREAM_UNTIL_CLOSE,
+    TB__STREAM_ABORTED,
+    TB__STREAM_SENT /* a file's answer has gone out whole */
+};
 
 #define TB__LINGER_MS 2000
 /* A handler still running this long after the shutdown grace period
    (a sync Python handler in an endless loop, say) ends the process. */
 #define TB__STOP_GRACE_MS 2000
-#define TB__OUT_HIGH (1u << 20) /* stop serving pipelined requests once this much output waits */
-#define TB__OUT_KEEP (256u << 10) /* a thread's output buffer grown past this is given back */
+#define TB__OUT_HIGH (1u << 20)    /* stop serving pipelined requests once this much output waits */
+#define TB__OUT_KEEP (256u << 10)  /* a thread's output buffer grown past this is given back */
 #define TB__DEFER_HOLD (64u << 10) /* behind a deferred answer, reading stops once this much waits */
 
 typedef struct tb__worker tb__worker;
@@ -2516,7 +2532,7 @@ typedef struct tb__thread tb__thread;
 
 struct tb__conn {
     int fd;
-    int mask;  /* interest registered with the loop */
+    int mask; /* interest registered with the loop */
     int state;
     int requests;
     int close_after;   /* close once the output has drained */
@@ -2526,20 +2542,20 @@ struct tb__conn {
     int head_len;      /* in TB__C_BODY: length of the parsed head */
     tb__framing framing;
     tb__chunked chunk;
-    size_t head_scan;  /* where the search for the end of the head resumes */
-    turbo_buf in;      /* an unfinished request, or requests held while deferred */
-    turbo_buf out;     /* output the kernel has not taken yet */
+    size_t head_scan; /* where the search for the end of the head resumes */
+    turbo_buf in;     /* an unfinished request, or requests held while deferred */
+    turbo_buf out;    /* output the kernel has not taken yet */
     size_t out_sent;
     turbo_defer *defer;
     tb__peer peer;
-    int streaming;     /* the answer under way was flushed: TB__STREAM_* */
-    int timer;         /* timer class, -1 when in none */
+    int streaming; /* the answer under way was flushed: TB__STREAM_* */
+    int timer;     /* timer class, -1 when in none */
     int64_t deadline;
     tb__conn *prev, *next; /* in the timer list, or the free list */
     /* While lent (a thread outside the loop runs its handler) the loop
        leaves it alone; the thread hands it back through the mailbox. */
     int lent;
-    int dead;               /* the lending thread found the client gone */
+    int dead;                /* the lending thread found the client gone */
     tb__conn *returned_next; /* in the mailbox's returned list */
 };
 
@@ -2552,12 +2568,12 @@ typedef struct tb__mailbox {
     int wake_fd;          /* the worker's wake pipe; -1 once the worker has stopped */
     turbo_defer *resumed; /* handed over, not yet answered; oldest first */
     turbo_defer **resumed_tail;
-    tb__conn *returned;   /* lent connections whose handler has finished */
-    int orphans;          /* once stopped: defers not yet resumed */
+    tb__conn *returned; /* lent connections whose handler has finished */
+    int orphans;        /* once stopped: defers not yet resumed */
 } tb__mailbox;
 
 struct turbo_defer {
-    tb__conn *conn;      /* NULL once the connection is gone */
+    tb__conn *conn; /* NULL once the connection is gone */
     tb__mailbox *box;
     int keep_alive, head_only, version;
     void (*fn)(turbo_res *res, void *arg);
@@ -2575,9 +2591,9 @@ struct turbo_res {
     size_t start;      /* where this response begins in out */
     size_t body_start; /* where its body begins; (size_t)-1 until it does */
     int status;
-    int version;       /* the request's: 10 or 11 */
-    int answered;      /* the handler set anything at all */
-    int head_only;     /* a HEAD request: the body is measured, then dropped */
+    int version;         /* the request's: 10 or 11 */
+    int answered;        /* the handler set anything at all */
+    int head_only;       /* a HEAD request: the body is measured, then dropped */
     int64_t head_length; /* turbo_res_head_length's, or -1 */
     int keep_alive;
     int json_active;
@@ -2589,9 +2605,9 @@ struct turbo_res {
 struct tb__thread {
     turbo_server *s;
     pthread_t id;
-    tb__thread *next;      /* every thread of the pool, for joining */
-    int detached;          /* it gave its worker away (see hand-off) */
-    unsigned long call;    /* the worker's call count while a handler runs */
+    tb__thread *next;   /* every thread of the pool, for joining */
+    int detached;       /* it gave its worker away (see hand-off) */
+    unsigned long call; /* the worker's call count while a handler runs */
     char *rbuf;
     size_t rbuf_cap;
     turbo_buf out, scratch;
@@ -2606,10 +2622,10 @@ struct tb__thread {
    handler that blocked, and idle ones parked for the next hand-off. */
 typedef struct tb__pool {
     pthread_mutex_t lock;
-    pthread_cond_t cond;        /* parked threads wait here for a worker */
-    pthread_cond_t changed;     /* a worker ended or a thread parked: for tb__serve */
+    pthread_cond_t cond;            /* parked threads wait here for a worker */
+    pthread_cond_t changed;         /* a worker ended or a thread parked: for tb__serve */
     tb__worker *queue, *queue_tail; /* workers waiting for a thread */
-    int queued;                 /* in the queue, or promised a place in it */
+    int queued;                     /* in the queue, or promised a place in it */
     int idle, nthreads, max_threads, closing;
     int nworkers, workers_ended;
     tb__thread *threads;
@@ -2638,13 +2654,13 @@ struct tb__worker {
     tb__loop loop;
     int listen_fd;
     int listening;
-    int stop_fd;       /* read end of the server's stop pipe */
-    int wake[2];       /* turbo_defer_resume and returned connections wake the loop */
+    int stop_fd; /* read end of the server's stop pipe */
+    int wake[2]; /* turbo_defer_resume and returned connections wake the loop */
     tb__mailbox *box;
     int draining, gave_up;
-    int defers;        /* turbo_defer objects not yet answered or given up */
-    int lent;          /* connections whose handler runs outside the loop */
-    turbo_defer *held; /* resumed answers not yet answered (lent connections'), in order */
+    int defers;         /* turbo_defer objects not yet answered or given up */
+    int lent;           /* connections whose handler runs outside the loop */
+    turbo_defer *held;  /* resumed answers not yet answered (lent connections'), in order */
     tb__conn *returned; /* connections handed back, not yet taken up */
     int64_t now, drain_deadline, accept_resume;
     int nconns;
@@ -2705,8 +2721,11 @@ static const char *tb__reason(int status) {
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
-    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error"
-                                                                             : "Server Error";
+    default:
+        return status < 300   ? "OK"
+               : status < 400 ? "Redirect"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
     }
 }
 
@@ -2731,12 +2750,9 @@ static int tb__owned_header(const char *name, size_t len) {
 
 TURBO_API int turbo_status_allowed(int status) { return status >= 200 && status <= 599; }
 
-TURBO_API int turbo_status_has_body(int status) {
-    return status != 204 && status != 205 && status != 304;
-}
+TURBO_API int turbo_status_has_body(int status) { return status != 204 && status != 205 && status != 304; }
 
-TURBO_API int turbo_header_check(const char *name, size_t name_len, const char *value,
-                                 size_t value_len) {
+TURBO_API int turbo_header_check(const char *name, size_t name_len, const char *value, size_t value_len) {
     size_t i;
     if (!name_len) return TURBO_HEADER_BAD_NAME;
     for (i = 0; i < name_len; i++)
@@ -2745,8 +2761,8 @@ TURBO_API int turbo_header_check(const char *name, size_t name_len, const char *
     return tb__owned_header(name, name_len) ? TURBO_HEADER_OWNED : 0;
 }
 
-TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len,
-                                const char *value, size_t value_len) {
+TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_len, const char *value,
+                                size_t value_len) {
     char *o;
     if (tb__res_body_started(res) || res->deferred) return -1;
     if (turbo_header_check(name, name_len, value, value_len) != 0) return -1;
@@ -2779,8 +2795,8 @@ TURBO_API void turbo_res_body(turbo_res *res, const void *data, size_t len) {
     res->answered = 1;
 }
 
-TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_type,
-                              const void *body, size_t len) {
+TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_type, const void *body,
+                              size_t len) {
     turbo_res_status(res, status);
     if (content_type) turbo_res_header(res, "Content-Type", content_type);
     turbo_res_body(res, body, len);
@@ -2857,8 +2873,7 @@ static void tb__res_error_body(turbo_res *res, int status) {
     int json = res->w->s->cfg.json_errors;
     char body[64];
     int n = snprintf(body, sizeof body, json ? "{\"detail\":\"%s\"}" : "%s\n", tb__reason(status));
-    turbo_res_send(res, status, json ? "application/json" : "text/plain; charset=utf-8", body,
-                   (size_t)n);
+    turbo_res_send(res, status, json ? "application/json" : "text/plain; charset=utf-8", body, (size_t)n);
 }
 
 /* Rewrites the response under way as an error. */
@@ -2932,7 +2947,10 @@ static ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
     size_t sent = 0;
     while (sent < len) {
         ssize_t n = send(c->fd, data + sent, len - sent, MSG_NOSIGNAL);
-        if (n > 0) { sent += (size_t)n; continue; }
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         return -1;
@@ -2958,8 +2976,7 @@ static int tb__send_all(tb__conn *c, const char *data, size_t len, int timeout_m
 static int tb__res_send_now(turbo_res *res) {
     tb__conn *c = res->c;
     int timeout = res->w->s->cfg.write_timeout_ms, rc = 0;
-    if (c->out.len)
-        rc = tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent, timeout);
+    if (c->out.len) rc = tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent, timeout);
     if (rc == 0) rc = tb__send_all(c, res->out->data, res->out->len, timeout);
     turbo_buf_free(&c->out);
     c->out_sent = 0;
@@ -3013,11 +3030,12 @@ TURBO_API void turbo_res_abort(turbo_res *res) {
 /* ---- files */
 
 static const char *const tb__mime[][2] = {
-    {"html", "text/html"}, {"css", "text/css"}, {"js", "text/javascript"}, {"json", "application/json"},
-    {"txt", "text/plain"}, {"xml", "application/xml"}, {"svg", "image/svg+xml"}, {"png", "image/png"},
-    {"jpg", "image/jpeg"}, {"jpeg", "image/jpeg"}, {"gif", "image/gif"}, {"webp", "image/webp"},
-    {"ico", "image/x-icon"}, {"pdf", "application/pdf"}, {"wasm", "application/wasm"},
-    {"woff2", "font/woff2"}, {"mp4", "video/mp4"}, {"zip", "application/zip"}};
+    {"html", "text/html"},        {"css", "text/css"},        {"js", "text/javascript"},
+    {"json", "application/json"}, {"txt", "text/plain"},      {"xml", "application/xml"},
+    {"svg", "image/svg+xml"},     {"png", "image/png"},       {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},       {"gif", "image/gif"},       {"webp", "image/webp"},
+    {"ico", "image/x-icon"},      {"pdf", "application/pdf"}, {"wasm", "application/wasm"},
+    {"woff2", "font/woff2"},      {"mp4", "video/mp4"},       {"zip", "application/zip"}};
 
 static const char *tb__mime_type(const char *path) {
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
@@ -3057,8 +3075,8 @@ static int64_t tb__parse_date(turbo_str v) {
     mon = (m - tb__months) / 3 + 1;
     /* Days since 1970-01-01, counting years from March so that leap days come last. */
     y = year - (mon <= 2);
-    days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * (mon > 2 ? mon - 3 : mon + 9) + 2) / 5 + day -
-           1 - 719468;
+    days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * (mon > 2 ? mon - 3 : mon + 9) + 2) / 5 + day - 1 -
+           719468;
     return days * 86400 + hour * 3600 + min * 60 + sec;
 }
 
@@ -3139,8 +3157,7 @@ static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
 
 /* turbo_res_file for a file already open (or fd -1): fd (closed here) and
    its st; name's extension gives the Content-Type. */
-static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct stat *st,
-                      const char *name) {
+static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct stat *st, const char *name) {
     turbo_str none = tb__str(NULL, 0);
     turbo_str inm = req ? turbo_req_header(req, "if-none-match") : none;
     turbo_str ims = req ? turbo_req_header(req, "if-modified-since") : none;
@@ -3156,8 +3173,7 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
         return -1;
     }
     len = (uint64_t)st->st_size;
-    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
-             (unsigned long long)len);
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtime, (unsigned long long)len);
     tb__format_date(st->st_mtime, modified);
     turbo_res_header(res, "ETag", etag);
     turbo_res_header(res, "Last-Modified", modified);
@@ -3168,14 +3184,15 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
     }
     turbo_res_header(res, "Accept-Ranges", "bytes");
     /* If-Range: the range only if the file is still the one the client has. */
-    if (want.ptr && (!if_range.ptr || (if_range.len == strlen(etag) && memcmp(if_range.ptr, etag, if_range.len) == 0) ||
-                     (if_range.len == 29 && memcmp(if_range.ptr, modified, 29) == 0)))
+    if (want.ptr &&
+        (!if_range.ptr || (if_range.len == strlen(etag) && memcmp(if_range.ptr, etag, if_range.len) == 0) ||
+         (if_range.len == 29 && memcmp(if_range.ptr, modified, 29) == 0)))
         ranged = tb__range(want, len, &from, &len);
     if (ranged) {
-        if (ranged < 0)
-            snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st->st_size);
-        else snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)from,
-                      (unsigned long long)(from + len - 1), (unsigned long long)st->st_size);
+        if (ranged < 0) snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st->st_size);
+        else
+            snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)from,
+                     (unsigned long long)(from + len - 1), (unsigned long long)st->st_size);
         turbo_res_header(res, "Content-Range", range);
     }
     turbo_res_status(res, ranged < 0 ? 416 : ranged ? 206 : 200);
@@ -3215,17 +3232,15 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
         return;
     }
     if (res->json_active && turbo_json_finish(&res->json) != 0)
-        fprintf(stderr, "turbo: invalid JSON in the response to %.*s %.*s: %s\n",
-                (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr,
-                turbo_json_strerror(res->json.error));
+        fprintf(stderr, "turbo: invalid JSON in the response to %.*s %.*s: %s\n", (int)req->method.len,
+                req->method.ptr, (int)req->path.len, req->path.ptr, turbo_json_strerror(res->json.error));
     else if (!res->answered)
-        fprintf(stderr, "turbo: the handler for %.*s %.*s answered nothing\n",
-                (int)req->method.len, req->method.ptr, (int)req->path.len, req->path.ptr);
+        fprintf(stderr, "turbo: the handler for %.*s %.*s answered nothing\n", (int)req->method.len,
+                req->method.ptr, (int)req->path.len, req->path.ptr);
     else if (res->status && !turbo_status_allowed(res->status))
         fprintf(stderr, "turbo: the handler for %.*s %.*s set status %d\n", (int)req->method.len,
                 req->method.ptr, (int)req->path.len, req->path.ptr, res->status);
-    else
-        failed = res->out->oom;
+    else failed = res->out->oom;
     if (failed) tb__res_fail(res, 500);
     if (!tb__res_body_started(res)) res->body_start = res->out->len;
     status = res->status ? res->status : 200;
@@ -3273,10 +3288,8 @@ static int tb__timer_next(const tb__worker *w) {
     for (i = 0; i < TB__T_COUNT; i++)
         if (w->timer_head[i] && i != TB__T_DEFER && (next < 0 || w->timer_head[i]->deadline < next))
             next = w->timer_head[i]->deadline;
-    if (!w->listening && w->accept_resume && (next < 0 || w->accept_resume < next))
-        next = w->accept_resume;
-    if (w->draining && !w->gave_up && (next < 0 || w->drain_deadline < next))
-        next = w->drain_deadline;
+    if (!w->listening && w->accept_resume && (next < 0 || w->accept_resume < next)) next = w->accept_resume;
+    if (w->draining && !w->gave_up && (next < 0 || w->drain_deadline < next)) next = w->drain_deadline;
     if (next < 0) return -1;
     return next <= w->now ? 0 : (int)TB__MIN(next - w->now, 60000);
 }
@@ -3368,11 +3381,9 @@ static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
     if (now_us - w->seen_at < p->handoff_us) return 1;
     pthread_mutex_lock(&p->lock);
     if (tb__pool_reserve(s) == 0) {
-        if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE))
+        if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             tb__pool_push(p, w); /* its next thread lends w->busy to the stuck one */
-        else
-            p->queued--; /* the handler returned meanwhile: the promise is void */
+        else p->queued--;        /* the handler returned meanwhile: the promise is void */
     }
     pthread_mutex_unlock(&p->lock);
     return 1;
@@ -3486,16 +3497,15 @@ static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status
 }
 
 static void tb__access_log(const turbo_req *r, int status, size_t bytes) {
-    fprintf(stderr, "turbo: %.*s %.*s%s%.*s %d %lu\n", (int)r->method.len, r->method.ptr,
-            (int)r->path.len, r->path.ptr, r->query.len ? "?" : "", (int)r->query.len, r->query.ptr,
-            status, (unsigned long)bytes);
+    fprintf(stderr, "turbo: %.*s %.*s%s%.*s %d %lu\n", (int)r->method.len, r->method.ptr, (int)r->path.len,
+            r->path.ptr, r->query.len ? "?" : "", (int)r->query.len, r->query.ptr, status,
+            (unsigned long)bytes);
 }
 
 /* Calls a route's handler. Its worker goes to a spare thread first if the
    route is known to block, or meanwhile if the handler overstays (see
    hand-off); either way this thread then keeps only c (t->detached). */
-static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h,
-                            turbo_req *r) {
+static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h, turbo_req *r) {
     int blocks = (h->flags & TURBO_BLOCKING) || __atomic_load_n(&h->overstayed, __ATOMIC_RELAXED);
     if (blocks && tb__lend(w, t, c)) {
         int64_t started = tb__now_us();
@@ -3512,8 +3522,7 @@ static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handl
 }
 
 /* Routes one complete request and writes its response. */
-static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r,
-                         const tb__framing *f) {
+static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r, const tb__framing *f) {
     turbo_res *res = &t->res;
     const tb__node *allow = NULL;
     tb__handler *h = NULL;
@@ -3550,7 +3559,10 @@ static int tb__head_ready(tb__conn *c, const char *msg, size_t avail, const tb__
     size_t i = c->head_scan;
     while (i < avail) {
         const char *lf = (const char *)memchr(msg + i, '\n', avail - i);
-        if (!lf) { i = avail; break; }
+        if (!lf) {
+            i = avail;
+            break;
+        }
         i = (size_t)(lf - msg);
         if (i > 1 || (i == 1 && msg[0] != '\r')) c->saw_lf = 1;
         if (i + 2 >= avail) break; /* cannot tell yet */
@@ -3591,7 +3603,10 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         } else {
             if (c->state == TB__C_HEAD && !tb__head_ready(c, msg, avail, &w->limits)) break;
             hl = tb__parse_head(msg, avail, r, &f, &w->limits);
-            if (hl < 0) { tb__conn_error(w, t, c, -hl, tb__is_method(r->method, "HEAD")); break; }
+            if (hl < 0) {
+                tb__conn_error(w, t, c, -hl, tb__is_method(r->method, "HEAD"));
+                break;
+            }
             if (hl == 0) {
                 if (c->state != TB__C_HEAD) {
                     c->state = TB__C_HEAD;
@@ -3659,16 +3674,22 @@ static void tb__conn_keep(tb__conn *c, char *data, size_t len, size_t used) {
 }
 
 /* After processing: keep the unconsumed bytes, send, pick the next wait. */
-static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len,
-                           size_t used, int was) {
+static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
+                           int was) {
     int sent;
     tb__conn_keep(c, data, len, used);
     sent = tb__conn_send(w, t, c);
     if (sent < 0) return;
     if (sent == 1) return; /* reading resumes once the output drains */
-    if (c->close_after) { tb__conn_linger(w, c); return; }
+    if (c->close_after) {
+        tb__conn_linger(w, c);
+        return;
+    }
     if (c->out_full) { /* requests wait in c->in: serve them once the socket takes more */
-        if (tb__conn_watch(w, c, TB__WRITE) != 0) { tb__conn_free(w, c); return; }
+        if (tb__conn_watch(w, c, TB__WRITE) != 0) {
+            tb__conn_free(w, c);
+            return;
+        }
         tb__timer_set(w, c, TB__T_WRITE);
         return;
     }
@@ -3696,8 +3717,7 @@ static void tb__mailbox_wake(tb__mailbox *box) {
 /* A detached thread gives its lent connection back: it keeps the
    unconsumed bytes, sends the answers itself (what the socket refuses
    waits in c->out) and posts c to the worker's mailbox. */
-static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len,
-                            size_t used) {
+static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used) {
     tb__mailbox *box = w->box;
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, t->out.len); /* behind a backlog: queue */
     tb__conn_keep(c, data, len, used);
@@ -3714,8 +3734,8 @@ static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *dat
 }
 
 /* After processing by this thread: answers go out, or the lent connection goes back. */
-static void tb__conn_done(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len,
-                          size_t used, int was) {
+static void tb__conn_done(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
+                          int was) {
     if (t->detached) tb__conn_return(w, t, c, data, len, used);
     else tb__conn_after(w, t, c, data, len, used, was);
 }
@@ -3731,7 +3751,10 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
         len = n > 0 ? (size_t)n : 0;
     } else {
         size_t room = c->state == TB__C_BODY ? 65536 : 4096;
-        if (turbo_buf_reserve(&c->in, room) != 0) { tb__conn_free(w, c); return; }
+        if (turbo_buf_reserve(&c->in, room) != 0) {
+            tb__conn_free(w, c);
+            return;
+        }
         n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
         if (n > 0) c->in.len += (size_t)n;
         data = c->in.data;
@@ -3769,7 +3792,10 @@ static void tb__conn_writable(tb__worker *w, tb__thread *t, tb__conn *c) {
     }
     turbo_buf_free(&c->out);
     c->out_sent = 0;
-    if (c->close_after) { tb__conn_linger(w, c); return; }
+    if (c->close_after) {
+        tb__conn_linger(w, c);
+        return;
+    }
     tb__conn_resume(w, t, c);
 }
 
@@ -3784,8 +3810,7 @@ static void tb__conn_returned(tb__worker *w, tb__thread *t, tb__conn *c) {
     }
     if (c->out.len) /* send the rest first; reading resumes once it has drained */
         tb__conn_after(w, t, c, c->in.data, c->in.len, 0, -1);
-    else
-        tb__conn_resume(w, t, c);
+    else tb__conn_resume(w, t, c);
 }
 
 static void tb__conn_timeout(tb__worker *w, tb__thread *t, tb__conn *c) {
@@ -3910,7 +3935,8 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
     turbo_defer *d, **tail;
     tb__conn *c, *back;
-    while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) { /* a short read emptied the pipe */
+    while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) {
+        /* a short read emptied the pipe */
     }
     pthread_mutex_lock(&w->box->lock);
     d = w->box->resumed;
@@ -3989,14 +4015,20 @@ static void tb__worker_accept(tb__worker *w) {
             continue;
         }
         if ((c = w->free_conns) != NULL) w->free_conns = c->next;
-        else if (!(c = (tb__conn *)TURBO_MALLOC(sizeof *c))) { close(fd); continue; }
+        else if (!(c = (tb__conn *)TURBO_MALLOC(sizeof *c))) {
+            close(fd);
+            continue;
+        }
         memset(c, 0, sizeof *c);
         c->fd = fd;
         tb__peer_keep(&c->peer, &peer);
         c->timer = -1;
         w->nconns++;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (tb__conn_watch(w, c, TB__READ) != 0) { tb__conn_free(w, c); continue; }
+        if (tb__conn_watch(w, c, TB__READ) != 0) {
+            tb__conn_free(w, c);
+            continue;
+        }
         tb__timer_set(w, c, TB__T_HEAD);
     }
 }
@@ -4147,8 +4179,8 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     w->limits.max_headers = cfg->max_headers;
     w->limits.max_body = cfg->max_body;
     w->now = tb__now_ms();
-    if (tb__pipe(w->wake) != 0 ||
-        tb__loop_init(&w->loop) != 0 || tb__loop_set(&w->loop, w->wake[0], 0, TB__READ, &w->wake[0]) ||
+    if (tb__pipe(w->wake) != 0 || tb__loop_init(&w->loop) != 0 ||
+        tb__loop_set(&w->loop, w->wake[0], 0, TB__READ, &w->wake[0]) ||
         tb__loop_set(&w->loop, w->stop_fd, 0, TB__READ, &w->stop_fd) ||
         tb__loop_set(&w->loop, listen_fd, 0, TB__READ, &w->listen_fd))
         return -1;
@@ -4308,7 +4340,10 @@ TURBO_API turbo_server *turbo_new(const turbo_config *cfg) {
     if (cfg) s->cfg = *cfg;
     tb__config_defaults(&s->cfg);
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
-    if (!(s->root = tb__node_new("", 0))) { TURBO_FREE(s); return NULL; }
+    if (!(s->root = tb__node_new("", 0))) {
+        TURBO_FREE(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -4367,18 +4402,17 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     return bad ? -1 : 0;
 }
 
-TURBO_API int turbo_route(turbo_server *s, const char *method, const char *pattern,
-                          turbo_handler handler, void *user) {
+TURBO_API int turbo_route(turbo_server *s, const char *method, const char *pattern, turbo_handler handler,
+                          void *user) {
     return turbo_route_ex(s, method, pattern, handler, user, 0);
 }
 
-TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern,
-                             turbo_handler handler, void *user, int flags) {
+TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern, turbo_handler handler,
+                             void *user, int flags) {
     char(*m)[TB__METHOD_MAX];
     int i;
     if (s->running) {
-        snprintf(s->error, sizeof s->error, "route %s \"%s\" added while the server runs", method,
-                 pattern);
+        snprintf(s->error, sizeof s->error, "route %s \"%s\" added while the server runs", method, pattern);
         return -1;
     }
     if (tb__router_add(s->root, method, pattern, handler, user, flags, s->error, sizeof s->error) != 0)
@@ -4414,8 +4448,7 @@ static int tb__static_path_ok(const char *p, size_t n, int dotfiles) {
         size_t start = i, len;
         while (i < n && p[i] != '/') i++;
         len = i - start;
-        if (len && p[start] == '.' && (!dotfiles || len == 1 || (len == 2 && p[start + 1] == '.')))
-            return 0;
+        if (len && p[start] == '.' && (!dotfiles || len == 1 || (len == 2 && p[start + 1] == '.'))) return 0;
         i++;
     }
     return 1;
@@ -4546,8 +4579,7 @@ TURBO_API int turbo_listen(turbo_server *s) {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
     if ((rc = getaddrinfo(s->cfg.host, NULL, &hints, &ai)) != 0) {
-        snprintf(s->error, sizeof s->error, "cannot resolve host \"%s\": %s", s->cfg.host,
-                 gai_strerror(rc));
+        snprintf(s->error, sizeof s->error, "cannot resolve host \"%s\": %s", s->cfg.host, gai_strerror(rc));
         return -1;
     }
     if (!(s->listen_fds = (int *)TURBO_MALLOC((size_t)n * sizeof(int)))) {
@@ -4574,8 +4606,8 @@ TURBO_API int turbo_listen(turbo_server *s) {
     }
     s->nlisten = i;
     if (i < n) {
-        snprintf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host,
-                 s->port, strerror(errno));
+        snprintf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host, s->port,
+                 strerror(errno));
         tb__close_listeners(s);
     }
     freeaddrinfo(ai);
@@ -4732,8 +4764,8 @@ static int tb__supervise(turbo_server *s) {
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = 1;
                 continue;
             }
-            fprintf(stderr, "turbo: worker process %d (pid %ld) ended (status %d); starting another\n",
-                    k, (long)pid, status);
+            fprintf(stderr, "turbo: worker process %d (pid %ld) ended (status %d); starting another\n", k,
+                    (long)pid, status);
             if (tb__now_ms() - procs[k].born < 1000) usleep(1000 * 1000); /* no fork storm */
             procs[k].born = tb__now_ms();
             if ((procs[k].pid = tb__spawn(s, k)) > 0) alive++;
@@ -4772,8 +4804,8 @@ TURBO_API int turbo_run(turbo_server *s) {
         sa.sa_flags = 0;
     }
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
-    fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host,
-            s->port, procs, procs == 1 ? "" : "es", s->cfg.threads, s->cfg.threads == 1 ? "" : "s");
+    fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host, s->port, procs,
+            procs == 1 ? "" : "es", s->cfg.threads, s->cfg.threads == 1 ? "" : "s");
     if (s->cfg.processes > 0) {
         sa.sa_handler = tb__on_child;
         sigaction(SIGCHLD, &sa, &old_chld);

@@ -68,9 +68,8 @@
 
 /* ================================================================ module state */
 
-static PyTypeObject tb_AppType, tb_RequestType, tb_ResponseType,
-    tb_JSONResponseType, tb_PendingType, tb_ReadyType, tb_ASGICallType,
-    tb_WSGIStartType;
+static PyTypeObject tb_AppType, tb_RequestType, tb_ResponseType, tb_JSONResponseType, tb_PendingType,
+    tb_ReadyType, tb_ASGICallType, tb_WSGIStartType;
 
 /* From turbo/_support.py, imported once: */
 static PyObject *tb_json_loads; /* json.loads: request bodies and Request.json() */
@@ -82,17 +81,17 @@ static PyObject *tb_ValidationError; /* pydantic.ValidationError */
 static int tb_pydantic_v2;
 
 static PyObject *tb_empty_tuple;
-static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type,
-    *tb_s_application_json, *tb_s_content_type, *tb_s_background;
+static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
+    *tb_s_content_type, *tb_s_background;
 static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
     *tb_s_flush, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
 
 /* The asyncio loop of this process, when the app has async handlers. */
-static PyObject *tb_Loop;      /* the class */
-static PyObject *tb_loop_obj;  /* this process's, while it serves (see tb_loop_start) */
+static PyObject *tb_Loop;        /* the class */
+static PyObject *tb_loop_obj;    /* this process's, while it serves (see tb_loop_start) */
 static PyObject *tb_loop_submit; /* its submit(coro) */
 static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe;
-static PyObject *tb_resolve;   /* _support._resolve: a future done, unless it was cancelled */
+static PyObject *tb_resolve; /* _support._resolve: a future done, unless it was cancelled */
 
 static pthread_key_t tb_scratch_key;
 
@@ -131,9 +130,7 @@ static int tb_gil_take(void) {
     return 0;
 }
 
-static void tb_gil_drop(void) {
-    PyEval_SaveThread();
-}
+static void tb_gil_drop(void) { PyEval_SaveThread(); }
 
 /* GIL held; the worker threads have stopped. */
 static void tb_delete_worker_states(void) {
@@ -246,10 +243,8 @@ static void tb_scratch_done(turbo_buf *b) {
 
 static int tb_json_check(int rc) {
     if (rc == TURBO_JSON_OK) return 0;
-    if (rc == TURBO_JSON_OOM)
-        PyErr_NoMemory();
-    else
-        PyErr_Format(PyExc_ValueError, "cannot write JSON: %s", turbo_json_strerror(rc));
+    if (rc == TURBO_JSON_OOM) PyErr_NoMemory();
+    else PyErr_Format(PyExc_ValueError, "cannot write JSON: %s", turbo_json_strerror(rc));
     return -1;
 }
 
@@ -264,8 +259,7 @@ static int tb_encode_str(turbo_json *j, PyObject *s, int as_key) {
     } else if (!(p = PyUnicode_AsUTF8AndSize(s, &n))) {
         return -1;
     }
-    return tb_json_check(as_key ? turbo_json_keyn(j, p, (size_t)n)
-                                : turbo_json_stringn(j, p, (size_t)n));
+    return tb_json_check(as_key ? turbo_json_keyn(j, p, (size_t)n) : turbo_json_stringn(j, p, (size_t)n));
 }
 
 /* The decimal text of an int, ignoring any __repr__ of a subclass. */
@@ -274,9 +268,8 @@ static int tb_encode_int_text(turbo_json *j, PyObject *o, int as_key) {
     if (!text) return -1;
     Py_ssize_t n;
     const char *p = PyUnicode_AsUTF8AndSize(text, &n);
-    int rc = !p ? -1
-                : tb_json_check(as_key ? turbo_json_keyn(j, p, (size_t)n)
-                                       : turbo_json_raw(j, p, (size_t)n));
+    int rc =
+        !p ? -1 : tb_json_check(as_key ? turbo_json_keyn(j, p, (size_t)n) : turbo_json_raw(j, p, (size_t)n));
     Py_DECREF(text);
     return rc;
 }
@@ -288,8 +281,7 @@ static int tb_encode_int(turbo_json *j, PyObject *o) {
     if (!overflow) return tb_json_check(turbo_json_int(j, v));
     if (overflow > 0) {
         unsigned long long u = PyLong_AsUnsignedLongLong(o);
-        if (!(u == (unsigned long long)-1 && PyErr_Occurred()))
-            return tb_json_check(turbo_json_uint(j, u));
+        if (!(u == (unsigned long long)-1 && PyErr_Occurred())) return tb_json_check(turbo_json_uint(j, u));
         PyErr_Clear();
     }
     /* Beyond 64 bits: every digit, as json.dumps writes it. */
@@ -300,9 +292,7 @@ static int tb_encode_int(turbo_json *j, PyObject *o) {
 static int tb_encode_key(turbo_json *j, PyObject *k) {
     if (PyUnicode_Check(k)) return tb_encode_str(j, k, 1);
     if (k == Py_True || k == Py_False || k == Py_None)
-        return tb_json_check(turbo_json_key(j, k == Py_True    ? "true"
-                                               : k == Py_False ? "false"
-                                                               : "null"));
+        return tb_json_check(turbo_json_key(j, k == Py_True ? "true" : k == Py_False ? "false" : "null"));
     if (PyLong_Check(k)) return tb_encode_int_text(j, k, 1);
     if (PyFloat_Check(k)) {
         char digits[32];
@@ -472,8 +462,7 @@ static turbo_buf *tb_to_json(PyObject *value, int flags) {
 /* 1, or 0 with a ValueError: the one rule for statuses is turbo.h's. */
 static int tb_check_status(long status) {
     if (status >= 0 && status <= INT_MAX && turbo_status_allowed((int)status)) return 1;
-    PyErr_Format(PyExc_ValueError, "status_code %ld cannot be sent: turbo answers with 200 to 599",
-                 status);
+    PyErr_Format(PyExc_ValueError, "status_code %ld cannot be sent: turbo answers with 200 to 599", status);
     return 0;
 }
 
@@ -496,22 +485,16 @@ static int tb_send_json(turbo_res *res, int status, PyObject *value, int flags) 
     return 0;
 }
 
-static int tb_is_space(char c) {
-    return c == ' ' || (c >= '\t' && c <= '\r');
-}
+static int tb_is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
 static void tb_trim(const char **s, size_t *n) {
     while (*n && tb_is_space((*s)[0])) (*s)++, (*n)--;
     while (*n && tb_is_space((*s)[*n - 1])) (*n)--;
 }
 
-static int tb_is_digit(char c) {
-    return c >= '0' && c <= '9';
-}
+static int tb_is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static int tb_is_alnum(char c) {
-    return tb_is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
+static int tb_is_alnum(char c) { return tb_is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 /* Copies s without the underscores that pydantic allows between two
    letters or digits; NULL (no error) if one is misplaced. PyMem_Free it. */
@@ -548,7 +531,7 @@ static PyObject *tb_decoded_str(const char *s, size_t n, int how) {
         len = turbo_url_decode(buf, s, n, plus_is_space);
         text = buf;
     }
-    PyObject *r = len < 0 ? PyErr_Format(PyExc_ValueError, "malformed %%-escape in %.*s", (int)n, s)
+    PyObject *r = len < 0           ? PyErr_Format(PyExc_ValueError, "malformed %%-escape in %.*s", (int)n, s)
                   : how & TB_LATIN1 ? PyUnicode_DecodeLatin1(text, (Py_ssize_t)len, NULL)
                                     : PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "replace");
     if (buf != small) PyMem_Free(buf);
@@ -566,8 +549,18 @@ static PyObject *tb_str_view(turbo_str s) {
    keeps the object beyond its call (or is async), everything is copied
    before the turbo_req goes away. The derived fields (Starlette's url,
    cookies, scope, state) are made from those by turbo/_support.py. */
-enum { TB_RQ_METHOD, TB_RQ_PATH, TB_RQ_HEADERS, TB_RQ_QUERY, TB_RQ_PATH_PARAMS, TB_RQ_BODY,
-       TB_RQ_QUERY_STRING, TB_RQ_RAW_PATH, TB_RQ_CLIENT, TB_RQ_N };
+enum {
+    TB_RQ_METHOD,
+    TB_RQ_PATH,
+    TB_RQ_HEADERS,
+    TB_RQ_QUERY,
+    TB_RQ_PATH_PARAMS,
+    TB_RQ_BODY,
+    TB_RQ_QUERY_STRING,
+    TB_RQ_RAW_PATH,
+    TB_RQ_CLIENT,
+    TB_RQ_N
+};
 enum { TB_RQ_URL, TB_RQ_COOKIES, TB_RQ_SCOPE, TB_RQ_STATE, TB_RQ_DERIVED };
 static PyObject *tb_request_derive[TB_RQ_DERIVED]; /* _support.request_url, ... */
 static PyObject *tb_Body, *tb_Address;             /* request.body's class, request.client's */
@@ -644,10 +637,12 @@ static PyObject *tb_request_build(turbo_req *req, int field) {
         if (port < 0) Py_RETURN_NONE;
         return PyObject_CallFunction(tb_Address, "si", host, port);
     }
-    turbo_str s = field == TB_RQ_BODY ? turbo_req_body(req)
-                  : field == TB_RQ_QUERY_STRING ? turbo_req_query(req) : turbo_req_path(req);
+    turbo_str s = field == TB_RQ_BODY           ? turbo_req_body(req)
+                  : field == TB_RQ_QUERY_STRING ? turbo_req_query(req)
+                                                : turbo_req_path(req);
     if (field == TB_RQ_PATH) return tb_decoded_str(s.ptr, s.len, 0);
-    if (field == TB_RQ_BODY) return PyObject_CallFunction(tb_Body, "y#", s.len ? s.ptr : "", (Py_ssize_t)s.len);
+    if (field == TB_RQ_BODY)
+        return PyObject_CallFunction(tb_Body, "y#", s.len ? s.ptr : "", (Py_ssize_t)s.len);
     return PyBytes_FromStringAndSize(s.len ? s.ptr : "", (Py_ssize_t)s.len);
 }
 
@@ -723,40 +718,36 @@ static PyObject *tb_request_repr(PyObject *self) {
     return p ? PyUnicode_FromFormat("<turbo.Request %U %U>", m, p) : NULL;
 }
 
-static PyGetSetDef tb_request_getset[]
-    = {{"method", tb_request_get, NULL, "The method, e.g. 'GET'.", (void *)TB_RQ_METHOD},
-       {"path", tb_request_get, NULL, "The path, percent-decoded, without the query.",
-        (void *)TB_RQ_PATH},
-       {"headers", tb_request_get, NULL,
-        "A dict of headers, names in lower case, read in any case (first of repeats).",
-        (void *)TB_RQ_HEADERS},
-       {"query_params", tb_request_get, NULL,
-        "A dict of decoded query parameters (last of repeats).", (void *)TB_RQ_QUERY},
-       {"path_params", tb_request_get, NULL, "A dict of decoded path captures.",
-        (void *)TB_RQ_PATH_PARAMS},
-       {"body", tb_request_get, NULL, "The body as bytes; await request.body() works too.",
-        (void *)TB_RQ_BODY},
-       {"query_string", tb_request_get, NULL, "The raw query (bytes).", (void *)TB_RQ_QUERY_STRING},
-       {"raw_path", tb_request_get, NULL, "The raw path (bytes).", (void *)TB_RQ_RAW_PATH},
-       {"client", tb_request_get, NULL, "(host, port) of the peer.", (void *)TB_RQ_CLIENT},
-       {"url", tb_request_get_derived, NULL, "The URL, as Starlette's.", (void *)TB_RQ_URL},
-       {"cookies", tb_request_get_derived, NULL, "A dict of cookies.", (void *)TB_RQ_COOKIES},
-       {"scope", tb_request_get_derived, NULL, "An ASGI-style scope.", (void *)TB_RQ_SCOPE},
-       {"state", tb_request_get_derived, NULL, "Attributes for this request.", (void *)TB_RQ_STATE},
-       {NULL, NULL, NULL, NULL, NULL}};
+static PyGetSetDef tb_request_getset[] = {
+    {"method", tb_request_get, NULL, "The method, e.g. 'GET'.", (void *)TB_RQ_METHOD},
+    {"path", tb_request_get, NULL, "The path, percent-decoded, without the query.", (void *)TB_RQ_PATH},
+    {"headers", tb_request_get, NULL,
+     "A dict of headers, names in lower case, read in any case (first of repeats).", (void *)TB_RQ_HEADERS},
+    {"query_params", tb_request_get, NULL, "A dict of decoded query parameters (last of repeats).",
+     (void *)TB_RQ_QUERY},
+    {"path_params", tb_request_get, NULL, "A dict of decoded path captures.", (void *)TB_RQ_PATH_PARAMS},
+    {"body", tb_request_get, NULL, "The body as bytes; await request.body() works too.", (void *)TB_RQ_BODY},
+    {"query_string", tb_request_get, NULL, "The raw query (bytes).", (void *)TB_RQ_QUERY_STRING},
+    {"raw_path", tb_request_get, NULL, "The raw path (bytes).", (void *)TB_RQ_RAW_PATH},
+    {"client", tb_request_get, NULL, "(host, port) of the peer.", (void *)TB_RQ_CLIENT},
+    {"url", tb_request_get_derived, NULL, "The URL, as Starlette's.", (void *)TB_RQ_URL},
+    {"cookies", tb_request_get_derived, NULL, "A dict of cookies.", (void *)TB_RQ_COOKIES},
+    {"scope", tb_request_get_derived, NULL, "An ASGI-style scope.", (void *)TB_RQ_SCOPE},
+    {"state", tb_request_get_derived, NULL, "Attributes for this request.", (void *)TB_RQ_STATE},
+    {NULL, NULL, NULL, NULL, NULL}};
 
-static PyMethodDef tb_request_methods[]
-    = {{"json", tb_request_json, METH_NOARGS, "await request.json(): the body parsed (json.loads)."},
-       {NULL, NULL, 0, NULL}};
+static PyMethodDef tb_request_methods[] = {
+    {"json", tb_request_json, METH_NOARGS, "await request.json(): the body parsed (json.loads)."},
+    {NULL, NULL, 0, NULL}};
 
 /* ================================================================ turbo.Response */
 
 typedef struct {
     PyObject_HEAD
-    PyObject *body; /* bytes, or an ASCII str until .body is read */
-    PyObject *headers;            /* list of (name, value) str tuples; NULL: none yet */
-    PyObject *media_type;         /* str or None */
-    PyObject *background;         /* BackgroundTasks to run once it is sent, or NULL */
+    PyObject *body;       /* bytes, or an ASCII str until .body is read */
+    PyObject *headers;    /* list of (name, value) str tuples; NULL: none yet */
+    PyObject *media_type; /* str or None */
+    PyObject *background; /* BackgroundTasks to run once it is sent, or NULL */
     int status_code;
 } tb_Response;
 
@@ -768,8 +759,7 @@ static int tb_check_header(PyObject *name, PyObject *value) {
     const char *n = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &nn) : NULL;
     const char *v = n && PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &vn) : NULL;
     if (!v) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "header names and values must be str");
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "header names and values must be str");
         return -1;
     }
     int rc = turbo_header_check(n, (size_t)nn, v, (size_t)vn);
@@ -777,8 +767,7 @@ static int tb_check_header(PyObject *name, PyObject *value) {
         PyErr_Format(PyExc_ValueError, "header name %R is not a valid token", name);
     else if (rc == TURBO_HEADER_BAD_VALUE)
         PyErr_Format(PyExc_ValueError, "header %R has a control character in its value %R", name, value);
-    else if (rc != 0)
-        PyErr_Format(PyExc_ValueError, "header %R is set by turbo itself", name);
+    else if (rc != 0) PyErr_Format(PyExc_ValueError, "header %R is set by turbo itself", name);
     return rc == 0 ? 0 : -1;
 }
 
@@ -812,16 +801,15 @@ static PyObject *tb_header_list(PyObject *headers) {
 
 /* Sends status, the checked header pairs, an optional Content-Type and the body. */
 static void tb_send_with_headers(turbo_res *res, const char *label, int status, PyObject *headers,
-                                 const char *content_type, size_t content_type_len,
-                                 const char *body, size_t len) {
+                                 const char *content_type, size_t content_type_len, const char *body,
+                                 size_t len) {
     turbo_res_status(res, status);
     for (Py_ssize_t i = 0; headers && i < PyList_GET_SIZE(headers); i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i);
         Py_ssize_t nn = 0, vn = 0;
         const char *n = NULL, *v = NULL;
-        if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2
-            && PyUnicode_Check(PyTuple_GET_ITEM(pair, 0))
-            && PyUnicode_Check(PyTuple_GET_ITEM(pair, 1))) {
+        if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2 &&
+            PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) && PyUnicode_Check(PyTuple_GET_ITEM(pair, 1))) {
             n = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 0), &nn);
             v = n ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 1), &vn) : NULL;
         }
@@ -837,14 +825,12 @@ static void tb_send_with_headers(turbo_res *res, const char *label, int status, 
 static int tb_has_header(PyObject *headers, const char *name) {
     for (Py_ssize_t i = 0; headers && i < PyList_GET_SIZE(headers); i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2
-            || !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)))
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)))
             continue;
         const char *n = PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0));
-        if (!n)
-            PyErr_Clear();
-        else if (strcasecmp(n, name) == 0)
-            return 1;
+        if (!n) PyErr_Clear();
+        else if (strcasecmp(n, name) == 0) return 1;
     }
     return 0;
 }
@@ -865,22 +851,20 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
     if (!r->body || !turbo_status_allowed(r->status_code)) { /* status_code is writable */
         if (!r->body) /* a subclass whose __init__ skipped Response.__init__ */
             PySys_FormatStderr("turbo: %s: the Response was never initialized\n", label);
-        else
-            PySys_FormatStderr("turbo: %s: status %d cannot be sent\n", label, r->status_code);
+        else PySys_FormatStderr("turbo: %s: status %d cannot be sent\n", label, r->status_code);
         tb_send_500(res);
         return;
     }
-    if (r->media_type && PyUnicode_Check(r->media_type) /* NULL after `del r.media_type` */
-        && !tb_has_header(r->headers, "content-type")
-        && (tb_check_header(tb_s_content_type, r->media_type) < 0 /* it is writable */
-            || !(ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn)))) {
+    if (r->media_type && PyUnicode_Check(r->media_type) && /* NULL after `del r.media_type` */
+        !tb_has_header(r->headers, "content-type") &&
+        (tb_check_header(tb_s_content_type, r->media_type) < 0 || /* it is writable */
+         !(ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn)))) {
         tb_log_error_line(label);
         tb_send_500(res);
         return;
     }
     /* Text types get a charset, as Starlette adds it. */
-    if (ct && strncasecmp(ct, "text/", 5) == 0
-        && !tb_contains_nocase(ct, (size_t)ctn, "charset=")) {
+    if (ct && strncasecmp(ct, "text/", 5) == 0 && !tb_contains_nocase(ct, (size_t)ctn, "charset=")) {
         size_t need = (size_t)ctn + sizeof charset;
         if (!(joined = need <= sizeof small ? small : (char *)PyMem_Malloc(need))) {
             PySys_FormatStderr("turbo: %s: out of memory\n", label);
@@ -893,10 +877,9 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
         ct = joined;
     }
     int is_bytes = PyBytes_Check(r->body);
-    tb_send_with_headers(
-        res, label, r->status_code, r->headers, ct, (size_t)ctn,
-        is_bytes ? PyBytes_AS_STRING(r->body) : (const char *)PyUnicode_DATA(r->body),
-        (size_t)(is_bytes ? PyBytes_GET_SIZE(r->body) : PyUnicode_GET_LENGTH(r->body)));
+    tb_send_with_headers(res, label, r->status_code, r->headers, ct, (size_t)ctn,
+                         is_bytes ? PyBytes_AS_STRING(r->body) : (const char *)PyUnicode_DATA(r->body),
+                         (size_t)(is_bytes ? PyBytes_GET_SIZE(r->body) : PyUnicode_GET_LENGTH(r->body)));
     if (joined != small) PyMem_Free(joined);
 }
 
@@ -904,8 +887,7 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
    characters are its UTF-8; bytes are made only if .body is read). */
 static PyObject *tb_content_body(PyObject *content) {
     if (content == Py_None) return PyBytes_FromStringAndSize("", 0);
-    if (PyBytes_Check(content)
-        || (PyUnicode_CheckExact(content) && PyUnicode_IS_COMPACT_ASCII(content))) {
+    if (PyBytes_Check(content) || (PyUnicode_CheckExact(content) && PyUnicode_IS_COMPACT_ASCII(content))) {
         Py_INCREF(content);
         return content;
     }
@@ -932,14 +914,11 @@ static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObj
     ok = tb_check_status(status);
     if (ok && headers != Py_None) ok = (list = tb_header_list(headers)) != NULL;
     Py_INCREF(media_type);
-    if (ok && media_type == Py_None && Py_TYPE(r) != &tb_ResponseType
-        && Py_TYPE(r) != &tb_JSONResponseType) {
+    if (ok && media_type == Py_None && Py_TYPE(r) != &tb_ResponseType && Py_TYPE(r) != &tb_JSONResponseType) {
         /* A subclass may name its media type as a class attribute, as in Starlette. */
         PyObject *cls_value = PyObject_GetAttr((PyObject *)Py_TYPE(r), tb_s_media_type);
-        if (cls_value && PyUnicode_Check(cls_value))
-            Py_SETREF(media_type, cls_value);
-        else
-            Py_XDECREF(cls_value);
+        if (cls_value && PyUnicode_Check(cls_value)) Py_SETREF(media_type, cls_value);
+        else Py_XDECREF(cls_value);
         PyErr_Clear();
     } else if (ok && media_type != Py_None && !PyUnicode_Check(media_type)) {
         PyErr_SetString(PyExc_TypeError, "media_type must be a str or None");
@@ -969,10 +948,10 @@ static int tb_response_init(PyObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"content", "status_code", "headers", "media_type", "background", NULL};
     PyObject *content = Py_None, *headers = Py_None, *media_type = Py_None, *background = Py_None;
     int status = 200;
-    const char *format = PyObject_TypeCheck(self, &tb_JSONResponseType) ? "|OiOOO:JSONResponse"
-                                                                          : "|OiOOO:Response";
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist, &content, &status, &headers,
-                                     &media_type, &background))
+    const char *format =
+        PyObject_TypeCheck(self, &tb_JSONResponseType) ? "|OiOOO:JSONResponse" : "|OiOOO:Response";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, format, kwlist, &content, &status, &headers, &media_type,
+                                     &background))
         return -1;
     return tb_response_fill((tb_Response *)self, content, status, headers, media_type, background);
 }
@@ -1041,11 +1020,10 @@ static PyObject *tb_response_get(PyObject *self, void *headers) {
     return r->body;
 }
 
-static PyGetSetDef tb_response_getset[]
-    = {{"body", tb_response_get, NULL, "The body, bytes.", NULL},
-       {"headers", tb_response_get, NULL, "The (name, value) pairs, read and set by name too.",
-        (void *)1},
-       {NULL, NULL, NULL, NULL, NULL}};
+static PyGetSetDef tb_response_getset[] = {
+    {"body", tb_response_get, NULL, "The body, bytes.", NULL},
+    {"headers", tb_response_get, NULL, "The (name, value) pairs, read and set by name too.", (void *)1},
+    {NULL, NULL, NULL, NULL, NULL}};
 
 static PyMemberDef tb_response_members[] = {
     {"media_type", T_OBJECT, offsetof(tb_Response, media_type), 0, "The Content-Type, or None."},
@@ -1091,11 +1069,11 @@ typedef struct {
     tb_param params[TB_MAX_ARGS];
     int status;
     int is_async;
-    int finishes; /* func returns (result, finish): finish() once the answer is written */
+    int finishes;           /* func returns (result, finish): finish() once the answer is written */
     PyObject *response;     /* shapes results (the response model), or NULL */
     PyObject *app;          /* the turbo.App (borrowed: it owns the plan), for its exception handlers */
     unsigned long failures; /* unhandled exceptions so far (GIL held) */
-    char *label; /* "GET /users/{id}", for logs */
+    char *label;            /* "GET /users/{id}", for logs */
 } tb_plan;
 
 static void tb_plan_free(tb_plan *pl) {
@@ -1117,19 +1095,17 @@ static void tb_plan_free(tb_plan *pl) {
 static char *tb_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = (char *)PyMem_Malloc(n);
-    if (!d)
-        PyErr_NoMemory();
-    else
-        memcpy(d, s, n);
+    if (!d) PyErr_NoMemory();
+    else memcpy(d, s, n);
     return d;
 }
 
 /* The plan's parameters, as turbo/_plans.py's describe() reads them from
    the signature (the names below are its words for source and conv). */
-static const char *const tb_source_names[] = {"path", "query", "header", "cookie", "body",
-                                              "form", "file", "request"};
-static const char *const tb_conv_names[] = {"str", "int", "float", "bool", "dict", "list",
-                                            "model", "request", "bytes", "upload"};
+static const char *const tb_source_names[] = {"path", "query", "header", "cookie",
+                                              "body", "form",  "file",   "request"};
+static const char *const tb_conv_names[] = {"str",  "int",   "float",   "bool",  "dict",
+                                            "list", "model", "request", "bytes", "upload"};
 
 static int tb_name_index(PyObject *s, const char *const *names, int n) {
     const char *c = PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : NULL;
@@ -1144,15 +1120,16 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     int nullable, kwonly;
     unsigned char many;
     long rank;
-    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!lb", &name, &key, &source, &conv, &nullable, &PyTuple_Type,
-                          &dflt, &model, &kwonly, &PyTuple_Type, &rules, &rank, &many))
+    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!lb", &name, &key, &source, &conv, &nullable, &PyTuple_Type, &dflt,
+                          &model, &kwonly, &PyTuple_Type, &rules, &rank, &many))
         return -1;
     if (pl->nparams == TB_MAX_ARGS) {
         PyErr_Format(PyExc_TypeError, "a handler may have at most %d parameters", TB_MAX_ARGS);
         return -1;
     }
     tb_param *q = &pl->params[pl->nparams++];
-    int s = tb_name_index(source, tb_source_names, 8), k = s < 0 ? -1 : tb_name_index(conv, tb_conv_names, 10);
+    int s = tb_name_index(source, tb_source_names, 8),
+        k = s < 0 ? -1 : tb_name_index(conv, tb_conv_names, 10);
     const char *ckey = PyUnicode_AsUTF8(key);
     if (k < 0 || !ckey || !(q->name = tb_strdup(ckey))) return -1;
     q->source = (unsigned char)s;
@@ -1189,10 +1166,10 @@ static tb_plan *tb_plan_new(PyObject *endpoint, const char *pattern, const char 
     pl->status = status;
     PyObject *plans = NULL, *described = NULL, *kwnames = NULL, *params, *func;
     int ok = 0, is_async, finishes;
-    if (!(pl->label = tb_strdup(label)) || !(plans = PyImport_ImportModule("turbo._plans"))
-        || !(described = PyObject_CallMethod(plans, "describe", "Os", endpoint, pattern))
-        || !(kwnames = PyList_New(0))
-        || !PyArg_ParseTuple(described, "pO!Op", &is_async, &PyTuple_Type, &params, &func, &finishes))
+    if (!(pl->label = tb_strdup(label)) || !(plans = PyImport_ImportModule("turbo._plans")) ||
+        !(described = PyObject_CallMethod(plans, "describe", "Os", endpoint, pattern)) ||
+        !(kwnames = PyList_New(0)) ||
+        !PyArg_ParseTuple(described, "pO!Op", &is_async, &PyTuple_Type, &params, &func, &finishes))
         goto done;
     pl->func = func;
     Py_INCREF(func);
@@ -1273,11 +1250,10 @@ static PyObject *tb_parse_float(const char *s, size_t n) {
 }
 
 static PyObject *tb_parse_bool(const char *s, size_t n) {
-    static const char *const words[]
-        = {"0", "off", "f", "false", "n", "no", "1", "on", "t", "true", "y", "yes"};
+    static const char *const words[] = {"0", "off", "f", "false", "n", "no",
+                                        "1", "on",  "t", "true",  "y", "yes"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
-        if (strlen(words[i]) == n && strncasecmp(s, words[i], n) == 0)
-            return PyBool_FromLong(i >= 6);
+        if (strlen(words[i]) == n && strncasecmp(s, words[i], n) == 0) return PyBool_FromLong(i >= 6);
     return NULL;
 }
 
@@ -1293,10 +1269,10 @@ static PyObject *tb_convert(int conv, const char *s, size_t n) {
 static int tb_add_error(PyObject **errors, const char *type, const char *where, PyObject *name,
                         const char *msg, PyObject *input) {
     if (!*errors && !(*errors = PyList_New(0))) return -1;
-    PyObject *e = name ? Py_BuildValue("{s:s,s:[s,O],s:s,s:O}", "type", type, "loc", where, name,
-                                       "msg", msg, "input", input)
-                       : Py_BuildValue("{s:s,s:[s],s:s,s:O}", "type", type, "loc", where, "msg",
-                                       msg, "input", input);
+    PyObject *e =
+        name ? Py_BuildValue("{s:s,s:[s,O],s:s,s:O}", "type", type, "loc", where, name, "msg", msg, "input",
+                             input)
+             : Py_BuildValue("{s:s,s:[s],s:s,s:O}", "type", type, "loc", where, "msg", msg, "input", input);
     if (!e) return -1;
     int rc = PyList_Append(*errors, e);
     Py_DECREF(e);
@@ -1390,8 +1366,7 @@ static int tb_arg_path(tb_param *q, turbo_req *req, PyObject **out, PyObject **e
 }
 
 /* 0, 1 after answering (a malformed query), or -1 with an exception. */
-static int tb_arg_query(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out,
-                        PyObject **errors) {
+static int tb_arg_query(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
     turbo_str v;
     int found = turbo_req_query_get(req, q->name, &v);
     if (found > 0) return tb_arg_scalar(q, "query", v.len ? v.ptr : "", v.len, out, errors);
@@ -1456,8 +1431,7 @@ static int tb_pairs_named(tb_param *q, turbo_str rest, PyObject *values) {
         int match = k ? PyUnicode_CompareWithASCIIString(k, q->name) == 0 : -1;
         Py_XDECREF(k);
         if (match < 0) return -1;
-        if (match && tb_append(values, tb_decoded_str(value.ptr, value.len, TB_PLUS_IS_SPACE)) < 0)
-            return -1;
+        if (match && tb_append(values, tb_decoded_str(value.ptr, value.len, TB_PLUS_IS_SPACE)) < 0) return -1;
     }
     return 0;
 }
@@ -1472,8 +1446,8 @@ static PyObject *tb_part_value(tb_param *q, const turbo_part *p) {
     if (q->conv == TB_BYTES) return PyBytes_FromStringAndSize(data, (Py_ssize_t)p->data.len);
     return PyObject_CallFunction(tb_UploadFile, "s#s#y#y#", p->filename.len ? p->filename.ptr : "",
                                  (Py_ssize_t)p->filename.len, p->content_type.ptr,
-                                 (Py_ssize_t)p->content_type.len, data, (Py_ssize_t)p->data.len,
-                                 p->head.ptr, (Py_ssize_t)p->head.len);
+                                 (Py_ssize_t)p->content_type.len, data, (Py_ssize_t)p->data.len, p->head.ptr,
+                                 (Py_ssize_t)p->head.len);
 }
 
 /* Every value named q->name that the request has for the parameter's
@@ -1488,19 +1462,20 @@ static int tb_values_named(tb_param *q, turbo_req *req, PyObject *values) {
     if (q->source == TB_HEADER) {
         for (int i = 0, n = turbo_req_header_count(req); i < n; i++) {
             turbo_str k = turbo_req_header_name(req, i), v = turbo_req_header_value(req, i);
-            if (strlen(q->name) == k.len && strncasecmp(k.ptr, q->name, k.len) == 0
-                && tb_append(values, PyUnicode_DecodeLatin1(v.len ? v.ptr : "", (Py_ssize_t)v.len, NULL)) < 0)
+            if (strlen(q->name) == k.len && strncasecmp(k.ptr, q->name, k.len) == 0 &&
+                tb_append(values, PyUnicode_DecodeLatin1(v.len ? v.ptr : "", (Py_ssize_t)v.len, NULL)) < 0)
                 return -1;
         }
         return 0;
     }
     if (turbo_multipart_begin(&m, ct, turbo_req_body(req)) != 0)
-        return q->source == TB_FORM && ct.len >= 33
-                       && strncasecmp(ct.ptr, "application/x-www-form-urlencoded", 33) == 0
-                   ? tb_pairs_named(q, turbo_req_body(req), values) : 0;
+        return q->source == TB_FORM && ct.len >= 33 &&
+                       strncasecmp(ct.ptr, "application/x-www-form-urlencoded", 33) == 0
+                   ? tb_pairs_named(q, turbo_req_body(req), values)
+                   : 0;
     while ((rc = turbo_multipart_next(&m, &part)) == 1) {
-        if (part.name.len != strlen(q->name) || memcmp(part.name.ptr, q->name, part.name.len) != 0
-            || (q->conv == TB_UPLOAD && !part.filename.ptr))
+        if (part.name.len != strlen(q->name) || memcmp(part.name.ptr, q->name, part.name.len) != 0 ||
+            (q->conv == TB_UPLOAD && !part.filename.ptr))
             continue;
         if (tb_append(values, tb_part_value(q, &part)) < 0) return -1;
     }
@@ -1529,8 +1504,7 @@ static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t i
 /* A parameter read through tb_values_named: a list parameter takes them
    all, another the last (as Starlette's multi-dicts give it). 0, 1 after
    answering 400, -1 with an exception. */
-static int tb_arg_named(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out,
-                        PyObject **errors) {
+static int tb_arg_named(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
     const char *where = q->source == TB_QUERY ? "query" : q->source == TB_HEADER ? "header" : "body";
     PyObject *values = PyList_New(0);
     int rc = values ? tb_values_named(q, req, values) : -1;
@@ -1567,18 +1541,17 @@ static int tb_is_json_request(turbo_req *req) {
     while (n < ct.len && ct.ptr[n] != ';') n++;
     while (n && (ct.ptr[n - 1] == ' ' || ct.ptr[n - 1] == '\t')) n--;
     if (n < 12 || strncasecmp(ct.ptr, "application/", 12) != 0) return 0;
-    return (n == 16 && strncasecmp(ct.ptr + 12, "json", 4) == 0)
-           || (n > 17 && strncasecmp(ct.ptr + n - 5, "+json", 5) == 0);
+    return (n == 16 && strncasecmp(ct.ptr + 12, "json", 4) == 0) ||
+           (n > 17 && strncasecmp(ct.ptr + n - 5, "+json", 5) == 0);
 }
 
 static int tb_add_json_invalid(PyObject **errors) {
     PyObject *exc = tb_take_exception();
     PyObject *pos = PyObject_GetAttr(exc, tb_s_pos);
     PyObject *msg = pos ? PyObject_GetAttr(exc, tb_s_msg) : NULL;
-    PyObject *e
-        = msg ? Py_BuildValue("{s:s,s:[s,O],s:s,s:{},s:{s:O}}", "type", "json_invalid", "loc",
-                              "body", pos, "msg", "JSON decode error", "input", "ctx", "error", msg)
-              : NULL;
+    PyObject *e = msg ? Py_BuildValue("{s:s,s:[s,O],s:s,s:{},s:{s:O}}", "type", "json_invalid", "loc", "body",
+                                      pos, "msg", "JSON decode error", "input", "ctx", "error", msg)
+                      : NULL;
     int rc = -1;
     if (e && (*errors || (*errors = PyList_New(0)))) rc = PyList_Append(*errors, e);
     Py_XDECREF(e);
@@ -1619,10 +1592,9 @@ static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject 
         Py_INCREF(value);
         return 0;
     }
-    PyObject *input
-        = PyBytes_Check(value)
-              ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value), "replace")
-              : value;
+    PyObject *input = PyBytes_Check(value)
+                          ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value), "replace")
+                          : value;
     if (input == value) Py_INCREF(input);
     int rc = input ? tb_add_error(errors, tb_conv_error[q->conv].type, "body", NULL,
                                   tb_conv_error[q->conv].msg, input)
@@ -1632,8 +1604,7 @@ static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject 
 }
 
 /* 0, 1 after answering (a body that is not text), or -1 with an exception. */
-static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out,
-                       PyObject **errors) {
+static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
     turbo_str b = turbo_req_body(req);
     PyObject *value = b.len ? PyBytes_FromStringAndSize(b.ptr, (Py_ssize_t)b.len) : Py_None;
     if (!value) return -1;
@@ -1667,8 +1638,7 @@ static void tb_log_route_exception(tb_plan *pl, PyObject *exc);
    among them (App._handle_exception, _handle_invalid in turbo/__init__.py),
    given the request when there is one: 1 after answering with what one
    returned (or a 500 if it raised), 0 when none applies. */
-static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject *what,
-                      PyObject *request) {
+static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject *what, PyObject *request) {
     PyObject *r = PyObject_CallMethod(pl->app, method, "OO", what, request ? request : Py_None);
     if (r == Py_None) {
         Py_DECREF(r);
@@ -1688,8 +1658,7 @@ static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject 
 
 /* Fills args[0..nparams) with new references. 0; 1 after answering the
    request itself (422, 400); -1 with an exception. */
-static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject **args,
-                         tb_Request **request) {
+static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject **args, tb_Request **request) {
     PyObject *errors = NULL;
     int rc = 0;
     for (int i = 0; i < pl->nparams; i++) args[i] = NULL;
@@ -1697,9 +1666,7 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
         int i = pl->order[k];
         tb_param *q = &pl->params[i];
         switch (q->source) {
-        case TB_PATH:
-            rc = tb_arg_path(q, req, &args[i], &errors);
-            break;
+        case TB_PATH: rc = tb_arg_path(q, req, &args[i], &errors); break;
         case TB_QUERY:
             rc = q->many ? tb_arg_named(q, req, res, &args[i], &errors)
                          : tb_arg_query(q, req, res, &args[i], &errors);
@@ -1710,12 +1677,8 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
                          : tb_arg_header(q, req, &args[i], &errors);
             break;
         case TB_FORM:
-        case TB_FILE:
-            rc = tb_arg_named(q, req, res, &args[i], &errors);
-            break;
-        case TB_BODY:
-            rc = tb_arg_body(q, req, res, &args[i], &errors);
-            break;
+        case TB_FILE: rc = tb_arg_named(q, req, res, &args[i], &errors); break;
+        case TB_BODY: rc = tb_arg_body(q, req, res, &args[i], &errors); break;
         default:
             if (!errors) {
                 args[i] = tb_request_new(req);
@@ -1726,8 +1689,10 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
     }
     if (rc == 0 && errors) {
         PyObject *about = tb_request_new(req);
-        rc = (about && tb_handled(res, pl, "_handle_invalid", errors, about))
-                 || tb_send_json(res, 422, errors, TB_AS_DETAIL | TB_LENIENT) >= 0 ? 1 : -1;
+        rc = (about && tb_handled(res, pl, "_handle_invalid", errors, about)) ||
+                     tb_send_json(res, 422, errors, TB_AS_DETAIL | TB_LENIENT) >= 0
+                 ? 1
+                 : -1;
         if (about) tb_request_detach((tb_Request *)about, pl->label);
         Py_XDECREF(about);
     }
@@ -1749,8 +1714,8 @@ static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app);
 static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
     int plain_json = PyDict_CheckExact(result) || PyUnicode_CheckExact(result); /* most often */
     PyObject *shaped = NULL;
-    if (pl->response && (plain_json || !(PyObject_TypeCheck(result, &tb_ResponseType)
-                                         || PyCallable_Check(result)))) {
+    if (pl->response &&
+        (plain_json || !(PyObject_TypeCheck(result, &tb_ResponseType) || PyCallable_Check(result)))) {
         if (!(shaped = PyObject_CallOneArg(pl->response, result))) {
             tb_answer_exception(res, pl, tb_take_exception()); /* as FastAPI: a 500 */
             return;
@@ -1766,8 +1731,7 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
         tb_answer_asgi(res, pl, result);
     } else if (!plain_json && PyBytes_Check(result)) {
         int empty = !turbo_status_has_body(pl->status);
-        turbo_res_send(res, pl->status, "application/octet-stream",
-                       empty ? "" : PyBytes_AS_STRING(result),
+        turbo_res_send(res, pl->status, "application/octet-stream", empty ? "" : PyBytes_AS_STRING(result),
                        empty ? 0 : (size_t)PyBytes_GET_SIZE(result));
     } else if (tb_send_json(res, pl->status, result, 0) < 0) {
         tb_log_error_line(pl->label);
@@ -1853,12 +1817,9 @@ static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
         PyObject *exc = result ? NULL : tb_take_exception(); /* before any other call */
         if (request) tb_request_detach(request, pl->label);
         for (int i = 0; i < pl->nparams; i++) Py_DECREF(args[i]);
-        if (!result)
-            tb_answer_exception(res, pl, exc);
-        else if (pl->is_async || PyCoro_CheckExact(result))
-            tb_await(res, pl, result);
-        else
-            tb_answer(res, pl, result);
+        if (!result) tb_answer_exception(res, pl, exc);
+        else if (pl->is_async || PyCoro_CheckExact(result)) tb_await(res, pl, result);
+        else tb_answer(res, pl, result);
         Py_XDECREF(result);
     } else if (rc < 0) {
         tb_answer_exception(res, pl, NULL);
@@ -1904,8 +1865,7 @@ static PyObject *tb_pending_call(PyObject *self, PyObject *args, PyObject *kwds)
     if (kwds || !PyArg_ParseTuple(args, "O", &future))
         return kwds ? (PyErr_SetString(PyExc_TypeError, "no keywords"), NULL) : NULL;
     if (!p->defer) Py_RETURN_NONE;
-    if (!(p->result = PyObject_CallMethodNoArgs(future, tb_s_result)))
-        p->error = tb_take_exception();
+    if (!(p->result = PyObject_CallMethodNoArgs(future, tb_s_result))) p->error = tb_take_exception();
     turbo_defer *d = p->defer;
     p->defer = NULL;
     Py_INCREF(p); /* carried by turbo to tb_resume */
@@ -1949,8 +1909,8 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
     }
     turbo_defer *d = p->defer;
     PyObject *future = PyObject_CallOneArg(tb_loop_submit, coro);
-    PyObject *added
-        = future ? PyObject_CallMethodOneArg(future, tb_s_add_done_callback, (PyObject *)p) : NULL;
+    PyObject *added =
+        future ? PyObject_CallMethodOneArg(future, tb_s_add_done_callback, (PyObject *)p) : NULL;
     if (!added) {
         p->error = tb_take_exception();
         if (!future) tb_close_coroutine(coro);
@@ -1976,8 +1936,10 @@ static int tb_loop_start(void) {
     tb_loop_create_future = loop ? PyObject_GetAttrString(loop, "create_future") : NULL;
     tb_loop_create_task = loop ? PyObject_GetAttrString(loop, "create_task") : NULL;
     tb_loop_call_soon_threadsafe = loop ? PyObject_GetAttrString(loop, "call_soon_threadsafe") : NULL;
-    int rc = tb_loop_create_future && tb_loop_create_task && tb_loop_call_soon_threadsafe
-             && (tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit")) ? 0 : -1;
+    int rc = tb_loop_create_future && tb_loop_create_task && tb_loop_call_soon_threadsafe &&
+                     (tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))
+                 ? 0
+                 : -1;
     if (rc == 0 && loop) rc = tb_asgi_jobs_open(loop);
     Py_XDECREF(loop);
     if (rc < 0) tb_loop_stop();
@@ -2004,11 +1966,11 @@ static void tb_loop_stop(void) {
    every request that turbo's own routes do not take, through a "*" route. */
 typedef struct {
     PyObject *app;
-    PyObject *root_path;  /* str: the prefix, as ASGI's root_path and WSGI's SCRIPT_NAME */
-    size_t prefix_len;    /* bytes of the path the prefix takes */
+    PyObject *root_path; /* str: the prefix, as ASGI's root_path and WSGI's SCRIPT_NAME */
+    size_t prefix_len;   /* bytes of the path the prefix takes */
     int is_asgi;
-    PyObject *state;      /* ASGI: the lifespan state, copied into each scope */
-    char *label;          /* "ASGI app at /api", for logs */
+    PyObject *state; /* ASGI: the lifespan state, copied into each scope */
+    char *label;     /* "ASGI app at /api", for logs */
 } tb_mount;
 
 static PyObject *tb_server_addr; /* (host, port) of the listener, for scopes and environs */
@@ -2018,8 +1980,8 @@ typedef struct {
     int status;
     turbo_buf headers; /* "name: value\r\n" lines, checked */
     turbo_buf body;
-    long long length;  /* the app's Content-Length, for HEAD; -1 if none */
-    int body_only;     /* more of a streamed body: the head went out before */
+    long long length; /* the app's Content-Length, for HEAD; -1 if none */
+    int body_only;    /* more of a streamed body: the head went out before */
 } tb_reply;
 
 static void tb_reply_free(tb_reply *a) {
@@ -2081,8 +2043,10 @@ static int tb_header_bytes(PyObject *o, const char **p, Py_ssize_t *n) {
         *n = PyUnicode_GET_LENGTH(o);
         return 0;
     }
-    PyErr_Format(PyExc_TypeError, "a response header must be bytes (ASGI) or an ASCII str (WSGI), "
-                                  "not %R", o);
+    PyErr_Format(PyExc_TypeError,
+                 "a response header must be bytes (ASGI) or an ASCII str (WSGI), "
+                 "not %R",
+                 o);
     return -1;
 }
 
@@ -2096,10 +2060,12 @@ static int tb_reply_headers(tb_reply *a, PyObject *headers) {
         PyObject *seq = PySequence_Fast(pair, "a response header must be a (name, value) pair");
         const char *n = NULL, *v = NULL;
         Py_ssize_t nn = 0, vn = 0;
-        int rc = !seq ? -1 : PySequence_Fast_GET_SIZE(seq) != 2 ? -2
-               : tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 0), &n, &nn) < 0
-                   || tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 1), &v, &vn) < 0 ? -1
-               : turbo_header_check(n, (size_t)nn, v, (size_t)vn);
+        int rc = !seq                                 ? -1
+                 : PySequence_Fast_GET_SIZE(seq) != 2 ? -2
+                 : tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 0), &n, &nn) < 0 ||
+                         tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 1), &v, &vn) < 0
+                     ? -1
+                     : turbo_header_check(n, (size_t)nn, v, (size_t)vn);
         if (rc == -2) PyErr_SetString(PyExc_ValueError, "a response header must be a (name, value) pair");
         if (rc == TURBO_HEADER_BAD_NAME || rc == TURBO_HEADER_BAD_VALUE)
             PyErr_Format(PyExc_ValueError, "response header %R is not valid HTTP", pair);
@@ -2205,15 +2171,15 @@ typedef struct tb_ASGICall {
     tb_asgi_link *link;
     turbo_defer *defer;   /* NULL once answered */
     const char *label;    /* the app's or the route's, for logs */
-    tb_reply *reply;    /* filled by send(), handed to turbo when complete */
+    tb_reply *reply;      /* filled by send(), handed to turbo when complete */
     PyObject *body;       /* the request body, until the first receive() */
     PyObject *disconnect; /* a future that receive() waits on after the body */
     PyObject *waiter;     /* a future send() waits on while its part goes out */
     int started;
-    int streamed;         /* a part went out before the end (more_body) */
-    int in_flight;        /* a part is with turbo: defer comes back with it */
-    int app_done;         /* the app's task has ended */
-    int gone;             /* the client has gone: later parts are dropped */
+    int streamed;  /* a part went out before the end (more_body) */
+    int in_flight; /* a part is with turbo: defer comes back with it */
+    int app_done;  /* the app's task has ended */
+    int gone;      /* the client has gone: later parts are dropped */
 } tb_ASGICall;
 
 static void tb_asgi_ended(void *arg, int gone);
@@ -2224,22 +2190,19 @@ static void tb_asgi_watch(turbo_defer *d, tb_asgi_link *link) {
     turbo_defer_watch(d, tb_asgi_ended, link);
 }
 
-static PyObject *tb_asgi_message(const char *type) {
-    return Py_BuildValue("{s:s}", "type", type);
-}
+static PyObject *tb_asgi_message(const char *type) { return Py_BuildValue("{s:s}", "type", type); }
 
 static PyObject *tb_asgi_receive(PyObject *self, PyObject *unused) {
     tb_ASGICall *c = (tb_ASGICall *)self;
     (void)unused;
     if (c->body) {
-        PyObject *m = Py_BuildValue("{s:s,s:O,s:O}", "type", "http.request", "body", c->body,
-                                    "more_body", Py_False);
+        PyObject *m =
+            Py_BuildValue("{s:s,s:O,s:O}", "type", "http.request", "body", c->body, "more_body", Py_False);
         Py_CLEAR(c->body);
         return tb_ready_new(m);
     }
     if (c->gone || (!c->defer && !c->in_flight)) return tb_ready_new(tb_asgi_message("http.disconnect"));
-    if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future)))
-        return NULL;
+    if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
     Py_INCREF(c->disconnect);
     return c->disconnect;
 }
@@ -2295,7 +2258,8 @@ static int tb_asgi_start(tb_ASGICall *c, PyObject *msg) {
     Py_XDECREF(status);
     if (!tb_check_status(code)) return -1;
     c->reply->status = (int)code;
-    PyObject *headers = PyMapping_HasKeyString(msg, "headers") ? PyMapping_GetItemString(msg, "headers") : NULL;
+    PyObject *headers =
+        PyMapping_HasKeyString(msg, "headers") ? PyMapping_GetItemString(msg, "headers") : NULL;
     int rc = headers ? tb_reply_headers(c->reply, headers) : 0;
     Py_XDECREF(headers);
     c->started = 1;
@@ -2328,9 +2292,8 @@ static void tb_asgi_part(turbo_res *res, void *arg) {
         c->defer = NULL;
         turbo_defer_resume(next, tb_asgi_abort, NULL);
     }
-    PyObject *r = waiter ? PyObject_CallFunctionObjArgs(tb_loop_call_soon_threadsafe, tb_resolve,
-                                                        waiter, NULL)
-                         : NULL;
+    PyObject *r =
+        waiter ? PyObject_CallFunctionObjArgs(tb_loop_call_soon_threadsafe, tb_resolve, waiter, NULL) : NULL;
     if (!r) PyErr_Clear();
     if (c->gone) tb_asgi_disconnected(c);
     Py_XDECREF(r);
@@ -2366,14 +2329,17 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
         return tb_ready_new(Py_None);
     }
     if (c->in_flight) return tb_hosted_fail(c->label, "sent a message before the last send() was awaited");
-    if (!c->defer || !c->reply) return tb_hosted_fail(c->label, "sent a message after the response was complete");
+    if (!c->defer || !c->reply)
+        return tb_hosted_fail(c->label, "sent a message after the response was complete");
     if (strcmp(t, "http.response.start") == 0) {
         if (c->started) return tb_hosted_fail(c->label, "sent http.response.start twice");
         if (tb_asgi_start(c, msg) < 0) return NULL;
     } else if (strcmp(t, "http.response.body") == 0) {
-        if (!c->started) return tb_hosted_fail(c->label, "sent http.response.body before http.response.start");
+        if (!c->started)
+            return tb_hosted_fail(c->label, "sent http.response.body before http.response.start");
         PyObject *body = PyMapping_HasKeyString(msg, "body") ? PyMapping_GetItemString(msg, "body") : NULL;
-        PyObject *more = PyMapping_HasKeyString(msg, "more_body") ? PyMapping_GetItemString(msg, "more_body") : NULL;
+        PyObject *more =
+            PyMapping_HasKeyString(msg, "more_body") ? PyMapping_GetItemString(msg, "more_body") : NULL;
         int rc = body ? tb_reply_body(c->reply, body) : 0, more_body = more ? PyObject_IsTrue(more) : 0;
         Py_XDECREF(body);
         Py_XDECREF(more);
@@ -2385,8 +2351,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
             tb_asgi_finish(c, a);
         }
     } else {
-        return PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'",
-                            c->label, t);
+        return PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'", c->label, t);
     }
     Py_INCREF(Py_None);
     return tb_ready_new(Py_None);
@@ -2440,7 +2405,7 @@ typedef struct tb_asgi_job {
     tb_mount *mount;
     turbo_defer *defer;
     tb_asgi_link *link;
-    int gone;             /* no request: word that link's connection has gone */
+    int gone; /* no request: word that link's connection has gone */
     int version, port, nheaders;
     size_t method_len, path_len, query_len, headers_len, body_len;
     char host[48];
@@ -2462,8 +2427,8 @@ static tb_asgi_job *tb_asgi_job_new(tb_mount *m, turbo_req *req) {
     size_t headers_len = 0;
     for (int i = 0; i < n; i++)
         headers_len += turbo_req_header_name(req, i).len + turbo_req_header_value(req, i).len + 2;
-    tb_asgi_job *job = (tb_asgi_job *)malloc(sizeof *job + method.len + path.len + query.len
-                                             + headers_len + body.len);
+    tb_asgi_job *job =
+        (tb_asgi_job *)malloc(sizeof *job + method.len + path.len + query.len + headers_len + body.len);
     if (!job) return NULL;
     job->next = NULL;
     job->gone = 0;
@@ -2516,16 +2481,17 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
     PyObject *state = PyDict_Copy(m->state);
     PyObject *client = job->port < 0 ? Py_None : Py_BuildValue("(si)", job->host, job->port);
     if (client == Py_None) Py_INCREF(client);
-    PyObject *scope = state && client ? Py_BuildValue(
-        "{s:s,s:{s:s,s:s},s:s,s:s#,s:s,s:N,s:y#,s:y#,s:O,s:N,s:O,s:O,s:O}", "type", "http",
-        "asgi", "version", "3.0", "spec_version", "2.3",
-        "http_version", job->version == 10 ? "1.0" : "1.1",
-        "method", method, (Py_ssize_t)job->method_len, "scheme", "http",
-        "path", rest ? tb_decoded_str(raw + prefix, rest, 0) : PyUnicode_FromString("/"),
-        "raw_path", raw, (Py_ssize_t)job->path_len, "query_string", query, (Py_ssize_t)job->query_len,
-        "root_path", m->root_path, "headers", tb_asgi_headers(job), "client", client,
-        "server", tb_server_addr ? tb_server_addr : Py_None, "state", state)
-        : NULL;
+    PyObject *scope =
+        state && client
+            ? Py_BuildValue(
+                  "{s:s,s:{s:s,s:s},s:s,s:s#,s:s,s:N,s:y#,s:y#,s:O,s:N,s:O,s:O,s:O}", "type", "http", "asgi",
+                  "version", "3.0", "spec_version", "2.3", "http_version", job->version == 10 ? "1.0" : "1.1",
+                  "method", method, (Py_ssize_t)job->method_len, "scheme", "http", "path",
+                  rest ? tb_decoded_str(raw + prefix, rest, 0) : PyUnicode_FromString("/"), "raw_path", raw,
+                  (Py_ssize_t)job->path_len, "query_string", query, (Py_ssize_t)job->query_len, "root_path",
+                  m->root_path, "headers", tb_asgi_headers(job), "client", client, "server",
+                  tb_server_addr ? tb_server_addr : Py_None, "state", state)
+            : NULL;
     Py_XDECREF(state);
     Py_XDECREF(client);
     return scope;
@@ -2534,8 +2500,8 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
 /* Runs app(scope, receive, send) to answer d, its task made by start
    (loop.create_task on the loop's thread, Loop.submit from another). The
    call takes over link's reference. scope or body NULL: d gets a 500. */
-static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, PyObject *app,
-                        PyObject *scope, PyObject *body, PyObject *start) {
+static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, PyObject *app, PyObject *scope,
+                        PyObject *body, PyObject *start) {
     tb_ASGICall *c = scope && body ? PyObject_New(tb_ASGICall, &tb_ASGICallType) : NULL;
     PyObject *receive = NULL, *send = NULL, *coro = NULL, *task = NULL, *added = NULL;
     if (!c) {
@@ -2553,10 +2519,10 @@ static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, P
     c->body = body;
     c->disconnect = c->waiter = NULL;
     c->started = c->streamed = c->in_flight = c->app_done = c->gone = 0;
-    if (c->reply && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c))
-        && (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c))
-        && (coro = PyObject_CallFunctionObjArgs(app, scope, receive, send, NULL))
-        && (task = PyObject_CallOneArg(start, coro)))
+    if (c->reply && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c)) &&
+        (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c)) &&
+        (coro = PyObject_CallFunctionObjArgs(app, scope, receive, send, NULL)) &&
+        (task = PyObject_CallOneArg(start, coro)))
         added = PyObject_CallMethodOneArg(task, tb_s_add_done_callback, (PyObject *)c);
     if (!added) { /* the app never runs: answer now */
         tb_log_error_line(label);
@@ -2594,7 +2560,8 @@ static tb_asgi_job *tb_asgi_take_jobs(void) {
 static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
     char bytes[64];
     (void)self, (void)unused;
-    while (read(tb_asgi_jobs.wake_fd[0], bytes, sizeof bytes) == (ssize_t)sizeof bytes) { /* a short read emptied the pipe */
+    while (read(tb_asgi_jobs.wake_fd[0], bytes, sizeof bytes) == (ssize_t)sizeof bytes) {
+        /* a short read emptied the pipe */
     }
     for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
         next = job->next;
@@ -2624,9 +2591,9 @@ static int tb_asgi_jobs_open(PyObject *loop) {
     tb_asgi_jobs.tail = &tb_asgi_jobs.head;
     PyObject *drain = PyCFunction_New(&tb_asgi_drain_def, NULL);
     PyObject *add = drain ? PyObject_GetAttrString(loop, "add_reader") : NULL;
-    PyObject *r = add ? PyObject_CallFunction(tb_loop_call_soon_threadsafe, "OiO", add,
-                                              tb_asgi_jobs.wake_fd[0], drain)
-                      : NULL;
+    PyObject *r =
+        add ? PyObject_CallFunction(tb_loop_call_soon_threadsafe, "OiO", add, tb_asgi_jobs.wake_fd[0], drain)
+            : NULL;
     Py_XDECREF(drain);
     Py_XDECREF(add);
     Py_XDECREF(r);
@@ -2722,8 +2689,8 @@ static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
     }
     link->refs = 1;
     tb_asgi_watch(d, link);
-    PyObject *scope = Py_BuildValue("{s:s,s:{s:s,s:s}}", "type", "http", "asgi", "version", "3.0",
-                                    "spec_version", "2.3");
+    PyObject *scope =
+        Py_BuildValue("{s:s,s:{s:s,s:s}}", "type", "http", "asgi", "version", "3.0", "spec_version", "2.3");
     PyObject *body = PyBytes_FromStringAndSize(NULL, 0);
     tb_asgi_run(pl->label, link, d, app, scope, body, tb_loop_submit);
     Py_XDECREF(body);
@@ -2755,8 +2722,7 @@ static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kw
     static char *kwlist[] = {"status", "headers", "exc_info", NULL};
     tb_WSGIStart *s = (tb_WSGIStart *)self;
     PyObject *status, *headers, *exc_info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO|O:start_response", kwlist, &status, &headers,
-                                     &exc_info))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO|O:start_response", kwlist, &status, &headers, &exc_info))
         return NULL;
     if (s->started && exc_info == Py_None)
         return PyErr_Format(PyExc_RuntimeError, "%s: start_response called twice without exc_info",
@@ -2764,7 +2730,8 @@ static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kw
     const char *text = PyUnicode_AsUTF8(status);
     if (!text) return NULL;
     long code = strlen(text) >= 3 && tb_is_digit(text[0]) && tb_is_digit(text[1]) && tb_is_digit(text[2])
-                    ? (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0') : -1;
+                    ? (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0')
+                    : -1;
     if (!tb_check_status(code)) return NULL;
     s->reply->status = (int)code; /* with exc_info, nothing has been sent: replace all */
     s->reply->headers.len = 0;
@@ -2774,9 +2741,7 @@ static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kw
     return PyCFunction_New(&tb_wsgi_write_def, self);
 }
 
-static void tb_wsgi_start_dealloc(PyObject *self) {
-    PyObject_Free(self);
-}
+static void tb_wsgi_start_dealloc(PyObject *self) { PyObject_Free(self); }
 
 static PyObject *tb_io_BytesIO;
 
@@ -2790,8 +2755,9 @@ static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
         key[5 + i] = ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
     }
     key[5 + n] = '\0';
-    const char *k = strcmp(key, "HTTP_CONTENT_TYPE") == 0 ? "CONTENT_TYPE"
-                  : strcmp(key, "HTTP_CONTENT_LENGTH") == 0 ? "CONTENT_LENGTH" : key;
+    const char *k = strcmp(key, "HTTP_CONTENT_TYPE") == 0     ? "CONTENT_TYPE"
+                    : strcmp(key, "HTTP_CONTENT_LENGTH") == 0 ? "CONTENT_LENGTH"
+                                                              : key;
     PyObject *v = PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL);
     PyObject *old = v ? PyDict_GetItemString(env, k) : NULL; /* borrowed */
     if (old) Py_SETREF(v, PyUnicode_FromFormat("%U, %U", old, v));
@@ -2805,23 +2771,25 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
     turbo_str path = tb_mount_path(m, req);
     char host[64];
     int port = turbo_req_peer(req, host, sizeof host);
-    PyObject *input = PyObject_CallFunction(tb_io_BytesIO, "y#", body.len ? body.ptr : "",
-                                            (Py_ssize_t)body.len);
+    PyObject *input =
+        PyObject_CallFunction(tb_io_BytesIO, "y#", body.len ? body.ptr : "", (Py_ssize_t)body.len);
     PyObject *server = tb_server_addr;
-    PyObject *env = input ? Py_BuildValue(
-        "{s:s#,s:O,s:N,s:N,s:s,s:s,s:O,s:N,s:N,s:(ii),s:s,s:O,s:O,s:O,s:O,s:O}",
-        "REQUEST_METHOD", method.ptr, (Py_ssize_t)method.len, "SCRIPT_NAME", m->root_path,
-        "PATH_INFO", tb_decoded_str(path.ptr, path.len, TB_LATIN1),
-        "QUERY_STRING", PyUnicode_DecodeLatin1(query.len ? query.ptr : "", (Py_ssize_t)query.len, NULL),
-        "SERVER_PROTOCOL", turbo_req_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1",
-        "REMOTE_ADDR", port < 0 ? "" : host,
-        "SERVER_NAME", server ? PyTuple_GET_ITEM(server, 0) : Py_None,
-        "SERVER_PORT", server ? PyObject_Str(PyTuple_GET_ITEM(server, 1)) : PyUnicode_FromString(""),
-        "REMOTE_PORT", port < 0 ? PyUnicode_FromString("") : PyUnicode_FromFormat("%d", port),
-        "wsgi.version", 1, 0, "wsgi.url_scheme", "http", "wsgi.input", input,
-        "wsgi.errors", PySys_GetObject("stderr"), "wsgi.multithread", Py_True,
-        "wsgi.multiprocess", multiprocess ? Py_True : Py_False, "wsgi.run_once", Py_False)
-        : NULL;
+    PyObject *env =
+        input
+            ? Py_BuildValue("{s:s#,s:O,s:N,s:N,s:s,s:s,s:O,s:N,s:N,s:(ii),s:s,s:O,s:O,s:O,s:O,s:O}",
+                            "REQUEST_METHOD", method.ptr, (Py_ssize_t)method.len, "SCRIPT_NAME", m->root_path,
+                            "PATH_INFO", tb_decoded_str(path.ptr, path.len, TB_LATIN1), "QUERY_STRING",
+                            PyUnicode_DecodeLatin1(query.len ? query.ptr : "", (Py_ssize_t)query.len, NULL),
+                            "SERVER_PROTOCOL", turbo_req_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1",
+                            "REMOTE_ADDR", port < 0 ? "" : host, "SERVER_NAME",
+                            server ? PyTuple_GET_ITEM(server, 0) : Py_None, "SERVER_PORT",
+                            server ? PyObject_Str(PyTuple_GET_ITEM(server, 1)) : PyUnicode_FromString(""),
+                            "REMOTE_PORT",
+                            port < 0 ? PyUnicode_FromString("") : PyUnicode_FromFormat("%d", port),
+                            "wsgi.version", 1, 0, "wsgi.url_scheme", "http", "wsgi.input", input,
+                            "wsgi.errors", PySys_GetObject("stderr"), "wsgi.multithread", Py_True,
+                            "wsgi.multiprocess", multiprocess ? Py_True : Py_False, "wsgi.run_once", Py_False)
+            : NULL;
     for (int i = 0; env && i < turbo_req_header_count(req); i++)
         if (tb_wsgi_add_header(env, turbo_req_header_name(req, i), turbo_req_header_value(req, i)) < 0)
             Py_CLEAR(env);
@@ -2853,8 +2821,7 @@ static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result, turbo_res *res
     while (it && rc == 0 && (part = PyIter_Next(it)) != NULL) {
         if (!start->started)
             rc = (tb_hosted_fail(start->mount->label, "the app's body came before start_response"), -1);
-        else
-            rc = tb_reply_body(start->reply, part);
+        else rc = tb_reply_body(start->reply, part);
         if (rc == 0 && stream && start->reply->length < 0 && start->reply->body.len)
             rc = tb_wsgi_flush(start, res);
         Py_DECREF(part);
@@ -2892,8 +2859,8 @@ static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
         start->mount = m;
         start->started = start->flushed = 0;
     }
-    if (start && start->reply && (env = tb_wsgi_environ(m, req, tb_multiprocess))
-        && (result = PyObject_CallFunctionObjArgs(m->app, env, (PyObject *)start, NULL)))
+    if (start && start->reply && (env = tb_wsgi_environ(m, req, tb_multiprocess)) &&
+        (result = PyObject_CallFunctionObjArgs(m->app, env, (PyObject *)start, NULL)))
         rc = tb_wsgi_consume(start, result, res);
     if (rc == 0 && !start->started)
         rc = (tb_hosted_fail(m->label, "the app returned without calling start_response"), -1);
@@ -2957,8 +2924,8 @@ static int tb_app_check(tb_App *app, const char *method, const char *pattern) {
 }
 
 /* Keeps a route for run() to register (checked first, unless checked is set). */
-static int tb_app_register(tb_App *app, const char *method, const char *pattern, turbo_handler h,
-                           void *user, int flags, int checked) {
+static int tb_app_register(tb_App *app, const char *method, const char *pattern, turbo_handler h, void *user,
+                           int flags, int checked) {
     if (!checked && tb_app_check(app, method, pattern) < 0) return -1;
     tb_entry *grown = (tb_entry *)PyMem_Realloc(app->entries, (app->nentries + 1) * sizeof *grown);
     if (!grown) {
@@ -3015,8 +2982,7 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
         Py_INCREF(response);
         pl->response = response;
     }
-    tb_plan **grown
-        = pl ? (tb_plan **)PyMem_Realloc(app->plans, (app->nplans + 1) * sizeof *grown) : NULL;
+    tb_plan **grown = pl ? (tb_plan **)PyMem_Realloc(app->plans, (app->nplans + 1) * sizeof *grown) : NULL;
     int rc = -1;
     if (grown) {
         app->plans = grown;
@@ -3054,12 +3020,11 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     Py_ssize_t prefix_len;
     const char *label;
     int is_asgi;
-    if (!PyArg_ParseTuple(args, "O!OpUnsO!:_mount", &PyTuple_Type, &patterns, &hosted, &is_asgi,
-                          &root_path, &prefix_len, &label, &PyDict_Type, &state))
+    if (!PyArg_ParseTuple(args, "O!OpUnsO!:_mount", &PyTuple_Type, &patterns, &hosted, &is_asgi, &root_path,
+                          &prefix_len, &label, &PyDict_Type, &state))
         return NULL;
     tb_mount *m = (tb_mount *)PyMem_Calloc(1, sizeof *m);
-    tb_mount **grown = m ? (tb_mount **)PyMem_Realloc(app->mounts, (app->nmounts + 1) * sizeof *grown)
-                         : NULL;
+    tb_mount **grown = m ? (tb_mount **)PyMem_Realloc(app->mounts, (app->nmounts + 1) * sizeof *grown) : NULL;
     if (!grown) {
         PyMem_Free(m);
         return PyErr_NoMemory();
@@ -3131,10 +3096,8 @@ static void tb_before_fork(void *arg) {
 
 static void tb_after_fork(int in_child, void *arg) {
     (void)arg;
-    if (in_child)
-        PyOS_AfterFork_Child();
-    else
-        PyOS_AfterFork_Parent();
+    if (in_child) PyOS_AfterFork_Child();
+    else PyOS_AfterFork_Parent();
     tb_thread_ts = PyEval_SaveThread();
 }
 
@@ -3188,15 +3151,19 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
         return NULL;
     self->has_async |= needs_loop;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
-    turbo_config cfg = {.host = host, .port = port == 0 ? -1 : port, .threads = threads,
+    turbo_config cfg = {.host = host,
+                        .port = port == 0 ? -1 : port,
+                        .threads = threads,
                         .processes = processes > 1 ? processes : 0,
                         .blocking_threads = blocking_threads,
                         .on_process_start = tb_on_process_start,
-                        .on_process_stop = tb_on_process_stop, .before_fork = tb_before_fork,
-                        .after_fork = tb_after_fork, .hook_arg = self, .json_errors = 1};
+                        .on_process_stop = tb_on_process_stop,
+                        .before_fork = tb_before_fork,
+                        .after_fork = tb_after_fork,
+                        .hook_arg = self,
+                        .json_errors = 1};
     if (turbo_config_env(&cfg) < 0)
-        return PyErr_Format(PyExc_ValueError,
-                            "a TURBO_* environment variable is invalid (see stderr)");
+        return PyErr_Format(PyExc_ValueError, "a TURBO_* environment variable is invalid (see stderr)");
     turbo_server *s = turbo_new(&cfg);
     if (!s) return PyErr_NoMemory();
     for (size_t i = 0; i < self->nentries; i++) {
@@ -3256,8 +3223,7 @@ static int tb_app_traverse(PyObject *self, visitproc visit, void *arg) {
     for (size_t i = 0; i < app->nplans; i++) {
         Py_VISIT(app->plans[i]->func);
         Py_VISIT(app->plans[i]->response);
-        for (int k = 0; k < app->plans[i]->nparams; k++)
-            Py_VISIT(app->plans[i]->params[k].default_value);
+        for (int k = 0; k < app->plans[i]->nparams; k++) Py_VISIT(app->plans[i]->params[k].default_value);
     }
     return 0;
 }
@@ -3285,6 +3251,7 @@ static PyMethodDef tb_app_methods[] = {
 
 /* ================================================================ types and module */
 
+/* clang-format off */
 static PyTypeObject tb_AppType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "turbo.App",
@@ -3372,6 +3339,7 @@ static PyTypeObject tb_PendingType = {
     .tp_call = tb_pending_call,
     .tp_flags = Py_TPFLAGS_DEFAULT,
 };
+/* clang-format on */
 
 /* form_parts(content_type, body): the parts of a multipart/form-data
    body as (name, filename or None, content type or None, head, data), for
@@ -3389,11 +3357,10 @@ static PyObject *tb_form_parts(PyObject *self, PyObject *args) {
     if (turbo_multipart_begin(&m, ct, body) != 0) Py_RETURN_NONE;
     PyObject *parts = PyList_New(0);
     while (parts && (rc = turbo_multipart_next(&m, &p)) == 1)
-        if (tb_append(parts, Py_BuildValue("(s#z#z#y#y#)", p.name.ptr, (Py_ssize_t)p.name.len,
-                                           p.filename.ptr, (Py_ssize_t)p.filename.len, p.content_type.ptr,
+        if (tb_append(parts, Py_BuildValue("(s#z#z#y#y#)", p.name.ptr, (Py_ssize_t)p.name.len, p.filename.ptr,
+                                           (Py_ssize_t)p.filename.len, p.content_type.ptr,
                                            (Py_ssize_t)p.content_type.len, p.head.ptr, (Py_ssize_t)p.head.len,
-                                           p.data.ptr, (Py_ssize_t)p.data.len))
-            < 0)
+                                           p.data.ptr, (Py_ssize_t)p.data.len)) < 0)
             Py_CLEAR(parts);
     if (parts && rc < 0) Py_CLEAR(parts);
     if (rc < 0) PyErr_SetString(PyExc_ValueError, "malformed multipart/form-data body");
@@ -3405,9 +3372,15 @@ static PyMethodDef tb_module_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef tb_module = {
-    PyModuleDef_HEAD_INIT, "turbo._turbo",
-    "FastAPI-style Python apps on the turbo C HTTP server, with native C routes beside them.", -1,
-    tb_module_methods, NULL, NULL, NULL, NULL};
+    PyModuleDef_HEAD_INIT,
+    "turbo._turbo",
+    "FastAPI-style Python apps on the turbo C HTTP server, with native C routes beside them.",
+    -1,
+    tb_module_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL};
 
 static int tb_module_state_init(void) {
     PyObject *support = PyImport_ImportModule("turbo._support"); /* before any fork */
@@ -3415,10 +3388,16 @@ static int tb_module_state_init(void) {
     static const struct {
         PyObject **slot;
         const char *name;
-    } names[] = {{&tb_Headers, "Headers"}, {&tb_plain, "plain"}, {&tb_json_loads, "loads"},
-                 {&tb_JSONDecodeError, "JSONDecodeError"}, {&tb_Loop, "Loop"},
-                 {&tb_resolve, "_resolve"}, {&tb_Body, "Body"}, {&tb_Address, "Address"},
-                 {&tb_UploadFile, "UploadFile"}, {&tb_model_errors, "model_errors"},
+    } names[] = {{&tb_Headers, "Headers"},
+                 {&tb_plain, "plain"},
+                 {&tb_json_loads, "loads"},
+                 {&tb_JSONDecodeError, "JSONDecodeError"},
+                 {&tb_Loop, "Loop"},
+                 {&tb_resolve, "_resolve"},
+                 {&tb_Body, "Body"},
+                 {&tb_Address, "Address"},
+                 {&tb_UploadFile, "UploadFile"},
+                 {&tb_model_errors, "model_errors"},
                  {&tb_MutableHeaders, "MutableHeaders"},
                  {&tb_request_derive[TB_RQ_URL], "request_url"},
                  {&tb_request_derive[TB_RQ_COOKIES], "request_cookies"},
@@ -3450,14 +3429,23 @@ static int tb_module_state_init(void) {
     static const struct {
         PyObject **slot;
         const char *text;
-    } strings[] = {{&tb_s_result, "result"}, {&tb_s_add_done_callback, "add_done_callback"},
-                   {&tb_s_pos, "pos"}, {&tb_s_msg, "msg"}, {&tb_s_loc, "loc"},
-                   {&tb_s_close, "close"}, {&tb_s_flush, "flush"}, {&tb_s_json, "json"},
-                   {&tb_s_model_dump, "model_dump"}, {&tb_s_mode, "mode"},
-                   {&tb_s_content, "content"}, {&tb_s_status_code, "status_code"},
-                   {&tb_s_headers, "headers"}, {&tb_s_media_type, "media_type"},
+    } strings[] = {{&tb_s_result, "result"},
+                   {&tb_s_add_done_callback, "add_done_callback"},
+                   {&tb_s_pos, "pos"},
+                   {&tb_s_msg, "msg"},
+                   {&tb_s_loc, "loc"},
+                   {&tb_s_close, "close"},
+                   {&tb_s_flush, "flush"},
+                   {&tb_s_json, "json"},
+                   {&tb_s_model_dump, "model_dump"},
+                   {&tb_s_mode, "mode"},
+                   {&tb_s_content, "content"},
+                   {&tb_s_status_code, "status_code"},
+                   {&tb_s_headers, "headers"},
+                   {&tb_s_media_type, "media_type"},
                    {&tb_s_application_json, "application/json"},
-                   {&tb_s_content_type, "Content-Type"}, {&tb_s_background, "background"}};
+                   {&tb_s_content_type, "Content-Type"},
+                   {&tb_s_background, "background"}};
     for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
         if (!(*strings[i].slot = PyUnicode_InternFromString(strings[i].text))) return -1;
     if (pthread_key_create(&tb_scratch_key, tb_scratch_free) != 0) {
@@ -3471,10 +3459,10 @@ PyMODINIT_FUNC PyInit__turbo(void) {
     static const struct {
         const char *name; /* NULL: internal */
         PyTypeObject *type;
-    } types[] = {{"App", &tb_AppType}, {"Request", &tb_RequestType},
+    } types[] = {{"App", &tb_AppType},           {"Request", &tb_RequestType},
                  {"Response", &tb_ResponseType}, {"JSONResponse", &tb_JSONResponseType},
-                 {NULL, &tb_PendingType}, {NULL, &tb_ReadyType}, {NULL, &tb_ASGICallType},
-                 {NULL, &tb_WSGIStartType}};
+                 {NULL, &tb_PendingType},        {NULL, &tb_ReadyType},
+                 {NULL, &tb_ASGICallType},       {NULL, &tb_WSGIStartType}};
     tb_JSONResponseType.tp_base = &tb_ResponseType;
     tb_ResponseType.tp_vectorcall = tb_response_vectorcall;
     tb_JSONResponseType.tp_vectorcall = tb_response_vectorcall;

@@ -27,14 +27,13 @@
 #include <unistd.h>
 
 /* Same shape and size as a real server's answer, Date included. */
-static const char canned[] =
-    "HTTP/1.1 200 OK\r\n"
-    "Server: floor\r\n"
-    "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 13\r\n"
-    "\r\n"
-    "Hello, World!";
+static const char canned[] = "HTTP/1.1 200 OK\r\n"
+                             "Server: floor\r\n"
+                             "Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n"
+                             "Content-Type: text/plain\r\n"
+                             "Content-Length: 13\r\n"
+                             "\r\n"
+                             "Hello, World!";
 #define CANNED_LEN (sizeof canned - 1)
 #define READ_SIZE 16384
 /* Every 4 bytes read can end at most one request head. */
@@ -156,10 +155,8 @@ int main(int argc, char **argv) {
     while (!stopping) {
         int i, n = epoll_pwait(ep, events, 256, -1, &wait_mask);
         for (i = 0; i < n; i++) {
-            if (events[i].data.fd == lfd)
-                accept_all(lfd, ep);
-            else
-                serve(events[i].data.fd, matched, in, out);
+            if (events[i].data.fd == lfd) accept_all(lfd, ep);
+            else serve(events[i].data.fd, matched, in, out);
         }
     }
     free(matched);

@@ -58,15 +58,17 @@ static int rnd_below(int n) { return (int)(rnd() % (uint64_t)n); }
 static const char *pick(const char *const *list, int n) { return list[rnd_below(n)]; }
 
 static const char *const WORDS[] = {
-    "the", "server", "is", "fast", "today", "café", "naïve", "déjà", "vu", "über", "JSON",
-    "東京", "新しい", "🚀", "🎉", "ok", "\"quoted\"", "line\nbreak", "tab\there", "C:\\path",
-    "http://t.co/abc123", "@turbo", "#release", "we", "ship", "a", "header", "only", "lib"};
-static const char *const FIRST[] = {"Ana",  "Björk",  "Chen", "Dmitri", "Émile", "Fatima",
-                                    "Grace", "Hiro", "Ingrid", "José", "Kofi",  "Lena"};
-static const char *const CITY[] = {"Lisboa", "São Paulo", "東京", "Zürich", "Nairobi", "NYC",
-                                   "", "Montréal", "Berlin"};
-static const char *const TAGS[] = {"c", "http", "json", "perf", "linux", "opensource",
-                                   "rustlang", "python", "dev", "日本"};
+    "the",    "server",   "is",         "fast",        "today",     "café",     "naïve",
+    "déjà",   "vu",       "über",       "JSON",        "東京",      "新しい",   "🚀",
+    "🎉",      "ok",       "\"quoted\"", "line\nbreak", "tab\there", "C:\\path", "http://t.co/abc123",
+    "@turbo", "#release", "we",         "ship",        "a",         "header",   "only",
+    "lib"};
+static const char *const FIRST[] = {"Ana",   "Björk", "Chen",   "Dmitri", "Émile", "Fatima",
+                                    "Grace", "Hiro",  "Ingrid", "José",   "Kofi",  "Lena"};
+static const char *const CITY[] = {"Lisboa", "São Paulo", "東京",     "Zürich", "Nairobi",
+                                   "NYC",    "",          "Montréal", "Berlin"};
+static const char *const TAGS[] = {"c",          "http",     "json",   "perf", "linux",
+                                   "opensource", "rustlang", "python", "dev",  "日本"};
 static const char *const LANGS[] = {"en", "pt", "ja", "de", "fr", "es"};
 
 static void make_text(char *dst, size_t cap, int words) {
@@ -87,8 +89,8 @@ static void make_tweet(tweet *t, int i) {
     int k;
     t->id = 1000000000000000 + (int64_t)(rnd() % 8000000000000000u); /* < 2^53 */
     t->reply_to = rnd_below(4) == 0 ? t->id - 1 - rnd_below(100000) : 0;
-    snprintf(t->created_at, sizeof t->created_at, "Mon Jun %02d %02d:%02d:%02d +0000 2024",
-             1 + i % 28, rnd_below(24), rnd_below(60), rnd_below(60));
+    snprintf(t->created_at, sizeof t->created_at, "Mon Jun %02d %02d:%02d:%02d +0000 2024", 1 + i % 28,
+             rnd_below(24), rnd_below(60), rnd_below(60));
     make_text(t->text, sizeof t->text, 8 + rnd_below(20));
     strcpy(t->lang, pick(LANGS, 6));
     t->user.id = (int64_t)(rnd() % 4000000000u);
@@ -96,8 +98,8 @@ static void make_tweet(tweet *t, int i) {
     snprintf(t->user.screen_name, sizeof t->user.screen_name, "user_%d", rnd_below(1000000));
     strcpy(t->user.location, pick(CITY, 9));
     make_text(t->user.description, sizeof t->user.description, 4 + rnd_below(12));
-    snprintf(t->user.image, sizeof t->user.image,
-             "https://pbs.twimg.com/profile_images/%d/photo_normal.jpg", rnd_below(1000000000));
+    snprintf(t->user.image, sizeof t->user.image, "https://pbs.twimg.com/profile_images/%d/photo_normal.jpg",
+             rnd_below(1000000000));
     t->user.followers = rnd_below(5) == 0 ? (int64_t)(rnd() % 50000000) : rnd_below(2000);
     t->user.friends = rnd_below(3000);
     t->user.verified = rnd_below(10) == 0;

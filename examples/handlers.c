@@ -21,8 +21,7 @@
 #include <time.h>
 
 /* GET /health -> {"status":"ok"} */
-void health(turbo_req *req, turbo_res *res, void *user)
-{
+void health(turbo_req *req, turbo_res *res, void *user) {
     turbo_json *j = turbo_res_json(res, 200);
     (void)req;
     (void)user;
@@ -33,16 +32,14 @@ void health(turbo_req *req, turbo_res *res, void *user)
 }
 
 /* GET / -> Hello, World! as text/plain */
-void hello(turbo_req *req, turbo_res *res, void *user)
-{
+void hello(turbo_req *req, turbo_res *res, void *user) {
     (void)req;
     (void)user;
     turbo_res_text(res, 200, "Hello, World!");
 }
 
 /* GET /json -> {"message":"Hello, World!"} */
-void hello_json(turbo_req *req, turbo_res *res, void *user)
-{
+void hello_json(turbo_req *req, turbo_res *res, void *user) {
     turbo_json *j = turbo_res_json(res, 200);
     (void)req;
     (void)user;
@@ -53,8 +50,7 @@ void hello_json(turbo_req *req, turbo_res *res, void *user)
 }
 
 /* GET /users/{id} -> {"id":"<id>"}: the capture as a JSON string */
-void user_by_id(turbo_req *req, turbo_res *res, void *user)
-{
+void user_by_id(turbo_req *req, turbo_res *res, void *user) {
     turbo_str id = turbo_req_param(req, "id");
     turbo_json *j = turbo_res_json(res, 200);
     (void)user;
@@ -65,8 +61,7 @@ void user_by_id(turbo_req *req, turbo_res *res, void *user)
 }
 
 /* POST /echo -> the request body, with the request's Content-Type */
-void echo(turbo_req *req, turbo_res *res, void *user)
-{
+void echo(turbo_req *req, turbo_res *res, void *user) {
     turbo_str type = turbo_req_header(req, "Content-Type");
     turbo_str body = turbo_req_body(req);
     (void)user;
@@ -77,8 +72,7 @@ void echo(turbo_req *req, turbo_res *res, void *user)
 
 /* GET /io -> {"waited_ms":10} after 10 ms asleep: a stand-in for a
    database call. turbo runs it off the event loop (see Execution model). */
-void slow_io(turbo_req *req, turbo_res *res, void *user)
-{
+void slow_io(turbo_req *req, turbo_res *res, void *user) {
     struct timespec ten_ms = {0, 10000000L};
     turbo_json *j;
     (void)req;

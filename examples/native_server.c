@@ -12,8 +12,7 @@ void user_by_id(turbo_req *req, turbo_res *res, void *user);
 void echo(turbo_req *req, turbo_res *res, void *user);
 void slow_io(turbo_req *req, turbo_res *res, void *user);
 
-int main(void)
-{
+int main(void) {
     turbo_config cfg = {0};
     turbo_server *s;
     if (turbo_config_env(&cfg) != 0) return 2;

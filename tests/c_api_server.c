@@ -10,9 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-static void answers_nothing(turbo_req *req, turbo_res *res, void *user) {
-    (void)req, (void)res, (void)user;
-}
+static void answers_nothing(turbo_req *req, turbo_res *res, void *user) { (void)req, (void)res, (void)user; }
 
 static void leaves_json_open(turbo_req *req, turbo_res *res, void *user) {
     turbo_json *j = turbo_res_json(res, 200);
@@ -355,8 +353,8 @@ int main(void) {
     if (turbo_get(s, "/nothing", answers_nothing, NULL) ||
         turbo_get(s, "/json/open", leaves_json_open, NULL) ||
         turbo_get(s, "/json/misuse", json_value_for_key, NULL) ||
-        turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/status/{code}", any_status, NULL) || turbo_get(s, "/query", query, NULL) ||
-        turbo_get(s, "/headers", header_injection, NULL) ||
+        turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/status/{code}", any_status, NULL) ||
+        turbo_get(s, "/query", query, NULL) || turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
         turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/watched/{id}/{ms}", deferred, s) ||
         turbo_get(s, "/watch-stats", watch_stats, NULL) || turbo_get(s, "/never", never, NULL) ||

@@ -28,22 +28,22 @@ static const char *g_test;
 static const char *g_filter; /* -k WORD: only the tests whose name has it */
 static int g_test_failed, g_passed, g_failed;
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
             fprintf(stderr, "%s:%d: %s: failed: %s\n", __FILE__, __LINE__, g_test, #cond); \
-            g_test_failed = 1;                                                       \
-        }                                                                            \
+            g_test_failed = 1;                                                             \
+        }                                                                                  \
     } while (0)
 
-#define RUN(test)                                   \
-    do {                                            \
+#define RUN(test)                                        \
+    do {                                                 \
         if (g_filter && !strstr(#test, g_filter)) break; \
-        g_test = #test;                             \
-        g_test_failed = 0;                          \
-        test();                                     \
-        if (g_test_failed) g_failed++;              \
-        else g_passed++;                            \
+        g_test = #test;                                  \
+        g_test_failed = 0;                               \
+        test();                                          \
+        if (g_test_failed) g_failed++;                   \
+        else g_passed++;                                 \
     } while (0)
 
 /* A writer over a fresh buffer; doc_is() checks the document and frees it. */
@@ -64,8 +64,8 @@ static void doc_is(doc *d, const char *want, size_t want_len, int line) {
                 turbo_json_strerror(err));
         g_test_failed = 1;
     } else if (d->buf.len != want_len || memcmp(d->buf.data, want, want_len) != 0) {
-        fprintf(stderr, "%s:%d: %s:\n  got  [%.*s]\n  want [%.*s]\n", __FILE__, line, g_test,
-                (int)d->buf.len, d->buf.data, (int)want_len, want);
+        fprintf(stderr, "%s:%d: %s:\n  got  [%.*s]\n  want [%.*s]\n", __FILE__, line, g_test, (int)d->buf.len,
+                d->buf.data, (int)want_len, want);
         g_test_failed = 1;
     }
     turbo_buf_free(&d->buf);
@@ -92,8 +92,8 @@ static void double_is(double v, const char *want, int line) {
     int n = turbo_dtoa(v, dst);
     doc d;
     if (n != (int)strlen(want) || memcmp(dst, want, (size_t)n) != 0) {
-        fprintf(stderr, "%s:%d: %s: turbo_dtoa gave [%.*s], want [%s]\n", __FILE__, line,
-                g_test, n, dst, want);
+        fprintf(stderr, "%s:%d: %s: turbo_dtoa gave [%.*s], want [%s]\n", __FILE__, line, g_test, n, dst,
+                want);
         g_test_failed = 1;
     }
     doc_start(&d);
@@ -275,9 +275,10 @@ static void test_string_copies_valid_multibyte_utf8(void) {
     STRING_IS("\xED\x9F\xBF\xEE\x80\x80", "\"\xED\x9F\xBF\xEE\x80\x80\""); /* U+D7FF U+E000 */
     STRING_IS("\xF0\x90\x80\x80\xF4\x8F\xBF\xBF",
               "\"\xF0\x90\x80\x80\xF4\x8F\xBF\xBF\""); /* U+10000 U+10FFFF */
-    STRING_IS("\xEF\xBF\xBD", "\"\xEF\xBF\xBD\"");    /* U+FFFD itself */
+    STRING_IS("\xEF\xBF\xBD", "\"\xEF\xBF\xBD\"");     /* U+FFFD itself */
 }
 
+/* clang-format off */
 static void test_string_escapes_u2028_and_u2029(void) {
     STRING_IS("a\xE2\x80\xA8" "b\xE2\x80\xA9" "c", "\"a\\u2028b\\u2029c\"");
     STRING_IS("\xE2\x80\xA7\xE2\x80\xAA", "\"\xE2\x80\xA7\xE2\x80\xAA\""); /* neighbours */
@@ -323,6 +324,7 @@ static void test_invalid_utf8_stray_continuation_bytes_are_replaced_each(void) {
     STRING_IS("a\x80\xBF" "b", "\"a" REPL REPL "b\"");
     STRING_IS("\xC3\xA9\xA9", "\"\xC3\xA9" REPL "\"");
 }
+/* clang-format on */
 
 /* Every position of a special byte within and around the 8-byte fast path. */
 static void test_string_fast_path_finds_special_bytes_anywhere(void) {
@@ -335,8 +337,8 @@ static void test_string_fast_path_finds_special_bytes_anywhere(void) {
             len = strlen(special[s]);
             memset(in, 'a', sizeof in);
             memcpy(in + pos, special[s], len);
-            snprintf(expect, sizeof expect, "\"%.*s%s%.*s\"", (int)pos, in, escaped[s],
-                     (int)(30 - pos - len), in + pos + len);
+            snprintf(expect, sizeof expect, "\"%.*s%s%.*s\"", (int)pos, in, escaped[s], (int)(30 - pos - len),
+                     in + pos + len);
             string_is(in, 30, expect, __LINE__);
         }
     }
@@ -434,14 +436,14 @@ static void test_double_power_of_two_has_narrower_interval_below(void) {
 }
 
 static void test_double_extremes(void) {
-    DOUBLE_IS(from_bits(1), "5e-324");                    /* smallest subnormal */
+    DOUBLE_IS(from_bits(1), "5e-324"); /* smallest subnormal */
     DOUBLE_IS(from_bits(2), "1e-323");
     DOUBLE_IS(from_bits(3), "1.5e-323");
-    DOUBLE_IS(from_bits(0x000FFFFFFFFFFFFFu), "2.225073858507201e-308"); /* largest subnormal */
+    DOUBLE_IS(from_bits(0x000FFFFFFFFFFFFFu), "2.225073858507201e-308");  /* largest subnormal */
     DOUBLE_IS(from_bits(0x0010000000000000u), "2.2250738585072014e-308"); /* smallest normal */
     DOUBLE_IS(from_bits(0x7FEFFFFFFFFFFFFFu), "1.7976931348623157e+308"); /* largest */
     DOUBLE_IS(-from_bits(0x7FEFFFFFFFFFFFFFu), "-1.7976931348623157e+308");
-    DOUBLE_IS(from_bits(0x7FE0000000000000u), "8.98846567431158e+307");  /* 2^1023 */
+    DOUBLE_IS(from_bits(0x7FE0000000000000u), "8.98846567431158e+307"); /* 2^1023 */
 }
 
 static void test_double_zero_keeps_its_sign(void) {
@@ -590,8 +592,8 @@ static void test_deep_mixed_nesting_ends_each_container_in_turn(void) {
 }
 
 static void test_nan_and_infinities_are_not_finite(void) {
-    static const uint64_t bad[] = {0x7FF8000000000000u, 0x7FF0000000000000u,
-                                   0xFFF0000000000000u, 0x7FF0000000000001u};
+    static const uint64_t bad[] = {0x7FF8000000000000u, 0x7FF0000000000000u, 0xFFF0000000000000u,
+                                   0x7FF0000000000001u};
     size_t i;
     doc d;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -747,11 +749,30 @@ static void put_bits(double v) {
 
 /* Random bytes leaning to what the escaper must get right. */
 static size_t gen_bytes(unsigned char *s, size_t max) {
-    static const char *const seqs[] = {
-        "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xE2\x80\xA8", "\xE2\x80\xA9",
-        "\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xEF\xBF\xBF", "\xED\x9F\xBF", "\xEE\x80\x80",
-        "\xF4\x8F\xBF\xBF", "\xF0\x90\x80\x80", "\xED\xA0\x80", "\xC0\xAF", "\xE0\x80\xAF",
-        "\xF4\x90\x80\x80", "\xF0\x9F\x98", "\xE2\x82", "\"", "\\", "/", "\x7F", "\xEF\xBF\xBD"};
+    static const char *const seqs[] = {"\xC3\xA9",
+                                       "\xE2\x82\xAC",
+                                       "\xF0\x9F\x98\x80",
+                                       "\xE2\x80\xA8",
+                                       "\xE2\x80\xA9",
+                                       "\xC2\x80",
+                                       "\xDF\xBF",
+                                       "\xE0\xA0\x80",
+                                       "\xEF\xBF\xBF",
+                                       "\xED\x9F\xBF",
+                                       "\xEE\x80\x80",
+                                       "\xF4\x8F\xBF\xBF",
+                                       "\xF0\x90\x80\x80",
+                                       "\xED\xA0\x80",
+                                       "\xC0\xAF",
+                                       "\xE0\x80\xAF",
+                                       "\xF4\x90\x80\x80",
+                                       "\xF0\x9F\x98",
+                                       "\xE2\x82",
+                                       "\"",
+                                       "\\",
+                                       "/",
+                                       "\x7F",
+                                       "\xEF\xBF\xBD"};
     size_t len = rnd_below(8) == 0 ? rnd_below((unsigned)max) : rnd_below(40), n = 0;
     if (len > max - 4) len = max - 4;
     while (n < len) {

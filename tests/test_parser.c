@@ -8,15 +8,15 @@
 
 static int passed, failed;
 
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (cond) passed++;                                                               \
-        else {                                                                            \
-            failed++;                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            printf(__VA_ARGS__);                                                          \
-            printf("\n");                                                                 \
-        }                                                                                 \
+#define CHECK(cond, ...)                                \
+    do {                                                \
+        if (cond) passed++;                             \
+        else {                                          \
+            failed++;                                   \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+            printf(__VA_ARGS__);                        \
+            printf("\n");                               \
+        }                                               \
     } while (0)
 
 static const tb__limits limits = {64, 256, 8, 1000}; /* line, head, headers, body */
@@ -98,34 +98,50 @@ static const head_case head_cases[] = {
     {"Host with an empty port", "GET / HTTP/1.1\r\nHost: a:\r\n\r\n", OK},
     {"empty Host is allowed", "GET / HTTP/1.1\r\nHost:\r\n\r\n", OK},
     {"Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", OK},
-    {"two Content-Lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", -400},
+    {"two Content-Lengths", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+     -400},
     {"Content-Length list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", -400},
     {"signed Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", -400},
     {"negative Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", -400},
     {"hex Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", -400},
     {"empty Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", -400},
     {"Content-Length over the limit", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n", -413},
-    {"Content-Length beyond 64 bits", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", -400},
-    {"method longer than any route's", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA / HTTP/1.1\r\nHost: a\r\n\r\n", -501},
+    {"Content-Length beyond 64 bits",
+     "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", -400},
+    {"method longer than any route's",
+     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA / HTTP/1.1\r\nHost: a\r\n\r\n", -501},
     {"chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", OK},
     {"chunked any case", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChUnKeD\r\n\r\n", OK},
-    {"CL with TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", -400},
-    {"TE with CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", -400},
+    {"CL with TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+     -400},
+    {"TE with CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+     -400},
     {"TE not ending in chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", -400},
     {"TE chunked then gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", -400},
-    {"TE chunked twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", -400},
+    {"TE chunked twice",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", -400},
     {"TE unknown coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n", -501},
-    {"TE gzip is not implemented", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", -501},
+    {"TE gzip is not implemented", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+     -501},
     {"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", -400},
     {"TE empty is not chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", -400},
-    {"TE with an empty element after", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n", -400},
-    {"TE with an empty element before", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n", -400},
-    {"TE with an empty element between", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,,chunked\r\n\r\n", -400},
+    {"TE with an empty element after", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n",
+     -400},
+    {"TE with an empty element before", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n",
+     -400},
+    {"TE with an empty element between",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,,chunked\r\n\r\n", -400},
     {"unknown expectation", "POST / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", -417},
-    {"request line at the limit", "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n", OK},
-    {"request line over the limit", "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n", -414},
-    {"too many headers", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\n\r\n", -431},
-    {"head over the limit", "GET / HTTP/1.1\r\nHost: a\r\nA: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nB: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nC: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", -431},
+    {"request line at the limit",
+     "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n", OK},
+    {"request line over the limit",
+     "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n", -414},
+    {"too many headers",
+     "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\n\r\n",
+     -431},
+    {"head over the limit",
+     "GET / HTTP/1.1\r\nHost: a\r\nA: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nB: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nC: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+     -431},
     {"fragment in target", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", -400},
     {"angle bracket in target", "GET /<x> HTTP/1.1\r\nHost: a\r\n\r\n", -400},
     {"bad percent escape in target", "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", -400},
@@ -284,8 +300,8 @@ static void test_chunk_table(void) {
         CHECK(!early, "%s: complete before its end", c->name);
         if (c->expect == 1 && rc == 1) {
             CHECK(st.src == n, "%s: consumed %zu of %zu", c->name, st.src, n);
-            CHECK(st.dst == strlen(c->decoded) && !memcmp(buf, c->decoded, st.dst),
-                  "%s: decoded \"%.*s\"", c->name, (int)st.dst, buf);
+            CHECK(st.dst == strlen(c->decoded) && !memcmp(buf, c->decoded, st.dst), "%s: decoded \"%.*s\"",
+                  c->name, (int)st.dst, buf);
         }
     }
 }
@@ -440,8 +456,7 @@ static void test_refused_patterns(void) {
 static void test_refused_pattern_leaves_no_trace(void) {
     turbo_server *s = turbo_new(NULL);
     CHECK(turbo_get(s, "/a/{x}/{bad", h_a, NULL) == -1, "malformed pattern refused");
-    CHECK(turbo_get(s, "/a/{y}", h_a, NULL) == 0, "a later route is not blamed on it: %s",
-          turbo_error(s));
+    CHECK(turbo_get(s, "/a/{y}", h_a, NULL) == 0, "a later route is not blamed on it: %s", turbo_error(s));
     turbo_free(s);
 }
 
@@ -473,9 +488,9 @@ static void test_query_lookup(void) {
 }
 
 /* Runs a test unless -k WORD names others. */
-#define RUN(test)                                          \
-    do {                                                   \
-        if (!filter || strstr(#test, filter)) test();      \
+#define RUN(test)                                     \
+    do {                                              \
+        if (!filter || strstr(#test, filter)) test(); \
     } while (0)
 
 int main(int argc, char **argv) {

@@ -49,10 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc_split = fuzz_dechunk_split((const char *)data, n, &rng, 64, &lim, &split, &pieces);
     FUZZ_ASSERT(rc_split == rc, "split run %d, one-shot %d", rc_split, rc);
     if (rc == 1)
-        FUZZ_ASSERT(split.src == one.src && split.dst == one.dst &&
-                        memcmp(pieces, whole, one.dst) == 0,
-                    "split run decoded %zu of %zu raw, one-shot %zu of %zu", split.dst, split.src,
-                    one.dst, one.src);
+        FUZZ_ASSERT(split.src == one.src && split.dst == one.dst && memcmp(pieces, whole, one.dst) == 0,
+                    "split run decoded %zu of %zu raw, one-shot %zu of %zu", split.dst, split.src, one.dst,
+                    one.src);
     free(pieces);
     free(ref_out);
     free(whole);

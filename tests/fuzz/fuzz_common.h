@@ -13,15 +13,14 @@
 #define FUZZ_EXT_NAME_BWS 0
 #endif
 
-#define FUZZ_ASSERT(cond, ...)                                                   \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "invariant failed at %s:%d: %s\n  ", __FILE__,       \
-                    __LINE__, #cond);                                            \
-            fprintf(stderr, __VA_ARGS__);                                        \
-            fprintf(stderr, "\n");                                               \
-            abort();                                                             \
-        }                                                                        \
+#define FUZZ_ASSERT(cond, ...)                                                               \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "invariant failed at %s:%d: %s\n  ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                                    \
+            fprintf(stderr, "\n");                                                           \
+            abort();                                                                         \
+        }                                                                                    \
     } while (0)
 
 /* xorshift32: the split points are a function of the input alone. */
@@ -107,14 +106,20 @@ static inline int ref_valid_ext(const unsigned char *p, size_t n) {
            (";a \r\n"), outside the grammar; reported. Build with
            -DFUZZ_EXT_NAME_BWS=0 once turbo refuses it. */
         if (i == n && FUZZ_EXT_NAME_BWS) return 1;
-        if (i == n || p[i] != '=') { i = save; continue; }
+        if (i == n || p[i] != '=') {
+            i = save;
+            continue;
+        }
         i++;
         while (i < n && (p[i] == ' ' || p[i] == '\t')) i++;
         if (i == n) return 0;
         if (p[i] == '"') {
             for (i++;; i++) {
                 if (i == n) return 0;
-                if (p[i] == '"') { i++; break; }
+                if (p[i] == '"') {
+                    i++;
+                    break;
+                }
                 if (p[i] == '\\' && (++i == n || !ref_is_value(p[i]))) return 0;
                 if (!ref_is_value(p[i])) return 0;
             }
@@ -133,7 +138,7 @@ static inline int ref_valid_ext(const unsigned char *p, size_t n) {
    extension bytes per line (400); trailer bytes (each field line less its
    first byte) at most max_head (431). */
 static inline int ref_dechunk(const unsigned char *p, size_t n, unsigned char *out, uint64_t max_body,
-                       size_t max_head, ref_chunked *res) {
+                              size_t max_head, ref_chunked *res) {
     size_t i = 0, dst = 0, trailers = 0;
     res->raw_len = res->body_len = 0;
     for (;;) { /* one chunk per round */
@@ -203,7 +208,7 @@ static inline int ref_dechunk(const unsigned char *p, size_t n, unsigned char *o
    final result; *st is its final state, *decoded a malloc'd copy of the
    buffer (caller frees). Stops at the first non-zero result. */
 static inline int fuzz_dechunk_split(const char *body, size_t n, fuzz_rng *rng, size_t max_step,
-                              const tb__limits *lim, tb__chunked *st, char **decoded) {
+                                     const tb__limits *lim, tb__chunked *st, char **decoded) {
     char *prev = fuzz_alloc(0);
     size_t have = 0;
     int rc = 0;
@@ -218,8 +223,8 @@ static inline int fuzz_dechunk_split(const char *body, size_t n, fuzz_rng *rng, 
         prev = cur;
         have = next;
         rc = tb__dechunk(cur, have, st, lim);
-        FUZZ_ASSERT(st->dst <= st->src && st->src <= have, "dst %zu src %zu have %zu", st->dst,
-                    st->src, have);
+        FUZZ_ASSERT(st->dst <= st->src && st->src <= have, "dst %zu src %zu have %zu", st->dst, st->src,
+                    have);
         FUZZ_ASSERT(st->dst <= lim->max_body, "decoded %zu over max_body", st->dst);
         if (rc != 0) break;
     }

@@ -44,8 +44,20 @@ static void *fuzz_realloc(void *p, size_t n) {
 
 /* ---------------------------------------------------------------- expected events */
 
-enum { EV_OBJ, EV_END_OBJ, EV_ARR, EV_END_ARR, EV_KEY, EV_STR, EV_INT, EV_UINT, EV_DBL, EV_TRUE,
-       EV_FALSE, EV_NULL };
+enum {
+    EV_OBJ,
+    EV_END_OBJ,
+    EV_ARR,
+    EV_END_ARR,
+    EV_KEY,
+    EV_STR,
+    EV_INT,
+    EV_UINT,
+    EV_DBL,
+    EV_TRUE,
+    EV_FALSE,
+    EV_NULL
+};
 
 typedef struct event {
     int type;
@@ -87,7 +99,11 @@ static size_t ref_utf8_replace(const unsigned char *s, size_t n, unsigned char *
     while (i < n) {
         unsigned c = s[i], lo = 0x80, hi = 0xBF;
         size_t need, j, k;
-        if (c < 0x80) { out[o++] = (unsigned char)c; i++; continue; }
+        if (c < 0x80) {
+            out[o++] = (unsigned char)c;
+            i++;
+            continue;
+        }
         if (c >= 0xC2 && c <= 0xDF) need = 1;
         else if (c >= 0xE0 && c <= 0xEF) {
             need = 2;
@@ -150,8 +166,15 @@ static int rd_hex4(reader *r, unsigned *v) {
 }
 
 static size_t put_utf8(unsigned char *o, unsigned cp) {
-    if (cp < 0x80) { o[0] = (unsigned char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (unsigned char)(0xC0 | cp >> 6); o[1] = (unsigned char)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x80) {
+        o[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (unsigned char)(0xC0 | cp >> 6);
+        o[1] = (unsigned char)(0x80 | (cp & 63));
+        return 2;
+    }
     if (cp < 0x10000) {
         o[0] = (unsigned char)(0xE0 | cp >> 12);
         o[1] = (unsigned char)(0x80 | (cp >> 6 & 63));
@@ -178,9 +201,15 @@ static int rd_string(reader *r, int type) {
     if (!buf || !fixed) abort();
     while (r->p < r->end) {
         unsigned c = *r->p++;
-        if (c == '"') { ok = 1; break; }
+        if (c == '"') {
+            ok = 1;
+            break;
+        }
         if (c < 0x20) break;
-        if (c != '\\') { buf[n++] = (unsigned char)c; continue; }
+        if (c != '\\') {
+            buf[n++] = (unsigned char)c;
+            continue;
+        }
         if (r->p == r->end) break;
         c = *r->p++;
         if (c == 'u') {
@@ -216,7 +245,8 @@ static int rd_number(reader *r) {
     if (r->p < r->end && *r->p == '-') r->p++;
     if (r->p == r->end) return 0;
     if (*r->p == '0') r->p++;
-    else if (*r->p >= '1' && *r->p <= '9') while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
+    else if (*r->p >= '1' && *r->p <= '9')
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9') r->p++;
     else return 0;
     if (r->p < r->end && *r->p == '.') {
         const unsigned char *d = ++r->p;
@@ -458,10 +488,26 @@ static int run_op(turbo_json *j, model *m, events *want, input *in) {
     unsigned op = take8(in) % 14;
     int expect = 0;
     switch (op) {
-    case 0: expect = m_open(m, 1); turbo_json_object_begin(j); if (!expect) ev_add(want, EV_OBJ, NULL, 0); break;
-    case 1: expect = m_close(m, 1); turbo_json_object_end(j); if (!expect) ev_add(want, EV_END_OBJ, NULL, 0); break;
-    case 2: expect = m_open(m, 0); turbo_json_array_begin(j); if (!expect) ev_add(want, EV_ARR, NULL, 0); break;
-    case 3: expect = m_close(m, 0); turbo_json_array_end(j); if (!expect) ev_add(want, EV_END_ARR, NULL, 0); break;
+    case 0:
+        expect = m_open(m, 1);
+        turbo_json_object_begin(j);
+        if (!expect) ev_add(want, EV_OBJ, NULL, 0);
+        break;
+    case 1:
+        expect = m_close(m, 1);
+        turbo_json_object_end(j);
+        if (!expect) ev_add(want, EV_END_OBJ, NULL, 0);
+        break;
+    case 2:
+        expect = m_open(m, 0);
+        turbo_json_array_begin(j);
+        if (!expect) ev_add(want, EV_ARR, NULL, 0);
+        break;
+    case 3:
+        expect = m_close(m, 0);
+        turbo_json_array_end(j);
+        if (!expect) ev_add(want, EV_END_ARR, NULL, 0);
+        break;
     case 4: expect = op_string(j, m, want, in, 1, take8(in) % 3); break;
     case 5: expect = op_string(j, m, want, in, 0, take8(in) % 3); break;
     case 6: {
@@ -469,7 +515,11 @@ static int run_op(turbo_json *j, model *m, events *want, input *in) {
         char t[32];
         expect = m_value(m);
         turbo_json_int(j, v);
-        if (!expect) { snprintf(t, sizeof t, "%lld", (long long)v); ev_add(want, EV_DBL, t, strlen(t)); m_value_done(m); }
+        if (!expect) {
+            snprintf(t, sizeof t, "%lld", (long long)v);
+            ev_add(want, EV_DBL, t, strlen(t));
+            m_value_done(m);
+        }
         break;
     }
     case 7: {
@@ -477,7 +527,11 @@ static int run_op(turbo_json *j, model *m, events *want, input *in) {
         char t[32];
         expect = m_value(m);
         turbo_json_uint(j, v);
-        if (!expect) { snprintf(t, sizeof t, "%llu", (unsigned long long)v); ev_add(want, EV_DBL, t, strlen(t)); m_value_done(m); }
+        if (!expect) {
+            snprintf(t, sizeof t, "%llu", (unsigned long long)v);
+            ev_add(want, EV_DBL, t, strlen(t));
+            m_value_done(m);
+        }
         break;
     }
     case 8:
@@ -489,22 +543,40 @@ static int run_op(turbo_json *j, model *m, events *want, input *in) {
         expect = m_value(m);
         if (!expect && !isfinite(v)) expect = m_fail(m, TURBO_JSON_NOT_FINITE);
         turbo_json_double(j, v);
-        if (!expect) { event *e = ev_add(want, EV_DBL, NULL, 0); e->d = v; e->type = -EV_DBL; m_value_done(m); }
+        if (!expect) {
+            event *e = ev_add(want, EV_DBL, NULL, 0);
+            e->d = v;
+            e->type = -EV_DBL;
+            m_value_done(m);
+        }
         break;
     }
     case 10: {
         int v = (int)(take8(in) & 1);
         expect = m_value(m);
         turbo_json_bool(j, v);
-        if (!expect) { ev_add(want, v ? EV_TRUE : EV_FALSE, NULL, 0); m_value_done(m); }
+        if (!expect) {
+            ev_add(want, v ? EV_TRUE : EV_FALSE, NULL, 0);
+            m_value_done(m);
+        }
         break;
     }
-    case 11: expect = m_value(m); turbo_json_null(j); if (!expect) { ev_add(want, EV_NULL, NULL, 0); m_value_done(m); } break;
+    case 11:
+        expect = m_value(m);
+        turbo_json_null(j);
+        if (!expect) {
+            ev_add(want, EV_NULL, NULL, 0);
+            m_value_done(m);
+        }
+        break;
     case 12: {
         const char *raw = raws[take8(in) % 5];
         expect = m_value(m);
         turbo_json_raw(j, raw, strlen(raw));
-        if (!expect) { FUZZ_ASSERT(rd_document(raw, strlen(raw), want), "raw snippet"); m_value_done(m); }
+        if (!expect) {
+            FUZZ_ASSERT(rd_document(raw, strlen(raw), want), "raw snippet");
+            m_value_done(m);
+        }
         break;
     }
     default:
@@ -560,7 +632,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (!j.error) {
         int rc = turbo_json_finish(&j);
-        FUZZ_ASSERT(rc == (m.state == M_DONE ? 0 : TURBO_JSON_INCOMPLETE), "finish %d in state %d", rc, m.state);
+        FUZZ_ASSERT(rc == (m.state == M_DONE ? 0 : TURBO_JSON_INCOMPLETE), "finish %d in state %d", rc,
+                    m.state);
     }
     if (!j.error) {
         const char *text = out.data + prefix;
@@ -571,7 +644,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         "raw U+2028/U+2029 at %zu", i);
         got_ev.n = 0;
         got_ev.used = 0;
-        FUZZ_ASSERT(rd_document(text, n, &got_ev), "not one strict JSON value: %.*s", (int)(n < 400 ? n : 400), text);
+        FUZZ_ASSERT(rd_document(text, n, &got_ev), "not one strict JSON value: %.*s",
+                    (int)(n < 400 ? n : 400), text);
         compare(&got_ev, &want_ev);
     }
     turbo_buf_free(&out);

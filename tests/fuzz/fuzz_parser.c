@@ -33,17 +33,15 @@ static int same_str(turbo_str a, const char *abuf, turbo_str b, const char *bbuf
     return a.ptr == b.ptr;
 }
 
-static void check_same_parse(const turbo_req *a, const tb__framing *fa, const char *abuf,
-                             const turbo_req *b, const tb__framing *fb, const char *bbuf,
-                             size_t n) {
+static void check_same_parse(const turbo_req *a, const tb__framing *fa, const char *abuf, const turbo_req *b,
+                             const tb__framing *fb, const char *bbuf, size_t n) {
     int i;
     FUZZ_ASSERT(same_str(a->method, abuf, b->method, bbuf, n) &&
                     same_str(a->target, abuf, b->target, bbuf, n) &&
                     same_str(a->path, abuf, b->path, bbuf, n) &&
                     same_str(a->query, abuf, b->query, bbuf, n) && a->version == b->version,
                 "request line differs between a prefix and the whole");
-    FUZZ_ASSERT(a->header_count == b->header_count, "%d headers vs %d", a->header_count,
-                b->header_count);
+    FUZZ_ASSERT(a->header_count == b->header_count, "%d headers vs %d", a->header_count, b->header_count);
     for (i = 0; i < a->header_count; i++)
         FUZZ_ASSERT(same_str(a->header_name[i], abuf, b->header_name[i], bbuf, n) &&
                         same_str(a->header_value[i], abuf, b->header_value[i], bbuf, n),
@@ -77,8 +75,7 @@ static void check_head(const char *buf, size_t hl, const turbo_req *r, const tb_
     size_t i, line_end;
     int k, cls = 0, hosts = 0, tes = 0, close = 0;
     FUZZ_ASSERT(hl >= 4 && memcmp(buf + hl - 4, "\r\n\r\n", 4) == 0, "head does not end in CRLFCRLF");
-    FUZZ_ASSERT(hl <= lim->max_head + 2,
-                "head of %zu bytes over max_head %zu", hl, lim->max_head);
+    FUZZ_ASSERT(hl <= lim->max_head + 2, "head of %zu bytes over max_head %zu", hl, lim->max_head);
     for (i = 0; i < hl; i++) {
         FUZZ_ASSERT(buf[i] != 0, "NUL at %zu in an accepted head", i);
         if (buf[i] == '\r') FUZZ_ASSERT(i + 1 < hl && buf[i + 1] == '\n', "bare CR at %zu", i);
@@ -104,9 +101,9 @@ static void check_head(const char *buf, size_t hl, const turbo_req *r, const tb_
     FUZZ_ASSERT(!memchr(r->path.ptr, '?', r->path.len), "query left in the path");
     FUZZ_ASSERT(r->path.len == 1 || in_range(r->path.ptr, r->path.len, r->target.ptr, r->target.len),
                 "path outside the target");
-    FUZZ_ASSERT(in_range(r->query.ptr, r->query.len, r->target.ptr, r->target.len), "query outside the target");
-    FUZZ_ASSERT(r->header_count >= 0 && r->header_count <= lim->max_headers, "%d headers",
-                r->header_count);
+    FUZZ_ASSERT(in_range(r->query.ptr, r->query.len, r->target.ptr, r->target.len),
+                "query outside the target");
+    FUZZ_ASSERT(r->header_count >= 0 && r->header_count <= lim->max_headers, "%d headers", r->header_count);
     for (k = 0; k < r->header_count; k++) {
         turbo_str nm = r->header_name[k], v = r->header_value[k];
         FUZZ_ASSERT(nm.len > 0 && in_range(nm.ptr, nm.len, buf, hl), "header name %d", k);
@@ -181,8 +178,8 @@ static size_t one_request(const char *data, size_t n, fuzz_rng *rng, const tb__l
     int hl = tb__parse_head(whole, n, &whole_req, &whole_f, lim);
     FUZZ_ASSERT(hl >= -505 && (size_t)(hl > 0 ? hl : 0) <= n, "head length %d of %zu", hl, n);
     if (hl < 0)
-        FUZZ_ASSERT(hl == -400 || hl == -413 || hl == -414 || hl == -417 || hl == -431 ||
-                        hl == -501 || hl == -505,
+        FUZZ_ASSERT(hl == -400 || hl == -413 || hl == -414 || hl == -417 || hl == -431 || hl == -501 ||
+                        hl == -505,
                     "unexpected status %d", -hl);
     if (hl > 0) check_head(whole, (size_t)hl, &whole_req, &whole_f, lim);
 
@@ -197,8 +194,8 @@ static size_t one_request(const char *data, size_t n, fuzz_rng *rng, const tb__l
            once tb__head_ready says the head may be complete. */
         if (waiting) ready = tb__head_ready(&conn, part, have, lim);
         rc = tb__parse_head(part, have, &part_req, &part_f, lim);
-        FUZZ_ASSERT(ready || rc <= 0, "a complete head of %d bytes waits: tb__head_ready says no at %zu",
-                    rc, have);
+        FUZZ_ASSERT(ready || rc <= 0, "a complete head of %d bytes waits: tb__head_ready says no at %zu", rc,
+                    have);
         if (!ready) {
             free(part);
             continue;
@@ -237,8 +234,7 @@ static size_t one_request(const char *data, size_t n, fuzz_rng *rng, const tb__l
                 FUZZ_ASSERT(one.src == ref.raw_len && one.dst == ref.body_len &&
                                 !memcmp(body, ref_out, one.dst),
                             "decoded body differs from the reference");
-                FUZZ_ASSERT(split.src == one.src && split.dst == one.dst &&
-                                !memcmp(pieces, body, one.dst),
+                FUZZ_ASSERT(split.src == one.src && split.dst == one.dst && !memcmp(pieces, body, one.dst),
                             "split decoding differs");
                 taken = (size_t)hl + one.src;
             }

@@ -55,8 +55,8 @@ static int is_ident(const char *p, size_t n) {
     size_t i;
     if (!n || (p[0] >= '0' && p[0] <= '9')) return 0;
     for (i = 0; i < n; i++)
-        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
-              (p[i] >= '0' && p[i] <= '9') || p[i] == '_'))
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') ||
+              p[i] == '_'))
             return 0;
     return 1;
 }
@@ -266,7 +266,10 @@ static void check_lookup(turbo_server *s, int nroutes, const char *method, char 
         if (!accepted[i]) continue;
         ref_match(&routes[i], r.path.ptr, r.path.len, &m);
         if (!m.ok) continue;
-        if (any_i < 0 || kinds_before(&m, &best_any)) { any_i = i; best_any = m; }
+        if (any_i < 0 || kinds_before(&m, &best_any)) {
+            any_i = i;
+            best_any = m;
+        }
         serves = !strcmp(routes[i].method, method);
         if (!serves && !strcmp(method, "HEAD") && !strcmp(routes[i].method, "GET")) {
             int k; /* GET answers HEAD only where the same pattern has no HEAD route */
@@ -276,14 +279,17 @@ static void check_lookup(turbo_server *s, int nroutes, const char *method, char 
                     !strcmp(routes[k].pattern, routes[i].pattern))
                     serves = 0;
         }
-        if (serves && (best_i < 0 || kinds_before(&m, &best))) { best_i = i; best = m; }
+        if (serves && (best_i < 0 || kinds_before(&m, &best))) {
+            best_i = i;
+            best = m;
+        }
     }
     if (best_i >= 0) {
         FUZZ_ASSERT(h != NULL, "%s %.*s: no handler, reference route %d %s", method, (int)r.path.len,
                     r.path.ptr, best_i, routes[best_i].pattern);
         FUZZ_ASSERT((intptr_t)h->user == best_i, "%s %.*s: route %d (%s), reference %d (%s)", method,
-                    (int)r.path.len, r.path.ptr, (int)(intptr_t)h->user,
-                    routes[(intptr_t)h->user].pattern, best_i, routes[best_i].pattern);
+                    (int)r.path.len, r.path.ptr, (int)(intptr_t)h->user, routes[(intptr_t)h->user].pattern,
+                    best_i, routes[best_i].pattern);
         FUZZ_ASSERT(r.param_count == best.ncap, "%d params, reference %d", r.param_count, best.ncap);
         for (i = 0; i < best.ncap; i++) {
             FUZZ_ASSERT(r.param_name[i].len == best.names[i].len &&
@@ -296,15 +302,14 @@ static void check_lookup(turbo_server *s, int nroutes, const char *method, char 
         check_query(&r, scratch);
         return;
     }
-    FUZZ_ASSERT(h == NULL, "%s %.*s: handler %d found, reference none", method, (int)r.path.len,
-                r.path.ptr, (int)(intptr_t)h->user);
+    FUZZ_ASSERT(h == NULL, "%s %.*s: handler %d found, reference none", method, (int)r.path.len, r.path.ptr,
+                (int)(intptr_t)h->user);
     FUZZ_ASSERT((allow != NULL) == (any_i >= 0), "%s %.*s: allow %p, reference match %d", method,
                 (int)r.path.len, r.path.ptr, (const void *)allow, any_i);
     if (allow) {
         int found = 0;
         for (i = 0; i < allow->nhandlers; i++)
-            if (!strcmp(routes[(intptr_t)allow->handlers[i].user].pattern, routes[any_i].pattern))
-                found = 1;
+            if (!strcmp(routes[(intptr_t)allow->handlers[i].user].pattern, routes[any_i].pattern)) found = 1;
         FUZZ_ASSERT(found, "Allow node is not the one of %s", routes[any_i].pattern);
     }
 }
@@ -341,9 +346,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             ok = bad < 0;
             in_trie[nroutes] = ok ? rt->nsegs : FUZZ_ROUTE_GHOSTS && bad > 0 ? bad : 0;
             rc = turbo_route(s, rt->method, rt->pattern, h_dummy, (void *)(intptr_t)nroutes);
-            FUZZ_ASSERT((rc == 0) == ok, "%s \"%s\": turbo %s (%s), reference %s", rt->method,
-                        rt->pattern, rc == 0 ? "accepts" : "refuses", turbo_error(s),
-                        ok ? "accepts" : "refuses");
+            FUZZ_ASSERT((rc == 0) == ok, "%s \"%s\": turbo %s (%s), reference %s", rt->method, rt->pattern,
+                        rc == 0 ? "accepts" : "refuses", turbo_error(s), ok ? "accepts" : "refuses");
             accepted[nroutes++] = ok;
         } else if (len >= 1 && lookups < 64) {
             /* The parser hands over paths starting with '/': add one if

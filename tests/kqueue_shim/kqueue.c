@@ -125,8 +125,7 @@ static int shim_sync(int epfd, int fd, shim_reg *r) {
     if (r->f[0].on && r->f[0].enabled) ev.events |= EPOLLIN | EPOLLRDHUP;
     if (r->f[1].on && r->f[1].enabled) ev.events |= EPOLLOUT;
     if (!want) {
-        if (r->in_epoll && epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev) != 0 && errno != ENOENT)
-            return -1;
+        if (r->in_epoll && epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev) != 0 && errno != ENOENT) return -1;
         r->in_epoll = 0;
         return 0;
     }
@@ -206,8 +205,8 @@ static int shim_split(shim_kq *q, const struct epoll_event *e, struct kevent *ou
     return n;
 }
 
-int kevent(int kq, const struct kevent *changelist, int nchanges, struct kevent *eventlist,
-           int nevents, const struct timespec *timeout) {
+int kevent(int kq, const struct kevent *changelist, int nchanges, struct kevent *eventlist, int nevents,
+           const struct timespec *timeout) {
     struct epoll_event evs[SHIM_MAX_EVENTS];
     shim_kq *q = shim_find(kq);
     int i, n = 0, got;
@@ -235,8 +234,8 @@ int kevent(int kq, const struct kevent *changelist, int nchanges, struct kevent 
     }
     pthread_mutex_unlock(&q->lock);
     if (n || !nevents) return n; /* failed changes are returned at once */
-    got = epoll_wait(kq, evs, nevents < SHIM_MAX_EVENTS ? nevents : SHIM_MAX_EVENTS,
-                     shim_timeout_ms(timeout));
+    got =
+        epoll_wait(kq, evs, nevents < SHIM_MAX_EVENTS ? nevents : SHIM_MAX_EVENTS, shim_timeout_ms(timeout));
     if (got < 0) return -1;
     pthread_mutex_lock(&q->lock);
     /* Level-triggered: a filter left out for want of room fires next time. */

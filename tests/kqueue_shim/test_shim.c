@@ -13,15 +13,15 @@
 
 static int passed, failed;
 
-#define CHECK(cond, ...)                                          \
-    do {                                                          \
-        if (cond) passed++;                                       \
-        else {                                                    \
-            failed++;                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);           \
-            printf(__VA_ARGS__);                                  \
-            printf("\n");                                         \
-        }                                                         \
+#define CHECK(cond, ...)                                \
+    do {                                                \
+        if (cond) passed++;                             \
+        else {                                          \
+            failed++;                                   \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+            printf(__VA_ARGS__);                        \
+            printf("\n");                               \
+        }                                               \
     } while (0)
 
 static char tag_a, tag_b;
@@ -164,8 +164,10 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         void (*run)(void);
-    } tests[] = {{"read_write_filters", test_read_write_filters}, {"errors", test_errors},
-                 {"eof", test_eof}, {"descriptor_reuse", test_descriptor_reuse},
+    } tests[] = {{"read_write_filters", test_read_write_filters},
+                 {"errors", test_errors},
+                 {"eof", test_eof},
+                 {"descriptor_reuse", test_descriptor_reuse},
                  {"timeout", test_timeout}};
     int first_word = argc > 1 && strcmp(argv[1], "-k") == 0 ? 2 : argc;
     size_t i;

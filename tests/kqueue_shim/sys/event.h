@@ -36,28 +36,28 @@ extern "C" {
 #define EV_EOF 0x8000
 
 struct kevent {
-    uintptr_t ident;     /* the file descriptor */
-    short filter;        /* EVFILT_READ or EVFILT_WRITE */
+    uintptr_t ident; /* the file descriptor */
+    short filter;    /* EVFILT_READ or EVFILT_WRITE */
     unsigned short flags;
     unsigned int fflags; /* with EV_EOF: the socket's pending error, if any */
     intptr_t data;       /* READ: bytes readable; with EV_ERROR: the errno */
     void *udata;
 };
 
-#define EV_SET(kevp, a, b, c, d, e, f)   \
-    do {                                 \
-        struct kevent *ev_set_ = (kevp); \
-        ev_set_->ident = (a);            \
-        ev_set_->filter = (short)(b);    \
+#define EV_SET(kevp, a, b, c, d, e, f)        \
+    do {                                      \
+        struct kevent *ev_set_ = (kevp);      \
+        ev_set_->ident = (a);                 \
+        ev_set_->filter = (short)(b);         \
         ev_set_->flags = (unsigned short)(c); \
-        ev_set_->fflags = (d);           \
-        ev_set_->data = (e);             \
-        ev_set_->udata = (f);            \
+        ev_set_->fflags = (d);                \
+        ev_set_->data = (e);                  \
+        ev_set_->udata = (f);                 \
     } while (0)
 
 int kqueue(void);
-int kevent(int kq, const struct kevent *changelist, int nchanges, struct kevent *eventlist,
-           int nevents, const struct timespec *timeout);
+int kevent(int kq, const struct kevent *changelist, int nchanges, struct kevent *eventlist, int nevents,
+           const struct timespec *timeout);
 
 #ifdef __cplusplus
 }
