@@ -225,6 +225,8 @@ class App(_turbo.App, routing.Routes):
         """Called by C with a request's 422 errors: the Response of a RequestValidationError
         handler, or None (turbo's 422); through the ASGI middleware if there is any."""
         handler = self.exception_handlers.get(RequestValidationError)
+        if handler is None and self._around is None:
+            return None
         exc = RequestValidationError(errors, request.body)
         answer = None if handler is None else _as_response(handler(request, exc))
         if self._around is None:

@@ -21,7 +21,16 @@ import traceback
 __all__ = ["BackgroundTasks"]
 
 _POOL_THREADS = 8
-_pool = None  # (pid, executor): made in each process when first needed, after any fork
+_pools = {}  # name -> (pid, executor): made in each process when first needed, after any fork
+
+
+def process_threads(name, count):
+    """This process's pool of count threads called name (made again in a forked child)."""
+    pid, pool = _pools.get(name, (None, None))
+    if pid != os.getpid():
+        pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="turbo-" + name)
+        _pools[name] = (os.getpid(), pool)
+    return pool
 
 
 class BackgroundTasks:
@@ -32,13 +41,8 @@ class BackgroundTasks:
         self.tasks.append((func, args, kwargs))
 
     def run_later(self):
-        global _pool
-        if not self.tasks:
-            return
-        if _pool is None or _pool[0] != os.getpid():
-            _pool = (os.getpid(), concurrent.futures.ThreadPoolExecutor(
-                _POOL_THREADS, thread_name_prefix="turbo-background"))
-        _pool[1].submit(_run, list(self.tasks))
+        if self.tasks:
+            process_threads("background", _POOL_THREADS).submit(_run, list(self.tasks))
 
 
 def _run(tasks):

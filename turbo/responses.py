@@ -4,7 +4,6 @@ made and sent by C as they are. StaticFiles, to mount a folder as Starlette's is
 StreamingResponse and EventSourceResponse send a body as it is made: C runs them on the
 asyncio loop as ASGI apps, as it runs any callable a handler returns."""
 import asyncio
-import concurrent.futures
 import email.utils
 import json
 import mimetypes
@@ -13,6 +12,7 @@ import re
 import urllib.parse
 
 from ._support import MutableHeaders
+from .background import process_threads
 from ._turbo import JSONResponse, Response
 from .encoders import jsonable_encoder
 
@@ -75,16 +75,6 @@ def content_type(media_type):
 
 
 _END = object()
-_stream_threads = None  # (pid, executor): made in each process when first needed, after any fork
-
-
-def _step_threads():
-    """The threads that take the steps of sync iterators, which may block."""
-    global _stream_threads
-    if _stream_threads is None or _stream_threads[0] != os.getpid():
-        _stream_threads = (os.getpid(), concurrent.futures.ThreadPoolExecutor(
-            64, thread_name_prefix="turbo-stream"))
-    return _stream_threads[1]
 
 
 async def _gone(receive):
@@ -120,7 +110,8 @@ class StreamingResponse:
                 yield piece
             return
         loop, steps = asyncio.get_running_loop(), iter(content)
-        while (piece := await loop.run_in_executor(_step_threads(), next, steps, _END)) is not _END:
+        threads = process_threads("stream", 64)  # a sync iterator's steps may block
+        while (piece := await loop.run_in_executor(threads, next, steps, _END)) is not _END:
             yield piece
 
     async def __call__(self, scope, receive, send):
