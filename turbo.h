@@ -440,6 +440,16 @@ TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status);
 TURBO_API turbo_defer *turbo_res_defer(turbo_res *res);
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg);
 
+/* Resumes n answers at once, each as turbo_defer_resume would: a worker
+   is woken once for all of its own. For a thread that answers many
+   requests per turn (an event loop): one wake-up, not one each. */
+typedef struct {
+    turbo_defer *defer;
+    void (*fn)(turbo_res *res, void *arg);
+    void *arg;
+} turbo_resumption;
+TURBO_API void turbo_defer_resume_all(turbo_resumption *batch, size_t n);
+
 /* Optional, from the handler that deferred: ended(arg, gone) is called
    once, on the connection's worker thread: gone = 1 as soon as the
    connection is lost while the answer is not yet resumed (the client
@@ -3704,12 +3714,11 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
     tb__conn_arm(w, c, was);
 }
 
-/* With the mailbox locked, after adding to it: the first item of a batch
-   wakes the worker (it empties the pipe, then takes every item). */
+/* With the mailbox locked: items added to an empty mailbox wake the worker
+   (it empties the pipe, then takes every item). */
+static int tb__mailbox_empty(const tb__mailbox *box) { return !box->resumed && !box->returned; }
+
 static void tb__mailbox_wake(tb__mailbox *box) {
-    if ((box->resumed && box->resumed->next) || (box->returned && box->returned->returned_next) ||
-        (box->resumed && box->returned))
-        return;
     while (write(box->wake_fd, "r", 1) < 0 && errno == EINTR) {
     }
 }
@@ -3727,9 +3736,10 @@ static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *dat
     if (c->out.oom) c->dead = 1;
     tb__out_reset(t);
     pthread_mutex_lock(&box->lock);
+    int wake = tb__mailbox_empty(box);
     c->returned_next = box->returned;
     box->returned = c;
-    tb__mailbox_wake(box);
+    if (wake) tb__mailbox_wake(box);
     pthread_mutex_unlock(&box->lock);
 }
 
@@ -3879,22 +3889,40 @@ static void tb__defer_answered(turbo_defer *d, turbo_res *res) {
 }
 
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg) {
-    tb__mailbox *box = d->box;
-    int stopped, last = 0;
-    pthread_mutex_lock(&box->lock);
-    d->fn = fn;
-    d->arg = arg;
-    stopped = box->wake_fd < 0;
-    if (stopped) {
-        last = --box->orphans == 0;
-    } else {
-        *box->resumed_tail = d;
-        box->resumed_tail = &d->next;
-        tb__mailbox_wake(box);
-    }
-    pthread_mutex_unlock(&box->lock);
-    if (stopped) { /* the worker gave up on it at shutdown: no one to answer */
-        tb__defer_answered(d, NULL);
+    turbo_resumption one = {d, fn, arg};
+    turbo_defer_resume_all(&one, 1);
+}
+
+/* Takes the batch's entries for one mailbox at a time (and clears them),
+   under its lock. */
+TURBO_API void turbo_defer_resume_all(turbo_resumption *batch, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        tb__mailbox *box = batch[i].defer ? batch[i].defer->box : NULL;
+        turbo_defer *orphans = NULL, *d;
+        if (!box) continue;
+        pthread_mutex_lock(&box->lock);
+        int stopped = box->wake_fd < 0, wake = !stopped && tb__mailbox_empty(box), last = 0;
+        for (size_t k = i; k < n; k++) {
+            if (!(d = batch[k].defer) || d->box != box) continue;
+            batch[k].defer = NULL;
+            d->fn = batch[k].fn;
+            d->arg = batch[k].arg;
+            d->next = NULL;
+            if (stopped) { /* the worker gave up on it at shutdown: no one to answer */
+                last = --box->orphans == 0;
+                d->next = orphans;
+                orphans = d;
+            } else {
+                *box->resumed_tail = d;
+                box->resumed_tail = &d->next;
+            }
+        }
+        if (wake) tb__mailbox_wake(box);
+        pthread_mutex_unlock(&box->lock);
+        for (; orphans; orphans = d) {
+            d = orphans->next;
+            tb__defer_answered(orphans, NULL);
+        }
         if (last) tb__mailbox_free(box);
     }
 }

@@ -90,7 +90,7 @@ static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb
 static PyObject *tb_Loop;        /* the class */
 static PyObject *tb_loop_obj;    /* this process's, while it serves (see tb_loop_start) */
 static PyObject *tb_loop_submit; /* its submit(coro) */
-static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe;
+static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe, *tb_loop_call_soon;
 static PyObject *tb_resolve; /* _support._resolve: a future done, unless it was cancelled */
 
 static pthread_key_t tb_scratch_key;
@@ -1838,6 +1838,47 @@ typedef struct {
     PyObject *result, *error;
 } tb_Pending;
 
+/* On the loop's thread, answers are resumed together once the loop's turn
+   is over (by a callback queued behind its tasks): the worker is woken once
+   for all of them, and does not take the CPU from the loop between two. */
+static struct {
+    turbo_resumption held[256];
+    size_t n;
+    int known; /* thread is the loop's */
+    pthread_t thread;
+} tb_loop_answers;
+
+static PyObject *tb_loop_flush(PyObject *self, PyObject *unused) {
+    turbo_resumption batch[256];
+    size_t n = tb_loop_answers.n;
+    (void)self, (void)unused;
+    memcpy(batch, tb_loop_answers.held, n * sizeof *batch); /* resuming may hold more */
+    tb_loop_answers.n = 0;
+    turbo_defer_resume_all(batch, n);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef tb_loop_flush_def = {"flush", tb_loop_flush, METH_NOARGS, NULL};
+
+static void tb_loop_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg) {
+    int held = tb_loop_answers.known && pthread_equal(pthread_self(), tb_loop_answers.thread);
+    if (held && tb_loop_answers.n == 0) {
+        PyObject *flush = PyCFunction_New(&tb_loop_flush_def, NULL);
+        PyObject *queued = flush ? PyObject_CallOneArg(tb_loop_call_soon, flush) : NULL;
+        held = queued != NULL;
+        PyErr_Clear();
+        Py_XDECREF(queued);
+        Py_XDECREF(flush);
+    }
+    if (!held) { /* elsewhere (a done-callback runs where it is added, if late) */
+        turbo_defer_resume(d, fn, arg);
+        return;
+    }
+    tb_loop_answers.held[tb_loop_answers.n++] = (turbo_resumption){d, fn, arg};
+    if (tb_loop_answers.n == sizeof tb_loop_answers.held / sizeof *tb_loop_answers.held)
+        Py_DECREF(tb_loop_flush(NULL, NULL));
+}
+
 static void tb_resume(turbo_res *res, void *arg) {
     tb_Pending *p = (tb_Pending *)arg;
     /* After shutdown turbo calls this at once from the resuming thread,
@@ -1869,7 +1910,7 @@ static PyObject *tb_pending_call(PyObject *self, PyObject *args, PyObject *kwds)
     turbo_defer *d = p->defer;
     p->defer = NULL;
     Py_INCREF(p); /* carried by turbo to tb_resume */
-    turbo_defer_resume(d, tb_resume, p);
+    tb_loop_resume(d, tb_resume, p);
     Py_RETURN_NONE;
 }
 
@@ -1936,7 +1977,8 @@ static int tb_loop_start(void) {
     tb_loop_create_future = loop ? PyObject_GetAttrString(loop, "create_future") : NULL;
     tb_loop_create_task = loop ? PyObject_GetAttrString(loop, "create_task") : NULL;
     tb_loop_call_soon_threadsafe = loop ? PyObject_GetAttrString(loop, "call_soon_threadsafe") : NULL;
-    int rc = tb_loop_create_future && tb_loop_create_task && tb_loop_call_soon_threadsafe &&
+    tb_loop_call_soon = loop ? PyObject_GetAttrString(loop, "call_soon") : NULL;
+    int rc = tb_loop_create_future && tb_loop_create_task && tb_loop_call_soon_threadsafe && tb_loop_call_soon &&
                      (tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))
                  ? 0
                  : -1;
@@ -1956,6 +1998,9 @@ static void tb_loop_stop(void) {
     Py_CLEAR(tb_loop_create_future);
     Py_CLEAR(tb_loop_create_task);
     Py_CLEAR(tb_loop_call_soon_threadsafe);
+    Py_CLEAR(tb_loop_call_soon);
+    tb_loop_answers.known = 0;
+    Py_XDECREF(tb_loop_flush(NULL, NULL)); /* what the stopped loop did not flush */
     tb_asgi_jobs_close();
     Py_CLEAR(tb_loop_obj);
 }
@@ -2231,7 +2276,7 @@ static void tb_asgi_disconnected(tb_ASGICall *c) {
 static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
     turbo_defer *d = c->defer;
     c->defer = NULL;
-    turbo_defer_resume(d, tb_reply_write, a);
+    tb_loop_resume(d, tb_reply_write, a);
     tb_asgi_disconnected(c);
 }
 
@@ -2243,7 +2288,7 @@ static void tb_asgi_gone(tb_ASGICall *c) {
     if (c->defer && !c->in_flight) {
         turbo_defer *d = c->defer;
         c->defer = NULL;
-        turbo_defer_resume(d, tb_asgi_abort, NULL);
+        tb_loop_resume(d, tb_asgi_abort, NULL);
     }
     tb_asgi_disconnected(c);
 }
@@ -2313,7 +2358,7 @@ static PyObject *tb_asgi_stream(tb_ASGICall *c) {
     Py_INCREF(c); /* carried by turbo to tb_asgi_part */
     Py_INCREF(c->waiter);
     PyObject *waiter = c->waiter;
-    turbo_defer_resume(d, tb_asgi_part, c);
+    tb_loop_resume(d, tb_asgi_part, c);
     return waiter;
 }
 
@@ -2374,7 +2419,7 @@ static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
     if (c->defer && c->streamed) { /* too late for a 500: the client sees the end missing */
         turbo_defer *d = c->defer;
         c->defer = NULL;
-        turbo_defer_resume(d, tb_asgi_abort, NULL);
+        tb_loop_resume(d, tb_asgi_abort, NULL);
     } else if (c->defer) {
         tb_asgi_finish(c, tb_reply_500());
     }
@@ -2578,6 +2623,19 @@ static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
 
 static PyMethodDef tb_asgi_drain_def = {"drain", tb_asgi_drain, METH_NOARGS, NULL};
 
+/* The loop's first callback: it knows its thread, and watches the pipe. */
+static PyObject *tb_asgi_attach(PyObject *add_reader, PyObject *unused) {
+    (void)unused;
+    tb_loop_answers.thread = pthread_self();
+    tb_loop_answers.known = 1;
+    PyObject *drain = PyCFunction_New(&tb_asgi_drain_def, NULL);
+    PyObject *r = drain ? PyObject_CallFunction(add_reader, "iO", tb_asgi_jobs.wake_fd[0], drain) : NULL;
+    Py_XDECREF(drain);
+    return r;
+}
+
+static PyMethodDef tb_asgi_attach_def = {"attach", tb_asgi_attach, METH_NOARGS, NULL};
+
 /* GIL held, at loop start: the pipe, watched by the loop. */
 static int tb_asgi_jobs_open(PyObject *loop) {
     if (pipe(tb_asgi_jobs.wake_fd) != 0) {
@@ -2589,12 +2647,10 @@ static int tb_asgi_jobs_open(PyObject *loop) {
         fcntl(tb_asgi_jobs.wake_fd[i], F_SETFD, FD_CLOEXEC);
     }
     tb_asgi_jobs.tail = &tb_asgi_jobs.head;
-    PyObject *drain = PyCFunction_New(&tb_asgi_drain_def, NULL);
-    PyObject *add = drain ? PyObject_GetAttrString(loop, "add_reader") : NULL;
-    PyObject *r =
-        add ? PyObject_CallFunction(tb_loop_call_soon_threadsafe, "OiO", add, tb_asgi_jobs.wake_fd[0], drain)
-            : NULL;
-    Py_XDECREF(drain);
+    PyObject *add = PyObject_GetAttrString(loop, "add_reader");
+    PyObject *attach = add ? PyCFunction_New(&tb_asgi_attach_def, add) : NULL;
+    PyObject *r = attach ? PyObject_CallOneArg(tb_loop_call_soon_threadsafe, attach) : NULL;
+    Py_XDECREF(attach);
     Py_XDECREF(add);
     Py_XDECREF(r);
     return r ? 0 : -1;

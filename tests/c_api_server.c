@@ -155,6 +155,45 @@ static void deferred(turbo_req *req, turbo_res *res, void *user) {
     defer_to_sleeper(res, l, user ? watched_end : NULL);
 }
 
+/* /gathered/{id}: answers wait until four have come, then one thread
+   resumes the four together (turbo_defer_resume_all). */
+static pthread_mutex_t gathered_lock = PTHREAD_MUTEX_INITIALIZER;
+static turbo_resumption gathered[4];
+static int ngathered;
+
+static void *resume_gathered(void *arg) {
+    turbo_resumption *batch = (turbo_resumption *)arg;
+    turbo_defer_resume_all(batch, 4);
+    free(batch);
+    return NULL;
+}
+
+static void gather(turbo_req *req, turbo_res *res, void *user) {
+    turbo_str id = turbo_req_param(req, "id");
+    later *l = (later *)calloc(1, sizeof *l);
+    turbo_defer *d = l && id.len < sizeof l->id ? turbo_res_defer(res) : NULL;
+    turbo_resumption *full = NULL;
+    pthread_t t;
+    (void)user;
+    if (!d) {
+        free(l);
+        turbo_res_text(res, 500, "cannot defer");
+        return;
+    }
+    memcpy(l->id, id.ptr, id.len);
+    pthread_mutex_lock(&gathered_lock);
+    gathered[ngathered].defer = d;
+    gathered[ngathered].fn = answer_later;
+    gathered[ngathered].arg = l;
+    if (++ngathered == 4 && (full = (turbo_resumption *)malloc(sizeof gathered)) != NULL) {
+        memcpy(full, gathered, sizeof gathered);
+        ngathered = 0;
+    }
+    pthread_mutex_unlock(&gathered_lock);
+    if (full && pthread_create(&t, NULL, resume_gathered, full) == 0) pthread_detach(t);
+    else if (full) resume_gathered(full);
+}
+
 static void watch_stats(turbo_req *req, turbo_res *res, void *user) {
     turbo_json *j = turbo_res_json(res, 200);
     (void)req, (void)user;
@@ -356,7 +395,7 @@ int main(void) {
         turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/status/{code}", any_status, NULL) ||
         turbo_get(s, "/query", query, NULL) || turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
-        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/watched/{id}/{ms}", deferred, s) ||
+        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/gathered/{id}", gather, NULL) || turbo_get(s, "/watched/{id}/{ms}", deferred, s) ||
         turbo_get(s, "/watch-stats", watch_stats, NULL) || turbo_get(s, "/never", never, NULL) ||
         turbo_get(s, "/hang", hang, NULL) || turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
         turbo_route_ex(s, "GET", "/blocking/{ms}", sleeps, NULL, TURBO_BLOCKING) ||

@@ -371,6 +371,20 @@ def test_deferred_requests_overlap(srv):
 
 
 @test
+def test_answers_resumed_together_each_reach_their_client(srv):
+    """turbo_defer_resume_all: four answers, on whichever workers took them, resumed in one
+    call; the client of one has gone by then (its answer is dropped, the others arrive)."""
+    conns = [Conn(srv.port, timeout=3) for _ in range(4)]
+    for i, c in enumerate(conns[:3]):
+        c.send(b"GET /gathered/%d HTTP/1.1\r\n" % i + H + b"\r\n")
+    conns[0].close()
+    conns[3].send(b"GET /gathered/3 HTTP/1.1\r\n" + H + b"\r\n")
+    for i, c in enumerate(conns[1:], 1):
+        check(json.loads(c.read_response().body) == {"deferred": str(i)}, "answer %d" % i)
+        c.close()
+
+
+@test
 def test_client_gone_before_deferred_answer(srv):
     with Conn(srv.port, timeout=3) as c:
         c.send(b"GET /later/9 HTTP/1.1\r\n" + H + b"\r\n")

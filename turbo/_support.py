@@ -380,6 +380,7 @@ class Loop:
     def _run(self):
         """A KeyboardInterrupt or SystemExit raised by an app's task ends that task (its
         done callback answers 500 and logs it), and leaves the loop's run_forever: run on."""
+        self._yield_less()
         while True:
             try:
                 self.loop.run_forever()
@@ -387,6 +388,16 @@ class Loop:
             except (KeyboardInterrupt, SystemExit):
                 if self.stopping:
                     return
+
+    @staticmethod
+    def _yield_less():
+        """This thread wakes when a worker hands it a request. Woken as an ordinary thread it
+        would take the CPU from that worker at once, one request at a time; as a batch thread
+        (Linux) it waits for the worker to pause, then answers all those handed over."""
+        try:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        except (AttributeError, OSError):
+            pass
 
     def submit(self, coro):
         return asyncio.run_coroutine_threadsafe(_guard(coro), self.loop)
