@@ -397,16 +397,24 @@ TURBO_API void turbo_res_abort(turbo_res *res);
 TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
 
 /* Answers with the file at path (a path the program trusts; for a folder
-   a client names, see turbo_static): Content-Type from its extension,
-   ETag and Last-Modified, 304 for a matching If-None-Match or
-   If-Modified-Since, 206 for one satisfiable Range (416 if none is; several
-   get the whole file), If-Range; the body is sent with sendfile (a file
-   over 64 KiB; read and write where there is none), waiting while the
-   client reads slowly as turbo_res_flush does. req (for the conditional
-   headers) may be NULL. A missing or unreadable file, or one that is not
-   a regular file, is turbo's 404. Returns 0, or -1 after a 404 or when the
+   a client names, see turbo_static): Content-Type from its extension
+   (unless the handler set one), ETag and Last-Modified, 304 for a matching
+   If-None-Match or If-Modified-Since, 206 for one satisfiable Range (416
+   if none is; several get the whole file), If-Range; the body is sent with
+   sendfile (a file over 64 KiB; read and write where there is none),
+   waiting while the client reads slowly as turbo_res_flush does. req gives
+   the conditional headers; NULL: the request being answered (none in a
+   resumed answer). A missing or unreadable file, or one that is not a
+   regular file, is turbo's 404. Returns 0, or -1 after a 404 or when the
    client has gone. */
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
+
+/* The body is the file at path, sent as turbo_res_file sends it, under the
+   status and headers the handler set (none of turbo_res_file's): for one
+   that made its own (ASGI's http.response.pathsend). A file that cannot be
+   read is a 500 and a log line. Returns 0, or -1 after a 500 or when the
+   client has gone. */
+TURBO_API int turbo_res_body_file(turbo_res *res, const char *path);
 
 /* Serves the files under the folder root for GET and HEAD of prefix/...
    ("/assets/app.js" is root/app.js) with turbo_res_file. Refused with 404,
@@ -2608,6 +2616,7 @@ struct turbo_res {
     int keep_alive;
     int json_active;
     int deferred;
+    int typed; /* the handler set a Content-Type */
     turbo_json json;
 };
 
@@ -2784,6 +2793,7 @@ TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_le
     memcpy(o + name_len + 2 + value_len, "\r\n", 2);
     res->out->len += name_len + value_len + 4;
     res->answered = 1;
+    res->typed |= name_len == 12 && strncasecmp(name, "content-type", 12) == 0;
     return 0;
 }
 
@@ -2872,7 +2882,7 @@ static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_al
     res->body_start = (size_t)-1;
     res->status = 0;
     res->version = t->req.version;
-    res->answered = res->json_active = res->deferred = 0;
+    res->answered = res->json_active = res->deferred = res->typed = 0;
     res->head_only = head_only;
     res->head_length = -1;
     res->keep_alive = keep_alive;
@@ -3165,6 +3175,21 @@ static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     return 0;
 }
 
+/* The body: len bytes of fd from off (fd is closed). */
+static int tb__res_file_body(turbo_res *res, int fd, uint64_t from, uint64_t len) {
+    int rc = 0;
+    if (res->head_only) {
+        turbo_res_head_length(res, len);
+    } else if (len <= 65536 || res->deferred) { /* into the body: one write with the head */
+        rc = tb__res_read_file(res, fd, (off_t)from, len);
+        if (rc != 0) tb__res_fail(res, 500);
+    } else {
+        rc = tb__res_send_file(res, fd, (off_t)from, len);
+    }
+    close(fd);
+    return rc;
+}
+
 /* turbo_res_file for a file already open (or fd -1): fd (closed here) and
    its st; name's extension gives the Content-Type. */
 static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct stat *st, const char *name) {
@@ -3176,7 +3201,7 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
     int64_t since = ims.ptr ? tb__parse_date(ims) : -1; /* If-Modified-Since, or -1 */
     char etag[48], modified[32], range[64];
     uint64_t from = 0, len;
-    int rc = 0, ranged = 0;
+    int ranged = 0;
     if (fd < 0 || !S_ISREG(st->st_mode)) {
         if (fd >= 0) close(fd);
         tb__res_fail(res, 404);
@@ -3206,26 +3231,34 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
         turbo_res_header(res, "Content-Range", range);
     }
     turbo_res_status(res, ranged < 0 ? 416 : ranged ? 206 : 200);
-    if (ranged >= 0) turbo_res_header(res, "Content-Type", tb__mime_type(name));
+    if (ranged >= 0 && !res->typed) turbo_res_header(res, "Content-Type", tb__mime_type(name));
     if (ranged < 0) {
         tb__res_error_body(res, 416);
-    } else if (res->head_only) {
-        turbo_res_head_length(res, len);
-    } else if (len <= 65536 || res->deferred) { /* into the body: one write with the head */
-        rc = tb__res_read_file(res, fd, (off_t)from, len);
-        if (rc != 0) tb__res_fail(res, 500);
-    } else {
-        rc = tb__res_send_file(res, fd, (off_t)from, len);
+        close(fd);
+        return 0;
     }
-    close(fd);
-    return rc;
+    return tb__res_file_body(res, fd, from, len);
 }
 
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path) {
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && fstat(fd, &st) != 0) st.st_mode = 0; /* no file: 404 */
+    if (fd >= 0 && fstat(fd, &st) != 0) st.st_mode = 0;     /* no file: 404 */
+    if (!req && res->t->req.method.len) req = &res->t->req; /* a resumed answer has none */
     return tb__res_fd(res, req, fd, &st, path);
+}
+
+TURBO_API int turbo_res_body_file(turbo_res *res, const char *path) {
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "turbo: cannot send %s as a body: %s\n", path,
+                fd < 0 ? strerror(errno) : "not a file");
+        if (fd >= 0) close(fd);
+        tb__res_fail(res, 500);
+        return -1;
+    }
+    return tb__res_file_body(res, fd, 0, (uint64_t)st.st_size);
 }
 
 /* Completes the response under way: status line and turbo's own headers

@@ -90,7 +90,8 @@ static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb
 static PyObject *tb_Loop;        /* the class */
 static PyObject *tb_loop_obj;    /* this process's, while it serves (see tb_loop_start) */
 static PyObject *tb_loop_submit; /* its submit(coro) */
-static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe, *tb_loop_call_soon;
+static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe,
+    *tb_loop_call_soon;
 static PyObject *tb_resolve; /* _support._resolve: a future done, unless it was cancelled */
 
 static pthread_key_t tb_scratch_key;
@@ -748,6 +749,7 @@ typedef struct {
     PyObject *headers;    /* list of (name, value) str tuples; NULL: none yet */
     PyObject *media_type; /* str or None */
     PyObject *background; /* BackgroundTasks to run once it is sent, or NULL */
+    PyObject *file;       /* FileResponse's path (bytes): turbo sends that file, or NULL */
     int status_code;
 } tb_Response;
 
@@ -819,7 +821,7 @@ static void tb_send_with_headers(turbo_res *res, const char *label, int status, 
         }
     }
     if (content_type) turbo_res_headern(res, "Content-Type", 12, content_type, content_type_len);
-    turbo_res_body(res, body, len);
+    if (body) turbo_res_body(res, body, len);
 }
 
 static int tb_has_header(PyObject *headers, const char *name) {
@@ -877,9 +879,15 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
         ct = joined;
     }
     int is_bytes = PyBytes_Check(r->body);
+    const char *file = r->file && PyBytes_Check(r->file) ? PyBytes_AS_STRING(r->file) : NULL;
     tb_send_with_headers(res, label, r->status_code, r->headers, ct, (size_t)ctn,
-                         is_bytes ? PyBytes_AS_STRING(r->body) : (const char *)PyUnicode_DATA(r->body),
+                         file       ? NULL
+                         : is_bytes ? PyBytes_AS_STRING(r->body)
+                                    : (const char *)PyUnicode_DATA(r->body),
                          (size_t)(is_bytes ? PyBytes_GET_SIZE(r->body) : PyUnicode_GET_LENGTH(r->body)));
+    /* A 200 may become a 304 or a 206; another status keeps the whole file. */
+    if (file && r->status_code == 200) turbo_res_file(res, NULL, file);
+    else if (file) turbo_res_body_file(res, file);
     if (joined != small) PyMem_Free(joined);
 }
 
@@ -999,6 +1007,7 @@ static void tb_response_dealloc(PyObject *self) {
     Py_XDECREF(r->headers);
     Py_XDECREF(r->media_type);
     Py_XDECREF(r->background);
+    Py_XDECREF(r->file);
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -1029,6 +1038,7 @@ static PyMemberDef tb_response_members[] = {
     {"media_type", T_OBJECT, offsetof(tb_Response, media_type), 0, "The Content-Type, or None."},
     {"status_code", T_INT, offsetof(tb_Response, status_code), 0, "The status."},
     {"background", T_OBJECT, offsetof(tb_Response, background), 0, "Tasks run once it is sent."},
+    {"_file", T_OBJECT, offsetof(tb_Response, file), 0, "A file sent as the body (FileResponse)."},
     {NULL, 0, 0, 0, NULL}};
 
 /* ================================================================ route plans */
@@ -1978,8 +1988,8 @@ static int tb_loop_start(void) {
     tb_loop_create_task = loop ? PyObject_GetAttrString(loop, "create_task") : NULL;
     tb_loop_call_soon_threadsafe = loop ? PyObject_GetAttrString(loop, "call_soon_threadsafe") : NULL;
     tb_loop_call_soon = loop ? PyObject_GetAttrString(loop, "call_soon") : NULL;
-    int rc = tb_loop_create_future && tb_loop_create_task && tb_loop_call_soon_threadsafe && tb_loop_call_soon &&
-                     (tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))
+    int rc = tb_loop_create_future && tb_loop_create_task && tb_loop_call_soon_threadsafe &&
+                     tb_loop_call_soon && (tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))
                  ? 0
                  : -1;
     if (rc == 0 && loop) rc = tb_asgi_jobs_open(loop);
@@ -2027,11 +2037,13 @@ typedef struct {
     turbo_buf body;
     long long length; /* the app's Content-Length, for HEAD; -1 if none */
     int body_only;    /* more of a streamed body: the head went out before */
+    char *file;       /* http.response.pathsend's path: the body is that file */
 } tb_reply;
 
 static void tb_reply_free(tb_reply *a) {
     turbo_buf_free(&a->headers);
     turbo_buf_free(&a->body);
+    free(a->file);
     free(a);
 }
 
@@ -2048,7 +2060,8 @@ static void tb_reply_put(turbo_res *res, tb_reply *a) {
         turbo_res_headern(res, p, (size_t)(colon - p), colon + 2, (size_t)(eol - colon - 2));
         p = eol + 2;
     }
-    turbo_res_body(res, a->body.data, a->body.len);
+    if (a->file) turbo_res_body_file(res, a->file);
+    else turbo_res_body(res, a->body.data, a->body.len);
     if (a->length >= 0) turbo_res_head_length(res, (uint64_t)a->length);
 }
 
@@ -2395,6 +2408,20 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
             c->reply = NULL;
             tb_asgi_finish(c, a);
         }
+    } else if (strcmp(t, "http.response.pathsend") == 0) {
+        if (!c->started)
+            return tb_hosted_fail(c->label, "sent http.response.pathsend before http.response.start");
+        PyObject *path = PyMapping_GetItemString(msg, "path"), *bytes = NULL;
+        if (path && PyUnicode_Check(path) && (bytes = PyUnicode_EncodeFSDefault(path)) &&
+            !(c->reply->file = strdup(PyBytes_AS_STRING(bytes))))
+            PyErr_NoMemory();
+        Py_XDECREF(path);
+        Py_XDECREF(bytes);
+        if (!c->reply->file)
+            return PyErr_Occurred() ? NULL : tb_hosted_fail(c->label, "pathsend without a str 'path'");
+        tb_reply *a = c->reply;
+        c->reply = NULL;
+        tb_asgi_finish(c, a);
     } else {
         return PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'", c->label, t);
     }
@@ -2529,13 +2556,14 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
     PyObject *scope =
         state && client
             ? Py_BuildValue(
-                  "{s:s,s:{s:s,s:s},s:s,s:s#,s:s,s:N,s:y#,s:y#,s:O,s:N,s:O,s:O,s:O}", "type", "http", "asgi",
-                  "version", "3.0", "spec_version", "2.3", "http_version", job->version == 10 ? "1.0" : "1.1",
-                  "method", method, (Py_ssize_t)job->method_len, "scheme", "http", "path",
-                  rest ? tb_decoded_str(raw + prefix, rest, 0) : PyUnicode_FromString("/"), "raw_path", raw,
-                  (Py_ssize_t)job->path_len, "query_string", query, (Py_ssize_t)job->query_len, "root_path",
-                  m->root_path, "headers", tb_asgi_headers(job), "client", client, "server",
-                  tb_server_addr ? tb_server_addr : Py_None, "state", state)
+                  "{s:s,s:{s:s,s:s},s:s,s:s#,s:s,s:N,s:y#,s:y#,s:O,s:N,s:O,s:O,s:O,s:{s:{}}}", "type", "http",
+                  "asgi", "version", "3.0", "spec_version", "2.3", "http_version",
+                  job->version == 10 ? "1.0" : "1.1", "method", method, (Py_ssize_t)job->method_len, "scheme",
+                  "http", "path", rest ? tb_decoded_str(raw + prefix, rest, 0) : PyUnicode_FromString("/"),
+                  "raw_path", raw, (Py_ssize_t)job->path_len, "query_string", query,
+                  (Py_ssize_t)job->query_len, "root_path", m->root_path, "headers", tb_asgi_headers(job),
+                  "client", client, "server", tb_server_addr ? tb_server_addr : Py_None, "state", state,
+                  "extensions", "http.response.pathsend")
             : NULL;
     Py_XDECREF(state);
     Py_XDECREF(client);

@@ -383,6 +383,26 @@ static void one_file(turbo_req *req, turbo_res *res, void *user) {
     turbo_res_file(res, req, getenv("STATIC_FILE") ? getenv("STATIC_FILE") : "/nonexistent");
 }
 
+/* The same file with a type of the handler's own, and no req: turbo_res_file
+   takes the conditional headers from the request being answered. */
+static void typed_file(turbo_req *req, turbo_res *res, void *user) {
+    (void)req, (void)user;
+    turbo_res_header(res, "Content-Type", "application/x-typed");
+    turbo_res_file(res, NULL, getenv("STATIC_FILE") ? getenv("STATIC_FILE") : "/nonexistent");
+}
+
+/* /body-file/{name}: status and headers of the handler's, the body a file
+   (turbo_res_body_file); any name but "small" is a file that is not there. */
+static void body_file(turbo_req *req, turbo_res *res, void *user) {
+    turbo_str name = turbo_req_param(req, "name");
+    int small = name.len == 5 && memcmp(name.ptr, "small", 5) == 0;
+    (void)user;
+    turbo_res_status(res, 201);
+    turbo_res_header(res, "Content-Type", "application/x-own");
+    turbo_res_header(res, "X-Own", "1");
+    turbo_res_body_file(res, small && getenv("STATIC_FILE") ? getenv("STATIC_FILE") : "/nonexistent");
+}
+
 int main(void) {
     turbo_config cfg; /* zeroed, not a designated initializer: this file also compiles as C++17 */
     turbo_server *s;
@@ -395,15 +415,17 @@ int main(void) {
         turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/status/{code}", any_status, NULL) ||
         turbo_get(s, "/query", query, NULL) || turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
-        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/gathered/{id}", gather, NULL) || turbo_get(s, "/watched/{id}/{ms}", deferred, s) ||
-        turbo_get(s, "/watch-stats", watch_stats, NULL) || turbo_get(s, "/never", never, NULL) ||
-        turbo_get(s, "/hang", hang, NULL) || turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
+        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/gathered/{id}", gather, NULL) ||
+        turbo_get(s, "/watched/{id}/{ms}", deferred, s) || turbo_get(s, "/watch-stats", watch_stats, NULL) ||
+        turbo_get(s, "/never", never, NULL) || turbo_get(s, "/hang", hang, NULL) ||
+        turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
         turbo_route_ex(s, "GET", "/blocking/{ms}", sleeps, NULL, TURBO_BLOCKING) ||
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
         turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/stream/{n}", stream, NULL) ||
-        turbo_route(s, "POST", "/parts", parts, NULL) || turbo_get(s, "/file", one_file, NULL)) {
+        turbo_route(s, "POST", "/parts", parts, NULL) || turbo_get(s, "/file", one_file, NULL) ||
+        turbo_get(s, "/typed-file", typed_file, NULL) || turbo_get(s, "/body-file/{name}", body_file, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

@@ -244,6 +244,31 @@ def test_static_ranges_are_answered_206_or_416(srv):
 
 
 @test
+def test_a_file_keeps_the_handlers_type_and_reads_the_request_itself(srv):
+    """turbo_res_file(res, NULL, path) after the handler set a Content-Type: that type is kept,
+    and Range / If-None-Match come from the request being answered."""
+    r = fetch(srv, b"/typed-file")
+    check((r.status, r.body, r.header("Content-Type")) == (200, SMALL, "application/x-typed"), r.raw[:300])
+    check(r.raw.lower().count(b"content-type:") == 1, "one Content-Type: %r" % r.raw[:300])
+    part = fetch(srv, b"/typed-file", b"Range: bytes=0-3\r\n")
+    check((part.status, part.body, part.header("Content-Range")) == (206, SMALL[:4], "bytes 0-3/%d" % len(SMALL)),
+          part.raw[:300])
+    same = fetch(srv, b"/typed-file", b"If-None-Match: " + r.header("ETag").encode() + b"\r\n")
+    check(same.status == 304 and same.body == b"", same.raw[:200])
+
+
+@test
+def test_a_body_from_a_file_under_the_handlers_own_head(srv):
+    r = fetch(srv, b"/body-file/small")
+    check((r.status, r.body, r.header("Content-Type"), r.header("X-Own"), r.header("ETag")) ==
+          (201, SMALL, "application/x-own", "1", None), r.raw[:300])
+    head = fetch(srv, b"/body-file/small", method=b"HEAD")
+    check((head.status, head.body, head.header("Content-Length")) == (201, b"", str(len(SMALL))), head.raw[:300])
+    missing = fetch(srv, b"/body-file/gone")
+    check(missing.status == 500 and missing.header("X-Own") is None, missing.raw[:300])
+
+
+@test
 def test_a_big_static_file_goes_out_whole_and_the_connection_goes_on(srv):
     with Conn(srv.port, timeout=10) as c:
         c.send(b"GET /static/big.bin HTTP/1.1\r\n" + H + b"\r\nGET /static/big.bin HTTP/1.1\r\n" + H +

@@ -241,6 +241,20 @@ class TurboOnly(unittest.TestCase):
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
         self.assertIn("ASGI app at /: sent http.response.body before http.response.start", server.log())
 
+    def test_pathsend_sends_the_file_under_the_apps_head(self):
+        server = turbo("starlette_app:pathsend")
+        mine = open(os.path.join(HOSTED, "starlette_app.py"), "rb").read()
+        try:
+            status, headers, body, _ = exchange(server.port, "GET", "/starlette_app.py")
+            self.assertEqual((status, body, headers.get("content-type"), headers.get("x-sent-by")),
+                             (200, mine, "text/x-python", "pathsend"))
+            status, headers, body, _ = exchange(server.port, "HEAD", "/starlette_app.py")
+            self.assertEqual((status, body, headers.get("content-length")), (200, b"", str(len(mine))))
+            self.assertEqual(exchange(server.port, "GET", "/missing.py")[0], 500)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertIn("missing.py as a body: No such file or directory", server.log())
+
     def test_a_wsgi_generator_is_streamed_part_by_part(self):
         self.check_streamed("flask_app:gated", "wsgi-gate")
 

@@ -628,7 +628,8 @@ class NativeServer(unittest.TestCase):
 
 FILES = os.path.join(WORK, "files")
 os.makedirs(os.path.join(FILES, "docs"), exist_ok=True)
-for name, text in (("notes.txt", "some notes"), ("docs/index.html", "<p>docs</p>"), (".env", "SECRET=1")):
+for name, text in (("notes.txt", "some notes"), ("docs/index.html", "<p>docs</p>"), (".env", "SECRET=1"),
+                   ("big.bin", "0123456789abcdef" * 20000)):
     with open(os.path.join(FILES, name), "w") as f:
         f.write(text)
 
@@ -653,6 +654,27 @@ class Dependencies(ServedApp):
         self.assertEqual((status, raw, headers["content-disposition"], headers["content-type"]),
                          (200, b"some notes", "attachment; filename*=utf-8''my%20notes.txt",
                           "text/plain; charset=utf-8"))
+
+    def test_a_file_response_is_sent_by_c_with_validators_and_ranges(self):
+        big = b"0123456789abcdef" * 20000
+        status, headers, raw = self.server.request("GET", "/sync-file/big.bin")
+        self.assertEqual((status, raw, headers["content-type"]), (200, big, "application/octet-stream"))
+        self.assertEqual(self.server.request("GET", "/sync-file/big.bin", None,
+                                             {"If-None-Match": headers["etag"]})[0], 304)
+        status, headers, raw = self.server.request("GET", "/sync-file/big.bin", None, {"Range": "bytes=-5"})
+        self.assertEqual((status, raw, headers["content-range"]), (206, big[-5:], "bytes %d-%d/%d" % (
+            len(big) - 5, len(big) - 1, len(big))))
+        status, headers, raw = self.server.request("HEAD", "/sync-file/notes.txt")
+        self.assertEqual((status, raw, headers["content-length"]), (200, b"", "10"))
+        # media_type is kept; a status other than 200 sends the whole file, whatever the Range
+        status, headers, raw = self.server.request("GET", "/sync-file/docs%2Findex.html?status=404&media_type=text/x-page",
+                                                   None, {"Range": "bytes=0-1"})
+        self.assertEqual((status, raw, headers["content-type"]), (404, b"<p>docs</p>", "text/x-page; charset=utf-8"))
+        # an async handler's answer is resumed without its request: the whole file, always
+        status, headers, raw = self.server.request("GET", "/file/big.bin", None, {"Range": "bytes=0-1"})
+        self.assertEqual((status, raw, headers["etag"] != ""), (200, big, True))
+        self.assertEqual(self.server.request("GET", "/sync-file/missing.txt")[0], 500)
+        self.assertEqual(self.server.request("GET", "/sync-file/docs")[0], 500)
 
     def get(self, path):
         status, _, raw = self.server.request("GET", path)

@@ -196,9 +196,13 @@ class Around:
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
         if response.media_type and not any(k == b"content-type" for k, _ in headers):
             headers.append((b"content-type", content_type(response.media_type).encode("latin-1")))
-        headers.append((b"content-length", str(len(response.body)).encode()))
+        body = response.body
+        if response._file is not None:  # a FileResponse: read, for middleware that rewrites bodies
+            with open(response._file, "rb") as f:
+                body = f.read()
+        headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+        await send({"type": "http.response.body", "body": body})
         if response.background is not None:
             response.background.run_later()
 

@@ -4,7 +4,6 @@ made and sent by C as they are. StaticFiles, to mount a folder as Starlette's is
 StreamingResponse and EventSourceResponse send a body as it is made: C runs them on the
 asyncio loop as ASGI apps, as it runs any callable a handler returns."""
 import asyncio
-import email.utils
 import json
 import mimetypes
 import os
@@ -39,22 +38,23 @@ class RedirectResponse(Response):
 
 
 class FileResponse(Response):
-    """A file, read when the response is made, with its type (from its name, or media_type),
-    Last-Modified and ETag, and Content-Disposition when filename is given; for big files,
-    Range and 304s, serve the folder with app.static, which sends from C."""
+    """A file, sent by C as app.static sends one: its type from its name (or media_type),
+    Last-Modified and ETag, and for a 200 the 304s and one Range; Content-Disposition when
+    filename is given. A path that is no file fails here (Starlette fails when it sends)."""
 
-    def __init__(self, path, status_code=200, headers=None, media_type=None, filename=None):
-        with open(path, "rb") as f:
-            data = f.read()
-            stat = os.fstat(f.fileno())
+    def __init__(self, path, status_code=200, headers=None, media_type=None, background=None,
+                 filename=None, content_disposition_type="attachment"):
+        if not os.path.isfile(path):
+            raise RuntimeError("File at path %s %s." % (
+                path, "is not a file" if os.path.exists(path) else "does not exist"))
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or ())
-        pairs += [("last-modified", email.utils.formatdate(stat.st_mtime, usegmt=True)),
-                  ("etag", '"%x-%x"' % (int(stat.st_mtime), stat.st_size))]
         if filename is not None:
-            pairs.append(("content-disposition",
-                          "attachment; filename*=utf-8''%s" % urllib.parse.quote(filename)))
+            quoted = urllib.parse.quote(filename)
+            name = "filename*=utf-8''" + quoted if quoted != filename else 'filename="%s"' % filename
+            pairs.append(("content-disposition", content_disposition_type + "; " + name))
         media_type = media_type or mimetypes.guess_type(filename or str(path))[0] or "text/plain"
-        super().__init__(data, status_code, pairs, media_type)
+        super().__init__(b"", status_code, pairs, media_type, background)
+        self.path, self._file = path, os.fsencode(path)
 
 
 class StaticFiles:

@@ -124,6 +124,17 @@ def download():
     return FileResponse(os.path.join(FILES, "notes.txt"), filename="my notes.txt")
 
 
+@app.get("/file/{name}")
+async def a_file(name: str, status: int = 200, media_type: str = None):
+    """An async handler's FileResponse: its answer is resumed, without the request."""
+    return FileResponse(os.path.join(FILES, name), status_code=status, media_type=media_type)
+
+
+@app.get("/sync-file/{name}")
+def sync_file(name: str, status: int = 200, media_type: str = None):
+    return FileResponse(os.path.join(FILES, name), status_code=status, media_type=media_type)
+
+
 app.dependency_overrides[real_user] = lambda: "overridden"  # after the route: run() applies it
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """A bare Starlette app with a lifespan that fills the request state, for
 tests/test_hosting.py."""
 import contextlib
+import os
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -38,6 +39,19 @@ async def bare(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"bare"})
+
+
+async def pathsend(scope, receive, send):
+    """ASGI's http.response.pathsend, when the server offers it: /<name> of this folder's
+    files, with a type of its own; any other name is a file that is not there."""
+    if scope["type"] != "http":
+        return
+    assert "http.response.pathsend" in scope["extensions"], scope["extensions"]
+    name = scope["path"].lstrip("/")
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/x-python"), (b"x-sent-by", b"pathsend")]})
+    await send({"type": "http.response.pathsend",
+                "path": os.path.join(os.path.dirname(os.path.abspath(__file__)), name)})
 
 
 async def misbehaving(scope, receive, send):
