@@ -242,6 +242,7 @@ ROUTER_CASES = [
     ("GET", "/page"), ("GET", "/text"), ("GET", "/go"), ("GET", "/go-permanent"),
     ("GET", "/cookie"), ("GET", "/cookie?n=2"), ("GET", "/cookie?n=x"), ("GET", "/cookie-page"), ("GET", "/forget"),
     ("GET", "/stream"), ("GET", "/stream?n=0"), ("GET", "/stream?n=x"), ("GET", "/stream-async"),
+    ("GET", "/file"), ("GET", "/file-typed"),
 ]
 
 DEMO_CASES = [

@@ -6,11 +6,11 @@ import os
 if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
     from fastapi import APIRouter, Depends, FastAPI as App, Header, HTTPException
     from fastapi import Response
-    from fastapi.responses import (HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse,
-                                   StreamingResponse)
+    from fastapi.responses import (FileResponse, HTMLResponse, JSONResponse, PlainTextResponse,
+                                   RedirectResponse, StreamingResponse)
 else:
-    from turbo import (APIRouter, App, Depends, Header, HTMLResponse, HTTPException, JSONResponse,
-                       PlainTextResponse, RedirectResponse, Response, StreamingResponse)
+    from turbo import (APIRouter, App, Depends, FileResponse, Header, HTMLResponse, HTTPException,
+                       JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse)
 
 CALLS = []
 
@@ -135,6 +135,16 @@ async def stream_async():
         yield b"one,"
         yield "two"
     return StreamingResponse(parts(), status_code=202, media_type="text/csv")
+
+
+@app.get("/file")
+def a_file():
+    return FileResponse(__file__, filename="routers.py")
+
+
+@app.get("/file-typed")
+async def a_typed_file():
+    return FileResponse(__file__, media_type="text/csv", headers={"X-A": "file"})
 
 
 if __name__ == "__main__":
