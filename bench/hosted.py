@@ -8,7 +8,8 @@ The apps of bench/peers/hosted_apps.py, one process each, the server pinned to C
 wrk (-t1 -c64, keep-alive) to CPU 1: a bare ASGI app and a FastAPI async route on uvicorn
 (uvloop, httptools) and on turbo; a bare WSGI app and a Flask route on gunicorn's sync worker
 (which closes every connection) and on turbo. Reported: the server's CPU time per request and
-requests/s. Writes bench/results/hosted.{json,md}. Uses bench/run.py's helpers.
+requests/s, and the memory of the bare ASGI app's idle keep-alive connections. Writes
+bench/results/hosted.{json,md}. Uses bench/run.py's helpers.
 """
 import json
 import os
@@ -31,7 +32,8 @@ ROWS = [  # (row, app, path, peer, the peer's app: the same app if None)
      "fastapi_cors"),
 ]
 TARGETS = {"bare_asgi": 0.4, "fastapi_app": 0.8, "bare_wsgi": 0.15, "flask_app": 0.55,
-           "turbo_mw": 0.2, "turbo_cors": 0.2}
+           "turbo_mw": 0.2, "turbo_cors": None}
+IDLE_CONNECTIONS = 2000
 
 
 def server(kind, app, python):
@@ -42,7 +44,8 @@ def server(kind, app, python):
     elif kind == "uvicorn":
         argv = lambda port, _: [python, "-m", "uvicorn", module, "--port", str(port),  # noqa: E731
                                 "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                                "--log-level", "warning", "--backlog", "4096"]
+                                "--log-level", "warning", "--backlog", "4096",
+                                "--timeout-keep-alive", "600"]
         env = {"PYTHONPATH": bench.ROOT}  # hosted_apps.py imports turbo for the twins
     else:
         argv = lambda port, _: [python, "-m", "gunicorn", "--workers", "1", "--bind",  # noqa: E731
@@ -50,7 +53,7 @@ def server(kind, app, python):
                                 "warning", module]
         env = {"PYTHONPATH": bench.ROOT}
     return bench.Server("%s-%s" % (kind, app), "%s %s" % (kind, app), argv, set(),
-                        cwd=bench.PEERS, env=env)
+                        cwd=bench.PEERS, env=env, idle_env={"TURBO_KEEPALIVE_TIMEOUT_MS": "600000"})
 
 
 def measure(kind, app, path, python, seconds, scratch):
@@ -70,14 +73,43 @@ def measure(kind, app, path, python, seconds, scratch):
     return {"rps": got["rps"], "cpu_us": cpu_us, "errors": got["errors"]}
 
 
-def markdown(results, seconds):
+def idle_memory(kind, python, scratch):
+    """Bytes of RSS per idle keep-alive connection to the bare ASGI app, each having made one
+    request (the kernel's socket buffers are in no one's RSS)."""
+    running = server(kind, "bare_asgi", python).start(scratch, idle=True)
+    sockets = []
+    try:
+        problem = running.wait_ready(30)
+        if problem:
+            raise RuntimeError("%s bare_asgi: %s" % (kind, problem))
+        blocking.get_once(running.port, "/")
+        running.refresh_pids()
+        base_kb = bench.rss_kb(running.pids)
+        sockets, problem = bench.open_idle(running.port, IDLE_CONNECTIONS)
+        time.sleep(1.0)  # what the server does with them once answered is in the figure
+        held_kb = bench.rss_kb(running.pids)
+        alive = sum(1 for s in sockets if bench.still_open(s))
+        if problem or alive < IDLE_CONNECTIONS:
+            raise RuntimeError("%s bare_asgi: %d of %d idle connections open (%s)" % (
+                kind, alive, IDLE_CONNECTIONS, problem))
+        return (held_kb - base_kb) * 1024 / alive
+    finally:
+        for sock in sockets:
+            sock.close()
+        running.stop()
+
+
+def markdown(results, idle, seconds):
     lines = ["| hosted app (one process) | turbo: CPU µs/req (req/s) | peer: CPU µs/req (req/s) | "
              "turbo / peer | target |", "|---|---:|---:|---:|---|"]
     for row, app, _, peer, _ in ROWS:
         t, p = results[app]["turbo"], results[app][peer]
-        lines.append("| %s | %.1f (%.0f) | %s %.1f (%.0f) | %.2fx | <= %.2fx |" % (
+        lines.append("| %s | %.1f (%.0f) | %s %.1f (%.0f) | %.2fx | %s |" % (
             row, t["cpu_us"], t["rps"], peer, p["cpu_us"], p["rps"], t["cpu_us"] / p["cpu_us"],
-            TARGETS[app]))
+            "<= %.2fx" % TARGETS[app] if TARGETS[app] else "none"))
+    lines.append("| bare ASGI app: memory per idle keep-alive connection (%d) | %.0f B | uvicorn "
+                 "%.0f B | %.2fx | <= 2 KiB |" % (IDLE_CONNECTIONS, idle["turbo"], idle["uvicorn"],
+                                                   idle["turbo"] / idle["uvicorn"]))
     lines.append("")
     lines.append("wrk -t1 -c64, %d s per run, keep-alive (gunicorn's sync worker closes each "
                  "connection); errors: %d." % (seconds, sum(r["errors"] for a in results.values()
@@ -102,9 +134,11 @@ def main():
             served = peer_app if kind == peer and peer_app else app
             results[app][kind] = measure(kind, served, path, python, seconds, scratch)
             bench.log("  %s on %s: %s" % (app, kind, json.dumps(results[app][kind])))
+    idle = {kind: idle_memory(kind, python, scratch) for kind in ("turbo", "uvicorn")}
+    bench.log("  idle connections: %s" % json.dumps(idle))
     return bench.side_results(args.out, "hosted", {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"), "seconds": seconds, "python": python,
-        "results": results}, markdown(results, seconds))
+        "results": results, "idle_bytes": idle}, markdown(results, idle, seconds))
 
 
 if __name__ == "__main__":
