@@ -212,9 +212,16 @@ typedef struct turbo_config {
     int max_requests;         /* requests per connection: 10000, then close */
     int max_connections;      /* per event loop: 10000 (else 503 and close) */
     int shutdown_timeout_ms;  /* grace for requests in flight: 10000 */
-    int access_log;           /* 1: one line per request on stderr */
-    int json_errors;          /* 1: turbo's own errors as {"detail":"Not Found"} */
-    int no_signals;           /* 1: do not install SIGINT/SIGTERM handlers */
+    /* For a load balancer: health_path (e.g. "/healthz") is answered by
+       turbo itself, before routing, 200 "ok"; once a stop is asked, 503
+       "draining". Shutdown then waits drain_delay_ms (default 0) serving
+       as usual, so that the balancer sees it and stops sending, before it
+       stops accepting and drains. */
+    const char *health_path;
+    int drain_delay_ms;
+    int access_log;  /* 1: one line per request on stderr */
+    int json_errors; /* 1: turbo's own errors as {"detail":"Not Found"} */
+    int no_signals;  /* 1: do not install SIGINT/SIGTERM handlers */
     /* Hooks for embedders (the Python binding uses them). Called in each
        serving process, before its threads start and after they stop. */
     void (*on_process_start)(int process_index, void *hook_arg);
@@ -2663,6 +2670,7 @@ struct turbo_server {
     int port;
     int stop_pipe[2];
     int running;
+    size_t health_len; /* of cfg.health_path; 0: none */
     tb__worker *workers;
     tb__pool pool;
     struct tb__static *statics; /* turbo_static's folders */
@@ -2682,6 +2690,7 @@ struct tb__worker {
     turbo_defer *held;  /* resumed answers not yet answered (lent connections'), in order */
     tb__conn *returned; /* connections handed back, not yet taken up */
     int64_t now, drain_deadline, accept_resume;
+    int64_t drain_at; /* stopping: serving on until then (drain_delay_ms), health says 503 */
     int nconns;
     tb__conn *free_conns;
     tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
@@ -3333,6 +3342,7 @@ static int tb__timer_next(const tb__worker *w) {
             next = w->timer_head[i]->deadline;
     if (!w->listening && w->accept_resume && (next < 0 || w->accept_resume < next)) next = w->accept_resume;
     if (w->draining && !w->gave_up && (next < 0 || w->drain_deadline < next)) next = w->drain_deadline;
+    if (w->drain_at && !w->draining && (next < 0 || w->drain_at < next)) next = w->drain_at;
     if (next < 0) return -1;
     return next <= w->now ? 0 : (int)TB__MIN(next - w->now, 60000);
 }
@@ -3573,7 +3583,12 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
     int keep = f->keep_alive && !w->draining && ++c->requests < w->s->cfg.max_requests;
     tb__res_begin(w, t, c, keep, tb__is_method(r->method, "HEAD"));
     t->scratch.len = 0;
-    if (!tb__known_method(w->s->methods, w->s->nmethods, r->method)) {
+    if (w->s->health_len && r->path.len == w->s->health_len &&
+        memcmp(r->path.ptr, w->s->cfg.health_path, r->path.len) == 0) {
+        int stopping = w->draining || w->drain_at;
+        turbo_res_send(res, stopping ? 503 : 200, "text/plain; charset=utf-8",
+                       stopping ? "draining\n" : "ok\n", stopping ? 9 : 3);
+    } else if (!tb__known_method(w->s->methods, w->s->nmethods, r->method)) {
         tb__res_fail(res, 501);
     } else if (r->target.len == 1 && r->target.ptr[0] == '*') {
         tb__allow_all(w->s->methods, w->s->nmethods, &t->scratch);
@@ -4111,7 +4126,7 @@ static void tb__worker_drain(tb__worker *w) {
     tb__conn *c, *next;
     w->draining = 1;
     w->drain_deadline = w->now + w->s->cfg.shutdown_timeout_ms;
-    tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
+    if (!w->drain_at) tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
     if (w->listening) tb__loop_set(&w->loop, w->listen_fd, TB__READ, 0, &w->listen_fd);
     w->listening = 0;
     close(w->listen_fd);
@@ -4170,7 +4185,12 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
            batch can still point at one. */
         if (wake && !t->detached) tb__worker_resumed(w, t);
         if (t->detached) return;
-        if (stop && !w->draining) tb__worker_drain(w);
+        if (stop && !w->draining && w->s->cfg.drain_delay_ms > 0 && !w->drain_at) {
+            tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
+            w->drain_at = w->now + w->s->cfg.drain_delay_ms;
+        } else if ((stop || (w->drain_at && w->now >= w->drain_at)) && !w->draining) {
+            tb__worker_drain(w);
+        }
         tb__worker_expire(w, t);
     }
     tb__worker_close_all(w);
@@ -4400,6 +4420,7 @@ TURBO_API turbo_server *turbo_new(const turbo_config *cfg) {
     memset(s, 0, sizeof *s);
     if (cfg) s->cfg = *cfg;
     tb__config_defaults(&s->cfg);
+    s->health_len = s->cfg.health_path ? strlen(s->cfg.health_path) : 0;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     if (!(s->root = tb__node_new("", 0))) {
         TURBO_FREE(s);
@@ -4437,7 +4458,7 @@ static int tb__env_size(const char *name, size_t *out) {
 }
 
 TURBO_API int turbo_config_env(turbo_config *c) {
-    const char *host = getenv("TURBO_HOST");
+    const char *host = getenv("TURBO_HOST"), *health = getenv("TURBO_HEALTH_PATH");
     int port = -1, bad = 0;
     if (host && *host) c->host = host;
     if (tb__env_int("PORT", &port) > 0 || tb__env_int("TURBO_PORT", &port) > 0)
@@ -4458,6 +4479,8 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     bad |= tb__env_int("TURBO_MAX_REQUESTS", &c->max_requests) < 0;
     bad |= tb__env_int("TURBO_MAX_CONNECTIONS", &c->max_connections) < 0;
     bad |= tb__env_int("TURBO_SHUTDOWN_TIMEOUT_MS", &c->shutdown_timeout_ms) < 0;
+    bad |= tb__env_int("TURBO_DRAIN_DELAY_MS", &c->drain_delay_ms) < 0;
+    if (health && *health) c->health_path = health;
     bad |= tb__env_int("TURBO_ACCESS_LOG", &c->access_log) < 0;
     bad |= tb__env_int("TURBO_JSON_ERRORS", &c->json_errors) < 0;
     return bad ? -1 : 0;
@@ -4685,9 +4708,10 @@ static void tb__await_workers(turbo_server *s) {
         struct timespec until;
         /* The stop pipe's byte stays unread, for every worker to see. */
         if (!stop_at && tb__poll(s->stop_pipe[0], POLLIN, 0) > 0) stop_at = tb__now_ms();
-        if (stop_at && tb__now_ms() > stop_at + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS) {
+        if (stop_at &&
+            tb__now_ms() > stop_at + s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS) {
             fprintf(stderr, "turbo: a handler is still running %d ms after shutdown began; exiting\n",
-                    s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS);
+                    s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS);
             _exit(1);
         }
         clock_gettime(CLOCK_REALTIME, &until);
@@ -4804,7 +4828,8 @@ static int tb__supervise(turbo_server *s) {
         while ((got = read(s->stop_pipe[0], cmd, sizeof cmd)) > 0)
             if (!stopping && memchr(cmd, 's', (size_t)got)) {
                 stopping = 1;
-                kill_at = tb__now_ms() + s->cfg.shutdown_timeout_ms + 2 * TB__STOP_GRACE_MS;
+                kill_at =
+                    tb__now_ms() + s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + 2 * TB__STOP_GRACE_MS;
                 for (i = 0; i < n; i++)
                     if (procs[i].pid > 0) kill(procs[i].pid, SIGTERM);
                 tb__close_listeners(s); /* else new connections would queue unanswered */

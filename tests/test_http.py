@@ -2155,6 +2155,35 @@ def test_shutdown_refuses_new_connections(binary):
 
 
 @test
+def test_health_path_says_draining_while_shutdown_waits_for_the_balancer(binary):
+    """TURBO_HEALTH_PATH is answered by turbo itself, 200 "ok"; after SIGTERM it says 503
+    "draining" for TURBO_DRAIN_DELAY_MS, while everything else (new connections too) is served
+    as usual; then the server drains and exits."""
+    srv = start(binary, {"TURBO_HEALTH_PATH": "/healthz", "TURBO_DRAIN_DELAY_MS": "4000"})
+    try:
+        with Conn(srv.port, timeout=3) as c:
+            c.send(b"GET /healthz HTTP/1.1\r\n" + H + b"\r\n")
+            r = c.read_response()
+            check((r.status, r.body) == (200, b"ok\n"), r.raw[:200])
+            srv.signal(signal.SIGTERM)
+            deadline = time.monotonic() + 3
+            while r.status == 200 and time.monotonic() < deadline:
+                c.send(b"HEAD /healthz HTTP/1.1\r\n" + H + b"\r\n")
+                r = c.read_response("HEAD")
+            check(r.status == 503 and r.header("Connection") != "close", r.raw[:200])
+            with Conn(srv.port, timeout=3) as late:
+                late.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
+                check_ok(late.read_response(), HELLO)
+            c.send(b"GET /healthz HTTP/1.1\r\n" + H + b"\r\n")
+            r = c.read_response()
+            check((r.status, r.body) == (503, b"draining\n"), r.raw[:200])
+        rc = srv.wait(10)
+        check(rc == 0, "exit status %s after the drain delay" % rc)
+    finally:
+        srv.kill()
+
+
+@test
 def test_shutdown_timeout_bounds_a_stuck_request(binary):
     srv = start(binary, {"TURBO_SHUTDOWN_TIMEOUT_MS": "500", "TURBO_BODY_TIMEOUT_MS": "30000"})
     try:

@@ -637,7 +637,12 @@ for name, text in (("notes.txt", "some notes"), ("docs/index.html", "<p>docs</p>
 class Dependencies(ServedApp):
     """What FastAPI 0.92 cannot show (the parity suite compares the rest): when the cleanup of
     a yield dependency runs, Annotated, overrides applied by run(); and static files."""
-    APP, APP_ENV = "depends_app.py", {"TURBO_MAX_BODY": str(8 << 20), "FILES_DIR": FILES}
+    APP, APP_ENV = "depends_app.py", {"TURBO_MAX_BODY": str(8 << 20), "FILES_DIR": FILES,
+                                      "TURBO_HEALTH_PATH": "/healthz"}
+
+    def test_the_health_path_is_answered_by_the_core(self):
+        status, headers, raw = self.server.request("GET", "/healthz")
+        self.assertEqual((status, raw, headers["content-type"]), (200, b"ok\n", "text/plain; charset=utf-8"))
 
     def test_static_files_mounted_or_declared_and_a_file_response(self):
         status, headers, raw = self.server.request("GET", "/files/notes.txt")
