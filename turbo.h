@@ -269,7 +269,10 @@ TURBO_API int turbo_delete(turbo_server *s, const char *pattern, turbo_handler h
 TURBO_API const char *turbo_error(const turbo_server *s);
 
 /* Binds the listening sockets now (turbo_run does it otherwise), so that
-   turbo_port() is known. Returns 0, or -1 with turbo_error() set. */
+   turbo_port() is known. Started by systemd with sockets passed in
+   (LISTEN_PID, LISTEN_FDS), it listens on those instead: the event loops
+   share them when there are fewer than loops (and use the first ones when
+   there are more). Returns 0, or -1 with turbo_error() set. */
 TURBO_API int turbo_listen(turbo_server *s);
 TURBO_API int turbo_port(const turbo_server *s);
 
@@ -4654,9 +4657,37 @@ static void tb__close_listeners(turbo_server *s) {
     s->nlisten = 0;
 }
 
+/* systemd's socket activation: LISTEN_FDS sockets passed from fd 3 on, if
+   LISTEN_PID names this process. The variables are unset (not for children). */
+static int tb__passed_listeners(void) {
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    long n = pid && fds && strtol(pid, NULL, 10) == (long)getpid() ? strtol(fds, NULL, 10) : 0;
+    if (n <= 0) return 0;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return n > 64 ? 64 : (int)n;
+}
+
+/* The listening socket of event loop i: one passed in (shared when there
+   are fewer than loops), else its own (SO_REUSEPORT), else a dup of the first. */
+static int tb__listener(turbo_server *s, const struct addrinfo *ai, int i, int passed) {
+    if (i < passed) {
+        tb__nonblock_cloexec(3 + i);
+        return 3 + i;
+    }
+    if (passed) return fcntl(s->listen_fds[i % passed], F_DUPFD_CLOEXEC, 0);
+#ifdef TB__REUSEPORT
+    return tb__bind_one(s, ai, s->port);
+#else
+    return i ? fcntl(s->listen_fds[0], F_DUPFD_CLOEXEC, 0) : tb__bind_one(s, ai, s->port);
+#endif
+}
+
 TURBO_API int turbo_listen(turbo_server *s) {
     struct addrinfo hints, *ai = NULL;
     int i, n = s->cfg.threads * (s->cfg.processes > 0 ? s->cfg.processes : 1), rc;
+    int passed = s->nlisten ? 0 : tb__passed_listeners();
     if (s->nlisten) return 0;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -4673,13 +4704,9 @@ TURBO_API int turbo_listen(turbo_server *s) {
     }
     s->port = s->cfg.port < 0 ? 0 : s->cfg.port;
     for (i = 0; i < n; i++) {
-#ifdef TB__REUSEPORT
-        int fd = tb__bind_one(s, ai, s->port);
-#else
-        int fd = i ? fcntl(s->listen_fds[0], F_DUPFD_CLOEXEC, 0) : tb__bind_one(s, ai, s->port);
-#endif
+        int fd = tb__listener(s, ai, i, passed);
         if (fd < 0) break;
-        if (i == 0 && s->port == 0) { /* the kernel chose: the others join it */
+        if (i == 0 && (s->port == 0 || passed)) { /* the kernel chose, or systemd: the others join it */
             struct sockaddr_storage a;
             socklen_t len = sizeof a;
             getsockname(fd, (struct sockaddr *)&a, &len);

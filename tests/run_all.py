@@ -29,6 +29,7 @@ SUITES = [
     ("c api over sockets (asan+ubsan)", [PY, "tests/test_c_api.py", "build/c_api_server-asan", "build/native_server"]),
     ("c api, deferred answers (tsan)", [PY, "tests/test_c_api.py", "build/c_api_server-tsan"]),
     ("static files vs nginx (asan+ubsan)", [PY, "tests/test_static_vs_nginx.py", "build/hello-asan"]),
+    ("behind nginx: drain, restart, SIGKILL", [PY, "tests/test_deploy.py", "build/hello"]),
     ("hostile clients (asan+ubsan)", [PY, "tests/test_hostile.py", "build/hello-asan"]),
     ("hostile clients (release build)", [PY, "tests/test_hostile.py", "build/hello"]),
     ("valgrind memcheck, http subset", ["bash", "tests/valgrind.sh", "build/hello-debug",

@@ -20,6 +20,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -2181,6 +2182,48 @@ def test_health_path_says_draining_while_shutdown_waits_for_the_balancer(binary)
         check(rc == 0, "exit status %s after the drain delay" % rc)
     finally:
         srv.kill()
+
+
+def as_fd_3(fd):
+    """In a child before exec: fd becomes fd 3, inherited."""
+    if fd == 3:
+        os.set_inheritable(3, True)
+    else:
+        os.dup2(fd, 3)
+
+
+@test
+def test_socket_activation_serves_the_socket_passed_in(binary):
+    """systemd's protocol: a listening socket as fd 3, LISTEN_FDS=1, LISTEN_PID the server's
+    own pid (set by the shell it execs from). turbo serves it, on every loop, binding nothing."""
+    passed = socket.socket()
+    passed.bind(("127.0.0.1", 0))
+    passed.listen(64)
+    port = passed.getsockname()[1]
+    env = dict(os.environ, PORT="0", TURBO_THREADS="3", LISTEN_FDS="1")
+    out = tempfile.TemporaryFile()
+    proc = subprocess.Popen(["sh", "-c", 'LISTEN_PID=$$ exec "$0"', binary], env=env, stdout=out,
+                            stderr=out, close_fds=False, preexec_fn=lambda: as_fd_3(passed.fileno()))
+    passed.close()
+    try:
+        deadline = time.monotonic() + 15
+        while not re.search(rb"listening on http://\S+:(\d+)", out.seek(0) or out.read()):
+            check(proc.poll() is None and time.monotonic() < deadline, "not listening")
+            time.sleep(0.05)
+        check(re.search(rb"listening on http://\S+:(\d+)", out.seek(0) or out.read()).group(1) == b"%d" % port,
+              "the port announced is not the socket's")
+        for _ in range(6):
+            with Conn(port, timeout=3) as c:
+                c.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
+                check_ok(c.read_response(), HELLO)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(5)
+        problem = exit_problem(rc, out.seek(0) or out.read().decode("utf-8", "replace"))
+        check(problem is None, problem)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @test
