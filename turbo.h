@@ -2536,7 +2536,7 @@ enum {
 };
 
 /* timer classes: every connection in a class has the same timeout */
-enum { TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_COUNT };
+enum { TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_GRACE, TB__T_COUNT };
 
 enum {
     TB__STREAM_NONE,
@@ -2547,6 +2547,9 @@ enum {
 };
 
 #define TB__LINGER_MS 2000
+/* At shutdown, a connection accepted without a byte yet may have its
+   request on the way: it gets this long to send it. */
+#define TB__DRAIN_GRACE_MS 500
 /* A handler still running this long after the shutdown grace period
    (a sync Python handler in an endless loop, say) ends the process. */
 #define TB__STOP_GRACE_MS 2000
@@ -3487,6 +3490,9 @@ static void tb__defer_lost(turbo_defer *d);
 static void tb__conn_free(tb__worker *w, tb__conn *c) {
     tb__timer_clear(w, c);
     if (c->defer) tb__defer_lost(c->defer);
+    /* close alone leaves it registered in epoll while a fork (a restart, a
+       handler's subprocess) still holds the socket: its events would come */
+    tb__loop_set(&w->loop, c->fd, c->mask, 0, c);
     close(c->fd);
     turbo_buf_free(&c->in);
     turbo_buf_free(&c->out);
@@ -4123,8 +4129,9 @@ static void tb__worker_expire(tb__worker *w, tb__thread *t) {
     }
 }
 
-/* Shutdown: stop accepting, close idle connections; the busy ones close
-   after their answer (keep-alive is off from now on). */
+/* Shutdown: stop accepting, close idle connections (one accepted but still
+   silent gets TB__DRAIN_GRACE_MS); the busy ones close after their answer
+   (keep-alive is off from now on). */
 static void tb__worker_drain(tb__worker *w) {
     tb__conn *c, *next;
     w->draining = 1;
@@ -4133,14 +4140,14 @@ static void tb__worker_drain(tb__worker *w) {
     if (w->listening) tb__loop_set(&w->loop, w->listen_fd, TB__READ, 0, &w->listen_fd);
     w->listening = 0;
     close(w->listen_fd);
-    w->listen_fd = -1;
+    __atomic_store_n(&w->listen_fd, -1, __ATOMIC_RELAXED); /* a restart reads it from another thread */
     for (c = w->timer_head[TB__T_IDLE]; c; c = next) {
         next = c->next;
         tb__conn_free(w, c);
     }
     for (c = w->timer_head[TB__T_HEAD]; c; c = next) {
         next = c->next;
-        if (c->state == TB__C_IDLE) tb__conn_free(w, c);
+        if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_GRACE);
     }
 }
 
@@ -4258,6 +4265,7 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     w->timeout[TB__T_IDLE] = cfg->keepalive_timeout_ms;
     w->timeout[TB__T_WRITE] = cfg->write_timeout_ms;
     w->timeout[TB__T_LINGER] = TB__MIN(TB__LINGER_MS, cfg->write_timeout_ms);
+    w->timeout[TB__T_GRACE] = TB__DRAIN_GRACE_MS;
     w->limits.max_line = cfg->max_request_line;
     w->limits.max_head = cfg->max_header_bytes;
     w->limits.max_headers = cfg->max_headers;
@@ -4393,6 +4401,122 @@ static void tb__on_signal(int sig, siginfo_t *info, void *context) {
 static void tb__on_child(int sig) {
     (void)sig;
     tb__signal_write("c");
+}
+
+/* Restart (SIGUSR2): a new generation of this program takes the listening
+   sockets over, then this one drains as at shutdown. Nothing closes the
+   sockets meanwhile, so no connection is refused. */
+static volatile sig_atomic_t tb__restart_asked = 0;
+
+static void tb__on_restart(int sig) {
+    (void)sig;
+    tb__restart_asked = 1;
+}
+
+#ifdef __linux__
+/* Between fork and exec only async-signal-safe calls: no printf. */
+static void tb__put_number(char *at, long v) {
+    char digits[24];
+    int n = 0;
+    do digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    while (n) *at++ = digits[--n];
+    *at = '\0';
+}
+
+/* Starts this program again (the file now at its path: an upgrade is a
+   restart) with this process's arguments and environment, the listening
+   sockets as fds 3.. (socket activation: it listens on them) and
+   TURBO_READY_FD, on which it says when it serves. 0 once it does; else -1
+   (logged), and this generation serves on. */
+static int tb__restart(turbo_server *s) {
+    char cmdline[8192], exe[4096], pid_var[32] = "LISTEN_PID=", fds_var[32], ready_var[32], *argv[128],
+                                   **envp;
+    int n = s->nlisten, ready[2], fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC), i, k = 0, argc = 0;
+    int base = 3 + n + 1, *high, got = 0, nenv = 0;
+    ssize_t len = fd >= 0 ? read(fd, cmdline, sizeof cmdline) : -1,
+            exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    int64_t deadline = tb__now_ms() + 30000;
+    pid_t pid;
+    if (fd >= 0) close(fd);
+    if (exe_len > 0) exe[exe_len] = '\0';
+    if (exe_len > 10 && strcmp(exe + exe_len - 10, " (deleted)") == 0)
+        exe[exe_len - 10] = '\0'; /* replaced */
+    while (environ[nenv]) nenv++;
+    envp = (char **)TURBO_MALLOC((size_t)(nenv + 4) * sizeof *envp);
+    high = (int *)TURBO_MALLOC((size_t)(n + 1) * sizeof *high);
+    if (len <= 0 || len == (ssize_t)sizeof cmdline || exe_len <= 0 || !envp || !high ||
+        tb__pipe(ready) != 0) {
+        fprintf(stderr, "turbo: restart: cannot start a new generation: %s\n",
+                len == (ssize_t)sizeof cmdline ? "command line too long" : strerror(errno));
+        TURBO_FREE(envp);
+        TURBO_FREE(high);
+        return -1;
+    }
+    for (i = 0; i < len && argc < 127; i += (int)strlen(cmdline + i) + 1) argv[argc++] = cmdline + i;
+    argv[argc] = NULL;
+    for (i = 0; environ[i]; i++)
+        if (strncmp(environ[i], "LISTEN_", 7) != 0 && strncmp(environ[i], "TURBO_READY_FD=", 15) != 0)
+            envp[k++] = environ[i];
+    snprintf(fds_var, sizeof fds_var, "LISTEN_FDS=%d", n);
+    snprintf(ready_var, sizeof ready_var, "TURBO_READY_FD=%d", 3 + n);
+    envp[k++] = fds_var;
+    envp[k++] = ready_var;
+    envp[k++] = pid_var;
+    envp[k] = NULL;
+    for (i = 0; i < n; i++) { /* a worker process's loops own theirs; a supervisor keeps them all */
+        high[i] = s->workers ? __atomic_load_n(&s->workers[i].listen_fd, __ATOMIC_RELAXED) : s->listen_fds[i];
+        if (high[i] >= base) base = high[i] + 1;
+    }
+    if (ready[1] >= base) base = ready[1] + 1;
+    if ((pid = fork()) == 0) { /* above every fd it needs, then down to 3.. */
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        tb__put_number(pid_var + 11, (long)getpid());
+        for (i = 0; i < n; i++) high[i] = fcntl(high[i], F_DUPFD_CLOEXEC, base);
+        high[n] = fcntl(ready[1], F_DUPFD_CLOEXEC, base);
+        for (i = 0; i <= n; i++) dup2(high[i], 3 + i);
+        execve(exe, argv, envp);
+        _exit(127);
+    }
+    close(ready[1]);
+    TURBO_FREE(envp);
+    TURBO_FREE(high);
+    while (pid > 0 && tb__now_ms() < deadline) { /* EOF: it died first */
+        int rc = tb__poll(ready[0], POLLIN, (int)(deadline - tb__now_ms()));
+        if (rc > 0) got = read(ready[0], cmdline, 1) == 1;
+        if (rc > 0 || (rc < 0 && errno != EINTR)) break;
+    }
+    close(ready[0]);
+    if (got) {
+        fprintf(stderr, "turbo: restart: pid %ld serves; pid %ld drains\n", (long)pid, (long)getpid());
+        return 0;
+    }
+    fprintf(stderr, "turbo: restart: the new generation did not start; serving on\n");
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return -1;
+}
+#else
+static int tb__restart(turbo_server *s) {
+    (void)s;
+    fprintf(stderr, "turbo: restart: supported on Linux only; serving on\n");
+    return -1;
+}
+#endif
+
+/* A restart's new generation tells the old one that it serves. */
+static void tb__say_ready(void) {
+    const char *fd = getenv("TURBO_READY_FD");
+    ssize_t ignored;
+    if (!fd) return;
+    ignored = write(atoi(fd), "r", 1);
+    (void)ignored;
+    close(atoi(fd));
+    unsetenv("TURBO_READY_FD");
 }
 
 static void tb__config_defaults(turbo_config *c) {
@@ -4735,6 +4859,13 @@ static void tb__await_workers(turbo_server *s) {
         struct timespec until;
         /* The stop pipe's byte stays unread, for every worker to see. */
         if (!stop_at && tb__poll(s->stop_pipe[0], POLLIN, 0) > 0) stop_at = tb__now_ms();
+        if (tb__restart_asked && !stop_at) { /* the pool goes on without its lock meanwhile */
+            tb__restart_asked = 0;
+            pthread_mutex_unlock(&p->lock);
+            if (tb__restart(s) == 0) turbo_stop(s);
+            pthread_mutex_lock(&p->lock);
+            continue;
+        }
         if (stop_at &&
             tb__now_ms() > stop_at + s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS) {
             fprintf(stderr, "turbo: a handler is still running %d ms after shutdown began; exiting\n",
@@ -4815,6 +4946,7 @@ static pid_t tb__spawn(turbo_server *s, int index) {
     /* The child: its own stop pipe, default SIGCHLD, its share of sockets,
        and an end when the supervisor ends, however it ends. */
     signal(SIGCHLD, SIG_DFL);
+    signal(SIGUSR2, SIG_IGN); /* a restart is the supervisor's */
     tb__signals_seen = 0;
     tb__supervisor_pid = (sig_atomic_t)getppid();
 #ifdef __linux__
@@ -4852,6 +4984,10 @@ static int tb__supervise(turbo_server *s) {
         pid_t pid;
         int status, k;
         if (tb__poll(s->stop_pipe[0], POLLIN, 1000) < 0 && errno != EINTR) break;
+        if (tb__restart_asked && !stopping) {
+            tb__restart_asked = 0;
+            if (tb__restart(s) == 0) turbo_stop(s);
+        }
         while ((got = read(s->stop_pipe[0], cmd, sizeof cmd)) > 0)
             if (!stopping && memchr(cmd, 's', (size_t)got)) {
                 stopping = 1;
@@ -4890,7 +5026,7 @@ static int tb__supervise(turbo_server *s) {
 }
 
 TURBO_API int turbo_run(turbo_server *s) {
-    struct sigaction sa, old_int, old_term, old_chld, old_pipe;
+    struct sigaction sa, old_int, old_term, old_chld, old_pipe, old_usr2;
     int rc, procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
     char host[64];
     if (s->running) return -1;
@@ -4915,10 +5051,13 @@ TURBO_API int turbo_run(turbo_server *s) {
         sigaction(SIGINT, &sa, &old_int);
         sigaction(SIGTERM, &sa, &old_term);
         sa.sa_flags = 0;
+        sa.sa_handler = tb__on_restart;
+        sigaction(SIGUSR2, &sa, &old_usr2);
     }
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
     fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host, s->port, procs,
             procs == 1 ? "" : "es", s->cfg.threads, s->cfg.threads == 1 ? "" : "s");
+    tb__say_ready();
     if (s->cfg.processes > 0) {
         sa.sa_handler = tb__on_child;
         sigaction(SIGCHLD, &sa, &old_chld);
@@ -4930,6 +5069,7 @@ TURBO_API int turbo_run(turbo_server *s) {
     if (!s->cfg.no_signals) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGUSR2, &old_usr2, NULL);
     }
     sigaction(SIGPIPE, &old_pipe, NULL);
     tb__signal_fd = -1;

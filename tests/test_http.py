@@ -2226,6 +2226,72 @@ def test_socket_activation_serves_the_socket_passed_in(binary):
             proc.wait()
 
 
+def gone(pid):
+    """The process has exited (a zombie counts: its parent, an earlier generation, is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@test
+def test_restart_hands_the_sockets_to_a_new_generation_without_refusing(binary):
+    """SIGUSR2, 10 times in a row under a stream of requests on fresh connections: each time a
+    new generation starts on the same sockets, says it serves, and the old one drains and
+    exits. No connection is refused, no request fails, and every old generation is gone."""
+    srv = start(binary)
+    failures, served, running = [], [0], [True]
+
+    def load():
+        while running[0]:
+            try:
+                with Conn(srv.port, timeout=5) as c:
+                    c.send(b"GET / HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+                    r = c.read_response()
+                    if r.status == 200 and r.body == HELLO:
+                        served[0] += 1
+                    else:
+                        failures.append(r.status)
+            except (OSError, TestFailure) as e:
+                failures.append(repr(e))
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        pid = srv.proc.pid
+        for n in range(1, 11):
+            before = served[0]
+            os.kill(pid, signal.SIGUSR2)
+            deadline = time.monotonic() + 20
+            while len(re.findall(r"restart: pid (\d+) serves; pid %d drains" % pid, srv.stderr())) < 1:
+                check(time.monotonic() < deadline and not gone(pid), "restart %d: no new generation" % n)
+                time.sleep(0.02)
+            old, pid = pid, int(re.findall(r"restart: pid (\d+) serves; pid %d drains" % pid, srv.stderr())[0])
+            while not gone(old):
+                check(time.monotonic() < deadline, "restart %d: pid %d still running" % (n, old))
+                time.sleep(0.02)
+            while served[0] < before + 20:
+                check(time.monotonic() < deadline, "restart %d: requests stopped being served" % n)
+                time.sleep(0.01)
+        running[0] = False
+        loader.join(10)
+        check(not failures, "%d failed of %d: %r" % (len(failures), served[0], failures[:5]))
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while not gone(pid):
+            check(time.monotonic() < deadline, "the last generation did not stop")
+            time.sleep(0.02)
+        problem = exit_problem(0, srv.stderr())
+        check(problem is None, problem)
+    finally:
+        running[0] = False
+        for found in re.findall(r"restart: pid (\d+) serves", srv.stderr()):
+            if not gone(int(found)):
+                os.kill(int(found), signal.SIGKILL)
+        srv.kill()
+
+
 @test
 def test_shutdown_timeout_bounds_a_stuck_request(binary):
     srv = start(binary, {"TURBO_SHUTDOWN_TIMEOUT_MS": "500", "TURBO_BODY_TIMEOUT_MS": "30000"})
