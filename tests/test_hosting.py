@@ -14,9 +14,12 @@ another. Without them the suite says so and fails.
 import http.client
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -254,6 +257,72 @@ class TurboOnly(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
         self.assertIn("missing.py as a body: No such file or directory", server.log())
+
+    def test_restart_under_load_with_processes(self):
+        """SIGUSR2 to python3 -m turbo --processes 2, three times under a stream of requests on
+        fresh connections: each new generation (supervisor and processes) takes the sockets
+        over, the old drains; no request fails, no old process stays."""
+        server = turbo("starlette_app:bare", "--processes", "2")
+        failures, served, running = [], [0], [True]
+
+        def load():
+            while running[0]:
+                try:
+                    status, _, body, _ = exchange(server.port, "GET", "/", headers={"Connection": "close"})
+                    if (status, body) == (200, b"bare"):
+                        served[0] += 1
+                    else:
+                        failures.append(status)
+                except (OSError, http.client.HTTPException) as e:
+                    failures.append(repr(e))
+
+        def gone(pid):
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                return True
+
+        def family(pid):  # the supervisor's worker processes
+            found = []
+            for entry in os.listdir("/proc"):
+                try:
+                    with open("/proc/%s/stat" % entry) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    if entry.isdigit() and int(fields[1]) == pid and fields[0] != "Z":
+                        found.append(int(entry))
+                except OSError:
+                    pass
+            return found
+
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        pid = server.proc.pid
+        try:
+            for n in range(3):
+                old_family, before = [pid] + family(pid), served[0]
+                os.kill(pid, signal.SIGUSR2)
+                deadline = time.monotonic() + 60
+                pattern = r"restart: pid (\d+) serves; pid %d drains" % pid
+                while not re.search(pattern, server.log()):
+                    self.assertTrue(time.monotonic() < deadline, "restart %d: no new generation" % n)
+                    time.sleep(0.02)
+                pid = int(re.search(pattern, server.log()).group(1))
+                while not all(gone(p) for p in old_family) or served[0] < before + 20:
+                    self.assertTrue(time.monotonic() < deadline, "restart %d: %r still running" % (
+                        n, [p for p in old_family if not gone(p)]))
+                    time.sleep(0.02)
+            running[0] = False
+            loader.join(10)
+            self.assertEqual(failures, [], "of %d" % served[0])
+        finally:
+            running[0] = False
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while not gone(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertTrue(gone(pid), "the last generation did not stop")
+            server.kill()
 
     def test_a_wsgi_generator_is_streamed_part_by_part(self):
         self.check_streamed("flask_app:gated", "wsgi-gate")
