@@ -2277,6 +2277,7 @@ def test_restart_hands_the_sockets_to_a_new_generation_without_refusing(binary):
         running[0] = False
         loader.join(10)
         check(not failures, "%d failed of %d: %r" % (len(failures), served[0], failures[:5]))
+        print("# 10 restarts under load: %d requests on fresh connections, none refused or failed" % served[0])
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while not gone(pid):
