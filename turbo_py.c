@@ -428,26 +428,15 @@ static int tb_encode(turbo_json *j, PyObject *o, int lenient) {
     return tb_encode_other(j, o, lenient);
 }
 
-enum { TB_AS_DETAIL = 1, TB_LENIENT = 2 };
-
-/* Encodes value (or {"detail": value}) into the scratch buffer. Returns
-   the buffer, to be given back with tb_scratch_done, or NULL with an
-   exception set. */
-static turbo_buf *tb_to_json(PyObject *value, int flags) {
+/* Encodes value into the scratch buffer (lenient: an error body, which
+   shows any object, see tb_encode_other). Returns the buffer, to be given
+   back with tb_scratch_done, or NULL with an exception set. */
+static turbo_buf *tb_to_json(PyObject *value, int lenient) {
     turbo_buf *buf = tb_scratch();
     if (!buf) return NULL;
     turbo_json j;
     turbo_json_init(&j, buf);
-    int lenient = (flags & TB_LENIENT) != 0;
-    int rc;
-    if (flags & TB_AS_DETAIL) {
-        rc = tb_json_check(turbo_json_object_begin(&j));
-        if (rc == 0) rc = tb_json_check(turbo_json_key(&j, "detail"));
-        if (rc == 0) rc = tb_encode(&j, value, lenient);
-        if (rc == 0) rc = tb_json_check(turbo_json_object_end(&j));
-    } else {
-        rc = tb_encode(&j, value, lenient);
-    }
+    int rc = tb_encode(&j, value, lenient);
     if (rc == 0) rc = tb_json_check(turbo_json_finish(&j));
     if (rc == 0 && buf->oom) rc = tb_json_check(TURBO_JSON_OOM);
     if (rc) {
@@ -472,12 +461,12 @@ static void tb_send_500(turbo_res *res) {
 }
 
 /* Sends value as a JSON body. 0, or -1 with an exception set (nothing sent). */
-static int tb_send_json(turbo_res *res, int status, PyObject *value, int flags) {
+static int tb_send_json(turbo_res *res, int status, PyObject *value, int lenient) {
     if (!turbo_status_has_body(status)) { /* sent empty, but FastAPI still names the type */
         turbo_res_send(res, status, "application/json", "", 0);
         return 0;
     }
-    turbo_buf *buf = tb_to_json(value, flags);
+    turbo_buf *buf = tb_to_json(value, lenient);
     if (!buf) return -1;
     /* The same bytes as turbo_res_send, but turbo writes its own Content-Type faster. */
     turbo_json_raw(turbo_res_json(res, status), buf->data, buf->len);
@@ -561,16 +550,15 @@ enum {
     TB_RQ_CLIENT,
     TB_RQ_N
 };
-enum { TB_RQ_URL, TB_RQ_COOKIES, TB_RQ_SCOPE, TB_RQ_STATE, TB_RQ_DERIVED };
-static PyObject *tb_request_derive[TB_RQ_DERIVED]; /* _support.request_url, ... */
-static PyObject *tb_Body, *tb_Address;             /* request.body's class, request.client's */
-static PyObject *tb_MutableHeaders;                /* Response.headers' view */
+enum { TB_RQ_URL = TB_RQ_N, TB_RQ_COOKIES, TB_RQ_SCOPE, TB_RQ_STATE, TB_RQ_ALL };
+static PyObject *tb_request_derive[TB_RQ_ALL]; /* by field: _support.request_url, ... */
+static PyObject *tb_Body, *tb_Address;         /* request.body's class, request.client's */
+static PyObject *tb_MutableHeaders;            /* Response.headers' view */
 
 typedef struct {
     PyObject_HEAD
     turbo_req *req; /* NULL once detached */
-    PyObject *field[TB_RQ_N];
-    PyObject *derived[TB_RQ_DERIVED];
+    PyObject *field[TB_RQ_ALL];
 } tb_Request;
 
 static PyObject *tb_req_headers(turbo_req *req) {
@@ -649,13 +637,9 @@ static PyObject *tb_request_build(turbo_req *req, int field) {
 /* Borrowed reference to a field, built on first use. */
 static PyObject *tb_request_field(tb_Request *r, int field) {
     PyObject **slot = &r->field[field];
-    if (!*slot) {
-        if (!r->req) {
-            PyErr_SetString(PyExc_RuntimeError, "the request is no longer available");
-            return NULL;
-        }
-        *slot = tb_request_build(r->req, field);
-    }
+    if (!*slot && field >= TB_RQ_N) *slot = PyObject_CallOneArg(tb_request_derive[field], (PyObject *)r);
+    else if (!*slot && r->req) *slot = tb_request_build(r->req, field);
+    else if (!*slot) PyErr_SetString(PyExc_RuntimeError, "the request is no longer available");
     return *slot;
 }
 
@@ -663,13 +647,6 @@ static PyObject *tb_request_get(PyObject *self, void *field) {
     PyObject *v = tb_request_field((tb_Request *)self, (int)(intptr_t)field);
     Py_XINCREF(v);
     return v;
-}
-
-static PyObject *tb_request_get_derived(PyObject *self, void *which) {
-    PyObject **slot = &((tb_Request *)self)->derived[(intptr_t)which];
-    if (!*slot) *slot = PyObject_CallOneArg(tb_request_derive[(intptr_t)which], self);
-    Py_XINCREF(*slot);
-    return *slot;
 }
 
 /* Called when the turbo_req is about to go away: a Request still referenced
@@ -688,18 +665,14 @@ static void tb_request_detach(tb_Request *r, const char *label) {
 }
 
 static PyObject *tb_request_new(turbo_req *req) {
-    tb_Request *r = PyObject_New(tb_Request, &tb_RequestType);
-    if (!r) return NULL;
-    r->req = req;
-    for (int f = 0; f < TB_RQ_N; f++) r->field[f] = NULL;
-    for (int f = 0; f < TB_RQ_DERIVED; f++) r->derived[f] = NULL;
+    tb_Request *r = (tb_Request *)tb_RequestType.tp_alloc(&tb_RequestType, 0); /* zeroed */
+    if (r) r->req = req;
     return (PyObject *)r;
 }
 
 static void tb_request_dealloc(PyObject *self) {
     tb_Request *r = (tb_Request *)self;
-    for (int f = 0; f < TB_RQ_N; f++) Py_XDECREF(r->field[f]);
-    for (int f = 0; f < TB_RQ_DERIVED; f++) Py_XDECREF(r->derived[f]);
+    for (int f = 0; f < TB_RQ_ALL; f++) Py_XDECREF(r->field[f]);
     PyObject_Free(self);
 }
 
@@ -730,10 +703,10 @@ static PyGetSetDef tb_request_getset[] = {
     {"query_string", tb_request_get, NULL, "The raw query (bytes).", (void *)TB_RQ_QUERY_STRING},
     {"raw_path", tb_request_get, NULL, "The raw path (bytes).", (void *)TB_RQ_RAW_PATH},
     {"client", tb_request_get, NULL, "(host, port) of the peer.", (void *)TB_RQ_CLIENT},
-    {"url", tb_request_get_derived, NULL, "The URL, as Starlette's.", (void *)TB_RQ_URL},
-    {"cookies", tb_request_get_derived, NULL, "A dict of cookies.", (void *)TB_RQ_COOKIES},
-    {"scope", tb_request_get_derived, NULL, "An ASGI-style scope.", (void *)TB_RQ_SCOPE},
-    {"state", tb_request_get_derived, NULL, "Attributes for this request.", (void *)TB_RQ_STATE},
+    {"url", tb_request_get, NULL, "The URL, as Starlette's.", (void *)TB_RQ_URL},
+    {"cookies", tb_request_get, NULL, "A dict of cookies.", (void *)TB_RQ_COOKIES},
+    {"scope", tb_request_get, NULL, "An ASGI-style scope.", (void *)TB_RQ_SCOPE},
+    {"state", tb_request_get, NULL, "Attributes for this request.", (void *)TB_RQ_STATE},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyMethodDef tb_request_methods[] = {
@@ -1353,31 +1326,6 @@ static int tb_arg_scalar(tb_param *q, const char *where, const char *s, size_t n
     return rc;
 }
 
-static int tb_arg_path(tb_param *q, turbo_req *req, PyObject **out, PyObject **errors) {
-    turbo_str v = turbo_req_param(req, q->name);
-    if (!v.len || !memchr(v.ptr, '%', v.len))
-        return tb_arg_scalar(q, "path", v.len ? v.ptr : "", v.len, out, errors);
-    PyObject *text = tb_decoded_str(v.ptr, v.len, 0); /* bad UTF-8 fails every type but str */
-    Py_ssize_t n;
-    const char *s = text ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
-    int rc = s ? tb_arg_scalar(q, "path", s, (size_t)n, out, errors) : -1;
-    Py_XDECREF(text);
-    return rc;
-}
-
-/* 0, 1 after answering (a malformed query), or -1 with an exception. */
-static int tb_arg_query(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
-    turbo_str v;
-    int found = turbo_req_query_get(req, q->name, &v);
-    if (found > 0) return tb_arg_scalar(q, "query", v.len ? v.ptr : "", v.len, out, errors);
-    if (found < 0) {
-        static const char body[] = "{\"detail\":\"Malformed query string\"}";
-        turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
-        return 1;
-    }
-    return tb_absent(q, "query", q->pyname, out, errors);
-}
-
 /* The value of cookie name in the Cookie header, as Starlette reads it (and
    turbo/_support.py's request_cookies): pairs split at ';' and their first
    '=', name and value trimmed, a value's double quotes taken off, the last
@@ -1405,13 +1353,21 @@ static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out) {
     return found;
 }
 
-/* A header or a cookie: 0 with *out set or an error appended; -1 with an exception. */
-static int tb_arg_header(tb_param *q, turbo_req *req, PyObject **out, PyObject **errors) {
-    const char *where = q->source == TB_HEADER ? "header" : "cookie";
+/* The one value of a query parameter, a header or a cookie: 0 with *out
+   set or an error appended, 1 after answering (a malformed query), or -1
+   with an exception. */
+static int tb_arg_single(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
+    const char *where = tb_source_names[q->source];
     turbo_str v = {NULL, 0};
-    int found = q->source == TB_HEADER ? (v = turbo_req_header(req, q->name)).ptr != NULL
-                                       : tb_cookie_get(req, q->name, &v);
-    if (found) return tb_arg_scalar(q, where, v.len ? v.ptr : "", v.len, out, errors);
+    int found = q->source == TB_QUERY    ? turbo_req_query_get(req, q->name, &v)
+                : q->source == TB_HEADER ? (v = turbo_req_header(req, q->name)).ptr != NULL
+                                         : tb_cookie_get(req, q->name, &v);
+    if (found > 0) return tb_arg_scalar(q, where, v.len ? v.ptr : "", v.len, out, errors);
+    if (found < 0) {
+        static const char body[] = "{\"detail\":\"Malformed query string\"}";
+        turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
+        return 1;
+    }
     return tb_absent(q, where, q->pyname, out, errors);
 }
 
@@ -1482,8 +1438,9 @@ static int tb_values_named(tb_param *q, turbo_req *req, PyObject *values) {
     return rc < 0;
 }
 
-/* A value from tb_values_named as the parameter's type: text is converted
-   (errors located at index when the parameter is a list); a file is kept. */
+/* A value from tb_values_named (or a decoded path capture) as the
+   parameter's type: text is converted (errors located at index when the
+   parameter is a list); a file is kept. */
 static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t index, PyObject **out,
                        PyObject **errors) {
     Py_ssize_t n, before = *errors ? PyList_GET_SIZE(*errors) : 0;
@@ -1499,6 +1456,16 @@ static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t i
         if (!loc || tb_append(loc, PyLong_FromSsize_t(index)) < 0) return -1;
     }
     return 0;
+}
+
+static int tb_arg_path(tb_param *q, turbo_req *req, PyObject **out, PyObject **errors) {
+    turbo_str v = turbo_req_param(req, q->name);
+    if (!v.len || !memchr(v.ptr, '%', v.len))
+        return tb_arg_scalar(q, "path", v.len ? v.ptr : "", v.len, out, errors);
+    PyObject *text = tb_decoded_str(v.ptr, v.len, 0); /* bad UTF-8 fails every type but str */
+    int rc = text ? tb_arg_item(q, "path", text, -1, out, errors) : -1;
+    Py_XDECREF(text);
+    return rc;
 }
 
 /* A parameter read through tb_values_named: a list parameter takes them
@@ -1668,13 +1635,10 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
         switch (q->source) {
         case TB_PATH: rc = tb_arg_path(q, req, &args[i], &errors); break;
         case TB_QUERY:
-            rc = q->many ? tb_arg_named(q, req, res, &args[i], &errors)
-                         : tb_arg_query(q, req, res, &args[i], &errors);
-            break;
         case TB_HEADER:
         case TB_COOKIE:
             rc = q->many ? tb_arg_named(q, req, res, &args[i], &errors)
-                         : tb_arg_header(q, req, &args[i], &errors);
+                         : tb_arg_single(q, req, res, &args[i], &errors);
             break;
         case TB_FORM:
         case TB_FILE: rc = tb_arg_named(q, req, res, &args[i], &errors); break;
@@ -1689,10 +1653,12 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
     }
     if (rc == 0 && errors) {
         PyObject *about = tb_request_new(req);
+        PyObject *detail = Py_BuildValue("{s:O}", "detail", errors); /* the 422's body, sent leniently */
         rc = (about && tb_handled(res, pl, "_handle_invalid", errors, about)) ||
-                     tb_send_json(res, 422, errors, TB_AS_DETAIL | TB_LENIENT) >= 0
+                     (detail && tb_send_json(res, 422, detail, 1) >= 0)
                  ? 1
                  : -1;
+        Py_XDECREF(detail);
         if (about) tb_request_detach((tb_Request *)about, pl->label);
         Py_XDECREF(about);
     }
