@@ -80,11 +80,11 @@ static PyObject *tb_BaseModel;       /* pydantic.BaseModel, once pydantic is imp
 static PyObject *tb_ValidationError; /* pydantic.ValidationError */
 static int tb_pydantic_v2;
 
-static PyObject *tb_empty_tuple;
+static PyObject *tb_kw_mode; /* ("mode",): the keyword of model_dump(mode="json") */
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
     *tb_s_content_type, *tb_s_background;
 static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
-    *tb_s_flush, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
+    *tb_s_flush, *tb_s_model_dump, *tb_s_json;
 
 /* The asyncio loop of this process, when the app has async handlers. */
 static PyObject *tb_Loop;        /* the class */
@@ -371,13 +371,8 @@ static int tb_is_model(PyObject *o) {
 static PyObject *tb_plain_value(PyObject *o) {
     if (tb_is_model(o)) {
         if (!tb_pydantic_v2) return PyObject_CallMethod(o, "dict", NULL);
-        PyObject *dump = PyObject_GetAttr(o, tb_s_model_dump);
-        if (!dump) return NULL;
-        PyObject *kw = Py_BuildValue("{O:O}", tb_s_mode, tb_s_json);
-        PyObject *out = kw ? PyObject_Call(dump, tb_empty_tuple, kw) : NULL;
-        Py_XDECREF(kw);
-        Py_DECREF(dump);
-        return out;
+        PyObject *args[] = {o, tb_s_json};
+        return PyObject_VectorcallMethod(tb_s_model_dump, args, 1, tb_kw_mode);
     }
     PyObject *plain = PyObject_CallOneArg(tb_plain, o);
     if (plain == Py_NotImplemented) Py_CLEAR(plain);
@@ -474,16 +469,12 @@ static int tb_send_json(turbo_res *res, int status, PyObject *value, int lenient
     return 0;
 }
 
-static int tb_is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-
 static void tb_trim(const char **s, size_t *n) {
-    while (*n && tb_is_space((*s)[0])) (*s)++, (*n)--;
-    while (*n && tb_is_space((*s)[*n - 1])) (*n)--;
+    while (*n && Py_ISSPACE((*s)[0])) (*s)++, (*n)--;
+    while (*n && Py_ISSPACE((*s)[*n - 1])) (*n)--;
 }
 
 static int tb_is_digit(char c) { return c >= '0' && c <= '9'; }
-
-static int tb_is_alnum(char c) { return tb_is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 /* Copies s without the underscores that pydantic allows between two
    letters or digits; NULL (no error) if one is misplaced. PyMem_Free it. */
@@ -493,7 +484,7 @@ static char *tb_copy_without_underscores(const char *s, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '_') {
-            if (i == 0 || i + 1 == n || !tb_is_alnum(s[i - 1]) || !tb_is_alnum(s[i + 1])) {
+            if (i == 0 || i + 1 == n || !Py_ISALNUM(s[i - 1]) || !Py_ISALNUM(s[i + 1])) {
                 PyMem_Free(out);
                 return NULL;
             }
@@ -563,26 +554,19 @@ typedef struct {
 
 static PyObject *tb_req_headers(turbo_req *req) {
     PyObject *d = PyObject_CallNoArgs(tb_Headers);
-    if (!d) return NULL;
     int n = turbo_req_header_count(req);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; d && i < n; i++) {
         turbo_str name = turbo_req_header_name(req, i), value = turbo_req_header_value(req, i);
         PyObject *key = PyUnicode_DecodeLatin1(name.ptr, (Py_ssize_t)name.len, NULL);
         PyObject *lower = key ? PyObject_CallMethod(key, "lower", NULL) : NULL;
-        Py_XDECREF(key);
-        if (!lower) goto fail;
+        PyObject *v = lower ? PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL) : NULL;
         /* Repeated headers: the first one, as Starlette's headers[name]. */
-        int seen = PyDict_Contains(d, lower);
-        PyObject *v = seen ? NULL : PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL);
-        int rc = seen < 0 ? -1 : seen ? 0 : v ? PyDict_SetItem(d, lower, v) : -1;
-        Py_DECREF(lower);
+        if (!v || !PyDict_SetDefault(d, lower, v)) Py_CLEAR(d);
+        Py_XDECREF(key);
+        Py_XDECREF(lower);
         Py_XDECREF(v);
-        if (rc < 0) goto fail;
     }
     return d;
-fail:
-    Py_DECREF(d);
-    return NULL;
 }
 
 /* The query's pairs, as turbo.h splits them, decoded; a repeated name
@@ -3312,16 +3296,12 @@ static PyTypeObject tb_ResponseType = {
     .tp_new = PyType_GenericNew,
 };
 
-static PyTypeObject tb_JSONResponseType = {
+static PyTypeObject tb_JSONResponseType = { /* size, dealloc, init, new: Response's (its tp_base) */
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "turbo.JSONResponse",
-    .tp_basicsize = sizeof(tb_Response),
-    .tp_dealloc = tb_response_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc
     = "JSONResponse(content, status_code=200, headers=None, media_type=None): content as JSON.",
-    .tp_init = tb_response_init,
-    .tp_new = PyType_GenericNew,
 };
 
 static PyTypeObject tb_ReadyType = {
@@ -3447,7 +3427,7 @@ static int tb_module_state_init(void) {
     tb_io_BytesIO = io ? PyObject_GetAttrString(io, "BytesIO") : NULL;
     Py_XDECREF(io);
     if (!tb_io_BytesIO) return -1;
-    if (!(tb_empty_tuple = PyTuple_New(0))) return -1;
+    if (!(tb_kw_mode = Py_BuildValue("(s)", "mode"))) return -1;
     static const struct {
         PyObject **slot;
         const char *text;
@@ -3460,7 +3440,6 @@ static int tb_module_state_init(void) {
                    {&tb_s_flush, "flush"},
                    {&tb_s_json, "json"},
                    {&tb_s_model_dump, "model_dump"},
-                   {&tb_s_mode, "mode"},
                    {&tb_s_content, "content"},
                    {&tb_s_status_code, "status_code"},
                    {&tb_s_headers, "headers"},
@@ -3478,30 +3457,20 @@ static int tb_module_state_init(void) {
 }
 
 PyMODINIT_FUNC PyInit__turbo(void) {
-    static const struct {
-        const char *name; /* NULL: internal */
-        PyTypeObject *type;
-    } types[] = {{"App", &tb_AppType},           {"Request", &tb_RequestType},
-                 {"Response", &tb_ResponseType}, {"JSONResponse", &tb_JSONResponseType},
-                 {NULL, &tb_PendingType},        {NULL, &tb_ReadyType},
-                 {NULL, &tb_ASGICallType},       {NULL, &tb_WSGIStartType}};
+    /* The module's types (named as their tp_name says), then internal ones. */
+    static PyTypeObject *const types[] = {&tb_AppType,          &tb_RequestType,  &tb_ResponseType,
+                                          &tb_JSONResponseType, &tb_PendingType,  &tb_ReadyType,
+                                          &tb_ASGICallType,     &tb_WSGIStartType};
+    const size_t public_types = 4;
     tb_JSONResponseType.tp_base = &tb_ResponseType;
     tb_ResponseType.tp_vectorcall = tb_response_vectorcall;
     tb_JSONResponseType.tp_vectorcall = tb_response_vectorcall;
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
-        if (PyType_Ready(types[i].type) < 0) return NULL;
+        if (PyType_Ready(types[i]) < 0) return NULL;
     if (tb_module_state_init() < 0) return NULL;
     PyObject *m = PyModule_Create(&tb_module);
-    if (!m) return NULL;
-    for (size_t i = 0; i < sizeof types / sizeof *types && types[i].name; i++) {
-        Py_INCREF(types[i].type);
-        if (PyModule_AddObject(m, types[i].name, (PyObject *)types[i].type) < 0) {
-            Py_DECREF(types[i].type);
-            goto fail;
-        }
-    }
-    if (PyModule_AddStringConstant(m, "__version__", "0.1.0") == 0) return m;
-fail:
-    Py_DECREF(m);
-    return NULL;
+    for (size_t i = 0; m && i < public_types; i++)
+        if (PyModule_AddType(m, types[i]) < 0) Py_CLEAR(m);
+    if (m && PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0) Py_CLEAR(m);
+    return m;
 }
