@@ -235,10 +235,7 @@ static void tb_scratch_done(turbo_buf *b) {
         return;
     }
     tb_thread_scratch_busy = 0;
-    if (b->cap > (1u << 20)) {
-        turbo_buf_free(b);
-        memset(b, 0, sizeof *b);
-    }
+    if (b->cap > (1u << 20)) turbo_buf_free(b); /* which leaves it empty, for next time */
 }
 
 static int tb_json_check(int rc) {
@@ -264,12 +261,11 @@ static int tb_encode_str(turbo_json *j, PyObject *s, int as_key) {
 
 /* The decimal text of an int, ignoring any __repr__ of a subclass. */
 static int tb_encode_int_text(turbo_json *j, PyObject *o, int as_key) {
-    PyObject *text = PyLong_Type.tp_repr(o);
+    PyObject *text = PyLong_Type.tp_repr(o); /* ASCII: its characters are its UTF-8 */
     if (!text) return -1;
-    Py_ssize_t n;
-    const char *p = PyUnicode_AsUTF8AndSize(text, &n);
-    int rc =
-        !p ? -1 : tb_json_check(as_key ? turbo_json_keyn(j, p, (size_t)n) : turbo_json_raw(j, p, (size_t)n));
+    const char *p = (const char *)PyUnicode_DATA(text);
+    size_t n = (size_t)PyUnicode_GET_LENGTH(text);
+    int rc = tb_json_check(as_key ? turbo_json_keyn(j, p, n) : turbo_json_raw(j, p, n));
     Py_DECREF(text);
     return rc;
 }
@@ -279,12 +275,7 @@ static int tb_encode_int(turbo_json *j, PyObject *o) {
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
     if (v == -1 && PyErr_Occurred()) return -1;
     if (!overflow) return tb_json_check(turbo_json_int(j, v));
-    if (overflow > 0) {
-        unsigned long long u = PyLong_AsUnsignedLongLong(o);
-        if (!(u == (unsigned long long)-1 && PyErr_Occurred())) return tb_json_check(turbo_json_uint(j, u));
-        PyErr_Clear();
-    }
-    /* Beyond 64 bits: every digit, as json.dumps writes it. */
+    /* Beyond a long long: every digit, as json.dumps writes it. */
     return tb_encode_int_text(j, o, 0);
 }
 
@@ -432,8 +423,7 @@ static turbo_buf *tb_to_json(PyObject *value, int lenient) {
     turbo_json j;
     turbo_json_init(&j, buf);
     int rc = tb_encode(&j, value, lenient);
-    if (rc == 0) rc = tb_json_check(turbo_json_finish(&j));
-    if (rc == 0 && buf->oom) rc = tb_json_check(TURBO_JSON_OOM);
+    if (rc == 0) rc = tb_json_check(turbo_json_finish(&j)); /* the writer's errors, out of memory too */
     if (rc) {
         tb_scratch_done(buf);
         return NULL;
@@ -1005,7 +995,7 @@ static const struct {
 };
 
 typedef struct {
-    char *name;              /* the capture, query, header or cookie name (the alias), UTF-8 */
+    const char *name;        /* the capture, query, header or cookie name (the alias): pyname's UTF-8 */
     PyObject *pyname;        /* the same, for error locations */
     PyObject *rules;         /* gt, max_length, pattern...: turbo/params.py's rules(), or NULL */
     PyObject *default_value; /* NULL when required; its factory when factory is set */
@@ -1034,9 +1024,7 @@ typedef struct {
 } tb_plan;
 
 static void tb_plan_free(tb_plan *pl) {
-    if (!pl) return;
     for (int i = 0; i < pl->nparams; i++) {
-        PyMem_Free(pl->params[i].name);
         Py_XDECREF(pl->params[i].pyname);
         Py_XDECREF(pl->params[i].default_value);
         Py_XDECREF(pl->params[i].model);
@@ -1087,8 +1075,7 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     tb_param *q = &pl->params[pl->nparams++];
     int s = tb_name_index(source, tb_source_names, 8),
         k = s < 0 ? -1 : tb_name_index(conv, tb_conv_names, 10);
-    const char *ckey = PyUnicode_AsUTF8(key);
-    if (k < 0 || !ckey || !(q->name = tb_strdup(ckey))) return -1;
+    if (k < 0 || !(q->name = PyUnicode_AsUTF8(key))) return -1;
     q->source = (unsigned char)s;
     q->conv = (unsigned char)k;
     q->nullable = (unsigned char)nullable;
@@ -1122,19 +1109,17 @@ static tb_plan *tb_plan_new(PyObject *endpoint, const char *pattern, const char 
     if (!pl) return (tb_plan *)PyErr_NoMemory();
     pl->status = status;
     PyObject *plans = NULL, *described = NULL, *kwnames = NULL, *params, *func;
-    int ok = 0, is_async, finishes;
+    int ok = 0;
     if (!(pl->label = tb_strdup(label)) || !(plans = PyImport_ImportModule("turbo._plans")) ||
         !(described = PyObject_CallMethod(plans, "describe", "Os", endpoint, pattern)) ||
         !(kwnames = PyList_New(0)) ||
-        !PyArg_ParseTuple(described, "pO!Op", &is_async, &PyTuple_Type, &params, &func, &finishes))
+        !PyArg_ParseTuple(described, "pO!Op", &pl->is_async, &PyTuple_Type, &params, &func, &pl->finishes))
         goto done;
     pl->func = func;
     Py_INCREF(func);
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++)
         if (tb_plan_param(pl, PyTuple_GET_ITEM(params, i), kwnames) < 0) goto done;
     if (PyList_GET_SIZE(kwnames) && !(pl->kwnames = PyList_AsTuple(kwnames))) goto done;
-    pl->is_async = is_async;
-    pl->finishes = finishes;
     for (int i = 0; i < pl->nparams; i++) { /* a stable insertion sort by rank */
         int k = i;
         for (; k > 0 && pl->params[pl->order[k - 1]].rank > pl->params[i].rank; k--)
@@ -1146,11 +1131,9 @@ done:
     Py_XDECREF(plans);
     Py_XDECREF(described);
     Py_XDECREF(kwnames);
-    if (!ok) {
-        tb_plan_free(pl);
-        return NULL;
-    }
-    return pl;
+    if (ok) return pl;
+    tb_plan_free(pl);
+    return NULL;
 }
 
 /* ================================================================ converting values */
@@ -1176,11 +1159,6 @@ static PyObject *tb_parse_int(const char *s, size_t n) {
     if (start == dot) return NULL;
     for (size_t i = start; i < dot; i++)
         if (!tb_is_digit(s[i]) && s[i] != '_') return NULL;
-    if (dot - start <= 18 && !memchr(s, '_', dot)) {
-        long long v = 0;
-        for (size_t i = start; i < dot; i++) v = v * 10 + (s[i] - '0');
-        return PyLong_FromLongLong(s[0] == '-' ? -v : v);
-    }
     char *digits = tb_copy_without_underscores(s, dot);
     if (!digits) return NULL;
     PyObject *v = PyLong_FromString(digits, NULL, 10);
@@ -1236,14 +1214,10 @@ static int tb_add_error(PyObject **errors, const char *type, const char *where, 
     return rc;
 }
 
-static int tb_add_missing(PyObject **errors, const char *where, PyObject *name) {
-    return tb_add_error(errors, "missing", where, name, "Field required", Py_None);
-}
-
 /* A value the request does not have: its default (made by its factory),
    or a missing error. 0, or -1 with an exception. */
 static int tb_absent(tb_param *q, const char *where, PyObject *name, PyObject **out, PyObject **errors) {
-    if (!q->default_value) return tb_add_missing(errors, where, name);
+    if (!q->default_value) return tb_add_error(errors, "missing", where, name, "Field required", Py_None);
     if (q->factory) return (*out = PyObject_CallNoArgs(q->default_value)) ? 0 : -1;
     *out = q->default_value;
     Py_INCREF(*out);
