@@ -1505,11 +1505,7 @@ static int tb_add_model_errors(PyObject **errors) {
 
 static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject **errors) {
     if (q->conv == TB_MODEL) { /* q->model validates: turbo/_plans.py's validator() */
-        PyObject *m = PyObject_CallOneArg(q->model, value);
-        if (m) {
-            *out = m;
-            return 0;
-        }
+        if ((*out = PyObject_CallOneArg(q->model, value))) return 0;
         return PyErr_ExceptionMatches(tb_ValidationError) ? tb_add_model_errors(errors) : -1;
     }
     if (q->conv == TB_DICT ? PyDict_Check(value) : PyList_Check(value)) {
@@ -1531,9 +1527,10 @@ static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject 
 /* 0, 1 after answering (a body that is not text), or -1 with an exception. */
 static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
     turbo_str b = turbo_req_body(req);
-    PyObject *value = b.len ? PyBytes_FromStringAndSize(b.ptr, (Py_ssize_t)b.len) : Py_None;
+    if (!b.len) return tb_absent(q, "body", NULL, out, errors);
+    PyObject *value = PyBytes_FromStringAndSize(b.ptr, (Py_ssize_t)b.len);
     if (!value) return -1;
-    if (value != Py_None && tb_is_json_request(req)) {
+    if (tb_is_json_request(req)) {
         Py_SETREF(value, PyObject_CallOneArg(tb_json_loads, value));
         if (!value) {
             if (PyErr_ExceptionMatches(tb_JSONDecodeError)) return tb_add_json_invalid(errors);
@@ -1543,15 +1540,10 @@ static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **o
             turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
             return 1;
         }
-    } else if (value == Py_None) {
-        Py_INCREF(value);
     }
-    int rc;
-    if (value == Py_None) {
-        rc = tb_absent(q, "body", NULL, out, errors);
-    } else {
-        rc = tb_check_body(q, value, out, errors);
-    }
+    /* A JSON null is no body either. */
+    int rc =
+        value == Py_None ? tb_absent(q, "body", NULL, out, errors) : tb_check_body(q, value, out, errors);
     Py_DECREF(value);
     return rc;
 }
@@ -2957,28 +2949,25 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
         return PyErr_Format(PyExc_TypeError, "a route handler must be callable, not %R", func);
     if (!tb_check_status(status)) return NULL;
     tb_plan *pl = tb_plan_new(func, pattern, label, status);
-    if (pl) pl->app = self;
-    if (pl && response != Py_None) {
+    if (!pl) return NULL;
+    tb_plan **grown = (tb_plan **)PyMem_Realloc(app->plans, (app->nplans + 1) * sizeof *grown);
+    if (!grown) {
+        tb_plan_free(pl);
+        return PyErr_NoMemory();
+    }
+    app->plans = grown;
+    grown[app->nplans++] = pl;
+    pl->app = self;
+    if (response != Py_None) {
         Py_INCREF(response);
         pl->response = response;
     }
-    tb_plan **grown = pl ? (tb_plan **)PyMem_Realloc(app->plans, (app->nplans + 1) * sizeof *grown) : NULL;
-    int rc = -1;
-    if (grown) {
-        app->plans = grown;
-        grown[app->nplans++] = pl;
-        rc = 0;
-        for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(methods); i++) {
-            const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
-            rc = m ? tb_app_register(app, m, pattern, tb_py_handler, pl, blocking ? TURBO_BLOCKING : 0, 1)
-                   : -1;
-        }
-        app->has_async |= pl->is_async;
-    } else if (pl) {
-        PyErr_NoMemory();
-        tb_plan_free(pl);
+    app->has_async |= pl->is_async;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
+        const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
+        if (!m || tb_app_register(app, m, pattern, tb_py_handler, pl, blocking ? TURBO_BLOCKING : 0, 1) < 0)
+            return NULL;
     }
-    if (rc < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -3146,22 +3135,18 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
         return PyErr_Format(PyExc_ValueError, "a TURBO_* environment variable is invalid (see stderr)");
     turbo_server *s = turbo_new(&cfg);
     if (!s) return PyErr_NoMemory();
+    int rc = -1;
     for (size_t i = 0; i < self->nentries; i++) {
         tb_entry *e = &self->entries[i];
         if (turbo_route_ex(s, e->method, e->pattern, e->handler, e->user, e->flags) < 0) {
             PyErr_Format(PyExc_RuntimeError, "turbo: %s", turbo_error(s));
-            turbo_free(s);
-            return NULL;
+            goto done;
         }
     }
-    if (tb_add_statics(s, statics) < 0) {
-        turbo_free(s);
-        return NULL;
-    }
+    if (tb_add_statics(s, statics) < 0) goto done;
     if (turbo_listen(s) < 0) {
         PyErr_Format(PyExc_OSError, "turbo: %s", turbo_error(s));
-        turbo_free(s);
-        return NULL;
+        goto done;
     }
     Py_XSETREF(tb_server_addr, Py_BuildValue("(si)", host, turbo_port(s)));
     tb_multiprocess = processes > 1;
@@ -3169,10 +3154,11 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     self->run_pid = getpid();
     self->serving = 1;
     tb_thread_ts = PyEval_SaveThread();
-    int rc = turbo_run(s);
+    rc = turbo_run(s);
     PyEval_RestoreThread(tb_thread_ts);
     self->serving = 0;
     if (rc != 0) PyErr_Format(PyExc_RuntimeError, "turbo: %s", turbo_error(s));
+done:
     turbo_free(s);
     if (rc != 0) return NULL;
     Py_RETURN_NONE;
@@ -3185,16 +3171,15 @@ static void tb_app_free_routes(tb_App *app) {
     }
     for (size_t i = 0; i < app->nplans; i++) tb_plan_free(app->plans[i]);
     for (size_t i = 0; i < app->nmounts; i++) tb_mount_free(app->mounts[i]);
-    PyMem_Free(app->mounts);
-    app->mounts = NULL;
-    app->nmounts = 0;
     PyMem_Free(app->entries);
     PyMem_Free(app->plans);
+    PyMem_Free(app->mounts);
+    turbo_free(app->check);
     app->entries = NULL;
     app->plans = NULL;
-    app->nentries = app->nplans = 0;
-    if (app->check) turbo_free(app->check);
+    app->mounts = NULL;
     app->check = NULL;
+    app->nentries = app->nplans = app->nmounts = 0;
 }
 
 static int tb_app_traverse(PyObject *self, visitproc visit, void *arg) {
