@@ -3054,9 +3054,8 @@ static void tb_flush_std_streams(void) {
 }
 
 /* While turbo_run runs, the thread that called it holds the GIL only
-   inside these hooks; the prefork supervisor never holds it. Each fork is
-   done as os.fork does it: GIL held, PyOS_BeforeFork, then
-   PyOS_AfterFork_Parent or PyOS_AfterFork_Child. */
+   inside these hooks (see PROCESSES AND THE GIL, at the top, for the
+   forks); the prefork supervisor never holds it. */
 static void tb_before_fork(void *arg) {
     (void)arg;
     PyEval_RestoreThread(tb_thread_ts);
