@@ -90,7 +90,8 @@ static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb
 static PyObject *tb_Loop;        /* the class */
 static PyObject *tb_loop_obj;    /* this process's, while it serves (see tb_loop_start) */
 static PyObject *tb_loop_submit; /* its submit(coro) */
-static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe, *tb_loop_call_soon;
+static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe,
+    *tb_loop_call_soon;
 static PyObject *tb_resolve; /* _support._resolve: a future done, unless it was cancelled */
 
 static pthread_key_t tb_scratch_key;
