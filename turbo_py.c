@@ -80,11 +80,11 @@ static PyObject *tb_BaseModel;       /* pydantic.BaseModel, once pydantic is imp
 static PyObject *tb_ValidationError; /* pydantic.ValidationError */
 static int tb_pydantic_v2;
 
-static PyObject *tb_empty_tuple;
+static PyObject *tb_kw_mode; /* ("mode",): the keyword of model_dump(mode="json") */
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
     *tb_s_content_type, *tb_s_background;
 static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
-    *tb_s_flush, *tb_s_model_dump, *tb_s_mode, *tb_s_json;
+    *tb_s_flush, *tb_s_model_dump, *tb_s_json;
 
 /* The asyncio loop of this process, when the app has async handlers. */
 static PyObject *tb_Loop;        /* the class */
@@ -236,10 +236,7 @@ static void tb_scratch_done(turbo_buf *b) {
         return;
     }
     tb_thread_scratch_busy = 0;
-    if (b->cap > (1u << 20)) {
-        turbo_buf_free(b);
-        memset(b, 0, sizeof *b);
-    }
+    if (b->cap > (1u << 20)) turbo_buf_free(b); /* which leaves it empty, for next time */
 }
 
 static int tb_json_check(int rc) {
@@ -265,12 +262,11 @@ static int tb_encode_str(turbo_json *j, PyObject *s, int as_key) {
 
 /* The decimal text of an int, ignoring any __repr__ of a subclass. */
 static int tb_encode_int_text(turbo_json *j, PyObject *o, int as_key) {
-    PyObject *text = PyLong_Type.tp_repr(o);
+    PyObject *text = PyLong_Type.tp_repr(o); /* ASCII: its characters are its UTF-8 */
     if (!text) return -1;
-    Py_ssize_t n;
-    const char *p = PyUnicode_AsUTF8AndSize(text, &n);
-    int rc =
-        !p ? -1 : tb_json_check(as_key ? turbo_json_keyn(j, p, (size_t)n) : turbo_json_raw(j, p, (size_t)n));
+    const char *p = (const char *)PyUnicode_DATA(text);
+    size_t n = (size_t)PyUnicode_GET_LENGTH(text);
+    int rc = tb_json_check(as_key ? turbo_json_keyn(j, p, n) : turbo_json_raw(j, p, n));
     Py_DECREF(text);
     return rc;
 }
@@ -280,12 +276,7 @@ static int tb_encode_int(turbo_json *j, PyObject *o) {
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
     if (v == -1 && PyErr_Occurred()) return -1;
     if (!overflow) return tb_json_check(turbo_json_int(j, v));
-    if (overflow > 0) {
-        unsigned long long u = PyLong_AsUnsignedLongLong(o);
-        if (!(u == (unsigned long long)-1 && PyErr_Occurred())) return tb_json_check(turbo_json_uint(j, u));
-        PyErr_Clear();
-    }
-    /* Beyond 64 bits: every digit, as json.dumps writes it. */
+    /* Beyond a long long: every digit, as json.dumps writes it. */
     return tb_encode_int_text(j, o, 0);
 }
 
@@ -372,13 +363,8 @@ static int tb_is_model(PyObject *o) {
 static PyObject *tb_plain_value(PyObject *o) {
     if (tb_is_model(o)) {
         if (!tb_pydantic_v2) return PyObject_CallMethod(o, "dict", NULL);
-        PyObject *dump = PyObject_GetAttr(o, tb_s_model_dump);
-        if (!dump) return NULL;
-        PyObject *kw = Py_BuildValue("{O:O}", tb_s_mode, tb_s_json);
-        PyObject *out = kw ? PyObject_Call(dump, tb_empty_tuple, kw) : NULL;
-        Py_XDECREF(kw);
-        Py_DECREF(dump);
-        return out;
+        PyObject *args[] = {o, tb_s_json};
+        return PyObject_VectorcallMethod(tb_s_model_dump, args, 1, tb_kw_mode);
     }
     PyObject *plain = PyObject_CallOneArg(tb_plain, o);
     if (plain == Py_NotImplemented) Py_CLEAR(plain);
@@ -429,28 +415,16 @@ static int tb_encode(turbo_json *j, PyObject *o, int lenient) {
     return tb_encode_other(j, o, lenient);
 }
 
-enum { TB_AS_DETAIL = 1, TB_LENIENT = 2 };
-
-/* Encodes value (or {"detail": value}) into the scratch buffer. Returns
-   the buffer, to be given back with tb_scratch_done, or NULL with an
-   exception set. */
-static turbo_buf *tb_to_json(PyObject *value, int flags) {
+/* Encodes value into the scratch buffer (lenient: an error body, which
+   shows any object, see tb_encode_other). Returns the buffer, to be given
+   back with tb_scratch_done, or NULL with an exception set. */
+static turbo_buf *tb_to_json(PyObject *value, int lenient) {
     turbo_buf *buf = tb_scratch();
     if (!buf) return NULL;
     turbo_json j;
     turbo_json_init(&j, buf);
-    int lenient = (flags & TB_LENIENT) != 0;
-    int rc;
-    if (flags & TB_AS_DETAIL) {
-        rc = tb_json_check(turbo_json_object_begin(&j));
-        if (rc == 0) rc = tb_json_check(turbo_json_key(&j, "detail"));
-        if (rc == 0) rc = tb_encode(&j, value, lenient);
-        if (rc == 0) rc = tb_json_check(turbo_json_object_end(&j));
-    } else {
-        rc = tb_encode(&j, value, lenient);
-    }
-    if (rc == 0) rc = tb_json_check(turbo_json_finish(&j));
-    if (rc == 0 && buf->oom) rc = tb_json_check(TURBO_JSON_OOM);
+    int rc = tb_encode(&j, value, lenient);
+    if (rc == 0) rc = tb_json_check(turbo_json_finish(&j)); /* the writer's errors, out of memory too */
     if (rc) {
         tb_scratch_done(buf);
         return NULL;
@@ -473,12 +447,12 @@ static void tb_send_500(turbo_res *res) {
 }
 
 /* Sends value as a JSON body. 0, or -1 with an exception set (nothing sent). */
-static int tb_send_json(turbo_res *res, int status, PyObject *value, int flags) {
+static int tb_send_json(turbo_res *res, int status, PyObject *value, int lenient) {
     if (!turbo_status_has_body(status)) { /* sent empty, but FastAPI still names the type */
         turbo_res_send(res, status, "application/json", "", 0);
         return 0;
     }
-    turbo_buf *buf = tb_to_json(value, flags);
+    turbo_buf *buf = tb_to_json(value, lenient);
     if (!buf) return -1;
     /* The same bytes as turbo_res_send, but turbo writes its own Content-Type faster. */
     turbo_json_raw(turbo_res_json(res, status), buf->data, buf->len);
@@ -486,16 +460,12 @@ static int tb_send_json(turbo_res *res, int status, PyObject *value, int flags) 
     return 0;
 }
 
-static int tb_is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-
 static void tb_trim(const char **s, size_t *n) {
-    while (*n && tb_is_space((*s)[0])) (*s)++, (*n)--;
-    while (*n && tb_is_space((*s)[*n - 1])) (*n)--;
+    while (*n && Py_ISSPACE((*s)[0])) (*s)++, (*n)--;
+    while (*n && Py_ISSPACE((*s)[*n - 1])) (*n)--;
 }
 
 static int tb_is_digit(char c) { return c >= '0' && c <= '9'; }
-
-static int tb_is_alnum(char c) { return tb_is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 /* Copies s without the underscores that pydantic allows between two
    letters or digits; NULL (no error) if one is misplaced. PyMem_Free it. */
@@ -505,7 +475,7 @@ static char *tb_copy_without_underscores(const char *s, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '_') {
-            if (i == 0 || i + 1 == n || !tb_is_alnum(s[i - 1]) || !tb_is_alnum(s[i + 1])) {
+            if (i == 0 || i + 1 == n || !Py_ISALNUM(s[i - 1]) || !Py_ISALNUM(s[i + 1])) {
                 PyMem_Free(out);
                 return NULL;
             }
@@ -562,40 +532,32 @@ enum {
     TB_RQ_CLIENT,
     TB_RQ_N
 };
-enum { TB_RQ_URL, TB_RQ_COOKIES, TB_RQ_SCOPE, TB_RQ_STATE, TB_RQ_DERIVED };
-static PyObject *tb_request_derive[TB_RQ_DERIVED]; /* _support.request_url, ... */
-static PyObject *tb_Body, *tb_Address;             /* request.body's class, request.client's */
-static PyObject *tb_MutableHeaders;                /* Response.headers' view */
+enum { TB_RQ_URL = TB_RQ_N, TB_RQ_COOKIES, TB_RQ_SCOPE, TB_RQ_STATE, TB_RQ_ALL };
+static PyObject *tb_request_derive[TB_RQ_ALL]; /* by field: _support.request_url, ... */
+static PyObject *tb_Body, *tb_Address;         /* request.body's class, request.client's */
+static PyObject *tb_MutableHeaders;            /* Response.headers' view */
 
 typedef struct {
     PyObject_HEAD
     turbo_req *req; /* NULL once detached */
-    PyObject *field[TB_RQ_N];
-    PyObject *derived[TB_RQ_DERIVED];
+    PyObject *field[TB_RQ_ALL];
 } tb_Request;
 
 static PyObject *tb_req_headers(turbo_req *req) {
     PyObject *d = PyObject_CallNoArgs(tb_Headers);
-    if (!d) return NULL;
     int n = turbo_req_header_count(req);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; d && i < n; i++) {
         turbo_str name = turbo_req_header_name(req, i), value = turbo_req_header_value(req, i);
         PyObject *key = PyUnicode_DecodeLatin1(name.ptr, (Py_ssize_t)name.len, NULL);
         PyObject *lower = key ? PyObject_CallMethod(key, "lower", NULL) : NULL;
-        Py_XDECREF(key);
-        if (!lower) goto fail;
+        PyObject *v = lower ? PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL) : NULL;
         /* Repeated headers: the first one, as Starlette's headers[name]. */
-        int seen = PyDict_Contains(d, lower);
-        PyObject *v = seen ? NULL : PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL);
-        int rc = seen < 0 ? -1 : seen ? 0 : v ? PyDict_SetItem(d, lower, v) : -1;
-        Py_DECREF(lower);
+        if (!v || !PyDict_SetDefault(d, lower, v)) Py_CLEAR(d);
+        Py_XDECREF(key);
+        Py_XDECREF(lower);
         Py_XDECREF(v);
-        if (rc < 0) goto fail;
     }
     return d;
-fail:
-    Py_DECREF(d);
-    return NULL;
 }
 
 /* The query's pairs, as turbo.h splits them, decoded; a repeated name
@@ -650,13 +612,9 @@ static PyObject *tb_request_build(turbo_req *req, int field) {
 /* Borrowed reference to a field, built on first use. */
 static PyObject *tb_request_field(tb_Request *r, int field) {
     PyObject **slot = &r->field[field];
-    if (!*slot) {
-        if (!r->req) {
-            PyErr_SetString(PyExc_RuntimeError, "the request is no longer available");
-            return NULL;
-        }
-        *slot = tb_request_build(r->req, field);
-    }
+    if (!*slot && field >= TB_RQ_N) *slot = PyObject_CallOneArg(tb_request_derive[field], (PyObject *)r);
+    else if (!*slot && r->req) *slot = tb_request_build(r->req, field);
+    else if (!*slot) PyErr_SetString(PyExc_RuntimeError, "the request is no longer available");
     return *slot;
 }
 
@@ -664,13 +622,6 @@ static PyObject *tb_request_get(PyObject *self, void *field) {
     PyObject *v = tb_request_field((tb_Request *)self, (int)(intptr_t)field);
     Py_XINCREF(v);
     return v;
-}
-
-static PyObject *tb_request_get_derived(PyObject *self, void *which) {
-    PyObject **slot = &((tb_Request *)self)->derived[(intptr_t)which];
-    if (!*slot) *slot = PyObject_CallOneArg(tb_request_derive[(intptr_t)which], self);
-    Py_XINCREF(*slot);
-    return *slot;
 }
 
 /* Called when the turbo_req is about to go away: a Request still referenced
@@ -689,18 +640,14 @@ static void tb_request_detach(tb_Request *r, const char *label) {
 }
 
 static PyObject *tb_request_new(turbo_req *req) {
-    tb_Request *r = PyObject_New(tb_Request, &tb_RequestType);
-    if (!r) return NULL;
-    r->req = req;
-    for (int f = 0; f < TB_RQ_N; f++) r->field[f] = NULL;
-    for (int f = 0; f < TB_RQ_DERIVED; f++) r->derived[f] = NULL;
+    tb_Request *r = (tb_Request *)tb_RequestType.tp_alloc(&tb_RequestType, 0); /* zeroed */
+    if (r) r->req = req;
     return (PyObject *)r;
 }
 
 static void tb_request_dealloc(PyObject *self) {
     tb_Request *r = (tb_Request *)self;
-    for (int f = 0; f < TB_RQ_N; f++) Py_XDECREF(r->field[f]);
-    for (int f = 0; f < TB_RQ_DERIVED; f++) Py_XDECREF(r->derived[f]);
+    for (int f = 0; f < TB_RQ_ALL; f++) Py_XDECREF(r->field[f]);
     PyObject_Free(self);
 }
 
@@ -731,10 +678,10 @@ static PyGetSetDef tb_request_getset[] = {
     {"query_string", tb_request_get, NULL, "The raw query (bytes).", (void *)TB_RQ_QUERY_STRING},
     {"raw_path", tb_request_get, NULL, "The raw path (bytes).", (void *)TB_RQ_RAW_PATH},
     {"client", tb_request_get, NULL, "(host, port) of the peer.", (void *)TB_RQ_CLIENT},
-    {"url", tb_request_get_derived, NULL, "The URL, as Starlette's.", (void *)TB_RQ_URL},
-    {"cookies", tb_request_get_derived, NULL, "A dict of cookies.", (void *)TB_RQ_COOKIES},
-    {"scope", tb_request_get_derived, NULL, "An ASGI-style scope.", (void *)TB_RQ_SCOPE},
-    {"state", tb_request_get_derived, NULL, "Attributes for this request.", (void *)TB_RQ_STATE},
+    {"url", tb_request_get, NULL, "The URL, as Starlette's.", (void *)TB_RQ_URL},
+    {"cookies", tb_request_get, NULL, "A dict of cookies.", (void *)TB_RQ_COOKIES},
+    {"scope", tb_request_get, NULL, "An ASGI-style scope.", (void *)TB_RQ_SCOPE},
+    {"state", tb_request_get, NULL, "Attributes for this request.", (void *)TB_RQ_STATE},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyMethodDef tb_request_methods[] = {
@@ -1058,7 +1005,7 @@ static const struct {
 };
 
 typedef struct {
-    char *name;              /* the capture, query, header or cookie name (the alias), UTF-8 */
+    const char *name;        /* the capture, query, header or cookie name (the alias): pyname's UTF-8 */
     PyObject *pyname;        /* the same, for error locations */
     PyObject *rules;         /* gt, max_length, pattern...: turbo/params.py's rules(), or NULL */
     PyObject *default_value; /* NULL when required; its factory when factory is set */
@@ -1087,9 +1034,7 @@ typedef struct {
 } tb_plan;
 
 static void tb_plan_free(tb_plan *pl) {
-    if (!pl) return;
     for (int i = 0; i < pl->nparams; i++) {
-        PyMem_Free(pl->params[i].name);
         Py_XDECREF(pl->params[i].pyname);
         Py_XDECREF(pl->params[i].default_value);
         Py_XDECREF(pl->params[i].model);
@@ -1140,8 +1085,7 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     tb_param *q = &pl->params[pl->nparams++];
     int s = tb_name_index(source, tb_source_names, 8),
         k = s < 0 ? -1 : tb_name_index(conv, tb_conv_names, 10);
-    const char *ckey = PyUnicode_AsUTF8(key);
-    if (k < 0 || !ckey || !(q->name = tb_strdup(ckey))) return -1;
+    if (k < 0 || !(q->name = PyUnicode_AsUTF8(key))) return -1;
     q->source = (unsigned char)s;
     q->conv = (unsigned char)k;
     q->nullable = (unsigned char)nullable;
@@ -1175,19 +1119,17 @@ static tb_plan *tb_plan_new(PyObject *endpoint, const char *pattern, const char 
     if (!pl) return (tb_plan *)PyErr_NoMemory();
     pl->status = status;
     PyObject *plans = NULL, *described = NULL, *kwnames = NULL, *params, *func;
-    int ok = 0, is_async, finishes;
+    int ok = 0;
     if (!(pl->label = tb_strdup(label)) || !(plans = PyImport_ImportModule("turbo._plans")) ||
         !(described = PyObject_CallMethod(plans, "describe", "Os", endpoint, pattern)) ||
         !(kwnames = PyList_New(0)) ||
-        !PyArg_ParseTuple(described, "pO!Op", &is_async, &PyTuple_Type, &params, &func, &finishes))
+        !PyArg_ParseTuple(described, "pO!Op", &pl->is_async, &PyTuple_Type, &params, &func, &pl->finishes))
         goto done;
     pl->func = func;
     Py_INCREF(func);
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++)
         if (tb_plan_param(pl, PyTuple_GET_ITEM(params, i), kwnames) < 0) goto done;
     if (PyList_GET_SIZE(kwnames) && !(pl->kwnames = PyList_AsTuple(kwnames))) goto done;
-    pl->is_async = is_async;
-    pl->finishes = finishes;
     for (int i = 0; i < pl->nparams; i++) { /* a stable insertion sort by rank */
         int k = i;
         for (; k > 0 && pl->params[pl->order[k - 1]].rank > pl->params[i].rank; k--)
@@ -1199,11 +1141,9 @@ done:
     Py_XDECREF(plans);
     Py_XDECREF(described);
     Py_XDECREF(kwnames);
-    if (!ok) {
-        tb_plan_free(pl);
-        return NULL;
-    }
-    return pl;
+    if (ok) return pl;
+    tb_plan_free(pl);
+    return NULL;
 }
 
 /* ================================================================ converting values */
@@ -1229,11 +1169,6 @@ static PyObject *tb_parse_int(const char *s, size_t n) {
     if (start == dot) return NULL;
     for (size_t i = start; i < dot; i++)
         if (!tb_is_digit(s[i]) && s[i] != '_') return NULL;
-    if (dot - start <= 18 && !memchr(s, '_', dot)) {
-        long long v = 0;
-        for (size_t i = start; i < dot; i++) v = v * 10 + (s[i] - '0');
-        return PyLong_FromLongLong(s[0] == '-' ? -v : v);
-    }
     char *digits = tb_copy_without_underscores(s, dot);
     if (!digits) return NULL;
     PyObject *v = PyLong_FromString(digits, NULL, 10);
@@ -1289,14 +1224,10 @@ static int tb_add_error(PyObject **errors, const char *type, const char *where, 
     return rc;
 }
 
-static int tb_add_missing(PyObject **errors, const char *where, PyObject *name) {
-    return tb_add_error(errors, "missing", where, name, "Field required", Py_None);
-}
-
 /* A value the request does not have: its default (made by its factory),
    or a missing error. 0, or -1 with an exception. */
 static int tb_absent(tb_param *q, const char *where, PyObject *name, PyObject **out, PyObject **errors) {
-    if (!q->default_value) return tb_add_missing(errors, where, name);
+    if (!q->default_value) return tb_add_error(errors, "missing", where, name, "Field required", Py_None);
     if (q->factory) return (*out = PyObject_CallNoArgs(q->default_value)) ? 0 : -1;
     *out = q->default_value;
     Py_INCREF(*out);
@@ -1363,31 +1294,6 @@ static int tb_arg_scalar(tb_param *q, const char *where, const char *s, size_t n
     return rc;
 }
 
-static int tb_arg_path(tb_param *q, turbo_req *req, PyObject **out, PyObject **errors) {
-    turbo_str v = turbo_req_param(req, q->name);
-    if (!v.len || !memchr(v.ptr, '%', v.len))
-        return tb_arg_scalar(q, "path", v.len ? v.ptr : "", v.len, out, errors);
-    PyObject *text = tb_decoded_str(v.ptr, v.len, 0); /* bad UTF-8 fails every type but str */
-    Py_ssize_t n;
-    const char *s = text ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
-    int rc = s ? tb_arg_scalar(q, "path", s, (size_t)n, out, errors) : -1;
-    Py_XDECREF(text);
-    return rc;
-}
-
-/* 0, 1 after answering (a malformed query), or -1 with an exception. */
-static int tb_arg_query(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
-    turbo_str v;
-    int found = turbo_req_query_get(req, q->name, &v);
-    if (found > 0) return tb_arg_scalar(q, "query", v.len ? v.ptr : "", v.len, out, errors);
-    if (found < 0) {
-        static const char body[] = "{\"detail\":\"Malformed query string\"}";
-        turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
-        return 1;
-    }
-    return tb_absent(q, "query", q->pyname, out, errors);
-}
-
 /* The value of cookie name in the Cookie header, as Starlette reads it (and
    turbo/_support.py's request_cookies): pairs split at ';' and their first
    '=', name and value trimmed, a value's double quotes taken off, the last
@@ -1415,13 +1321,21 @@ static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out) {
     return found;
 }
 
-/* A header or a cookie: 0 with *out set or an error appended; -1 with an exception. */
-static int tb_arg_header(tb_param *q, turbo_req *req, PyObject **out, PyObject **errors) {
-    const char *where = q->source == TB_HEADER ? "header" : "cookie";
+/* The one value of a query parameter, a header or a cookie: 0 with *out
+   set or an error appended, 1 after answering (a malformed query), or -1
+   with an exception. */
+static int tb_arg_single(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
+    const char *where = tb_source_names[q->source];
     turbo_str v = {NULL, 0};
-    int found = q->source == TB_HEADER ? (v = turbo_req_header(req, q->name)).ptr != NULL
-                                       : tb_cookie_get(req, q->name, &v);
-    if (found) return tb_arg_scalar(q, where, v.len ? v.ptr : "", v.len, out, errors);
+    int found = q->source == TB_QUERY    ? turbo_req_query_get(req, q->name, &v)
+                : q->source == TB_HEADER ? (v = turbo_req_header(req, q->name)).ptr != NULL
+                                         : tb_cookie_get(req, q->name, &v);
+    if (found > 0) return tb_arg_scalar(q, where, v.len ? v.ptr : "", v.len, out, errors);
+    if (found < 0) {
+        static const char body[] = "{\"detail\":\"Malformed query string\"}";
+        turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
+        return 1;
+    }
     return tb_absent(q, where, q->pyname, out, errors);
 }
 
@@ -1492,8 +1406,9 @@ static int tb_values_named(tb_param *q, turbo_req *req, PyObject *values) {
     return rc < 0;
 }
 
-/* A value from tb_values_named as the parameter's type: text is converted
-   (errors located at index when the parameter is a list); a file is kept. */
+/* A value from tb_values_named (or a decoded path capture) as the
+   parameter's type: text is converted (errors located at index when the
+   parameter is a list); a file is kept. */
 static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t index, PyObject **out,
                        PyObject **errors) {
     Py_ssize_t n, before = *errors ? PyList_GET_SIZE(*errors) : 0;
@@ -1509,6 +1424,16 @@ static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t i
         if (!loc || tb_append(loc, PyLong_FromSsize_t(index)) < 0) return -1;
     }
     return 0;
+}
+
+static int tb_arg_path(tb_param *q, turbo_req *req, PyObject **out, PyObject **errors) {
+    turbo_str v = turbo_req_param(req, q->name);
+    if (!v.len || !memchr(v.ptr, '%', v.len))
+        return tb_arg_scalar(q, "path", v.len ? v.ptr : "", v.len, out, errors);
+    PyObject *text = tb_decoded_str(v.ptr, v.len, 0); /* bad UTF-8 fails every type but str */
+    int rc = text ? tb_arg_item(q, "path", text, -1, out, errors) : -1;
+    Py_XDECREF(text);
+    return rc;
 }
 
 /* A parameter read through tb_values_named: a list parameter takes them
@@ -1590,11 +1515,7 @@ static int tb_add_model_errors(PyObject **errors) {
 
 static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject **errors) {
     if (q->conv == TB_MODEL) { /* q->model validates: turbo/_plans.py's validator() */
-        PyObject *m = PyObject_CallOneArg(q->model, value);
-        if (m) {
-            *out = m;
-            return 0;
-        }
+        if ((*out = PyObject_CallOneArg(q->model, value))) return 0;
         return PyErr_ExceptionMatches(tb_ValidationError) ? tb_add_model_errors(errors) : -1;
     }
     if (q->conv == TB_DICT ? PyDict_Check(value) : PyList_Check(value)) {
@@ -1616,9 +1537,10 @@ static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject 
 /* 0, 1 after answering (a body that is not text), or -1 with an exception. */
 static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
     turbo_str b = turbo_req_body(req);
-    PyObject *value = b.len ? PyBytes_FromStringAndSize(b.ptr, (Py_ssize_t)b.len) : Py_None;
+    if (!b.len) return tb_absent(q, "body", NULL, out, errors);
+    PyObject *value = PyBytes_FromStringAndSize(b.ptr, (Py_ssize_t)b.len);
     if (!value) return -1;
-    if (value != Py_None && tb_is_json_request(req)) {
+    if (tb_is_json_request(req)) {
         Py_SETREF(value, PyObject_CallOneArg(tb_json_loads, value));
         if (!value) {
             if (PyErr_ExceptionMatches(tb_JSONDecodeError)) return tb_add_json_invalid(errors);
@@ -1628,15 +1550,10 @@ static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **o
             turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
             return 1;
         }
-    } else if (value == Py_None) {
-        Py_INCREF(value);
     }
-    int rc;
-    if (value == Py_None) {
-        rc = tb_absent(q, "body", NULL, out, errors);
-    } else {
-        rc = tb_check_body(q, value, out, errors);
-    }
+    /* A JSON null is no body either. */
+    int rc =
+        value == Py_None ? tb_absent(q, "body", NULL, out, errors) : tb_check_body(q, value, out, errors);
     Py_DECREF(value);
     return rc;
 }
@@ -1678,13 +1595,10 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
         switch (q->source) {
         case TB_PATH: rc = tb_arg_path(q, req, &args[i], &errors); break;
         case TB_QUERY:
-            rc = q->many ? tb_arg_named(q, req, res, &args[i], &errors)
-                         : tb_arg_query(q, req, res, &args[i], &errors);
-            break;
         case TB_HEADER:
         case TB_COOKIE:
             rc = q->many ? tb_arg_named(q, req, res, &args[i], &errors)
-                         : tb_arg_header(q, req, &args[i], &errors);
+                         : tb_arg_single(q, req, res, &args[i], &errors);
             break;
         case TB_FORM:
         case TB_FILE: rc = tb_arg_named(q, req, res, &args[i], &errors); break;
@@ -1699,10 +1613,12 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
     }
     if (rc == 0 && errors) {
         PyObject *about = tb_request_new(req);
+        PyObject *detail = Py_BuildValue("{s:O}", "detail", errors); /* the 422's body, sent leniently */
         rc = (about && tb_handled(res, pl, "_handle_invalid", errors, about)) ||
-                     tb_send_json(res, 422, errors, TB_AS_DETAIL | TB_LENIENT) >= 0
+                     (detail && tb_send_json(res, 422, detail, 1) >= 0)
                  ? 1
                  : -1;
+        Py_XDECREF(detail);
         if (about) tb_request_detach((tb_Request *)about, pl->label);
         Py_XDECREF(about);
     }
@@ -3061,28 +2977,25 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
         return PyErr_Format(PyExc_TypeError, "a route handler must be callable, not %R", func);
     if (!tb_check_status(status)) return NULL;
     tb_plan *pl = tb_plan_new(func, pattern, label, status);
-    if (pl) pl->app = self;
-    if (pl && response != Py_None) {
+    if (!pl) return NULL;
+    tb_plan **grown = (tb_plan **)PyMem_Realloc(app->plans, (app->nplans + 1) * sizeof *grown);
+    if (!grown) {
+        tb_plan_free(pl);
+        return PyErr_NoMemory();
+    }
+    app->plans = grown;
+    grown[app->nplans++] = pl;
+    pl->app = self;
+    if (response != Py_None) {
         Py_INCREF(response);
         pl->response = response;
     }
-    tb_plan **grown = pl ? (tb_plan **)PyMem_Realloc(app->plans, (app->nplans + 1) * sizeof *grown) : NULL;
-    int rc = -1;
-    if (grown) {
-        app->plans = grown;
-        grown[app->nplans++] = pl;
-        rc = 0;
-        for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(methods); i++) {
-            const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
-            rc = m ? tb_app_register(app, m, pattern, tb_py_handler, pl, blocking ? TURBO_BLOCKING : 0, 1)
-                   : -1;
-        }
-        app->has_async |= pl->is_async;
-    } else if (pl) {
-        PyErr_NoMemory();
-        tb_plan_free(pl);
+    app->has_async |= pl->is_async;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
+        const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
+        if (!m || tb_app_register(app, m, pattern, tb_py_handler, pl, blocking ? TURBO_BLOCKING : 0, 1) < 0)
+            return NULL;
     }
-    if (rc < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -3169,9 +3082,8 @@ static void tb_flush_std_streams(void) {
 }
 
 /* While turbo_run runs, the thread that called it holds the GIL only
-   inside these hooks; the prefork supervisor never holds it. Each fork is
-   done as os.fork does it: GIL held, PyOS_BeforeFork, then
-   PyOS_AfterFork_Parent or PyOS_AfterFork_Child. */
+   inside these hooks (see PROCESSES AND THE GIL, at the top, for the
+   forks); the prefork supervisor never holds it. */
 static void tb_before_fork(void *arg) {
     (void)arg;
     PyEval_RestoreThread(tb_thread_ts);
@@ -3250,22 +3162,18 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
         return PyErr_Format(PyExc_ValueError, "a TURBO_* environment variable is invalid (see stderr)");
     turbo_server *s = turbo_new(&cfg);
     if (!s) return PyErr_NoMemory();
+    int rc = -1;
     for (size_t i = 0; i < self->nentries; i++) {
         tb_entry *e = &self->entries[i];
         if (turbo_route_ex(s, e->method, e->pattern, e->handler, e->user, e->flags) < 0) {
             PyErr_Format(PyExc_RuntimeError, "turbo: %s", turbo_error(s));
-            turbo_free(s);
-            return NULL;
+            goto done;
         }
     }
-    if (tb_add_statics(s, statics) < 0) {
-        turbo_free(s);
-        return NULL;
-    }
+    if (tb_add_statics(s, statics) < 0) goto done;
     if (turbo_listen(s) < 0) {
         PyErr_Format(PyExc_OSError, "turbo: %s", turbo_error(s));
-        turbo_free(s);
-        return NULL;
+        goto done;
     }
     Py_XSETREF(tb_server_addr, Py_BuildValue("(si)", host, turbo_port(s)));
     tb_multiprocess = processes > 1;
@@ -3273,10 +3181,11 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     self->run_pid = getpid();
     self->serving = 1;
     tb_thread_ts = PyEval_SaveThread();
-    int rc = turbo_run(s);
+    rc = turbo_run(s);
     PyEval_RestoreThread(tb_thread_ts);
     self->serving = 0;
     if (rc != 0) PyErr_Format(PyExc_RuntimeError, "turbo: %s", turbo_error(s));
+done:
     turbo_free(s);
     if (rc != 0) return NULL;
     Py_RETURN_NONE;
@@ -3289,16 +3198,15 @@ static void tb_app_free_routes(tb_App *app) {
     }
     for (size_t i = 0; i < app->nplans; i++) tb_plan_free(app->plans[i]);
     for (size_t i = 0; i < app->nmounts; i++) tb_mount_free(app->mounts[i]);
-    PyMem_Free(app->mounts);
-    app->mounts = NULL;
-    app->nmounts = 0;
     PyMem_Free(app->entries);
     PyMem_Free(app->plans);
+    PyMem_Free(app->mounts);
+    turbo_free(app->check);
     app->entries = NULL;
     app->plans = NULL;
-    app->nentries = app->nplans = 0;
-    if (app->check) turbo_free(app->check);
+    app->mounts = NULL;
     app->check = NULL;
+    app->nentries = app->nplans = app->nmounts = 0;
 }
 
 static int tb_app_traverse(PyObject *self, visitproc visit, void *arg) {
@@ -3374,16 +3282,12 @@ static PyTypeObject tb_ResponseType = {
     .tp_new = PyType_GenericNew,
 };
 
-static PyTypeObject tb_JSONResponseType = {
+static PyTypeObject tb_JSONResponseType = { /* size, dealloc, init, new: Response's (its tp_base) */
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "turbo.JSONResponse",
-    .tp_basicsize = sizeof(tb_Response),
-    .tp_dealloc = tb_response_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc
     = "JSONResponse(content, status_code=200, headers=None, media_type=None): content as JSON.",
-    .tp_init = tb_response_init,
-    .tp_new = PyType_GenericNew,
 };
 
 static PyTypeObject tb_ReadyType = {
@@ -3509,7 +3413,7 @@ static int tb_module_state_init(void) {
     tb_io_BytesIO = io ? PyObject_GetAttrString(io, "BytesIO") : NULL;
     Py_XDECREF(io);
     if (!tb_io_BytesIO) return -1;
-    if (!(tb_empty_tuple = PyTuple_New(0))) return -1;
+    if (!(tb_kw_mode = Py_BuildValue("(s)", "mode"))) return -1;
     static const struct {
         PyObject **slot;
         const char *text;
@@ -3522,7 +3426,6 @@ static int tb_module_state_init(void) {
                    {&tb_s_flush, "flush"},
                    {&tb_s_json, "json"},
                    {&tb_s_model_dump, "model_dump"},
-                   {&tb_s_mode, "mode"},
                    {&tb_s_content, "content"},
                    {&tb_s_status_code, "status_code"},
                    {&tb_s_headers, "headers"},
@@ -3540,30 +3443,20 @@ static int tb_module_state_init(void) {
 }
 
 PyMODINIT_FUNC PyInit__turbo(void) {
-    static const struct {
-        const char *name; /* NULL: internal */
-        PyTypeObject *type;
-    } types[] = {{"App", &tb_AppType},           {"Request", &tb_RequestType},
-                 {"Response", &tb_ResponseType}, {"JSONResponse", &tb_JSONResponseType},
-                 {NULL, &tb_PendingType},        {NULL, &tb_ReadyType},
-                 {NULL, &tb_ASGICallType},       {NULL, &tb_WSGIStartType}};
+    /* The module's types (named as their tp_name says), then internal ones. */
+    static PyTypeObject *const types[] = {&tb_AppType,          &tb_RequestType,  &tb_ResponseType,
+                                          &tb_JSONResponseType, &tb_PendingType,  &tb_ReadyType,
+                                          &tb_ASGICallType,     &tb_WSGIStartType};
+    const size_t public_types = 4;
     tb_JSONResponseType.tp_base = &tb_ResponseType;
     tb_ResponseType.tp_vectorcall = tb_response_vectorcall;
     tb_JSONResponseType.tp_vectorcall = tb_response_vectorcall;
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
-        if (PyType_Ready(types[i].type) < 0) return NULL;
+        if (PyType_Ready(types[i]) < 0) return NULL;
     if (tb_module_state_init() < 0) return NULL;
     PyObject *m = PyModule_Create(&tb_module);
-    if (!m) return NULL;
-    for (size_t i = 0; i < sizeof types / sizeof *types && types[i].name; i++) {
-        Py_INCREF(types[i].type);
-        if (PyModule_AddObject(m, types[i].name, (PyObject *)types[i].type) < 0) {
-            Py_DECREF(types[i].type);
-            goto fail;
-        }
-    }
-    if (PyModule_AddStringConstant(m, "__version__", "0.1.0") == 0) return m;
-fail:
-    Py_DECREF(m);
-    return NULL;
+    for (size_t i = 0; m && i < public_types; i++)
+        if (PyModule_AddType(m, types[i]) < 0) Py_CLEAR(m);
+    if (m && PyModule_AddStringConstant(m, "__version__", "0.1.0") < 0) Py_CLEAR(m);
+    return m;
 }
