@@ -290,7 +290,7 @@ class App(_turbo.App, routing.Routes):
             if twin is None or not self._free(twin):
                 continue
             try:
-                self.add_route(twin, _redirect_to_twin, _ALL_METHODS)
+                self.add_route(twin, _redirect_to_twin, routing.METHODS)
             except ValueError:  # the twin's shape is another route's ({id} against {name})
                 continue
             self._taken.add(twin)
@@ -318,9 +318,6 @@ class App(_turbo.App, routing.Routes):
             self._hosted.append((app, state))
         self._mounts.append(path)
         return app
-
-
-_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _methods(methods):
