@@ -362,7 +362,4 @@ def _under(path, prefix):
 
 def _redirect_to_twin(request: Request):
     """307 to the same URL with the trailing slash added or taken away, as Starlette does."""
-    query = request.query_string.decode("latin-1")
-    return RedirectResponse("http://%s%s%s" % (request.headers.get("host", ""),
-                                               routing.slash_twin(request.path),
-                                               "?" + query if query else ""))
+    return RedirectResponse(_support.request_url(request, routing.slash_twin(request.path)))
