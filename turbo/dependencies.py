@@ -336,8 +336,8 @@ async def _dispatch(middleware, call_next, request):
 
 
 def needed(func, dependencies):
-    """Whether a handler needs a Solver: it has dependencies, or a parameter Depends() or
-    SecurityScopes."""
+    """Whether a handler needs a Solver: dependencies, a Depends() parameter, one the Solver
+    gives (SecurityScopes, Response, BackgroundTasks), or a body of members (_plans.Members)."""
     if dependencies:
         return True
     found = list(_plans.parameters(func))
