@@ -13,9 +13,8 @@ with native C routes and existing ASGI/WSGI apps beside them.
 
 Everything a request touches lives in the native module turbo._turbo (turbo_py.c): routing,
 argument conversion, the call, the JSON answer, the ASGI scope and WSGI environ. This package
-is what runs at import and decoration time (routes, parameter markers, response models), and
-the command line (python3 -m turbo --help). Per request nothing here runs, but for a route
-with a response model its validation (pydantic's, through _plans.Shaper).
+is what runs at import and decoration time, and the command line (python3 -m turbo --help); per
+request nothing here runs, but a response model's validation (_plans.Shaper).
 """
 import asyncio
 import ctypes
@@ -68,9 +67,8 @@ class App(_turbo.App, routing.Routes):
     starts and left as it stops; a dict it yields is the state every request.state starts
     from. on_startup, on_shutdown: functions (sync or async) called then, as
     @app.on_event("startup") adds them.
-    dependency_overrides: {dependency: replacement}, as FastAPI's, as they are when run() starts.
-    Routes are checked as they are declared and registered by run(), with the overrides and
-    the middleware of that time."""
+    dependency_overrides: {dependency: replacement}, as FastAPI's. Routes are checked as they
+    are declared and registered by run(), with the overrides and the middleware of that time."""
 
     def __init__(self, *, dependencies=None, redirect_slashes=True, lifespan=None,
                  on_startup=None, on_shutdown=None, exception_handlers=None, title="turbo",
@@ -258,9 +256,7 @@ class App(_turbo.App, routing.Routes):
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
         loops per process; blocking_threads: spare threads per process for handlers that
-        block (0: 64). port=0 picks a free port. TURBO_* environment variables override these.
-        dependency_overrides set since the routes were declared apply from here, and the
-        trailing-slash redirects are added now that every route is known."""
+        block (0: 64). port=0 picks a free port. TURBO_* environment variables override these."""
         if self.openapi_url:
             openapi.add_routes(self, self._free)
         if self.redirect_slashes:
@@ -290,7 +286,7 @@ class App(_turbo.App, routing.Routes):
             if twin is None or not self._free(twin):
                 continue
             try:
-                self.add_route(twin, _redirect_to_twin, _ALL_METHODS)
+                self.add_route(twin, _redirect_to_twin, routing.METHODS)
             except ValueError:  # the twin's shape is another route's ({id} against {name})
                 continue
             self._taken.add(twin)
@@ -318,9 +314,6 @@ class App(_turbo.App, routing.Routes):
             self._hosted.append((app, state))
         self._mounts.append(path)
         return app
-
-
-_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _methods(methods):
@@ -369,7 +362,4 @@ def _under(path, prefix):
 
 def _redirect_to_twin(request: Request):
     """307 to the same URL with the trailing slash added or taken away, as Starlette does."""
-    query = request.query_string.decode("latin-1")
-    return RedirectResponse("http://%s%s%s" % (request.headers.get("host", ""),
-                                               routing.slash_twin(request.path),
-                                               "?" + query if query else ""))
+    return RedirectResponse(_support.request_url(request, routing.slash_twin(request.path)))

@@ -97,23 +97,19 @@ def reload_forever(argv, folder):
     fails to start is started again at the next change. SIGINT or SIGTERM stops both."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     command = [sys.executable, "-m", "turbo"] + [a for a in argv if a != "--reload"]
-    stamps, child = sources(folder), None
-    try:
-        while True:
-            if child is None:
-                child = subprocess.Popen(command, preexec_fn=_end_with_parent)
-            time.sleep(0.5)
-            now = sources(folder)
-            if now != stamps:
-                stamps = now
-                sys.stderr.write("turbo: the sources changed, restarting\n")
-                child.terminate()
-                child.wait()
-                child = None
-    finally:
-        if child is not None:
+    stamps = sources(folder)
+    while True:
+        child = subprocess.Popen(command, preexec_fn=_end_with_parent)
+        try:
+            now = stamps
+            while now == stamps:
+                time.sleep(0.5)
+                now = sources(folder)
+            sys.stderr.write("turbo: the sources changed, restarting\n")
+        finally:
             child.terminate()
             child.wait()
+        stamps = now
 
 
 def main(argv=None):

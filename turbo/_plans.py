@@ -269,10 +269,8 @@ class Members:
 
 def describe(func, pattern):
     """(is_async, parameters, call, finishes) for a handler of a route with this turbo pattern:
-    C calls call with the parameters' values (their Leaf plans). For a handler with
-    dependencies, call is its dependencies.Solver's, which takes every value the graph asks of
-    the request and, when finishes, returns (result, finish): finish() runs the cleanup of
-    yield dependencies once the answer is written."""
+    C calls call with the parameters' values (their Leaf plans); for a dependencies.Solver,
+    the values of its whole graph."""
     from .dependencies import Solver, Depends
     if isinstance(func, Solver):
         return func.is_async, tuple(func.params), func.call, func.finishes

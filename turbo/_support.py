@@ -63,11 +63,12 @@ class URL(str):
         raise AttributeError(part)
 
 
-def request_url(request):
+def request_url(request, path=None):
+    """request.url; with path, the same URL with that path instead."""
     query = request.query_string.decode("latin-1")
     host = request.headers.get("host", "")
-    return URL("http://%s%s%s" % (host, request.raw_path.decode("latin-1"),
-                                  "?" + query if query else ""))
+    path = request.raw_path.decode("latin-1") if path is None else path
+    return URL("http://%s%s%s" % (host, path, "?" + query if query else ""))
 
 
 def request_cookies(request):

@@ -87,7 +87,7 @@ class Solver:
         self.steps = []   # (call, kind, ((parameter name, ref), ...)), in the order they run
         self.cached = {}  # (call, scopes) -> the ref of its result
         self.bodies = []  # (parameter, annotation, marker, leaf) of each body member
-        self.documented = []  # (leaf, annotation) of each value but the body, for the API document
+        self.documented = []  # the Leaf of each value but the body, for the API document
         self.callers = []  # (call, scopes) of every step: the security schemes among them
         self.wants_response = False
         self.wants_background = False  # one BackgroundTasks per request, run after the answer
@@ -157,7 +157,7 @@ class Solver:
             rank = 1 << 20 if q.source in ("form", "file") else group * 8 + q.rank
             self.params.append(q._replace(kwonly=False, rank=rank))
             if q.source != "request" and not isinstance(call, security._Scheme):  # its own
-                self.documented.append((q, ann))
+                self.documented.append(q)
         self.callers.append((call, scopes))
         key = (call, tuple(sorted(set(scopes))))
         if use_cache and key in self.cached:
@@ -336,8 +336,8 @@ async def _dispatch(middleware, call_next, request):
 
 
 def needed(func, dependencies):
-    """Whether a handler needs a Solver: it has dependencies, or a parameter Depends() or
-    SecurityScopes."""
+    """Whether a handler needs a Solver: dependencies, a Depends() parameter, one the Solver
+    gives (SecurityScopes, Response, BackgroundTasks), or a body of members (_plans.Members)."""
     if dependencies:
         return True
     found = list(_plans.parameters(func))

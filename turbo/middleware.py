@@ -167,9 +167,9 @@ def _path_regex(path):
 
 class Around:
     """The ASGI middleware of an App, built when run() starts, each class around the ones added
-    before it. The innermost app is the route: a route's Solver hands C an Exchange (exchange()),
-    which C runs as the answer, an ASGI app; a request no route takes comes through a mount at
-    "/" (app) and gets turbo's 404 or 405, so a middleware answers those too (a CORS preflight)."""
+    before it. The innermost app is the route: a route's Solver hands C exchange()'s ASGI app as
+    the answer; a request no route takes comes through a mount at "/" (app) and gets turbo's
+    404 or 405, so a middleware answers those too (a CORS preflight)."""
 
     def __init__(self, entries, routes):
         self.app = self.route
@@ -178,7 +178,21 @@ class Around:
         self.paths = [(_path_regex(r.path), r.methods) for r in routes]
 
     def exchange(self, request, respond):
-        return _Exchange(self.app, request, respond)
+        """One request through the middleware, as an ASGI app C runs as the answer: the
+        request's scope, with the route's respond() in it for route(), and its body as the
+        first message of receive()."""
+        async def app(scope, receive, send):
+            first = True
+
+            async def receive_body():
+                nonlocal first
+                if not first:
+                    return await receive()
+                first = False
+                await receive()  # C's own first message, without the body, which the route read
+                return {"type": "http.request", "body": bytes(request.body), "more_body": False}
+            await self.app(dict(request.scope, **{"turbo.respond": respond}), receive_body, send)
+        return app
 
     def unrouted(self, scope):
         allowed = sorted({m for path, methods in self.paths if path.fullmatch(scope["path"])
@@ -206,22 +220,3 @@ class Around:
         if response.background is not None:
             response.background.run_later()
 
-
-class _Exchange:
-    """One request through the ASGI middleware, as C runs it: the request's scope, with the
-    route's respond() in it for Around.route, and its body as the first message of receive()."""
-
-    def __init__(self, app, request, respond):
-        self.app, self.request, self.respond = app, request, respond
-
-    async def __call__(self, scope, receive, send):
-        first = True
-
-        async def receive_body():
-            nonlocal first
-            if not first:
-                return await receive()
-            first = False
-            await receive()  # C's own first message, without the body, which the route read
-            return {"type": "http.request", "body": bytes(self.request.body), "more_body": False}
-        await self.app(dict(self.request.scope, **{"turbo.respond": self.respond}), receive_body, send)

@@ -79,9 +79,9 @@ class Schemas:
         return schema
 
 
-def _scalar_schema(q, ann, schemas):
+def _scalar_schema(q):
     """The schema of a path, query, header, cookie or form value, or a file (q its Leaf)."""
-    schema = dict(_SCALAR_SCHEMAS[q.conv]) if q.conv in _SCALAR_SCHEMAS else schemas.of(ann)
+    schema = dict(_SCALAR_SCHEMAS[q.conv])
     for rule, bound, *_ in q.rules:
         schema[_RULE_KEYS.get(rule, rule)] = bound.pattern if rule == "pattern" else bound
     if q.many:
@@ -110,7 +110,7 @@ def _plan_of(route):
         if q.source == "body":
             bodies.append((p, ann, marker, q))
         elif q.source != "request":
-            values.append((q, ann))
+            values.append(q)
     return values, bodies, [(route.endpoint, [])]
 
 
@@ -122,13 +122,13 @@ def _request_body(op_id, bodies, forms, schemas):
         return _some(content={"application/json": {"schema": schemas.of(ann)}},
                      required=not q.default)
     props = {}
-    for q, ann in forms:
-        props[q.key] = _scalar_schema(q, ann, schemas)
+    for q in forms:
+        props[q.key] = _scalar_schema(q)
     for _, ann, _, q in bodies:
         schema = schemas.of(ann)
         props[q.key] = schema if "$ref" in schema else dict(schema, title=_title(q.key))
-    required = [q.key for q in [q for q, _ in forms] + [b[3] for b in bodies] if not q.default]
-    media = ("multipart/form-data" if any(q.source == "file" for q, _ in forms)
+    required = [q.key for q in forms + [b[3] for b in bodies] if not q.default]
+    media = ("multipart/form-data" if any(q.source == "file" for q in forms)
              else "application/x-www-form-urlencoded") if forms else "application/json"
     name = "Body_" + op_id
     schemas.components[name] = {"title": name, "type": "object", "properties": props,
@@ -177,15 +177,15 @@ def _operation(route, method, schemas, schemes):
     path = re.sub(r"\{([^}:]*)(:path)?\}", r"{\1}", route.path)
     op_id = o["operation_id"] or operation_id(name, path, method)
     values, bodies, callers = _plan_of(route)
-    forms = [(q, ann) for q, ann in values if q.source in ("form", "file")]
-    params = [(q, ann) for q, ann in values if q.source not in ("form", "file")]
+    forms = [q for q in values if q.source in ("form", "file")]
+    params = [q for q in values if q.source not in ("form", "file")]
     body = _request_body(op_id, bodies, forms, schemas) if bodies or forms else None
     parameters = {}  # a value two dependencies take is one parameter
-    for q, ann in params:
+    for q in params:
         if (q.key, q.source) not in parameters:
             parameters[q.key, q.source] = {"name": q.key, "in": q.source,
                                            "required": q.source == "path" or not q.default,
-                                           "schema": _scalar_schema(q, ann, schemas)}
+                                           "schema": _scalar_schema(q)}
     op = _some(summary=o["summary"] or _title(name), operationId=op_id, tags=list(o["tags"] or ()),
                description=o["description"] or inspect.cleandoc(getattr(route.endpoint, "__doc__",
                                                                         "") or ""),

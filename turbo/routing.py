@@ -100,8 +100,9 @@ def _spell_options(func):
     func.__signature__ = inspect.Signature(own + options)
 
 
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")  # a decorator each
 _spell_options(Routes.api_route)
-for _method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+for _method in METHODS:
     setattr(Routes, _method.lower(), _method_decorator(_method))
     _spell_options(getattr(Routes, _method.lower()))
 
