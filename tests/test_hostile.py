@@ -214,7 +214,7 @@ def test_slowloris_is_cut_at_header_deadline_while_others_are_served(binary):
         pump(sel, 0.5)
         still = sum(1 for c in slow if not c.closed)
         check(still == 0, "%d trickling connections still open after their 408" % still)
-        check(max(latencies) < 0.25, "an ordinary request took %.0f ms during the attack (%d requests)"
+        check(max(latencies) < 1.0, "an ordinary request took %.0f ms during the attack (%d requests)"
               % (max(latencies) * 1000, len(latencies)))
     finally:
         for c in slow:
