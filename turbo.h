@@ -808,23 +808,6 @@ static char *tb__put(char *o, const void *src, size_t n) {
     return o + n;
 }
 
-/* Unsigned decimal into dst (at least 20 bytes), returns the length. */
-static size_t tb__utoa(uint64_t v, char *dst) {
-    char tmp[20], *p = tmp + sizeof tmp;
-    size_t n;
-    if (v < 10) { /* the common Content-Length of small bodies, and 0 */
-        dst[0] = (char)('0' + v);
-        return 1;
-    }
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    n = (size_t)(tmp + sizeof tmp - p);
-    memcpy(dst, p, n);
-    return n;
-}
-
 /* ---------------------------------------------------------------- HTTP/1.1 parser */
 /* Stateless, in the manner of picohttpparser: given the bytes received so
    far, tb__parse_head returns the length of a complete head, 0 when more
@@ -1066,17 +1049,13 @@ static int tb__valid_value(const char *p, size_t n) {
 
 /* One header line without its CRLF: name ":" OWS value OWS. */
 static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo_str *value) {
-    size_t i = 0, j;
+    size_t i = 0;
     while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
     if (i == 0 || i == n || p[i] != ':') return -400; /* no name, no colon, or space before it */
     if (!tb__valid_value(p + i + 1, n - i - 1)) return -400;
     name->ptr = p;
     name->len = i;
-    for (j = i + 1; j < n && (p[j] == ' ' || p[j] == '\t'); j++) {
-    }
-    while (n > j && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
-    value->ptr = p + j;
-    value->len = n - j;
+    *value = tb__trim_ows(p + i + 1, n - i - 1);
     return 0;
 }
 
@@ -2144,7 +2123,8 @@ static int tb__json_put_string(turbo_json *j, char comma, const char *str, size_
 
 /* ---- integers ----
    Two digits per step from a table, in 32-bit pieces of 8 digits; every
-   division is by a constant, so the compiler makes it a multiplication. */
+   division is by a constant, so the compiler makes it a multiplication.
+   Content-Length and the Date's year are written with them too. */
 
 /* v < 10^8 without leading zeros; returns the end. */
 static char *tb__json_u32(char *o, uint32_t v) {
@@ -2858,7 +2838,7 @@ static void tb__format_date(time_t t, char *d) {
     memcpy(d, days + 3 * tm.tm_wday, 3);
     memcpy(d + 5, tb__json_pairs + 2 * tm.tm_mday, 2);
     memcpy(d + 8, tb__months + 3 * tm.tm_mon, 3);
-    tb__utoa((uint64_t)(tm.tm_year + 1900), d + 12);
+    tb__json_u64(d + 12, (uint64_t)(tm.tm_year + 1900));
     memcpy(d + 17, tb__json_pairs + 2 * tm.tm_hour, 2);
     memcpy(d + 20, tb__json_pairs + 2 * tm.tm_min, 2);
     memcpy(d + 23, tb__json_pairs + 2 * tm.tm_sec, 2);
@@ -2922,7 +2902,7 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
         o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
     } else if (!streamed && status != 204 && status != 304) { /* RFC 9112 6.3: never a length */
         o = tb__put(o, "\r\nContent-Length: ", 18);
-        o += tb__utoa(body_len, o);
+        o = tb__json_u64(o, body_len);
     }
     if (!res->keep_alive) o = tb__put(o, "\r\nConnection: close", 19);
     else if (res->version == 10) o = tb__put(o, "\r\nConnection: keep-alive", 24);
