@@ -1127,7 +1127,6 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     /* RFC 9112 2.2: ignore empty lines before the request line. */
     while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;
     if ((size_t)(p - buf) > lim->max_head) return -431; /* an endless run of empty lines */
-    if (p == end || (end - p == 1 && *p == '\r')) return 0;
     /* A method longer than any route's is refused from its first bytes
        alone, and nothing is decided before they are in: every split of a
        request gets the same answer. */
@@ -1169,7 +1168,6 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
         r->header_value[r->header_count++] = value;
         p = lf + 1;
     }
-    if ((size_t)(lf + 1 - buf) > lim->max_head + 2) return -431;
     if ((rc = tb__apply_headers(r, f)) != 0) return rc;
     if (!f->chunked && f->content_length > lim->max_body) return -413;
     return (int)(lf + 1 - buf);
