@@ -2455,12 +2455,8 @@ TURBO_API const char *turbo_json_strerror(int error) {
 }
 
 /* ---------------------------------------------------------------- server state */
-/* A server has its event loops ("workers"); a worker owns its epoll or
-   kqueue set, its listening socket, its connections and their timers. A
-   worker is run by one thread at a time, and each thread brings its own
-   serving buffers (tb__thread): read buffer, output buffer, the request
-   and response being handled. Normally a worker keeps its thread; a
-   handler that blocks makes them part (see "hand-off"). */
+/* The state HOW A REQUEST FLOWS names. Normally a worker keeps its thread;
+   a handler that blocks makes them part (see "hand-off"). */
 
 /* connection states */
 enum {
@@ -3284,18 +3280,11 @@ static int tb__timer_next(const tb__worker *w) {
 }
 
 /* ---------------------------------------------------------------- hand-off */
-/* No handler may stall a loop. A worker's thread calls each handler
-   inline, which costs the quick ones a store before and a compare-and-swap
-   after. A monitor thread looks at every worker each millisecond; when one
-   has been inside the same handler call for handoff_ms, it gives the
-   worker to a spare thread, which goes on serving the worker's other
-   connections. The stuck thread keeps the one connection it is answering
-   ("lent"): when the handler returns it sends the answer, hands the
-   connection back through the mailbox and parks as a spare. A route that
-   overstayed once, or was registered TURBO_BLOCKING, gives its worker away
-   before the handler starts, so a slow route costs no stall at all, only
-   two thread wake-ups. Threads are bounded by blocking_threads: with none
-   spare, the worker waits for its handler (requests queue, none is lost). */
+/* EXECUTION MODEL, at the top, says what this does. A quick handler pays a
+   store before its call and a compare-and-swap after; the stuck thread's
+   one connection is "lent", and goes back to its worker through the
+   mailbox. A slow route that gives its worker away before it starts costs
+   no stall at all, only two thread wake-ups. */
 
 /* With the pool locked: promises a thread for one more worker; -1 if the
    bound is reached or no thread can be started. */
