@@ -639,19 +639,14 @@ static int tb__loop_init(tb__loop *l) {
     return l->fd < 0 ? -1 : 0;
 }
 
-static int tb__loop_ctl(tb__loop *l, int op, int fd, int mask, void *ptr) {
+/* Sets fd's interest to mask; old is the current one (0 = not registered). */
+static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
     struct epoll_event ev;
+    if (old == mask) return 0;
     memset(&ev, 0, sizeof ev);
     ev.events = (mask & TB__READ ? EPOLLIN : 0u) | (mask & TB__WRITE ? EPOLLOUT : 0u);
     ev.data.ptr = ptr;
-    return epoll_ctl(l->fd, op, fd, &ev);
-}
-
-/* Sets fd's interest to mask; old is the current one (0 = not registered). */
-static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
-    if (old == mask) return 0;
-    if (!mask) return tb__loop_ctl(l, EPOLL_CTL_DEL, fd, 0, ptr);
-    return tb__loop_ctl(l, old ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, mask, ptr);
+    return epoll_ctl(l->fd, !mask ? EPOLL_CTL_DEL : old ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
 }
 
 static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
@@ -763,14 +758,8 @@ TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra) {
     if (b->oom) return -1;
     if (b->cap - b->len >= extra) return 0;
     cap = b->cap ? b->cap : 256;
-    while (cap - b->len < extra) {
-        if (cap > ((size_t)-1) / 2) {
-            b->oom = 1;
-            return -1;
-        }
-        cap *= 2;
-    }
-    data = (char *)TURBO_REALLOC(b->data, cap);
+    while (cap - b->len < extra && cap <= ((size_t)-1) / 2) cap *= 2;
+    data = cap - b->len >= extra ? (char *)TURBO_REALLOC(b->data, cap) : NULL; /* NULL: no size is enough */
     if (!data) {
         b->oom = 1;
         return -1;
@@ -981,12 +970,10 @@ static int tb__split_target(turbo_req *r) {
     if (r->target.len == 1 && t[0] == '*') {
         if (r->method.len != 7 || memcmp(r->method.ptr, "OPTIONS", 7) != 0) return -400;
     } else if (t[0] != '/') {
-        size_t scheme = 0;
-        if (r->target.len > 7 && tb__ieq(t, 7, "http://")) scheme = 7;
-        else if (r->target.len > 8 && tb__ieq(t, 8, "https://")) scheme = 8;
-        if (!scheme) return -400;
         turbo_str authority;
-        t += scheme;
+        if (r->target.len > 7 && tb__ieq(t, 7, "http://")) t += 7;
+        else if (r->target.len > 8 && tb__ieq(t, 8, "https://")) t += 8;
+        else return -400;
         authority.ptr = t;
         while (t < end && *t != '/' && *t != '?') t++;
         authority.len = (size_t)(t - authority.ptr);
@@ -1194,8 +1181,7 @@ enum {
 typedef struct tb__chunked {
     size_t src;       /* raw bytes consumed, from the body start */
     size_t dst;       /* decoded bytes, at the body start */
-    size_t line;      /* bytes of the current extension or trailer line */
-    size_t ext_start; /* where the current chunk extension begins */
+    size_t line;      /* bytes of the current chunk extension, which ends at src */
     int colon;        /* the trailer line in progress has its colon */
     size_t trailers;  /* bytes of trailer section so far */
     uint64_t remaining;
@@ -1222,12 +1208,11 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
             if (!st->digits) return -400;
             if (st->remaining > lim->max_body - st->dst) return -413;
             st->state = TB__CH_EXT;
-            st->ext_start = st->src;
             continue; /* re-examine c as part of the extension */
         }
         case TB__CH_EXT:
             if (c == '\r') {
-                if (!tb__valid_chunk_ext(body + st->ext_start, st->src - st->ext_start)) return -400;
+                if (!tb__valid_chunk_ext(body + st->src - st->line, st->line)) return -400;
                 st->state = TB__CH_SIZE_LF;
             } else if (!TB__IS(TB__VALUE, c) || ++st->line > TB__CHUNK_LINE_MAX) {
                 return -400;
@@ -1394,18 +1379,16 @@ static const char *tb__search(const char *p, const char *end, const char *what, 
 /* The value of parameter key (lower case, with its "=") in a header value
    such as `form-data; name="a"; filename="b"`, quotes removed. */
 static turbo_str tb__header_param(turbo_str v, const char *key) {
-    turbo_str out = {NULL, 0}, item;
+    turbo_str item;
     size_t n = strlen(key);
     while (tb__list_next(&v, ';', &item)) {
         if (item.len < n || !tb__ieq(item.ptr, n, key)) continue;
-        out = tb__str(item.ptr + n, item.len - n);
-        if (out.len >= 2 && out.ptr[0] == '"' && out.ptr[out.len - 1] == '"') {
-            out.ptr++;
-            out.len -= 2;
-        }
-        return out;
+        item = tb__str(item.ptr + n, item.len - n);
+        if (item.len >= 2 && item.ptr[0] == '"' && item.ptr[item.len - 1] == '"')
+            item = tb__str(item.ptr + 1, item.len - 2);
+        return item;
     }
-    return out;
+    return tb__str(NULL, 0);
 }
 
 TURBO_API int turbo_multipart_begin(turbo_multipart *m, turbo_str ct, turbo_str b) {
@@ -1513,7 +1496,7 @@ typedef struct tb__handler {
 } tb__handler;
 
 typedef struct tb__node {
-    char *seg; /* static text, or the capture's name */
+    char *seg; /* static text, or the capture's name: stored after the node */
     size_t seg_len;
     struct tb__node **children;
     int nchildren;
@@ -1560,14 +1543,10 @@ static int tb__node_reindex(tb__node *n) {
 }
 
 static tb__node *tb__node_new(const char *seg, size_t len) {
-    tb__node *n = (tb__node *)TURBO_MALLOC(sizeof *n);
+    tb__node *n = (tb__node *)TURBO_MALLOC(sizeof *n + len + 1);
     if (!n) return NULL;
     memset(n, 0, sizeof *n);
-    n->seg = (char *)TURBO_MALLOC(len + 1);
-    if (!n->seg) {
-        TURBO_FREE(n);
-        return NULL;
-    }
+    n->seg = (char *)(n + 1);
     memcpy(n->seg, seg, len);
     n->seg[len] = 0;
     n->seg_len = len;
@@ -1583,7 +1562,6 @@ static void tb__node_free(tb__node *n) {
     TURBO_FREE(n->children);
     TURBO_FREE(n->index);
     TURBO_FREE(n->handlers);
-    TURBO_FREE(n->seg);
     TURBO_FREE(n);
 }
 
@@ -1663,11 +1641,8 @@ static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, 
    405's Allow header, or NULL for a 404. The handler is not const: its
    overstayed flag is the one thing that changes once the server runs. */
 static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
-    tb__lookup lk;
+    tb__lookup lk = {r->method, r, NULL};
     tb__handler *h;
-    lk.method = r->method;
-    lk.req = r;
-    lk.allow = NULL;
     r->param_count = 0;
     h = r->path.len == 1 ? tb__node_accept(root, &lk) : NULL;
     if (!h) /* for "/" too: a root "/{rest...}" takes it with an empty capture */
@@ -2343,42 +2318,38 @@ TURBO_API void turbo_json_init(turbo_json *j, turbo_buf *out) {
     j->state = TB__JSON_START;
 }
 
-static int tb__json_open(turbo_json *j, char bracket, int inside, int is_object) {
+static int tb__json_open(turbo_json *j, int is_object) {
     char *p = tb__json_value_at(j, 1);
     unsigned char bit = (unsigned char)(1u << (j->depth & 7));
     if (!p) return j->error;
     if (j->depth >= TURBO_JSON_MAX_DEPTH) return tb__json_fail(j, TURBO_JSON_TOO_DEEP);
-    *p = bracket;
+    *p = is_object ? '{' : '[';
     j->out->len++;
     if (is_object) j->stack[j->depth >> 3] |= bit;
     else j->stack[j->depth >> 3] &= (unsigned char)~bit;
     j->depth++;
-    j->state = inside;
+    j->state = is_object ? TB__JSON_OBJECT_FIRST : TB__JSON_ARRAY_FIRST;
     return 0;
 }
 
 /* A container may end after its opening or after a complete member; a key
    still waiting for its value makes the end a bad one. */
-static int tb__json_close(turbo_json *j, char bracket, int first, int next) {
+static int tb__json_close(turbo_json *j, int is_object) {
     turbo_buf *b = j->out;
+    int first = is_object ? TB__JSON_OBJECT_FIRST : TB__JSON_ARRAY_FIRST;
+    int next = is_object ? TB__JSON_OBJECT_NEXT : TB__JSON_ARRAY_NEXT;
     if (j->error) return j->error;
     if (j->state != first && j->state != next) return tb__json_fail(j, TURBO_JSON_BAD_END);
     if (tb__json_room(j, 1)) return j->error;
-    b->data[b->len++] = bracket;
+    b->data[b->len++] = is_object ? '}' : ']';
     j->depth--;
     return tb__json_value_done(j, b->data + b->len);
 }
 
-TURBO_API int turbo_json_object_begin(turbo_json *j) {
-    return tb__json_open(j, '{', TB__JSON_OBJECT_FIRST, 1);
-}
-TURBO_API int turbo_json_object_end(turbo_json *j) {
-    return tb__json_close(j, '}', TB__JSON_OBJECT_FIRST, TB__JSON_OBJECT_NEXT);
-}
-TURBO_API int turbo_json_array_begin(turbo_json *j) { return tb__json_open(j, '[', TB__JSON_ARRAY_FIRST, 0); }
-TURBO_API int turbo_json_array_end(turbo_json *j) {
-    return tb__json_close(j, ']', TB__JSON_ARRAY_FIRST, TB__JSON_ARRAY_NEXT);
-}
+TURBO_API int turbo_json_object_begin(turbo_json *j) { return tb__json_open(j, 1); }
+TURBO_API int turbo_json_object_end(turbo_json *j) { return tb__json_close(j, 1); }
+TURBO_API int turbo_json_array_begin(turbo_json *j) { return tb__json_open(j, 0); }
+TURBO_API int turbo_json_array_end(turbo_json *j) { return tb__json_close(j, 0); }
 
 TURBO_API int turbo_json_keyn(turbo_json *j, const char *key, size_t len) {
     if (j->error) return j->error;
@@ -2569,7 +2540,7 @@ struct tb__thread {
     tb__thread *next;   /* every thread of the pool, for joining */
     int detached;       /* it gave its worker away (see hand-off) */
     unsigned long call; /* the worker's call count while a handler runs */
-    char *rbuf;
+    char rbuf[65536];
     size_t rbuf_cap;
     turbo_buf out, scratch;
     turbo_req req;
@@ -2851,7 +2822,7 @@ static void tb__res_fail(turbo_res *res, int status) {
    ends the last of them) into head, which has room for 192 bytes; returns
    their length. */
 static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, char *head) {
-    int streamed = res->c && res->c->streaming;
+    int streaming = res->c->streaming;
     const char *reason = tb__reason(status);
     char *o = tb__put(head, "HTTP/1.1 ", 9);
     *o++ = (char)('0' + status / 100); /* three digits: turbo_status_allowed */
@@ -2860,9 +2831,9 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
     o = tb__put(o, reason, strlen(reason));
     o = tb__put(o, "\r\nServer: turbo\r\nDate: ", 23);
     o = tb__put(o, res->t->date, 29);
-    if (streamed && res->c->streaming == TB__STREAM_CHUNKED) {
+    if (streaming == TB__STREAM_CHUNKED) {
         o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
-    } else if (!streamed && status != 204 && status != 304) { /* RFC 9112 6.3: never a length */
+    } else if (!streaming && status != 204 && status != 304) { /* RFC 9112 6.3: never a length */
         o = tb__put(o, "\r\nContent-Length: ", 18);
         o = tb__json_u64(o, body_len);
     }
@@ -3212,7 +3183,7 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
         res->out->len = res->start;
         return;
     }
-    if (res->c && res->c->streaming) {
+    if (res->c->streaming) {
         tb__res_end_stream(res);
         return;
     }
@@ -4192,7 +4163,6 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
    worker plus blocking_threads. */
 
 static void tb__thread_free(tb__thread *t) {
-    TURBO_FREE(t->rbuf);
     turbo_buf_free(&t->out);
     turbo_buf_free(&t->scratch);
     TURBO_FREE(t);
@@ -4232,11 +4202,10 @@ static int tb__pool_reserve(turbo_server *s) {
     if (!(t = (tb__thread *)TURBO_MALLOC(sizeof *t))) return -1;
     memset(t, 0, sizeof *t);
     t->s = s;
-    t->rbuf_cap = 65536;
+    t->rbuf_cap = sizeof t->rbuf;
     t->req.scratch = &t->scratch;
     tb__update_date(t);
-    if (!(t->rbuf = (char *)TURBO_MALLOC(t->rbuf_cap)) ||
-        pthread_create(&t->id, NULL, tb__thread_main, t) != 0) {
+    if (pthread_create(&t->id, NULL, tb__thread_main, t) != 0) {
         tb__thread_free(t);
         return -1;
     }
