@@ -716,15 +716,12 @@ static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
 static int tb__accept(int lfd, struct sockaddr_storage *peer) {
     socklen_t len = sizeof *peer;
     int fd = accept(lfd, (struct sockaddr *)peer, &len);
-    if (fd >= 0) {
-        tb__nonblock_cloexec(fd);
+    if (fd < 0) return -1;
+    tb__nonblock_cloexec(fd);
 #ifdef SO_NOSIGPIPE
-        {
-            int one = 1;
-            setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
-        }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
-    }
     return fd;
 }
 #endif
@@ -777,17 +774,13 @@ TURBO_API void turbo_buf_append(turbo_buf *b, const void *data, size_t len) {
 
 TURBO_API void turbo_buf_free(turbo_buf *b) {
     TURBO_FREE(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->oom = 0;
+    memset(b, 0, sizeof *b);
 }
 
 static void tb__buf_puts(turbo_buf *b, const char *s) { turbo_buf_append(b, s, strlen(s)); }
 
 static turbo_str tb__str(const char *p, size_t n) {
-    turbo_str s;
-    s.ptr = p;
-    s.len = n;
+    turbo_str s = {p, n};
     return s;
 }
 
@@ -1244,14 +1237,10 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
             st->state = TB__CH_SIZE;
             continue;
         case TB__CH_TRAILER:
+            if (c != '\r' && !TB__IS(TB__TCHAR, c)) return -400;
             st->src++;
-            if (c == '\r') {
-                st->state = TB__CH_END_LF;
-                continue;
-            }
-            if (!TB__IS(TB__TCHAR, c)) return -400;
             st->colon = 0;
-            st->state = TB__CH_TRAILER_LINE;
+            st->state = c == '\r' ? TB__CH_END_LF : TB__CH_TRAILER_LINE;
             continue;
         case TB__CH_TRAILER_LINE: /* a field line: name ":" value */
             if (c == '\r') {
@@ -1316,10 +1305,9 @@ TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
     size_t n = strlen(name), k;
     int i;
     for (i = 0; i < r->header_count; i++) {
+        const char *h = r->header_name[i].ptr;
         if (r->header_name[i].len != n) continue;
-        for (k = 0;
-             k < n && tb__lower((unsigned char)r->header_name[i].ptr[k]) == tb__lower((unsigned char)name[k]);
-             k++) {
+        for (k = 0; k < n && tb__lower((unsigned char)h[k]) == tb__lower((unsigned char)name[k]); k++) {
         }
         if (k == n) return r->header_value[i];
     }
@@ -1425,10 +1413,9 @@ static int tb__multipart_part(turbo_multipart *m, const char *p, turbo_part *par
     part->head = tb__str(p, (size_t)(head_end - p));
     part->data = tb__str(head_end + 2, (size_t)(next - head_end - 2));
     m->at = next + m->delim_len;
-    for (line = p; line < head_end;) {
+    for (line = p; line < head_end;) { /* each line ends with CRLF, the last at head_end - 2 */
         const char *eol = tb__search(line, head_end, "\r\n", 2), *colon;
         turbo_str value;
-        if (!eol) return -1;
         colon = (const char *)memchr(line, ':', (size_t)(eol - line));
         if (colon) {
             value = tb__trim_ows(colon + 1, (size_t)(eol - colon - 1));
@@ -1454,25 +1441,21 @@ TURBO_API int turbo_multipart_next(turbo_multipart *m, turbo_part *part) {
 }
 
 TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out) {
-    turbo_str rest = r->query, key, value;
-    const char *v = NULL;
-    size_t name_len = strlen(name), vlen = 0;
+    turbo_str rest = r->query, key, value, found = {NULL, 0};
+    size_t name_len = strlen(name);
     long dlen;
     while (turbo_query_next(&rest, &key, &value)) {
         char decoded[256];
         long klen = key.len <= sizeof decoded ? turbo_url_decode(decoded, key.ptr, key.len, 1) : -1;
-        if (klen == (long)name_len && memcmp(decoded, name, name_len) == 0) {
-            v = value.ptr;
-            vlen = value.len;
-        }
+        if (klen == (long)name_len && memcmp(decoded, name, name_len) == 0) found = value;
     }
-    if (!v) return 0;
+    if (!found.ptr) return 0;
     /* Decoded values stay valid until the handler returns, so each lookup
        appends to the scratch buffer; reserving up front means earlier
        values never move. */
     if (!r->scratch->len && turbo_buf_reserve(r->scratch, r->query.len * 4 + 64) != 0) return -1;
-    if (r->scratch->cap - r->scratch->len < vlen) return -1;
-    dlen = turbo_url_decode(r->scratch->data + r->scratch->len, v, vlen, 1);
+    if (r->scratch->cap - r->scratch->len < found.len) return -1;
+    dlen = turbo_url_decode(r->scratch->data + r->scratch->len, found.ptr, found.len, 1);
     if (dlen < 0) return -1;
     *out = tb__str(r->scratch->data + r->scratch->len, (size_t)dlen);
     r->scratch->len += (size_t)dlen;
@@ -1498,10 +1481,8 @@ typedef struct tb__handler {
 typedef struct tb__node {
     char *seg; /* static text, or the capture's name: stored after the node */
     size_t seg_len;
-    struct tb__node **children;
-    int nchildren;
-    int *index; /* open addressing over children, -1 = empty */
-    int index_cap;
+    struct tb__node **slots; /* the static children, by open addressing: NULL = empty */
+    int nslots, nchildren;
     struct tb__node *param, *tail;
     tb__handler *handlers;
     int nhandlers;
@@ -1515,31 +1496,18 @@ static uint32_t tb__hash(const char *p, size_t n) {
 
 static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len) {
     uint32_t i;
-    if (!n->index_cap) return NULL;
+    if (!n->nslots) return NULL;
     for (i = tb__hash(seg, len);; i++) {
-        int k = n->index[i & (uint32_t)(n->index_cap - 1)];
-        if (k < 0) return NULL;
-        if (n->children[k]->seg_len == len && memcmp(n->children[k]->seg, seg, len) == 0)
-            return n->children[k];
+        tb__node *c = n->slots[i & (uint32_t)(n->nslots - 1)];
+        if (!c || (c->seg_len == len && memcmp(c->seg, seg, len) == 0)) return c;
     }
 }
 
-static int tb__node_reindex(tb__node *n) {
-    int cap = 8, i;
-    int *index;
-    while (cap < n->nchildren * 2) cap *= 2;
-    index = (int *)TURBO_MALLOC((size_t)cap * sizeof *index);
-    if (!index) return -1;
-    for (i = 0; i < cap; i++) index[i] = -1;
-    for (i = 0; i < n->nchildren; i++) {
-        uint32_t h = tb__hash(n->children[i]->seg, n->children[i]->seg_len);
-        while (index[h & (uint32_t)(cap - 1)] >= 0) h++;
-        index[h & (uint32_t)(cap - 1)] = i;
-    }
-    TURBO_FREE(n->index);
-    n->index = index;
-    n->index_cap = cap;
-    return 0;
+/* Puts c in the first free slot from its hash on. */
+static void tb__node_place(tb__node **slots, int nslots, tb__node *c) {
+    uint32_t h = tb__hash(c->seg, c->seg_len);
+    while (slots[h & (uint32_t)(nslots - 1)]) h++;
+    slots[h & (uint32_t)(nslots - 1)] = c;
 }
 
 static tb__node *tb__node_new(const char *seg, size_t len) {
@@ -1556,31 +1524,32 @@ static tb__node *tb__node_new(const char *seg, size_t len) {
 static void tb__node_free(tb__node *n) {
     int i;
     if (!n) return;
-    for (i = 0; i < n->nchildren; i++) tb__node_free(n->children[i]);
+    for (i = 0; i < n->nslots; i++) tb__node_free(n->slots[i]);
     tb__node_free(n->param);
     tb__node_free(n->tail);
-    TURBO_FREE(n->children);
-    TURBO_FREE(n->index);
+    TURBO_FREE(n->slots);
     TURBO_FREE(n->handlers);
     TURBO_FREE(n);
 }
 
 static tb__node *tb__node_add_static(tb__node *n, const char *seg, size_t len) {
-    tb__node *c = tb__node_child(n, seg, len), **children;
+    tb__node *c = tb__node_child(n, seg, len);
+    int i;
     if (c) return c;
+    if ((n->nchildren + 1) * 2 > n->nslots) { /* at most half full: short probes */
+        int nslots = n->nslots ? n->nslots * 2 : 8;
+        tb__node **slots = (tb__node **)TURBO_MALLOC((size_t)nslots * sizeof *slots);
+        if (!slots) return NULL;
+        memset(slots, 0, (size_t)nslots * sizeof *slots);
+        for (i = 0; i < n->nslots; i++)
+            if (n->slots[i]) tb__node_place(slots, nslots, n->slots[i]);
+        TURBO_FREE(n->slots);
+        n->slots = slots;
+        n->nslots = nslots;
+    }
     if (!(c = tb__node_new(seg, len))) return NULL;
-    children = (tb__node **)TURBO_REALLOC(n->children, (size_t)(n->nchildren + 1) * sizeof c);
-    if (!children) {
-        tb__node_free(c);
-        return NULL;
-    }
-    n->children = children;
-    n->children[n->nchildren++] = c;
-    if (tb__node_reindex(n) != 0) {
-        n->nchildren--;
-        tb__node_free(c);
-        return NULL;
-    }
+    tb__node_place(n->slots, n->nslots, c);
+    n->nchildren++;
     return c;
 }
 
@@ -1740,8 +1709,7 @@ static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *
    a refused pattern leaves no nodes behind. */
 static tb__node *tb__router_node(tb__node *root, const char *pattern, int create, char *err, size_t cap) {
     const char *p = pattern + 1, *end = pattern + strlen(pattern);
-    const char *names[TURBO_MAX_PARAMS];
-    size_t lens[TURBO_MAX_PARAMS];
+    turbo_str names[TURBO_MAX_PARAMS]; /* the captures so far */
     int captures = 0, i;
     tb__node *n = root;
     if (pattern[0] != '/') {
@@ -1771,7 +1739,7 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, int create
                 return NULL;
             }
             for (i = 0; i < captures; i++)
-                if (lens[i] == name_len && memcmp(names[i], name, name_len) == 0) {
+                if (names[i].len == name_len && memcmp(names[i].ptr, name, name_len) == 0) {
                     snprintf(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern, (int)name_len,
                              name);
                     return NULL;
@@ -1780,8 +1748,7 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, int create
                 snprintf(err, cap, "route \"%s\" has more than %d captures", pattern, TURBO_MAX_PARAMS);
                 return NULL;
             }
-            names[captures] = name;
-            lens[captures++] = name_len;
+            names[captures++] = tb__str(name, name_len);
             slot = !n ? NULL : kind == 1 ? &n->param : &n->tail;
             if (slot && *slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len))) {
                 snprintf(err, cap, "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
@@ -2880,13 +2847,9 @@ static ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
     size_t sent = 0;
     while (sent < len) {
         ssize_t n = send(c->fd, data + sent, len - sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        return -1;
+        if (n > 0) sent += (size_t)n;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        else if (n == 0 || errno != EINTR) return -1;
     }
     return (ssize_t)sent;
 }
