@@ -1172,11 +1172,11 @@ enum {
 };
 
 typedef struct tb__chunked {
-    size_t src;       /* raw bytes consumed, from the body start */
-    size_t dst;       /* decoded bytes, at the body start */
-    size_t line;      /* bytes of the current chunk extension, which ends at src */
-    int colon;        /* the trailer line in progress has its colon */
-    size_t trailers;  /* bytes of trailer section so far */
+    size_t src;      /* raw bytes consumed, from the body start */
+    size_t dst;      /* decoded bytes, at the body start */
+    size_t line;     /* bytes of the current chunk extension, which ends at src */
+    int colon;       /* the trailer line in progress has its colon */
+    size_t trailers; /* bytes of trailer section so far */
     uint64_t remaining;
     int state, digits;
 } tb__chunked;
@@ -1901,19 +1901,12 @@ static uint64_t tb__json_special8(uint64_t w) {
    s[0] >= 0x80), or minus the length of its maximal ill-formed subpart. */
 static int tb__json_utf8(const unsigned char *s, size_t n) {
     unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int len, i;
+    int len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4, i;
     if (c < 0xC2 || c > 0xF4) return -1;
-    if (c < 0xE0) {
-        len = 2;
-    } else if (c < 0xF0) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;      /* overlong */
-        else if (c == 0xED) hi = 0x9F; /* surrogates */
-    } else {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;      /* overlong */
-        else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
-    }
+    if (c == 0xE0) lo = 0xA0; /* overlong */
+    if (c == 0xED) hi = 0x9F; /* surrogates */
+    if (c == 0xF0) lo = 0x90; /* overlong */
+    if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
     if (n < 2 || s[1] < lo || s[1] > hi) return -1;
     for (i = 2; i < len; i++)
         if ((size_t)i >= n || (s[i] & 0xC0) != 0x80) return -i;
@@ -2268,10 +2261,9 @@ TURBO_API int turbo_dtoa(double v, char *dst) {
         memset(o, '0', (size_t)(point - n));
         o = tb__put(o + point - n, ".0", 2);
     } else {
-        memcpy(o, digits, (size_t)point);
-        o[point] = '.';
-        memcpy(o + point + 1, digits + point, (size_t)(n - point));
-        o += n + 1;
+        o = tb__put(o, digits, (size_t)point);
+        *o++ = '.';
+        o = tb__put(o, digits + point, (size_t)(n - point));
     }
     return (int)(o - dst);
 }
