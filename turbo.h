@@ -649,19 +649,14 @@ static int tb__loop_init(tb__loop *l) {
     return l->fd < 0 ? -1 : 0;
 }
 
-static int tb__loop_ctl(tb__loop *l, int op, int fd, int mask, void *ptr) {
+/* Sets fd's interest to mask; old is the current one (0 = not registered). */
+static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
     struct epoll_event ev;
+    if (old == mask) return 0;
     memset(&ev, 0, sizeof ev);
     ev.events = (mask & TB__READ ? EPOLLIN : 0u) | (mask & TB__WRITE ? EPOLLOUT : 0u);
     ev.data.ptr = ptr;
-    return epoll_ctl(l->fd, op, fd, &ev);
-}
-
-/* Sets fd's interest to mask; old is the current one (0 = not registered). */
-static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
-    if (old == mask) return 0;
-    if (!mask) return tb__loop_ctl(l, EPOLL_CTL_DEL, fd, 0, ptr);
-    return tb__loop_ctl(l, old ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, mask, ptr);
+    return epoll_ctl(l->fd, !mask ? EPOLL_CTL_DEL : old ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
 }
 
 static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
@@ -731,15 +726,12 @@ static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
 static int tb__accept(int lfd, struct sockaddr_storage *peer) {
     socklen_t len = sizeof *peer;
     int fd = accept(lfd, (struct sockaddr *)peer, &len);
-    if (fd >= 0) {
-        tb__nonblock_cloexec(fd);
+    if (fd < 0) return -1;
+    tb__nonblock_cloexec(fd);
 #ifdef SO_NOSIGPIPE
-        {
-            int one = 1;
-            setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
-        }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
-    }
     return fd;
 }
 #endif
@@ -773,14 +765,8 @@ TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra) {
     if (b->oom) return -1;
     if (b->cap - b->len >= extra) return 0;
     cap = b->cap ? b->cap : 256;
-    while (cap - b->len < extra) {
-        if (cap > ((size_t)-1) / 2) {
-            b->oom = 1;
-            return -1;
-        }
-        cap *= 2;
-    }
-    data = (char *)TURBO_REALLOC(b->data, cap);
+    while (cap - b->len < extra && cap <= ((size_t)-1) / 2) cap *= 2;
+    data = cap - b->len >= extra ? (char *)TURBO_REALLOC(b->data, cap) : NULL; /* NULL: no size is enough */
     if (!data) {
         b->oom = 1;
         return -1;
@@ -798,17 +784,13 @@ TURBO_API void turbo_buf_append(turbo_buf *b, const void *data, size_t len) {
 
 TURBO_API void turbo_buf_free(turbo_buf *b) {
     TURBO_FREE(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->oom = 0;
+    memset(b, 0, sizeof *b);
 }
 
 static void tb__buf_puts(turbo_buf *b, const char *s) { turbo_buf_append(b, s, strlen(s)); }
 
 static turbo_str tb__str(const char *p, size_t n) {
-    turbo_str s;
-    s.ptr = p;
-    s.len = n;
+    turbo_str s = {p, n};
     return s;
 }
 
@@ -816,23 +798,6 @@ static turbo_str tb__str(const char *p, size_t n) {
 static char *tb__put(char *o, const void *src, size_t n) {
     memcpy(o, src, n);
     return o + n;
-}
-
-/* Unsigned decimal into dst (at least 20 bytes), returns the length. */
-static size_t tb__utoa(uint64_t v, char *dst) {
-    char tmp[20], *p = tmp + sizeof tmp;
-    size_t n;
-    if (v < 10) { /* the common Content-Length of small bodies, and 0 */
-        dst[0] = (char)('0' + v);
-        return 1;
-    }
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    n = (size_t)(tmp + sizeof tmp - p);
-    memcpy(dst, p, n);
-    return n;
 }
 
 /* ---------------------------------------------------------------- HTTP/1.1 parser */
@@ -941,42 +906,15 @@ static int tb__parse_content_length(turbo_str v, uint64_t *out) {
     return 0;
 }
 
-/* dec-octet "." dec-octet "." dec-octet "." dec-octet (RFC 3986 3.2.2). */
-static int tb__valid_ipv4(const char *p, size_t n) {
-    size_t i = 0;
-    int part;
-    for (part = 0; part < 4; part++) {
-        size_t start;
-        int v = 0;
-        if (part && (i == n || p[i++] != '.')) return 0;
-        start = i;
-        while (i < n && i - start < 3 && p[i] >= '0' && p[i] <= '9') v = v * 10 + (p[i++] - '0');
-        if (i == start || v > 255 || (i - start > 1 && p[start] == '0')) return 0;
-    }
-    return i == n;
-}
-
-/* IPv6address: eight groups of 1-4 hex digits, or fewer around one "::";
-   the last two may be written as an IPv4 address. */
+/* IPv6address (RFC 3986 3.2.2): the text form of RFC 4291 2.2 that
+   inet_pton reads, an IPv4 tail included. 46 bytes hold the longest. */
 static int tb__valid_ipv6(const char *p, size_t n) {
-    size_t i = 0;
-    int groups = 0, gap = 0;
-    if (n >= 2 && p[0] == ':' && p[1] == ':') gap = 1, i = 2;
-    while (i < n) {
-        size_t start = i;
-        while (i < n && i - start < 4 && tb__hex((unsigned char)p[i]) >= 0) i++;
-        if (i < n && p[i] == '.') /* the IPv4 tail: two groups' worth, and the end */
-            return tb__valid_ipv4(p + start, n - start) && (gap ? groups + 2 <= 7 : groups + 2 == 8);
-        if (i == start) return 0;
-        groups++;
-        if (i == n) break;
-        if (p[i++] != ':' || i == n) return 0;
-        if (p[i] == ':') {
-            if (gap++) return 0;
-            i++;
-        }
-    }
-    return gap ? groups <= 7 : groups == 8;
+    char text[INET6_ADDRSTRLEN];
+    unsigned char addr[16];
+    if (n >= sizeof text) return 0;
+    memcpy(text, p, n);
+    text[n] = 0;
+    return inet_pton(AF_INET6, text, addr) == 1;
 }
 
 /* IP-literal = "[" ( IPv6address / IPvFuture ) "]", without the brackets. */
@@ -1035,12 +973,10 @@ static int tb__split_target(turbo_req *r) {
     if (r->target.len == 1 && t[0] == '*') {
         if (r->method.len != 7 || memcmp(r->method.ptr, "OPTIONS", 7) != 0) return -400;
     } else if (t[0] != '/') {
-        size_t scheme = 0;
-        if (r->target.len > 7 && tb__ieq(t, 7, "http://")) scheme = 7;
-        else if (r->target.len > 8 && tb__ieq(t, 8, "https://")) scheme = 8;
-        if (!scheme) return -400;
         turbo_str authority;
-        t += scheme;
+        if (r->target.len > 7 && tb__ieq(t, 7, "http://")) t += 7;
+        else if (r->target.len > 8 && tb__ieq(t, 8, "https://")) t += 8;
+        else return -400;
         authority.ptr = t;
         while (t < end && *t != '/' && *t != '?') t++;
         authority.len = (size_t)(t - authority.ptr);
@@ -1076,17 +1012,13 @@ static int tb__valid_value(const char *p, size_t n) {
 
 /* One header line without its CRLF: name ":" OWS value OWS. */
 static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo_str *value) {
-    size_t i = 0, j;
+    size_t i = 0;
     while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
     if (i == 0 || i == n || p[i] != ':') return -400; /* no name, no colon, or space before it */
     if (!tb__valid_value(p + i + 1, n - i - 1)) return -400;
     name->ptr = p;
     name->len = i;
-    for (j = i + 1; j < n && (p[j] == ' ' || p[j] == '\t'); j++) {
-    }
-    while (n > j && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
-    value->ptr = p + j;
-    value->len = n - j;
+    *value = tb__trim_ows(p + i + 1, n - i - 1);
     return 0;
 }
 
@@ -1158,7 +1090,6 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     /* RFC 9112 2.2: ignore empty lines before the request line. */
     while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;
     if ((size_t)(p - buf) > lim->max_head) return -431; /* an endless run of empty lines */
-    if (p == end || (end - p == 1 && *p == '\r')) return 0;
     /* A method longer than any route's is refused from its first bytes
        alone, and nothing is decided before they are in: every split of a
        request gets the same answer. */
@@ -1200,7 +1131,6 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
         r->header_value[r->header_count++] = value;
         p = lf + 1;
     }
-    if ((size_t)(lf + 1 - buf) > lim->max_head + 2) return -431;
     if ((rc = tb__apply_headers(r, f)) != 0) return rc;
     if (!f->chunked && f->content_length > lim->max_body) return -413;
     return (int)(lf + 1 - buf);
@@ -1252,12 +1182,11 @@ enum {
 };
 
 typedef struct tb__chunked {
-    size_t src;       /* raw bytes consumed, from the body start */
-    size_t dst;       /* decoded bytes, at the body start */
-    size_t line;      /* bytes of the current extension or trailer line */
-    size_t ext_start; /* where the current chunk extension begins */
-    int colon;        /* the trailer line in progress has its colon */
-    size_t trailers;  /* bytes of trailer section so far */
+    size_t src;      /* raw bytes consumed, from the body start */
+    size_t dst;      /* decoded bytes, at the body start */
+    size_t line;     /* bytes of the current chunk extension, which ends at src */
+    int colon;       /* the trailer line in progress has its colon */
+    size_t trailers; /* bytes of trailer section so far */
     uint64_t remaining;
     int state, digits;
 } tb__chunked;
@@ -1282,12 +1211,11 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
             if (!st->digits) return -400;
             if (st->remaining > lim->max_body - st->dst) return -413;
             st->state = TB__CH_EXT;
-            st->ext_start = st->src;
             continue; /* re-examine c as part of the extension */
         }
         case TB__CH_EXT:
             if (c == '\r') {
-                if (!tb__valid_chunk_ext(body + st->ext_start, st->src - st->ext_start)) return -400;
+                if (!tb__valid_chunk_ext(body + st->src - st->line, st->line)) return -400;
                 st->state = TB__CH_SIZE_LF;
             } else if (!TB__IS(TB__VALUE, c) || ++st->line > TB__CHUNK_LINE_MAX) {
                 return -400;
@@ -1319,14 +1247,10 @@ static int tb__dechunk(char *body, size_t avail, tb__chunked *st, const tb__limi
             st->state = TB__CH_SIZE;
             continue;
         case TB__CH_TRAILER:
+            if (c != '\r' && !TB__IS(TB__TCHAR, c)) return -400;
             st->src++;
-            if (c == '\r') {
-                st->state = TB__CH_END_LF;
-                continue;
-            }
-            if (!TB__IS(TB__TCHAR, c)) return -400;
             st->colon = 0;
-            st->state = TB__CH_TRAILER_LINE;
+            st->state = c == '\r' ? TB__CH_END_LF : TB__CH_TRAILER_LINE;
             continue;
         case TB__CH_TRAILER_LINE: /* a field line: name ":" value */
             if (c == '\r') {
@@ -1391,10 +1315,9 @@ TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
     size_t n = strlen(name), k;
     int i;
     for (i = 0; i < r->header_count; i++) {
+        const char *h = r->header_name[i].ptr;
         if (r->header_name[i].len != n) continue;
-        for (k = 0;
-             k < n && tb__lower((unsigned char)r->header_name[i].ptr[k]) == tb__lower((unsigned char)name[k]);
-             k++) {
+        for (k = 0; k < n && tb__lower((unsigned char)h[k]) == tb__lower((unsigned char)name[k]); k++) {
         }
         if (k == n) return r->header_value[i];
     }
@@ -1446,31 +1369,24 @@ TURBO_API int turbo_query_next(turbo_str *rest, turbo_str *name, turbo_str *valu
 
 /* ---- multipart/form-data */
 
+/* The first n bytes at what between p and end, or NULL. */
 static const char *tb__search(const char *p, const char *end, const char *what, size_t n) {
-    while ((size_t)(end - p) >= n) {
-        const char *c = (const char *)memchr(p, what[0], (size_t)(end - p) - n + 1);
-        if (!c) return NULL;
-        if (memcmp(c, what, n) == 0) return c;
-        p = c + 1;
-    }
-    return NULL;
+    return (const char *)memmem(p, (size_t)(end - p), what, n);
 }
 
 /* The value of parameter key (lower case, with its "=") in a header value
    such as `form-data; name="a"; filename="b"`, quotes removed. */
 static turbo_str tb__header_param(turbo_str v, const char *key) {
-    turbo_str out = {NULL, 0}, item;
+    turbo_str item;
     size_t n = strlen(key);
     while (tb__list_next(&v, ';', &item)) {
         if (item.len < n || !tb__ieq(item.ptr, n, key)) continue;
-        out = tb__str(item.ptr + n, item.len - n);
-        if (out.len >= 2 && out.ptr[0] == '"' && out.ptr[out.len - 1] == '"') {
-            out.ptr++;
-            out.len -= 2;
-        }
-        return out;
+        item = tb__str(item.ptr + n, item.len - n);
+        if (item.len >= 2 && item.ptr[0] == '"' && item.ptr[item.len - 1] == '"')
+            item = tb__str(item.ptr + 1, item.len - 2);
+        return item;
     }
-    return out;
+    return tb__str(NULL, 0);
 }
 
 TURBO_API int turbo_multipart_begin(turbo_multipart *m, turbo_str ct, turbo_str b) {
@@ -1507,10 +1423,9 @@ static int tb__multipart_part(turbo_multipart *m, const char *p, turbo_part *par
     part->head = tb__str(p, (size_t)(head_end - p));
     part->data = tb__str(head_end + 2, (size_t)(next - head_end - 2));
     m->at = next + m->delim_len;
-    for (line = p; line < head_end;) {
+    for (line = p; line < head_end;) { /* each line ends with CRLF, the last at head_end - 2 */
         const char *eol = tb__search(line, head_end, "\r\n", 2), *colon;
         turbo_str value;
-        if (!eol) return -1;
         colon = (const char *)memchr(line, ':', (size_t)(eol - line));
         if (colon) {
             value = tb__trim_ows(colon + 1, (size_t)(eol - colon - 1));
@@ -1536,25 +1451,21 @@ TURBO_API int turbo_multipart_next(turbo_multipart *m, turbo_part *part) {
 }
 
 TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out) {
-    turbo_str rest = r->query, key, value;
-    const char *v = NULL;
-    size_t name_len = strlen(name), vlen = 0;
+    turbo_str rest = r->query, key, value, found = {NULL, 0};
+    size_t name_len = strlen(name);
     long dlen;
     while (turbo_query_next(&rest, &key, &value)) {
         char decoded[256];
         long klen = key.len <= sizeof decoded ? turbo_url_decode(decoded, key.ptr, key.len, 1) : -1;
-        if (klen == (long)name_len && memcmp(decoded, name, name_len) == 0) {
-            v = value.ptr;
-            vlen = value.len;
-        }
+        if (klen == (long)name_len && memcmp(decoded, name, name_len) == 0) found = value;
     }
-    if (!v) return 0;
+    if (!found.ptr) return 0;
     /* Decoded values stay valid until the handler returns, so each lookup
        appends to the scratch buffer; reserving up front means earlier
        values never move. */
     if (!r->scratch->len && turbo_buf_reserve(r->scratch, r->query.len * 4 + 64) != 0) return -1;
-    if (r->scratch->cap - r->scratch->len < vlen) return -1;
-    dlen = turbo_url_decode(r->scratch->data + r->scratch->len, v, vlen, 1);
+    if (r->scratch->cap - r->scratch->len < found.len) return -1;
+    dlen = turbo_url_decode(r->scratch->data + r->scratch->len, found.ptr, found.len, 1);
     if (dlen < 0) return -1;
     *out = tb__str(r->scratch->data + r->scratch->len, (size_t)dlen);
     r->scratch->len += (size_t)dlen;
@@ -1578,12 +1489,10 @@ typedef struct tb__handler {
 } tb__handler;
 
 typedef struct tb__node {
-    char *seg; /* static text, or the capture's name */
+    char *seg; /* static text, or the capture's name: stored after the node */
     size_t seg_len;
-    struct tb__node **children;
-    int nchildren;
-    int *index; /* open addressing over children, -1 = empty */
-    int index_cap;
+    struct tb__node **slots; /* the static children, by open addressing: NULL = empty */
+    int nslots, nchildren;
     struct tb__node *param, *tail;
     tb__handler *handlers;
     int nhandlers;
@@ -1597,42 +1506,25 @@ static uint32_t tb__hash(const char *p, size_t n) {
 
 static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len) {
     uint32_t i;
-    if (!n->index_cap) return NULL;
+    if (!n->nslots) return NULL;
     for (i = tb__hash(seg, len);; i++) {
-        int k = n->index[i & (uint32_t)(n->index_cap - 1)];
-        if (k < 0) return NULL;
-        if (n->children[k]->seg_len == len && memcmp(n->children[k]->seg, seg, len) == 0)
-            return n->children[k];
+        tb__node *c = n->slots[i & (uint32_t)(n->nslots - 1)];
+        if (!c || (c->seg_len == len && memcmp(c->seg, seg, len) == 0)) return c;
     }
 }
 
-static int tb__node_reindex(tb__node *n) {
-    int cap = 8, i;
-    int *index;
-    while (cap < n->nchildren * 2) cap *= 2;
-    index = (int *)TURBO_MALLOC((size_t)cap * sizeof *index);
-    if (!index) return -1;
-    for (i = 0; i < cap; i++) index[i] = -1;
-    for (i = 0; i < n->nchildren; i++) {
-        uint32_t h = tb__hash(n->children[i]->seg, n->children[i]->seg_len);
-        while (index[h & (uint32_t)(cap - 1)] >= 0) h++;
-        index[h & (uint32_t)(cap - 1)] = i;
-    }
-    TURBO_FREE(n->index);
-    n->index = index;
-    n->index_cap = cap;
-    return 0;
+/* Puts c in the first free slot from its hash on. */
+static void tb__node_place(tb__node **slots, int nslots, tb__node *c) {
+    uint32_t h = tb__hash(c->seg, c->seg_len);
+    while (slots[h & (uint32_t)(nslots - 1)]) h++;
+    slots[h & (uint32_t)(nslots - 1)] = c;
 }
 
 static tb__node *tb__node_new(const char *seg, size_t len) {
-    tb__node *n = (tb__node *)TURBO_MALLOC(sizeof *n);
+    tb__node *n = (tb__node *)TURBO_MALLOC(sizeof *n + len + 1);
     if (!n) return NULL;
     memset(n, 0, sizeof *n);
-    n->seg = (char *)TURBO_MALLOC(len + 1);
-    if (!n->seg) {
-        TURBO_FREE(n);
-        return NULL;
-    }
+    n->seg = (char *)(n + 1);
     memcpy(n->seg, seg, len);
     n->seg[len] = 0;
     n->seg_len = len;
@@ -1642,32 +1534,32 @@ static tb__node *tb__node_new(const char *seg, size_t len) {
 static void tb__node_free(tb__node *n) {
     int i;
     if (!n) return;
-    for (i = 0; i < n->nchildren; i++) tb__node_free(n->children[i]);
+    for (i = 0; i < n->nslots; i++) tb__node_free(n->slots[i]);
     tb__node_free(n->param);
     tb__node_free(n->tail);
-    TURBO_FREE(n->children);
-    TURBO_FREE(n->index);
+    TURBO_FREE(n->slots);
     TURBO_FREE(n->handlers);
-    TURBO_FREE(n->seg);
     TURBO_FREE(n);
 }
 
 static tb__node *tb__node_add_static(tb__node *n, const char *seg, size_t len) {
-    tb__node *c = tb__node_child(n, seg, len), **children;
+    tb__node *c = tb__node_child(n, seg, len);
+    int i;
     if (c) return c;
+    if ((n->nchildren + 1) * 2 > n->nslots) { /* at most half full: short probes */
+        int nslots = n->nslots ? n->nslots * 2 : 8;
+        tb__node **slots = (tb__node **)TURBO_MALLOC((size_t)nslots * sizeof *slots);
+        if (!slots) return NULL;
+        memset(slots, 0, (size_t)nslots * sizeof *slots);
+        for (i = 0; i < n->nslots; i++)
+            if (n->slots[i]) tb__node_place(slots, nslots, n->slots[i]);
+        TURBO_FREE(n->slots);
+        n->slots = slots;
+        n->nslots = nslots;
+    }
     if (!(c = tb__node_new(seg, len))) return NULL;
-    children = (tb__node **)TURBO_REALLOC(n->children, (size_t)(n->nchildren + 1) * sizeof c);
-    if (!children) {
-        tb__node_free(c);
-        return NULL;
-    }
-    n->children = children;
-    n->children[n->nchildren++] = c;
-    if (tb__node_reindex(n) != 0) {
-        n->nchildren--;
-        tb__node_free(c);
-        return NULL;
-    }
+    tb__node_place(n->slots, n->nslots, c);
+    n->nchildren++;
     return c;
 }
 
@@ -1728,11 +1620,8 @@ static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, 
    405's Allow header, or NULL for a 404. The handler is not const: its
    overstayed flag is the one thing that changes once the server runs. */
 static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
-    tb__lookup lk;
+    tb__lookup lk = {r->method, r, NULL};
     tb__handler *h;
-    lk.method = r->method;
-    lk.req = r;
-    lk.allow = NULL;
     r->param_count = 0;
     h = r->path.len == 1 ? tb__node_accept(root, &lk) : NULL;
     if (!h) /* for "/" too: a root "/{rest...}" takes it with an empty capture */
@@ -1830,8 +1719,7 @@ static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *
    a refused pattern leaves no nodes behind. */
 static tb__node *tb__router_node(tb__node *root, const char *pattern, int create, char *err, size_t cap) {
     const char *p = pattern + 1, *end = pattern + strlen(pattern);
-    const char *names[TURBO_MAX_PARAMS];
-    size_t lens[TURBO_MAX_PARAMS];
+    turbo_str names[TURBO_MAX_PARAMS]; /* the captures so far */
     int captures = 0, i;
     tb__node *n = root;
     if (pattern[0] != '/') {
@@ -1861,7 +1749,7 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, int create
                 return NULL;
             }
             for (i = 0; i < captures; i++)
-                if (lens[i] == name_len && memcmp(names[i], name, name_len) == 0) {
+                if (names[i].len == name_len && memcmp(names[i].ptr, name, name_len) == 0) {
                     snprintf(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern, (int)name_len,
                              name);
                     return NULL;
@@ -1870,8 +1758,7 @@ static tb__node *tb__router_node(tb__node *root, const char *pattern, int create
                 snprintf(err, cap, "route \"%s\" has more than %d captures", pattern, TURBO_MAX_PARAMS);
                 return NULL;
             }
-            names[captures] = name;
-            lens[captures++] = name_len;
+            names[captures++] = tb__str(name, name_len);
             slot = !n ? NULL : kind == 1 ? &n->param : &n->tail;
             if (slot && *slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len))) {
                 snprintf(err, cap, "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
@@ -2024,19 +1911,12 @@ static uint64_t tb__json_special8(uint64_t w) {
    s[0] >= 0x80), or minus the length of its maximal ill-formed subpart. */
 static int tb__json_utf8(const unsigned char *s, size_t n) {
     unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int len, i;
+    int len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4, i;
     if (c < 0xC2 || c > 0xF4) return -1;
-    if (c < 0xE0) {
-        len = 2;
-    } else if (c < 0xF0) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;      /* overlong */
-        else if (c == 0xED) hi = 0x9F; /* surrogates */
-    } else {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;      /* overlong */
-        else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
-    }
+    if (c == 0xE0) lo = 0xA0; /* overlong */
+    if (c == 0xED) hi = 0x9F; /* surrogates */
+    if (c == 0xF0) lo = 0x90; /* overlong */
+    if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
     if (n < 2 || s[1] < lo || s[1] > hi) return -1;
     for (i = 2; i < len; i++)
         if ((size_t)i >= n || (s[i] & 0xC0) != 0x80) return -i;
@@ -2154,7 +2034,8 @@ static int tb__json_put_string(turbo_json *j, char comma, const char *str, size_
 
 /* ---- integers ----
    Two digits per step from a table, in 32-bit pieces of 8 digits; every
-   division is by a constant, so the compiler makes it a multiplication. */
+   division is by a constant, so the compiler makes it a multiplication.
+   Content-Length and the Date's year are written with them too. */
 
 /* v < 10^8 without leading zeros; returns the end. */
 static char *tb__json_u32(char *o, uint32_t v) {
@@ -2390,10 +2271,9 @@ TURBO_API int turbo_dtoa(double v, char *dst) {
         memset(o, '0', (size_t)(point - n));
         o = tb__put(o + point - n, ".0", 2);
     } else {
-        memcpy(o, digits, (size_t)point);
-        o[point] = '.';
-        memcpy(o + point + 1, digits + point, (size_t)(n - point));
-        o += n + 1;
+        o = tb__put(o, digits, (size_t)point);
+        *o++ = '.';
+        o = tb__put(o, digits + point, (size_t)(n - point));
     }
     return (int)(o - dst);
 }
@@ -2407,42 +2287,38 @@ TURBO_API void turbo_json_init(turbo_json *j, turbo_buf *out) {
     j->state = TB__JSON_START;
 }
 
-static int tb__json_open(turbo_json *j, char bracket, int inside, int is_object) {
+static int tb__json_open(turbo_json *j, int is_object) {
     char *p = tb__json_value_at(j, 1);
     unsigned char bit = (unsigned char)(1u << (j->depth & 7));
     if (!p) return j->error;
     if (j->depth >= TURBO_JSON_MAX_DEPTH) return tb__json_fail(j, TURBO_JSON_TOO_DEEP);
-    *p = bracket;
+    *p = is_object ? '{' : '[';
     j->out->len++;
     if (is_object) j->stack[j->depth >> 3] |= bit;
     else j->stack[j->depth >> 3] &= (unsigned char)~bit;
     j->depth++;
-    j->state = inside;
+    j->state = is_object ? TB__JSON_OBJECT_FIRST : TB__JSON_ARRAY_FIRST;
     return 0;
 }
 
 /* A container may end after its opening or after a complete member; a key
    still waiting for its value makes the end a bad one. */
-static int tb__json_close(turbo_json *j, char bracket, int first, int next) {
+static int tb__json_close(turbo_json *j, int is_object) {
     turbo_buf *b = j->out;
+    int first = is_object ? TB__JSON_OBJECT_FIRST : TB__JSON_ARRAY_FIRST;
+    int next = is_object ? TB__JSON_OBJECT_NEXT : TB__JSON_ARRAY_NEXT;
     if (j->error) return j->error;
     if (j->state != first && j->state != next) return tb__json_fail(j, TURBO_JSON_BAD_END);
     if (tb__json_room(j, 1)) return j->error;
-    b->data[b->len++] = bracket;
+    b->data[b->len++] = is_object ? '}' : ']';
     j->depth--;
     return tb__json_value_done(j, b->data + b->len);
 }
 
-TURBO_API int turbo_json_object_begin(turbo_json *j) {
-    return tb__json_open(j, '{', TB__JSON_OBJECT_FIRST, 1);
-}
-TURBO_API int turbo_json_object_end(turbo_json *j) {
-    return tb__json_close(j, '}', TB__JSON_OBJECT_FIRST, TB__JSON_OBJECT_NEXT);
-}
-TURBO_API int turbo_json_array_begin(turbo_json *j) { return tb__json_open(j, '[', TB__JSON_ARRAY_FIRST, 0); }
-TURBO_API int turbo_json_array_end(turbo_json *j) {
-    return tb__json_close(j, ']', TB__JSON_ARRAY_FIRST, TB__JSON_ARRAY_NEXT);
-}
+TURBO_API int turbo_json_object_begin(turbo_json *j) { return tb__json_open(j, 1); }
+TURBO_API int turbo_json_object_end(turbo_json *j) { return tb__json_close(j, 1); }
+TURBO_API int turbo_json_array_begin(turbo_json *j) { return tb__json_open(j, 0); }
+TURBO_API int turbo_json_array_end(turbo_json *j) { return tb__json_close(j, 0); }
 
 TURBO_API int turbo_json_keyn(turbo_json *j, const char *key, size_t len) {
     if (j->error) return j->error;
@@ -2519,12 +2395,8 @@ TURBO_API const char *turbo_json_strerror(int error) {
 }
 
 /* ---------------------------------------------------------------- server state */
-/* A server has its event loops ("workers"); a worker owns its epoll or
-   kqueue set, its listening socket, its connections and their timers. A
-   worker is run by one thread at a time, and each thread brings its own
-   serving buffers (tb__thread): read buffer, output buffer, the request
-   and response being handled. Normally a worker keeps its thread; a
-   handler that blocks makes them part (see "hand-off"). */
+/* The state HOW A REQUEST FLOWS names. Normally a worker keeps its thread;
+   a handler that blocks makes them part (see "hand-off"). */
 
 /* connection states */
 enum {
@@ -2640,7 +2512,7 @@ struct tb__thread {
     tb__thread *next;   /* every thread of the pool, for joining */
     int detached;       /* it gave its worker away (see hand-off) */
     unsigned long call; /* the worker's call count while a handler runs */
-    char *rbuf;
+    char rbuf[65536];
     size_t rbuf_cap;
     turbo_buf out, scratch;
     turbo_req req;
@@ -2873,7 +2745,7 @@ static void tb__format_date(time_t t, char *d) {
     memcpy(d, days + 3 * tm.tm_wday, 3);
     memcpy(d + 5, tb__json_pairs + 2 * tm.tm_mday, 2);
     memcpy(d + 8, tb__months + 3 * tm.tm_mon, 3);
-    tb__utoa((uint64_t)(tm.tm_year + 1900), d + 12);
+    tb__json_u64(d + 12, (uint64_t)(tm.tm_year + 1900));
     memcpy(d + 17, tb__json_pairs + 2 * tm.tm_hour, 2);
     memcpy(d + 20, tb__json_pairs + 2 * tm.tm_min, 2);
     memcpy(d + 23, tb__json_pairs + 2 * tm.tm_sec, 2);
@@ -2924,7 +2796,7 @@ static void tb__res_fail(turbo_res *res, int status) {
    ends the last of them) into head, which has room for 192 bytes; returns
    their length. */
 static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, char *head) {
-    int streamed = res->c && res->c->streaming;
+    int streaming = res->c->streaming;
     const char *reason = tb__reason(status);
     char *o = tb__put(head, "HTTP/1.1 ", 9);
     *o++ = (char)('0' + status / 100); /* three digits: turbo_status_allowed */
@@ -2933,11 +2805,11 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
     o = tb__put(o, reason, strlen(reason));
     o = tb__put(o, "\r\nServer: turbo\r\nDate: ", 23);
     o = tb__put(o, res->t->date, 29);
-    if (streamed && res->c->streaming == TB__STREAM_CHUNKED) {
+    if (streaming == TB__STREAM_CHUNKED) {
         o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
-    } else if (!streamed && status != 204 && status != 304) { /* RFC 9112 6.3: never a length */
+    } else if (!streaming && status != 204 && status != 304) { /* RFC 9112 6.3: never a length */
         o = tb__put(o, "\r\nContent-Length: ", 18);
-        o += tb__utoa(body_len, o);
+        o = tb__json_u64(o, body_len);
     }
     if (!res->keep_alive) o = tb__put(o, "\r\nConnection: close", 19);
     else if (res->version == 10) o = tb__put(o, "\r\nConnection: keep-alive", 24);
@@ -2982,13 +2854,9 @@ static ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
     size_t sent = 0;
     while (sent < len) {
         ssize_t n = send(c->fd, data + sent, len - sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        return -1;
+        if (n > 0) sent += (size_t)n;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        else if (n == 0 || errno != EINTR) return -1;
     }
     return (ssize_t)sent;
 }
@@ -3285,7 +3153,7 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
         res->out->len = res->start;
         return;
     }
-    if (res->c && res->c->streaming) {
+    if (res->c->streaming) {
         tb__res_end_stream(res);
         return;
     }
@@ -3354,18 +3222,11 @@ static int tb__timer_next(const tb__worker *w) {
 }
 
 /* ---------------------------------------------------------------- hand-off */
-/* No handler may stall a loop. A worker's thread calls each handler
-   inline, which costs the quick ones a store before and a compare-and-swap
-   after. A monitor thread looks at every worker each millisecond; when one
-   has been inside the same handler call for handoff_ms, it gives the
-   worker to a spare thread, which goes on serving the worker's other
-   connections. The stuck thread keeps the one connection it is answering
-   ("lent"): when the handler returns it sends the answer, hands the
-   connection back through the mailbox and parks as a spare. A route that
-   overstayed once, or was registered TURBO_BLOCKING, gives its worker away
-   before the handler starts, so a slow route costs no stall at all, only
-   two thread wake-ups. Threads are bounded by blocking_threads: with none
-   spare, the worker waits for its handler (requests queue, none is lost). */
+/* EXECUTION MODEL, at the top, says what this does. A quick handler pays a
+   store before its call and a compare-and-swap after; the stuck thread's
+   one connection is "lent", and goes back to its worker through the
+   mailbox. A slow route that gives its worker away before it starts costs
+   no stall at all, only two thread wake-ups. */
 
 /* With the pool locked: promises a thread for one more worker; -1 if the
    bound is reached or no thread can be started. */
@@ -4288,7 +4149,6 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
    worker plus blocking_threads. */
 
 static void tb__thread_free(tb__thread *t) {
-    TURBO_FREE(t->rbuf);
     turbo_buf_free(&t->out);
     turbo_buf_free(&t->scratch);
     TURBO_FREE(t);
@@ -4328,11 +4188,10 @@ static int tb__pool_reserve(turbo_server *s) {
     if (!(t = (tb__thread *)TURBO_MALLOC(sizeof *t))) return -1;
     memset(t, 0, sizeof *t);
     t->s = s;
-    t->rbuf_cap = 65536;
+    t->rbuf_cap = sizeof t->rbuf;
     t->req.scratch = &t->scratch;
     tb__update_date(t);
-    if (!(t->rbuf = (char *)TURBO_MALLOC(t->rbuf_cap)) ||
-        pthread_create(&t->id, NULL, tb__thread_main, t) != 0) {
+    if (pthread_create(&t->id, NULL, tb__thread_main, t) != 0) {
         tb__thread_free(t);
         return -1;
     }
