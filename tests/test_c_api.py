@@ -239,6 +239,8 @@ def test_static_ranges_are_answered_206_or_416(srv):
         r = fetch(srv, b"/static/small.txt", b"Range: " + spec + b"\r\n")
         check(r.status == status and (body is None or r.body == body) and r.header("Content-Range") == content_range,
               "%r: %r" % (spec, r.raw[:200]))
+    r = fetch(srv, b"/static/small.txt", b"Range: bytes=100-\r\n")
+    check((r.reason, r.body) == ("Range Not Satisfiable", b"Range Not Satisfiable\n"), r.raw[:200])
     r = fetch(srv, b"/static/small.txt", b"Range: bytes=0-3\r\nIf-Range: \"stale\"\r\n")
     check(r.status == 200 and r.body == SMALL, "If-Range: %r" % r.raw[:200])
 
