@@ -4266,11 +4266,11 @@ static void tb__on_child(int sig) {
 /* Restart (SIGUSR2): a new generation of this program takes the listening
    sockets over, then this one drains as at shutdown. Nothing closes the
    sockets meanwhile, so no connection is refused. */
-static volatile sig_atomic_t tb__restart_asked = 0;
+static int tb__restart_asked = 0; /* atomic: the handler runs on whichever thread */
 
 static void tb__on_restart(int sig) {
     (void)sig;
-    tb__restart_asked = 1;
+    __atomic_store_n(&tb__restart_asked, 1, __ATOMIC_RELAXED);
 }
 
 #ifdef __linux__
@@ -4719,9 +4719,8 @@ static void tb__await_workers(turbo_server *s) {
         struct timespec until;
         /* The stop pipe's byte stays unread, for every worker to see. */
         if (!stop_at && tb__poll(s->stop_pipe[0], POLLIN, 0) > 0) stop_at = tb__now_ms();
-        if (tb__restart_asked && !stop_at) { /* the pool goes on without its lock meanwhile */
-            tb__restart_asked = 0;
-            pthread_mutex_unlock(&p->lock);
+        if (!stop_at && __atomic_exchange_n(&tb__restart_asked, 0, __ATOMIC_RELAXED)) {
+            pthread_mutex_unlock(&p->lock); /* the pool goes on without it meanwhile */
             if (tb__restart(s) == 0) turbo_stop(s);
             pthread_mutex_lock(&p->lock);
             continue;
@@ -4844,10 +4843,8 @@ static int tb__supervise(turbo_server *s) {
         pid_t pid;
         int status, k;
         if (tb__poll(s->stop_pipe[0], POLLIN, 1000) < 0 && errno != EINTR) break;
-        if (tb__restart_asked && !stopping) {
-            tb__restart_asked = 0;
-            if (tb__restart(s) == 0) turbo_stop(s);
-        }
+        if (!stopping && __atomic_exchange_n(&tb__restart_asked, 0, __ATOMIC_RELAXED) && tb__restart(s) == 0)
+            turbo_stop(s);
         while ((got = read(s->stop_pipe[0], cmd, sizeof cmd)) > 0)
             if (!stopping && memchr(cmd, 's', (size_t)got)) {
                 stopping = 1;
