@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/hosted.py: existing apps on turbo against their usual servers, in one run.
 
-    python3 bench/hosted.py            full run (about 2 minutes)
+    python3 bench/hosted.py            full run (about 7 minutes)
     python3 bench/hosted.py --quick    shorter runs
 
 The apps of bench/peers/hosted_apps.py, one process each, the server pinned to CPU 0 and
@@ -34,6 +34,7 @@ ROWS = [  # (row, app, path, peer, the peer's app: the same app if None)
 TARGETS = {"bare_asgi": 0.4, "fastapi_app": 0.8, "bare_wsgi": 0.15, "flask_app": 0.55,
            "turbo_mw": 0.2, "turbo_cors": None}
 IDLE_CONNECTIONS = 2000
+REPS = 3
 
 
 def server(kind, app, python):
@@ -99,7 +100,7 @@ def idle_memory(kind, python, scratch):
         running.stop()
 
 
-def markdown(results, idle, seconds):
+def markdown(results, idle, seconds, errors):
     lines = ["| hosted app (one process) | turbo: CPU µs/req (req/s) | peer: CPU µs/req (req/s) | "
              "turbo / peer | target |", "|---|---:|---:|---:|---|"]
     for row, app, _, peer, _ in ROWS:
@@ -111,9 +112,8 @@ def markdown(results, idle, seconds):
                  "%.0f B | %.2fx | <= 2 KiB |" % (IDLE_CONNECTIONS, idle["turbo"], idle["uvicorn"],
                                                    idle["turbo"] / idle["uvicorn"]))
     lines.append("")
-    lines.append("wrk -t1 -c64, %d s per run, keep-alive (gunicorn's sync worker closes each "
-                 "connection); errors: %d." % (seconds, sum(r["errors"] for a in results.values()
-                                                           for r in a.values())))
+    lines.append("Median of %d interleaved runs, wrk -t1 -c64, %d s each, keep-alive (gunicorn's sync "
+                 "worker closes each connection); errors in all runs: %d." % (REPS, seconds, errors))
     return "\n".join(lines) + "\n"
 
 
@@ -128,17 +128,23 @@ def main():
     scratch = tempfile.mkdtemp(prefix="turbo-hosted-")
     results = {}
     bench.log("hosted apps:")
-    for _, app, path, peer, peer_app in ROWS:
-        results[app] = {}
-        for kind in ("turbo", peer):
-            served = peer_app if kind == peer and peer_app else app
-            results[app][kind] = measure(kind, served, path, python, seconds, scratch)
-            bench.log("  %s on %s: %s" % (app, kind, json.dumps(results[app][kind])))
+    runs = {}
+    for rep in range(REPS):  # interleaved: turbo, its peer, the next row..., then again
+        for _, app, path, peer, peer_app in ROWS:
+            for kind in ("turbo", peer):
+                served = peer_app if kind == peer and peer_app else app
+                got = measure(kind, served, path, python, seconds, scratch)
+                runs.setdefault(app, {}).setdefault(kind, []).append(got)
+                bench.log("  %s on %s (run %d): %s" % (app, kind, rep + 1, json.dumps(got)))
+    for app, kinds in runs.items():  # each figure the run of median CPU per request
+        results[app] = {kind: sorted(got, key=lambda r: r["cpu_us"])[len(got) // 2]
+                        for kind, got in kinds.items()}
+    errors = sum(r["errors"] for kinds in runs.values() for got in kinds.values() for r in got)
     idle = {kind: idle_memory(kind, python, scratch) for kind in ("turbo", "uvicorn")}
     bench.log("  idle connections: %s" % json.dumps(idle))
     return bench.side_results(args.out, "hosted", {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"), "seconds": seconds, "python": python,
-        "results": results, "idle_bytes": idle}, markdown(results, idle, seconds))
+        "results": results, "idle_bytes": idle}, markdown(results, idle, seconds, errors))
 
 
 if __name__ == "__main__":
