@@ -4,6 +4,7 @@ speak raw bytes to it, parse its responses strictly. Python 3 stdlib only."""
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -132,6 +133,54 @@ class Server(Process):
             self.kill()
             return "server still running %.0fs after SIGTERM (killed)" % timeout
         return exit_problem(rc, self.stderr())
+
+
+NGINX_CONF = """daemon off;
+master_process off;
+error_log {prefix}/error.log warn;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+{http}
+}}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nginx(http, port):
+    """Debian's nginx in the foreground, in a folder of its own, serving the given contents of
+    its http block on port (waited for until it accepts). None when nginx is not installed."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if not binary:
+        return None
+    prefix = tempfile.mkdtemp(prefix="turbo-nginx-")
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(prefix=prefix, http=http))
+    server = Process([binary, "-p", prefix, "-e", os.path.join(prefix, "error.log"), "-c",
+                      os.path.join(prefix, "nginx.conf")], dict(os.environ), port=port)
+    server.prefix = prefix  # for the caller to remove
+    return server
+
+
+def process_gone(pid):
+    """The process has exited (a zombie counts: its parent may be gone, as an old generation's
+    is after a restart)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def sanitizer_excerpt(text):

@@ -10,9 +10,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
-import tempfile
 import threading
 import time
 
@@ -20,27 +18,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAIN_CONF = """daemon off;
-master_process off;
-error_log {prefix}/error.log warn;
-pid {prefix}/nginx.pid;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    include {prefix}/turbo.conf;
-}}
-"""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def instance(binary, port):
@@ -63,14 +40,7 @@ def start_nginx(ports, front):
     conf = conf.replace("127.0.0.1:8081", "127.0.0.1:%d" % ports[0])
     conf = conf.replace("127.0.0.1:8082", "127.0.0.1:%d" % ports[1])
     conf = re.sub(r"listen 8080;", "listen 127.0.0.1:%d;" % front, conf)
-    prefix = tempfile.mkdtemp(prefix="turbo-deploy-")
-    with open(os.path.join(prefix, "turbo.conf"), "w") as f:
-        f.write(conf)
-    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
-        f.write(MAIN_CONF.format(prefix=prefix))
-    return harness.Process([shutil.which("nginx") or "/usr/sbin/nginx", "-p", prefix, "-e",
-                            os.path.join(prefix, "error.log"), "-c", os.path.join(prefix, "nginx.conf")],
-                           dict(os.environ), port=front)
+    return harness.nginx(conf, front)
 
 
 class Load(threading.Thread):
@@ -114,14 +84,14 @@ def wait_exit(server, timeout=15):
 
 def main(argv):
     binary = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else "build/hello"
-    if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
+    passed = failed = 0
+    ports = [harness.free_port(), harness.free_port()]
+    a, b = instance(binary, ports[0]), instance(binary, ports[1])
+    nginx = start_nginx(ports, harness.free_port())
+    if not nginx:
         print("nginx is not installed (apt-get install nginx; .ci/run does)")
         print("0 passed, 1 failed")
         return 1
-    passed = failed = 0
-    ports = [free_port(), free_port()]
-    a, b = instance(binary, ports[0]), instance(binary, ports[1])
-    nginx = start_nginx(ports, free_port())
     load = Load(nginx.port)
     load.start()
     try:
@@ -144,6 +114,7 @@ def main(argv):
     finally:
         load.running = False
         nginx.kill()
+        shutil.rmtree(nginx.prefix, ignore_errors=True)
         for server in (a, b):
             if server.alive():
                 server.kill()

@@ -25,6 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py_apps"))
 import pyharness as harness  # noqa: E402
+from harness import process_gone  # noqa: E402
 
 PY = os.environ.get("HOSTING_PYTHON", "/usr/bin/python3")
 HOSTED = os.path.join(harness.APPS, "hosted")
@@ -276,13 +277,6 @@ class TurboOnly(unittest.TestCase):
                 except (OSError, http.client.HTTPException) as e:
                     failures.append(repr(e))
 
-        def gone(pid):
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-            except OSError:
-                return True
-
         def family(pid):  # the supervisor's worker processes
             found = []
             for entry in os.listdir("/proc"):
@@ -308,9 +302,9 @@ class TurboOnly(unittest.TestCase):
                     self.assertTrue(time.monotonic() < deadline, "restart %d: no new generation" % n)
                     time.sleep(0.02)
                 pid = int(re.search(pattern, server.log()).group(1))
-                while not all(gone(p) for p in old_family) or served[0] < before + 20:
+                while not all(process_gone(p) for p in old_family) or served[0] < before + 20:
                     self.assertTrue(time.monotonic() < deadline, "restart %d: %r still running" % (
-                        n, [p for p in old_family if not gone(p)]))
+                        n, [p for p in old_family if not process_gone(p)]))
                     time.sleep(0.02)
             running[0] = False
             loader.join(10)
@@ -319,9 +313,9 @@ class TurboOnly(unittest.TestCase):
             running[0] = False
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 15
-            while not gone(pid) and time.monotonic() < deadline:
+            while not process_gone(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            self.assertTrue(gone(pid), "the last generation did not stop")
+            self.assertTrue(process_gone(pid), "the last generation did not stop")
             server.kill()
 
     def test_a_wsgi_generator_is_streamed_part_by_part(self):

@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BadResponse, Conn, Server, Skip, TestFailure, check, exit_problem,  # noqa: E402
-                     ipv6_loopback_available, parse_response, short)
+                     ipv6_loopback_available, parse_response, process_gone, short)
 
 H = b"Host: x\r\n"
 HELLO = b"Hello, World!"
@@ -2226,15 +2226,6 @@ def test_socket_activation_serves_the_socket_passed_in(binary):
             proc.wait()
 
 
-def gone(pid):
-    """The process has exited (a zombie counts: its parent, an earlier generation, is gone)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 @test
 def test_restart_hands_the_sockets_to_a_new_generation_without_refusing(binary):
     """SIGUSR2, 10 times in a row under a stream of requests on fresh connections: each time a
@@ -2265,10 +2256,10 @@ def test_restart_hands_the_sockets_to_a_new_generation_without_refusing(binary):
             os.kill(pid, signal.SIGUSR2)
             deadline = time.monotonic() + 20
             while len(re.findall(r"restart: pid (\d+) serves; pid %d drains" % pid, srv.stderr())) < 1:
-                check(time.monotonic() < deadline and not gone(pid), "restart %d: no new generation" % n)
+                check(time.monotonic() < deadline and not process_gone(pid), "restart %d: no new generation" % n)
                 time.sleep(0.02)
             old, pid = pid, int(re.findall(r"restart: pid (\d+) serves; pid %d drains" % pid, srv.stderr())[0])
-            while not gone(old):
+            while not process_gone(old):
                 check(time.monotonic() < deadline, "restart %d: pid %d still running" % (n, old))
                 time.sleep(0.02)
             while served[0] < before + 20:
@@ -2280,7 +2271,7 @@ def test_restart_hands_the_sockets_to_a_new_generation_without_refusing(binary):
         print("# 10 restarts under load: %d requests on fresh connections, none refused or failed" % served[0])
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while not gone(pid):
+        while not process_gone(pid):
             check(time.monotonic() < deadline, "the last generation did not stop")
             time.sleep(0.02)
         problem = exit_problem(0, srv.stderr())
@@ -2288,7 +2279,7 @@ def test_restart_hands_the_sockets_to_a_new_generation_without_refusing(binary):
     finally:
         running[0] = False
         for found in re.findall(r"restart: pid (\d+) serves", srv.stderr()):
-            if not gone(int(found)):
+            if not process_gone(int(found)):
                 os.kill(int(found), signal.SIGKILL)
         srv.kill()
 

@@ -10,7 +10,6 @@ import email.utils
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 
@@ -19,26 +18,12 @@ import harness  # noqa: E402
 
 COMPARED = ("content-type", "content-length", "content-range", "etag", "last-modified",
             "accept-ranges")
-NGINX_CONF = """daemon off;
-master_process off;
-error_log {prefix}/error.log warn;
-pid {prefix}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    include /etc/nginx/mime.types;
+NGINX_HTTP = """    include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
     server {{
         listen 127.0.0.1:{port};
         location /static/ {{ alias {root}/; sendfile on; }}
-    }}
-}}
-"""
+    }}"""
 
 
 def make_root():
@@ -125,20 +110,13 @@ def cases(last_modified):
 def main(argv):
     words = argv[argv.index("-k") + 1:] if "-k" in argv else []
     binary = argv[1]
-    if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
+    root = make_root()
+    port = harness.free_port()
+    nginx = harness.nginx(NGINX_HTTP.format(port=port, root=root), port)
+    if not nginx:
         print("nginx is not installed (apt-get install nginx; .ci/run does)")
         print("0 passed, 1 failed")
         return 1
-    root = make_root()
-    prefix = tempfile.mkdtemp(prefix="turbo-nginx-")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
-        f.write(NGINX_CONF.format(prefix=prefix, port=port, root=root))
-    nginx = harness.Process([shutil.which("nginx") or "/usr/sbin/nginx", "-p", prefix, "-e",
-                             os.path.join(prefix, "error.log"), "-c", os.path.join(prefix, "nginx.conf")],
-                            dict(os.environ), port=port)
     turbo = harness.Server(binary, {"STATIC_ROOT": root})
     passed = failed = 0
     try:
@@ -171,7 +149,7 @@ def main(argv):
         problem = turbo.stop()
         nginx.kill()
         shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(prefix, ignore_errors=True)
+        shutil.rmtree(nginx.prefix, ignore_errors=True)
     if problem:
         failed += 1
         print("FAIL turbo's exit: %s" % problem)
