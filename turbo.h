@@ -4671,8 +4671,9 @@ static int tb__listener(turbo_server *s, const struct addrinfo *ai, int i, int p
 TURBO_API int turbo_listen(turbo_server *s) {
     struct addrinfo hints, *ai = NULL;
     int i, n = s->cfg.threads * (s->cfg.processes > 0 ? s->cfg.processes : 1), rc;
-    int passed = s->nlisten ? 0 : tb__passed_listeners();
+    int passed;
     if (s->nlisten) return 0;
+    passed = tb__passed_listeners();
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

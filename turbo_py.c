@@ -1785,16 +1785,15 @@ static PyObject *tb_loop_flush(PyObject *self, PyObject *unused) {
 }
 
 static PyMethodDef tb_loop_flush_def = {"flush", tb_loop_flush, METH_NOARGS, NULL};
+static PyObject *tb_loop_flush_fn; /* made once, with the loop */
 
 static void tb_loop_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg) {
     int held = tb_loop_answers.known && pthread_equal(pthread_self(), tb_loop_answers.thread);
     if (held && tb_loop_answers.n == 0) {
-        PyObject *flush = PyCFunction_New(&tb_loop_flush_def, NULL);
-        PyObject *queued = flush ? PyObject_CallOneArg(tb_loop_call_soon, flush) : NULL;
+        PyObject *queued = PyObject_CallOneArg(tb_loop_call_soon, tb_loop_flush_fn);
         held = queued != NULL;
         PyErr_Clear();
         Py_XDECREF(queued);
-        Py_XDECREF(flush);
     }
     if (!held) { /* elsewhere (a done-callback runs where it is added, if late) */
         turbo_defer_resume(d, fn, arg);
@@ -1904,8 +1903,10 @@ static int tb_loop_start(void) {
     tb_loop_create_task = loop ? PyObject_GetAttrString(loop, "create_task") : NULL;
     tb_loop_call_soon_threadsafe = loop ? PyObject_GetAttrString(loop, "call_soon_threadsafe") : NULL;
     tb_loop_call_soon = loop ? PyObject_GetAttrString(loop, "call_soon") : NULL;
+    tb_loop_flush_fn = PyCFunction_New(&tb_loop_flush_def, NULL);
     int rc = tb_loop_create_future && tb_loop_create_task && tb_loop_call_soon_threadsafe &&
-                     tb_loop_call_soon && (tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))
+                     tb_loop_call_soon && tb_loop_flush_fn &&
+                     (tb_loop_submit = PyObject_GetAttrString(tb_loop_obj, "submit"))
                  ? 0
                  : -1;
     if (rc == 0 && loop) rc = tb_asgi_jobs_open(loop);
@@ -1925,6 +1926,7 @@ static void tb_loop_stop(void) {
     Py_CLEAR(tb_loop_create_task);
     Py_CLEAR(tb_loop_call_soon_threadsafe);
     Py_CLEAR(tb_loop_call_soon);
+    Py_CLEAR(tb_loop_flush_fn);
     tb_loop_answers.known = 0;
     Py_XDECREF(tb_loop_flush(NULL, NULL)); /* what the stopped loop did not flush */
     tb_asgi_jobs_close();
