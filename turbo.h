@@ -219,7 +219,15 @@ typedef struct turbo_config {
        stops accepting and drains. */
     const char *health_path;
     int drain_delay_ms;
-    int access_log;  /* 1: one line per request on stderr */
+    /* metrics_path (e.g. "/metrics") is answered by turbo, before routing,
+       with the process's counters in Prometheus' text format. */
+    const char *metrics_path;
+    /* A line per answer: TURBO_LOG_COMMON in the Common Log Format,
+       TURBO_LOG_JSON as a JSON object. Appended to access_log_path (opened
+       again on SIGUSR1, for logrotate), else to stderr, from a buffer per
+       thread: one write per turn of a loop, not one per request. */
+    int access_log;
+    const char *access_log_path;
     int json_errors; /* 1: turbo's own errors as {"detail":"Not Found"} */
     int no_signals;  /* 1: do not install SIGINT/SIGTERM handlers */
     /* Hooks for embedders (the Python binding uses them). Called in each
@@ -232,6 +240,8 @@ typedef struct turbo_config {
     void (*after_fork)(int in_child, void *hook_arg);
     void *hook_arg;
 } turbo_config;
+
+enum { TURBO_LOG_COMMON = 1, TURBO_LOG_JSON = 2 }; /* turbo_config.access_log */
 
 /* ---------------------------------------------------------------- API: server */
 
@@ -568,6 +578,7 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #include <string.h>
 #include <limits.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -2484,6 +2495,9 @@ struct turbo_defer {
     void (*ended)(void *arg, int gone); /* turbo_defer_watch */
     void *ended_arg;
     turbo_defer *next;
+    int64_t started_us; /* for the metrics and the log: see turbo_res */
+    int method_ix;
+    turbo_buf log; /* the access log line's start, until the answer */
 };
 
 struct turbo_res {
@@ -2503,7 +2517,34 @@ struct turbo_res {
     int deferred;
     int typed; /* the handler set a Content-Type */
     turbo_json json;
+    /* When observing (metrics or access log): when the request's head was
+       parsed, its method's place in tb__methods_counted, the bytes of the
+       answer sent before it ended, where its log line starts in t->log. */
+    int64_t started_us;
+    int method_ix;
+    uint64_t sent;
+    size_t log_mark;
 };
+
+/* A thread's counters for the metrics, by the places below, in memory the
+   processes of a server share (tb__slot): only their thread writes them,
+   with relaxed atomic stores (no read-modify-write), so that tb__metrics
+   may read them from any thread of any process. */
+#define TB__METHODS 8  /* GET HEAD POST PUT DELETE PATCH OPTIONS, other */
+#define TB__BUCKETS 14 /* latency histogram bounds, plus one over the last */
+enum {
+    TB__N_REQUESTS = 0, /* [method * 4 + status class]: 2xx to 5xx */
+    TB__N_LATENCY = TB__METHODS * 4,
+    TB__N_LATENCY_US = TB__N_LATENCY + TB__BUCKETS + 1,
+    TB__N_BYTES_IN,
+    TB__N_BYTES_OUT,
+    TB__N_HANDOFFS,
+    TB__N_DEFERRED,
+    TB__N_RESUMED,
+    TB__NCOUNTS,
+    TB__SLOT = (TB__NCOUNTS + 7) / 8 * 8 /* whole cache lines: no false sharing */
+};
+#define TB__ADD(counter, n) __atomic_store_n(&(counter), (counter) + (n), __ATOMIC_RELAXED)
 
 /* A thread's serving buffers, whichever worker it runs. */
 struct tb__thread {
@@ -2520,6 +2561,10 @@ struct tb__thread {
     time_t date_sec;
     char date[32];
     tb__event events[TB__MAX_EVENTS];
+    uint64_t *counts; /* its slot: TB__N_* */
+    turbo_buf log;    /* access log lines not yet written */
+    time_t log_sec;
+    char log_time[80]; /* log_sec in the access log's format */
 };
 
 /* The threads of a process: those running a worker, those inside a
@@ -2548,7 +2593,13 @@ struct turbo_server {
     int port;
     int stop_pipe[2];
     int running;
-    size_t health_len; /* of cfg.health_path; 0: none */
+    size_t health_len;  /* of cfg.health_path; 0: none */
+    size_t metrics_len; /* of cfg.metrics_path; 0: none */
+    int observing;      /* metrics or access log: requests are timed */
+    int log_fd;
+    uint64_t *counts; /* shared by the processes: see tb__slot */
+    size_t counts_size;
+    int process_index;
     tb__worker *workers;
     tb__pool pool;
     struct tb__static *statics; /* turbo_static's folders */
@@ -2570,6 +2621,7 @@ struct tb__worker {
     int64_t now, drain_deadline, accept_resume;
     int64_t drain_at; /* stopping: serving on until then (drain_delay_ms), health says 503 */
     int nconns;
+    uint64_t *gauges; /* its slot: open and idle connections, for tb__metrics */
     tb__conn *free_conns;
     tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
     int64_t timeout[TB__T_COUNT];
@@ -2882,6 +2934,7 @@ static int tb__res_send_now(turbo_res *res) {
     int timeout = res->w->s->cfg.write_timeout_ms, rc = 0;
     if (c->out.len) rc = tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent, timeout);
     if (rc == 0) rc = tb__send_all(c, res->out->data, res->out->len, timeout);
+    res->sent += res->out->len - res->start;
     turbo_buf_free(&c->out);
     c->out_sent = 0;
     res->out->len = res->start = res->body_start = 0;
@@ -3049,6 +3102,7 @@ static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
 #endif
         if (k > 0) {
             len -= (uint64_t)k;
+            res->sent += (uint64_t)k;
         } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (tb__poll(c->fd, POLLOUT, timeout) <= 0) return -1;
         } else if (k == 0 || errno != EINTR) { /* the file shrank, or the client went */
@@ -3190,6 +3244,7 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
 
 static void tb__timer_clear(tb__worker *w, tb__conn *c) {
     if (c->timer < 0) return;
+    if (c->timer == TB__T_IDLE) TB__ADD(w->gauges[1], -1);
     if (c->prev) c->prev->next = c->next;
     else w->timer_head[c->timer] = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -3200,6 +3255,7 @@ static void tb__timer_clear(tb__worker *w, tb__conn *c) {
 
 static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
     tb__timer_clear(w, c);
+    if (cls == TB__T_IDLE) TB__ADD(w->gauges[1], 1);
     c->timer = cls;
     c->deadline = w->now + w->timeout[cls];
     c->prev = w->timer_tail[cls];
@@ -3268,6 +3324,7 @@ static int tb__call_end(tb__worker *w, tb__thread *t) {
                                     __ATOMIC_ACQUIRE))
         return 0;
     t->detached = 1;
+    TB__ADD(t->counts[TB__N_HANDOFFS], 1);
     return 1;
 }
 
@@ -3282,6 +3339,7 @@ static int tb__lend(tb__worker *w, tb__thread *t, tb__conn *c) {
         tb__conn_lend(w, c);
         w->busy = NULL;
         t->detached = 1;
+        TB__ADD(t->counts[TB__N_HANDOFFS], 1);
         tb__pool_push(p, w);
     }
     pthread_mutex_unlock(&p->lock);
@@ -3339,6 +3397,259 @@ static void *tb__monitor_main(void *arg) {
     return NULL;
 }
 
+/* ---------------------------------------------------------------- metrics and access log */
+/* While observing, an answer is timed from its head to its end and
+   counted in its thread's counters (tb__metrics sums them), and its log
+   line goes into its thread's buffer, which the thread writes out before
+   it waits (tb__log_flush). The line begins as the request is routed,
+   with what only the request knows, and ends with the answer's status,
+   bytes and time; a deferred answer carries its beginning along. */
+
+static const char *const tb__methods_counted[TB__METHODS] = {"GET",    "HEAD",  "POST",    "PUT",
+                                                             "DELETE", "PATCH", "OPTIONS", "other"};
+static const int64_t tb__bounds_us[TB__BUCKETS] = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+
+/* The counters of slot k of this process: its threads' are slots 0 to
+   max_threads (in the order they start), its workers' gauges the next. */
+static uint64_t *tb__slot(turbo_server *s, int k) {
+    size_t per_process = (size_t)(s->pool.max_threads + s->cfg.threads);
+    return s->counts + ((size_t)s->process_index * per_process + (size_t)k) * TB__SLOT;
+}
+
+/* SIGUSR1 asks for the log file to be opened again (logrotate moved it). */
+static int tb__reopen_asked = 0; /* atomic: the handler runs on whichever thread */
+
+static void tb__on_reopen(int sig) {
+    (void)sig;
+    __atomic_store_n(&tb__reopen_asked, 1, __ATOMIC_RELAXED);
+}
+
+/* Opens access_log_path onto log_fd (writers in flight see the old file
+   or the new one: dup2 swaps them at once). 0, or -1 with s->error. */
+static int tb__log_open(turbo_server *s) {
+    int fd = open(s->cfg.access_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(s->error, sizeof s->error, "access log %s: %s", s->cfg.access_log_path, strerror(errno));
+        return -1;
+    }
+    if (s->log_fd > 2) {
+        dup2(fd, s->log_fd);
+        close(fd);
+    } else {
+        s->log_fd = fd;
+    }
+    return 0;
+}
+
+static void tb__log_reopen(turbo_server *s) {
+    if (!__atomic_exchange_n(&tb__reopen_asked, 0, __ATOMIC_RELAXED) || !s->cfg.access_log_path) return;
+    if (tb__log_open(s) != 0) fprintf(stderr, "turbo: %s; logging on to the old file\n", s->error);
+}
+
+/* Writes the thread's log lines; what the log does not take is lost. */
+static void tb__log_flush(tb__thread *t) {
+    size_t done = 0;
+    while (done < t->log.len) {
+        ssize_t n = write(t->s->log_fd, t->log.data + done, t->log.len - done);
+        if (n > 0) done += (size_t)n;
+        else if (n == 0 || errno != EINTR) break;
+    }
+    t->log.len = 0;
+    if (t->log.cap > TB__OUT_KEEP || t->log.oom) turbo_buf_free(&t->log);
+}
+
+/* The thread's time in the log's format, renewed once a second:
+   "10/Oct/2000:13:55:36 +0000" (Common), "2000-10-10T13:55:36Z" (JSON). */
+static const char *tb__log_time(tb__thread *t, int json) {
+    struct tm tm;
+    if (t->log_sec == t->date_sec) return t->log_time;
+    t->log_sec = t->date_sec;
+    gmtime_r(&t->log_sec, &tm);
+    if (json) strftime(t->log_time, sizeof t->log_time, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    else
+        snprintf(t->log_time, sizeof t->log_time, "%02d/%.3s/%d:%02d:%02d:%02d +0000", tm.tm_mday,
+                 tb__months + 3 * tm.tm_mon, tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return t->log_time;
+}
+
+static void tb__log_field(turbo_json *j, const char *key, turbo_str value) {
+    turbo_json_key(j, key);
+    if (value.ptr) turbo_json_stringn(j, value.ptr, value.len);
+    else turbo_json_null(j);
+}
+
+/* The client's address as text at o ("-" when unknown); returns its end. */
+static char *tb__peer_text(char *o, const tb__peer *p) {
+    int i;
+    if (p->family == 6 && inet_ntop(AF_INET6, p->addr, o, INET6_ADDRSTRLEN)) return o + strlen(o);
+    if (p->family != 4) return tb__put(o, "-", 1);
+    for (i = 0; i < 4; i++) { /* printf would cost more than the rest of the line */
+        if (i) *o++ = '.';
+        o = tb__json_u32(o, p->addr[i]);
+    }
+    return o;
+}
+
+/* The start of the log line, up to the status: r is NULL for a request
+   the engine refuses unread ("-" or null in its place). A method and a
+   target hold no quote, backslash or control byte (the parser's rules),
+   so the Common line needs no escaping; JSON escapes the headers. */
+static void tb__log_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) {
+    turbo_str none = tb__str(NULL, 0), version = tb__str(r && r->version == 10 ? "HTTP/1.0" : "HTTP/1.1", 8);
+    char peer[INET6_ADDRSTRLEN], *o;
+    turbo_json j;
+    if (t->s->cfg.access_log == TURBO_LOG_JSON) { /* the object stays open for tb__observe_end */
+        size_t peer_len = (size_t)(tb__peer_text(peer, &c->peer) - peer);
+        turbo_json_init(&j, &t->log);
+        turbo_json_object_begin(&j);
+        tb__log_field(&j, "time", tb__str(tb__log_time(t, 1), 20));
+        tb__log_field(&j, "remote", c->peer.family ? tb__str(peer, peer_len) : none);
+        tb__log_field(&j, "method", r ? r->method : none);
+        tb__log_field(&j, "target", r ? r->target : none);
+        tb__log_field(&j, "version", r ? version : none);
+        tb__log_field(&j, "user_agent", r ? turbo_req_header(r, "user-agent") : none);
+        tb__log_field(&j, "referer", r ? turbo_req_header(r, "referer") : none);
+        return;
+    }
+    if (turbo_buf_reserve(&t->log, 96 + (r ? r->method.len + r->target.len : 0)) != 0) return;
+    o = tb__peer_text(t->log.data + t->log.len, &c->peer);
+    o = tb__put(o, " - - [", 6);
+    o = tb__put(o, tb__log_time(t, 0), 26);
+    o = tb__put(o, "] \"", 3);
+    if (r) {
+        o = tb__put(o, r->method.ptr, r->method.len);
+        *o++ = ' ';
+        o = tb__put(o, r->target.ptr, r->target.len);
+        *o++ = ' ';
+        o = tb__put(o, version.ptr, version.len);
+    } else {
+        *o++ = '-';
+    }
+    t->log.len = (size_t)(tb__put(o, "\" ", 2) - t->log.data);
+}
+
+static int tb__method_ix(turbo_str method) {
+    int i;
+    for (i = 0; i < TB__METHODS - 1; i++)
+        if (tb__is_method(method, tb__methods_counted[i])) return i;
+    return TB__METHODS - 1;
+}
+
+/* The answer under way starts (r as in tb__log_begin). */
+static void tb__observe_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) {
+    t->res.started_us = tb__now_us();
+    t->res.method_ix = r ? tb__method_ix(r->method) : TB__METHODS - 1;
+    t->res.sent = 0;
+    t->res.log_mark = t->log.len;
+    if (t->s->cfg.access_log) tb__log_begin(t, c, r);
+}
+
+/* A resumed answer goes on from where its request left it. */
+static void tb__observe_resumed(tb__thread *t, turbo_defer *d) {
+    t->res.started_us = d->started_us;
+    t->res.method_ix = d->method_ix;
+    t->res.sent = 0;
+    t->res.log_mark = t->log.len;
+    turbo_buf_append(&t->log, d->log.data, d->log.len);
+    turbo_buf_free(&d->log);
+}
+
+/* The answer has ended: counted, and its log line completed. Deferred,
+   it takes its start time and line along instead. */
+static void tb__observe_end(tb__thread *t, turbo_res *res) {
+    uint64_t *n = t->counts, bytes = res->sent + (t->out.len - res->start);
+    int64_t us = tb__now_us() - res->started_us;
+    int status = res->status ? res->status : 200, bucket = 0;
+    int cls = status >= 200 && status <= 599 ? status / 100 - 2 : 3; /* 2xx to 5xx */
+    char end[80], *o = end;
+    if (res->deferred) {
+        turbo_defer *d = res->c->defer;
+        d->started_us = res->started_us;
+        d->method_ix = res->method_ix;
+        turbo_buf_append(&d->log, t->log.data + res->log_mark, t->log.len - res->log_mark);
+        t->log.len = res->log_mark;
+        return;
+    }
+    while (bucket < TB__BUCKETS && us > tb__bounds_us[bucket]) bucket++;
+    TB__ADD(n[TB__N_REQUESTS + res->method_ix * 4 + cls], 1);
+    TB__ADD(n[TB__N_LATENCY + bucket], 1);
+    TB__ADD(n[TB__N_LATENCY_US], (uint64_t)us);
+    TB__ADD(n[TB__N_BYTES_OUT], bytes);
+    if (!t->s->cfg.access_log) return;
+    if (t->s->cfg.access_log == TURBO_LOG_JSON) {
+        o = tb__put(o, ",\"status\":", 10);
+        o = tb__json_u32(o, (uint32_t)status);
+        o = tb__put(o, ",\"bytes\":", 9);
+        o = tb__json_u64(o, bytes);
+        o = tb__put(o, ",\"duration_us\":", 15);
+        o = tb__put(tb__json_u64(o, (uint64_t)us), "}\n", 2);
+    } else {
+        o = tb__json_u32(o, (uint32_t)status);
+        *o++ = ' ';
+        o = tb__put(tb__json_u64(o, bytes), "\n", 1);
+    }
+    turbo_buf_append(&t->log, end, (size_t)(o - end));
+    if (t->log.len >= TB__OUT_KEEP) tb__log_flush(t);
+}
+
+/* The answer to metrics_path: the counters of every thread of every
+   process summed, in Prometheus' text format (version 0.0.4; README.md says what
+   each one counts). */
+static void tb__metrics(turbo_server *s, turbo_buf *b) {
+    uint64_t n[TB__NCOUNTS] = {0}, below = 0, conns = 0, idle = 0;
+    int procs = s->cfg.processes > 0 ? s->cfg.processes : 1,
+        per_process = s->pool.max_threads + s->cfg.threads;
+    char line[192];
+    int i, k;
+    for (k = 0; k < procs * per_process; k++) {
+        const uint64_t *slot = s->counts + (size_t)k * TB__SLOT;
+        if (k % per_process >= s->pool.max_threads) { /* a worker's */
+            conns += __atomic_load_n(&slot[0], __ATOMIC_RELAXED);
+            idle += __atomic_load_n(&slot[1], __ATOMIC_RELAXED);
+        } else {
+            for (i = 0; i < TB__NCOUNTS; i++) n[i] += __atomic_load_n(&slot[i], __ATOMIC_RELAXED);
+        }
+    }
+    tb__buf_puts(b, "# TYPE turbo_requests_total counter\n");
+    for (i = 0; i < TB__METHODS * 4; i++) {
+        if (!n[TB__N_REQUESTS + i]) continue;
+        snprintf(line, sizeof line, "turbo_requests_total{method=\"%s\",code=\"%dxx\"} %llu\n",
+                 tb__methods_counted[i / 4], i % 4 + 2, (unsigned long long)n[TB__N_REQUESTS + i]);
+        tb__buf_puts(b, line);
+    }
+    tb__buf_puts(b, "# TYPE turbo_request_duration_seconds histogram\n");
+    for (i = 0; i <= TB__BUCKETS; i++) {
+        char bound[16] = "+Inf";
+        if (i < TB__BUCKETS) snprintf(bound, sizeof bound, "%g", (double)tb__bounds_us[i] / 1e6);
+        below += n[TB__N_LATENCY + i];
+        snprintf(line, sizeof line, "turbo_request_duration_seconds_bucket{le=\"%s\"} %llu\n", bound,
+                 (unsigned long long)below);
+        tb__buf_puts(b, line);
+    }
+    snprintf(line, sizeof line,
+             "turbo_request_duration_seconds_sum %.6f\nturbo_request_duration_seconds_count %llu\n",
+             (double)n[TB__N_LATENCY_US] / 1e6, (unsigned long long)below);
+    tb__buf_puts(b, line);
+    {
+        const struct {
+            const char *name, *type;
+            uint64_t value;
+        } one[] = {{"turbo_received_bytes_total", "counter", n[TB__N_BYTES_IN]},
+                   {"turbo_sent_bytes_total", "counter", n[TB__N_BYTES_OUT]},
+                   {"turbo_connections", "gauge", conns},
+                   {"turbo_idle_connections", "gauge", idle},
+                   {"turbo_deferred_total", "counter", n[TB__N_DEFERRED]},
+                   {"turbo_deferred_waiting", "gauge", n[TB__N_DEFERRED] - n[TB__N_RESUMED]},
+                   {"turbo_handoffs_total", "counter", n[TB__N_HANDOFFS]}};
+        for (i = 0; i < (int)(sizeof one / sizeof *one); i++) {
+            snprintf(line, sizeof line, "# TYPE %s %s\n%s %llu\n", one[i].name, one[i].type, one[i].name,
+                     (unsigned long long)one[i].value);
+            tb__buf_puts(b, line);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- connections */
 /* A connection reads into its thread's read buffer and parses every
    complete request there (pipelining); only the unfinished tail of a
@@ -3359,6 +3670,7 @@ static void tb__conn_free(tb__worker *w, tb__conn *c) {
     turbo_buf_free(&c->in);
     turbo_buf_free(&c->out);
     w->nconns--;
+    TB__ADD(w->gauges[0], -1);
     c->next = w->free_conns;
     w->free_conns = c;
 }
@@ -3415,15 +3727,11 @@ static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status
     t->req.path.len = 0;
     t->req.version = 11;
     tb__res_begin(w, t, c, 0, head_only);
+    if (w->s->observing) tb__observe_begin(t, c, NULL);
     tb__res_fail(&t->res, status);
     tb__res_finish(&t->res, &t->req);
+    if (w->s->observing) tb__observe_end(t, &t->res);
     c->close_after = 1;
-}
-
-static void tb__access_log(const turbo_req *r, int status, size_t bytes) {
-    fprintf(stderr, "turbo: %.*s %.*s%s%.*s %d %lu\n", (int)r->method.len, r->method.ptr, (int)r->path.len,
-            r->path.ptr, r->query.len ? "?" : "", (int)r->query.len, r->query.ptr, status,
-            (unsigned long)bytes);
 }
 
 /* Calls a route's handler. Its worker goes to a spare thread first if the
@@ -3447,25 +3755,30 @@ static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handl
 
 /* Routes one complete request and writes its response. */
 static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r, const tb__framing *f) {
+    turbo_server *s = w->s;
     turbo_res *res = &t->res;
     const tb__node *allow = NULL;
     tb__handler *h = NULL;
-    size_t start = t->out.len;
-    int keep = f->keep_alive && !w->draining && ++c->requests < w->s->cfg.max_requests;
+    int keep = f->keep_alive && !w->draining && ++c->requests < s->cfg.max_requests;
     tb__res_begin(w, t, c, keep, tb__is_method(r->method, "HEAD"));
+    if (s->observing) tb__observe_begin(t, c, r);
     t->scratch.len = 0;
-    if (w->s->health_len && r->path.len == w->s->health_len &&
-        memcmp(r->path.ptr, w->s->cfg.health_path, r->path.len) == 0) {
+    if (s->health_len && r->path.len == s->health_len &&
+        memcmp(r->path.ptr, s->cfg.health_path, r->path.len) == 0) {
         int stopping = w->draining || w->drain_at;
         turbo_res_send(res, stopping ? 503 : 200, "text/plain; charset=utf-8",
                        stopping ? "draining\n" : "ok\n", stopping ? 9 : 3);
-    } else if (!tb__known_method(w->s->methods, w->s->nmethods, r->method)) {
+    } else if (s->metrics_len && r->path.len == s->metrics_len &&
+               memcmp(r->path.ptr, s->cfg.metrics_path, r->path.len) == 0) {
+        tb__metrics(s, &t->scratch);
+        turbo_res_send(res, 200, "text/plain; version=0.0.4; charset=utf-8", t->scratch.data, t->scratch.len);
+    } else if (!tb__known_method(s->methods, s->nmethods, r->method)) {
         tb__res_fail(res, 501);
     } else if (r->target.len == 1 && r->target.ptr[0] == '*') {
-        tb__allow_all(w->s->methods, w->s->nmethods, &t->scratch);
+        tb__allow_all(s->methods, s->nmethods, &t->scratch);
         turbo_res_status(res, 200); /* RFC 9110 9.3.7: with Content-Length: 0 */
         turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
-    } else if ((h = tb__route(w->s->root, r, &allow)) != NULL) {
+    } else if ((h = tb__route(s->root, r, &allow)) != NULL) {
         tb__run_handler(w, t, c, h, r);
     } else if (allow) {
         int options = tb__is_method(r->method, "OPTIONS");
@@ -3477,8 +3790,7 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
         tb__res_fail(res, 404);
     }
     tb__res_finish(res, r);
-    if (w->s->cfg.access_log && !res->deferred)
-        tb__access_log(r, res->status ? res->status : 200, t->out.len - start);
+    if (s->observing) tb__observe_end(t, res);
     if (!res->keep_alive && !res->deferred) c->close_after = 1;
 }
 
@@ -3694,6 +4006,7 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
         return;
     }
     if (n < 0 || c->state == TB__C_LINGER) return; /* lingering (no c->in): dropped */
+    TB__ADD(t->counts[TB__N_BYTES_IN], (uint64_t)n);
     used = tb__process(w, t, c, data, len);
     tb__conn_done(w, t, c, data, len, used, was);
 }
@@ -3769,6 +4082,7 @@ TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     d->keep_alive = res->keep_alive;
     d->head_only = res->head_only;
     d->version = res->version;
+    TB__ADD(res->t->counts[TB__N_DEFERRED], 1);
     res->c->defer = d;
     res->deferred = 1; /* counted in the worker's defers by its loop, after the handler */
     return d;
@@ -3804,6 +4118,7 @@ static void tb__defer_lost(turbo_defer *d) {
 static void tb__defer_answered(turbo_defer *d, turbo_res *res) {
     d->fn(res, d->arg);
     if (d->ended) d->ended(d->ended_arg, !res);
+    turbo_buf_free(&d->log);
     TURBO_FREE(d);
 }
 
@@ -3850,6 +4165,7 @@ TURBO_API void turbo_defer_resume_all(turbo_resumption *batch, size_t n) {
    function is a handler too. */
 static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     tb__conn *c = d->conn;
+    TB__ADD(t->counts[TB__N_RESUMED], 1);
     if (!c) {
         tb__call_begin(w, t, NULL);
         tb__defer_answered(d, NULL);
@@ -3859,6 +4175,7 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     t->req.method.len = t->req.path.len = 0;
     t->req.version = d->version;
     tb__res_begin(w, t, c, d->keep_alive && !w->draining, d->head_only);
+    if (w->s->observing) tb__observe_resumed(t, d);
     c->defer = NULL;
     c->state = TB__C_IDLE;
     tb__call_begin(w, t, c);
@@ -3866,6 +4183,7 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     if (tb__call_end(w, t)) tb__update_date(t);
     else if (t->res.deferred) w->defers++;
     tb__res_finish(&t->res, &t->req);
+    if (w->s->observing) tb__observe_end(t, &t->res);
     if (!t->res.keep_alive) c->close_after = 1;
     if (d->ended) d->ended(d->ended_arg, 0);
     TURBO_FREE(d);
@@ -3971,6 +4289,7 @@ static void tb__worker_accept(tb__worker *w) {
         tb__peer_keep(&c->peer, &peer);
         c->timer = -1;
         w->nconns++;
+        TB__ADD(w->gauges[0], 1);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (tb__conn_watch(w, c, TB__READ) != 0) {
             tb__conn_free(w, c);
@@ -4041,6 +4360,7 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
             if (!w->lent) break; /* else wait for their handlers; a stuck one ends the process */
         }
         if (w->draining && w->nconns == 0 && !w->defers) break;
+        if (t->log.len) tb__log_flush(t);
         n = tb__loop_wait(&w->loop, t->events, tb__timer_next(w));
         w->now = tb__now_ms();
         tb__update_date(t);
@@ -4114,6 +4434,8 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     memset(w, 0, sizeof *w);
     w->s = s;
     w->listen_fd = listen_fd;
+    w->gauges = tb__slot(s, s->pool.max_threads + (int)(w - s->workers));
+    memset(w->gauges, 0, 2 * sizeof *w->gauges); /* those of a process that died */
     w->stop_fd = s->stop_pipe[0];
     w->wake[0] = w->wake[1] = -1;
     w->loop.fd = -1;
@@ -4150,6 +4472,7 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
    worker plus blocking_threads. */
 
 static void tb__thread_free(tb__thread *t) {
+    turbo_buf_free(&t->log);
     turbo_buf_free(&t->out);
     turbo_buf_free(&t->scratch);
     TURBO_FREE(t);
@@ -4170,6 +4493,7 @@ static void *tb__thread_main(void *arg) {
         p->idle--;
         pthread_mutex_unlock(&p->lock);
         tb__worker_run(w, t);
+        if (t->log.len) tb__log_flush(t);
         pthread_mutex_lock(&p->lock);
         p->idle++;
         if (p->workers_ended == p->nworkers) pthread_cond_broadcast(&p->changed);
@@ -4189,6 +4513,7 @@ static int tb__pool_reserve(turbo_server *s) {
     if (!(t = (tb__thread *)TURBO_MALLOC(sizeof *t))) return -1;
     memset(t, 0, sizeof *t);
     t->s = s;
+    t->counts = tb__slot(s, p->nthreads); /* where a replaced process's thread left off */
     t->rbuf_cap = sizeof t->rbuf;
     t->req.scratch = &t->scratch;
     tb__update_date(t);
@@ -4408,6 +4733,9 @@ TURBO_API turbo_server *turbo_new(const turbo_config *cfg) {
     if (cfg) s->cfg = *cfg;
     tb__config_defaults(&s->cfg);
     s->health_len = s->cfg.health_path ? strlen(s->cfg.health_path) : 0;
+    s->metrics_len = s->cfg.metrics_path ? strlen(s->cfg.metrics_path) : 0;
+    s->observing = s->metrics_len || s->cfg.access_log;
+    s->log_fd = 2;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     if (!(s->root = tb__node_new("", 0))) {
         TURBO_FREE(s);
@@ -4446,6 +4774,8 @@ static int tb__env_size(const char *name, size_t *out) {
 
 TURBO_API int turbo_config_env(turbo_config *c) {
     const char *host = getenv("TURBO_HOST"), *health = getenv("TURBO_HEALTH_PATH");
+    const char *metrics = getenv("TURBO_METRICS_PATH"), *log = getenv("TURBO_ACCESS_LOG");
+    const char *log_path = getenv("TURBO_ACCESS_LOG_PATH");
     int port = -1, bad = 0;
     if (host && *host) c->host = host;
     if (tb__env_int("PORT", &port) > 0 || tb__env_int("TURBO_PORT", &port) > 0)
@@ -4468,7 +4798,11 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     bad |= tb__env_int("TURBO_SHUTDOWN_TIMEOUT_MS", &c->shutdown_timeout_ms) < 0;
     bad |= tb__env_int("TURBO_DRAIN_DELAY_MS", &c->drain_delay_ms) < 0;
     if (health && *health) c->health_path = health;
-    bad |= tb__env_int("TURBO_ACCESS_LOG", &c->access_log) < 0;
+    if (metrics && *metrics) c->metrics_path = metrics;
+    if (log && (!strcmp(log, "common") || !strcmp(log, "json")))
+        c->access_log = log[0] == 'j' ? TURBO_LOG_JSON : TURBO_LOG_COMMON;
+    else bad |= tb__env_int("TURBO_ACCESS_LOG", &c->access_log) < 0;
+    if (log_path && *log_path) c->access_log_path = log_path;
     bad |= tb__env_int("TURBO_JSON_ERRORS", &c->json_errors) < 0;
     return bad ? -1 : 0;
 }
@@ -4720,6 +5054,7 @@ static void tb__await_workers(turbo_server *s) {
         struct timespec until;
         /* The stop pipe's byte stays unread, for every worker to see. */
         if (!stop_at && tb__poll(s->stop_pipe[0], POLLIN, 0) > 0) stop_at = tb__now_ms();
+        tb__log_reopen(s);
         if (!stop_at && __atomic_exchange_n(&tb__restart_asked, 0, __ATOMIC_RELAXED)) {
             pthread_mutex_unlock(&p->lock); /* the pool goes on without it meanwhile */
             if (tb__restart(s) == 0) turbo_stop(s);
@@ -4759,6 +5094,7 @@ static int tb__serve(turbo_server *s, int process_index, int *fds) {
     sigset_t old_mask;
     s->workers = (tb__worker *)TURBO_MALLOC((size_t)s->cfg.threads * sizeof *s->workers);
     if (!s->workers) return -1;
+    s->process_index = process_index;
     tb__pool_init(s);
     if (s->cfg.on_process_start) s->cfg.on_process_start(process_index, s->cfg.hook_arg);
     for (i = 0; i < s->cfg.threads && !rc; i++) {
@@ -4846,6 +5182,9 @@ static int tb__supervise(turbo_server *s) {
         if (tb__poll(s->stop_pipe[0], POLLIN, 1000) < 0 && errno != EINTR) break;
         if (!stopping && __atomic_exchange_n(&tb__restart_asked, 0, __ATOMIC_RELAXED) && tb__restart(s) == 0)
             turbo_stop(s);
+        if (__atomic_exchange_n(&tb__reopen_asked, 0, __ATOMIC_RELAXED)) /* each process has its log fd */
+            for (i = 0; i < n; i++)
+                if (procs[i].pid > 0) kill(procs[i].pid, SIGUSR1);
         while ((got = read(s->stop_pipe[0], cmd, sizeof cmd)) > 0)
             if (!stopping && memchr(cmd, 's', (size_t)got)) {
                 stopping = 1;
@@ -4884,13 +5223,28 @@ static int tb__supervise(turbo_server *s) {
 }
 
 TURBO_API int turbo_run(turbo_server *s) {
-    struct sigaction sa, old_int, old_term, old_chld, old_pipe, old_usr2;
+    struct sigaction sa, old_int, old_term, old_chld, old_pipe, old_usr1, old_usr2;
     int rc, procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
     char host[64];
     if (s->running) return -1;
     if (turbo_listen(s) != 0) {
         fprintf(stderr, "turbo: %s\n", s->error);
         return -1;
+    }
+    if (s->cfg.access_log_path && s->log_fd == 2 && tb__log_open(s) != 0) {
+        fprintf(stderr, "turbo: %s\n", s->error);
+        return -1;
+    }
+    if (!s->counts) { /* kept by turbo_free: a second run counts on */
+        s->counts_size =
+            (size_t)procs * (size_t)(2 * s->cfg.threads + s->cfg.blocking_threads) * TB__SLOT * 8;
+        s->counts =
+            (uint64_t *)mmap(NULL, s->counts_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (s->counts == MAP_FAILED) {
+            s->counts = NULL;
+            snprintf(s->error, sizeof s->error, "mmap: %s", strerror(errno));
+            return -1;
+        }
     }
     if (tb__pipe(s->stop_pipe) != 0) {
         snprintf(s->error, sizeof s->error, "pipe: %s", strerror(errno));
@@ -4911,6 +5265,8 @@ TURBO_API int turbo_run(turbo_server *s) {
         sa.sa_flags = 0;
         sa.sa_handler = tb__on_restart;
         sigaction(SIGUSR2, &sa, &old_usr2);
+        sa.sa_handler = tb__on_reopen;
+        sigaction(SIGUSR1, &sa, &old_usr1);
     }
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
     fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host, s->port, procs,
@@ -4928,6 +5284,7 @@ TURBO_API int turbo_run(turbo_server *s) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
         sigaction(SIGUSR2, &old_usr2, NULL);
+        sigaction(SIGUSR1, &old_usr1, NULL);
     }
     sigaction(SIGPIPE, &old_pipe, NULL);
     tb__signal_fd = -1;
@@ -4947,6 +5304,8 @@ TURBO_API void turbo_stop(turbo_server *s) {
 
 TURBO_API void turbo_free(turbo_server *s) {
     if (!s) return;
+    if (s->counts) munmap(s->counts, s->counts_size);
+    if (s->log_fd > 2) close(s->log_fd);
     while (s->statics) {
         struct tb__static *next = s->statics->next;
         close(s->statics->dir);

@@ -555,6 +555,11 @@ def define_servers(pythons):
                lambda port, _: [os.path.join(BUILD, "hello")], MAIN_CASES | STATIC_CASES,
                env={**turbo_env, "STATIC_ROOT": STATIC_DIR}, idle_env=turbo_idle,
                missing=need_file(os.path.join(BUILD, "hello"), "make build/hello failed")),
+        Server("turbo-c-observed", "turbo C, metrics and access log on",
+               lambda port, _: [os.path.join(BUILD, "hello")], {"plaintext", "json", "pipelined"},
+               env={**turbo_env, "TURBO_METRICS_PATH": "/metrics", "TURBO_ACCESS_LOG": "common",
+                    "TURBO_ACCESS_LOG_PATH": os.path.join(BUILD, "bench-access.log")},
+               missing=need_file(os.path.join(BUILD, "hello"), "make build/hello failed")),
         Server("turbo-py", "turbo Python (bench/peers/turbo_app.py)",
                lambda port, _: [turbo_py, os.path.join(PEERS, "turbo_app.py")],
                MAIN_CASES | PARAM_CASES,
@@ -1167,6 +1172,9 @@ def ratio_rows(summary):
          "<= 1.1x (plaintext, json)"),
         ("turbo C / nginx", {c: cell(c, "turbo-c", c, "nginx") for c in main}, "< 1x"),
         ("turbo C / hyper", {c: cell(c, "turbo-c", c, "hyper") for c in main}, ""),
+        ("turbo C, metrics and access log on / off", {c: cell(c, "turbo-c-observed", c, "turbo-c")
+                                                      for c in ("plaintext", "json", "pipelined")},
+         "<= 1.03x"),
         ("turbo Python / floor", {c: cell(c, "turbo-py", floor_case[c], "floor")
                                   for c in ("plaintext", "json", "path")}, "<= 1.3x"),
         ("FastAPI / turbo Python", {c: cell(c, "fastapi", c, "turbo-py") for c in main},
@@ -1212,6 +1220,9 @@ def target_rows(results, summary):
           cpu_of(summary, "query", "turbo-py"), 1.5)
     ratio("turbo Python depends CPU/req <= 0.2x FastAPI's", "depends", "turbo-py",
           cpu_of(summary, "depends", "fastapi"), 0.2)
+    for case in ("plaintext", "json"):
+        ratio(f"turbo C {case}, metrics and access log on, CPU/req <= 1.03x off", case,
+              "turbo-c-observed", cpu_of(summary, case, "turbo-c"), 1.03)
     pipelined = cpu_of(summary, "pipelined", "turbo-c")
     if pipelined:
         rows.append(("turbo C pipelined CPU/req < 1.5 us", f"{pipelined:.2f} us", pipelined < 1.5))
@@ -1566,7 +1577,8 @@ def main():
             measure_idle(idle_servers, settings, scratch, results)
         if not args.skip_callgrind:
             section("callgrind")
-            cg_servers = [s for s in servers if s.name in ("floor", "turbo-c", "turbo-py", "hyper")]
+            cg_servers = [s for s in servers
+                          if s.name in ("floor", "turbo-c", "turbo-c-observed", "turbo-py", "hyper")]
             measure_callgrind(cg_servers, settings, scratch, results)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -9,6 +9,8 @@ Usage: python3 tests/test_c_api.py build/c_api_server-asan build/native_server
 import contextlib
 import json
 import os
+import re
+import signal
 import shutil
 import sys
 import tempfile
@@ -624,6 +626,185 @@ def execution_model_checks(binary):
     return failures
 
 
+def prometheus(text):
+    """Parses Prometheus' text format (version 0.0.4) as its specification has it: a
+    '# TYPE name type' before a family's samples, samples 'name{label="value",...} number',
+    label values with \\ \" \n escapes. Returns {(name, frozenset(labels)): value} and
+    {family: type}; raises ValueError on a line that breaks the format."""
+    samples, types = {}, {}
+    sample = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+    label = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)')
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            if kind not in ("counter", "gauge", "histogram", "summary", "untyped") or name in types:
+                raise ValueError("bad TYPE line %r" % line)
+            types[name] = kind
+            continue
+        if line.startswith("#") or not line:
+            continue
+        m = sample.match(line)
+        if not m:
+            raise ValueError("not a sample: %r" % line)
+        name, labels, pos = m.group(1), {}, 0
+        while m.group(2) and pos < len(m.group(2)):
+            lm = label.match(m.group(2), pos)
+            if not lm:
+                raise ValueError("bad labels in %r" % line)
+            labels[lm.group(1)] = lm.group(2)
+            pos = lm.end()
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in types else name
+        if family not in types:
+            raise ValueError("a sample before its TYPE: %r" % line)
+        samples[(name, frozenset(labels.items()))] = float(m.group(3))
+    return samples, types
+
+
+def scrape(srv):
+    r = get(srv, b"/metrics")
+    check(r.status == 200 and r.header("Content-Type").startswith("text/plain; version=0.0.4"),
+          "GET /metrics: %d %r" % (r.status, r.raw[:200]))
+    return prometheus(r.body.decode())
+
+
+def requests_of(samples, method, code):
+    return samples.get(("turbo_requests_total",
+                        frozenset({"method": method, "code": code}.items())), 0)
+
+
+def log_lines(path, n, timeout=10.0):
+    """The first n lines of the access log, once it has them (lines are written after
+    their answer, when the thread next waits)."""
+    lines = []
+
+    def enough():
+        nonlocal lines
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        return len(lines) >= n
+    wait_until(enough, "%d access log lines in %s" % (n, path), timeout)
+    return lines
+
+
+def observing_checks(binary):
+    """TURBO_METRICS_PATH and TURBO_ACCESS_LOG: the counts equal the requests sent, of
+    every kind of answer (inline, 404, deferred, handed off, streamed, a file, an engine
+    error), the endpoint parses as Prometheus text, and each answer has one log line with
+    its exact size; SIGUSR1 opens the log again under its name (logrotate)."""
+    failures = []
+    folder = tempfile.mkdtemp(prefix="turbo-log-")
+    log = os.path.join(folder, "access.log")
+    static = make_static_root()
+    env = {"TURBO_THREADS": "1", "TURBO_BLOCKING_THREADS": "2", "TURBO_METRICS_PATH": "/metrics",
+           "TURBO_ACCESS_LOG": "json", "TURBO_ACCESS_LOG_PATH": log,
+           "STATIC_FILE": os.path.join(static, "small.txt")}
+    srv = Server(binary, env)
+    try:
+        sizes = []
+        with Conn(srv.port, timeout=5) as c:
+            for path in [b"/query?a=1", b"/later/4", b"/blocking/30", b"/stream/3", b"/file",
+                         b"/nowhere", b"/query?a=2"]:
+                c.send(b"GET " + path + b" HTTP/1.1\r\nUser-Agent: a\"b\r\n" + H + b"\r\n")
+                r = c.read_response()
+                sizes.append((path.decode(), r.status, len(r.raw)))
+            idle = Conn(srv.port, timeout=5)  # a keep-alive connection between requests
+            idle.send(b"GET /query HTTP/1.1\r\n" + H + b"\r\n")
+            sizes.append(("/query", 200, len(idle.read_response().raw)))
+        with Conn(srv.port, timeout=5) as bad:
+            bad.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+            sizes.append((None, 400, len(bad.read_response().raw)))
+        samples, types = scrape(srv)
+        got = (requests_of(samples, "GET", "2xx"), requests_of(samples, "GET", "4xx"),
+               requests_of(samples, "other", "4xx"))
+        if got != (7, 1, 1):
+            failures.append("requests_total (GET 2xx, GET 4xx, other 4xx) = %s, not (7, 1, 1)"
+                            % (got,))
+        count = samples.get(("turbo_request_duration_seconds_count", frozenset()))
+        buckets = sorted((float(dict(k[1])["le"]), v) for k, v in samples.items()
+                         if k[0] == "turbo_request_duration_seconds_bucket")
+        if types.get("turbo_request_duration_seconds") != "histogram" or count != 9 or \
+                buckets[-1][1] != 9 or [v for _, v in buckets] != sorted(v for _, v in buckets):
+            failures.append("latency histogram: count %s, buckets %s" % (count, buckets))
+        if [v for le, v in buckets if le == 0.025][0] > 8:  # /blocking/30 took 30 ms or more
+            failures.append("the 30 ms answer is in a bucket under 30 ms: %s" % buckets)
+        one = lambda name: samples.get((name, frozenset()))  # noqa: E731
+        answered = sum(n for _, _, n in sizes)
+        checks = {"turbo_deferred_total": one("turbo_deferred_total") == 1,
+                  "turbo_deferred_waiting": one("turbo_deferred_waiting") == 0,
+                  "turbo_handoffs_total": one("turbo_handoffs_total") >= 1,
+                  "turbo_sent_bytes_total": one("turbo_sent_bytes_total") == answered,
+                  "turbo_received_bytes_total": one("turbo_received_bytes_total") > 0}
+        for name, ok in checks.items():
+            if not ok:
+                failures.append("%s = %s (answers: %s)" % (name, one(name), sizes))
+        # the closed connections go as the server sees their end: the idle one and the scrape's
+        wait_until(lambda: [scrape(srv)[0].get((name, frozenset())) for name in
+                            ("turbo_connections", "turbo_idle_connections")] == [2, 1],
+                   "2 connections, 1 of them idle")
+        idle.close()
+        lines = [json.loads(line) for line in log_lines(log, 9)]
+        seen = [(e["target"], e["status"], e["bytes"]) for e in lines if e["target"] != "/metrics"]
+        if sorted(seen, key=str) != sorted(sizes, key=str):
+            failures.append("log lines %s, answers %s" % (seen, sizes))
+        if lines[0]["user_agent"] != 'a"b' or lines[0]["remote"] != "127.0.0.1" or \
+                not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[0]["time"]):
+            failures.append("log line %r" % lines[0])
+        os.rename(log, log + ".1")
+        srv.signal(signal.SIGUSR1)
+        wait_until(lambda: os.path.exists(log), "a new log file after SIGUSR1")
+        get(srv, b"/query?after=rotation")
+        if "/query?after=rotation" not in log_lines(log, 1)[0]:
+            failures.append("after SIGUSR1: %r" % log_lines(log, 1))
+    except Exception as e:  # noqa: BLE001 - reported as a failure of this group
+        failures.append("observing: %s: %s" % (type(e).__name__, e))
+    finally:
+        problem = srv.stop()
+    if problem:
+        failures.append("observing: " + problem)
+    failures += common_log_checks(binary) + prefork_metrics_checks(binary)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(os.path.dirname(static), ignore_errors=True)
+    return failures
+
+
+def prefork_metrics_checks(binary):
+    """TURBO_PROCESSES=2: the counters are in memory the processes share, so a scrape,
+    whichever process takes it, counts the requests of both (fresh connections are spread
+    over them by the kernel); each scrape counts itself once it is answered."""
+    srv = Server(binary, {"TURBO_PROCESSES": "2", "TURBO_THREADS": "1",
+                          "TURBO_METRICS_PATH": "/metrics"})
+    failures = []
+    try:
+        for i in range(40):
+            get(srv, b"/query?a=%d" % i)
+        for k in range(6):
+            got = requests_of(scrape(srv)[0], "GET", "2xx")
+            if got != 40 + k:
+                failures.append("prefork scrape %d: %s GET 2xx, not %d" % (k, got, 40 + k))
+    except Exception as e:  # noqa: BLE001
+        failures.append("prefork metrics: %s: %s" % (type(e).__name__, e))
+    finally:
+        problem = srv.stop()
+    return failures + (["prefork metrics: " + problem] if problem else [])
+
+def common_log_checks(binary):
+    """TURBO_ACCESS_LOG=common: the Common Log Format on stderr, the request line quoted
+    with its quotes escaped."""
+    srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_ACCESS_LOG": "common"})
+    line = re.compile(r'127\.0\.0\.1 - - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
+                      r'"GET /query\?q=%22 HTTP/1\.1" 200 (\d+)$', re.M)
+    try:
+        r = get(srv, b"/query?q=%22")
+        wait_until(lambda: line.search(srv.stderr()), "a Common Log Format line")
+        size = int(line.search(srv.stderr()).group(1))
+        failures = [] if size == len(r.raw) else ["common log: %d bytes, sent %d" % (size, len(r.raw))]
+    except Exception as e:  # noqa: BLE001
+        failures = ["common log: %s: %s" % (type(e).__name__, e)]
+    finally:
+        problem = srv.stop()
+    return failures + (["common log: " + problem] if problem else [])
+
+
 def main(argv):
     """argv: BINARY [NATIVE_SERVER] [-k WORD...]: with -k, only the tests and check
     groups whose name has one of the words."""
@@ -649,7 +830,8 @@ def main(argv):
         print("FAIL server exit: %s" % problem)
     else:
         passed += 1
-    for group in [g for g in (deferred_shutdown_checks, execution_model_checks) if chosen(g.__name__)]:
+    for group in [g for g in (deferred_shutdown_checks, execution_model_checks,
+                                         observing_checks) if chosen(g.__name__)]:
         extra = group(argv[1])
         failed += len(extra)
         passed += 0 if extra else 1

@@ -25,7 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py_apps"))
 import pyharness as harness  # noqa: E402
-from harness import process_gone  # noqa: E402
+from harness import process_gone, wait_until  # noqa: E402
 
 PY = os.environ.get("HOSTING_PYTHON", "/usr/bin/python3")
 HOSTED = os.path.join(harness.APPS, "hosted")
@@ -179,6 +179,27 @@ class TurboOnly(unittest.TestCase):
             status, _, page, _ = exchange(server.port, "GET", "/docs")
             self.assertEqual(status, 200)
             self.assertIn(b"swagger-ui", page)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_metrics_and_access_log_count_what_a_hosted_app_answers(self):
+        """--metrics-path and --access-log json: the answers of a FastAPI app (deferred to
+        its loop, sync routes on its thread pool) are counted and logged, one line each."""
+        server = turbo("fastapi_app:app", "--metrics-path", "/metrics", "--access-log", "json")
+        try:
+            for path in ("/items/1", "/sync", "/teapot", "/nowhere"):
+                exchange(server.port, "GET", path)
+            status, _, body, _ = exchange(server.port, "GET", "/metrics")
+            self.assertEqual(status, 200)
+            counts = dict(re.findall(r'^turbo_requests_total\{method="GET",code="(\dxx)"\} (\d+)$',
+                                     body.decode(), re.M))
+            self.assertEqual(counts, {"2xx": "2", "4xx": "2"})
+            self.assertIn("turbo_deferred_total 4\n", body.decode())
+            wait_until(lambda: server.log().count('"status":') >= 4, "4 log lines")
+            lines = [json.loads(x) for x in server.log().splitlines() if x.startswith("{")]
+            self.assertEqual(sorted((x["target"], x["status"]) for x in lines[:4]),
+                             [("/items/1", 200), ("/nowhere", 404), ("/sync", 200),
+                              ("/teapot", 418)])
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
 

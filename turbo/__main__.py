@@ -43,7 +43,11 @@ def parse_args(argv):
                    help="the attribute is a function returning the app")
     p.add_argument("--root-path", default="", help="the prefix a proxy in front strips: the app's "
                    "root_path (ASGI) or SCRIPT_NAME (WSGI)")
-    p.add_argument("--access-log", action="store_true", help="one line per request on stderr")
+    p.add_argument("--access-log", nargs="?", const="common", choices=("common", "json"),
+                   help="a line per request: the Common Log Format (the default) or JSON")
+    p.add_argument("--access-log-path", help="append the access log there (default stderr; "
+                   "SIGUSR1 opens it again, for logrotate)")
+    p.add_argument("--metrics-path", help="serve Prometheus metrics there, e.g. /metrics")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                    help="accepted for uvicorn's command lines; turbo logs errors and its "
                         "listening line")
@@ -128,8 +132,11 @@ def main(argv=None):
         server.mount("/", app, interface=kind, root_path=args.root_path.rstrip("/"))
     if args.loop:
         os.environ["TURBO_LOOP"] = args.loop
-    if args.access_log:
-        os.environ.setdefault("TURBO_ACCESS_LOG", "1")
+    for name, value in (("TURBO_ACCESS_LOG", args.access_log),
+                        ("TURBO_ACCESS_LOG_PATH", args.access_log_path),
+                        ("TURBO_METRICS_PATH", args.metrics_path)):
+        if value:
+            os.environ[name] = value
     server.run(host=args.host, port=args.port, workers=args.processes, threads=args.threads,
                blocking_threads=args.blocking_threads)
 
