@@ -28,10 +28,11 @@ def instance(binary, port):
 def serves(server, timeout=20):
     """Waits until nginx sends the instance requests (its access log shows them): an instance
     nginx saw fail is left alone for fail_timeout (5 s)."""
+    line = re.compile(r'"GET / HTTP/1\.[01]" 200 ')  # the Common Log Format's
     deadline = time.monotonic() + timeout
-    while "GET / 200" not in server.stderr() and time.monotonic() < deadline:
+    while not line.search(server.stderr()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return "GET / 200" in server.stderr()
+    return bool(line.search(server.stderr()))
 
 
 def start_nginx(ports, front):
