@@ -1312,15 +1312,11 @@ TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i) {
 }
 
 TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
-    size_t n = strlen(name), k;
+    size_t n = strlen(name);
     int i;
-    for (i = 0; i < r->header_count; i++) {
-        const char *h = r->header_name[i].ptr;
-        if (r->header_name[i].len != n) continue;
-        for (k = 0; k < n && tb__lower((unsigned char)h[k]) == tb__lower((unsigned char)name[k]); k++) {
-        }
-        if (k == n) return r->header_value[i];
-    }
+    for (i = 0; i < r->header_count; i++)
+        if (r->header_name[i].len == n && strncasecmp(r->header_name[i].ptr, name, n) == 0)
+            return r->header_value[i];
     return tb__str(NULL, 0);
 }
 
@@ -1504,6 +1500,11 @@ static uint32_t tb__hash(const char *p, size_t n) {
     return h;
 }
 
+static int tb__is_method(turbo_str m, const char *name) {
+    size_t n = strlen(name);
+    return m.len == n && memcmp(m.ptr, name, n) == 0;
+}
+
 static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len) {
     uint32_t i;
     if (!n->nslots) return NULL;
@@ -1570,10 +1571,10 @@ static tb__handler *tb__node_handler(const tb__node *n, turbo_str method) {
     for (i = 0; i < n->nhandlers; i++) {
         tb__handler *h = &n->handlers[i];
         if (h->method_len == method.len && memcmp(h->method, method.ptr, method.len) == 0) return h;
-        if (h->method_len == 3 && memcmp(h->method, "GET", 3) == 0) get = h;
-        if (h->method_len == 1 && h->method[0] == '*') any = h;
+        if (!strcmp(h->method, "GET")) get = h;
+        if (!strcmp(h->method, "*")) any = h;
     }
-    return get && method.len == 4 && memcmp(method.ptr, "HEAD", 4) == 0 ? get : any;
+    return get && tb__is_method(method, "HEAD") ? get : any;
 }
 
 typedef struct tb__lookup {
@@ -1630,11 +1631,6 @@ static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node
     return h;
 }
 
-static int tb__is_method(turbo_str m, const char *name) {
-    size_t n = strlen(name);
-    return m.len == n && memcmp(m.ptr, name, n) == 0;
-}
-
 /* A method some route serves, one of the standard ones, or any when a "*"
    route exists; methods[0..n) are the server's (turbo_route keeps them). */
 static int tb__known_method(char (*methods)[TB__METHOD_MAX], int n, turbo_str m) {
@@ -1664,12 +1660,12 @@ static void tb__allow_all(char (*methods)[TB__METHOD_MAX], int n, turbo_buf *b) 
 static void tb__allow_value(const tb__node *n, turbo_buf *b) {
     int i, get = 0, head = 0, options = 0;
     for (i = 0; i < n->nhandlers; i++) {
-        const tb__handler *h = &n->handlers[i];
-        if (i) turbo_buf_append(b, ", ", 2);
-        turbo_buf_append(b, h->method, h->method_len);
-        get |= h->method_len == 3 && memcmp(h->method, "GET", 3) == 0;
-        head |= h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
-        options |= h->method_len == 7 && memcmp(h->method, "OPTIONS", 7) == 0;
+        const char *m = n->handlers[i].method;
+        if (i) tb__buf_puts(b, ", ");
+        tb__buf_puts(b, m);
+        get |= !strcmp(m, "GET");
+        head |= !strcmp(m, "HEAD");
+        options |= !strcmp(m, "OPTIONS");
     }
     if (get && !head) tb__buf_puts(b, ", HEAD");
     if (!options) tb__buf_puts(b, ", OPTIONS");
@@ -1684,6 +1680,17 @@ static int tb__is_ident(const char *p, size_t n) {
             return 0;
     }
     return 1;
+}
+
+#include <stdarg.h>
+
+/* Says in err why a route is refused; returns -1. */
+static int tb__route_error(char *err, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 /* Checks one pattern segment. Returns 0 static, 1 {name}, 2 {name...},
@@ -1706,109 +1713,82 @@ static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *
     } else if (tb__is_ident(p + 1, n - (tail ? 5 : 2))) {
         return tail ? 2 : 1;
     } else {
-        snprintf(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern, (int)(n - 2),
-                 p + 1);
-        return -1;
+        return tb__route_error(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern,
+                               (int)(n - 2), p + 1);
     }
-    snprintf(err, cap, "route \"%s\"%s", pattern, why);
-    return -1;
+    return tb__route_error(err, cap, "route \"%s\"%s", pattern, why);
 }
 
-/* Walks the trie for pattern; the node, or NULL with err set. With create
-   0 it only checks (returning root when all is well, nodes or not), so that
-   a refused pattern leaves no nodes behind. */
-static tb__node *tb__router_node(tb__node *root, const char *pattern, int create, char *err, size_t cap) {
-    const char *p = pattern + 1, *end = pattern + strlen(pattern);
+/* Walks the trie for pattern: 0 with *out its node, or -1 with err set.
+   With out NULL it only checks, creating nothing, so that a refused pattern
+   leaves no nodes behind. */
+static int tb__router_node(tb__node *root, const char *pattern, tb__node **out, char *err, size_t cap) {
+    const char *p = pattern[1] ? pattern + 1 : NULL, *end = pattern + strlen(pattern); /* "/": the root */
     turbo_str names[TURBO_MAX_PARAMS]; /* the captures so far */
     int captures = 0, i;
     tb__node *n = root;
-    if (pattern[0] != '/') {
-        snprintf(err, cap, "route \"%s\" must start with \"/\"", pattern);
-        return NULL;
-    }
-    if (p == end) return root;
-    for (;;) {
+    if (pattern[0] != '/') return tb__route_error(err, cap, "route \"%s\" must start with \"/\"", pattern);
+    while (p) {
         const char *slash = (const char *)memchr(p, '/', (size_t)(end - p));
         size_t len = (size_t)((slash ? slash : end) - p);
         int kind = tb__segment_kind(pattern, p, len, err, cap);
-        tb__node **slot;
-        if (kind < 0) return NULL;
-        if (!len && slash) {
-            snprintf(err, cap, "route \"%s\" has an empty segment", pattern);
-            return NULL;
-        }
+        if (kind < 0) return -1;
+        if (!len && slash) return tb__route_error(err, cap, "route \"%s\" has an empty segment", pattern);
         if (kind == 0) {
-            if (!create) n = n ? tb__node_child(n, p, len) : NULL;
-            else if (!(n = tb__node_add_static(n, p, len))) break;
+            n = out ? tb__node_add_static(n, p, len) : n ? tb__node_child(n, p, len) : NULL;
         } else {
             const char *name = p + 1;
             size_t name_len = len - (kind == 2 ? 5 : 2);
-            if (kind == 2 && slash) {
-                snprintf(err, cap, "route \"%s\": {%.*s...} must be the last segment", pattern, (int)name_len,
-                         name);
-                return NULL;
-            }
+            tb__node **slot = !n ? NULL : kind == 1 ? &n->param : &n->tail;
+            if (kind == 2 && slash)
+                return tb__route_error(err, cap, "route \"%s\": {%.*s...} must be the last segment", pattern,
+                                       (int)name_len, name);
             for (i = 0; i < captures; i++)
-                if (names[i].len == name_len && memcmp(names[i].ptr, name, name_len) == 0) {
-                    snprintf(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern, (int)name_len,
-                             name);
-                    return NULL;
-                }
-            if (captures == TURBO_MAX_PARAMS) {
-                snprintf(err, cap, "route \"%s\" has more than %d captures", pattern, TURBO_MAX_PARAMS);
-                return NULL;
-            }
+                if (names[i].len == name_len && memcmp(names[i].ptr, name, name_len) == 0)
+                    return tb__route_error(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern,
+                                           (int)name_len, name);
+            if (captures == TURBO_MAX_PARAMS)
+                return tb__route_error(err, cap, "route \"%s\" has more than %d captures", pattern,
+                                       TURBO_MAX_PARAMS);
             names[captures++] = tb__str(name, name_len);
-            slot = !n ? NULL : kind == 1 ? &n->param : &n->tail;
-            if (slot && *slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len))) {
-                snprintf(err, cap, "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
-                         pattern, (int)name_len, name, (*slot)->seg);
-                return NULL;
-            }
-            if (create && !*slot && !(*slot = tb__node_new(name, name_len))) break;
+            if (slot && *slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len)))
+                return tb__route_error(err, cap,
+                                       "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
+                                       pattern, (int)name_len, name, (*slot)->seg);
+            if (out && !*slot) *slot = tb__node_new(name, name_len);
             n = slot ? *slot : NULL;
         }
-        if (!slash) return create ? n : root;
-        p = slash + 1;
+        if (out && !n) return tb__route_error(err, cap, "out of memory adding route \"%s\"", pattern);
+        p = slash ? slash + 1 : NULL;
     }
-    snprintf(err, cap, "out of memory adding route \"%s\"", pattern);
-    return NULL;
+    if (out) *out = n;
+    return 0;
 }
 
 static int tb__router_add(tb__node *root, const char *method, const char *pattern, turbo_handler fn,
                           void *user, int flags, char *err, size_t cap) {
     size_t mlen = strlen(method), i = 0;
     tb__node *n;
-    tb__handler *hs;
+    tb__handler *h;
     while (i < mlen && TB__IS(TB__TCHAR, method[i])) i++;
-    if (!mlen || i < mlen || mlen >= TB__METHOD_MAX) {
-        snprintf(err, cap, "method \"%s\" is not a valid HTTP method token", method);
-        return -1;
-    }
-    if (!fn) {
-        snprintf(err, cap, "route %s \"%s\" has no handler", method, pattern);
-        return -1;
-    }
-    if (!tb__router_node(root, pattern, 0, err, cap) || !(n = tb__router_node(root, pattern, 1, err, cap)))
+    if (!mlen || i < mlen || mlen >= TB__METHOD_MAX)
+        return tb__route_error(err, cap, "method \"%s\" is not a valid HTTP method token", method);
+    if (!fn) return tb__route_error(err, cap, "route %s \"%s\" has no handler", method, pattern);
+    if (tb__router_node(root, pattern, NULL, err, cap) || tb__router_node(root, pattern, &n, err, cap))
         return -1;
     for (i = 0; i < (size_t)n->nhandlers; i++)
-        if (n->handlers[i].method_len == mlen && memcmp(n->handlers[i].method, method, mlen) == 0) {
-            snprintf(err, cap, "route %s \"%s\" is already registered", method, pattern);
-            return -1;
-        }
-    hs = (tb__handler *)TURBO_REALLOC(n->handlers, (size_t)(n->nhandlers + 1) * sizeof *hs);
-    if (!hs) {
-        snprintf(err, cap, "out of memory adding route \"%s\"", pattern);
-        return -1;
-    }
-    n->handlers = hs;
-    memcpy(hs[n->nhandlers].method, method, mlen + 1);
-    hs[n->nhandlers].method_len = mlen;
-    hs[n->nhandlers].fn = fn;
-    hs[n->nhandlers].user = user;
-    hs[n->nhandlers].flags = flags;
-    hs[n->nhandlers].overstayed = 0;
-    n->nhandlers++;
+        if (!strcmp(n->handlers[i].method, method))
+            return tb__route_error(err, cap, "route %s \"%s\" is already registered", method, pattern);
+    h = (tb__handler *)TURBO_REALLOC(n->handlers, (size_t)(n->nhandlers + 1) * sizeof *h);
+    if (!h) return tb__route_error(err, cap, "out of memory adding route \"%s\"", pattern);
+    n->handlers = h;
+    h += n->nhandlers++;
+    memset(h, 0, sizeof *h);
+    memcpy(h->method, method, mlen + 1);
+    h->method_len = mlen;
+    h->fn = fn;
+    h->user = user;
+    h->flags = flags;
     return 0;
 }
 
