@@ -49,29 +49,22 @@
 
      cc -O2 app.c -o app -lpthread
 
-   EXECUTION MODEL
+   EXECUTION MODEL (README.md says more)
      Each of `threads` event loops (a "worker") is run by one thread, which
-     reads, parses and calls the handler inline: a quick handler costs no
-     thread hop. No handler may stall a loop, though. A monitor thread
-     looks at every loop each millisecond; a handler still running after
-     handoff_ms (1) has its loop given to a spare thread, which goes on
-     serving the loop's other connections, while the stuck thread finishes
+     reads, parses and calls the handler inline. A handler may block (a
+     database call, a sleep, a lock): a monitor thread gives the loop of a
+     handler still running after handoff_ms (1) to a spare thread, which
+     serves the loop's other connections while the stuck thread finishes
      that one request, sends its answer and parks as a spare:
 
          loop A: thread 1 ---- handler blocks ...... answers, parks
                                     \-> thread 2 serves loop A on
      A route that overstayed once (or was registered TURBO_BLOCKING) gives
      its loop away before its handler starts. Spare threads are bounded by
-     blocking_threads (64 per process); with none spare, the loop waits for
-     its handler and requests queue, none is lost. So a handler may block
-     (database calls, sleeps, CPU loops, a lock).
-
-   THREADS
-     A route's handler runs on many threads, several at once (each loop's,
-     and the spare ones), so the `user` data it is given is shared: make it
-     read-only, or guard it. Requests, responses and writers belong to the
-     handler's call. From another thread only turbo_defer_resume and
-     turbo_stop may be called.
+     blocking_threads (64 per process); with none spare, requests queue.
+     So a handler runs on many threads, several at once: the `user` data it
+     is given is shared (make it read-only, or guard it). From another
+     thread only turbo_defer_resume and turbo_stop may be called.
 
    CONFIGURATION MACROS (define before including)
      TURBO_STATIC          make every function static (one translation unit)
@@ -83,10 +76,9 @@
      TURBO_SHARED_LISTENER loops share one listening socket, as on macOS
 
    MEMORY RULE
-     Everything turbo hands you (strings, requests, responses, writers)
-     belongs to turbo and is valid until your handler returns. Copy what you
-     need to keep. Everything you hand turbo is copied before the call
-     returns.
+     What turbo hands you (strings, requests, responses, writers) is valid
+     until your handler returns: copy what you keep. What you hand turbo is
+     copied before the call returns.
 
    WHAT TURBO ANSWERS BY ITSELF
      400 a malformed or ambiguous request (bad framing, bare CR/LF, bad Host),
@@ -330,10 +322,10 @@ TURBO_API turbo_str turbo_req_body(const turbo_req *r);
        turbo_part part;
        if (turbo_multipart_begin(&m, turbo_req_header(req, "content-type"), turbo_req_body(req)) == 0)
            while ((rc = turbo_multipart_next(&m, &part)) == 1) use(part.name, part.data);
-   begin returns 0 when content_type is multipart/form-data with a
-   boundary, else -1 (not one); body is the request's, or any bytes. next returns 1 with *part set (views into the body, raw: a quoted
-   name or filename loses its quotes only), 0 after the closing delimiter,
-   -1 for a malformed body (no delimiter, a part without a name...). */
+   begin: 0 for a multipart/form-data content_type with a boundary, else -1;
+   body may be any bytes. next: 1 with *part set (views into the body, raw:
+   a quoted name or filename loses its quotes only), 0 after the closing
+   delimiter, -1 for a malformed body (no delimiter, a part without a name...). */
 typedef struct {
     turbo_str name, filename; /* filename.ptr is NULL for a field that is no file */
     turbo_str content_type;   /* {NULL, 0} when the part has none */
@@ -388,14 +380,13 @@ TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_ty
                               size_t len);
 TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text);
 
-/* Streams the answer: sends the status, the headers and the body written
-   so far now, in chunked coding (until close in HTTP/1.0); write more with
-   turbo_res_body and flush again; the body ends when the answer does (the
-   handler returns, or the resume function of a deferred answer returns
-   without deferring again). Waits while the client reads slowly, so call
-   it where waiting is fine: a handler's thread (its event loop goes on with
-   another). Returns 0, or -1 when the client has gone, after a JSON body
-   was begun, or for a status that has no body. */
+/* Streams the answer: sends the status, headers and body so far now, in
+   chunked coding (until close in HTTP/1.0); write more and flush again.
+   The body ends with the answer (the handler, or a deferred answer's resume
+   function, returns without deferring again). Waits while the client reads
+   slowly (the handler's event loop goes on with another thread). Returns 0,
+   or -1 when the client has gone, after a JSON body was begun, or for a
+   status that has no body. */
 TURBO_API int turbo_res_flush(turbo_res *res);
 
 /* Ends a streamed answer that went wrong: the connection closes without
@@ -407,15 +398,12 @@ TURBO_API void turbo_res_abort(turbo_res *res);
 TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
 
 /* Answers with the file at path (a path the program trusts; for a folder
-   a client names, see turbo_static): Content-Type from its extension
-   (unless the handler set one), ETag and Last-Modified, 304 for a matching
-   If-None-Match or If-Modified-Since, 206 for one satisfiable Range (416
-   if none is; several get the whole file), If-Range; the body is sent with
-   sendfile (a file over 64 KiB; read and write where there is none),
-   waiting while the client reads slowly as turbo_res_flush does. req gives
-   the conditional headers; NULL: the request being answered (none in a
-   resumed answer). A missing or unreadable file, or one that is not a
-   regular file, is turbo's 404. Returns 0, or -1 after a 404 or when the
+   a client names, see turbo_static): Content-Type from its extension unless
+   set, ETag, Last-Modified, 304, one Range (206, or 416; several: the whole
+   file), If-Range, HEAD; the body goes by sendfile past 64 KiB, waiting for
+   a slow client as turbo_res_flush does. req gives the conditional headers
+   (NULL: the request being answered). A missing or unreadable file, or no
+   regular one, is turbo's 404. Returns 0, or -1 after a 404 or when the
    client has gone. */
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
 
@@ -448,13 +436,12 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
 TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status);
 
 /* Defers the answer: the handler returns without answering and the
-   connection waits (later pipelined requests wait behind it). The request
-   is no longer valid after the handler returns. Later, from any thread,
-   call turbo_defer_resume: fn runs on the connection's worker thread with
-   a response to fill, or with res NULL if the client has gone (free arg
-   then). Shutdown waits for deferred answers up to shutdown_timeout_ms;
-   a resume after that calls fn(NULL, arg) at once, in the calling thread.
-   Returns NULL if out of memory (answer at once then). */
+   connection waits (later pipelined requests behind it); the request is
+   gone then. Later, from any thread, turbo_defer_resume runs fn on the
+   connection's worker thread with a response to fill, or with res NULL if
+   the client has gone (free arg then). Shutdown waits for deferred answers
+   up to shutdown_timeout_ms; a resume after that calls fn(NULL, arg) at
+   once, in the calling thread. NULL if out of memory (answer at once). */
 TURBO_API turbo_defer *turbo_res_defer(turbo_res *res);
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg);
 
@@ -469,11 +456,9 @@ typedef struct {
 TURBO_API void turbo_defer_resume_all(turbo_resumption *batch, size_t n);
 
 /* Optional, from the handler that deferred: ended(arg, gone) is called
-   once, on the connection's worker thread: gone = 1 as soon as the
-   connection is lost while the answer is not yet resumed (the client
-   left, or a timeout or shutdown closed it), else gone = 0 once the
-   resumed answer has been written. While an answer is deferred the
-   connection is still read, so a client that leaves is seen at once. */
+   once on the connection's worker thread: gone = 1 as soon as the
+   connection is lost before the answer is resumed (the client left, a
+   timeout, shutdown), else gone = 0 once the answer has been written. */
 TURBO_API void turbo_defer_watch(turbo_defer *d, void (*ended)(void *arg, int gone), void *arg);
 
 /* ---------------------------------------------------------------- API: JSON writer */
