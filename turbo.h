@@ -408,10 +408,9 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
 
 /* The body is the file at path, sent as turbo_res_file sends it, under the
-   status and headers the handler set (none of turbo_res_file's): for one
-   that made its own (ASGI's http.response.pathsend). A file that cannot be
-   read is a 500 and a log line. Returns 0, or -1 after a 500 or when the
-   client has gone. */
+   status and headers the handler set (ASGI's http.response.pathsend). A
+   file that cannot be read is a 500 and a log line. Returns 0, or -1 after
+   a 500 or when the client has gone. */
 TURBO_API int turbo_res_body_file(turbo_res *res, const char *path);
 
 /* Serves the files under the folder root for GET and HEAD of prefix/...
@@ -891,21 +890,19 @@ static int tb__parse_content_length(turbo_str v, uint64_t *out) {
     return 0;
 }
 
-/* IPv6address (RFC 3986 3.2.2): the text form of RFC 4291 2.2 that
-   inet_pton reads, an IPv4 tail included. 46 bytes hold the longest. */
-static int tb__valid_ipv6(const char *p, size_t n) {
+/* IP-literal = "[" ( IPv6address / IPvFuture ) "]", without the brackets.
+   An IPv6address (RFC 3986 3.2.2) is the text form of RFC 4291 2.2 that
+   inet_pton reads, an IPv4 tail included; 46 bytes hold the longest. */
+static int tb__valid_ip_literal(const char *p, size_t n) {
     char text[INET6_ADDRSTRLEN];
     unsigned char addr[16];
-    if (n >= sizeof text) return 0;
-    memcpy(text, p, n);
-    text[n] = 0;
-    return inet_pton(AF_INET6, text, addr) == 1;
-}
-
-/* IP-literal = "[" ( IPv6address / IPvFuture ) "]", without the brackets. */
-static int tb__valid_ip_literal(const char *p, size_t n) {
     size_t i = 1, start;
-    if (n == 0 || (p[0] != 'v' && p[0] != 'V')) return tb__valid_ipv6(p, n);
+    if (n == 0 || (p[0] != 'v' && p[0] != 'V')) {
+        if (n >= sizeof text) return 0;
+        memcpy(text, p, n);
+        text[n] = 0;
+        return inet_pton(AF_INET6, text, addr) == 1;
+    }
     while (i < n && tb__hex((unsigned char)p[i]) >= 0) i++; /* IPvFuture: "v" HEXDIG+ "." ... */
     if (i == 1 || i == n || p[i++] != '.') return 0;
     for (start = i; i < n; i++)
@@ -1395,10 +1392,10 @@ static int tb__multipart_part(turbo_multipart *m, const char *p, turbo_part *par
     const char *head_end, *next, *line;
     while (p < m->end && (*p == ' ' || *p == '\t')) p++; /* transport padding */
     if (m->end - p < 2 || p[0] != '\r' || p[1] != '\n') return -1;
+    /* From that CRLF on, so that a part without headers ends them there. */
+    if (!(head_end = tb__search(p, m->end, "\r\n\r\n", 4))) return -1;
+    head_end += 2;
     p += 2;
-    if (m->end - p >= 2 && p[0] == '\r' && p[1] == '\n') head_end = p;
-    else if (!(head_end = tb__search(p, m->end, "\r\n\r\n", 4))) return -1;
-    else head_end += 2;
     if (!(next = tb__search(head_end + 2, m->end, m->delim, m->delim_len))) return -1;
     memset(part, 0, sizeof *part);
     part->head = tb__str(p, (size_t)(head_end - p));
@@ -1782,12 +1779,11 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
 /* The writer streams into a turbo_buf: each call checks that its token may
    come now, makes room (calling turbo_buf_reserve only when short of it),
    then writes the comma it needs and the token through a plain pointer.
-   j->state says what may come next; j->stack keeps a bit per open
-   container, whether it is an object, which gives the state to return to
-   after each of its members (TB__JSON_OBJECT_NEXT or TB__JSON_ARRAY_NEXT).
-   Zero is the start state. The first error sticks:
-   later calls write nothing and return it. Output is not rolled back on
-   error; the caller discards it (turbo answers 500). */
+   j->state says what may come next (zero: the start); j->stack keeps a bit
+   per open container, whether it is an object, which gives the state to
+   return to after each of its members. The first error sticks: later calls
+   write nothing and return it. Output is not rolled back on error; the
+   caller discards it (turbo answers 500). */
 enum {
     TB__JSON_START = 0,    /* top level, nothing written yet */
     TB__JSON_ARRAY_FIRST,  /* after '[': a value or ']' */
@@ -1850,18 +1846,15 @@ static int tb__json_value_done(turbo_json *j, char *p) {
 }
 
 /* ---- strings ----
-   Escapes: '"' and '\\' as \" and \\; the control characters U+0000-U+001F
-   as \b \f \n \r \t where those exist, else \u00xx with lower-case hex (as
-   Python's json.dumps); U+2028 and U+2029 as \u2028 and \u2029 so the output
-   can sit inside JavaScript source. '/' and DEL are left alone.
+   Escapes as turbo_json_init's comment says ('/' and DEL stay as they are).
    Invalid UTF-8 becomes U+FFFD, one per maximal subpart (The Unicode
-   Standard, 3.9, "U+FFFD Substitution of Maximal Subparts"): a byte that
-   cannot start a sequence (80-C1, F5-FF) is one subpart; otherwise the
-   subpart is the longest prefix of a well-formed sequence that is there, so
-   E2 82 followed by 'A' (or by the end) is one U+FFFD, then 'A'. Overlongs,
-   surrogates and values above U+10FFFF fail at their first or second byte
-   (C0, E0 80, ED A0, F0 80, F4 90), so each of their bytes becomes one
-   U+FFFD. Python's bytes.decode("utf-8", "replace") follows the same rule. */
+   Standard, 3.9, "U+FFFD Substitution of Maximal Subparts"), as Python's
+   bytes.decode("utf-8", "replace") does: a byte that cannot start a
+   sequence (80-C1, F5-FF) is one subpart; otherwise the subpart is the
+   longest prefix of a well-formed sequence that is there, so E2 82 followed
+   by 'A' (or by the end) is one U+FFFD, then 'A'. Overlongs, surrogates and
+   values above U+10FFFF fail at their first or second byte (C0, E0 80, ED
+   A0, F0 80, F4 90), so each of their bytes becomes one U+FFFD. */
 
 /* Nonzero if any of the 8 bytes of w is below 0x20, '"', '\\' or 0x80 and
    above (exact as a yes/no: a borrow only crosses from a byte that is). */
@@ -2639,12 +2632,11 @@ TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_le
     if (tb__res_body_started(res) || res->deferred) return -1;
     if (turbo_header_check(name, name_len, value, value_len) != 0) return -1;
     if (turbo_buf_reserve(res->out, name_len + value_len + 4) != 0) return -1;
-    o = res->out->data + res->out->len;
-    memcpy(o, name, name_len);
-    memcpy(o + name_len, ": ", 2);
-    memcpy(o + name_len + 2, value, value_len);
-    memcpy(o + name_len + 2 + value_len, "\r\n", 2);
-    res->out->len += name_len + value_len + 4;
+    o = tb__put(res->out->data + res->out->len, name, name_len);
+    o = tb__put(o, ": ", 2);
+    o = tb__put(o, value, value_len);
+    o = tb__put(o, "\r\n", 2);
+    res->out->len = (size_t)(o - res->out->data);
     res->answered = 1;
     res->typed |= name_len == 12 && strncasecmp(name, "content-type", 12) == 0;
     return 0;
@@ -3072,20 +3064,20 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
         (!if_range.ptr || (if_range.len == strlen(etag) && memcmp(if_range.ptr, etag, if_range.len) == 0) ||
          (if_range.len == 29 && memcmp(if_range.ptr, modified, 29) == 0)))
         ranged = tb__range(want, len, &from, &len);
-    if (ranged) {
-        if (ranged < 0) snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st->st_size);
-        else
-            snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)from,
-                     (unsigned long long)(from + len - 1), (unsigned long long)st->st_size);
-        turbo_res_header(res, "Content-Range", range);
-    }
-    turbo_res_status(res, ranged < 0 ? 416 : ranged ? 206 : 200);
-    if (ranged >= 0 && !res->typed) turbo_res_header(res, "Content-Type", tb__mime_type(name));
     if (ranged < 0) {
+        snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st->st_size);
+        turbo_res_header(res, "Content-Range", range);
         tb__res_error_body(res, 416);
         close(fd);
         return 0;
     }
+    if (ranged) {
+        snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)from,
+                 (unsigned long long)(from + len - 1), (unsigned long long)st->st_size);
+        turbo_res_header(res, "Content-Range", range);
+    }
+    turbo_res_status(res, ranged ? 206 : 200);
+    if (!res->typed) turbo_res_header(res, "Content-Type", tb__mime_type(name));
     return tb__res_file_body(res, fd, from, len);
 }
 
