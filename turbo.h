@@ -778,6 +778,18 @@ static turbo_str tb__str(const char *p, size_t n) {
     return s;
 }
 
+#include <stdarg.h>
+
+/* Writes the reason something is refused into err (cap bytes): -1, for a
+   return. */
+static int tb__errorf(char *err, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 /* Copies n bytes to o and returns their end, as mempcpy does. */
 static char *tb__put(char *o, const void *src, size_t n) {
     memcpy(o, src, n);
@@ -855,6 +867,11 @@ static int tb__ieq(const char *a, size_t n, const char *lower) {
     for (i = 0; i < n; i++)
         if (!lower[i] || tb__lower((unsigned char)a[i]) != lower[i]) return 0;
     return lower[n] == 0;
+}
+
+static int tb__is_method(turbo_str m, const char *name) {
+    size_t n = strlen(name);
+    return m.len == n && memcmp(m.ptr, name, n) == 0;
 }
 
 static turbo_str tb__trim_ows(const char *p, size_t n) {
@@ -953,7 +970,7 @@ static int tb__parse_request_line(const char *p, size_t n, turbo_req *r) {
 static int tb__split_target(turbo_req *r) {
     const char *t = r->target.ptr, *end = t + r->target.len, *q;
     if (r->target.len == 1 && t[0] == '*') {
-        if (r->method.len != 7 || memcmp(r->method.ptr, "OPTIONS", 7) != 0) return -400;
+        if (!tb__is_method(r->method, "OPTIONS")) return -400;
     } else if (t[0] != '/') {
         turbo_str authority;
         if (r->target.len > 7 && tb__ieq(t, 7, "http://")) t += 7;
@@ -1089,7 +1106,7 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     if (lf == p || lf[-1] != '\r') return -400; /* bare LF */
     if ((size_t)(lf - 1 - p) > lim->max_line) return -414;
     if ((rc = tb__parse_request_line(p, (size_t)(lf - 1 - p), r)) != 0) return rc;
-    if (r->method.len == 7 && memcmp(r->method.ptr, "CONNECT", 7) == 0) return -501;
+    if (tb__is_method(r->method, "CONNECT")) return -501;
     if ((rc = tb__split_target(r)) != 0) return rc;
     p = lf + 1;
     for (;;) {
@@ -1378,12 +1395,11 @@ TURBO_API int turbo_multipart_begin(turbo_multipart *m, turbo_str ct, turbo_str 
     m->delim_len = boundary.len + 4;
     m->end = b.ptr + b.len;
     /* The first delimiter opens the body, or follows a preamble. */
-    if (b.len >= m->delim_len - 2 && memcmp(b.ptr, m->delim + 2, m->delim_len - 2) == 0) {
+    if (b.len >= m->delim_len - 2 && memcmp(b.ptr, m->delim + 2, m->delim_len - 2) == 0)
         m->at = b.ptr + m->delim_len - 2;
-        return 0;
-    }
-    first = b.len ? tb__search(b.ptr, m->end, m->delim, m->delim_len) : NULL;
-    m->at = first ? first + m->delim_len : NULL; /* none: next() says malformed */
+    else if ((first = b.len ? tb__search(b.ptr, m->end, m->delim, m->delim_len) : NULL))
+        m->at = first + m->delim_len;
+    else m->at = NULL; /* none: next() says malformed */
     return 0;
 }
 
@@ -1480,11 +1496,6 @@ static uint32_t tb__hash(const char *p, size_t n) {
     uint32_t h = 2166136261u; /* FNV-1a */
     while (n--) h = (h ^ (unsigned char)*p++) * 16777619u;
     return h;
-}
-
-static int tb__is_method(turbo_str m, const char *name) {
-    size_t n = strlen(name);
-    return m.len == n && memcmp(m.ptr, name, n) == 0;
 }
 
 static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len) {
@@ -1664,17 +1675,6 @@ static int tb__is_ident(const char *p, size_t n) {
     return 1;
 }
 
-#include <stdarg.h>
-
-/* Says in err why a route is refused; returns -1. */
-static int tb__route_error(char *err, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Checks one pattern segment. Returns 0 static, 1 {name}, 2 {name...},
    or -1 with the reason in err. */
 static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *err, size_t cap) {
@@ -1695,10 +1695,10 @@ static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *
     } else if (tb__is_ident(p + 1, n - (tail ? 5 : 2))) {
         return tail ? 2 : 1;
     } else {
-        return tb__route_error(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern,
-                               (int)(n - 2), p + 1);
+        return tb__errorf(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern,
+                          (int)(n - 2), p + 1);
     }
-    return tb__route_error(err, cap, "route \"%s\"%s", pattern, why);
+    return tb__errorf(err, cap, "route \"%s\"%s", pattern, why);
 }
 
 /* Walks the trie for pattern: 0 with *out its node, or -1 with err set.
@@ -1709,13 +1709,13 @@ static int tb__router_node(tb__node *root, const char *pattern, tb__node **out, 
     turbo_str names[TURBO_MAX_PARAMS]; /* the captures so far */
     int captures = 0, i;
     tb__node *n = root;
-    if (pattern[0] != '/') return tb__route_error(err, cap, "route \"%s\" must start with \"/\"", pattern);
+    if (pattern[0] != '/') return tb__errorf(err, cap, "route \"%s\" must start with \"/\"", pattern);
     while (p) {
         const char *slash = (const char *)memchr(p, '/', (size_t)(end - p));
         size_t len = (size_t)((slash ? slash : end) - p);
         int kind = tb__segment_kind(pattern, p, len, err, cap);
         if (kind < 0) return -1;
-        if (!len && slash) return tb__route_error(err, cap, "route \"%s\" has an empty segment", pattern);
+        if (!len && slash) return tb__errorf(err, cap, "route \"%s\" has an empty segment", pattern);
         if (kind == 0) {
             n = out ? tb__node_add_static(n, p, len) : n ? tb__node_child(n, p, len) : NULL;
         } else {
@@ -1723,24 +1723,24 @@ static int tb__router_node(tb__node *root, const char *pattern, tb__node **out, 
             size_t name_len = len - (kind == 2 ? 5 : 2);
             tb__node **slot = !n ? NULL : kind == 1 ? &n->param : &n->tail;
             if (kind == 2 && slash)
-                return tb__route_error(err, cap, "route \"%s\": {%.*s...} must be the last segment", pattern,
-                                       (int)name_len, name);
+                return tb__errorf(err, cap, "route \"%s\": {%.*s...} must be the last segment", pattern,
+                                  (int)name_len, name);
             for (i = 0; i < captures; i++)
                 if (names[i].len == name_len && memcmp(names[i].ptr, name, name_len) == 0)
-                    return tb__route_error(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern,
-                                           (int)name_len, name);
+                    return tb__errorf(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern,
+                                      (int)name_len, name);
             if (captures == TURBO_MAX_PARAMS)
-                return tb__route_error(err, cap, "route \"%s\" has more than %d captures", pattern,
-                                       TURBO_MAX_PARAMS);
+                return tb__errorf(err, cap, "route \"%s\" has more than %d captures", pattern,
+                                  TURBO_MAX_PARAMS);
             names[captures++] = tb__str(name, name_len);
             if (slot && *slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len)))
-                return tb__route_error(err, cap,
-                                       "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
-                                       pattern, (int)name_len, name, (*slot)->seg);
+                return tb__errorf(err, cap,
+                                  "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
+                                  pattern, (int)name_len, name, (*slot)->seg);
             if (out && !*slot) *slot = tb__node_new(name, name_len);
             n = slot ? *slot : NULL;
         }
-        if (out && !n) return tb__route_error(err, cap, "out of memory adding route \"%s\"", pattern);
+        if (out && !n) return tb__errorf(err, cap, "out of memory adding route \"%s\"", pattern);
         p = slash ? slash + 1 : NULL;
     }
     if (out) *out = n;
@@ -1754,15 +1754,15 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
     tb__handler *h;
     while (i < mlen && TB__IS(TB__TCHAR, method[i])) i++;
     if (!mlen || i < mlen || mlen >= TB__METHOD_MAX)
-        return tb__route_error(err, cap, "method \"%s\" is not a valid HTTP method token", method);
-    if (!fn) return tb__route_error(err, cap, "route %s \"%s\" has no handler", method, pattern);
+        return tb__errorf(err, cap, "method \"%s\" is not a valid HTTP method token", method);
+    if (!fn) return tb__errorf(err, cap, "route %s \"%s\" has no handler", method, pattern);
     if (tb__router_node(root, pattern, NULL, err, cap) || tb__router_node(root, pattern, &n, err, cap))
         return -1;
     for (i = 0; i < (size_t)n->nhandlers; i++)
         if (!strcmp(n->handlers[i].method, method))
-            return tb__route_error(err, cap, "route %s \"%s\" is already registered", method, pattern);
+            return tb__errorf(err, cap, "route %s \"%s\" is already registered", method, pattern);
     h = (tb__handler *)TURBO_REALLOC(n->handlers, (size_t)(n->nhandlers + 1) * sizeof *h);
-    if (!h) return tb__route_error(err, cap, "out of memory adding route \"%s\"", pattern);
+    if (!h) return tb__errorf(err, cap, "out of memory adding route \"%s\"", pattern);
     n->handlers = h;
     h += n->nhandlers++;
     memset(h, 0, sizeof *h);
@@ -2019,16 +2019,11 @@ static void tb__json_8digits(char *o, uint32_t v) {
     memcpy(o + 6, tb__json_pairs + 2 * (lo % 100), 2);
 }
 
-/* v in decimal; returns the end. */
+/* v in decimal; returns the end. Past 10^8, the digits above the last 8
+   first (a call deeper at most twice). */
 static char *tb__json_u64(char *o, uint64_t v) {
     if (v < 100000000) return tb__json_u32(o, (uint32_t)v);
-    if (v < 10000000000000000u) {
-        o = tb__json_u32(o, (uint32_t)(v / 100000000));
-    } else {
-        o = tb__json_u32(o, (uint32_t)(v / 10000000000000000u));
-        tb__json_8digits(o, (uint32_t)(v / 100000000 % 100000000));
-        o += 8;
-    }
+    o = tb__json_u64(o, v / 100000000);
     tb__json_8digits(o, (uint32_t)(v % 100000000));
     return o + 8;
 }
@@ -4527,17 +4522,13 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
     tb__static *st = (tb__static *)TURBO_MALLOC(sizeof *st);
     char pattern[1024];
     size_t n = strlen(prefix);
-    if (!st) {
-        snprintf(s->error, sizeof s->error, "out of memory");
-        return -1;
-    }
+    if (!st) return tb__errorf(s->error, sizeof s->error, "out of memory");
     memset(st, 0, sizeof *st);
     if (opts) st->opts = *opts;
     st->dir = realpath(root, st->root) ? open(st->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (st->dir < 0) {
-        snprintf(s->error, sizeof s->error, "static files: \"%s\" is no folder", root);
         TURBO_FREE(st);
-        return -1;
+        return tb__errorf(s->error, sizeof s->error, "static files: \"%s\" is no folder", root);
     }
     st->root_len = strlen(st->root);
     if (st->root_len == 1) st->root_len = 0; /* "/": every path is under it */
