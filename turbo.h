@@ -462,14 +462,14 @@ TURBO_API void turbo_defer_watch(turbo_defer *d, void (*ended)(void *arg, int go
 
 /* ---------------------------------------------------------------- API: JSON writer */
 
-/* Writes JSON into out (appending). Strings are escaped per RFC 8259
-   (control characters without a short form as lower-case \u00xx), plus
-   U+2028/U+2029; each maximal invalid UTF-8 subpart becomes one U+FFFD, as
-   Python's decode('utf-8', 'replace') does; a NULL string is null. Doubles
-   are written in the shortest form that reads back to the same bits, in
-   the text of Python's repr(); NaN and infinities are refused
-   (TURBO_JSON_NOT_FINITE). Commas and colons are the writer's job. Each
-   call returns 0, or the writer's first error, which sticks. */
+/* Writes JSON into out (appending); commas and colons are the writer's job.
+   Strings are escaped per RFC 8259 (control characters without a short form
+   as lower-case \u00xx), plus U+2028/U+2029; each maximal invalid UTF-8
+   subpart becomes one U+FFFD, as Python's decode('utf-8', 'replace') does;
+   a NULL string is null. Doubles are the shortest text that reads back to
+   the same bits, Python's repr(); NaN and infinities are refused
+   (TURBO_JSON_NOT_FINITE). Each call returns 0, or the writer's first
+   error, which sticks. */
 TURBO_API void turbo_json_init(turbo_json *j, turbo_buf *out);
 TURBO_API int turbo_json_object_begin(turbo_json *j);
 TURBO_API int turbo_json_object_end(turbo_json *j);
@@ -1074,10 +1074,10 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
 }
 
 /* Parses a request head from buf. Returns its length (through the empty
-   line), 0 if incomplete, or -status: 400 malformed, 414 request line too
-   long, 431 head too large or too many headers, 501 unknown transfer
-   coding or CONNECT, 505 unsupported HTTP major version, 417 unknown
-   expectation, 413 absurd Content-Length. */
+   line), 0 if incomplete, or -status: 400 malformed, 413 absurd
+   Content-Length, 414 request line too long, 417 unknown expectation, 431
+   head too large or too many headers, 501 unknown transfer coding or
+   CONNECT, 505 unsupported HTTP major version. */
 static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f, const tb__limits *lim) {
     const char *p = buf, *end = buf + len, *lf;
     size_t limit, i;
@@ -3100,7 +3100,7 @@ TURBO_API int turbo_res_body_file(turbo_res *res, const char *path) {
 /* Completes the response under way: status line and turbo's own headers
    go in front of the handler's headers, a blank line before the body. */
 static void tb__res_finish(turbo_res *res, const turbo_req *req) {
-    size_t body_len, length;
+    size_t length;
     int status, failed = 1;
     if (res->deferred) {
         res->out->len = res->start;
@@ -3123,12 +3123,10 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     if (failed) tb__res_fail(res, 500);
     if (!tb__res_body_started(res)) res->body_start = res->out->len;
     status = res->status ? res->status : 200;
-    body_len = turbo_status_has_body(status) ? res->out->len - res->body_start : 0;
-    length = body_len;
-    if (res->head_only && res->head_length >= 0 && !body_len && turbo_status_has_body(status))
+    length = turbo_status_has_body(status) ? res->out->len - res->body_start : 0;
+    if (res->head_only && res->head_length >= 0 && !length && turbo_status_has_body(status))
         length = (size_t)res->head_length;
-    if (res->head_only) body_len = 0;
-    res->out->len = res->body_start + body_len; /* without a body HEAD or the status has not */
+    res->out->len = res->body_start + (res->head_only ? 0 : length); /* a HEAD's body is measured only */
     if (tb__res_put_head(res, status, length) != 0) {
         res->out->len = res->start; /* nothing sensible can be sent: close */
         res->keep_alive = 0;
