@@ -230,11 +230,10 @@ typedef struct turbo_config {
 /* Creates a server; cfg may be NULL for all defaults. NULL on out of memory. */
 TURBO_API turbo_server *turbo_new(const turbo_config *cfg);
 
-/* Overrides fields of cfg from environment variables named after them in
-   upper case with a TURBO_ prefix (TURBO_PORT, TURBO_THREADS,
-   TURBO_MAX_BODY, TURBO_HEADER_TIMEOUT_MS, ...); PORT is read as well,
-   and PORT=0 asks for any free port. Returns 0, or -1 after printing
-   which variable is not a non-negative integer. */
+/* Overrides fields of cfg from environment variables named after them with
+   a TURBO_ prefix (TURBO_PORT, TURBO_MAX_BODY, ...: README.md lists them),
+   and PORT (0: any free port). Returns 0, or -1 after printing which
+   variable is not a non-negative integer. */
 TURBO_API int turbo_config_env(turbo_config *cfg);
 
 /* Registers handler for method (any token, e.g. "GET"; "*" for every
@@ -2100,12 +2099,12 @@ static tb__dtoa_u128 tb__dtoa_mul(uint64_t a, uint64_t b) {
     return r;
 }
 
-/* floor(q log10 2), floor(q log10 2 + log10 3/4) and floor(e log2 10) by
-   fixed-point multiplication, exact over the ranges used; the bias keeps the
-   shifted value non-negative (right shifts of negatives are not portable). */
-static int tb__dtoa_log10_pow2(int q) { return ((q * 315653 + (1024 << 20)) >> 20) - 1024; }
-static int tb__dtoa_log10_three_quarters_pow2(int q) {
-    return ((q * 315653 - 131237 + (1024 << 20)) >> 20) - 1024;
+/* floor(q log10 2) (for an irregular c, floor(q log10 2 + log10 3/4)) and
+   floor(e log2 10) by fixed-point multiplication, exact over the ranges used;
+   the bias keeps the shifted value non-negative (right shifts of negatives
+   are not portable). */
+static int tb__dtoa_log10_pow2(int q, int irregular) {
+    return ((q * 315653 - (irregular ? 131237 : 0) + (1024 << 20)) >> 20) - 1024;
 }
 static int tb__dtoa_log2_pow10(int e) { return ((e * 1741647 + (1024 << 19)) >> 19) - 1024; }
 
@@ -2142,7 +2141,7 @@ static uint64_t tb__dtoa_round_odd(tb__dtoa_u128 g, uint64_t cp) {
 static uint64_t tb__dtoa_schubfach(uint64_t c, int q, int irregular, int *k) {
     uint64_t cb = c << 2, cbl = cb - 2 + (uint64_t)irregular, cbr = cb + 2;
     uint64_t vb, lower, upper, s, sp, mid;
-    int kk = irregular ? tb__dtoa_log10_three_quarters_pow2(q) : tb__dtoa_log10_pow2(q);
+    int kk = tb__dtoa_log10_pow2(q, irregular);
     int h = q + tb__dtoa_log2_pow10(-kk) + 1; /* 1..4: cbr << h fits */
     tb__dtoa_u128 g = tb__dtoa_pow10(-kk);
     uint64_t odd = c & 1; /* ends of R belong to it only for an even c */
