@@ -860,12 +860,12 @@ static int tb__hex(int c) {
 
 static int tb__lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
-/* a (length n, any case) equals lower (lower case, NUL-terminated)? */
-static int tb__ieq(const char *a, size_t n, const char *lower) {
+/* a (length n) equals b (NUL-terminated), ignoring ASCII case? */
+static int tb__ieq(const char *a, size_t n, const char *b) {
     size_t i;
     for (i = 0; i < n; i++)
-        if (!lower[i] || tb__lower((unsigned char)a[i]) != lower[i]) return 0;
-    return lower[n] == 0;
+        if (!b[i] || tb__lower((unsigned char)a[i]) != tb__lower((unsigned char)b[i])) return 0;
+    return b[n] == 0;
 }
 
 static int tb__is_method(turbo_str m, const char *name) {
@@ -1312,9 +1312,8 @@ TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i) {
 TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
     size_t n = strlen(name);
     int i;
-    for (i = 0; i < r->header_count; i++)
-        if (r->header_name[i].len == n && strncasecmp(r->header_name[i].ptr, name, n) == 0)
-            return r->header_value[i];
+    for (i = 0; i < r->header_count; i++) /* the length first: most names differ in it */
+        if (r->header_name[i].len == n && tb__ieq(r->header_name[i].ptr, n, name)) return r->header_value[i];
     return tb__str(NULL, 0);
 }
 
@@ -2632,7 +2631,7 @@ TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_le
     o = tb__put(o, "\r\n", 2);
     res->out->len = (size_t)(o - res->out->data);
     res->answered = 1;
-    res->typed |= name_len == 12 && strncasecmp(name, "content-type", 12) == 0;
+    res->typed |= tb__ieq(name, name_len, "content-type");
     return 0;
 }
 
