@@ -2895,7 +2895,7 @@ static const char *tb__mime_type(const char *path) {
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
     size_t i;
     for (i = 0; dot && dot > slash && i < sizeof tb__mime / sizeof *tb__mime; i++)
-        if (strcasecmp(dot + 1, tb__mime[i][0]) == 0) return tb__mime[i][1];
+        if (tb__ieq(dot + 1, strlen(dot + 1), tb__mime[i][0])) return tb__mime[i][1];
     return "application/octet-stream";
 }
 
