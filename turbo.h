@@ -1406,7 +1406,7 @@ static int tb__multipart_part(turbo_multipart *m, const char *p, turbo_part *par
     const char *head_end, *next, *line;
     while (p < m->end && (*p == ' ' || *p == '\t')) p++; /* transport padding */
     if (m->end - p < 2 || p[0] != '\r' || p[1] != '\n') return -1;
-    /* From that CRLF on, so that a part without headers ends them there. */
+    /* The blank line that ends the head: right here when the part has no headers. */
     if (!(head_end = tb__search(p, m->end, "\r\n\r\n", 4))) return -1;
     head_end += 2;
     p += 2;
