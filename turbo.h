@@ -49,29 +49,22 @@
 
      cc -O2 app.c -o app -lpthread
 
-   EXECUTION MODEL
+   EXECUTION MODEL (README.md says more)
      Each of `threads` event loops (a "worker") is run by one thread, which
-     reads, parses and calls the handler inline: a quick handler costs no
-     thread hop. No handler may stall a loop, though. A monitor thread
-     looks at every loop each millisecond; a handler still running after
-     handoff_ms (1) has its loop given to a spare thread, which goes on
-     serving the loop's other connections, while the stuck thread finishes
+     reads, parses and calls the handler inline. A handler may block (a
+     database call, a sleep, a lock): a monitor thread gives the loop of a
+     handler still running after handoff_ms (1) to a spare thread, which
+     serves the loop's other connections while the stuck thread finishes
      that one request, sends its answer and parks as a spare:
 
          loop A: thread 1 ---- handler blocks ...... answers, parks
                                     \-> thread 2 serves loop A on
      A route that overstayed once (or was registered TURBO_BLOCKING) gives
      its loop away before its handler starts. Spare threads are bounded by
-     blocking_threads (64 per process); with none spare, the loop waits for
-     its handler and requests queue, none is lost. So a handler may block
-     (database calls, sleeps, CPU loops, a lock).
-
-   THREADS
-     A route's handler runs on many threads, several at once (each loop's,
-     and the spare ones), so the `user` data it is given is shared: make it
-     read-only, or guard it. Requests, responses and writers belong to the
-     handler's call. From another thread only turbo_defer_resume and
-     turbo_stop may be called.
+     blocking_threads (64 per process); with none spare, requests queue.
+     So a handler runs on many threads, several at once: the `user` data it
+     is given is shared (make it read-only, or guard it). From another
+     thread only turbo_defer_resume and turbo_stop may be called.
 
    CONFIGURATION MACROS (define before including)
      TURBO_STATIC          make every function static (one translation unit)
@@ -83,10 +76,9 @@
      TURBO_SHARED_LISTENER loops share one listening socket, as on macOS
 
    MEMORY RULE
-     Everything turbo hands you (strings, requests, responses, writers)
-     belongs to turbo and is valid until your handler returns. Copy what you
-     need to keep. Everything you hand turbo is copied before the call
-     returns.
+     What turbo hands you (strings, requests, responses, writers) is valid
+     until your handler returns: copy what you keep. What you hand turbo is
+     copied before the call returns.
 
    WHAT TURBO ANSWERS BY ITSELF
      400 a malformed or ambiguous request (bad framing, bare CR/LF, bad Host),
@@ -248,11 +240,10 @@ enum { TURBO_LOG_COMMON = 1, TURBO_LOG_JSON = 2 }; /* turbo_config.access_log */
 /* Creates a server; cfg may be NULL for all defaults. NULL on out of memory. */
 TURBO_API turbo_server *turbo_new(const turbo_config *cfg);
 
-/* Overrides fields of cfg from environment variables named after them in
-   upper case with a TURBO_ prefix (TURBO_PORT, TURBO_THREADS,
-   TURBO_MAX_BODY, TURBO_HEADER_TIMEOUT_MS, ...); PORT is read as well,
-   and PORT=0 asks for any free port. Returns 0, or -1 after printing
-   which variable is not a non-negative integer. */
+/* Overrides fields of cfg from environment variables named after them with
+   a TURBO_ prefix (TURBO_PORT, TURBO_MAX_BODY, ...: README.md lists them),
+   and PORT (0: any free port). Returns 0, or -1 after printing which
+   variable is not a non-negative integer. */
 TURBO_API int turbo_config_env(turbo_config *cfg);
 
 /* Registers handler for method (any token, e.g. "GET"; "*" for every
@@ -340,10 +331,10 @@ TURBO_API turbo_str turbo_req_body(const turbo_req *r);
        turbo_part part;
        if (turbo_multipart_begin(&m, turbo_req_header(req, "content-type"), turbo_req_body(req)) == 0)
            while ((rc = turbo_multipart_next(&m, &part)) == 1) use(part.name, part.data);
-   begin returns 0 when content_type is multipart/form-data with a
-   boundary, else -1 (not one); body is the request's, or any bytes. next returns 1 with *part set (views into the body, raw: a quoted
-   name or filename loses its quotes only), 0 after the closing delimiter,
-   -1 for a malformed body (no delimiter, a part without a name...). */
+   begin: 0 for a multipart/form-data content_type with a boundary, else -1;
+   body may be any bytes. next: 1 with *part set (views into the body, raw:
+   a quoted name or filename loses its quotes only), 0 after the closing
+   delimiter, -1 for a malformed body (no delimiter, a part without a name...). */
 typedef struct {
     turbo_str name, filename; /* filename.ptr is NULL for a field that is no file */
     turbo_str content_type;   /* {NULL, 0} when the part has none */
@@ -398,14 +389,13 @@ TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_ty
                               size_t len);
 TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text);
 
-/* Streams the answer: sends the status, the headers and the body written
-   so far now, in chunked coding (until close in HTTP/1.0); write more with
-   turbo_res_body and flush again; the body ends when the answer does (the
-   handler returns, or the resume function of a deferred answer returns
-   without deferring again). Waits while the client reads slowly, so call
-   it where waiting is fine: a handler's thread (its event loop goes on with
-   another). Returns 0, or -1 when the client has gone, after a JSON body
-   was begun, or for a status that has no body. */
+/* Streams the answer: sends the status, headers and body so far now, in
+   chunked coding (until close in HTTP/1.0); write more and flush again.
+   The body ends with the answer (the handler, or a deferred answer's resume
+   function, returns without deferring again). Waits while the client reads
+   slowly (the handler's event loop goes on with another thread). Returns 0,
+   or -1 when the client has gone, after a JSON body was begun, or for a
+   status that has no body. */
 TURBO_API int turbo_res_flush(turbo_res *res);
 
 /* Ends a streamed answer that went wrong: the connection closes without
@@ -417,23 +407,19 @@ TURBO_API void turbo_res_abort(turbo_res *res);
 TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
 
 /* Answers with the file at path (a path the program trusts; for a folder
-   a client names, see turbo_static): Content-Type from its extension
-   (unless the handler set one), ETag and Last-Modified, 304 for a matching
-   If-None-Match or If-Modified-Since, 206 for one satisfiable Range (416
-   if none is; several get the whole file), If-Range; the body is sent with
-   sendfile (a file over 64 KiB; read and write where there is none),
-   waiting while the client reads slowly as turbo_res_flush does. req gives
-   the conditional headers; NULL: the request being answered (none in a
-   resumed answer). A missing or unreadable file, or one that is not a
-   regular file, is turbo's 404. Returns 0, or -1 after a 404 or when the
+   a client names, see turbo_static): Content-Type from its extension unless
+   set, ETag, Last-Modified, 304, one Range (206, or 416; several: the whole
+   file), If-Range, HEAD; the body goes by sendfile past 64 KiB, waiting for
+   a slow client as turbo_res_flush does. req gives the conditional headers
+   (NULL: the request being answered). A missing or unreadable file, or no
+   regular one, is turbo's 404. Returns 0, or -1 after a 404 or when the
    client has gone. */
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
 
 /* The body is the file at path, sent as turbo_res_file sends it, under the
-   status and headers the handler set (none of turbo_res_file's): for one
-   that made its own (ASGI's http.response.pathsend). A file that cannot be
-   read is a 500 and a log line. Returns 0, or -1 after a 500 or when the
-   client has gone. */
+   status and headers the handler set (ASGI's http.response.pathsend). A
+   file that cannot be read is a 500 and a log line. Returns 0, or -1 after
+   a 500 or when the client has gone. */
 TURBO_API int turbo_res_body_file(turbo_res *res, const char *path);
 
 /* Serves the files under the folder root for GET and HEAD of prefix/...
@@ -458,13 +444,12 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
 TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status);
 
 /* Defers the answer: the handler returns without answering and the
-   connection waits (later pipelined requests wait behind it). The request
-   is no longer valid after the handler returns. Later, from any thread,
-   call turbo_defer_resume: fn runs on the connection's worker thread with
-   a response to fill, or with res NULL if the client has gone (free arg
-   then). Shutdown waits for deferred answers up to shutdown_timeout_ms;
-   a resume after that calls fn(NULL, arg) at once, in the calling thread.
-   Returns NULL if out of memory (answer at once then). */
+   connection waits (later pipelined requests behind it); the request is
+   gone then. Later, from any thread, turbo_defer_resume runs fn on the
+   connection's worker thread with a response to fill, or with res NULL if
+   the client has gone (free arg then). Shutdown waits for deferred answers
+   up to shutdown_timeout_ms; a resume after that calls fn(NULL, arg) at
+   once, in the calling thread. NULL if out of memory (answer at once). */
 TURBO_API turbo_defer *turbo_res_defer(turbo_res *res);
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg);
 
@@ -479,23 +464,21 @@ typedef struct {
 TURBO_API void turbo_defer_resume_all(turbo_resumption *batch, size_t n);
 
 /* Optional, from the handler that deferred: ended(arg, gone) is called
-   once, on the connection's worker thread: gone = 1 as soon as the
-   connection is lost while the answer is not yet resumed (the client
-   left, or a timeout or shutdown closed it), else gone = 0 once the
-   resumed answer has been written. While an answer is deferred the
-   connection is still read, so a client that leaves is seen at once. */
+   once on the connection's worker thread: gone = 1 as soon as the
+   connection is lost before the answer is resumed (the client left, a
+   timeout, shutdown), else gone = 0 once the answer has been written. */
 TURBO_API void turbo_defer_watch(turbo_defer *d, void (*ended)(void *arg, int gone), void *arg);
 
 /* ---------------------------------------------------------------- API: JSON writer */
 
-/* Writes JSON into out (appending). Strings are escaped per RFC 8259
-   (control characters without a short form as lower-case \u00xx), plus
-   U+2028/U+2029; each maximal invalid UTF-8 subpart becomes one U+FFFD, as
-   Python's decode('utf-8', 'replace') does; a NULL string is null. Doubles
-   are written in the shortest form that reads back to the same bits, in
-   the text of Python's repr(); NaN and infinities are refused
-   (TURBO_JSON_NOT_FINITE). Commas and colons are the writer's job. Each
-   call returns 0, or the writer's first error, which sticks. */
+/* Writes JSON into out (appending); commas and colons are the writer's job.
+   Strings are escaped per RFC 8259 (control characters without a short form
+   as lower-case \u00xx), plus U+2028/U+2029; each maximal invalid UTF-8
+   subpart becomes one U+FFFD, as Python's decode('utf-8', 'replace') does;
+   a NULL string is null. Doubles are the shortest text that reads back to
+   the same bits, Python's repr(); NaN and infinities are refused
+   (TURBO_JSON_NOT_FINITE). Each call returns 0, or the writer's first
+   error, which sticks. */
 TURBO_API void turbo_json_init(turbo_json *j, turbo_buf *out);
 TURBO_API int turbo_json_object_begin(turbo_json *j);
 TURBO_API int turbo_json_object_end(turbo_json *j);
@@ -805,6 +788,18 @@ static turbo_str tb__str(const char *p, size_t n) {
     return s;
 }
 
+#include <stdarg.h>
+
+/* Writes the reason something is refused into err (cap bytes): -1, for a
+   return. */
+static int tb__errorf(char *err, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 /* Copies n bytes to o and returns their end, as mempcpy does. */
 static char *tb__put(char *o, const void *src, size_t n) {
     memcpy(o, src, n);
@@ -876,12 +871,17 @@ static int tb__hex(int c) {
 
 static int tb__lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
-/* a (length n, any case) equals lower (lower case, NUL-terminated)? */
-static int tb__ieq(const char *a, size_t n, const char *lower) {
+/* a (length n) equals b (NUL-terminated), ignoring ASCII case? */
+static int tb__ieq(const char *a, size_t n, const char *b) {
     size_t i;
     for (i = 0; i < n; i++)
-        if (!lower[i] || tb__lower((unsigned char)a[i]) != lower[i]) return 0;
-    return lower[n] == 0;
+        if (!b[i] || tb__lower((unsigned char)a[i]) != tb__lower((unsigned char)b[i])) return 0;
+    return b[n] == 0;
+}
+
+static int tb__is_method(turbo_str m, const char *name) {
+    size_t n = strlen(name);
+    return m.len == n && memcmp(m.ptr, name, n) == 0;
 }
 
 static turbo_str tb__trim_ows(const char *p, size_t n) {
@@ -917,21 +917,19 @@ static int tb__parse_content_length(turbo_str v, uint64_t *out) {
     return 0;
 }
 
-/* IPv6address (RFC 3986 3.2.2): the text form of RFC 4291 2.2 that
-   inet_pton reads, an IPv4 tail included. 46 bytes hold the longest. */
-static int tb__valid_ipv6(const char *p, size_t n) {
+/* IP-literal = "[" ( IPv6address / IPvFuture ) "]", without the brackets.
+   An IPv6address (RFC 3986 3.2.2) is the text form of RFC 4291 2.2 that
+   inet_pton reads, an IPv4 tail included; 46 bytes hold the longest. */
+static int tb__valid_ip_literal(const char *p, size_t n) {
     char text[INET6_ADDRSTRLEN];
     unsigned char addr[16];
-    if (n >= sizeof text) return 0;
-    memcpy(text, p, n);
-    text[n] = 0;
-    return inet_pton(AF_INET6, text, addr) == 1;
-}
-
-/* IP-literal = "[" ( IPv6address / IPvFuture ) "]", without the brackets. */
-static int tb__valid_ip_literal(const char *p, size_t n) {
     size_t i = 1, start;
-    if (n == 0 || (p[0] != 'v' && p[0] != 'V')) return tb__valid_ipv6(p, n);
+    if (n == 0 || (p[0] != 'v' && p[0] != 'V')) {
+        if (n >= sizeof text) return 0;
+        memcpy(text, p, n);
+        text[n] = 0;
+        return inet_pton(AF_INET6, text, addr) == 1;
+    }
     while (i < n && tb__hex((unsigned char)p[i]) >= 0) i++; /* IPvFuture: "v" HEXDIG+ "." ... */
     if (i == 1 || i == n || p[i++] != '.') return 0;
     for (start = i; i < n; i++)
@@ -982,7 +980,7 @@ static int tb__parse_request_line(const char *p, size_t n, turbo_req *r) {
 static int tb__split_target(turbo_req *r) {
     const char *t = r->target.ptr, *end = t + r->target.len, *q;
     if (r->target.len == 1 && t[0] == '*') {
-        if (r->method.len != 7 || memcmp(r->method.ptr, "OPTIONS", 7) != 0) return -400;
+        if (!tb__is_method(r->method, "OPTIONS")) return -400;
     } else if (t[0] != '/') {
         turbo_str authority;
         if (r->target.len > 7 && tb__ieq(t, 7, "http://")) t += 7;
@@ -1086,10 +1084,10 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
 }
 
 /* Parses a request head from buf. Returns its length (through the empty
-   line), 0 if incomplete, or -status: 400 malformed, 414 request line too
-   long, 431 head too large or too many headers, 501 unknown transfer
-   coding or CONNECT, 505 unsupported HTTP major version, 417 unknown
-   expectation, 413 absurd Content-Length. */
+   line), 0 if incomplete, or -status: 400 malformed, 413 absurd
+   Content-Length, 414 request line too long, 417 unknown expectation, 431
+   head too large or too many headers, 501 unknown transfer coding or
+   CONNECT, 505 unsupported HTTP major version. */
 static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f, const tb__limits *lim) {
     const char *p = buf, *end = buf + len, *lf;
     size_t limit, i;
@@ -1118,7 +1116,7 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     if (lf == p || lf[-1] != '\r') return -400; /* bare LF */
     if ((size_t)(lf - 1 - p) > lim->max_line) return -414;
     if ((rc = tb__parse_request_line(p, (size_t)(lf - 1 - p), r)) != 0) return rc;
-    if (r->method.len == 7 && memcmp(r->method.ptr, "CONNECT", 7) == 0) return -501;
+    if (tb__is_method(r->method, "CONNECT")) return -501;
     if ((rc = tb__split_target(r)) != 0) return rc;
     p = lf + 1;
     for (;;) {
@@ -1323,15 +1321,10 @@ TURBO_API turbo_str turbo_req_param_value(const turbo_req *r, int i) {
 }
 
 TURBO_API turbo_str turbo_req_header(const turbo_req *r, const char *name) {
-    size_t n = strlen(name), k;
+    size_t n = strlen(name);
     int i;
-    for (i = 0; i < r->header_count; i++) {
-        const char *h = r->header_name[i].ptr;
-        if (r->header_name[i].len != n) continue;
-        for (k = 0; k < n && tb__lower((unsigned char)h[k]) == tb__lower((unsigned char)name[k]); k++) {
-        }
-        if (k == n) return r->header_value[i];
-    }
+    for (i = 0; i < r->header_count; i++) /* the length first: most names differ in it */
+        if (r->header_name[i].len == n && tb__ieq(r->header_name[i].ptr, n, name)) return r->header_value[i];
     return tb__str(NULL, 0);
 }
 
@@ -1411,12 +1404,11 @@ TURBO_API int turbo_multipart_begin(turbo_multipart *m, turbo_str ct, turbo_str 
     m->delim_len = boundary.len + 4;
     m->end = b.ptr + b.len;
     /* The first delimiter opens the body, or follows a preamble. */
-    if (b.len >= m->delim_len - 2 && memcmp(b.ptr, m->delim + 2, m->delim_len - 2) == 0) {
+    if (b.len >= m->delim_len - 2 && memcmp(b.ptr, m->delim + 2, m->delim_len - 2) == 0)
         m->at = b.ptr + m->delim_len - 2;
-        return 0;
-    }
-    first = b.len ? tb__search(b.ptr, m->end, m->delim, m->delim_len) : NULL;
-    m->at = first ? first + m->delim_len : NULL; /* none: next() says malformed */
+    else if ((first = b.len ? tb__search(b.ptr, m->end, m->delim, m->delim_len) : NULL))
+        m->at = first + m->delim_len;
+    else m->at = NULL; /* none: next() says malformed */
     return 0;
 }
 
@@ -1425,10 +1417,10 @@ static int tb__multipart_part(turbo_multipart *m, const char *p, turbo_part *par
     const char *head_end, *next, *line;
     while (p < m->end && (*p == ' ' || *p == '\t')) p++; /* transport padding */
     if (m->end - p < 2 || p[0] != '\r' || p[1] != '\n') return -1;
+    /* The blank line that ends the head: right here when the part has no headers. */
+    if (!(head_end = tb__search(p, m->end, "\r\n\r\n", 4))) return -1;
+    head_end += 2;
     p += 2;
-    if (m->end - p >= 2 && p[0] == '\r' && p[1] == '\n') head_end = p;
-    else if (!(head_end = tb__search(p, m->end, "\r\n\r\n", 4))) return -1;
-    else head_end += 2;
     if (!(next = tb__search(head_end + 2, m->end, m->delim, m->delim_len))) return -1;
     memset(part, 0, sizeof *part);
     part->head = tb__str(p, (size_t)(head_end - p));
@@ -1581,10 +1573,10 @@ static tb__handler *tb__node_handler(const tb__node *n, turbo_str method) {
     for (i = 0; i < n->nhandlers; i++) {
         tb__handler *h = &n->handlers[i];
         if (h->method_len == method.len && memcmp(h->method, method.ptr, method.len) == 0) return h;
-        if (h->method_len == 3 && memcmp(h->method, "GET", 3) == 0) get = h;
-        if (h->method_len == 1 && h->method[0] == '*') any = h;
+        if (!strcmp(h->method, "GET")) get = h;
+        if (!strcmp(h->method, "*")) any = h;
     }
-    return get && method.len == 4 && memcmp(method.ptr, "HEAD", 4) == 0 ? get : any;
+    return get && tb__is_method(method, "HEAD") ? get : any;
 }
 
 typedef struct tb__lookup {
@@ -1641,11 +1633,6 @@ static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node
     return h;
 }
 
-static int tb__is_method(turbo_str m, const char *name) {
-    size_t n = strlen(name);
-    return m.len == n && memcmp(m.ptr, name, n) == 0;
-}
-
 /* A method some route serves, one of the standard ones, or any when a "*"
    route exists; methods[0..n) are the server's (turbo_route keeps them). */
 static int tb__known_method(char (*methods)[TB__METHOD_MAX], int n, turbo_str m) {
@@ -1675,12 +1662,12 @@ static void tb__allow_all(char (*methods)[TB__METHOD_MAX], int n, turbo_buf *b) 
 static void tb__allow_value(const tb__node *n, turbo_buf *b) {
     int i, get = 0, head = 0, options = 0;
     for (i = 0; i < n->nhandlers; i++) {
-        const tb__handler *h = &n->handlers[i];
-        if (i) turbo_buf_append(b, ", ", 2);
-        turbo_buf_append(b, h->method, h->method_len);
-        get |= h->method_len == 3 && memcmp(h->method, "GET", 3) == 0;
-        head |= h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
-        options |= h->method_len == 7 && memcmp(h->method, "OPTIONS", 7) == 0;
+        const char *m = n->handlers[i].method;
+        if (i) tb__buf_puts(b, ", ");
+        tb__buf_puts(b, m);
+        get |= !strcmp(m, "GET");
+        head |= !strcmp(m, "HEAD");
+        options |= !strcmp(m, "OPTIONS");
     }
     if (get && !head) tb__buf_puts(b, ", HEAD");
     if (!options) tb__buf_puts(b, ", OPTIONS");
@@ -1717,109 +1704,82 @@ static int tb__segment_kind(const char *pattern, const char *p, size_t n, char *
     } else if (tb__is_ident(p + 1, n - (tail ? 5 : 2))) {
         return tail ? 2 : 1;
     } else {
-        snprintf(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern, (int)(n - 2),
-                 p + 1);
-        return -1;
+        return tb__errorf(err, cap, "route \"%s\": capture name \"%.*s\" is not an identifier", pattern,
+                          (int)(n - 2), p + 1);
     }
-    snprintf(err, cap, "route \"%s\"%s", pattern, why);
-    return -1;
+    return tb__errorf(err, cap, "route \"%s\"%s", pattern, why);
 }
 
-/* Walks the trie for pattern; the node, or NULL with err set. With create
-   0 it only checks (returning root when all is well, nodes or not), so that
-   a refused pattern leaves no nodes behind. */
-static tb__node *tb__router_node(tb__node *root, const char *pattern, int create, char *err, size_t cap) {
-    const char *p = pattern + 1, *end = pattern + strlen(pattern);
+/* Walks the trie for pattern: 0 with *out its node, or -1 with err set.
+   With out NULL it only checks, creating nothing, so that a refused pattern
+   leaves no nodes behind. */
+static int tb__router_node(tb__node *root, const char *pattern, tb__node **out, char *err, size_t cap) {
+    const char *p = pattern[1] ? pattern + 1 : NULL, *end = pattern + strlen(pattern); /* "/": the root */
     turbo_str names[TURBO_MAX_PARAMS]; /* the captures so far */
     int captures = 0, i;
     tb__node *n = root;
-    if (pattern[0] != '/') {
-        snprintf(err, cap, "route \"%s\" must start with \"/\"", pattern);
-        return NULL;
-    }
-    if (p == end) return root;
-    for (;;) {
+    if (pattern[0] != '/') return tb__errorf(err, cap, "route \"%s\" must start with \"/\"", pattern);
+    while (p) {
         const char *slash = (const char *)memchr(p, '/', (size_t)(end - p));
         size_t len = (size_t)((slash ? slash : end) - p);
         int kind = tb__segment_kind(pattern, p, len, err, cap);
-        tb__node **slot;
-        if (kind < 0) return NULL;
-        if (!len && slash) {
-            snprintf(err, cap, "route \"%s\" has an empty segment", pattern);
-            return NULL;
-        }
+        if (kind < 0) return -1;
+        if (!len && slash) return tb__errorf(err, cap, "route \"%s\" has an empty segment", pattern);
         if (kind == 0) {
-            if (!create) n = n ? tb__node_child(n, p, len) : NULL;
-            else if (!(n = tb__node_add_static(n, p, len))) break;
+            n = out ? tb__node_add_static(n, p, len) : n ? tb__node_child(n, p, len) : NULL;
         } else {
             const char *name = p + 1;
             size_t name_len = len - (kind == 2 ? 5 : 2);
-            if (kind == 2 && slash) {
-                snprintf(err, cap, "route \"%s\": {%.*s...} must be the last segment", pattern, (int)name_len,
-                         name);
-                return NULL;
-            }
+            tb__node **slot = !n ? NULL : kind == 1 ? &n->param : &n->tail;
+            if (kind == 2 && slash)
+                return tb__errorf(err, cap, "route \"%s\": {%.*s...} must be the last segment", pattern,
+                                  (int)name_len, name);
             for (i = 0; i < captures; i++)
-                if (names[i].len == name_len && memcmp(names[i].ptr, name, name_len) == 0) {
-                    snprintf(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern, (int)name_len,
-                             name);
-                    return NULL;
-                }
-            if (captures == TURBO_MAX_PARAMS) {
-                snprintf(err, cap, "route \"%s\" has more than %d captures", pattern, TURBO_MAX_PARAMS);
-                return NULL;
-            }
+                if (names[i].len == name_len && memcmp(names[i].ptr, name, name_len) == 0)
+                    return tb__errorf(err, cap, "route \"%s\" uses the capture {%.*s} twice", pattern,
+                                      (int)name_len, name);
+            if (captures == TURBO_MAX_PARAMS)
+                return tb__errorf(err, cap, "route \"%s\" has more than %d captures", pattern,
+                                  TURBO_MAX_PARAMS);
             names[captures++] = tb__str(name, name_len);
-            slot = !n ? NULL : kind == 1 ? &n->param : &n->tail;
-            if (slot && *slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len))) {
-                snprintf(err, cap, "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
-                         pattern, (int)name_len, name, (*slot)->seg);
-                return NULL;
-            }
-            if (create && !*slot && !(*slot = tb__node_new(name, name_len))) break;
+            if (slot && *slot && ((*slot)->seg_len != name_len || memcmp((*slot)->seg, name, name_len)))
+                return tb__errorf(err, cap,
+                                  "route \"%s\": capture {%.*s} conflicts with {%s} of an earlier route",
+                                  pattern, (int)name_len, name, (*slot)->seg);
+            if (out && !*slot) *slot = tb__node_new(name, name_len);
             n = slot ? *slot : NULL;
         }
-        if (!slash) return create ? n : root;
-        p = slash + 1;
+        if (out && !n) return tb__errorf(err, cap, "out of memory adding route \"%s\"", pattern);
+        p = slash ? slash + 1 : NULL;
     }
-    snprintf(err, cap, "out of memory adding route \"%s\"", pattern);
-    return NULL;
+    if (out) *out = n;
+    return 0;
 }
 
 static int tb__router_add(tb__node *root, const char *method, const char *pattern, turbo_handler fn,
                           void *user, int flags, char *err, size_t cap) {
     size_t mlen = strlen(method), i = 0;
     tb__node *n;
-    tb__handler *hs;
+    tb__handler *h;
     while (i < mlen && TB__IS(TB__TCHAR, method[i])) i++;
-    if (!mlen || i < mlen || mlen >= TB__METHOD_MAX) {
-        snprintf(err, cap, "method \"%s\" is not a valid HTTP method token", method);
-        return -1;
-    }
-    if (!fn) {
-        snprintf(err, cap, "route %s \"%s\" has no handler", method, pattern);
-        return -1;
-    }
-    if (!tb__router_node(root, pattern, 0, err, cap) || !(n = tb__router_node(root, pattern, 1, err, cap)))
+    if (!mlen || i < mlen || mlen >= TB__METHOD_MAX)
+        return tb__errorf(err, cap, "method \"%s\" is not a valid HTTP method token", method);
+    if (!fn) return tb__errorf(err, cap, "route %s \"%s\" has no handler", method, pattern);
+    if (tb__router_node(root, pattern, NULL, err, cap) || tb__router_node(root, pattern, &n, err, cap))
         return -1;
     for (i = 0; i < (size_t)n->nhandlers; i++)
-        if (n->handlers[i].method_len == mlen && memcmp(n->handlers[i].method, method, mlen) == 0) {
-            snprintf(err, cap, "route %s \"%s\" is already registered", method, pattern);
-            return -1;
-        }
-    hs = (tb__handler *)TURBO_REALLOC(n->handlers, (size_t)(n->nhandlers + 1) * sizeof *hs);
-    if (!hs) {
-        snprintf(err, cap, "out of memory adding route \"%s\"", pattern);
-        return -1;
-    }
-    n->handlers = hs;
-    memcpy(hs[n->nhandlers].method, method, mlen + 1);
-    hs[n->nhandlers].method_len = mlen;
-    hs[n->nhandlers].fn = fn;
-    hs[n->nhandlers].user = user;
-    hs[n->nhandlers].flags = flags;
-    hs[n->nhandlers].overstayed = 0;
-    n->nhandlers++;
+        if (!strcmp(n->handlers[i].method, method))
+            return tb__errorf(err, cap, "route %s \"%s\" is already registered", method, pattern);
+    h = (tb__handler *)TURBO_REALLOC(n->handlers, (size_t)(n->nhandlers + 1) * sizeof *h);
+    if (!h) return tb__errorf(err, cap, "out of memory adding route \"%s\"", pattern);
+    n->handlers = h;
+    h += n->nhandlers++;
+    memset(h, 0, sizeof *h);
+    memcpy(h->method, method, mlen + 1);
+    h->method_len = mlen;
+    h->fn = fn;
+    h->user = user;
+    h->flags = flags;
     return 0;
 }
 
@@ -1828,12 +1788,11 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
 /* The writer streams into a turbo_buf: each call checks that its token may
    come now, makes room (calling turbo_buf_reserve only when short of it),
    then writes the comma it needs and the token through a plain pointer.
-   j->state says what may come next; j->stack keeps a bit per open
-   container, whether it is an object, which gives the state to return to
-   after each of its members (TB__JSON_OBJECT_NEXT or TB__JSON_ARRAY_NEXT).
-   Zero is the start state. The first error sticks:
-   later calls write nothing and return it. Output is not rolled back on
-   error; the caller discards it (turbo answers 500). */
+   j->state says what may come next (zero: the start); j->stack keeps a bit
+   per open container, whether it is an object, which gives the state to
+   return to after each of its members. The first error sticks: later calls
+   write nothing and return it. Output is not rolled back on error; the
+   caller discards it (turbo answers 500). */
 enum {
     TB__JSON_START = 0,    /* top level, nothing written yet */
     TB__JSON_ARRAY_FIRST,  /* after '[': a value or ']' */
@@ -1896,18 +1855,15 @@ static int tb__json_value_done(turbo_json *j, char *p) {
 }
 
 /* ---- strings ----
-   Escapes: '"' and '\\' as \" and \\; the control characters U+0000-U+001F
-   as \b \f \n \r \t where those exist, else \u00xx with lower-case hex (as
-   Python's json.dumps); U+2028 and U+2029 as \u2028 and \u2029 so the output
-   can sit inside JavaScript source. '/' and DEL are left alone.
+   Escapes as turbo_json_init's comment says ('/' and DEL stay as they are).
    Invalid UTF-8 becomes U+FFFD, one per maximal subpart (The Unicode
-   Standard, 3.9, "U+FFFD Substitution of Maximal Subparts"): a byte that
-   cannot start a sequence (80-C1, F5-FF) is one subpart; otherwise the
-   subpart is the longest prefix of a well-formed sequence that is there, so
-   E2 82 followed by 'A' (or by the end) is one U+FFFD, then 'A'. Overlongs,
-   surrogates and values above U+10FFFF fail at their first or second byte
-   (C0, E0 80, ED A0, F0 80, F4 90), so each of their bytes becomes one
-   U+FFFD. Python's bytes.decode("utf-8", "replace") follows the same rule. */
+   Standard, 3.9, "U+FFFD Substitution of Maximal Subparts"), as Python's
+   bytes.decode("utf-8", "replace") does: a byte that cannot start a
+   sequence (80-C1, F5-FF) is one subpart; otherwise the subpart is the
+   longest prefix of a well-formed sequence that is there, so E2 82 followed
+   by 'A' (or by the end) is one U+FFFD, then 'A'. Overlongs, surrogates and
+   values above U+10FFFF fail at their first or second byte (C0, E0 80, ED
+   A0, F0 80, F4 90), so each of their bytes becomes one U+FFFD. */
 
 /* Nonzero if any of the 8 bytes of w is below 0x20, '"', '\\' or 0x80 and
    above (exact as a yes/no: a borrow only crosses from a byte that is). */
@@ -2072,16 +2028,11 @@ static void tb__json_8digits(char *o, uint32_t v) {
     memcpy(o + 6, tb__json_pairs + 2 * (lo % 100), 2);
 }
 
-/* v in decimal; returns the end. */
+/* v in decimal; returns the end. Past 10^8, the digits above the last 8
+   first (a call deeper at most twice). */
 static char *tb__json_u64(char *o, uint64_t v) {
     if (v < 100000000) return tb__json_u32(o, (uint32_t)v);
-    if (v < 10000000000000000u) {
-        o = tb__json_u32(o, (uint32_t)(v / 100000000));
-    } else {
-        o = tb__json_u32(o, (uint32_t)(v / 10000000000000000u));
-        tb__json_8digits(o, (uint32_t)(v / 100000000 % 100000000));
-        o += 8;
-    }
+    o = tb__json_u64(o, v / 100000000);
     tb__json_8digits(o, (uint32_t)(v % 100000000));
     return o + 8;
 }
@@ -2158,12 +2109,12 @@ static tb__dtoa_u128 tb__dtoa_mul(uint64_t a, uint64_t b) {
     return r;
 }
 
-/* floor(q log10 2), floor(q log10 2 + log10 3/4) and floor(e log2 10) by
-   fixed-point multiplication, exact over the ranges used; the bias keeps the
-   shifted value non-negative (right shifts of negatives are not portable). */
-static int tb__dtoa_log10_pow2(int q) { return ((q * 315653 + (1024 << 20)) >> 20) - 1024; }
-static int tb__dtoa_log10_three_quarters_pow2(int q) {
-    return ((q * 315653 - 131237 + (1024 << 20)) >> 20) - 1024;
+/* floor(q log10 2) (for an irregular c, floor(q log10 2 + log10 3/4)) and
+   floor(e log2 10) by fixed-point multiplication, exact over the ranges used;
+   the bias keeps the shifted value non-negative (right shifts of negatives
+   are not portable). */
+static int tb__dtoa_log10_pow2(int q, int irregular) {
+    return ((q * 315653 - (irregular ? 131237 : 0) + (1024 << 20)) >> 20) - 1024;
 }
 static int tb__dtoa_log2_pow10(int e) { return ((e * 1741647 + (1024 << 19)) >> 19) - 1024; }
 
@@ -2200,7 +2151,7 @@ static uint64_t tb__dtoa_round_odd(tb__dtoa_u128 g, uint64_t cp) {
 static uint64_t tb__dtoa_schubfach(uint64_t c, int q, int irregular, int *k) {
     uint64_t cb = c << 2, cbl = cb - 2 + (uint64_t)irregular, cbr = cb + 2;
     uint64_t vb, lower, upper, s, sp, mid;
-    int kk = irregular ? tb__dtoa_log10_three_quarters_pow2(q) : tb__dtoa_log10_pow2(q);
+    int kk = tb__dtoa_log10_pow2(q, irregular);
     int h = q + tb__dtoa_log2_pow10(-kk) + 1; /* 1..4: cbr << h fits */
     tb__dtoa_u128 g = tb__dtoa_pow10(-kk);
     uint64_t odd = c & 1; /* ends of R belong to it only for an even c */
@@ -2726,14 +2677,13 @@ TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_le
     if (tb__res_body_started(res) || res->deferred) return -1;
     if (turbo_header_check(name, name_len, value, value_len) != 0) return -1;
     if (turbo_buf_reserve(res->out, name_len + value_len + 4) != 0) return -1;
-    o = res->out->data + res->out->len;
-    memcpy(o, name, name_len);
-    memcpy(o + name_len, ": ", 2);
-    memcpy(o + name_len + 2, value, value_len);
-    memcpy(o + name_len + 2 + value_len, "\r\n", 2);
-    res->out->len += name_len + value_len + 4;
+    o = tb__put(res->out->data + res->out->len, name, name_len);
+    o = tb__put(o, ": ", 2);
+    o = tb__put(o, value, value_len);
+    o = tb__put(o, "\r\n", 2);
+    res->out->len = (size_t)(o - res->out->data);
     res->answered = 1;
-    res->typed |= name_len == 12 && strncasecmp(name, "content-type", 12) == 0;
+    res->typed |= tb__ieq(name, name_len, "content-type");
     return 0;
 }
 
@@ -2998,7 +2948,7 @@ static const char *tb__mime_type(const char *path) {
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
     size_t i;
     for (i = 0; dot && dot > slash && i < sizeof tb__mime / sizeof *tb__mime; i++)
-        if (strcasecmp(dot + 1, tb__mime[i][0]) == 0) return tb__mime[i][1];
+        if (tb__ieq(dot + 1, strlen(dot + 1), tb__mime[i][0])) return tb__mime[i][1];
     return "application/octet-stream";
 }
 
@@ -3161,20 +3111,20 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
         (!if_range.ptr || (if_range.len == strlen(etag) && memcmp(if_range.ptr, etag, if_range.len) == 0) ||
          (if_range.len == 29 && memcmp(if_range.ptr, modified, 29) == 0)))
         ranged = tb__range(want, len, &from, &len);
-    if (ranged) {
-        if (ranged < 0) snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st->st_size);
-        else
-            snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)from,
-                     (unsigned long long)(from + len - 1), (unsigned long long)st->st_size);
-        turbo_res_header(res, "Content-Range", range);
-    }
-    turbo_res_status(res, ranged < 0 ? 416 : ranged ? 206 : 200);
-    if (ranged >= 0 && !res->typed) turbo_res_header(res, "Content-Type", tb__mime_type(name));
     if (ranged < 0) {
+        snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st->st_size);
+        turbo_res_header(res, "Content-Range", range);
         tb__res_error_body(res, 416);
         close(fd);
         return 0;
     }
+    if (ranged) {
+        snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)from,
+                 (unsigned long long)(from + len - 1), (unsigned long long)st->st_size);
+        turbo_res_header(res, "Content-Range", range);
+    }
+    turbo_res_status(res, ranged ? 206 : 200);
+    if (!res->typed) turbo_res_header(res, "Content-Type", tb__mime_type(name));
     return tb__res_file_body(res, fd, from, len);
 }
 
@@ -3202,7 +3152,7 @@ TURBO_API int turbo_res_body_file(turbo_res *res, const char *path) {
 /* Completes the response under way: status line and turbo's own headers
    go in front of the handler's headers, a blank line before the body. */
 static void tb__res_finish(turbo_res *res, const turbo_req *req) {
-    size_t body_len, length;
+    size_t length;
     int status, failed = 1;
     if (res->deferred) {
         res->out->len = res->start;
@@ -3225,12 +3175,10 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     if (failed) tb__res_fail(res, 500);
     if (!tb__res_body_started(res)) res->body_start = res->out->len;
     status = res->status ? res->status : 200;
-    body_len = turbo_status_has_body(status) ? res->out->len - res->body_start : 0;
-    length = body_len;
-    if (res->head_only && res->head_length >= 0 && !body_len && turbo_status_has_body(status))
+    length = turbo_status_has_body(status) ? res->out->len - res->body_start : 0;
+    if (res->head_only && res->head_length >= 0 && !length && turbo_status_has_body(status))
         length = (size_t)res->head_length;
-    if (res->head_only) body_len = 0;
-    res->out->len = res->body_start + body_len; /* without a body HEAD or the status has not */
+    res->out->len = res->body_start + (res->head_only ? 0 : length); /* a HEAD's body is measured only */
     if (tb__res_put_head(res, status, length) != 0) {
         res->out->len = res->start; /* nothing sensible can be sent: close */
         res->keep_alive = 0;
@@ -4904,17 +4852,13 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
     tb__static *st = (tb__static *)TURBO_MALLOC(sizeof *st);
     char pattern[1024];
     size_t n = strlen(prefix);
-    if (!st) {
-        snprintf(s->error, sizeof s->error, "out of memory");
-        return -1;
-    }
+    if (!st) return tb__errorf(s->error, sizeof s->error, "out of memory");
     memset(st, 0, sizeof *st);
     if (opts) st->opts = *opts;
     st->dir = realpath(root, st->root) ? open(st->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (st->dir < 0) {
-        snprintf(s->error, sizeof s->error, "static files: \"%s\" is no folder", root);
         TURBO_FREE(st);
-        return -1;
+        return tb__errorf(s->error, sizeof s->error, "static files: \"%s\" is no folder", root);
     }
     st->root_len = strlen(st->root);
     if (st->root_len == 1) st->root_len = 0; /* "/": every path is under it */
