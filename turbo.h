@@ -556,11 +556,11 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -787,8 +787,6 @@ static turbo_str tb__str(const char *p, size_t n) {
     turbo_str s = {p, n};
     return s;
 }
-
-#include <stdarg.h>
 
 /* Writes the reason something is refused into err (cap bytes): -1, for a
    return. */
@@ -3377,10 +3375,9 @@ static void tb__on_reopen(int sig) {
    or the new one: dup2 swaps them at once). 0, or -1 with s->error. */
 static int tb__log_open(turbo_server *s) {
     int fd = open(s->cfg.access_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(s->error, sizeof s->error, "access log %s: %s", s->cfg.access_log_path, strerror(errno));
-        return -1;
-    }
+    if (fd < 0)
+        return tb__errorf(s->error, sizeof s->error, "access log %s: %s", s->cfg.access_log_path,
+                          strerror(errno));
     if (s->log_fd > 2) {
         dup2(fd, s->log_fd);
         close(fd);
@@ -4764,19 +4761,15 @@ TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pa
                              void *user, int flags) {
     char(*m)[TB__METHOD_MAX];
     int i;
-    if (s->running) {
-        snprintf(s->error, sizeof s->error, "route %s \"%s\" added while the server runs", method, pattern);
-        return -1;
-    }
+    if (s->running)
+        return tb__errorf(s->error, sizeof s->error, "route %s \"%s\" added while the server runs", method,
+                          pattern);
     if (tb__router_add(s->root, method, pattern, handler, user, flags, s->error, sizeof s->error) != 0)
         return -1;
     for (i = 0; i < s->nmethods; i++)
         if (!strcmp(s->methods[i], method)) return 0;
     m = (char(*)[TB__METHOD_MAX])TURBO_REALLOC(s->methods, (size_t)(s->nmethods + 1) * sizeof *m);
-    if (!m) {
-        snprintf(s->error, sizeof s->error, "out of memory");
-        return -1;
-    }
+    if (!m) return tb__errorf(s->error, sizeof s->error, "out of memory");
     s->methods = m;
     strcpy(s->methods[s->nmethods++], method);
     return 0;
@@ -4956,10 +4949,9 @@ TURBO_API int turbo_listen(turbo_server *s) {
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
-    if ((rc = getaddrinfo(s->cfg.host, NULL, &hints, &ai)) != 0) {
-        snprintf(s->error, sizeof s->error, "cannot resolve host \"%s\": %s", s->cfg.host, gai_strerror(rc));
-        return -1;
-    }
+    if ((rc = getaddrinfo(s->cfg.host, NULL, &hints, &ai)) != 0)
+        return tb__errorf(s->error, sizeof s->error, "cannot resolve host \"%s\": %s", s->cfg.host,
+                          gai_strerror(rc));
     if (!(s->listen_fds = (int *)TURBO_MALLOC((size_t)n * sizeof(int)))) {
         freeaddrinfo(ai);
         snprintf(s->error, sizeof s->error, "out of memory");
@@ -5186,13 +5178,12 @@ TURBO_API int turbo_run(turbo_server *s) {
             (uint64_t *)mmap(NULL, s->counts_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (s->counts == MAP_FAILED) {
             s->counts = NULL;
-            snprintf(s->error, sizeof s->error, "mmap: %s", strerror(errno));
-            return -1;
+            return tb__errorf(s->error, sizeof s->error, "mmap: %s", strerror(errno));
         }
     }
-    if (tb__pipe(s->stop_pipe) != 0) {
-        snprintf(s->error, sizeof s->error, "pipe: %s", strerror(errno));
-        return -1;
+    if (s->stop_pipe[0] < 0 && tb__pipe(s->stop_pipe) != 0)
+        return tb__errorf(s->error, sizeof s->error, "pipe: %s", strerror(errno));
+    while (read(s->stop_pipe[0], host, sizeof host) > 0) { /* the stop of a run before */
     }
     s->running = 1;
     memset(&sa, 0, sizeof sa);
@@ -5232,10 +5223,7 @@ TURBO_API int turbo_run(turbo_server *s) {
     }
     sigaction(SIGPIPE, &old_pipe, NULL);
     tb__signal_fd = -1;
-    tb__close_listeners(s);
-    close(s->stop_pipe[0]);
-    close(s->stop_pipe[1]);
-    s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    tb__close_listeners(s); /* the stop pipe stays: a signal handled on another thread may write to it yet */
     s->running = 0;
     return rc;
 }
@@ -5250,6 +5238,8 @@ TURBO_API void turbo_free(turbo_server *s) {
     if (!s) return;
     if (s->counts) munmap(s->counts, s->counts_size);
     if (s->log_fd > 2) close(s->log_fd);
+    if (s->stop_pipe[0] >= 0) close(s->stop_pipe[0]);
+    if (s->stop_pipe[1] >= 0) close(s->stop_pipe[1]);
     while (s->statics) {
         struct tb__static *next = s->statics->next;
         close(s->statics->dir);

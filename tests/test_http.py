@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BadResponse, Conn, Server, Skip, TestFailure, check, exit_problem,  # noqa: E402
-                     ipv6_loopback_available, parse_response, process_gone, short)
+                     ipv6_loopback_available, parse_response, process_gone, short, wait_until)
 
 H = b"Host: x\r\n"
 HELLO = b"Hello, World!"
@@ -2302,17 +2302,26 @@ def test_shutdown_timeout_bounds_a_stuck_request(binary):
 
 
 @test
+def refuses(port):
+    """Does the server refuse new connections (its listening sockets closed)?"""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
 def test_second_signal_exits_at_once(binary):
     srv = start(binary, {"TURBO_SHUTDOWN_TIMEOUT_MS": "10000"})
     try:
         with Conn(srv.port, timeout=3) as conn:
             hold_request(conn, 10, b"hel")
             srv.signal(signal.SIGTERM)
-            time.sleep(0.3)
+            wait_until(lambda: refuses(srv.port), "the first signal began the shutdown")
             check(srv.alive(), "exited on the first signal with a request in flight")
             srv.signal(signal.SIGINT)
-            rc = srv.wait(1.5)
-            check(rc is not None, "still running 1.5s after a second signal")
+            rc = srv.wait(5)  # the request in flight would hold a drain for 10 s
+            check(rc is not None, "still running 5 s after a second signal")
     finally:
         srv.kill()
 
