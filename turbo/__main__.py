@@ -93,8 +93,7 @@ def _end_with_parent():
 
 def reload_forever(argv, folder):
     """--reload: the server runs in a child process (the same command without --reload),
-    stopped and started again when the sources change (looked at twice a second); a child that
-    fails to start is started again at the next change. SIGINT or SIGTERM stops both."""
+    started again when the sources change."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     command = [sys.executable, "-m", "turbo"] + [a for a in argv if a != "--reload"]
     stamps = sources(folder)
