@@ -80,7 +80,7 @@ class App(_turbo.App, routing.Routes):
         self._statics = []    # (prefix, folder, index, dotfiles, cache_control) for turbo_static
 
     def _add(self, path, endpoint, o):
-        methods = _methods(o["methods"])
+        methods = routing.methods_of(o["methods"])
         if inspect.isgeneratorfunction(endpoint) or inspect.isasyncgenfunction(endpoint):
             item = typing.get_args(_plans._hints(endpoint).get("return"))[:1]  # AsyncIterable[X]
             model = item and _plans._mentions_model(*item) and _plans.Shaper(*item, None, o)
@@ -100,8 +100,7 @@ class App(_turbo.App, routing.Routes):
             return solver, None if middleware else shape
         route = routing.Route(path, endpoint, list(methods), o)
         route.call = build(())[0]  # checked now; the API document reads its plan
-        if route.call is endpoint:
-            _plans.describe(endpoint, _plans.translate(path))
+        _plans.describe(route.call, _plans.translate(path))
         self._declare(path, build, methods, o["status_code"], o["blocking"])
         self.routes.append(route)
 
@@ -110,7 +109,7 @@ class App(_turbo.App, routing.Routes):
         """A route without the decorators' options; response, if given, makes what is sent
         of each result that is no Response."""
         _plans.describe(endpoint, _plans.translate(path))  # refused now, not at run()
-        self._declare(path, lambda middleware: (endpoint, response), _methods(methods),
+        self._declare(path, lambda middleware: (endpoint, response), routing.methods_of(methods),
                       status_code, blocking)
 
     def _declare(self, path, build, methods, status_code, blocking):
@@ -209,10 +208,8 @@ class App(_turbo.App, routing.Routes):
         if loop is not None and not starting:
             loop.lifespan_shutdown()
         elif loop is not None:
-            apps = list(self._hosted)
-            if self.lifespan or self.handlers["startup"] or self.handlers["shutdown"]:
-                apps.append((_support.OwnLifespan(self), _support.LIFESPAN_STATE))
-            loop.lifespan_startup(apps)
+            loop.lifespan_startup(self._hosted + [(_support.OwnLifespan(self),
+                                                   _support.LIFESPAN_STATE)])
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
@@ -269,14 +266,6 @@ class App(_turbo.App, routing.Routes):
             self._hosted.append((app, state))
         self._mounts.append(path)
         return app
-
-
-def _methods(methods):
-    """A route's methods, upper case: one, a list, or None for GET."""
-    methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
-    if not methods or not all(isinstance(m, str) for m in methods):
-        raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
-    return tuple(m.upper() for m in methods)
 
 
 _LIBRARIES = []  # native handler libraries, never closed: the server calls into them

@@ -293,7 +293,7 @@ def response_model(func, model=_DEFAULT):
     """response_model= if given, else the return annotation when it names a pydantic model."""
     if model is _DEFAULT:
         model = _hints(func).get("return")
-        return model if model is not None and _mentions_model(model) else None
+        return model if _mentions_model(model) else None
     return model
 
 

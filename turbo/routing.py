@@ -55,6 +55,14 @@ class Routes:
             self._add(prefix + r.path, r.endpoint, dict(options, methods=r.methods))
 
 
+def methods_of(methods):
+    """A route's methods, upper case: one, a list, or None for GET."""
+    methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
+    if not methods or not all(isinstance(m, str) for m in methods):
+        raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
+    return tuple(m.upper() for m in methods)
+
+
 def decorator(add):
     """A decorator that gives the function it decorates to add, and returns it as it is."""
     def register(func):
@@ -112,11 +120,10 @@ class APIRouter(Routes):
 
     def _add(self, path, endpoint, options):
         options = _joined(options, self.tags, self.dependencies, self.responses)
-        methods = options.pop("methods")
+        methods = list(methods_of(options.pop("methods")))
         if options["deprecated"] is None:
             options["deprecated"] = self.deprecated
         options["include_in_schema"] = self.include_in_schema and options["include_in_schema"]
-        methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
         self.routes.append(Route(self.prefix + path, endpoint, methods, options))
 
 
