@@ -1,5 +1,6 @@
 """HTTPException and RequestValidationError, as FastAPI's, and the default handlers of both,
 as fastapi.exception_handlers has them."""
+import contextlib
 import http
 import json
 
@@ -42,10 +43,8 @@ class RequestValidationError(ValueError):
         self._errors = errors
         self.body = body or None
         if isinstance(body, bytes) and body:
-            try:
+            with contextlib.suppress(ValueError):
                 self.body = json.loads(body)
-            except ValueError:
-                pass
 
     def errors(self):
         return self._errors

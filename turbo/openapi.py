@@ -3,6 +3,7 @@
 Made once per process, when /openapi.json is first asked for, from what the routes declared,
 as FastAPI makes it. A mounted app's own document stays its own.
 """
+import contextlib
 import functools
 import html
 import inspect
@@ -87,11 +88,9 @@ def _scalar_schema(q):
         schema = {"anyOf": [schema, {"type": "null"}]}
     schema["title"] = _title(q.key if q.source in ("header", "query", "cookie") else q.name)
     if len(q.default) == 1 and q.default[0] is not None:
-        try:
+        with contextlib.suppress(TypeError, ValueError):  # a default that is no JSON
             json.dumps(q.default[0])
             schema["default"] = q.default[0]
-        except (TypeError, ValueError):
-            pass
     return schema
 
 
