@@ -203,13 +203,14 @@ class App(_turbo.App, routing.Routes):
 
     def _lifespan(self, starting):
         """Called by C as each process starts and stops: the mounted apps' lifespans, then
-        this app's."""
+        this app's, entered in order on the loop and left in reverse order."""
         loop = _support.Loop.current
         if loop is not None and not starting:
-            loop.lifespan_shutdown()
+            loop.run(loop.lifespans.aclose())
         elif loop is not None:
-            loop.lifespan_startup(self._hosted + [(_support.OwnLifespan(self),
-                                                   _support.LIFESPAN_STATE)])
+            own = (_support.OwnLifespan(self), _support.LIFESPAN_STATE)
+            for app, state in self._hosted + [own]:
+                loop.run(loop.lifespans.enter_async_context(_support.lifespan(app, state)))
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event

@@ -362,7 +362,7 @@ class Loop:
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="turbo-asyncio", daemon=True)
         self.thread.start()
-        self.lifespans = contextlib.AsyncExitStack()
+        self.lifespans = contextlib.AsyncExitStack()  # the lifespans entered, see App._lifespan
 
     def _run(self):
         """Runs on past a KeyboardInterrupt or SystemExit of an app's task (answered 500)."""
@@ -397,15 +397,6 @@ class Loop:
     def run(self, coro):
         """Runs coro on the loop, from another thread, and waits for its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def lifespan_startup(self, apps):
-        """Enters the lifespan of each (ASGI app, the state dict it fills), in order."""
-        for app, state in apps:
-            self.run(self.lifespans.enter_async_context(lifespan(app, state)))
-
-    def lifespan_shutdown(self):
-        """Leaves them, in reverse order."""
-        self.run(self.lifespans.aclose())
 
 
 @contextlib.asynccontextmanager
