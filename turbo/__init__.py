@@ -237,6 +237,7 @@ class App(_turbo.App, routing.Routes):
         return path not in self._taken and not any(_under(path, m) for m in self._mounts)
 
     def _add_slash_redirects(self):
+        """For any method, as Starlette redirects before it looks at the method."""
         for path in {r.path for r in self.routes}:
             twin = routing.slash_twin(path)
             if twin is None or not self._free(twin):
