@@ -1,18 +1,7 @@
 """turbo: FastAPI-style Python apps on turbo.h, a small multi-core HTTP/1.1 server in C,
-with native C routes and existing ASGI/WSGI apps beside them.
+with native C routes and existing ASGI/WSGI apps beside them (README.md: the API).
 
-    import turbo
-    app = turbo.App()
-
-    @app.get("/users/{id}")
-    def get_user(id: int):
-        return {"id": id}
-
-    app.mount("/", fastapi_app)   # every other request goes to an existing app
-    app.run(port=8000)
-
-Everything a request touches lives in the native module turbo._turbo (turbo_py.c): routing,
-argument conversion, the call, the JSON answer, the ASGI scope and WSGI environ. This package
+Everything a request touches lives in the native module turbo._turbo (turbo_py.c). This package
 is what runs at import and decoration time, and the command line (python3 -m turbo --help); per
 request nothing here runs, but a response model's validation (_plans.Shaper).
 """
@@ -54,21 +43,9 @@ def interface_of(app):
 
 
 class App(_turbo.App, routing.Routes):
-    """App(dependencies=None, redirect_slashes=True, title="turbo", version="0.1.0", ...):
-    routes declared with decorators (get, post, ..., as FastAPI's), served by app.run().
-    dependencies: Depends(...) run before every route's handler, results unused.
-    redirect_slashes: GET /items answers 307 to /items/ when only that is a route (and the
-    other way round), as FastAPI does.
-    title, version, description, summary, terms_of_service, contact, license_info, servers,
-    openapi_tags: the API document's, served at openapi_url ("/openapi.json"; None: no
-    document, no pages), shown at docs_url ("/docs": Swagger UI from swagger_js_url and
-    swagger_css_url) and redoc_url ("/redoc", redoc_js_url).
-    lifespan: an async context manager factory, lifespan(app), entered as each serving process
-    starts and left as it stops; a dict it yields is the state every request.state starts
-    from. on_startup, on_shutdown: functions (sync or async) called then, as
-    @app.on_event("startup") adds them.
-    dependency_overrides: {dependency: replacement}, as FastAPI's. Routes are checked as they
-    are declared and registered by run(), with the overrides and the middleware of that time."""
+    """Routes declared with decorators (get, post, ..., as FastAPI's), served by app.run(); the
+    options are FastAPI's (README.md, "App"). Routes are checked as they are declared and
+    registered by run(), with the dependency_overrides and the middleware of that time."""
 
     def __init__(self, *, dependencies=None, redirect_slashes=True, lifespan=None,
                  on_startup=None, on_shutdown=None, exception_handlers=None, title="turbo",
@@ -103,7 +80,7 @@ class App(_turbo.App, routing.Routes):
         self._statics = []    # (prefix, folder, index, dotfiles, cache_control) for turbo_static
 
     def _add(self, path, endpoint, o):
-        methods = _methods(o["methods"])
+        methods = routing.methods_of(o["methods"])
         if inspect.isgeneratorfunction(endpoint) or inspect.isasyncgenfunction(endpoint):
             item = typing.get_args(_plans._hints(endpoint).get("return"))[:1]  # AsyncIterable[X]
             model = item and _plans._mentions_model(*item) and _plans.Shaper(*item, None, o)
@@ -114,8 +91,7 @@ class App(_turbo.App, routing.Routes):
         label = "%s %s" % ("|".join(methods), path)
 
         def build(middleware):
-            """The call and the result shaper C gets: the handler itself, or a Solver with
-            its dependencies (the overrides and middleware of the time)."""
+            """The call and result shaper C gets: the handler, or a Solver around it."""
             if not middleware and not _dependencies.needed(endpoint, deps):
                 return endpoint, shape
             solver = _dependencies.Solver(endpoint, _plans.translate(path), deps,
@@ -124,18 +100,16 @@ class App(_turbo.App, routing.Routes):
             return solver, None if middleware else shape
         route = routing.Route(path, endpoint, list(methods), o)
         route.call = build(())[0]  # checked now; the API document reads its plan
-        if route.call is endpoint:
-            _plans.describe(endpoint, _plans.translate(path))
+        _plans.describe(route.call, _plans.translate(path))
         self._declare(path, build, methods, o["status_code"], o["blocking"])
         self.routes.append(route)
 
     def add_route(self, path, endpoint, methods=None, status_code=200, *, blocking=False,
                   response=None):
-        """A Python route as it is, without the decorators' options (the handler's own
-        parameters are still read); response, if not None, is called with each result that
-        is no Response and returns what is sent."""
+        """A route without the decorators' options; response, if given, makes what is sent
+        of each result that is no Response."""
         _plans.describe(endpoint, _plans.translate(path))  # refused now, not at run()
-        self._declare(path, lambda middleware: (endpoint, response), _methods(methods),
+        self._declare(path, lambda middleware: (endpoint, response), routing.methods_of(methods),
                       status_code, blocking)
 
     def _declare(self, path, build, methods, status_code, blocking):
@@ -147,22 +121,16 @@ class App(_turbo.App, routing.Routes):
         self._taken.add(path)
 
     def middleware(self, middleware_type):
-        """Decorates async mw(request, call_next) as FastAPI's @app.middleware("http"): it gets
-        each request of the app's Python routes, awaits call_next(request) for the route's
-        Response, and returns a Response (that one, changed, or another). The last declared
-        is the outermost. Such routes run on the asyncio loop (a plain def handler on its
-        thread pool), as in FastAPI."""
+        """Decorates async mw(request, call_next), as FastAPI's @app.middleware("http"), for
+        the app's Python routes; the last declared is the outermost."""
         if middleware_type != "http":
             raise ValueError('only "http" middleware is supported, not %r' % (middleware_type,))
         return routing.decorator(self.middleware_stack.append)
 
     def add_middleware(self, middleware_class, *args, **options):
-        """A pure ASGI middleware class, as Starlette's app.add_middleware: run() makes
-        middleware_class(app, *args, **options) around the ones added before, all outside the
-        @app.middleware("http") functions. It gets every request of the Python routes, their
-        422s, and the requests no route takes (turbo's 404 and 405 go through it, so a CORS
-        middleware answers preflight requests), not native routes, static folders or mounted
-        apps."""
+        """A pure ASGI middleware class, as Starlette's app.add_middleware, outside the
+        @app.middleware("http") functions: for the Python routes and the requests no route
+        takes (turbo's 404 and 405), not native routes, static folders or mounted apps."""
         self.user_middleware.append((middleware_class, args, options))
 
     def native(self, method, path, library, symbol, *, blocking=False, openapi=None):
@@ -174,10 +142,8 @@ class App(_turbo.App, routing.Routes):
         self.natives.append((method.upper(), path, symbol, openapi))
 
     def static(self, path, directory, *, index=False, dotfiles=False, cache_control=None):
-        """Serves the files under directory at path ("/assets/app.js" is directory/app.js),
-        in C (turbo.h's turbo_static): ETag, Last-Modified, 304, Range, sendfile; a folder's
-        index.html with index=True; names starting with "." only with dotfiles=True; no file
-        from outside directory by any path or symlink (404)."""
+        """Serves the files under directory at path, in C (turbo.h's turbo_static); a
+        folder's index.html with index=True, names starting with "." with dotfiles=True."""
         if not os.path.isdir(directory):
             raise ValueError("static files: %r is no folder" % (directory,))
         self._check_route(_plans.translate(path.rstrip("/")) + "/{tb_file...}", ("GET",))
@@ -186,9 +152,7 @@ class App(_turbo.App, routing.Routes):
 
     def exception_handler(self, exc_class_or_status_code):
         """Decorates handler(request, exc) (sync or async), which returns the Response for an
-        exception of that class (or a subclass) raised by a handler or a dependency, or for
-        an HTTPException of that status; RequestValidationError replaces turbo's 422. request
-        is None: the request's values are the handler's to keep."""
+        exception of that class (or a subclass), or an HTTPException of that status."""
         return routing.decorator(functools.partial(self.add_exception_handler,
                                                    exc_class_or_status_code))
 
@@ -203,16 +167,14 @@ class App(_turbo.App, routing.Routes):
         return found[0] if found else None
 
     def _handle_exception(self, exc, request):
-        """Called by C for an exception of a route: the Response of its handler, FastAPI's
-        answer to an HTTPException, or None (turbo answers 500 and logs it)."""
+        """Called by C for a route's exception: its Response, or None (a 500)."""
         handler = self._handler_for(exc)
         if handler is not None:
             return _as_response(handler(request, exc))
         return exc.response() if isinstance(exc, HTTPException) else None
 
     async def _exception_response(self, exc, request):
-        """The same, on the loop, for call_next of the middleware (as Starlette's
-        ExceptionMiddleware sits inside the middleware stack)."""
+        """The same, on the loop, for the middleware's call_next."""
         handler = self._handler_for(exc)
         if handler is None:
             return self._handle_exception(exc, request)
@@ -220,8 +182,7 @@ class App(_turbo.App, routing.Routes):
         return value if isinstance(value, Response) else JSONResponse(value)
 
     def _handle_invalid(self, errors, request):
-        """Called by C with a request's 422 errors: the Response of a RequestValidationError
-        handler, or None (turbo's 422); through the ASGI middleware if there is any."""
+        """Called by C with a request's 422 errors: a Response, or None (turbo's 422)."""
         handler = self.exception_handlers.get(RequestValidationError)
         if handler is None and self._around is None:
             return None
@@ -232,8 +193,7 @@ class App(_turbo.App, routing.Routes):
         return self._around.exchange(request, _support.ready(answer or exc.response()))
 
     def on_event(self, event):
-        """Decorates a function (sync or async) to call as each serving process starts
-        ("startup") or stops ("shutdown")."""
+        """Decorates a function (sync or async) to call as each process starts or stops."""
         return routing.decorator(functools.partial(self.add_event_handler, event))
 
     def add_event_handler(self, event, func):
@@ -242,21 +202,19 @@ class App(_turbo.App, routing.Routes):
         self.handlers[event].append(func)
 
     def _lifespan(self, starting):
-        """Called by C in each serving process as it starts (starting) and stops: the
-        lifespan of the mounted ASGI apps, then this app's own (lifespan, on_event)."""
+        """Called by C as each process starts and stops: the mounted apps' lifespans, then
+        this app's, entered in order on the loop and left in reverse order."""
         loop = _support.Loop.current
         if loop is not None and not starting:
-            loop.lifespan_shutdown()
+            loop.run(loop.lifespans.aclose())
         elif loop is not None:
-            apps = list(self._hosted)
-            if self.lifespan or self.handlers["startup"] or self.handlers["shutdown"]:
-                apps.append((_support.OwnLifespan(self), _support.LIFESPAN_STATE))
-            loop.lifespan_startup(apps)
+            own = (_support.OwnLifespan(self), _support.LIFESPAN_STATE)
+            for app, state in self._hosted + [own]:
+                loop.run(loop.lifespans.enter_async_context(_support.lifespan(app, state)))
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
-        loops per process; blocking_threads: spare threads per process for handlers that
-        block (0: 64). port=0 picks a free port. TURBO_* environment variables override these."""
+        loops per process; blocking_threads: spare threads for handlers that block (0: 64)."""
         if self.openapi_url:
             openapi.add_routes(self, self._free)
         if self.redirect_slashes:
@@ -276,7 +234,6 @@ class App(_turbo.App, routing.Routes):
         self._run(host, port, processes, threads, blocking_threads, needs_loop, tuple(self._statics))
 
     def _free(self, path):
-        """Whether no route and no mounted app takes path."""
         return path not in self._taken and not any(_under(path, m) for m in self._mounts)
 
     def _add_slash_redirects(self):
@@ -289,14 +246,11 @@ class App(_turbo.App, routing.Routes):
                 self.add_route(twin, _redirect_to_twin, routing.METHODS)
             except ValueError:  # the twin's shape is another route's ({id} against {name})
                 continue
-            self._taken.add(twin)
 
     def mount(self, path, app, *, interface=None, root_path=None):
-        """Serves an existing ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app for every
-        request under path that turbo's own routes do not take, its 404s and /docs included.
-        At a prefix ("/api") the app sees it as root_path (ASGI) or SCRIPT_NAME (WSGI), and the
-        rest as its path; root_path= sets that value itself (a proxy in front strips a prefix).
-        interface: "asgi" or "wsgi" when detection would guess wrong."""
+        """Serves an existing ASGI or WSGI app for every request under path that turbo's own
+        routes do not take; it sees path as its root_path (ASGI) or SCRIPT_NAME (WSGI) unless
+        root_path= is given. interface: "asgi" or "wsgi" when detection would guess wrong."""
         if isinstance(app, StaticFiles):
             return self.static(path, app.directory, index=app.html)
         kind = interface or interface_of(app)
@@ -316,20 +270,12 @@ class App(_turbo.App, routing.Routes):
         return app
 
 
-def _methods(methods):
-    """A route's methods, upper case: one, a list, or None for GET."""
-    methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
-    if not methods or not all(isinstance(m, str) for m in methods):
-        raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
-    return tuple(m.upper() for m in methods)
-
-
 _LIBRARIES = []  # native handler libraries, never closed: the server calls into them
 
 
 def _handler_address(library, symbol):
-    """The address of a turbo_handler in a shared library. The module's own turbo_* functions
-    are made visible first, since the library calls them as a C program calls turbo.h."""
+    """The address of a turbo_handler in a shared library (which calls the module's turbo_*
+    functions, made visible first)."""
     if not _LIBRARIES:
         ctypes.CDLL(_turbo.__file__, mode=os.RTLD_NOW | os.RTLD_NOLOAD | os.RTLD_GLOBAL)
     try:
@@ -348,18 +294,15 @@ def _as_response(value):
     """What an exception handler returned (awaited when it is async) as a Response."""
     if inspect.isawaitable(value):
         loop = _support.Loop.current
-        if loop is not None:
-            value = loop.run(_support._maybe_await(value))
-        else:
-            value = asyncio.run(_support._maybe_await(value))
+        run = asyncio.run if loop is None else loop.run
+        value = run(_support._maybe_await(value))
     return value if isinstance(value, Response) else JSONResponse(value)
 
 
 def _under(path, prefix):
-    """Whether a mount at prefix takes path."""
     return prefix in ("", "/") or path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
 def _redirect_to_twin(request: Request):
-    """307 to the same URL with the trailing slash added or taken away, as Starlette does."""
+    """307 to the same URL with the trailing slash added or taken away."""
     return RedirectResponse(_support.request_url(request, routing.slash_twin(request.path)))

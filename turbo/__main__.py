@@ -9,6 +9,7 @@ The app may be an ASGI 3 app, a WSGI app or a turbo.App; which one is detected (
 forces it). An ASGI or WSGI app is mounted at "/" of a turbo.App, so it answers every request.
 """
 import argparse
+import contextlib
 import ctypes
 import importlib
 import os
@@ -80,25 +81,20 @@ def sources(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
         for name in files:
             if name.endswith(".py"):
-                try:
+                with contextlib.suppress(OSError):  # gone between the listing and the stat
                     stamps[os.path.join(root, name)] = os.stat(os.path.join(root, name)).st_mtime_ns
-                except OSError:  # gone between the listing and the stat
-                    pass
     return stamps
 
 
 def _end_with_parent():
     """In the child, on Linux: SIGTERM when the supervisor dies, even of SIGKILL."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux
-        pass
 
 
 def reload_forever(argv, folder):
     """--reload: the server runs in a child process (the same command without --reload),
-    stopped and started again when the sources change (looked at twice a second); a child that
-    fails to start is started again at the next change. SIGINT or SIGTERM stops both."""
+    started again when the sources change."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     command = [sys.executable, "-m", "turbo"] + [a for a in argv if a != "--reload"]
     stamps = sources(folder)

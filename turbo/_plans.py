@@ -1,9 +1,7 @@
 """Route plans: what a handler's signature asks of each request, read once, at decoration.
 
-turbo._turbo calls describe() for each route and keeps the answer as the C plan its
-trampoline follows (turbo_py.c, tb_plan_new): where each parameter comes from (the path,
-the query, the body or the request itself), how its text becomes a value, and its default.
-An annotation turbo cannot honour is refused here, with the reason, never ignored.
+turbo._turbo calls describe() for each route and keeps the answer as the C plan it follows
+(turbo_py.c, tb_plan_new). An annotation turbo cannot honour is refused here, never ignored.
 """
 import collections
 import functools
@@ -57,9 +55,8 @@ def _plain_container(ann, kind):
 
 
 def conversion(ann):
-    """(how the value is made, whether None is allowed, the annotation without None). "typed"
-    is any annotation C does not convert itself (list[Item], dict[str, int], unions...),
-    which only a body can have: pydantic validates it."""
+    """(how the value is made, whether None is allowed, the annotation without None); "typed":
+    one C does not convert itself (list[Item], unions...), which pydantic validates."""
     nullable = False
     if typing.get_origin(ann) in _UNIONS:
         args = [a for a in typing.get_args(ann) if a is not type(None)]
@@ -89,8 +86,7 @@ def _pydantic(why):
 
 
 def validator(name, ann, conv, rules=None):
-    """What C calls to make a body value of annotation ann: a pydantic model's validation,
-    or pydantic's for any other annotation (with the marker's rules, rules)."""
+    """What C calls to make a body value of annotation ann (with the marker's rules)."""
     pydantic = _pydantic("parameter '%s': %r" % (name, ann))
     v2 = hasattr(pydantic, "TypeAdapter")
     if conv == "model" and not rules and not v2:
@@ -101,8 +97,7 @@ def validator(name, ann, conv, rules=None):
         return functools.partial(pydantic.TypeAdapter(ann).validate_python, from_attributes=True)
 
     def parse_v1(value):
-        """pydantic 1's parse_obj_as, its errors located as FastAPI 0.92 locates them (without
-        the __root__ of the model parse_obj_as makes)."""
+        """pydantic 1's parse_obj_as, its errors located without __root__, as FastAPI's."""
         try:
             return pydantic.parse_obj_as(ann, value)
         except pydantic.ValidationError as e:
@@ -114,8 +109,7 @@ def validator(name, ann, conv, rules=None):
 
 
 def _hints(func):
-    """The annotations, string ones resolved, Annotated kept; a callable that is not a
-    function (a partial) has only what its signature shows."""
+    """The annotations, string ones resolved, Annotated kept ({} for a partial)."""
     try:
         return typing.get_type_hints(func, include_extras=True)
     except TypeError:
@@ -123,8 +117,7 @@ def _hints(func):
 
 
 def _marker(p, ann):
-    """(the annotation without Annotated, the parameter's marker or None): a Param, or a
-    Depends (turbo/dependencies.py). Metadata turbo does not apply is refused, never ignored."""
+    """(the annotation without Annotated, the parameter's Param or Depends, or None)."""
     from .dependencies import Depends
     kinds = (params.Param, Depends)
     marker = p.default if isinstance(p.default, kinds) else None
@@ -151,8 +144,7 @@ def _default(p, marker):
 
 def parameters(func):
     """(parameter, annotation without Annotated, marker or None) for each parameter of func
-    that can receive a value (not *args or **kwargs). For a class, its __init__'s; for
-    another callable object, its __call__'s, or its own __signature__'s."""
+    but *args and **kwargs."""
     if inspect.isclass(func):
         hints = _hints(func.__init__)
     elif inspect.isroutine(func) or getattr(func, "__signature__", None) is not None:
@@ -206,8 +198,7 @@ def leaf(p, ann, marker, in_path):
 
 
 def is_body(ann, marker):
-    """Whether a parameter is (part of) the body: Body(), or, unmarked, an annotation that is
-    no scalar."""
+    """Whether a parameter is (part of) the body: Body(), or unmarked and no scalar."""
     if marker is not None:
         return isinstance(marker, params.Body)
     return conversion(ann)[0] in ("dict", "list", "model", "typed") and not _files(ann)
@@ -222,15 +213,13 @@ def _files(ann):
 
 
 def one_body(bodies):
-    """Whether a route's body parameters (p, annotation, marker) are one value, the whole
-    body; else each is the member under its name, as FastAPI has it."""
+    """Whether a route's body parameters (p, annotation, marker) are the whole body."""
     return len(bodies) == 1 and not getattr(bodies[0][2], "embed", False)
 
 
 class Members:
     """Several body parameters (or one with embed=True): one model whose fields are the body's
-    members, validated at once, as FastAPI makes it. C validates the body against it; members()
-    gives each parameter's value."""
+    members, as FastAPI makes it; members() gives each parameter's value."""
 
     def __init__(self, bodies):
         pydantic = _pydantic("several body parameters (or Body(embed=True))")
@@ -256,8 +245,7 @@ class Members:
         return self.validate(body if isinstance(body, dict) else {})
 
     def members(self, body):
-        """The values, in the order of the parameters. An absent body is {} (its members
-        missing, or their defaults), as FastAPI reads it."""
+        """The values, in the order of the parameters; an absent body is {}."""
         if body is None:
             import pydantic
             try:
@@ -269,8 +257,7 @@ class Members:
 
 def describe(func, pattern):
     """(is_async, parameters, call, finishes) for a handler of a route with this turbo pattern:
-    C calls call with the parameters' values (their Leaf plans); for a dependencies.Solver,
-    the values of its whole graph."""
+    C calls call with the values of the parameters (their Leaf plans)."""
     from .dependencies import Solver, Depends
     if isinstance(func, Solver):
         return func.is_async, tuple(func.params), func.call, func.finishes
@@ -303,21 +290,17 @@ def _mentions_model(ann):
 
 
 def response_model(func, model=_DEFAULT):
-    """The response model of a route, or None: response_model= if given (None turns it off),
-    else the return annotation when it names a pydantic model (FastAPI's rule)."""
+    """response_model= if given, else the return annotation when it names a pydantic model."""
     if model is _DEFAULT:
         model = _hints(func).get("return")
-        return model if model is not None and _mentions_model(model) else None
+        return model if _mentions_model(model) else None
     return model
 
 
 class Shaper:
-    """What turns a handler's result into what is sent; C calls it with each result that is
-    no Response. With a response model, the result is validated against it and only its fields
-    are sent (a returned object with more, a password say, loses them), by alias, with FastAPI's
-    response_model_include/exclude/exclude_unset/exclude_none; a result that does not fit is
-    an error of the handler (500), as in FastAPI. With a response_class, it becomes that class
-    of response, with the route's status (C gives only the value) or the given ones."""
+    """What C calls with each result that is no Response: validated against the response
+    model and dumped as FastAPI's (only its fields, by alias, response_model_* options), then
+    made the response_class, with the route's status or the given one."""
 
     def __init__(self, model, cls, options):
         self.model, self.cls, self.status_code = model, cls, options["status_code"]
@@ -333,8 +316,7 @@ class Shaper:
             value = self.adapter.validate_python(value, from_attributes=True)
             value = self.adapter.dump_python(value, mode="json", **self.dump)
         elif self.model is not None:
-            # pydantic 1 keeps an instance of a subclass as it is (its extra fields too):
-            # models, at any depth, are read as dicts first, as FastAPI does, then validated.
+            # pydantic 1 keeps a subclass's extra fields: models are made dicts first
             value = _v1_plain(value, by_alias=True, exclude_unset=self.dump["exclude_unset"])
             value = _v1_plain(sys.modules["pydantic"].parse_obj_as(self.model, value), **self.dump)
         if self.cls is None:
@@ -355,7 +337,7 @@ def _v1_plain(value, **dump):
 
 
 def shaper(func, options):
-    """The Shaper of a route, from add_api_route's options, or None (JSON, as returned)."""
+    """The Shaper of a route, or None (JSON, as returned)."""
     model = response_model(func, options["response_model"])
     if model is not None and "pydantic" not in sys.modules:
         raise TypeError("response_model=%r needs pydantic, which is not imported" % (model,))

@@ -1,12 +1,8 @@
 """What the native module needs written in Python, imported once by turbo._turbo.
 
-Nothing here runs for an ordinary request. What C calls, and when: Headers for a handler that
-reads request.headers; Body, Address and the request_* functions when a handler reads those
-fields of a Request; UploadFile for a file parameter; MutableHeaders when a handler reads a
-Response's headers, set_cookie and delete_cookie; model_errors for a body pydantic refuses;
-plain() for a result that is no JSON type; the asyncio loop's methods once per process (start,
-stop, the lifespans) and once per awaited coroutine (submit, with _guard around it), _resolve
-once per streamed part of an ASGI body.
+Nothing here runs for an ordinary request: C calls these only when a handler reads a field
+of the request or response they make, for a file, a refused body or a result that is no JSON
+type, and for the asyncio loop (once per process, per awaited coroutine, per streamed part).
 """
 import asyncio
 import collections
@@ -53,8 +49,7 @@ Address = collections.namedtuple("Address", "host port")  # request.client, as S
 
 
 class URL(str):
-    """request.url: the URL as text, with Starlette's parts (scheme, netloc, hostname, port,
-    path, query)."""
+    """request.url: the URL as text, with Starlette's parts (scheme, netloc, path...)."""
 
     def __getattr__(self, part):
         split = urllib.parse.urlsplit(self)
@@ -72,8 +67,7 @@ def request_url(request, path=None):
 
 
 def request_cookies(request):
-    """The Cookie header's pairs, split as Starlette splits them; a value in double quotes
-    loses them, as a Cookie() parameter's does."""
+    """The Cookie header's pairs, split as Starlette splits them, without double quotes."""
     cookies = {}
     for chunk in request.headers.get("cookie", "").split(";"):
         name, sep, value = chunk.partition("=")
@@ -86,8 +80,7 @@ def request_cookies(request):
 
 
 def request_scope(request):
-    """An ASGI-style http scope for code that reads request.scope (headers as pairs of
-    bytes, the first of repeated names)."""
+    """An ASGI-style http scope for code that reads request.scope."""
     return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": "1.1", "method": request.method, "scheme": "http",
             "path": request.path, "raw_path": request.raw_path,
@@ -101,16 +94,14 @@ LIFESPAN_STATE = {}  # what the app's lifespan yielded, in this process
 
 
 class State(types.SimpleNamespace):
-    """request.state: attributes set for the time of one request, starting from what the
-    app's lifespan yielded."""
+    """request.state: attributes for one request, starting from what the lifespan yielded."""
 
     def __init__(self, request=None):
         super().__init__(**LIFESPAN_STATE)
 
 
 class OwnLifespan:
-    """A turbo.App's lifespan (lifespan=, on_event handlers) as an ASGI lifespan app, so that
-    it runs on the loop as the mounted apps' do."""
+    """A turbo.App's lifespan (lifespan=, on_event handlers) as an ASGI lifespan app."""
 
     def __init__(self, app):
         self.app = app
@@ -140,15 +131,13 @@ class OwnLifespan:
 
 
 async def _maybe_await(value):
-    """value, awaited if it is awaitable (a coroutine of any awaitable, for
-    run_coroutine_threadsafe, which takes only coroutines)."""
+    """value, awaited if it is awaitable (a coroutine, as run_coroutine_threadsafe needs)."""
     return await value if inspect.isawaitable(value) else value
 
 
 class UploadFile:
     """A file of a multipart form, as Starlette's: filename, content_type, headers, size, and
-    file (a SpooledTemporaryFile: in memory, on disk past spool_max_size), with the async
-    read, write, seek and close."""
+    file (a SpooledTemporaryFile), with the async read, write, seek and close."""
     spool_max_size = 1024 * 1024
 
     def __init__(self, filename, content_type, data, head=b""):
@@ -181,8 +170,8 @@ class UploadFile:
 
 
 class FormData(dict):
-    """await request.form(): the fields (str) and files (UploadFile) of a form, by name, as
-    Starlette's FormData: form[name] and get() give the last of a repeated name, getlist() all."""
+    """await request.form(): the fields (str) and files (UploadFile) of a form, as Starlette's
+    FormData (form[name] gives the last of a repeated name, getlist() all)."""
 
     def __init__(self, pairs):
         super().__init__(pairs)
@@ -219,8 +208,7 @@ async def request_form(request):
 
 class MutableHeaders:
     """Response.headers: the (name, value) pairs of a response, read and set by name in any
-    case as Starlette's MutableHeaders (headers["X-A"] = "1" replaces, append() adds one
-    more); equal to the list of pairs it shows. turbo checks each when it sends them."""
+    case as Starlette's MutableHeaders; equal to the list of pairs it shows."""
 
     def __init__(self, raw):
         self.raw = raw
@@ -294,8 +282,7 @@ def delete_cookie(response, key, path="/", domain=None, secure=False, httponly=F
 
 
 def model_errors(exc, where):
-    """A pydantic ValidationError's errors as a 422 lists them: each loc starting with where,
-    ctx values that are no JSON made text (pydantic 2 puts the exception of a failed check)."""
+    """A pydantic ValidationError's errors as a 422 lists them (loc starting with where)."""
     try:
         errors = exc.errors(include_url=False)
     except TypeError:  # pydantic 1
@@ -309,7 +296,7 @@ def model_errors(exc, where):
 
 
 def plain(o):
-    """The JSON form of an object that is no JSON type, as FastAPI's jsonable_encoder gives it."""
+    """The JSON form of an object that is no JSON type, as FastAPI's jsonable_encoder's."""
     if isinstance(o, enum.Enum):
         return o.value
     if isinstance(o, (set, frozenset, types.GeneratorType)):
@@ -351,8 +338,7 @@ def _resolve(future, value=None):
 
 
 def new_event_loop():
-    """uvloop's loop when it is installed (as uvicorn's --loop auto), else asyncio's;
-    TURBO_LOOP=asyncio or uvloop chooses."""
+    """uvloop's loop when it is installed, else asyncio's; TURBO_LOOP=asyncio or uvloop."""
     choice = os.environ.get("TURBO_LOOP", "auto")
     if choice not in ("auto", "asyncio", "uvloop"):
         raise ValueError("TURBO_LOOP must be auto, asyncio or uvloop, not %r" % choice)
@@ -376,12 +362,14 @@ class Loop:
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="turbo-asyncio", daemon=True)
         self.thread.start()
-        self.lifespans = contextlib.AsyncExitStack()
+        self.lifespans = contextlib.AsyncExitStack()  # the lifespans entered, see App._lifespan
 
     def _run(self):
-        """A KeyboardInterrupt or SystemExit raised by an app's task ends that task (its
-        done callback answers 500 and logs it), and leaves the loop's run_forever: run on."""
-        self._yield_less()
+        """Runs on past a KeyboardInterrupt or SystemExit of an app's task (answered 500)."""
+        # Woken as a batch thread (Linux), this thread waits for the worker that handed it a
+        # request to pause, then answers all those handed over, not one at a time.
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
         while True:
             try:
                 self.loop.run_forever()
@@ -390,21 +378,11 @@ class Loop:
                 if self.stopping:
                     return
 
-    @staticmethod
-    def _yield_less():
-        """This thread wakes when a worker hands it a request. Woken as an ordinary thread it
-        would take the CPU from that worker at once, one request at a time; as a batch thread
-        (Linux) it waits for the worker to pause, then answers all those handed over."""
-        try:
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-        except (AttributeError, OSError):
-            pass
-
     def submit(self, coro):
         return asyncio.run_coroutine_threadsafe(_guard(coro), self.loop)
 
     def stop(self):
-        """Stops the loop, then cancels the tasks still pending, so that their finally blocks run."""
+        """Stops the loop, then cancels the tasks still pending (their finally blocks run)."""
         self.stopping = True
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
@@ -420,21 +398,11 @@ class Loop:
         """Runs coro on the loop, from another thread, and waits for its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
-    def lifespan_startup(self, apps):
-        """Enters the lifespan of each (ASGI app, the state dict it fills), in order."""
-        for app, state in apps:
-            self.run(self.lifespans.enter_async_context(lifespan(app, state)))
-
-    def lifespan_shutdown(self):
-        """Leaves them, in reverse order."""
-        self.run(self.lifespans.aclose())
-
 
 @contextlib.asynccontextmanager
 async def lifespan(app, state):
-    """The ASGI lifespan protocol for one app: lifespan.startup as the context is entered,
-    lifespan.shutdown as it is left. An app that does not speak it (it raises on the lifespan
-    scope at once) is served all the same, as uvicorn's "auto" mode does."""
+    """The ASGI lifespan protocol for one app, as uvicorn's "auto" mode (an app that raises on
+    the lifespan scope at once is served all the same)."""
     inbox, started, stopped = asyncio.Queue(), asyncio.Event(), asyncio.Event()
 
     async def send(message):

@@ -1,15 +1,5 @@
-"""BackgroundTasks, as FastAPI's: functions to call once the answer is made.
-
-    def notify(email: str, message=""): ...
-
-    @app.post("/send")
-    def send(email: str, background_tasks: BackgroundTasks):
-        background_tasks.add_task(notify, email, message="hi")
-        return {"queued": True}
-
-The tasks of a request run in order on a thread of the process's pool (an async one on an
-asyncio loop of its own there), so the answer never waits for them; an exception is logged
-and the next task still runs. The process waits for the tasks under way when it exits.
+"""BackgroundTasks, as FastAPI's: functions to call once the answer is made, in order, on a
+thread of the process's pool; an exception is logged and the next task still runs.
 """
 import asyncio
 import concurrent.futures

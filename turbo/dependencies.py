@@ -1,17 +1,8 @@
 """Dependencies, as FastAPI declares them: Depends, Security and SecurityScopes.
 
-    def pagination(skip: int = 0, limit: int = Query(10, le=100)):
-        return {"skip": skip, "limit": limit}
-
-    @app.get("/items")
-    def items(page: dict = Depends(pagination), db=Depends(get_db)): ...
-
-A route's graph is read once, at decoration, into a Solver. Every parameter a dependency asks
-of the request joins the route's plan, so C finds, converts and checks it as it does the
-handler's own, and reports every error in one 422 (dependency by dependency, then the
-handler's, the body last, as FastAPI lists them). Per request only the calls remain, in order,
-each result kept for every parameter that names it (use_cache), and the cleanup of yield
-dependencies runs once the answer is made.
+A route's graph is read once, at decoration, into a Solver: every parameter a dependency asks
+of the request joins the route's plan, which C finds, converts and checks (one 422 for all).
+Per request only the calls remain, in order, then the cleanup of yield dependencies.
 """
 import asyncio
 import contextlib
@@ -28,10 +19,8 @@ __all__ = ["Depends", "Security", "SecurityScopes", "Solver"]
 
 
 class Depends:
-    """A parameter whose value is what dependency returns (or yields), called with the values
-    its own parameters ask of the request. Depends() alone: the annotation is the dependency
-    (a class). use_cache=False: called once for each parameter that names it, not once per
-    request."""
+    """A parameter whose value is what dependency returns (or yields); Depends() alone: the
+    annotation is the dependency. use_cache=False: called for each parameter that names it."""
 
     def __init__(self, dependency=None, *, use_cache=True):
         self.dependency, self.use_cache = dependency, use_cache
@@ -42,8 +31,7 @@ class Depends:
 
 
 class Security(Depends):
-    """Depends, with the OAuth2 scopes the route requires: gathered along the chain into the
-    SecurityScopes of the dependencies below that ask for one."""
+    """Depends, with the OAuth2 scopes the route requires (SecurityScopes below gather them)."""
 
     def __init__(self, dependency=None, *, scopes=None, use_cache=True):
         super().__init__(dependency, use_cache=use_cache)
@@ -59,8 +47,7 @@ class SecurityScopes:
 
 
 def _kind(call):
-    """How a dependency is called: "call", "await", "gen" (a generator: what it yields is the
-    value, the rest is its cleanup) or "agen" (the same, async)."""
+    """How a dependency is called: "call", "await", "gen" (a generator) or "agen"."""
     if not (inspect.isroutine(call) or inspect.isclass(call)):
         call = getattr(type(call), "__call__", call)
     if inspect.isasyncgenfunction(call):
@@ -72,8 +59,7 @@ def _kind(call):
 
 class Solver:
     """A route's handler with its dependencies (and the app's middleware), read once into steps
-    and the plan of every value they take. describe() (turbo/_plans.py) gives C that plan and
-    call, which C calls with the values for each request: it runs the steps and returns the
+    and the plan of every value they take. C calls call with the values: it returns the
     handler's result, or (result, finish) when finishes."""
 
     def __init__(self, endpoint, pattern, dependencies=(), overrides=None, label="",
@@ -112,13 +98,11 @@ class Solver:
             self.is_async, self.call = False, self._exchange
 
     def __call__(self, *values):
-        """Runs the graph for one request (C calls self.call, the same without this step; a
-        Solver is a route's handler, which C checks is callable)."""
+        """Runs the graph for one request (C calls self.call, but checks a handler is callable)."""
         return self.call(*values)
 
     def _add(self, call, scopes, use_cache):
-        """The ref of call's result: its dependencies become steps before it, its parameters
-        join the plan."""
+        """The ref of call's result, its dependencies made steps before it."""
         call = self.overrides.get(call, call)
         if not callable(call):
             raise TypeError("dependency %r is not callable" % (call,))
@@ -169,8 +153,7 @@ class Solver:
         return ref
 
     def _settle_body(self):
-        """The body parameters of the whole graph become the last value of the plan: the
-        whole body when there is one, else one model whose members they are."""
+        """The body parameters of the graph become the last value of the plan."""
         self.members, self.body_at = None, len(self.params)
         if not self.bodies:
             return
@@ -211,9 +194,8 @@ class Solver:
         return self.around.exchange(values[-1], functools.partial(self._through_middleware, *values))
 
     async def _through_middleware(self, *values):
-        """The app's middleware around the route: call_next runs it (a sync graph on the
-        loop's thread pool) and gives its answer as a Response, an exception with a handler
-        (HTTPException's included) answered there."""
+        """The app's middleware around the route, whose call_next gives its Response (an
+        exception with a handler answered there)."""
         request, values = values[-1], values[:-1]
 
         async def call_next(request):
@@ -243,8 +225,7 @@ class Solver:
         return await handler(request)
 
     def _response(self, value, *status_and_headers):
-        """A result as the Response C would have made of it (its response model applied), with
-        the route's status or the given status and headers."""
+        """A result as the Response C would have made of it."""
         if self.shape is not None and not isinstance(value, Response) and not callable(value):
             value = self.shape(value, *status_and_headers)  # a Response with a response_class
         if isinstance(value, Response) or callable(value):  # a callable streams (responses.py)
@@ -252,8 +233,7 @@ class Solver:
         return JSONResponse(value, *(status_and_headers or (self.status_code,)))
 
     def _pool(self, values):
-        """What the steps take their arguments from: C's values, the constants, the members
-        of the body, the Response of a response parameter; then each step's result."""
+        """What the steps take their arguments from, then each step's result."""
         pool = [*values, *self.consts]
         if self.members:
             pool += self.members.members(values[self.body_at])
@@ -272,8 +252,7 @@ class Solver:
                 pool[self.background_at].run_later()
 
     def _result(self, pool):
-        """The handler's result; with a response parameter, made a response with its status,
-        headers and cookies (a Response the handler returns is sent as it is, as in FastAPI)."""
+        """The handler's result, with a response parameter's status, headers and cookies."""
         if not self.wants_response:
             return pool[-1]
         sub = pool[self.response_at]
@@ -336,8 +315,7 @@ async def _dispatch(middleware, call_next, request):
 
 
 def needed(func, dependencies):
-    """Whether a handler needs a Solver: dependencies, a Depends() parameter, one the Solver
-    gives (SecurityScopes, Response, BackgroundTasks), or a body of members (_plans.Members)."""
+    """Whether a handler needs a Solver: dependencies, or a parameter only a Solver gives."""
     if dependencies:
         return True
     found = list(_plans.parameters(func))

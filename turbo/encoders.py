@@ -9,10 +9,8 @@ __all__ = ["jsonable_encoder"]
 
 def jsonable_encoder(obj, include=None, exclude=None, by_alias=True, exclude_unset=False,
                      exclude_defaults=False, exclude_none=False):
-    """The JSON form of obj, as turbo writes it: pydantic models dumped (by alias, with
-    include/exclude/exclude_unset/exclude_defaults/exclude_none), dataclasses, enums, dates,
-    UUIDs, decimals, sets and the rest as FastAPI encodes them; dict keys and values, and
-    items, recursively. exclude_none drops None values of dicts too."""
+    """The JSON form of obj, as FastAPI encodes it; exclude_none drops None values of dicts
+    too."""
     options = dict(by_alias=by_alias, exclude_unset=exclude_unset,
                    exclude_defaults=exclude_defaults, exclude_none=exclude_none)
     pydantic = sys.modules.get("pydantic")

@@ -1,7 +1,6 @@
-"""HTTPException, as FastAPI's: raise it in a handler or a dependency to answer
-{"detail": detail} with that status and headers; RequestValidationError, what an exception
-handler for it receives instead of turbo's 422; the default handlers of both, as
-fastapi.exception_handlers has them."""
+"""HTTPException and RequestValidationError, as FastAPI's, and the default handlers of both,
+as fastapi.exception_handlers has them."""
+import contextlib
 import http
 import json
 
@@ -12,9 +11,8 @@ __all__ = ["HTTPException", "RequestValidationError", "http_exception_handler",
 
 
 class HTTPException(Exception):
-    """HTTPException(status_code, detail=None, headers=None). detail defaults to the status's
-    reason phrase and may be any JSON-encodable value. The status and headers are checked when
-    it is made, as a Response's are (ValueError for one turbo cannot send)."""
+    """Raised to answer {"detail": detail} (the reason phrase by default) with that status
+    and headers, checked as a Response's are."""
 
     def __init__(self, status_code, detail=None, headers=None):
         checked = Response(b"", status_code, headers)
@@ -38,18 +36,15 @@ class HTTPException(Exception):
 
 
 class RequestValidationError(ValueError):
-    """The values of a request that did not validate: errors() lists them as turbo's 422 does;
-    body is the request's body (parsed when it is JSON), as FastAPI gives it."""
+    """The values of a request that did not validate (errors()), and its body."""
 
     def __init__(self, errors, body=None):
         super().__init__(errors)
         self._errors = errors
         self.body = body or None
         if isinstance(body, bytes) and body:
-            try:
+            with contextlib.suppress(ValueError):
                 self.body = json.loads(body)
-            except ValueError:
-                pass
 
     def errors(self):
         return self._errors

@@ -35,22 +35,25 @@ def _vary(message, name):
     _set(message, "vary", name if not vary else "%s, %s" % (vary, name))
 
 
-async def _plain(send, status, text, headers):
-    body = text.encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()] + [
-        (b"content-length", str(len(body)).encode()),
-        (b"content-type", b"text/plain; charset=utf-8")]})
+async def _send(response, send):
+    """A Response as ASGI messages (a FileResponse's file read, for middleware that rewrites
+    bodies)."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+    if response.media_type and not any(k == b"content-type" for k, _ in headers):
+        headers.append((b"content-type", content_type(response.media_type).encode("latin-1")))
+    body = response.body
+    if response._file is not None:
+        with open(response._file, "rb") as f:
+            body = f.read()
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class CORSMiddleware:
-    """Cross-origin requests, with Starlette's options and answers. A preflight request (OPTIONS
-    with Origin and Access-Control-Request-Method) is answered here: 200 "OK", or 400 "Disallowed
-    CORS origin, method, headers" naming what the options refuse. Any other request with an
-    Origin goes on, and its answer gets the Access-Control-* headers the options give: "*" for
-    any origin, else the origin itself when allowed (allow_origins, or allow_origin_regex
-    matching all of it), also when any origin is allowed but the request has cookies."""
+    """Cross-origin requests, with Starlette's options and answers: a preflight request is
+    answered here (200 "OK", or 400 "Disallowed CORS origin, method, headers"), any other
+    request with an Origin gets the Access-Control-* headers the options give."""
 
     def __init__(self, app, allow_origins=(), allow_methods=("GET",), allow_headers=(),
                  allow_credentials=False, allow_origin_regex=None, expose_headers=(), max_age=600):
@@ -112,16 +115,13 @@ class CORSMiddleware:
             headers["access-control-allow-headers"] = asked
         elif asked is not None and any(h.strip().lower() not in self.headers for h in asked.split(",")):
             refused.append("headers")
-        if refused:
-            return await _plain(send, 400, "Disallowed CORS " + ", ".join(refused), headers)
-        await _plain(send, 200, "OK", headers)
+        text = "Disallowed CORS " + ", ".join(refused) if refused else "OK"
+        await _send(Response(text, 400 if refused else 200, headers, "text/plain"), send)
 
 
 class GZipMiddleware:
     """Compresses answers of minimum_size bytes or more for clients that accept gzip, as
-    Starlette's (Content-Encoding, Vary: Accept-Encoding, the new Content-Length); a streamed
-    answer is compressed as it streams, each part flushed so that it reaches the client at once.
-    An answer that already has a Content-Encoding goes as it is."""
+    Starlette's; a streamed answer as it streams, each part flushed to reach the client."""
 
     def __init__(self, app, minimum_size=500, compresslevel=9):
         self.app, self.minimum_size, self.level = app, minimum_size, compresslevel
@@ -159,17 +159,16 @@ class GZipMiddleware:
 
 
 def _path_regex(path):
-    """A FastAPI path as a regex: {name} is one segment, {name:path} the rest."""
+    """A FastAPI path as a regex."""
     return re.compile("".join(
         (".+" if part.endswith(":path}") else "[^/]+") if part.startswith("{") else re.escape(part)
         for part in re.split(r"(\{[^}]*\})", path)))
 
 
 class Around:
-    """The ASGI middleware of an App, built when run() starts, each class around the ones added
-    before it. The innermost app is the route: a route's Solver hands C exchange()'s ASGI app as
-    the answer; a request no route takes comes through a mount at "/" (app) and gets turbo's
-    404 or 405, so a middleware answers those too (a CORS preflight)."""
+    """The ASGI middleware of an App, built by run(), each class around the ones added before.
+    The innermost app is the route, which a Solver hands in through exchange(); a request no
+    route takes comes through a mount at "/" (app) and gets turbo's 404 or 405."""
 
     def __init__(self, entries, routes):
         self.app = self.route
@@ -178,9 +177,7 @@ class Around:
         self.paths = [(_path_regex(r.path), r.methods) for r in routes]
 
     def exchange(self, request, respond):
-        """One request through the middleware, as an ASGI app C runs as the answer: the
-        request's scope, with the route's respond() in it for route(), and its body as the
-        first message of receive()."""
+        """One request through the middleware, as an ASGI app C runs as the answer."""
         async def app(scope, receive, send):
             first = True
 
@@ -207,16 +204,7 @@ class Around:
         response = await respond() if respond else self.unrouted(scope)
         if callable(response):  # it streams
             return await response(scope, receive, send)
-        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        if response.media_type and not any(k == b"content-type" for k, _ in headers):
-            headers.append((b"content-type", content_type(response.media_type).encode("latin-1")))
-        body = response.body
-        if response._file is not None:  # a FileResponse: read, for middleware that rewrites bodies
-            with open(response._file, "rb") as f:
-                body = f.read()
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send(response, send)
         if response.background is not None:
             response.background.run_later()
 

@@ -1,11 +1,9 @@
 """The OpenAPI 3.1 document of an App, and the pages that show it (/docs: Swagger UI, /redoc).
 
-Made once per process, when /openapi.json is first asked for, from what the routes declared:
-paths and operations (operationId as FastAPI names them, summary and description from the
-docstring, tags, deprecated, responses), parameters with their schemas and rules, request bodies
-(pydantic's JSON schemas, forms, files), response models, the 422 of routes that take values,
-the security schemes of turbo.security's dependencies. A mounted app's own document stays its own.
+Made once per process, when /openapi.json is first asked for, from what the routes declared,
+as FastAPI makes it. A mounted app's own document stays its own.
 """
+import contextlib
 import functools
 import html
 import inspect
@@ -90,11 +88,9 @@ def _scalar_schema(q):
         schema = {"anyOf": [schema, {"type": "null"}]}
     schema["title"] = _title(q.key if q.source in ("header", "query", "cookie") else q.name)
     if len(q.default) == 1 and q.default[0] is not None:
-        try:
+        with contextlib.suppress(TypeError, ValueError):  # a default that is no JSON
             json.dumps(q.default[0])
             schema["default"] = q.default[0]
-        except (TypeError, ValueError):
-            pass
     return schema
 
 
@@ -115,8 +111,7 @@ def _plan_of(route):
 
 
 def _request_body(op_id, bodies, forms, schemas):
-    """The requestBody of an operation: its form, its one JSON body, or the object its body
-    parameters are the members of (a Body_<operationId> component, as FastAPI names it)."""
+    """The requestBody of an operation: its form, its one JSON body, or a Body_<operationId>."""
     if not forms and _plans.one_body(bodies):
         _, ann, _, q = bodies[0]
         return _some(content={"application/json": {"schema": schemas.of(ann)}},
@@ -225,11 +220,8 @@ def _page(name, *values):
 
 
 def add_routes(app, free):
-    """Declares /openapi.json, /docs, /docs/oauth2-redirect and /redoc: those the app asks for
-    and free(path) says no route or mounted app takes (a mounted app's docs stay its own).
-    /docs is Swagger UI, its script and style from swagger_js_url and swagger_css_url (a CDN
-    by default, a local copy for offline deployments); /docs/oauth2-redirect is where its
-    OAuth2 login comes back, handing the answer to the opener; /redoc is ReDoc."""
+    """Declares /openapi.json, /docs (Swagger UI), /docs/oauth2-redirect and /redoc: those the
+    app asks for and free(path) says no route or mounted app takes."""
     escape = html.escape
 
     @functools.lru_cache(maxsize=None)

@@ -1,12 +1,7 @@
-"""Parameter markers, as FastAPI declares them: where a value comes from (Query, Path, Header,
-Cookie) and what it must be (gt, ge, lt, le, multiple_of, min_length, max_length, pattern).
-
-    def read(item_id: int = Path(ge=1), q: str = Query(None, max_length=50),
-             x_token: Annotated[str, Header()] = "none"): ...
+"""Parameter markers, as FastAPI declares them: where a value comes from and what it must be.
 
 Read once at decoration (turbo/_plans.py); per request the values are found, converted and
-checked in C, and a value that breaks a rule gets pydantic 2's 422 (greater_than,
-string_too_short, string_pattern_mismatch...).
+checked in C, and a value that breaks a rule gets pydantic 2's 422.
 """
 import re
 
@@ -31,9 +26,8 @@ def _number(x):
 
 
 class Param:
-    """Where a parameter comes from (source) and the rules its value must keep. default: the
-    value when it is absent (... or none given: required), or default_factory() made for each
-    request; alias: the name in the request."""
+    """Where a parameter comes from (source) and the rules its value must keep; default (...:
+    required) or default_factory(); alias: the name in the request."""
     source = None
 
     def __init__(self, default=..., *, default_factory=None, alias=None, gt=None, ge=None,
@@ -89,8 +83,7 @@ class Param:
 
 class Body(Param):
     """A JSON body parameter: the whole body, or, with embed=True or beside other body
-    parameters, its member under the parameter's name (alias). Any annotation pydantic
-    validates; the rules apply as pydantic's Field constraints."""
+    parameters, its member under the parameter's name (alias)."""
     source = "body"
 
     def __init__(self, default=..., *, embed=False, media_type="application/json", **rules):

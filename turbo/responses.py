@@ -1,8 +1,5 @@
-"""Response classes as Starlette has them, to return from a handler or to name in a route's
-response_class=. Each is a turbo.Response: its body, status and headers are checked when it is
-made and sent by C as they are. StaticFiles, to mount a folder as Starlette's is mounted.
-StreamingResponse and EventSourceResponse send a body as it is made: C runs them on the
-asyncio loop as ASGI apps, as it runs any callable a handler returns."""
+"""Response classes as Starlette has them, and StaticFiles. StreamingResponse and
+EventSourceResponse are ASGI apps, which C runs on the asyncio loop."""
 import asyncio
 import json
 import mimetypes
@@ -38,9 +35,8 @@ class RedirectResponse(Response):
 
 
 class FileResponse(Response):
-    """A file, sent by C as app.static sends one: its type from its name (or media_type),
-    Last-Modified and ETag, and for a 200 the 304s and one Range; Content-Disposition when
-    filename is given. A path that is no file fails here (Starlette fails when it sends)."""
+    """A file, sent by C as app.static sends one; Content-Disposition when filename is given.
+    A path that is no file fails here (Starlette fails when it sends)."""
 
     def __init__(self, path, status_code=200, headers=None, media_type=None, background=None,
                  filename=None, content_disposition_type="attachment"):
@@ -58,8 +54,7 @@ class FileResponse(Response):
 
 
 class StaticFiles:
-    """app.mount("/static", StaticFiles(directory="static")): the folder, served by
-    app.static (html=True: a folder's index.html)."""
+    """app.mount("/static", StaticFiles(directory="static")): the folder, by app.static."""
 
     def __init__(self, *, directory, html=False, check_dir=True):
         if check_dir and not os.path.isdir(directory):
@@ -68,8 +63,7 @@ class StaticFiles:
 
 
 def content_type(media_type):
-    """The Content-Type of a media type as C writes a Response's (tb_send_response): text/*
-    gets a charset, unless it names one."""
+    """The Content-Type of a media type as C writes it: text/* gets a charset."""
     text = media_type.lower().startswith("text/") and "charset=" not in media_type.lower()
     return media_type + "; charset=utf-8" if text else media_type
 
@@ -78,19 +72,15 @@ _END = object()
 
 
 async def _gone(receive):
-    """Returns when the client has gone (or the answer is complete), the request's own
-    messages skipped."""
+    """Returns when the client has gone (or the answer is complete)."""
     while (await receive())["type"] != "http.disconnect":
         pass
 
 
 class StreamingResponse:
     """A body sent piece by piece as content (an iterator or async iterator of str or bytes)
-    yields it, in chunked coding. The next piece is asked for once the client has taken the
-    last, so a slow client slows the producer and memory stays bounded; a sync iterator's
-    steps run on threads of their own, so it may block. When the client goes, an async
-    iterator gets CancelledError where it waits, a sync one is dropped after its current step.
-    background (BackgroundTasks) runs once the body is sent."""
+    yields it, the next piece asked for once the client has taken the last; a sync iterator
+    runs on threads of its own. background runs once the body is sent."""
 
     media_type = None
 
@@ -164,9 +154,8 @@ class ServerSentEvent:
 
 
 class EventSourceResponse(StreamingResponse):
-    """Server-sent events (text/event-stream): content yields a ServerSentEvent per event (or
-    str or bytes already in the format). After 15 seconds without one a comment, ": ping", keeps
-    proxies from closing the connection as idle."""
+    """Server-sent events: content yields a ServerSentEvent per event (or str or bytes in the
+    format); ": ping" after ping_seconds without one keeps proxies from closing it."""
 
     media_type = "text/event-stream"
     ping_seconds = 15.0
@@ -192,10 +181,8 @@ class EventSourceResponse(StreamingResponse):
 
 
 class Items:
-    """What a generator handler returns is streamed, as FastAPI (0.134 on) streams it: each item
-    it yields as one JSON line (application/jsonl), or as one event's JSON data with
-    response_class=EventSourceResponse (a ServerSentEvent as it is); model, when the return
-    annotation names one (AsyncIterable[Item]), shapes each item."""
+    """A generator handler's items streamed as FastAPI's: JSON lines, or events with
+    response_class=EventSourceResponse; model shapes each item."""
 
     def __init__(self, cls, status_code, model):
         self.cls, self.status_code, self.model = cls or StreamingResponse, status_code, model

@@ -1,17 +1,5 @@
-"""Routes as FastAPI declares them: the decorators (shared by App and APIRouter), APIRouter with
-its prefix, tags and dependencies, include_router, and the 307 redirects between /items and
-/items/ (redirect_slashes).
-
-    router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(token)])
-
-    @router.get("/{id}")
-    def read_user(id: int): ...
-
-    app.include_router(router)          # GET /users/{id}, token checked first
-
-An APIRouter keeps its routes until an App (or another router) includes it; the App registers
-each with C then, as if declared on it, with the prefixes joined and the dependencies of every
-level run first, outermost first.
+"""Routes as FastAPI declares them: the decorators (shared by App and APIRouter), APIRouter and
+include_router. An APIRouter keeps its routes until an App (or another router) includes it.
 """
 import inspect
 
@@ -21,8 +9,7 @@ __all__ = ["APIRouter", "Route"]
 
 
 class Route:
-    """One declared route: path (prefix joined), endpoint, methods, and its options (those of
-    add_api_route: status_code, dependencies, tags...)."""
+    """One declared route: path, endpoint, methods, and the options of add_api_route."""
 
     def __init__(self, path, endpoint, methods, options):
         self.path, self.endpoint, self.methods, self.options = path, endpoint, methods, options
@@ -32,8 +19,7 @@ class Route:
 
 
 class Routes:
-    """The route decorators. Each ends in add_api_route, which hands the route and all its
-    options to _add, as App and APIRouter define it."""
+    """The route decorators, which end in _add, as App and APIRouter define it."""
 
     def add_api_route(self, path, endpoint, *, methods=None, status_code=200, blocking=False,
                       dependencies=None, response_model=_plans._DEFAULT,
@@ -43,14 +29,8 @@ class Routes:
                       response_description="Successful Response", responses=None,
                       deprecated=None, operation_id=None, include_in_schema=True, name=None,
                       openapi_extra=None, callbacks=None):
-        """Declares endpoint for path and methods (default ["GET"]). blocking=True: the
-        handler blocks (I/O), so its event loop is given away before it starts.
-        dependencies: Depends(...) run before the handler, results unused. response_model
-        (default: the return annotation, when it names a pydantic model) validates and
-        filters what the handler returns, with FastAPI's response_model_* options;
-        response_class makes it that class of turbo.Response. tags, summary, description,
-        responses, deprecated, operation_id, include_in_schema, name, openapi_extra and
-        callbacks are kept for the API document."""
+        """Declares endpoint for path and methods (default ["GET"]), with FastAPI's options;
+        blocking=True: the handler blocks (I/O), so its event loop is given away first."""
         options = dict(locals())  # every option above, given or not
         del options["self"], options["path"], options["endpoint"]
         self._add(path, endpoint, options)
@@ -65,8 +45,7 @@ class Routes:
 
     def include_router(self, router, *, prefix="", tags=None, dependencies=None, responses=None,
                        deprecated=None, include_in_schema=True):
-        """Declares every route of router here, under prefix, with these tags and responses
-        added and these dependencies run before the router's own."""
+        """Declares every route of router here, under prefix, with these options added."""
         _check_prefix(prefix)
         for r in router.routes:
             options = _joined(r.options, tags, dependencies, responses)
@@ -74,6 +53,14 @@ class Routes:
                 options["deprecated"] = deprecated
             options["include_in_schema"] = include_in_schema and options["include_in_schema"]
             self._add(prefix + r.path, r.endpoint, dict(options, methods=r.methods))
+
+
+def methods_of(methods):
+    """A route's methods, upper case: one, a list, or None for GET."""
+    methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
+    if not methods or not all(isinstance(m, str) for m in methods):
+        raise TypeError("methods must be a str or a non-empty list of str, not %r" % (methods,))
+    return tuple(m.upper() for m in methods)
 
 
 def decorator(add):
@@ -93,7 +80,7 @@ def _method_decorator(method):
 
 
 def _spell_options(func):
-    """func's **options shown as add_api_route's keyword options (help(), editors)."""
+    """func's **options shown as add_api_route's keyword options."""
     own = [p for p in inspect.signature(func).parameters.values() if p.kind != p.VAR_KEYWORD]
     options = [p for p in inspect.signature(Routes.add_api_route).parameters.values()
                if p.kind == p.KEYWORD_ONLY and p.name != "methods"]
@@ -113,8 +100,7 @@ def _check_prefix(prefix):
 
 
 def _joined(options, tags, dependencies, responses):
-    """A route's options with the tags, dependencies and responses of an outer level put
-    before its own."""
+    """A route's options with the tags, dependencies and responses of an outer level."""
     return dict(options, tags=list(tags or ()) + list(options["tags"] or ()),
                 dependencies=list(dependencies or ()) + list(options["dependencies"] or ()),
                 responses={**(responses or {}), **(options["responses"] or {})})
@@ -122,8 +108,7 @@ def _joined(options, tags, dependencies, responses):
 
 class APIRouter(Routes):
     """Routes kept together, to be included in an App (or another router) with
-    include_router. prefix is put before each path; tags, dependencies and responses apply
-    to every route."""
+    include_router; prefix, tags, dependencies and responses apply to every route."""
 
     def __init__(self, *, prefix="", tags=None, dependencies=None, responses=None,
                  deprecated=None, include_in_schema=True):
@@ -135,11 +120,10 @@ class APIRouter(Routes):
 
     def _add(self, path, endpoint, options):
         options = _joined(options, self.tags, self.dependencies, self.responses)
-        methods = options.pop("methods")
+        methods = list(methods_of(options.pop("methods")))
         if options["deprecated"] is None:
             options["deprecated"] = self.deprecated
         options["include_in_schema"] = self.include_in_schema and options["include_in_schema"]
-        methods = [methods] if isinstance(methods, str) else list(methods or ["GET"])
         self.routes.append(Route(self.prefix + path, endpoint, methods, options))
 
 

@@ -1,14 +1,6 @@
-"""The security dependencies FastAPI users rely on (fastapi.security's), with the same answers
-when a credential is missing or malformed (401 or 403, the same detail and WWW-Authenticate).
-
-    oauth2 = OAuth2PasswordBearer(tokenUrl="token")
-
-    @app.get("/me")
-    def me(token: str = Depends(oauth2)): ...
-
-Each reads one value of the request (a header, a query parameter or a cookie), found by C
-like any parameter's: its __signature__ asks for it. auto_error=False: None instead of the
-error, so that several schemes can be tried in turn.
+"""The security dependencies of fastapi.security, with the same answers when a credential is
+missing or malformed. Each reads one value of the request, which its __signature__ asks C for;
+auto_error=False: None instead of the error.
 """
 import base64
 import binascii
@@ -37,8 +29,7 @@ class HTTPAuthorizationCredentials:
 
 
 class _Scheme:
-    """A dependency that reads one value: source ("header", "query" or "cookie") and key.
-    model: its security scheme in the API document."""
+    """A dependency that reads one value (source, key); model: its scheme in the document."""
     source, key = "header", "Authorization"
 
     def __init__(self, *, scheme_name=None, description=None, auto_error=True):
@@ -79,8 +70,7 @@ class OAuth2PasswordBearer(_Scheme):
 
 
 class OAuth2PasswordRequestForm:
-    """The form of an OAuth2 password request (Depends() it): username, password, scopes (the
-    space-separated scope field), grant_type ("password" if given), client_id, client_secret."""
+    """The form of an OAuth2 password request (Depends() it); scopes: the scope field split."""
 
     def __init__(self, grant_type: typing.Optional[str] = params.Form(None, pattern="password"),
                  username: str = params.Form(), password: str = params.Form(),

@@ -1,19 +1,7 @@
-"""TestClient, as FastAPI's (Starlette's), for an App's tests:
+"""TestClient, as FastAPI's (Starlette's), for an App's tests.
 
-    from turbo.testclient import TestClient
-
-    client = TestClient(app)
-
-    def test_read_item():
-        response = client.get("/items/foo", headers={"X-Token": "coneofsilence"})
-        assert response.status_code == 200
-        assert response.json() == {"id": "foo", "title": "Foo"}
-
-The app is served for real, over a socket: at the first request the process forks, and the
-child runs app.run on a free port (one process, its lifespan included), so what is tested is
-what turbo serves. dependency_overrides set before a request apply to it (the child is started
-again when they have changed). The child stops with the client (close(), the end of a with
-block, or the end of the test process).
+The app is served for real: at the first request the process forks, and the child runs app.run
+on a free port, started again when dependency_overrides have changed. It stops with the client.
 """
 import atexit
 import contextlib
