@@ -183,9 +183,10 @@ class TurboOnly(unittest.TestCase):
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
 
     def test_metrics_and_access_log_count_what_a_hosted_app_answers(self):
-        """--metrics-path and --access-log json: the answers of a FastAPI app (deferred to
+        """--metrics-path and --access-log-format json: the answers of a FastAPI app (deferred to
         its loop, sync routes on its thread pool) are counted and logged, one line each."""
-        server = turbo("fastapi_app:app", "--metrics-path", "/metrics", "--access-log", "json")
+        server = turbo("fastapi_app:app", "--metrics-path", "/metrics",
+                       "--access-log-format", "json")
         try:
             for path in ("/items/1", "/sync", "/teapot", "/nowhere"):
                 exchange(server.port, "GET", path)

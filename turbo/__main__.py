@@ -44,8 +44,10 @@ def parse_args(argv):
                    help="the attribute is a function returning the app")
     p.add_argument("--root-path", default="", help="the prefix a proxy in front strips: the app's "
                    "root_path (ASGI) or SCRIPT_NAME (WSGI)")
-    p.add_argument("--access-log", nargs="?", const="common", choices=("common", "json"),
-                   help="a line per request: the Common Log Format (the default) or JSON")
+    p.add_argument("--access-log", action="store_const", const="common",
+                   help="a line per request, in the Common Log Format")
+    p.add_argument("--access-log-format", choices=("common", "json"), dest="access_log",
+                   help="a line per request in this format")
     p.add_argument("--access-log-path", help="append the access log there (default stderr; "
                    "SIGUSR1 opens it again, for logrotate)")
     p.add_argument("--metrics-path", help="serve Prometheus metrics there, e.g. /metrics")
