@@ -3556,14 +3556,16 @@ static void tb__metrics(turbo_server *s, turbo_buf *b) {
             for (i = 0; i < TB__NCOUNTS; i++) n[i] += __atomic_load_n(&slot[i], __ATOMIC_RELAXED);
         }
     }
-    tb__buf_puts(b, "# TYPE turbo_requests_total counter\n");
+    tb__buf_puts(b, "# HELP turbo_requests_total Requests answered, by method and status class.\n"
+                    "# TYPE turbo_requests_total counter\n");
     for (i = 0; i < TB__METHODS * 4; i++) {
         if (!n[TB__N_REQUESTS + i]) continue;
         snprintf(line, sizeof line, "turbo_requests_total{method=\"%s\",code=\"%dxx\"} %llu\n",
                  tb__methods_counted[i / 4], i % 4 + 2, (unsigned long long)n[TB__N_REQUESTS + i]);
         tb__buf_puts(b, line);
     }
-    tb__buf_puts(b, "# TYPE turbo_request_duration_seconds histogram\n");
+    tb__buf_puts(b, "# HELP turbo_request_duration_seconds From a request's head to the end of its answer.\n"
+                    "# TYPE turbo_request_duration_seconds histogram\n");
     for (i = 0; i <= TB__BUCKETS; i++) {
         char bound[16] = "+Inf";
         if (i < TB__BUCKETS) snprintf(bound, sizeof bound, "%g", (double)tb__bounds_us[i] / 1e6);
@@ -3578,18 +3580,22 @@ static void tb__metrics(turbo_server *s, turbo_buf *b) {
     tb__buf_puts(b, line);
     {
         const struct {
-            const char *name, *type;
+            const char *name, *type, *help;
             uint64_t value;
-        } one[] = {{"turbo_received_bytes_total", "counter", n[TB__N_BYTES_IN]},
-                   {"turbo_sent_bytes_total", "counter", n[TB__N_BYTES_OUT]},
-                   {"turbo_connections", "gauge", conns},
-                   {"turbo_idle_connections", "gauge", idle},
-                   {"turbo_deferred_total", "counter", n[TB__N_DEFERRED]},
-                   {"turbo_deferred_waiting", "gauge", n[TB__N_DEFERRED] - n[TB__N_RESUMED]},
-                   {"turbo_handoffs_total", "counter", n[TB__N_HANDOFFS]}};
+        } one[] = {
+            {"turbo_received_bytes_total", "counter", "Bytes read from clients.", n[TB__N_BYTES_IN]},
+            {"turbo_sent_bytes_total", "counter", "Bytes of the answers, heads included.",
+             n[TB__N_BYTES_OUT]},
+            {"turbo_connections", "gauge", "Open connections.", conns},
+            {"turbo_idle_connections", "gauge", "Connections kept alive between requests.", idle},
+            {"turbo_deferred_total", "counter", "Answers deferred by their handler.", n[TB__N_DEFERRED]},
+            {"turbo_deferred_waiting", "gauge", "Deferred answers not resumed yet.",
+             n[TB__N_DEFERRED] - n[TB__N_RESUMED]},
+            {"turbo_handoffs_total", "counter", "Loops handed to a spare thread by a handler that blocked.",
+             n[TB__N_HANDOFFS]}};
         for (i = 0; i < (int)(sizeof one / sizeof *one); i++) {
-            snprintf(line, sizeof line, "# TYPE %s %s\n%s %llu\n", one[i].name, one[i].type, one[i].name,
-                     (unsigned long long)one[i].value);
+            snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", one[i].name, one[i].help,
+                     one[i].name, one[i].type, one[i].name, (unsigned long long)one[i].value);
             tb__buf_puts(b, line);
         }
     }
