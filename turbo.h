@@ -3626,45 +3626,48 @@ static int tb__conn_watch(tb__worker *w, tb__conn *c, int mask) {
     return 0;
 }
 
+/* Waits for the events of mask with the timeout of class cls; -1 if c
+   could not be watched (it is closed then). */
+static int tb__conn_await(tb__worker *w, tb__conn *c, int mask, int cls) {
+    if (tb__conn_watch(w, c, mask) != 0) {
+        tb__conn_free(w, c);
+        return -1;
+    }
+    tb__timer_set(w, c, cls);
+    return 0;
+}
+
 /* The answer is out: half-close and drain what the client still sends, so
    that closing does not reset the connection under the response. */
 static void tb__conn_linger(tb__worker *w, tb__conn *c) {
     shutdown(c->fd, SHUT_WR);
     c->state = TB__C_LINGER;
     turbo_buf_free(&c->in);
-    if (tb__conn_watch(w, c, TB__READ) != 0) {
-        tb__conn_free(w, c);
-        return;
-    }
-    tb__timer_set(w, c, TB__T_LINGER);
+    tb__conn_await(w, c, TB__READ, TB__T_LINGER);
 }
 
-/* The thread's output has gone out (or into c->out): the buffer is kept
-   for the next answers, unless one big answer made it big. */
-static void tb__out_reset(tb__thread *t) {
+/* Sends the thread's output for c; what the socket refuses (all of it
+   behind a backlog) waits in c->out. The thread's buffer is kept for the
+   next answers, unless one big answer made it big. -1 if the client is
+   gone or c->out could not grow. */
+static int tb__out_flush(tb__thread *t, tb__conn *c) {
+    size_t len = t->out.len;
+    ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len);
+    if (sent >= 0 && (size_t)sent < len) turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
     t->out.len = 0;
     if (t->out.cap > TB__OUT_KEEP) turbo_buf_free(&t->out);
+    return sent < 0 || c->out.oom ? -1 : 0;
 }
 
 /* Sends what the thread's output buffer holds for c. Returns 0 when all
    went out, 1 when the rest waits in c->out, -1 when c was closed. */
 static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
-    size_t len = t->out.len;
-    ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len); /* behind a backlog: queue */
-    if (sent >= 0 && ((size_t)sent < len || (c->out.len && len)))
-        turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
-    tb__out_reset(t);
-    if (sent < 0) {
+    if (tb__out_flush(t, c) != 0) {
         tb__conn_free(w, c);
         return -1;
     }
     if (!c->out.len) return 0;
-    if (c->out.oom || tb__conn_watch(w, c, TB__WRITE) != 0) {
-        tb__conn_free(w, c);
-        return -1;
-    }
-    tb__timer_set(w, c, TB__T_WRITE);
-    return 1;
+    return tb__conn_await(w, c, TB__WRITE, TB__T_WRITE) == 0 ? 1 : -1;
 }
 
 /* An engine error: a complete response, then close. */
@@ -3763,7 +3766,6 @@ static void tb__request_done(tb__conn *c) {
     c->state = TB__C_IDLE;
     c->head_scan = 0;
     c->saw_lf = 0;
-    c->head_len = 0;
     c->continue_sent = 0;
     memset(&c->chunk, 0, sizeof c->chunk);
 }
@@ -3794,10 +3796,8 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
                 break;
             }
             if (hl == 0) {
-                if (c->state != TB__C_HEAD) {
-                    c->state = TB__C_HEAD;
-                    tb__head_ready(c, msg, avail, &w->limits);
-                }
+                c->state = TB__C_HEAD;
+                tb__head_ready(c, msg, avail, &w->limits);
                 break;
             }
         }
@@ -3812,11 +3812,9 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
             consumed = avail - (size_t)hl >= f.content_length ? (size_t)hl + f.content_length : 0;
         }
         if (!consumed) { /* the body is still on its way */
-            if (c->state != TB__C_BODY) {
-                c->state = TB__C_BODY;
-                c->head_len = hl;
-                c->framing = f;
-            }
+            c->state = TB__C_BODY;
+            c->head_len = hl;
+            c->framing = f;
             if (f.expect_continue && !c->continue_sent) {
                 tb__buf_puts(&t->out, "HTTP/1.1 100 Continue\r\n\r\n");
                 c->continue_sent = 1;
@@ -3856,34 +3854,24 @@ static void tb__conn_keep(tb__conn *c, char *data, size_t len, size_t used) {
     } else if (data == c->in.data) {
         turbo_buf_free(&c->in); /* an idle connection keeps no buffer */
     }
-    if (c->defer && c->state != TB__C_DEFER) c->state = TB__C_DEFER;
+    if (c->defer) c->state = TB__C_DEFER;
 }
 
 /* After processing: keep the unconsumed bytes, send, pick the next wait. */
 static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
                            int was) {
-    int sent;
     tb__conn_keep(c, data, len, used);
-    sent = tb__conn_send(w, t, c);
-    if (sent < 0) return;
-    if (sent == 1) return; /* reading resumes once the output drains */
+    if (tb__conn_send(w, t, c) != 0) return; /* closed, or reading resumes once the output drains */
     if (c->close_after) {
         tb__conn_linger(w, c);
         return;
     }
     if (c->out_full) { /* requests wait in c->in: serve them once the socket takes more */
-        if (tb__conn_watch(w, c, TB__WRITE) != 0) {
-            tb__conn_free(w, c);
-            return;
-        }
-        tb__timer_set(w, c, TB__T_WRITE);
+        tb__conn_await(w, c, TB__WRITE, TB__T_WRITE);
         return;
     }
-    if (tb__conn_watch(w, c, c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD ? 0 : TB__READ) != 0) {
-        tb__conn_free(w, c);
-        return;
-    }
-    if (w->draining && c->state == TB__C_IDLE && !c->in.len) {
+    if ((w->draining && c->state == TB__C_IDLE && !c->in.len) ||
+        tb__conn_watch(w, c, c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD ? 0 : TB__READ) != 0) {
         tb__conn_free(w, c);
         return;
     }
@@ -3904,13 +3892,8 @@ static void tb__mailbox_wake(tb__mailbox *box) {
    waits in c->out) and posts c to the worker's mailbox. */
 static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used) {
     tb__mailbox *box = w->box;
-    ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, t->out.len); /* behind a backlog: queue */
     tb__conn_keep(c, data, len, used);
-    if (sent < 0) c->dead = 1;
-    else if ((size_t)sent < t->out.len)
-        turbo_buf_append(&c->out, t->out.data + sent, t->out.len - (size_t)sent);
-    if (c->out.oom) c->dead = 1;
-    tb__out_reset(t);
+    if (tb__out_flush(t, c) != 0) c->dead = 1;
     pthread_mutex_lock(&box->lock);
     int wake = tb__mailbox_empty(box);
     c->returned_next = box->returned;
@@ -4236,11 +4219,7 @@ static void tb__worker_accept(tb__worker *w) {
         w->nconns++;
         TB__ADD(w->gauges[0], 1);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (tb__conn_watch(w, c, TB__READ) != 0) {
-            tb__conn_free(w, c);
-            continue;
-        }
-        tb__timer_set(w, c, TB__T_HEAD);
+        tb__conn_await(w, c, TB__READ, TB__T_HEAD);
     }
 }
 
