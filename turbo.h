@@ -4933,8 +4933,7 @@ TURBO_API int turbo_listen(turbo_server *s) {
                           gai_strerror(rc));
     if (!(s->listen_fds = (int *)TURBO_MALLOC((size_t)n * sizeof(int)))) {
         freeaddrinfo(ai);
-        snprintf(s->error, sizeof s->error, "out of memory");
-        return -1;
+        return tb__errorf(s->error, sizeof s->error, "out of memory");
     }
     s->port = s->cfg.port < 0 ? 0 : s->cfg.port;
     for (i = 0; i < n; i++) {
@@ -4950,13 +4949,12 @@ TURBO_API int turbo_listen(turbo_server *s) {
         s->listen_fds[i] = fd;
     }
     s->nlisten = i;
-    if (i < n) {
-        snprintf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host, s->port,
-                 strerror(errno));
-        tb__close_listeners(s);
-    }
+    rc = i == n ? 0
+                : tb__errorf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host,
+                             s->port, strerror(errno));
     freeaddrinfo(ai);
-    return i < n ? -1 : 0;
+    if (rc) tb__close_listeners(s);
+    return rc;
 }
 
 /* Waits until the workers have ended and every thread is parked; ends
@@ -5014,16 +5012,13 @@ static int tb__serve(turbo_server *s, int process_index, int *fds) {
     if (s->cfg.on_process_start) s->cfg.on_process_start(process_index, s->cfg.hook_arg);
     for (i = 0; i < s->cfg.threads && !rc; i++) {
         if (tb__worker_init(&s->workers[i], s, fds[i]) != 0 || tb__worker_start(s, &s->workers[i]) != 0) {
-            snprintf(s->error, sizeof s->error, "cannot start worker %d: %s", i, strerror(errno));
+            rc = tb__errorf(s->error, sizeof s->error, "cannot start worker %d: %s", i, strerror(errno));
             tb__worker_free(&s->workers[i]);
-            rc = -1;
         }
         fds[i] = -1; /* the worker owns it now */
     }
-    if (!rc && pthread_create(&s->pool.monitor, NULL, tb__monitor_main, s) != 0) {
-        snprintf(s->error, sizeof s->error, "cannot start the monitor thread: %s", strerror(errno));
-        rc = -1;
-    }
+    if (!rc && pthread_create(&s->pool.monitor, NULL, tb__monitor_main, s) != 0)
+        rc = tb__errorf(s->error, sizeof s->error, "cannot start the monitor thread: %s", strerror(errno));
     monitor = !rc;
     if (rc) turbo_stop(s);
     /* Stop signals go to a worker (each waits in its loop), not to this
@@ -5142,11 +5137,7 @@ TURBO_API int turbo_run(turbo_server *s) {
     int rc, procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
     char host[64];
     if (s->running) return -1;
-    if (turbo_listen(s) != 0) {
-        fprintf(stderr, "turbo: %s\n", s->error);
-        return -1;
-    }
-    if (s->cfg.access_log_path && s->log_fd == 2 && tb__log_open(s) != 0) {
+    if (turbo_listen(s) != 0 || (s->cfg.access_log_path && s->log_fd == 2 && tb__log_open(s) != 0)) {
         fprintf(stderr, "turbo: %s\n", s->error);
         return -1;
     }
