@@ -3670,6 +3670,13 @@ static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
     return tb__conn_await(w, c, TB__WRITE, TB__T_WRITE) == 0 ? 1 : -1;
 }
 
+/* Completes the response; c closes after it unless kept alive or deferred. */
+static void tb__res_end(tb__worker *w, tb__thread *t, tb__conn *c, const turbo_req *r) {
+    tb__res_finish(&t->res, r);
+    if (w->s->observing) tb__observe_end(t, &t->res);
+    if (!t->res.keep_alive && !t->res.deferred) c->close_after = 1;
+}
+
 /* An engine error: a complete response, then close. */
 static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status, int head_only) {
     t->req.path.len = 0;
@@ -3677,9 +3684,7 @@ static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status
     tb__res_begin(w, t, c, 0, head_only);
     if (w->s->observing) tb__observe_begin(t, c, NULL);
     tb__res_fail(&t->res, status);
-    tb__res_finish(&t->res, &t->req);
-    if (w->s->observing) tb__observe_end(t, &t->res);
-    c->close_after = 1;
+    tb__res_end(w, t, c, &t->req);
 }
 
 /* Calls a route's handler. Its worker goes to a spare thread first if the
@@ -3737,9 +3742,7 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
     } else {
         tb__res_fail(res, 404);
     }
-    tb__res_finish(res, r);
-    if (s->observing) tb__observe_end(t, res);
-    if (!res->keep_alive && !res->deferred) c->close_after = 1;
+    tb__res_end(w, t, c, r);
 }
 
 /* Does the head in progress look complete (or over a limit)? Scans only
@@ -4110,9 +4113,7 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     d->fn(&t->res, d->arg);
     if (tb__call_end(w, t)) tb__update_date(t);
     else if (t->res.deferred) w->defers++;
-    tb__res_finish(&t->res, &t->req);
-    if (w->s->observing) tb__observe_end(t, &t->res);
-    if (!t->res.keep_alive) c->close_after = 1;
+    tb__res_end(w, t, c, &t->req);
     if (d->ended) d->ended(d->ended_arg, 0);
     TURBO_FREE(d);
     if (t->detached) tb__conn_return(w, t, c, c->in.data, c->in.len, 0);
