@@ -4129,8 +4129,7 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
     turbo_defer *d, **tail;
     tb__conn *c, *back;
-    while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) {
-        /* a short read emptied the pipe */
+    while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) { /* a short one empties it */
     }
     pthread_mutex_lock(&w->box->lock);
     d = w->box->resumed;
@@ -4320,7 +4319,6 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
 static void tb__worker_free(tb__worker *w) {
     turbo_defer *d, *next, *resumed = w->held;
     tb__conn *c;
-    int orphans = 0;
     if (w->box) { /* from now on turbo_defer_resume answers a NULL response itself */
         pthread_mutex_lock(&w->box->lock);
         w->box->wake_fd = -1;
@@ -4328,9 +4326,9 @@ static void tb__worker_free(tb__worker *w) {
         resumed = w->box->resumed;
         w->box->resumed = NULL;
         for (d = resumed; d; d = d->next) w->defers--;
-        orphans = w->box->orphans = w->defers;
+        w->box->orphans = w->defers;
         pthread_mutex_unlock(&w->box->lock);
-        if (!orphans) tb__mailbox_free(w->box);
+        if (!w->defers) tb__mailbox_free(w->box);
         w->box = NULL;
     }
     tb__loop_free(&w->loop);
@@ -4574,18 +4572,17 @@ static int tb__restart(turbo_server *s) {
     envp[k++] = ready_var;
     envp[k++] = pid_var;
     envp[k] = NULL;
-    for (i = 0; i < n; i++) { /* a worker process's loops own theirs; a supervisor keeps them all */
+    for (i = 0; i < n; i++) /* a worker process's loops own theirs; a supervisor keeps them all */
         high[i] = s->workers ? __atomic_load_n(&s->workers[i].listen_fd, __ATOMIC_RELAXED) : s->listen_fds[i];
+    high[n] = ready[1];
+    for (i = 0; i <= n; i++)
         if (high[i] >= base) base = high[i] + 1;
-    }
-    if (ready[1] >= base) base = ready[1] + 1;
     if ((pid = fork()) == 0) { /* above every fd it needs, then down to 3.. */
         sigset_t none;
         sigemptyset(&none);
         pthread_sigmask(SIG_SETMASK, &none, NULL);
         tb__put_number(pid_var + 11, (long)getpid());
-        for (i = 0; i < n; i++) high[i] = fcntl(high[i], F_DUPFD_CLOEXEC, base);
-        high[n] = fcntl(ready[1], F_DUPFD_CLOEXEC, base);
+        for (i = 0; i <= n; i++) high[i] = fcntl(high[i], F_DUPFD_CLOEXEC, base);
         for (i = 0; i <= n; i++) dup2(high[i], 3 + i);
         execve(exe, argv, envp);
         _exit(127);
@@ -4962,7 +4959,7 @@ TURBO_API int turbo_listen(turbo_server *s) {
    the process if a handler still runs well past the shutdown grace period. */
 static void tb__await_workers(turbo_server *s) {
     tb__pool *p = &s->pool;
-    int64_t stop_at = 0;
+    int64_t stop_at = 0, grace = s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS;
     pthread_mutex_lock(&p->lock);
     while (p->workers_ended < p->nworkers || p->idle < p->nthreads) {
         struct timespec until;
@@ -4975,10 +4972,9 @@ static void tb__await_workers(turbo_server *s) {
             pthread_mutex_lock(&p->lock);
             continue;
         }
-        if (stop_at &&
-            tb__now_ms() > stop_at + s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS) {
+        if (stop_at && tb__now_ms() > stop_at + grace) {
             fprintf(stderr, "turbo: a handler is still running %d ms after shutdown began; exiting\n",
-                    s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS);
+                    (int)grace);
             _exit(1);
         }
         clock_gettime(CLOCK_REALTIME, &until);
