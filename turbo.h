@@ -2503,7 +2503,6 @@ struct tb__thread {
     int detached;       /* it gave its worker away (see hand-off) */
     unsigned long call; /* the worker's call count while a handler runs */
     char rbuf[65536];
-    size_t rbuf_cap;
     turbo_buf out, scratch;
     turbo_req req;
     turbo_res res;
@@ -3646,10 +3645,9 @@ static void tb__conn_linger(tb__worker *w, tb__conn *c) {
     tb__conn_await(w, c, TB__READ, TB__T_LINGER);
 }
 
-/* Sends the thread's output for c; what the socket refuses (all of it
-   behind a backlog) waits in c->out. The thread's buffer is kept for the
-   next answers, unless one big answer made it big. -1 if the client is
-   gone or c->out could not grow. */
+/* Sends the thread's output for c; what the socket refuses (all of it,
+   behind a backlog) waits in c->out. -1 if the client is gone or c->out
+   could not grow. The buffer is kept unless one big answer made it big. */
 static int tb__out_flush(tb__thread *t, tb__conn *c) {
     size_t len = t->out.len;
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len);
@@ -3918,7 +3916,7 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
     ssize_t n;
     int was = c->state;
     if (!c->in.len) {
-        n = read(c->fd, t->rbuf, t->rbuf_cap);
+        n = read(c->fd, t->rbuf, sizeof t->rbuf);
         data = t->rbuf;
         len = n > 0 ? (size_t)n : 0;
     } else {
@@ -4276,13 +4274,13 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
     if (t->detached) return;
     for (;;) {
         int n, i, stop = 0, wake = 0;
-        if (w->draining && w->now >= w->drain_deadline) {
-            if (!w->gave_up && w->defers)
+        if (w->draining && w->now >= w->drain_deadline && !w->gave_up) {
+            if (w->defers)
                 fprintf(stderr, "turbo: shutdown: not waiting for %d deferred answers\n", w->defers);
-            if (!w->gave_up) tb__worker_close_all(w);
+            tb__worker_close_all(w);
             w->gave_up = 1;
-            if (!w->lent) break; /* else wait for their handlers; a stuck one ends the process */
         }
+        if (w->gave_up && !w->lent) break; /* else wait for their handlers; a stuck one ends the process */
         if (w->draining && w->nconns == 0 && !w->defers) break;
         if (t->log.len) tb__log_flush(t);
         n = tb__loop_wait(&w->loop, t->events, tb__timer_next(w));
@@ -4366,7 +4364,6 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     memset(w->box, 0, sizeof *w->box);
     pthread_mutex_init(&w->box->lock, NULL);
     w->box->resumed_tail = &w->box->resumed;
-    w->box->wake_fd = -1;
     w->timeout[TB__T_HEAD] = cfg->header_timeout_ms;
     w->timeout[TB__T_BODY] = cfg->body_timeout_ms;
     w->timeout[TB__T_IDLE] = cfg->keepalive_timeout_ms;
@@ -4437,7 +4434,6 @@ static int tb__pool_reserve(turbo_server *s) {
     memset(t, 0, sizeof *t);
     t->s = s;
     t->counts = tb__slot(s, p->nthreads); /* where a replaced process's thread left off */
-    t->rbuf_cap = sizeof t->rbuf;
     t->req.scratch = &t->scratch;
     tb__update_date(t);
     if (pthread_create(&t->id, NULL, tb__thread_main, t) != 0) {
