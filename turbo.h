@@ -4694,11 +4694,10 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     const char *host = getenv("TURBO_HOST"), *health = getenv("TURBO_HEALTH_PATH");
     const char *metrics = getenv("TURBO_METRICS_PATH"), *log = getenv("TURBO_ACCESS_LOG");
     const char *log_path = getenv("TURBO_ACCESS_LOG_PATH");
-    int port = -1, bad = 0;
+    int port = -1, bad = tb__env_int("TURBO_PORT", &port) < 0;
+    bad |= tb__env_int("PORT", &port) < 0 || port > 65535; /* PORT, as hosting platforms set it, wins */
     if (host && *host) c->host = host;
-    if (tb__env_int("PORT", &port) > 0 || tb__env_int("TURBO_PORT", &port) > 0)
-        c->port = port == 0 ? -1 : port; /* 0 in the environment: any free port */
-    bad |= tb__env_int("PORT", &port) < 0 || tb__env_int("TURBO_PORT", &port) < 0 || port > 65535;
+    if (port >= 0) c->port = port == 0 ? -1 : port; /* 0 in the environment: any free port */
     bad |= tb__env_int("TURBO_THREADS", &c->threads) < 0;
     bad |= tb__env_int("TURBO_PROCESSES", &c->processes) < 0;
     bad |= tb__env_int("TURBO_BLOCKING_THREADS", &c->blocking_threads) < 0;
