@@ -3211,15 +3211,14 @@ static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
 
 /* Milliseconds until the next deadline, -1 for none. */
 static int tb__timer_next(const tb__worker *w) {
-    int64_t next = -1;
+    int64_t next = INT64_MAX;
     int i;
     for (i = 0; i < TB__T_COUNT; i++)
-        if (w->timer_head[i] && i != TB__T_DEFER && (next < 0 || w->timer_head[i]->deadline < next))
-            next = w->timer_head[i]->deadline;
-    if (!w->listening && w->accept_resume && (next < 0 || w->accept_resume < next)) next = w->accept_resume;
-    if (w->draining && !w->gave_up && (next < 0 || w->drain_deadline < next)) next = w->drain_deadline;
-    if (w->drain_at && !w->draining && (next < 0 || w->drain_at < next)) next = w->drain_at;
-    if (next < 0) return -1;
+        if (w->timer_head[i] && i != TB__T_DEFER) next = TB__MIN(next, w->timer_head[i]->deadline);
+    if (!w->listening && w->accept_resume) next = TB__MIN(next, w->accept_resume);
+    if (w->draining && !w->gave_up) next = TB__MIN(next, w->drain_deadline);
+    if (w->drain_at && !w->draining) next = TB__MIN(next, w->drain_at);
+    if (next == INT64_MAX) return -1;
     return next <= w->now ? 0 : (int)TB__MIN(next - w->now, 60000);
 }
 
@@ -3330,10 +3329,9 @@ static void *tb__monitor_main(void *arg) {
     int quiet = 0, i;
     tb__block_stops(NULL); /* stop signals are for the workers' loops */
     while (!__atomic_load_n(&p->closing, __ATOMIC_ACQUIRE)) {
-        struct timespec step = {0, 1000000L};
+        struct timespec step = {0, quiet > 100 ? 10000000L : 1000000L};
         int64_t now;
         int busy = 0;
-        if (quiet > 100) step.tv_nsec = 10000000L;
         nanosleep(&step, NULL);
         now = tb__now_us();
         for (i = 0; i < p->nworkers; i++) busy |= tb__monitor_check(s, &s->workers[i], now);
@@ -4518,16 +4516,6 @@ static void tb__on_restart(int sig) {
 }
 
 #ifdef __linux__
-/* Between fork and exec only async-signal-safe calls: no printf. */
-static void tb__put_number(char *at, long v) {
-    char digits[24];
-    int n = 0;
-    do digits[n++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    while (n) *at++ = digits[--n];
-    *at = '\0';
-}
-
 /* Starts this program again (the file now at its path: an upgrade is a
    restart) with this process's arguments and environment, the listening
    sockets as fds 3.. (socket activation: it listens on them) and
@@ -4577,7 +4565,7 @@ static int tb__restart(turbo_server *s) {
         sigset_t none;
         sigemptyset(&none);
         pthread_sigmask(SIG_SETMASK, &none, NULL);
-        tb__put_number(pid_var + 11, (long)getpid());
+        *tb__json_u64(pid_var + 11, (uint64_t)getpid()) = '\0'; /* until exec, no printf: no lock */
         for (i = 0; i <= n; i++) high[i] = fcntl(high[i], F_DUPFD_CLOEXEC, base);
         for (i = 0; i <= n; i++) dup2(high[i], 3 + i);
         execve(exe, argv, envp);
@@ -4912,15 +4900,12 @@ static int tb__listener(turbo_server *s, const struct addrinfo *ai, int i, int p
 }
 
 TURBO_API int turbo_listen(turbo_server *s) {
-    struct addrinfo hints, *ai = NULL;
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM},
+                    *ai = NULL;
     int i, n = s->cfg.threads * (s->cfg.processes > 0 ? s->cfg.processes : 1), rc;
     int passed;
     if (s->nlisten) return 0;
     passed = tb__passed_listeners();
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
     if ((rc = getaddrinfo(s->cfg.host, NULL, &hints, &ai)) != 0)
         return tb__errorf(s->error, sizeof s->error, "cannot resolve host \"%s\": %s", s->cfg.host,
                           gai_strerror(rc));
