@@ -2568,8 +2568,7 @@ struct tb__worker {
     tb__conn *returned; /* connections handed back, not yet taken up */
     int64_t now, drain_deadline, accept_resume;
     int64_t drain_at; /* stopping: serving on until then (drain_delay_ms), health says 503 */
-    int nconns;
-    uint64_t *gauges; /* its slot: open and idle connections, for tb__metrics */
+    uint64_t *gauges; /* its slot: [0] open and [1] idle connections, for tb__metrics */
     tb__conn *free_conns;
     tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
     int64_t timeout[TB__T_COUNT];
@@ -3611,7 +3610,6 @@ static void tb__conn_free(tb__worker *w, tb__conn *c) {
     close(c->fd);
     turbo_buf_free(&c->in);
     turbo_buf_free(&c->out);
-    w->nconns--;
     TB__ADD(w->gauges[0], -1);
     c->next = w->free_conns;
     w->free_conns = c;
@@ -4063,21 +4061,18 @@ TURBO_API void turbo_defer_resume_all(turbo_resumption *batch, size_t n) {
         if (!box) continue;
         pthread_mutex_lock(&box->lock);
         int stopped = box->wake_fd < 0, wake = !stopped && tb__mailbox_empty(box), last = 0;
+        turbo_defer **tail = stopped ? &orphans : box->resumed_tail; /* stopped: no one will answer */
         for (size_t k = i; k < n; k++) {
             if (!(d = batch[k].defer) || d->box != box) continue;
             batch[k].defer = NULL;
             d->fn = batch[k].fn;
             d->arg = batch[k].arg;
             d->next = NULL;
-            if (stopped) { /* the worker gave up on it at shutdown: no one to answer */
-                last = --box->orphans == 0;
-                d->next = orphans;
-                orphans = d;
-            } else {
-                *box->resumed_tail = d;
-                box->resumed_tail = &d->next;
-            }
+            *tail = d;
+            tail = &d->next;
+            if (stopped) last = --box->orphans == 0;
         }
+        if (!stopped) box->resumed_tail = tail;
         if (wake) tb__mailbox_wake(box);
         pthread_mutex_unlock(&box->lock);
         for (; orphans; orphans = d) {
@@ -4193,7 +4188,7 @@ static void tb__worker_accept(tb__worker *w) {
             }
             return;
         }
-        if (w->nconns >= w->s->cfg.max_connections) {
+        if (w->gauges[0] >= (uint64_t)w->s->cfg.max_connections) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nServer: turbo\r\n"
                                        "Content-Type: text/plain; charset=utf-8\r\n"
                                        "Content-Length: 20\r\nConnection: close\r\n\r\n"
@@ -4212,7 +4207,6 @@ static void tb__worker_accept(tb__worker *w) {
         c->fd = fd;
         tb__peer_keep(&c->peer, &peer);
         c->timer = -1;
-        w->nconns++;
         TB__ADD(w->gauges[0], 1);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         tb__conn_await(w, c, TB__READ, TB__T_HEAD);
@@ -4279,7 +4273,7 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
             w->gave_up = 1;
         }
         if (w->gave_up && !w->lent) break; /* else wait for their handlers; a stuck one ends the process */
-        if (w->draining && w->nconns == 0 && !w->defers) break;
+        if (w->draining && !w->gauges[0] && !w->defers) break;
         if (t->log.len) tb__log_flush(t);
         n = tb__loop_wait(&w->loop, t->events, tb__timer_next(w));
         w->now = tb__now_ms();
