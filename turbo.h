@@ -3241,16 +3241,6 @@ static void tb__pool_push(tb__pool *p, tb__worker *w) {
     pthread_cond_signal(&p->cond);
 }
 
-static int tb__conn_watch(tb__worker *w, tb__conn *c, int mask);
-
-/* The loop lets go of c while another thread runs its handler. */
-static void tb__conn_lend(tb__worker *w, tb__conn *c) {
-    tb__timer_clear(w, c);
-    tb__conn_watch(w, c, 0);
-    c->lent = 1;
-    w->lent++;
-}
-
 /* Before a handler runs for c on the worker's thread: from now on the
    monitor may hand the worker to another thread. */
 static void tb__call_begin(tb__worker *w, tb__thread *t, tb__conn *c) {
@@ -3279,8 +3269,7 @@ static int tb__lend(tb__worker *w, tb__thread *t, tb__conn *c) {
     pthread_mutex_lock(&p->lock);
     ok = tb__pool_reserve(w->s) == 0;
     if (ok) {
-        tb__conn_lend(w, c);
-        w->busy = NULL;
+        w->busy = c; /* as the monitor leaves it: the worker's next thread lends it to this one */
         t->detached = 1;
         TB__ADD(t->counts[TB__N_HANDOFFS], 1);
         tb__pool_push(p, w);
@@ -4258,8 +4247,11 @@ static void tb__worker_close_all(tb__worker *w) {
 static void tb__worker_run(tb__worker *w, tb__thread *t) {
     tb__pool *p = &w->s->pool;
     t->detached = 0;
-    if (w->busy) { /* taken from a stuck thread: that thread keeps the connection */
-        tb__conn_lend(w, w->busy);
+    if (w->busy) { /* taken from a thread in a handler: the loop lets go of its connection */
+        tb__timer_clear(w, w->busy);
+        tb__conn_watch(w, w->busy, 0);
+        w->busy->lent = 1;
+        w->lent++;
         w->busy = NULL;
     }
     if (w->returned || w->held) tb__worker_resumed(w, t); /* what the last thread left */
