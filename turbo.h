@@ -4028,12 +4028,15 @@ static void tb__defer_lost(turbo_defer *d) {
     }
 }
 
-/* The resumed answer's function has run (res NULL: the client had gone). */
-static void tb__defer_answered(turbo_defer *d, turbo_res *res) {
-    d->fn(res, d->arg);
-    if (d->ended) d->ended(d->ended_arg, !res);
+/* A resumed answer no one will send (the client or the worker is gone):
+   its function runs with res NULL, then d is freed. Returns d's next. */
+static turbo_defer *tb__defer_dropped(turbo_defer *d) {
+    turbo_defer *next = d->next;
+    d->fn(NULL, d->arg);
+    if (d->ended) d->ended(d->ended_arg, 1);
     turbo_buf_free(&d->log);
     TURBO_FREE(d);
+    return next;
 }
 
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg) {
@@ -4064,10 +4067,7 @@ TURBO_API void turbo_defer_resume_all(turbo_resumption *batch, size_t n) {
         if (!stopped) box->resumed_tail = tail;
         if (wake) tb__mailbox_wake(box);
         pthread_mutex_unlock(&box->lock);
-        for (; orphans; orphans = d) {
-            d = orphans->next;
-            tb__defer_answered(orphans, NULL);
-        }
+        while (orphans) orphans = tb__defer_dropped(orphans);
         if (last) tb__mailbox_free(box);
     }
 }
@@ -4079,7 +4079,7 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     TB__ADD(t->counts[TB__N_RESUMED], 1);
     if (!c) {
         tb__call_begin(w, t, NULL);
-        tb__defer_answered(d, NULL);
+        tb__defer_dropped(d);
         tb__call_end(w, t);
         return;
     }
@@ -4225,10 +4225,7 @@ static void tb__worker_drain(tb__worker *w) {
     w->listening = 0;
     close(w->listen_fd);
     __atomic_store_n(&w->listen_fd, -1, __ATOMIC_RELAXED); /* a restart reads it from another thread */
-    for (c = w->timer_head[TB__T_IDLE]; c; c = next) {
-        next = c->next;
-        tb__conn_free(w, c);
-    }
+    while (w->timer_head[TB__T_IDLE]) tb__conn_free(w, w->timer_head[TB__T_IDLE]);
     for (c = w->timer_head[TB__T_HEAD]; c; c = next) {
         next = c->next;
         if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_GRACE);
@@ -4299,7 +4296,7 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
 }
 
 static void tb__worker_free(tb__worker *w) {
-    turbo_defer *d, *next, *resumed = w->held;
+    turbo_defer *d, *resumed = w->held;
     tb__conn *c;
     if (w->box) { /* from now on turbo_defer_resume answers a NULL response itself */
         pthread_mutex_lock(&w->box->lock);
@@ -4317,10 +4314,7 @@ static void tb__worker_free(tb__worker *w) {
     if (w->wake[0] >= 0) close(w->wake[0]);
     if (w->wake[1] >= 0) close(w->wake[1]);
     if (w->listen_fd >= 0) close(w->listen_fd);
-    for (d = resumed; d; d = next) { /* resumed after the worker stopped */
-        next = d->next;
-        tb__defer_answered(d, NULL);
-    }
+    while (resumed) resumed = tb__defer_dropped(resumed); /* resumed after the worker stopped */
     while ((c = w->free_conns) != NULL) {
         w->free_conns = c->next;
         TURBO_FREE(c);
