@@ -2527,7 +2527,6 @@ typedef struct tb__pool {
     int nworkers, workers_ended;
     tb__thread *threads;
     pthread_t monitor;
-    int64_t handoff_us;
 } tb__pool;
 
 struct turbo_server {
@@ -2574,8 +2573,8 @@ struct tb__worker {
     int64_t timeout[TB__T_COUNT];
     tb__limits limits;
     /* The hand-off: calls is odd while the worker's thread runs a handler
-       for busy (atomic: the monitor reads it, and takes the worker by
-       making it even). */
+       for busy (atomic: the monitor reads it, and takes the worker by making
+       it even). A worker given away leaves busy for its next thread to lend. */
     unsigned long calls;
     tb__conn *busy;
     tb__worker *queue_next;
@@ -3289,7 +3288,7 @@ static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
         return 1;
     }
     if (!(calls & 1)) return 0;
-    if (now_us - w->seen_at < p->handoff_us) return 1;
+    if (now_us - w->seen_at < (int64_t)s->cfg.handoff_ms * 1000) return 1;
     pthread_mutex_lock(&p->lock);
     if (tb__pool_reserve(s) == 0) {
         if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -3678,7 +3677,7 @@ static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handl
     if (blocks && tb__lend(w, t, c)) {
         int64_t started = tb__now_us();
         h->fn(r, &t->res, h->user);
-        if (tb__now_us() - started < w->s->pool.handoff_us) /* it has become quick */
+        if (tb__now_us() - started < (int64_t)w->s->cfg.handoff_ms * 1000) /* it has become quick */
             __atomic_store_n(&h->overstayed, 0, __ATOMIC_RELAXED);
     } else {
         tb__call_begin(w, t, c);
@@ -4433,7 +4432,6 @@ static void tb__pool_init(turbo_server *s) {
     pthread_cond_init(&p->cond, NULL);
     pthread_cond_init(&p->changed, NULL);
     p->max_threads = s->cfg.threads + s->cfg.blocking_threads;
-    p->handoff_us = (int64_t)s->cfg.handoff_ms * 1000;
 }
 
 /* Every worker has ended and every thread is parked: stops and joins them all. */
