@@ -5088,8 +5088,9 @@ static int tb__supervise(turbo_server *s) {
 }
 
 TURBO_API int turbo_run(turbo_server *s) {
-    struct sigaction sa, old_int, old_term, old_chld, old_pipe, old_usr1, old_usr2;
-    int rc, procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
+    static const int handled[4] = {SIGINT, SIGTERM, SIGUSR2, SIGUSR1}; /* unless no_signals */
+    struct sigaction sa, old[4], old_chld, old_pipe;                   /* old[i]: handled[i]'s */
+    int rc, i, procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
     char host[64];
     if (s->running) return -1;
     if (turbo_listen(s) != 0 || (s->cfg.access_log_path && s->log_fd == 2 && tb__log_open(s) != 0)) {
@@ -5120,13 +5121,13 @@ TURBO_API int turbo_run(turbo_server *s) {
         tb__signals_seen = 0;
         sa.sa_sigaction = tb__on_signal;
         sa.sa_flags = SA_SIGINFO;
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
+        sigaction(SIGINT, &sa, &old[0]);
+        sigaction(SIGTERM, &sa, &old[1]);
         sa.sa_flags = 0;
         sa.sa_handler = tb__on_restart;
-        sigaction(SIGUSR2, &sa, &old_usr2);
+        sigaction(SIGUSR2, &sa, &old[2]);
         sa.sa_handler = tb__on_reopen;
-        sigaction(SIGUSR1, &sa, &old_usr1);
+        sigaction(SIGUSR1, &sa, &old[3]);
     }
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
     fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host, s->port, procs,
@@ -5140,12 +5141,7 @@ TURBO_API int turbo_run(turbo_server *s) {
     } else {
         rc = tb__serve(s, 0, s->listen_fds);
     }
-    if (!s->cfg.no_signals) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
-        sigaction(SIGUSR2, &old_usr2, NULL);
-        sigaction(SIGUSR1, &old_usr1, NULL);
-    }
+    for (i = 0; i < 4 && !s->cfg.no_signals; i++) sigaction(handled[i], &old[i], NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);
     tb__signal_fd = -1;
     tb__close_listeners(s); /* the stop pipe stays: a signal handled on another thread may write to it yet */
