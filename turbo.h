@@ -4878,12 +4878,15 @@ static int tb__listener(turbo_server *s, const struct addrinfo *ai, int i, int p
 }
 
 TURBO_API int turbo_listen(turbo_server *s) {
-    struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM},
-                    *ai = NULL;
+    struct addrinfo hints, *ai = NULL;
     int i, n = s->cfg.threads * (s->cfg.processes > 0 ? s->cfg.processes : 1), rc;
     int passed;
     if (s->nlisten) return 0;
     passed = tb__passed_listeners();
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
     if ((rc = getaddrinfo(s->cfg.host, NULL, &hints, &ai)) != 0)
         return tb__errorf(s->error, sizeof s->error, "cannot resolve host \"%s\": %s", s->cfg.host,
                           gai_strerror(rc));
