@@ -2503,7 +2503,6 @@ struct tb__thread {
     int detached;       /* it gave its worker away (see hand-off) */
     unsigned long call; /* the worker's call count while a handler runs */
     char rbuf[65536];
-    size_t rbuf_cap;
     turbo_buf out, scratch;
     turbo_req req;
     turbo_res res;
@@ -2528,7 +2527,6 @@ typedef struct tb__pool {
     int nworkers, workers_ended;
     tb__thread *threads;
     pthread_t monitor;
-    int64_t handoff_us;
 } tb__pool;
 
 struct turbo_server {
@@ -2569,15 +2567,14 @@ struct tb__worker {
     tb__conn *returned; /* connections handed back, not yet taken up */
     int64_t now, drain_deadline, accept_resume;
     int64_t drain_at; /* stopping: serving on until then (drain_delay_ms), health says 503 */
-    int nconns;
-    uint64_t *gauges; /* its slot: open and idle connections, for tb__metrics */
+    uint64_t *gauges; /* its slot: [0] open and [1] idle connections, for tb__metrics */
     tb__conn *free_conns;
     tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
     int64_t timeout[TB__T_COUNT];
     tb__limits limits;
     /* The hand-off: calls is odd while the worker's thread runs a handler
-       for busy (atomic: the monitor reads it, and takes the worker by
-       making it even). */
+       for busy (atomic: the monitor reads it, and takes the worker by making
+       it even). A worker given away leaves busy for its next thread to lend. */
     unsigned long calls;
     tb__conn *busy;
     tb__worker *queue_next;
@@ -3212,15 +3209,14 @@ static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
 
 /* Milliseconds until the next deadline, -1 for none. */
 static int tb__timer_next(const tb__worker *w) {
-    int64_t next = -1;
+    int64_t next = INT64_MAX;
     int i;
     for (i = 0; i < TB__T_COUNT; i++)
-        if (w->timer_head[i] && i != TB__T_DEFER && (next < 0 || w->timer_head[i]->deadline < next))
-            next = w->timer_head[i]->deadline;
-    if (!w->listening && w->accept_resume && (next < 0 || w->accept_resume < next)) next = w->accept_resume;
-    if (w->draining && !w->gave_up && (next < 0 || w->drain_deadline < next)) next = w->drain_deadline;
-    if (w->drain_at && !w->draining && (next < 0 || w->drain_at < next)) next = w->drain_at;
-    if (next < 0) return -1;
+        if (w->timer_head[i] && i != TB__T_DEFER) next = TB__MIN(next, w->timer_head[i]->deadline);
+    if (!w->listening && w->accept_resume) next = TB__MIN(next, w->accept_resume);
+    if (w->draining && !w->gave_up) next = TB__MIN(next, w->drain_deadline);
+    if (w->drain_at && !w->draining) next = TB__MIN(next, w->drain_at);
+    if (next == INT64_MAX) return -1;
     return next <= w->now ? 0 : (int)TB__MIN(next - w->now, 60000);
 }
 
@@ -3242,16 +3238,6 @@ static void tb__pool_push(tb__pool *p, tb__worker *w) {
     else p->queue = w;
     p->queue_tail = w;
     pthread_cond_signal(&p->cond);
-}
-
-static int tb__conn_watch(tb__worker *w, tb__conn *c, int mask);
-
-/* The loop lets go of c while another thread runs its handler. */
-static void tb__conn_lend(tb__worker *w, tb__conn *c) {
-    tb__timer_clear(w, c);
-    tb__conn_watch(w, c, 0);
-    c->lent = 1;
-    w->lent++;
 }
 
 /* Before a handler runs for c on the worker's thread: from now on the
@@ -3282,8 +3268,7 @@ static int tb__lend(tb__worker *w, tb__thread *t, tb__conn *c) {
     pthread_mutex_lock(&p->lock);
     ok = tb__pool_reserve(w->s) == 0;
     if (ok) {
-        tb__conn_lend(w, c);
-        w->busy = NULL;
+        w->busy = c; /* as the monitor leaves it: the worker's next thread lends it to this one */
         t->detached = 1;
         TB__ADD(t->counts[TB__N_HANDOFFS], 1);
         tb__pool_push(p, w);
@@ -3303,7 +3288,7 @@ static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
         return 1;
     }
     if (!(calls & 1)) return 0;
-    if (now_us - w->seen_at < p->handoff_us) return 1;
+    if (now_us - w->seen_at < (int64_t)s->cfg.handoff_ms * 1000) return 1;
     pthread_mutex_lock(&p->lock);
     if (tb__pool_reserve(s) == 0) {
         if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -3331,10 +3316,9 @@ static void *tb__monitor_main(void *arg) {
     int quiet = 0, i;
     tb__block_stops(NULL); /* stop signals are for the workers' loops */
     while (!__atomic_load_n(&p->closing, __ATOMIC_ACQUIRE)) {
-        struct timespec step = {0, 1000000L};
+        struct timespec step = {0, quiet > 100 ? 10000000L : 1000000L};
         int64_t now;
         int busy = 0;
-        if (quiet > 100) step.tv_nsec = 10000000L;
         nanosleep(&step, NULL);
         now = tb__now_us();
         for (i = 0; i < p->nworkers; i++) busy |= tb__monitor_check(s, &s->workers[i], now);
@@ -3620,7 +3604,6 @@ static void tb__conn_free(tb__worker *w, tb__conn *c) {
     close(c->fd);
     turbo_buf_free(&c->in);
     turbo_buf_free(&c->out);
-    w->nconns--;
     TB__ADD(w->gauges[0], -1);
     c->next = w->free_conns;
     w->free_conns = c;
@@ -3632,45 +3615,54 @@ static int tb__conn_watch(tb__worker *w, tb__conn *c, int mask) {
     return 0;
 }
 
+/* Waits for the events of mask with the timeout of class cls; -1 if c
+   could not be watched (it is closed then). */
+static int tb__conn_await(tb__worker *w, tb__conn *c, int mask, int cls) {
+    if (tb__conn_watch(w, c, mask) != 0) {
+        tb__conn_free(w, c);
+        return -1;
+    }
+    tb__timer_set(w, c, cls);
+    return 0;
+}
+
 /* The answer is out: half-close and drain what the client still sends, so
    that closing does not reset the connection under the response. */
 static void tb__conn_linger(tb__worker *w, tb__conn *c) {
     shutdown(c->fd, SHUT_WR);
     c->state = TB__C_LINGER;
     turbo_buf_free(&c->in);
-    if (tb__conn_watch(w, c, TB__READ) != 0) {
-        tb__conn_free(w, c);
-        return;
-    }
-    tb__timer_set(w, c, TB__T_LINGER);
+    tb__conn_await(w, c, TB__READ, TB__T_LINGER);
 }
 
-/* The thread's output has gone out (or into c->out): the buffer is kept
-   for the next answers, unless one big answer made it big. */
-static void tb__out_reset(tb__thread *t) {
+/* Sends the thread's output for c; what the socket refuses (all of it,
+   behind a backlog) waits in c->out. -1 if the client is gone or c->out
+   could not grow. The buffer is kept unless one big answer made it big. */
+static int tb__out_flush(tb__thread *t, tb__conn *c) {
+    size_t len = t->out.len;
+    ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len);
+    if (sent >= 0 && (size_t)sent < len) turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
     t->out.len = 0;
     if (t->out.cap > TB__OUT_KEEP) turbo_buf_free(&t->out);
+    return sent < 0 || c->out.oom ? -1 : 0;
 }
 
 /* Sends what the thread's output buffer holds for c. Returns 0 when all
    went out, 1 when the rest waits in c->out, -1 when c was closed. */
 static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
-    size_t len = t->out.len;
-    ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len); /* behind a backlog: queue */
-    if (sent >= 0 && ((size_t)sent < len || (c->out.len && len)))
-        turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
-    tb__out_reset(t);
-    if (sent < 0) {
+    if (tb__out_flush(t, c) != 0) {
         tb__conn_free(w, c);
         return -1;
     }
     if (!c->out.len) return 0;
-    if (c->out.oom || tb__conn_watch(w, c, TB__WRITE) != 0) {
-        tb__conn_free(w, c);
-        return -1;
-    }
-    tb__timer_set(w, c, TB__T_WRITE);
-    return 1;
+    return tb__conn_await(w, c, TB__WRITE, TB__T_WRITE) == 0 ? 1 : -1;
+}
+
+/* Completes the response; c closes after it unless kept alive or deferred. */
+static void tb__res_end(tb__worker *w, tb__thread *t, tb__conn *c, const turbo_req *r) {
+    tb__res_finish(&t->res, r);
+    if (w->s->observing) tb__observe_end(t, &t->res);
+    if (!t->res.keep_alive && !t->res.deferred) c->close_after = 1;
 }
 
 /* An engine error: a complete response, then close. */
@@ -3680,9 +3672,7 @@ static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status
     tb__res_begin(w, t, c, 0, head_only);
     if (w->s->observing) tb__observe_begin(t, c, NULL);
     tb__res_fail(&t->res, status);
-    tb__res_finish(&t->res, &t->req);
-    if (w->s->observing) tb__observe_end(t, &t->res);
-    c->close_after = 1;
+    tb__res_end(w, t, c, &t->req);
 }
 
 /* Calls a route's handler. Its worker goes to a spare thread first if the
@@ -3693,7 +3683,7 @@ static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handl
     if (blocks && tb__lend(w, t, c)) {
         int64_t started = tb__now_us();
         h->fn(r, &t->res, h->user);
-        if (tb__now_us() - started < w->s->pool.handoff_us) /* it has become quick */
+        if (tb__now_us() - started < (int64_t)w->s->cfg.handoff_ms * 1000) /* it has become quick */
             __atomic_store_n(&h->overstayed, 0, __ATOMIC_RELAXED);
     } else {
         tb__call_begin(w, t, c);
@@ -3740,9 +3730,7 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
     } else {
         tb__res_fail(res, 404);
     }
-    tb__res_finish(res, r);
-    if (s->observing) tb__observe_end(t, res);
-    if (!res->keep_alive && !res->deferred) c->close_after = 1;
+    tb__res_end(w, t, c, r);
 }
 
 /* Does the head in progress look complete (or over a limit)? Scans only
@@ -3769,7 +3757,6 @@ static void tb__request_done(tb__conn *c) {
     c->state = TB__C_IDLE;
     c->head_scan = 0;
     c->saw_lf = 0;
-    c->head_len = 0;
     c->continue_sent = 0;
     memset(&c->chunk, 0, sizeof c->chunk);
 }
@@ -3800,10 +3787,8 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
                 break;
             }
             if (hl == 0) {
-                if (c->state != TB__C_HEAD) {
-                    c->state = TB__C_HEAD;
-                    tb__head_ready(c, msg, avail, &w->limits);
-                }
+                c->state = TB__C_HEAD;
+                tb__head_ready(c, msg, avail, &w->limits);
                 break;
             }
         }
@@ -3818,11 +3803,9 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
             consumed = avail - (size_t)hl >= f.content_length ? (size_t)hl + f.content_length : 0;
         }
         if (!consumed) { /* the body is still on its way */
-            if (c->state != TB__C_BODY) {
-                c->state = TB__C_BODY;
-                c->head_len = hl;
-                c->framing = f;
-            }
+            c->state = TB__C_BODY;
+            c->head_len = hl;
+            c->framing = f;
             if (f.expect_continue && !c->continue_sent) {
                 tb__buf_puts(&t->out, "HTTP/1.1 100 Continue\r\n\r\n");
                 c->continue_sent = 1;
@@ -3862,34 +3845,24 @@ static void tb__conn_keep(tb__conn *c, char *data, size_t len, size_t used) {
     } else if (data == c->in.data) {
         turbo_buf_free(&c->in); /* an idle connection keeps no buffer */
     }
-    if (c->defer && c->state != TB__C_DEFER) c->state = TB__C_DEFER;
+    if (c->defer) c->state = TB__C_DEFER;
 }
 
 /* After processing: keep the unconsumed bytes, send, pick the next wait. */
 static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
                            int was) {
-    int sent;
     tb__conn_keep(c, data, len, used);
-    sent = tb__conn_send(w, t, c);
-    if (sent < 0) return;
-    if (sent == 1) return; /* reading resumes once the output drains */
+    if (tb__conn_send(w, t, c) != 0) return; /* closed, or reading resumes once the output drains */
     if (c->close_after) {
         tb__conn_linger(w, c);
         return;
     }
     if (c->out_full) { /* requests wait in c->in: serve them once the socket takes more */
-        if (tb__conn_watch(w, c, TB__WRITE) != 0) {
-            tb__conn_free(w, c);
-            return;
-        }
-        tb__timer_set(w, c, TB__T_WRITE);
+        tb__conn_await(w, c, TB__WRITE, TB__T_WRITE);
         return;
     }
-    if (tb__conn_watch(w, c, c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD ? 0 : TB__READ) != 0) {
-        tb__conn_free(w, c);
-        return;
-    }
-    if (w->draining && c->state == TB__C_IDLE && !c->in.len) {
+    if ((w->draining && c->state == TB__C_IDLE && !c->in.len) ||
+        tb__conn_watch(w, c, c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD ? 0 : TB__READ) != 0) {
         tb__conn_free(w, c);
         return;
     }
@@ -3910,13 +3883,8 @@ static void tb__mailbox_wake(tb__mailbox *box) {
    waits in c->out) and posts c to the worker's mailbox. */
 static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used) {
     tb__mailbox *box = w->box;
-    ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, t->out.len); /* behind a backlog: queue */
     tb__conn_keep(c, data, len, used);
-    if (sent < 0) c->dead = 1;
-    else if ((size_t)sent < t->out.len)
-        turbo_buf_append(&c->out, t->out.data + sent, t->out.len - (size_t)sent);
-    if (c->out.oom) c->dead = 1;
-    tb__out_reset(t);
+    if (tb__out_flush(t, c) != 0) c->dead = 1;
     pthread_mutex_lock(&box->lock);
     int wake = tb__mailbox_empty(box);
     c->returned_next = box->returned;
@@ -3938,7 +3906,7 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
     ssize_t n;
     int was = c->state;
     if (!c->in.len) {
-        n = read(c->fd, t->rbuf, t->rbuf_cap);
+        n = read(c->fd, t->rbuf, sizeof t->rbuf);
         data = t->rbuf;
         len = n > 0 ? (size_t)n : 0;
     } else {
@@ -4065,12 +4033,15 @@ static void tb__defer_lost(turbo_defer *d) {
     }
 }
 
-/* The resumed answer's function has run (res NULL: the client had gone). */
-static void tb__defer_answered(turbo_defer *d, turbo_res *res) {
-    d->fn(res, d->arg);
-    if (d->ended) d->ended(d->ended_arg, !res);
+/* A resumed answer no one will send (the client or the worker is gone):
+   its function runs with res NULL, then d is freed. Returns d's next. */
+static turbo_defer *tb__defer_dropped(turbo_defer *d) {
+    turbo_defer *next = d->next;
+    d->fn(NULL, d->arg);
+    if (d->ended) d->ended(d->ended_arg, 1);
     turbo_buf_free(&d->log);
     TURBO_FREE(d);
+    return next;
 }
 
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg) {
@@ -4087,27 +4058,21 @@ TURBO_API void turbo_defer_resume_all(turbo_resumption *batch, size_t n) {
         if (!box) continue;
         pthread_mutex_lock(&box->lock);
         int stopped = box->wake_fd < 0, wake = !stopped && tb__mailbox_empty(box), last = 0;
+        turbo_defer **tail = stopped ? &orphans : box->resumed_tail; /* stopped: no one will answer */
         for (size_t k = i; k < n; k++) {
             if (!(d = batch[k].defer) || d->box != box) continue;
             batch[k].defer = NULL;
             d->fn = batch[k].fn;
             d->arg = batch[k].arg;
             d->next = NULL;
-            if (stopped) { /* the worker gave up on it at shutdown: no one to answer */
-                last = --box->orphans == 0;
-                d->next = orphans;
-                orphans = d;
-            } else {
-                *box->resumed_tail = d;
-                box->resumed_tail = &d->next;
-            }
+            *tail = d;
+            tail = &d->next;
+            if (stopped) last = --box->orphans == 0;
         }
+        if (!stopped) box->resumed_tail = tail;
         if (wake) tb__mailbox_wake(box);
         pthread_mutex_unlock(&box->lock);
-        for (; orphans; orphans = d) {
-            d = orphans->next;
-            tb__defer_answered(orphans, NULL);
-        }
+        while (orphans) orphans = tb__defer_dropped(orphans);
         if (last) tb__mailbox_free(box);
     }
 }
@@ -4119,7 +4084,7 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     TB__ADD(t->counts[TB__N_RESUMED], 1);
     if (!c) {
         tb__call_begin(w, t, NULL);
-        tb__defer_answered(d, NULL);
+        tb__defer_dropped(d);
         tb__call_end(w, t);
         return;
     }
@@ -4133,9 +4098,7 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     d->fn(&t->res, d->arg);
     if (tb__call_end(w, t)) tb__update_date(t);
     else if (t->res.deferred) w->defers++;
-    tb__res_finish(&t->res, &t->req);
-    if (w->s->observing) tb__observe_end(t, &t->res);
-    if (!t->res.keep_alive) c->close_after = 1;
+    tb__res_end(w, t, c, &t->req);
     if (d->ended) d->ended(d->ended_arg, 0);
     TURBO_FREE(d);
     if (t->detached) tb__conn_return(w, t, c, c->in.data, c->in.len, 0);
@@ -4151,8 +4114,7 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
     turbo_defer *d, **tail;
     tb__conn *c, *back;
-    while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) {
-        /* a short read emptied the pipe */
+    while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) { /* a short one empties it */
     }
     pthread_mutex_lock(&w->box->lock);
     d = w->box->resumed;
@@ -4220,7 +4182,7 @@ static void tb__worker_accept(tb__worker *w) {
             }
             return;
         }
-        if (w->nconns >= w->s->cfg.max_connections) {
+        if (w->gauges[0] >= (uint64_t)w->s->cfg.max_connections) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nServer: turbo\r\n"
                                        "Content-Type: text/plain; charset=utf-8\r\n"
                                        "Content-Length: 20\r\nConnection: close\r\n\r\n"
@@ -4239,14 +4201,9 @@ static void tb__worker_accept(tb__worker *w) {
         c->fd = fd;
         tb__peer_keep(&c->peer, &peer);
         c->timer = -1;
-        w->nconns++;
         TB__ADD(w->gauges[0], 1);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (tb__conn_watch(w, c, TB__READ) != 0) {
-            tb__conn_free(w, c);
-            continue;
-        }
-        tb__timer_set(w, c, TB__T_HEAD);
+        tb__conn_await(w, c, TB__READ, TB__T_HEAD);
     }
 }
 
@@ -4273,10 +4230,7 @@ static void tb__worker_drain(tb__worker *w) {
     w->listening = 0;
     close(w->listen_fd);
     __atomic_store_n(&w->listen_fd, -1, __ATOMIC_RELAXED); /* a restart reads it from another thread */
-    for (c = w->timer_head[TB__T_IDLE]; c; c = next) {
-        next = c->next;
-        tb__conn_free(w, c);
-    }
+    while (w->timer_head[TB__T_IDLE]) tb__conn_free(w, w->timer_head[TB__T_IDLE]);
     for (c = w->timer_head[TB__T_HEAD]; c; c = next) {
         next = c->next;
         if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_GRACE);
@@ -4295,22 +4249,25 @@ static void tb__worker_close_all(tb__worker *w) {
 static void tb__worker_run(tb__worker *w, tb__thread *t) {
     tb__pool *p = &w->s->pool;
     t->detached = 0;
-    if (w->busy) { /* taken from a stuck thread: that thread keeps the connection */
-        tb__conn_lend(w, w->busy);
+    if (w->busy) { /* taken from a thread in a handler: the loop lets go of its connection */
+        tb__timer_clear(w, w->busy);
+        tb__conn_watch(w, w->busy, 0);
+        w->busy->lent = 1;
+        w->lent++;
         w->busy = NULL;
     }
     if (w->returned || w->held) tb__worker_resumed(w, t); /* what the last thread left */
     if (t->detached) return;
     for (;;) {
         int n, i, stop = 0, wake = 0;
-        if (w->draining && w->now >= w->drain_deadline) {
-            if (!w->gave_up && w->defers)
+        if (w->draining && w->now >= w->drain_deadline && !w->gave_up) {
+            if (w->defers)
                 fprintf(stderr, "turbo: shutdown: not waiting for %d deferred answers\n", w->defers);
-            if (!w->gave_up) tb__worker_close_all(w);
+            tb__worker_close_all(w);
             w->gave_up = 1;
-            if (!w->lent) break; /* else wait for their handlers; a stuck one ends the process */
         }
-        if (w->draining && w->nconns == 0 && !w->defers) break;
+        if (w->gave_up && !w->lent) break; /* else wait for their handlers; a stuck one ends the process */
+        if (w->draining && !w->gauges[0] && !w->defers) break;
         if (t->log.len) tb__log_flush(t);
         n = tb__loop_wait(&w->loop, t->events, tb__timer_next(w));
         w->now = tb__now_ms();
@@ -4344,9 +4301,8 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
 }
 
 static void tb__worker_free(tb__worker *w) {
-    turbo_defer *d, *next, *resumed = w->held;
+    turbo_defer *d, *resumed = w->held;
     tb__conn *c;
-    int orphans = 0;
     if (w->box) { /* from now on turbo_defer_resume answers a NULL response itself */
         pthread_mutex_lock(&w->box->lock);
         w->box->wake_fd = -1;
@@ -4354,19 +4310,16 @@ static void tb__worker_free(tb__worker *w) {
         resumed = w->box->resumed;
         w->box->resumed = NULL;
         for (d = resumed; d; d = d->next) w->defers--;
-        orphans = w->box->orphans = w->defers;
+        w->box->orphans = w->defers;
         pthread_mutex_unlock(&w->box->lock);
-        if (!orphans) tb__mailbox_free(w->box);
+        if (!w->defers) tb__mailbox_free(w->box);
         w->box = NULL;
     }
     tb__loop_free(&w->loop);
     if (w->wake[0] >= 0) close(w->wake[0]);
     if (w->wake[1] >= 0) close(w->wake[1]);
     if (w->listen_fd >= 0) close(w->listen_fd);
-    for (d = resumed; d; d = next) { /* resumed after the worker stopped */
-        next = d->next;
-        tb__defer_answered(d, NULL);
-    }
+    while (resumed) resumed = tb__defer_dropped(resumed); /* resumed after the worker stopped */
     while ((c = w->free_conns) != NULL) {
         w->free_conns = c->next;
         TURBO_FREE(c);
@@ -4394,7 +4347,6 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     memset(w->box, 0, sizeof *w->box);
     pthread_mutex_init(&w->box->lock, NULL);
     w->box->resumed_tail = &w->box->resumed;
-    w->box->wake_fd = -1;
     w->timeout[TB__T_HEAD] = cfg->header_timeout_ms;
     w->timeout[TB__T_BODY] = cfg->body_timeout_ms;
     w->timeout[TB__T_IDLE] = cfg->keepalive_timeout_ms;
@@ -4465,7 +4417,6 @@ static int tb__pool_reserve(turbo_server *s) {
     memset(t, 0, sizeof *t);
     t->s = s;
     t->counts = tb__slot(s, p->nthreads); /* where a replaced process's thread left off */
-    t->rbuf_cap = sizeof t->rbuf;
     t->req.scratch = &t->scratch;
     tb__update_date(t);
     if (pthread_create(&t->id, NULL, tb__thread_main, t) != 0) {
@@ -4487,7 +4438,6 @@ static void tb__pool_init(turbo_server *s) {
     pthread_cond_init(&p->cond, NULL);
     pthread_cond_init(&p->changed, NULL);
     p->max_threads = s->cfg.threads + s->cfg.blocking_threads;
-    p->handoff_us = (int64_t)s->cfg.handoff_ms * 1000;
 }
 
 /* Every worker has ended and every thread is parked: stops and joins them all. */
@@ -4550,16 +4500,6 @@ static void tb__on_restart(int sig) {
 }
 
 #ifdef __linux__
-/* Between fork and exec only async-signal-safe calls: no printf. */
-static void tb__put_number(char *at, long v) {
-    char digits[24];
-    int n = 0;
-    do digits[n++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    while (n) *at++ = digits[--n];
-    *at = '\0';
-}
-
 /* Starts this program again (the file now at its path: an upgrade is a
    restart) with this process's arguments and environment, the listening
    sockets as fds 3.. (socket activation: it listens on them) and
@@ -4600,18 +4540,17 @@ static int tb__restart(turbo_server *s) {
     envp[k++] = ready_var;
     envp[k++] = pid_var;
     envp[k] = NULL;
-    for (i = 0; i < n; i++) { /* a worker process's loops own theirs; a supervisor keeps them all */
+    for (i = 0; i < n; i++) /* a worker process's loops own theirs; a supervisor keeps them all */
         high[i] = s->workers ? __atomic_load_n(&s->workers[i].listen_fd, __ATOMIC_RELAXED) : s->listen_fds[i];
+    high[n] = ready[1];
+    for (i = 0; i <= n; i++)
         if (high[i] >= base) base = high[i] + 1;
-    }
-    if (ready[1] >= base) base = ready[1] + 1;
     if ((pid = fork()) == 0) { /* above every fd it needs, then down to 3.. */
         sigset_t none;
         sigemptyset(&none);
         pthread_sigmask(SIG_SETMASK, &none, NULL);
-        tb__put_number(pid_var + 11, (long)getpid());
-        for (i = 0; i < n; i++) high[i] = fcntl(high[i], F_DUPFD_CLOEXEC, base);
-        high[n] = fcntl(ready[1], F_DUPFD_CLOEXEC, base);
+        *tb__json_u64(pid_var + 11, (uint64_t)getpid()) = '\0'; /* until exec, no printf: no lock */
+        for (i = 0; i <= n; i++) high[i] = fcntl(high[i], F_DUPFD_CLOEXEC, base);
         for (i = 0; i <= n; i++) dup2(high[i], 3 + i);
         execve(exe, argv, envp);
         _exit(127);
@@ -4727,11 +4666,10 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     const char *host = getenv("TURBO_HOST"), *health = getenv("TURBO_HEALTH_PATH");
     const char *metrics = getenv("TURBO_METRICS_PATH"), *log = getenv("TURBO_ACCESS_LOG");
     const char *log_path = getenv("TURBO_ACCESS_LOG_PATH");
-    int port = -1, bad = 0;
+    int port = -1, bad = tb__env_int("TURBO_PORT", &port) < 0;
+    bad |= tb__env_int("PORT", &port) < 0 || port > 65535; /* PORT, as hosting platforms set it, wins */
     if (host && *host) c->host = host;
-    if (tb__env_int("PORT", &port) > 0 || tb__env_int("TURBO_PORT", &port) > 0)
-        c->port = port == 0 ? -1 : port; /* 0 in the environment: any free port */
-    bad |= tb__env_int("PORT", &port) < 0 || tb__env_int("TURBO_PORT", &port) < 0 || port > 65535;
+    if (port >= 0) c->port = port == 0 ? -1 : port; /* 0 in the environment: any free port */
     bad |= tb__env_int("TURBO_THREADS", &c->threads) < 0;
     bad |= tb__env_int("TURBO_PROCESSES", &c->processes) < 0;
     bad |= tb__env_int("TURBO_BLOCKING_THREADS", &c->blocking_threads) < 0;
@@ -4960,8 +4898,7 @@ TURBO_API int turbo_listen(turbo_server *s) {
                           gai_strerror(rc));
     if (!(s->listen_fds = (int *)TURBO_MALLOC((size_t)n * sizeof(int)))) {
         freeaddrinfo(ai);
-        snprintf(s->error, sizeof s->error, "out of memory");
-        return -1;
+        return tb__errorf(s->error, sizeof s->error, "out of memory");
     }
     s->port = s->cfg.port < 0 ? 0 : s->cfg.port;
     for (i = 0; i < n; i++) {
@@ -4977,20 +4914,19 @@ TURBO_API int turbo_listen(turbo_server *s) {
         s->listen_fds[i] = fd;
     }
     s->nlisten = i;
-    if (i < n) {
-        snprintf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host, s->port,
-                 strerror(errno));
-        tb__close_listeners(s);
-    }
+    rc = i == n ? 0
+                : tb__errorf(s->error, sizeof s->error, "cannot listen on %s port %d: %s", s->cfg.host,
+                             s->port, strerror(errno));
     freeaddrinfo(ai);
-    return i < n ? -1 : 0;
+    if (rc) tb__close_listeners(s);
+    return rc;
 }
 
 /* Waits until the workers have ended and every thread is parked; ends
    the process if a handler still runs well past the shutdown grace period. */
 static void tb__await_workers(turbo_server *s) {
     tb__pool *p = &s->pool;
-    int64_t stop_at = 0;
+    int64_t stop_at = 0, grace = s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS;
     pthread_mutex_lock(&p->lock);
     while (p->workers_ended < p->nworkers || p->idle < p->nthreads) {
         struct timespec until;
@@ -5003,10 +4939,9 @@ static void tb__await_workers(turbo_server *s) {
             pthread_mutex_lock(&p->lock);
             continue;
         }
-        if (stop_at &&
-            tb__now_ms() > stop_at + s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS) {
+        if (stop_at && tb__now_ms() > stop_at + grace) {
             fprintf(stderr, "turbo: a handler is still running %d ms after shutdown began; exiting\n",
-                    s->cfg.drain_delay_ms + s->cfg.shutdown_timeout_ms + TB__STOP_GRACE_MS);
+                    (int)grace);
             _exit(1);
         }
         clock_gettime(CLOCK_REALTIME, &until);
@@ -5041,16 +4976,13 @@ static int tb__serve(turbo_server *s, int process_index, int *fds) {
     if (s->cfg.on_process_start) s->cfg.on_process_start(process_index, s->cfg.hook_arg);
     for (i = 0; i < s->cfg.threads && !rc; i++) {
         if (tb__worker_init(&s->workers[i], s, fds[i]) != 0 || tb__worker_start(s, &s->workers[i]) != 0) {
-            snprintf(s->error, sizeof s->error, "cannot start worker %d: %s", i, strerror(errno));
+            rc = tb__errorf(s->error, sizeof s->error, "cannot start worker %d: %s", i, strerror(errno));
             tb__worker_free(&s->workers[i]);
-            rc = -1;
         }
         fds[i] = -1; /* the worker owns it now */
     }
-    if (!rc && pthread_create(&s->pool.monitor, NULL, tb__monitor_main, s) != 0) {
-        snprintf(s->error, sizeof s->error, "cannot start the monitor thread: %s", strerror(errno));
-        rc = -1;
-    }
+    if (!rc && pthread_create(&s->pool.monitor, NULL, tb__monitor_main, s) != 0)
+        rc = tb__errorf(s->error, sizeof s->error, "cannot start the monitor thread: %s", strerror(errno));
     monitor = !rc;
     if (rc) turbo_stop(s);
     /* Stop signals go to a worker (each waits in its loop), not to this
@@ -5165,15 +5097,12 @@ static int tb__supervise(turbo_server *s) {
 }
 
 TURBO_API int turbo_run(turbo_server *s) {
-    struct sigaction sa, old_int, old_term, old_chld, old_pipe, old_usr1, old_usr2;
-    int rc, procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
+    static const int handled[4] = {SIGINT, SIGTERM, SIGUSR2, SIGUSR1}; /* unless no_signals */
+    struct sigaction sa, old[4], old_chld, old_pipe;                   /* old[i]: handled[i]'s */
+    int rc, i, procs = s->cfg.processes > 0 ? s->cfg.processes : 1;
     char host[64];
     if (s->running) return -1;
-    if (turbo_listen(s) != 0) {
-        fprintf(stderr, "turbo: %s\n", s->error);
-        return -1;
-    }
-    if (s->cfg.access_log_path && s->log_fd == 2 && tb__log_open(s) != 0) {
+    if (turbo_listen(s) != 0 || (s->cfg.access_log_path && s->log_fd == 2 && tb__log_open(s) != 0)) {
         fprintf(stderr, "turbo: %s\n", s->error);
         return -1;
     }
@@ -5201,13 +5130,13 @@ TURBO_API int turbo_run(turbo_server *s) {
         tb__signals_seen = 0;
         sa.sa_sigaction = tb__on_signal;
         sa.sa_flags = SA_SIGINFO;
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
+        sigaction(SIGINT, &sa, &old[0]);
+        sigaction(SIGTERM, &sa, &old[1]);
         sa.sa_flags = 0;
         sa.sa_handler = tb__on_restart;
-        sigaction(SIGUSR2, &sa, &old_usr2);
+        sigaction(SIGUSR2, &sa, &old[2]);
         sa.sa_handler = tb__on_reopen;
-        sigaction(SIGUSR1, &sa, &old_usr1);
+        sigaction(SIGUSR1, &sa, &old[3]);
     }
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
     fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host, s->port, procs,
@@ -5221,12 +5150,7 @@ TURBO_API int turbo_run(turbo_server *s) {
     } else {
         rc = tb__serve(s, 0, s->listen_fds);
     }
-    if (!s->cfg.no_signals) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
-        sigaction(SIGUSR2, &old_usr2, NULL);
-        sigaction(SIGUSR1, &old_usr1, NULL);
-    }
+    for (i = 0; i < 4 && !s->cfg.no_signals; i++) sigaction(handled[i], &old[i], NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);
     tb__signal_fd = -1;
     tb__close_listeners(s); /* the stop pipe stays: a signal handled on another thread may write to it yet */
