@@ -4666,10 +4666,13 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     const char *host = getenv("TURBO_HOST"), *health = getenv("TURBO_HEALTH_PATH");
     const char *metrics = getenv("TURBO_METRICS_PATH"), *log = getenv("TURBO_ACCESS_LOG");
     const char *log_path = getenv("TURBO_ACCESS_LOG_PATH");
-    int port = -1, bad = tb__env_int("TURBO_PORT", &port) < 0;
-    bad |= tb__env_int("PORT", &port) < 0 || port > 65535; /* PORT, as hosting platforms set it, wins */
+    unsigned long long port = 0, turbo_port = 0;
+    int from_port = tb__env_num("PORT", 65535, &port),
+        from_turbo = tb__env_num("TURBO_PORT", 65535, &turbo_port);
+    int bad = from_port < 0 || from_turbo < 0;
+    if (from_port <= 0) port = turbo_port; /* PORT, as hosting platforms set it, wins */
+    if (from_port > 0 || from_turbo > 0) c->port = port == 0 ? -1 : (int)port; /* 0: any free port */
     if (host && *host) c->host = host;
-    if (port >= 0) c->port = port == 0 ? -1 : port; /* 0 in the environment: any free port */
     bad |= tb__env_int("TURBO_THREADS", &c->threads) < 0;
     bad |= tb__env_int("TURBO_PROCESSES", &c->processes) < 0;
     bad |= tb__env_int("TURBO_BLOCKING_THREADS", &c->blocking_threads) < 0;

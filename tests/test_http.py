@@ -1985,18 +1985,21 @@ def test_prefork_processes_serve_and_exit_cleanly(binary):
 @test
 def test_invalid_env_value_is_refused(binary):
     """No silent fallback (DESIGN.md): a malformed knob stops startup with a
-    message instead of serving with some default."""
-    env = dict(os.environ, PORT="0", TURBO_MAX_BODY="12abc")
-    p = subprocess.Popen([binary], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
-    try:
-        _, err = p.communicate(timeout=3)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        raise TestFailure("server started with TURBO_MAX_BODY=12abc (still running after 3s)")
-    check(p.returncode != 0, "exit status 0 with TURBO_MAX_BODY=12abc")
-    check(b"TURBO_MAX_BODY" in err, "stderr does not name the bad knob: %s" % short(err, 200))
+    message instead of serving with some default; so does a port out of range,
+    PORT too when TURBO_PORT is valid."""
+    for bad, knob in [({"PORT": "0", "TURBO_MAX_BODY": "12abc"}, b"TURBO_MAX_BODY"),
+                      ({"PORT": "70000", "TURBO_PORT": "0"}, b"PORT"),
+                      ({"TURBO_ACCESS_LOG": "xml", "PORT": "0"}, b"TURBO_ACCESS_LOG")]:
+        p = subprocess.Popen([binary], env=dict(os.environ, **bad), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _, err = p.communicate(timeout=3)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise TestFailure("server started with %s (still running after 3s)" % bad)
+        check(p.returncode != 0, "exit status 0 with %s" % bad)
+        check(knob in err, "stderr does not name the bad knob of %s: %s" % (bad, short(err, 200)))
 
 
 # ================================================================ IPv6 group
