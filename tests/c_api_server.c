@@ -93,11 +93,19 @@ static void big(turbo_req *req, turbo_res *res, void *user) {
 typedef struct later {
     turbo_defer *defer;
     int ms;
+    int again; /* the resume function defers once more */
     char id[32];
 } later;
 
+static void defer_to_sleeper(turbo_res *res, later *l, void (*ended)(void *, int));
+
 static void answer_later(turbo_res *res, void *arg) {
     later *l = (later *)arg;
+    if (res && l->again) {
+        l->again = 0;
+        defer_to_sleeper(res, l, NULL);
+        return;
+    }
     if (!res) fprintf(stderr, "c_api_server: no one to answer /later/%s\n", l->id);
     if (res) {
         turbo_json *j = turbo_res_json(res, 200);
@@ -141,7 +149,8 @@ static void defer_to_sleeper(turbo_res *res, later *l, void (*ended)(void *, int
     pthread_detach(t);
 }
 
-/* /later/{id}: answered after 100 ms; /watched/{ms}: after ms, watched. */
+/* /later/{id}: answered after 100 ms; /watched/{ms}: after ms, watched;
+   /twice/{id}: resumed after 100 ms, deferred again, answered 100 ms later. */
 static void deferred(turbo_req *req, turbo_res *res, void *user) {
     turbo_str id = turbo_req_param(req, "id"), ms = turbo_req_param(req, "ms");
     later *l = (later *)calloc(1, sizeof *l);
@@ -152,6 +161,7 @@ static void deferred(turbo_req *req, turbo_res *res, void *user) {
     }
     memcpy(l->id, id.ptr, id.len); /* the request is gone once we return */
     l->ms = ms.len ? atoi(ms.ptr) : 100;
+    l->again = turbo_req_path(req).ptr[1] == 't';
     defer_to_sleeper(res, l, user ? watched_end : NULL);
 }
 
@@ -415,7 +425,7 @@ int main(void) {
         turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/status/{code}", any_status, NULL) ||
         turbo_get(s, "/query", query, NULL) || turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
-        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/gathered/{id}", gather, NULL) ||
+        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/twice/{id}", deferred, NULL) || turbo_get(s, "/gathered/{id}", gather, NULL) ||
         turbo_get(s, "/watched/{id}/{ms}", deferred, s) || turbo_get(s, "/watch-stats", watch_stats, NULL) ||
         turbo_get(s, "/never", never, NULL) || turbo_get(s, "/hang", hang, NULL) ||
         turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||

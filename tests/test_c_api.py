@@ -377,6 +377,19 @@ def test_deferred_answer_arrives_from_another_thread(srv):
 
 
 @test
+def test_an_answer_deferred_again_by_its_resume_function_arrives_before_the_close(srv):
+    """The resume function defers once more: a connection that closes after this answer
+    (Connection: close, HTTP/1.0) waits for it rather than closing under it."""
+    for head in (b"GET /twice/8 HTTP/1.1\r\nConnection: close\r\n" + H, b"GET /twice/9 HTTP/1.0\r\n",
+                 b"GET /twice/10 HTTP/1.1\r\n" + H):
+        with Conn(srv.port, timeout=3) as c:
+            c.send(head + b"\r\n")
+            r = c.read_response()
+            check(r.status == 200 and json.loads(r.body)["deferred"] == head.split(b"/")[2].split()[0].decode(),
+                  "%r: %r" % (head, r.raw[:200]))
+
+
+@test
 def test_pipelined_requests_wait_behind_a_deferred_one(srv):
     with Conn(srv.port, timeout=3) as c:
         c.send(b"GET /later/1 HTTP/1.1\r\n" + H + b"\r\nGET /query?a=2 HTTP/1.1\r\n" + H + b"\r\n"
