@@ -2493,6 +2493,7 @@ enum {
     TB__NCOUNTS,
     TB__SLOT = (TB__NCOUNTS + 7) / 8 * 8 /* whole cache lines: no false sharing */
 };
+enum { TB__G_CONNS, TB__G_IDLE }; /* a worker's gauges: open connections, those idle among them */
 #define TB__ADD(counter, n) __atomic_store_n(&(counter), (counter) + (n), __ATOMIC_RELAXED)
 
 /* A thread's serving buffers, whichever worker it runs. */
@@ -2567,7 +2568,7 @@ struct tb__worker {
     tb__conn *returned; /* connections handed back, not yet taken up */
     int64_t now, drain_deadline, accept_resume;
     int64_t drain_at; /* stopping: serving on until then (drain_delay_ms), health says 503 */
-    uint64_t *gauges; /* its slot: [0] open and [1] idle connections, for tb__metrics */
+    uint64_t *gauges; /* its slot, for tb__metrics too: TB__G_* */
     tb__conn *free_conns;
     tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
     int64_t timeout[TB__T_COUNT];
@@ -3187,7 +3188,7 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
 
 static void tb__timer_clear(tb__worker *w, tb__conn *c) {
     if (c->timer < 0) return;
-    if (c->timer == TB__T_IDLE) TB__ADD(w->gauges[1], -1);
+    if (c->timer == TB__T_IDLE) TB__ADD(w->gauges[TB__G_IDLE], -1);
     if (c->prev) c->prev->next = c->next;
     else w->timer_head[c->timer] = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -3198,7 +3199,7 @@ static void tb__timer_clear(tb__worker *w, tb__conn *c) {
 
 static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
     tb__timer_clear(w, c);
-    if (cls == TB__T_IDLE) TB__ADD(w->gauges[1], 1);
+    if (cls == TB__T_IDLE) TB__ADD(w->gauges[TB__G_IDLE], 1);
     c->timer = cls;
     c->deadline = w->now + w->timeout[cls];
     c->prev = w->timer_tail[cls];
@@ -3534,8 +3535,8 @@ static void tb__metrics(turbo_server *s, turbo_buf *b) {
     for (k = 0; k < procs * per_process; k++) {
         const uint64_t *slot = s->counts + (size_t)k * TB__SLOT;
         if (k % per_process >= s->pool.max_threads) { /* a worker's */
-            conns += __atomic_load_n(&slot[0], __ATOMIC_RELAXED);
-            idle += __atomic_load_n(&slot[1], __ATOMIC_RELAXED);
+            conns += __atomic_load_n(&slot[TB__G_CONNS], __ATOMIC_RELAXED);
+            idle += __atomic_load_n(&slot[TB__G_IDLE], __ATOMIC_RELAXED);
         } else {
             for (i = 0; i < TB__NCOUNTS; i++) n[i] += __atomic_load_n(&slot[i], __ATOMIC_RELAXED);
         }
@@ -3604,7 +3605,7 @@ static void tb__conn_free(tb__worker *w, tb__conn *c) {
     close(c->fd);
     turbo_buf_free(&c->in);
     turbo_buf_free(&c->out);
-    TB__ADD(w->gauges[0], -1);
+    TB__ADD(w->gauges[TB__G_CONNS], -1);
     c->next = w->free_conns;
     w->free_conns = c;
 }
@@ -4182,7 +4183,7 @@ static void tb__worker_accept(tb__worker *w) {
             }
             return;
         }
-        if (w->gauges[0] >= (uint64_t)w->s->cfg.max_connections) {
+        if (w->gauges[TB__G_CONNS] >= (uint64_t)w->s->cfg.max_connections) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nServer: turbo\r\n"
                                        "Content-Type: text/plain; charset=utf-8\r\n"
                                        "Content-Length: 20\r\nConnection: close\r\n\r\n"
@@ -4201,7 +4202,7 @@ static void tb__worker_accept(tb__worker *w) {
         c->fd = fd;
         tb__peer_keep(&c->peer, &peer);
         c->timer = -1;
-        TB__ADD(w->gauges[0], 1);
+        TB__ADD(w->gauges[TB__G_CONNS], 1);
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         tb__conn_await(w, c, TB__READ, TB__T_HEAD);
     }
@@ -4267,7 +4268,7 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
             w->gave_up = 1;
         }
         if (w->gave_up && !w->lent) break; /* else wait for their handlers; a stuck one ends the process */
-        if (w->draining && !w->gauges[0] && !w->defers) break;
+        if (w->draining && !w->gauges[TB__G_CONNS] && !w->defers) break;
         if (t->log.len) tb__log_flush(t);
         n = tb__loop_wait(&w->loop, t->events, tb__timer_next(w));
         w->now = tb__now_ms();
