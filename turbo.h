@@ -5111,8 +5111,8 @@ TURBO_API int turbo_run(turbo_server *s) {
         return -1;
     }
     if (!s->counts) { /* kept by turbo_free: a second run counts on */
-        s->counts_size =
-            (size_t)procs * (size_t)(2 * s->cfg.threads + s->cfg.blocking_threads) * TB__SLOT * 8;
+        s->counts_size = (size_t)procs * (size_t)(2 * s->cfg.threads + s->cfg.blocking_threads) * TB__SLOT *
+                         sizeof *s->counts;
         s->counts =
             (uint64_t *)mmap(NULL, s->counts_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (s->counts == MAP_FAILED) {

@@ -733,20 +733,24 @@ def observing_checks(binary):
            "STATIC_FILE": os.path.join(static, "small.txt")}
     srv = Server(binary, env)
     try:
-        sizes = []
+        sizes, requests = [], []  # what each answer sent; what the client sent
         with Conn(srv.port, timeout=5) as c:
             for path in [b"/query?a=1", b"/later/4", b"/blocking/30", b"/stream/3", b"/file",
                          b"/nowhere", b"/query?a=2"]:
-                c.send(b"GET " + path + b" HTTP/1.1\r\nUser-Agent: a\"b\r\n" + H + b"\r\n")
+                requests.append(b"GET " + path + b" HTTP/1.1\r\nUser-Agent: a\"b\r\n" + H + b"\r\n")
+                c.send(requests[-1])
                 r = c.read_response()
                 sizes.append((path.decode(), r.status, len(r.raw)))
             idle = Conn(srv.port, timeout=5)  # a keep-alive connection between requests
-            idle.send(b"GET /query HTTP/1.1\r\n" + H + b"\r\n")
+            requests.append(b"GET /query HTTP/1.1\r\n" + H + b"\r\n")
+            idle.send(requests[-1])
             sizes.append(("/query", 200, len(idle.read_response().raw)))
         with Conn(srv.port, timeout=5) as bad:
-            bad.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+            requests.append(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+            bad.send(requests[-1])
             sizes.append((None, 400, len(bad.read_response().raw)))
         first = get(srv, b"/metrics")
+        requests.append(b"GET /metrics HTTP/1.1\r\n" + H + b"\r\n")
         theirs = prometheus_client_reads(first.body.decode())
         if not any(line.startswith("histogram turbo_request_duration_seconds_count [] ")
                    for line in theirs) or len(theirs) < 20:
@@ -771,7 +775,8 @@ def observing_checks(binary):
                   "turbo_deferred_waiting": one("turbo_deferred_waiting") == 0,
                   "turbo_handoffs_total": one("turbo_handoffs_total") >= 1,
                   "turbo_sent_bytes_total": one("turbo_sent_bytes_total") == answered,
-                  "turbo_received_bytes_total": one("turbo_received_bytes_total") > 0}
+                  "turbo_received_bytes_total": one("turbo_received_bytes_total") == sum(
+                      len(x) for x in requests + [b"GET /metrics HTTP/1.1\r\n" + H + b"\r\n"])}
         for name, ok in checks.items():
             if not ok:
                 failures.append("%s = %s (answers: %s)" % (name, one(name), sizes))
