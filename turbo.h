@@ -64,7 +64,8 @@
      blocking_threads (64 per process); with none spare, requests queue.
      So a handler runs on many threads, several at once: the `user` data it
      is given is shared (make it read-only, or guard it). From another
-     thread only turbo_defer_resume and turbo_stop may be called.
+     thread only turbo_defer_resume, turbo_ws_send, turbo_ws_close and
+     turbo_stop may be called.
 
    CONFIGURATION MACROS (define before including)
      TURBO_STATIC          make every function static (one translation unit)
@@ -94,7 +95,7 @@
 
    NOT INCLUDED
      TLS and HTTP/2 (put nginx, HAProxy or a cloud balancer in front),
-     compression, caching, cookies and sessions, WebSockets (planned),
+     compression, caching, cookies and sessions, permessage-deflate,
      request bodies over max_body.
 
    License: MIT, at the end of this file.
@@ -204,6 +205,8 @@ typedef struct turbo_config {
     int max_requests;         /* requests per connection: 10000, then close */
     int max_connections;      /* per event loop: 10000 (else 503 and close) */
     int shutdown_timeout_ms;  /* grace for requests in flight: 10000 */
+    size_t ws_max_message;    /* bytes in a WebSocket message: 1 MiB (else close 1009) */
+    int ws_idle_timeout_ms;   /* a silent WebSocket is pinged after 60000, closed after twice */
     /* For a load balancer: health_path (e.g. "/healthz") is answered by
        turbo itself, before routing, 200 "ok"; once a stop is asked, 503
        "draining". Shutdown then waits drain_delay_ms (default 0) serving
@@ -468,6 +471,65 @@ TURBO_API void turbo_defer_resume_all(turbo_resumption *batch, size_t n);
    connection is lost before the answer is resumed (the client left, a
    timeout, shutdown), else gone = 0 once the answer has been written. */
 TURBO_API void turbo_defer_watch(turbo_defer *d, void (*ended)(void *arg, int gone), void *arg);
+
+/* ---------------------------------------------------------------- API: WebSockets */
+
+/* A WebSocket (RFC 6455). turbo answers pings, puts fragments together,
+   checks every frame (masked, no reserved bit or unknown opcode, control
+   frames short and whole, text valid UTF-8, a message within
+   ws_max_message) and closes a client that breaks a rule with the code
+   the RFC gives (1002, 1007, 1009); at shutdown it closes with 1001. */
+typedef struct turbo_ws turbo_ws;
+
+/* Called on the connection's worker thread, as handlers are (one that
+   blocks gives its loop to a spare thread, see EXECUTION MODEL), never two
+   at once for one ws. All but on_message may be NULL. */
+typedef struct {
+    void (*on_open)(turbo_ws *ws, void *user); /* the 101 is out: may send */
+    /* A whole message, text (1: valid UTF-8) or binary (0); data is valid
+       until the callback returns. */
+    void (*on_message)(turbo_ws *ws, const char *data, size_t len, int text, void *user);
+    /* What waits to be sent has fallen under 256 KiB after turbo_ws_send
+       returned 1. */
+    void (*on_drain)(turbo_ws *ws, void *user);
+    /* Once, last: the code of the client's close frame (1005 if it had
+       none), the one turbo closed with (1001, 1002, 1007, 1009), or 1006
+       when the connection was lost without a close. */
+    void (*on_close)(turbo_ws *ws, int code, void *user);
+} turbo_ws_handler;
+
+/* 0, with accept set to the Sec-WebSocket-Accept value (NUL-terminated),
+   when req asks for a WebSocket turbo can take: GET, HTTP/1.1, Upgrade:
+   websocket, Connection: upgrade, Sec-WebSocket-Version: 13, a 16-byte
+   Sec-WebSocket-Key. Else the status to answer: 426 for another version
+   (send Sec-WebSocket-Version: 13 with it), 400 for the rest. */
+TURBO_API int turbo_ws_accept_key(const turbo_req *req, char accept[29]);
+
+/* Answers 101 and makes the connection a WebSocket once that is out; h
+   (which must outlive it) and user are its callbacks'. subprotocol, when
+   not NULL, is the one of the client's Sec-WebSocket-Protocol chosen.
+   From a handler or a deferred answer's resume function (keep the accept
+   key from the request). NULL if memory ran out (the answer is a 500). */
+TURBO_API turbo_ws *turbo_res_websocket(turbo_res *res, const char *accept, const char *subprotocol,
+                                        const turbo_ws_handler *h, void *user);
+
+/* Sends a message, text (UTF-8: the caller's to ensure) or binary; from
+   any thread. Returns 0; 1 when over 1 MiB now waits to be sent (wait for
+   on_drain before sending more); -1 when the WebSocket is closing, or
+   when over 16 MiB was waiting: the client does not read, and is closed. */
+TURBO_API int turbo_ws_send(turbo_ws *ws, const void *data, size_t len, int text);
+
+/* Starts the closing handshake with code (1000: normal; 3000-4999: the
+   app's) and reason (UTF-8, at most 123 bytes; NULL: none); from any
+   thread. on_close follows when the client answers, or after
+   write_timeout_ms. */
+TURBO_API void turbo_ws_close(turbo_ws *ws, int code, const char *reason);
+
+/* A ws is valid inside its callbacks. To use it elsewhere (send from
+   another thread, later), retain it there and release it when done; once
+   closed, turbo_ws_send returns -1. */
+TURBO_API void turbo_ws_retain(turbo_ws *ws);
+TURBO_API void turbo_ws_release(turbo_ws *ws);
 
 /* ---------------------------------------------------------------- API: JSON writer */
 
@@ -2360,15 +2422,26 @@ TURBO_API const char *turbo_json_strerror(int error) {
 
 /* connection states */
 enum {
-    TB__C_IDLE,  /* between requests */
-    TB__C_HEAD,  /* part of a head received */
-    TB__C_BODY,  /* head parsed, body being received */
-    TB__C_DEFER, /* a handler deferred its answer */
-    TB__C_LINGER /* answered and closing: the read side is drained */
+    TB__C_IDLE,   /* between requests */
+    TB__C_HEAD,   /* part of a head received */
+    TB__C_BODY,   /* head parsed, body being received */
+    TB__C_DEFER,  /* a handler deferred its answer */
+    TB__C_LINGER, /* answered and closing: the read side is drained */
+    TB__C_WS      /* a WebSocket */
 };
 
 /* timer classes: every connection in a class has the same timeout */
-enum { TB__T_HEAD, TB__T_BODY, TB__T_IDLE, TB__T_WRITE, TB__T_LINGER, TB__T_DEFER, TB__T_GRACE, TB__T_COUNT };
+enum {
+    TB__T_HEAD,
+    TB__T_BODY,
+    TB__T_IDLE,
+    TB__T_WRITE,
+    TB__T_LINGER,
+    TB__T_DEFER,
+    TB__T_GRACE,
+    TB__T_WS,
+    TB__T_COUNT
+};
 
 enum {
     TB__STREAM_NONE,
@@ -2410,6 +2483,7 @@ struct tb__conn {
     turbo_buf out;    /* output the kernel has not taken yet */
     size_t out_sent;
     turbo_defer *defer;
+    turbo_ws *ws; /* once it answered 101 */
     tb__peer peer;
     int streaming; /* the answer under way was flushed: TB__STREAM_* */
     int timer;     /* timer class, -1 when in none */
@@ -2432,6 +2506,7 @@ typedef struct tb__mailbox {
     turbo_defer *resumed; /* handed over, not yet answered; oldest first */
     turbo_defer **resumed_tail;
     tb__conn *returned; /* lent connections whose handler has finished */
+    turbo_ws *sockets;  /* WebSockets with frames to send */
     int orphans;        /* once stopped: defers not yet resumed */
 } tb__mailbox;
 
@@ -2447,6 +2522,34 @@ struct turbo_defer {
     int64_t started_us; /* for the metrics and the log: see turbo_res */
     int method_ix;
     turbo_buf log; /* the access log line's start, until the answer */
+};
+
+#define TB__WS_HIGH (1u << 20) /* turbo_ws_send returns 1 with more than this waiting */
+#define TB__WS_MAX (16u << 20) /* ... and gives up on a client with more than this */
+
+/* A WebSocket: see "WebSockets". */
+struct turbo_ws {
+    pthread_mutex_t lock; /* guards pending and the five flags after box */
+    turbo_buf pending;    /* frames sent, not yet moved to the connection's output */
+    tb__mailbox *box;     /* NULL once the connection is gone */
+    int closing;          /* a close frame is in pending or out: nothing more is sent */
+    int queued;           /* in box->sockets */
+    int in_callback;      /* the worker takes pending when the callback returns */
+    int dropped;          /* over TB__WS_MAX: the worker closes the connection */
+    int want_drain;       /* turbo_ws_send returned 1 */
+    int refs;             /* atomic: the connection's, turbo_ws_retain's, box->sockets' */
+    size_t backlog;       /* atomic: bytes in the connection's output, as last seen */
+    /* The rest is the worker's. */
+    tb__conn *conn; /* NULL once gone */
+    const turbo_ws_handler *h;
+    void *user;
+    int opened, ended, pinged, close_sent;
+    int code;         /* for on_close: the client's close, or turbo's */
+    int msg_op;       /* 1 text, 2 binary: the fragmented message under way */
+    size_t msg_valid; /* bytes of msg known to be UTF-8 */
+    turbo_buf msg;
+    turbo_ws *next;              /* in box->sockets */
+    turbo_ws *prev_ws, *next_ws; /* in the worker's list */
 };
 
 struct turbo_res {
@@ -2566,6 +2669,7 @@ struct tb__worker {
     int lent;           /* connections whose handler runs outside the loop */
     turbo_defer *held;  /* resumed answers not yet answered (lent connections'), in order */
     tb__conn *returned; /* connections handed back, not yet taken up */
+    turbo_ws *sockets;  /* its WebSockets, for shutdown */
     int64_t now, drain_deadline, accept_resume;
     int64_t drain_at; /* stopping: serving on until then (drain_delay_ms), health says 503 */
     uint64_t *gauges; /* its slot, for tb__metrics too: TB__G_* */
@@ -2593,6 +2697,7 @@ struct tb__worker {
 static const char *tb__reason(int status) {
     switch (status) {
     case 100: return "Continue";
+    case 101: return "Switching Protocols";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
@@ -2618,6 +2723,7 @@ static const char *tb__reason(int status) {
     case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
+    case 426: return "Upgrade Required";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
@@ -2806,7 +2912,8 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
     o = tb__put(o, res->t->date, 29);
     if (streaming == TB__STREAM_CHUNKED) {
         o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
-    } else if (!streaming && status != 204 && status != 304) { /* RFC 9112 6.3: never a length */
+    } else if (!streaming && status >= 200 && status != 204 &&
+               status != 304) { /* RFC 9112 6.3: never a length */
         o = tb__put(o, "\r\nContent-Length: ", 18);
         o = tb__json_u64(o, body_len);
     }
@@ -3156,6 +3263,14 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
     }
     if (res->c->streaming) {
         tb__res_end_stream(res);
+        return;
+    }
+    if (res->c->ws) { /* turbo_res_websocket's: a 101, no body */
+        if (tb__res_body_started(res)) res->out->len = res->body_start;
+        if (tb__res_put_head(res, 101, 0) != 0) {
+            res->out->len = res->start;
+            res->keep_alive = 0;
+        }
         return;
     }
     if (res->json_active && turbo_json_finish(&res->json) != 0)
@@ -3595,10 +3710,14 @@ static void tb__metrics(turbo_server *s, turbo_buf *b) {
    stops until it has drained. An idle connection owns no buffer at all. */
 
 static void tb__defer_lost(turbo_defer *d);
+static void tb__ws_gone(tb__worker *w, tb__conn *c);
+static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len);
+static void tb__ws_idle(tb__worker *w, tb__thread *t, tb__conn *c);
 
 static void tb__conn_free(tb__worker *w, tb__conn *c) {
     tb__timer_clear(w, c);
     if (c->defer) tb__defer_lost(c->defer);
+    if (c->ws) tb__ws_gone(w, c);
     /* close alone leaves it registered in epoll while a fork (a restart, a
        handler's subprocess) still holds the socket: its events would come */
     tb__loop_set(&w->loop, c->fd, c->mask, 0, c);
@@ -3645,6 +3764,7 @@ static int tb__out_flush(tb__thread *t, tb__conn *c) {
     if (sent >= 0 && (size_t)sent < len) turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
     t->out.len = 0;
     if (t->out.cap > TB__OUT_KEEP) turbo_buf_free(&t->out);
+    if (c->ws) __atomic_store_n(&c->ws->backlog, c->out.len - c->out_sent, __ATOMIC_RELAXED);
     return sent < 0 || c->out.oom ? -1 : 0;
 }
 
@@ -3768,7 +3888,7 @@ static void tb__request_done(tb__conn *c) {
 static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len) {
     size_t pos = 0;
     turbo_req *r = &t->req;
-    while (pos < len && !t->detached && !c->close_after && !c->defer) {
+    while (pos < len && !t->detached && !c->close_after && !c->defer && !c->ws) {
         char *msg = data + pos;
         size_t avail = len - pos, consumed;
         tb__framing f;
@@ -3822,6 +3942,7 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         tb__dispatch(w, t, c, r, &f);
         pos += consumed;
     }
+    if (c->ws && !t->detached) pos += tb__ws_process(w, t, c, data + pos, len - pos);
     return pos;
 }
 
@@ -3829,6 +3950,7 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
 static void tb__conn_arm(tb__worker *w, tb__conn *c, int was) {
     if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_IDLE);
     else if (c->state == TB__C_DEFER) tb__timer_set(w, c, TB__T_DEFER);
+    else if (c->state == TB__C_WS) tb__timer_set(w, c, c->ws->close_sent ? TB__T_WRITE : TB__T_WS);
     else if (c->state != was || c->timer < 0 || c->timer == TB__T_IDLE || c->timer == TB__T_WRITE)
         tb__timer_set(w, c, c->state == TB__C_HEAD ? TB__T_HEAD : TB__T_BODY);
 }
@@ -3872,7 +3994,9 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
 
 /* With the mailbox locked: items added to an empty mailbox wake the worker
    (it empties the pipe, then takes every item). */
-static int tb__mailbox_empty(const tb__mailbox *box) { return !box->resumed && !box->returned; }
+static int tb__mailbox_empty(const tb__mailbox *box) {
+    return !box->resumed && !box->returned && !box->sockets;
+}
 
 static void tb__mailbox_wake(tb__mailbox *box) {
     while (write(box->wake_fd, "r", 1) < 0 && errno == EINTR) {
@@ -3911,7 +4035,7 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
         data = t->rbuf;
         len = n > 0 ? (size_t)n : 0;
     } else {
-        size_t room = c->state == TB__C_BODY ? 65536 : 4096;
+        size_t room = c->state == TB__C_BODY || c->ws ? 65536 : 4096;
         if (turbo_buf_reserve(&c->in, room) != 0) {
             tb__conn_free(w, c);
             return;
@@ -3937,7 +4061,7 @@ static void tb__conn_resume(tb__worker *w, tb__thread *t, tb__conn *c) {
     int was = c->state;
     size_t used;
     c->out_full = 0;
-    used = c->in.len ? tb__process(w, t, c, c->in.data, c->in.len) : 0;
+    used = c->in.len || c->ws ? tb__process(w, t, c, c->in.data, c->in.len) : 0;
     tb__conn_done(w, t, c, c->in.data, c->in.len, used, was);
 }
 
@@ -3948,6 +4072,7 @@ static void tb__conn_writable(tb__worker *w, tb__thread *t, tb__conn *c) {
         return;
     }
     c->out_sent += (size_t)n;
+    if (c->ws) __atomic_store_n(&c->ws->backlog, c->out.len - c->out_sent, __ATOMIC_RELAXED);
     if (c->out_sent < c->out.len) {
         tb__timer_set(w, c, TB__T_WRITE);
         return;
@@ -3983,7 +4108,438 @@ static void tb__conn_timeout(tb__worker *w, tb__thread *t, tb__conn *c) {
         if (tb__conn_send(w, t, c) == 0) tb__conn_linger(w, c);
         return;
     }
-    tb__conn_free(w, c);
+    if (cls == TB__T_WS) tb__ws_idle(w, t, c);
+    else tb__conn_free(w, c);
+}
+
+/* ---------------------------------------------------------------- WebSockets */
+/* A connection that answered 101 reads frames (RFC 6455) instead of
+   requests, in tb__ws_process, called by tb__process: a message in one
+   frame reaches on_message unmasked in place, in the read buffer; one in
+   fragments is put together in ws->msg. Frames sent, from any thread,
+   gather whole in ws->pending under ws->lock; the worker moves them to the
+   connection's output after its callbacks, or when its mailbox says so. */
+
+/* SHA-1 (RFC 3174) of msg, n < 120 bytes: the handshake's only need. */
+static void tb__sha1(const unsigned char *msg, size_t n, unsigned char digest[20]) {
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u}, w[80];
+    unsigned char buf[128] = {0};
+    size_t len = ((n + 8) / 64 + 1) * 64, blk; /* with 0x80 and the 64-bit bit count */
+    int i;
+    memcpy(buf, msg, n);
+    buf[n] = 0x80;
+    for (i = 0; i < 8; i++) buf[len - 1 - (size_t)i] = (unsigned char)((uint64_t)n * 8 >> (8 * i));
+    for (blk = 0; blk < len; blk += 64) {
+        uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f, k, tmp;
+        for (i = 0; i < 16; i++) {
+            const unsigned char *q = buf + blk + 4 * i;
+            w[i] = (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3];
+        }
+        for (i = 16; i < 80; i++) {
+            tmp = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16];
+            w[i] = tmp << 1 | tmp >> 31;
+        }
+        for (i = 0; i < 80; i++) {
+            if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999u;
+            else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
+            else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
+            else f = b ^ c ^ d, k = 0xCA62C1D6u;
+            tmp = (a << 5 | a >> 27) + f + e + k + w[i];
+            e = d;
+            d = c;
+            c = b << 30 | b >> 2;
+            b = a;
+            a = tmp;
+        }
+        h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+    }
+    for (i = 0; i < 20; i++) digest[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+static const char tb__base64_abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Does list v (a header's value) hold token, ignoring case? */
+static int tb__has_token(turbo_str v, const char *token) {
+    turbo_str item;
+    while (tb__list_next(&v, ',', &item))
+        if (tb__ieq(item.ptr, item.len, token)) return 1;
+    return 0;
+}
+
+TURBO_API int turbo_ws_accept_key(const turbo_req *req, char accept[29]) {
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    turbo_str key = turbo_req_header(req, "sec-websocket-key");
+    turbo_str version = turbo_req_header(req, "sec-websocket-version");
+    unsigned char in[60], digest[21] = {0};
+    int i;
+    /* the key: 16 bytes in base64, so 22 letters (the last with 4 zero bits), "==" */
+    if (!tb__is_method(req->method, "GET") || req->version != 11 || key.len != 24 ||
+        memcmp(key.ptr + 22, "==", 2) != 0 || !strchr("AQgw", key.ptr[21]) ||
+        !tb__has_token(turbo_req_header(req, "upgrade"), "websocket") ||
+        !tb__has_token(turbo_req_header(req, "connection"), "upgrade"))
+        return 400;
+    for (i = 0; i < 22; i++)
+        if (!key.ptr[i] || !strchr(tb__base64_abc, key.ptr[i])) return 400;
+    if (version.len != 2 || memcmp(version.ptr, "13", 2) != 0) return 426;
+    memcpy(in, key.ptr, 24);
+    memcpy(in + 24, guid, 36);
+    tb__sha1(in, sizeof in, digest);
+    for (i = 0; i < 7; i++) { /* 20 bytes: six groups of three, then two and a '=' */
+        uint32_t v = (uint32_t)digest[3 * i] << 16 | (uint32_t)digest[3 * i + 1] << 8 | digest[3 * i + 2];
+        accept[4 * i] = tb__base64_abc[v >> 18];
+        accept[4 * i + 1] = tb__base64_abc[v >> 12 & 63];
+        accept[4 * i + 2] = tb__base64_abc[v >> 6 & 63];
+        accept[4 * i + 3] = i < 6 ? tb__base64_abc[v & 63] : '=';
+    }
+    accept[28] = 0;
+    return 0;
+}
+
+/* Bytes at the end of s that begin a UTF-8 sequence still incomplete, or
+   -1 if s is not UTF-8. */
+static long tb__utf8_tail(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint64_t word;
+        int k;
+        if (n - i >= 8 && (memcpy(&word, s + i, 8), !(word & 0x8080808080808080u))) {
+            i += 8; /* ASCII, eight bytes at once */
+        } else if (s[i] < 0x80) {
+            i++;
+        } else if ((k = tb__json_utf8(s + i, n - i)) > 0) {
+            i += (size_t)k;
+        } else {
+            return (size_t)-k == n - i ? (long)(n - i) : -1; /* cut short by the end, or broken */
+        }
+    }
+    return 0;
+}
+
+/* Appends a frame (a server's: not masked). */
+static void tb__ws_frame(turbo_buf *b, int opcode, const void *data, size_t len) {
+    unsigned char head[10];
+    size_t n = 2;
+    int i;
+    head[0] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        head[1] = (unsigned char)len;
+    } else if (len < 65536) {
+        head[1] = 126;
+        head[2] = (unsigned char)(len >> 8);
+        head[3] = (unsigned char)len;
+        n = 4;
+    } else {
+        head[1] = 127;
+        for (i = 0; i < 8; i++) head[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+        n = 10;
+    }
+    turbo_buf_append(b, head, n);
+    turbo_buf_append(b, data, len);
+}
+
+TURBO_API void turbo_ws_retain(turbo_ws *ws) { __atomic_add_fetch(&ws->refs, 1, __ATOMIC_RELAXED); }
+
+TURBO_API void turbo_ws_release(turbo_ws *ws) {
+    if (__atomic_sub_fetch(&ws->refs, 1, __ATOMIC_ACQ_REL)) return;
+    pthread_mutex_destroy(&ws->lock);
+    turbo_buf_free(&ws->pending);
+    turbo_buf_free(&ws->msg);
+    TURBO_FREE(ws);
+}
+
+/* With ws->lock held: the worker is to take pending, after the callback
+   under way if there is one, else when its mailbox wakes it. */
+static void tb__ws_notify(turbo_ws *ws) {
+    tb__mailbox *box = ws->box;
+    if (ws->in_callback || ws->queued) return;
+    ws->queued = 1;
+    turbo_ws_retain(ws);
+    pthread_mutex_lock(&box->lock);
+    if (tb__mailbox_empty(box)) tb__mailbox_wake(box);
+    ws->next = box->sockets;
+    box->sockets = ws;
+    pthread_mutex_unlock(&box->lock);
+}
+
+TURBO_API int turbo_ws_send(turbo_ws *ws, const void *data, size_t len, int text) {
+    int rc = -1;
+    size_t waiting;
+    pthread_mutex_lock(&ws->lock);
+    waiting = ws->pending.len + __atomic_load_n(&ws->backlog, __ATOMIC_RELAXED);
+    if (ws->box && !ws->closing) {
+        if (waiting <= TB__WS_MAX) tb__ws_frame(&ws->pending, text ? 1 : 2, data, len);
+        if (waiting > TB__WS_MAX || ws->pending.oom) { /* a frame cut short would break the stream */
+            ws->closing = ws->dropped = 1;
+        } else {
+            rc = waiting + len > TB__WS_HIGH;
+            ws->want_drain |= rc;
+        }
+        tb__ws_notify(ws);
+    }
+    pthread_mutex_unlock(&ws->lock);
+    return rc;
+}
+
+/* With ws->lock held: a close frame goes last into pending. A code that
+   may not be sent is sent as 1000; a reason is cut to 123 bytes, at the
+   start of a UTF-8 sequence. */
+static void tb__ws_close_frame(turbo_ws *ws, int code, const char *reason) {
+    char body[125];
+    size_t n = reason ? strlen(reason) : 0;
+    int sendable =
+        (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+    if (n > 123)
+        for (n = 123; n && ((unsigned char)reason[n] & 0xC0) == 0x80;) n--;
+    code = sendable ? code : 1000;
+    body[0] = (char)(code >> 8);
+    body[1] = (char)(code & 255);
+    if (n) memcpy(body + 2, reason, n);
+    tb__ws_frame(&ws->pending, 8, body, n + 2);
+    ws->closing = 1;
+}
+
+TURBO_API void turbo_ws_close(turbo_ws *ws, int code, const char *reason) {
+    pthread_mutex_lock(&ws->lock);
+    if (ws->box && !ws->closing) {
+        tb__ws_close_frame(ws, code, reason);
+        tb__ws_notify(ws);
+    }
+    pthread_mutex_unlock(&ws->lock);
+}
+
+TURBO_API turbo_ws *turbo_res_websocket(turbo_res *res, const char *accept, const char *subprotocol,
+                                        const turbo_ws_handler *h, void *user) {
+    static const char upgrade[] = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
+    tb__conn *c = res->c;
+    turbo_ws *ws;
+    if (c->ws || res->deferred || c->streaming || tb__res_body_started(res) || strlen(accept) != 28 ||
+        !(ws = (turbo_ws *)TURBO_MALLOC(sizeof *ws))) {
+        tb__res_fail(res, 500);
+        return NULL;
+    }
+    memset(ws, 0, sizeof *ws);
+    pthread_mutex_init(&ws->lock, NULL);
+    tb__res_own_header(res, upgrade, sizeof upgrade - 1);
+    turbo_buf_append(res->out, accept, 28);
+    turbo_buf_append(res->out, "\r\n", 2);
+    if (subprotocol) turbo_res_header(res, "Sec-WebSocket-Protocol", subprotocol);
+    res->keep_alive = 1; /* no "Connection: close": the connection goes on as a WebSocket */
+    ws->refs = 1;        /* the connection's */
+    ws->box = res->w->box;
+    ws->conn = c;
+    ws->h = h;
+    ws->user = user;
+    ws->next_ws = res->w->sockets;
+    if (ws->next_ws) ws->next_ws->prev_ws = ws;
+    res->w->sockets = ws;
+    c->ws = ws;
+    c->state = TB__C_WS;
+    return ws;
+}
+
+/* Once, last: on_close. */
+static void tb__ws_end(turbo_ws *ws, int code) {
+    if (ws->ended) return;
+    ws->ended = 1;
+    if (ws->h->on_close) ws->h->on_close(ws, code, ws->user);
+}
+
+/* As its connection is freed: sends fail from now on. */
+static void tb__ws_gone(tb__worker *w, tb__conn *c) {
+    turbo_ws *ws = c->ws;
+    pthread_mutex_lock(&ws->lock);
+    ws->box = NULL;
+    ws->closing = 1;
+    pthread_mutex_unlock(&ws->lock);
+    if (ws->prev_ws) ws->prev_ws->next_ws = ws->next_ws;
+    else w->sockets = ws->next_ws;
+    if (ws->next_ws) ws->next_ws->prev_ws = ws->prev_ws;
+    ws->conn = NULL;
+    c->ws = NULL;
+    tb__ws_end(ws, ws->code ? ws->code : 1006);
+    turbo_ws_release(ws);
+}
+
+/* Moves the frames sent meanwhile into t's output, for c. Returns 1 when
+   ws was dropped (the caller closes c). */
+static int tb__ws_take(turbo_ws *ws, tb__thread *t) {
+    int dropped;
+    pthread_mutex_lock(&ws->lock);
+    ws->in_callback = ws->queued = 0;
+    turbo_buf_append(&t->out, ws->pending.data, ws->pending.len);
+    ws->pending.len = 0;
+    ws->close_sent = ws->closing;
+    dropped = ws->dropped;
+    pthread_mutex_unlock(&ws->lock);
+    if (ws->pending.cap > TB__OUT_KEEP) turbo_buf_free(&ws->pending);
+    return dropped;
+}
+
+/* Breaks the connection off for a broken rule: a close frame with code,
+   then close (c->close_after). Returns 0, for tb__ws_frame_in. */
+static size_t tb__ws_fail(tb__conn *c, int code) {
+    turbo_ws *ws = c->ws;
+    pthread_mutex_lock(&ws->lock);
+    if (!ws->closing) tb__ws_close_frame(ws, code, NULL);
+    pthread_mutex_unlock(&ws->lock);
+    if (!ws->code) ws->code = code;
+    c->close_after = 1;
+    return 0;
+}
+
+/* XORs p with the frame's mask, eight bytes at a time. */
+static void tb__ws_unmask(unsigned char *p, size_t n, const unsigned char mask[4]) {
+    uint64_t m8, word;
+    size_t i = 0;
+    memcpy(&m8, mask, 4);
+    memcpy((char *)&m8 + 4, mask, 4);
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&word, p + i, 8);
+        word ^= m8;
+        memcpy(p + i, &word, 8);
+    }
+    for (; i < n; i++) p[i] ^= mask[i & 3];
+}
+
+/* Takes one frame off data: its length, or 0 while it is incomplete (or
+   after tb__ws_fail). */
+static size_t tb__ws_frame_in(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t avail) {
+    turbo_ws *ws = c->ws;
+    unsigned char *f = (unsigned char *)data, *p;
+    unsigned op = f[0] & 15, fin = f[0] >> 7;
+    size_t hl, n, frame;
+    uint64_t n64 = 0;
+    int i, code;
+    long tail;
+    if (avail < 2) return 0;
+    if ((f[0] & 0x70) || !(f[1] & 0x80) || (op > 2 && op < 8) || op > 10) return tb__ws_fail(c, 1002);
+    n = f[1] & 127;
+    hl = n == 126 ? 8 : n == 127 ? 14 : 6; /* with the mask */
+    if (avail < hl) return 0;
+    if (n == 126) n = (size_t)f[2] << 8 | f[3];
+    if (n == 127) {
+        for (i = 2; i < 10; i++) n64 = n64 << 8 | f[i];
+        if (n64 >> 63) return tb__ws_fail(c, 1002);
+        n = n64 > SIZE_MAX - hl ? SIZE_MAX - hl : (size_t)n64;
+    }
+    if (op >= 8 && (!fin || n > 125)) return tb__ws_fail(c, 1002);
+    if (op < 8 && (op == 0) != (ws->msg_op != 0)) return tb__ws_fail(c, 1002); /* continuation out of place */
+    if (op < 8 && n > w->s->cfg.ws_max_message - ws->msg.len) return tb__ws_fail(c, 1009);
+    if (avail - hl < n) return 0;
+    frame = hl + n;
+    p = f + hl;
+    tb__ws_unmask(p, n, p - 4);
+    ws->pinged = 0;
+    if (op == 9 && !ws->close_sent) tb__ws_frame(&t->out, 10, p, n);
+    if (op == 8) {
+        code = n >= 2 ? p[0] << 8 | p[1] : 1005;
+        if (n == 1 || (n >= 2 && !((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                                   (code >= 3000 && code <= 4999))))
+            return tb__ws_fail(c, 1002);
+        if (n > 2 && tb__utf8_tail(p + 2, n - 2) != 0) return tb__ws_fail(c, 1007);
+        pthread_mutex_lock(&ws->lock);
+        if (!ws->closing) tb__ws_frame(&ws->pending, 8, p, n >= 2 ? 2 : 0); /* the same code back */
+        ws->closing = 1;
+        pthread_mutex_unlock(&ws->lock);
+        ws->code = code;
+        c->close_after = 1;
+    }
+    if (op >= 8) return frame;
+    if (!fin || ws->msg_op) { /* a fragment */
+        if (op) ws->msg_op = (int)op;
+        turbo_buf_append(&ws->msg, p, n);
+        if (ws->msg.oom) return tb__ws_fail(c, 1009);
+        if (ws->msg_op == 1) {
+            tail = tb__utf8_tail((unsigned char *)ws->msg.data + ws->msg_valid, ws->msg.len - ws->msg_valid);
+            if (tail < 0 || (fin && tail)) return tb__ws_fail(c, 1007);
+            ws->msg_valid = ws->msg.len - (size_t)tail;
+        }
+        if (!fin) return frame;
+        p = (unsigned char *)ws->msg.data;
+        n = ws->msg.len;
+        op = (unsigned)ws->msg_op;
+    } else if (op == 1 && tb__utf8_tail(p, n) != 0) {
+        return tb__ws_fail(c, 1007);
+    }
+    if (!ws->close_sent) {
+        tb__call_begin(w, t, c);
+        ws->h->on_message(ws, (const char *)p, n, op == 1, ws->user);
+        if (tb__call_end(w, t)) tb__update_date(t);
+    }
+    if (ws->msg_op) {
+        ws->msg_op = 0;
+        ws->msg_valid = ws->msg.len = 0;
+        if (ws->msg.cap > TB__OUT_KEEP) turbo_buf_free(&ws->msg);
+    }
+    return frame;
+}
+
+/* Serves the frames in data (and, first, on_open and on_drain when due);
+   returns the bytes consumed: the rest is a frame still incomplete. */
+static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len) {
+    turbo_ws *ws = c->ws;
+    size_t pos = 0, n = 1;
+    int drained;
+    pthread_mutex_lock(&ws->lock);
+    ws->in_callback = 1;
+    drained = ws->want_drain && !c->out.len && !ws->pending.len;
+    ws->want_drain &= !drained;
+    pthread_mutex_unlock(&ws->lock);
+    if (!ws->opened) {
+        ws->opened = 1;
+        if (w->draining) turbo_ws_close(ws, 1001, NULL);
+        tb__call_begin(w, t, c);
+        if (ws->h->on_open) ws->h->on_open(ws, ws->user);
+        if (tb__call_end(w, t)) tb__update_date(t);
+    }
+    if (drained && ws->h->on_drain && !t->detached) {
+        tb__call_begin(w, t, c);
+        ws->h->on_drain(ws, ws->user);
+        if (tb__call_end(w, t)) tb__update_date(t);
+    }
+    while (pos < len && n && !t->detached && !c->close_after)
+        pos += n = tb__ws_frame_in(w, t, c, data + pos, len - pos);
+    if (tb__ws_take(ws, t)) { /* the client does not read: what waits is dropped */
+        t->out.len = 0;
+        shutdown(c->fd, SHUT_RDWR);
+        c->close_after = 1;
+    }
+    return pos;
+}
+
+/* The loop's idle timer for c: a ping first, then, still silent, close. */
+static void tb__ws_idle(tb__worker *w, tb__thread *t, tb__conn *c) {
+    if (c->ws->pinged || c->ws->close_sent) {
+        tb__conn_free(w, c);
+        return;
+    }
+    c->ws->pinged = 1;
+    tb__ws_frame(&t->out, 9, NULL, 0);
+    if (tb__conn_send(w, t, c) == 0) tb__timer_set(w, c, TB__T_WS);
+}
+
+/* Sends what was sent to each WebSocket of list (box->sockets) and
+   releases them; without t (the worker has stopped), releases only. */
+static void tb__ws_flush_all(tb__worker *w, tb__thread *t, turbo_ws *list) {
+    while (list) {
+        turbo_ws *ws = list;
+        tb__conn *c = ws->conn;
+        list = ws->next;
+        if (t && c && !c->lent) { /* a lent one is flushed as its thread gives it back */
+            int was = c->state;
+            if (tb__ws_take(ws, t)) {
+                t->out.len = 0;
+                tb__conn_free(w, c);
+            } else {
+                tb__conn_after(w, t, c, c->in.data, c->in.len, 0, was);
+            }
+        } else {
+            pthread_mutex_lock(&ws->lock);
+            ws->queued = 0;
+            pthread_mutex_unlock(&ws->lock);
+        }
+        turbo_ws_release(ws);
+    }
 }
 
 /* ---------------------------------------------------------------- deferred answers */
@@ -4115,9 +4671,12 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
     turbo_defer *d, **tail;
     tb__conn *c, *back;
+    turbo_ws *ws;
     while (read(w->wake[0], drain, sizeof drain) == (ssize_t)sizeof drain) { /* a short one empties it */
     }
     pthread_mutex_lock(&w->box->lock);
+    ws = w->box->sockets;
+    w->box->sockets = NULL;
     d = w->box->resumed;
     w->box->resumed = NULL;
     w->box->resumed_tail = &w->box->resumed;
@@ -4127,6 +4686,7 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     for (tail = &w->held; *tail; tail = &(*tail)->next) {
     }
     *tail = d;
+    tb__ws_flush_all(w, t, ws); /* first: it calls no handler, so t stays the worker's */
     while (back) {
         c = back;
         back = c->returned_next;
@@ -4224,6 +4784,7 @@ static void tb__worker_expire(tb__worker *w, tb__thread *t) {
    (keep-alive is off from now on). */
 static void tb__worker_drain(tb__worker *w) {
     tb__conn *c, *next;
+    turbo_ws *ws;
     w->draining = 1;
     w->drain_deadline = w->now + w->s->cfg.shutdown_timeout_ms;
     if (!w->drain_at) tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
@@ -4232,6 +4793,7 @@ static void tb__worker_drain(tb__worker *w) {
     close(w->listen_fd);
     __atomic_store_n(&w->listen_fd, -1, __ATOMIC_RELAXED); /* a restart reads it from another thread */
     while (w->timer_head[TB__T_IDLE]) tb__conn_free(w, w->timer_head[TB__T_IDLE]);
+    for (ws = w->sockets; ws; ws = ws->next_ws) turbo_ws_close(ws, 1001, NULL);
     for (c = w->timer_head[TB__T_HEAD]; c; c = next) {
         next = c->next;
         if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_GRACE);
@@ -4304,9 +4866,12 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
 static void tb__worker_free(tb__worker *w) {
     turbo_defer *d, *resumed = w->held;
     tb__conn *c;
+    turbo_ws *ws = NULL;
     if (w->box) { /* from now on turbo_defer_resume answers a NULL response itself */
         pthread_mutex_lock(&w->box->lock);
         w->box->wake_fd = -1;
+        ws = w->box->sockets; /* of connections gone since */
+        w->box->sockets = NULL;
         *w->box->resumed_tail = w->held;
         resumed = w->box->resumed;
         w->box->resumed = NULL;
@@ -4321,6 +4886,7 @@ static void tb__worker_free(tb__worker *w) {
     if (w->wake[1] >= 0) close(w->wake[1]);
     if (w->listen_fd >= 0) close(w->listen_fd);
     while (resumed) resumed = tb__defer_dropped(resumed); /* resumed after the worker stopped */
+    tb__ws_flush_all(w, NULL, ws);
     while ((c = w->free_conns) != NULL) {
         w->free_conns = c->next;
         TURBO_FREE(c);
@@ -4354,6 +4920,7 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     w->timeout[TB__T_WRITE] = cfg->write_timeout_ms;
     w->timeout[TB__T_LINGER] = TB__MIN(TB__LINGER_MS, cfg->write_timeout_ms);
     w->timeout[TB__T_GRACE] = TB__DRAIN_GRACE_MS;
+    w->timeout[TB__T_WS] = cfg->ws_idle_timeout_ms;
     w->limits.max_line = cfg->max_request_line;
     w->limits.max_head = cfg->max_header_bytes;
     w->limits.max_headers = cfg->max_headers;
@@ -4615,6 +5182,8 @@ static void tb__config_defaults(turbo_config *c) {
     if (c->max_requests <= 0) c->max_requests = 10000;
     if (c->max_connections <= 0) c->max_connections = 10000;
     if (c->shutdown_timeout_ms <= 0) c->shutdown_timeout_ms = 10000;
+    if (!c->ws_max_message) c->ws_max_message = 1 << 20;
+    if (c->ws_idle_timeout_ms <= 0) c->ws_idle_timeout_ms = 60000;
 }
 
 TURBO_API turbo_server *turbo_new(const turbo_config *cfg) {
@@ -4689,6 +5258,8 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     bad |= tb__env_int("TURBO_MAX_REQUESTS", &c->max_requests) < 0;
     bad |= tb__env_int("TURBO_MAX_CONNECTIONS", &c->max_connections) < 0;
     bad |= tb__env_int("TURBO_SHUTDOWN_TIMEOUT_MS", &c->shutdown_timeout_ms) < 0;
+    bad |= tb__env_size("TURBO_WS_MAX_MESSAGE", &c->ws_max_message) < 0;
+    bad |= tb__env_int("TURBO_WS_IDLE_TIMEOUT_MS", &c->ws_idle_timeout_ms) < 0;
     bad |= tb__env_int("TURBO_DRAIN_DELAY_MS", &c->drain_delay_ms) < 0;
     if (health && *health) c->health_path = health;
     if (metrics && *metrics) c->metrics_path = metrics;
