@@ -489,8 +489,7 @@ typedef struct {
     /* A whole message, text (1: valid UTF-8) or binary (0); data is valid
        until the callback returns. */
     void (*on_message)(turbo_ws *ws, const char *data, size_t len, int text, void *user);
-    /* What waits to be sent has fallen under 256 KiB after turbo_ws_send
-       returned 1. */
+    /* Less than 256 KiB waits to be sent, after turbo_ws_send returned 1. */
     void (*on_drain)(turbo_ws *ws, void *user);
     /* Once, last: the code of the client's close frame (1005 if it had
        none), the one turbo closed with (1001, 1002, 1007, 1009), or 1006
@@ -2524,8 +2523,9 @@ struct turbo_defer {
     turbo_buf log; /* the access log line's start, until the answer */
 };
 
-#define TB__WS_HIGH (1u << 20) /* turbo_ws_send returns 1 with more than this waiting */
-#define TB__WS_MAX (16u << 20) /* ... and gives up on a client with more than this */
+#define TB__WS_HIGH (1u << 20)  /* turbo_ws_send returns 1 with more than this waiting */
+#define TB__WS_MAX (16u << 20)  /* ... and gives up on a client with more than this */
+#define TB__WS_LOW (256u << 10) /* on_drain once less than this waits */
 
 /* A WebSocket: see "WebSockets". */
 struct turbo_ws {
@@ -2585,8 +2585,8 @@ struct turbo_res {
 #define TB__METHODS 8  /* GET HEAD POST PUT DELETE PATCH OPTIONS, other */
 #define TB__BUCKETS 14 /* latency histogram bounds, plus one over the last */
 enum {
-    TB__N_REQUESTS = 0, /* [method * 4 + status class]: 2xx to 5xx */
-    TB__N_LATENCY = TB__METHODS * 4,
+    TB__N_REQUESTS = 0, /* [method * 5 + status class]: 1xx (101, a WebSocket) to 5xx */
+    TB__N_LATENCY = TB__METHODS * 5,
     TB__N_LATENCY_US = TB__N_LATENCY + TB__BUCKETS + 1,
     TB__N_BYTES_IN,
     TB__N_BYTES_OUT,
@@ -3606,7 +3606,7 @@ static void tb__observe_end(tb__thread *t, turbo_res *res) {
     uint64_t *n = t->counts, bytes = res->sent + (t->out.len - res->start);
     int64_t us = tb__now_us() - res->started_us;
     int status = res->status ? res->status : 200, bucket = 0;
-    int cls = status >= 200 && status <= 599 ? status / 100 - 2 : 3; /* 2xx to 5xx */
+    int cls = status >= 100 && status <= 599 ? status / 100 - 1 : 4; /* 1xx to 5xx */
     char end[80], *o = end;
     if (res->deferred) {
         turbo_defer *d = res->c->defer;
@@ -3617,7 +3617,7 @@ static void tb__observe_end(tb__thread *t, turbo_res *res) {
         return;
     }
     while (bucket < TB__BUCKETS && us > tb__bounds_us[bucket]) bucket++;
-    TB__ADD(n[TB__N_REQUESTS + res->method_ix * 4 + cls], 1);
+    TB__ADD(n[TB__N_REQUESTS + res->method_ix * 5 + cls], 1);
     TB__ADD(n[TB__N_LATENCY + bucket], 1);
     TB__ADD(n[TB__N_LATENCY_US], (uint64_t)us);
     TB__ADD(n[TB__N_BYTES_OUT], bytes);
@@ -3658,10 +3658,10 @@ static void tb__metrics(turbo_server *s, turbo_buf *b) {
     }
     tb__buf_puts(b, "# HELP turbo_requests_total Requests answered, by method and status class.\n"
                     "# TYPE turbo_requests_total counter\n");
-    for (i = 0; i < TB__METHODS * 4; i++) {
+    for (i = 0; i < TB__METHODS * 5; i++) {
         if (!n[TB__N_REQUESTS + i]) continue;
         snprintf(line, sizeof line, "turbo_requests_total{method=\"%s\",code=\"%dxx\"} %llu\n",
-                 tb__methods_counted[i / 4], i % 4 + 2, (unsigned long long)n[TB__N_REQUESTS + i]);
+                 tb__methods_counted[i / 5], i % 5 + 1, (unsigned long long)n[TB__N_REQUESTS + i]);
         tb__buf_puts(b, line);
     }
     tb__buf_puts(b, "# HELP turbo_request_duration_seconds From a request's head to the end of its answer.\n"
@@ -3713,6 +3713,7 @@ static void tb__defer_lost(turbo_defer *d);
 static void tb__ws_gone(tb__worker *w, tb__conn *c);
 static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len);
 static void tb__ws_idle(tb__worker *w, tb__thread *t, tb__conn *c);
+static void tb__ws_sent(tb__conn *c);
 
 static void tb__conn_free(tb__worker *w, tb__conn *c) {
     tb__timer_clear(w, c);
@@ -3764,7 +3765,7 @@ static int tb__out_flush(tb__thread *t, tb__conn *c) {
     if (sent >= 0 && (size_t)sent < len) turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
     t->out.len = 0;
     if (t->out.cap > TB__OUT_KEEP) turbo_buf_free(&t->out);
-    if (c->ws) __atomic_store_n(&c->ws->backlog, c->out.len - c->out_sent, __ATOMIC_RELAXED);
+    if (c->ws) tb__ws_sent(c);
     return sent < 0 || c->out.oom ? -1 : 0;
 }
 
@@ -4072,7 +4073,7 @@ static void tb__conn_writable(tb__worker *w, tb__thread *t, tb__conn *c) {
         return;
     }
     c->out_sent += (size_t)n;
-    if (c->ws) __atomic_store_n(&c->ws->backlog, c->out.len - c->out_sent, __ATOMIC_RELAXED);
+    if (c->ws) tb__ws_sent(c);
     if (c->out_sent < c->out.len) {
         tb__timer_set(w, c, TB__T_WRITE);
         return;
@@ -4280,17 +4281,20 @@ TURBO_API int turbo_ws_send(turbo_ws *ws, const void *data, size_t len, int text
     return rc;
 }
 
+/* May a close frame carry code (RFC 6455 7.4, and 1012-1014 registered since)? */
+static int tb__ws_code_ok(int code) {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
 /* With ws->lock held: a close frame goes last into pending. A code that
    may not be sent is sent as 1000; a reason is cut to 123 bytes, at the
    start of a UTF-8 sequence. */
 static void tb__ws_close_frame(turbo_ws *ws, int code, const char *reason) {
     char body[125];
     size_t n = reason ? strlen(reason) : 0;
-    int sendable =
-        (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
     if (n > 123)
         for (n = 123; n && ((unsigned char)reason[n] & 0xC0) == 0x80;) n--;
-    code = sendable ? code : 1000;
+    code = tb__ws_code_ok(code) ? code : 1000;
     body[0] = (char)(code >> 8);
     body[1] = (char)(code & 255);
     if (n) memcpy(body + 2, reason, n);
@@ -4324,7 +4328,8 @@ TURBO_API turbo_ws *turbo_res_websocket(turbo_res *res, const char *accept, cons
     turbo_buf_append(res->out, "\r\n", 2);
     if (subprotocol) turbo_res_header(res, "Sec-WebSocket-Protocol", subprotocol);
     res->keep_alive = 1; /* no "Connection: close": the connection goes on as a WebSocket */
-    ws->refs = 1;        /* the connection's */
+    res->status = 101;
+    ws->refs = 1; /* the connection's */
     ws->box = res->w->box;
     ws->conn = c;
     ws->h = h;
@@ -4365,13 +4370,13 @@ static void tb__ws_gone(tb__worker *w, tb__conn *c) {
 static int tb__ws_take(turbo_ws *ws, tb__thread *t) {
     int dropped;
     pthread_mutex_lock(&ws->lock);
-    ws->in_callback = ws->queued = 0;
+    ws->in_callback = 0;
     turbo_buf_append(&t->out, ws->pending.data, ws->pending.len);
     ws->pending.len = 0;
     ws->close_sent = ws->closing;
     dropped = ws->dropped;
-    pthread_mutex_unlock(&ws->lock);
     if (ws->pending.cap > TB__OUT_KEEP) turbo_buf_free(&ws->pending);
+    pthread_mutex_unlock(&ws->lock);
     return dropped;
 }
 
@@ -4433,9 +4438,7 @@ static size_t tb__ws_frame_in(tb__worker *w, tb__thread *t, tb__conn *c, char *d
     if (op == 9 && !ws->close_sent) tb__ws_frame(&t->out, 10, p, n);
     if (op == 8) {
         code = n >= 2 ? p[0] << 8 | p[1] : 1005;
-        if (n == 1 || (n >= 2 && !((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-                                   (code >= 3000 && code <= 4999))))
-            return tb__ws_fail(c, 1002);
+        if (n == 1 || (n >= 2 && !tb__ws_code_ok(code))) return tb__ws_fail(c, 1002);
         if (n > 2 && tb__utf8_tail(p + 2, n - 2) != 0) return tb__ws_fail(c, 1007);
         pthread_mutex_lock(&ws->lock);
         if (!ws->closing) tb__ws_frame(&ws->pending, 8, p, n >= 2 ? 2 : 0); /* the same code back */
@@ -4482,7 +4485,7 @@ static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *da
     int drained;
     pthread_mutex_lock(&ws->lock);
     ws->in_callback = 1;
-    drained = ws->want_drain && !c->out.len && !ws->pending.len;
+    drained = ws->want_drain && c->out.len - c->out_sent + ws->pending.len < TB__WS_LOW;
     ws->want_drain &= !drained;
     pthread_mutex_unlock(&ws->lock);
     if (!ws->opened) {
@@ -4509,7 +4512,7 @@ static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *da
 
 /* The loop's idle timer for c: a ping first, then, still silent, close. */
 static void tb__ws_idle(tb__worker *w, tb__thread *t, tb__conn *c) {
-    if (c->ws->pinged || c->ws->close_sent) {
+    if (c->ws->pinged) {
         tb__conn_free(w, c);
         return;
     }
@@ -4518,26 +4521,32 @@ static void tb__ws_idle(tb__worker *w, tb__thread *t, tb__conn *c) {
     if (tb__conn_send(w, t, c) == 0) tb__timer_set(w, c, TB__T_WS);
 }
 
-/* Sends what was sent to each WebSocket of list (box->sockets) and
-   releases them; without t (the worker has stopped), releases only. */
+/* After a send to c: a producer waiting for on_drain is due once little
+   waits (tb__ws_flush_all, then tb__ws_process, call it). */
+static void tb__ws_sent(tb__conn *c) {
+    turbo_ws *ws = c->ws;
+    size_t backlog = c->out.len - c->out_sent;
+    __atomic_store_n(&ws->backlog, backlog, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&ws->lock);
+    if (ws->want_drain && backlog < TB__WS_LOW && ws->box) tb__ws_notify(ws);
+    pthread_mutex_unlock(&ws->lock);
+}
+
+/* Serves the WebSockets of list (box->sockets): their frames go out, a
+   due on_drain is called; then releases them. Once t detaches in a
+   callback, the rest wait for the worker's next thread; without t (the
+   worker has stopped), they are released only. */
 static void tb__ws_flush_all(tb__worker *w, tb__thread *t, turbo_ws *list) {
     while (list) {
         turbo_ws *ws = list;
         tb__conn *c = ws->conn;
         list = ws->next;
-        if (t && c && !c->lent) { /* a lent one is flushed as its thread gives it back */
-            int was = c->state;
-            if (tb__ws_take(ws, t)) {
-                t->out.len = 0;
-                tb__conn_free(w, c);
-            } else {
-                tb__conn_after(w, t, c, c->in.data, c->in.len, 0, was);
-            }
-        } else {
-            pthread_mutex_lock(&ws->lock);
-            ws->queued = 0;
-            pthread_mutex_unlock(&ws->lock);
-        }
+        pthread_mutex_lock(&ws->lock);
+        ws->queued = 0;
+        if (t && t->detached && ws->box) tb__ws_notify(ws);
+        pthread_mutex_unlock(&ws->lock);
+        /* a lent one is served as its thread gives it back */
+        if (t && !t->detached && c && !c->lent && c->state == TB__C_WS) tb__conn_resume(w, t, c);
         turbo_ws_release(ws);
     }
 }
@@ -4686,7 +4695,6 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     for (tail = &w->held; *tail; tail = &(*tail)->next) {
     }
     *tail = d;
-    tb__ws_flush_all(w, t, ws); /* first: it calls no handler, so t stays the worker's */
     while (back) {
         c = back;
         back = c->returned_next;
@@ -4708,6 +4716,7 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
         w->defers--;
         tb__answer_resumed(w, t, d);
     }
+    tb__ws_flush_all(w, t, ws);
 }
 
 /* ---------------------------------------------------------------- worker */
