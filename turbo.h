@@ -2611,7 +2611,7 @@ struct tb__thread {
     turbo_req req;
     turbo_res res;
     time_t date_sec;
-    char date[32];
+    char head[72]; /* "HTTP/1.1 200 OK\r\nServer: turbo\r\nDate: " and the date: tb__update_date */
     tb__event events[TB__MAX_EVENTS];
     uint64_t *counts; /* its slot: TB__N_* */
     turbo_buf log;    /* access log lines not yet written */
@@ -2856,12 +2856,15 @@ static void tb__format_date(time_t t, char *d) {
     memcpy(d + 23, tb__json_pairs + 2 * tm.tm_sec, 2);
 }
 
-/* The Date header's value, cached per thread and renewed once a second. */
+/* The start of a 200's head, through the Date header's value, cached per
+   thread and renewed once a second: most heads copy it whole. */
+#define TB__HEAD_LEN 67 /* 15 bytes of status line, 23 of Server and Date, 29 of date */
 static void tb__update_date(tb__thread *th) {
     time_t t = time(NULL);
     if (t == th->date_sec) return;
     th->date_sec = t;
-    tb__format_date(t, th->date);
+    memcpy(th->head, "HTTP/1.1 200 OK\r\nServer: turbo\r\nDate: ", 38);
+    tb__format_date(t, th->head + 38);
 }
 
 static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_alive, int head_only) {
@@ -2902,14 +2905,16 @@ static void tb__res_fail(turbo_res *res, int status) {
    their length. */
 static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, char *head) {
     int streaming = res->c->streaming;
-    const char *reason = tb__reason(status);
-    char *o = tb__put(head, "HTTP/1.1 ", 9);
-    *o++ = (char)('0' + status / 100); /* three digits: turbo_status_allowed */
-    o = tb__put(o, tb__json_pairs + 2 * (status % 100), 2);
-    *o++ = ' ';
-    o = tb__put(o, reason, strlen(reason));
-    o = tb__put(o, "\r\nServer: turbo\r\nDate: ", 23);
-    o = tb__put(o, res->t->date, 29);
+    char *o = head;
+    if (status != 200) {
+        const char *reason = tb__reason(status);
+        o = tb__put(o, "HTTP/1.1 ", 9);
+        *o++ = (char)('0' + status / 100); /* three digits: turbo_status_allowed */
+        o = tb__put(o, tb__json_pairs + 2 * (status % 100), 2);
+        *o++ = ' ';
+        o = tb__put(o, reason, strlen(reason));
+    }
+    o = tb__put(o, res->t->head + (status == 200 ? 0 : 15), TB__HEAD_LEN - (status == 200 ? 0 : 15));
     if (streaming == TB__STREAM_CHUNKED) {
         o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
     } else if (!streaming && status >= 200 && status != 204 &&
