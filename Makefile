@@ -15,6 +15,7 @@ PY_EXT  := turbo/_turbo$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.g
 
 PROGRAMS := build/hello build/hello-asan build/hello-tsan build/hello-debug build/hello-kqueue build/test_shim \
             build/test_parser build/test_json build/native_server build/c_api_server-asan build/c_api_server-tsan \
+            build/ws_server-asan build/ws_server-tsan \
             $(PY_EXT) examples/handlers.so
 .PHONY: all run test bench bench-quick fuzz valgrind format clean compile_commands.json
 
@@ -40,6 +41,10 @@ build/c_api_server-asan: tests/c_api_server.c $(HDRS) | build
 	$(CC) $(WARN) $(ASAN) $< -o $@ $(LDLIBS)
 build/c_api_server-tsan: tests/c_api_server.c $(HDRS) | build
 	$(CC) $(WARN) $(TSAN) $< -o $@ $(LDLIBS)
+build/ws_server-asan: tests/ws_server.c $(HDRS) | build
+	$(CC) $(WARN) $(ASAN) $< -o $@ $(LDLIBS)
+build/ws_server-tsan: tests/ws_server.c $(HDRS) | build
+	$(CC) $(WARN) $(TSAN) $< -o $@ $(LDLIBS)
 build/native_server: examples/native_server.c examples/handlers.c $(HDRS) | build
 	$(CC) $(WARN) $(OPT) -I. examples/native_server.c examples/handlers.c -o $@ $(LDLIBS)
 build/json_bench: bench/json_bench.c $(HDRS) | build
@@ -64,6 +69,7 @@ test: all
 bench: all build/floor
 	$(PYTHON) bench/run.py
 	$(PYTHON) bench/blocking.py
+	$(PYTHON) bench/ws.py
 	$(MAKE) build/json_bench
 	./build/json_bench
 

@@ -524,6 +524,12 @@ TURBO_API int turbo_ws_send(turbo_ws *ws, const void *data, size_t len, int text
    write_timeout_ms. */
 TURBO_API void turbo_ws_close(turbo_ws *ws, int code, const char *reason);
 
+/* Stops (paused = 1) or resumes (0) reading the client's frames, from any
+   thread: a consumer that falls behind makes the client wait (TCP's flow
+   control) rather than letting messages pile up. A paused WebSocket is not
+   pinged for idleness; one that closes is read again. */
+TURBO_API void turbo_ws_pause(turbo_ws *ws, int paused);
+
 /* A ws is valid inside its callbacks. To use it elsewhere (send from
    another thread, later), retain it there and release it when done; once
    closed, turbo_ws_send returns -1. */
@@ -2529,7 +2535,7 @@ struct turbo_defer {
 
 /* A WebSocket: see "WebSockets". */
 struct turbo_ws {
-    pthread_mutex_t lock; /* guards pending and the five flags after box */
+    pthread_mutex_t lock; /* guards the fields from pending to sent_code */
     turbo_buf pending;    /* frames sent, not yet moved to the connection's output */
     tb__mailbox *box;     /* NULL once the connection is gone */
     int closing;          /* a close frame is in pending or out: nothing more is sent */
@@ -2537,13 +2543,15 @@ struct turbo_ws {
     int in_callback;      /* the worker takes pending when the callback returns */
     int dropped;          /* over TB__WS_MAX: the worker closes the connection */
     int want_drain;       /* turbo_ws_send returned 1 */
+    int sent_code;        /* of the close frame in pending, for on_close if the client never answers */
+    int paused;           /* turbo_ws_pause's (atomic: read unlocked as frames are served) */
     int refs;             /* atomic: the connection's, turbo_ws_retain's, box->sockets' */
     size_t backlog;       /* atomic: bytes in the connection's output, as last seen */
     /* The rest is the worker's. */
     tb__conn *conn; /* NULL once gone */
     const turbo_ws_handler *h;
     void *user;
-    int opened, ended, pinged, close_sent;
+    int opened, ended, pinged, close_sent, read_paused;
     int code;         /* for on_close: the client's close, or turbo's */
     int msg_op;       /* 1 text, 2 binary: the fragmented message under way */
     size_t msg_valid; /* bytes of msg known to be UTF-8 */
@@ -3956,6 +3964,7 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
 static void tb__conn_arm(tb__worker *w, tb__conn *c, int was) {
     if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_IDLE);
     else if (c->state == TB__C_DEFER) tb__timer_set(w, c, TB__T_DEFER);
+    else if (c->state == TB__C_WS && c->ws->read_paused) tb__timer_clear(w, c);
     else if (c->state == TB__C_WS) tb__timer_set(w, c, c->ws->close_sent ? TB__T_WRITE : TB__T_WS);
     else if (c->state != was || c->timer < 0 || c->timer == TB__T_IDLE || c->timer == TB__T_WRITE)
         tb__timer_set(w, c, c->state == TB__C_HEAD ? TB__T_HEAD : TB__T_BODY);
@@ -3991,7 +4000,11 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
         return;
     }
     if ((w->draining && c->state == TB__C_IDLE && !c->in.len) ||
-        tb__conn_watch(w, c, c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD ? 0 : TB__READ) != 0) {
+        tb__conn_watch(w, c,
+                       (c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD) ||
+                               (c->ws && c->ws->read_paused)
+                           ? 0
+                           : TB__READ) != 0) {
         tb__conn_free(w, c);
         return;
     }
@@ -4305,6 +4318,14 @@ static void tb__ws_close_frame(turbo_ws *ws, int code, const char *reason) {
     if (n) memcpy(body + 2, reason, n);
     tb__ws_frame(&ws->pending, 8, body, n + 2);
     ws->closing = 1;
+    ws->sent_code = code;
+}
+
+TURBO_API void turbo_ws_pause(turbo_ws *ws, int paused) {
+    pthread_mutex_lock(&ws->lock);
+    __atomic_store_n(&ws->paused, paused, __ATOMIC_RELAXED); /* tb__ws_process reads it unlocked */
+    if (ws->box) tb__ws_notify(ws);                          /* the worker watches the socket anew */
+    pthread_mutex_unlock(&ws->lock);
 }
 
 TURBO_API void turbo_ws_close(turbo_ws *ws, int code, const char *reason) {
@@ -4339,9 +4360,6 @@ TURBO_API turbo_ws *turbo_res_websocket(turbo_res *res, const char *accept, cons
     ws->conn = c;
     ws->h = h;
     ws->user = user;
-    ws->next_ws = res->w->sockets;
-    if (ws->next_ws) ws->next_ws->prev_ws = ws;
-    res->w->sockets = ws;
     c->ws = ws;
     c->state = TB__C_WS;
     return ws;
@@ -4362,7 +4380,7 @@ static void tb__ws_gone(tb__worker *w, tb__conn *c) {
     ws->closing = 1;
     pthread_mutex_unlock(&ws->lock);
     if (ws->prev_ws) ws->prev_ws->next_ws = ws->next_ws;
-    else w->sockets = ws->next_ws;
+    else if (ws->opened) w->sockets = ws->next_ws;
     if (ws->next_ws) ws->next_ws->prev_ws = ws->prev_ws;
     ws->conn = NULL;
     c->ws = NULL;
@@ -4379,6 +4397,8 @@ static int tb__ws_take(turbo_ws *ws, tb__thread *t) {
     turbo_buf_append(&t->out, ws->pending.data, ws->pending.len);
     ws->pending.len = 0;
     ws->close_sent = ws->closing;
+    ws->read_paused = ws->paused && !ws->closing;
+    if (!ws->code) ws->code = ws->sent_code;
     dropped = ws->dropped;
     if (ws->pending.cap > TB__OUT_KEEP) turbo_buf_free(&ws->pending);
     pthread_mutex_unlock(&ws->lock);
@@ -4427,7 +4447,7 @@ static size_t tb__ws_frame_in(tb__worker *w, tb__thread *t, tb__conn *c, char *d
     hl = n == 126 ? 8 : n == 127 ? 14 : 6; /* with the mask */
     if (avail < hl) return 0;
     if (n == 126) n = (size_t)f[2] << 8 | f[3];
-    if (n == 127) {
+    else if (n == 127) {
         for (i = 2; i < 10; i++) n64 = n64 << 8 | f[i];
         if (n64 >> 63) return tb__ws_fail(c, 1002);
         n = n64 > SIZE_MAX - hl ? SIZE_MAX - hl : (size_t)n64;
@@ -4493,8 +4513,11 @@ static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *da
     drained = ws->want_drain && c->out.len - c->out_sent + ws->pending.len < TB__WS_LOW;
     ws->want_drain &= !drained;
     pthread_mutex_unlock(&ws->lock);
-    if (!ws->opened) {
+    if (!ws->opened) { /* on the worker's thread: the handler that upgraded may have run on another */
         ws->opened = 1;
+        ws->next_ws = w->sockets;
+        if (ws->next_ws) ws->next_ws->prev_ws = ws;
+        w->sockets = ws;
         if (w->draining) turbo_ws_close(ws, 1001, NULL);
         tb__call_begin(w, t, c);
         if (ws->h->on_open) ws->h->on_open(ws, ws->user);
@@ -4505,7 +4528,8 @@ static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *da
         ws->h->on_drain(ws, ws->user);
         if (tb__call_end(w, t)) tb__update_date(t);
     }
-    while (pos < len && n && !t->detached && !c->close_after)
+    while (pos < len && n && !t->detached && !c->close_after &&
+           (!__atomic_load_n(&ws->paused, __ATOMIC_RELAXED) || ws->close_sent))
         pos += n = tb__ws_frame_in(w, t, c, data + pos, len - pos);
     if (tb__ws_take(ws, t)) { /* the client does not read: what waits is dropped */
         t->out.len = 0;
@@ -4544,14 +4568,14 @@ static void tb__ws_sent(tb__conn *c) {
 static void tb__ws_flush_all(tb__worker *w, tb__thread *t, turbo_ws *list) {
     while (list) {
         turbo_ws *ws = list;
-        tb__conn *c = ws->conn;
+        tb__conn *c = t && !t->detached ? ws->conn : NULL; /* detached, t owns another's connection only */
         list = ws->next;
         pthread_mutex_lock(&ws->lock);
         ws->queued = 0;
         if (t && t->detached && ws->box) tb__ws_notify(ws);
         pthread_mutex_unlock(&ws->lock);
         /* a lent one is served as its thread gives it back */
-        if (t && !t->detached && c && !c->lent && c->state == TB__C_WS) tb__conn_resume(w, t, c);
+        if (c && !c->lent && c->state == TB__C_WS) tb__conn_resume(w, t, c);
         turbo_ws_release(ws);
     }
 }

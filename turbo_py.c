@@ -28,6 +28,9 @@
      turbo_defer_resume, and the answer is written on the loop's thread.
      A result that is callable (a StreamingResponse) is an ASGI app that
      answers itself, on that loop, as a mounted app does (tb_answer_asgi).
+     An @app.websocket endpoint runs there too, its handshake deferred;
+     turbo's WebSocket callbacks queue their events for the loop without
+     the GIL ("WebSockets", below).
 
      A handler that blocks (time.sleep, a database call, waiting for the
      GIL) is turbo.h's business: its event loop goes on with another thread
@@ -68,8 +71,8 @@
 
 /* ================================================================ module state */
 
-static PyTypeObject tb_AppType, tb_RequestType, tb_ResponseType, tb_JSONResponseType, tb_PendingType,
-    tb_ReadyType, tb_ASGICallType, tb_WSGIStartType;
+static PyTypeObject tb_AppType, tb_RequestType, tb_ResponseType, tb_JSONResponseType, tb_WebSocketType,
+    tb_PendingType, tb_ReadyType, tb_ASGICallType, tb_WSGIStartType;
 
 /* From turbo/_support.py, imported once: */
 static PyObject *tb_json_loads; /* json.loads: request bodies and Request.json() */
@@ -84,7 +87,8 @@ static PyObject *tb_kw_mode; /* ("mode",): the keyword of model_dump(mode="json"
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
     *tb_s_content_type, *tb_s_background;
 static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
-    *tb_s_flush, *tb_s_model_dump, *tb_s_json;
+    *tb_s_flush, *tb_s_model_dump, *tb_s_json, *tb_s_done, *tb_s_set_result, *tb_s_set_exception,
+    *tb_s_append, *tb_s_popleft;
 
 /* The asyncio loop of this process, when the app has async handlers. */
 static PyObject *tb_Loop;        /* the class */
@@ -188,6 +192,12 @@ static void tb_log_error_line(const char *label) {
     if (!exc) return;
     tb_log_line(label, exc, "");
     Py_DECREF(exc);
+}
+
+/* Drops r, what a call made for its effect returned; NULL: logs why. */
+static void tb_done_with(PyObject *r, const char *label) {
+    if (!r) tb_log_error_line(label);
+    Py_XDECREF(r);
 }
 
 /* ================================================================ JSON from Python objects */
@@ -1583,8 +1593,9 @@ static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject 
     return 1;
 }
 
-/* Fills args[0..nparams) with new references. 0; 1 after answering the
-   request itself (422, 400); -1 with an exception. */
+/* Fills args[0..nparams) with new references, *request (NULL, or a
+   WebSocket) the Request among them. 0; 1 after answering the request
+   itself (422, 400); -1 with an exception. */
 static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject **args, tb_Request **request) {
     PyObject *errors = NULL;
     int rc = 0;
@@ -1603,9 +1614,10 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
         case TB_FORM:
         case TB_FILE: rc = tb_arg_named(q, req, res, &args[i], &errors); break;
         case TB_BODY: rc = tb_arg_body(q, req, res, &args[i], &errors); break;
-        default:
+        default: /* one Request for every such parameter: a WebSocket route's is made first */
             if (!errors) {
-                args[i] = tb_request_new(req);
+                args[i] = *request ? (PyObject *)*request : tb_request_new(req);
+                Py_XINCREF(*request);
                 *request = (tb_Request *)args[i];
                 rc = args[i] ? 0 : -1;
             }
@@ -1918,9 +1930,7 @@ static int tb_loop_start(void) {
 /* GIL held. Stops it; the tasks still pending are cancelled. */
 static void tb_loop_stop(void) {
     if (!tb_loop_obj) return;
-    PyObject *r = PyObject_CallMethod(tb_loop_obj, "stop", NULL);
-    if (!r) tb_log_error_line("stopping the asyncio loop");
-    Py_XDECREF(r);
+    tb_done_with(PyObject_CallMethod(tb_loop_obj, "stop", NULL), "stopping the asyncio loop");
     Py_CLEAR(tb_loop_submit);
     Py_CLEAR(tb_loop_create_future);
     Py_CLEAR(tb_loop_create_task);
@@ -1965,19 +1975,23 @@ static void tb_reply_free(tb_reply *a) {
     free(a);
 }
 
-/* Writes a's status, headers and body into res. */
-static void tb_reply_put(turbo_res *res, tb_reply *a) {
+static void tb_reply_put_headers(turbo_res *res, const tb_reply *a) {
     const char *p = a->headers.data, *end = p + a->headers.len;
-    if (a->body_only) {
-        turbo_res_body(res, a->body.data, a->body.len);
-        return;
-    }
-    turbo_res_status(res, a->status);
     while (p < end) {
         const char *colon = memchr(p, ':', (size_t)(end - p)), *eol = memchr(p, '\r', (size_t)(end - p));
         turbo_res_headern(res, p, (size_t)(colon - p), colon + 2, (size_t)(eol - colon - 2));
         p = eol + 2;
     }
+}
+
+/* Writes a's status, headers and body into res. */
+static void tb_reply_put(turbo_res *res, tb_reply *a) {
+    if (a->body_only) {
+        turbo_res_body(res, a->body.data, a->body.len);
+        return;
+    }
+    turbo_res_status(res, a->status);
+    tb_reply_put_headers(res, a);
     if (a->file) turbo_res_body_file(res, a->file);
     else turbo_res_body(res, a->body.data, a->body.len);
     if (a->length >= 0) turbo_res_head_length(res, (uint64_t)a->length);
@@ -2228,14 +2242,30 @@ static PyObject *tb_hosted_fail(const char *label, const char *what) {
     return PyErr_Format(PyExc_RuntimeError, "%s: %s", label, what);
 }
 
+/* An ASGI message's msg[key]: a new reference, or NULL without an
+   exception when it is missing or None. */
+static PyObject *tb_item(PyObject *msg, const char *key) {
+    PyObject *v = PyMapping_HasKeyString(msg, key) ? PyMapping_GetItemString(msg, key) : NULL;
+    if (v == Py_None) Py_CLEAR(v);
+    return v;
+}
+
+/* msg["type"] as UTF-8 (msg keeps it alive), or NULL without an exception. */
+static const char *tb_message_type(PyObject *msg) {
+    PyObject *type = tb_item(msg, "type");
+    const char *t = type && PyUnicode_Check(type) ? PyUnicode_AsUTF8(type) : NULL;
+    Py_XDECREF(type);
+    PyErr_Clear();
+    return t;
+}
+
 static int tb_asgi_start(tb_ASGICall *c, PyObject *msg) {
     PyObject *status = PyMapping_GetItemString(msg, "status");
     long code = status && PyLong_Check(status) ? PyLong_AsLong(status) : -1;
     Py_XDECREF(status);
     if (!tb_check_status(code)) return -1;
     c->reply->status = (int)code;
-    PyObject *headers =
-        PyMapping_HasKeyString(msg, "headers") ? PyMapping_GetItemString(msg, "headers") : NULL;
+    PyObject *headers = tb_item(msg, "headers");
     int rc = headers ? tb_reply_headers(c->reply, headers) : 0;
     Py_XDECREF(headers);
     c->started = 1;
@@ -2295,10 +2325,7 @@ static PyObject *tb_asgi_stream(tb_ASGICall *c) {
 
 static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     tb_ASGICall *c = (tb_ASGICall *)self;
-    PyObject *type = PyMapping_Check(msg) ? PyMapping_GetItemString(msg, "type") : NULL;
-    const char *t = type && PyUnicode_Check(type) ? PyUnicode_AsUTF8(type) : NULL;
-    Py_XDECREF(type);
-    PyErr_Clear();
+    const char *t = tb_message_type(msg);
     if (!t) return tb_hosted_fail(c->label, "sent a message without a str 'type'");
     if (c->gone) { /* as uvicorn: after a disconnect, sends are dropped */
         Py_INCREF(Py_None);
@@ -2313,9 +2340,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     } else if (strcmp(t, "http.response.body") == 0) {
         if (!c->started)
             return tb_hosted_fail(c->label, "sent http.response.body before http.response.start");
-        PyObject *body = PyMapping_HasKeyString(msg, "body") ? PyMapping_GetItemString(msg, "body") : NULL;
-        PyObject *more =
-            PyMapping_HasKeyString(msg, "more_body") ? PyMapping_GetItemString(msg, "more_body") : NULL;
+        PyObject *body = tb_item(msg, "body"), *more = tb_item(msg, "more_body");
         int rc = body ? tb_reply_body(c->reply, body) : 0, more_body = more ? PyObject_IsTrue(more) : 0;
         Py_XDECREF(body);
         Py_XDECREF(more);
@@ -2329,7 +2354,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     } else if (strcmp(t, "http.response.pathsend") == 0) {
         if (!c->started)
             return tb_hosted_fail(c->label, "sent http.response.pathsend before http.response.start");
-        PyObject *path = PyMapping_GetItemString(msg, "path"), *bytes = NULL;
+        PyObject *path = tb_item(msg, "path"), *bytes = NULL;
         if (path && PyUnicode_Check(path) && (bytes = PyUnicode_EncodeFSDefault(path)) &&
             !(c->reply->file = strdup(PyBytes_AS_STRING(bytes))))
             PyErr_NoMemory();
@@ -2385,20 +2410,36 @@ static void tb_asgi_call_dealloc(PyObject *self) {
 static PyMethodDef tb_asgi_receive_def = {"receive", tb_asgi_receive, METH_NOARGS, NULL};
 static PyMethodDef tb_asgi_send_def = {"send", tb_asgi_send, METH_O, NULL};
 
+/* What a turbo thread hands the asyncio loop, without the GIL. */
+enum {
+    TB_JOB_REQUEST,   /* an ASGI request */
+    TB_JOB_WEBSOCKET, /* an ASGI app's WebSocket handshake (accept is its key) */
+    TB_JOB_GONE,      /* word that link's connection has gone */
+    TB_JOB_WS_OPEN,   /* the events of a WebSocket (ws, code, data) */
+    TB_JOB_WS_TEXT,
+    TB_JOB_WS_BINARY,
+    TB_JOB_WS_DRAIN,
+    TB_JOB_WS_CLOSE
+};
+
 /* One ASGI request as a turbo thread hands it to the asyncio loop: a copy
    of what the scope needs (the turbo_req is gone once the handler
-   returns), made without the GIL. data holds the method, the raw path, the
-   query, then each header as name NUL value NUL (the parser refuses NUL),
-   then the body. */
+   returns). data holds the method, the raw path, the query, then each
+   header as name NUL value NUL (the parser refuses NUL), then the body (a
+   WebSocket message: the message). */
 typedef struct tb_asgi_job {
     struct tb_asgi_job *next;
+    int kind; /* TB_JOB_* */
     tb_mount *mount;
     turbo_defer *defer;
     tb_asgi_link *link;
-    int gone; /* no request: word that link's connection has gone */
+    struct tb_WebSocket *ws;
+    turbo_ws *socket; /* TB_JOB_WS_OPEN's */
+    int code;         /* TB_JOB_WS_CLOSE's */
     int version, port, nheaders;
     size_t method_len, path_len, query_len, headers_len, body_len;
     char host[48];
+    char accept[29];
     char data[];
 } tb_asgi_job;
 
@@ -2421,7 +2462,7 @@ static tb_asgi_job *tb_asgi_job_new(tb_mount *m, turbo_req *req) {
         (tb_asgi_job *)malloc(sizeof *job + method.len + path.len + query.len + headers_len + body.len);
     if (!job) return NULL;
     job->next = NULL;
-    job->gone = 0;
+    job->kind = TB_JOB_REQUEST;
     job->mount = m;
     job->version = turbo_req_version(req);
     job->port = turbo_req_peer(req, job->host, sizeof job->host);
@@ -2546,8 +2587,11 @@ static tb_asgi_job *tb_asgi_take_jobs(void) {
     return jobs;
 }
 
-/* The loop's reader of wake_fd: every job waiting becomes a task, and
-   calls whose connection went hear of it. */
+static void tb_ws_start_hosted(tb_asgi_job *job);
+static void tb_ws_event(tb_asgi_job *job);
+
+/* The loop's reader of wake_fd: every job waiting becomes a task, calls
+   whose connection went hear of it, WebSockets of their events. */
 static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
     char bytes[64];
     (void)self, (void)unused;
@@ -2556,11 +2600,15 @@ static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
     }
     for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
         next = job->next;
-        if (!job->gone) {
+        if (job->kind == TB_JOB_REQUEST) {
             tb_asgi_start_job(job);
-        } else {
+        } else if (job->kind == TB_JOB_WEBSOCKET) {
+            tb_ws_start_hosted(job);
+        } else if (job->kind == TB_JOB_GONE) {
             if (job->link->call) tb_asgi_gone(job->link->call);
             tb_asgi_link_drop(job->link);
+        } else {
+            tb_ws_event(job);
         }
         free(job);
     }
@@ -2612,7 +2660,9 @@ static void tb_asgi_jobs_close(void) {
     pthread_mutex_unlock(&tb_asgi_jobs.lock);
     for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
         next = job->next;
-        if (!job->gone) turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        if (job->kind == TB_JOB_REQUEST || job->kind == TB_JOB_WEBSOCKET)
+            turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        else if (job->kind >= TB_JOB_WS_OPEN) tb_ws_event(job); /* a WebSocket's close lets it go */
         tb_asgi_link_drop(job->link);
         free(job);
     }
@@ -2639,7 +2689,7 @@ static void tb_asgi_ended(void *arg, int gone) {
     tb_asgi_link *link = (tb_asgi_link *)arg;
     tb_asgi_job *notice = gone ? (tb_asgi_job *)calloc(1, sizeof *notice) : NULL;
     if (notice) {
-        notice->gone = 1;
+        notice->kind = TB_JOB_GONE;
         notice->link = link;
     }
     if (!notice || !tb_asgi_post(notice)) {
@@ -2648,13 +2698,24 @@ static void tb_asgi_ended(void *arg, int gone) {
     }
 }
 
+static int tb_ws_refused(turbo_req *req, turbo_res *res, char accept[29]);
+
 /* The turbo_handler of a mounted ASGI app. It takes no GIL: the request is
    copied to the asyncio loop, which runs the app, and the answer is
-   deferred until send() completes it. */
+   deferred until send() completes it (a WebSocket's handshake, until the
+   app accepts or closes). */
 static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_mount *m = (tb_mount *)user;
+    turbo_str upgrade = turbo_req_header(req, "upgrade");
+    char accept[29];
+    int ws = upgrade.len && tb_contains_nocase(upgrade.ptr, upgrade.len, "websocket");
+    if (ws && tb_ws_refused(req, res, accept)) return;
     tb_asgi_job *job = tb_asgi_job_new(m, req);
     tb_asgi_link *link = job ? (tb_asgi_link *)calloc(1, sizeof *link) : NULL;
+    if (link && ws) {
+        job->kind = TB_JOB_WEBSOCKET;
+        memcpy(job->accept, accept, sizeof accept);
+    }
     if (link && (job->defer = turbo_res_defer(res)) != NULL) {
         link->refs = 1; /* the job's */
         job->link = link;
@@ -2698,6 +2759,489 @@ static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
     Py_XDECREF(body);
     Py_XDECREF(scope);
 }
+
+/* ---- WebSockets (turbo.h's turbo_ws). An @app.websocket endpoint gets a
+   turbo.WebSocket (Starlette's methods), a hosted ASGI app its receive and
+   send (the websocket scope); either runs on the asyncio loop, and the
+   handshake's answer waits until it accepts (101) or closes (403). turbo's
+   callbacks take no GIL: each queues an event behind the ASGI requests
+   (tb_asgi_post), and the loop's thread gives them to the app in order,
+   the close last. Messages wait in an inbox until received; past 1 MiB of
+   them, turbo stops reading the socket (turbo_ws_pause) until the app has
+   received all but 256 KiB: the client waits, nothing is lost. A send past
+   turbo's 1 MiB waits for on_drain. */
+
+enum { TB_WS_CONNECTING, TB_WS_OPEN, TB_WS_CLOSED };
+enum { TB_WANT_MESSAGE, TB_WANT_TEXT, TB_WANT_BYTES, TB_WANT_JSON }; /* what a receive gives */
+
+#define TB_WS_INBOX_HIGH (1u << 20) /* characters of text, bytes */
+#define TB_WS_INBOX_LOW (256u << 10)
+
+static PyObject *tb_WebSocketDisconnect, *tb_deque, *tb_websocket_scope; /* from turbo/_support.py */
+
+typedef struct tb_WebSocket {
+    tb_Request request; /* the handshake, for an endpoint's path_params, headers... */
+    turbo_defer *defer; /* the handshake's answer, until accept() or close() */
+    turbo_ws *ws;       /* while open (retained) */
+    tb_reply *reply;    /* accept()'s headers, or the answer that refuses */
+    char *subprotocol;  /* accept()'s */
+    const char *label;  /* the route's or the app's, for logs */
+    tb_plan *plan;      /* an endpoint's; NULL for a hosted app */
+    PyObject *inbox;    /* a deque of the messages not received yet (str or bytes) */
+    size_t waiting;     /* their lengths, summed */
+    PyObject *receiver; /* the future a receive waits on */
+    PyObject *sender;   /* the future accept() (the 101 is out) or a send (on_drain) waits on */
+    int state, want, code, connected, ended, paused;
+    char accept[29];
+} tb_WebSocket;
+
+/* On a turbo thread, without the GIL: queues an event of w for the loop. */
+static void tb_ws_post(tb_WebSocket *w, int kind, turbo_ws *ws, int code, const char *data, size_t len) {
+    tb_asgi_job *job = (tb_asgi_job *)malloc(sizeof *job + len);
+    if (!job) {
+        if (ws) turbo_ws_close(ws, 1011, "out of memory");
+        return;
+    }
+    job->next = NULL;
+    job->kind = kind;
+    job->link = NULL;
+    job->ws = w;
+    job->socket = ws;
+    job->code = code;
+    job->body_len = len;
+    if (len) memcpy(job->data, data, len);
+    if (!tb_asgi_post(job)) free(job);
+}
+
+static void tb_ws_on_open(turbo_ws *ws, void *user) {
+    turbo_ws_retain(ws); /* for sends from the loop's thread */
+    tb_ws_post((tb_WebSocket *)user, TB_JOB_WS_OPEN, ws, 0, NULL, 0);
+}
+
+static void tb_ws_on_message(turbo_ws *ws, const char *data, size_t len, int text, void *user) {
+    tb_ws_post((tb_WebSocket *)user, text ? TB_JOB_WS_TEXT : TB_JOB_WS_BINARY, ws, 0, data, len);
+}
+
+static void tb_ws_on_drain(turbo_ws *ws, void *user) {
+    tb_ws_post((tb_WebSocket *)user, TB_JOB_WS_DRAIN, ws, 0, NULL, 0);
+}
+
+static void tb_ws_on_close(turbo_ws *ws, int code, void *user) {
+    tb_ws_post((tb_WebSocket *)user, TB_JOB_WS_CLOSE, ws, code, NULL, 0);
+}
+
+static const turbo_ws_handler tb_ws_callbacks = {tb_ws_on_open, tb_ws_on_message, tb_ws_on_drain,
+                                                 tb_ws_on_close};
+
+/* 0 with accept set for a handshake turbo takes; else 1, answered (400, 426). */
+static int tb_ws_refused(turbo_req *req, turbo_res *res, char accept[29]) {
+    int status = turbo_ws_accept_key(req, accept);
+    if (status == 426) turbo_res_header(res, "Sec-WebSocket-Version", "13");
+    if (status) turbo_res_text(res, status, status == 426 ? "Upgrade Required" : "Bad Request");
+    return status != 0;
+}
+
+static PyObject *tb_ws_new(turbo_req *req, const char *accept, const char *label, tb_plan *pl) {
+    tb_WebSocket *w = (tb_WebSocket *)tb_WebSocketType.tp_alloc(&tb_WebSocketType, 0); /* zeroed */
+    if (w && !(w->reply = tb_reply_new())) Py_CLEAR(w);
+    if (!w) return PyErr_NoMemory();
+    w->request.req = req;
+    memcpy(w->accept, accept, sizeof w->accept);
+    w->label = label;
+    w->plan = pl;
+    return (PyObject *)w;
+}
+
+static void tb_ws_dealloc(PyObject *self) {
+    tb_WebSocket *w = (tb_WebSocket *)self;
+    Py_XDECREF(w->inbox);
+    Py_XDECREF(w->receiver);
+    Py_XDECREF(w->sender);
+    if (w->reply) tb_reply_free(w->reply);
+    free(w->subprotocol);
+    tb_request_dealloc(self);
+}
+
+/* Raises what a send, or an endpoint's receive, meets once closed:
+   WebSocketDisconnect, or for a hosted app an OSError (as ASGI asks). */
+static PyObject *tb_ws_closed(tb_WebSocket *w) {
+    if (w->state == TB_WS_CONNECTING)
+        return PyErr_Format(PyExc_RuntimeError, "%s: the WebSocket is not accepted yet", w->label);
+    if (!w->plan) return PyErr_Format(PyExc_OSError, "%s: the WebSocket is closed", w->label);
+    PyObject *e = PyObject_CallFunction(tb_WebSocketDisconnect, "i", w->code ? w->code : 1006);
+    if (e) PyErr_SetObject(tb_WebSocketDisconnect, e);
+    Py_XDECREF(e);
+    return NULL;
+}
+
+/* A message received (str or bytes; NULL: the close) as a receive wants it:
+   a new reference, or NULL with an exception. */
+static PyObject *tb_ws_give(tb_WebSocket *w, int want, PyObject *item) {
+    if (want == TB_WANT_MESSAGE && !item)
+        return Py_BuildValue("{s:s,s:i}", "type", "websocket.disconnect", "code", w->code);
+    if (want == TB_WANT_MESSAGE)
+        return Py_BuildValue("{s:s,s:O}", "type", "websocket.receive",
+                             PyUnicode_Check(item) ? "text" : "bytes", item);
+    if (!item) return tb_ws_closed(w);
+    if (want == TB_WANT_JSON) return PyObject_CallOneArg(tb_json_loads, item);
+    if (PyUnicode_Check(item) != (want == TB_WANT_TEXT))
+        return PyErr_Format(PyExc_TypeError, "%s: the client sent a %s message, not %s", w->label,
+                            PyUnicode_Check(item) ? "text" : "binary",
+                            want == TB_WANT_TEXT ? "text" : "binary");
+    Py_INCREF(item);
+    return item;
+}
+
+/* The future a receive waits on, unless it was cancelled (asyncio.wait_for). Borrowed. */
+static PyObject *tb_ws_receiver(tb_WebSocket *w) {
+    PyObject *done = w->receiver ? PyObject_CallMethodNoArgs(w->receiver, tb_s_done) : NULL;
+    if (done != Py_False) Py_CLEAR(w->receiver);
+    Py_XDECREF(done);
+    return w->receiver;
+}
+
+static PyObject *tb_ws_receive_as(tb_WebSocket *w, int want) {
+    if (want == TB_WANT_MESSAGE && !w->connected) {
+        w->connected = 1;
+        return tb_ready_new(tb_asgi_message("websocket.connect"));
+    }
+    if (want != TB_WANT_MESSAGE && w->defer)
+        return PyErr_Format(PyExc_RuntimeError, "%s: receive before accept()", w->label);
+    if (tb_ws_receiver(w)) return PyErr_Format(PyExc_RuntimeError, "%s: two receives at once", w->label);
+    w->connected = 1;
+    PyObject *item =
+        w->inbox && PyObject_Size(w->inbox) > 0 ? PyObject_CallMethodNoArgs(w->inbox, tb_s_popleft) : NULL;
+    if (item) w->waiting -= (size_t)PyObject_Length(item);
+    if (w->paused && w->waiting < TB_WS_INBOX_LOW && w->ws) turbo_ws_pause(w->ws, w->paused = 0);
+    if (item || w->state == TB_WS_CLOSED) {
+        PyObject *value = tb_ws_give(w, want, item);
+        Py_XDECREF(item);
+        return tb_ready_new(value);
+    }
+    if (!(w->receiver = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
+    w->want = want;
+    Py_INCREF(w->receiver);
+    return w->receiver;
+}
+
+static PyObject *tb_ws_receive(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_MESSAGE);
+}
+
+static PyObject *tb_ws_receive_text(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_TEXT);
+}
+
+static PyObject *tb_ws_receive_bytes(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_BYTES);
+}
+
+static PyObject *tb_ws_receive_json(PyObject *self, PyObject *unused) {
+    (void)unused;
+    return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_JSON);
+}
+
+/* On the loop's thread: an event turbo queued for the WebSocket. */
+static void tb_ws_event(tb_asgi_job *job) {
+    tb_WebSocket *w = job->ws;
+    int message = job->kind == TB_JOB_WS_TEXT || job->kind == TB_JOB_WS_BINARY;
+    PyObject *item = job->kind == TB_JOB_WS_TEXT
+                         ? PyUnicode_DecodeUTF8(job->data, (Py_ssize_t)job->body_len, NULL)
+                     : message ? PyBytes_FromStringAndSize(job->data, (Py_ssize_t)job->body_len)
+                               : NULL;
+    if (job->kind == TB_JOB_WS_OPEN) {
+        w->ws = job->socket;
+        w->state = TB_WS_OPEN;
+        if (w->ended) turbo_ws_close(w->ws, 1000, NULL); /* the endpoint did not wait for its accept() */
+    } else if (job->kind == TB_JOB_WS_CLOSE) {
+        w->state = TB_WS_CLOSED;
+        w->code = job->code;
+    }
+    PyObject *receiver = message || job->kind == TB_JOB_WS_CLOSE ? tb_ws_receiver(w) : NULL;
+    if (message && !item) {
+        tb_log_error_line(w->label); /* out of memory: the message is lost */
+    } else if (receiver) {
+        PyObject *value = tb_ws_give(w, w->want, item), *exc = value ? NULL : tb_take_exception();
+        tb_done_with(PyObject_CallMethodOneArg(receiver, value ? tb_s_set_result : tb_s_set_exception,
+                                               value ? value : exc),
+                     w->label);
+        Py_XDECREF(value);
+        Py_XDECREF(exc);
+        Py_CLEAR(w->receiver);
+    } else if (message) {
+        if (!w->inbox) w->inbox = PyObject_CallNoArgs(tb_deque);
+        tb_done_with(w->inbox ? PyObject_CallMethodOneArg(w->inbox, tb_s_append, item) : NULL, w->label);
+        if ((w->waiting += (size_t)PyObject_Length(item)) > TB_WS_INBOX_HIGH && w->ws && !w->paused)
+            turbo_ws_pause(w->ws, w->paused = 1);
+    }
+    if (!message && w->sender) { /* accept() or a send goes on */
+        tb_done_with(PyObject_CallOneArg(tb_resolve, w->sender), w->label);
+        Py_CLEAR(w->sender);
+    }
+    Py_XDECREF(item);
+    if (job->kind == TB_JOB_WS_CLOSE) { /* the last: turbo lets go */
+        if (w->ws) turbo_ws_release(w->ws);
+        w->ws = NULL;
+        Py_DECREF(w);
+    }
+}
+
+/* Sends len bytes at p: an awaitable, done at once, or once turbo, which
+   holds over 1 MiB of this WebSocket's, has sent most of it (on_drain). */
+static PyObject *tb_ws_send_data(tb_WebSocket *w, const char *p, size_t len, int text) {
+    int rc = w->ws ? turbo_ws_send(w->ws, p, len, text) : -1;
+    if (rc < 0) return tb_ws_closed(w);
+    if (rc == 0) {
+        Py_INCREF(Py_None);
+        return tb_ready_new(Py_None);
+    }
+    if (!w->sender && !(w->sender = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
+    Py_INCREF(w->sender);
+    return w->sender;
+}
+
+/* A str as text, anything else as binary (a bytes-like object). */
+static PyObject *tb_ws_send_object(tb_WebSocket *w, PyObject *data) {
+    Py_buffer view;
+    Py_ssize_t n;
+    if (PyUnicode_Check(data)) {
+        const char *p = PyUnicode_AsUTF8AndSize(data, &n);
+        return p ? tb_ws_send_data(w, p, (size_t)n, 1) : NULL;
+    }
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
+    PyObject *r = tb_ws_send_data(w, (const char *)view.buf, (size_t)view.len, 0);
+    PyBuffer_Release(&view);
+    return r;
+}
+
+static PyObject *tb_ws_send_text(PyObject *self, PyObject *data) {
+    if (!PyUnicode_Check(data)) return PyErr_Format(PyExc_TypeError, "send_text() takes a str, not %R", data);
+    return tb_ws_send_object((tb_WebSocket *)self, data);
+}
+
+static PyObject *tb_ws_send_bytes(PyObject *self, PyObject *data) {
+    if (PyUnicode_Check(data)) return PyErr_Format(PyExc_TypeError, "send_bytes() takes bytes, not %R", data);
+    return tb_ws_send_object((tb_WebSocket *)self, data);
+}
+
+static PyObject *tb_ws_send_json(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"data", "mode", NULL};
+    PyObject *data;
+    const char *mode = "text";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|s:send_json", kwlist, &data, &mode)) return NULL;
+    turbo_buf *buf = tb_to_json(data, 0);
+    if (!buf) return NULL;
+    PyObject *r = tb_ws_send_data((tb_WebSocket *)self, buf->data, buf->len, strcmp(mode, "binary") != 0);
+    tb_scratch_done(buf);
+    return r;
+}
+
+/* The 101 goes out from the connection's turbo thread (no GIL). */
+static void tb_ws_upgrade(turbo_res *res, void *arg) {
+    tb_WebSocket *w = (tb_WebSocket *)arg;
+    if (res) {
+        tb_reply_put_headers(res, w->reply);
+        if (turbo_res_websocket(res, w->accept, w->subprotocol, &tb_ws_callbacks, w)) return;
+    }
+    tb_ws_post(w, TB_JOB_WS_CLOSE, NULL, 1006, NULL, 0); /* gone before the 101, or out of memory (a 500) */
+}
+
+static PyObject *tb_ws_accept_with(tb_WebSocket *w, PyObject *subprotocol, PyObject *headers) {
+    const char *sub = subprotocol && subprotocol != Py_None ? PyUnicode_AsUTF8(subprotocol) : NULL;
+    if (!w->defer)
+        return PyErr_Format(PyExc_RuntimeError, "%s: accept() after accept() or close()", w->label);
+    if ((sub == NULL && subprotocol && subprotocol != Py_None) ||
+        (headers && headers != Py_None && tb_reply_headers(w->reply, headers) < 0))
+        return NULL;
+    if (sub && !(w->subprotocol = strdup(sub))) return PyErr_NoMemory();
+    if (!(w->sender = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
+    turbo_defer *d = w->defer;
+    w->defer = NULL;
+    w->connected |= w->plan != NULL; /* as Starlette's accept(), which receives websocket.connect */
+    Py_INCREF(w);                    /* the callbacks' user, until the close */
+    tb_loop_resume(d, tb_ws_upgrade, w);
+    Py_INCREF(w->sender);
+    return w->sender;
+}
+
+static PyObject *tb_ws_accept(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"subprotocol", "headers", NULL};
+    PyObject *subprotocol = NULL, *headers = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:accept", kwlist, &subprotocol, &headers)) return NULL;
+    return tb_ws_accept_with((tb_WebSocket *)self, subprotocol, headers);
+}
+
+/* Answers the handshake with a instead of a 101: w->reply as a 403 (as
+   uvicorn refuses one), or a 500. */
+static void tb_ws_refuse(tb_WebSocket *w, tb_reply *a) {
+    turbo_defer *d = w->defer;
+    w->defer = NULL;
+    if (a == w->reply) {
+        a->status = 403;
+        w->reply = NULL;
+    }
+    w->state = TB_WS_CLOSED;
+    w->code = 1006;
+    tb_loop_resume(d, tb_reply_write, a);
+}
+
+/* Before accept(), the handshake is refused (403). turbo sends another
+   code than it may as 1000, a reason cut to 123 bytes. */
+static PyObject *tb_ws_close_with(tb_WebSocket *w, int code, PyObject *reason) {
+    const char *text = reason && reason != Py_None ? PyUnicode_AsUTF8(reason) : NULL;
+    if (text == NULL && reason && reason != Py_None) return NULL;
+    if (w->defer) tb_ws_refuse(w, w->reply);
+    else if (w->ws) turbo_ws_close(w->ws, code, text);
+    Py_INCREF(Py_None);
+    return tb_ready_new(Py_None);
+}
+
+static PyObject *tb_ws_close(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"code", "reason", NULL};
+    int code = 1000;
+    PyObject *reason = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|iO:close", kwlist, &code, &reason)) return NULL;
+    return tb_ws_close_with((tb_WebSocket *)self, code, reason);
+}
+
+/* send(message): an ASGI message, websocket.accept, websocket.send or websocket.close. */
+static PyObject *tb_ws_send(PyObject *self, PyObject *msg) {
+    tb_WebSocket *w = (tb_WebSocket *)self;
+    const char *t = tb_message_type(msg);
+    PyObject *a = NULL, *b = NULL, *r = NULL;
+    if (!t) return tb_hosted_fail(w->label, "sent a message without a str 'type'");
+    if (strcmp(t, "websocket.accept") == 0) {
+        r = tb_ws_accept_with(w, a = tb_item(msg, "subprotocol"), b = tb_item(msg, "headers"));
+    } else if (strcmp(t, "websocket.send") == 0) {
+        if ((a = tb_item(msg, "bytes")) || (b = tb_item(msg, "text"))) r = tb_ws_send_object(w, a ? a : b);
+        else if (!PyErr_Occurred()) tb_hosted_fail(w->label, "sent websocket.send without bytes or text");
+    } else if (strcmp(t, "websocket.close") == 0) {
+        long code = (a = tb_item(msg, "code")) ? PyLong_AsLong(a) : 1000;
+        if (!PyErr_Occurred()) r = tb_ws_close_with(w, (int)code, b = tb_item(msg, "reason"));
+    } else {
+        PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'", w->label, t);
+    }
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return r;
+}
+
+/* The endpoint (or hosted app) has ended: a handshake not answered yet is
+   refused (403; 500 after an exception, or from a hosted app, as uvicorn),
+   an open WebSocket closed (1011 after an exception). */
+static PyObject *tb_ws_done(PyObject *self, PyObject *future) {
+    tb_WebSocket *w = (tb_WebSocket *)self;
+    PyObject *cancelled = PyObject_CallMethod(future, "cancelled", NULL); /* at shutdown: not logged */
+    PyObject *result = cancelled == Py_False ? PyObject_CallMethodNoArgs(future, tb_s_result) : NULL;
+    PyObject *exc = result || cancelled == Py_True ? NULL : tb_take_exception();
+    w->ended = 1;
+    if (exc && !PyErr_GivenExceptionMatches(exc, tb_WebSocketDisconnect)) { /* that one: the client left */
+        if (w->plan) tb_log_route_exception(w->plan, exc);
+        else tb_log_exception(w->label, exc);
+    } else if (!exc && w->defer && !w->plan) {
+        PySys_FormatStderr("turbo: %s: returned without accepting or closing the WebSocket\n", w->label);
+    }
+    if (w->defer) tb_ws_refuse(w, exc || !w->plan ? tb_reply_500() : w->reply);
+    else if (w->ws) turbo_ws_close(w->ws, exc ? 1011 : 1000, NULL);
+    Py_XDECREF(cancelled);
+    Py_XDECREF(result);
+    Py_XDECREF(exc);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef tb_ws_done_def = {"done", tb_ws_done, METH_O, NULL};
+
+/* Runs coro, w's endpoint or hosted app, as a task made by start; d is the
+   handshake's answer. */
+static void tb_ws_run(tb_WebSocket *w, turbo_defer *d, PyObject *coro, PyObject *start) {
+    PyObject *done = PyCFunction_New(&tb_ws_done_def, (PyObject *)w), *task = NULL, *added = NULL;
+    w->defer = d; /* first: the task may run at once */
+    if (done && (task = PyObject_CallOneArg(start, coro)))
+        added = PyObject_CallMethodOneArg(task, tb_s_add_done_callback, done);
+    if (!added) {
+        tb_log_error_line(w->label);
+        if (!task) tb_close_coroutine(coro);
+        if (w->defer) tb_ws_refuse(w, tb_reply_500());
+    }
+    Py_XDECREF(added);
+    Py_XDECREF(task);
+    Py_XDECREF(done);
+}
+
+/* The turbo_handler of an @app.websocket route (user: its plan). */
+static void tb_ws_handler(turbo_req *req, turbo_res *res, void *user) {
+    tb_plan *pl = (tb_plan *)user;
+    PyObject *stack[TB_MAX_ARGS + 1], **args = stack + 1, *coro = NULL; /* args[-1] free for vectorcall */
+    char accept[29];
+    if (tb_ws_refused(req, res, accept)) return;
+    if (tb_gil_take() < 0) {
+        turbo_res_text(res, 500, "Internal Server Error");
+        return;
+    }
+    PyObject *w = tb_ws_new(req, accept, pl->label, pl);
+    tb_Request *request = (tb_Request *)w;
+    int rc = w ? tb_build_args(pl, req, res, args, &request) : -1;
+    if (rc == 0) {
+        coro = PyObject_Vectorcall(pl->func, args, (size_t)pl->npositional | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                   pl->kwnames);
+        for (int i = 0; i < pl->nparams; i++) Py_DECREF(args[i]);
+    }
+    if (w) tb_request_detach((tb_Request *)w, pl->label);
+    turbo_defer *d = coro ? turbo_res_defer(res) : NULL;
+    if (coro && !d) {
+        tb_close_coroutine(coro);
+        PyErr_NoMemory();
+    }
+    if (d) tb_ws_run((tb_WebSocket *)w, d, coro, tb_loop_submit);
+    else if (rc != 1) tb_answer_exception(res, pl, NULL);
+    Py_XDECREF(coro);
+    Py_XDECREF(w);
+    tb_gil_drop();
+}
+
+/* On the loop's thread: a hosted app's handshake (TB_JOB_WEBSOCKET) becomes a task running it. */
+static void tb_ws_start_hosted(tb_asgi_job *job) {
+    tb_mount *m = job->mount;
+    PyObject *scope = tb_asgi_scope(job), *coro = NULL;
+    PyObject *ws_scope = scope ? PyObject_CallOneArg(tb_websocket_scope, scope) : NULL;
+    PyObject *w = ws_scope ? tb_ws_new(NULL, job->accept, m->label, NULL) : NULL;
+    PyObject *receive = w ? PyObject_GetAttrString(w, "receive") : NULL;
+    PyObject *send = receive ? PyObject_GetAttrString(w, "send") : NULL;
+    if (send) coro = PyObject_CallFunctionObjArgs(m->app, ws_scope, receive, send, NULL);
+    if (coro) {
+        tb_ws_run((tb_WebSocket *)w, job->defer, coro, tb_loop_create_task);
+    } else {
+        tb_log_error_line(m->label);
+        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+    }
+    tb_asgi_link_drop(job->link); /* the connection's end matters to the WebSocket's events only */
+    Py_XDECREF(coro);
+    Py_XDECREF(send);
+    Py_XDECREF(receive);
+    Py_XDECREF(w);
+    Py_XDECREF(ws_scope);
+    Py_XDECREF(scope);
+}
+
+static PyMethodDef tb_ws_methods[] = {
+    {"accept", (PyCFunction)(void (*)(void))tb_ws_accept, METH_VARARGS | METH_KEYWORDS,
+     "await accept(subprotocol=None, headers=None): the handshake's answer, 101."},
+    {"receive", tb_ws_receive, METH_NOARGS,
+     "await receive(): the next ASGI message (websocket.connect first, websocket.disconnect last)."},
+    {"receive_text", tb_ws_receive_text, METH_NOARGS, "await receive_text(): the next message, text."},
+    {"receive_bytes", tb_ws_receive_bytes, METH_NOARGS, "await receive_bytes(): the next message, binary."},
+    {"receive_json", tb_ws_receive_json, METH_NOARGS, "await receive_json(): the next message, parsed."},
+    {"send", tb_ws_send, METH_O, "await send(message): an ASGI message (websocket.accept, .send, .close)."},
+    {"send_text", tb_ws_send_text, METH_O, "await send_text(data): a text message."},
+    {"send_bytes", tb_ws_send_bytes, METH_O, "await send_bytes(data): a binary message."},
+    {"send_json", (PyCFunction)(void (*)(void))tb_ws_send_json, METH_VARARGS | METH_KEYWORDS,
+     "await send_json(data, mode='text'): data as JSON, a text (or binary) message."},
+    {"close", (PyCFunction)(void (*)(void))tb_ws_close, METH_VARARGS | METH_KEYWORDS,
+     "await close(code=1000, reason=None): the closing handshake; before accept(), a 403."},
+    {NULL, NULL, 0, NULL}};
 
 /* ---- WSGI (PEP 3333): the app runs on the turbo thread, which its loop
    leaves behind if it blocks */
@@ -2908,8 +3452,14 @@ typedef struct {
     pid_t run_pid;
 } tb_App;
 
+/* A WebSocket route ("WEBSOCKET", see _add_route) is a GET route. */
+static const char *tb_route_method(const char *method) {
+    return strcmp(method, "WEBSOCKET") == 0 ? "GET" : method;
+}
+
 /* Refuses a bad pattern, or one another route of the app has, as it is declared. */
 static int tb_app_check(tb_App *app, const char *method, const char *pattern) {
+    method = tb_route_method(method);
     if (app->serving) {
         PyErr_SetString(PyExc_RuntimeError, "routes cannot be added while the app is running");
         return -1;
@@ -2936,7 +3486,7 @@ static int tb_app_register(tb_App *app, const char *method, const char *pattern,
     }
     app->entries = grown;
     tb_entry *e = &grown[app->nentries];
-    e->method = tb_strdup(method);
+    e->method = tb_strdup(tb_route_method(method));
     e->pattern = e->method ? tb_strdup(pattern) : NULL;
     if (!e->pattern) {
         PyMem_Free(e->method);
@@ -2965,8 +3515,9 @@ static PyObject *tb_app_check_route(PyObject *self, PyObject *args) {
 /* App._add_route(pattern, label, endpoint, methods, status_code, blocking,
    response): App.run (turbo/__init__.py) registers each Python route here,
    checked already, with a turbo pattern and a tuple of methods in upper
-   case. response, if not None, turns each result that is no Response into
-   what is sent (the response model, turbo/_plans.py). */
+   case ("WEBSOCKET": an @app.websocket endpoint). response, if not None,
+   turns each result that is no Response into what is sent (the response
+   model, turbo/_plans.py). */
 static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
     tb_App *app = (tb_App *)self;
     const char *pattern, *label;
@@ -2995,8 +3546,8 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
     app->has_async |= pl->is_async;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
         const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
-        if (!m || tb_app_register(app, m, pattern, tb_py_handler, pl, blocking ? TURBO_BLOCKING : 0, 1) < 0)
-            return NULL;
+        turbo_handler h = m && strcmp(m, "WEBSOCKET") == 0 ? tb_ws_handler : tb_py_handler;
+        if (!m || tb_app_register(app, m, pattern, h, pl, blocking ? TURBO_BLOCKING : 0, 1) < 0) return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -3051,9 +3602,8 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
 /* GIL held, in a serving process: the lifespan of the app's own handlers
    and of its mounted ASGI apps (App._lifespan, turbo/__init__.py). */
 static void tb_lifespan(tb_App *app, int starting) {
-    PyObject *r = PyObject_CallMethod((PyObject *)app, "_lifespan", "O", starting ? Py_True : Py_False);
-    if (!r) tb_log_error_line("lifespan");
-    Py_XDECREF(r);
+    tb_done_with(PyObject_CallMethod((PyObject *)app, "_lifespan", "O", starting ? Py_True : Py_False),
+                 "lifespan");
 }
 
 /* App._native(method, pattern, address, blocking): a C turbo_handler at
@@ -3292,6 +3842,16 @@ static PyTypeObject tb_JSONResponseType = { /* size, dealloc, init, new: Respons
     = "JSONResponse(content, status_code=200, headers=None, media_type=None): content as JSON.",
 };
 
+static PyTypeObject tb_WebSocketType = { /* tp_base: Request (its path_params, headers...) */
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "turbo.WebSocket",
+    .tp_basicsize = sizeof(tb_WebSocket),
+    .tp_dealloc = tb_ws_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The WebSocket an @app.websocket endpoint is given, as Starlette's.",
+    .tp_methods = tb_ws_methods,
+};
+
 static PyTypeObject tb_ReadyType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "turbo._Ready",
@@ -3392,14 +3952,20 @@ static int tb_module_state_init(void) {
                  {&tb_request_derive[TB_RQ_URL], "request_url"},
                  {&tb_request_derive[TB_RQ_COOKIES], "request_cookies"},
                  {&tb_request_derive[TB_RQ_SCOPE], "request_scope"},
-                 {&tb_request_derive[TB_RQ_STATE], "State"}};
+                 {&tb_request_derive[TB_RQ_STATE], "State"},
+                 {&tb_WebSocketDisconnect, "WebSocketDisconnect"},
+                 {&tb_deque, "deque"},
+                 {&tb_websocket_scope, "websocket_scope"}};
     /* Methods written in Python: a function in a type's dict is a method. */
     static const struct {
         PyTypeObject *type;
         const char *name, *function;
     } methods[] = {{&tb_RequestType, "form", "request_form"},
                    {&tb_ResponseType, "set_cookie", "set_cookie"},
-                   {&tb_ResponseType, "delete_cookie", "delete_cookie"}};
+                   {&tb_ResponseType, "delete_cookie", "delete_cookie"},
+                   {&tb_WebSocketType, "iter_text", "iter_text"},
+                   {&tb_WebSocketType, "iter_bytes", "iter_bytes"},
+                   {&tb_WebSocketType, "iter_json", "iter_json"}};
     int found = 1;
     for (size_t i = 0; found && i < sizeof names / sizeof *names; i++)
         found = (*names[i].slot = PyObject_GetAttrString(support, names[i].name)) != NULL;
@@ -3434,7 +4000,12 @@ static int tb_module_state_init(void) {
                    {&tb_s_media_type, "media_type"},
                    {&tb_s_application_json, "application/json"},
                    {&tb_s_content_type, "Content-Type"},
-                   {&tb_s_background, "background"}};
+                   {&tb_s_background, "background"},
+                   {&tb_s_done, "done"},
+                   {&tb_s_set_result, "set_result"},
+                   {&tb_s_set_exception, "set_exception"},
+                   {&tb_s_append, "append"},
+                   {&tb_s_popleft, "popleft"}};
     for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
         if (!(*strings[i].slot = PyUnicode_InternFromString(strings[i].text))) return -1;
     if (pthread_key_create(&tb_scratch_key, tb_scratch_free) != 0) {
@@ -3446,11 +4017,12 @@ static int tb_module_state_init(void) {
 
 PyMODINIT_FUNC PyInit__turbo(void) {
     /* The module's types (named as their tp_name says), then internal ones. */
-    static PyTypeObject *const types[] = {&tb_AppType,          &tb_RequestType,  &tb_ResponseType,
-                                          &tb_JSONResponseType, &tb_PendingType,  &tb_ReadyType,
-                                          &tb_ASGICallType,     &tb_WSGIStartType};
-    const size_t public_types = 4;
+    static PyTypeObject *const types[] = {&tb_AppType,          &tb_RequestType,   &tb_ResponseType,
+                                          &tb_JSONResponseType, &tb_WebSocketType, &tb_PendingType,
+                                          &tb_ReadyType,        &tb_ASGICallType,  &tb_WSGIStartType};
+    const size_t public_types = 5;
     tb_JSONResponseType.tp_base = &tb_ResponseType;
+    tb_WebSocketType.tp_base = &tb_RequestType;
     tb_ResponseType.tp_vectorcall = tb_response_vectorcall;
     tb_JSONResponseType.tp_vectorcall = tb_response_vectorcall;
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)

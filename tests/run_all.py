@@ -28,6 +28,9 @@ SUITES = [
     ("http, kqueue shim, shared listener", [PY, "tests/test_http.py", "build/hello-kqueue"]),
     ("c api over sockets (asan+ubsan)", [PY, "tests/test_c_api.py", "build/c_api_server-asan", "build/native_server"]),
     ("c api, deferred answers (tsan)", [PY, "tests/test_c_api.py", "build/c_api_server-tsan"]),
+    ("websockets (asan+ubsan)", [PY, "tests/test_websocket.py", "build/ws_server-asan"]),
+    # the slow reader's 64 MiB push stays in: about 6 s of the TSan run
+    ("websockets (tsan)", [PY, "tests/test_websocket.py", "build/ws_server-tsan"]),
     ("static files vs nginx (asan+ubsan)", [PY, "tests/test_static_vs_nginx.py", "build/hello-asan"]),
     ("behind nginx: drain, restart, SIGKILL", [PY, "tests/test_deploy.py", "build/hello"]),
     ("hostile clients (asan+ubsan)", [PY, "tests/test_hostile.py", "build/hello-asan"]),

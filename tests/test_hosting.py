@@ -103,6 +103,28 @@ def request_of(case):
     return method, path, body, headers, chunked
 
 
+def ws_transcript(port):
+    """What a client sees of fastapi_app's WebSockets: messages, close codes, refusals."""
+    seen = []
+    ws = harness.WebSocket(port, "/ws/kitchen?n=2", protocols=["superchat", "chat"])
+    seen.append((ws.status, ws.headers.get("sec-websocket-protocol"), json.loads(ws.recv())))
+    many = ["m%d" % i for i in range(500)]
+    ws.send("héllo", b"abc", *many, bytes(range(256)) * 4096)  # the last one: 1 MiB
+    seen += [ws.recv() for _ in range(len(many) + 3)]
+    ws.send("close")
+    try:
+        ws.recv()
+    except harness.Closed as e:
+        seen.append(("server closed", e.code, e.reason))
+    ws = harness.WebSocket(port, "/ws/den")
+    seen.append((ws.recv(), "client closed", ws.close(4001)))
+    wait_for(lambda: exchange(port, "GET", "/ws-disconnects")[2] != b"[]", "no disconnect seen")
+    seen.append(exchange(port, "GET", "/ws-disconnects")[2])
+    seen += [(path, harness.WebSocket(port, path).status) for path in ("/ws-refuse", "/ws-never")]
+    seen.append(exchange(port, "GET", "/ws/den")[:3])  # no handshake: the app's 404
+    return seen
+
+
 class Parity(unittest.TestCase):
     def compare(self, spec, peer, cases):
         theirs, ours = peer(spec), turbo(spec)
@@ -123,6 +145,15 @@ class Parity(unittest.TestCase):
 
     def test_fastapi_as_on_uvicorn(self):
         self.compare("fastapi_app:app", uvicorn, FASTAPI_CASES)
+
+    def test_fastapi_websockets_as_on_uvicorn(self):
+        theirs, ours = uvicorn("fastapi_app:app"), turbo("fastapi_app:app")
+        try:
+            self.assertEqual(ws_transcript(ours.port), ws_transcript(theirs.port))
+        finally:
+            theirs.kill()
+            self.assertEqual(ours.stop(), 0, ours.log()[-2000:])
+        self.assertIn("ASGI app at /: returned without accepting or closing the WebSocket", ours.log())
 
     def test_starlette_as_on_uvicorn(self):
         self.compare("starlette_app:app", uvicorn, [("GET", "/?a=1&b=%20"), ("GET", "/plain"),
@@ -396,6 +427,20 @@ class TurboOnly(unittest.TestCase):
             wait_for(lambda: os.path.exists(marker), "the stream went on after the client left: " + server.log()[-3000:])
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_a_fastapi_websocket_that_raises_closes_1011_and_logs_and_the_server_goes_on(self):
+        server = turbo("fastapi_app:app")
+        try:
+            ws = harness.WebSocket(server.port, "/ws-boom")
+            ws.send("go")
+            with self.assertRaises(harness.Closed) as caught:
+                ws.recv()
+            self.assertEqual(caught.exception.code, 1011)  # uvicorn 0.17 drops the connection: 1006
+            self.assertEqual(exchange(server.port, "GET", "/items/1")[0], 200)
+            wait_for(lambda: "the WebSocket endpoint failed" in server.log(), "no log line")
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertIn("RuntimeError: the WebSocket endpoint failed", server.log())
 
     def test_the_command_line_refuses_what_it_cannot_do(self):
         for argv, text in ((["nosuchmodule:app"], "cannot import"),

@@ -379,6 +379,173 @@ class BasicApp(ServedApp):
         self.assertLess(elapsed, 1.0)
 
 
+class WebSockets(ServedApp):
+    """@app.websocket endpoints (tests/py_apps/websocket_app.py) with a raw-socket client: what
+    an endpoint learns of the client's close it notes in a file, which the tests wait for."""
+    NOTES = os.path.join(WORK, "ws-notes")
+    APP, APP_ENV = "websocket_app.py", {"WS_NOTES": NOTES}
+
+    @classmethod
+    def setUpClass(cls):
+        os.makedirs(cls.NOTES, exist_ok=True)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        assert "CancelledError" not in cls.server.log(), cls.server.log()[-3000:]
+
+    def connect(self, path, **kw):
+        return harness.WebSocket(self.server.port, path, **kw)
+
+    def noted(self, name):
+        path = os.path.join(self.NOTES, name)
+        harness.harness.wait_until(lambda: os.path.exists(path), "no note %r from the endpoint" % name)
+        with open(path) as f:
+            return f.read()
+
+    def closed_by_server(self, ws):
+        with self.assertRaises(harness.Closed) as caught:
+            ws.recv()
+        return caught.exception.code, caught.exception.reason
+
+    def test_text_bytes_and_json_are_echoed(self):
+        for kind, messages in (("text", ["héllo 😀", ""]), ("bytes", [b"\x00\xff" * 50, b""]),
+                               ("json", ['{"a": [1, 2.5, null]}', "[]"])):
+            ws = self.connect("/echo/" + kind)
+            for m in messages:
+                ws.send(m)
+                want = json.dumps(json.loads(m), separators=(",", ":")) if kind == "json" else m
+                self.assertEqual(ws.recv(), want)
+            self.assertEqual(ws.close(), 1000)
+
+    def test_path_query_and_header_values_reach_the_endpoint_and_its_close_code_the_client(self):
+        ws = self.connect("/rooms/k%C3%BCche?n=3", headers=[("X-User", "ann")])
+        self.assertEqual(json.loads(ws.recv()), {"room": "küche", "n": 3, "path_params": {"room": "küche"},
+                                                 "query_params": {"n": "3"}, "user": "ann"})
+        self.assertEqual(self.closed_by_server(ws), (4000, "bye"))
+
+    def test_a_bad_query_value_is_refused_as_a_route_refuses_it(self):
+        ws = self.connect("/rooms/a?n=x")
+        self.assertEqual((ws.status, json.loads(ws.body)["detail"][0]["loc"]), (422, ["query", "n"]))
+
+    def test_the_subprotocol_chosen_and_the_accept_headers_are_in_the_101(self):
+        ws = self.connect("/protocol", protocols=["superchat", "chat"])
+        self.assertEqual((ws.headers.get("sec-websocket-protocol"), ws.headers.get("x-accepted")), ("chat", "yes"))
+        self.assertEqual(ws.recv(), "protocol")
+        self.assertEqual(self.closed_by_server(ws), (1000, ""))
+        self.assertNotIn("sec-websocket-protocol", self.connect("/protocol").headers)
+
+    def test_the_clients_close_code_reaches_the_endpoint_as_websocket_disconnect(self):
+        for code, want in ((4001, 4001), (1000, 1000)):
+            ws = self.connect("/echo/text?id=close-%d" % code)
+            self.assertEqual(ws.close(code), code)  # the same code back
+            self.assertEqual(self.noted("close-%d" % code), "WebSocketDisconnect %d" % want)
+        ws = self.connect("/echo/bytes?id=lost")
+        ws.sock.close()  # no close frame: 1006
+        self.assertEqual(self.noted("lost"), "WebSocketDisconnect 1006")
+
+    def test_an_endpoint_that_closes_or_returns_before_accepting_is_403(self):
+        for path in ("/never", "/refuse"):
+            ws = self.connect(path)
+            self.assertEqual((ws.status, ws.body), (403, b""), path)
+
+    def test_an_endpoint_that_raises_is_500_or_1011_and_a_log_line_and_the_server_goes_on(self):
+        ws = self.connect("/fail-before")
+        self.assertEqual(ws.status, 500)
+        ws = self.connect("/fail-after")
+        ws.send("go")
+        self.assertEqual(self.closed_by_server(ws)[0], 1011)
+        self.assertEqual(self.server.request("GET", "/plain")[2], b'{"plain":true}')
+        harness.harness.wait_until(lambda: "failed after accepting" in self.server.log(), "no log line")
+        self.assertIn("WEBSOCKET /fail-before: unhandled exception", self.server.log())
+        self.assertIn("RuntimeError: failed before accepting", self.server.log())
+
+    def test_many_messages_arrive_in_order_both_ways(self):
+        ws = self.connect("/echo/text")
+        ws.send(*[str(i) for i in range(3000)])
+        self.assertEqual([ws.recv() for _ in range(3000)], [str(i) for i in range(3000)])
+        ws.close()
+        ws = self.connect("/count?n=3000")
+        self.assertEqual([ws.recv() for _ in range(3000)], [str(i) for i in range(3000)])
+        self.assertEqual(self.closed_by_server(ws)[0], 1000)
+
+    def test_1_mib_messages_are_echoed_and_a_bigger_one_closes_1009(self):
+        ws = self.connect("/echo/bytes")
+        big = bytes(range(256)) * 4096
+        ws.send(big)
+        self.assertEqual(ws.recv(), big)
+        ws = self.connect("/echo/text?id=too-big")
+        ws.send("é" * (1 << 19))
+        self.assertEqual(ws.recv(), "é" * (1 << 19))
+        ws.send("x" * ((1 << 20) + 1))
+        self.assertEqual(self.closed_by_server(ws)[0], 1009)
+        self.assertEqual(self.noted("too-big"), "WebSocketDisconnect 1009")
+
+    def test_a_40_mib_burst_arrives_whole_as_sends_wait_for_the_client(self):
+        """turbo closes a socket with over 16 MiB waiting: without the wait for on_drain, the
+        burst would be cut off."""
+        ws = self.connect("/burst?mib=40")
+        for i in range(40):
+            self.assertEqual(ws.recv(), bytes([i]) * (1 << 20))
+        self.assertEqual(self.closed_by_server(ws)[0], 1000)
+
+    def test_a_client_faster_than_the_endpoint_waits_and_loses_nothing(self):
+        """Past 1 MiB of messages not received, turbo stops reading the socket (turbo_ws_pause):
+        24 MiB sent wait in the kernel's buffers on both sides (/proc/net/tcp shows them) or,
+        where those take it all, there; not in the server's memory. Once the endpoint
+        receives, every message arrives."""
+        before = rss_kib(self.server.proc.pid)
+        ws = self.connect("/slow?n=24")
+        sender = threading.Thread(target=ws.send, args=[b"x" * (1 << 20)] * 24)
+        sender.start()
+        client_port = ws.sock.getsockname()[1]
+        harness.harness.wait_until(
+            lambda: not sender.is_alive() or (tcp_queued(self.server.port, 1) > (512 << 10) and
+                                              tcp_queued(client_port, 0) > (512 << 10)),
+            "neither sent nor held back")
+        self.assertLess(rss_kib(self.server.proc.pid), before + 12 * 1024)
+        self.assertEqual(self.server.request("GET", "/slow/release")[0], 200)
+        self.assertEqual(ws.recv(), "24 messages, %d bytes" % (24 << 20))
+        sender.join()
+
+    def test_a_receive_given_up_by_wait_for_loses_no_message(self):
+        ws = self.connect("/timeout")
+        self.assertEqual(ws.recv(), "timed out")
+        ws.send("x")
+        self.assertEqual(ws.recv(), "then x")
+
+    def test_receive_and_send_take_asgi_messages(self):
+        ws = self.connect("/messages")
+        ws.send("a")
+        ws.send(b"b")
+        self.assertEqual(ws.recv(), "websocket.connect {'type': 'websocket.receive', 'text': 'a'}")
+        self.assertEqual(ws.recv(), "websocket.connect {'type': 'websocket.receive', 'bytes': b'b'}")
+        self.assertEqual(ws.close(), 1000)
+
+    def test_a_routers_endpoint_iterates_until_the_client_closes(self):
+        ws = self.connect("/routed/upper?id=iterated")
+        ws.send("abc")
+        self.assertEqual(ws.recv(), "ABC")
+        ws.close()
+        self.assertEqual(self.noted("iterated"), "iteration ended")
+
+    def test_a_request_that_is_no_handshake_is_400_and_another_version_426(self):
+        self.assertEqual(self.server.request("GET", "/never")[0], 400)
+        status, headers, _ = self.server.request("GET", "/never", headers={
+            "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "8",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        self.assertEqual((status, headers.get("sec-websocket-version")), (426, "13"))
+
+    def test_a_websocket_endpoint_must_be_async_and_takes_no_dependencies(self):
+        with self.assertRaisesRegex(TypeError, "must be an async def"):
+            turbo.App().websocket("/ws")(lambda websocket: None)
+        async def endpoint(websocket: turbo.WebSocket):
+            pass
+        with self.assertRaisesRegex(TypeError, "dependencies are not supported"):
+            turbo.App(dependencies=[turbo.Depends(lambda: 1)]).websocket("/ws")(endpoint)
+
+
 class Processes(unittest.TestCase):
     def test_workers_are_processes_with_distinct_pids(self):
         server = harness.turbo_app("basic_app.py", dict(ENV, APP_WORKERS="2"))
@@ -527,6 +694,18 @@ class Leaks(unittest.TestCase):
             self.assertLess(counts_after["objects"] - counts_before["objects"], 200, (counts_before, counts_after))
         finally:
             self.assertEqual(server.stop(), 0)
+
+
+def tcp_queued(port, receiving):
+    """Bytes the kernel holds for sockets of local port `port` (/proc/net/tcp): not yet read by
+    the program (receiving) or not yet taken by the peer."""
+    total = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                total += int(fields[4].split(":")[receiving], 16)
+    return total
 
 
 def rss_kib(pid):
@@ -1157,6 +1336,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, Streaming, ASGIMiddleware, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Streaming, WebSockets, ASGIMiddleware, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

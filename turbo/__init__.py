@@ -14,12 +14,12 @@ import typing
 
 from . import _plans, _support, _turbo, middleware, openapi, responses, routing, status
 from . import dependencies as _dependencies
-from ._turbo import JSONResponse, Request, Response, __version__
+from ._turbo import JSONResponse, Request, Response, WebSocket, __version__
 from .exceptions import HTTPException, RequestValidationError
 from .background import BackgroundTasks
 from .dependencies import Depends, Security, SecurityScopes
 from .encoders import jsonable_encoder
-from ._support import UploadFile
+from ._support import UploadFile, WebSocketDisconnect
 from .params import Body, Cookie, File, Form, Header, Path, Query
 from .responses import (EventSourceResponse, FileResponse, HTMLResponse, PlainTextResponse,
                         RedirectResponse, ServerSentEvent, StaticFiles, StreamingResponse)
@@ -29,8 +29,8 @@ __all__ = ["APIRouter", "App", "BackgroundTasks", "Body", "Cookie", "Depends",
            "EventSourceResponse", "File", "FileResponse", "Form", "HTMLResponse", "HTTPException",
            "Header", "JSONResponse", "Path", "PlainTextResponse", "Query", "RedirectResponse",
            "Request", "RequestValidationError", "Response", "Security", "SecurityScopes",
-           "ServerSentEvent", "StaticFiles", "StreamingResponse", "UploadFile", "__version__",
-           "interface_of", "jsonable_encoder", "status"]
+           "ServerSentEvent", "StaticFiles", "StreamingResponse", "UploadFile", "WebSocket",
+           "WebSocketDisconnect", "__version__", "interface_of", "jsonable_encoder", "status"]
 
 
 def interface_of(app):
@@ -81,6 +81,10 @@ class App(_turbo.App, routing.Routes):
 
     def _add(self, path, endpoint, o):
         methods = routing.methods_of(o["methods"])
+        if methods == ("WEBSOCKET",):  # C gives it a turbo.WebSocket, runs no middleware
+            if self.dependencies or o["dependencies"]:
+                raise TypeError("WebSocket route %s: dependencies are not supported" % path)
+            return self.add_route(path, endpoint, methods)
         if inspect.isgeneratorfunction(endpoint) or inspect.isasyncgenfunction(endpoint):
             item = typing.get_args(_plans._hints(endpoint).get("return"))[:1]  # AsyncIterable[X]
             model = item and _plans._mentions_model(*item) and _plans.Shaper(*item, None, o)

@@ -2,7 +2,8 @@
 
 Nothing here runs for an ordinary request: C calls these only when a handler reads a field
 of the request or response they make, for a file, a refused body or a result that is no JSON
-type, and for the asyncio loop (once per process, per awaited coroutine, per streamed part).
+type, and for the asyncio loop (once per process, per awaited coroutine, per streamed part);
+per WebSocket, a hosted app's scope, and iter_text() and co, which loop over C's receives.
 """
 import asyncio
 import collections
@@ -22,6 +23,7 @@ import threading
 import types
 import urllib.parse
 import uuid
+from collections import deque  # noqa: F401  (the module takes it from here)
 from json import JSONDecodeError, loads  # noqa: F401  (the module takes them from here)
 
 
@@ -329,6 +331,39 @@ def ready(value):
     async def give():
         return value
     return give
+
+
+class WebSocketDisconnect(Exception):
+    """Raised by a WebSocket's receive once the client has closed (code: its close code; 1005
+    if it gave none, 1006 if the connection was lost), and by a send after that."""
+
+    def __init__(self, code=1000, reason=None):
+        super().__init__(code, reason)
+        self.code, self.reason = code, reason or ""
+
+
+def _messages(kind):
+    async def iterate(websocket):
+        """Each message received (receive_text...), until the client closes, as Starlette's."""
+        receive = getattr(websocket, "receive_" + kind)
+        try:
+            while True:
+                yield await receive()
+        except WebSocketDisconnect:
+            pass
+    return iterate
+
+
+iter_text, iter_bytes, iter_json = (_messages(kind) for kind in ("text", "bytes", "json"))
+
+
+def websocket_scope(scope):
+    """The scope of a hosted ASGI app's WebSocket, from the http scope C made of the handshake."""
+    protocols = dict(scope["headers"]).get(b"sec-websocket-protocol", b"")
+    del scope["method"]
+    scope.update(type="websocket", scheme="ws", extensions={}, subprotocols=[
+        p.strip().decode("latin-1") for p in protocols.split(b",") if p.strip()])
+    return scope
 
 
 def _resolve(future, value=None):

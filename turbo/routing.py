@@ -43,6 +43,16 @@ class Routes:
         """api_route, with the status code as turbo's earlier positional argument."""
         return self.api_route(path, methods, status_code=status_code, **options)
 
+    def websocket(self, path, name=None):
+        """Decorates an async def endpoint(websocket: WebSocket, ...) for WebSockets at path; its
+        other parameters come from the path, the query and the headers, as a route's."""
+        return decorator(lambda func: self.add_api_websocket_route(path, func, name))
+
+    def add_api_websocket_route(self, path, endpoint, name=None):
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError("a WebSocket endpoint must be an async def, not %r" % (endpoint,))
+        self.add_api_route(path, endpoint, methods=["WEBSOCKET"], include_in_schema=False, name=name)
+
     def include_router(self, router, *, prefix="", tags=None, dependencies=None, responses=None,
                        deprecated=None, include_in_schema=True):
         """Declares every route of router here, under prefix, with these options added."""

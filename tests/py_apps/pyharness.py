@@ -1,11 +1,14 @@
 """Helpers shared by the Python suites (test_py, test_py_hostile, test_fastapi_parity,
 test_hosting): start an app as a server process (tests/harness.py's Process, which runs
 the C servers too), talk HTTP to it, run the tests."""
+import base64
+import hashlib
 import http.client
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -82,6 +85,99 @@ class Server(harness.Process):
             return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         finally:
             conn.close()
+
+
+class Closed(Exception):
+    """The server closed the WebSocket: code (1006: without a close frame) and reason."""
+
+    def __init__(self, code, reason=""):
+        super().__init__(code, reason)
+        self.code, self.reason = code, reason
+
+
+class WebSocket:
+    """A WebSocket client on a raw socket (RFC 6455), for the suites' checks: the handshake
+    (status, headers), masked frames out, whole messages in. recv() raises Closed at the
+    server's close frame, which it answers."""
+
+    def __init__(self, port, path, protocols=(), headers=(), timeout=20):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % port, "Upgrade: websocket",
+                 "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]
+        lines += ["Sec-WebSocket-Protocol: " + ", ".join(protocols)] if protocols else []
+        self.sock.sendall(("\r\n".join(lines + ["%s: %s" % h for h in headers]) + "\r\n\r\n").encode())
+        self.buf = b""
+        head = self._take_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        self.status = int(head[0].split()[1])
+        self.headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
+        if self.status == 101:
+            want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                                 .encode()).digest()).decode()
+            assert self.headers["sec-websocket-accept"] == want, self.headers
+        else:
+            self.body = self._take(int(self.headers.get("content-length", 0)))
+            self.sock.close()
+
+    def _fill(self):
+        part = self.sock.recv(1 << 20)
+        if not part:
+            raise Closed(1006)
+        self.buf += part
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def _take_until(self, marker):
+        while marker not in self.buf:
+            self._fill()
+        data, _, self.buf = self.buf.partition(marker)
+        return data
+
+    @staticmethod
+    def frame(opcode, data):
+        """A client's frame: masked."""
+        n, mask = len(data), os.urandom(4)
+        size = bytes([0x80 | n]) if n < 126 else struct.pack("!BH", 0xFE, n) if n < 65536 \
+            else struct.pack("!BQ", 0xFF, n)
+        masked = (int.from_bytes(data, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big"))
+        return bytes([0x80 | opcode]) + size + mask + masked.to_bytes(n, "big")
+
+    def send(self, *messages):
+        """Each str as a text message, bytes as a binary one, in one write."""
+        self.sock.sendall(b"".join(self.frame(1, m.encode()) if isinstance(m, str) else self.frame(2, m)
+                                   for m in messages))
+
+    def recv(self):
+        """The next message (str or bytes); pings are answered."""
+        while True:
+            first, second = self._take(2)
+            n = second & 0x7F
+            n = struct.unpack("!H", self._take(2))[0] if n == 126 else \
+                struct.unpack("!Q", self._take(8))[0] if n == 127 else n
+            opcode, data = first & 0x0F, self._take(n)
+            if opcode == 9:
+                self.sock.sendall(self.frame(10, data))
+            elif opcode == 8:
+                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+                self.sock.sendall(self.frame(8, data[:2]))
+                raise Closed(code, data[2:].decode())
+            elif opcode in (1, 2):
+                return data.decode() if opcode == 1 else data
+
+    def close(self, code=1000):
+        """Starts the closing handshake: the code the server answers with."""
+        self.sock.sendall(self.frame(8, struct.pack("!H", code)))
+        try:
+            while True:
+                self.recv()
+        except Closed as e:
+            return e.code
+        finally:
+            self.sock.close()
 
 
 def turbo_app(name, env=None, python=PYTHON):

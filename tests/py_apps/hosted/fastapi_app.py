@@ -1,6 +1,6 @@
 """A FastAPI app as its users write it, for tests/test_hosting.py: served by uvicorn and by
 turbo (python3 -m turbo), the answers must be the same."""
-from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
+from fastapi import BackgroundTasks, FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
@@ -72,3 +72,47 @@ async def background(tasks: BackgroundTasks):
 @app.get("/boom")
 async def boom():
     raise RuntimeError("the app failed")
+
+
+disconnects = []  # the close codes the WebSocket endpoints were told of
+
+
+@app.websocket("/ws/{room}")
+async def chat(websocket: WebSocket, room: str, n: int = 0):
+    offered = websocket.scope["subprotocols"]
+    await websocket.accept(subprotocol="chat" if "chat" in offered else None)
+    await websocket.send_json({"room": room, "n": n, "offered": offered})
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            disconnects.append(message["code"])
+            return
+        if message.get("text") == "close":
+            await websocket.close(4002, "asked")
+            return
+        if message.get("text") is not None:
+            await websocket.send_text(message["text"].upper())
+        else:
+            await websocket.send_bytes(message["bytes"][::-1])
+
+
+@app.get("/ws-disconnects")
+def ws_disconnects():
+    return disconnects
+
+
+@app.websocket("/ws-refuse")
+async def ws_refuse(websocket: WebSocket):
+    await websocket.close(1008)
+
+
+@app.websocket("/ws-never")
+async def ws_never(websocket: WebSocket):
+    return
+
+
+@app.websocket("/ws-boom")
+async def ws_boom(websocket: WebSocket):
+    await websocket.accept()
+    await websocket.receive_text()
+    raise RuntimeError("the WebSocket endpoint failed")
