@@ -611,6 +611,37 @@ def test_a_dropped_connection_in_the_middle_of_a_frame_is_reported_1006(srv):
     expect_on_close(srv.port, ident, 1006)
 
 
+def unread_by_server(server_port, client_port):
+    """Bytes the kernel holds for the server's end of one connection, not yet read
+    (/proc/net/tcp: the socket of local port server_port, remote port client_port)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote = (int(a.split(":")[1], 16) for a in fields[1:3])
+            if (local, remote) == (server_port, client_port):
+                return int(fields[4].split(":")[1], 16)
+    return 0
+
+
+@test
+def test_a_paused_websocket_reads_nothing_until_resumed(srv):
+    """turbo_ws_pause(ws, 1) from on_open: the client's frames stay in the kernel (its receive
+    queue shows them) and no message is delivered; resumed from an HTTP handler (another
+    thread's call), every message is, in order."""
+    ident = new_id("paused")
+    with WS(srv.port, "/paused?id=" + ident) as ws:
+        wait_until(lambda: counts(srv.port, ident)["opens"] == 1, "no on_open")
+        for i in range(3):
+            ws.send_frame(TEXT, b"message %d" % i)
+        client_port = ws.conn.sock.getsockname()[1]
+        wait_until(lambda: unread_by_server(srv.port, client_port) > 0, "the paused WebSocket was read")
+        check(counts(srv.port, ident)["received"] == 0, "a message was delivered while paused")
+        check(http_get(srv.port, "/resume?id=" + ident).status == 200, "/resume failed")
+        for i in range(3):
+            ws.expect_echo(TEXT, b"message %d" % i)
+        check(counts(srv.port, ident)["received"] == 3, "not every message was delivered once")
+
+
 @test
 def test_the_server_closes_with_its_code_and_the_client_answers(srv):
     for code in (1000, 4000):

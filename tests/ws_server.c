@@ -9,6 +9,8 @@
      /close/{code}    the first message is answered with turbo_ws_close(code, "bye")
      /deferred?ms=MS  echo, its 101 sent from a resume function on another thread,
                       after MS milliseconds (0 if not given)
+     /paused?id=ID    echo, once GET /resume?id=ID has let turbo read its frames
+                      (turbo_ws_pause from on_open, then from that handler)
      /plain           plain HTTP
      /counts?id=ID    JSON of what the WebSockets opened with ?id=ID went through
                       (without id: the totals)
@@ -21,18 +23,20 @@
 #include <string.h>
 #include <time.h>
 
-enum { ECHO, SLOW, PUSH, CLOSE };
+enum { ECHO, SLOW, PUSH, CLOSE, PAUSED };
 
 /* What happened to the WebSockets of one ?id=, for /counts. */
 typedef struct record {
     char id[48];
     int opens, closes;
-    int codes[8]; /* the first on_close codes */
-    long sent;    /* messages /push had turbo take */
-    int waits;    /* turbo_ws_send said 1 */
-    int waiting;  /* the producer waits for on_drain now */
-    int producer; /* 0 none, 1 running, 2 stopped */
-    int gone;     /* /deferred: the client left before the 101 */
+    int codes[8];     /* the first on_close codes */
+    long sent;        /* messages /push had turbo take */
+    int waits;        /* turbo_ws_send said 1 */
+    int waiting;      /* the producer waits for on_drain now */
+    int producer;     /* 0 none, 1 running, 2 stopped */
+    int gone;         /* /deferred: the client left before the 101 */
+    long received;    /* messages on_message was given */
+    turbo_ws *paused; /* /paused's, retained until /resume */
 } record;
 
 /* One lock for everything shared: the records, the totals and the state of
@@ -167,6 +171,11 @@ static void on_open(turbo_ws *ws, void *user) {
     pthread_mutex_lock(&lock);
     total_opens++;
     if (c->rec) c->rec->opens++;
+    if (c->route == PAUSED && c->rec && !c->rec->paused) {
+        turbo_ws_pause(ws, 1);
+        turbo_ws_retain(ws);
+        c->rec->paused = ws;
+    }
     pthread_mutex_unlock(&lock);
     if (c->route == PUSH) start_producer(ws, c);
 }
@@ -174,9 +183,12 @@ static void on_open(turbo_ws *ws, void *user) {
 static void on_message(turbo_ws *ws, const char *data, size_t len, int text, void *user) {
     ws_conn *c = (ws_conn *)user;
     if (c->route == SLOW) sleep_ms(c->ms); /* as a database call would: the loop goes on without it */
+    pthread_mutex_lock(&lock);
+    if (c->rec) c->rec->received++;
+    pthread_mutex_unlock(&lock);
     /* The echo ignores a 1 from turbo_ws_send: the tests read each echo
        before they send much more. */
-    if (c->route == ECHO || c->route == SLOW) turbo_ws_send(ws, data, len, text);
+    if (c->route == ECHO || c->route == SLOW || c->route == PAUSED) turbo_ws_send(ws, data, len, text);
     if (c->route == CLOSE && !c->close_sent) {
         c->close_sent = 1;
         turbo_ws_close(ws, c->close_code, "bye");
@@ -340,6 +352,30 @@ static void deferred(turbo_req *req, turbo_res *res, void *user) {
     pthread_detach(t);
 }
 
+static void paused(turbo_req *req, turbo_res *res, void *user) {
+    (void)user;
+    upgrade(req, res, conn_new(req, PAUSED));
+}
+
+static void resume(turbo_req *req, turbo_res *res, void *user) {
+    turbo_str id = {NULL, 0};
+    turbo_ws *ws = NULL;
+    record *r;
+    (void)user;
+    if (turbo_req_query_get(req, "id", &id) != 1) id.len = 0;
+    pthread_mutex_lock(&lock);
+    if ((r = record_of(id)) != NULL) {
+        ws = r->paused;
+        r->paused = NULL;
+    }
+    pthread_mutex_unlock(&lock);
+    if (ws) {
+        turbo_ws_pause(ws, 0);
+        turbo_ws_release(ws);
+    }
+    turbo_res_text(res, ws ? 200 : 404, ws ? "resumed" : "none paused");
+}
+
 static void plain(turbo_req *req, turbo_res *res, void *user) {
     (void)req, (void)user;
     turbo_res_text(res, 200, "plain");
@@ -377,6 +413,8 @@ static void counts(turbo_req *req, turbo_res *res, void *user) {
         turbo_json_string(j, r->producer == 0 ? "none" : r->producer == 1 ? "running" : "stopped");
         turbo_json_key(j, "gone");
         turbo_json_int(j, r->gone);
+        turbo_json_key(j, "received");
+        turbo_json_int(j, r->received);
     }
     turbo_json_object_end(j);
     pthread_mutex_unlock(&lock);
@@ -409,7 +447,8 @@ int main(void) {
     if (turbo_route(s, "*", "/echo", echo, NULL) || turbo_get(s, "/push", push, NULL) ||
         turbo_get(s, "/close/{code}", close_with, NULL) || turbo_get(s, "/deferred", deferred, NULL) ||
         turbo_get(s, "/plain", plain, NULL) || turbo_get(s, "/slow", slow, NULL) ||
-        turbo_get(s, "/counts", counts, NULL)) {
+        turbo_get(s, "/counts", counts, NULL) || turbo_get(s, "/paused", paused, NULL) ||
+        turbo_get(s, "/resume", resume, NULL)) {
         fprintf(stderr, "ws_server: %s\n", turbo_error(s));
         return 1;
     }
