@@ -442,6 +442,263 @@ static turbo_buf *tb_to_json(PyObject *value, int lenient) {
     return buf;
 }
 
+/* ================================================================ JSON to Python objects */
+/* Request bodies are decoded here to the objects json.loads gives: its
+   grammar, NaN and Infinity as it takes them, the last of duplicate keys,
+   floats rounded by PyOS_string_to_double as float() rounds them. What
+   this does not take (invalid JSON, bytes that are not strict UTF-8,
+   integers over 18 digits, nesting past TB_JD_DEPTH) goes to json.loads
+   whole, so that errors, and their positions, are json.loads' own. */
+
+#define TB_JD_DEPTH 200
+static PyObject tb_jd_pass_mark;          /* never an object: */
+#define TB_JD_PASS (&tb_jd_pass_mark)     /* "leave it to json.loads" */
+static const char tb_jd_escapes[] = "\"\\/bfnrt", tb_jd_escaped[] = "\"\\/\b\f\n\r\t";
+
+typedef struct {
+    const unsigned char *p, *end;
+    int depth;
+    Py_UCS4 *chars; /* tb_jd_string's buffer for strings with escapes */
+    size_t chars_cap;
+} tb_jd;
+
+static PyObject *tb_jd_value(tb_jd *d);
+
+static void tb_jd_space(tb_jd *d) {
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t')) d->p++;
+}
+
+/* Does word come next? Then it is taken. */
+static int tb_jd_word(tb_jd *d, const char *word, size_t n) {
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0) return 0;
+    d->p += n;
+    return 1;
+}
+
+/* The four hex digits at p (6 bytes there, a "\u" first) into *out: 0, or -1. */
+static int tb_jd_hex4(const unsigned char *p, Py_UCS4 *out) {
+    Py_UCS4 v = 0;
+    for (int i = 2; i < 6; i++) {
+        int c = tb__lower(p[i]), x = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (x < 0) return -1;
+        v = v << 4 | (Py_UCS4)x;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A string with escapes, s after its opening quote, code point by code point. */
+static PyObject *tb_jd_escaped_string(tb_jd *d, const unsigned char *p) {
+    size_t n = 0;
+    if ((size_t)(d->end - p) > d->chars_cap) { /* a code point per byte at most */
+        PyMem_Free(d->chars);
+        d->chars_cap = (size_t)(d->end - p);
+        if (!(d->chars = PyMem_New(Py_UCS4, d->chars_cap))) {
+            d->chars_cap = 0;
+            return PyErr_NoMemory();
+        }
+    }
+    while (p < d->end && *p != '"') {
+        Py_UCS4 c = *p, low;
+        const char *k;
+        if (c < 0x20) return TB_JD_PASS;
+        if (c >= 0x80) { /* strict UTF-8 */
+            int len = tb__json_utf8(p, (size_t)(d->end - p));
+            if (len < 0) return TB_JD_PASS;
+            c &= len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07;
+            for (int i = 1; i < len; i++) c = c << 6 | (p[i] & 0x3F);
+            p += len;
+        } else if (c != '\\') {
+            p++;
+        } else if (d->end - p >= 2 && p[1] && (k = strchr(tb_jd_escapes, p[1])) != NULL) {
+            c = (Py_UCS4)tb_jd_escaped[k - tb_jd_escapes];
+            p += 2;
+        } else if (d->end - p >= 6 && p[1] == 'u' && tb_jd_hex4(p, &c) == 0) {
+            p += 6;
+            /* a high surrogate and a low one make one code point; alone, each stays */
+            if (c >= 0xD800 && c <= 0xDBFF && d->end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+                tb_jd_hex4(p, &low) == 0 && low >= 0xDC00 && low <= 0xDFFF) {
+                c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
+                p += 6;
+            }
+        } else {
+            return TB_JD_PASS;
+        }
+        d->chars[n++] = c;
+    }
+    if (p == d->end) return TB_JD_PASS;
+    d->p = p + 1;
+    return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, d->chars, (Py_ssize_t)n);
+}
+
+/* Object keys repeat, in a body and from one body to the next: the last
+   key made for each of 256 slots (by a hash of its bytes) is used again,
+   its hash with it. Short ASCII keys only; the GIL guards the table. */
+static PyObject *tb_jd_keys[256];
+
+static PyObject *tb_jd_key(const unsigned char *s, size_t n) {
+    unsigned h = (unsigned)n;
+    for (size_t i = 0; i < n; i++) h = h * 31 + s[i];
+    PyObject **slot = &tb_jd_keys[h & 255], *key = *slot;
+    if (key && (size_t)PyUnicode_GET_LENGTH(key) == n && memcmp(PyUnicode_DATA(key), s, n) == 0)
+        return Py_NewRef(key);
+    if ((key = PyUnicode_New((Py_ssize_t)n, 127)) == NULL) return NULL;
+    memcpy(PyUnicode_DATA(key), s, n);
+    Py_XSETREF(*slot, Py_NewRef(key));
+    return key;
+}
+
+/* A string, d->p after its opening quote: without escapes, from its bytes at once. */
+static PyObject *tb_jd_string(tb_jd *d, int is_key) {
+    const unsigned char *s = d->p, *p = s;
+    int ascii = 1;
+    PyObject *str;
+    while (p < d->end && *p != '"' && *p != '\\' && *p >= 0x20) ascii &= *p++ < 0x80;
+    if (p == d->end || *p < 0x20) return TB_JD_PASS;
+    if (*p == '\\') return tb_jd_escaped_string(d, s);
+    d->p = p + 1;
+    if (ascii && is_key && p - s <= 32) return tb_jd_key(s, (size_t)(p - s));
+    if (ascii) {
+        if ((str = PyUnicode_New(p - s, 127)) != NULL) memcpy(PyUnicode_DATA(str), s, (size_t)(p - s));
+        return str;
+    }
+    str = PyUnicode_DecodeUTF8((const char *)s, p - s, NULL);
+    if (!str && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) { /* json.loads takes surrogates */
+        PyErr_Clear();
+        return TB_JD_PASS;
+    }
+    return str;
+}
+
+/* A number: an int of up to 18 digits as it is read; a float of up to 15
+   digits times a power of ten up to 22 by one exact multiplication or
+   division (both factors are exact doubles, so IEEE rounds the result as
+   float() does); any other float as float() reads it. */
+static PyObject *tb_jd_number(tb_jd *d) {
+    static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const unsigned char *s = d->p, *p = s + (*s == '-'), *digits;
+    uint64_t m = 0; /* the digits, while there are at most 19 */
+    long ndigits = 0, frac = 0, exp = 0;
+    char text[64];
+    if (p < d->end && *p == '0') p++; /* then no other digit: json.loads refuses 01 */
+    else
+        for (; p < d->end && *p >= '0' && *p <= '9'; p++, ndigits++)
+            if (ndigits < 19) m = m * 10 + (uint64_t)(*p - '0');
+    if (p == s + (*s == '-')) return TB_JD_PASS;
+    if (!(p < d->end && (*p == '.' || *p == 'e' || *p == 'E'))) {
+        d->p = p;
+        return ndigits > 18 ? TB_JD_PASS : PyLong_FromLongLong(*s == '-' ? -(long long)m : (long long)m);
+    }
+    if (*p == '.') {
+        for (digits = ++p; p < d->end && *p >= '0' && *p <= '9'; p++, ndigits++, frac++)
+            if (ndigits < 19) m = m * 10 + (uint64_t)(*p - '0');
+        if (p == digits) return TB_JD_PASS;
+    }
+    if (p < d->end && (*p == 'e' || *p == 'E')) {
+        int negative = ++p < d->end && *p == '-';
+        if (p < d->end && (*p == '+' || *p == '-')) p++;
+        for (digits = p; p < d->end && *p >= '0' && *p <= '9'; p++)
+            if (exp < 100000) exp = exp * 10 + (*p - '0');
+        if (p == digits) return TB_JD_PASS;
+        exp = negative ? -exp : exp;
+    }
+    d->p = p;
+    exp -= frac;
+    if (ndigits <= 15 && exp >= -22 && exp <= 22) {
+        double x = exp < 0 ? (double)m / pow10[-exp] : (double)m * pow10[exp];
+        return PyFloat_FromDouble(*s == '-' ? -x : x);
+    }
+    if (p - s >= (long)sizeof text) return TB_JD_PASS;
+    memcpy(text, s, (size_t)(p - s));
+    text[p - s] = 0;
+    double x = PyOS_string_to_double(text, NULL, NULL);
+    return x == -1.0 && PyErr_Occurred() ? NULL : PyFloat_FromDouble(x);
+}
+
+/* An array or an object, d->p after its bracket. */
+static PyObject *tb_jd_container(tb_jd *d, int is_list) {
+    PyObject *c = is_list ? PyList_New(0) : PyDict_New(), *key = NULL, *v = TB_JD_PASS;
+    char close = is_list ? ']' : '}';
+    if (!c) return NULL;
+    if (++d->depth > TB_JD_DEPTH) goto out;
+    tb_jd_space(d);
+    if (d->p < d->end && *d->p == close) {
+        d->p++;
+        d->depth--;
+        return c;
+    }
+    for (;;) {
+        if (!is_list) {
+            if (d->p == d->end || *d->p++ != '"') goto out;
+            if ((key = tb_jd_string(d, 1)) == TB_JD_PASS || !key) {
+                v = key;
+                key = NULL;
+                goto out;
+            }
+            tb_jd_space(d);
+            if (d->p == d->end || *d->p++ != ':') goto out;
+            tb_jd_space(d);
+        }
+        if ((v = tb_jd_value(d)) == TB_JD_PASS || !v) goto out;
+        int rc = is_list ? PyList_Append(c, v) : PyDict_SetItem(c, key, v);
+        Py_DECREF(v);
+        Py_CLEAR(key);
+        v = rc ? NULL : TB_JD_PASS;
+        if (rc) goto out;
+        tb_jd_space(d);
+        if (d->p < d->end && *d->p == close) {
+            d->p++;
+            d->depth--;
+            return c;
+        }
+        if (d->p == d->end || *d->p++ != ',') goto out;
+        tb_jd_space(d);
+    }
+out: /* v: TB_JD_PASS, or NULL with an exception set */
+    Py_XDECREF(key);
+    Py_DECREF(c);
+    return v;
+}
+
+static PyObject *tb_jd_value(tb_jd *d) {
+    if (d->p == d->end) return TB_JD_PASS;
+    switch (*d->p) {
+    case '{': d->p++; return tb_jd_container(d, 0);
+    case '[': d->p++; return tb_jd_container(d, 1);
+    case '"': d->p++; return tb_jd_string(d, 0);
+    case 't': return tb_jd_word(d, "true", 4) ? Py_NewRef(Py_True) : TB_JD_PASS;
+    case 'f': return tb_jd_word(d, "false", 5) ? Py_NewRef(Py_False) : TB_JD_PASS;
+    case 'n': return tb_jd_word(d, "null", 4) ? Py_NewRef(Py_None) : TB_JD_PASS;
+    case 'N': return tb_jd_word(d, "NaN", 3) ? PyFloat_FromDouble(Py_NAN) : TB_JD_PASS;
+    case 'I': return tb_jd_word(d, "Infinity", 8) ? PyFloat_FromDouble(Py_HUGE_VAL) : TB_JD_PASS;
+    case '-': return tb_jd_word(d, "-Infinity", 9) ? PyFloat_FromDouble(-Py_HUGE_VAL) : tb_jd_number(d);
+    default: return *d->p >= '0' && *d->p <= '9' ? tb_jd_number(d) : TB_JD_PASS;
+    }
+}
+
+/* json.loads(body), by tb_jd_value when it can. */
+static PyObject *tb_loads(PyObject *body) {
+    if (!PyBytes_Check(body)) return PyObject_CallOneArg(tb_json_loads, body);
+    tb_jd d = {(const unsigned char *)PyBytes_AS_STRING(body), NULL, 0, NULL, 0};
+    d.end = d.p + PyBytes_GET_SIZE(body);
+    tb_jd_space(&d);
+    PyObject *v = tb_jd_value(&d);
+    PyMem_Free(d.chars);
+    if (v && v != TB_JD_PASS) {
+        tb_jd_space(&d);
+        if (d.p == d.end) return v;
+        Py_DECREF(v); /* more after the value: json.loads says where */
+    }
+    return v ? PyObject_CallOneArg(tb_json_loads, body) : NULL;
+}
+
+/* turbo._turbo.json_loads(b): for tests and benchmarks. */
+static PyObject *tb_json_loads_py(PyObject *module, PyObject *body) {
+    (void)module;
+    return tb_loads(body);
+}
+
 /* ================================================================ small helpers */
 
 /* 1, or 0 with a ValueError: the one rule for statuses is turbo.h's. */
@@ -667,7 +924,7 @@ static PyObject *tb_ready_new(PyObject *value);
 static PyObject *tb_request_json(PyObject *self, PyObject *unused) {
     (void)unused;
     PyObject *body = tb_request_field((tb_Request *)self, TB_RQ_BODY);
-    return body ? tb_ready_new(PyObject_CallOneArg(tb_json_loads, body)) : NULL;
+    return body ? tb_ready_new(tb_loads(body)) : NULL;
 }
 
 static PyObject *tb_request_repr(PyObject *self) {
@@ -1551,7 +1808,7 @@ static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **o
     PyObject *value = PyBytes_FromStringAndSize(b.ptr, (Py_ssize_t)b.len);
     if (!value) return -1;
     if (tb_is_json_request(req)) {
-        Py_SETREF(value, PyObject_CallOneArg(tb_json_loads, value));
+        Py_SETREF(value, tb_loads(value));
         if (!value) {
             if (PyErr_ExceptionMatches(tb_JSONDecodeError)) return tb_add_json_invalid(errors);
             if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
@@ -3919,6 +4176,7 @@ static PyObject *tb_form_parts(PyObject *self, PyObject *args) {
 
 static PyMethodDef tb_module_methods[] = {
     {"form_parts", tb_form_parts, METH_VARARGS, "form_parts(content_type, body): a multipart body's parts."},
+    {"json_loads", tb_json_loads_py, METH_O, "json_loads(body): json.loads(body), decoded in C when it can."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef tb_module = {

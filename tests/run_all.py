@@ -22,6 +22,7 @@ SUITES = [
     ("parser and router", ["build/test_parser"]),
     ("json writer", ["build/test_json"]),
     ("writer round trip vs python", [PY, "tests/test_json_roundtrip.py", "build/test_json"]),
+    ("json decoder vs json.loads", [PY, "tests/test_json_decode.py"]),
     ("http over sockets (asan+ubsan)", [PY, "tests/test_http.py", "build/hello-asan"]),
     ("http over sockets (tsan)", [PY, "tests/test_http.py", "build/hello-tsan"]),
     ("kqueue shim semantics", ["build/test_shim"]),
