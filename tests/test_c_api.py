@@ -127,6 +127,33 @@ def test_a_slow_reader_of_a_stream_holds_no_one_else_up(srv):
 
 
 @test
+def test_a_gibibyte_streamed_to_a_small_window_keeps_memory_bounded(srv):
+    """16,384 pieces of 64 KiB, each flushed, to a client with a 64 KiB receive buffer: the
+    producer waits for the client (turbo_res_flush), so the server's memory stays flat."""
+    def rss_kib():
+        with open("/proc/%d/status" % srv.proc.pid) as f:
+            return int([l for l in f if l.startswith("VmRSS")][0].split()[1])
+    before, peak, total = rss_kib(), 0, 0
+    with Conn(srv.port, timeout=30, rcvbuf=65536) as c:
+        c.send(b"GET /stream/16384 HTTP/1.1\r\n" + H + b"\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.sock.recv(4096)
+        body = head.split(b"\r\n\r\n", 1)[1]
+        total, tail = len(body), body[-5:]
+        while not tail.endswith(b"0\r\n\r\n"):
+            part = c.sock.recv(1 << 20)
+            check(part, "the stream ended after %d bytes" % total)
+            total += len(part)
+            tail = (tail + part)[-5:]
+            if total % (64 << 20) < len(part):
+                peak = max(peak, rss_kib() - before)
+    # each piece framed as "10000\r\n" + 64 KiB + "\r\n", then the last chunk "0\r\n\r\n"
+    check(total == 16384 * (7 + 65536 + 2) + 5, "got %d bytes of chunked body" % total)
+    check(peak < 32 * 1024, "RSS grew by %d KiB while streaming 1 GiB" % peak)
+
+
+@test
 def test_a_client_that_leaves_mid_stream_stops_its_producer(srv):
     c = Conn(srv.port, timeout=5, rcvbuf=4096)
     c.send(b"GET /stream/2000 HTTP/1.1\r\n" + H + b"\r\n")
