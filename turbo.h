@@ -867,13 +867,14 @@ static int tb__hex(int c) {
     return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
 }
 
-static int tb__lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
-
-/* a (length n) equals b (NUL-terminated), ignoring ASCII case? */
+/* a (length n) equals b (NUL-terminated), ignoring ASCII case? Two bytes
+   that differ only in bit 0x20 are one letter in two cases, or no letter. */
 static int tb__ieq(const char *a, size_t n, const char *b) {
     size_t i;
-    for (i = 0; i < n; i++)
-        if (!b[i] || tb__lower((unsigned char)a[i]) != tb__lower((unsigned char)b[i])) return 0;
+    for (i = 0; i < n; i++) {
+        unsigned x = (unsigned char)a[i] | 32, y = (unsigned char)b[i] | 32;
+        if (!b[i] || (a[i] != b[i] && (x != y || x - 'a' > 'z' - 'a'))) return 0;
+    }
     return b[n] == 0;
 }
 
