@@ -930,17 +930,54 @@ static const unsigned char tb__class[256] = {
 
 #define TB__IS(cls, c) (tb__class[(unsigned char)(c)] & (cls))
 
+#define TB__BYTES(b) (0x0101010101010101ull * (b))
+/* Where the first flagged byte of a word that memcpy loaded lies: on a
+   little-endian machine the first byte is the lowest, so the trailing zero
+   bits / 8. Elsewhere 0: tb__field_end then steps to it a byte at a time. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define TB__FIRST_FLAGGED(hits) ((size_t)__builtin_ctzll(hits) / 8)
+#else
+#define TB__FIRST_FLAGGED(hits) 0
+#endif
+
+/* The first byte from p that no field value may hold (CR, LF, NUL, DEL and
+   the other controls but HTAB), or end. Eight bytes at a time: x - 0x20
+   sets the top bit of each byte below 0x20, (x ^ 0x7f) - 1 that of each
+   DEL, and "& ~" keeps out obs-text, whose top bit was set. A borrow can
+   flag a byte after a flagged one, never before: the first one is exact. */
+static inline const char *tb__field_end(const char *p, const char *end) {
+    while (p < end) {
+        for (; end - p >= 8; p += 8) {
+            uint64_t x, del, hits;
+            memcpy(&x, p, 8); /* memcpy: p has no alignment */
+            del = x ^ TB__BYTES(0x7f);
+            hits = (((x - TB__BYTES(0x20)) & ~x) | ((del - TB__BYTES(1)) & ~del)) & TB__BYTES(0x80);
+            if (hits) {
+                p += TB__FIRST_FLAGGED(hits); /* a control byte (HTAB too), or DEL */
+                break;
+            }
+        }
+        if (p == end || !TB__IS(TB__VALUE, *p)) return p;
+        p++;
+    }
+    return end;
+}
+
+/* Are all n bytes field-value bytes (HTAB, SP, VCHAR, obs-text)? */
+static int tb__valid_value(const char *p, size_t n) { return tb__field_end(p, p + n) == p + n; }
+
 static int tb__hex(int c) {
     return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
 }
 
-static int tb__lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
-
-/* a (length n) equals b (NUL-terminated), ignoring ASCII case? */
+/* a (length n) equals b (NUL-terminated), ignoring ASCII case? Two bytes
+   that differ only in bit 0x20 are one letter in two cases, or no letter. */
 static int tb__ieq(const char *a, size_t n, const char *b) {
     size_t i;
-    for (i = 0; i < n; i++)
-        if (!b[i] || tb__lower((unsigned char)a[i]) != tb__lower((unsigned char)b[i])) return 0;
+    for (i = 0; i < n; i++) {
+        unsigned x = (unsigned char)a[i] | 32, y = (unsigned char)b[i] | 32;
+        if (!b[i] || (a[i] != b[i] && (x != y || x - 'a' > 'z' - 'a'))) return 0;
+    }
     return b[n] == 0;
 }
 
@@ -1002,41 +1039,59 @@ static int tb__valid_ip_literal(const char *p, size_t n) {
     return i > start;
 }
 
-/* uri-host [":" port], where uri-host is a reg-name or "[" IP-literal "]". */
-static int tb__valid_host(turbo_str v) {
-    const char *p = v.ptr, *end = p + v.len;
-    if (p < end && *p == '[') {
-        const char *close = (const char *)memchr(p, ']', v.len);
-        if (!close || !tb__valid_ip_literal(p + 1, (size_t)(close - p - 1))) return 0;
-        p = close + 1;
-    } else {
-        while (p < end && TB__IS(TB__HOST, *p)) p++;
+/* The end of the uri-host [":" port] at p, a uri-host being a reg-name or
+   "[" IP-literal "]" (p itself for a bad IP-literal). It stops at the first
+   byte outside them: in a Host field, at its line's end at the latest. */
+static const char *tb__host_end(const char *p, const char *end) {
+    const char *s = p;
+    while (s < end && TB__IS(TB__HOST, *s)) s++; /* a reg-name, or none before "[" */
+    if (s == p && s < end && *s == '[') {
+        for (s++; s < end && (TB__IS(TB__HOST, *s) || *s == ':');) s++;
+        if (s == end || *s != ']' || !tb__valid_ip_literal(p + 1, (size_t)(s - p - 1))) return p;
+        s++;
     }
-    if (p < end && *p++ != ':') return 0;
-    while (p < end && *p >= '0' && *p <= '9') p++;
-    return p == end;
+    if (s < end && *s == ':')
+        for (s++; s < end && *s >= '0' && *s <= '9';) s++;
+    return s;
 }
 
-/* The request line: method SP request-target SP HTTP-version. */
-static int tb__parse_request_line(const char *p, size_t n, turbo_req *r) {
-    const char *end = p + n, *s = p, *q;
-    while (s < end && TB__IS(TB__TCHAR, *s)) s++;
-    if (s == p || s == end || *s != ' ') return -400;
-    r->method = tb__str(p, (size_t)(s - p));
-    q = ++s;
-    for (; s < end && TB__IS(TB__TARGET, *s); s++)
-        if (*s == '%' &&
-            (end - s < 3 || tb__hex((unsigned char)s[1]) < 0 || tb__hex((unsigned char)s[2]) < 0))
+/* Are the 4 bytes at p "Host" in any case? OR-ing 0x20 into each turns
+   "H" into "h" and keeps "h"; no other byte becomes one of these letters. */
+static int tb__is_host(const char *p) {
+    uint32_t x, host;
+    memcpy(&x, p, 4);
+    memcpy(&host, "host", 4);
+    return (x | 0x20202020u) == host;
+}
+
+/* The request line, method SP request-target SP HTTP-version CRLF, from
+   the n bytes at p, whose first m < n bytes are the method's tokens.
+   Returns its length, 0 when more bytes are needed, or -400, -414, -505. */
+static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_line, turbo_req *r) {
+    const char *end = p + n, *s = p + m, *q, *room = p + TB__MIN(n, max_line > 9 ? max_line - 8 : 0);
+    if (m == 0 || *s != ' ') return -400;
+    r->method = tb__str(p, m);
+    /* The target, up to where " HTTP/x.y" would no longer fit in max_line. */
+    for (q = ++s; s < room && TB__IS(TB__TARGET, *s); s++) {
+        if (*s != '%') continue; /* "%" HEXDIG HEXDIG, judged as far as it has come */
+        if ((end - s > 1 && tb__hex((unsigned char)s[1]) < 0) ||
+            (end - s > 2 && tb__hex((unsigned char)s[2]) < 0))
             return -400;
-    if (s == q || s == end || *s != ' ') return -400;
+        if (end - s < 3) return 0;
+    }
+    if ((size_t)(s - p) + 9 > max_line) return -414;
+    if (s == end) return 0;
+    if (s == q || *s != ' ') return -400;
     r->target = tb__str(q, (size_t)(s - q));
-    s++;
-    if (end - s != 8 || memcmp(s, "HTTP/", 5) != 0 || s[5] < '0' || s[5] > '9' || s[6] != '.' || s[7] < '0' ||
-        s[7] > '9')
-        return -400;
+    r->version = 11;
+    s++; /* the version: "HTTP/" DIGIT "." DIGIT, then CRLF */
+    if (end - s >= 10 && memcmp(s, "HTTP/1.1\r\n", 10) == 0) return (int)(s + 10 - p); /* the usual one */
+    for (q = s; q < end && q - s < 10; q++) /* any other, judged as far as it has come */
+        if (q - s == 5 || q - s == 7 ? *q < '0' || *q > '9' : *q != "HTTP/1.1\r\n"[q - s]) return -400;
+    if (q - s < 10) return 0;
     if (s[5] != '1') return -505;
     r->version = s[7] == '0' ? 10 : 11;
-    return 0;
+    return (int)(s + 10 - p);
 }
 
 /* Splits the target into path and query. Origin-form ("/a?b"), absolute
@@ -1047,16 +1102,13 @@ static int tb__split_target(turbo_req *r) {
     if (r->target.len == 1 && t[0] == '*') {
         if (!tb__is_method(r->method, "OPTIONS")) return -400;
     } else if (t[0] != '/') {
-        turbo_str authority;
+        const char *authority;
         if (r->target.len > 7 && tb__ieq(t, 7, "http://")) t += 7;
         else if (r->target.len > 8 && tb__ieq(t, 8, "https://")) t += 8;
         else return -400;
-        authority.ptr = t;
-        while (t < end && *t != '/' && *t != '?') t++;
-        authority.len = (size_t)(t - authority.ptr);
-        /* RFC 9110 4.2.4: userinfo in an http(s) URI is an error. */
-        if (!authority.len || memchr(authority.ptr, '@', authority.len) || !tb__valid_host(authority))
-            return -400;
+        for (authority = t; t < end && *t != '/' && *t != '?';) t++;
+        /* A host and port: userinfo in an http(s) URI is an error (RFC 9110 4.2.4). */
+        if (t == authority || tb__host_end(authority, t) != t) return -400;
     }
     q = (const char *)memchr(t, '?', (size_t)(end - t));
     r->path = tb__str(t, (size_t)((q ? q : end) - t));
@@ -1065,40 +1117,18 @@ static int tb__split_target(turbo_req *r) {
     return 0;
 }
 
-#define TB__BYTES(b) (0x0101010101010101ull * (b))
-
-/* Are all n bytes field-value bytes? Eight at a time while none is below
-   0x20 or 0x7f (HTAB, the one control byte allowed, goes the slow way). */
-static int tb__valid_value(const char *p, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x, del, below_space, is_del;
-        memcpy(&x, p + i, 8);
-        del = x ^ TB__BYTES(0x7f); /* a zero byte where x has 0x7f */
-        below_space = (x - TB__BYTES(0x20)) & ~x & TB__BYTES(0x80);
-        is_del = (del - TB__BYTES(1)) & ~del & TB__BYTES(0x80);
-        if (below_space | is_del) break;
-    }
-    for (; i < n; i++)
-        if (!TB__IS(TB__VALUE, p[i])) return 0;
-    return 1;
-}
-
-/* One header line without its CRLF: name ":" OWS value OWS. */
-static int tb__parse_header_line(const char *p, size_t n, turbo_str *name, turbo_str *value) {
-    size_t i = 0;
-    while (i < n && TB__IS(TB__TCHAR, p[i])) i++;
-    if (i == 0 || i == n || p[i] != ':') return -400; /* no name, no colon, or space before it */
-    if (!tb__valid_value(p + i + 1, n - i - 1)) return -400;
-    name->ptr = p;
-    name->len = i;
-    *value = tb__trim_ows(p + i + 1, n - i - 1);
-    return 0;
+/* After a line's fields, at e, must come CRLF: 1 when it does, -400 when
+   another byte does, or `more` when the bytes (up to stop) end first. */
+static int tb__crlf(const char *e, const char *stop, int more) {
+    if (e == stop) return more;
+    if (*e != '\r') return -400;
+    if (e + 1 == stop) return more;
+    return e[1] == '\n' ? 1 : -400;
 }
 
 /* Applies the headers that frame the message or steer the connection. */
-static int tb__apply_headers(turbo_req *r, tb__framing *f) {
-    int hosts = 0, has_cl = 0, te = 0, chunked = 0, unknown = 0, i, rc;
+static int tb__apply_headers(turbo_req *r, tb__framing *f, int hosts) {
+    int has_cl = 0, te = 0, chunked = 0, unknown = 0, i, rc;
     int conn_close = 0, conn_keep = 0;
     turbo_str rest, item; /* v's address is never taken, so v can stay in registers */
     for (i = 0; i < r->header_count; i++) {
@@ -1120,9 +1150,6 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
                 if (tb__ieq(item.ptr, item.len, "chunked")) chunked = 1;
                 else unknown = 1;
             }
-            break;
-        case 4:
-            if (tb__ieq(n.ptr, n.len, "host") && (hosts++ || !tb__valid_host(v))) return -400;
             break;
         case 10:
             if (!tb__ieq(n.ptr, n.len, "connection")) break;
@@ -1152,12 +1179,13 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f) {
    line), 0 if incomplete, or -status: 400 malformed, 413 absurd
    Content-Length, 414 request line too long, 417 unknown expectation, 431
    head too large or too many headers, 501 unknown transfer coding or
-   CONNECT, 505 unsupported HTTP major version. */
+   CONNECT, 505 unsupported HTTP major version. A line is read in one pass,
+   each byte judged as it arrives: every split of a request gets the same
+   answer. */
 static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f, const tb__limits *lim) {
-    const char *p = buf, *end = buf + len, *lf;
-    size_t limit, i;
-    turbo_str name, value;
-    int rc;
+    const char *p = buf, *end = buf + len, *e, *stop, *name, *v, *ve, *host;
+    size_t m = 0;
+    int rc, more, hosts = 0;
     memset(f, 0, sizeof *f);
     r->method.len = 0;
     r->header_count = r->param_count = 0;
@@ -1165,49 +1193,40 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;
     if ((size_t)(p - buf) > lim->max_head) return -431; /* an endless run of empty lines */
     /* A method longer than any route's is refused from its first bytes
-       alone, and nothing is decided before they are in: every split of a
-       request gets the same answer. */
-    for (i = 0; i < (size_t)(end - p) && i < TB__METHOD_MAX && TB__IS(TB__TCHAR, p[i]); i++) {
-    }
-    if (i == TB__METHOD_MAX) return -501;
-    if (i == (size_t)(end - p)) return 0;
-    limit = TB__MIN((size_t)(end - p), lim->max_line + 2);
-    lf = (const char *)memchr(p, '\n', limit);
-    if (!lf) {
-        for (i = 0; i < limit; i++) /* refuse binary garbage early */
-            if ((unsigned char)p[i] < 0x20 && p[i] != '\r') return -400;
-        return (size_t)(end - p) > lim->max_line + 1 ? -414 : 0;
-    }
-    if (lf == p || lf[-1] != '\r') return -400; /* bare LF */
-    if ((size_t)(lf - 1 - p) > lim->max_line) return -414;
-    if ((rc = tb__parse_request_line(p, (size_t)(lf - 1 - p), r)) != 0) return rc;
+       alone, and nothing is decided before they are in. */
+    while (m < TB__MIN((size_t)(end - p), TB__METHOD_MAX) && TB__IS(TB__TCHAR, p[m])) m++;
+    if (m == TB__METHOD_MAX) return -501;
+    if (p + m == end || (p + 1 == end && *p == '\r')) return 0; /* all tokens so far, or half an empty line */
+    if ((rc = tb__parse_request_line(p, (size_t)(end - p), m, lim->max_line, r)) <= 0) return rc;
+    p += rc;
     if (tb__is_method(r->method, "CONNECT")) return -501;
     if ((rc = tb__split_target(r)) != 0) return rc;
-    p = lf + 1;
-    for (;;) {
-        size_t avail = (size_t)(end - p), used = (size_t)(p - buf);
-        if (used > lim->max_head) return -431;
-        limit = TB__MIN(avail, lim->max_head - used + 2);
-        lf = (const char *)memchr(p, '\n', limit);
-        if (!lf) {
-            const char *cr = (const char *)memchr(p, '\r', limit);
-            if (cr && cr + 1 < p + limit) return -400; /* CR not followed by LF */
-            return avail >= lim->max_head - used + 2 ? -431 : 0;
-        }
-        if (lf == p || lf[-1] != '\r') return -400;
-        if (lf == p + 1) break;                   /* the empty line */
-        if (*p == ' ' || *p == '\t') return -400; /* obs-fold */
+    /* Header lines, name ":" OWS value OWS CRLF, up to the empty line; the
+       head, its last CRLF included, fits in max_head + 2 bytes. */
+    stop = buf + TB__MIN(len, lim->max_head + 2);
+    more = len >= lim->max_head + 2 ? -431 : 0; /* when a line reaches stop */
+    for (;; p = e + 2) {
+        for (name = p; p < stop && TB__IS(TB__TCHAR, *p);) p++;
+        if (p >= stop) return more;
+        if (p == name && *p == '\r') break;      /* the empty line */
+        if (p == name || *p != ':') return -400; /* no name (obs-fold too), a bad byte, space before ":" */
+        for (v = p + 1; v < stop && (*v == ' ' || *v == '\t');) v++;
+        /* A Host is read as a host, then as a value from where it ends. */
+        host = p - name == 4 && tb__is_host(name) ? tb__host_end(v, stop) : NULL;
+        e = tb__field_end(host ? host : v, stop);
+        if ((rc = tb__crlf(e, stop, more)) != 1) return rc;
+        for (ve = e; ve > v && (ve[-1] == ' ' || ve[-1] == '\t');) ve--;
+        if (host && (host != ve || hosts++)) return -400; /* not all host, or a second Host */
         /* Checked before counted: a malformed line is a 400 however the
            bytes arrive, as it is while still incomplete. */
-        if ((rc = tb__parse_header_line(p, (size_t)(lf - 1 - p), &name, &value)) != 0) return rc;
         if (r->header_count >= lim->max_headers) return -431;
-        r->header_name[r->header_count] = name;
-        r->header_value[r->header_count++] = value;
-        p = lf + 1;
+        r->header_name[r->header_count] = tb__str(name, (size_t)(p - name));
+        r->header_value[r->header_count++] = tb__str(v, (size_t)(ve - v));
     }
-    if ((rc = tb__apply_headers(r, f)) != 0) return rc;
+    if ((rc = tb__crlf(p, stop, more)) != 1) return rc;
+    if ((rc = tb__apply_headers(r, f, hosts)) != 0) return rc;
     if (!f->chunked && f->content_length > lim->max_body) return -413;
-    return (int)(lf + 1 - buf);
+    return (int)(p + 2 - buf);
 }
 
 static size_t tb__skip_bws(const char *p, size_t i, size_t n) {

@@ -148,6 +148,10 @@ static const head_case head_cases[] = {
     {"truncated percent escape", "GET /a% HTTP/1.1\r\nHost: a\r\n\r\n", -400},
     {"sub-delims and pct-escapes in target", "GET /a;b=c,d/%41?x=1&y=@:/? HTTP/1.1\r\nHost: a\r\n\r\n", OK},
     {"binary garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", -400},
+    {"Host named in any case, with OWS", "GET / HTTP/1.1\r\nhOsT: \ta:80 \t\r\n\r\n", OK},
+    {"version cut short by a bare LF", "GET / HTTP/1.\n\r\n", -400},
+    {"bad escape where the line has no room left",
+     "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa%zz HTTP/1.1\r\nHost: a\r\n\r\n", -414},
 };
 
 static size_t case_len(const head_case *c) {

@@ -55,7 +55,7 @@ static int ieq(turbo_str s, const char *lower) {
     size_t i, n = strlen(lower);
     if (s.len != n) return 0;
     for (i = 0; i < n; i++)
-        if (tb__lower((unsigned char)s.ptr[i]) != lower[i]) return 0;
+        if ((s.ptr[i] >= 'A' && s.ptr[i] <= 'Z' ? s.ptr[i] + 32 : s.ptr[i]) != lower[i]) return 0;
     return 1;
 }
 
