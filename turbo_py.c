@@ -479,7 +479,7 @@ static int tb_jd_word(tb_jd *d, const char *word, size_t n) {
 static int tb_jd_hex4(const unsigned char *p, Py_UCS4 *out) {
     Py_UCS4 v = 0;
     for (int i = 2; i < 6; i++) {
-        int c = tb__lower(p[i]), x = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        int c = Py_TOLOWER(p[i]), x = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
         if (x < 0) return -1;
         v = v << 4 | (Py_UCS4)x;
     }
