@@ -898,8 +898,7 @@ static void tb_request_detach(tb_Request *r, const char *label) {
         for (int f = 0; f < TB_RQ_N; f++) {
             if (!tb_request_field(r, f)) {
                 tb_log_error_line(label);
-                r->field[f] = Py_None;
-                Py_INCREF(Py_None);
+                r->field[f] = Py_NewRef(Py_None);
             }
         }
     }
@@ -1109,10 +1108,8 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
    characters are its UTF-8; bytes are made only if .body is read). */
 static PyObject *tb_content_body(PyObject *content) {
     if (content == Py_None) return PyBytes_FromStringAndSize("", 0);
-    if (PyBytes_Check(content) || (PyUnicode_CheckExact(content) && PyUnicode_IS_COMPACT_ASCII(content))) {
-        Py_INCREF(content);
-        return content;
-    }
+    if (PyBytes_Check(content) || (PyUnicode_CheckExact(content) && PyUnicode_IS_COMPACT_ASCII(content)))
+        return Py_NewRef(content);
     if (PyUnicode_Check(content)) return PyUnicode_AsUTF8String(content);
     if (PyObject_CheckBuffer(content)) return PyBytes_FromObject(content);
     PyErr_Format(PyExc_TypeError, "Response content must be bytes or str, not '%.200s'",
@@ -1146,10 +1143,7 @@ static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObj
         PyErr_SetString(PyExc_TypeError, "media_type must be a str or None");
         ok = 0;
     }
-    if (ok && as_json && media_type == Py_None) {
-        Py_INCREF(tb_s_application_json);
-        Py_SETREF(media_type, tb_s_application_json);
-    }
+    if (ok && as_json && media_type == Py_None) Py_SETREF(media_type, Py_NewRef(tb_s_application_json));
     if (ok && media_type != Py_None) ok = tb_check_header(tb_s_content_type, media_type) == 0;
     if (!ok) {
         Py_DECREF(body);
@@ -1160,8 +1154,7 @@ static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObj
     Py_XSETREF(r->body, body);
     Py_XSETREF(r->headers, list); /* NULL: no headers, the list is made if asked for */
     Py_XSETREF(r->media_type, media_type);
-    Py_XINCREF(background == Py_None ? NULL : background);
-    Py_XSETREF(r->background, background == Py_None ? NULL : background);
+    Py_XSETREF(r->background, background == Py_None ? NULL : Py_NewRef(background));
     r->status_code = status;
     return 0;
 }
@@ -1239,8 +1232,7 @@ static PyObject *tb_response_get(PyObject *self, void *headers) {
         if (!bytes) return NULL;
         Py_SETREF(r->body, bytes);
     }
-    Py_INCREF(r->body);
-    return r->body;
+    return Py_NewRef(r->body);
 }
 
 static PyGetSetDef tb_response_getset[] = {
@@ -1358,20 +1350,14 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     q->nullable = (unsigned char)nullable;
     q->many = many;
     q->rank = rank;
-    Py_INCREF(key);
-    q->pyname = key;
-    if (PyTuple_GET_SIZE(rules)) {
-        Py_INCREF(rules);
-        q->rules = rules;
-    }
+    q->pyname = Py_NewRef(key);
+    if (PyTuple_GET_SIZE(rules)) q->rules = Py_NewRef(rules);
     if (PyTuple_GET_SIZE(dflt)) { /* (value,), or (factory, "factory") */
-        q->default_value = PyTuple_GET_ITEM(dflt, 0);
+        q->default_value = Py_NewRef(PyTuple_GET_ITEM(dflt, 0));
         q->factory = PyTuple_GET_SIZE(dflt) == 2;
-        Py_INCREF(q->default_value);
     }
     if (model != Py_None) {
-        Py_INCREF(model);
-        q->model = model;
+        q->model = Py_NewRef(model);
         tb_pydantic_base(); /* the program has imported pydantic: the module finds it now */
     }
     if (kwonly) return PyList_Append(kwnames, name);
@@ -1392,8 +1378,7 @@ static tb_plan *tb_plan_new(PyObject *endpoint, const char *pattern, const char 
         !(kwnames = PyList_New(0)) ||
         !PyArg_ParseTuple(described, "pO!Op", &pl->is_async, &PyTuple_Type, &params, &func, &pl->finishes))
         goto done;
-    pl->func = func;
-    Py_INCREF(func);
+    pl->func = Py_NewRef(func);
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++)
         if (tb_plan_param(pl, PyTuple_GET_ITEM(params, i), kwnames) < 0) goto done;
     if (PyList_GET_SIZE(kwnames) && !(pl->kwnames = PyList_AsTuple(kwnames))) goto done;
@@ -1496,8 +1481,7 @@ static int tb_add_error(PyObject **errors, const char *type, const char *where, 
 static int tb_absent(tb_param *q, const char *where, PyObject *name, PyObject **out, PyObject **errors) {
     if (!q->default_value) return tb_add_error(errors, "missing", where, name, "Field required", Py_None);
     if (q->factory) return (*out = PyObject_CallNoArgs(q->default_value)) ? 0 : -1;
-    *out = q->default_value;
-    Py_INCREF(*out);
+    *out = Py_NewRef(q->default_value);
     return 0;
 }
 
@@ -1680,8 +1664,7 @@ static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t i
                        PyObject **errors) {
     Py_ssize_t n, before = *errors ? PyList_GET_SIZE(*errors) : 0;
     if (!PyUnicode_Check(v)) {
-        *out = v;
-        Py_INCREF(v);
+        *out = Py_NewRef(v);
         return 0;
     }
     const char *s = PyUnicode_AsUTF8AndSize(v, &n);
@@ -1723,7 +1706,7 @@ static int tb_arg_named(tb_param *q, turbo_req *req, turbo_res *res, PyObject **
         for (Py_ssize_t i = 0; list && rc == 0 && i < n; i++) {
             PyObject *item = NULL;
             rc = tb_arg_item(q, where, PyList_GET_ITEM(values, i), i, &item, errors);
-            PyList_SET_ITEM(list, i, item ? item : (Py_INCREF(Py_None), Py_None));
+            PyList_SET_ITEM(list, i, item ? item : Py_NewRef(Py_None));
         }
         if (list && q->many > 1) Py_SETREF(list, q->many == 2 ? PySet_New(list) : PyList_AsTuple(list));
         if (!list) rc = -1;
@@ -1786,14 +1769,12 @@ static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject 
         return PyErr_ExceptionMatches(tb_ValidationError) ? tb_add_model_errors(errors) : -1;
     }
     if (q->conv == TB_DICT ? PyDict_Check(value) : PyList_Check(value)) {
-        *out = value;
-        Py_INCREF(value);
+        *out = Py_NewRef(value);
         return 0;
     }
     PyObject *input = PyBytes_Check(value)
                           ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value), "replace")
-                          : value;
-    if (input == value) Py_INCREF(input);
+                          : Py_NewRef(value);
     int rc = input ? tb_add_error(errors, tb_conv_error[q->conv].type, "body", NULL,
                                   tb_conv_error[q->conv].msg, input)
                    : -1;
@@ -2375,10 +2356,7 @@ static PyObject *tb_ready_new(PyObject *value) { /* steals value */
     return (PyObject *)r;
 }
 
-static PyObject *tb_ready_await(PyObject *self) {
-    Py_INCREF(self);
-    return self;
-}
+static PyObject *tb_ready_await(PyObject *self) { return Py_NewRef(self); }
 
 static PyObject *tb_ready_next(PyObject *self) {
     tb_Ready *r = (tb_Ready *)self;
@@ -2450,8 +2428,7 @@ static PyObject *tb_asgi_receive(PyObject *self, PyObject *unused) {
     }
     if (c->gone || (!c->defer && !c->in_flight)) return tb_ready_new(tb_asgi_message("http.disconnect"));
     if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
-    Py_INCREF(c->disconnect);
-    return c->disconnect;
+    return Py_NewRef(c->disconnect);
 }
 
 static void tb_asgi_abort(turbo_res *res, void *arg) {
@@ -2574,8 +2551,7 @@ static PyObject *tb_asgi_stream(tb_ASGICall *c) {
     c->in_flight = 1;
     c->streamed = 1;
     Py_INCREF(c); /* carried by turbo to tb_asgi_part */
-    Py_INCREF(c->waiter);
-    PyObject *waiter = c->waiter;
+    PyObject *waiter = Py_NewRef(c->waiter);
     tb_loop_resume(d, tb_asgi_part, c);
     return waiter;
 }
@@ -2584,10 +2560,8 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     tb_ASGICall *c = (tb_ASGICall *)self;
     const char *t = tb_message_type(msg);
     if (!t) return tb_hosted_fail(c->label, "sent a message without a str 'type'");
-    if (c->gone) { /* as uvicorn: after a disconnect, sends are dropped */
-        Py_INCREF(Py_None);
-        return tb_ready_new(Py_None);
-    }
+    /* As uvicorn: after a disconnect, sends are dropped. */
+    if (c->gone) return tb_ready_new(Py_NewRef(Py_None));
     if (c->in_flight) return tb_hosted_fail(c->label, "sent a message before the last send() was awaited");
     if (!c->defer || !c->reply)
         return tb_hosted_fail(c->label, "sent a message after the response was complete");
@@ -2625,8 +2599,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     } else {
         return PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'", c->label, t);
     }
-    Py_INCREF(Py_None);
-    return tb_ready_new(Py_None);
+    return tb_ready_new(Py_NewRef(Py_None));
 }
 
 /* The app's future is done: an app that failed or answered nothing gets a 500. */
@@ -2767,8 +2740,7 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
     const char *method = job->data, *raw = method + job->method_len, *query = raw + job->path_len;
     size_t prefix = m->prefix_len, rest = job->path_len - prefix;
     PyObject *state = PyDict_Copy(m->state);
-    PyObject *client = job->port < 0 ? Py_None : Py_BuildValue("(si)", job->host, job->port);
-    if (client == Py_None) Py_INCREF(client);
+    PyObject *client = job->port < 0 ? Py_NewRef(Py_None) : Py_BuildValue("(si)", job->host, job->port);
     PyObject *scope =
         state && client
             ? Py_BuildValue(
@@ -2804,8 +2776,7 @@ static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, P
     c->defer = d;
     c->label = label;
     c->reply = tb_reply_new();
-    Py_INCREF(body);
-    c->body = body;
+    c->body = Py_NewRef(body);
     c->disconnect = c->waiter = NULL;
     c->started = c->streamed = c->in_flight = c->app_done = c->gone = 0;
     if (c->reply && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c)) &&
@@ -3145,8 +3116,7 @@ static PyObject *tb_ws_give(tb_WebSocket *w, int want, PyObject *item) {
         return PyErr_Format(PyExc_TypeError, "%s: the client sent a %s message, not %s", w->label,
                             PyUnicode_Check(item) ? "text" : "binary",
                             want == TB_WANT_TEXT ? "text" : "binary");
-    Py_INCREF(item);
-    return item;
+    return Py_NewRef(item);
 }
 
 /* The future a receive waits on, unless it was cancelled (asyncio.wait_for). Borrowed. */
@@ -3177,8 +3147,7 @@ static PyObject *tb_ws_receive_as(tb_WebSocket *w, int want) {
     }
     if (!(w->receiver = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
     w->want = want;
-    Py_INCREF(w->receiver);
-    return w->receiver;
+    return Py_NewRef(w->receiver);
 }
 
 static PyObject *tb_ws_receive(PyObject *self, PyObject *unused) {
@@ -3251,13 +3220,9 @@ static void tb_ws_event(tb_asgi_job *job) {
 static PyObject *tb_ws_send_data(tb_WebSocket *w, const char *p, size_t len, int text) {
     int rc = w->ws ? turbo_ws_send(w->ws, p, len, text) : -1;
     if (rc < 0) return tb_ws_closed(w);
-    if (rc == 0) {
-        Py_INCREF(Py_None);
-        return tb_ready_new(Py_None);
-    }
+    if (rc == 0) return tb_ready_new(Py_NewRef(Py_None));
     if (!w->sender && !(w->sender = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
-    Py_INCREF(w->sender);
-    return w->sender;
+    return Py_NewRef(w->sender);
 }
 
 /* A str as text, anything else as binary (a bytes-like object). */
@@ -3320,8 +3285,7 @@ static PyObject *tb_ws_accept_with(tb_WebSocket *w, PyObject *subprotocol, PyObj
     w->connected |= w->plan != NULL; /* as Starlette's accept(), which receives websocket.connect */
     Py_INCREF(w);                    /* the callbacks' user, until the close */
     tb_loop_resume(d, tb_ws_upgrade, w);
-    Py_INCREF(w->sender);
-    return w->sender;
+    return Py_NewRef(w->sender);
 }
 
 static PyObject *tb_ws_accept(PyObject *self, PyObject *args, PyObject *kwds) {
@@ -3352,8 +3316,7 @@ static PyObject *tb_ws_close_with(tb_WebSocket *w, int code, PyObject *reason) {
     if (text == NULL && reason && reason != Py_None) return NULL;
     if (w->defer) tb_ws_refuse(w, w->reply);
     else if (w->ws) turbo_ws_close(w->ws, code, text);
-    Py_INCREF(Py_None);
-    return tb_ready_new(Py_None);
+    return tb_ready_new(Py_NewRef(Py_None));
 }
 
 static PyObject *tb_ws_close(PyObject *self, PyObject *args, PyObject *kwds) {
@@ -3796,10 +3759,7 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
     app->plans = grown;
     grown[app->nplans++] = pl;
     pl->app = self;
-    if (response != Py_None) {
-        Py_INCREF(response);
-        pl->response = response;
-    }
+    if (response != Py_None) pl->response = Py_NewRef(response);
     app->has_async |= pl->is_async;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
         const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
@@ -3838,14 +3798,11 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     }
     app->mounts = grown;
     grown[app->nmounts++] = m;
-    Py_INCREF(hosted);
-    Py_INCREF(root_path);
-    Py_INCREF(state);
-    m->state = state; /* filled by the app's lifespan, in each process */
-    m->app = hosted;
+    m->state = Py_NewRef(state); /* filled by the app's lifespan, in each process */
+    m->app = Py_NewRef(hosted);
     m->is_asgi = is_asgi;
     m->prefix_len = (size_t)prefix_len;
-    m->root_path = root_path;
+    m->root_path = Py_NewRef(root_path);
     if (!(m->label = tb_strdup(label))) return NULL;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(patterns); i++) {
         const char *pattern = PyUnicode_AsUTF8(PyTuple_GET_ITEM(patterns, i));
