@@ -2189,9 +2189,8 @@ typedef struct {
     PyObject *app;
     PyObject *root_path; /* str: the prefix, as ASGI's root_path and WSGI's SCRIPT_NAME */
     size_t prefix_len;   /* bytes of the path the prefix takes */
-    int is_asgi;
-    PyObject *state; /* ASGI: the lifespan state, copied into each scope */
-    char *label;     /* "ASGI app at /api", for logs */
+    PyObject *state;     /* ASGI: the lifespan state, copied into each scope */
+    char *label;         /* "ASGI app at /api", for logs */
 } tb_mount;
 
 static PyObject *tb_server_addr; /* (host, port) of the listener, for scopes and environs */
@@ -3800,7 +3799,6 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     grown[app->nmounts++] = m;
     m->state = Py_NewRef(state); /* filled by the app's lifespan, in each process */
     m->app = Py_NewRef(hosted);
-    m->is_asgi = is_asgi;
     m->prefix_len = (size_t)prefix_len;
     m->root_path = Py_NewRef(root_path);
     if (!(m->label = tb_strdup(label))) return NULL;
