@@ -2998,7 +2998,6 @@ static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
    received all but 256 KiB: the client waits, nothing is lost. A send past
    turbo's 1 MiB waits for on_drain. */
 
-enum { TB_WS_CONNECTING, TB_WS_OPEN, TB_WS_CLOSED };
 enum { TB_WANT_MESSAGE, TB_WANT_TEXT, TB_WANT_BYTES, TB_WANT_JSON }; /* what a receive gives */
 
 #define TB_WS_INBOX_HIGH (1u << 20) /* characters of text, bytes */
@@ -3018,7 +3017,8 @@ typedef struct tb_WebSocket {
     size_t waiting;     /* their lengths, summed */
     PyObject *receiver; /* the future a receive waits on */
     PyObject *sender;   /* the future accept() (the 101 is out) or a send (on_drain) waits on */
-    int state, want, code, connected, ended, paused;
+    int code;           /* the close's (turbo's on_close, or 1006): 0 until closed */
+    int want, connected, ended, paused;
     char accept[29];
 } tb_WebSocket;
 
@@ -3092,7 +3092,7 @@ static void tb_ws_dealloc(PyObject *self) {
 /* Raises what a send, or an endpoint's receive, meets once closed:
    WebSocketDisconnect, or for a hosted app an OSError (as ASGI asks). */
 static PyObject *tb_ws_closed(tb_WebSocket *w) {
-    if (w->state == TB_WS_CONNECTING)
+    if (!w->ws && !w->code)
         return PyErr_Format(PyExc_RuntimeError, "%s: the WebSocket is not accepted yet", w->label);
     if (!w->plan) return PyErr_Format(PyExc_OSError, "%s: the WebSocket is closed", w->label);
     PyObject *e = PyObject_CallFunction(tb_WebSocketDisconnect, "i", w->code ? w->code : 1006);
@@ -3139,7 +3139,7 @@ static PyObject *tb_ws_receive_as(tb_WebSocket *w, int want) {
         w->inbox && PyObject_Size(w->inbox) > 0 ? PyObject_CallMethodNoArgs(w->inbox, tb_s_popleft) : NULL;
     if (item) w->waiting -= (size_t)PyObject_Length(item);
     if (w->paused && w->waiting < TB_WS_INBOX_LOW && w->ws) turbo_ws_pause(w->ws, w->paused = 0);
-    if (item || w->state == TB_WS_CLOSED) {
+    if (item || w->code) {
         PyObject *value = tb_ws_give(w, want, item);
         Py_XDECREF(item);
         return tb_ready_new(value);
@@ -3179,10 +3179,8 @@ static void tb_ws_event(tb_asgi_job *job) {
                                : NULL;
     if (job->kind == TB_JOB_WS_OPEN) {
         w->ws = job->socket;
-        w->state = TB_WS_OPEN;
         if (w->ended) turbo_ws_close(w->ws, 1000, NULL); /* the endpoint did not wait for its accept() */
     } else if (job->kind == TB_JOB_WS_CLOSE) {
-        w->state = TB_WS_CLOSED;
         w->code = job->code;
     }
     PyObject *receiver = message || job->kind == TB_JOB_WS_CLOSE ? tb_ws_receiver(w) : NULL;
@@ -3303,7 +3301,6 @@ static void tb_ws_refuse(tb_WebSocket *w, tb_reply *a) {
         a->status = 403;
         w->reply = NULL;
     }
-    w->state = TB_WS_CLOSED;
     w->code = 1006;
     tb_loop_resume(d, tb_reply_write, a);
 }
