@@ -2690,17 +2690,16 @@ static tb_asgi_job *tb_asgi_job_new(tb_mount *m, turbo_req *req) {
     tb_asgi_job *job =
         (tb_asgi_job *)malloc(sizeof *job + method.len + path.len + query.len + headers_len + body.len);
     if (!job) return NULL;
-    job->next = NULL;
-    job->kind = TB_JOB_REQUEST;
-    job->mount = m;
-    job->version = turbo_req_version(req);
+    *job = (tb_asgi_job){.kind = TB_JOB_REQUEST,
+                         .mount = m,
+                         .version = turbo_req_version(req),
+                         .nheaders = n,
+                         .method_len = method.len,
+                         .path_len = path.len,
+                         .query_len = query.len,
+                         .headers_len = headers_len,
+                         .body_len = body.len};
     job->port = turbo_req_peer(req, job->host, sizeof job->host);
-    job->nheaders = n;
-    job->method_len = method.len;
-    job->path_len = path.len;
-    job->query_len = query.len;
-    job->headers_len = headers_len;
-    job->body_len = body.len;
     char *o = job->data;
     memcpy(o, method.ptr, method.len);
     o += method.len;
@@ -3029,13 +3028,7 @@ static void tb_ws_post(tb_WebSocket *w, int kind, turbo_ws *ws, int code, const 
         if (ws) turbo_ws_close(ws, 1011, "out of memory");
         return;
     }
-    job->next = NULL;
-    job->kind = kind;
-    job->link = NULL;
-    job->ws = w;
-    job->socket = ws;
-    job->code = code;
-    job->body_len = len;
+    *job = (tb_asgi_job){.kind = kind, .ws = w, .socket = ws, .code = code, .body_len = len};
     if (len) memcpy(job->data, data, len);
     if (!tb_asgi_post(job)) free(job);
 }
