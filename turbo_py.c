@@ -468,6 +468,14 @@ static void tb_jd_space(tb_jd *d) {
     while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t')) d->p++;
 }
 
+/* Is c next, after any white space? Then it is taken. */
+static int tb_jd_next(tb_jd *d, char c) {
+    tb_jd_space(d);
+    if (d->p == d->end || *d->p != c) return 0;
+    d->p++;
+    return 1;
+}
+
 /* Does word come next? Then it is taken. */
 static int tb_jd_word(tb_jd *d, const char *word, size_t n) {
     if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0) return 0;
@@ -622,23 +630,16 @@ static PyObject *tb_jd_container(tb_jd *d, int is_list) {
     char close = is_list ? ']' : '}';
     if (!c) return NULL;
     if (++d->depth > TB_JD_DEPTH) goto out;
-    tb_jd_space(d);
-    if (d->p < d->end && *d->p == close) {
-        d->p++;
-        d->depth--;
-        return c;
-    }
-    for (;;) {
-        if (!is_list) {
-            if (d->p == d->end || *d->p++ != '"') goto out;
+    if (tb_jd_next(d, close)) goto closed;
+    do {
+        if (!is_list) { /* a key and its colon */
+            if (!tb_jd_next(d, '"')) goto out;
             if ((key = tb_jd_string(d, 1)) == TB_JD_PASS || !key) {
                 v = key;
                 key = NULL;
                 goto out;
             }
-            tb_jd_space(d);
-            if (d->p == d->end || *d->p++ != ':') goto out;
-            tb_jd_space(d);
+            if (!tb_jd_next(d, ':')) goto out;
         }
         if ((v = tb_jd_value(d)) == TB_JD_PASS || !v) goto out;
         int rc = is_list ? PyList_Append(c, v) : PyDict_SetItem(c, key, v);
@@ -646,22 +647,20 @@ static PyObject *tb_jd_container(tb_jd *d, int is_list) {
         Py_CLEAR(key);
         v = rc ? NULL : TB_JD_PASS;
         if (rc) goto out;
-        tb_jd_space(d);
-        if (d->p < d->end && *d->p == close) {
-            d->p++;
-            d->depth--;
-            return c;
-        }
-        if (d->p == d->end || *d->p++ != ',') goto out;
-        tb_jd_space(d);
-    }
+    } while (tb_jd_next(d, ','));
+    if (!tb_jd_next(d, close)) goto out;
+closed:
+    d->depth--;
+    return c;
 out: /* v: TB_JD_PASS, or NULL with an exception set */
     Py_XDECREF(key);
     Py_DECREF(c);
     return v;
 }
 
+/* A value, after any white space. */
 static PyObject *tb_jd_value(tb_jd *d) {
+    tb_jd_space(d);
     if (d->p == d->end) return TB_JD_PASS;
     switch (*d->p) {
     case '{': d->p++; return tb_jd_container(d, 0);
@@ -682,7 +681,6 @@ static PyObject *tb_loads(PyObject *body) {
     if (!PyBytes_Check(body)) return PyObject_CallOneArg(tb_json_loads, body);
     tb_jd d = {(const unsigned char *)PyBytes_AS_STRING(body), NULL, 0, NULL, 0};
     d.end = d.p + PyBytes_GET_SIZE(body);
-    tb_jd_space(&d);
     PyObject *v = tb_jd_value(&d);
     PyMem_Free(d.chars);
     if (v && v != TB_JD_PASS) {
