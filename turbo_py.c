@@ -86,9 +86,8 @@ static int tb_pydantic_v2;
 static PyObject *tb_kw_mode; /* ("mode",): the keyword of model_dump(mode="json") */
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
     *tb_s_content_type, *tb_s_background;
-static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
-    *tb_s_flush, *tb_s_model_dump, *tb_s_json, *tb_s_done, *tb_s_set_result, *tb_s_set_exception,
-    *tb_s_append, *tb_s_popleft;
+static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_model_dump, *tb_s_json, *tb_s_done,
+    *tb_s_set_result, *tb_s_set_exception, *tb_s_append, *tb_s_popleft;
 
 /* The asyncio loop of this process, when the app has async handlers. */
 static PyObject *tb_Loop;        /* the class */
@@ -1668,7 +1667,7 @@ static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t i
     const char *s = PyUnicode_AsUTF8AndSize(v, &n);
     if (!s || tb_arg_scalar(q, where, s, (size_t)n, out, errors) < 0) return -1;
     for (Py_ssize_t i = before; index >= 0 && *errors && i < PyList_GET_SIZE(*errors); i++) {
-        PyObject *loc = PyDict_GetItem(PyList_GET_ITEM(*errors, i), tb_s_loc);
+        PyObject *loc = PyDict_GetItemString(PyList_GET_ITEM(*errors, i), "loc");
         if (!loc || tb_append(loc, PyLong_FromSsize_t(index)) < 0) return -1;
     }
     return 0;
@@ -1730,8 +1729,8 @@ static int tb_is_json_request(turbo_req *req) {
 
 static int tb_add_json_invalid(PyObject **errors) {
     PyObject *exc = tb_take_exception();
-    PyObject *pos = PyObject_GetAttr(exc, tb_s_pos);
-    PyObject *msg = pos ? PyObject_GetAttr(exc, tb_s_msg) : NULL;
+    PyObject *pos = PyObject_GetAttrString(exc, "pos");
+    PyObject *msg = pos ? PyObject_GetAttrString(exc, "msg") : NULL;
     PyObject *e = msg ? Py_BuildValue("{s:s,s:[s,O],s:s,s:{},s:{s:O}}", "type", "json_invalid", "loc", "body",
                                       pos, "msg", "JSON decode error", "input", "ctx", "error", msg)
                       : NULL;
@@ -2095,7 +2094,7 @@ static void tb_pending_dealloc(PyObject *self) {
 }
 
 static void tb_close_coroutine(PyObject *coro) {
-    PyObject *closed = PyObject_CallMethodNoArgs(coro, tb_s_close);
+    PyObject *closed = PyObject_CallMethod(coro, "close", NULL);
     Py_XDECREF(closed);
     PyErr_Clear();
 }
@@ -3827,7 +3826,7 @@ static void tb_flush_std_streams(void) {
     static const char *const names[] = {"stdout", "stderr"};
     for (int i = 0; i < 2; i++) {
         PyObject *f = PySys_GetObject(names[i]); /* borrowed */
-        PyObject *r = f && f != Py_None ? PyObject_CallMethodNoArgs(f, tb_s_flush) : NULL;
+        PyObject *r = f && f != Py_None ? PyObject_CallMethod(f, "flush", NULL) : NULL;
         Py_XDECREF(r);
         PyErr_Clear();
     }
@@ -4188,11 +4187,6 @@ static int tb_module_state_init(void) {
         const char *text;
     } strings[] = {{&tb_s_result, "result"},
                    {&tb_s_add_done_callback, "add_done_callback"},
-                   {&tb_s_pos, "pos"},
-                   {&tb_s_msg, "msg"},
-                   {&tb_s_loc, "loc"},
-                   {&tb_s_close, "close"},
-                   {&tb_s_flush, "flush"},
                    {&tb_s_json, "json"},
                    {&tb_s_model_dump, "model_dump"},
                    {&tb_s_content, "content"},
