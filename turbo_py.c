@@ -729,8 +729,6 @@ static void tb_trim(const char **s, size_t *n) {
     while (*n && Py_ISSPACE((*s)[*n - 1])) (*n)--;
 }
 
-static int tb_is_digit(char c) { return c >= '0' && c <= '9'; }
-
 /* Copies s without the underscores that pydantic allows between two
    letters or digits; NULL (no error) if one is misplaced. PyMem_Free it. */
 static char *tb_copy_without_underscores(const char *s, size_t n) {
@@ -1404,7 +1402,7 @@ static PyObject *tb_parse_int(const char *s, size_t n) {
     if (n && n <= 18) { /* the common case first: digits only */
         long long v = 0;
         size_t i = 0;
-        while (i < n && tb_is_digit(s[i])) v = v * 10 + (s[i++] - '0');
+        while (i < n && Py_ISDIGIT(s[i])) v = v * 10 + (s[i++] - '0');
         if (i == n) return PyLong_FromLongLong(v);
     }
     tb_trim(&s, &n);
@@ -1417,7 +1415,7 @@ static PyObject *tb_parse_int(const char *s, size_t n) {
     size_t start = (dot && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
     if (start == dot) return NULL;
     for (size_t i = start; i < dot; i++)
-        if (!tb_is_digit(s[i]) && s[i] != '_') return NULL;
+        if (!Py_ISDIGIT(s[i]) && s[i] != '_') return NULL;
     char *digits = tb_copy_without_underscores(s, dot);
     if (!digits) return NULL;
     PyObject *v = PyLong_FromString(digits, NULL, 10);
@@ -2707,7 +2705,7 @@ static tb_asgi_job *tb_asgi_job_new(tb_mount *m, turbo_req *req) {
     for (int i = 0; i < n; i++) {
         turbo_str name = turbo_req_header_name(req, i), value = turbo_req_header_value(req, i);
         for (size_t k = 0; k < name.len; k++) /* ASGI's names are in lower case */
-            *o++ = (char)(name.ptr[k] >= 'A' && name.ptr[k] <= 'Z' ? name.ptr[k] + 32 : name.ptr[k]);
+            *o++ = (char)Py_TOLOWER(name.ptr[k]);
         *o++ = '\0';
         if (value.len) memcpy(o, value.ptr, value.len);
         o += value.len;
@@ -3481,7 +3479,7 @@ static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kw
                             s->mount->label);
     const char *text = PyUnicode_AsUTF8(status);
     if (!text) return NULL;
-    long code = strlen(text) >= 3 && tb_is_digit(text[0]) && tb_is_digit(text[1]) && tb_is_digit(text[2])
+    long code = strlen(text) >= 3 && Py_ISDIGIT(text[0]) && Py_ISDIGIT(text[1]) && Py_ISDIGIT(text[2])
                     ? (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0')
                     : -1;
     if (!tb_check_status(code)) return NULL;
@@ -3502,10 +3500,7 @@ static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
     char key[300];
     size_t n = name.len < sizeof key - 6 ? name.len : sizeof key - 6;
     memcpy(key, "HTTP_", 5);
-    for (size_t i = 0; i < n; i++) {
-        char ch = name.ptr[i];
-        key[5 + i] = ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-    }
+    for (size_t i = 0; i < n; i++) key[5 + i] = name.ptr[i] == '-' ? '_' : (char)Py_TOUPPER(name.ptr[i]);
     key[5 + n] = '\0';
     const char *k = strcmp(key, "HTTP_CONTENT_TYPE") == 0     ? "CONTENT_TYPE"
                     : strcmp(key, "HTTP_CONTENT_LENGTH") == 0 ? "CONTENT_LENGTH"
