@@ -881,9 +881,7 @@ static PyObject *tb_request_field(tb_Request *r, int field) {
 }
 
 static PyObject *tb_request_get(PyObject *self, void *field) {
-    PyObject *v = tb_request_field((tb_Request *)self, (int)(intptr_t)field);
-    Py_XINCREF(v);
-    return v;
+    return Py_XNewRef(tb_request_field((tb_Request *)self, (int)(intptr_t)field));
 }
 
 /* Called when the turbo_req is about to go away: a Request still referenced
@@ -2265,10 +2263,7 @@ static int tb_header_bytes(PyObject *o, const char **p, Py_ssize_t *n) {
         *n = PyUnicode_GET_LENGTH(o);
         return 0;
     }
-    PyErr_Format(PyExc_TypeError,
-                 "a response header must be bytes (ASGI) or an ASCII str (WSGI), "
-                 "not %R",
-                 o);
+    PyErr_Format(PyExc_TypeError, "a response header must be bytes (ASGI) or an ASCII str (WSGI), not %R", o);
     return -1;
 }
 
