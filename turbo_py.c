@@ -107,7 +107,7 @@ static pthread_key_t tb_scratch_key;
 static PyInterpreterState *tb_interp;
 static __thread PyThreadState *tb_thread_ts;
 static PyThreadState **tb_worker_states;
-static size_t tb_nworker_states, tb_worker_states_cap;
+static size_t tb_nworker_states;
 
 static int tb_gil_take(void) {
     PyThreadState *ts = tb_thread_ts;
@@ -118,17 +118,14 @@ static int tb_gil_take(void) {
     ts = PyThreadState_New(tb_interp);
     if (!ts) return -1;
     PyEval_RestoreThread(ts);
-    if (tb_nworker_states == tb_worker_states_cap) {
-        size_t cap = tb_worker_states_cap ? tb_worker_states_cap * 2 : 16;
-        PyThreadState **grown = PyMem_Realloc(tb_worker_states, cap * sizeof *grown);
-        if (!grown) {
-            PyThreadState_Clear(ts);
-            PyThreadState_DeleteCurrent();
-            return -1;
-        }
-        tb_worker_states = grown;
-        tb_worker_states_cap = cap;
+    /* Once per thread: the array grows by one. */
+    PyThreadState **grown = PyMem_Realloc(tb_worker_states, (tb_nworker_states + 1) * sizeof *grown);
+    if (!grown) {
+        PyThreadState_Clear(ts);
+        PyThreadState_DeleteCurrent();
+        return -1;
     }
+    tb_worker_states = grown;
     tb_worker_states[tb_nworker_states++] = ts;
     tb_thread_ts = ts;
     return 0;
@@ -144,7 +141,7 @@ static void tb_delete_worker_states(void) {
     }
     PyMem_Free(tb_worker_states);
     tb_worker_states = NULL;
-    tb_nworker_states = tb_worker_states_cap = 0;
+    tb_nworker_states = 0;
 }
 
 /* ================================================================ errors and logs */
