@@ -2101,11 +2101,8 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
         tb_answer_exception(res, pl, NULL);
         return;
     }
-    tb_Pending *p = PyObject_New(tb_Pending, &tb_PendingType);
-    if (p) {
-        p->plan = pl;
-        p->result = p->error = NULL;
-    }
+    tb_Pending *p = (tb_Pending *)tb_PendingType.tp_alloc(&tb_PendingType, 0); /* zeroed */
+    if (p) p->plan = pl;
     if (!p || !(p->defer = turbo_res_defer(res))) {
         Py_XDECREF(p);
         tb_close_coroutine(coro);
@@ -2748,7 +2745,7 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
    call takes over link's reference. scope or body NULL: d gets a 500. */
 static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, PyObject *app, PyObject *scope,
                         PyObject *body, PyObject *start) {
-    tb_ASGICall *c = scope && body ? PyObject_New(tb_ASGICall, &tb_ASGICallType) : NULL;
+    tb_ASGICall *c = scope && body ? (tb_ASGICall *)tb_ASGICallType.tp_alloc(&tb_ASGICallType, 0) : NULL;
     PyObject *receive = NULL, *send = NULL, *coro = NULL, *task = NULL, *added = NULL;
     if (!c) {
         tb_log_error_line(label);
@@ -2761,9 +2758,7 @@ static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, P
     c->defer = d;
     c->label = label;
     c->reply = tb_reply_new();
-    c->body = Py_NewRef(body);
-    c->disconnect = c->waiter = NULL;
-    c->started = c->streamed = c->in_flight = c->app_done = c->gone = 0;
+    c->body = Py_NewRef(body); /* the other fields are zero (tp_alloc) */
     if (c->reply && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c)) &&
         (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c)) &&
         (coro = PyObject_CallFunctionObjArgs(app, scope, receive, send, NULL)) &&
@@ -3483,8 +3478,6 @@ static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kw
     return PyCFunction_New(&tb_wsgi_write_def, self);
 }
 
-static void tb_wsgi_start_dealloc(PyObject *self) { PyObject_Free(self); }
-
 static PyObject *tb_io_BytesIO;
 
 /* "HTTP_" + the name in upper case, '-' as '_'; repeated headers joined by ", ". */
@@ -3590,13 +3583,12 @@ static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
         turbo_res_text(res, 500, "Internal Server Error");
         return;
     }
-    tb_WSGIStart *start = PyObject_New(tb_WSGIStart, &tb_WSGIStartType);
+    tb_WSGIStart *start = (tb_WSGIStart *)tb_WSGIStartType.tp_alloc(&tb_WSGIStartType, 0); /* zeroed */
     PyObject *env = NULL, *result = NULL;
     int rc = -1;
     if (start) {
         start->reply = tb_reply_new();
         start->mount = m;
-        start->started = start->flushed = 0;
     }
     if (start && start->reply && (env = tb_wsgi_environ(m, req, tb_multiprocess)) &&
         (result = PyObject_CallFunctionObjArgs(m->app, env, (PyObject *)start, NULL)))
@@ -4061,8 +4053,7 @@ static PyTypeObject tb_ASGICallType = {
 static PyTypeObject tb_WSGIStartType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "turbo._StartResponse",
-    .tp_basicsize = sizeof(tb_WSGIStart),
-    .tp_dealloc = tb_wsgi_start_dealloc,
+    .tp_basicsize = sizeof(tb_WSGIStart), /* tp_dealloc: object's (it owns no reference) */
     .tp_call = tb_wsgi_start_call,
     .tp_flags = Py_TPFLAGS_DEFAULT,
 };
