@@ -2434,10 +2434,11 @@ static void tb_asgi_disconnected(tb_ASGICall *c) {
     }
 }
 
-/* The answer is complete: to turbo. */
+/* The answer is complete: to turbo (a: the call's reply, or a 500). */
 static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
     turbo_defer *d = c->defer;
     c->defer = NULL;
+    if (a == c->reply) c->reply = NULL;
     tb_loop_resume(d, tb_reply_write, a);
     tb_asgi_disconnected(c);
 }
@@ -2560,11 +2561,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
         Py_XDECREF(more);
         if (rc < 0 || more_body < 0) return NULL;
         if (more_body && c->reply->body.len) return tb_asgi_stream(c);
-        if (!more_body) {
-            tb_reply *a = c->reply;
-            c->reply = NULL;
-            tb_asgi_finish(c, a);
-        }
+        if (!more_body) tb_asgi_finish(c, c->reply);
     } else if (strcmp(t, "http.response.pathsend") == 0) {
         if (!c->started)
             return tb_hosted_fail(c->label, "sent http.response.pathsend before http.response.start");
@@ -2576,9 +2573,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
         Py_XDECREF(bytes);
         if (!c->reply->file)
             return PyErr_Occurred() ? NULL : tb_hosted_fail(c->label, "pathsend without a str 'path'");
-        tb_reply *a = c->reply;
-        c->reply = NULL;
-        tb_asgi_finish(c, a);
+        tb_asgi_finish(c, c->reply);
     } else {
         return PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'", c->label, t);
     }
