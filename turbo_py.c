@@ -161,9 +161,12 @@ static PyObject *tb_take_exception(void) {
 #endif
 }
 
-/* Prints a traceback on sys.stderr under a line naming the route. Unlike
-   PyErr_Print it never exits on SystemExit. */
+/* Prints exc's traceback (NULL: the raised exception's, which it takes) on
+   sys.stderr under a line naming the route. Unlike PyErr_Print it never
+   exits on SystemExit. */
 static void tb_log_exception(const char *label, PyObject *exc) {
+    PyObject *raised = exc ? NULL : (exc = tb_take_exception());
+    if (!exc) return;
     PySys_FormatStderr("turbo: %s: unhandled exception\n", label);
 #if PY_VERSION_HEX >= 0x030C0000
     PyErr_DisplayException(exc);
@@ -172,6 +175,7 @@ static void tb_log_exception(const char *label, PyObject *exc) {
     PyErr_Display((PyObject *)Py_TYPE(exc), exc, tb);
     Py_XDECREF(tb);
 #endif
+    Py_XDECREF(raised);
 }
 
 /* Logs exc as one line (type and message), with a note after it. */
@@ -1810,9 +1814,7 @@ static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject 
         return 0;
     }
     if (!r) {
-        PyObject *exc = tb_take_exception();
-        if (exc) tb_log_route_exception(pl, exc);
-        Py_XDECREF(exc);
+        tb_log_route_exception(pl, NULL);
         tb_send_500(res);
         return 1;
     }
@@ -1923,33 +1925,32 @@ static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
     }
     tb_answer_value(res, pl, PyTuple_GET_ITEM(result, 0));
     PyObject *done = PyObject_CallNoArgs(PyTuple_GET_ITEM(result, 1));
-    if (!done) {
-        PyObject *exc = tb_take_exception();
-        if (exc) tb_log_route_exception(pl, exc);
-        Py_XDECREF(exc);
-    }
+    if (!done) tb_log_route_exception(pl, NULL);
     Py_XDECREF(done);
 }
 
 /* A route's first TB_FULL_TRACEBACKS exceptions are logged with their
    traceback, then one in TB_TRACEBACK_EVERY; the others as one line with
    their count, so that a client cannot grow the log by a traceback per
-   request. */
+   request. exc NULL: the raised exception, taken. */
 #define TB_FULL_TRACEBACKS 10
 #define TB_TRACEBACK_EVERY 100
 static void tb_log_route_exception(tb_plan *pl, PyObject *exc) {
-    unsigned long n = ++pl->failures;
+    PyObject *raised = exc ? NULL : (exc = tb_take_exception());
     char note[96];
+    if (!exc) return;
+    unsigned long n = ++pl->failures;
     if (n <= TB_FULL_TRACEBACKS || n % TB_TRACEBACK_EVERY == 0) {
         tb_log_exception(pl->label, exc);
         if (n == TB_FULL_TRACEBACKS)
             PySys_FormatStderr("turbo: %s: %d unhandled exceptions: from now on one line each, "
                                "with the traceback of one in %d\n",
                                pl->label, TB_FULL_TRACEBACKS, TB_TRACEBACK_EVERY);
-        return;
+    } else {
+        snprintf(note, sizeof note, " (unhandled exception %lu of this route)", n);
+        tb_log_line(pl->label, exc, note);
     }
-    snprintf(note, sizeof note, " (unhandled exception %lu of this route)", n);
-    tb_log_line(pl->label, exc, note);
+    Py_XDECREF(raised);
 }
 
 /* Answers with an exception: exc (stolen), or the raised one if NULL. */
@@ -2585,13 +2586,8 @@ static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
     tb_ASGICall *c = (tb_ASGICall *)self;
     PyObject *future, *result;
     if (kwds || !PyArg_ParseTuple(args, "O", &future)) return NULL;
-    if (!(result = PyObject_CallMethodNoArgs(future, tb_s_result))) {
-        PyObject *exc = tb_take_exception();
-        if (exc) tb_log_exception(c->label, exc);
-        Py_XDECREF(exc);
-    } else if (c->defer) {
-        PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->label);
-    }
+    if (!(result = PyObject_CallMethodNoArgs(future, tb_s_result))) tb_log_exception(c->label, NULL);
+    else if (c->defer) PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->label);
     Py_XDECREF(result);
     c->app_done = 1;
     if (c->defer && c->streamed) { /* too late for a 500: the client sees the end missing */
@@ -3596,9 +3592,7 @@ static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
     } else if (rc == 0) {
         tb_reply_write(res, start->reply);
     } else {
-        PyObject *exc = tb_take_exception();
-        if (exc) tb_log_exception(m->label, exc);
-        Py_XDECREF(exc);
+        tb_log_exception(m->label, NULL);
         if (start && start->reply) tb_reply_free(start->reply);
         if (start && start->flushed) turbo_res_abort(res); /* too late for a 500 */
         else tb_send_500(res);
