@@ -358,20 +358,15 @@ static PyObject *tb_pydantic_base(void) {
     return tb_BaseModel;
 }
 
-static int tb_is_model(PyObject *o) {
-    PyObject *base = tb_pydantic_base();
-    if (!base) return 0;
-    int r = PyObject_IsInstance(o, base);
-    if (r < 0) PyErr_Clear();
-    return r > 0;
-}
-
 /* Objects that are not JSON types but have a JSON form, as FastAPI's
    encoder gives them: a pydantic model its dump, the others (enum members,
    sets, dates, UUIDs, dataclasses...) what tb_plain says. A new reference;
    NULL without an error if o has none. */
 static PyObject *tb_plain_value(PyObject *o) {
-    if (tb_is_model(o)) {
+    PyObject *base = tb_pydantic_base();
+    int is_model = base ? PyObject_IsInstance(o, base) : 0;
+    if (is_model < 0) PyErr_Clear(); /* then it is no model */
+    if (is_model > 0) {
         if (!tb_pydantic_v2) return PyObject_CallMethod(o, "dict", NULL);
         PyObject *args[] = {o, tb_s_json};
         return PyObject_VectorcallMethod(tb_s_model_dump, args, 1, tb_kw_mode);
