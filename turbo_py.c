@@ -975,30 +975,20 @@ static int tb_check_header(PyObject *name, PyObject *value) {
     return rc == 0 ? 0 : -1;
 }
 
-/* headers: None, a mapping or an iterable of pairs -> a checked list of pairs. */
+/* headers: a mapping or an iterable of pairs -> a checked list of pairs. */
 static PyObject *tb_header_list(PyObject *headers) {
-    if (!headers || headers == Py_None) return PyList_New(0);
     PyObject *items = PyMapping_Check(headers) && !PyList_Check(headers) && !PyTuple_Check(headers)
                           ? PyMapping_Items(headers)
                           : PySequence_List(headers);
-    if (!items) return NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+    for (Py_ssize_t i = 0; items && i < PyList_GET_SIZE(items); i++) {
         PyObject *pair = PySequence_Tuple(PyList_GET_ITEM(items, i));
-        if (!pair || PyTuple_GET_SIZE(pair) != 2) {
-            if (pair) PyErr_SetString(PyExc_ValueError, "headers must be (name, value) pairs");
-            Py_XDECREF(pair);
-            Py_DECREF(items);
-            return NULL;
+        if (pair && PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_ValueError, "headers must be (name, value) pairs");
+            Py_CLEAR(pair);
         }
-        if (tb_check_header(PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
-            Py_DECREF(pair);
-            Py_DECREF(items);
-            return NULL;
-        }
-        if (PyList_SetItem(items, i, pair) < 0) { /* steals pair, drops the old item */
-            Py_DECREF(items);
-            return NULL;
-        }
+        if (pair && tb_check_header(PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) Py_CLEAR(pair);
+        if (!pair || PyList_SetItem(items, i, pair) < 0) /* steals pair, drops the old item */
+            Py_CLEAR(items);
     }
     return items;
 }
