@@ -2252,17 +2252,18 @@ static int tb_header_bytes(PyObject *o, const char **p, Py_ssize_t *n) {
    left out: turbo computes them. 0, or -1 with an exception. */
 static int tb_reply_headers(tb_reply *a, PyObject *headers) {
     PyObject *it = PyObject_GetIter(headers), *pair;
+    int rc = 0; /* the last pair's; 0 (added) and TURBO_HEADER_OWNED (left to turbo) go on */
     if (!it) return -1;
-    while ((pair = PyIter_Next(it)) != NULL) {
+    while ((rc == 0 || rc == TURBO_HEADER_OWNED) && (pair = PyIter_Next(it)) != NULL) {
         PyObject *seq = PySequence_Fast(pair, "a response header must be a (name, value) pair");
         const char *n = NULL, *v = NULL;
         Py_ssize_t nn = 0, vn = 0;
-        int rc = !seq                                 ? -1
-                 : PySequence_Fast_GET_SIZE(seq) != 2 ? -2
-                 : tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 0), &n, &nn) < 0 ||
-                         tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 1), &v, &vn) < 0
-                     ? -1
-                     : turbo_header_check(n, (size_t)nn, v, (size_t)vn);
+        rc = !seq                                 ? -1
+             : PySequence_Fast_GET_SIZE(seq) != 2 ? -2
+             : tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 0), &n, &nn) < 0 ||
+                     tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 1), &v, &vn) < 0
+                 ? -1
+                 : turbo_header_check(n, (size_t)nn, v, (size_t)vn);
         if (rc == -2) PyErr_SetString(PyExc_ValueError, "a response header must be a (name, value) pair");
         if (rc == TURBO_HEADER_BAD_NAME || rc == TURBO_HEADER_BAD_VALUE)
             PyErr_Format(PyExc_ValueError, "response header %R is not valid HTTP", pair);
@@ -2281,13 +2282,9 @@ static int tb_reply_headers(tb_reply *a, PyObject *headers) {
         }
         Py_XDECREF(seq);
         Py_DECREF(pair);
-        if (rc != 0 && rc != TURBO_HEADER_OWNED) {
-            Py_DECREF(it);
-            return -1;
-        }
     }
     Py_DECREF(it);
-    return PyErr_Occurred() ? -1 : 0;
+    return (rc == 0 || rc == TURBO_HEADER_OWNED) && !PyErr_Occurred() ? 0 : -1;
 }
 
 /* Appends a bytes-like body part. */
