@@ -993,11 +993,8 @@ static PyObject *tb_header_list(PyObject *headers) {
     return items;
 }
 
-/* Sends status, the checked header pairs, an optional Content-Type and the body. */
-static void tb_send_with_headers(turbo_res *res, const char *label, int status, PyObject *headers,
-                                 const char *content_type, size_t content_type_len, const char *body,
-                                 size_t len) {
-    turbo_res_status(res, status);
+/* Adds a Response's header pairs (a list, or NULL), checked when they were set. */
+static void tb_put_headers(turbo_res *res, const char *label, PyObject *headers) {
     for (Py_ssize_t i = 0; headers && i < PyList_GET_SIZE(headers); i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i);
         Py_ssize_t nn = 0, vn = 0;
@@ -1012,8 +1009,6 @@ static void tb_send_with_headers(turbo_res *res, const char *label, int status, 
             PySys_FormatStderr("turbo: %s: response header %R refused\n", label, pair);
         }
     }
-    if (content_type) turbo_res_headern(res, "Content-Type", 12, content_type, content_type_len);
-    if (body) turbo_res_body(res, body, len);
 }
 
 static int tb_has_header(PyObject *headers, const char *name) {
@@ -1070,16 +1065,17 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
         ctn += sizeof charset - 1;
         ct = joined;
     }
-    int is_bytes = PyBytes_Check(r->body);
     const char *file = r->file && PyBytes_Check(r->file) ? PyBytes_AS_STRING(r->file) : NULL;
-    tb_send_with_headers(res, label, r->status_code, r->headers, ct, (size_t)ctn,
-                         file       ? NULL
-                         : is_bytes ? PyBytes_AS_STRING(r->body)
-                                    : (const char *)PyUnicode_DATA(r->body),
-                         (size_t)(is_bytes ? PyBytes_GET_SIZE(r->body) : PyUnicode_GET_LENGTH(r->body)));
+    turbo_res_status(res, r->status_code);
+    tb_put_headers(res, label, r->headers);
+    if (ct) turbo_res_headern(res, "Content-Type", 12, ct, (size_t)ctn);
     /* A 200 may become a 304 or a 206; another status keeps the whole file. */
     if (file && r->status_code == 200) turbo_res_file(res, NULL, file);
     else if (file) turbo_res_body_file(res, file);
+    else if (PyBytes_Check(r->body))
+        turbo_res_body(res, PyBytes_AS_STRING(r->body), (size_t)PyBytes_GET_SIZE(r->body));
+    else /* an ASCII str: its characters are its UTF-8 */
+        turbo_res_body(res, PyUnicode_DATA(r->body), (size_t)PyUnicode_GET_LENGTH(r->body));
     if (joined != small) PyMem_Free(joined);
 }
 
