@@ -3406,13 +3406,13 @@ static PyMethodDef tb_ws_methods[] = {
 /* ---- WSGI (PEP 3333): the app runs on the turbo thread, which its loop
    leaves behind if it blocks */
 
-/* start_response, one per request; write() is its method. */
+/* start_response, one per request; write() is its method. Once a streamed
+   body has begun, the head has gone out: reply->body_only. */
 typedef struct {
     PyObject_HEAD
     tb_reply *reply;
     tb_mount *mount;
     int started;
-    int flushed; /* streamed: the head and the body so far have gone out */
 } tb_WSGIStart;
 
 static PyObject *tb_wsgi_write(PyObject *self, PyObject *data) {
@@ -3498,13 +3498,12 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
     return env;
 }
 
-/* Sends the head and the body so far (the GIL let go while the client
-   takes it): 0, or 1 when the client has gone. */
+/* Sends the head (the first time) and the body so far (the GIL let go
+   while the client takes it): 0, or 1 when the client has gone. */
 static int tb_wsgi_flush(tb_WSGIStart *s, turbo_res *res) {
     int rc;
-    if (s->flushed) turbo_res_body(res, s->reply->body.data, s->reply->body.len);
-    else tb_reply_put(res, s->reply);
-    s->flushed = 1;
+    tb_reply_put(res, s->reply);
+    s->reply->body_only = 1;
     s->reply->body.len = 0;
     Py_BEGIN_ALLOW_THREADS
     rc = turbo_res_flush(res);
@@ -3564,16 +3563,13 @@ static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
         rc = tb_wsgi_consume(start, result, res);
     if (rc == 0 && !start->started)
         rc = (tb_hosted_fail(m->label, "the app returned without calling start_response"), -1);
-    if (rc >= 0 && start->flushed) { /* the rest of the stream; turbo ends it */
-        turbo_res_body(res, start->reply->body.data, start->reply->body.len);
-        tb_reply_free(start->reply);
-    } else if (rc == 0) {
+    if (rc >= 0) { /* the answer, or the rest of a stream (turbo ends it) */
         tb_reply_write(res, start->reply);
     } else {
         tb_log_exception(m->label, NULL);
-        if (start && start->reply) tb_reply_free(start->reply);
-        if (start && start->flushed) turbo_res_abort(res); /* too late for a 500 */
+        if (start && start->reply && start->reply->body_only) turbo_res_abort(res); /* too late for a 500 */
         else tb_send_500(res);
+        if (start && start->reply) tb_reply_free(start->reply);
     }
     Py_XDECREF(result);
     Py_XDECREF(env);
