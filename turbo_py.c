@@ -2076,19 +2076,15 @@ static void tb_close_coroutine(PyObject *coro) {
 
 /* Hands a coroutine to this process's loop and defers the answer. */
 static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
-    if (!tb_loop_submit) {
-        tb_close_coroutine(coro);
-        PyErr_SetString(PyExc_RuntimeError, "the handler returned a coroutine but this process "
-                                            "runs no asyncio loop: declare it with async def");
-        tb_answer_exception(res, pl, NULL);
-        return;
-    }
-    tb_Pending *p = (tb_Pending *)tb_PendingType.tp_alloc(&tb_PendingType, 0); /* zeroed */
-    if (p) p->plan = pl;
+    tb_Pending *p = tb_loop_submit ? (tb_Pending *)tb_PendingType.tp_alloc(&tb_PendingType, 0) : NULL;
+    if (p) p->plan = pl; /* the rest is zeroed */
     if (!p || !(p->defer = turbo_res_defer(res))) {
         Py_XDECREF(p);
         tb_close_coroutine(coro);
-        PyErr_NoMemory();
+        if (tb_loop_submit) PyErr_NoMemory();
+        else
+            PyErr_SetString(PyExc_RuntimeError, "the handler returned a coroutine but this process "
+                                                "runs no asyncio loop: declare it with async def");
         tb_answer_exception(res, pl, NULL);
         return;
     }
