@@ -1866,7 +1866,7 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
     if (pl->response &&
         (plain_json || !(PyObject_TypeCheck(result, &tb_ResponseType) || PyCallable_Check(result)))) {
         if (!(shaped = PyObject_CallOneArg(pl->response, result))) {
-            tb_answer_exception(res, pl, tb_take_exception()); /* as FastAPI: a 500 */
+            tb_answer_exception(res, pl, NULL); /* as FastAPI: a 500 */
             return;
         }
         result = shaped;
@@ -2035,13 +2035,8 @@ static void tb_resume(turbo_res *res, void *arg) {
         if (res) turbo_res_text(res, 500, "Internal Server Error");
         return; /* p is lost: without the GIL it cannot be released */
     }
-    if (res && p->result) {
-        tb_answer(res, p->plan, p->result);
-    } else if (res) {
-        PyObject *error = p->error;
-        p->error = NULL;
-        tb_answer_exception(res, p->plan, error);
-    }
+    if (res && p->result) tb_answer(res, p->plan, p->result);
+    else if (res) tb_answer_exception(res, p->plan, Py_XNewRef(p->error));
     Py_DECREF(p);
     if (!held) tb_gil_drop();
 }
