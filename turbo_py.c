@@ -1878,10 +1878,9 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
         background = ((tb_Response *)result)->background;
     } else if (!plain_json && PyCallable_Check(result)) {
         tb_answer_asgi(res, pl, result);
-    } else if (!plain_json && PyBytes_Check(result)) {
-        int empty = !turbo_status_has_body(pl->status);
-        turbo_res_send(res, pl->status, "application/octet-stream", empty ? "" : PyBytes_AS_STRING(result),
-                       empty ? 0 : (size_t)PyBytes_GET_SIZE(result));
+    } else if (!plain_json && PyBytes_Check(result)) { /* turbo drops the body of a 204 or a 304 */
+        turbo_res_send(res, pl->status, "application/octet-stream", PyBytes_AS_STRING(result),
+                       (size_t)PyBytes_GET_SIZE(result));
     } else if (tb_send_json(res, pl->status, result, 0) < 0) {
         tb_log_error_line(pl->label);
         tb_send_500(res);
