@@ -687,10 +687,7 @@ static PyObject *tb_loads(PyObject *body) {
 }
 
 /* turbo._turbo.json_loads(b): for tests and benchmarks. */
-static PyObject *tb_json_loads_py(PyObject *module, PyObject *body) {
-    (void)module;
-    return tb_loads(body);
-}
+static PyObject *tb_json_loads_py(PyObject *Py_UNUSED(module), PyObject *body) { return tb_loads(body); }
 
 /* ================================================================ small helpers */
 
@@ -909,8 +906,7 @@ static void tb_request_dealloc(PyObject *self) {
 static PyObject *tb_ready_new(PyObject *value);
 
 /* An awaitable, as Starlette's: await request.json(). */
-static PyObject *tb_request_json(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_request_json(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     PyObject *body = tb_request_field((tb_Request *)self, TB_RQ_BODY);
     return body ? tb_ready_new(tb_loads(body)) : NULL;
 }
@@ -1995,10 +1991,9 @@ static struct {
     pthread_t thread;
 } tb_loop_answers;
 
-static PyObject *tb_loop_flush(PyObject *self, PyObject *unused) {
+static PyObject *tb_loop_flush(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
     turbo_resumption batch[256];
     size_t n = tb_loop_answers.n;
-    (void)self, (void)unused;
     memcpy(batch, tb_loop_answers.held, n * sizeof *batch); /* resuming may hold more */
     tb_loop_answers.n = 0;
     turbo_defer_resume_all(batch, n);
@@ -2369,9 +2364,8 @@ static void tb_asgi_watch(turbo_defer *d, tb_asgi_link *link) {
 
 static PyObject *tb_asgi_message(const char *type) { return Py_BuildValue("{s:s}", "type", type); }
 
-static PyObject *tb_asgi_receive(PyObject *self, PyObject *unused) {
+static PyObject *tb_asgi_receive(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     tb_ASGICall *c = (tb_ASGICall *)self;
-    (void)unused;
     if (c->body) {
         PyObject *m =
             Py_BuildValue("{s:s,s:O,s:O}", "type", "http.request", "body", c->body, "more_body", Py_False);
@@ -2383,8 +2377,7 @@ static PyObject *tb_asgi_receive(PyObject *self, PyObject *unused) {
     return Py_NewRef(c->disconnect);
 }
 
-static void tb_asgi_abort(turbo_res *res, void *arg) {
-    (void)arg;
+static void tb_asgi_abort(turbo_res *res, void *Py_UNUSED(arg)) {
     if (res) turbo_res_abort(res);
 }
 
@@ -2759,9 +2752,8 @@ static void tb_ws_event(tb_asgi_job *job);
 
 /* The loop's reader of wake_fd: every job waiting becomes a task, calls
    whose connection went hear of it, WebSockets of their events. */
-static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
+static PyObject *tb_asgi_drain(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
     char bytes[64];
-    (void)self, (void)unused;
     while (read(tb_asgi_jobs.wake_fd[0], bytes, sizeof bytes) == (ssize_t)sizeof bytes) {
         /* a short read emptied the pipe */
     }
@@ -2785,8 +2777,7 @@ static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
 static PyMethodDef tb_asgi_drain_def = {"drain", tb_asgi_drain, METH_NOARGS, NULL};
 
 /* The loop's first callback: it knows its thread, and watches the pipe. */
-static PyObject *tb_asgi_attach(PyObject *add_reader, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_asgi_attach(PyObject *add_reader, PyObject *Py_UNUSED(ignored)) {
     tb_loop_answers.thread = pthread_self();
     tb_loop_answers.known = 1;
     PyObject *drain = PyCFunction_New(&tb_asgi_drain_def, NULL);
@@ -3083,23 +3074,19 @@ static PyObject *tb_ws_receive_as(tb_WebSocket *w, int want) {
     return Py_NewRef(w->receiver);
 }
 
-static PyObject *tb_ws_receive(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_ws_receive(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_MESSAGE);
 }
 
-static PyObject *tb_ws_receive_text(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_ws_receive_text(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_TEXT);
 }
 
-static PyObject *tb_ws_receive_bytes(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_ws_receive_bytes(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_BYTES);
 }
 
-static PyObject *tb_ws_receive_json(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_ws_receive_json(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_JSON);
 }
 
@@ -3767,31 +3754,27 @@ static void tb_flush_std_streams(void) {
 /* While turbo_run runs, the thread that called it holds the GIL only
    inside these hooks (see PROCESSES AND THE GIL, at the top, for the
    forks); the prefork supervisor never holds it. */
-static void tb_before_fork(void *arg) {
-    (void)arg;
+static void tb_before_fork(void *Py_UNUSED(arg)) {
     PyEval_RestoreThread(tb_thread_ts);
     PyOS_BeforeFork();
 }
 
-static void tb_after_fork(int in_child, void *arg) {
-    (void)arg;
+static void tb_after_fork(int in_child, void *Py_UNUSED(arg)) {
     if (in_child) PyOS_AfterFork_Child();
     else PyOS_AfterFork_Parent();
     tb_thread_ts = PyEval_SaveThread();
 }
 
-static void tb_on_process_start(int process_index, void *arg) {
+static void tb_on_process_start(int Py_UNUSED(process_index), void *arg) {
     tb_App *app = (tb_App *)arg;
-    (void)process_index;
     PyEval_RestoreThread(tb_thread_ts);
     if (app->has_async && tb_loop_start() < 0) tb_log_error_line("starting the asyncio loop");
     tb_lifespan(app, 1);
     tb_thread_ts = PyEval_SaveThread();
 }
 
-static void tb_on_process_stop(int process_index, void *arg) {
+static void tb_on_process_stop(int Py_UNUSED(process_index), void *arg) {
     tb_App *app = (tb_App *)arg;
-    (void)process_index;
     PyEval_RestoreThread(tb_thread_ts);
     tb_lifespan(app, 0);
     tb_loop_stop();
@@ -4024,13 +4007,12 @@ static PyTypeObject tb_PendingType = {
 /* form_parts(content_type, body): the parts of a multipart/form-data
    body as (name, filename or None, content type or None, head, data), for
    Request.form() (turbo/_support.py); None for another content type. */
-static PyObject *tb_form_parts(PyObject *self, PyObject *args) {
+static PyObject *tb_form_parts(PyObject *Py_UNUSED(self), PyObject *args) {
     turbo_str ct, body;
     Py_ssize_t ctn, bn;
     turbo_multipart m;
     turbo_part p;
     int rc = 1;
-    (void)self;
     if (!PyArg_ParseTuple(args, "s#y#:form_parts", &ct.ptr, &ctn, &body.ptr, &bn)) return NULL;
     ct.len = (size_t)ctn;
     body.len = (size_t)bn;
