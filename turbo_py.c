@@ -2188,27 +2188,17 @@ static void tb_reply_put(turbo_res *res, tb_reply *a) {
     if (a->length >= 0) turbo_res_head_length(res, (uint64_t)a->length);
 }
 
-/* Writes a (and frees it); res NULL: the client has gone. */
+/* Writes a (and frees it), or a 500 if a is NULL; res NULL: the client has gone. */
 static void tb_reply_write(turbo_res *res, void *arg) {
     tb_reply *a = (tb_reply *)arg;
-    if (res) tb_reply_put(res, a);
-    tb_reply_free(a);
+    if (res && a) tb_reply_put(res, a);
+    else if (res) tb_send_500(res);
+    if (a) tb_reply_free(a);
 }
 
 static tb_reply *tb_reply_new(void) {
     tb_reply *a = (tb_reply *)calloc(1, sizeof *a);
     if (a) a->length = -1;
-    return a;
-}
-
-static tb_reply *tb_reply_500(void) {
-    static const char body[] = "{\"detail\":\"Internal Server Error\"}";
-    static const char type[] = "Content-Type: application/json\r\n";
-    tb_reply *a = tb_reply_new();
-    if (!a) return NULL;
-    a->status = 500;
-    turbo_buf_append(&a->headers, type, sizeof type - 1);
-    turbo_buf_append(&a->body, body, sizeof body - 1);
     return a;
 }
 
@@ -2396,7 +2386,7 @@ static void tb_asgi_disconnected(tb_ASGICall *c) {
     }
 }
 
-/* The answer is complete: to turbo (a: the call's reply, or a 500). */
+/* The answer is complete: to turbo (a: the call's reply; NULL: a 500). */
 static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
     turbo_defer *d = c->defer;
     c->defer = NULL;
@@ -2556,7 +2546,7 @@ static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
         c->defer = NULL;
         tb_loop_resume(d, tb_asgi_abort, NULL);
     } else if (c->defer) {
-        tb_asgi_finish(c, tb_reply_500());
+        tb_asgi_finish(c, NULL);
     }
     Py_RETURN_NONE;
 }
@@ -2701,7 +2691,7 @@ static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, P
     PyObject *receive = NULL, *send = NULL, *coro = NULL, *task = NULL, *added = NULL;
     if (!c) {
         tb_log_error_line(label);
-        turbo_defer_resume(d, tb_reply_write, tb_reply_500());
+        turbo_defer_resume(d, tb_reply_write, NULL); /* a 500 */
         tb_asgi_link_drop(link);
         return;
     }
@@ -2719,7 +2709,7 @@ static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, P
     if (!added) { /* the app never runs: answer now */
         tb_log_error_line(label);
         if (!task && coro) tb_close_coroutine(coro);
-        if (c->defer) tb_asgi_finish(c, tb_reply_500());
+        if (c->defer) tb_asgi_finish(c, NULL);
     }
     Py_XDECREF(added);
     Py_XDECREF(task);
@@ -2819,7 +2809,7 @@ static void tb_asgi_jobs_close(void) {
     for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
         next = job->next;
         if (job->kind == TB_JOB_REQUEST || job->kind == TB_JOB_WEBSOCKET)
-            turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+            turbo_defer_resume(job->defer, tb_reply_write, NULL); /* a 500 */
         else if (job->kind >= TB_JOB_WS_OPEN) tb_ws_event(job); /* a WebSocket's close lets it go */
         tb_asgi_link_drop(job->link);
         free(job);
@@ -2880,7 +2870,7 @@ static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
         tb_asgi_watch(job->defer, link); /* first: once posted, the job is the loop's */
         if (tb_asgi_post(job)) return;
         fprintf(stderr, "turbo: %s: no asyncio loop runs\n", m->label);
-        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        turbo_defer_resume(job->defer, tb_reply_write, NULL); /* a 500 */
         tb_asgi_link_drop(link);
         free(job);
         return;
@@ -3214,7 +3204,7 @@ static PyObject *tb_ws_accept(PyObject *self, PyObject *args, PyObject *kwds) {
 }
 
 /* Answers the handshake with a instead of a 101: w->reply as a 403 (as
-   uvicorn refuses one), or a 500. */
+   uvicorn refuses one), or (NULL) a 500. */
 static void tb_ws_refuse(tb_WebSocket *w, tb_reply *a) {
     turbo_defer *d = w->defer;
     w->defer = NULL;
@@ -3281,7 +3271,7 @@ static PyObject *tb_ws_done(PyObject *self, PyObject *future) {
     } else if (!exc && w->defer && !w->plan) {
         PySys_FormatStderr("turbo: %s: returned without accepting or closing the WebSocket\n", w->label);
     }
-    if (w->defer) tb_ws_refuse(w, exc || !w->plan ? tb_reply_500() : w->reply);
+    if (w->defer) tb_ws_refuse(w, exc || !w->plan ? NULL : w->reply);
     else if (w->ws) turbo_ws_close(w->ws, exc ? 1011 : 1000, NULL);
     Py_XDECREF(cancelled);
     Py_XDECREF(result);
@@ -3301,7 +3291,7 @@ static void tb_ws_run(tb_WebSocket *w, turbo_defer *d, PyObject *coro, PyObject 
     if (!added) {
         tb_log_error_line(w->label);
         if (!task) tb_close_coroutine(coro);
-        if (w->defer) tb_ws_refuse(w, tb_reply_500());
+        if (w->defer) tb_ws_refuse(w, NULL);
     }
     Py_XDECREF(added);
     Py_XDECREF(task);
@@ -3352,7 +3342,7 @@ static void tb_ws_start_hosted(tb_asgi_job *job) {
         tb_ws_run((tb_WebSocket *)w, job->defer, coro, tb_loop_create_task);
     } else {
         tb_log_error_line(m->label);
-        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        turbo_defer_resume(job->defer, tb_reply_write, NULL); /* a 500 */
     }
     tb_asgi_link_drop(job->link); /* the connection's end matters to the WebSocket's events only */
     Py_XDECREF(coro);
