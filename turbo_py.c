@@ -3731,16 +3731,6 @@ static PyObject *tb_app_native(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static void tb_flush_std_streams(void) {
-    static const char *const names[] = {"stdout", "stderr"};
-    for (int i = 0; i < 2; i++) {
-        PyObject *f = PySys_GetObject(names[i]); /* borrowed */
-        PyObject *r = f && f != Py_None ? PyObject_CallMethod(f, "flush", NULL) : NULL;
-        Py_XDECREF(r);
-        PyErr_Clear();
-    }
-}
-
 /* While turbo_run runs, the thread that called it holds the GIL only
    inside these hooks (see PROCESSES AND THE GIL, at the top, for the
    forks); the prefork supervisor never holds it. */
@@ -3769,8 +3759,13 @@ static void tb_on_process_stop(int Py_UNUSED(process_index), void *arg) {
     tb_lifespan(app, 0);
     tb_loop_stop();
     tb_delete_worker_states();
-    if (getpid() != app->run_pid) /* a child process ends with _exit */
-        tb_flush_std_streams();
+    /* A child process ends with _exit: what it printed is flushed now. */
+    for (int i = 0; getpid() != app->run_pid && i < 2; i++) {
+        PyObject *f = PySys_GetObject(i == 0 ? "stdout" : "stderr"); /* borrowed */
+        PyObject *r = f && f != Py_None ? PyObject_CallMethod(f, "flush", NULL) : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
     tb_thread_ts = PyEval_SaveThread();
 }
 
