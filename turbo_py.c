@@ -2327,7 +2327,8 @@ static void tb_asgi_link_drop(tb_asgi_link *link) {
 }
 
 /* One request to an ASGI app: receive() and send() are its methods, and
-   it is the done-callback of the app's future. */
+   it is the done-callback of the app's future. Once a part has gone out
+   before the end (more_body), reply->body_only is set. */
 typedef struct tb_ASGICall {
     PyObject_HEAD
     tb_asgi_link *link;
@@ -2336,12 +2337,10 @@ typedef struct tb_ASGICall {
     tb_reply *reply;      /* filled by send(), handed to turbo when complete */
     PyObject *body;       /* the request body, until the first receive() */
     PyObject *disconnect; /* a future that receive() waits on after the body */
-    PyObject *waiter;     /* a future send() waits on while its part goes out */
-    int started;
-    int streamed;  /* a part went out before the end (more_body) */
-    int in_flight; /* a part is with turbo: defer comes back with it */
-    int app_done;  /* the app's task has ended */
-    int gone;      /* the client has gone: later parts are dropped */
+    PyObject *waiter;     /* while a part is with turbo (defer comes back with it): send()'s */
+    int started;          /* http.response.start came */
+    int app_done;         /* the app's task has ended */
+    int gone;             /* the client has gone: later parts are dropped */
 } tb_ASGICall;
 
 static void tb_asgi_ended(void *arg, int gone);
@@ -2362,7 +2361,7 @@ static PyObject *tb_asgi_receive(PyObject *self, PyObject *Py_UNUSED(ignored)) {
         Py_CLEAR(c->body);
         return tb_ready_new(m);
     }
-    if (c->gone || (!c->defer && !c->in_flight)) return tb_ready_new(tb_asgi_message("http.disconnect"));
+    if (c->gone || (!c->defer && !c->waiter)) return tb_ready_new(tb_asgi_message("http.disconnect"));
     if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
     return Py_NewRef(c->disconnect);
 }
@@ -2400,7 +2399,7 @@ static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
    with turbo comes back without a response and lets its send() go. */
 static void tb_asgi_gone(tb_ASGICall *c) {
     c->gone = 1;
-    if (c->defer && !c->in_flight) {
+    if (c->defer && !c->waiter) {
         turbo_defer *d = c->defer;
         c->defer = NULL;
         tb_loop_resume(d, tb_asgi_abort, NULL);
@@ -2461,7 +2460,6 @@ static void tb_asgi_part(turbo_res *res, void *arg) {
     c->waiter = NULL;
     part->body.len = 0;
     part->body_only = 1;
-    c->in_flight = 0;
     c->defer = next;
     c->gone = !next;
     if (next && c->app_done) { /* the app ended without its last part */
@@ -2484,8 +2482,6 @@ static PyObject *tb_asgi_stream(tb_ASGICall *c) {
     turbo_defer *d = c->defer;
     if (!(c->waiter = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
     c->defer = NULL;
-    c->in_flight = 1;
-    c->streamed = 1;
     Py_INCREF(c); /* carried by turbo to tb_asgi_part */
     PyObject *waiter = Py_NewRef(c->waiter);
     tb_loop_resume(d, tb_asgi_part, c);
@@ -2498,7 +2494,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     if (!t) return tb_hosted_fail(c->label, "sent a message without a str 'type'");
     /* As uvicorn: after a disconnect, sends are dropped. */
     if (c->gone) return tb_ready_new(Py_NewRef(Py_None));
-    if (c->in_flight) return tb_hosted_fail(c->label, "sent a message before the last send() was awaited");
+    if (c->waiter) return tb_hosted_fail(c->label, "sent a message before the last send() was awaited");
     if (!c->defer || !c->reply)
         return tb_hosted_fail(c->label, "sent a message after the response was complete");
     if (strcmp(t, "http.response.start") == 0) {
@@ -2541,7 +2537,7 @@ static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
     else if (c->defer) PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->label);
     Py_XDECREF(result);
     c->app_done = 1;
-    if (c->defer && c->streamed) { /* too late for a 500: the client sees the end missing */
+    if (c->defer && c->reply->body_only) { /* too late for a 500: the client sees the end missing */
         turbo_defer *d = c->defer;
         c->defer = NULL;
         tb_loop_resume(d, tb_asgi_abort, NULL);
