@@ -2385,12 +2385,14 @@ static void tb_asgi_disconnected(tb_ASGICall *c) {
     }
 }
 
-/* The answer is complete: to turbo (a: the call's reply; NULL: a 500). */
-static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
+/* The answer ends, and receive() reports it: turbo writes a (the call's
+   reply; NULL: a 500) with tb_reply_write, or cuts the connection with
+   tb_asgi_abort (the client sees the end missing). */
+static void tb_asgi_finish(tb_ASGICall *c, void (*write)(turbo_res *res, void *arg), tb_reply *a) {
     turbo_defer *d = c->defer;
     c->defer = NULL;
     if (a == c->reply) c->reply = NULL;
-    tb_loop_resume(d, tb_reply_write, a);
+    tb_loop_resume(d, write, a);
     tb_asgi_disconnected(c);
 }
 
@@ -2399,12 +2401,8 @@ static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
    with turbo comes back without a response and lets its send() go. */
 static void tb_asgi_gone(tb_ASGICall *c) {
     c->gone = 1;
-    if (c->defer && !c->waiter) {
-        turbo_defer *d = c->defer;
-        c->defer = NULL;
-        tb_loop_resume(d, tb_asgi_abort, NULL);
-    }
-    tb_asgi_disconnected(c);
+    if (c->defer && !c->waiter) tb_asgi_finish(c, tb_asgi_abort, NULL);
+    else tb_asgi_disconnected(c);
 }
 
 static PyObject *tb_hosted_fail(const char *label, const char *what) {
@@ -2509,7 +2507,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
         Py_XDECREF(more);
         if (rc < 0 || more_body < 0) return NULL;
         if (more_body && c->reply->body.len) return tb_asgi_stream(c);
-        if (!more_body) tb_asgi_finish(c, c->reply);
+        if (!more_body) tb_asgi_finish(c, tb_reply_write, c->reply);
     } else if (strcmp(t, "http.response.pathsend") == 0) {
         if (!c->started)
             return tb_hosted_fail(c->label, "sent http.response.pathsend before http.response.start");
@@ -2521,7 +2519,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
         Py_XDECREF(bytes);
         if (!c->reply->file)
             return PyErr_Occurred() ? NULL : tb_hosted_fail(c->label, "pathsend without a str 'path'");
-        tb_asgi_finish(c, c->reply);
+        tb_asgi_finish(c, tb_reply_write, c->reply);
     } else {
         return PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'", c->label, t);
     }
@@ -2537,13 +2535,8 @@ static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
     else if (c->defer) PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->label);
     Py_XDECREF(result);
     c->app_done = 1;
-    if (c->defer && c->reply->body_only) { /* too late for a 500: the client sees the end missing */
-        turbo_defer *d = c->defer;
-        c->defer = NULL;
-        tb_loop_resume(d, tb_asgi_abort, NULL);
-    } else if (c->defer) {
-        tb_asgi_finish(c, NULL);
-    }
+    /* A 500, unless part of the answer has gone out: then it is too late. */
+    if (c->defer) tb_asgi_finish(c, c->reply->body_only ? tb_asgi_abort : tb_reply_write, NULL);
     Py_RETURN_NONE;
 }
 
@@ -2705,7 +2698,7 @@ static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, P
     if (!added) { /* the app never runs: answer now */
         tb_log_error_line(label);
         if (!task && coro) tb_close_coroutine(coro);
-        if (c->defer) tb_asgi_finish(c, NULL);
+        if (c->defer) tb_asgi_finish(c, tb_reply_write, NULL);
     }
     Py_XDECREF(added);
     Py_XDECREF(task);
