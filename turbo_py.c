@@ -109,26 +109,31 @@ static __thread PyThreadState *tb_thread_ts;
 static PyThreadState **tb_worker_states;
 static size_t tb_nworker_states;
 
-static int tb_gil_take(void) {
+/* 0 with the GIL held; -1 if no thread state could be made, after answering
+   res (if not NULL) with a 500. */
+static int tb_gil_take(turbo_res *res) {
     PyThreadState *ts = tb_thread_ts;
     if (ts) {
         PyEval_RestoreThread(ts);
         return 0;
     }
     ts = PyThreadState_New(tb_interp);
-    if (!ts) return -1;
+    if (!ts) goto fail;
     PyEval_RestoreThread(ts);
     /* Once per thread: the array grows by one. */
     PyThreadState **grown = PyMem_Realloc(tb_worker_states, (tb_nworker_states + 1) * sizeof *grown);
     if (!grown) {
         PyThreadState_Clear(ts);
         PyThreadState_DeleteCurrent();
-        return -1;
+        goto fail;
     }
     tb_worker_states = grown;
     tb_worker_states[tb_nworker_states++] = ts;
     tb_thread_ts = ts;
     return 0;
+fail:
+    if (res) turbo_res_text(res, 500, "Internal Server Error");
+    return -1;
 }
 
 static void tb_gil_drop(void) { PyEval_SaveThread(); }
@@ -1949,10 +1954,7 @@ static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_plan *pl = (tb_plan *)user;
     PyObject *stack[TB_MAX_ARGS + 1], **args = stack + 1; /* args[-1] free for vectorcall */
     tb_Request *request = NULL;
-    if (tb_gil_take() < 0) {
-        turbo_res_text(res, 500, "Internal Server Error");
-        return;
-    }
+    if (tb_gil_take(res) < 0) return;
     int rc = tb_build_args(pl, req, res, args, &request);
     if (rc == 0) {
         PyObject *result = PyObject_Vectorcall(
@@ -2025,10 +2027,7 @@ static void tb_resume(turbo_res *res, void *arg) {
     /* After shutdown turbo calls this at once from the resuming thread,
        which then holds the GIL (the loop's, or the one cancelling its tasks). */
     int held = !res && PyGILState_Check();
-    if (!held && tb_gil_take() < 0) {
-        if (res) turbo_res_text(res, 500, "Internal Server Error");
-        return; /* p is lost: without the GIL it cannot be released */
-    }
+    if (!held && tb_gil_take(res) < 0) return; /* p is lost: without the GIL it cannot be released */
     if (res && p->result) tb_answer(res, p->plan, p->result);
     else if (res) tb_answer_exception(res, p->plan, Py_XNewRef(p->error));
     Py_DECREF(p);
@@ -2451,7 +2450,7 @@ static void tb_asgi_part(turbo_res *res, void *arg) {
         if (turbo_res_flush(res) == 0 && (next = turbo_res_defer(res)) != NULL) tb_asgi_watch(next, c->link);
     }
     int held = !res && PyGILState_Check(); /* called at once after shutdown, as tb_resume */
-    if (!held && tb_gil_take() < 0) return;
+    if (!held && tb_gil_take(NULL) < 0) return;
     /* All of the call's state first: calling into Python below may let the
        app run, and send its next part, before this returns. */
     PyObject *waiter = c->waiter;
@@ -3292,11 +3291,7 @@ static void tb_ws_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_plan *pl = (tb_plan *)user;
     PyObject *stack[TB_MAX_ARGS + 1], **args = stack + 1, *coro = NULL; /* args[-1] free for vectorcall */
     char accept[29];
-    if (tb_ws_refused(req, res, accept)) return;
-    if (tb_gil_take() < 0) {
-        turbo_res_text(res, 500, "Internal Server Error");
-        return;
-    }
+    if (tb_ws_refused(req, res, accept) || tb_gil_take(res) < 0) return;
     PyObject *w = tb_ws_new(req, accept, pl->label, pl);
     tb_Request *request = (tb_Request *)w;
     int rc = w ? tb_build_args(pl, req, res, args, &request) : -1;
@@ -3503,10 +3498,7 @@ static int tb_multiprocess; /* wsgi.multiprocess */
 /* The turbo_handler of a mounted WSGI app. */
 static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_mount *m = (tb_mount *)user;
-    if (tb_gil_take() < 0) {
-        turbo_res_text(res, 500, "Internal Server Error");
-        return;
-    }
+    if (tb_gil_take(res) < 0) return;
     tb_WSGIStart *start = (tb_WSGIStart *)tb_WSGIStartType.tp_alloc(&tb_WSGIStartType, 0); /* zeroed */
     PyObject *env = NULL, *result = NULL;
     int rc = -1;
