@@ -1730,12 +1730,10 @@ static int tb_add_model_errors(PyObject **errors) {
     PyObject *exc = tb_take_exception();
     PyObject *list = exc ? PyObject_CallFunction(tb_model_errors, "Os", exc, "body") : NULL;
     Py_XDECREF(exc);
-    if (!list || (!*errors && !(*errors = PyList_New(0)))) {
-        Py_XDECREF(list);
-        return -1;
-    }
-    int rc = PyList_SetSlice(*errors, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, list);
-    Py_DECREF(list);
+    int rc = list && (*errors || (*errors = PyList_New(0)))
+                 ? PyList_SetSlice(*errors, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, list) /* appends them */
+                 : -1;
+    Py_XDECREF(list);
     return rc;
 }
 
