@@ -2264,14 +2264,6 @@ static int tb_reply_body(tb_reply *a, PyObject *part) {
     return a->body.oom ? (PyErr_NoMemory(), -1) : 0;
 }
 
-/* The raw request path past the mount's prefix: "/" at least. */
-static turbo_str tb_mount_path(tb_mount *m, turbo_req *req) {
-    turbo_str p = turbo_req_path(req), root = {"/", 1};
-    p.ptr += m->prefix_len;
-    p.len -= m->prefix_len;
-    return p.len ? p : root;
-}
-
 /* ---- ASGI 3.0: http scope, receive, send; the app runs on the asyncio loop */
 
 /* An awaitable whose value is ready: what receive() and send() return. */
@@ -3418,7 +3410,8 @@ static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
 
 static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) {
     turbo_str method = turbo_req_method(req), query = turbo_req_query(req), body = turbo_req_body(req);
-    turbo_str path = tb_mount_path(m, req);
+    turbo_str path = turbo_req_path(req), root = {"/", 1}; /* past the mount's prefix: "/" at least */
+    path = path.len > m->prefix_len ? (turbo_str){path.ptr + m->prefix_len, path.len - m->prefix_len} : root;
     char host[64];
     int port = turbo_req_peer(req, host, sizeof host);
     PyObject *input =
