@@ -86,9 +86,8 @@ static int tb_pydantic_v2;
 static PyObject *tb_kw_mode; /* ("mode",): the keyword of model_dump(mode="json") */
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
     *tb_s_content_type, *tb_s_background;
-static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_pos, *tb_s_msg, *tb_s_loc, *tb_s_close,
-    *tb_s_flush, *tb_s_model_dump, *tb_s_json, *tb_s_done, *tb_s_set_result, *tb_s_set_exception,
-    *tb_s_append, *tb_s_popleft;
+static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_model_dump, *tb_s_json, *tb_s_done,
+    *tb_s_set_result, *tb_s_set_exception, *tb_s_append, *tb_s_popleft;
 
 /* The asyncio loop of this process, when the app has async handlers. */
 static PyObject *tb_Loop;        /* the class */
@@ -108,31 +107,33 @@ static pthread_key_t tb_scratch_key;
 static PyInterpreterState *tb_interp;
 static __thread PyThreadState *tb_thread_ts;
 static PyThreadState **tb_worker_states;
-static size_t tb_nworker_states, tb_worker_states_cap;
+static size_t tb_nworker_states;
 
-static int tb_gil_take(void) {
+/* 0 with the GIL held; -1 if no thread state could be made, after answering
+   res (if not NULL) with a 500. */
+static int tb_gil_take(turbo_res *res) {
     PyThreadState *ts = tb_thread_ts;
     if (ts) {
         PyEval_RestoreThread(ts);
         return 0;
     }
     ts = PyThreadState_New(tb_interp);
-    if (!ts) return -1;
+    if (!ts) goto fail;
     PyEval_RestoreThread(ts);
-    if (tb_nworker_states == tb_worker_states_cap) {
-        size_t cap = tb_worker_states_cap ? tb_worker_states_cap * 2 : 16;
-        PyThreadState **grown = PyMem_Realloc(tb_worker_states, cap * sizeof *grown);
-        if (!grown) {
-            PyThreadState_Clear(ts);
-            PyThreadState_DeleteCurrent();
-            return -1;
-        }
-        tb_worker_states = grown;
-        tb_worker_states_cap = cap;
+    /* Once per thread: the array grows by one. */
+    PyThreadState **grown = PyMem_Realloc(tb_worker_states, (tb_nworker_states + 1) * sizeof *grown);
+    if (!grown) {
+        PyThreadState_Clear(ts);
+        PyThreadState_DeleteCurrent();
+        goto fail;
     }
+    tb_worker_states = grown;
     tb_worker_states[tb_nworker_states++] = ts;
     tb_thread_ts = ts;
     return 0;
+fail:
+    if (res) turbo_res_text(res, 500, "Internal Server Error");
+    return -1;
 }
 
 static void tb_gil_drop(void) { PyEval_SaveThread(); }
@@ -145,7 +146,7 @@ static void tb_delete_worker_states(void) {
     }
     PyMem_Free(tb_worker_states);
     tb_worker_states = NULL;
-    tb_nworker_states = tb_worker_states_cap = 0;
+    tb_nworker_states = 0;
 }
 
 /* ================================================================ errors and logs */
@@ -165,9 +166,12 @@ static PyObject *tb_take_exception(void) {
 #endif
 }
 
-/* Prints a traceback on sys.stderr under a line naming the route. Unlike
-   PyErr_Print it never exits on SystemExit. */
+/* Prints exc's traceback (NULL: the raised exception's, which it takes) on
+   sys.stderr under a line naming the route. Unlike PyErr_Print it never
+   exits on SystemExit. */
 static void tb_log_exception(const char *label, PyObject *exc) {
+    PyObject *raised = exc ? NULL : (exc = tb_take_exception());
+    if (!exc) return;
     PySys_FormatStderr("turbo: %s: unhandled exception\n", label);
 #if PY_VERSION_HEX >= 0x030C0000
     PyErr_DisplayException(exc);
@@ -176,6 +180,7 @@ static void tb_log_exception(const char *label, PyObject *exc) {
     PyErr_Display((PyObject *)Py_TYPE(exc), exc, tb);
     Py_XDECREF(tb);
 #endif
+    Py_XDECREF(raised);
 }
 
 /* Logs exc as one line (type and message), with a note after it. */
@@ -358,20 +363,15 @@ static PyObject *tb_pydantic_base(void) {
     return tb_BaseModel;
 }
 
-static int tb_is_model(PyObject *o) {
-    PyObject *base = tb_pydantic_base();
-    if (!base) return 0;
-    int r = PyObject_IsInstance(o, base);
-    if (r < 0) PyErr_Clear();
-    return r > 0;
-}
-
 /* Objects that are not JSON types but have a JSON form, as FastAPI's
    encoder gives them: a pydantic model its dump, the others (enum members,
    sets, dates, UUIDs, dataclasses...) what tb_plain says. A new reference;
    NULL without an error if o has none. */
 static PyObject *tb_plain_value(PyObject *o) {
-    if (tb_is_model(o)) {
+    PyObject *base = tb_pydantic_base();
+    int is_model = base ? PyObject_IsInstance(o, base) : 0;
+    if (is_model < 0) PyErr_Clear(); /* then it is no model */
+    if (is_model > 0) {
         if (!tb_pydantic_v2) return PyObject_CallMethod(o, "dict", NULL);
         PyObject *args[] = {o, tb_s_json};
         return PyObject_VectorcallMethod(tb_s_model_dump, args, 1, tb_kw_mode);
@@ -466,6 +466,14 @@ static PyObject *tb_jd_value(tb_jd *d);
 
 static void tb_jd_space(tb_jd *d) {
     while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t')) d->p++;
+}
+
+/* Is c next, after any white space? Then it is taken. */
+static int tb_jd_next(tb_jd *d, char c) {
+    tb_jd_space(d);
+    if (d->p == d->end || *d->p != c) return 0;
+    d->p++;
+    return 1;
 }
 
 /* Does word come next? Then it is taken. */
@@ -622,23 +630,16 @@ static PyObject *tb_jd_container(tb_jd *d, int is_list) {
     char close = is_list ? ']' : '}';
     if (!c) return NULL;
     if (++d->depth > TB_JD_DEPTH) goto out;
-    tb_jd_space(d);
-    if (d->p < d->end && *d->p == close) {
-        d->p++;
-        d->depth--;
-        return c;
-    }
-    for (;;) {
-        if (!is_list) {
-            if (d->p == d->end || *d->p++ != '"') goto out;
+    if (tb_jd_next(d, close)) goto closed;
+    do {
+        if (!is_list) { /* a key and its colon */
+            if (!tb_jd_next(d, '"')) goto out;
             if ((key = tb_jd_string(d, 1)) == TB_JD_PASS || !key) {
                 v = key;
                 key = NULL;
                 goto out;
             }
-            tb_jd_space(d);
-            if (d->p == d->end || *d->p++ != ':') goto out;
-            tb_jd_space(d);
+            if (!tb_jd_next(d, ':')) goto out;
         }
         if ((v = tb_jd_value(d)) == TB_JD_PASS || !v) goto out;
         int rc = is_list ? PyList_Append(c, v) : PyDict_SetItem(c, key, v);
@@ -646,22 +647,20 @@ static PyObject *tb_jd_container(tb_jd *d, int is_list) {
         Py_CLEAR(key);
         v = rc ? NULL : TB_JD_PASS;
         if (rc) goto out;
-        tb_jd_space(d);
-        if (d->p < d->end && *d->p == close) {
-            d->p++;
-            d->depth--;
-            return c;
-        }
-        if (d->p == d->end || *d->p++ != ',') goto out;
-        tb_jd_space(d);
-    }
+    } while (tb_jd_next(d, ','));
+    if (!tb_jd_next(d, close)) goto out;
+closed:
+    d->depth--;
+    return c;
 out: /* v: TB_JD_PASS, or NULL with an exception set */
     Py_XDECREF(key);
     Py_DECREF(c);
     return v;
 }
 
+/* A value, after any white space. */
 static PyObject *tb_jd_value(tb_jd *d) {
+    tb_jd_space(d);
     if (d->p == d->end) return TB_JD_PASS;
     switch (*d->p) {
     case '{': d->p++; return tb_jd_container(d, 0);
@@ -682,7 +681,6 @@ static PyObject *tb_loads(PyObject *body) {
     if (!PyBytes_Check(body)) return PyObject_CallOneArg(tb_json_loads, body);
     tb_jd d = {(const unsigned char *)PyBytes_AS_STRING(body), NULL, 0, NULL, 0};
     d.end = d.p + PyBytes_GET_SIZE(body);
-    tb_jd_space(&d);
     PyObject *v = tb_jd_value(&d);
     PyMem_Free(d.chars);
     if (v && v != TB_JD_PASS) {
@@ -694,10 +692,7 @@ static PyObject *tb_loads(PyObject *body) {
 }
 
 /* turbo._turbo.json_loads(b): for tests and benchmarks. */
-static PyObject *tb_json_loads_py(PyObject *module, PyObject *body) {
-    (void)module;
-    return tb_loads(body);
-}
+static PyObject *tb_json_loads_py(PyObject *Py_UNUSED(module), PyObject *body) { return tb_loads(body); }
 
 /* ================================================================ small helpers */
 
@@ -731,8 +726,6 @@ static void tb_trim(const char **s, size_t *n) {
     while (*n && Py_ISSPACE((*s)[0])) (*s)++, (*n)--;
     while (*n && Py_ISSPACE((*s)[*n - 1])) (*n)--;
 }
-
-static int tb_is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /* Copies s without the underscores that pydantic allows between two
    letters or digits; NULL (no error) if one is misplaced. PyMem_Free it. */
@@ -886,9 +879,7 @@ static PyObject *tb_request_field(tb_Request *r, int field) {
 }
 
 static PyObject *tb_request_get(PyObject *self, void *field) {
-    PyObject *v = tb_request_field((tb_Request *)self, (int)(intptr_t)field);
-    Py_XINCREF(v);
-    return v;
+    return Py_XNewRef(tb_request_field((tb_Request *)self, (int)(intptr_t)field));
 }
 
 /* Called when the turbo_req is about to go away: a Request still referenced
@@ -898,8 +889,7 @@ static void tb_request_detach(tb_Request *r, const char *label) {
         for (int f = 0; f < TB_RQ_N; f++) {
             if (!tb_request_field(r, f)) {
                 tb_log_error_line(label);
-                r->field[f] = Py_None;
-                Py_INCREF(Py_None);
+                r->field[f] = Py_NewRef(Py_None);
             }
         }
     }
@@ -921,8 +911,7 @@ static void tb_request_dealloc(PyObject *self) {
 static PyObject *tb_ready_new(PyObject *value);
 
 /* An awaitable, as Starlette's: await request.json(). */
-static PyObject *tb_request_json(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_request_json(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     PyObject *body = tb_request_field((tb_Request *)self, TB_RQ_BODY);
     return body ? tb_ready_new(tb_loads(body)) : NULL;
 }
@@ -987,39 +976,26 @@ static int tb_check_header(PyObject *name, PyObject *value) {
     return rc == 0 ? 0 : -1;
 }
 
-/* headers: None, a mapping or an iterable of pairs -> a checked list of pairs. */
+/* headers: a mapping or an iterable of pairs -> a checked list of pairs. */
 static PyObject *tb_header_list(PyObject *headers) {
-    if (!headers || headers == Py_None) return PyList_New(0);
     PyObject *items = PyMapping_Check(headers) && !PyList_Check(headers) && !PyTuple_Check(headers)
                           ? PyMapping_Items(headers)
                           : PySequence_List(headers);
-    if (!items) return NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+    for (Py_ssize_t i = 0; items && i < PyList_GET_SIZE(items); i++) {
         PyObject *pair = PySequence_Tuple(PyList_GET_ITEM(items, i));
-        if (!pair || PyTuple_GET_SIZE(pair) != 2) {
-            if (pair) PyErr_SetString(PyExc_ValueError, "headers must be (name, value) pairs");
-            Py_XDECREF(pair);
-            Py_DECREF(items);
-            return NULL;
+        if (pair && PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_ValueError, "headers must be (name, value) pairs");
+            Py_CLEAR(pair);
         }
-        if (tb_check_header(PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) {
-            Py_DECREF(pair);
-            Py_DECREF(items);
-            return NULL;
-        }
-        if (PyList_SetItem(items, i, pair) < 0) { /* steals pair, drops the old item */
-            Py_DECREF(items);
-            return NULL;
-        }
+        if (pair && tb_check_header(PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0) Py_CLEAR(pair);
+        if (!pair || PyList_SetItem(items, i, pair) < 0) /* steals pair, drops the old item */
+            Py_CLEAR(items);
     }
     return items;
 }
 
-/* Sends status, the checked header pairs, an optional Content-Type and the body. */
-static void tb_send_with_headers(turbo_res *res, const char *label, int status, PyObject *headers,
-                                 const char *content_type, size_t content_type_len, const char *body,
-                                 size_t len) {
-    turbo_res_status(res, status);
+/* Adds a Response's header pairs (a list, or NULL), checked when they were set. */
+static void tb_put_headers(turbo_res *res, const char *label, PyObject *headers) {
     for (Py_ssize_t i = 0; headers && i < PyList_GET_SIZE(headers); i++) {
         PyObject *pair = PyList_GET_ITEM(headers, i);
         Py_ssize_t nn = 0, vn = 0;
@@ -1034,8 +1010,6 @@ static void tb_send_with_headers(turbo_res *res, const char *label, int status, 
             PySys_FormatStderr("turbo: %s: response header %R refused\n", label, pair);
         }
     }
-    if (content_type) turbo_res_headern(res, "Content-Type", 12, content_type, content_type_len);
-    if (body) turbo_res_body(res, body, len);
 }
 
 static int tb_has_header(PyObject *headers, const char *name) {
@@ -1092,16 +1066,17 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
         ctn += sizeof charset - 1;
         ct = joined;
     }
-    int is_bytes = PyBytes_Check(r->body);
     const char *file = r->file && PyBytes_Check(r->file) ? PyBytes_AS_STRING(r->file) : NULL;
-    tb_send_with_headers(res, label, r->status_code, r->headers, ct, (size_t)ctn,
-                         file       ? NULL
-                         : is_bytes ? PyBytes_AS_STRING(r->body)
-                                    : (const char *)PyUnicode_DATA(r->body),
-                         (size_t)(is_bytes ? PyBytes_GET_SIZE(r->body) : PyUnicode_GET_LENGTH(r->body)));
+    turbo_res_status(res, r->status_code);
+    tb_put_headers(res, label, r->headers);
+    if (ct) turbo_res_headern(res, "Content-Type", 12, ct, (size_t)ctn);
     /* A 200 may become a 304 or a 206; another status keeps the whole file. */
     if (file && r->status_code == 200) turbo_res_file(res, NULL, file);
     else if (file) turbo_res_body_file(res, file);
+    else if (PyBytes_Check(r->body))
+        turbo_res_body(res, PyBytes_AS_STRING(r->body), (size_t)PyBytes_GET_SIZE(r->body));
+    else /* an ASCII str: its characters are its UTF-8 */
+        turbo_res_body(res, PyUnicode_DATA(r->body), (size_t)PyUnicode_GET_LENGTH(r->body));
     if (joined != small) PyMem_Free(joined);
 }
 
@@ -1109,10 +1084,8 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
    characters are its UTF-8; bytes are made only if .body is read). */
 static PyObject *tb_content_body(PyObject *content) {
     if (content == Py_None) return PyBytes_FromStringAndSize("", 0);
-    if (PyBytes_Check(content) || (PyUnicode_CheckExact(content) && PyUnicode_IS_COMPACT_ASCII(content))) {
-        Py_INCREF(content);
-        return content;
-    }
+    if (PyBytes_Check(content) || (PyUnicode_CheckExact(content) && PyUnicode_IS_COMPACT_ASCII(content)))
+        return Py_NewRef(content);
     if (PyUnicode_Check(content)) return PyUnicode_AsUTF8String(content);
     if (PyObject_CheckBuffer(content)) return PyBytes_FromObject(content);
     PyErr_Format(PyExc_TypeError, "Response content must be bytes or str, not '%.200s'",
@@ -1146,10 +1119,7 @@ static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObj
         PyErr_SetString(PyExc_TypeError, "media_type must be a str or None");
         ok = 0;
     }
-    if (ok && as_json && media_type == Py_None) {
-        Py_INCREF(tb_s_application_json);
-        Py_SETREF(media_type, tb_s_application_json);
-    }
+    if (ok && as_json && media_type == Py_None) Py_SETREF(media_type, Py_NewRef(tb_s_application_json));
     if (ok && media_type != Py_None) ok = tb_check_header(tb_s_content_type, media_type) == 0;
     if (!ok) {
         Py_DECREF(body);
@@ -1160,8 +1130,7 @@ static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObj
     Py_XSETREF(r->body, body);
     Py_XSETREF(r->headers, list); /* NULL: no headers, the list is made if asked for */
     Py_XSETREF(r->media_type, media_type);
-    Py_XINCREF(background == Py_None ? NULL : background);
-    Py_XSETREF(r->background, background == Py_None ? NULL : background);
+    Py_XSETREF(r->background, background == Py_None ? NULL : Py_NewRef(background));
     r->status_code = status;
     return 0;
 }
@@ -1239,8 +1208,7 @@ static PyObject *tb_response_get(PyObject *self, void *headers) {
         if (!bytes) return NULL;
         Py_SETREF(r->body, bytes);
     }
-    Py_INCREF(r->body);
-    return r->body;
+    return Py_NewRef(r->body);
 }
 
 static PyGetSetDef tb_response_getset[] = {
@@ -1358,20 +1326,14 @@ static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
     q->nullable = (unsigned char)nullable;
     q->many = many;
     q->rank = rank;
-    Py_INCREF(key);
-    q->pyname = key;
-    if (PyTuple_GET_SIZE(rules)) {
-        Py_INCREF(rules);
-        q->rules = rules;
-    }
+    q->pyname = Py_NewRef(key);
+    if (PyTuple_GET_SIZE(rules)) q->rules = Py_NewRef(rules);
     if (PyTuple_GET_SIZE(dflt)) { /* (value,), or (factory, "factory") */
-        q->default_value = PyTuple_GET_ITEM(dflt, 0);
+        q->default_value = Py_NewRef(PyTuple_GET_ITEM(dflt, 0));
         q->factory = PyTuple_GET_SIZE(dflt) == 2;
-        Py_INCREF(q->default_value);
     }
     if (model != Py_None) {
-        Py_INCREF(model);
-        q->model = model;
+        q->model = Py_NewRef(model);
         tb_pydantic_base(); /* the program has imported pydantic: the module finds it now */
     }
     if (kwonly) return PyList_Append(kwnames, name);
@@ -1392,8 +1354,7 @@ static tb_plan *tb_plan_new(PyObject *endpoint, const char *pattern, const char 
         !(kwnames = PyList_New(0)) ||
         !PyArg_ParseTuple(described, "pO!Op", &pl->is_async, &PyTuple_Type, &params, &func, &pl->finishes))
         goto done;
-    pl->func = func;
-    Py_INCREF(func);
+    pl->func = Py_NewRef(func);
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++)
         if (tb_plan_param(pl, PyTuple_GET_ITEM(params, i), kwnames) < 0) goto done;
     if (PyList_GET_SIZE(kwnames) && !(pl->kwnames = PyList_AsTuple(kwnames))) goto done;
@@ -1422,7 +1383,7 @@ static PyObject *tb_parse_int(const char *s, size_t n) {
     if (n && n <= 18) { /* the common case first: digits only */
         long long v = 0;
         size_t i = 0;
-        while (i < n && tb_is_digit(s[i])) v = v * 10 + (s[i++] - '0');
+        while (i < n && Py_ISDIGIT(s[i])) v = v * 10 + (s[i++] - '0');
         if (i == n) return PyLong_FromLongLong(v);
     }
     tb_trim(&s, &n);
@@ -1435,7 +1396,7 @@ static PyObject *tb_parse_int(const char *s, size_t n) {
     size_t start = (dot && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
     if (start == dot) return NULL;
     for (size_t i = start; i < dot; i++)
-        if (!tb_is_digit(s[i]) && s[i] != '_') return NULL;
+        if (!Py_ISDIGIT(s[i]) && s[i] != '_') return NULL;
     char *digits = tb_copy_without_underscores(s, dot);
     if (!digits) return NULL;
     PyObject *v = PyLong_FromString(digits, NULL, 10);
@@ -1496,8 +1457,7 @@ static int tb_add_error(PyObject **errors, const char *type, const char *where, 
 static int tb_absent(tb_param *q, const char *where, PyObject *name, PyObject **out, PyObject **errors) {
     if (!q->default_value) return tb_add_error(errors, "missing", where, name, "Field required", Py_None);
     if (q->factory) return (*out = PyObject_CallNoArgs(q->default_value)) ? 0 : -1;
-    *out = q->default_value;
-    Py_INCREF(*out);
+    *out = Py_NewRef(q->default_value);
     return 0;
 }
 
@@ -1680,14 +1640,13 @@ static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t i
                        PyObject **errors) {
     Py_ssize_t n, before = *errors ? PyList_GET_SIZE(*errors) : 0;
     if (!PyUnicode_Check(v)) {
-        *out = v;
-        Py_INCREF(v);
+        *out = Py_NewRef(v);
         return 0;
     }
     const char *s = PyUnicode_AsUTF8AndSize(v, &n);
     if (!s || tb_arg_scalar(q, where, s, (size_t)n, out, errors) < 0) return -1;
     for (Py_ssize_t i = before; index >= 0 && *errors && i < PyList_GET_SIZE(*errors); i++) {
-        PyObject *loc = PyDict_GetItem(PyList_GET_ITEM(*errors, i), tb_s_loc);
+        PyObject *loc = PyDict_GetItemString(PyList_GET_ITEM(*errors, i), "loc");
         if (!loc || tb_append(loc, PyLong_FromSsize_t(index)) < 0) return -1;
     }
     return 0;
@@ -1723,7 +1682,7 @@ static int tb_arg_named(tb_param *q, turbo_req *req, turbo_res *res, PyObject **
         for (Py_ssize_t i = 0; list && rc == 0 && i < n; i++) {
             PyObject *item = NULL;
             rc = tb_arg_item(q, where, PyList_GET_ITEM(values, i), i, &item, errors);
-            PyList_SET_ITEM(list, i, item ? item : (Py_INCREF(Py_None), Py_None));
+            PyList_SET_ITEM(list, i, item ? item : Py_NewRef(Py_None));
         }
         if (list && q->many > 1) Py_SETREF(list, q->many == 2 ? PySet_New(list) : PyList_AsTuple(list));
         if (!list) rc = -1;
@@ -1749,8 +1708,8 @@ static int tb_is_json_request(turbo_req *req) {
 
 static int tb_add_json_invalid(PyObject **errors) {
     PyObject *exc = tb_take_exception();
-    PyObject *pos = PyObject_GetAttr(exc, tb_s_pos);
-    PyObject *msg = pos ? PyObject_GetAttr(exc, tb_s_msg) : NULL;
+    PyObject *pos = PyObject_GetAttrString(exc, "pos");
+    PyObject *msg = pos ? PyObject_GetAttrString(exc, "msg") : NULL;
     PyObject *e = msg ? Py_BuildValue("{s:s,s:[s,O],s:s,s:{},s:{s:O}}", "type", "json_invalid", "loc", "body",
                                       pos, "msg", "JSON decode error", "input", "ctx", "error", msg)
                       : NULL;
@@ -1771,12 +1730,10 @@ static int tb_add_model_errors(PyObject **errors) {
     PyObject *exc = tb_take_exception();
     PyObject *list = exc ? PyObject_CallFunction(tb_model_errors, "Os", exc, "body") : NULL;
     Py_XDECREF(exc);
-    if (!list || (!*errors && !(*errors = PyList_New(0)))) {
-        Py_XDECREF(list);
-        return -1;
-    }
-    int rc = PyList_SetSlice(*errors, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, list);
-    Py_DECREF(list);
+    int rc = list && (*errors || (*errors = PyList_New(0)))
+                 ? PyList_SetSlice(*errors, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, list) /* appends them */
+                 : -1;
+    Py_XDECREF(list);
     return rc;
 }
 
@@ -1786,14 +1743,12 @@ static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject 
         return PyErr_ExceptionMatches(tb_ValidationError) ? tb_add_model_errors(errors) : -1;
     }
     if (q->conv == TB_DICT ? PyDict_Check(value) : PyList_Check(value)) {
-        *out = value;
-        Py_INCREF(value);
+        *out = Py_NewRef(value);
         return 0;
     }
     PyObject *input = PyBytes_Check(value)
                           ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value), "replace")
-                          : value;
-    if (input == value) Py_INCREF(input);
+                          : Py_NewRef(value);
     int rc = input ? tb_add_error(errors, tb_conv_error[q->conv].type, "body", NULL,
                                   tb_conv_error[q->conv].msg, input)
                    : -1;
@@ -1839,9 +1794,7 @@ static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject 
         return 0;
     }
     if (!r) {
-        PyObject *exc = tb_take_exception();
-        if (exc) tb_log_route_exception(pl, exc);
-        Py_XDECREF(exc);
+        tb_log_route_exception(pl, NULL);
         tb_send_500(res);
         return 1;
     }
@@ -1912,7 +1865,7 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
     if (pl->response &&
         (plain_json || !(PyObject_TypeCheck(result, &tb_ResponseType) || PyCallable_Check(result)))) {
         if (!(shaped = PyObject_CallOneArg(pl->response, result))) {
-            tb_answer_exception(res, pl, tb_take_exception()); /* as FastAPI: a 500 */
+            tb_answer_exception(res, pl, NULL); /* as FastAPI: a 500 */
             return;
         }
         result = shaped;
@@ -1924,10 +1877,9 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
         background = ((tb_Response *)result)->background;
     } else if (!plain_json && PyCallable_Check(result)) {
         tb_answer_asgi(res, pl, result);
-    } else if (!plain_json && PyBytes_Check(result)) {
-        int empty = !turbo_status_has_body(pl->status);
-        turbo_res_send(res, pl->status, "application/octet-stream", empty ? "" : PyBytes_AS_STRING(result),
-                       empty ? 0 : (size_t)PyBytes_GET_SIZE(result));
+    } else if (!plain_json && PyBytes_Check(result)) { /* turbo drops the body of a 204 or a 304 */
+        turbo_res_send(res, pl->status, "application/octet-stream", PyBytes_AS_STRING(result),
+                       (size_t)PyBytes_GET_SIZE(result));
     } else if (tb_send_json(res, pl->status, result, 0) < 0) {
         tb_log_error_line(pl->label);
         tb_send_500(res);
@@ -1952,33 +1904,32 @@ static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
     }
     tb_answer_value(res, pl, PyTuple_GET_ITEM(result, 0));
     PyObject *done = PyObject_CallNoArgs(PyTuple_GET_ITEM(result, 1));
-    if (!done) {
-        PyObject *exc = tb_take_exception();
-        if (exc) tb_log_route_exception(pl, exc);
-        Py_XDECREF(exc);
-    }
+    if (!done) tb_log_route_exception(pl, NULL);
     Py_XDECREF(done);
 }
 
 /* A route's first TB_FULL_TRACEBACKS exceptions are logged with their
    traceback, then one in TB_TRACEBACK_EVERY; the others as one line with
    their count, so that a client cannot grow the log by a traceback per
-   request. */
+   request. exc NULL: the raised exception, taken. */
 #define TB_FULL_TRACEBACKS 10
 #define TB_TRACEBACK_EVERY 100
 static void tb_log_route_exception(tb_plan *pl, PyObject *exc) {
-    unsigned long n = ++pl->failures;
+    PyObject *raised = exc ? NULL : (exc = tb_take_exception());
     char note[96];
+    if (!exc) return;
+    unsigned long n = ++pl->failures;
     if (n <= TB_FULL_TRACEBACKS || n % TB_TRACEBACK_EVERY == 0) {
         tb_log_exception(pl->label, exc);
         if (n == TB_FULL_TRACEBACKS)
             PySys_FormatStderr("turbo: %s: %d unhandled exceptions: from now on one line each, "
                                "with the traceback of one in %d\n",
                                pl->label, TB_FULL_TRACEBACKS, TB_TRACEBACK_EVERY);
-        return;
+    } else {
+        snprintf(note, sizeof note, " (unhandled exception %lu of this route)", n);
+        tb_log_line(pl->label, exc, note);
     }
-    snprintf(note, sizeof note, " (unhandled exception %lu of this route)", n);
-    tb_log_line(pl->label, exc, note);
+    Py_XDECREF(raised);
 }
 
 /* Answers with an exception: exc (stolen), or the raised one if NULL. */
@@ -2001,10 +1952,7 @@ static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_plan *pl = (tb_plan *)user;
     PyObject *stack[TB_MAX_ARGS + 1], **args = stack + 1; /* args[-1] free for vectorcall */
     tb_Request *request = NULL;
-    if (tb_gil_take() < 0) {
-        turbo_res_text(res, 500, "Internal Server Error");
-        return;
-    }
+    if (tb_gil_take(res) < 0) return;
     int rc = tb_build_args(pl, req, res, args, &request);
     if (rc == 0) {
         PyObject *result = PyObject_Vectorcall(
@@ -2043,10 +1991,9 @@ static struct {
     pthread_t thread;
 } tb_loop_answers;
 
-static PyObject *tb_loop_flush(PyObject *self, PyObject *unused) {
+static PyObject *tb_loop_flush(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
     turbo_resumption batch[256];
     size_t n = tb_loop_answers.n;
-    (void)self, (void)unused;
     memcpy(batch, tb_loop_answers.held, n * sizeof *batch); /* resuming may hold more */
     tb_loop_answers.n = 0;
     turbo_defer_resume_all(batch, n);
@@ -2078,17 +2025,9 @@ static void tb_resume(turbo_res *res, void *arg) {
     /* After shutdown turbo calls this at once from the resuming thread,
        which then holds the GIL (the loop's, or the one cancelling its tasks). */
     int held = !res && PyGILState_Check();
-    if (!held && tb_gil_take() < 0) {
-        if (res) turbo_res_text(res, 500, "Internal Server Error");
-        return; /* p is lost: without the GIL it cannot be released */
-    }
-    if (res && p->result) {
-        tb_answer(res, p->plan, p->result);
-    } else if (res) {
-        PyObject *error = p->error;
-        p->error = NULL;
-        tb_answer_exception(res, p->plan, error);
-    }
+    if (!held && tb_gil_take(res) < 0) return; /* p is lost: without the GIL it cannot be released */
+    if (res && p->result) tb_answer(res, p->plan, p->result);
+    else if (res) tb_answer_exception(res, p->plan, Py_XNewRef(p->error));
     Py_DECREF(p);
     if (!held) tb_gil_drop();
 }
@@ -2116,29 +2055,22 @@ static void tb_pending_dealloc(PyObject *self) {
 }
 
 static void tb_close_coroutine(PyObject *coro) {
-    PyObject *closed = PyObject_CallMethodNoArgs(coro, tb_s_close);
+    PyObject *closed = PyObject_CallMethod(coro, "close", NULL);
     Py_XDECREF(closed);
     PyErr_Clear();
 }
 
 /* Hands a coroutine to this process's loop and defers the answer. */
 static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
-    if (!tb_loop_submit) {
-        tb_close_coroutine(coro);
-        PyErr_SetString(PyExc_RuntimeError, "the handler returned a coroutine but this process "
-                                            "runs no asyncio loop: declare it with async def");
-        tb_answer_exception(res, pl, NULL);
-        return;
-    }
-    tb_Pending *p = PyObject_New(tb_Pending, &tb_PendingType);
-    if (p) {
-        p->plan = pl;
-        p->result = p->error = NULL;
-    }
+    tb_Pending *p = tb_loop_submit ? (tb_Pending *)tb_PendingType.tp_alloc(&tb_PendingType, 0) : NULL;
+    if (p) p->plan = pl; /* the rest is zeroed */
     if (!p || !(p->defer = turbo_res_defer(res))) {
         Py_XDECREF(p);
         tb_close_coroutine(coro);
-        PyErr_NoMemory();
+        if (tb_loop_submit) PyErr_NoMemory();
+        else
+            PyErr_SetString(PyExc_RuntimeError, "the handler returned a coroutine but this process "
+                                                "runs no asyncio loop: declare it with async def");
         tb_answer_exception(res, pl, NULL);
         return;
     }
@@ -2208,9 +2140,8 @@ typedef struct {
     PyObject *app;
     PyObject *root_path; /* str: the prefix, as ASGI's root_path and WSGI's SCRIPT_NAME */
     size_t prefix_len;   /* bytes of the path the prefix takes */
-    int is_asgi;
-    PyObject *state; /* ASGI: the lifespan state, copied into each scope */
-    char *label;     /* "ASGI app at /api", for logs */
+    PyObject *state;     /* ASGI: the lifespan state, copied into each scope */
+    char *label;         /* "ASGI app at /api", for logs */
 } tb_mount;
 
 static PyObject *tb_server_addr; /* (host, port) of the listener, for scopes and environs */
@@ -2254,27 +2185,17 @@ static void tb_reply_put(turbo_res *res, tb_reply *a) {
     if (a->length >= 0) turbo_res_head_length(res, (uint64_t)a->length);
 }
 
-/* Writes a (and frees it); res NULL: the client has gone. */
+/* Writes a (and frees it), or a 500 if a is NULL; res NULL: the client has gone. */
 static void tb_reply_write(turbo_res *res, void *arg) {
     tb_reply *a = (tb_reply *)arg;
-    if (res) tb_reply_put(res, a);
-    tb_reply_free(a);
+    if (res && a) tb_reply_put(res, a);
+    else if (res) tb_send_500(res);
+    if (a) tb_reply_free(a);
 }
 
 static tb_reply *tb_reply_new(void) {
     tb_reply *a = (tb_reply *)calloc(1, sizeof *a);
     if (a) a->length = -1;
-    return a;
-}
-
-static tb_reply *tb_reply_500(void) {
-    static const char body[] = "{\"detail\":\"Internal Server Error\"}";
-    static const char type[] = "Content-Type: application/json\r\n";
-    tb_reply *a = tb_reply_new();
-    if (!a) return NULL;
-    a->status = 500;
-    turbo_buf_append(&a->headers, type, sizeof type - 1);
-    turbo_buf_append(&a->body, body, sizeof body - 1);
     return a;
 }
 
@@ -2290,10 +2211,7 @@ static int tb_header_bytes(PyObject *o, const char **p, Py_ssize_t *n) {
         *n = PyUnicode_GET_LENGTH(o);
         return 0;
     }
-    PyErr_Format(PyExc_TypeError,
-                 "a response header must be bytes (ASGI) or an ASCII str (WSGI), "
-                 "not %R",
-                 o);
+    PyErr_Format(PyExc_TypeError, "a response header must be bytes (ASGI) or an ASCII str (WSGI), not %R", o);
     return -1;
 }
 
@@ -2302,17 +2220,18 @@ static int tb_header_bytes(PyObject *o, const char **p, Py_ssize_t *n) {
    left out: turbo computes them. 0, or -1 with an exception. */
 static int tb_reply_headers(tb_reply *a, PyObject *headers) {
     PyObject *it = PyObject_GetIter(headers), *pair;
+    int rc = 0; /* the last pair's; 0 (added) and TURBO_HEADER_OWNED (left to turbo) go on */
     if (!it) return -1;
-    while ((pair = PyIter_Next(it)) != NULL) {
+    while ((rc == 0 || rc == TURBO_HEADER_OWNED) && (pair = PyIter_Next(it)) != NULL) {
         PyObject *seq = PySequence_Fast(pair, "a response header must be a (name, value) pair");
         const char *n = NULL, *v = NULL;
         Py_ssize_t nn = 0, vn = 0;
-        int rc = !seq                                 ? -1
-                 : PySequence_Fast_GET_SIZE(seq) != 2 ? -2
-                 : tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 0), &n, &nn) < 0 ||
-                         tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 1), &v, &vn) < 0
-                     ? -1
-                     : turbo_header_check(n, (size_t)nn, v, (size_t)vn);
+        rc = !seq                                 ? -1
+             : PySequence_Fast_GET_SIZE(seq) != 2 ? -2
+             : tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 0), &n, &nn) < 0 ||
+                     tb_header_bytes(PySequence_Fast_GET_ITEM(seq, 1), &v, &vn) < 0
+                 ? -1
+                 : turbo_header_check(n, (size_t)nn, v, (size_t)vn);
         if (rc == -2) PyErr_SetString(PyExc_ValueError, "a response header must be a (name, value) pair");
         if (rc == TURBO_HEADER_BAD_NAME || rc == TURBO_HEADER_BAD_VALUE)
             PyErr_Format(PyExc_ValueError, "response header %R is not valid HTTP", pair);
@@ -2331,13 +2250,9 @@ static int tb_reply_headers(tb_reply *a, PyObject *headers) {
         }
         Py_XDECREF(seq);
         Py_DECREF(pair);
-        if (rc != 0 && rc != TURBO_HEADER_OWNED) {
-            Py_DECREF(it);
-            return -1;
-        }
     }
     Py_DECREF(it);
-    return PyErr_Occurred() ? -1 : 0;
+    return (rc == 0 || rc == TURBO_HEADER_OWNED) && !PyErr_Occurred() ? 0 : -1;
 }
 
 /* Appends a bytes-like body part. */
@@ -2347,14 +2262,6 @@ static int tb_reply_body(tb_reply *a, PyObject *part) {
     turbo_buf_append(&a->body, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     return a->body.oom ? (PyErr_NoMemory(), -1) : 0;
-}
-
-/* The raw request path past the mount's prefix: "/" at least. */
-static turbo_str tb_mount_path(tb_mount *m, turbo_req *req) {
-    turbo_str p = turbo_req_path(req), root = {"/", 1};
-    p.ptr += m->prefix_len;
-    p.len -= m->prefix_len;
-    return p.len ? p : root;
 }
 
 /* ---- ASGI 3.0: http scope, receive, send; the app runs on the asyncio loop */
@@ -2375,10 +2282,7 @@ static PyObject *tb_ready_new(PyObject *value) { /* steals value */
     return (PyObject *)r;
 }
 
-static PyObject *tb_ready_await(PyObject *self) {
-    Py_INCREF(self);
-    return self;
-}
+static PyObject *tb_ready_await(PyObject *self) { return Py_NewRef(self); }
 
 static PyObject *tb_ready_next(PyObject *self) {
     tb_Ready *r = (tb_Ready *)self;
@@ -2412,7 +2316,8 @@ static void tb_asgi_link_drop(tb_asgi_link *link) {
 }
 
 /* One request to an ASGI app: receive() and send() are its methods, and
-   it is the done-callback of the app's future. */
+   it is the done-callback of the app's future. Once a part has gone out
+   before the end (more_body), reply->body_only is set. */
 typedef struct tb_ASGICall {
     PyObject_HEAD
     tb_asgi_link *link;
@@ -2421,12 +2326,10 @@ typedef struct tb_ASGICall {
     tb_reply *reply;      /* filled by send(), handed to turbo when complete */
     PyObject *body;       /* the request body, until the first receive() */
     PyObject *disconnect; /* a future that receive() waits on after the body */
-    PyObject *waiter;     /* a future send() waits on while its part goes out */
-    int started;
-    int streamed;  /* a part went out before the end (more_body) */
-    int in_flight; /* a part is with turbo: defer comes back with it */
-    int app_done;  /* the app's task has ended */
-    int gone;      /* the client has gone: later parts are dropped */
+    PyObject *waiter;     /* while a part is with turbo (defer comes back with it): send()'s */
+    int started;          /* http.response.start came */
+    int app_done;         /* the app's task has ended */
+    int gone;             /* the client has gone: later parts are dropped */
 } tb_ASGICall;
 
 static void tb_asgi_ended(void *arg, int gone);
@@ -2439,23 +2342,20 @@ static void tb_asgi_watch(turbo_defer *d, tb_asgi_link *link) {
 
 static PyObject *tb_asgi_message(const char *type) { return Py_BuildValue("{s:s}", "type", type); }
 
-static PyObject *tb_asgi_receive(PyObject *self, PyObject *unused) {
+static PyObject *tb_asgi_receive(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     tb_ASGICall *c = (tb_ASGICall *)self;
-    (void)unused;
     if (c->body) {
         PyObject *m =
             Py_BuildValue("{s:s,s:O,s:O}", "type", "http.request", "body", c->body, "more_body", Py_False);
         Py_CLEAR(c->body);
         return tb_ready_new(m);
     }
-    if (c->gone || (!c->defer && !c->in_flight)) return tb_ready_new(tb_asgi_message("http.disconnect"));
+    if (c->gone || (!c->defer && !c->waiter)) return tb_ready_new(tb_asgi_message("http.disconnect"));
     if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
-    Py_INCREF(c->disconnect);
-    return c->disconnect;
+    return Py_NewRef(c->disconnect);
 }
 
-static void tb_asgi_abort(turbo_res *res, void *arg) {
-    (void)arg;
+static void tb_asgi_abort(turbo_res *res, void *Py_UNUSED(arg)) {
     if (res) turbo_res_abort(res);
 }
 
@@ -2474,11 +2374,14 @@ static void tb_asgi_disconnected(tb_ASGICall *c) {
     }
 }
 
-/* The answer is complete: to turbo. */
-static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
+/* The answer ends, and receive() reports it: turbo writes a (the call's
+   reply; NULL: a 500) with tb_reply_write, or cuts the connection with
+   tb_asgi_abort (the client sees the end missing). */
+static void tb_asgi_finish(tb_ASGICall *c, void (*write)(turbo_res *res, void *arg), tb_reply *a) {
     turbo_defer *d = c->defer;
     c->defer = NULL;
-    tb_loop_resume(d, tb_reply_write, a);
+    if (a == c->reply) c->reply = NULL;
+    tb_loop_resume(d, write, a);
     tb_asgi_disconnected(c);
 }
 
@@ -2487,12 +2390,8 @@ static void tb_asgi_finish(tb_ASGICall *c, tb_reply *a) {
    with turbo comes back without a response and lets its send() go. */
 static void tb_asgi_gone(tb_ASGICall *c) {
     c->gone = 1;
-    if (c->defer && !c->in_flight) {
-        turbo_defer *d = c->defer;
-        c->defer = NULL;
-        tb_loop_resume(d, tb_asgi_abort, NULL);
-    }
-    tb_asgi_disconnected(c);
+    if (c->defer && !c->waiter) tb_asgi_finish(c, tb_asgi_abort, NULL);
+    else tb_asgi_disconnected(c);
 }
 
 static PyObject *tb_hosted_fail(const char *label, const char *what) {
@@ -2541,14 +2440,13 @@ static void tb_asgi_part(turbo_res *res, void *arg) {
         if (turbo_res_flush(res) == 0 && (next = turbo_res_defer(res)) != NULL) tb_asgi_watch(next, c->link);
     }
     int held = !res && PyGILState_Check(); /* called at once after shutdown, as tb_resume */
-    if (!held && tb_gil_take() < 0) return;
+    if (!held && tb_gil_take(NULL) < 0) return;
     /* All of the call's state first: calling into Python below may let the
        app run, and send its next part, before this returns. */
     PyObject *waiter = c->waiter;
     c->waiter = NULL;
     part->body.len = 0;
     part->body_only = 1;
-    c->in_flight = 0;
     c->defer = next;
     c->gone = !next;
     if (next && c->app_done) { /* the app ended without its last part */
@@ -2571,11 +2469,8 @@ static PyObject *tb_asgi_stream(tb_ASGICall *c) {
     turbo_defer *d = c->defer;
     if (!(c->waiter = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
     c->defer = NULL;
-    c->in_flight = 1;
-    c->streamed = 1;
     Py_INCREF(c); /* carried by turbo to tb_asgi_part */
-    Py_INCREF(c->waiter);
-    PyObject *waiter = c->waiter;
+    PyObject *waiter = Py_NewRef(c->waiter);
     tb_loop_resume(d, tb_asgi_part, c);
     return waiter;
 }
@@ -2584,11 +2479,9 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     tb_ASGICall *c = (tb_ASGICall *)self;
     const char *t = tb_message_type(msg);
     if (!t) return tb_hosted_fail(c->label, "sent a message without a str 'type'");
-    if (c->gone) { /* as uvicorn: after a disconnect, sends are dropped */
-        Py_INCREF(Py_None);
-        return tb_ready_new(Py_None);
-    }
-    if (c->in_flight) return tb_hosted_fail(c->label, "sent a message before the last send() was awaited");
+    /* As uvicorn: after a disconnect, sends are dropped. */
+    if (c->gone) return tb_ready_new(Py_NewRef(Py_None));
+    if (c->waiter) return tb_hosted_fail(c->label, "sent a message before the last send() was awaited");
     if (!c->defer || !c->reply)
         return tb_hosted_fail(c->label, "sent a message after the response was complete");
     if (strcmp(t, "http.response.start") == 0) {
@@ -2603,11 +2496,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
         Py_XDECREF(more);
         if (rc < 0 || more_body < 0) return NULL;
         if (more_body && c->reply->body.len) return tb_asgi_stream(c);
-        if (!more_body) {
-            tb_reply *a = c->reply;
-            c->reply = NULL;
-            tb_asgi_finish(c, a);
-        }
+        if (!more_body) tb_asgi_finish(c, tb_reply_write, c->reply);
     } else if (strcmp(t, "http.response.pathsend") == 0) {
         if (!c->started)
             return tb_hosted_fail(c->label, "sent http.response.pathsend before http.response.start");
@@ -2619,14 +2508,11 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
         Py_XDECREF(bytes);
         if (!c->reply->file)
             return PyErr_Occurred() ? NULL : tb_hosted_fail(c->label, "pathsend without a str 'path'");
-        tb_reply *a = c->reply;
-        c->reply = NULL;
-        tb_asgi_finish(c, a);
+        tb_asgi_finish(c, tb_reply_write, c->reply);
     } else {
         return PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'", c->label, t);
     }
-    Py_INCREF(Py_None);
-    return tb_ready_new(Py_None);
+    return tb_ready_new(Py_NewRef(Py_None));
 }
 
 /* The app's future is done: an app that failed or answered nothing gets a 500. */
@@ -2634,22 +2520,12 @@ static PyObject *tb_asgi_done(PyObject *self, PyObject *args, PyObject *kwds) {
     tb_ASGICall *c = (tb_ASGICall *)self;
     PyObject *future, *result;
     if (kwds || !PyArg_ParseTuple(args, "O", &future)) return NULL;
-    if (!(result = PyObject_CallMethodNoArgs(future, tb_s_result))) {
-        PyObject *exc = tb_take_exception();
-        if (exc) tb_log_exception(c->label, exc);
-        Py_XDECREF(exc);
-    } else if (c->defer) {
-        PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->label);
-    }
+    if (!(result = PyObject_CallMethodNoArgs(future, tb_s_result))) tb_log_exception(c->label, NULL);
+    else if (c->defer) PySys_FormatStderr("turbo: %s: returned without a complete response\n", c->label);
     Py_XDECREF(result);
     c->app_done = 1;
-    if (c->defer && c->streamed) { /* too late for a 500: the client sees the end missing */
-        turbo_defer *d = c->defer;
-        c->defer = NULL;
-        tb_loop_resume(d, tb_asgi_abort, NULL);
-    } else if (c->defer) {
-        tb_asgi_finish(c, tb_reply_500());
-    }
+    /* A 500, unless part of the answer has gone out: then it is too late. */
+    if (c->defer) tb_asgi_finish(c, c->reply->body_only ? tb_asgi_abort : tb_reply_write, NULL);
     Py_RETURN_NONE;
 }
 
@@ -2718,17 +2594,16 @@ static tb_asgi_job *tb_asgi_job_new(tb_mount *m, turbo_req *req) {
     tb_asgi_job *job =
         (tb_asgi_job *)malloc(sizeof *job + method.len + path.len + query.len + headers_len + body.len);
     if (!job) return NULL;
-    job->next = NULL;
-    job->kind = TB_JOB_REQUEST;
-    job->mount = m;
-    job->version = turbo_req_version(req);
+    *job = (tb_asgi_job){.kind = TB_JOB_REQUEST,
+                         .mount = m,
+                         .version = turbo_req_version(req),
+                         .nheaders = n,
+                         .method_len = method.len,
+                         .path_len = path.len,
+                         .query_len = query.len,
+                         .headers_len = headers_len,
+                         .body_len = body.len};
     job->port = turbo_req_peer(req, job->host, sizeof job->host);
-    job->nheaders = n;
-    job->method_len = method.len;
-    job->path_len = path.len;
-    job->query_len = query.len;
-    job->headers_len = headers_len;
-    job->body_len = body.len;
     char *o = job->data;
     memcpy(o, method.ptr, method.len);
     o += method.len;
@@ -2739,7 +2614,7 @@ static tb_asgi_job *tb_asgi_job_new(tb_mount *m, turbo_req *req) {
     for (int i = 0; i < n; i++) {
         turbo_str name = turbo_req_header_name(req, i), value = turbo_req_header_value(req, i);
         for (size_t k = 0; k < name.len; k++) /* ASGI's names are in lower case */
-            *o++ = (char)(name.ptr[k] >= 'A' && name.ptr[k] <= 'Z' ? name.ptr[k] + 32 : name.ptr[k]);
+            *o++ = (char)Py_TOLOWER(name.ptr[k]);
         *o++ = '\0';
         if (value.len) memcpy(o, value.ptr, value.len);
         o += value.len;
@@ -2767,8 +2642,7 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
     const char *method = job->data, *raw = method + job->method_len, *query = raw + job->path_len;
     size_t prefix = m->prefix_len, rest = job->path_len - prefix;
     PyObject *state = PyDict_Copy(m->state);
-    PyObject *client = job->port < 0 ? Py_None : Py_BuildValue("(si)", job->host, job->port);
-    if (client == Py_None) Py_INCREF(client);
+    PyObject *client = job->port < 0 ? Py_NewRef(Py_None) : Py_BuildValue("(si)", job->host, job->port);
     PyObject *scope =
         state && client
             ? Py_BuildValue(
@@ -2791,11 +2665,11 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
    call takes over link's reference. scope or body NULL: d gets a 500. */
 static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, PyObject *app, PyObject *scope,
                         PyObject *body, PyObject *start) {
-    tb_ASGICall *c = scope && body ? PyObject_New(tb_ASGICall, &tb_ASGICallType) : NULL;
+    tb_ASGICall *c = scope && body ? (tb_ASGICall *)tb_ASGICallType.tp_alloc(&tb_ASGICallType, 0) : NULL;
     PyObject *receive = NULL, *send = NULL, *coro = NULL, *task = NULL, *added = NULL;
     if (!c) {
         tb_log_error_line(label);
-        turbo_defer_resume(d, tb_reply_write, tb_reply_500());
+        turbo_defer_resume(d, tb_reply_write, NULL); /* a 500 */
         tb_asgi_link_drop(link);
         return;
     }
@@ -2804,10 +2678,7 @@ static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, P
     c->defer = d;
     c->label = label;
     c->reply = tb_reply_new();
-    Py_INCREF(body);
-    c->body = body;
-    c->disconnect = c->waiter = NULL;
-    c->started = c->streamed = c->in_flight = c->app_done = c->gone = 0;
+    c->body = Py_NewRef(body); /* the other fields are zero (tp_alloc) */
     if (c->reply && (receive = PyCFunction_New(&tb_asgi_receive_def, (PyObject *)c)) &&
         (send = PyCFunction_New(&tb_asgi_send_def, (PyObject *)c)) &&
         (coro = PyObject_CallFunctionObjArgs(app, scope, receive, send, NULL)) &&
@@ -2816,7 +2687,7 @@ static void tb_asgi_run(const char *label, tb_asgi_link *link, turbo_defer *d, P
     if (!added) { /* the app never runs: answer now */
         tb_log_error_line(label);
         if (!task && coro) tb_close_coroutine(coro);
-        if (c->defer) tb_asgi_finish(c, tb_reply_500());
+        if (c->defer) tb_asgi_finish(c, tb_reply_write, NULL);
     }
     Py_XDECREF(added);
     Py_XDECREF(task);
@@ -2849,9 +2720,8 @@ static void tb_ws_event(tb_asgi_job *job);
 
 /* The loop's reader of wake_fd: every job waiting becomes a task, calls
    whose connection went hear of it, WebSockets of their events. */
-static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
+static PyObject *tb_asgi_drain(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
     char bytes[64];
-    (void)self, (void)unused;
     while (read(tb_asgi_jobs.wake_fd[0], bytes, sizeof bytes) == (ssize_t)sizeof bytes) {
         /* a short read emptied the pipe */
     }
@@ -2875,8 +2745,7 @@ static PyObject *tb_asgi_drain(PyObject *self, PyObject *unused) {
 static PyMethodDef tb_asgi_drain_def = {"drain", tb_asgi_drain, METH_NOARGS, NULL};
 
 /* The loop's first callback: it knows its thread, and watches the pipe. */
-static PyObject *tb_asgi_attach(PyObject *add_reader, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_asgi_attach(PyObject *add_reader, PyObject *Py_UNUSED(ignored)) {
     tb_loop_answers.thread = pthread_self();
     tb_loop_answers.known = 1;
     PyObject *drain = PyCFunction_New(&tb_asgi_drain_def, NULL);
@@ -2918,7 +2787,7 @@ static void tb_asgi_jobs_close(void) {
     for (tb_asgi_job *job = tb_asgi_take_jobs(), *next; job; job = next) {
         next = job->next;
         if (job->kind == TB_JOB_REQUEST || job->kind == TB_JOB_WEBSOCKET)
-            turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+            turbo_defer_resume(job->defer, tb_reply_write, NULL); /* a 500 */
         else if (job->kind >= TB_JOB_WS_OPEN) tb_ws_event(job); /* a WebSocket's close lets it go */
         tb_asgi_link_drop(job->link);
         free(job);
@@ -2979,7 +2848,7 @@ static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
         tb_asgi_watch(job->defer, link); /* first: once posted, the job is the loop's */
         if (tb_asgi_post(job)) return;
         fprintf(stderr, "turbo: %s: no asyncio loop runs\n", m->label);
-        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        turbo_defer_resume(job->defer, tb_reply_write, NULL); /* a 500 */
         tb_asgi_link_drop(link);
         free(job);
         return;
@@ -3028,7 +2897,6 @@ static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
    received all but 256 KiB: the client waits, nothing is lost. A send past
    turbo's 1 MiB waits for on_drain. */
 
-enum { TB_WS_CONNECTING, TB_WS_OPEN, TB_WS_CLOSED };
 enum { TB_WANT_MESSAGE, TB_WANT_TEXT, TB_WANT_BYTES, TB_WANT_JSON }; /* what a receive gives */
 
 #define TB_WS_INBOX_HIGH (1u << 20) /* characters of text, bytes */
@@ -3048,7 +2916,8 @@ typedef struct tb_WebSocket {
     size_t waiting;     /* their lengths, summed */
     PyObject *receiver; /* the future a receive waits on */
     PyObject *sender;   /* the future accept() (the 101 is out) or a send (on_drain) waits on */
-    int state, want, code, connected, ended, paused;
+    int code;           /* the close's (turbo's on_close, or 1006): 0 until closed */
+    int want, connected, ended, paused;
     char accept[29];
 } tb_WebSocket;
 
@@ -3059,13 +2928,7 @@ static void tb_ws_post(tb_WebSocket *w, int kind, turbo_ws *ws, int code, const 
         if (ws) turbo_ws_close(ws, 1011, "out of memory");
         return;
     }
-    job->next = NULL;
-    job->kind = kind;
-    job->link = NULL;
-    job->ws = w;
-    job->socket = ws;
-    job->code = code;
-    job->body_len = len;
+    *job = (tb_asgi_job){.kind = kind, .ws = w, .socket = ws, .code = code, .body_len = len};
     if (len) memcpy(job->data, data, len);
     if (!tb_asgi_post(job)) free(job);
 }
@@ -3122,7 +2985,7 @@ static void tb_ws_dealloc(PyObject *self) {
 /* Raises what a send, or an endpoint's receive, meets once closed:
    WebSocketDisconnect, or for a hosted app an OSError (as ASGI asks). */
 static PyObject *tb_ws_closed(tb_WebSocket *w) {
-    if (w->state == TB_WS_CONNECTING)
+    if (!w->ws && !w->code)
         return PyErr_Format(PyExc_RuntimeError, "%s: the WebSocket is not accepted yet", w->label);
     if (!w->plan) return PyErr_Format(PyExc_OSError, "%s: the WebSocket is closed", w->label);
     PyObject *e = PyObject_CallFunction(tb_WebSocketDisconnect, "i", w->code ? w->code : 1006);
@@ -3145,8 +3008,7 @@ static PyObject *tb_ws_give(tb_WebSocket *w, int want, PyObject *item) {
         return PyErr_Format(PyExc_TypeError, "%s: the client sent a %s message, not %s", w->label,
                             PyUnicode_Check(item) ? "text" : "binary",
                             want == TB_WANT_TEXT ? "text" : "binary");
-    Py_INCREF(item);
-    return item;
+    return Py_NewRef(item);
 }
 
 /* The future a receive waits on, unless it was cancelled (asyncio.wait_for). Borrowed. */
@@ -3170,34 +3032,29 @@ static PyObject *tb_ws_receive_as(tb_WebSocket *w, int want) {
         w->inbox && PyObject_Size(w->inbox) > 0 ? PyObject_CallMethodNoArgs(w->inbox, tb_s_popleft) : NULL;
     if (item) w->waiting -= (size_t)PyObject_Length(item);
     if (w->paused && w->waiting < TB_WS_INBOX_LOW && w->ws) turbo_ws_pause(w->ws, w->paused = 0);
-    if (item || w->state == TB_WS_CLOSED) {
+    if (item || w->code) {
         PyObject *value = tb_ws_give(w, want, item);
         Py_XDECREF(item);
         return tb_ready_new(value);
     }
     if (!(w->receiver = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
     w->want = want;
-    Py_INCREF(w->receiver);
-    return w->receiver;
+    return Py_NewRef(w->receiver);
 }
 
-static PyObject *tb_ws_receive(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_ws_receive(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_MESSAGE);
 }
 
-static PyObject *tb_ws_receive_text(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_ws_receive_text(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_TEXT);
 }
 
-static PyObject *tb_ws_receive_bytes(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_ws_receive_bytes(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_BYTES);
 }
 
-static PyObject *tb_ws_receive_json(PyObject *self, PyObject *unused) {
-    (void)unused;
+static PyObject *tb_ws_receive_json(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return tb_ws_receive_as((tb_WebSocket *)self, TB_WANT_JSON);
 }
 
@@ -3211,10 +3068,8 @@ static void tb_ws_event(tb_asgi_job *job) {
                                : NULL;
     if (job->kind == TB_JOB_WS_OPEN) {
         w->ws = job->socket;
-        w->state = TB_WS_OPEN;
         if (w->ended) turbo_ws_close(w->ws, 1000, NULL); /* the endpoint did not wait for its accept() */
     } else if (job->kind == TB_JOB_WS_CLOSE) {
-        w->state = TB_WS_CLOSED;
         w->code = job->code;
     }
     PyObject *receiver = message || job->kind == TB_JOB_WS_CLOSE ? tb_ws_receiver(w) : NULL;
@@ -3251,13 +3106,9 @@ static void tb_ws_event(tb_asgi_job *job) {
 static PyObject *tb_ws_send_data(tb_WebSocket *w, const char *p, size_t len, int text) {
     int rc = w->ws ? turbo_ws_send(w->ws, p, len, text) : -1;
     if (rc < 0) return tb_ws_closed(w);
-    if (rc == 0) {
-        Py_INCREF(Py_None);
-        return tb_ready_new(Py_None);
-    }
+    if (rc == 0) return tb_ready_new(Py_NewRef(Py_None));
     if (!w->sender && !(w->sender = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
-    Py_INCREF(w->sender);
-    return w->sender;
+    return Py_NewRef(w->sender);
 }
 
 /* A str as text, anything else as binary (a bytes-like object). */
@@ -3320,8 +3171,7 @@ static PyObject *tb_ws_accept_with(tb_WebSocket *w, PyObject *subprotocol, PyObj
     w->connected |= w->plan != NULL; /* as Starlette's accept(), which receives websocket.connect */
     Py_INCREF(w);                    /* the callbacks' user, until the close */
     tb_loop_resume(d, tb_ws_upgrade, w);
-    Py_INCREF(w->sender);
-    return w->sender;
+    return Py_NewRef(w->sender);
 }
 
 static PyObject *tb_ws_accept(PyObject *self, PyObject *args, PyObject *kwds) {
@@ -3332,7 +3182,7 @@ static PyObject *tb_ws_accept(PyObject *self, PyObject *args, PyObject *kwds) {
 }
 
 /* Answers the handshake with a instead of a 101: w->reply as a 403 (as
-   uvicorn refuses one), or a 500. */
+   uvicorn refuses one), or (NULL) a 500. */
 static void tb_ws_refuse(tb_WebSocket *w, tb_reply *a) {
     turbo_defer *d = w->defer;
     w->defer = NULL;
@@ -3340,7 +3190,6 @@ static void tb_ws_refuse(tb_WebSocket *w, tb_reply *a) {
         a->status = 403;
         w->reply = NULL;
     }
-    w->state = TB_WS_CLOSED;
     w->code = 1006;
     tb_loop_resume(d, tb_reply_write, a);
 }
@@ -3352,8 +3201,7 @@ static PyObject *tb_ws_close_with(tb_WebSocket *w, int code, PyObject *reason) {
     if (text == NULL && reason && reason != Py_None) return NULL;
     if (w->defer) tb_ws_refuse(w, w->reply);
     else if (w->ws) turbo_ws_close(w->ws, code, text);
-    Py_INCREF(Py_None);
-    return tb_ready_new(Py_None);
+    return tb_ready_new(Py_NewRef(Py_None));
 }
 
 static PyObject *tb_ws_close(PyObject *self, PyObject *args, PyObject *kwds) {
@@ -3401,7 +3249,7 @@ static PyObject *tb_ws_done(PyObject *self, PyObject *future) {
     } else if (!exc && w->defer && !w->plan) {
         PySys_FormatStderr("turbo: %s: returned without accepting or closing the WebSocket\n", w->label);
     }
-    if (w->defer) tb_ws_refuse(w, exc || !w->plan ? tb_reply_500() : w->reply);
+    if (w->defer) tb_ws_refuse(w, exc || !w->plan ? NULL : w->reply);
     else if (w->ws) turbo_ws_close(w->ws, exc ? 1011 : 1000, NULL);
     Py_XDECREF(cancelled);
     Py_XDECREF(result);
@@ -3421,7 +3269,7 @@ static void tb_ws_run(tb_WebSocket *w, turbo_defer *d, PyObject *coro, PyObject 
     if (!added) {
         tb_log_error_line(w->label);
         if (!task) tb_close_coroutine(coro);
-        if (w->defer) tb_ws_refuse(w, tb_reply_500());
+        if (w->defer) tb_ws_refuse(w, NULL);
     }
     Py_XDECREF(added);
     Py_XDECREF(task);
@@ -3433,11 +3281,7 @@ static void tb_ws_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_plan *pl = (tb_plan *)user;
     PyObject *stack[TB_MAX_ARGS + 1], **args = stack + 1, *coro = NULL; /* args[-1] free for vectorcall */
     char accept[29];
-    if (tb_ws_refused(req, res, accept)) return;
-    if (tb_gil_take() < 0) {
-        turbo_res_text(res, 500, "Internal Server Error");
-        return;
-    }
+    if (tb_ws_refused(req, res, accept) || tb_gil_take(res) < 0) return;
     PyObject *w = tb_ws_new(req, accept, pl->label, pl);
     tb_Request *request = (tb_Request *)w;
     int rc = w ? tb_build_args(pl, req, res, args, &request) : -1;
@@ -3472,7 +3316,7 @@ static void tb_ws_start_hosted(tb_asgi_job *job) {
         tb_ws_run((tb_WebSocket *)w, job->defer, coro, tb_loop_create_task);
     } else {
         tb_log_error_line(m->label);
-        turbo_defer_resume(job->defer, tb_reply_write, tb_reply_500());
+        turbo_defer_resume(job->defer, tb_reply_write, NULL); /* a 500 */
     }
     tb_asgi_link_drop(job->link); /* the connection's end matters to the WebSocket's events only */
     Py_XDECREF(coro);
@@ -3503,13 +3347,13 @@ static PyMethodDef tb_ws_methods[] = {
 /* ---- WSGI (PEP 3333): the app runs on the turbo thread, which its loop
    leaves behind if it blocks */
 
-/* start_response, one per request; write() is its method. */
+/* start_response, one per request; write() is its method. Once a streamed
+   body has begun, the head has gone out: reply->body_only. */
 typedef struct {
     PyObject_HEAD
     tb_reply *reply;
     tb_mount *mount;
     int started;
-    int flushed; /* streamed: the head and the body so far have gone out */
 } tb_WSGIStart;
 
 static PyObject *tb_wsgi_write(PyObject *self, PyObject *data) {
@@ -3532,7 +3376,7 @@ static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kw
                             s->mount->label);
     const char *text = PyUnicode_AsUTF8(status);
     if (!text) return NULL;
-    long code = strlen(text) >= 3 && tb_is_digit(text[0]) && tb_is_digit(text[1]) && tb_is_digit(text[2])
+    long code = strlen(text) >= 3 && Py_ISDIGIT(text[0]) && Py_ISDIGIT(text[1]) && Py_ISDIGIT(text[2])
                     ? (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0')
                     : -1;
     if (!tb_check_status(code)) return NULL;
@@ -3544,8 +3388,6 @@ static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kw
     return PyCFunction_New(&tb_wsgi_write_def, self);
 }
 
-static void tb_wsgi_start_dealloc(PyObject *self) { PyObject_Free(self); }
-
 static PyObject *tb_io_BytesIO;
 
 /* "HTTP_" + the name in upper case, '-' as '_'; repeated headers joined by ", ". */
@@ -3553,10 +3395,7 @@ static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
     char key[300];
     size_t n = name.len < sizeof key - 6 ? name.len : sizeof key - 6;
     memcpy(key, "HTTP_", 5);
-    for (size_t i = 0; i < n; i++) {
-        char ch = name.ptr[i];
-        key[5 + i] = ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-    }
+    for (size_t i = 0; i < n; i++) key[5 + i] = name.ptr[i] == '-' ? '_' : (char)Py_TOUPPER(name.ptr[i]);
     key[5 + n] = '\0';
     const char *k = strcmp(key, "HTTP_CONTENT_TYPE") == 0     ? "CONTENT_TYPE"
                     : strcmp(key, "HTTP_CONTENT_LENGTH") == 0 ? "CONTENT_LENGTH"
@@ -3571,7 +3410,8 @@ static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
 
 static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) {
     turbo_str method = turbo_req_method(req), query = turbo_req_query(req), body = turbo_req_body(req);
-    turbo_str path = tb_mount_path(m, req);
+    turbo_str path = turbo_req_path(req), root = {"/", 1}; /* past the mount's prefix: "/" at least */
+    path = path.len > m->prefix_len ? (turbo_str){path.ptr + m->prefix_len, path.len - m->prefix_len} : root;
     char host[64];
     int port = turbo_req_peer(req, host, sizeof host);
     PyObject *input =
@@ -3600,13 +3440,12 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
     return env;
 }
 
-/* Sends the head and the body so far (the GIL let go while the client
-   takes it): 0, or 1 when the client has gone. */
+/* Sends the head (the first time) and the body so far (the GIL let go
+   while the client takes it): 0, or 1 when the client has gone. */
 static int tb_wsgi_flush(tb_WSGIStart *s, turbo_res *res) {
     int rc;
-    if (s->flushed) turbo_res_body(res, s->reply->body.data, s->reply->body.len);
-    else tb_reply_put(res, s->reply);
-    s->flushed = 1;
+    tb_reply_put(res, s->reply);
+    s->reply->body_only = 1;
     s->reply->body.len = 0;
     Py_BEGIN_ALLOW_THREADS
     rc = turbo_res_flush(res);
@@ -3650,35 +3489,26 @@ static int tb_multiprocess; /* wsgi.multiprocess */
 /* The turbo_handler of a mounted WSGI app. */
 static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_mount *m = (tb_mount *)user;
-    if (tb_gil_take() < 0) {
-        turbo_res_text(res, 500, "Internal Server Error");
-        return;
-    }
-    tb_WSGIStart *start = PyObject_New(tb_WSGIStart, &tb_WSGIStartType);
+    if (tb_gil_take(res) < 0) return;
+    tb_WSGIStart *start = (tb_WSGIStart *)tb_WSGIStartType.tp_alloc(&tb_WSGIStartType, 0); /* zeroed */
     PyObject *env = NULL, *result = NULL;
     int rc = -1;
     if (start) {
         start->reply = tb_reply_new();
         start->mount = m;
-        start->started = start->flushed = 0;
     }
     if (start && start->reply && (env = tb_wsgi_environ(m, req, tb_multiprocess)) &&
         (result = PyObject_CallFunctionObjArgs(m->app, env, (PyObject *)start, NULL)))
         rc = tb_wsgi_consume(start, result, res);
     if (rc == 0 && !start->started)
         rc = (tb_hosted_fail(m->label, "the app returned without calling start_response"), -1);
-    if (rc >= 0 && start->flushed) { /* the rest of the stream; turbo ends it */
-        turbo_res_body(res, start->reply->body.data, start->reply->body.len);
-        tb_reply_free(start->reply);
-    } else if (rc == 0) {
+    if (rc >= 0) { /* the answer, or the rest of a stream (turbo ends it) */
         tb_reply_write(res, start->reply);
     } else {
-        PyObject *exc = tb_take_exception();
-        if (exc) tb_log_exception(m->label, exc);
-        Py_XDECREF(exc);
-        if (start && start->reply) tb_reply_free(start->reply);
-        if (start && start->flushed) turbo_res_abort(res); /* too late for a 500 */
+        tb_log_exception(m->label, NULL);
+        if (start && start->reply && start->reply->body_only) turbo_res_abort(res); /* too late for a 500 */
         else tb_send_500(res);
+        if (start && start->reply) tb_reply_free(start->reply);
     }
     Py_XDECREF(result);
     Py_XDECREF(env);
@@ -3796,10 +3626,7 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
     app->plans = grown;
     grown[app->nplans++] = pl;
     pl->app = self;
-    if (response != Py_None) {
-        Py_INCREF(response);
-        pl->response = response;
-    }
+    if (response != Py_None) pl->response = Py_NewRef(response);
     app->has_async |= pl->is_async;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
         const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
@@ -3838,14 +3665,10 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     }
     app->mounts = grown;
     grown[app->nmounts++] = m;
-    Py_INCREF(hosted);
-    Py_INCREF(root_path);
-    Py_INCREF(state);
-    m->state = state; /* filled by the app's lifespan, in each process */
-    m->app = hosted;
-    m->is_asgi = is_asgi;
+    m->state = Py_NewRef(state); /* filled by the app's lifespan, in each process */
+    m->app = Py_NewRef(hosted);
     m->prefix_len = (size_t)prefix_len;
-    m->root_path = root_path;
+    m->root_path = Py_NewRef(root_path);
     if (!(m->label = tb_strdup(label))) return NULL;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(patterns); i++) {
         const char *pattern = PyUnicode_AsUTF8(PyTuple_GET_ITEM(patterns, i));
@@ -3880,50 +3703,41 @@ static PyObject *tb_app_native(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static void tb_flush_std_streams(void) {
-    static const char *const names[] = {"stdout", "stderr"};
-    for (int i = 0; i < 2; i++) {
-        PyObject *f = PySys_GetObject(names[i]); /* borrowed */
-        PyObject *r = f && f != Py_None ? PyObject_CallMethodNoArgs(f, tb_s_flush) : NULL;
-        Py_XDECREF(r);
-        PyErr_Clear();
-    }
-}
-
 /* While turbo_run runs, the thread that called it holds the GIL only
    inside these hooks (see PROCESSES AND THE GIL, at the top, for the
    forks); the prefork supervisor never holds it. */
-static void tb_before_fork(void *arg) {
-    (void)arg;
+static void tb_before_fork(void *Py_UNUSED(arg)) {
     PyEval_RestoreThread(tb_thread_ts);
     PyOS_BeforeFork();
 }
 
-static void tb_after_fork(int in_child, void *arg) {
-    (void)arg;
+static void tb_after_fork(int in_child, void *Py_UNUSED(arg)) {
     if (in_child) PyOS_AfterFork_Child();
     else PyOS_AfterFork_Parent();
     tb_thread_ts = PyEval_SaveThread();
 }
 
-static void tb_on_process_start(int process_index, void *arg) {
+static void tb_on_process_start(int Py_UNUSED(process_index), void *arg) {
     tb_App *app = (tb_App *)arg;
-    (void)process_index;
     PyEval_RestoreThread(tb_thread_ts);
     if (app->has_async && tb_loop_start() < 0) tb_log_error_line("starting the asyncio loop");
     tb_lifespan(app, 1);
     tb_thread_ts = PyEval_SaveThread();
 }
 
-static void tb_on_process_stop(int process_index, void *arg) {
+static void tb_on_process_stop(int Py_UNUSED(process_index), void *arg) {
     tb_App *app = (tb_App *)arg;
-    (void)process_index;
     PyEval_RestoreThread(tb_thread_ts);
     tb_lifespan(app, 0);
     tb_loop_stop();
     tb_delete_worker_states();
-    if (getpid() != app->run_pid) /* a child process ends with _exit */
-        tb_flush_std_streams();
+    /* A child process ends with _exit: what it printed is flushed now. */
+    for (int i = 0; getpid() != app->run_pid && i < 2; i++) {
+        PyObject *f = PySys_GetObject(i == 0 ? "stdout" : "stderr"); /* borrowed */
+        PyObject *r = f && f != Py_None ? PyObject_CallMethod(f, "flush", NULL) : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
     tb_thread_ts = PyEval_SaveThread();
 }
 
@@ -4132,8 +3946,7 @@ static PyTypeObject tb_ASGICallType = {
 static PyTypeObject tb_WSGIStartType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "turbo._StartResponse",
-    .tp_basicsize = sizeof(tb_WSGIStart),
-    .tp_dealloc = tb_wsgi_start_dealloc,
+    .tp_basicsize = sizeof(tb_WSGIStart), /* tp_dealloc: object's (it owns no reference) */
     .tp_call = tb_wsgi_start_call,
     .tp_flags = Py_TPFLAGS_DEFAULT,
 };
@@ -4151,13 +3964,12 @@ static PyTypeObject tb_PendingType = {
 /* form_parts(content_type, body): the parts of a multipart/form-data
    body as (name, filename or None, content type or None, head, data), for
    Request.form() (turbo/_support.py); None for another content type. */
-static PyObject *tb_form_parts(PyObject *self, PyObject *args) {
+static PyObject *tb_form_parts(PyObject *Py_UNUSED(self), PyObject *args) {
     turbo_str ct, body;
     Py_ssize_t ctn, bn;
     turbo_multipart m;
     turbo_part p;
     int rc = 1;
-    (void)self;
     if (!PyArg_ParseTuple(args, "s#y#:form_parts", &ct.ptr, &ctn, &body.ptr, &bn)) return NULL;
     ct.len = (size_t)ctn;
     body.len = (size_t)bn;
@@ -4245,11 +4057,6 @@ static int tb_module_state_init(void) {
         const char *text;
     } strings[] = {{&tb_s_result, "result"},
                    {&tb_s_add_done_callback, "add_done_callback"},
-                   {&tb_s_pos, "pos"},
-                   {&tb_s_msg, "msg"},
-                   {&tb_s_loc, "loc"},
-                   {&tb_s_close, "close"},
-                   {&tb_s_flush, "flush"},
                    {&tb_s_json, "json"},
                    {&tb_s_model_dump, "model_dump"},
                    {&tb_s_content, "content"},
