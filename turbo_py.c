@@ -540,14 +540,14 @@ static PyObject *tb_jd_escaped_string(tb_jd *d, const unsigned char *p) {
 }
 
 /* Object keys repeat, in a body and from one body to the next: the last
-   key made for each of 256 slots (by a hash of its bytes) is used again,
+   key made for each of 1,024 slots (by a hash of its bytes) is used again,
    its hash with it. Short ASCII keys only; the GIL guards the table. */
-static PyObject *tb_jd_keys[256];
+static PyObject *tb_jd_keys[1024];
 
 static PyObject *tb_jd_key(const unsigned char *s, size_t n) {
     unsigned h = (unsigned)n;
     for (size_t i = 0; i < n; i++) h = h * 31 + s[i];
-    PyObject **slot = &tb_jd_keys[h & 255], *key = *slot;
+    PyObject **slot = &tb_jd_keys[h & 1023], *key = *slot;
     if (key && (size_t)PyUnicode_GET_LENGTH(key) == n && memcmp(PyUnicode_DATA(key), s, n) == 0)
         return Py_NewRef(key);
     if ((key = PyUnicode_New((Py_ssize_t)n, 127)) == NULL) return NULL;
@@ -556,17 +556,20 @@ static PyObject *tb_jd_key(const unsigned char *s, size_t n) {
     return key;
 }
 
+/* 1 for the bytes that go on a string as they are: not '"', '\\' or a control. */
+static unsigned char tb_jd_plain[256];
+
 /* A string, d->p after its opening quote: without escapes, from its bytes at once. */
 static PyObject *tb_jd_string(tb_jd *d, int is_key) {
     const unsigned char *s = d->p, *p = s;
-    int ascii = 1;
+    unsigned seen = 0; /* every byte ORed: ASCII while under 0x80 */
     PyObject *str;
-    while (p < d->end && *p != '"' && *p != '\\' && *p >= 0x20) ascii &= *p++ < 0x80;
+    while (p < d->end && tb_jd_plain[*p]) seen |= *p++;
     if (p == d->end || *p < 0x20) return TB_JD_PASS;
     if (*p == '\\') return tb_jd_escaped_string(d, s);
     d->p = p + 1;
-    if (ascii && is_key && p - s <= 32) return tb_jd_key(s, (size_t)(p - s));
-    if (ascii) {
+    if (seen < 0x80 && is_key && p - s <= 32) return tb_jd_key(s, (size_t)(p - s));
+    if (seen < 0x80) {
         if ((str = PyUnicode_New(p - s, 127)) != NULL) memcpy(PyUnicode_DATA(str), s, (size_t)(p - s));
         return str;
     }
@@ -4003,6 +4006,7 @@ static struct PyModuleDef tb_module = {
     NULL};
 
 static int tb_module_state_init(void) {
+    for (int c = 0x20; c < 256; c++) tb_jd_plain[c] = c != '"' && c != '\\';
     PyObject *support = PyImport_ImportModule("turbo._support"); /* before any fork */
     if (!support) return -1;
     static const struct {
