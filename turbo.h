@@ -2551,7 +2551,7 @@ struct turbo_ws {
     tb__conn *conn; /* NULL once gone */
     const turbo_ws_handler *h;
     void *user;
-    int opened, ended, pinged, close_sent, read_paused;
+    int opened, pinged, close_sent, read_paused;
     int code;         /* for on_close: the client's close, or turbo's */
     int msg_op;       /* 1 text, 2 binary: the fragmented message under way */
     size_t msg_valid; /* bytes of msg known to be UTF-8 */
@@ -3725,7 +3725,7 @@ static void tb__metrics(turbo_server *s, turbo_buf *b) {
 static void tb__defer_lost(turbo_defer *d);
 static void tb__ws_gone(tb__worker *w, tb__conn *c);
 static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len);
-static void tb__ws_idle(tb__worker *w, tb__thread *t, tb__conn *c);
+static void tb__ws_frame(turbo_buf *b, int opcode, const void *data, size_t len);
 static void tb__ws_sent(tb__conn *c);
 
 static void tb__conn_free(tb__worker *w, tb__conn *c) {
@@ -3989,6 +3989,7 @@ static void tb__conn_keep(tb__conn *c, char *data, size_t len, size_t used) {
 /* After processing: keep the unconsumed bytes, send, pick the next wait. */
 static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
                            int was) {
+    int hold; /* reading stops: behind a deferred answer, or a paused WebSocket */
     tb__conn_keep(c, data, len, used);
     if (tb__conn_send(w, t, c) != 0) return; /* closed, or reading resumes once the output drains */
     if (c->close_after) {
@@ -3999,12 +4000,8 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
         tb__conn_await(w, c, TB__WRITE, TB__T_WRITE);
         return;
     }
-    if ((w->draining && c->state == TB__C_IDLE && !c->in.len) ||
-        tb__conn_watch(w, c,
-                       (c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD) ||
-                               (c->ws && c->ws->read_paused)
-                           ? 0
-                           : TB__READ) != 0) {
+    hold = (c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD) || (c->ws && c->ws->read_paused);
+    if ((w->draining && c->state == TB__C_IDLE && !c->in.len) || tb__conn_watch(w, c, hold ? 0 : TB__READ)) {
         tb__conn_free(w, c);
         return;
     }
@@ -4125,10 +4122,13 @@ static void tb__conn_timeout(tb__worker *w, tb__thread *t, tb__conn *c) {
     if ((cls == TB__T_HEAD && c->state == TB__C_HEAD) || cls == TB__T_BODY) {
         tb__conn_error(w, t, c, 408, 0);
         if (tb__conn_send(w, t, c) == 0) tb__conn_linger(w, c);
-        return;
+    } else if (cls == TB__T_WS && !c->ws->pinged) { /* a silent WebSocket: a ping, then close */
+        c->ws->pinged = 1;
+        tb__ws_frame(&t->out, 9, NULL, 0);
+        if (tb__conn_send(w, t, c) == 0) tb__timer_set(w, c, TB__T_WS);
+    } else {
+        tb__conn_free(w, c);
     }
-    if (cls == TB__T_WS) tb__ws_idle(w, t, c);
-    else tb__conn_free(w, c);
 }
 
 /* ---------------------------------------------------------------- WebSockets */
@@ -4193,12 +4193,10 @@ TURBO_API int turbo_ws_accept_key(const turbo_req *req, char accept[29]) {
     int i;
     /* the key: 16 bytes in base64, so 22 letters (the last with 4 zero bits), "==" */
     if (!tb__is_method(req->method, "GET") || req->version != 11 || key.len != 24 ||
-        memcmp(key.ptr + 22, "==", 2) != 0 || !strchr("AQgw", key.ptr[21]) ||
-        !tb__has_token(turbo_req_header(req, "upgrade"), "websocket") ||
+        memcmp(key.ptr + 22, "==", 2) != 0 || strspn(key.ptr, tb__base64_abc) != 22 ||
+        !strchr("AQgw", key.ptr[21]) || !tb__has_token(turbo_req_header(req, "upgrade"), "websocket") ||
         !tb__has_token(turbo_req_header(req, "connection"), "upgrade"))
         return 400;
-    for (i = 0; i < 22; i++)
-        if (!key.ptr[i] || !strchr(tb__base64_abc, key.ptr[i])) return 400;
     if (version.len != 2 || memcmp(version.ptr, "13", 2) != 0) return 426;
     memcpy(in, key.ptr, 24);
     memcpy(in + 24, guid, 36);
@@ -4365,14 +4363,7 @@ TURBO_API turbo_ws *turbo_res_websocket(turbo_res *res, const char *accept, cons
     return ws;
 }
 
-/* Once, last: on_close. */
-static void tb__ws_end(turbo_ws *ws, int code) {
-    if (ws->ended) return;
-    ws->ended = 1;
-    if (ws->h->on_close) ws->h->on_close(ws, code, ws->user);
-}
-
-/* As its connection is freed: sends fail from now on. */
+/* As its connection is freed: sends fail from now on; on_close, last. */
 static void tb__ws_gone(tb__worker *w, tb__conn *c) {
     turbo_ws *ws = c->ws;
     pthread_mutex_lock(&ws->lock);
@@ -4384,25 +4375,8 @@ static void tb__ws_gone(tb__worker *w, tb__conn *c) {
     if (ws->next_ws) ws->next_ws->prev_ws = ws->prev_ws;
     ws->conn = NULL;
     c->ws = NULL;
-    tb__ws_end(ws, ws->code ? ws->code : 1006);
+    if (ws->h->on_close) ws->h->on_close(ws, ws->code ? ws->code : 1006, ws->user);
     turbo_ws_release(ws);
-}
-
-/* Moves the frames sent meanwhile into t's output, for c. Returns 1 when
-   ws was dropped (the caller closes c). */
-static int tb__ws_take(turbo_ws *ws, tb__thread *t) {
-    int dropped;
-    pthread_mutex_lock(&ws->lock);
-    ws->in_callback = 0;
-    turbo_buf_append(&t->out, ws->pending.data, ws->pending.len);
-    ws->pending.len = 0;
-    ws->close_sent = ws->closing;
-    ws->read_paused = ws->paused && !ws->closing;
-    if (!ws->code) ws->code = ws->sent_code;
-    dropped = ws->dropped;
-    if (ws->pending.cap > TB__OUT_KEEP) turbo_buf_free(&ws->pending);
-    pthread_mutex_unlock(&ws->lock);
-    return dropped;
 }
 
 /* Breaks the connection off for a broken rule: a close frame with code,
@@ -4437,21 +4411,19 @@ static size_t tb__ws_frame_in(tb__worker *w, tb__thread *t, tb__conn *c, char *d
     turbo_ws *ws = c->ws;
     unsigned char *f = (unsigned char *)data, *p;
     unsigned op = f[0] & 15, fin = f[0] >> 7;
-    size_t hl, n, frame;
-    uint64_t n64 = 0;
-    int i, code;
+    size_t hl, n, frame, i;
+    uint64_t n64;
+    int code;
     long tail;
     if (avail < 2) return 0;
     if ((f[0] & 0x70) || !(f[1] & 0x80) || (op > 2 && op < 8) || op > 10) return tb__ws_fail(c, 1002);
     n = f[1] & 127;
     hl = n == 126 ? 8 : n == 127 ? 14 : 6; /* with the mask */
     if (avail < hl) return 0;
-    if (n == 126) n = (size_t)f[2] << 8 | f[3];
-    else if (n == 127) {
-        for (i = 2; i < 10; i++) n64 = n64 << 8 | f[i];
-        if (n64 >> 63) return tb__ws_fail(c, 1002);
-        n = n64 > SIZE_MAX - hl ? SIZE_MAX - hl : (size_t)n64;
-    }
+    n64 = hl == 6 ? n : 0;
+    for (i = 2; i < hl - 4; i++) n64 = n64 << 8 | f[i]; /* or the 16- or 64-bit length after it */
+    if (n64 >> 63) return tb__ws_fail(c, 1002);
+    n = n64 > SIZE_MAX - hl ? SIZE_MAX - hl : (size_t)n64;
     if (op >= 8 && (!fin || n > 125)) return tb__ws_fail(c, 1002);
     if (op < 8 && (op == 0) != (ws->msg_op != 0)) return tb__ws_fail(c, 1002); /* continuation out of place */
     if (op < 8 && n > w->s->cfg.ws_max_message - ws->msg.len) return tb__ws_fail(c, 1009);
@@ -4531,23 +4503,21 @@ static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *da
     while (pos < len && n && !t->detached && !c->close_after &&
            (!__atomic_load_n(&ws->paused, __ATOMIC_RELAXED) || ws->close_sent))
         pos += n = tb__ws_frame_in(w, t, c, data + pos, len - pos);
-    if (tb__ws_take(ws, t)) { /* the client does not read: what waits is dropped */
+    pthread_mutex_lock(&ws->lock); /* the frames sent meanwhile go out with the answers to these */
+    ws->in_callback = 0;
+    turbo_buf_append(&t->out, ws->pending.data, ws->pending.len);
+    ws->pending.len = 0;
+    if (ws->pending.cap > TB__OUT_KEEP) turbo_buf_free(&ws->pending);
+    ws->close_sent = ws->closing;
+    ws->read_paused = ws->paused && !ws->closing;
+    if (!ws->code) ws->code = ws->sent_code;
+    if (ws->dropped) { /* the client does not read: what waits is dropped */
         t->out.len = 0;
         shutdown(c->fd, SHUT_RDWR);
         c->close_after = 1;
     }
+    pthread_mutex_unlock(&ws->lock);
     return pos;
-}
-
-/* The loop's idle timer for c: a ping first, then, still silent, close. */
-static void tb__ws_idle(tb__worker *w, tb__thread *t, tb__conn *c) {
-    if (c->ws->pinged) {
-        tb__conn_free(w, c);
-        return;
-    }
-    c->ws->pinged = 1;
-    tb__ws_frame(&t->out, 9, NULL, 0);
-    if (tb__conn_send(w, t, c) == 0) tb__timer_set(w, c, TB__T_WS);
 }
 
 /* After a send to c: a producer waiting for on_drain is due once little
