@@ -3378,7 +3378,8 @@ static void tb__call_begin(tb__worker *w, tb__thread *t, tb__conn *c) {
 }
 
 /* After it: 0 if this thread still runs the worker, 1 if the monitor gave
-   the worker away meanwhile (t is detached: it owns only busy now). */
+   the worker away meanwhile (t is detached: it owns only busy now; its
+   Date is renewed, as the handler may have run for seconds). */
 static int tb__call_end(tb__worker *w, tb__thread *t) {
     unsigned long expected = t->call;
     if (__atomic_compare_exchange_n(&w->calls, &expected, expected + 1, 0, __ATOMIC_ACQ_REL,
@@ -3386,6 +3387,7 @@ static int tb__call_end(tb__worker *w, tb__thread *t) {
         return 0;
     t->detached = 1;
     TB__ADD(t->counts[TB__N_HANDOFFS], 1);
+    tb__update_date(t);
     return 1;
 }
 
@@ -3820,13 +3822,13 @@ static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handl
         h->fn(r, &t->res, h->user);
         if (tb__now_us() - started < (int64_t)w->s->cfg.handoff_ms * 1000) /* it has become quick */
             __atomic_store_n(&h->overstayed, 0, __ATOMIC_RELAXED);
+        tb__update_date(t); /* it may have run for seconds */
     } else {
         tb__call_begin(w, t, c);
         h->fn(r, &t->res, h->user);
         if (tb__call_end(w, t)) __atomic_store_n(&h->overstayed, 1, __ATOMIC_RELAXED);
     }
-    if (t->detached) tb__update_date(t); /* the handler may have run for seconds */
-    else if (t->res.deferred) w->defers++;
+    if (!t->detached && t->res.deferred) w->defers++;
 }
 
 /* Routes one complete request and writes its response. */
@@ -4232,24 +4234,14 @@ static long tb__utf8_tail(const unsigned char *s, size_t n) {
     return 0;
 }
 
-/* Appends a frame (a server's: not masked). */
+/* Appends a frame (a server's: not masked). The length is in the second
+   byte below 126, else that byte says 126 or 127 and 16 or 64 bits follow. */
 static void tb__ws_frame(turbo_buf *b, int opcode, const void *data, size_t len) {
     unsigned char head[10];
-    size_t n = 2;
-    int i;
+    size_t n = len < 126 ? 2 : len < 65536 ? 4 : 10, i;
     head[0] = (unsigned char)(0x80 | opcode);
-    if (len < 126) {
-        head[1] = (unsigned char)len;
-    } else if (len < 65536) {
-        head[1] = 126;
-        head[2] = (unsigned char)(len >> 8);
-        head[3] = (unsigned char)len;
-        n = 4;
-    } else {
-        head[1] = 127;
-        for (i = 0; i < 8; i++) head[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-        n = 10;
-    }
+    head[1] = (unsigned char)(n == 2 ? len : n == 4 ? 126 : 127);
+    for (i = 2; i < n; i++) head[i] = (unsigned char)((uint64_t)len >> (8 * (n - 1 - i))); /* big-endian */
     turbo_buf_append(b, head, n);
     turbo_buf_append(b, data, len);
 }
@@ -4464,7 +4456,7 @@ static size_t tb__ws_frame_in(tb__worker *w, tb__thread *t, tb__conn *c, char *d
     if (!ws->close_sent) {
         tb__call_begin(w, t, c);
         ws->h->on_message(ws, (const char *)p, n, op == 1, ws->user);
-        if (tb__call_end(w, t)) tb__update_date(t);
+        tb__call_end(w, t);
     }
     if (ws->msg_op) {
         ws->msg_op = 0;
@@ -4493,12 +4485,12 @@ static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *da
         if (w->draining) turbo_ws_close(ws, 1001, NULL);
         tb__call_begin(w, t, c);
         if (ws->h->on_open) ws->h->on_open(ws, ws->user);
-        if (tb__call_end(w, t)) tb__update_date(t);
+        tb__call_end(w, t);
     }
     if (drained && ws->h->on_drain && !t->detached) {
         tb__call_begin(w, t, c);
         ws->h->on_drain(ws, ws->user);
-        if (tb__call_end(w, t)) tb__update_date(t);
+        tb__call_end(w, t);
     }
     while (pos < len && n && !t->detached && !c->close_after &&
            (!__atomic_load_n(&ws->paused, __ATOMIC_RELAXED) || ws->close_sent))
@@ -4661,8 +4653,7 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     c->state = TB__C_IDLE;
     tb__call_begin(w, t, c);
     d->fn(&t->res, d->arg);
-    if (tb__call_end(w, t)) tb__update_date(t);
-    else if (t->res.deferred) w->defers++;
+    if (!tb__call_end(w, t) && t->res.deferred) w->defers++;
     tb__res_end(w, t, c, &t->req);
     if (d->ended) d->ended(d->ended_arg, 0);
     TURBO_FREE(d);
