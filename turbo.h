@@ -3481,11 +3481,6 @@ static uint64_t *tb__slot(turbo_server *s, int k) {
 /* SIGUSR1 asks for the log file to be opened again (logrotate moved it). */
 static int tb__reopen_asked = 0; /* atomic: the handler runs on whichever thread */
 
-static void tb__on_reopen(int sig) {
-    (void)sig;
-    __atomic_store_n(&tb__reopen_asked, 1, __ATOMIC_RELAXED);
-}
-
 /* Opens access_log_path onto log_fd (writers in flight see the old file
    or the new one: dup2 swaps them at once). 0, or -1 with s->error. */
 static int tb__log_open(turbo_server *s) {
@@ -5034,6 +5029,7 @@ static void tb__pool_close(turbo_server *s, int monitor_started) {
 static volatile sig_atomic_t tb__signal_fd = -1;
 static volatile sig_atomic_t tb__signals_seen = 0;
 static volatile sig_atomic_t tb__supervisor_pid = 0;
+static int tb__restart_asked = 0; /* SIGUSR2, see tb__restart; atomic, as tb__reopen_asked */
 
 /* From a signal handler: one byte into the stop pipe ('s' stop, 'c' a child ended). */
 static void tb__signal_write(const char *what) {
@@ -5043,29 +5039,22 @@ static void tb__signal_write(const char *what) {
     errno = saved;
 }
 
+/* The handler of every signal turbo takes: SIGINT and SIGTERM stop, SIGCHLD
+   wakes the supervisor, SIGUSR1 and SIGUSR2 ask for what their flags say. */
 static void tb__on_signal(int sig, siginfo_t *info, void *context) {
-    (void)sig;
     (void)context;
+    if (sig == SIGCHLD) tb__signal_write("c");
+    if (sig == SIGUSR1) __atomic_store_n(&tb__reopen_asked, 1, __ATOMIC_RELAXED);
+    if (sig == SIGUSR2) __atomic_store_n(&tb__restart_asked, 1, __ATOMIC_RELAXED);
+    if (sig != SIGINT && sig != SIGTERM) return;
     if (tb__supervisor_pid && info && info->si_pid == tb__supervisor_pid && tb__signals_seen) return;
     if (tb__signals_seen++) _exit(1);
     tb__signal_write("s");
 }
 
-static void tb__on_child(int sig) {
-    (void)sig;
-    tb__signal_write("c");
-}
-
 /* Restart (SIGUSR2): a new generation of this program takes the listening
    sockets over, then this one drains as at shutdown. Nothing closes the
    sockets meanwhile, so no connection is refused. */
-static int tb__restart_asked = 0; /* atomic: the handler runs on whichever thread */
-
-static void tb__on_restart(int sig) {
-    (void)sig;
-    __atomic_store_n(&tb__restart_asked, 1, __ATOMIC_RELAXED);
-}
-
 #ifdef __linux__
 /* Starts this program again (the file now at its path: an upgrade is a
    restart) with this process's arguments and environment, the listening
@@ -5700,24 +5689,15 @@ TURBO_API int turbo_run(turbo_server *s) {
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, &old_pipe);
     tb__signal_fd = s->stop_pipe[1];
-    if (!s->cfg.no_signals) {
-        tb__signals_seen = 0;
-        sa.sa_sigaction = tb__on_signal;
-        sa.sa_flags = SA_SIGINFO;
-        sigaction(SIGINT, &sa, &old[0]);
-        sigaction(SIGTERM, &sa, &old[1]);
-        sa.sa_flags = 0;
-        sa.sa_handler = tb__on_restart;
-        sigaction(SIGUSR2, &sa, &old[2]);
-        sa.sa_handler = tb__on_reopen;
-        sigaction(SIGUSR1, &sa, &old[3]);
-    }
+    tb__signals_seen = 0;
+    sa.sa_sigaction = tb__on_signal;
+    sa.sa_flags = SA_SIGINFO;
+    for (i = 0; i < 4 && !s->cfg.no_signals; i++) sigaction(handled[i], &sa, &old[i]);
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
     fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host, s->port, procs,
             procs == 1 ? "" : "es", s->cfg.threads, s->cfg.threads == 1 ? "" : "s");
     tb__say_ready();
     if (s->cfg.processes > 0) {
-        sa.sa_handler = tb__on_child;
         sigaction(SIGCHLD, &sa, &old_chld);
         rc = tb__supervise(s);
         sigaction(SIGCHLD, &old_chld, NULL);
