@@ -797,10 +797,6 @@ static int tb__accept(int lfd, struct sockaddr_storage *peer) {
 }
 #endif
 
-static void tb__loop_free(tb__loop *l) {
-    if (l->fd >= 0) close(l->fd);
-}
-
 static int64_t tb__now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1738,15 +1734,11 @@ static void tb__allow_value(const tb__node *n, turbo_buf *b) {
     if (!options) tb__buf_puts(b, ", OPTIONS");
 }
 
+/* Letters, digits and '_', not a digit first. p is in a pattern, its n
+   bytes followed by "}" or "...}": strspn stops there. */
 static int tb__is_ident(const char *p, size_t n) {
-    size_t i;
-    if (!n || (p[0] >= '0' && p[0] <= '9')) return 0;
-    for (i = 0; i < n; i++) {
-        char c = p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
-            return 0;
-    }
-    return 1;
+    return n && !(p[0] >= '0' && p[0] <= '9') &&
+           strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n;
 }
 
 /* Checks one pattern segment. Returns 0 static, 1 {name}, 2 {name...},
@@ -4875,7 +4867,7 @@ static void tb__worker_free(tb__worker *w) {
         if (!w->defers) tb__mailbox_free(w->box);
         w->box = NULL;
     }
-    tb__loop_free(&w->loop);
+    if (w->loop.fd >= 0) close(w->loop.fd);
     if (w->wake[0] >= 0) close(w->wake[0]);
     if (w->wake[1] >= 0) close(w->wake[1]);
     if (w->listen_fd >= 0) close(w->listen_fd);
