@@ -3975,11 +3975,41 @@ static void tb__conn_keep(tb__conn *c, char *data, size_t len, size_t used) {
     if (c->defer) c->state = TB__C_DEFER;
 }
 
-/* After processing: keep the unconsumed bytes, send, pick the next wait. */
+/* With the mailbox locked: items added to an empty mailbox wake the worker
+   (it empties the pipe, then takes every item). */
+static int tb__mailbox_empty(const tb__mailbox *box) {
+    return !box->resumed && !box->returned && !box->sockets;
+}
+
+static void tb__mailbox_wake(tb__mailbox *box) {
+    while (write(box->wake_fd, "r", 1) < 0 && errno == EINTR) {
+    }
+}
+
+/* A detached thread gives its lent connection back: it sends the answers
+   itself (what the socket refuses waits in c->out) and posts c to the
+   worker's mailbox. */
+static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c) {
+    tb__mailbox *box = w->box;
+    if (tb__out_flush(t, c) != 0) c->dead = 1;
+    pthread_mutex_lock(&box->lock);
+    int wake = tb__mailbox_empty(box);
+    c->returned_next = box->returned;
+    box->returned = c;
+    if (wake) tb__mailbox_wake(box);
+    pthread_mutex_unlock(&box->lock);
+}
+
+/* After processing: keep the unconsumed bytes, send, pick the next wait;
+   a detached thread gives its lent connection back instead. */
 static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
                            int was) {
     int hold; /* reading stops: behind a deferred answer, or a paused WebSocket */
     tb__conn_keep(c, data, len, used);
+    if (t->detached) {
+        tb__conn_return(w, t, c);
+        return;
+    }
     if (tb__conn_send(w, t, c) != 0) return; /* closed, or reading resumes once the output drains */
     if (c->close_after) {
         tb__conn_linger(w, c);
@@ -3995,39 +4025,6 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
         return;
     }
     tb__conn_arm(w, c, was);
-}
-
-/* With the mailbox locked: items added to an empty mailbox wake the worker
-   (it empties the pipe, then takes every item). */
-static int tb__mailbox_empty(const tb__mailbox *box) {
-    return !box->resumed && !box->returned && !box->sockets;
-}
-
-static void tb__mailbox_wake(tb__mailbox *box) {
-    while (write(box->wake_fd, "r", 1) < 0 && errno == EINTR) {
-    }
-}
-
-/* A detached thread gives its lent connection back: it keeps the
-   unconsumed bytes, sends the answers itself (what the socket refuses
-   waits in c->out) and posts c to the worker's mailbox. */
-static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used) {
-    tb__mailbox *box = w->box;
-    tb__conn_keep(c, data, len, used);
-    if (tb__out_flush(t, c) != 0) c->dead = 1;
-    pthread_mutex_lock(&box->lock);
-    int wake = tb__mailbox_empty(box);
-    c->returned_next = box->returned;
-    box->returned = c;
-    if (wake) tb__mailbox_wake(box);
-    pthread_mutex_unlock(&box->lock);
-}
-
-/* After processing by this thread: answers go out, or the lent connection goes back. */
-static void tb__conn_done(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
-                          int was) {
-    if (t->detached) tb__conn_return(w, t, c, data, len, used);
-    else tb__conn_after(w, t, c, data, len, used, was);
 }
 
 static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
@@ -4057,7 +4054,7 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
     if (n < 0 || c->state == TB__C_LINGER) return; /* lingering (no c->in): dropped */
     TB__ADD(t->counts[TB__N_BYTES_IN], (uint64_t)n);
     used = tb__process(w, t, c, data, len);
-    tb__conn_done(w, t, c, data, len, used, was);
+    tb__conn_after(w, t, c, data, len, used, was);
 }
 
 /* Requests held in c->in (behind a deferred answer or a backed-up
@@ -4067,7 +4064,7 @@ static void tb__conn_resume(tb__worker *w, tb__thread *t, tb__conn *c) {
     size_t used;
     c->out_full = 0;
     used = c->in.len || c->ws ? tb__process(w, t, c, c->in.data, c->in.len) : 0;
-    tb__conn_done(w, t, c, c->in.data, c->in.len, used, was);
+    tb__conn_after(w, t, c, c->in.data, c->in.len, used, was);
 }
 
 static void tb__conn_writable(tb__worker *w, tb__thread *t, tb__conn *c) {
@@ -4644,8 +4641,7 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     tb__res_end(w, t, c, &t->req);
     if (d->ended) d->ended(d->ended_arg, 0);
     TURBO_FREE(d);
-    if (t->detached) tb__conn_return(w, t, c, c->in.data, c->in.len, 0);
-    else tb__conn_resume(w, t, c);
+    tb__conn_resume(w, t, c); /* or, detached, gives c back */
 }
 
 /* Takes what the mailbox holds: returned connections first, then the
