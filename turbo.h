@@ -2917,8 +2917,7 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
     o = tb__put(o, res->t->head + (status == 200 ? 0 : 15), TB__HEAD_LEN - (status == 200 ? 0 : 15));
     if (streaming == TB__STREAM_CHUNKED) {
         o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
-    } else if (!streaming && status >= 200 && status != 204 &&
-               status != 304) { /* RFC 9112 6.3: never a length */
+    } else if (!streaming && status >= 200 && status != 204 && status != 304) { /* else none: RFC 9112 6.3 */
         o = tb__put(o, "\r\nContent-Length: ", 18);
         o = tb__json_u64(o, body_len);
     }
@@ -2944,7 +2943,8 @@ static int tb__res_frame_body(turbo_res *res) {
     return 0;
 }
 
-/* A streamed answer ends: its last chunk and the empty one (or the close). */
+/* A streamed answer ends: its last chunk and the empty one (or the close,
+   which keep_alive has said since turbo_res_flush began an HTTP/1.0 one). */
 static void tb__res_end_stream(turbo_res *res) {
     tb__conn *c = res->c;
     if (c->streaming == TB__STREAM_SENT) {
@@ -2955,7 +2955,6 @@ static void tb__res_end_stream(turbo_res *res) {
     } else if (c->streaming == TB__STREAM_CHUNKED && !res->head_only) {
         turbo_buf_append(res->out, "0\r\n\r\n", 5);
     }
-    if (c->streaming != TB__STREAM_CHUNKED && c->streaming != TB__STREAM_SENT) res->keep_alive = 0;
     c->streaming = TB__STREAM_NONE;
 }
 
