@@ -2277,11 +2277,8 @@ TURBO_API int turbo_dtoa(double v, char *dst) {
         *o++ = 'e';
         *o++ = e < 0 ? '-' : '+';
         if (e < 0) e = -e;
-        if (e >= 100) {
-            *o++ = (char)('0' + e / 100);
-            e %= 100;
-        }
-        o = tb__put(o, tb__json_pairs + 2 * e, 2);
+        if (e < 10) *o++ = '0'; /* two digits at least */
+        o = tb__json_u32(o, (uint32_t)e);
     } else if (point <= 0) {
         o = tb__put(o, "0.000", (size_t)(2 - point));
         o = tb__put(o, digits, (size_t)n);
@@ -2909,8 +2906,7 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
     if (status != 200) {
         const char *reason = tb__reason(status);
         o = tb__put(o, "HTTP/1.1 ", 9);
-        *o++ = (char)('0' + status / 100); /* three digits: turbo_status_allowed */
-        o = tb__put(o, tb__json_pairs + 2 * (status % 100), 2);
+        o = tb__json_u32(o, (uint32_t)status);
         *o++ = ' ';
         o = tb__put(o, reason, strlen(reason));
     }
