@@ -632,7 +632,6 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -3265,15 +3264,11 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
         tb__res_end_stream(res);
         return;
     }
-    if (res->c->ws) { /* turbo_res_websocket's: a 101, no body */
+    if (res->c->ws) { /* turbo_res_websocket's 101, whatever came after it: no body */
+        failed = 0;
+        res->status = 101;
         if (tb__res_body_started(res)) res->out->len = res->body_start;
-        if (tb__res_put_head(res, 101, 0) != 0) {
-            res->out->len = res->start;
-            res->keep_alive = 0;
-        }
-        return;
-    }
-    if (res->json_active && turbo_json_finish(&res->json) != 0)
+    } else if (res->json_active && turbo_json_finish(&res->json) != 0)
         fprintf(stderr, "turbo: invalid JSON in the response to %.*s %.*s: %s\n", (int)req->method.len,
                 req->method.ptr, (int)req->path.len, req->path.ptr, turbo_json_strerror(res->json.error));
     else if (!res->answered)
