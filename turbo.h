@@ -4053,7 +4053,7 @@ static void tb__conn_resume(tb__worker *w, tb__thread *t, tb__conn *c) {
     int was = c->state;
     size_t used;
     c->out_full = 0;
-    used = c->in.len || c->ws ? tb__process(w, t, c, c->in.data, c->in.len) : 0;
+    used = tb__process(w, t, c, c->in.data, c->in.len);
     tb__conn_after(w, t, c, c->in.data, c->in.len, used, was);
 }
 
