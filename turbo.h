@@ -3566,17 +3566,12 @@ static void tb__log_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) 
     t->log.len = (size_t)(tb__put(o, "\" ", 2) - t->log.data);
 }
 
-static int tb__method_ix(turbo_str method) {
-    int i;
-    for (i = 0; i < TB__METHODS - 1; i++)
-        if (tb__is_method(method, tb__methods_counted[i])) return i;
-    return TB__METHODS - 1;
-}
-
 /* The answer under way starts (r as in tb__log_begin). */
 static void tb__observe_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) {
+    int ix = r ? 0 : TB__METHODS - 1; /* its method in tb__methods_counted, or the last: "other" */
+    while (ix < TB__METHODS - 1 && !tb__is_method(r->method, tb__methods_counted[ix])) ix++;
     t->res.started_us = tb__now_us();
-    t->res.method_ix = r ? tb__method_ix(r->method) : TB__METHODS - 1;
+    t->res.method_ix = ix;
     t->res.sent = 0;
     t->res.log_mark = t->log.len;
     if (t->s->cfg.access_log) tb__log_begin(t, c, r);
