@@ -2464,11 +2464,10 @@ struct tb__conn {
     int mask; /* interest registered with the loop */
     int state;
     int requests;
-    int close_after;   /* close once the output has drained */
-    int out_full;      /* complete requests wait in c->in until the output drains */
-    int continue_sent; /* "100 Continue" went out for the request in progress */
-    int saw_lf;        /* the head in progress has a complete request line */
-    int head_len;      /* in TB__C_BODY: length of the parsed head */
+    int close_after; /* close once the output has drained */
+    int out_full;    /* complete requests wait in c->in until the output drains */
+    int saw_lf;      /* the head in progress has a complete request line */
+    int head_len;    /* in TB__C_BODY: length of the parsed head */
     tb__framing framing;
     tb__chunked chunk;
     size_t head_scan; /* where the search for the end of the head resumes */
@@ -3866,7 +3865,6 @@ static void tb__request_done(tb__conn *c) {
     c->state = TB__C_IDLE;
     c->head_scan = 0;
     c->saw_lf = 0;
-    c->continue_sent = 0;
     memset(&c->chunk, 0, sizeof c->chunk);
 }
 
@@ -3911,14 +3909,12 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         } else {
             consumed = avail - (size_t)hl >= f.content_length ? (size_t)hl + f.content_length : 0;
         }
-        if (!consumed) { /* the body is still on its way */
+        if (!consumed) { /* the body is still on its way (100 Continue, if asked, the first time) */
+            if (f.expect_continue && c->state != TB__C_BODY)
+                tb__buf_puts(&t->out, "HTTP/1.1 100 Continue\r\n\r\n");
             c->state = TB__C_BODY;
             c->head_len = hl;
             c->framing = f;
-            if (f.expect_continue && !c->continue_sent) {
-                tb__buf_puts(&t->out, "HTTP/1.1 100 Continue\r\n\r\n");
-                c->continue_sent = 1;
-            }
             break;
         }
         /* A body that came in later reads: the views into the head are
