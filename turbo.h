@@ -2555,7 +2555,6 @@ struct turbo_res {
     size_t start;      /* where this response begins in out */
     size_t body_start; /* where its body begins; (size_t)-1 until it does */
     int status;
-    int version;         /* the request's: 10 or 11 */
     int answered;        /* the handler set anything at all */
     int head_only;       /* a HEAD request: the body is measured, then dropped */
     int64_t head_length; /* turbo_res_head_length's, or -1 */
@@ -2871,7 +2870,6 @@ static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_al
     res->start = t->out.len;
     res->body_start = (size_t)-1;
     res->status = 0;
-    res->version = t->req.version;
     res->answered = res->json_active = res->deferred = res->typed = 0;
     res->head_only = head_only;
     res->head_length = -1;
@@ -2916,7 +2914,7 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
         o = tb__json_u64(o, body_len);
     }
     if (!res->keep_alive) o = tb__put(o, "\r\nConnection: close", 19);
-    else if (res->version == 10) o = tb__put(o, "\r\nConnection: keep-alive", 24);
+    else if (res->t->req.version == 10) o = tb__put(o, "\r\nConnection: keep-alive", 24);
     return (size_t)(tb__put(o, "\r\n", 2) - head);
 }
 
@@ -3020,7 +3018,7 @@ TURBO_API int turbo_res_flush(turbo_res *res) {
         !turbo_status_allowed(status) || !turbo_status_has_body(status))
         return -1;
     if (!c->streaming) { /* the head first */
-        c->streaming = res->version == 11 ? TB__STREAM_CHUNKED : TB__STREAM_UNTIL_CLOSE;
+        c->streaming = res->t->req.version == 11 ? TB__STREAM_CHUNKED : TB__STREAM_UNTIL_CLOSE;
         if (c->streaming == TB__STREAM_UNTIL_CLOSE) res->keep_alive = 0;
         if (tb__res_put_head(res, status, 0) != 0) return -1;
         res->status = status;
@@ -4522,7 +4520,7 @@ TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     d->box = res->w->box;
     d->keep_alive = res->keep_alive;
     d->head_only = res->head_only;
-    d->version = res->version;
+    d->version = res->t->req.version;
     TB__ADD(res->t->counts[TB__N_DEFERRED], 1);
     res->c->defer = d;
     res->deferred = 1; /* counted in the worker's defers by its loop, after the handler */
