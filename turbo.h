@@ -632,7 +632,6 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -796,10 +795,6 @@ static int tb__accept(int lfd, struct sockaddr_storage *peer) {
     return fd;
 }
 #endif
-
-static void tb__loop_free(tb__loop *l) {
-    if (l->fd >= 0) close(l->fd);
-}
 
 static int64_t tb__now_us(void) {
     struct timespec ts;
@@ -1757,15 +1752,11 @@ static void tb__allow_value(const tb__node *n, turbo_buf *b) {
     if (!options) tb__buf_puts(b, ", OPTIONS");
 }
 
+/* Letters, digits and '_', not a digit first. p is in a pattern, its n
+   bytes followed by "}" or "...}": strspn stops there. */
 static int tb__is_ident(const char *p, size_t n) {
-    size_t i;
-    if (!n || (p[0] >= '0' && p[0] <= '9')) return 0;
-    for (i = 0; i < n; i++) {
-        char c = p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
-            return 0;
-    }
-    return 1;
+    return n && !(p[0] >= '0' && p[0] <= '9') &&
+           strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n;
 }
 
 /* Checks one pattern segment. Returns 0 static, 1 {name}, 2 {name...},
@@ -2304,11 +2295,8 @@ TURBO_API int turbo_dtoa(double v, char *dst) {
         *o++ = 'e';
         *o++ = e < 0 ? '-' : '+';
         if (e < 0) e = -e;
-        if (e >= 100) {
-            *o++ = (char)('0' + e / 100);
-            e %= 100;
-        }
-        o = tb__put(o, tb__json_pairs + 2 * e, 2);
+        if (e < 10) *o++ = '0'; /* two digits at least */
+        o = tb__json_u32(o, (uint32_t)e);
     } else if (point <= 0) {
         o = tb__put(o, "0.000", (size_t)(2 - point));
         o = tb__put(o, digits, (size_t)n);
@@ -2495,11 +2483,10 @@ struct tb__conn {
     int mask; /* interest registered with the loop */
     int state;
     int requests;
-    int close_after;   /* close once the output has drained */
-    int out_full;      /* complete requests wait in c->in until the output drains */
-    int continue_sent; /* "100 Continue" went out for the request in progress */
-    int saw_lf;        /* the head in progress has a complete request line */
-    int head_len;      /* in TB__C_BODY: length of the parsed head */
+    int close_after; /* close once the output has drained */
+    int out_full;    /* complete requests wait in c->in until the output drains */
+    int saw_lf;      /* the head in progress has a complete request line */
+    int head_len;    /* in TB__C_BODY: length of the parsed head */
     tb__framing framing;
     tb__chunked chunk;
     size_t head_scan; /* where the search for the end of the head resumes */
@@ -2570,7 +2557,7 @@ struct turbo_ws {
     tb__conn *conn; /* NULL once gone */
     const turbo_ws_handler *h;
     void *user;
-    int opened, ended, pinged, close_sent, read_paused;
+    int opened, pinged, close_sent, read_paused;
     int code;         /* for on_close: the client's close, or turbo's */
     int msg_op;       /* 1 text, 2 binary: the fragmented message under way */
     size_t msg_valid; /* bytes of msg known to be UTF-8 */
@@ -2587,7 +2574,6 @@ struct turbo_res {
     size_t start;      /* where this response begins in out */
     size_t body_start; /* where its body begins; (size_t)-1 until it does */
     int status;
-    int version;         /* the request's: 10 or 11 */
     int answered;        /* the handler set anything at all */
     int head_only;       /* a HEAD request: the body is measured, then dropped */
     int64_t head_length; /* turbo_res_head_length's, or -1 */
@@ -2903,7 +2889,6 @@ static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_al
     res->start = t->out.len;
     res->body_start = (size_t)-1;
     res->status = 0;
-    res->version = t->req.version;
     res->answered = res->json_active = res->deferred = res->typed = 0;
     res->head_only = head_only;
     res->head_length = -1;
@@ -2936,21 +2921,19 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
     if (status != 200) {
         const char *reason = tb__reason(status);
         o = tb__put(o, "HTTP/1.1 ", 9);
-        *o++ = (char)('0' + status / 100); /* three digits: turbo_status_allowed */
-        o = tb__put(o, tb__json_pairs + 2 * (status % 100), 2);
+        o = tb__json_u32(o, (uint32_t)status);
         *o++ = ' ';
         o = tb__put(o, reason, strlen(reason));
     }
     o = tb__put(o, res->t->head + (status == 200 ? 0 : 15), TB__HEAD_LEN - (status == 200 ? 0 : 15));
     if (streaming == TB__STREAM_CHUNKED) {
         o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
-    } else if (!streaming && status >= 200 && status != 204 &&
-               status != 304) { /* RFC 9112 6.3: never a length */
+    } else if (!streaming && status >= 200 && status != 204 && status != 304) { /* else none: RFC 9112 6.3 */
         o = tb__put(o, "\r\nContent-Length: ", 18);
         o = tb__json_u64(o, body_len);
     }
     if (!res->keep_alive) o = tb__put(o, "\r\nConnection: close", 19);
-    else if (res->version == 10) o = tb__put(o, "\r\nConnection: keep-alive", 24);
+    else if (res->t->req.version == 10) o = tb__put(o, "\r\nConnection: keep-alive", 24);
     return (size_t)(tb__put(o, "\r\n", 2) - head);
 }
 
@@ -2971,7 +2954,8 @@ static int tb__res_frame_body(turbo_res *res) {
     return 0;
 }
 
-/* A streamed answer ends: its last chunk and the empty one (or the close). */
+/* A streamed answer ends: its last chunk and the empty one (or the close,
+   which keep_alive has said since turbo_res_flush began an HTTP/1.0 one). */
 static void tb__res_end_stream(turbo_res *res) {
     tb__conn *c = res->c;
     if (c->streaming == TB__STREAM_SENT) {
@@ -2982,7 +2966,6 @@ static void tb__res_end_stream(turbo_res *res) {
     } else if (c->streaming == TB__STREAM_CHUNKED && !res->head_only) {
         turbo_buf_append(res->out, "0\r\n\r\n", 5);
     }
-    if (c->streaming != TB__STREAM_CHUNKED && c->streaming != TB__STREAM_SENT) res->keep_alive = 0;
     c->streaming = TB__STREAM_NONE;
 }
 
@@ -3054,7 +3037,7 @@ TURBO_API int turbo_res_flush(turbo_res *res) {
         !turbo_status_allowed(status) || !turbo_status_has_body(status))
         return -1;
     if (!c->streaming) { /* the head first */
-        c->streaming = res->version == 11 ? TB__STREAM_CHUNKED : TB__STREAM_UNTIL_CLOSE;
+        c->streaming = res->t->req.version == 11 ? TB__STREAM_CHUNKED : TB__STREAM_UNTIL_CLOSE;
         if (c->streaming == TB__STREAM_UNTIL_CLOSE) res->keep_alive = 0;
         if (tb__res_put_head(res, status, 0) != 0) return -1;
         res->status = status;
@@ -3297,15 +3280,11 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
         tb__res_end_stream(res);
         return;
     }
-    if (res->c->ws) { /* turbo_res_websocket's: a 101, no body */
+    if (res->c->ws) { /* turbo_res_websocket's 101, whatever came after it: no body */
+        failed = 0;
+        res->status = 101;
         if (tb__res_body_started(res)) res->out->len = res->body_start;
-        if (tb__res_put_head(res, 101, 0) != 0) {
-            res->out->len = res->start;
-            res->keep_alive = 0;
-        }
-        return;
-    }
-    if (res->json_active && turbo_json_finish(&res->json) != 0)
+    } else if (res->json_active && turbo_json_finish(&res->json) != 0)
         fprintf(stderr, "turbo: invalid JSON in the response to %.*s %.*s: %s\n", (int)req->method.len,
                 req->method.ptr, (int)req->path.len, req->path.ptr, turbo_json_strerror(res->json.error));
     else if (!res->answered)
@@ -3397,7 +3376,8 @@ static void tb__call_begin(tb__worker *w, tb__thread *t, tb__conn *c) {
 }
 
 /* After it: 0 if this thread still runs the worker, 1 if the monitor gave
-   the worker away meanwhile (t is detached: it owns only busy now). */
+   the worker away meanwhile (t is detached: it owns only busy now; its
+   Date is renewed, as the handler may have run for seconds). */
 static int tb__call_end(tb__worker *w, tb__thread *t) {
     unsigned long expected = t->call;
     if (__atomic_compare_exchange_n(&w->calls, &expected, expected + 1, 0, __ATOMIC_ACQ_REL,
@@ -3405,6 +3385,7 @@ static int tb__call_end(tb__worker *w, tb__thread *t) {
         return 0;
     t->detached = 1;
     TB__ADD(t->counts[TB__N_HANDOFFS], 1);
+    tb__update_date(t);
     return 1;
 }
 
@@ -3497,11 +3478,6 @@ static uint64_t *tb__slot(turbo_server *s, int k) {
 
 /* SIGUSR1 asks for the log file to be opened again (logrotate moved it). */
 static int tb__reopen_asked = 0; /* atomic: the handler runs on whichever thread */
-
-static void tb__on_reopen(int sig) {
-    (void)sig;
-    __atomic_store_n(&tb__reopen_asked, 1, __ATOMIC_RELAXED);
-}
 
 /* Opens access_log_path onto log_fd (writers in flight see the old file
    or the new one: dup2 swaps them at once). 0, or -1 with s->error. */
@@ -3606,17 +3582,12 @@ static void tb__log_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) 
     t->log.len = (size_t)(tb__put(o, "\" ", 2) - t->log.data);
 }
 
-static int tb__method_ix(turbo_str method) {
-    int i;
-    for (i = 0; i < TB__METHODS - 1; i++)
-        if (tb__is_method(method, tb__methods_counted[i])) return i;
-    return TB__METHODS - 1;
-}
-
 /* The answer under way starts (r as in tb__log_begin). */
 static void tb__observe_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) {
+    int ix = r ? 0 : TB__METHODS - 1; /* its method in tb__methods_counted, or the last: "other" */
+    while (ix < TB__METHODS - 1 && !tb__is_method(r->method, tb__methods_counted[ix])) ix++;
     t->res.started_us = tb__now_us();
-    t->res.method_ix = r ? tb__method_ix(r->method) : TB__METHODS - 1;
+    t->res.method_ix = ix;
     t->res.sent = 0;
     t->res.log_mark = t->log.len;
     if (t->s->cfg.access_log) tb__log_begin(t, c, r);
@@ -3744,7 +3715,7 @@ static void tb__metrics(turbo_server *s, turbo_buf *b) {
 static void tb__defer_lost(turbo_defer *d);
 static void tb__ws_gone(tb__worker *w, tb__conn *c);
 static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len);
-static void tb__ws_idle(tb__worker *w, tb__thread *t, tb__conn *c);
+static void tb__ws_frame(turbo_buf *b, int opcode, const void *data, size_t len);
 static void tb__ws_sent(tb__conn *c);
 
 static void tb__conn_free(tb__worker *w, tb__conn *c) {
@@ -3839,13 +3810,13 @@ static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handl
         h->fn(r, &t->res, h->user);
         if (tb__now_us() - started < (int64_t)w->s->cfg.handoff_ms * 1000) /* it has become quick */
             __atomic_store_n(&h->overstayed, 0, __ATOMIC_RELAXED);
+        tb__update_date(t); /* it may have run for seconds */
     } else {
         tb__call_begin(w, t, c);
         h->fn(r, &t->res, h->user);
         if (tb__call_end(w, t)) __atomic_store_n(&h->overstayed, 1, __ATOMIC_RELAXED);
     }
-    if (t->detached) tb__update_date(t); /* the handler may have run for seconds */
-    else if (t->res.deferred) w->defers++;
+    if (!t->detached && t->res.deferred) w->defers++;
 }
 
 /* Routes one complete request and writes its response. */
@@ -3911,7 +3882,6 @@ static void tb__request_done(tb__conn *c) {
     c->state = TB__C_IDLE;
     c->head_scan = 0;
     c->saw_lf = 0;
-    c->continue_sent = 0;
     memset(&c->chunk, 0, sizeof c->chunk);
 }
 
@@ -3956,14 +3926,12 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         } else {
             consumed = avail - (size_t)hl >= f.content_length ? (size_t)hl + f.content_length : 0;
         }
-        if (!consumed) { /* the body is still on its way */
+        if (!consumed) { /* the body is still on its way (100 Continue, if asked, the first time) */
+            if (f.expect_continue && c->state != TB__C_BODY)
+                tb__buf_puts(&t->out, "HTTP/1.1 100 Continue\r\n\r\n");
             c->state = TB__C_BODY;
             c->head_len = hl;
             c->framing = f;
-            if (f.expect_continue && !c->continue_sent) {
-                tb__buf_puts(&t->out, "HTTP/1.1 100 Continue\r\n\r\n");
-                c->continue_sent = 1;
-            }
             break;
         }
         /* A body that came in later reads: the views into the head are
@@ -4005,31 +3973,6 @@ static void tb__conn_keep(tb__conn *c, char *data, size_t len, size_t used) {
     if (c->defer) c->state = TB__C_DEFER;
 }
 
-/* After processing: keep the unconsumed bytes, send, pick the next wait. */
-static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
-                           int was) {
-    tb__conn_keep(c, data, len, used);
-    if (tb__conn_send(w, t, c) != 0) return; /* closed, or reading resumes once the output drains */
-    if (c->close_after) {
-        tb__conn_linger(w, c);
-        return;
-    }
-    if (c->out_full) { /* requests wait in c->in: serve them once the socket takes more */
-        tb__conn_await(w, c, TB__WRITE, TB__T_WRITE);
-        return;
-    }
-    if ((w->draining && c->state == TB__C_IDLE && !c->in.len) ||
-        tb__conn_watch(w, c,
-                       (c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD) ||
-                               (c->ws && c->ws->read_paused)
-                           ? 0
-                           : TB__READ) != 0) {
-        tb__conn_free(w, c);
-        return;
-    }
-    tb__conn_arm(w, c, was);
-}
-
 /* With the mailbox locked: items added to an empty mailbox wake the worker
    (it empties the pipe, then takes every item). */
 static int tb__mailbox_empty(const tb__mailbox *box) {
@@ -4041,12 +3984,11 @@ static void tb__mailbox_wake(tb__mailbox *box) {
     }
 }
 
-/* A detached thread gives its lent connection back: it keeps the
-   unconsumed bytes, sends the answers itself (what the socket refuses
-   waits in c->out) and posts c to the worker's mailbox. */
-static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used) {
+/* A detached thread gives its lent connection back: it sends the answers
+   itself (what the socket refuses waits in c->out) and posts c to the
+   worker's mailbox. */
+static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c) {
     tb__mailbox *box = w->box;
-    tb__conn_keep(c, data, len, used);
     if (tb__out_flush(t, c) != 0) c->dead = 1;
     pthread_mutex_lock(&box->lock);
     int wake = tb__mailbox_empty(box);
@@ -4056,11 +3998,31 @@ static void tb__conn_return(tb__worker *w, tb__thread *t, tb__conn *c, char *dat
     pthread_mutex_unlock(&box->lock);
 }
 
-/* After processing by this thread: answers go out, or the lent connection goes back. */
-static void tb__conn_done(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
-                          int was) {
-    if (t->detached) tb__conn_return(w, t, c, data, len, used);
-    else tb__conn_after(w, t, c, data, len, used, was);
+/* After processing: keep the unconsumed bytes, send, pick the next wait;
+   a detached thread gives its lent connection back instead. */
+static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len, size_t used,
+                           int was) {
+    int hold; /* reading stops: behind a deferred answer, or a paused WebSocket */
+    tb__conn_keep(c, data, len, used);
+    if (t->detached) {
+        tb__conn_return(w, t, c);
+        return;
+    }
+    if (tb__conn_send(w, t, c) != 0) return; /* closed, or reading resumes once the output drains */
+    if (c->close_after) {
+        tb__conn_linger(w, c);
+        return;
+    }
+    if (c->out_full) { /* requests wait in c->in: serve them once the socket takes more */
+        tb__conn_await(w, c, TB__WRITE, TB__T_WRITE);
+        return;
+    }
+    hold = (c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD) || (c->ws && c->ws->read_paused);
+    if ((w->draining && c->state == TB__C_IDLE && !c->in.len) || tb__conn_watch(w, c, hold ? 0 : TB__READ)) {
+        tb__conn_free(w, c);
+        return;
+    }
+    tb__conn_arm(w, c, was);
 }
 
 static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
@@ -4090,7 +4052,7 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
     if (n < 0 || c->state == TB__C_LINGER) return; /* lingering (no c->in): dropped */
     TB__ADD(t->counts[TB__N_BYTES_IN], (uint64_t)n);
     used = tb__process(w, t, c, data, len);
-    tb__conn_done(w, t, c, data, len, used, was);
+    tb__conn_after(w, t, c, data, len, used, was);
 }
 
 /* Requests held in c->in (behind a deferred answer or a backed-up
@@ -4099,8 +4061,8 @@ static void tb__conn_resume(tb__worker *w, tb__thread *t, tb__conn *c) {
     int was = c->state;
     size_t used;
     c->out_full = 0;
-    used = c->in.len || c->ws ? tb__process(w, t, c, c->in.data, c->in.len) : 0;
-    tb__conn_done(w, t, c, c->in.data, c->in.len, used, was);
+    used = tb__process(w, t, c, c->in.data, c->in.len);
+    tb__conn_after(w, t, c, c->in.data, c->in.len, used, was);
 }
 
 static void tb__conn_writable(tb__worker *w, tb__thread *t, tb__conn *c) {
@@ -4144,10 +4106,13 @@ static void tb__conn_timeout(tb__worker *w, tb__thread *t, tb__conn *c) {
     if ((cls == TB__T_HEAD && c->state == TB__C_HEAD) || cls == TB__T_BODY) {
         tb__conn_error(w, t, c, 408, 0);
         if (tb__conn_send(w, t, c) == 0) tb__conn_linger(w, c);
-        return;
+    } else if (cls == TB__T_WS && !c->ws->pinged) { /* a silent WebSocket: a ping, then close */
+        c->ws->pinged = 1;
+        tb__ws_frame(&t->out, 9, NULL, 0);
+        if (tb__conn_send(w, t, c) == 0) tb__timer_set(w, c, TB__T_WS);
+    } else {
+        tb__conn_free(w, c);
     }
-    if (cls == TB__T_WS) tb__ws_idle(w, t, c);
-    else tb__conn_free(w, c);
 }
 
 /* ---------------------------------------------------------------- WebSockets */
@@ -4212,12 +4177,10 @@ TURBO_API int turbo_ws_accept_key(const turbo_req *req, char accept[29]) {
     int i;
     /* the key: 16 bytes in base64, so 22 letters (the last with 4 zero bits), "==" */
     if (!tb__is_method(req->method, "GET") || req->version != 11 || key.len != 24 ||
-        memcmp(key.ptr + 22, "==", 2) != 0 || !strchr("AQgw", key.ptr[21]) ||
-        !tb__has_token(turbo_req_header(req, "upgrade"), "websocket") ||
+        memcmp(key.ptr + 22, "==", 2) != 0 || strspn(key.ptr, tb__base64_abc) != 22 ||
+        !strchr("AQgw", key.ptr[21]) || !tb__has_token(turbo_req_header(req, "upgrade"), "websocket") ||
         !tb__has_token(turbo_req_header(req, "connection"), "upgrade"))
         return 400;
-    for (i = 0; i < 22; i++)
-        if (!key.ptr[i] || !strchr(tb__base64_abc, key.ptr[i])) return 400;
     if (version.len != 2 || memcmp(version.ptr, "13", 2) != 0) return 426;
     memcpy(in, key.ptr, 24);
     memcpy(in + 24, guid, 36);
@@ -4253,24 +4216,14 @@ static long tb__utf8_tail(const unsigned char *s, size_t n) {
     return 0;
 }
 
-/* Appends a frame (a server's: not masked). */
+/* Appends a frame (a server's: not masked). The length is in the second
+   byte below 126, else that byte says 126 or 127 and 16 or 64 bits follow. */
 static void tb__ws_frame(turbo_buf *b, int opcode, const void *data, size_t len) {
     unsigned char head[10];
-    size_t n = 2;
-    int i;
+    size_t n = len < 126 ? 2 : len < 65536 ? 4 : 10, i;
     head[0] = (unsigned char)(0x80 | opcode);
-    if (len < 126) {
-        head[1] = (unsigned char)len;
-    } else if (len < 65536) {
-        head[1] = 126;
-        head[2] = (unsigned char)(len >> 8);
-        head[3] = (unsigned char)len;
-        n = 4;
-    } else {
-        head[1] = 127;
-        for (i = 0; i < 8; i++) head[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-        n = 10;
-    }
+    head[1] = (unsigned char)(n == 2 ? len : n == 4 ? 126 : 127);
+    for (i = 2; i < n; i++) head[i] = (unsigned char)((uint64_t)len >> (8 * (n - 1 - i))); /* big-endian */
     turbo_buf_append(b, head, n);
     turbo_buf_append(b, data, len);
 }
@@ -4384,14 +4337,7 @@ TURBO_API turbo_ws *turbo_res_websocket(turbo_res *res, const char *accept, cons
     return ws;
 }
 
-/* Once, last: on_close. */
-static void tb__ws_end(turbo_ws *ws, int code) {
-    if (ws->ended) return;
-    ws->ended = 1;
-    if (ws->h->on_close) ws->h->on_close(ws, code, ws->user);
-}
-
-/* As its connection is freed: sends fail from now on. */
+/* As its connection is freed: sends fail from now on; on_close, last. */
 static void tb__ws_gone(tb__worker *w, tb__conn *c) {
     turbo_ws *ws = c->ws;
     pthread_mutex_lock(&ws->lock);
@@ -4403,25 +4349,8 @@ static void tb__ws_gone(tb__worker *w, tb__conn *c) {
     if (ws->next_ws) ws->next_ws->prev_ws = ws->prev_ws;
     ws->conn = NULL;
     c->ws = NULL;
-    tb__ws_end(ws, ws->code ? ws->code : 1006);
+    if (ws->h->on_close) ws->h->on_close(ws, ws->code ? ws->code : 1006, ws->user);
     turbo_ws_release(ws);
-}
-
-/* Moves the frames sent meanwhile into t's output, for c. Returns 1 when
-   ws was dropped (the caller closes c). */
-static int tb__ws_take(turbo_ws *ws, tb__thread *t) {
-    int dropped;
-    pthread_mutex_lock(&ws->lock);
-    ws->in_callback = 0;
-    turbo_buf_append(&t->out, ws->pending.data, ws->pending.len);
-    ws->pending.len = 0;
-    ws->close_sent = ws->closing;
-    ws->read_paused = ws->paused && !ws->closing;
-    if (!ws->code) ws->code = ws->sent_code;
-    dropped = ws->dropped;
-    if (ws->pending.cap > TB__OUT_KEEP) turbo_buf_free(&ws->pending);
-    pthread_mutex_unlock(&ws->lock);
-    return dropped;
 }
 
 /* Breaks the connection off for a broken rule: a close frame with code,
@@ -4456,21 +4385,19 @@ static size_t tb__ws_frame_in(tb__worker *w, tb__thread *t, tb__conn *c, char *d
     turbo_ws *ws = c->ws;
     unsigned char *f = (unsigned char *)data, *p;
     unsigned op = f[0] & 15, fin = f[0] >> 7;
-    size_t hl, n, frame;
-    uint64_t n64 = 0;
-    int i, code;
+    size_t hl, n, frame, i;
+    uint64_t n64;
+    int code;
     long tail;
     if (avail < 2) return 0;
     if ((f[0] & 0x70) || !(f[1] & 0x80) || (op > 2 && op < 8) || op > 10) return tb__ws_fail(c, 1002);
     n = f[1] & 127;
     hl = n == 126 ? 8 : n == 127 ? 14 : 6; /* with the mask */
     if (avail < hl) return 0;
-    if (n == 126) n = (size_t)f[2] << 8 | f[3];
-    else if (n == 127) {
-        for (i = 2; i < 10; i++) n64 = n64 << 8 | f[i];
-        if (n64 >> 63) return tb__ws_fail(c, 1002);
-        n = n64 > SIZE_MAX - hl ? SIZE_MAX - hl : (size_t)n64;
-    }
+    n64 = hl == 6 ? n : 0;
+    for (i = 2; i < hl - 4; i++) n64 = n64 << 8 | f[i]; /* or the 16- or 64-bit length after it */
+    if (n64 >> 63) return tb__ws_fail(c, 1002);
+    n = n64 > SIZE_MAX - hl ? SIZE_MAX - hl : (size_t)n64;
     if (op >= 8 && (!fin || n > 125)) return tb__ws_fail(c, 1002);
     if (op < 8 && (op == 0) != (ws->msg_op != 0)) return tb__ws_fail(c, 1002); /* continuation out of place */
     if (op < 8 && n > w->s->cfg.ws_max_message - ws->msg.len) return tb__ws_fail(c, 1009);
@@ -4511,7 +4438,7 @@ static size_t tb__ws_frame_in(tb__worker *w, tb__thread *t, tb__conn *c, char *d
     if (!ws->close_sent) {
         tb__call_begin(w, t, c);
         ws->h->on_message(ws, (const char *)p, n, op == 1, ws->user);
-        if (tb__call_end(w, t)) tb__update_date(t);
+        tb__call_end(w, t);
     }
     if (ws->msg_op) {
         ws->msg_op = 0;
@@ -4540,33 +4467,31 @@ static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *da
         if (w->draining) turbo_ws_close(ws, 1001, NULL);
         tb__call_begin(w, t, c);
         if (ws->h->on_open) ws->h->on_open(ws, ws->user);
-        if (tb__call_end(w, t)) tb__update_date(t);
+        tb__call_end(w, t);
     }
     if (drained && ws->h->on_drain && !t->detached) {
         tb__call_begin(w, t, c);
         ws->h->on_drain(ws, ws->user);
-        if (tb__call_end(w, t)) tb__update_date(t);
+        tb__call_end(w, t);
     }
     while (pos < len && n && !t->detached && !c->close_after &&
            (!__atomic_load_n(&ws->paused, __ATOMIC_RELAXED) || ws->close_sent))
         pos += n = tb__ws_frame_in(w, t, c, data + pos, len - pos);
-    if (tb__ws_take(ws, t)) { /* the client does not read: what waits is dropped */
+    pthread_mutex_lock(&ws->lock); /* the frames sent meanwhile go out with the answers to these */
+    ws->in_callback = 0;
+    turbo_buf_append(&t->out, ws->pending.data, ws->pending.len);
+    ws->pending.len = 0;
+    if (ws->pending.cap > TB__OUT_KEEP) turbo_buf_free(&ws->pending);
+    ws->close_sent = ws->closing;
+    ws->read_paused = ws->paused && !ws->closing;
+    if (!ws->code) ws->code = ws->sent_code;
+    if (ws->dropped) { /* the client does not read: what waits is dropped */
         t->out.len = 0;
         shutdown(c->fd, SHUT_RDWR);
         c->close_after = 1;
     }
+    pthread_mutex_unlock(&ws->lock);
     return pos;
-}
-
-/* The loop's idle timer for c: a ping first, then, still silent, close. */
-static void tb__ws_idle(tb__worker *w, tb__thread *t, tb__conn *c) {
-    if (c->ws->pinged) {
-        tb__conn_free(w, c);
-        return;
-    }
-    c->ws->pinged = 1;
-    tb__ws_frame(&t->out, 9, NULL, 0);
-    if (tb__conn_send(w, t, c) == 0) tb__timer_set(w, c, TB__T_WS);
 }
 
 /* After a send to c: a producer waiting for on_drain is due once little
@@ -4614,7 +4539,7 @@ TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     d->box = res->w->box;
     d->keep_alive = res->keep_alive;
     d->head_only = res->head_only;
-    d->version = res->version;
+    d->version = res->t->req.version;
     TB__ADD(res->t->counts[TB__N_DEFERRED], 1);
     res->c->defer = d;
     res->deferred = 1; /* counted in the worker's defers by its loop, after the handler */
@@ -4710,13 +4635,11 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
     c->state = TB__C_IDLE;
     tb__call_begin(w, t, c);
     d->fn(&t->res, d->arg);
-    if (tb__call_end(w, t)) tb__update_date(t);
-    else if (t->res.deferred) w->defers++;
+    if (!tb__call_end(w, t) && t->res.deferred) w->defers++;
     tb__res_end(w, t, c, &t->req);
     if (d->ended) d->ended(d->ended_arg, 0);
     TURBO_FREE(d);
-    if (t->detached) tb__conn_return(w, t, c, c->in.data, c->in.len, 0);
-    else tb__conn_resume(w, t, c);
+    tb__conn_resume(w, t, c); /* or, detached, gives c back */
 }
 
 /* Takes what the mailbox holds: returned connections first, then the
@@ -4938,7 +4861,7 @@ static void tb__worker_free(tb__worker *w) {
         if (!w->defers) tb__mailbox_free(w->box);
         w->box = NULL;
     }
-    tb__loop_free(&w->loop);
+    if (w->loop.fd >= 0) close(w->loop.fd);
     if (w->wake[0] >= 0) close(w->wake[0]);
     if (w->wake[1] >= 0) close(w->wake[1]);
     if (w->listen_fd >= 0) close(w->listen_fd);
@@ -5092,6 +5015,7 @@ static void tb__pool_close(turbo_server *s, int monitor_started) {
 static volatile sig_atomic_t tb__signal_fd = -1;
 static volatile sig_atomic_t tb__signals_seen = 0;
 static volatile sig_atomic_t tb__supervisor_pid = 0;
+static int tb__restart_asked = 0; /* SIGUSR2, see tb__restart; atomic, as tb__reopen_asked */
 
 /* From a signal handler: one byte into the stop pipe ('s' stop, 'c' a child ended). */
 static void tb__signal_write(const char *what) {
@@ -5101,29 +5025,22 @@ static void tb__signal_write(const char *what) {
     errno = saved;
 }
 
+/* The handler of every signal turbo takes: SIGINT and SIGTERM stop, SIGCHLD
+   wakes the supervisor, SIGUSR1 and SIGUSR2 ask for what their flags say. */
 static void tb__on_signal(int sig, siginfo_t *info, void *context) {
-    (void)sig;
     (void)context;
+    if (sig == SIGCHLD) tb__signal_write("c");
+    if (sig == SIGUSR1) __atomic_store_n(&tb__reopen_asked, 1, __ATOMIC_RELAXED);
+    if (sig == SIGUSR2) __atomic_store_n(&tb__restart_asked, 1, __ATOMIC_RELAXED);
+    if (sig != SIGINT && sig != SIGTERM) return;
     if (tb__supervisor_pid && info && info->si_pid == tb__supervisor_pid && tb__signals_seen) return;
     if (tb__signals_seen++) _exit(1);
     tb__signal_write("s");
 }
 
-static void tb__on_child(int sig) {
-    (void)sig;
-    tb__signal_write("c");
-}
-
 /* Restart (SIGUSR2): a new generation of this program takes the listening
    sockets over, then this one drains as at shutdown. Nothing closes the
    sockets meanwhile, so no connection is refused. */
-static int tb__restart_asked = 0; /* atomic: the handler runs on whichever thread */
-
-static void tb__on_restart(int sig) {
-    (void)sig;
-    __atomic_store_n(&tb__restart_asked, 1, __ATOMIC_RELAXED);
-}
-
 #ifdef __linux__
 /* Starts this program again (the file now at its path: an upgrade is a
    restart) with this process's arguments and environment, the listening
@@ -5758,24 +5675,15 @@ TURBO_API int turbo_run(turbo_server *s) {
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, &old_pipe);
     tb__signal_fd = s->stop_pipe[1];
-    if (!s->cfg.no_signals) {
-        tb__signals_seen = 0;
-        sa.sa_sigaction = tb__on_signal;
-        sa.sa_flags = SA_SIGINFO;
-        sigaction(SIGINT, &sa, &old[0]);
-        sigaction(SIGTERM, &sa, &old[1]);
-        sa.sa_flags = 0;
-        sa.sa_handler = tb__on_restart;
-        sigaction(SIGUSR2, &sa, &old[2]);
-        sa.sa_handler = tb__on_reopen;
-        sigaction(SIGUSR1, &sa, &old[3]);
-    }
+    tb__signals_seen = 0;
+    sa.sa_sigaction = tb__on_signal;
+    sa.sa_flags = SA_SIGINFO;
+    for (i = 0; i < 4 && !s->cfg.no_signals; i++) sigaction(handled[i], &sa, &old[i]);
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
     fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host, s->port, procs,
             procs == 1 ? "" : "es", s->cfg.threads, s->cfg.threads == 1 ? "" : "s");
     tb__say_ready();
     if (s->cfg.processes > 0) {
-        sa.sa_handler = tb__on_child;
         sigaction(SIGCHLD, &sa, &old_chld);
         rc = tb__supervise(s);
         sigaction(SIGCHLD, &old_chld, NULL);
