@@ -452,7 +452,8 @@ TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status);
    connection's worker thread with a response to fill, or with res NULL if
    the client has gone (free arg then). Shutdown waits for deferred answers
    up to shutdown_timeout_ms; a resume after that calls fn(NULL, arg) at
-   once, in the calling thread. NULL if out of memory (answer at once). */
+   once, in the calling thread. NULL if out of memory, or after
+   turbo_res_websocket (answer at once). */
 TURBO_API turbo_defer *turbo_res_defer(turbo_res *res);
 TURBO_API void turbo_defer_resume(turbo_defer *d, void (*fn)(turbo_res *res, void *arg), void *arg);
 
@@ -3943,7 +3944,8 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         tb__dispatch(w, t, c, r, &f);
         pos += consumed;
     }
-    if (c->ws && !t->detached) pos += tb__ws_process(w, t, c, data + pos, len - pos);
+    if (c->ws && !t->detached)
+        pos += tb__ws_process(w, t, c, len ? data + pos : data, len - pos); /* data: NULL if len is 0 */
     return pos;
 }
 
@@ -4532,6 +4534,7 @@ static void tb__ws_flush_all(tb__worker *w, tb__thread *t, turbo_ws *list) {
 TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     turbo_defer *d;
     if (res->deferred) return res->c->defer;
+    if (res->c->ws) return NULL; /* the answer is its 101 */
     d = (turbo_defer *)TURBO_MALLOC(sizeof *d);
     if (!d) return NULL;
     memset(d, 0, sizeof *d);
@@ -4792,7 +4795,8 @@ static void tb__worker_close_all(tb__worker *w) {
 static void tb__worker_run(tb__worker *w, tb__thread *t) {
     tb__pool *p = &w->s->pool;
     t->detached = 0;
-    if (w->busy) { /* taken from a thread in a handler: the loop lets go of its connection */
+    tb__update_date(t); /* it may have been parked a long time */
+    if (w->busy) {      /* taken from a thread in a handler: the loop lets go of its connection */
         tb__timer_clear(w, w->busy);
         tb__conn_watch(w, w->busy, 0);
         w->busy->lent = 1;
