@@ -405,6 +405,14 @@ TURBO_API int turbo_res_flush(turbo_res *res);
    the end of the body, so the client knows it is incomplete. */
 TURBO_API void turbo_res_abort(turbo_res *res);
 
+/* Server-sent events: sends one event now, as turbo_res_flush sends (the
+   first call begins the answer, text/event-stream unless the handler set a
+   Content-Type): "event: " event (NULL: none), a "data: " line for each
+   line of data (CR, LF or CRLF end one), a blank line. data NULL sends
+   only the comment ": ping", which keeps proxies from closing an idle
+   stream. Returns turbo_res_flush's, or -1 for an event holding CR or LF. */
+TURBO_API int turbo_res_event(turbo_res *res, const char *event, const char *data);
+
 /* For an answer to HEAD that writes no body: the Content-Length a GET would
    have (turbo measures the body otherwise). Ignored for other methods. */
 TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
@@ -3051,6 +3059,28 @@ TURBO_API int turbo_res_flush(turbo_res *res) {
 
 TURBO_API void turbo_res_abort(turbo_res *res) {
     if (res->c->streaming) res->c->streaming = TB__STREAM_ABORTED;
+}
+
+TURBO_API int turbo_res_event(turbo_res *res, const char *event, const char *data) {
+    static const char type[] = "Content-Type: text/event-stream\r\n";
+    size_t n;
+    if (event && event[strcspn(event, "\r\n")]) return -1;
+    if (!res->c->streaming && !res->typed) tb__res_own_header(res, type, sizeof type - 1);
+    if (!data) turbo_res_body(res, ": ping\n", 7);
+    if (event && data) {
+        turbo_res_body(res, "event: ", 7);
+        turbo_res_body(res, event, strlen(event));
+        turbo_res_body(res, "\n", 1);
+    }
+    while (data) {
+        n = strcspn(data, "\r\n");
+        turbo_res_body(res, "data: ", 6);
+        turbo_res_body(res, data, n);
+        turbo_res_body(res, "\n", 1);
+        data = !data[n] ? NULL : data + n + (data[n] == '\r' && data[n + 1] == '\n' ? 2 : 1);
+    }
+    turbo_res_body(res, "\n", 1);
+    return turbo_res_flush(res);
 }
 
 /* ---- files */

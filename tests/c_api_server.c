@@ -337,6 +337,16 @@ static void stream(turbo_req *req, turbo_res *res, void *user) {
     }
 }
 
+/* Three server-sent events and a keep-alive comment, each sent as it is made. */
+static void events(turbo_req *req, turbo_res *res, void *user) {
+    (void)req, (void)user;
+    if (turbo_res_event(res, "bad\nname", "x") != -1)
+        fprintf(stderr, "c_api_server: an event name with LF was sent\n");
+    if (turbo_res_event(res, "greet", "hello") || turbo_res_event(res, NULL, "two\nlines\r\nthree\rfour") ||
+        turbo_res_event(res, "ignored", NULL) || turbo_res_event(res, NULL, ""))
+        fprintf(stderr, "c_api_server: /events: the client left\n");
+}
+
 /* Every method: answers with the one it got. */
 static void any_method(turbo_req *req, turbo_res *res, void *user) {
     turbo_str m = turbo_req_method(req);
@@ -425,17 +435,18 @@ int main(void) {
         turbo_get(s, "/status/bad", bad_status, NULL) || turbo_get(s, "/status/{code}", any_status, NULL) ||
         turbo_get(s, "/query", query, NULL) || turbo_get(s, "/headers", header_injection, NULL) ||
         turbo_route(s, "PURGE", "/cache", purge, NULL) || turbo_get(s, "/big", big, NULL) ||
-        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/twice/{id}", deferred, NULL) || turbo_get(s, "/gathered/{id}", gather, NULL) ||
-        turbo_get(s, "/watched/{id}/{ms}", deferred, s) || turbo_get(s, "/watch-stats", watch_stats, NULL) ||
-        turbo_get(s, "/never", never, NULL) || turbo_get(s, "/hang", hang, NULL) ||
-        turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
+        turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/twice/{id}", deferred, NULL) ||
+        turbo_get(s, "/gathered/{id}", gather, NULL) || turbo_get(s, "/watched/{id}/{ms}", deferred, s) ||
+        turbo_get(s, "/watch-stats", watch_stats, NULL) || turbo_get(s, "/never", never, NULL) ||
+        turbo_get(s, "/hang", hang, NULL) || turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
         turbo_route_ex(s, "GET", "/blocking/{ms}", sleeps, NULL, TURBO_BLOCKING) ||
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
         turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/stream/{n}", stream, NULL) ||
-        turbo_route(s, "POST", "/parts", parts, NULL) || turbo_get(s, "/file", one_file, NULL) ||
-        turbo_get(s, "/typed-file", typed_file, NULL) || turbo_get(s, "/body-file/{name}", body_file, NULL)) {
+        turbo_get(s, "/events", events, NULL) || turbo_route(s, "POST", "/parts", parts, NULL) ||
+        turbo_get(s, "/file", one_file, NULL) || turbo_get(s, "/typed-file", typed_file, NULL) ||
+        turbo_get(s, "/body-file/{name}", body_file, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

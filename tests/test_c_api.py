@@ -95,6 +95,28 @@ def test_a_star_route_takes_every_method_the_path_has_no_handler_for(srv):
 
 
 @test
+def test_server_sent_events_come_one_chunk_each(srv):
+    """turbo_res_event: text/event-stream, one chunk per event, every line of data its own
+    "data:" line (LF, CRLF and CR end one), a comment for data NULL, an event name with LF
+    refused."""
+    with Conn(srv.port, timeout=10) as c:
+        c.send(b"GET /events HTTP/1.1\r\n" + H + b"\r\n")
+        r = c.read_response()
+    check(r.status == 200 and r.framing == "chunked", "events: %d %s" % (r.status, r.framing))
+    check(r.header("Content-Type") == "text/event-stream", "Content-Type %r" % r.header("Content-Type"))
+    events = [b"event: greet\ndata: hello\n\n", b"data: two\ndata: lines\ndata: three\ndata: four\n\n",
+              b": ping\n\n", b"data: \n\n"]
+    check(r.body == b"".join(events), "events body %r" % r.body)
+    chunks, rest = [], r.raw.split(b"\r\n\r\n", 1)[1]
+    while rest:
+        size, rest = rest.split(b"\r\n", 1)
+        chunks.append(rest[:int(size, 16)])
+        rest = rest[int(size, 16) + 2:]
+    check(chunks == events + [b""], "not one chunk per event: %r" % chunks)
+    check(not logged(srv, "an event name with LF was sent", timeout=0.1), "an event name with LF was sent")
+
+
+@test
 def test_a_flushed_body_comes_chunked_piece_by_piece(srv):
     with Conn(srv.port, timeout=10) as c:
         c.send(b"GET /stream/3 HTTP/1.1\r\n" + H + b"\r\nGET /query?a=9 HTTP/1.1\r\n" + H + b"\r\n")
