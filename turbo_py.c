@@ -63,7 +63,7 @@
 #include <unistd.h>
 
 /* Not TURBO_STATIC: native handler libraries loaded by app.native resolve
-   the turbo_* functions they call from this module (see tb_export_api). */
+   the turbo_* functions they call from this module (made global by App.native). */
 #define TURBO_IMPL
 #include "turbo.h"
 
