@@ -13,8 +13,8 @@
      each with its own SO_REUSEPORT listener (on macOS they share one); a
      strict HTTP/1.1 parser (keep-alive, pipelining, chunked bodies,
      100-continue); a router with {name} and {name...} captures; a JSON
-     writer that streams into the response. Needs libc and POSIX threads,
-     nothing else.
+     writer that streams into the response; streamed answers, files and
+     WebSockets (RFC 6455). Needs libc and POSIX threads, nothing else.
 
    AN APP IN ONE SCREEN
 
