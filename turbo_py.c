@@ -680,22 +680,25 @@ static PyObject *tb_jd_value(tb_jd *d) {
 }
 
 /* json.loads(body), by tb_jd_value when it can. */
-static PyObject *tb_loads(PyObject *body) {
-    if (!PyBytes_Check(body)) return PyObject_CallOneArg(tb_json_loads, body);
-    tb_jd d = {(const unsigned char *)PyBytes_AS_STRING(body), NULL, 0, NULL, 0};
-    d.end = d.p + PyBytes_GET_SIZE(body);
-    PyObject *v = tb_jd_value(&d);
+static PyObject *tb_loads(const char *body, size_t len) {
+    tb_jd d = {(const unsigned char *)body, (const unsigned char *)body + len, 0, NULL, 0};
+    PyObject *v = tb_jd_value(&d), *bytes;
     PyMem_Free(d.chars);
     if (v && v != TB_JD_PASS) {
         tb_jd_space(&d);
         if (d.p == d.end) return v;
         Py_DECREF(v); /* more after the value: json.loads says where */
     }
-    return v ? PyObject_CallOneArg(tb_json_loads, body) : NULL;
+    if (!v || !(bytes = PyBytes_FromStringAndSize(body, (Py_ssize_t)len))) return NULL;
+    Py_SETREF(bytes, PyObject_CallOneArg(tb_json_loads, bytes));
+    return bytes;
 }
 
 /* turbo._turbo.json_loads(b): for tests and benchmarks. */
-static PyObject *tb_json_loads_py(PyObject *Py_UNUSED(module), PyObject *body) { return tb_loads(body); }
+static PyObject *tb_json_loads_py(PyObject *Py_UNUSED(module), PyObject *body) {
+    if (!PyBytes_Check(body)) return PyObject_CallOneArg(tb_json_loads, body);
+    return tb_loads(PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
+}
 
 /* ================================================================ small helpers */
 
@@ -916,7 +919,7 @@ static PyObject *tb_ready_new(PyObject *value);
 /* An awaitable, as Starlette's: await request.json(). */
 static PyObject *tb_request_json(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     PyObject *body = tb_request_field((tb_Request *)self, TB_RQ_BODY);
-    return body ? tb_ready_new(tb_loads(body)) : NULL;
+    return body ? tb_ready_new(tb_json_loads_py(NULL, body)) : NULL;
 }
 
 static PyObject *tb_request_repr(PyObject *self) {
@@ -1763,18 +1766,16 @@ static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject 
 static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
     turbo_str b = turbo_req_body(req);
     if (!b.len) return tb_absent(q, "body", NULL, out, errors);
-    PyObject *value = PyBytes_FromStringAndSize(b.ptr, (Py_ssize_t)b.len);
-    if (!value) return -1;
-    if (tb_is_json_request(req)) {
-        Py_SETREF(value, tb_loads(value));
-        if (!value) {
-            if (PyErr_ExceptionMatches(tb_JSONDecodeError)) return tb_add_json_invalid(errors);
-            if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
-            PyErr_Clear(); /* not UTF-8, nested too deep, too many digits: as FastAPI */
-            static const char body[] = "{\"detail\":\"There was an error parsing the body\"}";
-            turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
-            return 1;
-        }
+    int json = tb_is_json_request(req); /* the bytes only for other types: JSON is decoded from the request */
+    PyObject *value = json ? tb_loads(b.ptr, b.len) : PyBytes_FromStringAndSize(b.ptr, (Py_ssize_t)b.len);
+    if (!value && !json) return -1;
+    if (!value) {
+        if (PyErr_ExceptionMatches(tb_JSONDecodeError)) return tb_add_json_invalid(errors);
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+        PyErr_Clear(); /* not UTF-8, nested too deep, too many digits: as FastAPI */
+        static const char body[] = "{\"detail\":\"There was an error parsing the body\"}";
+        turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
+        return 1;
     }
     /* A JSON null is no body either. */
     int rc =
