@@ -52,6 +52,23 @@ class ServedApp(unittest.TestCase):
         assert rc == 0, f"the server exited with {rc}:\n{cls.server.log()[-3000:]}"
 
 
+class NotingApp(ServedApp):
+    """An app that writes what it learns late (a client gone, a close) as files under NOTES, which
+    the tests wait for."""
+    NOTES = None
+
+    @classmethod
+    def setUpClass(cls):
+        os.makedirs(cls.NOTES, exist_ok=True)
+        super().setUpClass()
+
+    def noted(self, name):
+        path = os.path.join(self.NOTES, name)
+        harness.harness.wait_until(lambda: os.path.exists(path), "no note %r from the app" % name)
+        with open(path) as f:
+            return f.read()
+
+
 class BasicApp(ServedApp):
     """One server (1 process, 1 thread) for conversions, bodies, results and errors."""
     APP = "basic_app.py"
@@ -379,16 +396,11 @@ class BasicApp(ServedApp):
         self.assertLess(elapsed, 1.0)
 
 
-class WebSockets(ServedApp):
+class WebSockets(NotingApp):
     """@app.websocket endpoints (tests/py_apps/websocket_app.py) with a raw-socket client: what
     an endpoint learns of the client's close it notes in a file, which the tests wait for."""
     NOTES = os.path.join(WORK, "ws-notes")
     APP, APP_ENV = "websocket_app.py", {"WS_NOTES": NOTES}
-
-    @classmethod
-    def setUpClass(cls):
-        os.makedirs(cls.NOTES, exist_ok=True)
-        super().setUpClass()
 
     @classmethod
     def tearDownClass(cls):
@@ -397,12 +409,6 @@ class WebSockets(ServedApp):
 
     def connect(self, path, **kw):
         return harness.WebSocket(self.server.port, path, **kw)
-
-    def noted(self, name):
-        path = os.path.join(self.NOTES, name)
-        harness.harness.wait_until(lambda: os.path.exists(path), "no note %r from the endpoint" % name)
-        with open(path) as f:
-            return f.read()
 
     def closed_by_server(self, ws):
         with self.assertRaises(harness.Closed) as caught:
@@ -928,20 +934,11 @@ class Dependencies(ServedApp):
         self.assertEqual(self.get("/user?token=t"), (200, "overridden"))
 
 
-class Streaming(ServedApp):
+class Streaming(NotingApp):
     """Answers sent as they are made: StreamingResponse, generator routes (JSON lines and
     server-sent events); a client that goes stops the generator, whose notes are files."""
     NOTES = os.path.join(WORK, "stream-notes")
     APP, APP_ENV = "streaming_app.py", {"STREAM_DIR": NOTES}
-
-    @classmethod
-    def setUpClass(cls):
-        os.makedirs(cls.NOTES, exist_ok=True)
-        super().setUpClass()
-
-    def noted(self, name):
-        path = os.path.join(self.NOTES, name)
-        harness.harness.wait_until(lambda: os.path.exists(path), "no note %r from the app" % name)
 
     def read_until(self, path, marker):
         """The bytes of a streamed answer up to marker; the connection is then closed."""
