@@ -4532,8 +4532,9 @@ static void tb__ws_sent(tb__conn *c) {
     turbo_ws *ws = c->ws;
     size_t backlog = c->out.len - c->out_sent;
     __atomic_store_n(&ws->backlog, backlog, __ATOMIC_RELAXED);
+    if (backlog >= TB__WS_LOW) return; /* no on_drain due: no lock taken on a backed-up socket */
     pthread_mutex_lock(&ws->lock);
-    if (ws->want_drain && backlog < TB__WS_LOW && ws->box) tb__ws_notify(ws);
+    if (ws->want_drain && ws->box) tb__ws_notify(ws);
     pthread_mutex_unlock(&ws->lock);
 }
 
