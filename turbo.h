@@ -700,6 +700,20 @@ typedef struct tb__event {
     int mask;
 } tb__event;
 
+/* glibc's read, send and epoll_wait are cancellation points: in a process
+   with threads, each turns asynchronous cancellation on and off around its
+   system call (~90 instructions a request in all). turbo cancels no
+   thread, so on Linux its loop makes the same system calls directly. */
+#ifdef __linux__
+static ssize_t tb__read(int fd, void *buf, size_t n) { return (ssize_t)syscall(SYS_read, fd, buf, n); }
+static ssize_t tb__send(int fd, const void *buf, size_t n) {
+    return (ssize_t)syscall(SYS_sendto, fd, buf, n, MSG_NOSIGNAL, NULL, 0);
+}
+#else
+#define tb__read read
+#define tb__send(fd, buf, n) send(fd, buf, n, MSG_NOSIGNAL)
+#endif
+
 static void tb__nonblock_cloexec(int fd) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -729,7 +743,7 @@ static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
 }
 
 static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
-    int n = epoll_wait(l->fd, l->events, TB__MAX_EVENTS, timeout_ms), i;
+    int n = (int)syscall(SYS_epoll_pwait, l->fd, l->events, TB__MAX_EVENTS, timeout_ms, NULL, 0), i;
     for (i = 0; i < n; i++) {
         uint32_t e = l->events[i].events;
         out[i].ptr = l->events[i].data.ptr;
@@ -824,7 +838,9 @@ static int tb__poll(int fd, int events, int timeout_ms) {
 
 /* ---------------------------------------------------------------- buffers */
 
-TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra) {
+/* turbo_buf_reserve's growing half, out of line: the check that usually
+   answers alone is then small enough to be inlined where it is called. */
+static int tb__buf_grow(turbo_buf *b, size_t extra) {
     size_t cap;
     char *data;
     if (b->oom) return -1;
@@ -841,18 +857,26 @@ TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra) {
     return 0;
 }
 
-TURBO_API void turbo_buf_append(turbo_buf *b, const void *data, size_t len) {
-    if (len == 0 || turbo_buf_reserve(b, len) != 0) return;
+static inline int tb__reserve(turbo_buf *b, size_t extra) {
+    return b->cap - b->len >= extra && !b->oom ? 0 : tb__buf_grow(b, extra);
+}
+
+static inline void tb__append(turbo_buf *b, const void *data, size_t len) {
+    if (len == 0 || tb__reserve(b, len) != 0) return;
     memcpy(b->data + b->len, data, len);
     b->len += len;
 }
+
+TURBO_API int turbo_buf_reserve(turbo_buf *b, size_t extra) { return tb__reserve(b, extra); }
+
+TURBO_API void turbo_buf_append(turbo_buf *b, const void *data, size_t len) { tb__append(b, data, len); }
 
 TURBO_API void turbo_buf_free(turbo_buf *b) {
     TURBO_FREE(b->data);
     memset(b, 0, sizeof *b);
 }
 
-static void tb__buf_puts(turbo_buf *b, const char *s) { turbo_buf_append(b, s, strlen(s)); }
+static void tb__buf_puts(turbo_buf *b, const char *s) { tb__append(b, s, strlen(s)); }
 
 static turbo_str tb__str(const char *p, size_t n) {
     turbo_str s = {p, n};
@@ -867,6 +891,13 @@ static int tb__errorf(char *err, size_t cap, const char *fmt, ...) {
     vsnprintf(err, cap, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* memcmp(a, b, n) == 0 for the few bytes of a method or a path segment,
+   where a loop costs less than the call. */
+static inline int tb__same(const char *a, const char *b, size_t n) {
+    while (n && *a == *b) a++, b++, n--;
+    return n == 0;
 }
 
 /* Copies n bytes to o and returns their end, as mempcpy does. */
@@ -913,18 +944,20 @@ typedef struct tb__limits {
 } tb__limits;
 
 /* Byte classes, one table lookup per byte: token characters (tchar), the
-   RFC 3986 characters of a request target, field-value bytes (HTAB, SP,
+   RFC 3986 characters of a request target (and those of them the target's
+   scan passes over: all but "%" and "?"), field-value bytes (HTAB, SP,
    VCHAR, obs-text) and the characters of a Host's reg-name. */
 #define TB__TCHAR 1
 #define TB__TARGET 2
 #define TB__VALUE 4
 #define TB__HOST 8
+#define TB__PLAIN 16
 /* clang-format off */
 static const unsigned char tb__class[256] = {
     0,0,0,0,0,0,0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    4,15,4,5,15,15,15,15,14,14,15,15,14,15,15,6,15,15,15,15,15,15,15,15,15,15,6,14,4,14,4,6,
-    6,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,4,4,4,5,15,
-    5,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,15,4,5,4,15,0,
+    4,31,4,5,31,15,31,31,30,30,31,31,30,31,31,22,31,31,31,31,31,31,31,31,31,31,22,30,4,30,4,6,
+    22,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,4,4,4,5,31,
+    5,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,4,5,4,31,0,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
@@ -1070,16 +1103,23 @@ static int tb__is_host(const char *p) {
 
 /* The request line, method SP request-target SP HTTP-version CRLF, from
    the n bytes at p, whose first m < n bytes are the method's tokens.
-   Returns its length, 0 when more bytes are needed, or -400, -414, -505. */
+   Returns its length, 0 when more bytes are needed, or -400, -414, -505.
+   r->query.ptr is left at the target's first "?" (NULL for none), for
+   tb__split_target. */
 static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_line, turbo_req *r) {
     const char *end = p + n, *s = p + m, *q, *room = p + TB__MIN(n, max_line > 9 ? max_line - 8 : 0);
     if (m == 0 || *s != ' ') return -400;
     r->method = tb__str(p, m);
+    r->query.ptr = NULL;
     /* The target, up to where " HTTP/x.y" would no longer fit in max_line. */
     for (q = ++s; s < room && TB__IS(TB__TARGET, *s); s++) {
-        if (*s != '%') continue; /* "%" HEXDIG HEXDIG, judged as far as it has come */
-        if ((end - s > 1 && tb__hex((unsigned char)s[1]) < 0) ||
-            (end - s > 2 && tb__hex((unsigned char)s[2]) < 0))
+        if (TB__IS(TB__PLAIN, *s)) continue;
+        if (*s == '?') {
+            if (!r->query.ptr) r->query.ptr = s;
+            continue;
+        }
+        if ((end - s > 1 && tb__hex((unsigned char)s[1]) < 0) || /* "%" HEXDIG HEXDIG, judged */
+            (end - s > 2 && tb__hex((unsigned char)s[2]) < 0))   /* as far as it has come */
             return -400;
         if (end - s < 3) return 0;
     }
@@ -1114,7 +1154,7 @@ static int tb__split_target(turbo_req *r) {
         /* A host and port: userinfo in an http(s) URI is an error (RFC 9110 4.2.4). */
         if (t == authority || tb__host_end(authority, t) != t) return -400;
     }
-    q = (const char *)memchr(t, '?', (size_t)(end - t));
+    q = r->query.ptr;
     r->path = tb__str(t, (size_t)((q ? q : end) - t));
     r->query = q ? tb__str(q + 1, (size_t)(end - q - 1)) : tb__str(end, 0);
     if (r->path.len == 0) r->path = tb__str("/", 1); /* "http://host" or "http://host?x" */
@@ -1130,12 +1170,17 @@ static int tb__crlf(const char *e, const char *stop, int more) {
     return e[1] == '\n' ? 1 : -400;
 }
 
-/* Applies the headers that frame the message or steer the connection. */
-static int tb__apply_headers(turbo_req *r, tb__framing *f, int hosts) {
+/* The lengths of the names tb__apply_headers looks for, one bit each (of
+   a length modulo 32): a head whose names have none of them skips the loop. */
+#define TB__FRAMING_NAMES ((1u << 6) | (1u << 10) | (1u << 14) | (1u << 17))
+
+/* Applies the headers that frame the message or steer the connection;
+   lengths has the bits of the head's name lengths. */
+static int tb__apply_headers(turbo_req *r, tb__framing *f, int hosts, uint32_t lengths) {
     int has_cl = 0, te = 0, chunked = 0, unknown = 0, i, rc;
     int conn_close = 0, conn_keep = 0;
     turbo_str rest, item; /* v's address is never taken, so v can stay in registers */
-    for (i = 0; i < r->header_count; i++) {
+    for (i = 0; (lengths & TB__FRAMING_NAMES) && i < r->header_count; i++) {
         turbo_str n = r->header_name[i], v = r->header_value[i];
         switch (n.len) { /* the length picks the one name to compare */
         case 14:
@@ -1187,9 +1232,10 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f, int hosts) {
    each byte judged as it arrives: every split of a request gets the same
    answer. */
 static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f, const tb__limits *lim) {
-    const char *p = buf, *end = buf + len, *e, *stop, *name, *v, *ve, *host;
+    const char *p = buf, *end = buf + len, *e, *stop, *name, *v, *ve;
     size_t m = 0;
     int rc, more, hosts = 0;
+    uint32_t lengths = 0;
     memset(f, 0, sizeof *f);
     r->method.len = 0;
     r->header_count = r->param_count = 0;
@@ -1215,20 +1261,20 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
         if (p == name && *p == '\r') break;      /* the empty line */
         if (p == name || *p != ':') return -400; /* no name (obs-fold too), a bad byte, space before ":" */
         for (v = p + 1; v < stop && (*v == ' ' || *v == '\t');) v++;
-        /* A Host is read as a host, then as a value from where it ends. */
-        host = p - name == 4 && tb__is_host(name) ? tb__host_end(v, stop) : NULL;
-        e = tb__field_end(host ? host : v, stop);
+        e = tb__field_end(v, stop);
         if ((rc = tb__crlf(e, stop, more)) != 1) return rc;
         for (ve = e; ve > v && (ve[-1] == ' ' || ve[-1] == '\t');) ve--;
-        if (host && (host != ve || hosts++)) return -400; /* not all host, or a second Host */
+        if (p - name == 4 && tb__is_host(name) && (tb__host_end(v, ve) != ve || hosts++))
+            return -400; /* not all host, or a second Host */
         /* Checked before counted: a malformed line is a 400 however the
            bytes arrive, as it is while still incomplete. */
         if (r->header_count >= lim->max_headers) return -431;
+        lengths |= 1u << ((p - name) & 31);
         r->header_name[r->header_count] = tb__str(name, (size_t)(p - name));
         r->header_value[r->header_count++] = tb__str(v, (size_t)(ve - v));
     }
     if ((rc = tb__crlf(p, stop, more)) != 1) return rc;
-    if ((rc = tb__apply_headers(r, f, hosts)) != 0) return rc;
+    if ((rc = tb__apply_headers(r, f, hosts, lengths)) != 0) return rc;
     if (!f->chunked && f->content_length > lim->max_body) return -413;
     return (int)(p + 2 - buf);
 }
@@ -1554,7 +1600,7 @@ TURBO_API int turbo_req_query_get(turbo_req *r, const char *name, turbo_str *out
     /* Decoded values stay valid until the handler returns, so each lookup
        appends to the scratch buffer; reserving up front means earlier
        values never move. */
-    if (!r->scratch->len && turbo_buf_reserve(r->scratch, r->query.len * 4 + 64) != 0) return -1;
+    if (!r->scratch->len && tb__reserve(r->scratch, r->query.len * 4 + 64) != 0) return -1;
     if (r->scratch->cap - r->scratch->len < found.len) return -1;
     dlen = turbo_url_decode(r->scratch->data + r->scratch->len, found.ptr, found.len, 1);
     if (dlen < 0) return -1;
@@ -1600,7 +1646,7 @@ static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len) 
     if (!n->nslots) return NULL;
     for (i = tb__hash(seg, len);; i++) {
         tb__node *c = n->slots[i & (uint32_t)(n->nslots - 1)];
-        if (!c || (c->seg_len == len && memcmp(c->seg, seg, len) == 0)) return c;
+        if (!c || (c->seg_len == len && tb__same(c->seg, seg, len))) return c;
     }
 }
 
@@ -1660,7 +1706,7 @@ static tb__handler *tb__node_handler(const tb__node *n, turbo_str method) {
     int i;
     for (i = 0; i < n->nhandlers; i++) {
         tb__handler *h = &n->handlers[i];
-        if (h->method_len == method.len && memcmp(h->method, method.ptr, method.len) == 0) return h;
+        if (h->method_len == method.len && tb__same(h->method, method.ptr, method.len)) return h;
         if (!strcmp(h->method, "GET")) get = h;
         if (!strcmp(h->method, "*")) any = h;
     }
@@ -1907,7 +1953,7 @@ static int tb__json_fail(turbo_json *j, int error) {
 static int tb__json_room(turbo_json *j, size_t n) {
     turbo_buf *b = j->out;
     if (b->cap - b->len >= n && !b->oom) return 0;
-    return turbo_buf_reserve(b, n) ? tb__json_fail(j, TURBO_JSON_OOM) : 0;
+    return tb__reserve(b, n) ? tb__json_fail(j, TURBO_JSON_OOM) : 0;
 }
 
 /* 0 if a value may come now, else the (sticky) error. */
@@ -2694,6 +2740,7 @@ struct tb__worker {
     turbo_ws *sockets;  /* its WebSockets, for shutdown */
     int64_t now, drain_deadline, accept_resume;
     int64_t drain_at; /* stopping: serving on until then (drain_delay_ms), health says 503 */
+    int64_t wake_at;  /* no deadline is earlier (0: one may be): expiry waits until then */
     uint64_t *gauges; /* its slot, for tb__metrics too: TB__G_* */
     tb__conn *free_conns;
     tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
@@ -2710,11 +2757,17 @@ struct tb__worker {
 };
 
 /* ---------------------------------------------------------------- response */
-/* A response is written straight into the thread's output buffer: the
-   handler's headers first, then its body. When the handler returns, the
-   status line and the headers turbo owns (Date, Content-Length, ...) are
-   slid in front; for the small bodies of a typical API that move is a few
-   dozen bytes, and it spares handlers from declaring lengths up front. */
+/* A response is written straight into the thread's output buffer: room
+   for its head, then the handler's headers, the blank line, its body.
+   When the handler returns, the status line and the headers turbo owns
+   (Date, Content-Length, ...) are written into the room and the rest slid
+   up against them: for the small bodies of a typical API that move is a
+   few dozen bytes, and it spares handlers from declaring lengths up front. */
+
+/* The longest head tb__res_head writes: a status line of 44 bytes ("HTTP/1.1
+   431 Request Header Fields Too Large"), Server and Date (52), Content-Length
+   with 20 digits (38), "Connection: keep-alive" (24), CRLF (2). */
+#define TB__HEAD_ROOM 160
 
 static const char *tb__reason(int status) {
     switch (status) {
@@ -2765,6 +2818,12 @@ static const char *tb__reason(int status) {
 
 static int tb__res_body_started(const turbo_res *res) { return res->body_start != (size_t)-1; }
 
+/* The headers end and the body begins: the blank line between them. */
+static void tb__res_body_begin(turbo_res *res) {
+    tb__append(res->out, "\r\n", 2);
+    res->body_start = res->out->len;
+}
+
 TURBO_API void turbo_res_status(turbo_res *res, int status) {
     res->status = status;
     res->answered = 1;
@@ -2800,7 +2859,7 @@ TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_le
     char *o;
     if (tb__res_body_started(res) || res->deferred) return -1;
     if (turbo_header_check(name, name_len, value, value_len) != 0) return -1;
-    if (turbo_buf_reserve(res->out, name_len + value_len + 4) != 0) return -1;
+    if (tb__reserve(res->out, name_len + value_len + 4) != 0) return -1;
     o = tb__put(res->out->data + res->out->len, name, name_len);
     o = tb__put(o, ": ", 2);
     o = tb__put(o, value, value_len);
@@ -2814,7 +2873,7 @@ TURBO_API int turbo_res_headern(turbo_res *res, const char *name, size_t name_le
 /* A header turbo itself sets, whose bytes are known to be valid. */
 static void tb__res_own_header(turbo_res *res, const char *line, size_t len) {
     if (tb__res_body_started(res) || res->deferred) return;
-    turbo_buf_append(res->out, line, len);
+    tb__append(res->out, line, len);
     res->answered = 1;
 }
 
@@ -2824,8 +2883,8 @@ TURBO_API int turbo_res_header(turbo_res *res, const char *name, const char *val
 
 TURBO_API void turbo_res_body(turbo_res *res, const void *data, size_t len) {
     if (res->deferred || res->json_active) return;
-    if (!tb__res_body_started(res)) res->body_start = res->out->len;
-    turbo_buf_append(res->out, data, len);
+    if (!tb__res_body_started(res)) tb__res_body_begin(res);
+    tb__append(res->out, data, len);
     res->answered = 1;
 }
 
@@ -2853,10 +2912,11 @@ TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status) {
     turbo_res_status(res, status);
     if (res->json_active) return &res->json;
     if (!body_started) tb__res_own_header(res, type, sizeof type - 1);
-    if (!body_started) res->body_start = res->out->len;
+    if (!body_started) tb__res_body_begin(res);
     turbo_json_init(&res->json, res->out);
     res->json_active = 1;
-    if (body_started) res->json.error = TURBO_JSON_AFTER_END; /* a body was already written */
+    if (body_started && res->out->len > res->body_start)
+        res->json.error = TURBO_JSON_AFTER_END; /* a body too */
     return &res->json;
 }
 
@@ -2889,6 +2949,18 @@ static void tb__update_date(tb__thread *th) {
     tb__format_date(t, th->head + 38);
 }
 
+/* The response starts over from nothing written: room for its head. (Out
+   of memory, the room is missing, and the buffer's oom says why.) */
+static void tb__res_clear(turbo_res *res) {
+    res->out->len = res->start;
+    if (res->c->streaming) { /* a resumed stream: its head is out, the rest is body */
+        res->body_start = res->start;
+        return;
+    }
+    res->body_start = (size_t)-1;
+    if (tb__reserve(res->out, TB__HEAD_ROOM) == 0) res->out->len += TB__HEAD_ROOM;
+}
+
 static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_alive, int head_only) {
     turbo_res *res = &t->res;
     res->w = w;
@@ -2896,7 +2968,7 @@ static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_al
     res->c = c;
     res->out = &t->out;
     res->start = t->out.len;
-    res->body_start = (size_t)-1;
+    tb__res_clear(res);
     res->status = 0;
     res->answered = res->json_active = res->deferred = res->typed = 0;
     res->head_only = head_only;
@@ -2914,16 +2986,15 @@ static void tb__res_error_body(turbo_res *res, int status) {
 
 /* Rewrites the response under way as an error. */
 static void tb__res_fail(turbo_res *res, int status) {
-    res->out->len = res->start;
     res->out->oom = 0;
     res->json_active = 0;
-    res->body_start = (size_t)-1;
+    tb__res_clear(res);
     tb__res_error_body(res, status);
 }
 
 /* Writes the status line and turbo's own headers (through the CRLF that
-   ends the last of them) into head, which has room for 192 bytes; returns
-   their length. */
+   ends the last of them) into head, which has room for TB__HEAD_ROOM
+   bytes; returns their length. */
 static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, char *head) {
     int streaming = res->c->streaming;
     char *o = head;
@@ -2954,7 +3025,7 @@ static int tb__res_frame_body(turbo_res *res) {
     if (res->head_only) res->out->len = res->body_start;
     if (res->head_only || !body || res->c->streaming != TB__STREAM_CHUNKED) return 0;
     n = (size_t)snprintf(size, sizeof size, "%lx\r\n", (unsigned long)body);
-    if (turbo_buf_reserve(res->out, n + 2) != 0) return -1;
+    if (tb__reserve(res->out, n + 2) != 0) return -1;
     o = res->out->data + res->body_start;
     memmove(o + n, o, body);
     memcpy(o, size, n);
@@ -2973,7 +3044,7 @@ static void tb__res_end_stream(turbo_res *res) {
         res->out->len = res->start; /* nothing more of it: the close tells */
         res->keep_alive = 0;
     } else if (c->streaming == TB__STREAM_CHUNKED && !res->head_only) {
-        turbo_buf_append(res->out, "0\r\n\r\n", 5);
+        tb__append(res->out, "0\r\n\r\n", 5);
     }
     c->streaming = TB__STREAM_NONE;
 }
@@ -2983,7 +3054,7 @@ static void tb__res_end_stream(turbo_res *res) {
 static ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
     size_t sent = 0;
     while (sent < len) {
-        ssize_t n = send(c->fd, data + sent, len - sent, MSG_NOSIGNAL);
+        ssize_t n = tb__send(c->fd, data + sent, len - sent);
         if (n > 0) sent += (size_t)n;
         else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         else if (n == 0 || errno != EINTR) return -1;
@@ -3018,24 +3089,19 @@ static int tb__res_send_now(turbo_res *res) {
     return rc;
 }
 
-/* Puts the status line and turbo's own headers in front of the handler's
-   headers, and the blank line after them, before the body written so far;
-   length is the Content-Length. 0, or -1 out of memory. */
+/* Writes the status line and turbo's own headers into the room in front of
+   the handler's headers, and slides those and the body written so far up
+   against them; length is the Content-Length. 0, or -1 out of memory. */
 static int tb__res_put_head(turbo_res *res, int status, size_t length) {
-    char head[192], *o;
-    size_t n, hdr_len, body_len;
-    if (!tb__res_body_started(res)) res->body_start = res->out->len;
-    hdr_len = res->body_start - res->start;
-    body_len = res->out->len - res->body_start;
-    n = tb__res_head(res, status, length, head);
-    if (turbo_buf_reserve(res->out, n + 2) != 0) return -1;
+    char *o;
+    size_t gap;
+    if (!tb__res_body_started(res)) tb__res_body_begin(res);
+    if (res->out->oom || status < 100 || status > 999) return -1; /* the room too may be missing */
     o = res->out->data + res->start;
-    memmove(o + n + hdr_len + 2, o + hdr_len, body_len);
-    memmove(o + n, o, hdr_len);
-    memcpy(o, head, n);
-    memcpy(o + n + hdr_len, "\r\n", 2);
-    res->body_start = res->start + n + hdr_len + 2;
-    res->out->len = res->body_start + body_len;
+    gap = TB__HEAD_ROOM - tb__res_head(res, status, length, o);
+    memmove(o + TB__HEAD_ROOM - gap, o + TB__HEAD_ROOM, res->out->len - res->start - TB__HEAD_ROOM);
+    res->body_start -= gap;
+    res->out->len -= gap;
     return 0;
 }
 
@@ -3175,8 +3241,8 @@ static int tb__range(turbo_str v, uint64_t size, uint64_t *from, uint64_t *len) 
 /* Appends len bytes of fd from off to the body: 0, or -1. */
 static int tb__res_read_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     turbo_buf *out = res->out;
-    if (!tb__res_body_started(res)) res->body_start = out->len;
-    if (turbo_buf_reserve(out, (size_t)len) != 0) return -1;
+    if (!tb__res_body_started(res)) tb__res_body_begin(res);
+    if (tb__reserve(out, (size_t)len) != 0) return -1;
     if (pread(fd, out->data + out->len, (size_t)len, off) != (ssize_t)len) return -1;
     out->len += (size_t)len;
     return 0;
@@ -3326,7 +3392,7 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
                 req->method.ptr, (int)req->path.len, req->path.ptr, res->status);
     else failed = res->out->oom;
     if (failed) tb__res_fail(res, 500);
-    if (!tb__res_body_started(res)) res->body_start = res->out->len;
+    if (!tb__res_body_started(res)) tb__res_body_begin(res);
     status = res->status ? res->status : 200;
     length = turbo_status_has_body(status) ? res->out->len - res->body_start : 0;
     if (res->head_only && res->head_length >= 0 && !length && turbo_status_has_body(status))
@@ -3355,18 +3421,23 @@ static void tb__timer_clear(tb__worker *w, tb__conn *c) {
 }
 
 static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
+    if (c->timer == cls && !c->next) { /* the tail already: the list stays sorted */
+        c->deadline = w->now + w->timeout[cls];
+        return;
+    }
     tb__timer_clear(w, c);
     if (cls == TB__T_IDLE) TB__ADD(w->gauges[TB__G_IDLE], 1);
     c->timer = cls;
     c->deadline = w->now + w->timeout[cls];
+    w->wake_at = TB__MIN(w->wake_at, c->deadline);
     c->prev = w->timer_tail[cls];
     if (c->prev) c->prev->next = c;
     else w->timer_head[cls] = c;
     w->timer_tail[cls] = c;
 }
 
-/* Milliseconds until the next deadline, -1 for none. */
-static int tb__timer_next(const tb__worker *w) {
+/* The next deadline, INT64_MAX for none. */
+static int64_t tb__timer_next(const tb__worker *w) {
     int64_t next = INT64_MAX;
     int i;
     for (i = 0; i < TB__T_COUNT; i++)
@@ -3374,8 +3445,7 @@ static int tb__timer_next(const tb__worker *w) {
     if (!w->listening && w->accept_resume) next = TB__MIN(next, w->accept_resume);
     if (w->draining && !w->gave_up) next = TB__MIN(next, w->drain_deadline);
     if (w->drain_at && !w->draining) next = TB__MIN(next, w->drain_at);
-    if (next == INT64_MAX) return -1;
-    return next <= w->now ? 0 : (int)TB__MIN(next - w->now, 60000);
+    return next;
 }
 
 /* ---------------------------------------------------------------- hand-off */
@@ -3596,7 +3666,7 @@ static void tb__log_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) 
         tb__log_field(&j, "referer", r ? turbo_req_header(r, "referer") : none);
         return;
     }
-    if (turbo_buf_reserve(&t->log, 96 + (r ? r->method.len + r->target.len : 0)) != 0) return;
+    if (tb__reserve(&t->log, 96 + (r ? r->method.len + r->target.len : 0)) != 0) return;
     o = tb__peer_text(t->log.data + t->log.len, &c->peer);
     o = tb__put(o, " - - [", 6);
     o = tb__put(o, tb__log_time(t, 0), 26);
@@ -3630,7 +3700,7 @@ static void tb__observe_resumed(tb__thread *t, turbo_defer *d) {
     t->res.method_ix = d->method_ix;
     t->res.sent = 0;
     t->res.log_mark = t->log.len;
-    turbo_buf_append(&t->log, d->log.data, d->log.len);
+    tb__append(&t->log, d->log.data, d->log.len);
     turbo_buf_free(&d->log);
 }
 
@@ -3646,7 +3716,7 @@ static void tb__observe_end(tb__thread *t, turbo_res *res) {
         turbo_defer *d = res->c->defer;
         d->started_us = res->started_us;
         d->method_ix = res->method_ix;
-        turbo_buf_append(&d->log, t->log.data + res->log_mark, t->log.len - res->log_mark);
+        tb__append(&d->log, t->log.data + res->log_mark, t->log.len - res->log_mark);
         t->log.len = res->log_mark;
         return;
     }
@@ -3668,7 +3738,7 @@ static void tb__observe_end(tb__thread *t, turbo_res *res) {
         *o++ = ' ';
         o = tb__put(tb__json_u64(o, bytes), "\n", 1);
     }
-    turbo_buf_append(&t->log, end, (size_t)(o - end));
+    tb__append(&t->log, end, (size_t)(o - end));
     if (t->log.len >= TB__OUT_KEEP) tb__log_flush(t);
 }
 
@@ -3796,7 +3866,7 @@ static void tb__conn_linger(tb__worker *w, tb__conn *c) {
 static int tb__out_flush(tb__thread *t, tb__conn *c) {
     size_t len = t->out.len;
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len);
-    if (sent >= 0 && (size_t)sent < len) turbo_buf_append(&c->out, t->out.data + sent, len - (size_t)sent);
+    if (sent >= 0 && (size_t)sent < len) tb__append(&c->out, t->out.data + sent, len - (size_t)sent);
     t->out.len = 0;
     if (t->out.cap > TB__OUT_KEEP) turbo_buf_free(&t->out);
     if (c->ws) tb__ws_sent(c);
@@ -3869,14 +3939,14 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
                memcmp(r->path.ptr, s->cfg.metrics_path, r->path.len) == 0) {
         tb__metrics(s, &t->scratch);
         turbo_res_send(res, 200, "text/plain; version=0.0.4; charset=utf-8", t->scratch.data, t->scratch.len);
-    } else if (!tb__known_method(s->methods, s->nmethods, r->method)) {
-        tb__res_fail(res, 501);
-    } else if (r->target.len == 1 && r->target.ptr[0] == '*') {
+    } else if (r->target.len == 1 && r->target.ptr[0] == '*') { /* OPTIONS: tb__split_target saw to it */
         tb__allow_all(s->methods, s->nmethods, &t->scratch);
         turbo_res_status(res, 200); /* RFC 9110 9.3.7: with Content-Length: 0 */
         turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
-    } else if ((h = tb__route(s->root, r, &allow)) != NULL) {
+    } else if ((h = tb__route(s->root, r, &allow)) != NULL) { /* a method with a route is known */
         tb__run_handler(w, t, c, h, r);
+    } else if (!tb__known_method(s->methods, s->nmethods, r->method)) {
+        tb__res_fail(res, 501);
     } else if (allow) {
         int options = tb__is_method(r->method, "OPTIONS");
         tb__allow_value(allow, &t->scratch);
@@ -3993,7 +4063,7 @@ static void tb__conn_arm(tb__worker *w, tb__conn *c, int was) {
 static void tb__conn_keep(tb__conn *c, char *data, size_t len, size_t used) {
     if (used < len) {
         if (data != c->in.data) {
-            turbo_buf_append(&c->in, data + used, len - used);
+            tb__append(&c->in, data + used, len - used);
             if (c->in.oom) c->close_after = 1;
         } else {
             memmove(c->in.data, c->in.data + used, len - used);
@@ -4063,16 +4133,16 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
     ssize_t n;
     int was = c->state;
     if (!c->in.len) {
-        n = read(c->fd, t->rbuf, sizeof t->rbuf);
+        n = tb__read(c->fd, t->rbuf, sizeof t->rbuf);
         data = t->rbuf;
         len = n > 0 ? (size_t)n : 0;
     } else {
         size_t room = c->state == TB__C_BODY || c->ws ? 65536 : 4096;
-        if (turbo_buf_reserve(&c->in, room) != 0) {
+        if (tb__reserve(&c->in, room) != 0) {
             tb__conn_free(w, c);
             return;
         }
-        n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+        n = tb__read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
         if (n > 0) c->in.len += (size_t)n;
         data = c->in.data;
         len = c->in.len;
@@ -4256,8 +4326,8 @@ static void tb__ws_frame(turbo_buf *b, int opcode, const void *data, size_t len)
     head[0] = (unsigned char)(0x80 | opcode);
     head[1] = (unsigned char)(n == 2 ? len : n == 4 ? 126 : 127);
     for (i = 2; i < n; i++) head[i] = (unsigned char)((uint64_t)len >> (8 * (n - 1 - i))); /* big-endian */
-    turbo_buf_append(b, head, n);
-    turbo_buf_append(b, data, len);
+    tb__append(b, head, n);
+    tb__append(b, data, len);
 }
 
 TURBO_API void turbo_ws_retain(turbo_ws *ws) { __atomic_add_fetch(&ws->refs, 1, __ATOMIC_RELAXED); }
@@ -4354,8 +4424,8 @@ TURBO_API turbo_ws *turbo_res_websocket(turbo_res *res, const char *accept, cons
     memset(ws, 0, sizeof *ws);
     pthread_mutex_init(&ws->lock, NULL);
     tb__res_own_header(res, upgrade, sizeof upgrade - 1);
-    turbo_buf_append(res->out, accept, 28);
-    turbo_buf_append(res->out, "\r\n", 2);
+    tb__append(res->out, accept, 28);
+    tb__append(res->out, "\r\n", 2);
     if (subprotocol) turbo_res_header(res, "Sec-WebSocket-Protocol", subprotocol);
     res->keep_alive = 1; /* no "Connection: close": the connection goes on as a WebSocket */
     res->status = 101;
@@ -4453,7 +4523,7 @@ static size_t tb__ws_frame_in(tb__worker *w, tb__thread *t, tb__conn *c, char *d
     if (op >= 8) return frame;
     if (!fin || ws->msg_op) { /* a fragment */
         if (op) ws->msg_op = (int)op;
-        turbo_buf_append(&ws->msg, p, n);
+        tb__append(&ws->msg, p, n);
         if (ws->msg.oom) return tb__ws_fail(c, 1009);
         if (ws->msg_op == 1) {
             tail = tb__utf8_tail((unsigned char *)ws->msg.data + ws->msg_valid, ws->msg.len - ws->msg_valid);
@@ -4511,7 +4581,7 @@ static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *da
         pos += n = tb__ws_frame_in(w, t, c, data + pos, len - pos);
     pthread_mutex_lock(&ws->lock); /* the frames sent meanwhile go out with the answers to these */
     ws->in_callback = 0;
-    turbo_buf_append(&t->out, ws->pending.data, ws->pending.len);
+    tb__append(&t->out, ws->pending.data, ws->pending.len);
     ws->pending.len = 0;
     if (ws->pending.cap > TB__OUT_KEEP) turbo_buf_free(&ws->pending);
     ws->close_sent = ws->closing;
@@ -4754,6 +4824,7 @@ static void tb__worker_accept(tb__worker *w) {
                 tb__loop_set(&w->loop, w->listen_fd, TB__READ, 0, &w->listen_fd);
                 w->listening = 0;
                 w->accept_resume = w->now + 100;
+                w->wake_at = 0;
             }
             return;
         }
@@ -4801,6 +4872,7 @@ static void tb__worker_drain(tb__worker *w) {
     turbo_ws *ws;
     w->draining = 1;
     w->drain_deadline = w->now + w->s->cfg.shutdown_timeout_ms;
+    w->wake_at = 0;
     if (!w->drain_at) tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
     if (w->listening) tb__loop_set(&w->loop, w->listen_fd, TB__READ, 0, &w->listen_fd);
     w->listening = 0;
@@ -4847,7 +4919,10 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
         if (w->gave_up && !w->lent) break; /* else wait for their handlers; a stuck one ends the process */
         if (w->draining && !w->gauges[TB__G_CONNS] && !w->defers) break;
         if (t->log.len) tb__log_flush(t);
-        n = tb__loop_wait(&w->loop, t->events, tb__timer_next(w));
+        n = tb__loop_wait(&w->loop, t->events,
+                          w->wake_at == INT64_MAX ? -1
+                          : w->wake_at <= w->now  ? 0
+                                                  : (int)TB__MIN(w->wake_at - w->now, 60000));
         w->now = tb__now_ms();
         tb__update_date(t);
         for (i = 0; i < n && !t->detached; i++) {
@@ -4866,10 +4941,14 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
         if (stop && !w->draining && w->s->cfg.drain_delay_ms > 0 && !w->drain_at) {
             tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
             w->drain_at = w->now + w->s->cfg.drain_delay_ms;
+            w->wake_at = 0;
         } else if ((stop || (w->drain_at && w->now >= w->drain_at)) && !w->draining) {
             tb__worker_drain(w);
         }
-        tb__worker_expire(w, t);
+        if (w->now >= w->wake_at) { /* else nothing can be due */
+            tb__worker_expire(w, t);
+            w->wake_at = tb__timer_next(w);
+        }
     }
     tb__worker_close_all(w);
     pthread_mutex_lock(&p->lock);
