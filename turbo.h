@@ -2090,8 +2090,8 @@ static const unsigned char *tb__json_escape(char **out, const unsigned char *s, 
 
 /* tb__json_put_string for a long string, one that needs escaping, or one
    that needs more room: escaped a chunk at a time. */
-static TB__JSON_SLOW int tb__json_put_long(turbo_json *j, int comma, const unsigned char *s, size_t len,
-                                           int key) {
+static TB__JSON_SLOW int tb__json_put_long(turbo_json *j, size_t comma, const unsigned char *s, size_t len,
+                                           size_t key) {
     turbo_buf *b = j->out;
     const unsigned char *start, *end;
     char *o;
@@ -2120,7 +2120,7 @@ static TB__JSON_SLOW int tb__json_put_long(turbo_json *j, int comma, const unsig
 /* Appends a comma if `comma`, the quoted and escaped string, then ':' if
    `key`. A short plain string that fits, the common case, costs no loop,
    no call and no stack frame (nor a read of s when len is 0: s may be NULL). */
-static inline int tb__json_put_string(turbo_json *j, int comma, const char *str, size_t len, int key) {
+static inline int tb__json_put_string(turbo_json *j, size_t comma, const char *str, size_t len, size_t key) {
     turbo_buf *b = j->out;
     const unsigned char *s = (const unsigned char *)str;
     char *o;
@@ -2425,18 +2425,18 @@ TURBO_API int turbo_json_array_begin(turbo_json *j) { return tb__json_open(j, 0)
 TURBO_API int turbo_json_array_end(turbo_json *j) { return tb__json_close(j, 0); }
 
 TURBO_API int turbo_json_keyn(turbo_json *j, const char *key, size_t len) {
-    int comma;
+    size_t comma;
     if (j->error) return j->error;
     if (TB__JSON_EXPECT(j) >> 1 != TB__JSON_OBJECT_FIRST >> 1)
         return tb__json_fail(j, TURBO_JSON_UNEXPECTED_KEY);
-    comma = j->state & 1;
+    comma = (size_t)j->state & 1;
     j->state = (j->state & ~15) | TB__JSON_MEMBER; /* not read again if the key fails: the error sticks */
     return tb__json_put_string(j, comma, key, len, 1);
 }
 TURBO_API int turbo_json_key(turbo_json *j, const char *key) { return turbo_json_keyn(j, key, strlen(key)); }
 
 TURBO_API int turbo_json_stringn(turbo_json *j, const char *s, size_t len) {
-    int comma = j->state & 1;
+    size_t comma = (size_t)j->state & 1;
     if (j->error || TB__JSON_EXPECT(j) >= TB__JSON_OBJECT_FIRST) return tb__json_misplaced(j);
     j->state = (j->state >> 4) * 0x11;
     return tb__json_put_string(j, comma, s, len, 0);
