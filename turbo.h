@@ -1918,20 +1918,25 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
 /* The writer streams into a turbo_buf: each call checks that its token may
    come now, makes room (calling turbo_buf_reserve only when short of it),
    then writes the comma it needs and the token through a plain pointer.
-   j->state says what may come next (zero: the start); j->stack keeps a bit
-   per open container, whether it is an object, which gives the state to
-   return to after each of its members. The first error sticks: later calls
-   write nothing and return it. Output is not rolled back on error; the
-   caller discards it (turbo answers 500). */
+   j->state says what may come next (its low 4 bits, zero: the start) and
+   what may come after a value at this level (its high bits): a value
+   completes a level in one step, state = (state >> 4) * 0x11. j->stack keeps
+   a bit per open container, whether it is an object, which gives the state
+   to return to when it ends. The first error sticks: later calls write
+   nothing and return it. Output is not rolled back on error; the caller
+   discards it (turbo answers 500). */
 enum {
-    TB__JSON_START = 0,    /* top level, nothing written yet */
-    TB__JSON_ARRAY_FIRST,  /* after '[': a value or ']' */
-    TB__JSON_ARRAY_NEXT,   /* after an element: ',' value or ']' */
-    TB__JSON_OBJECT_FIRST, /* after '{': a key or '}' */
-    TB__JSON_OBJECT_NEXT,  /* after a member: ',' key or '}' */
-    TB__JSON_MEMBER,       /* after a key: its value */
-    TB__JSON_DONE          /* the one top-level value is complete */
+    TB__JSON_START = 0,        /* top level, nothing written yet */
+    TB__JSON_MEMBER = 2,       /* after a key: its value */
+    TB__JSON_ARRAY_FIRST = 4,  /* after '[': a value or ']' */
+    TB__JSON_ARRAY_NEXT = 5,   /* after an element: ',' value or ']' */
+    TB__JSON_OBJECT_FIRST = 6, /* after '{': a key or '}' */
+    TB__JSON_OBJECT_NEXT = 7,  /* after a member: ',' key or '}' */
+    TB__JSON_DONE = 8          /* the one top-level value is complete */
 };
+/* Values may come in the states below TB__JSON_OBJECT_FIRST, keys in the
+   two object ones; the odd states, the NEXT ones, want a comma first. */
+#define TB__JSON_EXPECT(j) ((j)->state & 15)
 
 /* Input bytes a string is escaped in at a time: each round reserves room for
    the worst case (6 output bytes per input byte), so this bounds how much
@@ -1956,31 +1961,32 @@ static int tb__json_room(turbo_json *j, size_t n) {
     return tb__reserve(b, n) ? tb__json_fail(j, TURBO_JSON_OOM) : 0;
 }
 
-/* 0 if a value may come now, else the (sticky) error. */
-static int tb__json_check_value(turbo_json *j) {
+/* The error of a value that may not come now (the sticky one first). */
+static int tb__json_misplaced(turbo_json *j) {
     if (j->error) return j->error;
-    if (j->state == TB__JSON_OBJECT_FIRST || j->state == TB__JSON_OBJECT_NEXT)
-        return tb__json_fail(j, TURBO_JSON_EXPECTED_KEY);
-    if (j->state == TB__JSON_DONE) return tb__json_fail(j, TURBO_JSON_AFTER_END);
-    return 0;
+    return tb__json_fail(j, TB__JSON_EXPECT(j) == TB__JSON_DONE ? TURBO_JSON_AFTER_END
+                                                                : TURBO_JSON_EXPECTED_KEY);
 }
 
 /* Checks that a value may come now, makes room for it and its comma and
    writes the comma. Returns where to write the value, or NULL (error set). */
-static char *tb__json_value_at(turbo_json *j, size_t room) {
-    turbo_buf *b = j->out;
-    if (tb__json_check_value(j) || tb__json_room(j, room + 1)) return NULL;
-    if (j->state == TB__JSON_ARRAY_NEXT) b->data[b->len++] = ',';
-    return b->data + b->len;
+static inline char *tb__json_value_at(turbo_json *j, size_t room) {
+    char *o;
+    if (j->error || TB__JSON_EXPECT(j) >= TB__JSON_OBJECT_FIRST) {
+        tb__json_misplaced(j);
+        return NULL;
+    }
+    if (tb__json_room(j, room + 1)) return NULL;
+    o = j->out->data + j->out->len;
+    *o = ',';
+    return o + (j->state & 1);
 }
 
-/* Ends a value written up to p: the enclosing container wants its next
-   member, or the document is complete. */
+/* Ends a value written up to p: the level wants its next member, or the
+   document is complete. */
 static int tb__json_value_done(turbo_json *j, char *p) {
-    int level = j->depth - 1;
     j->out->len = (size_t)(p - j->out->data);
-    if (level < 0) j->state = TB__JSON_DONE;
-    else j->state = j->stack[level >> 3] >> (level & 7) & 1 ? TB__JSON_OBJECT_NEXT : TB__JSON_ARRAY_NEXT;
+    j->state = (j->state >> 4) * 0x11;
     return 0;
 }
 
@@ -1996,12 +2002,35 @@ static int tb__json_value_done(turbo_json *j, char *p) {
    A0, F0 80, F4 90), so each of their bytes becomes one U+FFFD. */
 
 /* Nonzero if any of the 8 bytes of w is below 0x20, '"', '\\' or 0x80 and
-   above (exact as a yes/no: a borrow only crosses from a byte that is). */
+   above. XOR with 2 moves '"' to 0x20 and keeps the controls below it, so
+   one subtraction finds both. Exact as a yes/no: in a word of plain bytes
+   no lane borrows or sets its top bit, and the first special byte sets its
+   own. */
 static uint64_t tb__json_special8(uint64_t w) {
-    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
-    uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
-    uint64_t t = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash);
-    return (t | w) & high;
+    const uint64_t ones = 0x0101010101010101u;
+    uint64_t t = ((w ^ ones * 2) - ones * 0x21) | ((w ^ ones * '\\') - ones);
+    return (t | w) & ones * 0x80;
+}
+
+/* tb__json_special8 for n <= 16 bytes: two overlapping words (or halves,
+   or three bytes and spaces), no loop. */
+static inline uint64_t tb__json_special16(const unsigned char *s, size_t n) {
+    uint64_t a, b;
+    uint32_t lo, hi;
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        return tb__json_special8(a) | tb__json_special8(b);
+    }
+    if (n >= 4) {
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+    } else if (n) {
+        lo = hi = s[0] | (uint32_t)s[n / 2] << 8 | (uint32_t)s[n - 1] << 16 | (uint32_t)' ' << 24;
+    } else {
+        return 0;
+    }
+    return tb__json_special8(lo | (uint64_t)hi << 32);
 }
 
 /* The length of the well-formed UTF-8 sequence at s (n >= 1 bytes left,
@@ -2034,9 +2063,9 @@ static char *tb__json_escape_ascii(char *o, unsigned c) {
     return o + 6;
 }
 
-/* memcpy for the short runs most strings are made of: no call below 16. */
-static void tb__json_copy(char *o, const unsigned char *s, size_t n) {
-    if (n >= 16) {
+/* memcpy for the short runs most strings are made of: no call up to 16. */
+static inline void tb__json_copy(char *o, const unsigned char *s, size_t n) {
+    if (n > 16) {
         memcpy(o, s, n);
     } else if (n >= 8) {
         memcpy(o, s, 8);
@@ -2059,20 +2088,16 @@ static void tb__json_copy(char *o, const unsigned char *s, size_t n) {
 static const unsigned char *tb__json_escape(char **out, const unsigned char *s, const unsigned char *stop,
                                             const unsigned char *end) {
     char *o = *out;
-    const unsigned char *run = s, *first = s;
+    const unsigned char *run = s;
     while (s < stop) {
         uint64_t w;
         unsigned c;
         int n;
-        while (stop - s >= 8) {
+        for (; stop - s >= 8; s += 8) {
             memcpy(&w, s, 8);
             if (tb__json_special8(w)) break;
-            s += 8;
         }
-        if (stop - s < 8 && stop - first >= 8) { /* the tail, as the last 8 bytes */
-            memcpy(&w, stop - 8, 8);
-            if (!tb__json_special8(w)) break;
-        }
+        if (stop - s < 8 && !tb__json_special16(s, (size_t)(stop - s))) s = stop;
         while (s < stop && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\') s++;
         if (s >= stop) break;
         c = *s;
@@ -2096,36 +2121,65 @@ static const unsigned char *tb__json_escape(char **out, const unsigned char *s, 
         }
         run = s;
     }
-    if (s < stop) s = stop; /* the tail check found the rest plain */
     tb__json_copy(o, run, (size_t)(s - run));
     *out = o + (s - run);
     return s;
 }
 
-/* Appends `comma` unless it is 0, the quoted and escaped string, then
-   `suffix` unless it is 0. */
-static int tb__json_put_string(turbo_json *j, char comma, const char *str, size_t len, char suffix) {
+/* Keeps a slow path out of its caller, whose fast path then needs no stack
+   frame. */
+#if defined(__GNUC__)
+#define TB__JSON_SLOW __attribute__((noinline))
+#else
+#define TB__JSON_SLOW
+#endif
+
+/* tb__json_put_string for a long string, one that needs escaping, or one
+   that needs more room: escaped a chunk at a time. */
+static TB__JSON_SLOW int tb__json_put_long(turbo_json *j, size_t comma, const unsigned char *s, size_t len,
+                                           size_t key) {
     turbo_buf *b = j->out;
-    const unsigned char *s, *end;
+    const unsigned char *start, *end;
     char *o;
-    if (!str) str = ""; /* (NULL, 0): no arithmetic on a null pointer */
-    s = (const unsigned char *)str;
+    if (!s) s = (const unsigned char *)""; /* (NULL, 0): no arithmetic on a null pointer */
+    start = s;
     end = s + len;
     do {
-        size_t left = (size_t)(end - s), chunk = TB__JSON_CHUNK, take = left < chunk ? left : chunk;
-        /* 6 per byte, a sequence may end 3 past the chunk, 4 for comma, quotes, suffix */
+        size_t left = (size_t)(end - s), take = left < TB__JSON_CHUNK ? left : TB__JSON_CHUNK;
+        /* 6 per byte, a sequence may end 3 past the chunk, 4 for comma, quotes, colon */
         if (tb__json_room(j, (take + 3) * 6 + 4)) return j->error;
         o = b->data + b->len;
-        if (s == (const unsigned char *)str) {
-            if (comma) *o++ = comma;
+        if (s == start) {
+            *o = ',';
+            o += comma;
             *o++ = '"';
         }
         s = tb__json_escape(&o, s, s + take, end);
         b->len = (size_t)(o - b->data);
     } while (s < end);
     *o++ = '"';
-    if (suffix) *o++ = suffix;
-    b->len = (size_t)(o - b->data);
+    *o = ':';
+    b->len = (size_t)(o + key - b->data);
+    return 0;
+}
+
+/* Appends a comma if `comma`, the quoted and escaped string, then ':' if
+   `key`. A short plain string that fits, the common case, costs no loop,
+   no call and no stack frame (nor a read of s when len is 0: s may be NULL). */
+static inline int tb__json_put_string(turbo_json *j, size_t comma, const char *str, size_t len, size_t key) {
+    turbo_buf *b = j->out;
+    const unsigned char *s = (const unsigned char *)str;
+    char *o;
+    if (len > 16 || tb__json_special16(s, len) || b->cap - b->len < len + 4 || b->oom)
+        return tb__json_put_long(j, comma, s, len, key);
+    o = b->data + b->len;
+    *o = ',';
+    o += comma;
+    *o = '"';
+    o[len + 1] = '"';
+    o[len + 2] = ':';
+    b->len = (size_t)(o + len + 2 + key - b->data);
+    tb__json_copy(o + 1, s, len);
     return 0;
 }
 
@@ -2373,35 +2427,42 @@ TURBO_API void turbo_json_init(turbo_json *j, turbo_buf *out) {
     j->out = out;
     j->error = TURBO_JSON_OK;
     j->depth = 0;
-    j->state = TB__JSON_START;
+    j->state = TB__JSON_START | TB__JSON_DONE << 4;
 }
 
-static int tb__json_open(turbo_json *j, int is_object) {
+/* A level's bit is the first written in its byte of j->stack (which
+   turbo_json_init leaves as it is) or joins those of the levels below. */
+static inline int tb__json_open(turbo_json *j, int is_object) {
     char *p = tb__json_value_at(j, 1);
-    unsigned char bit = (unsigned char)(1u << (j->depth & 7));
+    int d = j->depth;
+    unsigned bit = 1u << (d & 7), below = d & 7 ? j->stack[d >> 3] & (bit - 1) : 0;
     if (!p) return j->error;
-    if (j->depth >= TURBO_JSON_MAX_DEPTH) return tb__json_fail(j, TURBO_JSON_TOO_DEEP);
+    if (d >= TURBO_JSON_MAX_DEPTH) return tb__json_fail(j, TURBO_JSON_TOO_DEEP);
     *p = is_object ? '{' : '[';
-    j->out->len++;
-    if (is_object) j->stack[j->depth >> 3] |= bit;
-    else j->stack[j->depth >> 3] &= (unsigned char)~bit;
-    j->depth++;
-    j->state = is_object ? TB__JSON_OBJECT_FIRST : TB__JSON_ARRAY_FIRST;
+    j->out->len = (size_t)(p + 1 - j->out->data);
+    j->stack[d >> 3] = (unsigned char)(below | (is_object ? bit : 0));
+    j->depth = d + 1;
+    j->state = is_object ? TB__JSON_OBJECT_FIRST | TB__JSON_OBJECT_NEXT << 4
+                         : TB__JSON_ARRAY_FIRST | TB__JSON_ARRAY_NEXT << 4;
     return 0;
 }
 
 /* A container may end after its opening or after a complete member; a key
-   still waiting for its value makes the end a bad one. */
-static int tb__json_close(turbo_json *j, int is_object) {
+   still waiting for its value makes the end a bad one. The level it
+   returns to is the enclosing container's, or the top's. */
+static inline int tb__json_close(turbo_json *j, int is_object) {
     turbo_buf *b = j->out;
-    int first = is_object ? TB__JSON_OBJECT_FIRST : TB__JSON_ARRAY_FIRST;
-    int next = is_object ? TB__JSON_OBJECT_NEXT : TB__JSON_ARRAY_NEXT;
+    int level, next;
     if (j->error) return j->error;
-    if (j->state != first && j->state != next) return tb__json_fail(j, TURBO_JSON_BAD_END);
+    if (TB__JSON_EXPECT(j) >> 1 != (is_object ? TB__JSON_OBJECT_FIRST : TB__JSON_ARRAY_FIRST) >> 1)
+        return tb__json_fail(j, TURBO_JSON_BAD_END);
     if (tb__json_room(j, 1)) return j->error;
     b->data[b->len++] = is_object ? '}' : ']';
-    j->depth--;
-    return tb__json_value_done(j, b->data + b->len);
+    level = --j->depth - 1;
+    if (level < 0) next = TB__JSON_DONE;
+    else next = j->stack[level >> 3] >> (level & 7) & 1 ? TB__JSON_OBJECT_NEXT : TB__JSON_ARRAY_NEXT;
+    j->state = next * 0x11;
+    return 0;
 }
 
 TURBO_API int turbo_json_object_begin(turbo_json *j) { return tb__json_open(j, 1); }
@@ -2410,20 +2471,21 @@ TURBO_API int turbo_json_array_begin(turbo_json *j) { return tb__json_open(j, 0)
 TURBO_API int turbo_json_array_end(turbo_json *j) { return tb__json_close(j, 0); }
 
 TURBO_API int turbo_json_keyn(turbo_json *j, const char *key, size_t len) {
+    size_t comma;
     if (j->error) return j->error;
-    if (j->state != TB__JSON_OBJECT_FIRST && j->state != TB__JSON_OBJECT_NEXT)
+    if (TB__JSON_EXPECT(j) >> 1 != TB__JSON_OBJECT_FIRST >> 1)
         return tb__json_fail(j, TURBO_JSON_UNEXPECTED_KEY);
-    if (tb__json_put_string(j, j->state == TB__JSON_OBJECT_NEXT ? ',' : 0, key, len, ':')) return j->error;
-    j->state = TB__JSON_MEMBER;
-    return 0;
+    comma = (size_t)j->state & 1;
+    j->state = (j->state & ~15) | TB__JSON_MEMBER; /* not read again if the key fails: the error sticks */
+    return tb__json_put_string(j, comma, key, len, 1);
 }
 TURBO_API int turbo_json_key(turbo_json *j, const char *key) { return turbo_json_keyn(j, key, strlen(key)); }
 
 TURBO_API int turbo_json_stringn(turbo_json *j, const char *s, size_t len) {
-    if (tb__json_check_value(j) ||
-        tb__json_put_string(j, j->state == TB__JSON_ARRAY_NEXT ? ',' : 0, s, len, 0))
-        return j->error;
-    return tb__json_value_done(j, j->out->data + j->out->len);
+    size_t comma = (size_t)j->state & 1;
+    if (j->error || TB__JSON_EXPECT(j) >= TB__JSON_OBJECT_FIRST) return tb__json_misplaced(j);
+    j->state = (j->state >> 4) * 0x11;
+    return tb__json_put_string(j, comma, s, len, 0);
 }
 /* A NULL string is written as null, so optional fields need no branch. */
 TURBO_API int turbo_json_string(turbo_json *j, const char *s) {
@@ -2464,7 +2526,7 @@ TURBO_API int turbo_json_raw(turbo_json *j, const char *json, size_t len) {
 
 TURBO_API int turbo_json_finish(turbo_json *j) {
     if (j->error) return j->error;
-    if (j->state != TB__JSON_DONE) return tb__json_fail(j, TURBO_JSON_INCOMPLETE);
+    if (TB__JSON_EXPECT(j) != TB__JSON_DONE) return tb__json_fail(j, TURBO_JSON_INCOMPLETE);
     return 0;
 }
 

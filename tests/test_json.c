@@ -344,6 +344,47 @@ static void test_string_fast_path_finds_special_bytes_anywhere(void) {
     }
 }
 
+/* Strings up to 17 bytes are checked as one or two words without a loop:
+   each length, with a byte that needs escaping (or one just beside a
+   boundary that does not) at each position, as a value and as a key. */
+static void test_short_strings_find_special_bytes_at_every_position(void) {
+    static const char *const special[] = {"\"",   "\\",   "\n",           "\x1f", "\x01", "\xC3\xA9",
+                                          "\xFF", "\xC3", "\xE2\x80\xA8", " ",    "!",    "#",
+                                          "[",    "]",    "\x7f",         "\x80"};
+    static const char *const escaped[] = {"\\\"", "\\\\", "\\n",     "\\u001f", "\\u0001", "\xC3\xA9",
+                                          REPL,   REPL,   "\\u2028", " ",       "!",       "#",
+                                          "[",    "]",    "\x7f",    REPL};
+    char in[24], want[64], key_want[80];
+    size_t s, pos, len, n;
+    for (s = 0; s < sizeof special / sizeof special[0]; s++) {
+        n = strlen(special[s]);
+        for (len = n; len <= 17; len++) {
+            for (pos = 0; pos + n <= len; pos++) {
+                doc d;
+                memset(in, 'a', sizeof in);
+                memcpy(in + pos, special[s], n);
+                snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)pos, in, escaped[s], (int)(len - pos - n),
+                         in + pos + n);
+                string_is(in, len, want, __LINE__);
+                snprintf(key_want, sizeof key_want, "{\"k\":0,%s:1}", want);
+                doc_start(&d);
+                turbo_json_object_begin(&d.j);
+                turbo_json_key(&d.j, "k");
+                turbo_json_int(&d.j, 0);
+                turbo_json_keyn(&d.j, in, len);
+                turbo_json_int(&d.j, 1);
+                turbo_json_object_end(&d.j);
+                doc_is(&d, key_want, strlen(key_want), __LINE__);
+            }
+        }
+    }
+    for (len = 0; len <= 17; len++) {
+        memset(in, 'a', sizeof in);
+        snprintf(want, sizeof want, "\"%.*s\"", (int)len, in);
+        string_is(in, len, want, __LINE__);
+    }
+}
+
 /* Long strings are escaped in chunks; sequences and escapes straddle them. */
 static void test_long_string_is_escaped_across_chunks(void) {
     static const char unit[] = "ab\xE2\x82\xAC\n\xF0\x9F\x98\x80z\xE2\x80\xA8\x01"; /* 15 bytes */
@@ -940,6 +981,7 @@ int main(int argc, char **argv) {
     RUN(test_invalid_utf8_truncated_sequence_is_one_replacement);
     RUN(test_invalid_utf8_stray_continuation_bytes_are_replaced_each);
     RUN(test_string_fast_path_finds_special_bytes_anywhere);
+    RUN(test_short_strings_find_special_bytes_at_every_position);
     RUN(test_long_string_is_escaped_across_chunks);
     RUN(test_int64_extremes_are_exact);
     RUN(test_integers_of_every_digit_count_are_exact);
