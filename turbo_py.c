@@ -465,11 +465,16 @@ typedef struct {
 static PyObject *tb_jd_value(tb_jd *d);
 
 static void tb_jd_space(tb_jd *d) {
-    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t')) d->p++;
+    while (d->p < d->end && *d->p <= ' ' && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+        d->p++;
 }
 
 /* Is c next, after any white space? Then it is taken. */
 static int tb_jd_next(tb_jd *d, char c) {
+    if (d->p < d->end && *d->p == (unsigned char)c) { /* the common case: compact JSON */
+        d->p++;
+        return 1;
+    }
     tb_jd_space(d);
     if (d->p == d->end || *d->p != c) return 0;
     d->p++;
@@ -545,8 +550,8 @@ static PyObject *tb_jd_escaped_string(tb_jd *d, const unsigned char *p) {
 static PyObject *tb_jd_keys[1024];
 
 static PyObject *tb_jd_key(const unsigned char *s, size_t n) {
-    unsigned h = (unsigned)n;
-    for (size_t i = 0; i < n; i++) h = h * 31 + s[i];
+    /* The length and three bytes: a collision only costs a key made again. */
+    unsigned h = n ? ((unsigned)n * 40503u) ^ s[0] ^ (unsigned)s[n / 2] << 3 ^ (unsigned)s[n - 1] << 6 : 0;
     PyObject **slot = &tb_jd_keys[h & 1023], *key = *slot;
     if (key && (size_t)PyUnicode_GET_LENGTH(key) == n && memcmp(PyUnicode_DATA(key), s, n) == 0)
         return Py_NewRef(key);
@@ -564,6 +569,13 @@ static PyObject *tb_jd_string(tb_jd *d, int is_key) {
     const unsigned char *s = d->p, *p = s;
     unsigned seen = 0; /* every byte ORed: ASCII while under 0x80 */
     PyObject *str;
+    for (uint64_t w, hits; d->end - p >= 8; p += 8) { /* 8 bytes at a time to the first not plain ASCII */
+        memcpy(&w, p, 8);
+        if ((hits = tb__json_special8(w))) {
+            p += TB__FIRST_FLAGGED(hits);
+            break;
+        }
+    }
     while (p < d->end && tb_jd_plain[*p]) seen |= *p++;
     if (p == d->end || *p < 0x20) return TB_JD_PASS;
     if (*p == '\\') return tb_jd_escaped_string(d, s);
