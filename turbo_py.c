@@ -1196,6 +1196,10 @@ static int tb_response_init(PyObject *self, PyObject *args, PyObject *kwds) {
    by subclasses) skips the tuple and dict of a generic call. Anything
    unusual (a bad keyword, a status that is not an int) takes the generic
    path, which raises the usual errors. */
+/* The last Response freed, zeroed, for the next one made: most handlers
+   make one per request. GIL held. */
+static tb_Response *tb_response_spare;
+
 static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
                                         PyObject *kwnames) {
     PyObject *const names[] = {tb_s_content, tb_s_status_code, tb_s_headers, tb_s_media_type,
@@ -1217,7 +1221,12 @@ static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, s
         fast = fast && !overflow && status >= INT_MIN && status <= INT_MAX;
     }
     PyObject *r;
-    if (fast) {
+    if (fast && type == (PyObject *)&tb_ResponseType && tb_response_spare) {
+        r = PyObject_Init((PyObject *)tb_response_spare, &tb_ResponseType);
+        tb_response_spare = NULL;
+        if (tb_response_fill((tb_Response *)r, value[0], (int)status, value[2], value[3], value[4]) < 0)
+            Py_CLEAR(r);
+    } else if (fast) {
         r = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
         if (r && tb_response_fill((tb_Response *)r, value[0], (int)status, value[2], value[3], value[4]) < 0)
             Py_CLEAR(r);
@@ -1236,6 +1245,11 @@ static void tb_response_dealloc(PyObject *self) {
     Py_XDECREF(r->media_type);
     Py_XDECREF(r->background);
     Py_XDECREF(r->file);
+    if (Py_TYPE(self) == &tb_ResponseType && !tb_response_spare) {
+        memset((char *)r + sizeof(PyObject), 0, sizeof *r - sizeof(PyObject));
+        tb_response_spare = r;
+        return;
+    }
     Py_TYPE(self)->tp_free(self);
 }
 
