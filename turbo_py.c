@@ -465,11 +465,16 @@ typedef struct {
 static PyObject *tb_jd_value(tb_jd *d);
 
 static void tb_jd_space(tb_jd *d) {
-    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t')) d->p++;
+    while (d->p < d->end && *d->p <= ' ' && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+        d->p++;
 }
 
 /* Is c next, after any white space? Then it is taken. */
 static int tb_jd_next(tb_jd *d, char c) {
+    if (d->p < d->end && *d->p == (unsigned char)c) { /* the common case: compact JSON */
+        d->p++;
+        return 1;
+    }
     tb_jd_space(d);
     if (d->p == d->end || *d->p != c) return 0;
     d->p++;
@@ -545,8 +550,8 @@ static PyObject *tb_jd_escaped_string(tb_jd *d, const unsigned char *p) {
 static PyObject *tb_jd_keys[1024];
 
 static PyObject *tb_jd_key(const unsigned char *s, size_t n) {
-    unsigned h = (unsigned)n;
-    for (size_t i = 0; i < n; i++) h = h * 31 + s[i];
+    /* The length and three bytes: a collision only costs a key made again. */
+    unsigned h = n ? ((unsigned)n * 40503u) ^ s[0] ^ (unsigned)s[n / 2] << 3 ^ (unsigned)s[n - 1] << 6 : 0;
     PyObject **slot = &tb_jd_keys[h & 1023], *key = *slot;
     if (key && (size_t)PyUnicode_GET_LENGTH(key) == n && memcmp(PyUnicode_DATA(key), s, n) == 0)
         return Py_NewRef(key);
@@ -564,6 +569,13 @@ static PyObject *tb_jd_string(tb_jd *d, int is_key) {
     const unsigned char *s = d->p, *p = s;
     unsigned seen = 0; /* every byte ORed: ASCII while under 0x80 */
     PyObject *str;
+    for (uint64_t w, hits; d->end - p >= 8; p += 8) { /* 8 bytes at a time to the first not plain ASCII */
+        memcpy(&w, p, 8);
+        if ((hits = tb__json_special8(w))) {
+            p += TB__FIRST_FLAGGED(hits);
+            break;
+        }
+    }
     while (p < d->end && tb_jd_plain[*p]) seen |= *p++;
     if (p == d->end || *p < 0x20) return TB_JD_PASS;
     if (*p == '\\') return tb_jd_escaped_string(d, s);
@@ -1039,11 +1051,51 @@ static int tb_contains_nocase(const char *s, size_t n, const char *word) {
     return 0;
 }
 
+/* The Content-Type line of a media type, "Content-Type: text/plain;
+   charset=utf-8\r\n": checked as turbo_res_header checks a header, with the
+   charset Starlette adds to text types. A Response's media_type is checked
+   where it is made and again where it is sent (it is writable), and most
+   responses share a few media types: the lines of the last ones seen are
+   kept, found by the identity of the str (held, so that no other object
+   can take its address). GIL held. */
+#define TB_CTYPES 8
+static struct {
+    PyObject *media_type;
+    char *line;
+    size_t len;
+} tb_ctypes[TB_CTYPES];
+
+/* The line of media_type (a str), borrowed, its length in *len; NULL with an exception. */
+static const char *tb_ctype_line(PyObject *media_type, size_t *len) {
+    static const char head[] = "Content-Type: ", charset[] = "; charset=utf-8";
+    size_t slot = ((uintptr_t)media_type >> 4) % TB_CTYPES;
+    const char *ct;
+    Py_ssize_t n;
+    if (tb_ctypes[slot].media_type != media_type) {
+        if (tb_check_header(tb_s_content_type, media_type) < 0 || !(ct = PyUnicode_AsUTF8AndSize(media_type, &n)))
+            return NULL;
+        size_t extra = strncasecmp(ct, "text/", 5) == 0 && !tb_contains_nocase(ct, (size_t)n, "charset=")
+                           ? sizeof charset - 1
+                           : 0;
+        size_t need = sizeof head - 1 + (size_t)n + extra + 2;
+        char *line = (char *)PyMem_Malloc(need);
+        if (!line) return (const char *)PyErr_NoMemory();
+        memcpy(line, head, sizeof head - 1);
+        memcpy(line + sizeof head - 1, ct, (size_t)n);
+        memcpy(line + sizeof head - 1 + n, charset, extra);
+        memcpy(line + need - 2, "\r\n", 2);
+        PyMem_Free(tb_ctypes[slot].line);
+        Py_XSETREF(tb_ctypes[slot].media_type, Py_NewRef(media_type));
+        tb_ctypes[slot].line = line;
+        tb_ctypes[slot].len = need;
+    }
+    *len = tb_ctypes[slot].len;
+    return tb_ctypes[slot].line;
+}
+
 static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) {
-    static const char charset[] = "; charset=utf-8";
-    char small[128], *joined = NULL;
-    const char *ct = NULL;
-    Py_ssize_t ctn = 0;
+    const char *line = NULL;
+    size_t len = 0;
     if (!r->body || !turbo_status_allowed(r->status_code)) { /* status_code is writable */
         if (!r->body) /* a subclass whose __init__ skipped Response.__init__ */
             PySys_FormatStderr("turbo: %s: the Response was never initialized\n", label);
@@ -1052,30 +1104,17 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
         return;
     }
     if (r->media_type && PyUnicode_Check(r->media_type) && /* NULL after `del r.media_type` */
-        !tb_has_header(r->headers, "content-type") &&
-        (tb_check_header(tb_s_content_type, r->media_type) < 0 || /* it is writable */
-         !(ct = PyUnicode_AsUTF8AndSize(r->media_type, &ctn)))) {
+        !tb_has_header(r->headers, "content-type") && !(line = tb_ctype_line(r->media_type, &len))) {
         tb_log_error_line(label);
         tb_send_500(res);
         return;
     }
-    /* Text types get a charset, as Starlette adds it. */
-    if (ct && strncasecmp(ct, "text/", 5) == 0 && !tb_contains_nocase(ct, (size_t)ctn, "charset=")) {
-        size_t need = (size_t)ctn + sizeof charset;
-        if (!(joined = need <= sizeof small ? small : (char *)PyMem_Malloc(need))) {
-            PySys_FormatStderr("turbo: %s: out of memory\n", label);
-            tb_send_500(res);
-            return;
-        }
-        memcpy(joined, ct, (size_t)ctn);
-        memcpy(joined + ctn, charset, sizeof charset);
-        ctn += sizeof charset - 1;
-        ct = joined;
-    }
     const char *file = r->file && PyBytes_Check(r->file) ? PyBytes_AS_STRING(r->file) : NULL;
     turbo_res_status(res, r->status_code);
     tb_put_headers(res, label, r->headers);
-    if (ct) turbo_res_headern(res, "Content-Type", 12, ct, (size_t)ctn);
+    /* A file's Content-Type is the handler's header, which keeps turbo from guessing one. */
+    if (line && file) turbo_res_headern(res, "Content-Type", 12, line + 14, len - 16);
+    else if (line) tb__res_own_header(res, line, len); /* checked once, by tb_ctype_line */
     /* A 200 may become a 304 or a 206; another status keeps the whole file. */
     if (file && r->status_code == 200) turbo_res_file(res, NULL, file);
     else if (file) turbo_res_body_file(res, file);
@@ -1083,7 +1122,6 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
         turbo_res_body(res, PyBytes_AS_STRING(r->body), (size_t)PyBytes_GET_SIZE(r->body));
     else /* an ASCII str: its characters are its UTF-8 */
         turbo_res_body(res, PyUnicode_DATA(r->body), (size_t)PyUnicode_GET_LENGTH(r->body));
-    if (joined != small) PyMem_Free(joined);
 }
 
 /* The body of a Response: bytes, or an ASCII str kept as it is (its
@@ -1126,7 +1164,8 @@ static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObj
         ok = 0;
     }
     if (ok && as_json && media_type == Py_None) Py_SETREF(media_type, Py_NewRef(tb_s_application_json));
-    if (ok && media_type != Py_None) ok = tb_check_header(tb_s_content_type, media_type) == 0;
+    size_t len;
+    if (ok && media_type != Py_None) ok = tb_ctype_line(media_type, &len) != NULL;
     if (!ok) {
         Py_DECREF(body);
         Py_XDECREF(list);
@@ -1157,6 +1196,10 @@ static int tb_response_init(PyObject *self, PyObject *args, PyObject *kwds) {
    by subclasses) skips the tuple and dict of a generic call. Anything
    unusual (a bad keyword, a status that is not an int) takes the generic
    path, which raises the usual errors. */
+/* The last Response freed, zeroed, for the next one made: most handlers
+   make one per request. GIL held. */
+static tb_Response *tb_response_spare;
+
 static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf,
                                         PyObject *kwnames) {
     PyObject *const names[] = {tb_s_content, tb_s_status_code, tb_s_headers, tb_s_media_type,
@@ -1178,7 +1221,12 @@ static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, s
         fast = fast && !overflow && status >= INT_MIN && status <= INT_MAX;
     }
     PyObject *r;
-    if (fast) {
+    if (fast && type == (PyObject *)&tb_ResponseType && tb_response_spare) {
+        r = PyObject_Init((PyObject *)tb_response_spare, &tb_ResponseType);
+        tb_response_spare = NULL;
+        if (tb_response_fill((tb_Response *)r, value[0], (int)status, value[2], value[3], value[4]) < 0)
+            Py_CLEAR(r);
+    } else if (fast) {
         r = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
         if (r && tb_response_fill((tb_Response *)r, value[0], (int)status, value[2], value[3], value[4]) < 0)
             Py_CLEAR(r);
@@ -1197,6 +1245,11 @@ static void tb_response_dealloc(PyObject *self) {
     Py_XDECREF(r->media_type);
     Py_XDECREF(r->background);
     Py_XDECREF(r->file);
+    if (Py_TYPE(self) == &tb_ResponseType && !tb_response_spare) {
+        memset((char *)r + sizeof(PyObject), 0, sizeof *r - sizeof(PyObject));
+        tb_response_spare = r;
+        return;
+    }
     Py_TYPE(self)->tp_free(self);
 }
 
