@@ -688,17 +688,14 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 /* ---------------------------------------------------------------- platform */
 /* The event loop behind a few small functions, one set per backend, chosen at
    compile time (the shape of redis's ae.c). Interest is level-triggered;
-   each registration carries a pointer handed back with its events. */
+   each registration carries a pointer handed back with its events. The
+   system writes events straight into the array of the thread that waits
+   (tb__event is its own event type), read by tb__event_ptr and
+   tb__event_writable. */
 
 #define TB__READ 1
 #define TB__WRITE 2
-#define TB__HUP 4 /* error or hang-up: the next read or write will tell */
 #define TB__MAX_EVENTS 256
-
-typedef struct tb__event {
-    void *ptr;
-    int mask;
-} tb__event;
 
 /* glibc's read, send and epoll_wait are cancellation points: in a process
    with threads, each turns asynchronous cancellation on and off around its
@@ -724,8 +721,14 @@ static void tb__nonblock_cloexec(int fd) {
 
 typedef struct tb__loop {
     int fd;
-    struct epoll_event events[TB__MAX_EVENTS];
 } tb__loop;
+
+typedef struct epoll_event tb__event;
+
+static void *tb__event_ptr(const tb__event *e) { return e->data.ptr; }
+
+/* An error or a hang-up is neither: the next read tells. */
+static int tb__event_writable(const tb__event *e) { return (e->events & EPOLLOUT) != 0; }
 
 static int tb__loop_init(tb__loop *l) {
     l->fd = epoll_create1(EPOLL_CLOEXEC);
@@ -743,13 +746,7 @@ static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
 }
 
 static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
-    int n = (int)syscall(SYS_epoll_pwait, l->fd, l->events, TB__MAX_EVENTS, timeout_ms, NULL, 0), i;
-    for (i = 0; i < n; i++) {
-        uint32_t e = l->events[i].events;
-        out[i].ptr = l->events[i].data.ptr;
-        out[i].mask = (e & EPOLLIN ? TB__READ : 0) | (e & EPOLLOUT ? TB__WRITE : 0) |
-                      (e & (EPOLLERR | EPOLLHUP) ? TB__HUP : 0);
-    }
+    int n = (int)syscall(SYS_epoll_pwait, l->fd, out, TB__MAX_EVENTS, timeout_ms, NULL, 0);
     return n < 0 ? 0 : n;
 }
 
@@ -767,8 +764,14 @@ static int tb__accept(int lfd, struct sockaddr_storage *peer) {
 
 typedef struct tb__loop {
     int fd;
-    struct kevent events[TB__MAX_EVENTS];
 } tb__loop;
+
+typedef struct kevent tb__event;
+
+static void *tb__event_ptr(const tb__event *e) { return (void *)e->udata; }
+
+/* An error or the end (EV_EOF, EV_ERROR) comes with the filter it hit. */
+static int tb__event_writable(const tb__event *e) { return e->filter == EVFILT_WRITE; }
 
 static int tb__loop_init(tb__loop *l) {
     l->fd = kqueue();
@@ -790,19 +793,13 @@ static int tb__loop_set(tb__loop *l, int fd, int old, int mask, void *ptr) {
 
 static int tb__loop_wait(tb__loop *l, tb__event *out, int timeout_ms) {
     struct timespec ts, *tsp = NULL;
-    int n, i;
+    int n;
     if (timeout_ms >= 0) {
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
         tsp = &ts;
     }
-    n = kevent(l->fd, NULL, 0, l->events, TB__MAX_EVENTS, tsp);
-    for (i = 0; i < n; i++) {
-        struct kevent *e = &l->events[i];
-        out[i].ptr = (void *)e->udata;
-        out[i].mask = (e->filter == EVFILT_READ ? TB__READ : TB__WRITE) |
-                      (e->flags & (EV_EOF | EV_ERROR) ? TB__HUP : 0);
-    }
+    n = kevent(l->fd, NULL, 0, out, TB__MAX_EVENTS, tsp);
     return n < 0 ? 0 : n;
 }
 
@@ -2145,7 +2142,7 @@ static TB__JSON_SLOW int tb__json_put_long(turbo_json *j, size_t comma, const un
     start = s;
     end = s + len;
     do {
-        size_t left = (size_t)(end - s), take = left < TB__JSON_CHUNK ? left : TB__JSON_CHUNK;
+        size_t left = (size_t)(end - s), chunk = TB__JSON_CHUNK, take = left < chunk ? left : chunk;
         /* 6 per byte, a sequence may end 3 past the chunk, 4 for comma, quotes, colon */
         if (tb__json_room(j, (take + 3) * 6 + 4)) return j->error;
         o = b->data + b->len;
@@ -3113,7 +3110,7 @@ static void tb__res_end_stream(turbo_res *res) {
 
 /* Sends what it can of data to c's socket: the bytes sent, or -1 when
    the client has gone. */
-static ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
+static inline ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
     size_t sent = 0;
     while (sent < len) {
         ssize_t n = tb__send(c->fd, data + sent, len - sent);
@@ -3925,7 +3922,7 @@ static void tb__conn_linger(tb__worker *w, tb__conn *c) {
 /* Sends the thread's output for c; what the socket refuses (all of it,
    behind a backlog) waits in c->out. -1 if the client is gone or c->out
    could not grow. The buffer is kept unless one big answer made it big. */
-static int tb__out_flush(tb__thread *t, tb__conn *c) {
+static inline int tb__out_flush(tb__thread *t, tb__conn *c) {
     size_t len = t->out.len;
     ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len);
     if (sent >= 0 && (size_t)sent < len) tb__append(&c->out, t->out.data + sent, len - (size_t)sent);
@@ -3937,7 +3934,7 @@ static int tb__out_flush(tb__thread *t, tb__conn *c) {
 
 /* Sends what the thread's output buffer holds for c. Returns 0 when all
    went out, 1 when the rest waits in c->out, -1 when c was closed. */
-static int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
+static inline int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
     if (tb__out_flush(t, c) != 0) {
         tb__conn_free(w, c);
         return -1;
@@ -4988,11 +4985,11 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
         w->now = tb__now_ms();
         tb__update_date(t);
         for (i = 0; i < n && !t->detached; i++) {
-            void *ptr = t->events[i].ptr;
+            void *ptr = tb__event_ptr(&t->events[i]);
             if (ptr == &w->listen_fd) tb__worker_accept(w);
             else if (ptr == &w->stop_fd) stop = 1;
             else if (ptr == &w->wake[0]) wake = 1;
-            else if ((t->events[i].mask & TB__WRITE) || (((tb__conn *)ptr)->mask & TB__WRITE))
+            else if (tb__event_writable(&t->events[i]) || (((tb__conn *)ptr)->mask & TB__WRITE))
                 tb__conn_writable(w, t, (tb__conn *)ptr);
             else tb__conn_readable(w, t, (tb__conn *)ptr);
         }
