@@ -1076,7 +1076,7 @@ static int tb__valid_ip_literal(const char *p, size_t n) {
 /* The end of the uri-host [":" port] at p, a uri-host being a reg-name or
    "[" IP-literal "]" (p itself for a bad IP-literal). It stops at the first
    byte outside them: in a Host field, at its line's end at the latest. */
-static const char *tb__host_end(const char *p, const char *end) {
+static inline const char *tb__host_end(const char *p, const char *end) {
     const char *s = p;
     while (s < end && TB__IS(TB__HOST, *s)) s++; /* a reg-name, or none before "[" */
     if (s == p && s < end && *s == '[') {
