@@ -1709,6 +1709,39 @@ def test_keepalive_idle_timeout_closes_quietly(srv):
 
 
 @test
+def test_idle_connection_closes_on_time_beside_a_busy_one(srv):
+    """Timers are checked only when the earliest deadline may have come,
+    and a busy connection's timer moves without relinking: an idle
+    neighbour must still close at its own deadline, whichever of the two
+    was armed first."""
+    for idle_first in (True, False):
+        with Conn(srv.port) as idle, Conn(srv.port) as busy:
+            first, second = (idle, busy) if idle_first else (busy, idle)
+            for conn in (first, second):
+                conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
+                check_ok(conn.read_response(), HELLO)
+            stop = threading.Event()
+            failed = []
+
+            def keep_busy():
+                try:
+                    while not stop.wait(0.05):
+                        busy.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
+                        check_ok(busy.read_response(), HELLO)
+                except (OSError, TestFailure) as err:
+                    failed.append(err)
+
+            worker = threading.Thread(target=keep_busy)
+            worker.start()
+            try:
+                check_closes_between(idle, 0.3, 2.5, "idle connection beside a busy one")
+            finally:
+                stop.set()
+                worker.join(10)
+            check(not failed, "the busy connection failed meanwhile: %s" % (failed[:1],))
+
+
+@test
 def test_keepalive_not_closed_early(srv):
     with Conn(srv.port) as conn:
         for _ in range(3):
