@@ -80,6 +80,21 @@ def test_only_statuses_200_to_599_are_sent(srv):
 
 
 @test
+def test_every_status_head_whole_on_a_kept_http10_connection(srv):
+    """The longest heads turbo writes (the longest reason, and HTTP/1.0's
+    Connection: keep-alive) fit the room kept in front of a response: each
+    arrives whole and the connection goes on, one after another."""
+    with Conn(srv.port, timeout=3) as c:
+        for code in (200, 201, 204, 304, 400, 404, 413, 422, 431, 500, 505, 599):
+            c.send(b"GET /status/%d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" % code)
+            r = c.read_response()
+            check(r.status == code, "status %d arrived as %d" % (code, r.status))
+            check((r.header("Connection") or "").lower() == "keep-alive", "%d: Connection %r" % (code, r.header("Connection")))
+            want = b"" if code in (204, 304) else b"body"
+            check(r.body == want, "%d: body %r" % (code, r.body))
+
+
+@test
 def test_a_star_route_takes_every_method_the_path_has_no_handler_for(srv):
     for method in (b"GET", b"POST", b"BREW", b"OPTIONS"):
         with Conn(srv.port, timeout=3) as c:
