@@ -1625,6 +1625,12 @@ typedef struct tb__handler {
     int overstayed; /* atomic: its last run outlasted handoff_ms (see hand-off) */
 } tb__handler;
 
+/* The standard methods, whose handler each node resolves when routes are
+   added; a request's method is looked up here once, then indexes. */
+static const char *const tb__std_methods[] = {"GET",    "HEAD",    "POST",  "PUT",
+                                              "DELETE", "OPTIONS", "TRACE", "PATCH"};
+#define TB__STD_METHODS 8
+
 typedef struct tb__node {
     char *seg; /* static text, or the capture's name: stored after the node */
     size_t seg_len;
@@ -1633,7 +1639,18 @@ typedef struct tb__node {
     struct tb__node *param, *tail;
     tb__handler *handlers;
     int nhandlers;
+    tb__handler *serves[TB__STD_METHODS]; /* tb__node_handler's answer for each */
 } tb__node;
+
+/* m's index in tb__std_methods, or TB__STD_METHODS for another method. */
+static int tb__std_method(turbo_str m) {
+    int i;
+    if (m.len == 3 && memcmp(m.ptr, "GET", 3) == 0) return 0; /* the most requests, with no loop */
+    /* tb__same stops at a shorter name's NUL: m holds none. */
+    for (i = 1; i < TB__STD_METHODS; i++)
+        if (tb__same(tb__std_methods[i], m.ptr, m.len) && !tb__std_methods[i][m.len]) return i;
+    return i;
+}
 
 static uint32_t tb__hash(const char *p, size_t n) {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -1715,12 +1732,13 @@ static tb__handler *tb__node_handler(const tb__node *n, turbo_str method) {
 
 typedef struct tb__lookup {
     turbo_str method;
+    int std; /* tb__std_method(method) */
     turbo_req *req;
     const tb__node *allow; /* first node matching the path, for 405 */
 } tb__lookup;
 
 static tb__handler *tb__node_accept(const tb__node *n, tb__lookup *lk) {
-    tb__handler *h = tb__node_handler(n, lk->method);
+    tb__handler *h = lk->std < TB__STD_METHODS ? n->serves[lk->std] : tb__node_handler(n, lk->method);
     if (!h && n->nhandlers && !lk->allow) lk->allow = n;
     return h;
 }
@@ -1757,7 +1775,7 @@ static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, 
    405's Allow header, or NULL for a 404. The handler is not const: its
    overstayed flag is the one thing that changes once the server runs. */
 static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
-    tb__lookup lk = {r->method, r, NULL};
+    tb__lookup lk = {r->method, tb__std_method(r->method), r, NULL};
     tb__handler *h;
     r->param_count = 0;
     h = r->path.len == 1 ? tb__node_accept(root, &lk) : NULL;
@@ -1770,11 +1788,8 @@ static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node
 /* A method some route serves, one of the standard ones, or any when a "*"
    route exists; methods[0..n) are the server's (turbo_route keeps them). */
 static int tb__known_method(char (*methods)[TB__METHOD_MAX], int n, turbo_str m) {
-    static const char *const standard[] = {"GET",    "HEAD",    "POST",  "PUT",
-                                           "DELETE", "OPTIONS", "TRACE", "PATCH"};
     int i;
-    for (i = 0; i < (int)(sizeof standard / sizeof *standard); i++)
-        if (tb__is_method(m, standard[i])) return 1;
+    if (tb__std_method(m) < TB__STD_METHODS) return 1;
     for (i = 0; i < n; i++)
         if (tb__is_method(m, methods[i]) || !strcmp(methods[i], "*")) return 1;
     return 0;
@@ -1910,6 +1925,8 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
     h->fn = fn;
     h->user = user;
     h->flags = flags;
+    for (i = 0; i < TB__STD_METHODS; i++) /* the array may have moved: all anew */
+        n->serves[i] = tb__node_handler(n, tb__str(tb__std_methods[i], strlen(tb__std_methods[i])));
     return 0;
 }
 
