@@ -1652,16 +1652,20 @@ static int tb__std_method(turbo_str m) {
     return i;
 }
 
+#define TB__FNV_BASIS 2166136261u /* FNV-1a: h = (h ^ byte) * TB__FNV_PRIME */
+#define TB__FNV_PRIME 16777619u
+
 static uint32_t tb__hash(const char *p, size_t n) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    while (n--) h = (h ^ (unsigned char)*p++) * 16777619u;
+    uint32_t h = TB__FNV_BASIS;
+    while (n--) h = (h ^ (unsigned char)*p++) * TB__FNV_PRIME;
     return h;
 }
 
-static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len) {
+/* The static child for seg, whose tb__hash is h. */
+static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len, uint32_t h) {
     uint32_t i;
     if (!n->nslots) return NULL;
-    for (i = tb__hash(seg, len);; i++) {
+    for (i = h;; i++) {
         tb__node *c = n->slots[i & (uint32_t)(n->nslots - 1)];
         if (!c || (c->seg_len == len && tb__same(c->seg, seg, len))) return c;
     }
@@ -1697,7 +1701,7 @@ static void tb__node_free(tb__node *n) {
 }
 
 static tb__node *tb__node_add_static(tb__node *n, const char *seg, size_t len) {
-    tb__node *c = tb__node_child(n, seg, len);
+    tb__node *c = tb__node_child(n, seg, len, tb__hash(seg, len));
     int i;
     if (c) return c;
     if ((n->nchildren + 1) * 2 > n->nslots) { /* at most half full: short probes */
@@ -1752,11 +1756,15 @@ static int tb__push_param(turbo_req *r, const tb__node *n, const char *v, size_t
 
 /* p is the start of a segment (just after a '/'); end is the path's end. */
 static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, tb__lookup *lk) {
-    const char *slash = (const char *)memchr(p, '/', (size_t)(end - p));
-    const char *seg_end = slash ? slash : end;
-    size_t len = (size_t)(seg_end - p);
-    const tb__node *c = tb__node_child(n, p, len);
+    const char *seg_end = p, *slash;
+    uint32_t hash = TB__FNV_BASIS; /* tb__hash, in the pass that finds the segment's end */
+    size_t len;
+    const tb__node *c;
     tb__handler *h;
+    while (seg_end < end && *seg_end != '/') hash = (hash ^ (unsigned char)*seg_end++) * TB__FNV_PRIME;
+    slash = seg_end < end ? seg_end : NULL;
+    len = (size_t)(seg_end - p);
+    c = tb__node_child(n, p, len, hash);
     if (c && (h = slash ? tb__find(c, slash + 1, end, lk) : tb__node_accept(c, lk))) return h;
     if (n->param && len && tb__push_param(lk->req, n->param, p, len)) {
         h = slash ? tb__find(n->param, slash + 1, end, lk) : tb__node_accept(n->param, lk);
@@ -1871,7 +1879,7 @@ static int tb__router_node(tb__node *root, const char *pattern, tb__node **out, 
         if (kind < 0) return -1;
         if (!len && slash) return tb__errorf(err, cap, "route \"%s\" has an empty segment", pattern);
         if (kind == 0) {
-            n = out ? tb__node_add_static(n, p, len) : n ? tb__node_child(n, p, len) : NULL;
+            n = out ? tb__node_add_static(n, p, len) : n ? tb__node_child(n, p, len, tb__hash(p, len)) : NULL;
         } else {
             const char *name = p + 1;
             size_t name_len = len - (kind == 2 ? 5 : 2);
