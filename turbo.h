@@ -1622,6 +1622,12 @@ typedef struct tb__handler {
     int overstayed; /* atomic: its last run outlasted handoff_ms (see hand-off) */
 } tb__handler;
 
+/* The standard methods, whose handler each node resolves when routes are
+   added; a request's method is looked up here once, then indexes. */
+static const char *const tb__std_methods[] = {"GET",    "HEAD",    "POST",  "PUT",
+                                              "DELETE", "OPTIONS", "TRACE", "PATCH"};
+#define TB__STD_METHODS 8
+
 typedef struct tb__node {
     char *seg; /* static text, or the capture's name: stored after the node */
     size_t seg_len;
@@ -1630,18 +1636,33 @@ typedef struct tb__node {
     struct tb__node *param, *tail;
     tb__handler *handlers;
     int nhandlers;
+    tb__handler *serves[TB__STD_METHODS]; /* tb__node_handler's answer for each */
 } tb__node;
 
+/* m's index in tb__std_methods, or TB__STD_METHODS for another method. */
+static int tb__std_method(turbo_str m) {
+    int i;
+    if (m.len == 3 && memcmp(m.ptr, "GET", 3) == 0) return 0; /* the most requests, with no loop */
+    /* tb__same stops at a shorter name's NUL: m holds none. */
+    for (i = 1; i < TB__STD_METHODS; i++)
+        if (tb__same(tb__std_methods[i], m.ptr, m.len) && !tb__std_methods[i][m.len]) return i;
+    return i;
+}
+
+#define TB__FNV_BASIS 2166136261u /* FNV-1a: h = (h ^ byte) * TB__FNV_PRIME */
+#define TB__FNV_PRIME 16777619u
+
 static uint32_t tb__hash(const char *p, size_t n) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    while (n--) h = (h ^ (unsigned char)*p++) * 16777619u;
+    uint32_t h = TB__FNV_BASIS;
+    while (n--) h = (h ^ (unsigned char)*p++) * TB__FNV_PRIME;
     return h;
 }
 
-static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len) {
+/* The static child for seg, whose tb__hash is h. */
+static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len, uint32_t h) {
     uint32_t i;
     if (!n->nslots) return NULL;
-    for (i = tb__hash(seg, len);; i++) {
+    for (i = h;; i++) {
         tb__node *c = n->slots[i & (uint32_t)(n->nslots - 1)];
         if (!c || (c->seg_len == len && tb__same(c->seg, seg, len))) return c;
     }
@@ -1677,7 +1698,7 @@ static void tb__node_free(tb__node *n) {
 }
 
 static tb__node *tb__node_add_static(tb__node *n, const char *seg, size_t len) {
-    tb__node *c = tb__node_child(n, seg, len);
+    tb__node *c = tb__node_child(n, seg, len, tb__hash(seg, len));
     int i;
     if (c) return c;
     if ((n->nchildren + 1) * 2 > n->nslots) { /* at most half full: short probes */
@@ -1712,12 +1733,13 @@ static tb__handler *tb__node_handler(const tb__node *n, turbo_str method) {
 
 typedef struct tb__lookup {
     turbo_str method;
+    int std; /* tb__std_method(method) */
     turbo_req *req;
     const tb__node *allow; /* first node matching the path, for 405 */
 } tb__lookup;
 
 static tb__handler *tb__node_accept(const tb__node *n, tb__lookup *lk) {
-    tb__handler *h = tb__node_handler(n, lk->method);
+    tb__handler *h = lk->std < TB__STD_METHODS ? n->serves[lk->std] : tb__node_handler(n, lk->method);
     if (!h && n->nhandlers && !lk->allow) lk->allow = n;
     return h;
 }
@@ -1731,11 +1753,15 @@ static int tb__push_param(turbo_req *r, const tb__node *n, const char *v, size_t
 
 /* p is the start of a segment (just after a '/'); end is the path's end. */
 static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, tb__lookup *lk) {
-    const char *slash = (const char *)memchr(p, '/', (size_t)(end - p));
-    const char *seg_end = slash ? slash : end;
-    size_t len = (size_t)(seg_end - p);
-    const tb__node *c = tb__node_child(n, p, len);
+    const char *seg_end = p, *slash;
+    uint32_t hash = TB__FNV_BASIS; /* tb__hash, in the pass that finds the segment's end */
+    size_t len;
+    const tb__node *c;
     tb__handler *h;
+    while (seg_end < end && *seg_end != '/') hash = (hash ^ (unsigned char)*seg_end++) * TB__FNV_PRIME;
+    slash = seg_end < end ? seg_end : NULL;
+    len = (size_t)(seg_end - p);
+    c = tb__node_child(n, p, len, hash);
     if (c && (h = slash ? tb__find(c, slash + 1, end, lk) : tb__node_accept(c, lk))) return h;
     if (n->param && len && tb__push_param(lk->req, n->param, p, len)) {
         h = slash ? tb__find(n->param, slash + 1, end, lk) : tb__node_accept(n->param, lk);
@@ -1754,7 +1780,7 @@ static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, 
    405's Allow header, or NULL for a 404. The handler is not const: its
    overstayed flag is the one thing that changes once the server runs. */
 static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
-    tb__lookup lk = {r->method, r, NULL};
+    tb__lookup lk = {r->method, tb__std_method(r->method), r, NULL};
     tb__handler *h;
     r->param_count = 0;
     h = r->path.len == 1 ? tb__node_accept(root, &lk) : NULL;
@@ -1767,11 +1793,8 @@ static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node
 /* A method some route serves, one of the standard ones, or any when a "*"
    route exists; methods[0..n) are the server's (turbo_route keeps them). */
 static int tb__known_method(char (*methods)[TB__METHOD_MAX], int n, turbo_str m) {
-    static const char *const standard[] = {"GET",    "HEAD",    "POST",  "PUT",
-                                           "DELETE", "OPTIONS", "TRACE", "PATCH"};
     int i;
-    for (i = 0; i < (int)(sizeof standard / sizeof *standard); i++)
-        if (tb__is_method(m, standard[i])) return 1;
+    if (tb__std_method(m) < TB__STD_METHODS) return 1;
     for (i = 0; i < n; i++)
         if (tb__is_method(m, methods[i]) || !strcmp(methods[i], "*")) return 1;
     return 0;
@@ -1853,7 +1876,7 @@ static int tb__router_node(tb__node *root, const char *pattern, tb__node **out, 
         if (kind < 0) return -1;
         if (!len && slash) return tb__errorf(err, cap, "route \"%s\" has an empty segment", pattern);
         if (kind == 0) {
-            n = out ? tb__node_add_static(n, p, len) : n ? tb__node_child(n, p, len) : NULL;
+            n = out ? tb__node_add_static(n, p, len) : n ? tb__node_child(n, p, len, tb__hash(p, len)) : NULL;
         } else {
             const char *name = p + 1;
             size_t name_len = len - (kind == 2 ? 5 : 2);
@@ -1907,6 +1930,8 @@ static int tb__router_add(tb__node *root, const char *method, const char *patter
     h->fn = fn;
     h->user = user;
     h->flags = flags;
+    for (i = 0; i < TB__STD_METHODS; i++) /* the array may have moved: all anew */
+        n->serves[i] = tb__node_handler(n, tb__str(tb__std_methods[i], strlen(tb__std_methods[i])));
     return 0;
 }
 

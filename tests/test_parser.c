@@ -431,6 +431,37 @@ static void test_router(void) {
     turbo_free(s);
 }
 
+static void test_router_methods(void) {
+    turbo_server *s = turbo_new(NULL);
+    turbo_req r;
+    const tb__node *allow;
+    CHECK(turbo_route(s, "*", "/any", h_a, (void *)1) == 0 && turbo_get(s, "/any", h_a, (void *)2) == 0 &&
+              turbo_get(s, "/both", h_a, (void *)3) == 0 &&
+              turbo_route(s, "HEAD", "/both", h_a, (void *)4) == 0 &&
+              turbo_route(s, "HEAD", "/head", h_a, (void *)5) == 0 &&
+              turbo_get(s, "/head", h_a, (void *)6) == 0 && turbo_post(s, "/post", h_a, (void *)7) == 0 &&
+              turbo_route(s, "*", "/star", h_a, (void *)8) == 0,
+          "routes");
+    CHECK(route(s, "GET", "/any", &r, &allow) == 2, "GET added after \"*\" is GET's");
+    CHECK(route(s, "HEAD", "/any", &r, &allow) == 2, "HEAD falls back to GET before \"*\"");
+    CHECK(route(s, "POST", "/any", &r, &allow) == 1, "a standard method without its own takes \"*\"");
+    CHECK(route(s, "PURGE", "/any", &r, &allow) == 1, "another method takes \"*\"");
+    CHECK(route(s, "HEAD", "/both", &r, &allow) == 4, "HEAD added after GET is HEAD's");
+    CHECK(route(s, "HEAD", "/head", &r, &allow) == 5, "HEAD added before GET is HEAD's");
+    CHECK(route(s, "GET", "/head", &r, &allow) == 6, "GET beside HEAD");
+    CHECK(route(s, "HEAD", "/star", &r, &allow) == 8 && route(s, "OPTIONS", "/star", &r, &allow) == 8,
+          "\"*\" alone takes HEAD and OPTIONS");
+    CHECK(route(s, "GET", "/post", &r, &allow) == 0 && allow, "GET of a POST route: 405");
+    CHECK(route(s, "HEAD", "/post", &r, &allow) == 0 && allow, "HEAD with no GET: 405");
+    CHECK(route(s, "GE", "/head", &r, &allow) == 0 && allow, "a prefix of GET is another method");
+    CHECK(route(s, "GETS", "/head", &r, &allow) == 0 && allow, "GET and more is another method");
+    CHECK(route(s, "get", "/head", &r, &allow) == 0 && allow, "methods are case-sensitive");
+    CHECK(tb__known_method(NULL, 0, tb__str("PATCH", 5)) && !tb__known_method(NULL, 0, tb__str("PATC", 4)) &&
+              !tb__known_method(NULL, 0, tb__str("PATCHY", 6)),
+          "standard methods known by their whole name");
+    turbo_free(s);
+}
+
 static void refused(const char *method, const char *pattern, const char *message) {
     turbo_server *s = turbo_new(NULL);
     turbo_get(s, "/users/{id}", h_a, NULL);
@@ -509,6 +540,7 @@ int main(int argc, char **argv) {
     RUN(test_endless_empty_lines_are_431);
     RUN(test_chunk_framing_overhead_is_bounded);
     RUN(test_router);
+    RUN(test_router_methods);
     RUN(test_refused_patterns);
     RUN(test_refused_pattern_leaves_no_trace);
     RUN(test_url_decode);
