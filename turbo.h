@@ -1463,7 +1463,7 @@ TURBO_API turbo_str turbo_req_param(const turbo_req *r, const char *name) {
     size_t n = strlen(name);
     int i;
     for (i = 0; i < r->param_count; i++)
-        if (r->param_name[i].len == n && memcmp(r->param_name[i].ptr, name, n) == 0) return r->param_value[i];
+        if (r->param_name[i].len == n && tb__same(r->param_name[i].ptr, name, n)) return r->param_value[i];
     return tb__str(NULL, 0);
 }
 
@@ -1758,6 +1758,8 @@ static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, 
     size_t len;
     const tb__node *c;
     tb__handler *h;
+    if (!n->nchildren) /* a capture's value, or no match: no hash */
+        while (seg_end < end && *seg_end != '/') seg_end++;
     while (seg_end < end && *seg_end != '/') hash = (hash ^ (unsigned char)*seg_end++) * TB__FNV_PRIME;
     slash = seg_end < end ? seg_end : NULL;
     len = (size_t)(seg_end - p);
