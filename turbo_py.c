@@ -581,6 +581,7 @@ static PyObject *tb_jd_string(tb_jd *d, int is_key) {
     if (*p == '\\') return tb_jd_escaped_string(d, s);
     d->p = p + 1;
     if (seen < 0x80 && is_key && p - s <= 32) return tb_jd_key(s, (size_t)(p - s));
+    if (seen < 0x80 && p - s == 1) return PyUnicode_FromOrdinal(*s); /* CPython's own, shared: no allocation */
     if (seen < 0x80) {
         if ((str = PyUnicode_New(p - s, 127)) != NULL) memcpy(PyUnicode_DATA(str), s, (size_t)(p - s));
         return str;
