@@ -1066,30 +1066,38 @@ static struct {
     size_t len;
 } tb_ctypes[TB_CTYPES];
 
-/* The line of media_type (a str), borrowed, its length in *len; NULL with an exception. */
-static const char *tb_ctype_line(PyObject *media_type, size_t *len) {
+/* Makes the line of media_type (a str) in its slot: 0, or -1 with an exception. */
+static int tb_ctype_make(PyObject *media_type, size_t slot) {
     static const char head[] = "Content-Type: ", charset[] = "; charset=utf-8";
-    size_t slot = ((uintptr_t)media_type >> 4) % TB_CTYPES;
     const char *ct;
     Py_ssize_t n;
-    if (tb_ctypes[slot].media_type != media_type) {
-        if (tb_check_header(tb_s_content_type, media_type) < 0 || !(ct = PyUnicode_AsUTF8AndSize(media_type, &n)))
-            return NULL;
-        size_t extra = strncasecmp(ct, "text/", 5) == 0 && !tb_contains_nocase(ct, (size_t)n, "charset=")
-                           ? sizeof charset - 1
-                           : 0;
-        size_t need = sizeof head - 1 + (size_t)n + extra + 2;
-        char *line = (char *)PyMem_Malloc(need);
-        if (!line) return (const char *)PyErr_NoMemory();
-        memcpy(line, head, sizeof head - 1);
-        memcpy(line + sizeof head - 1, ct, (size_t)n);
-        memcpy(line + sizeof head - 1 + n, charset, extra);
-        memcpy(line + need - 2, "\r\n", 2);
-        PyMem_Free(tb_ctypes[slot].line);
-        Py_XSETREF(tb_ctypes[slot].media_type, Py_NewRef(media_type));
-        tb_ctypes[slot].line = line;
-        tb_ctypes[slot].len = need;
+    if (tb_check_header(tb_s_content_type, media_type) < 0 || !(ct = PyUnicode_AsUTF8AndSize(media_type, &n)))
+        return -1;
+    size_t extra = strncasecmp(ct, "text/", 5) == 0 && !tb_contains_nocase(ct, (size_t)n, "charset=")
+                       ? sizeof charset - 1
+                       : 0;
+    size_t need = sizeof head - 1 + (size_t)n + extra + 2;
+    char *line = (char *)PyMem_Malloc(need);
+    if (!line) {
+        PyErr_NoMemory();
+        return -1;
     }
+    memcpy(line, head, sizeof head - 1);
+    memcpy(line + sizeof head - 1, ct, (size_t)n);
+    memcpy(line + sizeof head - 1 + n, charset, extra);
+    memcpy(line + need - 2, "\r\n", 2);
+    PyMem_Free(tb_ctypes[slot].line);
+    Py_XSETREF(tb_ctypes[slot].media_type, Py_NewRef(media_type));
+    tb_ctypes[slot].line = line;
+    tb_ctypes[slot].len = need;
+    return 0;
+}
+
+/* The line of media_type (a str), borrowed, its length in *len; NULL with
+   an exception. Inline: a media type seen before costs a comparison. */
+static inline const char *tb_ctype_line(PyObject *media_type, size_t *len) {
+    size_t slot = ((uintptr_t)media_type >> 4) % TB_CTYPES;
+    if (tb_ctypes[slot].media_type != media_type && tb_ctype_make(media_type, slot) < 0) return NULL;
     *len = tb_ctypes[slot].len;
     return tb_ctypes[slot].line;
 }
@@ -1141,7 +1149,7 @@ static PyObject *tb_content_body(PyObject *content) {
 /* The work of Response.__init__; a JSONResponse's content is encoded as JSON. */
 static int tb_response_fill(tb_Response *r, PyObject *content, int status, PyObject *headers,
                             PyObject *media_type, PyObject *background) {
-    int as_json = PyObject_TypeCheck(r, &tb_JSONResponseType), ok;
+    int as_json = !Py_IS_TYPE(r, &tb_ResponseType) && PyObject_TypeCheck(r, &tb_JSONResponseType), ok;
     PyObject *body, *list = NULL;
     if (as_json) {
         turbo_buf *buf = tb_to_json(content, 0);
