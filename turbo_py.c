@@ -564,10 +564,26 @@ static PyObject *tb_jd_key(const unsigned char *s, size_t n) {
 /* 1 for the bytes that go on a string as they are: not '"', '\\' or a control. */
 static unsigned char tb_jd_plain[256];
 
-/* A string, d->p after its opening quote: without escapes, from its bytes at once. */
+/* The string of tb_jd_string that is not plain ASCII, or is near the end
+   (the bytes from s to p are plain ASCII): by escape, or by UTF-8. Not
+   inlined, so that tb_jd_string needs a smaller frame. */
+static TB__JSON_SLOW PyObject *tb_jd_string_rest(tb_jd *d, const unsigned char *s, const unsigned char *p) {
+    while (p < d->end && tb_jd_plain[*p]) p++;
+    if (p == d->end || *p < 0x20) return TB_JD_PASS;
+    if (*p == '\\') return tb_jd_escaped_string(d, s);
+    d->p = p + 1;
+    PyObject *str = PyUnicode_DecodeUTF8((const char *)s, p - s, NULL);
+    if (!str && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) { /* json.loads takes surrogates */
+        PyErr_Clear();
+        return TB_JD_PASS;
+    }
+    return str;
+}
+
+/* A string, d->p after its opening quote: plain ASCII (the common case)
+   from its bytes at once, the others by tb_jd_string_rest. */
 static PyObject *tb_jd_string(tb_jd *d, int is_key) {
     const unsigned char *s = d->p, *p = s;
-    unsigned seen = 0; /* every byte ORed: ASCII while under 0x80 */
     PyObject *str;
     for (uint64_t w, hits; d->end - p >= 8; p += 8) { /* 8 bytes at a time to the first not plain ASCII */
         memcpy(&w, p, 8);
@@ -576,21 +592,12 @@ static PyObject *tb_jd_string(tb_jd *d, int is_key) {
             break;
         }
     }
-    while (p < d->end && tb_jd_plain[*p]) seen |= *p++;
-    if (p == d->end || *p < 0x20) return TB_JD_PASS;
-    if (*p == '\\') return tb_jd_escaped_string(d, s);
+    if (p == d->end || *p != '"') return tb_jd_string_rest(d, s, p);
+    size_t n = (size_t)(p - s);
     d->p = p + 1;
-    if (seen < 0x80 && is_key && p - s <= 32) return tb_jd_key(s, (size_t)(p - s));
-    if (seen < 0x80 && p - s == 1) return PyUnicode_FromOrdinal(*s); /* CPython's own, shared: no allocation */
-    if (seen < 0x80) {
-        if ((str = PyUnicode_New(p - s, 127)) != NULL) memcpy(PyUnicode_DATA(str), s, (size_t)(p - s));
-        return str;
-    }
-    str = PyUnicode_DecodeUTF8((const char *)s, p - s, NULL);
-    if (!str && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) { /* json.loads takes surrogates */
-        PyErr_Clear();
-        return TB_JD_PASS;
-    }
+    if (is_key && n <= 32) return tb_jd_key(s, n);
+    if (n == 1) return PyUnicode_FromOrdinal(*s); /* CPython's own, shared: no allocation */
+    if ((str = PyUnicode_New((Py_ssize_t)n, 127)) != NULL) memcpy(PyUnicode_DATA(str), s, n);
     return str;
 }
 
