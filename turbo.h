@@ -3070,11 +3070,16 @@ static void tb__res_error_body(turbo_res *res, int status) {
     turbo_res_send(res, status, json ? "application/json" : "text/plain; charset=utf-8", body, (size_t)n);
 }
 
-/* Rewrites the response under way as an error. */
-static void tb__res_fail(turbo_res *res, int status) {
+/* Drops what the response under way has written (a JSON body too). */
+static void tb__res_restart(turbo_res *res) {
     res->out->oom = 0;
     res->json_active = 0;
     tb__res_clear(res);
+}
+
+/* Rewrites the response under way as an error. */
+static void tb__res_fail(turbo_res *res, int status) {
+    tb__res_restart(res);
     tb__res_error_body(res, status);
 }
 

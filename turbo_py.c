@@ -734,18 +734,18 @@ static void tb_send_500(turbo_res *res) {
     turbo_res_send(res, 500, "application/json", body, sizeof body - 1);
 }
 
-/* Sends value as a JSON body. 0, or -1 with an exception set (nothing sent). */
+/* Sends value as a JSON body, written straight into the response. 0, or
+   -1 with an exception set (nothing sent: what was written is dropped). */
 static int tb_send_json(turbo_res *res, int status, PyObject *value, int lenient) {
     if (!turbo_status_has_body(status)) { /* sent empty, but FastAPI still names the type */
         turbo_res_send(res, status, "application/json", "", 0);
         return 0;
     }
-    turbo_buf *buf = tb_to_json(value, lenient);
-    if (!buf) return -1;
-    /* The same bytes as turbo_res_send, but turbo writes its own Content-Type faster. */
-    turbo_json_raw(turbo_res_json(res, status), buf->data, buf->len);
-    tb_scratch_done(buf);
-    return 0;
+    turbo_json *j = turbo_res_json(res, status);
+    int rc = tb_encode(j, value, lenient);
+    if (rc == 0) rc = tb_json_check(turbo_json_finish(j)); /* the writer's errors, out of memory too */
+    if (rc) tb__res_restart(res);
+    return rc;
 }
 
 static void tb_trim(const char **s, size_t *n) {
