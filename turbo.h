@@ -3001,8 +3001,7 @@ TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status) {
     if (!body_started) tb__res_body_begin(res);
     turbo_json_init(&res->json, res->out);
     res->json_active = 1;
-    if (body_started && res->out->len > res->body_start)
-        res->json.error = TURBO_JSON_AFTER_END; /* a body too */
+    if (body_started) res->json.error = TURBO_JSON_AFTER_END; /* a body was already written */
     return &res->json;
 }
 
@@ -3054,6 +3053,7 @@ static void tb__res_begin(tb__worker *w, tb__thread *t, tb__conn *c, int keep_al
     res->c = c;
     res->out = &t->out;
     res->start = t->out.len;
+    res->out->oom = 0; /* an answer before ran out: this one may not */
     tb__res_clear(res);
     res->status = 0;
     res->answered = res->json_active = res->deferred = res->typed = 0;
@@ -3113,6 +3113,7 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
 static int tb__res_frame_body(turbo_res *res) {
     char size[24], *o;
     size_t body = res->out->len - res->body_start, n;
+    if (res->out->oom) return -1; /* a part of the body is missing */
     if (res->head_only) res->out->len = res->body_start;
     if (res->head_only || !body || res->c->streaming != TB__STREAM_CHUNKED) return 0;
     n = (size_t)snprintf(size, sizeof size, "%lx\r\n", (unsigned long)body);
@@ -3136,6 +3137,10 @@ static void tb__res_end_stream(turbo_res *res) {
         res->keep_alive = 0;
     } else if (c->streaming == TB__STREAM_CHUNKED && !res->head_only) {
         tb__append(res->out, "0\r\n\r\n", 5);
+        if (res->out->oom) { /* no end to it: the close tells */
+            res->out->len = res->start;
+            res->keep_alive = 0;
+        }
     }
     c->streaming = TB__STREAM_NONE;
 }
@@ -3187,7 +3192,9 @@ static int tb__res_put_head(turbo_res *res, int status, size_t length) {
     char *o;
     size_t gap;
     if (!tb__res_body_started(res)) tb__res_body_begin(res);
-    if (res->out->oom || status < 100 || status > 999) return -1; /* the room too may be missing */
+    /* No room: out of memory, or a head already out (a stream, a file sent) */
+    if (res->out->oom || res->body_start < res->start + TB__HEAD_ROOM || status < 100 || status > 999)
+        return -1;
     o = res->out->data + res->start;
     gap = TB__HEAD_ROOM - tb__res_head(res, status, length, o);
     memmove(o + TB__HEAD_ROOM - gap, o + TB__HEAD_ROOM, res->out->len - res->start - TB__HEAD_ROOM);
@@ -3205,7 +3212,10 @@ TURBO_API int turbo_res_flush(turbo_res *res) {
     if (!c->streaming) { /* the head first */
         c->streaming = res->t->req.version == 11 ? TB__STREAM_CHUNKED : TB__STREAM_UNTIL_CLOSE;
         if (c->streaming == TB__STREAM_UNTIL_CLOSE) res->keep_alive = 0;
-        if (tb__res_put_head(res, status, 0) != 0) return -1;
+        if (tb__res_put_head(res, status, 0) != 0) { /* nothing of it may go out: the close tells */
+            c->streaming = TB__STREAM_ABORTED;
+            return -1;
+        }
         res->status = status;
     }
     if (tb__res_frame_body(res) != 0 || res->out->oom) return -1;

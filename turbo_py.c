@@ -1128,6 +1128,13 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
     const char *file = r->file && PyBytes_Check(r->file) ? PyBytes_AS_STRING(r->file) : NULL;
     turbo_res_status(res, r->status_code);
     tb_put_headers(res, label, r->headers);
+    /* Looked up again (found at once): a refused header's log line may have let
+       another thread replace, and free, the line in the cache. */
+    if (line && !(line = tb_ctype_line(r->media_type, &len))) {
+        tb_log_error_line(label);
+        tb_send_500(res);
+        return;
+    }
     /* A file's Content-Type is the handler's header, which keeps turbo from guessing one. */
     if (line && file) turbo_res_headern(res, "Content-Type", 12, line + 14, len - 16);
     else if (line) tb__res_own_header(res, line, len); /* checked once, by tb_ctype_line */

@@ -337,6 +337,24 @@ static void stream(turbo_req *req, turbo_res *res, void *user) {
     }
 }
 
+/* A stream whose first flush cannot write its head: the output cannot grow
+   (no size holds this body; any failed realloc does the same). */
+static void stream_oom(turbo_req *req, turbo_res *res, void *user) {
+    (void)req, (void)user;
+    turbo_res_status(res, 200);
+    turbo_res_header(res, "X-Part", "one");
+    turbo_res_body(res, "x", (size_t)-1 - 64);
+    turbo_res_flush(res);
+}
+
+/* A file past 64 KiB (this program) after a flush: its head is out already. */
+static void stream_file(turbo_req *req, turbo_res *res, void *user) {
+    (void)user;
+    turbo_res_body(res, "a", 1);
+    turbo_res_flush(res);
+    if (turbo_res_file(res, req, "/proc/self/exe") != -1) turbo_res_body(res, "!", 1); /* not refused */
+}
+
 /* Three server-sent events and a keep-alive comment, each sent as it is made. */
 static void events(turbo_req *req, turbo_res *res, void *user) {
     (void)req, (void)user;
@@ -444,7 +462,8 @@ int main(void) {
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
         turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/stream/{n}", stream, NULL) ||
-        turbo_get(s, "/events", events, NULL) || turbo_route(s, "POST", "/parts", parts, NULL) ||
+        turbo_get(s, "/events", events, NULL) || turbo_get(s, "/stream-oom", stream_oom, NULL) ||
+        turbo_get(s, "/stream-file", stream_file, NULL) || turbo_route(s, "POST", "/parts", parts, NULL) ||
         turbo_get(s, "/file", one_file, NULL) || turbo_get(s, "/typed-file", typed_file, NULL) ||
         turbo_get(s, "/body-file/{name}", body_file, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));

@@ -80,6 +80,27 @@ def test_only_statuses_200_to_599_are_sent(srv):
 
 
 @test
+def test_a_stream_whose_head_cannot_be_written_sends_nothing(srv):
+    """Out of memory at the first flush: the connection closes with no byte
+    sent, not the room kept for the head (an earlier answer's bytes) and
+    the handler's headers."""
+    get(srv, b"/status/200")  # leaves its bytes in the thread's buffer
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"GET /stream-oom HTTP/1.1\r\n" + H + b"\r\n")
+        check(c.closed_within(2.5) is not None, "still open after a failed flush")
+        check(c.buf == b"", "sent after a failed flush: %r" % c.buf[:200])
+    check(get(srv, b"/status/200").status == 200, "the next answer failed too")
+
+
+@test
+def test_a_file_after_a_flush_is_refused_and_the_stream_ends_whole(srv):
+    with Conn(srv.port, timeout=3) as c:
+        c.send(b"GET /stream-file HTTP/1.1\r\n" + H + b"\r\n")
+        r = c.read_response()
+        check(r.status == 200 and r.body == b"a", "%d %r" % (r.status, r.body[:100]))
+
+
+@test
 def test_every_status_head_whole_on_a_kept_http10_connection(srv):
     """The longest heads turbo writes (the longest reason, and HTTP/1.0's
     Connection: keep-alive) fit the room kept in front of a response: each
