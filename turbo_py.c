@@ -1130,7 +1130,7 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
     tb_put_headers(res, label, r->headers);
     /* Looked up again (found at once): a refused header's log line may have let
        another thread replace, and free, the line in the cache. */
-    if (line && !(line = tb_ctype_line(r->media_type, &len))) {
+    if (line && r->headers && !(line = tb_ctype_line(r->media_type, &len))) {
         tb_log_error_line(label);
         tb_send_500(res);
         return;
