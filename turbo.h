@@ -423,8 +423,9 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
    file), If-Range, HEAD; the body goes by sendfile past 64 KiB, waiting for
    a slow client as turbo_res_flush does. req gives the conditional headers
    (NULL: the request being answered). A missing or unreadable file, or no
-   regular one, is turbo's 404. Returns 0, or -1 after a 404 or when the
-   client has gone. */
+   regular one, is turbo's 404. Returns 0, or -1 after a 404, when the
+   client has gone, or for a file past 64 KiB once turbo_res_flush has sent
+   the head (refused: the answer goes on as it was). */
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
 
 /* The body is the file at path, sent as turbo_res_file sends it, under the
@@ -4977,6 +4978,7 @@ static void tb__worker_drain(tb__worker *w) {
     if (!w->drain_at) tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
     if (w->listening) tb__loop_set(&w->loop, w->listen_fd, TB__READ, 0, &w->listen_fd);
     w->listening = 0;
+    w->accept_resume = 0; /* a paused accept: it does not resume now */
     close(w->listen_fd);
     __atomic_store_n(&w->listen_fd, -1, __ATOMIC_RELAXED); /* a restart reads it from another thread */
     while (w->timer_head[TB__T_IDLE]) tb__conn_free(w, w->timer_head[TB__T_IDLE]);
@@ -4999,8 +5001,9 @@ static void tb__worker_close_all(tb__worker *w) {
 static void tb__worker_run(tb__worker *w, tb__thread *t) {
     tb__pool *p = &w->s->pool;
     t->detached = 0;
-    tb__update_date(t); /* it may have been parked a long time */
-    if (w->busy) {      /* taken from a thread in a handler: the loop lets go of its connection */
+    tb__update_date(t);    /* it may have been parked a long time */
+    w->now = tb__now_ms(); /* as the worker's last thread may have been, in a handler */
+    if (w->busy) {         /* taken from a thread in a handler: the loop lets go of its connection */
         tb__timer_clear(w, w->busy);
         tb__conn_watch(w, w->busy, 0);
         w->busy->lent = 1;

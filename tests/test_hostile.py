@@ -13,6 +13,7 @@ report, fails the test. Ends with `N passed, N failed`; exits 1 on failure."""
 import os
 import resource
 import selectors
+import signal
 import socket
 import struct
 import sys
@@ -384,6 +385,41 @@ def test_connection_flood_past_fd_limit_recovers_without_busy_loop(binary):
         for s in flood:
             s.close()
         stop_server(srv)
+
+
+@test
+def test_shutdown_while_accepts_are_paused_does_not_spin(binary):
+    """Out of descriptors, the server pauses accepting; a shutdown that
+    starts then waits for a request still arriving (its drain lasts up to
+    the shutdown timeout). The paused accept's time must not become a
+    deadline always due: its CPU time over a second of that drain stays
+    under 0.4 s, and it exits when the timeout is up."""
+    env = {"TURBO_THREADS": "1", "TURBO_HEADER_TIMEOUT_MS": "30000", "TURBO_SHUTDOWN_TIMEOUT_MS": "3000"}
+    srv = with_nofile(64, lambda: Server(binary, env))
+    flood = []
+    try:
+        busy = Conn(srv.port, timeout=2)  # accepted first; its head never ends
+        busy.send(b"GET / HTTP/1.1\r\n")
+        deadline = time.monotonic() + 10
+        while "pausing accepts" not in srv.stderr():
+            check(time.monotonic() < deadline, "no accept paused for want of descriptors")
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", srv.port))
+            flood.append(s)
+            if len(flood) % 50 == 0:
+                time.sleep(0.05)
+        srv.signal(signal.SIGTERM)
+        cpu0 = cpu_seconds(srv.proc.pid)
+        time.sleep(1.0)  # a span to measure the drain's CPU over, well inside its 3 s
+        cpu = cpu_seconds(srv.proc.pid) - cpu0
+        check(cpu < 0.4, "server used %.2fs of CPU in a second of its drain (busy loop?)" % cpu)
+        check(srv.wait(10) is not None, "still running 10 s after SIGTERM")
+        busy.close()
+    finally:
+        for s in flood:
+            s.close()
+        srv.kill()
 
 
 # ---------------------------------------------------------------- 10,000 connections
