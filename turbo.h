@@ -841,8 +841,7 @@ static int tb__poll(int fd, int events, int timeout_ms) {
 static int tb__buf_grow(turbo_buf *b, size_t extra) {
     size_t cap;
     char *data;
-    if (b->oom) return -1;
-    if (b->cap - b->len >= extra) return 0;
+    if (b->oom) return -1; /* else tb__reserve found too little room */
     cap = b->cap ? b->cap : 256;
     while (cap - b->len < extra && cap <= ((size_t)-1) / 2) cap *= 2;
     data = cap - b->len >= extra ? (char *)TURBO_REALLOC(b->data, cap) : NULL; /* NULL: no size is enough */

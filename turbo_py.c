@@ -1244,13 +1244,13 @@ static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, s
         fast = fast && !overflow && status >= INT_MIN && status <= INT_MAX;
     }
     PyObject *r;
-    if (fast && type == (PyObject *)&tb_ResponseType && tb_response_spare) {
-        r = PyObject_Init((PyObject *)tb_response_spare, &tb_ResponseType);
-        tb_response_spare = NULL;
-        if (tb_response_fill((tb_Response *)r, value[0], (int)status, value[2], value[3], value[4]) < 0)
-            Py_CLEAR(r);
-    } else if (fast) {
-        r = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
+    if (fast) {
+        if (type == (PyObject *)&tb_ResponseType && tb_response_spare) {
+            r = PyObject_Init((PyObject *)tb_response_spare, &tb_ResponseType);
+            tb_response_spare = NULL;
+        } else {
+            r = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
+        }
         if (r && tb_response_fill((tb_Response *)r, value[0], (int)status, value[2], value[3], value[4]) < 0)
             Py_CLEAR(r);
     } else { /* type.__call__ bound to the class: the generic call, which does not come here */
