@@ -233,6 +233,11 @@ typedef struct turbo_config {
        it in both parent (in_child = 0) and child (in_child = 1). */
     void (*before_fork)(void *hook_arg);
     void (*after_fork)(int in_child, void *hook_arg);
+    /* A lock of the embedder's that handlers flagged TURBO_LOCKED run
+       holding (the Python binding's GIL): acquire takes it on the calling
+       thread (0, or -1: the request gets a 500), release lets go of it. */
+    int (*acquire)(void *hook_arg);
+    void (*release)(void *hook_arg);
     void *hook_arg;
 } turbo_config;
 
@@ -260,8 +265,12 @@ TURBO_API int turbo_route(turbo_server *s, const char *method, const char *patte
 
 /* Route flags. TURBO_BLOCKING: the handler is known to block (a database
    call, a sleep), so its loop goes to a spare thread before it starts
-   rather than after handoff_ms (see EXECUTION MODEL above). */
+   rather than after handoff_ms (see EXECUTION MODEL above).
+   TURBO_LOCKED: the handler runs holding the lock of turbo_config.acquire
+   and release. Pipelined requests read together take it once: turbo lets
+   go of it only before it runs anything else or goes back to its loop. */
 #define TURBO_BLOCKING 1
+#define TURBO_LOCKED 2
 TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern, turbo_handler handler,
                              void *user, int flags);
 TURBO_API int turbo_get(turbo_server *s, const char *pattern, turbo_handler h, void *user);
@@ -1618,7 +1627,7 @@ typedef struct tb__handler {
     size_t method_len;
     turbo_handler fn;
     void *user;
-    int flags;      /* TURBO_BLOCKING */
+    int flags;      /* TURBO_BLOCKING, TURBO_LOCKED */
     int overstayed; /* atomic: its last run outlasted handoff_ms (see hand-off) */
 } tb__handler;
 
@@ -2759,6 +2768,7 @@ struct tb__thread {
     pthread_t id;
     tb__thread *next;   /* every thread of the pool, for joining */
     int detached;       /* it gave its worker away (see hand-off) */
+    int holding;        /* the lock of TURBO_LOCKED handlers, kept for the next */
     unsigned long call; /* the worker's call count while a handler runs */
     char rbuf[65536];
     turbo_buf out, scratch;
@@ -4002,21 +4012,42 @@ static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status
     tb__res_end(w, t, c, &t->req);
 }
 
+/* Lets go of the lock that the last handlers ran holding (TURBO_LOCKED). */
+static void tb__release(tb__thread *t) {
+    t->holding = 0;
+    t->s->cfg.release(t->s->cfg.hook_arg);
+}
+
+/* Takes the lock of TURBO_LOCKED handlers, or lets go of it, as the next
+   handler needs: 0, or -1 when it cannot be taken (the answer is a 500). */
+static int tb__lock_switch(tb__thread *t) {
+    if (t->holding) {
+        tb__release(t);
+        return 0;
+    }
+    if (t->s->cfg.acquire(t->s->cfg.hook_arg) != 0) {
+        tb__res_fail(&t->res, 500);
+        return -1;
+    }
+    t->holding = TURBO_LOCKED;
+    return 0;
+}
+
 /* Calls a route's handler. Its worker goes to a spare thread first if the
    route is known to block, or meanwhile if the handler overstays (see
    hand-off); either way this thread then keeps only c (t->detached). */
 static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h, turbo_req *r) {
     int blocks = (h->flags & TURBO_BLOCKING) || __atomic_load_n(&h->overstayed, __ATOMIC_RELAXED);
-    if (blocks && tb__lend(w, t, c)) {
-        int64_t started = tb__now_us();
-        h->fn(r, &t->res, h->user);
+    int lent = blocks && tb__lend(w, t, c);
+    int64_t started = lent ? tb__now_us() : 0;
+    if (!lent) tb__call_begin(w, t, c);
+    if (t->holding == (h->flags & TURBO_LOCKED) || tb__lock_switch(t) == 0) h->fn(r, &t->res, h->user);
+    if (!lent) {
+        if (tb__call_end(w, t)) __atomic_store_n(&h->overstayed, 1, __ATOMIC_RELAXED);
+    } else {
         if (tb__now_us() - started < (int64_t)w->s->cfg.handoff_ms * 1000) /* it has become quick */
             __atomic_store_n(&h->overstayed, 0, __ATOMIC_RELAXED);
         tb__update_date(t); /* it may have run for seconds */
-    } else {
-        tb__call_begin(w, t, c);
-        h->fn(r, &t->res, h->user);
-        if (tb__call_end(w, t)) __atomic_store_n(&h->overstayed, 1, __ATOMIC_RELAXED);
     }
     if (!t->detached && t->res.deferred) w->defers++;
 }
@@ -4145,6 +4176,7 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         tb__dispatch(w, t, c, r, &f);
         pos += consumed;
     }
+    if (t->holding) tb__release(t); /* held through these requests only */
     if (c->ws && !t->detached)
         pos += tb__ws_process(w, t, c, len ? data + pos : data, len - pos); /* data: NULL if len is 0 */
     return pos;
@@ -5474,6 +5506,9 @@ TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pa
     if (s->running)
         return tb__errorf(s->error, sizeof s->error, "route %s \"%s\" added while the server runs", method,
                           pattern);
+    if ((flags & TURBO_LOCKED) && !(s->cfg.acquire && s->cfg.release))
+        return tb__errorf(s->error, sizeof s->error, "route %s \"%s\": TURBO_LOCKED needs acquire and release",
+                          method, pattern);
     if (tb__router_add(s->root, method, pattern, handler, user, flags, s->error, sizeof s->error) != 0)
         return -1;
     for (i = 0; i < s->nmethods; i++)

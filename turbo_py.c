@@ -15,11 +15,13 @@
      header, a cookie, the body, a form or turbo.Request, how each is
      converted and checked, their defaults. The plan is read once, at
      decoration, by turbo/_plans.py (describe; with dependencies, from the
-     whole graph: turbo/dependencies.py's Solver, which C then calls). Per
-     request the trampoline takes the GIL (a thread state kept per turbo
-     thread), converts the values in C, calls the function with vectorcall,
-     writes the result as JSON straight from the Python objects with the
-     turbo.h writer, and releases the GIL.
+     whole graph: turbo/dependencies.py's Solver, which C then calls). The
+     trampoline runs holding the GIL, which turbo takes for it (its routes
+     are TURBO_LOCKED; a thread state is kept per turbo thread): it converts
+     the values in C, calls the function with vectorcall and writes the
+     result as JSON straight from the Python objects with the turbo.h
+     writer. turbo lets go of the GIL once it has served the requests read
+     together, so pipelined requests take it once.
 
      `async def` handlers run on one asyncio loop per process, in a thread
      of its own (turbo/_support.py's Loop). The trampoline hands the
@@ -137,6 +139,16 @@ fail:
 }
 
 static void tb_gil_drop(void) { PyEval_SaveThread(); }
+
+/* The lock of the app's Python routes (TURBO_LOCKED): their handlers run
+   with the GIL taken by turbo, once for the requests pipelined together. */
+static int tb_gil_acquire(void *Py_UNUSED(hook_arg)) {
+    if (tb_gil_take(NULL) == 0) return 0;
+    fprintf(stderr, "turbo: out of memory for a Python thread state: a 500\n");
+    return -1;
+}
+
+static void tb_gil_release(void *Py_UNUSED(hook_arg)) { tb_gil_drop(); }
 
 /* GIL held; the worker threads have stopped. */
 static void tb_delete_worker_states(void) {
@@ -2032,7 +2044,6 @@ static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_plan *pl = (tb_plan *)user;
     PyObject *stack[TB_MAX_ARGS + 1], **args = stack + 1; /* args[-1] free for vectorcall */
     tb_Request *request = NULL;
-    if (tb_gil_take(res) < 0) return;
     int rc = tb_build_args(pl, req, res, args, &request);
     if (rc == 0) {
         PyObject *result = PyObject_Vectorcall(
@@ -2047,7 +2058,6 @@ static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
     } else if (rc < 0) {
         tb_answer_exception(res, pl, NULL);
     }
-    tb_gil_drop();
 }
 
 /* ================================================================ async handlers */
@@ -3361,7 +3371,7 @@ static void tb_ws_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_plan *pl = (tb_plan *)user;
     PyObject *stack[TB_MAX_ARGS + 1], **args = stack + 1, *coro = NULL; /* args[-1] free for vectorcall */
     char accept[29];
-    if (tb_ws_refused(req, res, accept) || tb_gil_take(res) < 0) return;
+    if (tb_ws_refused(req, res, accept)) return;
     PyObject *w = tb_ws_new(req, accept, pl->label, pl);
     tb_Request *request = (tb_Request *)w;
     int rc = w ? tb_build_args(pl, req, res, args, &request) : -1;
@@ -3380,7 +3390,6 @@ static void tb_ws_handler(turbo_req *req, turbo_res *res, void *user) {
     else if (rc != 1) tb_answer_exception(res, pl, NULL);
     Py_XDECREF(coro);
     Py_XDECREF(w);
-    tb_gil_drop();
 }
 
 /* On the loop's thread: a hosted app's handshake (TB_JOB_WEBSOCKET) becomes a task running it. */
@@ -3569,7 +3578,6 @@ static int tb_multiprocess; /* wsgi.multiprocess */
 /* The turbo_handler of a mounted WSGI app. */
 static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_mount *m = (tb_mount *)user;
-    if (tb_gil_take(res) < 0) return;
     tb_WSGIStart *start = (tb_WSGIStart *)tb_WSGIStartType.tp_alloc(&tb_WSGIStartType, 0); /* zeroed */
     PyObject *env = NULL, *result = NULL;
     int rc = -1;
@@ -3593,7 +3601,6 @@ static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
     Py_XDECREF(result);
     Py_XDECREF(env);
     Py_XDECREF(start);
-    tb_gil_drop();
 }
 
 /* ================================================================ turbo.App */
@@ -3711,7 +3718,8 @@ static PyObject *tb_app_add_route(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
         const char *m = PyUnicode_AsUTF8(PyTuple_GET_ITEM(methods, i));
         turbo_handler h = m && strcmp(m, "WEBSOCKET") == 0 ? tb_ws_handler : tb_py_handler;
-        if (!m || tb_app_register(app, m, pattern, h, pl, blocking ? TURBO_BLOCKING : 0, 1) < 0) return NULL;
+        int flags = TURBO_LOCKED | (blocking ? TURBO_BLOCKING : 0);
+        if (!m || tb_app_register(app, m, pattern, h, pl, flags, 1) < 0) return NULL;
     }
     Py_RETURN_NONE;
 }
@@ -3752,8 +3760,8 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     if (!(m->label = tb_strdup(label))) return NULL;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(patterns); i++) {
         const char *pattern = PyUnicode_AsUTF8(PyTuple_GET_ITEM(patterns, i));
-        turbo_handler h = is_asgi ? tb_asgi_handler : tb_wsgi_handler;
-        if (!pattern || tb_app_register(app, "*", pattern, h, m, 0, 0) < 0) return NULL;
+        turbo_handler h = is_asgi ? tb_asgi_handler : tb_wsgi_handler; /* ASGI: no GIL, a job for the loop */
+        if (!pattern || tb_app_register(app, "*", pattern, h, m, is_asgi ? 0 : TURBO_LOCKED, 0) < 0) return NULL;
     }
     app->has_async |= is_asgi;
     Py_RETURN_NONE;
@@ -3859,6 +3867,8 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
                         .on_process_stop = tb_on_process_stop,
                         .before_fork = tb_before_fork,
                         .after_fork = tb_after_fork,
+                        .acquire = tb_gil_acquire,
+                        .release = tb_gil_release,
                         .hook_arg = self,
                         .json_errors = 1};
     if (turbo_config_env(&cfg) < 0)

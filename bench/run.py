@@ -1049,8 +1049,8 @@ def callgrind_total(pattern_dir, tag):
 
 def callgrind_run(server, requests, scratch, tag):
     """Instructions the server executes from start to exit when it answers
-    requests (a list of single requests), one at a time on one keep-alive
-    connection."""
+    requests, a list of (bytes, how many requests they hold), sent one after
+    another on one keep-alive connection once the last is answered."""
     wrap = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" +
             os.path.join(scratch, f"cg.{tag}.%p")]
     started = server.start(scratch, wrap=wrap)
@@ -1060,14 +1060,15 @@ def callgrind_run(server, requests, scratch, tag):
             raise RuntimeError(problem)
         with socket.create_connection(("127.0.0.1", started.port), timeout=60) as sock:
             buf = b""
-            for one in requests:
+            for one, answers in requests:
                 sock.sendall(one)
-                while not parse_response(buf):
-                    data = sock.recv(65536)
-                    if not data:
-                        raise RuntimeError("server closed the connection")
-                    buf += data
-                buf = buf[parse_response(buf)[0]:]
+                for _ in range(answers):
+                    while not parse_response(buf):
+                        data = sock.recv(65536)
+                        if not data:
+                            raise RuntimeError("server closed the connection")
+                        buf += data
+                    buf = buf[parse_response(buf)[0]:]
     finally:
         started.stop(timeout=60.0)
     total = callgrind_total(scratch, tag)
@@ -1075,6 +1076,9 @@ def callgrind_run(server, requests, scratch, tag):
         raise RuntimeError("no callgrind output: the server did not exit on SIGTERM "
                            f"within 60 s ({started.log_tail()})")
     return total
+
+
+CALLGRIND_CASES = ("plaintext", "json", "pipelined")
 
 
 def measure_callgrind(servers, settings, scratch, results):
@@ -1093,8 +1097,8 @@ def measure_callgrind(servers, settings, scratch, results):
             continue
         n = settings["cg_requests_py"] if server.name.startswith("turbo-py") \
             else settings["cg_requests"]
-        cases = [c for c in CASES[:2] if c.name in server.cases]
-        base_requests = [c.requests for c in cases for _ in range(warm)]
+        cases = [c for c in CASES if c.name in CALLGRIND_CASES and c.name in server.cases]
+        base_requests = [(c.requests, len(c.checks)) for c in cases for _ in range(warm)]
         rows = {}
         try:
             base = callgrind_run(server, base_requests, scratch, f"{server.name}.base")
@@ -1104,13 +1108,13 @@ def measure_callgrind(servers, settings, scratch, results):
             continue
         for case in cases:
             try:
-                full = callgrind_run(server, base_requests + [case.requests] * n, scratch,
-                                     f"{server.name}.{case.name}")
+                full = callgrind_run(server, base_requests + [(case.requests, len(case.checks))] * n,
+                                     scratch, f"{server.name}.{case.name}")
             except (OSError, RuntimeError) as err:
                 rows[case.name] = {"error": str(err)}
                 log(f"  callgrind {server.name:<10} {case.name:<10} failed: {err}")
                 continue
-            per = (full - base) / n
+            per = (full - base) / (n * len(case.checks))
             rows[case.name] = {"instructions_per_request": round(per), "requests": n,
                                "warmup_requests": len(base_requests),
                                "base_instructions": base, "total_instructions": full}
@@ -1350,16 +1354,17 @@ def md_callgrind(results, settings, names):
         return []
     lines = ["## Instructions per request (callgrind)", "",
              "`valgrind --tool=callgrind`, one keep-alive connection, one request at a "
-             "time: (a run answering a warm-up of 50 of each request, then N of this one) "
-             "- (a run answering the warm-up alone), over N. User-space instructions only; "
+             "time (pipelined: 16 at a time): (a run answering a warm-up of 50 of each, "
+             "then N of this one) - (a run answering the warm-up alone), over the requests "
+             "of those N. User-space instructions only; "
              f"N = {settings['cg_requests']} (C, Rust), {settings['cg_requests_py']} (Python). "
              "Does not move with machine noise.", "",
-             "| server | plaintext | json |", "|---|---|---|"]
+             "| server | plaintext | json | pipelined |", "|---|---|---|---|"]
     for server, rows in cg.items():
         if not isinstance(rows, dict):
             continue
         if "error" in rows:
-            lines.append(f"| {names.get(server, server)} | {rows['error']} | |")
+            lines.append(f"| {names.get(server, server)} | {rows['error']} | | |")
             continue
 
         def one(case):
@@ -1367,7 +1372,8 @@ def md_callgrind(results, settings, names):
             if not r:
                 return "-"
             return f"{r['instructions_per_request']:,}" if "error" not in r else r["error"]
-        lines.append(f"| {names.get(server, server)} | {one('plaintext')} | {one('json')} |")
+        lines.append(f"| {names.get(server, server)} | {one('plaintext')} | {one('json')} | "
+                     f"{one('pipelined')} |")
     return lines + [""]
 
 

@@ -600,17 +600,50 @@ class Processes(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0, server.log())
 
+    def test_pipelined_python_requests_let_go_of_the_gil_before_a_native_one(self):
+        # Python requests read together take the GIL once; a native one behind them must not
+        # run holding it: here it blocks until asked to stop, while another client is served
+        # by Python. Were the GIL still held, that client would wait for the native call.
+        server = harness.turbo_app("basic_app.py", ENV)
+        try:
+            held = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+            held.sendall(b"GET /users/1 HTTP/1.1\r\nHost: t\r\n\r\n" * 3 +
+                         b"GET /native/hold HTTP/1.1\r\nHost: t\r\n\r\n")
+            deadline = time.monotonic() + 10
+            while server.request("GET", "/native/holding")[2] != b"yes":
+                self.assertLess(time.monotonic(), deadline, "the native call never started")
+            status, _, body = server.request("GET", "/users/2", timeout=5)
+            self.assertEqual((status, json.loads(body)["id"]), (200, 2))
+            self.assertEqual(server.request("GET", "/native/let-go")[0], 200)
+            *users, native = read_responses(held, 4)
+            self.assertEqual([json.loads(b)["id"] for b in users], [1, 1, 1])
+            self.assertEqual(native, b"let go")
+            held.close()
+        finally:
+            self.assertEqual(server.stop(), 0, server.log())
+
 
 def read_response(sock):
     """Reads one response with a Content-Length; returns its body."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, body = data.split(b"\r\n\r\n", 1)
-    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
-    while len(body) < length:
-        body += sock.recv(65536)
-    return body
+    return read_responses(sock, 1)[0]
+
+
+def read_responses(sock, n):
+    """Reads n responses with a Content-Length; returns their bodies."""
+    data, bodies = b"", []
+    while len(bodies) < n:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = int(re.search(rb"(?i)content-length: (\d+)", data[:head_end]).group(1))
+            if len(data) >= head_end + 4 + length:
+                bodies.append(data[head_end + 4:head_end + 4 + length])
+                data = data[head_end + 4 + length:]
+                continue
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed after %d of %d responses" % (len(bodies), n))
+        data += chunk
+    return bodies
 
 
 def native_tid(sock):

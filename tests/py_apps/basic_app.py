@@ -2,8 +2,9 @@
 
 Configured from the environment: APP_WORKERS (processes, default 1),
 APP_THREADS (threads per process, default 1), TURBO_TEST_HANDLERS (the
-built examples/handlers.so), TURBO_TEST_TID_LIB (a native route that
-answers its thread id), plus turbo's own TURBO_* and PORT."""
+built examples/handlers.so), TURBO_TEST_TID_LIB (native routes: one
+answers its thread id, one blocks until another is asked), plus turbo's
+own TURBO_* and PORT."""
 import asyncio
 import datetime
 import decimal
@@ -295,6 +296,9 @@ if os.environ.get("TURBO_TEST_HANDLERS"):
     app.native("POST", "/native/echo", os.environ["TURBO_TEST_HANDLERS"], "echo")
 if os.environ.get("TURBO_TEST_TID_LIB"):
     app.native("GET", "/native/tid", os.environ["TURBO_TEST_TID_LIB"], "tid")
+    app.native("GET", "/native/hold", os.environ["TURBO_TEST_TID_LIB"], "hold")
+    app.native("GET", "/native/let-go", os.environ["TURBO_TEST_TID_LIB"], "let_go")
+    app.native("GET", "/native/holding", os.environ["TURBO_TEST_TID_LIB"], "holding")
 
 if __name__ == "__main__":
     app.run(host="127.0.0.1", port=0, workers=int(os.environ.get("APP_WORKERS", "1")),

@@ -20,11 +20,14 @@ PYTHON = os.environ.get("PYTHON", sys.executable)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402  (its Process runs the C servers too)
 
-# A native handler for the tests: answers the id of the thread serving it.
+# Native handlers for the tests: tid answers the id of the thread serving it;
+# hold blocks until a request to let_go (10 s at most), as a native call waiting on I/O;
+# holding answers whether one is blocked now.
 TID_SOURCE = r"""
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "turbo.h"
 void tid(turbo_req *req, turbo_res *res, void *user) {
@@ -32,6 +35,25 @@ void tid(turbo_req *req, turbo_res *res, void *user) {
     (void)req; (void)user;
     snprintf(text, sizeof text, "%ld", (long)syscall(SYS_gettid));
     turbo_res_text(res, 200, text);
+}
+static int let_go_asked, holds;
+void hold(turbo_req *req, turbo_res *res, void *user) {
+    struct timespec ms = {0, 1000000};
+    int i;
+    (void)req; (void)user;
+    __atomic_add_fetch(&holds, 1, __ATOMIC_RELEASE);
+    for (i = 0; i < 10000 && !__atomic_load_n(&let_go_asked, __ATOMIC_ACQUIRE); i++) nanosleep(&ms, NULL);
+    __atomic_sub_fetch(&holds, 1, __ATOMIC_RELEASE);
+    turbo_res_text(res, 200, i < 10000 ? "let go" : "gave up");
+}
+void holding(turbo_req *req, turbo_res *res, void *user) {
+    (void)req; (void)user;
+    turbo_res_text(res, 200, __atomic_load_n(&holds, __ATOMIC_ACQUIRE) ? "yes" : "no");
+}
+void let_go(turbo_req *req, turbo_res *res, void *user) {
+    (void)req; (void)user;
+    __atomic_store_n(&let_go_asked, 1, __ATOMIC_RELEASE);
+    turbo_res_text(res, 200, "ok");
 }
 """
 
