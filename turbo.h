@@ -5507,8 +5507,8 @@ TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pa
         return tb__errorf(s->error, sizeof s->error, "route %s \"%s\" added while the server runs", method,
                           pattern);
     if ((flags & TURBO_LOCKED) && !(s->cfg.acquire && s->cfg.release))
-        return tb__errorf(s->error, sizeof s->error, "route %s \"%s\": TURBO_LOCKED needs acquire and release",
-                          method, pattern);
+        return tb__errorf(s->error, sizeof s->error,
+                          "route %s \"%s\": TURBO_LOCKED needs acquire and release", method, pattern);
     if (tb__router_add(s->root, method, pattern, handler, user, flags, s->error, sizeof s->error) != 0)
         return -1;
     for (i = 0; i < s->nmethods; i++)

@@ -3761,7 +3761,8 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(patterns); i++) {
         const char *pattern = PyUnicode_AsUTF8(PyTuple_GET_ITEM(patterns, i));
         turbo_handler h = is_asgi ? tb_asgi_handler : tb_wsgi_handler; /* ASGI: no GIL, a job for the loop */
-        if (!pattern || tb_app_register(app, "*", pattern, h, m, is_asgi ? 0 : TURBO_LOCKED, 0) < 0) return NULL;
+        if (!pattern || tb_app_register(app, "*", pattern, h, m, is_asgi ? 0 : TURBO_LOCKED, 0) < 0)
+            return NULL;
     }
     app->has_async |= is_asgi;
     Py_RETURN_NONE;
