@@ -826,13 +826,16 @@ static int tb__accept(int lfd, struct sockaddr_storage *peer) {
 }
 #endif
 
-static int64_t tb__now_us(void) {
+/* The monotonic clock, in units of 1/per_second s (inlined: one division). */
+static inline int64_t tb__clock(long per_second) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t)ts.tv_sec * per_second + ts.tv_nsec / (1000000000 / per_second);
 }
 
-static int64_t tb__now_ms(void) { return tb__now_us() / 1000; }
+static int64_t tb__now_us(void) { return tb__clock(1000000); }
+
+static int64_t tb__now_ms(void) { return tb__clock(1000); }
 
 /* Waits up to timeout_ms for events (POLLIN, POLLOUT) on fd: poll's result. */
 static int tb__poll(int fd, int events, int timeout_ms) {
@@ -2775,7 +2778,8 @@ struct tb__thread {
     turbo_req req;
     turbo_res res;
     time_t date_sec;
-    char head[72]; /* "HTTP/1.1 200 OK\r\nServer: turbo\r\nDate: " and the date: tb__update_date */
+    int64_t date_next; /* the monotonic ms when date_sec may be over */
+    char head[72];     /* "HTTP/1.1 200 OK\r\nServer: turbo\r\nDate: " and the date: tb__update_date */
     tb__event events[TB__MAX_EVENTS];
     uint64_t *counts; /* its slot: TB__N_* */
     turbo_buf log;    /* access log lines not yet written */
@@ -3034,14 +3038,22 @@ static void tb__format_date(time_t t, char *d) {
 }
 
 /* The start of a 200's head, through the Date header's value, cached per
-   thread and renewed once a second: most heads copy it whole. */
+   thread and renewed once a second: most heads copy it whole. now_ms is the
+   monotonic clock; the wall clock is read only when its second may have
+   changed (a clock set back or forth is seen within a second). */
 #define TB__HEAD_LEN 67 /* 15 bytes of status line, 23 of Server and Date, 29 of date */
-static void tb__update_date(tb__thread *th) {
-    time_t t = time(NULL);
-    if (t == th->date_sec) return;
-    th->date_sec = t;
+static void tb__renew_date(tb__thread *th, int64_t now_ms) {
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    th->date_next = now_ms + 1000 - wall.tv_nsec / 1000000;
+    if (wall.tv_sec == th->date_sec) return;
+    th->date_sec = wall.tv_sec;
     memcpy(th->head, "HTTP/1.1 200 OK\r\nServer: turbo\r\nDate: ", 38);
-    tb__format_date(t, th->head + 38);
+    tb__format_date(wall.tv_sec, th->head + 38);
+}
+
+static inline void tb__update_date(tb__thread *th, int64_t now_ms) {
+    if (now_ms >= th->date_next) tb__renew_date(th, now_ms);
 }
 
 /* The response starts over from nothing written: room for its head. (Out
@@ -3099,14 +3111,16 @@ static void tb__res_fail(turbo_res *res, int status) {
 static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, char *head) {
     int streaming = res->c->streaming;
     char *o = head;
-    if (status != 200) {
+    if (status == 200) { /* a copy of constant length: a few moves, no loop */
+        o = tb__put(o, res->t->head, TB__HEAD_LEN);
+    } else {
         const char *reason = tb__reason(status);
         o = tb__put(o, "HTTP/1.1 ", 9);
         o = tb__json_u32(o, (uint32_t)status);
         *o++ = ' ';
         o = tb__put(o, reason, strlen(reason));
+        o = tb__put(o, res->t->head + 15, TB__HEAD_LEN - 15);
     }
-    o = tb__put(o, res->t->head + (status == 200 ? 0 : 15), TB__HEAD_LEN - (status == 200 ? 0 : 15));
     if (streaming == TB__STREAM_CHUNKED) {
         o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
     } else if (!streaming && status >= 200 && status != 204 && status != 304) { /* else none: RFC 9112 6.3 */
@@ -3597,7 +3611,7 @@ static int tb__call_end(tb__worker *w, tb__thread *t) {
         return 0;
     t->detached = 1;
     TB__ADD(t->counts[TB__N_HANDOFFS], 1);
-    tb__update_date(t);
+    tb__update_date(t, tb__now_ms());
     return 1;
 }
 
@@ -4047,7 +4061,7 @@ static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handl
     } else {
         if (tb__now_us() - started < (int64_t)w->s->cfg.handoff_ms * 1000) /* it has become quick */
             __atomic_store_n(&h->overstayed, 0, __ATOMIC_RELAXED);
-        tb__update_date(t); /* it may have run for seconds */
+        tb__update_date(t, tb__now_ms()); /* it may have run for seconds */
     }
     if (!t->detached && t->res.deferred) w->defers++;
 }
@@ -5032,9 +5046,9 @@ static void tb__worker_close_all(tb__worker *w) {
 static void tb__worker_run(tb__worker *w, tb__thread *t) {
     tb__pool *p = &w->s->pool;
     t->detached = 0;
-    tb__update_date(t);    /* it may have been parked a long time */
-    w->now = tb__now_ms(); /* as the worker's last thread may have been, in a handler */
-    if (w->busy) {         /* taken from a thread in a handler: the loop lets go of its connection */
+    w->now = tb__now_ms();      /* as the worker's last thread may have been, in a handler */
+    tb__update_date(t, w->now); /* it may have been parked a long time */
+    if (w->busy) {              /* taken from a thread in a handler: the loop lets go of its connection */
         tb__timer_clear(w, w->busy);
         tb__conn_watch(w, w->busy, 0);
         w->busy->lent = 1;
@@ -5059,7 +5073,7 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
                           : w->wake_at <= w->now  ? 0
                                                   : (int)TB__MIN(w->wake_at - w->now, 60000));
         w->now = tb__now_ms();
-        tb__update_date(t);
+        tb__update_date(t, w->now);
         for (i = 0; i < n && !t->detached; i++) {
             void *ptr = tb__event_ptr(&t->events[i]);
             if (ptr == &w->listen_fd) tb__worker_accept(w);
@@ -5215,7 +5229,7 @@ static int tb__pool_reserve(turbo_server *s) {
     t->s = s;
     t->counts = tb__slot(s, p->nthreads); /* where a replaced process's thread left off */
     t->req.scratch = &t->scratch;
-    tb__update_date(t);
+    tb__update_date(t, tb__now_ms());
     if (pthread_create(&t->id, NULL, tb__thread_main, t) != 0) {
         tb__thread_free(t);
         return -1;
