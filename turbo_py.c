@@ -1244,9 +1244,9 @@ static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, s
     int fast = nargs <= 5;
     for (Py_ssize_t i = 0; i < nargs && fast; i++) value[i] = args[i];
     for (Py_ssize_t i = 0; i < nkw && fast; i++) {
-        int k = 0; /* names in code are interned, as these are; others go the generic way */
+        Py_ssize_t k = nargs; /* names in code are interned, as these are; others go the generic way */
         while (k < 5 && PyTuple_GET_ITEM(kwnames, i) != names[k]) k++;
-        if ((fast = k < 5 && k >= nargs)) value[k] = args[nargs + i];
+        if ((fast = k < 5)) value[k] = args[nargs + i];
     }
     long status = 200;
     if (fast && value[1]) {
@@ -2044,7 +2044,7 @@ static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
     tb_plan *pl = (tb_plan *)user;
     PyObject *stack[TB_MAX_ARGS + 1], **args = stack + 1; /* args[-1] free for vectorcall */
     tb_Request *request = NULL;
-    int rc = tb_build_args(pl, req, res, args, &request);
+    int rc = pl->nparams ? tb_build_args(pl, req, res, args, &request) : 0;
     if (rc == 0) {
         PyObject *result = PyObject_Vectorcall(
             pl->func, args, (size_t)pl->npositional | PY_VECTORCALL_ARGUMENTS_OFFSET, pl->kwnames);
