@@ -189,7 +189,7 @@ typedef void (*turbo_handler)(turbo_req *req, turbo_res *res, void *user);
 typedef struct turbo_config {
     const char *host;         /* address to bind: "0.0.0.0"; "::" = IPv6 (+IPv4) */
     int port;                 /* 8080; -1 asks the kernel for a free port */
-    int threads;              /* event loops per process, a thread each; 0 = online CPUs */
+    int threads;              /* event loops per process, a thread each; 0 = one per usable CPU */
     int processes;            /* prefork this many processes; 0 = no fork */
     int blocking_threads;     /* spare threads per process for handlers that block: 64 */
     int handoff_ms;           /* a handler running this long hands its loop over: 1 */
@@ -653,6 +653,7 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #include <sys/types.h>
 #include <sys/wait.h>
 #ifdef __linux__
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
@@ -5399,11 +5400,21 @@ static void tb__say_ready(void) {
     unsetenv("TURBO_READY_FD");
 }
 
+/* The CPUs this process may run on (taskset, a container's cpuset), else
+   the online ones (more than cpu_set_t holds, or no sched_getaffinity). */
+static int tb__cpus(void) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+    return online > 0 ? (int)online : 1;
+}
+
 static void tb__config_defaults(turbo_config *c) {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (!c->host) c->host = "0.0.0.0";
     if (!c->port) c->port = 8080;
-    if (c->threads <= 0) c->threads = cpus > 0 ? (int)cpus : 1;
+    if (c->threads <= 0) c->threads = tb__cpus();
     if (c->processes < 0) c->processes = 0;
     if (c->blocking_threads <= 0) c->blocking_threads = 64;
     if (c->handoff_ms <= 0) c->handoff_ms = 1;

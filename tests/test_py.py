@@ -553,6 +553,21 @@ class WebSockets(NotingApp):
 
 
 class Processes(unittest.TestCase):
+    def test_workers_none_is_a_process_per_cpu_the_app_may_run_on(self):
+        # As turbo.h's threads: taskset (or a container's cpuset) bounds them, not the machine.
+        env = {k: v for k, v in os.environ.items() if k not in ("TURBO_PROCESSES", "TURBO_THREADS")}
+        mine = sorted(os.sched_getaffinity(0))
+        for cpus in ([mine[0]], mine):
+            argv = ["taskset", "-c", ",".join(map(str, cpus)), harness.PYTHON,
+                    os.path.join(harness.ROOT, "examples", "app.py")]
+            server = harness.Server(argv, env)
+            try:
+                want = "%d process%s x 1 thread" % (len(cpus), "" if len(cpus) == 1 else "es")
+                self.assertIn("(%s)" % want, server.log())
+                self.assertEqual(server.request("GET", "/")[0], 200)
+            finally:
+                self.assertEqual(server.stop(), 0, server.log())
+
     def test_workers_are_processes_with_distinct_pids(self):
         server = harness.turbo_app("basic_app.py", dict(ENV, APP_WORKERS="2"))
         try:

@@ -217,7 +217,7 @@ class App(_turbo.App, routing.Routes):
                 loop.run(loop.lifespans.enter_async_context(_support.lifespan(app, state)))
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
-        """Serves until SIGINT/SIGTERM. workers: processes (None: one per CPU); threads: event
+        """Serves until SIGINT/SIGTERM. workers: processes (None: one per usable CPU); threads: event
         loops per process; blocking_threads: spare threads for handlers that block (0: 64)."""
         if self.openapi_url:
             openapi.add_routes(self, self._free)
@@ -231,7 +231,7 @@ class App(_turbo.App, routing.Routes):
             call, shape = build(tuple(self.middleware_stack) + ((around,) if around else ()))
             self._add_route(pattern, label, call, methods, status_code, blocking, shape)
         self._pending = []
-        processes = (os.cpu_count() or 1) if workers is None else workers
+        processes = _usable_cpus() if workers is None else workers
         if processes < 1 or threads < 1 or blocking_threads < 0:
             raise ValueError("workers and threads must be at least 1, blocking_threads at least 0")
         needs_loop = bool(self.lifespan or self.handlers["startup"] or self.handlers["shutdown"])
@@ -301,6 +301,13 @@ def _as_response(value):
         run = asyncio.run if loop is None else loop.run
         value = run(_support._maybe_await(value))
     return value if isinstance(value, Response) else JSONResponse(value)
+
+
+def _usable_cpus():
+    """The CPUs this process may run on (taskset, a container's cpuset), as turbo.h counts."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _under(path, prefix):
