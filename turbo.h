@@ -268,7 +268,9 @@ TURBO_API int turbo_route(turbo_server *s, const char *method, const char *patte
    rather than after handoff_ms (see EXECUTION MODEL above).
    TURBO_LOCKED: the handler runs holding the lock of turbo_config.acquire
    and release. Pipelined requests read together take it once: turbo lets
-   go of it only before it runs anything else or goes back to its loop. */
+   go of it before it runs another handler or a callback, writes its access
+   log, or goes back to its loop (its own answers between them, a 404 or a
+   health check, are made holding it). */
 #define TURBO_BLOCKING 1
 #define TURBO_LOCKED 2
 TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern, turbo_handler handler,
@@ -3830,6 +3832,12 @@ static void tb__observe_resumed(tb__thread *t, turbo_defer *d) {
     turbo_buf_free(&d->log);
 }
 
+/* Lets go of the lock that the last handlers ran holding (TURBO_LOCKED). */
+static void tb__release(tb__thread *t) {
+    t->holding = 0;
+    t->s->cfg.release(t->s->cfg.hook_arg);
+}
+
 /* The answer has ended: counted, and its log line completed. Deferred,
    it takes its start time and line along instead. */
 static void tb__observe_end(tb__thread *t, turbo_res *res) {
@@ -3865,6 +3873,7 @@ static void tb__observe_end(tb__thread *t, turbo_res *res) {
         o = tb__put(tb__json_u64(o, bytes), "\n", 1);
     }
     tb__append(&t->log, end, (size_t)(o - end));
+    if (t->log.len >= TB__OUT_KEEP && t->holding) tb__release(t); /* the write may block */
     if (t->log.len >= TB__OUT_KEEP) tb__log_flush(t);
 }
 
@@ -4027,19 +4036,9 @@ static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status
     tb__res_end(w, t, c, &t->req);
 }
 
-/* Lets go of the lock that the last handlers ran holding (TURBO_LOCKED). */
-static void tb__release(tb__thread *t) {
-    t->holding = 0;
-    t->s->cfg.release(t->s->cfg.hook_arg);
-}
-
-/* Takes the lock of TURBO_LOCKED handlers, or lets go of it, as the next
-   handler needs: 0, or -1 when it cannot be taken (the answer is a 500). */
-static int tb__lock_switch(tb__thread *t) {
-    if (t->holding) {
-        tb__release(t);
-        return 0;
-    }
+/* Takes the lock of TURBO_LOCKED handlers: 0, or -1 when it cannot be
+   taken (the answer is then a 500). */
+static int tb__lock_take(tb__thread *t) {
     if (t->s->cfg.acquire(t->s->cfg.hook_arg) != 0) {
         tb__res_fail(&t->res, 500);
         return -1;
@@ -4052,11 +4051,13 @@ static int tb__lock_switch(tb__thread *t) {
    route is known to block, or meanwhile if the handler overstays (see
    hand-off); either way this thread then keeps only c (t->detached). */
 static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h, turbo_req *r) {
-    int blocks = (h->flags & TURBO_BLOCKING) || __atomic_load_n(&h->overstayed, __ATOMIC_RELAXED);
-    int lent = blocks && tb__lend(w, t, c);
-    int64_t started = lent ? tb__now_us() : 0;
+    int blocks = (h->flags & TURBO_BLOCKING) || __atomic_load_n(&h->overstayed, __ATOMIC_RELAXED), lent;
+    int64_t started;
+    if (t->holding && !(h->flags & TURBO_LOCKED)) tb__release(t); /* before h is timed, or lent a thread */
+    lent = blocks && tb__lend(w, t, c);
+    started = lent ? tb__now_us() : 0;
     if (!lent) tb__call_begin(w, t, c);
-    if (t->holding == (h->flags & TURBO_LOCKED) || tb__lock_switch(t) == 0) h->fn(r, &t->res, h->user);
+    if (t->holding || !(h->flags & TURBO_LOCKED) || tb__lock_take(t) == 0) h->fn(r, &t->res, h->user);
     if (!lent) {
         if (tb__call_end(w, t)) __atomic_store_n(&h->overstayed, 1, __ATOMIC_RELAXED);
     } else {
