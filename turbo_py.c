@@ -1137,23 +1137,29 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
         tb_send_500(res);
         return;
     }
-    const char *file = r->file && PyBytes_Check(r->file) ? PyBytes_AS_STRING(r->file) : NULL;
-    turbo_res_status(res, r->status_code);
+    /* Held: a log line below may let another thread change the Response. */
+    PyObject *file = r->file && PyBytes_Check(r->file) ? Py_NewRef(r->file) : NULL;
+    int status = r->status_code;
+    turbo_res_status(res, status);
     tb_put_headers(res, label, r->headers);
     /* Looked up again (found at once): a refused header's log line may have let
        another thread replace, and free, the line in the cache. */
     if (line && r->headers && !(line = tb_ctype_line(r->media_type, &len))) {
         tb_log_error_line(label);
         tb_send_500(res);
+        Py_XDECREF(file);
         return;
     }
     /* A file's Content-Type is the handler's header, which keeps turbo from guessing one. */
     if (line && file) turbo_res_headern(res, "Content-Type", 12, line + 14, len - 16);
     else if (line) tb__res_own_header(res, line, len); /* checked once, by tb_ctype_line */
-    /* A 200 may become a 304 or a 206; another status keeps the whole file. */
-    if (file && r->status_code == 200) turbo_res_file(res, NULL, file);
-    else if (file) turbo_res_body_file(res, file);
-    else if (PyBytes_Check(r->body))
+    if (file) { /* a big one is sent from here, waiting on the client: without the GIL */
+        Py_BEGIN_ALLOW_THREADS
+        if (status == 200) turbo_res_file(res, NULL, PyBytes_AS_STRING(file)); /* or a 304, a 206 */
+        else turbo_res_body_file(res, PyBytes_AS_STRING(file));                /* the whole file */
+        Py_END_ALLOW_THREADS
+        Py_DECREF(file);
+    } else if (PyBytes_Check(r->body))
         turbo_res_body(res, PyBytes_AS_STRING(r->body), (size_t)PyBytes_GET_SIZE(r->body));
     else /* an ASCII str: its characters are its UTF-8 */
         turbo_res_body(res, PyUnicode_DATA(r->body), (size_t)PyUnicode_GET_LENGTH(r->body));

@@ -867,6 +867,8 @@ for name, text in (("notes.txt", "some notes"), ("docs/index.html", "<p>docs</p>
                    ("big.bin", "0123456789abcdef" * 20000)):
     with open(os.path.join(FILES, name), "w") as f:
         f.write(text)
+with open(os.path.join(FILES, "huge.bin"), "wb") as f:
+    f.truncate(64 << 20)  # sparse: far more than the sockets' buffers hold
 
 
 class Dependencies(ServedApp):
@@ -915,6 +917,18 @@ class Dependencies(ServedApp):
         self.assertEqual((status, raw, headers["etag"] != ""), (200, big, True))
         self.assertEqual(self.server.request("GET", "/sync-file/missing.txt")[0], 500)
         self.assertEqual(self.server.request("GET", "/sync-file/docs")[0], 500)
+
+    def test_a_big_file_response_to_a_client_that_does_not_read_holds_up_no_python(self):
+        # C sends it from the handler and waits for the client: without the GIL, or every
+        # Python route of the process would wait as long (the write timeout).
+        slow = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        try:
+            slow.sendall(b"GET /sync-file/huge.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertTrue(slow.recv(1))  # the answer has begun; the rest waits for this client
+            status, _, raw = self.server.request("GET", "/annotated?skip=2&q=x", timeout=5)
+            self.assertEqual((status, json.loads(raw)["q"]), (200, "x"))
+        finally:
+            slow.close()
 
     def get(self, path):
         status, _, raw = self.server.request("GET", path)
