@@ -4043,7 +4043,7 @@ static int tb__lock_take(tb__thread *t) {
         tb__res_fail(&t->res, 500);
         return -1;
     }
-    t->holding = TURBO_LOCKED;
+    t->holding = 1;
     return 0;
 }
 

@@ -488,6 +488,14 @@ static void test_refused_patterns(void) {
     refused("G T", "/x", "not a valid HTTP method");
 }
 
+static void test_a_locked_route_needs_the_lock_hooks(void) {
+    turbo_server *s = turbo_new(NULL);
+    CHECK(turbo_route_ex(s, "GET", "/py", h_a, NULL, TURBO_LOCKED) == -1 &&
+              strstr(turbo_error(s), "TURBO_LOCKED needs acquire and release"),
+          "TURBO_LOCKED without hooks refused, got \"%s\"", turbo_error(s));
+    turbo_free(s);
+}
+
 static void test_refused_pattern_leaves_no_trace(void) {
     turbo_server *s = turbo_new(NULL);
     CHECK(turbo_get(s, "/a/{x}/{bad", h_a, NULL) == -1, "malformed pattern refused");
@@ -543,6 +551,7 @@ int main(int argc, char **argv) {
     RUN(test_router_methods);
     RUN(test_refused_patterns);
     RUN(test_refused_pattern_leaves_no_trace);
+    RUN(test_a_locked_route_needs_the_lock_hooks);
     RUN(test_url_decode);
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
