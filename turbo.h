@@ -3873,8 +3873,10 @@ static void tb__observe_end(tb__thread *t, turbo_res *res) {
         o = tb__put(tb__json_u64(o, bytes), "\n", 1);
     }
     tb__append(&t->log, end, (size_t)(o - end));
-    if (t->log.len >= TB__OUT_KEEP && t->holding) tb__release(t); /* the write may block */
-    if (t->log.len >= TB__OUT_KEEP) tb__log_flush(t);
+    if (t->log.len >= TB__OUT_KEEP) {
+        if (t->holding) tb__release(t); /* the write may block */
+        tb__log_flush(t);
+    }
 }
 
 /* The answer to metrics_path: the counters of every thread of every

@@ -113,13 +113,14 @@ class Process:
 
 class Server(Process):
     """A C server binary, configured by its environment (PORT=0, TURBO_THREADS=2 unless env
-    says otherwise)."""
+    says otherwise; a variable set to None is unset), run under wrap (e.g. taskset) if given."""
 
-    def __init__(self, binary, env=None, startup_timeout=15.0):
+    def __init__(self, binary, env=None, startup_timeout=15.0, wrap=()):
         full_env = dict(os.environ)
         full_env.update({"PORT": "0", "TURBO_THREADS": "2"})
         full_env.update(env or {})
-        Process.__init__(self, [binary], full_env, startup_timeout=startup_timeout)
+        full_env = {k: v for k, v in full_env.items() if v is not None}
+        Process.__init__(self, [*wrap, binary], full_env, startup_timeout=startup_timeout)
 
     def stop(self, timeout=5.0):
         """SIGTERM, then wait. Returns a failure message or None."""

@@ -26,8 +26,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BadResponse, Conn, Server, Skip, TestFailure, check, exit_problem,  # noqa: E402
-                     ipv6_loopback_available, parse_response, process_gone, short, wait_until)
+from harness import (LISTEN_RE, BadResponse, Conn, Server, Skip, TestFailure, check,  # noqa: E402
+                     exit_problem, ipv6_loopback_available, parse_response, process_gone, short,
+                     wait_until)
 
 H = b"Host: x\r\n"
 HELLO = b"Hello, World!"
@@ -2266,29 +2267,14 @@ def test_socket_activation_serves_the_socket_passed_in(binary):
 def test_default_threads_are_the_cpus_the_process_may_run_on(binary):
     """TURBO_THREADS unset: one event loop per CPU of the process's affinity (taskset, a
     container's cpuset), not one per CPU of the machine."""
-    env = {k: v for k, v in os.environ.items() if k != "TURBO_THREADS"}
-    env["PORT"] = "0"
     mine = sorted(os.sched_getaffinity(0))
     for cpus in ([mine[0]], mine):
-        out = tempfile.TemporaryFile()
-        proc = subprocess.Popen(["taskset", "-c", ",".join(map(str, cpus)), binary], env=env,
-                                stdout=out, stderr=out)
-        try:
-            deadline = time.monotonic() + 15
-            while not re.search(rb"listening on .*\n", out.seek(0) or out.read()):
-                check(proc.poll() is None and time.monotonic() < deadline, "not listening")
-                time.sleep(0.05)
-            line = re.search(rb"listening on .*", out.seek(0) or out.read()).group(0).decode()
-            want = "x %d thread%s)" % (len(cpus), "" if len(cpus) == 1 else "s")
-            check(line.endswith(want), "on CPUs %s: %r, not %r" % (cpus, line, want))
-            proc.send_signal(signal.SIGTERM)
-            rc = proc.wait(10)
-            problem = exit_problem(rc, out.seek(0) or out.read().decode("utf-8", "replace"))
-            check(problem is None, problem)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        srv = Server(binary, {"TURBO_THREADS": None}, wrap=["taskset", "-c", ",".join(map(str, cpus))])
+        said = LISTEN_RE.search(srv.stderr()).group(3)
+        problem = srv.stop()
+        want = "x %d thread%s" % (len(cpus), "" if len(cpus) == 1 else "s")
+        check(said.endswith(want), "on CPUs %s: %r, not %r" % (cpus, said, want))
+        check(problem is None, problem)
 
 
 @test
