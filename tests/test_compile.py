@@ -1,5 +1,5 @@
 """turbo.h compiles warning-free as C99 and C11 with gcc and clang, as C++17
-with g++ and clang++, and with TURBO_STATIC: each build is one test.
+with g++ and clang++, with TURBO_STATIC and with TURBO_NO_SIMD: each build is one test.
 
 Run: python3 tests/test_compile.py [-k WORD...] (only the builds whose command has a word)"""
 import os
@@ -14,6 +14,7 @@ BUILDS = [
     ("gcc", ["-std=c99"]), ("gcc", ["-std=c11"]), ("clang", ["-std=c99"]), ("clang", ["-std=c11"]),
     ("g++", ["-std=c++17", "-x", "c++"]), ("clang++", ["-std=c++17", "-x", "c++"]),
     ("gcc", ["-std=c99", "-DTURBO_STATIC"]), ("g++", ["-std=c++17", "-x", "c++", "-DTURBO_STATIC"]),
+    ("clang", ["-std=c99", "-DTURBO_NO_SIMD"]),
 ]
 SOURCES = ["examples/hello.c", "tests/c_api_server.c"]
 C_ONLY = {"examples/hello.c"}  # its `turbo_config cfg = {0}` is C's way to zero a struct
