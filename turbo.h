@@ -1245,17 +1245,20 @@ static int tb__crlf(const char *e, const char *stop, int more) {
     return e[1] == '\n' ? 1 : -400;
 }
 
-/* The lengths of the names tb__apply_headers looks for, one bit each (of
-   a length modulo 32): a head whose names have none of them skips the loop. */
-#define TB__FRAMING_NAMES ((1u << 6) | (1u << 10) | (1u << 14) | (1u << 17))
+/* The first letter of each name tb__apply_headers looks for, by its length
+   (modulo 32): the parser notes the lines whose name might be one. */
+static const char tb__framing_first[32] = {0, 0, 0, 0, 0, 0, 'e', 0, 0, 0, 'c', 0, 0, 0, 'c', 0, 0, 't'};
+#define TB__FRAMING_NOTED 8 /* more such lines: all lines are looked at */
 
-/* Applies the headers that frame the message or steer the connection;
-   lengths has the bits of the head's name lengths. */
-static int tb__apply_headers(turbo_req *r, tb__framing *f, int hosts, uint32_t lengths) {
-    int has_cl = 0, te = 0, chunked = 0, unknown = 0, i, rc;
-    int conn_close = 0, conn_keep = 0;
+/* Applies the headers that frame the message or steer the connection:
+   those of the noted lines (noted[0..n)), or of every line when n is over
+   TB__FRAMING_NOTED. */
+static int tb__apply_headers(turbo_req *r, tb__framing *f, int hosts, const int *noted, int n_noted) {
+    int has_cl = 0, te = 0, chunked = 0, unknown = 0, k, rc;
+    int conn_close = 0, conn_keep = 0, all = n_noted > TB__FRAMING_NOTED;
     turbo_str rest, item; /* v's address is never taken, so v can stay in registers */
-    for (i = 0; (lengths & TB__FRAMING_NAMES) && i < r->header_count; i++) {
+    for (k = 0; k < (all ? r->header_count : n_noted); k++) {
+        int i = all ? k : noted[k];
         turbo_str n = r->header_name[i], v = r->header_value[i];
         switch (n.len) { /* the length picks the one name to compare */
         case 14:
@@ -1310,7 +1313,7 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     const char *p = buf, *end = buf + len, *e, *stop, *name, *v, *ve;
     size_t m = 0;
     int rc, more, hosts = 0;
-    uint32_t lengths = 0;
+    int noted[TB__FRAMING_NOTED], n_noted = 0;
     memset(f, 0, sizeof *f);
     r->method.len = 0;
     r->header_count = r->param_count = 0;
@@ -1348,12 +1351,14 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
         /* Checked before counted: a malformed line is a 400 however the
            bytes arrive, as it is while still incomplete. */
         if (r->header_count >= lim->max_headers) return -431;
-        lengths |= 1u << ((p - name) & 31);
+        if ((*name | 0x20) == tb__framing_first[(p - name) & 31] && n_noted++ < TB__FRAMING_NOTED)
+            noted[n_noted - 1] = r->header_count;
         r->header_name[r->header_count] = tb__str(name, (size_t)(p - name));
         r->header_value[r->header_count++] = tb__str(v, (size_t)(ve - v));
     }
     if ((rc = tb__crlf(p, stop, more)) != 1) return rc;
-    if ((rc = tb__apply_headers(r, f, hosts, lengths)) != 0) return rc;
+    if (!n_noted && r->version == 11 && hosts == 1) f->keep_alive = 1; /* what tb__apply_headers would find */
+    else if ((rc = tb__apply_headers(r, f, hosts, noted, n_noted)) != 0) return rc;
     if (!f->chunked && f->content_length > lim->max_body) return -413;
     return (int)(p + 2 - buf);
 }

@@ -290,6 +290,35 @@ static void test_keep_alive_rules(void) {
     CHECK(f.keep_alive, "HTTP/1.1 stays open by default");
 }
 
+/* The parser notes the lines that may frame the message (by a name's
+   length and first letter) for tb__apply_headers; past TB__FRAMING_NOTED
+   of them every line is looked at, so none is missed. */
+static void test_framing_headers_past_the_noted_lines(void) {
+    static const tb__limits roomy = {64, 4096, 100, 1000};
+    char head[2048];
+    size_t before;
+    for (before = TB__FRAMING_NOTED - 1; before <= TB__FRAMING_NOTED + 1; before++) {
+        static const char *const last[] = {"Connection: close\r\n",
+                                           "Content-Length: 5\r\nContent-Length: 5\r\n",
+                                           "Transfer-Encoding: chunked\r\n"};
+        size_t k, i;
+        for (k = 0; k < 3; k++) {
+            turbo_req r;
+            tb__framing f;
+            int rc;
+            strcpy(head, "POST / HTTP/1.1\r\nHost: a\r\n");
+            for (i = 0; i < before; i++) strcat(head, "Cache-Ctrl: x\r\n"); /* noted: 10 bytes, a "c" */
+            strcat(head, last[k]);
+            strcat(head, "\r\n");
+            rc = tb__parse_head(head, strlen(head), &r, &f, &roomy);
+            if (k == 0)
+                CHECK(rc > 0 && !f.keep_alive, "Connection: close after %zu noted lines: %d", before, rc);
+            if (k == 1) CHECK(rc == -400, "two Content-Lengths after %zu noted lines: %d", before, rc);
+            if (k == 2) CHECK(rc > 0 && f.chunked, "chunked after %zu noted lines: %d", before, rc);
+        }
+    }
+}
+
 typedef struct chunk_case {
     const char *name;
     const char *raw;
@@ -585,6 +614,7 @@ int main(int argc, char **argv) {
     RUN(test_name_bytes_at_every_offset);
     RUN(test_head_fields);
     RUN(test_keep_alive_rules);
+    RUN(test_framing_headers_past_the_noted_lines);
     RUN(test_chunk_table);
     RUN(test_chunk_stops_at_message_end);
     RUN(test_endless_empty_lines_are_431);
