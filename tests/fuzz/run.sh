@@ -6,7 +6,8 @@
 #                                          regression input, then fuzz each
 #                                          target FUZZ_SMOKE_SECONDS (5)
 #
-# Targets: parser chunked router json multipart (default: all, one after another).
+# Targets: parser chunked router json multipart simd (default: all, one after another).
+# A target may have a second source, tests/fuzz/fuzz_<target>_*.c.
 # Needs clang with libFuzzer (Debian: clang, libclang-rt-14-dev).
 # Binaries and the growing working corpus live in build/fuzz/; a crash or a
 # broken invariant leaves its input in build/fuzz/artifacts/<target>/: minimise
@@ -20,7 +21,7 @@ case "${1:-}" in
 fuzz | smoke) mode=$1; shift ;;
 esac
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(parser chunked router json multipart)
+[ ${#targets[@]} -eq 0 ] && targets=(parser chunked router json multipart simd)
 
 CLANG=${CLANG:-clang}
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
@@ -39,13 +40,14 @@ for t in "${targets[@]}"; do
     work=build/fuzz/corpus/$t artifacts=build/fuzz/artifacts/$t/
     dict=()
     [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
-    [ "$t" = parser ] || [ "$t" = chunked ] && dict=(-dict=tests/fuzz/http.dict)
+    [ "$t" = parser ] || [ "$t" = chunked ] || [ "$t" = simd ] && dict=(-dict=tests/fuzz/http.dict)
+    [ "$t" = simd ] && seeds=tests/fuzz/corpus/parser # the same input format
     if [ ! -f "$src" ]; then
         echo "fuzz_$t: no such target ($src)"
         failed=$((failed + 1))
         continue
     fi
-    if ! $CLANG $FLAGS "$src" -o "$bin" -lpthread -lm; then
+    if ! $CLANG $FLAGS "$src" $(ls tests/fuzz/fuzz_"$t"_*.c 2>/dev/null) -o "$bin" -lpthread -lm; then
         echo "fuzz_$t: build failed"
         failed=$((failed + 1))
         continue
