@@ -1082,15 +1082,43 @@ static int tb__hex(int c) {
     return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
 }
 
-/* a (length n) equals b (NUL-terminated), ignoring ASCII case? Two bytes
-   that differ only in bit 0x20 are one letter in two cases, or no letter. */
-static int tb__ieq(const char *a, size_t n, const char *b) {
+/* Do the 8 bytes in x and y match, ignoring ASCII case? They may differ
+   in bit 0x20 alone, and only where x | 0x20 is a letter: the top bit of
+   each such byte (x's own top bit clear) is set in letters, and >> 2 moves
+   it to 0x20. No byte's sum carries into the next. */
+static int tb__ieq8(uint64_t x, uint64_t y) {
+    uint64_t low = (x | TB__BYTES(0x20)) & TB__BYTES(0x7f);
+    uint64_t letters = (low + TB__BYTES(0x80 - 'a')) & ~(low + TB__BYTES(0x7f - 'z')) & ~x & TB__BYTES(0x80);
+    return ((x ^ y) & ~(letters >> 2)) == 0;
+}
+
+/* Do the n bytes at a and at b match, ignoring ASCII case? Two bytes that
+   differ only in bit 0x20 are one letter in two cases, or no letter. From
+   8 bytes on, a word at a time, the last word overlapping the one before. */
+static int tb__ieq_n(const char *a, const char *b, size_t n) {
+    uint64_t x, y;
     size_t i;
-    for (i = 0; i < n; i++) {
-        unsigned x = (unsigned char)a[i] | 32, y = (unsigned char)b[i] | 32;
-        if (!b[i] || (a[i] != b[i] && (x != y || x - 'a' > 'z' - 'a'))) return 0;
+    if (n < 8) {
+        for (i = 0; i < n; i++) {
+            unsigned lower = (unsigned char)a[i] | 32;
+            if (a[i] != b[i] && (lower != ((unsigned char)b[i] | 32) || lower - 'a' > 'z' - 'a')) return 0;
+        }
+        return 1;
     }
-    return b[n] == 0;
+    for (i = 0; i + 8 < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (!tb__ieq8(x, y)) return 0;
+    }
+    memcpy(&x, a + n - 8, 8);
+    memcpy(&y, b + n - 8, 8);
+    return tb__ieq8(x, y);
+}
+
+/* a (length n) equals b (NUL-terminated), ignoring ASCII case? Inlined, a
+   literal b's length is a constant. */
+static inline int tb__ieq(const char *a, size_t n, const char *b) {
+    return strlen(b) == n && tb__ieq_n(a, b, n);
 }
 
 static int tb__is_method(turbo_str m, const char *name) {

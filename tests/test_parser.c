@@ -319,6 +319,35 @@ static void test_framing_headers_past_the_noted_lines(void) {
     }
 }
 
+/* Names, tokens and media types are compared ignoring ASCII case, from 8
+   bytes on a word at a time: every pair of bytes, at every offset of
+   strings of the lengths around a word's, as a byte-wise reference says. */
+static void test_case_blind_comparison(void) {
+    static const size_t lengths[] = {1, 7, 8, 9, 15, 16, 17};
+    char a[17], b[17];
+    size_t k, pos, wrong = 0, judged = 0;
+    unsigned x, y;
+    for (k = 0; k < sizeof lengths / sizeof *lengths; k++)
+        for (pos = 0; pos < lengths[k]; pos++)
+            for (x = 0; x < 256; x++)
+                for (y = 0; y < 256; y++) {
+                    int letters = (x | 32) >= 'a' && (x | 32) <= 'z',
+                        expect = x == y || (letters && (x ^ y) == 32);
+                    memset(a, 'k', sizeof a);
+                    memset(b, 'K', sizeof b);
+                    a[pos] = (char)x;
+                    b[pos] = (char)y;
+                    judged++;
+                    if (tb__ieq_n(a, b, lengths[k]) != expect && wrong++ < 5)
+                        printf("  0x%02x vs 0x%02x at %zu of %zu\n", x, y, pos, lengths[k]);
+                }
+    CHECK(!wrong && judged == 73 * 65536, "%zu of %zu comparisons wrong", wrong, judged);
+    CHECK(tb__ieq("Content-Length", 14, "content-length") &&
+              !tb__ieq("Content-Length", 13, "content-length") &&
+              !tb__ieq("Content-Lengths", 15, "content-length"),
+          "the lengths must match too");
+}
+
 typedef struct chunk_case {
     const char *name;
     const char *raw;
@@ -615,6 +644,7 @@ int main(int argc, char **argv) {
     RUN(test_head_fields);
     RUN(test_keep_alive_rules);
     RUN(test_framing_headers_past_the_noted_lines);
+    RUN(test_case_blind_comparison);
     RUN(test_chunk_table);
     RUN(test_chunk_stops_at_message_end);
     RUN(test_endless_empty_lines_are_431);
