@@ -665,8 +665,9 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #endif
 #include <time.h>
 #include <unistd.h>
-/* SSE2, which every x86-64 has, scans a head 16 bytes at a time; elsewhere
-   (or with TURBO_NO_SIMD, which the tests build too) 8-byte words do. */
+/* SSE2, which every x86-64 has, scans a head's names and values 16 bytes
+   at a time; elsewhere (or with TURBO_NO_SIMD, which the tests build too)
+   values go in 8-byte words and names a byte at a time. */
 #if defined(__SSE2__) && defined(__GNUC__) && !defined(TURBO_NO_SIMD)
 #include <emmintrin.h>
 #define TB__SSE2 1
@@ -1274,13 +1275,14 @@ static int tb__crlf(const char *e, const char *stop, int more) {
 }
 
 /* The first letter of each name tb__apply_headers looks for, by its length
-   (modulo 32): the parser notes the lines whose name might be one. */
+   (modulo 32: a longer name may be noted for nothing): the parser notes the
+   lines whose name might be one. */
 static const char tb__framing_first[32] = {0, 0, 0, 0, 0, 0, 'e', 0, 0, 0, 'c', 0, 0, 0, 'c', 0, 0, 't'};
 #define TB__FRAMING_NOTED 8 /* more such lines: all lines are looked at */
 
 /* Applies the headers that frame the message or steer the connection:
-   those of the noted lines (noted[0..n)), or of every line when n is over
-   TB__FRAMING_NOTED. */
+   those of the noted lines (noted[0..n_noted)), or of every line when
+   n_noted is over TB__FRAMING_NOTED. */
 static int tb__apply_headers(turbo_req *r, tb__framing *f, int hosts, const int *noted, int n_noted) {
     int has_cl = 0, te = 0, chunked = 0, unknown = 0, k, rc;
     int conn_close = 0, conn_keep = 0, all = n_noted > TB__FRAMING_NOTED;
@@ -1364,7 +1366,8 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     stop = buf + TB__MIN(len, lim->max_head + 2);
     more = len >= lim->max_head + 2 ? -431 : 0; /* when a line reaches stop */
     for (;; p = e + 2) {
-        if (stop - (name = p) > 4 && tb__is_host(p) && p[4] == ':') p += 4; /* every request's: no scan */
+        name = p;
+        if (stop - p > 4 && tb__is_host(p) && p[4] == ':') p += 4; /* nearly every request's: no scan */
         else
             for (p = tb__name_end(p, stop); p < stop && TB__IS(TB__TCHAR, *p);) p++;
         if (p >= stop) return more;

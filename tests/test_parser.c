@@ -224,6 +224,45 @@ static void test_value_bytes_at_every_offset(void) {
     CHECK(judged == 2 * 820 * 256 && !wrong, "%zu of %zu values judged wrongly", wrong, judged);
 }
 
+/* turbo_header_check judges a handler's header values the same way, short
+   ones (by bytes or words) and long ones: every byte at every offset. */
+static void test_header_check_at_every_offset(void) {
+    char value[40];
+    size_t len, pos, b, judged = 0, wrong = 0;
+    for (len = 1; len <= sizeof value; len++)
+        for (pos = 0; pos < len; pos++)
+            for (b = 0; b < 256; b++) {
+                int bad = (b < 0x20 && b != '\t') || b == 0x7f;
+                memset(value, 'v', len);
+                value[pos] = (char)b;
+                judged++;
+                if (turbo_header_check("X", 1, value, len) != (bad ? TURBO_HEADER_BAD_VALUE : 0) &&
+                    wrong++ < 5)
+                    printf("  byte 0x%02zx at offset %zu of a value of %zu\n", b, pos, len);
+            }
+    CHECK(judged == 820 * 256 && !wrong, "%zu of %zu values judged wrongly", wrong, judged);
+}
+
+/* A head cut by max_head inside a value: the scans stop at the limit (the
+   last ones read back from it), and the answer is 431 however the bytes
+   before it look, or 400 for a bad byte before it. */
+static void test_value_cut_by_max_head(void) {
+    static const tb__limits tight = {64, 40, 8, 1000};
+    char buf[80];
+    size_t cut, head = strlen("GET / HTTP/1.1\r\nHost: a\r\nX: ");
+    for (cut = 0; cut < 30; cut++) {
+        turbo_req r;
+        tb__framing f;
+        int rc;
+        memcpy(buf, "GET / HTTP/1.1\r\nHost: a\r\nX: ", head);
+        memset(buf + head, 'v', sizeof buf - head);
+        buf[head + cut] = 0x01;
+        rc = tb__parse_head(buf, sizeof buf, &r, &f, &tight);
+        CHECK(rc == (head + cut < tight.max_head + 2 ? -400 : -431), "control byte at %zu of a cut value: %d",
+              head + cut, rc);
+    }
+}
+
 /* Names are read many bytes at a time too (letters, digits and "-"; the
    other bytes one at a time): a byte that is no tchar, at any offset of a
    name of any length up to 40, is a 400; ":" ends the name; any tchar
@@ -641,6 +680,8 @@ int main(int argc, char **argv) {
     RUN(test_head_table);
     RUN(test_value_bytes_at_every_offset);
     RUN(test_name_bytes_at_every_offset);
+    RUN(test_header_check_at_every_offset);
+    RUN(test_value_cut_by_max_head);
     RUN(test_head_fields);
     RUN(test_keep_alive_rules);
     RUN(test_framing_headers_past_the_noted_lines);
