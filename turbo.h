@@ -2175,6 +2175,30 @@ static inline uint64_t tb__json_special16(const unsigned char *s, size_t n) {
     return tb__json_special8(lo | (uint64_t)hi << 32);
 }
 
+/* The first byte from s that a JSON string cannot hold as it is ('"',
+   '\\', a control byte) or that is not ASCII, or stop: with SSE2 16 bytes at
+   a time (a byte's top bit is its sign, which movemask gathers), then 8. */
+static inline const unsigned char *tb__json_plain_end(const unsigned char *s, const unsigned char *stop) {
+    uint64_t w;
+#ifdef TB__SSE2
+    for (; stop - s >= 16; s += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i control = _mm_cmplt_epi8(_mm_xor_si128(x, _mm_set1_epi8(-128)), _mm_set1_epi8(-96));
+        __m128i quote =
+            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+        unsigned hits = (unsigned)(_mm_movemask_epi8(_mm_or_si128(control, quote)) | _mm_movemask_epi8(x));
+        if (hits) return s + __builtin_ctz(hits);
+    }
+#endif
+    for (; stop - s >= 8; s += 8) {
+        memcpy(&w, s, 8);
+        if (tb__json_special8(w)) break;
+    }
+    if (stop - s < 8 && !tb__json_special16(s, (size_t)(stop - s))) return stop;
+    while (s < stop && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\') s++;
+    return s;
+}
+
 /* The length of the well-formed UTF-8 sequence at s (n >= 1 bytes left,
    s[0] >= 0x80), or minus the length of its maximal ill-formed subpart. */
 static int tb__json_utf8(const unsigned char *s, size_t n) {
@@ -2232,16 +2256,9 @@ static const unsigned char *tb__json_escape(char **out, const unsigned char *s, 
     char *o = *out;
     const unsigned char *run = s;
     while (s < stop) {
-        uint64_t w;
         unsigned c;
         int n;
-        for (; stop - s >= 8; s += 8) {
-            memcpy(&w, s, 8);
-            if (tb__json_special8(w)) break;
-        }
-        if (stop - s < 8 && !tb__json_special16(s, (size_t)(stop - s))) s = stop;
-        while (s < stop && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\') s++;
-        if (s >= stop) break;
+        if ((s = tb__json_plain_end(s, stop)) >= stop) break;
         c = *s;
         n = c >= 0x80 ? tb__json_utf8(s, (size_t)(end - s)) : 0;
         /* U+2028 and U+2029 are E2 80 A8 and E2 80 A9 */

@@ -22,6 +22,7 @@ SUITES = [
     ("parser and router", ["build/test_parser"]),
     ("parser and router, no SSE2", ["build/test_parser-portable"]),
     ("json writer", ["build/test_json"]),
+    ("json writer, no SSE2", ["build/test_json-portable"]),
     ("writer round trip vs python", [PY, "tests/test_json_roundtrip.py", "build/test_json"]),
     ("json decoder vs json.loads", [PY, "tests/test_json_decode.py"]),
     ("http over sockets (asan+ubsan)", [PY, "tests/test_http.py", "build/hello-asan"]),

@@ -326,20 +326,20 @@ static void test_invalid_utf8_stray_continuation_bytes_are_replaced_each(void) {
 }
 /* clang-format on */
 
-/* Every position of a special byte within and around the 8-byte fast path. */
+/* Every position of a special byte within and around the fast path's 16-byte blocks and 8-byte words. */
 static void test_string_fast_path_finds_special_bytes_anywhere(void) {
-    static const char *const special[] = {"\"", "\\", "\n", "\x1f", "\xC3\xA9", "\xFF"};
-    static const char *const escaped[] = {"\\\"", "\\\\", "\\n", "\\u001f", "\xC3\xA9", REPL};
-    char in[40], expect[80];
+    static const char *const special[] = {"\"", "\\", "\n", "\x1f", "\xC3\xA9", "\xFF", "\x7f", " "};
+    static const char *const escaped[] = {"\\\"", "\\\\", "\\n", "\\u001f", "\xC3\xA9", REPL, "\x7f", " "};
+    char in[48], expect[96];
     size_t s, pos, len;
     for (s = 0; s < sizeof special / sizeof special[0]; s++) {
-        for (pos = 0; pos < 24; pos++) {
+        for (pos = 0; pos < 38; pos++) { /* in 16-byte blocks, 8-byte words and the bytes after */
             len = strlen(special[s]);
             memset(in, 'a', sizeof in);
             memcpy(in + pos, special[s], len);
-            snprintf(expect, sizeof expect, "\"%.*s%s%.*s\"", (int)pos, in, escaped[s], (int)(30 - pos - len),
+            snprintf(expect, sizeof expect, "\"%.*s%s%.*s\"", (int)pos, in, escaped[s], (int)(40 - pos - len),
                      in + pos + len);
-            string_is(in, 30, expect, __LINE__);
+            string_is(in, 40, expect, __LINE__);
         }
     }
 }
