@@ -665,9 +665,10 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #endif
 #include <time.h>
 #include <unistd.h>
-/* SSE2, which every x86-64 has, scans a head's names and values 16 bytes
-   at a time; elsewhere (or with TURBO_NO_SIMD, which the tests build too)
-   values go in 8-byte words and names a byte at a time. */
+/* SSE2, which every x86-64 has, scans a head's names and values and the
+   JSON writer's strings 16 bytes at a time; elsewhere (or with
+   TURBO_NO_SIMD, which the tests build too) values and strings go in 8-byte
+   words and names a byte at a time. */
 #if defined(__SSE2__) && defined(__GNUC__) && !defined(TURBO_NO_SIMD)
 #include <emmintrin.h>
 #define TB__SSE2 1
