@@ -44,6 +44,21 @@ static inline size_t fuzz_step(fuzz_rng *r, size_t max) {
     return 1 + (v >> 2) % (max ? max : 1);
 }
 
+/* The parser's limits that one input byte picks: each pair of bits chooses
+   among four line, head, header-count and body limits, tiny to roomy. */
+static inline tb__limits fuzz_limits(uint8_t byte) {
+    static const size_t lines[4] = {16, 64, 256, 8192};
+    static const size_t heads[4] = {32, 128, 1024, 32768};
+    static const int counts[4] = {1, 3, 8, TURBO_MAX_HEADERS};
+    static const uint64_t bodies[4] = {1, 16, 1000, 1 << 20};
+    tb__limits lim;
+    lim.max_line = lines[byte & 3];
+    lim.max_head = heads[byte >> 2 & 3];
+    lim.max_headers = counts[byte >> 4 & 3];
+    lim.max_body = bodies[byte >> 6 & 3];
+    return lim;
+}
+
 /* n bytes of heap (at least 1 allocated). */
 static inline char *fuzz_alloc(size_t n) {
     char *p = (char *)malloc(n ? n : 1);

@@ -250,20 +250,13 @@ static size_t one_request(const char *data, size_t n, fuzz_rng *rng, const tb__l
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const size_t lines[4] = {16, 64, 256, 8192};
-    static const size_t heads[4] = {32, 128, 1024, 32768};
-    static const int counts[4] = {1, 3, 8, TURBO_MAX_HEADERS};
-    static const uint64_t bodies[4] = {1, 16, 1000, 1 << 20};
     tb__limits lim;
     fuzz_rng rng;
     const char *p;
     size_t n, used;
     int requests;
     if (size < 5) return 0;
-    lim.max_line = lines[data[0] & 3];
-    lim.max_head = heads[data[0] >> 2 & 3];
-    lim.max_headers = counts[data[0] >> 4 & 3];
-    lim.max_body = bodies[data[0] >> 6 & 3];
+    lim = fuzz_limits(data[0]);
     memcpy(&rng.s, data + 1, 4);
     p = (const char *)data + 5;
     n = size - 5;

@@ -42,17 +42,10 @@ static void compare(const char *buf, size_t n, const tb__limits *lim) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const size_t lines[4] = {16, 64, 256, 8192};
-    static const size_t heads[4] = {32, 128, 1024, 32768};
-    static const int counts[4] = {1, 3, 8, TURBO_MAX_HEADERS};
-    static const uint64_t bodies[4] = {1, 16, 1000, 1 << 20};
     tb__limits lim;
     size_t n, k;
     if (size < 5) return 0;
-    lim.max_line = lines[data[0] & 3];
-    lim.max_head = heads[data[0] >> 2 & 3];
-    lim.max_headers = counts[data[0] >> 4 & 3];
-    lim.max_body = bodies[data[0] >> 6 & 3];
+    lim = fuzz_limits(data[0]);
     n = size - 5;
     for (k = 0; k <= n; k += k < 1024 ? 1 : 1 + k / 64) { /* every prefix, then fewer of a long input */
         char *copy = fuzz_copy(data + 5, k);
