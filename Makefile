@@ -14,7 +14,8 @@ PY_INC  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["
 PY_EXT  := turbo/_turbo$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
 PROGRAMS := build/hello build/hello-asan build/hello-tsan build/hello-debug build/hello-kqueue build/test_shim \
-            build/test_parser build/test_parser-portable build/test_json build/test_json-portable build/native_server build/c_api_server-asan build/c_api_server-tsan \
+            build/test_parser build/test_parser-portable build/test_json build/test_json-portable \
+            build/native_server build/c_api_server-asan build/c_api_server-tsan \
             build/ws_server-asan build/ws_server-tsan \
             $(PY_EXT) examples/handlers.so
 .PHONY: all run test bench bench-quick fuzz valgrind format clean compile_commands.json
