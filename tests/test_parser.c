@@ -167,7 +167,7 @@ static void test_head_table(void) {
     for (i = 0; i < sizeof head_cases / sizeof *head_cases; i++) {
         const head_case *c = &head_cases[i];
         size_t n = case_len(c), k;
-        turbo_req r;
+        turbo_req r = {0};
         tb__framing f;
         int rc = tb__parse_head(c->bytes, n, &r, &f, &limits), split_ok = 1;
         int got = rc > 0 ? OK : rc;
@@ -198,7 +198,7 @@ static void test_value_bytes_at_every_offset(void) {
         for (len = 1; len <= 40; len++)
             for (pos = 0; pos < len; pos++)
                 for (b = 0; b < 256; b++) {
-                    turbo_req r;
+                    turbo_req r = {0};
                     tb__framing f;
                     turbo_str v;
                     size_t from = 0, to = len;
@@ -251,7 +251,7 @@ static void test_value_cut_by_max_head(void) {
     char buf[80];
     size_t cut, head = strlen("GET / HTTP/1.1\r\nHost: a\r\nX: ");
     for (cut = 0; cut < 30; cut++) {
-        turbo_req r;
+        turbo_req r = {0};
         tb__framing f;
         int rc;
         memcpy(buf, "GET / HTTP/1.1\r\nHost: a\r\nX: ", head);
@@ -274,7 +274,7 @@ static void test_name_bytes_at_every_offset(void) {
     for (len = 1; len <= 40; len++)
         for (pos = 0; pos < len; pos++)
             for (b = 0; b < 256; b++) {
-                turbo_req r;
+                turbo_req r = {0};
                 tb__framing f;
                 int tchar = (b >= '0' && b <= '9') || ((b | 0x20) >= 'a' && (b | 0x20) <= 'z') ||
                             (b && strchr(tchars, (int)b));
@@ -300,7 +300,7 @@ static void test_name_bytes_at_every_offset(void) {
 static void test_head_fields(void) {
     const char *s = "POST http://h:1/a/b?x=1&y HTTP/1.1\r\nHost: h:1\r\nX-Pad:  v  \r\n"
                     "Connection: close\r\nContent-Length: 12\r\nExpect: 100-continue\r\n\r\n";
-    turbo_req r;
+    turbo_req r = {0};
     tb__framing f;
     int rc = tb__parse_head(s, strlen(s), &r, &f, &limits);
     turbo_str pad;
@@ -317,7 +317,7 @@ static void test_head_fields(void) {
 }
 
 static void test_keep_alive_rules(void) {
-    turbo_req r;
+    turbo_req r = {0};
     tb__framing f;
     const char *a = "GET / HTTP/1.0\r\n\r\n", *b = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
     const char *c = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -342,7 +342,7 @@ static void test_framing_headers_past_the_noted_lines(void) {
                                            "Transfer-Encoding: chunked\r\n"};
         size_t k, i;
         for (k = 0; k < 3; k++) {
-            turbo_req r;
+            turbo_req r = {0};
             tb__framing f;
             int rc;
             strcpy(head, "POST / HTTP/1.1\r\nHost: a\r\n");
@@ -385,6 +385,80 @@ static void test_case_blind_comparison(void) {
               !tb__ieq("Content-Length", 13, "content-length") &&
               !tb__ieq("Content-Lengths", 15, "content-length"),
           "the lengths must match too");
+}
+
+/* tb__equal reads words, the last overlapping the one before: a differing
+   byte at every offset of every length up to 40 is seen, and equal bytes
+   are equal. */
+static void test_equal_at_every_offset(void) {
+    char a[40], b[40];
+    size_t n, pos, wrong = 0, judged = 0;
+    for (n = 0; n <= sizeof a; n++) {
+        memset(a, 'e', sizeof a);
+        memset(b, 'e', sizeof b);
+        judged++;
+        if (!tb__equal(a, b, n)) wrong++;
+        for (pos = 0; pos < n; pos++) {
+            b[pos] = 'f';
+            judged++;
+            if (tb__equal(a, b, n) && wrong++ < 5) printf("  0x66 at %zu of %zu not seen\n", pos, n);
+            b[pos] = 'e';
+        }
+    }
+    CHECK(!wrong && judged == 41 + 820, "%zu of %zu comparisons wrong", wrong, judged);
+}
+
+/* The parser's verdict on a request whose Host is value, parsed with r. */
+static int parse_with_host(turbo_req *r, const char *value) {
+    char head[160];
+    tb__framing f;
+    int n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", value);
+    return tb__parse_head(head, (size_t)n, r, &f, &limits);
+}
+
+/* The parser keeps the last valid Host value of its request, so that the
+   same bytes again need only a comparison. A value of the same length
+   that differs anywhere is still checked, a second Host is still refused,
+   and around the kept size, and over a random mix of values, the verdicts
+   are those of a request with nothing kept. */
+static void test_host_kept_from_the_last_request(void) {
+    static const char good[] = "api.example.com:8080", alphabet[] = "ab.-:9@/[] %_~!";
+    char head[160], host[48];
+    turbo_req r = {0};
+    tb__framing f;
+    size_t pos, len, i, wrong = 0;
+    uint32_t seed = 7;
+    int expect, rc;
+    CHECK(parse_with_host(&r, good) > 0, "a valid Host");
+    CHECK(parse_with_host(&r, good) > 0, "the same Host again");
+    for (pos = 0; pos < strlen(good); pos++) {
+        strcpy(host, good);
+        host[pos] = '/';
+        if ((rc = parse_with_host(&r, host)) != -400 && wrong++ < 5)
+            printf("  \"%s\" after \"%s\": %d\n", host, good, rc);
+    }
+    CHECK(!wrong, "a bad byte at every offset of a kept Host's length is a 400");
+    snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: %s\r\nHost: %s\r\n\r\n", good, good);
+    CHECK(tb__parse_head(head, strlen(head), &r, &f, &limits) == -400, "two Hosts, both the kept one");
+    for (len = 28; len <= 34; len++) { /* around TB__HOST_SEEN */
+        memset(host, 'h', len);
+        host[len] = 0;
+        CHECK(parse_with_host(&r, host) > 0, "a Host of %zu", len);
+        CHECK(parse_with_host(&r, host) > 0, "it again, %zu", len);
+        host[len - 1] = '@';
+        CHECK(parse_with_host(&r, host) == -400, "a bad last byte, %zu", len);
+    }
+    for (i = 0; i < 20000; i++) {
+        turbo_req fresh = {0};
+        len = (seed = seed * 1103515245u + 12345u) >> 16 & 7;
+        for (pos = 0; pos < len; pos++)
+            host[pos] = alphabet[((seed = seed * 1103515245u + 12345u) >> 16) % 15];
+        host[len] = 0;
+        expect = parse_with_host(&fresh, host);
+        if ((rc = parse_with_host(&r, host)) != expect && wrong++ < 5)
+            printf("  \"%s\": %d, %d with nothing kept\n", host, rc, expect);
+    }
+    CHECK(!wrong, "random Hosts judged as with nothing kept");
 }
 
 typedef struct chunk_case {
@@ -450,7 +524,7 @@ static void test_chunk_table(void) {
 
 static void test_endless_empty_lines_are_431(void) {
     char buf[600];
-    turbo_req r;
+    turbo_req r = {0};
     tb__framing f;
     memset(buf, 0, sizeof buf);
     for (size_t i = 0; i + 1 < sizeof buf; i += 2) buf[i] = '\r', buf[i + 1] = '\n';
@@ -505,7 +579,7 @@ static int param_is(const turbo_req *r, const char *name, const char *value) {
 
 static void test_router(void) {
     turbo_server *s = turbo_new(NULL);
-    turbo_req r;
+    turbo_req r = {0};
     const tb__node *allow;
     turbo_buf b = {NULL, 0, 0, 0};
     char name[32];
@@ -571,7 +645,7 @@ static void test_router(void) {
 
 static void test_router_methods(void) {
     turbo_server *s = turbo_new(NULL);
-    turbo_req r;
+    turbo_req r = {0};
     const tb__node *allow;
     CHECK(turbo_route(s, "*", "/any", h_a, (void *)1) == 0 && turbo_get(s, "/any", h_a, (void *)2) == 0 &&
               turbo_get(s, "/both", h_a, (void *)3) == 0 &&
@@ -651,7 +725,7 @@ static void test_url_decode(void) {
 
 static void test_query_lookup(void) {
     turbo_buf scratch = {NULL, 0, 0, 0};
-    turbo_req r;
+    turbo_req r = {0};
     turbo_str a, b, c;
     memset(&r, 0, sizeof r);
     r.scratch = &scratch;
@@ -686,6 +760,8 @@ int main(int argc, char **argv) {
     RUN(test_keep_alive_rules);
     RUN(test_framing_headers_past_the_noted_lines);
     RUN(test_case_blind_comparison);
+    RUN(test_equal_at_every_offset);
+    RUN(test_host_kept_from_the_last_request);
     RUN(test_chunk_table);
     RUN(test_chunk_stops_at_message_end);
     RUN(test_endless_empty_lines_are_431);

@@ -169,7 +169,10 @@ static int known_header_count_431(const char *data, size_t n, int prefix_rc, int
 /* One request starting at data: its head in random splits, then its body.
    Returns the bytes the request took, or 0 when it is incomplete or refused. */
 static size_t one_request(const char *data, size_t n, fuzz_rng *rng, const tb__limits *lim) {
-    turbo_req whole_req, part_req;
+    /* part_req lives on, as a thread's request does: the Host it last found
+       valid must not change a verdict. whole_req starts afresh. */
+    static turbo_req part_req;
+    turbo_req whole_req = {0};
     tb__framing whole_f, part_f;
     char *whole = fuzz_copy(data, n);
     size_t have = 0, taken = 0;
