@@ -1676,10 +1676,27 @@ static const char *tb__search(const char *p, const char *end, const char *what, 
 
 /* The value of parameter key (lower case, with its "=") in a header value
    such as `form-data; name="a"; filename="b"`, quotes removed. */
+/* The next ";"-separated item of a header value. A ";" inside a
+   quoted-string (or escaped there by a backslash) separates nothing (RFC
+   9110 5.6.4): a filename="a; name=b" names no field "b". */
+static int tb__param_next(turbo_str *rest, turbo_str *item) {
+    const char *p = rest->ptr, *end, *s;
+    int quoted = 0;
+    if (!p) return 0;
+    for (end = p + rest->len, s = p; s < end && (quoted || *s != ';'); s++) {
+        if (*s == '"') quoted = !quoted;
+        else if (*s == '\\' && quoted && s + 1 < end) s++;
+    }
+    *item = tb__trim_ows(p, (size_t)(s - p));
+    rest->len = s < end ? (size_t)(end - s - 1) : 0;
+    rest->ptr = s < end ? s + 1 : NULL;
+    return 1;
+}
+
 static turbo_str tb__header_param(turbo_str v, const char *key) {
     turbo_str item;
     size_t n = strlen(key);
-    while (tb__list_next(&v, ';', &item)) {
+    while (tb__param_next(&v, &item)) {
         if (item.len < n || !tb__ieq(item.ptr, n, key)) continue;
         item = tb__str(item.ptr + n, item.len - n);
         if (item.len >= 2 && item.ptr[0] == '"' && item.ptr[item.len - 1] == '"')

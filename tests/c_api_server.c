@@ -93,9 +93,15 @@ static void big(turbo_req *req, turbo_res *res, void *user) {
 typedef struct later {
     turbo_defer *defer;
     int ms;
-    int again; /* the resume function defers once more */
+    int again;      /* the resume function defers once more */
+    int after_stop; /* resumed once turbo_run has returned: too late, by design */
     char id[32];
 } later;
+
+/* /later/after-stop's resume waits for run_over; main then waits for it. */
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_changed = PTHREAD_COND_INITIALIZER;
+static int run_over, late_resumes;
 
 static void defer_to_sleeper(turbo_res *res, later *l, void (*ended)(void *, int));
 
@@ -120,10 +126,20 @@ static void answer_later(turbo_res *res, void *arg) {
 static void *sleeper(void *arg) {
     later *l = (later *)arg;
     struct timespec ts;
+    int after_stop = l->after_stop;
     ts.tv_sec = l->ms / 1000;
     ts.tv_nsec = (long)(l->ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&stop_lock);
+    while (after_stop && !run_over) pthread_cond_wait(&stop_changed, &stop_lock);
+    pthread_mutex_unlock(&stop_lock);
+    if (!after_stop) nanosleep(&ts, NULL);
     turbo_defer_resume(l->defer, answer_later, l);
+    if (after_stop) {
+        pthread_mutex_lock(&stop_lock);
+        late_resumes--;
+        pthread_cond_broadcast(&stop_changed);
+        pthread_mutex_unlock(&stop_lock);
+    }
     return NULL;
 }
 
@@ -162,6 +178,12 @@ static void deferred(turbo_req *req, turbo_res *res, void *user) {
     memcpy(l->id, id.ptr, id.len); /* the request is gone once we return */
     l->ms = ms.len ? atoi(ms.ptr) : 100;
     l->again = turbo_req_path(req).ptr[1] == 't';
+    if ((l->after_stop = strcmp(l->id, "after-stop") == 0)) {
+        pthread_mutex_lock(&stop_lock);
+        late_resumes++;
+        pthread_mutex_unlock(&stop_lock);
+        fprintf(stderr, "c_api_server: /later/after-stop deferred\n");
+    }
     defer_to_sleeper(res, l, user ? watched_end : NULL);
 }
 
@@ -228,12 +250,14 @@ static void never(turbo_req *req, turbo_res *res, void *user) {
     (void)req, (void)user;
     never_resumed = turbo_res_defer(res);
     if (!never_resumed) turbo_res_text(res, 500, "cannot defer");
+    else fprintf(stderr, "c_api_server: /never deferred\n");
 }
 
 /* Never returns: shutdown has to end the process around it. */
 static void hang(turbo_req *req, turbo_res *res, void *user) {
     struct timespec hour = {3600, 0};
     (void)req, (void)res, (void)user;
+    fprintf(stderr, "c_api_server: /hang running\n");
     for (;;) nanosleep(&hour, NULL);
 }
 
@@ -481,13 +505,11 @@ int main(void) {
     }
     rc = turbo_run(s);
     if (never_resumed) turbo_defer_resume(never_resumed, given_up, NULL);
-    if (getenv("LINGER_MS")) { /* let late turbo_defer_resume calls happen before exit */
-        long ms = atol(getenv("LINGER_MS"));
-        struct timespec ts;
-        ts.tv_sec = ms / 1000;
-        ts.tv_nsec = ms % 1000 * 1000000L;
-        nanosleep(&ts, NULL);
-    }
+    pthread_mutex_lock(&stop_lock);
+    run_over = 1;
+    pthread_cond_broadcast(&stop_changed);
+    while (late_resumes) pthread_cond_wait(&stop_changed, &stop_lock);
+    pthread_mutex_unlock(&stop_lock);
     turbo_free(s);
     return rc == 0 ? 0 : 1;
 }

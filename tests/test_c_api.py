@@ -257,6 +257,18 @@ def test_multipart_parts_are_split_with_names_filenames_and_types(srv):
 
 
 @test
+def test_multipart_names_inside_quotes_name_nothing(srv):
+    # A ";" in a quoted filename separates no parameter: the field is "user",
+    # as RFC 7578's parsers (and Python's email package) read it.
+    body = (b'--XyZ\r\nContent-Disposition: form-data; filename="x; name=admin; .txt"; name="user"\r\n'
+            b'\r\nDATA\r\n--XyZ\r\nContent-Disposition: form-data; name="a\\";b"; filename="q\\"; name=c"\r\n'
+            b'\r\n2\r\n--XyZ--')
+    r = post_parts(srv, body)
+    check((r.status, json.loads(r.body)) == (200, [["user", "x; name=admin; .txt", None, "DATA"],
+                                                   ["a\\\";b", "q\\\"; name=c", None, "2"]]), r.raw)
+
+
+@test
 def test_malformed_multipart_bodies_are_refused(srv):
     bad = [b"", b"--XyZ", b"--XyZ\r\n\r\nno name\r\n--XyZ--",
            b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\nno closing delimiter",
@@ -598,14 +610,14 @@ def native_checks(binary):
 
 
 @contextlib.contextmanager
-def stopping(binary, env, path, pause):
-    """A server with GET path in flight for `pause` seconds, then SIGTERM."""
+def stopping(binary, env, path):
+    """A server whose handler for GET path has logged that it took it, then SIGTERM."""
     srv = Server(binary, env)
     c = None
     try:
         c = Conn(srv.port, timeout=3)
         c.send(b"GET " + path + b" HTTP/1.1\r\n" + H + b"\r\n")
-        time.sleep(pause)
+        wait_until(lambda: path.decode() + " " in srv.stderr(), "the handler of %s" % path)
         srv.signal()
         yield srv, c
     finally:
@@ -622,24 +634,24 @@ def deferred_shutdown_checks(binary):
     resumed does not hold shutdown; a handler that never returns makes the
     process end itself (status 1) after the grace period."""
     failures = []
-    env = {"TURBO_THREADS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "20", "LINGER_MS": "400"}
-    with stopping(binary, env, b"/later/1", 0.03) as (srv, c):
+    env = {"TURBO_THREADS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "20"}
+    with stopping(binary, env, b"/later/after-stop") as (srv, c):
         if c.closed_within(1.0) is None:
             failures.append("deferred shutdown: the waiting client's connection was not closed")
         rc = srv.wait(5)
         if rc != 0:
             failures.append("deferred shutdown: exit status %s" % rc)
-        for line in ("not waiting for 1 deferred", "no one to answer /later/1"):
+        for line in ("not waiting for 1 deferred", "no one to answer /later/after-stop"):
             if line not in srv.stderr():
                 failures.append("deferred shutdown: no %r in the log: %s" % (line, srv.stderr()[-400:]))
         if "Sanitizer" in srv.stderr():
             failures.append("deferred shutdown: " + srv.stderr()[-400:])
-    with stopping(binary, {"TURBO_THREADS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/never", 0.1) as (srv, c):
+    with stopping(binary, {"TURBO_THREADS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/never") as (srv, c):
         rc = srv.wait(5)
         if rc != 0 or "/never resumed after shutdown, no response" not in srv.stderr():
             failures.append("never-resumed shutdown: exit status %s (None: still running after 5 s): %s"
                             % (rc, srv.stderr()[-400:]))
-    with stopping(binary, {"TURBO_THREADS": "2", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/hang", 0.1) as (srv, c):
+    with stopping(binary, {"TURBO_THREADS": "2", "TURBO_SHUTDOWN_TIMEOUT_MS": "200"}, b"/hang") as (srv, c):
         rc = srv.wait(8)
         if rc != 1 or "a handler is still running" not in srv.stderr():
             failures.append("stuck-handler shutdown: exit status %s (None: still running after 8 s): %s"
