@@ -998,7 +998,8 @@ typedef struct tb__limits {
 /* Byte classes, one table lookup per byte: token characters (tchar), the
    RFC 3986 characters of a request target (and those of them the target's
    scan passes over: all but "%" and "?"), field-value bytes (HTAB, SP,
-   VCHAR, obs-text) and the characters of a Host's reg-name. */
+   VCHAR, obs-text) and the characters of a Host's reg-name ("%" aside: it
+   must begin an escape). */
 #define TB__TCHAR 1
 #define TB__TARGET 2
 #define TB__VALUE 4
@@ -1007,7 +1008,7 @@ typedef struct tb__limits {
 /* clang-format off */
 static const unsigned char tb__class[256] = {
     0,0,0,0,0,0,0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    4,31,4,5,31,15,31,31,30,30,31,31,30,31,31,22,31,31,31,31,31,31,31,31,31,31,22,30,4,30,4,6,
+    4,31,4,5,31,7,31,31,30,30,31,31,30,31,31,22,31,31,31,31,31,31,31,31,31,31,22,30,4,30,4,6,
     22,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,4,4,4,5,31,
     5,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,4,5,4,31,0,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
@@ -1218,7 +1219,12 @@ static int tb__valid_ip_literal(const char *p, size_t n) {
    byte outside them: in a Host field, at its line's end at the latest. */
 static inline const char *tb__host_end(const char *p, const char *end) {
     const char *s = p;
-    while (s < end && TB__IS(TB__HOST, *s)) s++; /* a reg-name, or none before "[" */
+    for (;;) { /* a reg-name (its "%" HEXDIG HEXDIG too), or none before "[" */
+        while (s < end && TB__IS(TB__HOST, *s)) s++;
+        if (end - s < 3 || *s != '%' || tb__hex((unsigned char)s[1]) < 0 || tb__hex((unsigned char)s[2]) < 0)
+            break;
+        s += 3;
+    }
     if (s == p && s < end && *s == '[') {
         for (s++; s < end && (TB__IS(TB__HOST, *s) || *s == ':');) s++;
         if (s == end || *s != ']' || !tb__valid_ip_literal(p + 1, (size_t)(s - p - 1))) return p;
@@ -1263,16 +1269,25 @@ static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_
     r->method = tb__str(p, m);
     r->query.ptr = NULL;
     /* The target, up to where " HTTP/x.y" would no longer fit in max_line. */
-    for (q = ++s; s < room && TB__IS(TB__TARGET, *s); s++) {
-        if (TB__IS(TB__PLAIN, *s)) continue;
-        if (*s == '?') {
-            if (!r->query.ptr) r->query.ptr = s;
-            continue;
+    for (q = ++s;; s++) {
+        for (; s < room && TB__IS(TB__TARGET, *s); s++) {
+            if (TB__IS(TB__PLAIN, *s)) continue;
+            if (*s == '?') {
+                if (!r->query.ptr) r->query.ptr = s;
+                continue;
+            }
+            if ((end - s > 1 && tb__hex((unsigned char)s[1]) < 0) || /* "%" HEXDIG HEXDIG, judged */
+                (end - s > 2 && tb__hex((unsigned char)s[2]) < 0))   /* as far as it has come */
+                return -400;
+            if (end - s < 3) return 0;
         }
-        if ((end - s > 1 && tb__hex((unsigned char)s[1]) < 0) || /* "%" HEXDIG HEXDIG, judged */
-            (end - s > 2 && tb__hex((unsigned char)s[2]) < 0))   /* as far as it has come */
-            return -400;
-        if (end - s < 3) return 0;
+        /* "[" only opens an absolute-form's IP-literal host, "http://[::1]/",
+           whose bytes tb__split_target judges. */
+        if (s >= room || *s != '[' || /* s passes room when the method alone is past max_line */
+            !((s - q == 7 && tb__ieq(q, 7, "http://")) || (s - q == 8 && tb__ieq(q, 8, "https://"))))
+            break;
+        for (s++; s < room && (TB__IS(TB__HOST, *s) || *s == ':');) s++;
+        if (s >= room || *s != ']') break;
     }
     if ((size_t)(s - p) + 9 > max_line) return -414;
     if (s == end) return 0;
@@ -1297,13 +1312,13 @@ static int tb__split_target(turbo_req *r) {
     if (r->target.len == 1 && t[0] == '*') {
         if (!tb__is_method(r->method, "OPTIONS")) return -400;
     } else if (t[0] != '/') {
-        const char *authority;
+        const char *a;
         if (r->target.len > 7 && tb__ieq(t, 7, "http://")) t += 7;
         else if (r->target.len > 8 && tb__ieq(t, 8, "https://")) t += 8;
         else return -400;
-        for (authority = t; t < end && *t != '/' && *t != '?';) t++;
+        for (a = t; t < end && *t != '/' && *t != '?';) t++;
         /* A host and port: userinfo in an http(s) URI is an error (RFC 9110 4.2.4). */
-        if (t == authority || tb__host_end(authority, t) != t) return -400;
+        if (t == a || tb__host_end(a, t) != t) return -400;
     }
     q = r->query.ptr;
     r->path = tb__str(t, (size_t)((q ? q : end) - t));
@@ -1386,6 +1401,20 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f, int hosts, const int 
    CONNECT, 505 unsupported HTTP major version. A line is read in one pass,
    each byte judged as it arrives: every split of a request gets the same
    answer. */
+/* An absolute-form target's host is the request's, whatever Host says (RFC
+   9112 3.2.2): the Host line's value becomes the target's authority, what
+   is between its "//" and its path, query or end. ("*" has none.) */
+static void tb__host_from_target(turbo_req *r) {
+    const char *a = r->target.ptr, *end = a + r->target.len, *t;
+    turbo_str authority;
+    int i;
+    if (r->target.len < 7) return;
+    for (a = a[4] == ':' ? a + 7 : a + 8, t = a; t < end && *t != '/' && *t != '?';) t++;
+    authority = tb__str(a, (size_t)(t - a));
+    for (i = 0; i < r->header_count; i++)
+        if (r->header_name[i].len == 4 && tb__is_host(r->header_name[i].ptr)) r->header_value[i] = authority;
+}
+
 static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f, const tb__limits *lim) {
     const char *p = buf, *end = buf + len, *e, *stop, *name, *v, *ve;
     size_t m = 0;
@@ -1438,6 +1467,7 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     if (!n_noted && r->version == 11 && hosts == 1) f->keep_alive = 1; /* what tb__apply_headers would find */
     else if ((rc = tb__apply_headers(r, f, hosts, noted, n_noted)) != 0) return rc;
     if (!f->chunked && f->content_length > lim->max_body) return -413;
+    if (r->target.ptr[0] != '/') tb__host_from_target(r);
     return (int)(p + 2 - buf);
 }
 

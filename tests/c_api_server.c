@@ -405,6 +405,13 @@ static void peer(turbo_req *req, turbo_res *res, void *user) {
     turbo_res_text(res, 200, text);
 }
 
+/* The request's Host, as handlers see it. */
+static void host(turbo_req *req, turbo_res *res, void *user) {
+    turbo_str h = turbo_req_header(req, "host");
+    (void)user;
+    turbo_res_send(res, 200, "text/plain", h.ptr, h.len);
+}
+
 /* The parts of a multipart/form-data body as a JSON list of [name, filename
    or null, content type or null, data]; 400 for a body that is not one. */
 static void parts(turbo_req *req, turbo_res *res, void *user) {
@@ -485,11 +492,11 @@ int main(void) {
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
-        turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/stream/{n}", stream, NULL) ||
-        turbo_get(s, "/events", events, NULL) || turbo_get(s, "/stream-oom", stream_oom, NULL) ||
-        turbo_get(s, "/stream-file", stream_file, NULL) || turbo_route(s, "POST", "/parts", parts, NULL) ||
-        turbo_get(s, "/file", one_file, NULL) || turbo_get(s, "/typed-file", typed_file, NULL) ||
-        turbo_get(s, "/body-file/{name}", body_file, NULL)) {
+        turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/host", host, NULL) ||
+        turbo_get(s, "/stream/{n}", stream, NULL) || turbo_get(s, "/events", events, NULL) ||
+        turbo_get(s, "/stream-oom", stream_oom, NULL) || turbo_get(s, "/stream-file", stream_file, NULL) ||
+        turbo_route(s, "POST", "/parts", parts, NULL) || turbo_get(s, "/file", one_file, NULL) ||
+        turbo_get(s, "/typed-file", typed_file, NULL) || turbo_get(s, "/body-file/{name}", body_file, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

@@ -233,6 +233,17 @@ def test_the_peer_address_is_the_clients(srv):
         check(r.body.decode() == want, "peer %r, want %r" % (r.body, want))
 
 
+@test
+def test_an_absolute_form_targets_host_is_the_requests(srv):
+    # RFC 9112 3.2.2: the server MUST ignore Host and use the target's host.
+    for target, want in ((b"http://real.example:81/host", b"real.example:81"), (b"HTTPS://[::1]/host", b"[::1]"),
+                         (b"/host", b"evil.example")):
+        with Conn(srv.port, timeout=3) as c:
+            c.send(b"GET " + target + b" HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+            r = c.read_response()
+        check((r.status, r.body) == (200, want), "%r: %d %r" % (target, r.status, r.body))
+
+
 def post_parts(srv, body, content_type=b"multipart/form-data; boundary=XyZ"):
     with Conn(srv.port, timeout=3) as c:
         c.send(b"POST /parts HTTP/1.1\r\n" + H + b"Content-Type: " + content_type +

@@ -1498,6 +1498,25 @@ reject("test_authority_form_with_get_is_400", b"GET x:80 HTTP/1.1\r\n" + H + b"\
        "RFC 9112 §3.2.3: authority-form only for CONNECT")
 reject("test_absolute_form_empty_host_is_400", b"GET http:///json HTTP/1.1\r\n" + H + b"\r\n", 400,
        "RFC 9110 §4.2.1: http URI with empty host MUST be rejected")
+accept("test_absolute_form_ipv6_host", b"GET http://[::1]:8080/json HTTP/1.1\r\n" + H + b"\r\n",
+       "RFC 9112 §3.2.2 and RFC 3986 §3.2.2: an IP-literal host in brackets",
+       json_expect={"message": "Hello, World!"})
+reject("test_absolute_form_unclosed_ip_literal_is_400", b"GET http://[::1/json HTTP/1.1\r\n" + H + b"\r\n",
+       400, "RFC 3986 §3.2.2: IP-literal = \"[\" ... \"]\"")
+reject("test_absolute_form_bad_ip_literal_is_400", b"GET http://[zz]/json HTTP/1.1\r\n" + H + b"\r\n", 400,
+       "RFC 3986 §3.2.2: IPv6address or IPvFuture")
+reject("test_brackets_in_a_path_are_400", b"GET /a[1] HTTP/1.1\r\n" + H + b"\r\n", 400,
+       "RFC 3986 §3.3: \"[\" is no pchar")
+reject("test_brackets_after_an_absolute_form_host_are_400", b"GET http://x/[1] HTTP/1.1\r\n" + H + b"\r\n",
+       400, "RFC 3986 §3.3: \"[\" is no pchar")
+reject("test_bracket_inside_a_reg_name_is_400", b"GET http://x[::1]/ HTTP/1.1\r\n" + H + b"\r\n", 400,
+       "RFC 3986 §3.2.2: an IP-literal is the whole host")
+reject("test_host_with_a_bad_percent_escape_is_400", b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400,
+       "RFC 9112 §3.2 MUST 400 an invalid Host; RFC 3986 §2.1: \"%\" HEXDIG HEXDIG")
+reject("test_host_with_a_cut_percent_escape_is_400", b"GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", 400,
+       "RFC 3986 §2.1: \"%\" HEXDIG HEXDIG")
+accept("test_host_with_a_percent_escape", b"GET / HTTP/1.1\r\nHost: a%41b\r\n\r\n",
+       "RFC 3986 §3.2.2: a reg-name may hold pct-encoded bytes", body=HELLO)
 reject("test_control_char_in_target_is_400", b"GET /a\x01b HTTP/1.1\r\n" + H + b"\r\n", 400, "RFC 9112 §3.2")
 reject("test_del_in_target_is_400", b"GET /a\x7fb HTTP/1.1\r\n" + H + b"\r\n", 400, "RFC 9112 §3.2")
 reject("test_nul_in_target_is_400", b"GET /a\x00b HTTP/1.1\r\n" + H + b"\r\n", 400, "RFC 9112 §3.2")
