@@ -206,6 +206,11 @@ ERROR_CASES = [
     ("POST", "/items/3", b'{"a": 1}', JSON), ("GET", "/missing"), ("GET", "/boom"),
 ]
 
+CATCHALL_CASES = [
+    ("GET", "/sync"), ("GET", "/async"), ("GET", "/guarded"), ("GET", "/not-yours"), ("GET", "/gone"),
+    ("GET", "/invalid"), ("GET", "/items/x"), ("GET", "/items/3"), ("GET", "/boom"),
+]
+
 MIDDLEWARE_CASES = [
     ("GET", "/sync/3"), ("GET", "/sync/4?x_user=ann"), ("GET", "/async"), ("GET", "/missing"),
     ("GET", "/async", None, {"X-Block": "1"}), ("GET", "/sync/5", None, {"X-Block": "1"}),
@@ -424,6 +429,9 @@ print(json.dumps(out, default=str))
 
     def test_exception_handlers_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_errors", ERROR_CASES)
+
+    def test_a_handler_for_exception_leaves_http_and_validation_errors_their_defaults(self):
+        self.check_parity_app(harness.PYTHON, "parity_catchall", CATCHALL_CASES)
 
     def test_cors_gzip_and_asgi_middleware_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_cors", CORS_CASES)

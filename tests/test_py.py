@@ -344,10 +344,24 @@ class BasicApp(ServedApp):
         status, body = self.json("/request-await/b%20c?x=1&y=%20", method="POST", body=[1, "two"],
                                  headers={"Host": "example.test:81", "Cookie": 'a=1; sess="x y"; =bare'})
         self.assertEqual((status, body), (200, {
-            "body": '[1, "two"]', "json": [1, "two"], "url": "http://example.test:81/request-await/b%20c?x=1&y=%20",
-            "url_path": "/request-await/b%20c", "query": "x=1&y=%20", "cookies": {"a": "1", "sess": "x y", "": "bare"},
+            "body": '[1, "two"]', "json": [1, "two"], "url": "http://example.test:81/request-await/b c?x=1&y=%20",
+            "url_path": "/request-await/b c", "query": "x=1&y=%20", "cookies": {"a": "1", "sess": "x y", "": "bare"},
             "client_host": "127.0.0.1", "client_port_is_int": True, "state": "b c",
             "scope": ["http", "POST", "/request-await/b c"], "scope_query": "x=1&y=%20", "is_bytes": True}))
+
+    def test_request_url_is_made_of_the_decoded_path_as_starlettes(self):
+        for raw, path in (("/url/caf%C3%A9", "/url/café"), ("/url/a%20b", "/url/a b")):
+            with self.subTest(path=raw):
+                self.assertEqual(self.json(raw + "?q=%20", headers={"Host": "example.test"}), (200, {
+                    "url": "http://example.test" + path + "?q=%20", "url_path": path, "path": path,
+                    "scope_path": path}))
+
+    def test_request_cookies_undo_the_backslash_escapes_inside_double_quotes(self):
+        # request.cookies only: a Cookie() parameter is read in C (turbo_py.c's tb_cookie_get),
+        # which takes the double quotes off but keeps the escapes
+        for header, want in ((r'a="\"q\""', '"q"'), (r'a="x\073y"', "x;y"), (r'a=\"q', r'\"q')):
+            with self.subTest(cookie=header):
+                self.assertEqual(self.json("/twins/cookie", headers={"Cookie": header})[1]["python"], want)
 
     def test_request_form_reads_urlencoded_and_multipart_bodies(self):
         status, body = self.json("/request-form", method="POST", body=b"a=1&tag=x&tag=y+z&e=",
@@ -985,6 +999,15 @@ class Dependencies(ServedApp):
         self.events_end_with(["task b1", "async task b1"])
         self.assertIn("background task failed on purpose", self.server.log())
         self.assertNotIn("task b2", self.get("/events")[1])
+
+    def test_background_tasks_given_to_a_response_run_once_after_it(self):
+        for path in ("/signup/ann", "/async-signup/bob", "/streamed-signup/cy"):
+            self.assertEqual(self.server.request("GET", path)[0], 201)
+            self.events_end_with(["email " + path.rpartition("/")[2]])
+        self.assertEqual(self.get("/queue-last"), (200, "queued"))
+        self.events_end_with(["last"])  # a second run of any would have come before
+        self.assertEqual([e for e in self.get("/events")[1] if e.startswith(("email ", "stream "))],
+                         ["email ann", "email bob", "stream cy", "email cy"])
 
     def test_default_factory_makes_a_default_per_request(self):
         for _ in range(2):

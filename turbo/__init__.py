@@ -164,18 +164,22 @@ class App(_turbo.App, routing.Routes):
         self.exception_handlers[exc_class_or_status_code] = handler
 
     def _handler_for(self, exc):
-        """The handler of an HTTPException's status, else of the nearest class of exc."""
-        keys = [exc.status_code] if isinstance(exc, HTTPException) else []
-        found = [self.exception_handlers[k] for k in keys + list(type(exc).__mro__)
-                 if k in self.exception_handlers]
-        return found[0] if found else None
+        """The handler of an HTTPException's status, else of the nearest class of exc, else
+        None. HTTPException and RequestValidationError have default answers (None here), which
+        are nearer than a handler for a class above them (Exception), as in FastAPI."""
+        if isinstance(exc, HTTPException) and exc.status_code in self.exception_handlers:
+            return self.exception_handlers[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls in self.exception_handlers or cls in (HTTPException, RequestValidationError):
+                return self.exception_handlers.get(cls)
+        return None
 
     def _handle_exception(self, exc, request):
         """Called by C for a route's exception: its Response, or None (a 500)."""
         handler = self._handler_for(exc)
         if handler is not None:
             return _as_response(handler(request, exc))
-        return exc.response() if isinstance(exc, HTTPException) else None
+        return exc.response() if isinstance(exc, (HTTPException, RequestValidationError)) else None
 
     async def _exception_response(self, exc, request):
         """The same, on the loop, for the middleware's call_next."""

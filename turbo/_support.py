@@ -61,23 +61,23 @@ class URL(str):
 
 
 def request_url(request, path=None):
-    """request.url; with path, the same URL with that path instead."""
+    """request.url, made of the decoded path as Starlette's (its str and its .path show it
+    decoded); with path, the same URL with that path instead."""
     query = request.query_string.decode("latin-1")
     host = request.headers.get("host", "")
-    path = request.raw_path.decode("latin-1") if path is None else path
+    path = request.path if path is None else path
     return URL("http://%s%s%s" % (host, path, "?" + query if query else ""))
 
 
 def request_cookies(request):
-    """The Cookie header's pairs, split as Starlette splits them, without double quotes."""
+    """The Cookie header's pairs, split as Starlette splits them and unquoted as it does with
+    http.cookies' _unquote: double quotes off, the backslash escapes inside them undone."""
     cookies = {}
     for chunk in request.headers.get("cookie", "").split(";"):
         name, sep, value = chunk.partition("=")
         name, value = (name.strip(), value.strip()) if sep else ("", chunk.strip())
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
         if name or value:
-            cookies[name] = value
+            cookies[name] = http.cookies._unquote(value)
     return cookies
 
 

@@ -14,6 +14,7 @@ import traceback
 from . import _plans, security
 from ._turbo import JSONResponse, Response
 from .background import BackgroundTasks
+from .responses import StreamingResponse
 
 __all__ = ["Depends", "Security", "SecurityScopes", "Solver"]
 
@@ -243,20 +244,28 @@ class Solver:
             pool.append(BackgroundTasks())
         return pool
 
-    def _finish(self, pool, stack):
+    def _finish(self, stack, tasks):
         """After the answer: the cleanup of yield dependencies, then the background tasks."""
         try:
             stack.close()
         finally:
-            if self.wants_background:
-                pool[self.background_at].run_later()
+            if tasks is not None:
+                tasks.run_later()
 
     def _result(self, pool):
-        """The handler's result, with a response parameter's status, headers and cookies."""
-        if not self.wants_response:
-            return pool[-1]
-        sub = pool[self.response_at]
-        return self._response(pool[-1], sub.status_code, sub.headers.raw)
+        """The handler's result, with a response parameter's status, headers and cookies; and
+        the request's background tasks, to run after the answer, or None when the result is a
+        Response: it runs them if it has no tasks of its own, else drops them (FastAPI's rule)."""
+        result = pool[-1]
+        if self.wants_response:
+            sub = pool[self.response_at]
+            result = self._response(result, sub.status_code, sub.headers.raw)
+        tasks = pool[self.background_at] if self.wants_background else None
+        if tasks is not None and isinstance(result, (Response, StreamingResponse)):
+            if result.background is None:
+                result.background = tasks
+            tasks = None
+        return result, tasks
 
     def _call(self, *values):
         pool, stack = self._pool(values), contextlib.ExitStack()
@@ -267,9 +276,10 @@ class Solver:
         except BaseException:
             stack.__exit__(*sys.exc_info())  # the generators see the exception
             raise
+        result, tasks = self._result(pool)
         if not self.closes:
-            return self._result(pool)
-        return self._result(pool), functools.partial(self._finish, pool, stack)
+            return result
+        return result, functools.partial(self._finish, stack, tasks)
 
     async def _call_async(self, *values):
         pool, stack = self._pool(values), contextlib.AsyncExitStack()
@@ -291,23 +301,24 @@ class Solver:
         except BaseException:
             await stack.__aexit__(*sys.exc_info())
             raise
+        result, tasks = self._result(pool)
         if not self.closes:
-            return self._result(pool)
+            return result
         loop = asyncio.get_running_loop()
-        return self._result(pool), functools.partial(loop.call_soon_threadsafe, self._close_later,
-                                                     pool, stack)
+        return result, functools.partial(loop.call_soon_threadsafe, self._close_later, stack,
+                                         tasks)
 
-    def _close_later(self, pool, stack):
-        asyncio.get_running_loop().create_task(self._close(pool, stack))
+    def _close_later(self, stack, tasks):
+        asyncio.get_running_loop().create_task(self._close(stack, tasks))
 
-    async def _close(self, pool, stack):
+    async def _close(self, stack, tasks):
         try:
             await stack.aclose()
         except Exception:
             sys.stderr.write("turbo: %s: the cleanup of a dependency raised\n" % self.label)
             traceback.print_exc()
-        if self.wants_background:
-            pool[self.background_at].run_later()
+        if tasks is not None:
+            tasks.run_later()
 
 
 async def _dispatch(middleware, call_next, request):

@@ -192,6 +192,12 @@ async def awaited_request(name: str, request: turbo.Request):
             "scope_query": request.scope["query_string"].decode(), "is_bytes": isinstance(request.body, bytes)}
 
 
+@app.get("/url/{rest:path}")
+def url_parts(request: turbo.Request):
+    return {"url": request.url, "url_path": request.url.path, "path": request.path,
+            "scope_path": request.scope["path"]}
+
+
 @app.post("/request-form")
 async def request_form(request: turbo.Request):
     form = await request.form()

@@ -5,7 +5,8 @@ import os
 import threading
 from typing import Annotated, Optional
 
-from turbo import App, BackgroundTasks, Body, Depends, FileResponse, Form, Query, StaticFiles, UploadFile
+from turbo import (App, BackgroundTasks, Body, Depends, FileResponse, Form, JSONResponse, Query, StaticFiles,
+                   StreamingResponse, UploadFile)
 
 app = App()
 EVENTS = []
@@ -106,6 +107,38 @@ def background(name: str, tasks: BackgroundTasks, fail: bool = False):
 def release():
     RELEASE.set()
     return "released"
+
+
+def send_email(to):
+    EVENTS.append("email " + to)
+
+
+@app.get("/signup/{name}")
+def signup(name: str, tasks: BackgroundTasks):
+    tasks.add_task(send_email, name)
+    return JSONResponse({"ok": True}, status_code=201, background=tasks)
+
+
+@app.get("/async-signup/{name}")
+async def async_signup(name: str, tasks: BackgroundTasks):
+    tasks.add_task(send_email, name)
+    return JSONResponse({"ok": True}, status_code=201, background=tasks)
+
+
+@app.get("/streamed-signup/{name}")
+def streamed_signup(name: str, tasks: BackgroundTasks):
+    def parts():
+        EVENTS.append("stream " + name)
+        yield "ok"
+    tasks.add_task(send_email, name)
+    return StreamingResponse(parts(), status_code=201, background=tasks)
+
+
+@app.get("/queue-last")
+def queue_last(tasks: BackgroundTasks):
+    """Its task is queued after those of the answers before it."""
+    tasks.add_task(EVENTS.append, "last")
+    return "queued"
 
 
 @app.get("/factory")
