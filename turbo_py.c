@@ -3488,7 +3488,11 @@ static PyObject *tb_io_BytesIO;
 /* "HTTP_" + the name in upper case, '-' as '_'; repeated headers joined by ", ". */
 static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
     char key[300];
-    size_t n = name.len < sizeof key - 6 ? name.len : sizeof key - 6;
+    size_t n = name.len;
+    /* "X_Forwarded_For" would pass for the X-Forwarded-For a proxy sets (and
+       a name cut short for another one): such names are left out, as
+       gunicorn and nginx leave them. */
+    if (n > sizeof key - 6 || memchr(name.ptr, '_', n)) return 0;
     memcpy(key, "HTTP_", 5);
     for (size_t i = 0; i < n; i++) key[5 + i] = name.ptr[i] == '-' ? '_' : (char)Py_TOUPPER(name.ptr[i]);
     key[5 + n] = '\0';

@@ -191,6 +191,21 @@ class TurboOnly(unittest.TestCase):
                          ("/scope", "/scope", "a=1", "127.0.0.1"))
         self.assertIn("host", scope["headers"])
 
+    def test_wsgi_leaves_out_header_names_with_underscores(self):
+        # X_Forwarded_For would become HTTP_X_FORWARDED_FOR, the key of the
+        # X-Forwarded-For a proxy sets: such names are dropped, as gunicorn 22 and nginx do.
+        server = turbo("flask_app:http_keys")
+        try:
+            status, _, body, _ = exchange(server.port, "GET", "/", headers={
+                "X_Forwarded_For": "6.6.6.6", "X-Real-Name": "a", "Content_Length": "9"})
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertEqual(status, 200)
+        keys = json.loads(body)
+        self.assertEqual(keys.get("HTTP_X_REAL_NAME"), "a")
+        self.assertNotIn("HTTP_X_FORWARDED_FOR", keys)
+        self.assertIn(keys.get("CONTENT_LENGTH"), (None, "", "0"))
+
     def test_a_fastapi_app_mounted_beside_turbo_routes(self):
         server = harness.Server([PY, os.path.join(HOSTED, "hybrid_app.py")],
                                 env={"TURBO_TEST_HANDLERS": HANDLERS})

@@ -31,6 +31,13 @@ def bare(environ, start_response):
     return [b"bare ", environ["QUERY_STRING"].encode()]
 
 
+def http_keys(environ, start_response):
+    """The environ's header keys (HTTP_*, CONTENT_LENGTH) and their values, as JSON."""
+    import json
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({k: v for k, v in environ.items() if k.startswith("HTTP_") or k == "CONTENT_LENGTH"}).encode()]
+
+
 def gated(environ, start_response):
     """Streams "first", then waits (10 s at most) for the file named by the query to
     exist before "second": a client sees the first part only if it was sent at once."""
