@@ -430,8 +430,8 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
 
 /* Answers with the file at path (a path the program trusts; for a folder
    a client names, see turbo_static): Content-Type from its extension unless
-   set, ETag, Last-Modified, 304, one Range (206, or 416; several: the whole
-   file), If-Range, HEAD; the body goes by sendfile past 64 KiB, waiting for
+   set, ETag, Last-Modified, 304, one Range (206, or 416, bodiless if the type
+   was set; several: the whole file), If-Range, HEAD; the body goes by sendfile past 64 KiB, waiting for
    a slow client as turbo_res_flush does. req gives the conditional headers
    (NULL: the request being answered). A missing or unreadable file, or no
    regular one, is turbo's 404. Returns 0, or -1 after a 404, when the
@@ -3671,7 +3671,8 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
     if (ranged < 0) {
         snprintf(range, sizeof range, "bytes */%llu", (unsigned long long)st->st_size);
         turbo_res_header(res, "Content-Range", range);
-        tb__res_error_body(res, 416);
+        if (res->typed) turbo_res_status(res, 416); /* the handler's type is the file's: no body of another */
+        else tb__res_error_body(res, 416);
         close(fd);
         return 0;
     }

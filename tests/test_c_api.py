@@ -372,6 +372,9 @@ def test_a_file_keeps_the_handlers_type_and_reads_the_request_itself(srv):
           part.raw[:300])
     same = fetch(srv, b"/typed-file", b"If-None-Match: " + r.header("ETag").encode() + b"\r\n")
     check(same.status == 304 and same.body == b"", same.raw[:200])
+    past = fetch(srv, b"/typed-file", b"Range: bytes=%d-\r\n" % len(SMALL))  # the type is the file's: no body
+    check((past.status, past.body, past.header("Content-Range"), past.raw.lower().count(b"content-type:")) ==
+          (416, b"", "bytes */%d" % len(SMALL), 1), past.raw[:300])
 
 
 @test
