@@ -1770,13 +1770,17 @@ static int tb_arg_named(tb_param *q, turbo_req *req, turbo_res *res, PyObject **
     PyObject *values = PyList_New(0);
     int rc = values ? tb_values_named(q, req, values) : -1;
     Py_ssize_t n = rc == 0 ? PyList_GET_SIZE(values) : 0;
+    /* A form's blank field is a missing one, as FastAPI has it: an HTML form
+       sends its empty inputs as "". */
+    PyObject *last = n ? PyList_GET_ITEM(values, n - 1) : NULL;
+    int blank = q->source == TB_FORM && !q->many && last && PyUnicode_Check(last) && !PyUnicode_GET_LENGTH(last);
     if (rc > 0) {
         static const char body[] = "{\"detail\":\"There was an error parsing the body\"}";
         turbo_res_send(res, 400, "application/json", body, sizeof body - 1);
-    } else if (rc == 0 && n == 0) {
+    } else if (rc == 0 && (n == 0 || blank)) {
         rc = tb_absent(q, where, q->pyname, out, errors);
     } else if (rc == 0 && !q->many) {
-        rc = tb_arg_item(q, where, PyList_GET_ITEM(values, n - 1), -1, out, errors);
+        rc = tb_arg_item(q, where, last, -1, out, errors);
     } else if (rc == 0) {
         PyObject *list = PyList_New(n);
         for (Py_ssize_t i = 0; list && rc == 0 && i < n; i++) {

@@ -19,6 +19,11 @@ def login(username: str = Form(), password: str = Form(min_length=3), remember: 
     return {"username": username, "password": password, "remember": remember}
 
 
+@app.post("/optional-form")
+def optional_form(age: Optional[int] = Form(None), name: Optional[str] = Form(None), tags: List[str] = Form([])):
+    return {"age": age, "name": name, "tags": tags}
+
+
 @app.post("/token")
 def token(form: OAuth2PasswordRequestForm = Depends()):
     return {"access_token": form.username, "scopes": form.scopes, "grant_type": form.grant_type,
