@@ -1625,10 +1625,10 @@ static int tb_arg_scalar(tb_param *q, const char *where, const char *s, size_t n
    turbo/_support.py's request_cookies): pairs split at ';' and their first
    '=', name and value trimmed, a value's double quotes taken off, the last
    of a repeated name. */
-static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out) {
+static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out, int *quoted) {
     turbo_str h = turbo_req_header(req, "cookie");
     size_t n = strlen(name), i = 0;
-    int found = 0;
+    int found = 0, dquoted;
     while (h.ptr && i < h.len) {
         const char *key = h.ptr + i;
         while (i < h.len && h.ptr[i] != ';') i++;
@@ -1638,10 +1638,11 @@ static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out) {
         size_t klen = (size_t)(eq - key), vlen = (size_t)(end - value);
         tb_trim(&key, &klen);
         tb_trim(&value, &vlen);
-        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') value++, vlen -= 2;
+        if ((dquoted = vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"')) value++, vlen -= 2;
         if (klen == n && memcmp(key, name, n) == 0) {
             out->ptr = value;
             out->len = vlen;
+            *quoted = dquoted;
             found = 1;
         }
     }
@@ -1651,12 +1652,40 @@ static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out) {
 /* The one value of a query parameter, a header or a cookie: 0 with *out
    set or an error appended, 1 after answering (a malformed query), or -1
    with an exception. */
+/* A double-quoted cookie value with its backslash escapes undone, as
+   http.cookies (so Starlette's request.cookies) undoes them: "\ooo" is
+   the code point ooo (octal, below 0400), "\c" is c. */
+static int tb_arg_unescaped(tb_param *q, const char *where, turbo_str v, PyObject **out, PyObject **errors) {
+    char *text = PyMem_Malloc(v.len), *o = text; /* never longer: "\ooo" is 2 bytes of UTF-8 at most */
+    const char *p = v.ptr, *end = v.ptr + v.len;
+    if (!text) return PyErr_NoMemory(), -1;
+    while (p < end) {
+        if (*p != '\\' || end - p < 2) {
+            *o++ = *p++;
+        } else if (end - p >= 4 && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+                   p[3] <= '7') {
+            unsigned c = (unsigned)(p[1] - '0') << 6 | (unsigned)(p[2] - '0') << 3 | (unsigned)(p[3] - '0');
+            if (c < 0x80) *o++ = (char)c;
+            else *o++ = (char)(0xC0 | c >> 6), *o++ = (char)(0x80 | (c & 0x3F));
+            p += 4;
+        } else {
+            *o++ = p[1];
+            p += 2;
+        }
+    }
+    int rc = tb_arg_scalar(q, where, text, (size_t)(o - text), out, errors);
+    PyMem_Free(text);
+    return rc;
+}
+
 static int tb_arg_single(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
     const char *where = tb_source_names[q->source];
     turbo_str v = {NULL, 0};
+    int quoted = 0;
     int found = q->source == TB_QUERY    ? turbo_req_query_get(req, q->name, &v)
                 : q->source == TB_HEADER ? (v = turbo_req_header(req, q->name)).ptr != NULL
-                                         : tb_cookie_get(req, q->name, &v);
+                                         : tb_cookie_get(req, q->name, &v, &quoted);
+    if (found > 0 && quoted && memchr(v.ptr, '\\', v.len)) return tb_arg_unescaped(q, where, v, out, errors);
     if (found > 0) return tb_arg_scalar(q, where, v.len ? v.ptr : "", v.len, out, errors);
     if (found < 0) {
         static const char body[] = "{\"detail\":\"Malformed query string\"}";
