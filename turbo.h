@@ -2859,7 +2859,7 @@ struct tb__conn {
     int head_len;    /* in TB__C_BODY: length of the parsed head */
     tb__framing framing;
     tb__chunked chunk;
-    size_t head_scan; /* where the search for the end of the head resumes */
+    size_t head_scan; /* the bytes of the head in progress searched for a line's end */
     turbo_buf in;     /* an unfinished request, or requests held while deferred */
     turbo_buf out;    /* output the kernel has not taken yet */
     size_t out_sent;
@@ -4324,24 +4324,21 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
     tb__res_end(w, t, c, r);
 }
 
-/* Does the head in progress look complete (or over a limit)? Scans only
-   bytes not seen before, so a head trickled byte by byte costs O(n). */
+/* Is the head in progress worth parsing again? When a line has ended since
+   the last look (the parser judges each line; a blank one ends the head),
+   while the head is short (each byte judged as it comes, as in one read),
+   or past a limit: a bad byte gets its 400 however the bytes are split,
+   by the end of its line at the latest. The bytes are scanned once, and a
+   head trickled byte by byte is parsed on every read only while short,
+   then once a line, so it costs O(n) (max_headers parses at most). */
+#define TB__HEAD_EAGER 1024
 static int tb__head_ready(tb__conn *c, const char *msg, size_t avail, const tb__limits *lim) {
-    size_t i = c->head_scan;
-    while (i < avail) {
-        const char *lf = (const char *)memchr(msg + i, '\n', avail - i);
-        if (!lf) {
-            i = avail;
-            break;
-        }
-        i = (size_t)(lf - msg);
-        if (i > 1 || (i == 1 && msg[0] != '\r')) c->saw_lf = 1;
-        if (i + 2 >= avail) break; /* cannot tell yet */
-        if (msg[i + 1] == '\n' || (msg[i + 1] == '\r' && msg[i + 2] == '\n')) return 1;
-        i++;
-    }
-    c->head_scan = i;
-    return (!c->saw_lf && avail > lim->max_line + 1) || avail > lim->max_head + 2;
+    size_t from = c->head_scan;
+    const char *lf = from < avail ? (const char *)memchr(msg + from, '\n', avail - from) : NULL;
+    c->head_scan = avail;
+    if (lf && (lf - msg > 1 || (lf - msg == 1 && msg[0] != '\r'))) c->saw_lf = 1;
+    return lf || avail <= TB__HEAD_EAGER || (!c->saw_lf && avail > lim->max_line + 1) ||
+           avail > lim->max_head + 2;
 }
 
 static void tb__request_done(tb__conn *c) {

@@ -1254,6 +1254,22 @@ def test_request_sent_one_byte_at_a_time(srv):
 
 
 @test
+def test_a_bad_request_split_across_reads_is_refused_at_once(srv):
+    """Each line is judged when it ends, and a short head as its bytes come:
+    the 400 or 501 a request gets in one read comes the same when it is
+    split, long before the header timeout (10 s here; the reads wait 3 s)."""
+    cases = [((b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b", b"\r\n"), [400]),  # its line ends later
+             ((b"GET /a", b"\x01b"), [400]),  # its line not ended: a short head is judged as it comes
+             ((b"GET / HTTP/1.1\r\nHost: x\r\n\r\nA", b"A" * 30), [200, 501])]  # a method too long
+    for pieces, statuses in cases:
+        with Conn(srv.port, timeout=3) as conn:
+            conn.send(pieces[0])
+            conn.send_trickle(pieces[1], 0.005)
+            got = [conn.read_response().status for _ in statuses]
+            check(got == statuses, "%r: %r, want %r" % (pieces, got, statuses))
+
+
+@test
 def test_request_split_at_every_offset(srv):
     with Conn(srv.port) as conn:
         for i in range(1, len(SPLIT_REQ)):
