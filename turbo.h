@@ -424,8 +424,13 @@ TURBO_API void turbo_res_abort(turbo_res *res);
    stream. Returns turbo_res_flush's, or -1 for an event holding CR or LF. */
 TURBO_API int turbo_res_event(turbo_res *res, const char *event, const char *data);
 
-/* For an answer to HEAD that writes no body: the Content-Length a GET would
-   have (turbo measures the body otherwise). Ignored for other methods. */
+/* The Content-Length of a body turbo cannot measure: an answer to HEAD that
+   writes none (the length a GET would have), or a streamed answer, set
+   before its first turbo_res_flush. Then the parts go out as they are, not
+   chunked (HTTP/1.0 keeps the connection too); a stream that ends longer or
+   shorter is cut off (a part that goes past the length is not sent) and the
+   connection closes, so the client knows.
+   Ignored for a body written whole: turbo measures it. */
 TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
 
 /* Answers with the file at path (a path the program trusts; for a folder
@@ -2829,6 +2834,7 @@ enum {
     TB__STREAM_NONE,
     TB__STREAM_CHUNKED,
     TB__STREAM_UNTIL_CLOSE,
+    TB__STREAM_LENGTH, /* its length stated (turbo_res_head_length): parts as they are */
     TB__STREAM_ABORTED,
     TB__STREAM_SENT /* a file's answer has gone out whole */
 };
@@ -2866,8 +2872,9 @@ struct tb__conn {
     turbo_defer *defer;
     turbo_ws *ws; /* once it answered 101 */
     tb__peer peer;
-    int streaming; /* the answer under way was flushed: TB__STREAM_* */
-    int timer;     /* timer class, -1 when in none */
+    int streaming;        /* the answer under way was flushed: TB__STREAM_* */
+    uint64_t stream_left; /* TB__STREAM_LENGTH: the body bytes its head still promises */
+    int timer;            /* timer class, -1 when in none */
     int64_t deadline;
     tb__conn *prev, *next; /* in the timer list, or the free list */
     /* While lent (a thread outside the loop runs its handler) the loop
@@ -3340,7 +3347,8 @@ static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, ch
     }
     if (streaming == TB__STREAM_CHUNKED) {
         o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
-    } else if (!streaming && status >= 200 && status != 204 && status != 304) { /* else none: RFC 9112 6.3 */
+    } else if ((!streaming || streaming == TB__STREAM_LENGTH) && status >= 200 && status != 204 &&
+               status != 304) { /* else none: RFC 9112 6.3 */
         o = tb__put(o, "\r\nContent-Length: ", 18);
         o = tb__json_u64(o, body_len);
     }
@@ -3356,6 +3364,10 @@ static int tb__res_frame_body(turbo_res *res) {
     size_t body = res->out->len - res->body_start, n;
     if (res->out->oom) return -1; /* a part of the body is missing */
     if (res->head_only) res->out->len = res->body_start;
+    if (res->c->streaming == TB__STREAM_LENGTH && !res->head_only) {
+        if (body > res->c->stream_left) return -1; /* more than the head said */
+        res->c->stream_left -= body;
+    }
     if (res->head_only || !body || res->c->streaming != TB__STREAM_CHUNKED) return 0;
     n = (size_t)snprintf(size, sizeof size, "%lx\r\n", (unsigned long)body);
     if (tb__reserve(res->out, n + 2) != 0) return -1;
@@ -3376,6 +3388,8 @@ static void tb__res_end_stream(turbo_res *res) {
     } else if (c->streaming == TB__STREAM_ABORTED || tb__res_frame_body(res) != 0) {
         res->out->len = res->start; /* nothing more of it: the close tells */
         res->keep_alive = 0;
+    } else if (c->streaming == TB__STREAM_LENGTH && !res->head_only && c->stream_left) {
+        res->keep_alive = 0; /* shorter than the head said: the close tells */
     } else if (c->streaming == TB__STREAM_CHUNKED && !res->head_only) {
         tb__append(res->out, "0\r\n\r\n", 5);
         if (res->out->oom) { /* no end to it: the close tells */
@@ -3451,9 +3465,13 @@ TURBO_API int turbo_res_flush(turbo_res *res) {
         !turbo_status_allowed(status) || !turbo_status_has_body(status))
         return -1;
     if (!c->streaming) { /* the head first */
-        c->streaming = res->t->req.version == 11 ? TB__STREAM_CHUNKED : TB__STREAM_UNTIL_CLOSE;
+        c->streaming = res->head_length >= 0       ? TB__STREAM_LENGTH
+                       : res->t->req.version == 11 ? TB__STREAM_CHUNKED
+                                                   : TB__STREAM_UNTIL_CLOSE;
         if (c->streaming == TB__STREAM_UNTIL_CLOSE) res->keep_alive = 0;
-        if (tb__res_put_head(res, status, 0) != 0) { /* nothing of it may go out: the close tells */
+        if (c->streaming == TB__STREAM_LENGTH) c->stream_left = (uint64_t)res->head_length;
+        if (tb__res_put_head(res, status, res->head_length >= 0 ? (size_t)res->head_length : 0) != 0) {
+            /* nothing of it may go out: the close tells */
             c->streaming = TB__STREAM_ABORTED;
             return -1;
         }

@@ -361,6 +361,19 @@ static void stream(turbo_req *req, turbo_res *res, void *user) {
     }
 }
 
+/* /stream-length/{n}/{declared}: n flushed parts of 16 bytes under a
+   Content-Length of declared (turbo_res_head_length). */
+static void stream_length(turbo_req *req, turbo_res *res, void *user) {
+    int n = atoi(turbo_req_param(req, "n").ptr), i;
+    (void)user;
+    turbo_res_status(res, 200);
+    turbo_res_head_length(res, (uint64_t)atoi(turbo_req_param(req, "declared").ptr));
+    for (i = 0; i < n; i++) {
+        turbo_res_body(res, "0123456789abcdef", 16);
+        if (turbo_res_flush(res) < 0) return;
+    }
+}
+
 /* A stream whose first flush cannot write its head: the output cannot grow
    (no size holds this body; any failed realloc does the same). */
 static void stream_oom(turbo_req *req, turbo_res *res, void *user) {
@@ -493,10 +506,12 @@ int main(void) {
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
         turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/host", host, NULL) ||
-        turbo_get(s, "/stream/{n}", stream, NULL) || turbo_get(s, "/events", events, NULL) ||
-        turbo_get(s, "/stream-oom", stream_oom, NULL) || turbo_get(s, "/stream-file", stream_file, NULL) ||
-        turbo_route(s, "POST", "/parts", parts, NULL) || turbo_get(s, "/file", one_file, NULL) ||
-        turbo_get(s, "/typed-file", typed_file, NULL) || turbo_get(s, "/body-file/{name}", body_file, NULL)) {
+        turbo_get(s, "/stream/{n}", stream, NULL) ||
+        turbo_get(s, "/stream-length/{n}/{declared}", stream_length, NULL) ||
+        turbo_get(s, "/events", events, NULL) || turbo_get(s, "/stream-oom", stream_oom, NULL) ||
+        turbo_get(s, "/stream-file", stream_file, NULL) || turbo_route(s, "POST", "/parts", parts, NULL) ||
+        turbo_get(s, "/file", one_file, NULL) || turbo_get(s, "/typed-file", typed_file, NULL) ||
+        turbo_get(s, "/body-file/{name}", body_file, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

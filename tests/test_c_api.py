@@ -93,6 +93,27 @@ def test_a_stream_whose_head_cannot_be_written_sends_nothing(srv):
 
 
 @test
+def test_a_stream_with_its_length_stated_goes_out_unchunked(srv):
+    """turbo_res_head_length before turbo_res_flush: Content-Length, the parts
+    as they are, and the connection kept (HTTP/1.0's too); a stream that ends
+    shorter or longer than it said is cut off and the connection closes."""
+    part = b"0123456789abcdef"
+    with Conn(srv.port, timeout=3) as c:
+        for version in (b"1.1", b"1.0", b"1.1"):
+            c.send(b"GET /stream-length/3/48 HTTP/%s\r\nConnection: keep-alive\r\n" % version + H + b"\r\n")
+            r = c.read_response()
+            check((r.status, r.framing, r.header("Content-Length"), r.body) == (200, "length", "48", part * 3),
+                  r.raw[:300])
+    for n, declared in ((2, 48), (4, 40)):
+        with Conn(srv.port, timeout=3) as c:
+            c.send(b"GET /stream-length/%d/%d HTTP/1.1\r\n" % (n, declared) + H + b"\r\n")
+            check(c.closed_within(2.5) is not None, "%d parts under %d: still open" % (n, declared))
+            head, _, body = c.buf.partition(b"\r\n\r\n")
+            check(b"Content-Length: %d\r\n" % declared in head + b"\r\n" and len(body) < declared and
+                  body == (part * n)[:len(body)], "%d parts under %d: %r" % (n, declared, c.buf[:300]))
+
+
+@test
 def test_a_file_after_a_flush_is_refused_and_the_stream_ends_whole(srv):
     with Conn(srv.port, timeout=3) as c:
         c.send(b"GET /stream-file HTTP/1.1\r\n" + H + b"\r\n")

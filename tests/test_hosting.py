@@ -162,6 +162,9 @@ class Parity(unittest.TestCase):
     def test_a_bare_asgi_app_as_on_uvicorn(self):
         self.compare("starlette_app:bare", uvicorn, [("GET", "/anything?x=1"), ("POST", "/", b"b")])
 
+    def test_a_body_in_parts_keeps_the_length_the_app_states(self):
+        self.compare("starlette_app:stated_length", uvicorn, [("GET", "/"), ("HEAD", "/")])
+
     def test_flask_as_on_gunicorn(self):
         self.compare("flask_app:app", gunicorn, FLASK_CASES)
 

@@ -41,6 +41,16 @@ async def bare(scope, receive, send):
     await send({"type": "http.response.body", "body": b"bare"})
 
 
+async def stated_length(scope, receive, send):
+    """A body in two parts under the Content-Length the app states."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"6")]})
+    await send({"type": "http.response.body", "body": b"abc", "more_body": True})
+    await send({"type": "http.response.body", "body": b"def"})
+
+
 async def pathsend(scope, receive, send):
     """ASGI's http.response.pathsend, when the server offers it: /<name> of this folder's
     files, with a type of its own; any other name is a file that is not there."""
