@@ -214,6 +214,11 @@ CATCHALL_CASES = [
     ("GET", "/invalid"), ("GET", "/items/x"), ("GET", "/items/3"), ("GET", "/boom"),
 ]
 
+SERVER_ERROR_CASES = [
+    ("GET", "/boom"), ("GET", "/async-boom"), ("GET", "/dependency"), ("GET", "/lookup"), ("GET", "/http500"),
+    ("GET", "/items/3"),
+]
+
 MIDDLEWARE_CASES = [
     ("GET", "/sync/3"), ("GET", "/sync/4?x_user=ann"), ("GET", "/async"), ("GET", "/missing"),
     ("GET", "/async", None, {"X-Block": "1"}), ("GET", "/sync/5", None, {"X-Block": "1"}),
@@ -251,6 +256,8 @@ ROUTER_CASES = [
     ("GET", "/cookie"), ("GET", "/cookie?n=2"), ("GET", "/cookie?n=x"), ("GET", "/cookie-page"), ("GET", "/forget"),
     ("GET", "/stream"), ("GET", "/stream?n=0"), ("GET", "/stream?n=x"), ("GET", "/stream-async"),
     ("GET", "/file"), ("GET", "/file-typed"),
+    ("HEAD", "/status"), ("TRACE", "/status"), ("GET", "/status"), ("HEAD", "/probe/"), ("TRACE", "/probe/"),
+    ("TRACE", "/probe"), ("GET", "/probe/"),
 ]
 
 DEMO_CASES = [
@@ -436,17 +443,29 @@ print(json.dumps(out, default=str))
     def test_a_handler_for_exception_leaves_http_and_validation_errors_their_defaults(self):
         self.check_parity_app(harness.PYTHON, "parity_catchall", CATCHALL_CASES)
 
+    def test_the_handler_for_500_or_exception_answers_what_no_other_handler_takes(self):
+        self.check_parity_app(harness.PYTHON, "parity_server_errors", SERVER_ERROR_CASES + [("GET", "/items/x")],
+                              logged=["turbo: GET /boom: unhandled exception", "RuntimeError: unhandled"])
+
+    def test_the_handler_for_500_answers_outside_http_middleware(self):
+        """Without a 422, which turbo answers before any middleware (README)."""
+        self.check_parity_app(harness.PYTHON, "parity_server_errors", SERVER_ERROR_CASES,
+                              {"PARITY_VARIANT": "middleware"}, ["ZeroDivisionError: async unhandled"])
+
     def test_cors_gzip_and_asgi_middleware_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_cors", CORS_CASES)
 
     def test_http_middleware_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_middleware", MIDDLEWARE_CASES)
 
-    def check_parity_app(self, python, app="parity_app", cases=PARITY_CASES):
-        ours = harness.turbo_app(app + ".py", python=python)
-        theirs = uvicorn(app + ":app", {"PARITY_FRAMEWORK": "fastapi"})
+    def check_parity_app(self, python, app="parity_app", cases=PARITY_CASES, env=None, logged=()):
+        """logged: what turbo's log must show after the cases."""
+        ours = harness.turbo_app(app + ".py", env, python=python)
+        theirs = uvicorn(app + ":app", dict(env or {}, PARITY_FRAMEWORK="fastapi"))
         try:
             self.compare(ours, theirs, cases)
+            for text in logged:
+                harness.harness.wait_until(lambda: text in ours.log(), "%r is not in the log" % text)
         finally:
             self.assertEqual(ours.stop(), 0, ours.log())
             theirs.stop()

@@ -375,6 +375,10 @@ class BasicApp(ServedApp):
         self.assertEqual(self.call("/keep?z=9", headers={"X-Test": "kept"})[0], 200)
         self.assertEqual(self.json("/kept"), (200, {"path": "/keep", "query": {"z": "9"}, "agent": "kept"}))
 
+    def test_app_state_is_shared_by_the_requests_of_a_process(self):
+        first = self.json("/app-state")[1]["visits"]
+        self.assertEqual(self.json("/app-state"), (200, {"visits": first + 1}))
+
     # ---- native and async routes
 
     def test_native_routes_run_the_c_handlers(self):
@@ -1156,6 +1160,22 @@ class ASGIMiddleware(ServedApp):
             sock.close()
 
 
+class ServerErrorHandler(ServedApp):
+    """A handler for 500 on an app with ASGI and http middleware (the parity suite compares the
+    answers with FastAPI's)."""
+    APP = "server_error_app.py"
+
+    def test_it_gets_the_request_of_an_unhandled_exception_which_is_still_logged(self):
+        status, headers, raw = self.server.request("GET", "/fails")
+        self.assertEqual((status, json.loads(raw)), (503, {"path": "/fails", "error": "failed under middleware"}))
+        self.assertNotIn("x-tag", headers)  # answered outside the http middleware, as in Starlette
+        harness.harness.wait_until(lambda: "turbo: GET /fails: unhandled exception" in self.server.log()
+                                   and "RuntimeError: failed under middleware" in self.server.log(),
+                                   "the exception is not in the log")
+        status, headers, _ = self.server.request("GET", "/works")  # which the middleware tags
+        self.assertEqual((status, headers.get("x-tag")), (200, "tagged"))
+
+
 class Lifespan(unittest.TestCase):
     def test_lifespan_and_event_handlers_run_in_each_process_and_state_reaches_requests(self):
         log = os.path.join(WORK, "lifespan.log")
@@ -1412,6 +1432,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, Streaming, WebSockets, ASGIMiddleware, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Streaming, WebSockets, ASGIMiddleware, ServerErrorHandler, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

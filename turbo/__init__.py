@@ -10,6 +10,7 @@ import ctypes
 import functools
 import inspect
 import os
+import types
 import typing
 
 from . import _plans, _support, _turbo, middleware, openapi, responses, routing, status
@@ -69,6 +70,7 @@ class App(_turbo.App, routing.Routes):
         self.handlers = {"startup": list(on_startup or ()), "shutdown": list(on_shutdown or ())}
         self._hosted = []     # (app, its lifespan state) of each mounted ASGI app
         self.exception_handlers = dict(exception_handlers or {})
+        self.state = types.SimpleNamespace()  # Starlette's app.state: one per process
         self.dependency_overrides = {}
         self.middleware_stack = []  # @app.middleware("http") functions, the outermost last
         self.user_middleware = []   # (class, args, options) of add_middleware, the outermost last
@@ -100,7 +102,8 @@ class App(_turbo.App, routing.Routes):
                 return endpoint, shape
             solver = _dependencies.Solver(endpoint, _plans.translate(path), deps,
                                           self.dependency_overrides, label, o["status_code"],
-                                          shape, middleware, self._exception_response)
+                                          shape, middleware, self._exception_response,
+                                          self._server_error)
             return solver, None if middleware else shape
         route = routing.Route(path, endpoint, list(methods), o)
         route.call = build(())[0]  # checked now; the API document reads its plan
@@ -166,28 +169,56 @@ class App(_turbo.App, routing.Routes):
     def _handler_for(self, exc):
         """The handler of an HTTPException's status, else of the nearest class of exc, else
         None. HTTPException and RequestValidationError have default answers (None here), which
-        are nearer than a handler for a class above them (Exception), as in FastAPI."""
-        if isinstance(exc, HTTPException) and exc.status_code in self.exception_handlers:
-            return self.exception_handlers[exc.status_code]
+        are nearer than a handler for a class above them. 500 and Exception name the handler of
+        the exceptions nothing else answers (_server_error), as in Starlette."""
+        handlers = self.exception_handlers
+        if isinstance(exc, HTTPException) and exc.status_code != 500 and exc.status_code in handlers:
+            return handlers[exc.status_code]
         for cls in type(exc).__mro__:
-            if cls in self.exception_handlers or cls in (HTTPException, RequestValidationError):
-                return self.exception_handlers.get(cls)
+            if cls is Exception:
+                return None
+            if cls in handlers or cls in _DEFAULT_ANSWERS:
+                return handlers.get(cls)
         return None
 
     def _handle_exception(self, exc, request):
-        """Called by C for a route's exception: its Response, or None (a 500)."""
+        """Called by C for a route's exception: its Response, _server_error's answer, or None
+        (a 500)."""
         handler = self._handler_for(exc)
         if handler is not None:
             return _as_response(handler(request, exc))
-        return exc.response() if isinstance(exc, (HTTPException, RequestValidationError)) else None
+        if isinstance(exc, _DEFAULT_ANSWERS):
+            return exc.response()
+        return self._server_error(exc, request)
 
     async def _exception_response(self, exc, request):
-        """The same, on the loop, for the middleware's call_next."""
+        """The same, on the loop, for the middleware's call_next; what is left goes out through
+        the middleware to _server_error, as in Starlette."""
         handler = self._handler_for(exc)
         if handler is None:
-            return self._handle_exception(exc, request)
+            return exc.response() if isinstance(exc, _DEFAULT_ANSWERS) else None
         value = await _support._maybe_await(handler(request, exc))
         return value if isinstance(value, Response) else JSONResponse(value)
+
+    def _server_error(self, exc, request):
+        """For an exception nothing else answers, with a handler for 500 or for Exception (the
+        later of the two in exception_handlers, as Starlette takes them): an ASGI app that sends
+        its answer, then raises exc for C to log under the route, as Starlette's
+        ServerErrorMiddleware raises it again for the server to log. Else None."""
+        handlers = [h for key, h in self.exception_handlers.items() if key in (500, Exception)]
+        if not handlers or self._handler_for(exc) is not None or isinstance(exc, _DEFAULT_ANSWERS):
+            return None
+        handler = handlers[-1]
+
+        async def answer(scope, receive, send):
+            if inspect.iscoroutinefunction(handler):
+                value = await handler(request, exc)
+            else:  # off the loop, as Starlette runs it in its thread pool
+                value = await asyncio.get_running_loop().run_in_executor(None, handler, request, exc)
+            response = value if isinstance(value, Response) else JSONResponse(value)
+            await middleware.send_response(response, send)
+            raise exc
+        return answer
 
     def _handle_invalid(self, errors, request):
         """Called by C with a request's 422 errors: a Response, or None (turbo's 422)."""
@@ -277,6 +308,8 @@ class App(_turbo.App, routing.Routes):
         self._mounts.append(path)
         return app
 
+
+_DEFAULT_ANSWERS = (HTTPException, RequestValidationError)  # exc.response() answers them
 
 _LIBRARIES = []  # native handler libraries, never closed: the server calls into them
 

@@ -64,10 +64,11 @@ class Solver:
     handler's result, or (result, finish) when finishes."""
 
     def __init__(self, endpoint, pattern, dependencies=(), overrides=None, label="",
-                 status_code=200, shape=None, middleware=(), on_error=None):
+                 status_code=200, shape=None, middleware=(), on_error=None, on_server_error=None):
         self.endpoint, self.label, self.middleware = endpoint, label, tuple(middleware)
         self.status_code, self.shape = status_code, shape
         self.on_error = on_error  # async (exc, request): the Response for an exception, or None
+        self.on_server_error = on_server_error  # (exc, request): an ASGI answer, or None
         self.in_path, self.overrides = _plans.captures(pattern), overrides or {}
         self.params = []  # the route's plan: each value the graph asks of the request
         self.consts = []  # the SecurityScopes given to dependencies
@@ -196,7 +197,8 @@ class Solver:
 
     async def _through_middleware(self, *values):
         """The app's middleware around the route, whose call_next gives its Response (an
-        exception with a handler answered there)."""
+        exception with a handler answered there; one without, by the handler for 500 outside
+        the middleware, as Starlette's ServerErrorMiddleware)."""
         request, values = values[-1], values[:-1]
 
         async def call_next(request):
@@ -223,7 +225,13 @@ class Solver:
         handler = call_next
         for mw in self.middleware:
             handler = functools.partial(_dispatch, mw, handler)
-        return await handler(request)
+        try:
+            return await handler(request)
+        except Exception as exc:
+            answer = self.on_server_error(exc, request)
+            if answer is None:
+                raise
+            return answer
 
     def _response(self, value, *status_and_headers):
         """A result as the Response C would have made of it."""

@@ -35,7 +35,7 @@ def _vary(message, name):
     _set(message, "vary", name if not vary else "%s, %s" % (vary, name))
 
 
-async def _send(response, send):
+async def send_response(response, send):
     """A Response as ASGI messages (a FileResponse's file read, for middleware that rewrites
     bodies)."""
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
@@ -116,7 +116,7 @@ class CORSMiddleware:
         elif asked is not None and any(h.strip().lower() not in self.headers for h in asked.split(",")):
             refused.append("headers")
         text = "Disallowed CORS " + ", ".join(refused) if refused else "OK"
-        await _send(Response(text, 400 if refused else 200, headers, "text/plain"), send)
+        await send_response(Response(text, 400 if refused else 200, headers, "text/plain"), send)
 
 
 class GZipMiddleware:
@@ -204,7 +204,7 @@ class Around:
         response = await respond() if respond else self.unrouted(scope)
         if callable(response):  # it streams
             return await response(scope, receive, send)
-        await _send(response, send)
+        await send_response(response, send)
         if response.background is not None:
             response.background.run_later()
 

@@ -97,7 +97,7 @@ def _spell_options(func):
     func.__signature__ = inspect.Signature(own + options)
 
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")  # a decorator each
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE")  # a decorator each
 _spell_options(Routes.api_route)
 for _method in METHODS:
     setattr(Routes, _method.lower(), _method_decorator(_method))

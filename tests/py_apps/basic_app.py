@@ -221,6 +221,15 @@ def kept():
     return {"path": r.path, "query": r.query_params, "agent": r.headers.get("x-test")}
 
 
+app.state.visits = 0
+
+
+@app.get("/app-state")
+def app_state():
+    app.state.visits += 1
+    return {"visits": app.state.visits}
+
+
 @app.get("/debug/counts")
 def counts():
     """For the leak test: what the interpreter holds, after a collection."""

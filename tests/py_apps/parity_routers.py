@@ -60,9 +60,33 @@ def read_settings():
 
 admin.include_router(settings)
 
+probes = APIRouter(prefix="/probe")
+
+
+@probes.head("/")
+def probe_head():
+    return Response(headers={"X-A": "router head"})
+
+
+@probes.trace("/")
+def probe_trace():
+    return PlainTextResponse("router trace")
+
+
 app = App()
 app.include_router(users)
 app.include_router(admin, prefix="/admin", tags=["admin"], dependencies=[Depends(audit)])
+app.include_router(probes)
+
+
+@app.head("/status")
+def status_head():
+    return JSONResponse({"up": True}, headers={"X-A": "head"})
+
+
+@app.trace("/status")
+def status_trace():
+    return {"traced": True}
 
 
 @app.get("/items/")
