@@ -80,6 +80,7 @@ static PyTypeObject tb_AppType, tb_RequestType, tb_ResponseType, tb_JSONResponse
 static PyObject *tb_json_loads; /* json.loads: request bodies and Request.json() */
 static PyObject *tb_JSONDecodeError;
 static PyObject *tb_Headers;         /* Request.headers' class */
+static PyObject *tb_QueryParams;     /* Request.query_params' */
 static PyObject *tb_plain;           /* the JSON form of other objects */
 static PyObject *tb_BaseModel;       /* pydantic.BaseModel, once pydantic is imported */
 static PyObject *tb_ValidationError; /* pydantic.ValidationError */
@@ -734,6 +735,13 @@ static PyObject *tb_json_loads_py(PyObject *Py_UNUSED(module), PyObject *body) {
 
 /* ================================================================ small helpers */
 
+/* Appends v, a new reference (NULL after an error), and lets it go: 0 or -1. */
+static int tb_append(PyObject *list, PyObject *v) {
+    int rc = v ? PyList_Append(list, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
 /* 1, or 0 with a ValueError: the one rule for statuses is turbo.h's. */
 static int tb_check_status(long status) {
     if (status >= 0 && status <= INT_MAX && turbo_status_allowed((int)status)) return 1;
@@ -862,15 +870,17 @@ static PyObject *tb_req_headers(turbo_req *req) {
    keeps its last value. */
 static PyObject *tb_req_query_params(turbo_req *req) {
     turbo_str rest = turbo_req_query(req), name, value;
-    PyObject *d = PyDict_New();
-    while (d && turbo_query_next(&rest, &name, &value)) {
+    PyObject *pairs = PyList_New(0), *params;
+    while (pairs && turbo_query_next(&rest, &name, &value)) {
         PyObject *k = tb_decoded_str(name.ptr, name.len, TB_PLUS_IS_SPACE);
         PyObject *v = k ? tb_decoded_str(value.ptr, value.len, TB_PLUS_IS_SPACE) : NULL;
-        if (!v || PyDict_SetItem(d, k, v) < 0) Py_CLEAR(d);
+        if (!v || tb_append(pairs, PyTuple_Pack(2, k, v)) < 0) Py_CLEAR(pairs);
         Py_XDECREF(k);
         Py_XDECREF(v);
     }
-    return d;
+    params = pairs ? PyObject_CallOneArg(tb_QueryParams, pairs) : NULL;
+    Py_XDECREF(pairs);
+    return params;
 }
 
 static PyObject *tb_req_path_params(turbo_req *req) {
@@ -1693,13 +1703,6 @@ static int tb_arg_single(tb_param *q, turbo_req *req, turbo_res *res, PyObject *
         return 1;
     }
     return tb_absent(q, where, q->pyname, out, errors);
-}
-
-/* Appends v, a new reference (NULL after an error), and lets it go: 0 or -1. */
-static int tb_append(PyObject *list, PyObject *v) {
-    int rc = v ? PyList_Append(list, v) : -1;
-    Py_XDECREF(v);
-    return rc;
 }
 
 /* Appends to values each value named q->name in an urlencoded text (a
@@ -4144,6 +4147,7 @@ static int tb_module_state_init(void) {
         PyObject **slot;
         const char *name;
     } names[] = {{&tb_Headers, "Headers"},
+                 {&tb_QueryParams, "QueryParams"},
                  {&tb_plain, "plain"},
                  {&tb_json_loads, "loads"},
                  {&tb_JSONDecodeError, "JSONDecodeError"},

@@ -350,6 +350,11 @@ class BasicApp(ServedApp):
             "client_host": "127.0.0.1", "client_port_is_int": True, "state": "b c",
             "scope": ["http", "POST", "/request-await/b c"], "scope_query": "x=1&y=%20", "is_bytes": True}))
 
+    def test_query_params_keep_every_value_as_starlettes(self):
+        self.assertEqual(self.json("/query-params?q=1&x=a+b&q=%202"), (200, {
+            "str": "q=1&x=a+b&q=+2", "q": " 2", "all_q": ["1", " 2"],
+            "pairs": [["q", "1"], ["x", "a b"], ["q", " 2"]], "keys": ["q", "x"]}))
+
     def test_request_url_is_made_of_the_decoded_path_as_starlettes(self):
         for raw, path in (("/url/caf%C3%A9", "/url/café"), ("/url/a%20b", "/url/a b")):
             with self.subTest(path=raw):

@@ -171,9 +171,9 @@ class UploadFile:
         return "UploadFile(filename=%r, size=%d)" % (self.filename, self.size)
 
 
-class FormData(dict):
-    """await request.form(): the fields (str) and files (UploadFile) of a form, as Starlette's
-    FormData (form[name] gives the last of a repeated name, getlist() all)."""
+class MultiDict(dict):
+    """The last value of each name, as Starlette's ImmutableMultiDict, with every pair kept:
+    getlist(name) gives each value of a name, multi_items() the pairs."""
 
     def __init__(self, pairs):
         super().__init__(pairs)
@@ -184,6 +184,18 @@ class FormData(dict):
 
     def multi_items(self):
         return list(self._pairs)
+
+
+class QueryParams(MultiDict):
+    """request.query_params, as Starlette's; str() gives the query string again."""
+
+    def __str__(self):
+        return urllib.parse.urlencode(self._pairs)
+
+
+class FormData(MultiDict):
+    """await request.form(): the fields (str) and files (UploadFile) of a form, as Starlette's
+    FormData."""
 
     async def close(self):
         for _, v in self._pairs:

@@ -192,6 +192,12 @@ async def awaited_request(name: str, request: turbo.Request):
             "scope_query": request.scope["query_string"].decode(), "is_bytes": isinstance(request.body, bytes)}
 
 
+@app.get("/query-params")
+def query_params(request: turbo.Request):
+    q = request.query_params
+    return {"str": str(q), "q": q["q"], "all_q": q.getlist("q"), "pairs": q.multi_items(), "keys": list(q)}
+
+
 @app.get("/url/{rest:path}")
 def url_parts(request: turbo.Request):
     return {"url": request.url, "url_path": request.url.path, "path": request.path,
