@@ -47,6 +47,13 @@ def short(data, limit=120):
 
 # ---------------------------------------------------------------- server
 
+def written(f):
+    """What a child has written to f, its stdout and stderr. Read at an offset (pread): the
+    file's offset is shared with the child, so a seek here would make its next write land
+    over what it wrote before."""
+    return os.pread(f.fileno(), os.fstat(f.fileno()).st_size, 0)
+
+
 class Process:
     """A server process, C or Python: its output (stdout and stderr) goes to a file, so
     that no pipe ever fills and what it wrote before answering is there when the answer
@@ -88,8 +95,7 @@ class Process:
 
     def stderr(self):
         """Everything the server has printed so far."""
-        self.output.seek(0)
-        return self.output.read().decode("utf-8", "replace")
+        return written(self.output).decode("utf-8", "replace")
 
     def alive(self):
         return self.proc.poll() is None

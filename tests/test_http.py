@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (LISTEN_RE, BadResponse, Conn, Server, Skip, TestFailure, check,  # noqa: E402
                      exit_problem, ipv6_loopback_available, parse_response, process_gone, short,
-                     wait_until)
+                     wait_until, written)
 
 H = b"Host: x\r\n"
 HELLO = b"Hello, World!"
@@ -2279,10 +2279,10 @@ def test_socket_activation_serves_the_socket_passed_in(binary):
     passed.close()
     try:
         deadline = time.monotonic() + 15
-        while not re.search(rb"listening on http://\S+:(\d+)", out.seek(0) or out.read()):
+        while not re.search(rb"listening on http://\S+:(\d+)", written(out)):
             check(proc.poll() is None and time.monotonic() < deadline, "not listening")
             time.sleep(0.05)
-        check(re.search(rb"listening on http://\S+:(\d+)", out.seek(0) or out.read()).group(1) == b"%d" % port,
+        check(re.search(rb"listening on http://\S+:(\d+)", written(out)).group(1) == b"%d" % port,
               "the port announced is not the socket's")
         for _ in range(6):
             with Conn(port, timeout=3) as c:
@@ -2290,7 +2290,7 @@ def test_socket_activation_serves_the_socket_passed_in(binary):
                 check_ok(c.read_response(), HELLO)
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(5)
-        problem = exit_problem(rc, out.seek(0) or out.read().decode("utf-8", "replace"))
+        problem = exit_problem(rc, written(out).decode("utf-8", "replace"))
         check(problem is None, problem)
     finally:
         if proc.poll() is None:
