@@ -436,8 +436,8 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
 /* Answers with the file at path (a path the program trusts; for a folder
    a client names, see turbo_static): Content-Type from its extension unless
    set, ETag, Last-Modified, 304, one Range (206, or 416, bodiless if the type
-   was set; several: the whole file), If-Range, HEAD; the body goes by sendfile past 64 KiB, waiting for
-   a slow client as turbo_res_flush does. req gives the conditional headers
+   was set; several: the whole file), If-Range, HEAD; the body goes by
+   sendfile past 64 KiB, waiting for a slow client as turbo_res_flush does. req gives the conditional headers
    (NULL: the request being answered). A missing or unreadable file, or no
    regular one, is turbo's 404. Returns 0, or -1 after a 404, when the
    client has gone, or for a file past 64 KiB once turbo_res_flush has sent
@@ -970,7 +970,7 @@ typedef struct tb__peer {
     unsigned char family; /* 4, 6, or 0 when unknown */
 } tb__peer;
 
-#define TB__HOST_SEEN 31
+#define TB__HOST_SEEN 31 /* bytes of the Host value kept (tb__host_valid): most are shorter */
 
 struct turbo_req {
     turbo_str method, target, path, query, body;
@@ -1399,13 +1399,6 @@ static int tb__apply_headers(turbo_req *r, tb__framing *f, int hosts, const int 
     return 0;
 }
 
-/* Parses a request head from buf. Returns its length (through the empty
-   line), 0 if incomplete, or -status: 400 malformed, 413 absurd
-   Content-Length, 414 request line too long, 417 unknown expectation, 431
-   head too large or too many headers, 501 unknown transfer coding or
-   CONNECT, 505 unsupported HTTP major version. A line is read in one pass,
-   each byte judged as it arrives: every split of a request gets the same
-   answer. */
 /* An absolute-form target's host is the request's, whatever Host says (RFC
    9112 3.2.2): the Host line's value becomes the target's authority, what
    is between its "//" and its path, query or end. ("*" has none.) */
@@ -1420,6 +1413,13 @@ static void tb__host_from_target(turbo_req *r) {
         if (r->header_name[i].len == 4 && tb__is_host(r->header_name[i].ptr)) r->header_value[i] = authority;
 }
 
+/* Parses a request head from buf. Returns its length (through the empty
+   line), 0 if incomplete, or -status: 400 malformed, 413 absurd
+   Content-Length, 414 request line too long, 417 unknown expectation, 431
+   head too large or too many headers, 501 unknown transfer coding or
+   CONNECT, 505 unsupported HTTP major version. A line is read in one pass,
+   each byte judged as it arrives: every split of a request gets the same
+   answer. r must start zeroed: it keeps the last valid Host between calls. */
 static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f, const tb__limits *lim) {
     const char *p = buf, *end = buf + len, *e, *stop, *name, *v, *ve;
     size_t m = 0;
@@ -1709,8 +1709,6 @@ static const char *tb__search(const char *p, const char *end, const char *what, 
     return (const char *)memmem(p, (size_t)(end - p), what, n);
 }
 
-/* The value of parameter key (lower case, with its "=") in a header value
-   such as `form-data; name="a"; filename="b"`, quotes removed. */
 /* The next ";"-separated item of a header value. A ";" inside a
    quoted-string (or escaped there by a backslash) separates nothing (RFC
    9110 5.6.4): a filename="a; name=b" names no field "b". */
@@ -1728,6 +1726,8 @@ static int tb__param_next(turbo_str *rest, turbo_str *item) {
     return 1;
 }
 
+/* The value of parameter key (lower case, with its "=") in a header value
+   such as `form-data; name="a"; filename="b"`, quotes removed. */
 static turbo_str tb__header_param(turbo_str v, const char *key) {
     turbo_str item;
     size_t n = strlen(key);
@@ -4348,7 +4348,7 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
    or past a limit: a bad byte gets its 400 however the bytes are split,
    by the end of its line at the latest. The bytes are scanned once, and a
    head trickled byte by byte is parsed on every read only while short,
-   then once a line, so it costs O(n) (max_headers parses at most). */
+   then once a line (and max_headers lines at most), so it costs O(n). */
 #define TB__HEAD_EAGER 1024
 static int tb__head_ready(tb__conn *c, const char *msg, size_t avail, const tb__limits *lim) {
     size_t from = c->head_scan;

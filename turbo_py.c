@@ -866,8 +866,8 @@ static PyObject *tb_req_headers(turbo_req *req) {
     return d;
 }
 
-/* The query's pairs, as turbo.h splits them, decoded; a repeated name
-   keeps its last value. */
+/* The query's pairs, as turbo.h splits them, decoded, as a QueryParams: a
+   dict of each name's last value that keeps every pair. */
 static PyObject *tb_req_query_params(turbo_req *req) {
     turbo_str rest = turbo_req_query(req), name, value;
     PyObject *pairs = PyList_New(0), *params;
@@ -1633,8 +1633,8 @@ static int tb_arg_scalar(tb_param *q, const char *where, const char *s, size_t n
 
 /* The value of cookie name in the Cookie header, as Starlette reads it (and
    turbo/_support.py's request_cookies): pairs split at ';' and their first
-   '=', name and value trimmed, a value's double quotes taken off, the last
-   of a repeated name. */
+   '=', name and value trimmed, a value's double quotes taken off (*quoted
+   says so), the last of a repeated name. */
 static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out, int *quoted) {
     turbo_str h = turbo_req_header(req, "cookie");
     size_t n = strlen(name), i = 0;
@@ -1659,9 +1659,6 @@ static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out, int *
     return found;
 }
 
-/* The one value of a query parameter, a header or a cookie: 0 with *out
-   set or an error appended, 1 after answering (a malformed query), or -1
-   with an exception. */
 /* A double-quoted cookie value with its backslash escapes undone, as
    http.cookies (so Starlette's request.cookies) undoes them: "\ooo" is
    the code point ooo (octal, below 0400), "\c" is c. */
@@ -1688,6 +1685,9 @@ static int tb_arg_unescaped(tb_param *q, const char *where, turbo_str v, PyObjec
     return rc;
 }
 
+/* The one value of a query parameter, a header or a cookie: 0 with *out
+   set or an error appended, 1 after answering (a malformed query), or -1
+   with an exception. */
 static int tb_arg_single(tb_param *q, turbo_req *req, turbo_res *res, PyObject **out, PyObject **errors) {
     const char *where = tb_source_names[q->source];
     turbo_str v = {NULL, 0};
