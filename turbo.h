@@ -4342,6 +4342,8 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
     tb__res_end(w, t, c, r);
 }
 
+#define TB__HEAD_EAGER 1024 /* bytes of a head in progress parsed again on every read */
+
 /* Is the head in progress worth parsing again? When a line has ended since
    the last look (the parser judges each line; a blank one ends the head),
    while the head is short (each byte judged as it comes, as in one read),
@@ -4349,7 +4351,6 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
    by the end of its line at the latest. The bytes are scanned once, and a
    head trickled byte by byte is parsed on every read only while short,
    then once a line (and max_headers lines at most), so it costs O(n). */
-#define TB__HEAD_EAGER 1024
 static int tb__head_ready(tb__conn *c, const char *msg, size_t avail, const tb__limits *lim) {
     size_t from = c->head_scan;
     const char *lf = from < avail ? (const char *)memchr(msg + from, '\n', avail - from) : NULL;
