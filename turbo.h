@@ -238,6 +238,12 @@ typedef struct turbo_config {
        thread (0, or -1: the request gets a 500), release lets go of it. */
     int (*acquire)(void *hook_arg);
     void (*release)(void *hook_arg);
+    /* Optional: asked, holding that lock, as the loop is about to wait for
+       more requests: how many ms it may keep it while it waits (0: it lets
+       go at once, as it does when this is NULL). A busy loop then takes
+       the lock once for many requests; another thread that wants it waits
+       that long at most. */
+    int (*keep_ms)(void *hook_arg);
     void *hook_arg;
 } turbo_config;
 
@@ -269,8 +275,9 @@ TURBO_API int turbo_route(turbo_server *s, const char *method, const char *patte
    TURBO_LOCKED: the handler runs holding the lock of turbo_config.acquire
    and release. Pipelined requests read together take it once: turbo lets
    go of it before it runs another handler or a callback, writes its access
-   log, or goes back to its loop (its own answers between them, a 404 or a
-   health check, are made holding it). */
+   log, or waits for events (its own answers between them, a 404 or a
+   health check, are made holding it). With turbo_config.keep_ms, it may
+   keep it through a wait, and for the requests that come meanwhile. */
 #define TURBO_BLOCKING 1
 #define TURBO_LOCKED 2
 TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pattern, turbo_handler handler,
@@ -4071,6 +4078,11 @@ static void tb__release(tb__thread *t) {
     t->s->cfg.release(t->s->cfg.hook_arg);
 }
 
+/* Before what may run a callback, or block: the lock is let go. */
+static void tb__let_go(tb__thread *t) {
+    if (t->holding) tb__release(t);
+}
+
 /* The answer has ended: counted, and its log line completed. Deferred,
    it takes its start time and line along instead. */
 static void tb__observe_end(tb__thread *t, turbo_res *res) {
@@ -4107,7 +4119,7 @@ static void tb__observe_end(tb__thread *t, turbo_res *res) {
     }
     tb__append(&t->log, end, (size_t)(o - end));
     if (t->log.len >= TB__OUT_KEEP) {
-        if (t->holding) tb__release(t); /* the write may block */
+        tb__let_go(t); /* the write may block */
         tb__log_flush(t);
     }
 }
@@ -4425,7 +4437,8 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         tb__dispatch(w, t, c, r, &f);
         pos += consumed;
     }
-    if (t->holding) tb__release(t); /* held through these requests only */
+    if (t->holding && (t->detached || c->ws || c->defer || !w->s->cfg.keep_ms))
+        tb__release(t); /* else kept for the next requests, if the loop may (tb__worker_run) */
     if (c->ws && !t->detached)
         pos += tb__ws_process(w, t, c, len ? data + pos : data, len - pos); /* data: NULL if len is 0 */
     return pos;
@@ -4547,6 +4560,7 @@ static void tb__conn_resume(tb__worker *w, tb__thread *t, tb__conn *c) {
     c->out_full = 0;
     used = tb__process(w, t, c, c->in.data, c->in.len);
     tb__conn_after(w, t, c, c->in.data, c->in.len, used, was);
+    tb__let_go(t); /* kept only for what the loop reads next: a resume function may come first */
 }
 
 static void tb__conn_writable(tb__worker *w, tb__thread *t, tb__conn *c) {
@@ -5293,20 +5307,32 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
     if (w->returned || w->held) tb__worker_resumed(w, t); /* what the last thread left */
     if (t->detached) return;
     for (;;) {
-        int n, i, stop = 0, wake = 0;
+        int n, i, stop = 0, wake = 0, timeout, keep;
         if (w->draining && w->now >= w->drain_deadline && !w->gave_up) {
             if (w->defers)
                 fprintf(stderr, "turbo: shutdown: not waiting for %d deferred answers\n", w->defers);
+            tb__let_go(t);
             tb__worker_close_all(w);
             w->gave_up = 1;
         }
         if (w->gave_up && !w->lent) break; /* else wait for their handlers; a stuck one ends the process */
         if (w->draining && !w->gauges[TB__G_CONNS] && !w->defers) break;
-        if (t->log.len) tb__log_flush(t);
-        n = tb__loop_wait(&w->loop, t->events,
-                          w->wake_at == INT64_MAX ? -1
-                          : w->wake_at <= w->now  ? 0
-                                                  : (int)TB__MIN(w->wake_at - w->now, 60000));
+        if (t->log.len) {
+            tb__let_go(t);
+            tb__log_flush(t);
+        }
+        timeout = w->wake_at == INT64_MAX ? -1
+                  : w->wake_at <= w->now  ? 0
+                                          : (int)TB__MIN(w->wake_at - w->now, 60000);
+        /* The lock the last handlers ran holding is kept through the wait,
+           if the embedder lets it be, so that a busy loop takes it once. */
+        if (t->holding) {
+            keep = w->s->cfg.keep_ms ? w->s->cfg.keep_ms(w->s->cfg.hook_arg) : 0;
+            if (keep <= 0) tb__release(t);
+            else if (timeout < 0 || timeout > keep) timeout = keep;
+        }
+        n = tb__loop_wait(&w->loop, t->events, timeout);
+        if (n == 0) tb__let_go(t); /* nothing came while it was kept */
         w->now = tb__now_ms();
         tb__update_date(t, w->now);
         for (i = 0; i < n && !t->detached; i++) {
@@ -5314,26 +5340,36 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
             if (ptr == &w->listen_fd) tb__worker_accept(w);
             else if (ptr == &w->stop_fd) stop = 1;
             else if (ptr == &w->wake[0]) wake = 1;
-            else if (tb__event_writable(&t->events[i]) || (((tb__conn *)ptr)->mask & TB__WRITE))
-                tb__conn_writable(w, t, (tb__conn *)ptr);
-            else tb__conn_readable(w, t, (tb__conn *)ptr);
+            else {
+                tb__conn *c = (tb__conn *)ptr;
+                int writable = tb__event_writable(&t->events[i]) || (c->mask & TB__WRITE);
+                if (t->holding && (writable || c->ws || c->defer)) tb__release(t); /* it may call back, or block */
+                if (writable) tb__conn_writable(w, t, c);
+                else tb__conn_readable(w, t, c);
+            }
         }
         /* Both may free connections, so they wait until no event of this
            batch can still point at one. */
-        if (wake && !t->detached) tb__worker_resumed(w, t);
+        if (wake && !t->detached) {
+            tb__let_go(t);
+            tb__worker_resumed(w, t);
+        }
         if (t->detached) return;
         if (stop && !w->draining && w->s->cfg.drain_delay_ms > 0 && !w->drain_at) {
             tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
             w->drain_at = w->now + w->s->cfg.drain_delay_ms;
             w->wake_at = 0;
         } else if ((stop || (w->drain_at && w->now >= w->drain_at)) && !w->draining) {
+            tb__let_go(t);
             tb__worker_drain(w);
         }
         if (w->now >= w->wake_at) { /* else nothing can be due */
+            tb__let_go(t);
             tb__worker_expire(w, t);
             w->wake_at = tb__timer_next(w);
         }
     }
+    tb__let_go(t);
     tb__worker_close_all(w);
     pthread_mutex_lock(&p->lock);
     p->workers_ended++;

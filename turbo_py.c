@@ -151,6 +151,22 @@ static int tb_gil_acquire(void *Py_UNUSED(hook_arg)) {
 
 static void tb_gil_release(void *Py_UNUSED(hook_arg)) { tb_gil_drop(); }
 
+/* The thread in App._run, which wants the GIL only once turbo_run returns. */
+static PyThreadState *tb_run_ts;
+static int tb_keep_gil_ms; /* CPython's switch interval (App.run gives it) */
+
+/* GIL held, as a loop is about to wait: how long it may keep the GIL. While
+   no other thread of the interpreter could want it, for the switch
+   interval, the longest CPython itself makes a waiting thread wait: then a
+   busy loop takes the GIL once, not once a request. A thread whose state
+   appears meanwhile (a C library's PyGILState_Ensure) waits that long at
+   most. */
+static int tb_gil_keep(void *Py_UNUSED(hook_arg)) {
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(tb_interp); ts; ts = PyThreadState_Next(ts))
+        if (ts != tb_thread_ts && ts != tb_run_ts) return 0;
+    return tb_keep_gil_ms;
+}
+
 /* GIL held; the worker threads have stopped. */
 static void tb_delete_worker_states(void) {
     for (size_t i = 0; i < tb_nworker_states; i++) {
@@ -3894,14 +3910,14 @@ static int tb_add_statics(turbo_server *s, PyObject *statics) {
 }
 
 /* App._run(host, port, processes, threads, blocking_threads, needs_loop,
-   statics): App.run (turbo/__init__.py) ends here with the values checked. */
+   statics, keep_gil_ms): App.run (turbo/__init__.py) ends here with the values checked. */
 static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     tb_App *self = (tb_App *)self_obj;
     const char *host;
     int port, processes, threads, blocking_threads, needs_loop;
     PyObject *statics;
-    if (!PyArg_ParseTuple(args, "siiiipO!:_run", &host, &port, &processes, &threads, &blocking_threads,
-                          &needs_loop, &PyTuple_Type, &statics))
+    if (!PyArg_ParseTuple(args, "siiiipO!i:_run", &host, &port, &processes, &threads, &blocking_threads,
+                          &needs_loop, &PyTuple_Type, &statics, &tb_keep_gil_ms))
         return NULL;
     self->has_async |= needs_loop;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
@@ -3916,6 +3932,7 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
                         .after_fork = tb_after_fork,
                         .acquire = tb_gil_acquire,
                         .release = tb_gil_release,
+                        .keep_ms = tb_gil_keep,
                         .hook_arg = self,
                         .json_errors = 1};
     if (turbo_config_env(&cfg) < 0)
@@ -3940,7 +3957,7 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     tb_interp = PyInterpreterState_Get();
     self->run_pid = getpid();
     self->serving = 1;
-    tb_thread_ts = PyEval_SaveThread();
+    tb_thread_ts = tb_run_ts = PyEval_SaveThread();
     rc = turbo_run(s);
     PyEval_RestoreThread(tb_thread_ts);
     self->serving = 0;

@@ -200,13 +200,12 @@ static void *resume_gathered(void *arg) {
     return NULL;
 }
 
-static void gather(turbo_req *req, turbo_res *res, void *user) {
+static void gather_with(turbo_req *req, turbo_res *res, void (*fn)(turbo_res *res, void *arg)) {
     turbo_str id = turbo_req_param(req, "id");
     later *l = (later *)calloc(1, sizeof *l);
     turbo_defer *d = l && id.len < sizeof l->id ? turbo_res_defer(res) : NULL;
     turbo_resumption *full = NULL;
     pthread_t t;
-    (void)user;
     if (!d) {
         free(l);
         turbo_res_text(res, 500, "cannot defer");
@@ -215,7 +214,7 @@ static void gather(turbo_req *req, turbo_res *res, void *user) {
     memcpy(l->id, id.ptr, id.len);
     pthread_mutex_lock(&gathered_lock);
     gathered[ngathered].defer = d;
-    gathered[ngathered].fn = answer_later;
+    gathered[ngathered].fn = fn;
     gathered[ngathered].arg = l;
     if (++ngathered == 4 && (full = (turbo_resumption *)malloc(sizeof gathered)) != NULL) {
         memcpy(full, gathered, sizeof gathered);
@@ -224,6 +223,11 @@ static void gather(turbo_req *req, turbo_res *res, void *user) {
     pthread_mutex_unlock(&gathered_lock);
     if (full && pthread_create(&t, NULL, resume_gathered, full) == 0) pthread_detach(t);
     else if (full) resume_gathered(full);
+}
+
+static void gather(turbo_req *req, turbo_res *res, void *user) {
+    (void)user;
+    gather_with(req, res, answer_later);
 }
 
 static void watch_stats(turbo_req *req, turbo_res *res, void *user) {
@@ -485,11 +489,89 @@ static void body_file(turbo_req *req, turbo_res *res, void *user) {
     turbo_res_body_file(res, small && getenv("STATIC_FILE") ? getenv("STATIC_FILE") : "/nonexistent");
 }
 
+/* The embedder's lock of the TURBO_LOCKED routes (turbo_config.acquire and
+   release), error-checking: taken again by the thread that holds it, or let
+   go by one that does not, and the server aborts. keep_ms lets a loop keep
+   it through a wait of up to 1 s. */
+static pthread_mutex_t app_lock;
+static unsigned long lock_takes; /* under app_lock */
+
+static void lock_check(int rc, const char *what) {
+    if (rc == 0) return;
+    fprintf(stderr, "c_api_server: %s: %s\n", what, strerror(rc));
+    abort();
+}
+
+static int lock_acquire(void *arg) {
+    (void)arg;
+    lock_check(pthread_mutex_lock(&app_lock), "acquire");
+    lock_takes++;
+    return 0;
+}
+
+static void lock_release(void *arg) {
+    (void)arg;
+    lock_check(pthread_mutex_unlock(&app_lock), "release");
+}
+
+static int lock_keep_ms(void *arg) {
+    (void)arg;
+    return 1000;
+}
+
+/* GET /locked runs holding the lock: how many times it has been taken. */
+static void locked(turbo_req *req, turbo_res *res, void *user) {
+    char body[32];
+    (void)req, (void)user;
+    snprintf(body, sizeof body, "%lu", lock_takes);
+    turbo_res_text(res, 200, body);
+}
+
+static void *lock_wanter(void *arg) {
+    (void)arg;
+    lock_check(pthread_mutex_lock(&app_lock), "wanter");
+    fprintf(stderr, "c_api_server: another thread took the lock\n");
+    lock_check(pthread_mutex_unlock(&app_lock), "wanter");
+    return NULL;
+}
+
+/* A resume function that takes the lock, as the Python binding's do. */
+static void answer_locked(turbo_res *res, void *arg) {
+    lock_acquire(NULL);
+    answer_later(res, arg);
+    lock_release(NULL);
+}
+
+/* /locked/gathered/{id}: /gathered/{id}'s answers, by answer_locked. */
+static void gather_locked(turbo_req *req, turbo_res *res, void *user) {
+    (void)user;
+    gather_with(req, res, answer_locked);
+}
+
+/* GET /locked/contend, holding the lock: starts a thread that wants it. */
+static void locked_contend(turbo_req *req, turbo_res *res, void *user) {
+    pthread_t id;
+    (void)req, (void)user;
+    if (pthread_create(&id, NULL, lock_wanter, NULL) != 0) {
+        turbo_res_text(res, 500, "no thread");
+        return;
+    }
+    pthread_detach(id);
+    turbo_res_text(res, 200, "started");
+}
+
 int main(void) {
     turbo_config cfg; /* zeroed, not a designated initializer: this file also compiles as C++17 */
     turbo_server *s;
     int rc;
+    pthread_mutexattr_t checked;
     memset(&cfg, 0, sizeof cfg);
+    pthread_mutexattr_init(&checked);
+    pthread_mutexattr_settype(&checked, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(&app_lock, &checked);
+    cfg.acquire = lock_acquire;
+    cfg.release = lock_release;
+    cfg.keep_ms = lock_keep_ms;
     if (turbo_config_env(&cfg) != 0 || !(s = turbo_new(&cfg))) return 1;
     if (turbo_get(s, "/nothing", answers_nothing, NULL) ||
         turbo_get(s, "/json/open", leaves_json_open, NULL) ||
@@ -511,7 +593,10 @@ int main(void) {
         turbo_get(s, "/events", events, NULL) || turbo_get(s, "/stream-oom", stream_oom, NULL) ||
         turbo_get(s, "/stream-file", stream_file, NULL) || turbo_route(s, "POST", "/parts", parts, NULL) ||
         turbo_get(s, "/file", one_file, NULL) || turbo_get(s, "/typed-file", typed_file, NULL) ||
-        turbo_get(s, "/body-file/{name}", body_file, NULL)) {
+        turbo_get(s, "/body-file/{name}", body_file, NULL) ||
+        turbo_route_ex(s, "GET", "/locked", locked, NULL, TURBO_LOCKED) ||
+        turbo_route_ex(s, "GET", "/locked/contend", locked_contend, NULL, TURBO_LOCKED) ||
+        turbo_get(s, "/locked/gathered/{id}", gather_locked, NULL)) {
         fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
         return 1;
     }

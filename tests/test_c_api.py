@@ -985,6 +985,46 @@ def common_log_checks(binary):
     return failures + (["common log: " + problem] if problem else [])
 
 
+def kept_lock_checks(binary):
+    """turbo_config.keep_ms (1 s in c_api_server) lets a loop keep the lock of TURBO_LOCKED
+    routes through its waits, never into a resume function; a client's requests one after another take it once, not once
+    each (c_api_server counts its takes); and a thread that wants it gets it once keep_ms
+    has passed, with no request to wake the loop (no timer either: idle connections last
+    10 minutes here, and so may a head)."""
+    srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_KEEPALIVE_TIMEOUT_MS": "600000",
+                          "TURBO_HEADER_TIMEOUT_MS": "600000"})
+    failures = []
+    try:
+        # Four answers resumed together, each followed by a locked request on its connection:
+        # the lock that request keeps is let go before the next resume function, which takes
+        # it (the error-checking lock would abort the server, taken twice by one thread).
+        conns = [Conn(srv.port, timeout=10) for _ in range(4)]
+        for i, c in enumerate(conns):
+            c.send(b"GET /locked/gathered/%d HTTP/1.1\r\n" % i + H + b"\r\n" +
+                   b"GET /locked HTTP/1.1\r\n" + H + b"\r\n")
+        for i, c in enumerate(conns):
+            if json.loads(c.read_response().body) != {"deferred": str(i)} or c.read_response().status != 200:
+                failures.append("kept lock: answer %d, resumed with the lock, or the request after it" % i)
+            c.close()
+        with Conn(srv.port, timeout=5) as c:
+            takes = []
+            for _ in range(20):
+                c.send(b"GET /locked HTTP/1.1\r\n" + H + b"\r\n")
+                takes.append(int(c.read_response().body))
+            if takes[-1] - takes[0] >= 10:
+                failures.append(f"kept lock: taken for each request: {takes}")
+            c.send(b"GET /locked/contend HTTP/1.1\r\n" + H + b"\r\n")
+            if c.read_response().body != b"started":
+                failures.append("kept lock: the thread that wants it did not start")
+            elif not logged(srv, "another thread took the lock", timeout=10):
+                failures.append("kept lock: not let go when no request came")
+    except Exception as e:  # noqa: BLE001
+        failures.append("kept lock: %s: %s" % (type(e).__name__, e))
+    finally:
+        problem = srv.stop()
+    return failures + (["kept lock: " + problem] if problem else [])
+
+
 def main(argv):
     """argv: BINARY [NATIVE_SERVER] [-k WORD...]: with -k, only the tests and check
     groups whose name has one of the words."""
@@ -1011,7 +1051,7 @@ def main(argv):
     else:
         passed += 1
     for group in [g for g in (deferred_shutdown_checks, execution_model_checks,
-                                         observing_checks) if chosen(g.__name__)]:
+                              observing_checks, kept_lock_checks) if chosen(g.__name__)]:
         extra = group(argv[1])
         failed += len(extra)
         passed += 0 if extra else 1

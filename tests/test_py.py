@@ -702,6 +702,33 @@ class Shutdown(unittest.TestCase):
         self.assertEqual(got[0][0], 200)
 
 
+class KeptGIL(unittest.TestCase):
+    """A loop keeps the GIL through its wait for the next request (for CPython's switch
+    interval: 60 s in gil_app.py) only while no other thread of the interpreter could want
+    it, and lets go before the process stops."""
+
+    def test_a_thread_of_the_app_gets_the_gil_with_no_request_to_wake_the_loop(self):
+        # No timer either: a connection may stay idle, or send its head, for 10 minutes.
+        server = harness.turbo_app("gil_app.py", dict(APP_WATCHER="1", TURBO_KEEPALIVE_TIMEOUT_MS="600000",
+                                                      TURBO_HEADER_TIMEOUT_MS="600000"))
+        try:
+            self.assertEqual(server.request("GET", "/kick")[0], 200)
+            # Well inside the minute that a GIL kept by mistake would hold the watcher up.
+            harness.harness.wait_until(lambda: "watcher: kicked" in server.log(),
+                                       "the loop kept the GIL from the app's thread", timeout=20)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log())
+
+    def test_a_loop_that_keeps_the_gil_lets_go_of_it_to_stop(self):
+        server = harness.turbo_app("gil_app.py")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            for _ in range(20):
+                s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                self.assertEqual(json.loads(read_response(s)), {"hello": "world"})
+            # The process stops holding none: the thread that ran it takes the GIL to end.
+            self.assertEqual(server.stop(), 0, server.log())
+
+
 class Leaks(unittest.TestCase):
     REQUESTS = [
         b"GET /users/5?q=x HTTP/1.1\r\nHost: t\r\n\r\n",
@@ -1437,6 +1464,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, Streaming, WebSockets, ASGIMiddleware, ServerErrorHandler, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Streaming, WebSockets, ASGIMiddleware, ServerErrorHandler, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, KeptGIL, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

@@ -11,6 +11,7 @@ import functools
 import inspect
 import os
 import types
+import sys
 import typing
 
 from . import _plans, _support, _turbo, middleware, openapi, responses, routing, status
@@ -270,7 +271,10 @@ class App(_turbo.App, routing.Routes):
         if processes < 1 or threads < 1 or blocking_threads < 0:
             raise ValueError("workers and threads must be at least 1, blocking_threads at least 0")
         needs_loop = bool(self.lifespan or self.handlers["startup"] or self.handlers["shutdown"])
-        self._run(host, port, processes, threads, blocking_threads, needs_loop, tuple(self._statics))
+        # A loop with the GIL keeps it this long through a wait, while no other thread wants it.
+        keep_gil_ms = max(1, round(sys.getswitchinterval() * 1000))
+        self._run(host, port, processes, threads, blocking_threads, needs_loop, tuple(self._statics),
+                  keep_gil_ms)
 
     def _free(self, path):
         return path not in self._taken and not any(_under(path, m) for m in self._mounts)
