@@ -10,8 +10,8 @@ import ctypes
 import functools
 import inspect
 import os
-import types
 import sys
+import types
 import typing
 
 from . import _plans, _support, _turbo, middleware, openapi, responses, routing, status
