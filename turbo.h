@@ -686,6 +686,19 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #define TB__SSE2 1
 #endif
 
+/* Hints where the compiler's own sizing misjudges: TB__INLINE for a small
+   function on every request's path that gcc -O2 would call (its call and
+   the spills around it cost more than its body: measured with callgrind,
+   README "Performance"); TB__NOINLINE keeps a slow path out of its caller,
+   whose fast path then needs no stack frame. */
+#if defined(__GNUC__)
+#define TB__INLINE static inline __attribute__((always_inline))
+#define TB__NOINLINE __attribute__((noinline))
+#else
+#define TB__INLINE static inline
+#define TB__NOINLINE
+#endif
+
 #if defined(TURBO_MALLOC) != defined(TURBO_FREE) || defined(TURBO_MALLOC) != defined(TURBO_REALLOC)
 #error "turbo.h: define all of TURBO_MALLOC, TURBO_REALLOC and TURBO_FREE, or none"
 #endif
@@ -1864,7 +1877,7 @@ typedef struct tb__node {
 } tb__node;
 
 /* m's index in tb__std_methods, or TB__STD_METHODS for another method. */
-static int tb__std_method(turbo_str m) {
+TB__INLINE int tb__std_method(turbo_str m) {
     int i;
     if (m.len == 3 && memcmp(m.ptr, "GET", 3) == 0) return 0; /* the most requests, with no loop */
     /* tb__same stops at a shorter name's NUL: m holds none. */
@@ -1883,7 +1896,7 @@ static uint32_t tb__hash(const char *p, size_t n) {
 }
 
 /* The static child for seg, whose tb__hash is h. */
-static tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len, uint32_t h) {
+TB__INLINE tb__node *tb__node_child(const tb__node *n, const char *seg, size_t len, uint32_t h) {
     uint32_t i;
     if (!n->nslots) return NULL;
     for (i = h;; i++) {
@@ -2203,7 +2216,7 @@ static int tb__json_fail(turbo_json *j, int error) {
 
 /* Makes room for n more bytes: 0, or OOM (set). The common case, room
    already there, costs no call. */
-static int tb__json_room(turbo_json *j, size_t n) {
+TB__INLINE int tb__json_room(turbo_json *j, size_t n) {
     turbo_buf *b = j->out;
     if (b->cap - b->len >= n && !b->oom) return 0;
     return tb__reserve(b, n) ? tb__json_fail(j, TURBO_JSON_OOM) : 0;
@@ -2391,17 +2404,10 @@ static const unsigned char *tb__json_escape(char **out, const unsigned char *s, 
     return s;
 }
 
-/* Keeps a slow path out of its caller, whose fast path then needs no stack
-   frame. */
-#if defined(__GNUC__)
-#define TB__JSON_SLOW __attribute__((noinline))
-#else
-#define TB__JSON_SLOW
-#endif
 
 /* tb__json_put_string for a long string, one that needs escaping, or one
    that needs more room: escaped a chunk at a time. */
-static TB__JSON_SLOW int tb__json_put_long(turbo_json *j, size_t comma, const unsigned char *s, size_t len,
+static TB__NOINLINE int tb__json_put_long(turbo_json *j, size_t comma, const unsigned char *s, size_t len,
                                            size_t key) {
     turbo_buf *b = j->out;
     const unsigned char *start, *end;
@@ -2431,7 +2437,7 @@ static TB__JSON_SLOW int tb__json_put_long(turbo_json *j, size_t comma, const un
 /* Appends a comma if `comma`, the quoted and escaped string, then ':' if
    `key`. A short plain string that fits, the common case, costs no loop,
    no call and no stack frame (nor a read of s when len is 0: s may be NULL). */
-static inline int tb__json_put_string(turbo_json *j, size_t comma, const char *str, size_t len, size_t key) {
+TB__INLINE int tb__json_put_string(turbo_json *j, size_t comma, const char *str, size_t len, size_t key) {
     turbo_buf *b = j->out;
     const unsigned char *s = (const unsigned char *)str;
     char *o;

@@ -596,7 +596,7 @@ static unsigned char tb_jd_plain[256];
 /* The string of tb_jd_string that is not plain ASCII, or is near the end
    (the bytes from s to p are plain ASCII): by escape, or by UTF-8. Not
    inlined, so that tb_jd_string needs a smaller frame. */
-static TB__JSON_SLOW PyObject *tb_jd_string_rest(tb_jd *d, const unsigned char *s, const unsigned char *p) {
+static TB__NOINLINE PyObject *tb_jd_string_rest(tb_jd *d, const unsigned char *s, const unsigned char *p) {
     while (p < d->end && tb_jd_plain[*p]) p++;
     if (p == d->end || *p < 0x20) return TB_JD_PASS;
     if (*p == '\\') return tb_jd_escaped_string(d, s);
