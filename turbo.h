@@ -698,6 +698,22 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #define TB__INLINE static inline
 #define TB__NOINLINE
 #endif
+/* The same for the functions of the API that a handler calls to write an
+   answer: a handler in this file, the one with TURBO_IMPL, gets their
+   bodies, so that the length of a literal key or string is known when it
+   compiles. Other files call them as usual: C99 makes the definition of an
+   inline function declared extern (as the API is, above) its one external
+   definition (and gcc's old -fgnu89-inline, a definition that is inline
+   but not extern). Only with gcc in C: C++ wants an inline function inline
+   in every file, and clang holds these to the rules of inline definitions
+   (no static callee). */
+#if defined(TURBO_STATIC)
+#define TB__API_INLINE TURBO_API inline
+#elif defined(__GNUC__) && !defined(__clang__) && !defined(__cplusplus)
+#define TB__API_INLINE inline __attribute__((always_inline))
+#else
+#define TB__API_INLINE TURBO_API
+#endif
 
 #if defined(TURBO_MALLOC) != defined(TURBO_FREE) || defined(TURBO_MALLOC) != defined(TURBO_REALLOC)
 #error "turbo.h: define all of TURBO_MALLOC, TURBO_REALLOC and TURBO_FREE, or none"
@@ -2736,12 +2752,12 @@ static inline int tb__json_close(turbo_json *j, int is_object) {
     return 0;
 }
 
-TURBO_API int turbo_json_object_begin(turbo_json *j) { return tb__json_open(j, 1); }
-TURBO_API int turbo_json_object_end(turbo_json *j) { return tb__json_close(j, 1); }
-TURBO_API int turbo_json_array_begin(turbo_json *j) { return tb__json_open(j, 0); }
-TURBO_API int turbo_json_array_end(turbo_json *j) { return tb__json_close(j, 0); }
+TB__API_INLINE int turbo_json_object_begin(turbo_json *j) { return tb__json_open(j, 1); }
+TB__API_INLINE int turbo_json_object_end(turbo_json *j) { return tb__json_close(j, 1); }
+TB__API_INLINE int turbo_json_array_begin(turbo_json *j) { return tb__json_open(j, 0); }
+TB__API_INLINE int turbo_json_array_end(turbo_json *j) { return tb__json_close(j, 0); }
 
-TURBO_API int turbo_json_keyn(turbo_json *j, const char *key, size_t len) {
+TB__API_INLINE int turbo_json_keyn(turbo_json *j, const char *key, size_t len) {
     size_t comma;
     if (j->error) return j->error;
     if (TB__JSON_EXPECT(j) >> 1 != TB__JSON_OBJECT_FIRST >> 1)
@@ -2750,16 +2766,16 @@ TURBO_API int turbo_json_keyn(turbo_json *j, const char *key, size_t len) {
     j->state = (j->state & ~15) | TB__JSON_MEMBER; /* not read again if the key fails: the error sticks */
     return tb__json_put_string(j, comma, key, len, 1);
 }
-TURBO_API int turbo_json_key(turbo_json *j, const char *key) { return turbo_json_keyn(j, key, strlen(key)); }
+TB__API_INLINE int turbo_json_key(turbo_json *j, const char *key) { return turbo_json_keyn(j, key, strlen(key)); }
 
-TURBO_API int turbo_json_stringn(turbo_json *j, const char *s, size_t len) {
+TB__API_INLINE int turbo_json_stringn(turbo_json *j, const char *s, size_t len) {
     size_t comma = (size_t)j->state & 1;
     if (j->error || TB__JSON_EXPECT(j) >= TB__JSON_OBJECT_FIRST) return tb__json_misplaced(j);
     j->state = (j->state >> 4) * 0x11;
     return tb__json_put_string(j, comma, s, len, 0);
 }
 /* A NULL string is written as null, so optional fields need no branch. */
-TURBO_API int turbo_json_string(turbo_json *j, const char *s) {
+TB__API_INLINE int turbo_json_string(turbo_json *j, const char *s) {
     return s ? turbo_json_stringn(j, s, strlen(s)) : turbo_json_null(j);
 }
 
@@ -3156,7 +3172,7 @@ static const char *tb__reason(int status) {
 static int tb__res_body_started(const turbo_res *res) { return res->body_start != (size_t)-1; }
 
 /* The headers end and the body begins: the blank line between them. */
-static void tb__res_body_begin(turbo_res *res) {
+TB__INLINE void tb__res_body_begin(turbo_res *res) {
     tb__append(res->out, "\r\n", 2);
     res->body_start = res->out->len;
 }
@@ -3232,7 +3248,7 @@ TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_ty
     turbo_res_body(res, body, len);
 }
 
-TURBO_API void turbo_res_text(turbo_res *res, int status, const char *text) {
+TB__API_INLINE void turbo_res_text(turbo_res *res, int status, const char *text) {
     static const char type[] = "Content-Type: text/plain; charset=utf-8\r\n";
     turbo_res_status(res, status);
     tb__res_own_header(res, type, sizeof type - 1);
@@ -3243,7 +3259,7 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length) {
     res->head_length = (int64_t)(length & 0x7fffffffffffffffull);
 }
 
-TURBO_API turbo_json *turbo_res_json(turbo_res *res, int status) {
+TB__API_INLINE turbo_json *turbo_res_json(turbo_res *res, int status) {
     static const char type[] = "Content-Type: application/json\r\n";
     int body_started = tb__res_body_started(res);
     turbo_res_status(res, status);

@@ -87,12 +87,12 @@ def main(argv):
     binary = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else "build/hello"
     passed = failed = 0
     ports = [harness.free_port(), harness.free_port()]
-    a, b = instance(binary, ports[0]), instance(binary, ports[1])
     nginx = start_nginx(ports, harness.free_port())
     if not nginx:
         print("nginx is not installed (apt-get install nginx; .ci/run does)")
         print("0 passed, 1 failed")
         return 1
+    a, b = instance(binary, ports[0]), instance(binary, ports[1])
     load = Load(nginx.port)
     load.start()
     try:
