@@ -1902,13 +1902,49 @@ TB__INLINE int tb__std_method(turbo_str m) {
     return i;
 }
 
-#define TB__FNV_BASIS 2166136261u /* FNV-1a: h = (h ^ byte) * TB__FNV_PRIME */
-#define TB__FNV_PRIME 16777619u
+/* A segment's hash: its bytes 8 at a time as memcpy loads them into a
+   word, the last word (0 to 7 bytes) zero-padded, each mixed in with a
+   multiply; a second one at the end lets every byte reach the low bits
+   that pick a slot. tb__find computes the same in the pass that finds
+   the segment's end. */
+#define TB__HASH_STEP(h, w) (((h) ^ (w)) * 0x9e3779b97f4a7c15ull)
+
+static uint32_t tb__hash_end(uint64_t h) { return (uint32_t)(((h ^ (h >> 32)) * 0xd6e8feb86659fd93ull) >> 32); }
 
 static uint32_t tb__hash(const char *p, size_t n) {
-    uint32_t h = TB__FNV_BASIS;
-    while (n--) h = (h ^ (unsigned char)*p++) * TB__FNV_PRIME;
-    return h;
+    uint64_t h = 0, w;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        h = TB__HASH_STEP(h, w);
+    }
+    w = 0;
+    memcpy(&w, p, n);
+    return tb__hash_end(TB__HASH_STEP(h, w));
+}
+
+/* How many of the 8 bytes of w, loaded from q, come before the first '/'
+   and before end. With the trick of tb__flagged on a little-endian
+   machine: x - 1 & ~x sets the top bit of each zero byte of x = w ^ "/"
+   (and of bytes after one, which the first hides); else a byte at a time. */
+TB__INLINE size_t tb__segment_bytes(uint64_t w, const char *q, const char *end) {
+    size_t left = (size_t)(end - q), k;
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t x = w ^ TB__BYTES('/'), hits = (x - TB__BYTES(1)) & ~x & TB__BYTES(0x80);
+    k = hits ? (size_t)__builtin_ctzll(hits) / 8 : 8;
+#else
+    (void)w;
+    for (k = 0; k < 8 && k < left && q[k] != '/';) k++;
+#endif
+    return k < left ? k : left;
+}
+
+/* The first k < 8 bytes of w as memcpy put them there, the others zero. */
+TB__INLINE uint64_t tb__word_head(uint64_t w, size_t k) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return w & ~(~0ull >> (8 * k));
+#else
+    return w & ((1ull << (8 * k)) - 1);
+#endif
 }
 
 /* The static child for seg, whose tb__hash is h. */
@@ -2004,16 +2040,27 @@ static int tb__push_param(turbo_req *r, const tb__node *n, const char *v, size_t
     return 1;
 }
 
-/* p is the start of a segment (just after a '/'); end is the path's end. */
+/* p is the start of a segment (just after a '/'); end is the path's end.
+   The parser saw to it that a request's path is followed by at least the
+   11 bytes of " HTTP/1.x\r\n": 8 may be read from any byte up to end. */
 static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, tb__lookup *lk) {
     const char *seg_end = p, *slash;
-    uint32_t hash = TB__FNV_BASIS; /* tb__hash, in the pass that finds the segment's end */
-    size_t len;
+    uint32_t hash = 0;
+    uint64_t mix = 0, w;
+    size_t len, k;
     const tb__node *c;
     tb__handler *h;
-    if (!n->nchildren) /* a capture's value, or no match: no hash */
+    if (!n->nchildren) { /* a capture's value, or no match: no hash */
         while (seg_end < end && *seg_end != '/') seg_end++;
-    while (seg_end < end && *seg_end != '/') hash = (hash ^ (unsigned char)*seg_end++) * TB__FNV_PRIME;
+    } else {
+        for (;; seg_end += 8) {
+            memcpy(&w, seg_end, 8);
+            if ((k = tb__segment_bytes(w, seg_end, end)) < 8) break;
+            mix = TB__HASH_STEP(mix, w);
+        }
+        hash = tb__hash_end(TB__HASH_STEP(mix, tb__word_head(w, k)));
+        seg_end += k;
+    }
     slash = seg_end < end ? seg_end : NULL;
     len = (size_t)(seg_end - p);
     c = tb__node_child(n, p, len, hash);

@@ -561,13 +561,19 @@ static void test_chunk_stops_at_message_end(void) {
 
 static void h_a(turbo_req *r, turbo_res *s, void *u) { (void)r, (void)s, (void)u; }
 
+/* The path sits in a head as the parser leaves it, followed by the rest of
+   the request line, which tb__find may read a word of. */
 static int route(turbo_server *s, const char *method, const char *path, turbo_req *r,
                  const tb__node **allow) {
+    static char head[256];
     const tb__handler *h;
+    size_t n = strlen(path);
+    memcpy(head, path, n);
+    memcpy(head + n, " HTTP/1.1\r\n", 11);
     r->method.ptr = method;
     r->method.len = strlen(method);
-    r->path.ptr = path;
-    r->path.len = strlen(path);
+    r->path.ptr = head;
+    r->path.len = n;
     h = tb__route(s->root, r, allow);
     return h ? (int)(intptr_t)h->user : 0;
 }
@@ -575,6 +581,14 @@ static int route(turbo_server *s, const char *method, const char *path, turbo_re
 static int param_is(const turbo_req *r, const char *name, const char *value) {
     turbo_str v = turbo_req_param(r, name);
     return v.ptr && v.len == strlen(value) && !memcmp(v.ptr, value, v.len);
+}
+
+/* "/long/" then len - 1 "k"s and last. */
+static void long_name(char *name, int len, int last) {
+    memcpy(name, "/long/", 6);
+    memset(name + 6, 'k', (size_t)len - 1);
+    name[5 + len] = (char)last;
+    name[6 + len] = 0;
 }
 
 static void test_router(void) {
@@ -640,6 +654,20 @@ static void test_router(void) {
         if (route(s, "GET", name, &r, &allow) != 100 + i) ok = 0;
     }
     CHECK(ok, "2000 static siblings all route");
+    /* Segments of 1 to 20 bytes, around the 8-byte words the hash takes in,
+       26 siblings of each length that differ only in their last byte. */
+    for (i = 0; i < 20 * 26; i++) {
+        long_name(name, 1 + i / 26, 'a' + i % 26);
+        if (turbo_get(s, name, h_a, (void *)(intptr_t)(3000 + i)) != 0) ok = 0;
+    }
+    for (i = 0; i < 20 * 26; i++) {
+        long_name(name, 1 + i / 26, 'a' + i % 26);
+        if (route(s, "GET", name, &r, &allow) != 3000 + i) ok = 0;
+        strcat(name, "/");
+        if (route(s, "GET", name, &r, &allow) != 0) ok = 0;
+    }
+    long_name(name, 21, 'a');
+    CHECK(ok && route(s, "GET", name, &r, &allow) == 0, "segments of 1 to 20 bytes route, and only those");
     turbo_free(s);
 }
 

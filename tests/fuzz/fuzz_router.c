@@ -350,13 +350,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         rc == 0 ? "accepts" : "refuses", turbo_error(s), ok ? "accepts" : "refuses");
             accepted[nroutes++] = ok;
         } else if (len >= 1 && lookups < 64) {
-            /* The parser hands over paths starting with '/': add one if
-               missing. An exact-size copy lets ASan see overreads. */
+            /* The parser hands over paths starting with '/' (add one if
+               missing) and followed by the rest of the request line. An
+               exact-size copy lets ASan see reads past that. */
             size_t n = len - 1, slash = n && p[1] == '/' ? 0 : 1;
-            char *line = (char *)malloc(n + slash);
+            char *line = (char *)malloc(n + slash + 11);
             if (!line) abort();
             line[0] = '/';
             memcpy(line + slash, p + 1, n);
+            memcpy(line + slash + n, " HTTP/1.1\r\n", 11);
             check_lookup(s, nroutes, methods[(unsigned char)p[0] & 7], line, n + slash, &scratch);
             free(line);
             lookups++;
