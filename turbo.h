@@ -238,11 +238,13 @@ typedef struct turbo_config {
        thread (0, or -1: the request gets a 500), release lets go of it. */
     int (*acquire)(void *hook_arg);
     void (*release)(void *hook_arg);
-    /* Optional: asked, holding that lock, as the loop is about to wait for
-       more requests: how many ms it may keep it while it waits (0: it lets
-       go at once, as it does when this is NULL). A busy loop then takes
-       the lock once for many requests; another thread that wants it waits
-       that long at most. */
+    /* Optional: asked, holding that lock, each time the loop is about to
+       wait for more requests: how many ms it may keep it while it waits
+       (0: it lets go at once, as it does when this is NULL). A busy loop
+       then takes the lock once for many requests. It must answer 0 once
+       another thread may want the lock (the Python binding's does while
+       any other thread state exists): requests that keep coming would
+       otherwise keep the lock from that thread. */
     int (*keep_ms)(void *hook_arg);
     void *hook_arg;
 } turbo_config;
@@ -1345,6 +1347,10 @@ static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_
     return (int)(s + 10 - p);
 }
 
+/* The path of "http://host", followed like any other by the end of a
+   request line, which tb__find may read a word of. */
+static const char tb__root_path[] = "/ HTTP/1.1\r\n";
+
 /* Splits the target into path and query. Origin-form ("/a?b"), absolute
    form ("http://host/a?b": the path is what follows the authority) and
    "*" (OPTIONS only) are served; authority-form is CONNECT's, refused. */
@@ -1364,7 +1370,7 @@ static int tb__split_target(turbo_req *r) {
     q = r->query.ptr;
     r->path = tb__str(t, (size_t)((q ? q : end) - t));
     r->query = q ? tb__str(q + 1, (size_t)(end - q - 1)) : tb__str(end, 0);
-    if (r->path.len == 0) r->path = tb__str("/", 1); /* "http://host" or "http://host?x" */
+    if (r->path.len == 0) r->path = tb__str(tb__root_path, 1); /* "http://host" or "http://host?x" */
     return 0;
 }
 
@@ -1938,12 +1944,20 @@ TB__INLINE size_t tb__segment_bytes(uint64_t w, const char *q, const char *end) 
     return k < left ? k : left;
 }
 
-/* The first k < 8 bytes of w as memcpy put them there, the others zero. */
-TB__INLINE uint64_t tb__word_head(uint64_t w, size_t k) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+/* The first k < 8 bytes of w, loaded from q, the others zero: as tb__hash
+   pads its last word. */
+TB__INLINE uint64_t tb__word_head(uint64_t w, const char *q, size_t k) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    (void)q;
+    return w & ((1ull << (8 * k)) - 1);
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    (void)q;
     return w & ~(~0ull >> (8 * k));
 #else
-    return w & ((1ull << (8 * k)) - 1);
+    uint64_t head = 0;
+    (void)w;
+    memcpy(&head, q, k);
+    return head;
 #endif
 }
 
@@ -2042,7 +2056,8 @@ static int tb__push_param(turbo_req *r, const tb__node *n, const char *v, size_t
 
 /* p is the start of a segment (just after a '/'); end is the path's end.
    The parser saw to it that a request's path is followed by at least the
-   11 bytes of " HTTP/1.x\r\n": 8 may be read from any byte up to end. */
+   11 bytes of " HTTP/1.x\r\n" (tb__root_path too): 8 may be read from any
+   byte up to end. */
 static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, tb__lookup *lk) {
     const char *seg_end = p, *slash;
     uint32_t hash = 0;
@@ -2058,7 +2073,7 @@ static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, 
             if ((k = tb__segment_bytes(w, seg_end, end)) < 8) break;
             mix = TB__HASH_STEP(mix, w);
         }
-        hash = tb__hash_end(TB__HASH_STEP(mix, tb__word_head(w, k)));
+        hash = tb__hash_end(TB__HASH_STEP(mix, tb__word_head(w, seg_end, k)));
         seg_end += k;
     }
     slash = seg_end < end ? seg_end : NULL;

@@ -159,8 +159,11 @@ static int tb_keep_gil_ms; /* CPython's switch interval (App.run gives it) */
    no other thread of the interpreter could want it, for the switch
    interval, the longest CPython itself makes a waiting thread wait: then a
    busy loop takes the GIL once, not once a request. A thread whose state
-   appears meanwhile (a C library's PyGILState_Ensure) waits that long at
-   most. */
+   appears meanwhile (a C library's PyGILState_Ensure) waits for the end of
+   that wait and of the requests it brought: asked again before the next
+   wait, this answers 0. (The list of thread states is read without
+   CPython's lock of it, which the C API does not offer: a state added at
+   that very moment is seen before the next wait instead.) */
 static int tb_gil_keep(void *Py_UNUSED(hook_arg)) {
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(tb_interp); ts; ts = PyThreadState_Next(ts))
         if (ts != tb_thread_ts && ts != tb_run_ts) return 0;
@@ -3914,13 +3917,14 @@ static int tb_add_statics(turbo_server *s, PyObject *statics) {
 static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     tb_App *self = (tb_App *)self_obj;
     const char *host;
-    int port, processes, threads, blocking_threads, needs_loop;
+    int port, processes, threads, blocking_threads, needs_loop, keep_gil_ms;
     PyObject *statics;
     if (!PyArg_ParseTuple(args, "siiiipO!i:_run", &host, &port, &processes, &threads, &blocking_threads,
-                          &needs_loop, &PyTuple_Type, &statics, &tb_keep_gil_ms))
+                          &needs_loop, &PyTuple_Type, &statics, &keep_gil_ms))
         return NULL;
     self->has_async |= needs_loop;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
+    tb_keep_gil_ms = keep_gil_ms;
     turbo_config cfg = {.host = host,
                         .port = port == 0 ? -1 : port,
                         .threads = threads,

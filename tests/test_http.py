@@ -468,6 +468,16 @@ def test_absolute_form_empty_path_is_root(srv):
 
 
 @test
+def test_absolute_form_empty_path_with_another_method_is_405(srv):
+    """The root serves GET only, so its static children are searched: the
+    router reads a word past a segment, and "/" is no exception (ASan)."""
+    resp, conn = exchange(srv, b"POST http://x HTTP/1.1\r\n" + H + b"Content-Length: 0\r\n\r\n")
+    with conn:
+        check(resp.status == 405, "status %d, want 405" % resp.status)
+        check("GET" in allow_of(resp), "Allow %r" % resp.header("allow"))
+
+
+@test
 def test_absolute_form_overrides_host(srv):
     """RFC 9112 §3.2.2: with absolute-form the server MUST ignore Host."""
     resp, conn = exchange(srv, b"GET http://a.example/json HTTP/1.1\r\nHost: b.example\r\n\r\n")

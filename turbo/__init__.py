@@ -272,7 +272,7 @@ class App(_turbo.App, routing.Routes):
             raise ValueError("workers and threads must be at least 1, blocking_threads at least 0")
         needs_loop = bool(self.lifespan or self.handlers["startup"] or self.handlers["shutdown"])
         # A loop with the GIL keeps it this long through a wait, while no other thread wants it.
-        keep_gil_ms = max(1, round(sys.getswitchinterval() * 1000))
+        keep_gil_ms = int(sys.getswitchinterval() * 1000)  # 0 below 1 ms: not kept
         self._run(host, port, processes, threads, blocking_threads, needs_loop, tuple(self._statics),
                   keep_gil_ms)
 
