@@ -16,7 +16,9 @@
    - framing is unambiguous: chunked only with Transfer-Encoding and never
      with Content-Length, at most one Content-Length, exactly one Host in 1.1,
      Content-Length within max_body;
-   - the chunked body agrees with the reference decoder, split or not. */
+   - the chunked body agrees with the reference decoder, split or not;
+   - a complete head routes, reading nothing past it (the router reads
+     words past a path's segments: the request line's end must hold them). */
 #define TURBO_IMPL
 #include "../../turbo.h"
 
@@ -50,6 +52,8 @@ static void check_same_parse(const turbo_req *a, const tb__framing *fa, const ch
                     fa->keep_alive == fb->keep_alive && fa->expect_continue == fb->expect_continue,
                 "framing differs between a prefix and the whole");
 }
+
+static void h_route(turbo_req *r, turbo_res *res, void *user) { (void)r, (void)res, (void)user; }
 
 static int ieq(turbo_str s, const char *lower) {
     size_t i, n = strlen(lower);
@@ -168,6 +172,33 @@ static int known_header_count_431(const char *data, size_t n, int prefix_rc, int
 
 /* One request starting at data: its head in random splits, then its body.
    Returns the bytes the request took, or 0 when it is incomplete or refused. */
+/* Routes whose root serves GET alone and has static children, so that
+   other methods and paths are looked up segment by segment. */
+static turbo_server *router(void) {
+    static turbo_server *s;
+    static const char *const patterns[] = {"/", "/json", "/users/{id}", "/users/me/posts", "/a/b/c",
+                                           "/a-segment-longer-than-a-word/x", "/files/{rest...}"};
+    size_t i;
+    if (s) return s;
+    if (!(s = turbo_new(NULL))) abort();
+    for (i = 0; i < sizeof patterns / sizeof *patterns; i++)
+        if (turbo_route(s, "GET", patterns[i], h_route, NULL) != 0) abort();
+    return s;
+}
+
+/* Parses and routes a copy of exactly the head, as the server does, so
+   that ASan sees any read past it. */
+static void route_head(const char *whole, int hl, const tb__limits *lim) {
+    char *head = fuzz_copy(whole, (size_t)hl);
+    turbo_req r;
+    tb__framing f;
+    const tb__node *allow;
+    memset(&r, 0, sizeof r);
+    FUZZ_ASSERT(tb__parse_head(head, (size_t)hl, &r, &f, lim) == hl, "the head alone parses otherwise");
+    if (r.target.len != 1 || r.target.ptr[0] != '*') tb__route(router()->root, &r, &allow);
+    free(head);
+}
+
 static size_t one_request(const char *data, size_t n, fuzz_rng *rng, const tb__limits *lim) {
     /* part_req lives on, as a thread's request does: the Host it last found
        valid must not change a verdict. whole_req starts afresh. */
@@ -184,7 +215,10 @@ static size_t one_request(const char *data, size_t n, fuzz_rng *rng, const tb__l
         FUZZ_ASSERT(hl == -400 || hl == -413 || hl == -414 || hl == -417 || hl == -431 || hl == -501 ||
                         hl == -505,
                     "unexpected status %d", -hl);
-    if (hl > 0) check_head(whole, (size_t)hl, &whole_req, &whole_f, lim);
+    if (hl > 0) {
+        check_head(whole, (size_t)hl, &whole_req, &whole_f, lim);
+        route_head(whole, hl, lim);
+    }
 
     memset(&conn, 0, sizeof conn);
     while (have < n) { /* the same bytes, arriving piece by piece */
