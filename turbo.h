@@ -239,12 +239,11 @@ typedef struct turbo_config {
     int (*acquire)(void *hook_arg);
     void (*release)(void *hook_arg);
     /* Optional: asked, holding that lock, each time the loop is about to
-       wait for more requests: how many ms it may keep it while it waits
-       (0: it lets go at once, as it does when this is NULL). A busy loop
-       then takes the lock once for many requests. It must answer 0 once
-       another thread may want the lock (the Python binding's does while
-       any other thread state exists): requests that keep coming would
-       otherwise keep the lock from that thread. */
+       wait for more requests: for how many ms after the lock was taken it
+       may keep it, through waits and the requests they bring (0: it lets
+       go at once, as it does when this is NULL). A busy loop then takes
+       the lock once for many requests; another thread that wants it waits
+       that long, and for the requests of one wait, at most. */
     int (*keep_ms)(void *hook_arg);
     void *hook_arg;
 } turbo_config;
@@ -3087,6 +3086,7 @@ struct tb__thread {
     tb__thread *next;   /* every thread of the pool, for joining */
     int detached;       /* it gave its worker away (see hand-off) */
     int holding;        /* the lock of TURBO_LOCKED handlers, kept for the next */
+    int64_t held_since; /* its worker's clock (ms) when it took that lock */
     unsigned long call; /* the worker's call count while a handler runs */
     char rbuf[65536];
     turbo_buf out, scratch;
@@ -4369,12 +4369,13 @@ static void tb__conn_error(tb__worker *w, tb__thread *t, tb__conn *c, int status
 
 /* Takes the lock of TURBO_LOCKED handlers: 0, or -1 when it cannot be
    taken (the answer is then a 500). */
-static int tb__lock_take(tb__thread *t) {
+static int tb__lock_take(tb__thread *t, int64_t now) {
     if (t->s->cfg.acquire(t->s->cfg.hook_arg) != 0) {
         tb__res_fail(&t->res, 500);
         return -1;
     }
     t->holding = 1;
+    t->held_since = now;
     return 0;
 }
 
@@ -4388,7 +4389,7 @@ static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handl
     lent = blocks && tb__lend(w, t, c);
     started = lent ? tb__now_us() : 0;
     if (!lent) tb__call_begin(w, t, c);
-    if (t->holding || !(h->flags & TURBO_LOCKED) || tb__lock_take(t) == 0) h->fn(r, &t->res, h->user);
+    if (t->holding || !(h->flags & TURBO_LOCKED) || tb__lock_take(t, w->now) == 0) h->fn(r, &t->res, h->user);
     if (!lent) {
         if (tb__call_end(w, t)) __atomic_store_n(&h->overstayed, 1, __ATOMIC_RELAXED);
     } else {
@@ -5409,9 +5410,12 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
                   : w->wake_at <= w->now  ? 0
                                           : (int)TB__MIN(w->wake_at - w->now, 60000);
         /* The lock the last handlers ran holding is kept through the wait,
-           if the embedder lets it be, so that a busy loop takes it once. */
+           if the embedder lets it be, so that a busy loop takes it once;
+           for keep_ms after it was taken at most, however busy the loop,
+           so that another thread that wants it gets it. */
         if (t->holding) {
             keep = w->s->cfg.keep_ms ? w->s->cfg.keep_ms(w->s->cfg.hook_arg) : 0;
+            if (keep > 0) keep -= (int)TB__MIN(w->now - t->held_since, keep);
             if (keep <= 0) tb__release(t);
             else if (timeout < 0 || timeout > keep) timeout = keep;
         }

@@ -990,7 +990,7 @@ def kept_lock_checks(binary):
     routes through its waits, never into a resume function; a client's requests one after another take it once, not once
     each (c_api_server counts its takes); and a thread that wants it gets it once keep_ms
     has passed, with no request to wake the loop (no timer either: idle connections last
-    10 minutes here, and so may a head)."""
+    10 minutes here, and so may a head), and with requests that keep coming."""
     srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_KEEPALIVE_TIMEOUT_MS": "600000",
                           "TURBO_HEADER_TIMEOUT_MS": "600000"})
     failures = []
@@ -1018,6 +1018,17 @@ def kept_lock_checks(binary):
                 failures.append("kept lock: the thread that wants it did not start")
             elif not logged(srv, "another thread took the lock", timeout=10):
                 failures.append("kept lock: not let go when no request came")
+            # Again, with a request every 20 ms: each wait brings one, yet the lock is let go
+            # keep_ms after it was taken (a log line that never comes fails at the deadline).
+            c.send(b"GET /locked/contend HTTP/1.1\r\n" + H + b"\r\n")
+            started, deadline = c.read_response().body == b"started", time.monotonic() + 30
+            while started and srv.stderr().count("another thread took the lock") < 2 \
+                    and time.monotonic() < deadline:
+                c.send(b"GET /locked HTTP/1.1\r\n" + H + b"\r\n")
+                c.read_response()
+                time.sleep(0.02)
+            if srv.stderr().count("another thread took the lock") < 2:
+                failures.append("kept lock: kept from a thread that wants it while requests kept coming")
     except Exception as e:  # noqa: BLE001
         failures.append("kept lock: %s: %s" % (type(e).__name__, e))
     finally:
