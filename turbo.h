@@ -1064,11 +1064,14 @@ static const unsigned char tb__class[256] = {
 
 #define TB__BYTES(b) (0x0101010101010101ull * (b))
 /* Where the first flagged byte of a word that memcpy loaded lies: on a
-   little-endian machine the first byte is the lowest, so the trailing zero
-   bits / 8. Elsewhere 0: tb__flagged then steps to it a byte at a time. */
+   little-endian machine (TB__LITTLE_ENDIAN, with gcc or clang) the first
+   byte is the lowest, so the trailing zero bits / 8. Elsewhere 0:
+   tb__flagged then steps to it a byte at a time. */
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define TB__LITTLE_ENDIAN 1
 #define TB__FIRST_FLAGGED(hits) ((size_t)__builtin_ctzll(hits) / 8)
 #else
+#define TB__LITTLE_ENDIAN 0
 #define TB__FIRST_FLAGGED(hits) 0
 #endif
 
@@ -1933,9 +1936,9 @@ static uint32_t tb__hash(const char *p, size_t n) {
    (and of bytes after one, which the first hides); else a byte at a time. */
 TB__INLINE size_t tb__segment_bytes(uint64_t w, const char *q, const char *end) {
     size_t left = (size_t)(end - q), k;
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if TB__LITTLE_ENDIAN
     uint64_t x = w ^ TB__BYTES('/'), hits = (x - TB__BYTES(1)) & ~x & TB__BYTES(0x80);
-    k = hits ? (size_t)__builtin_ctzll(hits) / 8 : 8;
+    k = hits ? TB__FIRST_FLAGGED(hits) : 8;
 #else
     (void)w;
     for (k = 0; k < 8 && k < left && q[k] != '/';) k++;
@@ -1946,12 +1949,9 @@ TB__INLINE size_t tb__segment_bytes(uint64_t w, const char *q, const char *end) 
 /* The first k < 8 bytes of w, loaded from q, the others zero: as tb__hash
    pads its last word. */
 TB__INLINE uint64_t tb__word_head(uint64_t w, const char *q, size_t k) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if TB__LITTLE_ENDIAN
     (void)q;
     return w & ((1ull << (8 * k)) - 1);
-#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    (void)q;
-    return w & ~(~0ull >> (8 * k));
 #else
     uint64_t head = 0;
     (void)w;

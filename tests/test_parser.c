@@ -568,6 +568,7 @@ static int route(turbo_server *s, const char *method, const char *path, turbo_re
     static char head[256];
     const tb__handler *h;
     size_t n = strlen(path);
+    if (n + 11 > sizeof head) return -1;
     memcpy(head, path, n);
     memcpy(head + n, " HTTP/1.1\r\n", 11);
     r->method.ptr = method;
