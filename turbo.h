@@ -994,6 +994,12 @@ static char *tb__put(char *o, const void *src, size_t n) {
     return o + n;
 }
 
+/* Copies n bytes to end just before o and returns where they begin. */
+static char *tb__put_back(char *o, const void *src, size_t n) {
+    memcpy(o - n, src, n);
+    return o - n;
+}
+
 /* ---------------------------------------------------------------- HTTP/1.1 parser */
 /* Stateless, in the manner of picohttpparser: given the bytes received so
    far, tb__parse_head returns the length of a complete head, 0 when more
@@ -1084,15 +1090,17 @@ static inline unsigned tb__controls16(const char *p) {
     return (unsigned)_mm_movemask_epi8(_mm_or_si128(control, _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))));
 }
 
-/* A bit for each of the 16 bytes at p that is not a letter, a digit or
-   "-". Signed: bytes from 0x80 are negative, outside both ranges. */
-static inline unsigned tb__not_name16(const char *p) {
+/* A bit for each of the 16 bytes at p that is not a letter, "-" or a byte
+   from low to "9": low "0" gives a field name's usual bytes, low "-" a
+   path's ("-", ".", "/" and the digits). Signed: bytes from 0x80 are
+   negative, outside every range. */
+static inline unsigned tb__not_word16(const char *p, char low) {
     __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p),
             folded = _mm_or_si128(x, _mm_set1_epi8(0x20));
     __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(folded, _mm_set1_epi8('a' - 1)),
                                    _mm_cmplt_epi8(folded, _mm_set1_epi8('z' + 1)));
-    __m128i digit =
-        _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)), _mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1)));
+    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8((char)(low - 1))),
+                                  _mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1)));
     __m128i dash = _mm_cmpeq_epi8(x, _mm_set1_epi8('-'));
     return ~(unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), dash)) & 0xffff;
 }
@@ -1146,7 +1154,7 @@ static inline const char *tb__field_end(const char *start, const char *p, const 
 static inline const char *tb__name_end(const char *p, const char *end) {
 #ifdef TB__SSE2
     for (; end - p >= 16; p += 16) {
-        unsigned misses = tb__not_name16(p);
+        unsigned misses = tb__not_word16(p, '0');
         if (misses) return p + __builtin_ctz(misses);
     }
 #else
@@ -1315,6 +1323,17 @@ static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_
     r->query.ptr = NULL;
     /* The target, up to where " HTTP/x.y" would no longer fit in max_line. */
     for (q = ++s;; s++) {
+#ifdef TB__SSE2
+        /* A path's usual bytes, which need no look of their own, 16 at a
+           time; not for one byte ("/"), cheaper alone. */
+        for (; room - s >= 16 && s[1] != ' '; s += 16) {
+            unsigned misses = tb__not_word16(s, '-');
+            if (misses) {
+                s += __builtin_ctz(misses);
+                break;
+            }
+        }
+#endif
         for (; s < room && TB__IS(TB__TARGET, *s); s++) {
             if (TB__IS(TB__PLAIN, *s)) continue;
             if (*s == '?') {
@@ -2536,18 +2555,19 @@ TB__INLINE int tb__json_put_string(turbo_json *j, size_t comma, const char *str,
    division is by a constant, so the compiler makes it a multiplication.
    Content-Length and the Date's year are written with them too. */
 
+/* v without leading zeros, ending just before end; returns its start. */
+static char *tb__digits_back(char *end, uint64_t v) {
+    for (; v >= 100; v /= 100) end = tb__put_back(end, tb__json_pairs + 2 * (v % 100), 2);
+    if (v >= 10) return tb__put_back(end, tb__json_pairs + 2 * v, 2);
+    *--end = (char)('0' + v);
+    return end;
+}
+
 /* v < 10^8 without leading zeros; returns the end. */
 static char *tb__json_u32(char *o, uint32_t v) {
     int n = v < 10000 ? (v < 100 ? (v < 10 ? 1 : 2) : (v < 1000 ? 3 : 4))
                       : (v < 1000000 ? (v < 100000 ? 5 : 6) : (v < 10000000 ? 7 : 8));
-    char *p = o + n;
-    while (v >= 100) {
-        p -= 2;
-        memcpy(p, tb__json_pairs + 2 * (v % 100), 2);
-        v /= 100;
-    }
-    if (v >= 10) memcpy(p - 2, tb__json_pairs + 2 * v, 2);
-    else p[-1] = (char)('0' + v);
+    tb__digits_back(o + n, v);
     return o + n;
 }
 
@@ -3090,6 +3110,7 @@ struct tb__thread {
     unsigned long call; /* the worker's call count while a handler runs */
     char rbuf[65536];
     turbo_buf out, scratch;
+    size_t out_from; /* where out's bytes to send begin: the room a head left unused is before */
     turbo_req req;
     turbo_res res;
     time_t date_sec;
@@ -3292,6 +3313,14 @@ static void tb__res_own_header(turbo_res *res, const char *line, size_t len) {
     res->answered = 1;
 }
 
+/* The Content-Type turbo sets, its line ending in the blank one: the body
+   begins, with one copy for both. */
+TB__INLINE void tb__res_own_type(turbo_res *res, const char *line, size_t len) {
+    if (tb__res_body_started(res)) return;
+    tb__res_own_header(res, line, len);
+    res->body_start = res->out->len;
+}
+
 TURBO_API int turbo_res_header(turbo_res *res, const char *name, const char *value) {
     return turbo_res_headern(res, name, strlen(name), value, strlen(value));
 }
@@ -3311,9 +3340,9 @@ TURBO_API void turbo_res_send(turbo_res *res, int status, const char *content_ty
 }
 
 TB__API_INLINE void turbo_res_text(turbo_res *res, int status, const char *text) {
-    static const char type[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    static const char type[] = "Content-Type: text/plain; charset=utf-8\r\n\r\n";
     turbo_res_status(res, status);
-    tb__res_own_header(res, type, sizeof type - 1);
+    tb__res_own_type(res, type, sizeof type - 1);
     turbo_res_body(res, text, strlen(text));
 }
 
@@ -3322,12 +3351,11 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length) {
 }
 
 TB__API_INLINE turbo_json *turbo_res_json(turbo_res *res, int status) {
-    static const char type[] = "Content-Type: application/json\r\n";
+    static const char type[] = "Content-Type: application/json\r\n\r\n";
     int body_started = tb__res_body_started(res);
     turbo_res_status(res, status);
     if (res->json_active) return &res->json;
-    if (!body_started) tb__res_own_header(res, type, sizeof type - 1);
-    if (!body_started) tb__res_body_begin(res);
+    tb__res_own_type(res, type, sizeof type - 1);
     turbo_json_init(&res->json, res->out);
     res->json_active = 1;
     if (body_started) res->json.error = TURBO_JSON_AFTER_END; /* a body was already written */
@@ -3421,31 +3449,27 @@ static void tb__res_fail(turbo_res *res, int status) {
 }
 
 /* Writes the status line and turbo's own headers (through the CRLF that
-   ends the last of them) into head, which has room for TB__HEAD_ROOM
-   bytes; returns their length. */
-static size_t tb__res_head(const turbo_res *res, int status, size_t body_len, char *head) {
+   ends the last of them) back from end, into at most TB__HEAD_ROOM bytes
+   before it; returns where they begin. */
+static char *tb__res_head(const turbo_res *res, int status, size_t body_len, char *end) {
     int streaming = res->c->streaming;
-    char *o = head;
-    if (status == 200) { /* a copy of constant length: a few moves, no loop */
-        o = tb__put(o, res->t->head, TB__HEAD_LEN);
-    } else {
-        const char *reason = tb__reason(status);
-        o = tb__put(o, "HTTP/1.1 ", 9);
-        o = tb__json_u32(o, (uint32_t)status);
-        *o++ = ' ';
-        o = tb__put(o, reason, strlen(reason));
-        o = tb__put(o, res->t->head + 15, TB__HEAD_LEN - 15);
-    }
+    const char *reason;
+    char *o = tb__put_back(end, "\r\n", 2);
+    if (!res->keep_alive) o = tb__put_back(o, "\r\nConnection: close", 19);
+    else if (res->t->req.version == 10) o = tb__put_back(o, "\r\nConnection: keep-alive", 24);
     if (streaming == TB__STREAM_CHUNKED) {
-        o = tb__put(o, "\r\nTransfer-Encoding: chunked", 28);
+        o = tb__put_back(o, "\r\nTransfer-Encoding: chunked", 28);
     } else if ((!streaming || streaming == TB__STREAM_LENGTH) && status >= 200 && status != 204 &&
                status != 304) { /* else none: RFC 9112 6.3 */
-        o = tb__put(o, "\r\nContent-Length: ", 18);
-        o = tb__json_u64(o, body_len);
+        o = tb__put_back(tb__digits_back(o, body_len), "\r\nContent-Length: ", 18);
     }
-    if (!res->keep_alive) o = tb__put(o, "\r\nConnection: close", 19);
-    else if (res->t->req.version == 10) o = tb__put(o, "\r\nConnection: keep-alive", 24);
-    return (size_t)(tb__put(o, "\r\n", 2) - head);
+    if (status == 200) /* a copy of constant length: a few moves, no loop */
+        return tb__put_back(o, res->t->head, TB__HEAD_LEN);
+    o = tb__put_back(o, res->t->head + 15, TB__HEAD_LEN - 15);
+    reason = tb__reason(status);
+    o = tb__put_back(o, reason, strlen(reason));
+    *--o = ' ';
+    return tb__put_back(tb__digits_back(o, (uint64_t)status), "HTTP/1.1 ", 9);
 }
 
 /* The body written since the last flush, framed as one chunk (or left as it
@@ -3523,27 +3547,34 @@ static int tb__res_send_now(turbo_res *res) {
     tb__conn *c = res->c;
     int timeout = res->w->s->cfg.write_timeout_ms, rc = 0;
     if (c->out.len) rc = tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent, timeout);
-    if (rc == 0) rc = tb__send_all(c, res->out->data, res->out->len, timeout);
+    if (rc == 0) rc = tb__send_all(c, res->out->data + res->t->out_from, res->out->len - res->t->out_from, timeout);
     res->sent += res->out->len - res->start;
     turbo_buf_free(&c->out);
     c->out_sent = 0;
-    res->out->len = res->start = res->body_start = 0;
+    res->out->len = res->start = res->body_start = res->t->out_from = 0;
     return rc;
 }
 
 /* Writes the status line and turbo's own headers into the room in front of
-   the handler's headers, and slides those and the body written so far up
-   against them; length is the Content-Length. 0, or -1 out of memory. */
+   the handler's headers, against them; length is the Content-Length. The
+   room they leave is skipped when the answer is the first of t->out to go
+   out, else the answer slides down against the one before. 0, or -1 out
+   of memory. */
 static int tb__res_put_head(turbo_res *res, int status, size_t length) {
-    char *o;
+    tb__thread *t = res->t;
+    char *room;
     size_t gap;
     if (!tb__res_body_started(res)) tb__res_body_begin(res);
     /* No room: out of memory, or a head already out (a stream, a file sent) */
     if (res->out->oom || res->body_start < res->start + TB__HEAD_ROOM || status < 100 || status > 999)
         return -1;
-    o = res->out->data + res->start;
-    gap = TB__HEAD_ROOM - tb__res_head(res, status, length, o);
-    memmove(o + TB__HEAD_ROOM - gap, o + TB__HEAD_ROOM, res->out->len - res->start - TB__HEAD_ROOM);
+    room = res->out->data + res->start;
+    gap = (size_t)(tb__res_head(res, status, length, room + TB__HEAD_ROOM) - room);
+    if (res->start == t->out_from) {
+        res->start = t->out_from = res->start + gap;
+        return 0;
+    }
+    memmove(room, room + gap, res->out->len - res->start - gap);
     res->body_start -= gap;
     res->out->len -= gap;
     return 0;
@@ -4330,10 +4361,11 @@ static void tb__conn_linger(tb__worker *w, tb__conn *c) {
    behind a backlog) waits in c->out. -1 if the client is gone or c->out
    could not grow. The buffer is kept unless one big answer made it big. */
 static inline int tb__out_flush(tb__thread *t, tb__conn *c) {
-    size_t len = t->out.len;
-    ssize_t sent = c->out.len ? 0 : tb__send_some(c, t->out.data, len);
-    if (sent >= 0 && (size_t)sent < len) tb__append(&c->out, t->out.data + sent, len - (size_t)sent);
-    t->out.len = 0;
+    const char *from = t->out.data + t->out_from;
+    size_t len = t->out.len - t->out_from;
+    ssize_t sent = c->out.len ? 0 : tb__send_some(c, from, len);
+    if (sent >= 0 && (size_t)sent < len) tb__append(&c->out, from + sent, len - (size_t)sent);
+    t->out.len = t->out_from = 0;
     if (t->out.cap > TB__OUT_KEEP) turbo_buf_free(&t->out);
     if (c->ws) tb__ws_sent(c);
     return sent < 0 || c->out.oom ? -1 : 0;
@@ -5069,7 +5101,7 @@ static size_t tb__ws_process(tb__worker *w, tb__thread *t, tb__conn *c, char *da
     ws->read_paused = ws->paused && !ws->closing;
     if (!ws->code) ws->code = ws->sent_code;
     if (ws->dropped) { /* the client does not read: what waits is dropped */
-        t->out.len = 0;
+        t->out.len = t->out_from = 0;
         shutdown(c->fd, SHUT_RDWR);
         c->close_after = 1;
     }

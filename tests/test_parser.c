@@ -297,6 +297,41 @@ static void test_name_bytes_at_every_offset(void) {
     CHECK(judged == 820 * 256 && !wrong, "%zu of %zu names judged wrongly", wrong, judged);
 }
 
+/* Targets are read 16 bytes at a time too (letters, digits, "-", "." and
+   "/"; the other bytes one at a time): any byte at any offset of a path of
+   any length up to 40 is judged as RFC 9112 3.2 says (a pchar, "/" or "?";
+   "%" without two hex digits after it, as here, is no escape), and the
+   path ends at the first "?". */
+static void test_target_bytes_at_every_offset(void) {
+    static const char others[] = "-._~!$&'()*+,;=:@/?", tail[] = " HTTP/1.1\r\nHost: a\r\n\r\n";
+    char buf[160];
+    size_t len, pos, b, n, judged = 0, wrong = 0;
+    for (len = 1; len <= 40; len++)
+        for (pos = 0; pos < len; pos++)
+            for (b = 0; b < 256; b++) {
+                turbo_req r = {0};
+                tb__framing f;
+                int valid = (b >= '0' && b <= '9') || ((b | 0x20) >= 'a' && (b | 0x20) <= 'z') ||
+                            (b && strchr(others, (int)b));
+                size_t path_len = 1 + (b == '?' ? pos : len);
+                int rc;
+                memcpy(buf, "GET /", 5);
+                memset(buf + 5, 'p', len);
+                buf[5 + pos] = (char)b;
+                memcpy(buf + 5 + len, tail, sizeof tail - 1);
+                n = 5 + len + sizeof tail - 1;
+                rc = tb__parse_head(buf, n, &r, &f, &limits);
+                judged++;
+                if (valid ? rc != (int)n || r.path.ptr != buf + 4 || r.path.len != path_len ||
+                                r.target.len != len + 1
+                          : rc != -400) {
+                    if (wrong++ < 5)
+                        printf("  byte 0x%02zx at offset %zu of a path of %zu: %d\n", b, pos, len, rc);
+                }
+            }
+    CHECK(judged == 820 * 256 && !wrong, "%zu of %zu targets judged wrongly", wrong, judged);
+}
+
 static void test_head_fields(void) {
     const char *s = "POST http://h:1/a/b?x=1&y HTTP/1.1\r\nHost: h:1\r\nX-Pad:  v  \r\n"
                     "Connection: close\r\nContent-Length: 12\r\nExpect: 100-continue\r\n\r\n";
@@ -783,6 +818,7 @@ int main(int argc, char **argv) {
     RUN(test_head_table);
     RUN(test_value_bytes_at_every_offset);
     RUN(test_name_bytes_at_every_offset);
+    RUN(test_target_bytes_at_every_offset);
     RUN(test_header_check_at_every_offset);
     RUN(test_value_cut_by_max_head);
     RUN(test_head_fields);
