@@ -994,7 +994,7 @@ static char *tb__put(char *o, const void *src, size_t n) {
     return o + n;
 }
 
-/* Copies n bytes to end just before o and returns where they begin. */
+/* Copies n bytes to just before o and returns where they begin. */
 static char *tb__put_back(char *o, const void *src, size_t n) {
     memcpy(o - n, src, n);
     return o - n;
@@ -3546,8 +3546,9 @@ static int tb__send_all(tb__conn *c, const char *data, size_t len, int timeout_m
 static int tb__res_send_now(turbo_res *res) {
     tb__conn *c = res->c;
     int timeout = res->w->s->cfg.write_timeout_ms, rc = 0;
+    size_t from = res->t->out_from;
     if (c->out.len) rc = tb__send_all(c, c->out.data + c->out_sent, c->out.len - c->out_sent, timeout);
-    if (rc == 0) rc = tb__send_all(c, res->out->data + res->t->out_from, res->out->len - res->t->out_from, timeout);
+    if (rc == 0) rc = tb__send_all(c, res->out->data + from, res->out->len - from, timeout);
     res->sent += res->out->len - res->start;
     turbo_buf_free(&c->out);
     c->out_sent = 0;
