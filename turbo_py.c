@@ -3044,9 +3044,10 @@ static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
    callbacks take no GIL: each queues an event behind the ASGI requests
    (tb_asgi_post), and the loop's thread gives them to the app in order,
    the close last. Messages wait in an inbox until received; past 1 MiB of
-   them, turbo stops reading the socket (turbo_ws_pause) until the app has
-   received all but 256 KiB: the client waits, nothing is lost. A send past
-   turbo's 1 MiB waits for on_drain. */
+   them, queued or in the inbox, turbo stops reading the socket
+   (turbo_ws_pause, from turbo's thread: a loop that falls behind cannot let
+   more pile up) until the app has received all but 256 KiB: the client
+   waits, nothing is lost. A send past turbo's 1 MiB waits for on_drain. */
 
 enum { TB_WANT_MESSAGE, TB_WANT_TEXT, TB_WANT_BYTES, TB_WANT_JSON }; /* what a receive gives */
 
@@ -3056,21 +3057,34 @@ enum { TB_WANT_MESSAGE, TB_WANT_TEXT, TB_WANT_BYTES, TB_WANT_JSON }; /* what a r
 static PyObject *tb_WebSocketDisconnect, *tb_deque, *tb_websocket_scope; /* from turbo/_support.py */
 
 typedef struct tb_WebSocket {
-    tb_Request request; /* the handshake, for an endpoint's path_params, headers... */
-    turbo_defer *defer; /* the handshake's answer, until accept() or close() */
-    turbo_ws *ws;       /* while open (retained) */
-    tb_reply *reply;    /* accept()'s headers, or the answer that refuses */
-    char *subprotocol;  /* accept()'s */
-    const char *label;  /* the route's or the app's, for logs */
-    tb_plan *plan;      /* an endpoint's; NULL for a hosted app */
-    PyObject *inbox;    /* a deque of the messages not received yet (str or bytes) */
-    size_t waiting;     /* their lengths, summed */
-    PyObject *receiver; /* the future a receive waits on */
-    PyObject *sender;   /* the future accept() (the 101 is out) or a send (on_drain) waits on */
-    int code;           /* the close's (turbo's on_close, or 1006): 0 until closed */
+    tb_Request request;   /* the handshake, for an endpoint's path_params, headers... */
+    turbo_defer *defer;   /* the handshake's answer, until accept() or close() */
+    turbo_ws *ws;         /* while open (retained) */
+    tb_reply *reply;      /* accept()'s headers, or the answer that refuses */
+    char *subprotocol;    /* accept()'s */
+    const char *label;    /* the route's or the app's, for logs */
+    tb_plan *plan;        /* an endpoint's; NULL for a hosted app */
+    PyObject *inbox;      /* a deque of the messages not received yet (str or bytes) */
+    pthread_mutex_t flow; /* posted, waiting and paused: turbo's thread pauses, the loop's resumes */
+    size_t posted;        /* bytes of the messages queued for the loop, not handled there yet */
+    size_t waiting;       /* the lengths of those in the inbox, summed */
+    PyObject *receiver;   /* the future a receive waits on */
+    PyObject *sender;     /* the future accept() (the 101 is out) or a send (on_drain) waits on */
+    int code;             /* the close's (turbo's on_close, or 1006): 0 until closed */
     int want, connected, ended, paused;
     char accept[29];
 } tb_WebSocket;
+
+/* On the loop's thread: messages handled (their bytes off posted), moved to
+   the inbox or received from it; reading resumes once the app has all but
+   TB_WS_INBOX_LOW. */
+static void tb_ws_settle(tb_WebSocket *w, size_t handled, size_t queued, size_t received) {
+    pthread_mutex_lock(&w->flow);
+    w->posted -= handled;
+    w->waiting = w->waiting + queued - received;
+    if (w->paused && w->posted + w->waiting < TB_WS_INBOX_LOW && w->ws) turbo_ws_pause(w->ws, w->paused = 0);
+    pthread_mutex_unlock(&w->flow);
+}
 
 /* On a turbo thread, without the GIL: queues an event of w for the loop. */
 static void tb_ws_post(tb_WebSocket *w, int kind, turbo_ws *ws, int code, const char *data, size_t len) {
@@ -3090,7 +3104,12 @@ static void tb_ws_on_open(turbo_ws *ws, void *user) {
 }
 
 static void tb_ws_on_message(turbo_ws *ws, const char *data, size_t len, int text, void *user) {
-    tb_ws_post((tb_WebSocket *)user, text ? TB_JOB_WS_TEXT : TB_JOB_WS_BINARY, ws, 0, data, len);
+    tb_WebSocket *w = (tb_WebSocket *)user;
+    pthread_mutex_lock(&w->flow);
+    w->posted += len;
+    if (w->posted + w->waiting > TB_WS_INBOX_HIGH && !w->paused) turbo_ws_pause(ws, w->paused = 1);
+    pthread_mutex_unlock(&w->flow);
+    tb_ws_post(w, text ? TB_JOB_WS_TEXT : TB_JOB_WS_BINARY, ws, 0, data, len);
 }
 
 static void tb_ws_on_drain(turbo_ws *ws, void *user) {
@@ -3114,6 +3133,7 @@ static int tb_ws_refused(turbo_req *req, turbo_res *res, char accept[29]) {
 
 static PyObject *tb_ws_new(turbo_req *req, const char *accept, const char *label, tb_plan *pl) {
     tb_WebSocket *w = (tb_WebSocket *)tb_WebSocketType.tp_alloc(&tb_WebSocketType, 0); /* zeroed */
+    if (w) pthread_mutex_init(&w->flow, NULL);
     if (w && !(w->reply = tb_reply_new())) Py_CLEAR(w);
     if (!w) return PyErr_NoMemory();
     w->request.req = req;
@@ -3130,6 +3150,7 @@ static void tb_ws_dealloc(PyObject *self) {
     Py_XDECREF(w->sender);
     if (w->reply) tb_reply_free(w->reply);
     free(w->subprotocol);
+    pthread_mutex_destroy(&w->flow);
     tb_request_dealloc(self);
 }
 
@@ -3181,8 +3202,7 @@ static PyObject *tb_ws_receive_as(tb_WebSocket *w, int want) {
     w->connected = 1;
     PyObject *item =
         w->inbox && PyObject_Size(w->inbox) > 0 ? PyObject_CallMethodNoArgs(w->inbox, tb_s_popleft) : NULL;
-    if (item) w->waiting -= (size_t)PyObject_Length(item);
-    if (w->paused && w->waiting < TB_WS_INBOX_LOW && w->ws) turbo_ws_pause(w->ws, w->paused = 0);
+    tb_ws_settle(w, 0, 0, item ? (size_t)PyObject_Length(item) : 0);
     if (item || w->code) {
         PyObject *value = tb_ws_give(w, want, item);
         Py_XDECREF(item);
@@ -3213,6 +3233,7 @@ static PyObject *tb_ws_receive_json(PyObject *self, PyObject *Py_UNUSED(ignored)
 static void tb_ws_event(tb_asgi_job *job) {
     tb_WebSocket *w = job->ws;
     int message = job->kind == TB_JOB_WS_TEXT || job->kind == TB_JOB_WS_BINARY;
+    size_t queued = 0;
     PyObject *item = job->kind == TB_JOB_WS_TEXT
                          ? PyUnicode_DecodeUTF8(job->data, (Py_ssize_t)job->body_len, NULL)
                      : message ? PyBytes_FromStringAndSize(job->data, (Py_ssize_t)job->body_len)
@@ -3236,10 +3257,11 @@ static void tb_ws_event(tb_asgi_job *job) {
         Py_CLEAR(w->receiver);
     } else if (message) {
         if (!w->inbox) w->inbox = PyObject_CallNoArgs(tb_deque);
-        tb_done_with(w->inbox ? PyObject_CallMethodOneArg(w->inbox, tb_s_append, item) : NULL, w->label);
-        if ((w->waiting += (size_t)PyObject_Length(item)) > TB_WS_INBOX_HIGH && w->ws && !w->paused)
-            turbo_ws_pause(w->ws, w->paused = 1);
+        PyObject *appended = w->inbox ? PyObject_CallMethodOneArg(w->inbox, tb_s_append, item) : NULL;
+        if (appended) queued = (size_t)PyObject_Length(item);
+        tb_done_with(appended, w->label);
     }
+    if (message) tb_ws_settle(w, job->body_len, queued, 0);
     if (!message && w->sender) { /* accept() or a send goes on */
         tb_done_with(PyObject_CallOneArg(tb_resolve, w->sender), w->label);
         Py_CLEAR(w->sender);

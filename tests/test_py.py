@@ -532,6 +532,31 @@ class WebSockets(NotingApp):
         self.assertEqual(ws.recv(), "24 messages, %d bytes" % (24 << 20))
         sender.join()
 
+    def test_a_loop_fallen_behind_lets_no_more_pile_up(self):
+        """23 MiB sent once the endpoint holds the asyncio loop's thread: the loop handles none of
+        turbo's events, so turbo's own thread stops reading once over 1 MiB is on its way to it:
+        the client is held back (it read all 23 MiB before) and the server's memory stays under
+        12 MiB more; released, every message arrives."""
+        ws = self.connect("/stall?n=24")
+        self.addCleanup(self.server.request, "GET", "/stall/release")  # the loop goes on, whatever fails
+        ws.send(b"x" * (1 << 20))
+        self.assertEqual(ws.recv(), "stalling")
+        before = rss_kib(self.server.proc.pid)
+        sender = threading.Thread(target=ws.send, args=[b"x" * (1 << 20)] * 23)
+        sender.start()
+        client_port, queued = ws.sock.getsockname()[1], []
+
+        def held_back():  # both sides' queues full and not moving over 10 looks: nothing is read
+            queued.append((tcp_queued(self.server.port, 1), tcp_queued(client_port, 0)))
+            return len(set(queued[-10:])) == 1 and len(queued) >= 10 and min(queued[-1]) > (512 << 10)
+
+        harness.harness.wait_until(lambda: not sender.is_alive() or held_back(), "neither sent nor held back")
+        self.assertTrue(sender.is_alive(), "the server read all 23 MiB")
+        self.assertLess(rss_kib(self.server.proc.pid), before + 12 * 1024)
+        self.assertEqual(self.server.request("GET", "/stall/release")[0], 200)
+        self.assertEqual(ws.recv(), "24 messages, %d bytes" % (24 << 20))
+        sender.join()
+
     def test_a_receive_given_up_by_wait_for_loses_no_message(self):
         ws = self.connect("/timeout")
         self.assertEqual(ws.recv(), "timed out")
@@ -567,6 +592,7 @@ class WebSockets(NotingApp):
             pass
         with self.assertRaisesRegex(TypeError, "dependencies are not supported"):
             turbo.App(dependencies=[turbo.Depends(lambda: 1)]).websocket("/ws")(endpoint)
+
 
 
 class Processes(unittest.TestCase):

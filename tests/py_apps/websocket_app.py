@@ -4,6 +4,7 @@ and failures. What an endpoint learns of the client's close it notes in a file u
 import asyncio
 import os
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import turbo  # noqa: E402
@@ -112,6 +113,28 @@ async def slow(websocket: WebSocket, n: int):
     await released().wait()
     size = 0
     for _ in range(n):
+        size += len(await websocket.receive_bytes())
+    await websocket.send_text("%d messages, %d bytes" % (n, size))
+
+
+_stalled = threading.Event()  # set by /stall/release, a plain def route: turbo's thread runs it
+
+
+@app.get("/stall/release")
+def stall_release():
+    _stalled.set()
+    return {"released": True}
+
+
+@app.websocket("/stall")
+async def stall(websocket: WebSocket, n: int):
+    """Receives a message, says so, then holds the loop's thread itself until released (a loop
+    fallen behind: none of turbo's events is handled meanwhile), then receives the other n - 1."""
+    await websocket.accept()
+    size = len(await websocket.receive_bytes())
+    await websocket.send_text("stalling")
+    _stalled.wait(60)
+    for _ in range(n - 1):
         size += len(await websocket.receive_bytes())
     await websocket.send_text("%d messages, %d bytes" % (n, size))
 
