@@ -4417,12 +4417,12 @@ static int tb__lock_take(tb__thread *t, int64_t now) {
    hand-off); either way this thread then keeps only c (t->detached). */
 static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h, turbo_req *r) {
     int blocks = (h->flags & TURBO_BLOCKING) || __atomic_load_n(&h->overstayed, __ATOMIC_RELAXED), lent;
-    int64_t started;
+    int64_t now = w->now, started; /* w's clock read while w is this thread's: once lent, it is another's */
     if (t->holding && !(h->flags & TURBO_LOCKED)) tb__release(t); /* before h is timed, or lent a thread */
     lent = blocks && tb__lend(w, t, c);
     started = lent ? tb__now_us() : 0;
     if (!lent) tb__call_begin(w, t, c);
-    if (t->holding || !(h->flags & TURBO_LOCKED) || tb__lock_take(t, w->now) == 0) h->fn(r, &t->res, h->user);
+    if (t->holding || !(h->flags & TURBO_LOCKED) || tb__lock_take(t, now) == 0) h->fn(r, &t->res, h->user);
     if (!lent) {
         if (tb__call_end(w, t)) __atomic_store_n(&h->overstayed, 1, __ATOMIC_RELAXED);
     } else {
