@@ -633,7 +633,7 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
        tb__dispatch      connections   501, OPTIONS *, route, 404, 405
          tb__route       router          the handler and its {captures}
          tb__run_handler connections     the handler, watched by the monitor (hand-off)
-       tb__res_finish    response      status line and turbo's headers slid in front
+       tb__res_finish    response      status line and turbo's headers put in front
      tb__conn_after      connections one send of every answer; keep the rest; next timer
      tb__worker_resumed  deferred    answers resumed from other threads, lent
                                      connections handed back
@@ -3196,13 +3196,16 @@ struct tb__worker {
 /* A response is written straight into the thread's output buffer: room
    for its head, then the handler's headers, the blank line, its body.
    When the handler returns, the status line and the headers turbo owns
-   (Date, Content-Length, ...) are written into the room and the rest slid
-   up against them: for the small bodies of a typical API that move is a
-   few dozen bytes, and it spares handlers from declaring lengths up front. */
+   (Date, Content-Length, ...) are written into the room, backwards from
+   the handler's headers: the answer is sent from where they begin, and
+   only a later answer of a pipelined batch slides down against the one
+   before. Handlers need not declare lengths up front. */
 
 /* The longest head tb__res_head writes: a status line of 44 bytes ("HTTP/1.1
    431 Request Header Fields Too Large"), Server and Date (52), Content-Length
-   with 20 digits (38), "Connection: keep-alive" (24), CRLF (2). */
+   with 20 digits (38), "Connection: keep-alive" (24), CRLF (2). Written
+   backwards, a longer one would run into the answer before: a longer
+   reason or another header of turbo's must grow it. */
 #define TB__HEAD_ROOM 160
 
 static const char *tb__reason(int status) {
@@ -3316,7 +3319,7 @@ static void tb__res_own_header(turbo_res *res, const char *line, size_t len) {
 /* The Content-Type turbo sets, its line ending in the blank one: the body
    begins, with one copy for both. */
 TB__INLINE void tb__res_own_type(turbo_res *res, const char *line, size_t len) {
-    if (tb__res_body_started(res)) return;
+    if (tb__res_body_started(res) || res->deferred) return;
     tb__res_own_header(res, line, len);
     res->body_start = res->out->len;
 }

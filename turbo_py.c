@@ -3044,14 +3044,14 @@ static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
    callbacks take no GIL: each queues an event behind the ASGI requests
    (tb_asgi_post), and the loop's thread gives them to the app in order,
    the close last. Messages wait in an inbox until received; past 1 MiB of
-   them, queued or in the inbox, turbo stops reading the socket
-   (turbo_ws_pause, from turbo's thread: a loop that falls behind cannot let
-   more pile up) until the app has received all but 256 KiB: the client
-   waits, nothing is lost. A send past turbo's 1 MiB waits for on_drain. */
+   them, on their way to the loop or in the inbox, turbo stops reading the
+   socket (turbo_ws_pause, from turbo's thread: a loop that falls behind
+   cannot let more pile up) until under 256 KiB of them are left: the
+   client waits, nothing is lost. A send past turbo's 1 MiB waits for on_drain. */
 
 enum { TB_WANT_MESSAGE, TB_WANT_TEXT, TB_WANT_BYTES, TB_WANT_JSON }; /* what a receive gives */
 
-#define TB_WS_INBOX_HIGH (1u << 20) /* characters of text, bytes */
+#define TB_WS_INBOX_HIGH (1u << 20) /* bytes on their way; characters of text, bytes in the inbox */
 #define TB_WS_INBOX_LOW (256u << 10)
 
 static PyObject *tb_WebSocketDisconnect, *tb_deque, *tb_websocket_scope; /* from turbo/_support.py */

@@ -130,6 +130,7 @@ def stall_release():
 async def stall(websocket: WebSocket, n: int):
     """Receives a message, says so, then holds the loop's thread itself until released (a loop
     fallen behind: none of turbo's events is handled meanwhile), then receives the other n - 1."""
+    _stalled.clear()
     await websocket.accept()
     size = len(await websocket.receive_bytes())
     await websocket.send_text("stalling")
