@@ -3076,8 +3076,8 @@ typedef struct tb_WebSocket {
 } tb_WebSocket;
 
 /* On the loop's thread: messages handled (their bytes off posted), moved to
-   the inbox or received from it; reading resumes once the app has all but
-   TB_WS_INBOX_LOW. */
+   the inbox or received from it; reading resumes once under
+   TB_WS_INBOX_LOW of them are left, on their way or in the inbox. */
 static void tb_ws_settle(tb_WebSocket *w, size_t handled, size_t queued, size_t received) {
     pthread_mutex_lock(&w->flow);
     w->posted -= handled;
