@@ -1688,10 +1688,16 @@ TURBO_API turbo_str turbo_req_query(const turbo_req *r) { return r->query; }
 TURBO_API int turbo_req_version(const turbo_req *r) { return r->version; }
 TURBO_API turbo_str turbo_req_body(const turbo_req *r) { return r->body; }
 
+static char *tb__peer_text(char *o, const tb__peer *p);
+
 TURBO_API int turbo_req_peer(const turbo_req *r, char *host, size_t cap) {
-    if (!r->peer || !r->peer->family ||
-        !inet_ntop(r->peer->family == 4 ? AF_INET : AF_INET6, r->peer->addr, host, (socklen_t)cap))
-        return -1;
+    char text[INET6_ADDRSTRLEN];
+    size_t n;
+    if (!r->peer || !r->peer->family) return -1;
+    n = (size_t)(tb__peer_text(text, r->peer) - text);
+    if (n >= cap) return -1;
+    memcpy(host, text, n);
+    host[n] = '\0';
     return r->peer->port;
 }
 TURBO_API int turbo_req_header_count(const turbo_req *r) { return r->header_count; }

@@ -90,7 +90,21 @@ static PyObject *tb_kw_mode; /* ("mode",): the keyword of model_dump(mode="json"
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
     *tb_s_content_type, *tb_s_background;
 static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_model_dump, *tb_s_json, *tb_s_done,
-    *tb_s_set_result, *tb_s_set_exception, *tb_s_append, *tb_s_popleft;
+    *tb_s_set_result, *tb_s_set_exception, *tb_s_append, *tb_s_popleft, *tb_s_close;
+
+/* The keys and constant values of ASGI scopes and messages and of WSGI
+   environs: a dict built from these hashes nothing and copies no text. */
+static PyObject *tb_s_type, *tb_s_asgi, *tb_s_version, *tb_s_spec_version, *tb_s_http_version, *tb_s_method,
+    *tb_s_scheme, *tb_s_path, *tb_s_raw_path, *tb_s_query_string, *tb_s_root_path, *tb_s_client, *tb_s_server,
+    *tb_s_state, *tb_s_extensions, *tb_s_body, *tb_s_more_body, *tb_s_status, *tb_s_subprotocol, *tb_s_bytes,
+    *tb_s_text, *tb_s_code, *tb_s_reason, *tb_s_http, *tb_s_asgi_3_0, *tb_s_spec_2_3, *tb_s_http_1_0,
+    *tb_s_http_1_1, *tb_s_slash, *tb_s_pathsend, *tb_s_http_request, *tb_s_http_disconnect, *tb_s_ws_connect,
+    *tb_s_ws_receive, *tb_s_ws_disconnect, *tb_s_empty, *tb_e_request_method, *tb_e_script_name,
+    *tb_e_path_info, *tb_e_query_string, *tb_e_server_protocol, *tb_e_remote_addr, *tb_e_server_name,
+    *tb_e_server_port, *tb_e_remote_port, *tb_e_version, *tb_e_url_scheme, *tb_e_input, *tb_e_errors,
+    *tb_e_multithread, *tb_e_multiprocess, *tb_e_run_once, *tb_e_content_type, *tb_e_content_length,
+    *tb_e_http_1_0, *tb_e_http_1_1;
+static PyObject *tb_wsgi_version; /* (1, 0) */
 
 /* The asyncio loop of this process, when the app has async handlers. */
 static PyObject *tb_Loop;        /* the class */
@@ -757,6 +771,26 @@ static PyObject *tb_json_loads_py(PyObject *Py_UNUSED(module), PyObject *body) {
 /* Appends v, a new reference (NULL after an error), and lets it go: 0 or -1. */
 static int tb_append(PyObject *list, PyObject *v) {
     int rc = v ? PyList_Append(list, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+/* (a, b), taking both: a new reference, or NULL with an exception. */
+static PyObject *tb_pair(PyObject *a, PyObject *b) {
+    PyObject *t = a && b ? PyTuple_New(2) : NULL;
+    if (!t) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, a);
+    PyTuple_SET_ITEM(t, 1, b);
+    return t;
+}
+
+/* d[key] = v, taking v: 0, or -1 with an exception (v NULL: its own). */
+static int tb_put(PyObject *d, PyObject *key, PyObject *v) {
+    int rc = v ? PyDict_SetItem(d, key, v) : -1;
     Py_XDECREF(v);
     return rc;
 }
@@ -2491,17 +2525,24 @@ static void tb_asgi_watch(turbo_defer *d, tb_asgi_link *link) {
     turbo_defer_watch(d, tb_asgi_ended, link);
 }
 
-static PyObject *tb_asgi_message(const char *type) { return Py_BuildValue("{s:s}", "type", type); }
+/* {"type": type}: a new reference, or NULL with an exception. */
+static PyObject *tb_asgi_message(PyObject *type) {
+    PyObject *m = PyDict_New();
+    if (m && tb_put(m, tb_s_type, Py_NewRef(type)) < 0) Py_CLEAR(m);
+    return m;
+}
 
 static PyObject *tb_asgi_receive(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     tb_ASGICall *c = (tb_ASGICall *)self;
     if (c->body) {
-        PyObject *m =
-            Py_BuildValue("{s:s,s:O,s:O}", "type", "http.request", "body", c->body, "more_body", Py_False);
+        PyObject *m = tb_asgi_message(tb_s_http_request);
+        if (m && (tb_put(m, tb_s_body, Py_NewRef(c->body)) < 0 ||
+                  tb_put(m, tb_s_more_body, Py_NewRef(Py_False)) < 0))
+            Py_CLEAR(m);
         Py_CLEAR(c->body);
         return tb_ready_new(m);
     }
-    if (c->gone || (!c->defer && !c->waiter)) return tb_ready_new(tb_asgi_message("http.disconnect"));
+    if (c->gone || (!c->defer && !c->waiter)) return tb_ready_new(tb_asgi_message(tb_s_http_disconnect));
     if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
     return Py_NewRef(c->disconnect);
 }
@@ -2514,7 +2555,7 @@ static void tb_asgi_abort(turbo_res *res, void *Py_UNUSED(arg)) {
    turbo thread as well: through call_soon_threadsafe). */
 static void tb_asgi_disconnected(tb_ASGICall *c) {
     if (c->disconnect) {
-        PyObject *m = tb_asgi_message("http.disconnect");
+        PyObject *m = tb_asgi_message(tb_s_http_disconnect);
         PyObject *r = m && tb_loop_call_soon_threadsafe
                           ? PyObject_CallFunctionObjArgs(tb_loop_call_soon_threadsafe, tb_resolve,
                                                          c->disconnect, m, NULL)
@@ -2549,17 +2590,19 @@ static PyObject *tb_hosted_fail(const char *label, const char *what) {
     return PyErr_Format(PyExc_RuntimeError, "%s: %s", label, what);
 }
 
-/* An ASGI message's msg[key]: a new reference, or NULL without an
-   exception when it is missing or None. */
-static PyObject *tb_item(PyObject *msg, const char *key) {
-    PyObject *v = PyMapping_HasKeyString(msg, key) ? PyMapping_GetItemString(msg, key) : NULL;
+/* An ASGI message's msg[key] (key interned): a new reference, or NULL
+   without an exception when it is missing or None. */
+static PyObject *tb_item(PyObject *msg, PyObject *key) {
+    PyObject *v =
+        PyDict_CheckExact(msg) ? Py_XNewRef(PyDict_GetItemWithError(msg, key)) : PyObject_GetItem(msg, key);
+    if (!v) PyErr_Clear(); /* a mapping's own error on a lookup counts as missing, as PyMapping_HasKey's */
     if (v == Py_None) Py_CLEAR(v);
     return v;
 }
 
 /* msg["type"] as UTF-8 (msg keeps it alive), or NULL without an exception. */
 static const char *tb_message_type(PyObject *msg) {
-    PyObject *type = tb_item(msg, "type");
+    PyObject *type = tb_item(msg, tb_s_type);
     const char *t = type && PyUnicode_Check(type) ? PyUnicode_AsUTF8(type) : NULL;
     Py_XDECREF(type);
     PyErr_Clear();
@@ -2567,12 +2610,12 @@ static const char *tb_message_type(PyObject *msg) {
 }
 
 static int tb_asgi_start(tb_ASGICall *c, PyObject *msg) {
-    PyObject *status = PyMapping_GetItemString(msg, "status");
+    PyObject *status = tb_item(msg, tb_s_status);
     long code = status && PyLong_Check(status) ? PyLong_AsLong(status) : -1;
     Py_XDECREF(status);
     if (!tb_check_status(code)) return -1;
     c->reply->status = (int)code;
-    PyObject *headers = tb_item(msg, "headers");
+    PyObject *headers = tb_item(msg, tb_s_headers);
     int rc = headers ? tb_reply_headers(c->reply, headers) : 0;
     Py_XDECREF(headers);
     c->started = 1;
@@ -2641,7 +2684,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     } else if (strcmp(t, "http.response.body") == 0) {
         if (!c->started)
             return tb_hosted_fail(c->label, "sent http.response.body before http.response.start");
-        PyObject *body = tb_item(msg, "body"), *more = tb_item(msg, "more_body");
+        PyObject *body = tb_item(msg, tb_s_body), *more = tb_item(msg, tb_s_more_body);
         int rc = body ? tb_reply_body(c->reply, body) : 0, more_body = more ? PyObject_IsTrue(more) : 0;
         Py_XDECREF(body);
         Py_XDECREF(more);
@@ -2651,7 +2694,7 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     } else if (strcmp(t, "http.response.pathsend") == 0) {
         if (!c->started)
             return tb_hosted_fail(c->label, "sent http.response.pathsend before http.response.start");
-        PyObject *path = tb_item(msg, "path"), *bytes = NULL;
+        PyObject *path = tb_item(msg, tb_s_path), *bytes = NULL;
         if (path && PyUnicode_Check(path) && (bytes = PyUnicode_EncodeFSDefault(path)) &&
             !(c->reply->file = strdup(PyBytes_AS_STRING(bytes))))
             PyErr_NoMemory();
@@ -2780,7 +2823,8 @@ static PyObject *tb_asgi_headers(const tb_asgi_job *job) {
     PyObject *list = PyList_New(job->nheaders);
     for (int i = 0; list && i < job->nheaders; i++) {
         size_t nlen = strlen(p), vlen = strlen(p + nlen + 1);
-        PyObject *pair = Py_BuildValue("(y#y#)", p, (Py_ssize_t)nlen, p + nlen + 1, (Py_ssize_t)vlen);
+        PyObject *pair = tb_pair(PyBytes_FromStringAndSize(p, (Py_ssize_t)nlen),
+                                 PyBytes_FromStringAndSize(p + nlen + 1, (Py_ssize_t)vlen));
         if (!pair) Py_CLEAR(list);
         else PyList_SET_ITEM(list, i, pair);
         p += nlen + vlen + 2;
@@ -2792,22 +2836,28 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
     tb_mount *m = job->mount;
     const char *method = job->data, *raw = method + job->method_len, *query = raw + job->path_len;
     size_t prefix = m->prefix_len, rest = job->path_len - prefix;
-    PyObject *state = PyDict_Copy(m->state);
-    PyObject *client = job->port < 0 ? Py_NewRef(Py_None) : Py_BuildValue("(si)", job->host, job->port);
-    PyObject *scope =
-        state && client
-            ? Py_BuildValue(
-                  "{s:s,s:{s:s,s:s},s:s,s:s#,s:s,s:N,s:y#,s:y#,s:O,s:N,s:O,s:O,s:O,s:{s:{}}}", "type", "http",
-                  "asgi", "version", "3.0", "spec_version", "2.3", "http_version",
-                  job->version == 10 ? "1.0" : "1.1", "method", method, (Py_ssize_t)job->method_len, "scheme",
-                  "http", "path", rest ? tb_decoded_str(raw + prefix, rest, 0) : PyUnicode_FromString("/"),
-                  "raw_path", raw, (Py_ssize_t)job->path_len, "query_string", query,
-                  (Py_ssize_t)job->query_len, "root_path", m->root_path, "headers", tb_asgi_headers(job),
-                  "client", client, "server", tb_server_addr ? tb_server_addr : Py_None, "state", state,
-                  "extensions", "http.response.pathsend")
-            : NULL;
-    Py_XDECREF(state);
-    Py_XDECREF(client);
+    PyObject *scope = PyDict_New(), *asgi = PyDict_New(), *extensions = PyDict_New();
+    if (!scope || !asgi || !extensions || tb_put(asgi, tb_s_version, Py_NewRef(tb_s_asgi_3_0)) < 0 ||
+        tb_put(asgi, tb_s_spec_version, Py_NewRef(tb_s_spec_2_3)) < 0 ||
+        tb_put(extensions, tb_s_pathsend, PyDict_New()) < 0 ||
+        tb_put(scope, tb_s_type, Py_NewRef(tb_s_http)) < 0 || tb_put(scope, tb_s_asgi, Py_NewRef(asgi)) < 0 ||
+        tb_put(scope, tb_s_http_version, Py_NewRef(job->version == 10 ? tb_s_http_1_0 : tb_s_http_1_1)) < 0 ||
+        tb_put(scope, tb_s_method, PyUnicode_FromStringAndSize(method, (Py_ssize_t)job->method_len)) < 0 ||
+        tb_put(scope, tb_s_scheme, Py_NewRef(tb_s_http)) < 0 ||
+        tb_put(scope, tb_s_path, rest ? tb_decoded_str(raw + prefix, rest, 0) : Py_NewRef(tb_s_slash)) < 0 ||
+        tb_put(scope, tb_s_raw_path, PyBytes_FromStringAndSize(raw, (Py_ssize_t)job->path_len)) < 0 ||
+        tb_put(scope, tb_s_query_string, PyBytes_FromStringAndSize(query, (Py_ssize_t)job->query_len)) < 0 ||
+        tb_put(scope, tb_s_root_path, Py_NewRef(m->root_path)) < 0 ||
+        tb_put(scope, tb_s_headers, tb_asgi_headers(job)) < 0 ||
+        tb_put(scope, tb_s_client,
+               job->port < 0 ? Py_NewRef(Py_None)
+                             : tb_pair(PyUnicode_FromString(job->host), PyLong_FromLong(job->port))) < 0 ||
+        tb_put(scope, tb_s_server, Py_NewRef(tb_server_addr ? tb_server_addr : Py_None)) < 0 ||
+        tb_put(scope, tb_s_state, PyDict_Copy(m->state)) < 0 ||
+        tb_put(scope, tb_s_extensions, Py_NewRef(extensions)) < 0)
+        Py_CLEAR(scope);
+    Py_XDECREF(asgi);
+    Py_XDECREF(extensions);
     return scope;
 }
 
@@ -3169,11 +3219,13 @@ static PyObject *tb_ws_closed(tb_WebSocket *w) {
 /* A message received (str or bytes; NULL: the close) as a receive wants it:
    a new reference, or NULL with an exception. */
 static PyObject *tb_ws_give(tb_WebSocket *w, int want, PyObject *item) {
-    if (want == TB_WANT_MESSAGE && !item)
-        return Py_BuildValue("{s:s,s:i}", "type", "websocket.disconnect", "code", w->code);
-    if (want == TB_WANT_MESSAGE)
-        return Py_BuildValue("{s:s,s:O}", "type", "websocket.receive",
-                             PyUnicode_Check(item) ? "text" : "bytes", item);
+    if (want == TB_WANT_MESSAGE) {
+        PyObject *m = tb_asgi_message(item ? tb_s_ws_receive : tb_s_ws_disconnect);
+        if (m && (item ? tb_put(m, PyUnicode_Check(item) ? tb_s_text : tb_s_bytes, Py_NewRef(item))
+                       : tb_put(m, tb_s_code, PyLong_FromLong(w->code))) < 0)
+            Py_CLEAR(m);
+        return m;
+    }
     if (!item) return tb_ws_closed(w);
     if (want == TB_WANT_JSON) return PyObject_CallOneArg(tb_json_loads, item);
     if (PyUnicode_Check(item) != (want == TB_WANT_TEXT))
@@ -3194,7 +3246,7 @@ static PyObject *tb_ws_receiver(tb_WebSocket *w) {
 static PyObject *tb_ws_receive_as(tb_WebSocket *w, int want) {
     if (want == TB_WANT_MESSAGE && !w->connected) {
         w->connected = 1;
-        return tb_ready_new(tb_asgi_message("websocket.connect"));
+        return tb_ready_new(tb_asgi_message(tb_s_ws_connect));
     }
     if (want != TB_WANT_MESSAGE && w->defer)
         return PyErr_Format(PyExc_RuntimeError, "%s: receive before accept()", w->label);
@@ -3392,13 +3444,14 @@ static PyObject *tb_ws_send(PyObject *self, PyObject *msg) {
     PyObject *a = NULL, *b = NULL, *r = NULL;
     if (!t) return tb_hosted_fail(w->label, "sent a message without a str 'type'");
     if (strcmp(t, "websocket.accept") == 0) {
-        r = tb_ws_accept_with(w, a = tb_item(msg, "subprotocol"), b = tb_item(msg, "headers"));
+        r = tb_ws_accept_with(w, a = tb_item(msg, tb_s_subprotocol), b = tb_item(msg, tb_s_headers));
     } else if (strcmp(t, "websocket.send") == 0) {
-        if ((a = tb_item(msg, "bytes")) || (b = tb_item(msg, "text"))) r = tb_ws_send_object(w, a ? a : b);
+        if ((a = tb_item(msg, tb_s_bytes)) || (b = tb_item(msg, tb_s_text)))
+            r = tb_ws_send_object(w, a ? a : b);
         else if (!PyErr_Occurred()) tb_hosted_fail(w->label, "sent websocket.send without bytes or text");
     } else if (strcmp(t, "websocket.close") == 0) {
-        long code = (a = tb_item(msg, "code")) ? PyLong_AsLong(a) : 1000;
-        if (!PyErr_Occurred()) r = tb_ws_close_with(w, (int)code, b = tb_item(msg, "reason"));
+        long code = (a = tb_item(msg, tb_s_code)) ? PyLong_AsLong(a) : 1000;
+        if (!PyErr_Occurred()) r = tb_ws_close_with(w, (int)code, b = tb_item(msg, tb_s_reason));
     } else {
         PyErr_Format(PyExc_RuntimeError, "%s: sent a message of unknown type '%s'", w->label, t);
     }
@@ -3562,6 +3615,15 @@ static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kw
 
 static PyObject *tb_io_BytesIO;
 
+/* io.BytesIO(body): wsgi.input. */
+static PyObject *tb_bytes_io(turbo_str body) {
+    if (!body.len) return PyObject_CallNoArgs(tb_io_BytesIO);
+    PyObject *bytes = PyBytes_FromStringAndSize(body.ptr, (Py_ssize_t)body.len);
+    PyObject *io = bytes ? PyObject_CallOneArg(tb_io_BytesIO, bytes) : NULL;
+    Py_XDECREF(bytes);
+    return io;
+}
+
 /* "HTTP_" + the name in upper case, '-' as '_'; repeated headers joined by ", ". */
 static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
     char key[300];
@@ -3573,15 +3635,24 @@ static int tb_wsgi_add_header(PyObject *env, turbo_str name, turbo_str value) {
     memcpy(key, "HTTP_", 5);
     for (size_t i = 0; i < n; i++) key[5 + i] = name.ptr[i] == '-' ? '_' : (char)Py_TOUPPER(name.ptr[i]);
     key[5 + n] = '\0';
-    const char *k = strcmp(key, "HTTP_CONTENT_TYPE") == 0     ? "CONTENT_TYPE"
-                    : strcmp(key, "HTTP_CONTENT_LENGTH") == 0 ? "CONTENT_LENGTH"
-                                                              : key;
-    PyObject *v = PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL);
-    PyObject *old = v ? PyDict_GetItemString(env, k) : NULL; /* borrowed */
+    PyObject *k = strcmp(key, "HTTP_CONTENT_TYPE") == 0 ? Py_NewRef(tb_e_content_type)
+                  : strcmp(key, "HTTP_CONTENT_LENGTH") == 0
+                      ? Py_NewRef(tb_e_content_length)
+                      : PyUnicode_FromStringAndSize(key, (Py_ssize_t)n + 5);
+    PyObject *v = k ? PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL) : NULL;
+    PyObject *old = v ? PyDict_GetItemWithError(env, k) : NULL; /* borrowed; a str key cannot fail */
     if (old) Py_SETREF(v, PyUnicode_FromFormat("%U, %U", old, v));
-    int rc = v ? PyDict_SetItemString(env, k, v) : -1;
-    Py_XDECREF(v);
+    int rc = tb_put(env, k, v);
+    Py_XDECREF(k);
     return rc;
+}
+
+/* A port's decimal text, without the cost of a format. */
+static PyObject *tb_port_text(int port) {
+    char digits[8], *o = digits + sizeof digits;
+    do *--o = (char)('0' + port % 10);
+    while ((port /= 10) > 0);
+    return PyUnicode_FromStringAndSize(o, digits + sizeof digits - o);
 }
 
 static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) {
@@ -3590,29 +3661,32 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
     path = path.len > m->prefix_len ? (turbo_str){path.ptr + m->prefix_len, path.len - m->prefix_len} : root;
     char host[64];
     int port = turbo_req_peer(req, host, sizeof host);
-    PyObject *input =
-        PyObject_CallFunction(tb_io_BytesIO, "y#", body.len ? body.ptr : "", (Py_ssize_t)body.len);
-    PyObject *server = tb_server_addr;
-    PyObject *env =
-        input
-            ? Py_BuildValue("{s:s#,s:O,s:N,s:N,s:s,s:s,s:O,s:N,s:N,s:(ii),s:s,s:O,s:O,s:O,s:O,s:O}",
-                            "REQUEST_METHOD", method.ptr, (Py_ssize_t)method.len, "SCRIPT_NAME", m->root_path,
-                            "PATH_INFO", tb_decoded_str(path.ptr, path.len, TB_LATIN1), "QUERY_STRING",
-                            PyUnicode_DecodeLatin1(query.len ? query.ptr : "", (Py_ssize_t)query.len, NULL),
-                            "SERVER_PROTOCOL", turbo_req_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1",
-                            "REMOTE_ADDR", port < 0 ? "" : host, "SERVER_NAME",
-                            server ? PyTuple_GET_ITEM(server, 0) : Py_None, "SERVER_PORT",
-                            server ? PyObject_Str(PyTuple_GET_ITEM(server, 1)) : PyUnicode_FromString(""),
-                            "REMOTE_PORT",
-                            port < 0 ? PyUnicode_FromString("") : PyUnicode_FromFormat("%d", port),
-                            "wsgi.version", 1, 0, "wsgi.url_scheme", "http", "wsgi.input", input,
-                            "wsgi.errors", PySys_GetObject("stderr"), "wsgi.multithread", Py_True,
-                            "wsgi.multiprocess", multiprocess ? Py_True : Py_False, "wsgi.run_once", Py_False)
-            : NULL;
+    PyObject *server = tb_server_addr, *errors = PySys_GetObject("stderr"), *env = PyDict_New();
+    if (!env ||
+        tb_put(env, tb_e_request_method, PyUnicode_FromStringAndSize(method.ptr, (Py_ssize_t)method.len)) <
+            0 ||
+        tb_put(env, tb_e_script_name, Py_NewRef(m->root_path)) < 0 ||
+        tb_put(env, tb_e_path_info, tb_decoded_str(path.ptr, path.len, TB_LATIN1)) < 0 ||
+        tb_put(env, tb_e_query_string,
+               PyUnicode_DecodeLatin1(query.len ? query.ptr : "", (Py_ssize_t)query.len, NULL)) < 0 ||
+        tb_put(env, tb_e_server_protocol,
+               Py_NewRef(turbo_req_version(req) == 10 ? tb_e_http_1_0 : tb_e_http_1_1)) < 0 ||
+        tb_put(env, tb_e_remote_addr, port < 0 ? Py_NewRef(tb_s_empty) : PyUnicode_FromString(host)) < 0 ||
+        tb_put(env, tb_e_server_name, Py_NewRef(server ? PyTuple_GET_ITEM(server, 0) : Py_None)) < 0 ||
+        tb_put(env, tb_e_server_port,
+               server ? PyObject_Str(PyTuple_GET_ITEM(server, 1)) : Py_NewRef(tb_s_empty)) < 0 ||
+        tb_put(env, tb_e_remote_port, port < 0 ? Py_NewRef(tb_s_empty) : tb_port_text(port)) < 0 ||
+        tb_put(env, tb_e_version, Py_NewRef(tb_wsgi_version)) < 0 ||
+        tb_put(env, tb_e_url_scheme, Py_NewRef(tb_s_http)) < 0 ||
+        tb_put(env, tb_e_input, tb_bytes_io(body)) < 0 ||
+        tb_put(env, tb_e_errors, Py_NewRef(errors ? errors : Py_None)) < 0 ||
+        tb_put(env, tb_e_multithread, Py_NewRef(Py_True)) < 0 ||
+        tb_put(env, tb_e_multiprocess, Py_NewRef(multiprocess ? Py_True : Py_False)) < 0 ||
+        tb_put(env, tb_e_run_once, Py_NewRef(Py_False)) < 0)
+        Py_CLEAR(env);
     for (int i = 0; env && i < turbo_req_header_count(req); i++)
         if (tb_wsgi_add_header(env, turbo_req_header_name(req, i), turbo_req_header_value(req, i)) < 0)
             Py_CLEAR(env);
-    Py_XDECREF(input);
     return env;
 }
 
@@ -3646,16 +3720,17 @@ static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result, turbo_res *res
     }
     if (rc == 0 && PyErr_Occurred()) rc = -1;
     Py_XDECREF(it);
-    if (PyObject_HasAttrString(result, "close")) {
-        PyObject *exc = rc < 0 ? tb_take_exception() : NULL; /* the first error is the one told */
-        PyObject *closed = PyObject_CallMethod(result, "close", NULL);
-        if (!closed) rc = -1;
-        Py_XDECREF(closed);
-        if (exc) {
-            PyErr_Clear();
-            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-            Py_DECREF(exc);
-        }
+    PyObject *exc = rc < 0 ? tb_take_exception() : NULL; /* the first error is the one told */
+    /* A list or a tuple has no close(): not looked up (a miss makes an AttributeError). */
+    PyObject *close = stream ? PyObject_GetAttr(result, tb_s_close) : NULL, *closed = NULL;
+    if (!close) PyErr_Clear(); /* no close(), as for PyObject_HasAttr */
+    else if (!(closed = PyObject_CallNoArgs(close))) rc = -1;
+    Py_XDECREF(closed);
+    Py_XDECREF(close);
+    if (exc) {
+        PyErr_Clear();
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
     }
     return rc;
 }
@@ -4233,7 +4308,8 @@ static int tb_module_state_init(void) {
     tb_io_BytesIO = io ? PyObject_GetAttrString(io, "BytesIO") : NULL;
     Py_XDECREF(io);
     if (!tb_io_BytesIO) return -1;
-    if (!(tb_kw_mode = Py_BuildValue("(s)", "mode"))) return -1;
+    if (!(tb_kw_mode = Py_BuildValue("(s)", "mode")) || !(tb_wsgi_version = Py_BuildValue("(ii)", 1, 0)))
+        return -1;
     static const struct {
         PyObject **slot;
         const char *text;
@@ -4252,7 +4328,64 @@ static int tb_module_state_init(void) {
                    {&tb_s_set_result, "set_result"},
                    {&tb_s_set_exception, "set_exception"},
                    {&tb_s_append, "append"},
-                   {&tb_s_popleft, "popleft"}};
+                   {&tb_s_popleft, "popleft"},
+                   {&tb_s_close, "close"},
+                   {&tb_s_type, "type"},
+                   {&tb_s_asgi, "asgi"},
+                   {&tb_s_version, "version"},
+                   {&tb_s_spec_version, "spec_version"},
+                   {&tb_s_http_version, "http_version"},
+                   {&tb_s_method, "method"},
+                   {&tb_s_scheme, "scheme"},
+                   {&tb_s_path, "path"},
+                   {&tb_s_raw_path, "raw_path"},
+                   {&tb_s_query_string, "query_string"},
+                   {&tb_s_root_path, "root_path"},
+                   {&tb_s_client, "client"},
+                   {&tb_s_server, "server"},
+                   {&tb_s_state, "state"},
+                   {&tb_s_extensions, "extensions"},
+                   {&tb_s_body, "body"},
+                   {&tb_s_more_body, "more_body"},
+                   {&tb_s_status, "status"},
+                   {&tb_s_subprotocol, "subprotocol"},
+                   {&tb_s_bytes, "bytes"},
+                   {&tb_s_text, "text"},
+                   {&tb_s_code, "code"},
+                   {&tb_s_reason, "reason"},
+                   {&tb_s_http, "http"},
+                   {&tb_s_asgi_3_0, "3.0"},
+                   {&tb_s_spec_2_3, "2.3"},
+                   {&tb_s_http_1_0, "1.0"},
+                   {&tb_s_http_1_1, "1.1"},
+                   {&tb_s_slash, "/"},
+                   {&tb_s_pathsend, "http.response.pathsend"},
+                   {&tb_s_http_request, "http.request"},
+                   {&tb_s_http_disconnect, "http.disconnect"},
+                   {&tb_s_ws_connect, "websocket.connect"},
+                   {&tb_s_ws_receive, "websocket.receive"},
+                   {&tb_s_ws_disconnect, "websocket.disconnect"},
+                   {&tb_s_empty, ""},
+                   {&tb_e_request_method, "REQUEST_METHOD"},
+                   {&tb_e_script_name, "SCRIPT_NAME"},
+                   {&tb_e_path_info, "PATH_INFO"},
+                   {&tb_e_query_string, "QUERY_STRING"},
+                   {&tb_e_server_protocol, "SERVER_PROTOCOL"},
+                   {&tb_e_remote_addr, "REMOTE_ADDR"},
+                   {&tb_e_server_name, "SERVER_NAME"},
+                   {&tb_e_server_port, "SERVER_PORT"},
+                   {&tb_e_remote_port, "REMOTE_PORT"},
+                   {&tb_e_version, "wsgi.version"},
+                   {&tb_e_url_scheme, "wsgi.url_scheme"},
+                   {&tb_e_input, "wsgi.input"},
+                   {&tb_e_errors, "wsgi.errors"},
+                   {&tb_e_multithread, "wsgi.multithread"},
+                   {&tb_e_multiprocess, "wsgi.multiprocess"},
+                   {&tb_e_run_once, "wsgi.run_once"},
+                   {&tb_e_content_type, "CONTENT_TYPE"},
+                   {&tb_e_content_length, "CONTENT_LENGTH"},
+                   {&tb_e_http_1_0, "HTTP/1.0"},
+                   {&tb_e_http_1_1, "HTTP/1.1"}};
     for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
         if (!(*strings[i].slot = PyUnicode_InternFromString(strings[i].text))) return -1;
     if (pthread_key_create(&tb_scratch_key, tb_scratch_free) != 0) {

@@ -413,12 +413,15 @@ static void any_method(turbo_req *req, turbo_res *res, void *user) {
     turbo_res_send(res, 200, "text/plain", m.ptr, m.len);
 }
 
-/* The client's address and port, as "host port". */
+/* The client's address and port, as "host port", then what turbo_req_peer
+   returns given room for the address but not its NUL, and for both. */
 static void peer(turbo_req *req, turbo_res *res, void *user) {
-    char host[64], text[96];
+    char host[64], exact[64], text[160];
     int port = turbo_req_peer(req, host, sizeof host);
+    size_t n = port < 0 ? 0 : strlen(host);
     (void)user;
-    snprintf(text, sizeof text, "%s %d", port < 0 ? "?" : host, port);
+    snprintf(text, sizeof text, "%s %d %d %d", port < 0 ? "?" : host, port, turbo_req_peer(req, exact, n),
+             turbo_req_peer(req, exact, n + 1));
     turbo_res_text(res, 200, text);
 }
 

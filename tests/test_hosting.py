@@ -162,6 +162,11 @@ class Parity(unittest.TestCase):
     def test_a_bare_asgi_app_as_on_uvicorn(self):
         self.compare("starlette_app:bare", uvicorn, [("GET", "/anything?x=1"), ("POST", "/", b"b")])
 
+    def test_a_bare_asgi_apps_scope_as_on_uvicorn(self):
+        self.compare("starlette_app:scope_dump", uvicorn,
+                     [("GET", "/a%20b/%C3%A9?x=1&y=%20"), ("POST", "/p", b"body", {"X-Custom": "v", "A": ""}),
+                      ("GET", "/")])
+
     def test_a_body_in_parts_keeps_the_length_the_app_states(self):
         self.compare("starlette_app:stated_length", uvicorn, [("GET", "/"), ("HEAD", "/")])
 
@@ -170,6 +175,11 @@ class Parity(unittest.TestCase):
 
     def test_a_bare_wsgi_app_as_on_gunicorn(self):
         self.compare("flask_app:bare", gunicorn, [("GET", "/a/b%20c?q=1"), ("GET", "/")])
+
+    def test_a_bare_wsgi_apps_environ_as_on_gunicorn(self):
+        self.compare("flask_app:environ_dump", gunicorn,
+                     [("GET", "/a%20b/%C3%A9?x=1&y=%20"), ("POST", "/p", b"body", {"X-Custom": "v", "A": ""}),
+                      ("GET", "/")])
 
     def test_django_as_on_gunicorn(self):
         self.compare("django_app:app", gunicorn, DJANGO_CASES)
@@ -316,6 +326,15 @@ class TurboOnly(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
         self.assertIn("ASGI app at /: sent http.response.body before http.response.start", server.log())
+
+    def test_a_wsgi_iterable_that_fails_is_a_500_and_its_error_logged(self):
+        server = turbo("flask_app:failing_iterable")
+        try:
+            self.assertEqual(exchange(server.port, "GET", "/")[:3:2], (500, b'{"detail":"Internal Server Error"}'))
+            self.assertEqual(exchange(server.port, "GET", "/")[0], 500)  # and it goes on serving
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertIn("ValueError: the iterable failed", server.log())
 
     def test_pathsend_sends_the_file_under_the_apps_head(self):
         server = turbo("starlette_app:pathsend")

@@ -31,6 +31,33 @@ def bare(environ, start_response):
     return [b"bare ", environ["QUERY_STRING"].encode()]
 
 
+def environ_dump(environ, start_response):
+    """The environ's PEP 3333 entries, their values and types, less what differs by nature: the
+    ports, and wsgi.multithread (gunicorn's sync worker has one thread)."""
+    import json
+    keys = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
+            "SERVER_NAME", "SERVER_PROTOCOL", "REMOTE_ADDR", "wsgi.version", "wsgi.url_scheme",
+            "wsgi.multiprocess", "wsgi.run_once")
+    shown = {k: [type(v).__name__, v] for k, v in environ.items()
+             if k in keys or (k.startswith("HTTP_") and k != "HTTP_HOST")}
+    shown.update({k: type(environ[k]).__name__ for k in ("SERVER_PORT", "REMOTE_PORT", "wsgi.multithread")})
+    shown["body"] = environ["wsgi.input"].read().decode("latin-1")
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(shown, sort_keys=True).encode()]
+
+
+class _Failing:
+    """An iterable with no close() whose iteration fails after the head."""
+    def __iter__(self):
+        yield b"part"
+        raise ValueError("the iterable failed")
+
+
+def failing_iterable(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "8")])
+    return _Failing()
+
+
 def http_keys(environ, start_response):
     """The environ's header keys (HTTP_*, CONTENT_LENGTH) and their values, as JSON."""
     import json

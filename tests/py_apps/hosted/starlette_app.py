@@ -1,6 +1,7 @@
 """A bare Starlette app with a lifespan that fills the request state, for
 tests/test_hosting.py."""
 import contextlib
+import json
 import os
 
 from starlette.applications import Starlette
@@ -39,6 +40,32 @@ async def bare(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"bare"})
+
+
+def _shown(v):
+    """A scope value as JSON, with the type of each part."""
+    if isinstance(v, bytes):
+        return ["bytes", v.decode("latin-1")]
+    if isinstance(v, (list, tuple)):
+        return [type(v).__name__, [_shown(x) for x in v]]
+    if isinstance(v, dict):
+        return ["dict", {k: _shown(x) for k, x in v.items()}]
+    return [type(v).__name__, v]
+
+
+async def scope_dump(scope, receive, send):
+    """The scope's keys, values and types and the request message, less what differs by nature:
+    ports, the Host's port, and what uvicorn 0.17 has not (state, extensions)."""
+    if scope["type"] != "http":
+        return
+    shown = {k: _shown(v) for k, v in scope.items() if k not in ("client", "server", "state", "extensions")}
+    shown["headers"] = _shown([(k, b"-" if k == b"host" else v) for k, v in scope["headers"]])
+    for k in ("client", "server"):
+        shown[k] = [type(scope[k]).__name__, scope[k][0], type(scope[k][1]).__name__]
+    shown["message"] = _shown(await receive())
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": json.dumps(shown, sort_keys=True).encode()})
 
 
 async def stated_length(scope, receive, send):
