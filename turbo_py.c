@@ -2213,6 +2213,11 @@ static void tb_resume(turbo_res *res, void *arg) {
     if (!held && tb_gil_take(res) < 0) return; /* p is lost: without the GIL it cannot be released */
     if (res && p->result) tb_answer(res, p->plan, p->result);
     else if (res) tb_answer_exception(res, p->plan, Py_XNewRef(p->error));
+    /* The future keeps p among its callbacks, and an error's traceback
+       keeps the future (a frame of its result()): p is no container the
+       collector sees, so that cycle is broken here. */
+    Py_CLEAR(p->result);
+    Py_CLEAR(p->error);
     Py_DECREF(p);
     if (!held) tb_gil_drop();
 }
