@@ -452,8 +452,9 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
    the head (refused: the answer goes on as it was). */
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
 
-/* The body is the file at path, sent as turbo_res_file sends it, under the
-   status and headers the handler set (ASGI's http.response.pathsend). A
+/* The body is the file at path (after any bytes already written), sent as
+   turbo_res_file sends it, under the status (200 if none) and headers the
+   handler set (ASGI's http.response.pathsend). A
    file that cannot be read is a 500 and a log line. Returns 0, or -1 after
    a 500 or when the client has gone. */
 TURBO_API int turbo_res_body_file(turbo_res *res, const char *path);
@@ -3740,12 +3741,14 @@ static int tb__res_read_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     return 0;
 }
 
-/* Sends the head, then len bytes of fd from off, as one answer with its
-   length: sendfile where there is one. 0, or -1 when the client has gone. */
+/* Sends the head, the body so far, then len bytes of fd from off, as one
+   answer with its length: sendfile where there is one. 0, or -1 when the
+   client has gone. */
 static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     tb__conn *c = res->c;
     int timeout = res->w->s->cfg.write_timeout_ms;
-    if (tb__res_put_head(res, res->status, (size_t)len) != 0) return -1;
+    size_t before = tb__res_body_started(res) ? res->out->len - res->body_start : 0;
+    if (tb__res_put_head(res, res->status ? res->status : 200, before + (size_t)len) != 0) return -1;
     c->streaming = TB__STREAM_ABORTED; /* until the last byte is out */
     if (tb__res_send_now(res) != 0) return -1;
     while (len) {
@@ -3770,11 +3773,13 @@ static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     return 0;
 }
 
-/* The body: len bytes of fd from off (fd is closed). */
+/* The body: what it holds so far, then len bytes of fd from off (fd is closed). */
 static int tb__res_file_body(turbo_res *res, int fd, uint64_t from, uint64_t len) {
     int rc = 0;
-    if (res->head_only) {
-        turbo_res_head_length(res, len);
+    if (res->head_only) { /* the length a GET gets; a HEAD's body is not sent anyway */
+        size_t before = tb__res_body_started(res) ? res->out->len - res->body_start : 0;
+        res->out->len -= before;
+        turbo_res_head_length(res, before + len);
     } else if (len <= 65536 || res->deferred) { /* into the body: one write with the head */
         rc = tb__res_read_file(res, fd, (off_t)from, len);
         if (rc != 0) tb__res_fail(res, 500);

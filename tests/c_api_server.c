@@ -492,6 +492,21 @@ static void body_file(turbo_req *req, turbo_res *res, void *user) {
     turbo_res_body_file(res, small && getenv("STATIC_FILE") ? getenv("STATIC_FILE") : "/nonexistent");
 }
 
+/* /prefixed-file/{name}: a few bytes of body, then the file of the static
+   folder (turbo_res_body_file): one body, under one length. ?status=S
+   sets the status first (else turbo's 200). */
+static void prefixed_file(turbo_req *req, turbo_res *res, void *user) {
+    turbo_str name = turbo_req_param(req, "name"), status;
+    char path[512];
+    (void)user;
+    snprintf(path, sizeof path, "%s/%.*s", getenv("STATIC_ROOT") ? getenv("STATIC_ROOT") : "/nonexistent",
+             (int)name.len, name.ptr);
+    if (turbo_req_query_get(req, "status", &status) == 1 && status.len == 3)
+        turbo_res_status(res, (status.ptr[0] - '0') * 100 + (status.ptr[1] - '0') * 10 + (status.ptr[2] - '0'));
+    turbo_res_body(res, "PREFIX", 6);
+    turbo_res_body_file(res, path);
+}
+
 /* The embedder's lock of the TURBO_LOCKED routes (turbo_config.acquire and
    release), error-checking: taken again by the thread that holds it, or let
    go by one that does not, and the server aborts. keep_ms lets a loop keep
@@ -597,6 +612,7 @@ int main(void) {
         turbo_get(s, "/stream-file", stream_file, NULL) || turbo_route(s, "POST", "/parts", parts, NULL) ||
         turbo_get(s, "/file", one_file, NULL) || turbo_get(s, "/typed-file", typed_file, NULL) ||
         turbo_get(s, "/body-file/{name}", body_file, NULL) ||
+        turbo_get(s, "/prefixed-file/{name}", prefixed_file, NULL) ||
         turbo_route_ex(s, "GET", "/locked", locked, NULL, TURBO_LOCKED) ||
         turbo_route_ex(s, "GET", "/locked/contend", locked_contend, NULL, TURBO_LOCKED) ||
         turbo_get(s, "/locked/gathered/{id}", gather_locked, NULL)) {

@@ -411,6 +411,20 @@ def test_a_body_from_a_file_under_the_handlers_own_head(srv):
 
 
 @test
+def test_bytes_before_a_file_count_in_its_length_whatever_its_size(srv):
+    for name, data in ((b"small.txt", SMALL), (b"big.bin", BIG)):  # read into the body, or sent by sendfile
+        for query, status in ((b"", 200), (b"?status=203", 203)):  # turbo's status, or the handler's
+            with Conn(srv.port, timeout=5) as c:  # then a second answer: the framing held
+                c.send(b"GET /prefixed-file/" + name + query + b" HTTP/1.1\r\n" + H +
+                       b"\r\nGET /status/204 HTTP/1.1\r\n" + H + b"\r\n")
+                r, after = c.read_response(), c.read_response()
+            check((r.status, r.body, after.status) == (status, b"PREFIX" + data, 204),
+                  "%s%s: %r" % (name, query, r.raw[:200]))
+        head = fetch(srv, b"/prefixed-file/" + name, method=b"HEAD")
+        check((head.body, head.header("Content-Length")) == (b"", str(6 + len(data))), head.raw[:300])
+
+
+@test
 def test_a_big_static_file_goes_out_whole_and_the_connection_goes_on(srv):
     with Conn(srv.port, timeout=10) as c:
         c.send(b"GET /static/big.bin HTTP/1.1\r\n" + H + b"\r\nGET /static/big.bin HTTP/1.1\r\n" + H +
