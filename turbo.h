@@ -4568,6 +4568,9 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         tb__request_done(c);
         tb__dispatch(w, t, c, r, &f);
         pos += consumed;
+        /* Empty lines after a request (old clients end a body with one) are
+           no request begun (RFC 9112 2.2): the connection stays idle. */
+        while (len - pos >= 2 && data[pos] == '\r' && data[pos + 1] == '\n') pos += 2;
     }
     if (t->holding && (t->detached || c->ws || c->defer || !w->s->cfg.keep_ms))
         tb__release(t); /* else kept for the next requests, if the loop may (tb__worker_run) */
