@@ -86,10 +86,11 @@ static PyObject *tb_BaseModel;       /* pydantic.BaseModel, once pydantic is imp
 static PyObject *tb_ValidationError; /* pydantic.ValidationError */
 static int tb_pydantic_v2;
 
-static PyObject *tb_kw_mode; /* ("mode",): the keyword of model_dump(mode="json") */
+/* The keywords of model_dump(mode="json", by_alias=True) and of pydantic 1's dict(by_alias=True). */
+static PyObject *tb_kw_dump, *tb_kw_by_alias;
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
     *tb_s_content_type, *tb_s_background;
-static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_model_dump, *tb_s_json, *tb_s_done,
+static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_model_dump, *tb_s_json, *tb_s_dict, *tb_s_done,
     *tb_s_set_result, *tb_s_set_exception, *tb_s_append, *tb_s_popleft, *tb_s_close;
 
 /* The keys and constant values of ASGI scopes and messages and of WSGI
@@ -418,9 +419,13 @@ static PyObject *tb_plain_value(PyObject *o) {
     int is_model = base ? PyObject_IsInstance(o, base) : 0;
     if (is_model < 0) PyErr_Clear(); /* then it is no model */
     if (is_model > 0) {
-        if (!tb_pydantic_v2) return PyObject_CallMethod(o, "dict", NULL);
-        PyObject *args[] = {o, tb_s_json};
-        return PyObject_VectorcallMethod(tb_s_model_dump, args, 1, tb_kw_mode);
+        /* By alias, as FastAPI encodes a model returned without a response_model. */
+        if (!tb_pydantic_v2) {
+            PyObject *args[] = {o, Py_True};
+            return PyObject_VectorcallMethod(tb_s_dict, args, 1, tb_kw_by_alias);
+        }
+        PyObject *args[] = {o, tb_s_json, Py_True};
+        return PyObject_VectorcallMethod(tb_s_model_dump, args, 1, tb_kw_dump);
     }
     PyObject *plain = PyObject_CallOneArg(tb_plain, o);
     if (plain == Py_NotImplemented) Py_CLEAR(plain);
@@ -4313,7 +4318,9 @@ static int tb_module_state_init(void) {
     tb_io_BytesIO = io ? PyObject_GetAttrString(io, "BytesIO") : NULL;
     Py_XDECREF(io);
     if (!tb_io_BytesIO) return -1;
-    if (!(tb_kw_mode = Py_BuildValue("(s)", "mode")) || !(tb_wsgi_version = Py_BuildValue("(ii)", 1, 0)))
+    if (!(tb_kw_dump = Py_BuildValue("(ss)", "mode", "by_alias")) ||
+        !(tb_kw_by_alias = Py_BuildValue("(s)", "by_alias")) ||
+        !(tb_wsgi_version = Py_BuildValue("(ii)", 1, 0)))
         return -1;
     static const struct {
         PyObject **slot;
@@ -4321,6 +4328,7 @@ static int tb_module_state_init(void) {
     } strings[] = {{&tb_s_result, "result"},
                    {&tb_s_add_done_callback, "add_done_callback"},
                    {&tb_s_json, "json"},
+                   {&tb_s_dict, "dict"},
                    {&tb_s_model_dump, "model_dump"},
                    {&tb_s_content, "content"},
                    {&tb_s_status_code, "status_code"},

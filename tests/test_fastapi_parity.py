@@ -81,7 +81,7 @@ PARITY_CASES = [
     ("POST", "/items/5"),
     ("PATCH", "/need"),
     ("POST", "/users", b'{"name": "ann", "password": "secret", "email": "a@x"}', JSON),
-    ("GET", "/users/dict"), ("GET", "/users/list"), ("GET", "/users/unset"), ("GET", "/users/none"),
+    ("GET", "/users/dict"), ("GET", "/users/list"), ("GET", "/users/unset"), ("GET", "/users/aliased"), ("GET", "/users/none"),
     ("GET", "/users/broken"), ("GET", "/users/off"),
     ("GET", "/rules/3"), ("GET", "/rules/0"), ("GET", "/rules/3?q=b"), ("GET", "/rules/3?q=abcdefg"),
     ("GET", "/rules/3?q=bcd"), ("GET", "/rules/3?q=abc&size=10&num=4"), ("GET", "/rules/3?size=0"),

@@ -127,7 +127,7 @@ def no_content():
 # Response models: the return annotation or response_model= filters and checks what is sent.
 from typing import List  # noqa: E402
 
-from pydantic import BaseModel  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
 
 
 class BaseUser(BaseModel):
@@ -158,6 +158,16 @@ def user_list() -> List[BaseUser]:
 @app.get("/users/unset", response_model=BaseUser, response_model_exclude_unset=True)
 def user_unset():
     return BaseUser(name="cy")
+
+
+class Aliased(BaseModel):
+    user_id: int = Field(alias="userId")
+    full_name: Optional[str] = Field(None, alias="fullName")
+
+
+@app.get("/users/aliased")
+def user_aliased():  # no response model: sent by alias, at any depth
+    return {"one": Aliased(userId=1, fullName="Ann"), "all": [Aliased(userId=2)]}
 
 
 @app.get("/users/none", response_model=BaseUser, response_model_exclude_none=True)
