@@ -2401,12 +2401,12 @@ static int tb_header_bytes(PyObject *o, const char **p, Py_ssize_t *n) {
         *n = PyBytes_GET_SIZE(o);
         return 0;
     }
-    if (PyUnicode_Check(o) && PyUnicode_IS_COMPACT_ASCII(o)) {
-        *p = (const char *)PyUnicode_DATA(o);
+    if (PyUnicode_Check(o) && PyUnicode_READY(o) == 0 && PyUnicode_KIND(o) == PyUnicode_1BYTE_KIND) {
+        *p = (const char *)PyUnicode_1BYTE_DATA(o); /* code points below 256: the Latin-1 bytes */
         *n = PyUnicode_GET_LENGTH(o);
         return 0;
     }
-    PyErr_Format(PyExc_TypeError, "a response header must be bytes (ASGI) or an ASCII str (WSGI), not %R", o);
+    PyErr_Format(PyExc_TypeError, "a response header must be bytes (ASGI) or a Latin-1 str (WSGI), not %R", o);
     return -1;
 }
 

@@ -87,7 +87,7 @@ FLASK_CASES = [
     ("GET", "/hello/bob?q=1"), ("POST", "/echo", b"abc", {"Content-Type": "text/plain"}),
     ("POST", "/echo", BIG, {"Content-Type": "application/octet-stream"}),
     ("GET", "/stream"), ("GET", "/missing"), ("POST", "/hello/x"), ("HEAD", "/hello/x"),
-    ("GET", "/boom"), ("GET", "/hello/%C3%A9t%C3%A9"),
+    ("GET", "/boom"), ("GET", "/hello/%C3%A9t%C3%A9"), ("GET", "/latin1"),
 ]
 DJANGO_CASES = [
     ("GET", "/hello/x?q=2"), ("POST", "/echo", b'{"a": 1}', JSON), ("GET", "/missing"),

@@ -20,6 +20,11 @@ def stream():
     return app.response_class((b"line %d\n" % i for i in range(4)), mimetype="text/plain")
 
 
+@app.route("/latin1")
+def latin1():  # PEP 3333: header values are Latin-1 str
+    return "ok", 200, {"X-Author": "Jos\u00e9"}
+
+
 @app.route("/boom")
 def boom():
     raise RuntimeError("the app failed")
