@@ -3609,6 +3609,16 @@ static PyObject *tb_wsgi_start_call(PyObject *self, PyObject *args, PyObject *kw
     if (s->started && exc_info == Py_None)
         return PyErr_Format(PyExc_RuntimeError, "%s: start_response called twice without exc_info",
                             s->mount->label);
+    /* PEP 3333: once body bytes have come, the head counts as sent (turbo
+       may hold it back for a length): too late to replace, the error is
+       raised again. */
+    if (exc_info != Py_None && s->started && (s->reply->body_only || s->reply->body.len)) {
+        if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3 ||
+            !PyExceptionInstance_Check(PyTuple_GET_ITEM(exc_info, 1)))
+            return PyErr_Format(PyExc_TypeError, "%s: exc_info must be sys.exc_info()", s->mount->label);
+        PyErr_SetObject((PyObject *)Py_TYPE(PyTuple_GET_ITEM(exc_info, 1)), PyTuple_GET_ITEM(exc_info, 1));
+        return NULL;
+    }
     const char *text = PyUnicode_AsUTF8(status);
     if (!text) return NULL;
     long code = strlen(text) >= 3 && Py_ISDIGIT(text[0]) && Py_ISDIGIT(text[1]) && Py_ISDIGIT(text[2])

@@ -336,6 +336,28 @@ class TurboOnly(unittest.TestCase):
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
         self.assertIn("ValueError: the iterable failed", server.log())
 
+    def test_exc_info_after_the_body_began_raises_again(self):
+        server = turbo("flask_app:late_exc_info")
+        try:
+            # The head held back for its length: a clean 500 instead.
+            self.assertEqual(exchange(server.port, "GET", "/length")[:3:2],
+                             (500, b'{"detail":"Internal Server Error"}'))
+            with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = b""
+                while True:  # the stream is cut after its first part: no last chunk
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            self.assertIn(b"\r\n\r\n5\r\nfirst\r\n", got)
+            self.assertNotIn(b"second", got)
+            self.assertFalse(got.endswith(b"0\r\n\r\n"), got)
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+        self.assertIn("ValueError: failed after the first part", server.log())
+        self.assertNotIn("did not raise", server.log())
+
     def test_pathsend_sends_the_file_under_the_apps_head(self):
         server = turbo("starlette_app:pathsend")
         mine = open(os.path.join(HOSTED, "starlette_app.py"), "rb").read()

@@ -63,6 +63,21 @@ def failing_iterable(environ, start_response):
     return _Failing()
 
 
+def late_exc_info(environ, start_response):
+    """start_response(..., exc_info) after a body part (PEP 3333: it must raise again), on a
+    streamed body (/) or one under a stated length, which turbo holds back (/length)."""
+    import sys
+    stated = [("Content-Length", "10")] if environ["PATH_INFO"] == "/length" else []
+    start_response("200 OK", [("Content-Type", "text/plain")] + stated)
+    yield b"first"
+    try:
+        raise ValueError("failed after the first part")
+    except ValueError:
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+        print("start_response did not raise", file=environ["wsgi.errors"])
+    yield b"second"
+
+
 def http_keys(environ, start_response):
     """The environ's header keys (HTTP_*, CONTENT_LENGTH) and their values, as JSON."""
     import json
