@@ -226,7 +226,11 @@ typedef struct turbo_config {
     int json_errors; /* 1: turbo's own errors as {"detail":"Not Found"} */
     int no_signals;  /* 1: do not install SIGINT/SIGTERM handlers */
     /* Hooks for embedders (the Python binding uses them). Called in each
-       serving process, before its threads start and after they stop. */
+       serving process, before its threads start and after they stop. A
+       process that cannot serve (its app failed to start) calls turbo_stop
+       when it is the only one, or exits with TURBO_EXIT_NO_START when it
+       is a worker process: that one is not replaced, all stop, and
+       turbo_run returns TURBO_EXIT_NO_START. */
     void (*on_process_start)(int process_index, void *hook_arg);
     void (*on_process_stop)(int process_index, void *hook_arg);
     /* With processes: in the parent just before each fork, and right after
@@ -299,9 +303,13 @@ TURBO_API const char *turbo_error(const turbo_server *s);
 TURBO_API int turbo_listen(turbo_server *s);
 TURBO_API int turbo_port(const turbo_server *s);
 
+/* A worker process's exit status when its app failed to start (see on_process_start). */
+#define TURBO_EXIT_NO_START 3
+
 /* Serves until SIGINT/SIGTERM or turbo_stop: stops accepting, finishes
    requests in flight, closes idle connections. Returns 0 after a clean
-   shutdown, -1 if it could not start (see turbo_error). A second signal
+   shutdown, -1 if it could not start (see turbo_error), or
+   TURBO_EXIT_NO_START when a worker process's app could not. A second signal
    exits the process at once; so does a handler still running 2 s after
    shutdown_timeout_ms (exit status 1). */
 TURBO_API int turbo_run(turbo_server *s);
@@ -6268,10 +6276,11 @@ static pid_t tb__spawn(turbo_server *s, int index) {
     _exit(tb__serve(s, index, s->listen_fds + index * threads) ? 1 : 0);
 }
 
-/* The prefork supervisor: starts the processes, replaces any that dies,
-   and on a stop signal passes SIGTERM on and waits for them all. */
+/* The prefork supervisor: starts the processes, replaces any that dies
+   (but one whose app could not start: then all stop), and on a stop signal
+   passes SIGTERM on and waits for them all. */
 static int tb__supervise(turbo_server *s) {
-    int n = s->cfg.processes, i, alive = 0, stopping = 0, failed = 0;
+    int n = s->cfg.processes, i, alive = 0, stopping = 0, failed = 0, no_start = 0;
     int64_t kill_at = 0; /* a process past its own shutdown deadline is killed */
     struct tb__proc {
         pid_t pid;
@@ -6314,6 +6323,14 @@ static int tb__supervise(turbo_server *s) {
             if (k == n) continue;
             alive--;
             procs[k].pid = 0;
+            if (WIFEXITED(status) && WEXITSTATUS(status) == TURBO_EXIT_NO_START) {
+                if (!stopping && !no_start)
+                    fprintf(stderr, "turbo: worker process %d (pid %ld) could not start; stopping\n", k,
+                            (long)pid);
+                no_start = 1;
+                turbo_stop(s); /* read at the top of the loop */
+                continue;
+            }
             if (stopping) { /* replaced processes do not count: only how these stop */
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = 1;
                 continue;
@@ -6326,6 +6343,7 @@ static int tb__supervise(turbo_server *s) {
         }
     }
     TURBO_FREE(procs);
+    if (no_start) return TURBO_EXIT_NO_START;
     if (failed) snprintf(s->error, sizeof s->error, "a worker process did not stop cleanly");
     return stopping && !failed ? 0 : -1;
 }

@@ -3806,6 +3806,8 @@ typedef struct {
     int has_async;
     int serving; /* inside run() */
     pid_t run_pid;
+    turbo_server *server; /* while serving */
+    int start_failed;     /* this process's lifespan could not start */
 } tb_App;
 
 /* A WebSocket route ("WEBSOCKET", see _add_route) is a GET route. */
@@ -3951,10 +3953,23 @@ static PyObject *tb_app_mount(PyObject *self, PyObject *args) {
 }
 
 /* GIL held, in a serving process: the lifespan of the app's own handlers
-   and of its mounted ASGI apps (App._lifespan, turbo/__init__.py). */
-static void tb_lifespan(tb_App *app, int starting) {
-    tb_done_with(PyObject_CallMethod((PyObject *)app, "_lifespan", "O", starting ? Py_True : Py_False),
-                 "lifespan");
+   and of its mounted ASGI apps (App._lifespan, turbo/__init__.py). -1 when
+   one of them failed to start (it said so), else 0. */
+static int tb_lifespan(tb_App *app, int starting) {
+    PyObject *r = PyObject_CallMethod((PyObject *)app, "_lifespan", "O", starting ? Py_True : Py_False);
+    int failed = r == Py_False;
+    tb_done_with(r, "lifespan");
+    return failed ? -1 : 0;
+}
+
+/* What this process printed goes out before it ends with _exit. */
+static void tb_flush_stdio(void) {
+    for (int i = 0; i < 2; i++) {
+        PyObject *f = PySys_GetObject(i == 0 ? "stdout" : "stderr"); /* borrowed */
+        PyObject *r = f && f != Py_None ? PyObject_CallMethod(f, "flush", NULL) : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
 }
 
 /* App._native(method, pattern, address, blocking): a C turbo_handler at
@@ -3992,7 +4007,15 @@ static void tb_on_process_start(int Py_UNUSED(process_index), void *arg) {
     tb_App *app = (tb_App *)arg;
     PyEval_RestoreThread(tb_thread_ts);
     if (app->has_async && tb_loop_start() < 0) tb_log_error_line("starting the asyncio loop");
-    tb_lifespan(app, 1);
+    if (tb_lifespan(app, 1) < 0) { /* as uvicorn: an app that failed to start is not served */
+        PySys_WriteStderr("turbo: application startup failed; exiting\n");
+        if (getpid() != app->run_pid) {
+            tb_flush_stdio();
+            _exit(TURBO_EXIT_NO_START);
+        }
+        app->start_failed = 1;
+        turbo_stop(app->server);
+    }
     tb_thread_ts = PyEval_SaveThread();
 }
 
@@ -4002,13 +4025,7 @@ static void tb_on_process_stop(int Py_UNUSED(process_index), void *arg) {
     tb_lifespan(app, 0);
     tb_loop_stop();
     tb_delete_worker_states();
-    /* A child process ends with _exit: what it printed is flushed now. */
-    for (int i = 0; getpid() != app->run_pid && i < 2; i++) {
-        PyObject *f = PySys_GetObject(i == 0 ? "stdout" : "stderr"); /* borrowed */
-        PyObject *r = f && f != Py_None ? PyObject_CallMethod(f, "flush", NULL) : NULL;
-        Py_XDECREF(r);
-        PyErr_Clear();
-    }
+    if (getpid() != app->run_pid) tb_flush_stdio(); /* a child process ends with _exit */
     tb_thread_ts = PyEval_SaveThread();
 }
 
@@ -4078,11 +4095,21 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     tb_interp = PyInterpreterState_Get();
     self->run_pid = getpid();
     self->serving = 1;
+    self->server = s;
+    self->start_failed = 0;
     tb_thread_ts = tb_run_ts = PyEval_SaveThread();
     rc = turbo_run(s);
     PyEval_RestoreThread(tb_thread_ts);
     self->serving = 0;
-    if (rc != 0) PyErr_Format(PyExc_RuntimeError, "turbo: %s", turbo_error(s));
+    self->server = NULL;
+    if (rc == TURBO_EXIT_NO_START || self->start_failed) { /* exit status 3, as uvicorn's */
+        PyObject *code = PyLong_FromLong(TURBO_EXIT_NO_START);
+        if (code) PyErr_SetObject(PyExc_SystemExit, code);
+        Py_XDECREF(code);
+        rc = -1;
+    } else if (rc != 0) {
+        PyErr_Format(PyExc_RuntimeError, "turbo: %s", turbo_error(s));
+    }
 done:
     turbo_free(s);
     if (rc != 0) return NULL;

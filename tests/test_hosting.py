@@ -308,6 +308,17 @@ class TurboOnly(unittest.TestCase):
         with self.assertRaises(OSError):  # the child server stopped with the supervisor
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
+    def test_an_app_whose_startup_fails_is_not_served(self):
+        """As uvicorn: lifespan.startup.failed ends the server with status 3, one process or
+        several (whose supervisor then stops them all instead of starting others)."""
+        for processes in ("1", "2"):
+            done = subprocess.run([PY, "-m", "turbo", "starlette_app:failing_startup", "--port", "0",
+                                   "--processes", processes], cwd=HOSTED, capture_output=True, text=True,
+                                  env=dict(os.environ, PYTHONPATH=harness.ROOT), timeout=60)
+            self.assertEqual(done.returncode, 3, done.stderr[-2000:])
+            self.assertIn("ConnectionError: database unreachable", done.stderr)
+            self.assertIn("turbo: application startup failed; exiting", done.stderr)
+
     def test_lifespan_runs_per_process_and_its_state_reaches_requests(self):
         server = turbo("starlette_app:stateful")
         try:

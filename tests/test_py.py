@@ -1257,6 +1257,19 @@ class Lifespan(unittest.TestCase):
             self.assertEqual(mine, ["startup handler", "lifespan enter", "lifespan exit", "shutdown handler"])
 
 
+    def test_a_process_whose_startup_fails_serves_nothing_and_exits_3(self):
+        """As FastAPI on uvicorn: a startup handler that raises ends the server (status 3), and
+        with workers the supervisor stops the others instead of starting new ones."""
+        for workers in ("1", "2"):
+            log = os.path.join(WORK, "failing-lifespan-%s.log" % workers)
+            done = subprocess.run([harness.PYTHON, os.path.join(harness.APPS, "lifespan_app.py")],
+                                  env=dict(os.environ, PYTHONPATH=harness.ROOT, LIFESPAN_LOG=log, WORKERS=workers,
+                                           FAIL_STARTUP="1"), capture_output=True, text=True, timeout=60)
+            self.assertEqual(done.returncode, 3, done.stderr[-2000:])
+            self.assertIn("ConnectionError: database unreachable", done.stderr)
+            self.assertIn("turbo: application startup failed; exiting", done.stderr)
+
+
 class TestClientOfAnApp(unittest.TestCase):
     """turbo.testclient.TestClient on examples/ported_app.py, as a FastAPI test suite uses it."""
 

@@ -243,14 +243,19 @@ class App(_turbo.App, routing.Routes):
 
     def _lifespan(self, starting):
         """Called by C as each process starts and stops: the mounted apps' lifespans, then
-        this app's, entered in order on the loop and left in reverse order."""
+        this app's, entered in order on the loop and left in reverse order. False when one
+        failed to start (the process then serves nothing)."""
         loop = _support.Loop.current
         if loop is not None and not starting:
             loop.run(loop.lifespans.aclose())
         elif loop is not None:
             own = (_support.OwnLifespan(self), _support.LIFESPAN_STATE)
             for app, state in self._hosted + [own]:
-                loop.run(loop.lifespans.enter_async_context(_support.lifespan(app, state)))
+                try:
+                    loop.run(loop.lifespans.enter_async_context(_support.lifespan(app, state)))
+                except _support.StartupFailed:
+                    return False
+        return True
 
     def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per usable CPU); threads: event

@@ -446,16 +446,23 @@ class Loop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
 
+class StartupFailed(Exception):
+    """An app sent lifespan.startup.failed: the process must not serve it."""
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app, state):
     """The ASGI lifespan protocol for one app, as uvicorn's "auto" mode (an app that raises on
-    the lifespan scope at once is served all the same)."""
-    inbox, started, stopped = asyncio.Queue(), asyncio.Event(), asyncio.Event()
+    the lifespan scope at once is served all the same; one that says its startup failed is not:
+    StartupFailed)."""
+    inbox, started, stopped, failed = asyncio.Queue(), asyncio.Event(), asyncio.Event(), []
 
     async def send(message):
         kind = message["type"]
         if kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
             print("turbo: %s: %s" % (kind, message.get("message", "")), file=sys.stderr, flush=True)
+        if kind == "lifespan.startup.failed":
+            failed.append(kind)
         if kind.startswith("lifespan.startup."):
             started.set()
         elif kind.startswith("lifespan.shutdown."):
@@ -478,6 +485,8 @@ async def lifespan(app, state):
     inbox.put_nowait({"type": "lifespan.startup"})
     task = asyncio.ensure_future(run())
     await started.wait()
+    if failed:
+        raise StartupFailed(app)
     yield
     if not task.done():
         inbox.put_nowait({"type": "lifespan.shutdown"})

@@ -26,6 +26,8 @@ app = App(lifespan=lifespan, on_shutdown=[lambda: note("shutdown handler")])
 @app.on_event("startup")
 async def warm_up():
     note("startup handler")
+    if os.environ.get("FAIL_STARTUP"):
+        raise ConnectionError("database unreachable")
 
 
 @app.get("/state")

@@ -33,6 +33,14 @@ app = Starlette(routes=[Route("/", home), Route("/plain", head_or_get)])
 stateful = Starlette(routes=[Route("/state", state)], lifespan=lifespan)
 
 
+def _unreachable():
+    raise ConnectionError("database unreachable")
+
+
+# Its startup fails (Starlette sends lifespan.startup.failed): served by no process.
+failing_startup = Starlette(routes=[Route("/", home)], on_startup=[_unreachable])
+
+
 async def bare(scope, receive, send):
     """An ASGI app with no framework: two sends."""
     if scope["type"] != "http":
