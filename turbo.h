@@ -453,11 +453,12 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
    a client names, see turbo_static): Content-Type from its extension unless
    set, ETag, Last-Modified, 304, one Range (206, or 416, bodiless if the type
    was set; several: the whole file), If-Range, HEAD; the body goes by
-   sendfile past 64 KiB, waiting for a slow client as turbo_res_flush does. req gives the conditional headers
-   (NULL: the request being answered). A missing or unreadable file, or no
-   regular one, is turbo's 404. Returns 0, or -1 after a 404, when the
-   client has gone, or for a file past 64 KiB once turbo_res_flush has sent
-   the head (refused: the answer goes on as it was). */
+   sendfile past 64 KiB, by the event loop as the client takes it (no thread
+   waits for a slow client; what the handler writes after it is dropped).
+   req gives the conditional headers (NULL: the request being answered). A
+   missing or unreadable file, or no regular one, is turbo's 404. Returns 0,
+   or -1 after a 404, or for a file past 64 KiB once turbo_res_flush has
+   sent the head (refused: the answer goes on as it was). */
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
 
 /* The body is the file at path (after any bytes already written), sent as
@@ -2961,7 +2962,7 @@ enum {
     TB__STREAM_UNTIL_CLOSE,
     TB__STREAM_LENGTH, /* its length stated (turbo_res_head_length): parts as they are */
     TB__STREAM_ABORTED,
-    TB__STREAM_SENT /* a file's answer has gone out whole */
+    TB__STREAM_FILE /* a file's answer: head and body so far are out, the loop sends the file */
 };
 
 #define TB__LINGER_MS 2000
@@ -2999,6 +3000,11 @@ struct tb__conn {
     tb__peer peer;
     int streaming;        /* the answer under way was flushed: TB__STREAM_* */
     uint64_t stream_left; /* TB__STREAM_LENGTH: the body bytes its head still promises */
+    /* A file an answer ends with, sent by the loop as the socket takes it
+       (after c->out): open while file_left > 0. */
+    int file;
+    off_t file_at;
+    uint64_t file_left;
     int timer;            /* timer class, -1 when in none */
     int64_t deadline;
     tb__conn *prev, *next; /* in the timer list, or the free list */
@@ -3516,8 +3522,8 @@ static int tb__res_frame_body(turbo_res *res) {
    which keep_alive has said since turbo_res_flush began an HTTP/1.0 one). */
 static void tb__res_end_stream(turbo_res *res) {
     tb__conn *c = res->c;
-    if (c->streaming == TB__STREAM_SENT) {
-        res->out->len = res->start;
+    if (c->streaming == TB__STREAM_FILE) {
+        res->out->len = res->body_start; /* nothing written after the file goes before it */
     } else if (c->streaming == TB__STREAM_ABORTED || tb__res_frame_body(res) != 0) {
         res->out->len = res->start; /* nothing more of it: the close tells */
         res->keep_alive = 0;
@@ -3544,6 +3550,39 @@ static inline ssize_t tb__send_some(tb__conn *c, const char *data, size_t len) {
         else if (n == 0 || errno != EINTR) return -1;
     }
     return (ssize_t)sent;
+}
+
+/* The file an answer ended with goes no further (the connection closes). */
+static void tb__conn_drop_file(tb__conn *c) {
+    if (c->file_left) close(c->file);
+    c->file_left = 0;
+}
+
+/* Sends what the socket takes of the file an answer ends with (c->out
+   first: on BSD and macOS each part goes through it). 0, or -1 when the
+   client has gone or the file shrank. */
+static int tb__conn_send_file(tb__conn *c) {
+    while (c->file_left && !c->out.len) {
+        size_t part = c->file_left > (1u << 30) ? (1u << 30) : (size_t)c->file_left;
+#ifdef __linux__
+        ssize_t k = sendfile(c->fd, c->file, &c->file_at, part);
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+#else
+        char chunk[65536];
+        ssize_t k = pread(c->file, chunk, part > sizeof chunk ? sizeof chunk : part, c->file_at), sent;
+        if (k > 0 && (sent = tb__send_some(c, chunk, (size_t)k)) < k) {
+            if (sent < 0) return -1;
+            tb__append(&c->out, chunk + sent, (size_t)(k - sent)); /* the rest when the socket takes more */
+            if (c->out.oom) return -1;
+        }
+        if (k > 0) c->file_at += k;
+#endif
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1; /* the file shrank (0), or the client went */
+        c->file_left -= (uint64_t)k;
+        if (!c->file_left) close(c->file);
+    }
+    return 0;
 }
 
 /* Sends all of data, waiting for the socket up to timeout_ms each time: 0,
@@ -3603,7 +3642,7 @@ TURBO_API int turbo_res_flush(turbo_res *res) {
     tb__conn *c = res->c;
     int status = res->status ? res->status : 200, rc;
     if (res->deferred || res->json_active || c->streaming == TB__STREAM_ABORTED ||
-        !turbo_status_allowed(status) || !turbo_status_has_body(status))
+        c->streaming == TB__STREAM_FILE || !turbo_status_allowed(status) || !turbo_status_has_body(status))
         return -1;
     if (!c->streaming) { /* the head first */
         c->streaming = res->head_length >= 0       ? TB__STREAM_LENGTH
@@ -3625,7 +3664,9 @@ TURBO_API int turbo_res_flush(turbo_res *res) {
 }
 
 TURBO_API void turbo_res_abort(turbo_res *res) {
-    if (res->c->streaming) res->c->streaming = TB__STREAM_ABORTED;
+    tb__conn *c = res->c;
+    if (c->streaming == TB__STREAM_FILE) tb__conn_drop_file(c);
+    if (c->streaming) c->streaming = TB__STREAM_ABORTED;
 }
 
 TURBO_API int turbo_res_event(turbo_res *res, const char *event, const char *data) {
@@ -3749,39 +3790,25 @@ static int tb__res_read_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     return 0;
 }
 
-/* Sends the head, the body so far, then len bytes of fd from off, as one
-   answer with its length: sendfile where there is one. 0, or -1 when the
-   client has gone. */
+/* Puts the head in front of the body so far and hands the connection len
+   bytes of fd from off to send after them, as one answer with its length:
+   the loop sends them as the client takes them (tb__conn_send_file), so a
+   slow client holds no thread. 0 (fd is the connection's now), or -1. */
 static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     tb__conn *c = res->c;
-    int timeout = res->w->s->cfg.write_timeout_ms;
     size_t before = tb__res_body_started(res) ? res->out->len - res->body_start : 0;
     if (tb__res_put_head(res, res->status ? res->status : 200, before + (size_t)len) != 0) return -1;
-    c->streaming = TB__STREAM_ABORTED; /* until the last byte is out */
-    if (tb__res_send_now(res) != 0) return -1;
-    while (len) {
-#ifdef __linux__
-        ssize_t k = sendfile(c->fd, fd, &off, len > (1u << 30) ? (1u << 30) : (size_t)len);
-#else
-        char chunk[65536];
-        ssize_t k = pread(fd, chunk, len > sizeof chunk ? sizeof chunk : (size_t)len, off);
-        if (k > 0 && tb__send_all(c, chunk, (size_t)k, timeout) != 0) return -1;
-        if (k > 0) off += k;
-#endif
-        if (k > 0) {
-            len -= (uint64_t)k;
-            res->sent += (uint64_t)k;
-        } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (tb__poll(c->fd, POLLOUT, timeout) <= 0) return -1;
-        } else if (k == 0 || errno != EINTR) { /* the file shrank, or the client went */
-            return -1;
-        }
-    }
-    c->streaming = TB__STREAM_SENT;
+    c->file = fd;
+    c->file_at = off;
+    c->file_left = len;
+    c->streaming = TB__STREAM_FILE;
+    res->body_start = res->out->len; /* where tb__res_end_stream cuts what comes after */
+    res->sent += len;
     return 0;
 }
 
-/* The body: what it holds so far, then len bytes of fd from off (fd is closed). */
+/* The body: what it holds so far, then len bytes of fd from off (fd is
+   closed, or the connection's to send). */
 static int tb__res_file_body(turbo_res *res, int fd, uint64_t from, uint64_t len) {
     int rc = 0;
     if (res->head_only) { /* the length a GET gets; a HEAD's body is not sent anyway */
@@ -3791,8 +3818,8 @@ static int tb__res_file_body(turbo_res *res, int fd, uint64_t from, uint64_t len
     } else if (len <= 65536 || res->deferred) { /* into the body: one write with the head */
         rc = tb__res_read_file(res, fd, (off_t)from, len);
         if (rc != 0) tb__res_fail(res, 500);
-    } else {
-        rc = tb__res_send_file(res, fd, (off_t)from, len);
+    } else if ((rc = tb__res_send_file(res, fd, (off_t)from, len)) == 0) {
+        return 0;
     }
     close(fd);
     return rc;
@@ -4347,6 +4374,7 @@ static void tb__conn_free(tb__worker *w, tb__conn *c) {
        handler's subprocess) still holds the socket: its events would come */
     tb__loop_set(&w->loop, c->fd, c->mask, 0, c);
     close(c->fd);
+    tb__conn_drop_file(c);
     turbo_buf_free(&c->in);
     turbo_buf_free(&c->out);
     TB__ADD(w->gauges[TB__G_CONNS], -1);
@@ -4401,7 +4429,7 @@ static inline int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
         tb__conn_free(w, c);
         return -1;
     }
-    if (!c->out.len) return 0;
+    if (!c->out.len && !c->file_left) return 0;
     return tb__conn_await(w, c, TB__WRITE, TB__T_WRITE) == 0 ? 1 : -1;
 }
 
@@ -4525,7 +4553,7 @@ static void tb__request_done(tb__conn *c) {
 static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len) {
     size_t pos = 0;
     turbo_req *r = &t->req;
-    while (pos < len && !t->detached && !c->close_after && !c->defer && !c->ws) {
+    while (pos < len && !t->detached && !c->close_after && !c->defer && !c->ws && !c->file_left) {
         char *msg = data + pos;
         size_t avail = len - pos, consumed;
         tb__framing f;
@@ -4720,6 +4748,14 @@ static void tb__conn_writable(tb__worker *w, tb__thread *t, tb__conn *c) {
     }
     turbo_buf_free(&c->out);
     c->out_sent = 0;
+    if (c->file_left && tb__conn_send_file(c) != 0) {
+        tb__conn_free(w, c);
+        return;
+    }
+    if (c->file_left || c->out.len) { /* the rest once the socket takes more */
+        tb__timer_set(w, c, TB__T_WRITE);
+        return;
+    }
     if (c->close_after) {
         tb__conn_linger(w, c);
         return;
@@ -4736,7 +4772,7 @@ static void tb__conn_returned(tb__worker *w, tb__thread *t, tb__conn *c) {
         tb__conn_free(w, c);
         return;
     }
-    if (c->out.len) /* send the rest first; reading resumes once it has drained */
+    if (c->out.len || c->file_left) /* send the rest first; reading resumes once it has drained */
         tb__conn_after(w, t, c, c->in.data, c->in.len, 0, -1);
     else tb__conn_resume(w, t, c);
 }

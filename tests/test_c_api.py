@@ -1051,6 +1051,40 @@ def kept_lock_checks(binary):
     return failures + (["kept lock: " + problem] if problem else [])
 
 
+def slow_file_readers_checks(binary):
+    """Clients that ask for a big file and read none of it hold no thread: the loop sends files
+    as the client takes them. With one worker and two spare threads, six such clients and then
+    a request on another connection: it is answered at once (when each file went out inside its
+    handler, the third stalled the loop until the 60 s write timeout)."""
+    failures = []
+    top = tempfile.mkdtemp(prefix="turbo-slow-")
+    with open(os.path.join(top, "huge.bin"), "wb") as f:
+        f.truncate(64 << 20)  # sparse: 64 MiB of zeros, far more than the socket buffers hold
+    srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_BLOCKING_THREADS": "2", "STATIC_ROOT": top,
+                          "TURBO_WRITE_TIMEOUT_MS": "60000"})
+    slow = []
+    try:
+        for _ in range(6):
+            c = Conn(srv.port, timeout=30, rcvbuf=4096)
+            c.send(b"GET /static/huge.bin HTTP/1.1\r\n" + H + b"\r\n")
+            slow.append(c)
+            if b"200 OK" not in c.sock.recv(64):  # its answer has begun: the server has it
+                failures.append("slow readers: no answer begun")
+        with Conn(srv.port, timeout=30) as c:
+            c.send(b"GET /status/204 HTTP/1.1\r\n" + H + b"\r\n")
+            r = c.read_response()
+            if r.status != 204:
+                failures.append("slow readers: a quick request got %d" % r.status)
+    except OSError as e:
+        failures.append("slow readers: a quick request behind six of them: %s" % e)
+    finally:
+        for c in slow:
+            c.close()
+        problem = srv.stop()
+        shutil.rmtree(top, ignore_errors=True)
+    return failures + (["slow readers: " + problem] if problem else [])
+
+
 def main(argv):
     """argv: BINARY [NATIVE_SERVER] [-k WORD...]: with -k, only the tests and check
     groups whose name has one of the words."""
@@ -1077,7 +1111,8 @@ def main(argv):
     else:
         passed += 1
     for group in [g for g in (deferred_shutdown_checks, execution_model_checks,
-                              observing_checks, kept_lock_checks) if chosen(g.__name__)]:
+                              observing_checks, kept_lock_checks, slow_file_readers_checks)
+                  if chosen(g.__name__)]:
         extra = group(argv[1])
         failed += len(extra)
         passed += 0 if extra else 1
