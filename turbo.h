@@ -454,18 +454,21 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
    set, ETag, Last-Modified, 304, one Range (206, or 416, bodiless if the type
    was set; several: the whole file), If-Range, HEAD; the body goes by
    sendfile past 64 KiB, by the event loop as the client takes it (no thread
-   waits for a slow client; what the handler writes after it is dropped).
-   req gives the conditional headers (NULL: the request being answered). A
-   missing or unreadable file, or no regular one, is turbo's 404. Returns 0,
-   or -1 after a 404, or for a file past 64 KiB once turbo_res_flush has
-   sent the head (refused: the answer goes on as it was). */
+   waits for a slow client). The answer is complete then: what the handler
+   writes after it, a second file, an error or a defer change nothing (but
+   in an answer already deferred, or after turbo_res_flush, a file up to
+   64 KiB is read into the body). req gives the conditional headers (NULL:
+   the request being answered). A missing or unreadable file, or no regular
+   one, is turbo's 404. Returns 0, or -1 after a 404, for a second file, or
+   for a file past 64 KiB once turbo_res_flush has sent the head (refused:
+   the answer goes on as it was). */
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
 
 /* The body is the file at path (after any bytes already written), sent as
    turbo_res_file sends it, under the status (200 if none) and headers the
-   handler set (ASGI's http.response.pathsend). A
-   file that cannot be read is a 500 and a log line. Returns 0, or -1 after
-   a 500 or when the client has gone. */
+   handler set (ASGI's http.response.pathsend). A file that cannot be read
+   is a 500 and a log line. Returns 0, or -1 after a 500 or when refused as
+   turbo_res_file refuses. */
 TURBO_API int turbo_res_body_file(turbo_res *res, const char *path);
 
 /* Serves the files under the folder root for GET and HEAD of prefix/...
@@ -2962,7 +2965,7 @@ enum {
     TB__STREAM_UNTIL_CLOSE,
     TB__STREAM_LENGTH, /* its length stated (turbo_res_head_length): parts as they are */
     TB__STREAM_ABORTED,
-    TB__STREAM_FILE /* a file's answer: head and body so far are out, the loop sends the file */
+    TB__STREAM_FILE /* a file's answer, complete: the loop sends the file after it */
 };
 
 #define TB__LINGER_MS 2000
@@ -3466,8 +3469,10 @@ static void tb__res_restart(turbo_res *res) {
     tb__res_clear(res);
 }
 
-/* Rewrites the response under way as an error. */
+/* Rewrites the response under way as an error; a file's answer is complete
+   (tb__res_file_body) and stays as it is. */
 static void tb__res_fail(turbo_res *res, int status) {
+    if (res->c->streaming == TB__STREAM_FILE) return;
     tb__res_restart(res);
     tb__res_error_body(res, status);
 }
@@ -3623,7 +3628,7 @@ static int tb__res_put_head(turbo_res *res, int status, size_t length) {
     char *room;
     size_t gap;
     if (!tb__res_body_started(res)) tb__res_body_begin(res);
-    /* No room: out of memory, or a head already out (a stream, a file sent) */
+    /* No room: out of memory, or a head already written (a stream's, a file's) */
     if (res->out->oom || res->body_start < res->start + TB__HEAD_ROOM || status < 100 || status > 999)
         return -1;
     room = res->out->data + res->start;
@@ -3790,39 +3795,54 @@ static int tb__res_read_file(turbo_res *res, int fd, off_t off, uint64_t len) {
     return 0;
 }
 
-/* Puts the head in front of the body so far and hands the connection len
-   bytes of fd from off to send after them, as one answer with its length:
-   the loop sends them as the client takes them (tb__conn_send_file), so a
-   slow client holds no thread. 0 (fd is the connection's now), or -1. */
-static int tb__res_send_file(turbo_res *res, int fd, off_t off, uint64_t len) {
+/* The body: what it holds so far, then len bytes of fd from off, and the
+   answer is complete (what the handler writes later is dropped): its head
+   goes in front now, with the length of all of it, and a file past 64 KiB
+   is the connection's to send after it (tb__conn_send_file: the loop sends
+   it as the client takes it, so a slow client holds no thread); a smaller
+   one is read into the body. A deferred answer's is read into its body,
+   sent when it is resumed. fd is closed, or the connection's. 0, or -1. */
+static int tb__res_file_body(turbo_res *res, int fd, uint64_t from, uint64_t len) {
     tb__conn *c = res->c;
+    int status = res->status ? res->status : 200, body = !res->head_only && turbo_status_has_body(status);
     size_t before = tb__res_body_started(res) ? res->out->len - res->body_start : 0;
-    if (tb__res_put_head(res, res->status ? res->status : 200, before + (size_t)len) != 0) return -1;
-    c->file = fd;
-    c->file_at = off;
-    c->file_left = len;
+    if (c->streaming == TB__STREAM_FILE || (c->streaming && len > 65536)) {
+        close(fd); /* refused: a second file, or a big one after turbo_res_flush sent the head */
+        return -1;
+    }
+    if (res->deferred || c->streaming) { /* into the body: sent when resumed, or as the stream's next part */
+        int rc = 0;
+        if (res->head_only) {
+            res->out->len -= before;
+            turbo_res_head_length(res, before + len);
+        } else if ((rc = tb__res_read_file(res, fd, (off_t)from, len)) != 0) {
+            tb__res_fail(res, 500);
+        }
+        close(fd);
+        return rc;
+    }
+    if (body && len <= 65536 && tb__res_read_file(res, fd, (off_t)from, len) != 0) {
+        tb__res_fail(res, 500);
+        close(fd);
+        return -1;
+    }
+    res->status = status;
+    if (tb__res_put_head(res, status, before + (size_t)len) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (!body) res->out->len = res->body_start; /* HEAD, 204, 304: the head alone */
+    if (body && len > 65536) {
+        c->file = fd;
+        c->file_at = (off_t)from;
+        c->file_left = len;
+        res->sent += len;
+    } else {
+        close(fd);
+    }
     c->streaming = TB__STREAM_FILE;
     res->body_start = res->out->len; /* where tb__res_end_stream cuts what comes after */
-    res->sent += len;
     return 0;
-}
-
-/* The body: what it holds so far, then len bytes of fd from off (fd is
-   closed, or the connection's to send). */
-static int tb__res_file_body(turbo_res *res, int fd, uint64_t from, uint64_t len) {
-    int rc = 0;
-    if (res->head_only) { /* the length a GET gets; a HEAD's body is not sent anyway */
-        size_t before = tb__res_body_started(res) ? res->out->len - res->body_start : 0;
-        res->out->len -= before;
-        turbo_res_head_length(res, before + len);
-    } else if (len <= 65536 || res->deferred) { /* into the body: one write with the head */
-        rc = tb__res_read_file(res, fd, (off_t)from, len);
-        if (rc != 0) tb__res_fail(res, 500);
-    } else if ((rc = tb__res_send_file(res, fd, (off_t)from, len)) == 0) {
-        return 0;
-    }
-    close(fd);
-    return rc;
 }
 
 /* turbo_res_file for a file already open (or fd -1): fd (closed here) and
@@ -4562,6 +4582,17 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
             c->out_full = 1;
             break;
         }
+        /* A few empty lines alone (old clients end a body with one) begin no
+           request (RFC 9112 2.2): the connection stays idle, not waiting for
+           a head that would time out with a 408. A CR alone waits for its LF. */
+        if (c->state == TB__C_IDLE && avail <= 8) {
+            size_t k = 0;
+            while (k + 1 < avail && msg[k] == '\r' && msg[k + 1] == '\n') k += 2;
+            if (k == avail || (k + 1 == avail && msg[k] == '\r')) {
+                pos += k;
+                break;
+            }
+        }
         if (c->state == TB__C_BODY) {
             hl = c->head_len;
             f = c->framing;
@@ -4604,9 +4635,6 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         tb__request_done(c);
         tb__dispatch(w, t, c, r, &f);
         pos += consumed;
-        /* Empty lines after a request (old clients end a body with one) are
-           no request begun (RFC 9112 2.2): the connection stays idle. */
-        while (len - pos >= 2 && data[pos] == '\r' && data[pos + 1] == '\n') pos += 2;
     }
     if (t->holding && (t->detached || c->ws || c->defer || !w->s->cfg.keep_ms))
         tb__release(t); /* else kept for the next requests, if the loop may (tb__worker_run) */
@@ -5210,7 +5238,7 @@ static void tb__ws_flush_all(tb__worker *w, tb__thread *t, turbo_ws *list) {
 TURBO_API turbo_defer *turbo_res_defer(turbo_res *res) {
     turbo_defer *d;
     if (res->deferred) return res->c->defer;
-    if (res->c->ws) return NULL; /* the answer is its 101 */
+    if (res->c->ws || res->c->streaming == TB__STREAM_FILE) return NULL; /* the answer is made */
     d = (turbo_defer *)TURBO_MALLOC(sizeof *d);
     if (!d) return NULL;
     memset(d, 0, sizeof *d);

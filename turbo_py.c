@@ -1221,7 +1221,7 @@ static void tb_send_response(turbo_res *res, const char *label, tb_Response *r) 
     /* A file's Content-Type is the handler's header, which keeps turbo from guessing one. */
     if (line && file) turbo_res_headern(res, "Content-Type", 12, line + 14, len - 16);
     else if (line) tb__res_own_header(res, line, len); /* checked once, by tb_ctype_line */
-    if (file) { /* a big one is sent from here, waiting on the client: without the GIL */
+    if (file) { /* opened, and read if small, without the GIL; a big one goes out from the loop */
         Py_BEGIN_ALLOW_THREADS
         if (status == 200) turbo_res_file(res, NULL, PyBytes_AS_STRING(file)); /* or a 304, a 206 */
         else turbo_res_body_file(res, PyBytes_AS_STRING(file));                /* the whole file */

@@ -494,7 +494,8 @@ static void body_file(turbo_req *req, turbo_res *res, void *user) {
 
 /* /prefixed-file/{name}: a few bytes of body, then the file of the static
    folder (turbo_res_body_file): one body, under one length. ?status=S
-   sets the status first (else turbo's 200). */
+   sets the status first (else turbo's 200). Then what cannot change the
+   answer made: more body, a second file (missing: no 404), a defer. */
 static void prefixed_file(turbo_req *req, turbo_res *res, void *user) {
     turbo_str name = turbo_req_param(req, "name"), status;
     char path[512];
@@ -505,6 +506,8 @@ static void prefixed_file(turbo_req *req, turbo_res *res, void *user) {
         turbo_res_status(res, (status.ptr[0] - '0') * 100 + (status.ptr[1] - '0') * 10 + (status.ptr[2] - '0'));
     turbo_res_body(res, "PREFIX", 6);
     turbo_res_body_file(res, path);
+    turbo_res_body(res, "AFTER", 5);
+    if (turbo_res_file(res, req, "/nonexistent") != -1 || turbo_res_defer(res) != NULL) abort();
 }
 
 /* The embedder's lock of the TURBO_LOCKED routes (turbo_config.acquire and

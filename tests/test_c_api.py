@@ -411,15 +411,17 @@ def test_a_body_from_a_file_under_the_handlers_own_head(srv):
 
 
 @test
-def test_bytes_before_a_file_count_in_its_length_whatever_its_size(srv):
-    for name, data in ((b"small.txt", SMALL), (b"big.bin", BIG)):  # read into the body, or sent by sendfile
-        for query, status in ((b"", 200), (b"?status=203", 203)):  # turbo's status, or the handler's
+def test_a_file_ends_the_answer_and_bytes_before_it_count_in_its_length(srv):
+    """Body bytes, then a file, then more body, a second file (missing) and a defer: the answer is
+    the bytes and the file, under their length, whatever the file's size; nothing after changes it."""
+    for name, data in ((b"small.txt", SMALL), (b"big.bin", BIG)):  # read into the body, or sent by the loop
+        for query, status, body in ((b"", 200, b"PREFIX" + data), (b"?status=203", 203, b"PREFIX" + data),
+                                    (b"?status=204", 204, b"")):  # turbo's status, the handler's, no body
             with Conn(srv.port, timeout=5) as c:  # then a second answer: the framing held
                 c.send(b"GET /prefixed-file/" + name + query + b" HTTP/1.1\r\n" + H +
-                       b"\r\nGET /status/204 HTTP/1.1\r\n" + H + b"\r\n")
+                       b"\r\nGET /status/205 HTTP/1.1\r\n" + H + b"\r\n")
                 r, after = c.read_response(), c.read_response()
-            check((r.status, r.body, after.status) == (status, b"PREFIX" + data, 204),
-                  "%s%s: %r" % (name, query, r.raw[:200]))
+            check((r.status, r.body, after.status) == (status, body, 205), "%s%s: %r" % (name, query, r.raw[:200]))
         head = fetch(srv, b"/prefixed-file/" + name, method=b"HEAD")
         check((head.body, head.header("Content-Length")) == (b"", str(6 + len(data))), head.raw[:300])
 

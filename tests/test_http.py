@@ -1811,11 +1811,17 @@ def test_partial_head_then_silence_is_408(srv):
 def test_an_empty_line_after_a_request_leaves_the_connection_idle(srv):
     """RFC 9112 2.2: old clients send CRLF after a POST body; that begins no request, so the
     connection closes quietly at the keep-alive timeout, with no 408 for a request never sent."""
-    with Conn(srv.port, timeout=3) as conn:
-        conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nhello\r\n\r\n")
-        check_ok(conn.read_response(), b"hello")
-        check(conn.closed_within(2.5) is not None, "still open after 2.5s")
-        check(conn.buf == b"", "after the answer: %r" % conn.buf[:100])
+    for after in (b"", b"\r\n", b"\r"):  # the CRLF in the same read, in a read of its own, split
+        with Conn(srv.port, timeout=3) as conn:
+            conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nhello" +
+                      (b"\r\n" if not after else b""))
+            check_ok(conn.read_response(), b"hello")
+            if after:
+                conn.send(after)
+                if after == b"\r":
+                    conn.send(b"\n")
+            check(conn.closed_within(2.5) is not None, "still open after 2.5s")
+            check(conn.buf == b"", "after the answer (then %r): %r" % (after, conn.buf[:100]))
 
 
 @test
