@@ -3458,7 +3458,7 @@ static PyObject *tb_ws_send(PyObject *self, PyObject *msg) {
     } else if (strcmp(t, "websocket.send") == 0) {
         if ((a = tb_item(msg, tb_s_bytes)) || (b = tb_item(msg, tb_s_text)))
             r = tb_ws_send_object(w, a ? a : b);
-        else if (!PyErr_Occurred()) tb_hosted_fail(w->label, "sent websocket.send without bytes or text");
+        else tb_hosted_fail(w->label, "sent websocket.send without bytes or text");
     } else if (strcmp(t, "websocket.close") == 0) {
         long code = (a = tb_item(msg, tb_s_code)) ? PyLong_AsLong(a) : 1000;
         if (!PyErr_Occurred()) r = tb_ws_close_with(w, (int)code, b = tb_item(msg, tb_s_reason));
