@@ -2989,7 +2989,7 @@ struct tb__conn {
     int state;
     int requests;
     int close_after; /* close once the output has drained */
-    int out_full;    /* complete requests wait in c->in until the output drains */
+    int out_full;    /* complete requests wait in c->in until the output (a file too) drains */
     int saw_lf;      /* the head in progress has a complete request line */
     int head_len;    /* in TB__C_BODY: length of the parsed head */
     tb__framing framing;
@@ -3836,6 +3836,7 @@ static int tb__res_file_body(turbo_res *res, int fd, uint64_t from, uint64_t len
         c->file = fd;
         c->file_at = (off_t)from;
         c->file_left = len;
+        c->out_full = 1; /* the requests after it wait */
         res->sent += len;
     } else {
         close(fd);
@@ -4449,7 +4450,7 @@ static inline int tb__conn_send(tb__worker *w, tb__thread *t, tb__conn *c) {
         tb__conn_free(w, c);
         return -1;
     }
-    if (!c->out.len && !c->file_left) return 0;
+    if (!c->out.len) return 0;
     return tb__conn_await(w, c, TB__WRITE, TB__T_WRITE) == 0 ? 1 : -1;
 }
 
@@ -4560,6 +4561,19 @@ static int tb__head_ready(tb__conn *c, const char *msg, size_t avail, const tb__
            avail > lim->max_head + 2;
 }
 
+/* A few empty lines alone (old clients end a body with one) begin no
+   request (RFC 9112 2.2): 1, with *pos past them, when avail bytes are
+   that, the connection staying idle rather than waiting for a head that
+   would time out with a 408. A CR alone waits for its LF. */
+static int tb__empty_lines(const char *msg, size_t avail, size_t *pos) {
+    size_t k = 0;
+    if (avail > 8) return 0;
+    while (k + 1 < avail && msg[k] == '\r' && msg[k + 1] == '\n') k += 2;
+    if (k < avail && (k + 1 < avail || msg[k] != '\r')) return 0;
+    *pos += k;
+    return 1;
+}
+
 static void tb__request_done(tb__conn *c) {
     c->state = TB__C_IDLE;
     c->head_scan = 0;
@@ -4573,7 +4587,7 @@ static void tb__request_done(tb__conn *c) {
 static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len) {
     size_t pos = 0;
     turbo_req *r = &t->req;
-    while (pos < len && !t->detached && !c->close_after && !c->defer && !c->ws && !c->file_left) {
+    while (pos < len && !t->detached && !c->close_after && !c->defer && !c->ws && !c->out_full) {
         char *msg = data + pos;
         size_t avail = len - pos, consumed;
         tb__framing f;
@@ -4581,17 +4595,6 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         if (t->out.len >= TB__OUT_HIGH) { /* answer the rest once this much has drained */
             c->out_full = 1;
             break;
-        }
-        /* A few empty lines alone (old clients end a body with one) begin no
-           request (RFC 9112 2.2): the connection stays idle, not waiting for
-           a head that would time out with a 408. A CR alone waits for its LF. */
-        if (c->state == TB__C_IDLE && avail <= 8) {
-            size_t k = 0;
-            while (k + 1 < avail && msg[k] == '\r' && msg[k + 1] == '\n') k += 2;
-            if (k == avail || (k + 1 == avail && msg[k] == '\r')) {
-                pos += k;
-                break;
-            }
         }
         if (c->state == TB__C_BODY) {
             hl = c->head_len;
@@ -4604,6 +4607,7 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
                 break;
             }
             if (hl == 0) {
+                if (c->state == TB__C_IDLE && tb__empty_lines(msg, avail, &pos)) break;
                 c->state = TB__C_HEAD;
                 tb__head_ready(c, msg, avail, &w->limits);
                 break;
@@ -4705,12 +4709,12 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
         return;
     }
     if (tb__conn_send(w, t, c) != 0) return; /* closed, or reading resumes once the output drains */
-    if (c->close_after) {
-        tb__conn_linger(w, c);
+    if (c->out_full) { /* a file, or requests in c->in: served once the socket takes more */
+        tb__conn_await(w, c, TB__WRITE, TB__T_WRITE);
         return;
     }
-    if (c->out_full) { /* requests wait in c->in: serve them once the socket takes more */
-        tb__conn_await(w, c, TB__WRITE, TB__T_WRITE);
+    if (c->close_after) {
+        tb__conn_linger(w, c);
         return;
     }
     hold = (c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD) || (c->ws && c->ws->read_paused);
