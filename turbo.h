@@ -4760,7 +4760,7 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
 static void tb__conn_resume(tb__worker *w, tb__thread *t, tb__conn *c) {
     int was = c->state;
     size_t used;
-    c->out_full = 0;
+    c->out_full = c->file_left > 0; /* a resumed answer's file holds the requests behind it */
     used = tb__process(w, t, c, c->in.data, c->in.len);
     tb__conn_after(w, t, c, c->in.data, c->in.len, used, was);
     tb__let_go(t); /* kept only for what the loop reads next: a resume function may come first */
