@@ -4804,7 +4804,7 @@ static void tb__conn_returned(tb__worker *w, tb__thread *t, tb__conn *c) {
         tb__conn_free(w, c);
         return;
     }
-    if (c->out.len || c->file_left) /* send the rest first; reading resumes once it has drained */
+    if (c->out.len) /* send the rest first; reading resumes once it has drained */
         tb__conn_after(w, t, c, c->in.data, c->in.len, 0, -1);
     else tb__conn_resume(w, t, c);
 }
