@@ -228,9 +228,11 @@ typedef struct turbo_config {
     /* Hooks for embedders (the Python binding uses them). Called in each
        serving process, before its threads start and after they stop. A
        process that cannot serve (its app failed to start) calls turbo_stop
-       when it is the only one, or exits with TURBO_EXIT_NO_START when it
-       is a worker process: that one is not replaced, all stop, and
-       turbo_run returns TURBO_EXIT_NO_START. */
+       when it is the only one (its threads then never start), or exits
+       with TURBO_EXIT_NO_START when it is a worker process: that one is
+       not replaced, all stop, and turbo_run returns TURBO_EXIT_NO_START.
+       A restart's old generation drains only once every process of the
+       new one is past this hook. */
     void (*on_process_start)(int process_index, void *hook_arg);
     void (*on_process_stop)(int process_index, void *hook_arg);
     /* With processes: in the parent just before each fork, and right after
@@ -3171,6 +3173,8 @@ struct turbo_server {
     int nlisten;
     int port;
     int stop_pipe[2];
+    int ready_fd;   /* a restart's old generation waits to read that this one serves */
+    int started_fd; /* in a worker process: its supervisor's stop pipe, told once it serves */
     int running;
     size_t health_len;  /* of cfg.health_path; 0: none */
     size_t metrics_len; /* of cfg.metrics_path; 0: none */
@@ -5879,15 +5883,27 @@ static int tb__restart(turbo_server *s) {
 }
 #endif
 
-/* A restart's new generation tells the old one that it serves. */
-static void tb__say_ready(void) {
+/* A restart's new generation takes the fd on which the old one waits
+   (tb__restart), out of reach of the programs its app may start. */
+static void tb__take_ready_fd(turbo_server *s) {
     const char *fd = getenv("TURBO_READY_FD");
-    ssize_t ignored;
     if (!fd) return;
-    ignored = write(atoi(fd), "r", 1);
-    (void)ignored;
-    close(atoi(fd));
+    s->ready_fd = atoi(fd);
     unsetenv("TURBO_READY_FD");
+    if (fcntl(s->ready_fd, F_SETFD, FD_CLOEXEC) != 0) s->ready_fd = -1;
+}
+
+/* Says that this process serves, its app started: a worker process to its
+   supervisor (which says it once all of them do), any other to a
+   restart's old generation, which may then drain. */
+static void tb__say_ready(turbo_server *s) {
+    int *fd = s->started_fd >= 0 ? &s->started_fd : &s->ready_fd;
+    ssize_t ignored;
+    if (*fd < 0) return;
+    ignored = write(*fd, "r", 1);
+    (void)ignored;
+    close(*fd);
+    *fd = -1;
 }
 
 /* The CPUs this process may run on (taskset, a container's cpuset), else
@@ -5935,6 +5951,7 @@ TURBO_API turbo_server *turbo_new(const turbo_config *cfg) {
     s->observing = s->metrics_len || s->cfg.access_log;
     s->log_fd = 2;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    s->ready_fd = s->started_fd = -1;
     if (!(s->root = tb__node_new("", 0))) {
         TURBO_FREE(s);
         return NULL;
@@ -6283,24 +6300,28 @@ static int tb__worker_start(turbo_server *s, tb__worker *w) {
 /* Runs this process's workers on listen_fds[0..threads), with the monitor
    that hands a stuck worker to another thread. */
 static int tb__serve(turbo_server *s, int process_index, int *fds) {
-    int i, rc = 0, monitor = 0;
+    int i, rc = 0, monitor = 0, stopped;
     sigset_t old_mask;
     s->workers = (tb__worker *)TURBO_MALLOC((size_t)s->cfg.threads * sizeof *s->workers);
     if (!s->workers) return -1;
     s->process_index = process_index;
     tb__pool_init(s);
     if (s->cfg.on_process_start) s->cfg.on_process_start(process_index, s->cfg.hook_arg);
-    for (i = 0; i < s->cfg.threads && !rc; i++) {
+    /* Stopped while it started (its app could not start, or a signal): no
+       worker starts, so no connection queued meanwhile is answered. */
+    stopped = tb__poll(s->stop_pipe[0], POLLIN, 0) > 0;
+    for (i = 0; i < s->cfg.threads && !stopped && !rc; i++) {
         if (tb__worker_init(&s->workers[i], s, fds[i]) != 0 || tb__worker_start(s, &s->workers[i]) != 0) {
             rc = tb__errorf(s->error, sizeof s->error, "cannot start worker %d: %s", i, strerror(errno));
             tb__worker_free(&s->workers[i]);
         }
         fds[i] = -1; /* the worker owns it now */
     }
-    if (!rc && pthread_create(&s->pool.monitor, NULL, tb__monitor_main, s) != 0)
+    if (!rc && !stopped && pthread_create(&s->pool.monitor, NULL, tb__monitor_main, s) != 0)
         rc = tb__errorf(s->error, sizeof s->error, "cannot start the monitor thread: %s", strerror(errno));
-    monitor = !rc;
+    monitor = !rc && !stopped;
     if (rc) turbo_stop(s);
+    if (monitor) tb__say_ready(s);
     /* Stop signals go to a worker (each waits in its loop), not to this
        thread: a handler deferred inside a wait (as sanitizers defer them)
        would never reach the stop pipe. */
@@ -6341,7 +6362,9 @@ static pid_t tb__spawn(turbo_server *s, int index) {
 #endif
     if (s->cfg.after_fork) s->cfg.after_fork(1, s->cfg.hook_arg);
     close(s->stop_pipe[0]);
-    close(s->stop_pipe[1]);
+    s->started_fd = s->stop_pipe[1];
+    if (s->ready_fd >= 0) close(s->ready_fd);
+    s->ready_fd = -1;
     if (tb__pipe(s->stop_pipe) != 0) _exit(1);
     tb__signal_fd = s->stop_pipe[1];
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
@@ -6354,7 +6377,7 @@ static pid_t tb__spawn(turbo_server *s, int index) {
    (but one whose app could not start: then all stop), and on a stop signal
    passes SIGTERM on and waits for them all. */
 static int tb__supervise(turbo_server *s) {
-    int n = s->cfg.processes, i, alive = 0, stopping = 0, failed = 0, no_start = 0;
+    int n = s->cfg.processes, i, alive = 0, stopping = 0, failed = 0, no_start = 0, started = 0;
     int64_t kill_at = 0; /* a process past its own shutdown deadline is killed */
     struct tb__proc {
         pid_t pid;
@@ -6376,7 +6399,9 @@ static int tb__supervise(turbo_server *s) {
         if (__atomic_exchange_n(&tb__reopen_asked, 0, __ATOMIC_RELAXED)) /* each process has its log fd */
             for (i = 0; i < n; i++)
                 if (procs[i].pid > 0) kill(procs[i].pid, SIGUSR1);
-        while ((got = read(s->stop_pipe[0], cmd, sizeof cmd)) > 0)
+        while ((got = read(s->stop_pipe[0], cmd, sizeof cmd)) > 0) {
+            for (i = 0; i < got; i++) started += cmd[i] == 'r'; /* a worker process serves */
+            if (started >= n) tb__say_ready(s);
             if (!stopping && memchr(cmd, 's', (size_t)got)) {
                 stopping = 1;
                 kill_at =
@@ -6385,6 +6410,7 @@ static int tb__supervise(turbo_server *s) {
                     if (procs[i].pid > 0) kill(procs[i].pid, SIGTERM);
                 tb__close_listeners(s); /* else new connections would queue unanswered */
             }
+        }
         if (kill_at && tb__now_ms() >= kill_at) {
             fprintf(stderr, "turbo: killing worker processes that did not stop\n");
             for (i = 0; i < n; i++)
@@ -6459,7 +6485,7 @@ TURBO_API int turbo_run(turbo_server *s) {
     snprintf(host, sizeof host, strchr(s->cfg.host, ':') ? "[%s]" : "%s", s->cfg.host);
     fprintf(stderr, "turbo: listening on http://%s:%d (%d process%s x %d thread%s)\n", host, s->port, procs,
             procs == 1 ? "" : "es", s->cfg.threads, s->cfg.threads == 1 ? "" : "s");
-    tb__say_ready();
+    tb__take_ready_fd(s);
     if (s->cfg.processes > 0) {
         sigaction(SIGCHLD, &sa, &old_chld);
         rc = tb__supervise(s);

@@ -319,6 +319,52 @@ class TurboOnly(unittest.TestCase):
             self.assertIn("ConnectionError: database unreachable", done.stderr)
             self.assertIn("turbo: application startup failed; exiting", done.stderr)
 
+    def test_a_request_queued_while_the_app_fails_to_start_is_not_answered(self):
+        """A lone process listens before its app starts: a request sent meanwhile is not
+        answered by the app that then fails to start; its connection is closed."""
+        gate = os.path.join(WORK, "startup-gate")
+        server = turbo("starlette_app:gated_failing_startup", env={"GATE": gate})
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                open(gate, "w").close()
+                try:
+                    got = s.recv(4096)
+                except ConnectionResetError:
+                    got = b""
+            self.assertEqual(got, b"")
+            wait_until(lambda: not server.alive(), "the server did not exit")
+            self.assertEqual(server.proc.returncode, 3, server.log()[-2000:])
+        finally:
+            os.unlink(gate)
+            server.kill()
+
+    def test_a_restart_whose_app_fails_to_start_leaves_the_old_one_serving(self):
+        """SIGUSR2 once the app's startup fails (a bad deploy): the new generation exits 3
+        without saying it serves, and the old one, one process or several, serves on."""
+        for processes in ("1", "2"):
+            flag = os.path.join(WORK, "fail-flag-" + processes)
+            server = turbo("starlette_app:flagged_startup", "--processes", processes, env={"FAIL_FLAG": flag})
+            try:
+                wait_until(lambda: server.log().count("flagged_startup: started") == int(processes),
+                           "the first generation did not start")
+                self.assertEqual(exchange(server.port, "GET", "/")[0], 200)
+                open(flag, "w").close()
+                os.kill(server.proc.pid, signal.SIGUSR2)
+                wait_until(lambda: "the new generation did not start; serving on" in server.log(),
+                           "the old generation never heard of the new one's end", timeout=60)
+                self.assertIn("ConnectionError: database unreachable", server.log())
+                self.assertNotIn("drains", server.log())
+                for _ in range(20):
+                    try:
+                        status = exchange(server.port, "GET", "/", headers={"Connection": "close"})[0]
+                    except OSError as e:
+                        status = repr(e)
+                    self.assertEqual(status, 200, "%s processes: %s" % (processes, server.log()[-3000:]))
+            finally:
+                os.unlink(flag)
+                self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
     def test_lifespan_runs_per_process_and_its_state_reaches_requests(self):
         server = turbo("starlette_app:stateful")
         try:

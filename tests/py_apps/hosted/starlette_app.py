@@ -3,6 +3,7 @@ tests/test_hosting.py."""
 import contextlib
 import json
 import os
+import time
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -39,6 +40,26 @@ def _unreachable():
 
 # Its startup fails (Starlette sends lifespan.startup.failed): served by no process.
 failing_startup = Starlette(routes=[Route("/", home)], on_startup=[_unreachable])
+
+
+def _unreachable_once_flagged():
+    if os.path.exists(os.environ["FAIL_FLAG"]):
+        _unreachable()
+    print("flagged_startup: started", flush=True)
+
+
+# Starts while the file named by $FAIL_FLAG does not exist: a deploy that goes wrong.
+flagged_startup = Starlette(routes=[Route("/", home)], on_startup=[_unreachable_once_flagged])
+
+
+def _unreachable_once_gated():
+    while not os.path.exists(os.environ["GATE"]):
+        time.sleep(0.01)
+    _unreachable()
+
+
+# Its startup fails once the file named by $GATE exists, requests queued meanwhile.
+gated_failing_startup = Starlette(routes=[Route("/", home)], on_startup=[_unreachable_once_gated])
 
 
 async def bare(scope, receive, send):
