@@ -6097,6 +6097,24 @@ static int tb__static_open(const tb__static *st, const char *rel, struct stat *s
     return fd;
 }
 
+/* A folder asked for without its final "/": its index's relative links
+   would resolve against the parent, so the client is sent to the folder
+   (301, as nginx sends), with the query. */
+static void tb__static_to_folder(const turbo_req *req, turbo_res *res) {
+    size_t n = req->path.len, q = req->query.len ? req->query.len + 1 : 0; /* "?" and the query */
+    char *to = (char *)TURBO_MALLOC(n + 1 + q);
+    if (!to) {
+        tb__res_fail(res, 500);
+        return;
+    }
+    memcpy(to, req->path.ptr, n);
+    to[n] = '/';
+    if (q) memcpy(to + n + 1, req->query.ptr - 1, q);
+    turbo_res_status(res, 301);
+    turbo_res_headern(res, "Location", 8, to, n + 1 + q);
+    TURBO_FREE(to);
+}
+
 static void tb__static_handler(turbo_req *req, turbo_res *res, void *user) {
     tb__static *st = (tb__static *)user;
     turbo_str raw = turbo_req_param(req, "tb_file");
@@ -6110,6 +6128,10 @@ static void tb__static_handler(turbo_req *req, turbo_res *res, void *user) {
     }
     if (fd >= 0 && S_ISDIR(sb.st_mode)) { /* its index.html, if asked for */
         close(fd);
+        if (st->opts.index && req->path.ptr[req->path.len - 1] != '/') {
+            tb__static_to_folder(req, res);
+            return;
+        }
         strcpy(rel + n, n && rel[n - 1] != '/' ? "/index.html" : "index.html");
         fd = st->opts.index ? tb__static_open(st, rel, &sb) : -1;
     }

@@ -958,6 +958,8 @@ class Dependencies(ServedApp):
         self.assertEqual(self.server.request("GET", "/files/notes.txt", None,
                                              {"If-None-Match": headers["etag"]})[0], 304)
         self.assertEqual(self.server.request("GET", "/files/docs/")[2], b"<p>docs</p>")
+        status, headers, raw = self.server.request("GET", "/files/docs?v=2")  # its links are relative to it
+        self.assertEqual((status, headers["location"], raw), (301, "/files/docs/?v=2", b""))
         for path in ("/files/.env", "/files/%2e%2e/%2e%2e/etc/passwd", "/files/nothing"):
             self.assertEqual(self.server.request("GET", path)[0], 404, path)
         status, headers, raw = self.server.request("GET", "/raw/notes.txt", None, {"Range": "bytes=5-"})
