@@ -2704,6 +2704,8 @@ static PyObject *tb_asgi_send(PyObject *self, PyObject *msg) {
     } else if (strcmp(t, "http.response.pathsend") == 0) {
         if (!c->started)
             return tb_hosted_fail(c->label, "sent http.response.pathsend before http.response.start");
+        if (c->reply->body_only) /* the file would have to go out in chunks: not what pathsend is for */
+            return tb_hosted_fail(c->label, "sent http.response.pathsend after body parts");
         PyObject *path = tb_item(msg, tb_s_path), *bytes = NULL;
         if (path && PyUnicode_Check(path) && (bytes = PyUnicode_EncodeFSDefault(path)) &&
             !(c->reply->file = strdup(PyBytes_AS_STRING(bytes))))

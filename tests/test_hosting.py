@@ -425,9 +425,19 @@ class TurboOnly(unittest.TestCase):
             status, headers, body, _ = exchange(server.port, "HEAD", "/starlette_app.py")
             self.assertEqual((status, body, headers.get("content-length")), (200, b"", str(len(mine))))
             self.assertEqual(exchange(server.port, "GET", "/missing.py")[0], 500)
+            with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+                s.sendall(b"GET /starlette_app.py?after-a-part HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = b""
+                while True:  # the part, then the connection is closed: no last chunk
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            self.assertTrue(got.endswith(b"\r\n\r\n6\r\na part\r\n"), got[-200:])
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
         self.assertIn("missing.py as a body: No such file or directory", server.log())
+        self.assertIn("sent http.response.pathsend after body parts", server.log())
 
     def test_restart_under_load_with_processes(self):
         """SIGUSR2 to python3 -m turbo --processes 2, three times under a stream of requests on

@@ -116,6 +116,8 @@ async def pathsend(scope, receive, send):
     name = scope["path"].lstrip("/")
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/x-python"), (b"x-sent-by", b"pathsend")]})
+    if scope["query_string"] == b"after-a-part":  # out of the protocol: the stream is cut
+        await send({"type": "http.response.body", "body": b"a part", "more_body": True})
     await send({"type": "http.response.pathsend",
                 "path": os.path.join(os.path.dirname(os.path.abspath(__file__)), name)})
 
