@@ -61,7 +61,9 @@
                                     \-> thread 2 serves loop A on
      A route that overstayed once (or was registered TURBO_BLOCKING) gives
      its loop away before its handler starts. Spare threads are bounded by
-     blocking_threads (64 per process); with none spare, requests queue.
+     blocking_threads (64 per process); with none spare, its requests wait
+     for one, in order, kept with their connections, while the loop serves
+     the rest.
      So a handler runs on many threads, several at once: the `user` data it
      is given is shared (make it read-only, or guard it). From another
      thread only turbo_defer_resume, turbo_ws_send, turbo_ws_close and
@@ -2944,6 +2946,7 @@ enum {
     TB__C_HEAD,   /* part of a head received */
     TB__C_BODY,   /* head parsed, body being received */
     TB__C_DEFER,  /* a handler deferred its answer */
+    TB__C_WAIT,   /* its request (kept in c->in) waits for a spare thread: see tb__lend */
     TB__C_LINGER, /* answered and closing: the read side is drained */
     TB__C_WS      /* a WebSocket */
 };
@@ -2956,6 +2959,7 @@ enum {
     TB__T_WRITE,
     TB__T_LINGER,
     TB__T_DEFER,
+    TB__T_WAIT, /* no deadline either: the requests that wait for a thread, in order */
     TB__T_GRACE,
     TB__T_WS,
     TB__T_COUNT
@@ -3122,7 +3126,8 @@ enum {
     TB__NCOUNTS,
     TB__SLOT = (TB__NCOUNTS + 7) / 8 * 8 /* whole cache lines: no false sharing */
 };
-enum { TB__G_CONNS, TB__G_IDLE }; /* a worker's gauges: open connections, those idle among them */
+/* a worker's gauges: open connections, those idle among them, those whose request waits for a thread */
+enum { TB__G_CONNS, TB__G_IDLE, TB__G_WAITING };
 #define TB__ADD(counter, n) __atomic_store_n(&(counter), (counter) + (n), __ATOMIC_RELAXED)
 
 /* A thread's serving buffers, whichever worker it runs. */
@@ -3157,6 +3162,7 @@ typedef struct tb__pool {
     pthread_cond_t changed;         /* a worker ended or a thread parked: for tb__serve */
     tb__worker *queue, *queue_tail; /* workers waiting for a thread */
     int queued;                     /* in the queue, or promised a place in it */
+    int starving;                   /* workers with requests waiting for a thread */
     int idle, nthreads, max_threads, closing;
     int nworkers, workers_ended;
     tb__thread *threads;
@@ -3216,6 +3222,7 @@ struct tb__worker {
     unsigned long calls;
     tb__conn *busy;
     tb__worker *queue_next;
+    int starving;             /* with the pool locked: its TB__T_WAIT list waits for a thread */
     unsigned long seen_calls; /* the monitor's last look */
     int64_t seen_at;
 };
@@ -3970,6 +3977,7 @@ static void tb__res_finish(turbo_res *res, const turbo_req *req) {
 static void tb__timer_clear(tb__worker *w, tb__conn *c) {
     if (c->timer < 0) return;
     if (c->timer == TB__T_IDLE) TB__ADD(w->gauges[TB__G_IDLE], -1);
+    if (c->timer == TB__T_WAIT) TB__ADD(w->gauges[TB__G_WAITING], -1);
     if (c->prev) c->prev->next = c->next;
     else w->timer_head[c->timer] = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -3985,6 +3993,7 @@ static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
     }
     tb__timer_clear(w, c);
     if (cls == TB__T_IDLE) TB__ADD(w->gauges[TB__G_IDLE], 1);
+    if (cls == TB__T_WAIT) TB__ADD(w->gauges[TB__G_WAITING], 1);
     c->timer = cls;
     c->deadline = w->now + w->timeout[cls];
     w->wake_at = TB__MIN(w->wake_at, c->deadline);
@@ -3999,7 +4008,8 @@ static int64_t tb__timer_next(const tb__worker *w) {
     int64_t next = INT64_MAX;
     int i;
     for (i = 0; i < TB__T_COUNT; i++)
-        if (w->timer_head[i] && i != TB__T_DEFER) next = TB__MIN(next, w->timer_head[i]->deadline);
+        if (w->timer_head[i] && i != TB__T_DEFER && i != TB__T_WAIT)
+            next = TB__MIN(next, w->timer_head[i]->deadline);
     if (!w->listening && w->accept_resume) next = TB__MIN(next, w->accept_resume);
     if (w->draining && !w->gave_up) next = TB__MIN(next, w->drain_deadline);
     if (w->drain_at && !w->draining) next = TB__MIN(next, w->drain_at);
@@ -4049,20 +4059,48 @@ static int tb__call_end(tb__worker *w, tb__thread *t) {
 }
 
 /* A handler about to block: gives the worker to a spare thread now and
-   keeps only c. 0 if no thread is spare (the handler runs inline). */
-static int tb__lend(tb__worker *w, tb__thread *t, tb__conn *c) {
+   keeps only c; 1 then. With no thread spare, -1 if c may wait for one:
+   its request stays in c->in, on the worker's TB__T_WAIT list, while the
+   loop serves the other connections; the next thread that parks wakes the
+   worker to try again (tb__pool_freed), the oldest first (a request that
+   finds others waiting queues behind them). Else 0: the handler runs
+   inline, the loop stalled meanwhile (a chunked body, decoded in place,
+   cannot be parsed again). */
+static int tb__lend(tb__worker *w, tb__thread *t, tb__conn *c, int may_wait) {
     tb__pool *p = &w->s->pool;
-    int ok;
+    tb__conn *first = w->timer_head[TB__T_WAIT];
+    int rc;
     pthread_mutex_lock(&p->lock);
-    ok = tb__pool_reserve(w->s) == 0;
-    if (ok) {
+    if ((!first || first == c || !may_wait) && tb__pool_reserve(w->s) == 0) {
         w->busy = c; /* as the monitor leaves it: the worker's next thread lends it to this one */
         t->detached = 1;
         TB__ADD(t->counts[TB__N_HANDOFFS], 1);
         tb__pool_push(p, w);
+        rc = 1;
+    } else {
+        rc = may_wait ? -1 : 0;
+        if (may_wait && !w->starving) {
+            w->starving = 1;
+            p->starving++;
+        }
     }
     pthread_mutex_unlock(&p->lock);
-    return ok;
+    return rc;
+}
+
+/* With the pool locked: a thread may be had again (one parked, or a
+   promise came to nothing); workers with requests waiting for one try. */
+static void tb__pool_freed(turbo_server *s) {
+    tb__pool *p = &s->pool;
+    int i;
+    for (i = 0; i < p->nworkers && p->starving; i++) {
+        tb__worker *w = &s->workers[i];
+        if (!w->starving) continue;
+        w->starving = 0;
+        p->starving--;
+        while (write(w->wake[1], "t", 1) < 0 && errno == EINTR) { /* full: it is woken already */
+        }
+    }
 }
 
 /* The monitor's look at one worker. Returns 1 if the worker is busy (the
@@ -4081,7 +4119,9 @@ static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
     if (tb__pool_reserve(s) == 0) {
         if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             tb__pool_push(p, w); /* its next thread lends w->busy to the stuck one */
-        else p->queued--;        /* the handler returned meanwhile: the promise is void */
+        else { /* the handler returned meanwhile: the promise is void */ p->queued--;
+            if (p->starving) tb__pool_freed(s);
+        }
     }
     pthread_mutex_unlock(&p->lock);
     return 1;
@@ -4318,7 +4358,7 @@ static void tb__observe_end(tb__thread *t, turbo_res *res) {
    process summed, in Prometheus' text format (version 0.0.4; README.md says what
    each one counts). */
 static void tb__metrics(turbo_server *s, turbo_buf *b) {
-    uint64_t n[TB__NCOUNTS] = {0}, below = 0, conns = 0, idle = 0;
+    uint64_t n[TB__NCOUNTS] = {0}, below = 0, conns = 0, idle = 0, waiting = 0;
     int procs = s->cfg.processes > 0 ? s->cfg.processes : 1,
         per_process = s->pool.max_threads + s->cfg.threads;
     char line[192];
@@ -4328,6 +4368,7 @@ static void tb__metrics(turbo_server *s, turbo_buf *b) {
         if (k % per_process >= s->pool.max_threads) { /* a worker's */
             conns += __atomic_load_n(&slot[TB__G_CONNS], __ATOMIC_RELAXED);
             idle += __atomic_load_n(&slot[TB__G_IDLE], __ATOMIC_RELAXED);
+            waiting += __atomic_load_n(&slot[TB__G_WAITING], __ATOMIC_RELAXED);
         } else {
             for (i = 0; i < TB__NCOUNTS; i++) n[i] += __atomic_load_n(&slot[i], __ATOMIC_RELAXED);
         }
@@ -4368,7 +4409,9 @@ static void tb__metrics(turbo_server *s, turbo_buf *b) {
             {"turbo_deferred_waiting", "gauge", "Deferred answers not resumed yet.",
              n[TB__N_DEFERRED] - n[TB__N_RESUMED]},
             {"turbo_handoffs_total", "counter", "Loops handed to a spare thread by a handler that blocked.",
-             n[TB__N_HANDOFFS]}};
+             n[TB__N_HANDOFFS]},
+            {"turbo_waiting_requests", "gauge", "Requests for blocking routes waiting for a spare thread.",
+             waiting}};
         for (i = 0; i < (int)(sizeof one / sizeof *one); i++) {
             snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", one[i].name, one[i].help,
                      one[i].name, one[i].type, one[i].name, (unsigned long long)one[i].value);
@@ -4490,11 +4533,14 @@ static int tb__lock_take(tb__thread *t, int64_t now) {
 /* Calls a route's handler. Its worker goes to a spare thread first if the
    route is known to block, or meanwhile if the handler overstays (see
    hand-off); either way this thread then keeps only c (t->detached). */
-static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h, turbo_req *r) {
+/* Calls h for r; 1 if, instead, r waits for a thread (see tb__lend). */
+static int tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h, turbo_req *r,
+                           int may_wait) {
     int blocks = (h->flags & TURBO_BLOCKING) || __atomic_load_n(&h->overstayed, __ATOMIC_RELAXED), lent;
     int64_t now = w->now, started; /* w's clock read while w is this thread's: once lent, it is another's */
     if (t->holding && !(h->flags & TURBO_LOCKED)) tb__release(t); /* before h is timed, or lent a thread */
-    lent = blocks && tb__lend(w, t, c);
+    lent = blocks ? tb__lend(w, t, c, may_wait) : 0;
+    if (lent < 0) return 1;
     started = lent ? tb__now_us() : 0;
     if (!lent) tb__call_begin(w, t, c);
     if (t->holding || !(h->flags & TURBO_LOCKED) || tb__lock_take(t, now) == 0) h->fn(r, &t->res, h->user);
@@ -4506,15 +4552,17 @@ static void tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handl
         tb__update_date(t, tb__now_ms()); /* it may have run for seconds */
     }
     if (!t->detached && t->res.deferred) w->defers++;
+    return 0;
 }
 
-/* Routes one complete request and writes its response. */
-static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r, const tb__framing *f) {
+/* Routes one complete request and writes its response; 1 if, instead,
+   the request waits for a thread (c in TB__C_WAIT, nothing written). */
+static int tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r, const tb__framing *f) {
     turbo_server *s = w->s;
     turbo_res *res = &t->res;
     const tb__node *allow = NULL;
     tb__handler *h = NULL;
-    int keep = f->keep_alive && !w->draining && ++c->requests < s->cfg.max_requests;
+    int keep = ++c->requests < s->cfg.max_requests && f->keep_alive && !w->draining;
     tb__res_begin(w, t, c, keep, tb__is_method(r->method, "HEAD"));
     if (s->observing) tb__observe_begin(t, c, r);
     t->scratch.len = 0;
@@ -4532,7 +4580,13 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
         turbo_res_status(res, 200); /* RFC 9110 9.3.7: with Content-Length: 0 */
         turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
     } else if ((h = tb__route(s->root, r, &allow)) != NULL) { /* a method with a route is known */
-        tb__run_handler(w, t, c, h, r);
+        if (tb__run_handler(w, t, c, h, r, !f->chunked)) {    /* as if it had not come yet */
+            t->out.len = res->start;
+            if (s->observing) t->log.len = res->log_mark;
+            c->requests--;
+            c->state = TB__C_WAIT;
+            return 1;
+        }
     } else if (!tb__known_method(s->methods, s->nmethods, r->method)) {
         tb__res_fail(res, 501);
     } else if (allow) {
@@ -4545,6 +4599,7 @@ static void tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r
         tb__res_fail(res, 404);
     }
     tb__res_end(w, t, c, r);
+    return 0;
 }
 
 #define TB__HEAD_EAGER 1024 /* bytes of a head in progress parsed again on every read */
@@ -4647,7 +4702,7 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
         r->peer = &c->peer;
         r->body = tb__str(msg + hl, f.chunked ? c->chunk.dst : (size_t)f.content_length);
         tb__request_done(c);
-        tb__dispatch(w, t, c, r, &f);
+        if (tb__dispatch(w, t, c, r, &f)) break; /* it waits for a thread, kept in c->in */
         pos += consumed;
     }
     if (t->holding && (t->detached || c->ws || c->defer || !w->s->cfg.keep_ms))
@@ -4661,6 +4716,7 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
 static void tb__conn_arm(tb__worker *w, tb__conn *c, int was) {
     if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_IDLE);
     else if (c->state == TB__C_DEFER) tb__timer_set(w, c, TB__T_DEFER);
+    else if (c->state == TB__C_WAIT && c->timer != TB__T_WAIT) tb__timer_set(w, c, TB__T_WAIT); /* in turn */
     else if (c->state == TB__C_WS && c->ws->read_paused) tb__timer_clear(w, c);
     else if (c->state == TB__C_WS) tb__timer_set(w, c, c->ws->close_sent ? TB__T_WRITE : TB__T_WS);
     else if (c->state != was || c->timer < 0 || c->timer == TB__T_IDLE || c->timer == TB__T_WRITE)
@@ -4727,7 +4783,8 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
         tb__conn_linger(w, c);
         return;
     }
-    hold = (c->state == TB__C_DEFER && c->in.len >= TB__DEFER_HOLD) || (c->ws && c->ws->read_paused);
+    hold = ((c->state == TB__C_DEFER || c->state == TB__C_WAIT) && c->in.len >= TB__DEFER_HOLD) ||
+           (c->ws && c->ws->read_paused);
     if ((w->draining && c->state == TB__C_IDLE && !c->in.len) || tb__conn_watch(w, c, hold ? 0 : TB__READ)) {
         tb__conn_free(w, c);
         return;
@@ -5409,6 +5466,12 @@ static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
         tb__answer_resumed(w, t, d);
     }
     tb__ws_flush_all(w, t, ws);
+    /* A thread may be spare: the requests that wait for one go, in turn,
+       until one still finds none (or this thread is lent with one). */
+    while (!t->detached && (c = w->timer_head[TB__T_WAIT]) != NULL) {
+        tb__conn_resume(w, t, c);
+        if (!t->detached && w->timer_head[TB__T_WAIT] == c) break;
+    }
 }
 
 /* ---------------------------------------------------------------- worker */
@@ -5472,8 +5535,10 @@ static void tb__worker_accept(tb__worker *w) {
 
 static void tb__worker_expire(tb__worker *w, tb__thread *t) {
     int i;
-    for (i = 0; i < TB__T_COUNT; i++) /* a deferred answer has no deadline */
-        while (i != TB__T_DEFER && w->timer_head[i] && w->timer_head[i]->deadline <= w->now)
+    for (i = 0; i < TB__T_COUNT;
+         i++) /* a deferred answer, or a request waiting for a thread, has no deadline */
+        while (i != TB__T_DEFER && i != TB__T_WAIT && w->timer_head[i] &&
+               w->timer_head[i]->deadline <= w->now)
             tb__conn_timeout(w, t, w->timer_head[i]);
     if (!w->listening && w->accept_resume && w->accept_resume <= w->now && !w->draining) {
         w->accept_resume = 0;
@@ -5525,7 +5590,8 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
         w->lent++;
         w->busy = NULL;
     }
-    if (w->returned || w->held) tb__worker_resumed(w, t); /* what the last thread left */
+    if (w->returned || w->held || w->timer_head[TB__T_WAIT])
+        tb__worker_resumed(w, t); /* what the last thread left */
     if (t->detached) return;
     for (;;) {
         int n, i, stop = 0, wake = 0, timeout, keep;
@@ -5705,6 +5771,7 @@ static void *tb__thread_main(void *arg) {
         if (t->log.len) tb__log_flush(t);
         pthread_mutex_lock(&p->lock);
         p->idle++;
+        if (p->starving) tb__pool_freed(t->s);
         if (p->workers_ended == p->nworkers) pthread_cond_broadcast(&p->changed);
     }
     pthread_mutex_unlock(&p->lock);

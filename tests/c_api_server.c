@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void answers_nothing(turbo_req *req, turbo_res *res, void *user) { (void)req, (void)res, (void)user; }
 
@@ -290,6 +291,17 @@ static void sleeps(turbo_req *req, turbo_res *res, void *user) {
     sleep_ms(ms);
     snprintf(text, sizeof text, "slept %ld", ms);
     turbo_res_text(res, 200, text);
+}
+
+/* Blocks until the file named by its query exists (30 s at most): a test
+   decides when these end. */
+static void gated(turbo_req *req, turbo_res *res, void *user) {
+    char path[256];
+    int waited = 0;
+    (void)user;
+    snprintf(path, sizeof path, "%.*s", (int)req->query.len, req->query.ptr);
+    while (access(path, F_OK) != 0 && waited++ < 3000) sleep_ms(10);
+    turbo_res_text(res, 200, "opened");
 }
 
 /* Keeps its CPU busy instead. */
@@ -605,6 +617,7 @@ int main(void) {
         turbo_get(s, "/watch-stats", watch_stats, NULL) || turbo_get(s, "/never", never, NULL) ||
         turbo_get(s, "/hang", hang, NULL) || turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
         turbo_route_ex(s, "GET", "/blocking/{ms}", sleeps, NULL, TURBO_BLOCKING) ||
+        turbo_route_ex(s, "GET", "/gated", gated, NULL, TURBO_BLOCKING) ||
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||

@@ -1091,6 +1091,51 @@ def slow_file_readers_checks(binary):
     return failures + (["slow readers: " + problem] if problem else [])
 
 
+def waiting_for_threads_checks(binary):
+    """More requests for a blocking route than spare threads: those over the bound wait for a
+    thread without stalling the loop. With one worker and two spare threads, five gated
+    requests: two run, three wait (the gauge says so); a request for a quick route and one for
+    the health path are answered meanwhile, and the three still wait; once the gate opens, all
+    five are answered. Before, the third ran on the loop's thread and stalled it."""
+    failures = []
+    gate = os.path.join(tempfile.mkdtemp(prefix="turbo-gate-"), "open")
+    srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_BLOCKING_THREADS": "2",
+                          "TURBO_METRICS_PATH": "/metrics", "TURBO_HEALTH_PATH": "/healthz"})
+
+    def waiting():
+        with Conn(srv.port, timeout=30) as c:
+            c.send(b"GET /metrics HTTP/1.1\r\n" + H + b"\r\n")
+            return prometheus(c.read_response().body.decode())[0].get(("turbo_waiting_requests", frozenset()), -1)
+
+    gated = []
+    try:
+        for _ in range(5):
+            gated.append(slow_started(srv.port, b"/gated?" + gate.encode()))
+        wait_until(lambda: waiting() == 3, "three requests never waited for a thread", timeout=30)
+        for path, status in ((b"/query?a=1", 200), (b"/healthz", 200), (b"/no/such/route", 404)):
+            with Conn(srv.port, timeout=30) as c:
+                c.send(b"GET " + path + b" HTTP/1.1\r\n" + H + b"\r\n")
+                r = c.read_response()
+                if r.status != status:
+                    failures.append("waiting for threads: %r got %d" % (path, r.status))
+        if waiting() != 3:
+            failures.append("waiting for threads: the gated requests did not wait")
+        open(gate, "w").close()
+        bodies = [c.read_response().body for c in gated]
+        if bodies != [b"opened"] * 5:
+            failures.append("waiting for threads: %r" % bodies)
+        if waiting() != 0:
+            failures.append("waiting for threads: the gauge stays at %d" % waiting())
+    except OSError as e:
+        failures.append("waiting for threads: %s" % e)
+    finally:
+        for c in gated:
+            c.close()
+        problem = srv.stop()
+        shutil.rmtree(os.path.dirname(gate), ignore_errors=True)
+    return failures + (["waiting for threads: " + problem] if problem else [])
+
+
 def main(argv):
     """argv: BINARY [NATIVE_SERVER] [-k WORD...]: with -k, only the tests and check
     groups whose name has one of the words."""
@@ -1117,7 +1162,8 @@ def main(argv):
     else:
         passed += 1
     for group in [g for g in (deferred_shutdown_checks, execution_model_checks,
-                              observing_checks, kept_lock_checks, slow_file_readers_checks)
+                              observing_checks, kept_lock_checks, slow_file_readers_checks,
+                              waiting_for_threads_checks)
                   if chosen(g.__name__)]:
         extra = group(argv[1])
         failed += len(extra)
