@@ -3251,6 +3251,7 @@ static const char *tb__reason(int status) {
     case 201: return "Created";
     case 202: return "Accepted";
     case 204: return "No Content";
+    case 205: return "Reset Content";
     case 206: return "Partial Content";
     case 301: return "Moved Permanently";
     case 302: return "Found";
@@ -3267,6 +3268,7 @@ static const char *tb__reason(int status) {
     case 409: return "Conflict";
     case 410: return "Gone";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
@@ -3736,22 +3738,36 @@ static int64_t tb__digits(const char *p, int n) {
     return v;
 }
 
-/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") as seconds since 1970,
-   or -1 (RFC 9110 5.6.7: the other two formats are obsolete). */
+/* An HTTP-date as seconds since 1970, or -1. RFC 9110 5.6.7: recipients
+   take the two obsolete formats too, and a two-digit year that looks more
+   than 50 years ahead is of the century before. Its parts at fixed places:
+     IMF-fixdate  "Sun, 06 Nov 1994 08:49:37 GMT"
+     rfc850-date  "Sunday, 06-Nov-94 08:49:37 GMT"  (after the comma)
+     asctime      "Sun Nov  6 08:49:37 1994"                              */
 static int64_t tb__parse_date(turbo_str v) {
-    const char *p = v.ptr, *m;
+    const char *p = v.ptr, *comma = (const char *)memchr(p, ',', v.len), *m, *clock;
     int64_t day, year, hour, min, sec, mon, y, days;
-    if (v.len != 29 || p[3] != ',' || p[4] != ' ' || p[7] != ' ' || p[11] != ' ' || p[16] != ' ' ||
-        p[19] != ':' || p[22] != ':' || memcmp(p + 25, " GMT", 4) != 0)
+    if (v.len == 29 && comma == p + 3 && p[4] == ' ' && p[7] == ' ' && p[11] == ' ' && p[16] == ' ' &&
+        memcmp(p + 25, " GMT", 4) == 0) {
+        m = p + 8, day = tb__digits(p + 5, 2), year = tb__digits(p + 12, 4), clock = p + 17;
+    } else if (comma && (size_t)(p + v.len - comma) == 24 && comma[1] == ' ' && comma[4] == '-' &&
+               comma[8] == '-' && comma[11] == ' ' && memcmp(comma + 20, " GMT", 4) == 0) {
+        m = comma + 5, day = tb__digits(comma + 2, 2), year = tb__digits(comma + 9, 2), clock = comma + 12;
+        if (year >= 0) year += 2000 - (2000 + year > 1970 + 50 + time(NULL) / 31556952 ? 100 : 0);
+    } else if (v.len == 24 && !comma && p[3] == ' ' && p[7] == ' ' && p[10] == ' ' && p[19] == ' ') {
+        m = p + 4, day = tb__digits(p + 8 + (p[8] == ' '), 2 - (p[8] == ' ')), year = tb__digits(p + 20, 4);
+        clock = p + 11;
+    } else {
         return -1;
-    m = tb__search(tb__months, tb__months + 36, p + 8, 3);
-    if (!m || (m - tb__months) % 3) return -1;
-    day = tb__digits(p + 5, 2);
-    year = tb__digits(p + 12, 4);
-    hour = tb__digits(p + 17, 2);
-    min = tb__digits(p + 20, 2);
-    sec = tb__digits(p + 23, 2);
-    if (day < 1 || year < 1970 || hour < 0 || min < 0 || sec < 0) return -1;
+    }
+    if (clock[2] != ':' || clock[5] != ':') return -1;
+    hour = tb__digits(clock, 2);
+    min = tb__digits(clock + 3, 2);
+    sec = tb__digits(clock + 6, 2);
+    m = tb__search(tb__months, tb__months + 36, m, 3);
+    if (!m || (m - tb__months) % 3 || day < 1 || day > 31 || year < 1970 || hour < 0 || hour > 23 ||
+        min < 0 || min > 59 || sec < 0 || sec > 60)
+        return -1;
     mon = (m - tb__months) / 3 + 1;
     /* Days since 1970-01-01, counting years from March so that leap days come last. */
     y = year - (mon <= 2);
@@ -3760,39 +3776,58 @@ static int64_t tb__parse_date(turbo_str v) {
     return days * 86400 + hour * 3600 + min * 60 + sec;
 }
 
-/* Does the If-None-Match list v hold etag (weakly compared) or "*"? */
-static int tb__etag_listed(turbo_str v, const char *etag) {
+/* Does the list v (If-None-Match, If-Match) hold etag or "*"? Compared
+   weakly (a W/ tag matches) or strongly (If-Match: it never does). */
+static int tb__etag_listed(turbo_str v, const char *etag, int strong) {
     size_t n = strlen(etag);
     turbo_str item;
     while (tb__list_next(&v, ',', &item)) {
-        if (item.len >= 2 && item.ptr[0] == 'W' && item.ptr[1] == '/') item.ptr += 2, item.len -= 2;
+        if (item.len >= 2 && item.ptr[0] == 'W' && item.ptr[1] == '/') {
+            if (strong) continue;
+            item.ptr += 2, item.len -= 2;
+        }
         if ((item.len == 1 && item.ptr[0] == '*') || (item.len == n && memcmp(item.ptr, etag, n) == 0))
             return 1;
     }
     return 0;
 }
 
-/* The one range of "bytes=a-b", "bytes=a-" or "bytes=-n" against size:
-   1 with *from and *len, 0 for none to apply (absent, malformed, several:
-   the whole file), -1 when it cannot be satisfied (416). */
+/* The digits at *p (past them after) as a number that stops growing at
+   UINT64_MAX: a position past any file's end is as good as the largest.
+   0 if there are none. */
+static int tb__range_number(const char **p, const char *end, uint64_t *n) {
+    const char *digits = *p;
+    for (*n = 0; *p < end && **p >= '0' && **p <= '9'; (*p)++)
+        *n = *n > (UINT64_MAX - 9) / 10 ? UINT64_MAX : *n * 10 + (uint64_t)(**p - '0');
+    return *p > digits;
+}
+
+/* The one range of "bytes=a-b", "bytes=a-" or "bytes=-n" (the unit in any
+   case, spaces around the range) against size: 1 with *from and *len, 0
+   for none to apply (absent, malformed, several: the whole file; a suffix
+   of an empty file, which RFC 9110 14.1.1 says is satisfied by all of it),
+   -1 when it cannot be satisfied (416). */
 static int tb__range(turbo_str v, uint64_t size, uint64_t *from, uint64_t *len) {
-    const char *dash = (const char *)memchr(v.ptr, '-', v.len);
-    size_t da = dash ? (size_t)(dash - v.ptr) - 6 : 0, db = dash ? v.len - da - 7 : 0;
-    int64_t a, b;
-    if (v.len < 7 || memcmp(v.ptr, "bytes=", 6) != 0 || !dash || da > 18 || db > 18 || (!da && !db))
-        return 0; /* several ranges (a comma) fail the digits below */
-    a = da ? tb__digits(v.ptr + 6, (int)da) : 0;
-    b = db ? tb__digits(dash + 1, (int)db) : 0;
-    if (a < 0 || b < 0 || (da && db && b < a)) return 0;
-    if (!da) { /* the last b bytes */
-        if (!b || !size) return -1;
-        *from = (uint64_t)b >= size ? 0 : size - (uint64_t)b;
+    const char *p = v.ptr + 6, *end = v.ptr + v.len;
+    uint64_t a, b;
+    int has_a, has_b;
+    if (v.len < 7 || !tb__ieq_n(v.ptr, "bytes=", 6)) return 0;
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    has_a = tb__range_number(&p, end, &a);
+    if (p == end || *p++ != '-') return 0;
+    has_b = tb__range_number(&p, end, &b);
+    if (p != end || (!has_a && !has_b) || (has_a && has_b && b < a)) return 0; /* several: a comma */
+    if (!has_a) {                                                              /* the last b bytes */
+        if (!b) return -1;
+        if (!size) return 0;
+        *from = b >= size ? 0 : size - b;
         *len = size - *from;
         return 1;
     }
-    if ((uint64_t)a >= size) return -1;
-    *from = (uint64_t)a;
-    *len = (db && (uint64_t)b < size - 1 ? (uint64_t)b : size - 1) - (uint64_t)a + 1;
+    if (a >= size) return -1;
+    *from = a;
+    *len = (has_b && b < size - 1 ? b : size - 1) - a + 1;
     return 1;
 }
 
@@ -3863,6 +3898,9 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
     turbo_str none = tb__str(NULL, 0);
     turbo_str inm = req ? turbo_req_header(req, "if-none-match") : none;
     turbo_str ims = req ? turbo_req_header(req, "if-modified-since") : none;
+    turbo_str im = req ? turbo_req_header(req, "if-match") : none;
+    turbo_str ius = req ? turbo_req_header(req, "if-unmodified-since") : none;
+    int64_t unmodified = !im.ptr && ius.ptr ? tb__parse_date(ius) : -1; /* If-Unmodified-Since, or -1 */
     turbo_str want = req ? turbo_req_header(req, "range") : none;
     turbo_str if_range = req ? turbo_req_header(req, "if-range") : none;
     int64_t since = ims.ptr ? tb__parse_date(ims) : -1; /* If-Modified-Since, or -1 */
@@ -3879,7 +3917,15 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
     tb__format_date(st->st_mtime, modified);
     turbo_res_header(res, "ETag", etag);
     turbo_res_header(res, "Last-Modified", modified);
-    if (inm.ptr ? tb__etag_listed(inm, etag) : since >= 0 && (int64_t)st->st_mtime <= since) {
+    /* The preconditions in RFC 9110 13.2.2's order: If-Match (else
+       If-Unmodified-Since), then If-None-Match (else If-Modified-Since). */
+    if (im.ptr ? !tb__etag_listed(im, etag, 1) : unmodified >= 0 && (int64_t)st->st_mtime > unmodified) {
+        if (res->typed) turbo_res_status(res, 412); /* the handler's type is the file's: no body of another */
+        else tb__res_error_body(res, 412);
+        close(fd);
+        return 0;
+    }
+    if (inm.ptr ? tb__etag_listed(inm, etag, 0) : since >= 0 && (int64_t)st->st_mtime <= since) {
         turbo_res_status(res, 304);
         close(fd);
         return 0;
@@ -3910,7 +3956,7 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
 
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path) {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO would block: it is no file */
     if (fd >= 0 && fstat(fd, &st) != 0) st.st_mode = 0;     /* no file: 404 */
     if (!req && res->t->req.method.len) req = &res->t->req; /* a resumed answer has none */
     return tb__res_fd(res, req, fd, &st, path);
@@ -3918,7 +3964,7 @@ TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *p
 
 TURBO_API int turbo_res_body_file(turbo_res *res, const char *path) {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO would block: it is no file */
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         fprintf(stderr, "turbo: cannot send %s as a body: %s\n", path,
                 fd < 0 ? strerror(errno) : "not a file");
@@ -6152,14 +6198,14 @@ static int tb__static_open(const tb__static *st, const char *rel, struct stat *s
     char full[PATH_MAX + 16], real[PATH_MAX];
     int fd = -1;
 #ifdef SYS_openat2
-    struct open_how how = {O_RDONLY | O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    struct open_how how = {O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     fd = (int)syscall(SYS_openat2, st->dir, *rel ? rel : ".", &how, sizeof how);
     if (fd < 0 && errno != EXDEV && errno != ENOSYS && errno != EPERM) return -1;
 #endif
     if (fd < 0 && snprintf(full, sizeof full, "%s/%s", st->root, rel) < (int)sizeof full &&
         realpath(full, real) && strncmp(real, st->root, st->root_len) == 0 &&
         (real[st->root_len] == '/' || real[st->root_len] == '\0'))
-        fd = open(real, O_RDONLY | O_CLOEXEC);
+        fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO would block: it is no file */
     if (fd >= 0 && fstat(fd, sb) != 0) sb->st_mode = 0; /* no file: 404 */
     return fd;
 }

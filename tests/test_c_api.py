@@ -337,6 +337,7 @@ def make_static_root():
     os.symlink("../secret.txt", os.path.join(root, "relative-escape.txt"))
     os.symlink("../root/small.txt", os.path.join(root, "out-and-back.txt"))
     os.symlink("../page.html", os.path.join(root, "sub", "page.html"))
+    os.mkfifo(os.path.join(root, "pipe.txt"))  # opening it to read would wait for a writer
     return root
 
 
@@ -444,7 +445,7 @@ def test_static_refuses_every_path_out_of_its_folder(srv):
     for path in (b"/static/../c_api_server.c", b"/static/%2e%2e/secret.txt", b"/static/%2E%2E%2Fsecret.txt",
                  b"/static/sub/%2e%2e/%2e%2e/secret.txt", b"/static/a%00b", b"/static/.hidden", b"/static/%2ehidden",
                  b"/static/escape.txt", b"/static/up/secret.txt", b"/static/nothing", b"/static/%zz",
-                 b"/static/./small.txt", b"/static//etc/passwd"):
+                 b"/static/./small.txt", b"/static//etc/passwd", b"/static/pipe.txt"):
         r = fetch(srv, path)
         check(r.status in (400, 404) and b"SECRET" not in r.body and b"root:" not in r.body,
               "%r: %r" % (path, r.raw[:200]))
