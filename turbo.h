@@ -3015,6 +3015,7 @@ struct tb__conn {
     off_t file_at;
     uint64_t file_left;
     int timer;            /* timer class, -1 when in none */
+    int idle_kept;        /* empty lines alone came since the last request: its deadline stands */
     int64_t deadline;
     tb__conn *prev, *next; /* in the timer list, or the free list */
     /* While lent (a thread outside the loop runs its handler) the loop
@@ -4681,6 +4682,7 @@ static int tb__empty_lines(const char *msg, size_t avail, size_t *pos) {
 
 static void tb__request_done(tb__conn *c) {
     c->state = TB__C_IDLE;
+    c->idle_kept = 0;
     c->head_scan = 0;
     c->saw_lf = 0;
     memset(&c->chunk, 0, sizeof c->chunk);
@@ -4718,7 +4720,12 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
                 break;
             }
             if (hl == 0) {
-                if (c->state == TB__C_IDLE && tb__empty_lines(msg, avail, &pos)) break;
+                if (c->state == TB__C_IDLE && tb__empty_lines(msg, avail, &pos)) {
+                    c->idle_kept = 1;
+                    break;
+                }
+                if (pos)
+                    tb__timer_clear(w, c); /* it began in the read that ended another: its own deadline */
                 c->state = TB__C_HEAD;
                 tb__head_ready(c, msg, avail, &w->limits);
                 break;
@@ -4759,9 +4766,12 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
 }
 
 /* Arms the timer that fits what the connection waits for now. */
+/* A deadline runs from the end of the last request (empty lines after it,
+   ignored, move none), or from the first byte of a head. */
 static void tb__conn_arm(tb__worker *w, tb__conn *c, int was) {
-    if (c->state == TB__C_IDLE) tb__timer_set(w, c, TB__T_IDLE);
-    else if (c->state == TB__C_DEFER) tb__timer_set(w, c, TB__T_DEFER);
+    if (c->state == TB__C_IDLE) {
+        if (c->timer != TB__T_IDLE || !c->idle_kept) tb__timer_set(w, c, TB__T_IDLE);
+    } else if (c->state == TB__C_DEFER) tb__timer_set(w, c, TB__T_DEFER);
     else if (c->state == TB__C_WAIT && c->timer != TB__T_WAIT) tb__timer_set(w, c, TB__T_WAIT); /* in turn */
     else if (c->state == TB__C_WS && c->ws->read_paused) tb__timer_clear(w, c);
     else if (c->state == TB__C_WS) tb__timer_set(w, c, c->ws->close_sent ? TB__T_WRITE : TB__T_WS);

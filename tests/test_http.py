@@ -1825,6 +1825,26 @@ def test_an_empty_line_after_a_request_leaves_the_connection_idle(srv):
 
 
 @test
+def test_empty_lines_do_not_keep_an_idle_connection_open(srv):
+    """Empty lines are ignored between requests, and so is their coming: a client sending
+    CRLF every 100 ms is closed at the keep-alive timeout (400 ms) after its last request,
+    as a silent one is, not kept open for as long as it keeps sending them."""
+    with Conn(srv.port, timeout=3) as conn:
+        conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
+        check_ok(conn.read_response(), HELLO)
+        t0, refused = time.monotonic(), False
+        while not conn.eof and not refused and time.monotonic() < t0 + 3:
+            try:
+                conn.send(b"\r\n")
+            except OSError:  # closed: the reset of a write after the close
+                refused = True
+            conn._fill(time.monotonic() + 0.1)
+        check(conn.eof or refused,
+              "open %.1fs after its last request, while it sent empty lines" % (time.monotonic() - t0))
+        check(conn.buf == b"", "an answer to empty lines: %r" % conn.buf[:100])
+
+
+@test
 def test_partial_second_request_then_silence_is_408(srv):
     with Conn(srv.port, timeout=3) as conn:
         conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\nGET /json HTTP/1.1\r\n")
@@ -2186,6 +2206,26 @@ def test_shutdown_closes_idle_keepalive_connections(binary):
         check(rc is not None, "server still running 3s after SIGTERM with only idle connections")
         problem = exit_problem(rc, srv.stderr())
         check(problem is None, problem)
+    finally:
+        srv.kill()
+
+
+@test
+def test_a_head_begun_with_the_end_of_another_has_its_own_deadline(binary):
+    """The header timeout runs from the first byte of each head: a request trickled over 1.5 s
+    whose last read also holds the start of the next, then the next one's end 0.8 s later,
+    with a 2 s timeout: both are answered (the second was taken for 2.3 s old, and got a 408)."""
+    srv = start(binary, {"TURBO_HEADER_TIMEOUT_MS": "2000"})
+    try:
+        with Conn(srv.port, timeout=5) as conn:
+            conn.send(b"GET / HTTP/1.1\r\n")
+            time.sleep(1.5)  # the client is slow: no condition to wait for
+            conn.send(H + b"\r\nGET /json HTTP/1.1\r\n")
+            check_ok(conn.read_response(), HELLO)
+            time.sleep(0.8)
+            conn.send(H + b"\r\n")
+            r = conn.read_response()
+            check(r.status == 200, "the second request got %d" % r.status)
     finally:
         srv.kill()
 
