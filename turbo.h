@@ -3818,8 +3818,9 @@ static int tb__range(turbo_str v, uint64_t size, uint64_t *from, uint64_t *len) 
     has_a = tb__range_number(&p, end, &a);
     if (p == end || *p++ != '-') return 0;
     has_b = tb__range_number(&p, end, &b);
-    if (p != end || (!has_a && !has_b) || (has_a && has_b && b < a)) return 0; /* several: a comma */
-    if (!has_a) {                                                              /* the last b bytes */
+    if (p != end || (!has_a && !has_b) || (has_a && has_b && b < a)) return 0; /* several too (a comma) */
+
+    if (!has_a) { /* the last b bytes */
         if (!b) return -1;
         if (!size) return 0;
         *from = b >= size ? 0 : size - b;

@@ -902,6 +902,22 @@ class ExecutionModel(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
 
+    def test_past_the_bound_of_spare_threads_the_loop_still_serves(self):
+        """Five requests for a blocking route over two spare threads: three wait for a thread,
+        while the native route and a quick Python route are answered at once."""
+        server = harness.turbo_app("blocking_app.py", dict(ENV, APP_BLOCKING_THREADS="2"))
+        try:
+            pool, slow = self.slow_requests(server, "/io?s=2", 5)
+            time.sleep(0.3)  # lets the blocking handlers start; the checks hold either way
+            for path, body in (("/health", b'{"status":"ok"}'), ("/quick", b'{"quick":true}')):
+                status, got, took = timed(server, path)
+                self.assertEqual((status, got), (200, body))
+                self.assertLess(took, 1.0, path)
+            self.assertEqual([f.result()[2] for f in slow], [b'{"io":2.0}'] * 5)
+            pool.shutdown()
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
     def test_shutdown_waits_for_handlers_running_off_the_loop(self):
         server = harness.turbo_app("blocking_app.py", ENV)
         pool, slow = self.slow_requests(server, "/sleep?s=1", 3)
