@@ -104,7 +104,7 @@ static PyObject *tb_s_type, *tb_s_asgi, *tb_s_version, *tb_s_spec_version, *tb_s
     *tb_e_path_info, *tb_e_query_string, *tb_e_server_protocol, *tb_e_remote_addr, *tb_e_server_name,
     *tb_e_server_port, *tb_e_remote_port, *tb_e_version, *tb_e_url_scheme, *tb_e_input, *tb_e_errors,
     *tb_e_multithread, *tb_e_multiprocess, *tb_e_run_once, *tb_e_content_type, *tb_e_content_length,
-    *tb_e_http_1_0, *tb_e_http_1_1;
+    *tb_e_http_1_0, *tb_e_http_1_1, *tb_e_input_terminated;
 static PyObject *tb_wsgi_version; /* (1, 0) */
 
 /* The asyncio loop of this process, when the app has async handlers. */
@@ -114,6 +114,7 @@ static PyObject *tb_loop_submit; /* its submit(coro) */
 static PyObject *tb_loop_create_future, *tb_loop_create_task, *tb_loop_call_soon_threadsafe,
     *tb_loop_call_soon;
 static PyObject *tb_resolve; /* _support._resolve: a future done, unless it was cancelled */
+static PyObject *tb_shield;  /* asyncio.shield */
 
 static pthread_key_t tb_scratch_key;
 
@@ -853,22 +854,39 @@ static char *tb_copy_without_underscores(const char *s, size_t n) {
 
 enum { TB_PLUS_IS_SPACE = 1, TB_LATIN1 = 2 };
 
-/* Percent-decodes (turbo's parser has refused malformed escapes) and
-   decodes UTF-8 with replacement characters, as Starlette reads paths and
-   queries; or Latin-1, as PEP 3333 wants PATH_INFO. */
+/* As urllib.parse.unquote (unquote_plus with plus_is_space): %XX decoded,
+   a "%" that begins no escape kept as it is (a form body's "50%off"; the
+   parser refuses such a target). The length written into dst. */
+static size_t tb_unquote(char *dst, const char *s, size_t n, int plus_is_space) {
+    size_t i, k = 0;
+    for (i = 0; i < n; i++) {
+        int hi = s[i] == '%' && i + 2 < n ? tb__hex((unsigned char)s[i + 1]) : -1;
+        int lo = hi >= 0 ? tb__hex((unsigned char)s[i + 2]) : -1;
+        if (lo >= 0) {
+            dst[k++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            dst[k++] = s[i] == '+' && plus_is_space ? ' ' : s[i];
+        }
+    }
+    return k;
+}
+
+/* Percent-decodes (tb_unquote) and decodes UTF-8 with replacement
+   characters, as Starlette reads paths, queries and form bodies; or
+   Latin-1, as PEP 3333 wants PATH_INFO. */
 static PyObject *tb_decoded_str(const char *s, size_t n, int how) {
     int plus_is_space = how & TB_PLUS_IS_SPACE;
     char small[256], *buf = small;
     const char *text = s;
-    long len = (long)n;
+    size_t len = n;
     if (n && (memchr(s, '%', n) || (plus_is_space && memchr(s, '+', n)))) {
         if (n > sizeof small && !(buf = (char *)PyMem_Malloc(n))) return PyErr_NoMemory();
-        len = turbo_url_decode(buf, s, n, plus_is_space);
+        len = tb_unquote(buf, s, n, plus_is_space);
         text = buf;
     }
-    PyObject *r = len < 0           ? PyErr_Format(PyExc_ValueError, "malformed %%-escape in %.*s", (int)n, s)
-                  : how & TB_LATIN1 ? PyUnicode_DecodeLatin1(text, (Py_ssize_t)len, NULL)
-                                    : PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "replace");
+    PyObject *r = how & TB_LATIN1 ? PyUnicode_DecodeLatin1(text, (Py_ssize_t)len, NULL)
+                                  : PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "replace");
     if (buf != small) PyMem_Free(buf);
     return r;
 }
@@ -2554,7 +2572,10 @@ static PyObject *tb_asgi_receive(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     }
     if (c->gone || (!c->defer && !c->waiter)) return tb_ready_new(tb_asgi_message(tb_s_http_disconnect));
     if (!c->disconnect && !(c->disconnect = PyObject_CallNoArgs(tb_loop_create_future))) return NULL;
-    return Py_NewRef(c->disconnect);
+    /* Each call its own wait on it: a receive() cancelled (a timeout, as in
+       is_disconnected()) cancels its shield, not the disconnect the next
+       receive() waits for. */
+    return PyObject_CallOneArg(tb_shield, c->disconnect);
 }
 
 static void tb_asgi_abort(turbo_res *res, void *Py_UNUSED(arg)) {
@@ -3704,7 +3725,9 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
         tb_put(env, tb_e_errors, Py_NewRef(errors ? errors : Py_None)) < 0 ||
         tb_put(env, tb_e_multithread, Py_NewRef(Py_True)) < 0 ||
         tb_put(env, tb_e_multiprocess, Py_NewRef(multiprocess ? Py_True : Py_False)) < 0 ||
-        tb_put(env, tb_e_run_once, Py_NewRef(Py_False)) < 0)
+        tb_put(env, tb_e_run_once, Py_NewRef(Py_False)) < 0 ||
+        /* the body is whole, read to its end (a chunked one has no CONTENT_LENGTH) */
+        tb_put(env, tb_e_input_terminated, Py_NewRef(Py_True)) < 0)
         Py_CLEAR(env);
     for (int i = 0; env && i < turbo_req_header_count(req); i++)
         if (tb_wsgi_add_header(env, turbo_req_header_name(req, i), turbo_req_header_value(req, i)) < 0)
@@ -4320,6 +4343,7 @@ static int tb_module_state_init(void) {
                  {&tb_JSONDecodeError, "JSONDecodeError"},
                  {&tb_Loop, "Loop"},
                  {&tb_resolve, "_resolve"},
+                 {&tb_shield, "shield"},
                  {&tb_Body, "Body"},
                  {&tb_Address, "Address"},
                  {&tb_UploadFile, "UploadFile"},
@@ -4332,13 +4356,14 @@ static int tb_module_state_init(void) {
                  {&tb_WebSocketDisconnect, "WebSocketDisconnect"},
                  {&tb_deque, "deque"},
                  {&tb_websocket_scope, "websocket_scope"}};
-    /* Methods written in Python: a function in a type's dict is a method. */
+    /* Written in Python, put in a type's dict: a function is a method there, a property an attribute. */
     static const struct {
         PyTypeObject *type;
         const char *name, *function;
     } methods[] = {{&tb_RequestType, "form", "request_form"},
                    {&tb_ResponseType, "set_cookie", "set_cookie"},
                    {&tb_ResponseType, "delete_cookie", "delete_cookie"},
+                   {&tb_ResponseType, "body_iterator", "body_iterator"},
                    {&tb_WebSocketType, "iter_text", "iter_text"},
                    {&tb_WebSocketType, "iter_bytes", "iter_bytes"},
                    {&tb_WebSocketType, "iter_json", "iter_json"}};
@@ -4437,7 +4462,8 @@ static int tb_module_state_init(void) {
                    {&tb_e_content_type, "CONTENT_TYPE"},
                    {&tb_e_content_length, "CONTENT_LENGTH"},
                    {&tb_e_http_1_0, "HTTP/1.0"},
-                   {&tb_e_http_1_1, "HTTP/1.1"}};
+                   {&tb_e_http_1_1, "HTTP/1.1"},
+                   {&tb_e_input_terminated, "wsgi.input_terminated"}};
     for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
         if (!(*strings[i].slot = PyUnicode_InternFromString(strings[i].text))) return -1;
     if (pthread_key_create(&tb_scratch_key, tb_scratch_free) != 0) {

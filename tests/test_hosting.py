@@ -88,6 +88,7 @@ FLASK_CASES = [
     ("POST", "/echo", BIG, {"Content-Type": "application/octet-stream"}),
     ("GET", "/stream"), ("GET", "/missing"), ("POST", "/hello/x"), ("HEAD", "/hello/x"),
     ("GET", "/boom"), ("GET", "/hello/%C3%A9t%C3%A9"), ("GET", "/latin1"),
+    ("POST", "/echo", b"a chunked body", {"Content-Type": "text/plain"}, True),
 ]
 DJANGO_CASES = [
     ("GET", "/hello/x?q=2"), ("POST", "/echo", b'{"a": 1}', JSON), ("GET", "/missing"),
@@ -165,10 +166,18 @@ class Parity(unittest.TestCase):
     def test_a_bare_asgi_apps_scope_as_on_uvicorn(self):
         self.compare("starlette_app:scope_dump", uvicorn,
                      [("GET", "/a%20b/%C3%A9?x=1&y=%20"), ("POST", "/p", b"body", {"X-Custom": "v", "A": ""}),
-                      ("GET", "/")])
+                      ("POST", "/c", b"a chunked body", {"X-Custom": "v"}, True), ("GET", "/")])
 
     def test_a_body_in_parts_keeps_the_length_the_app_states(self):
         self.compare("starlette_app:stated_length", uvicorn, [("GET", "/"), ("HEAD", "/")])
+
+    def test_fastapi_behind_http_middleware_as_on_uvicorn(self):
+        ours = self.compare("fastapi_app:with_middleware", uvicorn,
+                            [("GET", "/json"), ("GET", "/stream"), ("GET", "/events"), ("GET", "/json")])
+        self.assertNotIn("Traceback", ours.log())
+
+    def test_an_app_polling_for_a_disconnect_as_on_uvicorn(self):
+        self.compare("starlette_app:poll_twice", uvicorn, [("GET", "/"), ("POST", "/", b"body")])
 
     def test_flask_as_on_gunicorn(self):
         self.compare("flask_app:app", gunicorn, FLASK_CASES)
@@ -179,7 +188,7 @@ class Parity(unittest.TestCase):
     def test_a_bare_wsgi_apps_environ_as_on_gunicorn(self):
         self.compare("flask_app:environ_dump", gunicorn,
                      [("GET", "/a%20b/%C3%A9?x=1&y=%20"), ("POST", "/p", b"body", {"X-Custom": "v", "A": ""}),
-                      ("GET", "/")])
+                      ("POST", "/c", b"a chunked body", {"X-Custom": "v"}, True), ("GET", "/")])
 
     def test_django_as_on_gunicorn(self):
         self.compare("django_app:app", gunicorn, DJANGO_CASES)

@@ -19,6 +19,7 @@ from . import dependencies as _dependencies
 from ._turbo import JSONResponse, Request, Response, WebSocket, __version__
 from .exceptions import HTTPException, RequestValidationError
 from .background import BackgroundTasks
+from .background import run_sync as _run_sync
 from .dependencies import Depends, Security, SecurityScopes
 from .encoders import jsonable_encoder
 from ._support import UploadFile, WebSocketDisconnect
@@ -215,7 +216,7 @@ class App(_turbo.App, routing.Routes):
             if inspect.iscoroutinefunction(handler):
                 value = await handler(request, exc)
             else:  # off the loop, as Starlette runs it in its thread pool
-                value = await asyncio.get_running_loop().run_in_executor(None, handler, request, exc)
+                value = await _run_sync(handler, request, exc)
             response = value if isinstance(value, Response) else JSONResponse(value)
             await middleware.send_response(response, send)
             raise exc

@@ -295,6 +295,15 @@ def delete_cookie(response, key, path="/", domain=None, secure=False, httponly=F
                httponly=httponly, samesite=samesite)
 
 
+async def _one_piece(body):
+    yield body
+
+
+# Response.body_iterator, as Starlette has it on the answer call_next gives an http middleware:
+# the body, in one piece.
+body_iterator = property(lambda response: _one_piece(response.body))
+
+
 def model_errors(exc, where):
     """A pydantic ValidationError's errors as a 422 lists them (loc starting with where)."""
     try:
@@ -376,6 +385,9 @@ def websocket_scope(scope):
     scope.update(type="websocket", scheme="ws", extensions={}, subprotocols=[
         p.strip().decode("latin-1") for p in protocols.split(b",") if p.strip()])
     return scope
+
+
+shield = asyncio.shield  # for turbo_py.c: each receive() of a hosted ASGI app waits on its own
 
 
 def _resolve(future, value=None):

@@ -1,8 +1,10 @@
 """BackgroundTasks, as FastAPI's: functions to call once the answer is made, in order, on a
-thread of the process's pool; an exception is logged and the next task still runs.
+thread of the process's pool; an exception is logged and the next task still runs. And the
+pool of threads that sync functions run on when an async path calls them.
 """
 import asyncio
 import concurrent.futures
+import functools
 import inspect
 import os
 import sys
@@ -10,7 +12,8 @@ import traceback
 
 __all__ = ["BackgroundTasks"]
 
-_POOL_THREADS = 8
+# As many as FastAPI runs at once (anyio's 40 threads): asyncio's own pool has min(32, CPUs + 4).
+_POOL_THREADS = 40
 _pools = {}  # name -> (pid, executor): made in each process when first needed, after any fork
 
 
@@ -21,6 +24,13 @@ def process_threads(name, count):
         pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="turbo-" + name)
         _pools[name] = (os.getpid(), pool)
     return pool
+
+
+def run_sync(func, *args):
+    """Awaitable: func(*args) on this process's pool for sync functions (a dependency, a
+    handler behind http middleware, an exception handler), as Starlette's run_in_threadpool."""
+    return asyncio.get_running_loop().run_in_executor(process_threads("sync", _POOL_THREADS),
+                                                      functools.partial(func, *args))
 
 
 class BackgroundTasks:

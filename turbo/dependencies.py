@@ -13,7 +13,7 @@ import traceback
 
 from . import _plans, security
 from ._turbo import JSONResponse, Response
-from .background import BackgroundTasks
+from .background import BackgroundTasks, run_sync
 from .responses import StreamingResponse
 
 __all__ = ["Depends", "Security", "SecurityScopes", "Solver"]
@@ -206,8 +206,7 @@ class Solver:
                 if self.runs_async:
                     result = await self.run_steps(*values)
                 else:
-                    result = await asyncio.get_running_loop().run_in_executor(
-                        None, functools.partial(self.run_steps, *values))
+                    result = await run_sync(self.run_steps, *values)
             except Exception as exc:  # answered inside the middleware, as in Starlette
                 answer = await self.on_error(exc, request)
                 if answer is None:
@@ -303,8 +302,7 @@ class Solver:
                 elif kind == "agen":
                     value = await stack.enter_async_context(call(**kwargs))
                 else:
-                    value = await asyncio.get_running_loop().run_in_executor(
-                        None, functools.partial(call, **kwargs))
+                    value = await run_sync(functools.partial(call, **kwargs))
                 pool.append(value)
         except BaseException:
             await stack.__aexit__(*sys.exc_info())

@@ -77,16 +77,27 @@ async def _gone(receive):
         pass
 
 
+async def _in_threads(content):
+    """A sync iterator's pieces, each step on a thread (it may block), as Starlette's
+    iterate_in_threadpool."""
+    loop, steps = asyncio.get_running_loop(), iter(content)
+    threads = process_threads("stream", 64)
+    while (piece := await loop.run_in_executor(threads, next, steps, _END)) is not _END:
+        yield piece
+
+
 class StreamingResponse:
     """A body sent piece by piece as content (an iterator or async iterator of str or bytes)
     yields it, the next piece asked for once the client has taken the last; a sync iterator
-    runs on threads of its own. background runs once the body is sent."""
+    runs on threads of its own. background runs once the body is sent. body_iterator is
+    async, as Starlette's: an http middleware may read it."""
 
     media_type = None
 
     def __init__(self, content, status_code=200, headers=None, media_type=None, background=None):
         Response(b"", status_code)  # a status turbo cannot send is refused here
-        self.body_iterator, self.status_code, self.background = content, status_code, background
+        self.body_iterator = content if hasattr(content, "__aiter__") else _in_threads(content)
+        self.status_code, self.background = status_code, background
         self.media_type = media_type or self.media_type
         self.headers = MutableHeaders(list(headers.items()) if isinstance(headers, dict)
                                       else list(headers or ()))
@@ -94,14 +105,7 @@ class StreamingResponse:
             self.headers["content-type"] = content_type(self.media_type)
 
     async def _pieces(self):
-        content = self.body_iterator
-        if hasattr(content, "__aiter__"):
-            async for piece in content:
-                yield piece
-            return
-        loop, steps = asyncio.get_running_loop(), iter(content)
-        threads = process_threads("stream", 64)  # a sync iterator's steps may block
-        while (piece := await loop.run_in_executor(threads, next, steps, _END)) is not _END:
+        async for piece in self.body_iterator:
             yield piece
 
     async def __call__(self, scope, receive, send):

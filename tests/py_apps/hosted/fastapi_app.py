@@ -116,3 +116,36 @@ async def ws_boom(websocket: WebSocket):
     await websocket.accept()
     await websocket.receive_text()
     raise RuntimeError("the WebSocket endpoint failed")
+
+
+# Behind an http middleware (Starlette's BaseHTTPMiddleware, whose receive() waits for a
+# disconnect with a task it cancels): a stream, one that asks whether the client has gone
+# (as server-sent events do), and JSON.
+with_middleware = FastAPI()
+
+
+@with_middleware.middleware("http")
+async def tag(request: Request, call_next):
+    response = await call_next(request)
+    response.headers["X-MW"] = "1"
+    return response
+
+
+@with_middleware.get("/json")
+def mw_json():
+    return {"a": 1}
+
+
+@with_middleware.get("/stream")
+def mw_stream():
+    return StreamingResponse(iter(["line%d\n" % i for i in range(3)]), media_type="text/plain")
+
+
+@with_middleware.get("/events")
+async def mw_events(request: Request):
+    async def events():
+        for i in range(3):
+            if await request.is_disconnected():
+                return
+            yield "data: %d\n\n" % i
+    return StreamingResponse(events(), media_type="text/event-stream")

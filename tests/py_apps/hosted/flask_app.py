@@ -42,7 +42,7 @@ def environ_dump(environ, start_response):
     import json
     keys = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
             "SERVER_NAME", "SERVER_PROTOCOL", "REMOTE_ADDR", "wsgi.version", "wsgi.url_scheme",
-            "wsgi.multiprocess", "wsgi.run_once")
+            "wsgi.multiprocess", "wsgi.run_once", "wsgi.input_terminated")
     shown = {k: [type(v).__name__, v] for k, v in environ.items()
              if k in keys or (k.startswith("HTTP_") and k != "HTTP_HOST")}
     shown.update({k: type(environ[k]).__name__ for k in ("SERVER_PORT", "REMOTE_PORT", "wsgi.multithread")})

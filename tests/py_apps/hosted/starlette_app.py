@@ -178,3 +178,20 @@ async def streaming(scope, receive, send):
     if scope["type"] == "http":
         with open(scope["query_string"].decode(), "w") as f:
             f.write("stopped")
+
+
+async def poll_twice(scope, receive, send):
+    """Waits for a disconnect twice with a timeout, as an app polling for one does: each
+    receive() the timeout cancels must leave the next one waiting."""
+    import asyncio
+    if scope["type"] != "http":
+        return
+    await receive()  # the body
+    seen = []
+    for _ in range(2):
+        try:
+            seen.append((await asyncio.wait_for(receive(), 0.05))["type"])
+        except asyncio.TimeoutError:
+            seen.append("timeout")
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": ",".join(seen).encode()})
