@@ -90,8 +90,8 @@ static int tb_pydantic_v2;
 static PyObject *tb_kw_dump, *tb_kw_by_alias;
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
     *tb_s_content_type, *tb_s_background;
-static PyObject *tb_s_result, *tb_s_add_done_callback, *tb_s_model_dump, *tb_s_json, *tb_s_dict, *tb_s_done,
-    *tb_s_set_result, *tb_s_set_exception, *tb_s_append, *tb_s_popleft, *tb_s_close;
+static PyObject *tb_s_pairs, *tb_s_result, *tb_s_add_done_callback, *tb_s_model_dump, *tb_s_json, *tb_s_dict,
+    *tb_s_done, *tb_s_set_result, *tb_s_set_exception, *tb_s_append, *tb_s_popleft, *tb_s_close;
 
 /* The keys and constant values of ASGI scopes and messages and of WSGI
    environs: a dict built from these hashes nothing and copies no text. */
@@ -925,20 +925,25 @@ typedef struct {
     PyObject *field[TB_RQ_ALL];
 } tb_Request;
 
+/* A Headers: each name's first value (as Starlette's headers[name]), and
+   every pair in order as its _pairs (for getlist() and raw). */
 static PyObject *tb_req_headers(turbo_req *req) {
-    PyObject *d = PyObject_CallNoArgs(tb_Headers);
     int n = turbo_req_header_count(req);
-    for (int i = 0; d && i < n; i++) {
+    PyObject *d = PyObject_CallNoArgs(tb_Headers), *pairs = PyList_New(n);
+    for (int i = 0; d && pairs && i < n; i++) {
         turbo_str name = turbo_req_header_name(req, i), value = turbo_req_header_value(req, i);
         PyObject *key = PyUnicode_DecodeLatin1(name.ptr, (Py_ssize_t)name.len, NULL);
         PyObject *lower = key ? PyObject_CallMethod(key, "lower", NULL) : NULL;
         PyObject *v = lower ? PyUnicode_DecodeLatin1(value.ptr, (Py_ssize_t)value.len, NULL) : NULL;
-        /* Repeated headers: the first one, as Starlette's headers[name]. */
-        if (!v || !PyDict_SetDefault(d, lower, v)) Py_CLEAR(d);
+        PyObject *pair = v ? PyTuple_Pack(2, lower, v) : NULL;
+        if (!pair || !PyDict_SetDefault(d, lower, v)) Py_CLEAR(d);
+        if (pair) PyList_SET_ITEM(pairs, i, pair);
         Py_XDECREF(key);
         Py_XDECREF(lower);
         Py_XDECREF(v);
     }
+    if (d && (!pairs || PyObject_SetAttr(d, tb_s_pairs, pairs) < 0)) Py_CLEAR(d);
+    Py_XDECREF(pairs);
     return d;
 }
 
@@ -4389,7 +4394,8 @@ static int tb_module_state_init(void) {
     static const struct {
         PyObject **slot;
         const char *text;
-    } strings[] = {{&tb_s_result, "result"},
+    } strings[] = {{&tb_s_pairs, "_pairs"},
+                   {&tb_s_result, "result"},
                    {&tb_s_add_done_callback, "add_done_callback"},
                    {&tb_s_json, "json"},
                    {&tb_s_dict, "dict"},

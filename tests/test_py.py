@@ -5,6 +5,7 @@ Needs the extension built in the repository root (`make`, or the cc line at
 the top of turbo_py.c) for the interpreter in $PYTHON (default: this one).
 Apps under tests/py_apps/ run as child processes on a free port.
 Run: python3 tests/test_py.py"""
+import http.client
 import importlib.util
 import json
 import os
@@ -311,7 +312,22 @@ class BasicApp(ServedApp):
     def test_request_headers_are_read_in_any_case(self):
         self.assertEqual(self.json("/headers", headers={"X-Test": "yes", "x-other": "o"}), (200, {
             "get": "yes", "item": "yes", "in": True, "default": "d", "names": ["x-other", "x-test"],
-            "is_dict": True}))
+            "is_dict": True, "all": ["yes"], "raw": [["x-test", "yes"], ["x-other", "o"]],
+            "scope": [["x-test", "yes"]]}))
+
+    def test_a_repeated_request_header_is_kept_whole(self):
+        """As Starlette's: headers[name] is the first, getlist() each, raw and the scope all."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        try:
+            conn.putrequest("GET", "/headers")
+            for value in ("one", "two", "three"):
+                conn.putheader("X-Test", value)
+            conn.endheaders()
+            got = json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+        self.assertEqual((got["get"], got["all"], got["scope"]),
+                         ("one", ["one", "two", "three"], [["x-test", "one"], ["x-test", "two"], ["x-test", "three"]]))
 
     def test_twins_written_in_c_and_python_agree(self):
         """Where C and Python each apply a rule, one table runs both: cookies (a Cookie()

@@ -28,7 +28,18 @@ from json import JSONDecodeError, loads  # noqa: F401  (the module takes them fr
 
 
 class Headers(dict):
-    """Request headers, names in lower case, read in any case as Starlette's are."""
+    """Request headers, names in lower case, read in any case as Starlette's are: a repeated
+    name's first value; getlist(name) gives each, raw every (name, value) as bytes."""
+
+    _pairs = ()  # every (name, value) in order, set by turbo_py.c; else the dict's items
+
+    def getlist(self, name):
+        name = str(name).lower()
+        return [v for k, v in self._pairs or self.items() if k == name]
+
+    @property
+    def raw(self):
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._pairs or self.items()]
 
     def __getitem__(self, name):
         return dict.__getitem__(self, str(name).lower())
@@ -87,8 +98,7 @@ def request_scope(request):
             "http_version": "1.1", "method": request.method, "scheme": "http",
             "path": request.path, "raw_path": request.raw_path,
             "query_string": request.query_string, "root_path": "",
-            "headers": [(k.encode("latin-1"), v.encode("latin-1"))
-                        for k, v in request.headers.items()],
+            "headers": request.headers.raw,
             "client": request.client, "server": None, "path_params": request.path_params}
 
 

@@ -174,7 +174,9 @@ def raw(name: str, request: turbo.Request):
 def headers(request: turbo.Request):
     h = request.headers
     return {"get": h.get("X-Test"), "item": h["X-TEST"], "in": "x-TeSt" in h, "default": h.get("X-None", "d"),
-            "names": sorted(k for k in h if k.startswith("x-")), "is_dict": isinstance(h, dict)}
+            "names": sorted(k for k in h if k.startswith("x-")), "is_dict": isinstance(h, dict),
+            "all": h.getlist("X-TEST"), "raw": [[k.decode(), v.decode()] for k, v in h.raw if k.startswith(b"x-")],
+            "scope": [[k.decode(), v.decode()] for k, v in request.scope["headers"] if k == b"x-test"]}
 
 
 @app.post("/request-json")
