@@ -219,7 +219,7 @@ CATCHALL_CASES = [
 
 SERVER_ERROR_CASES = [
     ("GET", "/boom"), ("GET", "/async-boom"), ("GET", "/dependency"), ("GET", "/lookup"), ("GET", "/http500"),
-    ("GET", "/items/3"),
+    ("GET", "/items/3"), ("GET", "/flaky"),
 ]
 
 MIDDLEWARE_CASES = [

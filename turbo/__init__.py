@@ -188,7 +188,13 @@ class App(_turbo.App, routing.Routes):
         (a 500)."""
         handler = self._handler_for(exc)
         if handler is not None:
-            return _as_response(handler(request, exc))
+            try:
+                return _as_response(handler(request, exc))
+            except Exception as raised:  # as in Starlette: on to the handler for 500, if any
+                answer = self._server_error(raised, request)
+                if answer is None:
+                    raise
+                return answer
         if isinstance(exc, _DEFAULT_ANSWERS):
             return exc.response()
         return self._server_error(exc, request)

@@ -41,6 +41,20 @@ def lookup_handler(request, exc):
     return PlainTextResponse("lookup: %s" % exc, status_code=409)
 
 
+class Flaky(Exception):
+    pass
+
+
+@app.exception_handler(Flaky)
+def flaky_handler(request, exc):
+    raise ValueError("the handler failed too")  # on to the handler for 500
+
+
+@app.get("/flaky")
+def flaky():
+    raise Flaky()
+
+
 @app.get("/boom")
 def boom():
     raise RuntimeError("unhandled")
