@@ -3016,6 +3016,7 @@ struct tb__conn {
     uint64_t file_left;
     int timer;            /* timer class, -1 when in none */
     int idle_kept;        /* empty lines alone came since the last request: its deadline stands */
+    int read_shut;        /* the client shut its side while its request waited: nothing more to read */
     int64_t deadline;
     tb__conn *prev, *next; /* in the timer list, or the free list */
     /* While lent (a thread outside the loop runs its handler) the loop
@@ -3128,7 +3129,7 @@ enum {
     TB__SLOT = (TB__NCOUNTS + 7) / 8 * 8 /* whole cache lines: no false sharing */
 };
 /* a worker's gauges: open connections, those idle among them, those whose request waits for a thread */
-enum { TB__G_CONNS, TB__G_IDLE, TB__G_WAITING };
+enum { TB__G_CONNS, TB__G_IDLE, TB__G_WAITING, TB__G_COUNT };
 #define TB__ADD(counter, n) __atomic_store_n(&(counter), (counter) + (n), __ATOMIC_RELAXED)
 
 /* A thread's serving buffers, whichever worker it runs. */
@@ -4580,8 +4581,8 @@ static int tb__lock_take(tb__thread *t, int64_t now) {
 
 /* Calls a route's handler. Its worker goes to a spare thread first if the
    route is known to block, or meanwhile if the handler overstays (see
-   hand-off); either way this thread then keeps only c (t->detached). */
-/* Calls h for r; 1 if, instead, r waits for a thread (see tb__lend). */
+   hand-off); either way this thread then keeps only c (t->detached).
+   1 if, instead, the request waits for a thread (see tb__lend). */
 static int tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h, turbo_req *r,
                            int may_wait) {
     int blocks = (h->flags & TURBO_BLOCKING) || __atomic_load_n(&h->overstayed, __ATOMIC_RELAXED), lent;
@@ -4697,7 +4698,8 @@ static int tb__conn_stops(const tb__thread *t, const tb__conn *c) {
 
 /* Serves every complete request in data; returns the bytes consumed. The
    rest is an unfinished request (or requests waiting behind a deferred
-   one) for the caller to keep. Stops after a handler that detached t. */
+   one, or one waiting for a thread) for the caller to keep. Stops after a
+   handler that detached t, and at a request that waits. */
 static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data, size_t len) {
     size_t pos = 0;
     turbo_req *r = &t->req;
@@ -4721,8 +4723,9 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
                 break;
             }
             if (hl == 0) {
+                size_t served = pos; /* the bytes of the requests this read ended */
                 if (c->state == TB__C_IDLE && tb__empty_lines(msg, avail, &pos)) {
-                    c->idle_kept = 1;
+                    c->idle_kept = !served;
                     break;
                 }
                 if (pos)
@@ -4766,8 +4769,8 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
     return pos;
 }
 
-/* Arms the timer that fits what the connection waits for now. */
-/* A deadline runs from the end of the last request (empty lines after it,
+/* Arms the timer that fits what the connection waits for now. A deadline
+   runs from the end of the last request (empty lines after it,
    ignored, move none), or from the first byte of a head. */
 static void tb__conn_arm(tb__worker *w, tb__conn *c, int was) {
     if (c->state == TB__C_IDLE) {
@@ -4841,7 +4844,7 @@ static void tb__conn_after(tb__worker *w, tb__thread *t, tb__conn *c, char *data
         return;
     }
     hold = ((c->state == TB__C_DEFER || c->state == TB__C_WAIT) && c->in.len >= TB__DEFER_HOLD) ||
-           (c->ws && c->ws->read_paused);
+           (c->state == TB__C_WAIT && c->read_shut) || (c->ws && c->ws->read_paused);
     if ((w->draining && c->state == TB__C_IDLE && !c->in.len) || tb__conn_watch(w, c, hold ? 0 : TB__READ)) {
         tb__conn_free(w, c);
         return;
@@ -4868,6 +4871,11 @@ static void tb__conn_readable(tb__worker *w, tb__thread *t, tb__conn *c) {
         if (n > 0) c->in.len += (size_t)n;
         data = c->in.data;
         len = c->in.len;
+    }
+    if (n == 0 && c->state == TB__C_WAIT) { /* a client done sending still gets its answer */
+        c->read_shut = 1;
+        tb__conn_watch(w, c, 0);
+        return;
     }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         tb__conn_free(w, c);
@@ -5478,10 +5486,11 @@ static void tb__answer_resumed(tb__worker *w, tb__thread *t, turbo_defer *d) {
 }
 
 /* Takes what the mailbox holds: returned connections first, then the
-   resumed answers, oldest first, after those held for lent connections.
-   The lists wait in the worker while they are worked through, so that a
-   thread that detaches on the way leaves the rest to the worker's next
-   thread (tb__worker_run), which goes on at once. */
+   resumed answers, oldest first, after those held for lent connections;
+   then tries the requests that wait for a thread. The lists wait in the
+   worker while they are worked through, so that a thread that detaches on
+   the way leaves the rest to the worker's next thread (tb__worker_run),
+   which goes on at once. */
 static void tb__worker_resumed(tb__worker *w, tb__thread *t) {
     char drain[64];
     turbo_defer *d, **tail;
@@ -5767,7 +5776,7 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     w->s = s;
     w->listen_fd = listen_fd;
     w->gauges = tb__slot(s, s->pool.max_threads + (int)(w - s->workers));
-    memset(w->gauges, 0, 2 * sizeof *w->gauges); /* those of a process that died */
+    memset(w->gauges, 0, TB__G_COUNT * sizeof *w->gauges); /* those of a process that died */
     w->stop_fd = s->stop_pipe[0];
     w->wake[0] = w->wake[1] = -1;
     w->loop.fd = -1;

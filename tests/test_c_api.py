@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Conn, Server, check, wait_until  # noqa: E402
+from harness import Conn, Server, TestFailure, check, wait_until  # noqa: E402
 
 H = b"Host: x\r\n"
 TESTS = []
@@ -1094,10 +1094,11 @@ def slow_file_readers_checks(binary):
 
 def waiting_for_threads_checks(binary):
     """More requests for a blocking route than spare threads: those over the bound wait for a
-    thread without stalling the loop. With one worker and two spare threads, five gated
-    requests: two run, three wait (the gauge says so); a request for a quick route and one for
-    the health path are answered meanwhile, and the three still wait; once the gate opens, all
-    five are answered. Before, the third ran on the loop's thread and stalled it."""
+    thread without stalling the loop. With one worker and two spare threads, six gated
+    requests (the last from a client that then shuts its sending side): two run, four wait (the
+    gauge says so); a request for a quick route and one for the health path are answered
+    meanwhile, and the four still wait; once the gate opens, all six are answered. Before, the
+    third ran on the loop's thread and stalled it."""
     failures = []
     gate = os.path.join(tempfile.mkdtemp(prefix="turbo-gate-"), "open")
     srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_BLOCKING_THREADS": "2",
@@ -1110,24 +1111,25 @@ def waiting_for_threads_checks(binary):
 
     gated = []
     try:
-        for _ in range(5):
+        for _ in range(6):
             gated.append(slow_started(srv.port, b"/gated?" + gate.encode()))
-        wait_until(lambda: waiting() == 3, "three requests never waited for a thread", timeout=30)
+        gated[-1].sock.shutdown(socket.SHUT_WR)
+        wait_until(lambda: waiting() == 4, "four requests never waited for a thread", timeout=30)
         for path, status in ((b"/query?a=1", 200), (b"/healthz", 200), (b"/no/such/route", 404)):
             with Conn(srv.port, timeout=30) as c:
                 c.send(b"GET " + path + b" HTTP/1.1\r\n" + H + b"\r\n")
                 r = c.read_response()
                 if r.status != status:
                     failures.append("waiting for threads: %r got %d" % (path, r.status))
-        if waiting() != 3:
+        if waiting() != 4:
             failures.append("waiting for threads: the gated requests did not wait")
         open(gate, "w").close()
         bodies = [c.read_response().body for c in gated]
-        if bodies != [b"opened"] * 5:
+        if bodies != [b"opened"] * 6:
             failures.append("waiting for threads: %r" % bodies)
         if waiting() != 0:
             failures.append("waiting for threads: the gauge stays at %d" % waiting())
-    except OSError as e:
+    except (OSError, TestFailure) as e:
         failures.append("waiting for threads: %s" % e)
     finally:
         for c in gated:

@@ -2211,6 +2211,25 @@ def test_shutdown_closes_idle_keepalive_connections(binary):
 
 
 @test
+def test_a_request_and_an_empty_line_in_one_read_renew_the_idle_deadline(binary):
+    """The keep-alive timeout runs from the end of the last request, also when an empty line
+    came after it in the same read (old clients send one after a body): 3 s after the second
+    request here, not 3 s after the first (which would close it 1 s after its answer)."""
+    srv = start(binary, {"TURBO_KEEPALIVE_TIMEOUT_MS": "3000"})
+    try:
+        with Conn(srv.port, timeout=10) as conn:
+            conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
+            check_ok(conn.read_response(), HELLO)
+            time.sleep(2)  # the client is slow: no condition to wait for
+            conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n\r\n")
+            check_ok(conn.read_response(), HELLO)
+            t = conn.closed_within(6)
+            check(t is not None and t > 2, "closed %s s after the second request" % t)
+    finally:
+        srv.kill()
+
+
+@test
 def test_a_head_begun_with_the_end_of_another_has_its_own_deadline(binary):
     """The header timeout runs from the first byte of each head: a request trickled over 1.5 s
     whose last read also holds the start of the next, then the next one's end 0.8 s later,
