@@ -4366,6 +4366,8 @@ static int tb_module_state_init(void) {
         PyTypeObject *type;
         const char *name, *function;
     } methods[] = {{&tb_RequestType, "form", "request_form"},
+                   {&tb_RequestType, "stream", "request_stream"},
+                   {&tb_RequestType, "base_url", "request_base_url"},
                    {&tb_ResponseType, "set_cookie", "set_cookie"},
                    {&tb_ResponseType, "delete_cookie", "delete_cookie"},
                    {&tb_ResponseType, "body_iterator", "body_iterator"},

@@ -43,6 +43,7 @@ TYPE_NAMES = {
 JSON = {"Content-Type": "application/json"}
 
 PARITY_CASES = [
+    ("POST", "/request-url/n?a=1&b=1&a=2", b"the body"), ("POST", "/request-url/n", b""),
     ("GET", "/items/5"),
     ("GET", "/items/5?q=x&limit=3&ratio=1.5&flag=true"),
     ("GET", "/items/5?limit=1&q=a&limit=2&q=b"),

@@ -70,6 +70,16 @@ class URL(str):
             return getattr(split, part)
         raise AttributeError(part)
 
+    def replace(self, **parts):
+        """The URL with some of scheme, netloc, path, query and fragment changed."""
+        return URL(urllib.parse.urlunsplit(urllib.parse.urlsplit(self)._replace(**parts)))
+
+    def include_query_params(self, **params):
+        """The URL with these query parameters set (after the others, as Starlette's)."""
+        kept = [(k, v) for k, v in urllib.parse.parse_qsl(self.query, keep_blank_values=True)
+                if k not in params]
+        return self.replace(query=urllib.parse.urlencode(kept + [(k, str(v)) for k, v in params.items()]))
+
 
 def request_url(request, path=None):
     """request.url, made of the decoded path as Starlette's (its str and its .path show it
@@ -211,6 +221,17 @@ class FormData(MultiDict):
         for _, v in self._pairs:
             if isinstance(v, UploadFile):
                 await v.close()
+
+
+# request.base_url, as Starlette's: the URL of the app's root.
+request_base_url = property(lambda request: request.url.replace(path="/", query="", fragment=""))
+
+
+async def request_stream(request):
+    """request.stream(), as Starlette's: the body's parts (here, the body in one)."""
+    if request.body:
+        yield bytes(request.body)
+    yield b""
 
 
 async def request_form(request):

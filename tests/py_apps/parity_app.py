@@ -18,6 +18,14 @@ else:
 app = App()
 
 
+@app.post("/request-url/{name}")
+async def request_url_parts(name: str, request: Request):
+    return {"replaced": str(request.url.replace(query="z=1")).split("/", 3)[3],
+            "included": str(request.url.include_query_params(b=2, c="x")).split("/", 3)[3],
+            "base": str(request.base_url).split("/", 3)[3],
+            "streamed": b"".join([part async for part in request.stream()]).decode()}
+
+
 @app.get("/items/{item_id}")
 def read_item(item_id: int, q: Optional[str] = None, limit: int = 10, ratio: float = 0.5, flag: bool = False):
     return {"item_id": item_id, "q": q, "limit": limit, "ratio": ratio, "flag": flag}
