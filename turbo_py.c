@@ -1698,12 +1698,18 @@ static int tb_check_rules(tb_param *q, const char *where, PyObject **out, PyObje
     return 0;
 }
 
-/* 0 with *out set or an error appended; -1 with an exception. */
+/* 0 with *out set or an error appended; -1 with an exception. A header's
+   or a cookie's text is Latin-1, as Starlette (and request.headers) reads
+   header bytes; the query's and the path's, UTF-8. */
 static int tb_arg_scalar(tb_param *q, const char *where, const char *s, size_t n, PyObject **out,
                          PyObject **errors) {
-    if ((*out = tb_convert(q->conv, s, n)) && !q->rules) return 0;
+    int latin1 = q->source == TB_HEADER || q->source == TB_COOKIE;
+    *out = latin1 && q->conv == TB_STR ? PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL)
+                                       : tb_convert(q->conv, s, n);
+    if (*out && !q->rules) return 0;
     if (!*out && PyErr_Occurred()) return -1;
-    PyObject *input = PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
+    PyObject *input = latin1 ? PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL)
+                             : PyUnicode_DecodeUTF8(n ? s : "", (Py_ssize_t)n, "replace");
     int rc = !input ? -1
              : *out ? tb_check_rules(q, where, out, input, errors)
                     : tb_add_error(errors, tb_conv_error[q->conv].type, where, q->pyname,
@@ -1744,7 +1750,7 @@ static int tb_cookie_get(turbo_req *req, const char *name, turbo_str *out, int *
    http.cookies (so Starlette's request.cookies) undoes them: "\ooo" is
    the code point ooo (octal, below 0400), "\c" is c. */
 static int tb_arg_unescaped(tb_param *q, const char *where, turbo_str v, PyObject **out, PyObject **errors) {
-    char *text = PyMem_Malloc(v.len), *o = text; /* never longer: "\ooo" is 2 bytes of UTF-8 at most */
+    char *text = PyMem_Malloc(v.len), *o = text; /* never longer: "\ooo" is one byte */
     const char *p = v.ptr, *end = v.ptr + v.len;
     if (!text) return PyErr_NoMemory(), -1;
     while (p < end) {
@@ -1752,9 +1758,7 @@ static int tb_arg_unescaped(tb_param *q, const char *where, turbo_str v, PyObjec
             *o++ = *p++;
         } else if (end - p >= 4 && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
                    p[3] <= '7') {
-            unsigned c = (unsigned)(p[1] - '0') << 6 | (unsigned)(p[2] - '0') << 3 | (unsigned)(p[3] - '0');
-            if (c < 0x80) *o++ = (char)c;
-            else *o++ = (char)(0xC0 | c >> 6), *o++ = (char)(0x80 | (c & 0x3F));
+            *o++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0')); /* a Latin-1 code point */
             p += 4;
         } else {
             *o++ = p[1];

@@ -89,6 +89,7 @@ PARITY_CASES = [
     ("GET", "/rules/3?q=bcd"), ("GET", "/rules/3?q=abc&size=10&num=4"), ("GET", "/rules/3?size=0"),
     ("GET", "/rules/3?size=11"), ("GET", "/rules/3?num=3"), ("GET", "/rules/x?size=y&num=z"),
     ("GET", "/rules/3", None, {"X-Token": "tok", "Cookie": "a=1; sess=zz"}),
+    ("GET", "/rules/3", None, {"X-Token": "caf\xe9", "Cookie": "sess=\xe9t\xe9"}),  # Latin-1 bytes
     ("GET", "/needs-header"), ("GET", "/needs-header", None, {"X-Key": "k"}),
 ] + [("GET", "/types/" + kind) for kind in ("dict", "list", "str", "int", "big", "floats", "true", "none", "tuple",
                                                   "datetime", "uuid", "decimal", "dataclass", "enum_set", "path",
