@@ -1836,6 +1836,7 @@ static int tb_values_named(tb_param *q, turbo_req *req, PyObject *values) {
         }
         return 0;
     }
+    if (!turbo_req_body(req).len) return 0; /* no parts, as Starlette finds in an empty multipart body */
     if (turbo_multipart_begin(&m, ct, turbo_req_body(req)) != 0)
         return q->source == TB_FORM && ct.len >= 33 &&
                        strncasecmp(ct.ptr, "application/x-www-form-urlencoded", 33) == 0
@@ -4310,8 +4311,8 @@ static PyObject *tb_form_parts(PyObject *Py_UNUSED(self), PyObject *args) {
     ct.len = (size_t)ctn;
     body.len = (size_t)bn;
     if (turbo_multipart_begin(&m, ct, body) != 0) Py_RETURN_NONE;
-    PyObject *parts = PyList_New(0);
-    while (parts && (rc = turbo_multipart_next(&m, &p)) == 1)
+    PyObject *parts = PyList_New(0); /* none in an empty body, as Starlette finds */
+    while (parts && body.len && (rc = turbo_multipart_next(&m, &p)) == 1)
         if (tb_append(parts, Py_BuildValue("(s#z#z#y#y#)", p.name.ptr, (Py_ssize_t)p.name.len, p.filename.ptr,
                                            (Py_ssize_t)p.filename.len, p.content_type.ptr,
                                            (Py_ssize_t)p.content_type.len, p.head.ptr, (Py_ssize_t)p.head.len,

@@ -178,6 +178,8 @@ FORM_CASES = [
     ("POST", "/token", b"username=u&password=p&grant_type=other", FORM), ("POST", "/token", b"username=u", FORM),
     ("POST", "/bytes", *multipart(("file", "a.bin", "application/octet-stream", b"\x00\x01binary"))),
     ("POST", "/bytes", *multipart(("other", "x"))),
+    ("POST", "/optional-form", b"", {"Content-Type": "multipart/form-data; boundary=B0und"}),  # no parts
+    ("POST", "/optional-file", b"", {"Content-Type": "multipart/form-data; boundary=B0und"}),
     ("POST", "/upload", *multipart(("file", "r\xc3\xa9sum\xc3\xa9.txt", "text/plain", b"hello\r\n--B0un not it"),
                                     ("note", "n1"))),
     ("POST", "/upload", *multipart(("note", "no file"))),
