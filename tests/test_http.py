@@ -2557,6 +2557,9 @@ def main(argv):
         else:
             passed += 1
     print("# %s: %.1fs" % (os.path.basename(binary), time.monotonic() - t_start))
+    if not passed and not failed:
+        print("FAIL: no test ran (none has any of: %s)" % " ".join(filters))
+        failed = 1
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

@@ -187,6 +187,9 @@ def main(argv):
     if problem:
         failed += 1
         print("FAIL turbo's exit: %s" % problem)
+    if not passed and not failed:
+        print("FAIL: no case ran (none has any of: %s)" % " ".join(words))
+        failed = 1
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

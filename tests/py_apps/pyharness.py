@@ -232,8 +232,11 @@ def run(test_classes):
         print(f"FAIL (could not run): {test.id()}: {reason}")
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses) + len(result.skipped)
     passed = result.testsRun - failed
+    if not result.testsRun:
+        print("FAIL: no test ran" + (" (none has any of: %s)" % " ".join(words) if words else ""))
+        failed = 1
     print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed or not result.testsRun else 0)
+    sys.exit(1 if failed else 0)
 
 
 def workdir():
