@@ -4052,13 +4052,16 @@ static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
     w->timer_tail[cls] = c;
 }
 
+/* Does a class's list end by its deadlines? Not a deferred answer's, nor a
+   request's that waits for a thread: their lists only keep them in order. */
+static int tb__timer_expires(int cls) { return cls != TB__T_DEFER && cls != TB__T_WAIT; }
+
 /* The next deadline, INT64_MAX for none. */
 static int64_t tb__timer_next(const tb__worker *w) {
     int64_t next = INT64_MAX;
     int i;
     for (i = 0; i < TB__T_COUNT; i++)
-        if (w->timer_head[i] && i != TB__T_DEFER && i != TB__T_WAIT)
-            next = TB__MIN(next, w->timer_head[i]->deadline);
+        if (w->timer_head[i] && tb__timer_expires(i)) next = TB__MIN(next, w->timer_head[i]->deadline);
     if (!w->listening && w->accept_resume) next = TB__MIN(next, w->accept_resume);
     if (w->draining && !w->gave_up) next = TB__MIN(next, w->drain_deadline);
     if (w->drain_at && !w->draining) next = TB__MIN(next, w->drain_at);
@@ -4166,9 +4169,11 @@ static int tb__monitor_check(turbo_server *s, tb__worker *w, int64_t now_us) {
     if (now_us - w->seen_at < (int64_t)s->cfg.handoff_ms * 1000) return 1;
     pthread_mutex_lock(&p->lock);
     if (tb__pool_reserve(s) == 0) {
-        if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        if (__atomic_compare_exchange_n(&w->calls, &calls, calls + 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
             tb__pool_push(p, w); /* its next thread lends w->busy to the stuck one */
-        else { /* the handler returned meanwhile: the promise is void */ p->queued--;
+        } else {
+            p->queued--; /* the handler returned meanwhile: the promise is void */
             if (p->starving) tb__pool_freed(s);
         }
     }
@@ -5601,10 +5606,8 @@ static void tb__worker_accept(tb__worker *w) {
 
 static void tb__worker_expire(tb__worker *w, tb__thread *t) {
     int i;
-    for (i = 0; i < TB__T_COUNT;
-         i++) /* a deferred answer, or a request waiting for a thread, has no deadline */
-        while (i != TB__T_DEFER && i != TB__T_WAIT && w->timer_head[i] &&
-               w->timer_head[i]->deadline <= w->now)
+    for (i = 0; i < TB__T_COUNT; i++)
+        while (tb__timer_expires(i) && w->timer_head[i] && w->timer_head[i]->deadline <= w->now)
             tb__conn_timeout(w, t, w->timer_head[i]);
     if (!w->listening && w->accept_resume && w->accept_resume <= w->now && !w->draining) {
         w->accept_resume = 0;
