@@ -195,6 +195,7 @@ typedef struct turbo_config {
     int processes;            /* prefork this many processes; 0 = no fork */
     int blocking_threads;     /* spare threads per process for handlers that block: 64 */
     int handoff_ms;           /* a handler running this long hands its loop over: 1 */
+    int wait_timeout_ms;      /* a request waiting for a spare thread: 30000 (else 503) */
     int backlog;              /* listen(2) backlog: 1024 */
     size_t max_request_line;  /* bytes in the request line: 8192 (else 414) */
     size_t max_header_bytes;  /* bytes in the whole head: 32768 (else 431) */
@@ -2959,7 +2960,7 @@ enum {
     TB__T_WRITE,
     TB__T_LINGER,
     TB__T_DEFER,
-    TB__T_WAIT, /* no deadline either: the requests that wait for a thread, in order */
+    TB__T_WAIT, /* the requests that wait for a thread, in order: wait_timeout_ms */
     TB__T_GRACE,
     TB__T_WS,
     TB__T_COUNT
@@ -4052,9 +4053,9 @@ static void tb__timer_set(tb__worker *w, tb__conn *c, int cls) {
     w->timer_tail[cls] = c;
 }
 
-/* Does a class's list end by its deadlines? Not a deferred answer's, nor a
-   request's that waits for a thread: their lists only keep them in order. */
-static int tb__timer_expires(int cls) { return cls != TB__T_DEFER && cls != TB__T_WAIT; }
+/* Does a class's list end by its deadlines? Not a deferred answer's: its
+   list only keeps them in order. */
+static int tb__timer_expires(int cls) { return cls != TB__T_DEFER; }
 
 /* The next deadline, INT64_MAX for none. */
 static int64_t tb__timer_next(const tb__worker *w) {
@@ -4111,27 +4112,26 @@ static int tb__call_end(tb__worker *w, tb__thread *t) {
 }
 
 /* A handler about to block: gives the worker to a spare thread now and
-   keeps only c; 1 then. With no thread spare, -1 if c may wait for one:
-   its request stays in c->in, on the worker's TB__T_WAIT list, while the
-   loop serves the other connections; the next thread that parks wakes the
-   worker to try again (tb__pool_freed), the oldest first (a request that
-   finds others waiting queues behind them). Else 0: the handler runs
-   inline, the loop stalled meanwhile (a chunked body, decoded in place,
-   cannot be parsed again). */
-static int tb__lend(tb__worker *w, tb__thread *t, tb__conn *c, int may_wait) {
+   keeps only c; 1 then. With no thread spare, -1: c's request waits for
+   one, kept in c->in (a chunked body decoded there, c->chunk done), on
+   the worker's TB__T_WAIT list, while the loop serves the other
+   connections; the next thread that parks wakes the worker to try again
+   (tb__pool_freed), the oldest first (a request that finds others waiting
+   queues behind them). */
+static int tb__lend(tb__worker *w, tb__thread *t, tb__conn *c) {
     tb__pool *p = &w->s->pool;
     tb__conn *first = w->timer_head[TB__T_WAIT];
     int rc;
     pthread_mutex_lock(&p->lock);
-    if ((!first || first == c || !may_wait) && tb__pool_reserve(w->s) == 0) {
+    if ((!first || first == c) && tb__pool_reserve(w->s) == 0) {
         w->busy = c; /* as the monitor leaves it: the worker's next thread lends it to this one */
         t->detached = 1;
         TB__ADD(t->counts[TB__N_HANDOFFS], 1);
         tb__pool_push(p, w);
         rc = 1;
     } else {
-        rc = may_wait ? -1 : 0;
-        if (may_wait && !w->starving) {
+        rc = -1;
+        if (!w->starving) {
             w->starving = 1;
             p->starving++;
         }
@@ -4588,12 +4588,11 @@ static int tb__lock_take(tb__thread *t, int64_t now) {
    route is known to block, or meanwhile if the handler overstays (see
    hand-off); either way this thread then keeps only c (t->detached).
    1 if, instead, the request waits for a thread (see tb__lend). */
-static int tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h, turbo_req *r,
-                           int may_wait) {
+static int tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handler *h, turbo_req *r) {
     int blocks = (h->flags & TURBO_BLOCKING) || __atomic_load_n(&h->overstayed, __ATOMIC_RELAXED), lent;
     int64_t now = w->now, started; /* w's clock read while w is this thread's: once lent, it is another's */
     if (t->holding && !(h->flags & TURBO_LOCKED)) tb__release(t); /* before h is timed, or lent a thread */
-    lent = blocks ? tb__lend(w, t, c, may_wait) : 0;
+    lent = blocks ? tb__lend(w, t, c) : 0;
     if (lent < 0) return 1;
     started = lent ? tb__now_us() : 0;
     if (!lent) tb__call_begin(w, t, c);
@@ -4634,7 +4633,7 @@ static int tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r,
         turbo_res_status(res, 200); /* RFC 9110 9.3.7: with Content-Length: 0 */
         turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
     } else if ((h = tb__route(s->root, r, &allow)) != NULL) { /* a method with a route is known */
-        if (tb__run_handler(w, t, c, h, r, !f->chunked)) {    /* as if it had not come yet */
+        if (tb__run_handler(w, t, c, h, r)) {                 /* as if it had not come yet */
             t->out.len = res->start;
             if (s->observing) t->log.len = res->log_mark;
             c->requests--;
@@ -4692,7 +4691,6 @@ static void tb__request_done(tb__conn *c) {
     c->idle_kept = 0;
     c->head_scan = 0;
     c->saw_lf = 0;
-    memset(&c->chunk, 0, sizeof c->chunk);
 }
 
 /* What stops the requests in a read from being answered now; tested as one
@@ -4741,7 +4739,11 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
             }
         }
         if (f.chunked) {
-            int rc = tb__dechunk(msg + hl, avail - (size_t)hl, &c->chunk, &w->limits);
+            int rc;
+            /* A body decoded in an earlier read (BODY) or before its request
+               waited (WAIT: in place, done) goes on from where it was. */
+            if (c->state != TB__C_BODY && c->state != TB__C_WAIT) memset(&c->chunk, 0, sizeof c->chunk);
+            rc = tb__dechunk(msg + hl, avail - (size_t)hl, &c->chunk, &w->limits);
             if (rc < 0) { /* in TB__C_BODY the thread's request is another's: the head was not HEAD */
                 tb__conn_error(w, t, c, -rc, c->state != TB__C_BODY && tb__is_method(r->method, "HEAD"));
                 break;
@@ -4951,6 +4953,16 @@ static void tb__conn_timeout(tb__worker *w, tb__thread *t, tb__conn *c) {
     tb__timer_clear(w, c);
     if ((cls == TB__T_HEAD && c->state == TB__C_HEAD) || cls == TB__T_BODY) {
         tb__conn_error(w, t, c, 408, 0);
+        if (tb__conn_send(w, t, c) == 0) tb__conn_linger(w, c);
+    } else if (cls == TB__T_WAIT) { /* no thread came free in time; what came after it goes unread */
+        turbo_req *r = &t->req;
+        tb__framing f;
+        tb__parse_head(c->in.data, c->in.len, r, &f, &w->limits); /* whole, as when it began to wait */
+        r->peer = &c->peer;
+        tb__res_begin(w, t, c, 0, tb__is_method(r->method, "HEAD"));
+        if (w->s->observing) tb__observe_begin(t, c, r);
+        tb__res_fail(&t->res, 503);
+        tb__res_end(w, t, c, r);
         if (tb__conn_send(w, t, c) == 0) tb__conn_linger(w, c);
     } else if (cls == TB__T_WS && !c->ws->pinged) { /* a silent WebSocket: a ping, then close */
         c->ws->pinged = 1;
@@ -5794,6 +5806,7 @@ static int tb__worker_init(tb__worker *w, turbo_server *s, int listen_fd) {
     w->timeout[TB__T_LINGER] = TB__MIN(TB__LINGER_MS, cfg->write_timeout_ms);
     w->timeout[TB__T_GRACE] = TB__DRAIN_GRACE_MS;
     w->timeout[TB__T_WS] = cfg->ws_idle_timeout_ms;
+    w->timeout[TB__T_WAIT] = cfg->wait_timeout_ms;
     w->limits.max_line = cfg->max_request_line;
     w->limits.max_head = cfg->max_header_bytes;
     w->limits.max_headers = cfg->max_headers;
@@ -6060,6 +6073,7 @@ static void tb__config_defaults(turbo_config *c) {
     if (c->processes < 0) c->processes = 0;
     if (c->blocking_threads <= 0) c->blocking_threads = 64;
     if (c->handoff_ms <= 0) c->handoff_ms = 1;
+    if (c->wait_timeout_ms <= 0) c->wait_timeout_ms = 30000;
     if (c->backlog <= 0) c->backlog = 1024;
     if (!c->max_request_line) c->max_request_line = 8192;
     if (!c->max_header_bytes) c->max_header_bytes = 32768;
@@ -6138,6 +6152,7 @@ TURBO_API int turbo_config_env(turbo_config *c) {
     bad |= tb__env_int("TURBO_PROCESSES", &c->processes) < 0;
     bad |= tb__env_int("TURBO_BLOCKING_THREADS", &c->blocking_threads) < 0;
     bad |= tb__env_int("TURBO_HANDOFF_MS", &c->handoff_ms) < 0;
+    bad |= tb__env_int("TURBO_WAIT_TIMEOUT_MS", &c->wait_timeout_ms) < 0;
     bad |= tb__env_size("TURBO_MAX_REQUEST_LINE", &c->max_request_line) < 0;
     bad |= tb__env_size("TURBO_MAX_HEADER_BYTES", &c->max_header_bytes) < 0;
     bad |= tb__env_int("TURBO_MAX_HEADERS", &c->max_headers) < 0;

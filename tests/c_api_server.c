@@ -294,14 +294,16 @@ static void sleeps(turbo_req *req, turbo_res *res, void *user) {
 }
 
 /* Blocks until the file named by its query exists (30 s at most): a test
-   decides when these end. */
+   decides when these end. Answers "opened", and the body after it. */
 static void gated(turbo_req *req, turbo_res *res, void *user) {
     char path[256];
     int waited = 0;
     (void)user;
     snprintf(path, sizeof path, "%.*s", (int)req->query.len, req->query.ptr);
     while (access(path, F_OK) != 0 && waited++ < 3000) sleep_ms(10);
-    turbo_res_text(res, 200, "opened");
+    turbo_res_status(res, 200);
+    turbo_res_body(res, "opened", 6);
+    turbo_res_body(res, req->body.ptr, req->body.len);
 }
 
 /* Keeps its CPU busy instead. */
@@ -618,6 +620,7 @@ int main(void) {
         turbo_get(s, "/hang", hang, NULL) || turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
         turbo_route_ex(s, "GET", "/blocking/{ms}", sleeps, NULL, TURBO_BLOCKING) ||
         turbo_route_ex(s, "GET", "/gated", gated, NULL, TURBO_BLOCKING) ||
+        turbo_route_ex(s, "POST", "/gated", gated, NULL, TURBO_BLOCKING) ||
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||

@@ -1096,12 +1096,14 @@ def waiting_for_threads_checks(binary):
     """More requests for a blocking route than spare threads: those over the bound wait for a
     thread without stalling the loop. With one worker and two spare threads, six gated
     requests (the last from a client that then shuts its sending side): two run, four wait (the
-    gauge says so); a request for a quick route and one for the health path are answered
-    meanwhile, and the four still wait; once the gate opens, all six are answered. Before, the
-    third ran on the loop's thread and stalled it."""
+    gauge says so); then a seventh with a chunked body and a request pipelined behind it waits
+    too; a request for a quick route and one for the health path are answered meanwhile, and the
+    five still wait; once the gate opens, all seven are answered, the chunked one with its body,
+    and the request behind it. Before, the third ran on the loop's thread and stalled it, and
+    later the chunked one still did."""
     failures = []
     gate = os.path.join(tempfile.mkdtemp(prefix="turbo-gate-"), "open")
-    srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_BLOCKING_THREADS": "2",
+    srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_BLOCKING_THREADS": "2", "TURBO_WAIT_TIMEOUT_MS": "600000",
                           "TURBO_METRICS_PATH": "/metrics", "TURBO_HEALTH_PATH": "/healthz"})
 
     def waiting():
@@ -1115,17 +1117,23 @@ def waiting_for_threads_checks(binary):
             gated.append(slow_started(srv.port, b"/gated?" + gate.encode()))
         gated[-1].sock.shutdown(socket.SHUT_WR)
         wait_until(lambda: waiting() == 4, "four requests never waited for a thread", timeout=30)
+        chunked = Conn(srv.port, timeout=30)
+        gated.append(chunked)
+        chunked.send(b"POST /gated?" + gate.encode() + b" HTTP/1.1\r\n" + H +
+                     b"Transfer-Encoding: chunked\r\n\r\n5\r\n body\r\n4;x=y\r\n")
+        chunked.send(b" cut\r\n0\r\n\r\nGET /query?a=1 HTTP/1.1\r\n" + H + b"\r\n")
+        wait_until(lambda: waiting() == 5, "the chunked request never waited for a thread", timeout=30)
         for path, status in ((b"/query?a=1", 200), (b"/healthz", 200), (b"/no/such/route", 404)):
             with Conn(srv.port, timeout=30) as c:
                 c.send(b"GET " + path + b" HTTP/1.1\r\n" + H + b"\r\n")
                 r = c.read_response()
                 if r.status != status:
                     failures.append("waiting for threads: %r got %d" % (path, r.status))
-        if waiting() != 4:
+        if waiting() != 5:
             failures.append("waiting for threads: the gated requests did not wait")
         open(gate, "w").close()
-        bodies = [c.read_response().body for c in gated]
-        if bodies != [b"opened"] * 6:
+        bodies = [c.read_response().body for c in gated] + [chunked.read_response().status]
+        if bodies != [b"opened"] * 6 + [b"opened body cut", 200]:
             failures.append("waiting for threads: %r" % bodies)
         if waiting() != 0:
             failures.append("waiting for threads: the gauge stays at %d" % waiting())
@@ -1137,6 +1145,58 @@ def waiting_for_threads_checks(binary):
         problem = srv.stop()
         shutil.rmtree(os.path.dirname(gate), ignore_errors=True)
     return failures + (["waiting for threads: " + problem] if problem else [])
+
+
+def wait_timeout_checks(binary):
+    """A request that finds no spare thread within wait_timeout_ms gets a 503 and its
+    connection is closed (the bytes behind it unread); the one that has a thread is answered
+    once its handler returns. One worker, one spare thread, a 300 ms deadline: a gated GET
+    runs, a second GET and a HEAD wait and get their 503s (the HEAD's without a body) while the
+    gate is still shut; the access log names them. Before, they waited for ever."""
+    failures = []
+    top = tempfile.mkdtemp(prefix="turbo-gate-")
+    gate, log = os.path.join(top, "open"), os.path.join(top, "access.log")
+    srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_BLOCKING_THREADS": "1", "TURBO_WAIT_TIMEOUT_MS": "300",
+                          "TURBO_ACCESS_LOG": "common", "TURBO_ACCESS_LOG_PATH": log,
+                          "TURBO_METRICS_PATH": "/metrics"})
+
+    def handoffs():
+        with Conn(srv.port, timeout=30) as c:
+            c.send(b"GET /metrics HTTP/1.1\r\n" + H + b"\r\n")
+            return prometheus(c.read_response().body.decode())[0].get(("turbo_handoffs_total", frozenset()), -1)
+
+    conns = []
+    try:
+        conns.append(slow_started(srv.port, b"/gated?" + gate.encode()))
+        wait_until(lambda: handoffs() == 1, "the first gated request never had a thread", timeout=30)
+        for method in (b"GET", b"HEAD"):
+            c = Conn(srv.port, timeout=30)
+            c.send(method + b" /gated?" + gate.encode() + b" HTTP/1.1\r\n" + H + b"\r\nGET /query HTTP/1.1\r\n" +
+                   H + b"\r\n")
+            conns.append(c)
+        for c, method in zip(conns[1:], ("GET", "HEAD")):
+            r = c.read_response(method)
+            if r.status != 503 or r.header("connection") != "close" or (method == "HEAD" and r.body):
+                failures.append("wait timeout: %s got %d %r %r" % (method, r.status, r.headers, r.body))
+            problem = c.wait_closed(timeout=30)
+            if problem:
+                failures.append("wait timeout: %s: %s" % (method, problem))
+        open(gate, "w").close()
+        r = conns[0].read_response()
+        if (r.status, r.body) != (200, b"opened"):
+            failures.append("wait timeout: the running request got %d %r" % (r.status, r.body))
+    except (OSError, TestFailure) as e:
+        failures.append("wait timeout: %s" % e)
+    finally:
+        for c in conns:
+            c.close()
+        problem = srv.stop()
+    with open(log) as f:
+        lines = [line for line in f if " 503 " in line]
+    if sorted(line.split('"')[1].split()[0] for line in lines) != ["GET", "HEAD"]:
+        failures.append("wait timeout: the access log's 503s: %r" % lines)
+    shutil.rmtree(top, ignore_errors=True)
+    return failures + (["wait timeout: " + problem] if problem else [])
 
 
 def main(argv):
@@ -1166,7 +1226,7 @@ def main(argv):
         passed += 1
     for group in [g for g in (deferred_shutdown_checks, execution_model_checks,
                               observing_checks, kept_lock_checks, slow_file_readers_checks,
-                              waiting_for_threads_checks)
+                              waiting_for_threads_checks, wait_timeout_checks)
                   if chosen(g.__name__)]:
         extra = group(argv[1])
         failed += len(extra)
