@@ -2999,6 +2999,7 @@ struct tb__conn {
     int out_full;    /* complete requests wait in c->in until the output (a file too) drains */
     int saw_lf;      /* the head in progress has a complete request line */
     int head_len;    /* in TB__C_BODY: length of the parsed head */
+    int head_only;   /* in TB__C_BODY: the request is a HEAD, whose errors carry no body */
     tb__framing framing;
     tb__chunked chunk;
     size_t head_scan; /* the bytes of the head in progress searched for a line's end */
@@ -4744,8 +4745,9 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
                waited (WAIT: in place, done) goes on from where it was. */
             if (c->state != TB__C_BODY && c->state != TB__C_WAIT) memset(&c->chunk, 0, sizeof c->chunk);
             rc = tb__dechunk(msg + hl, avail - (size_t)hl, &c->chunk, &w->limits);
-            if (rc < 0) { /* in TB__C_BODY the thread's request is another's: the head was not HEAD */
-                tb__conn_error(w, t, c, -rc, c->state != TB__C_BODY && tb__is_method(r->method, "HEAD"));
+            if (rc < 0) { /* in TB__C_BODY the thread's request is another's: c says */
+                tb__conn_error(w, t, c, -rc,
+                               c->state == TB__C_BODY ? c->head_only : tb__is_method(r->method, "HEAD"));
                 break;
             }
             consumed = rc ? (size_t)hl + c->chunk.src : 0;
@@ -4753,8 +4755,10 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
             consumed = avail - (size_t)hl >= f.content_length ? (size_t)hl + f.content_length : 0;
         }
         if (!consumed) { /* the body is still on its way (100 Continue, if asked, the first time) */
-            if (f.expect_continue && c->state != TB__C_BODY)
-                tb__buf_puts(&t->out, "HTTP/1.1 100 Continue\r\n\r\n");
+            if (c->state != TB__C_BODY) {
+                if (f.expect_continue) tb__buf_puts(&t->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                c->head_only = tb__is_method(r->method, "HEAD");
+            }
             c->state = TB__C_BODY;
             c->head_len = hl;
             c->framing = f;
@@ -4948,23 +4952,27 @@ static void tb__conn_returned(tb__worker *w, tb__thread *t, tb__conn *c) {
     else tb__conn_resume(w, t, c);
 }
 
+/* A request that found no thread within wait_timeout_ms gets a 503; what
+   came after it goes unread. */
+static void tb__wait_expired(tb__worker *w, tb__thread *t, tb__conn *c) {
+    turbo_req *r = &t->req;
+    tb__framing f;
+    tb__parse_head(c->in.data, c->in.len, r, &f, &w->limits); /* whole, as when it began to wait */
+    r->peer = &c->peer;
+    tb__res_begin(w, t, c, 0, tb__is_method(r->method, "HEAD"));
+    if (w->s->observing) tb__observe_begin(t, c, r);
+    tb__res_fail(&t->res, 503);
+    tb__res_end(w, t, c, r);
+}
+
 static void tb__conn_timeout(tb__worker *w, tb__thread *t, tb__conn *c) {
     int cls = c->timer;
     tb__timer_clear(w, c);
-    if ((cls == TB__T_HEAD && c->state == TB__C_HEAD) || cls == TB__T_BODY) {
-        tb__conn_error(w, t, c, 408, 0);
-        if (tb__conn_send(w, t, c) == 0) tb__conn_linger(w, c);
-    } else if (cls == TB__T_WAIT) { /* no thread came free in time; what came after it goes unread */
-        turbo_req *r = &t->req;
-        tb__framing f;
-        tb__parse_head(c->in.data, c->in.len, r, &f, &w->limits); /* whole, as when it began to wait */
-        r->peer = &c->peer;
-        tb__res_begin(w, t, c, 0, tb__is_method(r->method, "HEAD"));
-        if (w->s->observing) tb__observe_begin(t, c, r);
-        tb__res_fail(&t->res, 503);
-        tb__res_end(w, t, c, r);
-        if (tb__conn_send(w, t, c) == 0) tb__conn_linger(w, c);
-    } else if (cls == TB__T_WS && !c->ws->pinged) { /* a silent WebSocket: a ping, then close */
+    if ((cls == TB__T_HEAD && c->state == TB__C_HEAD) || cls == TB__T_BODY || cls == TB__T_WAIT) {
+        if (cls == TB__T_WAIT) tb__wait_expired(w, t, c);
+        else tb__conn_error(w, t, c, 408, cls == TB__T_BODY && c->head_only);
+        if (tb__conn_send(w, t, c) == 0) tb__conn_linger(w, c); /* one call: it stays inlined elsewhere */
+    } else if (cls == TB__T_WS && !c->ws->pinged) {             /* a silent WebSocket: a ping, then close */
         c->ws->pinged = 1;
         tb__ws_frame(&t->out, 9, NULL, 0);
         if (tb__conn_send(w, t, c) == 0) tb__timer_set(w, c, TB__T_WS);
@@ -5573,11 +5581,29 @@ static void tb__peer_keep(tb__peer *p, const struct sockaddr_storage *a) {
     }
 }
 
+/* A connection for fd, counted; NULL (fd closed) when there is no memory. */
+static tb__conn *tb__conn_new(tb__worker *w, int fd, const struct sockaddr_storage *peer) {
+    tb__conn *c;
+    if ((c = w->free_conns) != NULL) w->free_conns = c->next;
+    else if (!(c = (tb__conn *)TURBO_MALLOC(sizeof *c))) {
+        close(fd);
+        return NULL;
+    }
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    tb__peer_keep(&c->peer, peer);
+    c->timer = -1;
+    TB__ADD(w->gauges[TB__G_CONNS], 1);
+    return c;
+}
+
 static void tb__worker_accept(tb__worker *w) {
+    uint64_t max = (uint64_t)w->s->cfg.max_connections;
     int i;
     for (i = 0; i < 64; i++) { /* a bounded batch keeps other connections served */
         struct sockaddr_storage peer;
         int fd = tb__accept(w->listen_fd, &peer), one = 1;
+        uint64_t conns = w->gauges[TB__G_CONNS];
         tb__conn *c;
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -5591,26 +5617,21 @@ static void tb__worker_accept(tb__worker *w) {
             }
             return;
         }
-        if (w->gauges[TB__G_CONNS] >= (uint64_t)w->s->cfg.max_connections) {
+        if (conns >= max) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nServer: turbo\r\n"
                                        "Content-Type: text/plain; charset=utf-8\r\n"
                                        "Content-Length: 20\r\nConnection: close\r\n\r\n"
                                        "Service Unavailable\n";
             ssize_t ignored = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
             (void)ignored;
-            close(fd);
+            /* Its request, read and dropped while it lingers, cannot reset
+               the connection before the client has read the 503; past an
+               eighth more, a flood is only closed. */
+            if (conns < max + max / 8 + 8 && (c = tb__conn_new(w, fd, &peer)) != NULL) tb__conn_linger(w, c);
+            else close(fd);
             continue;
         }
-        if ((c = w->free_conns) != NULL) w->free_conns = c->next;
-        else if (!(c = (tb__conn *)TURBO_MALLOC(sizeof *c))) {
-            close(fd);
-            continue;
-        }
-        memset(c, 0, sizeof *c);
-        c->fd = fd;
-        tb__peer_keep(&c->peer, &peer);
-        c->timer = -1;
-        TB__ADD(w->gauges[TB__G_CONNS], 1);
+        if ((c = tb__conn_new(w, fd, &peer)) == NULL) continue;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         tb__conn_await(w, c, TB__READ, TB__T_HEAD);
     }
@@ -6250,15 +6271,18 @@ static int tb__static_open(const tb__static *st, const char *rel, struct stat *s
 
 /* A folder asked for without its final "/": its index's relative links
    would resolve against the parent, so the client is sent to the folder
-   (301, as nginx sends), with the query. */
+   (301, as nginx sends), with the query. Its path begins with one "/":
+   "//docs/" would send a browser to the host "docs". */
 static void tb__static_to_folder(const turbo_req *req, turbo_res *res) {
+    const char *path = req->path.ptr;
     size_t n = req->path.len, q = req->query.len ? req->query.len + 1 : 0; /* "?" and the query */
-    char *to = (char *)TURBO_MALLOC(n + 1 + q);
-    if (!to) {
+    char *to;
+    for (; n > 1 && path[1] == '/'; n--) path++;
+    if (!(to = (char *)TURBO_MALLOC(n + 1 + q))) {
         tb__res_fail(res, 500);
         return;
     }
-    memcpy(to, req->path.ptr, n);
+    memcpy(to, path, n);
     to[n] = '/';
     if (q) memcpy(to + n + 1, req->query.ptr - 1, q);
     turbo_res_status(res, 301);

@@ -643,7 +643,8 @@ int main(void) {
         memset(&opts, 0, sizeof opts);
         opts.index = 1;
         opts.cache_control = "public, max-age=60";
-        if (turbo_static(s, "/static", getenv("STATIC_ROOT"), &opts) != 0) {
+        if (turbo_static(s, getenv("STATIC_PREFIX") ? getenv("STATIC_PREFIX") : "/static",
+                         getenv("STATIC_ROOT"), &opts) != 0) {
             fprintf(stderr, "c_api_server: %s\n", turbo_error(s));
             return 1;
         }

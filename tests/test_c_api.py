@@ -1199,6 +1199,28 @@ def wait_timeout_checks(binary):
     return failures + (["wait timeout: " + problem] if problem else [])
 
 
+def static_at_the_root_checks(binary):
+    """turbo_static mounted at "/": a folder asked for as //sub (or ///sub?v) is sent to /sub/
+    with one leading slash. Before, Location was //sub/, which a browser takes for the host
+    "sub" (an open redirect)."""
+    failures = []
+    static = make_static_root()
+    srv = Server(binary, {"STATIC_ROOT": static, "STATIC_PREFIX": "/"})
+    try:
+        for path, to in ((b"/sub", "/sub/"), (b"//sub", "/sub/"), (b"///sub?v=1", "/sub/?v=1")):
+            r = fetch(srv, path)
+            if (r.status, r.header("Location")) != (301, to):
+                failures.append("static at the root: %r: %r" % (path, r.raw[:300]))
+        if fetch(srv, b"/sub/").body != b"<p>index</p>":
+            failures.append("static at the root: no index")
+    except (OSError, TestFailure) as e:
+        failures.append("static at the root: %s" % e)
+    finally:
+        problem = srv.stop()
+        shutil.rmtree(os.path.dirname(static), ignore_errors=True)
+    return failures + (["static at the root: " + problem] if problem else [])
+
+
 def main(argv):
     """argv: BINARY [NATIVE_SERVER] [-k WORD...]: with -k, only the tests and check
     groups whose name has one of the words."""
@@ -1226,7 +1248,7 @@ def main(argv):
         passed += 1
     for group in [g for g in (deferred_shutdown_checks, execution_model_checks,
                               observing_checks, kept_lock_checks, slow_file_readers_checks,
-                              waiting_for_threads_checks, wait_timeout_checks)
+                              waiting_for_threads_checks, wait_timeout_checks, static_at_the_root_checks)
                   if chosen(g.__name__)]:
         extra = group(argv[1])
         failed += len(extra)

@@ -1808,6 +1808,29 @@ def test_partial_head_then_silence_is_408(srv):
 
 
 @test
+def test_errors_found_in_a_head_request_s_later_reads_carry_no_body(srv):
+    """RFC 9110 9.3.2: no answer to HEAD has content, nor has an error found once the head is
+    parsed and its body comes in later reads: the body timeout's 408, a bad chunk's 400 (the
+    chunk sent after the 100 Continue, so in a read of its own). Before, both carried their
+    text, which the client reads as the start of the next answer."""
+    continued = b"HTTP/1.1 100 Continue\r\n\r\n"
+    for framing, later, status in ((b"Content-Length: 5", None, 408),
+                                   (b"Transfer-Encoding: chunked", b"hellozz\r\n", 400)):
+        with Conn(srv.port, timeout=3) as conn:
+            conn.send(b"HEAD / HTTP/1.1\r\n" + H + framing + b"\r\nExpect: 100-continue\r\n\r\n5\r\n")
+            deadline = time.monotonic() + 3
+            while len(conn.buf) < len(continued) and conn._fill(deadline):
+                pass
+            check(conn.buf.startswith(continued), "no 100 Continue: %s" % short(conn.buf))
+            del conn.buf[:len(continued)]
+            if later:
+                conn.send(later)
+            r = conn.read_response("HEAD", timeout=2.5)
+            check(r.status == status, "%s: status %d, want %d" % (framing, r.status, status))
+            closed(conn)
+
+
+@test
 def test_an_empty_line_after_a_request_leaves_the_connection_idle(srv):
     """RFC 9112 2.2: old clients send CRLF after a POST body; that begins no request, so the
     connection closes quietly at the keep-alive timeout, with no 408 for a request never sent."""
@@ -2046,6 +2069,31 @@ def test_max_connections_enforced(srv):
             return
         held[0].close()
         check_json(extra.read_response(timeout=2.5), {"id": "x"})
+    finally:
+        for c in held:
+            c.close()
+
+
+@test
+def test_a_connection_past_the_limit_reads_its_503(srv):
+    """Past the limit the 503 goes out at once and the connection lingers: the request is read
+    and dropped, so no reset takes the 503 away from the client (RFC 9112 9.6); once the client
+    has sent all (it shuts its side), the server closes. Before, turbo closed at once, with the
+    request unread or still to come, which reset the connection: most clients read ECONNRESET."""
+    held = []
+    try:
+        for i in range(4):
+            c = Conn(srv.port, timeout=3)
+            c.send(b"GET /users/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+            check_json(c.read_response(), {"id": str(i)})
+            held.append(c)
+        for _ in range(20):
+            with Conn(srv.port, timeout=3) as extra:
+                extra.send(b"GET /users/x HTTP/1.1\r\nHost: x\r\n\r\n")
+                extra.sock.shutdown(socket.SHUT_WR)
+                check_error(extra.read_response(timeout=3), 503)
+                closed(extra, timeout=3)
+                check(not extra.reset, "reset after the 503")
     finally:
         for c in held:
             c.close()
