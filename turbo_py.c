@@ -98,13 +98,13 @@ static PyObject *tb_s_pairs, *tb_s_result, *tb_s_add_done_callback, *tb_s_model_
 static PyObject *tb_s_type, *tb_s_asgi, *tb_s_version, *tb_s_spec_version, *tb_s_http_version, *tb_s_method,
     *tb_s_scheme, *tb_s_path, *tb_s_raw_path, *tb_s_query_string, *tb_s_root_path, *tb_s_client, *tb_s_server,
     *tb_s_state, *tb_s_extensions, *tb_s_body, *tb_s_more_body, *tb_s_status, *tb_s_subprotocol, *tb_s_bytes,
-    *tb_s_text, *tb_s_code, *tb_s_reason, *tb_s_http, *tb_s_asgi_3_0, *tb_s_spec_2_3, *tb_s_http_1_0,
-    *tb_s_http_1_1, *tb_s_slash, *tb_s_pathsend, *tb_s_http_request, *tb_s_http_disconnect, *tb_s_ws_connect,
-    *tb_s_ws_receive, *tb_s_ws_disconnect, *tb_s_empty, *tb_e_request_method, *tb_e_script_name,
-    *tb_e_path_info, *tb_e_query_string, *tb_e_server_protocol, *tb_e_remote_addr, *tb_e_server_name,
-    *tb_e_server_port, *tb_e_remote_port, *tb_e_version, *tb_e_url_scheme, *tb_e_input, *tb_e_errors,
-    *tb_e_multithread, *tb_e_multiprocess, *tb_e_run_once, *tb_e_content_type, *tb_e_content_length,
-    *tb_e_http_1_0, *tb_e_http_1_1, *tb_e_input_terminated;
+    *tb_s_text, *tb_s_code, *tb_s_reason, *tb_s_http, *tb_s_https, *tb_s_asgi_3_0, *tb_s_spec_2_3,
+    *tb_s_http_1_0, *tb_s_http_1_1, *tb_s_slash, *tb_s_pathsend, *tb_s_http_request, *tb_s_http_disconnect,
+    *tb_s_ws_connect, *tb_s_ws_receive, *tb_s_ws_disconnect, *tb_s_empty, *tb_e_request_method,
+    *tb_e_script_name, *tb_e_path_info, *tb_e_query_string, *tb_e_server_protocol, *tb_e_remote_addr,
+    *tb_e_server_name, *tb_e_server_port, *tb_e_remote_port, *tb_e_version, *tb_e_url_scheme, *tb_e_input,
+    *tb_e_errors, *tb_e_multithread, *tb_e_multiprocess, *tb_e_run_once, *tb_e_content_type,
+    *tb_e_content_length, *tb_e_http_1_0, *tb_e_http_1_1, *tb_e_input_terminated;
 static PyObject *tb_wsgi_version; /* (1, 0) */
 
 /* The asyncio loop of this process, when the app has async handlers. */
@@ -897,6 +897,47 @@ static PyObject *tb_str_view(turbo_str s) {
 
 /* ================================================================ turbo.Request */
 
+/* ================================================================ proxies */
+
+/* The proxies in front that are trusted to say how a client came (their
+   X-Forwarded-* headers): uvicorn's and gunicorn's forwarded_allow_ips,
+   addresses separated by commas, or "*" for any. Set by App._run before
+   the threads start; read only after. */
+static char tb_proxies[512];
+
+static int tb_trusted(const char *peer) {
+    size_t n = strlen(peer);
+    const char *p = tb_proxies;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        size_t len = strcspn(p, ", ");
+        if ((len == 1 && *p == '*') || (len == n && len && memcmp(p, peer, n) == 0)) return 1;
+        p += len;
+    }
+    return 0;
+}
+
+/* The peer of req into host (turbo_req_peer's port, or -1), *https 0. From
+   a trusted proxy, *https says whether X-Forwarded-Proto is "https", and,
+   with client, host is X-Forwarded-For's last address, port 0 (as uvicorn
+   reads them). */
+static int tb_peer(turbo_req *req, char *host, size_t cap, int *https, int client) {
+    int port = turbo_req_peer(req, host, cap);
+    *https = 0;
+    if (port < 0 || !tb_trusted(host)) return port;
+    turbo_str proto = turbo_req_header(req, "x-forwarded-proto"),
+              by = turbo_req_header(req, "x-forwarded-for");
+    *https = proto.len == 5 && strncasecmp(proto.ptr, "https", 5) == 0;
+    if (!client || !by.ptr) return port;
+    const char *end = by.ptr + by.len, *last = end;
+    while (last > by.ptr && last[-1] != ',') last--;
+    while (last < end && (*last == ' ' || *last == '\t')) last++;
+    if (last == end || (size_t)(end - last) >= cap) return port;
+    memcpy(host, last, (size_t)(end - last));
+    host[end - last] = '\0';
+    return 0;
+}
+
 /* Raw access to the request, made only for handlers that declare it. The
    fields are read from the turbo_req when first asked for; if the handler
    keeps the object beyond its call (or is async), everything is copied
@@ -912,6 +953,7 @@ enum {
     TB_RQ_QUERY_STRING,
     TB_RQ_RAW_PATH,
     TB_RQ_CLIENT,
+    TB_RQ_SCHEME,
     TB_RQ_N
 };
 enum { TB_RQ_URL = TB_RQ_N, TB_RQ_COOKIES, TB_RQ_SCOPE, TB_RQ_STATE, TB_RQ_ALL };
@@ -980,12 +1022,14 @@ static PyObject *tb_req_path_params(turbo_req *req) {
 
 static PyObject *tb_request_build(turbo_req *req, int field) {
     char host[64];
+    int https;
     if (field == TB_RQ_METHOD) return tb_str_view(turbo_req_method(req));
     if (field == TB_RQ_HEADERS) return tb_req_headers(req);
     if (field == TB_RQ_QUERY) return tb_req_query_params(req);
     if (field == TB_RQ_PATH_PARAMS) return tb_req_path_params(req);
-    if (field == TB_RQ_CLIENT) {
-        int port = turbo_req_peer(req, host, sizeof host);
+    if (field == TB_RQ_CLIENT || field == TB_RQ_SCHEME) {
+        int port = tb_peer(req, host, sizeof host, &https, 1);
+        if (field == TB_RQ_SCHEME) return Py_NewRef(https ? tb_s_https : tb_s_http);
         if (port < 0) Py_RETURN_NONE;
         return PyObject_CallFunction(tb_Address, "si", host, port);
     }
@@ -1062,7 +1106,9 @@ static PyGetSetDef tb_request_getset[] = {
     {"body", tb_request_get, NULL, "The body as bytes; await request.body() works too.", (void *)TB_RQ_BODY},
     {"query_string", tb_request_get, NULL, "The raw query (bytes).", (void *)TB_RQ_QUERY_STRING},
     {"raw_path", tb_request_get, NULL, "The raw path (bytes).", (void *)TB_RQ_RAW_PATH},
-    {"client", tb_request_get, NULL, "(host, port) of the peer.", (void *)TB_RQ_CLIENT},
+    {"client", tb_request_get, NULL, "(host, port) of the client (as a trusted proxy says).",
+     (void *)TB_RQ_CLIENT},
+    {"scheme", tb_request_get, NULL, "'http', or 'https' as a trusted proxy says.", (void *)TB_RQ_SCHEME},
     {"url", tb_request_get, NULL, "The URL, as Starlette's.", (void *)TB_RQ_URL},
     {"cookies", tb_request_get, NULL, "A dict of cookies.", (void *)TB_RQ_COOKIES},
     {"scope", tb_request_get, NULL, "An ASGI-style scope.", (void *)TB_RQ_SCOPE},
@@ -1698,6 +1744,23 @@ static int tb_check_rules(tb_param *q, const char *where, PyObject **out, PyObje
     return 0;
 }
 
+/* pydantic's own errors, with where (and a value's name) prepended to
+   each loc, as FastAPI does (_support.model_errors). */
+static PyObject *tb_model_errors;
+
+static int tb_add_model_errors(PyObject **errors, const char *where, PyObject *name) {
+    PyObject *exc = tb_take_exception();
+    PyObject *list = !exc   ? NULL
+                     : name ? PyObject_CallFunction(tb_model_errors, "OsO", exc, where, name)
+                            : PyObject_CallFunction(tb_model_errors, "Os", exc, where);
+    Py_XDECREF(exc);
+    int rc = list && (*errors || (*errors = PyList_New(0)))
+                 ? PyList_SetSlice(*errors, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, list) /* appends them */
+                 : -1;
+    Py_XDECREF(list);
+    return rc;
+}
+
 /* 0 with *out set or an error appended; -1 with an exception. A header's
    or a cookie's text is Latin-1, as Starlette (and request.headers) reads
    header bytes; the query's and the path's, UTF-8. */
@@ -1706,6 +1769,11 @@ static int tb_arg_scalar(tb_param *q, const char *where, const char *s, size_t n
     int latin1 = q->source == TB_HEADER || q->source == TB_COOKIE;
     *out = latin1 && q->conv == TB_STR ? PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL)
                                        : tb_convert(q->conv, s, n);
+    if (*out && q->model) { /* a type C does not convert (an Enum, a date...): pydantic's, of the text */
+        Py_SETREF(*out, PyObject_CallOneArg(q->model, *out));
+        if (*out || !PyErr_ExceptionMatches(tb_ValidationError)) return *out ? 0 : -1;
+        return tb_add_model_errors(errors, where, q->pyname);
+    }
     if (*out && !q->rules) return 0;
     if (!*out && PyErr_Occurred()) return -1;
     PyObject *input = latin1 ? PyUnicode_DecodeLatin1(s, (Py_ssize_t)n, NULL)
@@ -1864,8 +1932,13 @@ static int tb_arg_item(tb_param *q, const char *where, PyObject *v, Py_ssize_t i
     const char *s = PyUnicode_AsUTF8AndSize(v, &n);
     if (!s || tb_arg_scalar(q, where, s, (size_t)n, out, errors) < 0) return -1;
     for (Py_ssize_t i = before; index >= 0 && *errors && i < PyList_GET_SIZE(*errors); i++) {
-        PyObject *loc = PyDict_GetItemString(PyList_GET_ITEM(*errors, i), "loc");
-        if (!loc || tb_append(loc, PyLong_FromSsize_t(index)) < 0) return -1;
+        PyObject *e = PyList_GET_ITEM(*errors, i), *loc = PyDict_GetItemString(e, "loc");
+        PyObject *longer = loc ? PySequence_List(loc) : NULL; /* pydantic's is a tuple */
+        int rc = longer && tb_append(longer, PyLong_FromSsize_t(index)) == 0
+                     ? PyDict_SetItemString(e, "loc", longer)
+                     : -1;
+        Py_XDECREF(longer);
+        if (rc < 0) return -1;
     }
     return 0;
 }
@@ -1944,25 +2017,10 @@ static int tb_add_json_invalid(PyObject **errors) {
     return rc;
 }
 
-/* pydantic's own errors, with "body" prepended to each loc, as FastAPI
-   does (_support.model_errors). */
-static PyObject *tb_model_errors;
-
-static int tb_add_model_errors(PyObject **errors) {
-    PyObject *exc = tb_take_exception();
-    PyObject *list = exc ? PyObject_CallFunction(tb_model_errors, "Os", exc, "body") : NULL;
-    Py_XDECREF(exc);
-    int rc = list && (*errors || (*errors = PyList_New(0)))
-                 ? PyList_SetSlice(*errors, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, list) /* appends them */
-                 : -1;
-    Py_XDECREF(list);
-    return rc;
-}
-
 static int tb_check_body(tb_param *q, PyObject *value, PyObject **out, PyObject **errors) {
     if (q->conv == TB_MODEL) { /* q->model validates: turbo/_plans.py's validator() */
         if ((*out = PyObject_CallOneArg(q->model, value))) return 0;
-        return PyErr_ExceptionMatches(tb_ValidationError) ? tb_add_model_errors(errors) : -1;
+        return PyErr_ExceptionMatches(tb_ValidationError) ? tb_add_model_errors(errors, "body", NULL) : -1;
     }
     if (q->conv == TB_DICT ? PyDict_Check(value) : PyList_Check(value)) {
         *out = Py_NewRef(value);
@@ -2806,7 +2864,7 @@ typedef struct tb_asgi_job {
     struct tb_WebSocket *ws;
     turbo_ws *socket; /* TB_JOB_WS_OPEN's */
     int code;         /* TB_JOB_WS_CLOSE's */
-    int version, port, nheaders;
+    int version, port, https, nheaders;
     size_t method_len, path_len, query_len, headers_len, body_len;
     char host[48];
     char accept[29];
@@ -2840,7 +2898,7 @@ static tb_asgi_job *tb_asgi_job_new(tb_mount *m, turbo_req *req) {
                          .query_len = query.len,
                          .headers_len = headers_len,
                          .body_len = body.len};
-    job->port = turbo_req_peer(req, job->host, sizeof job->host);
+    job->port = tb_peer(req, job->host, sizeof job->host, &job->https, 1);
     char *o = job->data;
     memcpy(o, method.ptr, method.len);
     o += method.len;
@@ -2886,7 +2944,7 @@ static PyObject *tb_asgi_scope(const tb_asgi_job *job) {
         tb_put(scope, tb_s_type, Py_NewRef(tb_s_http)) < 0 || tb_put(scope, tb_s_asgi, Py_NewRef(asgi)) < 0 ||
         tb_put(scope, tb_s_http_version, Py_NewRef(job->version == 10 ? tb_s_http_1_0 : tb_s_http_1_1)) < 0 ||
         tb_put(scope, tb_s_method, PyUnicode_FromStringAndSize(method, (Py_ssize_t)job->method_len)) < 0 ||
-        tb_put(scope, tb_s_scheme, Py_NewRef(tb_s_http)) < 0 ||
+        tb_put(scope, tb_s_scheme, Py_NewRef(job->https ? tb_s_https : tb_s_http)) < 0 ||
         tb_put(scope, tb_s_path, rest ? tb_decoded_str(raw + prefix, rest, 0) : Py_NewRef(tb_s_slash)) < 0 ||
         tb_put(scope, tb_s_raw_path, PyBytes_FromStringAndSize(raw, (Py_ssize_t)job->path_len)) < 0 ||
         tb_put(scope, tb_s_query_string, PyBytes_FromStringAndSize(query, (Py_ssize_t)job->query_len)) < 0 ||
@@ -3713,7 +3771,7 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
     turbo_str path = turbo_req_path(req), root = {"/", 1}; /* past the mount's prefix: "/" at least */
     path = path.len > m->prefix_len ? (turbo_str){path.ptr + m->prefix_len, path.len - m->prefix_len} : root;
     char host[64];
-    int port = turbo_req_peer(req, host, sizeof host);
+    int https, port = tb_peer(req, host, sizeof host, &https, 0); /* REMOTE_ADDR the peer, as gunicorn's */
     PyObject *server = tb_server_addr, *errors = PySys_GetObject("stderr"), *env = PyDict_New();
     if (!env ||
         tb_put(env, tb_e_request_method, PyUnicode_FromStringAndSize(method.ptr, (Py_ssize_t)method.len)) <
@@ -3730,7 +3788,7 @@ static PyObject *tb_wsgi_environ(tb_mount *m, turbo_req *req, int multiprocess) 
                server ? PyObject_Str(PyTuple_GET_ITEM(server, 1)) : Py_NewRef(tb_s_empty)) < 0 ||
         tb_put(env, tb_e_remote_port, port < 0 ? Py_NewRef(tb_s_empty) : tb_port_text(port)) < 0 ||
         tb_put(env, tb_e_version, Py_NewRef(tb_wsgi_version)) < 0 ||
-        tb_put(env, tb_e_url_scheme, Py_NewRef(tb_s_http)) < 0 ||
+        tb_put(env, tb_e_url_scheme, Py_NewRef(https ? tb_s_https : tb_s_http)) < 0 ||
         tb_put(env, tb_e_input, tb_bytes_io(body)) < 0 ||
         tb_put(env, tb_e_errors, Py_NewRef(errors ? errors : Py_None)) < 0 ||
         tb_put(env, tb_e_multithread, Py_NewRef(Py_True)) < 0 ||
@@ -4082,15 +4140,20 @@ static int tb_add_statics(turbo_server *s, PyObject *statics) {
 }
 
 /* App._run(host, port, processes, threads, blocking_threads, needs_loop,
-   statics, keep_gil_ms): App.run (turbo/__init__.py) ends here with the values checked. */
+   statics, keep_gil_ms, forwarded_allow_ips): App.run (turbo/__init__.py)
+   ends here with the values checked. */
 static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     tb_App *self = (tb_App *)self_obj;
     const char *host;
     int port, processes, threads, blocking_threads, needs_loop, keep_gil_ms;
     PyObject *statics;
-    if (!PyArg_ParseTuple(args, "siiiipO!i:_run", &host, &port, &processes, &threads, &blocking_threads,
-                          &needs_loop, &PyTuple_Type, &statics, &keep_gil_ms))
+    const char *proxies;
+    if (!PyArg_ParseTuple(args, "siiiipO!is:_run", &host, &port, &processes, &threads, &blocking_threads,
+                          &needs_loop, &PyTuple_Type, &statics, &keep_gil_ms, &proxies))
         return NULL;
+    if (strlen(proxies) >= sizeof tb_proxies)
+        return PyErr_Format(PyExc_ValueError, "forwarded_allow_ips is too long");
+    strcpy(tb_proxies, proxies);
     self->has_async |= needs_loop;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
     tb_keep_gil_ms = keep_gil_ms;
@@ -4444,6 +4507,7 @@ static int tb_module_state_init(void) {
                    {&tb_s_code, "code"},
                    {&tb_s_reason, "reason"},
                    {&tb_s_http, "http"},
+                   {&tb_s_https, "https"},
                    {&tb_s_asgi_3_0, "3.0"},
                    {&tb_s_spec_2_3, "2.3"},
                    {&tb_s_http_1_0, "1.0"},

@@ -39,8 +39,14 @@ TYPE_NAMES = {
     "value_error.any_str.min_length": "string_too_short",
     "value_error.any_str.max_length": "string_too_long",
     "value_error.str.regex": "string_pattern_mismatch",
+    "type_error.enum": "enum",
+    "value_error.date": "date_from_datetime_parsing",
+    "type_error.uuid": "uuid_parsing",
+    "type_error.decimal": "decimal_parsing",
 }
 JSON = {"Content-Type": "application/json"}
+# What a proxy in front says of a client: uvicorn believes it from 127.0.0.1 by default, as turbo.
+FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7, 198.51.100.2"}
 
 PARITY_CASES = [
     ("POST", "/request-url/n?a=1&b=1&a=2", b"the body"), ("POST", "/request-url/n", b""),
@@ -91,6 +97,12 @@ PARITY_CASES = [
     ("GET", "/rules/3", None, {"X-Token": "tok", "Cookie": "a=1; sess=zz"}),
     ("GET", "/rules/3", None, {"X-Token": "caf\xe9", "Cookie": "sess=\xe9t\xe9"}),  # Latin-1 bytes
     ("GET", "/needs-header"), ("GET", "/needs-header", None, {"X-Key": "k"}),
+    ("GET", "/users/defaults"), ("GET", "/users/by-name"), ("GET", "/starlette-409"),
+    ("GET", "/whoami"), ("GET", "/whoami", None, FORWARDED), ("GET", "/whoami", None, {"X-Forwarded-Proto": "http"}),
+    ("GET", "/typed/small"), ("GET", "/typed/medium"), ("GET", "/typed/large?level=2&day=2024-02-29&price=3.25"),
+    ("GET", "/typed/small?key=6f1b1c50-6d1e-4d0c-9a77-2f0d3c1a9b10&either=y&sizes=large&sizes=small"),
+    ("GET", "/typed/small?either=x&level=3&day=2023-02-30&key=nope&price=abc&sizes=huge"),
+    ("GET", "/typed-rules?price=2", None, {"Day": "2024-01-02"}), ("GET", "/typed-rules?price=0"),
 ] + [("GET", "/types/" + kind) for kind in ("dict", "list", "str", "int", "big", "floats", "true", "none", "tuple",
                                                   "datetime", "uuid", "decimal", "dataclass", "enum_set", "path",
                                                   "bytes_inside")]
@@ -213,7 +225,8 @@ PORTED_CASES = [  # in order: the later ones see what the earlier ones made
 ERROR_CASES = [
     ("GET", "/unicorns/yolo"), ("GET", "/unicorns/ann"), ("GET", "/tea?brew=true"), ("GET", "/tea"),
     ("GET", "/tea?brew=maybe"), ("POST", "/items/x", b'{"a": 1}', JSON), ("POST", "/items/3", b"[1]", JSON),
-    ("POST", "/items/3", b'{"a": 1}', JSON), ("GET", "/missing"), ("GET", "/boom"),
+    ("POST", "/items/3", b'{"a": 1}', JSON), ("GET", "/missing"), ("GET", "/boom"), ("GET", "/taken"),
+    ("GET", "/conflict"),
 ]
 
 CATCHALL_CASES = [
@@ -266,6 +279,8 @@ ROUTER_CASES = [
     ("GET", "/file"), ("GET", "/file-typed"),
     ("HEAD", "/status"), ("TRACE", "/status"), ("GET", "/status"), ("HEAD", "/probe/"), ("TRACE", "/probe/"),
     ("TRACE", "/probe"), ("GET", "/probe/"),
+    ("GET", "/raw"), ("GET", "/raw-json"), ("GET", "/to-items"), ("GET", "/file-class"),
+    ("GET", "/items", None, FORWARDED), ("GET", "/things/", None, FORWARDED),
 ]
 
 DEMO_CASES = [
@@ -303,7 +318,7 @@ def normalized(status, headers, raw):
         body = json.loads(raw)
         if status == 422:
             body = [(TYPE_NAMES.get(e["type"], e["type"]), e["loc"]) for e in body["detail"]]
-    location = re.sub(r"^http://127\.0\.0\.1:\d+", "", headers.get("location", ""))  # the ports differ
+    location = re.sub(r"^(https?)://127\.0\.0\.1:\d+", r"\1:", headers.get("location", ""))  # the ports differ
     cookie = re.sub(r"expires=[^;]*; ", "", headers.get("set-cookie", ""))  # the dates differ
     if headers.get("content-encoding") == "gzip":
         body = gzip.decompress(raw)
@@ -447,6 +462,11 @@ print(json.dumps(out, default=str))
 
     def test_exception_handlers_same_answers(self):
         self.check_parity_app(harness.PYTHON, "parity_errors", ERROR_CASES)
+
+    def test_exception_handlers_same_answers_with_starlettes_http_exception(self):
+        """turbo on FastAPI's interpreter, which has Starlette: the app registers and raises
+        Starlette's HTTPException, as code written for FastAPI does."""
+        self.check_parity_app(FASTAPI_PYTHON, "parity_errors", ERROR_CASES)
 
     def test_a_handler_for_exception_leaves_http_and_validation_errors_their_defaults(self):
         self.check_parity_app(harness.PYTHON, "parity_catchall", CATCHALL_CASES)

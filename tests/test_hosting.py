@@ -104,6 +104,10 @@ def request_of(case):
     return method, path, body, headers, chunked
 
 
+# What a proxy in front says of a client (uvicorn and gunicorn trust 127.0.0.1 by default, as turbo).
+FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7, 198.51.100.2"}
+
+
 def ws_transcript(port):
     """What a client sees of fastapi_app's WebSockets: messages, close codes, refusals."""
     seen = []
@@ -166,7 +170,7 @@ class Parity(unittest.TestCase):
     def test_a_bare_asgi_apps_scope_as_on_uvicorn(self):
         self.compare("starlette_app:scope_dump", uvicorn,
                      [("GET", "/a%20b/%C3%A9?x=1&y=%20"), ("POST", "/p", b"body", {"X-Custom": "v", "A": ""}),
-                      ("GET", "/")])
+                      ("GET", "/"), ("GET", "/proxied", None, FORWARDED), ("GET", "/half", None, {"X-Forwarded-Proto": "http"})])
 
     def test_a_body_in_parts_keeps_the_length_the_app_states(self):
         self.compare("starlette_app:stated_length", uvicorn, [("GET", "/"), ("HEAD", "/")])
@@ -188,7 +192,8 @@ class Parity(unittest.TestCase):
     def test_a_bare_wsgi_apps_environ_as_on_gunicorn(self):
         self.compare("flask_app:environ_dump", gunicorn,
                      [("GET", "/a%20b/%C3%A9?x=1&y=%20"), ("POST", "/p", b"body", {"X-Custom": "v", "A": ""}),
-                      ("POST", "/c", b"a chunked body", {"X-Custom": "v"}, True), ("GET", "/")])
+                      ("POST", "/c", b"a chunked body", {"X-Custom": "v"}, True), ("GET", "/"),
+                      ("GET", "/proxied", None, FORWARDED)])
 
     def test_django_as_on_gunicorn(self):
         self.compare("django_app:app", gunicorn, DJANGO_CASES)

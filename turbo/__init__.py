@@ -166,6 +166,8 @@ class App(_turbo.App, routing.Routes):
                                                    exc_class_or_status_code))
 
     def add_exception_handler(self, exc_class_or_status_code, handler):
+        if exc_class_or_status_code is _starlette_http_exception():  # FastAPI's docs register it
+            exc_class_or_status_code = HTTPException
         self.exception_handlers[exc_class_or_status_code] = handler
 
     def _handler_for(self, exc):
@@ -186,6 +188,7 @@ class App(_turbo.App, routing.Routes):
     def _handle_exception(self, exc, request):
         """Called by C for a route's exception: its Response, _server_error's answer, or None
         (a 500)."""
+        exc = _as_ours(exc)
         handler = self._handler_for(exc)
         if handler is not None:
             try:
@@ -202,6 +205,7 @@ class App(_turbo.App, routing.Routes):
     async def _exception_response(self, exc, request):
         """The same, on the loop, for the middleware's call_next; what is left goes out through
         the middleware to _server_error, as in Starlette."""
+        exc = _as_ours(exc)
         handler = self._handler_for(exc)
         if handler is None:
             return exc.response() if isinstance(exc, _DEFAULT_ANSWERS) else None
@@ -264,9 +268,12 @@ class App(_turbo.App, routing.Routes):
                     return False
         return True
 
-    def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0):
+    def run(self, host="127.0.0.1", port=8000, workers=None, threads=1, blocking_threads=0,
+            forwarded_allow_ips=None):
         """Serves until SIGINT/SIGTERM. workers: processes (None: one per usable CPU); threads: event
-        loops per process; blocking_threads: spare threads for handlers that block (0: 64)."""
+        loops per process; blocking_threads: spare threads for handlers that block (0: 64);
+        forwarded_allow_ips: the proxies whose X-Forwarded-Proto and -For are believed (None:
+        $FORWARDED_ALLOW_IPS, else 127.0.0.1, as uvicorn; "*": any; "": none)."""
         if self.openapi_url:
             openapi.add_routes(self, self._free)
         if self.redirect_slashes:
@@ -286,7 +293,8 @@ class App(_turbo.App, routing.Routes):
         # A loop with the GIL keeps it this long through a wait, while no other thread wants it.
         keep_gil_ms = int(sys.getswitchinterval() * 1000)  # 0 below 1 ms: not kept
         self._run(host, port, processes, threads, blocking_threads, needs_loop, tuple(self._statics),
-                  keep_gil_ms)
+                  keep_gil_ms, os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+                  if forwarded_allow_ips is None else forwarded_allow_ips)
 
     def _free(self, path):
         return path not in self._taken and not any(_under(path, m) for m in self._mounts)
@@ -326,6 +334,22 @@ class App(_turbo.App, routing.Routes):
 
 
 _DEFAULT_ANSWERS = (HTTPException, RequestValidationError)  # exc.response() answers them
+
+
+def _starlette_http_exception():
+    """Starlette's HTTPException (FastAPI's is one) if the program imported Starlette, else None."""
+    return getattr(sys.modules.get("starlette.exceptions"), "HTTPException", None)
+
+
+def _as_ours(exc):
+    """A Starlette HTTPException, which code written for FastAPI raises, as turbo's: answered
+    the same way, and by the handlers for either."""
+    theirs = _starlette_http_exception()
+    if theirs is None or not isinstance(exc, theirs) or isinstance(exc, HTTPException):
+        return exc
+    ours = HTTPException(exc.status_code, exc.detail, getattr(exc, "headers", None))
+    ours.__cause__ = exc
+    return ours
 
 _LIBRARIES = []  # native handler libraries, never closed: the server calls into them
 

@@ -50,6 +50,9 @@ def parse_args(argv):
                    help="a line per request in this format")
     p.add_argument("--access-log-path", help="append the access log there (default stderr; "
                    "SIGUSR1 opens it again, for logrotate)")
+    p.add_argument("--forwarded-allow-ips", help="proxies whose X-Forwarded-Proto and "
+                   "X-Forwarded-For are believed, comma-separated, or * (default "
+                   "$FORWARDED_ALLOW_IPS, else 127.0.0.1)")
     p.add_argument("--metrics-path", help="serve Prometheus metrics there, e.g. /metrics")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                    help="accepted for uvicorn's command lines; turbo logs errors and its "
@@ -136,7 +139,7 @@ def main(argv=None):
         if value:
             os.environ[name] = value
     server.run(host=args.host, port=args.port, workers=args.processes, threads=args.threads,
-               blocking_threads=args.blocking_threads)
+               blocking_threads=args.blocking_threads, forwarded_allow_ips=args.forwarded_allow_ips)
 
 
 if __name__ == "__main__":

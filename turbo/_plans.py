@@ -4,6 +4,7 @@ turbo._turbo calls describe() for each route and keeps the answer as the C plan 
 (turbo_py.c, tb_plan_new). An annotation turbo cannot honour is refused here, never ignored.
 """
 import collections
+import dataclasses
 import functools
 import inspect
 import re
@@ -75,6 +76,22 @@ def conversion(ann):
     if isinstance(ann, type) and issubclass(ann, Request):
         return "request", nullable, ann
     return ("model" if _pydantic_model(ann) else "typed"), nullable, ann
+
+
+_COMPLEX = (dict, list, set, frozenset, tuple, bytes, UploadFile, Request)
+
+
+def typed_scalar(ann):
+    """Whether an annotation C does not convert is still one value FastAPI reads from the path,
+    the query, a header or a cookie (an Enum, a date, a UUID, a Decimal, a Literal, a union of
+    such): C passes its text to pydantic, which makes the value."""
+    if typing.get_origin(ann) in _UNIONS:
+        return all(conversion(a)[0] in ("str", "int", "float", "bool") or typed_scalar(a)
+                   for a in typing.get_args(ann) if a is not type(None))
+    if typing.get_origin(ann) is typing.Literal:
+        return True
+    return (isinstance(ann, type) and not issubclass(ann, _COMPLEX) and not _pydantic_model(ann)
+            and not dataclasses.is_dataclass(ann))
 
 
 def _pydantic(why):
@@ -166,13 +183,24 @@ def leaf(p, ann, marker, in_path):
     if marker is not None and collection in _MANY and marker.source != "body":
         many = _MANY.index(collection) + 1  # list[int] = Query(), List[UploadFile] = File()...
         conv, _, bare = conversion((typing.get_args(bare) or (str,))[0])
+    typed = conv == "typed" and typed_scalar(bare) and getattr(marker, "source", "") != "file"
     if is_body(ann, marker):
         if p.name in in_path and marker is None:
-            raise TypeError("path parameter '%s' must be int, float, str or bool" % p.name)
+            raise TypeError("path parameter '%s' must be one value (int, str, an Enum, a date...), "
+                            "not %r" % (p.name, ann))
         source = "body"
         if marker is not None or conv not in ("dict", "list"):
             check = validator(p.name, bare, conv, marker.field_rules() if marker else None)
             conv = "model"
+    elif typed:  # C takes the text, pydantic makes the value and keeps the marker's rules
+        source, key = marker.source if marker else "path" if p.name in in_path else "query", \
+            marker.key(p.name) if marker else p.name
+        check, conv = validator(p.name, bare, conv, marker.field_rules() if marker else None), "str"
+        check.annotation = bare  # for the API document
+        if source == "path" and key not in in_path:
+            raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
+        if many and source in ("path", "cookie"):
+            raise TypeError("parameter '%s': a list cannot come from a %s" % (p.name, source))
     elif marker is not None and (conv in ("str", "int", "float", "bool")
                                  or marker.source == "file" and conv in ("bytes", "upload")):
         source, key = marker.source, marker.key(p.name)
@@ -182,13 +210,14 @@ def leaf(p, ann, marker, in_path):
         if many and source in ("path", "cookie"):
             raise TypeError("parameter '%s': a list cannot come from a %s" % (p.name, source))
     elif marker is not None:
-        raise TypeError("parameter '%s': %s() takes int, float, str or bool%s, or a list of them"
-                        % (p.name, type(marker).__name__,
-                           ", bytes or UploadFile" if marker.source == "file" else ""))
+        raise TypeError("parameter '%s': %s() takes one value (int, str, an Enum, a date...)%s, "
+                        "or a list of them, not %r" % (p.name, type(marker).__name__,
+                                                       ", bytes or UploadFile" if marker.source == "file"
+                                                       else "", ann))
     elif conv in ("typed", "bytes", "upload"):
-        raise TypeError("parameter '%s': annotation %r is not supported here; use int, float, "
-                        "str, bool, Optional[...], or a body (dict, list, a pydantic model, "
-                        "Body()) or turbo.Request" % (p.name, ann))
+        raise TypeError("parameter '%s': annotation %r is not supported here; use one value (int, "
+                        "str, an Enum, a date...), Optional[...], or a body (dict, list, a pydantic "
+                        "model, Body()) or turbo.Request" % (p.name, ann))
     elif conv == "request":
         source = "request"
     else:
@@ -201,7 +230,9 @@ def is_body(ann, marker):
     """Whether a parameter is (part of) the body: Body(), or unmarked and no scalar."""
     if marker is not None:
         return isinstance(marker, params.Body)
-    return conversion(ann)[0] in ("dict", "list", "model", "typed") and not _files(ann)
+    conv, _, bare = conversion(ann)
+    return (conv in ("dict", "list", "model") or conv == "typed" and not typed_scalar(bare)) \
+        and not _files(ann)
 
 
 def _files(ann):
@@ -297,6 +328,16 @@ def response_model(func, model=_DEFAULT):
     return model
 
 
+def default_status(cls):
+    """A route's status when it names none: its response class's own default (307 for
+    RedirectResponse), else 200."""
+    try:
+        default = inspect.signature(cls).parameters["status_code"].default
+    except (TypeError, ValueError, KeyError):  # None, or a class of C's
+        return 200
+    return default if isinstance(default, int) else 200
+
+
 class Shaper:
     """What C calls with each result that is no Response: validated against the response
     model and dumped as FastAPI's (only its fields, by alias, response_model_* options), then
@@ -304,9 +345,8 @@ class Shaper:
 
     def __init__(self, model, cls, options):
         self.model, self.cls, self.status_code = model, cls, options["status_code"]
-        self.dump = {k: options["response_model_" + k]
-                     for k in ("include", "exclude", "exclude_unset", "exclude_none")}
-        self.dump["by_alias"] = True
+        self.dump = {k: options["response_model_" + k] for k in (
+            "include", "exclude", "by_alias", "exclude_unset", "exclude_defaults", "exclude_none")}
         pydantic = sys.modules.get("pydantic")
         v2 = model is not None and hasattr(pydantic, "TypeAdapter")
         self.adapter = pydantic.TypeAdapter(model) if v2 else None

@@ -87,7 +87,7 @@ def request_url(request, path=None):
     query = request.query_string.decode("latin-1")
     host = request.headers.get("host", "")
     path = request.path if path is None else path
-    return URL("http://%s%s%s" % (host, path, "?" + query if query else ""))
+    return URL("%s://%s%s%s" % (request.scheme, host, path, "?" + query if query else ""))
 
 
 def request_cookies(request):
@@ -105,7 +105,7 @@ def request_cookies(request):
 def request_scope(request):
     """An ASGI-style http scope for code that reads request.scope."""
     return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1", "method": request.method, "scheme": "http",
+            "http_version": "1.1", "method": request.method, "scheme": request.scheme,
             "path": request.path, "raw_path": request.raw_path,
             "query_string": request.query_string, "root_path": "",
             "headers": request.headers.raw,
@@ -335,18 +335,29 @@ async def _one_piece(body):
 body_iterator = property(lambda response: _one_piece(response.body))
 
 
-def model_errors(exc, where):
-    """A pydantic ValidationError's errors as a 422 lists them (loc starting with where)."""
+def model_errors(exc, *where):
+    """A pydantic ValidationError's errors as a 422 lists them (loc starting with where: "body",
+    or "query" and a name...)."""
     try:
         errors = exc.errors(include_url=False)
     except TypeError:  # pydantic 1
         errors = exc.errors()
     for e in errors:
-        e["loc"] = (where,) + tuple(e["loc"])
+        e["loc"] = where + tuple(e["loc"])
         if "ctx" in e:
-            e["ctx"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
-                        for k, v in e["ctx"].items()}
+            e["ctx"] = {k: _ctx_value(v) for k, v in e["ctx"].items()}
     return errors
+
+
+def _ctx_value(v):
+    """An error's context value as FastAPI encodes it (pydantic 1's enum_values as the values, a
+    Decimal bound as a number); one JSON has no form for (an exception) as its str."""
+    if isinstance(v, (list, tuple)):
+        return [_ctx_value(x) for x in v]
+    if isinstance(v, (int, float, str, bool, type(None))):
+        return v
+    made = plain(v)
+    return str(v) if made is NotImplemented or isinstance(made, (list, dict)) else made
 
 
 def plain(o):
@@ -413,7 +424,7 @@ def websocket_scope(scope):
     """The scope of a hosted ASGI app's WebSocket, from the http scope C made of the handshake."""
     protocols = dict(scope["headers"]).get(b"sec-websocket-protocol", b"")
     del scope["method"]
-    scope.update(type="websocket", scheme="ws", extensions={}, subprotocols=[
+    scope.update(type="websocket", scheme="wss" if scope["scheme"] == "https" else "ws", extensions={}, subprotocols=[
         p.strip().decode("latin-1") for p in protocols.split(b",") if p.strip()])
     return scope
 

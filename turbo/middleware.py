@@ -200,6 +200,9 @@ class Around:
         return Response('{"detail":"Not Found"}', 404, None, "application/json")
 
     async def route(self, scope, receive, send):
+        if scope["type"] == "websocket":  # no WebSocket route has its path: refused, as Starlette's
+            await send({"type": "websocket.close", "code": 1000})
+            return
         respond = scope.get("turbo.respond")
         response = await respond() if respond else self.unrouted(scope)
         if callable(response):  # it streams

@@ -77,9 +77,10 @@ class Schemas:
         return schema
 
 
-def _scalar_schema(q):
+def _scalar_schema(q, schemas):
     """The schema of a path, query, header, cookie or form value, or a file (q its Leaf)."""
-    schema = dict(_SCALAR_SCHEMAS[q.conv])
+    typed = getattr(q.model, "annotation", None)  # an Enum, a date...: pydantic's schema
+    schema = dict(schemas.of(typed) if typed is not None else _SCALAR_SCHEMAS[q.conv])
     for rule, bound, *_ in q.rules:
         schema[_RULE_KEYS.get(rule, rule)] = bound.pattern if rule == "pattern" else bound
     if q.many:
@@ -118,7 +119,7 @@ def _request_body(op_id, bodies, forms, schemas):
                      required=not q.default)
     props = {}
     for q in forms:
-        props[q.key] = _scalar_schema(q)
+        props[q.key] = _scalar_schema(q, schemas)
     for _, ann, _, q in bodies:
         schema = schemas.of(ann)
         props[q.key] = schema if "$ref" in schema else dict(schema, title=_title(q.key))
@@ -143,11 +144,20 @@ def _security(callers, schemes):
     return out
 
 
+def _media_type(cls):
+    """The media type a response class declares: None for Response, RedirectResponse and
+    FileResponse, which declare none (FastAPI then documents no content); JSON by default."""
+    if cls is None or issubclass(cls, JSONResponse):
+        return "application/json"
+    media = getattr(cls, "media_type", None)  # Response's own is a slot, not a str
+    return media if isinstance(media, str) else None
+
+
 def _responses(route, o, schemas, takes_values):
     status = str(o["status_code"])
-    media = getattr(o["response_class"], "media_type", None) or "application/json"
+    media = _media_type(o["response_class"])
     ok = {"description": o["response_description"]}
-    if int(status) not in (204, 304):
+    if media is not None and int(status) not in (204, 304):
         model = _plans.response_model(route.endpoint, o["response_model"])
         if media != "application/json":
             schema = {"type": "string"}
@@ -180,7 +190,7 @@ def _operation(route, method, schemas, schemes):
         if (q.key, q.source) not in parameters:
             parameters[q.key, q.source] = {"name": q.key, "in": q.source,
                                            "required": q.source == "path" or not q.default,
-                                           "schema": _scalar_schema(q)}
+                                           "schema": _scalar_schema(q, schemas)}
     op = _some(summary=o["summary"] or _title(name), operationId=op_id, tags=list(o["tags"] or ()),
                description=o["description"] or inspect.cleandoc(getattr(route.endpoint, "__doc__",
                                                                         "") or ""),

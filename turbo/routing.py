@@ -21,10 +21,11 @@ class Route:
 class Routes:
     """The route decorators, which end in _add, as App and APIRouter define it."""
 
-    def add_api_route(self, path, endpoint, *, methods=None, status_code=200, blocking=False,
+    def add_api_route(self, path, endpoint, *, methods=None, status_code=None, blocking=False,
                       dependencies=None, response_model=_plans._DEFAULT,
                       response_model_include=None, response_model_exclude=None,
-                      response_model_exclude_unset=False, response_model_exclude_none=False,
+                      response_model_by_alias=True, response_model_exclude_unset=False,
+                      response_model_exclude_defaults=False, response_model_exclude_none=False,
                       response_class=None, tags=None, summary=None, description=None,
                       response_description="Successful Response", responses=None,
                       deprecated=None, operation_id=None, include_in_schema=True, name=None,
@@ -33,13 +34,15 @@ class Routes:
         blocking=True: the handler blocks (I/O), so its event loop is given away first."""
         options = dict(locals())  # every option above, given or not
         del options["self"], options["path"], options["endpoint"]
+        if status_code is None:
+            options["status_code"] = _plans.default_status(response_class)
         self._add(path, endpoint, options)
 
     def api_route(self, path, methods=None, **options):
         """Decorates a handler: add_api_route(path, handler, methods=methods, ...)."""
         return decorator(lambda func: self.add_api_route(path, func, methods=methods, **options))
 
-    def route(self, path, methods=None, status_code=200, **options):
+    def route(self, path, methods=None, status_code=None, **options):
         """api_route, with the status code as turbo's earlier positional argument."""
         return self.api_route(path, methods, status_code=status_code, **options)
 

@@ -18,6 +18,11 @@ else:
 app = App()
 
 
+@app.get("/whoami")
+def whoami(request: Request):  # behind a trusted proxy (127.0.0.1), as its X-Forwarded-* say
+    return {"scheme": request.url.scheme, "scope_scheme": request.scope["scheme"], "client": request.client.host}
+
+
 @app.post("/request-url/{name}")
 async def request_url_parts(name: str, request: Request):
     return {"replaced": str(request.url.replace(query="z=1")).split("/", 3)[3],
@@ -133,7 +138,7 @@ def no_content():
 
 
 # Response models: the return annotation or response_model= filters and checks what is sent.
-from typing import List  # noqa: E402
+from typing import List, Union  # noqa: E402
 
 from pydantic import BaseModel, Field  # noqa: E402
 
@@ -178,6 +183,25 @@ def user_aliased():  # no response model: sent by alias, at any depth
     return {"one": Aliased(userId=1, fullName="Ann"), "all": [Aliased(userId=2)]}
 
 
+@app.get("/starlette-409")
+def starlette_409():  # as code written for FastAPI may raise it
+    try:
+        from starlette.exceptions import HTTPException as StarletteHTTPException
+    except ImportError:
+        StarletteHTTPException = HTTPException
+    raise StarletteHTTPException(409, "taken")
+
+
+@app.get("/users/defaults", response_model=BaseUser, response_model_exclude_defaults=True)
+def user_defaults():
+    return {"name": "eve", "email": None, "tags": ["t"]}
+
+
+@app.get("/users/by-name", response_model=Aliased, response_model_by_alias=False)
+def user_by_name():
+    return Aliased(userId=3, fullName="Fay")
+
+
 @app.get("/users/none", response_model=BaseUser, response_model_exclude_none=True)
 def user_none():
     return {"name": "di"}
@@ -204,6 +228,30 @@ def rules(item_id: int = Path(..., ge=1), q: Optional[str] = Query(None, min_len
 @app.get("/needs-header")
 def needs_header(x_key: str = Header(...), user_agent: Optional[str] = Header(None)):
     return {"x_key": x_key}
+
+
+class Size(str, enum.Enum):
+    S = "small"
+    L = "large"
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+# Annotations C does not convert, read from the query and the path as FastAPI reads them.
+@app.get("/typed/{size}")
+def typed(size: Size, level: Level = Level.LOW, day: Optional[datetime.date] = None,
+          key: Optional[uuid.UUID] = None, price: decimal.Decimal = decimal.Decimal("1.5"),
+          either: Union[int, str] = 0, sizes: List[Size] = Query([])):
+    return {"size": size, "level": level, "day": day, "key": key, "price": price, "either": either,
+            "sizes": sizes, "types": [type(v).__name__ for v in (size, level, day, key, price, either)]}
+
+
+@app.get("/typed-rules")
+def typed_rules(price: decimal.Decimal = Query(..., gt=0), day: datetime.date = Header(...)):
+    return {"price": price, "day": day}
 
 
 if __name__ == "__main__":

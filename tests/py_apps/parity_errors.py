@@ -11,7 +11,10 @@ if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
 else:
     from turbo import App, Depends, HTTPException, JSONResponse, PlainTextResponse, RequestValidationError
     from turbo.exceptions import http_exception_handler, request_validation_exception_handler
-    BaseHTTPException = HTTPException
+    try:  # code written for FastAPI registers Starlette's, and may raise it
+        from starlette.exceptions import HTTPException as BaseHTTPException
+    except ImportError:
+        BaseHTTPException = HTTPException
 
 
 class UnicornException(Exception):
@@ -49,6 +52,16 @@ async def http_handler(request, exc):
     if exc.status_code == 404:
         return await http_exception_handler(request, exc)
     return JSONResponse({"custom": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+@app.get("/taken")
+def taken():
+    raise BaseHTTPException(409, "taken")
+
+
+@app.get("/conflict")
+def conflict():  # FastAPI's own is a Starlette one: the handler above takes it
+    raise HTTPException(409, "conflict", headers={"X-A": "c"})
 
 
 @app.get("/unicorns/{name}")

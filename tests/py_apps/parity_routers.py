@@ -171,5 +171,25 @@ async def a_typed_file():
     return FileResponse(__file__, media_type="text/csv", headers={"X-A": "file"})
 
 
+@app.get("/raw", response_class=Response)
+def raw():
+    return Response(b"\x89PNG", media_type="image/png")
+
+
+@app.get("/raw-json", response_class=JSONResponse)
+def raw_json():
+    return {"json": True}
+
+
+@app.get("/to-items", response_class=RedirectResponse)
+def to_items():
+    return "/items/"
+
+
+@app.get("/file-class", response_class=FileResponse)
+def file_class():
+    return __file__
+
+
 if __name__ == "__main__":
     app.run(host="127.0.0.1", port=0, workers=1)
