@@ -1543,12 +1543,12 @@ static int tb_name_index(PyObject *s, const char *const *names, int n) {
 }
 
 static int tb_plan_param(tb_plan *pl, PyObject *desc, PyObject *kwnames) {
-    PyObject *name, *key, *source, *conv, *dflt, *model, *rules;
+    PyObject *name, *key, *source, *conv, *dflt, *model, *rules, *docs; /* docs: the API document's */
     int nullable, kwonly;
     unsigned char many;
     long rank;
-    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!lb", &name, &key, &source, &conv, &nullable, &PyTuple_Type, &dflt,
-                          &model, &kwonly, &PyTuple_Type, &rules, &rank, &many))
+    if (!PyArg_ParseTuple(desc, "UUOOpO!OpO!lb|O", &name, &key, &source, &conv, &nullable, &PyTuple_Type,
+                          &dflt, &model, &kwonly, &PyTuple_Type, &rules, &rank, &many, &docs))
         return -1;
     if (pl->nparams == TB_MAX_ARGS) {
         PyErr_Format(PyExc_TypeError, "a handler may have at most %d parameters", TB_MAX_ARGS);

@@ -1395,6 +1395,10 @@ class OpenAPI(ServedApp):
         limit = listing["parameters"][0]
         self.assertEqual((limit["name"], limit["in"], limit["required"], limit["schema"]["exclusiveMinimum"],
                           limit["schema"]["maximum"], limit["schema"]["default"]), ("limit", "query", False, 0, 100, 10))
+        q, custom = listing["parameters"][1:]  # secret: include_in_schema=False
+        self.assertEqual((q["name"], q["description"], q["deprecated"], q["example"], q["schema"]["title"],
+                          q["schema"]["description"]), ("q", "Words to find.", True, "pen", "Search", "Words to find."))
+        self.assertEqual((custom["name"], custom["in"]), ("X-Custom", "header"))
         self.assertEqual(listing["responses"]["200"]["content"]["application/json"]["schema"],
                          {"type": "array", "items": {"$ref": "#/components/schemas/Item"}})
         upload = doc["paths"]["/upload"]["post"]

@@ -29,9 +29,10 @@ _MANY = (list, set, tuple)
 # a 1-tuple, (factory, "factory") for a default_factory, or () when the value is required;
 # model: what validates a body value (validator()), or None; rules: as params.Param.rules;
 # rank: orders the checks and so the errors of a 422 (path, query, header, cookie, body);
-# many: every value of that name, in a list (1), a set (2) or a tuple (3).
+# many: every value of that name, in a list (1), a set (2) or a tuple (3); docs: what the marker
+# keeps for the API document (C does not read it).
 Leaf = collections.namedtuple("Leaf", "name key source conv nullable default model kwonly rules "
-                                      "rank many")
+                                      "rank many docs", defaults=(None,))
 
 
 def translate(path):
@@ -223,7 +224,8 @@ def leaf(p, ann, marker, in_path):
     else:
         source = "path" if p.name in in_path else "query"
     return Leaf(p.name, key, source, conv, nullable, _default(p, marker), check,
-                p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source), many)
+                p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source), many,
+                dict(marker.docs, alias=marker.alias) if isinstance(marker, params.Param) else None)
 
 
 def is_body(ann, marker):

@@ -95,6 +95,22 @@ def _scalar_schema(q, schemas):
     return schema
 
 
+def _parameter(q, schemas):
+    """The entry of a path, query, header or cookie value, with what its marker says of it
+    (title, description, example(s), deprecated), as FastAPI writes it."""
+    docs = q.docs or {}
+    schema = _scalar_schema(q, schemas)
+    schema.update(_some(title=docs.get("title"), description=docs.get("description")))
+    entry = {"name": docs.get("alias") or q.key, "in": q.source,
+             "required": q.source == "path" or not q.default, "schema": schema}
+    entry.update(_some(description=docs.get("description"), deprecated=docs.get("deprecated")))
+    if docs.get("examples"):
+        entry["examples"] = docs["examples"]
+    elif docs.get("example") is not None:
+        entry["example"] = docs["example"]
+    return entry
+
+
 def _plan_of(route):
     """(documented values, body members, (call, scopes) of each step) of a route."""
     call = route.call
@@ -187,10 +203,8 @@ def _operation(route, method, schemas, schemes):
     body = _request_body(op_id, bodies, forms, schemas) if bodies or forms else None
     parameters = {}  # a value two dependencies take is one parameter
     for q in params:
-        if (q.key, q.source) not in parameters:
-            parameters[q.key, q.source] = {"name": q.key, "in": q.source,
-                                           "required": q.source == "path" or not q.default,
-                                           "schema": _scalar_schema(q, schemas)}
+        if (q.key, q.source) not in parameters and (q.docs or {}).get("include_in_schema", True):
+            parameters[q.key, q.source] = _parameter(q, schemas)
     op = _some(summary=o["summary"] or _title(name), operationId=op_id, tags=list(o["tags"] or ()),
                description=o["description"] or inspect.cleandoc(getattr(route.endpoint, "__doc__",
                                                                         "") or ""),

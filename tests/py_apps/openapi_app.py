@@ -5,7 +5,7 @@ from typing import List, Optional
 
 from pydantic import BaseModel
 
-from turbo import App, Depends, File, Form, Query, UploadFile
+from turbo import App, Depends, File, Form, Header, Query, UploadFile
 from turbo.security import OAuth2PasswordBearer
 
 
@@ -39,7 +39,11 @@ def create_item(item: Item, token: str = Depends(oauth2)):
 
 
 @app.get("/items/", response_model=List[Item], tags=["items"], deprecated=True)
-def list_items(limit: int = Query(10, gt=0, le=100), q: Optional[str] = Query(None, max_length=20)):
+def list_items(limit: int = Query(10, gt=0, le=100),
+               q: Optional[str] = Query(None, max_length=20, title="Search", description="Words to find.",
+                                        example="pen", deprecated=True),
+               secret: Optional[str] = Query(None, include_in_schema=False),
+               x_custom: Optional[str] = Header(None, alias="X-Custom")):
     return []
 
 
