@@ -3025,6 +3025,7 @@ struct tb__conn {
        leaves it alone; the thread hands it back through the mailbox. */
     int lent;
     int dead;                /* the lending thread found the client gone */
+    int refused;             /* answered 503 at max_connections, lingering: in w->refused, not counted */
     tb__conn *returned_next; /* in the mailbox's returned list */
 };
 
@@ -3217,6 +3218,7 @@ struct tb__worker {
     int64_t wake_at;  /* no deadline is earlier (0: one may be): expiry waits until then */
     uint64_t *gauges; /* its slot, for tb__metrics too: TB__G_* */
     tb__conn *free_conns;
+    int refused; /* connections lingering after a 503 at max_connections */
     tb__conn *timer_head[TB__T_COUNT], *timer_tail[TB__T_COUNT];
     int64_t timeout[TB__T_COUNT];
     tb__limits limits;
@@ -4500,7 +4502,8 @@ static void tb__conn_free(tb__worker *w, tb__conn *c) {
     tb__conn_drop_file(c);
     turbo_buf_free(&c->in);
     turbo_buf_free(&c->out);
-    TB__ADD(w->gauges[TB__G_CONNS], -1);
+    if (c->refused) w->refused--;
+    else TB__ADD(w->gauges[TB__G_CONNS], -1);
     c->next = w->free_conns;
     w->free_conns = c;
 }
@@ -5581,8 +5584,9 @@ static void tb__peer_keep(tb__peer *p, const struct sockaddr_storage *a) {
     }
 }
 
-/* A connection for fd, counted; NULL (fd closed) when there is no memory. */
-static tb__conn *tb__conn_new(tb__worker *w, int fd, const struct sockaddr_storage *peer) {
+/* A connection for fd, counted (a refused one apart); NULL (fd closed)
+   when there is no memory. */
+static tb__conn *tb__conn_new(tb__worker *w, int fd, const struct sockaddr_storage *peer, int refused) {
     tb__conn *c;
     if ((c = w->free_conns) != NULL) w->free_conns = c->next;
     else if (!(c = (tb__conn *)TURBO_MALLOC(sizeof *c))) {
@@ -5593,7 +5597,9 @@ static tb__conn *tb__conn_new(tb__worker *w, int fd, const struct sockaddr_stora
     c->fd = fd;
     tb__peer_keep(&c->peer, peer);
     c->timer = -1;
-    TB__ADD(w->gauges[TB__G_CONNS], 1);
+    c->refused = refused;
+    if (refused) w->refused++;
+    else TB__ADD(w->gauges[TB__G_CONNS], 1);
     return c;
 }
 
@@ -5603,7 +5609,6 @@ static void tb__worker_accept(tb__worker *w) {
     for (i = 0; i < 64; i++) { /* a bounded batch keeps other connections served */
         struct sockaddr_storage peer;
         int fd = tb__accept(w->listen_fd, &peer), one = 1;
-        uint64_t conns = w->gauges[TB__G_CONNS];
         tb__conn *c;
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -5617,7 +5622,7 @@ static void tb__worker_accept(tb__worker *w) {
             }
             return;
         }
-        if (conns >= max) {
+        if (w->gauges[TB__G_CONNS] >= max) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nServer: turbo\r\n"
                                        "Content-Type: text/plain; charset=utf-8\r\n"
                                        "Content-Length: 20\r\nConnection: close\r\n\r\n"
@@ -5625,13 +5630,14 @@ static void tb__worker_accept(tb__worker *w) {
             ssize_t ignored = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
             (void)ignored;
             /* Its request, read and dropped while it lingers, cannot reset
-               the connection before the client has read the 503; past an
-               eighth more, a flood is only closed. */
-            if (conns < max + max / 8 + 8 && (c = tb__conn_new(w, fd, &peer)) != NULL) tb__conn_linger(w, c);
-            else close(fd);
+               the connection before the client has read the 503. Such
+               connections take no slot; past an eighth more, a flood is
+               only closed. */
+            if (w->refused >= (int)(max / 8) + 8) close(fd);
+            else if ((c = tb__conn_new(w, fd, &peer, 1)) != NULL) tb__conn_linger(w, c);
             continue;
         }
-        if ((c = tb__conn_new(w, fd, &peer)) == NULL) continue;
+        if ((c = tb__conn_new(w, fd, &peer, 0)) == NULL) continue;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         tb__conn_await(w, c, TB__READ, TB__T_HEAD);
     }
@@ -5705,7 +5711,7 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
             w->gave_up = 1;
         }
         if (w->gave_up && !w->lent) break; /* else wait for their handlers; a stuck one ends the process */
-        if (w->draining && !w->gauges[TB__G_CONNS] && !w->defers) break;
+        if (w->draining && !w->gauges[TB__G_CONNS] && !w->refused && !w->defers) break;
         if (t->log.len) {
             tb__let_go(t);
             tb__log_flush(t);

@@ -906,6 +906,7 @@ static PyObject *tb_str_view(turbo_str s) {
 static char tb_proxies[512];
 
 static int tb_trusted(const char *peer) {
+    if (strncmp(peer, "::ffff:", 7) == 0 && strchr(peer + 7, '.')) peer += 7; /* IPv4 on an IPv6 socket */
     size_t n = strlen(peer);
     const char *p = tb_proxies;
     while (*p) {
@@ -917,6 +918,18 @@ static int tb_trusted(const char *peer) {
     return 0;
 }
 
+/* A header's last line: a proxy appends its own after any the client sent
+   (uvicorn reads the last too). */
+static turbo_str tb_last_header(turbo_req *req, const char *name) {
+    turbo_str found = {NULL, 0};
+    size_t n = strlen(name);
+    for (int i = 0, count = turbo_req_header_count(req); i < count; i++) {
+        turbo_str key = turbo_req_header_name(req, i);
+        if (key.len == n && strncasecmp(key.ptr, name, n) == 0) found = turbo_req_header_value(req, i);
+    }
+    return found;
+}
+
 /* The peer of req into host (turbo_req_peer's port, or -1), *https 0. From
    a trusted proxy, *https says whether X-Forwarded-Proto is "https", and,
    with client, host is X-Forwarded-For's last address, port 0 (as uvicorn
@@ -925,8 +938,7 @@ static int tb_peer(turbo_req *req, char *host, size_t cap, int *https, int clien
     int port = turbo_req_peer(req, host, cap);
     *https = 0;
     if (port < 0 || !tb_trusted(host)) return port;
-    turbo_str proto = turbo_req_header(req, "x-forwarded-proto"),
-              by = turbo_req_header(req, "x-forwarded-for");
+    turbo_str proto = tb_last_header(req, "x-forwarded-proto"), by = tb_last_header(req, "x-forwarded-for");
     *https = proto.len == 5 && strncasecmp(proto.ptr, "https", 5) == 0;
     if (!client || !by.ptr) return port;
     const char *end = by.ptr + by.len, *last = end;
@@ -4151,11 +4163,11 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
     if (!PyArg_ParseTuple(args, "siiiipO!is:_run", &host, &port, &processes, &threads, &blocking_threads,
                           &needs_loop, &PyTuple_Type, &statics, &keep_gil_ms, &proxies))
         return NULL;
-    if (strlen(proxies) >= sizeof tb_proxies)
-        return PyErr_Format(PyExc_ValueError, "forwarded_allow_ips is too long");
-    strcpy(tb_proxies, proxies);
     self->has_async |= needs_loop;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
+    if (strlen(proxies) >= sizeof tb_proxies)
+        return PyErr_Format(PyExc_ValueError, "forwarded_allow_ips is too long");
+    strcpy(tb_proxies, proxies); /* while no thread that reads it runs */
     tb_keep_gil_ms = keep_gil_ms;
     turbo_config cfg = {.host = host,
                         .port = port == 0 ? -1 : port,

@@ -226,7 +226,7 @@ ERROR_CASES = [
     ("GET", "/unicorns/yolo"), ("GET", "/unicorns/ann"), ("GET", "/tea?brew=true"), ("GET", "/tea"),
     ("GET", "/tea?brew=maybe"), ("POST", "/items/x", b'{"a": 1}', JSON), ("POST", "/items/3", b"[1]", JSON),
     ("POST", "/items/3", b'{"a": 1}', JSON), ("GET", "/missing"), ("GET", "/boom"), ("GET", "/taken"),
-    ("GET", "/conflict"),
+    ("GET", "/conflict"), ("GET", "/stock"),
 ]
 
 CATCHALL_CASES = [

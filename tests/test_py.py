@@ -376,7 +376,21 @@ class BasicApp(ServedApp):
             with self.subTest(path=raw):
                 self.assertEqual(self.json(raw + "?q=%20", headers={"Host": "example.test"}), (200, {
                     "url": "http://example.test" + path + "?q=%20", "url_path": path, "path": path,
-                    "scope_path": path}))
+                    "scope_path": path, "client": "127.0.0.1"}))
+
+    def test_a_trusted_proxys_own_forwarded_lines_are_believed_not_the_clients(self):
+        """A client may send X-Forwarded-* lines; a proxy (127.0.0.1 here, trusted by default)
+        appends its own after them, so the last line is believed, as uvicorn reads it. Before,
+        the first was: the client chose its address."""
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sock:
+            sock.sendall(b"GET /url/x HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-Proto: http\r\n"
+                         b"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
+                         b"X-Forwarded-For: 10.0.0.1, 203.0.113.9\r\nConnection: close\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+        self.assertEqual((body["url"], body["client"]), ("https://example.test/url/x", "203.0.113.9"))
 
     def test_request_form_reads_urlencoded_and_multipart_bodies(self):
         status, body = self.json("/request-form", method="POST", body=b"a=1&tag=x&tag=y+z&e=",
@@ -1502,6 +1516,19 @@ class Declarations(unittest.TestCase):
             turbo.App().get("/a")(marker_on_body)
         with self.assertRaisesRegex(TypeError, "has no {a}"):
             turbo.App().get("/a")(path_not_captured)
+        import datetime
+        import decimal
+        from typing import List
+
+        def length_on_date(d: datetime.date = turbo.Query(max_length=10)): pass
+        def rule_on_dates(d: List[datetime.date] = turbo.Query([], gt=datetime.date(2020, 1, 1))): pass
+        def bounds(d: datetime.date = turbo.Query(gt=datetime.date(2020, 1, 1)),
+                   p: decimal.Decimal = turbo.Query(ge=0, multiple_of=decimal.Decimal("0.5"))): pass
+        with self.assertRaisesRegex(TypeError, "max_length cannot apply to <class 'datetime.date'>"):
+            turbo.App().get("/a")(length_on_date)  # pydantic would fail on each request
+        with self.assertRaisesRegex(TypeError, "cannot apply to a list of"):
+            turbo.App().get("/a")(rule_on_dates)
+        turbo.App().get("/a")(bounds)
 
     def test_malformed_and_duplicate_patterns_are_value_errors(self):
         app = turbo.App()

@@ -175,10 +175,12 @@ class App(_turbo.App, routing.Routes):
         None. HTTPException and RequestValidationError have default answers (None here), which
         are nearer than a handler for a class above them. 500 and Exception name the handler of
         the exceptions nothing else answers (_server_error), as in Starlette."""
-        handlers = self.exception_handlers
-        if isinstance(exc, HTTPException) and exc.status_code != 500 and exc.status_code in handlers:
+        handlers, theirs = self.exception_handlers, _starlette_http_exception()
+        if isinstance(exc, (HTTPException, theirs or HTTPException)) and exc.status_code != 500 \
+                and exc.status_code in handlers:
             return handlers[exc.status_code]
         for cls in type(exc).__mro__:
+            cls = HTTPException if cls is theirs else cls  # a handler for either takes both
             if cls is Exception:
                 return None
             if cls in handlers or cls in _DEFAULT_ANSWERS:
@@ -188,7 +190,6 @@ class App(_turbo.App, routing.Routes):
     def _handle_exception(self, exc, request):
         """Called by C for a route's exception: its Response, _server_error's answer, or None
         (a 500)."""
-        exc = _as_ours(exc)
         handler = self._handler_for(exc)
         if handler is not None:
             try:
@@ -198,17 +199,15 @@ class App(_turbo.App, routing.Routes):
                 if answer is None:
                     raise
                 return answer
-        if isinstance(exc, _DEFAULT_ANSWERS):
-            return exc.response()
-        return self._server_error(exc, request)
+        answer = _default_answer(exc)
+        return answer if answer is not None else self._server_error(exc, request)
 
     async def _exception_response(self, exc, request):
         """The same, on the loop, for the middleware's call_next; what is left goes out through
         the middleware to _server_error, as in Starlette."""
-        exc = _as_ours(exc)
         handler = self._handler_for(exc)
         if handler is None:
-            return exc.response() if isinstance(exc, _DEFAULT_ANSWERS) else None
+            return _default_answer(exc)
         value = await _support._maybe_await(handler(request, exc))
         return value if isinstance(value, Response) else JSONResponse(value)
 
@@ -218,7 +217,7 @@ class App(_turbo.App, routing.Routes):
         its answer, then raises exc for C to log under the route, as Starlette's
         ServerErrorMiddleware raises it again for the server to log. Else None."""
         handlers = [h for key, h in self.exception_handlers.items() if key in (500, Exception)]
-        if not handlers or self._handler_for(exc) is not None or isinstance(exc, _DEFAULT_ANSWERS):
+        if not handlers or self._handler_for(exc) is not None or _default_answer(exc) is not None:
             return None
         handler = handlers[-1]
 
@@ -341,15 +340,19 @@ def _starlette_http_exception():
     return getattr(sys.modules.get("starlette.exceptions"), "HTTPException", None)
 
 
-def _as_ours(exc):
-    """A Starlette HTTPException, which code written for FastAPI raises, as turbo's: answered
-    the same way, and by the handlers for either."""
+def _default_answer(exc):
+    """The default answer of an HTTPException, turbo's or Starlette's (code written for FastAPI
+    raises that), or of a RequestValidationError; else None (also for a status turbo cannot
+    send, which is a 500)."""
+    if isinstance(exc, _DEFAULT_ANSWERS):
+        return exc.response()
     theirs = _starlette_http_exception()
-    if theirs is None or not isinstance(exc, theirs) or isinstance(exc, HTTPException):
-        return exc
-    ours = HTTPException(exc.status_code, exc.detail, getattr(exc, "headers", None))
-    ours.__cause__ = exc
-    return ours
+    if theirs is None or not isinstance(exc, theirs):
+        return None
+    try:
+        return HTTPException(exc.status_code, exc.detail, getattr(exc, "headers", None)).response()
+    except ValueError:
+        return None
 
 _LIBRARIES = []  # native handler libraries, never closed: the server calls into them
 

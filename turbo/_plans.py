@@ -5,6 +5,8 @@ turbo._turbo calls describe() for each route and keeps the answer as the C plan 
 """
 import collections
 import dataclasses
+import datetime
+import decimal
 import functools
 import inspect
 import re
@@ -196,7 +198,9 @@ def leaf(p, ann, marker, in_path):
     elif typed:  # C takes the text, pydantic makes the value and keeps the marker's rules
         source, key = marker.source if marker else "path" if p.name in in_path else "query", \
             marker.key(p.name) if marker else p.name
-        check, conv = validator(p.name, bare, conv, marker.field_rules() if marker else None), "str"
+        constraints = marker.field_rules() if marker else None
+        _check_typed_rules(p.name, bare, constraints, many)
+        check, conv = validator(p.name, bare, conv, constraints), "str"
         check.annotation = bare  # for the API document
         if source == "path" and key not in in_path:
             raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
@@ -226,6 +230,22 @@ def leaf(p, ann, marker, in_path):
     return Leaf(p.name, key, source, conv, nullable, _default(p, marker), check,
                 p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source), many,
                 dict(marker.docs, alias=marker.alias) if isinstance(marker, params.Param) else None)
+
+
+_ORDERED = (decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)
+_BOUNDS = ("gt", "ge", "lt", "le", "multiple_of")
+
+
+def _check_typed_rules(name, ann, rules, many):
+    """Refuses now the rules pydantic would fail to apply to a value it makes (max_length on a
+    date: a TypeError at each request): bounds on a Decimal or a date, time or timedelta,
+    multiple_of on a Decimal, none on a list of them (FastAPI would bound the list)."""
+    if not rules:
+        return
+    bounds = isinstance(ann, type) and issubclass(ann, _ORDERED) and not set(rules) - set(_BOUNDS)
+    if many or not bounds or ("multiple_of" in rules and not issubclass(ann, decimal.Decimal)):
+        raise TypeError("parameter '%s': %s cannot apply to %s%r" % (
+            name, ", ".join(sorted(rules)), "a list of " if many else "", ann))
 
 
 def is_body(ann, marker):

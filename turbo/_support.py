@@ -356,7 +356,10 @@ def _ctx_value(v):
         return [_ctx_value(x) for x in v]
     if isinstance(v, (int, float, str, bool, type(None))):
         return v
-    made = plain(v)
+    try:
+        made = plain(v)
+    except (TypeError, ValueError):  # a Decimal that is no number
+        made = NotImplemented
     return str(v) if made is NotImplemented or isinstance(made, (list, dict)) else made
 
 

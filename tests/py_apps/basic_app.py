@@ -203,7 +203,7 @@ def query_params(request: turbo.Request):
 @app.get("/url/{rest:path}")
 def url_parts(request: turbo.Request):
     return {"url": request.url, "url_path": request.url.path, "path": request.path,
-            "scope_path": request.scope["path"]}
+            "scope_path": request.scope["path"], "client": request.client.host}
 
 
 @app.post("/request-form")

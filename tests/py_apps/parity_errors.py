@@ -59,6 +59,22 @@ def taken():
     raise BaseHTTPException(409, "taken")
 
 
+class OutOfStock(BaseHTTPException):
+    def __init__(self, sku):
+        super().__init__(409, "out of stock")
+        self.sku = sku
+
+
+@app.exception_handler(OutOfStock)
+async def out_of_stock(request, exc):  # nearer than the handler for HTTPException
+    return JSONResponse({"sku": exc.sku}, status_code=409)
+
+
+@app.get("/stock")
+def stock():
+    raise OutOfStock("A1")
+
+
 @app.get("/conflict")
 def conflict():  # FastAPI's own is a Starlette one: the handler above takes it
     raise HTTPException(409, "conflict", headers={"X-A": "c"})
