@@ -1092,6 +1092,13 @@ def slow_file_readers_checks(binary):
     return failures + (["slow readers: " + problem] if problem else [])
 
 
+def metric(srv, name):
+    """A metric without labels, as srv's metrics_path (/metrics) gives it now; -1 if absent."""
+    with Conn(srv.port, timeout=30) as c:
+        c.send(b"GET /metrics HTTP/1.1\r\n" + H + b"\r\n")
+        return prometheus(c.read_response().body.decode())[0].get((name, frozenset()), -1)
+
+
 def waiting_for_threads_checks(binary):
     """More requests for a blocking route than spare threads: those over the bound wait for a
     thread without stalling the loop. With one worker and two spare threads, six gated
@@ -1107,9 +1114,7 @@ def waiting_for_threads_checks(binary):
                           "TURBO_METRICS_PATH": "/metrics", "TURBO_HEALTH_PATH": "/healthz"})
 
     def waiting():
-        with Conn(srv.port, timeout=30) as c:
-            c.send(b"GET /metrics HTTP/1.1\r\n" + H + b"\r\n")
-            return prometheus(c.read_response().body.decode())[0].get(("turbo_waiting_requests", frozenset()), -1)
+        return metric(srv, "turbo_waiting_requests")
 
     gated = []
     try:
@@ -1160,15 +1165,11 @@ def wait_timeout_checks(binary):
                           "TURBO_ACCESS_LOG": "common", "TURBO_ACCESS_LOG_PATH": log,
                           "TURBO_METRICS_PATH": "/metrics"})
 
-    def handoffs():
-        with Conn(srv.port, timeout=30) as c:
-            c.send(b"GET /metrics HTTP/1.1\r\n" + H + b"\r\n")
-            return prometheus(c.read_response().body.decode())[0].get(("turbo_handoffs_total", frozenset()), -1)
-
     conns = []
     try:
         conns.append(slow_started(srv.port, b"/gated?" + gate.encode()))
-        wait_until(lambda: handoffs() == 1, "the first gated request never had a thread", timeout=30)
+        wait_until(lambda: metric(srv, "turbo_handoffs_total") == 1, "the first gated request never had a thread",
+                   timeout=30)
         for method in (b"GET", b"HEAD"):
             c = Conn(srv.port, timeout=30)
             c.send(method + b" /gated?" + gate.encode() + b" HTTP/1.1\r\n" + H + b"\r\nGET /query HTTP/1.1\r\n" +

@@ -2044,17 +2044,22 @@ def test_1000_concurrent_keepalive_connections(srv):
 group("max_connections", {"TURBO_THREADS": "1", "TURBO_MAX_CONNECTIONS": "4"})
 
 
+def hold_the_limit(srv, held):
+    """Opens (into held) and uses the group's four connections."""
+    for i in range(4):
+        c = Conn(srv.port, timeout=3)
+        held.append(c)
+        c.send(b"GET /users/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+        check_json(c.read_response(), {"id": str(i)})
+
+
 @test
 def test_max_connections_enforced(srv):
     """Past TURBO_MAX_CONNECTIONS a connection is refused (503 or a close)
     or waits for a free slot; it is never served beyond the limit."""
     held = []
     try:
-        for i in range(4):
-            c = Conn(srv.port, timeout=3)
-            c.send(b"GET /users/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
-            check_json(c.read_response(), {"id": str(i)})
-            held.append(c)
+        hold_the_limit(srv, held)
         extra = Conn(srv.port, timeout=3)
         held.append(extra)
         try:
@@ -2082,11 +2087,7 @@ def test_a_connection_past_the_limit_reads_its_503(srv):
     request unread or still to come, which reset the connection: most clients read ECONNRESET."""
     held = []
     try:
-        for i in range(4):
-            c = Conn(srv.port, timeout=3)
-            c.send(b"GET /users/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
-            check_json(c.read_response(), {"id": str(i)})
-            held.append(c)
+        hold_the_limit(srv, held)
         for _ in range(20):
             with Conn(srv.port, timeout=3) as extra:
                 extra.send(b"GET /users/x HTTP/1.1\r\nHost: x\r\n\r\n")
