@@ -895,8 +895,6 @@ static PyObject *tb_str_view(turbo_str s) {
     return PyUnicode_DecodeUTF8(s.len ? s.ptr : "", (Py_ssize_t)s.len, "replace");
 }
 
-/* ================================================================ turbo.Request */
-
 /* ================================================================ proxies */
 
 /* The proxies in front that are trusted to say how a client came (their
@@ -949,6 +947,8 @@ static int tb_peer(turbo_req *req, char *host, size_t cap, int *https, int clien
     host[end - last] = '\0';
     return 0;
 }
+
+/* ================================================================ turbo.Request */
 
 /* Raw access to the request, made only for handlers that declare it. The
    fields are read from the turbo_req when first asked for; if the handler

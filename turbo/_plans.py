@@ -195,21 +195,17 @@ def leaf(p, ann, marker, in_path):
         if marker is not None or conv not in ("dict", "list"):
             check = validator(p.name, bare, conv, marker.field_rules() if marker else None)
             conv = "model"
-    elif typed:  # C takes the text, pydantic makes the value and keeps the marker's rules
-        source, key = marker.source if marker else "path" if p.name in in_path else "query", \
-            marker.key(p.name) if marker else p.name
-        constraints = marker.field_rules() if marker else None
-        _check_typed_rules(p.name, bare, constraints, many)
-        check, conv = validator(p.name, bare, conv, constraints), "str"
-        check.annotation = bare  # for the API document
-        if source == "path" and key not in in_path:
-            raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
-        if many and source in ("path", "cookie"):
-            raise TypeError("parameter '%s': a list cannot come from a %s" % (p.name, source))
-    elif marker is not None and (conv in ("str", "int", "float", "bool")
-                                 or marker.source == "file" and conv in ("bytes", "upload")):
-        source, key = marker.source, marker.key(p.name)
-        rules = marker.rules(p.name, conv) if source != "file" else ()
+    elif typed or marker is not None and (conv in ("str", "int", "float", "bool")
+                                          or marker.source == "file" and conv in ("bytes", "upload")):
+        source = marker.source if marker else "path" if p.name in in_path else "query"
+        key = marker.key(p.name) if marker else p.name
+        if typed:  # C takes the text, pydantic makes the value and keeps the marker's rules
+            constraints = marker.field_rules() if marker else None
+            _check_typed_rules(p.name, bare, constraints, many)
+            check, conv = validator(p.name, bare, conv, constraints), "str"
+            check.annotation = bare  # for the API document
+        elif source != "file":
+            rules = marker.rules(p.name, conv)
         if source == "path" and key not in in_path:
             raise TypeError("parameter '%s': Path() but the route has no {%s}" % (p.name, key))
         if many and source in ("path", "cookie"):
