@@ -2044,13 +2044,24 @@ def test_1000_concurrent_keepalive_connections(srv):
 group("max_connections", {"TURBO_THREADS": "1", "TURBO_MAX_CONNECTIONS": "4"})
 
 
-def hold_the_limit(srv, held):
-    """Opens (into held) and uses the group's four connections."""
-    for i in range(4):
-        c = Conn(srv.port, timeout=3)
+def served_on(srv, path, held=None):
+    """Whether a new connection is served path (its answer a 200, not the 503 of a full
+    server); kept in held, if given, else closed."""
+    c = Conn(srv.port, timeout=3)
+    c.send(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    ok = c.read_response().status == 200
+    if ok and held is not None:
         held.append(c)
-        c.send(b"GET /users/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
-        check_json(c.read_response(), {"id": str(i)})
+    else:
+        c.close()
+    return ok
+
+
+def hold_the_limit(srv, held):
+    """Opens (into held) the group's four connections, each served once, as soon as the server
+    has let go of an earlier test's (it may not have read their close yet)."""
+    for i in range(4):
+        wait_until(lambda: served_on(srv, b"/users/%d" % i, held), "no slot came free")
 
 
 @test
@@ -2102,7 +2113,7 @@ def test_a_connection_past_the_limit_reads_its_503(srv):
 
 @test
 def test_serves_again_after_connections_close(srv):
-    time.sleep(0.2)
+    wait_until(lambda: served_on(srv, b"/"), "not served again after the connections closed")
     for i in range(6):
         with Conn(srv.port) as c:
             c.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
