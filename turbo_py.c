@@ -916,16 +916,18 @@ static int tb_trusted(const char *peer) {
     return 0;
 }
 
-/* A header's last line: a proxy appends its own after any the client sent
-   (uvicorn reads the last too). */
-static turbo_str tb_last_header(turbo_req *req, const char *name) {
-    turbo_str found = {NULL, 0};
-    size_t n = strlen(name);
+/* The last lines of X-Forwarded-Proto and X-Forwarded-For, in one pass: a
+   proxy appends its own after any the client sent (uvicorn reads the last
+   too). */
+static void tb_forwarded(turbo_req *req, turbo_str *proto, turbo_str *by) {
     for (int i = 0, count = turbo_req_header_count(req); i < count; i++) {
         turbo_str key = turbo_req_header_name(req, i);
-        if (key.len == n && strncasecmp(key.ptr, name, n) == 0) found = turbo_req_header_value(req, i);
+        if (key.len < 15 || strncasecmp(key.ptr, "x-forwarded-", 12) != 0) continue;
+        if (key.len == 17 && strncasecmp(key.ptr + 12, "proto", 5) == 0)
+            *proto = turbo_req_header_value(req, i);
+        else if (key.len == 15 && strncasecmp(key.ptr + 12, "for", 3) == 0)
+            *by = turbo_req_header_value(req, i);
     }
-    return found;
 }
 
 /* The peer of req into host (turbo_req_peer's port, or -1), *https 0. From
@@ -936,7 +938,8 @@ static int tb_peer(turbo_req *req, char *host, size_t cap, int *https, int clien
     int port = turbo_req_peer(req, host, cap);
     *https = 0;
     if (port < 0 || !tb_trusted(host)) return port;
-    turbo_str proto = tb_last_header(req, "x-forwarded-proto"), by = tb_last_header(req, "x-forwarded-for");
+    turbo_str proto = {NULL, 0}, by = {NULL, 0};
+    tb_forwarded(req, &proto, &by);
     *https = proto.len == 5 && strncasecmp(proto.ptr, "https", 5) == 0;
     if (!client || !by.ptr) return port;
     const char *end = by.ptr + by.len, *last = end;
