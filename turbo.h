@@ -390,6 +390,13 @@ TURBO_API int turbo_multipart_next(turbo_multipart *m, turbo_part *part);
    returns its port, or -1 if it is not an IP address. */
 TURBO_API int turbo_req_peer(const turbo_req *r, char *host, size_t cap);
 
+/* A copy of the request that outlives its handler, for an answer deferred
+   past it (turbo_res_defer): every accessor reads it as it read r, from
+   any one thread at a time. NULL when out of memory. turbo_req_free frees
+   it (and the values turbo_req_query_get found in it). */
+TURBO_API turbo_req *turbo_req_copy(const turbo_req *r);
+TURBO_API void turbo_req_free(turbo_req *copy);
+
 /* Percent-decodes src into dst (room for len bytes is enough).
    Returns the decoded length, or -1 on a malformed escape. */
 TURBO_API long turbo_url_decode(char *dst, const char *src, size_t len, int plus_is_space);
@@ -1718,6 +1725,62 @@ TURBO_API int turbo_req_peer(const turbo_req *r, char *host, size_t cap) {
     host[n] = '\0';
     return r->peer->port;
 }
+
+/* A request copied in one block: its bytes, from its method to its body's
+   end (one buffer held them), its path captures' names, its peer and a
+   scratch buffer of its own. */
+typedef struct tb__req_copy {
+    turbo_req req;
+    tb__peer peer;
+    turbo_buf scratch;
+    char bytes[];
+} tb__req_copy;
+
+/* Points s, if it is a view of the n bytes at from, at their copy in to;
+   a view of anything else (a constant) stays as it is. */
+static void tb__rebase(turbo_str *s, const char *from, size_t n, char *to) {
+    uintptr_t at = (uintptr_t)s->ptr - (uintptr_t)from; /* integers: from may not be s's object */
+    if (s->ptr && at <= n) s->ptr = to + at;
+}
+
+TURBO_API turbo_req *turbo_req_copy(const turbo_req *r) {
+    const char *from = r->method.ptr;
+    size_t n = (size_t)(r->body.ptr + r->body.len - from), names = 0;
+    tb__req_copy *c;
+    char *name;
+    int i;
+    for (i = 0; i < r->param_count; i++) names += r->param_name[i].len;
+    if (!(c = (tb__req_copy *)TURBO_MALLOC(sizeof *c + n + names))) return NULL;
+    c->req = *r;
+    memcpy(c->bytes, from, n);
+    tb__rebase(&c->req.method, from, n, c->bytes);
+    tb__rebase(&c->req.target, from, n, c->bytes);
+    tb__rebase(&c->req.path, from, n, c->bytes);
+    tb__rebase(&c->req.query, from, n, c->bytes);
+    tb__rebase(&c->req.body, from, n, c->bytes);
+    for (i = 0; i < r->header_count; i++) {
+        tb__rebase(&c->req.header_name[i], from, n, c->bytes);
+        tb__rebase(&c->req.header_value[i], from, n, c->bytes);
+    }
+    for (name = c->bytes + n, i = 0; i < r->param_count; name += r->param_name[i++].len) {
+        tb__rebase(&c->req.param_value[i], from, n, c->bytes);
+        memcpy(name, r->param_name[i].ptr, r->param_name[i].len); /* the router's: the server's lifetime */
+        c->req.param_name[i].ptr = name;
+    }
+    memset(&c->peer, 0, sizeof c->peer);
+    if (r->peer) c->peer = *r->peer;
+    c->req.peer = &c->peer;
+    memset(&c->scratch, 0, sizeof c->scratch);
+    c->req.scratch = &c->scratch;
+    return &c->req;
+}
+
+TURBO_API void turbo_req_free(turbo_req *copy) {
+    if (!copy) return;
+    turbo_buf_free(copy->scratch);
+    TURBO_FREE(copy); /* the block's first member */
+}
+
 TURBO_API int turbo_req_header_count(const turbo_req *r) { return r->header_count; }
 TURBO_API int turbo_req_param_count(const turbo_req *r) { return r->param_count; }
 

@@ -91,7 +91,8 @@ static PyObject *tb_kw_dump, *tb_kw_by_alias;
 static PyObject *tb_s_content, *tb_s_status_code, *tb_s_headers, *tb_s_media_type, *tb_s_application_json,
     *tb_s_content_type, *tb_s_background;
 static PyObject *tb_s_pairs, *tb_s_result, *tb_s_add_done_callback, *tb_s_model_dump, *tb_s_json, *tb_s_dict,
-    *tb_s_done, *tb_s_set_result, *tb_s_set_exception, *tb_s_append, *tb_s_popleft, *tb_s_close;
+    *tb_s_done, *tb_s_set_result, *tb_s_set_exception, *tb_s_append, *tb_s_popleft, *tb_s_close,
+    *tb_s_exception_handlers;
 
 /* The keys and constant values of ASGI scopes and messages and of WSGI
    environs: a dict built from these hashes nothing and copies no text. */
@@ -976,9 +977,18 @@ static PyObject *tb_request_derive[TB_RQ_ALL]; /* by field: _support.request_url
 static PyObject *tb_Body, *tb_Address;         /* request.body's class, request.client's */
 static PyObject *tb_MutableHeaders;            /* Response.headers' view */
 
+/* Whether the connection of an async handler's request has gone: set by
+   turbo (tb_request_ended) on a worker thread, read by is_disconnected();
+   freed by the last of the two to let go of it. */
+typedef struct {
+    int refs, gone;
+} tb_watch;
+
 typedef struct {
     PyObject_HEAD
     turbo_req *req; /* NULL once detached */
+    turbo_req *own; /* req when it is a copy this object frees (turbo_req_copy) */
+    tb_watch *watch;
     PyObject *field[TB_RQ_ALL];
 } tb_Request;
 
@@ -1090,9 +1100,40 @@ static PyObject *tb_request_new(turbo_req *req) {
     return (PyObject *)r;
 }
 
+/* A Request over a copy of req: for an async handler's exception handler,
+   which runs once req is gone. The copy is of req's bytes in one block, far
+   cheaper than the Python objects of every field. */
+static PyObject *tb_request_copy(turbo_req *req) {
+    turbo_req *copy = turbo_req_copy(req);
+    tb_Request *r = copy ? (tb_Request *)tb_request_new(copy) : NULL;
+    if (r) r->own = copy;
+    else turbo_req_free(copy);
+    return copy ? (PyObject *)r : PyErr_NoMemory();
+}
+
+static void tb_watch_drop(tb_watch *watch) {
+    if (watch && __atomic_sub_fetch(&watch->refs, 1, __ATOMIC_ACQ_REL) == 0) free(watch);
+}
+
+/* turbo_defer_watch's callback, on a worker thread. */
+static void tb_request_ended(void *arg, int gone) {
+    tb_watch *watch = (tb_watch *)arg;
+    if (gone) __atomic_store_n(&watch->gone, 1, __ATOMIC_RELEASE);
+    tb_watch_drop(watch);
+}
+
+/* Lets r tell whether the client of the answer deferred as d has gone. */
+static void tb_request_watch(tb_Request *r, turbo_defer *d) {
+    if (r->watch || !(r->watch = (tb_watch *)calloc(1, sizeof *r->watch))) return; /* else always False */
+    r->watch->refs = 2;
+    turbo_defer_watch(d, tb_request_ended, r->watch);
+}
+
 static void tb_request_dealloc(PyObject *self) {
     tb_Request *r = (tb_Request *)self;
     for (int f = 0; f < TB_RQ_ALL; f++) Py_XDECREF(r->field[f]);
+    turbo_req_free(r->own);
+    tb_watch_drop(r->watch);
     PyObject_Free(self);
 }
 
@@ -1130,8 +1171,18 @@ static PyGetSetDef tb_request_getset[] = {
     {"state", tb_request_get, NULL, "Attributes for this request.", (void *)TB_RQ_STATE},
     {NULL, NULL, NULL, NULL, NULL}};
 
+/* await request.is_disconnected(), as Starlette's: has the client gone?
+   Known for an async handler's request while its answer is awaited;
+   False for a sync handler's, which holds its connection's turn. */
+static PyObject *tb_request_is_disconnected(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    tb_watch *watch = ((tb_Request *)self)->watch;
+    return tb_ready_new(PyBool_FromLong(watch && __atomic_load_n(&watch->gone, __ATOMIC_ACQUIRE)));
+}
+
 static PyMethodDef tb_request_methods[] = {
     {"json", tb_request_json, METH_NOARGS, "await request.json(): the body parsed (json.loads)."},
+    {"is_disconnected", tb_request_is_disconnected, METH_NOARGS,
+     "await request.is_disconnected(): has the client gone (while an async handler runs)?"},
     {NULL, NULL, 0, NULL}};
 
 /* ================================================================ turbo.Response */
@@ -2148,7 +2199,7 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
 /* ================================================================ the trampoline */
 
 /* Answers with what a handler returned. GIL held. */
-static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc);
+static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc, PyObject *request);
 
 static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app);
 
@@ -2158,7 +2209,7 @@ static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result) {
     if (pl->response &&
         (plain_json || !(PyObject_TypeCheck(result, &tb_ResponseType) || PyCallable_Check(result)))) {
         if (!(shaped = PyObject_CallOneArg(pl->response, result))) {
-            tb_answer_exception(res, pl, NULL); /* as FastAPI: a 500 */
+            tb_answer_exception(res, pl, NULL, NULL); /* as FastAPI: a 500 */
             return;
         }
         result = shaped;
@@ -2192,7 +2243,7 @@ static void tb_answer(turbo_res *res, tb_plan *pl, PyObject *result) {
     }
     if (!PyTuple_CheckExact(result) || PyTuple_GET_SIZE(result) != 2) {
         PyErr_SetString(PyExc_SystemError, "a dependency solver returned no (result, finish)");
-        tb_answer_exception(res, pl, NULL);
+        tb_answer_exception(res, pl, NULL, NULL);
         return;
     }
     tb_answer_value(res, pl, PyTuple_GET_ITEM(result, 0));
@@ -2225,20 +2276,34 @@ static void tb_log_route_exception(tb_plan *pl, PyObject *exc) {
     Py_XDECREF(raised);
 }
 
-/* Answers with an exception: exc (stolen), or the raised one if NULL. */
-static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc) {
+/* Answers with an exception: exc (stolen), or the raised one if NULL;
+   request (borrowed, or NULL: None) is the exception handler's. */
+static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc, PyObject *request) {
     if (!exc && !(exc = tb_take_exception())) {
         tb_send_500(res);
         return;
     }
-    if (!tb_handled(res, pl, "_handle_exception", exc, NULL)) { /* not an HTTPException either */
+    if (!tb_handled(res, pl, "_handle_exception", exc, request)) { /* not an HTTPException either */
         tb_log_route_exception(pl, exc);
         tb_send_500(res);
     }
     Py_DECREF(exc);
 }
 
-static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro);
+static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro, PyObject *request);
+
+/* The Request an exception handler is given: the handler's own, else one
+   made now (while req lasts; a copy of req for an answer deferred past it)
+   when the app has exception handlers. A new reference; NULL for None. */
+static PyObject *tb_request_for_errors(tb_plan *pl, turbo_req *req, tb_Request *request, int deferred) {
+    if (request) return Py_NewRef(request);
+    PyObject *handlers = PyObject_GetAttr(pl->app, tb_s_exception_handlers);
+    int any = handlers && PyDict_Check(handlers) && PyDict_GET_SIZE(handlers) > 0;
+    Py_XDECREF(handlers);
+    PyObject *made = !any ? NULL : deferred ? tb_request_copy(req) : tb_request_new(req);
+    PyErr_Clear(); /* without one (out of memory), the handler gets None */
+    return made;
+}
 
 /* The turbo_handler of every Python route; user is the route's plan. */
 static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
@@ -2250,14 +2315,19 @@ static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
         PyObject *result = PyObject_Vectorcall(
             pl->func, args, (size_t)pl->npositional | PY_VECTORCALL_ARGUMENTS_OFFSET, pl->kwnames);
         PyObject *exc = result ? NULL : tb_take_exception(); /* before any other call */
-        if (request) tb_request_detach(request, pl->label);
+        int deferred = result && (pl->is_async || PyCoro_CheckExact(result));
+        Py_XINCREF(request); /* kept past the arguments, for an exception handler */
         for (int i = 0; i < pl->nparams; i++) Py_DECREF(args[i]);
-        if (!result) tb_answer_exception(res, pl, exc);
-        else if (pl->is_async || PyCoro_CheckExact(result)) tb_await(res, pl, result);
+        PyObject *about = result && !deferred ? NULL : tb_request_for_errors(pl, req, request, deferred);
+        if (!result) tb_answer_exception(res, pl, exc, about);
+        else if (deferred) tb_await(res, pl, result, about);
         else tb_answer(res, pl, result);
+        Py_XDECREF(about);
+        if (request) tb_request_detach(request, pl->label); /* copied if kept: by a coroutine, say */
+        Py_XDECREF(request);
         Py_XDECREF(result);
     } else if (rc < 0) {
-        tb_answer_exception(res, pl, NULL);
+        tb_answer_exception(res, pl, NULL, NULL);
     }
 }
 
@@ -2270,6 +2340,7 @@ typedef struct {
     turbo_defer *defer; /* NULL once resumed */
     tb_plan *plan;
     PyObject *result, *error;
+    PyObject *request; /* for an exception handler, or NULL */
 } tb_Pending;
 
 /* On the loop's thread, answers are resumed together once the loop's turn
@@ -2318,12 +2389,13 @@ static void tb_resume(turbo_res *res, void *arg) {
     int held = !res && PyGILState_Check();
     if (!held && tb_gil_take(res) < 0) return; /* p is lost: without the GIL it cannot be released */
     if (res && p->result) tb_answer(res, p->plan, p->result);
-    else if (res) tb_answer_exception(res, p->plan, Py_XNewRef(p->error));
+    else if (res) tb_answer_exception(res, p->plan, Py_XNewRef(p->error), p->request);
     /* The future keeps p among its callbacks, and an error's traceback
        keeps the future (a frame of its result()): p is no container the
        collector sees, so that cycle is broken here. */
     Py_CLEAR(p->result);
     Py_CLEAR(p->error);
+    Py_CLEAR(p->request);
     Py_DECREF(p);
     if (!held) tb_gil_drop();
 }
@@ -2347,6 +2419,7 @@ static void tb_pending_dealloc(PyObject *self) {
     tb_Pending *p = (tb_Pending *)self;
     Py_XDECREF(p->result);
     Py_XDECREF(p->error);
+    Py_XDECREF(p->request);
     PyObject_Free(self);
 }
 
@@ -2357,7 +2430,9 @@ static void tb_close_coroutine(PyObject *coro) {
 }
 
 /* Hands a coroutine to this process's loop and defers the answer. */
-static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
+/* request (borrowed, or NULL): the exception handler's, and the one told
+   when the client goes (is_disconnected). */
+static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro, PyObject *request) {
     tb_Pending *p = tb_loop_submit ? (tb_Pending *)tb_PendingType.tp_alloc(&tb_PendingType, 0) : NULL;
     if (p) p->plan = pl; /* the rest is zeroed */
     if (!p || !(p->defer = turbo_res_defer(res))) {
@@ -2367,10 +2442,14 @@ static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro) {
         else
             PyErr_SetString(PyExc_RuntimeError, "the handler returned a coroutine but this process "
                                                 "runs no asyncio loop: declare it with async def");
-        tb_answer_exception(res, pl, NULL);
+        tb_answer_exception(res, pl, NULL, request);
         return;
     }
     turbo_defer *d = p->defer;
+    if (request) {
+        p->request = Py_NewRef(request);
+        tb_request_watch((tb_Request *)request, d);
+    }
     PyObject *future = PyObject_CallOneArg(tb_loop_submit, coro);
     PyObject *added =
         future ? PyObject_CallMethodOneArg(future, tb_s_add_done_callback, (PyObject *)p) : NULL;
@@ -3182,7 +3261,7 @@ static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
    it: the route has read that. */
 static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
     if (!tb_loop_obj && tb_loop_start() < 0) {
-        tb_answer_exception(res, pl, NULL);
+        tb_answer_exception(res, pl, NULL, NULL);
         return;
     }
     tb_asgi_link *link = (tb_asgi_link *)calloc(1, sizeof *link);
@@ -3190,7 +3269,7 @@ static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
     if (!d) {
         free(link);
         PyErr_NoMemory();
-        tb_answer_exception(res, pl, NULL);
+        tb_answer_exception(res, pl, NULL, NULL);
         return;
     }
     link->refs = 1;
@@ -3639,7 +3718,7 @@ static void tb_ws_handler(turbo_req *req, turbo_res *res, void *user) {
         PyErr_NoMemory();
     }
     if (d) tb_ws_run((tb_WebSocket *)w, d, coro, tb_loop_submit);
-    else if (rc != 1) tb_answer_exception(res, pl, NULL);
+    else if (rc != 1) tb_answer_exception(res, pl, NULL, NULL);
     Py_XDECREF(coro);
     Py_XDECREF(w);
 }
@@ -4451,6 +4530,7 @@ static int tb_module_state_init(void) {
     } methods[] = {{&tb_RequestType, "form", "request_form"},
                    {&tb_RequestType, "stream", "request_stream"},
                    {&tb_RequestType, "base_url", "request_base_url"},
+                   {&tb_RequestType, "app", "request_app"},
                    {&tb_ResponseType, "set_cookie", "set_cookie"},
                    {&tb_ResponseType, "delete_cookie", "delete_cookie"},
                    {&tb_ResponseType, "body_iterator", "body_iterator"},
@@ -4481,6 +4561,7 @@ static int tb_module_state_init(void) {
         const char *text;
     } strings[] = {{&tb_s_pairs, "_pairs"},
                    {&tb_s_result, "result"},
+                   {&tb_s_exception_handlers, "exception_handlers"},
                    {&tb_s_add_done_callback, "add_done_callback"},
                    {&tb_s_json, "json"},
                    {&tb_s_dict, "dict"},

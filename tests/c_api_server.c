@@ -242,6 +242,73 @@ static void watch_stats(turbo_req *req, turbo_res *res, void *user) {
     turbo_json_object_end(j);
 }
 
+/* POST /copied/{name}: the request is copied (turbo_req_copy) and its
+   answer deferred until a request to /copied-release, whose handler
+   resumes it: the answer is read from the copy after the worker has read
+   another request into the buffers the first one was in. */
+static pthread_mutex_t copied_lock = PTHREAD_MUTEX_INITIALIZER;
+static turbo_defer *copied_defer;
+static turbo_req *copied_req;
+
+static void json_pair(turbo_json *j, const char *key, turbo_str value) {
+    turbo_json_key(j, key);
+    turbo_json_stringn(j, value.ptr, value.len);
+}
+
+static void answer_from_copy(turbo_res *res, void *arg) {
+    turbo_req *copy = (turbo_req *)arg;
+    turbo_str q = {NULL, 0};
+    char host[64];
+    if (res) {
+        turbo_json *j = turbo_res_json(res, 200);
+        turbo_json_object_begin(j);
+        json_pair(j, "method", turbo_req_method(copy));
+        json_pair(j, "path", turbo_req_path(copy));
+        json_pair(j, "name", turbo_req_param(copy, "name"));
+        json_pair(j, "header", turbo_req_header(copy, "x-copied"));
+        json_pair(j, "body", turbo_req_body(copy));
+        turbo_json_key(j, "q");
+        if (turbo_req_query_get(copy, "q", &q) == 1) turbo_json_stringn(j, q.ptr, q.len);
+        else turbo_json_null(j);
+        turbo_json_key(j, "peer");
+        turbo_json_bool(j, turbo_req_peer(copy, host, sizeof host) > 0 && strcmp(host, "127.0.0.1") == 0);
+        turbo_json_object_end(j);
+    }
+    turbo_req_free(copy);
+}
+
+static void copied(turbo_req *req, turbo_res *res, void *user) {
+    turbo_req *copy = turbo_req_copy(req);
+    turbo_defer *d = copy ? turbo_res_defer(res) : NULL;
+    int held = 0;
+    (void)user;
+    if (!d) {
+        turbo_req_free(copy);
+        turbo_res_text(res, 500, "cannot defer");
+        return;
+    }
+    pthread_mutex_lock(&copied_lock);
+    if (!copied_defer) {
+        copied_defer = d;
+        copied_req = copy;
+        held = 1;
+    }
+    pthread_mutex_unlock(&copied_lock);
+    if (!held) turbo_defer_resume(d, answer_from_copy, copy); /* one is held at a time */
+}
+
+static void copied_release(turbo_req *req, turbo_res *res, void *user) {
+    turbo_defer *d;
+    turbo_req *copy;
+    (void)req, (void)user;
+    pthread_mutex_lock(&copied_lock);
+    d = copied_defer, copy = copied_req;
+    copied_defer = NULL, copied_req = NULL;
+    pthread_mutex_unlock(&copied_lock);
+    if (d) turbo_defer_resume(d, answer_from_copy, copy);
+    turbo_res_text(res, 200, d ? "released" : "none");
+}
+
 /* Defers and does not resume while the server runs: shutdown must not
    wait for it forever. main resumes it once turbo_run has returned. */
 static turbo_defer *never_resumed;
@@ -617,7 +684,9 @@ int main(void) {
         turbo_get(s, "/later/{id}", deferred, NULL) || turbo_get(s, "/twice/{id}", deferred, NULL) ||
         turbo_get(s, "/gathered/{id}", gather, NULL) || turbo_get(s, "/watched/{id}/{ms}", deferred, s) ||
         turbo_get(s, "/watch-stats", watch_stats, NULL) || turbo_get(s, "/never", never, NULL) ||
-        turbo_get(s, "/hang", hang, NULL) || turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
+        turbo_route(s, "POST", "/copied/{name}", copied, NULL) ||
+        turbo_get(s, "/copied-release", copied_release, NULL) || turbo_get(s, "/hang", hang, NULL) ||
+        turbo_get(s, "/sleep/{ms}", sleeps, NULL) ||
         turbo_route_ex(s, "GET", "/blocking/{ms}", sleeps, NULL, TURBO_BLOCKING) ||
         turbo_route_ex(s, "GET", "/gated", gated, NULL, TURBO_BLOCKING) ||
         turbo_route_ex(s, "POST", "/gated", gated, NULL, TURBO_BLOCKING) ||

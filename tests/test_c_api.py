@@ -535,6 +535,26 @@ def test_deferred_answer_arrives_from_another_thread(srv):
 
 
 @test
+def test_a_copied_request_is_read_after_the_buffers_it_was_in_were_reused(srv):
+    """turbo_req_copy: /copied answers from its copy only once other requests (other paths,
+    headers, queries and peers' bytes) have gone through the workers' buffers."""
+    body = b'{"k": 1}'
+    with Conn(srv.port, timeout=5) as c:
+        c.send(b"POST /copied/ab%20c?q=x%2By+z HTTP/1.1\r\n" + H +
+               b"X-Copied: kept\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+        def released():
+            with Conn(srv.port, timeout=3) as other:
+                other.send(b"GET /copied-release?q=other HTTP/1.1\r\n" + H + b"X-Copied: other\r\n\r\n")
+                return other.read_response().body == b"released"
+        wait_until(released, "the copied request was never held", timeout=5)
+        r = c.read_response()
+    check(r.status == 200, "status %d" % r.status)
+    check(json.loads(r.body) == {"method": "POST", "path": "/copied/ab%20c", "name": "ab%20c", "header": "kept",
+                                 "body": '{"k": 1}', "q": "x+y z", "peer": True}, r.body)
+
+
+@test
 def test_an_answer_deferred_again_by_its_resume_function_arrives_before_the_close(srv):
     """The resume function defers once more: a connection that closes after this answer
     (Connection: close, HTTP/1.0) waits for it rather than closing under it."""

@@ -226,7 +226,8 @@ ERROR_CASES = [
     ("GET", "/unicorns/yolo"), ("GET", "/unicorns/ann"), ("GET", "/tea?brew=true"), ("GET", "/tea"),
     ("GET", "/tea?brew=maybe"), ("POST", "/items/x", b'{"a": 1}', JSON), ("POST", "/items/3", b"[1]", JSON),
     ("POST", "/items/3", b'{"a": 1}', JSON), ("GET", "/missing"), ("GET", "/boom"), ("GET", "/taken"),
-    ("GET", "/conflict"), ("GET", "/stock"),
+    ("GET", "/conflict"), ("GET", "/stock"), ("GET", "/unicorns/yolo?q=1", None, {"X-Agent": "t"}),
+    ("GET", "/async-unicorns/n%C3%A9?q=2&q=3", None, {"X-Agent": "u"}),
 ]
 
 CATCHALL_CASES = [

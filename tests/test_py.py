@@ -410,9 +410,9 @@ class BasicApp(ServedApp):
         self.assertEqual(self.call("/keep?z=9", headers={"X-Test": "kept"})[0], 200)
         self.assertEqual(self.json("/kept"), (200, {"path": "/keep", "query": {"z": "9"}, "agent": "kept"}))
 
-    def test_app_state_is_shared_by_the_requests_of_a_process(self):
+    def test_app_state_is_shared_by_the_requests_of_a_process_and_request_app_is_the_app(self):
         first = self.json("/app-state")[1]["visits"]
-        self.assertEqual(self.json("/app-state"), (200, {"visits": first + 1}))
+        self.assertEqual(self.json("/app-state"), (200, {"visits": first + 1, "scope_app": True}))
 
     # ---- native and async routes
 
@@ -1170,6 +1170,13 @@ class Streaming(NotingApp):
             self.read_until("/" + kind, b"tick\n")
             self.noted(kind)
         self.assertEqual(self.server.request("GET", "/sync")[0], 200)  # still serving
+
+    def test_is_disconnected_tells_an_async_handler_that_its_client_has_gone(self):
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        sock.sendall(b"GET /watch-client HTTP/1.1\r\nHost: t\r\n\r\n")
+        self.assertEqual(self.noted("watching"), "False")
+        sock.close()
+        self.assertEqual(self.noted("watched"), "gone")
 
     def test_a_stream_that_fails_midway_ends_the_connection_without_the_last_chunk(self):
         sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)

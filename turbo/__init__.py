@@ -291,6 +291,7 @@ class App(_turbo.App, routing.Routes):
         needs_loop = bool(self.lifespan or self.handlers["startup"] or self.handlers["shutdown"])
         # A loop with the GIL keeps it this long through a wait, while no other thread wants it.
         keep_gil_ms = int(sys.getswitchinterval() * 1000)  # 0 below 1 ms: not kept
+        _support.APP = self
         self._run(host, port, processes, threads, blocking_threads, needs_loop, tuple(self._statics),
                   keep_gil_ms, os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
                   if forwarded_allow_ips is None else forwarded_allow_ips)

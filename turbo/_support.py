@@ -109,7 +109,7 @@ def request_scope(request):
             "path": request.path, "raw_path": request.raw_path,
             "query_string": request.query_string, "root_path": "",
             "headers": request.headers.raw,
-            "client": request.client, "server": None, "path_params": request.path_params}
+            "client": request.client, "server": None, "path_params": request.path_params, "app": APP}
 
 
 LIFESPAN_STATE = {}  # what the app's lifespan yielded, in this process
@@ -222,6 +222,9 @@ class FormData(MultiDict):
             if isinstance(v, UploadFile):
                 await v.close()
 
+
+APP = None  # the turbo.App this process serves: request.app, scope["app"]
+request_app = property(lambda request: APP)
 
 # request.base_url, as Starlette's: the URL of the app's root.
 request_base_url = property(lambda request: request.url.replace(path="/", query="", fragment=""))

@@ -233,9 +233,9 @@ app.state.visits = 0
 
 
 @app.get("/app-state")
-def app_state():
-    app.state.visits += 1
-    return {"visits": app.state.visits}
+def app_state(request: turbo.Request):
+    request.app.state.visits += 1  # as in Starlette: the app, from the request
+    return {"visits": app.state.visits, "scope_app": request.scope["app"] is app}
 
 
 @app.get("/debug/counts")

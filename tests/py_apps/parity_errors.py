@@ -30,8 +30,11 @@ app = App()
 
 
 @app.exception_handler(UnicornException)
-async def unicorn_exception_handler(request, exc):
-    return JSONResponse(status_code=418, content={"message": "Oops! %s did something." % exc.name})
+async def unicorn_exception_handler(request, exc):  # the request of a route that took none
+    return JSONResponse(status_code=418, content={
+        "message": "Oops! %s did something." % exc.name, "method": request.method, "path": request.url.path,
+        "params": request.path_params, "q": request.query_params.get("q"), "agent": request.headers.get("x-agent"),
+        "disconnected": await request.is_disconnected()})
 
 
 @app.exception_handler(LookupError)
@@ -85,6 +88,11 @@ def read_unicorn(name: str):
     if name == "yolo":
         raise UnicornException(name=name)
     return {"unicorn_name": name}
+
+
+@app.get("/async-unicorns/{name}")
+async def read_unicorn_async(name: str):
+    raise UnicornException(name=name)
 
 
 def teapot_dependency(brew: bool = False):

@@ -51,6 +51,16 @@ async def async_parts():
     return StreamingResponse(parts(), status_code=201)
 
 
+@app.get("/watch-client")
+async def watch_client(request: turbo.Request):
+    """Answers once the client has gone, noting what is_disconnected() said first and then."""
+    note("watching", str(await request.is_disconnected()))
+    while not await request.is_disconnected():
+        await asyncio.sleep(0.01)
+    note("watched", "gone")
+    return {"gone": True}
+
+
 @app.get("/big")
 def big(mib: int):
     return StreamingResponse(itertools.repeat(b"x" * (1 << 20), mib))
