@@ -615,13 +615,27 @@ class WebSockets(NotingApp):
             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
         self.assertEqual((status, headers.get("sec-websocket-version")), (426, "13"))
 
-    def test_a_websocket_endpoint_must_be_async_and_takes_no_dependencies(self):
+    def test_a_websocket_endpoint_must_be_async(self):
         with self.assertRaisesRegex(TypeError, "must be an async def"):
             turbo.App().websocket("/ws")(lambda websocket: None)
-        async def endpoint(websocket: turbo.WebSocket):
-            pass
-        with self.assertRaisesRegex(TypeError, "dependencies are not supported"):
-            turbo.App(dependencies=[turbo.Depends(lambda: 1)]).websocket("/ws")(endpoint)
+
+    def test_dependencies_of_a_websocket_route_are_solved_and_cleaned_up_after_it(self):
+        ws = self.connect("/audited/guarded?token=ok&id=guarded", headers=[("Agent", "a1")])
+        self.assertEqual(json.loads(ws.recv()), {"user": {"token": "ok", "path": "/audited/guarded"},
+                                                 "session": "session", "agent": "a1"})
+        ws.send("bye")
+        self.assertEqual(self.closed_by_server(ws)[0], 1000)
+        self.assertEqual(self.noted("guarded"), "cleaned up")
+
+    def test_a_websocket_exception_refuses_the_handshake_or_closes_with_its_code(self):
+        ws = self.connect("/audited/guarded?token=bad")  # from the router's dependency, before accepting
+        self.assertEqual((ws.status, ws.body), (403, b""))
+        ws = self.connect("/audited/guarded?token=ok&id=refused")
+        ws.recv()
+        ws.send("refuse")
+        self.assertEqual(self.closed_by_server(ws), (4001, "refused after accepting"))
+        self.assertEqual(self.noted("refused"), "cleaned up")
+        self.assertNotIn("WebSocketException", self.server.log())
 
 
 

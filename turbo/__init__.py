@@ -17,7 +17,7 @@ import typing
 from . import _plans, _support, _turbo, middleware, openapi, responses, routing, status
 from . import dependencies as _dependencies
 from ._turbo import JSONResponse, Request, Response, WebSocket, __version__
-from .exceptions import HTTPException, RequestValidationError
+from .exceptions import HTTPException, RequestValidationError, WebSocketException
 from .background import BackgroundTasks
 from .background import run_sync as _run_sync
 from .dependencies import Depends, Security, SecurityScopes
@@ -33,7 +33,7 @@ __all__ = ["APIRouter", "App", "BackgroundTasks", "Body", "Cookie", "Depends",
            "Header", "JSONResponse", "Path", "PlainTextResponse", "Query", "RedirectResponse",
            "Request", "RequestValidationError", "Response", "Security", "SecurityScopes",
            "ServerSentEvent", "StaticFiles", "StreamingResponse", "UploadFile", "WebSocket",
-           "WebSocketDisconnect", "__version__", "interface_of", "jsonable_encoder", "status"]
+           "WebSocketDisconnect", "WebSocketException", "__version__", "interface_of", "jsonable_encoder", "status"]
 
 
 def interface_of(app):
@@ -85,18 +85,18 @@ class App(_turbo.App, routing.Routes):
 
     def _add(self, path, endpoint, o):
         methods = routing.methods_of(o["methods"])
+        deps = self.dependencies + list(o["dependencies"] or ())
+        label = "%s %s" % ("|".join(methods), path)
         if methods == ("WEBSOCKET",):  # C gives it a turbo.WebSocket, runs no middleware
-            if self.dependencies or o["dependencies"]:
-                raise TypeError("WebSocket route %s: dependencies are not supported" % path)
-            return self.add_route(path, endpoint, methods)
+            solver = _dependencies.Solver(endpoint, _plans.translate(path), deps, self.dependency_overrides,
+                                          label).for_websocket()
+            return self.add_route(path, solver, methods)
         if inspect.isgeneratorfunction(endpoint) or inspect.isasyncgenfunction(endpoint):
             item = typing.get_args(_plans._hints(endpoint).get("return"))[:1]  # AsyncIterable[X]
             model = item and _plans._mentions_model(*item) and _plans.Shaper(*item, None, o)
             shape = responses.Items(o["response_class"], o["status_code"], model or None)
         else:
             shape = _plans.shaper(endpoint, o)
-        deps = self.dependencies + list(o["dependencies"] or ())
-        label = "%s %s" % ("|".join(methods), path)
 
         def build(middleware):
             """The call and result shaper C gets: the handler, or a Solver around it."""

@@ -13,10 +13,14 @@ import traceback
 
 from . import _plans, security
 from ._turbo import JSONResponse, Response
+from .exceptions import websocket_exceptions
 from .background import BackgroundTasks, run_sync
 from .responses import StreamingResponse
 
 __all__ = ["Depends", "Security", "SecurityScopes", "Solver"]
+
+# The request as a plan's last value: given to the middleware, or a WebSocket route's graph.
+_REQUEST = _plans.Leaf("request", "request", "request", "request", False, (), None, False, (), 1 << 21, 0)
 
 
 class Depends:
@@ -92,12 +96,29 @@ class Solver:
         self.params = tuple(self.params)
         self.is_async, self.finishes, self.call = self.runs_async, self.closes, self.run_steps
         if self.middleware:  # the request is the last value; the answer a Response, then cleanup
-            self.params += (_plans.Leaf("request", "request", "request", "request", False, (), None,
-                                        False, (), 1 << 21, 0),)
+            self.params += (_REQUEST,)
             self.is_async, self.finishes, self.call = True, False, self._through_middleware
         if self.middleware and hasattr(self.middleware[-1], "exchange"):  # middleware.Around
             self.around, self.middleware = self.middleware[-1], self.middleware[:-1]
             self.is_async, self.call = False, self._exchange
+
+    def for_websocket(self):
+        """Made a WebSocket route's call: the WebSocket is the last value, closed with the code of
+        a WebSocketException the graph raises; yield dependencies are cleaned up once the endpoint
+        is done."""
+        self.params += (_REQUEST,)
+        self.is_async, self.finishes, self.call = True, False, self._call_websocket
+        return self
+
+    async def _call_websocket(self, *values):
+        websocket, values = values[-1], values[:-1]
+        try:
+            done = await self._call_async(*values)
+        except websocket_exceptions() as exc:  # as Starlette's ExceptionMiddleware answers it
+            await websocket.close(exc.code, exc.reason)
+            return
+        if self.closes:
+            done[1]()
 
     def __call__(self, *values):
         """Runs the graph for one request (C calls self.call, but checks a handler is callable)."""

@@ -1,12 +1,13 @@
-"""HTTPException and RequestValidationError, as FastAPI's, and the default handlers of both,
-as fastapi.exception_handlers has them."""
+"""HTTPException, RequestValidationError and WebSocketException, as FastAPI's, and the default
+handlers of the first two, as fastapi.exception_handlers has them."""
 import contextlib
 import http
 import json
+import sys
 
 from ._turbo import JSONResponse, Response
 
-__all__ = ["HTTPException", "RequestValidationError", "http_exception_handler",
+__all__ = ["HTTPException", "RequestValidationError", "WebSocketException", "http_exception_handler",
            "request_validation_exception_handler"]
 
 
@@ -60,6 +61,28 @@ class RequestValidationError(ValueError):
         for e in self._errors:
             lines += [" -> ".join(str(part) for part in e["loc"]), "  %s (type=%s)" % (e["msg"], e["type"])]
         return "\n".join(lines)
+
+
+class WebSocketException(Exception):
+    """Raised by a WebSocket endpoint or one of its dependencies to close the WebSocket with
+    code and reason (before it is accepted, the handshake is refused with a 403)."""
+
+    def __init__(self, code, reason=None):
+        super().__init__(code, reason)
+        self.code, self.reason = code, reason or ""
+
+    def __str__(self):
+        return "%d: %s" % (self.code, self.reason)
+
+    def __repr__(self):
+        return "WebSocketException(code=%r, reason=%r)" % (self.code, self.reason)
+
+
+def websocket_exceptions():
+    """turbo's WebSocketException and, if the program imported Starlette, Starlette's (FastAPI's
+    is that one)."""
+    theirs = getattr(sys.modules.get("starlette.exceptions"), "WebSocketException", None)
+    return (WebSocketException, theirs) if theirs else WebSocketException
 
 
 async def http_exception_handler(request, exc):

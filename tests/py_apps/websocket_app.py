@@ -8,7 +8,7 @@ import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import turbo  # noqa: E402
-from turbo import WebSocket, WebSocketDisconnect, status  # noqa: E402
+from turbo import Depends, Header, WebSocket, WebSocketDisconnect, WebSocketException, status  # noqa: E402
 
 app = turbo.App()
 router = turbo.APIRouter(prefix="/routed")
@@ -171,12 +171,40 @@ async def upper(websocket: WebSocket, id: str = ""):
     note(id, "iteration ended")
 
 
+def token_user(token: str = "", websocket: WebSocket = None):
+    """A dependency of a WebSocket route: the query, and the WebSocket itself, as in FastAPI."""
+    if token != "ok":
+        raise WebSocketException(status.WS_1008_POLICY_VIOLATION)
+    return {"token": token, "path": websocket.url.path}
+
+
+async def session(id: str = ""):
+    try:
+        yield "session"
+    finally:
+        note(id, "cleaned up")  # once the endpoint is done, or has raised
+
+
+audited = turbo.APIRouter(dependencies=[Depends(token_user)])
+
+
+@audited.websocket("/guarded")
+async def guarded(websocket: WebSocket, user=Depends(token_user), s=Depends(session),
+                  agent: str = Header("")):
+    await websocket.accept()
+    await websocket.send_json({"user": user, "session": s, "agent": agent})
+    if await websocket.receive_text() == "refuse":
+        raise WebSocketException(4001, "refused after accepting")
+    await websocket.close()
+
+
 @app.get("/plain")
 def plain():
     return {"plain": True}
 
 
 app.include_router(router)
+app.include_router(audited, prefix="/audited")
 
 if __name__ == "__main__":
     app.run(port=int(os.environ.get("PORT", 0)), workers=1)
