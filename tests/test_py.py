@@ -1008,6 +1008,36 @@ class Dependencies(ServedApp):
     APP, APP_ENV = "depends_app.py", {"TURBO_MAX_BODY": str(8 << 20), "FILES_DIR": FILES,
                                       "TURBO_HEALTH_PATH": "/healthz"}
 
+    def test_query_header_cookie_and_form_models_are_made_of_their_fields(self):
+        status, _, raw = self.server.request("GET", "/models/items?limit=5&tags=a&tags=b&since=3", None,
+                                             {"X-Token": "t", "User-Agent": "ua", "Cookie": "theme=dark"})
+        self.assertEqual((status, json.loads(raw)), (200, {
+            "filters": {"limit": 5, "offset": 0, "order_by": "created_at", "tags": ["a", "b"], "since": [3]},
+            "set": ["limit", "offset", "order_by", "since", "tags"],
+            "auth": {"x_token": "t", "agent": "ua"}, "prefs": {"theme": "dark"}}))
+        status, _, raw = self.server.request("POST", "/models/form", b"theme=blue",
+                                             {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual((status, json.loads(raw)), (200, {"theme": "blue"}))
+
+    def test_a_parameter_models_fields_are_checked_and_located_at_their_source(self):
+        def errors(path, headers=(("X-Token", "t"),)):
+            status, _, raw = self.server.request("GET", path, None, dict(headers))
+            self.assertEqual(status, 422, raw)
+            return [(e["type"], e["loc"]) for e in json.loads(raw)["detail"]]
+        self.assertEqual(errors("/models/items?limit=0"), [("greater_than", ["query", "limit"])])
+        self.assertEqual(errors("/models/items?limit=x"), [("int_parsing", ["query", "limit"])])
+        self.assertEqual(errors("/models/items?order_by=name"), [("literal_error", ["query", "order_by"])])
+        self.assertEqual(errors("/models/items", ()), [("missing", ["header", "x-token"])])
+        self.assertEqual(errors("/models/strict?a=1&tool=x"), [("extra_forbidden", ["query", "tool"])])
+        self.assertEqual(json.loads(self.server.request("GET", "/models/strict?a=2")[2]), {"a": 2})
+
+    def test_a_parameter_models_fields_are_documented_one_by_one(self):
+        document = json.loads(self.server.request("GET", "/openapi.json")[2])
+        found = [(p["in"], p["name"]) for p in document["paths"]["/models/items"]["get"]["parameters"]]
+        self.assertEqual(found, [("query", "limit"), ("query", "offset"), ("query", "order_by"), ("query", "tags"),
+                                 ("query", "since"), ("header", "x-token"), ("header", "user-agent"),
+                                 ("cookie", "theme")])
+
     def test_the_health_path_is_answered_by_the_core(self):
         status, headers, raw = self.server.request("GET", "/healthz")
         self.assertEqual((status, raw, headers["content-type"]), (200, b"ok\n", "text/plain; charset=utf-8"))

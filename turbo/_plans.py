@@ -17,7 +17,7 @@ import typing
 from . import params
 from ._support import UploadFile, model_errors
 from ._turbo import JSONResponse, Request, Response
-from .exceptions import HTTPException
+from .exceptions import HTTPException, RequestValidationError
 from .responses import StreamingResponse
 
 _UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))  # X | None: Python 3.10+
@@ -226,6 +226,56 @@ def leaf(p, ann, marker, in_path):
     return Leaf(p.name, key, source, conv, nullable, _default(p, marker), check,
                 p.kind == p.KEYWORD_ONLY, rules, SOURCES.index(source), many,
                 dict(marker.docs, alias=marker.alias) if isinstance(marker, params.Param) else None)
+
+
+def parameter_model(ann, marker):
+    """Whether a parameter is a pydantic model of query (header, cookie, form) values, as
+    FastAPI's parameter models: `filters: Annotated[Filters, Query()]`."""
+    return _pydantic_model(ann) and isinstance(marker, (params.Query, params.Header, params.Cookie,
+                                                        params.Form)) and not isinstance(marker, params.File)
+
+
+_LEFT_TO_THE_MODEL = object()  # the default of a field made by a factory: the model makes it
+
+
+def model_reader(model, marker, name):
+    """A dependency that makes a parameter model of its fields, each read as a parameter from the
+    marker's source with the field's annotation, alias and default: C finds and converts them,
+    the model validates them (its errors located at the source and the field, in one 422); with
+    extra="forbid", the names no field takes are refused too."""
+    pydantic = _pydantic("parameter '%s': %r" % (name, model))
+    v2 = hasattr(pydantic, "TypeAdapter")
+    keys, signature = {}, []
+    for field, info in (model.model_fields if v2 else model.__fields__).items():
+        required = info.is_required() if v2 else info.required
+        alias = info.alias if v2 else info.alias if info.has_alias else None
+        default = ... if required else _LEFT_TO_THE_MODEL if info.default_factory else info.default
+        options = {"convert_underscores": marker.convert_underscores} if marker.source == "header" else {}
+        read_as = type(marker)(default, alias=alias, **options)
+        keys[field] = (alias or field, read_as.key(field))
+        signature.append(inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, default=read_as,
+                                           annotation=info.annotation if v2 else info.outer_type_))
+    extra = model.model_config.get("extra") if v2 else getattr(model.__config__, "extra", None)
+    forbid = getattr(extra, "value", extra) == "forbid"
+    if forbid and marker.source == "form":
+        raise TypeError("parameter '%s': extra='forbid' is not supported on a form model" % name)
+    if forbid:  # _request: no field's name (pydantic keeps names with "_" private)
+        signature.append(inspect.Parameter("_request", inspect.Parameter.KEYWORD_ONLY, annotation=Request))
+    taken = {key for _, key in keys.values()}
+
+    def read(_request=None, **values):
+        data = {keys[field][0]: v for field, v in values.items() if v is not _LEFT_TO_THE_MODEL}
+        if _request is not None:  # the names no field takes, for the model to refuse
+            given = {"query": _request.query_params, "header": _request.headers,
+                     "cookie": _request.cookies}[marker.source]
+            data.update((k, v) for k, v in given.items() if k not in taken)
+        try:
+            return model.model_validate(data) if v2 else model.parse_obj(data)
+        except pydantic.ValidationError as e:
+            raise RequestValidationError(model_errors(e, marker.source)) from None
+    read.__signature__ = inspect.Signature(signature)
+    read.__name__ = read.__qualname__ = "read_%s" % model.__name__
+    return read
 
 
 _ORDERED = (decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)

@@ -138,6 +138,8 @@ class Solver:
                 dep = ann if marker.dependency is None else marker.dependency
                 more = marker.scopes if isinstance(marker, Security) else []
                 args.append((p.name, self._add(dep, scopes + more, marker.use_cache)))
+            elif _plans.parameter_model(ann, marker):
+                args.append((p.name, self._add(_plans.model_reader(ann, marker, p.name), scopes, False)))
             elif isinstance(ann, type) and issubclass(ann, Response):
                 self.wants_response = True  # a Response to set headers, cookies, status on
                 args.append((p.name, ("response", 0)))
@@ -359,6 +361,6 @@ def needed(func, dependencies):
     found = list(_plans.parameters(func))
     bodies = [b for b in found if not isinstance(b[2], Depends) and _plans.is_body(*b[1:])]
     return bool(bodies and not _plans.one_body(bodies)) or any(
-        isinstance(marker, Depends) or ann is SecurityScopes
+        isinstance(marker, Depends) or ann is SecurityScopes or _plans.parameter_model(ann, marker)
         or isinstance(ann, type) and issubclass(ann, (Response, BackgroundTasks))
         for _, ann, marker in found)

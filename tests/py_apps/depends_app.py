@@ -3,10 +3,12 @@ when cleanups run, Annotated, overrides, an exception in a cleanup."""
 import asyncio
 import os
 import threading
-from typing import Annotated, Optional
+from typing import Annotated, List, Literal, Optional
 
-from turbo import (App, BackgroundTasks, Body, Depends, FileResponse, Form, JSONResponse, Query, StaticFiles,
-                   StreamingResponse, UploadFile)
+from pydantic import BaseModel, ConfigDict, Field
+
+from turbo import (App, BackgroundTasks, Body, Cookie, Depends, FileResponse, Form, Header, JSONResponse, Query,
+                   StaticFiles, StreamingResponse, UploadFile)
 
 app = App()
 EVENTS = []
@@ -169,6 +171,45 @@ def sync_file(name: str, status: int = 200, media_type: str = None):
 
 
 app.dependency_overrides[real_user] = lambda: "overridden"  # after the route: run() applies it
+
+class Filters(BaseModel):  # FastAPI 0.115's parameter models (Debian's 0.92 has none to compare)
+    limit: int = Field(100, gt=0, le=100)
+    offset: int = 0
+    order_by: Literal["created_at", "updated_at"] = "created_at"
+    tags: List[str] = []
+    since: List[int] = Field(default_factory=list)
+
+
+class Auth(BaseModel):
+    x_token: str
+    agent: Optional[str] = Field(None, alias="user-agent")
+
+
+class Prefs(BaseModel):
+    theme: str = "light"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    a: int = 0
+
+
+@app.get("/models/items")
+def model_items(filters: Annotated[Filters, Query()], auth: Annotated[Auth, Header()],
+                prefs: Prefs = Cookie()):
+    return {"filters": filters.model_dump(), "set": sorted(filters.model_fields_set),
+            "auth": auth.model_dump(), "prefs": prefs.model_dump()}
+
+
+@app.get("/models/strict")
+async def model_strict(q: Annotated[Strict, Query()]):
+    return q.model_dump()
+
+
+@app.post("/models/form")
+def model_form(form: Annotated[Prefs, Form()]):
+    return form.model_dump()
+
 
 if __name__ == "__main__":
     app.run(host="127.0.0.1", port=0, workers=1)
