@@ -899,19 +899,78 @@ static PyObject *tb_str_view(turbo_str s) {
 /* ================================================================ proxies */
 
 /* The proxies in front that are trusted to say how a client came (their
-   X-Forwarded-* headers): uvicorn's and gunicorn's forwarded_allow_ips,
-   addresses separated by commas, or "*" for any. Set by App._run before
-   the threads start; read only after. */
-static char tb_proxies[512];
+   X-Forwarded-* headers): uvicorn's forwarded_allow_ips, addresses and
+   networks ("10.0.0.0/8", "fd00::/8") separated by commas, or "*" for any.
+   Set by App._run before the threads start (tb_set_proxies); read only
+   after. */
+typedef struct {
+    unsigned char addr[16];
+    int family, bits; /* AF_INET or AF_INET6, and the prefix's length */
+} tb_net;
+#define TB_MAX_PROXIES 64
+static tb_net tb_proxies[TB_MAX_PROXIES];
+static int tb_nproxies, tb_any_proxy;
 
-static int tb_trusted(const char *peer) {
-    if (strncmp(peer, "::ffff:", 7) == 0 && strchr(peer + 7, '.')) peer += 7; /* IPv4 on an IPv6 socket */
-    size_t n = strlen(peer);
-    const char *p = tb_proxies;
-    while (*p) {
-        while (*p == ' ' || *p == ',') p++;
-        size_t len = strcspn(p, ", ");
-        if ((len == 1 && *p == '*') || (len == n && len && memcmp(p, peer, n) == 0)) return 1;
+/* The address written in the n bytes at text, an IPv4 one mapped into
+   IPv6 ("::ffff:10.0.0.1", a dual-stack socket's peer) as IPv4: 0, or -1. */
+static int tb_address(const char *text, size_t n, tb_net *out) {
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char buf[INET6_ADDRSTRLEN];
+    if (n >= sizeof buf) return -1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+    } else if (inet_pton(AF_INET6, buf, out->addr) != 1) {
+        return -1;
+    } else if (memcmp(out->addr, mapped, sizeof mapped) == 0) {
+        memmove(out->addr, out->addr + 12, 4);
+        out->family = AF_INET;
+    } else {
+        out->family = AF_INET6;
+    }
+    out->bits = out->family == AF_INET ? 32 : 128;
+    return 0;
+}
+
+static int tb_in_net(const tb_net *a, const tb_net *net) {
+    int whole = net->bits / 8, rest = net->bits % 8;
+    if (a->family != net->family || memcmp(a->addr, net->addr, (size_t)whole) != 0) return 0;
+    return rest == 0 || ((a->addr[whole] ^ net->addr[whole]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+/* Is the address written in the n bytes at text a trusted proxy's? */
+static int tb_trusted(const char *text, size_t n) {
+    tb_net a;
+    if (tb_any_proxy) return 1;
+    if (tb_address(text, n, &a) < 0) return 0;
+    for (int i = 0; i < tb_nproxies; i++)
+        if (tb_in_net(&a, &tb_proxies[i])) return 1;
+    return 0;
+}
+
+/* Reads forwarded_allow_ips into tb_proxies: 0, or -1 with a ValueError
+   naming the entry that is no address, network or "*". */
+static int tb_set_proxies(const char *list) {
+    tb_nproxies = tb_any_proxy = 0;
+    for (const char *p = list + strspn(list, ", "); *p; p += strspn(p, ", ")) {
+        size_t len = strcspn(p, ", "), at = strcspn(p, "/");
+        tb_net *net = &tb_proxies[tb_nproxies];
+        char *bits_end = NULL;
+        long bits = 0;
+        int ok = tb_nproxies < TB_MAX_PROXIES && tb_address(p, at < len ? at : len, net) == 0;
+        if (ok && at < len) {
+            bits = strtol(p + at + 1, &bits_end, 10);
+            ok = bits_end == p + len && p[at + 1] >= '0' && p[at + 1] <= '9' && bits <= net->bits;
+            net->bits = (int)bits;
+        }
+        if (len == 1 && *p == '*') tb_any_proxy = 1;
+        else if (ok) tb_nproxies++;
+        else
+            return PyErr_Format(PyExc_ValueError,
+                                "forwarded_allow_ips: %.*s is no address, network (a.b.c.d/n) or *%s",
+                                (int)len, p, tb_nproxies < TB_MAX_PROXIES ? "" : " (64 at most)"),
+                   -1;
         p += len;
     }
     return 0;
@@ -933,22 +992,30 @@ static void tb_forwarded(turbo_req *req, turbo_str *proto, turbo_str *by) {
 
 /* The peer of req into host (turbo_req_peer's port, or -1), *https 0. From
    a trusted proxy, *https says whether X-Forwarded-Proto is "https", and,
-   with client, host is X-Forwarded-For's last address, port 0 (as uvicorn
-   reads them). */
+   with client, host is the client X-Forwarded-For names, port 0, as uvicorn
+   reads it: the nearest address from the right that is no trusted proxy's
+   (each proxy appends its peer), else the first (any proxy trusted: the
+   first). */
 static int tb_peer(turbo_req *req, char *host, size_t cap, int *https, int client) {
     int port = turbo_req_peer(req, host, cap);
     *https = 0;
-    if (port < 0 || !tb_trusted(host)) return port;
+    if (port < 0 || !tb_trusted(host, strlen(host))) return port;
     turbo_str proto = {NULL, 0}, by = {NULL, 0};
     tb_forwarded(req, &proto, &by);
     *https = proto.len == 5 && strncasecmp(proto.ptr, "https", 5) == 0;
     if (!client || !by.ptr) return port;
-    const char *end = by.ptr + by.len, *last = end;
-    while (last > by.ptr && last[-1] != ',') last--;
-    while (last < end && (*last == ' ' || *last == '\t')) last++;
-    if (last == end || (size_t)(end - last) >= cap) return port;
-    memcpy(host, last, (size_t)(end - last));
-    host[end - last] = '\0';
+    const char *item, *end, *rest = by.ptr + by.len; /* the items before rest are left */
+    for (;;) {
+        for (item = rest; item > by.ptr && item[-1] != ',';) item--;
+        const char *begins = item;
+        for (end = rest; item < end && (*item == ' ' || *item == '\t');) item++;
+        while (end > item && (end[-1] == ' ' || end[-1] == '\t')) end--;
+        if ((!tb_any_proxy && !tb_trusted(item, (size_t)(end - item))) || begins == by.ptr) break;
+        rest = begins - 1; /* before its comma */
+    }
+    if (item == end || (size_t)(end - item) >= cap) return port;
+    memcpy(host, item, (size_t)(end - item));
+    host[end - item] = '\0';
     return 0;
 }
 
@@ -4247,9 +4314,7 @@ static PyObject *tb_app_run(PyObject *self_obj, PyObject *args) {
         return NULL;
     self->has_async |= needs_loop;
     if (self->serving) return PyErr_Format(PyExc_RuntimeError, "this App is already running");
-    if (strlen(proxies) >= sizeof tb_proxies)
-        return PyErr_Format(PyExc_ValueError, "forwarded_allow_ips is too long");
-    strcpy(tb_proxies, proxies); /* while no thread that reads it runs */
+    if (tb_set_proxies(proxies) < 0) return NULL; /* while no thread that reads it runs */
     tb_keep_gil_ms = keep_gil_ms;
     turbo_config cfg = {.host = host,
                         .port = port == 0 ? -1 : port,

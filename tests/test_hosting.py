@@ -106,6 +106,8 @@ def request_of(case):
 
 # What a proxy in front says of a client (uvicorn and gunicorn trust 127.0.0.1 by default, as turbo).
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7, 198.51.100.2"}
+# Through two proxies, the nearer one trusted: the client is the address before it.
+FORWARDED_TWICE = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1"}
 
 
 def ws_transcript(port):
@@ -170,7 +172,8 @@ class Parity(unittest.TestCase):
     def test_a_bare_asgi_apps_scope_as_on_uvicorn(self):
         self.compare("starlette_app:scope_dump", uvicorn,
                      [("GET", "/a%20b/%C3%A9?x=1&y=%20"), ("POST", "/p", b"body", {"X-Custom": "v", "A": ""}),
-                      ("GET", "/"), ("GET", "/proxied", None, FORWARDED), ("GET", "/half", None, {"X-Forwarded-Proto": "http"})])
+                      ("GET", "/"), ("GET", "/proxied", None, FORWARDED), ("GET", "/half", None, {"X-Forwarded-Proto": "http"}),
+                      ("GET", "/twice", None, FORWARDED_TWICE)])
 
     def test_a_body_in_parts_keeps_the_length_the_app_states(self):
         self.compare("starlette_app:stated_length", uvicorn, [("GET", "/"), ("HEAD", "/")])

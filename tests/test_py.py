@@ -72,7 +72,7 @@ class NotingApp(ServedApp):
 
 class BasicApp(ServedApp):
     """One server (1 process, 1 thread) for conversions, bodies, results and errors."""
-    APP = "basic_app.py"
+    APP, APP_ENV = "basic_app.py", dict(ENV, FORWARDED_ALLOW_IPS="127.0.0.1, 10.0.0.0/8,fd00::/8")
 
     def call(self, path, method="GET", body=None, headers=None):
         if isinstance(body, (dict, list)):
@@ -391,6 +391,19 @@ class BasicApp(ServedApp):
                 raw += chunk
         body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
         self.assertEqual((body["url"], body["client"]), ("https://example.test/url/x", "203.0.113.9"))
+
+    def test_the_client_is_the_nearest_forwarded_address_no_trusted_proxy_has(self):
+        """As uvicorn: from the right, past the proxies trusted (networks too), else the first."""
+        for forwarded, client in (("203.0.113.9, 10.1.2.3", "203.0.113.9"), ("10.0.0.5,10.0.0.6", "10.0.0.5"),
+                                  ("6.6.6.6, 203.0.113.9 , fd00::1, 127.0.0.1", "203.0.113.9"),
+                                  ("fd01::1", "fd01::1"), ("", "127.0.0.1")):
+            status, body = self.json("/url/x", headers={"X-Forwarded-For": forwarded})
+            self.assertEqual((status, body["client"]), (200, client), forwarded)
+
+    def test_forwarded_allow_ips_refuses_what_is_no_address_network_or_star(self):
+        for bad in ("10.0.0.0/33", "example.com", "10.0.0.1/", "::1/129", "10.0.0.0/8x"):
+            with self.assertRaisesRegex(ValueError, "forwarded_allow_ips: .* is no address"):
+                turbo.App().run(port=0, workers=1, forwarded_allow_ips=bad)
 
     def test_request_form_reads_urlencoded_and_multipart_bodies(self):
         status, body = self.json("/request-form", method="POST", body=b"a=1&tag=x&tag=y+z&e=",
