@@ -1261,6 +1261,7 @@ typedef struct {
     PyObject *media_type; /* str or None */
     PyObject *background; /* BackgroundTasks to run once it is sent, or NULL */
     PyObject *file;       /* FileResponse's path (bytes): turbo sends that file, or NULL */
+    PyObject *dict;       /* attributes set on it (an http middleware's body_iterator), or NULL */
     int status_code;
 } tb_Response;
 
@@ -1556,6 +1557,7 @@ static void tb_response_dealloc(PyObject *self) {
     Py_XDECREF(r->media_type);
     Py_XDECREF(r->background);
     Py_XDECREF(r->file);
+    Py_XDECREF(r->dict);
     if (Py_TYPE(self) == &tb_ResponseType && !tb_response_spare) {
         memset((char *)r + sizeof(PyObject), 0, sizeof *r - sizeof(PyObject));
         tb_response_spare = r;
@@ -1584,6 +1586,7 @@ static PyObject *tb_response_get(PyObject *self, void *headers) {
 static PyGetSetDef tb_response_getset[] = {
     {"body", tb_response_get, NULL, "The body, bytes.", NULL},
     {"headers", tb_response_get, NULL, "The (name, value) pairs, read and set by name too.", (void *)1},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyMemberDef tb_response_members[] = {
@@ -4458,6 +4461,7 @@ static PyTypeObject tb_ResponseType = {
     .tp_dealloc = tb_response_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Response(content=b'', status_code=200, headers=None, media_type=None, background=None)",
+    .tp_dictoffset = offsetof(tb_Response, dict),
     .tp_members = tb_response_members,
     .tp_getset = tb_response_getset,
     .tp_init = tb_response_init,

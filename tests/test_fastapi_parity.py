@@ -244,6 +244,7 @@ MIDDLEWARE_CASES = [
     ("GET", "/sync/3"), ("GET", "/sync/4?x_user=ann"), ("GET", "/async"), ("GET", "/missing"),
     ("GET", "/async", None, {"X-Block": "1"}), ("GET", "/sync/5", None, {"X-Block": "1"}),
     ("GET", "/sync/6", None, {"X-Read-Body": "1"}), ("GET", "/stream"), ("GET", "/stream", None, {"X-Read-Body": "1"}),
+    ("GET", "/sync/7", None, {"X-Put-Back": "1"}), ("GET", "/stream", None, {"X-Put-Back": "1"}),
 ]
 
 A, B, EVIL = {"Origin": "https://a.example"}, {"Origin": "https://x.b.example"}, {"Origin": "https://evil.example"}

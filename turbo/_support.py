@@ -333,9 +333,28 @@ async def _one_piece(body):
     yield body
 
 
+def _body_iterator(response):
+    return response.__dict__.get("body_iterator") or _one_piece(response.body)
+
+
+def _replace_body_iterator(response, iterator):
+    response.__dict__["body_iterator"] = iterator
+
+
 # Response.body_iterator, as Starlette has it on the answer call_next gives an http middleware:
-# the body, in one piece.
-body_iterator = property(lambda response: _one_piece(response.body))
+# the body, in one piece; one set in its place is what is sent (see replaced_body).
+body_iterator = property(_body_iterator, _replace_body_iterator)
+
+
+def replaced_body(response):
+    """The answer of an http middleware: a Response whose body_iterator it set (to put back a
+    body it read, say) as the StreamingResponse that sends that iterator; else as it is."""
+    from ._turbo import Response
+    from .responses import StreamingResponse
+    if not isinstance(response, Response) or "body_iterator" not in response.__dict__:
+        return response
+    return StreamingResponse(response.__dict__["body_iterator"], response.status_code,
+                             list(response.headers.items()), response.media_type, response.background)
 
 
 def model_errors(exc, *where):

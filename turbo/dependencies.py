@@ -11,7 +11,7 @@ import inspect
 import sys
 import traceback
 
-from . import _plans, security
+from . import _plans, _support, security
 from ._turbo import JSONResponse, Response
 from .exceptions import websocket_exceptions
 from .background import BackgroundTasks, run_sync
@@ -248,7 +248,7 @@ class Solver:
         for mw in self.middleware:
             handler = functools.partial(_dispatch, mw, handler)
         try:
-            return await handler(request)
+            return _support.replaced_body(await handler(request))
         except Exception as exc:
             answer = self.on_server_error(exc, request)
             if answer is None:
