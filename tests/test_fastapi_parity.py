@@ -96,7 +96,8 @@ PARITY_CASES = [
     ("GET", "/rules/3?size=11"), ("GET", "/rules/3?num=3"), ("GET", "/rules/x?size=y&num=z"),
     ("GET", "/rules/3", None, {"X-Token": "tok", "Cookie": "a=1; sess=zz"}),
     ("GET", "/rules/3", None, {"X-Token": "caf\xe9", "Cookie": "sess=\xe9t\xe9"}),  # Latin-1 bytes
-    ("GET", "/needs-header"), ("GET", "/needs-header", None, {"X-Key": "k"}),
+    ("GET", "/needs-header"), ("GET", "/needs-header", None, {"X-Key": "k"}), ("GET", "/aliased-header"),
+    ("GET", "/aliased-header", None, {"x-token": "t", "X-TAG": "1"}),
     ("GET", "/users/defaults"), ("GET", "/users/by-name"), ("GET", "/starlette-409"),
     ("GET", "/whoami"), ("GET", "/whoami", None, FORWARDED), ("GET", "/whoami", None, {"X-Forwarded-Proto": "http"}),
     ("GET", "/typed/small"), ("GET", "/typed/medium"), ("GET", "/typed/large?level=2&day=2024-02-29&price=3.25"),

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
@@ -1417,7 +1418,7 @@ class TestClientOfAnApp(unittest.TestCase):
             ported.app.dependency_overrides.clear()
             self.assertEqual(client.get("/users/me").status_code, 401)
 
-    def test_forms_files_and_cookies(self):
+    def test_forms_files_cookies_and_repeated_headers(self):
         from turbo.testclient import TestClient
         app = turbo.App()
 
@@ -1434,10 +1435,17 @@ class TestClientOfAnApp(unittest.TestCase):
         def whoami(session: str = turbo.Cookie("nobody")):
             return session
 
-        client = TestClient(app)
+        @app.get("/tags")
+        def tags(tag: typing.List[str] = turbo.Header([], alias="X-Tag")):
+            return tag
+
+        client = TestClient(app, headers={"X-Tag": "default"})
         try:
-            sent = client.post("/upload", data={"note": "n"}, files={"file": ("a.txt", b"abc", "text/plain")})
+            sent = client.post("/upload", data={"note": "n"}, files={"file": ("a.txt", b"abc", "text/plain")},
+                               headers={"Content-Type": "text/plain"})  # the body's own type wins
             self.assertEqual(sent.json(), {"name": "a.txt", "data": "abc", "note": "n"})
+            self.assertEqual(client.get("/tags").json(), ["default"])
+            self.assertEqual(client.get("/tags", headers=[("X-Tag", "1"), ("x-tag", "2")]).json(), ["1", "2"])
             self.assertEqual(client.get("/whoami").json(), "nobody")
             self.assertEqual(client.get("/login").cookies, {"session": "s1"})
             self.assertEqual(client.get("/whoami").json(), "s1")

@@ -261,7 +261,7 @@ def model_reader(model, marker, name):
         raise TypeError("parameter '%s': extra='forbid' is not supported on a form model" % name)
     if forbid:  # _request: no field's name (pydantic keeps names with "_" private)
         signature.append(inspect.Parameter("_request", inspect.Parameter.KEYWORD_ONLY, annotation=Request))
-    taken = {key for _, key in keys.values()}
+    taken = {key.lower() if marker.source == "header" else key for _, key in keys.values()}
 
     def read(_request=None, **values):
         data = {keys[field][0]: v for field, v in values.items() if v is not _LEFT_TO_THE_MODEL}

@@ -126,9 +126,9 @@ class Header(Param):
         super().__init__(default, **rules)
         self.convert_underscores = convert_underscores
 
-    def key(self, name):
+    def key(self, name):  # as given: C finds it in any case, and a 422 names it so (FastAPI)
         if self.alias:
-            return self.alias.lower()
+            return self.alias
         return name.replace("_", "-") if self.convert_underscores else name
 
 

@@ -105,7 +105,8 @@ class TestClient:
                 content=None, headers=None, cookies=None, follow_redirects=True,
                 allow_redirects=None):
         """One request: params the query (dict or pairs), json a JSON body, data a form (or
-        bytes), files {name: (filename, bytes, type) or bytes or a file}, content raw bytes."""
+        bytes), files {name: (filename, bytes, type) or bytes or a file}, content raw bytes;
+        headers a dict or (name, value) pairs (a name may repeat)."""
         port = self._serving()
         follow = follow_redirects if allow_redirects is None else allow_redirects
         parts = urllib.parse.urlsplit(url)
@@ -114,26 +115,30 @@ class TestClient:
         if params:
             query = "&".join(x for x in (query, urllib.parse.urlencode(params, doseq=True)) if x)
         target = urllib.parse.quote(path, safe="/%:@!$&'()*+,;=") + ("?" + query if query else "")
-        sent = dict(self.headers, **(headers or {}))
-        body = content
+        given = list(headers.items()) if hasattr(headers, "items") else list(headers or ())
+        names = {name.lower() for name, _ in given}
+        sent = [(k, v) for k, v in self.headers.items() if k.lower() not in names] + given
+        body, kind = content, None
         if json is not None:
-            body = jsonlib.dumps(json).encode()
-            sent.setdefault("Content-Type", "application/json")
+            body, kind = jsonlib.dumps(json).encode(), "application/json"
         elif files:
-            body, ctype = _multipart(data or {}, files)
-            sent["Content-Type"] = ctype
+            body, kind = _multipart(data or {}, files)
+            sent = [(k, v) for k, v in sent if k.lower() != "content-type"]  # its boundary is this body's
+            names.discard("content-type")
         elif isinstance(data, dict):
-            body = urllib.parse.urlencode(data, doseq=True).encode()
-            sent.setdefault("Content-Type", "application/x-www-form-urlencoded")
+            body, kind = urllib.parse.urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
         elif data is not None:
             body = data.encode() if isinstance(data, str) else data
+        if kind and "content-type" not in names:
+            sent.append(("Content-Type", kind))
         jar = dict(self.cookies, **(cookies or {}))
         if jar:
-            sent["Cookie"] = "; ".join("%s=%s" % kv for kv in jar.items() if kv[1] is not None)
-        sent.setdefault("Host", urllib.parse.urlsplit(self.base_url).netloc or "testserver")
+            sent.append(("Cookie", "; ".join("%s=%s" % kv for kv in jar.items() if kv[1] is not None)))
+        if "host" not in names:
+            sent.append(("Host", urllib.parse.urlsplit(self.base_url).netloc or "testserver"))
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
-            conn.request(method.upper(), target, body=body, headers=sent)
+            conn.request(method.upper(), target, body=body, headers=_Lines(sent))
             r = conn.getresponse()
             response = Response(r.status, r.getheaders(), r.read(), self.base_url + target)
         finally:
@@ -157,6 +162,20 @@ class TestClient:
     post = functools.partialmethod(request, "POST")
     put = functools.partialmethod(request, "PUT")
     patch = functools.partialmethod(request, "PATCH")
+
+
+class _Lines:
+    """Header lines as http.client takes them (it iterates the names, then asks items()),
+    where a name may come more than once."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def __iter__(self):
+        return (name for name, _ in self.pairs)
+
+    def items(self):
+        return self.pairs
 
 
 def _multipart(fields, files):

@@ -230,6 +230,11 @@ def needs_header(x_key: str = Header(...), user_agent: Optional[str] = Header(No
     return {"x_key": x_key}
 
 
+@app.get("/aliased-header")
+def aliased_header(token: str = Header(alias="X-Token"), tags: List[str] = Header([], alias="X-Tag")):
+    return {"token": token, "tags": tags}
+
+
 class Size(str, enum.Enum):
     S = "small"
     L = "large"
