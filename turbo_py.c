@@ -2196,11 +2196,13 @@ static int tb_arg_body(tb_param *q, turbo_req *req, turbo_res *res, PyObject **o
 
 static void tb_answer_value(turbo_res *res, tb_plan *pl, PyObject *result);
 static void tb_log_route_exception(tb_plan *pl, PyObject *exc);
+static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro, PyObject *request, int answer);
 
 /* The app's exception handlers, FastAPI's default one for HTTPException
    among them (App._handle_exception, _handle_invalid in turbo/__init__.py),
    given the request when there is one: 1 after answering with what one
-   returned (or a 500 if it raised), 0 when none applies. */
+   returned (awaited on the asyncio loop when it is a coroutine: an async
+   handler's), or with a 500 if it raised; 0 when none applies. */
 static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject *what, PyObject *request) {
     PyObject *r = PyObject_CallMethod(pl->app, method, "OO", what, request ? request : Py_None);
     if (r == Py_None) {
@@ -2212,7 +2214,8 @@ static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject 
         tb_send_500(res);
         return 1;
     }
-    tb_answer_value(res, pl, r);
+    if (PyCoro_CheckExact(r)) tb_await(res, pl, r, request, 1);
+    else tb_answer_value(res, pl, r);
     Py_DECREF(r);
     return 1;
 }
@@ -2360,8 +2363,6 @@ static void tb_answer_exception(turbo_res *res, tb_plan *pl, PyObject *exc, PyOb
     Py_DECREF(exc);
 }
 
-static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro, PyObject *request);
-
 /* The Request an exception handler is given: the handler's own, else one
    made now (while req lasts; a copy of req for an answer deferred past it)
    when the app has exception handlers. A new reference; NULL for None. */
@@ -2390,7 +2391,7 @@ static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
         for (int i = 0; i < pl->nparams; i++) Py_DECREF(args[i]);
         PyObject *about = result && !deferred ? NULL : tb_request_for_errors(pl, req, request, deferred);
         if (!result) tb_answer_exception(res, pl, exc, about);
-        else if (deferred) tb_await(res, pl, result, about);
+        else if (deferred) tb_await(res, pl, result, about, 0);
         else tb_answer(res, pl, result);
         Py_XDECREF(about);
         if (request) tb_request_detach(request, pl->label); /* copied if kept: by a coroutine, say */
@@ -2411,6 +2412,7 @@ typedef struct {
     tb_plan *plan;
     PyObject *result, *error;
     PyObject *request; /* for an exception handler, or NULL */
+    int answer;        /* the coroutine is an exception handler's: it gives the answer */
 } tb_Pending;
 
 /* On the loop's thread, answers are resumed together once the loop's turn
@@ -2458,8 +2460,16 @@ static void tb_resume(turbo_res *res, void *arg) {
        which then holds the GIL (the loop's, or the one cancelling its tasks). */
     int held = !res && PyGILState_Check();
     if (!held && tb_gil_take(res) < 0) return; /* p is lost: without the GIL it cannot be released */
-    if (res && p->result) tb_answer(res, p->plan, p->result);
-    else if (res) tb_answer_exception(res, p->plan, Py_XNewRef(p->error), p->request);
+    if (res && p->result && p->answer) {
+        tb_answer_value(res, p->plan, p->result);
+    } else if (res && p->result) {
+        tb_answer(res, p->plan, p->result);
+    } else if (res && p->answer) { /* the handler raised, and so did the one for 500, if any */
+        tb_log_route_exception(p->plan, p->error);
+        tb_send_500(res);
+    } else if (res) {
+        tb_answer_exception(res, p->plan, Py_XNewRef(p->error), p->request);
+    }
     /* The future keeps p among its callbacks, and an error's traceback
        keeps the future (a frame of its result()): p is no container the
        collector sees, so that cycle is broken here. */
@@ -2500,23 +2510,36 @@ static void tb_close_coroutine(PyObject *coro) {
 }
 
 /* Hands a coroutine to this process's loop and defers the answer. */
-/* request (borrowed, or NULL): the exception handler's, and the one told
-   when the client goes (is_disconnected). */
-static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro, PyObject *request) {
+static int tb_loop_start(void);
+
+/* Awaits coro, a route's (answer 0) or an exception handler's answer
+   (answer 1), on the asyncio loop. request (borrowed, or NULL): a route's
+   for its exception handler, and the one told when the client goes
+   (is_disconnected). */
+static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro, PyObject *request, int answer) {
+    if (answer && !tb_loop_obj) tb_loop_start(); /* as for a streamed answer: started when first needed */
     tb_Pending *p = tb_loop_submit ? (tb_Pending *)tb_PendingType.tp_alloc(&tb_PendingType, 0) : NULL;
-    if (p) p->plan = pl; /* the rest is zeroed */
+    if (p) { /* the rest is zeroed */
+        p->plan = pl;
+        p->answer = answer;
+    }
     if (!p || !(p->defer = turbo_res_defer(res))) {
         Py_XDECREF(p);
         tb_close_coroutine(coro);
         if (tb_loop_submit) PyErr_NoMemory();
-        else
+        else if (!PyErr_Occurred())
             PyErr_SetString(PyExc_RuntimeError, "the handler returned a coroutine but this process "
                                                 "runs no asyncio loop: declare it with async def");
-        tb_answer_exception(res, pl, NULL, request);
+        if (answer) {
+            tb_log_route_exception(pl, NULL);
+            tb_send_500(res);
+        } else {
+            tb_answer_exception(res, pl, NULL, request);
+        }
         return;
     }
     turbo_defer *d = p->defer;
-    if (request) {
+    if (request && !answer) {
         p->request = Py_NewRef(request);
         tb_request_watch((tb_Request *)request, d);
     }

@@ -188,19 +188,34 @@ class App(_turbo.App, routing.Routes):
         return None
 
     def _handle_exception(self, exc, request):
-        """Called by C for a route's exception: its Response, _server_error's answer, or None
-        (a 500)."""
+        """Called by C for a route's exception: its Response, _server_error's answer, None (a
+        500), or for an async handler a coroutine that gives one of those, which C awaits on the
+        asyncio loop as it awaits a route (a turbo thread waiting for it would hold its event
+        loop)."""
         handler = self._handler_for(exc)
-        if handler is not None:
-            try:
-                return _as_response(handler(request, exc))
-            except Exception as raised:  # as in Starlette: on to the handler for 500, if any
-                answer = self._server_error(raised, request)
-                if answer is None:
-                    raise
-                return answer
-        answer = _default_answer(exc)
-        return answer if answer is not None else self._server_error(exc, request)
+        if handler is None:
+            answer = _default_answer(exc)
+            return answer if answer is not None else self._server_error(exc, request)
+        try:
+            value = handler(request, exc)
+        except Exception as raised:
+            return self._handler_failed(raised, request)
+        return self._awaited_answer(value, request) if inspect.isawaitable(value) else _as_response(value)
+
+    async def _awaited_answer(self, value, request):
+        try:
+            value = await value
+        except Exception as raised:
+            return self._handler_failed(raised, request)
+        return _as_response(value)
+
+    def _handler_failed(self, raised, request):
+        """An exception handler raised: as in Starlette, the handler for 500 answers, if any; else
+        raised is raised again, for C to log with a 500."""
+        answer = self._server_error(raised, request)
+        if answer is None:
+            raise raised
+        return answer
 
     async def _exception_response(self, exc, request):
         """The same, on the loop, for the middleware's call_next; what is left goes out through
@@ -237,10 +252,14 @@ class App(_turbo.App, routing.Routes):
         if handler is None and self._around is None:
             return None
         exc = RequestValidationError(errors, request.body)
-        answer = None if handler is None else _as_response(handler(request, exc))
+        answer = None
+        if handler is not None:  # an async one's answer awaited on the loop, as above
+            value = handler(request, exc)
+            answer = _as_response_of(value) if inspect.isawaitable(value) else _as_response(value)
         if self._around is None:
             return answer
-        return self._around.exchange(request, _support.ready(answer or exc.response()))
+        respond = (lambda: answer) if inspect.isawaitable(answer) else _support.ready(answer or exc.response())
+        return self._around.exchange(request, respond)
 
     def on_event(self, event):
         """Decorates a function (sync or async) to call as each process starts or stops."""
@@ -376,12 +395,12 @@ def _handler_address(library, symbol):
 
 
 def _as_response(value):
-    """What an exception handler returned (awaited when it is async) as a Response."""
-    if inspect.isawaitable(value):
-        loop = _support.Loop.current
-        run = asyncio.run if loop is None else loop.run
-        value = run(_support._maybe_await(value))
+    """What an exception handler returned as a Response."""
     return value if isinstance(value, Response) else JSONResponse(value)
+
+
+async def _as_response_of(awaitable):
+    return _as_response(await awaitable)
 
 
 def _usable_cpus():
