@@ -1069,10 +1069,12 @@ typedef struct tb__limits {
 } tb__limits;
 
 /* Byte classes, one table lookup per byte: token characters (tchar), the
-   RFC 3986 characters of a request target (and those of them the target's
-   scan passes over: all but "%" and "?"), field-value bytes (HTAB, SP,
-   VCHAR, obs-text) and the characters of a Host's reg-name ("%" aside: it
-   must begin an escape). */
+   characters of a request target (and those of them the target's scan
+   passes over: all but "%" and "?"), field-value bytes (HTAB, SP, VCHAR,
+   obs-text) and the characters of a Host's reg-name ("%" aside: it must
+   begin an escape). A target's are RFC 3986's, and "[ ] { } | \ ^ `",
+   which browsers (WHATWG URLs) and axios send unescaped in a path or query
+   ("?filter[name]=x"), as nginx takes them: no framing rests on them. */
 #define TB__TCHAR 1
 #define TB__TARGET 2
 #define TB__VALUE 4
@@ -1082,8 +1084,8 @@ typedef struct tb__limits {
 static const unsigned char tb__class[256] = {
     0,0,0,0,0,0,0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
     4,31,4,5,31,7,31,31,30,30,31,31,30,31,31,22,31,31,31,31,31,31,31,31,31,31,22,30,4,30,4,6,
-    22,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,4,4,4,5,31,
-    5,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,4,5,4,31,0,
+    22,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,22,22,22,23,31,
+    23,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,22,23,22,31,0,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
@@ -1346,37 +1348,31 @@ static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_
     if (m == 0 || *s != ' ') return -400;
     r->method = tb__str(p, m);
     r->query.ptr = NULL;
-    /* The target, up to where " HTTP/x.y" would no longer fit in max_line. */
-    for (q = ++s;; s++) {
+    /* The target, up to where " HTTP/x.y" would no longer fit in max_line
+       (s passes room when the method alone is past it). An absolute-form's
+       authority, "http://[::1]:80/", is judged by tb__split_target. */
+    q = ++s;
 #ifdef TB__SSE2
-        /* A path's usual bytes, which need no look of their own, 16 at a
-           time; not for one byte ("/"), cheaper alone. */
-        for (; room - s >= 16 && s[1] != ' '; s += 16) {
-            unsigned misses = tb__not_word16(s, '-');
-            if (misses) {
-                s += __builtin_ctz(misses);
-                break;
-            }
-        }
-#endif
-        for (; s < room && TB__IS(TB__TARGET, *s); s++) {
-            if (TB__IS(TB__PLAIN, *s)) continue;
-            if (*s == '?') {
-                if (!r->query.ptr) r->query.ptr = s;
-                continue;
-            }
-            if ((end - s > 1 && tb__hex((unsigned char)s[1]) < 0) || /* "%" HEXDIG HEXDIG, judged */
-                (end - s > 2 && tb__hex((unsigned char)s[2]) < 0))   /* as far as it has come */
-                return -400;
-            if (end - s < 3) return 0;
-        }
-        /* "[" only opens an absolute-form's IP-literal host, "http://[::1]/",
-           whose bytes tb__split_target judges. */
-        if (s >= room || *s != '[' || /* s passes room when the method alone is past max_line */
-            !((s - q == 7 && tb__ieq(q, 7, "http://")) || (s - q == 8 && tb__ieq(q, 8, "https://"))))
+    /* A path's usual bytes, which need no look of their own, 16 at a time;
+       not for one byte ("/"), cheaper alone. */
+    for (; room - s >= 16 && s[1] != ' '; s += 16) {
+        unsigned misses = tb__not_word16(s, '-');
+        if (misses) {
+            s += __builtin_ctz(misses);
             break;
-        for (s++; s < room && (TB__IS(TB__HOST, *s) || *s == ':');) s++;
-        if (s >= room || *s != ']') break;
+        }
+    }
+#endif
+    for (; s < room && TB__IS(TB__TARGET, *s); s++) {
+        if (TB__IS(TB__PLAIN, *s)) continue;
+        if (*s == '?') {
+            if (!r->query.ptr) r->query.ptr = s;
+            continue;
+        }
+        if ((end - s > 1 && tb__hex((unsigned char)s[1]) < 0) || /* "%" HEXDIG HEXDIG, judged */
+            (end - s > 2 && tb__hex((unsigned char)s[2]) < 0))   /* as far as it has come */
+            return -400;
+        if (end - s < 3) return 0;
     }
     if ((size_t)(s - p) + 9 > max_line) return -414;
     if (s == end) return 0;

@@ -1531,10 +1531,8 @@ reject("test_absolute_form_unclosed_ip_literal_is_400", b"GET http://[::1/json H
        400, "RFC 3986 §3.2.2: IP-literal = \"[\" ... \"]\"")
 reject("test_absolute_form_bad_ip_literal_is_400", b"GET http://[zz]/json HTTP/1.1\r\n" + H + b"\r\n", 400,
        "RFC 3986 §3.2.2: IPv6address or IPvFuture")
-reject("test_brackets_in_a_path_are_400", b"GET /a[1] HTTP/1.1\r\n" + H + b"\r\n", 400,
-       "RFC 3986 §3.3: \"[\" is no pchar")
-reject("test_brackets_after_an_absolute_form_host_are_400", b"GET http://x/[1] HTTP/1.1\r\n" + H + b"\r\n",
-       400, "RFC 3986 §3.3: \"[\" is no pchar")
+accept("test_brackets_after_an_absolute_form_host_are_the_paths", b"GET http://x/users/[1] HTTP/1.1\r\n" + H +
+       b"\r\n", "as in an origin-form target", json_expect={"id": "[1]"})
 reject("test_bracket_inside_a_reg_name_is_400", b"GET http://x[::1]/ HTTP/1.1\r\n" + H + b"\r\n", 400,
        "RFC 3986 §3.2.2: an IP-literal is the whole host")
 reject("test_host_with_a_bad_percent_escape_is_400", b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400,
@@ -1552,6 +1550,10 @@ reject("test_fragment_in_target_is_400", b"GET /json#frag HTTP/1.1\r\n" + H + b"
        "RFC 9112 §3.2.1: no fragment in origin-form (SHOULD 400)")
 reject("test_angle_brackets_in_target_are_400", b"GET /users/<x> HTTP/1.1\r\n" + H + b"\r\n", 400,
        "RFC 3986: '<' '>' are not pchar")
+accept("test_brackets_braces_pipe_backslash_caret_backtick_in_target_accepted",
+       b"GET /users/a[0]{x}|y\\z^`?filter[name]=x&ids[]=1&q=a|b HTTP/1.1\r\n" + H + b"\r\n",
+       "browsers (WHATWG URLs) and axios send them unescaped; nginx takes them",
+       json_expect={"id": "a[0]{x}|y\\z^`"})
 reject("test_bad_percent_encoding_in_target_is_400", b"GET /users/%zz HTTP/1.1\r\n" + H + b"\r\n", 400,
        "RFC 3986 pct-encoded = '%' HEXDIG HEXDIG")
 reject("test_whitespace_only_request_line_is_400", b"   \r\n\r\n", 400, "RFC 9112 §3")

@@ -300,10 +300,11 @@ static void test_name_bytes_at_every_offset(void) {
 /* Targets are read 16 bytes at a time too (letters, digits, "-", "." and
    "/"; the other bytes one at a time): any byte at any offset of a path of
    any length up to 40 is judged as RFC 9112 3.2 says (a pchar, "/" or "?";
-   "%" without two hex digits after it, as here, is no escape), and the
-   path ends at the first "?". */
+   "%" without two hex digits after it, as here, is no escape), or is one
+   of the bytes browsers send unescaped ("[ ] { } | \\ ^ `"), and the path
+   ends at the first "?". */
 static void test_target_bytes_at_every_offset(void) {
-    static const char others[] = "-._~!$&'()*+,;=:@/?", tail[] = " HTTP/1.1\r\nHost: a\r\n\r\n";
+    static const char others[] = "-._~!$&'()*+,;=:@/?[]{}|\\^`", tail[] = " HTTP/1.1\r\nHost: a\r\n\r\n";
     char buf[160];
     size_t len, pos, b, n, judged = 0, wrong = 0;
     for (len = 1; len <= 40; len++)

@@ -87,11 +87,11 @@ static inline int ref_is_tchar(unsigned char c) {
            (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-/* RFC 3986 characters of a request target: unreserved, sub-delims, ":",
-   "@", "/", "?" and "%". */
+/* The characters of a request target: RFC 3986's (unreserved, sub-delims,
+   ":", "@", "/", "?" and "%"), and those browsers send unescaped. */
 static inline int ref_is_target(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("-._~!$&'()*+,;=:@/?%", c) != NULL);
+           (c && strchr("-._~!$&'()*+,;=:@/?%[]{}|\\^`", c) != NULL);
 }
 
 /* field-vchar / SP / HTAB (obs-text included) */
