@@ -393,7 +393,8 @@ TURBO_API int turbo_req_peer(const turbo_req *r, char *host, size_t cap);
 /* A copy of the request that outlives its handler, for an answer deferred
    past it (turbo_res_defer): every accessor reads it as it read r, from
    any one thread at a time. NULL when out of memory. turbo_req_free frees
-   it (and the values turbo_req_query_get found in it). */
+   it, and the values turbo_req_query_get found in it, which stay until
+   then (room for four of the whole query's length, as in a handler). */
 TURBO_API turbo_req *turbo_req_copy(const turbo_req *r);
 TURBO_API void turbo_req_free(turbo_req *copy);
 
@@ -1758,10 +1759,12 @@ TURBO_API turbo_req *turbo_req_copy(const turbo_req *r) {
         tb__rebase(&c->req.header_name[i], from, n, c->bytes);
         tb__rebase(&c->req.header_value[i], from, n, c->bytes);
     }
-    for (name = c->bytes + n, i = 0; i < r->param_count; name += r->param_name[i++].len) {
+    name = c->bytes + n;
+    for (i = 0; i < r->param_count; i++) {
         tb__rebase(&c->req.param_value[i], from, n, c->bytes);
         memcpy(name, r->param_name[i].ptr, r->param_name[i].len); /* the router's: the server's lifetime */
         c->req.param_name[i].ptr = name;
+        name += r->param_name[i].len;
     }
     memset(&c->peer, 0, sizeof c->peer);
     if (r->peer) c->peer = *r->peer;

@@ -933,9 +933,27 @@ static int tb_address(const char *text, size_t n, tb_net *out) {
     return 0;
 }
 
+/* A network written in the n bytes at text, "10.0.0.0/8", or an address
+   alone (all its bits): 0, or -1. */
+static int tb_network(const char *text, size_t n, tb_net *net) {
+    const char *slash = memchr(text, '/', n), *d, *end = text + n;
+    int bits = 0;
+    if (tb_address(text, slash ? (size_t)(slash - text) : n, net) < 0) return -1;
+    if (!slash) return 0;
+    if (end - slash < 2 || end - slash > 4) return -1; /* 1 to 3 digits */
+    for (d = slash + 1; d < end; d++) {
+        if (*d < '0' || *d > '9') return -1;
+        bits = bits * 10 + (*d - '0');
+    }
+    if (bits > net->bits) return -1;
+    net->bits = bits;
+    return 0;
+}
+
 static int tb_in_net(const tb_net *a, const tb_net *net) {
     int whole = net->bits / 8, rest = net->bits % 8;
     if (a->family != net->family || memcmp(a->addr, net->addr, (size_t)whole) != 0) return 0;
+    /* (0xff00 >> rest) & 0xff: a byte's top rest bits, the last of the prefix */
     return rest == 0 || ((a->addr[whole] ^ net->addr[whole]) & (0xff00 >> rest) & 0xff) == 0;
 }
 
@@ -949,28 +967,28 @@ static int tb_trusted(const char *text, size_t n) {
     return 0;
 }
 
+#define TB_PROXY_SEPARATORS ", \t"
+
 /* Reads forwarded_allow_ips into tb_proxies: 0, or -1 with a ValueError
    naming the entry that is no address, network or "*". */
 static int tb_set_proxies(const char *list) {
     tb_nproxies = tb_any_proxy = 0;
-    for (const char *p = list + strspn(list, ", "); *p; p += strspn(p, ", ")) {
-        size_t len = strcspn(p, ", "), at = strcspn(p, "/");
-        tb_net *net = &tb_proxies[tb_nproxies];
-        char *bits_end = NULL;
-        long bits = 0;
-        int ok = tb_nproxies < TB_MAX_PROXIES && tb_address(p, at < len ? at : len, net) == 0;
-        if (ok && at < len) {
-            bits = strtol(p + at + 1, &bits_end, 10);
-            ok = bits_end == p + len && p[at + 1] >= '0' && p[at + 1] <= '9' && bits <= net->bits;
-            net->bits = (int)bits;
+    for (const char *p = list + strspn(list, TB_PROXY_SEPARATORS); *p; p += strspn(p, TB_PROXY_SEPARATORS)) {
+        size_t len = strcspn(p, TB_PROXY_SEPARATORS);
+        char entry[64];
+        if (len == 1 && *p == '*') {
+            tb_any_proxy = 1;
+        } else if (tb_nproxies == TB_MAX_PROXIES) {
+            PyErr_Format(PyExc_ValueError, "forwarded_allow_ips: more than %d entries", TB_MAX_PROXIES);
+            return -1;
+        } else if (tb_network(p, len, &tb_proxies[tb_nproxies]) == 0) {
+            tb_nproxies++;
+        } else {
+            snprintf(entry, sizeof entry, "%.*s", (int)len, p); /* PyErr_Format has no %.*s before 3.12 */
+            PyErr_Format(PyExc_ValueError,
+                         "forwarded_allow_ips: %s is no address, network (10.0.0.0/8, fd00::/8) or *", entry);
+            return -1;
         }
-        if (len == 1 && *p == '*') tb_any_proxy = 1;
-        else if (ok) tb_nproxies++;
-        else
-            return PyErr_Format(PyExc_ValueError,
-                                "forwarded_allow_ips: %.*s is no address, network (a.b.c.d/n) or *%s",
-                                (int)len, p, tb_nproxies < TB_MAX_PROXIES ? "" : " (64 at most)"),
-                   -1;
         p += len;
     }
     return 0;
@@ -1150,6 +1168,7 @@ static PyObject *tb_request_get(PyObject *self, void *field) {
 /* Called when the turbo_req is about to go away: a Request still referenced
    elsewhere copies everything first. */
 static void tb_request_detach(tb_Request *r, const char *label) {
+    if (r->own) return; /* a copy: it lasts as long as r */
     if (Py_REFCNT(r) > 1) {
         for (int f = 0; f < TB_RQ_N; f++) {
             if (!tb_request_field(r, f)) {
@@ -1172,10 +1191,14 @@ static PyObject *tb_request_new(turbo_req *req) {
    cheaper than the Python objects of every field. */
 static PyObject *tb_request_copy(turbo_req *req) {
     turbo_req *copy = turbo_req_copy(req);
-    tb_Request *r = copy ? (tb_Request *)tb_request_new(copy) : NULL;
-    if (r) r->own = copy;
-    else turbo_req_free(copy);
-    return copy ? (PyObject *)r : PyErr_NoMemory();
+    if (!copy) return PyErr_NoMemory();
+    tb_Request *r = (tb_Request *)tb_request_new(copy);
+    if (!r) {
+        turbo_req_free(copy);
+        return NULL;
+    }
+    r->own = copy;
+    return (PyObject *)r;
 }
 
 static void tb_watch_drop(tb_watch *watch) {
@@ -1537,6 +1560,7 @@ static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, s
         if (type == (PyObject *)&tb_ResponseType && tb_response_spare) {
             r = PyObject_Init((PyObject *)tb_response_spare, &tb_ResponseType);
             tb_response_spare = NULL;
+            PyObject_GC_Track(r);
         } else {
             r = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
         }
@@ -1550,8 +1574,27 @@ static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, s
     return r;
 }
 
+/* A Response is a container the collector sees: what is set on it (a
+   body_iterator that refers to it, say) may close a cycle. */
+static int tb_response_traverse(PyObject *self, visitproc visit, void *arg) {
+    tb_Response *r = (tb_Response *)self;
+    Py_VISIT(r->headers);
+    Py_VISIT(r->background);
+    Py_VISIT(r->dict);
+    return 0;
+}
+
+static int tb_response_clear(PyObject *self) {
+    tb_Response *r = (tb_Response *)self;
+    Py_CLEAR(r->headers);
+    Py_CLEAR(r->background);
+    Py_CLEAR(r->dict);
+    return 0;
+}
+
 static void tb_response_dealloc(PyObject *self) {
     tb_Response *r = (tb_Response *)self;
+    PyObject_GC_UnTrack(self);
     Py_XDECREF(r->body);
     Py_XDECREF(r->headers);
     Py_XDECREF(r->media_type);
@@ -2393,6 +2436,7 @@ static void tb_py_handler(turbo_req *req, turbo_res *res, void *user) {
         if (!result) tb_answer_exception(res, pl, exc, about);
         else if (deferred) tb_await(res, pl, result, about, 0);
         else tb_answer(res, pl, result);
+        if (about && about != (PyObject *)request) tb_request_detach((tb_Request *)about, pl->label);
         Py_XDECREF(about);
         if (request) tb_request_detach(request, pl->label); /* copied if kept: by a coroutine, say */
         Py_XDECREF(request);
@@ -2509,13 +2553,12 @@ static void tb_close_coroutine(PyObject *coro) {
     PyErr_Clear();
 }
 
-/* Hands a coroutine to this process's loop and defers the answer. */
 static int tb_loop_start(void);
 
-/* Awaits coro, a route's (answer 0) or an exception handler's answer
-   (answer 1), on the asyncio loop. request (borrowed, or NULL): a route's
-   for its exception handler, and the one told when the client goes
-   (is_disconnected). */
+/* Hands coro, a route's (answer 0) or an exception handler's answer
+   (answer 1), to this process's asyncio loop and defers the answer.
+   request (borrowed, or NULL): a route's for its exception handler, and
+   the one told when the client goes (is_disconnected). */
 static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro, PyObject *request, int answer) {
     if (answer && !tb_loop_obj) tb_loop_start(); /* as for a streamed answer: started when first needed */
     tb_Pending *p = tb_loop_submit ? (tb_Pending *)tb_PendingType.tp_alloc(&tb_PendingType, 0) : NULL;
@@ -4482,7 +4525,9 @@ static PyTypeObject tb_ResponseType = {
     .tp_name = "turbo.Response",
     .tp_basicsize = sizeof(tb_Response),
     .tp_dealloc = tb_response_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = tb_response_traverse,
+    .tp_clear = tb_response_clear,
     .tp_doc = "Response(content=b'', status_code=200, headers=None, media_type=None, background=None)",
     .tp_dictoffset = offsetof(tb_Response, dict),
     .tp_members = tb_response_members,

@@ -302,8 +302,10 @@ static void copied_release(turbo_req *req, turbo_res *res, void *user) {
     turbo_req *copy;
     (void)req, (void)user;
     pthread_mutex_lock(&copied_lock);
-    d = copied_defer, copy = copied_req;
-    copied_defer = NULL, copied_req = NULL;
+    d = copied_defer;
+    copy = copied_req;
+    copied_defer = NULL;
+    copied_req = NULL;
     pthread_mutex_unlock(&copied_lock);
     if (d) turbo_defer_resume(d, answer_from_copy, copy);
     turbo_res_text(res, 200, d ? "released" : "none");

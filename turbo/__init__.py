@@ -88,9 +88,12 @@ class App(_turbo.App, routing.Routes):
         deps = self.dependencies + list(o["dependencies"] or ())
         label = "%s %s" % ("|".join(methods), path)
         if methods == ("WEBSOCKET",):  # C gives it a turbo.WebSocket, runs no middleware
-            solver = _dependencies.Solver(endpoint, _plans.translate(path), deps, self.dependency_overrides,
-                                          label).for_websocket()
-            return self.add_route(path, solver, methods)
+            def build_websocket(middleware):
+                """Made by run(), as a route's: the dependency_overrides of then apply."""
+                return _dependencies.Solver(endpoint, _plans.translate(path), deps, self.dependency_overrides,
+                                            label).for_websocket(), None
+            build_websocket(())  # checked now
+            return self._declare(path, build_websocket, methods, 200, False)
         if inspect.isgeneratorfunction(endpoint) or inspect.isasyncgenfunction(endpoint):
             item = typing.get_args(_plans._hints(endpoint).get("return"))[:1]  # AsyncIterable[X]
             model = item and _plans._mentions_model(*item) and _plans.Shaper(*item, None, o)

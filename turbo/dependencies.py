@@ -11,16 +11,17 @@ import inspect
 import sys
 import traceback
 
-from . import _plans, _support, security
+from . import _plans, _support, security, status
 from ._turbo import JSONResponse, Response
-from .exceptions import websocket_exceptions
+from .exceptions import RequestValidationError, websocket_exceptions
 from .background import BackgroundTasks, run_sync
 from .responses import StreamingResponse
 
 __all__ = ["Depends", "Security", "SecurityScopes", "Solver"]
 
 # The request as a plan's last value: given to the middleware, or a WebSocket route's graph.
-_REQUEST = _plans.Leaf("request", "request", "request", "request", False, (), None, False, (), 1 << 21, 0)
+_REQUEST = _plans.Leaf(name="request", key="request", source="request", conv="request", nullable=False,
+                       default=(), model=None, kwonly=False, rules=(), rank=1 << 21, many=0)
 
 
 class Depends:
@@ -116,6 +117,9 @@ class Solver:
             done = await self._call_async(*values)
         except websocket_exceptions() as exc:  # as Starlette's ExceptionMiddleware answers it
             await websocket.close(exc.code, exc.reason)
+            return
+        except RequestValidationError:  # a parameter model's: FastAPI's close (a 403 before the accept)
+            await websocket.close(status.WS_1008_POLICY_VIOLATION)
             return
         if self.closes:
             done[1]()

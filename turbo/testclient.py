@@ -116,23 +116,23 @@ class TestClient:
             query = "&".join(x for x in (query, urllib.parse.urlencode(params, doseq=True)) if x)
         target = urllib.parse.quote(path, safe="/%:@!$&'()*+,;=") + ("?" + query if query else "")
         given = list(headers.items()) if hasattr(headers, "items") else list(headers or ())
-        names = {name.lower() for name, _ in given}
-        sent = [(k, v) for k, v in self.headers.items() if k.lower() not in names] + given
+        overridden = {name.lower() for name, _ in given}
+        sent = [(k, v) for k, v in self.headers.items() if k.lower() not in overridden] + given
         body, kind = content, None
         if json is not None:
             body, kind = jsonlib.dumps(json).encode(), "application/json"
         elif files:
             body, kind = _multipart(data or {}, files)
             sent = [(k, v) for k, v in sent if k.lower() != "content-type"]  # its boundary is this body's
-            names.discard("content-type")
         elif isinstance(data, dict):
             body, kind = urllib.parse.urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
         elif data is not None:
             body = data.encode() if isinstance(data, str) else data
+        names = {name.lower() for name, _ in sent}
         if kind and "content-type" not in names:
             sent.append(("Content-Type", kind))
         jar = dict(self.cookies, **(cookies or {}))
-        if jar:
+        if jar and "cookie" not in names:  # one Cookie line (RFC 6265): a given one, as httpx, wins
             sent.append(("Cookie", "; ".join("%s=%s" % kv for kv in jar.items() if kv[1] is not None)))
         if "host" not in names:
             sent.append(("Host", urllib.parse.urlsplit(self.base_url).netloc or "testserver"))

@@ -223,6 +223,21 @@ def keep(request: turbo.Request):
     return len(KEPT)
 
 
+class Kept(Exception):
+    pass
+
+
+@app.exception_handler(Kept)
+def keep_the_request(request, exc):  # of a route that took none: it must outlive the route
+    KEPT.append(request)
+    return turbo.JSONResponse({"kept": len(KEPT)}, 409)
+
+
+@app.post("/keep-failing")
+def keep_failing():
+    raise Kept()
+
+
 @app.get("/kept")
 def kept():
     r = KEPT[-1]

@@ -8,7 +8,9 @@ import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import turbo  # noqa: E402
-from turbo import Depends, Header, WebSocket, WebSocketDisconnect, WebSocketException, status  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from turbo import Depends, Header, Query, WebSocket, WebSocketDisconnect, WebSocketException, status  # noqa: E402
 
 app = turbo.App()
 router = turbo.APIRouter(prefix="/routed")
@@ -198,6 +200,21 @@ async def guarded(websocket: WebSocket, user=Depends(token_user), s=Depends(sess
     await websocket.close()
 
 
+def real_user():
+    return "real"
+
+
+class Paging(BaseModel):
+    limit: int = Field(10, gt=0)
+
+
+@app.websocket("/who")
+async def who(websocket: WebSocket, user: str = Depends(real_user), paging: Paging = Query()):
+    await websocket.accept()
+    await websocket.send_json({"user": user, "limit": paging.limit})
+    await websocket.close()
+
+
 @app.get("/plain")
 def plain():
     return {"plain": True}
@@ -205,6 +222,7 @@ def plain():
 
 app.include_router(router)
 app.include_router(audited, prefix="/audited")
+app.dependency_overrides[real_user] = lambda: "overridden"  # after the route: run() applies it
 
 if __name__ == "__main__":
     app.run(port=int(os.environ.get("PORT", 0)), workers=1)
