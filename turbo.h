@@ -469,12 +469,12 @@ TURBO_API void turbo_res_head_length(turbo_res *res, uint64_t length);
    sendfile past 64 KiB, by the event loop as the client takes it (no thread
    waits for a slow client). The answer is complete then: what the handler
    writes after it, a second file, an error or a defer change nothing (but
-   in an answer already deferred, or after turbo_res_flush, a file up to
-   64 KiB is read into the body). req gives the conditional headers (NULL:
-   the request being answered). A missing or unreadable file, or no regular
-   one, is turbo's 404. Returns 0, or -1 after a 404, for a second file, or
-   for a file past 64 KiB once turbo_res_flush has sent the head (refused:
-   the answer goes on as it was). */
+   after turbo_res_flush, a file up to 64 KiB is read into the body). req
+   gives the conditional headers (NULL: the request being answered). A
+   missing or unreadable file, or no regular one, is turbo's 404. Returns
+   0, or -1 after a 404, for a second file, for a file past 64 KiB once
+   turbo_res_flush has sent the head, or after turbo_res_defer (refused:
+   the answer goes on as it was; a deferred one is its resume function's). */
 TURBO_API int turbo_res_file(turbo_res *res, const turbo_req *req, const char *path);
 
 /* The body is the file at path (after any bytes already written), sent as
@@ -3473,19 +3473,23 @@ TB__API_INLINE turbo_json *turbo_res_json(turbo_res *res, int status) {
 static const char tb__months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
 
 /* t as an HTTP date, "Sun, 06 Nov 1994 08:49:37 GMT" and a NUL, into d
-   (32 bytes): the fields written over a template. */
-static void tb__format_date(time_t t, char *d) {
+   (32 bytes): the fields written over a template. -1 (d untouched) for a
+   time whose year has no 4 digits (a file's mtime may be any). */
+static int tb__format_date(time_t t, char *d) {
     static const char days[] = "SunMonTueWedThuFriSat";
     struct tm tm;
-    gmtime_r(&t, &tm);
+    int year;
+    if (!gmtime_r(&t, &tm) || (year = tm.tm_year + 1900) < 0 || year > 9999) return -1;
     memcpy(d, "Sun, 00 Jan 0000 00:00:00 GMT", 30);
     memcpy(d, days + 3 * tm.tm_wday, 3);
     memcpy(d + 5, tb__json_pairs + 2 * tm.tm_mday, 2);
     memcpy(d + 8, tb__months + 3 * tm.tm_mon, 3);
-    tb__json_u64(d + 12, (uint64_t)(tm.tm_year + 1900));
+    memcpy(d + 12, tb__json_pairs + 2 * (year / 100), 2);
+    memcpy(d + 14, tb__json_pairs + 2 * (year % 100), 2);
     memcpy(d + 17, tb__json_pairs + 2 * tm.tm_hour, 2);
     memcpy(d + 20, tb__json_pairs + 2 * tm.tm_min, 2);
     memcpy(d + 23, tb__json_pairs + 2 * tm.tm_sec, 2);
+    return 0;
 }
 
 /* The start of a 200's head, through the Date header's value, cached per
@@ -3844,18 +3848,23 @@ static int64_t tb__parse_date(turbo_str v) {
     return days * 86400 + hour * 3600 + min * 60 + sec;
 }
 
-/* Does the list v (If-None-Match, If-Match) hold etag or "*"? Compared
+/* Do the lines of req's header name (If-None-Match, If-Match: one list
+   however many lines carry it, RFC 9110 5.3) hold etag or "*"? Compared
    weakly (a W/ tag matches) or strongly (If-Match: it never does). */
-static int tb__etag_listed(turbo_str v, const char *etag, int strong) {
+static int tb__etag_listed(const turbo_req *req, const char *name, const char *etag, int strong) {
     size_t n = strlen(etag);
-    turbo_str item;
-    while (tb__list_next(&v, ',', &item)) {
-        if (item.len >= 2 && item.ptr[0] == 'W' && item.ptr[1] == '/') {
-            if (strong) continue;
-            item.ptr += 2, item.len -= 2;
+    turbo_str v, item;
+    int i;
+    for (i = 0; i < req->header_count; i++) {
+        if (!tb__ieq(req->header_name[i].ptr, req->header_name[i].len, name)) continue;
+        for (v = req->header_value[i]; tb__list_next(&v, ',', &item);) {
+            if (item.len >= 2 && item.ptr[0] == 'W' && item.ptr[1] == '/') {
+                if (strong) continue;
+                item = tb__str(item.ptr + 2, item.len - 2);
+            }
+            if ((item.len == 1 && item.ptr[0] == '*') || (item.len == n && memcmp(item.ptr, etag, n) == 0))
+                return 1;
         }
-        if ((item.len == 1 && item.ptr[0] == '*') || (item.len == n && memcmp(item.ptr, etag, n) == 0))
-            return 1;
     }
     return 0;
 }
@@ -3915,17 +3924,17 @@ static int tb__res_read_file(turbo_res *res, int fd, off_t off, uint64_t len) {
    goes in front now, with the length of all of it, and a file past 64 KiB
    is the connection's to send after it (tb__conn_send_file: the loop sends
    it as the client takes it, so a slow client holds no thread); a smaller
-   one is read into the body. A deferred answer's is read into its body,
-   sent when it is resumed. fd is closed, or the connection's. 0, or -1. */
+   one is read into the body. Refused in an answer deferred: what answers is
+   its resume function. fd is closed, or the connection's. 0, or -1. */
 static int tb__res_file_body(turbo_res *res, int fd, uint64_t from, uint64_t len) {
     tb__conn *c = res->c;
     int status = res->status ? res->status : 200, body = !res->head_only && turbo_status_has_body(status);
     size_t before = tb__res_body_started(res) ? res->out->len - res->body_start : 0;
-    if (c->streaming == TB__STREAM_FILE || (c->streaming && len > 65536)) {
-        close(fd); /* refused: a second file, or a big one after turbo_res_flush sent the head */
+    if (res->deferred || c->streaming == TB__STREAM_FILE || (c->streaming && len > 65536)) {
+        close(fd); /* refused: deferred, a second file, or a big one after turbo_res_flush sent the head */
         return -1;
     }
-    if (res->deferred || c->streaming) { /* into the body: sent when resumed, or as the stream's next part */
+    if (c->streaming) { /* into the body: the stream's next part */
         int rc = 0;
         if (res->head_only) {
             res->out->len -= before;
@@ -3970,10 +3979,13 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
     turbo_str im = req ? turbo_req_header(req, "if-match") : none;
     turbo_str ius = req ? turbo_req_header(req, "if-unmodified-since") : none;
     int64_t unmodified = !im.ptr && ius.ptr ? tb__parse_date(ius) : -1; /* If-Unmodified-Since, or -1 */
-    turbo_str want = req ? turbo_req_header(req, "range") : none;
+    /* If-Modified-Since and Range are for GET (and HEAD) alone; If-None-Match
+       stops another method with a 412 (RFC 9110 13.1.2, 13.1.3, 14.2). */
+    int reads = !req || tb__is_method(req->method, "GET") || tb__is_method(req->method, "HEAD");
+    turbo_str want = req && reads ? turbo_req_header(req, "range") : none;
     turbo_str if_range = req ? turbo_req_header(req, "if-range") : none;
-    int64_t since = ims.ptr ? tb__parse_date(ims) : -1; /* If-Modified-Since, or -1 */
-    char etag[48], modified[32], range[64];
+    int64_t since = ims.ptr && reads ? tb__parse_date(ims) : -1; /* If-Modified-Since, or -1 */
+    char etag[48], modified[32], range[80];
     uint64_t from = 0, len;
     int ranged = 0;
     if (fd < 0 || !S_ISREG(st->st_mode)) {
@@ -3983,19 +3995,22 @@ static int tb__res_fd(turbo_res *res, const turbo_req *req, int fd, const struct
     }
     len = (uint64_t)st->st_size;
     snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtime, (unsigned long long)len);
-    tb__format_date(st->st_mtime, modified);
     turbo_res_header(res, "ETag", etag);
-    turbo_res_header(res, "Last-Modified", modified);
+    if (tb__format_date(st->st_mtime, modified) == 0) turbo_res_header(res, "Last-Modified", modified);
     /* The preconditions in RFC 9110 13.2.2's order: If-Match (else
        If-Unmodified-Since), then If-None-Match (else If-Modified-Since). */
-    if (im.ptr ? !tb__etag_listed(im, etag, 1) : unmodified >= 0 && (int64_t)st->st_mtime > unmodified) {
+    if (im.ptr ? !tb__etag_listed(req, "if-match", etag, 1)
+               : unmodified >= 0 && (int64_t)st->st_mtime > unmodified) {
         if (res->typed) turbo_res_status(res, 412); /* the handler's type is the file's: no body of another */
         else tb__res_error_body(res, 412);
         close(fd);
         return 0;
     }
-    if (inm.ptr ? tb__etag_listed(inm, etag, 0) : since >= 0 && (int64_t)st->st_mtime <= since) {
-        turbo_res_status(res, 304);
+    if (inm.ptr ? tb__etag_listed(req, "if-none-match", etag, 0)
+                : since >= 0 && (int64_t)st->st_mtime <= since) {
+        if (reads) turbo_res_status(res, 304);
+        else if (res->typed) turbo_res_status(res, 412);
+        else tb__res_error_body(res, 412);
         close(fd);
         return 0;
     }
@@ -6404,9 +6419,11 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
         TURBO_FREE(st);
         return -1;
     }
-    st->next = s->statics;
+    st->next = s->statics; /* the route holds it: freed with the server, whatever comes next */
     s->statics = st;
-    return 0;
+    /* The folder itself without its "/" ("/static"): sent to "/static/", for its index. */
+    pattern[n] = '\0';
+    return n && st->opts.index ? turbo_route(s, "GET", pattern, tb__static_handler, st) : 0;
 }
 
 TURBO_API int turbo_get(turbo_server *s, const char *p, turbo_handler h, void *u) {

@@ -404,6 +404,21 @@ static void defer_then_sleep(turbo_req *req, turbo_res *res, void *user) {
     sleep_ms(400);
 }
 
+/* /defer-then-file: a file after the defer is refused (-1) without being
+   read: the answer is answer_later's. */
+static void defer_then_file(turbo_req *req, turbo_res *res, void *user) {
+    later *l = (later *)calloc(1, sizeof *l);
+    (void)user;
+    if (!l) {
+        turbo_res_text(res, 500, "no memory");
+        return;
+    }
+    memcpy(l->id, "file", 5);
+    defer_to_sleeper(res, l, NULL);
+    if (turbo_res_file(res, req, getenv("STATIC_FILE") ? getenv("STATIC_FILE") : "/nonexistent") != -1)
+        abort();
+}
+
 /* A resume function that blocks: it is a handler too. */
 static void answer_slowly(turbo_res *res, void *arg) {
     (void)arg;
@@ -694,13 +709,15 @@ int main(void) {
         turbo_route_ex(s, "POST", "/gated", gated, NULL, TURBO_BLOCKING) ||
         turbo_get(s, "/spin/{ms}", spins, NULL) || turbo_get(s, "/defer-sleep", defer_then_sleep, NULL) ||
         turbo_get(s, "/slow-resume", slow_resume, NULL) ||
+        turbo_get(s, "/defer-then-file", defer_then_file, NULL) ||
         turbo_route(s, "*", "/any/{rest...}", any_method, NULL) || turbo_get(s, "/any/get", peer, NULL) ||
         turbo_get(s, "/peer", peer, NULL) || turbo_get(s, "/host", host, NULL) ||
         turbo_get(s, "/stream/{n}", stream, NULL) ||
         turbo_get(s, "/stream-length/{n}/{declared}", stream_length, NULL) ||
         turbo_get(s, "/events", events, NULL) || turbo_get(s, "/stream-oom", stream_oom, NULL) ||
         turbo_get(s, "/stream-file", stream_file, NULL) || turbo_route(s, "POST", "/parts", parts, NULL) ||
-        turbo_get(s, "/file", one_file, NULL) || turbo_get(s, "/typed-file", typed_file, NULL) ||
+        turbo_get(s, "/file", one_file, NULL) || turbo_route(s, "POST", "/file", one_file, NULL) ||
+        turbo_route(s, "DELETE", "/file", one_file, NULL) || turbo_get(s, "/typed-file", typed_file, NULL) ||
         turbo_get(s, "/body-file/{name}", body_file, NULL) ||
         turbo_get(s, "/prefixed-file/{name}", prefixed_file, NULL) ||
         turbo_route_ex(s, "GET", "/locked", locked, NULL, TURBO_LOCKED) ||

@@ -363,7 +363,24 @@ def test_a_static_file_comes_with_its_type_validators_and_cache_control(srv):
         check(fetch(srv, b"/static/small.txt", headers).status == 200, headers)
     r = fetch(srv, b"/file", b"If-None-Match: " + etag.encode() + b"\r\n")  # turbo_res_file from a handler
     check(r.status == 304, r.raw[:200])
+    for name, status in ((b"If-None-Match", 304), (b"If-Match", 200)):  # two lines are one list (RFC 9110 5.3)
+        r = fetch(srv, b"/static/small.txt", name + b': "other"\r\n' + name + b": " + etag.encode() + b"\r\n")
+        check(r.status == status, "%r on a second line: %r" % (name, r.raw[:200]))
     check(fetch(srv, b"/static/page.html").header("Content-Type") == "text/html", "html type")
+
+
+@test
+def test_a_file_answering_another_method_than_get_takes_no_range_and_no_304(srv):
+    """RFC 9110: Range is for GET (14.2), If-Modified-Since for GET and HEAD (13.1.3), and a
+    matching If-None-Match stops another method with a 412 (13.1.2)."""
+    for method in (b"POST", b"DELETE"):
+        r = fetch(srv, b"/file", b"Range: bytes=0-1\r\nContent-Length: 0\r\n", method)
+        check((r.status, r.body, r.header("Content-Range")) == (200, SMALL, None), "%r: %r" % (method, r.raw[:200]))
+        r = fetch(srv, b"/file", b"If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\nContent-Length: 0\r\n", method)
+        check((r.status, r.body) == (200, SMALL), "%r: %r" % (method, r.raw[:200]))
+        r = fetch(srv, b"/file", b"If-None-Match: *\r\nContent-Length: 0\r\n", method)
+        check(r.status == 412, "%r: %r" % (method, r.raw[:200]))
+    check(fetch(srv, b"/file", b"Range: bytes=0-1\r\n", b"HEAD").status == 206, "HEAD is GET's")
 
 
 @test
@@ -453,7 +470,8 @@ def test_static_refuses_every_path_out_of_its_folder(srv):
     check(fetch(srv, b"/static/sub/").body == b"<p>index</p>", "folder index")
     for method in (b"GET", b"HEAD"):  # to the folder, so that its index's relative links work
         for path, to in ((b"/static/sub", "/static/sub/"), (b"/static/sub?v=1&w", "/static/sub/?v=1&w"),
-                         (b"http://127.0.0.1/static/sub?v", "/static/sub/?v")):
+                         (b"http://127.0.0.1/static/sub?v", "/static/sub/?v"), (b"/static", "/static/"),
+                         (b"/static?v=2", "/static/?v=2")):
             r = fetch(srv, path, method=method)
             check((r.status, r.header("Location"), r.body) == (301, to, b""), "%r: %r" % (path, r.raw[:300]))
 
@@ -552,6 +570,12 @@ def test_a_copied_request_is_read_after_the_buffers_it_was_in_were_reused(srv):
     check(r.status == 200, "status %d" % r.status)
     check(json.loads(r.body) == {"method": "POST", "path": "/copied/ab%20c", "name": "ab%20c", "header": "kept",
                                  "body": '{"k": 1}', "q": "x+y z", "peer": True}, r.body)
+
+
+@test
+def test_a_file_after_a_defer_is_refused_and_the_resumed_answer_goes_out(srv):
+    r = get(srv, b"/defer-then-file")
+    check((r.status, json.loads(r.body)) == (200, {"deferred": "file"}), r.raw[:200])
 
 
 @test
@@ -1220,6 +1244,31 @@ def wait_timeout_checks(binary):
     return failures + (["wait timeout: " + problem] if problem else [])
 
 
+def odd_mtimes_checks(binary):
+    """Files whose mtime has no 4-digit year (tmpfs keeps any): served without a Last-Modified,
+    which could be no HTTP date. Before, the year before 1 wrote past a stack buffer, and one
+    past 9999 gave a malformed date."""
+    failures = []
+    root = tempfile.mkdtemp(prefix="turbo-mtimes-", dir="/dev/shm")
+    times = {"bc.txt": -62200000000, "far.txt": 253402300800 + 86400 * 400, "farther.txt": 1 << 62}
+    for name, mtime in times.items():
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(SMALL)
+        os.utime(os.path.join(root, name), (0, mtime))
+    srv = Server(binary, {"STATIC_ROOT": root})
+    try:
+        for name in times:
+            r = fetch(srv, b"/static/" + name.encode())
+            if (r.status, r.body, r.header("Last-Modified"), bool(r.header("ETag"))) != (200, SMALL, None, True):
+                failures.append("odd mtimes: %s: %r" % (name, r.raw[:300]))
+    except (OSError, TestFailure) as e:
+        failures.append("odd mtimes: %s" % e)
+    finally:
+        problem = srv.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return failures + (["odd mtimes: " + problem] if problem else [])
+
+
 def static_at_the_root_checks(binary):
     """turbo_static mounted at "/": a folder asked for as //sub (or ///sub?v) is sent to /sub/
     with one leading slash. Before, Location was //sub/, which a browser takes for the host
@@ -1269,7 +1318,8 @@ def main(argv):
         passed += 1
     for group in [g for g in (deferred_shutdown_checks, execution_model_checks,
                               observing_checks, kept_lock_checks, slow_file_readers_checks,
-                              waiting_for_threads_checks, wait_timeout_checks, static_at_the_root_checks)
+                              waiting_for_threads_checks, wait_timeout_checks, static_at_the_root_checks,
+                              odd_mtimes_checks)
                   if chosen(g.__name__)]:
         extra = group(argv[1])
         failed += len(extra)
