@@ -3909,13 +3909,19 @@ typedef struct {
     PyObject_HEAD
     tb_reply *reply;
     tb_mount *mount;
+    turbo_res *res; /* while the app runs: write() sends at once */
     int started;
 } tb_WSGIStart;
 
+static int tb_wsgi_send_held(tb_WSGIStart *s, turbo_res *res);
+
+/* PEP 3333's write(): its bytes go out as a streamed part's do. */
 static PyObject *tb_wsgi_write(PyObject *self, PyObject *data) {
     tb_WSGIStart *s = (tb_WSGIStart *)self;
     if (!s->started) return tb_hosted_fail(s->mount->label, "write() before start_response");
+    if (!s->res) return tb_hosted_fail(s->mount->label, "write() after the app returned");
     if (tb_reply_body(s->reply, data) < 0) return NULL;
+    tb_wsgi_send_held(s, s->res); /* a client gone: the rest is dropped */
     Py_RETURN_NONE;
 }
 
@@ -4046,10 +4052,22 @@ static int tb_wsgi_flush(tb_WSGIStart *s, turbo_res *res) {
     return rc < 0 ? 1 : 0;
 }
 
+#define TB_WSGI_HELD (64 * 1024)
+
+/* Sends the body held so far of a streamed answer: each part as it comes
+   when the app stated no length (PEP 3333); under a stated one, once 64
+   KiB are held (a smaller body goes out whole, or as a clean 500 if the app
+   fails, and a big one, werkzeug's send_file, is never held whole). 0, or
+   1 when the client has gone. */
+static int tb_wsgi_send_held(tb_WSGIStart *s, turbo_res *res) {
+    size_t held = s->reply->body.len;
+    return held && (s->reply->length < 0 || held >= TB_WSGI_HELD) ? tb_wsgi_flush(s, res) : 0;
+}
+
 /* Runs the app's iterable to its end (or the client's), then its close(),
-   whatever happens. A body of unknown length from anything but a list or
-   a tuple is streamed, each part as it comes (PEP 3333). 0, 1 if the
-   client has gone, -1 with an exception. */
+   whatever happens. A body from anything but a list or a tuple is
+   streamed (tb_wsgi_send_held). A close() that raises is logged; the
+   answer stands. 0, 1 if the client has gone, -1 with an exception. */
 static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result, turbo_res *res) {
     PyObject *it = PyObject_GetIter(result), *part;
     int rc = it ? 0 : -1, stream = !PyList_CheckExact(result) && !PyTuple_CheckExact(result);
@@ -4057,8 +4075,7 @@ static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result, turbo_res *res
         if (!start->started)
             rc = (tb_hosted_fail(start->mount->label, "the app's body came before start_response"), -1);
         else rc = tb_reply_body(start->reply, part);
-        if (rc == 0 && stream && start->reply->length < 0 && start->reply->body.len)
-            rc = tb_wsgi_flush(start, res);
+        if (rc == 0 && stream) rc = tb_wsgi_send_held(start, res);
         Py_DECREF(part);
     }
     if (rc == 0 && PyErr_Occurred()) rc = -1;
@@ -4067,7 +4084,7 @@ static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result, turbo_res *res
     /* A list or a tuple has no close(): not looked up (a miss makes an AttributeError). */
     PyObject *close = stream ? PyObject_GetAttr(result, tb_s_close) : NULL, *closed = NULL;
     if (!close) PyErr_Clear(); /* no close(), as for PyObject_HasAttr */
-    else if (!(closed = PyObject_CallNoArgs(close))) rc = -1;
+    else if (!(closed = PyObject_CallNoArgs(close))) tb_log_exception(start->mount->label, NULL);
     Py_XDECREF(closed);
     Py_XDECREF(close);
     if (exc) {
@@ -4090,9 +4107,11 @@ static void tb_wsgi_handler(turbo_req *req, turbo_res *res, void *user) {
         start->reply = tb_reply_new();
         start->mount = m;
     }
+    if (start && start->reply) start->res = res;
     if (start && start->reply && (env = tb_wsgi_environ(m, req, tb_multiprocess)) &&
         (result = PyObject_CallFunctionObjArgs(m->app, env, (PyObject *)start, NULL)))
         rc = tb_wsgi_consume(start, result, res);
+    if (start) start->res = NULL;
     if (rc == 0 && !start->started)
         rc = (tb_hosted_fail(m->label, "the app returned without calling start_response"), -1);
     if (rc >= 0) { /* the answer, or the rest of a stream (turbo ends it) */

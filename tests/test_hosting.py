@@ -518,6 +518,39 @@ class TurboOnly(unittest.TestCase):
     def test_a_wsgi_generator_is_streamed_part_by_part(self):
         self.check_streamed("flask_app:gated", "wsgi-gate")
 
+    def test_a_wsgi_write_is_sent_at_once(self):
+        self.check_streamed("flask_app:written", "wsgi-written")
+
+    def test_a_big_wsgi_body_of_a_stated_length_is_not_held_whole(self):
+        server = turbo("flask_app:big_stated")
+        gate = os.path.join(WORK, "wsgi-big-gate")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))) as s:
+                s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % gate.encode())
+                got = b""
+                while got.count(b"a") < 1 << 20:  # before the app goes on: no gate needed
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk, "closed after %d bytes" % len(got))
+                    got += chunk
+                self.assertIn(b"Content-Length: 4194304\r\n", got)
+                open(gate, "w").close()
+                head, body = got.split(b"\r\n\r\n", 1)
+                while len(body) < 4 << 20:
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk, "closed after %d bytes of body" % len(body))
+                    body += chunk
+                self.assertEqual(body, b"a" * (2 << 20) + b"b" * (2 << 20))
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
+    def test_a_close_that_raises_after_the_body_is_logged_and_the_answer_stands(self):
+        server = turbo("flask_app:close_fails")
+        try:
+            self.assertEqual(exchange(server.port, "GET", "/")[:3:2], (200, b"whole"))
+            wait_for(lambda: "close failed after the body" in server.log(), "no log line")
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
     def test_an_asgi_body_with_more_body_is_streamed_part_by_part(self):
         self.check_streamed("starlette_app:gated", "asgi-gate")
 

@@ -97,3 +97,44 @@ def gated(environ, start_response):
     while not os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.01)
     yield b"second\n"
+
+
+def _wait_for(gate):
+    import os
+    import time
+    deadline = time.monotonic() + 10
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def written(environ, start_response):
+    """PEP 3333's write(): "first" written, then a wait for the gate (as gated), then the rest."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"first\n")
+    _wait_for(environ["QUERY_STRING"])
+    return [b"second\n"]
+
+
+def big_stated(environ, start_response):
+    """2 MiB under a stated length of 4, then a wait for the gate before the other 2: a client
+    gets the first 2 only if a body with a stated length is not held whole (werkzeug's
+    send_file of a big file is such a body)."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(4 << 20))])
+    for _ in range(32):
+        yield b"a" * 65536
+    _wait_for(environ["QUERY_STRING"])
+    for _ in range(32):
+        yield b"b" * 65536
+
+
+class _CloseFails:
+    def __iter__(self):
+        yield b"whole"
+
+    def close(self):
+        raise RuntimeError("close failed after the body")
+
+
+def close_fails(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return _CloseFails()
