@@ -2200,7 +2200,7 @@ static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, 
    params. NULL when none: *allow is then the node whose methods make the
    405's Allow header, or NULL for a 404. The handler is not const: its
    overstayed flag is the one thing that changes once the server runs. */
-static tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
+TB__INLINE tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
     tb__lookup lk = {r->method, tb__std_method(r->method), r, NULL};
     tb__handler *h;
     r->param_count = 0;
@@ -4780,6 +4780,14 @@ static int tb__conn_stops(const tb__thread *t, const tb__conn *c) {
     return t->detached | c->close_after | c->out_full | (c->defer != NULL) | (c->ws != NULL);
 }
 
+/* Does a route take r (and so want its body)? Else its answer (404, 405,
+   501) needs none. Rare (a 100 Continue asked for): kept out of the path
+   of every request, where tb__route is inlined. */
+static TB__NOINLINE int tb__routed(const turbo_server *s, turbo_req *r) {
+    const tb__node *allow = NULL;
+    return tb__route(s->root, r, &allow) != NULL;
+}
+
 /* Serves every complete request in data; returns the bytes consumed. The
    rest is an unfinished request (or requests waiting behind a deferred
    one, or one waiting for a thread) for the caller to keep. Stops after a
@@ -4833,6 +4841,14 @@ static size_t tb__process(tb__worker *w, tb__thread *t, tb__conn *c, char *data,
             consumed = rc ? (size_t)hl + c->chunk.src : 0;
         } else {
             consumed = avail - (size_t)hl >= f.content_length ? (size_t)hl + f.content_length : 0;
+        }
+        if (!consumed && c->state != TB__C_BODY && f.expect_continue && !tb__routed(w->s, r)) {
+            /* Asked for a 100 Continue that no route would want: answered now, the
+               body unread, and the connection closed after it (RFC 9110 10.1.1). */
+            f.keep_alive = 0;
+            f.chunked = 0;
+            f.content_length = 0;
+            consumed = (size_t)hl;
         }
         if (!consumed) { /* the body is still on its way (100 Continue, if asked, the first time) */
             if (c->state != TB__C_BODY) {
