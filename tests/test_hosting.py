@@ -525,20 +525,11 @@ class TurboOnly(unittest.TestCase):
         server = turbo("flask_app:big_stated")
         gate = os.path.join(WORK, "wsgi-big-gate")
         try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))) as s:
-                s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % gate.encode())
-                got = b""
-                while got.count(b"a") < 1 << 20:  # before the app goes on: no gate needed
-                    chunk = s.recv(65536)
-                    self.assertTrue(chunk, "closed after %d bytes" % len(got))
-                    got += chunk
+            with get_on(server.port, gate) as s:  # 1 MiB before the app goes on: no gate needed
+                got = receive_until(s, b"", lambda got: got.count(b"a") >= 1 << 20, "the first MiB")
                 self.assertIn(b"Content-Length: 4194304\r\n", got)
                 open(gate, "w").close()
-                head, body = got.split(b"\r\n\r\n", 1)
-                while len(body) < 4 << 20:
-                    chunk = s.recv(65536)
-                    self.assertTrue(chunk, "closed after %d bytes of body" % len(body))
-                    body += chunk
+                body = receive_until(s, got.split(b"\r\n\r\n", 1)[1], lambda body: len(body) >= 4 << 20, "the rest")
                 self.assertEqual(body, b"a" * (2 << 20) + b"b" * (2 << 20))
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
@@ -558,20 +549,12 @@ class TurboOnly(unittest.TestCase):
         server = turbo(spec)
         gate = os.path.join(WORK, name)
         try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))) as s:
-                s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % gate.encode())
-                got = b""
-                while b"first\n" not in got:  # sent before the app goes on: no gate needed
-                    chunk = s.recv(4096)
-                    self.assertTrue(chunk, "closed before the first part: %r" % got)
-                    got += chunk
+            with get_on(server.port, gate) as s:  # the first part before the app goes on: no gate needed
+                got = receive_until(s, b"", lambda got: b"first\n" in got, "the first part")
                 self.assertIn(b"Transfer-Encoding: chunked", got)
                 self.assertNotIn(b"second", got)  # a buffered body would bring both at once
                 open(gate, "w").close()
-                while not got.endswith(b"0\r\n\r\n"):
-                    chunk = s.recv(4096)
-                    self.assertTrue(chunk, "closed before the end: %r" % got)
-                    got += chunk
+                got = receive_until(s, got, lambda got: got.endswith(b"0\r\n\r\n"), "the end")
                 self.assertIn(b"second\n", got)
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
@@ -580,8 +563,7 @@ class TurboOnly(unittest.TestCase):
         server = turbo("starlette_app:watching")
         marker = os.path.join(WORK, "left-before-answer")
         try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))) as s:
-                s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % marker.encode())
+            with get_on(server.port, marker):
                 wait_for(lambda: os.path.exists(marker + ".waiting"), "the app never waited")
             wait_for(lambda: os.path.exists(marker), "the app never heard the client leave")
             with open(marker) as f:
@@ -593,13 +575,8 @@ class TurboOnly(unittest.TestCase):
         server = turbo("starlette_app:streaming")
         marker = os.path.join(WORK, "left-mid-stream")
         try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))) as s:
-                s.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % marker.encode())
-                got = b""
-                while got.count(b"part") < 3:
-                    chunk = s.recv(4096)
-                    self.assertTrue(chunk, "closed mid-stream: %r" % got)
-                    got += chunk
+            with get_on(server.port, marker) as s:
+                receive_until(s, b"", lambda got: got.count(b"part") >= 3, "mid-stream")
             wait_for(lambda: os.path.exists(marker), "the stream went on after the client left: " + server.log()[-3000:])
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
@@ -626,6 +603,23 @@ class TurboOnly(unittest.TestCase):
                                  text=True, timeout=60, env=dict(os.environ, PYTHONPATH=harness.ROOT))
             self.assertNotEqual(out.returncode, 0, argv)
             self.assertIn(text, out.stderr, argv)
+
+
+def get_on(port, marker):
+    """A connection that has sent GET /?marker (the file an app waits for, or writes)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20)))
+    sock.sendall(b"GET /?%s HTTP/1.1\r\nHost: x\r\n\r\n" % marker.encode())
+    return sock
+
+
+def receive_until(sock, got, done, what):
+    """got and what sock sends after it, until done(all of it); fails with what if it closes first."""
+    while not done(got):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("%s: closed after %d bytes: %r" % (what, len(got), got[-200:]))
+        got += chunk
+    return got
 
 
 def wait_for(condition, what, timeout=float(os.environ.get("EXCHANGE_TIMEOUT", 20))):
