@@ -1723,14 +1723,12 @@ TURBO_API int turbo_req_peer(const turbo_req *r, char *host, size_t cap) {
     return r->peer->port;
 }
 
-/* A request copied in one block: its bytes, from its method to its body's
-   end (one buffer held them), its path captures' names, its peer and a
-   scratch buffer of its own. */
+/* A request copied in one block: this, then its bytes, from its method to
+   its body's end (one buffer held them), then its path captures' names. */
 typedef struct tb__req_copy {
     turbo_req req;
     tb__peer peer;
-    turbo_buf scratch;
-    char bytes[];
+    turbo_buf scratch; /* its own, for turbo_req_query_get */
 } tb__req_copy;
 
 /* Points s, if it is a view of the n bytes at from, at their copy in to;
@@ -1744,24 +1742,25 @@ TURBO_API turbo_req *turbo_req_copy(const turbo_req *r) {
     const char *from = r->method.ptr;
     size_t n = (size_t)(r->body.ptr + r->body.len - from), names = 0;
     tb__req_copy *c;
-    char *name;
+    char *bytes, *name;
     int i;
     for (i = 0; i < r->param_count; i++) names += r->param_name[i].len;
     if (!(c = (tb__req_copy *)TURBO_MALLOC(sizeof *c + n + names))) return NULL;
+    bytes = (char *)(c + 1);
     c->req = *r;
-    memcpy(c->bytes, from, n);
-    tb__rebase(&c->req.method, from, n, c->bytes);
-    tb__rebase(&c->req.target, from, n, c->bytes);
-    tb__rebase(&c->req.path, from, n, c->bytes);
-    tb__rebase(&c->req.query, from, n, c->bytes);
-    tb__rebase(&c->req.body, from, n, c->bytes);
+    memcpy(bytes, from, n);
+    tb__rebase(&c->req.method, from, n, bytes);
+    tb__rebase(&c->req.target, from, n, bytes);
+    tb__rebase(&c->req.path, from, n, bytes);
+    tb__rebase(&c->req.query, from, n, bytes);
+    tb__rebase(&c->req.body, from, n, bytes);
     for (i = 0; i < r->header_count; i++) {
-        tb__rebase(&c->req.header_name[i], from, n, c->bytes);
-        tb__rebase(&c->req.header_value[i], from, n, c->bytes);
+        tb__rebase(&c->req.header_name[i], from, n, bytes);
+        tb__rebase(&c->req.header_value[i], from, n, bytes);
     }
-    name = c->bytes + n;
+    name = bytes + n;
     for (i = 0; i < r->param_count; i++) {
-        tb__rebase(&c->req.param_value[i], from, n, c->bytes);
+        tb__rebase(&c->req.param_value[i], from, n, bytes);
         memcpy(name, r->param_name[i].ptr, r->param_name[i].len); /* the router's: the server's lifetime */
         c->req.param_name[i].ptr = name;
         name += r->param_name[i].len;
