@@ -4378,8 +4378,9 @@ static char *tb__peer_text(char *o, const tb__peer *p) {
 
 /* The start of the log line, up to the status: r is NULL for a request
    the engine refuses unread ("-" or null in its place). A method and a
-   target hold no quote, backslash or control byte (the parser's rules),
-   so the Common line needs no escaping; JSON escapes the headers. */
+   target hold no quote or control byte (the parser's rules): the quoted
+   request line is a JSON string once a target's backslash is written
+   twice (README). JSON escapes the headers. */
 static void tb__log_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) {
     turbo_str none = tb__str(NULL, 0), version = tb__str(r && r->version == 10 ? "HTTP/1.0" : "HTTP/1.1", 8);
     char peer[INET6_ADDRSTRLEN], *o;
@@ -4397,7 +4398,7 @@ static void tb__log_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) 
         tb__log_field(&j, "referer", r ? turbo_req_header(r, "referer") : none);
         return;
     }
-    if (tb__reserve(&t->log, 96 + (r ? r->method.len + r->target.len : 0)) != 0) return;
+    if (tb__reserve(&t->log, 96 + (r ? r->method.len + 2 * r->target.len : 0)) != 0) return;
     o = tb__peer_text(t->log.data + t->log.len, &c->peer);
     o = tb__put(o, " - - [", 6);
     o = tb__put(o, tb__log_time(t, 0), 26);
@@ -4405,7 +4406,13 @@ static void tb__log_begin(tb__thread *t, const tb__conn *c, const turbo_req *r) 
     if (r) {
         o = tb__put(o, r->method.ptr, r->method.len);
         *o++ = ' ';
-        o = tb__put(o, r->target.ptr, r->target.len);
+        if (!memchr(r->target.ptr, '\\', r->target.len)) {
+            o = tb__put(o, r->target.ptr, r->target.len);
+        } else {
+            size_t i;
+            for (i = 0; i < r->target.len; i++)
+                o = r->target.ptr[i] == '\\' ? tb__put(o, "\\\\", 2) : tb__put(o, r->target.ptr + i, 1);
+        }
         *o++ = ' ';
         o = tb__put(o, version.ptr, version.len);
     } else {
@@ -4688,6 +4695,8 @@ static int tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handle
     return 0;
 }
 
+static int tb__static_bare(const turbo_server *s, const turbo_req *r, turbo_res *res);
+
 /* Routes one complete request and writes its response; 1 if, instead,
    the request waits for a thread (c in TB__C_WAIT, nothing written). */
 static int tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r, const tb__framing *f) {
@@ -4728,7 +4737,7 @@ static int tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r,
         turbo_res_status(res, options ? 200 : 405);
         turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
         if (!options) tb__res_error_body(res, 405);
-    } else {
+    } else if (!tb__static_bare(s, r, res)) {
         tb__res_fail(res, 404);
     }
     tb__res_end(w, t, c, r);
@@ -6327,6 +6336,8 @@ TURBO_API int turbo_route_ex(turbo_server *s, const char *method, const char *pa
 typedef struct tb__static {
     char root[PATH_MAX]; /* resolved: no symlink, no "..", no trailing "/" */
     size_t root_len;
+    char prefix[1024]; /* where it is mounted, without a trailing "/" */
+    size_t prefix_len;
     int dir; /* root, opened once */
     turbo_static_options opts;
     struct tb__static *next; /* the server's, freed with it */
@@ -6434,11 +6445,27 @@ TURBO_API int turbo_static(turbo_server *s, const char *prefix, const char *root
         TURBO_FREE(st);
         return -1;
     }
-    st->next = s->statics; /* the route holds it: freed with the server, whatever comes next */
+    memcpy(st->prefix, prefix, n);
+    st->prefix_len = n;
+    st->next = s->statics;
     s->statics = st;
-    /* The folder itself without its "/" ("/static"): sent to "/static/", for its index. */
-    pattern[n] = '\0';
-    return n && st->opts.index ? turbo_route(s, "GET", pattern, tb__static_handler, st) : 0;
+    return 0;
+}
+
+/* "/static", the folder of turbo_static("/static") asked for without its
+   "/", which its route does not take: sent to "/static/" when it answers
+   with its index, as its other folders are. Found only on the way to a 404
+   (an app's own route for "/static" comes first). 1 when so answered. */
+static int tb__static_bare(const turbo_server *s, const turbo_req *r, turbo_res *res) {
+    const tb__static *st;
+    if (!tb__is_method(r->method, "GET") && !tb__is_method(r->method, "HEAD")) return 0;
+    for (st = s->statics; st; st = st->next)
+        if (st->opts.index && st->prefix_len && r->path.len == st->prefix_len &&
+            memcmp(r->path.ptr, st->prefix, st->prefix_len) == 0) {
+            tb__static_to_folder(r, res);
+            return 1;
+        }
+    return 0;
 }
 
 TURBO_API int turbo_get(turbo_server *s, const char *p, turbo_handler h, void *u) {

@@ -1579,7 +1579,9 @@ static PyObject *tb_response_vectorcall(PyObject *type, PyObject *const *args, s
 static int tb_response_traverse(PyObject *self, visitproc visit, void *arg) {
     tb_Response *r = (tb_Response *)self;
     Py_VISIT(r->headers);
+    Py_VISIT(r->media_type);
     Py_VISIT(r->background);
+    Py_VISIT(r->file);
     Py_VISIT(r->dict);
     return 0;
 }
@@ -1587,7 +1589,9 @@ static int tb_response_traverse(PyObject *self, visitproc visit, void *arg) {
 static int tb_response_clear(PyObject *self) {
     tb_Response *r = (tb_Response *)self;
     Py_CLEAR(r->headers);
+    Py_CLEAR(r->media_type);
     Py_CLEAR(r->background);
+    Py_CLEAR(r->file);
     Py_CLEAR(r->dict);
     return 0;
 }
@@ -2553,14 +2557,14 @@ static void tb_close_coroutine(PyObject *coro) {
     PyErr_Clear();
 }
 
-static int tb_loop_start(void);
+static int tb_loop_needed(void);
 
 /* Hands coro, a route's (answer 0) or an exception handler's answer
    (answer 1), to this process's asyncio loop and defers the answer.
    request (borrowed, or NULL): a route's for its exception handler, and
    the one told when the client goes (is_disconnected). */
 static void tb_await(turbo_res *res, tb_plan *pl, PyObject *coro, PyObject *request, int answer) {
-    if (answer && !tb_loop_obj) tb_loop_start(); /* as for a streamed answer: started when first needed */
+    if (answer) tb_loop_needed(); /* refused below if it did not start */
     tb_Pending *p = tb_loop_submit ? (tb_Pending *)tb_PendingType.tp_alloc(&tb_PendingType, 0) : NULL;
     if (p) { /* the rest is zeroed */
         p->plan = pl;
@@ -2607,6 +2611,8 @@ static void tb_loop_stop(void);
 static int tb_asgi_jobs_open(PyObject *loop);
 static void tb_asgi_jobs_close(void);
 
+static int tb_loop_up; /* tb_loop_start has set every global of the loop (read with the GIL) */
+
 /* GIL held. Starts this process's asyncio loop (turbo._support.Loop). */
 static int tb_loop_start(void) {
     if (!(tb_loop_obj = PyObject_CallNoArgs(tb_Loop))) return -1;
@@ -2624,11 +2630,30 @@ static int tb_loop_start(void) {
     if (rc == 0 && loop) rc = tb_asgi_jobs_open(loop);
     Py_XDECREF(loop);
     if (rc < 0) tb_loop_stop();
+    tb_loop_up = rc == 0;
+    return rc;
+}
+
+static pthread_mutex_t tb_loop_starting = PTHREAD_MUTEX_INITIALIZER;
+
+/* GIL held. The loop of a process that has no async route, started when
+   first needed (an async exception handler, a streamed answer) by one
+   thread, however many need it at once: starting it lets the GIL go, so
+   another may come meanwhile, and waits here without the GIL. 0, or -1. */
+static int tb_loop_needed(void) {
+    int rc = 0;
+    if (tb_loop_up) return 0;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&tb_loop_starting);
+    Py_END_ALLOW_THREADS
+    if (!tb_loop_up) rc = tb_loop_start();
+    pthread_mutex_unlock(&tb_loop_starting);
     return rc;
 }
 
 /* GIL held. Stops it; the tasks still pending are cancelled. */
 static void tb_loop_stop(void) {
+    tb_loop_up = 0;
     if (!tb_loop_obj) return;
     tb_done_with(PyObject_CallMethod(tb_loop_obj, "stop", NULL), "stopping the asyncio loop");
     Py_CLEAR(tb_loop_submit);
@@ -2663,6 +2688,8 @@ typedef struct {
     turbo_buf headers; /* "name: value\r\n" lines, checked */
     turbo_buf body;
     long long length; /* the app's Content-Length, for HEAD; -1 if none */
+    long long sent;   /* WSGI: the body bytes handed to turbo before body */
+    int cut;          /* WSGI: the app's body went past its length (said once) */
     int body_only;    /* more of a streamed body: the head went out before */
     char *file;       /* http.response.pathsend's path: the body is that file */
 } tb_reply;
@@ -3396,7 +3423,7 @@ static void tb_asgi_handler(turbo_req *req, turbo_res *res, void *user) {
    mounted app does, so its body can stream. The scope has no request in
    it: the route has read that. */
 static void tb_answer_asgi(turbo_res *res, tb_plan *pl, PyObject *app) {
-    if (!tb_loop_obj && tb_loop_start() < 0) {
+    if (tb_loop_needed() < 0) {
         tb_answer_exception(res, pl, NULL, NULL);
         return;
     }
@@ -3915,12 +3942,29 @@ typedef struct {
 
 static int tb_wsgi_send_held(tb_WSGIStart *s, turbo_res *res);
 
+/* Appends a part of the body; past the app's Content-Length the rest is
+   dropped, as gunicorn drops it (a stream can only be cut short), and
+   said once. 0, or -1 with an exception. */
+static int tb_wsgi_body(tb_WSGIStart *s, PyObject *part) {
+    tb_reply *a = s->reply;
+    long long held = a->length - a->sent; /* what the length leaves room for */
+    if (tb_reply_body(a, part) < 0) return -1;
+    if (a->length >= 0 && (long long)a->body.len > held) {
+        if (!a->cut)
+            PySys_FormatStderr("turbo: %s: the body went past its Content-Length: cut there\n",
+                               s->mount->label);
+        a->cut = 1;
+        a->body.len = held > 0 ? (size_t)held : 0;
+    }
+    return 0;
+}
+
 /* PEP 3333's write(): its bytes go out as a streamed part's do. */
 static PyObject *tb_wsgi_write(PyObject *self, PyObject *data) {
     tb_WSGIStart *s = (tb_WSGIStart *)self;
     if (!s->started) return tb_hosted_fail(s->mount->label, "write() before start_response");
     if (!s->res) return tb_hosted_fail(s->mount->label, "write() after the app returned");
-    if (tb_reply_body(s->reply, data) < 0) return NULL;
+    if (tb_wsgi_body(s, data) < 0) return NULL;
     tb_wsgi_send_held(s, s->res); /* a client gone: the rest is dropped */
     Py_RETURN_NONE;
 }
@@ -4045,6 +4089,7 @@ static int tb_wsgi_flush(tb_WSGIStart *s, turbo_res *res) {
     int rc;
     tb_reply_put(res, s->reply);
     s->reply->body_only = 1;
+    s->reply->sent += (long long)s->reply->body.len;
     s->reply->body.len = 0;
     Py_BEGIN_ALLOW_THREADS
     rc = turbo_res_flush(res);
@@ -4074,7 +4119,7 @@ static int tb_wsgi_consume(tb_WSGIStart *start, PyObject *result, turbo_res *res
     while (it && rc == 0 && (part = PyIter_Next(it)) != NULL) {
         if (!start->started)
             rc = (tb_hosted_fail(start->mount->label, "the app's body came before start_response"), -1);
-        else rc = tb_reply_body(start->reply, part);
+        else rc = tb_wsgi_body(start, part);
         if (rc == 0 && stream) rc = tb_wsgi_send_held(start, res);
         Py_DECREF(part);
     }

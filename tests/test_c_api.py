@@ -1035,13 +1035,13 @@ def prefork_metrics_checks(binary):
 
 def common_log_checks(binary):
     """TURBO_ACCESS_LOG=common: the Common Log Format on stderr, the request line quoted
-    with its quotes escaped."""
+    with its quotes escaped, as a JSON string is (a backslash of the target written twice)."""
     srv = Server(binary, {"TURBO_THREADS": "1", "TURBO_ACCESS_LOG": "common"})
     line = re.compile(r'127\.0\.0\.1 - - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
-                      r'"GET /query\?q=%22 HTTP/1\.1" 200 (\d+)$', re.M)
+                      r'"GET /query\?q=%22&b=\\\\x41 HTTP/1\.1" 200 (\d+)$', re.M)
     try:
-        r = get(srv, b"/query?q=%22")
-        wait_until(lambda: line.search(srv.stderr()), "a Common Log Format line")
+        r = get(srv, b"/query?q=%22&b=\\x41")
+        wait_until(lambda: line.search(srv.stderr()), "a Common Log Format line: " + srv.stderr()[-300:])
         size = int(line.search(srv.stderr()).group(1))
         failures = [] if size == len(r.raw) else ["common log: %d bytes, sent %d" % (size, len(r.raw))]
     except Exception as e:  # noqa: BLE001

@@ -534,6 +534,15 @@ class TurboOnly(unittest.TestCase):
         finally:
             self.assertEqual(server.stop(), 0, server.log()[-2000:])
 
+    def test_a_wsgi_body_past_its_content_length_is_cut_there_and_said(self):
+        server = turbo("flask_app:too_long")
+        try:
+            status, _, body, _ = exchange(server.port, "GET", "/")
+            self.assertEqual((status, body), (200, b"".join(bytes([65 + i]) * 10000 for i in range(10))))
+            wait_for(lambda: "the body went past its Content-Length" in server.log(), "no log line")
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
+
     def test_a_close_that_raises_after_the_body_is_logged_and_the_answer_stands(self):
         server = turbo("flask_app:close_fails")
         try:

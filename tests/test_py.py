@@ -1371,6 +1371,19 @@ class ServerErrorHandler(ServedApp):
         self.assertEqual((status, headers.get("x-tag")), (200, "tagged"))
 
 
+class LazyLoop(ServedApp):
+    APP = "lazy_loop_app.py"
+
+    def test_the_loop_an_async_exception_handler_needs_starts_once_for_many_threads(self):
+        """64 first requests at once on 8 threads, each raising into an async handler: one loop
+        starts, and every request gets the handler's answer. Before, several threads started a
+        loop each, and some answers were lost."""
+        with ThreadPoolExecutor(64) as pool:
+            answers = list(pool.map(lambda _: self.server.request("GET", "/refused", timeout=20), range(64)))
+        self.assertEqual({(a[0], a[2]) for a in answers}, {(418, b'{"refused":"/refused"}')})
+        self.assertEqual(json.loads(self.server.request("GET", "/loops")[2]), ["turbo-asyncio"])
+
+
 class Lifespan(unittest.TestCase):
     def test_lifespan_and_event_handlers_run_in_each_process_and_state_reaches_requests(self):
         log = os.path.join(WORK, "lifespan.log")
@@ -1678,6 +1691,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, Streaming, WebSockets, ASGIMiddleware, ServerErrorHandler, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, KeptGIL, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Streaming, WebSockets, ASGIMiddleware, ServerErrorHandler, LazyLoop, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, KeptGIL, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

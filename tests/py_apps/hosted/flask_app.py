@@ -138,3 +138,11 @@ class _CloseFails:
 def close_fails(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
     return _CloseFails()
+
+
+def too_long(environ, start_response):
+    """States 100000 bytes and gives twice as many, in parts: the stated ones go out, as gunicorn
+    sends them."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", "100000")])
+    for i in range(20):
+        yield bytes([65 + i]) * 10000
