@@ -6046,16 +6046,19 @@ static void tb__pool_close(turbo_server *s, int monitor_started) {
 
 /* The one piece of global state: how a signal asks for shutdown. A
    second signal exits at once, unless it is the supervisor passing on
-   the first one (a terminal's Ctrl-C reaches every process of a group). */
-static volatile sig_atomic_t tb__signal_fd = -1;
-static volatile sig_atomic_t tb__signals_seen = 0;
+   the first one (a terminal's Ctrl-C reaches every process of a group).
+   The handler may run on any thread: the fd and the count are read and
+   written with atomic builtins (lock-free on an int, so signal-safe). */
+static int tb__signal_fd = -1;
+static int tb__signals_seen = 0;
 static volatile sig_atomic_t tb__supervisor_pid = 0;
 static int tb__restart_asked = 0; /* SIGUSR2, see tb__restart; atomic, as tb__reopen_asked */
 
 /* From a signal handler: one byte into the stop pipe ('s' stop, 'c' a child ended). */
 static void tb__signal_write(const char *what) {
     int saved = errno;
-    ssize_t ignored = tb__signal_fd >= 0 ? write(tb__signal_fd, what, 1) : 0;
+    int fd = __atomic_load_n(&tb__signal_fd, __ATOMIC_RELAXED);
+    ssize_t ignored = fd >= 0 ? write(fd, what, 1) : 0;
     (void)ignored;
     errno = saved;
 }
@@ -6068,8 +6071,10 @@ static void tb__on_signal(int sig, siginfo_t *info, void *context) {
     if (sig == SIGUSR1) __atomic_store_n(&tb__reopen_asked, 1, __ATOMIC_RELAXED);
     if (sig == SIGUSR2) __atomic_store_n(&tb__restart_asked, 1, __ATOMIC_RELAXED);
     if (sig != SIGINT && sig != SIGTERM) return;
-    if (tb__supervisor_pid && info && info->si_pid == tb__supervisor_pid && tb__signals_seen) return;
-    if (tb__signals_seen++) _exit(1);
+    if (tb__supervisor_pid && info && info->si_pid == tb__supervisor_pid &&
+        __atomic_load_n(&tb__signals_seen, __ATOMIC_RELAXED))
+        return;
+    if (__atomic_fetch_add(&tb__signals_seen, 1, __ATOMIC_RELAXED)) _exit(1);
     tb__signal_write("s");
 }
 
@@ -6678,7 +6683,7 @@ static pid_t tb__spawn(turbo_server *s, int index) {
        and an end when the supervisor ends, however it ends. */
     signal(SIGCHLD, SIG_DFL);
     signal(SIGUSR2, SIG_IGN); /* a restart is the supervisor's */
-    tb__signals_seen = 0;
+    __atomic_store_n(&tb__signals_seen, 0, __ATOMIC_RELAXED);
     tb__supervisor_pid = (sig_atomic_t)getppid();
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -6690,7 +6695,7 @@ static pid_t tb__spawn(turbo_server *s, int index) {
     if (s->ready_fd >= 0) close(s->ready_fd);
     s->ready_fd = -1;
     if (tb__pipe(s->stop_pipe) != 0) _exit(1);
-    tb__signal_fd = s->stop_pipe[1];
+    __atomic_store_n(&tb__signal_fd, s->stop_pipe[1], __ATOMIC_RELAXED);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     for (i = 0; i < s->nlisten; i++)
         if (i / threads != index) close(s->listen_fds[i]);
@@ -6801,8 +6806,8 @@ TURBO_API int turbo_run(turbo_server *s) {
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, &old_pipe);
-    tb__signal_fd = s->stop_pipe[1];
-    tb__signals_seen = 0;
+    __atomic_store_n(&tb__signal_fd, s->stop_pipe[1], __ATOMIC_RELAXED);
+    __atomic_store_n(&tb__signals_seen, 0, __ATOMIC_RELAXED);
     sa.sa_sigaction = tb__on_signal;
     sa.sa_flags = SA_SIGINFO;
     for (i = 0; i < 4 && !s->cfg.no_signals; i++) sigaction(handled[i], &sa, &old[i]);
@@ -6819,7 +6824,7 @@ TURBO_API int turbo_run(turbo_server *s) {
     }
     for (i = 0; i < 4 && !s->cfg.no_signals; i++) sigaction(handled[i], &old[i], NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);
-    tb__signal_fd = -1;
+    __atomic_store_n(&tb__signal_fd, -1, __ATOMIC_RELAXED);
     tb__close_listeners(s); /* the stop pipe stays: a signal handled on another thread may write to it yet */
     s->running = 0;
     return rc;
