@@ -786,18 +786,21 @@ TURBO_API void turbo_buf_free(turbo_buf *b);
 #define TB__WRITE 2
 #define TB__MAX_EVENTS 256
 
-/* glibc's read, send and epoll_wait are cancellation points: in a process
-   with threads, each turns asynchronous cancellation on and off around its
-   system call (~90 instructions a request in all). turbo cancels no
-   thread, so on Linux its loop makes the same system calls directly. */
+/* glibc's read, send, epoll_wait and nanosleep are cancellation points: in
+   a process with threads, each turns asynchronous cancellation on and off
+   around its system call (~90 instructions a request in all, and half of
+   the monitor's every millisecond). turbo cancels no thread, so on Linux
+   its loop and its monitor make the same system calls directly. */
 #ifdef __linux__
 static ssize_t tb__read(int fd, void *buf, size_t n) { return (ssize_t)syscall(SYS_read, fd, buf, n); }
 static ssize_t tb__send(int fd, const void *buf, size_t n) {
     return (ssize_t)syscall(SYS_sendto, fd, buf, n, MSG_NOSIGNAL, NULL, 0);
 }
+static void tb__sleep(const struct timespec *step) { syscall(SYS_nanosleep, step, NULL); }
 #else
 #define tb__read read
 #define tb__send(fd, buf, n) send(fd, buf, n, MSG_NOSIGNAL)
+#define tb__sleep(step) nanosleep(step, NULL)
 #endif
 
 static void tb__nonblock_cloexec(int fd) {
@@ -988,12 +991,27 @@ static inline int tb__same(const char *a, const char *b, size_t n) {
     return n == 0;
 }
 
-/* Are the n bytes at a and b the same? A word at a time, the last word
-   overlapping the one before, so nothing past either end is read. */
+#ifdef TB__SSE2
+static inline int tb__equal16(const char *a, const char *b) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)a);
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_loadu_si128((const __m128i *)(const void *)b))) == 0xffff;
+}
+#endif
+
+/* Are the n bytes at a and b the same? A word (16 bytes with SSE2) at a
+   time, the last overlapping the one before, so nothing past either end is
+   read. */
 static inline int tb__equal(const char *a, const char *b, size_t n) {
     uint64_t x, y;
     uint32_t u[2], v[2];
     size_t i;
+#ifdef TB__SSE2
+    if (n >= 16) {
+        for (i = 0; i + 16 < n; i += 16)
+            if (!tb__equal16(a + i, b + i)) return 0;
+        return tb__equal16(a + n - 16, b + n - 16);
+    }
+#endif
     if (n >= 8) {
         for (i = 0; i + 8 < n; i += 8) {
             memcpy(&x, a + i, 8);
@@ -1041,25 +1059,49 @@ typedef struct tb__peer {
 
 #define TB__HOST_SEEN 31 /* bytes of the Host value kept (tb__host_valid): most are shorter */
 
-struct turbo_req {
-    turbo_str method, target, path, query, body;
-    const tb__peer *peer;
-    int version; /* 10 or 11 */
-    int header_count, param_count;
-    turbo_str header_name[TURBO_MAX_HEADERS], header_value[TURBO_MAX_HEADERS];
-    turbo_str param_name[TURBO_MAX_PARAMS], param_value[TURBO_MAX_PARAMS];
-    turbo_buf *scratch; /* the worker's, for decoded query values */
-    /* The last Host value found valid, by the parser of the thread that
-       owns this (reused) request: zeroed with it, never grown. */
-    unsigned char host_seen_len;
-    char host_seen[TB__HOST_SEEN];
-};
-
 /* How the body is framed and what the head asked of the connection. */
 typedef struct tb__framing {
     uint64_t content_length;
     int chunked, keep_alive, expect_continue;
 } tb__framing;
+
+#define TB__SEEN_BYTES 1024 /* header lines kept to compare the next head's with (a browser's fit) */
+#define TB__SEEN_LINES 32
+#define TB__SEEN_TRIES 4 /* heads in a row that differ from the last: then 1 in 64 is kept */
+
+/* The header lines of the last head a parser took, when they fit, and what
+   it found in them: a client sends the same lines with every request. The
+   verdict on them rested on nothing else but the version and max_headers
+   (and the head's room, checked again). Where heads differ every time (an
+   ID in each), keeping and comparing would be paid for nothing: after a
+   few such, only now and then. */
+typedef struct tb__seen {
+    uint16_t len, count, misses;
+    int version, max_headers; /* version 0: nothing kept */
+    const char *at;           /* where they were last found: r's views still point there */
+    tb__framing framing;
+    struct {
+        uint16_t name, name_len, value, value_len; /* offsets into bytes */
+    } line[TB__SEEN_LINES];
+    char bytes[TB__SEEN_BYTES];
+} tb__seen;
+
+struct turbo_req {
+    turbo_str method, target, path, query, body;
+    const tb__peer *peer;
+    int version;    /* 10 or 11 */
+    int std_method; /* tb__std_method(method) */
+    int header_count, param_count;
+    turbo_str header_name[TURBO_MAX_HEADERS], header_value[TURBO_MAX_HEADERS];
+    turbo_str param_name[TURBO_MAX_PARAMS], param_value[TURBO_MAX_PARAMS];
+    turbo_buf *scratch; /* the worker's, for decoded query values */
+    /* The last Host value found valid and the last header lines, by the
+       parser of the thread that owns this (reused) request: zeroed with it,
+       never grown. */
+    unsigned char host_seen_len;
+    char host_seen[TB__HOST_SEEN];
+    tb__seen seen;
+};
 
 #define TB__METHOD_MAX 24 /* longest method a route may name, plus one */
 
@@ -1072,19 +1114,21 @@ typedef struct tb__limits {
 /* Byte classes, one table lookup per byte: token characters (tchar), the
    characters of a request target (and those of them the target's scan
    passes over: all but "%" and "?"), field-value bytes (HTAB, SP, VCHAR,
-   obs-text) and the characters of a Host's reg-name ("%" aside: it must
-   begin an escape). A target's are RFC 3986's, and "[ ] { } | \ ^ `",
-   which browsers (WHATWG URLs) and axios send unescaped in a path or query
-   ("?filter[name]=x"), as nginx takes them: no framing rests on them. */
+   obs-text), the white space around a value (SP, HTAB) and the characters
+   of a Host's reg-name ("%" aside: it must begin an escape). A target's
+   are RFC 3986's, and "[ ] { } | \ ^ `", which browsers (WHATWG URLs) and
+   axios send unescaped in a path or query ("?filter[name]=x"), as nginx
+   takes them: no framing rests on them. */
 #define TB__TCHAR 1
 #define TB__TARGET 2
 #define TB__VALUE 4
 #define TB__HOST 8
 #define TB__PLAIN 16
+#define TB__OWS 32
 /* clang-format off */
 static const unsigned char tb__class[256] = {
-    0,0,0,0,0,0,0,0,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    4,31,4,5,31,7,31,31,30,30,31,31,30,31,31,22,31,31,31,31,31,31,31,31,31,31,22,30,4,30,4,6,
+    0,0,0,0,0,0,0,0,0,36,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    36,31,4,5,31,7,31,31,30,30,31,31,30,31,31,22,31,31,31,31,31,31,31,31,31,31,22,30,4,30,4,6,
     22,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,22,22,22,23,31,
     23,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,31,22,23,22,31,0,
     4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
@@ -1242,6 +1286,23 @@ static int tb__is_method(turbo_str m, const char *name) {
     return m.len == n && memcmp(m.ptr, name, n) == 0;
 }
 
+/* The standard methods, whose handler each node resolves when routes are
+   added; a request's method is looked up here once, then indexes. */
+static const char *const tb__std_methods[] = {"GET",    "HEAD",    "POST",  "PUT",
+                                              "DELETE", "OPTIONS", "TRACE", "PATCH"};
+#define TB__STD_METHODS 8
+#define TB__STD_HEAD 1
+
+/* m's index in tb__std_methods, or TB__STD_METHODS for another method. */
+TB__INLINE int tb__std_method(turbo_str m) {
+    int i;
+    if (m.len == 3 && memcmp(m.ptr, "GET", 3) == 0) return 0; /* the most requests, with no loop */
+    /* tb__same stops at a shorter name's NUL: m holds none. */
+    for (i = 1; i < TB__STD_METHODS; i++)
+        if (tb__same(tb__std_methods[i], m.ptr, m.len) && !tb__std_methods[i][m.len]) return i;
+    return i;
+}
+
 static turbo_str tb__trim_ows(const char *p, size_t n) {
     while (n && (*p == ' ' || *p == '\t')) p++, n--;
     while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
@@ -1342,13 +1403,14 @@ static int tb__is_host(const char *p) {
 /* The request line, method SP request-target SP HTTP-version CRLF, from
    the n bytes at p, whose first m < n bytes are the method's tokens.
    Returns its length, 0 when more bytes are needed, or -400, -414, -505.
-   r->query.ptr is left at the target's first "?" (NULL for none), for
+   An origin-form target ("/a?b") is split into path and query here; for
+   another, r->query.ptr is left at its first "?" (NULL for none), for
    tb__split_target. */
 static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_line, turbo_req *r) {
     const char *end = p + n, *s = p + m, *q, *room = p + TB__MIN(n, max_line > 9 ? max_line - 8 : 0);
+    const char *query = NULL;
     if (m == 0 || *s != ' ') return -400;
     r->method = tb__str(p, m);
-    r->query.ptr = NULL;
     /* The target, up to where " HTTP/x.y" would no longer fit in max_line
        (s passes room when the method alone is past it). An absolute-form's
        authority, "http://[::1]:80/", is judged by tb__split_target. */
@@ -1356,18 +1418,19 @@ static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_
 #ifdef TB__SSE2
     /* A path's usual bytes, which need no look of their own, 16 at a time;
        not for one byte ("/"), cheaper alone. */
-    for (; room - s >= 16 && s[1] != ' '; s += 16) {
-        unsigned misses = tb__not_word16(s, '-');
-        if (misses) {
-            s += __builtin_ctz(misses);
-            break;
+    if (room - s >= 16 && s[1] != ' ')
+        for (; room - s >= 16; s += 16) {
+            unsigned misses = tb__not_word16(s, '-');
+            if (misses) {
+                s += __builtin_ctz(misses);
+                break;
+            }
         }
-    }
 #endif
     for (; s < room && TB__IS(TB__TARGET, *s); s++) {
         if (TB__IS(TB__PLAIN, *s)) continue;
         if (*s == '?') {
-            if (!r->query.ptr) r->query.ptr = s;
+            if (!query) query = s;
             continue;
         }
         if ((end - s > 1 && tb__hex((unsigned char)s[1]) < 0) || /* "%" HEXDIG HEXDIG, judged */
@@ -1379,6 +1442,12 @@ static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_
     if (s == end) return 0;
     if (s == q || *s != ' ') return -400;
     r->target = tb__str(q, (size_t)(s - q));
+    if (*q == '/') {
+        r->path = tb__str(q, (size_t)((query ? query : s) - q));
+        r->query = query ? tb__str(query + 1, (size_t)(s - query - 1)) : tb__str(s, 0);
+    } else {
+        r->query.ptr = query;
+    }
     r->version = 11;
     s++; /* the version: "HTTP/" DIGIT "." DIGIT, then CRLF */
     if (end - s >= 10 && memcmp(s, "HTTP/1.1\r\n", 10) == 0) return (int)(s + 10 - p); /* the usual one */
@@ -1394,14 +1463,14 @@ static int tb__parse_request_line(const char *p, size_t n, size_t m, size_t max_
    request line, which tb__find may read a word of. */
 static const char tb__root_path[] = "/ HTTP/1.1\r\n";
 
-/* Splits the target into path and query. Origin-form ("/a?b"), absolute
-   form ("http://host/a?b": the path is what follows the authority) and
-   "*" (OPTIONS only) are served; authority-form is CONNECT's, refused. */
+/* Splits a target that is not origin-form into path and query: absolute
+   form ("http://host/a?b": the path is what follows the authority) and "*"
+   (OPTIONS only) are served; authority-form is CONNECT's, refused. */
 static int tb__split_target(turbo_req *r) {
     const char *t = r->target.ptr, *end = t + r->target.len, *q;
     if (r->target.len == 1 && t[0] == '*') {
         if (!tb__is_method(r->method, "OPTIONS")) return -400;
-    } else if (t[0] != '/') {
+    } else {
         const char *a;
         if (r->target.len > 7 && tb__ieq(t, 7, "http://")) t += 7;
         else if (r->target.len > 8 && tb__ieq(t, 8, "https://")) t += 8;
@@ -1494,43 +1563,20 @@ static void tb__host_from_target(turbo_req *r) {
     if (r->target.len < 7) return;
     for (a = a[4] == ':' ? a + 7 : a + 8, t = a; t < end && *t != '/' && *t != '?';) t++;
     authority = tb__str(a, (size_t)(t - a));
+    r->seen.at = NULL; /* a view is rewritten */
     for (i = 0; i < r->header_count; i++)
         if (r->header_name[i].len == 4 && tb__is_host(r->header_name[i].ptr)) r->header_value[i] = authority;
 }
 
-/* Parses a request head from buf. Returns its length (through the empty
-   line), 0 if incomplete, or -status: 400 malformed, 413 absurd
-   Content-Length, 414 request line too long, 417 unknown expectation, 431
-   head too large or too many headers, 501 unknown transfer coding or
-   CONNECT, 505 unsupported HTTP major version. A line is read in one pass,
-   each byte judged as it arrives: every split of a request gets the same
-   answer. r must start zeroed: it keeps the last valid Host between calls. */
-static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f, const tb__limits *lim) {
-    const char *p = buf, *end = buf + len, *e, *stop, *name, *v, *ve;
-    size_t m = 0;
-    int rc, more, hosts = 0;
+/* The header lines from p, name ":" OWS value OWS CRLF, up to the empty
+   line, into r and f; the head, its last CRLF included, fits in stop (more:
+   the verdict when a line reaches it). Returns the head's length from buf,
+   or as tb__parse_head. */
+static int tb__parse_fields(const char *buf, const char *p, const char *stop, int more, turbo_req *r,
+                            tb__framing *f, int max_headers) {
+    const char *e, *name, *v, *ve;
+    int rc, hosts = 0;
     int noted[TB__FRAMING_NOTED], n_noted = 0;
-    memset(f, 0, sizeof *f);
-    r->method.len = 0;
-    r->header_count = r->param_count = 0;
-    /* RFC 9112 2.2: ignore empty lines before the request line. */
-    while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;
-    if ((size_t)(p - buf) > lim->max_head) return -431; /* an endless run of empty lines */
-    /* A method longer than any route's is refused from its first bytes
-       alone, and nothing is decided before they are in. */
-    if (end - p > 3 && memcmp(p, "GET ", 4) == 0) m = 3; /* most requests' method: no scan */
-    else
-        while (m < TB__MIN((size_t)(end - p), TB__METHOD_MAX) && TB__IS(TB__TCHAR, p[m])) m++;
-    if (m == TB__METHOD_MAX) return -501;
-    if (p + m == end || (p + 1 == end && *p == '\r')) return 0; /* all tokens so far, or half an empty line */
-    if ((rc = tb__parse_request_line(p, (size_t)(end - p), m, lim->max_line, r)) <= 0) return rc;
-    p += rc;
-    if (tb__is_method(r->method, "CONNECT")) return -501;
-    if ((rc = tb__split_target(r)) != 0) return rc;
-    /* Header lines, name ":" OWS value OWS CRLF, up to the empty line; the
-       head, its last CRLF included, fits in max_head + 2 bytes. */
-    stop = buf + TB__MIN(len, lim->max_head + 2);
-    more = len >= lim->max_head + 2 ? -431 : 0; /* when a line reaches stop */
     for (;; p = e + 2) {
         name = p;
         if (stop - p > 4 && tb__is_host(p) && p[4] == ':') p += 4; /* nearly every request's: no scan */
@@ -1539,15 +1585,15 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
         if (p >= stop) return more;
         if (p == name && *p == '\r') break;      /* the empty line */
         if (p == name || *p != ':') return -400; /* no name (obs-fold too), a bad byte, space before ":" */
-        for (v = p + 1; v < stop && (*v == ' ' || *v == '\t');) v++;
+        for (v = p + 1; v < stop && TB__IS(TB__OWS, *v);) v++;
         e = tb__field_end(buf, v, stop);
         if ((rc = tb__crlf(e, stop, more)) != 1) return rc;
-        for (ve = e; ve > v && (ve[-1] == ' ' || ve[-1] == '\t');) ve--;
+        for (ve = e; ve > v && TB__IS(TB__OWS, ve[-1]);) ve--;
         if (p - name == 4 && tb__is_host(name) && (!tb__host_valid(r, v, ve) || hosts++))
             return -400; /* not all host, or a second Host */
         /* Checked before counted: a malformed line is a 400 however the
            bytes arrive, as it is while still incomplete. */
-        if (r->header_count >= lim->max_headers) return -431;
+        if (r->header_count >= max_headers) return -431;
         if ((*name | 0x20) == tb__framing_first[(p - name) & 31] && n_noted++ < TB__FRAMING_NOTED)
             noted[n_noted - 1] = r->header_count;
         r->header_name[r->header_count] = tb__str(name, (size_t)(p - name));
@@ -1556,9 +1602,101 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     if ((rc = tb__crlf(p, stop, more)) != 1) return rc;
     if (!n_noted && r->version == 11 && hosts == 1) f->keep_alive = 1; /* what tb__apply_headers would find */
     else if ((rc = tb__apply_headers(r, f, hosts, noted, n_noted)) != 0) return rc;
+    return (int)(p + 2 - buf);
+}
+
+/* Are the bytes from p the header lines r's parser kept, whole before stop
+   (which a long request line may have passed), under the same version and
+   max_headers? Then they were judged already. */
+static inline int tb__seen_again(const turbo_req *r, const char *p, const char *stop, int max_headers) {
+    const tb__seen *s = &r->seen;
+    return s->version == r->version && stop - p >= (ptrdiff_t)s->len && s->max_headers == max_headers &&
+           tb__equal(p, s->bytes, s->len);
+}
+
+/* What r's parser found in the lines it kept, for their copy at p. */
+static int tb__seen_take(turbo_req *r, tb__framing *f, const char *p, const char *buf) {
+    tb__seen *s = &r->seen;
+    int i;
+    s->misses = 0;
+    if (p != s->at) { /* else in the same place as last time (a connection's reads): r's views stand */
+        for (i = 0; i < s->count; i++) {
+            r->header_name[i] = tb__str(p + s->line[i].name, s->line[i].name_len);
+            r->header_value[i] = tb__str(p + s->line[i].value, s->line[i].value_len);
+        }
+        s->at = p;
+    }
+    r->header_count = s->count;
+    *f = s->framing;
+    return (int)(p + s->len - buf);
+}
+
+/* Keeps the header lines from p to end that r's parser took, when they fit. */
+static void tb__seen_keep(turbo_req *r, const tb__framing *f, const char *p, const char *end,
+                          int max_headers) {
+    tb__seen *s = &r->seen;
+    int i;
+    s->version = 0;
+    if (++s->misses > TB__SEEN_TRIES && s->misses % 64) return;
+    if (end - p > TB__SEEN_BYTES || r->header_count > TB__SEEN_LINES) return;
+    for (i = 0; i < r->header_count; i++) {
+        s->line[i].name = (uint16_t)(r->header_name[i].ptr - p);
+        s->line[i].name_len = (uint16_t)r->header_name[i].len;
+        s->line[i].value = (uint16_t)(r->header_value[i].ptr - p);
+        s->line[i].value_len = (uint16_t)r->header_value[i].len;
+    }
+    memcpy(s->bytes, p, (size_t)(end - p));
+    s->at = p;
+    s->len = (uint16_t)(end - p);
+    s->count = (uint16_t)r->header_count;
+    s->version = r->version;
+    s->max_headers = max_headers;
+    s->framing = *f;
+}
+
+/* Parses a request head from buf. Returns its length (through the empty
+   line), 0 if incomplete, or -status: 400 malformed, 413 absurd
+   Content-Length, 414 request line too long, 417 unknown expectation, 431
+   head too large or too many headers, 501 unknown transfer coding or
+   CONNECT, 505 unsupported HTTP major version. A line is read in one pass,
+   each byte judged as it arrives: every split of a request gets the same
+   answer. r must start zeroed: it keeps the last valid Host and header
+   lines between calls. */
+static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing *f, const tb__limits *lim) {
+    const char *p = buf, *end = buf + len, *stop;
+    size_t m = 0;
+    int rc, get;
+    r->method.len = 0;
+    r->header_count = r->param_count = 0;
+    /* RFC 9112 2.2: ignore empty lines before the request line. */
+    while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;
+    if ((size_t)(p - buf) > lim->max_head) return -431; /* an endless run of empty lines */
+    /* A method longer than any route's is refused from its first bytes
+       alone, and nothing is decided before they are in. */
+    if ((get = end - p > 3 && memcmp(p, "GET ", 4) == 0)) m = 3; /* most requests' method: no scan */
+    else
+        while (m < TB__MIN((size_t)(end - p), TB__METHOD_MAX) && TB__IS(TB__TCHAR, p[m])) m++;
+    if (m == TB__METHOD_MAX) return -501;
+    if (p + m == end || (p + 1 == end && *p == '\r')) return 0; /* all tokens so far, or half an empty line */
+    if ((rc = tb__parse_request_line(p, (size_t)(end - p), m, lim->max_line, r)) <= 0) return rc;
+    p += rc;
+    r->std_method = get ? 0 : tb__std_method(r->method);
+    if (r->std_method == TB__STD_METHODS && tb__is_method(r->method, "CONNECT")) return -501;
+    if (r->target.ptr[0] != '/' && (rc = tb__split_target(r)) != 0) return rc;
+    /* The head, its last CRLF included, fits in max_head + 2 bytes. */
+    stop = buf + TB__MIN(len, lim->max_head + 2);
+    if (tb__seen_again(r, p, stop, lim->max_headers)) {
+        rc = tb__seen_take(r, f, p, buf);
+    } else {
+        memset(f, 0, sizeof *f);
+        r->seen.at = NULL; /* r's views are rewritten */
+        rc = tb__parse_fields(buf, p, stop, len >= lim->max_head + 2 ? -431 : 0, r, f, lim->max_headers);
+        if (rc <= 0) return rc;
+        tb__seen_keep(r, f, p, buf + rc, lim->max_headers);
+    }
     if (!f->chunked && f->content_length > lim->max_body) return -413;
     if (r->target.ptr[0] != '/') tb__host_from_target(r);
-    return (int)(p + 2 - buf);
+    return rc;
 }
 
 static size_t tb__skip_bws(const char *p, size_t i, size_t n) {
@@ -1987,12 +2125,6 @@ typedef struct tb__handler {
     int overstayed; /* atomic: its last run outlasted handoff_ms (see hand-off) */
 } tb__handler;
 
-/* The standard methods, whose handler each node resolves when routes are
-   added; a request's method is looked up here once, then indexes. */
-static const char *const tb__std_methods[] = {"GET",    "HEAD",    "POST",  "PUT",
-                                              "DELETE", "OPTIONS", "TRACE", "PATCH"};
-#define TB__STD_METHODS 8
-
 typedef struct tb__node {
     char *seg; /* static text, or the capture's name: stored after the node */
     size_t seg_len;
@@ -2003,16 +2135,6 @@ typedef struct tb__node {
     int nhandlers;
     tb__handler *serves[TB__STD_METHODS]; /* tb__node_handler's answer for each */
 } tb__node;
-
-/* m's index in tb__std_methods, or TB__STD_METHODS for another method. */
-TB__INLINE int tb__std_method(turbo_str m) {
-    int i;
-    if (m.len == 3 && memcmp(m.ptr, "GET", 3) == 0) return 0; /* the most requests, with no loop */
-    /* tb__same stops at a shorter name's NUL: m holds none. */
-    for (i = 1; i < TB__STD_METHODS; i++)
-        if (tb__same(tb__std_methods[i], m.ptr, m.len) && !tb__std_methods[i][m.len]) return i;
-    return i;
-}
 
 /* A segment's hash: its bytes 8 at a time as memcpy loads them into a
    word, the last word (0 to 7 bytes) zero-padded, each mixed in with a
@@ -2195,12 +2317,12 @@ static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, 
     return NULL;
 }
 
-/* Finds the handler for the request's method and path, filling its
-   params. NULL when none: *allow is then the node whose methods make the
+/* Finds the handler for the request's method (r->std_method as the parser
+   found it) and path, filling its params. NULL when none: *allow is then the node whose methods make the
    405's Allow header, or NULL for a 404. The handler is not const: its
    overstayed flag is the one thing that changes once the server runs. */
 TB__INLINE tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
-    tb__lookup lk = {r->method, tb__std_method(r->method), r, NULL};
+    tb__lookup lk = {r->method, r->std_method, r, NULL};
     tb__handler *h;
     r->param_count = 0;
     h = r->path.len == 1 ? tb__node_accept(root, &lk) : NULL;
@@ -4280,7 +4402,7 @@ static void *tb__monitor_main(void *arg) {
         struct timespec step = {0, quiet > 100 ? 10000000L : 1000000L};
         int64_t now;
         int busy = 0;
-        nanosleep(&step, NULL);
+        tb__sleep(&step);
         now = tb__now_us();
         for (i = 0; i < p->nworkers; i++) busy |= tb__monitor_check(s, &s->workers[i], now);
         quiet = busy ? 0 : quiet + 1;
@@ -4683,7 +4805,7 @@ static int tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handle
     if (lent < 0) return 1;
     started = lent ? tb__now_us() : 0;
     if (!lent) tb__call_begin(w, t, c);
-    if (t->holding || !(h->flags & TURBO_LOCKED) || tb__lock_take(t, now) == 0) h->fn(r, &t->res, h->user);
+    if (!(h->flags & TURBO_LOCKED) || t->holding || tb__lock_take(t, now) == 0) h->fn(r, &t->res, h->user);
     if (!lent) {
         if (tb__call_end(w, t)) __atomic_store_n(&h->overstayed, 1, __ATOMIC_RELAXED);
     } else {
@@ -4691,7 +4813,7 @@ static int tb__run_handler(tb__worker *w, tb__thread *t, tb__conn *c, tb__handle
             __atomic_store_n(&h->overstayed, 0, __ATOMIC_RELAXED);
         tb__update_date(t, tb__now_ms()); /* it may have run for seconds */
     }
-    if (!t->detached && t->res.deferred) w->defers++;
+    if (t->res.deferred && !t->detached) w->defers++;
     return 0;
 }
 
@@ -4705,7 +4827,7 @@ static int tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r,
     const tb__node *allow = NULL;
     tb__handler *h = NULL;
     int keep = ++c->requests < s->cfg.max_requests && f->keep_alive && !w->draining;
-    tb__res_begin(w, t, c, keep, tb__is_method(r->method, "HEAD"));
+    tb__res_begin(w, t, c, keep, r->std_method == TB__STD_HEAD);
     if (s->observing) tb__observe_begin(t, c, r);
     t->scratch.len = 0;
     if (s->health_len && r->path.len == s->health_len &&
@@ -5836,10 +5958,11 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
         tb__update_date(t, w->now);
         for (i = 0; i < n && !t->detached; i++) {
             void *ptr = tb__event_ptr(&t->events[i]);
-            if (ptr == &w->listen_fd) tb__worker_accept(w);
-            else if (ptr == &w->stop_fd) stop = 1;
-            else if (ptr == &w->wake[0]) wake = 1;
-            else {
+            if ((uintptr_t)ptr - (uintptr_t)w < sizeof *w) { /* one of w's own: one test for a connection's */
+                if (ptr == &w->listen_fd) tb__worker_accept(w);
+                else if (ptr == &w->stop_fd) stop = 1;
+                else wake = 1;
+            } else {
                 tb__conn *c = (tb__conn *)ptr;
                 int writable = tb__event_writable(&t->events[i]) || (c->mask & TB__WRITE);
                 if (t->holding && (writable || c->ws || c->defer)) tb__release(t); /* it may call back, or block */
@@ -5847,20 +5970,23 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
                 else tb__conn_readable(w, t, c);
             }
         }
+        if (t->detached) return;
         /* Both may free connections, so they wait until no event of this
            batch can still point at one. */
-        if (wake && !t->detached) {
-            tb__let_go(t);
-            tb__worker_resumed(w, t);
-        }
-        if (t->detached) return;
-        if (stop && !w->draining && w->s->cfg.drain_delay_ms > 0 && !w->drain_at) {
-            tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
-            w->drain_at = w->now + w->s->cfg.drain_delay_ms;
-            w->wake_at = 0;
-        } else if ((stop || (w->drain_at && w->now >= w->drain_at)) && !w->draining) {
-            tb__let_go(t);
-            tb__worker_drain(w);
+        if (wake | stop | (w->drain_at != 0)) { /* one test while none is */
+            if (wake) {
+                tb__let_go(t);
+                tb__worker_resumed(w, t);
+                if (t->detached) return;
+            }
+            if (stop && !w->draining && w->s->cfg.drain_delay_ms > 0 && !w->drain_at) {
+                tb__loop_set(&w->loop, w->stop_fd, TB__READ, 0, &w->stop_fd);
+                w->drain_at = w->now + w->s->cfg.drain_delay_ms;
+                w->wake_at = 0;
+            } else if ((stop || (w->drain_at && w->now >= w->drain_at)) && !w->draining) {
+                tb__let_go(t);
+                tb__worker_drain(w);
+            }
         }
         if (w->now >= w->wake_at) { /* else nothing can be due */
             tb__let_go(t);

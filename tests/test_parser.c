@@ -497,6 +497,110 @@ static void test_host_kept_from_the_last_request(void) {
     CHECK(!wrong, "random Hosts judged as with nothing kept");
 }
 
+/* The views and framing of two parses, as offsets from their buffers. */
+static int same_parse(const turbo_req *a, const tb__framing *fa, const char *abuf, const turbo_req *b,
+                      const tb__framing *fb, const char *bbuf) {
+    int i;
+    if (a->header_count != b->header_count || memcmp(fa, fb, sizeof *fa) != 0) return 0;
+    for (i = 0; i < a->header_count; i++)
+        if (a->header_name[i].ptr - abuf != b->header_name[i].ptr - bbuf ||
+            a->header_name[i].len != b->header_name[i].len ||
+            a->header_value[i].ptr - abuf != b->header_value[i].ptr - bbuf ||
+            a->header_value[i].len != b->header_value[i].len)
+            return 0;
+    return 1;
+}
+
+/* The parser keeps the header lines of the last head it took, and takes
+   the same bytes again as found then: in another buffer, after another
+   request line, as long as the version and max_headers are the same and
+   the head still fits in max_head. Views rewritten since (an absolute-form
+   target's Host, a head refused halfway) are found again, and over random
+   changes to a kept head the verdicts are those of a request with nothing
+   kept. */
+static void test_lines_kept_from_the_last_request(void) {
+    static const char lines[] = "Host: a.b\r\nContent-Length: 3\r\nX-Y: z\r\n\r\n";
+    static const tb__limits tight = {64, 256, 2, 1000}, short_head = {64, 80, 8, 1000},
+                            line_past_head = {64, 20, 8, 1000};
+    char one[256], two[300], mutated[256];
+    turbo_req r = {0};
+    tb__framing f, fresh_f;
+    int n, rc, i, wrong = 0;
+    uint32_t seed = 11;
+    n = snprintf(one, sizeof one, "POST /a HTTP/1.1\r\n%s", lines);
+    CHECK(tb__parse_head(one, (size_t)n, &r, &f, &limits) == n && f.content_length == 3, "a head");
+    n = snprintf(two, sizeof two, "PUT /bb/c?d=1 HTTP/1.1\r\n%s", lines);
+    rc = tb__parse_head(two, (size_t)n, &r, &f, &limits);
+    CHECK(rc == n && f.content_length == 3 && f.keep_alive && r.header_count == 3, "its lines again: %d", rc);
+    CHECK(r.header_value[1].ptr == two + 24 + 27 && r.header_value[1].len == 1 &&
+              r.header_name[2].ptr == two + 24 + 30 && r.header_name[2].len == 3,
+          "views into the new head");
+    n = snprintf(two, sizeof two, "PUT / HTTP/1.0\r\n%s", lines);
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &limits) == n && !f.keep_alive, "HTTP/1.0: not kept alive");
+    n = snprintf(two, sizeof two, "GET / HTTP/1.0\r\nX: 1\r\n\r\n");
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &limits) == n, "no Host in HTTP/1.0");
+    n = snprintf(two, sizeof two, "GET / HTTP/1.1\r\nX: 1\r\n\r\n");
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &limits) == -400, "the same lines in HTTP/1.1 need a Host");
+    n = snprintf(two, sizeof two, "GET / HTTP/1.1\r\n%s", lines);
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &limits) == n, "kept again");
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &tight) == -431, "three lines over a limit of two");
+    n = snprintf(two, sizeof two, "GET /%0200d HTTP/1.1\r\n%s", 0, lines);
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &limits) == -414, "a long line first");
+    n = snprintf(two, sizeof two, "GET /%050d HTTP/1.1\r\n%s", 0, lines);
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &limits) == n, "kept with a longer line");
+    n = snprintf(two, sizeof two, "GET / HTTP/1.1\r\n%s", lines);
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &short_head) == n, "kept, under a max_head of 80");
+    n = snprintf(two, sizeof two, "GET /%040d HTTP/1.1\r\n%s", 0, lines);
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &short_head) == -431, "past it after a longer line");
+    for (i = 1; i < n; i++)
+        if ((rc = tb__parse_head(two, (size_t)i, &r, &f, &short_head)) != 0 && rc != -431) break;
+    CHECK(i == n, "every prefix of it: need more or 431 (%d at %d)", rc, i);
+    n = snprintf(two, sizeof two, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &limits) == n, "kept: a Host line");
+    n = snprintf(two, sizeof two, "GET /%040d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+    CHECK(tb__parse_head(two, (size_t)n, &r, &f, &line_past_head) == -431, "a request line past max_head");
+    /* In the same place: the absolute form's Host is the target's, then the line's again. */
+    n = snprintf(one, sizeof one, "GET /0123456789 HTTP/1.1\r\n%s", lines);
+    CHECK(tb__parse_head(one, (size_t)n, &r, &f, &limits) == n, "origin form");
+    n = snprintf(one, sizeof one, "GET http://c.d/ HTTP/1.1\r\n%s", lines);
+    CHECK(tb__parse_head(one, (size_t)n, &r, &f, &limits) == n && r.header_value[0].len == 3 &&
+              !memcmp(r.header_value[0].ptr, "c.d", 3),
+          "absolute form: the target's authority");
+    n = snprintf(one, sizeof one, "GET /0123456789 HTTP/1.1\r\n%s", lines);
+    CHECK(tb__parse_head(one, (size_t)n, &r, &f, &limits) == n && r.header_value[0].ptr == one + 32 &&
+              r.header_value[0].len == 3,
+          "origin form again: the line's");
+    n = snprintf(one, sizeof one, "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC : 3\r\n\r\n");
+    CHECK(tb__parse_head(one, (size_t)n, &r, &f, &limits) == -400, "a head refused at its third line");
+    n = snprintf(one, sizeof one, "GET / HTTP/1.1\r\n%s", lines);
+    CHECK(tb__parse_head(one, (size_t)n, &r, &f, &limits) == n && r.header_name[0].ptr == one + 16 &&
+              r.header_name[1].ptr == one + 27 && r.header_value[2].ptr == one + 51,
+          "the kept lines in the same place again");
+    for (i = 0; i < 20000; i++) {
+        turbo_req fresh = {0};
+        int at = 16 + (int)(((seed = seed * 1103515245u + 12345u) >> 16) % (unsigned)(sizeof lines - 1)),
+            expect;
+        n = snprintf(mutated, sizeof mutated, "GET / HTTP/1.1\r\n%s", lines);
+        if (i % 3) mutated[at] = "a:\r\n \t\x01-H0"[((seed = seed * 1103515245u + 12345u) >> 16) % 10];
+        expect = tb__parse_head(mutated, (size_t)n, &fresh, &fresh_f, &limits);
+        rc = tb__parse_head(mutated, (size_t)n, &r, &f, &limits);
+        if ((rc != expect || (rc > 0 && !same_parse(&r, &f, mutated, &fresh, &fresh_f, mutated))) &&
+            wrong++ < 5)
+            printf("  byte %d of \"%s\": %d, %d with nothing kept\n", at, mutated, rc, expect);
+    }
+    CHECK(!wrong, "changed heads judged as with nothing kept");
+    memset(&r, 0, sizeof r);
+    for (i = 0; i < 10; i++) { /* an ID in every head: kept only now and then */
+        n = snprintf(one, sizeof one, "GET / HTTP/1.1\r\nHost: a\r\nX-Id: %d\r\n\r\n", i);
+        tb__parse_head(one, (size_t)n, &r, &f, &limits);
+    }
+    CHECK(r.seen.version == 0 && r.seen.misses == 10, "10 heads that differ: none kept (%d misses)",
+          r.seen.misses);
+    for (i = 0; i < 64 && r.seen.misses; i++) /* the same head again and again: kept again, then taken */
+        CHECK(tb__parse_head(one, (size_t)n, &r, &f, &limits) == n, "the last head again");
+    CHECK(i < 64 && r.seen.version == 11, "taken again after %d", i);
+}
+
 typedef struct chunk_case {
     const char *name;
     const char *raw;
@@ -609,6 +713,7 @@ static int route(turbo_server *s, const char *method, const char *path, turbo_re
     memcpy(head + n, " HTTP/1.1\r\n", 11);
     r->method.ptr = method;
     r->method.len = strlen(method);
+    r->std_method = tb__std_method(r->method);
     r->path.ptr = head;
     r->path.len = n;
     h = tb__route(s->root, r, allow);
@@ -828,6 +933,7 @@ int main(int argc, char **argv) {
     RUN(test_case_blind_comparison);
     RUN(test_equal_at_every_offset);
     RUN(test_host_kept_from_the_last_request);
+    RUN(test_lines_kept_from_the_last_request);
     RUN(test_chunk_table);
     RUN(test_chunk_stops_at_message_end);
     RUN(test_endless_empty_lines_are_431);

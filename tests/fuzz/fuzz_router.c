@@ -255,6 +255,7 @@ static void check_lookup(turbo_server *s, int nroutes, const char *method, char 
     r.scratch = scratch;
     r.method.ptr = method;
     r.method.len = strlen(method);
+    r.std_method = tb__std_method(r.method);
     r.path.ptr = line;
     r.path.len = q ? (size_t)(q - line) : len;
     r.query.ptr = q ? q + 1 : line + len;
