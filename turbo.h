@@ -796,10 +796,13 @@ static ssize_t tb__read(int fd, void *buf, size_t n) { return (ssize_t)syscall(S
 static ssize_t tb__send(int fd, const void *buf, size_t n) {
     return (ssize_t)syscall(SYS_sendto, fd, buf, n, MSG_NOSIGNAL, NULL, 0);
 }
-static void tb__sleep(const struct timespec *step) { syscall(SYS_nanosleep, step, NULL); }
 #else
 #define tb__read read
 #define tb__send(fd, buf, n) send(fd, buf, n, MSG_NOSIGNAL)
+#endif
+#if defined(__linux__) && defined(__LP64__) /* where the kernel's timespec is the C library's */
+static void tb__sleep(const struct timespec *step) { syscall(SYS_nanosleep, step, NULL); }
+#else
 #define tb__sleep(step) nanosleep(step, NULL)
 #endif
 
@@ -1078,7 +1081,7 @@ typedef struct tb__framing {
 typedef struct tb__seen {
     uint16_t len, count, misses;
     int version, max_headers; /* version 0: nothing kept */
-    const char *at;           /* where they were last found: r's views still point there */
+    uintptr_t at;             /* where they were last found (an address only: the bytes may be gone) */
     tb__framing framing;
     struct {
         uint16_t name, name_len, value, value_len; /* offsets into bytes */
@@ -1090,7 +1093,7 @@ struct turbo_req {
     turbo_str method, target, path, query, body;
     const tb__peer *peer;
     int version;    /* 10 or 11 */
-    int std_method; /* tb__std_method(method) */
+    int std_method; /* tb__std_method(method), once the request line is whole */
     int header_count, param_count;
     turbo_str header_name[TURBO_MAX_HEADERS], header_value[TURBO_MAX_HEADERS];
     turbo_str param_name[TURBO_MAX_PARAMS], param_value[TURBO_MAX_PARAMS];
@@ -1563,7 +1566,7 @@ static void tb__host_from_target(turbo_req *r) {
     if (r->target.len < 7) return;
     for (a = a[4] == ':' ? a + 7 : a + 8, t = a; t < end && *t != '/' && *t != '?';) t++;
     authority = tb__str(a, (size_t)(t - a));
-    r->seen.at = NULL; /* a view is rewritten */
+    r->seen.at = 0; /* a view is rewritten */
     for (i = 0; i < r->header_count; i++)
         if (r->header_name[i].len == 4 && tb__is_host(r->header_name[i].ptr)) r->header_value[i] = authority;
 }
@@ -1619,12 +1622,12 @@ static int tb__seen_take(turbo_req *r, tb__framing *f, const char *p, const char
     tb__seen *s = &r->seen;
     int i;
     s->misses = 0;
-    if (p != s->at) { /* else in the same place as last time (a connection's reads): r's views stand */
+    if ((uintptr_t)p != s->at) { /* else in the same place as last time: r's views stand */
         for (i = 0; i < s->count; i++) {
             r->header_name[i] = tb__str(p + s->line[i].name, s->line[i].name_len);
             r->header_value[i] = tb__str(p + s->line[i].value, s->line[i].value_len);
         }
-        s->at = p;
+        s->at = (uintptr_t)p;
     }
     r->header_count = s->count;
     *f = s->framing;
@@ -1646,7 +1649,7 @@ static void tb__seen_keep(turbo_req *r, const tb__framing *f, const char *p, con
         s->line[i].value_len = (uint16_t)r->header_value[i].len;
     }
     memcpy(s->bytes, p, (size_t)(end - p));
-    s->at = p;
+    s->at = (uintptr_t)p;
     s->len = (uint16_t)(end - p);
     s->count = (uint16_t)r->header_count;
     s->version = r->version;
@@ -1667,6 +1670,7 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
     size_t m = 0;
     int rc, get;
     r->method.len = 0;
+    r->std_method = TB__STD_METHODS;
     r->header_count = r->param_count = 0;
     /* RFC 9112 2.2: ignore empty lines before the request line. */
     while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;
@@ -1689,7 +1693,7 @@ static int tb__parse_head(const char *buf, size_t len, turbo_req *r, tb__framing
         rc = tb__seen_take(r, f, p, buf);
     } else {
         memset(f, 0, sizeof *f);
-        r->seen.at = NULL; /* r's views are rewritten */
+        r->seen.at = 0; /* r's views are rewritten */
         rc = tb__parse_fields(buf, p, stop, len >= lim->max_head + 2 ? -431 : 0, r, f, lim->max_headers);
         if (rc <= 0) return rc;
         tb__seen_keep(r, f, p, buf + rc, lim->max_headers);
@@ -1885,7 +1889,8 @@ TURBO_API turbo_req *turbo_req_copy(const turbo_req *r) {
     for (i = 0; i < r->param_count; i++) names += r->param_name[i].len;
     if (!(c = (tb__req_copy *)TURBO_MALLOC(sizeof *c + n + names))) return NULL;
     bytes = (char *)(c + 1);
-    c->req = *r;
+    memcpy(&c->req, r, offsetof(turbo_req, seen)); /* not the parser's kept lines */
+    c->req.seen.version = 0;
     memcpy(bytes, from, n);
     tb__rebase(&c->req.method, from, n, bytes);
     tb__rebase(&c->req.target, from, n, bytes);
@@ -2318,9 +2323,10 @@ static tb__handler *tb__find(const tb__node *n, const char *p, const char *end, 
 }
 
 /* Finds the handler for the request's method (r->std_method as the parser
-   found it) and path, filling its params. NULL when none: *allow is then the node whose methods make the
-   405's Allow header, or NULL for a 404. The handler is not const: its
-   overstayed flag is the one thing that changes once the server runs. */
+   found it) and path, filling its params. NULL when none: *allow is then
+   the node whose methods make the 405's Allow header, or NULL for a 404.
+   The handler is not const: its overstayed flag is the one thing that
+   changes once the server runs. */
 TB__INLINE tb__handler *tb__route(const tb__node *root, turbo_req *r, const tb__node **allow) {
     tb__lookup lk = {r->method, r->std_method, r, NULL};
     tb__handler *h;
@@ -4839,7 +4845,7 @@ static int tb__dispatch(tb__worker *w, tb__thread *t, tb__conn *c, turbo_req *r,
                memcmp(r->path.ptr, s->cfg.metrics_path, r->path.len) == 0) {
         tb__metrics(s, &t->scratch);
         turbo_res_send(res, 200, "text/plain; version=0.0.4; charset=utf-8", t->scratch.data, t->scratch.len);
-    } else if (r->target.len == 1 && r->target.ptr[0] == '*') { /* OPTIONS: tb__split_target saw to it */
+    } else if (r->path.ptr[0] == '*') { /* OPTIONS *: tb__split_target saw to it (a path begins with /) */
         tb__allow_all(s->methods, s->nmethods, &t->scratch);
         turbo_res_status(res, 200); /* RFC 9110 9.3.7: with Content-Length: 0 */
         turbo_res_headern(res, "Allow", 5, t->scratch.data, t->scratch.len);
@@ -5961,7 +5967,7 @@ static void tb__worker_run(tb__worker *w, tb__thread *t) {
             if ((uintptr_t)ptr - (uintptr_t)w < sizeof *w) { /* one of w's own: one test for a connection's */
                 if (ptr == &w->listen_fd) tb__worker_accept(w);
                 else if (ptr == &w->stop_fd) stop = 1;
-                else wake = 1;
+                else wake = 1; /* &w->wake[0], the third and last of w's own */
             } else {
                 tb__conn *c = (tb__conn *)ptr;
                 int writable = tb__event_writable(&t->events[i]) || (c->mask & TB__WRITE);
