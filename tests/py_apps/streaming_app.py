@@ -20,8 +20,10 @@ NOTES = os.environ["STREAM_DIR"]
 
 
 def note(name, text="done"):
-    with open(os.path.join(NOTES, name), "w") as f:
+    # Written whole, then renamed, so a test that sees the file never reads it half written.
+    with open(os.path.join(NOTES, name + ".tmp"), "w") as f:
         f.write(text)
+    os.rename(os.path.join(NOTES, name + ".tmp"), os.path.join(NOTES, name))
 
 
 class Item(BaseModel):

@@ -157,8 +157,10 @@ async def watching(scope, receive, send):
     await receive()  # the (empty) body
     open(marker + ".waiting", "w").close()
     message = await receive()
-    with open(marker, "w") as f:
+    # Written whole, then renamed, so the test that sees the file never reads it half written.
+    with open(marker + ".tmp", "w") as f:
         f.write(message["type"])
+    os.rename(marker + ".tmp", marker)
 
 
 async def endless(request):
