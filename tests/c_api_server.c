@@ -357,6 +357,8 @@ static void sleeps(turbo_req *req, turbo_res *res, void *user) {
     char text[32];
     long ms = param_ms(req);
     (void)user;
+    /* a test waits for it: a signal before the handler runs finds no request in flight */
+    fprintf(stderr, "c_api_server: %.*s began\n", (int)req->path.len, req->path.ptr);
     sleep_ms(ms);
     snprintf(text, sizeof text, "slept %ld", ms);
     turbo_res_text(res, 200, text);

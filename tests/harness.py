@@ -334,7 +334,9 @@ def parse_response(buf, method="GET", eof=False):
 class Conn:
     """A blocking client socket with a read buffer and strict response reading."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=2.0, rcvbuf=None):
+    # The default waits are for answers that come at once: long enough for a loaded machine
+    # and a sanitizer build, as they cost nothing unless the answer never comes.
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, rcvbuf=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         if rcvbuf:
@@ -410,7 +412,7 @@ class Conn:
         return [self.read_response(method if isinstance(method, str) else method[i], timeout)
                 for i in range(n)]
 
-    def wait_closed(self, timeout=2.0):
+    def wait_closed(self, timeout=10.0):
         """None if the peer closes (FIN or RST) within timeout with no further
         bytes; otherwise a description of what happened instead."""
         deadline = time.monotonic() + timeout

@@ -30,8 +30,8 @@ def test(fn):
     return fn
 
 
-def logged(srv, text, timeout=2.0):
-    """stderr is read by a thread: give a log line a moment to arrive."""
+def logged(srv, text, timeout=10.0):
+    """A log line may come a moment after the answer: wait for it."""
     deadline = time.monotonic() + timeout
     while text not in srv.stderr():
         if time.monotonic() > deadline:
@@ -612,7 +612,8 @@ def test_deferred_requests_overlap(srv):
         check(json.loads(c.read_response().body) == {"deferred": str(i)}, "answer %d" % i)
         c.close()
     elapsed = time.monotonic() - started
-    check(elapsed < 1.5, "20 deferred answers of 100 ms took %.2f s: not overlapping" % elapsed)
+    # one after another they take 2 s at least: all the rest is room for a loaded machine
+    check(elapsed < 1.9, "20 deferred answers of 100 ms took %.2f s: not overlapping" % elapsed)
 
 
 @test
@@ -737,7 +738,7 @@ def deferred_shutdown_checks(binary):
     failures = []
     env = {"TURBO_THREADS": "1", "TURBO_SHUTDOWN_TIMEOUT_MS": "20"}
     with stopping(binary, env, b"/later/after-stop") as (srv, c):
-        if c.closed_within(1.0) is None:
+        if c.closed_within(10) is None:
             failures.append("deferred shutdown: the waiting client's connection was not closed")
         rc = srv.wait(5)
         if rc != 0:
@@ -778,12 +779,13 @@ def slow_started(port, path):
 
 def quick_while(srv, slow_path, label, failures, quick=b"/query?a=1"):
     """While slow_path runs (threads=1: on the one worker), a quick request on
-    another connection is answered within 500 ms; then the slow one too."""
+    another connection is answered within 1 s (behind a stalled loop it would wait 1.4 s at
+    least: the rest is room for a loaded machine); then the slow one too."""
     slow = slow_started(srv.port, slow_path)
     try:
         time.sleep(0.05)  # lets the slow handler start; the check holds either way
         r, took = timed_get(srv.port, quick)
-        if r.status != 200 or took > 0.5:
+        if r.status != 200 or took > 1.0:
             failures.append("%s: quick request took %.3f s (status %d)" % (label, took, r.status))
         r = slow.read_response()
         if r.status != 200:
@@ -825,7 +827,8 @@ def execution_model_checks(binary):
             failures.append("12 sleeping requests over 4 spare threads: %r" % bodies)
         slow = slow_started(srv.port, b"/sleep/1000")
         try:
-            time.sleep(0.1)
+            # its handler runs: a request still unread when the signal comes is not in flight
+            wait_until(lambda: "/sleep/1000 began" in srv.stderr(), "the handler of /sleep/1000")
             srv.signal()
             r = slow.read_response()
             if r.status != 200 or r.body != b"slept 1000":

@@ -301,10 +301,12 @@ class TurboOnly(unittest.TestCase):
         source = os.path.join(folder, "reloaded_app.py")
 
         def write(version):
-            with open(source, "w") as f:
+            # whole, then renamed: the reloader, polling, never imports a file half written
+            with open(source + ".tmp", "w") as f:
                 f.write("import turbo\napp = turbo.App()\n\n@app.get('/v')\n"
                         "def v():\n    return {'version': %d}\n" % version)
-            os.utime(source, ns=(version * 10**9, version * 10**9))  # a new time, however fast
+            os.utime(source + ".tmp", ns=(version * 10**9, version * 10**9))  # a new time, however fast
+            os.replace(source + ".tmp", source)
         write(1)
         port = harness.free_port()
         server = harness.Server([PY, "-m", "turbo", "reloaded_app:app", "--reload", "--app-dir",

@@ -116,19 +116,19 @@ def check_error(resp, statuses):
         check_date(resp)    # RFC 9110 §6.6.1: MUST in 2xx-4xx
 
 
-def closed(conn, timeout=2.0):
+def closed(conn, timeout=10.0):
     problem = conn.wait_closed(timeout)
     check(problem is None, problem)
 
 
-def exchange(srv, raw, method="GET", timeout=2.0):
+def exchange(srv, raw, method="GET", timeout=10.0):
     """Send raw on a new connection, return (first response, conn)."""
     conn = Conn(srv.port, timeout=timeout)
     conn.send(raw)
     return conn.read_response(method), conn
 
 
-def expect_reject(srv, raw, statuses, timeout=2.0):
+def expect_reject(srv, raw, statuses, timeout=10.0):
     """The request must be refused with the status and the connection closed.
     A follow-up request is pipelined behind the bad one: it must never be
     answered (RFC 9112 §9.6 / framing can no longer be trusted)."""
@@ -1754,9 +1754,12 @@ group("timeouts", {"TURBO_HEADER_TIMEOUT_MS": "400", "TURBO_BODY_TIMEOUT_MS": "4
                    "TURBO_MAX_BODY": str(16 << 20)})
 
 
-def check_closes_between(conn, lo, hi, what):
-    t = conn.closed_within(hi)
+def check_closes_between(conn, lo, hi, what, since):
+    """Closed lo to hi seconds after since, a time before the request that armed the timer was
+    sent: the timer may run for a while before this client, on a loaded machine, is back."""
+    t = conn.closed_within(max(0.0, since + hi - time.monotonic()))
     check(t is not None, "%s: still open after %.1fs" % (what, hi))
+    t = time.monotonic() - since
     check(t >= lo, "%s: closed after %.2fs, before the %.2fs timeout" % (what, t, lo))
     return t
 
@@ -1764,9 +1767,10 @@ def check_closes_between(conn, lo, hi, what):
 @test
 def test_keepalive_idle_timeout_closes_quietly(srv):
     with Conn(srv.port) as conn:
+        sent = time.monotonic()
         conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
         check_ok(conn.read_response(), HELLO)
-        check_closes_between(conn, 0.3, 2.5, "idle keep-alive connection")
+        check_closes_between(conn, 0.3, 5, "idle keep-alive connection", sent)
         check(not conn.buf, "bytes sent on keep-alive timeout (want a quiet close): %s" % short(conn.buf))
 
 
@@ -1779,7 +1783,9 @@ def test_idle_connection_closes_on_time_beside_a_busy_one(srv):
     for idle_first in (True, False):
         with Conn(srv.port) as idle, Conn(srv.port) as busy:
             first, second = (idle, busy) if idle_first else (busy, idle)
+            sent = {}
             for conn in (first, second):
+                sent[conn] = time.monotonic()
                 conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
                 check_ok(conn.read_response(), HELLO)
             stop = threading.Event()
@@ -1796,7 +1802,7 @@ def test_idle_connection_closes_on_time_beside_a_busy_one(srv):
             worker = threading.Thread(target=keep_busy)
             worker.start()
             try:
-                check_closes_between(idle, 0.3, 2.5, "idle connection beside a busy one")
+                check_closes_between(idle, 0.3, 5, "idle connection beside a busy one", sent[idle])
             finally:
                 stop.set()
                 worker.join(10)
@@ -1805,19 +1811,21 @@ def test_idle_connection_closes_on_time_beside_a_busy_one(srv):
 
 @test
 def test_keepalive_not_closed_early(srv):
+    """Each request renews the 400 ms timer: 0.5 s in all, in gaps of 0.1 s (each well inside
+    the timeout, for a loaded machine)."""
     with Conn(srv.port) as conn:
-        for _ in range(3):
+        for _ in range(6):
             conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
             check_ok(conn.read_response(), HELLO)
-            time.sleep(0.2)
+            time.sleep(0.1)
 
 
 @test
 def test_partial_head_then_silence_is_408(srv):
-    with Conn(srv.port, timeout=3) as conn:
+    t0 = time.monotonic()  # before the connection: its header timer cannot start sooner
+    with Conn(srv.port, timeout=5) as conn:
         conn.send(b"GET / HTTP/1.1\r\n" + H)
-        t0 = time.monotonic()
-        check_error(conn.read_response(timeout=2.5), 408)
+        check_error(conn.read_response(timeout=5), 408)
         t = time.monotonic() - t0
         check(t >= 0.3, "408 after %.2fs, before the 0.4s header timeout" % t)
         closed(conn)
@@ -1832,7 +1840,7 @@ def test_errors_found_in_a_head_request_s_later_reads_carry_no_body(srv):
     continued = b"HTTP/1.1 100 Continue\r\n\r\n"
     for framing, later, status in ((b"Content-Length: 5", None, 408),
                                    (b"Transfer-Encoding: chunked", b"hellozz\r\n", 400)):
-        with Conn(srv.port, timeout=3) as conn:
+        with Conn(srv.port, timeout=5) as conn:
             conn.send(b"HEAD / HTTP/1.1\r\n" + H + framing + b"\r\nExpect: 100-continue\r\n\r\n5\r\n")
             deadline = time.monotonic() + 3
             while len(conn.buf) < len(continued) and conn._fill(deadline):
@@ -1841,7 +1849,7 @@ def test_errors_found_in_a_head_request_s_later_reads_carry_no_body(srv):
             del conn.buf[:len(continued)]
             if later:
                 conn.send(later)
-            r = conn.read_response("HEAD", timeout=2.5)
+            r = conn.read_response("HEAD", timeout=5)
             check(r.status == status, "%s: status %d, want %d" % (framing, r.status, status))
             closed(conn)
 
@@ -1851,7 +1859,7 @@ def test_an_empty_line_after_a_request_leaves_the_connection_idle(srv):
     """RFC 9112 2.2: old clients send CRLF after a POST body; that begins no request, so the
     connection closes quietly at the keep-alive timeout, with no 408 for a request never sent."""
     for after in (b"", b"\r\n", b"\r"):  # the CRLF in the same read, in a read of its own, split
-        with Conn(srv.port, timeout=3) as conn:
+        with Conn(srv.port, timeout=5) as conn:
             conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nhello" +
                       (b"\r\n" if not after else b""))
             check_ok(conn.read_response(), b"hello")
@@ -1859,7 +1867,7 @@ def test_an_empty_line_after_a_request_leaves_the_connection_idle(srv):
                 conn.send(after)
                 if after == b"\r":
                     conn.send(b"\n")
-            check(conn.closed_within(2.5) is not None, "still open after 2.5s")
+            check(conn.closed_within(5) is not None, "still open after 5s")
             check(conn.buf == b"", "after the answer (then %r): %r" % (after, conn.buf[:100]))
 
 
@@ -1868,11 +1876,11 @@ def test_empty_lines_do_not_keep_an_idle_connection_open(srv):
     """Empty lines are ignored between requests, and so is their coming: a client sending
     CRLF every 100 ms is closed at the keep-alive timeout (400 ms) after its last request,
     as a silent one is, not kept open for as long as it keeps sending them."""
-    with Conn(srv.port, timeout=3) as conn:
+    with Conn(srv.port, timeout=5) as conn:
         conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
         check_ok(conn.read_response(), HELLO)
         t0, refused = time.monotonic(), False
-        while not conn.eof and not refused and time.monotonic() < t0 + 3:
+        while not conn.eof and not refused and time.monotonic() < t0 + 5:
             try:
                 conn.send(b"\r\n")
             except OSError:  # closed: the reset of a write after the close
@@ -1885,10 +1893,10 @@ def test_empty_lines_do_not_keep_an_idle_connection_open(srv):
 
 @test
 def test_partial_second_request_then_silence_is_408(srv):
-    with Conn(srv.port, timeout=3) as conn:
+    with Conn(srv.port, timeout=5) as conn:
         conn.send(b"GET / HTTP/1.1\r\n" + H + b"\r\nGET /json HTTP/1.1\r\n")
         check_ok(conn.read_response(), HELLO)
-        check_error(conn.read_response(timeout=2.5), 408)
+        check_error(conn.read_response(timeout=5), 408)
         closed(conn)
 
 
@@ -1896,10 +1904,10 @@ def test_partial_second_request_then_silence_is_408(srv):
 def test_trickled_head_is_408_at_deadline(srv):
     """Slowloris: a byte every 50 ms never completes the head. The header
     timeout is a deadline for the whole head, not an idle timer."""
-    with Conn(srv.port, timeout=3) as conn:
+    with Conn(srv.port, timeout=5) as conn:
         conn.send(b"GET / HTTP/1.1\r\n" + H + b"X-Slow: ")
         t0 = time.monotonic()
-        deadline = t0 + 2.5
+        deadline = t0 + 5
         while time.monotonic() < deadline and not conn.buf and not conn.eof:
             try:
                 conn.send(b"a")
@@ -1912,10 +1920,10 @@ def test_trickled_head_is_408_at_deadline(srv):
 
 @test
 def test_partial_body_then_silence_is_408(srv):
-    with Conn(srv.port, timeout=3) as conn:
+    with Conn(srv.port, timeout=5) as conn:
+        t0 = time.monotonic()  # before the head: the body timer cannot start sooner
         conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 10\r\n\r\nhello")
-        t0 = time.monotonic()
-        check_error(conn.read_response(timeout=2.5), 408)
+        check_error(conn.read_response(timeout=5), 408)
         t = time.monotonic() - t0
         check(t >= 0.3, "408 after %.2fs, before the 0.4s body timeout" % t)
         closed(conn)
@@ -1923,9 +1931,9 @@ def test_partial_body_then_silence_is_408(srv):
 
 @test
 def test_partial_chunked_body_then_silence_is_408(srv):
-    with Conn(srv.port, timeout=3) as conn:
+    with Conn(srv.port, timeout=5) as conn:
         conn.send(chunked_post(b"5\r\nhel"))
-        check_error(conn.read_response(timeout=2.5), 408)
+        check_error(conn.read_response(timeout=5), 408)
         closed(conn)
 
 
@@ -1933,9 +1941,9 @@ def test_partial_chunked_body_then_silence_is_408(srv):
 def test_new_idle_connection_is_closed(srv):
     """A connection that never sends a byte must not be held forever; a 408
     is allowed, anything else is not."""
-    with Conn(srv.port, timeout=3) as conn:
-        t = conn.closed_within(2.5)
-        check(t is not None, "silent new connection still open after 2.5s")
+    with Conn(srv.port, timeout=5) as conn:
+        t = conn.closed_within(5)
+        check(t is not None, "silent new connection still open after 5s")
         if conn.buf:
             r, _ = parse_response(conn.buf, eof=True)
             check(r.status == 408, "status %d on an idle connection" % r.status)
@@ -2100,7 +2108,12 @@ def test_max_connections_enforced(srv):
         if t is not None:
             return
         held[0].close()
-        check_json(extra.read_response(timeout=2.5), {"id": "x"})
+        # a slot came free: served now, or refused late by a loaded server (after the 1 s)
+        r = extra.read_response(timeout=10)
+        if r.status == 503:
+            check_error(r, 503)
+        else:
+            check_json(r, {"id": "x"})
     finally:
         for c in held:
             c.close()
@@ -2158,19 +2171,18 @@ def child_pids(pid):
 def test_prefork_processes_serve_and_exit_cleanly(binary):
     srv = start(binary, {"TURBO_PROCESSES": "2", "TURBO_THREADS": "1"})
     try:
-        time.sleep(0.3)
+        wait_until(lambda: len(child_pids(srv.proc.pid)) == 2, "not two worker processes")
         kids = child_pids(srv.proc.pid)
         for i in range(20):
             with Conn(srv.port) as c:
                 c.send(b"GET /users/%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % i)
                 check_json(c.read_response(), {"id": str(i)})
         srv.signal(signal.SIGTERM)
-        rc = srv.wait(5)
-        check(rc is not None, "parent still running 5s after SIGTERM")
-        time.sleep(0.3)
-        left = [k for k in kids if os.path.exists("/proc/%d" % k)
-                and open("/proc/%d/stat" % k).read().split()[2] != "Z"]
-        check(not left, "worker processes %s still alive after the parent exited" % left)
+        rc = srv.wait(10)
+        check(rc is not None, "parent still running 10s after SIGTERM")
+        # process_gone reads /proc once: no race between a check that it exists and the read
+        wait_until(lambda: all(process_gone(k) for k in kids),
+                   "worker processes still alive 5s after the parent exited", timeout=5)
         problem = exit_problem(rc, srv.stderr())
         check(problem is None, problem)
     finally:
@@ -2188,11 +2200,11 @@ def test_invalid_env_value_is_refused(binary):
         p = subprocess.Popen([binary], env=dict(os.environ, **bad), stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            _, err = p.communicate(timeout=3)
+            _, err = p.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
             p.communicate()
-            raise TestFailure("server started with %s (still running after 3s)" % bad)
+            raise TestFailure("server started with %s (still running after 10s)" % bad)
         check(p.returncode != 0, "exit status 0 with %s" % bad)
         check(knob in err, "stderr does not name the bad knob of %s: %s" % (bad, short(err, 200)))
 
@@ -2259,8 +2271,8 @@ def test_shutdown_finishes_in_flight_request(binary):
             conn.send(b"world")
             check_ok(conn.read_response(), b"helloworld")
             closed(conn, 2.0)
-        rc = srv.wait(3)
-        check(rc is not None, "server still running 3s after the in-flight request finished")
+        rc = srv.wait(10)
+        check(rc is not None, "server still running 10s after the in-flight request finished")
         problem = exit_problem(rc, srv.stderr())
         check(problem is None, problem)
     finally:
@@ -2280,9 +2292,9 @@ def test_shutdown_closes_idle_keepalive_connections(binary):
         srv.signal(signal.SIGTERM)
         for c in idle:
             with c:
-                check(c.closed_within(2.0) is not None, "idle keep-alive connection open 2s after SIGTERM")
-        rc = srv.wait(3)
-        check(rc is not None, "server still running 3s after SIGTERM with only idle connections")
+                check(c.closed_within(10) is not None, "idle keep-alive connection open 10s after SIGTERM")
+        rc = srv.wait(10)
+        check(rc is not None, "server still running 10s after SIGTERM with only idle connections")
         problem = exit_problem(rc, srv.stderr())
         check(problem is None, problem)
     finally:
@@ -2310,17 +2322,18 @@ def test_a_request_and_an_empty_line_in_one_read_renew_the_idle_deadline(binary)
 
 @test
 def test_a_head_begun_with_the_end_of_another_has_its_own_deadline(binary):
-    """The header timeout runs from the first byte of each head: a request trickled over 1.5 s
-    whose last read also holds the start of the next, then the next one's end 0.8 s later,
-    with a 2 s timeout: both are answered (the second was taken for 2.3 s old, and got a 408)."""
+    """The header timeout runs from the first byte of each head: a request trickled over 1.2 s
+    whose last read also holds the start of the next, then the next one's end 1.2 s later,
+    with a 2 s timeout: both are answered (the second was taken for 2.4 s old, and got a 408).
+    Each wait is 0.8 s from the timeout, for a loaded machine."""
     srv = start(binary, {"TURBO_HEADER_TIMEOUT_MS": "2000"})
     try:
         with Conn(srv.port, timeout=5) as conn:
             conn.send(b"GET / HTTP/1.1\r\n")
-            time.sleep(1.5)  # the client is slow: no condition to wait for
+            time.sleep(1.2)  # the client is slow: no condition to wait for
             conn.send(H + b"\r\nGET /json HTTP/1.1\r\n")
             check_ok(conn.read_response(), HELLO)
-            time.sleep(0.8)
+            time.sleep(1.2)
             conn.send(H + b"\r\n")
             r = conn.read_response()
             check(r.status == 200, "the second request got %d" % r.status)
@@ -2337,9 +2350,9 @@ def test_shutdown_closes_silent_new_connections(binary):
         with Conn(srv.port, timeout=3) as silent:
             time.sleep(0.2)
             srv.signal(signal.SIGTERM)
-            check(silent.closed_within(2.0) is not None, "silent connection open 2s after SIGTERM")
-        rc = srv.wait(3)
-        check(rc is not None, "server still running 3s after SIGTERM")
+            check(silent.closed_within(10) is not None, "silent connection open 10s after SIGTERM")
+        rc = srv.wait(10)
+        check(rc is not None, "server still running 10s after SIGTERM")
         problem = exit_problem(rc, srv.stderr())
         check(problem is None, problem)
     finally:
@@ -2356,8 +2369,8 @@ def test_sigint_is_graceful_too(binary):
             time.sleep(0.2)
             conn.send(b"cd")
             check_ok(conn.read_response(), b"abcd")
-        rc = srv.wait(3)
-        check(rc is not None, "server still running 3s after SIGINT")
+        rc = srv.wait(10)
+        check(rc is not None, "server still running 10s after SIGINT")
         problem = exit_problem(rc, srv.stderr())
         check(problem is None, problem)
     finally:
@@ -2371,7 +2384,8 @@ def test_shutdown_refuses_new_connections(binary):
         with Conn(srv.port, timeout=3) as busy:
             hold_request(busy, 4, b"ab")
             srv.signal(signal.SIGTERM)
-            time.sleep(0.3)
+            # the listeners closed: a fixed wait let a loaded server take the late one first
+            wait_until(lambda: refuses(srv.port), "the signal began no shutdown")
             served = None
             try:
                 with Conn(srv.port, timeout=1) as late:
@@ -2386,7 +2400,7 @@ def test_shutdown_refuses_new_connections(binary):
                   % (served.status if served else 0))
             busy.send(b"cd")
             check_ok(busy.read_response(), b"abcd")
-        rc = srv.wait(3)
+        rc = srv.wait(10)
         check(rc == 0, "exit status %s after draining" % rc)
     finally:
         srv.kill()
@@ -2543,8 +2557,8 @@ def test_shutdown_timeout_bounds_a_stuck_request(binary):
             hold_request(conn, 10, b"hel")
             t0 = time.monotonic()
             srv.signal(signal.SIGTERM)
-            rc = srv.wait(3)
-            check(rc is not None, "server still running 3s after SIGTERM (shutdown timeout 0.5s)")
+            rc = srv.wait(10)
+            check(rc is not None, "server still running 10s after SIGTERM (shutdown timeout 0.5s)")
             check(time.monotonic() - t0 >= 0.3, "exited before the shutdown timeout with a request in flight")
             problem = exit_problem(rc, srv.stderr())
             check(problem is None, problem)
@@ -2552,7 +2566,6 @@ def test_shutdown_timeout_bounds_a_stuck_request(binary):
         srv.kill()
 
 
-@test
 def refuses(port):
     """Does the server refuse new connections (its listening sockets closed)?"""
     try:
@@ -2562,6 +2575,7 @@ def refuses(port):
         return True
 
 
+@test
 def test_second_signal_exits_at_once(binary):
     srv = start(binary, {"TURBO_SHUTDOWN_TIMEOUT_MS": "10000"})
     try:

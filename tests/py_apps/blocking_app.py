@@ -2,6 +2,7 @@
 model tests of tests/test_py.py. One process; APP_THREADS event loops
 (default 1) and APP_BLOCKING_THREADS spare threads (default 0: turbo's 64)."""
 import os
+import threading
 import time
 
 import turbo
@@ -9,10 +10,21 @@ import turbo
 app = turbo.App()
 
 
+began = [0]  # /sleep handlers begun, which a test waits for (not for a fixed time)
+counting = threading.Lock()
+
+
 @app.get("/sleep")
 def sleep(s: float):
+    with counting:
+        began[0] += 1
     time.sleep(s)
     return {"slept": s}
+
+
+@app.get("/began")
+def how_many_began():
+    return {"began": began[0]}
 
 
 @app.get("/spin")
