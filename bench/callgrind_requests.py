@@ -7,10 +7,11 @@ run) and all threads' (the monitor's 1 ms ticks add some, more under
 valgrind's slow clock).
 
     python3 bench/callgrind_requests.py [--path /json] [--count 2000]
-        [--headers] [--vary] [--port 8300] -- build/hello
+        [--headers] [--vary] [--echo] [--port 8300] -- build/hello
 
 --headers adds run.py's browser headers; --vary adds an X-Request-Id that
-changes with every request (a head that is never the same twice)."""
+changes with every request (a head that is never the same twice); --echo
+makes each request a POST of run.py's 1 KiB JSON document (its echo case)."""
 
 import argparse
 import glob
@@ -23,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BROWSER_HEADERS, parse_response  # noqa: E402
+from run import BROWSER_HEADERS, ECHO_BODY, parse_response  # noqa: E402
 
 
 def dump(pid, scratch, before):
@@ -55,13 +56,18 @@ def main():
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--headers", action="store_true")
     ap.add_argument("--vary", action="store_true")
+    ap.add_argument("--echo", action="store_true")
     ap.add_argument("--port", type=int, default=8300)
     ap.add_argument("server", nargs="+")
     args = ap.parse_args()
 
     extra = "".join(f"{name}: {value}\r\n" for name, value in BROWSER_HEADERS) if args.headers else ""
+    method, body = "GET", b""
+    if args.echo:
+        method, body = "POST", ECHO_BODY
+        extra += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     scratch = tempfile.mkdtemp(prefix="cg-requests-")
-    env = dict(os.environ, PORT=str(args.port), TURBO_THREADS="1")
+    env = dict(os.environ, PORT=str(args.port), TURBO_THREADS="1", TURBO_PROCESSES="0")
     server = subprocess.Popen(["valgrind", "--tool=callgrind", "--separate-threads=yes",
                                "--callgrind-out-file=" + os.path.join(scratch, "cg.%p")] + args.server,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -81,13 +87,16 @@ def main():
             for _ in range(n):
                 sent += 1
                 vary = f"X-Request-Id: {sent:08d}\r\n" if args.vary else ""
-                sock.sendall(f"GET {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}{vary}\r\n".encode())
-                buf = b""
-                while not parse_response(buf):
+                sock.sendall(f"{method} {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}{vary}\r\n".encode() + body)
+                buf, parsed = b"", None
+                while not parsed:
                     data = sock.recv(65536)
                     if not data:
                         raise RuntimeError("the server closed the connection")
                     buf += data
+                    parsed = parse_response(buf)
+                if parsed[1] != 200:
+                    raise RuntimeError(f"{method} {args.path} answered {parsed[1]}")
 
         answer(50)
         dump(server.pid, scratch, set(glob.glob(os.path.join(scratch, "cg.*"))))

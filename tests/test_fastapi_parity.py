@@ -246,6 +246,12 @@ MIDDLEWARE_CASES = [
     ("GET", "/async", None, {"X-Block": "1"}), ("GET", "/sync/5", None, {"X-Block": "1"}),
     ("GET", "/sync/6", None, {"X-Read-Body": "1"}), ("GET", "/stream"), ("GET", "/stream", None, {"X-Read-Body": "1"}),
     ("GET", "/sync/7", None, {"X-Put-Back": "1"}), ("GET", "/stream", None, {"X-Put-Back": "1"}),
+    # what is refused before a route runs goes through the middleware too: 422, 404, 405
+    ("GET", "/sync/x"), ("GET", "/sync/x", None, {"X-Block": "1"}), ("GET", "/sync/x", None, {"X-Read-Body": "1"}),
+    ("POST", "/notes", b'{"text": 1', {"Content-Type": "application/json"}),
+    ("POST", "/notes", b'{"text": "hi"}', {"Content-Type": "application/json"}),
+    ("GET", "/nowhere"), ("GET", "/nowhere", None, {"X-Block": "1"}), ("GET", "/sync/3/more"),
+    ("DELETE", "/async"), ("POST", "/sync/3", None, {"X-Read-Body": "1"}),
 ]
 
 A, B, EVIL = {"Origin": "https://a.example"}, {"Origin": "https://x.b.example"}, {"Origin": "https://evil.example"}
@@ -479,8 +485,9 @@ print(json.dumps(out, default=str))
                               logged=["turbo: GET /boom: unhandled exception", "RuntimeError: unhandled"])
 
     def test_the_handler_for_500_answers_outside_http_middleware(self):
-        """Without a 422, which turbo answers before any middleware (README)."""
-        self.check_parity_app(harness.PYTHON, "parity_server_errors", SERVER_ERROR_CASES,
+        """A 422, a 404 and a 405 go through the middleware too (tagged)."""
+        self.check_parity_app(harness.PYTHON, "parity_server_errors",
+                              SERVER_ERROR_CASES + [("GET", "/items/x"), ("GET", "/nowhere"), ("POST", "/boom")],
                               {"PARITY_VARIANT": "middleware"}, ["ZeroDivisionError: async unhandled"])
 
     def test_cors_gzip_and_asgi_middleware_same_answers(self):

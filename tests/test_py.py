@@ -54,6 +54,21 @@ class ServedApp(unittest.TestCase):
         assert rc == 0, f"the server exited with {rc}:\n{cls.server.log()[-3000:]}"
 
 
+class HttpMiddleware(ServedApp):
+    """@app.middleware("http") of tests/py_apps/parity_middleware.py (which the parity suite
+    compares with FastAPI's answers) beside a WebSocket route."""
+    APP = "parity_middleware.py"
+
+    def test_a_websocket_handshake_does_not_go_through_http_middleware(self):
+        ws = harness.WebSocket(self.server.port, "/ws?n=2")
+        self.assertEqual((ws.status, ws.recv()), (101, "2"))
+        refused = harness.WebSocket(self.server.port, "/ws?n=x")  # a 422 as a route's, but untagged
+        self.assertEqual((refused.status, json.loads(refused.body)["detail"][0]["loc"]), (422, ["query", "n"]))
+        self.assertNotIn("x-a", refused.headers)
+        status, headers, _ = self.server.request("GET", "/sync/x")  # where an HTTP route's 422 is tagged
+        self.assertEqual((status, headers.get("x-a")), (422, "tagged /sync/x"))
+
+
 class NotingApp(ServedApp):
     """An app that writes what it learns late (a client gone, a close) as files under NOTES, which
     the tests wait for."""
@@ -1695,6 +1710,6 @@ class Declarations(unittest.TestCase):
 
 if __name__ == "__main__":
     try:
-        harness.run([Declarations, BasicApp, Dependencies, Streaming, WebSockets, ASGIMiddleware, ServerErrorHandler, LazyLoop, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, KeptGIL, ExecutionModel, NativeServer, Leaks])
+        harness.run([Declarations, BasicApp, Dependencies, Streaming, WebSockets, HttpMiddleware, ASGIMiddleware, ServerErrorHandler, LazyLoop, Lifespan, OpenAPI, TestClientOfAnApp, Processes, Shutdown, KeptGIL, ExecutionModel, NativeServer, Leaks])
     finally:
         CLEANUP()

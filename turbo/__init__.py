@@ -250,11 +250,20 @@ class App(_turbo.App, routing.Routes):
         return answer
 
     def _handle_invalid(self, errors, request):
-        """Called by C with a request's 422 errors: a Response, or None (turbo's 422)."""
+        """Called by C with a request's 422 errors: a Response, or None (turbo's 422); under
+        middleware, what comes out of it (a coroutine or an ASGI app C runs)."""
         handler = self.exception_handlers.get(RequestValidationError)
-        if handler is None and self._around is None:
+        # A WebSocket route's handshake does not go through http middleware, as in Starlette.
+        http_middleware = self.middleware_stack and request.headers.get("upgrade", "").lower() != "websocket"
+        if handler is None and self._around is None and not http_middleware:
             return None
         exc = RequestValidationError(errors, request.body)
+        if http_middleware:  # answered inside the http middleware, as FastAPI's 422
+            async def call_next(request):
+                return await self._exception_response(exc, request)
+            respond = functools.partial(_dependencies.through_middleware, tuple(self.middleware_stack),
+                                        call_next, request, self._server_error)
+            return respond() if self._around is None else self._around.exchange(request, respond)
         answer = None
         if handler is not None:  # an async one's answer awaited on the loop, as above
             value = handler(request, exc)
@@ -303,6 +312,8 @@ class App(_turbo.App, routing.Routes):
                                                                              self.routes) or None
         if around and "/" not in self._mounts:  # the requests no route takes
             self._mount(("/{tb_path...}",), around.app, True, "", 0, "ASGI middleware at /", {})
+        elif self.middleware_stack and "/" not in self._mounts:
+            self._pending.append(self._unrouted_route())
         for build, pattern, label, methods, status_code, blocking in self._pending:
             call, shape = build(tuple(self.middleware_stack) + ((around,) if around else ()))
             self._add_route(pattern, label, call, methods, status_code, blocking, shape)
@@ -317,6 +328,19 @@ class App(_turbo.App, routing.Routes):
         self._run(host, port, processes, threads, blocking_threads, needs_loop, tuple(self._statics),
                   keep_gil_ms, os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
                   if forwarded_allow_ips is None else forwarded_allow_ips)
+
+    def _unrouted_route(self):
+        """A route under every other, for the requests none takes: its 404 or 405 goes out through
+        the http middleware, as FastAPI's router's does."""
+        paths = middleware.route_paths(self.routes)
+
+        def unrouted(request: Request):
+            return middleware.unrouted(paths, request.url.path)
+
+        def build(stack):
+            return _dependencies.Solver(unrouted, "/{tb_path...}", (), {}, "unrouted", 200, None, stack,
+                                        self._exception_response, self._server_error), None
+        return build, "/{tb_path...}", "requests no route takes", ("*",), 200, False
 
     def _free(self, path):
         return path not in self._taken and not any(_under(path, m) for m in self._mounts)

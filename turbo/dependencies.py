@@ -248,16 +248,7 @@ class Solver:
                 if finish is not None:
                     finish()
 
-        handler = call_next
-        for mw in self.middleware:
-            handler = functools.partial(_dispatch, mw, handler)
-        try:
-            return _support.replaced_body(await handler(request))
-        except Exception as exc:
-            answer = self.on_server_error(exc, request)
-            if answer is None:
-                raise
-            return answer
+        return await through_middleware(self.middleware, call_next, request, self.on_server_error)
 
     def _response(self, value, *status_and_headers):
         """A result as the Response C would have made of it."""
@@ -356,6 +347,22 @@ class Solver:
 
 async def _dispatch(middleware, call_next, request):
     return await middleware(request, call_next)
+
+
+async def through_middleware(middleware, call_next, request, on_server_error):
+    """call_next's answer through the http middleware functions (the last declared outermost); an
+    exception that leaves them goes to on_server_error, as Starlette's ServerErrorMiddleware
+    takes it, or is raised again."""
+    handler = call_next
+    for mw in middleware:
+        handler = functools.partial(_dispatch, mw, handler)
+    try:
+        return _support.replaced_body(await handler(request))
+    except Exception as exc:
+        answer = on_server_error(exc, request)
+        if answer is None:
+            raise
+        return answer
 
 
 def needed(func, dependencies):

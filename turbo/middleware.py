@@ -165,6 +165,20 @@ def _path_regex(path):
         for part in re.split(r"(\{[^}]*\})", path)))
 
 
+def route_paths(routes):
+    """Each route's path as a regex, with its methods: what unrouted() reads."""
+    return [(_path_regex(r.path), r.methods) for r in routes]
+
+
+def unrouted(paths, path):
+    """The answer to a request no route took: 405 if a route has its path, else 404 (FastAPI's)."""
+    allowed = sorted({m for regex, methods in paths if regex.fullmatch(path) for m in methods})
+    if allowed:
+        return Response('{"detail":"Method Not Allowed"}', 405, {"allow": ", ".join(allowed)},
+                        "application/json")
+    return Response('{"detail":"Not Found"}', 404, None, "application/json")
+
+
 class Around:
     """The ASGI middleware of an App, built by run(), each class around the ones added before.
     The innermost app is the route, which a Solver hands in through exchange(); a request no
@@ -174,7 +188,7 @@ class Around:
         self.app = self.route
         for cls, args, options in entries:
             self.app = cls(self.app, *args, **options)
-        self.paths = [(_path_regex(r.path), r.methods) for r in routes]
+        self.paths = route_paths(routes)
 
     def exchange(self, request, respond):
         """One request through the middleware, as an ASGI app C runs as the answer."""
@@ -191,20 +205,12 @@ class Around:
             await self.app(dict(request.scope, **{"turbo.respond": respond}), receive_body, send)
         return app
 
-    def unrouted(self, scope):
-        allowed = sorted({m for path, methods in self.paths if path.fullmatch(scope["path"])
-                          for m in methods})
-        if allowed:
-            return Response('{"detail":"Method Not Allowed"}', 405, {"allow": ", ".join(allowed)},
-                            "application/json")
-        return Response('{"detail":"Not Found"}', 404, None, "application/json")
-
     async def route(self, scope, receive, send):
         if scope["type"] == "websocket":  # no WebSocket route has its path: refused, as Starlette's
             await send({"type": "websocket.close", "code": 1000})
             return
         respond = scope.get("turbo.respond")
-        response = await respond() if respond else self.unrouted(scope)
+        response = await respond() if respond else unrouted(self.paths, scope["path"])
         if callable(response):  # it streams
             return await response(scope, receive, send)
         await send_response(response, send)

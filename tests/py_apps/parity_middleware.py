@@ -5,10 +5,10 @@ import os
 import threading
 
 if os.environ.get("PARITY_FRAMEWORK") == "fastapi":
-    from fastapi import Depends, FastAPI as App, HTTPException, Request, Response
+    from fastapi import Depends, FastAPI as App, HTTPException, Request, Response, WebSocket
     from fastapi.responses import JSONResponse, StreamingResponse
 else:
-    from turbo import App, Depends, HTTPException, JSONResponse, Request, Response, StreamingResponse
+    from turbo import App, Depends, HTTPException, JSONResponse, Request, Response, StreamingResponse, WebSocket
 
 app = App()
 # Met once 12 requests wait on it at once: sync functions behind an http middleware run on as
@@ -76,6 +76,19 @@ def stream():
 def meet():
     met.wait()
     return {"met": True}
+
+
+@app.post("/notes")
+def add_note(note: dict):
+    return {"noted": note}
+
+
+@app.websocket("/ws")
+async def say_n(websocket: WebSocket, n: int):
+    """A WebSocket route: http middleware never sees its handshake (tests/test_py.py)."""
+    await websocket.accept()
+    await websocket.send_text(str(n))
+    await websocket.close()
 
 
 @app.get("/missing")
