@@ -511,19 +511,23 @@ static const char tb_jd_escapes[] = "\"\\/bfnrt", tb_jd_escaped[] = "\"\\/\b\f\n
 typedef struct {
     const unsigned char *p, *end;
     int depth;
-    Py_UCS4 *chars; /* tb_jd_string's buffer for strings with escapes */
-    size_t chars_cap;
 } tb_jd;
 
 static PyObject *tb_jd_value(tb_jd *d);
 
-static void tb_jd_space(tb_jd *d) {
+static TB__NOINLINE void tb_jd_spaces(tb_jd *d) {
     while (d->p < d->end && *d->p <= ' ' && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
         d->p++;
 }
 
+/* Skips white space: one space (json.dumps puts one after each ',' and ':') without a call. */
+static inline void tb_jd_space(tb_jd *d) {
+    if (d->p < d->end && *d->p == ' ') d->p++;
+    if (d->p < d->end && *d->p <= ' ') tb_jd_spaces(d);
+}
+
 /* Is c next, after any white space? Then it is taken. */
-static int tb_jd_next(tb_jd *d, char c) {
+static inline int tb_jd_next(tb_jd *d, char c) {
     if (d->p < d->end && *d->p == (unsigned char)c) { /* the common case: compact JSON */
         d->p++;
         return 1;
@@ -553,48 +557,34 @@ static int tb_jd_hex4(const unsigned char *p, Py_UCS4 *out) {
     return 0;
 }
 
-/* A string with escapes, s after its opening quote, code point by code point. */
-static PyObject *tb_jd_escaped_string(tb_jd *d, const unsigned char *p) {
-    size_t n = 0;
-    if ((size_t)(d->end - p) > d->chars_cap) { /* a code point per byte at most */
-        PyMem_Free(d->chars);
-        d->chars_cap = (size_t)(d->end - p);
-        if (!(d->chars = PyMem_New(Py_UCS4, d->chars_cap))) {
-            d->chars_cap = 0;
-            return PyErr_NoMemory();
-        }
+/* The code point at p, inside a string, into *c: how many bytes it took, or
+   0 where json.loads would not take it here (a control byte, a bad escape,
+   bytes that are not strict UTF-8). */
+TB__INLINE int tb_jd_char(const unsigned char *p, const unsigned char *end, Py_UCS4 *c) {
+    const char *k;
+    Py_UCS4 low;
+    *c = *p;
+    if (*c >= 0x20 && *c < 0x80 && *c != '\\') return 1;
+    if (*c < 0x20) return 0;
+    if (*c >= 0x80) {
+        int len = tb__json_utf8(p, (size_t)(end - p));
+        if (len < 0) return 0;
+        *c &= len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07;
+        for (int i = 1; i < len; i++) *c = *c << 6 | (p[i] & 0x3F);
+        return len;
     }
-    while (p < d->end && *p != '"') {
-        Py_UCS4 c = *p, low;
-        const char *k;
-        if (c < 0x20) return TB_JD_PASS;
-        if (c >= 0x80) { /* strict UTF-8 */
-            int len = tb__json_utf8(p, (size_t)(d->end - p));
-            if (len < 0) return TB_JD_PASS;
-            c &= len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07;
-            for (int i = 1; i < len; i++) c = c << 6 | (p[i] & 0x3F);
-            p += len;
-        } else if (c != '\\') {
-            p++;
-        } else if (d->end - p >= 2 && p[1] && (k = strchr(tb_jd_escapes, p[1])) != NULL) {
-            c = (Py_UCS4)tb_jd_escaped[k - tb_jd_escapes];
-            p += 2;
-        } else if (d->end - p >= 6 && p[1] == 'u' && tb_jd_hex4(p, &c) == 0) {
-            p += 6;
-            /* a high surrogate and a low one make one code point; alone, each stays */
-            if (c >= 0xD800 && c <= 0xDBFF && d->end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
-                tb_jd_hex4(p, &low) == 0 && low >= 0xDC00 && low <= 0xDFFF) {
-                c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
-                p += 6;
-            }
-        } else {
-            return TB_JD_PASS;
-        }
-        d->chars[n++] = c;
+    if (end - p >= 2 && p[1] && (k = strchr(tb_jd_escapes, p[1])) != NULL) {
+        *c = (Py_UCS4)tb_jd_escaped[k - tb_jd_escapes];
+        return 2;
     }
-    if (p == d->end) return TB_JD_PASS;
-    d->p = p + 1;
-    return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, d->chars, (Py_ssize_t)n);
+    if (end - p < 6 || p[1] != 'u' || tb_jd_hex4(p, c) != 0) return 0;
+    /* a high surrogate and a low one make one code point; alone, each stays */
+    if (*c >= 0xD800 && *c <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u' &&
+        tb_jd_hex4(p + 6, &low) == 0 && low >= 0xDC00 && low <= 0xDFFF) {
+        *c = 0x10000 + ((*c - 0xD800) << 10) + (low - 0xDC00);
+        return 12;
+    }
+    return 6;
 }
 
 /* Object keys repeat, in a body and from one body to the next: the last
@@ -606,7 +596,8 @@ static PyObject *tb_jd_key(const unsigned char *s, size_t n) {
     /* The length and three bytes: a collision only costs a key made again. */
     unsigned h = n ? ((unsigned)n * 40503u) ^ s[0] ^ (unsigned)s[n / 2] << 3 ^ (unsigned)s[n - 1] << 6 : 0;
     PyObject **slot = &tb_jd_keys[h & 1023], *key = *slot;
-    if (key && (size_t)PyUnicode_GET_LENGTH(key) == n && memcmp(PyUnicode_DATA(key), s, n) == 0)
+    if (key && (size_t)PyUnicode_GET_LENGTH(key) == n &&
+        tb__equal((const char *)PyUnicode_DATA(key), (const char *)s, n))
         return Py_NewRef(key);
     if ((key = PyUnicode_New((Py_ssize_t)n, 127)) == NULL) return NULL;
     memcpy(PyUnicode_DATA(key), s, n);
@@ -614,21 +605,36 @@ static PyObject *tb_jd_key(const unsigned char *s, size_t n) {
     return key;
 }
 
-/* 1 for the bytes that go on a string as they are: not '"', '\\' or a control. */
-static unsigned char tb_jd_plain[256];
-
 /* The string of tb_jd_string that is not plain ASCII, or is near the end
-   (the bytes from s to p are plain ASCII): by escape, or by UTF-8. Not
-   inlined, so that tb_jd_string needs a smaller frame. */
+   (the bytes from s to p are plain ASCII). Its code points are counted, and
+   the largest found, then written into a str of that kind; runs of plain
+   ASCII are skipped 16 bytes at a time (tb__json_plain_end), and copied as
+   they are into a 1-byte str. Not inlined, so that tb_jd_string needs a
+   smaller frame. */
 static TB__NOINLINE PyObject *tb_jd_string_rest(tb_jd *d, const unsigned char *s, const unsigned char *p) {
-    while (p < d->end && tb_jd_plain[*p]) p++;
-    if (p == d->end || *p < 0x20) return TB_JD_PASS;
-    if (*p == '\\') return tb_jd_escaped_string(d, s);
+    Py_ssize_t extra = 0; /* the bytes past the first of each code point */
+    Py_ssize_t i = 0;
+    Py_UCS4 c, max = 127;
+    int len;
+    while ((p = tb__json_plain_end(p, d->end)) < d->end && *p != '"') {
+        if (!(len = tb_jd_char(p, d->end, &c))) return TB_JD_PASS;
+        max = c > max ? c : max;
+        extra += len - 1;
+        p += len;
+    }
+    if (p == d->end) return TB_JD_PASS;
     d->p = p + 1;
-    PyObject *str = PyUnicode_DecodeUTF8((const char *)s, p - s, NULL);
-    if (!str && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) { /* json.loads takes surrogates */
-        PyErr_Clear();
-        return TB_JD_PASS;
+    PyObject *str = PyUnicode_New(p - s - extra, max);
+    if (!str) return NULL;
+    int kind = PyUnicode_KIND(str);
+    void *data = PyUnicode_DATA(str);
+    while (s < p) {
+        const unsigned char *run = kind == PyUnicode_1BYTE_KIND ? tb__json_plain_end(s, p) : s;
+        memcpy((Py_UCS1 *)data + i, s, (size_t)(run - s));
+        i += run - s;
+        if ((s = run) == p) break;
+        s += tb_jd_char(s, p, &c);
+        PyUnicode_WRITE(kind, data, i++, c);
     }
     return str;
 }
@@ -662,13 +668,12 @@ static PyObject *tb_jd_number(tb_jd *d) {
     static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     const unsigned char *s = d->p, *p = s + (*s == '-'), *digits;
-    uint64_t m = 0; /* the digits, while there are at most 19 */
+    uint64_t m = 0; /* the digits; wrapped past 19 of them, and then not used */
     long ndigits = 0, frac = 0, exp = 0;
     char text[64];
     if (p < d->end && *p == '0') p++; /* then no other digit: json.loads refuses 01 */
     else
-        for (; p < d->end && *p >= '0' && *p <= '9'; p++, ndigits++)
-            if (ndigits < 19) m = m * 10 + (uint64_t)(*p - '0');
+        for (; p < d->end && *p >= '0' && *p <= '9'; p++, ndigits++) m = m * 10 + (uint64_t)(*p - '0');
     if (p == s + (*s == '-')) return TB_JD_PASS;
     if (!(p < d->end && (*p == '.' || *p == 'e' || *p == 'E'))) {
         d->p = p;
@@ -676,7 +681,7 @@ static PyObject *tb_jd_number(tb_jd *d) {
     }
     if (*p == '.') {
         for (digits = ++p; p < d->end && *p >= '0' && *p <= '9'; p++, ndigits++, frac++)
-            if (ndigits < 19) m = m * 10 + (uint64_t)(*p - '0');
+            m = m * 10 + (uint64_t)(*p - '0');
         if (p == digits) return TB_JD_PASS;
     }
     if (p < d->end && (*p == 'e' || *p == 'E')) {
@@ -754,9 +759,8 @@ static PyObject *tb_jd_value(tb_jd *d) {
 
 /* json.loads(body), by tb_jd_value when it can. */
 static PyObject *tb_loads(const char *body, size_t len) {
-    tb_jd d = {(const unsigned char *)body, (const unsigned char *)body + len, 0, NULL, 0};
+    tb_jd d = {(const unsigned char *)body, (const unsigned char *)body + len, 0};
     PyObject *v = tb_jd_value(&d), *bytes;
-    PyMem_Free(d.chars);
     if (v && v != TB_JD_PASS) {
         tb_jd_space(&d);
         if (d.p == d.end) return v;
@@ -4698,7 +4702,6 @@ static struct PyModuleDef tb_module = {
     NULL};
 
 static int tb_module_state_init(void) {
-    for (int c = 0x20; c < 256; c++) tb_jd_plain[c] = c != '"' && c != '\\';
     PyObject *support = PyImport_ImportModule("turbo._support"); /* before any fork */
     if (!support) return -1;
     static const struct {

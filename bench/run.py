@@ -1253,6 +1253,9 @@ def target_rows(results, summary):
     for case in ("plaintext", "json"):
         ratio(f"turbo C {case}, metrics and access log on, CPU/req <= 1.03x off", case,
               "turbo-c-observed", cpu_of(summary, case, "turbo-c"), 1.03)
+    echo = cpu_of(summary, "app POST /echo", "turbo-py-app")
+    if echo:  # issue 17's, set on a machine whose raw echo (the echo case) took 5.9 us
+        rows.append(("turbo Python app POST /echo (a dict) CPU/req <= 12 us", f"{echo:.1f} us", echo <= 12))
     pipelined = cpu_of(summary, "pipelined", "turbo-c")
     if pipelined:
         rows.append(("turbo C pipelined CPU/req < 1.5 us", f"{pipelined:.2f} us", pipelined < 1.5))

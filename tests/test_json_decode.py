@@ -6,7 +6,9 @@ not to take, the same exception with the same message and position.
 Documents: a table of edge cases (numbers at every boundary of the fast
 paths, escapes, surrogates alone and in pairs, duplicate keys, deep
 nesting, every kind of invalid input), 3,000 random valid documents, and
-3,000 mutations of them (cut short, a byte changed, inserted or removed).
+3,000 mutations of them (cut short, a byte changed, inserted or removed);
+1,000 documents of long strings (runs of ASCII between other characters),
+and 1,000 mutations of them.
 
 Usage: python3 tests/test_json_decode.py [-k WORD]
 """
@@ -40,6 +42,11 @@ CASES = [
 ]
 
 WORDS = ["id", "name", "a", "", "é", "日本", "😀", "\ud800", "\n", "\"", "\\", "\x00", "\x1f", "\u2028", "key" * 20]
+
+
+def long_str(rng):
+    """Runs of plain ASCII, which the decoder skips 16 bytes at a time, between other characters."""
+    return "".join("x" * rng.randrange(0, 40) + rng.choice(WORDS) for _ in range(rng.randrange(1, 8)))
 
 
 def rand_str(rng):
@@ -135,6 +142,9 @@ def main(argv):
     valid = [encode(rng, rand_value(rng)) for _ in range(3000)]
     groups["random"] = valid
     groups["mutated"] = [mutate(rng, rng.choice(valid)) for _ in range(3000)]
+    long = [encode(rng, [long_str(rng) for _ in range(rng.randrange(1, 5))]) for _ in range(1000)]
+    groups["long strings"] = long
+    groups["long strings mutated"] = [mutate(rng, rng.choice(long)) for _ in range(1000)]
     passed = failed = 0
     for name, docs in groups.items():
         if word and word not in name:
