@@ -2276,7 +2276,7 @@ static int tb_handled(turbo_res *res, tb_plan *pl, const char *method, PyObject 
    itself (422, 400); -1 with an exception. */
 static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject **args, tb_Request **request) {
     PyObject *errors = NULL;
-    int rc = 0;
+    int rc = 0, handshake = *request != NULL; /* a WebSocket route's */
     for (int i = 0; i < pl->nparams; i++) args[i] = NULL;
     for (int k = 0; k < pl->nparams && rc == 0; k++) {
         int i = pl->order[k];
@@ -2304,7 +2304,8 @@ static int tb_build_args(tb_plan *pl, turbo_req *req, turbo_res *res, PyObject *
     if (rc == 0 && errors) {
         PyObject *about = tb_request_new(req);
         PyObject *detail = Py_BuildValue("{s:O}", "detail", errors); /* the 422's body, sent leniently */
-        rc = (about && tb_handled(res, pl, "_handle_invalid", errors, about)) ||
+        rc = (about && tb_handled(res, pl, handshake ? "_handle_invalid_handshake" : "_handle_invalid",
+                                  errors, about)) ||
                      (detail && tb_send_json(res, 422, detail, 1) >= 0)
                  ? 1
                  : -1;

@@ -251,7 +251,7 @@ MIDDLEWARE_CASES = [
     ("POST", "/notes", b'{"text": 1', {"Content-Type": "application/json"}),
     ("POST", "/notes", b'{"text": "hi"}', {"Content-Type": "application/json"}),
     ("GET", "/nowhere"), ("GET", "/nowhere", None, {"X-Block": "1"}), ("GET", "/sync/3/more"),
-    ("DELETE", "/async"), ("POST", "/sync/3", None, {"X-Read-Body": "1"}),
+    ("DELETE", "/async"), ("POST", "/sync/3", None, {"X-Read-Body": "1"}), ("POST", "/openapi.json"),
 ]
 
 A, B, EVIL = {"Origin": "https://a.example"}, {"Origin": "https://x.b.example"}, {"Origin": "https://evil.example"}

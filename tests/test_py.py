@@ -54,19 +54,47 @@ class ServedApp(unittest.TestCase):
         assert rc == 0, f"the server exited with {rc}:\n{cls.server.log()[-3000:]}"
 
 
+MIDDLEWARE_FILES = os.path.join(WORK, "middleware-files")
+os.makedirs(MIDDLEWARE_FILES, exist_ok=True)
+with open(os.path.join(MIDDLEWARE_FILES, "a.txt"), "w") as f:
+    f.write("a")
+
+
 class HttpMiddleware(ServedApp):
     """@app.middleware("http") of tests/py_apps/parity_middleware.py (which the parity suite
-    compares with FastAPI's answers) beside a WebSocket route."""
-    APP = "parity_middleware.py"
+    compares with FastAPI's answers) beside a WebSocket route, an ASGI middleware class, a native
+    route and a static folder (MIDDLEWARE_EXTRAS=around)."""
+    APP, APP_ENV = "parity_middleware.py", dict(ENV, MIDDLEWARE_EXTRAS="around", MIDDLEWARE_FILES=MIDDLEWARE_FILES)
 
-    def test_a_websocket_handshake_does_not_go_through_http_middleware(self):
+    def test_a_websocket_route_s_handshake_does_not_go_through_http_middleware(self):
         ws = harness.WebSocket(self.server.port, "/ws?n=2")
         self.assertEqual((ws.status, ws.recv()), (101, "2"))
         refused = harness.WebSocket(self.server.port, "/ws?n=x")  # a 422 as a route's, but untagged
         self.assertEqual((refused.status, json.loads(refused.body)["detail"][0]["loc"]), (422, ["query", "n"]))
         self.assertNotIn("x-a", refused.headers)
-        status, headers, _ = self.server.request("GET", "/sync/x")  # where an HTTP route's 422 is tagged
-        self.assertEqual((status, headers.get("x-a")), (422, "tagged /sync/x"))
+        for headers in (None, {"Upgrade": "websocket"}):  # the route decides, not the request's headers
+            status, got, _ = self.server.request("GET", "/sync/x", None, headers)
+            self.assertEqual((status, got.get("x-a"), got.get("x-b")), (422, "tagged /sync/x", "outside"))
+
+    def test_what_no_route_takes_goes_through_both_kinds_of_middleware(self):
+        status, headers, raw = self.server.request("GET", "/nowhere")
+        self.assertEqual((status, json.loads(raw), headers.get("x-a"), headers.get("x-b")),
+                         (404, {"custom404": "/nowhere"}, "tagged /nowhere", "outside"))  # the handler for 404
+        for path, allow in (("/sync/3", "GET"), ("/health", "GET"), ("/files/a.txt", "GET, HEAD"),
+                            ("/openapi.json", "GET")):  # a route, a native one, a static folder, the API document
+            status, headers, raw = self.server.request("POST", path)
+            self.assertEqual((status, json.loads(raw), headers.get("allow"), headers.get("x-a")),
+                             (405, {"detail": "Method Not Allowed"}, allow, "tagged " + path))
+        self.assertEqual(self.server.request("GET", "/files/a.txt")[::2], (200, b"a"))  # served as before
+        self.assertEqual(self.server.request("GET", "/health")[0], 200)
+
+    def test_a_route_that_takes_every_path_takes_them_under_middleware_too(self):
+        server = harness.turbo_app(self.APP, dict(ENV, MIDDLEWARE_EXTRAS="catch-all"))
+        try:
+            status, headers, raw = server.request("GET", "/any/where")
+            self.assertEqual((status, json.loads(raw), headers.get("x-a")), (200, {"rest": "any/where"}, "tagged /any/where"))
+        finally:
+            self.assertEqual(server.stop(), 0, server.log()[-2000:])
 
 
 class NotingApp(ServedApp):

@@ -10,6 +10,7 @@ import ctypes
 import functools
 import inspect
 import os
+import re
 import sys
 import types
 import typing
@@ -249,12 +250,11 @@ class App(_turbo.App, routing.Routes):
             raise exc
         return answer
 
-    def _handle_invalid(self, errors, request):
+    def _handle_invalid(self, errors, request, http_middleware=True):
         """Called by C with a request's 422 errors: a Response, or None (turbo's 422); under
         middleware, what comes out of it (a coroutine or an ASGI app C runs)."""
         handler = self.exception_handlers.get(RequestValidationError)
-        # A WebSocket route's handshake does not go through http middleware, as in Starlette.
-        http_middleware = self.middleware_stack and request.headers.get("upgrade", "").lower() != "websocket"
+        http_middleware = http_middleware and self.middleware_stack
         if handler is None and self._around is None and not http_middleware:
             return None
         exc = RequestValidationError(errors, request.body)
@@ -272,6 +272,11 @@ class App(_turbo.App, routing.Routes):
             return answer
         respond = (lambda: answer) if inspect.isawaitable(answer) else _support.ready(answer or exc.response())
         return self._around.exchange(request, respond)
+
+    def _handle_invalid_handshake(self, errors, request):
+        """The same for a WebSocket route's handshake, which no http middleware sees (Starlette's
+        run for http requests only)."""
+        return self._handle_invalid(errors, request, False)
 
     def on_event(self, event):
         """Decorates a function (sync or async) to call as each process starts or stops."""
@@ -308,12 +313,14 @@ class App(_turbo.App, routing.Routes):
             openapi.add_routes(self, self._free)
         if self.redirect_slashes:
             self._add_slash_redirects()
-        around = self._around = self.user_middleware and middleware.Around(self.user_middleware,
-                                                                             self.routes) or None
-        if around and "/" not in self._mounts:  # the requests no route takes
-            self._mount(("/{tb_path...}",), around.app, True, "", 0, "ASGI middleware at /", {})
-        elif self.middleware_stack and "/" not in self._mounts:
-            self._pending.append(self._unrouted_route())
+        paths = self._served_paths()
+        around = self._around = self.user_middleware and middleware.Around(self.user_middleware, paths) or None
+        # The requests no route takes go through the middleware, unless something has them all.
+        if "/" not in self._mounts and not any(_ROOT_TAIL.fullmatch(p[1]) for p in self._pending):
+            if self.middleware_stack:
+                self._pending.append(self._unrouted_route(paths))
+            elif around:
+                self._mount(("/{tb_path...}",), around.app, True, "", 0, "ASGI middleware at /", {})
         for build, pattern, label, methods, status_code, blocking in self._pending:
             call, shape = build(tuple(self.middleware_stack) + ((around,) if around else ()))
             self._add_route(pattern, label, call, methods, status_code, blocking, shape)
@@ -329,13 +336,21 @@ class App(_turbo.App, routing.Routes):
                   keep_gil_ms, os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
                   if forwarded_allow_ips is None else forwarded_allow_ips)
 
-    def _unrouted_route(self):
-        """A route under every other, for the requests none takes: its 404 or 405 goes out through
-        the http middleware, as FastAPI's router's does."""
-        paths = middleware.route_paths(self.routes)
+    def _served_paths(self):
+        """What is served here, for the 405s of the requests no route takes: the routes (the API
+        pages and slash twins among them), the native routes and the static folders."""
+        served = [(pattern, methods) for _, pattern, _, methods, _, _ in self._pending
+                  if methods != ("WEBSOCKET",)]
+        served += [(_plans.translate(path), (method,)) for method, path, _, _ in self.natives]
+        served += [(prefix.rstrip("/") + "/{tb_path...}", ("GET", "HEAD")) for prefix, *_ in self._statics]
+        return middleware.route_paths(served)
 
+    def _unrouted_route(self, paths):
+        """A route under every other, for the requests none takes: its 404 or 405 is raised
+        inside the http middleware (and the handlers for those statuses answer it), as FastAPI's
+        router raises them."""
         def unrouted(request: Request):
-            return middleware.unrouted(paths, request.url.path)
+            raise middleware.unrouted(paths, request.url.path)
 
         def build(stack):
             return _dependencies.Solver(unrouted, "/{tb_path...}", (), {}, "unrouted", 200, None, stack,
@@ -380,6 +395,9 @@ class App(_turbo.App, routing.Routes):
 
 
 _DEFAULT_ANSWERS = (HTTPException, RequestValidationError)  # exc.response() answers them
+
+
+_ROOT_TAIL = re.compile(r"/\{[^}]*\.\.\.\}")  # a route's pattern that takes every path
 
 
 def _starlette_http_exception():

@@ -5,6 +5,7 @@ import re
 import zlib
 
 from ._turbo import Response
+from .exceptions import HTTPException
 from .responses import content_type
 
 __all__ = ["CORSMiddleware", "GZipMiddleware"]
@@ -158,25 +159,25 @@ class GZipMiddleware:
         await self.app(scope, receive, compressed)
 
 
-def _path_regex(path):
-    """A FastAPI path as a regex."""
+def _path_regex(pattern):
+    """A turbo pattern ({name} a segment, {name...} the rest) as a regex."""
     return re.compile("".join(
-        (".+" if part.endswith(":path}") else "[^/]+") if part.startswith("{") else re.escape(part)
-        for part in re.split(r"(\{[^}]*\})", path)))
+        (".+" if part.endswith("...}") else "[^/]+") if part.startswith("{") else re.escape(part)
+        for part in re.split(r"(\{[^}]*\})", pattern)))
 
 
-def route_paths(routes):
-    """Each route's path as a regex, with its methods: what unrouted() reads."""
-    return [(_path_regex(r.path), r.methods) for r in routes]
+def route_paths(served):
+    """Each (pattern, methods) served as (regex, methods): what unrouted() reads."""
+    return [(_path_regex(pattern), methods) for pattern, methods in served]
 
 
 def unrouted(paths, path):
-    """The answer to a request no route took: 405 if a route has its path, else 404 (FastAPI's)."""
+    """What FastAPI's router raises for a request no route took: a 405 with the Allow of the
+    routes that have its path, else a 404."""
     allowed = sorted({m for regex, methods in paths if regex.fullmatch(path) for m in methods})
     if allowed:
-        return Response('{"detail":"Method Not Allowed"}', 405, {"allow": ", ".join(allowed)},
-                        "application/json")
-    return Response('{"detail":"Not Found"}', 404, None, "application/json")
+        return HTTPException(405, "Method Not Allowed", {"allow": ", ".join(allowed)})
+    return HTTPException(404, "Not Found")
 
 
 class Around:
@@ -184,11 +185,11 @@ class Around:
     The innermost app is the route, which a Solver hands in through exchange(); a request no
     route takes comes through a mount at "/" (app) and gets turbo's 404 or 405."""
 
-    def __init__(self, entries, routes):
+    def __init__(self, entries, paths):
         self.app = self.route
         for cls, args, options in entries:
             self.app = cls(self.app, *args, **options)
-        self.paths = route_paths(routes)
+        self.paths = paths  # of route_paths()
 
     def exchange(self, request, respond):
         """One request through the middleware, as an ASGI app C runs as the answer."""
@@ -210,7 +211,7 @@ class Around:
             await send({"type": "websocket.close", "code": 1000})
             return
         respond = scope.get("turbo.respond")
-        response = await respond() if respond else unrouted(self.paths, scope["path"])
+        response = await respond() if respond else unrouted(self.paths, scope["path"]).response()
         if callable(response):  # it streams
             return await response(scope, receive, send)
         await send_response(response, send)

@@ -1,5 +1,7 @@
 """HTTP middleware, one source for two frameworks: FastAPI when PARITY_FRAMEWORK=fastapi (served
-by uvicorn), turbo otherwise. tests/test_fastapi_parity.py compares them."""
+by uvicorn), turbo otherwise. tests/test_fastapi_parity.py compares them. MIDDLEWARE_EXTRAS (turbo
+only, for tests/test_py.py): "around" adds an ASGI middleware class, a native route, a static
+folder ($MIDDLEWARE_FILES) and a handler for 404; "catch-all" adds a route that takes every path."""
 import asyncio
 import os
 import threading
@@ -94,6 +96,34 @@ async def say_n(websocket: WebSocket, n: int):
 @app.get("/missing")
 def missing():
     raise HTTPException(status_code=404, detail="nope", headers={"X-Reason": "mw"})
+
+
+EXTRAS = os.environ.get("MIDDLEWARE_EXTRAS", "")
+if EXTRAS == "around":
+    class TagOutside:
+        """A pure ASGI middleware class: outside the http middleware, it tags every answer."""
+
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            async def tagged(message):
+                if message["type"] == "http.response.start":
+                    message["headers"] = list(message.get("headers", [])) + [(b"x-b", b"outside")]
+                await send(message)
+            await self.app(scope, receive, tagged)
+
+    app.add_middleware(TagOutside)
+    app.native("GET", "/health", os.environ["TURBO_TEST_HANDLERS"], "health")
+    app.static("/files", os.environ["MIDDLEWARE_FILES"])
+
+    @app.exception_handler(404)
+    def custom_404(request, exc):
+        return JSONResponse({"custom404": request.url.path}, status_code=404)
+elif EXTRAS == "catch-all":
+    @app.get("/{rest:path}")
+    def catch_all(rest: str):
+        return {"rest": rest}
 
 
 if __name__ == "__main__":
