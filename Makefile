@@ -58,9 +58,11 @@ build/json_bench: bench/json_bench.c $(HDRS) | build
 build/floor: bench/floor.c | build
 	$(CC) $(WARN) -O2 $< -o $@
 # The module's own calls to turbo_* bind to it (they can be inlined), and its
-# calls into libpython skip the PLT: -90 instructions on a GET /json.
+# calls into libpython skip the PLT: -90 instructions on a GET /json. -O3: the
+# same instructions a request, but the JSON decoder 3% quicker and the encoder
+# 2% (README, "The JSON writer").
 $(PY_EXT): turbo_py.c $(HDRS)
-	$(CC) -O2 -g -fPIC -fno-semantic-interposition -fno-plt -shared -Wall -Wextra -Werror -I$(PY_INC) $< -o $@ $(LDLIBS)
+	$(CC) -O3 -g -fPIC -fno-semantic-interposition -fno-plt -shared -Wall -Wextra -Werror -I$(PY_INC) $< -o $@ $(LDLIBS)
 examples/handlers.so: examples/handlers.c $(HDRS)
 	$(CC) $(WARN) -O2 -fPIC -shared -I. $< -o $@
 build:

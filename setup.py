@@ -12,7 +12,7 @@ setup(
             "turbo._turbo",
             sources=["turbo_py.c"],
             depends=["turbo.h"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+            extra_compile_args=["-O3", "-Wall", "-Wextra"],
             libraries=["pthread"],
         )
     ],

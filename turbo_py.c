@@ -3,7 +3,7 @@
    decoration time; everything a request touches is here.
 
    BUILD (from the repository root: `make`; or `pip install . --no-build-isolation`)
-     cc -O2 -fPIC -shared -Wall -Wextra -Werror -I"$(python3 -c 'import sysconfig;
+     cc -O3 -fPIC -shared -Wall -Wextra -Werror -I"$(python3 -c 'import sysconfig;
         print(sysconfig.get_paths()["include"])')" turbo_py.c \
         -o turbo/_turbo"$(python3-config --extension-suffix)" -lpthread
 
